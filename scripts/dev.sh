@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs wagate locally (migrate, ingest and worker in one process) against local services.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+ensure_postgres
+ensure_rabbitmq
+ensure_node_modules
+npm run --silent build
+exec node dist/main.js dev "$@"

@@ -1,0 +1,140 @@
+import type http from 'node:http';
+import type { Config } from '../config';
+import { createDatabase, type Sql } from '../db/client';
+import { createIngestApp } from '../http/app';
+import { boundPort, closeServer, listen } from '../http/server';
+import { createOutboxRelay } from '../ledger/outbox-relay';
+import { createLedgerRecorder } from '../ledger/recorder';
+import { createMetaAdapter } from '../providers/meta';
+import { createTwilioAdapter } from '../providers/twilio';
+import { createBroker, type Broker } from '../queue/broker';
+import { createPublisher } from '../queue/publisher';
+import { assertTopology, topologyNames, WORK_ROUTING_KEY } from '../queue/topology';
+import type { Logger } from '../telemetry/logger';
+import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
+
+export interface RunningIngest {
+  port: number;
+  metricsPort: number;
+  sql: Sql;
+  broker: Broker;
+  metrics: Metrics;
+  stop(): Promise<void>;
+}
+
+export async function startIngest(config: Config, log: Logger): Promise<RunningIngest> {
+  warnAboutUnsafeSettings(config, log);
+  const metrics = createMetrics('ingest');
+  const sql = createDatabase({
+    url: config.DATABASE_URL,
+    maxConnections: config.DB_POOL_MAX,
+    connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    applicationName: 'wagate-ingest',
+  });
+  const topology = topologyNames({
+    prefix: config.QUEUE_PREFIX,
+    deliveryLimit: config.QUEUE_DELIVERY_LIMIT,
+    retryDelaysMs: config.RETRY_DELAYS_MS,
+  });
+  const broker = createBroker({
+    url: config.AMQP_URL,
+    name: 'wagate-ingest',
+    log,
+    setup: (channel) => assertTopology(channel, topology),
+  });
+  const relay = createOutboxRelay({
+    sql,
+    publisher: createPublisher(broker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
+    target: { exchange: topology.exchange, routingKey: WORK_ROUTING_KEY },
+    isBrokerConnected: broker.isConnected,
+    leaseSeconds: config.OUTBOX_LEASE_SECONDS,
+    pollMs: config.OUTBOX_POLL_MS,
+    log,
+    metrics,
+  });
+  const recorder = createLedgerRecorder({
+    sql,
+    rateLimits: config.rateLimits,
+    outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,
+    maxBatchItems: config.LEDGER_BATCH_MAX,
+    // Leave two connections for the relay and for health checks.
+    maxConcurrentBatches: Math.max(1, config.DB_POOL_MAX - 2),
+    onQueued: relay.publishOwned,
+    onBatch: (items, seconds) => {
+      metrics.ledgerBatchSize.observe(items);
+      metrics.ledgerCommitDuration.observe(seconds);
+    },
+  });
+  broker.onConnected(() => {
+    metrics.brokerConnected.set(1);
+    // Whatever piled up in the outbox while the broker was away goes out now.
+    void relay.sweepOnce().catch(() => undefined);
+  });
+  let draining = false;
+  const app = createIngestApp({
+    meta: createMetaAdapter({ appSecrets: config.WHATSAPP_APP_SECRET, replayWindowSeconds: config.REPLAY_WINDOW_SECONDS }),
+    twilio: createTwilioAdapter({
+      authTokens: config.TWILIO_AUTH_TOKEN,
+      publicBaseUrl: config.PUBLIC_BASE_URL,
+      skipValidation: config.TWILIO_SKIP_VALIDATION,
+    }),
+    recorder,
+    metrics,
+    log,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    maxInFlight: config.MAX_IN_FLIGHT,
+    verifyToken: config.WHATSAPP_VERIFY_TOKEN,
+    health: { sql, isBrokerConnected: broker.isConnected, isDraining: () => draining, brokerRequired: false },
+    stats: {
+      sql,
+      adminToken: config.ADMIN_TOKEN,
+      queueDepths: async () => ({
+        queue: await broker.readyCount(topology.workQueue),
+        deadLetters: await broker.readyCount(topology.deadQueue),
+      }),
+    },
+  });
+  const timeouts = {
+    headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+  };
+  const server = await listen(app, config.PORT, config.HOST, timeouts);
+  const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST);
+  relay.start();
+  log.info({ port: boundPort(server), metricsPort: boundPort(metricsServer) }, 'ingest listening');
+
+  return {
+    port: boundPort(server),
+    metricsPort: boundPort(metricsServer),
+    sql,
+    broker,
+    metrics,
+    async stop() {
+      draining = true;
+      await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
+      await recorder.drain();
+      await relay.stop();
+      await broker.close();
+      await closeMetricsServer(metricsServer);
+      await sql.end({ timeout: 5 });
+      log.info('ingest stopped');
+    },
+  };
+}
+
+function closeMetricsServer(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function warnAboutUnsafeSettings(config: Config, log: Logger): void {
+  if (config.TWILIO_SKIP_VALIDATION) {
+    log.warn('TWILIO_SKIP_VALIDATION=true: Twilio signatures are NOT checked. Never use this outside development.');
+  }
+  if (config.WHATSAPP_APP_SECRET.length === 0) log.warn('WHATSAPP_APP_SECRET is not set: every Meta POST will be refused with 401');
+  if (config.TWILIO_AUTH_TOKEN.length === 0 && !config.TWILIO_SKIP_VALIDATION) {
+    log.warn('TWILIO_AUTH_TOKEN is not set: every Twilio POST will be refused with 401');
+  }
+}

@@ -1,0 +1,46 @@
+import type { Config, Source } from '../config';
+import { createDatabase, type Sql } from '../db/client';
+
+export interface ReleaseResult {
+  released: number;
+}
+
+/**
+ * Puts a sender's rate_limited messages back on the queue after an operator has looked.
+ * The status change, the outbox rows and the counter reset commit together; the outbox
+ * relay of any running ingest publishes them (their lease is already expired).
+ */
+export async function releaseSender(sql: Sql, phone: string, source?: Source): Promise<ReleaseResult> {
+  return sql.begin(async (tx) => {
+    const released = await tx<{ id: string }[]>`
+      UPDATE webhook_messages SET status = 'queued', updated_at = now()
+      WHERE status = 'rate_limited' AND (sender_key = ${phone} OR phone_number = ${phone})
+        AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})
+      RETURNING id`;
+    if (released.length > 0) {
+      await tx`
+        INSERT INTO outbox (webhook_message_id, lease_until)
+        SELECT unnest(${released.map((row) => row.id)}::bigint[]), now()
+        ON CONFLICT DO NOTHING`;
+    }
+    await tx`
+      UPDATE webhook_rate_limits SET is_blocked = false, blocked_at = NULL, request_count = 0, window_start = now()
+      WHERE phone_number = ${phone} AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
+    return { released: released.length };
+  }) as Promise<ReleaseResult>;
+}
+
+export async function runRelease(config: Config, phone: string, source?: Source): Promise<ReleaseResult> {
+  const sql = createDatabase({
+    url: config.DATABASE_URL,
+    maxConnections: 1,
+    connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    applicationName: 'wagate-release',
+  });
+  try {
+    return await releaseSender(sql, phone, source);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,160 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/** Meta retries a failed delivery for about 7 days, so the window must exceed that. */
+export const DEFAULT_REPLAY_WINDOW_SECONDS = 8 * 24 * 3600;
+/** Clock skew tolerated for a message timestamp that lies in the future. */
+export const FUTURE_SKEW_SECONDS = 300;
+
+/** Secrets that may also arrive as NAME_FILE, for mounted Kubernetes Secrets. */
+export const SECRET_NAMES = [
+  'WHATSAPP_VERIFY_TOKEN',
+  'WHATSAPP_ACCESS_TOKEN',
+  'WHATSAPP_APP_SECRET',
+  'TWILIO_AUTH_TOKEN',
+  'ADMIN_TOKEN',
+  'DATABASE_URL',
+  'AMQP_URL',
+] as const;
+
+const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+const optionalInt = (min = 1) => z.coerce.number().int().min(min).optional();
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+    .default(fallback ? 'true' : 'false')
+    .transform((value) => value === 'true' || value === '1' || value === 'yes');
+const secretList = z
+  .string()
+  .optional()
+  .transform((value) => (value ?? '').split(',').map((entry) => entry.trim()).filter(Boolean));
+const commaMilliseconds = z
+  .string()
+  .default('5000,30000,300000,1800000')
+  .transform((value) => value.split(',').map((entry) => Number(entry.trim())))
+  .refine((delays) => delays.length > 0 && delays.every((d) => Number.isInteger(d) && d > 0), {
+    message: 'must be a comma-separated list of positive integers (milliseconds)',
+  });
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/postgres'),
+  AMQP_URL: z.string().url().default('amqp://guest:guest@127.0.0.1:5672'),
+  HOST: z.string().default('0.0.0.0'),
+  PORT: int(3000, 1).pipe(z.number().max(65535)),
+  METRICS_PORT: int(9464, 0).pipe(z.number().max(65535)),
+  PUBLIC_BASE_URL: z.string().url().optional(),
+  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+
+  WHATSAPP_VERIFY_TOKEN: z.string().min(1).optional(),
+  WHATSAPP_ACCESS_TOKEN: z.string().min(1).optional(),
+  WHATSAPP_APP_SECRET: secretList,
+  TWILIO_AUTH_TOKEN: secretList,
+  TWILIO_ACCOUNT_SID: z.string().optional(),
+  TWILIO_SKIP_VALIDATION: bool(false),
+
+  RATE_LIMIT_MAX_REQUESTS: int(100, 1),
+  RATE_LIMIT_WINDOW_MINUTES: int(60, 1),
+  RATE_LIMIT_WHATSAPP_MAX_REQUESTS: optionalInt(),
+  RATE_LIMIT_WHATSAPP_WINDOW_MINUTES: optionalInt(),
+  RATE_LIMIT_TWILIO_MAX_REQUESTS: optionalInt(),
+  RATE_LIMIT_TWILIO_WINDOW_MINUTES: optionalInt(),
+  REPLAY_WINDOW_SECONDS: int(DEFAULT_REPLAY_WINDOW_SECONDS, 60),
+  RETENTION_DAYS: int(30, 1),
+  MAX_BODY_BYTES: int(3 * 1024 * 1024, 1024),
+
+  MAX_IN_FLIGHT: int(2000, 1),
+  DB_POOL_MAX: int(10, 2),
+  DB_CONNECT_TIMEOUT_SECONDS: int(3, 1),
+  DB_STATEMENT_TIMEOUT_MS: int(5000, 100),
+  LEDGER_BATCH_MAX: int(256, 1),
+
+  QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'may hold only letters, digits, dot, dash and underscore').default('wagate'),
+  QUEUE_DELIVERY_LIMIT: int(5, 1),
+  RETRY_DELAYS_MS: commaMilliseconds,
+  WORKER_PREFETCH: int(32, 1),
+  OUTBOX_LEASE_SECONDS: int(30, 5),
+  OUTBOX_POLL_MS: int(1000, 50),
+  PUBLISH_CONFIRM_TIMEOUT_MS: int(10000, 100),
+
+  HTTP_HEADERS_TIMEOUT_MS: int(10000, 100),
+  HTTP_REQUEST_TIMEOUT_MS: int(30000, 100),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(5000, 100),
+  SHUTDOWN_TIMEOUT_MS: int(25000, 100),
+});
+
+export type Source = 'whatsapp' | 'twilio';
+export interface RateLimit {
+  maxRequests: number;
+  windowSeconds: number;
+}
+
+export type Config = ReturnType<typeof loadConfig>;
+
+/** Raised for any invalid setting; the message names the variable and never its value. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+}
+
+/** Resolves NAME_FILE into NAME for each secret, so mounted Secrets work like plain variables. */
+function resolveSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const resolved = { ...env };
+  for (const name of SECRET_NAMES) {
+    const file = env[`${name}_FILE`];
+    if (!file) continue;
+    if (env[name]) throw new ConfigError(`${name} and ${name}_FILE are both set; set only one`);
+    try {
+      resolved[name] = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new ConfigError(`${name}_FILE: cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  for (const [name, value] of Object.entries(resolved)) if (value === '') delete resolved[name];
+  return resolved;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const parsed = envSchema.safeParse(resolveSecretFiles(env));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  const problems = crossCheck(e);
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  const rateLimit = (max?: number, minutes?: number): RateLimit => ({
+    maxRequests: max ?? e.RATE_LIMIT_MAX_REQUESTS,
+    windowSeconds: (minutes ?? e.RATE_LIMIT_WINDOW_MINUTES) * 60,
+  });
+  return {
+    ...e,
+    rateLimits: {
+      whatsapp: rateLimit(e.RATE_LIMIT_WHATSAPP_MAX_REQUESTS, e.RATE_LIMIT_WHATSAPP_WINDOW_MINUTES),
+      twilio: rateLimit(e.RATE_LIMIT_TWILIO_MAX_REQUESTS, e.RATE_LIMIT_TWILIO_WINDOW_MINUTES),
+    } satisfies Record<Source, RateLimit>,
+    twilioSkipValidation: e.TWILIO_SKIP_VALIDATION && e.NODE_ENV !== 'production',
+  };
+}
+
+type ParsedEnv = z.infer<typeof envSchema>;
+
+/** Settings that are each valid alone but unsafe together. */
+function crossCheck(e: ParsedEnv): string[] {
+  const problems: string[] = [];
+  if (e.RETENTION_DAYS * 86400 < e.REPLAY_WINDOW_SECONDS + FUTURE_SKEW_SECONDS) {
+    problems.push(
+      'RETENTION_DAYS: must keep dedupe keys longer than REPLAY_WINDOW_SECONDS plus 5 minutes, or replayed messages would pass',
+    );
+  }
+  if (e.TWILIO_SKIP_VALIDATION && e.NODE_ENV === 'production') {
+    problems.push('TWILIO_SKIP_VALIDATION: is honoured only when NODE_ENV is development or test');
+  }
+  if (e.NODE_ENV === 'production' && e.TWILIO_AUTH_TOKEN.length > 0 && !e.PUBLIC_BASE_URL) {
+    problems.push('PUBLIC_BASE_URL: is required to check Twilio signatures (the URL Twilio calls)');
+  }
+  if (e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
+    problems.push('METRICS_PORT: must differ from PORT so that metrics stay off the public port');
+  }
+  return problems;
+}

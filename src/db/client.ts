@@ -1,0 +1,40 @@
+import postgres from 'postgres';
+
+export type Sql = postgres.Sql<Record<string, never>>;
+
+export interface DatabaseOptions {
+  url: string;
+  maxConnections: number;
+  connectTimeoutSeconds: number;
+  statementTimeoutMs: number;
+  applicationName: string;
+}
+
+/**
+ * One pool per process. statement_timeout bounds every query, so that a stuck database
+ * becomes a fast 503 instead of a hung request.
+ */
+export function createDatabase(options: DatabaseOptions): Sql {
+  return postgres(options.url, {
+    max: options.maxConnections,
+    connect_timeout: options.connectTimeoutSeconds,
+    idle_timeout: 60,
+    max_lifetime: 30 * 60,
+    onnotice: () => undefined,
+    connection: {
+      application_name: options.applicationName,
+      statement_timeout: options.statementTimeoutMs,
+    },
+  }) as Sql;
+}
+
+/** Errors that mean "the database cannot serve us now", as opposed to a bug in our SQL. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code ?? '';
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code) ||
+    ['CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED'].includes(code) ||
+    // 57014 statement timeout, 57P01-57P03 shutdown/cannot connect, 53xxx out of resources, 08xxx connection.
+    /^(57014|57P0[1-3]|53\d{3}|08\d{3})$/.test(code)
+  );
+}

@@ -1,0 +1,34 @@
+import http from 'node:http';
+import type { RequestListener } from 'node:http';
+
+export interface ServerTimeouts {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+/** Timeouts on every phase, so a slow or idle client cannot hold a socket indefinitely. */
+export function listen(handler: RequestListener, port: number, host: string, timeouts: ServerTimeouts): Promise<http.Server> {
+  const server = http.createServer({ requestTimeout: timeouts.requestTimeoutMs }, handler);
+  server.headersTimeout = timeouts.headersTimeoutMs;
+  server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
+  server.timeout = timeouts.requestTimeoutMs;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+/** Stops accepting, lets in-flight requests finish, then cuts what is left at the deadline. */
+export async function closeServer(server: http.Server, deadlineMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);
+  await closed;
+  clearTimeout(timer);
+}
+
+export function boundPort(server: http.Server): number {
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : 0;
+}

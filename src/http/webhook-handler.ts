@@ -1,0 +1,54 @@
+import type { Request, Response } from 'express';
+import { isDatabaseUnavailable } from '../db/client';
+import type { LedgerRecorder } from '../ledger/recorder';
+import type { WebhookAdapter } from '../providers/adapter';
+import type { Logger } from '../telemetry/logger';
+import type { Metrics } from '../telemetry/metrics';
+import { currentTraceparent } from '../telemetry/traceparent';
+import { requestStartMs, observeAck } from './request-timing';
+
+export interface WebhookHandlerDeps {
+  adapter: WebhookAdapter;
+  recorder: LedgerRecorder;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/**
+ * Verify, parse, record, answer. The signature is checked on the raw bytes before anything
+ * reads them; the answer waits for the ledger commit of every item in the body.
+ */
+export function createWebhookHandler(deps: WebhookHandlerDeps) {
+  const { adapter, recorder, metrics, log } = deps;
+  const source = adapter.source;
+  return async function handleWebhook(req: Request, res: Response): Promise<void> {
+    const inbound = {
+      rawBody: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+      header: (name: string) => req.get(name),
+      originalUrl: req.originalUrl,
+    };
+    if (!adapter.verify(inbound)) {
+      metrics.webhookEvents.inc({ source, outcome: 'invalid_signature' });
+      observeAck(metrics, source, req);
+      res.status(401).type('text/plain').send('invalid signature');
+      return;
+    }
+    const receivedAtMs = requestStartMs(req);
+    const items = adapter.toItems(inbound, receivedAtMs);
+    if (items.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
+    try {
+      const outcomes = await recorder.record({ items, receivedAtMs, traceparent: currentTraceparent() });
+      for (const outcome of outcomes) metrics.webhookEvents.inc({ source, outcome });
+    } catch (error) {
+      metrics.webhookEvents.inc({ source, outcome: 'unavailable' });
+      const code = (error as { code?: string }).code;
+      if (!isDatabaseUnavailable(error)) log.error({ err: (error as Error).message, code, source }, 'ledger write failed');
+      else log.warn({ code, source }, 'database unavailable; answering 503 so the provider retries');
+      observeAck(metrics, source, req);
+      res.status(503).set('Retry-After', '5').type('text/plain').send('temporarily unavailable');
+      return;
+    }
+    observeAck(metrics, source, req);
+    res.status(200).type(adapter.ack.contentType).send(adapter.ack.body);
+  };
+}

@@ -1,0 +1,171 @@
+import type { Sql } from '../db/client';
+import { amqpMessageId, type QueueMessage } from '../queue/message';
+import type { Publication, Publisher, PublishTarget } from '../queue/publisher';
+import type { Logger } from '../telemetry/logger';
+import type { Metrics } from '../telemetry/metrics';
+import type { QueuedEntry } from './recorder';
+
+export interface OutboxRelayOptions {
+  sql: Sql;
+  publisher: Publisher;
+  target: PublishTarget;
+  isBrokerConnected(): boolean;
+  leaseSeconds: number;
+  pollMs: number;
+  log: Logger;
+  metrics: Metrics;
+  sweepBatch?: number;
+}
+
+export interface OutboxRelay {
+  /** Publishes rows this process just committed; called by the ledger right after commit. */
+  publishOwned(entries: QueuedEntry[]): void;
+  /** Publishes every row whose lease has expired, once; returns how many were confirmed. */
+  sweepOnce(): Promise<number>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+interface ClaimedRow {
+  id: string;
+  traceparent: string | null;
+  payload: QueueMessage;
+}
+
+/**
+ * Moves outbox rows to RabbitMQ. The owner publishes its own rows at once, inside their
+ * lease; a periodic sweep on every ingest process claims rows whose lease expired (broker
+ * outage, crashed owner) with SKIP LOCKED, so each row has one publisher at a time.
+ * Confirmed rows are deleted in batches.
+ */
+export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const sweepBatch = options.sweepBatch ?? 500;
+  const toDelete: string[] = [];
+  const inFlight = new Set<Promise<unknown>>();
+  let deleteTimer: NodeJS.Timeout | null = null;
+  let pollTimer: NodeJS.Timeout | null = null;
+  let sweeping: Promise<number> | null = null;
+
+  function track<T>(promise: Promise<T>): Promise<T> {
+    inFlight.add(promise);
+    void promise.finally(() => inFlight.delete(promise)).catch(() => undefined);
+    return promise;
+  }
+
+  async function publish(entries: { id: string; publication: Publication }[], path: 'owner' | 'sweep'): Promise<number> {
+    const started = performance.now();
+    const results = await options.publisher.publishAll(
+      options.target,
+      entries.map((entry) => entry.publication),
+    );
+    options.metrics.publishDuration.observe((performance.now() - started) / 1000);
+    let confirmed = 0;
+    results.forEach((ok, index) => {
+      if (ok) {
+        confirmed += 1;
+        toDelete.push(entries[index]!.id);
+      }
+    });
+    options.metrics.published.inc({ path }, confirmed);
+    if (confirmed < results.length) options.metrics.publishFailures.inc(results.length - confirmed);
+    scheduleDelete();
+    return confirmed;
+  }
+
+  function scheduleDelete(): void {
+    if (deleteTimer || toDelete.length === 0) return;
+    // A short pause lets confirms from several batches share one DELETE and one commit.
+    deleteTimer = setTimeout(() => void track(flushDeletes()), 5);
+  }
+
+  async function flushDeletes(): Promise<void> {
+    deleteTimer = null;
+    const ids = toDelete.splice(0, toDelete.length);
+    if (ids.length === 0) return;
+    try {
+      await options.sql`DELETE FROM outbox WHERE webhook_message_id = ANY(${ids}::bigint[])`;
+    } catch (error) {
+      // Still confirmed; keep the ids and try again rather than republishing later.
+      toDelete.push(...ids);
+      options.log.warn({ err: (error as Error).message, count: ids.length }, 'outbox delete failed; will retry');
+      deleteTimer = setTimeout(() => void track(flushDeletes()), 1000).unref();
+    }
+  }
+
+  async function claimExpired(): Promise<ClaimedRow[]> {
+    return options.sql<ClaimedRow[]>`
+      WITH claimed AS (
+        UPDATE outbox o SET lease_until = now() + make_interval(secs => ${options.leaseSeconds}), attempts = o.attempts + 1
+        WHERE o.webhook_message_id IN (
+          SELECT webhook_message_id FROM outbox WHERE lease_until < now()
+          ORDER BY webhook_message_id LIMIT ${sweepBatch} FOR UPDATE SKIP LOCKED)
+        RETURNING o.webhook_message_id, o.traceparent)
+      SELECT c.webhook_message_id::text AS id, c.traceparent, m.payload
+      FROM claimed c JOIN webhook_messages m ON m.id = c.webhook_message_id
+      ORDER BY c.webhook_message_id`;
+  }
+
+  async function sweep(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      if (!options.isBrokerConnected()) return total;
+      const rows = await claimExpired();
+      if (rows.length === 0) return total;
+      total += await publish(
+        rows.map((row) => ({
+          id: row.id,
+          publication: toPublication(row.payload, row.traceparent ?? ''),
+        })),
+        'sweep',
+      );
+      if (rows.length < sweepBatch) return total;
+    }
+  }
+
+  async function refreshBacklogGauges(): Promise<void> {
+    const [row] = await options.sql<{ pending: number; oldest: number | null }[]>`
+      SELECT count(*)::integer AS pending, extract(epoch FROM now() - min(created_at))::float8 AS oldest FROM outbox`;
+    options.metrics.outboxPending.set(row?.pending ?? 0);
+    options.metrics.outboxOldestSeconds.set(row?.oldest ?? 0);
+  }
+
+  function sweepOnce(): Promise<number> {
+    sweeping ??= track(sweep()).finally(() => (sweeping = null));
+    return sweeping;
+  }
+
+  return {
+    publishOwned(entries) {
+      // Past half the lease a sweeper may soon claim the rows; leave them to it.
+      const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
+      if (fresh.length === 0 || !options.isBrokerConnected()) return;
+      void track(
+        publish(
+          fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(entry.payload, entry.traceparent) })),
+          'owner',
+        ),
+      ).catch((error: Error) => options.log.warn({ err: error.message }, 'owner publish failed; the sweep will retry'));
+    },
+    sweepOnce,
+    start() {
+      pollTimer = setInterval(() => {
+        void sweepOnce().catch((error: Error) => options.log.warn({ err: error.message }, 'outbox sweep failed'));
+        void refreshBacklogGauges().catch(() => undefined);
+      }, options.pollMs);
+    },
+    async stop() {
+      if (pollTimer) clearInterval(pollTimer);
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+      if (deleteTimer) clearTimeout(deleteTimer);
+      await flushDeletes();
+    },
+  };
+}
+
+export function toPublication(payload: QueueMessage, traceparent: string): Publication {
+  return {
+    messageId: amqpMessageId(payload.source, payload.messageId),
+    body: Buffer.from(JSON.stringify(payload)),
+    traceparent,
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * Records a whole batch of webhook items in one statement, so a batch costs one round trip
+ * and one commit. Order of work, which is also the order in which rows are locked:
+ *   1. rate-limit counters, sorted by sender (only messages not seen before count);
+ *   2. messages, sorted by (source, message id): new ones inserted, known ones get
+ *      duplicate_count + 1;
+ *   3. outbox rows for the messages that end up queued;
+ *   4. status receipts, once per (source, message id, status).
+ * Sorting makes two pods' concurrent batches lock in the same order, so they cannot deadlock.
+ * The INSERT ... SELECT ... ORDER BY of step 2 consumes step 1 in full before inserting.
+ *
+ * $1 items (jsonb array), $2 limits per source ({"whatsapp": {"max", "window"}}), $3 outbox lease seconds.
+ */
+export const RECORD_BATCH_SQL = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS x(
+    ord integer, kind text, source text, message_id text, sender text, sender_key text,
+    business text, message_type text, ts double precision, verdict text, copies integer,
+    response_ms integer, payload jsonb, raw_body text, reason text, receipt text, traceparent text)
+),
+limits AS (
+  SELECT key AS source, (value->>'max')::integer AS max_requests, (value->>'window')::integer AS window_seconds
+  FROM jsonb_each($2::text::jsonb)
+),
+candidates AS (
+  SELECT i.ord, i.source, i.sender_key,
+         row_number() OVER (PARTITION BY i.source, i.sender_key ORDER BY i.ord) AS position
+  FROM input i
+  WHERE i.kind = 'message' AND i.verdict = 'queued'
+    AND NOT EXISTS (SELECT 1 FROM webhook_messages m WHERE m.webhook_source = i.source AND m.message_id = i.message_id)
+),
+per_sender AS (
+  SELECT c.source, c.sender_key, count(*)::integer AS n, l.max_requests, l.window_seconds
+  FROM candidates c JOIN limits l ON l.source = c.source
+  GROUP BY c.source, c.sender_key, l.max_requests, l.window_seconds
+),
+counted AS (
+  INSERT INTO webhook_rate_limits AS r (webhook_source, phone_number, request_count, window_start,
+    max_requests, window_seconds, total_requests, violation_count, is_blocked, blocked_at, last_request_at)
+  SELECT source, sender_key, n, now(), max_requests, window_seconds, n,
+         greatest(n - max_requests, 0), n > max_requests, CASE WHEN n > max_requests THEN now() END, now()
+  FROM per_sender
+  ORDER BY source, sender_key
+  ON CONFLICT (webhook_source, phone_number) DO UPDATE SET
+    request_count   = wagate_window_base(r.window_start, r.request_count, EXCLUDED.window_seconds) + EXCLUDED.request_count,
+    window_start    = CASE WHEN wagate_window_base(r.window_start, 1, EXCLUDED.window_seconds) = 0 THEN now() ELSE r.window_start END,
+    max_requests    = EXCLUDED.max_requests,
+    window_seconds  = EXCLUDED.window_seconds,
+    total_requests  = r.total_requests + EXCLUDED.request_count,
+    violation_count = r.violation_count
+      + greatest(wagate_window_base(r.window_start, r.request_count, EXCLUDED.window_seconds) + EXCLUDED.request_count - EXCLUDED.max_requests, 0)
+      - greatest(wagate_window_base(r.window_start, r.request_count, EXCLUDED.window_seconds) - EXCLUDED.max_requests, 0),
+    is_blocked      = wagate_window_base(r.window_start, r.request_count, EXCLUDED.window_seconds) + EXCLUDED.request_count > EXCLUDED.max_requests,
+    blocked_at      = CASE
+      WHEN wagate_window_base(r.window_start, r.request_count, EXCLUDED.window_seconds) + EXCLUDED.request_count <= EXCLUDED.max_requests THEN NULL
+      WHEN r.is_blocked AND wagate_window_base(r.window_start, 1, EXCLUDED.window_seconds) > 0 THEN r.blocked_at
+      ELSE now() END,
+    last_request_at = now()
+  RETURNING r.webhook_source, r.phone_number, r.request_count, r.max_requests
+),
+rated AS (
+  SELECT c.ord, (k.request_count - p.n + c.position) > k.max_requests AS over_limit
+  FROM candidates c
+  JOIN per_sender p ON p.source = c.source AND p.sender_key = c.sender_key
+  JOIN counted k ON k.webhook_source = c.source AND k.phone_number = c.sender_key
+),
+recorded AS (
+  INSERT INTO webhook_messages AS m (webhook_source, message_id, phone_number, sender_key, business_number,
+    message_type, status, duplicate_count, response_time_ms, message_timestamp, payload, raw_body, last_error)
+  SELECT i.source, i.message_id, i.sender, i.sender_key, i.business, i.message_type,
+         CASE WHEN rated.over_limit THEN 'rate_limited' ELSE i.verdict END,
+         i.copies - 1, i.response_ms, to_timestamp(i.ts), i.payload, i.raw_body, i.reason
+  FROM input i LEFT JOIN rated ON rated.ord = i.ord
+  WHERE i.kind <> 'status'
+  ORDER BY i.source, i.message_id
+  ON CONFLICT (webhook_source, message_id) DO UPDATE SET
+    duplicate_count = m.duplicate_count + EXCLUDED.duplicate_count + 1,
+    last_duplicate_at = now()
+  RETURNING m.id, m.webhook_source, m.message_id, m.status, (m.xmax = 0) AS inserted
+),
+queued AS (
+  INSERT INTO outbox (webhook_message_id, traceparent, lease_until)
+  SELECT r.id, i.traceparent, now() + make_interval(secs => $3::integer)
+  FROM recorded r JOIN input i ON i.source = r.webhook_source AND i.message_id = r.message_id
+  WHERE r.inserted AND r.status = 'queued'
+  RETURNING webhook_message_id
+),
+receipts AS (
+  INSERT INTO message_statuses (webhook_source, message_id, status, recipient, status_timestamp, payload)
+  SELECT source, message_id, receipt, sender, to_timestamp(ts), payload
+  FROM input WHERE kind = 'status'
+  ORDER BY source, message_id, receipt
+  ON CONFLICT (webhook_source, message_id, status) DO NOTHING
+  RETURNING webhook_source, message_id, status
+)
+SELECT i.ord, CASE WHEN r.inserted THEN r.status ELSE 'duplicate' END AS outcome, r.id AS row_id,
+       (SELECT count(*) FROM queued)::integer AS queued_count
+FROM input i JOIN recorded r ON r.webhook_source = i.source AND r.message_id = i.message_id
+UNION ALL
+SELECT i.ord, CASE WHEN x.message_id IS NULL THEN 'status_duplicate' ELSE 'status' END, NULL, NULL
+FROM input i LEFT JOIN receipts x ON x.webhook_source = i.source AND x.message_id = i.message_id AND x.status = i.receipt
+WHERE i.kind = 'status'
+`;

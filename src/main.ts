@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from './config';
+import { startIngest } from './commands/ingest';
+import { runMigrate } from './commands/migrate';
+import { runRelease } from './commands/release';
+import { sendSample } from './commands/send';
+import { createLogger, type Logger } from './telemetry/logger';
+
+const USAGE = `usage: wagate <command> [options]
+
+commands:
+  migrate                         apply database migrations (idempotent, safe to run concurrently)
+  ingest                          run the HTTP edge
+  dev                             migrate, then run ingest locally (development)
+  send [--provider meta|twilio] [--text T] [--from P] [--id ID] [--to N] [--url URL]
+                                  post a correctly signed sample webhook to a running gateway
+  release --phone P [--source whatsapp|twilio]
+                                  re-queue a sender's rate_limited messages
+`;
+
+/** Thrown for a command line a person must correct; printed with the usage text. */
+class UsageError extends Error {}
+
+type Command = (config: Config, log: Logger, args: string[]) => Promise<void>;
+
+const commands: Record<string, Command> = {
+  migrate: (config, log) => runMigrate(config, log),
+  ingest: async (config, log) => {
+    const ingest = await startIngest(config, log);
+    stopOnSignal(log, () => ingest.stop());
+  },
+  dev: async (config, log) => {
+    await runMigrate(config, log);
+    const ingest = await startIngest(config, log);
+    stopOnSignal(log, () => ingest.stop());
+  },
+  send: async (config, _log, args) => {
+    const { values } = parseArgs({
+      args,
+      options: {
+        provider: { type: 'string', default: 'meta' },
+        text: { type: 'string', default: '2x margherita, one coke' },
+        from: { type: 'string', default: '15551234567' },
+        id: { type: 'string' },
+        to: { type: 'string' },
+        url: { type: 'string' },
+      },
+    });
+    if (values.provider !== 'meta' && values.provider !== 'twilio') throw new UsageError('--provider must be meta or twilio');
+    const result = await sendSample(config, { ...values, provider: values.provider, text: values.text!, from: values.from! });
+    process.stdout.write(`${result.status} ${result.body}\nmessage id: ${result.messageId}\n`);
+    if (result.status >= 300) throw new Error(`the gateway answered ${result.status}`);
+  },
+  release: async (config, log, args) => {
+    const { values } = parseArgs({ args, options: { phone: { type: 'string' }, source: { type: 'string' } } });
+    if (!values.phone) throw new UsageError('release needs --phone');
+    if (values.source !== undefined && values.source !== 'whatsapp' && values.source !== 'twilio') {
+      throw new UsageError('--source must be whatsapp or twilio');
+    }
+    const result = await runRelease(config, values.phone, values.source);
+    log.info({ released: result.released }, 'released rate-limited messages');
+    process.stdout.write(`released ${result.released} rate_limited message(s); running ingest processes publish them\n`);
+  },
+};
+
+function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting at once');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down gracefully');
+    stop().then(
+      () => process.exit(0),
+      (error: Error) => {
+        log.error({ err: error.message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...args] = argv;
+  const command = name ? commands[name] : undefined;
+  if (!command) {
+    process.stderr.write(name ? `wagate: unknown command "${name}"\n\n${USAGE}` : USAGE);
+    process.exit(2);
+  }
+  const defaults = name === 'dev' ? { NODE_ENV: 'development' } : {};
+  let log: Logger | undefined;
+  try {
+    const config = loadConfig({ ...defaults, ...process.env });
+    log = createLogger(config.LOG_LEVEL, `wagate-${name}`);
+    await command(config, log, args);
+  } catch (error) {
+    const message = (error as Error).message;
+    if (error instanceof UsageError) process.stderr.write(`wagate ${name}: ${message}\n\n${USAGE}`);
+    else if (error instanceof ConfigError) process.stderr.write(`wagate ${name}: ${message}\n`);
+    else process.stderr.write(`wagate ${name}: failed: ${message}\n`);
+    log?.flush();
+    process.exit(error instanceof UsageError ? 2 : 1);
+  }
+}
+
+void main(process.argv.slice(2));

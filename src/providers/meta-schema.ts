@@ -1,0 +1,90 @@
+import { z } from 'zod';
+
+/**
+ * Meta's WhatsApp Cloud API webhook envelope. Objects are loose because Meta adds fields
+ * without notice; only what wagate relies on is required.
+ */
+const digits = z.string().regex(/^\d{1,12}$/, 'must be epoch seconds');
+const media = z.looseObject({ id: z.string().min(1), mime_type: z.string().optional() });
+
+/** Content required for each message type Meta documents; other types pass as unknown. */
+export const messageContentSchemas: Record<string, z.ZodType> = {
+  text: z.looseObject({ body: z.string() }),
+  image: media,
+  audio: media,
+  video: media,
+  document: media,
+  sticker: media,
+  location: z.looseObject({ latitude: z.number(), longitude: z.number() }),
+  contacts: z.array(z.looseObject({ name: z.looseObject({ formatted_name: z.string() }).optional() })).min(1),
+  interactive: z.looseObject({
+    type: z.string().min(1),
+    button_reply: z.looseObject({ id: z.string(), title: z.string() }).optional(),
+    list_reply: z.looseObject({ id: z.string(), title: z.string() }).optional(),
+    nfm_reply: z.looseObject({ response_json: z.string() }).optional(),
+  }),
+  button: z.looseObject({ text: z.string(), payload: z.string().optional() }),
+  order: z.looseObject({
+    catalog_id: z.string().optional(),
+    product_items: z
+      .array(
+        z.looseObject({
+          product_retailer_id: z.string().min(1),
+          quantity: z.union([z.number(), z.string()]),
+          item_price: z.union([z.number(), z.string()]).optional(),
+          currency: z.string().optional(),
+        }),
+      )
+      .min(1),
+  }),
+  reaction: z.looseObject({ message_id: z.string().min(1), emoji: z.string().optional() }),
+  system: z.looseObject({ body: z.string().optional(), type: z.string().optional() }),
+};
+
+export const metaMessageSchema = z.looseObject({
+  id: z.string().min(1).max(256),
+  from: z.string().min(1).optional(),
+  from_user_id: z.string().min(1).optional(),
+  timestamp: digits,
+  type: z.string().min(1).max(64),
+});
+
+export const metaStatusSchema = z.looseObject({
+  id: z.string().min(1).max(256),
+  status: z.string().min(1).max(32),
+  timestamp: digits,
+  recipient_id: z.string().optional(),
+  recipient_user_id: z.string().optional(),
+});
+
+const contactSchema = z.looseObject({
+  wa_id: z.string().optional(),
+  user_id: z.string().optional(),
+  profile: z.looseObject({ name: z.string().optional() }).optional(),
+});
+
+/** Messages and statuses stay unknown here: each is judged on its own afterwards. */
+const messagesValueSchema = z.looseObject({
+  messaging_product: z.literal('whatsapp'),
+  metadata: z.looseObject({ display_phone_number: z.string().optional(), phone_number_id: z.string().min(1) }),
+  contacts: z.array(contactSchema).optional(),
+  messages: z.array(z.unknown()).optional(),
+  statuses: z.array(z.unknown()).optional(),
+  errors: z.array(z.unknown()).optional(),
+});
+
+export const metaEnvelopeSchema = z.object({
+  object: z.literal('whatsapp_business_account'),
+  entry: z
+    .array(
+      z.looseObject({
+        id: z.string(),
+        changes: z.array(z.looseObject({ field: z.string(), value: z.looseObject({}) })),
+      }),
+    )
+    .min(1),
+});
+
+export { messagesValueSchema };
+export type MetaContact = z.infer<typeof contactSchema>;
+export type MetaMessage = z.infer<typeof metaMessageSchema>;

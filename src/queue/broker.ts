@@ -1,0 +1,143 @@
+import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import type { Logger } from '../telemetry/logger';
+
+export interface BrokerOptions {
+  url: string;
+  name: string;
+  log: Logger;
+  /** Runs on every new channel: declare topology, start consumers. */
+  setup(channel: ConfirmChannel): Promise<void>;
+  reconnectDelayMs?: { min: number; max: number };
+}
+
+export interface Broker {
+  /** The live confirm channel, or null while disconnected. */
+  channel(): ConfirmChannel | null;
+  isConnected(): boolean;
+  /** Resolves when connected, or rejects after timeoutMs. */
+  waitUntilConnected(timeoutMs: number): Promise<void>;
+  onConnected(listener: (channel: ConfirmChannel) => void): void;
+  /** Ready-message count of a queue via passive declare, or null if the broker is unreachable. */
+  readyCount(queue: string): Promise<number | null>;
+  close(): Promise<void>;
+}
+
+/**
+ * Keeps one connection and one confirm channel alive, redeclaring topology on each
+ * reconnect. Written on amqplib directly rather than a wrapper that buffers publishes in
+ * memory while disconnected: wagate's buffer is the Postgres outbox, which survives a crash,
+ * so publishing must fail fast when the broker is away.
+ */
+export function createBroker(options: BrokerOptions): Broker {
+  const delays = options.reconnectDelayMs ?? { min: 250, max: 5000 };
+  let connection: ChannelModel | null = null;
+  let current: ConfirmChannel | null = null;
+  let closing = false;
+  let attempt = 0;
+  let timer: NodeJS.Timeout | null = null;
+  const listeners: ((channel: ConfirmChannel) => void)[] = [];
+
+  async function connect(): Promise<void> {
+    timer = null;
+    let model: ChannelModel | null = null;
+    try {
+      model = await amqp.connect(withHeartbeat(options.url), { clientProperties: { connection_name: options.name } });
+      model.on('error', (error: Error) => options.log.warn({ err: error.message }, 'broker connection error'));
+      model.on('close', () => handleLoss(model!));
+      model.on('blocked', (reason: string) => options.log.warn({ reason }, 'broker blocked publishing'));
+      const channel = await model.createConfirmChannel();
+      channel.on('error', (error: Error) => options.log.warn({ err: error.message }, 'broker channel error'));
+      // A channel closed by the broker (e.g. a protocol error) is recovered with a fresh connection.
+      channel.on('close', () => {
+        if (current === channel) model?.close().catch(() => undefined);
+      });
+      await options.setup(channel);
+      if (closing) {
+        await model.close().catch(() => undefined);
+        return;
+      }
+      connection = model;
+      current = channel;
+      attempt = 0;
+      options.log.info({ broker: redactUrl(options.url) }, 'broker connected');
+      listeners.forEach((listener) => listener(channel));
+    } catch (error) {
+      options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
+      await model?.close().catch(() => undefined);
+      scheduleReconnect();
+    }
+  }
+
+  function handleLoss(model: ChannelModel): void {
+    if (connection !== model) return;
+    connection = null;
+    current = null;
+    if (!closing) {
+      options.log.warn('broker connection lost; reconnecting');
+      scheduleReconnect();
+    }
+  }
+
+  function scheduleReconnect(): void {
+    if (closing || timer) return;
+    const delay = Math.min(delays.max, delays.min * 2 ** attempt);
+    attempt += 1;
+    timer = setTimeout(() => void connect(), delay);
+  }
+
+  void connect();
+
+  return {
+    channel: () => current,
+    isConnected: () => current !== null,
+    onConnected(listener) {
+      listeners.push(listener);
+    },
+    waitUntilConnected(timeoutMs) {
+      if (current) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timeout = setTimeout(() => reject(new Error(`broker not connected within ${timeoutMs} ms`)), timeoutMs);
+        listeners.push(() => {
+          clearTimeout(timeout);
+          resolve();
+        });
+      });
+    },
+    async readyCount(queue) {
+      if (!connection) return null;
+      // A passive declare of a missing queue closes its channel, so it gets a channel of its own.
+      const channel = await connection.createChannel().catch(() => null);
+      if (!channel) return null;
+      channel.on('error', () => undefined);
+      try {
+        return (await channel.checkQueue(queue)).messageCount;
+      } catch {
+        return null;
+      } finally {
+        await channel.close().catch(() => undefined);
+      }
+    },
+    async close() {
+      closing = true;
+      if (timer) clearTimeout(timer);
+      const model = connection;
+      connection = null;
+      current = null;
+      await model?.close().catch(() => undefined);
+    },
+  };
+}
+
+function withHeartbeat(url: string): string {
+  return /[?&]heartbeat=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}heartbeat=15`;
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparseable url)';
+  }
+}

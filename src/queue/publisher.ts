@@ -1,0 +1,91 @@
+import { once } from 'node:events';
+import type { ConfirmChannel, Message } from 'amqplib';
+import type { Broker } from './broker';
+
+export interface Publication {
+  /** AMQP message id, source:message_id, so consumers can recognise a redelivery. */
+  messageId: string;
+  body: Buffer;
+  traceparent: string;
+}
+
+export interface PublishTarget {
+  exchange: string;
+  routingKey: string;
+}
+
+export interface Publisher {
+  /** Publishes every entry and waits for the broker's confirms; true where confirmed and routed. */
+  publishAll(target: PublishTarget, entries: Publication[]): Promise<boolean[]>;
+}
+
+/**
+ * Persistent, mandatory publishes on a confirm channel. A message the broker returns as
+ * unroutable is a failure even though it is later confirmed, so it stays in the outbox.
+ */
+export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publisher {
+  const returned = new WeakMap<ConfirmChannel, Set<string>>();
+
+  function returnedSet(channel: ConfirmChannel): Set<string> {
+    let set = returned.get(channel);
+    if (!set) {
+      const created = new Set<string>();
+      channel.on('return', (message: Message) => {
+        if (message.properties.messageId) created.add(String(message.properties.messageId));
+      });
+      returned.set(channel, created);
+      set = created;
+    }
+    return set;
+  }
+
+  return {
+    async publishAll(target, entries) {
+      const channel = broker.channel();
+      if (!channel || entries.length === 0) return entries.map(() => false);
+      const unroutable = returnedSet(channel);
+      const confirms: Promise<boolean>[] = [];
+      for (const entry of entries) {
+        const { confirmed, bufferFull } = publishOne(channel, target, entry, unroutable);
+        confirms.push(confirmed);
+        // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
+        if (bufferFull) await Promise.race([once(channel, 'drain'), delay(confirmTimeoutMs)]);
+      }
+      return Promise.all(confirms.map((confirm) => Promise.race([confirm, delay(confirmTimeoutMs).then(() => false)])));
+    },
+  };
+}
+
+function publishOne(channel: ConfirmChannel, target: PublishTarget, entry: Publication, unroutable: Set<string>) {
+  let resolveConfirm: (ok: boolean) => void = () => undefined;
+  const confirmed = new Promise<boolean>((resolve) => (resolveConfirm = resolve));
+  let bufferFull = false;
+  try {
+    const written = channel.publish(
+      target.exchange,
+      target.routingKey,
+      entry.body,
+      {
+        persistent: true,
+        mandatory: true,
+        messageId: entry.messageId,
+        contentType: 'application/json',
+        timestamp: Math.floor(Date.now() / 1000),
+        headers: { traceparent: entry.traceparent },
+      },
+      (error) => {
+        // basic.return arrives before the confirm, so the set is already filled here.
+        const wasReturned = unroutable.delete(entry.messageId);
+        resolveConfirm(!error && !wasReturned);
+      },
+    );
+    bufferFull = !written;
+  } catch {
+    resolveConfirm(false);
+  }
+  return { confirmed, bufferFull };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

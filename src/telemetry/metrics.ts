@@ -1,0 +1,97 @@
+import http from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Buckets around the 20 ms SLO, up to the seed's 1.5 s alert and 2 s promise. */
+const ACK_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5];
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** One registry per process; passed to whatever records, never a module-level singleton. */
+export function createMetrics(role: string) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ role });
+  collectDefaultMetrics({ register: registry, prefix: 'wagate_' });
+  return {
+    registry,
+    webhookEvents: new Counter({
+      name: 'wagate_webhook_events_total',
+      help: 'Webhook outcomes, one per message, receipt or refused request.',
+      labelNames: ['source', 'outcome'] as const,
+      registers: [registry],
+    }),
+    ackDuration: new Histogram({
+      name: 'wagate_webhook_ack_duration_seconds',
+      help: 'Time from request arrival to the response, by source.',
+      labelNames: ['source'] as const,
+      buckets: ACK_BUCKETS_SECONDS,
+      registers: [registry],
+    }),
+    ledgerBatchSize: new Histogram({
+      name: 'wagate_ledger_batch_items',
+      help: 'Items committed per ledger batch (group commit).',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers: [registry],
+    }),
+    ledgerCommitDuration: new Histogram({
+      name: 'wagate_ledger_commit_duration_seconds',
+      help: 'Time to commit one ledger batch to PostgreSQL.',
+      buckets: ACK_BUCKETS_SECONDS,
+      registers: [registry],
+    }),
+    publishDuration: new Histogram({
+      name: 'wagate_publish_duration_seconds',
+      help: 'Time from publish to broker confirm for one batch of outbox messages.',
+      buckets: ACK_BUCKETS_SECONDS,
+      registers: [registry],
+    }),
+    published: new Counter({
+      name: 'wagate_outbox_published_total',
+      help: 'Outbox messages confirmed by the broker, by path (owner right after commit, or relay sweep).',
+      labelNames: ['path'] as const,
+      registers: [registry],
+    }),
+    publishFailures: new Counter({
+      name: 'wagate_publish_failures_total',
+      help: 'Publishes not confirmed (broker away, nack, returned or timed out); they stay in the outbox.',
+      registers: [registry],
+    }),
+    outboxPending: new Gauge({
+      name: 'wagate_outbox_pending_messages',
+      help: 'Rows waiting in the outbox. Read from PostgreSQL, so every pod reports the same value: use max().',
+      registers: [registry],
+    }),
+    outboxOldestSeconds: new Gauge({
+      name: 'wagate_outbox_oldest_age_seconds',
+      help: 'Age of the oldest outbox row. Read from PostgreSQL: use max().',
+      registers: [registry],
+    }),
+    brokerConnected: new Gauge({
+      name: 'wagate_broker_connected',
+      help: '1 while this process holds a broker channel.',
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: 'wagate_http_in_flight_requests',
+      help: 'Webhook requests being handled by this process.',
+      registers: [registry],
+    }),
+  };
+}
+
+/** /metrics on its own port, so the exposition never sits on the public webhook port. */
+export function startMetricsServer(metrics: Metrics, port: number, host: string): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    metrics.registry
+      .metrics()
+      .then((body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body))
+      .catch(() => res.writeHead(500).end());
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
