@@ -42,7 +42,7 @@ const envSchema = z.object({
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/postgres'),
   AMQP_URL: z.string().url().default('amqp://guest:guest@127.0.0.1:5672'),
   HOST: z.string().default('0.0.0.0'),
-  PORT: int(3000, 1).pipe(z.number().max(65535)),
+  PORT: int(3000, 0).pipe(z.number().max(65535)),
   METRICS_PORT: int(9464, 0).pipe(z.number().max(65535)),
   PUBLIC_BASE_URL: z.string().url().optional(),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),

@@ -60,6 +60,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     maxBatchItems: config.LEDGER_BATCH_MAX,
     // Leave two connections for the relay and for health checks.
     maxConcurrentBatches: Math.max(1, config.DB_POOL_MAX - 2),
+    commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
     onQueued: relay.publishOwned,
     onBatch: (items, seconds) => {
       metrics.ledgerBatchSize.observe(items);

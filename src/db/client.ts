@@ -33,7 +33,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code ?? '';
   return (
     ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code) ||
-    ['CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED'].includes(code) ||
+    ['CONNECT_TIMEOUT', 'LEDGER_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED'].includes(code) ||
     // 57014 statement timeout, 57P01-57P03 shutdown/cannot connect, 53xxx out of resources, 08xxx connection.
     /^(57014|57P0[1-3]|53\d{3}|08\d{3})$/.test(code)
   );

@@ -9,7 +9,15 @@ export interface ServerTimeouts {
 
 /** Timeouts on every phase, so a slow or idle client cannot hold a socket indefinitely. */
 export function listen(handler: RequestListener, port: number, host: string, timeouts: ServerTimeouts): Promise<http.Server> {
-  const server = http.createServer({ requestTimeout: timeouts.requestTimeoutMs }, handler);
+  const server = http.createServer(
+    {
+      requestTimeout: timeouts.requestTimeoutMs,
+      // Node checks header and request deadlines on this interval (30 s by default), which
+      // would let a slow client outlive a shorter timeout.
+      connectionsCheckingInterval: Math.min(1000, timeouts.headersTimeoutMs),
+    },
+    handler,
+  );
   server.headersTimeout = timeouts.headersTimeoutMs;
   server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
   server.timeout = timeouts.requestTimeoutMs;

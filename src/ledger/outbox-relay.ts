@@ -59,17 +59,22 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       entries.map((entry) => entry.publication),
     );
     options.metrics.publishDuration.observe((performance.now() - started) / 1000);
-    let confirmed = 0;
-    results.forEach((ok, index) => {
-      if (ok) {
-        confirmed += 1;
-        toDelete.push(entries[index]!.id);
-      }
-    });
-    options.metrics.published.inc({ path }, confirmed);
-    if (confirmed < results.length) options.metrics.publishFailures.inc(results.length - confirmed);
+    const failed: string[] = [];
+    results.forEach((ok, index) => (ok ? toDelete : failed).push(entries[index]!.id));
+    options.metrics.published.inc({ path }, results.length - failed.length);
+    if (failed.length > 0) {
+      options.metrics.publishFailures.inc(failed.length);
+      await releaseLeases(failed);
+    }
     scheduleDelete();
-    return confirmed;
+    return results.length - failed.length;
+  }
+
+  /** Hands rows this process could not publish to the next sweep, on any process, at once. */
+  async function releaseLeases(ids: string[]): Promise<void> {
+    await options.sql`UPDATE outbox SET lease_until = now() WHERE webhook_message_id = ANY(${ids}::bigint[])`.catch(
+      (error: Error) => options.log.warn({ err: error.message }, 'could not release outbox leases; they expire on their own'),
+    );
   }
 
   function scheduleDelete(): void {
@@ -138,7 +143,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     publishOwned(entries) {
       // Past half the lease a sweeper may soon claim the rows; leave them to it.
       const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
-      if (fresh.length === 0 || !options.isBrokerConnected()) return;
+      if (fresh.length === 0) return;
+      if (!options.isBrokerConnected()) {
+        void track(releaseLeases(fresh.map((entry) => entry.rowId)));
+        return;
+      }
       void track(
         publish(
           fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(entry.payload, entry.traceparent) })),

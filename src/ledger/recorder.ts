@@ -27,6 +27,11 @@ export interface LedgerRecorderOptions {
   maxBatchItems: number;
   /** Batches committing at once; keep it below the pool size so the relay still gets a connection. */
   maxConcurrentBatches: number;
+  /**
+   * Client-side deadline for one batch. statement_timeout cannot fire when the network to
+   * Postgres hangs, so without this a request could wait forever.
+   */
+  commitDeadlineMs: number;
   onQueued(entries: QueuedEntry[]): void;
   onBatch?(itemCount: number, seconds: number): void;
 }
@@ -95,12 +100,15 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     const started = performance.now();
     const plan = planBatch(batch);
     try {
-      const rows = await runWithDeadlockRetry(() =>
-        options.sql.unsafe<{ ord: number; outcome: LedgerOutcome; row_id: string | null }[]>(
-          RECORD_BATCH_SQL,
-          [JSON.stringify(plan.rows), limitsJson, options.outboxLeaseSeconds],
-          { prepare: true },
+      const rows = await withDeadline(
+        runWithDeadlockRetry(() =>
+          options.sql.unsafe<{ ord: number; outcome: LedgerOutcome; row_id: string | null }[]>(
+            RECORD_BATCH_SQL,
+            [JSON.stringify(plan.rows), limitsJson, options.outboxLeaseSeconds],
+            { prepare: true },
+          ),
         ),
+        options.commitDeadlineMs,
       );
       const committedAtMs = Date.now();
       const queued: QueuedEntry[] = [];
@@ -207,6 +215,18 @@ function rateLimitsJson(limits: Record<Source, RateLimit>) {
   return Object.fromEntries(
     Object.entries(limits).map(([source, limit]) => [source, { max: limit.maxRequests, window: limit.windowSeconds }]),
   );
+}
+
+/** The batch may still commit after the deadline; the provider's retry then finds a duplicate. */
+function withDeadline<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(Object.assign(new Error(`ledger commit exceeded ${deadlineMs} ms`), { code: 'LEDGER_TIMEOUT' })),
+      deadlineMs,
+    );
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 async function runWithDeadlockRetry<T>(run: () => Promise<T>): Promise<T> {

@@ -1,0 +1,146 @@
+import { metaContact, metaEnvelope, metaTextMessage } from '../../src/providers/samples';
+import { META_WEBHOOK_PATH } from '../../src/providers/meta';
+import { bodyOf, openQueueProbe, type QueueProbe } from '../support/amqp';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startTestIngest, VERIFY_TOKEN, type TestIngest } from '../support/ingest';
+import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+let db: TestDatabase;
+let ingest: TestIngest;
+let probe: QueueProbe;
+let workQueue: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  ingest = await startTestIngest(db.url);
+  probe = await openQueueProbe();
+  workQueue = `${ingest.config.QUEUE_PREFIX}.work`;
+  await ingest.broker.waitUntilConnected(10000);
+});
+
+afterAll(async () => {
+  await ingest.stop();
+  await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+  await probe.close();
+  await db.drop();
+});
+
+async function rowOf(messageId: string) {
+  const [row] = await db.sql<{ status: string; duplicate_count: number; phone_number: string; sender_key: string; response_time_ms: number; raw_body: string | null; last_error: string | null }[]>`
+    SELECT status, duplicate_count, phone_number, sender_key, response_time_ms, raw_body, last_error
+    FROM webhook_messages WHERE webhook_source = 'whatsapp' AND message_id = ${messageId}`;
+  return row;
+}
+
+describe('Meta webhook', () => {
+  it('answers the verification handshake with the challenge only for the right token', async () => {
+    const url = (token: string, mode = 'subscribe') =>
+      `${ingest.baseUrl}${META_WEBHOOK_PATH}?hub.mode=${mode}&hub.verify_token=${token}&hub.challenge=1158201444`;
+    const ok = await fetch(url(VERIFY_TOKEN));
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await ok.text()).toBe('1158201444');
+    expect((await fetch(url('wrong-token'))).status).toBe(403);
+    expect((await fetch(url(VERIFY_TOKEN, 'unsubscribe'))).status).toBe(403);
+  });
+
+  it('records a genuine message, queues it once with its id and traceparent, then answers 200', async () => {
+    const id = uniqueWamid();
+    const reply = await postMetaText(ingest.baseUrl, { id, from: '15551230001', text: '2x margherita' });
+    expect(reply.status).toBe(200);
+    // The 200 promises durability: the row exists the moment the answer arrives.
+    const row = await rowOf(id);
+    expect(row).toMatchObject({ status: 'queued', duplicate_count: 0, phone_number: '15551230001' });
+    expect(row!.response_time_ms).toBeGreaterThanOrEqual(0);
+    const messages = await waitFor('the message on the work queue', async () => {
+      const got = await probe.drain(workQueue);
+      return got.length > 0 ? got : null;
+    });
+    expect(messages).toHaveLength(1);
+    const [message] = messages;
+    expect(message!.properties.messageId).toBe(`whatsapp:${id}`);
+    expect(message!.properties.deliveryMode).toBe(2);
+    expect(String(message!.properties.headers?.traceparent)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    expect(bodyOf(message!)).toMatchObject({ source: 'whatsapp', messageId: id, from: '15551230001', type: 'text' });
+    await waitFor('the outbox to empty', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0);
+  });
+
+  it('counts a redelivered message as a duplicate and does not queue it again', async () => {
+    const id = uniqueWamid();
+    expect((await postMetaText(ingest.baseUrl, { id })).status).toBe(200);
+    expect((await postMetaText(ingest.baseUrl, { id })).status).toBe(200);
+    expect((await postMetaText(ingest.baseUrl, { id })).status).toBe(200);
+    expect(await rowOf(id)).toMatchObject({ status: 'queued', duplicate_count: 2 });
+    await waitFor('the outbox to empty', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0);
+    const queued = (await probe.drain(workQueue)).filter((m) => m.properties.messageId === `whatsapp:${id}`);
+    expect(queued).toHaveLength(1);
+  });
+
+  it('refuses a missing or forged signature with 401 and records nothing', async () => {
+    const id = uniqueWamid();
+    const body = metaEnvelope([{ messages: [metaTextMessage({ id, from: '1555', text: 'x' })] }]);
+    expect((await postMeta(ingest.baseUrl, body, { signature: null })).status).toBe(401);
+    expect((await postMeta(ingest.baseUrl, body, { secret: 'another-secret' })).status).toBe(401);
+    expect(await rowOf(id)).toBeUndefined();
+    const metrics = await (await fetch(ingest.metricsUrl)).text();
+    expect(metrics).toMatch(/wagate_webhook_events_total\{source="whatsapp",outcome="invalid_signature",role="ingest"\} [2-9]/);
+  });
+
+  it('records a signed body that is not a valid envelope as malformed, with its raw bytes, and answers 200', async () => {
+    const raw = '{"object":"whatsapp_business_account","entry":"not-a-list"}';
+    const reply = await postMeta(ingest.baseUrl, raw);
+    expect(reply.status).toBe(200);
+    const [row] = await db.sql<{ message_id: string; status: string; raw_body: string; last_error: string }[]>`
+      SELECT message_id, status, raw_body, last_error FROM webhook_messages WHERE raw_body = ${raw}`;
+    expect(row).toMatchObject({ status: 'malformed', raw_body: raw });
+    expect(row!.message_id).toMatch(/^malformed:/);
+    expect(row!.last_error).toContain('entry');
+    // The provider's retry of the same bytes is a duplicate, not a second row.
+    expect((await postMeta(ingest.baseUrl, raw)).status).toBe(200);
+    expect(await rowOf(row!.message_id)).toMatchObject({ duplicate_count: 1 });
+    expect((await postMeta(ingest.baseUrl, 'not json at all')).status).toBe(200);
+  });
+
+  it('answers 413 for a body over MAX_BODY_BYTES', async () => {
+    const huge = JSON.stringify({ padding: 'x'.repeat(ingest.config.MAX_BODY_BYTES + 10) });
+    const reply = await postMeta(ingest.baseUrl, huge);
+    expect(reply.status).toBe(413);
+    const metrics = await (await fetch(ingest.metricsUrl)).text();
+    expect(metrics).toMatch(/outcome="too_large"/);
+  });
+
+  it('judges each message of a payload on its own and records each status receipt once', async () => {
+    const fresh = uniqueWamid();
+    const known = uniqueWamid();
+    const unknownType = uniqueWamid();
+    const outbound = uniqueWamid();
+    await postMetaText(ingest.baseUrl, { id: known });
+    const now = Math.floor(Date.now() / 1000);
+    const body = metaEnvelope([
+      {
+        contacts: [metaContact({ from: '15557770001', userId: 'US.13491208655302741918' })],
+        messages: [
+          metaTextMessage({ id: fresh, from: '15557770001', text: 'one coke' }),
+          metaTextMessage({ id: known, from: '15557770001', text: 'again' }),
+          { from: '15557770001', id: unknownType, timestamp: String(now), type: 'hologram', hologram: { beam: 1 } },
+        ],
+      },
+      {
+        statuses: [
+          { id: outbound, status: 'delivered', timestamp: String(now), recipient_id: '15557770001' },
+          { id: outbound, status: 'sent', timestamp: String(now - 1), recipient_id: '15557770001' },
+        ],
+      },
+    ]);
+    expect((await postMeta(ingest.baseUrl, body)).status).toBe(200);
+    expect((await postMeta(ingest.baseUrl, body)).status).toBe(200);
+    expect(await rowOf(fresh)).toMatchObject({ status: 'queued', duplicate_count: 1, sender_key: 'US.13491208655302741918' });
+    expect(await rowOf(known)).toMatchObject({ status: 'queued', duplicate_count: 2 });
+    expect(await rowOf(unknownType)).toMatchObject({ status: 'queued' });
+    const receipts = await db.sql`SELECT status FROM message_statuses WHERE message_id = ${outbound} ORDER BY status`;
+    expect(receipts.map((r) => r.status)).toEqual(['delivered', 'sent']);
+    // Receipts are not messages: they never appear as duplicates in the message ledger.
+    expect(await rowOf(outbound)).toBeUndefined();
+  });
+});

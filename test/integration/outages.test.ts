@@ -1,0 +1,137 @@
+import { bodyOf, openQueueProbe, type QueueProbe } from '../support/amqp';
+import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
+import { startTestIngest, type TestIngest } from '../support/ingest';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+let db: TestDatabase;
+let probe: QueueProbe;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  probe = await openQueueProbe();
+});
+
+afterAll(async () => {
+  await probe.close();
+  await db.drop();
+});
+
+describe('RabbitMQ outage', () => {
+  let proxy: TcpProxy;
+  let ingest: TestIngest;
+
+  beforeAll(async () => {
+    proxy = await startTcpProxy(5672);
+    ingest = await startTestIngest(db.url, { AMQP_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}` });
+    await ingest.broker.waitUntilConnected(10000);
+  });
+
+  afterAll(async () => {
+    await ingest.stop();
+    await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+    await proxy.close();
+  });
+
+  it('still answers 200 from the outbox, then publishes each message once when the broker returns', async () => {
+    proxy.setMode('refuse');
+    await waitFor('the broker to be seen as down', () => !ingest.broker.isConnected());
+    const ids = Array.from({ length: 20 }, () => uniqueWamid());
+    const replies = await Promise.all(ids.map((id, i) => postMetaText(ingest.baseUrl, { id, from: `1555010${i}` })));
+    expect(replies.map((r) => r.status)).toEqual(ids.map(() => 200));
+    const ready = await (await fetch(`${ingest.baseUrl}/readyz`)).json();
+    expect(ready).toMatchObject({ status: 'ready', postgres: 'ok', broker: 'disconnected' });
+    const [{ pending }] = await db.sql<{ pending: number }[]>`SELECT count(*)::int AS pending FROM outbox`;
+    expect(pending).toBe(20);
+
+    proxy.setMode('forward');
+    await waitFor('the outbox to drain', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0, 20000);
+    const published = await probe.drain(`${ingest.config.QUEUE_PREFIX}.work`);
+    expect(published.map((m) => bodyOf(m).messageId).sort()).toEqual([...ids].sort());
+  });
+});
+
+describe('PostgreSQL outage', () => {
+  let proxy: TcpProxy;
+  let ingest: TestIngest;
+
+  beforeAll(async () => {
+    proxy = await startTcpProxy(5432);
+    ingest = await startTestIngest(withPort(db.url, proxy.port), {
+      DB_CONNECT_TIMEOUT_SECONDS: '1',
+      DB_STATEMENT_TIMEOUT_MS: '500',
+    });
+    await ingest.broker.waitUntilConnected(10000);
+  });
+
+  afterAll(async () => {
+    proxy.setMode('forward');
+    await ingest.stop();
+    await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+    await proxy.close();
+  });
+
+  it('answers 503 within seconds while the database refuses connections, and 200 once it is back', async () => {
+    expect((await postMetaText(ingest.baseUrl, {})).status).toBe(200);
+    proxy.setMode('refuse');
+    const id = uniqueWamid();
+    const started = Date.now();
+    const reply = await postMetaText(ingest.baseUrl, { id });
+    expect(reply.status).toBe(503);
+    expect(reply.headers.get('retry-after')).toBeTruthy();
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((await fetch(`${ingest.baseUrl}/readyz`)).status).toBe(503);
+
+    proxy.setMode('forward');
+    await waitFor('a 200 after recovery', async () => (await postMetaText(ingest.baseUrl, { id })).status === 200);
+    const [row] = await db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`;
+    expect(row!.status).toBe('queued');
+  });
+
+  it('answers 503 within seconds when the database hangs without closing connections', async () => {
+    proxy.setMode('blackhole');
+    const started = Date.now();
+    const reply = await postMetaText(ingest.baseUrl, {});
+    expect(reply.status).toBe(503);
+    // statement_timeout cannot help here; the client-side commit deadline does.
+    expect(Date.now() - started).toBeLessThan(5000);
+    proxy.setMode('forward');
+    await waitFor('a 200 after the hang ends', async () => (await postMetaText(ingest.baseUrl, {})).status === 200);
+  });
+});
+
+describe('overload and slow statements', () => {
+  let ingest: TestIngest;
+
+  beforeAll(async () => {
+    ingest = await startTestIngest(db.url, { MAX_IN_FLIGHT: '2', DB_STATEMENT_TIMEOUT_MS: '300' });
+  });
+
+  afterAll(async () => {
+    await ingest.stop();
+    await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+  });
+
+  it('answers 503 at once beyond MAX_IN_FLIGHT, and 503 when a statement times out', async () => {
+    // Hold the ledger table so the first two requests wait on it.
+    const reserved = await db.sql.reserve();
+    await reserved`BEGIN`;
+    await reserved`LOCK TABLE webhook_messages IN ACCESS EXCLUSIVE MODE`;
+    const held = [postMetaText(ingest.baseUrl, {}), postMetaText(ingest.baseUrl, {})];
+    await waitFor('two requests in flight', async () => /wagate_http_in_flight_requests\{role="ingest"\} 2/.test(await (await fetch(ingest.metricsUrl)).text()));
+    const started = Date.now();
+    const refused = await postMetaText(ingest.baseUrl, {});
+    expect(refused.status).toBe(503);
+    expect(Date.now() - started).toBeLessThan(200);
+    // statement_timeout (300 ms) ends the held requests with a 503 rather than a hang.
+    const heldReplies = await Promise.all(held);
+    expect(heldReplies.map((r) => r.status)).toEqual([503, 503]);
+    await reserved`ROLLBACK`;
+    reserved.release();
+    expect((await postMetaText(ingest.baseUrl, {})).status).toBe(200);
+    const metrics = await (await fetch(ingest.metricsUrl)).text();
+    expect(metrics).toMatch(/outcome="overloaded"/);
+    expect(metrics).toMatch(/outcome="unavailable"/);
+  });
+});

@@ -1,0 +1,115 @@
+import { releaseSender } from '../../src/commands/release';
+import { openQueueProbe, type QueueProbe } from '../support/amqp';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startTestIngest, type TestIngest } from '../support/ingest';
+import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+let db: TestDatabase;
+let ingest: TestIngest;
+let probe: QueueProbe;
+let workQueue: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  ingest = await startTestIngest(db.url, { RATE_LIMIT_WHATSAPP_MAX_REQUESTS: '3', REPLAY_WINDOW_SECONDS: '3600', RETENTION_DAYS: '1' });
+  probe = await openQueueProbe();
+  workQueue = `${ingest.config.QUEUE_PREFIX}.work`;
+  await ingest.broker.waitUntilConnected(10000);
+});
+
+afterAll(async () => {
+  await ingest.stop();
+  await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+  await probe.close();
+  await db.drop();
+});
+
+const statuses = async (ids: string[]) =>
+  (await db.sql<{ message_id: string; status: string }[]>`
+    SELECT message_id, status FROM webhook_messages WHERE message_id = ANY(${ids}) ORDER BY id`).map((r) => r.status);
+
+async function drainedIds(): Promise<string[]> {
+  await waitFor('the outbox to empty', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0);
+  return (await probe.drain(workQueue)).map((m) => String(m.properties.messageId));
+}
+
+describe('rate limits', () => {
+  it('records messages past the limit as rate_limited, blocks the sender, and queues none of them', async () => {
+    await drainedIds();
+    const ids = Array.from({ length: 5 }, () => uniqueWamid());
+    for (const id of ids) expect((await postMetaText(ingest.baseUrl, { id, from: '15550009001' })).status).toBe(200);
+    expect(await statuses(ids)).toEqual(['queued', 'queued', 'queued', 'rate_limited', 'rate_limited']);
+    const [limit] = await db.sql`SELECT request_count, is_blocked, violation_count, max_requests FROM webhook_rate_limits WHERE phone_number = '15550009001'`;
+    expect(limit).toMatchObject({ request_count: 5, is_blocked: true, max_requests: 3 });
+    expect(Number(limit!.violation_count)).toBe(2);
+    expect((await db.sql`SELECT * FROM webhook_rate_limits WHERE is_blocked = TRUE`).length).toBe(1);
+    expect((await drainedIds()).sort()).toEqual(ids.slice(0, 3).map((id) => `whatsapp:${id}`).sort());
+  });
+
+  it('counts provider retries of the same message only once against the sender', async () => {
+    const id = uniqueWamid();
+    for (let i = 0; i < 5; i += 1) await postMetaText(ingest.baseUrl, { id, from: '15550009002' });
+    const [limit] = await db.sql`SELECT request_count, is_blocked FROM webhook_rate_limits WHERE phone_number = '15550009002'`;
+    expect(limit).toMatchObject({ request_count: 1, is_blocked: false });
+  });
+
+  it('keys the limit on the business-scoped user id when Meta sends one', async () => {
+    const userId = 'US.99887766554433221100';
+    const ids = Array.from({ length: 4 }, () => uniqueWamid());
+    // The same person seen under two phone numbers is still one sender.
+    for (const [index, id] of ids.entries()) await postMetaText(ingest.baseUrl, { id, from: `1555000910${index}`, userId });
+    expect(await statuses(ids)).toEqual(['queued', 'queued', 'queued', 'rate_limited']);
+  });
+
+  it('judges concurrent requests from one sender against one counter', async () => {
+    const ids = Array.from({ length: 12 }, () => uniqueWamid());
+    const replies = await Promise.all(ids.map((id) => postMetaText(ingest.baseUrl, { id, from: '15550009003' })));
+    expect(replies.every((r) => r.status === 200)).toBe(true);
+    const all = await statuses(ids);
+    expect(all.filter((s) => s === 'queued')).toHaveLength(3);
+    expect(all.filter((s) => s === 'rate_limited')).toHaveLength(9);
+  });
+
+  it('release re-queues the sender’s rate_limited messages and clears the block', async () => {
+    await drainedIds();
+    const ids = Array.from({ length: 4 }, () => uniqueWamid());
+    for (const id of ids) await postMetaText(ingest.baseUrl, { id, from: '15550009004' });
+    expect(await statuses(ids)).toEqual(['queued', 'queued', 'queued', 'rate_limited']);
+    await drainedIds();
+    expect(await releaseSender(db.sql, '15550009004')).toEqual({ released: 1 });
+    // The running ingest's outbox relay publishes the released message.
+    const published = await waitFor('the released message to be published', async () => {
+      const got = await drainedIds();
+      return got.length > 0 ? got : null;
+    });
+    expect(published).toEqual([`whatsapp:${ids[3]}`]);
+    expect(await statuses(ids)).toEqual(['queued', 'queued', 'queued', 'queued']);
+    const [limit] = await db.sql`SELECT is_blocked FROM webhook_rate_limits WHERE phone_number = '15550009004'`;
+    expect(limit!.is_blocked).toBe(false);
+    expect(await releaseSender(db.sql, '15550009004')).toEqual({ released: 0 });
+  });
+});
+
+describe('replay window', () => {
+  it('records a message older than the window as replay_rejected and does not queue it', async () => {
+    await drainedIds();
+    const old = uniqueWamid();
+    const future = uniqueWamid();
+    const inside = uniqueWamid();
+    const now = Math.floor(Date.now() / 1000);
+    expect((await postMetaText(ingest.baseUrl, { id: old, from: '15550009010', timestamp: now - 3601 })).status).toBe(200);
+    expect((await postMetaText(ingest.baseUrl, { id: future, from: '15550009011', timestamp: now + 400 })).status).toBe(200);
+    expect((await postMetaText(ingest.baseUrl, { id: inside, from: '15550009012', timestamp: now - 3500 })).status).toBe(200);
+    expect(await statuses([old, future, inside])).toEqual(['replay_rejected', 'replay_rejected', 'queued']);
+    expect(await drainedIds()).toEqual([`whatsapp:${inside}`]);
+  });
+
+  it('answers a replay of a recorded message as a duplicate', async () => {
+    const id = uniqueWamid();
+    await postMetaText(ingest.baseUrl, { id, from: '15550009013' });
+    expect((await postMetaText(ingest.baseUrl, { id, from: '15550009013' })).status).toBe(200);
+    const [row] = await db.sql`SELECT duplicate_count FROM webhook_messages WHERE message_id = ${id}`;
+    expect(row!.duplicate_count).toBe(1);
+  });
+});

@@ -1,0 +1,105 @@
+import { EMPTY_TWIML } from '../../src/providers/twilio';
+import { openQueueProbe, type QueueProbe } from '../support/amqp';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startTestIngest, TWILIO_TOKEN, type TestIngest } from '../support/ingest';
+import { signFor } from '../support/twilio-sign';
+import { postTwilio, twilioText } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+const PUBLIC_BASE_URL = 'https://shop.example.com';
+let db: TestDatabase;
+let ingest: TestIngest;
+let probe: QueueProbe;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  ingest = await startTestIngest(db.url, {
+    PUBLIC_BASE_URL,
+    TWILIO_AUTH_TOKEN: `${TWILIO_TOKEN},previous-token`,
+  });
+  probe = await openQueueProbe();
+  await ingest.broker.waitUntilConnected(10000);
+});
+
+afterAll(async () => {
+  await ingest.stop();
+  await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+  await probe.close();
+  await db.drop();
+});
+
+const statusOf = async (sid: string) =>
+  (await db.sql<{ status: string; duplicate_count: number }[]>`
+    SELECT status, duplicate_count FROM webhook_messages WHERE webhook_source = 'twilio' AND message_id = ${sid}`)[0];
+
+describe('Twilio webhook', () => {
+  it('records a signed form post, queues it, and answers with empty TwiML', async () => {
+    const params = twilioText('1 pizza margherita');
+    const sid = params.find(([name]) => name === 'MessageSid')![1];
+    const reply = await postTwilio(ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL });
+    expect(reply.status).toBe(200);
+    expect(reply.headers.get('content-type')).toMatch(/^text\/xml/);
+    expect(reply.body).toBe(EMPTY_TWIML);
+    expect(await statusOf(sid)).toEqual({ status: 'queued', duplicate_count: 0 });
+    const queued = await waitFor('the queued Twilio message', async () => {
+      const got = await probe.drain(`${ingest.config.QUEUE_PREFIX}.work`);
+      return got.length > 0 ? got : null;
+    });
+    expect(queued.map((m) => m.properties.messageId)).toEqual([`twilio:${sid}`]);
+  });
+
+  it('checks the signature over the public URL with its query string', async () => {
+    const params = twilioText('hola');
+    const sid = params.find(([name]) => name === 'MessageSid')![1];
+    const reply = await postTwilio(ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL, query: '?tenant=42' });
+    expect(reply.status).toBe(200);
+    const other = twilioText('hola');
+    const signedWithoutQuery = await postTwilio(ingest.baseUrl, other, {
+      publicBaseUrl: PUBLIC_BASE_URL,
+      query: '?tenant=42',
+      signature: signFor(other, PUBLIC_BASE_URL),
+    });
+    expect(signedWithoutQuery.status).toBe(401);
+    expect(await statusOf(sid)).toMatchObject({ status: 'queued' });
+  });
+
+  it('accepts a signature computed over the URL with an explicit :443', async () => {
+    const reply = await postTwilio(ingest.baseUrl, twilioText('with port'), { publicBaseUrl: 'https://shop.example.com:443' });
+    expect(reply.status).toBe(200);
+  });
+
+  it('accepts the second token of a rotation and refuses a tampered form', async () => {
+    expect((await postTwilio(ingest.baseUrl, twilioText('rotated'), { publicBaseUrl: PUBLIC_BASE_URL, token: 'previous-token' })).status).toBe(200);
+    const params = twilioText('original');
+    const signature = signFor(params, PUBLIC_BASE_URL);
+    const tampered = params.map(([name, value]) => [name, name === 'Body' ? 'tampered' : value] as [string, string]);
+    const reply = await postTwilio(ingest.baseUrl, tampered, { publicBaseUrl: PUBLIC_BASE_URL, signature });
+    expect(reply.status).toBe(401);
+    expect((await postTwilio(ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL, signature: null })).status).toBe(401);
+  });
+
+  it('treats a replayed Twilio post as a duplicate, since Twilio signs no timestamp', async () => {
+    const params = twilioText('replay me');
+    const sid = params.find(([name]) => name === 'MessageSid')![1];
+    await postTwilio(ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL });
+    expect((await postTwilio(ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+    expect(await statusOf(sid)).toEqual({ status: 'queued', duplicate_count: 1 });
+  });
+
+  it('records status callbacks as receipts, once each', async () => {
+    const sid = 'SM0123456789abcdef0123456789abcdef';
+    const callback = (status: string): [string, string][] => [
+      ['MessageSid', sid],
+      ['MessageStatus', status],
+      ['To', 'whatsapp:+15550002222'],
+      ['From', 'whatsapp:+14155238886'],
+      ['AccountSid', 'AC00000000000000000000000000000000'],
+    ];
+    for (const status of ['sent', 'delivered', 'delivered', 'read']) {
+      expect((await postTwilio(ingest.baseUrl, callback(status), { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+    }
+    const rows = await db.sql`SELECT status FROM message_statuses WHERE webhook_source = 'twilio' AND message_id = ${sid} ORDER BY id`;
+    expect(rows.map((r) => r.status)).toEqual(['sent', 'delivered', 'read']);
+    expect(await statusOf(sid)).toBeUndefined();
+  });
+});

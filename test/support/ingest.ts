@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import { startIngest, type RunningIngest } from '../../src/commands/ingest';
+import { loadConfig, type Config } from '../../src/config';
+import { createLogger } from '../../src/telemetry/logger';
+
+export const META_SECRET = 'test-meta-app-secret';
+export const TWILIO_TOKEN = 'test-twilio-auth-token';
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const VERIFY_TOKEN = 'test-verify-token';
+
+export interface TestIngest extends RunningIngest {
+  baseUrl: string;
+  metricsUrl: string;
+  config: Config;
+}
+
+export function randomQueuePrefix(): string {
+  return `wagate-test-${randomBytes(5).toString('hex')}`;
+}
+
+/** Env for a test gateway: ephemeral ports, its own queue prefix, known secrets. */
+export function testEnv(databaseUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    DATABASE_URL: databaseUrl,
+    QUEUE_PREFIX: randomQueuePrefix(),
+    PORT: '0',
+    METRICS_PORT: '0',
+    HOST: '127.0.0.1',
+    WHATSAPP_APP_SECRET: META_SECRET,
+    WHATSAPP_VERIFY_TOKEN: VERIFY_TOKEN,
+    TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
+    ADMIN_TOKEN,
+    OUTBOX_POLL_MS: '100',
+    ...overrides,
+  };
+}
+
+/** A real ingest in this process, as `wagate ingest` runs it. */
+export async function startTestIngest(databaseUrl: string, overrides: Record<string, string> = {}): Promise<TestIngest> {
+  const env = testEnv(databaseUrl, overrides);
+  const config = loadConfig(env);
+  const ingest = await startIngest(config, createLogger(config.LOG_LEVEL, 'wagate-test'));
+  return {
+    ...ingest,
+    config,
+    baseUrl: `http://127.0.0.1:${ingest.port}`,
+    metricsUrl: `http://127.0.0.1:${ingest.metricsPort}/metrics`,
+  };
+}

@@ -1,0 +1,69 @@
+import net from 'node:net';
+
+export type ProxyMode = 'forward' | 'refuse' | 'blackhole';
+
+export interface TcpProxy {
+  port: number;
+  /** forward: pass bytes; refuse: drop every connection; blackhole: accept and say nothing. */
+  setMode(mode: ProxyMode): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy in front of a shared service, so a test can play an outage for its own
+ * connections without stopping the Postgres or RabbitMQ that other test files use.
+ */
+export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+  let mode: ProxyMode = 'forward';
+  const sockets = new Set<net.Socket>();
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+  };
+  const server = net.createServer((client) => {
+    track(client);
+    if (mode === 'refuse') return client.destroy();
+    if (mode === 'blackhole') return;
+    const upstream = net.connect(targetPort, targetHost);
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    client.on('close', () => {
+      pairs.delete(pair);
+      upstream.destroy();
+    });
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    setMode(next) {
+      mode = next;
+      if (next === 'forward') {
+        for (const [client, upstream] of pairs) {
+          client.pipe(upstream);
+          upstream.pipe(client);
+          client.resume();
+          upstream.resume();
+        }
+      }
+      if (next === 'refuse') for (const socket of sockets) socket.destroy();
+      // A hung peer: open connections stay open but nothing gets through any more.
+      if (next === 'blackhole') {
+        for (const [client, upstream] of pairs) {
+          client.unpipe(upstream);
+          upstream.unpipe(client);
+          client.pause();
+          upstream.pause();
+        }
+      }
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

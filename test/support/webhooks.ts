@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import { META_WEBHOOK_PATH } from '../../src/providers/meta';
+import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../../src/providers/samples';
+import { TWILIO_WEBHOOK_PATH, type FormParams } from '../../src/providers/twilio';
+import { META_SECRET, TWILIO_TOKEN } from './ingest';
+
+export interface Reply {
+  status: number;
+  body: string;
+  headers: Headers;
+}
+
+export function uniqueWamid(): string {
+  return `wamid.test-${randomUUID()}`;
+}
+
+/** POSTs a body to the Meta webhook, signed with secret unless a signature is given. */
+export async function postMeta(baseUrl: string, body: string | object, options: { secret?: string; signature?: string | null } = {}): Promise<Reply> {
+  const raw = typeof body === 'string' ? body : JSON.stringify(body);
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  const signature = options.signature === undefined ? metaSignature(options.secret ?? META_SECRET, raw) : options.signature;
+  if (signature !== null) headers['X-Hub-Signature-256'] = signature;
+  const response = await fetch(baseUrl + META_WEBHOOK_PATH, { method: 'POST', headers, body: raw });
+  return { status: response.status, body: await response.text(), headers: response.headers };
+}
+
+export function postMetaText(baseUrl: string, message: { id?: string; from?: string; text?: string; timestamp?: number; userId?: string }): Promise<Reply> {
+  return postMeta(
+    baseUrl,
+    metaTextEnvelope({
+      id: message.id ?? uniqueWamid(),
+      from: message.from ?? '15550001111',
+      text: message.text ?? 'hello',
+      timestamp: message.timestamp,
+      userId: message.userId,
+    }),
+  );
+}
+
+/**
+ * POSTs a Twilio form. publicBaseUrl is the URL Twilio would have called, which the
+ * gateway reconstructs from PUBLIC_BASE_URL; path and query are appended to it.
+ */
+export async function postTwilio(
+  baseUrl: string,
+  params: FormParams,
+  options: { publicBaseUrl: string; token?: string; query?: string; signature?: string | null },
+): Promise<Reply> {
+  const pathAndQuery = TWILIO_WEBHOOK_PATH + (options.query ?? '');
+  const signature =
+    options.signature === undefined
+      ? twilioSignature(options.token ?? TWILIO_TOKEN, options.publicBaseUrl + pathAndQuery, params)
+      : options.signature;
+  const headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded' };
+  if (signature !== null) headers['X-Twilio-Signature'] = signature;
+  const response = await fetch(baseUrl + pathAndQuery, { method: 'POST', headers, body: encodeForm(params) });
+  return { status: response.status, body: await response.text(), headers: response.headers };
+}
+
+export function twilioText(text: string, from = 'whatsapp:+15550002222', sid = `SM${randomUUID().replace(/-/g, '')}`): FormParams {
+  return twilioTextForm({ sid, from, to: 'whatsapp:+14155238886', text });
+}
