@@ -30,9 +30,13 @@ export function listen(handler: RequestListener, port: number, host: string, tim
 /** Stops accepting, lets in-flight requests finish, then cuts what is left at the deadline. */
 export async function closeServer(server: http.Server, deadlineMs: number): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // A keep-alive connection turns idle once its last response is sent; close it then rather
+  // than waiting for the keep-alive timeout.
+  const sweeper = setInterval(() => server.closeIdleConnections(), 25);
   server.closeIdleConnections();
   const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);
   await closed;
+  clearInterval(sweeper);
   clearTimeout(timer);
 }
 

@@ -1,0 +1,103 @@
+import net from 'node:net';
+import { STATS_PATH } from '../../src/http/app';
+import { openQueueProbe } from '../support/amqp';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { ADMIN_TOKEN, startTestIngest, type TestIngest } from '../support/ingest';
+import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
+
+let db: TestDatabase;
+let ingest: TestIngest;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  ingest = await startTestIngest(db.url, { HTTP_HEADERS_TIMEOUT_MS: '300', HTTP_REQUEST_TIMEOUT_MS: '600' });
+  await ingest.broker.waitUntilConnected(10000);
+});
+
+afterAll(async () => {
+  await ingest.stop();
+  const probe = await openQueueProbe();
+  await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+  await probe.close();
+  await db.drop();
+});
+
+const stats = (query: string, token?: string) =>
+  fetch(`${ingest.baseUrl}${STATS_PATH}${query}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+
+describe('admin stats', () => {
+  it('refuses requests without the admin token or with a wrong one', async () => {
+    expect((await stats('')).status).toBe(401);
+    expect((await stats('', 'wrong-token-of-some-length')).status).toBe(401);
+    expect((await stats('', ADMIN_TOKEN.slice(0, -1))).status).toBe(401);
+  });
+
+  it('reports outcomes, duplicate rate, ack percentiles, queue depths and an hourly series', async () => {
+    const id = uniqueWamid();
+    await postMetaText(ingest.baseUrl, { id });
+    await postMetaText(ingest.baseUrl, { id });
+    await postMetaText(ingest.baseUrl, {});
+    await postMeta(ingest.baseUrl, 'not json');
+    await postMetaText(ingest.baseUrl, { timestamp: 1 });
+    const response = await stats('?source=whatsapp&hours=24', ADMIN_TOKEN);
+    expect(response.status).toBe(200);
+    const body = await response.json();
+    expect(body).toMatchObject({
+      source: 'whatsapp',
+      hours: 24,
+      messages: 4,
+      counts: { queued: 2, malformed: 1, replay_rejected: 1 },
+      duplicates: 1,
+      duplicateRate: 0.2,
+      errorRate: 0.25,
+    });
+    expect(body.ackMs.p99).toEqual(expect.any(Number));
+    expect(body.queueDepth).toEqual(expect.any(Number));
+    expect(body.deadLetterDepth).toBe(0);
+    expect(body.hourly).toHaveLength(1);
+    expect(body.hourly[0]).toMatchObject({ messages: 4, duplicates: 1, errors: 1 });
+    expect((await stats('?source=twilio', ADMIN_TOKEN).then((r) => r.json())).messages).toBe(0);
+  });
+
+  it('answers 400 naming the bad query parameter', async () => {
+    const response = await stats('?hours=-3', ADMIN_TOKEN);
+    expect(response.status).toBe(400);
+    expect((await response.json()).error).toMatch(/hours/);
+  });
+});
+
+describe('metrics', () => {
+  it('are served on METRICS_PORT and not on the public port', async () => {
+    expect((await fetch(`${ingest.baseUrl}/metrics`)).status).toBe(404);
+    const text = await (await fetch(ingest.metricsUrl)).text();
+    expect(text).toMatch(/wagate_webhook_events_total\{source="whatsapp",outcome="queued",role="ingest"\} \d+/);
+    expect(text).toMatch(/wagate_webhook_ack_duration_seconds_bucket\{le="0.02",role="ingest",source="whatsapp"\} \d+/);
+    expect(text).toMatch(/wagate_process_resident_memory_bytes/);
+    expect(text).toMatch(/wagate_outbox_published_total\{path="owner",role="ingest"\} \d+/);
+  });
+});
+
+describe('health', () => {
+  it('reports liveness and readiness with the broker state', async () => {
+    expect((await fetch(`${ingest.baseUrl}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${ingest.baseUrl}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', postgres: 'ok', broker: 'connected', draining: false });
+  });
+});
+
+describe('slow clients', () => {
+  it('are disconnected when they do not finish their headers in time', async () => {
+    const socket = net.connect(ingest.port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('POST /api/v1/whatsapp-hardened/webhook HTTP/1.1\r\nHost: x\r\n');
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve) => {
+      let data = '';
+      socket.on('data', (chunk) => (data += chunk.toString()));
+      socket.once('close', () => resolve(data));
+    });
+    expect(answer).toMatch(/^HTTP\/1.1 408/);
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+});

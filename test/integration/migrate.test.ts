@@ -1,0 +1,56 @@
+import { createDatabase } from '../../src/db/client';
+import { migrate, readMigrations } from '../../src/db/migrate';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase({ migrate: false });
+});
+
+afterAll(async () => {
+  await db.drop();
+});
+
+describe('migrate', () => {
+  it('applies every migration once when several run at the same time, and is a no-op afterwards', async () => {
+    const pools = [1, 2, 3].map(() =>
+      createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-test' }),
+    );
+    const results = await Promise.all(pools.map((sql) => migrate(sql)));
+    const names = readMigrations().map((m) => m.name);
+    // Exactly one runner applied them; the others waited on the lock and found nothing to do.
+    expect(results.filter((applied) => applied.length > 0)).toEqual([names]);
+    expect(await migrate(db.sql)).toEqual([]);
+    const rows = await db.sql`SELECT name FROM schema_migrations ORDER BY version`;
+    expect(rows.map((r) => r.name)).toEqual(names);
+    await Promise.all(pools.map((sql) => sql.end()));
+  });
+
+  it('refuses to run when an applied migration was edited', async () => {
+    const edited = readMigrations().map((m, i) => (i === 0 ? { ...m, checksum: 'edited' } : m));
+    await expect(migrate(db.sql, edited)).rejects.toThrow(/001_ledger\.sql was changed after it was applied/);
+  });
+});
+
+describe('the seed’s monitoring SQL', () => {
+  it('runs unchanged against the schema', async () => {
+    await db.sql`
+      INSERT INTO webhook_messages (webhook_source, message_id, phone_number, status, duplicate_count, response_time_ms)
+      VALUES ('whatsapp', 'wamid.a', '1555', 'queued', 2, 1200), ('whatsapp', 'wamid.b', '1556', 'processed', 0, 4)`;
+    await db.sql`
+      INSERT INTO webhook_rate_limits (webhook_source, phone_number, request_count, window_start, max_requests, window_seconds, total_requests, is_blocked)
+      VALUES ('whatsapp', '1555', 120, now(), 100, 3600, 120, true)`;
+    const [performance] = await db.sql.unsafe(`SELECT * FROM webhook_performance_stats WHERE webhook_source = 'whatsapp' ORDER BY hour DESC LIMIT 24;`);
+    expect(Number(performance!.total_messages)).toBe(2);
+    expect(Number(performance!.total_duplicates)).toBe(2);
+    const duplicates = await db.sql.unsafe(`SELECT message_id, duplicate_count, phone_number FROM webhook_messages WHERE duplicate_count > 0 ORDER BY duplicate_count DESC;`);
+    expect(duplicates).toEqual([{ message_id: 'wamid.a', duplicate_count: 2, phone_number: '1555' }]);
+    const heavy = await db.sql.unsafe(`SELECT * FROM webhook_rate_limit_stats WHERE total_requests > 50 ORDER BY total_requests DESC;`);
+    expect(heavy.map((r) => r.phone_number)).toEqual(['1555']);
+    const blocked = await db.sql.unsafe(`SELECT * FROM webhook_rate_limits WHERE is_blocked = TRUE;`);
+    expect(blocked).toHaveLength(1);
+    const slow = await db.sql.unsafe(`SELECT * FROM webhook_messages WHERE response_time_ms > 1000;`);
+    expect(slow.map((r) => r.message_id)).toEqual(['wamid.a']);
+  });
+});

@@ -1,0 +1,57 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const MAIN_JS = path.join(__dirname, '..', '..', 'dist', 'main.js');
+
+export interface ChildIngest {
+  child: ChildProcess;
+  baseUrl: string;
+  metricsUrl: string;
+  logs: Record<string, unknown>[];
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs `wagate <command>` from the build, as a separate process, and waits until it listens. */
+export async function spawnWagate(command: string, env: Record<string, string>, timeoutMs = 20000): Promise<ChildIngest> {
+  if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run "npm run build" before these tests`);
+  const child = spawn(process.execPath, [MAIN_JS, command], {
+    env: { ...process.env, ...env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const listening = new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wagate ${command} did not start within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'ingest listening') {
+          clearTimeout(timer);
+          resolve({ port: entry.port as number, metricsPort: entry.metricsPort as number });
+        }
+      } catch {
+        logs.push({ line });
+      }
+    });
+    void exited.then((code) => reject(new Error(`wagate ${command} exited with ${code}: ${stderr}`)));
+  });
+  const { port, metricsPort } = await listening;
+  return {
+    child,
+    baseUrl: `http://127.0.0.1:${port}`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    logs,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config';
+
+const expectConfigError = (env: Record<string, string>, pattern: RegExp) => {
+  expect(() => loadConfig(env)).toThrow(ConfigError);
+  expect(() => loadConfig(env)).toThrow(pattern);
+};
+
+describe('configuration', () => {
+  it('defaults to local Postgres and RabbitMQ and the seed’s limits', () => {
+    const config = loadConfig({});
+    expect(config.DATABASE_URL).toBe('postgres://postgres@127.0.0.1:5432/postgres');
+    expect(config.AMQP_URL).toBe('amqp://guest:guest@127.0.0.1:5672');
+    expect(config.PORT).toBe(3000);
+    expect(config.METRICS_PORT).toBe(9464);
+    expect(config.REPLAY_WINDOW_SECONDS).toBe(691200);
+    expect(config.MAX_BODY_BYTES).toBe(3 * 1024 * 1024);
+    expect(config.rateLimits.whatsapp).toEqual({ maxRequests: 100, windowSeconds: 3600 });
+    expect(config.RETRY_DELAYS_MS).toEqual([5000, 30000, 300000, 1800000]);
+  });
+
+  it('applies per-source rate limits over the shared ones', () => {
+    const config = loadConfig({ RATE_LIMIT_MAX_REQUESTS: '50', RATE_LIMIT_TWILIO_MAX_REQUESTS: '7', RATE_LIMIT_TWILIO_WINDOW_MINUTES: '5' });
+    expect(config.rateLimits).toEqual({
+      whatsapp: { maxRequests: 50, windowSeconds: 3600 },
+      twilio: { maxRequests: 7, windowSeconds: 300 },
+    });
+  });
+
+  it('splits rotated secrets on commas, current one first', () => {
+    expect(loadConfig({ WHATSAPP_APP_SECRET: ' new-secret , old-secret ' }).WHATSAPP_APP_SECRET).toEqual(['new-secret', 'old-secret']);
+  });
+
+  it('names the variable and never echoes its value', () => {
+    const secretLooking = 'not-a-number-s3cr3t';
+    try {
+      loadConfig({ PORT: secretLooking });
+      throw new Error('expected a ConfigError');
+    } catch (error) {
+      expect((error as Error).message).toMatch(/PORT/);
+      expect((error as Error).message).not.toContain(secretLooking);
+    }
+    expectConfigError({ ADMIN_TOKEN: 'short' }, /ADMIN_TOKEN: must be at least 16 characters/);
+    expectConfigError({ RETRY_DELAYS_MS: '5000,soon' }, /RETRY_DELAYS_MS/);
+  });
+
+  it('refuses a retention that would forget dedupe keys inside the replay window', () => {
+    expectConfigError({ RETENTION_DAYS: '8' }, /RETENTION_DAYS: must keep dedupe keys longer than REPLAY_WINDOW_SECONDS/);
+    expect(loadConfig({ RETENTION_DAYS: '9' }).RETENTION_DAYS).toBe(9);
+  });
+
+  it('honours TWILIO_SKIP_VALIDATION only in development and test', () => {
+    expect(loadConfig({ NODE_ENV: 'development', TWILIO_SKIP_VALIDATION: 'true' }).TWILIO_SKIP_VALIDATION).toBe(true);
+    expectConfigError({ NODE_ENV: 'production', TWILIO_SKIP_VALIDATION: 'true' }, /TWILIO_SKIP_VALIDATION/);
+  });
+
+  it('requires PUBLIC_BASE_URL in production when Twilio is configured', () => {
+    expectConfigError({ NODE_ENV: 'production', TWILIO_AUTH_TOKEN: 'tok' }, /PUBLIC_BASE_URL/);
+  });
+
+  it('reads secrets from NAME_FILE and refuses both forms at once', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wagate-config-'));
+    const file = path.join(dir, 'secret');
+    writeFileSync(file, 'from-a-mounted-secret\n');
+    expect(loadConfig({ WHATSAPP_APP_SECRET_FILE: file }).WHATSAPP_APP_SECRET).toEqual(['from-a-mounted-secret']);
+    expectConfigError({ WHATSAPP_APP_SECRET_FILE: file, WHATSAPP_APP_SECRET: 'x' }, /WHATSAPP_APP_SECRET and WHATSAPP_APP_SECRET_FILE are both set/);
+    expectConfigError({ ADMIN_TOKEN_FILE: path.join(dir, 'missing') }, /ADMIN_TOKEN_FILE: cannot read the file \(ENOENT\)/);
+  });
+
+  it('keeps metrics off the public port', () => {
+    expectConfigError({ PORT: '8080', METRICS_PORT: '8080' }, /METRICS_PORT/);
+  });
+});
