@@ -20,6 +20,8 @@ export function verifyHmac(check: HmacCheck): boolean {
   if (given === null || given.length !== expectedLength) return false;
   let matched = false;
   for (const secret of check.secrets) {
+    // An empty key is a key everyone knows.
+    if (secret.length === 0) continue;
     const digest = createHmac(check.algorithm, secret).update(check.data).digest();
     // No early exit: the time taken does not reveal which secret matched.
     if (timingSafeEqual(digest, given)) matched = true;
@@ -31,8 +33,14 @@ export function signHmac(algorithm: 'sha1' | 'sha256', encoding: 'hex' | 'base64
   return createHmac(algorithm, secret).update(data).digest(encoding);
 }
 
+/**
+ * Only the canonical spelling decodes: base64 that differs in its unused trailing bits or
+ * its padding is refused, as an exact string comparison (Twilio's libraries) would refuse it.
+ */
 function decodeSignature(signature: string, encoding: 'hex' | 'base64'): Buffer | null {
   const pattern = encoding === 'hex' ? /^[0-9a-fA-F]+$/ : /^[A-Za-z0-9+/]+={0,2}$/;
   if (!pattern.test(signature)) return null;
-  return Buffer.from(signature, encoding);
+  const decoded = Buffer.from(signature, encoding);
+  if (encoding === 'base64' && decoded.toString('base64') !== signature) return null;
+  return decoded;
 }

@@ -79,7 +79,8 @@ export const metaEnvelopeSchema = z.object({
     .array(
       z.looseObject({
         id: z.string(),
-        changes: z.array(z.looseObject({ field: z.string(), value: z.looseObject({}) })),
+        // Values are judged per change, so that one odd change cannot discard its siblings.
+        changes: z.array(z.looseObject({ field: z.string(), value: z.unknown() })),
       }),
     )
     .min(1),

@@ -1,5 +1,5 @@
 import { FUTURE_SKEW_SECONDS } from '../config';
-import type { LedgerItem, MessageItem } from '../ledger/items';
+import type { LedgerItem, MalformedItem, MessageItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
 import { describeIssues, malformedItem, type InboundRequest, type WebhookAdapter } from './adapter';
 import {
@@ -52,14 +52,15 @@ export function parseMetaBody(rawBody: Buffer, receivedAtMs: number, replayWindo
   if (!envelope.success) return [malformedItem('whatsapp', rawBody, describeIssues(envelope.error.issues))];
 
   const items: LedgerItem[] = [];
-  for (const entry of envelope.data.entry) {
-    for (const change of entry.changes) {
+  envelope.data.entry.forEach((entry, e) => {
+    entry.changes.forEach((change, c) => {
       // Other webhook fields (account updates, templates) carry no customer messages.
-      if (change.field !== 'messages') continue;
+      if (change.field !== 'messages') return;
+      const at = `entry.${e}.changes.${c}`;
       const value = messagesValueSchema.safeParse(change.value);
       if (!value.success) {
-        items.push(malformedItem('whatsapp', rawBody, describeIssues(value.error.issues)));
-        continue;
+        items.push(malformedPart(rawBody, `${at}.value`, value.error.issues));
+        return;
       }
       const context = {
         business: value.data.metadata.phone_number_id,
@@ -68,11 +69,28 @@ export function parseMetaBody(rawBody: Buffer, receivedAtMs: number, replayWindo
         replayWindowSeconds,
         rawBody,
       };
-      for (const message of value.data.messages ?? []) items.push(toMessageItem(message, context));
-      for (const status of value.data.statuses ?? []) items.push(toStatusItem(status, rawBody));
-    }
-  }
+      value.data.messages?.forEach((message, m) => items.push(toMessageItem(message, context, `${at}.value.messages.${m}`)));
+      value.data.statuses?.forEach((status, s) => items.push(toStatusItem(status, rawBody, `${at}.value.statuses.${s}`)));
+    });
+  });
   return items;
+}
+
+/**
+ * A bad part of a good envelope. Without an id of its own, its key is the body's hash plus
+ * its position, so that two bad parts of one body stay two rows and a retry stays a duplicate.
+ */
+function malformedPart(
+  rawBody: Buffer,
+  at: string,
+  issues: readonly { path: PropertyKey[]; message: string }[],
+  ids: { messageId?: string; sender?: string } = {},
+): MalformedItem {
+  const reason = describeIssues(issues.map((issue) => ({ ...issue, path: [at, ...issue.path] })));
+  const item = malformedItem('whatsapp', rawBody, reason, ids.messageId);
+  if (!ids.messageId) item.messageId = `${item.messageId}:${at}`;
+  if (ids.sender) item.sender = ids.sender;
+  return item;
 }
 
 interface ChangeContext {
@@ -83,65 +101,71 @@ interface ChangeContext {
   rawBody: Buffer;
 }
 
-function toMessageItem(raw: unknown, context: ChangeContext): LedgerItem {
+function toMessageItem(raw: unknown, context: ChangeContext, at: string): LedgerItem {
   const parsed = metaMessageSchema.safeParse(raw);
-  const rawId = (raw as { id?: unknown } | null)?.id;
-  const knownId = typeof rawId === 'string' && rawId.length > 0 && rawId.length <= 256 ? rawId : undefined;
-  if (!parsed.success) return malformedItem('whatsapp', context.rawBody, describeIssues(parsed.error.issues), knownId);
+  if (!parsed.success) return malformedPart(context.rawBody, at, parsed.error.issues, rawIdentity(raw));
   const message = parsed.data;
-  const contentSchema = messageContentSchemas[message.type];
+  // Own keys only: a type such as "constructor" must not find Object.prototype's members.
+  const contentSchema = Object.hasOwn(messageContentSchemas, message.type) ? messageContentSchemas[message.type] : undefined;
   const content = contentSchema?.safeParse((raw as Record<string, unknown>)[message.type]);
   if (content && !content.success) {
     const issues = content.error.issues.map((issue) => ({ ...issue, path: [message.type, ...issue.path] }));
-    return malformedItem('whatsapp', context.rawBody, describeIssues(issues), message.id);
+    return malformedPart(context.rawBody, at, issues, { messageId: message.id, sender: message.from ?? message.from_user_id });
   }
   const contact = findContact(context.contacts, message.from, message.from_user_id);
-  const userId = contact?.user_id ?? message.from_user_id;
-  const from = message.from ?? userId;
-  if (!from) return malformedItem('whatsapp', context.rawBody, 'message has neither from nor a user_id', message.id);
+  const userId = message.from_user_id ?? contact?.user_id;
+  const from = message.from ?? contact?.wa_id ?? userId;
+  if (!from) {
+    return malformedPart(context.rawBody, at, [{ path: [], message: 'message has neither from nor a user_id' }], { messageId: message.id });
+  }
   const senderKey = userId ?? from;
   const timestampSeconds = Number(message.timestamp);
-  const nowSeconds = context.receivedAtMs / 1000;
-  const outsideWindow =
-    nowSeconds - timestampSeconds > context.replayWindowSeconds || timestampSeconds - nowSeconds > FUTURE_SKEW_SECONDS;
-  const item: MessageItem = {
+  const base = { source: 'whatsapp' as const, messageId: message.id, senderKey, business: context.business, type: message.type, timestampSeconds };
+  return {
+    ...base,
     kind: 'message',
-    source: 'whatsapp',
-    messageId: message.id,
     sender: from,
-    senderKey,
-    business: context.business,
-    type: message.type,
-    timestampSeconds,
-    verdict: outsideWindow ? 'replay_rejected' : 'queued',
+    verdict: isOutsideWindow(timestampSeconds, context) ? 'replay_rejected' : 'queued',
     payload: {
+      ...base,
       v: 1,
-      source: 'whatsapp',
-      messageId: message.id,
       from,
-      senderKey,
-      business: context.business,
       contactName: contact?.profile?.name ?? null,
-      type: message.type,
-      timestampSeconds,
       receivedAt: new Date(context.receivedAtMs).toISOString(),
       content: raw,
     },
-  };
-  return item;
+  } satisfies MessageItem;
 }
 
-/** Meta's contacts array is parallel to messages; match by user_id or wa_id, else a lone contact. */
+/** Older than the replay window, or further ahead than the clock skew we allow. */
+function isOutsideWindow(timestampSeconds: number, context: ChangeContext): boolean {
+  const nowSeconds = context.receivedAtMs / 1000;
+  return nowSeconds - timestampSeconds > context.replayWindowSeconds || timestampSeconds - nowSeconds > FUTURE_SKEW_SECONDS;
+}
+
+/** Whatever usable id and sender a message that failed validation still carries. */
+function rawIdentity(raw: unknown): { messageId?: string; sender?: string } {
+  const fields = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const bounded = (value: unknown) => (typeof value === 'string' && value.length > 0 && value.length <= 256 ? value : undefined);
+  return { messageId: bounded(fields.id), sender: bounded(fields.from) ?? bounded(fields.from_user_id) };
+}
+
+/**
+ * Meta's contacts array is parallel to messages; match by user_id or wa_id. A lone contact
+ * is taken only when nothing in it contradicts the message: some messages (a contact-request
+ * reply from a username user) carry no sender of their own.
+ */
 function findContact(contacts: MetaContact[], from?: string, userId?: string): MetaContact | undefined {
-  return (
-    contacts.find((c) => (userId && c.user_id === userId) || (from && c.wa_id === from)) ??
-    (contacts.length === 1 ? contacts[0] : undefined)
-  );
+  const matched = contacts.find((c) => (userId && c.user_id === userId) || (from && c.wa_id === from));
+  if (matched || contacts.length !== 1) return matched;
+  const lone = contacts[0]!;
+  const contradicts = (from && lone.wa_id && lone.wa_id !== from) || (userId && lone.user_id && lone.user_id !== userId);
+  return contradicts ? undefined : lone;
 }
 
-function toStatusItem(raw: unknown, rawBody: Buffer): LedgerItem {
+function toStatusItem(raw: unknown, rawBody: Buffer, at: string): LedgerItem {
   const parsed = metaStatusSchema.safeParse(raw);
-  if (!parsed.success) return malformedItem('whatsapp', rawBody, describeIssues(parsed.error.issues));
+  if (!parsed.success) return malformedPart(rawBody, at, parsed.error.issues);
   const status = parsed.data;
   return {
     kind: 'status',

@@ -78,8 +78,13 @@ export function verifyTwilioSignature(check: TwilioSignatureCheck): boolean {
   );
 }
 
+/**
+ * Names sorted, and a repeated name's values sorted with exact repeats counted once, as
+ * Twilio's own libraries (twilio-node, twilio-python) build the signed string.
+ */
 export function twilioParamString(params: FormParams): string {
-  return [...params]
+  const unique = new Map(params.map((pair) => [JSON.stringify(pair), pair]));
+  return [...unique.values()]
     .sort(([a, av], [b, bv]) => (a === b ? compare(av, bv) : compare(a, b)))
     .map(([name, value]) => name + value)
     .join('');
@@ -97,8 +102,9 @@ function urlVariants(url: string): string[] {
     return [url];
   }
   const defaultPort = parsed.protocol === 'https:' ? '443' : parsed.protocol === 'http:' ? '80' : '';
-  if (!defaultPort) return [url];
-  const hostPattern = new RegExp(`^(${parsed.protocol}//[^/?#]*?)(:${defaultPort})?(?=[/?#]|$)`);
+  // URL drops a default port, so a port left here is a non-default one: no variant to try.
+  if (!defaultPort || parsed.port !== '') return [url];
+  const hostPattern = new RegExp(`^(${parsed.protocol}//[^/?#]*?)(:${defaultPort})?(?=[/?#]|$)`, 'i');
   const withPort = url.replace(hostPattern, (_m, host: string) => `${host}:${defaultPort}`);
   const withoutPort = url.replace(hostPattern, (_m, host: string) => host);
   return [...new Set([url, withPort, withoutPort])];
@@ -127,7 +133,11 @@ export function parseTwilioForm(rawBody: Buffer, receivedAtMs: number): LedgerIt
     ];
   }
   const inbound = inboundSchema.safeParse(params);
-  if (!inbound.success) return [malformedItem('twilio', rawBody, describeIssues(inbound.error.issues), boundedId(params.MessageSid))];
+  if (!inbound.success) {
+    const item = malformedItem('twilio', rawBody, describeIssues(inbound.error.issues), boundedId(params.MessageSid));
+    if (params.From) item.sender = params.From;
+    return [item];
+  }
   const message = inbound.data;
   const type = twilioMessageType(params);
   return [
