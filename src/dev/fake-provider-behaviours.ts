@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { defaultMetaCode, defaultTwilioCode, metaErrorBody, twilioErrorBody, type ShapedError } from './fake-provider-shapes';
+
+export type FakeBehaviour =
+  | { kind: 'ok' }
+  /** Answer as `ok` would, after ms. */
+  | { kind: 'delay'; ms: number }
+  /** A provider-shaped error; the codes default from the status (Meta 429 -> 130429, Twilio 429 -> 20429, ...). */
+  | { kind: 'status'; status: number; metaCode?: number; twilioCode?: number; retryAfterSeconds?: number; message?: string }
+  /** Accept and never answer, until reset() or close() drops the connection. */
+  | { kind: 'hang' }
+  /** Hold until release() (or reset()), then answer as `ok` would. */
+  | { kind: 'hold' };
+
+export const behaviourSchema: z.ZodType<FakeBehaviour> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('ok') }),
+  z.object({ kind: z.literal('delay'), ms: z.number().int().min(0) }),
+  z.object({
+    kind: z.literal('status'),
+    status: z.number().int().min(400).max(599),
+    metaCode: z.number().int().optional(),
+    twilioCode: z.number().int().optional(),
+    retryAfterSeconds: z.number().int().min(0).optional(),
+    message: z.string().optional(),
+  }),
+  z.object({ kind: z.literal('hang') }),
+  z.object({ kind: z.literal('hold') }),
+]);
+
+/** The body of POST /_fake/behave. */
+export const behaveRequestSchema = z.object({ behaviour: behaviourSchema, count: z.number().int().positive().optional() });
+
+export interface BehaviourQueue {
+  add(behaviour: FakeBehaviour, count?: number): void;
+  /** The behaviour for the call that just arrived; `ok` once the queue is used up. */
+  next(): FakeBehaviour;
+  clear(): void;
+}
+
+export function createBehaviourQueue(): BehaviourQueue {
+  let queue: { behaviour: FakeBehaviour; remaining: number }[] = [];
+  return {
+    add(behaviour, count) {
+      const parsed = behaviourSchema.parse(behaviour);
+      // An unbounded behaviour would make anything queued after it unreachable, so a newer one replaces it.
+      if (queue.at(-1)?.remaining === Infinity) queue.pop();
+      queue.push({ behaviour: parsed, remaining: count ?? Infinity });
+    },
+    next() {
+      const head = queue[0];
+      if (!head) return { kind: 'ok' };
+      head.remaining -= 1;
+      if (head.remaining <= 0) queue.shift();
+      return head.behaviour;
+    },
+    clear() {
+      queue = [];
+    },
+  };
+}
+
+export function injectedError(provider: 'meta' | 'twilio', behaviour: Extract<FakeBehaviour, { kind: 'status' }>): ShapedError {
+  const { status, message, retryAfterSeconds } = behaviour;
+  const headers: Record<string, string> = retryAfterSeconds === undefined ? {} : { 'Retry-After': String(retryAfterSeconds) };
+  const body =
+    provider === 'meta'
+      ? metaErrorBody(behaviour.metaCode ?? defaultMetaCode(status), message)
+      : twilioErrorBody(status, behaviour.twilioCode ?? defaultTwilioCode(status), message);
+  return { status, body, headers };
+}
