@@ -1,0 +1,62 @@
+import type postgres from 'postgres';
+import type { Sql } from '../db/client';
+import { parseCatalogCsv, type CatalogRow } from './catalog-csv';
+
+export { CATALOG_COLUMNS, CatalogImportError, parseCatalogCsv, type CatalogRow } from './catalog-csv';
+
+export interface CatalogImportResult {
+  rows: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+}
+
+/** Arbitrary constant: concurrent imports queue behind one another instead of interleaving row locks. */
+const CATALOG_IMPORT_LOCK_KEY = 7_412_002;
+/** Rows per INSERT, to bound the size of one statement's jsonb parameter. */
+const UPSERT_BATCH_ROWS = 500;
+
+type Transaction = postgres.TransactionSql<Record<string, never>>;
+
+/**
+ * Upserts every row of a catalog CSV in one transaction, or, if any row is invalid, throws
+ * CatalogImportError and changes nothing.
+ *
+ * Products missing from the file are deliberately left as they are, active or not: a file that
+ * lists only part of the menu (say, today's drinks) must not switch the rest of it off.
+ */
+export async function importCatalog(sql: Sql, csvText: string): Promise<CatalogImportResult> {
+  const rows = parseCatalogCsv(csvText);
+  const changed = await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${CATALOG_IMPORT_LOCK_KEY})`;
+    let inserted = 0;
+    let updated = 0;
+    for (let start = 0; start < rows.length; start += UPSERT_BATCH_ROWS) {
+      const outcomes = await upsertProducts(tx, rows.slice(start, start + UPSERT_BATCH_ROWS));
+      inserted += outcomes.filter((outcome) => outcome.inserted).length;
+      updated += outcomes.filter((outcome) => !outcome.inserted).length;
+    }
+    return { inserted, updated };
+  });
+  return { rows: rows.length, ...changed, unchanged: rows.length - changed.inserted - changed.updated };
+}
+
+/**
+ * Returns one outcome per row inserted or changed; a row whose values are already stored is
+ * skipped by the WHERE, so it keeps its updated_at and returns nothing. xmax is 0 only on a
+ * freshly inserted tuple, which tells inserts from updates in a single statement. The rows go
+ * as text: postgres.js would JSON-encode again a parameter it sees typed as jsonb.
+ */
+async function upsertProducts(tx: Transaction, rows: CatalogRow[]): Promise<{ inserted: boolean }[]> {
+  return tx<{ inserted: boolean }[]>`
+    INSERT INTO products (sku, name, aliases, price, currency, active, updated_at)
+    SELECT r.sku, r.name, r.aliases, r.price, r.currency, true, now()
+    FROM jsonb_to_recordset(${JSON.stringify(rows)}::text::jsonb)
+      AS r(sku text, name text, aliases text[], price numeric, currency text)
+    ON CONFLICT (sku) DO UPDATE SET
+      name = EXCLUDED.name, aliases = EXCLUDED.aliases, price = EXCLUDED.price,
+      currency = EXCLUDED.currency, active = true, updated_at = now()
+    WHERE (products.name, products.aliases, products.price, products.currency, products.active)
+      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.aliases, EXCLUDED.price, EXCLUDED.currency, true)
+    RETURNING (xmax = 0) AS inserted`;
+}
