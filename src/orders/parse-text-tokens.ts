@@ -1,0 +1,71 @@
+/** Longest text parsed, in characters (code points); the rest is ignored so a pasted essay costs bounded work. */
+export const MAX_TEXT_CHARS = 1000;
+
+/** One word as written (`text`, lower-cased, accents kept) and folded for comparison (`key`, accents removed). */
+export interface Token {
+  text: string;
+  key: string;
+}
+
+/** A phrase of folded words, compared token by token. */
+export type WordPhrase = readonly string[];
+
+// Emoji, skin tones, flags and the joiners that glue them together. Keycap digits ("2️⃣") keep their digit.
+const EMOJI = /[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\u200d\ufe0f\u20e3]/gu;
+const EDGE_PUNCTUATION = /^[^\p{L}\p{M}\p{N}]+|[^\p{L}\p{M}\p{N}]+$/gu;
+
+/** Capped, NFC, lower-cased text without emoji; curly apostrophes and "×" are made plain. */
+export function normalizeText(text: string): string {
+  // Slicing UTF-16 first keeps Array.from cheap on huge input; 2 units per code point is the worst case.
+  const capped = Array.from(text.slice(0, MAX_TEXT_CHARS * 2)).slice(0, MAX_TEXT_CHARS).join('');
+  return capped.normalize('NFC').toLowerCase().replace(EMOJI, ' ').replace(/[’‘`´]/g, "'").replace(/×/g, 'x');
+}
+
+export function foldAccents(word: string): string {
+  return word.normalize('NFD').replace(/\p{M}/gu, '');
+}
+
+/** Words split on whitespace, with punctuation trimmed from both ends; words that were only punctuation are gone. */
+export function tokenize(text: string): Token[] {
+  return text
+    .split(/\s+/)
+    .map((word) => word.replace(EDGE_PUNCTUATION, ''))
+    .filter((word) => word.length > 0)
+    .map((word) => ({ text: word, key: foldAccents(word) }));
+}
+
+/** Folds and splits each entry, longest first so "ich hätte gerne" wins over "ich hätte". */
+export function toPhrases(entries: readonly string[]): WordPhrase[] {
+  return entries.map((entry) => foldAccents(entry).split(' ')).sort((a, b) => b.length - a.length);
+}
+
+export function toWordSet(entries: readonly string[]): ReadonlySet<string> {
+  return new Set(entries.map(foldAccents));
+}
+
+/** The longest phrase that starts at `index`, if any. */
+export function phraseAt(tokens: readonly Token[], index: number, phrases: readonly WordPhrase[]): WordPhrase | undefined {
+  return phrases.find((phrase) => phrase.every((word, offset) => tokens[index + offset]?.key === word));
+}
+
+export function stripLeadingPhrases(tokens: readonly Token[], phrases: readonly WordPhrase[]): Token[] {
+  let start = 0;
+  for (let phrase = phraseAt(tokens, 0, phrases); phrase; phrase = phraseAt(tokens, start, phrases)) {
+    start += phrase.length;
+  }
+  return tokens.slice(start);
+}
+
+export function removePhrases(tokens: readonly Token[], phrases: readonly WordPhrase[]): Token[] {
+  const kept: Token[] = [];
+  for (let index = 0; index < tokens.length; ) {
+    const phrase = phraseAt(tokens, index, phrases);
+    if (phrase) {
+      index += phrase.length;
+    } else {
+      kept.push(tokens[index]!);
+      index += 1;
+    }
+  }
+  return kept;
+}
