@@ -1,0 +1,131 @@
+import type { Check } from './checks';
+import type { PhaseResult, ScenarioSettings } from './scenarios';
+
+/** Targets from the brief and SPEC §9; shown for context, they do not fail the run. */
+export const TARGETS = { minThroughputRatio: 0.35, maxP99AtRateMs: 20, maxRssMb: 250 };
+const MS_PER_SECOND = 1000;
+
+export interface Summary {
+  rounds: number;
+  settings: ScenarioSettings;
+  scenarioA: { bare: PhaseResult; durable: PhaseResult; throughputRatio: number };
+  scenarioB: { bare: PhaseResult; durable: PhaseResult };
+  lifetimePeakRssMib: { bare: number; durable: number };
+  checks: Check[];
+}
+
+/** With several rounds, each figure is the median of that figure over the rounds. */
+export function medianPhase(phases: PhaseResult[]): PhaseResult {
+  return medianOf(phases) as PhaseResult;
+}
+
+function medianOf(values: unknown[]): unknown {
+  const first = values[0];
+  if (typeof first === 'number' || first === null) {
+    const numbers = values.filter((value): value is number => typeof value === 'number').sort((a, b) => a - b);
+    if (numbers.length === 0) return null;
+    const middle = Math.floor(numbers.length / 2);
+    return numbers.length % 2 ? numbers[middle] : (numbers[middle - 1]! + numbers[middle]!) / 2;
+  }
+  if (typeof first === 'object' && first !== null) {
+    return Object.fromEntries(Object.keys(first).map((key) => [key, medianOf(values.map((value) => (value as Record<string, unknown>)[key]))]));
+  }
+  return first;
+}
+
+export function formatReport(summary: Summary): string {
+  const { scenarioA: a, scenarioB: b, settings } = summary;
+  const rounds = summary.rounds > 1 ? ` (median of ${summary.rounds} rounds)` : '';
+  const lines = [
+    `Scenario A: closed loop, ${settings.a.connections} connections, ${settings.a.seconds} s after a ${settings.a.warmupSeconds} s warm-up${rounds}`,
+    ...table(['', a.bare.server, a.durable.server, 'durable/bare'], [
+      ['requests/s', fixed(a.bare.requestsPerSecond, 0), fixed(a.durable.requestsPerSecond, 0), percent(a.throughputRatio)],
+      ...phaseRows(a.bare, a.durable),
+    ]),
+    '',
+    `Scenario B: open loop at ${settings.b.rate} req/s, ${settings.b.seconds} s after a ${settings.b.warmupSeconds} s warm-up${rounds}`,
+    ...table(['', b.bare.server, b.durable.server], [
+      ['achieved req/s', fixed(b.bare.requestsPerSecond, 0), fixed(b.durable.requestsPerSecond, 0)],
+      ...phaseRows(b.bare, b.durable),
+    ]),
+    '',
+    'Inside the durable path (from the ingest\'s /metrics)',
+    ...table(['', 'scenario A', 'scenario B'], internalsRows(a.durable, b.durable)),
+    '',
+    `Lifetime peak RSS (VmHWM): ${a.bare.server} ${fixed(summary.lifetimePeakRssMib.bare, 0)} MiB, ` +
+      `${a.durable.server} ${fixed(summary.lifetimePeakRssMib.durable, 0)} MiB`,
+    '',
+    'Checks',
+    ...summary.checks.map((check) => `  ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}`),
+    '',
+    'Targets (for context)',
+    ...targetLines(summary).map((line) => `  ${line}`),
+  ];
+  return lines.join('\n');
+}
+
+function phaseRows(bare: PhaseResult, durable: PhaseResult): string[][] {
+  const row = (label: string, pick: (phase: PhaseResult) => string) => [label, pick(bare), pick(durable)];
+  return [
+    row('latency p50 ms', (p) => fixed(p.latencyMs.p50, 2)),
+    row('latency p90 ms', (p) => fixed(p.latencyMs.p90, 2)),
+    row('latency p99 ms', (p) => fixed(p.latencyMs.p99, 2)),
+    row('latency max ms', (p) => fixed(p.latencyMs.max, 2)),
+    row('2xx', (p) => String(p.ok)),
+    row('non-2xx / errors', (p) => `${p.non2xx} / ${p.errors}`),
+    row('peak RSS MiB', (p) => fixed(p.peakRssMib, 0)),
+    row('CPU cores: server', (p) => fixed(p.cpuCores.server, 2)),
+    row('CPU cores: postgres', (p) => fixed(p.cpuCores.postgres, 2)),
+    row('CPU cores: rabbitmq', (p) => fixed(p.cpuCores.rabbitmq, 2)),
+    row('CPU cores: load gen', (p) => fixed(p.cpuCores.loadGenerator, 2)),
+    row('CPU cores: other', (p) => fixed(p.cpuCores.other, 2)),
+  ];
+}
+
+function internalsRows(a: PhaseResult, b: PhaseResult): string[][] {
+  const row = (label: string, pick: (phase: PhaseResult) => number | null | undefined, digits: number) => [
+    label,
+    fixed(pick(a), digits),
+    fixed(pick(b), digits),
+  ];
+  return [
+    row('ledger batches', (p) => p.ingest?.ledgerBatchItems.count, 0),
+    row('items per batch, mean', (p) => p.ingest?.ledgerBatchItems.mean, 1),
+    row('commit ms, mean', (p) => (p.ingest?.ledgerCommitSeconds.mean ?? NaN) * MS_PER_SECOND, 2),
+    row('commit ms, p99 (buckets)', (p) => (p.ingest?.ledgerCommitSeconds.p99 ?? NaN) * MS_PER_SECOND, 2),
+    row('publish+confirm ms, mean', (p) => (p.ingest?.publishSeconds.mean ?? NaN) * MS_PER_SECOND, 2),
+    row('server ack ms, mean', (p) => (p.ingest?.ackSeconds.mean ?? NaN) * MS_PER_SECOND, 2),
+    row('server ack ms, p99 (buckets)', (p) => (p.ingest?.ackSeconds.p99 ?? NaN) * MS_PER_SECOND, 2),
+    row('outbox drain after load, ms', (p) => p.outboxDrainMs, 0),
+  ];
+}
+
+function targetLines(summary: Summary): string[] {
+  const ratio = summary.scenarioA.throughputRatio;
+  const p99 = summary.scenarioB.durable.latencyMs.p99;
+  // The kernel counts in KiB; the target is in MB (10^6 bytes), a 5 % difference at this size.
+  const rssMb = (summary.lifetimePeakRssMib.durable * 1024 * 1024) / 1e6;
+  const mark = (met: boolean) => (met ? 'met   ' : 'missed');
+  const { connections } = summary.settings.a;
+  return [
+    `${mark(ratio >= TARGETS.minThroughputRatio)} durable >= ${percent(TARGETS.minThroughputRatio)} of bare throughput ` +
+      `at ${connections} connections: ${percent(ratio)}`,
+    `${mark(p99 < TARGETS.maxP99AtRateMs)} durable p99 < ${TARGETS.maxP99AtRateMs} ms at ${summary.settings.b.rate} req/s: ${fixed(p99, 2)} ms`,
+    `${mark(rssMb < TARGETS.maxRssMb)} durable RSS < ${TARGETS.maxRssMb} MB: ${fixed(rssMb, 0)} MB`,
+  ];
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const all = [header, ...rows];
+  const widths = header.map((_, column) => Math.max(...all.map((row) => (row[column] ?? '').length)));
+  const align = (cell: string, column: number) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!));
+  return all.map((row) => `  ${row.map(align).join('   ')}`);
+}
+
+function fixed(value: number | null | undefined, digits: number): string {
+  return typeof value === 'number' && Number.isFinite(value) ? value.toFixed(digits) : '-';
+}
+
+function percent(ratio: number): string {
+  return `${(ratio * 100).toFixed(1)} %`;
+}

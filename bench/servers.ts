@@ -1,0 +1,137 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import ts from 'typescript';
+import { META_WEBHOOK_PATH } from '../src/providers/meta';
+
+const ROOT = path.join(__dirname, '..');
+const START_TIMEOUT_MS = 20_000;
+
+export interface ServerProcess {
+  name: string;
+  /** True for wagate: its acknowledgements must be backed by rows, and it has an outbox. */
+  durable: boolean;
+  pid: number;
+  webhookUrl: string;
+  /** The ingest's Prometheus endpoint; absent for the bare server. */
+  metricsUrl?: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The baseline runs as plain JavaScript, like wagate's dist build: a TypeScript loader in
+ * its process would add memory (about 6 to 35 MB) that the durable side does not carry.
+ */
+export async function startBareServer(): Promise<ServerProcess> {
+  const source = readFileSync(path.join(__dirname, 'bare-server.ts'), 'utf8');
+  const { outputText } = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+  });
+  const dir = path.join(ROOT, '.bench');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'bare-server.js');
+  writeFileSync(file, outputText);
+  const child = spawnNode([file], { PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'production', WEBHOOK_PATH: META_WEBHOOK_PATH });
+  const port = await firstLine(child, /^listening (\d+)$/).catch(killAndRethrow(child));
+  return describe('bare express', false, child, `http://127.0.0.1:${port}${META_WEBHOOK_PATH}`);
+}
+
+export interface IngestSettings {
+  databaseUrl: string;
+  amqpUrl: string;
+  queuePrefix: string;
+  appSecret: string;
+}
+
+/** The real thing: `node dist/main.js ingest`, ready once Postgres answers and the broker is connected. */
+export async function startIngestServer(settings: IngestSettings): Promise<ServerProcess> {
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const child = spawnNode([path.join(ROOT, 'dist', 'main.js'), 'ingest'], {
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    METRICS_PORT: String(metricsPort),
+    DATABASE_URL: settings.databaseUrl,
+    AMQP_URL: settings.amqpUrl,
+    QUEUE_PREFIX: settings.queuePrefix,
+    WHATSAPP_APP_SECRET: settings.appSecret,
+    LOG_LEVEL: 'warn',
+    // 1000 senders share the whole run; the flood must not be rate limited or it measures a shortcut.
+    RATE_LIMIT_MAX_REQUESTS: '1000000000',
+  });
+  // wagate logs to stdout; at LOG_LEVEL=warn anything it says during the run matters.
+  child.stdout!.pipe(process.stderr);
+  const base = `http://127.0.0.1:${port}`;
+  await waitUntilReady(child, `${base}/readyz`).catch(killAndRethrow(child));
+  return { ...describe('wagate durable', true, child, `${base}${META_WEBHOOK_PATH}`), metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
+}
+
+function spawnNode(args: string[], env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Warnings and errors stay visible; a child that dies mid-run must not go unnoticed.
+  child.stderr!.pipe(process.stderr);
+  return child;
+}
+
+/** A child that failed to start is not yet in the caller's cleanup list, so it goes here. */
+function killAndRethrow(child: ChildProcess) {
+  return (error: unknown): never => {
+    child.kill('SIGKILL');
+    throw error;
+  };
+}
+
+function describe(name: string, durable: boolean, child: ChildProcess, webhookUrl: string): ServerProcess {
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    name,
+    durable,
+    pid: child.pid!,
+    webhookUrl,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function firstLine(child: ChildProcess, pattern: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const match = pattern.exec(line);
+      if (!match) return;
+      clearTimeout(timer);
+      resolve(match[1]!);
+    });
+  });
+}
+
+/** Polls /readyz; with LOG_LEVEL=warn the ingest prints nothing when it starts listening. */
+async function waitUntilReady(child: ChildProcess, url: string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wagate ingest exited with ${child.exitCode}`);
+    const body = await fetch(url).then((res) => (res.ok ? (res.json() as Promise<{ broker?: string }>) : null), () => null);
+    if (body?.broker === 'connected') return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`wagate ingest was not ready with a broker within ${START_TIMEOUT_MS} ms`);
+}
+
+/** A port the OS just handed out; the ingest binds it a moment later. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(address.port));
+    });
+  });
+}
