@@ -71,7 +71,8 @@ const envSchema = z.object({
   LEDGER_BATCH_MAX: int(256, 1),
 
   QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'may hold only letters, digits, dot, dash and underscore').default('wagate'),
-  QUEUE_DELIVERY_LIMIT: int(5, 1),
+  QUEUE_DELIVERY_LIMIT: int(5, 2),
+  WORK_SHARDS: int(8, 1).pipe(z.number().max(256)),
   RETRY_DELAYS_MS: commaMilliseconds,
   WORKER_PREFETCH: int(32, 1),
   OUTBOX_LEASE_SECONDS: int(30, 5),

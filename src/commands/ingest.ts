@@ -8,8 +8,9 @@ import { createLedgerRecorder } from '../ledger/recorder';
 import { createMetaAdapter } from '../providers/meta';
 import { createTwilioAdapter } from '../providers/twilio';
 import { createBroker, type Broker } from '../queue/broker';
+import { queueDepths, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
-import { assertTopology, topologyNames, WORK_ROUTING_KEY } from '../queue/topology';
+import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 
@@ -19,6 +20,7 @@ export interface RunningIngest {
   sql: Sql;
   broker: Broker;
   metrics: Metrics;
+  topology: Topology;
   stop(): Promise<void>;
 }
 
@@ -32,11 +34,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
     applicationName: 'wagate-ingest',
   });
-  const topology = topologyNames({
-    prefix: config.QUEUE_PREFIX,
-    deliveryLimit: config.QUEUE_DELIVERY_LIMIT,
-    retryDelaysMs: config.RETRY_DELAYS_MS,
-  });
+  const topology = topologyFromConfig(config);
   const broker = createBroker({
     url: config.AMQP_URL,
     name: 'wagate-ingest',
@@ -46,7 +44,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   const relay = createOutboxRelay({
     sql,
     publisher: createPublisher(broker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
-    target: { exchange: topology.exchange, routingKey: WORK_ROUTING_KEY },
+    topology,
     isBrokerConnected: broker.isConnected,
     leaseSeconds: config.OUTBOX_LEASE_SECONDS,
     pollMs: config.OUTBOX_POLL_MS,
@@ -90,10 +88,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     stats: {
       sql,
       adminToken: config.ADMIN_TOKEN,
-      queueDepths: async () => ({
-        queue: await broker.readyCount(topology.workQueue),
-        deadLetters: await broker.readyCount(topology.deadQueue),
-      }),
+      queueDepths: () => queueDepths(broker, topology),
     },
   });
   const timeouts = {
@@ -112,6 +107,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     sql,
     broker,
     metrics,
+    topology,
     async stop() {
       draining = true;
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);

@@ -34,9 +34,9 @@ export function createWebhookHandler(deps: WebhookHandlerDeps) {
       return;
     }
     const receivedAtMs = requestStartMs(req);
-    const items = adapter.toItems(inbound, receivedAtMs);
-    if (items.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
     try {
+      const items = adapter.toItems(inbound, receivedAtMs);
+      if (items.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
       const outcomes = await recorder.record({ items, receivedAtMs, traceparent: currentTraceparent() });
       for (const outcome of outcomes) metrics.webhookEvents.inc({ source, outcome });
     } catch (error) {

@@ -1,6 +1,7 @@
 import type { Sql } from '../db/client';
 import { amqpMessageId, type QueueMessage } from '../queue/message';
-import type { Publication, Publisher, PublishTarget } from '../queue/publisher';
+import type { Publication, Publisher } from '../queue/publisher';
+import { routingKeyFor, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import type { QueuedEntry } from './recorder';
@@ -8,7 +9,7 @@ import type { QueuedEntry } from './recorder';
 export interface OutboxRelayOptions {
   sql: Sql;
   publisher: Publisher;
-  target: PublishTarget;
+  topology: Topology;
   isBrokerConnected(): boolean;
   leaseSeconds: number;
   pollMs: number;
@@ -55,7 +56,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   async function publish(entries: { id: string; publication: Publication }[], path: 'owner' | 'sweep'): Promise<number> {
     const started = performance.now();
     const results = await options.publisher.publishAll(
-      options.target,
+      options.topology.exchange,
       entries.map((entry) => entry.publication),
     );
     options.metrics.publishDuration.observe((performance.now() - started) / 1000);
@@ -119,7 +120,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       total += await publish(
         rows.map((row) => ({
           id: row.id,
-          publication: toPublication(row.payload, row.traceparent ?? ''),
+          publication: toPublication(options.topology, row.payload, row.traceparent ?? ''),
         })),
         'sweep',
       );
@@ -150,7 +151,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
       void track(
         publish(
-          fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(entry.payload, entry.traceparent) })),
+          fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(options.topology, entry.payload, entry.traceparent) })),
           'owner',
         ),
       ).catch((error: Error) => options.log.warn({ err: error.message }, 'owner publish failed; the sweep will retry'));
@@ -171,9 +172,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 }
 
-export function toPublication(payload: QueueMessage, traceparent: string): Publication {
+export function toPublication(topology: Topology, payload: QueueMessage, traceparent: string): Publication {
   return {
     messageId: amqpMessageId(payload.source, payload.messageId),
+    routingKey: routingKeyFor(topology, payload.senderKey),
     body: Buffer.from(JSON.stringify(payload)),
     traceparent,
   };

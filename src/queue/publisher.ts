@@ -5,18 +5,16 @@ import type { Broker } from './broker';
 export interface Publication {
   /** AMQP message id, source:message_id, so consumers can recognise a redelivery. */
   messageId: string;
+  routingKey: string;
   body: Buffer;
   traceparent: string;
-}
-
-export interface PublishTarget {
-  exchange: string;
-  routingKey: string;
+  /** Extra headers, e.g. the attempt number of a retry. */
+  headers?: Record<string, string | number>;
 }
 
 export interface Publisher {
   /** Publishes every entry and waits for the broker's confirms; true where confirmed and routed. */
-  publishAll(target: PublishTarget, entries: Publication[]): Promise<boolean[]>;
+  publishAll(exchange: string, entries: Publication[]): Promise<boolean[]>;
 }
 
 /**
@@ -40,13 +38,13 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
   }
 
   return {
-    async publishAll(target, entries) {
+    async publishAll(exchange, entries) {
       const channel = broker.channel();
       if (!channel || entries.length === 0) return entries.map(() => false);
       const unroutable = returnedSet(channel);
       const confirms: Promise<boolean>[] = [];
       for (const entry of entries) {
-        const { confirmed, bufferFull } = publishOne(channel, target, entry, unroutable);
+        const { confirmed, bufferFull } = publishOne(channel, exchange, entry, unroutable);
         confirms.push(confirmed);
         // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
         if (bufferFull) await Promise.race([once(channel, 'drain'), delay(confirmTimeoutMs)]);
@@ -56,14 +54,14 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
   };
 }
 
-function publishOne(channel: ConfirmChannel, target: PublishTarget, entry: Publication, unroutable: Set<string>) {
+function publishOne(channel: ConfirmChannel, exchange: string, entry: Publication, unroutable: Set<string>) {
   let resolveConfirm: (ok: boolean) => void = () => undefined;
   const confirmed = new Promise<boolean>((resolve) => (resolveConfirm = resolve));
   let bufferFull = false;
   try {
     const written = channel.publish(
-      target.exchange,
-      target.routingKey,
+      exchange,
+      entry.routingKey,
       entry.body,
       {
         persistent: true,
@@ -71,7 +69,7 @@ function publishOne(channel: ConfirmChannel, target: PublishTarget, entry: Publi
         messageId: entry.messageId,
         contentType: 'application/json',
         timestamp: Math.floor(Date.now() / 1000),
-        headers: { traceparent: entry.traceparent },
+        headers: { ...entry.headers, traceparent: entry.traceparent },
       },
       (error) => {
         // basic.return arrives before the confirm, so the set is already filled here.

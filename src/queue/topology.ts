@@ -1,6 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { Channel } from 'amqplib';
 
-export const WORK_ROUTING_KEY = 'work';
 const DEAD_ROUTING_KEY = 'dead';
 
 export interface TopologyOptions {
@@ -8,61 +8,84 @@ export interface TopologyOptions {
   /** Attempts before the broker itself dead-letters a message that keeps crashing consumers. */
   deliveryLimit: number;
   retryDelaysMs: readonly number[];
+  /** Work queues; a sender always maps to the same one (see shardOf). */
+  shards: number;
 }
 
 export type Topology = ReturnType<typeof topologyNames>;
 
 export function topologyNames(options: TopologyOptions) {
   const { prefix } = options;
+  const shards = Array.from({ length: options.shards }, (_, index) => ({
+    index,
+    queue: `${prefix}.work.${index}`,
+    routingKey: `work.${index}`,
+  }));
   return {
     exchange: prefix,
-    workQueue: `${prefix}.work`,
-    retryExchange: `${prefix}.retry`,
-    retryTiers: options.retryDelaysMs.map((delayMs, index) => ({
+    shards,
+    retryTiers: options.retryDelaysMs.map((delayMs) => ({
       delayMs,
-      routingKey: `tier${index + 1}`,
+      exchange: `${prefix}.retry.${delayMs}ms`,
       queue: `${prefix}.retry.${delayMs}ms`,
     })),
     deadExchange: `${prefix}.dlx`,
     deadQueue: `${prefix}.dead`,
+    deadRoutingKey: DEAD_ROUTING_KEY,
     deliveryLimit: options.deliveryLimit,
   };
 }
 
 /**
- * Work goes to a quorum queue with a delivery limit. Retry tiers are TTL queues that
- * dead-letter back to the work queue; the dead-letter queue is the end of the line.
+ * The work queue a sender belongs to. Each queue has a single active consumer, so one
+ * sender's messages are never processed concurrently and keep their arrival order.
+ */
+export function shardOf(senderKey: string, shardCount: number): number {
+  return createHash('sha1').update(senderKey).digest().readUInt32BE(0) % shardCount;
+}
+
+export function routingKeyFor(topology: Topology, senderKey: string): string {
+  return topology.shards[shardOf(senderKey, topology.shards.length)]!.routingKey;
+}
+
+/**
+ * Work goes to quorum queues (one per shard) with a delivery limit and a single active
+ * consumer. Retry tiers are TTL queues, each behind its own fanout exchange, that
+ * dead-letter back to the work exchange with the message's own routing key, so a retried
+ * message returns to its sender's shard. The dead-letter queue is the end of the line.
  * Declaring is idempotent, so every process declares on every (re)connect.
  */
 export async function assertTopology(channel: Channel, topology: Topology): Promise<void> {
   await channel.assertExchange(topology.exchange, 'direct', { durable: true });
-  await channel.assertExchange(topology.retryExchange, 'direct', { durable: true });
   await channel.assertExchange(topology.deadExchange, 'direct', { durable: true });
-
   await channel.assertQueue(topology.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await channel.bindQueue(topology.deadQueue, topology.deadExchange, DEAD_ROUTING_KEY);
 
-  await channel.assertQueue(topology.workQueue, {
-    durable: true,
-    arguments: {
-      'x-queue-type': 'quorum',
-      'x-delivery-limit': topology.deliveryLimit,
-      'x-dead-letter-exchange': topology.deadExchange,
-      'x-dead-letter-routing-key': DEAD_ROUTING_KEY,
-    },
-  });
-  await channel.bindQueue(topology.workQueue, topology.exchange, WORK_ROUTING_KEY);
+  for (const shard of topology.shards) {
+    await channel.assertQueue(shard.queue, {
+      durable: true,
+      arguments: {
+        'x-queue-type': 'quorum',
+        'x-single-active-consumer': true,
+        'x-delivery-limit': topology.deliveryLimit,
+        'x-dead-letter-exchange': topology.deadExchange,
+        'x-dead-letter-routing-key': DEAD_ROUTING_KEY,
+      },
+    });
+    await channel.bindQueue(shard.queue, topology.exchange, shard.routingKey);
+  }
 
   for (const tier of topology.retryTiers) {
+    await channel.assertExchange(tier.exchange, 'fanout', { durable: true });
     await channel.assertQueue(tier.queue, {
       durable: true,
       arguments: {
         'x-queue-type': 'classic',
         'x-message-ttl': tier.delayMs,
+        // No dead-letter routing key: the message keeps its work.N key and returns to its shard.
         'x-dead-letter-exchange': topology.exchange,
-        'x-dead-letter-routing-key': WORK_ROUTING_KEY,
       },
     });
-    await channel.bindQueue(tier.queue, topology.retryExchange, tier.routingKey);
+    await channel.bindQueue(tier.queue, tier.exchange, '');
   }
 }

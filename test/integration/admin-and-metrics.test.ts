@@ -17,7 +17,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await ingest.stop();
   const probe = await openQueueProbe();
-  await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+  await probe.deleteTopology(ingest.topology);
   await probe.close();
   await db.drop();
 });
@@ -41,7 +41,7 @@ describe('admin stats', () => {
     await postMetaText(ingest.baseUrl, { timestamp: 1 });
     const response = await stats('?source=whatsapp&hours=24', ADMIN_TOKEN);
     expect(response.status).toBe(200);
-    const body = await response.json();
+    const body = (await response.json()) as Record<string, any>;
     expect(body).toMatchObject({
       source: 'whatsapp',
       hours: 24,
@@ -56,13 +56,13 @@ describe('admin stats', () => {
     expect(body.deadLetterDepth).toBe(0);
     expect(body.hourly).toHaveLength(1);
     expect(body.hourly[0]).toMatchObject({ messages: 4, duplicates: 1, errors: 1 });
-    expect((await stats('?source=twilio', ADMIN_TOKEN).then((r) => r.json())).messages).toBe(0);
+    expect(((await stats('?source=twilio', ADMIN_TOKEN).then((r) => r.json())) as { messages: number }).messages).toBe(0);
   });
 
   it('answers 400 naming the bad query parameter', async () => {
     const response = await stats('?hours=-3', ADMIN_TOKEN);
     expect(response.status).toBe(400);
-    expect((await response.json()).error).toMatch(/hours/);
+    expect(((await response.json()) as { error: string }).error).toMatch(/hours/);
   });
 });
 

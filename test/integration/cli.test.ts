@@ -16,7 +16,7 @@ afterAll(async () => {
   await ingest?.stop();
   if (ingest) {
     const probe = await openQueueProbe();
-    await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+    await probe.deleteTopology(ingest.topology);
     await probe.close();
   }
   await db.drop();

@@ -9,19 +9,17 @@ import { waitFor } from '../support/wait';
 let db: TestDatabase;
 let ingest: TestIngest;
 let probe: QueueProbe;
-let workQueue: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   ingest = await startTestIngest(db.url);
   probe = await openQueueProbe();
-  workQueue = `${ingest.config.QUEUE_PREFIX}.work`;
   await ingest.broker.waitUntilConnected(10000);
 });
 
 afterAll(async () => {
   await ingest.stop();
-  await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+  await probe.deleteTopology(ingest.topology);
   await probe.close();
   await db.drop();
 });
@@ -54,7 +52,7 @@ describe('Meta webhook', () => {
     expect(row).toMatchObject({ status: 'queued', duplicate_count: 0, phone_number: '15551230001' });
     expect(row!.response_time_ms).toBeGreaterThanOrEqual(0);
     const messages = await waitFor('the message on the work queue', async () => {
-      const got = await probe.drain(workQueue);
+      const got = await probe.drainWork(ingest.topology);
       return got.length > 0 ? got : null;
     });
     expect(messages).toHaveLength(1);
@@ -73,7 +71,7 @@ describe('Meta webhook', () => {
     expect((await postMetaText(ingest.baseUrl, { id })).status).toBe(200);
     expect(await rowOf(id)).toMatchObject({ status: 'queued', duplicate_count: 2 });
     await waitFor('the outbox to empty', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0);
-    const queued = (await probe.drain(workQueue)).filter((m) => m.properties.messageId === `whatsapp:${id}`);
+    const queued = (await probe.drainWork(ingest.topology)).filter((m) => m.properties.messageId === `whatsapp:${id}`);
     expect(queued).toHaveLength(1);
   });
 

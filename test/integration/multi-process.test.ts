@@ -1,5 +1,7 @@
 import { bodyOf, openQueueProbe, type QueueProbe } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { loadConfig } from '../../src/config';
+import { topologyFromConfig } from '../../src/queue/depths';
 import { randomQueuePrefix, testEnv } from '../support/ingest';
 import { spawnWagate, type ChildIngest } from '../support/process';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
@@ -8,6 +10,7 @@ import { waitFor } from '../support/wait';
 let db: TestDatabase;
 let probe: QueueProbe;
 const prefix = randomQueuePrefix();
+const topology = topologyFromConfig(loadConfig({ QUEUE_PREFIX: prefix }));
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -15,7 +18,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await probe.deleteTopology(prefix);
+  await probe.deleteTopology(topology);
   await probe.close();
   await db.drop();
 });
@@ -45,7 +48,7 @@ describe('two ingest processes', () => {
     expect(rows.every((r) => r.duplicate_count === 3)).toBe(true);
 
     await waitFor('the outbox to drain', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0);
-    const queued = await probe.drain(`${prefix}.work`);
+    const queued = await probe.drainWork(topology);
     expect(queued.map((m) => bodyOf(m).messageId).sort()).toEqual([...ids].sort());
   });
 

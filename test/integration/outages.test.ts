@@ -30,7 +30,7 @@ describe('RabbitMQ outage', () => {
 
   afterAll(async () => {
     await ingest.stop();
-    await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+    await probe.deleteTopology(ingest.topology);
     await proxy.close();
   });
 
@@ -42,12 +42,12 @@ describe('RabbitMQ outage', () => {
     expect(replies.map((r) => r.status)).toEqual(ids.map(() => 200));
     const ready = await (await fetch(`${ingest.baseUrl}/readyz`)).json();
     expect(ready).toMatchObject({ status: 'ready', postgres: 'ok', broker: 'disconnected' });
-    const [{ pending }] = await db.sql<{ pending: number }[]>`SELECT count(*)::int AS pending FROM outbox`;
-    expect(pending).toBe(20);
+    const [outbox] = await db.sql<{ pending: number }[]>`SELECT count(*)::int AS pending FROM outbox`;
+    expect(outbox!.pending).toBe(20);
 
     proxy.setMode('forward');
     await waitFor('the outbox to drain', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0, 20000);
-    const published = await probe.drain(`${ingest.config.QUEUE_PREFIX}.work`);
+    const published = await probe.drainWork(ingest.topology);
     expect(published.map((m) => bodyOf(m).messageId).sort()).toEqual([...ids].sort());
   });
 });
@@ -68,7 +68,7 @@ describe('PostgreSQL outage', () => {
   afterAll(async () => {
     proxy.setMode('forward');
     await ingest.stop();
-    await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+    await probe.deleteTopology(ingest.topology);
     await proxy.close();
   });
 
@@ -110,7 +110,7 @@ describe('overload and slow statements', () => {
 
   afterAll(async () => {
     await ingest.stop();
-    await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+    await probe.deleteTopology(ingest.topology);
   });
 
   it('answers 503 at once beyond MAX_IN_FLIGHT, and 503 when a statement times out', async () => {

@@ -8,19 +8,17 @@ import { waitFor } from '../support/wait';
 let db: TestDatabase;
 let ingest: TestIngest;
 let probe: QueueProbe;
-let workQueue: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   ingest = await startTestIngest(db.url, { RATE_LIMIT_WHATSAPP_MAX_REQUESTS: '3', REPLAY_WINDOW_SECONDS: '3600', RETENTION_DAYS: '1' });
   probe = await openQueueProbe();
-  workQueue = `${ingest.config.QUEUE_PREFIX}.work`;
   await ingest.broker.waitUntilConnected(10000);
 });
 
 afterAll(async () => {
   await ingest.stop();
-  await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+  await probe.deleteTopology(ingest.topology);
   await probe.close();
   await db.drop();
 });
@@ -31,7 +29,7 @@ const statuses = async (ids: string[]) =>
 
 async function drainedIds(): Promise<string[]> {
   await waitFor('the outbox to empty', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0);
-  return (await probe.drain(workQueue)).map((m) => String(m.properties.messageId));
+  return (await probe.drainWork(ingest.topology)).map((m) => String(m.properties.messageId));
 }
 
 describe('rate limits', () => {

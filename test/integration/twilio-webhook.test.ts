@@ -23,7 +23,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ingest.stop();
-  await probe.deleteTopology(ingest.config.QUEUE_PREFIX);
+  await probe.deleteTopology(ingest.topology);
   await probe.close();
   await db.drop();
 });
@@ -42,7 +42,7 @@ describe('Twilio webhook', () => {
     expect(reply.body).toBe(EMPTY_TWIML);
     expect(await statusOf(sid)).toEqual({ status: 'queued', duplicate_count: 0 });
     const queued = await waitFor('the queued Twilio message', async () => {
-      const got = await probe.drain(`${ingest.config.QUEUE_PREFIX}.work`);
+      const got = await probe.drainWork(ingest.topology);
       return got.length > 0 ? got : null;
     });
     expect(queued.map((m) => m.properties.messageId)).toEqual([`twilio:${sid}`]);

@@ -1,35 +1,64 @@
 import amqp, { type ConsumeMessage, type GetMessage } from 'amqplib';
+import type { Topology } from '../../src/queue/topology';
 
 export const TEST_AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 export interface QueueProbe {
   /** Takes every message currently ready in the queue (acked, so they are gone). */
   drain(queue: string): Promise<GetMessage[]>;
+  /** Takes every ready message from all work shards. */
+  drainWork(topology: Topology): Promise<GetMessage[]>;
   readyCount(queue: string): Promise<number>;
-  /** Deletes every queue and exchange the prefix declared. */
-  deleteTopology(prefix: string, retryDelaysMs?: number[]): Promise<void>;
+  /** Deletes every queue and exchange of the topology. */
+  deleteTopology(topology: Topology): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function openQueueProbe(): Promise<QueueProbe> {
   const connection = await amqp.connect(TEST_AMQP_URL);
   const channel = await connection.createChannel();
+  const withChannel = async (work: (ch: amqp.Channel) => Promise<unknown>) => {
+    const ch = await connection.createChannel();
+    ch.on('error', () => undefined);
+    await work(ch).catch(() => undefined);
+    await ch.close().catch(() => undefined);
+  };
+  // Work queues have a single active consumer, which rules out basic.get: consume exactly
+  // the messages that are ready now, then cancel.
+  const drain = async (queue: string) => {
+    const ready = (await channel.checkQueue(queue)).messageCount;
+    if (ready === 0) return [] as GetMessage[];
+    const messages: GetMessage[] = [];
+    let consumerTag = '';
+    await new Promise<void>((resolve) => {
+      void channel
+        .consume(queue, (message) => {
+          if (!message) return;
+          messages.push(message as unknown as GetMessage);
+          channel.ack(message);
+          if (messages.length === ready) resolve();
+        })
+        .then((ok) => (consumerTag = ok.consumerTag));
+    });
+    await channel.cancel(consumerTag);
+    return messages;
+  };
   return {
-    async drain(queue) {
-      const messages: GetMessage[] = [];
-      for (;;) {
-        const message = await channel.get(queue, { noAck: true });
-        if (!message) return messages;
-        messages.push(message);
-      }
+    drain,
+    async drainWork(topology) {
+      const all: GetMessage[] = [];
+      for (const shard of topology.shards) all.push(...(await drain(shard.queue)));
+      return all;
     },
     async readyCount(queue) {
       return (await channel.checkQueue(queue)).messageCount;
     },
-    async deleteTopology(prefix, retryDelaysMs = [5000, 30000, 300000, 1800000]) {
-      const queues = [`${prefix}.work`, `${prefix}.dead`, ...retryDelaysMs.map((ms) => `${prefix}.retry.${ms}ms`)];
-      for (const queue of queues) await channel.deleteQueue(queue).catch(() => undefined);
-      for (const exchange of [prefix, `${prefix}.retry`, `${prefix}.dlx`]) await channel.deleteExchange(exchange).catch(() => undefined);
+    async deleteTopology(topology) {
+      const queues = [...topology.shards.map((s) => s.queue), topology.deadQueue, ...topology.retryTiers.map((t) => t.queue)];
+      const exchanges = [topology.exchange, topology.deadExchange, ...topology.retryTiers.map((t) => t.exchange)];
+      // A failed delete closes the channel, so each gets a channel of its own.
+      for (const name of queues) await withChannel((ch) => ch.deleteQueue(name));
+      for (const name of exchanges) await withChannel((ch) => ch.deleteExchange(name));
     },
     async close() {
       await connection.close().catch(() => undefined);
