@@ -70,6 +70,37 @@ export function createMetrics(role: string) {
       help: '1 while this process holds a broker channel.',
       registers: [registry],
     }),
+    workerMessages: new Counter({
+      name: 'wagate_worker_messages_total',
+      help: 'Queue messages handled by the worker, by outcome (processed, unmatched, retried, dead_lettered, skipped).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    workerDuration: new Histogram({
+      name: 'wagate_worker_processing_duration_seconds',
+      help: 'Time to process one queue message, provider call included.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    ordersCreated: new Counter({
+      name: 'wagate_orders_created_total',
+      help: 'Orders created, by source.',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
+    confirmations: new Counter({
+      name: 'wagate_confirmations_total',
+      help: 'Reply sends by provider and result (sent, retry, failed, unknown).',
+      labelNames: ['provider', 'result'] as const,
+      registers: [registry],
+    }),
+    providerDuration: new Histogram({
+      name: 'wagate_provider_request_duration_seconds',
+      help: 'Graph API or Twilio REST call duration.',
+      labelNames: ['provider'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
     inFlight: new Gauge({
       name: 'wagate_http_in_flight_requests',
       help: 'Webhook requests being handled by this process.',
@@ -79,8 +110,15 @@ export function createMetrics(role: string) {
 }
 
 /** /metrics on its own port, so the exposition never sits on the public webhook port. */
-export function startMetricsServer(metrics: Metrics, port: number, host: string): Promise<http.Server> {
+export function startMetricsServer(
+  metrics: Metrics,
+  port: number,
+  host: string,
+  /** Extra routes (the worker's health checks, which have no public port); true when handled. */
+  extra?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean,
+): Promise<http.Server> {
   const server = http.createServer((req, res) => {
+    if (extra?.(req, res)) return;
     if (req.url !== '/metrics') {
       res.writeHead(404).end();
       return;

@@ -1,0 +1,108 @@
+import type http from 'node:http';
+import type { Config } from '../config';
+import { createDatabase, type Sql } from '../db/client';
+import { createReplyClient } from '../providers/reply-clients';
+import { createBroker, type Broker } from '../queue/broker';
+import { topologyFromConfig } from '../queue/depths';
+import { createPublisher } from '../queue/publisher';
+import { assertTopology, type Topology } from '../queue/topology';
+import type { Logger } from '../telemetry/logger';
+import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
+import { createWorkerConsumer } from '../worker/consumer';
+import { processMessage } from '../worker/process-message';
+import { boundPort } from '../http/server';
+
+export interface RunningWorker {
+  metricsPort: number;
+  sql: Sql;
+  broker: Broker;
+  metrics: Metrics;
+  topology: Topology;
+  stop(): Promise<void>;
+}
+
+export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
+  const metrics = createMetrics('worker');
+  const sql = createDatabase({
+    url: config.DATABASE_URL,
+    maxConnections: config.DB_POOL_MAX,
+    connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    applicationName: 'wagate-worker',
+  });
+  const topology = topologyFromConfig(config);
+  const sendReply = createReplyClient({
+    graphApiUrl: config.WHATSAPP_GRAPH_API_URL,
+    graphApiVersion: config.WHATSAPP_GRAPH_API_VERSION,
+    accessToken: config.WHATSAPP_ACCESS_TOKEN,
+    twilioApiUrl: config.TWILIO_API_URL,
+    twilioAccountSid: config.TWILIO_ACCOUNT_SID,
+    twilioAuthToken: config.TWILIO_AUTH_TOKEN[0],
+    timeoutMs: config.REPLY_TIMEOUT_MS,
+  });
+  let consumer: ReturnType<typeof createWorkerConsumer> | null = null;
+  const broker = createBroker({
+    url: config.AMQP_URL,
+    name: 'wagate-worker',
+    log,
+    setup: async (channel) => {
+      await assertTopology(channel, topology);
+      await consumer!.attach(channel);
+    },
+  });
+  consumer = createWorkerConsumer({
+    topology,
+    prefetch: config.WORKER_PREFETCH,
+    publisher: createPublisher(broker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
+    sql,
+    log,
+    metrics,
+    handle: (message) =>
+      processMessage(
+        { sql, sendReply, metrics, match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN } },
+        message,
+      ),
+  });
+  broker.onConnected(() => metrics.brokerConnected.set(1));
+  let draining = false;
+  const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, (req, res) => {
+    if (req.url === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
+      return true;
+    }
+    if (req.url !== '/readyz') return false;
+    void workerReadiness(sql, broker, draining).then(({ ready, body }) =>
+      res.writeHead(ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify(body)),
+    );
+    return true;
+  });
+  log.info({ metricsPort: boundPort(metricsServer), shards: topology.shards.length, prefetch: config.WORKER_PREFETCH }, 'worker started');
+  return {
+    metricsPort: boundPort(metricsServer),
+    sql,
+    broker,
+    metrics,
+    topology,
+    async stop() {
+      draining = true;
+      await consumer!.stop();
+      await broker.close();
+      await closeServer(metricsServer);
+      await sql.end({ timeout: 5 });
+      log.info('worker stopped');
+    },
+  };
+}
+
+/** The worker cannot work without a broker channel, unlike ingest. */
+async function workerReadiness(sql: Sql, broker: Broker, draining: boolean) {
+  const postgres = await sql`SELECT 1`.then(() => 'ok', () => 'unavailable');
+  const brokerState = broker.isConnected() ? 'connected' : 'disconnected';
+  const ready = postgres === 'ok' && brokerState === 'connected' && !draining;
+  return { ready, body: { status: ready ? 'ready' : 'not ready', postgres, broker: brokerState, draining } };
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}

@@ -1,0 +1,104 @@
+import type { Sql } from '../db/client';
+import type { QueueMessage } from '../queue/message';
+import { findProducts, matchPhrases, type Candidate, type MatchOptions, type Product } from './match';
+import { fromCents, toCents } from './money';
+import { parseOrderText } from './parse-text';
+
+export const MAX_LINE_QUANTITY = 99;
+
+export interface OrderLine {
+  product: Product;
+  quantity: number;
+}
+
+export interface Problem {
+  phrase: string;
+  reason: 'unknown' | 'ambiguous' | 'quantity' | 'currency';
+  candidates: Candidate[];
+}
+
+/** What a message asks for, decided from its content and the catalog alone. */
+export type Decision =
+  | { kind: 'order'; lines: OrderLine[]; total: string; currency: string }
+  | { kind: 'cancel' }
+  | { kind: 'order_status' }
+  | { kind: 'menu' }
+  | { kind: 'clarify'; problems: Problem[] }
+  | { kind: 'unsupported'; type: string };
+
+export async function decide(sql: Sql, message: QueueMessage, options: MatchOptions): Promise<Decision> {
+  const content = (message.content ?? {}) as Record<string, any>;
+  if (message.source === 'whatsapp' && message.type === 'order') return decideCart(sql, content.order?.product_items ?? []);
+  const choice = replyChoice(message, content);
+  if (choice) {
+    const products = await findProducts(sql, [choice.id]);
+    const product = products.get(choice.id);
+    if (product) return buildOrder([{ product, quantity: 1 }]);
+    if (choice.title) return decideText(sql, choice.title, options);
+  }
+  const text = textOf(message, content);
+  if (text === undefined) return { kind: 'unsupported', type: message.type };
+  return decideText(sql, text, options);
+}
+
+/** Native catalog carts name products by sku (product_retailer_id): matched exactly. */
+async function decideCart(sql: Sql, items: { product_retailer_id: string; quantity: number | string }[]): Promise<Decision> {
+  const products = await findProducts(sql, items.map((item) => item.product_retailer_id));
+  const problems: Problem[] = [];
+  const lines: OrderLine[] = [];
+  for (const item of items) {
+    const product = products.get(item.product_retailer_id);
+    const quantity = Number(item.quantity);
+    if (!product) problems.push({ phrase: item.product_retailer_id, reason: 'unknown', candidates: [] });
+    else if (!validQuantity(quantity)) problems.push({ phrase: product.name, reason: 'quantity', candidates: [] });
+    else lines.push({ product, quantity });
+  }
+  return problems.length > 0 ? { kind: 'clarify', problems } : buildOrder(lines);
+}
+
+async function decideText(sql: Sql, text: string, options: MatchOptions): Promise<Decision> {
+  const parsed = parseOrderText(text);
+  if (parsed.intent !== 'order') return { kind: parsed.intent };
+  if (parsed.items.length === 0) return { kind: 'menu' };
+  const verdicts = await matchPhrases(sql, parsed.items.map((item) => item.phrase), options);
+  const problems: Problem[] = [];
+  const lines: OrderLine[] = [];
+  parsed.items.forEach((item, index) => {
+    const verdict = verdicts[index]!;
+    if (verdict.verdict !== 'matched') problems.push({ phrase: item.phrase, reason: verdict.verdict, candidates: verdict.candidates });
+    else if (!validQuantity(item.quantity)) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [] });
+    else lines.push({ product: verdict.product, quantity: item.quantity });
+  });
+  return problems.length > 0 ? { kind: 'clarify', problems } : buildOrder(lines);
+}
+
+function buildOrder(lines: OrderLine[]): Decision {
+  const currency = lines[0]!.product.currency;
+  const foreign = lines.find((line) => line.product.currency !== currency);
+  if (foreign) return { kind: 'clarify', problems: [{ phrase: foreign.product.name, reason: 'currency', candidates: [] }] };
+  const cents = lines.reduce((sum, line) => sum + toCents(line.product.price) * line.quantity, 0);
+  return { kind: 'order', lines, total: fromCents(cents), currency };
+}
+
+function validQuantity(quantity: number): boolean {
+  return Number.isInteger(quantity) && quantity >= 1 && quantity <= MAX_LINE_QUANTITY;
+}
+
+/** A tapped button or list row: its id may be a sku; otherwise its title is read as text. */
+function replyChoice(message: QueueMessage, content: Record<string, any>): { id: string; title?: string } | undefined {
+  if (message.source === 'twilio') {
+    const id = content.ButtonPayload ?? content.ListId;
+    return typeof id === 'string' && id ? { id, title: content.ButtonText ?? content.ListTitle ?? content.Body } : undefined;
+  }
+  const reply = content.interactive?.button_reply ?? content.interactive?.list_reply;
+  if (reply?.id) return { id: String(reply.id), title: reply.title };
+  if (content.button?.payload) return { id: String(content.button.payload), title: content.button.text };
+  return undefined;
+}
+
+function textOf(message: QueueMessage, content: Record<string, any>): string | undefined {
+  if (message.source === 'twilio') return message.type === 'text' && typeof content.Body === 'string' ? content.Body : undefined;
+  if (message.type === 'text' && typeof content.text?.body === 'string') return content.text.body;
+  if (message.type === 'button' && typeof content.button?.text === 'string') return content.button.text;
+  return undefined;
+}

@@ -1,0 +1,68 @@
+import type { Sql } from '../db/client';
+import type { ReplyClient } from '../providers/reply-clients';
+import type { Metrics } from '../telemetry/metrics';
+import { PermanentError, RetryableError } from '../worker/errors';
+import type { OutboundRow } from './record-decision';
+
+export type DeliveryResult = 'sent' | 'unknown' | 'already_settled';
+
+/**
+ * Sends a reply at most once. The row is marked 'sending' (committed) before the provider
+ * is called; a row found still 'sending' means an earlier attempt died mid-call, so its fate
+ * is unknown and it is not sent again. Only 'pending' and 'retry' (definitely not sent) may send.
+ */
+export async function deliverReply(
+  sql: Sql,
+  source: 'whatsapp' | 'twilio',
+  outbound: OutboundRow,
+  sendReply: ReplyClient,
+  metrics: Metrics,
+): Promise<DeliveryResult> {
+  const [claimed] = await sql<{ id: string }[]>`
+    UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
+    WHERE id = ${outbound.id} AND status IN ('pending', 'retry')
+    RETURNING id::text`;
+  if (!claimed) {
+    const [orphan] = await sql`
+      UPDATE outbound_messages SET status = 'unknown', last_error = 'an earlier attempt stopped during the provider call', updated_at = now()
+      WHERE id = ${outbound.id} AND status = 'sending'
+      RETURNING id`;
+    if (orphan) {
+      metrics.confirmations.inc({ provider: source, result: 'unknown' });
+      return 'unknown';
+    }
+    return 'already_settled';
+  }
+  const started = performance.now();
+  const outcome = await sendReply({ source, to: outbound.recipient, from: outbound.business_number, body: outbound.body });
+  metrics.providerDuration.observe({ provider: source }, (performance.now() - started) / 1000);
+  switch (outcome.kind) {
+    case 'sent':
+      // Receipts may have arrived before we learnt the provider id: fold them in now.
+      await sql`
+        UPDATE outbound_messages SET status = 'sent', provider_message_id = ${outcome.providerMessageId}, last_error = NULL,
+          delivery_status = (SELECT status FROM message_statuses
+                             WHERE webhook_source = ${source} AND message_id = ${outcome.providerMessageId}
+                             ORDER BY wagate_receipt_rank(status) DESC LIMIT 1),
+          updated_at = now()
+        WHERE id = ${outbound.id}`;
+      metrics.confirmations.inc({ provider: source, result: 'sent' });
+      return 'sent';
+    case 'unknown':
+      await settle(sql, outbound.id, 'unknown', outcome.error);
+      metrics.confirmations.inc({ provider: source, result: 'unknown' });
+      return 'unknown';
+    case 'retry':
+      await settle(sql, outbound.id, 'retry', outcome.error);
+      metrics.confirmations.inc({ provider: source, result: 'retry' });
+      throw new RetryableError(outcome.error, outcome.retryAfterMs);
+    case 'permanent':
+      await settle(sql, outbound.id, 'failed', outcome.error);
+      metrics.confirmations.inc({ provider: source, result: 'failed' });
+      throw new PermanentError(outcome.error);
+  }
+}
+
+async function settle(sql: Sql, id: string, status: string, error: string): Promise<void> {
+  await sql`UPDATE outbound_messages SET status = ${status}, last_error = ${error}, updated_at = now() WHERE id = ${id}`;
+}

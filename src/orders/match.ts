@@ -1,0 +1,73 @@
+import type { Sql } from '../db/client';
+
+export interface Product {
+  sku: string;
+  name: string;
+  price: string;
+  currency: string;
+}
+
+export interface Candidate extends Product {
+  score: number;
+}
+
+export interface MatchOptions {
+  /** Lowest pg_trgm word similarity that counts as a match (0..1). */
+  threshold: number;
+  /** Two products scoring within this margin of each other make a phrase ambiguous. */
+  ambiguityMargin: number;
+}
+
+export type PhraseVerdict =
+  | { verdict: 'matched'; product: Candidate }
+  | { verdict: 'ambiguous'; candidates: Candidate[] }
+  | { verdict: 'unknown'; candidates: Candidate[] };
+
+/**
+ * Scores each phrase against every active product's folded name and aliases with pg_trgm
+ * word similarity, in both directions: "margherita" inside "pizza margherita", and "coffee"
+ * inside "large coffee with milk". One statement for all phrases of a message.
+ */
+export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOptions): Promise<PhraseVerdict[]> {
+  if (phrases.length === 0) return [];
+  const rows = await sql<(Candidate & { ord: number })[]>`
+    SELECT q.ord::integer AS ord, c.sku, c.name, c.price::text AS price, c.currency, c.score
+    FROM unnest(${phrases}::text[]) WITH ORDINALITY AS q(phrase, ord)
+    CROSS JOIN LATERAL (
+      SELECT p.sku, p.name, p.price, p.currency,
+             (SELECT max(greatest(word_similarity(wagate_fold(q.phrase), term), word_similarity(term, wagate_fold(q.phrase))))
+              FROM unnest(p.search_terms) AS term)::float8 AS score
+      FROM products p
+      WHERE p.active
+      ORDER BY score DESC, p.sku
+      LIMIT 3
+    ) c
+    ORDER BY q.ord, c.score DESC, c.sku`;
+  return phrases.map((_, index) => {
+    const candidates = rows.filter((row) => row.ord === index + 1).map(({ ord: _ord, ...candidate }) => candidate);
+    return judge(candidates, options);
+  });
+}
+
+function judge(candidates: Candidate[], options: MatchOptions): PhraseVerdict {
+  const plausible = candidates.filter((c) => c.score >= options.threshold);
+  const [best, second] = plausible;
+  if (!best) return { verdict: 'unknown', candidates: candidates.filter((c) => c.score > 0) };
+  if (second && best.score - second.score < options.ambiguityMargin) {
+    return { verdict: 'ambiguous', candidates: plausible.filter((c) => best.score - c.score < options.ambiguityMargin) };
+  }
+  return { verdict: 'matched', product: best };
+}
+
+/** Exact lookups for catalog carts and interactive replies, keyed by sku. */
+export async function findProducts(sql: Sql, skus: string[]): Promise<Map<string, Product>> {
+  if (skus.length === 0) return new Map();
+  const rows = await sql<Product[]>`
+    SELECT sku, name, price::text AS price, currency FROM products WHERE active AND sku = ANY(${skus}::text[])`;
+  return new Map(rows.map((row) => [row.sku, row]));
+}
+
+export async function listMenu(sql: Sql, limit = 20): Promise<Product[]> {
+  return sql<Product[]>`
+    SELECT sku, name, price::text AS price, currency FROM products WHERE active ORDER BY name LIMIT ${limit}`;
+}

@@ -1,0 +1,116 @@
+import type { Sql } from '../db/client';
+import type { QueueMessage } from '../queue/message';
+import type { Decision } from './decide';
+import { listMenu } from './match';
+import { replies } from './replies';
+
+export type ReplyKind = 'order_confirmation' | 'cancel_confirmation' | 'order_status' | 'menu' | 'clarification' | 'unsupported';
+
+export interface OutboundRow {
+  id: string;
+  kind: ReplyKind;
+  status: 'pending' | 'sending' | 'sent' | 'retry' | 'failed' | 'unknown';
+  recipient: string;
+  business_number: string;
+  body: string;
+  order_id: string | null;
+  attempts: number;
+}
+
+/** Messages that got what they asked for are processed; the rest are unmatched. */
+export function outcomeOf(kind: ReplyKind): 'processed' | 'unmatched' {
+  return kind === 'clarification' || kind === 'unsupported' ? 'unmatched' : 'processed';
+}
+
+export type DecisionOutcome = { outbound: OutboundRow; orderCreated: boolean };
+
+/**
+ * Applies a decision and records its one reply in a single transaction. The reply row is
+ * the marker that the decision was taken: a redelivered message finds it and goes straight
+ * to sending, so an order, a cancellation or a reply never happens twice.
+ */
+export async function findReply(sql: Sql, message: QueueMessage): Promise<OutboundRow | undefined> {
+  const [row] = await sql<OutboundRow[]>`
+    SELECT id::text, kind, status, recipient, business_number, body, order_id::text, attempts
+    FROM outbound_messages WHERE webhook_source = ${message.source} AND inbound_message_id = ${message.messageId}`;
+  return row;
+}
+
+export async function recordDecision(sql: Sql, message: QueueMessage, decision: Decision): Promise<DecisionOutcome> {
+  return (await sql.begin(async (tx) => {
+    const existing = await findReply(tx as unknown as Sql, message);
+    if (existing) return { outbound: existing, orderCreated: false };
+    const { kind, body, orderId, orderCreated } = await applyDecision(tx as unknown as Sql, message, decision);
+    const [outbound] = await tx<OutboundRow[]>`
+      INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, order_id, recipient, business_number, kind, body)
+      VALUES (${`reply:${message.source}:${message.messageId}`}, ${message.source}, ${message.messageId}, ${orderId},
+              ${message.from}, ${message.business}, ${kind}, ${body})
+      RETURNING id::text, kind, status, recipient, business_number, body, order_id::text, attempts`;
+    return { outbound: outbound!, orderCreated };
+  })) as DecisionOutcome;
+}
+
+interface Applied {
+  kind: ReplyKind;
+  body: string;
+  orderId: string | null;
+  orderCreated: boolean;
+}
+
+async function applyDecision(tx: Sql, message: QueueMessage, decision: Decision): Promise<Applied> {
+  const none = { orderId: null, orderCreated: false };
+  switch (decision.kind) {
+    case 'order':
+      return createOrder(tx, message, decision);
+    case 'cancel': {
+      const [order] = await tx<{ id: string }[]>`
+        UPDATE orders SET status = 'cancelled', cancelled_by_message_id = ${message.messageId}, updated_at = now()
+        WHERE id = (SELECT id FROM orders WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey}
+                    AND status = 'open' ORDER BY id DESC LIMIT 1 FOR UPDATE)
+        RETURNING id::text`;
+      return order
+        ? { kind: 'cancel_confirmation', body: replies.cancelled(order.id), orderId: order.id, orderCreated: false }
+        : { kind: 'cancel_confirmation', body: replies.nothingToCancel(), ...none };
+    }
+    case 'order_status': {
+      const [order] = await tx<{ id: string; status: string; total: string; currency: string }[]>`
+        SELECT id::text, status, total::text, currency FROM orders
+        WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey} ORDER BY id DESC LIMIT 1`;
+      return order
+        ? { kind: 'order_status', body: replies.orderStatus(order.id, order.status, order.total, order.currency), orderId: order.id, orderCreated: false }
+        : { kind: 'order_status', body: replies.noOrders(), ...none };
+    }
+    case 'menu':
+      return { kind: 'menu', body: replies.menu(await listMenu(tx)), ...none };
+    case 'clarify':
+      return { kind: 'clarification', body: replies.clarification(decision.problems), ...none };
+    case 'unsupported':
+      return { kind: 'unsupported', body: replies.unsupported(), ...none };
+  }
+}
+
+async function createOrder(tx: Sql, message: QueueMessage, decision: Extract<Decision, { kind: 'order' }>): Promise<Applied> {
+  const [order] = await tx<{ id: string }[]>`
+    INSERT INTO orders (webhook_source, message_id, phone_number, sender_key, customer_name, total, currency)
+    VALUES (${message.source}, ${message.messageId}, ${message.from}, ${message.senderKey}, ${message.contactName},
+            ${decision.total}::numeric, ${decision.currency})
+    ON CONFLICT (webhook_source, message_id) DO NOTHING
+    RETURNING id::text`;
+  const orderId =
+    order?.id ??
+    (await tx<{ id: string }[]>`SELECT id::text FROM orders WHERE webhook_source = ${message.source} AND message_id = ${message.messageId}`)[0]!.id;
+  if (order) {
+    await tx`
+      INSERT INTO order_items (order_id, line, sku, name, quantity, unit_price)
+      SELECT ${orderId}::bigint, line, sku, name, quantity, unit_price::numeric
+      FROM jsonb_to_recordset(${JSON.stringify(
+        decision.lines.map((l, i) => ({ line: i + 1, sku: l.product.sku, name: l.product.name, quantity: l.quantity, unit_price: l.product.price })),
+      )}::text::jsonb) AS x(line integer, sku text, name text, quantity integer, unit_price text)`;
+  }
+  return {
+    kind: 'order_confirmation',
+    body: replies.orderConfirmation(orderId, message.contactName, decision.lines, decision.total, decision.currency),
+    orderId,
+    orderCreated: Boolean(order),
+  };
+}

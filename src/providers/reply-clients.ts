@@ -1,0 +1,139 @@
+/**
+ * Sending one text reply through Meta's Graph API or Twilio's REST API, and sorting every
+ * answer into the four outcomes the worker acts on. Each call is made once: retrying is the
+ * queue's job, through its tiers, so an operator can tell what a customer may receive.
+ */
+export type SendOutcome =
+  | { kind: 'sent'; providerMessageId: string }
+  /** Definitely not delivered (refused connection, 429, 5xx): safe to try again later. */
+  | { kind: 'retry'; error: string; retryAfterMs?: number }
+  /** No retry can fix it (bad recipient, outside the 24-hour window, bad credentials). */
+  | { kind: 'permanent'; error: string }
+  /** The request may have reached the provider: never resent blindly. */
+  | { kind: 'unknown'; error: string };
+
+export interface ReplyTarget {
+  source: 'whatsapp' | 'twilio';
+  /** Customer address: wa_id for Meta, "whatsapp:+..." for Twilio. */
+  to: string;
+  /** Business number: Meta phone_number_id, Twilio "whatsapp:+..." that received the message. */
+  from: string;
+  body: string;
+}
+
+export interface ReplyClientOptions {
+  graphApiUrl: string;
+  graphApiVersion: string;
+  accessToken: string | undefined;
+  twilioApiUrl: string;
+  twilioAccountSid: string | undefined;
+  twilioAuthToken: string | undefined;
+  timeoutMs: number;
+}
+
+/** Meta error codes that mean "try later" even when the HTTP status says 400. */
+const META_RETRYABLE_CODES = new Set([1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131048, 131056, 133004]);
+/** Connection errors raised before any byte of the request could have been sent. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export function createReplyClient(options: ReplyClientOptions) {
+  return async function sendReply(target: ReplyTarget): Promise<SendOutcome> {
+    const request = target.source === 'whatsapp' ? metaRequest(options, target) : twilioRequest(options, target);
+    if ('missing' in request) return { kind: 'permanent', error: `${request.missing} is not configured` };
+    let response: Response;
+    try {
+      response = await fetch(request.url, { ...request.init, signal: AbortSignal.timeout(options.timeoutMs) });
+    } catch (error) {
+      return classifyNetworkError(error);
+    }
+    const text = await response.text().catch(() => '');
+    return target.source === 'whatsapp' ? classifyMeta(response, text) : classifyTwilio(response, text);
+  };
+}
+
+export type ReplyClient = ReturnType<typeof createReplyClient>;
+
+function metaRequest(options: ReplyClientOptions, target: ReplyTarget) {
+  if (!options.accessToken) return { missing: 'WHATSAPP_ACCESS_TOKEN' } as const;
+  return {
+    url: `${trim(options.graphApiUrl)}/${options.graphApiVersion}/${encodeURIComponent(target.from)}/messages`,
+    init: {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${options.accessToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        messaging_product: 'whatsapp',
+        recipient_type: 'individual',
+        to: target.to,
+        type: 'text',
+        text: { body: target.body, preview_url: false },
+      }),
+    },
+  };
+}
+
+function twilioRequest(options: ReplyClientOptions, target: ReplyTarget) {
+  if (!options.twilioAccountSid) return { missing: 'TWILIO_ACCOUNT_SID' } as const;
+  if (!options.twilioAuthToken) return { missing: 'TWILIO_AUTH_TOKEN' } as const;
+  const credentials = Buffer.from(`${options.twilioAccountSid}:${options.twilioAuthToken}`).toString('base64');
+  return {
+    url: `${trim(options.twilioApiUrl)}/2010-04-01/Accounts/${encodeURIComponent(options.twilioAccountSid)}/Messages.json`,
+    init: {
+      method: 'POST',
+      headers: { Authorization: `Basic ${credentials}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ To: target.to, From: target.from, Body: target.body }).toString(),
+    },
+  };
+}
+
+function classifyNetworkError(error: unknown): SendOutcome {
+  const cause = (error as { cause?: { code?: string } }).cause;
+  const code = cause?.code ?? (error as { code?: string }).code ?? (error as Error).name;
+  if (code && NOT_SENT_CODES.has(code)) return { kind: 'retry', error: `connection failed (${code})` };
+  // A timeout or reset after connecting: the provider may have accepted the message.
+  return { kind: 'unknown', error: `no answer from the provider (${code ?? 'error'})` };
+}
+
+function classifyMeta(response: Response, text: string): SendOutcome {
+  const body = parseJson(text) as { messages?: { id?: string }[]; error?: { code?: number; message?: string } } | null;
+  const id = body?.messages?.[0]?.id;
+  if (response.ok && id) return { kind: 'sent', providerMessageId: id };
+  if (response.ok) return { kind: 'unknown', error: 'Graph API answered 2xx without a message id' };
+  const code = body?.error?.code;
+  const error = `Graph API ${response.status}${code !== undefined ? ` code ${code}` : ''}: ${body?.error?.message ?? 'no error body'}`;
+  if (response.status === 429 || response.status >= 500 || (code !== undefined && META_RETRYABLE_CODES.has(code))) {
+    return { kind: 'retry', error, retryAfterMs: retryAfter(response) };
+  }
+  return { kind: 'permanent', error };
+}
+
+function classifyTwilio(response: Response, text: string): SendOutcome {
+  const body = parseJson(text) as { sid?: string; code?: number; message?: string } | null;
+  if (response.ok && body?.sid) return { kind: 'sent', providerMessageId: body.sid };
+  if (response.ok) return { kind: 'unknown', error: 'Twilio answered 2xx without a message sid' };
+  const error = `Twilio ${response.status}${body?.code !== undefined ? ` code ${body.code}` : ''}: ${body?.message ?? 'no error body'}`;
+  if (response.status === 429 || response.status >= 500 || body?.code === 20429) {
+    return { kind: 'retry', error, retryAfterMs: retryAfter(response) };
+  }
+  return { kind: 'permanent', error };
+}
+
+function retryAfter(response: Response): number | undefined {
+  const header = response.headers.get('retry-after');
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+function trim(url: string): string {
+  return url.replace(/\/+$/, '');
+}

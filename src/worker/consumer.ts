@@ -1,0 +1,181 @@
+import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { Sql } from '../db/client';
+import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/message';
+import type { Publisher } from '../queue/publisher';
+import type { Topology } from '../queue/topology';
+import type { Logger } from '../telemetry/logger';
+import type { Metrics } from '../telemetry/metrics';
+import { PermanentError, RetryableError } from './errors';
+import type { ProcessOutcome } from './process-message';
+
+export const ATTEMPT_HEADER = 'x-wagate-attempt';
+export const LAST_ERROR_HEADER = 'x-wagate-last-error';
+export const DEAD_AT_HEADER = 'x-wagate-dead-at';
+
+export interface ConsumerDeps {
+  topology: Topology;
+  prefetch: number;
+  publisher: Publisher;
+  sql: Sql;
+  log: Logger;
+  metrics: Metrics;
+  handle(message: QueueMessage): Promise<ProcessOutcome>;
+}
+
+export interface WorkerConsumer {
+  /** Starts consuming every shard on a fresh channel; called on each (re)connect. */
+  attach(channel: ConfirmChannel): Promise<void>;
+  /** Stops taking deliveries and waits for the ones in hand to finish. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Consumes the shard queues. Messages of one sender are chained, so they never run
+ * concurrently and keep their order; other senders run side by side up to the prefetch.
+ * A failure is published to its next retry tier (or the dead-letter queue) with a
+ * confirm, and only then acked, so no hand-over can lose a message.
+ */
+export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
+  const chains = new Map<string, Promise<void>>();
+  let attached: { channel: ConfirmChannel; tags: string[] } | null = null;
+
+  function onDelivery(channel: ConfirmChannel, delivery: ConsumeMessage): void {
+    const payload = parseDelivery(delivery);
+    if (typeof payload === 'string') {
+      void deadLetter(channel, delivery, null, payload);
+      return;
+    }
+    const key = payload.senderKey;
+    const next = (chains.get(key) ?? Promise.resolve()).then(() => handleOne(channel, delivery, payload));
+    chains.set(key, next);
+    void next.finally(() => {
+      if (chains.get(key) === next) chains.delete(key);
+    });
+  }
+
+  async function handleOne(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage): Promise<void> {
+    const started = performance.now();
+    try {
+      const deliveries = Number(delivery.properties.headers?.['x-delivery-count'] ?? 0);
+      // The broker's delivery limit would drop the message into the DLQ without a reason and
+      // leave its record 'processing'; take it out ourselves one delivery earlier.
+      if (deliveries >= deps.topology.deliveryLimit - 1) {
+        throw new PermanentError(`delivered ${deliveries + 1} times without finishing (a consumer crashed or lost its connection each time)`);
+      }
+      const outcome = await deps.handle(payload);
+      deps.metrics.workerMessages.inc({ outcome });
+      channel.ack(delivery);
+    } catch (error) {
+      await routeFailure(channel, delivery, payload, error).catch((routeError: Error) => {
+        // The broker redelivers an unacked message; processing is idempotent.
+        deps.log.error({ err: routeError.message, messageId: payload.messageId }, 'could not hand a failed message on; it will be redelivered');
+        safely(() => channel.nack(delivery, false, true));
+      });
+    } finally {
+      deps.metrics.workerDuration.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  async function routeFailure(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, error: unknown): Promise<void> {
+    const reason = describe(error);
+    if (error instanceof PermanentError) return deadLetter(channel, delivery, payload, reason);
+    const attempt = Number(delivery.properties.headers?.[ATTEMPT_HEADER] ?? 0);
+    const tier = nextTier(deps.topology, attempt, error instanceof RetryableError ? error.retryAfterMs : undefined);
+    if (tier === null) return deadLetter(channel, delivery, payload, `retries exhausted: ${reason}`);
+    await publishOrThrow(deps.topology.retryTiers[tier]!.exchange, delivery, {
+      [ATTEMPT_HEADER]: tier + 1,
+      [LAST_ERROR_HEADER]: reason,
+    });
+    await deps.sql`
+      UPDATE webhook_messages SET status = 'queued', last_error = ${reason}, updated_at = now()
+      WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'processing'`.catch(() => undefined);
+    deps.metrics.workerMessages.inc({ outcome: 'retried' });
+    deps.log.warn({ messageId: payload.messageId, attempt: tier + 1, delayMs: deps.topology.retryTiers[tier]!.delayMs, err: reason }, 'message will be retried');
+    channel.ack(delivery);
+  }
+
+  async function deadLetter(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage | null, reason: string): Promise<void> {
+    await publishOrThrow(deps.topology.deadExchange, delivery, {
+      [LAST_ERROR_HEADER]: reason,
+      [DEAD_AT_HEADER]: new Date().toISOString(),
+    }, deps.topology.deadRoutingKey);
+    if (payload) {
+      await deps.sql`
+        UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
+        WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId}`.catch(() => undefined);
+    }
+    deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
+    deps.log.error({ messageId: payload?.messageId, err: reason }, 'message dead-lettered');
+    channel.ack(delivery);
+  }
+
+  async function publishOrThrow(exchange: string, delivery: ConsumeMessage, headers: Record<string, string | number>, routingKey = delivery.fields.routingKey): Promise<void> {
+    const original: Record<string, unknown> = { ...(delivery.properties.headers ?? {}) };
+    for (const name of ['x-delivery-count', 'x-death', 'x-first-death-exchange', 'x-first-death-queue', 'x-first-death-reason']) delete original[name];
+    const [ok] = await deps.publisher.publishAll(exchange, [
+      {
+        messageId: String(delivery.properties.messageId ?? ''),
+        routingKey,
+        body: delivery.content,
+        traceparent: String(original.traceparent ?? ''),
+        headers: { ...(original as Record<string, string | number>), 'x-wagate-routing-key': delivery.fields.routingKey, ...headers },
+      },
+    ]);
+    if (!ok) throw new Error(`the broker did not confirm the hand-over to ${exchange}`);
+  }
+
+  return {
+    async attach(channel) {
+      await channel.prefetch(deps.prefetch);
+      const tags: string[] = [];
+      for (const shard of deps.topology.shards) {
+        const { consumerTag } = await channel.consume(shard.queue, (delivery) => delivery && onDelivery(channel, delivery));
+        tags.push(consumerTag);
+      }
+      attached = { channel, tags };
+    },
+    async stop() {
+      const current = attached;
+      attached = null;
+      if (current) for (const tag of current.tags) await current.channel.cancel(tag).catch(() => undefined);
+      while (chains.size > 0) await Promise.allSettled([...chains.values()]);
+    },
+  };
+}
+
+/** The tier index for the next attempt, honouring a provider's Retry-After; null when out of tiers. */
+export function nextTier(topology: Topology, attempt: number, retryAfterMs?: number): number | null {
+  const tiers = topology.retryTiers;
+  if (attempt >= tiers.length) return null;
+  if (retryAfterMs === undefined) return attempt;
+  for (let index = attempt; index < tiers.length; index += 1) if (tiers[index]!.delayMs >= retryAfterMs) return index;
+  return tiers.length - 1;
+}
+
+function parseDelivery(delivery: ConsumeMessage): QueueMessage | string {
+  let json: unknown;
+  try {
+    json = JSON.parse(delivery.content.toString('utf8'));
+  } catch {
+    return 'queue message is not JSON';
+  }
+  const parsed = queueMessageSchema.safeParse(json);
+  if (!parsed.success) return `queue message does not match the contract: ${parsed.error.issues[0]?.path.join('.')}`;
+  if (delivery.properties.messageId && delivery.properties.messageId !== amqpMessageId(parsed.data.source, parsed.data.messageId)) {
+    return 'queue message id does not match its body';
+  }
+  return parsed.data;
+}
+
+function describe(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.slice(0, 500);
+}
+
+function safely(action: () => void): void {
+  try {
+    action();
+  } catch {
+    // The channel is gone; the broker requeues what was unacked.
+  }
+}

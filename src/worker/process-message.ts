@@ -1,0 +1,46 @@
+import type { Sql } from '../db/client';
+import { decide } from '../orders/decide';
+import { deliverReply } from '../orders/deliver-reply';
+import type { MatchOptions } from '../orders/match';
+import { findReply, outcomeOf, recordDecision } from '../orders/record-decision';
+import type { ReplyClient } from '../providers/reply-clients';
+import type { QueueMessage } from '../queue/message';
+import type { Metrics } from '../telemetry/metrics';
+
+export interface PipelineDeps {
+  sql: Sql;
+  sendReply: ReplyClient;
+  metrics: Metrics;
+  match: MatchOptions;
+}
+
+export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped';
+
+/**
+ * parse → match → order → confirm → status, for one queued message. Every step is
+ * idempotent, because the broker delivers at least once: the claim skips finished
+ * messages, the reply row marks a taken decision, and the send state stops a second call.
+ */
+export async function processMessage(deps: PipelineDeps, message: QueueMessage): Promise<ProcessOutcome> {
+  const { sql } = deps;
+  const [claimed] = await sql`
+    UPDATE webhook_messages SET status = 'processing', attempts = attempts + 1, updated_at = now()
+    WHERE webhook_source = ${message.source} AND message_id = ${message.messageId} AND status IN ('queued', 'processing')
+    RETURNING id`;
+  // Already finished (a redelivery), or erased or cleaned up since it was queued.
+  if (!claimed) return 'skipped';
+
+  let outbound = await findReply(sql, message);
+  if (!outbound) {
+    const decision = await decide(sql, message, deps.match);
+    const recorded = await recordDecision(sql, message, decision);
+    outbound = recorded.outbound;
+    if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
+  }
+  await deliverReply(sql, message.source, outbound, deps.sendReply, deps.metrics);
+  const outcome = outcomeOf(outbound.kind);
+  await sql`
+    UPDATE webhook_messages SET status = ${outcome}, last_error = NULL, processed_at = now(), updated_at = now()
+    WHERE webhook_source = ${message.source} AND message_id = ${message.messageId}`;
+  return outcome;
+}

@@ -1,0 +1,128 @@
+import { metaEnvelope, metaContact } from '../../src/providers/samples';
+import { startPipeline, type Pipeline } from '../support/pipeline';
+import { postMeta, postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+import { PUBLIC_BASE_URL } from '../support/pipeline';
+
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  pipeline = await startPipeline();
+  await pipeline.startWorker();
+});
+
+afterAll(async () => {
+  await pipeline.stop();
+});
+
+const messageStatus = async (id: string) =>
+  (await pipeline.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
+
+async function settled(id: string): Promise<string> {
+  return waitFor(`message ${id} to be processed`, async () => {
+    const status = await messageStatus(id);
+    return status === 'processed' || status === 'unmatched' || status === 'dead' ? status : null;
+  });
+}
+
+describe('order pipeline', () => {
+  it('turns free text into one order and one confirmation through the Graph API', async () => {
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550100001', text: '2x margherita, one coke' });
+    expect(await settled(id)).toBe('processed');
+    const [order] = await pipeline.db.sql`SELECT id, total::text, currency, status, phone_number FROM orders WHERE message_id = ${id}`;
+    expect(order).toMatchObject({ total: '19.50', currency: 'EUR', status: 'open', phone_number: '15550100001' });
+    const items = await pipeline.db.sql`SELECT sku, quantity, unit_price::text FROM order_items WHERE order_id = ${order!.id} ORDER BY line`;
+    expect(items).toEqual([
+      { sku: 'PIZ-MARG', quantity: 2, unit_price: '8.50' },
+      { sku: 'COKE', quantity: 1, unit_price: '2.50' },
+    ]);
+    const calls = pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === '15550100001');
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.path).toBe('/v21.0/106540352242922/messages');
+    expect((calls[0]!.body as { text: { body: string } }).text.body).toContain(`Order #${order!.id}`);
+    const [outbound] = await pipeline.db.sql`SELECT status, provider_message_id, kind FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    expect(outbound).toMatchObject({ status: 'sent', kind: 'order_confirmation', provider_message_id: calls[0]!.providerMessageId });
+  });
+
+  it('matches a native catalog cart by sku exactly', async () => {
+    const id = uniqueWamid();
+    const body = metaEnvelope([
+      {
+        contacts: [metaContact({ from: '15550100002' })],
+        messages: [
+          {
+            from: '15550100002',
+            id,
+            timestamp: String(Math.floor(Date.now() / 1000)),
+            type: 'order',
+            order: { catalog_id: 'cat1', product_items: [{ product_retailer_id: 'PIZ-PEPP', quantity: 3, item_price: 9.5, currency: 'EUR' }] },
+          },
+        ],
+      },
+    ]);
+    expect((await postMeta(pipeline.ingest.baseUrl, body)).status).toBe(200);
+    expect(await settled(id)).toBe('processed');
+    const [order] = await pipeline.db.sql`SELECT total::text FROM orders WHERE message_id = ${id}`;
+    expect(order!.total).toBe('28.50');
+  });
+
+  it('answers a Twilio message through Twilio REST from the number that received it', async () => {
+    const params = twilioText('1 cafe con leche', 'whatsapp:+15550100003');
+    const sid = params.find(([name]) => name === 'MessageSid')![1];
+    expect((await postTwilio(pipeline.ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+    expect(await settled(sid)).toBe('processed');
+    const call = pipeline.fake.calls().find((c) => c.provider === 'twilio' && (c.body as Record<string, string>).To === 'whatsapp:+15550100003');
+    expect(call).toBeDefined();
+    expect(call!.body).toMatchObject({ From: 'whatsapp:+14155238886' });
+    expect((call!.body as Record<string, string>).Body).toContain('Café con leche');
+    const [order] = await pipeline.db.sql`SELECT total::text FROM orders WHERE message_id = ${sid}`;
+    expect(order!.total).toBe('2.00');
+  });
+
+  it('creates no order for unknown or ambiguous text and replies with candidates', async () => {
+    const unknown = uniqueWamid();
+    const ambiguous = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id: unknown, from: '15550100004', text: 'one quantum sandwich' });
+    await postMetaText(pipeline.ingest.baseUrl, { id: ambiguous, from: '15550100005', text: '2 pizza' });
+    expect(await settled(unknown)).toBe('unmatched');
+    expect(await settled(ambiguous)).toBe('unmatched');
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id IN (${unknown}, ${ambiguous})`).toHaveLength(0);
+    const reply = pipeline.fake.calls().find((c) => (c.body as { to?: string }).to === '15550100005');
+    expect((reply!.body as { text: { body: string } }).text.body).toMatch(/Pizza Margherita or Pizza Pepperoni|Pizza Pepperoni or Pizza Margherita/);
+  });
+
+  it('answers a message type it cannot read, and counts it unmatched', async () => {
+    const id = uniqueWamid();
+    const body = metaEnvelope([
+      { messages: [{ from: '15550100006', id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'image', image: { id: 'media-1', mime_type: 'image/jpeg' } }] },
+    ]);
+    await postMeta(pipeline.ingest.baseUrl, body);
+    expect(await settled(id)).toBe('unmatched');
+    const [outbound] = await pipeline.db.sql`SELECT kind, status FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    expect(outbound).toEqual({ kind: 'unsupported', status: 'sent' });
+  });
+
+  it('cancels the sender’s latest open order and reports its status', async () => {
+    const first = uniqueWamid();
+    const second = uniqueWamid();
+    const cancel = uniqueWamid();
+    const status = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id: first, from: '15550100007', text: '1 coke' });
+    expect(await settled(first)).toBe('processed');
+    await postMetaText(pipeline.ingest.baseUrl, { id: second, from: '15550100007', text: '2 pepperoni' });
+    expect(await settled(second)).toBe('processed');
+    await postMetaText(pipeline.ingest.baseUrl, { id: cancel, from: '15550100007', text: 'cancel my order' });
+    expect(await settled(cancel)).toBe('processed');
+    const orders = await pipeline.db.sql`SELECT message_id, status FROM orders WHERE phone_number = '15550100007' ORDER BY id`;
+    expect(orders).toEqual([
+      { message_id: first, status: 'open' },
+      { message_id: second, status: 'cancelled' },
+    ]);
+    await postMetaText(pipeline.ingest.baseUrl, { id: status, from: '15550100007', text: 'where is my order?' });
+    expect(await settled(status)).toBe('processed');
+    const [reply] = await pipeline.db.sql`SELECT kind, body FROM outbound_messages WHERE inbound_message_id = ${status}`;
+    expect(reply!.kind).toBe('order_status');
+    expect(reply!.body).toMatch(/is cancelled/);
+  });
+});

@@ -1,0 +1,71 @@
+import { startWorker, type RunningWorker } from '../../src/commands/worker';
+import { loadConfig } from '../../src/config';
+import { startFakeProvider, type FakeProvider } from '../../src/dev/fake-provider';
+import { importCatalog } from '../../src/orders/catalog-import';
+import { createLogger } from '../../src/telemetry/logger';
+import { openQueueProbe } from './amqp';
+import { createTestDatabase, type TestDatabase } from './database';
+import { startTestIngest, testEnv, type TestIngest } from './ingest';
+
+export const ACCESS_TOKEN = 'test-graph-token';
+export const TWILIO_SID = 'AC0123456789abcdef0123456789abcdef';
+export const PUBLIC_BASE_URL = 'https://shop.example.com';
+
+export const CATALOG_CSV = `sku,name,price,currency,aliases
+PIZ-MARG,Pizza Margherita,8.50,EUR,margherita|margarita
+PIZ-PEPP,Pizza Pepperoni,9.50,EUR,pepperoni
+COKE,Coca-Cola,2.50,EUR,coke|cola|coca cola
+CAFE,Café con leche,2.00,EUR,cafe|coffee
+`;
+
+export interface Pipeline {
+  db: TestDatabase;
+  ingest: TestIngest;
+  fake: FakeProvider;
+  env: Record<string, string>;
+  workers: RunningWorker[];
+  startWorker(overrides?: Record<string, string>): Promise<RunningWorker>;
+  stop(): Promise<void>;
+}
+
+/** Ingest, workers and the fake providers around one fresh database and queue prefix. */
+export async function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
+  const db = await createTestDatabase();
+  await importCatalog(db.sql, CATALOG_CSV);
+  const fake = await startFakeProvider({ metaAccessToken: ACCESS_TOKEN, twilioAccountSid: TWILIO_SID });
+  const env = testEnv(db.url, {
+    PUBLIC_BASE_URL,
+    WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
+    WHATSAPP_GRAPH_API_URL: fake.url,
+    TWILIO_API_URL: fake.url,
+    TWILIO_ACCOUNT_SID: TWILIO_SID,
+    ...overrides,
+  });
+  const ingest = await startTestIngest(db.url, env);
+  await ingest.broker.waitUntilConnected(10000);
+  const workers: RunningWorker[] = [];
+  return {
+    db,
+    ingest,
+    fake,
+    env,
+    workers,
+    async startWorker(workerOverrides = {}) {
+      const config = loadConfig({ ...env, ...workerOverrides });
+      const worker = await startWorker(config, createLogger(config.LOG_LEVEL, 'wagate-test-worker'));
+      await worker.broker.waitUntilConnected(10000);
+      workers.push(worker);
+      return worker;
+    },
+    async stop() {
+      await Promise.all(workers.map((worker) => worker.stop()));
+      await ingest.stop();
+      fake.reset();
+      await fake.close();
+      const probe = await openQueueProbe();
+      await probe.deleteTopology(ingest.topology);
+      await probe.close();
+      await db.drop();
+    },
+  };
+}
