@@ -5,7 +5,7 @@
  *   2. messages, sorted by (source, message id): new ones inserted, known ones get
  *      duplicate_count + 1;
  *   3. outbox rows for the messages that end up queued;
- *   4. status receipts, once per (source, message id, status).
+ *   4. status receipts, once per (source, message id, status), and the reply they concern.
  * Sorting makes two pods' concurrent batches lock in the same order, so they cannot deadlock.
  * The INSERT ... SELECT ... ORDER BY of step 2 consumes step 1 in full before inserting.
  *
@@ -92,12 +92,24 @@ receipts AS (
   ORDER BY source, message_id, receipt
   ON CONFLICT (webhook_source, message_id, status) DO NOTHING
   RETURNING webhook_source, message_id, status
+),
+-- A receipt moves its reply's delivery status forward only (sent < delivered < read; failed
+-- is final), so a late "sent" never overwrites "read".
+advanced AS (
+  UPDATE outbound_messages o SET delivery_status = x.status, updated_at = now()
+  FROM (SELECT DISTINCT ON (webhook_source, message_id) webhook_source, message_id, status
+        FROM receipts ORDER BY webhook_source, message_id, wagate_receipt_rank(status) DESC) x
+  WHERE o.webhook_source = x.webhook_source AND o.provider_message_id = x.message_id
+    AND wagate_receipt_rank(x.status) > wagate_receipt_rank(o.delivery_status)
+    AND wagate_receipt_rank(o.delivery_status) < 100
+  RETURNING o.id
 )
 SELECT i.ord, CASE WHEN r.inserted THEN r.status ELSE 'duplicate' END AS outcome, r.id AS row_id,
-       (SELECT count(*) FROM queued)::integer AS queued_count
+       (SELECT count(*) FROM queued)::integer AS queued_count,
+       (SELECT count(*) FROM advanced)::integer AS advanced_count
 FROM input i JOIN recorded r ON r.webhook_source = i.source AND r.message_id = i.message_id
 UNION ALL
-SELECT i.ord, CASE WHEN x.message_id IS NULL THEN 'status_duplicate' ELSE 'status' END, NULL, NULL
+SELECT i.ord, CASE WHEN x.message_id IS NULL THEN 'status_duplicate' ELSE 'status' END, NULL, NULL, NULL
 FROM input i LEFT JOIN receipts x ON x.webhook_source = i.source AND x.message_id = i.message_id AND x.status = i.receipt
 WHERE i.kind = 'status'
 `;

@@ -1,5 +1,6 @@
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Sql } from '../db/client';
+import { withoutBrokerHeaders } from '../queue/headers';
 import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/message';
 import type { Publisher } from '../queue/publisher';
 import type { Topology } from '../queue/topology';
@@ -110,15 +111,14 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   }
 
   async function publishOrThrow(exchange: string, delivery: ConsumeMessage, headers: Record<string, string | number>, routingKey = delivery.fields.routingKey): Promise<void> {
-    const original: Record<string, unknown> = { ...(delivery.properties.headers ?? {}) };
-    for (const name of ['x-delivery-count', 'x-death', 'x-first-death-exchange', 'x-first-death-queue', 'x-first-death-reason']) delete original[name];
+    const original = withoutBrokerHeaders(delivery.properties.headers);
     const [ok] = await deps.publisher.publishAll(exchange, [
       {
         messageId: String(delivery.properties.messageId ?? ''),
         routingKey,
         body: delivery.content,
         traceparent: String(original.traceparent ?? ''),
-        headers: { ...(original as Record<string, string | number>), 'x-wagate-routing-key': delivery.fields.routingKey, ...headers },
+        headers: { ...original, 'x-wagate-routing-key': delivery.fields.routingKey, ...headers },
       },
     ]);
     if (!ok) throw new Error(`the broker did not confirm the hand-over to ${exchange}`);

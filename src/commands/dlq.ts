@@ -1,0 +1,103 @@
+import amqp, { type Channel, type GetMessage } from 'amqplib';
+import type { Sql } from '../db/client';
+import { withoutBrokerHeaders } from '../queue/headers';
+import { queueMessageSchema } from '../queue/message';
+import { routingKeyFor, type Topology } from '../queue/topology';
+import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER } from '../worker/consumer';
+
+export interface DeadLetter {
+  id: string;
+  attempts: number;
+  lastError: string;
+  deadAt: string | null;
+}
+
+/**
+ * Reads every dead letter without removing it: nothing is acked, and closing the channel
+ * puts them all back.
+ */
+export async function listDeadLetters(amqpUrl: string, topology: Topology): Promise<DeadLetter[]> {
+  return withChannel(amqpUrl, false, async (channel) => {
+    const letters: DeadLetter[] = [];
+    for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
+      letters.push(describe(message));
+    }
+    return letters;
+  });
+}
+
+/**
+ * Puts dead letters (all, or those with the given AMQP ids) back on their sender's work
+ * queue with a fresh attempt count. Each is republished with a confirm before it is acked
+ * from the dead-letter queue, and its records are reopened so the worker takes it again:
+ * the message back to queued, a reply that failed permanently back to pending (the
+ * operator decided to try again). A reply already sent stays sent, so nothing is duplicated.
+ */
+export async function replayDeadLetters(sql: Sql, amqpUrl: string, topology: Topology, ids?: string[]): Promise<{ replayed: string[]; skipped: string[] }> {
+  return withChannel(amqpUrl, true, async (channel) => {
+    const replayed: string[] = [];
+    const skipped: string[] = [];
+    for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
+      const id = String(message.properties.messageId ?? '');
+      if (ids && !ids.includes(id)) continue;
+      const payload = queueMessageSchema.safeParse(safeJson(message.content));
+      if (!payload.success) {
+        skipped.push(id || '(no id)');
+        continue;
+      }
+      const { source, messageId, senderKey } = payload.data;
+      await sql.begin(async (tx) => {
+        await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, updated_at = now()
+                 WHERE webhook_source = ${source} AND message_id = ${messageId} AND status IN ('dead', 'processing')`;
+        await tx`UPDATE outbound_messages SET status = 'pending', updated_at = now()
+                 WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND status = 'failed'`;
+      });
+      const headers = { ...withoutBrokerHeaders(message.properties.headers, [LAST_ERROR_HEADER, DEAD_AT_HEADER]), [ATTEMPT_HEADER]: 0 };
+      await new Promise<void>((resolve, reject) =>
+        (channel as amqp.ConfirmChannel).publish(
+          topology.exchange,
+          routingKeyFor(topology, senderKey),
+          message.content,
+          { persistent: true, mandatory: true, messageId: id, contentType: 'application/json', headers },
+          (error) => (error ? reject(error) : resolve()),
+        ),
+      );
+      channel.ack(message);
+      replayed.push(id);
+    }
+    return { replayed, skipped };
+  });
+}
+
+export async function purgeDeadLetters(amqpUrl: string, topology: Topology): Promise<number> {
+  return withChannel(amqpUrl, false, async (channel) => (await channel.purgeQueue(topology.deadQueue)).messageCount);
+}
+
+function describe(message: GetMessage): DeadLetter {
+  const headers = message.properties.headers ?? {};
+  const brokerDeath = Array.isArray(headers['x-death']) ? 'the broker dead-lettered it (delivery limit)' : 'unknown';
+  return {
+    id: String(message.properties.messageId ?? '(no id)'),
+    attempts: Number(headers[ATTEMPT_HEADER] ?? 0),
+    lastError: String(headers[LAST_ERROR_HEADER] ?? brokerDeath),
+    deadAt: headers[DEAD_AT_HEADER] ? String(headers[DEAD_AT_HEADER]) : null,
+  };
+}
+
+async function withChannel<T>(url: string, confirm: boolean, work: (channel: Channel) => Promise<T>): Promise<T> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = confirm ? await connection.createConfirmChannel() : await connection.createChannel();
+    return await work(channel);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+function safeJson(content: Buffer): unknown {
+  try {
+    return JSON.parse(content.toString('utf8'));
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,138 @@
+import amqp from 'amqplib';
+import { listDeadLetters, replayDeadLetters } from '../../src/commands/dlq';
+import { routingKeyFor } from '../../src/queue/topology';
+import { TEST_AMQP_URL } from '../support/amqp';
+import { startPipeline, type Pipeline } from '../support/pipeline';
+import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  pipeline = await startPipeline({ RETRY_DELAYS_MS: '100,200' });
+  await pipeline.startWorker();
+});
+
+afterAll(async () => {
+  await pipeline.stop();
+});
+
+const callsTo = (to: string) => pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === to);
+const recordOf = async (id: string) =>
+  (await pipeline.db.sql<{ status: string; last_error: string | null }[]>`
+    SELECT status, last_error FROM webhook_messages WHERE message_id = ${id}`)[0];
+const replyOf = async (id: string) =>
+  (await pipeline.db.sql<{ status: string; delivery_status: string | null; provider_message_id: string | null }[]>`
+    SELECT status, delivery_status, provider_message_id FROM outbound_messages WHERE inbound_message_id = ${id}`)[0];
+
+describe('worker failures', () => {
+  it('climbs every retry tier on 503s, lands in the dead-letter queue, and a replay then sends once', async () => {
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 503 }, 3);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200001', text: '1 coke' });
+    await waitFor('the message to be dead', async () => (await recordOf(id))?.status === 'dead');
+    // One try plus one per tier (two tiers), each calling the provider exactly once.
+    expect(callsTo('15550200001')).toHaveLength(3);
+    expect((await recordOf(id))!.last_error).toMatch(/^retries exhausted: Graph API 503 code 131016/);
+    expect(await replyOf(id)).toMatchObject({ status: 'retry' });
+    const letters = await waitFor('the dead letter', async () => {
+      const all = await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology);
+      return all.find((letter) => letter.id === `whatsapp:${id}`);
+    });
+    expect(letters).toMatchObject({ attempts: 2, lastError: expect.stringMatching(/retries exhausted/) });
+    // Listing does not consume.
+    expect((await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
+
+    const { replayed } = await replayDeadLetters(pipeline.db.sql, TEST_AMQP_URL, pipeline.ingest.topology, [`whatsapp:${id}`]);
+    expect(replayed).toEqual([`whatsapp:${id}`]);
+    await waitFor('the replayed message to be processed', async () => (await recordOf(id))?.status === 'processed');
+    expect(callsTo('15550200001')).toHaveLength(4);
+    expect(await replyOf(id)).toMatchObject({ status: 'sent' });
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toHaveLength(1);
+    expect((await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${id}`);
+  });
+
+  it('dead-letters a permanent Meta error at once, classified by error code', async () => {
+    const id = uniqueWamid();
+    // 131047: outside the 24-hour customer-service window. No retry can fix it.
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200002', text: '1 coke' });
+    await waitFor('the message to be dead', async () => (await recordOf(id))?.status === 'dead');
+    expect(callsTo('15550200002')).toHaveLength(1);
+    expect((await recordOf(id))!.last_error).toMatch(/code 131047/);
+    expect(await replyOf(id)).toMatchObject({ status: 'failed' });
+  });
+
+  it('retries a rate limit that Meta reports as 400 with a rate-limit code', async () => {
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 130429 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200003', text: '1 coke' });
+    await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed');
+    expect(callsTo('15550200003')).toHaveLength(2);
+  });
+
+  it('marks a reply unknown when the provider does not answer in time, and never resends it', async () => {
+    const id = uniqueWamid();
+    const worker = pipeline.workers[0]!;
+    pipeline.fake.behave({ kind: 'hang' }, 1);
+    const quick = await pipeline.startWorker({ REPLY_TIMEOUT_MS: '300' });
+    await worker.stop();
+    pipeline.workers.splice(0, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200004', text: '1 coke' });
+    await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed');
+    expect(await replyOf(id)).toMatchObject({ status: 'unknown' });
+    expect(callsTo('15550200004')).toHaveLength(1);
+    const metrics = await quick.metrics.registry.metrics();
+    expect(metrics).toMatch(/wagate_confirmations_total\{provider="whatsapp",result="unknown",role="worker"\} 1/);
+  });
+
+  it('makes no second order and no second reply when the broker redelivers a message', async () => {
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200005', text: '2 margherita' });
+    await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed');
+    const [row] = await pipeline.db.sql<{ payload: Record<string, unknown> }[]>`SELECT payload FROM webhook_messages WHERE message_id = ${id}`;
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    const channel = await connection.createConfirmChannel();
+    const topology = pipeline.ingest.topology;
+    for (let copy = 0; copy < 2; copy += 1) {
+      channel.publish(topology.exchange, routingKeyFor(topology, '15550200005'), Buffer.from(JSON.stringify(row!.payload)), {
+        persistent: true,
+        messageId: `whatsapp:${id}`,
+      });
+    }
+    await channel.waitForConfirms();
+    await connection.close();
+    await waitFor('the copies to be consumed', async () => {
+      const text = await pipeline.workers[0]!.metrics.registry.metrics();
+      return /wagate_worker_messages_total\{outcome="skipped",role="worker"\} [2-9]/.test(text);
+    });
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toHaveLength(1);
+    expect(callsTo('15550200005')).toHaveLength(1);
+  });
+
+  it('moves a reply’s delivery status forward only, whatever order receipts arrive in', async () => {
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200006', text: '1 coke' });
+    await waitFor('the reply to be sent', async () => (await replyOf(id))?.status === 'sent');
+    const { provider_message_id: wamid } = (await replyOf(id))!;
+    const receipt = (status: string) => ({
+      object: 'whatsapp_business_account',
+      entry: [{ id: 'waba', changes: [{ field: 'messages', value: {
+        messaging_product: 'whatsapp',
+        metadata: { display_phone_number: '15550783881', phone_number_id: '106540352242922' },
+        statuses: [{ id: wamid, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: '15550200006' }],
+      } }] }],
+    });
+    await postMeta(pipeline.ingest.baseUrl, receipt('read'));
+    expect((await replyOf(id))!.delivery_status).toBe('read');
+    await postMeta(pipeline.ingest.baseUrl, receipt('sent'));
+    await postMeta(pipeline.ingest.baseUrl, receipt('delivered'));
+    expect((await replyOf(id))!.delivery_status).toBe('read');
+    await postMeta(pipeline.ingest.baseUrl, receipt('failed'));
+    expect((await replyOf(id))!.delivery_status).toBe('failed');
+    await postMeta(pipeline.ingest.baseUrl, receipt('read'));
+    expect((await replyOf(id))!.delivery_status).toBe('failed');
+    // Receipts never create orders or messages.
+    expect(await pipeline.db.sql`SELECT 1 FROM webhook_messages WHERE message_id = ${wamid}`).toHaveLength(0);
+  });
+});
