@@ -6,21 +6,38 @@ import { runMigrate } from './commands/migrate';
 import { runRelease } from './commands/release';
 import { sendSample } from './commands/send';
 import { createLogger, type Logger } from './telemetry/logger';
+import { startWorker } from './commands/worker';
+import {
+  UsageError,
+  cleanupCommand,
+  dlqCommand,
+  eraseCommand,
+  fakeProviderCommand,
+  productsCommand,
+  repliesCommand,
+} from './commands/operations';
 
 const USAGE = `usage: wagate <command> [options]
 
 commands:
   migrate                         apply database migrations (idempotent, safe to run concurrently)
   ingest                          run the HTTP edge
-  dev                             migrate, then run ingest locally (development)
+  worker                          consume queued messages: orders and replies
+  dev                             migrate, then run ingest and worker in one process (development)
   send [--provider meta|twilio] [--text T] [--from P] [--id ID] [--to N] [--url URL]
                                   post a correctly signed sample webhook to a running gateway
   release --phone P [--source whatsapp|twilio]
                                   re-queue a sender's rate_limited messages
+  products import FILE.csv        load the catalog (header: sku,name,price,currency,aliases)
+  dlq list | replay [--id ID ...] | purge [--yes]
+                                  inspect the dead letters and put them back
+  replies unknown | resend --id ID
+                                  list replies whose outcome is unknown; resend one on purpose
+  cleanup [--days N]              retention cleanup (default RETENTION_DAYS)
+  erase --phone P                 erase one customer's personal data everywhere it is kept
+  fake-provider [--port 4010]     a local fake of the Graph API and Twilio REST, for demos
 `;
 
-/** Thrown for a command line a person must correct; printed with the usage text. */
-class UsageError extends Error {}
 
 type Command = (config: Config, log: Logger, args: string[]) => Promise<void>;
 
@@ -30,10 +47,28 @@ const commands: Record<string, Command> = {
     const ingest = await startIngest(config, log);
     stopOnSignal(log, () => ingest.stop());
   },
+  worker: async (config, log) => {
+    const worker = await startWorker(config, log);
+    stopOnSignal(log, () => worker.stop());
+  },
   dev: async (config, log) => {
     await runMigrate(config, log);
     const ingest = await startIngest(config, log);
-    stopOnSignal(log, () => ingest.stop());
+    // One process, two metrics endpoints: the worker's sits on the next port.
+    const worker = await startWorker({ ...config, METRICS_PORT: config.METRICS_PORT === 0 ? 0 : config.METRICS_PORT + 1 }, log);
+    stopOnSignal(log, async () => {
+      await ingest.stop();
+      await worker.stop();
+    });
+  },
+  products: (config, _log, args) => productsCommand(config, args),
+  dlq: (config, _log, args) => dlqCommand(config, args),
+  replies: (config, _log, args) => repliesCommand(config, args),
+  cleanup: (config, _log, args) => cleanupCommand(config, args),
+  erase: (config, _log, args) => eraseCommand(config, args),
+  'fake-provider': async (_config, log, args) => {
+    const fake = await fakeProviderCommand(args);
+    stopOnSignal(log, () => fake.stop());
   },
   send: async (config, _log, args) => {
     const { values } = parseArgs({

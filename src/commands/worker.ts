@@ -31,15 +31,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     applicationName: 'wagate-worker',
   });
   const topology = topologyFromConfig(config);
-  const sendReply = createReplyClient({
-    graphApiUrl: config.WHATSAPP_GRAPH_API_URL,
-    graphApiVersion: config.WHATSAPP_GRAPH_API_VERSION,
-    accessToken: config.WHATSAPP_ACCESS_TOKEN,
-    twilioApiUrl: config.TWILIO_API_URL,
-    twilioAccountSid: config.TWILIO_ACCOUNT_SID,
-    twilioAuthToken: config.TWILIO_AUTH_TOKEN[0],
-    timeoutMs: config.REPLY_TIMEOUT_MS,
-  });
+  const sendReply = replyClientFromConfig(config);
   let consumer: ReturnType<typeof createWorkerConsumer> | null = null;
   const broker = createBroker({
     url: config.AMQP_URL,
@@ -92,6 +84,18 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       log.info('worker stopped');
     },
   };
+}
+
+export function replyClientFromConfig(config: Config) {
+  return createReplyClient({
+    graphApiUrl: config.WHATSAPP_GRAPH_API_URL,
+    graphApiVersion: config.WHATSAPP_GRAPH_API_VERSION,
+    accessToken: config.WHATSAPP_ACCESS_TOKEN,
+    twilioApiUrl: config.TWILIO_API_URL,
+    twilioAccountSid: config.TWILIO_ACCOUNT_SID,
+    twilioAuthToken: config.TWILIO_AUTH_TOKEN[0],
+    timeoutMs: config.REPLY_TIMEOUT_MS,
+  });
 }
 
 /** The worker cannot work without a broker channel, unlike ingest. */

@@ -32,9 +32,9 @@ export async function spawnWagate(command: string, env: Record<string, string>, 
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
-        if (entry.msg === 'ingest listening') {
+        if (entry.msg === 'ingest listening' || entry.msg === 'worker started') {
           clearTimeout(timer);
-          resolve({ port: entry.port as number, metricsPort: entry.metricsPort as number });
+          resolve({ port: (entry.port as number) ?? 0, metricsPort: entry.metricsPort as number });
         }
       } catch {
         logs.push({ line });

@@ -1,0 +1,81 @@
+import { FUTURE_SKEW_SECONDS, type Config } from '../config';
+import type { Sql } from '../db/client';
+
+const BATCH_ROWS = 1000;
+/** Rows that are still on their way (queued, in the outbox, being processed) are never removed. */
+const FINISHED = ['processed', 'unmatched', 'dead', 'malformed', 'replay_rejected', 'rate_limited'];
+
+export interface CleanupOptions {
+  days: number;
+  personalDataDays: number;
+}
+
+export type CleanupReport = Record<string, number>;
+
+/** Refuses a ledger retention that would forget dedupe keys while Meta may still replay. */
+export function checkRetention(config: Config, days: number): string | null {
+  if (!Number.isInteger(days) || days < 1) return '--days must be a whole number of days';
+  if (days * 86400 < config.REPLAY_WINDOW_SECONDS + FUTURE_SKEW_SECONDS) {
+    return `--days ${days} is shorter than the replay window (${config.REPLAY_WINDOW_SECONDS} s) plus 5 minutes: replayed messages would no longer be recognised as duplicates`;
+  }
+  return null;
+}
+
+/**
+ * Retention, in short batches so that no lock is held for long. Meta dedupe keys go after
+ * `days`; Twilio's are kept for the full RETENTION_DAYS, because Twilio signs no timestamp
+ * and dedupe is its only replay protection. Personal data goes sooner, after
+ * `personalDataDays`: the rows stay for statistics, their bodies and names do not.
+ */
+export async function runCleanup(sql: Sql, config: Config, options: CleanupOptions): Promise<CleanupReport> {
+  const twilioDays = Math.max(options.days, config.RETENTION_DAYS);
+  const report: CleanupReport = {};
+  report.webhook_messages_whatsapp = await inBatches(() => sql`
+    DELETE FROM webhook_messages WHERE id IN (
+      SELECT id FROM webhook_messages m
+      WHERE webhook_source = 'whatsapp' AND created_at < now() - make_interval(days => ${options.days})
+        AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
+      LIMIT ${BATCH_ROWS})`);
+  report.webhook_messages_twilio = await inBatches(() => sql`
+    DELETE FROM webhook_messages WHERE id IN (
+      SELECT id FROM webhook_messages m
+      WHERE webhook_source = 'twilio' AND created_at < now() - make_interval(days => ${twilioDays})
+        AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
+      LIMIT ${BATCH_ROWS})`);
+  report.message_statuses = await inBatches(() => sql`
+    DELETE FROM message_statuses WHERE id IN (
+      SELECT id FROM message_statuses WHERE created_at < now() - make_interval(days => ${options.days}) LIMIT ${BATCH_ROWS})`);
+  report.webhook_rate_limits = await inBatches(() => sql`
+    DELETE FROM webhook_rate_limits WHERE (webhook_source, phone_number) IN (
+      SELECT webhook_source, phone_number FROM webhook_rate_limits
+      WHERE last_request_at < now() - make_interval(days => ${options.days}) LIMIT ${BATCH_ROWS})`);
+  report.personal_data_messages = await inBatches(() => sql`
+    UPDATE webhook_messages SET payload = NULL, raw_body = NULL WHERE id IN (
+      SELECT id FROM webhook_messages
+      WHERE created_at < now() - make_interval(days => ${options.personalDataDays}) AND status = ANY(${FINISHED})
+        AND (payload IS NOT NULL OR raw_body IS NOT NULL)
+      LIMIT ${BATCH_ROWS})`);
+  report.personal_data_receipts = await inBatches(() => sql`
+    UPDATE message_statuses SET payload = NULL WHERE id IN (
+      SELECT id FROM message_statuses
+      WHERE created_at < now() - make_interval(days => ${options.personalDataDays}) AND payload IS NOT NULL LIMIT ${BATCH_ROWS})`);
+  report.personal_data_replies = await inBatches(() => sql`
+    UPDATE outbound_messages SET body = NULL WHERE id IN (
+      SELECT id FROM outbound_messages
+      WHERE created_at < now() - make_interval(days => ${options.personalDataDays}) AND body IS NOT NULL
+        AND status IN ('sent', 'failed', 'unknown') LIMIT ${BATCH_ROWS})`);
+  report.personal_data_orders = await inBatches(() => sql`
+    UPDATE orders SET customer_name = NULL WHERE id IN (
+      SELECT id FROM orders
+      WHERE created_at < now() - make_interval(days => ${options.personalDataDays}) AND customer_name IS NOT NULL LIMIT ${BATCH_ROWS})`);
+  return report;
+}
+
+async function inBatches(run: () => Promise<{ count: number }>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const { count } = await run();
+    total += count;
+    if (count < BATCH_ROWS) return total;
+  }
+}

@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import type { Config } from '../config';
+import { createDatabase, type Sql } from '../db/client';
+import { startFakeProvider } from '../dev/fake-provider';
+import { importCatalog } from '../orders/catalog-import';
+import { topologyFromConfig } from '../queue/depths';
+import { createMetrics } from '../telemetry/metrics';
+import { checkRetention, runCleanup } from './cleanup';
+import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from './dlq';
+import { eraseCustomer } from './erase';
+import { listUnknownReplies, resendReply } from './replies';
+import { replyClientFromConfig } from './worker';
+
+/** Thrown for a command line a person must correct; printed with the usage text. */
+export class UsageError extends Error {}
+
+const print = (text: string): void => {
+  process.stdout.write(`${text}\n`);
+};
+
+export async function withSql<T>(config: Config, work: (sql: Sql) => Promise<T>, statementTimeoutMs = 0): Promise<T> {
+  const sql = createDatabase({
+    url: config.DATABASE_URL,
+    maxConnections: 2,
+    connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS,
+    statementTimeoutMs,
+    applicationName: 'wagate-cli',
+  });
+  try {
+    return await work(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+export async function productsCommand(config: Config, args: string[]): Promise<void> {
+  const [action, file] = args;
+  if (action !== 'import' || !file) throw new UsageError('usage: wagate products import FILE.csv');
+  const text = readFileSync(file, 'utf8');
+  const result = await withSql(config, (sql) => importCatalog(sql, text));
+  print(`imported ${result.rows} product(s): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged`);
+}
+
+export async function dlqCommand(config: Config, args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  const topology = topologyFromConfig(config);
+  if (action === 'list') {
+    const letters = await listDeadLetters(config.AMQP_URL, topology);
+    if (letters.length === 0) return print('the dead-letter queue is empty');
+    for (const letter of letters) print(`${letter.id}\tattempts=${letter.attempts}\t${letter.deadAt ?? ''}\t${letter.lastError}`);
+    return;
+  }
+  if (action === 'replay') {
+    const { values } = parseArgs({ args: rest, options: { id: { type: 'string', multiple: true } } });
+    const result = await withSql(config, (sql) => replayDeadLetters(sql, config.AMQP_URL, topology, values.id));
+    print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; skipped ${result.skipped.length} that are not wagate messages: ${result.skipped.join(', ')}` : ''}`);
+    if (values.id && result.replayed.length < values.id.length) throw new Error('some --id values were not found in the dead-letter queue');
+    return;
+  }
+  if (action === 'purge') {
+    const { values } = parseArgs({ args: rest, options: { yes: { type: 'boolean', default: false } } });
+    if (!values.yes && !(await confirm(`Delete every message in ${topology.deadQueue}? This cannot be undone. [y/N] `))) {
+      throw new UsageError('purge cancelled; pass --yes to purge without asking');
+    }
+    print(`purged ${await purgeDeadLetters(config.AMQP_URL, topology)} message(s)`);
+    return;
+  }
+  throw new UsageError('usage: wagate dlq list | replay [--id ID ...] | purge [--yes]');
+}
+
+export async function cleanupCommand(config: Config, args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { days: { type: 'string' } } });
+  const days = values.days === undefined ? config.RETENTION_DAYS : Number(values.days);
+  const refusal = checkRetention(config, days);
+  if (refusal) throw new UsageError(refusal);
+  const report = await withSql(config, (sql) => runCleanup(sql, config, { days, personalDataDays: config.PERSONAL_DATA_RETENTION_DAYS }));
+  for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);
+}
+
+export async function eraseCommand(config: Config, args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { phone: { type: 'string' } } });
+  if (!values.phone) throw new UsageError('erase needs --phone');
+  const report = await withSql(config, (sql) => eraseCustomer(sql, config.AMQP_URL, topologyFromConfig(config), values.phone!));
+  for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);
+}
+
+export async function repliesCommand(config: Config, args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  if (action === 'unknown') {
+    const rows = await withSql(config, listUnknownReplies);
+    if (rows.length === 0) return print('no replies with an unknown outcome');
+    for (const row of rows) print(`${row.id}\t${row.source}\t${row.inbound_message_id}\t${row.last_error ?? ''}`);
+    return;
+  }
+  if (action === 'resend') {
+    const { values } = parseArgs({ args: rest, options: { id: { type: 'string' } } });
+    if (!values.id) throw new UsageError('replies resend needs --id (see wagate replies unknown)');
+    const result = await withSql(config, (sql) => resendReply(sql, values.id!, replyClientFromConfig(config), createMetrics('cli')));
+    return print(`reply ${values.id}: ${result}`);
+  }
+  throw new UsageError('usage: wagate replies unknown | resend --id ID');
+}
+
+export async function fakeProviderCommand(args: string[]): Promise<{ stop(): Promise<void> }> {
+  const { values } = parseArgs({ args, options: { port: { type: 'string', default: '4010' } } });
+  const fake = await startFakeProvider({ port: Number(values.port), host: '127.0.0.1' });
+  print(`fake Graph API and Twilio REST listening on ${fake.url} (calls: ${fake.url}/_fake/calls)`);
+  return { stop: () => fake.close() };
+}
+
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const prompt = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    return /^y(es)?$/i.test((await prompt.question(question)).trim());
+  } finally {
+    prompt.close();
+  }
+}

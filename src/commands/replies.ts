@@ -1,0 +1,32 @@
+import type { Sql } from '../db/client';
+import { deliverReply } from '../orders/deliver-reply';
+import type { OutboundRow } from '../orders/record-decision';
+import type { ReplyClient } from '../providers/reply-clients';
+import type { Metrics } from '../telemetry/metrics';
+
+export interface UnknownReply {
+  id: string;
+  source: string;
+  inbound_message_id: string;
+  recipient: string;
+  last_error: string | null;
+  updated_at: Date;
+}
+
+export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
+  return sql<UnknownReply[]>`
+    SELECT id::text, webhook_source AS source, inbound_message_id, recipient, last_error, updated_at
+    FROM outbound_messages WHERE status = 'unknown' ORDER BY id`;
+}
+
+/**
+ * Sends an 'unknown' reply again, on an operator's decision (e.g. after checking the
+ * provider's console that it never arrived). Never done automatically.
+ */
+export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, metrics: Metrics): Promise<string> {
+  const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio' })[]>`
+    UPDATE outbound_messages SET status = 'retry', updated_at = now() WHERE id = ${id} AND status = 'unknown'
+    RETURNING id::text, kind, status, recipient, business_number, body, order_id::text, attempts, webhook_source`;
+  if (!row) throw new Error(`reply ${id} is not in status unknown; only unknown replies can be resent`);
+  return deliverReply(sql, row.webhook_source, row, sendReply, metrics);
+}

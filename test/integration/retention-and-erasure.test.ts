@@ -1,0 +1,84 @@
+import { checkRetention, runCleanup } from '../../src/commands/cleanup';
+import { listDeadLetters } from '../../src/commands/dlq';
+import { eraseCustomer } from '../../src/commands/erase';
+import { loadConfig } from '../../src/config';
+import { TEST_AMQP_URL } from '../support/amqp';
+import { startPipeline, type Pipeline } from '../support/pipeline';
+import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  pipeline = await startPipeline();
+  await pipeline.startWorker();
+});
+
+afterAll(async () => {
+  await pipeline.stop();
+});
+
+const statusOf = async (id: string) => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
+
+describe('erase', () => {
+  it('removes a customer’s personal data from messages, orders, replies and the dead-letter queue', async () => {
+    const phone = '15550400001';
+    const ordered = uniqueWamid();
+    const dead = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id: ordered, from: phone, text: '1 coke' });
+    await waitFor('the order', async () => (await statusOf(ordered)) === 'processed');
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id: dead, from: phone, text: '2 coke' });
+    await waitFor('the dead letter', async () => (await statusOf(dead)) === 'dead');
+    await waitFor('the copy in the DLQ', async () =>
+      (await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${dead}`),
+    );
+
+    const report = await eraseCustomer(pipeline.db.sql, TEST_AMQP_URL, pipeline.ingest.topology, `+${phone}`);
+    // The dead message had created its order before its confirmation failed.
+    expect(report).toMatchObject({ messages: 2, orders: 2, replies: 2, dead_letters: 1 });
+    const messages = await pipeline.db.sql`SELECT phone_number, payload FROM webhook_messages WHERE message_id IN (${ordered}, ${dead})`;
+    expect(messages).toEqual([
+      { phone_number: 'erased', payload: null },
+      { phone_number: 'erased', payload: null },
+    ]);
+    const [order] = await pipeline.db.sql`SELECT phone_number, customer_name, total::text FROM orders WHERE message_id = ${ordered}`;
+    expect(order).toEqual({ phone_number: 'erased', customer_name: null, total: '2.50' });
+    const replies = await pipeline.db.sql`SELECT recipient, body FROM outbound_messages WHERE inbound_message_id IN (${ordered}, ${dead})`;
+    expect(replies.every((r) => r.recipient === 'erased' && r.body === null)).toBe(true);
+    expect((await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${dead}`);
+    // Dedupe keys survive erasure: a replay is still a duplicate.
+    await postMetaText(pipeline.ingest.baseUrl, { id: ordered, from: phone, text: '1 coke' });
+    expect((await pipeline.db.sql`SELECT duplicate_count FROM webhook_messages WHERE message_id = ${ordered}`)[0]!.duplicate_count).toBe(1);
+  });
+});
+
+describe('cleanup', () => {
+  it('refuses a retention shorter than the replay window plus 5 minutes', () => {
+    const config = loadConfig({});
+    expect(checkRetention(config, 8)).toMatch(/shorter than the replay window/);
+    expect(checkRetention(config, 9)).toBeNull();
+  });
+
+  it('deletes old finished rows in batches, keeps Twilio keys for the full retention, and never touches unpublished work', async () => {
+    const sql = pipeline.db.sql;
+    await sql`
+      INSERT INTO webhook_messages (webhook_source, message_id, phone_number, status, payload, created_at) VALUES
+        ('whatsapp', 'old-processed', '1', 'processed', '{"x":1}', now() - interval '10 days'),
+        ('whatsapp', 'old-queued', '1', 'queued', '{"x":1}', now() - interval '10 days'),
+        ('twilio', 'SMold', '1', 'processed', '{"x":1}', now() - interval '10 days'),
+        ('whatsapp', 'recent-processed', '1', 'processed', '{"x":1}', now() - interval '8 days')`;
+    await sql`INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() FROM webhook_messages WHERE message_id = 'old-queued'`;
+    const report = await runCleanup(sql, pipeline.ingest.config, { days: 9, personalDataDays: 7 });
+    expect(report.webhook_messages_whatsapp).toBe(1);
+    expect(report.webhook_messages_twilio).toBe(0);
+    const left = await sql<{ message_id: string; payload: unknown }[]>`
+      SELECT message_id, payload FROM webhook_messages WHERE message_id IN ('old-processed', 'old-queued', 'SMold', 'recent-processed') ORDER BY message_id`;
+    expect(left).toEqual([
+      { message_id: 'SMold', payload: null },
+      { message_id: 'old-queued', payload: { x: 1 } },
+      { message_id: 'recent-processed', payload: null },
+    ]);
+    await sql`DELETE FROM outbox WHERE webhook_message_id IN (SELECT id FROM webhook_messages WHERE message_id = 'old-queued')`;
+  });
+});

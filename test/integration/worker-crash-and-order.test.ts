@@ -1,0 +1,73 @@
+import { startPipeline, type Pipeline } from '../support/pipeline';
+import { spawnWagate } from '../support/process';
+import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  pipeline = await startPipeline();
+});
+
+afterAll(async () => {
+  await pipeline.stop();
+});
+
+const callsTo = (to: string) => pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === to);
+const statuses = async (ids: string[]) =>
+  (await pipeline.db.sql<{ status: string }[]>`
+    SELECT status FROM webhook_messages WHERE message_id = ANY(${ids}) ORDER BY id`).map((r) => r.status);
+
+describe('worker crash', () => {
+  it('after SIGKILL during a provider call: no duplicate order, no duplicate reply, the held reply unknown', async () => {
+    const from = '15550300001';
+    const ids = Array.from({ length: 6 }, () => uniqueWamid());
+    // One sender, so the worker handles the messages one after another: the third call is held.
+    pipeline.fake.behave({ kind: 'ok' }, 2);
+    pipeline.fake.behave({ kind: 'hold' }, 1);
+    const first = await spawnWagate('worker', pipeline.env);
+    for (const id of ids) expect((await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' })).status).toBe(200);
+    await pipeline.fake.waitForCalls(3, 15000);
+    first.child.kill('SIGKILL');
+    expect(await first.exited).toBeNull();
+    pipeline.fake.release();
+
+    const second = await spawnWagate('worker', pipeline.env);
+    try {
+      await waitFor('every message to settle', async () => (await statuses(ids)).every((s) => s === 'processed'), 20000);
+    } finally {
+      await second.stop();
+    }
+    const orders = await pipeline.db.sql`SELECT message_id FROM orders WHERE message_id = ANY(${ids})`;
+    expect(orders.map((o) => o.message_id).sort()).toEqual([...ids].sort());
+    expect(callsTo(from)).toHaveLength(6);
+    const replies = await pipeline.db.sql<{ inbound_message_id: string; status: string }[]>`
+      SELECT inbound_message_id, status FROM outbound_messages WHERE inbound_message_id = ANY(${ids})`;
+    const byId = Object.fromEntries(replies.map((r) => [r.inbound_message_id, r.status]));
+    expect(ids.map((id) => byId[id])).toEqual(['sent', 'sent', 'unknown', 'sent', 'sent', 'sent']);
+  });
+});
+
+describe('ordering per sender', () => {
+  it('two workers process one sender’s messages one at a time, in arrival order', async () => {
+    await pipeline.startWorker();
+    await pipeline.startWorker();
+    const from = '15550300002';
+    pipeline.fake.behave({ kind: 'delay', ms: 40 }, 8);
+    const texts = ['1 coke', '2 coke', '3 coke', '4 coke', '5 coke', '6 coke', '7 coke', '8 coke'];
+    const ids: string[] = [];
+    for (const text of texts) {
+      const id = uniqueWamid();
+      ids.push(id);
+      expect((await postMetaText(pipeline.ingest.baseUrl, { id, from, text })).status).toBe(200);
+    }
+    await waitFor('every message to be processed', async () => (await statuses(ids)).every((s) => s === 'processed'), 20000);
+    const orders = await pipeline.db.sql<{ message_id: string }[]>`SELECT message_id FROM orders WHERE phone_number = ${from} ORDER BY id`;
+    expect(orders.map((o) => o.message_id)).toEqual(ids);
+    const calls = callsTo(from);
+    expect(calls.map((c) => (c.body as { text: { body: string } }).text.body.match(/: (\d) ×/)?.[1])).toEqual(['1', '2', '3', '4', '5', '6', '7', '8']);
+    // Each call began only after the previous one (40 ms) had been answered.
+    const gaps = calls.slice(1).map((call, i) => call.receivedAt - calls[i]!.receivedAt);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(35);
+  });
+});
