@@ -2,7 +2,7 @@ import amqp, { type Channel, type GetMessage } from 'amqplib';
 import type { Sql } from '../db/client';
 import { withoutBrokerHeaders } from '../queue/headers';
 import { queueMessageSchema } from '../queue/message';
-import { routingKeyFor, type Topology } from '../queue/topology';
+import { assertTopology, routingKeyFor, type Topology } from '../queue/topology';
 import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER } from '../worker/consumer';
 
 export interface DeadLetter {
@@ -17,7 +17,7 @@ export interface DeadLetter {
  * puts them all back.
  */
 export async function listDeadLetters(amqpUrl: string, topology: Topology): Promise<DeadLetter[]> {
-  return withChannel(amqpUrl, false, async (channel) => {
+  return withChannel(amqpUrl, topology, false, async (channel) => {
     const letters: DeadLetter[] = [];
     for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
       letters.push(describe(message));
@@ -34,7 +34,7 @@ export async function listDeadLetters(amqpUrl: string, topology: Topology): Prom
  * operator decided to try again). A reply already sent stays sent, so nothing is duplicated.
  */
 export async function replayDeadLetters(sql: Sql, amqpUrl: string, topology: Topology, ids?: string[]): Promise<{ replayed: string[]; skipped: string[] }> {
-  return withChannel(amqpUrl, true, async (channel) => {
+  return withChannel(amqpUrl, topology, true, async (channel) => {
     const replayed: string[] = [];
     const skipped: string[] = [];
     for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
@@ -70,7 +70,7 @@ export async function replayDeadLetters(sql: Sql, amqpUrl: string, topology: Top
 }
 
 export async function purgeDeadLetters(amqpUrl: string, topology: Topology): Promise<number> {
-  return withChannel(amqpUrl, false, async (channel) => (await channel.purgeQueue(topology.deadQueue)).messageCount);
+  return withChannel(amqpUrl, topology, false, async (channel) => (await channel.purgeQueue(topology.deadQueue)).messageCount);
 }
 
 function describe(message: GetMessage): DeadLetter {
@@ -84,10 +84,14 @@ function describe(message: GetMessage): DeadLetter {
   };
 }
 
-async function withChannel<T>(url: string, confirm: boolean, work: (channel: Channel) => Promise<T>): Promise<T> {
+/** Declares the topology first (idempotent), so an operator on a fresh broker sees an empty queue, not an error. */
+async function withChannel<T>(url: string, topology: Topology, confirm: boolean, work: (channel: Channel) => Promise<T>): Promise<T> {
   const connection = await amqp.connect(url);
   try {
     const channel = confirm ? await connection.createConfirmChannel() : await connection.createChannel();
+    // Failures surface as rejected operations; without a listener they would crash the process.
+    channel.on('error', () => undefined);
+    await assertTopology(channel, topology);
     return await work(channel);
   } finally {
     await connection.close().catch(() => undefined);

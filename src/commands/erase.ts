@@ -1,7 +1,7 @@
 import amqp from 'amqplib';
 import type { Sql } from '../db/client';
 import { queueMessageSchema } from '../queue/message';
-import type { Topology } from '../queue/topology';
+import { assertTopology, type Topology } from '../queue/topology';
 
 export const ERASED = 'erased';
 
@@ -43,6 +43,8 @@ async function dropDeadLetters(amqpUrl: string, topology: Topology, addresses: s
   const connection = await amqp.connect(amqpUrl);
   try {
     const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    await assertTopology(channel, topology);
     let dropped = 0;
     for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
       let json: unknown = null;

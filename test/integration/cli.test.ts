@@ -1,7 +1,10 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { openQueueProbe } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { startTestIngest, testEnv, type TestIngest } from '../support/ingest';
+import { randomQueuePrefix, startTestIngest, testEnv, type TestIngest } from '../support/ingest';
 import { MAIN_JS } from '../support/process';
 
 let db: TestDatabase;
@@ -22,10 +25,12 @@ afterAll(async () => {
   await db.drop();
 });
 
+const QUEUE_PREFIX = randomQueuePrefix();
+
 function wagate(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [MAIN_JS, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...testEnv(db.url, { PUBLIC_BASE_URL }), ...env },
+      env: { PATH: process.env.PATH ?? '', ...testEnv(db.url, { PUBLIC_BASE_URL, QUEUE_PREFIX }), ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -60,7 +65,7 @@ describe('wagate command line', () => {
   });
 
   it('send posts correctly signed Meta and Twilio samples to a running gateway', async () => {
-    ingest = await startTestIngest(db.url, { PUBLIC_BASE_URL });
+    ingest = await startTestIngest(db.url, { PUBLIC_BASE_URL, QUEUE_PREFIX });
     const meta = await wagate(['send', '--url', ingest.baseUrl, '--text', 'hi', '--id', 'wamid.cli-sample', '--from', '15559990000']);
     expect(meta.code).toBe(0);
     expect(meta.stdout).toMatch(/^200 EVENT_RECEIVED/);
@@ -75,6 +80,36 @@ describe('wagate command line', () => {
     const refused = await wagate(['send', '--url', ingest.baseUrl], { WHATSAPP_APP_SECRET: 'not-the-gateway-secret' });
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/^401/);
+  });
+
+  it('products import loads a catalog and reports bad rows by line, importing nothing', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wagate-cli-'));
+    writeFileSync(path.join(dir, 'good.csv'), 'sku,name,price,currency,aliases\nPIZ,Pizza,8.50,EUR,pie|pizza pie\n');
+    writeFileSync(path.join(dir, 'bad.csv'), 'sku,name,price,currency,aliases\nCOKE,Coke,abc,EUR,\nTEA,,1.00,EUR,\n');
+    const good = await wagate(['products', 'import', path.join(dir, 'good.csv')]);
+    expect(good.code).toBe(0);
+    expect(good.stdout).toMatch(/imported 1 product\(s\): 1 new/);
+    const bad = await wagate(['products', 'import', path.join(dir, 'bad.csv')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/line 2: price/);
+    expect(bad.stderr).toMatch(/line 3: name/);
+    expect((await db.sql`SELECT sku FROM products ORDER BY sku`).map((r) => r.sku)).toEqual(['PIZ']);
+  });
+
+  it('dlq list, purge and cleanup answer operators clearly', async () => {
+    const list = await wagate(['dlq', 'list']);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/the dead-letter queue is empty/);
+    const purge = await wagate(['dlq', 'purge']);
+    expect(purge.code).toBe(2);
+    expect(purge.stderr).toMatch(/pass --yes/);
+    expect((await wagate(['dlq', 'purge', '--yes'])).stdout).toMatch(/purged 0 message/);
+    const cleanup = await wagate(['cleanup', '--days', '3']);
+    expect(cleanup.code).toBe(2);
+    expect(cleanup.stderr).toMatch(/shorter than the replay window/);
+    const cleaned = await wagate(['cleanup', '--days', '30']);
+    expect(cleaned.code).toBe(0);
+    expect(cleaned.stdout).toMatch(/webhook_messages_whatsapp\t0/);
   });
 
   it('release reports how many messages it re-queued', async () => {
