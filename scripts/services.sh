@@ -44,3 +44,15 @@ ensure_node_modules() {
     npm ci --no-audit --no-fund
   fi
 }
+
+ensure_promtool() {
+  command -v promtool >/dev/null && command -v prometheus >/dev/null && return 0
+  if command -v apt-get >/dev/null; then
+    echo "installing Prometheus and promtool (Debian package prometheus)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null \
+      || { echo "error: could not install the Debian package prometheus (needed for promtool and the Prometheus tests)" >&2; return 1; }
+  else
+    echo "error: promtool and prometheus are missing; install Prometheus 2.x so both are on PATH" >&2
+    return 1
+  fi
+}

@@ -6,6 +6,7 @@ source scripts/services.sh
 ensure_postgres
 ensure_rabbitmq
 ensure_node_modules
+ensure_promtool
 npm run --silent typecheck
 npm run --silent build
 npx jest --ci "$@"

@@ -65,8 +65,8 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
       metrics.ledgerCommitDuration.observe(seconds);
     },
   });
+  metrics.watchBroker(broker.isConnected);
   broker.onConnected(() => {
-    metrics.brokerConnected.set(1);
     // Whatever piled up in the outbox while the broker was away goes out now.
     void relay.sweepOnce().catch(() => undefined);
   });

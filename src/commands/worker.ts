@@ -3,7 +3,7 @@ import type { Config } from '../config';
 import { createDatabase, type Sql } from '../db/client';
 import { createReplyClient } from '../providers/reply-clients';
 import { createBroker, type Broker } from '../queue/broker';
-import { topologyFromConfig } from '../queue/depths';
+import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
@@ -11,6 +11,8 @@ import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/me
 import { createWorkerConsumer } from '../worker/consumer';
 import { processMessage } from '../worker/process-message';
 import { boundPort } from '../http/server';
+
+const QUEUE_GAUGE_INTERVAL_MS = 5000;
 
 export interface RunningWorker {
   metricsPort: number;
@@ -55,7 +57,10 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
         message,
       ),
   });
-  broker.onConnected(() => metrics.brokerConnected.set(1));
+  metrics.watchBroker(broker.isConnected);
+  const gauges = setInterval(() => {
+    void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);
+  }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;
   const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, (req, res) => {
     if (req.url === '/healthz') {
@@ -77,6 +82,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     topology,
     async stop() {
       draining = true;
+      clearInterval(gauges);
       await consumer!.stop();
       await broker.close();
       await closeServer(metricsServer);

@@ -19,6 +19,8 @@ export interface Broker {
   onConnected(listener: (channel: ConfirmChannel) => void): void;
   /** Ready-message count of a queue via passive declare, or null if the broker is unreachable. */
   readyCount(queue: string): Promise<number | null>;
+  /** Ready messages and consumers of a queue via passive declare, or null. */
+  inspect(queue: string): Promise<{ messageCount: number; consumerCount: number } | null>;
   close(): Promise<void>;
 }
 
@@ -104,13 +106,17 @@ export function createBroker(options: BrokerOptions): Broker {
       });
     },
     async readyCount(queue) {
+      return (await this.inspect(queue))?.messageCount ?? null;
+    },
+    async inspect(queue) {
       if (!connection) return null;
       // A passive declare of a missing queue closes its channel, so it gets a channel of its own.
       const channel = await connection.createChannel().catch(() => null);
       if (!channel) return null;
       channel.on('error', () => undefined);
       try {
-        return (await channel.checkQueue(queue)).messageCount;
+        const { messageCount, consumerCount } = await channel.checkQueue(queue);
+        return { messageCount, consumerCount };
       } catch {
         return null;
       } finally {

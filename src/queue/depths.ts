@@ -1,4 +1,5 @@
 import type { Config } from '../config';
+import type { Metrics } from '../telemetry/metrics';
 import type { Broker } from './broker';
 import { topologyNames, type Topology } from './topology';
 
@@ -16,4 +17,15 @@ export async function queueDepths(broker: Broker, topology: Topology): Promise<{
   const counts = await Promise.all(topology.shards.map((shard) => broker.readyCount(shard.queue)));
   const queue = counts.some((count) => count === null) ? null : counts.reduce<number>((sum, count) => sum + count!, 0);
   return { queue, deadLetters: await broker.readyCount(topology.deadQueue) };
+}
+
+/** Refreshes the broker-derived gauges. AMQP passive declares give ready counts only (no unacked). */
+export async function refreshQueueGauges(broker: Broker, topology: Topology, metrics: Metrics): Promise<void> {
+  const shards = await Promise.all(topology.shards.map((shard) => broker.inspect(shard.queue)));
+  if (shards.every((shard) => shard !== null)) {
+    metrics.queueReady.set({ queue: 'work' }, shards.reduce((sum, shard) => sum + shard!.messageCount, 0));
+    metrics.queueConsumers.set(shards.reduce((sum, shard) => sum + shard!.consumerCount, 0));
+  }
+  const dead = await broker.readyCount(topology.deadQueue);
+  if (dead !== null) metrics.queueReady.set({ queue: 'dead' }, dead);
 }

@@ -9,6 +9,8 @@ export type Metrics = ReturnType<typeof createMetrics>;
 /** One registry per process; passed to whatever records, never a module-level singleton. */
 export function createMetrics(role: string) {
   const registry = new Registry();
+  // Read at scrape time, so the gauge can never lag behind a lost connection.
+  let brokerProbe: () => boolean = () => false;
   registry.setDefaultLabels({ role });
   collectDefaultMetrics({ register: registry, prefix: 'wagate_' });
   return {
@@ -69,7 +71,13 @@ export function createMetrics(role: string) {
       name: 'wagate_broker_connected',
       help: '1 while this process holds a broker channel.',
       registers: [registry],
+      collect() {
+        this.set(brokerProbe() ? 1 : 0);
+      },
     }),
+    watchBroker(isConnected: () => boolean): void {
+      brokerProbe = isConnected;
+    },
     workerMessages: new Counter({
       name: 'wagate_worker_messages_total',
       help: 'Queue messages handled by the worker, by outcome (processed, unmatched, retried, dead_lettered, skipped).',
@@ -99,6 +107,17 @@ export function createMetrics(role: string) {
       help: 'Graph API or Twilio REST call duration.',
       labelNames: ['provider'] as const,
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    queueReady: new Gauge({
+      name: 'wagate_queue_ready_messages',
+      help: 'Ready messages read from the broker (queue="work": all shards; queue="dead": the DLQ). Every worker reports the same value: use max().',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+    queueConsumers: new Gauge({
+      name: 'wagate_queue_consumers',
+      help: 'Consumers on the work shards, read from the broker. Every worker reports the same value: use max().',
       registers: [registry],
     }),
     inFlight: new Gauge({

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { context, trace } from '@opentelemetry/api';
 
 /**
@@ -12,6 +12,8 @@ export function currentTraceparent(): string {
     const flags = spanContext.traceFlags.toString(16).padStart(2, '0');
     return `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`;
   }
-  const ids = randomBytes(24).toString('hex');
-  return `00-${ids.slice(0, 32)}-${ids.slice(32)}-00`;
+  // randomUUID draws from a cached entropy pool, far cheaper per request than randomBytes.
+  const traceId = randomUUID().replace(/-/g, '');
+  const spanId = randomUUID().replace(/-/g, '').slice(0, 16);
+  return `00-${traceId}-${spanId}-00`;
 }
