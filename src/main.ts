@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// Must stay the first import: instrumentations patch modules as they are loaded.
+import { tracingSdk } from './tracing-bootstrap';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config';
 import { startIngest } from './commands/ingest';
@@ -108,13 +110,15 @@ function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
     }
     stopping = true;
     log.info({ signal }, 'shutting down gracefully');
-    stop().then(
-      () => process.exit(0),
-      (error: Error) => {
-        log.error({ err: error.message }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    stop()
+      .then(() => tracingSdk?.shutdown())
+      .then(
+        () => process.exit(0),
+        (error: Error) => {
+          log.error({ err: error.message }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);

@@ -4,6 +4,7 @@ import type { LedgerRecorder } from '../ledger/recorder';
 import type { WebhookAdapter } from '../providers/adapter';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
+import { withSpan } from '../telemetry/spans';
 import { currentTraceparent } from '../telemetry/traceparent';
 import { requestStartMs, observeAck } from './request-timing';
 
@@ -37,7 +38,9 @@ export function createWebhookHandler(deps: WebhookHandlerDeps) {
     try {
       const items = adapter.toItems(inbound, receivedAtMs);
       if (items.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
-      const outcomes = await recorder.record({ items, receivedAtMs, traceparent: currentTraceparent() });
+      const outcomes = await withSpan('wagate.ledger.record', { 'wagate.source': source, 'wagate.items': items.length, 'db.system': 'postgresql' }, () =>
+        recorder.record({ items, receivedAtMs, traceparent: currentTraceparent() }),
+      );
       for (const outcome of outcomes) metrics.webhookEvents.inc({ source, outcome });
     } catch (error) {
       metrics.webhookEvents.inc({ source, outcome: 'unavailable' });

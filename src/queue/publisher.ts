@@ -1,5 +1,7 @@
 import { once } from 'node:events';
 import type { ConfirmChannel, Message } from 'amqplib';
+import { context } from '@opentelemetry/api';
+import { contextFromTraceparent } from '../telemetry/spans';
 import type { Broker } from './broker';
 
 export interface Publication {
@@ -59,7 +61,8 @@ function publishOne(channel: ConfirmChannel, exchange: string, entry: Publicatio
   const confirmed = new Promise<boolean>((resolve) => (resolveConfirm = resolve));
   let bufferFull = false;
   try {
-    const written = channel.publish(
+    // Publish inside the message's own trace, so the broker hop joins the webhook's trace.
+    const written = context.with(contextFromTraceparent(entry.traceparent), () => channel.publish(
       exchange,
       entry.routingKey,
       entry.body,
@@ -76,7 +79,7 @@ function publishOne(channel: ConfirmChannel, exchange: string, entry: Publicatio
         const wasReturned = unroutable.delete(entry.messageId);
         resolveConfirm(!error && !wasReturned);
       },
-    );
+    ));
     bufferFull = !written;
   } catch {
     resolveConfirm(false);

@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { activeTraceIds } from './spans';
 
 export type Logger = pino.Logger;
 
@@ -12,6 +13,8 @@ export function createLogger(level: string, name: string, destination?: pino.Des
       name,
       level,
       base: { service: name },
+      // Correlates each line with the trace it belongs to, when tracing runs.
+      mixin: activeTraceIds,
       redact: {
         paths: [
           'password',

@@ -1,5 +1,7 @@
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { context, trace } from '@opentelemetry/api';
 import type { Sql } from '../db/client';
+import { contextFromTraceparent, withSpan } from '../telemetry/spans';
 import { withoutBrokerHeaders } from '../queue/headers';
 import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/message';
 import type { Publisher } from '../queue/publisher';
@@ -63,7 +65,10 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       if (deliveries >= deps.topology.deliveryLimit - 1) {
         throw new PermanentError(`delivered ${deliveries + 1} times without finishing (a consumer crashed or lost its connection each time)`);
       }
-      const outcome = await deps.handle(payload);
+      // Continue the webhook's trace: the amqplib instrumentation's consume span when tracing
+      // runs, otherwise the traceparent header the ingest wrote.
+      const parent = trace.getSpan(context.active()) ? context.active() : contextFromTraceparent(delivery.properties.headers?.traceparent);
+      const outcome = await withSpan('wagate.process', { 'wagate.source': payload.source, 'wagate.type': payload.type }, () => deps.handle(payload), parent);
       deps.metrics.workerMessages.inc({ outcome });
       channel.ack(delivery);
     } catch (error) {

@@ -6,6 +6,7 @@ import { findReply, outcomeOf, recordDecision } from '../orders/record-decision'
 import type { ReplyClient } from '../providers/reply-clients';
 import type { QueueMessage } from '../queue/message';
 import type { Metrics } from '../telemetry/metrics';
+import { withSpan } from '../telemetry/spans';
 
 export interface PipelineDeps {
   sql: Sql;
@@ -32,12 +33,17 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
 
   let outbound = await findReply(sql, message);
   if (!outbound) {
-    const decision = await decide(sql, message, deps.match);
-    const recorded = await recordDecision(sql, message, decision);
+    const decision = await withSpan('wagate.match', { 'db.system': 'postgresql' }, () => decide(sql, message, deps.match));
+    const recorded = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
+      recordDecision(sql, message, decision),
+    );
     outbound = recorded.outbound;
     if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
   }
-  await deliverReply(sql, message.source, outbound, deps.sendReply, deps.metrics);
+  const reply = outbound;
+  await withSpan('wagate.reply.send', { 'wagate.provider': message.source, 'wagate.reply': reply.kind }, () =>
+    deliverReply(sql, message.source, reply, deps.sendReply, deps.metrics),
+  );
   const outcome = outcomeOf(outbound.kind);
   await sql`
     UPDATE webhook_messages SET status = ${outcome}, last_error = NULL, processed_at = now(), updated_at = now()

@@ -1,0 +1,31 @@
+import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
+
+const tracer = trace.getTracer('wagate');
+
+/**
+ * Runs work inside a span. Without a started SDK the API hands out non-recording spans,
+ * so this costs next to nothing when tracing is off.
+ */
+export async function withSpan<T>(name: string, attributes: Attributes, work: () => Promise<T>, parent?: Context): Promise<T> {
+  return tracer.startActiveSpan(name, { attributes }, parent ?? context.active(), async (span) => {
+    try {
+      return await work();
+    } catch (error) {
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** The context a W3C traceparent header describes, to continue a trace across the queue. */
+export function contextFromTraceparent(traceparent: unknown): Context {
+  return typeof traceparent === 'string' && traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent }) : ROOT_CONTEXT;
+}
+
+export function activeTraceIds(): { trace_id: string; span_id: string } | Record<string, never> {
+  const spanContext = trace.getSpan(context.active())?.spanContext();
+  return spanContext && trace.isSpanContextValid(spanContext) ? { trace_id: spanContext.traceId, span_id: spanContext.spanId } : {};
+}

@@ -1,0 +1,43 @@
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
+import { AmqplibInstrumentation } from '@opentelemetry/instrumentation-amqplib';
+import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
+
+/**
+ * Starts the OpenTelemetry SDK only when an OTLP endpoint is configured. The SDK would
+ * otherwise default to an OTLP exporter aimed at localhost, so without this check tracing
+ * would cost on every request and fail to export.
+ */
+export function isTracingConfigured(env: NodeJS.ProcessEnv): boolean {
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && env.OTEL_SDK_DISABLED !== 'true';
+}
+
+export function startTracing(env: NodeJS.ProcessEnv, defaultServiceName: string): NodeSDK | null {
+  if (!isTracingConfigured(env)) return null;
+  const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+  if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
+    throw new Error(`OTEL_EXPORTER_OTLP_PROTOCOL: "${protocol}" is not supported; use http/protobuf or http/json`);
+  }
+  // Both exporters read the endpoint, headers and timeout from the standard OTEL_* variables.
+  const traceExporter = protocol === 'http/json' ? new OtlpJsonExporter() : new OtlpProtoExporter();
+  const sdk = new NodeSDK({
+    serviceName: env.OTEL_SERVICE_NAME ?? defaultServiceName,
+    traceExporter,
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [
+      new HttpInstrumentation({
+        // Health checks and scrapes would drown the traces that matter.
+        ignoreIncomingRequestHook: (req) => /^\/(healthz|readyz|metrics)/.test(req.url ?? ''),
+      }),
+      new ExpressInstrumentation(),
+      new AmqplibInstrumentation(),
+      new UndiciInstrumentation(),
+    ],
+  });
+  sdk.start();
+  return sdk;
+}

@@ -1,0 +1,52 @@
+import http from 'node:http';
+
+export interface ReceivedSpan {
+  service: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+}
+
+export interface OtlpReceiver {
+  url: string;
+  spans(): ReceivedSpan[];
+  /** Content types of every export request, e.g. application/json or application/x-protobuf. */
+  contentTypes(): string[];
+  close(): Promise<void>;
+}
+
+/** A local OTLP/HTTP trace receiver: decodes JSON exports, counts protobuf ones. */
+export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+  const spans: ReceivedSpan[] = [];
+  const contentTypes: string[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const type = req.headers['content-type'] ?? '';
+      contentTypes.push(type);
+      if (req.url === '/v1/traces' && type.startsWith('application/json')) collect(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      res.writeHead(200, { 'Content-Type': type.startsWith('application/json') ? 'application/json' : 'application/x-protobuf' }).end(
+        type.startsWith('application/json') ? '{}' : undefined,
+      );
+    });
+  });
+  function collect(body: { resourceSpans?: any[] }): void {
+    for (const resourceSpans of body.resourceSpans ?? []) {
+      const service = (resourceSpans.resource?.attributes ?? []).find((a: any) => a.key === 'service.name')?.value?.stringValue ?? '';
+      for (const scope of resourceSpans.scopeSpans ?? []) {
+        for (const span of scope.spans ?? []) {
+          spans.push({ service, traceId: span.traceId, spanId: span.spanId, parentSpanId: span.parentSpanId ?? '', name: span.name });
+        }
+      }
+    }
+  }
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    spans: () => [...spans],
+    contentTypes: () => [...contentTypes],
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
