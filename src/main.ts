@@ -2,10 +2,10 @@
 // Must stay the first import: instrumentations patch modules as they are loaded.
 import { tracingSdk } from './tracing-bootstrap';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, loadConfig, type Config, type Source } from './config';
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
-import { runRelease } from './commands/release';
+import { releaseSender } from './commands/release';
 import { sendSample } from './commands/send';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker } from './commands/worker';
@@ -17,6 +17,7 @@ import {
   fakeProviderCommand,
   productsCommand,
   repliesCommand,
+  withSql,
 } from './commands/operations';
 
 const USAGE = `usage: wagate <command> [options]
@@ -95,7 +96,7 @@ const commands: Record<string, Command> = {
     if (values.source !== undefined && values.source !== 'whatsapp' && values.source !== 'twilio') {
       throw new UsageError('--source must be whatsapp or twilio');
     }
-    const result = await runRelease(config, values.phone, values.source);
+    const result = await withSql(config, (sql) => releaseSender(sql, values.phone!, values.source as Source | undefined), config.DB_STATEMENT_TIMEOUT_MS);
     log.info({ released: result.released }, 'released rate-limited messages');
     process.stdout.write(`released ${result.released} rate_limited message(s); running ingest processes publish them\n`);
   },

@@ -1,8 +1,7 @@
-import type http from 'node:http';
 import type { Config } from '../config';
-import { createDatabase, type Sql } from '../db/client';
+import { databaseFromConfig, type Sql } from '../db/client';
 import { createIngestApp } from '../http/app';
-import { boundPort, closeServer, listen } from '../http/server';
+import { boundPort, closeServer, closeServerNow, listen } from '../http/server';
 import { createOutboxRelay } from '../ledger/outbox-relay';
 import { createLedgerRecorder } from '../ledger/recorder';
 import { createMetaAdapter } from '../providers/meta';
@@ -27,13 +26,7 @@ export interface RunningIngest {
 export async function startIngest(config: Config, log: Logger): Promise<RunningIngest> {
   warnAboutUnsafeSettings(config, log);
   const metrics = createMetrics('ingest');
-  const sql = createDatabase({
-    url: config.DATABASE_URL,
-    maxConnections: config.DB_POOL_MAX,
-    connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS,
-    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-    applicationName: 'wagate-ingest',
-  });
+  const sql = databaseFromConfig(config, 'wagate-ingest');
   const topology = topologyFromConfig(config);
   const broker = createBroker({
     url: config.AMQP_URL,
@@ -114,16 +107,11 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
       await recorder.drain();
       await relay.stop();
       await broker.close();
-      await closeMetricsServer(metricsServer);
+      await closeServerNow(metricsServer);
       await sql.end({ timeout: 5 });
       log.info('ingest stopped');
     },
   };
-}
-
-function closeMetricsServer(server: http.Server): Promise<void> {
-  server.closeAllConnections();
-  return new Promise((resolve) => server.close(() => resolve()));
 }
 
 function warnAboutUnsafeSettings(config: Config, log: Logger): void {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config';
-import { createDatabase, type Sql } from '../db/client';
+import { databaseFromConfig, type Sql } from '../db/client';
 import { startFakeProvider } from '../dev/fake-provider';
 import { importCatalog } from '../orders/catalog-import';
 import { topologyFromConfig } from '../queue/depths';
@@ -21,13 +21,7 @@ const print = (text: string): void => {
 };
 
 export async function withSql<T>(config: Config, work: (sql: Sql) => Promise<T>, statementTimeoutMs = 0): Promise<T> {
-  const sql = createDatabase({
-    url: config.DATABASE_URL,
-    maxConnections: 2,
-    connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS,
-    statementTimeoutMs,
-    applicationName: 'wagate-cli',
-  });
+  const sql = databaseFromConfig(config, 'wagate-cli', { maxConnections: 2, statementTimeoutMs });
   try {
     return await work(sql);
   } finally {

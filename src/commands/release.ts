@@ -1,5 +1,5 @@
-import type { Config, Source } from '../config';
-import { createDatabase, type Sql } from '../db/client';
+import type { Source } from '../config';
+import type { Sql } from '../db/client';
 
 export interface ReleaseResult {
   released: number;
@@ -28,19 +28,4 @@ export async function releaseSender(sql: Sql, phone: string, source?: Source): P
       WHERE phone_number = ${phone} AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
     return { released: released.length };
   }) as Promise<ReleaseResult>;
-}
-
-export async function runRelease(config: Config, phone: string, source?: Source): Promise<ReleaseResult> {
-  const sql = createDatabase({
-    url: config.DATABASE_URL,
-    maxConnections: 1,
-    connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS,
-    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-    applicationName: 'wagate-release',
-  });
-  try {
-    return await releaseSender(sql, phone, source);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
 }

@@ -1,6 +1,5 @@
-import type http from 'node:http';
 import type { Config } from '../config';
-import { createDatabase, type Sql } from '../db/client';
+import { databaseFromConfig, type Sql } from '../db/client';
 import { createReplyClient } from '../providers/reply-clients';
 import { createBroker, type Broker } from '../queue/broker';
 import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
@@ -10,7 +9,7 @@ import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { createWorkerConsumer } from '../worker/consumer';
 import { processMessage } from '../worker/process-message';
-import { boundPort } from '../http/server';
+import { boundPort, closeServerNow } from '../http/server';
 
 const QUEUE_GAUGE_INTERVAL_MS = 5000;
 
@@ -25,13 +24,7 @@ export interface RunningWorker {
 
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
   const metrics = createMetrics('worker');
-  const sql = createDatabase({
-    url: config.DATABASE_URL,
-    maxConnections: config.DB_POOL_MAX,
-    connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS,
-    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-    applicationName: 'wagate-worker',
-  });
+  const sql = databaseFromConfig(config, 'wagate-worker');
   const topology = topologyFromConfig(config);
   const sendReply = replyClientFromConfig(config);
   let consumer: ReturnType<typeof createWorkerConsumer> | null = null;
@@ -85,7 +78,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       clearInterval(gauges);
       await consumer!.stop();
       await broker.close();
-      await closeServer(metricsServer);
+      await closeServerNow(metricsServer);
       await sql.end({ timeout: 5 });
       log.info('worker stopped');
     },
@@ -110,9 +103,4 @@ async function workerReadiness(sql: Sql, broker: Broker, draining: boolean) {
   const brokerState = broker.isConnected() ? 'connected' : 'disconnected';
   const ready = postgres === 'ok' && brokerState === 'connected' && !draining;
   return { ready, body: { status: ready ? 'ready' : 'not ready', postgres, broker: brokerState, draining } };
-}
-
-function closeServer(server: http.Server): Promise<void> {
-  server.closeAllConnections();
-  return new Promise((resolve) => server.close(() => resolve()));
 }

@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import type { Config } from '../config';
 
 export type Sql = postgres.Sql<Record<string, never>>;
 
@@ -37,4 +38,19 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     // 57014 statement timeout, 57P01-57P03 shutdown/cannot connect, 53xxx out of resources, 08xxx connection.
     /^(57014|57P0[1-3]|53\d{3}|08\d{3})$/.test(code)
   );
+}
+
+/** A pool from the configuration; CLI commands pass a small size and, for DDL, no statement timeout. */
+export function databaseFromConfig(
+  config: Config,
+  applicationName: string,
+  overrides: { maxConnections?: number; statementTimeoutMs?: number } = {},
+): Sql {
+  return createDatabase({
+    url: config.DATABASE_URL,
+    maxConnections: overrides.maxConnections ?? config.DB_POOL_MAX,
+    connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS,
+    statementTimeoutMs: overrides.statementTimeoutMs ?? config.DB_STATEMENT_TIMEOUT_MS,
+    applicationName,
+  });
 }

@@ -40,6 +40,12 @@ export async function closeServer(server: http.Server, deadlineMs: number): Prom
   clearTimeout(timer);
 }
 
+/** For servers with nothing worth finishing (metrics, health): close every connection now. */
+export function closeServerNow(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
 export function boundPort(server: http.Server): number {
   const address = server.address();
   return typeof address === 'object' && address ? address.port : 0;
