@@ -40,7 +40,7 @@ export function createStatsHandler(deps: StatsDeps) {
     }
     const { source, hours } = query.data;
     const sourceFilter = source ?? null;
-    const [statusRows, [latency], hourly, depths] = await Promise.all([
+    const [statusRows, [latency], hourly, depths, replyRows] = await Promise.all([
       deps.sql<{ status: string; count: number; duplicates: number }[]>`
         SELECT status, count(*)::integer AS count, coalesce(sum(duplicate_count), 0)::integer AS duplicates
         FROM webhook_messages
@@ -63,6 +63,11 @@ export function createStatsHandler(deps: StatsDeps) {
           AND (${sourceFilter}::text IS NULL OR webhook_source = ${sourceFilter})
         GROUP BY 1 ORDER BY 1`,
       deps.queueDepths(),
+      deps.sql<{ status: string; count: number }[]>`
+        SELECT status, count(*)::integer AS count FROM outbound_messages
+        WHERE created_at > now() - make_interval(hours => ${hours})
+          AND (${sourceFilter}::text IS NULL OR webhook_source = ${sourceFilter})
+        GROUP BY status`,
     ]);
     const counts = Object.fromEntries(statusRows.map((row) => [row.status, row.count]));
     const messages = statusRows.reduce((sum, row) => sum + row.count, 0);
@@ -79,6 +84,8 @@ export function createStatsHandler(deps: StatsDeps) {
       ackMs: { p50: latency?.p50 ?? null, p95: latency?.p95 ?? null, p99: latency?.p99 ?? null },
       queueDepth: depths.queue,
       deadLetterDepth: depths.deadLetters,
+      // Replies by send state; "unknown" ones need an operator (wagate replies unknown).
+      replies: Object.fromEntries(replyRows.map((row) => [row.status, row.count])),
       hourly: hourly.map((row) => ({ ...row, hour: row.hour.toISOString() })),
     });
   };

@@ -3,6 +3,7 @@ import { startPipeline, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 import { PUBLIC_BASE_URL } from '../support/pipeline';
+import { ADMIN_TOKEN } from '../support/ingest';
 
 let pipeline: Pipeline;
 
@@ -101,6 +102,16 @@ describe('order pipeline', () => {
     expect(await settled(id)).toBe('unmatched');
     const [outbound] = await pipeline.db.sql`SELECT kind, status FROM outbound_messages WHERE inbound_message_id = ${id}`;
     expect(outbound).toEqual({ kind: 'unsupported', status: 'sent' });
+  });
+
+  it('reports replies by send state in the admin stats', async () => {
+    const response = await fetch(`${pipeline.ingest.baseUrl}/api/v1/whatsapp-hardened/stats?source=whatsapp`, {
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    const body = (await response.json()) as { replies: Record<string, number>; counts: Record<string, number> };
+    expect(body.replies.sent).toBeGreaterThanOrEqual(4);
+    expect(body.counts.processed).toBeGreaterThanOrEqual(2);
+    expect(body.counts.unmatched).toBeGreaterThanOrEqual(2);
   });
 
   it('cancels the sender’s latest open order and reports its status', async () => {
