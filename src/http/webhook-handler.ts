@@ -1,7 +1,8 @@
 import type { Request, Response } from 'express';
 import { isDatabaseUnavailable } from '../db/client';
 import type { LedgerRecorder } from '../ledger/recorder';
-import type { WebhookAdapter } from '../providers/adapter';
+import type { LedgerItem } from '../ledger/items';
+import { malformedItem, type InboundRequest, type WebhookAdapter } from '../providers/adapter';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
@@ -19,6 +20,19 @@ export interface WebhookHandlerDeps {
  * Verify, parse, record, answer. The signature is checked on the raw bytes before anything
  * reads them; the answer waits for the ledger commit of every item in the body.
  */
+/**
+ * A parser bug must not turn a genuine, signed delivery into endless provider retries:
+ * the body is kept as malformed (200), with the raw bytes, for an operator to look at.
+ */
+function toItemsSafely(adapter: WebhookAdapter, inbound: InboundRequest, receivedAtMs: number, log: Logger): LedgerItem[] {
+  try {
+    return adapter.toItems(inbound, receivedAtMs);
+  } catch (error) {
+    log.error({ err: (error as Error).message, source: adapter.source }, 'parser failed on a signed body; recording it as malformed');
+    return [malformedItem(adapter.source, inbound.rawBody, 'the gateway could not parse this body')];
+  }
+}
+
 export function createWebhookHandler(deps: WebhookHandlerDeps) {
   const { adapter, recorder, metrics, log } = deps;
   const source = adapter.source;
@@ -35,8 +49,8 @@ export function createWebhookHandler(deps: WebhookHandlerDeps) {
       return;
     }
     const receivedAtMs = requestStartMs(req);
+    const items = toItemsSafely(adapter, inbound, receivedAtMs, log);
     try {
-      const items = adapter.toItems(inbound, receivedAtMs);
       if (items.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
       const outcomes = await withSpan('wagate.ledger.record', { 'wagate.source': source, 'wagate.items': items.length, 'db.system': 'postgresql' }, () =>
         recorder.record({ items, receivedAtMs, traceparent: currentTraceparent() }),
