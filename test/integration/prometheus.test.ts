@@ -1,0 +1,269 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PUBLIC_BASE_URL, startPipeline, type Pipeline } from '../support/pipeline';
+import { startPrometheus, type RunningPrometheus } from '../support/prometheus';
+import { waitFor } from '../support/wait';
+import { postMeta, postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
+
+/** js-yaml arrives with jest's toolchain and ships no types; load is the one call used. */
+const yaml = require('js-yaml') as { load(text: string): unknown };
+
+const CHART_FILES = path.resolve(__dirname, '../../charts/wagate/files');
+const DASHBOARD_PATH = path.join(CHART_FILES, 'dashboard.json');
+const ALERTS_PATH = path.join(CHART_FILES, 'alerts.yaml');
+/**
+ * Panels fed by RabbitMQ's own prometheus plugin (the only source of unacked counts) use refIds
+ * starting with RMQ and metrics starting with rabbitmq_. No broker plugin is scraped here, so
+ * exactly those metrics are exempt from the exported-names check and may return no data.
+ */
+const PLUGIN_REF_ID_PREFIX = 'RMQ';
+const PLUGIN_METRIC_PREFIX = 'rabbitmq_';
+/** Grafana's interval variables; any range works for PromQL, and 1m spans the whole test. */
+const GRAFANA_RANGE_VARIABLES = /\$\{?__(rate_interval|interval|range)\}?/g;
+const TEST_BUDGET_MS = 60000;
+
+jest.setTimeout(TEST_BUDGET_MS);
+
+interface DataSourceRef {
+  type?: string;
+  uid?: string;
+}
+interface Target {
+  refId: string;
+  expr?: string;
+  datasource?: DataSourceRef;
+}
+interface Panel {
+  type: string;
+  title: string;
+  datasource?: DataSourceRef;
+  targets?: Target[];
+  panels?: Panel[];
+}
+interface Dashboard {
+  uid: string;
+  title: string;
+  refresh: string;
+  schemaVersion: number;
+  templating: { list: { name: string; type: string; query?: string }[] };
+  panels: Panel[];
+}
+interface Rule {
+  alert?: string;
+  record?: string;
+  expr: string | number;
+}
+interface RuleGroup {
+  name: string;
+  interval?: string;
+  rules: Rule[];
+}
+
+const dashboard = JSON.parse(readFileSync(DASHBOARD_PATH, 'utf8')) as Dashboard;
+const panels = flatten(dashboard.panels);
+const targets = panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel: panel.title, ...target })));
+
+function flatten(list: Panel[]): Panel[] {
+  return list.flatMap((panel) => [panel, ...flatten(panel.panels ?? [])]);
+}
+
+function loadAlertGroups(): RuleGroup[] {
+  if (!existsSync(ALERTS_PATH)) {
+    throw new Error('charts/wagate/files/alerts.yaml does not exist: the alert rules (SPEC §9) must ship there as Prometheus rule groups');
+  }
+  const doc = yaml.load(readFileSync(ALERTS_PATH, 'utf8')) as { groups?: RuleGroup[]; spec?: { groups?: RuleGroup[] } } | null;
+  const groups = doc?.groups ?? doc?.spec?.groups;
+  if (!Array.isArray(groups) || groups.length === 0) throw new Error('charts/wagate/files/alerts.yaml holds no rule groups');
+  return groups;
+}
+
+function toPromQL(expr: string): string {
+  return expr.replace(GRAFANA_RANGE_VARIABLES, '1m');
+}
+
+function metricNamesIn(expr: string): string[] {
+  const names: string[] = expr.match(/\b(?:wagate|rabbitmq)_[a-z0-9_]+/g) ?? [];
+  if (/\bup\b/.test(expr)) names.push('up');
+  return names;
+}
+
+let pipeline: Pipeline;
+let prometheus: RunningPrometheus;
+let alertGroups: RuleGroup[];
+let rulesDir: string;
+let trafficDoneMs: number;
+
+const scalar = async (expr: string): Promise<number> => {
+  const response = await prometheus.query(expr);
+  if (response.status !== 'success') throw new Error(`${expr}: ${response.error}`);
+  const [sample] = response.data!.result;
+  return sample ? Number(sample.value![1]) : Number.NaN;
+};
+
+const byLabel = async (expr: string, label: string): Promise<Record<string, number>> => {
+  const response = await prometheus.query(expr);
+  return Object.fromEntries((response.data?.result ?? []).map((sample) => [sample.metric[label], Number(sample.value![1])]));
+};
+
+async function settled(id: string): Promise<string> {
+  return waitFor(`message ${id} to be processed`, async () => {
+    const [row] = await pipeline.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${id}`;
+    return row && ['processed', 'unmatched', 'dead'].includes(row.status) ? row.status : null;
+  });
+}
+
+/**
+ * One wave of the traffic every panel should have something to show for, from senders of its
+ * own; returns the ids the worker gets.
+ */
+async function sendTraffic(wave: number): Promise<string[]> {
+  const baseUrl = pipeline.ingest.baseUrl;
+  const sender = (n: number) => `155502${wave}000${n}`;
+  const order = uniqueWamid();
+  const queued = [order, uniqueWamid(), uniqueWamid(), uniqueWamid(), uniqueWamid()];
+  expect((await postMetaText(baseUrl, { id: order, from: sender(1), text: '2x margherita, one coke' })).status).toBe(200);
+  expect((await postMetaText(baseUrl, { id: order, from: sender(1), text: '2x margherita, one coke' })).status).toBe(200);
+  await postMetaText(baseUrl, { id: queued[1], from: sender(2), text: 'one quantum sandwich' });
+  await postMetaText(baseUrl, { id: queued[2], from: sender(3), text: '1 pepperoni' });
+  // The third message from one sender is over RATE_LIMIT_WHATSAPP_MAX_REQUESTS.
+  await postMetaText(baseUrl, { id: queued[3], from: sender(4), text: 'one coke' });
+  await postMetaText(baseUrl, { id: queued[4], from: sender(4), text: 'one coke' });
+  await postMetaText(baseUrl, { from: sender(4), text: 'one coke' });
+  expect((await postMeta(baseUrl, { object: 'whatsapp_business_account' }, { secret: 'forged-secret' })).status).toBe(401);
+  expect((await postMeta(baseUrl, `{"object": "whatsapp_business_account", "wave": ${wave}, "entry": [`)).status).toBe(200);
+  const twilio = twilioText('1 cafe con leche', `whatsapp:+${sender(5)}`);
+  expect((await postTwilio(baseUrl, twilio, { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+  return [...queued, twilio.find(([name]) => name === 'MessageSid')![1]];
+}
+
+/**
+ * Prometheus gets a copy of the rule groups without their own interval, so each rule is evaluated
+ * every second (the global evaluation_interval) instead of once a minute within a 60 s test.
+ */
+function writeRulesForTest(groups: RuleGroup[]): string {
+  rulesDir = mkdtempSync(path.join(os.tmpdir(), 'wagate-rules-'));
+  const file = path.join(rulesDir, 'alerts.json');
+  writeFileSync(file, JSON.stringify({ groups: groups.map(({ interval: _interval, ...group }) => group) }));
+  return file;
+}
+
+describe('Grafana dashboard file', () => {
+  it('is the wagate dashboard, with every panel and target on the datasource variable', () => {
+    expect(dashboard).toMatchObject({ uid: 'wagate', title: 'wagate', refresh: '30s' });
+    expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(36);
+    expect(dashboard.templating.list).toContainEqual(expect.objectContaining({ name: 'datasource', type: 'datasource', query: 'prometheus' }));
+    const offVariable = [
+      ...panels.filter((panel) => panel.type !== 'row' && panel.datasource?.uid !== '${datasource}').map((panel) => `panel ${panel.title}`),
+      ...targets.filter((target) => target.datasource?.uid !== '${datasource}').map((target) => `target ${target.panel}/${target.refId}`),
+    ];
+    expect(offVariable).toEqual([]);
+    expect(targets.length).toBeGreaterThanOrEqual(20);
+    expect(targets.filter((target) => !target.expr?.trim()).map((target) => `${target.panel}/${target.refId}`)).toEqual([]);
+  });
+
+  it('keeps broker plugin metrics in the RMQ targets only', () => {
+    const misplaced = targets.filter(
+      (target) => target.expr?.includes(PLUGIN_METRIC_PREFIX) !== target.refId.startsWith(PLUGIN_REF_ID_PREFIX),
+    );
+    expect(misplaced.map((target) => `${target.panel}/${target.refId}`)).toEqual([]);
+  });
+});
+
+describe('Grafana dashboard and alert rules against a real Prometheus', () => {
+  beforeAll(async () => {
+    alertGroups = loadAlertGroups();
+    pipeline = await startPipeline({ RATE_LIMIT_WHATSAPP_MAX_REQUESTS: '2' });
+    const worker = await pipeline.startWorker();
+    prometheus = await startPrometheus({
+      jobs: {
+        'wagate-ingest': [new URL(pipeline.ingest.metricsUrl).host],
+        'wagate-worker': [`127.0.0.1:${worker.metricsPort}`],
+      },
+      ruleFiles: [writeRulesForTest(alertGroups)],
+    });
+    // Counters start from a stored value before the traffic, so rates over the traffic are real.
+    await prometheus.waitForScrapes(1);
+    // Labelled series appear at their first increment, so rate() sees nothing of the wave that
+    // creates them: a second wave, after Prometheus has stored the first, gives real rates.
+    for (const id of await sendTraffic(1)) await settled(id);
+    await prometheus.waitForScrapes(1);
+    for (const id of await sendTraffic(2)) await settled(id);
+    // The worker reads queue depths from the broker every few seconds; wait for both gauges.
+    await waitFor('queue gauges to be scraped', async () => Object.keys(await byLabel('max by (queue) (wagate_queue_ready_messages)', 'queue')).length === 2, 20000);
+    trafficDoneMs = Date.now();
+    await prometheus.waitForScrapes(3);
+  });
+
+  afterAll(async () => {
+    await prometheus?.stop();
+    await pipeline?.stop();
+    if (rulesDir) rmSync(rulesDir, { recursive: true, force: true });
+  });
+
+  it('evaluates every dashboard query without error, each with a number from the traffic', async () => {
+    const failures: string[] = [];
+    for (const target of targets) {
+      const expr = toPromQL(target.expr!);
+      const response = await prometheus.query(expr);
+      const values = (response.data?.result ?? []).map((sample) => Number(sample.value?.[1]));
+      const name = `${target.panel}/${target.refId}`;
+      if (response.status !== 'success') failures.push(`${name}: ${response.error} in ${expr}`);
+      else if (expr.includes('$')) failures.push(`${name}: unknown variable in ${expr}`);
+      else if (target.refId.startsWith(PLUGIN_REF_ID_PREFIX)) continue;
+      // NaN is a rate or quantile over series that did not move: the query saw none of the traffic.
+      else if (!values.some(Number.isFinite)) failures.push(`${name}: no finite value (${values.length} series) for ${expr}`);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('evaluates every alert expression without error', async () => {
+    const failures: string[] = [];
+    for (const rule of alertGroups.flatMap((group) => group.rules)) {
+      const response = await prometheus.query(String(rule.expr));
+      if (response.status !== 'success') failures.push(`${rule.alert ?? rule.record}: ${response.error}`);
+    }
+    expect(alertGroups.flatMap((group) => group.rules).length).toBeGreaterThan(0);
+    expect(failures).toEqual([]);
+  });
+
+  it('names only metrics that the ingest and worker really export', async () => {
+    const exported = new Set(await prometheus.metricNames());
+    const referenced = new Set([
+      ...targets.flatMap((target) => metricNamesIn(target.expr!)),
+      ...alertGroups.flatMap((group) => group.rules).flatMap((rule) => metricNamesIn(String(rule.expr))),
+    ]);
+    const missing = [...referenced].filter((name) => !name.startsWith(PLUGIN_METRIC_PREFIX) && !exported.has(name)).sort();
+    expect(missing).toEqual([]);
+    expect(referenced.size).toBeGreaterThan(10);
+  });
+
+  it('counts the traffic that was sent', async () => {
+    expect(await byLabel('sum by (outcome) (wagate_webhook_events_total{source="whatsapp"})', 'outcome')).toMatchObject({
+      queued: 10,
+      duplicate: 2,
+      rate_limited: 2,
+      invalid_signature: 2,
+      malformed: 2,
+    });
+    expect(await byLabel('sum by (source) (wagate_orders_created_total)', 'source')).toEqual({ whatsapp: 8, twilio: 2 });
+    expect(await byLabel('sum by (outcome) (wagate_worker_messages_total)', 'outcome')).toEqual({ processed: 10, unmatched: 2 });
+    expect(await byLabel('sum by (provider) (wagate_confirmations_total{result="sent"})', 'provider')).toEqual({ whatsapp: 10, twilio: 2 });
+    expect(await scalar('sum(wagate_webhook_ack_duration_seconds_count)')).toBe(20);
+    expect(await scalar('min(wagate_broker_connected)')).toBe(1);
+    expect(await byLabel('max by (queue) (wagate_queue_ready_messages)', 'queue')).toEqual({ work: 0, dead: 0 });
+  });
+
+  it('loads every rule and evaluates each with no error', async () => {
+    const expected = alertGroups.flatMap((group) => group.rules).length;
+    const rules = await waitFor(
+      'every rule to be evaluated after the traffic',
+      async () => {
+        const loaded = (await prometheus.rules()).flatMap((group) => group.rules);
+        return loaded.length === expected && loaded.every((rule) => Date.parse(rule.lastEvaluation) > trafficDoneMs) && loaded;
+      },
+      10000,
+    );
+    expect(rules.filter((rule) => rule.health !== 'ok' || rule.lastError).map((rule) => `${rule.name}: ${rule.health} ${rule.lastError ?? ''}`)).toEqual([]);
+  });
+});
