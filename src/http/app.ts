@@ -9,7 +9,7 @@ import { createAdminAuth, createStatsHandler, type StatsDeps } from './admin-sta
 import { createReadinessHandler, livenessHandler, type HealthDeps } from './health';
 import { createInFlightLimit, sourceOfPath } from './in-flight-limit';
 import { createMetaVerificationHandler } from './meta-verification';
-import { markRequestStart, observeAck } from './request-timing';
+import { createRequestTiming, observeAck } from './request-timing';
 import { createWebhookHandler } from './webhook-handler';
 
 export const STATS_PATH = '/api/v1/whatsapp-hardened/stats';
@@ -42,8 +42,8 @@ export function createIngestApp(deps: AppDeps): express.Express {
   app.get(STATS_PATH, createAdminAuth(deps.stats.adminToken), createStatsHandler(deps.stats));
 
   const limit = createInFlightLimit(deps.maxInFlight, deps.metrics);
-  app.post(META_WEBHOOK_PATH, markRequestStart, limit, rawBody, webhook(deps.meta));
-  app.post(TWILIO_WEBHOOK_PATH, markRequestStart, limit, rawBody, webhook(deps.twilio));
+  app.post(META_WEBHOOK_PATH, createRequestTiming(deps.metrics, 'whatsapp'), limit, rawBody, webhook(deps.meta));
+  app.post(TWILIO_WEBHOOK_PATH, createRequestTiming(deps.metrics, 'twilio'), limit, rawBody, webhook(deps.twilio));
 
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: 'not found' });

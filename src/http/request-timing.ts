@@ -5,10 +5,13 @@ import type { Metrics } from '../telemetry/metrics';
 const START = Symbol('wagate.requestStart');
 type Timed = Request & { [START]?: { wallMs: number; mono: number } };
 
-/** First middleware: the clock for ack latency starts before any parsing. */
-export function markRequestStart(req: Request, _res: Response, next: NextFunction): void {
-  (req as Timed)[START] = { wallMs: Date.now(), mono: performance.now() };
-  next();
+/** First middleware: the clock for ack latency starts before any parsing; every answer is counted. */
+export function createRequestTiming(metrics: Metrics, source: Source) {
+  return function markRequestStart(req: Request, res: Response, next: NextFunction): void {
+    (req as Timed)[START] = { wallMs: Date.now(), mono: performance.now() };
+    res.once('finish', () => metrics.webhookRequests.inc({ source, code: String(res.statusCode) }));
+    next();
+  };
 }
 
 export function requestStartMs(req: Request): number {

@@ -6,6 +6,12 @@ const ACK_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+const SOURCES = ['whatsapp', 'twilio'];
+const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejected', 'malformed', 'status', 'status_duplicate',
+  'ignored', 'invalid_signature', 'too_large', 'unavailable', 'overloaded', 'aborted'];
+const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped'];
+const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
+
 /** One registry per process; passed to whatever records, never a module-level singleton. */
 export function createMetrics(role: string) {
   const registry = new Registry();
@@ -13,7 +19,7 @@ export function createMetrics(role: string) {
   let brokerProbe: () => boolean = () => false;
   registry.setDefaultLabels({ role });
   collectDefaultMetrics({ register: registry, prefix: 'wagate_' });
-  return {
+  const metrics = {
     registry,
     webhookEvents: new Counter({
       name: 'wagate_webhook_events_total',
@@ -75,6 +81,12 @@ export function createMetrics(role: string) {
         this.set(brokerProbe() ? 1 : 0);
       },
     }),
+    webhookRequests: new Counter({
+      name: 'wagate_webhook_requests_total',
+      help: 'Webhook HTTP requests by source and response status code, refused ones included.',
+      labelNames: ['source', 'code'] as const,
+      registers: [registry],
+    }),
     watchBroker(isConnected: () => boolean): void {
       brokerProbe = isConnected;
     },
@@ -126,6 +138,14 @@ export function createMetrics(role: string) {
       registers: [registry],
     }),
   };
+  // Known label sets start at 0, so rate() and increase() see the first event of each.
+  for (const source of SOURCES) {
+    for (const outcome of WEBHOOK_OUTCOMES) metrics.webhookEvents.inc({ source, outcome }, 0);
+    metrics.ordersCreated.inc({ source }, 0);
+    for (const result of REPLY_RESULTS) metrics.confirmations.inc({ provider: source, result }, 0);
+  }
+  for (const outcome of WORKER_OUTCOMES) metrics.workerMessages.inc({ outcome }, 0);
+  return metrics;
 }
 
 /** /metrics on its own port, so the exposition never sits on the public webhook port. */

@@ -126,7 +126,10 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
         headers: { ...original, 'x-wagate-routing-key': delivery.fields.routingKey, ...headers },
       },
     ]);
-    if (!ok) throw new Error(`the broker did not confirm the hand-over to ${exchange}`);
+    if (!ok) {
+      deps.metrics.publishFailures.inc();
+      throw new Error(`the broker did not confirm the hand-over to ${exchange}`);
+    }
   }
 
   return {
