@@ -143,6 +143,8 @@ export function createMetrics(role: string) {
     for (const outcome of WEBHOOK_OUTCOMES) metrics.webhookEvents.inc({ source, outcome }, 0);
     metrics.ordersCreated.inc({ source }, 0);
     for (const result of REPLY_RESULTS) metrics.confirmations.inc({ provider: source, result }, 0);
+    metrics.ackDuration.zero({ source });
+    metrics.providerDuration.zero({ provider: source });
   }
   for (const outcome of WORKER_OUTCOMES) metrics.workerMessages.inc({ outcome }, 0);
   return metrics;
