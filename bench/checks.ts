@@ -48,7 +48,7 @@ export async function verifyDurability(env: BenchEnvironment, ackedIds: string[]
 }
 
 /** Confirmed publishes can take a moment to show in a quorum queue's count, so poll briefly. */
-async function waitForQueueCount(env: BenchEnvironment, expected: number): Promise<number | null> {
+export async function waitForQueueCount(env: BenchEnvironment, expected: number): Promise<number | null> {
   const deadline = Date.now() + 5_000;
   for (;;) {
     const count = await countWorkMessages(env.amqpUrl, env.topology);

@@ -10,6 +10,7 @@ import type { Topology } from '../src/queue/topology';
 /** A database and a queue prefix of the bench's own, so it never touches anyone else's data. */
 export interface BenchEnvironment {
   runId: string;
+  databaseName: string;
   databaseUrl: string;
   amqpUrl: string;
   queuePrefix: string;
@@ -46,6 +47,7 @@ export async function createBenchEnvironment(): Promise<BenchEnvironment> {
   const topology = topologyFromConfig(config);
   return {
     runId,
+    databaseName: name,
     databaseUrl,
     amqpUrl: config.AMQP_URL,
     queuePrefix,
@@ -63,7 +65,16 @@ export async function createBenchEnvironment(): Promise<BenchEnvironment> {
 }
 
 /** Ready messages across the work queues (passive declare, so nothing is created); null if one is missing. */
-export async function countWorkMessages(amqpUrl: string, topology: Topology): Promise<number | null> {
+export function countWorkMessages(amqpUrl: string, topology: Topology): Promise<number | null> {
+  return countReadyMessages(amqpUrl, topology.shards.map((shard) => shard.queue));
+}
+
+/** Ready messages in the dead-letter queue and every retry tier; null if one is missing. */
+export function countSetAsideMessages(amqpUrl: string, topology: Topology): Promise<number | null> {
+  return countReadyMessages(amqpUrl, [topology.deadQueue, ...topology.retryTiers.map((tier) => tier.queue)]);
+}
+
+async function countReadyMessages(amqpUrl: string, queues: string[]): Promise<number | null> {
   const connection = await amqp.connect(amqpUrl);
   // A missing queue closes the channel with a 404; that is an answer here, not a crash.
   connection.on('error', () => undefined);
@@ -71,7 +82,7 @@ export async function countWorkMessages(amqpUrl: string, topology: Topology): Pr
     const channel = await connection.createChannel();
     channel.on('error', () => undefined);
     let total = 0;
-    for (const shard of topology.shards) total += (await channel.checkQueue(shard.queue)).messageCount;
+    for (const queue of queues) total += (await channel.checkQueue(queue)).messageCount;
     return total;
   } catch {
     return null;

@@ -1,4 +1,4 @@
-/** The ingest's own view of where a request's time goes, read from its Prometheus endpoint. */
+/** The ingest's own view of where a request's time goes, read from its Prometheus endpoint (the parser also reads the worker's). */
 const HISTOGRAMS = {
   ledgerBatchItems: 'wagate_ledger_batch_items',
   ledgerCommitSeconds: 'wagate_ledger_commit_duration_seconds',
@@ -8,7 +8,7 @@ const HISTOGRAMS = {
 
 type HistogramName = keyof typeof HISTOGRAMS;
 
-interface Histogram {
+export interface Histogram {
   /** Cumulative counts by upper bound, in exposition order (ascending, ending with +Inf). */
   buckets: [number, number][];
   sum: number;
@@ -40,7 +40,7 @@ export function summarizeBetween(before: MetricsSnapshot, after: MetricsSnapshot
 }
 
 /** Sums every series of the histogram (labels other than le are added together). */
-function parseHistogram(text: string, name: string): Histogram {
+export function parseHistogram(text: string, name: string): Histogram {
   const buckets = new Map<number, number>();
   let sum = 0;
   let count = 0;
@@ -67,7 +67,7 @@ function subtract(after: Histogram, before: Histogram): Histogram {
   };
 }
 
-function summarize(histogram: Histogram): HistogramSummary {
+export function summarize(histogram: Histogram): HistogramSummary {
   return {
     count: histogram.count,
     mean: histogram.count === 0 ? NaN : histogram.sum / histogram.count,

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import autocannon from 'autocannon';
-import type { MessageSource } from './messages';
+import type { MessageSource, SignedMessage } from './messages';
 
 export interface LoadResult {
   seconds: number;
@@ -131,4 +131,52 @@ function summarize(values: number[]): LatencySummary {
   const sorted = Float64Array.from(values).sort();
   const at = (q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!);
   return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length === 0 ? NaN : sorted[sorted.length - 1]! };
+}
+
+export interface BatchResult {
+  seconds: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  requestsPerSecond: number;
+  ackedIds: string[];
+}
+
+/**
+ * Posts a fixed list of messages, `concurrency` at a time, each connection sending its next
+ * message as soon as the last one is answered. For filling the queues, not for latency.
+ */
+export async function postAll(url: string, messages: SignedMessage[], concurrency: number): Promise<BatchResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const ackedIds: string[] = [];
+  let non2xx = 0;
+  let errors = 0;
+  let next = 0;
+  const post = (message: SignedMessage) =>
+    new Promise<void>((resolve) => {
+      const request = http.request(url, { method: 'POST', agent, headers: headersFor(message.signature) }, (response) => {
+        response.resume();
+        response.once('end', () => {
+          const status = response.statusCode ?? 0;
+          if (status >= 200 && status < 300) ackedIds.push(message.id);
+          else non2xx += 1;
+          resolve();
+        });
+      });
+      request.setTimeout(REQUEST_TIMEOUT_SECONDS * 1000, () => request.destroy(new Error('timed out')));
+      request.once('error', () => {
+        errors += 1;
+        resolve();
+      });
+      request.end(message.body);
+    });
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < messages.length) await post(messages[next++]!);
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  return { seconds, ok: ackedIds.length, non2xx, errors, requestsPerSecond: ackedIds.length / seconds, ackedIds };
 }

@@ -34,6 +34,8 @@ function readStatusKib(pid: number, field: string): number {
 export interface CpuShare {
   server: number;
   postgres: number;
+  /** Part of postgres: the backends connected to the database given to measureCpu, if one was. */
+  postgresDatabase?: number;
   rabbitmq: number;
   loadGenerator: number;
   other: number;
@@ -44,6 +46,7 @@ interface CpuSnapshot {
   atMs: number;
   server: number;
   postgres: number;
+  postgresDatabase: number;
   rabbitmq: number;
   self: number;
   machineBusy: number;
@@ -54,37 +57,59 @@ interface CpuSnapshot {
  * "postgres" (one per connection), RabbitMQ is the Erlang VM; both are machine-wide, so a
  * neighbour using them shows up here, and in "other" when it uses anything else.
  */
-export function measureCpu(serverPid: number): { stop(): CpuShare } {
-  const start = snapshot(serverPid);
+export function measureCpu(serverPid: number, database?: string): { stop(): CpuShare } {
+  const start = snapshot(serverPid, database);
   return {
     stop() {
-      const end = snapshot(serverPid);
+      const end = snapshot(serverPid, database);
       const seconds = (end.atMs - start.atMs) / 1000;
       const cores = (key: keyof CpuSnapshot) => (end[key] - start[key]) / TICKS_PER_SECOND / seconds;
       const share = { server: cores('server'), postgres: cores('postgres'), rabbitmq: cores('rabbitmq'), loadGenerator: cores('self') };
       const known = share.server + share.postgres + share.rabbitmq + share.loadGenerator;
-      return { ...share, other: Math.max(0, cores('machineBusy') - known), machineCores: cores('machineBusy') };
+      return {
+        ...share,
+        ...(database ? { postgresDatabase: cores('postgresDatabase') } : {}),
+        other: Math.max(0, cores('machineBusy') - known),
+        machineCores: cores('machineBusy'),
+      };
     },
   };
 }
 
-function snapshot(serverPid: number): CpuSnapshot {
+/**
+ * A backend's title is "postgres: <cluster>: <user> <database> <client> <state>", so the
+ * database name (preceded and followed by a space) picks out the backends serving it.
+ * Backends that exit during the phase take their ticks with them; the bench's do not.
+ */
+function snapshot(serverPid: number, database?: string): CpuSnapshot {
   let postgres = 0;
+  let postgresDatabase = 0;
   let rabbitmq = 0;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = readStat(Number(entry));
-    if (stat?.comm === 'postgres') postgres += stat.ticks;
-    else if (stat?.comm === 'beam.smp') rabbitmq += stat.ticks;
+    if (stat?.comm === 'postgres') {
+      postgres += stat.ticks;
+      if (database && readCmdline(Number(entry)).includes(` ${database} `)) postgresDatabase += stat.ticks;
+    } else if (stat?.comm === 'beam.smp') rabbitmq += stat.ticks;
   }
   return {
     atMs: performance.now(),
     server: readStat(serverPid)?.ticks ?? 0,
     postgres,
+    postgresDatabase,
     rabbitmq,
     self: readStat(process.pid)?.ticks ?? 0,
     machineBusy: readMachineBusyTicks(),
   };
+}
+
+function readCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** utime + stime of a process (fields 14 and 15 of /proc/<pid>/stat), or null if it is gone. */

@@ -1,5 +1,6 @@
 import type { Check } from './checks';
 import type { PhaseResult, ScenarioSettings } from './scenarios';
+import type { WorkerRun } from './worker';
 
 /** Targets from the brief and SPEC §9; shown for context, they do not fail the run. */
 export const TARGETS = { minThroughputRatio: 0.35, maxP99AtRateMs: 20, maxRssMb: 250 };
@@ -14,9 +15,34 @@ export interface Summary {
   checks: Check[];
 }
 
+export interface WorkerSummary {
+  rounds: number;
+  /** The median of each figure over the rounds, one entry per run (provider latency, prefetch). */
+  runs: Omit<WorkerRun, 'checks'>[];
+  checks: Check[];
+  /** Retries or redeliveries in any round: handled (the checks still hold), but not the happy path. */
+  notes: string[];
+}
+
 /** With several rounds, each figure is the median of that figure over the rounds. */
 export function medianPhase(phases: PhaseResult[]): PhaseResult {
   return medianOf(phases) as PhaseResult;
+}
+
+/** Medians of one worker run over the rounds; its checks are kept apart (see mergeChecks). */
+export function medianWorkerRun(runs: WorkerRun[]): Omit<WorkerRun, 'checks'> {
+  return medianOf(runs.map(({ checks: _checks, ...figures }) => figures)) as Omit<WorkerRun, 'checks'>;
+}
+
+/** The same check over several rounds: ok only if it held in every round. */
+export function mergeChecks(rounds: Check[][]): Check[] {
+  if (rounds.length <= 1) return rounds[0] ?? [];
+  return rounds[0]!.map((check, index) => {
+    const all = rounds.map((checks) => checks[index]!);
+    const failed = all.filter((each) => !each.ok);
+    const shown = failed[0] ?? all[all.length - 1]!;
+    return { name: check.name, ok: failed.length === 0, detail: `${all.length - failed.length}/${all.length} rounds ok; ${shown.detail}` };
+  });
 }
 
 function medianOf(values: unknown[]): unknown {
@@ -55,13 +81,53 @@ export function formatReport(summary: Summary): string {
     `Lifetime peak RSS (VmHWM): ${a.bare.server} ${fixed(summary.lifetimePeakRssMib.bare, 0)} MiB, ` +
       `${a.durable.server} ${fixed(summary.lifetimePeakRssMib.durable, 0)} MiB`,
     '',
-    'Checks',
-    ...summary.checks.map((check) => `  ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}`),
-    '',
     'Targets (for context)',
     ...targetLines(summary).map((line) => `  ${line}`),
   ];
   return lines.join('\n');
+}
+
+export function formatWorkerReport(summary: WorkerSummary): string {
+  const runs = summary.runs;
+  const first = runs[0]!;
+  const rounds = summary.rounds > 1 ? ` (median of ${summary.rounds} rounds)` : '';
+  const row = (label: string, pick: (run: Omit<WorkerRun, 'checks'>) => string) => [label, ...runs.map(pick)];
+  return [
+    `Worker: one \`wagate worker\` process draining pre-loaded queues, fake Graph API, ${first.shards} shards, ` +
+      `${first.senders} senders${rounds}`,
+    ...table(['', ...runs.map((run) => run.label)], [
+      row('provider latency ms', (r) => String(r.providerLatencyMs)),
+      row('WORKER_PREFETCH', (r) => String(r.prefetch)),
+      row('messages (asking for an order)', (r) => `${r.messages} (${r.orderMessages})`),
+      row('orders/s', (r) => fixed(r.ordersPerSecond, 0)),
+      row('messages/s', (r) => fixed(r.messagesPerSecond, 0)),
+      row('seconds, start to last processed', (r) => fixed(r.seconds, 2)),
+      row('in progress, mean (rate × time)', (r) => fixed(r.meanInProgress, 1)),
+      row('processing ms, mean', (r) => fixed(r.processingMs.mean, 2)),
+      row('processing ms, p99 (buckets)', (r) => fixed(r.processingMs.p99, 1)),
+      row('provider call ms, mean', (r) => fixed(r.providerMs.mean, 2)),
+      row('retried / skipped / extra claims', (r) => `${r.retried} / ${r.skipped} / ${r.extraClaims}`),
+      row('worker peak RSS MiB (VmHWM)', (r) => fixed(r.peakRssMib, 0)),
+      row('CPU cores: worker', (r) => fixed(r.cpuCores.server, 2)),
+      row('CPU cores: postgres', (r) => fixed(r.cpuCores.postgres, 2)),
+      row('  of which this database', (r) => fixed(r.cpuCores.postgresDatabase, 2)),
+      row('CPU cores: rabbitmq', (r) => fixed(r.cpuCores.rabbitmq, 2)),
+      row('CPU cores: bench + fake provider', (r) => fixed(r.cpuCores.loadGenerator, 2)),
+      row('CPU cores: other', (r) => fixed(r.cpuCores.other, 2)),
+      row('worker DB connections (mean seen)', (r) => fixed(r.connections.meanConnections, 1)),
+      row('  running a query', (r) => percent(r.connections.running)),
+      row('  waiting in postgres (WAL, locks)', (r) => percent(r.connections.waitingInPostgres)),
+      row('  idle: waiting for the worker', (r) => percent(r.connections.waitingForWorker)),
+      row("start-up ms: to 'worker started'", (r) => fixed(r.startupMs.workerStarted, 0)),
+      row('start-up ms: to first processed', (r) => fixed(r.startupMs.firstProcessed, 0)),
+      row('pre-load through ingest, req/s', (r) => fixed(r.preload.requestsPerSecond, 0)),
+    ]),
+    ...(summary.notes.length > 0 ? ['', ...summary.notes.map((note) => `  note: ${note}`)] : []),
+  ].join('\n');
+}
+
+export function formatChecks(checks: Check[]): string {
+  return ['Checks', ...checks.map((check) => `  ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}`)].join('\n');
 }
 
 function phaseRows(bare: PhaseResult, durable: PhaseResult): string[][] {

@@ -1,39 +1,104 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { verifyDurability } from './checks';
+import { verifyDurability, type Check } from './checks';
 import { createBenchEnvironment } from './environment';
 import { createMessageSource } from './messages';
 import { lifetimePeakRssMib } from './probes';
-import { formatReport, medianPhase, type Summary } from './report';
+import {
+  formatChecks,
+  formatReport,
+  formatWorkerReport,
+  medianPhase,
+  medianWorkerRun,
+  mergeChecks,
+  type Summary,
+  type WorkerSummary,
+} from './report';
 import { runScenarioA, runScenarioB, scenarioSettings, type PhaseContext, type PhaseResult } from './scenarios';
 import { startBareServer, startIngestServer, type ServerProcess } from './servers';
+import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } from './worker';
 
 /**
- * `npm run bench`: a bare express endpoint and wagate's durable ingest, each in its own
- * process, loaded from this one. Every round runs both scenarios against both servers, in
- * turn, and the report gives the median of each figure over the rounds: on a shared
- * 2-core machine one noisy 10 s window would otherwise decide the result. The defaults
- * (3 rounds of 5 s, each after a 2 s warm-up) keep the whole run under two minutes.
+ * `npm run bench`: two parts, each selectable with BENCH_ONLY=ingest or BENCH_ONLY=worker.
+ *
+ * ingest: a bare express endpoint and wagate's durable ingest, each in its own process,
+ * loaded from this one. Every round runs both scenarios against both servers, in turn, and
+ * the report gives the median of each figure over the rounds: on a shared 2-core machine one
+ * noisy 10 s window would otherwise decide the result. The defaults (3 rounds of 5 s, each
+ * after a 2 s warm-up) take about 90 s.
+ *
+ * worker: one worker process drains queues filled beforehand through the ingest, against the
+ * fake Graph API answering at once, then after 100 ms (prefetch 32, then 128). About 40 s.
  */
+const ONLY = parts(process.env.BENCH_ONLY);
 const ROUNDS = positiveInteger('BENCH_ROUNDS', 3);
 const MEASURED_SECONDS = positiveInteger('BENCH_SECONDS', 5);
+const WORKER_ROUNDS = positiveInteger('BENCH_WORKER_ROUNDS', 1);
+const WORKER_MESSAGES = positiveInteger('BENCH_WORKER_MESSAGES', 3000);
+/** The runs with provider latency are sized from the 0 ms rate to last about this long. */
+const WORKER_LATENCY_SECONDS = positiveInteger('BENCH_WORKER_SECONDS', 10);
+const PROVIDER_LATENCY_MS = 100;
+const DEFAULT_PREFETCH = 32;
+const HIGH_PREFETCH = 128;
+const MIN_LATENCY_RUN_MESSAGES = 1000;
+const MAX_LATENCY_RUN_MESSAGES = 20_000;
 const OUTPUT_FILE = path.join(__dirname, '..', '.bench', 'last.json');
 
 type Phases = Record<'aBare' | 'aDurable' | 'bBare' | 'bDurable', PhaseResult[]>;
 
-/** Run in reverse on the way out, including Ctrl-C, so no database, queue or child is left behind. */
-const cleanups: (() => Promise<void>)[] = [];
+/** Released in reverse on the way out, including Ctrl-C, so no database, queue or child is left behind. */
+const cleanups = new Set<() => Promise<void>>();
+const track: Track = (release) => {
+  let released = false;
+  const once = async () => {
+    if (released) return;
+    released = true;
+    cleanups.delete(once);
+    await release();
+  };
+  cleanups.add(once);
+  return once;
+};
 
 async function main(): Promise<number> {
   const startedAt = new Date();
+  const output: Record<string, unknown> = {};
+  const reports: string[] = [];
+  const checks: Check[] = [];
+  if (ONLY.has('ingest')) {
+    const { summary, phases } = await runIngestBench();
+    reports.push(formatReport(summary));
+    checks.push(...summary.checks);
+    Object.assign(output, summary, { perRound: phases });
+  }
+  if (ONLY.has('worker')) {
+    const { summary, perRound } = await runWorkerBench();
+    reports.push(formatWorkerReport(summary));
+    checks.push(...summary.checks);
+    output.worker = { ...summary, perRound };
+  }
+  reports.push(formatChecks(checks));
+  process.stdout.write(`\n${reports.join('\n\n')}\n`);
+  writeJson({
+    startedAt: startedAt.toISOString(),
+    durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
+    machine: { cpus: os.cpus().length, node: process.version, loadAverage: os.loadavg() },
+    parts: [...ONLY],
+    ...output,
+    checks,
+  });
+  return checks.every((check) => check.ok) ? 0 : 1;
+}
+
+async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
   const env = await createBenchEnvironment();
-  cleanups.push(() => env.destroy());
+  const releaseEnv = track(() => env.destroy());
   const bare = await startBareServer();
-  cleanups.push(() => bare.stop());
+  const releaseBare = track(() => bare.stop());
   const durable = await startIngestServer(env);
-  cleanups.push(() => durable.stop());
-  log(`run ${env.runId}: bare pid ${bare.pid}, ingest pid ${durable.pid}, ${ROUNDS} round(s) of ${MEASURED_SECONDS} s per phase`);
+  const releaseDurable = track(() => durable.stop());
+  log(`ingest run ${env.runId}: bare pid ${bare.pid}, ingest pid ${durable.pid}, ${ROUNDS} round(s) of ${MEASURED_SECONDS} s per phase`);
 
   const settings = scenarioSettings(MEASURED_SECONDS);
   const context: PhaseContext = { settings, source: createMessageSource(env.runId, env.appSecret), sql: env.sql, ackedIds: [] };
@@ -51,15 +116,10 @@ async function main(): Promise<number> {
     lifetimePeakRssMib: { bare: lifetimePeakRssMib(bare.pid), durable: lifetimePeakRssMib(durable.pid) },
     checks,
   };
-  process.stdout.write(`\n${formatReport(summary)}\n`);
-  writeJson({
-    startedAt: startedAt.toISOString(),
-    durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
-    machine: { cpus: os.cpus().length, node: process.version, loadAverage: os.loadavg() },
-    ...summary,
-    perRound: phases,
-  });
-  return checks.every((check) => check.ok) ? 0 : 1;
+  await releaseDurable();
+  await releaseBare();
+  await releaseEnv();
+  return { summary, phases };
 }
 
 async function runRounds(bare: ServerProcess, durable: ServerProcess, context: PhaseContext): Promise<Phases> {
@@ -78,10 +138,49 @@ async function runRounds(bare: ServerProcess, durable: ServerProcess, context: P
   return phases;
 }
 
+/**
+ * Each run gets a fresh database and queue prefix. The runs with provider latency are sized
+ * from the round's 0 ms rate, which bounds theirs, so that they last about
+ * WORKER_LATENCY_SECONDS; both use the same count so that prefetch is the only difference.
+ */
+async function runWorkerBench(): Promise<{ summary: WorkerSummary; perRound: WorkerRun[][] }> {
+  const perRound: WorkerRun[][] = [];
+  for (let round = 1; round <= WORKER_ROUNDS; round += 1) {
+    const runs: WorkerRun[] = [];
+    const run = async (spec: WorkerRunSpec) => {
+      log(`worker round ${round}/${WORKER_ROUNDS}: ${spec.label}, ${spec.messages} messages`);
+      const result = await runWorkerScenario(spec, track);
+      log(`  ${result.ordersPerSecond.toFixed(0)} orders/s, ${result.messagesPerSecond.toFixed(0)} messages/s over ${result.seconds.toFixed(2)} s`);
+      runs.push(result);
+      return result;
+    };
+    const zero = await run({ label: '0 ms', providerLatencyMs: 0, prefetch: DEFAULT_PREFETCH, messages: WORKER_MESSAGES });
+    const sized = Number.isFinite(zero.messagesPerSecond) ? Math.round(zero.messagesPerSecond * WORKER_LATENCY_SECONDS) : WORKER_MESSAGES;
+    const messages = Math.min(MAX_LATENCY_RUN_MESSAGES, Math.max(MIN_LATENCY_RUN_MESSAGES, sized));
+    await run({ label: `${PROVIDER_LATENCY_MS} ms`, providerLatencyMs: PROVIDER_LATENCY_MS, prefetch: DEFAULT_PREFETCH, messages });
+    await run({ label: `${PROVIDER_LATENCY_MS} ms, prefetch ${HIGH_PREFETCH}`, providerLatencyMs: PROVIDER_LATENCY_MS, prefetch: HIGH_PREFETCH, messages });
+    perRound.push(runs);
+  }
+  const runs = perRound[0]!.map((_, index) => medianWorkerRun(perRound.map((round) => round[index]!)));
+  const checks = mergeChecks(perRound.map((round) => round.flatMap((run) => run.checks)));
+  const notes = perRound.flatMap((round, index) =>
+    round
+      .filter((run) => run.retried > 0 || run.extraClaims > 0)
+      .map((run) => `round ${index + 1}, ${run.label}: ${run.retried} retried, ${run.extraClaims} extra claims; the worker's warnings above say why`),
+  );
+  return { summary: { rounds: WORKER_ROUNDS, runs, checks, notes }, perRound };
+}
+
 function writeJson(value: unknown): void {
   mkdirSync(path.dirname(OUTPUT_FILE), { recursive: true });
   writeFileSync(OUTPUT_FILE, `${JSON.stringify(value, null, 2)}\n`);
   log(`summary written to ${path.relative(process.cwd(), OUTPUT_FILE)}`);
+}
+
+function parts(value: string | undefined): Set<'ingest' | 'worker'> {
+  if (value === undefined || value === '' || value === 'all') return new Set(['ingest', 'worker']);
+  if (value === 'ingest' || value === 'worker') return new Set([value]);
+  throw new Error('BENCH_ONLY must be ingest, worker or all');
 }
 
 function positiveInteger(name: string, fallback: number): number {
@@ -95,12 +194,14 @@ function log(message: string): void {
 }
 
 async function cleanUp(): Promise<void> {
-  while (cleanups.length > 0) {
-    await cleanups.pop()!().catch((error: Error) => log(`cleanup failed: ${error.message}`));
+  for (const release of [...cleanups].reverse()) {
+    await release().catch((error: Error) => log(`cleanup failed: ${error.message}`));
   }
 }
 
+let interrupted = false;
 process.once('SIGINT', () => {
+  interrupted = true;
   log('interrupted; cleaning up');
   void cleanUp().finally(() => process.exit(130));
 });
@@ -111,6 +212,8 @@ main()
     process.exit(code);
   })
   .catch(async (error: Error) => {
+    // After Ctrl-C the cleanup pulls the databases from under the run; that failure is expected.
+    if (interrupted) return;
     log(`failed: ${error.stack ?? error.message}`);
     await cleanUp();
     process.exit(1);

@@ -68,6 +68,78 @@ export async function startIngestServer(settings: IngestSettings): Promise<Serve
   return { ...describe('wagate durable', true, child, `${base}${META_WEBHOOK_PATH}`), metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }
 
+export interface WorkerSettings {
+  databaseUrl: string;
+  amqpUrl: string;
+  queuePrefix: string;
+  /** Base URL of the fake Graph API. */
+  graphApiUrl: string;
+  accessToken: string;
+  prefetch: number;
+}
+
+export interface WorkerProcess {
+  pid: number;
+  /** performance.now() when the process was spawned. */
+  spawnedAt: number;
+  /** Resolves with performance.now() when the worker logs 'worker started'. */
+  started: Promise<number>;
+  /** Wall-clock time (the worker's own log timestamp, epoch ms) of each line logged so far, by message; first one wins. */
+  loggedAt: Map<string, number>;
+  metricsUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * `node dist/main.js worker`, as deployed. It logs at info so that its start-up lines can be
+ * timed (the worker logs nothing per message at info); warnings and errors are passed on.
+ */
+export async function startWorkerProcess(settings: WorkerSettings): Promise<WorkerProcess> {
+  const metricsPort = await freePort();
+  const spawnedAt = performance.now();
+  const child = spawnNode([path.join(ROOT, 'dist', 'main.js'), 'worker'], {
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+    DATABASE_URL: settings.databaseUrl,
+    AMQP_URL: settings.amqpUrl,
+    QUEUE_PREFIX: settings.queuePrefix,
+    WHATSAPP_GRAPH_API_URL: settings.graphApiUrl,
+    WHATSAPP_ACCESS_TOKEN: settings.accessToken,
+    WORKER_PREFETCH: String(settings.prefetch),
+    LOG_LEVEL: 'info',
+  });
+  const loggedAt = new Map<string, number>();
+  const started = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wagate worker did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    child.once('exit', (code) => reject(new Error(`wagate worker exited with ${code}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const entry = parseLogLine(line);
+      if (entry?.msg && typeof entry.time === 'number' && !loggedAt.has(entry.msg)) loggedAt.set(entry.msg, entry.time);
+      if (entry?.msg === 'worker started') {
+        clearTimeout(timer);
+        resolve(performance.now());
+      }
+      if (!entry || (entry.level ?? 0) >= WARN_LEVEL) process.stderr.write(`${line}\n`);
+    });
+  });
+  // Nobody may be waiting yet when it fails; the caller sees the rejection when it awaits.
+  started.catch(() => undefined);
+  const { stop } = describe('wagate worker', false, child, '');
+  return { pid: child.pid!, spawnedAt, started, loggedAt, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop };
+}
+
+/** pino's numeric level for warn. */
+const WARN_LEVEL = 40;
+
+function parseLogLine(line: string): { level?: number; time?: number; msg?: string } | null {
+  try {
+    return JSON.parse(line) as { level?: number; time?: number; msg?: string };
+  } catch {
+    return null;
+  }
+}
+
 function spawnNode(args: string[], env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   // Warnings and errors stay visible; a child that dies mid-run must not go unnoticed.
