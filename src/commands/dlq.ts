@@ -1,5 +1,5 @@
 import amqp, { type Channel, type GetMessage } from 'amqplib';
-import type { Sql } from '../db/client';
+import { transaction, type Sql } from '../db/client';
 import { withoutBrokerHeaders } from '../queue/headers';
 import { queueMessageSchema } from '../queue/message';
 import { assertTopology, routingKeyFor, type Topology } from '../queue/topology';
@@ -46,7 +46,7 @@ export async function replayDeadLetters(sql: Sql, amqpUrl: string, topology: Top
         continue;
       }
       const { source, messageId, senderKey } = payload.data;
-      await sql.begin(async (tx) => {
+      await transaction(sql, async (tx) => {
         await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, updated_at = now()
                  WHERE webhook_source = ${source} AND message_id = ${messageId} AND status IN ('dead', 'processing')`;
         await tx`UPDATE outbound_messages SET status = 'pending', updated_at = now()

@@ -1,5 +1,5 @@
 import amqp from 'amqplib';
-import type { Sql } from '../db/client';
+import { transaction, type Sql } from '../db/client';
 import { queueMessageSchema } from '../queue/message';
 import { assertTopology, type Topology } from '../queue/topology';
 
@@ -19,7 +19,7 @@ export function addressVariants(phone: string): string[] {
  */
 export async function eraseCustomer(sql: Sql, amqpUrl: string | null, topology: Topology, phone: string): Promise<Record<string, number>> {
   const addresses = addressVariants(phone);
-  const report = (await sql.begin(async (tx) => {
+  const report = (await transaction(sql, async (tx) => {
     const messages = await tx`
       UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, updated_at = now()
       WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})

@@ -1,5 +1,5 @@
 import type { Source } from '../config';
-import type { Sql } from '../db/client';
+import { transaction, type Sql } from '../db/client';
 
 export interface ReleaseResult {
   released: number;
@@ -11,7 +11,7 @@ export interface ReleaseResult {
  * relay of any running ingest publishes them (their lease is already expired).
  */
 export async function releaseSender(sql: Sql, phone: string, source?: Source): Promise<ReleaseResult> {
-  return sql.begin(async (tx) => {
+  return transaction(sql, async (tx) => {
     const released = await tx<{ id: string }[]>`
       UPDATE webhook_messages SET status = 'queued', updated_at = now()
       WHERE status = 'rate_limited' AND (sender_key = ${phone} OR phone_number = ${phone})

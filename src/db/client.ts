@@ -54,3 +54,24 @@ export function databaseFromConfig(
     applicationName,
   });
 }
+
+/**
+ * Runs work in a transaction on a reserved connection. Used instead of sql.begin(), which in
+ * postgres 3.4.9 can send BEGIN without reserving the connection under load (upstream
+ * porsager/postgres#823, #1189): the transaction then stays open on a pooled connection
+ * and unrelated queries run inside it. A reserved connection is ours alone until released.
+ */
+export async function transaction<T>(sql: Sql, work: (tx: Sql) => Promise<T>): Promise<T> {
+  const connection = await sql.reserve();
+  try {
+    await connection`BEGIN`;
+    const result = await work(connection as unknown as Sql);
+    await connection`COMMIT`;
+    return result;
+  } catch (error) {
+    await connection`ROLLBACK`.catch(() => undefined);
+    throw error;
+  } finally {
+    connection.release();
+  }
+}

@@ -1,5 +1,4 @@
-import type postgres from 'postgres';
-import type { Sql } from '../db/client';
+import { transaction, type Sql } from '../db/client';
 import { parseCatalogCsv, type CatalogRow } from './catalog-csv';
 
 export { CATALOG_COLUMNS, CatalogImportError, parseCatalogCsv, type CatalogRow } from './catalog-csv';
@@ -16,8 +15,6 @@ const CATALOG_IMPORT_LOCK_KEY = 7_412_002;
 /** Rows per INSERT, to bound the size of one statement's jsonb parameter. */
 const UPSERT_BATCH_ROWS = 500;
 
-type Transaction = postgres.TransactionSql<Record<string, never>>;
-
 /**
  * Upserts every row of a catalog CSV in one transaction, or, if any row is invalid, throws
  * CatalogImportError and changes nothing.
@@ -27,7 +24,7 @@ type Transaction = postgres.TransactionSql<Record<string, never>>;
  */
 export async function importCatalog(sql: Sql, csvText: string): Promise<CatalogImportResult> {
   const rows = parseCatalogCsv(csvText);
-  const changed = await sql.begin(async (tx) => {
+  const changed = await transaction(sql, async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${CATALOG_IMPORT_LOCK_KEY})`;
     let inserted = 0;
     let updated = 0;
@@ -47,7 +44,7 @@ export async function importCatalog(sql: Sql, csvText: string): Promise<CatalogI
  * freshly inserted tuple, which tells inserts from updates in a single statement. The rows go
  * as text: postgres.js would JSON-encode again a parameter it sees typed as jsonb.
  */
-async function upsertProducts(tx: Transaction, rows: CatalogRow[]): Promise<{ inserted: boolean }[]> {
+async function upsertProducts(tx: Sql, rows: CatalogRow[]): Promise<{ inserted: boolean }[]> {
   return tx<{ inserted: boolean }[]>`
     INSERT INTO products (sku, name, aliases, price, currency, active, updated_at)
     SELECT r.sku, r.name, r.aliases, r.price, r.currency, true, now()

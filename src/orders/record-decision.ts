@@ -1,4 +1,4 @@
-import type { Sql } from '../db/client';
+import { transaction, type Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
 import type { Decision } from './decide';
 import { listMenu } from './match';
@@ -37,10 +37,10 @@ export async function findReply(sql: Sql, message: QueueMessage): Promise<Outbou
 }
 
 export async function recordDecision(sql: Sql, message: QueueMessage, decision: Decision): Promise<DecisionOutcome> {
-  return (await sql.begin(async (tx) => {
-    const existing = await findReply(tx as unknown as Sql, message);
+  return (await transaction(sql, async (tx) => {
+    const existing = await findReply(tx, message);
     if (existing) return { outbound: existing, orderCreated: false };
-    const { kind, body, orderId, orderCreated } = await applyDecision(tx as unknown as Sql, message, decision);
+    const { kind, body, orderId, orderCreated } = await applyDecision(tx, message, decision);
     const [outbound] = await tx<OutboundRow[]>`
       INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, order_id, recipient, business_number, kind, body)
       VALUES (${`reply:${message.source}:${message.messageId}`}, ${message.source}, ${message.messageId}, ${orderId},
