@@ -16,6 +16,7 @@ import {
   type WorkerSummary,
 } from './report';
 import { runScenarioA, runScenarioB, scenarioSettings, type PhaseContext, type PhaseResult } from './scenarios';
+import { startOtlpSinkIfAsked } from './otlp-sink';
 import { startBareServer, startIngestServer, type ServerProcess } from './servers';
 import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } from './worker';
 
@@ -94,6 +95,8 @@ async function main(): Promise<number> {
 async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
   const env = await createBenchEnvironment();
   const releaseEnv = track(() => env.destroy());
+  const stopSink = await startOtlpSinkIfAsked();
+  const releaseSink = stopSink ? track(stopSink) : async () => undefined;
   const bare = await startBareServer();
   const releaseBare = track(() => bare.stop());
   const durable = await startIngestServer(env);
@@ -117,6 +120,7 @@ async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
     checks,
   };
   await releaseDurable();
+  await releaseSink();
   await releaseBare();
   await releaseEnv();
   return { summary, phases };

@@ -2,7 +2,7 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
-import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
+import { ExpressInstrumentation, ExpressLayerType } from '@opentelemetry/instrumentation-express';
 import { AmqplibInstrumentation } from '@opentelemetry/instrumentation-amqplib';
 import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 
@@ -33,7 +33,8 @@ export function startTracing(env: NodeJS.ProcessEnv, defaultServiceName: string)
         // Health checks and scrapes would drown the traces that matter.
         ignoreIncomingRequestHook: (req) => /^\/(healthz|readyz|metrics)/.test(req.url ?? ''),
       }),
-      new ExpressInstrumentation(),
+      // One span per middleware (raw body, limits, timing) costs more than it tells.
+      new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),
       new AmqplibInstrumentation(),
       new UndiciInstrumentation(),
     ],
