@@ -1,8 +1,8 @@
 import { metaContact, metaEnvelope, metaTextMessage } from '../../src/providers/samples';
 import { META_WEBHOOK_PATH } from '../../src/providers/meta';
-import { bodyOf, openQueueProbe, type QueueProbe } from '../support/amqp';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { startTestIngest, VERIFY_TOKEN, type TestIngest } from '../support/ingest';
+import { bodyOf, type QueueProbe } from '../support/amqp';
+import type { TestDatabase } from '../support/database';
+import { startTestIngest, VERIFY_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
@@ -10,19 +10,8 @@ let db: TestDatabase;
 let ingest: TestIngest;
 let probe: QueueProbe;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  ingest = await startTestIngest(db.url);
-  probe = await openQueueProbe();
-  await ingest.broker.waitUntilConnected(10000);
-});
-
-afterAll(async () => {
-  await ingest.stop();
-  await probe.deleteTopology(ingest.topology);
-  await probe.close();
-  await db.drop();
-});
+const suite = useIngestSuite();
+beforeAll(() => ({ db, ingest, probe } = suite));
 
 async function rowOf(messageId: string) {
   const [row] = await db.sql<{ status: string; duplicate_count: number; phone_number: string; sender_key: string; response_time_ms: number; raw_body: string | null; last_error: string | null }[]>`

@@ -1,7 +1,7 @@
 import { releaseSender } from '../../src/commands/release';
-import { openQueueProbe, type QueueProbe } from '../support/amqp';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { startTestIngest, type TestIngest } from '../support/ingest';
+import type { QueueProbe } from '../support/amqp';
+import type { TestDatabase } from '../support/database';
+import { startTestIngest, type TestIngest, useIngestSuite } from '../support/ingest';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
@@ -9,19 +9,8 @@ let db: TestDatabase;
 let ingest: TestIngest;
 let probe: QueueProbe;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  ingest = await startTestIngest(db.url, { RATE_LIMIT_WHATSAPP_MAX_REQUESTS: '3', REPLAY_WINDOW_SECONDS: '3600', RETENTION_DAYS: '1' });
-  probe = await openQueueProbe();
-  await ingest.broker.waitUntilConnected(10000);
-});
-
-afterAll(async () => {
-  await ingest.stop();
-  await probe.deleteTopology(ingest.topology);
-  await probe.close();
-  await db.drop();
-});
+const suite = useIngestSuite({ RATE_LIMIT_WHATSAPP_MAX_REQUESTS: '3', REPLAY_WINDOW_SECONDS: '3600', RETENTION_DAYS: '1' });
+beforeAll(() => ({ db, ingest, probe } = suite));
 
 const statuses = async (ids: string[]) =>
   (await db.sql<{ message_id: string; status: string }[]>`

@@ -1,7 +1,7 @@
 import { EMPTY_TWIML } from '../../src/providers/twilio';
-import { openQueueProbe, type QueueProbe } from '../support/amqp';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { startTestIngest, TWILIO_TOKEN, type TestIngest } from '../support/ingest';
+import type { QueueProbe } from '../support/amqp';
+import type { TestDatabase } from '../support/database';
+import { startTestIngest, TWILIO_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';
 import { signFor } from '../support/twilio-sign';
 import { postTwilio, twilioText } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -11,22 +11,11 @@ let db: TestDatabase;
 let ingest: TestIngest;
 let probe: QueueProbe;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  ingest = await startTestIngest(db.url, {
+const suite = useIngestSuite({
     PUBLIC_BASE_URL,
     TWILIO_AUTH_TOKEN: `${TWILIO_TOKEN},previous-token`,
   });
-  probe = await openQueueProbe();
-  await ingest.broker.waitUntilConnected(10000);
-});
-
-afterAll(async () => {
-  await ingest.stop();
-  await probe.deleteTopology(ingest.topology);
-  await probe.close();
-  await db.drop();
-});
+beforeAll(() => ({ db, ingest, probe } = suite));
 
 const statusOf = async (sid: string) =>
   (await db.sql<{ status: string; duplicate_count: number }[]>`

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { startIngest, type RunningIngest } from '../../src/commands/ingest';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/telemetry/logger';
+import { openQueueProbe, type QueueProbe } from './amqp';
+import { createTestDatabase, type TestDatabase } from './database';
 
 export const META_SECRET = 'test-meta-app-secret';
 export const TWILIO_TOKEN = 'test-twilio-auth-token';
@@ -48,4 +50,28 @@ export async function startTestIngest(databaseUrl: string, overrides: Record<str
     baseUrl: `http://127.0.0.1:${ingest.port}`,
     metricsUrl: `http://127.0.0.1:${ingest.metricsPort}/metrics`,
   };
+}
+
+export interface IngestSuite {
+  db: TestDatabase;
+  ingest: TestIngest;
+  probe: QueueProbe;
+}
+
+/** A test file's own database, ingest and queue probe, set up before and torn down after its tests. */
+export function useIngestSuite(overrides: Record<string, string> = {}): IngestSuite {
+  const suite = {} as IngestSuite;
+  beforeAll(async () => {
+    suite.db = await createTestDatabase();
+    suite.ingest = await startTestIngest(suite.db.url, overrides);
+    suite.probe = await openQueueProbe();
+    await suite.ingest.broker.waitUntilConnected(10000);
+  });
+  afterAll(async () => {
+    await suite.ingest.stop();
+    await suite.probe.deleteTopology(suite.ingest.topology);
+    await suite.probe.close();
+    await suite.db.drop();
+  });
+  return suite;
 }
