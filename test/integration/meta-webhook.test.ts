@@ -2,7 +2,7 @@ import { metaContact, metaEnvelope, metaTextMessage } from '../../src/providers/
 import { META_WEBHOOK_PATH } from '../../src/providers/meta';
 import { bodyOf, type QueueProbe } from '../support/amqp';
 import type { TestDatabase } from '../support/database';
-import { startTestIngest, VERIFY_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';
+import { VERIFY_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 

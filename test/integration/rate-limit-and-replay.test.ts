@@ -1,7 +1,7 @@
 import { releaseSender } from '../../src/commands/release';
 import type { QueueProbe } from '../support/amqp';
 import type { TestDatabase } from '../support/database';
-import { startTestIngest, type TestIngest, useIngestSuite } from '../support/ingest';
+import { type TestIngest, useIngestSuite } from '../support/ingest';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 

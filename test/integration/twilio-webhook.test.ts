@@ -1,7 +1,7 @@
 import { EMPTY_TWIML } from '../../src/providers/twilio';
 import type { QueueProbe } from '../support/amqp';
 import type { TestDatabase } from '../support/database';
-import { startTestIngest, TWILIO_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';
+import { TWILIO_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';
 import { signFor } from '../support/twilio-sign';
 import { postTwilio, twilioText } from '../support/webhooks';
 import { waitFor } from '../support/wait';
