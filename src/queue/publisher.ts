@@ -51,7 +51,9 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
         // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
         if (bufferFull) await Promise.race([once(channel, 'drain'), delay(confirmTimeoutMs)]);
       }
-      return Promise.all(confirms.map((confirm) => Promise.race([confirm, delay(confirmTimeoutMs).then(() => false)])));
+      // One deadline for the whole batch rather than a timer per message.
+      const deadline = delay(confirmTimeoutMs).then(() => false);
+      return Promise.all(confirms.map((confirm) => Promise.race([confirm, deadline])));
     },
   };
 }
