@@ -1,5 +1,5 @@
 import type { Config } from '../config';
-import { databaseFromConfig, type Sql } from '../db/client';
+import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { createIngestApp } from '../http/app';
 import { boundPort, closeServer, closeServerNow, listen } from '../http/server';
 import { createOutboxRelay } from '../ledger/outbox-relay';
@@ -108,7 +108,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
       await relay.stop();
       await broker.close();
       await closeServerNow(metricsServer);
-      await sql.end({ timeout: 5 });
+      await closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error'));
       log.info('ingest stopped');
     },
   };

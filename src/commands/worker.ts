@@ -1,5 +1,5 @@
 import type { Config } from '../config';
-import { databaseFromConfig, type Sql } from '../db/client';
+import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { createReplyClient } from '../providers/reply-clients';
 import { createBroker, type Broker } from '../queue/broker';
 import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
@@ -79,7 +79,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       await consumer!.stop();
       await broker.close();
       await closeServerNow(metricsServer);
-      await sql.end({ timeout: 5 });
+      await closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error'));
       log.info('worker stopped');
     },
   };

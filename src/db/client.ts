@@ -75,3 +75,11 @@ export async function transaction<T>(sql: Sql, work: (tx: Sql) => Promise<T>): P
     connection.release();
   }
 }
+
+/**
+ * Closes the pool at shutdown. A connection that already broke (the database restarted, the
+ * network reset it) can reject while closing; that must not turn a clean shutdown into a failure.
+ */
+export async function closeDatabase(sql: Sql, onError: (error: Error) => void = () => undefined): Promise<void> {
+  await sql.end({ timeout: 5 }).catch(onError);
+}
