@@ -49,11 +49,12 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
         const { confirmed, bufferFull } = publishOne(channel, exchange, entry, unroutable);
         confirms.push(confirmed);
         // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
-        if (bufferFull) await Promise.race([once(channel, 'drain'), delay(confirmTimeoutMs)]);
+        if (bufferFull) await withTimeout(once(channel, 'drain'), confirmTimeoutMs, undefined);
       }
       // One deadline for the whole batch rather than a timer per message.
-      const deadline = delay(confirmTimeoutMs).then(() => false);
-      return Promise.all(confirms.map((confirm) => Promise.race([confirm, deadline])));
+      return withTimeout(Promise.all(confirms), confirmTimeoutMs, null).then(
+        (results) => results ?? settledOrFalse(confirms),
+      );
     },
   };
 }
@@ -89,6 +90,22 @@ function publishOne(channel: ConfirmChannel, exchange: string, entry: Publicatio
   return { confirmed, bufferFull };
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+/**
+ * Settles with work, or with fallback after ms. The timer is cleared as soon as work settles:
+ * a timer left pending would keep its promise chain alive for the whole timeout, and at
+ * thousands of publishes a second that is tens of megabytes of heap.
+ */
+function withTimeout<T, F>(work: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<F>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms).unref();
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** After the deadline: what each confirm said if it has already answered, false otherwise. */
+async function settledOrFalse(confirms: Promise<boolean>[]): Promise<boolean[]> {
+  const pending = Symbol('pending');
+  const now = await Promise.all(confirms.map((confirm) => Promise.race([confirm, Promise.resolve(pending)])));
+  return now.map((result) => result === true);
 }
