@@ -48,7 +48,7 @@ export interface IngestSettings {
 /** The real thing: `node dist/main.js ingest`, ready once Postgres answers and the broker is connected. */
 export async function startIngestServer(settings: IngestSettings): Promise<ServerProcess> {
   const [port, metricsPort] = [await freePort(), await freePort()];
-  const child = spawnNode([path.join(ROOT, 'dist', 'main.js'), 'ingest'], {
+  const child = spawnNode([...ingestNodeFlags(), path.join(ROOT, 'dist', 'main.js'), 'ingest'], {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: String(port),
@@ -66,6 +66,11 @@ export async function startIngestServer(settings: IngestSettings): Promise<Serve
   const base = `http://127.0.0.1:${port}`;
   await waitUntilReady(child, `${base}/readyz`).catch(killAndRethrow(child));
   return { ...describe('wagate durable', true, child, `${base}${META_WEBHOOK_PATH}`), metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
+}
+
+/** BENCH_INGEST_FLAGS: node flags for the ingest only, e.g. --cpu-prof or --trace-gc when looking for a cost. */
+function ingestNodeFlags(): string[] {
+  return (process.env.BENCH_INGEST_FLAGS ?? '').split(' ').filter(Boolean);
 }
 
 export interface WorkerSettings {

@@ -1,6 +1,6 @@
 import type { Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
-import { createIngestApp } from '../http/app';
+import { createIngestListener } from '../http/app';
 import { boundPort, closeServer, closeServerNow, listen } from '../http/server';
 import { createOutboxRelay } from '../ledger/outbox-relay';
 import { createLedgerRecorder } from '../ledger/recorder';
@@ -64,7 +64,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     void relay.sweepOnce().catch(() => undefined);
   });
   let draining = false;
-  const app = createIngestApp({
+  const listener = createIngestListener({
     meta: createMetaAdapter({ appSecrets: config.WHATSAPP_APP_SECRET, replayWindowSeconds: config.REPLAY_WINDOW_SECONDS }),
     twilio: createTwilioAdapter({
       authTokens: config.TWILIO_AUTH_TOKEN,
@@ -89,7 +89,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
   };
-  const server = await listen(app, config.PORT, config.HOST, timeouts);
+  const server = await listen(listener, config.PORT, config.HOST, timeouts);
   const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST);
   relay.start();
   log.info({ port: boundPort(server), metricsPort: boundPort(metricsServer) }, 'ingest listening');

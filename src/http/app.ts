@@ -1,3 +1,4 @@
+import type { RequestListener } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { LedgerRecorder } from '../ledger/recorder';
 import { META_WEBHOOK_PATH } from '../providers/meta';
@@ -7,10 +8,9 @@ import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { createAdminAuth, createStatsHandler, type StatsDeps } from './admin-stats';
 import { createReadinessHandler, livenessHandler, type HealthDeps } from './health';
-import { createInFlightLimit, sourceOfPath } from './in-flight-limit';
+import { createInFlightLimit } from './in-flight-limit';
 import { createMetaVerificationHandler } from './meta-verification';
-import { createRequestTiming, observeAck } from './request-timing';
-import { createWebhookHandler } from './webhook-handler';
+import { createWebhookHandler, type WebhookHandler } from './webhook-handler';
 
 export const STATS_PATH = '/api/v1/whatsapp-hardened/stats';
 
@@ -27,51 +27,59 @@ export interface AppDeps {
   stats: StatsDeps;
 }
 
-export function createIngestApp(deps: AppDeps): express.Express {
+/**
+ * The ingest's request listener. A POST to a webhook path goes straight to its handler;
+ * everything else (handshake, health, stats, path variants such as a trailing slash) goes
+ * through express.
+ */
+export function createIngestListener(deps: AppDeps): RequestListener {
+  const limit = createInFlightLimit(deps.maxInFlight, deps.metrics);
+  const webhook = (adapter: WebhookAdapter) =>
+    createWebhookHandler({ adapter, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, metrics: deps.metrics, log: deps.log });
+  const webhooks = new Map<string, WebhookHandler>([
+    [META_WEBHOOK_PATH, webhook(deps.meta)],
+    [TWILIO_WEBHOOK_PATH, webhook(deps.twilio)],
+  ]);
+  const app = createExpressApp(deps, webhooks);
+  return function dispatch(req, res) {
+    const handler = req.method === 'POST' ? webhooks.get(pathOf(req.url)) : undefined;
+    if (handler) handler(req, res);
+    else app(req, res);
+  };
+}
+
+function createExpressApp(deps: AppDeps, webhooks: Map<string, WebhookHandler>): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  // Every body is read raw: signatures are computed over the exact bytes received.
-  const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
-  const webhook = (adapter: WebhookAdapter) =>
-    createWebhookHandler({ adapter, recorder: deps.recorder, metrics: deps.metrics, log: deps.log });
-
   app.get('/healthz', livenessHandler);
   app.get('/readyz', createReadinessHandler(deps.health));
   app.get(META_WEBHOOK_PATH, createMetaVerificationHandler(deps.verifyToken));
   app.get(STATS_PATH, createAdminAuth(deps.stats.adminToken), createStatsHandler(deps.stats));
-
-  const limit = createInFlightLimit(deps.maxInFlight, deps.metrics);
-  app.post(META_WEBHOOK_PATH, createRequestTiming(deps.metrics, 'whatsapp'), limit, rawBody, webhook(deps.meta));
-  app.post(TWILIO_WEBHOOK_PATH, createRequestTiming(deps.metrics, 'twilio'), limit, rawBody, webhook(deps.twilio));
+  for (const [path, handler] of webhooks) app.post(path, (req: Request, res: Response) => handler(req, res));
 
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: 'not found' });
   });
-  app.use(createErrorHandler(deps));
+  app.use(createErrorHandler(deps.log));
   return app;
 }
 
-/** The one place where errors outside the webhook handler become HTTP answers. */
-function createErrorHandler(deps: AppDeps) {
+function pathOf(url: string | undefined): string {
+  if (!url) return '/';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+/** The one place where errors outside the webhook handlers become HTTP answers. */
+function createErrorHandler(log: Logger) {
   return function handleError(error: unknown, req: Request, res: Response, _next: NextFunction): void {
-    const failure = error as { type?: string; status?: number; message?: string };
-    const source = sourceOfPath(req.path);
-    if (failure.type === 'entity.too.large') {
-      deps.metrics.webhookEvents.inc({ source, outcome: 'too_large' });
-      observeAck(deps.metrics, source, req);
-      res.status(413).type('text/plain').send(`body exceeds ${deps.maxBodyBytes} bytes`);
-      return;
-    }
-    if (failure.type === 'request.aborted') {
-      deps.metrics.webhookEvents.inc({ source, outcome: 'aborted' });
-      return;
-    }
+    const failure = error as { status?: number; message?: string };
     if (failure.status && failure.status >= 400 && failure.status < 500) {
       res.status(failure.status).type('text/plain').send(failure.message ?? 'bad request');
       return;
     }
-    deps.log.error({ err: failure.message, path: req.path }, 'unhandled request error');
+    log.error({ err: failure.message, path: req.path }, 'unhandled request error');
     res.status(503).type('text/plain').send('temporarily unavailable');
   };
 }

@@ -1,28 +1,27 @@
-import type { NextFunction, Request, Response } from 'express';
 import type { Metrics } from '../telemetry/metrics';
 
 /**
- * Refuses work beyond maxInFlight with an immediate 503, so that overload turns into
- * provider retries instead of an unbounded queue inside the process.
+ * Counts webhook requests in flight across both providers, so that overload turns into an
+ * immediate 503 and provider retries instead of an unbounded queue inside the process.
  */
-export function createInFlightLimit(maxInFlight: number, metrics: Metrics) {
-  let inFlight = 0;
-  return function limitInFlight(req: Request, res: Response, next: NextFunction): void {
-    if (inFlight >= maxInFlight) {
-      metrics.webhookEvents.inc({ source: sourceOfPath(req.path), outcome: 'overloaded' });
-      res.status(503).set('Retry-After', '1').type('text/plain').send('overloaded');
-      return;
-    }
-    inFlight += 1;
-    metrics.inFlight.set(inFlight);
-    res.once('close', () => {
-      inFlight -= 1;
-      metrics.inFlight.set(inFlight);
-    });
-    next();
-  };
+export interface InFlightLimit {
+  /** Takes a slot, or returns false when every slot is taken. */
+  tryEnter(): boolean;
+  leave(): void;
 }
 
-export function sourceOfPath(path: string): 'whatsapp' | 'twilio' {
-  return path.includes('/twilio/') ? 'twilio' : 'whatsapp';
+export function createInFlightLimit(maxInFlight: number, metrics: Metrics): InFlightLimit {
+  let inFlight = 0;
+  return {
+    tryEnter() {
+      if (inFlight >= maxInFlight) return false;
+      inFlight += 1;
+      metrics.inFlight.set(inFlight);
+      return true;
+    },
+    leave() {
+      inFlight -= 1;
+      metrics.inFlight.set(inFlight);
+    },
+  };
 }

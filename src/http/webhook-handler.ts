@@ -1,4 +1,4 @@
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isDatabaseUnavailable } from '../db/client';
 import type { LedgerRecorder } from '../ledger/recorder';
 import type { LedgerItem } from '../ledger/items';
@@ -7,19 +7,100 @@ import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
 import { currentTraceparent } from '../telemetry/traceparent';
-import { requestStartMs, observeAck } from './request-timing';
+import type { InFlightLimit } from './in-flight-limit';
+import { readRawBody } from './read-body';
 
 export interface WebhookHandlerDeps {
   adapter: WebhookAdapter;
   recorder: LedgerRecorder;
+  limit: InFlightLimit;
+  maxBodyBytes: number;
   metrics: Metrics;
   log: Logger;
 }
 
+export type WebhookHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+const TEXT = 'text/plain; charset=utf-8';
+
 /**
- * Verify, parse, record, answer. The signature is checked on the raw bytes before anything
- * reads them; the answer waits for the ledger commit of every item in the body.
+ * One webhook POST, on node's own request and response: limit, read the raw bytes, verify,
+ * parse, record, answer. It needs no framework, so the server hands it the two webhook
+ * paths before express sees them (express's routing and response helpers cost more CPU
+ * per request than the signature check, the parse and the ledger together). The signature
+ * is checked on the raw bytes before anything reads them; a 200 waits for the ledger commit
+ * of every item in the body.
  */
+export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
+  const { adapter, recorder, limit, metrics, log } = deps;
+  const source = adapter.source;
+
+  /** Every answer is timed, except the instant refusal of an overloaded pod (it did no work). */
+  function answer(res: ServerResponse, startedAt: number | null, status: number, contentType: string, body: string, retryAfter?: string): void {
+    if (startedAt !== null) metrics.ackDuration.observe({ source }, (performance.now() - startedAt) / 1000);
+    const headers: Record<string, string | number> = { 'content-type': contentType, 'content-length': Buffer.byteLength(body) };
+    if (retryAfter) headers['retry-after'] = retryAfter;
+    res.writeHead(status, headers).end(body);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, startedAt: number, receivedAtMs: number): Promise<void> {
+    const read = await readRawBody(req, deps.maxBodyBytes);
+    if (!read.ok) {
+      metrics.webhookEvents.inc({ source, outcome: read.failure.outcome });
+      if (read.failure.status !== null) answer(res, startedAt, read.failure.status, TEXT, read.failure.message);
+      return;
+    }
+    const inbound: InboundRequest = {
+      rawBody: read.body,
+      header: (name) => headerValue(req, name),
+      originalUrl: req.url ?? '/',
+    };
+    if (!adapter.verify(inbound)) {
+      metrics.webhookEvents.inc({ source, outcome: 'invalid_signature' });
+      answer(res, startedAt, 401, TEXT, 'invalid signature');
+      return;
+    }
+    const items = toItemsSafely(adapter, inbound, receivedAtMs, log);
+    try {
+      if (items.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
+      const outcomes = await withSpan('wagate.ledger.record', { 'wagate.source': source, 'wagate.items': items.length, 'db.system': 'postgresql' }, () =>
+        recorder.record({ items, receivedAtMs, traceparent: currentTraceparent() }),
+      );
+      for (const outcome of outcomes) metrics.webhookEvents.inc({ source, outcome });
+    } catch (error) {
+      metrics.webhookEvents.inc({ source, outcome: 'unavailable' });
+      const code = (error as { code?: string }).code;
+      if (!isDatabaseUnavailable(error)) log.error({ err: (error as Error).message, code, source }, 'ledger write failed');
+      else log.warn({ code, source }, 'database unavailable; answering 503 so the provider retries');
+      answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
+      return;
+    }
+    answer(res, startedAt, 200, adapter.ack.contentType, adapter.ack.body);
+  }
+
+  return function handleWebhook(req, res) {
+    // The clock for ack latency starts before any reading or parsing.
+    const startedAt = performance.now();
+    const receivedAtMs = Date.now();
+    const entered = limit.tryEnter();
+    // One listener does both: 'close' follows 'finish', and also comes when the client leaves.
+    res.once('close', () => {
+      if (entered) limit.leave();
+      if (res.writableFinished) metrics.webhookRequests.inc({ source, code: String(res.statusCode) });
+    });
+    if (!entered) {
+      metrics.webhookEvents.inc({ source, outcome: 'overloaded' });
+      req.resume();
+      answer(res, null, 503, TEXT, 'overloaded', '1');
+      return;
+    }
+    handle(req, res, startedAt, receivedAtMs).catch((error: Error) => {
+      log.error({ err: error.message, source }, 'webhook handler failed');
+      if (!res.headersSent) answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
+    });
+  };
+}
+
 /**
  * A parser bug must not turn a genuine, signed delivery into endless provider retries:
  * the body is kept as malformed (200), with the raw bytes, for an operator to look at.
@@ -33,39 +114,7 @@ function toItemsSafely(adapter: WebhookAdapter, inbound: InboundRequest, receive
   }
 }
 
-export function createWebhookHandler(deps: WebhookHandlerDeps) {
-  const { adapter, recorder, metrics, log } = deps;
-  const source = adapter.source;
-  return async function handleWebhook(req: Request, res: Response): Promise<void> {
-    const inbound = {
-      rawBody: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
-      header: (name: string) => req.get(name),
-      originalUrl: req.originalUrl,
-    };
-    if (!adapter.verify(inbound)) {
-      metrics.webhookEvents.inc({ source, outcome: 'invalid_signature' });
-      observeAck(metrics, source, req);
-      res.status(401).type('text/plain').send('invalid signature');
-      return;
-    }
-    const receivedAtMs = requestStartMs(req);
-    const items = toItemsSafely(adapter, inbound, receivedAtMs, log);
-    try {
-      if (items.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
-      const outcomes = await withSpan('wagate.ledger.record', { 'wagate.source': source, 'wagate.items': items.length, 'db.system': 'postgresql' }, () =>
-        recorder.record({ items, receivedAtMs, traceparent: currentTraceparent() }),
-      );
-      for (const outcome of outcomes) metrics.webhookEvents.inc({ source, outcome });
-    } catch (error) {
-      metrics.webhookEvents.inc({ source, outcome: 'unavailable' });
-      const code = (error as { code?: string }).code;
-      if (!isDatabaseUnavailable(error)) log.error({ err: (error as Error).message, code, source }, 'ledger write failed');
-      else log.warn({ code, source }, 'database unavailable; answering 503 so the provider retries');
-      observeAck(metrics, source, req);
-      res.status(503).set('Retry-After', '5').type('text/plain').send('temporarily unavailable');
-      return;
-    }
-    observeAck(metrics, source, req);
-    res.status(200).type(adapter.ack.contentType).send(adapter.ack.body);
-  };
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value.join(', ') : value;
 }

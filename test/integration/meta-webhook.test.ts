@@ -93,8 +93,32 @@ describe('Meta webhook', () => {
     const huge = JSON.stringify({ padding: 'x'.repeat(ingest.config.MAX_BODY_BYTES + 10) });
     const reply = await postMeta(ingest.baseUrl, huge);
     expect(reply.status).toBe(413);
+    expect(reply.body).toBe(`body exceeds ${ingest.config.MAX_BODY_BYTES} bytes`);
     const metrics = await (await fetch(ingest.metricsUrl)).text();
-    expect(metrics).toMatch(/outcome="too_large"/);
+    expect(metrics).toMatch(/outcome="too_large",role="ingest"\} [1-9]/);
+    expect(metrics).toMatch(/wagate_webhook_requests_total\{source="whatsapp",code="413",role="ingest"\} [1-9]/);
+  });
+
+  it('refuses a compressed body with 415: the signature covers the bytes as sent', async () => {
+    const id = uniqueWamid();
+    const body = metaEnvelope([{ messages: [metaTextMessage({ id, from: '1555', text: 'x' })] }]);
+    const reply = await postMeta(ingest.baseUrl, body, { headers: { 'Content-Encoding': 'gzip' } });
+    expect(reply.status).toBe(415);
+    expect(reply.body).toContain('gzip');
+    expect(await rowOf(id)).toBeUndefined();
+    const metrics = await (await fetch(ingest.metricsUrl)).text();
+    expect(metrics).toMatch(/outcome="bad_request",role="ingest"\} [1-9]/);
+  });
+
+  it('serves path variants such as a trailing slash with the same checks', async () => {
+    const id = uniqueWamid();
+    const body = metaEnvelope([{ messages: [metaTextMessage({ id, from: '15551230009', text: 'one coke' })] }]);
+    const path = `${META_WEBHOOK_PATH}/`;
+    expect((await postMeta(ingest.baseUrl, body, { path, signature: null })).status).toBe(401);
+    const reply = await postMeta(ingest.baseUrl, body, { path });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe('EVENT_RECEIVED');
+    expect(await rowOf(id)).toMatchObject({ status: 'queued' });
   });
 
   it('judges each message of a payload on its own and records each status receipt once', async () => {

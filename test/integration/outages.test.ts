@@ -131,7 +131,8 @@ describe('overload and slow statements', () => {
     reserved.release();
     expect((await postMetaText(ingest.baseUrl, {})).status).toBe(200);
     const metrics = await (await fetch(ingest.metricsUrl)).text();
-    expect(metrics).toMatch(/outcome="overloaded"/);
+    expect(metrics).toMatch(/outcome="overloaded",role="ingest"\} [1-9]/);
+    expect(metrics).toMatch(/wagate_webhook_requests_total\{source="whatsapp",code="503",role="ingest"\} [3-9]/);
     expect(metrics).toMatch(/outcome="unavailable"/);
   });
 });

@@ -15,12 +15,16 @@ export function uniqueWamid(): string {
 }
 
 /** POSTs a body to the Meta webhook, signed with secret unless a signature is given. */
-export async function postMeta(baseUrl: string, body: string | object, options: { secret?: string; signature?: string | null } = {}): Promise<Reply> {
+export async function postMeta(
+  baseUrl: string,
+  body: string | object,
+  options: { secret?: string; signature?: string | null; headers?: Record<string, string>; path?: string } = {},
+): Promise<Reply> {
   const raw = typeof body === 'string' ? body : JSON.stringify(body);
-  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  const headers: Record<string, string> = { 'Content-Type': 'application/json', ...options.headers };
   const signature = options.signature === undefined ? metaSignature(options.secret ?? META_SECRET, raw) : options.signature;
   if (signature !== null) headers['X-Hub-Signature-256'] = signature;
-  const response = await fetch(baseUrl + META_WEBHOOK_PATH, { method: 'POST', headers, body: raw });
+  const response = await fetch(baseUrl + (options.path ?? META_WEBHOOK_PATH), { method: 'POST', headers, body: raw });
   return { status: response.status, body: await response.text(), headers: response.headers };
 }
 
