@@ -53,6 +53,10 @@ const envSchema = z.object({
   TWILIO_AUTH_TOKEN: secretList,
   TWILIO_ACCOUNT_SID: z.string().optional(),
   TWILIO_SKIP_VALIDATION: bool(false),
+  TWILIO_URL_FRAGMENT: z
+    .string()
+    .regex(/^#[^#\s]+$/, 'must be the fragment of the webhook URL configured in Twilio, starting with #, e.g. #rc=3&rp=ct,rt,5xx')
+    .optional(),
 
   RATE_LIMIT_MAX_REQUESTS: int(100, 1),
   RATE_LIMIT_WINDOW_MINUTES: int(60, 1),

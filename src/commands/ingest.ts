@@ -69,6 +69,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     twilio: createTwilioAdapter({
       authTokens: config.TWILIO_AUTH_TOKEN,
       publicBaseUrl: config.PUBLIC_BASE_URL,
+      urlFragment: config.TWILIO_URL_FRAGMENT,
       skipValidation: config.TWILIO_SKIP_VALIDATION,
     }),
     recorder,

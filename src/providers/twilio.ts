@@ -10,6 +10,12 @@ export interface TwilioAdapterOptions {
   authTokens: readonly string[];
   /** The scheme and host Twilio calls, e.g. https://shop.example.com */
   publicBaseUrl: string | undefined;
+  /**
+   * The connection-override fragment configured on the webhook URL in Twilio (e.g.
+   * "#rc=3&rp=ct,rt,5xx"). It never reaches us, and Twilio does not document whether it
+   * signs it, so a signature over the URL with or without it is accepted.
+   */
+  urlFragment?: string;
   skipValidation: boolean;
 }
 
@@ -37,6 +43,7 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
       verifyTwilioSignature({
         authTokens: options.authTokens,
         url: joinUrl(options.publicBaseUrl, request.originalUrl),
+        urlFragment: options.urlFragment,
         params: parseForm(request.rawBody),
         signature: request.header('x-twilio-signature'),
       }),
@@ -54,6 +61,8 @@ export function parseForm(rawBody: Buffer): FormParams {
 export interface TwilioSignatureCheck {
   authTokens: readonly string[];
   url: string | undefined;
+  /** Also try the URL with this fragment appended. */
+  urlFragment?: string;
   params: FormParams;
   signature: string | undefined;
 }
@@ -67,7 +76,8 @@ export interface TwilioSignatureCheck {
 export function verifyTwilioSignature(check: TwilioSignatureCheck): boolean {
   if (!check.signature || !check.url || check.authTokens.length === 0) return false;
   const signedParams = twilioParamString(check.params);
-  return urlVariants(check.url).some((url) =>
+  const urls = check.urlFragment ? [check.url, check.url + check.urlFragment] : [check.url];
+  return urls.flatMap(urlVariants).some((url) =>
     verifyHmac({
       algorithm: 'sha1',
       encoding: 'base64',

@@ -56,6 +56,11 @@ describe('configuration', () => {
     expectConfigError({ NODE_ENV: 'production', TWILIO_SKIP_VALIDATION: 'true' }, /TWILIO_SKIP_VALIDATION/);
   });
 
+  it('takes TWILIO_URL_FRAGMENT only as a fragment', () => {
+    expect(loadConfig({ TWILIO_URL_FRAGMENT: '#rc=3&rp=ct,rt,5xx' }).TWILIO_URL_FRAGMENT).toBe('#rc=3&rp=ct,rt,5xx');
+    expectConfigError({ TWILIO_URL_FRAGMENT: 'rc=3' }, /TWILIO_URL_FRAGMENT: must be the fragment/);
+  });
+
   it('requires PUBLIC_BASE_URL in production when Twilio is configured', () => {
     expectConfigError({ NODE_ENV: 'production', TWILIO_AUTH_TOKEN: 'tok' }, /PUBLIC_BASE_URL/);
   });

@@ -142,6 +142,19 @@ describe('Twilio adapter', () => {
     expect(adapter().verify(inboundRequest(raw, { 'X-Twilio-Signature': signature }, '/other' + path))).toBe(false);
   });
 
+  it('accepts a signature over the URL with its connection-override fragment only when that fragment is configured', () => {
+    const raw = twilioFixture('inbound-media');
+    const fragment = '#rc=3&rp=ct,rt,5xx';
+    const withFragment = referenceSignature(DOCS_TOKEN, 'https://shop.example.com' + path + fragment, parseForm(raw));
+    const withoutFragment = referenceSignature(DOCS_TOKEN, 'https://shop.example.com' + path, parseForm(raw));
+    const configured = createTwilioAdapter({ authTokens: [DOCS_TOKEN], publicBaseUrl: 'https://shop.example.com', urlFragment: fragment, skipValidation: false });
+    expect(configured.verify(inboundRequest(raw, { 'X-Twilio-Signature': withFragment }, path))).toBe(true);
+    expect(configured.verify(inboundRequest(raw, { 'X-Twilio-Signature': withoutFragment }, path))).toBe(true);
+    expect(adapter().verify(inboundRequest(raw, { 'X-Twilio-Signature': withFragment }, path))).toBe(false);
+    const otherFragment = referenceSignature(DOCS_TOKEN, 'https://shop.example.com' + path + '#rc=5', parseForm(raw));
+    expect(configured.verify(inboundRequest(raw, { 'X-Twilio-Signature': otherFragment }, path))).toBe(false);
+  });
+
   it('rejects an unsigned request unless validation is skipped', () => {
     const raw = twilioFixture('inbound-media');
     expect(adapter().verify(inboundRequest(raw, {}, path))).toBe(false);
