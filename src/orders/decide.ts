@@ -1,8 +1,8 @@
 import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
-import { findProducts, matchPhrases, type Candidate, type MatchOptions, type Product } from './match';
+import { catalogTerms, findProducts, matchPhrases, type Candidate, type MatchOptions, type Product } from './match';
 import { fromCents, toCents } from './money';
-import { parseOrderText } from './parse-text';
+import { mentionsConjunction, parseOrderText } from './parse-text';
 
 export const MAX_LINE_QUANTITY = 99;
 
@@ -57,7 +57,9 @@ async function decideCart(sql: Sql, items: { product_retailer_id: string; quanti
 }
 
 async function decideText(sql: Sql, text: string, options: MatchOptions): Promise<Decision> {
-  const parsed = parseOrderText(text);
+  // The catalog is read only when a conjunction could sit inside a product name.
+  const keepTogether = mentionsConjunction(text) ? await catalogTerms(sql) : [];
+  const parsed = parseOrderText(text, { keepTogether });
   if (parsed.intent !== 'order') return { kind: parsed.intent };
   if (parsed.items.length === 0) return { kind: 'menu' };
   const verdicts = await matchPhrases(sql, parsed.items.map((item) => item.phrase), options);

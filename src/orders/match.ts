@@ -59,6 +59,13 @@ function judge(candidates: Candidate[], options: MatchOptions): PhraseVerdict {
   return { verdict: 'matched', product: best };
 }
 
+/** Every active product's name and aliases, for the parser to keep "fish and chips" in one piece. */
+export async function catalogTerms(sql: Sql): Promise<string[]> {
+  const rows = await sql<{ term: string }[]>`
+    SELECT DISTINCT term FROM products p CROSS JOIN LATERAL unnest(array_prepend(p.name, p.aliases)) AS term WHERE p.active`;
+  return rows.map((row) => row.term);
+}
+
 /** Exact lookups for catalog carts and interactive replies, keyed by sku. */
 export async function findProducts(sql: Sql, skus: string[]): Promise<Map<string, Product>> {
   if (skus.length === 0) return new Map();

@@ -1,5 +1,5 @@
 import { takeQuantity } from './parse-text-quantity';
-import { normalizeText, phraseAt, removePhrases, stripLeadingPhrases, tokenize, type Token } from './parse-text-tokens';
+import { normalizeText, phraseAt, removePhrases, stripLeadingPhrases, tokenize, type Token, type WordPhrase } from './parse-text-tokens';
 import {
   CANCEL_WORDS,
   CONJUNCTIONS,
@@ -25,6 +25,14 @@ export interface ItemPhrase {
   phrase: string;
 }
 
+export interface ParseOptions {
+  /**
+   * Catalog names and aliases. Where one of them spans a conjunction ("Fish and chips",
+   * "Mac & Cheese"), the text is not split there.
+   */
+  keepTogether?: readonly string[];
+}
+
 export interface ParsedText {
   intent: Intent;
   /** Only for 'order'; empty when nothing was left after removing courtesy ("thanks!") or emoji. */
@@ -40,16 +48,18 @@ const MAX_ITEMS = 20;
  */
 const MAX_INTENT_WORDS = 8;
 
-const SEPARATORS = /[,;\r\n+&]/;
+const SEPARATORS = /[,;\r\n]/;
+// "+" and "&" join items like "and" does, and like it can sit inside a product name.
+const SYMBOL_CONJUNCTIONS = /[+&]/g;
 // "1. margherita" and "2) coke" on their own lines number a list; they are not quantities.
 const LIST_MARKER = /^\s*\d{1,2}[.)]\s+/;
 
 /** Turns a customer's free text into an intent and, for orders, item phrases ready for product matching. */
-export function parseOrderText(text: string): ParsedText {
-  const normalized = normalizeText(text);
+export function parseOrderText(text: string, options: ParseOptions = {}): ParsedText {
+  const normalized = normalizeText(text).replace(SYMBOL_CONJUNCTIONS, ' and ');
   const intent = detectIntent(tokenize(normalized));
   if (intent !== 'order') return { intent, items: [] };
-  const items = splitItems(normalized)
+  const items = splitItems(normalized, conjunctionPhrases(options.keepTogether ?? []))
     .map(parseItem)
     .filter((item) => item.phrase.length > 0);
   return { intent, items: items.slice(0, MAX_ITEMS) };
@@ -83,18 +93,45 @@ function asksForMenu(tokens: readonly Token[]): boolean {
   return asked;
 }
 
-/** Splits on separator characters first, then on whole-word conjunctions; never on "with"/"con"/"com"/"mit". */
-function splitItems(text: string): Token[][] {
-  return text.split(SEPARATORS).flatMap((chunk) => splitOnConjunctions(tokenize(chunk.replace(LIST_MARKER, ''))));
+/** Whether the text has a conjunction that a catalog name might contain, i.e. whether keepTogether can matter. */
+export function mentionsConjunction(text: string): boolean {
+  return tokenize(normalizeText(text).replace(SYMBOL_CONJUNCTIONS, ' and ')).some((token) => CONJUNCTIONS.has(token.key));
 }
 
-function splitOnConjunctions(tokens: readonly Token[]): Token[][] {
+/** The catalog terms that contain a conjunction, as folded words, longest first. */
+function conjunctionPhrases(terms: readonly string[]): WordPhrase[] {
+  return terms
+    .map((term) => tokenize(normalizeText(term).replace(SYMBOL_CONJUNCTIONS, ' and ')).map((token) => token.key))
+    .filter((words) => words.length > 1 && words.some((word) => CONJUNCTIONS.has(word)))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Splits on separator characters first, then on whole-word conjunctions, except inside a
+ * catalog name; never on "with"/"con"/"com"/"mit".
+ */
+function splitItems(text: string, keepTogether: readonly WordPhrase[]): Token[][] {
+  return text.split(SEPARATORS).flatMap((chunk) => splitOnConjunctions(tokenize(chunk.replace(LIST_MARKER, '')), keepTogether));
+}
+
+function splitOnConjunctions(tokens: readonly Token[], keepTogether: readonly WordPhrase[]): Token[][] {
+  const protectedIndexes = coveredIndexes(tokens, keepTogether);
   const groups: Token[][] = [[]];
-  for (const token of tokens) {
-    if (CONJUNCTIONS.has(token.key)) groups.push([]);
+  tokens.forEach((token, index) => {
+    if (CONJUNCTIONS.has(token.key) && !protectedIndexes.has(index)) groups.push([]);
     else groups.at(-1)!.push(token);
-  }
+  });
   return groups;
+}
+
+function coveredIndexes(tokens: readonly Token[], phrases: readonly WordPhrase[]): Set<number> {
+  const covered = new Set<number>();
+  if (phrases.length === 0) return covered;
+  tokens.forEach((_token, start) => {
+    const phrase = phraseAt(tokens, start, phrases);
+    for (let offset = 0; phrase && offset < phrase.length; offset += 1) covered.add(start + offset);
+  });
+  return covered;
 }
 
 function parseItem(tokens: readonly Token[]): ItemPhrase {

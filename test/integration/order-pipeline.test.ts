@@ -46,6 +46,19 @@ describe('order pipeline', () => {
     expect(outbound).toMatchObject({ status: 'sent', kind: 'order_confirmation', provider_message_id: calls[0]!.providerMessageId });
   });
 
+  it('keeps a product whose name has "and" in it whole: "2 fish and chips and a coke"', async () => {
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550100011', text: '2 fish and chips and a coke' });
+    expect(await settled(id)).toBe('processed');
+    const [order] = await pipeline.db.sql`SELECT id, total::text FROM orders WHERE message_id = ${id}`;
+    expect(order).toMatchObject({ total: '24.50' });
+    const items = await pipeline.db.sql`SELECT sku, quantity FROM order_items WHERE order_id = ${order!.id} ORDER BY line`;
+    expect(items).toEqual([
+      { sku: 'FISH-CHIPS', quantity: 2 },
+      { sku: 'COKE', quantity: 1 },
+    ]);
+  });
+
   it('matches a native catalog cart by sku exactly', async () => {
     const id = uniqueWamid();
     const body = metaEnvelope([

@@ -16,6 +16,7 @@ PIZ-MARG,Pizza Margherita,8.50,EUR,margherita|margarita
 PIZ-PEPP,Pizza Pepperoni,9.50,EUR,pepperoni
 COKE,Coca-Cola,2.50,EUR,coke|cola|coca cola
 CAFE,Café con leche,2.00,EUR,cafe|coffee
+FISH-CHIPS,Fish and chips,11.00,EUR,fish & chips
 `;
 
 export interface Pipeline {

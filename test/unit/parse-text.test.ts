@@ -1,4 +1,4 @@
-import { parseOrderText, type ItemPhrase } from '../../src/orders/parse-text';
+import { mentionsConjunction, parseOrderText, type ItemPhrase } from '../../src/orders/parse-text';
 
 function itemsOf(text: string): ItemPhrase[] {
   const parsed = parseOrderText(text);
@@ -119,6 +119,22 @@ describe('splitting into items', () => {
   it('splits on commas, semicolons, newlines, "+", "&", "and" and "plus"', () => {
     const phrases = itemsOf('tea, soup; bread\nrice + beans & salad and juice plus cake').map((i) => i.phrase);
     expect(phrases).toEqual(['tea', 'soup', 'bread', 'rice', 'beans', 'salad', 'juice', 'cake']);
+  });
+
+  it('keeps a catalog name that spans a conjunction in one piece, and splits around it', () => {
+    const keepTogether = ['Fish and chips', 'Mac & Cheese', 'Pão de queijo', 'Coca-Cola'];
+    const parse = (text: string) => parseOrderText(text, { keepTogether }).items;
+    expect(parse('2 fish and chips and a coke')).toEqual([item(2, 'fish and chips'), item(1, 'coke')]);
+    expect(parse('one mac & cheese + 2 fish & chips')).toEqual([item(1, 'mac and cheese'), item(2, 'fish and chips')]);
+    // Not the catalog's words in a row: split as usual.
+    expect(parse('2 fish and 3 chips')).toEqual([item(2, 'fish'), item(3, 'chips')]);
+    expect(itemsOf('2 fish and chips')).toEqual([item(2, 'fish'), item(1, 'chips')]);
+  });
+
+  it('says whether a text has a conjunction that a catalog name could contain', () => {
+    expect(mentionsConjunction('2 fish & chips')).toBe(true);
+    expect(mentionsConjunction('dos tacos y una coca')).toBe(true);
+    expect(mentionsConjunction('2x margherita, one coke')).toBe(false);
   });
 
   it('splits on "y" and "e" only as whole words, not inside "yogur" or "empada"', () => {
