@@ -47,6 +47,15 @@ describe('two ingest processes', () => {
     expect(rows.map((r) => r.message_id)).toEqual([...ids].sort());
     expect(rows.every((r) => r.duplicate_count === 3)).toBe(true);
 
+    // Copies are not the customer's doing: each sender's counter moved once per distinct message.
+    const counters = await db.sql<{ phone_number: string; request_count: number; total_requests: number }[]>`
+      SELECT phone_number, request_count, total_requests::integer AS total_requests FROM webhook_rate_limits ORDER BY phone_number`;
+    const perSender = new Map<string, number>();
+    ids.forEach((_id, i) => perSender.set(`1555020${i % 7}`, (perSender.get(`1555020${i % 7}`) ?? 0) + 1));
+    expect([...counters]).toEqual(
+      [...perSender].sort(([a], [b]) => a.localeCompare(b)).map(([phone, n]) => ({ phone_number: phone, request_count: n, total_requests: n })),
+    );
+
     await waitFor('the outbox to drain', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0);
     const queued = await probe.drainWork(topology);
     expect(queued.map((m) => bodyOf(m).messageId).sort()).toEqual([...ids].sort());
