@@ -2,8 +2,8 @@ import amqp from 'amqplib';
 import { transaction, type Sql } from '../db/client';
 import { queueMessageSchema } from '../queue/message';
 import { assertTopology, type Topology } from '../queue/topology';
+import { ERASED } from '../orders/erasure';
 
-export const ERASED = 'erased';
 
 /** The forms one customer's number takes: "+1555…", "1555…" (Meta wa_id), "whatsapp:+1555…" (Twilio). */
 export function addressVariants(phone: string): string[] {
@@ -15,13 +15,16 @@ export function addressVariants(phone: string): string[] {
 /**
  * Data-subject erasure. Rows stay (dedupe keys, order totals, statistics) but every
  * personal field is removed or replaced: bodies, raw payloads, names, numbers, reply texts,
- * and copies of the customer's messages waiting in the dead-letter queue.
+ * and copies of the customer's messages waiting in the dead-letter queue. Messages not yet
+ * finished become 'erased', so the worker drops their queue copies instead of turning them
+ * into an order and a reply, which would write the personal data back.
  */
 export async function eraseCustomer(sql: Sql, amqpUrl: string | null, topology: Topology, phone: string): Promise<Record<string, number>> {
   const addresses = addressVariants(phone);
   const report = (await transaction(sql, async (tx) => {
     const messages = await tx`
-      UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, updated_at = now()
+      UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, updated_at = now(),
+        status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
       WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
          OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses})`;
     const orders = await tx`

@@ -2,6 +2,7 @@ import type { Sql } from '../db/client';
 import type { ReplyClient } from '../providers/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError } from '../worker/errors';
+import { ERASED } from './erasure';
 import type { OutboundRow } from './record-decision';
 
 export type DeliveryResult = 'sent' | 'unknown' | 'already_settled';
@@ -20,9 +21,14 @@ export async function deliverReply(
 ): Promise<DeliveryResult> {
   const [claimed] = await sql<{ id: string }[]>`
     UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
-    WHERE id = ${outbound.id} AND status IN ('pending', 'retry')
+    WHERE id = ${outbound.id} AND status IN ('pending', 'retry') AND recipient <> ${ERASED}
     RETURNING id::text`;
   if (!claimed) {
+    const [erased] = await sql`
+      UPDATE outbound_messages SET status = 'failed', last_error = 'not sent: the customer was erased', updated_at = now()
+      WHERE id = ${outbound.id} AND status IN ('pending', 'retry') AND recipient = ${ERASED}
+      RETURNING id`;
+    if (erased) return 'already_settled';
     const [orphan] = await sql`
       UPDATE outbound_messages SET status = 'unknown', last_error = 'an earlier attempt stopped during the provider call', updated_at = now()
       WHERE id = ${outbound.id} AND status = 'sending'

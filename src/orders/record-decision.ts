@@ -36,8 +36,16 @@ export async function findReply(sql: Sql, message: QueueMessage): Promise<Outbou
   return row;
 }
 
-export async function recordDecision(sql: Sql, message: QueueMessage, decision: Decision): Promise<DecisionOutcome> {
+/** Null when the message stopped being ours to process (erased since it was claimed). */
+export async function recordDecision(sql: Sql, message: QueueMessage, decision: Decision): Promise<DecisionOutcome | null> {
   return (await transaction(sql, async (tx) => {
+    // The row lock orders this against `wagate erase`: either erasure waits and then
+    // anonymises what is written here, or it came first and nothing is written.
+    const [processing] = await tx`
+      SELECT 1 FROM webhook_messages
+      WHERE webhook_source = ${message.source} AND message_id = ${message.messageId} AND status = 'processing'
+      FOR UPDATE`;
+    if (!processing) return null;
     const existing = await findReply(tx, message);
     if (existing) return { outbound: existing, orderCreated: false };
     const { kind, body, orderId, orderCreated } = await applyDecision(tx, message, decision);
@@ -47,7 +55,7 @@ export async function recordDecision(sql: Sql, message: QueueMessage, decision: 
               ${message.from}, ${message.business}, ${kind}, ${body})
       RETURNING id::text, kind, status, recipient, business_number, body, order_id::text, attempts`;
     return { outbound: outbound!, orderCreated };
-  })) as DecisionOutcome;
+  })) as DecisionOutcome | null;
 }
 
 interface Applied {

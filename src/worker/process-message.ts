@@ -37,6 +37,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
     const recorded = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
       recordDecision(sql, message, decision),
     );
+    if (!recorded) return 'skipped';
     outbound = recorded.outbound;
     if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
   }
@@ -47,6 +48,6 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
   const outcome = outcomeOf(outbound.kind);
   await sql`
     UPDATE webhook_messages SET status = ${outcome}, last_error = NULL, processed_at = now(), updated_at = now()
-    WHERE webhook_source = ${message.source} AND message_id = ${message.messageId}`;
+    WHERE webhook_source = ${message.source} AND message_id = ${message.messageId} AND status = 'processing'`;
   return outcome;
 }

@@ -53,6 +53,30 @@ describe('erase', () => {
   });
 });
 
+describe('erase before the worker gets there', () => {
+  it('turns a queued message into "erased": its queue copy makes no order and no reply', async () => {
+    const phone = '15550400002';
+    const id = uniqueWamid();
+    const [running] = pipeline.workers.splice(0, 1);
+    await running!.stop();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+    await waitFor('the message published', async () => (await pipeline.db.sql`SELECT 1 FROM outbox`).length === 0);
+
+    const report = await eraseCustomer(pipeline.db.sql, TEST_AMQP_URL, pipeline.ingest.topology, phone);
+    expect(report).toMatchObject({ messages: 1, orders: 0, replies: 0 });
+    expect(await statusOf(id)).toBe('erased');
+
+    const worker = await pipeline.startWorker();
+    await waitFor('the queue copy dropped', async () => (await worker.metrics.workerMessages.get()).values.some(
+      (v) => v.labels.outcome === 'skipped' && v.value >= 1,
+    ));
+    expect(await statusOf(id)).toBe('erased');
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toHaveLength(0);
+    expect(await pipeline.db.sql`SELECT 1 FROM outbound_messages WHERE inbound_message_id = ${id}`).toHaveLength(0);
+    expect(pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === phone)).toEqual([]);
+  });
+});
+
 describe('cleanup', () => {
   it('refuses a retention shorter than the replay window plus 5 minutes', () => {
     const config = loadConfig({});
