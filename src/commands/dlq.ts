@@ -3,7 +3,8 @@ import { transaction, type Sql } from '../db/client';
 import { withoutBrokerHeaders } from '../queue/headers';
 import { queueMessageSchema } from '../queue/message';
 import { assertTopology, routingKeyFor, type Topology } from '../queue/topology';
-import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER } from '../worker/consumer';
+import { DEAD_AT_HEADER, LAST_ERROR_HEADER } from '../worker/consumer';
+import { ATTEMPT_HEADER, NOT_BEFORE_HEADER } from '../worker/retry-plan';
 
 export interface DeadLetter {
   id: string;
@@ -32,12 +33,18 @@ export async function listDeadLetters(amqpUrl: string, topology: Topology): Prom
  * from the dead-letter queue, and its records are reopened so the worker takes it again:
  * the message back to queued, a reply that failed permanently back to pending (the
  * operator decided to try again). A reply already sent stays sent, so nothing is duplicated.
+ * Each dead letter present when it starts is replayed at most once.
  */
 export async function replayDeadLetters(sql: Sql, amqpUrl: string, topology: Topology, ids?: string[]): Promise<{ replayed: string[]; skipped: string[] }> {
   return withChannel(amqpUrl, topology, true, async (channel) => {
     const replayed: string[] = [];
     const skipped: string[] = [];
-    for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
+    // Only what is there now: a replayed message that fails again while this runs lands at
+    // the back of the queue, and taking it again would replay it twice in one go.
+    const { messageCount } = await channel.checkQueue(topology.deadQueue);
+    for (let taken = 0; taken < messageCount; taken += 1) {
+      const message = await channel.get(topology.deadQueue);
+      if (!message) break;
       const id = String(message.properties.messageId ?? '');
       if (ids && !ids.includes(id)) continue;
       const payload = queueMessageSchema.safeParse(safeJson(message.content));
@@ -52,7 +59,7 @@ export async function replayDeadLetters(sql: Sql, amqpUrl: string, topology: Top
         await tx`UPDATE outbound_messages SET status = 'pending', updated_at = now()
                  WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND status = 'failed'`;
       });
-      const headers = { ...withoutBrokerHeaders(message.properties.headers, [LAST_ERROR_HEADER, DEAD_AT_HEADER]), [ATTEMPT_HEADER]: 0 };
+      const headers = { ...withoutBrokerHeaders(message.properties.headers, [LAST_ERROR_HEADER, DEAD_AT_HEADER, NOT_BEFORE_HEADER]), [ATTEMPT_HEADER]: 0 };
       await new Promise<void>((resolve, reject) =>
         (channel as amqp.ConfirmChannel).publish(
           topology.exchange,
@@ -78,7 +85,8 @@ function describe(message: GetMessage): DeadLetter {
   const brokerDeath = Array.isArray(headers['x-death']) ? 'the broker dead-lettered it (delivery limit)' : 'unknown';
   return {
     id: String(message.properties.messageId ?? '(no id)'),
-    attempts: Number(headers[ATTEMPT_HEADER] ?? 0),
+    // The header counts retries; the first try comes before them.
+    attempts: Number(headers[ATTEMPT_HEADER] ?? 0) + 1,
     lastError: String(headers[LAST_ERROR_HEADER] ?? brokerDeath),
     deadAt: headers[DEAD_AT_HEADER] ? String(headers[DEAD_AT_HEADER]) : null,
   };
@@ -92,7 +100,11 @@ async function withChannel<T>(url: string, topology: Topology, confirm: boolean,
     // Failures surface as rejected operations; without a listener they would crash the process.
     channel.on('error', () => undefined);
     await assertTopology(channel, topology);
-    return await work(channel);
+    const result = await work(channel);
+    // Closing the channel first waits for the broker to take every ack sent on it; closing
+    // only the connection can beat the last ack, and that dead letter would come back.
+    await channel.close();
+    return result;
   } finally {
     await connection.close().catch(() => undefined);
   }

@@ -10,8 +10,8 @@ import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError } from './errors';
 import type { ProcessOutcome } from './process-message';
+import { ATTEMPT_HEADER, NOT_BEFORE_HEADER, planRetry, tierToWaitOut } from './retry-plan';
 
-export const ATTEMPT_HEADER = 'x-wagate-attempt';
 export const LAST_ERROR_HEADER = 'x-wagate-last-error';
 export const DEAD_AT_HEADER = 'x-wagate-dead-at';
 
@@ -57,6 +57,8 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   }
 
   async function handleOne(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage): Promise<void> {
+    const waitTier = tierToWaitOut(deps.topology, numberHeader(delivery, NOT_BEFORE_HEADER), Date.now());
+    if (waitTier !== null) return waitOut(channel, delivery, waitTier);
     const started = performance.now();
     try {
       const deliveries = Number(delivery.properties.headers?.['x-delivery-count'] ?? 0);
@@ -85,19 +87,32 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   async function routeFailure(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, error: unknown): Promise<void> {
     const reason = describe(error);
     if (error instanceof PermanentError) return deadLetter(channel, delivery, payload, reason);
-    const attempt = Number(delivery.properties.headers?.[ATTEMPT_HEADER] ?? 0);
-    const tier = nextTier(deps.topology, attempt, error instanceof RetryableError ? error.retryAfterMs : undefined);
-    if (tier === null) return deadLetter(channel, delivery, payload, `retries exhausted: ${reason}`);
+    const retryAfterMs = error instanceof RetryableError ? error.retryAfterMs : undefined;
+    const plan = planRetry(deps.topology, numberHeader(delivery, ATTEMPT_HEADER) ?? 0, retryAfterMs, Date.now());
+    if (plan.kind === 'exhausted') return deadLetter(channel, delivery, payload, `retries exhausted: ${reason}`);
+    const { tier, attempt, notBefore } = plan;
     await publishOrThrow(deps.topology.retryTiers[tier]!.exchange, delivery, {
-      [ATTEMPT_HEADER]: tier + 1,
+      [ATTEMPT_HEADER]: attempt,
       [LAST_ERROR_HEADER]: reason,
+      ...(notBefore === undefined ? {} : { [NOT_BEFORE_HEADER]: notBefore }),
     });
     await deps.sql`
       UPDATE webhook_messages SET status = 'queued', last_error = ${reason}, updated_at = now()
       WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'processing'`.catch(() => undefined);
     deps.metrics.workerMessages.inc({ outcome: 'retried' });
-    deps.log.warn({ messageId: payload.messageId, attempt: tier + 1, delayMs: deps.topology.retryTiers[tier]!.delayMs, err: reason }, 'message will be retried');
+    deps.log.warn({ messageId: payload.messageId, attempt, delayMs: deps.topology.retryTiers[tier]!.delayMs, notBefore, err: reason }, 'message will be retried');
     channel.ack(delivery);
+  }
+
+  /** Back from a tier before the provider's Retry-After has passed: wait again, without a try. */
+  async function waitOut(channel: ConfirmChannel, delivery: ConsumeMessage, tier: number): Promise<void> {
+    try {
+      await publishOrThrow(deps.topology.retryTiers[tier]!.exchange, delivery, {});
+      channel.ack(delivery);
+    } catch (error) {
+      deps.log.error({ err: (error as Error).message, messageId: delivery.properties.messageId }, 'could not park a message until its Retry-After; it will be redelivered');
+      safely(() => channel.nack(delivery, false, true));
+    }
   }
 
   async function deadLetter(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage | null, reason: string): Promise<void> {
@@ -151,13 +166,9 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   };
 }
 
-/** The tier index for the next attempt, honouring a provider's Retry-After; null when out of tiers. */
-export function nextTier(topology: Topology, attempt: number, retryAfterMs?: number): number | null {
-  const tiers = topology.retryTiers;
-  if (attempt >= tiers.length) return null;
-  if (retryAfterMs === undefined) return attempt;
-  for (let index = attempt; index < tiers.length; index += 1) if (tiers[index]!.delayMs >= retryAfterMs) return index;
-  return tiers.length - 1;
+function numberHeader(delivery: ConsumeMessage, name: string): number | undefined {
+  const value = Number(delivery.properties.headers?.[name]);
+  return Number.isFinite(value) ? value : undefined;
 }
 
 function parseDelivery(delivery: ConsumeMessage): QueueMessage | string {

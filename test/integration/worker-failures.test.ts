@@ -39,7 +39,8 @@ describe('worker failures', () => {
       const all = await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology);
       return all.find((letter) => letter.id === `whatsapp:${id}`);
     });
-    expect(letters).toMatchObject({ attempts: 2, lastError: expect.stringMatching(/retries exhausted/) });
+    // Three tries: the first and one per tier.
+    expect(letters).toMatchObject({ attempts: 3, lastError: expect.stringMatching(/retries exhausted/) });
     // Listing does not consume.
     expect((await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
 
@@ -61,6 +62,33 @@ describe('worker failures', () => {
     expect(callsTo('15550200002')).toHaveLength(1);
     expect((await recordOf(id))!.last_error).toMatch(/code 131047/);
     expect(await replyOf(id)).toMatchObject({ status: 'failed' });
+    const letter = await waitFor('the dead letter', async () =>
+      (await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).find((l) => l.id === `whatsapp:${id}`),
+    );
+    expect(letter).toMatchObject({ attempts: 1 });
+
+    // Still outside the window after a replay: one more call, and dead again at once, without tiers.
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    const replay = await replayDeadLetters(pipeline.db.sql, TEST_AMQP_URL, pipeline.ingest.topology, [`whatsapp:${id}`]);
+    expect(replay.replayed).toEqual([`whatsapp:${id}`]);
+    await waitFor('the replayed message to be dead again', async () => callsTo('15550200002').length === 2 && (await recordOf(id))?.status === 'dead');
+    expect(await replyOf(id)).toMatchObject({ status: 'failed' });
+    await waitFor('the dead letter back', async () =>
+      (await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${id}`),
+    );
+    expect(callsTo('15550200002')).toHaveLength(2);
+  });
+
+  it('honours a Retry-After longer than every tier without spending a try on it', async () => {
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 429, retryAfterSeconds: 2 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200009', text: '1 coke' });
+    await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed', 10_000);
+    const calls = callsTo('15550200009');
+    expect(calls).toHaveLength(2);
+    // The tiers here are 100 and 200 ms; the second call waited for the provider's 2 s.
+    expect(calls[1]!.receivedAt - calls[0]!.receivedAt).toBeGreaterThanOrEqual(1700);
+    expect(await replyOf(id)).toMatchObject({ status: 'sent' });
   });
 
   it('retries a rate limit that Meta reports as 400 with a rate-limit code', async () => {
