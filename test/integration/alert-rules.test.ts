@@ -9,7 +9,7 @@ const UNIT_TESTS_DIR = 'test/alerts';
 const RUNBOOKS_FILE = 'docs/runbooks.md';
 const METRICS_SOURCE = 'src/telemetry/metrics.ts';
 const RUNBOOK_URL_PREFIX = 'https://github.com/wagate/wagate/blob/main/docs/runbooks.md#';
-/** The seed's four alerts and the three SPEC §9 adds; removing one must be a decision, not an accident. */
+/** The seed's four alerts and those issue and SPEC add; removing one must be a decision, not an accident. */
 const REQUIRED_ALERTS = [
   'WagateAckLatencyHigh',
   'WagateDuplicateRateHigh',
@@ -18,6 +18,8 @@ const REQUIRED_ALERTS = [
   'WagateDeadLettersPresent',
   'WagateWorkerLag',
   'WagateOutboxBacklog',
+  'WagateUnknownConfirmations',
+  'WagateIngestDown',
 ];
 
 interface AlertRule {

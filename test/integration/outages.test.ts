@@ -133,6 +133,6 @@ describe('overload and slow statements', () => {
     const metrics = await (await fetch(ingest.metricsUrl)).text();
     expect(metrics).toMatch(/outcome="overloaded",role="ingest"\} [1-9]/);
     expect(metrics).toMatch(/wagate_webhook_requests_total\{source="whatsapp",code="503",role="ingest"\} [3-9]/);
-    expect(metrics).toMatch(/outcome="unavailable"/);
+    expect(metrics).toMatch(/outcome="unavailable",role="ingest"\} [1-9]/);
   });
 });
