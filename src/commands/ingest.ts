@@ -122,5 +122,7 @@ function warnAboutUnsafeSettings(config: Config, log: Logger): void {
   if (config.WHATSAPP_APP_SECRET.length === 0) log.warn('WHATSAPP_APP_SECRET is not set: every Meta POST will be refused with 401');
   if (config.TWILIO_AUTH_TOKEN.length === 0 && !config.TWILIO_SKIP_VALIDATION) {
     log.warn('TWILIO_AUTH_TOKEN is not set: every Twilio POST will be refused with 401');
+  } else if (!config.PUBLIC_BASE_URL && !config.TWILIO_SKIP_VALIDATION) {
+    log.warn('PUBLIC_BASE_URL is not set: Twilio signs the URL it called, so every Twilio POST will be refused with 401');
   }
 }

@@ -55,6 +55,27 @@ describe('wagate command line', () => {
     expect(result.stderr).not.toContain('eighty-eighty');
   });
 
+  it('refuses an unsupported OTLP protocol with a message, not a stack trace', async () => {
+    const result = await wagate(['migrate'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^wagate migrate: invalid configuration: OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" is not supported/);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('runs as `npx wagate` from the project, through its bin entry', async () => {
+    const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = spawn('npx', ['--no-install', 'wagate', 'migrate'], {
+        cwd: path.resolve(__dirname, '../..'),
+        env: { ...process.env, ...testEnv(db.url, { QUEUE_PREFIX, LOG_LEVEL: 'info' }) },
+      });
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.on('exit', (code) => resolve({ code, stdout }));
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/"msg":"(migrations applied|database already up to date)"/);
+  });
+
   it('explains unknown commands and missing options with exit 2', async () => {
     const unknown = await wagate(['launch']);
     expect(unknown.code).toBe(2);
