@@ -96,6 +96,11 @@ describe('PostgreSQL outage', () => {
     expect(reply.status).toBe(503);
     // statement_timeout cannot help here; the client-side commit deadline does.
     expect(Date.now() - started).toBeLessThan(5000);
+    const probeStarted = Date.now();
+    const ready = await fetch(`${ingest.baseUrl}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ postgres: 'unavailable' });
+    expect(Date.now() - probeStarted).toBeLessThan(3000);
     proxy.setMode('forward');
     await waitFor('a 200 after the hang ends', async () => (await postMetaText(ingest.baseUrl, {})).status === 200);
   });
