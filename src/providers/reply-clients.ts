@@ -1,3 +1,5 @@
+import { Agent, fetch, type Response } from 'undici';
+
 /**
  * Sending one text reply through Meta's Graph API or Twilio's REST API, and sorting every
  * answer into the four outcomes the worker acts on. Each call is made once: retrying is the
@@ -36,13 +38,23 @@ const META_RETRYABLE_CODES = new Set([1, 2, 4, 17, 341, 80007, 130429, 131000, 1
 /** Connection errors raised before any byte of the request could have been sent. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
+/**
+ * A connection that cannot be made must fail as such (nothing sent: retry), not run into the
+ * request deadline, which reads as "maybe sent" (unknown). So connecting gets its own, shorter
+ * deadline.
+ */
+function connectTimeoutMs(requestTimeoutMs: number): number {
+  return Math.max(100, Math.min(5000, Math.floor(requestTimeoutMs / 2)));
+}
+
 export function createReplyClient(options: ReplyClientOptions) {
+  const dispatcher = new Agent({ connect: { timeout: connectTimeoutMs(options.timeoutMs) } });
   return async function sendReply(target: ReplyTarget): Promise<SendOutcome> {
     const request = target.source === 'whatsapp' ? metaRequest(options, target) : twilioRequest(options, target);
     if ('missing' in request) return { kind: 'permanent', error: `${request.missing} is not configured` };
     let response: Response;
     try {
-      response = await fetch(request.url, { ...request.init, signal: AbortSignal.timeout(options.timeoutMs) });
+      response = await fetch(request.url, { ...request.init, dispatcher, signal: AbortSignal.timeout(options.timeoutMs) });
     } catch (error) {
       return classifyNetworkError(error);
     }
