@@ -1,8 +1,10 @@
 import amqp from 'amqplib';
 import { listDeadLetters, replayDeadLetters } from '../../src/commands/dlq';
+import { listUnknownReplies, resendReply } from '../../src/commands/replies';
+import { createReplyClient } from '../../src/providers/reply-clients';
 import { routingKeyFor } from '../../src/queue/topology';
 import { TEST_AMQP_URL } from '../support/amqp';
-import { startPipeline, type Pipeline } from '../support/pipeline';
+import { ACCESS_TOKEN, startPipeline, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
@@ -112,6 +114,20 @@ describe('worker failures', () => {
     expect(callsTo('15550200004')).toHaveLength(1);
     const metrics = await quick.metrics.registry.metrics();
     expect(metrics).toMatch(/wagate_confirmations_total\{provider="whatsapp",result="unknown",role="worker"\} 1/);
+
+    // An operator resends it on purpose. A resend that fails without sending leaves it unknown, resendable.
+    const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
+    expect(reply).toBeDefined();
+    const send = createReplyClient({
+      graphApiUrl: pipeline.fake.url, graphApiVersion: 'v21.0', accessToken: ACCESS_TOKEN,
+      twilioApiUrl: pipeline.fake.url, twilioAccountSid: undefined, twilioAuthToken: undefined, timeoutMs: 2000,
+    });
+    pipeline.fake.behave({ kind: 'status', status: 503 }, 1);
+    await expect(resendReply(pipeline.db.sql, reply!.id, send, quick.metrics)).rejects.toThrow(/resend failed, nothing was sent/);
+    expect(await replyOf(id)).toMatchObject({ status: 'unknown' });
+    expect(await resendReply(pipeline.db.sql, reply!.id, send, quick.metrics)).toBe('sent');
+    expect(await replyOf(id)).toMatchObject({ status: 'sent' });
+    expect(callsTo('15550200004')).toHaveLength(3);
   });
 
   it('makes no second order and no second reply when the broker redelivers a message', async () => {
