@@ -34,8 +34,9 @@ commands:
   products import FILE.csv        load the catalog (header: sku,name,price,currency,aliases)
   dlq list | replay [--id ID ...] | purge [--yes]
                                   inspect the dead letters and put them back
-  replies unknown | resend --id ID
-                                  list replies whose outcome is unknown; resend one on purpose
+  replies unknown | resend --id ID | settle --id ID --as sent|failed
+                                  list replies whose outcome is unknown; resend one on purpose,
+                                  or record what the provider says happened
   cleanup [--days N]              retention cleanup (default RETENTION_DAYS)
   erase --phone P                 erase one customer's personal data everywhere it is kept
   fake-provider [--port 4010]     a local fake of the Graph API and Twilio REST, for demos

@@ -10,7 +10,7 @@ import { createMetrics } from '../telemetry/metrics';
 import { checkRetention, runCleanup } from './cleanup';
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from './dlq';
 import { eraseCustomer } from './erase';
-import { listUnknownReplies, resendReply } from './replies';
+import { listUnknownReplies, resendReply, settleReply, type Settlement } from './replies';
 import { replyClientFromConfig } from './worker';
 
 /** Thrown for a command line a person must correct; printed with the usage text. */
@@ -94,7 +94,15 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     const result = await withSql(config, (sql) => resendReply(sql, values.id!, replyClientFromConfig(config), createMetrics('cli')));
     return print(`reply ${values.id}: ${result}`);
   }
-  throw new UsageError('usage: wagate replies unknown | resend --id ID');
+  if (action === 'settle') {
+    const { values } = parseArgs({ args: rest, options: { id: { type: 'string' }, as: { type: 'string' } } });
+    if (!values.id || (values.as !== 'sent' && values.as !== 'failed')) {
+      throw new UsageError('replies settle needs --id ID and --as sent|failed (what the provider says happened)');
+    }
+    await withSql(config, (sql) => settleReply(sql, values.id!, values.as as Settlement));
+    return print(`reply ${values.id}: settled as ${values.as}`);
+  }
+  throw new UsageError('usage: wagate replies unknown | resend --id ID | settle --id ID --as sent|failed');
 }
 
 export async function fakeProviderCommand(args: string[]): Promise<{ stop(): Promise<void> }> {

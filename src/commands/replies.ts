@@ -40,3 +40,26 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     throw new Error(`${reason}; the reply is unknown again and can be resent later`);
   }
 }
+
+export type Settlement = 'sent' | 'failed';
+
+/**
+ * Closes an 'unknown' reply without sending, once an operator has found out what happened
+ * (the provider's console shows it delivered, or the customer was answered another way).
+ */
+export async function settleReply(sql: Sql, id: string, as: Settlement): Promise<void> {
+  const note = as === 'sent' ? 'settled by an operator: delivered' : 'settled by an operator: not delivered, not resent';
+  const [row] = await sql`
+    UPDATE outbound_messages SET status = ${as}, last_error = ${note}, updated_at = now()
+    WHERE id = ${id} AND status = 'unknown' RETURNING id`;
+  if (!row) throw new Error(`reply ${id} is not in status unknown; only unknown replies can be settled`);
+}
+
+/** Replies whose outcome is unknown, per provider: what the worker exports as a gauge. */
+export async function countUnknownReplies(sql: Sql): Promise<Record<'whatsapp' | 'twilio', number>> {
+  const rows = await sql<{ source: 'whatsapp' | 'twilio'; count: number }[]>`
+    SELECT webhook_source AS source, count(*)::integer AS count FROM outbound_messages WHERE status = 'unknown' GROUP BY 1`;
+  const counts = { whatsapp: 0, twilio: 0 };
+  for (const row of rows) counts[row.source] = row.count;
+  return counts;
+}

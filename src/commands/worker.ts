@@ -3,6 +3,7 @@ import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { createReplyClient } from '../providers/reply-clients';
 import { createBroker, type Broker } from '../queue/broker';
 import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
+import { countUnknownReplies } from './replies';
 import { createPublisher } from '../queue/publisher';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
@@ -20,6 +21,16 @@ export interface RunningWorker {
   metrics: Metrics;
   topology: Topology;
   stop(): Promise<void>;
+}
+
+/** The unknown-replies gauge; while Postgres does not answer it has no value rather than a stale one. */
+async function refreshUnknownReplies(sql: Sql, metrics: Metrics): Promise<void> {
+  try {
+    const counts = await countUnknownReplies(sql);
+    for (const [provider, count] of Object.entries(counts)) metrics.repliesUnknown.set({ provider }, count);
+  } catch {
+    metrics.repliesUnknown.reset();
+  }
 }
 
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
@@ -53,6 +64,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   metrics.watchBroker(broker.isConnected);
   const gauges = setInterval(() => {
     void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);
+    void refreshUnknownReplies(sql, metrics);
   }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;
   const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, (req, res) => {

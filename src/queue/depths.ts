@@ -19,13 +19,21 @@ export async function queueDepths(broker: Broker, topology: Topology): Promise<{
   return { queue, deadLetters: await broker.readyCount(topology.deadQueue) };
 }
 
-/** Refreshes the broker-derived gauges. AMQP passive declares give ready counts only (no unacked). */
+/**
+ * Refreshes the broker-derived gauges. AMQP passive declares give ready counts only (no
+ * unacked). A failed read removes the series rather than leaving the last value, which
+ * max() across workers would keep showing (a purged dead-letter queue still "present").
+ */
 export async function refreshQueueGauges(broker: Broker, topology: Topology, metrics: Metrics): Promise<void> {
-  const shards = await Promise.all(topology.shards.map((shard) => broker.inspect(shard.queue)));
+  const shards = await Promise.all(topology.shards.map((shard) => broker.inspect(shard.queue).catch(() => null)));
   if (shards.every((shard) => shard !== null)) {
     metrics.queueReady.set({ queue: 'work' }, shards.reduce((sum, shard) => sum + shard!.messageCount, 0));
     metrics.queueConsumers.set(shards.reduce((sum, shard) => sum + shard!.consumerCount, 0));
+  } else {
+    metrics.queueReady.remove({ queue: 'work' });
+    metrics.queueConsumers.reset();
   }
-  const dead = await broker.readyCount(topology.deadQueue);
+  const dead = await broker.readyCount(topology.deadQueue).catch(() => null);
   if (dead !== null) metrics.queueReady.set({ queue: 'dead' }, dead);
+  else metrics.queueReady.remove({ queue: 'dead' });
 }

@@ -132,6 +132,12 @@ export function createMetrics(role: string) {
       help: 'Consumers on the work shards, read from the broker. Every worker reports the same value: use max().',
       registers: [registry],
     }),
+    repliesUnknown: new Gauge({
+      name: 'wagate_replies_unknown',
+      help: 'Replies whose outcome is unknown and that no operator has resent or settled yet, read from PostgreSQL. Every worker reports the same value: use max().',
+      labelNames: ['provider'] as const,
+      registers: [registry],
+    }),
     inFlight: new Gauge({
       name: 'wagate_http_in_flight_requests',
       help: 'Webhook requests being handled by this process.',
@@ -145,6 +151,7 @@ export function createMetrics(role: string) {
     for (const result of REPLY_RESULTS) metrics.confirmations.inc({ provider: source, result }, 0);
     metrics.ackDuration.zero({ source });
     metrics.providerDuration.zero({ provider: source });
+    metrics.repliesUnknown.set({ provider: source }, 0);
   }
   for (const outcome of WORKER_OUTCOMES) metrics.workerMessages.inc({ outcome }, 0);
   return metrics;

@@ -1,6 +1,6 @@
 import amqp from 'amqplib';
 import { listDeadLetters, replayDeadLetters } from '../../src/commands/dlq';
-import { listUnknownReplies, resendReply } from '../../src/commands/replies';
+import { countUnknownReplies, listUnknownReplies, resendReply, settleReply } from '../../src/commands/replies';
 import { createReplyClient } from '../../src/providers/reply-clients';
 import { routingKeyFor } from '../../src/queue/topology';
 import { TEST_AMQP_URL } from '../support/amqp';
@@ -115,6 +115,11 @@ describe('worker failures', () => {
     const metrics = await quick.metrics.registry.metrics();
     expect(metrics).toMatch(/wagate_confirmations_total\{provider="whatsapp",result="unknown",role="worker"\} 1/);
 
+    // Surfaced as a gauge until someone decides.
+    await waitFor('the unknown-replies gauge', async () =>
+      /wagate_replies_unknown\{provider="whatsapp",role="worker"\} 1\b/.test(await quick.metrics.registry.metrics()),
+    );
+
     // An operator resends it on purpose. A resend that fails without sending leaves it unknown, resendable.
     const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
     expect(reply).toBeDefined();
@@ -128,6 +133,21 @@ describe('worker failures', () => {
     expect(await resendReply(pipeline.db.sql, reply!.id, send, quick.metrics)).toBe('sent');
     expect(await replyOf(id)).toMatchObject({ status: 'sent' });
     expect(callsTo('15550200004')).toHaveLength(3);
+  });
+
+  it('settles an unknown reply as an operator found it, without sending', async () => {
+    const id = uniqueWamid();
+    // The worker left running by the previous test answers after 300 ms at most.
+    pipeline.fake.behave({ kind: 'hang' }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200006', text: '1 coke' });
+    await waitFor('the reply to be unknown', async () => (await replyOf(id))?.status === 'unknown');
+    const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
+    const before = await countUnknownReplies(pipeline.db.sql);
+    await settleReply(pipeline.db.sql, reply!.id, 'failed');
+    expect(await replyOf(id)).toMatchObject({ status: 'failed' });
+    expect((await countUnknownReplies(pipeline.db.sql)).whatsapp).toBe(before.whatsapp - 1);
+    await expect(settleReply(pipeline.db.sql, reply!.id, 'sent')).rejects.toThrow(/not in status unknown/);
+    expect(callsTo('15550200006')).toHaveLength(1);
   });
 
   it('makes no second order and no second reply when the broker redelivers a message', async () => {
