@@ -1,5 +1,6 @@
 import type { Source } from '../config';
 import { transaction, type Sql } from '../db/client';
+import { addressVariants } from './erase';
 
 export interface ReleaseResult {
   released: number;
@@ -8,13 +9,16 @@ export interface ReleaseResult {
 /**
  * Puts a sender's rate_limited messages back on the queue after an operator has looked.
  * The status change, the outbox rows and the counter reset commit together; the outbox
- * relay of any running ingest publishes them (their lease is already expired).
+ * relay of any running ingest publishes them (their lease is already expired). The number
+ * may be given in any of its forms ("+1555…", "1555…", "whatsapp:+1555…"), or as Meta's
+ * user id.
  */
 export async function releaseSender(sql: Sql, phone: string, source?: Source): Promise<ReleaseResult> {
+  const senders = addressVariants(phone);
   return transaction(sql, async (tx) => {
     const released = await tx<{ id: string }[]>`
       UPDATE webhook_messages SET status = 'queued', updated_at = now()
-      WHERE status = 'rate_limited' AND (sender_key = ${phone} OR phone_number = ${phone})
+      WHERE status = 'rate_limited' AND (sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
         AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})
       RETURNING id`;
     if (released.length > 0) {
@@ -25,7 +29,7 @@ export async function releaseSender(sql: Sql, phone: string, source?: Source): P
     }
     await tx`
       UPDATE webhook_rate_limits SET is_blocked = false, blocked_at = NULL, request_count = 0, window_start = now()
-      WHERE phone_number = ${phone} AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
+      WHERE phone_number = ANY(${senders}) AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
     return { released: released.length };
   }) as Promise<ReleaseResult>;
 }

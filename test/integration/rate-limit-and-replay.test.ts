@@ -2,14 +2,21 @@ import { releaseSender } from '../../src/commands/release';
 import type { QueueProbe } from '../support/amqp';
 import type { TestDatabase } from '../support/database';
 import { type TestIngest, useIngestSuite } from '../support/ingest';
-import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
 let db: TestDatabase;
 let ingest: TestIngest;
 let probe: QueueProbe;
 
-const suite = useIngestSuite({ RATE_LIMIT_WHATSAPP_MAX_REQUESTS: '3', REPLAY_WINDOW_SECONDS: '3600', RETENTION_DAYS: '1' });
+const PUBLIC_BASE_URL = 'https://shop.example.com';
+const suite = useIngestSuite({
+  RATE_LIMIT_WHATSAPP_MAX_REQUESTS: '3',
+  RATE_LIMIT_TWILIO_MAX_REQUESTS: '2',
+  REPLAY_WINDOW_SECONDS: '3600',
+  RETENTION_DAYS: '1',
+  PUBLIC_BASE_URL,
+});
 beforeAll(() => ({ db, ingest, probe } = suite));
 
 const statuses = async (ids: string[]) =>
@@ -75,6 +82,32 @@ describe('rate limits', () => {
     const [limit] = await db.sql`SELECT is_blocked FROM webhook_rate_limits WHERE phone_number = '15550009004'`;
     expect(limit!.is_blocked).toBe(false);
     expect(await releaseSender(db.sql, '15550009004')).toEqual({ released: 0 });
+  });
+});
+
+describe('rate limits for Twilio', () => {
+  it('applies the per-source limit, and release finds the sender by any form of the number', async () => {
+    await drainedIds();
+    const sids = Array.from({ length: 3 }, (_, i) => `SM${'0'.repeat(30)}${i}${Date.now() % 10}`);
+    for (const sid of sids) {
+      const reply = await postTwilio(ingest.baseUrl, twilioText('1 coke', 'whatsapp:+15550009020', sid), { publicBaseUrl: PUBLIC_BASE_URL });
+      expect(reply.status).toBe(200);
+    }
+    expect(await statuses(sids)).toEqual(['queued', 'queued', 'rate_limited']);
+    const [limit] = await db.sql`SELECT max_requests, is_blocked FROM webhook_rate_limits WHERE phone_number = 'whatsapp:+15550009020'`;
+    expect(limit).toMatchObject({ max_requests: 2, is_blocked: true });
+    await drainedIds();
+
+    // Operators type the number as they know it, not as Twilio writes it.
+    expect(await releaseSender(db.sql, '+15550009020')).toEqual({ released: 1 });
+    expect(await statuses(sids)).toEqual(['queued', 'queued', 'queued']);
+    const [cleared] = await db.sql`SELECT is_blocked FROM webhook_rate_limits WHERE phone_number = 'whatsapp:+15550009020'`;
+    expect(cleared!.is_blocked).toBe(false);
+    const published = await waitFor('the released message to be published', async () => {
+      const got = await drainedIds();
+      return got.length > 0 ? got : null;
+    });
+    expect(published).toEqual([`twilio:${sids[2]}`]);
   });
 });
 
