@@ -63,11 +63,11 @@ export function createStatsHandler(deps: StatsDeps) {
           AND (${sourceFilter}::text IS NULL OR webhook_source = ${sourceFilter})
         GROUP BY 1 ORDER BY 1`,
       deps.queueDepths(),
-      deps.sql<{ status: string; count: number }[]>`
-        SELECT status, count(*)::integer AS count FROM outbound_messages
+      deps.sql<{ status: string; delivery_status: string | null; count: number }[]>`
+        SELECT status, delivery_status, count(*)::integer AS count FROM outbound_messages
         WHERE created_at > now() - make_interval(hours => ${hours})
           AND (${sourceFilter}::text IS NULL OR webhook_source = ${sourceFilter})
-        GROUP BY status`,
+        GROUP BY status, delivery_status`,
     ]);
     const counts = Object.fromEntries(statusRows.map((row) => [row.status, row.count]));
     const messages = statusRows.reduce((sum, row) => sum + row.count, 0);
@@ -85,10 +85,18 @@ export function createStatsHandler(deps: StatsDeps) {
       queueDepth: depths.queue,
       deadLetterDepth: depths.deadLetters,
       // Replies by send state; "unknown" ones need an operator (wagate replies unknown).
-      replies: Object.fromEntries(replyRows.map((row) => [row.status, row.count])),
+      replies: countBy(replyRows, (row) => row.status, ['sent', 'unknown', 'failed']),
+      // Sent replies by the furthest receipt the provider reported; "none" before the first.
+      deliveryStatus: countBy(replyRows.filter((row) => row.status === 'sent'), (row) => row.delivery_status ?? 'none', []),
       hourly: hourly.map((row) => ({ ...row, hour: row.hour.toISOString() })),
     });
   };
+}
+
+function countBy<T extends { count: number }>(rows: T[], key: (row: T) => string, always: string[]): Record<string, number> {
+  const counts: Record<string, number> = Object.fromEntries(always.map((name) => [name, 0]));
+  for (const row of rows) counts[key(row)] = (counts[key(row)] ?? 0) + row.count;
+  return counts;
 }
 
 function ratio(part: number, whole: number): number {

@@ -121,8 +121,11 @@ describe('order pipeline', () => {
     const response = await fetch(`${pipeline.ingest.baseUrl}/api/v1/whatsapp-hardened/stats?source=whatsapp`, {
       headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
     });
-    const body = (await response.json()) as { replies: Record<string, number>; counts: Record<string, number> };
+    const body = (await response.json()) as { replies: Record<string, number>; counts: Record<string, number>; deliveryStatus: Record<string, number> };
     expect(body.replies.sent).toBeGreaterThanOrEqual(4);
+    expect(body.replies.unknown).toBe(0);
+    const sent = Object.values(body.deliveryStatus).reduce((sum, n) => sum + n, 0);
+    expect(sent).toBe(body.replies.sent);
     expect(body.counts.processed).toBeGreaterThanOrEqual(2);
     expect(body.counts.unmatched).toBeGreaterThanOrEqual(2);
   });

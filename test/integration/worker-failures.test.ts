@@ -4,6 +4,8 @@ import { countUnknownReplies, listUnknownReplies, resendReply, settleReply } fro
 import { createReplyClient } from '../../src/providers/reply-clients';
 import { routingKeyFor } from '../../src/queue/topology';
 import { TEST_AMQP_URL } from '../support/amqp';
+import { STATS_PATH } from '../../src/http/app';
+import { ADMIN_TOKEN } from '../support/ingest';
 import { ACCESS_TOKEN, startPipeline, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -139,7 +141,7 @@ describe('worker failures', () => {
     const id = uniqueWamid();
     // The worker left running by the previous test answers after 300 ms at most.
     pipeline.fake.behave({ kind: 'hang' }, 1);
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200006', text: '1 coke' });
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200016', text: '1 coke' });
     await waitFor('the reply to be unknown', async () => (await replyOf(id))?.status === 'unknown');
     const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
     const before = await countUnknownReplies(pipeline.db.sql);
@@ -147,7 +149,7 @@ describe('worker failures', () => {
     expect(await replyOf(id)).toMatchObject({ status: 'failed' });
     expect((await countUnknownReplies(pipeline.db.sql)).whatsapp).toBe(before.whatsapp - 1);
     await expect(settleReply(pipeline.db.sql, reply!.id, 'sent')).rejects.toThrow(/not in status unknown/);
-    expect(callsTo('15550200006')).toHaveLength(1);
+    expect(callsTo('15550200016')).toHaveLength(1);
   });
 
   it('makes no second order and no second reply when the broker redelivers a message', async () => {
@@ -196,6 +198,8 @@ describe('worker failures', () => {
     expect((await replyOf(id))!.delivery_status).toBe('failed');
     await postMeta(pipeline.ingest.baseUrl, receipt('read'));
     expect((await replyOf(id))!.delivery_status).toBe('failed');
+    const stats = await fetch(`${pipeline.ingest.baseUrl}${STATS_PATH}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(((await stats.json()) as { deliveryStatus: Record<string, number> }).deliveryStatus.failed).toBeGreaterThanOrEqual(1);
     // Receipts never create orders or messages.
     expect(await pipeline.db.sql`SELECT 1 FROM webhook_messages WHERE message_id = ${wamid}`).toHaveLength(0);
   });
