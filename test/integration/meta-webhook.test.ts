@@ -1,8 +1,8 @@
-import { metaContact, metaEnvelope, metaTextMessage } from '../../src/providers/samples';
+import { metaContact, metaEnvelope, metaSignature, metaTextMessage } from '../../src/providers/samples';
 import { META_WEBHOOK_PATH } from '../../src/providers/meta';
 import { bodyOf, type QueueProbe } from '../support/amqp';
 import type { TestDatabase } from '../support/database';
-import { VERIFY_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';
+import { META_SECRET, startTestIngest, VERIFY_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
@@ -153,5 +153,52 @@ describe('Meta webhook', () => {
     expect(receipts.map((r) => r.status)).toEqual(['delivered', 'sent']);
     // Receipts are not messages: they never appear as duplicates in the message ledger.
     expect(await rowOf(outbound)).toBeUndefined();
+  });
+});
+
+describe('Meta signatures on the wire', () => {
+  const NEW_SECRET = 'rotated-app-secret';
+  let rotated: TestIngest;
+
+  beforeAll(async () => {
+    // Mid-rotation: the new secret first, the old one still accepted.
+    rotated = await startTestIngest(db.url, { WHATSAPP_APP_SECRET: `${NEW_SECRET},${META_SECRET}` });
+  });
+
+  afterAll(async () => {
+    await rotated.stop();
+    await probe.deleteTopology(rotated.topology);
+  });
+
+  const body = (id: string, text: string) => metaEnvelope([{ messages: [metaTextMessage({ id, from: '15551230100', text })] }]);
+  const textOf = async (id: string) =>
+    (await db.sql<{ text: string }[]>`SELECT payload -> 'content' -> 'text' ->> 'body' AS text FROM webhook_messages WHERE message_id = ${id}`)[0]?.text;
+
+  it('accepts bodies signed with either secret during a rotation, and nothing else', async () => {
+    const [withNew, withOld, forged] = [uniqueWamid(), uniqueWamid(), uniqueWamid()];
+    expect((await postMeta(rotated.baseUrl, body(withNew, 'one coke'), { secret: NEW_SECRET })).status).toBe(200);
+    expect((await postMeta(rotated.baseUrl, body(withOld, 'one coke'), { secret: META_SECRET })).status).toBe(200);
+    expect((await postMeta(rotated.baseUrl, body(forged, 'one coke'), { secret: 'not-a-secret-we-know' })).status).toBe(401);
+    // A signature for one body does not carry over to another.
+    const signedOther = metaSignature(NEW_SECRET, JSON.stringify(body(uniqueWamid(), 'x')));
+    expect((await postMeta(rotated.baseUrl, body(forged, 'one coke'), { signature: signedOther })).status).toBe(401);
+    expect(await rowOf(withNew)).toMatchObject({ status: 'queued' });
+    expect(await rowOf(withOld)).toMatchObject({ status: 'queued' });
+    expect(await rowOf(forged)).toBeUndefined();
+  });
+
+  it('verifies the bytes as sent: literal UTF-8 and escaped unicode bodies, tampering refused', async () => {
+    const [literal, escaped, tampered] = [uniqueWamid(), uniqueWamid(), uniqueWamid()];
+    const literalBody = JSON.stringify(body(literal, 'dos cafés y una pizza 🍕'));
+    // Meta escapes non-ASCII as \uXXXX; the signature covers those escapes, not the decoded text.
+    const escapedBody = JSON.stringify(body(escaped, 'dos cafés y una pizza 🍕')).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    expect(escapedBody).toContain('\\u00e9');
+    expect((await postMeta(rotated.baseUrl, literalBody, { secret: NEW_SECRET })).status).toBe(200);
+    expect((await postMeta(rotated.baseUrl, escapedBody, { secret: NEW_SECRET })).status).toBe(200);
+    expect(await textOf(literal)).toBe('dos cafés y una pizza 🍕');
+    expect(await textOf(escaped)).toBe('dos cafés y una pizza 🍕');
+    const signature = metaSignature(NEW_SECRET, JSON.stringify(body(tampered, '1 coke')));
+    expect((await postMeta(rotated.baseUrl, JSON.stringify(body(tampered, '9 coke')), { signature })).status).toBe(401);
+    expect(await rowOf(tampered)).toBeUndefined();
   });
 });
