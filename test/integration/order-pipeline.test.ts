@@ -1,8 +1,7 @@
 import { metaEnvelope, metaContact } from '../../src/providers/samples';
-import { startPipeline, type Pipeline } from '../support/pipeline';
+import { PUBLIC_BASE_URL, startPipeline, TWILIO_SID, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
-import { PUBLIC_BASE_URL } from '../support/pipeline';
 import { ADMIN_TOKEN } from '../support/ingest';
 
 let pipeline: Pipeline;
@@ -92,6 +91,39 @@ describe('order pipeline', () => {
     expect((call!.body as Record<string, string>).Body).toContain('Café con leche');
     const [order] = await pipeline.db.sql`SELECT total::text FROM orders WHERE message_id = ${sid}`;
     expect(order!.total).toBe('2.00');
+
+    // Twilio's status callback for the reply moves it forward, as a Meta receipt would.
+    const [reply] = await pipeline.db.sql`SELECT provider_message_id FROM outbound_messages WHERE inbound_message_id = ${sid}`;
+    expect(reply!.provider_message_id).toBe(call!.providerMessageId);
+    const callback = (status: string): [string, string][] => [
+      ['MessageSid', reply!.provider_message_id],
+      ['MessageStatus', status],
+      ['To', 'whatsapp:+15550100003'],
+      ['From', 'whatsapp:+14155238886'],
+      ['AccountSid', TWILIO_SID],
+    ];
+    expect((await postTwilio(pipeline.ingest.baseUrl, callback('delivered'), { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+    expect((await postTwilio(pipeline.ingest.baseUrl, callback('sent'), { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+    const [after] = await pipeline.db.sql`SELECT delivery_status FROM outbound_messages WHERE inbound_message_id = ${sid}`;
+    expect(after!.delivery_status).toBe('delivered');
+  });
+
+  it('matches a tapped list row or button whose id is a sku exactly', async () => {
+    const list = uniqueWamid();
+    const button = uniqueWamid();
+    const tapped = (id: string, interactive: object) =>
+      metaEnvelope([{ messages: [{ from: '15550100012', id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'interactive', interactive }] }]);
+    await postMeta(pipeline.ingest.baseUrl, tapped(list, { type: 'list_reply', list_reply: { id: 'COKE', title: 'Coca-Cola' } }));
+    await postMeta(pipeline.ingest.baseUrl, tapped(button, { type: 'button_reply', button_reply: { id: 'PIZ-MARG', title: 'Margherita' } }));
+    expect(await settled(list)).toBe('processed');
+    expect(await settled(button)).toBe('processed');
+    const lines = await pipeline.db.sql`
+      SELECT o.message_id, i.sku, i.quantity FROM orders o JOIN order_items i ON i.order_id = o.id
+      WHERE o.message_id IN (${list}, ${button}) ORDER BY o.message_id = ${list} DESC`;
+    expect([...lines]).toEqual([
+      { message_id: list, sku: 'COKE', quantity: 1 },
+      { message_id: button, sku: 'PIZ-MARG', quantity: 1 },
+    ]);
   });
 
   it('creates no order for unknown or ambiguous text and replies with candidates', async () => {
