@@ -70,4 +70,30 @@ describe('ordering per sender', () => {
     const gaps = calls.slice(1).map((call, i) => call.receivedAt - calls[i]!.receivedAt);
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(35);
   });
+
+  it('hands a sender over to the standby worker when the active one stops, keeping the order', async () => {
+    for (const worker of pipeline.workers.splice(0)) await worker.stop();
+    // Prefetch 1: the active worker holds one message at a time, so most wait in the queue.
+    const active = await pipeline.startWorker({ WORKER_PREFETCH: '1' });
+    const standby = await pipeline.startWorker({ WORKER_PREFETCH: '1' });
+    const from = '15550300003';
+    pipeline.fake.behave({ kind: 'delay', ms: 100 }, 6);
+    const ids: string[] = [];
+    for (const n of [1, 2, 3, 4, 5, 6]) {
+      const id = uniqueWamid();
+      ids.push(id);
+      expect((await postMetaText(pipeline.ingest.baseUrl, { id, from, text: `${n} coke` })).status).toBe(200);
+    }
+    await waitFor('two replies from the active worker', () => callsTo(from).length >= 2);
+    await active.stop();
+    pipeline.workers.splice(pipeline.workers.indexOf(active), 1);
+    await waitFor('every message to be processed', async () => (await statuses(ids)).every((s) => s === 'processed'), 20000);
+
+    const orders = await pipeline.db.sql<{ message_id: string }[]>`SELECT message_id FROM orders WHERE phone_number = ${from} ORDER BY id`;
+    expect(orders.map((o) => o.message_id)).toEqual(ids);
+    const quantities = callsTo(from).map((c) => (c.body as { text: { body: string } }).text.body.match(/: (\d) ×/)?.[1]);
+    expect(quantities).toEqual(['1', '2', '3', '4', '5', '6']);
+    const handled = (await standby.metrics.workerMessages.get()).values.find((v) => v.labels.outcome === 'processed')?.value ?? 0;
+    expect(handled).toBeGreaterThanOrEqual(1);
+  });
 });
