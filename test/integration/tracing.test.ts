@@ -76,12 +76,7 @@ describe('one trace from webhook to reply', () => {
       await waitFor('the message to be processed', async () =>
         (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status === 'processed',
       );
-      if (protocol === 'http/protobuf') {
-        // Both processes export: the ingest's request and the worker's processing.
-        await waitFor('protobuf exports', () => receiver.contentTypes().filter((t) => t === 'application/x-protobuf').length >= 2);
-        expect(receiver.contentTypes().every((t) => t === 'application/x-protobuf')).toBe(true);
-        return;
-      }
+      const expectedType = protocol === 'http/json' ? 'application/json' : 'application/x-protobuf';
       const spans = await waitFor('worker spans to arrive', () => {
         const all = receiver.spans();
         return all.some((s) => s.name === 'wagate.reply.send') ? all : null;
@@ -93,6 +88,12 @@ describe('one trace from webhook to reply', () => {
       expect(names).toEqual(expect.arrayContaining(['wagate-ingest:wagate.ledger.record', 'wagate-worker:wagate.process', 'wagate-worker:wagate.reply.send']));
       expect(trace.some((s) => s.service === 'wagate-ingest' && /POST/.test(s.name))).toBe(true);
       expect(trace.filter((s) => /publish|send|->/i.test(s.name) && s.service === 'wagate-ingest').length).toBeGreaterThan(0);
+      // The worker's side: the amqplib consume span and the provider call, in the same trace.
+      expect(trace.some((s) => s.service === 'wagate-worker' && /process|receive|consume/i.test(s.name) && s.name !== 'wagate.process')).toBe(true);
+      expect(trace.some((s) => s.service === 'wagate-worker' && /^POST/.test(s.name))).toBe(true);
+      // One trace, one root: the webhook's HTTP request.
+      expect(trace.filter((s) => s.parentSpanId === '')).toHaveLength(1);
+      expect(receiver.contentTypes().every((type) => type.startsWith(expectedType))).toBe(true);
     });
   });
 });

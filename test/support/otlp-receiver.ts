@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { decodeTraceExport } from './otlp-protobuf';
 
 export interface ReceivedSpan {
   service: string;
@@ -16,7 +17,7 @@ export interface OtlpReceiver {
   close(): Promise<void>;
 }
 
-/** A local OTLP/HTTP trace receiver: decodes JSON exports, counts protobuf ones. */
+/** A local OTLP/HTTP trace receiver: decodes JSON and protobuf exports alike. */
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const contentTypes: string[] = [];
@@ -26,7 +27,9 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     req.on('end', () => {
       const type = req.headers['content-type'] ?? '';
       contentTypes.push(type);
-      if (req.url === '/v1/traces' && type.startsWith('application/json')) collect(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      const body = Buffer.concat(chunks);
+      if (req.url === '/v1/traces' && type.startsWith('application/json')) collect(JSON.parse(body.toString('utf8')));
+      if (req.url === '/v1/traces' && type.startsWith('application/x-protobuf')) collect(decodeTraceExport(body));
       res.writeHead(200, { 'Content-Type': type.startsWith('application/json') ? 'application/json' : 'application/x-protobuf' }).end(
         type.startsWith('application/json') ? '{}' : undefined,
       );
