@@ -30,6 +30,9 @@ export interface Broker {
  * memory while disconnected: wagate's buffer is the Postgres outbox, which survives a crash,
  * so publishing must fail fast when the broker is away.
  */
+/** How long close() waits for a connection attempt under way. */
+const CLOSE_WAIT_MS = 5000;
+
 export function createBroker(options: BrokerOptions): Broker {
   const delays = options.reconnectDelayMs ?? { min: 250, max: 5000 };
   let connection: ChannelModel | null = null;
@@ -37,10 +40,16 @@ export function createBroker(options: BrokerOptions): Broker {
   let closing = false;
   let attempt = 0;
   let timer: NodeJS.Timeout | null = null;
+  let connecting: Promise<void> | null = null;
   const listeners: ((channel: ConfirmChannel) => void)[] = [];
 
-  async function connect(): Promise<void> {
+  function connect(): Promise<void> {
     timer = null;
+    connecting = attemptConnection().finally(() => (connecting = null));
+    return connecting;
+  }
+
+  async function attemptConnection(): Promise<void> {
     let model: ChannelModel | null = null;
     try {
       model = await amqp.connect(withHeartbeat(options.url), { clientProperties: { connection_name: options.name } });
@@ -126,6 +135,9 @@ export function createBroker(options: BrokerOptions): Broker {
     async close() {
       closing = true;
       if (timer) clearTimeout(timer);
+      // An attempt under way would go on declaring the topology after we return; let it
+      // finish (it closes its own connection when it sees `closing`), within a bound.
+      if (connecting) await Promise.race([connecting, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
       const model = connection;
       connection = null;
       current = null;

@@ -163,6 +163,7 @@ describe('Meta signatures on the wire', () => {
   beforeAll(async () => {
     // Mid-rotation: the new secret first, the old one still accepted.
     rotated = await startTestIngest(db.url, { WHATSAPP_APP_SECRET: `${NEW_SECRET},${META_SECRET}` });
+    await rotated.broker.waitUntilConnected(10000);
   });
 
   afterAll(async () => {
