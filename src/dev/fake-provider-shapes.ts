@@ -97,6 +97,19 @@ export function metaErrorBody(code: number, message?: string): unknown {
   return { error };
 }
 
+/** Graph's answer to a send from a phone number id it does not know (or the token cannot use). */
+export function unknownObjectBody(id: string): unknown {
+  return {
+    error: {
+      message: `Unsupported post request. Object with ID '${id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api`,
+      type: 'GraphMethodException',
+      code: 100,
+      error_subcode: 33,
+      fbtrace_id: randomBytes(17).toString('base64url'),
+    },
+  };
+}
+
 export function twilioErrorBody(status: number, code: number, message?: string): unknown {
   return { code, message: message ?? TWILIO_ERRORS[code] ?? 'Error', more_info: `https://www.twilio.com/docs/errors/${code}`, status };
 }

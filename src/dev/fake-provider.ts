@@ -14,6 +14,7 @@ import {
   toWaId,
   twilioMessageResource,
   type FormBody,
+  unknownObjectBody,
 } from './fake-provider-shapes';
 
 export type { FakeBehaviour } from './fake-provider-behaviours';
@@ -24,6 +25,8 @@ export interface FakeProviderOptions {
   metaAccessToken?: string;
   twilioAccountSid?: string;
   twilioAuthToken?: string;
+  /** Business phone number ids the Graph API knows; others get error 100, subcode 33. Any id when unset. */
+  metaPhoneNumberIds?: string[];
 }
 
 export interface RecordedCall {
@@ -108,6 +111,10 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
   function answerMeta(call: RecordedCall, req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
     const failure = checkMetaAuth(options.metaAccessToken, req, url);
     if (failure) return answer(call, res, failure.status, failure.body);
+    const phoneNumberId = decodeURIComponent(url.pathname.split('/').at(-2) ?? '');
+    if (options.metaPhoneNumberIds && !options.metaPhoneNumberIds.includes(phoneNumberId)) {
+      return answer(call, res, 400, unknownObjectBody(phoneNumberId));
+    }
     const invalid = findMetaBodyError(call.body);
     if (invalid) return answer(call, res, 400, metaErrorBody(100, invalid));
     const body = call.body as { to: string; type?: string };

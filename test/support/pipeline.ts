@@ -5,11 +5,13 @@ import { importCatalog } from '../../src/orders/catalog-import';
 import { createLogger } from '../../src/telemetry/logger';
 import { openQueueProbe } from './amqp';
 import { createTestDatabase, type TestDatabase } from './database';
-import { startTestIngest, testEnv, type TestIngest } from './ingest';
+import { startTestIngest, testEnv, TWILIO_TOKEN, type TestIngest } from './ingest';
 
 export const ACCESS_TOKEN = 'test-graph-token';
 export const TWILIO_SID = 'AC0123456789abcdef0123456789abcdef';
 export const PUBLIC_BASE_URL = 'https://shop.example.com';
+/** The business number of the Meta samples; the fake Graph API knows only this one. */
+export const META_PHONE_NUMBER_ID = '106540352242922';
 
 export const CATALOG_CSV = `sku,name,price,currency,aliases
 PIZ-MARG,Pizza Margherita,8.50,EUR,margherita|margarita
@@ -33,7 +35,12 @@ export interface Pipeline {
 export async function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
   const db = await createTestDatabase();
   await importCatalog(db.sql, CATALOG_CSV);
-  const fake = await startFakeProvider({ metaAccessToken: ACCESS_TOKEN, twilioAccountSid: TWILIO_SID });
+  const fake = await startFakeProvider({
+    metaAccessToken: ACCESS_TOKEN,
+    twilioAccountSid: TWILIO_SID,
+    twilioAuthToken: TWILIO_TOKEN,
+    metaPhoneNumberIds: [META_PHONE_NUMBER_ID],
+  });
   const env = testEnv(db.url, {
     PUBLIC_BASE_URL,
     WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,

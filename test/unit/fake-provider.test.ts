@@ -99,6 +99,19 @@ describe('Meta send message', () => {
     expect((await json(await sendMeta(fake, image))).messages[0]).toEqual({ id: expect.any(String) });
   });
 
+  it('refuses a phone number id it does not know, as Graph does (code 100, subcode 33)', async () => {
+    const strict = await startFakeProvider({ metaAccessToken: META_TOKEN, metaPhoneNumberIds: ['999'] });
+    try {
+      const response = await sendMeta(strict, metaText());
+      expect(response.status).toBe(400);
+      const { error } = await json(response);
+      expect(error).toMatchObject({ type: 'GraphMethodException', code: 100, error_subcode: 33 });
+      expect(error.message).toContain(`Object with ID '${PHONE_NUMBER_ID}' does not exist`);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('rejects a wrong token with 401 and Graph code 190', async () => {
     const response = await sendMeta(fake, metaText(), { token: 'not-the-token' });
 
