@@ -98,7 +98,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     });
     await deps.sql`
       UPDATE webhook_messages SET status = 'queued', last_error = ${reason}, updated_at = now()
-      WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'processing'`.catch(() => undefined);
+      WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'processing'`.catch(recordLag(payload, 'queued'));
     deps.metrics.workerMessages.inc({ outcome: 'retried' });
     deps.log.warn({ messageId: payload.messageId, attempt, delayMs: deps.topology.retryTiers[tier]!.delayMs, notBefore, err: reason }, 'message will be retried');
     channel.ack(delivery);
@@ -123,11 +123,20 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     if (payload) {
       await deps.sql`
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
-        WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId}`.catch(() => undefined);
+        WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId}`.catch(recordLag(payload, 'dead'));
     }
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
     deps.log.error({ messageId: payload?.messageId, err: reason }, 'message dead-lettered');
     channel.ack(delivery);
+  }
+
+  /**
+   * The message itself is already safe in its tier or the dead-letter queue; only its record
+   * lags behind ('processing'). A retry's next claim, or a DLQ replay, takes it from there.
+   */
+  function recordLag(payload: QueueMessage, status: string) {
+    return (error: Error) =>
+      deps.log.warn({ err: error.message, messageId: payload.messageId, status }, 'could not update the message record after handing the message on');
   }
 
   async function publishOrThrow(exchange: string, delivery: ConsumeMessage, headers: Record<string, string | number>, routingKey = delivery.fields.routingKey): Promise<void> {
