@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
-ensure_postgres
-ensure_rabbitmq
+ensure_postgres "${DATABASE_URL:-}"
+ensure_rabbitmq "${AMQP_URL:-}"
 ensure_node_modules
 npm run --silent build
 exec node dist/main.js dev "$@"

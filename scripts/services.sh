@@ -1,42 +1,68 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL and RabbitMQ answer on their local ports, starting them where they
-# are installed but stopped. Sourced by test.sh and dev.sh.
+# Makes sure PostgreSQL and RabbitMQ answer, starting local ones where they are installed
+# but stopped. Sourced by test.sh and dev.sh, which pass the URL in use (if any): a server
+# elsewhere is only checked, never started.
 set -euo pipefail
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# host port; bounded, since connecting to a host that drops packets can take minutes.
+port_open() { timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null; }
 
-wait_for_port() { # name port seconds
-  for _ in $(seq 1 "$3"); do port_open "$2" && return 0; sleep 1; done
-  echo "error: $1 did not open port $2 within $3 s" >&2
+wait_for_port() { # name host port seconds
+  for _ in $(seq 1 "$4"); do port_open "$2" "$3" && return 0; sleep 1; done
+  echo "error: $1 did not open $2:$3 within $4 s" >&2
   return 1
 }
 
-ensure_postgres() {
-  port_open 5432 && return 0
+# "host port" of a URL such as postgres://user:pw@db.internal:6432/app, or the defaults.
+url_endpoint() { # url default_port
+  local rest="${1#*://}"
+  rest="${rest#*@}"
+  rest="${rest%%[/?]*}"
+  local host="${rest%%:*}" port="${rest##*:}"
+  [ "$port" = "$rest" ] && port="$2"
+  echo "${host:-127.0.0.1} ${port:-$2}"
+}
+
+is_local() { [ "$1" = 127.0.0.1 ] || [ "$1" = localhost ] || [ "$1" = "::1" ]; }
+
+ensure_postgres() { # [url]
+  local host port
+  read -r host port < <(url_endpoint "${1:-postgres://127.0.0.1:5432}" 5432)
+  port_open "$host" "$port" && return 0
+  if ! is_local "$host"; then
+    echo "error: PostgreSQL at $host:$port does not answer; check the URL or the server." >&2
+    return 1
+  fi
   if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
     echo "starting PostgreSQL" >&2
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
   elif command -v pg_ctl >/dev/null && [ -n "${PGDATA:-}" ]; then
     pg_ctl -D "$PGDATA" -l "$PGDATA/server.log" start
   else
-    echo "error: PostgreSQL 15+ is not running on 127.0.0.1:5432 and is not installed here." >&2
-    echo "       Install it (Debian: apt-get install postgresql postgresql-contrib) or set DATABASE_URL." >&2
+    echo "error: PostgreSQL 15+ is not running on $host:$port and is not installed here." >&2
+    echo "       Install it (Debian: apt-get install postgresql postgresql-contrib) or point the URL at one." >&2
     return 1
   fi
-  wait_for_port PostgreSQL 5432 30
+  wait_for_port PostgreSQL "$host" "$port" 30
 }
 
-ensure_rabbitmq() {
-  port_open 5672 && return 0
+ensure_rabbitmq() { # [url]
+  local host port
+  read -r host port < <(url_endpoint "${1:-amqp://127.0.0.1:5672}" 5672)
+  port_open "$host" "$port" && return 0
+  if ! is_local "$host"; then
+    echo "error: RabbitMQ at $host:$port does not answer; check the URL or the server." >&2
+    return 1
+  fi
   if command -v rabbitmq-server >/dev/null; then
     echo "starting RabbitMQ" >&2
     rabbitmq-server -detached || true
   else
-    echo "error: RabbitMQ 3.10+ is not running on 127.0.0.1:5672 and is not installed here." >&2
-    echo "       Install it (Debian: apt-get install rabbitmq-server) or set AMQP_URL." >&2
+    echo "error: RabbitMQ 3.10+ is not running on $host:$port and is not installed here." >&2
+    echo "       Install it (Debian: apt-get install rabbitmq-server) or point the URL at one." >&2
     return 1
   fi
-  wait_for_port RabbitMQ 5672 90
+  wait_for_port RabbitMQ "$host" "$port" 90
 }
 
 ensure_node_modules() {

@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
-ensure_postgres
-ensure_rabbitmq
+ensure_postgres "${TEST_DATABASE_URL:-}"
+ensure_rabbitmq "${TEST_AMQP_URL:-}"
 ensure_node_modules
 ensure_promtool
 npm run --silent typecheck
