@@ -33,6 +33,10 @@ export async function refreshQueueGauges(broker: Broker, topology: Topology, met
     metrics.queueReady.remove({ queue: 'work' });
     metrics.queueConsumers.reset();
   }
+  shards.forEach((shard, index) => {
+    if (shard) metrics.shardReady.set({ shard: String(index) }, shard.messageCount);
+    else metrics.shardReady.remove({ shard: String(index) });
+  });
   const dead = await broker.readyCount(topology.deadQueue).catch(() => null);
   if (dead !== null) metrics.queueReady.set({ queue: 'dead' }, dead);
   else metrics.queueReady.remove({ queue: 'dead' });

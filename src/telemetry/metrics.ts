@@ -127,6 +127,12 @@ export function createMetrics(role: string) {
       labelNames: ['queue'] as const,
       registers: [registry],
     }),
+    shardReady: new Gauge({
+      name: 'wagate_queue_shard_ready_messages',
+      help: 'Ready messages on each work shard, read from the broker. Every worker reports the same value: use max by (shard).',
+      labelNames: ['shard'] as const,
+      registers: [registry],
+    }),
     queueConsumers: new Gauge({
       name: 'wagate_queue_consumers',
       help: 'Consumers on the work shards, read from the broker. Every worker reports the same value: use max().',

@@ -17,6 +17,7 @@ const REQUIRED_ALERTS = [
   'WagateRateLimitViolations',
   'WagateDeadLettersPresent',
   'WagateWorkerLag',
+  'WagateShardBacklog',
   'WagateOutboxBacklog',
   'WagateUnknownConfirmations',
   'WagateIngestDown',
