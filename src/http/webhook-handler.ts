@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isDatabaseUnavailable } from '../db/client';
 import type { LedgerRecorder } from '../ledger/recorder';
-import type { LedgerItem } from '../ledger/items';
-import { malformedItem, type InboundRequest, type WebhookAdapter } from '../providers/adapter';
+import { malformedItem, type InboundRequest, type ParsedWebhook, type WebhookAdapter } from '../providers/adapter';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
@@ -60,9 +59,13 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       answer(res, startedAt, 401, TEXT, 'invalid signature');
       return;
     }
-    const items = toItemsSafely(adapter, inbound, receivedAtMs, log);
+    const { items, providerErrors } = parseSafely(adapter, inbound, receivedAtMs, log);
+    for (const error of providerErrors) {
+      metrics.webhookEvents.inc({ source, outcome: 'provider_error' });
+      log.warn({ source, code: error.code, title: error.title, details: error.details }, 'the provider reported an error in a webhook');
+    }
     try {
-      if (items.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
+      if (items.length === 0 && providerErrors.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
       const outcomes = await withSpan('wagate.ledger.record', { 'wagate.source': source, 'wagate.items': items.length, 'db.system': 'postgresql' }, () =>
         recorder.record({ items, receivedAtMs, traceparent: currentTraceparent() }),
       );
@@ -105,12 +108,12 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
  * A parser bug must not turn a genuine, signed delivery into endless provider retries:
  * the body is kept as malformed (200), with the raw bytes, for an operator to look at.
  */
-function toItemsSafely(adapter: WebhookAdapter, inbound: InboundRequest, receivedAtMs: number, log: Logger): LedgerItem[] {
+function parseSafely(adapter: WebhookAdapter, inbound: InboundRequest, receivedAtMs: number, log: Logger): ParsedWebhook {
   try {
-    return adapter.toItems(inbound, receivedAtMs);
+    return adapter.parse(inbound, receivedAtMs);
   } catch (error) {
     log.error({ err: (error as Error).message, source: adapter.source }, 'parser failed on a signed body; recording it as malformed');
-    return [malformedItem(adapter.source, inbound.rawBody, 'the gateway could not parse this body')];
+    return { items: [malformedItem(adapter.source, inbound.rawBody, 'the gateway could not parse this body')], providerErrors: [] };
   }
 }
 

@@ -10,11 +10,23 @@ export interface InboundRequest {
   originalUrl: string;
 }
 
+/** An error the provider reports in a webhook (Meta's `errors` arrays): nothing to record, much to log. */
+export interface ProviderError {
+  code: number;
+  title: string;
+  details?: string;
+}
+
+export interface ParsedWebhook {
+  items: LedgerItem[];
+  providerErrors: ProviderError[];
+}
+
 /** One per provider: verify first, then turn the verified bytes into ledger items. */
 export interface WebhookAdapter {
   source: Source;
   verify(request: InboundRequest): boolean;
-  toItems(request: InboundRequest, receivedAtMs: number): LedgerItem[];
+  parse(request: InboundRequest, receivedAtMs: number): ParsedWebhook;
   ack: { contentType: string; body: string };
 }
 

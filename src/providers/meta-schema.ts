@@ -63,6 +63,14 @@ const contactSchema = z.looseObject({
   profile: z.looseObject({ name: z.string().optional() }).optional(),
 });
 
+/** An entry of a value's `errors` array: Meta reporting a problem with the account or a send. */
+export const metaErrorSchema = z.looseObject({
+  code: z.number(),
+  title: z.string().optional(),
+  message: z.string().optional(),
+  error_data: z.looseObject({ details: z.string().optional() }).optional(),
+});
+
 /** Messages and statuses stay unknown here: each is judged on its own afterwards. */
 const messagesValueSchema = z.looseObject({
   messaging_product: z.literal('whatsapp'),

@@ -1,9 +1,10 @@
 import { FUTURE_SKEW_SECONDS } from '../config';
 import type { LedgerItem, MalformedItem, MessageItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
-import { describeIssues, malformedItem, type InboundRequest, type WebhookAdapter } from './adapter';
+import { describeIssues, malformedItem, type InboundRequest, type ParsedWebhook, type ProviderError, type WebhookAdapter } from './adapter';
 import {
   messageContentSchemas,
+  metaErrorSchema,
   messagesValueSchema,
   metaEnvelopeSchema,
   metaMessageSchema,
@@ -24,7 +25,7 @@ export function createMetaAdapter(options: MetaAdapterOptions): WebhookAdapter {
     source: 'whatsapp',
     ack: { contentType: 'text/plain; charset=utf-8', body: 'EVENT_RECEIVED' },
     verify: (request) => verifyMetaSignature(request, options.appSecrets),
-    toItems: (request, receivedAtMs) => parseMetaBody(request.rawBody, receivedAtMs, options.replayWindowSeconds),
+    parse: (request, receivedAtMs) => parseMetaWebhook(request.rawBody, receivedAtMs, options.replayWindowSeconds),
   };
 }
 
@@ -42,16 +43,21 @@ export function verifyMetaSignature(request: InboundRequest, appSecrets: readonl
 }
 
 export function parseMetaBody(rawBody: Buffer, receivedAtMs: number, replayWindowSeconds: number): LedgerItem[] {
+  return parseMetaWebhook(rawBody, receivedAtMs, replayWindowSeconds).items;
+}
+
+export function parseMetaWebhook(rawBody: Buffer, receivedAtMs: number, replayWindowSeconds: number): ParsedWebhook {
   let json: unknown;
   try {
     json = JSON.parse(rawBody.toString('utf8'));
   } catch {
-    return [malformedItem('whatsapp', rawBody, 'body is not valid JSON')];
+    return { items: [malformedItem('whatsapp', rawBody, 'body is not valid JSON')], providerErrors: [] };
   }
   const envelope = metaEnvelopeSchema.safeParse(json);
-  if (!envelope.success) return [malformedItem('whatsapp', rawBody, describeIssues(envelope.error.issues))];
+  if (!envelope.success) return { items: [malformedItem('whatsapp', rawBody, describeIssues(envelope.error.issues))], providerErrors: [] };
 
   const items: LedgerItem[] = [];
+  const providerErrors: ProviderError[] = [];
   envelope.data.entry.forEach((entry, e) => {
     entry.changes.forEach((change, c) => {
       // Other webhook fields (account updates, templates) carry no customer messages.
@@ -71,9 +77,17 @@ export function parseMetaBody(rawBody: Buffer, receivedAtMs: number, replayWindo
       };
       value.data.messages?.forEach((message, m) => items.push(toMessageItem(message, context, `${at}.value.messages.${m}`)));
       value.data.statuses?.forEach((status, s) => items.push(toStatusItem(status, rawBody, `${at}.value.statuses.${s}`)));
+      value.data.errors?.forEach((error) => providerErrors.push(toProviderError(error)));
     });
   });
-  return items;
+  return { items, providerErrors };
+}
+
+function toProviderError(raw: unknown): ProviderError {
+  const parsed = metaErrorSchema.safeParse(raw);
+  if (!parsed.success) return { code: 0, title: 'an error entry without a numeric code' };
+  const { code, title, message, error_data: data } = parsed.data;
+  return { code, title: title ?? message ?? 'untitled', details: data?.details };
 }
 
 /**

@@ -47,7 +47,7 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
         params: parseForm(request.rawBody),
         signature: request.header('x-twilio-signature'),
       }),
-    toItems: (request, receivedAtMs) => parseTwilioForm(request.rawBody, receivedAtMs),
+    parse: (request, receivedAtMs) => ({ items: parseTwilioForm(request.rawBody, receivedAtMs), providerErrors: [] }),
   };
 }
 

@@ -8,7 +8,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
 
 const SOURCES = ['whatsapp', 'twilio'];
 const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejected', 'malformed', 'status', 'status_duplicate',
-  'ignored', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
+  'ignored', 'provider_error', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
 const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped'];
 const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
 

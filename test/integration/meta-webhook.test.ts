@@ -89,6 +89,23 @@ describe('Meta webhook', () => {
     expect((await postMeta(ingest.baseUrl, 'not json at all')).status).toBe(200);
   });
 
+  it('counts and logs the errors Meta reports in a change, and records nothing for them', async () => {
+    const before = await (await fetch(ingest.metricsUrl)).text();
+    const count = (text: string) => Number(/outcome="provider_error",role="ingest"\} (\d+)/.exec(text)?.[1] ?? 'NaN');
+    const body = metaEnvelope([
+      {
+        errors: [
+          { code: 131000, title: 'Something went wrong', message: 'Something went wrong', error_data: { details: 'Message failed to send' } },
+          { code: 368, title: 'Temporarily blocked for policies violations' },
+        ],
+      },
+    ]);
+    const rows = await db.sql`SELECT count(*)::int AS n FROM webhook_messages`;
+    expect((await postMeta(ingest.baseUrl, body)).status).toBe(200);
+    expect(count(await (await fetch(ingest.metricsUrl)).text()) - count(before)).toBe(2);
+    expect((await db.sql`SELECT count(*)::int AS n FROM webhook_messages`)[0]!.n).toBe(rows[0]!.n);
+  });
+
   it('answers 413 for a body over MAX_BODY_BYTES', async () => {
     const huge = JSON.stringify({ padding: 'x'.repeat(ingest.config.MAX_BODY_BYTES + 10) });
     const reply = await postMeta(ingest.baseUrl, huge);

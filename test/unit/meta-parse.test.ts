@@ -1,5 +1,6 @@
 import type { LedgerItem, MessageItem, StatusItem } from '../../src/ledger/items';
-import { parseMetaBody } from '../../src/providers/meta';
+import { parseMetaBody, parseMetaWebhook } from '../../src/providers/meta';
+import { metaEnvelope, metaTextMessage } from '../../src/providers/samples';
 import { metaFixture, metaFixtureJson, RECEIVED_AT_MS, REPLAY_WINDOW_SECONDS } from './fixtures';
 
 const BUSINESS = '106540352242922';
@@ -146,5 +147,28 @@ describe('Meta statuses', () => {
     const body = metaFixtureJson('status-read');
     delete body.entry[0].changes[0].value.statuses[0].recipient_id;
     expect(parse(Buffer.from(JSON.stringify(body)))[0]).toMatchObject({ kind: 'status', recipient: 'US.13491208655302741918' });
+  });
+});
+
+describe('Meta errors', () => {
+  it('reads the errors of a change as provider errors, beside its messages, and never as items', () => {
+    const body = metaEnvelope([
+      {
+        messages: [metaTextMessage({ id: 'wamid.with-errors', from: '16505551234', text: 'hi' })],
+        errors: [
+          { code: 131000, title: 'Something went wrong', error_data: { details: 'Message failed to send' } },
+          { code: 368, message: 'Temporarily blocked for policies violations' },
+          { title: 'no code at all' },
+        ],
+      },
+    ]);
+    const parsed = parseMetaWebhook(Buffer.from(JSON.stringify(body)), RECEIVED_AT_MS, REPLAY_WINDOW_SECONDS);
+    expect(parsed.items).toHaveLength(1);
+    expect(parsed.items[0]).toMatchObject({ kind: 'message', messageId: 'wamid.with-errors' });
+    expect(parsed.providerErrors).toEqual([
+      { code: 131000, title: 'Something went wrong', details: 'Message failed to send' },
+      { code: 368, title: 'Temporarily blocked for policies violations', details: undefined },
+      { code: 0, title: 'an error entry without a numeric code' },
+    ]);
   });
 });
