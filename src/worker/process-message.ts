@@ -24,10 +24,10 @@ export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped';
  */
 export async function processMessage(deps: PipelineDeps, message: QueueMessage): Promise<ProcessOutcome> {
   const { sql } = deps;
-  const [claimed] = await sql`
+  const [claimed] = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => sql`
     UPDATE webhook_messages SET status = 'processing', attempts = attempts + 1, updated_at = now()
     WHERE webhook_source = ${message.source} AND message_id = ${message.messageId} AND status IN ('queued', 'processing')
-    RETURNING id`;
+    RETURNING id`);
   // Already finished (a redelivery), or erased or cleaned up since it was queued.
   if (!claimed) return 'skipped';
 
@@ -46,8 +46,8 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
     deliverReply(sql, message.source, reply, deps.sendReply, deps.metrics),
   );
   const outcome = outcomeOf(outbound.kind);
-  await sql`
+  await withSpan('wagate.status', { 'db.system': 'postgresql', 'wagate.outcome': outcome }, () => sql`
     UPDATE webhook_messages SET status = ${outcome}, last_error = NULL, processed_at = now(), updated_at = now()
-    WHERE webhook_source = ${message.source} AND message_id = ${message.messageId} AND status = 'processing'`;
+    WHERE webhook_source = ${message.source} AND message_id = ${message.messageId} AND status = 'processing'`);
   return outcome;
 }

@@ -42,7 +42,9 @@ describe('one trace from webhook to reply', () => {
       const ledger = spans.find((span) => span.name === 'wagate.ledger.record')!;
       const traceId = ledger.spanContext().traceId;
       const inTrace = spans.filter((span) => span.spanContext().traceId === traceId).map((span) => span.name);
-      expect(inTrace).toEqual(expect.arrayContaining(['wagate.ledger.record', 'wagate.process', 'wagate.match', 'wagate.order.record', 'wagate.reply.send']));
+      expect(inTrace).toEqual(
+        expect.arrayContaining(['wagate.ledger.record', 'wagate.process', 'wagate.claim', 'wagate.match', 'wagate.order.record', 'wagate.reply.send', 'wagate.status']),
+      );
     } finally {
       // The in-process worker would otherwise stay the shards' active consumer.
       await Promise.all(pipeline.workers.splice(0).map((worker) => worker.stop()));
