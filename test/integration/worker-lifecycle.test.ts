@@ -1,0 +1,68 @@
+import { startPipeline, type Pipeline } from '../support/pipeline';
+import { spawnWagate } from '../support/process';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+let pipeline: Pipeline;
+let proxy: TcpProxy;
+
+beforeAll(async () => {
+  pipeline = await startPipeline();
+  proxy = await startTcpProxy(5672);
+});
+
+afterAll(async () => {
+  proxy.setMode('forward');
+  await pipeline.stop();
+  await proxy.close();
+});
+
+const statusOf = async (id: string) => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
+const callsTo = (to: string) => pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === to);
+
+describe('worker lifecycle', () => {
+  it('recovers a lost broker connection, declares the topology again and consumes on', async () => {
+    const amqpUrl = new URL(pipeline.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+    amqpUrl.port = String(proxy.port);
+    const worker = await pipeline.startWorker({ AMQP_URL: amqpUrl.toString() });
+    const connected = async () => /wagate_broker_connected\{role="worker"\} 1\b/.test(await worker.metrics.registry.metrics());
+
+    const before = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id: before, from: '15550600001', text: '1 coke' });
+    await waitFor('the first message', async () => (await statusOf(before)) === 'processed');
+
+    // The broker "goes away" for this worker only: its connection is cut and new ones refused.
+    proxy.setMode('refuse');
+    await waitFor('the worker to notice', async () => !(await connected()));
+    const during = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id: during, from: '15550600001', text: '2 coke' });
+    expect(await statusOf(during)).toBe('queued');
+
+    proxy.setMode('forward');
+    await waitFor('the worker to reconnect', connected, 20000);
+    await waitFor('the message sent during the outage', async () => (await statusOf(during)) === 'processed', 20000);
+    expect(callsTo('15550600001')).toHaveLength(2);
+  });
+
+  it('finishes the message in hand on SIGTERM, then exits 0', async () => {
+    for (const worker of pipeline.workers.splice(0)) await worker.stop();
+    pipeline.fake.behave({ kind: 'hold' }, 1);
+    const child = await spawnWagate('worker', pipeline.env);
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550600002', text: '1 coke' });
+    await waitFor('the provider call to be held', () => callsTo('15550600002').length === 1);
+
+    child.child.kill('SIGTERM');
+    // Still working: the reply is in flight, so the process waits for it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(child.child.exitCode).toBeNull();
+    pipeline.fake.release();
+
+    expect(await child.exited).toBe(0);
+    expect(await statusOf(id)).toBe('processed');
+    const [reply] = await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    expect(reply!.status).toBe('sent');
+    expect(child.logs.some((entry) => entry.msg === 'worker stopped')).toBe(true);
+  });
+});
