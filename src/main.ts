@@ -100,6 +100,9 @@ const commands: Record<string, Command> = {
     const result = await withSql(config, (sql) => releaseSender(sql, values.phone!, values.source as Source | undefined), config.DB_STATEMENT_TIMEOUT_MS);
     log.info({ released: result.released }, 'released rate-limited messages');
     process.stdout.write(`released ${result.released} rate_limited message(s); running ingest processes publish them\n`);
+    if (result.withoutContent > 0) {
+      process.stdout.write(`${result.withoutContent} more could not be released: held past PERSONAL_DATA_RETENTION_DAYS, their content is gone\n`);
+    }
   },
 };
 

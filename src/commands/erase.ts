@@ -27,6 +27,9 @@ export async function eraseCustomer(sql: Sql, amqpUrl: string | null, topology: 
         status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
       WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
          OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses})`;
+    // Unfinished messages are not published any more (the relay drops such rows too).
+    await tx`DELETE FROM outbox o USING webhook_messages m
+             WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
     const orders = await tx`
       UPDATE orders SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, updated_at = now()
       WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})`;

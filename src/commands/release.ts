@@ -4,6 +4,8 @@ import { addressVariants } from './erase';
 
 export interface ReleaseResult {
   released: number;
+  /** Held longer than the personal-data retention: their content is gone, so they stay rate_limited. */
+  withoutContent: number;
 }
 
 /**
@@ -18,7 +20,7 @@ export async function releaseSender(sql: Sql, phone: string, source?: Source): P
   return transaction(sql, async (tx) => {
     const released = await tx<{ id: string }[]>`
       UPDATE webhook_messages SET status = 'queued', updated_at = now()
-      WHERE status = 'rate_limited' AND (sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
+      WHERE status = 'rate_limited' AND payload IS NOT NULL AND (sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
         AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})
       RETURNING id`;
     if (released.length > 0) {
@@ -30,6 +32,10 @@ export async function releaseSender(sql: Sql, phone: string, source?: Source): P
     await tx`
       UPDATE webhook_rate_limits SET is_blocked = false, blocked_at = NULL, request_count = 0, window_start = now()
       WHERE phone_number = ANY(${senders}) AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
-    return { released: released.length };
+    const [empty] = await tx<{ n: number }[]>`
+      SELECT count(*)::integer AS n FROM webhook_messages
+      WHERE status = 'rate_limited' AND payload IS NULL AND (sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
+        AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
+    return { released: released.length, withoutContent: empty!.n };
   }) as Promise<ReleaseResult>;
 }

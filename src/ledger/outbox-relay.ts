@@ -30,7 +30,8 @@ export interface OutboxRelay {
 interface ClaimedRow {
   id: string;
   traceparent: string | null;
-  payload: QueueMessage;
+  /** Null when the message is no longer queued with its content. */
+  payload: QueueMessage | null;
 }
 
 /**
@@ -106,8 +107,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           SELECT webhook_message_id FROM outbox WHERE lease_until < now()
           ORDER BY webhook_message_id LIMIT ${sweepBatch} FOR UPDATE SKIP LOCKED)
         RETURNING o.webhook_message_id, o.traceparent)
-      SELECT c.webhook_message_id::text AS id, c.traceparent, m.payload
-      FROM claimed c JOIN webhook_messages m ON m.id = c.webhook_message_id
+      SELECT c.webhook_message_id::text AS id, c.traceparent,
+             CASE WHEN m.status = 'queued' THEN m.payload END AS payload
+      FROM claimed c LEFT JOIN webhook_messages m ON m.id = c.webhook_message_id
       ORDER BY c.webhook_message_id`;
   }
 
@@ -117,13 +119,21 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (!options.isBrokerConnected()) return total;
       const rows = await claimExpired();
       if (rows.length === 0) return total;
-      total += await publish(
-        rows.map((row) => ({
-          id: row.id,
-          publication: toPublication(options.topology, row.payload, row.traceparent ?? ''),
-        })),
-        'sweep',
-      );
+      // A row whose message is no longer queued with a payload (erased, cleaned up, gone) has
+      // nothing to publish; it must not hold up the rows claimed with it.
+      const publishable = rows.filter((row) => row.payload !== null);
+      const stale = rows.filter((row) => row.payload === null).map((row) => row.id);
+      if (stale.length > 0) {
+        options.log.info({ count: stale.length }, 'dropping outbox rows whose message is no longer queued');
+        toDelete.push(...stale);
+        scheduleDelete();
+      }
+      if (publishable.length > 0) {
+        total += await publish(
+          publishable.map((row) => ({ id: row.id, publication: toPublication(options.topology, row.payload!, row.traceparent ?? '') })),
+          'sweep',
+        );
+      }
       if (rows.length < sweepBatch) return total;
     }
   }

@@ -50,6 +50,20 @@ describe('RabbitMQ outage', () => {
     const published = await probe.drainWork(ingest.topology);
     expect(published.map((m) => bodyOf(m).messageId).sort()).toEqual([...ids].sort());
   });
+
+  it('drops an outbox row whose message lost its content meanwhile, without holding up the others', async () => {
+    proxy.setMode('refuse');
+    await waitFor('the broker to be seen as down', () => !ingest.broker.isConnected());
+    const ids = Array.from({ length: 5 }, () => uniqueWamid());
+    for (const [i, id] of ids.entries()) expect((await postMetaText(ingest.baseUrl, { id, from: `1555011${i}` })).status).toBe(200);
+    // What erasure or personal-data retention leaves: a queued row without its content.
+    await db.sql`UPDATE webhook_messages SET status = 'erased', payload = NULL WHERE message_id = ${ids[2]!}`;
+
+    proxy.setMode('forward');
+    await waitFor('the outbox to drain', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0, 20000);
+    const published = await probe.drainWork(ingest.topology);
+    expect(published.map((m) => bodyOf(m).messageId).sort()).toEqual(ids.filter((_, i) => i !== 2).sort());
+  });
 });
 
 describe('PostgreSQL outage', () => {

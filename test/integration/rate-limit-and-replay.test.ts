@@ -71,7 +71,7 @@ describe('rate limits', () => {
     for (const id of ids) await postMetaText(ingest.baseUrl, { id, from: '15550009004' });
     expect(await statuses(ids)).toEqual(['queued', 'queued', 'queued', 'rate_limited']);
     await drainedIds();
-    expect(await releaseSender(db.sql, '15550009004')).toEqual({ released: 1 });
+    expect(await releaseSender(db.sql, '15550009004')).toEqual({ released: 1, withoutContent: 0 });
     // The running ingest's outbox relay publishes the released message.
     const published = await waitFor('the released message to be published', async () => {
       const got = await drainedIds();
@@ -81,7 +81,7 @@ describe('rate limits', () => {
     expect(await statuses(ids)).toEqual(['queued', 'queued', 'queued', 'queued']);
     const [limit] = await db.sql`SELECT is_blocked FROM webhook_rate_limits WHERE phone_number = '15550009004'`;
     expect(limit!.is_blocked).toBe(false);
-    expect(await releaseSender(db.sql, '15550009004')).toEqual({ released: 0 });
+    expect(await releaseSender(db.sql, '15550009004')).toEqual({ released: 0, withoutContent: 0 });
   });
 });
 
@@ -99,7 +99,7 @@ describe('rate limits for Twilio', () => {
     await drainedIds();
 
     // Operators type the number as they know it, not as Twilio writes it.
-    expect(await releaseSender(db.sql, '+15550009020')).toEqual({ released: 1 });
+    expect(await releaseSender(db.sql, '+15550009020')).toEqual({ released: 1, withoutContent: 0 });
     expect(await statuses(sids)).toEqual(['queued', 'queued', 'queued']);
     const [cleared] = await db.sql`SELECT is_blocked FROM webhook_rate_limits WHERE phone_number = 'whatsapp:+15550009020'`;
     expect(cleared!.is_blocked).toBe(false);
