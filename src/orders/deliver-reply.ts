@@ -45,13 +45,15 @@ export async function deliverReply(
   switch (outcome.kind) {
     case 'sent':
       // Receipts may have arrived before we learnt the provider id: fold them in now.
+      // 'unknown' too: another worker may have taken the shard over meanwhile and marked this
+      // send unknown; the provider's answer settles it.
       await sql`
         UPDATE outbound_messages SET status = 'sent', provider_message_id = ${outcome.providerMessageId}, last_error = NULL,
           delivery_status = (SELECT status FROM message_statuses
                              WHERE webhook_source = ${source} AND message_id = ${outcome.providerMessageId}
                              ORDER BY wagate_receipt_rank(status) DESC LIMIT 1),
           updated_at = now()
-        WHERE id = ${outbound.id}`;
+        WHERE id = ${outbound.id} AND status IN ('sending', 'unknown')`;
       metrics.confirmations.inc({ provider: source, result: 'sent' });
       return 'sent';
     case 'unknown':
@@ -69,6 +71,11 @@ export async function deliverReply(
   }
 }
 
+/**
+ * Only from 'sending': if another worker has meanwhile marked this send unknown (it took the
+ * shard over while we were in the call), the reply stays unknown, in front of an operator,
+ * rather than becoming a 'retry' that no queue message will ever pick up.
+ */
 async function settle(sql: Sql, id: string, status: string, error: string): Promise<void> {
-  await sql`UPDATE outbound_messages SET status = ${status}, last_error = ${error}, updated_at = now() WHERE id = ${id}`;
+  await sql`UPDATE outbound_messages SET status = ${status}, last_error = ${error}, updated_at = now() WHERE id = ${id} AND status = 'sending'`;
 }

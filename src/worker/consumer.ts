@@ -45,7 +45,10 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   function onDelivery(channel: ConfirmChannel, delivery: ConsumeMessage): void {
     const payload = parseDelivery(delivery);
     if (typeof payload === 'string') {
-      void deadLetter(channel, delivery, null, payload);
+      deadLetter(channel, delivery, null, payload).catch((error: Error) => {
+        deps.log.error({ err: error.message }, 'could not dead-letter an unreadable message; it will be redelivered');
+        safely(() => channel.nack(delivery, false, true));
+      });
       return;
     }
     const key = payload.senderKey;
@@ -57,9 +60,13 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   }
 
   async function handleOne(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage): Promise<void> {
+    // Deliveries of a channel that has closed were requeued by the broker, and may already be
+    // with the worker that took the shard over: starting them here would run a sender twice.
+    if (attached?.channel !== channel) return;
     const waitTier = tierToWaitOut(deps.topology, numberHeader(delivery, NOT_BEFORE_HEADER), Date.now());
     if (waitTier !== null) return waitOut(channel, delivery, waitTier);
     const started = performance.now();
+    let outcome: ProcessOutcome;
     try {
       const deliveries = Number(delivery.properties.headers?.['x-delivery-count'] ?? 0);
       // The broker's delivery limit would drop the message into the DLQ without a reason and
@@ -70,18 +77,21 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       // Continue the webhook's trace: the amqplib instrumentation's consume span when tracing
       // runs, otherwise the traceparent header the ingest wrote.
       const parent = trace.getSpan(context.active()) ? context.active() : contextFromTraceparent(delivery.properties.headers?.traceparent);
-      const outcome = await withSpan('wagate.process', { 'wagate.source': payload.source, 'wagate.type': payload.type }, () => deps.handle(payload), parent);
-      deps.metrics.workerMessages.inc({ outcome });
-      channel.ack(delivery);
+      outcome = await withSpan('wagate.process', { 'wagate.source': payload.source, 'wagate.type': payload.type }, () => deps.handle(payload), parent);
     } catch (error) {
       await routeFailure(channel, delivery, payload, error).catch((routeError: Error) => {
         // The broker redelivers an unacked message; processing is idempotent.
         deps.log.error({ err: routeError.message, messageId: payload.messageId }, 'could not hand a failed message on; it will be redelivered');
         safely(() => channel.nack(delivery, false, true));
       });
+      return;
     } finally {
       deps.metrics.workerDuration.observe((performance.now() - started) / 1000);
     }
+    deps.metrics.workerMessages.inc({ outcome });
+    // The work is done and recorded; an ack lost with the channel only means a redelivery,
+    // which the claim skips. It is not a processing failure to retry.
+    safely(() => channel.ack(delivery));
   }
 
   async function routeFailure(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, error: unknown): Promise<void> {
@@ -123,7 +133,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     if (payload) {
       await deps.sql`
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
-        WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId}`.catch(recordLag(payload, 'dead'));
+        WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')`.catch(recordLag(payload, 'dead'));
     }
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
     deps.log.error({ messageId: payload?.messageId, err: reason }, 'message dead-lettered');
@@ -159,12 +169,16 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   return {
     async attach(channel) {
       await channel.prefetch(deps.prefetch);
+      // Attached before the first consume: deliveries can arrive while later shards subscribe.
       const tags: string[] = [];
+      attached = { channel, tags };
+      channel.once('close', () => {
+        if (attached?.channel === channel) attached = null;
+      });
       for (const shard of deps.topology.shards) {
         const { consumerTag } = await channel.consume(shard.queue, (delivery) => delivery && onDelivery(channel, delivery));
         tags.push(consumerTag);
       }
-      attached = { channel, tags };
     },
     async stop() {
       const current = attached;

@@ -65,4 +65,40 @@ describe('worker lifecycle', () => {
     expect(reply!.status).toBe('sent');
     expect(child.logs.some((entry) => entry.msg === 'worker stopped')).toBe(true);
   });
+
+  it('lets the standby take a sender over when the active worker loses its broker mid-call, without a second send', async () => {
+    for (const worker of pipeline.workers.splice(0)) await worker.stop();
+    proxy.setMode('forward');
+    const viaProxy = new URL(pipeline.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+    viaProxy.port = String(proxy.port);
+    // The first worker owns every shard; its broker connection goes through the proxy.
+    await pipeline.startWorker({ AMQP_URL: viaProxy.toString() });
+    await pipeline.startWorker();
+    const from = '15550600003';
+    pipeline.fake.behave({ kind: 'hold' }, 1);
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) {
+      const id = uniqueWamid();
+      ids.push(id);
+      await postMetaText(pipeline.ingest.baseUrl, { id, from, text: `${n} coke` });
+    }
+    await waitFor('the first reply to be held at the provider', () => callsTo(from).length === 1);
+
+    proxy.setMode('refuse');
+    // The standby takes the shard; the held message's reply is in doubt, the others go out.
+    await waitFor('the other messages processed by the standby', async () =>
+      (await Promise.all(ids.slice(1).map(statusOf))).every((status) => status === 'processed'), 20000);
+    pipeline.fake.release();
+    await waitFor('the held reply to settle', async () =>
+      (await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${ids[0]!}`)[0]?.status === 'sent', 20000);
+
+    // One call per message: nothing was sent twice, and the stale worker started nothing new.
+    const quantities = callsTo(from).map((c) => (c.body as { text: { body: string } }).text.body.match(/: (\d) ×/)?.[1]);
+    expect(quantities).toEqual(['1', '2', '3']);
+    const replies = await pipeline.db.sql<{ status: string }[]>`
+      SELECT status FROM outbound_messages WHERE inbound_message_id = ANY(${ids}) ORDER BY id`;
+    expect(replies.map((r) => r.status)).toEqual(['sent', 'sent', 'sent']);
+    expect(await Promise.all(ids.map(statusOf))).toEqual(['processed', 'processed', 'processed']);
+    proxy.setMode('forward');
+  });
 });
