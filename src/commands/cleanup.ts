@@ -3,7 +3,7 @@ import type { Sql } from '../db/client';
 
 const BATCH_ROWS = 1000;
 /** Rows that are still on their way (queued, in the outbox, being processed) are never removed. */
-const FINISHED = ['processed', 'unmatched', 'dead', 'malformed', 'replay_rejected', 'rate_limited'];
+const FINISHED = ['processed', 'unmatched', 'dead', 'malformed', 'replay_rejected', 'rate_limited', 'erased'];
 
 export interface CleanupOptions {
   days: number;

@@ -53,12 +53,18 @@ export async function replayDeadLetters(sql: Sql, amqpUrl: string, topology: Top
         continue;
       }
       const { source, messageId, senderKey } = payload.data;
-      await transaction(sql, async (tx) => {
-        await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, updated_at = now()
+      const reopened = await transaction(sql, async (tx) => {
+        const messages = await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, updated_at = now()
                  WHERE webhook_source = ${source} AND message_id = ${messageId} AND status IN ('dead', 'processing')`;
         await tx`UPDATE outbound_messages SET status = 'pending', updated_at = now()
                  WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND status = 'failed'`;
+        return messages.count;
       });
+      // Its record was cleaned up, erased or finished meanwhile: the worker would skip it.
+      if (reopened === 0) {
+        skipped.push(id);
+        continue;
+      }
       const headers = { ...withoutBrokerHeaders(message.properties.headers, [LAST_ERROR_HEADER, DEAD_AT_HEADER, NOT_BEFORE_HEADER]), [ATTEMPT_HEADER]: 0 };
       await new Promise<void>((resolve, reject) =>
         (channel as amqp.ConfirmChannel).publish(

@@ -49,7 +49,7 @@ export async function dlqCommand(config: Config, args: string[]): Promise<void> 
   if (action === 'replay') {
     const { values } = parseArgs({ args: rest, options: { id: { type: 'string', multiple: true } } });
     const result = await withSql(config, (sql) => replayDeadLetters(sql, config.AMQP_URL, topology, values.id));
-    print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; skipped ${result.skipped.length} that are not wagate messages: ${result.skipped.join(', ')}` : ''}`);
+    print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue (not wagate messages, or records already finished, erased or cleaned up): ${result.skipped.join(', ')}` : ''}`);
     if (values.id && result.replayed.length < values.id.length) throw new Error('some --id values were not found in the dead-letter queue');
     return;
   }

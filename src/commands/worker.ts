@@ -10,6 +10,7 @@ import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { createWorkerConsumer } from '../worker/consumer';
 import { processMessage } from '../worker/process-message';
+import { postgresAnswers } from '../http/health';
 import { boundPort, closeServerNow } from '../http/server';
 
 const QUEUE_GAUGE_INTERVAL_MS = 5000;
@@ -111,7 +112,7 @@ export function replyClientFromConfig(config: Config) {
 
 /** The worker cannot work without a broker channel, unlike ingest. */
 async function workerReadiness(sql: Sql, broker: Broker, draining: boolean) {
-  const postgres = await sql`SELECT 1`.then(() => 'ok', () => 'unavailable');
+  const postgres = await postgresAnswers(sql);
   const brokerState = broker.isConnected() ? 'connected' : 'disconnected';
   const ready = postgres === 'ok' && brokerState === 'connected' && !draining;
   return { ready, body: { status: ready ? 'ready' : 'not ready', postgres, broker: brokerState, draining } };

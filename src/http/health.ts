@@ -19,6 +19,11 @@ export function livenessHandler(_req: Request, res: Response): void {
  */
 const READY_CHECK_TIMEOUT_MS = 2000;
 
+/** Whether Postgres answers a trivial query within the probe's deadline; shared by ingest and worker. */
+export function postgresAnswers(sql: Sql): Promise<'ok' | 'unavailable'> {
+  return answersWithin(sql`SELECT 1`, READY_CHECK_TIMEOUT_MS);
+}
+
 async function answersWithin(query: Promise<unknown>, timeoutMs: number): Promise<'ok' | 'unavailable'> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'unavailable'>((resolve) => {
@@ -31,7 +36,7 @@ async function answersWithin(query: Promise<unknown>, timeoutMs: number): Promis
 /** Ready while Postgres answers; the broker's state is reported and, for ingest only, tolerated. */
 export function createReadinessHandler(deps: HealthDeps) {
   return async function checkReadiness(_req: Request, res: Response): Promise<void> {
-    const postgres = await answersWithin(deps.sql`SELECT 1`, READY_CHECK_TIMEOUT_MS);
+    const postgres = await postgresAnswers(deps.sql);
     const broker = deps.isBrokerConnected() ? 'connected' : 'disconnected';
     const draining = deps.isDraining();
     const ready = postgres === 'ok' && !draining && (!deps.brokerRequired || broker === 'connected');

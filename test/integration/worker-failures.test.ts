@@ -57,6 +57,22 @@ describe('worker failures', () => {
     expect((await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${id}`);
   });
 
+  it('leaves a dead letter whose record was cleaned up in the queue rather than replaying it for nothing', async () => {
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200007', text: '1 coke' });
+    await waitFor('the dead letter', async () =>
+      (await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${id}`),
+    );
+    await pipeline.db.sql`DELETE FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    await pipeline.db.sql`DELETE FROM orders WHERE message_id = ${id}`;
+    await pipeline.db.sql`DELETE FROM webhook_messages WHERE message_id = ${id}`;
+    const result = await replayDeadLetters(pipeline.db.sql, TEST_AMQP_URL, pipeline.ingest.topology, [`whatsapp:${id}`]);
+    expect(result).toEqual({ replayed: [], skipped: [`whatsapp:${id}`] });
+    expect((await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
+    expect(callsTo('15550200007')).toHaveLength(1);
+  });
+
   it('dead-letters a permanent Meta error at once, classified by error code', async () => {
     const id = uniqueWamid();
     // 131047: outside the 24-hour customer-service window. No retry can fix it.
