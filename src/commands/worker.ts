@@ -1,6 +1,7 @@
 import type { Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { createReplyClient } from '../providers/reply-clients';
+import { TWILIO_WEBHOOK_PATH } from '../providers/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
 import { countUnknownReplies } from './replies';
@@ -106,6 +107,10 @@ export function replyClientFromConfig(config: Config) {
     twilioApiUrl: config.TWILIO_API_URL,
     twilioAccountSid: config.TWILIO_ACCOUNT_SID,
     twilioAuthToken: config.TWILIO_AUTH_TOKEN[0],
+    // Twilio sends a reply's status callbacks only where the send asks for them.
+    twilioStatusCallback: config.PUBLIC_BASE_URL
+      ? `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}${TWILIO_WEBHOOK_PATH}${config.TWILIO_URL_FRAGMENT ?? ''}`
+      : undefined,
     timeoutMs: config.REPLY_TIMEOUT_MS,
   });
 }

@@ -30,6 +30,8 @@ export interface ReplyClientOptions {
   twilioApiUrl: string;
   twilioAccountSid: string | undefined;
   twilioAuthToken: string | undefined;
+  /** Where Twilio should post the reply's status callbacks (our own webhook); none when unset. */
+  twilioStatusCallback?: string;
   timeoutMs: number;
 }
 
@@ -92,7 +94,12 @@ function twilioRequest(options: ReplyClientOptions, target: ReplyTarget) {
     init: {
       method: 'POST',
       headers: { Authorization: `Basic ${credentials}`, 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ To: target.to, From: target.from, Body: target.body }).toString(),
+      body: new URLSearchParams({
+        To: target.to,
+        From: target.from,
+        Body: target.body,
+        ...(options.twilioStatusCallback ? { StatusCallback: options.twilioStatusCallback } : {}),
+      }).toString(),
     },
   };
 }

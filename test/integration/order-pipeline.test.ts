@@ -87,7 +87,11 @@ describe('order pipeline', () => {
     expect(await settled(sid)).toBe('processed');
     const call = pipeline.fake.calls().find((c) => c.provider === 'twilio' && (c.body as Record<string, string>).To === 'whatsapp:+15550100003');
     expect(call).toBeDefined();
-    expect(call!.body).toMatchObject({ From: 'whatsapp:+14155238886' });
+    expect(call!.body).toMatchObject({
+      From: 'whatsapp:+14155238886',
+      // Twilio posts the reply's receipts to our own webhook only when the send asks for them.
+      StatusCallback: `${PUBLIC_BASE_URL}/api/v1/whatsapp-hardened/twilio/webhook`,
+    });
     expect((call!.body as Record<string, string>).Body).toContain('Café con leche');
     const [order] = await pipeline.db.sql`SELECT total::text FROM orders WHERE message_id = ${sid}`;
     expect(order!.total).toBe('2.00');
