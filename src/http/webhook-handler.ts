@@ -85,22 +85,23 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     // The clock for ack latency starts before any reading or parsing.
     const startedAt = performance.now();
     const receivedAtMs = Date.now();
-    const entered = limit.tryEnter();
-    // One listener does both: 'close' follows 'finish', and also comes when the client leaves.
     res.once('close', () => {
-      if (entered) limit.leave();
       if (res.writableFinished) metrics.webhookRequests.inc({ source, code: String(res.statusCode) });
     });
-    if (!entered) {
+    if (!limit.tryEnter()) {
       metrics.webhookEvents.inc({ source, outcome: 'overloaded' });
       req.resume();
       answer(res, null, 503, TEXT, 'overloaded', '1');
       return;
     }
-    handle(req, res, startedAt, receivedAtMs).catch((error: Error) => {
-      log.error({ err: error.message, source }, 'webhook handler failed');
-      if (!res.headersSent) answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
-    });
+    // The slot is held until the work is done, not until the client leaves: a provider that
+    // gives up and retries must not be able to start more ledger work than MAX_IN_FLIGHT.
+    handle(req, res, startedAt, receivedAtMs)
+      .catch((error: Error) => {
+        log.error({ err: error.message, source }, 'webhook handler failed');
+        if (!res.headersSent) answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
+      })
+      .finally(() => limit.leave());
   };
 }
 
