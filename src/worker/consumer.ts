@@ -1,6 +1,6 @@
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { context, trace } from '@opentelemetry/api';
-import type { Sql } from '../db/client';
+import { isDatabaseUnavailable, type Sql } from '../db/client';
 import { contextFromTraceparent, withSpan } from '../telemetry/spans';
 import { withoutBrokerHeaders } from '../queue/headers';
 import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/message';
@@ -10,7 +10,10 @@ import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError } from './errors';
 import type { ProcessOutcome } from './process-message';
-import { ATTEMPT_HEADER, NOT_BEFORE_HEADER, planRetry, tierToWaitOut } from './retry-plan';
+import { ATTEMPT_HEADER, NOT_BEFORE_HEADER, planRetry, planWait, tierToWaitOut } from './retry-plan';
+
+/** How long a message waits when the database is unavailable, before it is tried again. */
+const DATABASE_WAIT_MS = 30_000;
 
 export const LAST_ERROR_HEADER = 'x-wagate-last-error';
 export const DEAD_AT_HEADER = 'x-wagate-dead-at';
@@ -98,7 +101,10 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     const reason = describe(error);
     if (error instanceof PermanentError) return deadLetter(channel, delivery, payload, reason);
     const retryAfterMs = error instanceof RetryableError ? error.retryAfterMs : undefined;
-    const plan = planRetry(deps.topology, numberHeader(delivery, ATTEMPT_HEADER) ?? 0, retryAfterMs, Date.now());
+    const attemptSoFar = numberHeader(delivery, ATTEMPT_HEADER) ?? 0;
+    const plan = isDatabaseUnavailable(error)
+      ? planWait(deps.topology, attemptSoFar, DATABASE_WAIT_MS)
+      : planRetry(deps.topology, attemptSoFar, retryAfterMs, Date.now());
     if (plan.kind === 'exhausted') return deadLetter(channel, delivery, payload, `retries exhausted: ${reason}`);
     const { tier, attempt, notBefore } = plan;
     await publishOrThrow(deps.topology.retryTiers[tier]!.exchange, delivery, {

@@ -27,6 +27,15 @@ export function planRetry(topology: Topology, attempt: number, retryAfterMs: num
   return { kind: 'retry', tier, attempt: attempt + 1, notBefore };
 }
 
+/**
+ * Where a message goes when the database, not the message, failed: it waits in the first tier
+ * at least waitMs long (or the longest) without using a try, so an outage of any length does
+ * not exhaust the tiers and dead-letter a whole backlog.
+ */
+export function planWait(topology: Topology, attempt: number, waitMs: number): RetryPlan {
+  return { kind: 'retry', tier: tierLongEnough(topology, 0, waitMs), attempt };
+}
+
 /** For a message back from a tier before its not-before time: the tier to wait in next, or null to go ahead. */
 export function tierToWaitOut(topology: Topology, notBefore: number | undefined, nowMs: number): number | null {
   if (notBefore === undefined || notBefore - nowMs <= EARLY_ENOUGH_MS) return null;

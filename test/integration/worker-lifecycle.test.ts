@@ -1,3 +1,6 @@
+import { loadConfig } from '../../src/config';
+import { topologyFromConfig } from '../../src/queue/depths';
+import { openQueueProbe } from '../support/amqp';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { spawnWagate } from '../support/process';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
@@ -101,4 +104,35 @@ describe('worker lifecycle', () => {
     expect(await Promise.all(ids.map(statusOf))).toEqual(['processed', 'processed', 'processed']);
     proxy.setMode('forward');
   });
+
+  it('waits out a database outage without using up the retry tiers or dead-lettering', async () => {
+    for (const worker of pipeline.workers.splice(0)) await worker.stop();
+    const pgProxy = await startTcpProxy(5432);
+    try {
+      const viaProxy = new URL(pipeline.db.url);
+      viaProxy.port = String(pgProxy.port);
+      // Tiers of 100 and 200 ms: the old behaviour would dead-letter within a second.
+      const worker = await pipeline.startWorker({ DATABASE_URL: viaProxy.toString(), RETRY_DELAYS_MS: '100,200', DB_CONNECT_TIMEOUT_SECONDS: '1' });
+      pgProxy.setMode('refuse');
+      const id = uniqueWamid();
+      await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550600004', text: '1 coke' });
+      // More rounds than there are tiers: each one would have used a try.
+      await waitFor('several parked rounds', async () =>
+        ((await worker.metrics.workerMessages.get()).values.find((v) => v.labels.outcome === 'retried')?.value ?? 0) >= 3, 40000);
+      expect(await statusOf(id)).toBe('queued');
+
+      pgProxy.setMode('forward');
+      await waitFor('the message processed once the database is back', async () => (await statusOf(id)) === 'processed', 20000);
+      const dead = (await worker.metrics.workerMessages.get()).values.find((v) => v.labels.outcome === 'dead_lettered')?.value ?? 0;
+      expect(dead).toBe(0);
+      expect(callsTo('15550600004')).toHaveLength(1);
+    } finally {
+      for (const worker of pipeline.workers.splice(0)) await worker.stop();
+      await pgProxy.close();
+      // This worker's tiers differ from the pipeline's, so their queues are removed here.
+      const probe = await openQueueProbe();
+      await probe.deleteTopology(topologyFromConfig(loadConfig({ ...pipeline.env, RETRY_DELAYS_MS: '100,200' })));
+      await probe.close();
+    }
+  }, 90_000);
 });

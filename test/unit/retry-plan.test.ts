@@ -1,6 +1,6 @@
 import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
-import { MAX_RETRY_AFTER_MS, planRetry, tierToWaitOut } from '../../src/worker/retry-plan';
+import { MAX_RETRY_AFTER_MS, planRetry, planWait, tierToWaitOut } from '../../src/worker/retry-plan';
 
 // Tiers of 5 s, 30 s, 5 min and 30 min, the default.
 const topology = topologyFromConfig(loadConfig({ RETRY_DELAYS_MS: '5000,30000,300000,1800000' }));
@@ -35,5 +35,11 @@ describe('retry plan', () => {
     expect(tierToWaitOut(topology, NOW + 200, NOW)).toBeNull();
     expect(tierToWaitOut(topology, NOW - 1, NOW)).toBeNull();
     expect(tierToWaitOut(topology, undefined, NOW)).toBeNull();
+  });
+
+  it('parks a message through a database outage without using a try, however many times', () => {
+    expect(planWait(topology, 0, 30_000)).toEqual({ kind: 'retry', tier: 1, attempt: 0 });
+    // Even after the last try, waiting for the database never exhausts the tiers.
+    expect(planWait(topology, 4, 30_000)).toEqual({ kind: 'retry', tier: 1, attempt: 4 });
   });
 });
