@@ -13,7 +13,7 @@ import { waitFor } from '../support/wait';
 let pipeline: Pipeline;
 
 beforeAll(async () => {
-  pipeline = await startPipeline({ RETRY_DELAYS_MS: '100,200' });
+  pipeline = await startPipeline({ RETRY_DELAYS_MS: '100,600' });
   await pipeline.startWorker();
 });
 
@@ -36,7 +36,11 @@ describe('worker failures', () => {
     await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200001', text: '1 coke' });
     await waitFor('the message to be dead', async () => (await recordOf(id))?.status === 'dead');
     // One try plus one per tier (two tiers), each calling the provider exactly once.
-    expect(callsTo('15550200001')).toHaveLength(3);
+    const calls = callsTo('15550200001');
+    expect(calls).toHaveLength(3);
+    // The second retry waited in the second tier (600 ms), not the first one again.
+    expect(calls[1]!.receivedAt - calls[0]!.receivedAt).toBeGreaterThanOrEqual(90);
+    expect(calls[2]!.receivedAt - calls[1]!.receivedAt).toBeGreaterThanOrEqual(550);
     expect((await recordOf(id))!.last_error).toMatch(/^retries exhausted: Graph API 503 code 131016/);
     expect(await replyOf(id)).toMatchObject({ status: 'retry' });
     const letters = await waitFor('the dead letter', async () => {
@@ -106,7 +110,7 @@ describe('worker failures', () => {
     await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed', 10_000);
     const calls = callsTo('15550200009');
     expect(calls).toHaveLength(2);
-    // The tiers here are 100 and 200 ms; the second call waited for the provider's 2 s.
+    // The tiers here are 100 and 600 ms; the second call waited for the provider's 2 s.
     expect(calls[1]!.receivedAt - calls[0]!.receivedAt).toBeGreaterThanOrEqual(1700);
     expect(await replyOf(id)).toMatchObject({ status: 'sent' });
   });
