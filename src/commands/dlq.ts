@@ -55,11 +55,12 @@ export async function replayDeadLetters(sql: Sql, amqpUrl: string, topology: Top
       const { source, messageId, senderKey } = payload.data;
       const reopened = await transaction(sql, async (tx) => {
         const messages = await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, updated_at = now()
-                 WHERE webhook_source = ${source} AND message_id = ${messageId} AND status IN ('dead', 'processing')`;
+                 WHERE webhook_source = ${source} AND message_id = ${messageId} AND status IN ('dead', 'processing', 'queued')`;
         await tx`UPDATE outbound_messages SET status = 'pending', updated_at = now()
                  WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND status = 'failed'`;
         return messages.count;
       });
+      // 'queued' is taken too: an earlier replay that committed but could not publish left it so.
       // Its record was cleaned up, erased or finished meanwhile: the worker would skip it.
       if (reopened === 0) {
         skipped.push(id);
