@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, type Config, type Source } from './config';
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
 import { releaseSender } from './commands/release';
+import { requeueStuckMessages, stuckAfterMs } from './commands/stuck';
 import { sendSample } from './commands/send';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker } from './commands/worker';
@@ -37,6 +38,7 @@ commands:
   replies unknown | resend --id ID | settle --id ID --as sent|failed
                                   list replies whose outcome is unknown; resend one on purpose,
                                   or record what the provider says happened
+  requeue-stuck                   put back messages whose queue copy was lost (see WagateMessagesStuck)
   cleanup [--days N]              retention cleanup (default RETENTION_DAYS)
   erase --phone P                 erase one customer's personal data everywhere it is kept
   fake-provider [--port 4010]     a local fake of the Graph API and Twilio REST, for demos
@@ -69,6 +71,10 @@ const commands: Record<string, Command> = {
   dlq: (config, _log, args) => dlqCommand(config, args),
   replies: (config, _log, args) => repliesCommand(config, args),
   cleanup: (config, _log, args) => cleanupCommand(config, args),
+  'requeue-stuck': async (config) => {
+    const requeued = await withSql(config, (sql) => requeueStuckMessages(sql, stuckAfterMs(config.RETRY_DELAYS_MS)));
+    process.stdout.write(`requeued ${requeued} stuck message(s); running ingest processes publish them\n`);
+  },
   erase: (config, _log, args) => eraseCommand(config, args),
   'fake-provider': async (_config, log, args) => {
     const fake = await fakeProviderCommand(args);

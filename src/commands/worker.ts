@@ -5,6 +5,7 @@ import { TWILIO_WEBHOOK_PATH } from '../providers/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
 import { countUnknownReplies } from './replies';
+import { countStuckMessages, stuckAfterMs } from './stuck';
 import { createPublisher } from '../queue/publisher';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
@@ -64,9 +65,14 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       ),
   });
   metrics.watchBroker(broker.isConnected);
+  const stuckAfter = stuckAfterMs(config.RETRY_DELAYS_MS);
   const gauges = setInterval(() => {
     void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);
     void refreshUnknownReplies(sql, metrics);
+    void countStuckMessages(sql, stuckAfter).then(
+      (count) => metrics.messagesStuck.set(count),
+      () => metrics.messagesStuck.reset(),
+    );
   }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;
   const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, (req, res) => {

@@ -138,6 +138,11 @@ export function createMetrics(role: string) {
       help: 'Consumers on the work shards, read from the broker. Every worker reports the same value: use max().',
       registers: [registry],
     }),
+    messagesStuck: new Gauge({
+      name: 'wagate_messages_stuck',
+      help: 'Messages still queued or processing, untouched for longer than the retry policy allows and not in the outbox: their queue copy was lost. Read from PostgreSQL; use max().',
+      registers: [registry],
+    }),
     repliesUnknown: new Gauge({
       name: 'wagate_replies_unknown',
       help: 'Replies whose outcome is unknown and that no operator has resent or settled yet, read from PostgreSQL. Every worker reports the same value: use max().',

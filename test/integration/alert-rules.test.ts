@@ -18,6 +18,7 @@ const REQUIRED_ALERTS = [
   'WagateDeadLettersPresent',
   'WagateWorkerLag',
   'WagateShardBacklog',
+  'WagateMessagesStuck',
   'WagateOutboxBacklog',
   'WagateUnknownConfirmations',
   'WagateIngestDown',

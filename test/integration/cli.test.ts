@@ -133,6 +133,12 @@ describe('wagate command line', () => {
     expect(cleaned.stdout).toMatch(/webhook_messages_whatsapp\t0/);
   });
 
+  it('requeue-stuck reports how many messages it put back', async () => {
+    const result = await wagate(['requeue-stuck']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/requeued 0 stuck message\(s\)/);
+  });
+
   it('release reports how many messages it re-queued', async () => {
     const result = await wagate(['release', '--phone', '15559990000']);
     expect(result.code).toBe(0);

@@ -1,3 +1,4 @@
+import { countStuckMessages, requeueStuckMessages, stuckAfterMs } from '../../src/commands/stuck';
 import { metaEnvelope, metaContact } from '../../src/providers/samples';
 import { PUBLIC_BASE_URL, startPipeline, TWILIO_SID, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
@@ -187,5 +188,24 @@ describe('order pipeline', () => {
     const [reply] = await pipeline.db.sql`SELECT kind, body FROM outbound_messages WHERE inbound_message_id = ${status}`;
     expect(reply!.kind).toBe('order_status');
     expect(reply!.body).toMatch(/is cancelled/);
+  });
+
+  it('finds a message whose queue copy was lost and puts it back, without a second order or reply', async () => {
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550100020', text: '1 coke' });
+    expect(await settled(id)).toBe('processed');
+    const callsBefore = pipeline.fake.calls().length;
+    // As if the broker had dropped the message on its way between queues, long ago.
+    await pipeline.db.sql`UPDATE webhook_messages SET status = 'queued', updated_at = now() - interval '3 hours' WHERE message_id = ${id}`;
+    const stuckAfter = stuckAfterMs(pipeline.ingest.config.RETRY_DELAYS_MS);
+    expect(await countStuckMessages(pipeline.db.sql, stuckAfter)).toBe(1);
+
+    expect(await requeueStuckMessages(pipeline.db.sql, stuckAfter)).toBe(1);
+    await waitFor('the requeued message to finish again', async () =>
+      (await pipeline.db.sql`SELECT status, updated_at > now() - interval '1 minute' AS fresh FROM webhook_messages WHERE message_id = ${id}`)[0]
+        ?.status === 'processed');
+    expect(await countStuckMessages(pipeline.db.sql, stuckAfter)).toBe(0);
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toHaveLength(1);
+    expect(pipeline.fake.calls()).toHaveLength(callsBefore);
   });
 });

@@ -1,0 +1,50 @@
+import type { Sql } from '../db/client';
+
+/**
+ * How long an unfinished message may go untouched before it counts as stuck: the longest
+ * retry tier plus an hour. Every try and every hand-over to a tier updates the row, so a
+ * message still on its way is seen well within that.
+ */
+export function stuckAfterMs(retryDelaysMs: readonly number[]): number {
+  return Math.max(0, ...retryDelaysMs) + 60 * 60 * 1000;
+}
+
+/**
+ * Messages still queued or processing, untouched for longer than the retry policy allows,
+ * and not waiting in the outbox: their queue copy was lost (the broker's own dead-lettering
+ * is at most once, a process died between two steps). Nothing else would ever finish them.
+ */
+export async function countStuckMessages(sql: Sql, stuckAfter: number): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`
+    SELECT count(*)::integer AS n FROM webhook_messages m
+    WHERE m.status IN ('queued', 'processing') AND m.updated_at < now() - make_interval(secs => ${stuckAfter / 1000})
+      AND m.payload IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)`;
+  return row!.n;
+}
+
+/**
+ * Puts stuck messages back in the outbox, due at once, so the ingest relay publishes them
+ * again. Safe if a copy does turn up after all: the worker's claim and the reply's send
+ * state make a second copy a no-op.
+ */
+export async function requeueStuckMessages(sql: Sql, stuckAfter: number): Promise<number> {
+  // One statement: the relay publishes queued messages only, so the status and the outbox
+  // row must appear together.
+  const rows = await sql`
+    WITH stuck AS (
+      SELECT m.id FROM webhook_messages m
+      WHERE m.status IN ('queued', 'processing') AND m.updated_at < now() - make_interval(secs => ${stuckAfter / 1000})
+        AND m.payload IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
+      FOR UPDATE SKIP LOCKED
+    ),
+    reopened AS (
+      UPDATE webhook_messages m SET status = 'queued', updated_at = now() FROM stuck WHERE m.id = stuck.id
+    )
+    INSERT INTO outbox (webhook_message_id, lease_until)
+    SELECT id, now() FROM stuck
+    ON CONFLICT DO NOTHING
+    RETURNING webhook_message_id`;
+  return rows.length;
+}
