@@ -56,6 +56,7 @@ export async function replayDeadLetters(sql: Sql, amqpUrl: string, topology: Top
       const reopened = await transaction(sql, async (tx) => {
         const messages = await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, updated_at = now()
                  WHERE webhook_source = ${source} AND message_id = ${messageId} AND status IN ('dead', 'processing', 'queued')`;
+        if (messages.count === 0) return 0;
         await tx`UPDATE outbound_messages SET status = 'pending', updated_at = now()
                  WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND status = 'failed'`;
         return messages.count;

@@ -36,7 +36,7 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
 export async function migrate(sql: Sql, migrations = readMigrations()): Promise<string[]> {
   const connection = await sql.reserve();
   try {
-    await connection`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+    await takeMigrationLock(connection as unknown as Sql);
     await connection`
       CREATE TABLE IF NOT EXISTS schema_migrations (
         version integer PRIMARY KEY,
@@ -57,11 +57,19 @@ export async function migrate(sql: Sql, migrations = readMigrations()): Promise<
         }
         continue;
       }
-      await connection.unsafe(`BEGIN; ${migration.sql}\n; INSERT INTO schema_migrations (version, name, checksum)
-        VALUES (${migration.version}, '${migration.name}', '${migration.checksum}'); COMMIT;`).catch(async (error) => {
-        await connection.unsafe('ROLLBACK').catch(() => undefined);
-        throw new Error(`migration ${migration.name} failed: ${(error as Error).message}`);
-      });
+      if (runsOutsideTransaction(migration)) {
+        await connection.unsafe(migration.sql).catch((error: Error) => {
+          throw new Error(`migration ${migration.name} failed: ${error.message}`);
+        });
+        await connection`INSERT INTO schema_migrations (version, name, checksum)
+          VALUES (${migration.version}, ${migration.name}, ${migration.checksum})`;
+      } else {
+        await connection.unsafe(`BEGIN; ${migration.sql}\n; INSERT INTO schema_migrations (version, name, checksum)
+          VALUES (${migration.version}, '${migration.name}', '${migration.checksum}'); COMMIT;`).catch(async (error) => {
+          await connection.unsafe('ROLLBACK').catch(() => undefined);
+          throw new Error(`migration ${migration.name} failed: ${(error as Error).message}`);
+        });
+      }
       done.push(migration.name);
     }
     return done;
@@ -70,3 +78,29 @@ export async function migrate(sql: Sql, migrations = readMigrations()): Promise<
     connection.release();
   }
 }
+
+/**
+ * A migration whose first line is this marker runs on its own, outside a transaction, as
+ * CREATE INDEX CONCURRENTLY must. It must hold a single statement (several statements in one
+ * query run as one implicit transaction).
+ */
+const NO_TRANSACTION_MARKER = '-- wagate: no transaction';
+
+function runsOutsideTransaction(migration: Migration): boolean {
+  return migration.sql.startsWith(NO_TRANSACTION_MARKER);
+}
+
+/**
+ * Polls for the lock instead of waiting inside pg_advisory_lock: a waiting statement holds
+ * a snapshot, and CREATE INDEX CONCURRENTLY in the runner that has the lock would wait for
+ * that snapshot to go away, a deadlock Postgres would have to break.
+ */
+async function takeMigrationLock(connection: Sql): Promise<void> {
+  for (;;) {
+    const [row] = await connection<{ locked: boolean }[]>`SELECT pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) AS locked`;
+    if (row!.locked) return;
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+  }
+}
+
+const LOCK_POLL_MS = 200;

@@ -37,6 +37,11 @@ export async function deliverReply(
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
       return 'unknown';
     }
+    // A reply that failed for good earlier (its message's dead-lettering did not finish, or a
+    // lost copy was put back) keeps the message dead, where an operator can replay it.
+    const [settled] = await sql<{ status: string; last_error: string | null }[]>`
+      SELECT status, last_error FROM outbound_messages WHERE id = ${outbound.id}`;
+    if (settled?.status === 'failed') throw new PermanentError(settled.last_error ?? 'the reply failed permanently earlier');
     return 'already_settled';
   }
   const started = performance.now();

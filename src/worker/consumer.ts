@@ -44,6 +44,8 @@ export interface WorkerConsumer {
 export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   const chains = new Map<string, Promise<void>>();
   let attached: { channel: ConfirmChannel; tags: string[] } | null = null;
+  // Once stopping, a reconnect must not start consuming again.
+  let stopped = false;
 
   function onDelivery(channel: ConfirmChannel, delivery: ConsumeMessage): void {
     const payload = parseDelivery(delivery);
@@ -67,7 +69,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     // with the worker that took the shard over: starting them here would run a sender twice.
     if (attached?.channel !== channel) return;
     const waitTier = tierToWaitOut(deps.topology, numberHeader(delivery, NOT_BEFORE_HEADER), Date.now());
-    if (waitTier !== null) return waitOut(channel, delivery, waitTier);
+    if (waitTier !== null) return waitOut(channel, delivery, payload, waitTier);
     const started = performance.now();
     let outcome: ProcessOutcome;
     try {
@@ -102,7 +104,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     if (error instanceof PermanentError) return deadLetter(channel, delivery, payload, reason);
     const retryAfterMs = error instanceof RetryableError ? error.retryAfterMs : undefined;
     const attemptSoFar = numberHeader(delivery, ATTEMPT_HEADER) ?? 0;
-    const plan = isDatabaseUnavailable(error)
+    const plan = isDatabaseDown(error)
       ? planWait(deps.topology, attemptSoFar, DATABASE_WAIT_MS)
       : planRetry(deps.topology, attemptSoFar, retryAfterMs, Date.now());
     if (plan.kind === 'exhausted') return deadLetter(channel, delivery, payload, `retries exhausted: ${reason}`);
@@ -117,14 +119,20 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'processing'`.catch(recordLag(payload, 'queued'));
     deps.metrics.workerMessages.inc({ outcome: 'retried' });
     deps.log.warn({ messageId: payload.messageId, attempt, delayMs: deps.topology.retryTiers[tier]!.delayMs, notBefore, err: reason }, 'message will be retried');
-    channel.ack(delivery);
+    // Handed over and confirmed: a failed ack means a redelivery the claim skips, not a second hand-over.
+    safely(() => channel.ack(delivery));
   }
 
   /** Back from a tier before the provider's Retry-After has passed: wait again, without a try. */
-  async function waitOut(channel: ConfirmChannel, delivery: ConsumeMessage, tier: number): Promise<void> {
+  async function waitOut(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, tier: number): Promise<void> {
     try {
       await publishOrThrow(deps.topology.retryTiers[tier]!.exchange, delivery, {});
-      channel.ack(delivery);
+      safely(() => channel.ack(delivery));
+      // Touched, so that a message waiting out a long Retry-After never looks stuck.
+      await deps.sql`UPDATE webhook_messages SET updated_at = now()
+                     WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'queued'`.catch(
+        recordLag(payload, 'queued'),
+      );
     } catch (error) {
       deps.log.error({ err: (error as Error).message, messageId: delivery.properties.messageId }, 'could not park a message until its Retry-After; it will be redelivered');
       safely(() => channel.nack(delivery, false, true));
@@ -143,7 +151,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     }
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
     deps.log.error({ messageId: payload?.messageId, err: reason }, 'message dead-lettered');
-    channel.ack(delivery);
+    safely(() => channel.ack(delivery));
   }
 
   /**
@@ -174,6 +182,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
 
   return {
     async attach(channel) {
+      if (stopped) return;
       await channel.prefetch(deps.prefetch);
       // Attached before the first consume: deliveries can arrive while later shards subscribe.
       const tags: string[] = [];
@@ -187,12 +196,21 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       }
     },
     async stop() {
+      stopped = true;
       const current = attached;
       attached = null;
       if (current) for (const tag of current.tags) await current.channel.cancel(tag).catch(() => undefined);
       while (chains.size > 0) await Promise.allSettled([...chains.values()]);
     },
   };
+}
+
+/**
+ * Postgres cannot be reached at all. A statement timeout is not that: one message's slow
+ * query must use up its tries like any other failure, or it would wait forever.
+ */
+function isDatabaseDown(error: unknown): boolean {
+  return isDatabaseUnavailable(error) && (error as { code?: string }).code !== '57014';
 }
 
 function numberHeader(delivery: ConsumeMessage, name: string): number | undefined {

@@ -2,6 +2,7 @@ import amqp from 'amqplib';
 import { listDeadLetters, replayDeadLetters } from '../../src/commands/dlq';
 import { countUnknownReplies, listUnknownReplies, resendReply, settleReply } from '../../src/commands/replies';
 import { createReplyClient } from '../../src/providers/reply-clients';
+import { requeueStuckMessages, stuckAfterMs } from '../../src/commands/stuck';
 import { routingKeyFor } from '../../src/queue/topology';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { STATS_PATH } from '../../src/http/app';
@@ -101,6 +102,22 @@ describe('worker failures', () => {
       (await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${id}`),
     );
     expect(callsTo('15550200002')).toHaveLength(2);
+  });
+
+  it('keeps a message with a permanently failed reply dead when a lost copy is put back', async () => {
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200008', text: '1 coke' });
+    await waitFor('the message to be dead', async () => (await recordOf(id))?.status === 'dead');
+    // As if its 'dead' status had never been written, long ago.
+    await pipeline.db.sql`UPDATE webhook_messages SET status = 'processing', updated_at = now() - interval '3 hours' WHERE message_id = ${id}`;
+    expect(await requeueStuckMessages(pipeline.db.sql, stuckAfterMs(pipeline.ingest.config.RETRY_DELAYS_MS))).toBeGreaterThanOrEqual(1);
+    await waitFor('the message to be dead again, not processed', async () => {
+      const record = await recordOf(id);
+      return record?.status === 'dead' && /131047/.test(record.last_error ?? '');
+    });
+    expect(callsTo('15550200008')).toHaveLength(1);
+    expect(await replyOf(id)).toMatchObject({ status: 'failed' });
   });
 
   it('honours a Retry-After longer than every tier without spending a try on it', async () => {
