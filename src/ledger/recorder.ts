@@ -45,6 +45,8 @@ export interface LedgerRecorder {
 interface Pending extends RecordRequest {
   resolve(outcomes: LedgerOutcome[]): void;
   reject(error: unknown): void;
+  /** The deadline for getting into a batch at all. */
+  waiting: NodeJS.Timeout | undefined;
 }
 
 const DEADLOCK_RETRIES = 3;
@@ -70,7 +72,9 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
       while (active < options.maxConcurrentBatches && pending.length > 0) {
         const batch = takeBatch();
         active += 1;
-        void commitBatch(batch).finally(() => {
+        // The slot is held until Postgres answers, even after the callers gave up at their
+        // deadline: a hanging database must not collect more than maxConcurrentBatches statements.
+        void commitBatch(batch).then(() => {
           active -= 1;
           if (pending.length > 0) schedule();
           else if (active === 0) notifyIdle();
@@ -84,6 +88,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     let items = 0;
     while (pending.length > 0 && (batch.length === 0 || items + pending[0]!.items.length <= options.maxBatchItems)) {
       const next = pending.shift()!;
+      clearTimeout(next.waiting);
       items += next.items.length;
       batch.push(next);
     }
@@ -96,20 +101,19 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     waiters.forEach((resolve) => resolve());
   }
 
+  /** Settles once Postgres has answered; the callers are answered by then or at their deadline. */
   async function commitBatch(batch: Pending[]): Promise<void> {
     const started = performance.now();
     const plan = planBatch(batch);
+    const query = runWithDeadlockRetry(() =>
+      options.sql.unsafe<{ ord: number; outcome: LedgerOutcome; row_id: string | null }[]>(
+        RECORD_BATCH_SQL,
+        [JSON.stringify(plan.rows), limitsJson, options.outboxLeaseSeconds],
+        { prepare: true },
+      ),
+    );
     try {
-      const rows = await withDeadline(
-        runWithDeadlockRetry(() =>
-          options.sql.unsafe<{ ord: number; outcome: LedgerOutcome; row_id: string | null }[]>(
-            RECORD_BATCH_SQL,
-            [JSON.stringify(plan.rows), limitsJson, options.outboxLeaseSeconds],
-            { prepare: true },
-          ),
-        ),
-        options.commitDeadlineMs,
-      );
+      const rows = await withDeadline(query, options.commitDeadlineMs);
       const committedAtMs = Date.now();
       const queued: QueuedEntry[] = [];
       for (const row of rows) {
@@ -136,13 +140,26 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     } catch (error) {
       batch.forEach((request) => request.reject(error));
     }
+    await query.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   return {
     record(request) {
       return new Promise<LedgerOutcome[]>((resolve, reject) => {
         if (request.items.length === 0) return resolve([]);
-        pending.push({ ...request, resolve, reject });
+        const entry: Pending = { ...request, resolve, reject, waiting: undefined };
+        // Waiting for a free batch slot is bounded too: while Postgres hangs, every slot stays taken.
+        entry.waiting = setTimeout(() => {
+          const index = pending.indexOf(entry);
+          if (index === -1) return;
+          pending.splice(index, 1);
+          reject(ledgerTimeout(options.commitDeadlineMs));
+          if (pending.length === 0 && active === 0) notifyIdle();
+        }, options.commitDeadlineMs);
+        pending.push(entry);
         schedule();
       });
     },
@@ -217,14 +234,15 @@ function rateLimitsJson(limits: Record<Source, RateLimit>) {
   );
 }
 
+function ledgerTimeout(deadlineMs: number): Error {
+  return Object.assign(new Error(`ledger commit exceeded ${deadlineMs} ms`), { code: 'LEDGER_TIMEOUT' });
+}
+
 /** The batch may still commit after the deadline; the provider's retry then finds a duplicate. */
 function withDeadline<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(
-      () => reject(Object.assign(new Error(`ledger commit exceeded ${deadlineMs} ms`), { code: 'LEDGER_TIMEOUT' })),
-      deadlineMs,
-    );
+    timer = setTimeout(() => reject(ledgerTimeout(deadlineMs)), deadlineMs);
   });
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
