@@ -46,6 +46,36 @@ describe('worker crash', () => {
     const byId = Object.fromEntries(replies.map((r) => [r.inbound_message_id, r.status]));
     expect(ids.map((id) => byId[id])).toEqual(['sent', 'sent', 'unknown', 'sent', 'sent', 'sent']);
   });
+
+  it('after SIGKILL with several senders mid-call: every held reply unknown, nothing sent twice, every order once', async () => {
+    const senders = ['15550300011', '15550300012', '15550300013', '15550300014'];
+    const ids = senders.map(() => uniqueWamid());
+    // Three calls held at once, from three senders handled side by side; the fourth goes through.
+    pipeline.fake.behave({ kind: 'hold' }, 3);
+    const first = await spawnWagate('worker', pipeline.env);
+    for (const [i, id] of ids.slice(0, 3).entries()) {
+      expect((await postMetaText(pipeline.ingest.baseUrl, { id, from: senders[i]!, text: '1 coke' })).status).toBe(200);
+    }
+    await waitFor('three replies held at the provider', () => senders.slice(0, 3).every((s) => callsTo(s).length === 1));
+    first.child.kill('SIGKILL');
+    expect(await first.exited).toBeNull();
+    pipeline.fake.release();
+
+    const second = await spawnWagate('worker', pipeline.env);
+    try {
+      expect((await postMetaText(pipeline.ingest.baseUrl, { id: ids[3]!, from: senders[3]!, text: '1 coke' })).status).toBe(200);
+      await waitFor('every message to settle', async () => (await statuses(ids)).every((s) => s === 'processed'), 20000);
+    } finally {
+      await second.stop();
+    }
+    const orders = await pipeline.db.sql`SELECT message_id FROM orders WHERE message_id = ANY(${ids})`;
+    expect(orders.map((o) => o.message_id).sort()).toEqual([...ids].sort());
+    for (const sender of senders) expect(callsTo(sender)).toHaveLength(1);
+    const replies = await pipeline.db.sql<{ inbound_message_id: string; status: string }[]>`
+      SELECT inbound_message_id, status FROM outbound_messages WHERE inbound_message_id = ANY(${ids})`;
+    const byId = Object.fromEntries(replies.map((r) => [r.inbound_message_id, r.status]));
+    expect(ids.map((id) => byId[id])).toEqual(['unknown', 'unknown', 'unknown', 'sent']);
+  });
 });
 
 describe('ordering per sender', () => {
