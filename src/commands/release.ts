@@ -18,10 +18,11 @@ export interface ReleaseResult {
 export async function releaseSender(sql: Sql, phone: string, source?: Source): Promise<ReleaseResult> {
   const senders = addressVariants(phone);
   return transaction(sql, async (tx) => {
+    const ofSender = () => tx`(sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
+      AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
     const released = await tx<{ id: string }[]>`
       UPDATE webhook_messages SET status = 'queued', updated_at = now()
-      WHERE status = 'rate_limited' AND payload IS NOT NULL AND (sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
-        AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})
+      WHERE status = 'rate_limited' AND payload IS NOT NULL AND ${ofSender()}
       RETURNING id`;
     if (released.length > 0) {
       await tx`
@@ -34,8 +35,7 @@ export async function releaseSender(sql: Sql, phone: string, source?: Source): P
       WHERE phone_number = ANY(${senders}) AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
     const [empty] = await tx<{ n: number }[]>`
       SELECT count(*)::integer AS n FROM webhook_messages
-      WHERE status = 'rate_limited' AND payload IS NULL AND (sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
-        AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
+      WHERE status = 'rate_limited' AND payload IS NULL AND ${ofSender()}`;
     return { released: released.length, withoutContent: empty!.n };
   }) as Promise<ReleaseResult>;
 }

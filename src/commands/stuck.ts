@@ -17,9 +17,7 @@ export function stuckAfterMs(retryDelaysMs: readonly number[]): number {
 export async function countStuckMessages(sql: Sql, stuckAfter: number): Promise<number> {
   const [row] = await sql<{ n: number }[]>`
     SELECT count(*)::integer AS n FROM webhook_messages m
-    WHERE m.status IN ('queued', 'processing') AND m.updated_at < now() - make_interval(secs => ${stuckAfter / 1000})
-      AND m.payload IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)`;
+    WHERE ${isStuck(sql, stuckAfter)}`;
   return row!.n;
 }
 
@@ -34,9 +32,7 @@ export async function requeueStuckMessages(sql: Sql, stuckAfter: number): Promis
   const rows = await sql`
     WITH stuck AS (
       SELECT m.id FROM webhook_messages m
-      WHERE m.status IN ('queued', 'processing') AND m.updated_at < now() - make_interval(secs => ${stuckAfter / 1000})
-        AND m.payload IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
+      WHERE ${isStuck(sql, stuckAfter)}
       FOR UPDATE SKIP LOCKED
     ),
     reopened AS (
@@ -47,4 +43,11 @@ export async function requeueStuckMessages(sql: Sql, stuckAfter: number): Promis
     ON CONFLICT DO NOTHING
     RETURNING webhook_message_id`;
   return rows.length;
+}
+
+/** The condition on webhook_messages m that makes a message stuck; one place for the count and the requeue. */
+function isStuck(sql: Sql, stuckAfter: number) {
+  return sql`m.status IN ('queued', 'processing') AND m.updated_at < now() - make_interval(secs => ${stuckAfter / 1000})
+    AND m.payload IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)`;
 }

@@ -51,10 +51,12 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
         // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
         if (bufferFull) await withTimeout(once(channel, 'drain'), confirmTimeoutMs, undefined);
       }
-      // One deadline for the whole batch rather than a timer per message.
-      return withTimeout(Promise.all(confirms), confirmTimeoutMs, null).then(
-        (results) => results ?? settledOrFalse(confirms),
-      );
+      // One deadline for the whole batch rather than a timer per message; what is not
+      // confirmed by then counts as failed.
+      const results = confirms.map(() => false);
+      const collected = confirms.map((confirm, index) => confirm.then((ok) => void (results[index] = ok)));
+      await withTimeout(Promise.all(collected), confirmTimeoutMs, undefined);
+      return results;
     },
   };
 }
@@ -101,11 +103,4 @@ function withTimeout<T, F>(work: Promise<T>, ms: number, fallback: F): Promise<T
     timer = setTimeout(() => resolve(fallback), ms).unref();
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** After the deadline: what each confirm said if it has already answered, false otherwise. */
-async function settledOrFalse(confirms: Promise<boolean>[]): Promise<boolean[]> {
-  const pending = Symbol('pending');
-  const now = await Promise.all(confirms.map((confirm) => Promise.race([confirm, Promise.resolve(pending)])));
-  return now.map((result) => result === true);
 }
