@@ -65,9 +65,13 @@ ensure_rabbitmq() { # [url]
   wait_for_port RabbitMQ "$host" "$port" 90
 }
 
+# Reinstalls when the lock file changed or node_modules was installed by another Node version.
 ensure_node_modules() {
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  local stamp=node_modules/.wagate-node-version
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+     || [ "$(cat "$stamp" 2>/dev/null)" != "$(node --version)" ]; then
     npm ci --no-audit --no-fund
+    node --version > "$stamp"
   fi
 }
 

@@ -2,7 +2,9 @@
 # The one test command: installs what it needs, starts local services, builds, runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/node.sh
 source scripts/services.sh
+ensure_node
 ensure_postgres "${TEST_DATABASE_URL:-}"
 ensure_rabbitmq "${TEST_AMQP_URL:-}"
 ensure_node_modules
