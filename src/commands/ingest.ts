@@ -1,11 +1,11 @@
 import type { Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { createIngestListener } from '../http/app';
-import { boundPort, closeServer, closeServerNow, listen } from '../http/server';
+import { boundPort, closeServer, closeServerNow, listen } from '../server/http-server';
 import { createOutboxRelay } from '../ledger/outbox-relay';
 import { createLedgerRecorder } from '../ledger/recorder';
-import { createMetaAdapter } from '../providers/meta';
-import { createTwilioAdapter } from '../providers/twilio';
+import { createMetaAdapter } from '../webhooks/meta';
+import { createTwilioAdapter } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { queueDepths, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';

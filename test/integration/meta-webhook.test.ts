@@ -1,5 +1,5 @@
-import { metaContact, metaEnvelope, metaSignature, metaTextMessage } from '../../src/providers/samples';
-import { META_WEBHOOK_PATH } from '../../src/providers/meta';
+import { metaContact, metaEnvelope, metaSignature, metaTextMessage } from '../../src/webhooks/samples';
+import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
 import { bodyOf, type QueueProbe } from '../support/amqp';
 import type { TestDatabase } from '../support/database';
 import { META_SECRET, startTestIngest, VERIFY_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';
