@@ -1,4 +1,5 @@
 import type { ConfirmChannel } from 'amqplib';
+import { WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import { asBrokerError } from './amqp-errors';
 import { createBroker } from './broker';
@@ -28,7 +29,9 @@ export async function withOperatorChannel<T>(options: OperatorChannelOptions, wo
   });
   try {
     await broker.waitUntilConnected(OPERATOR_CONNECT_TIMEOUT_MS);
-    return await work(broker.channel()!);
+    const channel = broker.channel();
+    if (!channel) throw new WagateError('BROKER_UNAVAILABLE', 'the broker connection closed as soon as it opened');
+    return await work(channel);
   } catch (error) {
     throw asBrokerError(error);
   } finally {

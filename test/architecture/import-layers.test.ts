@@ -26,6 +26,11 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
 };
 /** main.ts wires the processes together, so it alone may import every layer. */
 MAY_IMPORT.main = Object.keys(MAY_IMPORT);
+/**
+ * The clients of the outside world enter through one layer each, so that their errors are
+ * classified in one place; other layers may use their types only.
+ */
+const CLIENT_LIBRARY_LAYER: Record<string, string> = { postgres: 'db', amqplib: 'queue', undici: 'replies', express: 'http' };
 /** Layers whose files are siblings that must not know each other: one command never imports another. */
 const NO_SIBLING_IMPORTS = new Set(['commands']);
 
@@ -81,6 +86,16 @@ describe('the folders of src/ are layers that import only downwards', () => {
     const violations = imports
       .filter(({ from, to }) => NO_SIBLING_IMPORTS.has(layerOf(from)) && layerOf(from) === layerOf(to))
       .map(({ from, to }) => `${show(from)} imports ${show(to)}`);
+    expect(violations).toEqual([]);
+  });
+
+  it('lets each client library of the outside world in through its one layer', () => {
+    const violations = sourceFiles(SRC).flatMap((file) =>
+      [...readFileSync(file, 'utf8').matchAll(/^import (?!type )[^;]*?from '([^']+)'/gm)]
+        .map((match) => match[1]!)
+        .filter((library) => library in CLIENT_LIBRARY_LAYER && CLIENT_LIBRARY_LAYER[library] !== layerOf(file))
+        .map((library) => `${show(file)} uses ${library}`),
+    );
     expect(violations).toEqual([]);
   });
 
