@@ -24,7 +24,7 @@ export async function withOperatorChannel<T>(options: OperatorChannelOptions, wo
   const broker = createBroker({
     url: options.url,
     name: 'wagate-cli',
-    log: options.log,
+    log: atLeastWarn(options.log),
     setup: (channel) => assertTopology(channel, options.topology),
   });
   try {
@@ -37,4 +37,9 @@ export async function withOperatorChannel<T>(options: OperatorChannelOptions, wo
   } finally {
     await broker.close();
   }
+}
+
+/** The command prints its answer on stdout, as the logger does: the broker's routine lines ("connected") stay out of it. */
+function atLeastWarn(log: Logger): Logger {
+  return log.levelVal >= log.levels.values.warn! ? log : log.child({}, { level: 'warn' });
 }
