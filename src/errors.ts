@@ -26,6 +26,10 @@ export const ERROR_CODES = {
   NOT_FOUND: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 404 },
   /** The gateway a `wagate send` posted to did not accept the sample. */
   GATEWAY_REFUSED: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 502 },
+  /** A `wagate send` or `wagate wait-ready` could not reach the gateway at all. */
+  GATEWAY_UNREACHABLE: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 502 },
+  /** A file named on the command line cannot be read. */
+  FILE_UNREADABLE: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 400 },
   MIGRATION_FAILED: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 500 },
   DATABASE_UNAVAILABLE: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 503 },
   /** statement_timeout cancelled a query: the database answers, but too slowly for this one. */

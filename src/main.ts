@@ -4,11 +4,14 @@ import { tracingSdk } from './tracing-bootstrap';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config, type Source } from './config';
 import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
+import { DEV_DEFAULTS, runDev } from './commands/dev';
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
 import { releaseSender } from './ledger/release';
 import { requeueStuckMessages, stuckAfterMs } from './ledger/stuck';
 import { sendSample } from './commands/send';
+import { isHelpRequest, USAGE, usageOf } from './commands/usage';
+import { waitUntilReady } from './commands/wait-ready';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker } from './commands/worker';
 import {
@@ -21,28 +24,6 @@ import {
   withSql,
 } from './commands/operations';
 
-const USAGE = `usage: wagate <command> [options]
-
-commands:
-  migrate                         apply database migrations (idempotent, safe to run concurrently)
-  ingest                          run the HTTP edge
-  worker                          consume queued messages: orders and replies
-  dev                             migrate, then run ingest and worker in one process (development)
-  send [--provider meta|twilio] [--text T] [--from P] [--id ID] [--to N] [--url URL]
-                                  post a correctly signed sample webhook to a running gateway
-  release --phone P [--source whatsapp|twilio]
-                                  re-queue a sender's rate_limited messages
-  products import FILE.csv        load the catalog (header: sku,name,price,currency,aliases)
-  dlq list | replay [--id ID ...] | purge [--yes]
-                                  inspect the dead letters and put them back
-  replies unknown | resend --id ID | settle --id ID --as sent|failed
-                                  list replies whose outcome is unknown; resend one on purpose,
-                                  or record what the provider says happened
-  requeue-stuck                   put back messages whose queue copy was lost (see WagateMessagesStuck)
-  cleanup [--days N]              retention cleanup (default RETENTION_DAYS)
-  erase --phone P                 erase one customer's personal data everywhere it is kept
-  fake-provider [--port 4010]     a local fake of the Graph API and Twilio REST, for demos
-`;
 
 
 type Command = (config: Config, log: Logger, args: string[]) => Promise<void>;
@@ -58,14 +39,8 @@ const commands: Record<string, Command> = {
     stopOnSignal(log, () => worker.stop());
   },
   dev: async (config, log) => {
-    await runMigrate(config, log);
-    const ingest = await startIngest(config, log);
-    // One process, two metrics endpoints: the worker's sits on the next port.
-    const worker = await startWorker({ ...config, METRICS_PORT: config.METRICS_PORT === 0 ? 0 : config.METRICS_PORT + 1 }, log);
-    stopOnSignal(log, async () => {
-      await ingest.stop();
-      await worker.stop();
-    });
+    const dev = await runDev(config, log);
+    stopOnSignal(log, () => dev.stop());
   },
   products: (config, _log, args) => productsCommand(config, args),
   dlq: (config, log, args) => dlqCommand(config, log, args),
@@ -80,6 +55,15 @@ const commands: Record<string, Command> = {
     const fake = await fakeProviderCommand(args);
     stopOnSignal(log, () => fake.stop());
   },
+  'wait-ready': async (config, _log, args) => {
+    const { values } = parseArgs({ args, options: { url: { type: 'string' }, timeout: { type: 'string', default: '60' } } });
+    const seconds = Number(values.timeout);
+    if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout must be a positive number of seconds');
+    const url = values.url ?? `http://127.0.0.1:${config.PORT}`;
+    await waitUntilReady(url, seconds * 1000);
+    process.stdout.write(`ready: ${url}\n`);
+  },
+  help: async () => undefined,
   send: async (config, _log, args) => {
     const { values } = parseArgs({
       args,
@@ -135,14 +119,27 @@ function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
   process.on('SIGINT', onSignal);
 }
 
+/** node:util parseArgs reports an unknown or malformed option with one of these codes. */
+function isArgumentError(error: unknown): boolean {
+  return String((error as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
+}
+
 async function main(argv: string[]): Promise<void> {
   const [name, ...args] = argv;
-  const command = name ? commands[name] : undefined;
-  if (!command) {
-    process.stderr.write(name ? `wagate: unknown command "${name}"\n\n${USAGE}` : USAGE);
-    process.exit(ERROR_CODES.USAGE_INVALID.exitStatus);
+  if (name === undefined) return usageExit('no command given', USAGE);
+  if (name === 'help' || name === '--help' || name === '-h') {
+    const topic = name === 'help' ? args[0] : undefined;
+    if (topic !== undefined && !commands[topic]) return usageExit(`unknown command "${topic}"`, USAGE);
+    process.stdout.write(topic ? usageOf(topic) : USAGE);
+    process.exit(0);
   }
-  const defaults = name === 'dev' ? { NODE_ENV: 'development' } : {};
+  const command = commands[name];
+  if (!command) return usageExit(`unknown command "${name}"`, USAGE);
+  if (isHelpRequest(args)) {
+    process.stdout.write(usageOf(name));
+    process.exit(0);
+  }
+  const defaults = name === 'dev' ? DEV_DEFAULTS : {};
   let log: Logger | undefined;
   try {
     const config = loadConfig({ ...defaults, ...process.env });
@@ -150,12 +147,17 @@ async function main(argv: string[]): Promise<void> {
     await command(config, log, args);
   } catch (error) {
     const message = (error as Error).message;
-    if (isWagateError(error, 'USAGE_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n\n${USAGE}`);
-    else if (isWagateError(error, 'CONFIG_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n`);
-    else process.stderr.write(`wagate ${name}: failed: ${message}\n`);
     log?.flush();
+    if (isWagateError(error, 'USAGE_INVALID') || isArgumentError(error)) return usageExit(`${name}: ${message}`, usageOf(name));
+    if (isWagateError(error, 'CONFIG_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n`);
+    else process.stderr.write(`wagate ${name}: failed: ${message}\n`);
     process.exit(exitStatusOf(error));
   }
+}
+
+function usageExit(problem: string, usage: string): never {
+  process.stderr.write(`wagate: ${problem}\n\n${usage}`);
+  process.exit(ERROR_CODES.USAGE_INVALID.exitStatus);
 }
 
 void main(process.argv.slice(2));
