@@ -9,6 +9,8 @@ export type Metrics = ReturnType<typeof createMetrics>;
 const SOURCES = ['whatsapp', 'twilio'];
 const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejected', 'malformed', 'status', 'status_duplicate',
   'ignored', 'provider_error', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
+/** Why a signature was refused (webhooks/signature-rejection.ts; telemetry may not import that layer). */
+const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match'];
 const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped'];
 const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
 
@@ -23,8 +25,8 @@ export function createMetrics(role: string) {
     registry,
     webhookEvents: new Counter({
       name: 'wagate_webhook_events_total',
-      help: 'Webhook outcomes, one per message, receipt or refused request.',
-      labelNames: ['source', 'outcome'] as const,
+      help: 'Webhook outcomes, one per message, receipt or refused request; refused signatures also by reason.',
+      labelNames: ['source', 'outcome', 'reason'] as const,
       registers: [registry],
     }),
     ackDuration: new Histogram({
@@ -157,7 +159,8 @@ export function createMetrics(role: string) {
   };
   // Known label sets start at 0, so rate() and increase() see the first event of each.
   for (const source of SOURCES) {
-    for (const outcome of WEBHOOK_OUTCOMES) metrics.webhookEvents.inc({ source, outcome }, 0);
+    for (const outcome of WEBHOOK_OUTCOMES) if (outcome !== 'invalid_signature') metrics.webhookEvents.inc({ source, outcome }, 0);
+    for (const reason of SIGNATURE_REASONS) metrics.webhookEvents.inc({ source, outcome: 'invalid_signature', reason }, 0);
     metrics.ordersCreated.inc({ source }, 0);
     for (const result of REPLY_RESULTS) metrics.confirmations.inc({ provider: source, result }, 0);
     metrics.ackDuration.zero({ source });
