@@ -144,7 +144,7 @@ describe('values', () => {
   it('takes the image tag from appVersion unless set, and pins a digest when given', () => {
     const image = (objects: K8sObject[]) => find(objects, 'Deployment', '-ingest').spec.template.spec.containers[0].image;
     expect(image(minimal)).toBe('ghcr.io/wagate/wagate:0.1.0');
-    expect(image(production)).toBe('ghcr.io/wagate/wagate:0.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
+    expect(image(production)).toBe('ghcr.io/wagate/wagate@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
     expect(image(render({ valuesFiles: [scenarioFile('minimal')], set: ['image.tag=1.2.3', 'image.repository=registry.example/wagate'] }))).toBe('registry.example/wagate:1.2.3');
   });
 
@@ -168,8 +168,7 @@ describe('values', () => {
       coveredIndent = -1;
       const previous = lines.slice(0, index).reverse().find((l) => l.trim() !== '') ?? '';
       const isHeader = /:\s*$/.test(line);
-      const previousKey = /^( *)[A-Za-z_]\w*:/.exec(previous);
-      const commented = previous.trim().startsWith('#') || (previousKey !== null && previousKey[1].length === indent && !/:\s*$/.test(previous));
+      const commented = previous.trim().startsWith('#');
       if (!commented && !isHeader) uncommented.push(line.trim());
       if (previous.trim().startsWith('# --') && isHeader) coveredIndent = indent;
     });

@@ -58,10 +58,11 @@ release is called.
 {{- printf "wagate-%s" . -}}
 {{- end -}}
 
+{{/* By digest when one is given (what kustomize's images: digest gives too), else by tag. */}}
 {{- define "wagate.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag -}}
 {{- if .Values.image.digest -}}
-{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
 {{- else -}}
 {{- printf "%s:%s" .Values.image.repository $tag -}}
 {{- end -}}
