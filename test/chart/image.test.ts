@@ -65,7 +65,7 @@ describe('the final stage, replayed into a read-only folder', () => {
     app = path.join(dir, 'app');
     const env = { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH}`, NODE_ENV: runtime.env.NODE_ENV };
     replayStage(runtime, build, ROOT, app, env);
-    // The base image brings node; outside /root, so the image's user can run it.
+    // The base image brings node; a copy beside the folder, so the image's user can run it.
     nodeBinary = path.join(dir, 'node');
     copyFileSync(process.execPath, nodeBinary);
     makeReadOnly(dir);
