@@ -18,7 +18,7 @@ describe('the chart renders every ci scenario', () => {
 
   it('renders the same object set for ingest and worker in every scenario', () => {
     for (const objects of Object.values(byScenario)) {
-      for (const [kind, name] of [['Deployment', 'ingest'], ['Service', 'ingest'], ['Deployment', 'worker'], ['PodDisruptionBudget', 'worker'], ['Job', 'migrate'], ['CronJob', 'cleanup']]) {
+      for (const [kind, name] of [['Deployment', 'ingest'], ['Service', 'ingest'], ['Deployment', 'worker'], ['PodDisruptionBudget', 'worker'], ['Job', 'migrate'], ['CronJob', 'cleanup']] as const) {
         expect(find(objects, kind, `-${name}`)).toBeDefined();
       }
     }
@@ -186,7 +186,7 @@ describe('metrics and monitoring', () => {
   it('ships the dashboard in a ConfigMap labelled grafana_dashboard "1"', () => {
     const dashboard = find(production, 'ConfigMap', '-dashboard');
     expect(dashboard.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
-    expect(JSON.parse(dashboard.data!['wagate.json'])).toEqual(JSON.parse(readFileSync(path.join(CHART_DIR, 'files', 'dashboard.json'), 'utf8')));
+    expect(JSON.parse(dashboard.data!['wagate.json']!)).toEqual(JSON.parse(readFileSync(path.join(CHART_DIR, 'files', 'dashboard.json'), 'utf8')));
   });
 
   it('renders monitoring objects only when enabled and served by the cluster', () => {

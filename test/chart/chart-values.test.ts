@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CHART_DIR, SCENARIOS, find, helm, podTemplates, render, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
+import { CHART_DIR, SCENARIOS, find, podTemplates, render, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
 
 const minimal = renderScenario('minimal');
 const production = renderScenario('production');
@@ -163,7 +163,7 @@ describe('values', () => {
     lines.forEach((line, index) => {
       const key = /^( *)([A-Za-z_][\w]*):/.exec(line);
       if (!key) return;
-      const indent = key[1].length;
+      const indent = key[1]!.length;
       if (coveredIndent >= 0 && indent > coveredIndent) return;
       coveredIndent = -1;
       const previous = lines.slice(0, index).reverse().find((l) => l.trim() !== '') ?? '';

@@ -19,8 +19,10 @@ export function parseDockerfile(text: string): Stage[] {
   const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
   const stages: Stage[] = [];
   for (const line of lines) {
-    const [, op, args] = /^(\w+)\s+(.*)$/.exec(line) ?? [];
-    if (!op) continue;
+    const match = /^(\w+)\s+(.*)$/.exec(line);
+    if (!match) continue;
+    const op = match[1]!;
+    const args = match[2]!;
     const upper = op.toUpperCase();
     if (upper === 'FROM') {
       stages.push({ name: /\bAS\s+(\S+)/i.exec(args)?.[1] ?? String(stages.length), workdir: '/', env: {}, user: 'root', instructions: [] });
@@ -30,7 +32,7 @@ export function parseDockerfile(text: string): Stage[] {
     if (!stage) continue; // ARG before the first FROM
     if (upper === 'WORKDIR') stage.workdir = args;
     else if (upper === 'USER') stage.user = args;
-    else if (upper === 'ENV') for (const [, k, v] of args.matchAll(/(\w+)=(\S+)/g)) stage.env[k] = v;
+    else if (upper === 'ENV') for (const [, k, v] of args.matchAll(/(\w+)=(\S+)/g)) stage.env[k!] = v!;
     stage.instructions.push({ op: upper, args });
   }
   return stages;

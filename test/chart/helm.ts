@@ -82,7 +82,7 @@ export function renderText(options: RenderOptions): string {
 export function parseObjects(text: string): K8sObject[] {
   return parseAllDocuments(text)
     .map((doc) => {
-      if (doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors[0].message}`);
+      if (doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors[0]!.message}`);
       return doc.toJS() as K8sObject | null;
     })
     .filter((object): object is K8sObject => object !== null);

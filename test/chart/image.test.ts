@@ -140,7 +140,7 @@ describe('the final stage, replayed into a read-only folder', () => {
     const id = uniqueWamid();
     expect((await postMetaText(`http://127.0.0.1:${ingest.port}`, { id, text: 'hello' })).status).toBe(200);
     const [call] = await fake.waitForCalls(1, 60_000);
-    expect(call.path).toMatch(/messages$/);
+    expect(call?.path).toMatch(/messages$/);
     const status = await waitFor('the message to be finished', async () => {
       const [row] = await db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${id}`;
       return row && !['queued', 'processing'].includes(row.status) ? row.status : undefined;

@@ -67,9 +67,9 @@ describe('the migration hook during an upgrade', () => {
     await Promise.all(clients);
 
     expect(answers.filter((answer) => answer.status !== 200)).toEqual([]);
-    const [{ applied }] = await db.sql<{ applied: number }[]>`SELECT max(version)::int AS applied FROM schema_migrations`;
-    expect(applied).toBe(newest.version);
-    const [{ recorded }] = await db.sql<{ recorded: number }[]>`SELECT count(*)::int AS recorded FROM webhook_messages WHERE message_id = ANY(${answers.map((a) => a.id)})`;
-    expect(recorded).toBe(answers.length);
+    const [appliedRow] = await db.sql<{ applied: number }[]>`SELECT max(version)::int AS applied FROM schema_migrations`;
+    expect(appliedRow?.applied).toBe(newest.version);
+    const [recordedRow] = await db.sql<{ recorded: number }[]>`SELECT count(*)::int AS recorded FROM webhook_messages WHERE message_id = ANY(${answers.map((a) => a.id)})`;
+    expect(recordedRow?.recorded).toBe(answers.length);
   }, 180_000);
 });
