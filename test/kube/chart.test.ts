@@ -27,7 +27,7 @@ describe('the chart in a real API server', () => {
 
   afterAll(async () => {
     await plane?.stop();
-  });
+  }, 30_000);
 
   it('validates every rendered object of every scenario, hooks and monitoring objects included, with a server-side dry run', () => {
     for (const scenario of SCENARIOS) {
