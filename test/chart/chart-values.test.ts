@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { loadConfig } from '../../src/config';
 import { CHART_DIR, SCENARIOS, find, podTemplates, render, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
 
 const minimal = renderScenario('minimal');
@@ -130,6 +131,7 @@ describe('values', () => {
     expect(renderError({ set: ['secrets.databaseUrl=postgres://x'] })).toContain('secrets.amqpUrl is required');
     expect(renderError({ set: ['secrets.databaseUrl=postgres://x', 'secrets.amqpUrl=amqp://x'] })).toContain('secrets.whatsappAppSecret or secrets.twilioAuthToken is required');
     expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['worker.autoscaling.mode=keda'] })).toContain('secrets.rabbitmqManagementUrl is required');
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['secrets.twilioAuthToken=t'] })).toContain('config.PUBLIC_BASE_URL is required with secrets.twilioAuthToken');
     const values = readFileSync(path.join(CHART_DIR, 'values.yaml'), 'utf8');
     const secretsBlock = values.slice(values.indexOf('\nsecrets:'), values.indexOf('\nconfig:'));
     const secretValues = secretsBlock.match(/^ {2}\w+: .*$/gm)!;
@@ -152,8 +154,21 @@ describe('values', () => {
     const config = find(production, 'ConfigMap', '-config').data!;
     expect(config).toMatchObject({ NODE_ENV: 'production', PUBLIC_BASE_URL: 'https://shop.example.com', WORK_SHARDS: '32', DB_POOL_MAX: '8' });
     expect(config).not.toHaveProperty('WHATSAPP_GRAPH_API_URL');
+    // A million and more, as YAML numbers from values.yaml, must not print as 3.145728e+06.
+    expect(config.MAX_BODY_BYTES).toBe('3145728');
     const objects = renderScenario('minimal', { set: ['extraEnv[0].name=FEATURE_X', 'extraEnv[0].value=on'] });
     for (const { pod } of podTemplates(objects)) expect(pod.spec.containers[0].env).toContainEqual({ name: 'FEATURE_X', value: 'on' });
+  });
+
+  it('gives settings that wagate\'s own configuration schema accepts, in every scenario', () => {
+    for (const scenario of SCENARIOS) {
+      const objects = renderScenario(scenario);
+      const settings = find(objects, 'ConfigMap', '-config').data!;
+      const secrets = objects.find((o) => o.kind === 'Secret' && !o.metadata.annotations?.['helm.sh/hook'])?.stringData ?? { DATABASE_URL: 'postgres://x@db/wagate', WHATSAPP_APP_SECRET: 'secret', TWILIO_AUTH_TOKEN: 'token' };
+      const env = { ...settings, ...secrets };
+      expect(() => loadConfig(env)).not.toThrow();
+      expect(loadConfig(env).MAX_BODY_BYTES).toBe(3145728);
+    }
   });
 
   it('comments every key of values.yaml', () => {

@@ -68,6 +68,18 @@ release is called.
 {{- end -}}
 {{- end -}}
 
+{{/*
+A value as an environment variable's text. YAML numbers reach templates as float64, which
+print as 3.145728e+06 from a million up: whole numbers are printed as integers.
+*/}}
+{{- define "wagate.envText" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) -}}
+{{- printf "%d" (int64 .) | quote -}}
+{{- else -}}
+{{- toString . | quote -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "wagate.secretName" -}}
 {{- default (include "wagate.fullname" .) .Values.secrets.existingSecret -}}
 {{- end -}}
@@ -152,6 +164,9 @@ volumeMounts:
 {{- $_ := required "secrets.amqpUrl is required (the RabbitMQ URL), or name a Secret in secrets.existingSecret" .Values.secrets.amqpUrl -}}
 {{- if not (or .Values.secrets.whatsappAppSecret .Values.secrets.twilioAuthToken) -}}
 {{- fail "secrets.whatsappAppSecret or secrets.twilioAuthToken is required: without one every webhook is refused (or name a Secret in secrets.existingSecret)" -}}
+{{- end -}}
+{{- if and .Values.secrets.twilioAuthToken (not .Values.config.PUBLIC_BASE_URL) -}}
+{{- fail "config.PUBLIC_BASE_URL is required with secrets.twilioAuthToken: Twilio signs the URL it calls, and wagate refuses Twilio in production without it" -}}
 {{- end -}}
 {{- if eq .Values.worker.autoscaling.mode "keda" -}}
 {{- $_ := required "secrets.rabbitmqManagementUrl is required with worker.autoscaling.mode keda (KEDA reads the queues through the management API)" .Values.secrets.rabbitmqManagementUrl -}}
