@@ -16,6 +16,16 @@ describe('the chart renders every ci scenario', () => {
     expect(result.status).toBe(0);
   });
 
+  it.each([
+    ['worker.autoscaling.mode=off'],
+    ['worker.autoscaling.mode=hpa'],
+    ['ingest.autoscaling.enabled=false,networkPolicy.enabled=false,cleanup.enabled=false,migrations.enabled=false,ingest.podDisruptionBudget.enabled=false,worker.podDisruptionBudget.enabled=false'],
+    ['metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true,metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true'],
+  ])('passes helm lint --strict with ci/minimal-values.yaml and %s', (set) => {
+    const result = helm(['lint', '--strict', CHART_DIR, '-f', scenarioFile('minimal'), '--set', set]);
+    expect([result.status, result.status === 0 ? '' : result.stdout]).toEqual([0, '']);
+  });
+
   it('renders the same object set for ingest and worker in every scenario', () => {
     for (const objects of Object.values(byScenario)) {
       for (const [kind, name] of [['Deployment', 'ingest'], ['Service', 'ingest'], ['Deployment', 'worker'], ['PodDisruptionBudget', 'worker'], ['Job', 'migrate'], ['CronJob', 'cleanup']] as const) {
