@@ -140,17 +140,21 @@ export function createBroker(options: BrokerOptions): Broker {
       if (timer) clearTimeout(timer);
       // An attempt under way would go on declaring the topology after we return; let it
       // finish (it closes its own connection when it sees `closing`), within a bound.
-      if (connecting) await Promise.race([connecting, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+      if (connecting) await withinCloseWait(connecting);
       const model = connection;
       const channel = current;
       connection = null;
       current = null;
       // Closing the channel first waits for the broker to take every ack sent on it; closing
       // only the connection can beat the last ack, and that message would come back.
-      await channel?.close().catch(() => undefined);
+      if (channel) await withinCloseWait(channel.close().catch(() => undefined));
       await model?.close().catch(() => undefined);
     },
   };
+}
+
+function withinCloseWait(work: Promise<unknown>): Promise<unknown> {
+  return Promise.race([work, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
 }
 
 function withHeartbeat(url: string): string {
