@@ -4,7 +4,7 @@ import { tracingSdk } from './tracing-bootstrap';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config, type Source } from './config';
 import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
-import { DEV_DEFAULTS, runDev } from './commands/dev';
+import { DEV_DEFAULTS, readyLine } from './commands/dev';
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
 import { releaseSender } from './ledger/release';
@@ -39,8 +39,15 @@ const commands: Record<string, Command> = {
     stopOnSignal(log, () => worker.stop());
   },
   dev: async (config, log) => {
-    const dev = await runDev(config, log);
-    stopOnSignal(log, () => dev.stop());
+    await runMigrate(config, log);
+    const ingest = await startIngest(config, log);
+    // One process, two metrics endpoints: the worker's sits on the next port.
+    const worker = await startWorker({ ...config, METRICS_PORT: config.METRICS_PORT === 0 ? 0 : config.METRICS_PORT + 1 }, log);
+    process.stdout.write(`${readyLine(config.HOST, ingest.port, ingest.metricsPort, worker.metricsPort)}\n`);
+    stopOnSignal(log, async () => {
+      await ingest.stop();
+      await worker.stop();
+    });
   },
   products: (config, _log, args) => productsCommand(config, args),
   dlq: (config, log, args) => dlqCommand(config, log, args),

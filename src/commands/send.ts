@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config';
-import { ConfigError, WagateError } from '../errors';
-import { describeFetchFailure } from './wait-ready';
+import { ConfigError, describeFetchFailure, WagateError } from '../errors';
 import { META_WEBHOOK_PATH } from '../webhooks/meta';
 import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../webhooks/samples';
 import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';

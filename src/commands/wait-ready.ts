@@ -1,4 +1,4 @@
-import { WagateError } from '../errors';
+import { describeFetchFailure, WagateError } from '../errors';
 
 /** How often a waiting `wagate wait-ready` asks again. */
 const POLL_INTERVAL_MS = 250;
@@ -29,9 +29,3 @@ export async function waitUntilReady(baseUrl: string, timeoutMs: number): Promis
   }
 }
 
-/** fetch() says only "fetch failed"; the reason (ECONNREFUSED, a DNS failure, a timeout) is in its cause. */
-export function describeFetchFailure(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  if (cause?.code) return `${cause.code}${cause.message && !cause.message.includes(cause.code) ? `: ${cause.message}` : ''}`;
-  return cause?.message ?? (error as Error).message;
-}
