@@ -12,6 +12,7 @@ import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { createWorkerConsumer } from '../worker/consumer';
 import { processMessage } from '../worker/process-message';
+import { loadReplyCatalogues } from '../orders/replies';
 import { postgresAnswers } from '../db/health';
 import { boundPort, closeServerNow } from '../server/http-server';
 import { judgeReadiness } from '../server/readiness';
@@ -42,6 +43,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const sql = databaseFromConfig(config, 'wagate-worker');
   const topology = topologyFromConfig(config);
   const sendReply = replyClientFromConfig(config, TWILIO_WEBHOOK_PATH);
+  // Read and checked before consuming anything: a broken catalogue stops the worker at start.
+  const replyTexts = { catalogues: loadReplyCatalogues(config.REPLY_TEXTS_DIR), defaultLanguage: config.REPLY_LANGUAGE };
   let consumer: ReturnType<typeof createWorkerConsumer> | null = null;
   const broker = createBroker({
     url: config.AMQP_URL,
@@ -61,7 +64,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     metrics,
     handle: (message) =>
       processMessage(
-        { sql, sendReply, metrics, match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN } },
+        { sql, sendReply, metrics, match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN }, replyTexts },
         message,
       ),
   });
