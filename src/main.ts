@@ -13,7 +13,7 @@ import { sendSample } from './commands/send';
 import { isHelpRequest, USAGE, usageOf } from './commands/usage';
 import { waitUntilReady } from './commands/wait-ready';
 import { createLogger, type Logger } from './telemetry/logger';
-import { startWorker } from './commands/worker';
+import { startWorker, type RunningWorker } from './commands/worker';
 import {
   cleanupCommand,
   dlqCommand,
@@ -37,6 +37,7 @@ const commands: Record<string, Command> = {
   worker: async (config, log) => {
     const worker = await startWorker(config, log);
     stopOnSignal(log, () => worker.stop());
+    exitOnRefusedLogin(worker.broker, config.AMQP_URL, config.AUTH_FAILURE_EXIT_SECONDS, log);
   },
   dev: async (config, log) => {
     await runMigrate(config, log);
@@ -102,6 +103,27 @@ const commands: Record<string, Command> = {
     }
   },
 };
+
+/** How often a worker checks whether its broker login has been refused for too long. */
+const LOGIN_CHECK_INTERVAL_MS = 1000;
+
+/**
+ * Wrong credentials do not heal by waiting: after AUTH_FAILURE_EXIT_SECONDS of refused logins
+ * the worker exits 1 with a message that says so, and the crash shows where it runs.
+ */
+function exitOnRefusedLogin(broker: RunningWorker['broker'], amqpUrl: string, limitSeconds: number, log: Logger): void {
+  const timer = setInterval(() => {
+    const since = broker.loginRefusedSince();
+    if (since === null || Date.now() - since < limitSeconds * 1000) return;
+    const host = new URL(amqpUrl).host;
+    const message = `the broker at ${host} has refused this worker's login for ${limitSeconds} s: the user or password in AMQP_URL (or AMQP_URL_FILE) is wrong; correct it and start the worker again`;
+    log.error({ broker: host }, message);
+    log.flush();
+    process.stderr.write(`wagate worker: failed: ${message}\n`);
+    process.exit(ERROR_CODES.BROKER_UNAVAILABLE.exitStatus);
+  }, LOGIN_CHECK_INTERVAL_MS);
+  timer.unref();
+}
 
 function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
   let stopping = false;

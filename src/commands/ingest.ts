@@ -45,7 +45,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     log,
     metrics,
   });
-  metrics.watchBroker(broker.isConnected);
+  metrics.watchBroker(broker.isConnected, () => broker.loginRefusedSince() !== null);
   broker.onConnected(() => {
     // Whatever piled up in the outbox while the broker was away goes out now.
     void relay.sweepOnce().catch(() => undefined);
@@ -57,6 +57,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     log,
     onQueued: relay.publishOwned,
     isBrokerConnected: broker.isConnected,
+    isBrokerLoginRefused: () => broker.loginRefusedSince() !== null,
     isDraining: () => draining,
     queueDepths: () => queueDepths(broker, topology),
   });
@@ -97,6 +98,7 @@ export interface IngestParts {
   /** Called with the rows of each commit; the outbox relay publishes them. */
   onQueued(entries: QueuedEntry[]): void;
   isBrokerConnected(): boolean;
+  isBrokerLoginRefused?(): boolean;
   isDraining(): boolean;
   queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
 }
@@ -132,7 +134,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxBodyBytes: config.MAX_BODY_BYTES,
     maxInFlight: config.MAX_IN_FLIGHT,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
-    health: { sql, isBrokerConnected: parts.isBrokerConnected, isDraining: parts.isDraining, brokerRequired: false },
+    health: { sql, isBrokerConnected: parts.isBrokerConnected, isBrokerLoginRefused: parts.isBrokerLoginRefused, isDraining: parts.isDraining, brokerRequired: false },
     stats: { sql, adminToken: config.ADMIN_TOKEN, queueDepths: parts.queueDepths },
   });
   return { listener, recorder };

@@ -68,7 +68,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
         message,
       ),
   });
-  metrics.watchBroker(broker.isConnected);
+  metrics.watchBroker(broker.isConnected, () => broker.loginRefusedSince() !== null);
   const stuckAfter = stuckAfterMs(config.RETRY_DELAYS_MS);
   const gauges = setInterval(() => {
     void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);

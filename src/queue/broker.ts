@@ -15,6 +15,8 @@ export interface Broker {
   /** The live confirm channel, or null while disconnected. */
   channel(): ConfirmChannel | null;
   isConnected(): boolean;
+  /** Since when every login attempt was refused (wrong user or password), in ms since the epoch; null otherwise. */
+  loginRefusedSince(): number | null;
   /** Resolves when connected, or rejects after timeoutMs. */
   waitUntilConnected(timeoutMs: number): Promise<void>;
   onConnected(listener: (channel: ConfirmChannel) => void): void;
@@ -44,6 +46,7 @@ export function createBroker(options: BrokerOptions): Broker {
   let attempt = 0;
   let timer: NodeJS.Timeout | null = null;
   let connecting: Promise<void> | null = null;
+  let loginRefusedAt: number | null = null;
   const listeners: ((channel: ConfirmChannel) => void)[] = [];
 
   function connect(): Promise<void> {
@@ -73,10 +76,18 @@ export function createBroker(options: BrokerOptions): Broker {
       connection = model;
       current = channel;
       attempt = 0;
+      loginRefusedAt = null;
       options.log.info({ broker: redactUrl(options.url) }, 'broker connected');
       listeners.forEach((listener) => listener(channel));
     } catch (error) {
-      options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
+      if (isLoginRefused(error)) {
+        loginRefusedAt ??= Date.now();
+        const user = decodeURIComponent(new URL(options.url).username || 'guest');
+        options.log.error({ err: (error as Error).message, broker: redactUrl(options.url), user },
+          `the broker at ${redactUrl(options.url)} refused the login of user "${user}": check the user and password in AMQP_URL (or AMQP_URL_FILE)`);
+      } else {
+        options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
+      }
       await model?.close().catch(() => undefined);
       scheduleReconnect();
     }
@@ -104,6 +115,7 @@ export function createBroker(options: BrokerOptions): Broker {
   return {
     channel: () => current,
     isConnected: () => current !== null,
+    loginRefusedSince: () => loginRefusedAt,
     onConnected(listener) {
       listeners.push(listener);
     },
@@ -169,4 +181,9 @@ export function redactUrl(url: string): string {
   } catch {
     return '(unparseable url)';
   }
+}
+
+/** RabbitMQ answers a wrong user or password with 403 ACCESS_REFUSED during the handshake. */
+function isLoginRefused(error: unknown): boolean {
+  return /ACCESS[-_]REFUSED/.test((error as Error)?.message ?? '');
 }

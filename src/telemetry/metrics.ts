@@ -19,6 +19,7 @@ export function createMetrics(role: string) {
   const registry = new Registry();
   // Read at scrape time, so the gauge can never lag behind a lost connection.
   let brokerProbe: () => boolean = () => false;
+  let loginRefusedProbe: () => boolean = () => false;
   registry.setDefaultLabels({ role });
   collectDefaultMetrics({ register: registry, prefix: 'wagate_' });
   const metrics = {
@@ -83,14 +84,23 @@ export function createMetrics(role: string) {
         this.set(brokerProbe() ? 1 : 0);
       },
     }),
+    brokerLoginRefused: new Gauge({
+      name: 'wagate_broker_login_refused',
+      help: '1 while the broker refuses this process\'s login (wrong AMQP_URL user or password).',
+      registers: [registry],
+      collect() {
+        this.set(loginRefusedProbe() ? 1 : 0);
+      },
+    }),
     webhookRequests: new Counter({
       name: 'wagate_webhook_requests_total',
       help: 'Webhook HTTP requests by source and response status code, refused ones included.',
       labelNames: ['source', 'code'] as const,
       registers: [registry],
     }),
-    watchBroker(isConnected: () => boolean): void {
+    watchBroker(isConnected: () => boolean, isLoginRefused: () => boolean = () => false): void {
       brokerProbe = isConnected;
+      loginRefusedProbe = isLoginRefused;
     },
     workerMessages: new Counter({
       name: 'wagate_worker_messages_total',
