@@ -20,6 +20,8 @@ export interface RunningIngest {
   broker: Broker;
   metrics: Metrics;
   topology: Topology;
+  /** Settles when the broker setup failed for good (TOPOLOGY_CONFLICT); the process should stop and exit 1. */
+  fatal: Promise<Error>;
   stop(): Promise<void>;
 }
 
@@ -28,10 +30,13 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   const metrics = createMetrics('ingest');
   const sql = databaseFromConfig(config, 'wagate-ingest');
   const topology = topologyFromConfig(config);
+  let reportFatal: (error: Error) => void = () => undefined;
+  const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
   const broker = createBroker({
     url: config.AMQP_URL,
     name: 'wagate-ingest',
     log,
+    onFatal: (error) => reportFatal(error),
     setup: (channel) => assertTopology(channel, topology),
   });
   const relay = createOutboxRelay({
@@ -102,6 +107,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     broker,
     metrics,
     topology,
+    fatal,
     async stop() {
       draining = true;
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
