@@ -82,6 +82,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
     maxInFlight: config.MAX_IN_FLIGHT,
+    maxInFlightBytes: config.MAX_IN_FLIGHT_BYTES,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
     health: { sql, isBrokerConnected: broker.isConnected, isDraining: () => draining, brokerRequired: false },
     stats: {

@@ -22,6 +22,7 @@ export interface AppDeps {
   log: Logger;
   maxBodyBytes: number;
   maxInFlight: number;
+  maxInFlightBytes: number;
   verifyToken: string | undefined;
   health: HealthDeps;
   stats: StatsDeps;
@@ -33,7 +34,7 @@ export interface AppDeps {
  * through express.
  */
 export function createIngestListener(deps: AppDeps): RequestListener {
-  const limit = createInFlightLimit(deps.maxInFlight, deps.metrics);
+  const limit = createInFlightLimit(deps.maxInFlight, deps.maxInFlightBytes, deps.metrics);
   const webhook = (adapter: WebhookAdapter) =>
     createWebhookHandler({ adapter, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, metrics: deps.metrics, log: deps.log });
   const webhooks = new Map<string, WebhookHandler>([
