@@ -58,6 +58,8 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     maxConcurrentBatches: Math.max(1, config.DB_POOL_MAX - 2),
     commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
     onQueued: relay.publishOwned,
+    onIsolating: (error) =>
+      log.warn({ code: (error as { code?: string }).code, err: (error as Error).message }, 'a ledger batch failed; committing its requests apart'),
     onBatch: (items, seconds) => {
       metrics.ledgerBatchSize.observe(items);
       metrics.ledgerCommitDuration.observe(seconds);
