@@ -57,6 +57,8 @@ interface Pending extends RecordRequest {
   reject(error: unknown): void;
   /** The deadline for getting into a batch at all. */
   waiting: NodeJS.Timeout | undefined;
+  /** Epoch ms by which the caller has its answer: arrival plus commitDeadlineMs, slot wait, batch and isolation included. */
+  deadlineAt: number;
 }
 
 /**
@@ -116,29 +118,29 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
    * every request that shared its batch.
    */
   async function commitBatch(batch: Pending[]): Promise<void> {
-    const failure = await tryCommit(batch, Date.now() + options.commitDeadlineMs);
+    const failure = await tryCommit(batch);
     if (failure === null) return;
     options.onIsolating?.(failure);
-    await isolate(batch, Date.now() + options.commitDeadlineMs);
+    await isolate(batch);
   }
 
   /** Bisects a failing batch down to single items; an item no text or jsonb column can hold is kept as malformed. */
-  async function isolate(batch: Pending[], deadlineAt: number): Promise<void> {
+  async function isolate(batch: Pending[]): Promise<void> {
     if (batch.length > 1) {
       const middle = Math.ceil(batch.length / 2);
       for (const part of [batch.slice(0, middle), batch.slice(middle)]) {
-        const failure = await tryCommit(part, deadlineAt);
-        if (failure !== null) await isolate(part, deadlineAt);
+        const failure = await tryCommit(part);
+        if (failure !== null) await isolate(part);
       }
       return;
     }
     const request = batch[0]!;
-    if (request.items.length > 1) return isolate(splitIntoItems(request), deadlineAt);
-    const failure = await tryCommit([request], deadlineAt);
+    if (request.items.length > 1) return isolate(splitIntoItems(request));
+    const failure = await tryCommit([request]);
     if (failure === null) return;
     if (!isDataException(failure)) return request.reject(failure);
     const storable = { ...request, items: [unstorableItem(request.items[0]!, (failure as { code: string }).code)] };
-    const last = await tryCommit([storable], deadlineAt);
+    const last = await tryCommit([storable]);
     if (last !== null) request.reject(last);
   }
 
@@ -147,8 +149,8 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
    * database is unavailable or too slow. Returns null then; returns any other error unanswered,
    * for isolation. Holds until Postgres has answered, even past the deadline.
    */
-  async function tryCommit(batch: Pending[], deadlineAt: number): Promise<unknown> {
-    const remainingMs = deadlineAt - Date.now();
+  async function tryCommit(batch: Pending[]): Promise<unknown> {
+    const remainingMs = Math.min(...batch.map((request) => request.deadlineAt)) - Date.now();
     if (remainingMs <= 0) {
       batch.forEach((request) => request.reject(ledgerTimeout(options.commitDeadlineMs)));
       return null;
@@ -202,7 +204,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     record(request) {
       return new Promise<LedgerOutcome[]>((resolve, reject) => {
         if (request.items.length === 0) return resolve([]);
-        const entry: Pending = { ...request, resolve, reject, waiting: undefined };
+        const entry: Pending = { ...request, resolve, reject, waiting: undefined, deadlineAt: Date.now() + options.commitDeadlineMs };
         // Waiting for a free batch slot is bounded too: while Postgres hangs, every slot stays taken.
         entry.waiting = setTimeout(() => {
           const index = pending.indexOf(entry);
@@ -235,6 +237,7 @@ function splitIntoItems(request: Pending): Pending[] {
     receivedAtMs: request.receivedAtMs,
     traceparent: request.traceparent,
     waiting: undefined,
+    deadlineAt: request.deadlineAt,
     resolve([outcome]) {
       outcomes[index] = outcome!;
       remaining -= 1;
