@@ -58,7 +58,7 @@ describe('the batch write', () => {
   it('holds a bounded number of lock-table entries however many messages a batch carries', async () => {
     // Postgres's lock table holds about max_locks_per_transaction x connections entries; a
     // batch must not need one per message (256 by default).
-    const [{ max_locks: maxLocks }] = await db.sql<{ max_locks: number }[]>`
+    const [setting] = await db.sql<{ max_locks: number }[]>`
       SELECT current_setting('max_locks_per_transaction')::integer AS max_locks`;
     const plan = planBatch([{ items: Array.from({ length: 256 }, (_, i) => message(i)), receivedAtMs: Date.now(), traceparent: '' }]);
     const connection = await db.sql.reserve();
@@ -66,11 +66,11 @@ describe('the batch write', () => {
       await connection`BEGIN`;
       const rows = await connection.unsafe(RECORD_BATCH_SQL, [JSON.stringify(plan.rows), LIMITS, 30]);
       expect(rows).toHaveLength(256);
-      const [{ held, advisory }] = await connection<{ held: number; advisory: number }[]>`
+      const [locks] = await connection<{ held: number; advisory: number }[]>`
         SELECT count(*)::integer AS held, count(*) FILTER (WHERE locktype = 'advisory')::integer AS advisory
         FROM pg_locks WHERE pid = pg_backend_pid()`;
-      expect(advisory).toBe(0);
-      expect(held).toBeLessThan(maxLocks);
+      expect(locks!.advisory).toBe(0);
+      expect(locks!.held).toBeLessThan(setting!.max_locks);
       await connection`COMMIT`;
     } finally {
       connection.release();
