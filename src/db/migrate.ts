@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Sql } from './client';
+import { WagateError } from '../errors';
+import { isLockTimeout } from './postgres-errors';
 
 export const MIGRATIONS_DIR = path.join(__dirname, '..', '..', 'migrations');
 /** Arbitrary constant shared by every wagate migrator, so concurrent runs queue behind one another. */
@@ -70,7 +72,7 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
       const previous = applied.get(migration.version);
       if (previous) {
         if (previous.checksum !== migration.checksum) {
-          throw new Error(`migration ${migration.name} was changed after it was applied (checksum differs); add a new migration instead`);
+          throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} was changed after it was applied (checksum differs); add a new migration instead`);
         }
         continue;
       }
@@ -92,15 +94,15 @@ async function applyWithLockRetries(connection: Sql, migration: Migration, optio
     try {
       return await applyOnce(connection, migration, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      // 55P03 lock_not_available: a lock_timeout fired; the transaction rolled back whole.
-      if (code === '55P03' && attempt < attempts) {
+      // The lock_timeout fired; the transaction rolled back whole.
+      const lockTimeout = isLockTimeout(error);
+      if (lockTimeout && attempt < attempts) {
         options.onLockTimeout?.(migration.name, attempt);
         await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_PAUSE_MS));
         continue;
       }
-      const why = code === '55P03' ? `could not take its locks in ${attempts} tries (a long transaction holds them)` : (error as Error).message;
-      throw new Error(`migration ${migration.name} failed: ${why}`);
+      const why = lockTimeout ? `could not take its locks in ${attempts} tries (a long transaction holds them)` : (error as Error).message;
+      throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} failed: ${why}`, { cause: error });
     }
   }
 }

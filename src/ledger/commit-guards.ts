@@ -1,22 +1,24 @@
-import { isDatabaseUnavailable } from '../db/client';
+import { classifyPostgresError, isValueRefused } from '../db/postgres-errors';
+import { isWagateError, WagateError } from '../errors';
 
 const DEADLOCK_RETRIES = 3;
 
 /**
- * Failures that say nothing about the batch itself: the database is away or slow, or lost a
- * race (40001 serialization, 40P01 deadlock after its retries). Every request gets its 503.
+ * Failures that say nothing about the batch itself: the database is away, slow or cancelled
+ * a statement, the commit outlived its deadline, or two transactions deadlocked (after their
+ * retries). Every request of the batch gets its 503.
  */
 export function isTransient(error: unknown): boolean {
-  return isDatabaseUnavailable(error) || /^40/.test((error as { code?: string } | null)?.code ?? '');
+  return classifyPostgresError(error) !== null || isWagateError(error, 'LEDGER_TIMEOUT');
 }
 
-/** SQLSTATE class 22: a value Postgres cannot store, such as U+0000 in text or jsonb (22P05, 22021). */
+/** A value Postgres cannot store, such as U+0000 in text or jsonb: that item, not the batch, is at fault. */
 export function isDataException(error: unknown): boolean {
-  return /^22/.test((error as { code?: string } | null)?.code ?? '');
+  return isValueRefused(error);
 }
 
-export function ledgerTimeout(deadlineMs: number): Error {
-  return Object.assign(new Error(`ledger commit exceeded ${deadlineMs} ms`), { code: 'LEDGER_TIMEOUT' });
+export function ledgerTimeout(deadlineMs: number): WagateError {
+  return new WagateError('LEDGER_TIMEOUT', `ledger commit exceeded ${deadlineMs} ms`);
 }
 
 /** The batch may still commit after the deadline; the provider's retry then finds a duplicate. */
@@ -33,8 +35,8 @@ export async function runWithDeadlockRetry<T>(run: () => Promise<T>): Promise<T>
     try {
       return await run();
     } catch (error) {
-      // 40P01: deadlock. Sorted locking should prevent it; if a foreign writer causes one, retry.
-      if ((error as { code?: string }).code !== '40P01' || attempt >= DEADLOCK_RETRIES) throw error;
+      // Sorted locking should prevent a deadlock; if a foreign writer causes one, retry.
+      if (classifyPostgresError(error) !== 'DATABASE_DEADLOCK' || attempt >= DEADLOCK_RETRIES) throw error;
     }
   }
 }

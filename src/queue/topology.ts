@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Channel, Options } from 'amqplib';
+import { WagateError } from '../errors';
+import { isPreconditionFailed } from './amqp-errors';
 
 const DEAD_ROUTING_KEY = 'dead';
 
@@ -58,24 +60,17 @@ export function routingKeyFor(topology: Topology, senderKey: string): string {
 /**
  * RabbitMQ cannot change a queue's arguments in place: declaring an existing queue with other
  * arguments (a new QUEUE_DELIVERY_LIMIT, another queue type) fails with PRECONDITION_FAILED on
- * every attempt. Retrying cannot fix it, so it is raised as this error, which says what
+ * every attempt. Retrying cannot fix it, so it is raised as TOPOLOGY_CONFLICT, which says what
  * changed and how to migrate, and the process stops instead of reconnecting forever.
  */
-export class TopologyConflictError extends Error {
-  readonly code = 'TOPOLOGY_CONFLICT';
-  constructor(queue: string, brokerMessage: string) {
-    super(
-      `RabbitMQ refused to declare queue ${queue} because it exists with other arguments (${brokerMessage}). ` +
-        'Queue arguments cannot change in place. To migrate: deploy with the previous setting, or stop every ' +
-        'process of this QUEUE_PREFIX, let the queue drain (or move its messages with a shovel), delete it and start ' +
-        'again; or run the new setting under a new QUEUE_PREFIX while old processes drain the old queues.',
-    );
-  }
-}
-
-/** amqplib reports a refused declaration as a channel closed with reply code 406. */
-function isPreconditionFailed(error: unknown): boolean {
-  return (error as { code?: number }).code === 406;
+export function topologyConflict(queue: string, brokerMessage: string): WagateError {
+  return new WagateError(
+    'TOPOLOGY_CONFLICT',
+    `RabbitMQ refused to declare queue ${queue} because it exists with other arguments (${brokerMessage}). ` +
+      'Queue arguments cannot change in place. To migrate: deploy with the previous setting, or stop every ' +
+      'process of this QUEUE_PREFIX, let the queue drain (or move its messages with a shovel), delete it and start ' +
+      'again; or run the new setting under a new QUEUE_PREFIX while old processes drain the old queues.',
+  );
 }
 
 async function declareQueue(channel: Channel, queue: string, options: Options.AssertQueue): Promise<void> {
@@ -84,7 +79,7 @@ async function declareQueue(channel: Channel, queue: string, options: Options.As
   } catch (error) {
     if (!isPreconditionFailed(error)) throw error;
     const message = (error as Error).message;
-    throw new TopologyConflictError(queue, message.slice(message.indexOf('PRECONDITION_FAILED')));
+    throw topologyConflict(queue, message.slice(message.indexOf('PRECONDITION_FAILED')));
   }
 }
 

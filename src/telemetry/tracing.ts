@@ -1,4 +1,5 @@
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import { ConfigError } from '../errors';
 
 /**
  * Starts the OpenTelemetry SDK only when an OTLP endpoint is configured. The SDK would
@@ -13,7 +14,7 @@ export function startTracing(env: NodeJS.ProcessEnv, defaultServiceName: string)
   if (!isTracingConfigured(env)) return null;
   const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
-    throw new Error(`OTEL_EXPORTER_OTLP_PROTOCOL: "${protocol}" is not supported; use http/protobuf or http/json`);
+    throw new ConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL: "${protocol}" is not supported; use http/protobuf or http/json`);
   }
   // Loaded here, not at the top: without an endpoint none of the SDK or its instrumentations
   // is even required, so tracing costs nothing (not even start-up time or memory).

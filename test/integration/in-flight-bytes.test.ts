@@ -1,6 +1,6 @@
 import net from 'node:net';
-import { META_WEBHOOK_PATH } from '../../src/providers/meta';
-import { metaTextEnvelope } from '../../src/providers/samples';
+import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
+import { metaTextEnvelope } from '../../src/webhooks/samples';
 import { useIngestSuite } from '../support/ingest';
 import { waitFor } from '../support/wait';
 import { postMeta, uniqueWamid } from '../support/webhooks';
