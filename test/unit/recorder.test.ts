@@ -25,18 +25,23 @@ const REQUESTS_PER_WAVE = 5;
 
 const request = (id: string) => ({ items: [unreadableBody(id)], receivedAtMs: Date.now(), traceparent: '' });
 
+/** A recorder of one item per batch over the given database. */
+function recorderOver(sql: Sql, maxConcurrentBatches: number, commitDeadlineMs: number) {
+  return createLedgerRecorder({
+    sql,
+    rateLimits: { whatsapp: { maxRequests: 100, windowSeconds: 3600 }, twilio: { maxRequests: 100, windowSeconds: 3600 } },
+    outboxLeaseSeconds: 60,
+    maxBatchItems: 1,
+    maxConcurrentBatches,
+    commitDeadlineMs,
+    onQueued: () => undefined,
+  });
+}
+
 describe('ledger recorder against a hanging database', () => {
   it('answers every request by its deadline and never has more statements out than batch slots', async () => {
     const db = hangingDatabase();
-    const recorder = createLedgerRecorder({
-      sql: db.sql,
-      rateLimits: { whatsapp: { maxRequests: 100, windowSeconds: 3600 }, twilio: { maxRequests: 100, windowSeconds: 3600 } },
-      outboxLeaseSeconds: 60,
-      maxBatchItems: 1,
-      maxConcurrentBatches: 2,
-      commitDeadlineMs: COMMIT_DEADLINE_MS,
-      onQueued: () => undefined,
-    });
+    const recorder = recorderOver(db.sql, 2, COMMIT_DEADLINE_MS);
     const started = Date.now();
     // Wave after wave, as provider retries would arrive while the database hangs.
     for (let wave = 0; wave < WAVES; wave += 1) {
@@ -61,15 +66,7 @@ describe('ledger recorder deadlines', () => {
     const sql = {
       unsafe: () => (calls++ === 0 ? new Promise((resolve) => (release = resolve)) : new Promise(() => undefined)),
     } as unknown as Sql;
-    const recorder = createLedgerRecorder({
-      sql,
-      rateLimits: { whatsapp: { maxRequests: 100, windowSeconds: 3600 }, twilio: { maxRequests: 100, windowSeconds: 3600 } },
-      outboxLeaseSeconds: 60,
-      maxBatchItems: 1,
-      maxConcurrentBatches: 1,
-      commitDeadlineMs: deadlineMs,
-      onQueued: () => undefined,
-    });
+    const recorder = recorderOver(sql, 1, deadlineMs);
     const first = recorder.record(request('first')).catch(() => undefined);
     const arrived = Date.now();
     const second = recorder.record(request('second')).then(
