@@ -1,0 +1,42 @@
+import { toWordSet } from './parse-text-tokens';
+
+/**
+ * Words that carry no product and no quantity: greetings, politeness, ways of asking, articles and
+ * prepositions, in English, Spanish, Portuguese and German. They are dropped wherever they appear,
+ * except inside a catalog name ("Pizza of the day"). Every other word must be explained by the
+ * product it is matched to, so a word missing here costs a clarification, never a wrong order.
+ */
+export const FILLER_WORDS = toWordSet([
+  // English
+  'hi', 'hii', 'hello', 'hey', 'hiya', 'yo', 'good', 'morning', 'afternoon', 'evening', 'night', 'there', 'guys',
+  'team', 'mate', 'folks', 'everyone', 'all', 'please', 'pls', 'plz', 'plse', 'thanks', 'thank', 'thankyou', 'thx',
+  'ty', 'cheers', 'you', 'u', 'ya', 'i', "i'd", 'id', "i'll", "i'm", 'im', 'we', "we'd", "we'll", 'us', 'me', 'my',
+  'our', 'would', 'could', 'can', 'may', 'like', 'love', 'want', 'wanna', 'need', 'have', 'get', 'take', 'grab',
+  'order', 'ordering', 'place', 'make', 'it', 'that', 'this', 'be', 'will', 'is', 'are', 'to', 'for', 'the', 'of',
+  'with', 'in', 'on', 'at', 'and', 'so', 'too', 'as', 'well', 'more', 'also', 'then', 'now', 'asap', 'today',
+  'tonight', 'lunch', 'dinner', 'delivery', 'deliver', 'pickup', 'pick', 'up', 'collect', 'collection', 'send',
+  'bring', 'go', 'ok', 'okay', 'yes', 'yeah', 'yep', 'sure', 'great', 'awesome', 'perfect', 'lovely', 'sir', 'madam',
+  'again', 'total', 'quick', 'quickly', 'please?', 'kindly', 'hungry', 'really', 'just', 'pieces', 'piece', 'over', 'round', 'around',
+  // Spanish
+  'hola', 'buenas', 'buenos', 'buen', 'dia', 'dias', 'tardes', 'noches', 'que', 'tal', 'quiero', 'quisiera',
+  'queria', 'querria', 'quisieramos', 'queremos', 'me', 'nos', 'mi', 'gustaria', 'dame', 'deme', 'denme', 'da',
+  'das', 'pones', 'ponme', 'pongan', 'manda', 'mandame', 'mandar', 'envia', 'enviame', 'enviar', 'traeme', 'trae',
+  'traer', 'mandan', 'manden', 'mandas', 'traen', 'necesito', 'pedir', 'pido', 'pedido', 'por', 'favor', 'porfa', 'porfis', 'porfavor', 'gracias',
+  'muchas', 'mil', 'el', 'la', 'los', 'las', 'de', 'del', 'con', 'para', 'al', 'llevar', 'domicilio', 'ahora',
+  'hoy', 'puedo', 'puede', 'pueden', 'podrian', 'podria', 'seria', 'favorcito', 'amigo', 'amiga', 'si', 'vale',
+  'perfecto', 'genial', 'saludos', 'entonces', 'tambien', 'mas', 'porcion', 'porciones', 'unidades', 'unidad',
+  // Portuguese
+  'ola', 'oi', 'oii', 'oie', 'bom', 'boa', 'tarde', 'noite', 'tudo', 'bem', 'quero', 'queria', 'gostaria', 'gostariamos',
+  'pedir', 'peco', 'mande', 'manda', 've', 'vê', 'obrigado', 'obrigada', 'brigado', 'brigada', 'valeu', 'muito',
+  'o', 'os', 'as', 'do', 'da', 'das', 'pra', 'pro', 'para', 'entregar', 'entrega', 'aqui', 'eu', 'nos',
+  'pode', 'poderia', 'podem', 'ser', 'voces', 'vcs', 'vc', 'moco', 'moca', 'com', 'mais', 'agora', 'hoje', 'sim',
+  'pfv', 'pf', 'pfvr', 'por', 'favor', 'beleza', 'blz', 'tb', 'tbm', 'tambem', 'viagem', 'levar', 'fatia', 'fatias',
+  // German
+  'hallo', 'moin', 'servus', 'guten', 'tag', 'morgen', 'abend', 'ich', 'wir', 'mochte', 'moechte', 'mochten',
+  'moechten', 'hatte', 'haette', 'hatten', 'haetten', 'gern', 'gerne', 'will', 'wollen', 'wurde', 'wuerde', 'nehme',
+  'nehmen', 'brauche', 'brauchen', 'bestellen', 'bestelle', 'bestellung', 'bitte', 'danke', 'dank', 'vielen',
+  'schon', 'schoen', 'mal', 'noch', 'mit', 'fur', 'fuer', 'zum', 'zur', 'mitnehmen', 'liefern', 'lieferung',
+  'die', 'der', 'das', 'den', 'dem', 'des', 'mir', 'uns', 'konnte', 'koennte', 'kann', 'konnen', 'koennen', 'ja',
+  'okay', 'jetzt', 'heute', 'gleich', 'stuck', 'stueck', 'leute', 'euch', 'ihr', 'du', 'sie', 'lg', 'vg', 'gruss',
+  'grusse', 'gruesse', 'liebe', 'lieben', 'sehr', 'dafur', 'dafuer', 'bekommen', 'kriegen', 'haben',
+]);
