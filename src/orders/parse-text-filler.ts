@@ -11,7 +11,7 @@ export const FILLER_WORDS = toWordSet([
   'hi', 'hii', 'hello', 'hey', 'hiya', 'yo', 'good', 'morning', 'afternoon', 'evening', 'night', 'there', 'guys',
   'team', 'mate', 'folks', 'everyone', 'all', 'please', 'pls', 'plz', 'plse', 'thanks', 'thank', 'thankyou', 'thx',
   'ty', 'cheers', 'you', 'u', 'ya', 'i', "i'd", 'id', "i'll", "i'm", 'im', 'we', "we'd", "we'll", 'us', 'me', 'my',
-  'our', 'would', 'could', 'can', 'may', 'like', 'love', 'want', 'wanna', 'need', 'have', 'get', 'take', 'grab',
+  'our', 'would', 'could', 'can', 'may', 'like', 'love', 'want', 'wanna', 'need', 'have', 'get', 'take', 'grab', 'give', 'gimme',
   'order', 'ordering', 'place', 'make', 'it', 'that', 'this', 'be', 'will', 'is', 'are', 'to', 'for', 'the', 'of',
   'with', 'in', 'on', 'at', 'and', 'so', 'too', 'as', 'well', 'more', 'also', 'then', 'now', 'asap', 'today',
   'tonight', 'lunch', 'dinner', 'delivery', 'deliver', 'pickup', 'pick', 'up', 'collect', 'collection', 'send',
