@@ -1,4 +1,4 @@
-import { FILLER_WORDS } from './parse-text-filler';
+import { COURTESY_PHRASES, FILLER_WORDS, TIME_OF_DAY, TIME_PREPOSITIONS, TIME_SUFFIXES } from './parse-text-filler';
 import { readQuantity, type QuantityRead } from './parse-text-quantity';
 import { phraseAt, type Token, type WordPhrase } from './parse-text-tokens';
 import { ALTERNATIVES, AMBIGUOUS_OR, CONJUNCTIONS, CONTRASTS, NEGATIONS, UNSURE_WORDS } from './parse-text-words';
@@ -70,36 +70,41 @@ export function readChunk(tokens: readonly Token[], catalogPhrases: readonly Wor
 /** Classifies each token; catalog phrases win, so "fish and chips" or "coke zero" are never split or counted. */
 function scan(tokens: readonly Token[], catalogPhrases: readonly WordPhrase[]): Element[] {
   const elements: Element[] = [];
-  const textOf = (start: number, length: number) => tokens.slice(start, start + length).map((t) => t.text).join(' ');
   for (let index = 0; index < tokens.length; ) {
-    const key = tokens[index]!.key;
-    const catalog = phraseAt(tokens, index, catalogPhrases);
-    const negation = catalog ? undefined : phraseAt(tokens, index, NEGATIONS);
-    const contrast = catalog || negation ? undefined : phraseAt(tokens, index, CONTRASTS);
-    const unsure = catalog ? undefined : phraseAt(tokens, index, UNSURE_WORDS);
-    const quantity = catalog ? undefined : readQuantity(tokens, index);
-    let used = 1;
-    if (catalog) {
-      used = catalog.length;
-      elements.push({ kind: 'word', text: textOf(index, used) });
-    } else if (negation) {
-      used = negation.length;
-      elements.push({ kind: 'negation', text: textOf(index, used) });
-    } else if (contrast) {
-      used = contrast.length;
-      elements.push({ kind: 'contrast' });
-    } else if (CONJUNCTIONS.has(key)) elements.push({ kind: 'separator' });
-    else if (ALTERNATIVES.has(key) || (key === AMBIGUOUS_OR && isQuantityNear(tokens, index))) elements.push({ kind: 'alternative' });
-    else if (unsure) {
-      used = unsure.length;
-      elements.push({ kind: 'unsure' });
-    } else if (quantity) {
-      used = quantity.used;
-      elements.push({ kind: 'quantity', text: textOf(index, used), read: quantity });
-    } else if (!FILLER_WORDS.has(key)) elements.push({ kind: 'word', text: tokens[index]!.text });
+    const { element, used } = classify(tokens, index, catalogPhrases);
+    if (element) elements.push(element);
     index += used;
   }
   return elements;
+}
+
+/** One element (or none, for filler) and how many tokens it spans; the first reading that applies wins. */
+function classify(tokens: readonly Token[], index: number, catalogPhrases: readonly WordPhrase[]): { element?: Element; used: number } {
+  const key = tokens[index]!.key;
+  const text = (length: number) => tokens.slice(index, index + length).map((t) => t.text).join(' ');
+  const catalog = phraseAt(tokens, index, catalogPhrases);
+  if (catalog) return { element: { kind: 'word', text: text(catalog.length) }, used: catalog.length };
+  const negation = phraseAt(tokens, index, NEGATIONS);
+  if (negation) return { element: { kind: 'negation', text: text(negation.length) }, used: negation.length };
+  const contrast = phraseAt(tokens, index, CONTRASTS);
+  if (contrast) return { element: { kind: 'contrast' }, used: contrast.length };
+  if (CONJUNCTIONS.has(key)) return { element: { kind: 'separator' }, used: 1 };
+  if (ALTERNATIVES.has(key) || (key === AMBIGUOUS_OR && isQuantityNear(tokens, index))) return { element: { kind: 'alternative' }, used: 1 };
+  const unsure = phraseAt(tokens, index, UNSURE_WORDS);
+  if (unsure) return { element: { kind: 'unsure' }, used: unsure.length };
+  const skipped = phraseAt(tokens, index, COURTESY_PHRASES)?.length ?? timeLength(tokens, index);
+  if (skipped) return { used: skipped };
+  const quantity = readQuantity(tokens, index);
+  if (quantity) return { element: { kind: 'quantity', text: text(quantity.used), read: quantity }, used: quantity.used };
+  return { element: FILLER_WORDS.has(key) ? undefined : { kind: 'word', text: text(1) }, used: 1 };
+}
+
+/** Tokens spanned by a time of day ("at 7", "a las 8 pm", "um 19 uhr"), or 0. */
+function timeLength(tokens: readonly Token[], index: number): number {
+  const preposition = phraseAt(tokens, index, TIME_PREPOSITIONS);
+  if (!preposition || !TIME_OF_DAY.test(tokens[index + preposition.length]?.key ?? '')) return 0;
+  const suffix = TIME_SUFFIXES.has(tokens[index + preposition.length + 1]?.key ?? '') ? 1 : 0;
+  return preposition.length + 1 + suffix;
 }
 
 function isQuantityNear(tokens: readonly Token[], index: number): boolean {
@@ -131,6 +136,8 @@ function readPart(part: readonly Element[], negation: Negation | undefined, read
     const groupWritten = [negation?.text, group.quantity?.text, ...group.words].filter(Boolean).join(' ');
     const phrase = group.words.join(' ');
     if (read?.kind === 'vague') reading.unsure.push({ phrase, written: groupWritten, reason: 'quantity' });
+    // "margherita margherita": one, two, or a slip? Ask.
+    else if (new Set(group.words).size < group.words.length) reading.unsure.push({ phrase, written: groupWritten, reason: 'quantity' });
     else if (group.words.length === 0) {
       if (!read?.article) reading.unsure.push({ phrase, written: groupWritten, reason: 'quantity' });
     } else if (negation !== undefined) {

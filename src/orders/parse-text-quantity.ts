@@ -1,14 +1,14 @@
 import { phraseAt, toPhrases, type Token, type WordPhrase } from './parse-text-tokens';
 
 const NUMBER_WORDS: Record<string, number> = {
-  zero: 0, none: 0, a: 1, an: 1, one: 1, another: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8,
+  a: 1, an: 1, one: 1, another: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8,
   nine: 9, ten: 10, eleven: 11, twelve: 12,
   'a couple of': 2, 'a couple': 2, 'couple of': 2, 'a pair of': 2,
-  cero: 0, un: 1, uno: 1, una: 1, otra: 1, otro: 1, dos: 2, tres: 3, cuatro: 4, cinco: 5, seis: 6, siete: 7, ocho: 8,
+  un: 1, uno: 1, una: 1, otra: 1, otro: 1, dos: 2, tres: 3, cuatro: 4, cinco: 5, seis: 6, siete: 7, ocho: 8,
   nueve: 9, diez: 10, doce: 12, 'un par de': 2,
   um: 1, uma: 1, outra: 1, outro: 1, dois: 2, duas: 2, 'três': 3, quatro: 4, sete: 7, oito: 8, nove: 9, dez: 10,
   onze: 11, doze: 12, 'um par de': 2,
-  null: 0, ein: 1, eine: 1, einen: 1, einem: 1, eins: 1, zwei: 2, zwo: 2, drei: 3, vier: 4, 'fünf': 5, fuenf: 5,
+  ein: 1, eine: 1, einen: 1, einem: 1, eins: 1, zwei: 2, zwo: 2, drei: 3, vier: 4, 'fünf': 5, fuenf: 5,
   sechs: 6, sieben: 7, acht: 8, neun: 9, zehn: 10, elf: 11, 'zwölf': 12, zwoelf: 12,
   // Dozens and half dozens, with or without the article; "2 dozen" multiplies (see DOZEN_WORDS).
   dozen: 12, 'a dozen': 12, 'one dozen': 12, 'half a dozen': 6, 'a half dozen': 6, 'half dozen': 6,

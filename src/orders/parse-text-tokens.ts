@@ -26,6 +26,7 @@ export function normalizeText(text: string): string {
     .replace(EMOJI, ' ')
     .replace(/[’‘`´]/g, "'")
     .replace(/×/g, 'x')
+    .replace(/#\s*(?=\d)/g, ' number ')
     .replace(STRETCHED_LETTERS, '$1');
 }
 

@@ -270,8 +270,9 @@ describe('precision: what the customer refused is never an item', () => {
     expect(parsed.unsure.map((u) => u.written.replace(/^\S+ /, ''))).toContain(written);
   });
 
-  it('excludes zero quantities in every language', () => {
-    expect(excludedOf('0 coke, zero water, cero agua, null Cola')).toEqual(['coke', 'water', 'agua', 'cola']);
+  it('excludes a quantity of 0 but leaves "zero" a word, since it may name a product ("Coke Zero")', () => {
+    expect(excludedOf('0 coke, 0x agua')).toEqual(['coke', 'agua']);
+    expect(parseOrderText('zero coke').items).toEqual([item(1, 'zero coke')]);
   });
 });
 
@@ -282,6 +283,7 @@ describe('precision: doubt means a clarification', () => {
     'some empanadas', 'unas empanadas', 'umas empanadas', 'ein paar Empanadas',
     'half a margherita', 'media pizza', 'meia pizza', 'eine halbe Pizza', '1,5 margherita', '2-3 cokes',
     'coke 2 margherita', '2 please', 'one of each', 'same as last time', 'dame 2, mejor 3 margheritas',
+    'margherita margherita', '#2 margherita', 'nº 2 margherita', 'número 2',
   ])('"%s" is unsure', (text) => {
     expect(parseOrderText(text).unsure.length).toBeGreaterThan(0);
   });
