@@ -131,24 +131,27 @@ function readPart(part: readonly Element[], negation: Negation | undefined, read
   if (part.some((element) => element.kind === 'alternative' || element.kind === 'unsure')) return doubt('unknown');
   const groups = groupByQuantity(part);
   if (!groups) return doubt('quantity');
-  for (const group of groups) {
-    const read = group.quantity?.read;
-    const groupWritten = [negation?.text, group.quantity?.text, ...group.words].filter(Boolean).join(' ');
-    const phrase = group.words.join(' ');
-    if (read?.kind === 'vague') reading.unsure.push({ phrase, written: groupWritten, reason: 'quantity' });
-    // "margherita margherita": one, two, or a slip? Ask.
-    else if (new Set(group.words).size < group.words.length) reading.unsure.push({ phrase, written: groupWritten, reason: 'quantity' });
-    else if (group.words.length === 0) {
-      if (!read?.article) reading.unsure.push({ phrase, written: groupWritten, reason: 'quantity' });
-    } else if (negation !== undefined) {
-      // "no coke" and "no quiero una coca" exclude; "no 2 margherita", "not 3" and "no coke and a
-      // margherita" may be corrections or new items: they cannot be read safely.
-      const counted = read !== undefined && read.value > 0 && (!read.article || negation.carried);
-      if (counted) reading.unsure.push({ phrase, written: groupWritten, reason: 'quantity' });
-      else reading.excluded.push({ phrase, written: groupWritten });
-    } else if (read?.value === 0) reading.excluded.push({ phrase, written: groupWritten });
-    else reading.items.push({ quantity: read?.value ?? 1, phrase });
-  }
+  for (const group of groups) readGroup(group, negation, reading);
+}
+
+function readGroup(group: Group, negation: Negation | undefined, reading: ChunkReading): void {
+  const read = group.quantity?.read;
+  const written = [negation?.text, group.quantity?.text, ...group.words].filter(Boolean).join(' ');
+  const phrase = group.words.join(' ');
+  const doubt = () => {
+    reading.unsure.push({ phrase, written, reason: 'quantity' });
+  };
+  // "margherita margherita": one, two, or a slip? Ask.
+  if (read?.kind === 'vague' || new Set(group.words).size < group.words.length) return doubt();
+  // A count with no product: "2 please", "x3"; a lone article ("an order") says nothing.
+  if (group.words.length === 0) return read?.article ? undefined : doubt();
+  if (negation !== undefined) {
+    // "no coke" and "no quiero una coca" exclude; "no 2 margherita", "not 3" and "no coke and a
+    // margherita" may be corrections or new items: they cannot be read safely.
+    if (read !== undefined && read.value > 0 && (!read.article || negation.carried)) return doubt();
+    reading.excluded.push({ phrase, written });
+  } else if (read?.value === 0) reading.excluded.push({ phrase, written });
+  else reading.items.push({ quantity: read?.value ?? 1, phrase });
 }
 
 function groupByQuantity(part: readonly Element[]): Group[] | undefined {
