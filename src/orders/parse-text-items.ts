@@ -88,14 +88,15 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   if (negation) return { element: { kind: 'negation', text: text(negation.length) }, used: negation.length };
   const contrast = phraseAt(tokens, index, CONTRASTS);
   if (contrast) return { element: { kind: 'contrast' }, used: contrast.length };
+  const skipped = phraseAt(tokens, index, COURTESY_PHRASES)?.length ?? timeLength(tokens, index);
+  if (skipped) return { used: skipped };
+  // Before conjunctions, so that "una docena y media" is one count.
+  const quantity = readQuantity(tokens, index);
+  if (quantity) return { element: { kind: 'quantity', text: text(quantity.used), read: quantity }, used: quantity.used };
   if (CONJUNCTIONS.has(key)) return { element: { kind: 'separator' }, used: 1 };
   if (ALTERNATIVES.has(key) || (key === AMBIGUOUS_OR && isQuantityNear(tokens, index))) return { element: { kind: 'alternative' }, used: 1 };
   const unsure = phraseAt(tokens, index, UNSURE_WORDS);
   if (unsure) return { element: { kind: 'unsure' }, used: unsure.length };
-  const skipped = phraseAt(tokens, index, COURTESY_PHRASES)?.length ?? timeLength(tokens, index);
-  if (skipped) return { used: skipped };
-  const quantity = readQuantity(tokens, index);
-  if (quantity) return { element: { kind: 'quantity', text: text(quantity.used), read: quantity }, used: quantity.used };
   return { element: FILLER_WORDS.has(key) ? undefined : { kind: 'word', text: text(1) }, used: 1 };
 }
 

@@ -15,6 +15,8 @@ const NUMBER_WORDS: Record<string, number> = {
   docena: 12, 'una docena': 12, 'media docena': 6,
   'dúzia': 12, 'uma dúzia': 12, 'meia dúzia': 6,
   dutzend: 12, 'ein dutzend': 12, 'ein halbes dutzend': 6, 'halbes dutzend': 6,
+  'a dozen and a half': 18, 'dozen and a half': 18, 'una docena y media': 18, 'docena y media': 18,
+  'uma dúzia e meia': 18, 'dúzia e meia': 18, 'anderthalb dutzend': 18, 'eineinhalb dutzend': 18,
 };
 
 /** Articles read as 1; an article before a word that is not a product ("an order") says nothing. */

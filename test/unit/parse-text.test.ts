@@ -314,7 +314,8 @@ describe('recall: realistic text', () => {
     ['a dozen empanadas', 12], ['half a dozen empanadas', 6], ['two dozen empanadas', 24], ['2 dozen empanadas', 24],
     ['una docena de empanadas', 12], ['media docena de empanadas', 6], ['uma dúzia de empanadas', 12],
     ['meia dúzia de empanadas', 6], ['ein Dutzend Empanadas', 12], ['ein halbes Dutzend Empanadas', 6],
-    ['zwölf Empanadas', 12], ['doce empanadas', 12], ['doze empanadas', 12],
+    ['zwölf Empanadas', 12], ['doce empanadas', 12], ['doze empanadas', 12], ['una docena y media de empanadas', 18],
+    ['a dozen and a half empanadas', 18], ['uma dúzia e meia de empanadas', 18],
   ])('reads "%s" as %i', (text, quantity) => {
     expect(itemsOf(text)).toEqual([item(quantity, 'empanadas')]);
   });
