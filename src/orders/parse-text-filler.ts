@@ -49,7 +49,7 @@ export const COURTESY_PHRASES = toPhrases([
   'muito obrigado', 'muito obrigada', 'desde ja', 'danke im voraus', 'im voraus', 'vielen dank',
 ]);
 
-/** "at 7", "a las 8", "um 19 uhr": a time for the kitchen, not a count. */
+/** "at 7", "a las 8", "gegen 19 Uhr": a time for the kitchen, not a count. */
 // Not Portuguese "as"/"às" nor "um": "as 2 cocas" is "the 2 cokes", "um" is "one".
 export const TIME_PREPOSITIONS = toPhrases(['at', 'by', 'a las', 'para las', 'gegen', 'ab']);
 export const TIME_OF_DAY = /^\d{1,2}(?:[:.h]\d{2})?(?:am|pm|h|hs|uhr)?$/;

@@ -38,10 +38,9 @@ interface Negation {
 }
 
 type Element =
-  | { kind: 'word'; text: string }
+  | { kind: 'word' | 'negation' | 'alternative' | 'unsure'; text: string }
   | { kind: 'quantity'; text: string; read: QuantityRead }
-  | { kind: 'separator' | 'contrast' | 'alternative' | 'unsure' }
-  | { kind: 'negation'; text: string };
+  | { kind: 'separator' | 'contrast' | 'filler' };
 
 /** Reads one sentence-like chunk (no commas or sentence ends inside) into items, exclusions and doubts. */
 export function readChunk(tokens: readonly Token[], catalogPhrases: readonly WordPhrase[]): ChunkReading {
@@ -78,7 +77,7 @@ function scan(tokens: readonly Token[], catalogPhrases: readonly WordPhrase[]): 
   return elements;
 }
 
-/** One element (or none, for filler) and how many tokens it spans; the first reading that applies wins. */
+/** One element (or none, for courtesy and times) and how many tokens it spans; the first reading that applies wins. */
 function classify(tokens: readonly Token[], index: number, catalogPhrases: readonly WordPhrase[]): { element?: Element; used: number } {
   const key = tokens[index]!.key;
   const text = (length: number) => tokens.slice(index, index + length).map((t) => t.text).join(' ');
@@ -94,13 +93,15 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   const quantity = readQuantity(tokens, index);
   if (quantity) return { element: { kind: 'quantity', text: text(quantity.used), read: quantity }, used: quantity.used };
   if (CONJUNCTIONS.has(key)) return { element: { kind: 'separator' }, used: 1 };
-  if (ALTERNATIVES.has(key) || (key === AMBIGUOUS_OR && isQuantityNear(tokens, index))) return { element: { kind: 'alternative' }, used: 1 };
+  if (ALTERNATIVES.has(key) || (key === AMBIGUOUS_OR && isQuantityNear(tokens, index))) {
+    return { element: { kind: 'alternative', text: text(1) }, used: 1 };
+  }
   const unsure = phraseAt(tokens, index, UNSURE_WORDS);
-  if (unsure) return { element: { kind: 'unsure' }, used: unsure.length };
-  return { element: FILLER_WORDS.has(key) ? undefined : { kind: 'word', text: text(1) }, used: 1 };
+  if (unsure) return { element: { kind: 'unsure', text: text(unsure.length) }, used: unsure.length };
+  return { element: { kind: FILLER_WORDS.has(key) ? 'filler' : 'word', text: text(1) }, used: 1 };
 }
 
-/** Tokens spanned by a time of day ("at 7", "a las 8 pm", "um 19 uhr"), or 0. */
+/** Tokens spanned by a time of day ("at 7", "a las 8 pm", "gegen 19 Uhr"), or 0. */
 function timeLength(tokens: readonly Token[], index: number): number {
   const preposition = phraseAt(tokens, index, TIME_PREPOSITIONS);
   if (!preposition || !TIME_OF_DAY.test(tokens[index + preposition.length]?.key ?? '')) return 0;
@@ -115,6 +116,8 @@ function isQuantityNear(tokens: readonly Token[], index: number): boolean {
 interface Group {
   quantity?: Extract<Element, { kind: 'quantity' }>;
   words: string[];
+  /** Filler words after the count: "an order" says nothing, a lone "noch eine" ("one more") is unsure. */
+  fillers: number;
 }
 
 /**
@@ -123,8 +126,10 @@ interface Group {
  * in the middle of words ("coke 2 margherita"), alternatives and hedges make the part unsure.
  */
 function readPart(part: readonly Element[], negation: Negation | undefined, reading: ChunkReading): void {
-  if (part.length === 0) return;
-  const written = [negation?.text, ...part.map((element) => ('text' in element ? element.text : ''))].filter(Boolean).join(' ');
+  if (part.every((element) => element.kind === 'filler')) return;
+  const written = [negation?.text, ...part.map((element) => (element.kind !== 'filler' && 'text' in element ? element.text : ''))]
+    .filter(Boolean)
+    .join(' ');
   const words = part.flatMap((element) => (element.kind === 'word' ? [element.text] : []));
   const doubt = (reason: UnsurePhrase['reason']) => {
     reading.unsure.push({ phrase: words.join(' '), written, reason });
@@ -144,8 +149,8 @@ function readGroup(group: Group, negation: Negation | undefined, reading: ChunkR
   };
   // "margherita margherita": one, two, or a slip? Ask.
   if (read?.kind === 'vague' || new Set(group.words).size < group.words.length) return doubt();
-  // A count with no product: "2 please", "x3"; a lone article ("an order") says nothing.
-  if (group.words.length === 0) return read?.article ? undefined : doubt();
+  // A count with no product: "2 please", "x3", "y otra"; an article before filler ("an order") says nothing.
+  if (group.words.length === 0) return read?.article && group.fillers > 0 ? undefined : doubt();
   if (negation !== undefined) {
     // "no coke" and "no quiero una coca" exclude; "no 2 margherita", "not 3" and "no coke and a
     // margherita" may be corrections or new items: they cannot be read safely.
@@ -157,22 +162,22 @@ function readGroup(group: Group, negation: Negation | undefined, reading: ChunkR
 
 function groupByQuantity(part: readonly Element[]): Group[] | undefined {
   const counts = part.filter((element) => element.kind === 'quantity').length;
-  const first = part[0]!;
-  const last = part.at(-1)!;
+  const meaningful = part.filter((element) => element.kind !== 'filler');
   const groups: Group[] = [];
-  if (counts === 0 || first.kind === 'quantity') {
+  if (counts === 0 || meaningful[0]!.kind === 'quantity') {
     for (const element of part) {
-      if (element.kind === 'quantity') groups.push({ quantity: element, words: [] });
-      else if (element.kind === 'word') (groups.at(-1) ?? groups[groups.push({ words: [] }) - 1]!).words.push(element.text);
+      if (element.kind === 'quantity') groups.push({ quantity: element, words: [], fillers: 0 });
+      else if (element.kind === 'word') (groups.at(-1) ?? groups[groups.push({ words: [], fillers: 0 }) - 1]!).words.push(element.text);
+      else if (element.kind === 'filler' && groups.length > 0) groups.at(-1)!.fillers += 1;
     }
     return groups;
   }
-  if (last.kind !== 'quantity') return undefined;
+  if (meaningful.at(-1)!.kind !== 'quantity') return undefined;
   let words: string[] = [];
   for (const element of part) {
     if (element.kind === 'word') words.push(element.text);
     else if (element.kind === 'quantity') {
-      groups.push({ quantity: element, words });
+      groups.push({ quantity: element, words, fillers: 0 });
       words = [];
     }
   }

@@ -284,6 +284,7 @@ describe('precision: doubt means a clarification', () => {
     'half a margherita', 'media pizza', 'meia pizza', 'eine halbe Pizza', '1,5 margherita', '2-3 cokes',
     'coke 2 margherita', '2 please', 'one of each', 'same as last time', 'dame 2, mejor 3 margheritas',
     'margherita margherita', '#2 margherita', 'nº 2 margherita', 'número 2',
+    '2 Margherita und noch eine', 'una margherita y otra', '2 margherita and a',
   ])('"%s" is unsure', (text) => {
     expect(parseOrderText(text).unsure.length).toBeGreaterThan(0);
   });
@@ -343,6 +344,16 @@ describe('recall: realistic text', () => {
 
   it('reads curly quotes, keycaps and emoji around the order', () => {
     expect(itemsOf('“Margherita” ×2 🍕🍕, 2️⃣ „Cola“ 🥤')).toEqual([item(2, 'margherita'), item(2, 'cola')]);
+  });
+
+  it('drops an article that only introduces filler: "I\'d like to place an order for 2 margherita"', () => {
+    expect(itemsOf("I'd like to place an order for 2 margherita")).toEqual([item(2, 'margherita')]);
+  });
+
+  it('drops a time of day: "2 pepperoni for pickup at 7 pm", "a las 8", "um 19 Uhr"', () => {
+    expect(itemsOf('2 pepperoni for pickup at 7 pm')).toEqual([item(2, 'pepperoni')]);
+    expect(itemsOf('2 pepperoni a las 8')).toEqual([item(2, 'pepperoni')]);
+    expect(itemsOf('2 Pepperoni gegen 19 Uhr')).toEqual([item(2, 'pepperoni')]);
   });
 
   it('does not split a decimal or a time: "1,5" and "12:30" stay one token', () => {
