@@ -65,6 +65,10 @@ describe('deciding free text against a real catalog', () => {
     'no coke, 1 coke',
     '2 margherita 1 lasagna',
     'I want 100 cokes',
+    '2 Margherita und noch eine', // "one more"
+    'can i get 2 margherita and a coke? actually no coke',
+    '#2 margherita', // an item number on some menu
+    'margherita 2 pepperoni', // whose is the 2?
   ])('asks instead of ordering for "%s"', async (body) => {
     expect(await cartOf(body)).toBe('clarify');
   });
