@@ -1,0 +1,127 @@
+import { DRAIN_POLL_SECONDS, STATS_PATH, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
+import { newRunId } from '../lib/ids.ts';
+import type { PlannedRequest } from '../lib/payloads.ts';
+import type { RunContext, ScenarioDefinition } from '../lib/scenario.ts';
+import type { Settings } from '../lib/settings.ts';
+import { buildSummary, type LoadSummary } from '../lib/summary.ts';
+import { arrivalSchedule } from './arrival.ts';
+import { createHttpClient, type HttpClient } from './http.ts';
+import { createRecorder, type Recorder } from './recorder.ts';
+
+export interface AnswerRecord {
+  messageId: string;
+  kind: string;
+  status: number;
+}
+
+export interface RunResult {
+  summary: LoadSummary;
+  /** Every request's message id and answer (status 0: none), for checks against the database. */
+  answers: AnswerRecord[];
+}
+
+export interface RunHooks {
+  /** Called when the backlog scenario's load is over and it starts waiting for the drain. */
+  onBacklogBuilt?(unfinished: number): Promise<void> | void;
+  log?(line: string): void;
+}
+
+/**
+ * Runs a scenario as k6 would, in an open loop: iteration n starts when it is due, whatever
+ * happened to earlier ones, and its latency counts from that moment, so a stalled server
+ * cannot hide delay (no coordinated omission). An iteration due while MAX_VUS are busy is
+ * dropped and counted in dropped_iterations, as k6 does.
+ */
+export async function runScenario(definition: ScenarioDefinition, settings: Settings, hooks: RunHooks = {}): Promise<RunResult> {
+  const run: RunContext = { runId: settings.runId ?? newRunId(), settings };
+  const recorder = createRecorder(definition.counters);
+  const client = createHttpClient();
+  const answers: AnswerRecord[] = [];
+  try {
+    await runLoad(definition, run, recorder, client, answers);
+    if (definition.drain) await waitForDrain(definition.drain.timeoutSeconds, settings, recorder, client, hooks);
+  } finally {
+    client.close();
+  }
+  const metricKeys = Object.keys(definition.thresholds);
+  const summary = buildSummary({
+    scenario: definition.name,
+    description: definition.description,
+    runId: run.runId,
+    runner: 'node',
+    baseUrl: settings.baseUrl,
+    load: definition.load,
+    thresholds: definition.thresholds,
+    counterNames: definition.counters.map((counter) => counter.name),
+    metrics: recorder.summarize(metricKeys),
+  });
+  return { summary, answers };
+}
+
+async function runLoad(definition: ScenarioDefinition, run: RunContext, recorder: Recorder, client: HttpClient, answers: AnswerRecord[]): Promise<void> {
+  const schedule = arrivalSchedule(definition.load);
+  const maxVUs = definition.load.maxVUs;
+  let inFlight = 0;
+  const iterations: Promise<void>[] = [];
+  const startMs = performance.now();
+
+  const iterate = async (iteration: number, dueMs: number) => {
+    for (const counter of definition.counters) if (counter.perIteration) recorder.count(counter.name, counter.perIteration(iteration));
+    const requests = await definition.plan(iteration, run);
+    await Promise.all(requests.map((request) => sendOne(request, dueMs)));
+  };
+  const sendOne = async (request: PlannedRequest, dueMs: number) => {
+    const answer = await client.send(run.settings.baseUrl, request);
+    answers.push({ messageId: request.messageId, kind: request.tags.kind ?? '', status: answer.status });
+    if (answer.error !== null) recorder.noAnswer(request.tags);
+    else recorder.answer(request.tags, performance.now() - dueMs, answer.status === request.expectedStatus);
+    for (const counter of definition.counters) {
+      if (counter.perAnswer) recorder.count(counter.name, counter.perAnswer(request, answer.status) ? 1 : 0);
+    }
+  };
+
+  await new Promise<void>((resolve) => {
+    let next = 0;
+    const tick = () => {
+      const now = performance.now();
+      while (next < schedule.total && startMs + schedule.dueMs(next) <= now) {
+        const iteration = next++;
+        if (inFlight >= maxVUs) {
+          recorder.dropped();
+          continue;
+        }
+        inFlight += 1;
+        const dueMs = startMs + schedule.dueMs(iteration);
+        iterations.push(iterate(iteration, dueMs).finally(() => (inFlight -= 1)));
+      }
+      if (next < schedule.total) setTimeout(tick, Math.max(0, startMs + schedule.dueMs(next) - performance.now()));
+      else resolve();
+    };
+    tick();
+  });
+  await Promise.all(iterations);
+}
+
+/** Polls the stats endpoint until nothing is queued or processing, or the timeout passes; records how long it took. */
+async function waitForDrain(timeoutSeconds: number, settings: Settings, recorder: Recorder, client: HttpClient, hooks: RunHooks): Promise<void> {
+  const url = settings.baseUrl + STATS_PATH;
+  const headers = statsHeaders(settings.adminToken ?? '');
+  const read = async () => {
+    const { status, body } = await client.getJson(url, headers);
+    const unfinished = unfinishedMessages(body);
+    if (status !== 200 || unfinished === null) throw new Error(`the stats endpoint answered ${status}: is ADMIN_TOKEN the gateway's?`);
+    return unfinished;
+  };
+  const built = await read();
+  recorder.count('backlog_messages', built);
+  hooks.log?.(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);
+  await hooks.onBacklogBuilt?.(built);
+  const startMs = performance.now();
+  let left = built;
+  while (left > 0 && performance.now() - startMs < timeoutSeconds * 1000) {
+    await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_SECONDS * 1000));
+    left = await read();
+  }
+  recorder.count('backlog_left', left);
+  if (left === 0) recorder.trend('backlog_drain_seconds', (performance.now() - startMs) / 1000);
+}
