@@ -71,6 +71,8 @@ async function runLoad(definition: ScenarioDefinition, run: RunContext, recorder
     await Promise.all(requests.map((request) => sendOne(request, dueMs)));
   };
   const sendOne = async (request: PlannedRequest, dueMs: number) => {
+    // How late the generator itself was: signing and a busy event loop delay the send, and that delay is in the latency too.
+    recorder.trend('request_start_lag_ms', performance.now() - dueMs);
     const answer = await client.send(run.settings.baseUrl, request);
     answers.push({ messageId: request.messageId, kind: request.tags.kind ?? '', status: answer.status });
     if (answer.error !== null) recorder.noAnswer(request.tags);
