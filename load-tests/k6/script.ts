@@ -25,8 +25,9 @@ interface RunData {
   runId: string;
 }
 
-/** The part of handleSummary()'s argument the summary reads. */
+/** The part of handleSummary()'s argument the summary reads; setup_data is what setup() returned. */
 interface K6SummaryData {
+  setup_data?: Partial<RunData>;
   metrics: Record<string, { type: string; values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> }>;
 }
 
@@ -88,7 +89,9 @@ export function createK6Script(scenario: ScenarioModule) {
   return {
     options,
     setup(): RunData {
-      return { runId: settings.runId ?? newRunId() };
+      const runId = settings.runId ?? newRunId();
+      console.log(`run ${runId}: message ids contain it (wamid.load.${definition.name}.${runId}.…, SM${runId}…)`);
+      return { runId };
     },
     async iterate(data: RunData): Promise<void> {
       const iteration = exec.scenario.iterationInTest;
@@ -108,7 +111,7 @@ export function createK6Script(scenario: ScenarioModule) {
       const summary = buildSummary({
         scenario: definition.name,
         description: definition.description,
-        runId: settings.runId ?? '(drawn in setup)',
+        runId: data.setup_data?.runId ?? settings.runId ?? 'unknown',
         runner: 'k6',
         baseUrl: settings.baseUrl,
         load: definition.load,

@@ -19,13 +19,7 @@ export interface LoadSummary {
   metrics: Record<string, MetricSummary>;
 }
 
-export interface SummaryInput {
-  scenario: string;
-  description: string;
-  runId: string;
-  runner: 'k6' | 'node';
-  baseUrl: string;
-  load: ArrivalLoad;
+export interface SummaryInput extends Pick<LoadSummary, 'scenario' | 'description' | 'runId' | 'runner' | 'baseUrl' | 'load'> {
   thresholds: Record<string, string[]>;
   counterNames: string[];
   metrics: Record<string, MetricSummary>;
