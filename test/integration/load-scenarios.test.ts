@@ -99,7 +99,7 @@ describe('load scenarios, run briefly by the Node runner against a real gateway'
     }
     const counted = [...rows.values()].reduce((sum, row) => sum + row.duplicate_count, 0);
     expect(counted).toBe(duplicateCopies);
-    expect(duplicateCopies).toBeGreaterThan(stormIds);
+    expect(duplicateCopies).toBeGreaterThan(stormIds!);
   }, RUN_TIMEOUT_MS);
 
   it('sender flood: the flooder is rate-limited past the limit, the other senders are not, and all are answered 200', async () => {
