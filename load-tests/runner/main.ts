@@ -24,7 +24,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${(error as Error).message}\n`);
     return 2;
   }
-  const { summary } = await runScenario(definition, settings, { log: (line) => process.stdout.write(`${line}\n`) });
+  const summary = await runScenario(definition, settings, { log: (line) => process.stdout.write(`${line}\n`) });
   mkdirSync(path.dirname(path.resolve(settings.summaryPath)), { recursive: true });
   writeFileSync(settings.summaryPath, JSON.stringify(summary, null, 2));
   process.stdout.write(formatSummary(summary));

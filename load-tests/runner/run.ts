@@ -14,13 +14,9 @@ export interface AnswerRecord {
   status: number;
 }
 
-export interface RunResult {
-  summary: LoadSummary;
-  /** Every request's message id and answer (status 0: none), for checks against the database. */
-  answers: AnswerRecord[];
-}
-
 export interface RunHooks {
+  /** Every request's message id and answer (status 0: none), for checks against the database afterwards. */
+  onAnswer?(answer: AnswerRecord): void;
   /** Called when the backlog scenario's load is over and it starts waiting for the drain. */
   onBacklogBuilt?(unfinished: number): Promise<void> | void;
   log?(line: string): void;
@@ -32,19 +28,18 @@ export interface RunHooks {
  * cannot hide delay (no coordinated omission). An iteration due while MAX_VUS are busy is
  * dropped and counted in dropped_iterations, as k6 does.
  */
-export async function runScenario(definition: ScenarioDefinition, settings: Settings, hooks: RunHooks = {}): Promise<RunResult> {
+export async function runScenario(definition: ScenarioDefinition, settings: Settings, hooks: RunHooks = {}): Promise<LoadSummary> {
   const run: RunContext = { runId: settings.runId ?? newRunId(), settings };
   const recorder = createRecorder(definition.counters);
   const client = createHttpClient();
-  const answers: AnswerRecord[] = [];
   try {
-    await runLoad(definition, run, recorder, client, answers);
+    await runLoad(definition, run, recorder, client, hooks);
     if (definition.drain) await waitForDrain(definition.drain.timeoutSeconds, settings, recorder, client, hooks);
   } finally {
     client.close();
   }
   const metricKeys = Object.keys(definition.thresholds);
-  const summary = buildSummary({
+  return buildSummary({
     scenario: definition.name,
     description: definition.description,
     runId: run.runId,
@@ -55,10 +50,9 @@ export async function runScenario(definition: ScenarioDefinition, settings: Sett
     counterNames: definition.counters.map((counter) => counter.name),
     metrics: recorder.summarize(metricKeys),
   });
-  return { summary, answers };
 }
 
-async function runLoad(definition: ScenarioDefinition, run: RunContext, recorder: Recorder, client: HttpClient, answers: AnswerRecord[]): Promise<void> {
+async function runLoad(definition: ScenarioDefinition, run: RunContext, recorder: Recorder, client: HttpClient, hooks: RunHooks): Promise<void> {
   const schedule = arrivalSchedule(definition.load);
   const maxVUs = definition.load.maxVUs;
   let inFlight = 0;
@@ -74,7 +68,7 @@ async function runLoad(definition: ScenarioDefinition, run: RunContext, recorder
     // How late the generator itself was: signing and a busy event loop delay the send, and that delay is in the latency too.
     recorder.trend('request_start_lag_ms', performance.now() - dueMs);
     const answer = await client.send(run.settings.baseUrl, request);
-    answers.push({ messageId: request.messageId, kind: request.tags.kind ?? '', status: answer.status });
+    hooks.onAnswer?.({ messageId: request.messageId, kind: request.tags.kind ?? '', status: answer.status });
     if (answer.error !== null) recorder.noAnswer(request.tags);
     else recorder.answer(request.tags, performance.now() - dueMs, answer.status === request.expectedStatus);
     for (const counter of definition.counters) {

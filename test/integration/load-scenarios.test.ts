@@ -6,8 +6,7 @@ import { mixedRamping } from '../../load-tests/scenarios/mixed-ramping.ts';
 import { floodSender, senderFlood } from '../../load-tests/scenarios/sender-flood.ts';
 import { soak } from '../../load-tests/scenarios/soak.ts';
 import { twilioConstant } from '../../load-tests/scenarios/twilio-constant.ts';
-import type { RunResult } from '../../load-tests/runner/run.ts';
-import { idsAnswered, rowsFor, runBriefly } from '../support/load';
+import { idsAnswered, rowsFor, runBriefly, type RunResult } from '../support/load';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { waitFor } from '../support/wait';
 

@@ -1,7 +1,8 @@
 import type { ScenarioModule } from '../../load-tests/lib/scenario.ts';
 import { readSettings, type Env } from '../../load-tests/lib/settings.ts';
 import { REQUEST_TIMEOUT_MS } from '../../load-tests/runner/http.ts';
-import { runScenario, type RunHooks, type RunResult } from '../../load-tests/runner/run.ts';
+import { runScenario, type AnswerRecord, type RunHooks } from '../../load-tests/runner/run.ts';
+import type { LoadSummary } from '../../load-tests/lib/summary.ts';
 import type { Sql } from '../../src/db/client';
 import { ADMIN_TOKEN, META_SECRET, TWILIO_TOKEN } from './ingest';
 import { PUBLIC_BASE_URL } from './pipeline';
@@ -28,9 +29,17 @@ export function loadEnv(baseUrl: string, overrides: Env = {}): Env {
   };
 }
 
-export function runBriefly(scenario: ScenarioModule, baseUrl: string, overrides: Env = {}, hooks: RunHooks = {}): Promise<RunResult> {
+export interface RunResult {
+  summary: LoadSummary;
+  answers: AnswerRecord[];
+}
+
+/** Runs a scenario with the Node runner and keeps every answer, for checks against the database. */
+export async function runBriefly(scenario: ScenarioModule, baseUrl: string, overrides: Env = {}, hooks: RunHooks = {}): Promise<RunResult> {
   const settings = readSettings(loadEnv(baseUrl, overrides), scenario.name, scenario.defaults);
-  return runScenario(scenario.define(settings), settings, hooks);
+  const answers: AnswerRecord[] = [];
+  const summary = await runScenario(scenario.define(settings), settings, { ...hooks, onAnswer: (answer) => answers.push(answer) });
+  return { summary, answers };
 }
 
 export interface MessageRow {
