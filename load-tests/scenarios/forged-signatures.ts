@@ -1,6 +1,6 @@
 import { metaMessageId, senderPhone, twilioMessageSid } from '../lib/ids.ts';
 import { encodeForm } from '../lib/encoding.ts';
-import { metaTextBody, ORDER_TEXT, TWILIO_WEBHOOK_PATH, twilioTextParams, type PlannedRequest } from '../lib/payloads.ts';
+import { META_WEBHOOK_PATH, metaTextBody, ORDER_TEXT, TWILIO_WEBHOOK_PATH, twilioTextParams, type PlannedRequest } from '../lib/payloads.ts';
 import { baseThresholds, constantLoad, nowSeconds, type RunContext, type ScenarioModule } from '../lib/scenario.ts';
 import { metaSignature, twilioSignature } from '../lib/sign.ts';
 
@@ -12,7 +12,7 @@ const WRONG_SECRET = 'not-the-gateway-secret';
 function forgedMeta(kind: string, body: string, signature: string | null, id: string): PlannedRequest {
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
   if (signature !== null) headers['X-Hub-Signature-256'] = signature;
-  return { path: '/api/v1/whatsapp-hardened/webhook', headers, body, expectedStatus: 401, tags: { kind: `forged-${kind}` }, messageId: id };
+  return { path: META_WEBHOOK_PATH, headers, body, expectedStatus: 401, tags: { kind: `forged-${kind}` }, messageId: id };
 }
 
 function forgedTwilio(kind: string, params: [string, string][], signature: string | null, sid: string): PlannedRequest {
@@ -42,7 +42,10 @@ const FORGERIES: Forgery[] = [
     const signature = await metaSignature(run.settings.metaSecret, body);
     return forgedMeta('meta-tampered-body', body.replace('2x margherita', '9x margherita'), signature, id);
   },
-  async (n, run) => forgedMeta('meta-no-signature', metaBody(n, run).body, null, metaBody(n, run).id),
+  async (n, run) => {
+    const { id, body } = metaBody(n, run);
+    return forgedMeta('meta-no-signature', body, null, id);
+  },
   async (n, run) => {
     const { id, body } = metaBody(n, run);
     return forgedMeta('meta-wrong-prefix', body, (await metaSignature(run.settings.metaSecret, body)).replace('sha256=', 'sha1='), id);
@@ -60,7 +63,10 @@ const FORGERIES: Forgery[] = [
     const signature = await twilioSignature(run.settings.twilioToken, url, params);
     return forgedTwilio('twilio-tampered-param', params.map(([k, v]) => [k, k === 'Body' ? '9x margherita' : v]), signature, sid);
   },
-  async (n, run) => forgedTwilio('twilio-no-signature', twilioForm(n, run).params, null, twilioForm(n, run).sid),
+  async (n, run) => {
+    const { sid, params } = twilioForm(n, run);
+    return forgedTwilio('twilio-no-signature', params, null, sid);
+  },
 ];
 
 /** Forged signatures of every kind in turn: all must be answered 401 and recorded nowhere. */
