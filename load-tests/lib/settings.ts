@@ -46,8 +46,9 @@ export function readSettings(env: Env, scenario: string, defaults: ScenarioDefau
   const rate = numberFrom(env, 'RATE', defaults.rate);
   const durationSeconds = parseDuration(env.DURATION ?? defaults.duration, 'DURATION');
   const expectedMessages = rate * durationSeconds;
-  // At 500/s and a few ms each, a few VUs suffice; the ceiling absorbs a stalling server, after which iterations are dropped.
-  const preAllocatedVUs = integerFrom(env, 'PRE_ALLOCATED_VUS', Math.max(10, Math.ceil(rate / 10)));
+  // k6 starts VUs beyond these only as needed, and starting one (running the script's init) takes long enough on a
+  // busy machine to drop iterations, so a fifth of the rate starts up front; the ceiling absorbs a stalling server.
+  const preAllocatedVUs = integerFrom(env, 'PRE_ALLOCATED_VUS', Math.max(20, Math.ceil(rate / 5)));
   const runId = env.RUN_ID;
   if (runId !== undefined && !/^[0-9a-f]{8}$/.test(runId)) throw new Error('RUN_ID must be 8 lower-case hex digits');
   return {
