@@ -55,10 +55,40 @@ export async function runScenario(definition: ScenarioDefinition, settings: Sett
 async function runLoad(definition: ScenarioDefinition, run: RunContext, recorder: Recorder, client: HttpClient, hooks: RunHooks): Promise<void> {
   const schedule = arrivalSchedule(definition.load);
   const maxVUs = definition.load.maxVUs;
-  let inFlight = 0;
-  const iterations: Promise<void>[] = [];
+  // Only the iterations in flight are kept: a 30-minute soak starts close to a million.
+  const inFlight = new Set<Promise<void>>();
+  // A scenario that throws is a broken script: the run stops with its error once the iterations in flight are done.
+  let failure: { error: unknown } | null = null;
   const startMs = performance.now();
 
+  const iterate = createIteration(definition, run, recorder, client, hooks);
+
+  await new Promise<void>((resolve) => {
+    let next = 0;
+    const tick = () => {
+      const now = performance.now();
+      while (failure === null && next < schedule.total && startMs + schedule.dueMs(next) <= now) {
+        const iteration = next++;
+        if (inFlight.size >= maxVUs) {
+          recorder.dropped();
+          continue;
+        }
+        const running: Promise<void> = iterate(iteration, startMs + schedule.dueMs(iteration))
+          .catch((error: unknown) => void (failure ??= { error }))
+          .finally(() => inFlight.delete(running));
+        inFlight.add(running);
+      }
+      if (failure === null && next < schedule.total) setTimeout(tick, Math.max(0, startMs + schedule.dueMs(next) - performance.now()));
+      else resolve();
+    };
+    tick();
+  });
+  while (inFlight.size > 0) await Promise.all([...inFlight]);
+  if (failure) throw (failure as { error: unknown }).error;
+}
+
+/** One iteration: its counters, its requests sent at once, each answer recorded with its latency from when the iteration was due. */
+function createIteration(definition: ScenarioDefinition, run: RunContext, recorder: Recorder, client: HttpClient, hooks: RunHooks) {
   const iterate = async (iteration: number, dueMs: number) => {
     for (const counter of definition.counters) if (counter.perIteration) recorder.count(counter.name, counter.perIteration(iteration));
     const requests = await definition.plan(iteration, run);
@@ -75,27 +105,7 @@ async function runLoad(definition: ScenarioDefinition, run: RunContext, recorder
       if (counter.perAnswer) recorder.count(counter.name, counter.perAnswer(request, answer.status) ? 1 : 0);
     }
   };
-
-  await new Promise<void>((resolve) => {
-    let next = 0;
-    const tick = () => {
-      const now = performance.now();
-      while (next < schedule.total && startMs + schedule.dueMs(next) <= now) {
-        const iteration = next++;
-        if (inFlight >= maxVUs) {
-          recorder.dropped();
-          continue;
-        }
-        inFlight += 1;
-        const dueMs = startMs + schedule.dueMs(iteration);
-        iterations.push(iterate(iteration, dueMs).finally(() => (inFlight -= 1)));
-      }
-      if (next < schedule.total) setTimeout(tick, Math.max(0, startMs + schedule.dueMs(next) - performance.now()));
-      else resolve();
-    };
-    tick();
-  });
-  await Promise.all(iterations);
+  return iterate;
 }
 
 /** Polls the stats endpoint until nothing is queued or processing, or the timeout passes; records how long it took. */
