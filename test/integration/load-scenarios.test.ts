@@ -69,7 +69,7 @@ describe('load scenarios, run briefly by the Node runner against a real gateway'
   it.each([
     ['meta-constant', metaConstant, {}],
     ['twilio-constant', twilioConstant, {}],
-    ['soak', soak, { RATE: '50' }],
+    ['soak', soak, { RATE: '25' }],
   ])('%s: every threshold passes and every 200 has its row', async (_name, scenario, overrides) => {
     const result = await runBriefly(scenario, pipeline.ingest.baseUrl, overrides);
     expectEveryThresholdPassed(result);
@@ -87,7 +87,7 @@ describe('load scenarios, run briefly by the Node runner against a real gateway'
   }, RUN_TIMEOUT_MS);
 
   it('duplicate storm: each id has exactly one row, and every other copy is counted as its duplicate', async () => {
-    const result = await runBriefly(duplicateStorm, pipeline.ingest.baseUrl, { RATE: '40' });
+    const result = await runBriefly(duplicateStorm, pipeline.ingest.baseUrl, { RATE: '20' });
     expectEveryThresholdPassed(result);
     const rows = await expectEvery200Recorded(result);
     const { storm_ids: stormIds, duplicate_copies: duplicateCopies } = result.summary.counters;

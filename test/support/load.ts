@@ -20,7 +20,7 @@ export function loadEnv(baseUrl: string, overrides: Env = {}): Env {
     WHATSAPP_APP_SECRET: META_SECRET,
     TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
     ADMIN_TOKEN,
-    RATE: '100',
+    RATE: '50',
     DURATION: '2s',
     ACK_P99_MS: String(REQUEST_TIMEOUT_MS),
     SLO_P99_MS: String(REQUEST_TIMEOUT_MS),
