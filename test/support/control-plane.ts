@@ -85,7 +85,6 @@ export async function startControlPlane(): Promise<ControlPlane> {
     '--service-cluster-ip-range=10.96.0.0/16',
     // The controller manager reads this CA from the apiserver's authentication ConfigMap.
     `--requestheader-client-ca-file=${files.ca}`,
-    `--client-ca-file=${files.ca}`,
     '--enable-priority-and-fairness=false',
     '--v=0',
   ]);
@@ -230,6 +229,7 @@ function freePort(): Promise<number> {
   });
 }
 
+/** The plane and its data are thrown away, so there is nothing to shut down gracefully. */
 async function stopAll(children: ChildProcess[]): Promise<void> {
   await Promise.all(
     children.reverse().map(
@@ -237,7 +237,7 @@ async function stopAll(children: ChildProcess[]): Promise<void> {
         new Promise<void>((resolve) => {
           if (child.exitCode !== null || child.signalCode !== null) return resolve();
           child.once('exit', () => resolve());
-          child.kill('SIGTERM');
+          child.kill('SIGKILL');
         }),
     ),
   );
