@@ -2,8 +2,8 @@ import { createHmac } from 'node:crypto';
 import { encodeForm, toBase64, toHex, utf8Bytes } from '../../load-tests/lib/encoding.ts';
 import { META_WEBHOOK_PATH, metaTextBody, signedMetaRequest, signedTwilioRequest, TWILIO_WEBHOOK_PATH, twilioTextParams } from '../../load-tests/lib/payloads.ts';
 import { metaSignature, twilioParamString, twilioSignature } from '../../load-tests/lib/sign.ts';
-import { parseMetaBody, verifyMetaSignature } from '../../src/providers/meta';
-import { parseForm, parseTwilioForm, twilioParamString as gatewayParamString, verifyTwilioSignature } from '../../src/providers/twilio';
+import { parseMetaBody, verifyMetaSignature } from '../../src/webhooks/meta';
+import { parseForm, parseTwilioForm, twilioParamString as gatewayParamString, verifyTwilioSignature } from '../../src/webhooks/twilio';
 import { inboundRequest } from './fixtures';
 
 const SECRET = 'load-meta-secret';
