@@ -54,13 +54,10 @@ describe('npm run load -- <scenario>', () => {
     expect(stdout).toContain('verdict: 1 threshold(s) FAILED');
   }, CLI_TIMEOUT_MS);
 
-  it('exits 2 with the scenarios listed for an unknown one, and names a missing secret', async () => {
+  it('exits 2 with the scenarios listed for an unknown one', async () => {
     const unknown = await runLoadCommand(['meta-constnt'], loadEnv(suite.ingest.baseUrl));
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown scenario "meta-constnt"');
     expect(unknown.stderr).toContain('scenarios: meta-constant, twilio-constant, mixed-ramping, duplicate-storm, forged-signatures, sender-flood, backlog, soak');
-    const missing = await runLoadCommand(['soak'], { ...loadEnv(suite.ingest.baseUrl), WHATSAPP_APP_SECRET: undefined });
-    expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('WHATSAPP_APP_SECRET is required');
   }, CLI_TIMEOUT_MS);
 });

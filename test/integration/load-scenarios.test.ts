@@ -10,8 +10,8 @@ import { idsAnswered, rowsFor, runBriefly, type RunResult } from '../support/loa
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { waitFor } from '../support/wait';
 
-/** Low, so the flooding sender crosses it within a two-second run. */
-const RATE_LIMIT = 20;
+/** Low, so the flooding sender crosses it within a one-second run. */
+const RATE_LIMIT = 10;
 const RUN_TIMEOUT_MS = 60_000;
 
 function expectEveryThresholdPassed(result: RunResult): void {

@@ -21,7 +21,7 @@ export function loadEnv(baseUrl: string, overrides: Env = {}): Env {
     TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
     ADMIN_TOKEN,
     RATE: '50',
-    DURATION: '2s',
+    DURATION: '1s',
     ACK_P99_MS: String(REQUEST_TIMEOUT_MS),
     SLO_P99_MS: String(REQUEST_TIMEOUT_MS),
     MAX_VUS: '5000',
