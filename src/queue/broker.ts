@@ -1,5 +1,5 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { WagateError } from '../errors';
+import { isWagateError, WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
 
 export interface BrokerOptions {
@@ -9,6 +9,11 @@ export interface BrokerOptions {
   /** Runs on every new channel: declare topology, start consumers. */
   setup(channel: ConfirmChannel): Promise<void>;
   reconnectDelayMs?: { min: number; max: number };
+  /**
+   * Called once when a retry cannot help (setup threw an error whose `fatal` is true, such as
+   * a queue declared with other arguments): the broker stops reconnecting.
+   */
+  onFatal?(error: Error): void;
 }
 
 export interface Broker {
@@ -17,6 +22,8 @@ export interface Broker {
   isConnected(): boolean;
   /** Since when every login attempt was refused (wrong user or password), in ms since the epoch; null otherwise. */
   loginRefusedSince(): number | null;
+  /** The error that stopped reconnecting for good, if one did. */
+  fatalError(): Error | null;
   /** Resolves when connected, or rejects after timeoutMs. */
   waitUntilConnected(timeoutMs: number): Promise<void>;
   onConnected(listener: (channel: ConfirmChannel) => void): void;
@@ -47,6 +54,7 @@ export function createBroker(options: BrokerOptions): Broker {
   let timer: NodeJS.Timeout | null = null;
   let connecting: Promise<void> | null = null;
   let loginRefusedAt: number | null = null;
+  let fatal: Error | null = null;
   const listeners: ((channel: ConfirmChannel) => void)[] = [];
 
   function connect(): Promise<void> {
@@ -85,12 +93,18 @@ export function createBroker(options: BrokerOptions): Broker {
         const user = decodeURIComponent(new URL(options.url).username || 'guest');
         options.log.error({ err: (error as Error).message, broker: redactUrl(options.url), user },
           `the broker at ${redactUrl(options.url)} refused the login of user "${user}": check the user and password in AMQP_URL (or AMQP_URL_FILE)`);
-      } else {
-        options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
       }
       await model?.close().catch(() => undefined);
+      if (isFatal(error)) return stopForGood(error as Error);
+      if (!isLoginRefused(error)) options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
       scheduleReconnect();
     }
+  }
+
+  function stopForGood(error: Error): void {
+    fatal = error;
+    options.log.error({ err: error.message, code: (error as { code?: string }).code }, 'broker setup cannot succeed; not reconnecting');
+    options.onFatal?.(error);
   }
 
   function handleLoss(model: ChannelModel): void {
@@ -104,7 +118,7 @@ export function createBroker(options: BrokerOptions): Broker {
   }
 
   function scheduleReconnect(): void {
-    if (closing || timer) return;
+    if (closing || timer || fatal) return;
     const delay = Math.min(delays.max, delays.min * 2 ** attempt);
     attempt += 1;
     timer = setTimeout(() => void connect(), delay);
@@ -116,6 +130,7 @@ export function createBroker(options: BrokerOptions): Broker {
     channel: () => current,
     isConnected: () => current !== null,
     loginRefusedSince: () => loginRefusedAt,
+    fatalError: () => fatal,
     onConnected(listener) {
       listeners.push(listener);
     },
@@ -163,6 +178,10 @@ export function createBroker(options: BrokerOptions): Broker {
       await model?.close().catch(() => undefined);
     },
   };
+}
+
+function isFatal(error: unknown): boolean {
+  return isWagateError(error, 'TOPOLOGY_CONFLICT');
 }
 
 function withinCloseWait(work: Promise<unknown>): Promise<unknown> {

@@ -28,7 +28,7 @@ async function replyTo(from: string, text: string): Promise<string> {
 describe('replies in the customer\'s language', () => {
   it('confirms a Spanish order in Spanish, and answers the customer\'s next short message in Spanish too', async () => {
     expect(await replyTo('15550700001', 'hola, quiero dos margherita y una coca cola')).toMatch(
-      /^¡Gracias, Sample Customer! Pedido #\d+: 2 × Pizza Margherita \(EUR 8\.50\), 1 × Coca-Cola \(EUR 2\.50\)\. Total EUR 19\.50\. Responde CANCELAR para cancelarlo\.$/,
+      /^¡Gracias, Sample Customer! Pedido #\d+: 2 × Pizza Margherita \(EUR 8\.50\), 1 × Coca-Cola \(EUR 2\.50\)\. Total EUR 19\.50\. ¿No es lo que querías\? Responde CANCELAR para cancelarlo y vuelve a enviar tu pedido\.$/,
     );
     // "2 coke" carries no word of any language: the customer's last one is remembered.
     expect(await replyTo('15550700001', '2 coke')).toMatch(/^¡Gracias, Sample Customer! Pedido #\d+: 2 × Coca-Cola/);

@@ -15,7 +15,7 @@ const extraRetryDelays: string[] = [];
 
 beforeAll(async () => {
   pipeline = await startPipeline();
-  proxy = await startTcpProxy(5672);
+  proxy = await startTcpProxy(Number(new URL(pipeline.env.AMQP_URL!).port || 5672), new URL(pipeline.env.AMQP_URL!).hostname);
 });
 
 afterAll(async () => {
@@ -35,7 +35,8 @@ const callsTo = (to: string) => pipeline.fake.calls().filter((c) => (c.body as {
 
 describe('worker lifecycle', () => {
   it('recovers a lost broker connection, declares the topology again and consumes on', async () => {
-    const amqpUrl = new URL(pipeline.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+    const amqpUrl = new URL(pipeline.env.AMQP_URL!);
+    amqpUrl.hostname = '127.0.0.1';
     amqpUrl.port = String(proxy.port);
     const worker = await pipeline.startWorker({ AMQP_URL: amqpUrl.toString() });
     const connected = async () => /wagate_broker_connected\{role="worker"\} 1\b/.test(await worker.metrics.registry.metrics());
@@ -81,7 +82,8 @@ describe('worker lifecycle', () => {
   it('lets the standby take a sender over when the active worker loses its broker mid-call, without a second send', async () => {
     for (const worker of pipeline.workers.splice(0)) await worker.stop();
     proxy.setMode('forward');
-    const viaProxy = new URL(pipeline.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+    const viaProxy = new URL(pipeline.env.AMQP_URL!);
+    viaProxy.hostname = '127.0.0.1';
     viaProxy.port = String(proxy.port);
     // The first worker owns every shard; its broker connection goes through the proxy.
     await pipeline.startWorker({ AMQP_URL: viaProxy.toString() });
