@@ -56,6 +56,12 @@ const LOGIN_HINTS: Record<string, string> = {
   '3D000': 'the database named in DATABASE_URL does not exist: create it or fix the URL',
 };
 
+/** A refused login or a missing database: no retry helps, so a process should stop and say so. */
+export function isLoginRefused(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code in LOGIN_HINTS;
+}
+
 /**
  * What a person should do about a Postgres failure that stops a command, naming the server
  * (never the password), or null when the failure is not about reaching or logging in.

@@ -94,6 +94,19 @@ describe('the command line', () => {
     expect(unreachable.stderr).toMatch(/cannot be reached: check that it runs/);
   });
 
+  it.each(['ingest', 'worker'])('stops %s at start when Postgres refuses its login, naming the server', async (role) => {
+    const result = await wagate([role], {
+      DATABASE_URL: withDatabaseUser('wagate_no_such_role', 'pw-not-shown'),
+      PORT: '0',
+      METRICS_PORT: '0',
+      HOST: '127.0.0.1',
+      NODE_ENV: 'test',
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/Postgres refused the login: check the user in DATABASE_URL .*\(server wagate_no_such_role@/);
+    expect(result.stderr).not.toContain('pw-not-shown');
+  });
+
   it('says which secret to check when the gateway refuses the signature of a sample', async () => {
     const db = await createTestDatabase();
     const gateway = await startTestIngest(db.url);
