@@ -77,9 +77,12 @@ const envSchema = z.object({
 
   QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'may hold only letters, digits, dot, dash and underscore').default('wagate'),
   QUEUE_DELIVERY_LIMIT: int(5, 2),
-  WORK_SHARDS: int(8, 1).pipe(z.number().max(256)),
+  WORK_SHARDS: int(32, 1).pipe(z.number().max(256)),
   RETRY_DELAYS_MS: commaMilliseconds,
   WORKER_PREFETCH: int(32, 1),
+  WORKER_HEARTBEAT_MS: int(2000, 50),
+  WORKER_LIVENESS_TIMEOUT_MS: int(15000, 200),
+  WORKER_DRAIN_TIMEOUT_MS: int(20000, 100),
   WHATSAPP_GRAPH_API_URL: z.string().url().default('https://graph.facebook.com'),
   WHATSAPP_GRAPH_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v21.0').default('v21.0'),
   TWILIO_API_URL: z.string().url().default('https://api.twilio.com'),
@@ -164,6 +167,9 @@ function crossCheck(e: ParsedEnv): string[] {
   }
   if (e.NODE_ENV === 'production' && e.TWILIO_AUTH_TOKEN.length > 0 && !e.PUBLIC_BASE_URL) {
     problems.push('PUBLIC_BASE_URL: is required to check Twilio signatures (the URL Twilio calls)');
+  }
+  if (e.WORKER_LIVENESS_TIMEOUT_MS < 3 * e.WORKER_HEARTBEAT_MS) {
+    problems.push('WORKER_LIVENESS_TIMEOUT_MS: must be at least 3 × WORKER_HEARTBEAT_MS, or one late heartbeat would move a worker\'s shards');
   }
   if (e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
     problems.push('METRICS_PORT: must differ from PORT so that metrics stay off the public port');

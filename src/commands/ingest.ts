@@ -9,6 +9,7 @@ import { createTwilioAdapter } from '../providers/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { queueDepths, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
+import { checkShardCountAtStart } from '../queue/shard-count';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
@@ -28,6 +29,10 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   const metrics = createMetrics('ingest');
   const sql = databaseFromConfig(config, 'wagate-ingest');
   const topology = topologyFromConfig(config);
+  await checkShardCountAtStart(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log).catch(async (error: unknown) => {
+    await closeDatabase(sql);
+    throw error;
+  });
   const broker = createBroker({
     url: config.AMQP_URL,
     name: 'wagate-ingest',
