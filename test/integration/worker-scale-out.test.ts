@@ -1,5 +1,6 @@
 import type { RunningWorker } from '../../src/commands/worker';
 import { openQueueProbe } from '../support/amqp';
+import { startTcpProxy } from '../support/tcp-proxy';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import {
   allIds,
@@ -142,4 +143,38 @@ describe('worker scale-out', () => {
     expect(await extraClaims(pipeline.db.sql, allIds(sent))).toBe(0);
     expect(await orderAndCallsPerSender(pipeline.db.sql, pipeline.fake, sent)).toEqual([]);
   }, 180_000);
+
+  it('keeps every shard where it was through a Postgres outage longer than the liveness timeout', async () => {
+    const pgProxy = await startTcpProxy(5432);
+    try {
+      const viaProxy = new URL(pipeline.db.url);
+      viaProxy.port = String(pgProxy.port);
+      const overrides = { DATABASE_URL: viaProxy.toString(), DB_CONNECT_TIMEOUT_SECONDS: '1' };
+      const workers = [await pipeline.startWorker(overrides), await pipeline.startWorker(overrides)];
+      const before = workers.map((worker) => worker.coordinator.owned().join());
+      const rebalances = async () => Promise.all(workers.map(async (w) => (await w.metrics.rebalances.get()).values.reduce((sum, v) => sum + v.value, 0)));
+      const rebalancesBefore = await rebalances();
+      const liveMembers = async () => (await pipeline.db.sql<{ n: number }[]>`
+        SELECT count(*)::integer AS n FROM worker_members
+        WHERE queue_prefix = ${pipeline.env.QUEUE_PREFIX!} AND heartbeat_at > now() - interval '2 seconds'`)[0]!.n;
+
+      pgProxy.setMode('refuse');
+      await waitFor('every heartbeat to expire', async () => (await liveMembers()) === 0, 30_000);
+      pgProxy.setMode('forward');
+      await waitFor('both workers to see each other again', async () =>
+        (await liveMembers()) === 2 && (await Promise.all(workers.map((w) => w.metrics.groupMembers.get()))).every((g) => g.values[0]?.value === 2), 30_000);
+      // A few more rounds, in which a takeover would have happened.
+      const ticks = workers.map((w) => w.coordinator.tick());
+      await Promise.all(ticks);
+      await Promise.all(workers.map((w) => w.coordinator.tick()));
+
+      expect(workers.map((worker) => worker.coordinator.owned().join())).toEqual(before);
+      expect(await rebalances()).toEqual(rebalancesBefore);
+      const sent = await sendRounds(pipeline.ingest.baseUrl, sendersNamed('1555106', 8), ['1 coke']);
+      await waitUntilFinished(sent);
+    } finally {
+      for (const worker of pipeline.workers.splice(0)) await worker.stop();
+      await pgProxy.close();
+    }
+  }, 120_000);
 });
