@@ -6,6 +6,9 @@ export const DEFAULT_REPLAY_WINDOW_SECONDS = 8 * 24 * 3600;
 /** Clock skew tolerated for a message timestamp that lies in the future. */
 export const FUTURE_SKEW_SECONDS = 300;
 
+/** The most work shards (quorum queues) a group may have; the stored count is checked against it too. */
+export const MAX_WORK_SHARDS = 256;
+
 /** Secrets that may also arrive as NAME_FILE, for mounted Kubernetes Secrets. */
 export const SECRET_NAMES = [
   'WHATSAPP_VERIFY_TOKEN',
@@ -77,7 +80,7 @@ const envSchema = z.object({
 
   QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'may hold only letters, digits, dot, dash and underscore').default('wagate'),
   QUEUE_DELIVERY_LIMIT: int(5, 2),
-  WORK_SHARDS: int(32, 1).pipe(z.number().max(256)),
+  WORK_SHARDS: int(32, 1).pipe(z.number().max(MAX_WORK_SHARDS)),
   RETRY_DELAYS_MS: commaMilliseconds,
   WORKER_PREFETCH: int(32, 1),
   WORKER_HEARTBEAT_MS: int(2000, 50),

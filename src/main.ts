@@ -10,6 +10,8 @@ import { requeueStuckMessages, stuckAfterMs } from './commands/stuck';
 import { sendSample } from './commands/send';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker } from './commands/worker';
+import { MAX_WORK_SHARDS } from './config';
+import { reshard, reshardDepsFromConfig } from './queue/reshard';
 import {
   UsageError,
   cleanupCommand,
@@ -38,6 +40,8 @@ commands:
   replies unknown | resend --id ID | settle --id ID --as sent|failed
                                   list replies whose outcome is unknown; resend one on purpose,
                                   or record what the provider says happened
+  reshard --to N                   change the number of work shards, keeping each sender's order
+                                  (then deploy WORK_SHARDS=N to every ingest and worker)
   requeue-stuck                   put back messages whose queue copy was lost (see WagateMessagesStuck)
   cleanup [--days N]              retention cleanup (default RETENTION_DAYS)
   erase --phone P                 erase one customer's personal data everywhere it is kept
@@ -76,6 +80,14 @@ const commands: Record<string, Command> = {
     process.stdout.write(`requeued ${requeued} stuck message(s); running ingest processes publish them\n`);
   },
   erase: (config, _log, args) => eraseCommand(config, args),
+  reshard: async (config, _log, args) => {
+    const { values } = parseArgs({ args, options: { to: { type: 'string' } } });
+    const to = Number(values.to);
+    if (!Number.isInteger(to) || to < 1 || to > MAX_WORK_SHARDS) throw new UsageError(`reshard needs --to N, a whole number from 1 to ${MAX_WORK_SHARDS}`);
+    const report = await withSql(config, (sql) => reshard(reshardDepsFromConfig(config, sql), to));
+    process.stdout.write(`resharded from ${report.from} to ${report.to}: moved ${report.moved} message(s), re-addressed ${report.retriesReaddressed} waiting retries\n` +
+      `now deploy WORK_SHARDS=${report.to} to every ingest and worker; processes with WORK_SHARDS=${report.from} refuse to start\n`);
+  },
   'fake-provider': async (_config, log, args) => {
     const fake = await fakeProviderCommand(args);
     stopOnSignal(log, () => fake.stop());

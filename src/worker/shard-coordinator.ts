@@ -49,7 +49,8 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   let stopping = false;
   let ticking: Promise<void> | null = null;
   let timer: NodeJS.Timeout | null = null;
-  let complained = false;
+  /** WORK_SHARDS differs from the stored count: such a worker stays out of the group. */
+  let mismatched = false;
 
   function releaseInBackground(shard: number, reason: string): void {
     busy.add(shard);
@@ -88,7 +89,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
 
   async function readGroup(): Promise<GroupView | null> {
     try {
-      if (consumer.hasChannel()) await store.heartbeat(me);
+      if (consumer.hasChannel() && !mismatched) await store.heartbeat(me);
       const view = await store.read();
       postgresSeenSince ??= performance.now();
       return view;
@@ -99,13 +100,19 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     }
   }
 
-  function targetsOf(view: GroupView): (string | undefined)[] {
-    if (view.shardCount !== null && view.shardCount !== deps.shardCount) {
-      if (!complained) log.error({ configured: deps.shardCount, stored: view.shardCount }, 'WORK_SHARDS differs from the stored shard count (wagate reshard changed it); holding no shard until this worker runs with the stored count');
-      complained = true;
-      return [];
+  /** A worker with another shard count neither holds shards nor counts as a member, or its share would go unconsumed. */
+  async function checkCount(view: GroupView): Promise<boolean> {
+    const matches = view.shardCount === null || view.shardCount === deps.shardCount;
+    if (!matches && !mismatched) {
+      log.error({ configured: deps.shardCount, stored: view.shardCount }, 'WORK_SHARDS differs from the stored shard count (wagate reshard changed it); this worker holds no shard until it runs with the stored count');
+      await store.leave(me).catch(() => undefined);
     }
-    if (view.paused || !consumer.hasChannel()) return [];
+    mismatched = !matches;
+    return matches;
+  }
+
+  function targetsOf(view: GroupView): (string | undefined)[] {
+    if (mismatched || view.paused || !consumer.hasChannel()) return [];
     return assignShards(deps.shardCount, view.liveMembers);
   }
 
@@ -113,6 +120,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     const view = await readGroup();
     if (!view || stopping) return;
     metrics.groupMembers.set(view.liveMembers.length);
+    await checkCount(view);
     const targets = targetsOf(view);
     for (const shard of held) {
       if (busy.has(shard)) continue;
