@@ -19,6 +19,8 @@ import { runScenarioA, runScenarioB, scenarioSettings, type PhaseContext, type P
 import { startOtlpSinkIfAsked } from './otlp-sink';
 import { startBareServer, startIngestServer, type ServerProcess } from './servers';
 import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } from './worker';
+import { runScaleScenario, type ScaleRun, type ScaleRunSpec } from './scale-out';
+import { formatScaleReport, summarizeScale } from './scale-report';
 
 /**
  * `npm run bench`: two parts, each selectable with BENCH_ONLY=ingest or BENCH_ONLY=worker.
@@ -45,6 +47,13 @@ const HIGH_PREFETCH = 128;
 const MIN_LATENCY_RUN_MESSAGES = 1000;
 const MAX_LATENCY_RUN_MESSAGES = 20_000;
 const OUTPUT_FILE = path.join(__dirname, '..', '.bench', 'last.json');
+/** Scale-out: 1, 2 and 3 worker processes, each limited to a quarter core, over the same backlog. */
+const SCALE_ROUNDS = positiveInteger('BENCH_SCALE_ROUNDS', 3);
+const SCALE_MESSAGES = positiveInteger('BENCH_SCALE_MESSAGES', 1500);
+/** 12 splits evenly over 1, 2 and 3 workers, so the figures show scaling rather than rounding. */
+const SCALE_SHARDS = positiveInteger('BENCH_SCALE_SHARDS', 12);
+const SCALE_MAX_WORKERS = positiveInteger('BENCH_SCALE_WORKERS', 3);
+const SCALE_CORES_PER_WORKER = Number(process.env.BENCH_SCALE_CORES ?? 0.25);
 
 type Phases = Record<'aBare' | 'aDurable' | 'bBare' | 'bDurable', PhaseResult[]>;
 
@@ -78,6 +87,12 @@ async function main(): Promise<number> {
     reports.push(formatWorkerReport(summary));
     checks.push(...summary.checks);
     output.worker = { ...summary, perRound };
+  }
+  if (ONLY.has('scale')) {
+    const { report, summary, perRound } = await runScaleBench();
+    reports.push(report);
+    checks.push(...perRound.flat().flatMap((run) => run.checks));
+    output.scaleOut = { ...summary, perRound };
   }
   reports.push(formatChecks(checks));
   process.stdout.write(`\n${reports.join('\n\n')}\n`);
@@ -175,16 +190,41 @@ async function runWorkerBench(): Promise<{ summary: WorkerSummary; perRound: Wor
   return { summary: { rounds: WORKER_ROUNDS, runs, checks, notes }, perRound };
 }
 
+/**
+ * Rounds of 1, 2, ... SCALE_MAX_WORKERS workers in turn, so that a neighbour's burst on this
+ * shared machine hits every worker count alike rather than one of them; medians per count.
+ */
+async function runScaleBench() {
+  const perRound: ScaleRun[][] = [];
+  const spec = { messages: SCALE_MESSAGES, shards: SCALE_SHARDS, coresPerWorker: SCALE_CORES_PER_WORKER, prefetch: DEFAULT_PREFETCH };
+  for (let round = 1; round <= SCALE_ROUNDS; round += 1) {
+    const runs: ScaleRun[] = [];
+    for (let workers = 1; workers <= SCALE_MAX_WORKERS; workers += 1) {
+      const runSpec: ScaleRunSpec = { ...spec, workers };
+      log(`scale-out round ${round}/${SCALE_ROUNDS}: ${workers} worker(s) at ${SCALE_CORES_PER_WORKER} core each, ${SCALE_MESSAGES} messages`);
+      const result = await runScaleScenario(runSpec, track);
+      log(`  ${result.messagesPerSecond.toFixed(0)} messages/s over ${result.seconds.toFixed(2)} s, shards ${result.shardsPerWorker.join('/')}`);
+      runs.push(result);
+    }
+    perRound.push(runs);
+  }
+  const summary = summarizeScale(perRound, os.loadavg());
+  return { report: formatScaleReport(summary, spec), summary, perRound };
+}
+
 function writeJson(value: unknown): void {
   mkdirSync(path.dirname(OUTPUT_FILE), { recursive: true });
   writeFileSync(OUTPUT_FILE, `${JSON.stringify(value, null, 2)}\n`);
   log(`summary written to ${path.relative(process.cwd(), OUTPUT_FILE)}`);
 }
 
-function parts(value: string | undefined): Set<'ingest' | 'worker'> {
-  if (value === undefined || value === '' || value === 'all') return new Set(['ingest', 'worker']);
-  if (value === 'ingest' || value === 'worker') return new Set([value]);
-  throw new Error('BENCH_ONLY must be ingest, worker or all');
+/** worker covers both worker parts: one process unlimited, and the scale-out under CPU limits. */
+function parts(value: string | undefined): Set<'ingest' | 'worker' | 'scale'> {
+  if (value === undefined || value === '' || value === 'all') return new Set(['ingest', 'worker', 'scale']);
+  if (value === 'worker') return new Set(['worker', 'scale']);
+  if (value === 'ingest' || value === 'scale') return new Set([value]);
+  if (value === 'worker-process') return new Set(['worker']);
+  throw new Error('BENCH_ONLY must be ingest, worker (both worker parts), worker-process, scale or all');
 }
 
 function positiveInteger(name: string, fallback: number): number {
