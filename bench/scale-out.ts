@@ -1,11 +1,9 @@
 import { startFakeProvider } from '../src/dev/fake-provider';
-import { importCatalog } from '../src/orders/catalog-import';
 import { createCpuLimitedGroup, throttledMs, type CpuLimitedGroup } from './cgroup';
 import type { Check } from './checks';
 import { createBenchEnvironment, type BenchEnvironment } from './environment';
-import { createMessageSource } from './messages';
 import { startWorkerProcess, type WorkerProcess } from './servers';
-import { ACCESS_TOKEN, CATALOG_CSV, MENU_EVERY, MENU_TEXT, ORDER_TEXT, WORKER_SENDERS, preloadQueues, verifyWorkerRun, type Track } from './worker';
+import { ACCESS_TOKEN, ORDER_TEXT, prepareBacklog, verifyWorkerRun, type Track } from './worker';
 
 export interface ScaleRunSpec {
   workers: number;
@@ -41,13 +39,7 @@ const BENCH_HEARTBEAT_MS = 250;
 export async function runScaleScenario(spec: ScaleRunSpec, track: Track): Promise<ScaleRun> {
   const env = await createBenchEnvironment({ workShards: spec.shards });
   const releaseEnv = track(() => env.destroy());
-  await importCatalog(env.sql, CATALOG_CSV);
-  const source = createMessageSource(env.runId, env.appSecret, {
-    senders: WORKER_SENDERS,
-    text: (n) => (n % MENU_EVERY === MENU_EVERY - 1 ? MENU_TEXT : ORDER_TEXT),
-  });
-  const messages = Array.from({ length: spec.messages }, () => source.next());
-  const { preloadCheck } = await preloadQueues(env, messages, track);
+  const { messages, preloadCheck } = await prepareBacklog(env, spec.messages, track);
   await env.sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${env.queuePrefix}, ${spec.shards}, true)
                 ON CONFLICT (queue_prefix) DO UPDATE SET paused = true`;
 

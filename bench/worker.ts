@@ -9,7 +9,7 @@ import { lifetimePeakRssMib, measureCpu, type CpuShare } from './probes';
 import { startIngestServer, startWorkerProcess, type ServerProcess, type WorkerProcess } from './servers';
 
 /** A small menu: the order text below must match two of its products, each by an alias. */
-export const CATALOG_CSV = `sku,name,price,currency,aliases
+const CATALOG_CSV = `sku,name,price,currency,aliases
 PIZ-MARG,Pizza Margherita,8.50,EUR,margherita
 PIZ-PEPP,Pizza Pepperoni,9.50,EUR,pepperoni
 PIZ-FUNG,Pizza Funghi,9.00,EUR,funghi|mushroom
@@ -20,8 +20,8 @@ export const ORDER_TEXT = '2x margherita, one coke';
 /** What ORDER_TEXT must become: two lines, three items, 2 × 8.50 + 2.50. */
 const EXPECTED_ORDER = { lines: 2, items: 3, total: '19.50' };
 /** Every MENU_EVERY-th message asks for the menu instead: a reply, but no order. */
-export const MENU_EVERY = 10;
-export const MENU_TEXT = 'menu';
+const MENU_EVERY = 10;
+const MENU_TEXT = 'menu';
 /** Messages of one sender are processed one at a time; many senders let the prefetch fill up. */
 export const WORKER_SENDERS = 2000;
 export const ACCESS_TOKEN = 'bench-graph-token';
@@ -77,13 +77,7 @@ export type Track = (release: () => Promise<void>) => () => Promise<void>;
 export async function runWorkerScenario(spec: WorkerRunSpec, track: Track): Promise<WorkerRun> {
   const env = await createBenchEnvironment();
   const releaseEnv = track(() => env.destroy());
-  await importCatalog(env.sql, CATALOG_CSV);
-  const source = createMessageSource(env.runId, env.appSecret, {
-    senders: WORKER_SENDERS,
-    text: (n) => (n % MENU_EVERY === MENU_EVERY - 1 ? MENU_TEXT : ORDER_TEXT),
-  });
-  const messages = Array.from({ length: spec.messages }, () => source.next());
-  const { preload, preloadCheck } = await preloadQueues(env, messages, track);
+  const { messages, preload, preloadCheck } = await prepareBacklog(env, spec.messages, track);
 
   const fake = await startFakeProvider({ metaAccessToken: ACCESS_TOKEN });
   const releaseFake = track(() => fake.close());
@@ -136,7 +130,18 @@ export async function runWorkerScenario(spec: WorkerRunSpec, track: Track): Prom
   };
 }
 
-export async function preloadQueues(env: BenchEnvironment, messages: SignedMessage[], track: Track) {
+/** The catalog, and `count` messages from WORKER_SENDERS queued through a real ingest, with no worker running. */
+export async function prepareBacklog(env: BenchEnvironment, count: number, track: Track) {
+  await importCatalog(env.sql, CATALOG_CSV);
+  const source = createMessageSource(env.runId, env.appSecret, {
+    senders: WORKER_SENDERS,
+    text: (n) => (n % MENU_EVERY === MENU_EVERY - 1 ? MENU_TEXT : ORDER_TEXT),
+  });
+  const messages = Array.from({ length: count }, () => source.next());
+  return { messages, ...(await preloadQueues(env, messages, track)) };
+}
+
+async function preloadQueues(env: BenchEnvironment, messages: SignedMessage[], track: Track) {
   const ingest: ServerProcess = await startIngestServer(env);
   const releaseIngest = track(() => ingest.stop());
   const posted = await postAll(ingest.webhookUrl, messages, PRELOAD_CONNECTIONS);

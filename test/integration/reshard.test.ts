@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
 import { openQueueProbe } from '../support/amqp';
 import { startPipeline, type Pipeline } from '../support/pipeline';
-import { MAIN_JS } from '../support/process';
+import { runWagate } from '../support/process';
 import { allIds, extraClaims, orderAndCallsPerSender, sendersNamed, sendRounds, unfinished, type SentBySender } from '../support/scale-out';
 import { waitFor } from '../support/wait';
 
@@ -21,16 +20,7 @@ afterAll(async () => {
   await probe.close();
 });
 
-function wagate(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN_JS, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const wagate = runWagate;
 
 describe('wagate reshard', () => {
   it('moves a backlog from 2 to 3 shards while a worker drains it, and every sender keeps its order', async () => {
