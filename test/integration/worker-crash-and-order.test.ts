@@ -18,6 +18,11 @@ const statuses = async (ids: string[]) =>
   (await pipeline.db.sql<{ status: string }[]>`
     SELECT status FROM webhook_messages WHERE message_id = ANY(${ids}) ORDER BY id`).map((r) => r.status);
 
+/** Each test starts two workers and waits for them; a busy 2-core machine needs far more than jest's default. */
+const CRASH_TEST_TIMEOUT_MS = 150_000;
+/** Every wait inside a test stays well within CRASH_TEST_TIMEOUT_MS. */
+const SETTLE_TIMEOUT_MS = 45_000;
+
 describe('worker crash', () => {
   it('after SIGKILL during a provider call: no duplicate order, no duplicate reply, the held reply unknown', async () => {
     const from = '15550300001';
@@ -27,14 +32,14 @@ describe('worker crash', () => {
     pipeline.fake.behave({ kind: 'hold' }, 1);
     const first = await spawnWagate('worker', pipeline.env);
     for (const id of ids) expect((await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' })).status).toBe(200);
-    await pipeline.fake.waitForCalls(3, 15000);
+    await pipeline.fake.waitForCalls(3, SETTLE_TIMEOUT_MS);
     first.child.kill('SIGKILL');
     expect(await first.exited).toBeNull();
     pipeline.fake.release();
 
     const second = await spawnWagate('worker', pipeline.env);
     try {
-      await waitFor('every message to settle', async () => (await statuses(ids)).every((s) => s === 'processed'), 20000);
+      await waitFor('every message to settle', async () => (await statuses(ids)).every((s) => s === 'processed'), SETTLE_TIMEOUT_MS);
     } finally {
       await second.stop();
     }
@@ -45,7 +50,7 @@ describe('worker crash', () => {
       SELECT inbound_message_id, status FROM outbound_messages WHERE inbound_message_id = ANY(${ids})`;
     const byId = Object.fromEntries(replies.map((r) => [r.inbound_message_id, r.status]));
     expect(ids.map((id) => byId[id])).toEqual(['sent', 'sent', 'unknown', 'sent', 'sent', 'sent']);
-  });
+  }, CRASH_TEST_TIMEOUT_MS);
 
   it('after SIGKILL with several senders mid-call: every held reply unknown, nothing sent twice, every order once', async () => {
     const senders = ['15550300011', '15550300012', '15550300013', '15550300014'];
@@ -56,7 +61,7 @@ describe('worker crash', () => {
     for (const [i, id] of ids.slice(0, 3).entries()) {
       expect((await postMetaText(pipeline.ingest.baseUrl, { id, from: senders[i]!, text: '1 coke' })).status).toBe(200);
     }
-    await waitFor('three replies held at the provider', () => senders.slice(0, 3).every((s) => callsTo(s).length === 1));
+    await waitFor('three replies held at the provider', () => senders.slice(0, 3).every((s) => callsTo(s).length === 1), SETTLE_TIMEOUT_MS);
     first.child.kill('SIGKILL');
     expect(await first.exited).toBeNull();
     pipeline.fake.release();
@@ -64,7 +69,7 @@ describe('worker crash', () => {
     const second = await spawnWagate('worker', pipeline.env);
     try {
       expect((await postMetaText(pipeline.ingest.baseUrl, { id: ids[3]!, from: senders[3]!, text: '1 coke' })).status).toBe(200);
-      await waitFor('every message to settle', async () => (await statuses(ids)).every((s) => s === 'processed'), 20000);
+      await waitFor('every message to settle', async () => (await statuses(ids)).every((s) => s === 'processed'), SETTLE_TIMEOUT_MS);
     } finally {
       await second.stop();
     }
@@ -75,7 +80,7 @@ describe('worker crash', () => {
       SELECT inbound_message_id, status FROM outbound_messages WHERE inbound_message_id = ANY(${ids})`;
     const byId = Object.fromEntries(replies.map((r) => [r.inbound_message_id, r.status]));
     expect(ids.map((id) => byId[id])).toEqual(['unknown', 'unknown', 'unknown', 'sent']);
-  });
+  }, CRASH_TEST_TIMEOUT_MS);
 });
 
 describe('ordering per sender', () => {
@@ -91,7 +96,7 @@ describe('ordering per sender', () => {
       ids.push(id);
       expect((await postMetaText(pipeline.ingest.baseUrl, { id, from, text })).status).toBe(200);
     }
-    await waitFor('every message to be processed', async () => (await statuses(ids)).every((s) => s === 'processed'), 20000);
+    await waitFor('every message to be processed', async () => (await statuses(ids)).every((s) => s === 'processed'), SETTLE_TIMEOUT_MS);
     const orders = await pipeline.db.sql<{ message_id: string }[]>`SELECT message_id FROM orders WHERE phone_number = ${from} ORDER BY id`;
     expect(orders.map((o) => o.message_id)).toEqual(ids);
     const calls = callsTo(from);
@@ -99,7 +104,7 @@ describe('ordering per sender', () => {
     // Each call began only after the previous one (40 ms) had been answered.
     const gaps = calls.slice(1).map((call, i) => call.receivedAt - calls[i]!.receivedAt);
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(35);
-  });
+  }, CRASH_TEST_TIMEOUT_MS);
 
   it('hands a sender over to the standby worker when the active one stops, keeping the order', async () => {
     for (const worker of pipeline.workers.splice(0)) await worker.stop();
@@ -117,7 +122,7 @@ describe('ordering per sender', () => {
     await waitFor('two replies from the active worker', () => callsTo(from).length >= 2);
     await active.stop();
     pipeline.workers.splice(pipeline.workers.indexOf(active), 1);
-    await waitFor('every message to be processed', async () => (await statuses(ids)).every((s) => s === 'processed'), 20000);
+    await waitFor('every message to be processed', async () => (await statuses(ids)).every((s) => s === 'processed'), SETTLE_TIMEOUT_MS);
 
     const orders = await pipeline.db.sql<{ message_id: string }[]>`SELECT message_id FROM orders WHERE phone_number = ${from} ORDER BY id`;
     expect(orders.map((o) => o.message_id)).toEqual(ids);
@@ -125,5 +130,5 @@ describe('ordering per sender', () => {
     expect(quantities).toEqual(['1', '2', '3', '4', '5', '6']);
     const handled = (await standby.metrics.workerMessages.get()).values.find((v) => v.labels.outcome === 'processed')?.value ?? 0;
     expect(handled).toBeGreaterThanOrEqual(1);
-  });
+  }, CRASH_TEST_TIMEOUT_MS);
 });
