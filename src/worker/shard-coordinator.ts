@@ -4,6 +4,12 @@ import type { WorkerConsumer } from './consumer';
 import type { GroupView, MembershipStore } from './membership-store';
 import { assignShards } from './shard-assignment';
 
+/**
+ * Reads further apart than a third of the liveness timeout count as a gap in sight of the
+ * group: afterwards the worker waits a full timeout before declaring anyone dead.
+ */
+const GAP_FRACTION_OF_LIVENESS = 3;
+
 export interface CoordinatorDeps {
   store: MembershipStore;
   consumer: Pick<WorkerConsumer, 'hasChannel' | 'subscribe' | 'isSubscribed' | 'release'>;
@@ -45,7 +51,9 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   const held = new Set<number>();
   const busy = new Set<number>();
   const releases = new Set<Promise<void>>();
+  /** Start of the current run of group reads that followed one another closely (see readGroup). */
   let postgresSeenSince: number | null = null;
+  let lastRead: number | null = null;
   let stopping = false;
   let ticking: Promise<void> | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -91,11 +99,15 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     try {
       if (consumer.hasChannel() && !mismatched) await store.heartbeat(me);
       const view = await store.read();
-      postgresSeenSince ??= performance.now();
+      // A read that hung through an outage is a gap too, not continuous sight of the group.
+      const now = performance.now();
+      if (lastRead === null || now - lastRead > deps.livenessTimeoutMs / GAP_FRACTION_OF_LIVENESS) postgresSeenSince = now;
+      lastRead = now;
       return view;
     } catch (error) {
       if (postgresSeenSince !== null) log.warn({ err: (error as Error).message }, 'cannot read the worker group; keeping the shards held');
       postgresSeenSince = null;
+      lastRead = null;
       return null;
     }
   }

@@ -64,7 +64,7 @@ describe('wagate reshard', () => {
       expect(result.stderr).toContain('sharded 3 ways');
       expect(result.stderr).toContain('Set WORK_SHARDS=3');
     }
-  });
+  }, 60_000);
 
   it('answers a missing or impossible --to with usage', async () => {
     for (const args of [['reshard'], ['reshard', '--to', '0'], ['reshard', '--to', 'many']]) {
@@ -72,5 +72,5 @@ describe('wagate reshard', () => {
       expect(result.code).toBe(2);
       expect(result.stderr).toContain('reshard needs --to N');
     }
-  });
+  }, 60_000);
 });

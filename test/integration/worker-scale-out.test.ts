@@ -151,6 +151,9 @@ describe('worker scale-out', () => {
       viaProxy.port = String(pgProxy.port);
       const overrides = { DATABASE_URL: viaProxy.toString(), DB_CONNECT_TIMEOUT_SECONDS: '1' };
       const workers = [await pipeline.startWorker(overrides), await pipeline.startWorker(overrides)];
+      // Settled: both see a group of two, and a round each changes nothing more.
+      await waitFor('a group of two', async () => (await Promise.all(workers.map((w) => w.metrics.groupMembers.get()))).every((g) => g.values[0]?.value === 2), 30_000);
+      for (const worker of workers) await worker.coordinator.tick();
       const before = workers.map((worker) => worker.coordinator.owned().join());
       const rebalances = async () => Promise.all(workers.map(async (w) => (await w.metrics.rebalances.get()).values.reduce((sum, v) => sum + v.value, 0)));
       const rebalancesBefore = await rebalances();
