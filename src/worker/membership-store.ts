@@ -54,12 +54,13 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
       };
     },
     async acquire(memberId, shard, takeExpired) {
+      // An upsert, so that a shard whose row a failed start-up check never created can still be taken.
       const rows = await sql`
-        UPDATE work_shard_owners o SET owner = ${memberId}, changed_at = now()
-        WHERE o.queue_prefix = ${queuePrefix} AND o.shard = ${shard}
-          AND (o.owner IS NULL OR o.owner = ${memberId} OR (${takeExpired}::boolean AND NOT EXISTS (
+        INSERT INTO work_shard_owners AS o (queue_prefix, shard, owner) VALUES (${queuePrefix}, ${shard}, ${memberId})
+        ON CONFLICT (queue_prefix, shard) DO UPDATE SET owner = ${memberId}, changed_at = now()
+        WHERE o.owner IS NULL OR o.owner = ${memberId} OR (${takeExpired}::boolean AND NOT EXISTS (
                 SELECT 1 FROM worker_members m
-                WHERE m.queue_prefix = o.queue_prefix AND m.member_id = o.owner AND m.heartbeat_at > now() - ${liveness}::interval)))
+                WHERE m.queue_prefix = o.queue_prefix AND m.member_id = o.owner AND m.heartbeat_at > now() - ${liveness}::interval))
         RETURNING shard`;
       return rows.length === 1;
     },
