@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { ConfigError } from './errors';
 
 /** Meta retries a failed delivery for about 7 days, so the window must exceed that. */
 export const DEFAULT_REPLAY_WINDOW_SECONDS = 8 * 24 * 3600;
@@ -110,10 +111,8 @@ export interface RateLimit {
 
 export type Config = ReturnType<typeof loadConfig>;
 
-/** Raised for any invalid setting; the message names the variable and never its value. */
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
-}
+/** Defined with the other error codes; exported here too, beside loadConfig, which throws it. */
+export { ConfigError };
 
 /** Resolves NAME_FILE into NAME for each secret, so mounted Secrets work like plain variables. */
 function resolveSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

@@ -2,18 +2,18 @@
 // Must stay the first import: instrumentations patch modules as they are loaded.
 import { tracingSdk } from './tracing-bootstrap';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config, type Source } from './config';
+import { loadConfig, type Config, type Source } from './config';
+import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
-import { releaseSender } from './commands/release';
-import { requeueStuckMessages, stuckAfterMs } from './commands/stuck';
+import { releaseSender } from './ledger/release';
+import { requeueStuckMessages, stuckAfterMs } from './ledger/stuck';
 import { sendSample } from './commands/send';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker } from './commands/worker';
 import { MAX_WORK_SHARDS } from './config';
-import { reshard, reshardDepsFromConfig } from './queue/reshard';
+import { reshard, reshardDepsFromConfig } from './worker/reshard';
 import {
-  UsageError,
   cleanupCommand,
   dlqCommand,
   eraseCommand,
@@ -72,14 +72,14 @@ const commands: Record<string, Command> = {
     });
   },
   products: (config, _log, args) => productsCommand(config, args),
-  dlq: (config, _log, args) => dlqCommand(config, args),
+  dlq: (config, log, args) => dlqCommand(config, log, args),
   replies: (config, _log, args) => repliesCommand(config, args),
   cleanup: (config, _log, args) => cleanupCommand(config, args),
   'requeue-stuck': async (config) => {
     const requeued = await withSql(config, (sql) => requeueStuckMessages(sql, stuckAfterMs(config.RETRY_DELAYS_MS)));
     process.stdout.write(`requeued ${requeued} stuck message(s); running ingest processes publish them\n`);
   },
-  erase: (config, _log, args) => eraseCommand(config, args),
+  erase: (config, log, args) => eraseCommand(config, log, args),
   reshard: async (config, _log, args) => {
     const { values } = parseArgs({ args, options: { to: { type: 'string' } } });
     const to = Number(values.to);
@@ -107,7 +107,7 @@ const commands: Record<string, Command> = {
     if (values.provider !== 'meta' && values.provider !== 'twilio') throw new UsageError('--provider must be meta or twilio');
     const result = await sendSample(config, { ...values, provider: values.provider, text: values.text!, from: values.from! });
     process.stdout.write(`${result.status} ${result.body}\nmessage id: ${result.messageId}\n`);
-    if (result.status >= 300) throw new Error(`the gateway answered ${result.status}`);
+    if (result.status >= 300) throw new WagateError('GATEWAY_REFUSED', `the gateway answered ${result.status}`);
   },
   release: async (config, log, args) => {
     const { values } = parseArgs({ args, options: { phone: { type: 'string' }, source: { type: 'string' } } });
@@ -152,7 +152,7 @@ async function main(argv: string[]): Promise<void> {
   const command = name ? commands[name] : undefined;
   if (!command) {
     process.stderr.write(name ? `wagate: unknown command "${name}"\n\n${USAGE}` : USAGE);
-    process.exit(2);
+    process.exit(ERROR_CODES.USAGE_INVALID.exitStatus);
   }
   const defaults = name === 'dev' ? { NODE_ENV: 'development' } : {};
   let log: Logger | undefined;
@@ -162,11 +162,11 @@ async function main(argv: string[]): Promise<void> {
     await command(config, log, args);
   } catch (error) {
     const message = (error as Error).message;
-    if (error instanceof UsageError) process.stderr.write(`wagate ${name}: ${message}\n\n${USAGE}`);
-    else if (error instanceof ConfigError) process.stderr.write(`wagate ${name}: ${message}\n`);
+    if (isWagateError(error, 'USAGE_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n\n${USAGE}`);
+    else if (isWagateError(error, 'CONFIG_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n`);
     else process.stderr.write(`wagate ${name}: failed: ${message}\n`);
     log?.flush();
-    process.exit(error instanceof UsageError ? 2 : 1);
+    process.exit(exitStatusOf(error));
   }
 }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Sql } from './client';
+import { WagateError } from '../errors';
 
 export const MIGRATIONS_DIR = path.join(__dirname, '..', '..', 'migrations');
 /** Arbitrary constant shared by every wagate migrator, so concurrent runs queue behind one another. */
@@ -53,13 +54,13 @@ export async function migrate(sql: Sql, migrations = readMigrations()): Promise<
       const previous = applied.get(migration.version);
       if (previous) {
         if (previous.checksum !== migration.checksum) {
-          throw new Error(`migration ${migration.name} was changed after it was applied (checksum differs); add a new migration instead`);
+          throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} was changed after it was applied (checksum differs); add a new migration instead`);
         }
         continue;
       }
       if (runsOutsideTransaction(migration)) {
         await connection.unsafe(migration.sql).catch((error: Error) => {
-          throw new Error(`migration ${migration.name} failed: ${error.message}`);
+          throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} failed: ${error.message}`);
         });
         await connection`INSERT INTO schema_migrations (version, name, checksum)
           VALUES (${migration.version}, ${migration.name}, ${migration.checksum})`;
@@ -67,7 +68,7 @@ export async function migrate(sql: Sql, migrations = readMigrations()): Promise<
         await connection.unsafe(`BEGIN; ${migration.sql}\n; INSERT INTO schema_migrations (version, name, checksum)
           VALUES (${migration.version}, '${migration.name}', '${migration.checksum}'); COMMIT;`).catch(async (error) => {
           await connection.unsafe('ROLLBACK').catch(() => undefined);
-          throw new Error(`migration ${migration.name} failed: ${(error as Error).message}`);
+          throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} failed: ${(error as Error).message}`);
         });
       }
       done.push(migration.name);

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isDatabaseUnavailable } from '../db/client';
+import { isDatabaseUnavailable } from '../db/postgres-errors';
+import { isWagateError } from '../errors';
 import type { LedgerRecorder } from '../ledger/recorder';
-import { malformedItem, type InboundRequest, type ParsedWebhook, type WebhookAdapter } from '../providers/adapter';
+import { malformedItem, type InboundRequest, type ParsedWebhook, type WebhookAdapter } from '../webhooks/adapter';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
@@ -73,7 +74,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     } catch (error) {
       metrics.webhookEvents.inc({ source, outcome: 'unavailable' });
       const code = (error as { code?: string }).code;
-      if (!isDatabaseUnavailable(error)) log.error({ err: (error as Error).message, code, source }, 'ledger write failed');
+      if (!isDatabaseUnavailable(error) && !isWagateError(error, 'LEDGER_TIMEOUT')) log.error({ err: (error as Error).message, code, source }, 'ledger write failed');
       else log.warn({ code, source }, 'database unavailable; answering 503 so the provider retries');
       answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
       return;

@@ -1,5 +1,7 @@
 import type { RateLimit, Source } from '../config';
 import type { Sql } from '../db/client';
+import { classifyPostgresError } from '../db/postgres-errors';
+import { WagateError } from '../errors';
 import type { QueueMessage } from '../queue/message';
 import { dedupeKey, type LedgerItem, type LedgerOutcome } from './items';
 import { RECORD_BATCH_SQL } from './record-batch-sql';
@@ -234,8 +236,8 @@ function rateLimitsJson(limits: Record<Source, RateLimit>) {
   );
 }
 
-function ledgerTimeout(deadlineMs: number): Error {
-  return Object.assign(new Error(`ledger commit exceeded ${deadlineMs} ms`), { code: 'LEDGER_TIMEOUT' });
+function ledgerTimeout(deadlineMs: number): WagateError {
+  return new WagateError('LEDGER_TIMEOUT', `ledger commit exceeded ${deadlineMs} ms`);
 }
 
 /** The batch may still commit after the deadline; the provider's retry then finds a duplicate. */
@@ -252,8 +254,8 @@ async function runWithDeadlockRetry<T>(run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (error) {
-      // 40P01: deadlock. Sorted locking should prevent it; if a foreign writer causes one, retry.
-      if ((error as { code?: string }).code !== '40P01' || attempt >= DEADLOCK_RETRIES) throw error;
+      // Sorted locking should prevent a deadlock; if a foreign writer causes one, retry.
+      if (classifyPostgresError(error) !== 'DATABASE_DEADLOCK' || attempt >= DEADLOCK_RETRIES) throw error;
     }
   }
 }

@@ -1,4 +1,5 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
 
 export interface BrokerOptions {
@@ -32,6 +33,8 @@ export interface Broker {
  */
 /** How long close() waits for a connection attempt under way. */
 const CLOSE_WAIT_MS = 5000;
+/** AMQP heartbeat, in seconds: a silent peer is declared dead after about twice this. */
+const HEARTBEAT_SECONDS = 15;
 
 export function createBroker(options: BrokerOptions): Broker {
   const delays = options.reconnectDelayMs ?? { min: 250, max: 5000 };
@@ -107,7 +110,7 @@ export function createBroker(options: BrokerOptions): Broker {
     waitUntilConnected(timeoutMs) {
       if (current) return Promise.resolve();
       return new Promise((resolve, reject) => {
-        const timeout = setTimeout(() => reject(new Error(`broker not connected within ${timeoutMs} ms`)), timeoutMs);
+        const timeout = setTimeout(() => reject(new WagateError('BROKER_UNAVAILABLE', `broker not connected within ${timeoutMs} ms`)), timeoutMs);
         listeners.push(() => {
           clearTimeout(timeout);
           resolve();
@@ -137,17 +140,25 @@ export function createBroker(options: BrokerOptions): Broker {
       if (timer) clearTimeout(timer);
       // An attempt under way would go on declaring the topology after we return; let it
       // finish (it closes its own connection when it sees `closing`), within a bound.
-      if (connecting) await Promise.race([connecting, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+      if (connecting) await withinCloseWait(connecting);
       const model = connection;
+      const channel = current;
       connection = null;
       current = null;
+      // Closing the channel first waits for the broker to take every ack sent on it; closing
+      // only the connection can beat the last ack, and that message would come back.
+      if (channel) await withinCloseWait(channel.close().catch(() => undefined));
       await model?.close().catch(() => undefined);
     },
   };
 }
 
+function withinCloseWait(work: Promise<unknown>): Promise<unknown> {
+  return Promise.race([work, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+}
+
 function withHeartbeat(url: string): string {
-  return /[?&]heartbeat=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}heartbeat=15`;
+  return /[?&]heartbeat=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}heartbeat=${HEARTBEAT_SECONDS}`;
 }
 
 export function redactUrl(url: string): string {

@@ -1,4 +1,5 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { WagateError } from '../errors';
 import { withoutBrokerHeaders } from './headers';
 
 export interface Destination {
@@ -38,7 +39,7 @@ async function moveOnChannel(channel: ConfirmChannel, source: string, destinatio
   const done = new Promise<void>((resolve, reject) => {
     void channel
       .consume(source, (message) => {
-        if (!message) return reject(new Error(`the broker cancelled the move from ${source}`));
+        if (!message) return reject(new WagateError('BROKER_UNAVAILABLE', `the broker cancelled the move from ${source}`));
         chain = chain.then(async () => {
           if (moved >= messageCount) return;
           await republish(channel, message, destinationOf(message));
@@ -75,5 +76,5 @@ async function republish(channel: ConfirmChannel, message: ConsumeMessage, to: D
   } finally {
     channel.off('return', onReturn);
   }
-  if (returned) throw new Error(`the broker could not route ${String(message.properties.messageId)} to ${to.exchange} ${to.routingKey}`);
+  if (returned) throw new WagateError('BROKER_UNAVAILABLE', `the broker could not route ${String(message.properties.messageId)} to ${to.exchange} ${to.routingKey}`);
 }

@@ -5,6 +5,7 @@ import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { ExpressInstrumentation, ExpressLayerType } from '@opentelemetry/instrumentation-express';
 import { AmqplibInstrumentation } from '@opentelemetry/instrumentation-amqplib';
 import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
+import { ConfigError } from '../errors';
 
 /**
  * Starts the OpenTelemetry SDK only when an OTLP endpoint is configured. The SDK would
@@ -19,7 +20,7 @@ export function startTracing(env: NodeJS.ProcessEnv, defaultServiceName: string)
   if (!isTracingConfigured(env)) return null;
   const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
-    throw new Error(`OTEL_EXPORTER_OTLP_PROTOCOL: "${protocol}" is not supported; use http/protobuf or http/json`);
+    throw new ConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL: "${protocol}" is not supported; use http/protobuf or http/json`);
   }
   // Both exporters read the endpoint, headers and timeout from the standard OTEL_* variables.
   const traceExporter = protocol === 'http/json' ? new OtlpJsonExporter() : new OtlpProtoExporter();

@@ -2,22 +2,19 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { context, trace } from '@opentelemetry/api';
 import type { Sql } from '../db/client';
 import { contextFromTraceparent, withSpan } from '../telemetry/spans';
-import { withoutBrokerHeaders } from '../queue/headers';
+import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, withoutBrokerHeaders } from '../queue/headers';
 import type { QueueMessage } from '../queue/message';
 import type { Publisher } from '../queue/publisher';
 import { shardOf, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
-import { PermanentError, RetryableError } from './errors';
+import { PermanentError, RetryableError, WagateError } from '../errors';
 import { describe, isDatabaseDown, numberHeader, parseDelivery, safely } from './delivery';
 import type { ProcessOutcome } from './process-message';
-import { ATTEMPT_HEADER, NOT_BEFORE_HEADER, planRetry, planWait, tierToWaitOut } from './retry-plan';
+import { planRetry, planWait, tierToWaitOut } from './retry-plan';
 
 /** How long a message waits when the database is unavailable, before it is tried again. */
 const DATABASE_WAIT_MS = 30_000;
-
-export const LAST_ERROR_HEADER = 'x-wagate-last-error';
-export const DEAD_AT_HEADER = 'x-wagate-dead-at';
 
 export interface ConsumerDeps {
   topology: Topology;
@@ -43,8 +40,6 @@ export interface WorkerConsumer {
    * (acked or handed on), so that nothing is requeued and no delivery count rises.
    */
   release(shard: number): Promise<void>;
-  /** Resolves when no message of the shard is in hand (after its channel was lost, say). */
-  settled(shard: number): Promise<void>;
   /** Stops taking deliveries and waits for the ones in hand to finish. */
   stop(): Promise<void>;
 }
@@ -94,10 +89,10 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   }
 
   /**
-   * A message on a shard its sender does not belong to: published before a reshard by a
-   * process with the old count, or back from a retry tier with its old routing key. It goes
-   * to its sender's shard (with a confirm, then the ack) rather than being processed here,
-   * beside that shard's consumer.
+   * A message on a shard its sender does not belong to: published by a process with the old
+   * count during a reshard, or back from a retry tier with its old routing key. It goes to its
+   * sender's shard (with a confirm, then the ack) rather than being processed here, beside
+   * that shard's consumer.
    */
   async function forward(channel: ConfirmChannel, delivery: ConsumeMessage, home: number): Promise<void> {
     try {
@@ -221,7 +216,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     ]);
     if (!ok) {
       deps.metrics.publishFailures.inc();
-      throw new Error(`the broker did not confirm the hand-over to ${exchange}`);
+      throw new WagateError('BROKER_UNAVAILABLE', `the broker did not confirm the hand-over to ${exchange}`);
     }
   }
 
@@ -244,10 +239,10 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       const current = attached;
       if (stopped || !current) return false;
       if (current.tags.has(shard)) return true;
-      const queue = deps.topology.shards[shard]!.queue;
       // Recorded before the answer: deliveries can arrive before consume() resolves.
       current.tags.set(shard, '');
       try {
+        const queue = deps.topology.shards[shard]!.queue;
         const { consumerTag } = await current.channel.consume(queue, (delivery) => delivery && onDelivery(current.channel, shard, delivery));
         if (current.tags.get(shard) === '') current.tags.set(shard, consumerTag);
         // Released while subscribing: this consumer must not stay.
@@ -267,7 +262,6 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       }
       await settled(shard);
     },
-    settled,
     async stop() {
       stopped = true;
       const current = attached;
@@ -278,4 +272,3 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     },
   };
 }
-

@@ -1,5 +1,5 @@
 import type { ConsumeMessage } from 'amqplib';
-import { isDatabaseUnavailable } from '../db/client';
+import { classifyPostgresError } from '../db/postgres-errors';
 import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/message';
 
 /**
@@ -7,7 +7,7 @@ import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/m
  * query must use up its tries like any other failure, or it would wait forever.
  */
 export function isDatabaseDown(error: unknown): boolean {
-  return isDatabaseUnavailable(error) && (error as { code?: string }).code !== '57014';
+  return classifyPostgresError(error) === 'DATABASE_UNAVAILABLE';
 }
 
 export function numberHeader(delivery: ConsumeMessage, name: string): number | undefined {

@@ -1,4 +1,4 @@
-import { metaSignature, metaTextEnvelope } from '../../src/providers/samples';
+import { metaSignature, metaTextEnvelope } from '../../src/webhooks/samples';
 import { META_SECRET } from '../support/ingest';
 import { ACCESS_TOKEN, startPipeline, type Pipeline } from '../support/pipeline';
 import { spawnWagate, type ChildIngest } from '../support/process';

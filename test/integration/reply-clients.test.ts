@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { startFakeProvider, type FakeProvider } from '../../src/dev/fake-provider';
-import { createReplyClient, type ReplyClientOptions } from '../../src/providers/reply-clients';
+import { createReplyClient, type ReplyClientOptions } from '../../src/replies/reply-clients';
 
 const TOKEN = 'graph-token';
 const SID = 'AC0123456789abcdef0123456789abcdef';

@@ -58,8 +58,8 @@ describe('worker lifecycle', () => {
     await waitFor('the provider call to be held', () => callsTo('15550600002').length === 1);
 
     child.child.kill('SIGTERM');
-    // Still working: the reply is in flight, so the process waits for it.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitFor('the worker to take the signal', () => child.logs.some((entry) => entry.msg === 'shutting down gracefully'));
+    // Still working: the reply is held at the provider, so the process waits for it.
     expect(child.child.exitCode).toBeNull();
     pipeline.fake.release();
 

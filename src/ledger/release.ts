@@ -1,0 +1,41 @@
+import type { Source } from '../config';
+import { transaction, type Sql } from '../db/client';
+import { addressVariants } from './addresses';
+
+export interface ReleaseResult {
+  released: number;
+  /** Held longer than the personal-data retention: their content is gone, so they stay rate_limited. */
+  withoutContent: number;
+}
+
+/**
+ * Puts a sender's rate_limited messages back on the queue after an operator has looked.
+ * The status change, the outbox rows and the counter reset commit together; the outbox
+ * relay of any running ingest publishes them (their lease is already expired). The number
+ * may be given in any of its forms ("+1555…", "1555…", "whatsapp:+1555…"), or as Meta's
+ * user id.
+ */
+export async function releaseSender(sql: Sql, phone: string, source?: Source): Promise<ReleaseResult> {
+  const senders = addressVariants(phone);
+  return transaction(sql, async (tx) => {
+    const ofSender = () => tx`(sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
+      AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
+    const released = await tx<{ id: string }[]>`
+      UPDATE webhook_messages SET status = 'queued', updated_at = now()
+      WHERE status = 'rate_limited' AND payload IS NOT NULL AND ${ofSender()}
+      RETURNING id`;
+    if (released.length > 0) {
+      await tx`
+        INSERT INTO outbox (webhook_message_id, lease_until)
+        SELECT unnest(${released.map((row) => row.id)}::bigint[]), now()
+        ON CONFLICT DO NOTHING`;
+    }
+    await tx`
+      UPDATE webhook_rate_limits SET is_blocked = false, blocked_at = NULL, request_count = 0, window_start = now()
+      WHERE phone_number = ANY(${senders}) AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
+    const [empty] = await tx<{ n: number }[]>`
+      SELECT count(*)::integer AS n FROM webhook_messages
+      WHERE status = 'rate_limited' AND payload IS NULL AND ${ofSender()}`;
+    return { released: released.length, withoutContent: empty!.n };
+  }) as Promise<ReleaseResult>;
+}

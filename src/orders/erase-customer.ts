@@ -1,0 +1,41 @@
+import { transaction, type Sql } from '../db/client';
+import { addressVariants } from '../ledger/addresses';
+import type { QueueMessage } from '../queue/message';
+import { ERASED } from './erasure';
+
+/** Drops the dead letters `matches` picks and counts them; opens its broker channel only when called. */
+export type DeadLetterDropper = (matches: (message: QueueMessage) => boolean) => Promise<number>;
+
+/**
+ * Data-subject erasure. Rows stay (dedupe keys, order totals, statistics) but every
+ * personal field is removed or replaced: bodies, raw payloads, names, numbers, reply texts,
+ * and copies of the customer's messages waiting in the dead-letter queue. Messages not yet
+ * finished become 'erased', so the worker drops their queue copies instead of turning them
+ * into an order and a reply, which would write the personal data back. The database is
+ * erased first and commits on its own, so a broker that is away cannot hold it up.
+ */
+export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: DeadLetterDropper | null): Promise<Record<string, number>> {
+  const addresses = addressVariants(phone);
+  const report = (await transaction(sql, async (tx) => {
+    const messages = await tx`
+      UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, updated_at = now(),
+        status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
+      WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
+         OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses})`;
+    // Unfinished messages are not published any more (the relay drops such rows too).
+    await tx`DELETE FROM outbox o USING webhook_messages m
+             WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
+    const orders = await tx`
+      UPDATE orders SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, updated_at = now()
+      WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})`;
+    const replies = await tx`
+      UPDATE outbound_messages SET recipient = ${ERASED}, body = NULL, updated_at = now() WHERE recipient = ANY(${addresses})`;
+    const receipts = await tx`
+      UPDATE message_statuses SET recipient = NULL, payload = NULL WHERE recipient = ANY(${addresses})`;
+    const limits = await tx`DELETE FROM webhook_rate_limits WHERE phone_number = ANY(${addresses})`;
+    return { messages: messages.count, orders: orders.count, replies: replies.count, receipts: receipts.count, rate_limits: limits.count };
+  })) as Record<string, number>;
+  const isTheCustomers = (message: QueueMessage) => addresses.includes(message.from) || addresses.includes(message.senderKey);
+  report.dead_letters = dropDeadLetters ? await dropDeadLetters(isTheCustomers) : 0;
+  return report;
+}

@@ -1,0 +1,45 @@
+import { createHash } from 'node:crypto';
+import type { Source } from '../config';
+import type { LedgerItem, MalformedItem } from '../ledger/items';
+
+/** The parts of an HTTP request that a provider adapter may look at. */
+export interface InboundRequest {
+  rawBody: Buffer;
+  header(name: string): string | undefined;
+  /** Path and query exactly as received. */
+  originalUrl: string;
+}
+
+/** An error the provider reports in a webhook (Meta's `errors` arrays): nothing to record, much to log. */
+export interface ProviderError {
+  code: number;
+  title: string;
+  details?: string;
+}
+
+export interface ParsedWebhook {
+  items: LedgerItem[];
+  providerErrors: ProviderError[];
+}
+
+/** One per provider: verify first, then turn the verified bytes into ledger items. */
+export interface WebhookAdapter {
+  source: Source;
+  verify(request: InboundRequest): boolean;
+  parse(request: InboundRequest, receivedAtMs: number): ParsedWebhook;
+  ack: { contentType: string; body: string };
+}
+
+/**
+ * A signed body we cannot use. Its key is derived from the bytes, so a provider retry of
+ * the same body is a duplicate rather than a second row.
+ */
+export function malformedItem(source: Source, rawBody: Buffer, reason: string, messageId?: string): MalformedItem {
+  return {
+    kind: 'malformed',
+    source,
+    messageId: messageId ?? `malformed:${createHash('sha256').update(rawBody).digest('hex').slice(0, 40)}`,
+    rawBody: rawBody.toString('utf8'),
+    reason,
+  };
+}

@@ -1,0 +1,194 @@
+import { FUTURE_SKEW_SECONDS } from '../config';
+import type { LedgerItem, MalformedItem, MessageItem } from '../ledger/items';
+import { verifyHmac } from './hmac';
+import { describeIssues } from '../errors';
+import { malformedItem, type InboundRequest, type ParsedWebhook, type ProviderError, type WebhookAdapter } from './adapter';
+import {
+  messageContentSchemas,
+  metaErrorSchema,
+  messagesValueSchema,
+  metaEnvelopeSchema,
+  metaMessageSchema,
+  metaStatusSchema,
+  type MetaContact,
+} from './meta-schema';
+
+export const META_WEBHOOK_PATH = '/api/v1/whatsapp-hardened/webhook';
+const SIGNATURE_PREFIX = 'sha256=';
+
+export interface MetaAdapterOptions {
+  appSecrets: readonly string[];
+  replayWindowSeconds: number;
+}
+
+export function createMetaAdapter(options: MetaAdapterOptions): WebhookAdapter {
+  return {
+    source: 'whatsapp',
+    ack: { contentType: 'text/plain; charset=utf-8', body: 'EVENT_RECEIVED' },
+    verify: (request) => verifyMetaSignature(request, options.appSecrets),
+    parse: (request, receivedAtMs) => parseMetaWebhook(request.rawBody, receivedAtMs, options.replayWindowSeconds),
+  };
+}
+
+/** X-Hub-Signature-256 is an HMAC-SHA256 of the exact bytes Meta sent, keyed by the app secret. */
+export function verifyMetaSignature(request: InboundRequest, appSecrets: readonly string[]): boolean {
+  const header = request.header('x-hub-signature-256');
+  if (!header || !header.startsWith(SIGNATURE_PREFIX) || appSecrets.length === 0) return false;
+  return verifyHmac({
+    algorithm: 'sha256',
+    encoding: 'hex',
+    secrets: appSecrets,
+    data: request.rawBody,
+    signature: header.slice(SIGNATURE_PREFIX.length),
+  });
+}
+
+export function parseMetaBody(rawBody: Buffer, receivedAtMs: number, replayWindowSeconds: number): LedgerItem[] {
+  return parseMetaWebhook(rawBody, receivedAtMs, replayWindowSeconds).items;
+}
+
+export function parseMetaWebhook(rawBody: Buffer, receivedAtMs: number, replayWindowSeconds: number): ParsedWebhook {
+  let json: unknown;
+  try {
+    json = JSON.parse(rawBody.toString('utf8'));
+  } catch {
+    return { items: [malformedItem('whatsapp', rawBody, 'body is not valid JSON')], providerErrors: [] };
+  }
+  const envelope = metaEnvelopeSchema.safeParse(json);
+  if (!envelope.success) return { items: [malformedItem('whatsapp', rawBody, describeIssues(envelope.error.issues))], providerErrors: [] };
+
+  const items: LedgerItem[] = [];
+  const providerErrors: ProviderError[] = [];
+  envelope.data.entry.forEach((entry, e) => {
+    entry.changes.forEach((change, c) => {
+      // Other webhook fields (account updates, templates) carry no customer messages.
+      if (change.field !== 'messages') return;
+      const at = `entry.${e}.changes.${c}`;
+      const value = messagesValueSchema.safeParse(change.value);
+      if (!value.success) {
+        items.push(malformedPart(rawBody, `${at}.value`, value.error.issues));
+        return;
+      }
+      const context = {
+        business: value.data.metadata.phone_number_id,
+        contacts: value.data.contacts ?? [],
+        receivedAtMs,
+        replayWindowSeconds,
+        rawBody,
+      };
+      value.data.messages?.forEach((message, m) => items.push(toMessageItem(message, context, `${at}.value.messages.${m}`)));
+      value.data.statuses?.forEach((status, s) => items.push(toStatusItem(status, rawBody, `${at}.value.statuses.${s}`)));
+      value.data.errors?.forEach((error) => providerErrors.push(toProviderError(error)));
+    });
+  });
+  return { items, providerErrors };
+}
+
+function toProviderError(raw: unknown): ProviderError {
+  const parsed = metaErrorSchema.safeParse(raw);
+  if (!parsed.success) return { code: 0, title: 'an error entry without a numeric code' };
+  const { code, title, message, error_data: data } = parsed.data;
+  return { code, title: title ?? message ?? 'untitled', details: data?.details };
+}
+
+/**
+ * A bad part of a good envelope. Without an id of its own, its key is the body's hash plus
+ * its position, so that two bad parts of one body stay two rows and a retry stays a duplicate.
+ */
+function malformedPart(
+  rawBody: Buffer,
+  at: string,
+  issues: readonly { path: PropertyKey[]; message: string }[],
+  ids: { messageId?: string; sender?: string } = {},
+): MalformedItem {
+  const reason = describeIssues(issues.map((issue) => ({ ...issue, path: [at, ...issue.path] })));
+  const item = malformedItem('whatsapp', rawBody, reason, ids.messageId);
+  if (!ids.messageId) item.messageId = `${item.messageId}:${at}`;
+  if (ids.sender) item.sender = ids.sender;
+  return item;
+}
+
+interface ChangeContext {
+  business: string;
+  contacts: MetaContact[];
+  receivedAtMs: number;
+  replayWindowSeconds: number;
+  rawBody: Buffer;
+}
+
+function toMessageItem(raw: unknown, context: ChangeContext, at: string): LedgerItem {
+  const parsed = metaMessageSchema.safeParse(raw);
+  if (!parsed.success) return malformedPart(context.rawBody, at, parsed.error.issues, rawIdentity(raw));
+  const message = parsed.data;
+  // Own keys only: a type such as "constructor" must not find Object.prototype's members.
+  const contentSchema = Object.hasOwn(messageContentSchemas, message.type) ? messageContentSchemas[message.type] : undefined;
+  const content = contentSchema?.safeParse((raw as Record<string, unknown>)[message.type]);
+  if (content && !content.success) {
+    const issues = content.error.issues.map((issue) => ({ ...issue, path: [message.type, ...issue.path] }));
+    return malformedPart(context.rawBody, at, issues, { messageId: message.id, sender: message.from ?? message.from_user_id });
+  }
+  const contact = findContact(context.contacts, message.from, message.from_user_id);
+  const userId = message.from_user_id ?? contact?.user_id;
+  const from = message.from ?? contact?.wa_id ?? userId;
+  if (!from) {
+    return malformedPart(context.rawBody, at, [{ path: [], message: 'message has neither from nor a user_id' }], { messageId: message.id });
+  }
+  const senderKey = userId ?? from;
+  const timestampSeconds = Number(message.timestamp);
+  const base = { source: 'whatsapp' as const, messageId: message.id, senderKey, business: context.business, type: message.type, timestampSeconds };
+  return {
+    ...base,
+    kind: 'message',
+    sender: from,
+    verdict: isOutsideWindow(timestampSeconds, context) ? 'replay_rejected' : 'queued',
+    payload: {
+      ...base,
+      v: 1,
+      from,
+      contactName: contact?.profile?.name ?? null,
+      receivedAt: new Date(context.receivedAtMs).toISOString(),
+      content: raw,
+    },
+  } satisfies MessageItem;
+}
+
+/** Older than the replay window, or further ahead than the clock skew we allow. */
+function isOutsideWindow(timestampSeconds: number, context: ChangeContext): boolean {
+  const nowSeconds = context.receivedAtMs / 1000;
+  return nowSeconds - timestampSeconds > context.replayWindowSeconds || timestampSeconds - nowSeconds > FUTURE_SKEW_SECONDS;
+}
+
+/** Whatever usable id and sender a message that failed validation still carries. */
+function rawIdentity(raw: unknown): { messageId?: string; sender?: string } {
+  const fields = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const bounded = (value: unknown) => (typeof value === 'string' && value.length > 0 && value.length <= 256 ? value : undefined);
+  return { messageId: bounded(fields.id), sender: bounded(fields.from) ?? bounded(fields.from_user_id) };
+}
+
+/**
+ * Meta's contacts array is parallel to messages; match by user_id or wa_id. A lone contact
+ * is taken only when nothing in it contradicts the message: some messages (a contact-request
+ * reply from a username user) carry no sender of their own.
+ */
+function findContact(contacts: MetaContact[], from?: string, userId?: string): MetaContact | undefined {
+  const matched = contacts.find((c) => (userId && c.user_id === userId) || (from && c.wa_id === from));
+  if (matched || contacts.length !== 1) return matched;
+  const lone = contacts[0]!;
+  const contradicts = (from && lone.wa_id && lone.wa_id !== from) || (userId && lone.user_id && lone.user_id !== userId);
+  return contradicts ? undefined : lone;
+}
+
+function toStatusItem(raw: unknown, rawBody: Buffer, at: string): LedgerItem {
+  const parsed = metaStatusSchema.safeParse(raw);
+  if (!parsed.success) return malformedPart(rawBody, at, parsed.error.issues);
+  const status = parsed.data;
+  return {
+    kind: 'status',
+    source: 'whatsapp',
+    messageId: status.id,
+    receipt: status.status,
+    recipient: status.recipient_id ?? status.recipient_user_id ?? null,
+    timestampSeconds: Number(status.timestamp),
+    payload: raw,
+  };
+}
