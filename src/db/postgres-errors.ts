@@ -32,3 +32,10 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const kind = classifyPostgresError(error);
   return kind === 'DATABASE_UNAVAILABLE' || kind === 'DATABASE_STATEMENT_TIMEOUT';
 }
+
+const SQLSTATE_UNDEFINED_TABLE = '42P01';
+
+/** A table the statement names does not exist: its migration has not been applied yet. */
+export function isUndefinedTable(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === SQLSTATE_UNDEFINED_TABLE;
+}

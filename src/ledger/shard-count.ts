@@ -1,5 +1,5 @@
 import type { Sql } from '../db/client';
-import { isDatabaseUnavailable } from '../db/postgres-errors';
+import { isDatabaseUnavailable, isUndefinedTable } from '../db/postgres-errors';
 import { WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
 
@@ -43,6 +43,11 @@ export async function checkShardCountAtStart(sql: Sql, queuePrefix: string, shar
   try {
     await ensureShardCount(sql, queuePrefix, shardCount);
   } catch (error) {
+    if (isUndefinedTable(error)) {
+      // A rolling upgrade: this process may start before the migration hook has finished.
+      log.warn('the shard count is not stored yet (migration 008 not applied); checked at the next start');
+      return;
+    }
     if (!isDatabaseUnavailable(error)) throw error;
     log.warn({ err: (error as Error).message }, 'could not check WORK_SHARDS against the stored shard count; Postgres is unavailable');
   }
