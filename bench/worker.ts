@@ -9,7 +9,7 @@ import { lifetimePeakRssMib, measureCpu, type CpuShare } from './probes';
 import { startIngestServer, startWorkerProcess, type ServerProcess, type WorkerProcess } from './servers';
 
 /** A small menu: the order text below must match two of its products, each by an alias. */
-const CATALOG_CSV = `sku,name,price,currency,aliases
+export const CATALOG_CSV = `sku,name,price,currency,aliases
 PIZ-MARG,Pizza Margherita,8.50,EUR,margherita
 PIZ-PEPP,Pizza Pepperoni,9.50,EUR,pepperoni
 PIZ-FUNG,Pizza Funghi,9.00,EUR,funghi|mushroom
