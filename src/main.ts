@@ -15,6 +15,8 @@ import { isHelpRequest, USAGE, usageOf } from './commands/usage';
 import { waitUntilReady } from './commands/wait-ready';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker, type RunningWorker } from './commands/worker';
+import { MAX_WORK_SHARDS } from './config';
+import { reshard, reshardDepsFromConfig } from './worker/reshard';
 import {
   cleanupCommand,
   dlqCommand,
@@ -64,6 +66,14 @@ const commands: Record<string, Command> = {
     process.stdout.write(`requeued ${requeued} stuck message(s); running ingest processes publish them\n`);
   },
   erase: (config, log, args) => eraseCommand(config, log, args),
+  reshard: async (config, _log, args) => {
+    const { values } = parseArgs({ args, options: { to: { type: 'string' } } });
+    const to = Number(values.to);
+    if (!Number.isInteger(to) || to < 1 || to > MAX_WORK_SHARDS) throw new UsageError(`reshard needs --to N, a whole number from 1 to ${MAX_WORK_SHARDS}`);
+    const report = await withSql(config, (sql) => reshard(reshardDepsFromConfig(config, sql), to));
+    process.stdout.write(`resharded from ${report.from} to ${report.to}: moved ${report.moved} message(s), re-addressed ${report.retriesReaddressed} waiting retries\n` +
+      `now deploy WORK_SHARDS=${report.to} to every ingest and worker; processes with WORK_SHARDS=${report.from} refuse to start\n`);
+  },
   'fake-provider': async (_config, log, args) => {
     const fake = await fakeProviderCommand(args);
     stopOnSignal(log, () => fake.stop());

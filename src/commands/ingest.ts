@@ -10,6 +10,7 @@ import { createTwilioAdapter } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { queueDepths, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
+import { checkShardCountAtStart } from '../ledger/shard-count';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
@@ -36,6 +37,10 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     throw error;
   });
   const topology = topologyFromConfig(config);
+  await checkShardCountAtStart(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log).catch(async (error: unknown) => {
+    await closeDatabase(sql);
+    throw error;
+  });
   let reportFatal: (error: Error) => void = () => undefined;
   const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
   const broker = createBroker({

@@ -16,6 +16,8 @@ export const COMMAND_USAGE: Record<string, string> = {
   replies: `replies unknown | resend --id ID | settle --id ID --as sent|failed
                                   list replies whose outcome is unknown; resend one on purpose,
                                   or record what the provider says happened`,
+  reshard: `reshard --to N                  change the number of work shards, keeping each sender's order
+                                  (then deploy WORK_SHARDS=N to every ingest and worker)`,
   'requeue-stuck': 'requeue-stuck                   put back messages whose queue copy was lost (see WagateMessagesStuck)',
   cleanup: 'cleanup [--days N]              retention cleanup (default RETENTION_DAYS)',
   erase: 'erase --phone P                 erase one customer\'s personal data everywhere it is kept',

@@ -33,6 +33,13 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return kind === 'DATABASE_UNAVAILABLE' || kind === 'DATABASE_STATEMENT_TIMEOUT';
 }
 
+const SQLSTATE_UNDEFINED_TABLE = '42P01';
+
+/** A table the statement names does not exist: its migration has not been applied yet. */
+export function isUndefinedTable(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === SQLSTATE_UNDEFINED_TABLE;
+}
+
 /** SQLSTATE class 22, data exception: a value Postgres refuses to store (22P05 U+0000 in jsonb, 22021 in text, 22008 a timestamp out of range). */
 const SQLSTATE_DATA_EXCEPTION = /^22[0-9A-Z]{3}$/;
 /** 55P03 lock_not_available: a lock_timeout fired. */

@@ -150,6 +150,28 @@ export function createMetrics(role: string) {
       help: 'Consumers on the work shards, read from the broker. Every worker reports the same value: use max().',
       registers: [registry],
     }),
+    shardConsumers: new Gauge({
+      name: 'wagate_queue_shard_consumers',
+      help: 'Consumers on each work shard, read from the broker. Every worker reports the same value: use max by (shard).',
+      labelNames: ['shard'] as const,
+      registers: [registry],
+    }),
+    shardsOwned: new Gauge({
+      name: 'wagate_worker_shards_owned',
+      help: 'Work shards this worker holds (its consumer is the only one on each).',
+      registers: [registry],
+    }),
+    rebalances: new Counter({
+      name: 'wagate_worker_rebalances_total',
+      help: 'Shard hand-overs this worker took part in, by direction (acquired, released).',
+      labelNames: ['direction'] as const,
+      registers: [registry],
+    }),
+    groupMembers: new Gauge({
+      name: 'wagate_worker_group_members',
+      help: 'Live workers in the group (heartbeat recent), read from PostgreSQL. Every worker reports the same value: use max().',
+      registers: [registry],
+    }),
     messagesStuck: new Gauge({
       name: 'wagate_messages_stuck',
       help: 'Messages still queued or processing, untouched for longer than the retry policy allows and not in the outbox: their queue copy was lost. Read from PostgreSQL; use max().',
@@ -178,6 +200,7 @@ export function createMetrics(role: string) {
     metrics.repliesUnknown.set({ provider: source }, 0);
   }
   for (const outcome of WORKER_OUTCOMES) metrics.workerMessages.inc({ outcome }, 0);
+  for (const direction of ['acquired', 'released']) metrics.rebalances.inc({ direction }, 0);
   return metrics;
 }
 

@@ -1,5 +1,6 @@
 import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
+import { shardOf } from '../../src/queue/topology';
 import { openQueueProbe } from '../support/amqp';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { spawnWagate } from '../support/process';
@@ -85,10 +86,11 @@ describe('worker lifecycle', () => {
     const viaProxy = new URL(pipeline.env.AMQP_URL!);
     viaProxy.hostname = '127.0.0.1';
     viaProxy.port = String(proxy.port);
-    // The first worker owns every shard; its broker connection goes through the proxy.
-    await pipeline.startWorker({ AMQP_URL: viaProxy.toString() });
+    // The first worker's broker connection goes through the proxy; the sender is on one of its shards.
+    const proxied = await pipeline.startWorker({ AMQP_URL: viaProxy.toString() });
     await pipeline.startWorker();
-    const from = '15550600003';
+    const candidates = Array.from({ length: 50 }, (_, n) => `155506003${String(n).padStart(2, '0')}`);
+    const from = candidates.find((phone) => proxied.coordinator.owned().includes(shardOf(phone, proxied.topology.shards.length)))!;
     pipeline.fake.behave({ kind: 'hold' }, 1);
     const ids: string[] = [];
     for (const n of [1, 2, 3]) {
