@@ -10,6 +10,7 @@ import { requeueStuckMessages, stuckAfterMs } from './commands/stuck';
 import { sendSample } from './commands/send';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker } from './commands/worker';
+import { startAutoscaler } from './commands/autoscaler';
 import {
   UsageError,
   cleanupCommand,
@@ -27,6 +28,7 @@ commands:
   migrate                         apply database migrations (idempotent, safe to run concurrently)
   ingest                          run the HTTP edge
   worker                          consume queued messages: orders and replies
+  autoscaler                      scale the worker Deployment with the backlog (Kubernetes, leader-elected)
   dev                             migrate, then run ingest and worker in one process (development)
   send [--provider meta|twilio] [--text T] [--from P] [--id ID] [--to N] [--url URL]
                                   post a correctly signed sample webhook to a running gateway
@@ -56,6 +58,10 @@ const commands: Record<string, Command> = {
   worker: async (config, log) => {
     const worker = await startWorker(config, log);
     stopOnSignal(log, () => worker.stop());
+  },
+  autoscaler: async (config, log) => {
+    const autoscaler = await startAutoscaler(config, log);
+    stopOnSignal(log, () => autoscaler.stop());
   },
   dev: async (config, log) => {
     await runMigrate(config, log);
