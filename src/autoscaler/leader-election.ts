@@ -1,4 +1,4 @@
-import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
+import { V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../telemetry/logger';
 import { statusOf } from './kube-client';
 
@@ -52,39 +52,44 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
   const heldByOther = (lease: V1Lease, nowMs: number): boolean => {
     const spec = lease.spec ?? {};
     if (!spec.holderIdentity || spec.holderIdentity === identity) return false;
-    const key = `${spec.holderIdentity}/${spec.renewTime?.toISOString() ?? ''}`;
+    // client-node hands MicroTime fields back as the server's string.
+    const key = `${spec.holderIdentity}/${String(spec.renewTime ?? '')}`;
     if (observed?.key !== key) observed = { key, atMs: nowMs };
     return observed.atMs + (spec.leaseDurationSeconds ?? 0) * 1000 > nowMs;
   };
 
-  const tryAcquireOrRenew = async (): Promise<boolean> => {
-    const now = new Date();
+  /** 'lost' when another holder's lease is valid: a leader then stops at once. */
+  const tryAcquireOrRenew = async (now: V1MicroTime): Promise<'held' | 'lost' | 'conflict'> => {
     const lease = await readLease(coordination, namespace, name);
-    if (!lease) return createLease(coordination, namespace, name, leaseSpec(identity, options.leaseDurationMs, now, 0));
-    if (heldByOther(lease, now.getTime())) return false;
+    if (!lease) return (await createLease(coordination, namespace, name, leaseSpec(identity, options.leaseDurationMs, now, 0))) ? 'held' : 'conflict';
+    if (heldByOther(lease, now.getTime())) return 'lost';
     const spec = lease.spec ?? {};
     const renewing = spec.holderIdentity === identity;
     const transitions = (spec.leaseTransitions ?? 0) + (renewing ? 0 : 1);
     const next = leaseSpec(identity, options.leaseDurationMs, now, transitions);
     if (renewing && spec.acquireTime) next.acquireTime = spec.acquireTime;
-    return replaceLease(coordination, { ...lease, spec: next });
+    return (await replaceLease(coordination, { ...lease, spec: next })) ? 'held' : 'conflict';
   };
 
   const tick = async () => {
-    const acquired = await tryAcquireOrRenew().then(
-      (won) => {
+    const now = new V1MicroTime();
+    // A hung request must not stall the loop: it counts as a failed try after the renew deadline.
+    const outcome = await withDeadline(tryAcquireOrRenew(now), options.renewDeadlineMs).then(
+      (result) => {
         reachable = true;
-        return won;
+        return result;
       },
       (error: Error) => {
         reachable = false;
         log.warn({ err: error.message, lease: name }, 'could not reach the Lease');
-        return false;
+        return 'error' as const;
       },
     );
-    if (acquired) lastRenewMs = Date.now();
+    // Counted from the start of the try: the lease runs from the renewTime it wrote.
+    if (outcome === 'held') lastRenewMs = now.getTime();
+    if (stopped) return;
     // A leader that cannot renew within the deadline stops acting before a standby may take over.
-    setLeading(acquired || (leading && Date.now() - lastRenewMs < options.renewDeadlineMs));
+    setLeading(outcome === 'held' || (outcome !== 'lost' && leading && Date.now() - lastRenewMs < options.renewDeadlineMs));
   };
 
   const schedule = () => {
@@ -117,7 +122,16 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
   };
 }
 
-function leaseSpec(identity: string, durationMs: number, now: Date, transitions: number): NonNullable<V1Lease['spec']> {
+/** Times are V1MicroTime: the API server reads MicroTime with exactly six fractional digits. */
+function withDeadline<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the API server within ${deadlineMs} ms`)), deadlineMs);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+function leaseSpec(identity: string, durationMs: number, now: V1MicroTime, transitions: number): NonNullable<V1Lease['spec']> {
   return {
     holderIdentity: identity,
     leaseDurationSeconds: Math.ceil(durationMs / 1000),
@@ -162,7 +176,7 @@ async function replaceLease(coordination: CoordinationV1Api, lease: V1Lease): Pr
 async function giveBack(coordination: CoordinationV1Api, namespace: string, name: string, identity: string): Promise<void> {
   const lease = await readLease(coordination, namespace, name);
   if (!lease || lease.spec?.holderIdentity !== identity) return;
-  const now = new Date();
+  const now = new V1MicroTime();
   await replaceLease(coordination, {
     ...lease,
     spec: { leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: lease.spec.leaseTransitions ?? 0 },
