@@ -3,17 +3,18 @@
  *
  * Why a plain `import`: the package is ESM-only since 1.0, and this project compiles to
  * CommonJS, so tsc turns this import into `require()`. Node 24 loads an ES module through
- * `require()` natively (require(esm), stable since Node 22.12 and 20.19) as long as its graph has
+ * `require()` natively (require(esm), on by default since Node 22.12 and 20.19) as long as its graph has
  * no top-level await, which holds for client-node. That keeps full static types, a synchronous
  * load and no tricks: the usual alternative, an `import()` hidden from tsc in `new Function`, gives
  * up type checking of the call and turns every use into a promise. Jest's own module system does
  * not load ES modules without --experimental-vm-modules, so the tests run this code in the
  * `wagate autoscaler` process, against a real API server, rather than inside Jest.
  *
- * Why 2.0.1: it talks HTTP through undici 8, which asks for zstd-compressed answers. On Node 20
- * that crashed (no zstd in node:zlib); Node 24 has zstd, and this version works against
- * kube-apiserver v1.37 (test/kube/autoscaler*.test.ts). The version is pinned exactly in
- * package.json because the generated API changes shape between majors.
+ * Why 2.0.1, pinned exactly in package.json: it does its HTTP through undici 8, which declares
+ * Node >= 22.19 and builds its decompressors from node:zlib's zstd support. That is why it
+ * crashed on Node 20 (no zstd in zlib there) and why 1.3.0 was the fallback; on the Node 24
+ * this project pins, 2.0.1 works against kube-apiserver v1.37 (test/kube/autoscaler.test.ts).
+ * The generated API changes shape between majors, hence the exact pin.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';

@@ -1,8 +1,11 @@
 import type { Logger } from '../telemetry/logger';
 import type { AutoscalerMetrics, AutoscalerReason } from '../telemetry/autoscaler-metrics';
 import { decide, type ScaleDownMemory, type ScalingPolicy } from './decide';
-import { clockTime, judgeOwnership, type LastDecision } from './ownership';
+import { clockTime, judgeOwnership, type LastDecision, type Ownership } from './ownership';
 import type { WorkerDeployment } from './worker-deployment';
+
+type Snapshot = Awaited<ReturnType<WorkerDeployment['read']>>;
+type Recorder = (replicas: number, reason: string, holdUntilMs?: number) => LastDecision;
 
 export interface ScalingLoopDeps {
   countBacklog(): Promise<number>;
@@ -29,34 +32,41 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     return reason;
   };
 
-  const attempt = async (backlog: number): Promise<AutoscalerReason> => {
-    const snapshot = await worker.read();
-    const nowMs = now();
-    metrics.current.set(snapshot.replicas);
-    const ownership = judgeOwnership(snapshot, nowMs, deps.manualHoldMs);
-    metrics.paused.set(ownership.kind === 'paused' ? 1 : 0);
-    metrics.holdingUntil.set(ownership.kind === 'holding' || ownership.kind === 'manual_scale' ? ownership.holdUntilMs / 1000 : 0);
-    const record = (replicas: number, reason: string, holdUntilMs?: number): LastDecision => ({
-      replicas,
-      revision: snapshot.revision,
-      reason,
-      atMs: nowMs,
-      ...(holdUntilMs === undefined ? {} : { holdUntilMs }),
-    });
-    if (ownership.kind !== 'own' && ownership.kind !== 'adopt') memory = null;
+  /** Paused, holding or a manual scale just seen: records what a new leader must know, then stops the tick. */
+  const yieldToPeople = async (ownership: Ownership, snapshot: Snapshot, record: Recorder): Promise<AutoscalerReason | null> => {
     if (ownership.kind === 'paused') {
       // What a person sets while paused is the baseline afterwards, not a manual scale to hold for.
       if (snapshot.lastDecision?.replicas !== snapshot.replicas) await worker.recordDecision(record(snapshot.replicas, 'paused'));
       return 'paused';
     }
     if (ownership.kind === 'holding') return 'manual_hold';
-    if (ownership.kind === 'manual_scale') {
-      await worker.recordDecision(record(snapshot.replicas, 'manual_scale', ownership.holdUntilMs));
-      const message = `manual scale to ${snapshot.replicas} detected; holding until ${clockTime(ownership.holdUntilMs)}`;
-      await worker.recordEvent({ reason: 'ManualScaleDetected', message, type: 'Normal', uid: snapshot.uid });
-      metrics.manualHolds.inc();
-      log.info({ replicas: snapshot.replicas, holdUntil: new Date(ownership.holdUntilMs).toISOString() }, message);
-      return 'manual_scale';
+    if (ownership.kind !== 'manual_scale') return null;
+    await worker.recordDecision(record(snapshot.replicas, 'manual_scale', ownership.holdUntilMs));
+    const message = `manual scale to ${snapshot.replicas} detected; holding until ${clockTime(ownership.holdUntilMs)}`;
+    await worker.recordEvent({ reason: 'ManualScaleDetected', message, type: 'Normal', uid: snapshot.uid });
+    metrics.manualHolds.inc();
+    log.info({ replicas: snapshot.replicas, holdUntil: new Date(ownership.holdUntilMs).toISOString() }, message);
+    return 'manual_scale';
+  };
+
+  const attempt = async (backlog: number): Promise<AutoscalerReason> => {
+    const snapshot = await worker.read();
+    const nowMs = now();
+    const ownership = judgeOwnership(snapshot, nowMs, deps.manualHoldMs);
+    metrics.current.set(snapshot.replicas);
+    metrics.paused.set(ownership.kind === 'paused' ? 1 : 0);
+    metrics.holdingUntil.set(ownership.kind === 'holding' || ownership.kind === 'manual_scale' ? ownership.holdUntilMs / 1000 : 0);
+    const record: Recorder = (replicas, reason, holdUntilMs) => ({
+      replicas,
+      revision: snapshot.revision,
+      reason,
+      atMs: nowMs,
+      ...(holdUntilMs === undefined ? {} : { holdUntilMs }),
+    });
+    const yielded = await yieldToPeople(ownership, snapshot, record);
+    if (yielded) {
+      memory = null;
+      return yielded;
     }
     const decision = decide({ backlog, currentReplicas: snapshot.replicas, nowMs, memory }, deps.policy);
     metrics.desired.set(decision.desired);
