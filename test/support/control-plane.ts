@@ -85,9 +85,6 @@ export async function startControlPlane(): Promise<ControlPlane> {
     '--service-cluster-ip-range=10.96.0.0/16',
     // The controller manager reads this CA from the apiserver's authentication ConfigMap.
     `--requestheader-client-ca-file=${files.ca}`,
-    // Required when that CA is also the client CA: only this name may set proxy headers.
-    '--requestheader-allowed-names=front-proxy-client',
-    `--client-ca-file=${files.ca}`,
     '--enable-priority-and-fairness=false',
     '--v=0',
   ]);
@@ -232,21 +229,15 @@ function freePort(): Promise<number> {
   });
 }
 
-/** A throwaway plane needs no graceful shutdown; kube-apiserver may wait minutes for its watches. */
-const STOP_GRACE_MS = 5_000;
-
+/** The plane and its data are thrown away, so there is nothing to shut down gracefully. */
 async function stopAll(children: ChildProcess[]): Promise<void> {
   await Promise.all(
     children.reverse().map(
       (child) =>
         new Promise<void>((resolve) => {
           if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-          child.once('exit', () => {
-            clearTimeout(kill);
-            resolve();
-          });
-          child.kill('SIGTERM');
+          child.once('exit', () => resolve());
+          child.kill('SIGKILL');
         }),
     ),
   );

@@ -1,0 +1,34 @@
+# wagate: one image, one command line (`wagate <command>`); the chart runs a command per role:
+#   ingest, worker, autoscaler, migrate, cleanup, dlq ...
+#
+# The base is the official Node.js slim image of the version scripts/node.sh pins, by tag.
+# To pin the digest as well (recommended for production builds), resolve it once:
+#   docker buildx imagetools inspect node:24.22.3-slim --format '{{json .Manifest.Digest}}'
+# and build with --build-arg NODE_IMAGE=node:24.22.3-slim@sha256:<digest>.
+ARG NODE_IMAGE=node:24.22.3-slim
+
+# --- build: all dependencies, TypeScript to dist/ ----------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# --- runtime: production dependencies, dist/ and migrations/ only --------------------------
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# The npm cache stays in a build cache mount, out of the image.
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
+COPY --from=build /app/dist ./dist
+COPY migrations ./migrations
+# A numeric, non-root user (Kubernetes' runAsNonRoot can only check a number). Nothing in the
+# image is writable by it, and nothing needs to be: it runs with a read-only root filesystem
+# (the chart mounts an emptyDir at /tmp).
+USER 10001:10001
+EXPOSE 3000 9464
+ENTRYPOINT ["node", "dist/main.js"]
+CMD ["ingest"]

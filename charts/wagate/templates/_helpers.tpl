@@ -1,0 +1,185 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "wagate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "wagate.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Object name of a role: "<fullname>-<role>". Call with (list $ "worker"). */}}
+{{- define "wagate.roleName" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s-%s" (include "wagate.fullname" $root | trunc 52 | trimSuffix "-") (index . 1) -}}
+{{- end -}}
+
+{{- define "wagate.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "wagate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: wagate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Selector labels of a role's pods. Call with (list $ "worker"). */}}
+{{- define "wagate.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "wagate.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* All labels of a role's objects. Call with (list $ "worker"). */}}
+{{- define "wagate.roleLabels" -}}
+{{ include "wagate.labels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/*
+The fixed scrape job of a role. ServiceMonitor and PodMonitor take the job label from it, so
+the "down" alerts in files/alerts.yaml (job=~".*wagate-ingest") find every role whatever the
+release is called.
+*/}}
+{{- define "wagate.jobName" -}}
+{{- printf "wagate-%s" . -}}
+{{- end -}}
+
+{{/* By digest when one is given (what kustomize's images: digest gives too), else by tag. */}}
+{{- define "wagate.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A value as an environment variable's text. YAML numbers reach templates as float64, which
+print as 3.145728e+06 from a million up: whole numbers are printed as integers.
+*/}}
+{{- define "wagate.envText" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) -}}
+{{- printf "%d" (int64 .) | quote -}}
+{{- else -}}
+{{- toString . | quote -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "wagate.secretName" -}}
+{{- default (include "wagate.fullname" .) .Values.secrets.existingSecret -}}
+{{- end -}}
+
+{{/* The worker Deployment's name, which the autoscaler, its Role and KEDA point at. */}}
+{{- define "wagate.workerName" -}}
+{{- include "wagate.roleName" (list . "worker") -}}
+{{- end -}}
+
+{{- define "wagate.configName" -}}
+{{- include "wagate.roleName" (list . "config") -}}
+{{- end -}}
+
+{{/*
+Secret keys as environment variables. Call with (list $ "DATABASE_URL" "AMQP_URL?"): a key
+ending in "?" is optional (a provider the shop does not use). Each role gets only the keys it
+reads.
+*/}}
+{{- define "wagate.secretEnv" -}}
+{{- $root := index . 0 -}}
+{{- range $key := rest . }}
+{{- $optional := hasSuffix "?" $key }}
+- name: {{ trimSuffix "?" $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "wagate.secretName" $root }}
+      key: {{ trimSuffix "?" $key }}
+      {{- if $optional }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Rolls the pods when the chart-made Secret or the settings change. */}}
+{{- define "wagate.checksums" -}}
+checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- end -}}
+
+{{- define "wagate.podSecurity" -}}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "wagate.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- end -}}
+
+{{- define "wagate.tmpMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{/*
+The container fields every role shares: image, command line, settings, security. Call with
+(list $ "worker"), or with the whole command line after the root: (list $ "cleanup" "--days" "40").
+*/}}
+{{- define "wagate.containerBase" -}}
+{{- $root := index . 0 -}}
+image: {{ include "wagate.image" $root }}
+imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+args: {{ toJson (rest .) }}
+envFrom:
+  - configMapRef:
+      name: {{ include "wagate.configName" $root }}
+securityContext:
+  {{- toYaml $root.Values.securityContext | nindent 2 }}
+volumeMounts:
+  {{- include "wagate.tmpMount" $root | nindent 2 }}
+{{- end -}}
+
+{{/* Fails the render with a clear message when a required credential is missing. */}}
+{{- define "wagate.validateSecrets" -}}
+{{- if not .Values.secrets.existingSecret -}}
+{{- $_ := required "secrets.databaseUrl is required (the PostgreSQL URL), or name a Secret in secrets.existingSecret" .Values.secrets.databaseUrl -}}
+{{- $_ := required "secrets.amqpUrl is required (the RabbitMQ URL), or name a Secret in secrets.existingSecret" .Values.secrets.amqpUrl -}}
+{{- if not (or .Values.secrets.whatsappAppSecret .Values.secrets.twilioAuthToken) -}}
+{{- fail "secrets.whatsappAppSecret or secrets.twilioAuthToken is required: without one every webhook is refused (or name a Secret in secrets.existingSecret)" -}}
+{{- end -}}
+{{- if and .Values.secrets.twilioAuthToken (not .Values.config.PUBLIC_BASE_URL) -}}
+{{- fail "config.PUBLIC_BASE_URL is required with secrets.twilioAuthToken: Twilio signs the URL it calls, and wagate refuses Twilio in production without it" -}}
+{{- end -}}
+{{- if eq .Values.worker.autoscaling.mode "keda" -}}
+{{- $_ := required "secrets.rabbitmqManagementUrl is required with worker.autoscaling.mode keda (KEDA reads the queues through the management API)" .Values.secrets.rabbitmqManagementUrl -}}
+{{- end -}}
+{{- end -}}
+{{- $shards := int .Values.config.WORK_SHARDS -}}
+{{- if gt (int .Values.worker.autoscaling.maxReplicas) $shards -}}
+{{- fail (printf "worker.autoscaling.maxReplicas (%d) is above config.WORK_SHARDS (%d): a worker beyond the shard count owns no shard" (int .Values.worker.autoscaling.maxReplicas) $shards) -}}
+{{- end -}}
+{{- if gt (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas) -}}
+{{- fail "worker.autoscaling.minReplicas is above worker.autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- if gt (int .Values.ingest.autoscaling.minReplicas) (int .Values.ingest.autoscaling.maxReplicas) -}}
+{{- fail "ingest.autoscaling.minReplicas is above ingest.autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- end -}}

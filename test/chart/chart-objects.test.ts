@@ -1,0 +1,211 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { CHART_DIR, SCENARIOS, find, helm, kinds, renderScenario, scenarioFile, type K8sObject } from './helm';
+
+const byScenario = Object.fromEntries(SCENARIOS.map((scenario) => [scenario, renderScenario(scenario)])) as Record<(typeof SCENARIOS)[number], K8sObject[]>;
+const minimal = byScenario.minimal;
+const production = byScenario.production;
+const keda = byScenario.keda;
+const envOf = (container: any): Record<string, any> => Object.fromEntries((container.env ?? []).map((e: any) => [e.name, e]));
+
+describe('the chart renders every ci scenario', () => {
+  it.each(SCENARIOS)('passes helm lint --strict with ci/%s-values.yaml', (scenario) => {
+    const result = helm(['lint', '--strict', CHART_DIR, '-f', scenarioFile(scenario)]);
+    expect(`${result.stdout}${result.stderr}`).toContain('1 chart(s) linted, 0 chart(s) failed');
+    expect(result.status).toBe(0);
+  });
+
+  it.each([
+    ['worker.autoscaling.mode=off'],
+    ['worker.autoscaling.mode=hpa'],
+    ['ingest.autoscaling.enabled=false,networkPolicy.enabled=false,cleanup.enabled=false,migrations.enabled=false,ingest.podDisruptionBudget.enabled=false,worker.podDisruptionBudget.enabled=false'],
+    ['metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true,metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true'],
+  ])('passes helm lint --strict with ci/minimal-values.yaml and %s', (set) => {
+    const result = helm(['lint', '--strict', CHART_DIR, '-f', scenarioFile('minimal'), '--set', set]);
+    expect([result.status, result.status === 0 ? '' : result.stdout]).toEqual([0, '']);
+  });
+
+  it('renders the same object set for ingest and worker in every scenario', () => {
+    for (const objects of Object.values(byScenario)) {
+      for (const [kind, name] of [['Deployment', 'ingest'], ['Service', 'ingest'], ['Deployment', 'worker'], ['PodDisruptionBudget', 'worker'], ['Job', 'migrate'], ['CronJob', 'cleanup']] as const) {
+        expect(find(objects, kind, `-${name}`)).toBeDefined();
+      }
+    }
+  });
+});
+
+describe('ingest', () => {
+  const deployment = find(minimal, 'Deployment', '-ingest');
+
+  it('has no replicas field while its CPU HorizontalPodAutoscaler is on, and a PDB', () => {
+    expect(deployment.spec).not.toHaveProperty('replicas');
+    const hpa = find(minimal, 'HorizontalPodAutoscaler', '-ingest');
+    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name });
+    expect(hpa.spec.metrics[0].resource).toEqual({ name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } });
+    expect(find(minimal, 'PodDisruptionBudget', '-ingest').spec.minAvailable).toBe(1);
+  });
+
+  it('spreads its pods across zones and nodes', () => {
+    const keys = deployment.spec.template.spec.topologySpreadConstraints.map((c: any) => c.topologyKey);
+    expect(keys).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
+    for (const constraint of deployment.spec.template.spec.topologySpreadConstraints) {
+      expect(constraint.labelSelector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+    }
+  });
+
+  it('probes /healthz and /readyz on the public port, and its Service points there', () => {
+    const container = deployment.spec.template.spec.containers[0];
+    expect(container.args).toEqual(['ingest']);
+    expect(container.ports).toEqual([{ name: 'http', containerPort: 3000 }, { name: 'metrics', containerPort: 9464 }]);
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(find(minimal, 'Service', '-ingest').spec.ports[0].targetPort).toBe('http');
+  });
+});
+
+describe('worker', () => {
+  const worker = (objects: K8sObject[]) => find(objects, 'Deployment', '-worker');
+
+  it('has no replicas field in every autoscaled mode, and worker.replicas when off', () => {
+    for (const mode of ['builtin', 'keda', 'hpa']) {
+      const objects = renderScenario('keda', { set: [`worker.autoscaling.mode=${mode}`] });
+      expect(worker(objects).spec).not.toHaveProperty('replicas');
+    }
+    expect(worker(renderScenario('minimal', { set: ['worker.autoscaling.mode=off', 'worker.replicas=3'] })).spec.replicas).toBe(3);
+  });
+
+  it('has a PodDisruptionBudget of maxUnavailable 1', () => {
+    expect(find(minimal, 'PodDisruptionBudget', '-worker').spec).toMatchObject({ maxUnavailable: 1 });
+  });
+
+  it('passes its drain bound and gets a longer grace period', () => {
+    for (const [objects, drainSeconds] of [[minimal, 60], [production, 90]] as const) {
+      const pod = worker(objects).spec.template.spec;
+      expect(envOf(pod.containers[0]).WORKER_DRAIN_TIMEOUT_MS.value).toBe(String(drainSeconds * 1000));
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(drainSeconds);
+    }
+  });
+
+  it('is probed on METRICS_PORT /healthz and /readyz', () => {
+    const container = worker(minimal).spec.template.spec.containers[0];
+    expect(container.args).toEqual(['worker']);
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+  });
+
+  it('gets a CPU HorizontalPodAutoscaler with at least one replica in mode hpa', () => {
+    const hpa = find(renderScenario('minimal', { set: ['worker.autoscaling.mode=hpa'] }), 'HorizontalPodAutoscaler', '-worker');
+    expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(1);
+    expect(hpa.spec.scaleTargetRef.name).toBe(worker(minimal).metadata.name);
+  });
+});
+
+describe('the builtin autoscaler', () => {
+  const deployment = find(minimal, 'Deployment', '-autoscaler');
+
+  it('runs `autoscaler` twice with its ServiceAccount token and the table of AUTOSCALER_* settings', () => {
+    expect(deployment.spec.replicas).toBe(2);
+    const pod = deployment.spec.template.spec;
+    expect(pod.automountServiceAccountToken).toBe(true);
+    expect(find(minimal, 'ServiceAccount', '-autoscaler').automountServiceAccountToken).toBe(true);
+    const env = envOf(pod.containers[0]);
+    expect(pod.containers[0].args).toEqual(['autoscaler']);
+    expect(env.AUTOSCALER_DEPLOYMENT.value).toBe(find(minimal, 'Deployment', '-worker').metadata.name);
+    expect(env.AUTOSCALER_NAMESPACE.valueFrom.fieldRef.fieldPath).toBe('metadata.namespace');
+    expect(env.AUTOSCALER_IDENTITY.valueFrom.fieldRef.fieldPath).toBe('metadata.name');
+    expect(env.AUTOSCALER_LEASE_NAME.value).toBe(`${env.AUTOSCALER_DEPLOYMENT.value}-autoscaler`);
+    const expected = { TARGET_PER_REPLICA: '100', MIN_REPLICAS: '1', MAX_REPLICAS: '16', INTERVAL_SECONDS: '10', SCALE_DOWN_STABILIZATION_SECONDS: '300', MANUAL_HOLD_SECONDS: '1800', LEASE_DURATION_SECONDS: '15', RENEW_DEADLINE_SECONDS: '10', RETRY_PERIOD_SECONDS: '2' };
+    for (const [name, value] of Object.entries(expected)) expect([name, env[`AUTOSCALER_${name}`]?.value]).toEqual([name, value]);
+    expect(pod.containers[0].readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+  });
+
+  it('may scale and annotate only the worker Deployment, hold Leases and write Events: no wildcards, no ClusterRole', () => {
+    const role = find(minimal, 'Role', '-autoscaler');
+    const workerName = find(minimal, 'Deployment', '-worker').metadata.name;
+    expect(role.rules).toEqual([
+      { apiGroups: ['apps'], resources: ['deployments/scale'], resourceNames: [workerName], verbs: ['get', 'patch', 'update'] },
+      { apiGroups: ['apps'], resources: ['deployments'], resourceNames: [workerName], verbs: ['get', 'patch'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    ]);
+    const binding = find(minimal, 'RoleBinding', '-autoscaler');
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: find(minimal, 'ServiceAccount', '-autoscaler').metadata.name, namespace: 'wagate' }]);
+    for (const objects of Object.values(byScenario)) {
+      expect(objects.filter((o) => o.kind.startsWith('Cluster'))).toEqual([]);
+      expect(JSON.stringify(objects.filter((o) => o.kind === 'Role'))).not.toContain('"*"');
+    }
+  });
+
+  it('is absent, with its RBAC, in every other mode', () => {
+    for (const objects of [keda, renderScenario('minimal', { set: ['worker.autoscaling.mode=off'] })]) {
+      expect(kinds(objects).filter((name) => name.includes('autoscaler'))).toEqual([]);
+    }
+  });
+});
+
+describe('KEDA mode', () => {
+  const scaled = find(keda, 'ScaledObject', '-worker');
+
+  it('scales the worker between at least one and WORK_SHARDS on the summed backlog of every shard', () => {
+    expect(scaled.spec.scaleTargetRef.name).toBe(find(keda, 'Deployment', '-worker').metadata.name);
+    expect(scaled.spec.minReplicaCount).toBeGreaterThanOrEqual(1);
+    expect(scaled.spec.maxReplicaCount).toBe(32);
+    const [trigger] = scaled.spec.triggers;
+    expect(trigger.type).toBe('rabbitmq');
+    expect(trigger.metadata).toMatchObject({ protocol: 'http', mode: 'QueueLength', useRegex: 'true', operation: 'sum', value: '200' });
+    const queues = new RegExp(trigger.metadata.queueName);
+    expect(['wagate.work.0', 'wagate.work.31'].every((q) => queues.test(q))).toBe(true);
+    expect(['wagate.dead', 'wagate.retry.5000ms', 'wagatexwork.1', 'other.work.1'].some((q) => queues.test(q))).toBe(false);
+  });
+
+  it('authenticates through the Secret key RABBITMQ_MANAGEMENT_URL', () => {
+    const auth = find(keda, 'TriggerAuthentication', '-worker');
+    expect(scaled.spec.triggers[0].authenticationRef.name).toBe(auth.metadata.name);
+    expect(auth.spec.secretTargetRef).toEqual([{ parameter: 'host', name: find(keda, 'Secret', 'shop-wagate').metadata.name, key: 'RABBITMQ_MANAGEMENT_URL' }]);
+  });
+});
+
+describe('metrics and monitoring', () => {
+  const alerts = parse(readFileSync(path.join(CHART_DIR, 'files', 'alerts.yaml'), 'utf8'));
+  const jobRegexes: RegExp[] = [...JSON.stringify(alerts).matchAll(/job=~\\"([^\\]+)\\"/g)].map((m) => new RegExp(`^(?:${m[1]})$`));
+
+  it('gives every long-running role a metrics Service with a fixed job label, which the ServiceMonitor uses', () => {
+    const services = production.filter((o) => o.kind === 'Service' && o.metadata.labels?.['wagate.io/metrics'] === 'true');
+    expect(services.map((s) => s.metadata.labels!['wagate.io/job']).sort()).toEqual(['wagate-autoscaler', 'wagate-ingest', 'wagate-worker']);
+    const monitor = find(production, 'ServiceMonitor', 'shop-wagate');
+    expect(monitor.spec.jobLabel).toBe('wagate.io/job');
+    expect(monitor.metadata.labels).toMatchObject({ release: 'kube-prometheus-stack' });
+    for (const service of services) {
+      expect(Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => service.metadata.labels![k] === v)).toBe(true);
+      expect(service.spec.ports[0].name).toBe(monitor.spec.endpoints[0].port);
+    }
+  });
+
+  it('names jobs that the two "down" alerts find', () => {
+    expect(jobRegexes).toHaveLength(2);
+    expect(jobRegexes.map((regex) => ['wagate-ingest', 'wagate-worker'].filter((job) => regex.test(job)))).toEqual([['wagate-ingest'], ['wagate-worker']]);
+  });
+
+  it('wraps files/alerts.yaml unchanged in the PrometheusRule', () => {
+    const rule = find(production, 'PrometheusRule', 'shop-wagate');
+    expect(rule.spec).toEqual(alerts);
+    expect(rule.metadata.labels).toMatchObject({ release: 'kube-prometheus-stack' });
+  });
+
+  it('ships the dashboard in a ConfigMap labelled grafana_dashboard "1"', () => {
+    const dashboard = find(production, 'ConfigMap', '-dashboard');
+    expect(dashboard.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
+    expect(JSON.parse(dashboard.data!['wagate.json']!)).toEqual(JSON.parse(readFileSync(path.join(CHART_DIR, 'files', 'dashboard.json'), 'utf8')));
+  });
+
+  it('renders monitoring objects only when enabled and served by the cluster', () => {
+    const monitoring = (objects: K8sObject[]) => objects.filter((o) => o.apiVersion.startsWith('monitoring.coreos.com')).map((o) => o.kind).sort();
+    expect(monitoring(production)).toEqual(['PrometheusRule', 'ServiceMonitor']);
+    expect(monitoring(renderScenario('production', { apiVersions: [] }))).toEqual([]);
+    expect(monitoring(minimal)).toEqual([]);
+    const podMonitor = find(renderScenario('production', { set: ['metrics.podMonitor.enabled=true'] }), 'PodMonitor', 'shop-wagate');
+    expect(podMonitor.spec.jobLabel).toBe('wagate.io/job');
+    expect(find(production, 'Deployment', '-worker').spec.template.metadata.labels['wagate.io/job']).toBe('wagate-worker');
+  });
+});

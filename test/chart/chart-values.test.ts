@@ -1,0 +1,192 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '../../src/config';
+import { CHART_DIR, SCENARIOS, find, podTemplates, render, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
+
+const minimal = renderScenario('minimal');
+const production = renderScenario('production');
+const all = SCENARIOS.flatMap((scenario) => renderScenario(scenario));
+const LONG_RUNNING = ['ingest', 'worker', 'autoscaler'];
+const componentOf = (object: K8sObject) => object.metadata.labels?.['app.kubernetes.io/component'] ?? '';
+
+describe('security', () => {
+  it('runs every container non-root with a numeric UID, a read-only root, no escalation, no capabilities and RuntimeDefault seccomp', () => {
+    const templates = podTemplates(all);
+    expect(templates.length).toBeGreaterThanOrEqual(12);
+    for (const { owner, pod } of templates) {
+      const where = `${owner.kind}/${owner.metadata.name}`;
+      expect([where, pod.spec.securityContext]).toEqual([where, expect.objectContaining({ runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: 'RuntimeDefault' } })]);
+      for (const container of pod.spec.containers) {
+        expect([where, container.securityContext]).toEqual([
+          where,
+          expect.objectContaining({ runAsNonRoot: true, runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } }),
+        ]);
+        expect(container.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
+        expect(container.resources.requests).toHaveProperty('cpu');
+        expect(container.resources.limits).toHaveProperty('memory');
+      }
+      expect(pod.spec.volumes).toContainEqual({ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } });
+    }
+  });
+
+  it('mounts no ServiceAccount token except the autoscaler\'s, and gives every role its own account', () => {
+    for (const { owner, pod } of podTemplates(all)) {
+      const role = componentOf(owner);
+      expect([role, pod.spec.automountServiceAccountToken]).toEqual([role, role === 'autoscaler']);
+      expect(pod.spec.serviceAccountName).toMatch(new RegExp(`-${role}$`));
+    }
+    const accounts = minimal.filter((o) => o.kind === 'ServiceAccount').map(componentOf).sort();
+    expect(accounts).toEqual(['autoscaler', 'cleanup', 'ingest', 'migrate', 'worker']);
+  });
+
+  it('probes every long-running container, and rolls pods on a changed Secret or setting', () => {
+    for (const { owner, pod } of podTemplates(all).filter(({ owner }) => LONG_RUNNING.includes(componentOf(owner)))) {
+      expect([owner.metadata.name, pod.spec.containers[0].livenessProbe?.httpGet?.path, pod.spec.containers[0].readinessProbe?.httpGet?.path]).toEqual([owner.metadata.name, '/healthz', '/readyz']);
+      expect(Object.keys(pod.metadata.annotations)).toEqual(expect.arrayContaining(['checksum/config', 'checksum/secret']));
+    }
+    const checksum = (objects: K8sObject[], key: string) => find(objects, 'Deployment', '-worker').spec.template.metadata.annotations[key];
+    const rotated = renderScenario('minimal', { set: ['secrets.whatsappAppSecret=rotated-secret'] });
+    expect(checksum(rotated, 'checksum/secret')).not.toBe(checksum(minimal, 'checksum/secret'));
+    const retuned = renderScenario('minimal', { set: ['config.WORKER_PREFETCH=8'] });
+    expect(checksum(retuned, 'checksum/config')).not.toBe(checksum(minimal, 'checksum/config'));
+  });
+});
+
+describe('migrations and cleanup', () => {
+  const hooks = (objects: K8sObject[]) => objects.filter((o) => o.metadata.annotations?.['helm.sh/hook']);
+
+  it('runs `migrate` as a pre-install,pre-upgrade hook after the hook Secret it reads, with a delete policy', () => {
+    const job = find(minimal, 'Job', '-migrate');
+    const secret = find(minimal, 'Secret', '-migrate');
+    for (const object of hooks(minimal)) {
+      expect(object.metadata.annotations!['helm.sh/hook']).toBe('pre-install,pre-upgrade');
+      expect(object.metadata.annotations!['helm.sh/hook-delete-policy']).toBe('before-hook-creation,hook-succeeded');
+    }
+    const weight = (o: K8sObject) => Number(o.metadata.annotations!['helm.sh/hook-weight']);
+    expect(weight(secret)).toBeLessThan(weight(job));
+    expect(weight(find(minimal, 'ServiceAccount', '-migrate'))).toBeLessThan(weight(job));
+    const container = job.spec.template.spec.containers[0];
+    expect(container.args).toEqual(['migrate']);
+    expect(container.env.find((e: any) => e.name === 'DATABASE_URL').valueFrom.secretKeyRef).toEqual({ name: secret.metadata.name, key: 'DATABASE_URL' });
+    expect(Buffer.from(JSON.stringify(secret.stringData))).toEqual(Buffer.from(JSON.stringify({ DATABASE_URL: 'postgres://wagate:change-me@postgres:5432/wagate' })));
+  });
+
+  it('reads an existing Secret directly, and makes no Secret at all then', () => {
+    const job = find(production, 'Job', '-migrate');
+    expect(job.spec.template.spec.containers[0].env.find((e: any) => e.name === 'DATABASE_URL').valueFrom.secretKeyRef.name).toBe('wagate-credentials');
+    expect(production.filter((o) => o.kind === 'Secret')).toEqual([]);
+    expect(hooks(production).map((o) => o.kind).sort()).toEqual(['Job', 'ServiceAccount']);
+  });
+
+  it('runs `cleanup` on a schedule, one at a time', () => {
+    const cron = find(production, 'CronJob', '-cleanup');
+    expect(cron.spec).toMatchObject({ schedule: '30 2 * * *', timeZone: 'Europe/Berlin', concurrencyPolicy: 'Forbid' });
+    expect(cron.spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['cleanup']);
+    const days = find(renderScenario('minimal', { set: ['cleanup.days=45'] }), 'CronJob', '-cleanup');
+    expect(days.spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['cleanup', '--days', '45']);
+  });
+});
+
+describe('network policies', () => {
+  const policy = (objects: K8sObject[], role: string) => find(objects, 'NetworkPolicy', `-${role}`);
+  const ports = (rule: any) => rule.ports.map((p: any) => p.port);
+
+  it('admits the public port and the metrics port to ingest, only the metrics port to worker and autoscaler', () => {
+    expect(policy(minimal, 'ingest').spec.ingress.map(ports)).toEqual([[3000], [9464]]);
+    expect(policy(minimal, 'worker').spec.ingress.map(ports)).toEqual([[9464]]);
+    expect(policy(minimal, 'autoscaler').spec.ingress.map(ports)).toEqual([[9464]]);
+    expect(policy(minimal, 'cleanup').spec.ingress).toEqual([]);
+    expect(policy(production, 'ingest').spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'ingress-nginx' });
+  });
+
+  it('lets out DNS, Postgres and RabbitMQ; the API server only to the autoscaler; providers on 443 by ipBlock only to the worker', () => {
+    const egress = (objects: K8sObject[], role: string) => policy(objects, role).spec.egress.map(ports);
+    expect(egress(minimal, 'ingest')).toEqual([[53, 53], [5432], [5672]]);
+    expect(egress(minimal, 'autoscaler')).toEqual([[53, 53], [5432], [5672], [443, 6443]]);
+    expect(egress(minimal, 'worker')).toEqual([[53, 53], [5432], [5672], [443]]);
+    expect(egress(minimal, 'cleanup')).toEqual([[53, 53], [5432]]);
+    expect(policy(minimal, 'worker').spec.egress[3].to).toEqual([{ ipBlock: { cidr: '0.0.0.0/0' } }]);
+    expect(policy(production, 'autoscaler').spec.egress[3].to).toEqual([{ ipBlock: { cidr: '10.0.0.1/32' } }]);
+    expect(policy(production, 'worker').spec.egress[1].to).toEqual([{ ipBlock: { cidr: '10.20.0.0/24' } }]);
+  });
+});
+
+describe('values', () => {
+  it('refuses wrong types, unknown keys and out-of-range values through values.schema.json', () => {
+    const refusals: [string, RegExp][] = [
+      ['worker.replicas=many', /worker\.replicas|replicas/],
+      ['workerz.replicas=2', /additional properties 'workerz' not allowed/],
+      ['worker.autoscaling.colour=blue', /additional properties 'colour' not allowed/],
+      ['worker.autoscaling.mode=sometimes', /mode/],
+      ['worker.autoscaling.minReplicas=0', /minReplicas/],
+      ['image.pullPolicy=Sometimes', /pullPolicy/],
+      ['config.WORK_SHARDS=eight', /WORK_SHARDS/],
+      ['config.NOT_A_SETTING=1', /additional properties 'NOT_A_SETTING' not allowed/],
+    ];
+    for (const [set, message] of refusals) expect([set, renderError({ valuesFiles: [scenarioFile('minimal')], set: [set] })]).toEqual([set, expect.stringMatching(message)]);
+  });
+
+  it('fails with a clear message when a required secret is missing, and has no clear-text defaults', () => {
+    expect(renderError({})).toContain('secrets.databaseUrl is required');
+    expect(renderError({ set: ['secrets.databaseUrl=postgres://x'] })).toContain('secrets.amqpUrl is required');
+    expect(renderError({ set: ['secrets.databaseUrl=postgres://x', 'secrets.amqpUrl=amqp://x'] })).toContain('secrets.whatsappAppSecret or secrets.twilioAuthToken is required');
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['worker.autoscaling.mode=keda'] })).toContain('secrets.rabbitmqManagementUrl is required');
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['secrets.twilioAuthToken=t'] })).toContain('config.PUBLIC_BASE_URL is required with secrets.twilioAuthToken');
+    const values = readFileSync(path.join(CHART_DIR, 'values.yaml'), 'utf8');
+    const secretsBlock = values.slice(values.indexOf('\nsecrets:'), values.indexOf('\nconfig:'));
+    const secretValues = secretsBlock.match(/^ {2}\w+: .*$/gm)!;
+    expect(secretValues.length).toBe(9);
+    for (const line of secretValues) expect(line).toMatch(/: ""$/);
+  });
+
+  it('refuses more workers than shards, since a worker beyond them owns no shard', () => {
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['worker.autoscaling.maxReplicas=40'] })).toContain('is above config.WORK_SHARDS (32)');
+  });
+
+  it('takes the image tag from appVersion unless set, and pins a digest when given', () => {
+    const image = (objects: K8sObject[]) => find(objects, 'Deployment', '-ingest').spec.template.spec.containers[0].image;
+    expect(image(minimal)).toBe('ghcr.io/wagate/wagate:0.1.0');
+    expect(image(production)).toBe('ghcr.io/wagate/wagate@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
+    expect(image(render({ valuesFiles: [scenarioFile('minimal')], set: ['image.tag=1.2.3', 'image.repository=registry.example/wagate'] }))).toBe('registry.example/wagate:1.2.3');
+  });
+
+  it('passes settings and extraEnv to the pods', () => {
+    const config = find(production, 'ConfigMap', '-config').data!;
+    expect(config).toMatchObject({ NODE_ENV: 'production', PUBLIC_BASE_URL: 'https://shop.example.com', WORK_SHARDS: '32', DB_POOL_MAX: '8' });
+    expect(config).not.toHaveProperty('WHATSAPP_GRAPH_API_URL');
+    // A million and more, as YAML numbers from values.yaml, must not print as 3.145728e+06.
+    expect(config.MAX_BODY_BYTES).toBe('3145728');
+    const objects = renderScenario('minimal', { set: ['extraEnv[0].name=FEATURE_X', 'extraEnv[0].value=on'] });
+    for (const { pod } of podTemplates(objects)) expect(pod.spec.containers[0].env).toContainEqual({ name: 'FEATURE_X', value: 'on' });
+  });
+
+  it('gives settings that wagate\'s own configuration schema accepts, in every scenario', () => {
+    for (const scenario of SCENARIOS) {
+      const objects = renderScenario(scenario);
+      const settings = find(objects, 'ConfigMap', '-config').data!;
+      const secrets = objects.find((o) => o.kind === 'Secret' && !o.metadata.annotations?.['helm.sh/hook'])?.stringData ?? { DATABASE_URL: 'postgres://x@db/wagate', WHATSAPP_APP_SECRET: 'secret', TWILIO_AUTH_TOKEN: 'token' };
+      const env = { ...settings, ...secrets };
+      expect(() => loadConfig(env)).not.toThrow();
+      expect(loadConfig(env).MAX_BODY_BYTES).toBe(3145728);
+    }
+  });
+
+  it('comments every key of values.yaml', () => {
+    const lines = readFileSync(path.join(CHART_DIR, 'values.yaml'), 'utf8').split('\n');
+    const uncommented: string[] = [];
+    let coveredIndent = -1; // keys nested in a commented value (e.g. a securityContext) share its comment
+    lines.forEach((line, index) => {
+      const key = /^( *)([A-Za-z_][\w]*):/.exec(line);
+      if (!key) return;
+      const indent = key[1]!.length;
+      if (coveredIndent >= 0 && indent > coveredIndent) return;
+      coveredIndent = -1;
+      const previous = lines.slice(0, index).reverse().find((l) => l.trim() !== '') ?? '';
+      const isHeader = /:\s*$/.test(line);
+      const commented = previous.trim().startsWith('#');
+      if (!commented && !isHeader) uncommented.push(line.trim());
+      if (previous.trim().startsWith('# --') && isHeader) coveredIndent = indent;
+    });
+    expect(uncommented).toEqual([]);
+  });
+});

@@ -1,0 +1,151 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { startControlPlane, type ControlPlane } from '../support/control-plane';
+import { createTestDatabase } from '../support/database';
+import { CHART_DIR, GATED_API_VERSIONS, ROOT, SCENARIOS, find, helm, helmBinary, parseObjects, renderScenario, renderText, scenarioFile, type K8sObject } from '../chart/helm';
+
+const CRD_DIR = path.join(ROOT, 'test', 'fixtures', 'crds');
+const K8S_VARIANTS = { base: 'k8s/base', production: 'k8s/overlays/production', keda: 'k8s/overlays/keda' } as const;
+
+/** The chart and k8s/ against a real kube-apiserver: schema validation, admission and RBAC. */
+describe('the chart in a real API server', () => {
+  let plane: ControlPlane;
+  const kubectl = (args: string[], input?: string) => plane.kubectl(args, { input });
+  const helmIn = (args: string[]) => helm(args, plane.env);
+  const dryRunServer = (namespace: string, objects: K8sObject[]) =>
+    kubectl(['apply', '--dry-run=server', '-n', namespace, '-f', '-'], objects.map((o) => `---\n${stringify(o)}`).join('\n'));
+
+  beforeAll(async () => {
+    plane = await startControlPlane();
+    kubectl(['apply', '--server-side', '-f', CRD_DIR]);
+    kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', CRD_DIR]);
+    for (const namespace of [...SCENARIOS, 'wagate', 'podmonitor']) kubectl(['create', 'namespace', namespace]);
+  }, 180_000);
+
+  afterAll(async () => {
+    await plane?.stop();
+  }, 30_000);
+
+  it('validates every rendered object of every scenario, hooks and monitoring objects included, with a server-side dry run', () => {
+    for (const scenario of SCENARIOS) {
+      const objects = renderScenario(scenario, { namespace: scenario });
+      const kinds = new Set(objects.map((o) => o.kind));
+      const expected = { minimal: ['Job', 'Secret'], production: ['ServiceMonitor', 'PrometheusRule', 'Job'], keda: ['ScaledObject', 'TriggerAuthentication'] }[scenario];
+      expect(expected.filter((kind) => !kinds.has(kind))).toEqual([]);
+      const output = dryRunServer(scenario, objects);
+      expect(output.trim().split('\n')).toHaveLength(objects.length);
+      expect(output).toMatch(/\(server dry run\)/);
+    }
+    const podMonitor = renderScenario('production', { namespace: 'podmonitor', set: ['metrics.podMonitor.enabled=true'] }).filter((o) => o.kind === 'PodMonitor');
+    expect(dryRunServer('podmonitor', podMonitor)).toContain('podmonitor.monitoring.coreos.com/shop-wagate created (server dry run)');
+  }, 120_000);
+
+  it('refuses a broken object, so the dry run is a real check', () => {
+    const monitor = find(renderScenario('production'), 'ServiceMonitor', 'shop-wagate');
+    monitor.spec.endpoints[0].interval = 'every minute';
+    expect(() => dryRunServer('production', [monitor])).toThrow(/interval/);
+  });
+
+  it('installs the minimal and production scenarios with helm install --no-hooks and prints the NOTES', () => {
+    kubectl(['-n', 'production', 'create', 'secret', 'generic', 'wagate-credentials', '--from-literal=DATABASE_URL=postgres://x', '--from-literal=AMQP_URL=amqp://x']);
+    for (const scenario of ['minimal', 'production'] as const) {
+      const result = helmIn(['install', 'shop', CHART_DIR, '--no-hooks', '-n', scenario, '-f', scenarioFile(scenario)]);
+      expect([scenario, result.status, result.status === 0 ? '' : result.stderr]).toEqual([scenario, 0, '']);
+      expect(result.stdout).toContain('STATUS: deployed');
+      expect(result.stdout).toContain('/api/v1/whatsapp-hardened/twilio/webhook');
+    }
+    const production = helmIn(['get', 'notes', 'shop', '-n', 'production']).stdout;
+    expect(production).toContain('https://shop.example.com/api/v1/whatsapp-hardened/webhook');
+    expect(production).toContain('https://shop.example.com/api/v1/whatsapp-hardened/twilio/webhook#rc=3&rp=ct,rt,5xx');
+    expect(production).toContain('kubectl scale deployment/shop-wagate-worker');
+    // The real server's API list opens the gates: the monitoring objects were installed, not skipped.
+    expect(kubectl(['-n', 'production', 'get', 'servicemonitors,prometheusrules', '-o', 'name']).trim().split('\n').sort()).toEqual([
+      'prometheusrule.monitoring.coreos.com/shop-wagate',
+      'servicemonitor.monitoring.coreos.com/shop-wagate',
+    ]);
+    expect(kubectl(['-n', 'minimal', 'get', 'jobs', '-o', 'name']).trim()).toBe('');
+    const replicas = kubectl(['-n', 'minimal', 'get', 'deployment', 'shop-wagate-worker', '-o', 'jsonpath={.spec.replicas}']);
+    expect(replicas).toBe('1');
+  }, 120_000);
+
+  it('runs the migration hook\'s command line as `wagate migrate` against a real database', async () => {
+    const job = find(renderScenario('minimal'), 'Job', '-migrate');
+    const args: string[] = job.spec.template.spec.containers[0].args;
+    expect(args).toEqual(['migrate']);
+    const db = await createTestDatabase({ migrate: false });
+    try {
+      execFileSync(process.execPath, [path.join(ROOT, 'dist', 'main.js'), ...args], { env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', DATABASE_URL: db.url }, stdio: 'pipe' });
+      const [row] = await db.sql<{ count: number }[]>`SELECT count(*)::int AS count FROM schema_migrations`;
+      expect(row?.count).toBe(readdirSync(path.join(ROOT, 'migrations')).filter((f) => f.endsWith('.sql')).length);
+    } finally {
+      await db.drop();
+    }
+  }, 60_000);
+
+  it('lets the autoscaler\'s ServiceAccount scale and annotate the worker Deployment, and nothing else', () => {
+    const token = kubectl(['-n', 'minimal', 'create', 'token', 'shop-wagate-autoscaler']).trim();
+    const asAutoscaler = plane.kubeconfigForToken(token, 'minimal');
+    const can = (...args: string[]) => spawnSync(path.join(plane.binDir, 'kubectl'), ['auth', 'can-i', ...args], { env: { ...process.env, ...plane.env, KUBECONFIG: asAutoscaler }, encoding: 'utf8' }).stdout.trim();
+    expect(can('patch', 'deployments.apps/shop-wagate-worker', '--subresource=scale')).toBe('yes');
+    expect(can('update', 'deployments.apps/shop-wagate-worker', '--subresource=scale')).toBe('yes');
+    expect(can('patch', 'deployments.apps/shop-wagate-worker')).toBe('yes');
+    expect(can('create', 'leases.coordination.k8s.io')).toBe('yes');
+    expect(can('create', 'events')).toBe('yes');
+    for (const denied of [['patch', 'deployments.apps/shop-wagate-ingest', '--subresource=scale'], ['list', 'deployments.apps'], ['delete', 'deployments.apps/shop-wagate-worker'], ['get', 'secrets'], ['delete', 'leases.coordination.k8s.io']]) {
+      expect([denied.join(' '), can(...denied)]).toEqual([denied.join(' '), 'no']);
+    }
+    plane.kubectl(['scale', 'deployment/shop-wagate-worker', '--replicas=3'], { kubeconfig: asAutoscaler });
+    plane.kubectl(['annotate', 'deployment/shop-wagate-worker', 'wagate.io/autoscaler-paused=true'], { kubeconfig: asAutoscaler });
+    expect(kubectl(['-n', 'minimal', 'get', 'deployment', 'shop-wagate-worker', '-o', 'jsonpath={.spec.replicas}'])).toBe('3');
+    expect(() => plane.kubectl(['scale', 'deployment/shop-wagate-ingest', '--replicas=3'], { kubeconfig: asAutoscaler })).toThrow(/forbidden/);
+    expect(() => plane.kubectl(['get', 'secrets'], { kubeconfig: asAutoscaler })).toThrow(/forbidden/);
+  }, 60_000);
+
+  it('keeps a helm upgrade from resetting the autoscaled worker count', () => {
+    const worker = (jsonpath: string) => kubectl(['-n', 'minimal', 'get', 'deployment', 'shop-wagate-worker', '-o', `jsonpath={${jsonpath}}`]);
+    kubectl(['-n', 'minimal', 'scale', 'deployment/shop-wagate-worker', '--replicas=4']);
+    const checksum = worker('.spec.template.metadata.annotations.checksum/config');
+    const result = helmIn(['upgrade', 'shop', CHART_DIR, '--no-hooks', '-n', 'minimal', '-f', scenarioFile('minimal'), '--set', 'config.LOG_LEVEL=debug']);
+    expect([result.status, result.status === 0 ? '' : result.stderr]).toEqual([0, '']);
+    expect(worker('.spec.template.metadata.annotations.checksum/config')).not.toBe(checksum);
+    expect(worker('.spec.replicas')).toBe('4');
+  }, 60_000);
+
+  describe('k8s/ for kubectl users', () => {
+    /** Objects as both tools print them, minus what only Helm adds and the namespace kustomize sets. */
+    const normalise = (objects: K8sObject[]) =>
+      Object.fromEntries(
+        objects.map((o) => {
+          const copy = JSON.parse(JSON.stringify(o)) as K8sObject;
+          delete copy.metadata.namespace;
+          for (const labels of [copy.metadata.labels]) if (labels) delete labels['helm.sh/chart'], delete labels['app.kubernetes.io/managed-by'];
+          return [`${o.kind}/${o.metadata.name}`, copy];
+        }),
+      );
+
+    it('is what scripts/render-k8s.sh makes from the chart today', () => {
+      const out = mkdtempSync(path.join(os.tmpdir(), 'wagate-k8s-'));
+      try {
+        execFileSync('bash', [path.join(ROOT, 'scripts', 'render-k8s.sh'), out], { env: { ...process.env, WAGATE_HELM_BIN: path.dirname(helmBinary()) }, stdio: 'pipe' });
+        for (const file of ['base/wagate.yaml', 'overlays/production/monitoring.yaml', 'overlays/keda/keda.yaml']) {
+          expect([file, readFileSync(path.join(out, file), 'utf8') === readFileSync(path.join(ROOT, 'k8s', file), 'utf8')]).toEqual([file, true]);
+        }
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+    });
+
+    it.each(Object.entries(K8S_VARIANTS))('builds %s with kubectl kustomize into the objects the chart renders with k8s/values, and the server accepts them', (variant, dir) => {
+      const built = parseObjects(kubectl(['kustomize', path.join(ROOT, dir)]));
+      const chart = parseObjects(renderText({ releaseName: 'wagate', namespace: 'wagate', valuesFiles: [path.join(ROOT, 'k8s', 'values', `${variant}.yaml`)], apiVersions: GATED_API_VERSIONS.filter((api) => !api.endsWith('PodMonitor')) }));
+      const hooksless = chart.filter((o) => o.kind !== 'Secret' || !o.metadata.annotations?.['helm.sh/hook']);
+      expect(Object.keys(normalise(built)).sort()).toEqual(Object.keys(normalise(hooksless)).sort());
+      expect(normalise(built)).toEqual(normalise(hooksless));
+      expect(built.every((o) => o.metadata.namespace === 'wagate')).toBe(true);
+      expect(dryRunServer('wagate', built)).toMatch(/\(server dry run\)/);
+    });
+  });
+});
