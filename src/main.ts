@@ -10,7 +10,6 @@ import { requeueStuckMessages, stuckAfterMs } from './commands/stuck';
 import { sendSample } from './commands/send';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker } from './commands/worker';
-import { startAutoscaler } from './commands/autoscaler';
 import {
   UsageError,
   cleanupCommand,
@@ -60,6 +59,8 @@ const commands: Record<string, Command> = {
     stopOnSignal(log, () => worker.stop());
   },
   autoscaler: async (config, log) => {
+    // Loaded on demand: the Kubernetes client is large, and no other command needs it.
+    const { startAutoscaler } = await import('./commands/autoscaler');
     const autoscaler = await startAutoscaler(config, log);
     stopOnSignal(log, () => autoscaler.stop());
   },

@@ -113,8 +113,8 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
       clearTimeout(timer);
       clearInterval(watchdog);
       await attempt;
-      if (!leading) return;
       setLeading(false);
+      // Even a leader that just missed its renew deadline may still be the holder on record.
       await giveBack(coordination, namespace, name, identity).catch((error: Error) =>
         log.warn({ err: error.message, lease: name }, 'could not release the Lease; a standby takes it when it expires'),
       );
