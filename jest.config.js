@@ -4,6 +4,9 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': 'ts-jest' },
-  testTimeout: 30000,
+  // Above the longest chain of waits in a test that sets no timeout of its own (75 s: two
+  // process starts and several waitFor calls), so a failing test stops at its own waitFor,
+  // which names what it waited for, and not at jest's anonymous timeout.
+  testTimeout: 90000,
   maxWorkers: 2,
 };

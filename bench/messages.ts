@@ -1,4 +1,4 @@
-import { metaSignature, metaTextEnvelope } from '../src/providers/samples';
+import { metaSignature, metaTextEnvelope } from '../src/webhooks/samples';
 
 /** Senders are reused round-robin, so per-sender work (rate-limit rows, shards) is realistic. */
 const DEFAULT_SENDER_COUNT = 1000;

@@ -17,6 +17,7 @@ import {
 } from './report';
 import { runScenarioA, runScenarioB, scenarioSettings, type PhaseContext, type PhaseResult } from './scenarios';
 import { startOtlpSinkIfAsked } from './otlp-sink';
+import { formatOrdersReport, runOrdersBench } from './orders';
 import { startBareServer, startIngestServer, type ServerProcess } from './servers';
 import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } from './worker';
 
@@ -31,6 +32,9 @@ import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } fro
  *
  * worker: one worker process drains queues filled beforehand through the ingest, against the
  * fake Graph API answering at once, then after 100 ms (prefetch 32, then 128). About 40 s.
+ *
+ * orders: the labelled order corpus through the parser and the pg_trgm matcher: exact carts,
+ * wrong orders and missed orders per language. A few seconds.
  */
 const ONLY = parts(process.env.BENCH_ONLY);
 const ROUNDS = positiveInteger('BENCH_ROUNDS', 3);
@@ -78,6 +82,13 @@ async function main(): Promise<number> {
     reports.push(formatWorkerReport(summary));
     checks.push(...summary.checks);
     output.worker = { ...summary, perRound };
+  }
+  if (ONLY.has('orders')) {
+    log('order corpus: parsing and matching every message');
+    const summary = await runOrdersBench(track);
+    reports.push(formatOrdersReport(summary));
+    checks.push(...summary.checks);
+    output.orders = summary;
   }
   reports.push(formatChecks(checks));
   process.stdout.write(`\n${reports.join('\n\n')}\n`);
@@ -181,10 +192,12 @@ function writeJson(value: unknown): void {
   log(`summary written to ${path.relative(process.cwd(), OUTPUT_FILE)}`);
 }
 
-function parts(value: string | undefined): Set<'ingest' | 'worker'> {
-  if (value === undefined || value === '' || value === 'all') return new Set(['ingest', 'worker']);
-  if (value === 'ingest' || value === 'worker') return new Set([value]);
-  throw new Error('BENCH_ONLY must be ingest, worker or all');
+type Part = 'ingest' | 'worker' | 'orders';
+
+function parts(value: string | undefined): Set<Part> {
+  if (value === undefined || value === '' || value === 'all') return new Set(['ingest', 'worker', 'orders']);
+  if (value === 'ingest' || value === 'worker' || value === 'orders') return new Set([value]);
+  throw new Error('BENCH_ONLY must be ingest, worker, orders or all');
 }
 
 function positiveInteger(name: string, fallback: number): number {

@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import ts from 'typescript';
-import { META_WEBHOOK_PATH } from '../src/providers/meta';
+import { META_WEBHOOK_PATH } from '../src/webhooks/meta';
 
 const ROOT = path.join(__dirname, '..');
 const START_TIMEOUT_MS = 20_000;

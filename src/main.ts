@@ -2,16 +2,16 @@
 // Must stay the first import: instrumentations patch modules as they are loaded.
 import { tracingSdk } from './tracing-bootstrap';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config, type Source } from './config';
+import { loadConfig, type Config, type Source } from './config';
+import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
-import { releaseSender } from './commands/release';
-import { requeueStuckMessages, stuckAfterMs } from './commands/stuck';
+import { releaseSender } from './ledger/release';
+import { requeueStuckMessages, stuckAfterMs } from './ledger/stuck';
 import { sendSample } from './commands/send';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker } from './commands/worker';
 import {
-  UsageError,
   cleanupCommand,
   dlqCommand,
   eraseCommand,
@@ -53,10 +53,12 @@ const commands: Record<string, Command> = {
   ingest: async (config, log) => {
     const ingest = await startIngest(config, log);
     stopOnSignal(log, () => ingest.stop());
+    stopOnFatal(log, ingest.fatal, () => ingest.stop());
   },
   worker: async (config, log) => {
     const worker = await startWorker(config, log);
     stopOnSignal(log, () => worker.stop());
+    stopOnFatal(log, worker.fatal, () => worker.stop());
   },
   autoscaler: async (config, log) => {
     // Loaded on demand: the Kubernetes client is large, and no other command needs it.
@@ -69,20 +71,22 @@ const commands: Record<string, Command> = {
     const ingest = await startIngest(config, log);
     // One process, two metrics endpoints: the worker's sits on the next port.
     const worker = await startWorker({ ...config, METRICS_PORT: config.METRICS_PORT === 0 ? 0 : config.METRICS_PORT + 1 }, log);
-    stopOnSignal(log, async () => {
+    const stopBoth = async () => {
       await ingest.stop();
       await worker.stop();
-    });
+    };
+    stopOnSignal(log, stopBoth);
+    stopOnFatal(log, Promise.race([ingest.fatal, worker.fatal]), stopBoth);
   },
   products: (config, _log, args) => productsCommand(config, args),
-  dlq: (config, _log, args) => dlqCommand(config, args),
+  dlq: (config, log, args) => dlqCommand(config, log, args),
   replies: (config, _log, args) => repliesCommand(config, args),
   cleanup: (config, _log, args) => cleanupCommand(config, args),
   'requeue-stuck': async (config) => {
     const requeued = await withSql(config, (sql) => requeueStuckMessages(sql, stuckAfterMs(config.RETRY_DELAYS_MS)));
     process.stdout.write(`requeued ${requeued} stuck message(s); running ingest processes publish them\n`);
   },
-  erase: (config, _log, args) => eraseCommand(config, args),
+  erase: (config, log, args) => eraseCommand(config, log, args),
   'fake-provider': async (_config, log, args) => {
     const fake = await fakeProviderCommand(args);
     stopOnSignal(log, () => fake.stop());
@@ -102,7 +106,7 @@ const commands: Record<string, Command> = {
     if (values.provider !== 'meta' && values.provider !== 'twilio') throw new UsageError('--provider must be meta or twilio');
     const result = await sendSample(config, { ...values, provider: values.provider, text: values.text!, from: values.from! });
     process.stdout.write(`${result.status} ${result.body}\nmessage id: ${result.messageId}\n`);
-    if (result.status >= 300) throw new Error(`the gateway answered ${result.status}`);
+    if (result.status >= 300) throw new WagateError('GATEWAY_REFUSED', `the gateway answered ${result.status}`);
   },
   release: async (config, log, args) => {
     const { values } = parseArgs({ args, options: { phone: { type: 'string' }, source: { type: 'string' } } });
@@ -118,6 +122,21 @@ const commands: Record<string, Command> = {
     }
   },
 };
+
+/**
+ * A broker setup that can never succeed (a queue declared with other arguments) stops the
+ * process with exit 1, so that the rollout halts where operators look, instead of a pod that
+ * looks ready while it reconnects forever.
+ */
+function stopOnFatal(log: Logger, fatal: Promise<Error>, stop: () => Promise<void>): void {
+  void fatal.then(async (error) => {
+    log.error({ err: error.message }, 'stopping: the broker setup cannot succeed with this configuration');
+    await stop().catch(() => undefined);
+    await tracingSdk?.shutdown().catch(() => undefined);
+    log.flush();
+    process.exit(1);
+  });
+}
 
 function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
   let stopping = false;
@@ -147,7 +166,7 @@ async function main(argv: string[]): Promise<void> {
   const command = name ? commands[name] : undefined;
   if (!command) {
     process.stderr.write(name ? `wagate: unknown command "${name}"\n\n${USAGE}` : USAGE);
-    process.exit(2);
+    process.exit(ERROR_CODES.USAGE_INVALID.exitStatus);
   }
   const defaults = name === 'dev' ? { NODE_ENV: 'development' } : {};
   let log: Logger | undefined;
@@ -157,11 +176,11 @@ async function main(argv: string[]): Promise<void> {
     await command(config, log, args);
   } catch (error) {
     const message = (error as Error).message;
-    if (error instanceof UsageError) process.stderr.write(`wagate ${name}: ${message}\n\n${USAGE}`);
-    else if (error instanceof ConfigError) process.stderr.write(`wagate ${name}: ${message}\n`);
+    if (isWagateError(error, 'USAGE_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n\n${USAGE}`);
+    else if (isWagateError(error, 'CONFIG_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n`);
     else process.stderr.write(`wagate ${name}: failed: ${message}\n`);
     log?.flush();
-    process.exit(error instanceof UsageError ? 2 : 1);
+    process.exit(exitStatusOf(error));
   }
 }
 

@@ -28,6 +28,7 @@ import {
   setHeaderOptions,
   type V1Lease,
 } from '@kubernetes/client-node';
+import { WagateError } from '../errors';
 
 /** Where Kubernetes mounts the pod's ServiceAccount; its namespace file names the pod's namespace. */
 const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -45,12 +46,12 @@ export interface KubeClients {
 export function createKubeClients(): KubeClients {
   if (!process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG && !existsSync(path.join(homedir(), '.kube', 'config'))) {
     // client-node would otherwise fall back to http://localhost:8080 and fail at every try.
-    throw new Error('no Kubernetes cluster to talk to: not in a pod, KUBECONFIG is not set and ~/.kube/config does not exist');
+    throw new WagateError('CONFIG_INVALID', 'no Kubernetes cluster to talk to: not in a pod, KUBECONFIG is not set and ~/.kube/config does not exist');
   }
   const config = new KubeConfig();
   config.loadFromDefault();
   const cluster = config.getCurrentCluster();
-  if (!cluster) throw new Error('the kubeconfig names no current cluster: set its current-context');
+  if (!cluster) throw new WagateError('CONFIG_INVALID', 'the kubeconfig names no current cluster: set its current-context');
   return {
     apps: config.makeApiClient(AppsV1Api),
     core: config.makeApiClient(CoreV1Api),

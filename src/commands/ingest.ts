@@ -1,11 +1,12 @@
+import type { RequestListener } from 'node:http';
 import type { Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { createIngestListener } from '../http/app';
-import { boundPort, closeServer, closeServerNow, listen } from '../http/server';
+import { boundPort, closeServer, closeServerNow, listen } from '../server/http-server';
 import { createOutboxRelay } from '../ledger/outbox-relay';
-import { createLedgerRecorder } from '../ledger/recorder';
-import { createMetaAdapter } from '../providers/meta';
-import { createTwilioAdapter } from '../providers/twilio';
+import { createLedgerRecorder, type LedgerRecorder, type QueuedEntry } from '../ledger/recorder';
+import { createMetaAdapter } from '../webhooks/meta';
+import { createTwilioAdapter } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { queueDepths, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
@@ -20,6 +21,8 @@ export interface RunningIngest {
   broker: Broker;
   metrics: Metrics;
   topology: Topology;
+  /** Settles when the broker setup failed for good (TOPOLOGY_CONFLICT); the process should stop and exit 1. */
+  fatal: Promise<Error>;
   stop(): Promise<void>;
 }
 
@@ -28,10 +31,13 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   const metrics = createMetrics('ingest');
   const sql = databaseFromConfig(config, 'wagate-ingest');
   const topology = topologyFromConfig(config);
+  let reportFatal: (error: Error) => void = () => undefined;
+  const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
   const broker = createBroker({
     url: config.AMQP_URL,
     name: 'wagate-ingest',
     log,
+    onFatal: (error) => reportFatal(error),
     setup: (channel) => assertTopology(channel, topology),
   });
   const relay = createOutboxRelay({
@@ -44,46 +50,20 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     log,
     metrics,
   });
-  const recorder = createLedgerRecorder({
-    sql,
-    rateLimits: config.rateLimits,
-    outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,
-    maxBatchItems: config.LEDGER_BATCH_MAX,
-    // Leave two connections for the relay and for health checks.
-    maxConcurrentBatches: Math.max(1, config.DB_POOL_MAX - 2),
-    commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
-    onQueued: relay.publishOwned,
-    onBatch: (items, seconds) => {
-      metrics.ledgerBatchSize.observe(items);
-      metrics.ledgerCommitDuration.observe(seconds);
-    },
-  });
   metrics.watchBroker(broker.isConnected);
   broker.onConnected(() => {
     // Whatever piled up in the outbox while the broker was away goes out now.
     void relay.sweepOnce().catch(() => undefined);
   });
   let draining = false;
-  const listener = createIngestListener({
-    meta: createMetaAdapter({ appSecrets: config.WHATSAPP_APP_SECRET, replayWindowSeconds: config.REPLAY_WINDOW_SECONDS }),
-    twilio: createTwilioAdapter({
-      authTokens: config.TWILIO_AUTH_TOKEN,
-      publicBaseUrl: config.PUBLIC_BASE_URL,
-      urlFragment: config.TWILIO_URL_FRAGMENT,
-      skipValidation: config.TWILIO_SKIP_VALIDATION,
-    }),
-    recorder,
+  const { listener, recorder } = createIngestRequestListener(config, {
+    sql,
     metrics,
     log,
-    maxBodyBytes: config.MAX_BODY_BYTES,
-    maxInFlight: config.MAX_IN_FLIGHT,
-    verifyToken: config.WHATSAPP_VERIFY_TOKEN,
-    health: { sql, isBrokerConnected: broker.isConnected, isDraining: () => draining, brokerRequired: false },
-    stats: {
-      sql,
-      adminToken: config.ADMIN_TOKEN,
-      queueDepths: () => queueDepths(broker, topology),
-    },
+    onQueued: relay.publishOwned,
+    isBrokerConnected: broker.isConnected,
+    isDraining: () => draining,
+    queueDepths: () => queueDepths(broker, topology),
   });
   const timeouts = {
     headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
@@ -102,6 +82,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     broker,
     metrics,
     topology,
+    fatal,
     async stop() {
       draining = true;
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
@@ -113,6 +94,57 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
       log.info('ingest stopped');
     },
   };
+}
+
+export interface IngestParts {
+  sql: Sql;
+  metrics: Metrics;
+  log: Logger;
+  /** Called with the rows of each commit; the outbox relay publishes them. */
+  onQueued(entries: QueuedEntry[]): void;
+  isBrokerConnected(): boolean;
+  isDraining(): boolean;
+  queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
+}
+
+/** The ingest's request listener and the recorder behind it, from the configuration: everything but the ports. */
+export function createIngestRequestListener(config: Config, parts: IngestParts): { listener: RequestListener; recorder: LedgerRecorder } {
+  const { sql, metrics, log } = parts;
+  const recorder = createLedgerRecorder({
+    sql,
+    rateLimits: config.rateLimits,
+    outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,
+    maxBatchItems: config.LEDGER_BATCH_MAX,
+    // Leave two connections for the relay and for health checks.
+    maxConcurrentBatches: Math.max(1, config.DB_POOL_MAX - 2),
+    commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
+    onQueued: parts.onQueued,
+    onIsolating: (error) =>
+      log.warn({ code: (error as { code?: string }).code, err: (error as Error).message }, 'a ledger batch failed; committing its requests apart'),
+    onBatch: (items, seconds) => {
+      metrics.ledgerBatchSize.observe(items);
+      metrics.ledgerCommitDuration.observe(seconds);
+    },
+  });
+  const listener = createIngestListener({
+    meta: createMetaAdapter({ appSecrets: config.WHATSAPP_APP_SECRET, replayWindowSeconds: config.REPLAY_WINDOW_SECONDS }),
+    twilio: createTwilioAdapter({
+      authTokens: config.TWILIO_AUTH_TOKEN,
+      publicBaseUrl: config.PUBLIC_BASE_URL,
+      urlFragment: config.TWILIO_URL_FRAGMENT,
+      skipValidation: config.TWILIO_SKIP_VALIDATION,
+    }),
+    recorder,
+    metrics,
+    log,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    maxInFlight: config.MAX_IN_FLIGHT,
+    maxInFlightBytes: config.MAX_IN_FLIGHT_BYTES,
+    verifyToken: config.WHATSAPP_VERIFY_TOKEN,
+    health: { sql, isBrokerConnected: parts.isBrokerConnected, isDraining: parts.isDraining, brokerRequired: false },
+    stats: { sql, adminToken: config.ADMIN_TOKEN, queueDepths: parts.queueDepths },
+  });
+  return { listener, recorder };
 }
 
 function warnAboutUnsafeSettings(config: Config, log: Logger): void {

@@ -2,19 +2,21 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config';
-import { databaseFromConfig, type Sql } from '../db/client';
+import { databaseFromConfig, POOL_CLOSE_TIMEOUT_SECONDS, type Sql } from '../db/client';
 import { startFakeProvider } from '../dev/fake-provider';
+import { UsageError, WagateError } from '../errors';
+import { checkRetention, runCleanup } from '../ledger/retention';
 import { importCatalog } from '../orders/catalog-import';
+import { eraseCustomer } from '../orders/erase-customer';
+import { reopenDeadMessage } from '../orders/reopen-dead-message';
+import { listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
+import { dropDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
+import { withOperatorChannel } from '../queue/operator-channel';
+import { replyClientFromConfig } from '../replies/from-config';
+import type { Logger } from '../telemetry/logger';
 import { createMetrics } from '../telemetry/metrics';
-import { checkRetention, runCleanup } from './cleanup';
-import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from './dlq';
-import { eraseCustomer } from './erase';
-import { listUnknownReplies, resendReply, settleReply, type Settlement } from './replies';
-import { replyClientFromConfig } from './worker';
-
-/** Thrown for a command line a person must correct; printed with the usage text. */
-export class UsageError extends Error {}
+import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
 
 const print = (text: string): void => {
   process.stdout.write(`${text}\n`);
@@ -25,7 +27,7 @@ export async function withSql<T>(config: Config, work: (sql: Sql) => Promise<T>,
   try {
     return await work(sql);
   } finally {
-    await sql.end({ timeout: 5 });
+    await sql.end({ timeout: POOL_CLOSE_TIMEOUT_SECONDS });
   }
 }
 
@@ -37,20 +39,23 @@ export async function productsCommand(config: Config, args: string[]): Promise<v
   print(`imported ${result.rows} product(s): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged`);
 }
 
-export async function dlqCommand(config: Config, args: string[]): Promise<void> {
+export async function dlqCommand(config: Config, log: Logger, args: string[]): Promise<void> {
   const [action, ...rest] = args;
   const topology = topologyFromConfig(config);
+  const broker = { url: config.AMQP_URL, topology, log };
   if (action === 'list') {
-    const letters = await listDeadLetters(config.AMQP_URL, topology);
+    const letters = await withOperatorChannel(broker, (channel) => listDeadLetters(channel, topology));
     if (letters.length === 0) return print('the dead-letter queue is empty');
     for (const letter of letters) print(`${letter.id}\tattempts=${letter.attempts}\t${letter.deadAt ?? ''}\t${letter.lastError}`);
     return;
   }
   if (action === 'replay') {
     const { values } = parseArgs({ args: rest, options: { id: { type: 'string', multiple: true } } });
-    const result = await withSql(config, (sql) => replayDeadLetters(sql, config.AMQP_URL, topology, values.id));
+    const result = await withSql(config, (sql) =>
+      withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, (message) => reopenDeadMessage(sql, message), values.id)),
+    );
     print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue (not wagate messages, or records already finished, erased or cleaned up): ${result.skipped.join(', ')}` : ''}`);
-    if (values.id && result.replayed.length < values.id.length) throw new Error('some --id values were not found in the dead-letter queue');
+    if (values.id && result.replayed.length < values.id.length) throw new WagateError('NOT_FOUND', 'some --id values were not found in the dead-letter queue');
     return;
   }
   if (action === 'purge') {
@@ -58,7 +63,7 @@ export async function dlqCommand(config: Config, args: string[]): Promise<void> 
     if (!values.yes && !(await confirm(`Delete every message in ${topology.deadQueue}? This cannot be undone. [y/N] `))) {
       throw new UsageError('purge cancelled; pass --yes to purge without asking');
     }
-    print(`purged ${await purgeDeadLetters(config.AMQP_URL, topology)} message(s)`);
+    print(`purged ${await withOperatorChannel(broker, (channel) => purgeDeadLetters(channel, topology))} message(s)`);
     return;
   }
   throw new UsageError('usage: wagate dlq list | replay [--id ID ...] | purge [--yes]');
@@ -73,10 +78,15 @@ export async function cleanupCommand(config: Config, args: string[]): Promise<vo
   for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);
 }
 
-export async function eraseCommand(config: Config, args: string[]): Promise<void> {
+export async function eraseCommand(config: Config, log: Logger, args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { phone: { type: 'string' } } });
   if (!values.phone) throw new UsageError('erase needs --phone');
-  const report = await withSql(config, (sql) => eraseCustomer(sql, config.AMQP_URL, topologyFromConfig(config), values.phone!));
+  const topology = topologyFromConfig(config);
+  const report = await withSql(config, (sql) =>
+    eraseCustomer(sql, values.phone!, (matches) =>
+      withOperatorChannel({ url: config.AMQP_URL, topology, log }, (channel) => dropDeadLetters(channel, topology, matches)),
+    ),
+  );
   for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);
 }
 
@@ -91,7 +101,7 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
   if (action === 'resend') {
     const { values } = parseArgs({ args: rest, options: { id: { type: 'string' } } });
     if (!values.id) throw new UsageError('replies resend needs --id (see wagate replies unknown)');
-    const result = await withSql(config, (sql) => resendReply(sql, values.id!, replyClientFromConfig(config), createMetrics('cli')));
+    const result = await withSql(config, (sql) => resendReply(sql, values.id!, replyClientFromConfig(config, TWILIO_WEBHOOK_PATH), createMetrics('cli')));
     return print(`reply ${values.id}: ${result}`);
   }
   if (action === 'settle') {

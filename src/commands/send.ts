@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config';
-import { META_WEBHOOK_PATH } from '../providers/meta';
-import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../providers/samples';
-import { TWILIO_WEBHOOK_PATH } from '../providers/twilio';
+import { ConfigError } from '../errors';
+import { META_WEBHOOK_PATH } from '../webhooks/meta';
+import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../webhooks/samples';
+import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
 
 export interface SendOptions {
   provider: 'meta' | 'twilio';
@@ -25,7 +26,7 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
   const base = (options.url ?? `http://127.0.0.1:${config.PORT}`).replace(/\/+$/, '');
   if (options.provider === 'meta') {
     const secret = config.WHATSAPP_APP_SECRET[0];
-    if (!secret) throw new Error('WHATSAPP_APP_SECRET is not set: it is needed to sign the sample');
+    if (!secret) throw new ConfigError('WHATSAPP_APP_SECRET is not set: it is needed to sign the sample');
     const messageId = options.id ?? `wamid.sample-${randomUUID()}`;
     const body = JSON.stringify(metaTextEnvelope({ id: messageId, from: options.from, text: options.text, phoneNumberId: options.to }));
     const response = await fetch(base + META_WEBHOOK_PATH, {
@@ -36,7 +37,7 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
     return { status: response.status, body: await response.text(), messageId };
   }
   const token = config.TWILIO_AUTH_TOKEN[0];
-  if (!token && !config.TWILIO_SKIP_VALIDATION) throw new Error('TWILIO_AUTH_TOKEN is not set: it is needed to sign the sample');
+  if (!token && !config.TWILIO_SKIP_VALIDATION) throw new ConfigError('TWILIO_AUTH_TOKEN is not set: it is needed to sign the sample');
   const messageId = options.id ?? `SM${randomUUID().replace(/-/g, '')}`;
   const params = twilioTextForm({
     sid: messageId,

@@ -1,19 +1,20 @@
-import type { Config } from '../config';
+import { checkWorkerConfig, type Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
-import { createReplyClient } from '../providers/reply-clients';
-import { TWILIO_WEBHOOK_PATH } from '../providers/twilio';
+import { replyClientFromConfig } from '../replies/from-config';
+import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
-import { countUnknownReplies } from './replies';
-import { countStuckMessages, stuckAfterMs } from './stuck';
+import { countUnknownReplies } from '../orders/reply-operations';
+import { countStuckMessages, stuckAfterMs } from '../ledger/stuck';
 import { createPublisher } from '../queue/publisher';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { createWorkerConsumer } from '../worker/consumer';
 import { processMessage } from '../worker/process-message';
-import { postgresAnswers } from '../http/health';
-import { boundPort, closeServerNow } from '../http/server';
+import { postgresAnswers } from '../db/health';
+import { boundPort, closeServerNow } from '../server/http-server';
+import { judgeReadiness } from '../server/readiness';
 
 const QUEUE_GAUGE_INTERVAL_MS = 5000;
 
@@ -23,6 +24,8 @@ export interface RunningWorker {
   broker: Broker;
   metrics: Metrics;
   topology: Topology;
+  /** Settles when the broker setup failed for good (TOPOLOGY_CONFLICT); the process should stop and exit 1. */
+  fatal: Promise<Error>;
   stop(): Promise<void>;
 }
 
@@ -37,15 +40,19 @@ async function refreshUnknownReplies(sql: Sql, metrics: Metrics): Promise<void> 
 }
 
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
+  checkWorkerConfig(config);
   const metrics = createMetrics('worker');
   const sql = databaseFromConfig(config, 'wagate-worker');
   const topology = topologyFromConfig(config);
-  const sendReply = replyClientFromConfig(config);
+  const sendReply = replyClientFromConfig(config, TWILIO_WEBHOOK_PATH);
   let consumer: ReturnType<typeof createWorkerConsumer> | null = null;
+  let reportFatal: (error: Error) => void = () => undefined;
+  const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
   const broker = createBroker({
     url: config.AMQP_URL,
     name: 'wagate-worker',
     log,
+    onFatal: (error) => reportFatal(error),
     setup: async (channel) => {
       await assertTopology(channel, topology);
       await consumer!.attach(channel);
@@ -93,6 +100,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     broker,
     metrics,
     topology,
+    fatal,
     async stop() {
       draining = true;
       clearInterval(gauges);
@@ -105,26 +113,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   };
 }
 
-export function replyClientFromConfig(config: Config) {
-  return createReplyClient({
-    graphApiUrl: config.WHATSAPP_GRAPH_API_URL,
-    graphApiVersion: config.WHATSAPP_GRAPH_API_VERSION,
-    accessToken: config.WHATSAPP_ACCESS_TOKEN,
-    twilioApiUrl: config.TWILIO_API_URL,
-    twilioAccountSid: config.TWILIO_ACCOUNT_SID,
-    twilioAuthToken: config.TWILIO_AUTH_TOKEN[0],
-    // Twilio sends a reply's status callbacks only where the send asks for them.
-    twilioStatusCallback: config.PUBLIC_BASE_URL
-      ? `${config.PUBLIC_BASE_URL.replace(/\/+$/, '')}${TWILIO_WEBHOOK_PATH}${config.TWILIO_URL_FRAGMENT ?? ''}`
-      : undefined,
-    timeoutMs: config.REPLY_TIMEOUT_MS,
-  });
-}
-
 /** The worker cannot work without a broker channel, unlike ingest. */
 async function workerReadiness(sql: Sql, broker: Broker, draining: boolean) {
   const postgres = await postgresAnswers(sql);
-  const brokerState = broker.isConnected() ? 'connected' : 'disconnected';
-  const ready = postgres === 'ok' && brokerState === 'connected' && !draining;
-  return { ready, body: { status: ready ? 'ready' : 'not ready', postgres, broker: brokerState, draining } };
+  return judgeReadiness({ postgres, brokerConnected: broker.isConnected(), draining, brokerRequired: true });
 }

@@ -3,6 +3,13 @@ import type { Config } from '../config';
 
 export type Sql = postgres.Sql<Record<string, never>>;
 
+/** An idle pooled connection is closed after this long, so a quiet process holds none. */
+const IDLE_CONNECTION_TIMEOUT_SECONDS = 60;
+/** Connections are replaced after this long, so a failover or a server-side setting change reaches every one. */
+const CONNECTION_MAX_LIFETIME_SECONDS = 30 * 60;
+/** How long closing the pool waits for queries under way before it cuts them. */
+export const POOL_CLOSE_TIMEOUT_SECONDS = 5;
+
 export interface DatabaseOptions {
   url: string;
   maxConnections: number;
@@ -19,25 +26,14 @@ export function createDatabase(options: DatabaseOptions): Sql {
   return postgres(options.url, {
     max: options.maxConnections,
     connect_timeout: options.connectTimeoutSeconds,
-    idle_timeout: 60,
-    max_lifetime: 30 * 60,
+    idle_timeout: IDLE_CONNECTION_TIMEOUT_SECONDS,
+    max_lifetime: CONNECTION_MAX_LIFETIME_SECONDS,
     onnotice: () => undefined,
     connection: {
       application_name: options.applicationName,
       statement_timeout: options.statementTimeoutMs,
     },
   }) as Sql;
-}
-
-/** Errors that mean "the database cannot serve us now", as opposed to a bug in our SQL. */
-export function isDatabaseUnavailable(error: unknown): boolean {
-  const code = (error as { code?: string } | null)?.code ?? '';
-  return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code) ||
-    ['CONNECT_TIMEOUT', 'LEDGER_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED'].includes(code) ||
-    // 57014 statement timeout, 57P01-57P03 shutdown/cannot connect, 53xxx out of resources, 08xxx connection.
-    /^(57014|57P0[1-3]|53\d{3}|08\d{3})$/.test(code)
-  );
 }
 
 /** A pool from the configuration; CLI commands pass a small size and, for DDL, no statement timeout. */
@@ -81,5 +77,5 @@ export async function transaction<T>(sql: Sql, work: (tx: Sql) => Promise<T>): P
  * network reset it) can reject while closing; that must not turn a clean shutdown into a failure.
  */
 export async function closeDatabase(sql: Sql, onError: (error: Error) => void = () => undefined): Promise<void> {
-  await sql.end({ timeout: 5 }).catch(onError);
+  await sql.end({ timeout: POOL_CLOSE_TIMEOUT_SECONDS }).catch(onError);
 }

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
 import type { Sql } from '../db/client';
-import { describeIssues } from '../providers/adapter';
+import { describeIssues } from '../errors';
 import { secureEquals } from './secure-compare';
 
 export interface StatsDeps {

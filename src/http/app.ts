@@ -1,9 +1,10 @@
 import type { RequestListener } from 'node:http';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { isWagateError } from '../errors';
 import type { LedgerRecorder } from '../ledger/recorder';
-import { META_WEBHOOK_PATH } from '../providers/meta';
-import { TWILIO_WEBHOOK_PATH } from '../providers/twilio';
-import type { WebhookAdapter } from '../providers/adapter';
+import { META_WEBHOOK_PATH } from '../webhooks/meta';
+import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
+import type { WebhookAdapter } from '../webhooks/adapter';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { createAdminAuth, createStatsHandler, type StatsDeps } from './admin-stats';
@@ -22,46 +23,62 @@ export interface AppDeps {
   log: Logger;
   maxBodyBytes: number;
   maxInFlight: number;
+  maxInFlightBytes: number;
   verifyToken: string | undefined;
   health: HealthDeps;
   stats: StatsDeps;
 }
 
+/** One row of the route table: an express route, or a webhook POST that also has the fast path. */
+type Route =
+  | { method: 'GET'; path: string; handlers: RequestHandler[] }
+  | { method: 'POST'; path: string; webhook: WebhookHandler };
+
+/** Every route of the ingest port, at a glance. */
+function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter) => WebhookHandler): Route[] {
+  return [
+    { method: 'GET', path: '/healthz', handlers: [livenessHandler] },
+    { method: 'GET', path: '/readyz', handlers: [createReadinessHandler(deps.health)] },
+    { method: 'GET', path: META_WEBHOOK_PATH, handlers: [createMetaVerificationHandler(deps.verifyToken)] },
+    { method: 'GET', path: STATS_PATH, handlers: [createAdminAuth(deps.stats.adminToken), createStatsHandler(deps.stats)] },
+    { method: 'POST', path: META_WEBHOOK_PATH, webhook: webhook(deps.meta) },
+    { method: 'POST', path: TWILIO_WEBHOOK_PATH, webhook: webhook(deps.twilio) },
+  ];
+}
+
 /**
- * The ingest's request listener. A POST to a webhook path goes straight to its handler;
- * everything else (handshake, health, stats, path variants such as a trailing slash) goes
- * through express.
+ * The ingest's request listener. Fast path: a POST to a webhook's exact path goes straight
+ * to its handler on node's own request and response, because express's routing and response
+ * helpers cost more CPU per request than the signature check, the parse and the ledger
+ * together. Everything else goes through express, path variants of a webhook POST (a
+ * trailing slash) included, which reach the same handler.
  */
 export function createIngestListener(deps: AppDeps): RequestListener {
-  const limit = createInFlightLimit(deps.maxInFlight, deps.metrics);
-  const webhook = (adapter: WebhookAdapter) =>
-    createWebhookHandler({ adapter, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, metrics: deps.metrics, log: deps.log });
-  const webhooks = new Map<string, WebhookHandler>([
-    [META_WEBHOOK_PATH, webhook(deps.meta)],
-    [TWILIO_WEBHOOK_PATH, webhook(deps.twilio)],
-  ]);
-  const app = createExpressApp(deps, webhooks);
+  const limit = createInFlightLimit(deps.maxInFlight, deps.maxInFlightBytes, deps.metrics);
+  const routes = routeTable(deps, (adapter) =>
+    createWebhookHandler({ adapter, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, metrics: deps.metrics, log: deps.log }),
+  );
+  const fastPath = new Map(routes.flatMap((route) => (route.method === 'POST' ? [[route.path, route.webhook] as const] : [])));
+  const app = createExpressApp(routes, deps.log);
   return function dispatch(req, res) {
-    const handler = req.method === 'POST' ? webhooks.get(pathOf(req.url)) : undefined;
+    const handler = req.method === 'POST' ? fastPath.get(pathOf(req.url)) : undefined;
     if (handler) handler(req, res);
     else app(req, res);
   };
 }
 
-function createExpressApp(deps: AppDeps, webhooks: Map<string, WebhookHandler>): express.Express {
+function createExpressApp(routes: Route[], log: Logger): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.get('/healthz', livenessHandler);
-  app.get('/readyz', createReadinessHandler(deps.health));
-  app.get(META_WEBHOOK_PATH, createMetaVerificationHandler(deps.verifyToken));
-  app.get(STATS_PATH, createAdminAuth(deps.stats.adminToken), createStatsHandler(deps.stats));
-  for (const [path, handler] of webhooks) app.post(path, (req: Request, res: Response) => handler(req, res));
-
+  for (const route of routes) {
+    if (route.method === 'GET') app.get(route.path, ...route.handlers);
+    else app.post(route.path, (req: Request, res: Response) => route.webhook(req, res));
+  }
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: 'not found' });
   });
-  app.use(createErrorHandler(deps.log));
+  app.use(createErrorHandler(log));
   return app;
 }
 
@@ -75,8 +92,10 @@ function pathOf(url: string | undefined): string {
 function createErrorHandler(log: Logger) {
   return function handleError(error: unknown, req: Request, res: Response, _next: NextFunction): void {
     const failure = error as { status?: number; message?: string };
-    if (failure.status && failure.status >= 400 && failure.status < 500) {
-      res.status(failure.status).type('text/plain').send(failure.message ?? 'bad request');
+    // Ours carry their status in their code; express's own (a body parser's 413) carry it as `status`.
+    const status = isWagateError(error) ? error.httpStatus : failure.status;
+    if (status && status >= 400 && status < 500) {
+      res.status(status).type('text/plain').send(failure.message ?? 'bad request');
       return;
     }
     log.error({ err: failure.message, path: req.path }, 'unhandled request error');

@@ -6,6 +6,11 @@ import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import type { QueuedEntry } from './recorder';
 
+/** A short pause lets confirms from several batches share one DELETE and one commit. */
+const DELETE_GATHER_MS = 5;
+/** After a failed DELETE of confirmed rows, the pause before the next try. */
+const DELETE_RETRY_MS = 1000;
+
 export interface OutboxRelayOptions {
   sql: Sql;
   publisher: Publisher;
@@ -81,8 +86,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   function scheduleDelete(): void {
     if (deleteTimer || toDelete.length === 0) return;
-    // A short pause lets confirms from several batches share one DELETE and one commit.
-    deleteTimer = setTimeout(() => void track(flushDeletes()), 5);
+    deleteTimer = setTimeout(() => void track(flushDeletes()), DELETE_GATHER_MS);
   }
 
   async function flushDeletes(): Promise<void> {
@@ -95,7 +99,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       // Still confirmed; keep the ids and try again rather than republishing later.
       toDelete.push(...ids);
       options.log.warn({ err: (error as Error).message, count: ids.length }, 'outbox delete failed; will retry');
-      deleteTimer = setTimeout(() => void track(flushDeletes()), 1000).unref();
+      deleteTimer = setTimeout(() => void track(flushDeletes()), DELETE_RETRY_MS).unref();
     }
   }
 

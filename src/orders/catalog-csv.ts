@@ -1,5 +1,6 @@
 import { CsvError, parse } from 'csv-parse/sync';
 import { z } from 'zod';
+import { WagateError } from '../errors';
 
 export const CATALOG_COLUMNS = ['sku', 'name', 'price', 'currency', 'aliases'] as const;
 type CatalogColumn = (typeof CATALOG_COLUMNS)[number];
@@ -14,12 +15,10 @@ export interface CatalogRow {
 }
 
 /** Every problem in the file, each as `line N: field: problem`; when thrown, nothing was imported. */
-export class CatalogImportError extends Error {
-  readonly code = 'CATALOG_INVALID';
-
+export class CatalogImportError extends WagateError {
   constructor(readonly problems: string[]) {
     const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
-    super(`catalog not imported, nothing was changed; fix ${count} and import the file again:\n${problems.join('\n')}`);
+    super('CATALOG_INVALID', `catalog not imported, nothing was changed; fix ${count} and import the file again:\n${problems.join('\n')}`);
     this.name = 'CatalogImportError';
   }
 }

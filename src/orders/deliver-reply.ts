@@ -1,7 +1,7 @@
 import type { Sql } from '../db/client';
-import type { ReplyClient } from '../providers/reply-clients';
+import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
-import { PermanentError, RetryableError } from '../worker/errors';
+import { PermanentError, RetryableError } from '../errors';
 import { ERASED } from './erasure';
 import type { OutboundRow } from './record-decision';
 

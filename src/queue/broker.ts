@@ -1,4 +1,5 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { isWagateError, WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
 
 export interface BrokerOptions {
@@ -8,12 +9,19 @@ export interface BrokerOptions {
   /** Runs on every new channel: declare topology, start consumers. */
   setup(channel: ConfirmChannel): Promise<void>;
   reconnectDelayMs?: { min: number; max: number };
+  /**
+   * Called once when a retry cannot help (setup threw an error whose `fatal` is true, such as
+   * a queue declared with other arguments): the broker stops reconnecting.
+   */
+  onFatal?(error: Error): void;
 }
 
 export interface Broker {
   /** The live confirm channel, or null while disconnected. */
   channel(): ConfirmChannel | null;
   isConnected(): boolean;
+  /** The error that stopped reconnecting for good, if one did. */
+  fatalError(): Error | null;
   /** Resolves when connected, or rejects after timeoutMs. */
   waitUntilConnected(timeoutMs: number): Promise<void>;
   onConnected(listener: (channel: ConfirmChannel) => void): void;
@@ -32,6 +40,8 @@ export interface Broker {
  */
 /** How long close() waits for a connection attempt under way. */
 const CLOSE_WAIT_MS = 5000;
+/** AMQP heartbeat, in seconds: a silent peer is declared dead after about twice this. */
+const HEARTBEAT_SECONDS = 15;
 
 export function createBroker(options: BrokerOptions): Broker {
   const delays = options.reconnectDelayMs ?? { min: 250, max: 5000 };
@@ -41,6 +51,7 @@ export function createBroker(options: BrokerOptions): Broker {
   let attempt = 0;
   let timer: NodeJS.Timeout | null = null;
   let connecting: Promise<void> | null = null;
+  let fatal: Error | null = null;
   const listeners: ((channel: ConfirmChannel) => void)[] = [];
 
   function connect(): Promise<void> {
@@ -73,10 +84,17 @@ export function createBroker(options: BrokerOptions): Broker {
       options.log.info({ broker: redactUrl(options.url) }, 'broker connected');
       listeners.forEach((listener) => listener(channel));
     } catch (error) {
-      options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
       await model?.close().catch(() => undefined);
+      if (isFatal(error)) return stopForGood(error as Error);
+      options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
       scheduleReconnect();
     }
+  }
+
+  function stopForGood(error: Error): void {
+    fatal = error;
+    options.log.error({ err: error.message, code: (error as { code?: string }).code }, 'broker setup cannot succeed; not reconnecting');
+    options.onFatal?.(error);
   }
 
   function handleLoss(model: ChannelModel): void {
@@ -90,7 +108,7 @@ export function createBroker(options: BrokerOptions): Broker {
   }
 
   function scheduleReconnect(): void {
-    if (closing || timer) return;
+    if (closing || timer || fatal) return;
     const delay = Math.min(delays.max, delays.min * 2 ** attempt);
     attempt += 1;
     timer = setTimeout(() => void connect(), delay);
@@ -101,13 +119,14 @@ export function createBroker(options: BrokerOptions): Broker {
   return {
     channel: () => current,
     isConnected: () => current !== null,
+    fatalError: () => fatal,
     onConnected(listener) {
       listeners.push(listener);
     },
     waitUntilConnected(timeoutMs) {
       if (current) return Promise.resolve();
       return new Promise((resolve, reject) => {
-        const timeout = setTimeout(() => reject(new Error(`broker not connected within ${timeoutMs} ms`)), timeoutMs);
+        const timeout = setTimeout(() => reject(new WagateError('BROKER_UNAVAILABLE', `broker not connected within ${timeoutMs} ms`)), timeoutMs);
         listeners.push(() => {
           clearTimeout(timeout);
           resolve();
@@ -137,17 +156,29 @@ export function createBroker(options: BrokerOptions): Broker {
       if (timer) clearTimeout(timer);
       // An attempt under way would go on declaring the topology after we return; let it
       // finish (it closes its own connection when it sees `closing`), within a bound.
-      if (connecting) await Promise.race([connecting, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+      if (connecting) await withinCloseWait(connecting);
       const model = connection;
+      const channel = current;
       connection = null;
       current = null;
+      // Closing the channel first waits for the broker to take every ack sent on it; closing
+      // only the connection can beat the last ack, and that message would come back.
+      if (channel) await withinCloseWait(channel.close().catch(() => undefined));
       await model?.close().catch(() => undefined);
     },
   };
 }
 
+function isFatal(error: unknown): boolean {
+  return isWagateError(error, 'TOPOLOGY_CONFLICT');
+}
+
+function withinCloseWait(work: Promise<unknown>): Promise<unknown> {
+  return Promise.race([work, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+}
+
 function withHeartbeat(url: string): string {
-  return /[?&]heartbeat=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}heartbeat=15`;
+  return /[?&]heartbeat=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}heartbeat=${HEARTBEAT_SECONDS}`;
 }
 
 export function redactUrl(url: string): string {

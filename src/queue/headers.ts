@@ -1,3 +1,12 @@
+/** Retries a message has had so far; its tries are this plus one. */
+export const ATTEMPT_HEADER = 'x-wagate-attempt';
+/** Epoch ms before which a provider asked us not to call again (its Retry-After). */
+export const NOT_BEFORE_HEADER = 'x-wagate-not-before';
+/** Why the last try failed; set on a retry and on a dead letter. */
+export const LAST_ERROR_HEADER = 'x-wagate-last-error';
+/** When the worker dead-lettered the message (ISO 8601). */
+export const DEAD_AT_HEADER = 'x-wagate-dead-at';
+
 /** Headers the broker adds when it dead-letters or redelivers; a republished copy must not carry them. */
 const BROKER_HEADERS = ['x-death', 'x-delivery-count', 'x-first-death-exchange', 'x-first-death-queue', 'x-first-death-reason'];
 

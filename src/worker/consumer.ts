@@ -1,22 +1,20 @@
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { context, trace } from '@opentelemetry/api';
-import { isDatabaseUnavailable, type Sql } from '../db/client';
+import type { Sql } from '../db/client';
+import { classifyPostgresError } from '../db/postgres-errors';
 import { contextFromTraceparent, withSpan } from '../telemetry/spans';
-import { withoutBrokerHeaders } from '../queue/headers';
+import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, withoutBrokerHeaders } from '../queue/headers';
 import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/message';
 import type { Publisher } from '../queue/publisher';
 import type { Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
-import { PermanentError, RetryableError } from './errors';
+import { PermanentError, RetryableError, WagateError } from '../errors';
 import type { ProcessOutcome } from './process-message';
-import { ATTEMPT_HEADER, NOT_BEFORE_HEADER, planRetry, planWait, tierToWaitOut } from './retry-plan';
+import { planRetry, planWait, tierToWaitOut } from './retry-plan';
 
 /** How long a message waits when the database is unavailable, before it is tried again. */
 const DATABASE_WAIT_MS = 30_000;
-
-export const LAST_ERROR_HEADER = 'x-wagate-last-error';
-export const DEAD_AT_HEADER = 'x-wagate-dead-at';
 
 export interface ConsumerDeps {
   topology: Topology;
@@ -176,7 +174,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     ]);
     if (!ok) {
       deps.metrics.publishFailures.inc();
-      throw new Error(`the broker did not confirm the hand-over to ${exchange}`);
+      throw new WagateError('BROKER_UNAVAILABLE', `the broker did not confirm the hand-over to ${exchange}`);
     }
   }
 
@@ -210,7 +208,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
  * query must use up its tries like any other failure, or it would wait forever.
  */
 function isDatabaseDown(error: unknown): boolean {
-  return isDatabaseUnavailable(error) && (error as { code?: string }).code !== '57014';
+  return classifyPostgresError(error) === 'DATABASE_UNAVAILABLE';
 }
 
 function numberHeader(delivery: ConsumeMessage, name: string): number | undefined {

@@ -3,7 +3,7 @@ import { decide } from '../orders/decide';
 import { deliverReply } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
 import { findReply, outcomeOf, recordDecision } from '../orders/record-decision';
-import type { ReplyClient } from '../providers/reply-clients';
+import type { ReplyClient } from '../replies/reply-clients';
 import type { QueueMessage } from '../queue/message';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';

@@ -1,10 +1,5 @@
 import type { Topology } from '../queue/topology';
 
-/** Retries a message has had so far; its tries are this plus one. */
-export const ATTEMPT_HEADER = 'x-wagate-attempt';
-/** Epoch ms before which a provider asked us not to call again (its Retry-After). */
-export const NOT_BEFORE_HEADER = 'x-wagate-not-before';
-
 /** The longest Retry-After honoured; a provider asking for more gets its answer a day later. */
 export const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
 

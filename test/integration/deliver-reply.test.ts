@@ -1,8 +1,8 @@
 import { deliverReply } from '../../src/orders/deliver-reply';
 import type { OutboundRow } from '../../src/orders/record-decision';
-import type { ReplyClient, SendOutcome } from '../../src/providers/reply-clients';
+import type { ReplyClient, SendOutcome } from '../../src/replies/reply-clients';
 import { createMetrics } from '../../src/telemetry/metrics';
-import { RetryableError } from '../../src/worker/errors';
+import { RetryableError } from '../../src/errors';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 let db: TestDatabase;

@@ -1,5 +1,5 @@
-import { countStuckMessages, requeueStuckMessages, stuckAfterMs } from '../../src/commands/stuck';
-import { metaEnvelope, metaContact } from '../../src/providers/samples';
+import { countStuckMessages, requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
+import { metaEnvelope, metaContact } from '../../src/webhooks/samples';
 import { PUBLIC_BASE_URL, startPipeline, TWILIO_SID, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';

@@ -1,9 +1,10 @@
-import { bodyOf, openQueueProbe, type QueueProbe } from '../support/amqp';
-import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
+import { bodyOf, openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
+import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startTestIngest, type TestIngest } from '../support/ingest';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { startProxyFor, type TcpProxy } from '../support/tcp-proxy';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
+import { scrapeValue } from '../support/metrics';
 
 let db: TestDatabase;
 let probe: QueueProbe;
@@ -23,8 +24,9 @@ describe('RabbitMQ outage', () => {
   let ingest: TestIngest;
 
   beforeAll(async () => {
-    proxy = await startTcpProxy(5672);
-    ingest = await startTestIngest(db.url, { AMQP_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}` });
+    const proxied = await startProxyFor(TEST_AMQP_URL, 5672);
+    proxy = proxied.proxy;
+    ingest = await startTestIngest(db.url, { AMQP_URL: proxied.url });
     await ingest.broker.waitUntilConnected(10000);
   });
 
@@ -71,8 +73,9 @@ describe('PostgreSQL outage', () => {
   let ingest: TestIngest;
 
   beforeAll(async () => {
-    proxy = await startTcpProxy(5432);
-    ingest = await startTestIngest(withPort(db.url, proxy.port), {
+    const proxied = await startProxyFor(db.url, 5432);
+    proxy = proxied.proxy;
+    ingest = await startTestIngest(proxied.url, {
       DB_CONNECT_TIMEOUT_SECONDS: '1',
       DB_STATEMENT_TIMEOUT_MS: '500',
     });
@@ -94,6 +97,7 @@ describe('PostgreSQL outage', () => {
     const reply = await postMetaText(ingest.baseUrl, { id });
     expect(reply.status).toBe(503);
     expect(reply.headers.get('retry-after')).toBeTruthy();
+    // SPEC: "503 within seconds". A refused connection is seen in milliseconds; 5 s leaves a loaded machine room.
     expect(Date.now() - started).toBeLessThan(5000);
     expect((await fetch(`${ingest.baseUrl}/readyz`)).status).toBe(503);
 
@@ -114,6 +118,7 @@ describe('PostgreSQL outage', () => {
     const ready = await fetch(`${ingest.baseUrl}/readyz`);
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ postgres: 'unavailable' });
+    // The probe gives Postgres 2 s; a probe that waited on the hang itself would never answer.
     expect(Date.now() - probeStarted).toBeLessThan(3000);
     proxy.setMode('forward');
     await waitFor('a 200 after the hang ends', async () => (await postMetaText(ingest.baseUrl, {})).status === 200);
@@ -137,21 +142,23 @@ describe('overload and slow statements', () => {
     const reserved = await db.sql.reserve();
     await reserved`BEGIN`;
     await reserved`LOCK TABLE webhook_messages IN ACCESS EXCLUSIVE MODE`;
+    const events = async (outcome: string) => scrapeValue(ingest.metricsUrl, 'wagate_webhook_events_total', { source: 'whatsapp', outcome });
+    const answered503 = () => scrapeValue(ingest.metricsUrl, 'wagate_webhook_requests_total', { source: 'whatsapp', code: '503' });
+    const before = { overloaded: await events('overloaded'), unavailable: await events('unavailable'), answered503: await answered503() };
     const held = [postMetaText(ingest.baseUrl, {}), postMetaText(ingest.baseUrl, {})];
-    await waitFor('two requests in flight', async () => /wagate_http_in_flight_requests\{role="ingest"\} 2/.test(await (await fetch(ingest.metricsUrl)).text()));
-    const started = Date.now();
+    await waitFor('two requests in flight', async () => (await scrapeValue(ingest.metricsUrl, 'wagate_http_in_flight_requests')) === 2);
     const refused = await postMetaText(ingest.baseUrl, {});
-    expect(refused.status).toBe(503);
-    expect(Date.now() - started).toBeLessThan(200);
+    // "At once" is the refusal path itself: no body read, no ledger work, a short Retry-After.
+    expect([refused.status, refused.body, refused.headers.get('retry-after')]).toEqual([503, 'overloaded', '1']);
     // statement_timeout (300 ms) ends the held requests with a 503 rather than a hang.
     const heldReplies = await Promise.all(held);
     expect(heldReplies.map((r) => r.status)).toEqual([503, 503]);
     await reserved`ROLLBACK`;
     reserved.release();
     expect((await postMetaText(ingest.baseUrl, {})).status).toBe(200);
-    const metrics = await (await fetch(ingest.metricsUrl)).text();
-    expect(metrics).toMatch(/outcome="overloaded",role="ingest"\} [1-9]/);
-    expect(metrics).toMatch(/wagate_webhook_requests_total\{source="whatsapp",code="503",role="ingest"\} [3-9]/);
-    expect(metrics).toMatch(/outcome="unavailable",role="ingest"\} [1-9]/);
+    expect((await events('overloaded')) - before.overloaded).toBe(1);
+    expect((await events('unavailable')) - before.unavailable).toBe(2);
+    // The per-status count is taken when each response has closed, just after the client has it.
+    await waitFor('three 503s counted', async () => (await answered503()) - before.answered503 === 3);
   });
 });

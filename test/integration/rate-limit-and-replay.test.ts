@@ -1,4 +1,4 @@
-import { releaseSender } from '../../src/commands/release';
+import { releaseSender } from '../../src/ledger/release';
 import type { QueueProbe } from '../support/amqp';
 import type { TestDatabase } from '../support/database';
 import { type TestIngest, useIngestSuite } from '../support/ingest';

@@ -1,8 +1,6 @@
-import { checkRetention, runCleanup } from '../../src/commands/cleanup';
-import { listDeadLetters } from '../../src/commands/dlq';
-import { eraseCustomer } from '../../src/commands/erase';
+import { checkRetention, runCleanup } from '../../src/ledger/retention';
 import { loadConfig } from '../../src/config';
-import { TEST_AMQP_URL } from '../support/amqp';
+import { eraseEverywhere, listDead } from '../support/dead-letters';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -31,10 +29,10 @@ describe('erase', () => {
     await postMetaText(pipeline.ingest.baseUrl, { id: dead, from: phone, text: '2 coke' });
     await waitFor('the dead letter', async () => (await statusOf(dead)) === 'dead');
     await waitFor('the copy in the DLQ', async () =>
-      (await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${dead}`),
+      (await listDead(pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${dead}`),
     );
 
-    const report = await eraseCustomer(pipeline.db.sql, TEST_AMQP_URL, pipeline.ingest.topology, `+${phone}`);
+    const report = await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, `+${phone}`);
     // The dead message had created its order before its confirmation failed.
     expect(report).toMatchObject({ messages: 2, orders: 2, replies: 2, dead_letters: 1 });
     const messages = await pipeline.db.sql`SELECT phone_number, payload FROM webhook_messages WHERE message_id IN (${ordered}, ${dead})`;
@@ -46,7 +44,7 @@ describe('erase', () => {
     expect(order).toEqual({ phone_number: 'erased', customer_name: null, total: '2.50' });
     const replies = await pipeline.db.sql`SELECT recipient, body FROM outbound_messages WHERE inbound_message_id IN (${ordered}, ${dead})`;
     expect(replies.every((r) => r.recipient === 'erased' && r.body === null)).toBe(true);
-    expect((await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${dead}`);
+    expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${dead}`);
     // Dedupe keys survive erasure: a replay is still a duplicate.
     await postMetaText(pipeline.ingest.baseUrl, { id: ordered, from: phone, text: '1 coke' });
     expect((await pipeline.db.sql`SELECT duplicate_count FROM webhook_messages WHERE message_id = ${ordered}`)[0]!.duplicate_count).toBe(1);
@@ -62,7 +60,7 @@ describe('erase before the worker gets there', () => {
     await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
     await waitFor('the message published', async () => (await pipeline.db.sql`SELECT 1 FROM outbox`).length === 0);
 
-    const report = await eraseCustomer(pipeline.db.sql, TEST_AMQP_URL, pipeline.ingest.topology, phone);
+    const report = await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, phone);
     expect(report).toMatchObject({ messages: 1, orders: 0, replies: 0 });
     expect(await statusOf(id)).toBe('erased');
 

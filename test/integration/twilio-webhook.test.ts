@@ -1,4 +1,4 @@
-import { EMPTY_TWIML } from '../../src/providers/twilio';
+import { EMPTY_TWIML } from '../../src/webhooks/twilio';
 import type { QueueProbe } from '../support/amqp';
 import type { TestDatabase } from '../support/database';
 import { TWILIO_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';

@@ -1,8 +1,8 @@
 import amqp from 'amqplib';
-import { listDeadLetters, replayDeadLetters } from '../../src/commands/dlq';
-import { countUnknownReplies, listUnknownReplies, resendReply, settleReply } from '../../src/commands/replies';
-import { createReplyClient } from '../../src/providers/reply-clients';
-import { requeueStuckMessages, stuckAfterMs } from '../../src/commands/stuck';
+import { listDead, replayDead } from '../support/dead-letters';
+import { countUnknownReplies, listUnknownReplies, resendReply, settleReply } from '../../src/orders/reply-operations';
+import { createReplyClient } from '../../src/replies/reply-clients';
+import { requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
 import { routingKeyFor } from '../../src/queue/topology';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { STATS_PATH } from '../../src/http/app';
@@ -10,6 +10,7 @@ import { ADMIN_TOKEN } from '../support/ingest';
 import { ACCESS_TOKEN, startPipeline, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
+import { seriesValue } from '../support/metrics';
 
 let pipeline: Pipeline;
 
@@ -45,21 +46,21 @@ describe('worker failures', () => {
     expect((await recordOf(id))!.last_error).toMatch(/^retries exhausted: Graph API 503 code 131016/);
     expect(await replyOf(id)).toMatchObject({ status: 'retry' });
     const letters = await waitFor('the dead letter', async () => {
-      const all = await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology);
+      const all = await listDead(pipeline.ingest.topology);
       return all.find((letter) => letter.id === `whatsapp:${id}`);
     });
     // Three tries: the first and one per tier.
     expect(letters).toMatchObject({ attempts: 3, lastError: expect.stringMatching(/retries exhausted/) });
     // Listing does not consume.
-    expect((await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
+    expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
 
-    const { replayed } = await replayDeadLetters(pipeline.db.sql, TEST_AMQP_URL, pipeline.ingest.topology, [`whatsapp:${id}`]);
+    const { replayed } = await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`]);
     expect(replayed).toEqual([`whatsapp:${id}`]);
     await waitFor('the replayed message to be processed', async () => (await recordOf(id))?.status === 'processed');
     expect(callsTo('15550200001')).toHaveLength(4);
     expect(await replyOf(id)).toMatchObject({ status: 'sent' });
     expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toHaveLength(1);
-    expect((await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${id}`);
+    expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${id}`);
   });
 
   it('leaves a dead letter whose record was cleaned up in the queue rather than replaying it for nothing', async () => {
@@ -67,14 +68,14 @@ describe('worker failures', () => {
     pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
     await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200007', text: '1 coke' });
     await waitFor('the dead letter', async () =>
-      (await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${id}`),
+      (await listDead(pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${id}`),
     );
     await pipeline.db.sql`DELETE FROM outbound_messages WHERE inbound_message_id = ${id}`;
     await pipeline.db.sql`DELETE FROM orders WHERE message_id = ${id}`;
     await pipeline.db.sql`DELETE FROM webhook_messages WHERE message_id = ${id}`;
-    const result = await replayDeadLetters(pipeline.db.sql, TEST_AMQP_URL, pipeline.ingest.topology, [`whatsapp:${id}`]);
+    const result = await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`]);
     expect(result).toEqual({ replayed: [], skipped: [`whatsapp:${id}`] });
-    expect((await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
+    expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
     expect(callsTo('15550200007')).toHaveLength(1);
   });
 
@@ -88,18 +89,18 @@ describe('worker failures', () => {
     expect((await recordOf(id))!.last_error).toMatch(/code 131047/);
     expect(await replyOf(id)).toMatchObject({ status: 'failed' });
     const letter = await waitFor('the dead letter', async () =>
-      (await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).find((l) => l.id === `whatsapp:${id}`),
+      (await listDead(pipeline.ingest.topology)).find((l) => l.id === `whatsapp:${id}`),
     );
     expect(letter).toMatchObject({ attempts: 1 });
 
     // Still outside the window after a replay: one more call, and dead again at once, without tiers.
     pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
-    const replay = await replayDeadLetters(pipeline.db.sql, TEST_AMQP_URL, pipeline.ingest.topology, [`whatsapp:${id}`]);
+    const replay = await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`]);
     expect(replay.replayed).toEqual([`whatsapp:${id}`]);
     await waitFor('the replayed message to be dead again', async () => callsTo('15550200002').length === 2 && (await recordOf(id))?.status === 'dead');
     expect(await replyOf(id)).toMatchObject({ status: 'failed' });
     await waitFor('the dead letter back', async () =>
-      (await listDeadLetters(TEST_AMQP_URL, pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${id}`),
+      (await listDead(pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${id}`),
     );
     expect(callsTo('15550200002')).toHaveLength(2);
   });
@@ -138,6 +139,18 @@ describe('worker failures', () => {
     await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200003', text: '1 coke' });
     await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed');
     expect(callsTo('15550200003')).toHaveLength(2);
+  });
+
+  it('marks a reply unknown on a 502 that does not say the message was refused, and never resends it', async () => {
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 502, bodyless: true }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200014', text: '1 coke' });
+    await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed');
+    expect(await replyOf(id)).toMatchObject({ status: 'unknown' });
+    expect(callsTo('15550200014')).toHaveLength(1);
+    // An operator checked the provider's console (the tests below count the unknown replies).
+    const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
+    await settleReply(pipeline.db.sql, reply!.id, 'sent');
   });
 
   it('marks a reply unknown when the provider does not answer in time, and never resends it', async () => {
@@ -194,6 +207,8 @@ describe('worker failures', () => {
     await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200005', text: '2 margherita' });
     await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed');
     const [row] = await pipeline.db.sql<{ payload: Record<string, unknown> }[]>`SELECT payload FROM webhook_messages WHERE message_id = ${id}`;
+    const skippedCount = async () => seriesValue(await pipeline.workers[0]!.metrics.registry.metrics(), 'wagate_worker_messages_total', { outcome: 'skipped' });
+    const skippedBefore = await skippedCount();
     const connection = await amqp.connect(TEST_AMQP_URL);
     const channel = await connection.createConfirmChannel();
     const topology = pipeline.ingest.topology;
@@ -205,10 +220,7 @@ describe('worker failures', () => {
     }
     await channel.waitForConfirms();
     await connection.close();
-    await waitFor('the copies to be consumed', async () => {
-      const text = await pipeline.workers[0]!.metrics.registry.metrics();
-      return /wagate_worker_messages_total\{outcome="skipped",role="worker"\} [2-9]/.test(text);
-    });
+    await waitFor('the copies to be consumed', async () => (await skippedCount()) - skippedBefore === 2);
     expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toHaveLength(1);
     expect(callsTo('15550200005')).toHaveLength(1);
   });

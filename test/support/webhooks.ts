@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { META_WEBHOOK_PATH } from '../../src/providers/meta';
-import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../../src/providers/samples';
-import { TWILIO_WEBHOOK_PATH, type FormParams } from '../../src/providers/twilio';
+import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
+import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../../src/webhooks/samples';
+import { TWILIO_WEBHOOK_PATH, type FormParams } from '../../src/webhooks/twilio';
 import { META_SECRET, TWILIO_TOKEN } from './ingest';
 
 export interface Reply {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { InboundRequest } from '../../src/providers/adapter';
+import type { InboundRequest } from '../../src/webhooks/adapter';
 
 /** Every Meta fixture is stamped with this epoch second (2026-01-01T00:00:00Z). */
 export const FIXTURE_TIMESTAMP_SECONDS = 1767225600;

@@ -1,5 +1,5 @@
 import type { MalformedItem, MessageItem } from '../../src/ledger/items';
-import { parseMetaBody } from '../../src/providers/meta';
+import { parseMetaBody } from '../../src/webhooks/meta';
 import { metaFixture, metaFixtureJson, RECEIVED_AT_MS, REPLAY_WINDOW_SECONDS } from './fixtures';
 
 function parse(body: Buffer | string | object) {

@@ -1,6 +1,6 @@
 import type { LedgerItem, MessageItem, StatusItem } from '../../src/ledger/items';
-import { parseMetaBody, parseMetaWebhook } from '../../src/providers/meta';
-import { metaEnvelope, metaTextMessage } from '../../src/providers/samples';
+import { parseMetaBody, parseMetaWebhook } from '../../src/webhooks/meta';
+import { metaEnvelope, metaTextMessage } from '../../src/webhooks/samples';
 import { metaFixture, metaFixtureJson, RECEIVED_AT_MS, REPLAY_WINDOW_SECONDS } from './fixtures';
 
 const BUSINESS = '106540352242922';

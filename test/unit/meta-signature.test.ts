@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { verifyMetaSignature } from '../../src/providers/meta';
+import { verifyMetaSignature } from '../../src/webhooks/meta';
 import { inboundRequest, metaFixture } from './fixtures';
 
 const SECRET = 'meta-app-secret-current';

@@ -1,5 +1,5 @@
 import type { MalformedItem, MessageItem } from '../../src/ledger/items';
-import { parseTwilioForm } from '../../src/providers/twilio';
+import { parseTwilioForm } from '../../src/webhooks/twilio';
 import { RECEIVED_AT_MS, twilioFixture } from './fixtures';
 
 const CUSTOMER = 'whatsapp:+5521987654321';

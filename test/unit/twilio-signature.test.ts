@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { createTwilioAdapter, parseForm, verifyTwilioSignature, type FormParams } from '../../src/providers/twilio';
+import { createTwilioAdapter, parseForm, verifyTwilioSignature, type FormParams } from '../../src/webhooks/twilio';
 import { inboundRequest, twilioFixture } from './fixtures';
 
 /**

@@ -1,9 +1,9 @@
 import type { Sql } from '../db/client';
-import { deliverReply } from '../orders/deliver-reply';
-import type { OutboundRow } from '../orders/record-decision';
-import type { ReplyClient } from '../providers/reply-clients';
+import { deliverReply } from './deliver-reply';
+import type { OutboundRow } from './record-decision';
+import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
-import { RetryableError } from '../worker/errors';
+import { RetryableError, WagateError } from '../errors';
 
 export interface UnknownReply {
   id: string;
@@ -23,21 +23,21 @@ export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
 /**
  * Sends an 'unknown' reply again, on an operator's decision (e.g. after checking the
  * provider's console that it never arrived). Never done automatically. If the resend fails
- * in a way that sent nothing (a 5xx, a refused connection), the reply goes back to 'unknown',
+ * in a way that sent nothing (a 503, a 429, a refused connection), the reply goes back to 'unknown',
  * since the first attempt's fate is still unknown, so that it can be resent later.
  */
 export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, metrics: Metrics): Promise<string> {
   const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio' })[]>`
     UPDATE outbound_messages SET status = 'retry', updated_at = now() WHERE id = ${id} AND status = 'unknown'
     RETURNING id::text, kind, status, recipient, business_number, body, order_id::text, attempts, webhook_source`;
-  if (!row) throw new Error(`reply ${id} is not in status unknown; only unknown replies can be resent`);
+  if (!row) throw new WagateError('OPERATION_REFUSED', `reply ${id} is not in status unknown; only unknown replies can be resent`);
   try {
     return await deliverReply(sql, row.webhook_source, row, sendReply, metrics);
   } catch (error) {
     if (!(error instanceof RetryableError)) throw error;
     const reason = `resend failed, nothing was sent: ${error.message}`;
     await sql`UPDATE outbound_messages SET status = 'unknown', last_error = ${reason}, updated_at = now() WHERE id = ${id} AND status = 'retry'`;
-    throw new Error(`${reason}; the reply is unknown again and can be resent later`);
+    throw new WagateError('RETRYABLE', `${reason}; the reply is unknown again and can be resent later`);
   }
 }
 
@@ -52,7 +52,7 @@ export async function settleReply(sql: Sql, id: string, as: Settlement): Promise
   const [row] = await sql`
     UPDATE outbound_messages SET status = ${as}, last_error = ${note}, updated_at = now()
     WHERE id = ${id} AND status = 'unknown' RETURNING id`;
-  if (!row) throw new Error(`reply ${id} is not in status unknown; only unknown replies can be settled`);
+  if (!row) throw new WagateError('OPERATION_REFUSED', `reply ${id} is not in status unknown; only unknown replies can be settled`);
 }
 
 /** Replies whose outcome is unknown, per provider: what the worker exports as a gauge. */

@@ -1,6 +1,6 @@
 import type { Source } from '../config';
 import { transaction, type Sql } from '../db/client';
-import { addressVariants } from './erase';
+import { addressVariants } from './addresses';
 
 export interface ReleaseResult {
   released: number;

@@ -43,11 +43,3 @@ export function malformedItem(source: Source, rawBody: Buffer, reason: string, m
     reason,
   };
 }
-
-/** A zod failure as text that names fields and problems but never echoes input values. */
-export function describeIssues(issues: readonly { path: PropertyKey[]; message: string }[]): string {
-  return issues
-    .slice(0, 5)
-    .map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`)
-    .join('; ');
-}

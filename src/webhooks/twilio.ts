@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { LedgerItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
-import { describeIssues, malformedItem, type WebhookAdapter } from './adapter';
+import { describeIssues } from '../errors';
+import { malformedItem, type WebhookAdapter } from './adapter';
 
 export const TWILIO_WEBHOOK_PATH = '/api/v1/whatsapp-hardened/twilio/webhook';
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';

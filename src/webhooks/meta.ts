@@ -1,7 +1,8 @@
 import { FUTURE_SKEW_SECONDS } from '../config';
 import type { LedgerItem, MalformedItem, MessageItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
-import { describeIssues, malformedItem, type InboundRequest, type ParsedWebhook, type ProviderError, type WebhookAdapter } from './adapter';
+import { describeIssues } from '../errors';
+import { malformedItem, type InboundRequest, type ParsedWebhook, type ProviderError, type WebhookAdapter } from './adapter';
 import {
   messageContentSchemas,
   metaErrorSchema,

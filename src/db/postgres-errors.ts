@@ -1,0 +1,50 @@
+import type { ErrorCode } from '../errors';
+
+/** Node's socket errors: the server is not there, or the network between us dropped. */
+const SOCKET_ERRNOS = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'];
+/** postgres.js's own connection errors (its errors.js). */
+const CLIENT_CONNECTION_CODES = ['CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED'];
+const SQLSTATE_QUERY_CANCELED = '57014';
+const SQLSTATE_DEADLOCK = '40P01';
+/** 57P01-57P03 shutdown or cannot connect now, 53xxx out of resources, 08xxx connection exceptions. */
+const SQLSTATE_UNAVAILABLE = /^(57P0[1-3]|53\d{3}|08\d{3})$/;
+
+export type PostgresErrorCode = Extract<ErrorCode, 'DATABASE_UNAVAILABLE' | 'DATABASE_STATEMENT_TIMEOUT' | 'DATABASE_DEADLOCK'>;
+
+/**
+ * The one place that reads the codes of Postgres failures, which come in three kinds:
+ * socket errnos, postgres.js client codes and SQLSTATEs. Null for anything else (a bug in
+ * our SQL, a constraint): no retry fixes those.
+ */
+export function classifyPostgresError(error: unknown): PostgresErrorCode | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return null;
+  if (code === SQLSTATE_QUERY_CANCELED) return 'DATABASE_STATEMENT_TIMEOUT';
+  if (code === SQLSTATE_DEADLOCK) return 'DATABASE_DEADLOCK';
+  if (SOCKET_ERRNOS.includes(code) || CLIENT_CONNECTION_CODES.includes(code) || SQLSTATE_UNAVAILABLE.test(code)) {
+    return 'DATABASE_UNAVAILABLE';
+  }
+  return null;
+}
+
+/** "The database cannot serve us now", as opposed to a bug in our SQL: down, or too slow for this query. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const kind = classifyPostgresError(error);
+  return kind === 'DATABASE_UNAVAILABLE' || kind === 'DATABASE_STATEMENT_TIMEOUT';
+}
+
+/** SQLSTATE class 22, data exception: a value Postgres refuses to store (22P05 U+0000 in jsonb, 22021 in text, 22008 a timestamp out of range). */
+const SQLSTATE_DATA_EXCEPTION = /^22[0-9A-Z]{3}$/;
+/** 55P03 lock_not_available: a lock_timeout fired. */
+const SQLSTATE_LOCK_NOT_AVAILABLE = '55P03';
+
+/** The statement failed because of a value it carried: no retry of the same value can succeed. */
+export function isValueRefused(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && SQLSTATE_DATA_EXCEPTION.test(code);
+}
+
+/** A lock_timeout fired: the statement gave up waiting for a lock and may simply run again later. */
+export function isLockTimeout(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === SQLSTATE_LOCK_NOT_AVAILABLE;
+}

@@ -1,0 +1,114 @@
+import type { ConfirmChannel, GetMessage } from 'amqplib';
+import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, withoutBrokerHeaders } from './headers';
+import { queueMessageSchema, type QueueMessage } from './message';
+import { routingKeyFor, type Topology } from './topology';
+
+export interface DeadLetter {
+  id: string;
+  attempts: number;
+  lastError: string;
+  deadAt: string | null;
+}
+
+/**
+ * Reads every dead letter without removing it: nothing is acked, and closing the channel
+ * puts them all back.
+ */
+export async function listDeadLetters(channel: ConfirmChannel, topology: Topology): Promise<DeadLetter[]> {
+  const letters: DeadLetter[] = [];
+  for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
+    letters.push(describe(message));
+  }
+  return letters;
+}
+
+/** Reopens a dead message's records so the worker takes it again; false when they are finished, erased or gone. */
+export type ReopenDeadMessage = (message: QueueMessage) => Promise<boolean>;
+
+/**
+ * Puts dead letters (all, or those with the given AMQP ids) back on their sender's work
+ * queue with a fresh attempt count. Each is republished with a confirm before it is acked
+ * from the dead-letter queue, and its records are reopened first (`reopen`) so the worker
+ * takes it again. Each dead letter present when it starts is replayed at most once.
+ */
+export async function replayDeadLetters(
+  channel: ConfirmChannel,
+  topology: Topology,
+  reopen: ReopenDeadMessage,
+  ids?: string[],
+): Promise<{ replayed: string[]; skipped: string[] }> {
+  const replayed: string[] = [];
+  const skipped: string[] = [];
+  // Only what is there now: a replayed message that fails again while this runs lands at
+  // the back of the queue, and taking it again would replay it twice in one go.
+  const { messageCount } = await channel.checkQueue(topology.deadQueue);
+  for (let taken = 0; taken < messageCount; taken += 1) {
+    const message = await channel.get(topology.deadQueue);
+    if (!message) break;
+    const id = String(message.properties.messageId ?? '');
+    if (ids && !ids.includes(id)) continue;
+    const payload = queueMessageSchema.safeParse(safeJson(message.content));
+    if (!payload.success) {
+      skipped.push(id || '(no id)');
+      continue;
+    }
+    // Its record was cleaned up, erased or finished meanwhile: the worker would skip it.
+    if (!(await reopen(payload.data))) {
+      skipped.push(id);
+      continue;
+    }
+    const headers = { ...withoutBrokerHeaders(message.properties.headers, [LAST_ERROR_HEADER, DEAD_AT_HEADER, NOT_BEFORE_HEADER]), [ATTEMPT_HEADER]: 0 };
+    await new Promise<void>((resolve, reject) =>
+      channel.publish(
+        topology.exchange,
+        routingKeyFor(topology, payload.data.senderKey),
+        message.content,
+        { persistent: true, mandatory: true, messageId: id, contentType: 'application/json', headers },
+        (error) => (error ? reject(error) : resolve()),
+      ),
+    );
+    channel.ack(message);
+    replayed.push(id);
+  }
+  return { replayed, skipped };
+}
+
+export async function purgeDeadLetters(channel: ConfirmChannel, topology: Topology): Promise<number> {
+  return (await channel.purgeQueue(topology.deadQueue)).messageCount;
+}
+
+/**
+ * Acks (drops) the dead letters that `matches` picks; the rest go back when the channel
+ * closes. A letter that is not a wagate message is not ours to judge and stays.
+ */
+export async function dropDeadLetters(channel: ConfirmChannel, topology: Topology, matches: (message: QueueMessage) => boolean): Promise<number> {
+  let dropped = 0;
+  for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
+    const payload = queueMessageSchema.safeParse(safeJson(message.content));
+    if (payload.success && matches(payload.data)) {
+      channel.ack(message);
+      dropped += 1;
+    }
+  }
+  return dropped;
+}
+
+function describe(message: GetMessage): DeadLetter {
+  const headers = message.properties.headers ?? {};
+  const brokerDeath = Array.isArray(headers['x-death']) ? 'the broker dead-lettered it (delivery limit)' : 'unknown';
+  return {
+    id: String(message.properties.messageId ?? '(no id)'),
+    // The header counts retries; the first try comes before them.
+    attempts: Number(headers[ATTEMPT_HEADER] ?? 0) + 1,
+    lastError: String(headers[LAST_ERROR_HEADER] ?? brokerDeath),
+    deadAt: headers[DEAD_AT_HEADER] ? String(headers[DEAD_AT_HEADER]) : null,
+  };
+}
+
+function safeJson(content: Buffer): unknown {
+  try {
+    return JSON.parse(content.toString('utf8'));
+  } catch {
+    return null;
+  }
+}

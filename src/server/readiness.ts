@@ -1,0 +1,19 @@
+export interface ReadinessInputs {
+  postgres: 'ok' | 'unavailable';
+  brokerConnected: boolean;
+  draining: boolean;
+  /** Ingest survives a broker outage through the outbox; the worker cannot. */
+  brokerRequired: boolean;
+}
+
+export interface Readiness {
+  ready: boolean;
+  body: { status: 'ready' | 'not ready'; postgres: 'ok' | 'unavailable'; broker: 'connected' | 'disconnected'; draining: boolean };
+}
+
+/** Ready while Postgres answers and the process is not draining; the broker's state is reported and, for ingest only, tolerated. */
+export function judgeReadiness(inputs: ReadinessInputs): Readiness {
+  const broker = inputs.brokerConnected ? 'connected' : 'disconnected';
+  const ready = inputs.postgres === 'ok' && !inputs.draining && (!inputs.brokerRequired || inputs.brokerConnected);
+  return { ready, body: { status: ready ? 'ready' : 'not ready', postgres: inputs.postgres, broker, draining: inputs.draining } };
+}

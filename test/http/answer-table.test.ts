@@ -1,0 +1,258 @@
+import { PassThrough } from 'node:stream';
+import { createDatabase } from '../../src/db/client';
+import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
+import { encodeForm, metaEnvelope, metaSignature, metaTextEnvelope, twilioSignature } from '../../src/webhooks/samples';
+import { TWILIO_WEBHOOK_PATH } from '../../src/webhooks/twilio';
+import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
+import { createInProcessIngest, counterValue, type InProcessIngest } from '../support/in-process';
+import { META_SECRET, TWILIO_TOKEN } from '../support/ingest';
+import { twilioText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+/**
+ * The README's "What each input gets" table, row by row, against the ingest's request
+ * listener called in-process (no port, no child process) with the real recorder and Postgres.
+ */
+const PUBLIC_BASE_URL = 'https://gateway.example.com';
+const RATE_LIMIT = 2;
+/** A port nothing listens on: connecting to it is refused at once. */
+const CLOSED_PORT = 1;
+
+let db: TestDatabase;
+let ingest: InProcessIngest;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  ingest = createInProcessIngest(db.sql, db.url, { RATE_LIMIT_MAX_REQUESTS: String(RATE_LIMIT), PUBLIC_BASE_URL });
+});
+
+afterAll(async () => {
+  await ingest.drain();
+  await db.drop();
+});
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+function postMeta(target: InProcessIngest, body: object | string, headers: Record<string, string> = {}) {
+  const raw = typeof body === 'string' ? body : JSON.stringify(body);
+  return target.request({
+    method: 'POST',
+    url: META_WEBHOOK_PATH,
+    headers: { 'content-type': 'application/json', 'x-hub-signature-256': metaSignature(META_SECRET, raw), ...headers },
+    payload: raw,
+  });
+}
+
+function postText(target: InProcessIngest, message: { id?: string; from: string; timestamp?: number }) {
+  return postMeta(target, metaTextEnvelope({ id: message.id ?? uniqueWamid(), from: message.from, text: 'one coke', timestamp: message.timestamp }));
+}
+
+async function rowOf(id: string) {
+  const [row] = await db.sql`SELECT status, duplicate_count, raw_body FROM webhook_messages WHERE message_id = ${id}`;
+  return row;
+}
+
+async function outboxRowsOf(id: string): Promise<number> {
+  const [row] = await db.sql<{ n: number }[]>`
+    SELECT count(*)::integer AS n FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id WHERE m.message_id = ${id}`;
+  return row!.n;
+}
+
+const messageCount = async () => (await db.sql<{ n: number }[]>`SELECT count(*)::integer AS n FROM webhook_messages`)[0]!.n;
+
+describe('what each input gets, in-process against the real recorder', () => {
+  it('answers a new genuine message 200 after the commit, recorded queued and in the outbox once', async () => {
+    const id = uniqueWamid();
+    const reply = await postText(ingest, { id, from: '15550500001' });
+    expect(reply.statusCode).toBe(200);
+    expect(reply.body).toBe('EVENT_RECEIVED');
+    expect(await rowOf(id)).toMatchObject({ status: 'queued', duplicate_count: 0 });
+    expect(await outboxRowsOf(id)).toBe(1);
+  });
+
+  it('answers the same message id again 200 and counts a duplicate without queueing it again', async () => {
+    const id = uniqueWamid();
+    await postText(ingest, { id, from: '15550500002' });
+    const again = await postText(ingest, { id, from: '15550500002' });
+    expect(again.statusCode).toBe(200);
+    expect(await rowOf(id)).toMatchObject({ status: 'queued', duplicate_count: 1 });
+    expect(await outboxRowsOf(id)).toBe(1);
+  });
+
+  it('answers a sender over the rate limit 200 and records the message rate_limited, not queued', async () => {
+    const from = '15550500003';
+    for (let sent = 0; sent < RATE_LIMIT; sent += 1) expect((await postText(ingest, { from })).statusCode).toBe(200);
+    const id = uniqueWamid();
+    expect((await postText(ingest, { id, from })).statusCode).toBe(200);
+    expect(await rowOf(id)).toMatchObject({ status: 'rate_limited' });
+    expect(await outboxRowsOf(id)).toBe(0);
+  });
+
+  it('answers a timestamp older than the replay window, or more than 5 minutes ahead, 200 and records replay_rejected', async () => {
+    const old = uniqueWamid();
+    const ahead = uniqueWamid();
+    const tooOld = nowSeconds() - ingest.config.REPLAY_WINDOW_SECONDS - 60;
+    const tooFarAhead = nowSeconds() + 10 * 60;
+    expect((await postText(ingest, { id: old, from: '15550500004', timestamp: tooOld })).statusCode).toBe(200);
+    expect((await postText(ingest, { id: ahead, from: '15550500004', timestamp: tooFarAhead })).statusCode).toBe(200);
+    expect(await rowOf(old)).toMatchObject({ status: 'replay_rejected' });
+    expect(await rowOf(ahead)).toMatchObject({ status: 'replay_rejected' });
+    expect((await outboxRowsOf(old)) + (await outboxRowsOf(ahead))).toBe(0);
+  });
+
+  it('answers a status receipt 200 and keeps it once per (source, id, status), never as a message', async () => {
+    const outbound = uniqueWamid();
+    const body = metaEnvelope([{ statuses: [{ id: outbound, status: 'delivered', timestamp: String(nowSeconds()), recipient_id: '15550500005' }] }]);
+    expect((await postMeta(ingest, body)).statusCode).toBe(200);
+    expect((await postMeta(ingest, body)).statusCode).toBe(200);
+    const receipts = await db.sql`SELECT status FROM message_statuses WHERE message_id = ${outbound}`;
+    expect(receipts.map((row) => row.status)).toEqual(['delivered']);
+    expect(await rowOf(outbound)).toBeUndefined();
+  });
+
+  it('answers a message of an unknown type in a valid envelope 200 and queues it for the worker', async () => {
+    const id = uniqueWamid();
+    const body = metaEnvelope([{ messages: [{ from: '15550500006', id, timestamp: String(nowSeconds()), type: 'hologram', hologram: { beam: 1 } }] }]);
+    expect((await postMeta(ingest, body)).statusCode).toBe(200);
+    expect(await rowOf(id)).toMatchObject({ status: 'queued' });
+    expect(await outboxRowsOf(id)).toBe(1);
+  });
+
+  it('answers errors Meta reports in a change 200, counts them as provider_error and records nothing', async () => {
+    const before = await counterValue(ingest.metrics, 'wagate_webhook_events_total', { source: 'whatsapp', outcome: 'provider_error' });
+    const rows = await messageCount();
+    const body = metaEnvelope([{ errors: [{ code: 131000, title: 'Something went wrong' }] }]);
+    expect((await postMeta(ingest, body)).statusCode).toBe(200);
+    const after = await counterValue(ingest.metrics, 'wagate_webhook_events_total', { source: 'whatsapp', outcome: 'provider_error' });
+    expect(after - before).toBe(1);
+    expect(await messageCount()).toBe(rows);
+  });
+
+  it('answers a signed body that is not a valid envelope 200, keeps it malformed with its raw bytes, and a retry is a duplicate', async () => {
+    const raw = `{"object":"not-whatsapp","nonce":"${uniqueWamid()}"}`;
+    expect((await postMeta(ingest, raw)).statusCode).toBe(200);
+    expect((await postMeta(ingest, raw)).statusCode).toBe(200);
+    const [row] = await db.sql`SELECT status, duplicate_count, raw_body FROM webhook_messages WHERE raw_body = ${raw}`;
+    expect(row).toMatchObject({ status: 'malformed', duplicate_count: 1, raw_body: raw });
+  });
+
+  it('answers a missing or bad signature 401 and records nothing', async () => {
+    const id = uniqueWamid();
+    const raw = JSON.stringify(metaTextEnvelope({ id, from: '15550500007', text: 'one coke' }));
+    const missing = await ingest.request({ method: 'POST', url: META_WEBHOOK_PATH, headers: { 'content-type': 'application/json' }, payload: raw });
+    const wrong = await postMeta(ingest, raw, { 'x-hub-signature-256': metaSignature('another-secret', raw) });
+    expect([missing.statusCode, wrong.statusCode]).toEqual([401, 401]);
+    expect(await rowOf(id)).toBeUndefined();
+  });
+
+  it('answers a body over MAX_BODY_BYTES 413', async () => {
+    const huge = JSON.stringify({ padding: 'x'.repeat(ingest.config.MAX_BODY_BYTES + 10) });
+    const reply = await postMeta(ingest, huge);
+    expect(reply.statusCode).toBe(413);
+    expect(reply.body).toBe(`body exceeds ${ingest.config.MAX_BODY_BYTES} bytes`);
+  });
+
+  it('answers a compressed body 415: the signature covers the bytes as sent', async () => {
+    const id = uniqueWamid();
+    const reply = await postMeta(ingest, metaTextEnvelope({ id, from: '15550500008', text: 'x' }), { 'content-encoding': 'gzip' });
+    expect(reply.statusCode).toBe(415);
+    expect(await rowOf(id)).toBeUndefined();
+  });
+
+  it('answers 503 with Retry-After when Postgres cannot be reached, and records nothing', async () => {
+    const unreachable = createDatabase({
+      url: withPort(db.url, CLOSED_PORT),
+      maxConnections: 1,
+      connectTimeoutSeconds: 2,
+      statementTimeoutMs: 1000,
+      applicationName: 'wagate-test',
+    });
+    const cut = createInProcessIngest(unreachable, db.url);
+    try {
+      const id = uniqueWamid();
+      const reply = await postText(cut, { id, from: '15550500009' });
+      expect(reply.statusCode).toBe(503);
+      expect(reply.headers['retry-after']).toBe('5');
+      expect(await rowOf(id)).toBeUndefined();
+    } finally {
+      await unreachable.end({ timeout: 0 });
+    }
+  });
+
+  it('answers 200 while the broker is away: the message waits in the outbox', async () => {
+    // This ingest has no broker at all; the commit alone decides the answer.
+    const id = uniqueWamid();
+    expect((await postText(ingest, { id, from: '15550500010' })).statusCode).toBe(200);
+    expect(await outboxRowsOf(id)).toBe(1);
+  });
+
+  it('answers 503 at once beyond MAX_IN_FLIGHT requests in this process', async () => {
+    const narrow = createInProcessIngest(db.sql, db.url, { MAX_IN_FLIGHT: '1' });
+    const id = uniqueWamid();
+    const raw = JSON.stringify(metaTextEnvelope({ id, from: '15550500011', text: 'one coke' }));
+    // The first request's body is still arriving, so it holds the only slot.
+    const body = new PassThrough();
+    const first = narrow.request({
+      method: 'POST',
+      url: META_WEBHOOK_PATH,
+      headers: { 'content-type': 'application/json', 'x-hub-signature-256': metaSignature(META_SECRET, raw) },
+      payload: body,
+    });
+    await waitFor('the first request in flight', async () => (await counterValue(narrow.metrics, 'wagate_http_in_flight_requests', {})) === 1);
+    const refused = await postText(narrow, { from: '15550500012' });
+    expect(refused.statusCode).toBe(503);
+    expect(refused.body).toBe('overloaded');
+    body.end(raw);
+    expect((await first).statusCode).toBe(200);
+    expect(await rowOf(id)).toMatchObject({ status: 'queued' });
+  });
+
+  it('answers a Twilio message with empty TwiML after the commit', async () => {
+    const params = twilioText('one coke', 'whatsapp:+15550500013');
+    const sid = params.find(([name]) => name === 'MessageSid')?.[1] ?? params.find(([name]) => name === 'SmsMessageSid')![1];
+    const reply = await ingest.request({
+      method: 'POST',
+      url: TWILIO_WEBHOOK_PATH,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-twilio-signature': twilioSignature(TWILIO_TOKEN, PUBLIC_BASE_URL + TWILIO_WEBHOOK_PATH, params),
+      },
+      payload: encodeForm(params),
+    });
+    expect(reply.statusCode).toBe(200);
+    expect(reply.body).toContain('<Response');
+    expect(await rowOf(sid)).toMatchObject({ status: 'queued' });
+  });
+
+  it('gives a path variant (a trailing slash), which express routes, the same checks and answer as the fast path', async () => {
+    const id = uniqueWamid();
+    const raw = JSON.stringify(metaTextEnvelope({ id, from: '15550500014', text: 'one coke' }));
+    const url = `${META_WEBHOOK_PATH}/`;
+    const unsigned = await ingest.request({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: raw });
+    expect(unsigned.statusCode).toBe(401);
+    const signed = await ingest.request({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/json', 'x-hub-signature-256': metaSignature(META_SECRET, raw) },
+      payload: raw,
+    });
+    expect([signed.statusCode, signed.body]).toEqual([200, 'EVENT_RECEIVED']);
+    expect(await rowOf(id)).toMatchObject({ status: 'queued' });
+  });
+
+  it('answers the Meta verification handshake with the challenge, and 403 to a wrong token', async () => {
+    const ok = await ingest.request({
+      method: 'GET',
+      url: META_WEBHOOK_PATH,
+      query: { 'hub.mode': 'subscribe', 'hub.verify_token': ingest.config.WHATSAPP_VERIFY_TOKEN!, 'hub.challenge': '1158201444' },
+    });
+    const wrong = await ingest.request({
+      method: 'GET',
+      url: META_WEBHOOK_PATH,
+      query: { 'hub.mode': 'subscribe', 'hub.verify_token': 'not-the-token', 'hub.challenge': '1158201444' },
+    });
+    expect([ok.statusCode, ok.body]).toEqual([200, '1158201444']);
+    expect(wrong.statusCode).toBe(403);
+  });
+});
+

@@ -1,0 +1,92 @@
+import amqp from 'amqplib';
+import { randomUUID } from 'node:crypto';
+import { createDatabase, transaction } from '../../src/db/client';
+import { classifyPostgresError, isDatabaseUnavailable } from '../../src/db/postgres-errors';
+import { ConfigError, ERROR_CODES, exitStatusOf, PermanentError, RetryableError, UsageError, WagateError } from '../../src/errors';
+import { asBrokerError, classifyAmqpError } from '../../src/queue/amqp-errors';
+import { TEST_AMQP_URL } from '../support/amqp';
+import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
+
+/** A port nothing listens on: connecting to it is refused at once. */
+const CLOSED_PORT = 1;
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db.drop();
+});
+
+const failureOf = (work: Promise<unknown>) => work.then(() => null, (error: unknown) => error);
+
+describe('Postgres failures, classified in db/postgres-errors', () => {
+  it('calls a refused connection unavailable', async () => {
+    const unreachable = createDatabase({ url: withPort(db.url, CLOSED_PORT), maxConnections: 1, connectTimeoutSeconds: 2, statementTimeoutMs: 1000, applicationName: 'wagate-test' });
+    const error = await failureOf(unreachable`SELECT 1`);
+    await unreachable.end({ timeout: 0 });
+    expect(classifyPostgresError(error)).toBe('DATABASE_UNAVAILABLE');
+    expect(isDatabaseUnavailable(error)).toBe(true);
+  });
+
+  it('calls a cancelled statement a statement timeout, which still counts as unavailable for a request', async () => {
+    const error = await failureOf(transaction(db.sql, async (tx) => {
+      await tx`SET LOCAL statement_timeout = 10`;
+      await tx`SELECT pg_sleep(1)`;
+    }));
+    expect(classifyPostgresError(error)).toBe('DATABASE_STATEMENT_TIMEOUT');
+    expect(isDatabaseUnavailable(error)).toBe(true);
+  });
+
+  it('leaves a bug in our SQL unclassified: no retry fixes it', async () => {
+    const error = await failureOf(db.sql`SELECT * FROM no_such_table`);
+    expect(classifyPostgresError(error)).toBeNull();
+    expect(isDatabaseUnavailable(error)).toBe(false);
+    expect(classifyPostgresError(new Error('no code'))).toBeNull();
+    expect(classifyPostgresError(null)).toBeNull();
+  });
+});
+
+describe('AMQP failures, classified in queue/amqp-errors', () => {
+  it('calls a refused connection and a closed channel the broker being away', async () => {
+    const refused = await failureOf(amqp.connect(withPort(TEST_AMQP_URL, CLOSED_PORT)));
+    expect(classifyAmqpError(refused)).toBe('BROKER_UNAVAILABLE');
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    const channel = await connection.createChannel();
+    await channel.close();
+    const closed = await failureOf(Promise.resolve().then(() => channel.checkQueue('anything')));
+    await connection.close();
+    expect(classifyAmqpError(closed)).toBe('BROKER_UNAVAILABLE');
+    expect(asBrokerError(closed)).toMatchObject({ code: 'BROKER_UNAVAILABLE', retryable: true });
+  });
+
+  it('leaves a refused operation (a queue that does not exist) unclassified and unchanged', async () => {
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    const missing = await failureOf(channel.checkQueue(`wagate-test-missing-${randomUUID()}`));
+    await connection.close();
+    expect(classifyAmqpError(missing)).toBeNull();
+    expect(asBrokerError(missing)).toBe(missing);
+  });
+});
+
+describe('WagateError codes', () => {
+  it('give each family member its code, and each code its retry, exit and HTTP meaning', () => {
+    expect([new UsageError('x'), new ConfigError('x'), new RetryableError('x'), new PermanentError('x')].map((error) => error.code)).toEqual([
+      'USAGE_INVALID',
+      'CONFIG_INVALID',
+      'RETRYABLE',
+      'PERMANENT',
+    ]);
+    expect(new WagateError('LEDGER_TIMEOUT', 'x')).toMatchObject({ retryable: true, exitStatus: 1, httpStatus: 503 });
+    expect(new PermanentError('x').retryable).toBe(false);
+    expect(Object.values(ERROR_CODES).every((meaning) => meaning.httpStatus >= 400 && meaning.exitStatus > 0)).toBe(true);
+  });
+
+  it('map a command line to correct to exit status 2, and any other failure to 1', () => {
+    expect(exitStatusOf(new UsageError('x'))).toBe(2);
+    expect(exitStatusOf(new ConfigError('x'))).toBe(1);
+    expect(exitStatusOf(new Error('not ours'))).toBe(1);
+  });
+});
