@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   FILE_UNREADABLE: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 400 },
   MIGRATION_FAILED: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 500 },
   DATABASE_UNAVAILABLE: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 503 },
+  /** Postgres refused our login or lacks the database: waiting cannot fix it, a person must. */
+  DATABASE_LOGIN_REFUSED: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 503 },
   /** statement_timeout cancelled a query: the database answers, but too slowly for this one. */
   DATABASE_STATEMENT_TIMEOUT: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 503 },
   /** Two transactions locked each other; Postgres cancelled one, which may simply run again. */

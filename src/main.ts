@@ -3,13 +3,14 @@
 import { tracingSdk } from './tracing-bootstrap';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config, type Source } from './config';
+import { explainPostgresFailure } from './db/postgres-errors';
 import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
 import { DEV_DEFAULTS, readyLine } from './commands/dev';
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
 import { releaseSender } from './ledger/release';
 import { requeueStuckMessages, stuckAfterMs } from './ledger/stuck';
-import { sendSample } from './commands/send';
+import { explainGatewayAnswer, sendSample } from './commands/send';
 import { isHelpRequest, USAGE, usageOf } from './commands/usage';
 import { waitUntilReady } from './commands/wait-ready';
 import { createLogger, type Logger } from './telemetry/logger';
@@ -97,7 +98,7 @@ const commands: Record<string, Command> = {
     if (values.provider !== 'meta' && values.provider !== 'twilio') throw new UsageError('--provider must be meta or twilio');
     const result = await sendSample(config, { ...values, provider: values.provider, text: values.text!, from: values.from! });
     process.stdout.write(`${result.status} ${result.body}\nmessage id: ${result.messageId}\n`);
-    if (result.status >= 300) throw new WagateError('GATEWAY_REFUSED', `the gateway answered ${result.status}`);
+    if (result.status >= 300) throw new WagateError('GATEWAY_REFUSED', explainGatewayAnswer(result.status, values.provider));
   },
   release: async (config, log, args) => {
     const { values } = parseArgs({ args, options: { phone: { type: 'string' }, source: { type: 'string' } } });
@@ -195,8 +196,9 @@ async function main(argv: string[]): Promise<void> {
   }
   const defaults = name === 'dev' ? DEV_DEFAULTS : {};
   let log: Logger | undefined;
+  let config: Config | undefined;
   try {
-    const config = loadConfig({ ...defaults, ...process.env });
+    config = loadConfig({ ...defaults, ...process.env });
     log = createLogger(config.LOG_LEVEL, `wagate-${name}`);
     await command(config, log, args);
   } catch (error) {
@@ -204,9 +206,15 @@ async function main(argv: string[]): Promise<void> {
     log?.flush();
     if (isWagateError(error, 'USAGE_INVALID') || isArgumentError(error)) return usageExit(`${name}: ${message}`, usageOf(name));
     if (isWagateError(error, 'CONFIG_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n`);
-    else process.stderr.write(`wagate ${name}: failed: ${message}\n`);
+    else process.stderr.write(`wagate ${name}: failed: ${message}${hintFor(error, config)}\n`);
     process.exit(exitStatusOf(error));
   }
+}
+
+/** What to do next, for the failures a person can fix: a database that refuses the login or cannot be reached. */
+function hintFor(error: unknown, config: Config | undefined): string {
+  const hint = config ? explainPostgresFailure(error, config.DATABASE_URL) : null;
+  return hint ? `\n  ${hint}` : '';
 }
 
 function usageExit(problem: string, usage: string): never {

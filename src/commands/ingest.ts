@@ -13,6 +13,7 @@ import { createPublisher } from '../queue/publisher';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
+import { refuseWrongDatabaseLogin } from '../db/health';
 
 export interface RunningIngest {
   port: number;
@@ -30,6 +31,10 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   warnAboutUnsafeSettings(config, log);
   const metrics = createMetrics('ingest');
   const sql = databaseFromConfig(config, 'wagate-ingest');
+  await refuseWrongDatabaseLogin(sql, config.DATABASE_URL).catch(async (error: unknown) => {
+    await sql.end({ timeout: 1 });
+    throw error;
+  });
   const topology = topologyFromConfig(config);
   let reportFatal: (error: Error) => void = () => undefined;
   const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));

@@ -69,3 +69,15 @@ async function postOrExplain(url: string, init: RequestInit): Promise<Response> 
     );
   }
 }
+
+/** What a non-2xx answer to a sample means and what to change, so a refused send is not a dead end. */
+export function explainGatewayAnswer(status: number, provider: SendOptions['provider']): string {
+  if (status === 401) {
+    return provider === 'meta'
+      ? 'the gateway refused the signature: sign with a secret it knows (the first WHATSAPP_APP_SECRET here must be in the gateway\'s WHATSAPP_APP_SECRET list)'
+      : 'the gateway refused the signature: sign with a token it knows (the first TWILIO_AUTH_TOKEN here must be in the gateway\'s list) and use the same PUBLIC_BASE_URL as the gateway';
+  }
+  if (status === 503) return 'the gateway is unavailable (its database cannot be reached, or it is overloaded); check its /readyz and logs, then send again';
+  if (status === 413) return 'the body is larger than the gateway\'s MAX_BODY_BYTES';
+  return `the gateway answered ${status}; see its logs`;
+}

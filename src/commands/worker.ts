@@ -13,7 +13,7 @@ import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/me
 import { createWorkerConsumer } from '../worker/consumer';
 import { processMessage } from '../worker/process-message';
 import { loadReplyCatalogues } from '../orders/replies';
-import { postgresAnswers } from '../db/health';
+import { postgresAnswers, refuseWrongDatabaseLogin } from '../db/health';
 import { boundPort, closeServerNow } from '../server/http-server';
 import { judgeReadiness } from '../server/readiness';
 
@@ -44,6 +44,10 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   checkWorkerConfig(config);
   const metrics = createMetrics('worker');
   const sql = databaseFromConfig(config, 'wagate-worker');
+  await refuseWrongDatabaseLogin(sql, config.DATABASE_URL).catch(async (error: unknown) => {
+    await sql.end({ timeout: 1 });
+    throw error;
+  });
   const topology = topologyFromConfig(config);
   const sendReply = replyClientFromConfig(config, TWILIO_WEBHOOK_PATH);
   // Read and checked before consuming anything: a broken catalogue stops the worker at start.

@@ -48,3 +48,38 @@ export function isValueRefused(error: unknown): boolean {
 export function isLockTimeout(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === SQLSTATE_LOCK_NOT_AVAILABLE;
 }
+
+/** SQLSTATEs of a refused login: 28P01 wrong password, 28000 no such role or no pg_hba entry; 3D000 no such database. */
+const LOGIN_HINTS: Record<string, string> = {
+  '28P01': 'Postgres refused the password: check the user and password in DATABASE_URL',
+  '28000': 'Postgres refused the login: check the user in DATABASE_URL and the server\'s pg_hba.conf',
+  '3D000': 'the database named in DATABASE_URL does not exist: create it or fix the URL',
+};
+
+/** A refused login or a missing database: no retry helps, so a process should stop and say so. */
+export function isLoginRefused(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code in LOGIN_HINTS;
+}
+
+/**
+ * What a person should do about a Postgres failure that stops a command, naming the server
+ * (never the password), or null when the failure is not about reaching or logging in.
+ */
+export function explainPostgresFailure(error: unknown, databaseUrl: string): string | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return null;
+  const where = describeServer(databaseUrl);
+  if (LOGIN_HINTS[code]) return `${LOGIN_HINTS[code]} (server ${where})`;
+  if (classifyPostgresError(error) === 'DATABASE_UNAVAILABLE') return `Postgres at ${where} cannot be reached: check that it runs and that DATABASE_URL points at it`;
+  return null;
+}
+
+function describeServer(databaseUrl: string): string {
+  try {
+    const url = new URL(databaseUrl);
+    return `${url.username || 'postgres'}@${url.hostname}:${url.port || '5432'}${url.pathname}`;
+  } catch {
+    return 'from DATABASE_URL';
+  }
+}
