@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 
@@ -39,6 +40,12 @@ const commaMilliseconds = z
   .refine((delays) => delays.length > 0 && delays.every((d) => Number.isInteger(d) && d > 0), {
     message: 'must be a comma-separated list of positive integers (milliseconds)',
   });
+
+/** A DNS-1123 name, as Kubernetes requires for namespaces, Deployments and Leases. */
+const kubeName = z
+  .string()
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes name: lower-case letters, digits, dash and dot');
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
@@ -109,6 +116,21 @@ const envSchema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: int(30000, 100),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(5000, 100),
   SHUTDOWN_TIMEOUT_MS: int(25000, 100),
+
+  AUTOSCALER_NAMESPACE: kubeName.optional(),
+  AUTOSCALER_DEPLOYMENT: kubeName.default('wagate-worker'),
+  AUTOSCALER_TARGET_PER_REPLICA: int(100, 1),
+  AUTOSCALER_MIN_REPLICAS: int(1, 1),
+  AUTOSCALER_MAX_REPLICAS: optionalInt(1),
+  AUTOSCALER_INTERVAL_SECONDS: int(10, 1),
+  AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: int(300, 0),
+  AUTOSCALER_MANUAL_HOLD_SECONDS: int(1800, 0),
+  AUTOSCALER_LEASE_NAME: kubeName.optional(),
+  AUTOSCALER_LEASE_DURATION_SECONDS: int(15, 1),
+  AUTOSCALER_RENEW_DEADLINE_SECONDS: int(10, 1),
+  AUTOSCALER_RETRY_PERIOD_SECONDS: int(2, 1),
+  AUTOSCALER_IDENTITY: z.string().min(1).max(253).optional(),
+  POD_NAME: z.string().min(1).max(253).optional(),
 });
 
 export type Source = 'whatsapp' | 'twilio';
@@ -158,10 +180,46 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       whatsapp: rateLimit(e.RATE_LIMIT_WHATSAPP_MAX_REQUESTS, e.RATE_LIMIT_WHATSAPP_WINDOW_MINUTES),
       twilio: rateLimit(e.RATE_LIMIT_TWILIO_MAX_REQUESTS, e.RATE_LIMIT_TWILIO_WINDOW_MINUTES),
     } satisfies Record<Source, RateLimit>,
+    autoscaler: autoscalerSettings(e),
   };
 }
 
 type ParsedEnv = z.infer<typeof envSchema>;
+
+/** The autoscaler's settings with their derived defaults; the namespace is resolved at start (ServiceAccount). */
+function autoscalerSettings(e: ParsedEnv) {
+  return {
+    namespace: e.AUTOSCALER_NAMESPACE,
+    deployment: e.AUTOSCALER_DEPLOYMENT,
+    targetPerReplica: e.AUTOSCALER_TARGET_PER_REPLICA,
+    minReplicas: e.AUTOSCALER_MIN_REPLICAS,
+    maxReplicas: e.AUTOSCALER_MAX_REPLICAS ?? e.WORK_SHARDS,
+    intervalMs: e.AUTOSCALER_INTERVAL_SECONDS * 1000,
+    scaleDownStabilizationMs: e.AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS * 1000,
+    manualHoldMs: e.AUTOSCALER_MANUAL_HOLD_SECONDS * 1000,
+    leaseName: e.AUTOSCALER_LEASE_NAME ?? `${e.AUTOSCALER_DEPLOYMENT}-autoscaler`,
+    leaseDurationMs: e.AUTOSCALER_LEASE_DURATION_SECONDS * 1000,
+    renewDeadlineMs: e.AUTOSCALER_RENEW_DEADLINE_SECONDS * 1000,
+    retryPeriodMs: e.AUTOSCALER_RETRY_PERIOD_SECONDS * 1000,
+    identity: e.AUTOSCALER_IDENTITY ?? e.POD_NAME ?? `${hostname()}-${process.pid}`,
+  };
+}
+
+/** Leader election is safe only when a leader gives up before a standby may take over. */
+function autoscalerProblems(e: ParsedEnv): string[] {
+  const problems: string[] = [];
+  const max = e.AUTOSCALER_MAX_REPLICAS ?? e.WORK_SHARDS;
+  if (e.AUTOSCALER_MIN_REPLICAS > max) {
+    problems.push('AUTOSCALER_MIN_REPLICAS: must not exceed AUTOSCALER_MAX_REPLICAS (which defaults to WORK_SHARDS)');
+  }
+  if (e.AUTOSCALER_RENEW_DEADLINE_SECONDS >= e.AUTOSCALER_LEASE_DURATION_SECONDS) {
+    problems.push('AUTOSCALER_RENEW_DEADLINE_SECONDS: must be shorter than AUTOSCALER_LEASE_DURATION_SECONDS, or two leaders could act at once');
+  }
+  if (e.AUTOSCALER_RETRY_PERIOD_SECONDS >= e.AUTOSCALER_RENEW_DEADLINE_SECONDS) {
+    problems.push('AUTOSCALER_RETRY_PERIOD_SECONDS: must be shorter than AUTOSCALER_RENEW_DEADLINE_SECONDS, or a leader loses the Lease between two tries');
+  }
+  return problems;
+}
 
 /** Settings that are each valid alone but unsafe together. */
 function crossCheck(e: ParsedEnv): string[] {
@@ -194,6 +252,7 @@ function crossCheck(e: ParsedEnv): string[] {
   if (e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
     problems.push('METRICS_PORT: must differ from PORT so that metrics stay off the public port');
   }
+  problems.push(...autoscalerProblems(e));
   return problems;
 }
 

@@ -44,6 +44,12 @@ const commands: Record<string, Command> = {
     exitOnRefusedLogin(worker.broker, config.AMQP_URL, config.AUTH_FAILURE_EXIT_SECONDS, log);
     stopOnFatal(log, worker.fatal, () => worker.stop());
   },
+  autoscaler: async (config, log) => {
+    // Loaded on demand: the Kubernetes client is large, and no other command needs it.
+    const { startAutoscaler } = await import('./commands/autoscaler');
+    const autoscaler = await startAutoscaler(config, log);
+    stopOnSignal(log, () => autoscaler.stop());
+  },
   dev: async (config, log) => {
     await runMigrate(config, log);
     const ingest = await startIngest(config, log);

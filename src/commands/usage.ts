@@ -3,6 +3,7 @@ export const COMMAND_USAGE: Record<string, string> = {
   migrate: 'migrate                         apply database migrations (idempotent, safe to run concurrently)',
   ingest: 'ingest                          run the HTTP edge',
   worker: 'worker                          consume queued messages: orders and replies',
+  autoscaler: 'autoscaler                      scale the worker Deployment with the backlog (Kubernetes, leader-elected)',
   dev: 'dev                             migrate, then run ingest and worker in one process (development)',
   'wait-ready': `wait-ready [--url URL] [--timeout SECONDS]
                                   wait until a gateway answers /readyz (default http://127.0.0.1:PORT, 60 s)`,

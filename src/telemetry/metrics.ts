@@ -206,7 +206,7 @@ export function createMetrics(role: string) {
 
 /** /metrics on its own port, so the exposition never sits on the public webhook port. */
 export function startMetricsServer(
-  metrics: Metrics,
+  metrics: { registry: Registry },
   port: number,
   host: string,
   /** Extra routes (the worker's health checks, which have no public port); true when handled. */

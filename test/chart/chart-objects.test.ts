@@ -182,9 +182,9 @@ describe('metrics and monitoring', () => {
     }
   });
 
-  it('names jobs that the two "down" alerts find', () => {
-    expect(jobRegexes).toHaveLength(2);
-    expect(jobRegexes.map((regex) => ['wagate-ingest', 'wagate-worker'].filter((job) => regex.test(job)))).toEqual([['wagate-ingest'], ['wagate-worker']]);
+  it('names jobs that the two "down" alerts and the no-leader alert find', () => {
+    const jobs = ['wagate-ingest', 'wagate-worker', 'wagate-autoscaler'];
+    expect(jobRegexes.map((regex) => jobs.filter((job) => regex.test(job)))).toEqual([['wagate-ingest'], ['wagate-worker'], ['wagate-autoscaler']]);
   });
 
   it('wraps files/alerts.yaml unchanged in the PrometheusRule', () => {

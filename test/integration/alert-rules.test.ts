@@ -7,7 +7,7 @@ const ROOT = path.resolve(__dirname, '../..');
 const RULES_FILE = 'charts/wagate/files/alerts.yaml';
 const UNIT_TESTS_DIR = 'test/alerts';
 const RUNBOOKS_FILE = 'docs/runbooks.md';
-const METRICS_SOURCE = 'src/telemetry/metrics.ts';
+const METRICS_SOURCES = ['src/telemetry/metrics.ts', 'src/telemetry/autoscaler-metrics.ts'];
 const RUNBOOK_URL_PREFIX = 'https://github.com/wagate/wagate/blob/main/docs/runbooks.md#';
 /** The seed's four alerts and those issue and SPEC add; removing one must be a decision, not an accident. */
 const REQUIRED_ALERTS = [
@@ -23,6 +23,7 @@ const REQUIRED_ALERTS = [
   'WagateOutboxBacklog',
   'WagateUnknownConfirmations',
   'WagateIngestDown',
+  'WagateAutoscalerNoLeader',
 ];
 
 interface AlertRule {
@@ -82,7 +83,7 @@ function headingAnchors(markdown: string): Set<string> {
 
 /** Metric names declared in the service's registry, plus the default Node metrics' prefixes. */
 function exportedMetricNames(): { names: Set<string>; prefixes: string[] } {
-  const names = new Set([...read(METRICS_SOURCE).matchAll(/name: '(wagate_[a-z0-9_]+)'/g)].map((match) => match[1]!));
+  const names = new Set(METRICS_SOURCES.flatMap((file) => [...read(file).matchAll(/name: '(wagate_[a-z0-9_]+)'/g)].map((match) => match[1]!)));
   return { names, prefixes: ['wagate_process_', 'wagate_nodejs_'] };
 }
 

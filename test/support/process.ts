@@ -32,7 +32,7 @@ export async function spawnWagate(command: string, env: Record<string, string>, 
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
-        if (entry.msg === 'ingest listening' || entry.msg === 'worker started') {
+        if (entry.msg === 'ingest listening' || entry.msg === 'worker started' || entry.msg === 'autoscaler started') {
           clearTimeout(timer);
           resolve({ port: (entry.port as number) ?? 0, metricsPort: entry.metricsPort as number });
         }

@@ -1,0 +1,89 @@
+/**
+ * The scaling decision: a pure function of the backlog, the current replica count, the
+ * policy and what it remembered from the previous tick. Everything that talks to Kubernetes
+ * or Postgres lives elsewhere, so every rule here is proven by a table of cases.
+ */
+
+export interface ScalingPolicy {
+  /** Backlog messages one worker replica is expected to handle. */
+  targetPerReplica: number;
+  minReplicas: number;
+  maxReplicas: number;
+  /** Replicas beyond the shard count would consume nothing, so this caps maxReplicas. */
+  shards: number;
+  /** How long the backlog must ask for fewer replicas before they are removed. */
+  scaleDownStabilizationMs: number;
+  /** Relative difference between the backlog and current capacity that causes no change. */
+  tolerance: number;
+}
+
+/** The part of the previous decisions that the next one needs. */
+export interface ScaleDownMemory {
+  /** When the backlog first asked for fewer replicas than are running, in epoch ms. */
+  lowSinceMs: number;
+  /** The largest replica count asked for since then: the window scales down to this. */
+  highestWanted: number;
+}
+
+export type DecisionReason = 'scale_up' | 'scale_down' | 'steady' | 'within_tolerance' | 'stabilising' | 'out_of_bounds';
+
+export interface DecideInput {
+  backlog: number;
+  currentReplicas: number;
+  nowMs: number;
+  memory: ScaleDownMemory | null;
+}
+
+export interface Decision {
+  desired: number;
+  reason: DecisionReason;
+  /** What the backlog asks for, after the clamp and before the step limits. */
+  wanted: number;
+  memory: ScaleDownMemory | null;
+}
+
+/** Kubernetes' HorizontalPodAutoscaler uses the same default: 10 % either way does nothing. */
+export const DEFAULT_TOLERANCE = 0.1;
+
+export function replicaBounds(policy: ScalingPolicy): { lower: number; upper: number } {
+  const upper = Math.max(1, Math.min(policy.maxReplicas, policy.shards));
+  return { lower: Math.min(Math.max(1, policy.minReplicas), upper), upper };
+}
+
+export function wantedReplicas(backlog: number, policy: ScalingPolicy): number {
+  const { lower, upper } = replicaBounds(policy);
+  const raw = Math.ceil(Math.max(0, backlog) / policy.targetPerReplica);
+  return Math.min(upper, Math.max(lower, raw));
+}
+
+export function decide(input: DecideInput, policy: ScalingPolicy): Decision {
+  const { backlog, currentReplicas: current, nowMs } = input;
+  const wanted = wantedReplicas(backlog, policy);
+  const { lower, upper } = replicaBounds(policy);
+  if (current < lower || current > upper) {
+    return { desired: Math.min(upper, Math.max(lower, current)), reason: 'out_of_bounds', wanted, memory: null };
+  }
+  if (wanted === current) return { desired: current, reason: 'steady', wanted, memory: null };
+  if (withinTolerance(backlog, current, policy)) return { desired: current, reason: 'within_tolerance', wanted, memory: null };
+  if (wanted > current) {
+    // At most doubling per step: a burst that fades within seconds does not start a fleet.
+    return { desired: Math.min(wanted, Math.max(1, current * 2)), reason: 'scale_up', wanted, memory: null };
+  }
+  const memory = rememberLow(input.memory, wanted, nowMs);
+  if (nowMs - memory.lowSinceMs < policy.scaleDownStabilizationMs) {
+    return { desired: current, reason: 'stabilising', wanted, memory };
+  }
+  // The highest count asked for during the window, so a dip inside it cannot undershoot.
+  return { desired: memory.highestWanted, reason: 'scale_down', wanted, memory: null };
+}
+
+function withinTolerance(backlog: number, current: number, policy: ScalingPolicy): boolean {
+  if (current === 0) return false;
+  const ratio = backlog / (current * policy.targetPerReplica);
+  return Math.abs(ratio - 1) <= policy.tolerance;
+}
+
+function rememberLow(memory: ScaleDownMemory | null, wanted: number, nowMs: number): ScaleDownMemory {
+  if (!memory) return { lowSinceMs: nowMs, highestWanted: wanted };
+  return { lowSinceMs: memory.lowSinceMs, highestWanted: Math.max(memory.highestWanted, wanted) };
+}

@@ -1,0 +1,184 @@
+import { V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from '../telemetry/logger';
+import { statusOf } from './kube-client';
+
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, after client-go's leaderelection package
+ * (client-node has none). Every write carries the resourceVersion it read, so two candidates
+ * cannot both win. A standby judges expiry by its own clock, from the moment it last saw the
+ * Lease change, so clock skew between pods does not matter.
+ */
+export interface LeaderElectionOptions {
+  coordination: CoordinationV1Api;
+  namespace: string;
+  leaseName: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  log: Logger;
+  onLeadingChange(leading: boolean): void;
+}
+
+export interface LeaderElector {
+  isLeader(): boolean;
+  /** Whether the last try reached the API server (readiness). */
+  apiReachable(): boolean;
+  /** Stops campaigning and, when leading, hands the Lease back so a standby takes it at once. */
+  release(): Promise<void>;
+}
+
+/** Standbys spread their tries so they do not all hit the API server at the same moment. */
+const RETRY_JITTER = 0.2;
+
+export function startLeaderElection(options: LeaderElectionOptions): LeaderElector {
+  const { coordination, namespace, leaseName: name, identity, log } = options;
+  let leading = false;
+  let reachable = false;
+  let lastRenewMs = 0;
+  let stopped = false;
+  let observed: { key: string; atMs: number } | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  let attempt: Promise<void> = Promise.resolve();
+
+  const setLeading = (value: boolean) => {
+    if (leading === value) return;
+    leading = value;
+    log.info({ lease: name, identity }, value ? 'became the leader' : 'stopped leading');
+    options.onLeadingChange(value);
+  };
+
+  /** The other holder's lease is still valid by our own clock since we last saw it renewed. */
+  const heldByOther = (lease: V1Lease, nowMs: number): boolean => {
+    const spec = lease.spec ?? {};
+    if (!spec.holderIdentity || spec.holderIdentity === identity) return false;
+    // client-node hands MicroTime fields back as the server's string.
+    const key = `${spec.holderIdentity}/${String(spec.renewTime ?? '')}`;
+    if (observed?.key !== key) observed = { key, atMs: nowMs };
+    return observed.atMs + (spec.leaseDurationSeconds ?? 0) * 1000 > nowMs;
+  };
+
+  /** 'lost' when another holder's lease is valid: a leader then stops at once. */
+  const tryAcquireOrRenew = async (now: V1MicroTime): Promise<'held' | 'lost' | 'conflict'> => {
+    const lease = await readLease(coordination, namespace, name);
+    if (!lease) return (await createLease(coordination, namespace, name, leaseSpec(identity, options.leaseDurationMs, now, 0))) ? 'held' : 'conflict';
+    if (heldByOther(lease, now.getTime())) return 'lost';
+    const spec = lease.spec ?? {};
+    const renewing = spec.holderIdentity === identity;
+    const transitions = (spec.leaseTransitions ?? 0) + (renewing ? 0 : 1);
+    const next = leaseSpec(identity, options.leaseDurationMs, now, transitions);
+    if (renewing && spec.acquireTime) next.acquireTime = spec.acquireTime;
+    return (await replaceLease(coordination, { ...lease, spec: next })) ? 'held' : 'conflict';
+  };
+
+  const tick = async () => {
+    const now = new V1MicroTime();
+    // A hung request must not stall the loop: it counts as a failed try after the renew deadline.
+    const outcome = await withDeadline(tryAcquireOrRenew(now), options.renewDeadlineMs).then(
+      (result) => {
+        reachable = true;
+        return result;
+      },
+      (error: Error) => {
+        reachable = false;
+        log.warn({ err: error.message, lease: name }, 'could not reach the Lease');
+        return 'error' as const;
+      },
+    );
+    // Counted from the start of the try: the lease runs from the renewTime it wrote.
+    if (outcome === 'held') lastRenewMs = now.getTime();
+    if (stopped) return;
+    // A leader that cannot renew within the deadline stops acting before a standby may take over.
+    setLeading(outcome === 'held' || (outcome !== 'lost' && leading && Date.now() - lastRenewMs < options.renewDeadlineMs));
+  };
+
+  const schedule = () => {
+    if (stopped) return;
+    const jitter = leading ? 0 : Math.random() * RETRY_JITTER * options.retryPeriodMs;
+    timer = setTimeout(() => {
+      attempt = tick().finally(schedule);
+    }, options.retryPeriodMs + jitter);
+  };
+  // The renew deadline also holds while a request hangs: checked apart from the tries.
+  const watchdog = setInterval(() => {
+    if (leading && Date.now() - lastRenewMs >= options.renewDeadlineMs) setLeading(false);
+  }, Math.min(1000, options.retryPeriodMs));
+  attempt = tick().finally(schedule);
+
+  return {
+    isLeader: () => leading,
+    apiReachable: () => reachable,
+    async release() {
+      stopped = true;
+      clearTimeout(timer);
+      clearInterval(watchdog);
+      await attempt;
+      setLeading(false);
+      // Even a leader that just missed its renew deadline may still be the holder on record.
+      await giveBack(coordination, namespace, name, identity).catch((error: Error) =>
+        log.warn({ err: error.message, lease: name }, 'could not release the Lease; a standby takes it when it expires'),
+      );
+    },
+  };
+}
+
+/** Times are V1MicroTime: the API server reads MicroTime with exactly six fractional digits. */
+function withDeadline<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the API server within ${deadlineMs} ms`)), deadlineMs);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+function leaseSpec(identity: string, durationMs: number, now: V1MicroTime, transitions: number): NonNullable<V1Lease['spec']> {
+  return {
+    holderIdentity: identity,
+    leaseDurationSeconds: Math.ceil(durationMs / 1000),
+    acquireTime: now,
+    renewTime: now,
+    leaseTransitions: transitions,
+  };
+}
+
+async function readLease(coordination: CoordinationV1Api, namespace: string, name: string): Promise<V1Lease | null> {
+  try {
+    return await coordination.readNamespacedLease({ name, namespace });
+  } catch (error) {
+    if (statusOf(error) === 404) return null;
+    throw error;
+  }
+}
+
+/** False when another candidate created it first (409). */
+async function createLease(coordination: CoordinationV1Api, namespace: string, name: string, spec: V1Lease['spec']): Promise<boolean> {
+  try {
+    await coordination.createNamespacedLease({ namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name }, spec } });
+    return true;
+  } catch (error) {
+    if (statusOf(error) === 409) return false;
+    throw error;
+  }
+}
+
+/** False when someone wrote the Lease since it was read (409 on its resourceVersion). */
+async function replaceLease(coordination: CoordinationV1Api, lease: V1Lease): Promise<boolean> {
+  try {
+    await coordination.replaceNamespacedLease({ name: lease.metadata!.name!, namespace: lease.metadata!.namespace!, body: lease });
+    return true;
+  } catch (error) {
+    if (statusOf(error) === 409) return false;
+    throw error;
+  }
+}
+
+/** Like client-go: no holder and a one-second duration, so the next try of any standby wins. */
+async function giveBack(coordination: CoordinationV1Api, namespace: string, name: string, identity: string): Promise<void> {
+  const lease = await readLease(coordination, namespace, name);
+  if (!lease || lease.spec?.holderIdentity !== identity) return;
+  const now = new V1MicroTime();
+  await replaceLease(coordination, {
+    ...lease,
+    spec: { leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: lease.spec.leaseTransitions ?? 0 },
+  });
+}

@@ -1,0 +1,78 @@
+import { z } from 'zod';
+
+/**
+ * Whether the autoscaler may act on the worker Deployment, or must yield to a person. A pure
+ * function of what the Deployment says, so a new leader reaches the same verdict as the old.
+ */
+
+export const PAUSED_ANNOTATION = 'wagate.io/autoscaler-paused';
+export const LAST_DECISION_ANNOTATION = 'wagate.io/autoscaler-last-decision';
+/** Set by the deployment controller; it changes with every rollout of a new pod template. */
+export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';
+
+/** What the autoscaler last set or accepted, stored on the Deployment as JSON. */
+export interface LastDecision {
+  replicas: number;
+  /** The Deployment's revision at that moment: a later rollout that also set replicas is not a person. */
+  revision?: string;
+  reason: string;
+  atMs: number;
+  /** Until when it yields to a manual scale, in epoch ms. */
+  holdUntilMs?: number;
+}
+
+export interface WorkerSnapshot {
+  replicas: number;
+  revision?: string;
+  paused: boolean;
+  lastDecision: LastDecision | null;
+}
+
+export type Ownership =
+  | { kind: 'paused' }
+  /** Take the current count as its own (first run, or a rollout set it) and act. */
+  | { kind: 'adopt'; why: 'first_run' | 'rollout' }
+  /** Someone scaled by hand just now: record it and hold until the time given. */
+  | { kind: 'manual_scale'; holdUntilMs: number }
+  | { kind: 'holding'; holdUntilMs: number }
+  | { kind: 'own' };
+
+export function judgeOwnership(worker: WorkerSnapshot, nowMs: number, manualHoldMs: number): Ownership {
+  if (worker.paused) return { kind: 'paused' };
+  const last = worker.lastDecision;
+  if (!last) return { kind: 'adopt', why: 'first_run' };
+  if (worker.replicas !== last.replicas) {
+    if (worker.revision !== undefined && worker.revision !== last.revision) return { kind: 'adopt', why: 'rollout' };
+    return { kind: 'manual_scale', holdUntilMs: nowMs + manualHoldMs };
+  }
+  if (last.holdUntilMs !== undefined && last.holdUntilMs > nowMs) return { kind: 'holding', holdUntilMs: last.holdUntilMs };
+  return { kind: 'own' };
+}
+
+const lastDecisionSchema = z.object({
+  replicas: z.number().int().min(0),
+  revision: z.string().optional(),
+  reason: z.string(),
+  atMs: z.number(),
+  holdUntilMs: z.number().optional(),
+});
+
+/** The annotation's value; anything unreadable counts as no decision, so it is adopted afresh. */
+export function parseLastDecision(value: string | undefined): LastDecision | null {
+  if (!value) return null;
+  try {
+    const parsed = lastDecisionSchema.safeParse(JSON.parse(value));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+export function isPaused(annotations: Record<string, string> | undefined): boolean {
+  return annotations?.[PAUSED_ANNOTATION]?.trim().toLowerCase() === 'true';
+}
+
+/** "HH:MM" in UTC, as the Event says it; Events carry their own full timestamps. */
+export function clockTime(epochMs: number): string {
+  return new Date(epochMs).toISOString().slice(11, 16);
+}

@@ -1,0 +1,114 @@
+import type { Config } from '../config';
+import { countBacklog } from '../autoscaler/backlog';
+import { DEFAULT_TOLERANCE } from '../autoscaler/decide';
+import { createKubeClients } from '../autoscaler/kube-client';
+import { startLeaderElection } from '../autoscaler/leader-election';
+import { createScalingLoop } from '../autoscaler/scaling-loop';
+import { createWorkerDeployment } from '../autoscaler/worker-deployment';
+import { closeDatabase, databaseFromConfig } from '../db/client';
+import { postgresAnswers } from '../db/health';
+import { boundPort, closeServerNow } from '../server/http-server';
+import { createAutoscalerMetrics } from '../telemetry/autoscaler-metrics';
+import type { Logger } from '../telemetry/logger';
+import { startMetricsServer } from '../telemetry/metrics';
+
+const COMPONENT = 'wagate-autoscaler';
+
+export interface RunningAutoscaler {
+  metricsPort: number;
+  stop(): Promise<void>;
+}
+
+/** Campaigns for the Lease; while leading, ticks the scaling loop every AUTOSCALER_INTERVAL_SECONDS. */
+export async function startAutoscaler(config: Config, log: Logger): Promise<RunningAutoscaler> {
+  const settings = config.autoscaler;
+  const kube = createKubeClients();
+  const namespace = settings.namespace ?? kube.defaultNamespace;
+  const metrics = createAutoscalerMetrics();
+  const sql = databaseFromConfig(config, COMPONENT, { maxConnections: 2 });
+  const loop = createScalingLoop({
+    countBacklog: () => countBacklog(sql),
+    worker: createWorkerDeployment({ apps: kube.apps, core: kube.core, namespace, name: settings.deployment, component: COMPONENT, identity: settings.identity }),
+    policy: { ...settings, shards: config.WORK_SHARDS, tolerance: DEFAULT_TOLERANCE },
+    manualHoldMs: settings.manualHoldMs,
+    metrics,
+    log,
+  });
+  const ticker = createTicker(() => loop.tick(), settings.intervalMs);
+  const elector = startLeaderElection({
+    coordination: kube.coordination,
+    namespace,
+    leaseName: settings.leaseName,
+    identity: settings.identity,
+    leaseDurationMs: settings.leaseDurationMs,
+    renewDeadlineMs: settings.renewDeadlineMs,
+    retryPeriodMs: settings.retryPeriodMs,
+    log,
+    onLeadingChange(leading) {
+      metrics.leader.set(leading ? 1 : 0);
+      if (leading) {
+        loop.forget();
+        ticker.start();
+      } else ticker.stop();
+    },
+  });
+  let stopping = false;
+  const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, (req, res) => {
+    if (req.url === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
+      return true;
+    }
+    if (req.url !== '/readyz') return false;
+    void postgresAnswers(sql).then((postgres) => {
+      const kubernetes = elector.apiReachable() ? 'ok' : 'unavailable';
+      const ready = postgres === 'ok' && kubernetes === 'ok' && !stopping;
+      const body = { status: ready ? 'ready' : 'not ready', postgres, kubernetes, leader: elector.isLeader(), draining: stopping };
+      res.writeHead(ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+    });
+    return true;
+  });
+  const metricsPort = boundPort(metricsServer);
+  log.info({ metricsPort, namespace, deployment: settings.deployment, lease: settings.leaseName, identity: settings.identity, server: kube.server }, 'autoscaler started');
+  return {
+    metricsPort,
+    async stop() {
+      stopping = true;
+      await ticker.stop();
+      // Hands the Lease back at once, so a rolling update does not wait out the lease duration.
+      await elector.release();
+      metrics.leader.set(0);
+      await closeServerNow(metricsServer);
+      await closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error'));
+      log.info('autoscaler stopped');
+    },
+  };
+}
+
+/** Runs work now and then every intervalMs, one run at a time; stop() waits for the run in hand. */
+function createTicker(work: () => Promise<unknown>, intervalMs: number) {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+  let active = false;
+  const run = () => {
+    timer = undefined;
+    running = work().finally(() => {
+      if (active) timer = setTimeout(run, intervalMs);
+    });
+  };
+  return {
+    start() {
+      if (active) return;
+      active = true;
+      // After a quick stop and start, the run still in hand finishes first: one run at a time.
+      void running.then(() => {
+        if (active && timer === undefined) run();
+      });
+    },
+    async stop() {
+      active = false;
+      clearTimeout(timer);
+      timer = undefined;
+      await running;
+    },
+  };
+}

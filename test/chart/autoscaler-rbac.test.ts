@@ -1,0 +1,25 @@
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
+import { RBAC_FIXTURE, WORKER } from '../support/autoscaler';
+import { find, renderScenario } from './helm';
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  resourceNames?: string[];
+  verbs: string[];
+}
+
+/** The autoscaler suite (test/kube/autoscaler.test.ts) proves the fixture's Role is enough; the chart must grant no more and no less. */
+describe('the chart\'s autoscaler Role', () => {
+  it('grants exactly the rules the autoscaler was tested with, for the chart\'s worker Deployment', () => {
+    const objects = renderScenario('minimal');
+    const worker = find(objects, 'Deployment', '-worker').metadata.name;
+    const chartRules = (find(objects, 'Role', '-autoscaler') as unknown as { rules: Rule[] }).rules;
+    const fixture = parseAllDocuments(readFileSync(RBAC_FIXTURE, 'utf8')).map((doc) => doc.toJS() as { kind: string; rules?: Rule[] });
+    const fixtureRules = fixture.find((doc) => doc.kind === 'Role')!.rules!;
+    const forWorker = (rules: Rule[], name: string) =>
+      rules.map((rule) => ({ ...rule, resourceNames: rule.resourceNames?.map((resource) => (resource === name ? '<worker>' : resource)) }));
+    expect(forWorker(chartRules, worker)).toEqual(forWorker(fixtureRules, WORKER));
+  });
+});

@@ -1,0 +1,256 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import {
+  LEASE,
+  NAMESPACE,
+  WORKER,
+  lastDecision,
+  leaseState,
+  metricValue,
+  prepareAutoscalerAccess,
+  recreateWorker,
+  startAutoscaler,
+  workerEvents,
+  workerState,
+} from '../support/autoscaler';
+import { startControlPlane, type ControlPlane } from '../support/control-plane';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startPipeline } from '../support/pipeline';
+import { startPrometheus } from '../support/prometheus';
+import type { ChildIngest } from '../support/process';
+import { waitFor } from '../support/wait';
+import { postMetaText } from '../support/webhooks';
+
+const ROOT = path.join(__dirname, '..', '..');
+/** Generous bounds: the control plane, Postgres and RabbitMQ share two busy cores. */
+const SETTLE_MS = 45_000;
+const CHART_FILES = path.join(ROOT, 'charts', 'wagate', 'files');
+
+/** The dashboard's autoscaler row (refIds AS…) and the WagateAutoscalerNoLeader expression. */
+function autoscalerQueries(): { dashboard: { ref: string; expr: string }[]; noLeader: string } {
+  interface Panel {
+    targets?: { refId: string; expr: string }[];
+    panels?: Panel[];
+  }
+  const flatten = (list: Panel[]): Panel[] => list.flatMap((panel) => [panel, ...flatten(panel.panels ?? [])]);
+  const dashboard = JSON.parse(readFileSync(path.join(CHART_FILES, 'dashboard.json'), 'utf8')) as { panels: Panel[] };
+  const targets = flatten(dashboard.panels).flatMap((panel) => panel.targets ?? []).filter((target) => target.refId.startsWith('AS'));
+  const rules = parseYaml(readFileSync(path.join(CHART_FILES, 'alerts.yaml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
+  const noLeader = rules.groups.flatMap((group) => group.rules).find((rule) => rule.alert === 'WagateAutoscalerNoLeader')!;
+  return { dashboard: targets.map((target) => ({ ref: target.refId, expr: target.expr.replace(/\$__rate_interval/g, '1m') })), noLeader: noLeader.expr };
+}
+
+/**
+ * `wagate autoscaler` as a process, authenticated only by the token of a ServiceAccount bound to
+ * the least-privilege Role in test/fixtures/kube/autoscaler-rbac.yaml, against a real
+ * kube-apiserver with its deployment controller, and a real Postgres (and RabbitMQ, where the
+ * backlog comes from real webhooks).
+ */
+describe('wagate autoscaler on a real Kubernetes API server', () => {
+  let plane: ControlPlane;
+  let kubeconfig: string;
+  let db: TestDatabase;
+  const running: ChildIngest[] = [];
+
+  const start = async (identity: string, env: Record<string, string> = {}, databaseUrl = db.url) => {
+    const autoscaler = await startAutoscaler(kubeconfig, { DATABASE_URL: databaseUrl, AUTOSCALER_IDENTITY: identity, ...env });
+    running.push(autoscaler);
+    return autoscaler;
+  };
+  const metric = (process: ChildIngest, name: string, labels = '') => metricValue(process.metricsUrl, name, labels);
+  const decisions = async (process: ChildIngest, reason: string) => (await metric(process, 'wagate_autoscaler_decisions_total', `reason="${reason}"`)) ?? 0;
+
+  beforeAll(async () => {
+    plane = await startControlPlane();
+    kubeconfig = prepareAutoscalerAccess(plane);
+    db = await createTestDatabase();
+  }, 180_000);
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((process) => process.stop('SIGKILL')));
+    plane.kubectl(['delete', 'lease', LEASE, '-n', NAMESPACE, '--ignore-not-found']);
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+    await plane?.stop();
+  }, 60_000);
+
+  it('can do nothing beyond the fixture Role: no other Deployment, no deletes, no secrets or pods', () => {
+    const can = (...args: string[]) =>
+      spawnSync(path.join(plane.binDir, 'kubectl'), ['auth', 'can-i', ...args, '-n', NAMESPACE], {
+        env: { ...process.env, ...plane.env, KUBECONFIG: kubeconfig },
+        encoding: 'utf8',
+      }).stdout.trim();
+    expect(can('patch', `deployments/${WORKER}`, '--subresource=scale')).toBe('yes');
+    expect(can('create', 'leases')).toBe('yes');
+    expect(can('create', 'events')).toBe('yes');
+    expect(can('patch', 'deployments/wagate-ingest')).toBe('no');
+    expect(can('patch', 'deployments/wagate-ingest', '--subresource=scale')).toBe('no');
+    expect(can('delete', `deployments/${WORKER}`)).toBe('no');
+    expect(can('update', `deployments/${WORKER}`)).toBe('no');
+    expect(can('list', 'deployments')).toBe('no');
+    expect(can('delete', 'leases')).toBe('no');
+    expect(can('get', 'secrets')).toBe('no');
+    expect(can('list', 'pods')).toBe('no');
+  });
+
+  it('acquires the Lease and renews it; a standby takes over when the leader dies; the leader releases it on SIGTERM', async () => {
+    recreateWorker(plane, 1);
+    const a = await start('autoscaler-a');
+    await waitFor('autoscaler-a to hold the Lease', () => leaseState(plane)?.holder === 'autoscaler-a', SETTLE_MS);
+    await waitFor('autoscaler-a to report itself leader', async () => (await metric(a, 'wagate_autoscaler_leader')) === 1, SETTLE_MS);
+    const firstRenew = leaseState(plane)!.renewTime;
+    await waitFor('the leader to renew the Lease', () => leaseState(plane)!.renewTime !== firstRenew, SETTLE_MS);
+
+    const b = await start('autoscaler-b');
+    const seenByB = leaseState(plane)!.renewTime;
+    await waitFor('two more renewals by the leader while b stands by', () => {
+      const lease = leaseState(plane)!;
+      return lease.holder === 'autoscaler-a' && lease.renewTime !== seenByB && lease.renewTime;
+    }, SETTLE_MS);
+    expect(await metric(b, 'wagate_autoscaler_leader')).toBe(0);
+    expect(await decisions(b, 'steady')).toBe(0);
+
+    await a.stop('SIGKILL');
+    await waitFor('the standby to take the Lease over', () => leaseState(plane)?.holder === 'autoscaler-b', SETTLE_MS);
+    expect(leaseState(plane)!.transitions).toBe(1);
+    await waitFor('the new leader to act', async () => (await decisions(b, 'steady')) > 0, SETTLE_MS);
+
+    expect(await b.stop('SIGTERM')).toBe(0);
+    const released = leaseState(plane)!;
+    expect(released.holder).toBeUndefined();
+    expect(released.durationSeconds).toBe(1);
+  }, 120_000);
+
+  it('patches the scale with the resourceVersion it read: a stale write is refused, read again and retried', () => {
+    recreateWorker(plane, 1);
+    const result = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(__dirname, 'drivers', 'scale-conflict.ts'), NAMESPACE, WORKER], {
+      cwd: ROOT,
+      env: { ...process.env, KUBECONFIG: kubeconfig },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(result.stderr).toBe('');
+    expect(JSON.parse(result.stdout)).toEqual({
+      before: 1,
+      staleWrite: 'conflict',
+      afterStale: 1,
+      reason: 'scale_up',
+      reads: 2,
+      conflicts: 1,
+      final: 2,
+      lastDecision: expect.objectContaining({ replicas: 2, reason: 'scale_up' }),
+    });
+    expect(workerState(plane).replicas).toBe(2);
+  }, 90_000);
+
+  it('scales a filling backlog up at most doubling per step, and down only after the stabilisation window', async () => {
+    recreateWorker(plane, 1);
+    const pipeline = await startPipeline();
+    try {
+      const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '6' }, pipeline.db.url);
+      // 60 unfinished messages at 10 per replica ask for 6 workers; nobody consumes them yet.
+      const replies = await Promise.all(Array.from({ length: 60 }, (_, i) => postMetaText(pipeline.ingest.baseUrl, { from: `1555000${1000 + i}`, text: 'one margherita' })));
+      expect(replies.map((reply) => reply.status)).toEqual(replies.map(() => 200));
+      await waitFor('the worker Deployment at 6 replicas', () => workerState(plane).replicas === 6, SETTLE_MS);
+      expect(await metric(autoscaler, 'wagate_autoscaler_backlog_messages')).toBe(60);
+      const steps = workerEvents(plane, 'Scaled').map((message) => /^scaled from (\d+) to (\d+) replicas \(scale_up\)/.exec(message)!.slice(1).map(Number));
+      expect(steps).toEqual(expect.arrayContaining([[1, 2], [2, 4], [4, 6]]));
+      for (const [from, to] of steps) expect(to! <= 2 * from!).toBe(true);
+      expect(lastDecision(plane)).toMatchObject({ replicas: 6, reason: 'scale_up' });
+
+      await pipeline.startWorker();
+      await waitFor('the backlog to drain', async () => (await metric(autoscaler, 'wagate_autoscaler_backlog_messages')) === 0, SETTLE_MS);
+      await waitFor('the window to keep the replicas for a while', async () => (await decisions(autoscaler, 'stabilising')) >= 2, SETTLE_MS);
+      expect(workerState(plane).replicas).toBe(6);
+      await waitFor('the worker Deployment back at 1 replica', () => workerState(plane).replicas === 1, SETTLE_MS);
+      // Down to the highest count asked for during each window: straight to 1, or through a
+      // step while the backlog was still draining when the window began.
+      const downs = workerEvents(plane, 'Scaled').filter((message) => message.includes('(scale_down)'));
+      expect(downs.at(-1)).toMatch(/^scaled from \d+ to 1 replicas \(scale_down\): backlog 0$/);
+      expect(lastDecision(plane)).toMatchObject({ replicas: 1, reason: 'scale_down' });
+      expect(await metric(autoscaler, 'wagate_autoscaler_desired_replicas')).toBe(1);
+    } finally {
+      await pipeline.stop();
+    }
+  }, 150_000);
+
+  it('yields to kubectl scale: an Event, a hold metric, a new leader that keeps holding, and a resumption when the hold ends', async () => {
+    recreateWorker(plane, 1);
+    // No window: without the hold, an empty backlog would take the workers back to 1 at the next tick.
+    const env = { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0', AUTOSCALER_MANUAL_HOLD_SECONDS: '20' };
+    const a = await start('autoscaler-a', env);
+    await waitFor('the autoscaler to adopt the Deployment', () => lastDecision(plane)?.reason === 'adopted_first_run', SETTLE_MS);
+    const b = await start('autoscaler-b', env);
+
+    plane.kubectl(['scale', 'deployment', WORKER, '-n', NAMESPACE, '--replicas=3']);
+    const [event] = await waitFor('a ManualScaleDetected Event', () => workerEvents(plane, 'ManualScaleDetected').length > 0 && workerEvents(plane, 'ManualScaleDetected'), SETTLE_MS);
+    const hold = lastDecision(plane)!;
+    expect(hold).toMatchObject({ replicas: 3, reason: 'manual_scale' });
+    expect(event).toBe(`manual scale to 3 detected; holding until ${new Date(hold.holdUntilMs!).toISOString().slice(11, 16)}`);
+    expect(await metric(a, 'wagate_autoscaler_manual_holds_total')).toBe(1);
+    expect(await metric(a, 'wagate_autoscaler_hold_until_timestamp_seconds')).toBe(hold.holdUntilMs! / 1000);
+
+    // The hold lives on the Deployment, so the standby that takes over keeps it.
+    await a.stop('SIGKILL');
+    await waitFor('the standby to hold off as leader', async () => (await decisions(b, 'manual_hold')) >= 2, SETTLE_MS);
+    expect(workerState(plane).replicas).toBe(3);
+    expect(workerEvents(plane, 'ManualScaleDetected')).toHaveLength(1);
+    expect(await metric(b, 'wagate_autoscaler_hold_until_timestamp_seconds')).toBe(hold.holdUntilMs! / 1000);
+
+    await waitFor('the autoscaler to resume after the hold', () => workerState(plane).replicas === 1, SETTLE_MS);
+    expect(Date.now()).toBeGreaterThanOrEqual(hold.holdUntilMs!);
+    expect(lastDecision(plane)).toMatchObject({ replicas: 1, reason: 'scale_down' });
+    expect(await metric(b, 'wagate_autoscaler_hold_until_timestamp_seconds')).toBe(0);
+  }, 120_000);
+
+  it('does nothing while wagate.io/autoscaler-paused is "true", and resumes from what was set meanwhile once it is removed', async () => {
+    recreateWorker(plane, 1);
+    const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });
+    await waitFor('the autoscaler to adopt the Deployment', () => lastDecision(plane)?.reason === 'adopted_first_run', SETTLE_MS);
+    plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused=true']);
+    await waitFor('the paused gauge', async () => (await metric(autoscaler, 'wagate_autoscaler_paused')) === 1, SETTLE_MS);
+    plane.kubectl(['scale', 'deployment', WORKER, '-n', NAMESPACE, '--replicas=4']);
+    await waitFor('the scale to be taken as the baseline', () => lastDecision(plane)?.replicas === 4, SETTLE_MS);
+    const pausedTicks = await decisions(autoscaler, 'paused');
+    await waitFor('two more paused ticks', async () => (await decisions(autoscaler, 'paused')) >= pausedTicks + 2, SETTLE_MS);
+    expect(workerState(plane).replicas).toBe(4);
+    expect(lastDecision(plane)).toMatchObject({ replicas: 4, reason: 'paused' });
+
+    plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused-']);
+    await waitFor('the autoscaler to act again', () => workerState(plane).replicas === 1, SETTLE_MS);
+    expect(await metric(autoscaler, 'wagate_autoscaler_paused')).toBe(0);
+    expect(workerEvents(plane, 'ManualScaleDetected')).toEqual([]);
+    expect(await metric(autoscaler, 'wagate_autoscaler_manual_holds_total')).toBe(0);
+  }, 90_000);
+
+  it('feeds every panel of the dashboard row, and keeps the no-leader alert quiet while one leads', async () => {
+    recreateWorker(plane, 1);
+    const a = await start('autoscaler-a');
+    const b = await start('autoscaler-b');
+    await waitFor('a leader', async () => (await metric(a, 'wagate_autoscaler_leader')) === 1, SETTLE_MS);
+    const host = (process: ChildIngest) => new URL(process.metricsUrl).host;
+    const prometheus = await startPrometheus({ jobs: { 'wagate-autoscaler': [host(a), host(b)] } });
+    try {
+      await prometheus.waitForScrapes(3);
+      const { dashboard, noLeader } = autoscalerQueries();
+      expect(dashboard.map((target) => target.ref).sort()).toEqual(['ASA', 'ASB', 'ASC', 'ASD', 'ASE', 'ASF', 'ASG']);
+      const failures: string[] = [];
+      for (const target of dashboard) {
+        const response = await prometheus.query(target.expr);
+        const values = (response.data?.result ?? []).map((sample) => Number(sample.value?.[1]));
+        if (response.status !== 'success' || !values.some(Number.isFinite)) failures.push(`${target.ref}: ${response.error ?? 'no finite value'} in ${target.expr}`);
+      }
+      expect(failures).toEqual([]);
+      expect((await prometheus.query('sum(wagate_autoscaler_leader{role="autoscaler"})')).data!.result[0]!.value![1]).toBe('1');
+      const alert = await prometheus.query(noLeader);
+      expect(alert.status).toBe('success');
+      expect(alert.data!.result).toEqual([]);
+    } finally {
+      await prometheus.stop();
+    }
+  }, 90_000);
+});

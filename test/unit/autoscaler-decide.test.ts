@@ -1,0 +1,101 @@
+import { DEFAULT_TOLERANCE, decide, wantedReplicas, type ScaleDownMemory, type ScalingPolicy } from '../../src/autoscaler/decide';
+
+const NOW = 1_800_000_000_000;
+const WINDOW_MS = 300_000;
+const policy: ScalingPolicy = {
+  targetPerReplica: 100,
+  minReplicas: 1,
+  maxReplicas: 8,
+  shards: 8,
+  scaleDownStabilizationMs: WINDOW_MS,
+  tolerance: DEFAULT_TOLERANCE,
+};
+
+describe('autoscaler decision', () => {
+  it.each([
+    // backlog, policy change, wanted
+    [0, {}, 1],
+    [1, {}, 1],
+    [100, {}, 1],
+    [101, {}, 2],
+    [750, {}, 8],
+    [100_000, {}, 8],
+    [0, { minReplicas: 3 }, 3],
+    [5000, { maxReplicas: 20, shards: 4 }, 4],
+    [5000, { maxReplicas: 2, shards: 16 }, 2],
+    [5000, { minReplicas: 6, shards: 4 }, 4],
+    [250, { targetPerReplica: 50 }, 5],
+  ])('asks for ceil(backlog / target) clamped to [min, max] and to the shards: backlog %d, %o -> %d', (backlog, change, wanted) => {
+    expect(wantedReplicas(backlog, { ...policy, ...change })).toBe(wanted);
+  });
+
+  it.each([
+    // backlog, current, desired, reason
+    [150, 2, 2, 'steady'],
+    [0, 1, 1, 'steady'],
+    [800, 1, 2, 'scale_up'],
+    [800, 2, 4, 'scale_up'],
+    [800, 4, 8, 'scale_up'],
+    [800, 5, 8, 'scale_up'],
+    [300, 2, 3, 'scale_up'],
+    [205, 2, 2, 'within_tolerance'],
+    [395, 4, 4, 'steady'],
+    [410, 4, 4, 'within_tolerance'],
+    [800, 0, 1, 'out_of_bounds'],
+    [800, 12, 8, 'out_of_bounds'],
+  ])('backlog %d with %d replicas running -> %d (%s)', (backlog, current, desired, reason) => {
+    expect(decide({ backlog, currentReplicas: current, nowMs: NOW, memory: null }, policy)).toMatchObject({ desired, reason });
+  });
+
+  it('does not scale down for a backlog inside the tolerance either', () => {
+    const wide = { ...policy, maxReplicas: 16, shards: 16 };
+    expect(decide({ backlog: 1090, currentReplicas: 12, nowMs: NOW, memory: null }, wide)).toMatchObject({ desired: 12, reason: 'within_tolerance', wanted: 11 });
+    expect(decide({ backlog: 1000, currentReplicas: 12, nowMs: NOW, memory: null }, wide)).toMatchObject({ desired: 12, reason: 'stabilising', wanted: 10 });
+  });
+
+  it('never more than doubles in one step, even from one replica to a full backlog', () => {
+    let current = 1;
+    const steps: number[] = [];
+    while (current < 8) {
+      current = decide({ backlog: 10_000, currentReplicas: current, nowMs: NOW, memory: null }, policy).desired;
+      steps.push(current);
+    }
+    expect(steps).toEqual([2, 4, 8]);
+  });
+
+  it('keeps the replicas through the stabilisation window, then scales down to the highest count asked for in it', () => {
+    const at = (offsetMs: number, backlog: number, memory: ScaleDownMemory | null) =>
+      decide({ backlog, currentReplicas: 8, nowMs: NOW + offsetMs, memory }, policy);
+    const first = at(0, 100, null);
+    expect(first).toMatchObject({ desired: 8, reason: 'stabilising', memory: { lowSinceMs: NOW, highestWanted: 1 } });
+    const second = at(60_000, 300, first.memory);
+    expect(second).toMatchObject({ desired: 8, reason: 'stabilising', memory: { lowSinceMs: NOW, highestWanted: 3 } });
+    const third = at(WINDOW_MS - 1, 0, second.memory);
+    expect(third).toMatchObject({ desired: 8, reason: 'stabilising' });
+    expect(at(WINDOW_MS, 0, third.memory)).toMatchObject({ desired: 3, reason: 'scale_down', memory: null });
+  });
+
+  it('starts the window again when the backlog comes back before it ends', () => {
+    const low = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW, memory: null }, policy);
+    const back = decide({ backlog: 400, currentReplicas: 4, nowMs: NOW + 100_000, memory: low.memory }, policy);
+    expect(back).toMatchObject({ reason: 'steady', memory: null });
+    const lowAgain = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 200_000, memory: back.memory }, policy);
+    expect(lowAgain).toMatchObject({ reason: 'stabilising', memory: { lowSinceMs: NOW + 200_000 } });
+    expect(decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 400_000, memory: lowAgain.memory }, policy)).toMatchObject({
+      reason: 'stabilising',
+      desired: 4,
+    });
+  });
+
+  it('scales up at once, without waiting for any window', () => {
+    const low = decide({ backlog: 0, currentReplicas: 4, nowMs: NOW, memory: null }, policy);
+    expect(decide({ backlog: 700, currentReplicas: 4, nowMs: NOW + 1, memory: low.memory }, policy)).toMatchObject({ desired: 7, reason: 'scale_up', memory: null });
+  });
+
+  it('with no window, scales down on the first low reading', () => {
+    expect(decide({ backlog: 0, currentReplicas: 4, nowMs: NOW, memory: null }, { ...policy, scaleDownStabilizationMs: 0 })).toMatchObject({
+      desired: 1,
+      reason: 'scale_down',
+    });
+  });
+});
