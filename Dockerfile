@@ -16,7 +16,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# --- runtime: production dependencies, dist/ and migrations/ only --------------------------
+# --- runtime: production dependencies, dist/, migrations/ and reply-texts/ only ------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
@@ -25,6 +25,8 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
+# The default reply catalogues; a shop's own copies are mounted and named by REPLY_TEXTS_DIR.
+COPY reply-texts ./reply-texts
 # A numeric, non-root user (Kubernetes' runAsNonRoot can only check a number). Nothing in the
 # image is writable by it, and nothing needs to be: it runs with a read-only root filesystem
 # (the chart mounts an emptyDir at /tmp).
