@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client';
+import { failpoint } from '../failpoints';
 import { decide } from '../orders/decide';
 import { deliverReply } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
@@ -30,6 +31,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
     RETURNING id`);
   // Already finished (a redelivery), or erased or cleaned up since it was queued.
   if (!claimed) return 'skipped';
+  await failpoint('worker.after-claim');
 
   let outbound = await findReply(sql, message);
   if (!outbound) {
@@ -38,6 +40,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
       recordDecision(sql, message, decision),
     );
     if (!recorded) return 'skipped';
+    await failpoint('worker.after-record');
     outbound = recorded.outbound;
     if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
   }
