@@ -40,13 +40,13 @@ const HEARTBEAT_SECONDS = 15;
  * an attempt begun during a network partition waits on the kernel's SYN retries (up to about
  * two minutes, the last retry 32 s or more after the one before), long after the broker is back.
  */
-const CONNECT_IDLE_TIMEOUT_MS = 4000;
+const CONNECT_IDLE_TIMEOUT_MS = 3000;
 /**
  * Reconnect backoff. The cap bounds how long a recovered broker waits for us: at most one
- * abandoned attempt plus one pause (about 7 s), so outbox rows held during an outage are
+ * abandoned attempt plus one pause (about 5 s), so outbox rows held during an outage are
  * published within 10 s of its return.
  */
-const RECONNECT_DELAY_MS = { min: 250, max: 3000 };
+const RECONNECT_DELAY_MS = { min: 250, max: 2000 };
 
 export function createBroker(options: BrokerOptions): Broker {
   const delays = options.reconnectDelayMs ?? RECONNECT_DELAY_MS;

@@ -26,8 +26,8 @@ it('after a transaction loses its connection, the pool still answers', async () 
   const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 3, statementTimeoutMs: 30_000, applicationName: 'wagate-lost-connection' });
   try {
     const failed = transaction(sql, async (tx) => {
-      const [{ pid }] = await tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-      await db.sql`SELECT pg_terminate_backend(${pid})`;
+      const [backend] = await tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      await db.sql`SELECT pg_terminate_backend(${backend!.pid})`;
       return tx`SELECT 1`;
     });
     await expect(failed).rejects.toMatchObject({ code: expect.stringMatching(/CONNECTION_CLOSED|CONNECTION_DESTROYED|57P01|ECONNRESET/) });
