@@ -29,28 +29,43 @@ afterAll(async () => {
 interface Injection {
   proxy: ToxicProxy;
   name: string;
-  toxic: Toxic;
+  /** A toxic, or 'disabled': the proxy closes every connection and refuses new ones. */
+  toxic: Toxic | 'disabled';
+}
+
+async function inject({ proxy, name, toxic }: Injection): Promise<void> {
+  await (toxic === 'disabled' ? proxy.setEnabled(false) : proxy.addToxic(name, toxic));
+}
+
+async function remove({ proxy, name, toxic }: Injection): Promise<void> {
+  await (toxic === 'disabled' ? proxy.setEnabled(true) : proxy.removeToxic(name));
 }
 
 /**
- * Runs the load with the toxics in place for its whole length, removes them, waits for the
- * backlog to drain, then checks the invariants. Toxics on Postgres open a window in which 503s
- * are allowed when `postgresMayFail`; elsewhere a 503 fails the run.
+ * Sends a third of the load, injects the toxics, sends the second third, removes them, sends
+ * the last third; then waits for the backlog to drain and checks the invariants. With
+ * `postgresMayFail`, 503s are allowed from the injection until a commit deadline after the
+ * removal; elsewhere a 503 fails the run. The last third must be taken: the gateway recovers.
  */
 async function runWith(title: string, injections: Injection[], postgresMayFail: boolean): Promise<void> {
   rig.sent.length = 0;
   rig.fake.reset();
+  const third = Math.round(MESSAGES / 3);
+  await rig.sendLoad(third, PER_SECOND);
   const startMs = Date.now();
-  for (const { proxy, name, toxic } of injections) await proxy.addToxic(name, toxic);
-  await rig.sendLoad(MESSAGES, PER_SECOND);
-  for (const { proxy, name } of injections) await proxy.removeToxic(name);
+  for (const injection of injections) await inject(injection);
+  await rig.sendLoad(third, PER_SECOND);
+  for (const injection of injections) await remove(injection);
   const windows: PostgresFaultWindow[] = postgresMayFail ? [{ startMs, endMs: Date.now() + AFTER_FAULT_GRACE_MS }] : [];
+  const last = await rig.sendLoad(third, PER_SECOND);
   await rig.settle();
   const rows = await rig.invariants(windows);
-  printInvariants(`${title}: ${rig.sent.length} requests, ${rig.sent.filter((s) => s.status === 200).length} accepted`, rows);
+  const answered = (status: number) => rig.sent.filter((s) => s.status === status).length;
+  printInvariants(`${title}: ${rig.sent.length} requests, ${answered(200)} answered 200, ${answered(503)} answered 503`, rows);
   expect(rows.filter((r) => !r.ok)).toEqual([]);
-  // The load must have been taken, or the run proves nothing about the messages.
-  expect(rig.sent.filter((s) => s.status === 200).length).toBeGreaterThan(0);
+  // Requests sent after the toxics are gone are taken (a late one may still meet the tail of the fault).
+  expect(last.filter((s) => s.status === 200).length).toBeGreaterThanOrEqual(Math.floor(third / 2));
+  expect(last.at(-1)!.status).toBe(200);
 }
 
 describe('faults under load, through Toxiproxy', () => {
@@ -90,19 +105,9 @@ describe('faults under load, through Toxiproxy', () => {
   }, RUN_TIMEOUT_MS);
 
   it('a full outage of both, then recovery: nothing lost, 503s only meanwhile', async () => {
-    rig.sent.length = 0;
-    rig.fake.reset();
-    const startMs = Date.now();
-    await Promise.all([rig.postgres.setEnabled(false), rig.rabbitmq.setEnabled(false)]);
-    await rig.sendLoad(Math.round(MESSAGES / 2), PER_SECOND);
-    await Promise.all([rig.postgres.setEnabled(true), rig.rabbitmq.setEnabled(true)]);
-    const windows = [{ startMs, endMs: Date.now() + AFTER_FAULT_GRACE_MS }];
-    await rig.sendLoad(Math.round(MESSAGES / 2), PER_SECOND);
-    await rig.settle();
-    const rows = await rig.invariants(windows);
-    printInvariants(`full outage then recovery: ${rig.sent.length} requests`, rows);
-    expect(rows.filter((r) => !r.ok)).toEqual([]);
-    // During the outage Postgres is away, so those answers are 503; after it, every request is taken.
-    expect(rig.sent.slice(-5).every((s) => s.status === 200)).toBe(true);
+    await runWith('full outage then recovery', [
+      { proxy: rig.postgres, name: 'outage', toxic: 'disabled' },
+      { proxy: rig.rabbitmq, name: 'outage', toxic: 'disabled' },
+    ], true);
   }, RUN_TIMEOUT_MS);
 });
