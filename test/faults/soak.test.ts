@@ -6,15 +6,23 @@ import { flatness, type SoakSample } from '../support/soak';
 
 /**
  * A steady load for SOAK_MINUTES (2 in the test command; scripts/soak.sh runs 30 and plots
- * it into docs/), sampling the gateway and the worker every 10 s. After the warm-up, heap and
- * RSS must grow less than 5 MiB per 10 minutes by a least-squares slope, and handles and
- * Postgres connections must not grow. SOAK_OUTPUT names a JSON file for the samples.
+ * it into docs/), sampling the gateway and the worker every 10 s. After the warm-up, handles
+ * and Postgres connections must not grow and every request is taken; in runs with at least
+ * 5 measured minutes, heap and RSS must also grow less than 5 MiB per 10 minutes by a
+ * least-squares slope. SOAK_OUTPUT names a JSON file for the samples.
  */
 const SOAK_MINUTES = Number(process.env.SOAK_MINUTES ?? '2');
 const SAMPLE_EVERY_MS = 10_000;
 const PER_SECOND = Number(process.env.SOAK_RATE ?? '10');
 /** The first samples are left out: pools fill, code is compiled, caches warm up. */
 const WARM_UP_MS = Math.min(5 * 60_000, SOAK_MINUTES * 60_000 * 0.25);
+/**
+ * Below this much measured time the heap's garbage-collection sawtooth (tens of MiB in a young
+ * process) swamps a 5 MiB per 10 minutes slope, so the slopes are recorded but not judged.
+ */
+const MIN_MEASURED_FOR_SLOPES_MS = 5 * 60_000;
+/** A loop that stalls this long under a steady 10/s is a bug, not noise. */
+const MAX_EVENT_LOOP_P99_SECONDS = 1;
 const MIB = 1024 * 1024;
 const MAX_GROWTH_BYTES_PER_10_MIN = 5 * MIB;
 
@@ -62,10 +70,14 @@ it(`stays flat under a steady load for ${SOAK_MINUTES} minute(s)`, async () => {
   }
   process.stdout.write(`\nsoak ${SOAK_MINUTES} min at ${PER_SECOND}/s, ${samples.length} samples\n${JSON.stringify(report, null, 2)}\n`);
   expect(report.measured).toBeGreaterThanOrEqual(3);
+  const judgeSlopes = durationMs - WARM_UP_MS >= MIN_MEASURED_FOR_SLOPES_MS;
   for (const role of ['ingest', 'worker'] as const) {
-    expect(report[role].heapBytesPer10Min).toBeLessThan(MAX_GROWTH_BYTES_PER_10_MIN);
-    expect(report[role].rssBytesPer10Min).toBeLessThan(MAX_GROWTH_BYTES_PER_10_MIN);
+    if (judgeSlopes) {
+      expect(report[role].heapBytesPer10Min).toBeLessThan(MAX_GROWTH_BYTES_PER_10_MIN);
+      expect(report[role].rssBytesPer10Min).toBeLessThan(MAX_GROWTH_BYTES_PER_10_MIN);
+    }
     expect(report[role].handlesLate).toBeLessThanOrEqual(report[role].handlesEarly);
+    expect(report[role].eventLoopP99MaxSeconds).toBeLessThan(MAX_EVENT_LOOP_P99_SECONDS);
   }
   expect(report.postgresConnectionsLate).toBeLessThanOrEqual(report.postgresConnectionsEarly);
 }, SOAK_MINUTES * 60_000 + 180_000);

@@ -16,7 +16,7 @@ export interface SoakSample {
 export interface ProcessFlatness {
   heapBytesPer10Min: number;
   rssBytesPer10Min: number;
-  /** Highest open-handle count in the first and in the second half of the measured samples. */
+  /** Median open-handle count in the first and in the second half of the measured samples (a request in flight adds one). */
   handlesEarly: number;
   handlesLate: number;
   eventLoopP99MaxSeconds: number;
@@ -50,18 +50,22 @@ export function flatness(samples: SoakSample[], warmUpSeconds: number): Flatness
   const early = measured.slice(0, half);
   const late = measured.slice(half);
   const max = (values: number[]) => (values.length === 0 ? 0 : Math.max(...values));
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted.length === 0 ? 0 : sorted[Math.floor((sorted.length - 1) / 2)]!;
+  };
   const of = (role: 'ingest' | 'worker'): ProcessFlatness => ({
     heapBytesPer10Min: slope(measured.map((s) => ({ x: s.atSeconds, y: s[role].heapBytes }))) * TEN_MINUTES_S,
     rssBytesPer10Min: slope(measured.map((s) => ({ x: s.atSeconds, y: s[role].rssBytes }))) * TEN_MINUTES_S,
-    handlesEarly: max(early.map((s) => s[role].handles)),
-    handlesLate: max(late.map((s) => s[role].handles)),
+    handlesEarly: median(early.map((s) => s[role].handles)),
+    handlesLate: median(late.map((s) => s[role].handles)),
     eventLoopP99MaxSeconds: max(measured.map((s) => s[role].eventLoopP99Seconds)),
   });
   return {
     measured: measured.length,
     ingest: of('ingest'),
     worker: of('worker'),
-    postgresConnectionsEarly: max(early.map((s) => s.postgresConnections)),
-    postgresConnectionsLate: max(late.map((s) => s.postgresConnections)),
+    postgresConnectionsEarly: median(early.map((s) => s.postgresConnections)),
+    postgresConnectionsLate: median(late.map((s) => s.postgresConnections)),
   };
 }
