@@ -53,8 +53,12 @@ describe('SIGKILL at a failpoint, then recovery', () => {
     await reached(held, point);
     await rig.replace('worker');
     await expectInvariants(`worker killed at ${point}`);
-    // Before the ack the reply was already sent: the redelivery must not send it again.
-    if (point === 'worker.before-ack') expect(rig.fake.calls().length).toBe(MESSAGES_PER_CRASH);
+    // Every reply was sent once, or was mid-call at the kill and is now unknown, never resent.
+    const replies = await rig.db.sql<{ status: string }[]>`
+      SELECT status FROM outbound_messages WHERE inbound_message_id = ANY(${rig.sent.map((s) => s.id)})`;
+    expect(replies).toHaveLength(MESSAGES_PER_CRASH);
+    expect(replies.filter((r) => r.status !== 'sent' && r.status !== 'unknown')).toEqual([]);
+    expect(rig.fake.calls().length).toBe(replies.filter((r) => r.status === 'sent').length);
   }, CRASH_TEST_TIMEOUT_MS);
 
   it('worker killed during the provider call: the held reply is not sent again, every order once', async () => {

@@ -1,5 +1,7 @@
 import { createDatabase, transaction } from '../../src/db/client';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { waitFor } from '../support/wait';
 
 /**
  * A transaction whose connection is lost must not hand the dead connection back to the pool:
@@ -9,12 +11,15 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 const SETTLE_BOUND_MS = 10_000;
 
 let db: TestDatabase;
+let proxy: TcpProxy;
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
+  proxy = await startTcpProxy(Number(new URL(db.url).port || 5432), new URL(db.url).hostname);
 });
 
 afterAll(async () => {
+  await proxy.close();
   await db.drop();
 });
 
@@ -23,14 +28,21 @@ function settlesWithin<T>(work: Promise<T>, ms: number): Promise<T | 'never sett
 }
 
 it('after a transaction loses its connection, the pool still answers', async () => {
-  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 3, statementTimeoutMs: 30_000, applicationName: 'wagate-lost-connection' });
+  const sql = createDatabase({
+    url: withPort(db.url, proxy.port),
+    maxConnections: 1,
+    connectTimeoutSeconds: 3,
+    statementTimeoutMs: 30_000,
+    applicationName: 'wagate-lost-connection',
+  });
   try {
-    const failed = transaction(sql, async (tx) => {
-      const [backend] = await tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-      await db.sql`SELECT pg_terminate_backend(${backend!.pid})`;
-      return tx`SELECT 1`;
-    });
-    await expect(failed).rejects.toMatchObject({ code: expect.stringMatching(/CONNECTION_CLOSED|CONNECTION_DESTROYED|57P01|ECONNRESET/) });
+    // The connection drops while a query of the transaction runs on it, as in an outage.
+    const failed = transaction(sql, (tx) => tx`SELECT pg_sleep(30)`).then(() => 'committed', (error: unknown) => error);
+    await waitFor('the transaction running pg_sleep', async () => (await db.sql`
+      SELECT 1 FROM pg_stat_activity WHERE application_name = 'wagate-lost-connection' AND query LIKE '%pg_sleep%' AND state = 'active'`).length > 0);
+    proxy.setMode('refuse');
+    expect(await failed).toMatchObject({ code: expect.stringMatching(/CONNECTION_CLOSED|CONNECTION_DESTROYED|ECONNRESET/) });
+    proxy.setMode('forward');
     const after = await settlesWithin(sql<{ one: number }[]>`SELECT 1 AS one`, SETTLE_BOUND_MS);
     expect(after).not.toBe('never settled');
     expect((after as { one: number }[])[0]!.one).toBe(1);
