@@ -1,11 +1,11 @@
 import { loadConfig } from '../../src/config';
 import { importCatalog } from '../../src/orders/catalog-import';
 import { topologyFromConfig } from '../../src/queue/depths';
-import { startFakeProvider, type FakeProvider } from '../../src/dev/fake-provider';
+import type { FakeProvider } from '../../src/dev/fake-provider';
 import { openQueueProbe, TEST_AMQP_URL } from './amqp';
 import { createTestDatabase, withPort, type TestDatabase } from './database';
-import { testEnv, TWILIO_TOKEN } from './ingest';
-import { ACCESS_TOKEN, CATALOG_CSV, META_PHONE_NUMBER_ID, PUBLIC_BASE_URL, TWILIO_SID } from './pipeline';
+import { testEnv } from './ingest';
+import { ACCESS_TOKEN, CATALOG_CSV, PUBLIC_BASE_URL, startKnownFakeProvider, TWILIO_SID } from './pipeline';
 import { spawnWagate, type ChildIngest } from './process';
 import { startToxiproxy, type ToxicProxy, type Toxiproxy } from './toxiproxy';
 import { postMetaText, uniqueWamid } from './webhooks';
@@ -69,12 +69,7 @@ export interface InvariantRow {
 export async function startFaultRig(overrides: Record<string, string> = {}): Promise<FaultRig> {
   const db = await createTestDatabase();
   await importCatalog(db.sql, CATALOG_CSV);
-  const fake = await startFakeProvider({
-    metaAccessToken: ACCESS_TOKEN,
-    twilioAccountSid: TWILIO_SID,
-    twilioAuthToken: TWILIO_TOKEN,
-    metaPhoneNumberIds: [META_PHONE_NUMBER_ID],
-  });
+  const fake = await startKnownFakeProvider();
   const toxiproxy = await startToxiproxy();
   const postgres = await toxiproxy.proxy('postgres', Number(new URL(db.url).port || 5432), new URL(db.url).hostname);
   const rabbitmq = await toxiproxy.proxy('rabbitmq', Number(new URL(TEST_AMQP_URL).port || 5672), new URL(TEST_AMQP_URL).hostname);
