@@ -21,6 +21,12 @@ const WARM_UP_MS = Math.min(5 * 60_000, SOAK_MINUTES * 60_000 * 0.25);
  * process) swamps a 5 MiB per 10 minutes slope, so the slopes are recorded but not judged.
  */
 const MIN_MEASURED_FOR_SLOPES_MS = 5 * 60_000;
+/**
+ * Handles and connections may differ by one between the halves without growing: a request in
+ * flight at the sample, or a pool connection replaced (idle or lifetime limit), adds one.
+ * A leak at 10 messages/s adds hundreds.
+ */
+const COUNT_NOISE = 1;
 /** A loop that stalls this long under a steady 10/s is a bug, not noise. */
 const MAX_EVENT_LOOP_P99_SECONDS = 1;
 const MIB = 1024 * 1024;
@@ -76,8 +82,8 @@ it(`stays flat under a steady load for ${SOAK_MINUTES} minute(s)`, async () => {
       expect(report[role].heapBytesPer10Min).toBeLessThan(MAX_GROWTH_BYTES_PER_10_MIN);
       expect(report[role].rssBytesPer10Min).toBeLessThan(MAX_GROWTH_BYTES_PER_10_MIN);
     }
-    expect(report[role].handlesLate).toBeLessThanOrEqual(report[role].handlesEarly);
+    expect(report[role].handlesLate).toBeLessThanOrEqual(report[role].handlesEarly + COUNT_NOISE);
     expect(report[role].eventLoopP99MaxSeconds).toBeLessThan(MAX_EVENT_LOOP_P99_SECONDS);
   }
-  expect(report.postgresConnectionsLate).toBeLessThanOrEqual(report.postgresConnectionsEarly);
+  expect(report.postgresConnectionsLate).toBeLessThanOrEqual(report.postgresConnectionsEarly + COUNT_NOISE);
 }, SOAK_MINUTES * 60_000 + 180_000);
