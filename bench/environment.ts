@@ -16,6 +16,7 @@ export interface BenchEnvironment {
   queuePrefix: string;
   appSecret: string;
   /** The names the ingest declares, derived from the same config code it runs. */
+  workShards: number;
   topology: Topology;
   sql: Sql;
   destroy(): Promise<void>;
@@ -34,10 +35,14 @@ function testServers(): Record<string, string> {
  * variables, same defaults), so the bench and the ingest it starts agree on every name.
  * The database named in DATABASE_URL is only used to create and drop the bench's own.
  */
-export async function createBenchEnvironment(): Promise<BenchEnvironment> {
+const BENCH_WORK_SHARDS = 8;
+
+export async function createBenchEnvironment(options: { workShards?: number } = {}): Promise<BenchEnvironment> {
   const runId = randomBytes(5).toString('hex');
   const queuePrefix = `wagate-bench-${runId}`;
-  const config = loadConfig({ ...process.env, ...testServers(), QUEUE_PREFIX: queuePrefix });
+  // 8 shards unless asked otherwise, as in the figures recorded before the default became 32.
+  const workShards = String(options.workShards ?? process.env.WORK_SHARDS ?? BENCH_WORK_SHARDS);
+  const config = loadConfig({ ...process.env, ...testServers(), QUEUE_PREFIX: queuePrefix, WORK_SHARDS: workShards });
   const name = `wagate_bench_${runId}`;
   const admin = postgres(config.DATABASE_URL, { max: 1, onnotice: () => undefined });
   await admin.unsafe(`CREATE DATABASE ${name}`);
@@ -60,6 +65,7 @@ export async function createBenchEnvironment(): Promise<BenchEnvironment> {
     amqpUrl: config.AMQP_URL,
     queuePrefix,
     appSecret: `bench-secret-${runId}`,
+    workShards: config.WORK_SHARDS,
     topology,
     sql,
     async destroy() {

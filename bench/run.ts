@@ -22,6 +22,8 @@ import { startBareServer, startIngestServer, type ServerProcess } from './server
 import { runSystemBench, systemSettings } from './system';
 import { formatSystemReport } from './system-report';
 import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } from './worker';
+import { runScaleScenario, type ScaleRun, type ScaleRunSpec } from './scale-out';
+import { formatScaleReport, summarizeScale } from './scale-report';
 
 /**
  * `npm run bench`: four parts, each selectable with BENCH_ONLY (one, a comma-separated list, or all).
@@ -41,8 +43,8 @@ import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } fro
  * system: ingests and workers together: throughput, backlog drain and the ack tails
  * (bench/system.ts). The longest part by far.
  */
-type Part = 'ingest' | 'worker' | 'orders' | 'system';
-const PARTS: Part[] = ['ingest', 'worker', 'orders', 'system'];
+type Part = 'ingest' | 'worker' | 'scale' | 'orders' | 'system';
+const PARTS: Part[] = ['ingest', 'worker', 'scale', 'orders', 'system'];
 const ONLY = parts(process.env.BENCH_ONLY);
 const ROUNDS = positiveInteger('BENCH_ROUNDS', 3);
 const MEASURED_SECONDS = positiveInteger('BENCH_SECONDS', 5);
@@ -56,6 +58,13 @@ const HIGH_PREFETCH = 128;
 const MIN_LATENCY_RUN_MESSAGES = 1000;
 const MAX_LATENCY_RUN_MESSAGES = 20_000;
 const OUTPUT_FILE = path.join(__dirname, '..', '.bench', 'last.json');
+/** Scale-out: 1, 2 and 3 worker processes, each limited to a quarter core, over the same backlog. */
+const SCALE_ROUNDS = positiveInteger('BENCH_SCALE_ROUNDS', 3);
+const SCALE_MESSAGES = positiveInteger('BENCH_SCALE_MESSAGES', 1500);
+/** 12 splits evenly over 1, 2 and 3 workers, so the figures show scaling rather than rounding. */
+const SCALE_SHARDS = positiveInteger('BENCH_SCALE_SHARDS', 12);
+const SCALE_MAX_WORKERS = positiveInteger('BENCH_SCALE_WORKERS', 3);
+const SCALE_CORES_PER_WORKER = Number(process.env.BENCH_SCALE_CORES ?? 0.25);
 
 type Phases = Record<'aBare' | 'aDurable' | 'bBare' | 'bDurable', PhaseResult[]>;
 
@@ -89,6 +98,12 @@ async function main(): Promise<number> {
     reports.push(formatWorkerReport(summary));
     checks.push(...summary.checks);
     output.worker = { ...summary, perRound };
+  }
+  if (ONLY.has('scale')) {
+    const { report, summary, perRound } = await runScaleBench();
+    reports.push(report);
+    checks.push(...perRound.flat().flatMap((run) => run.checks));
+    output.scaleOut = { ...summary, perRound };
   }
   if (ONLY.has('orders')) {
     log('order corpus: parsing and matching every message');
@@ -199,6 +214,28 @@ async function runWorkerBench(): Promise<{ summary: WorkerSummary; perRound: Wor
   return { summary: { rounds: WORKER_ROUNDS, runs, checks, notes }, perRound };
 }
 
+/**
+ * Rounds of 1, 2, ... SCALE_MAX_WORKERS workers in turn, so that a neighbour's burst on this
+ * shared machine hits every worker count alike rather than one of them; medians per count.
+ */
+async function runScaleBench() {
+  const perRound: ScaleRun[][] = [];
+  const spec = { messages: SCALE_MESSAGES, shards: SCALE_SHARDS, coresPerWorker: SCALE_CORES_PER_WORKER, prefetch: DEFAULT_PREFETCH };
+  for (let round = 1; round <= SCALE_ROUNDS; round += 1) {
+    const runs: ScaleRun[] = [];
+    for (let workers = 1; workers <= SCALE_MAX_WORKERS; workers += 1) {
+      const runSpec: ScaleRunSpec = { ...spec, workers };
+      log(`scale-out round ${round}/${SCALE_ROUNDS}: ${workers} worker(s) at ${SCALE_CORES_PER_WORKER} core each, ${SCALE_MESSAGES} messages`);
+      const result = await runScaleScenario(runSpec, track);
+      log(`  ${result.messagesPerSecond.toFixed(0)} messages/s over ${result.seconds.toFixed(2)} s, shards ${result.shardsPerWorker.join('/')}`);
+      runs.push(result);
+    }
+    perRound.push(runs);
+  }
+  const summary = summarizeScale(perRound, os.loadavg());
+  return { report: formatScaleReport(summary, spec), summary, perRound };
+}
+
 function writeJson(value: unknown): void {
   mkdirSync(path.dirname(OUTPUT_FILE), { recursive: true });
   writeFileSync(OUTPUT_FILE, `${JSON.stringify(value, null, 2)}\n`);
@@ -210,7 +247,7 @@ function parts(value: string | undefined): Set<Part> {
   if (value === undefined || value === '' || value === 'all') return new Set(PARTS);
   const chosen = value.split(',').map((part) => part.trim());
   if (chosen.every((part): part is Part => (PARTS as string[]).includes(part))) return new Set(chosen);
-  throw new Error('BENCH_ONLY must be ingest, worker, orders, system, a comma-separated list of them, or all');
+  throw new Error('BENCH_ONLY must be ingest, worker, scale, orders, system, a comma-separated list of them, or all');
 }
 
 function positiveInteger(name: string, fallback: number): number {

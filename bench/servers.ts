@@ -43,6 +43,7 @@ export interface IngestSettings {
   amqpUrl: string;
   queuePrefix: string;
   appSecret: string;
+  workShards: number;
 }
 
 /** The real thing: `node dist/main.js ingest`, ready once Postgres answers and the broker is connected. */
@@ -56,6 +57,7 @@ export async function startIngestServer(settings: IngestSettings): Promise<Serve
     DATABASE_URL: settings.databaseUrl,
     AMQP_URL: settings.amqpUrl,
     QUEUE_PREFIX: settings.queuePrefix,
+    WORK_SHARDS: String(settings.workShards),
     WHATSAPP_APP_SECRET: settings.appSecret,
     LOG_LEVEL: 'warn',
     // 1000 senders share the whole run; the flood must not be rate limited or it measures a shortcut.
@@ -81,6 +83,9 @@ export interface WorkerSettings {
   graphApiUrl: string;
   accessToken: string;
   prefetch: number;
+  workShards: number;
+  /** More settings for this worker, e.g. a shorter heartbeat. */
+  env?: Record<string, string>;
 }
 
 export interface WorkerProcess {
@@ -93,6 +98,7 @@ export interface WorkerProcess {
   loggedAt: Map<string, number>;
   metricsUrl: string;
   stop(): Promise<void>;
+  exited(): boolean;
 }
 
 /**
@@ -112,7 +118,9 @@ export async function startWorkerProcess(settings: WorkerSettings): Promise<Work
     WHATSAPP_GRAPH_API_URL: settings.graphApiUrl,
     WHATSAPP_ACCESS_TOKEN: settings.accessToken,
     WORKER_PREFETCH: String(settings.prefetch),
+    WORK_SHARDS: String(settings.workShards),
     LOG_LEVEL: 'info',
+    ...settings.env,
   });
   const loggedAt = new Map<string, number>();
   const started = new Promise<number>((resolve, reject) => {
@@ -131,7 +139,7 @@ export async function startWorkerProcess(settings: WorkerSettings): Promise<Work
   // Nobody may be waiting yet when it fails; the caller sees the rejection when it awaits.
   started.catch(() => undefined);
   const { stop } = describe('wagate worker', false, child, '');
-  return { pid: child.pid!, spawnedAt, started, loggedAt, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop };
+  return { pid: child.pid!, spawnedAt, started, loggedAt, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop, exited: () => child.exitCode !== null || child.signalCode !== null };
 }
 
 /** pino's numeric level for warn. */

@@ -77,13 +77,7 @@ export type Track = (release: () => Promise<void>) => () => Promise<void>;
 export async function runWorkerScenario(spec: WorkerRunSpec, track: Track): Promise<WorkerRun> {
   const env = await createBenchEnvironment();
   const releaseEnv = track(() => env.destroy());
-  await importCatalog(env.sql, CATALOG_CSV);
-  const source = createMessageSource(env.runId, env.appSecret, {
-    senders: WORKER_SENDERS,
-    text: (n) => (n % MENU_EVERY === MENU_EVERY - 1 ? MENU_TEXT : ORDER_TEXT),
-  });
-  const messages = Array.from({ length: spec.messages }, () => source.next());
-  const { preload, preloadCheck } = await preloadQueues(env, messages, track);
+  const { messages, preload, preloadCheck } = await prepareBacklog(env, spec.messages, track);
 
   const fake = await startFakeProvider({ metaAccessToken: ACCESS_TOKEN });
   const releaseFake = track(() => fake.close());
@@ -95,6 +89,7 @@ export async function runWorkerScenario(spec: WorkerRunSpec, track: Track): Prom
     graphApiUrl: fake.url,
     accessToken: ACCESS_TOKEN,
     prefetch: spec.prefetch,
+    workShards: env.workShards,
   });
   const releaseWorker = track(() => worker.stop());
   const timing = await waitUntilProcessed(env, worker, spec.messages);
@@ -133,6 +128,17 @@ export async function runWorkerScenario(spec: WorkerRunSpec, track: Track): Prom
     providerMs: inMs(summarize(parseHistogram(metricsText, 'wagate_provider_request_duration_seconds'))),
     checks: checks.map((check) => ({ ...check, name: `${spec.label}: ${check.name}` })),
   };
+}
+
+/** The catalog, and `count` messages from WORKER_SENDERS queued through a real ingest, with no worker running. */
+export async function prepareBacklog(env: BenchEnvironment, count: number, track: Track) {
+  await importCatalog(env.sql, CATALOG_CSV);
+  const source = createMessageSource(env.runId, env.appSecret, {
+    senders: WORKER_SENDERS,
+    text: (n) => (n % MENU_EVERY === MENU_EVERY - 1 ? MENU_TEXT : ORDER_TEXT),
+  });
+  const messages = Array.from({ length: count }, () => source.next());
+  return { messages, ...(await preloadQueues(env, messages, track)) };
 }
 
 async function preloadQueues(env: BenchEnvironment, messages: SignedMessage[], track: Track) {
@@ -260,7 +266,7 @@ async function firstClaimDrain(env: BenchEnvironment, worker: WorkerProcess): Pr
  * one (with the right lines) and none for the others, one reply each, and exactly one call to
  * the provider per reply, matched by the provider's message id.
  */
-async function verifyWorkerRun(env: BenchEnvironment, fake: FakeProvider, messages: SignedMessage[], orderIds: string[], complete: boolean): Promise<Check[]> {
+export async function verifyWorkerRun(env: BenchEnvironment, fake: FakeProvider, messages: SignedMessage[], orderIds: string[], complete: boolean): Promise<Check[]> {
   const { sql } = env;
   const total = messages.length;
   const [ledger] = await sql<{ processed: number; other: number; attempts: number }[]>`

@@ -8,6 +8,9 @@ export const DEFAULT_REPLAY_WINDOW_SECONDS = 8 * 24 * 3600;
 /** Clock skew tolerated for a message timestamp that lies in the future. */
 export const FUTURE_SKEW_SECONDS = 300;
 
+/** The most work shards (quorum queues) a group may have; the stored count is checked against it too. */
+export const MAX_WORK_SHARDS = 256;
+
 /** Secrets that may also arrive as NAME_FILE, for mounted Kubernetes Secrets. */
 export const SECRET_NAMES = [
   'WHATSAPP_VERIFY_TOKEN',
@@ -81,15 +84,24 @@ const envSchema = z.object({
 
   QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'may hold only letters, digits, dot, dash and underscore').default('wagate'),
   QUEUE_DELIVERY_LIMIT: int(5, 2),
-  WORK_SHARDS: int(8, 1).pipe(z.number().max(256)),
+  WORK_SHARDS: int(32, 1).pipe(z.number().max(MAX_WORK_SHARDS)),
   RETRY_DELAYS_MS: commaMilliseconds,
   WORKER_PREFETCH: int(32, 1),
+  WORKER_HEARTBEAT_MS: int(2000, 50),
+  WORKER_LIVENESS_TIMEOUT_MS: int(15000, 200),
+  WORKER_DRAIN_TIMEOUT_MS: int(20000, 100),
   WHATSAPP_GRAPH_API_URL: z.string().url().default('https://graph.facebook.com'),
   WHATSAPP_GRAPH_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v21.0').default('v21.0'),
   TWILIO_API_URL: z.string().url().default('https://api.twilio.com'),
   REPLY_TIMEOUT_MS: int(10000, 100),
   MATCH_THRESHOLD: z.coerce.number().min(0.05).max(1).default(0.5),
   MATCH_AMBIGUITY_MARGIN: z.coerce.number().min(0).max(1).default(0.1),
+  /** The reply language for a customer whose words never said which (orders/detect-language.ts lists the same four). */
+  /** A worker whose broker login has been refused this long exits non-zero, so the crash shows (Kubernetes restarts it). */
+  AUTH_FAILURE_EXIT_SECONDS: int(60, 1),
+  REPLY_LANGUAGE: z.enum(['en', 'es', 'pt', 'de']).default('en'),
+  /** A folder with en.json, es.json, pt.json and de.json: a shop's own reply texts. */
+  REPLY_TEXTS_DIR: z.string().min(1).optional(),
   OUTBOX_LEASE_SECONDS: int(30, 5),
   OUTBOX_POLL_MS: int(1000, 50),
   PUBLISH_CONFIRM_TIMEOUT_MS: int(10000, 100),
@@ -169,6 +181,9 @@ function crossCheck(e: ParsedEnv): string[] {
   }
   if (e.NODE_ENV === 'production' && e.TWILIO_AUTH_TOKEN.length > 0 && !e.PUBLIC_BASE_URL) {
     problems.push('PUBLIC_BASE_URL: is required to check Twilio signatures (the URL Twilio calls)');
+  }
+  if (e.WORKER_LIVENESS_TIMEOUT_MS < 3 * e.WORKER_HEARTBEAT_MS) {
+    problems.push('WORKER_LIVENESS_TIMEOUT_MS: must be at least 3 × WORKER_HEARTBEAT_MS, or one late heartbeat would move a worker\'s shards');
   }
   if (e.MAX_IN_FLIGHT_BYTES < e.MAX_BODY_BYTES) {
     problems.push('MAX_IN_FLIGHT_BYTES: must be at least MAX_BODY_BYTES, or the largest body could never be read');

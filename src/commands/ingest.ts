@@ -10,9 +10,11 @@ import { createTwilioAdapter } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { queueDepths, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
+import { checkShardCountAtStart } from '../ledger/shard-count';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
+import { refuseWrongDatabaseLogin } from '../db/health';
 
 export interface RunningIngest {
   port: number;
@@ -30,7 +32,15 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   warnAboutUnsafeSettings(config, log);
   const metrics = createMetrics('ingest');
   const sql = databaseFromConfig(config, 'wagate-ingest');
+  await refuseWrongDatabaseLogin(sql, config.DATABASE_URL).catch(async (error: unknown) => {
+    await sql.end({ timeout: 1 });
+    throw error;
+  });
   const topology = topologyFromConfig(config);
+  await checkShardCountAtStart(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log).catch(async (error: unknown) => {
+    await closeDatabase(sql);
+    throw error;
+  });
   let reportFatal: (error: Error) => void = () => undefined;
   const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
   const broker = createBroker({
@@ -50,7 +60,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     log,
     metrics,
   });
-  metrics.watchBroker(broker.isConnected);
+  metrics.watchBroker(broker.isConnected, () => broker.loginRefusedSince() !== null);
   broker.onConnected(() => {
     // Whatever piled up in the outbox while the broker was away goes out now.
     void relay.sweepOnce().catch(() => undefined);
@@ -62,6 +72,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     log,
     onQueued: relay.publishOwned,
     isBrokerConnected: broker.isConnected,
+    isBrokerLoginRefused: () => broker.loginRefusedSince() !== null,
     isDraining: () => draining,
     queueDepths: () => queueDepths(broker, topology),
   });
@@ -103,6 +114,7 @@ export interface IngestParts {
   /** Called with the rows of each commit; the outbox relay publishes them. */
   onQueued(entries: QueuedEntry[]): void;
   isBrokerConnected(): boolean;
+  isBrokerLoginRefused?(): boolean;
   isDraining(): boolean;
   queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
 }
@@ -141,7 +153,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxInFlight: config.MAX_IN_FLIGHT,
     maxInFlightBytes: config.MAX_IN_FLIGHT_BYTES,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
-    health: { sql, isBrokerConnected: parts.isBrokerConnected, isDraining: parts.isDraining, brokerRequired: false },
+    health: { sql, isBrokerConnected: parts.isBrokerConnected, isBrokerLoginRefused: parts.isBrokerLoginRefused, isDraining: parts.isDraining, brokerRequired: false },
     stats: { sql, adminToken: config.ADMIN_TOKEN, queueDepths: parts.queueDepths },
   });
   return { listener, recorder };

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config';
-import { ConfigError } from '../errors';
+import { ConfigError, describeFetchFailure, WagateError } from '../errors';
 import { META_WEBHOOK_PATH } from '../webhooks/meta';
 import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../webhooks/samples';
 import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
@@ -29,7 +29,7 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
     if (!secret) throw new ConfigError('WHATSAPP_APP_SECRET is not set: it is needed to sign the sample');
     const messageId = options.id ?? `wamid.sample-${randomUUID()}`;
     const body = JSON.stringify(metaTextEnvelope({ id: messageId, from: options.from, text: options.text, phoneNumberId: options.to }));
-    const response = await fetch(base + META_WEBHOOK_PATH, {
+    const response = await postOrExplain(base + META_WEBHOOK_PATH, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(secret, body) },
       body,
@@ -47,7 +47,7 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
   });
   // The signature covers the public URL Twilio would have called, which the gateway rebuilds.
   const signedUrl = (config.PUBLIC_BASE_URL ?? base).replace(/\/+$/, '') + TWILIO_WEBHOOK_PATH;
-  const response = await fetch(base + TWILIO_WEBHOOK_PATH, {
+  const response = await postOrExplain(base + TWILIO_WEBHOOK_PATH, {
     method: 'POST',
     headers: {
       'Content-Type': 'application/x-www-form-urlencoded',
@@ -56,4 +56,28 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
     body: encodeForm(params),
   });
   return { status: response.status, body: await response.text(), messageId };
+}
+
+async function postOrExplain(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, method: 'POST' });
+  } catch (error) {
+    throw new WagateError(
+      'GATEWAY_UNREACHABLE',
+      `could not reach the gateway at ${url} (${describeFetchFailure(error)}); start it (scripts/dev.sh), wait for it (wagate wait-ready), or pass --url`,
+      { cause: error },
+    );
+  }
+}
+
+/** What a non-2xx answer to a sample means and what to change, so a refused send is not a dead end. */
+export function explainGatewayAnswer(status: number, provider: SendOptions['provider']): string {
+  if (status === 401) {
+    return provider === 'meta'
+      ? 'the gateway refused the signature: sign with a secret it knows (the first WHATSAPP_APP_SECRET here must be in the gateway\'s WHATSAPP_APP_SECRET list)'
+      : 'the gateway refused the signature: sign with a token it knows (the first TWILIO_AUTH_TOKEN here must be in the gateway\'s list) and use the same PUBLIC_BASE_URL as the gateway';
+  }
+  if (status === 503) return 'the gateway is unavailable (its database cannot be reached, or it is overloaded); check its /readyz and logs, then send again';
+  if (status === 413) return 'the body is larger than the gateway\'s MAX_BODY_BYTES';
+  return `the gateway answered ${status}; see its logs`;
 }

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { checkWorkerConfig, type Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { replyClientFromConfig } from '../replies/from-config';
@@ -10,9 +12,13 @@ import { createPublisher } from '../queue/publisher';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
-import { createWorkerConsumer } from '../worker/consumer';
+import { createWorkerConsumer, type WorkerConsumer } from '../worker/consumer';
+import { createMembershipStore } from '../worker/membership-store';
+import { createShardCoordinator, type ShardCoordinator } from '../worker/shard-coordinator';
+import { checkShardCountAtStart } from '../ledger/shard-count';
 import { processMessage } from '../worker/process-message';
-import { postgresAnswers } from '../db/health';
+import { loadReplyCatalogues } from '../orders/replies';
+import { postgresAnswers, refuseWrongDatabaseLogin } from '../db/health';
 import { boundPort, closeServerNow } from '../server/http-server';
 import { judgeReadiness } from '../server/readiness';
 
@@ -24,9 +30,29 @@ export interface RunningWorker {
   broker: Broker;
   metrics: Metrics;
   topology: Topology;
+  coordinator: ShardCoordinator;
   /** Settles when the broker setup failed for good (TOPOLOGY_CONFLICT); the process should stop and exit 1. */
   fatal: Promise<Error>;
   stop(): Promise<void>;
+}
+
+/**
+ * Hands every shard over (finishing the messages in hand first), within WORKER_DRAIN_TIMEOUT_MS
+ * in all. Past it the process goes anyway: the broker requeues what is unacked, and the
+ * shards left move once this worker's heartbeat expires.
+ */
+async function drainWithin(timeoutMs: number, coordinator: ShardCoordinator, consumer: WorkerConsumer, log: Logger): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  if (!(await coordinator.stop(timeoutMs))) return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()))));
+  if ((await Promise.race([consumer.stop(), late])) === 'late') log.warn('drain timed out with messages in hand; the broker requeues them');
+  clearTimeout(timer);
+}
+
+/** Unique per process, and readable in the membership table: host, pid and a random tail. */
+function newMemberId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
 /** The unknown-replies gauge; while Postgres does not answer it has no value rather than a stale one. */
@@ -43,9 +69,20 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   checkWorkerConfig(config);
   const metrics = createMetrics('worker');
   const sql = databaseFromConfig(config, 'wagate-worker');
+  await refuseWrongDatabaseLogin(sql, config.DATABASE_URL).catch(async (error: unknown) => {
+    await sql.end({ timeout: 1 });
+    throw error;
+  });
   const topology = topologyFromConfig(config);
+  await checkShardCountAtStart(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log).catch(async (error: unknown) => {
+    await closeDatabase(sql);
+    throw error;
+  });
   const sendReply = replyClientFromConfig(config, TWILIO_WEBHOOK_PATH);
+  // Read and checked before consuming anything: a broken catalogue stops the worker at start.
+  const replyTexts = { catalogues: loadReplyCatalogues(config.REPLY_TEXTS_DIR), defaultLanguage: config.REPLY_LANGUAGE };
   let consumer: ReturnType<typeof createWorkerConsumer> | null = null;
+  let coordinator: ShardCoordinator | null = null;
   let reportFatal: (error: Error) => void = () => undefined;
   const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
   const broker = createBroker({
@@ -67,11 +104,24 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     metrics,
     handle: (message) =>
       processMessage(
-        { sql, sendReply, metrics, match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN } },
+        { sql, sendReply, metrics, match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN }, replyTexts },
         message,
       ),
   });
-  metrics.watchBroker(broker.isConnected);
+  coordinator = createShardCoordinator({
+    store: createMembershipStore(sql, config.QUEUE_PREFIX, config.WORKER_LIVENESS_TIMEOUT_MS),
+    consumer,
+    memberId: newMemberId(),
+    shardCount: topology.shards.length,
+    heartbeatMs: config.WORKER_HEARTBEAT_MS,
+    livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS,
+    log,
+    metrics,
+  });
+  // A (re)connected worker takes its share at once rather than at the next heartbeat.
+  broker.onConnected(() => void coordinator!.tick());
+  coordinator.start();
+  metrics.watchBroker(broker.isConnected, () => broker.loginRefusedSince() !== null);
   const stuckAfter = stuckAfterMs(config.RETRY_DELAYS_MS);
   const gauges = setInterval(() => {
     void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);
@@ -100,11 +150,12 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     broker,
     metrics,
     topology,
+    coordinator,
     fatal,
     async stop() {
       draining = true;
       clearInterval(gauges);
-      await consumer!.stop();
+      await drainWithin(config.WORKER_DRAIN_TIMEOUT_MS, coordinator!, consumer!, log);
       await broker.close();
       await closeServerNow(metricsServer);
       await closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error'));

@@ -1,4 +1,6 @@
+import { WagateError } from '../errors';
 import type { Sql } from './client';
+import { explainPostgresFailure, isLoginRefused } from './postgres-errors';
 
 /**
  * A database that hangs without closing connections never fails the query; the probe must
@@ -18,4 +20,19 @@ async function answersWithin(query: Promise<unknown>, timeoutMs: number): Promis
   });
   const answered = query.then(() => 'ok' as const, () => 'unavailable' as const);
   return Promise.race([answered, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Stops a starting process whose database login is wrong (password, user, database name),
+ * which no retry can fix, so that the crash and its message show where it runs. A database
+ * that is merely unreachable is left to readiness and retries, as in an outage.
+ */
+export async function refuseWrongDatabaseLogin(sql: Sql, databaseUrl: string): Promise<void> {
+  const failure = await sql`SELECT 1`.then(
+    () => null,
+    (error: unknown) => error,
+  );
+  if (failure && isLoginRefused(failure)) {
+    throw new WagateError('DATABASE_LOGIN_REFUSED', explainPostgresFailure(failure, databaseUrl) ?? (failure as Error).message, { cause: failure });
+  }
 }

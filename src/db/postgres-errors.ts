@@ -33,6 +33,13 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return kind === 'DATABASE_UNAVAILABLE' || kind === 'DATABASE_STATEMENT_TIMEOUT';
 }
 
+const SQLSTATE_UNDEFINED_TABLE = '42P01';
+
+/** A table the statement names does not exist: its migration has not been applied yet. */
+export function isUndefinedTable(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === SQLSTATE_UNDEFINED_TABLE;
+}
+
 /** SQLSTATE class 22, data exception: a value Postgres refuses to store (22P05 U+0000 in jsonb, 22021 in text, 22008 a timestamp out of range). */
 const SQLSTATE_DATA_EXCEPTION = /^22[0-9A-Z]{3}$/;
 /** 55P03 lock_not_available: a lock_timeout fired. */
@@ -47,4 +54,39 @@ export function isValueRefused(error: unknown): boolean {
 /** A lock_timeout fired: the statement gave up waiting for a lock and may simply run again later. */
 export function isLockTimeout(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === SQLSTATE_LOCK_NOT_AVAILABLE;
+}
+
+/** SQLSTATEs of a refused login: 28P01 wrong password, 28000 no such role or no pg_hba entry; 3D000 no such database. */
+const LOGIN_HINTS: Record<string, string> = {
+  '28P01': 'Postgres refused the password: check the user and password in DATABASE_URL',
+  '28000': 'Postgres refused the login: check the user in DATABASE_URL and the server\'s pg_hba.conf',
+  '3D000': 'the database named in DATABASE_URL does not exist: create it or fix the URL',
+};
+
+/** A refused login or a missing database: no retry helps, so a process should stop and say so. */
+export function isLoginRefused(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code in LOGIN_HINTS;
+}
+
+/**
+ * What a person should do about a Postgres failure that stops a command, naming the server
+ * (never the password), or null when the failure is not about reaching or logging in.
+ */
+export function explainPostgresFailure(error: unknown, databaseUrl: string): string | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return null;
+  const where = describeServer(databaseUrl);
+  if (LOGIN_HINTS[code]) return `${LOGIN_HINTS[code]} (server ${where})`;
+  if (classifyPostgresError(error) === 'DATABASE_UNAVAILABLE') return `Postgres at ${where} cannot be reached: check that it runs and that DATABASE_URL points at it`;
+  return null;
+}
+
+function describeServer(databaseUrl: string): string {
+  try {
+    const url = new URL(databaseUrl);
+    return `${url.username || 'postgres'}@${url.hostname}:${url.port || '5432'}${url.pathname}`;
+  } catch {
+    return 'from DATABASE_URL';
+  }
 }

@@ -34,8 +34,14 @@ export async function refreshQueueGauges(broker: Broker, topology: Topology, met
     metrics.queueConsumers.reset();
   }
   shards.forEach((shard, index) => {
-    if (shard) metrics.shardReady.set({ shard: String(index) }, shard.messageCount);
-    else metrics.shardReady.remove({ shard: String(index) });
+    const labels = { shard: String(index) };
+    if (shard) {
+      metrics.shardReady.set(labels, shard.messageCount);
+      metrics.shardConsumers.set(labels, shard.consumerCount);
+    } else {
+      metrics.shardReady.remove(labels);
+      metrics.shardConsumers.remove(labels);
+    }
   });
   const dead = await broker.readyCount(topology.deadQueue).catch(() => null);
   if (dead !== null) metrics.queueReady.set({ queue: 'dead' }, dead);

@@ -9,6 +9,8 @@ export type Metrics = ReturnType<typeof createMetrics>;
 const SOURCES = ['whatsapp', 'twilio'];
 const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejected', 'malformed', 'status', 'status_duplicate',
   'ignored', 'provider_error', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
+/** Why a signature was refused (webhooks/signature-rejection.ts; telemetry may not import that layer). */
+const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match'];
 const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped'];
 const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
 
@@ -17,14 +19,15 @@ export function createMetrics(role: string) {
   const registry = new Registry();
   // Read at scrape time, so the gauge can never lag behind a lost connection.
   let brokerProbe: () => boolean = () => false;
+  let loginRefusedProbe: () => boolean = () => false;
   registry.setDefaultLabels({ role });
   collectDefaultMetrics({ register: registry, prefix: 'wagate_' });
   const metrics = {
     registry,
     webhookEvents: new Counter({
       name: 'wagate_webhook_events_total',
-      help: 'Webhook outcomes, one per message, receipt or refused request.',
-      labelNames: ['source', 'outcome'] as const,
+      help: 'Webhook outcomes, one per message, receipt or refused request; refused signatures also by reason.',
+      labelNames: ['source', 'outcome', 'reason'] as const,
       registers: [registry],
     }),
     ackDuration: new Histogram({
@@ -81,14 +84,23 @@ export function createMetrics(role: string) {
         this.set(brokerProbe() ? 1 : 0);
       },
     }),
+    brokerLoginRefused: new Gauge({
+      name: 'wagate_broker_login_refused',
+      help: '1 while the broker refuses this process\'s login (wrong AMQP_URL user or password).',
+      registers: [registry],
+      collect() {
+        this.set(loginRefusedProbe() ? 1 : 0);
+      },
+    }),
     webhookRequests: new Counter({
       name: 'wagate_webhook_requests_total',
       help: 'Webhook HTTP requests by source and response status code, refused ones included.',
       labelNames: ['source', 'code'] as const,
       registers: [registry],
     }),
-    watchBroker(isConnected: () => boolean): void {
+    watchBroker(isConnected: () => boolean, isLoginRefused: () => boolean = () => false): void {
       brokerProbe = isConnected;
+      loginRefusedProbe = isLoginRefused;
     },
     workerMessages: new Counter({
       name: 'wagate_worker_messages_total',
@@ -138,6 +150,28 @@ export function createMetrics(role: string) {
       help: 'Consumers on the work shards, read from the broker. Every worker reports the same value: use max().',
       registers: [registry],
     }),
+    shardConsumers: new Gauge({
+      name: 'wagate_queue_shard_consumers',
+      help: 'Consumers on each work shard, read from the broker. Every worker reports the same value: use max by (shard).',
+      labelNames: ['shard'] as const,
+      registers: [registry],
+    }),
+    shardsOwned: new Gauge({
+      name: 'wagate_worker_shards_owned',
+      help: 'Work shards this worker holds (its consumer is the only one on each).',
+      registers: [registry],
+    }),
+    rebalances: new Counter({
+      name: 'wagate_worker_rebalances_total',
+      help: 'Shard hand-overs this worker took part in, by direction (acquired, released).',
+      labelNames: ['direction'] as const,
+      registers: [registry],
+    }),
+    groupMembers: new Gauge({
+      name: 'wagate_worker_group_members',
+      help: 'Live workers in the group (heartbeat recent), read from PostgreSQL. Every worker reports the same value: use max().',
+      registers: [registry],
+    }),
     messagesStuck: new Gauge({
       name: 'wagate_messages_stuck',
       help: 'Messages still queued or processing, untouched for longer than the retry policy allows and not in the outbox: their queue copy was lost. Read from PostgreSQL; use max().',
@@ -157,7 +191,8 @@ export function createMetrics(role: string) {
   };
   // Known label sets start at 0, so rate() and increase() see the first event of each.
   for (const source of SOURCES) {
-    for (const outcome of WEBHOOK_OUTCOMES) metrics.webhookEvents.inc({ source, outcome }, 0);
+    for (const outcome of WEBHOOK_OUTCOMES) if (outcome !== 'invalid_signature') metrics.webhookEvents.inc({ source, outcome }, 0);
+    for (const reason of SIGNATURE_REASONS) metrics.webhookEvents.inc({ source, outcome: 'invalid_signature', reason }, 0);
     metrics.ordersCreated.inc({ source }, 0);
     for (const result of REPLY_RESULTS) metrics.confirmations.inc({ provider: source, result }, 0);
     metrics.ackDuration.zero({ source });
@@ -165,6 +200,7 @@ export function createMetrics(role: string) {
     metrics.repliesUnknown.set({ provider: source }, 0);
   }
   for (const outcome of WORKER_OUTCOMES) metrics.workerMessages.inc({ outcome }, 0);
+  for (const direction of ['acquired', 'released']) metrics.rebalances.inc({ direction }, 0);
   return metrics;
 }
 

@@ -1,16 +1,16 @@
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { context, trace } from '@opentelemetry/api';
 import type { Sql } from '../db/client';
-import { classifyPostgresError } from '../db/postgres-errors';
 import { failpoint } from '../failpoints';
 import { contextFromTraceparent, withSpan } from '../telemetry/spans';
 import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, withoutBrokerHeaders } from '../queue/headers';
-import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/message';
+import type { QueueMessage } from '../queue/message';
 import type { Publisher } from '../queue/publisher';
-import type { Topology } from '../queue/topology';
+import { shardOf, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError, WagateError } from '../errors';
+import { describe, isDatabaseDown, numberHeader, parseDelivery, safely } from './delivery';
 import type { ProcessOutcome } from './process-message';
 import { planRetry, planWait, tierToWaitOut } from './retry-plan';
 
@@ -28,8 +28,19 @@ export interface ConsumerDeps {
 }
 
 export interface WorkerConsumer {
-  /** Starts consuming every shard on a fresh channel; called on each (re)connect. */
+  /** Takes a fresh channel on each (re)connect; shards are subscribed one by one (subscribe). */
   attach(channel: ConfirmChannel): Promise<void>;
+  /** True while a broker channel is attached. */
+  hasChannel(): boolean;
+  /** Starts consuming a shard on the attached channel; false without one. */
+  subscribe(shard: number): Promise<boolean>;
+  /** True while the shard has a consumer on the attached channel. */
+  isSubscribed(shard: number): boolean;
+  /**
+   * Cancels the shard's consumer, then waits until every message of it in hand is finished
+   * (acked or handed on), so that nothing is requeued and no delivery count rises.
+   */
+  release(shard: number): Promise<void>;
   /** Stops taking deliveries and waits for the ones in hand to finish. */
   stop(): Promise<void>;
 }
@@ -42,25 +53,56 @@ export interface WorkerConsumer {
  */
 export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   const chains = new Map<string, Promise<void>>();
-  let attached: { channel: ConfirmChannel; tags: string[] } | null = null;
+  /** Messages in hand per shard, so that a shard can be released once its own are finished. */
+  const inHand = new Map<number, Set<Promise<void>>>();
+  let attached: { channel: ConfirmChannel; tags: Map<number, string> } | null = null;
   // Once stopping, a reconnect must not start consuming again.
   let stopped = false;
 
-  function onDelivery(channel: ConfirmChannel, delivery: ConsumeMessage): void {
+  function track(shard: number, work: Promise<void>): void {
+    const set = inHand.get(shard) ?? new Set();
+    inHand.set(shard, set);
+    set.add(work);
+    void work.finally(() => set.delete(work));
+  }
+
+  function onDelivery(channel: ConfirmChannel, shard: number, delivery: ConsumeMessage): void {
     const payload = parseDelivery(delivery);
     if (typeof payload === 'string') {
-      deadLetter(channel, delivery, null, payload).catch((error: Error) => {
+      track(shard, deadLetter(channel, delivery, null, payload).catch((error: Error) => {
         deps.log.error({ err: error.message }, 'could not dead-letter an unreadable message; it will be redelivered');
         safely(() => channel.nack(delivery, false, true));
-      });
+      }));
+      return;
+    }
+    const home = shardOf(payload.senderKey, deps.topology.shards.length);
+    if (home !== shard) {
+      track(shard, forward(channel, delivery, home));
       return;
     }
     const key = payload.senderKey;
     const next = (chains.get(key) ?? Promise.resolve()).then(() => handleOne(channel, delivery, payload));
     chains.set(key, next);
+    track(shard, next);
     void next.finally(() => {
       if (chains.get(key) === next) chains.delete(key);
     });
+  }
+
+  /**
+   * A message on a shard its sender does not belong to: published by a process with the old
+   * count during a reshard, or back from a retry tier with its old routing key. It goes to its
+   * sender's shard (with a confirm, then the ack) rather than being processed here, beside
+   * that shard's consumer.
+   */
+  async function forward(channel: ConfirmChannel, delivery: ConsumeMessage, home: number): Promise<void> {
+    try {
+      await publishOrThrow(deps.topology.exchange, delivery, {}, deps.topology.shards[home]!.routingKey);
+      safely(() => channel.ack(delivery));
+    } catch (error) {
+      deps.log.error({ err: (error as Error).message, messageId: delivery.properties.messageId }, 'could not forward a message to its shard; it will be redelivered');
+      safely(() => channel.nack(delivery, false, true));
+    }
   }
 
   async function handleOne(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage): Promise<void> {
@@ -180,68 +222,55 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     }
   }
 
+  async function settled(shard: number): Promise<void> {
+    for (let set = inHand.get(shard); set && set.size > 0; set = inHand.get(shard)) await Promise.allSettled([...set]);
+  }
+
   return {
     async attach(channel) {
       if (stopped) return;
       await channel.prefetch(deps.prefetch);
-      // Attached before the first consume: deliveries can arrive while later shards subscribe.
-      const tags: string[] = [];
-      attached = { channel, tags };
+      attached = { channel, tags: new Map() };
       channel.once('close', () => {
         if (attached?.channel === channel) attached = null;
       });
-      for (const shard of deps.topology.shards) {
-        const { consumerTag } = await channel.consume(shard.queue, (delivery) => delivery && onDelivery(channel, delivery));
-        tags.push(consumerTag);
+    },
+    hasChannel: () => attached !== null,
+    isSubscribed: (shard) => attached?.tags.has(shard) ?? false,
+    async subscribe(shard) {
+      const current = attached;
+      if (stopped || !current) return false;
+      if (current.tags.has(shard)) return true;
+      // Recorded before the answer: deliveries can arrive before consume() resolves.
+      current.tags.set(shard, '');
+      try {
+        const queue = deps.topology.shards[shard]!.queue;
+        const { consumerTag } = await current.channel.consume(queue, (delivery) => delivery && onDelivery(current.channel, shard, delivery));
+        if (current.tags.get(shard) === '') current.tags.set(shard, consumerTag);
+        // Released while subscribing: this consumer must not stay.
+        else await current.channel.cancel(consumerTag).catch(() => undefined);
+        return attached === current && current.tags.get(shard) === consumerTag;
+      } catch {
+        current.tags.delete(shard);
+        return false;
       }
+    },
+    async release(shard) {
+      const current = attached;
+      const tag = current?.tags.get(shard);
+      if (current && tag !== undefined) {
+        current.tags.delete(shard);
+        if (tag) await current.channel.cancel(tag).catch(() => undefined);
+      }
+      await settled(shard);
     },
     async stop() {
       stopped = true;
       const current = attached;
       attached = null;
-      if (current) for (const tag of current.tags) await current.channel.cancel(tag).catch(() => undefined);
+      if (current) for (const tag of current.tags.values()) if (tag) await current.channel.cancel(tag).catch(() => undefined);
       while (chains.size > 0) await Promise.allSettled([...chains.values()]);
+      for (const shard of inHand.keys()) await settled(shard);
     },
   };
-}
-
-/**
- * Postgres cannot be reached at all. A statement timeout is not that: one message's slow
- * query must use up its tries like any other failure, or it would wait forever.
- */
-function isDatabaseDown(error: unknown): boolean {
-  return classifyPostgresError(error) === 'DATABASE_UNAVAILABLE';
-}
-
-function numberHeader(delivery: ConsumeMessage, name: string): number | undefined {
-  const value = Number(delivery.properties.headers?.[name]);
-  return Number.isFinite(value) ? value : undefined;
-}
-
-function parseDelivery(delivery: ConsumeMessage): QueueMessage | string {
-  let json: unknown;
-  try {
-    json = JSON.parse(delivery.content.toString('utf8'));
-  } catch {
-    return 'queue message is not JSON';
-  }
-  const parsed = queueMessageSchema.safeParse(json);
-  if (!parsed.success) return `queue message does not match the contract: ${parsed.error.issues[0]?.path.join('.')}`;
-  if (delivery.properties.messageId && delivery.properties.messageId !== amqpMessageId(parsed.data.source, parsed.data.messageId)) {
-    return 'queue message id does not match its body';
-  }
-  return parsed.data;
-}
-
-function describe(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.slice(0, 500);
-}
-
-function safely(action: () => void): void {
-  try {
-    action();
-  } catch {
-    // The channel is gone; the broker requeues what was unacked.
-  }
 }

@@ -18,6 +18,7 @@ const REQUIRED_ALERTS = [
   'WagateDeadLettersPresent',
   'WagateWorkerLag',
   'WagateShardBacklog',
+  'WagateShardWithoutConsumer',
   'WagateMessagesStuck',
   'WagateOutboxBacklog',
   'WagateUnknownConfirmations',

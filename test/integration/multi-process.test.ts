@@ -10,7 +10,8 @@ import { waitFor } from '../support/wait';
 let db: TestDatabase;
 let probe: QueueProbe;
 const prefix = randomQueuePrefix();
-const topology = topologyFromConfig(loadConfig({ QUEUE_PREFIX: prefix }));
+// The same shard count as the ingests below (testEnv's), so that every queue they declare is removed.
+const topology = topologyFromConfig(loadConfig({ QUEUE_PREFIX: prefix, WORK_SHARDS: testEnv('').WORK_SHARDS! }));
 
 beforeAll(async () => {
   db = await createTestDatabase();

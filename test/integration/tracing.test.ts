@@ -92,9 +92,10 @@ describe('one trace from webhook to reply', () => {
         (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status === 'processed',
       );
       const expectedType = protocol === 'http/json' ? 'application/json' : 'application/x-protobuf';
+      // wagate.process ends last (after the reply and the status), so it is exported last.
       const spans = await waitFor('worker spans to arrive', () => {
         const all = receiver.spans();
-        return all.some((s) => s.name === 'wagate.reply.send') ? all : null;
+        return all.some((s) => s.name === 'wagate.reply.send') && all.some((s) => s.name === 'wagate.process') ? all : null;
       });
       const ledger = spans.find((s) => s.name === 'wagate.ledger.record' && s.service === 'wagate-ingest')!;
       const trace = spans.filter((s) => s.traceId === ledger.traceId);

@@ -4,7 +4,7 @@ import { inject, type InjectOptions, type Response } from 'light-my-request';
 import { createIngestRequestListener } from '../../src/commands/ingest';
 import { loadConfig, type Config } from '../../src/config';
 import type { Sql } from '../../src/db/client';
-import { createLogger } from '../../src/telemetry/logger';
+import { createLogger, type Logger } from '../../src/telemetry/logger';
 import { createMetrics, type Metrics } from '../../src/telemetry/metrics';
 import { testEnv } from './ingest';
 
@@ -21,13 +21,13 @@ export interface InProcessIngest {
  * given database, without a server or a broker: committed messages stay in the outbox,
  * which is what a broker outage looks like to the ingest.
  */
-export function createInProcessIngest(sql: Sql, databaseUrl: string, overrides: Record<string, string> = {}): InProcessIngest {
+export function createInProcessIngest(sql: Sql, databaseUrl: string, overrides: Record<string, string> = {}, log?: Logger): InProcessIngest {
   const config = loadConfig(testEnv(databaseUrl, overrides));
   const metrics = createMetrics('ingest');
   const { listener, recorder } = createIngestRequestListener(config, {
     sql,
     metrics,
-    log: createLogger(config.LOG_LEVEL, 'wagate-test'),
+    log: log ?? createLogger(config.LOG_LEVEL, 'wagate-test'),
     onQueued: () => undefined,
     isBrokerConnected: () => false,
     isDraining: () => false,

@@ -36,6 +36,11 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
     TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
     ADMIN_TOKEN,
     OUTBOX_POLL_MS: '100',
+    // A few shards: 32 quorum queues per test file would slow the suite down.
+    WORK_SHARDS: '4',
+    // Hand-overs within seconds: a worker that dies is given up after 2 s.
+    WORKER_HEARTBEAT_MS: '200',
+    WORKER_LIVENESS_TIMEOUT_MS: '2000',
     ...overrides,
   };
 }

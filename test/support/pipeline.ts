@@ -4,6 +4,7 @@ import { startFakeProvider, type FakeProvider } from '../../src/dev/fake-provide
 import { importCatalog } from '../../src/orders/catalog-import';
 import { createLogger } from '../../src/telemetry/logger';
 import { openQueueProbe } from './amqp';
+import { waitFor } from './wait';
 import { createTestDatabase, type TestDatabase } from './database';
 import { startTestIngest, testEnv, TWILIO_TOKEN, type TestIngest } from './ingest';
 
@@ -29,6 +30,20 @@ export interface Pipeline {
   workers: RunningWorker[];
   startWorker(overrides?: Record<string, string>): Promise<RunningWorker>;
   stop(): Promise<void>;
+}
+
+/**
+ * Until the in-process workers hold every shard between them, each exactly once: the group
+ * has settled, so a test's messages do not arrive in the middle of a hand-over.
+ */
+export async function waitUntilShardsCovered(workers: RunningWorker[]): Promise<void> {
+  const shardCount = workers[0]?.topology.shards.length ?? 0;
+  const everyShard = Array.from({ length: shardCount }, (_, shard) => shard).join();
+  await waitFor('the workers to hold every shard once', () => {
+    const held = workers.flatMap((worker) => worker.coordinator.owned()).sort((a, b) => a - b);
+    const fair = workers.map((worker) => worker.coordinator.owned().length);
+    return held.join() === everyShard && Math.max(...fair) - Math.min(...fair) <= 1;
+  }, 30_000);
 }
 
 /** The fake Graph API and Twilio REST API, knowing the credentials and number the tests use. */
@@ -68,6 +83,8 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
       const worker = await startWorker(config, createLogger(config.LOG_LEVEL, 'wagate-test-worker'));
       await worker.broker.waitUntilConnected(10000);
       workers.push(worker);
+      // Workers left running with another shard count hold nothing; they are not part of the split.
+      await waitUntilShardsCovered(workers.filter((each) => each.topology.shards.length === worker.topology.shards.length));
       return worker;
     },
     async stop() {

@@ -21,6 +21,19 @@ describe('configuration', () => {
     expect(config.RETRY_DELAYS_MS).toEqual([5000, 30000, 300000, 1800000]);
   });
 
+  it('leaves room for 32 workers, a hand-over within 15 s and a 20 s drain by default', () => {
+    const config = loadConfig({});
+    expect(config.WORK_SHARDS).toBe(32);
+    expect(config.WORKER_HEARTBEAT_MS).toBe(2000);
+    expect(config.WORKER_LIVENESS_TIMEOUT_MS).toBe(15000);
+    expect(config.WORKER_DRAIN_TIMEOUT_MS).toBe(20000);
+  });
+
+  it('refuses a liveness timeout that one late heartbeat would exceed', () => {
+    expectConfigError({ WORKER_HEARTBEAT_MS: '2000', WORKER_LIVENESS_TIMEOUT_MS: '5000' }, /WORKER_LIVENESS_TIMEOUT_MS: must be at least 3 × WORKER_HEARTBEAT_MS/);
+    expectConfigError({ WORK_SHARDS: '257' }, /WORK_SHARDS/);
+  });
+
   it('applies per-source rate limits over the shared ones', () => {
     const config = loadConfig({ RATE_LIMIT_MAX_REQUESTS: '50', RATE_LIMIT_TWILIO_MAX_REQUESTS: '7', RATE_LIMIT_TWILIO_WINDOW_MINUTES: '5' });
     expect(config.rateLimits).toEqual({

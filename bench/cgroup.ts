@@ -1,0 +1,65 @@
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * CPU limits for the scale-out bench, as a pod's CPU limit would set them: each worker
+ * process in its own cgroup with a CFS quota. These machines mount cgroup v1 with the cpu
+ * controller at /sys/fs/cgroup/cpu (root may write it); cgroup v2 (a unified hierarchy with
+ * cpu.max) is used where that is what is mounted.
+ */
+const V1_CPU_ROOT = '/sys/fs/cgroup/cpu';
+const V2_ROOT = '/sys/fs/cgroup';
+const CFS_PERIOD_US = 100_000;
+
+export interface CpuLimitedGroup {
+  path: string;
+  version: 1 | 2;
+  /** Moves a process (all its threads) into the group. */
+  add(pid: number): void;
+  /** Removes the group; its processes must have exited. */
+  remove(): void;
+}
+
+export function cgroupVersion(): 1 | 2 | null {
+  if (existsSync(path.join(V1_CPU_ROOT, 'cpu.cfs_quota_us'))) return 1;
+  if (existsSync(path.join(V2_ROOT, 'cgroup.controllers')) && readFileSync(path.join(V2_ROOT, 'cgroup.controllers'), 'utf8').includes('cpu')) return 2;
+  return null;
+}
+
+/** A new cgroup allowed `cores` of CPU time (0.25 = a quarter of one core, per CFS period). */
+export function createCpuLimitedGroup(name: string, cores: number): CpuLimitedGroup {
+  const version = cgroupVersion();
+  if (version === null) throw new Error(`no writable cpu cgroup controller at ${V1_CPU_ROOT} (v1) or ${V2_ROOT} (v2): the scale-out bench needs root and cgroups`);
+  const quotaUs = Math.round(cores * CFS_PERIOD_US);
+  const dir = path.join(version === 1 ? V1_CPU_ROOT : V2_ROOT, name);
+  mkdirSync(dir);
+  if (version === 1) {
+    writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
+    writeFileSync(path.join(dir, 'cpu.cfs_quota_us'), String(quotaUs));
+  } else {
+    writeFileSync(path.join(dir, 'cpu.max'), `${quotaUs} ${CFS_PERIOD_US}`);
+  }
+  return {
+    path: dir,
+    version,
+    add(pid) {
+      writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
+    },
+    remove() {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // Still holds a process that has not been reaped; the kernel frees it with the last one.
+      }
+    },
+  };
+}
+
+/** Throttled time so far (ms): how long the quota held the group back. */
+export function throttledMs(group: CpuLimitedGroup): number {
+  const stat = readFileSync(path.join(group.path, 'cpu.stat'), 'utf8');
+  const v1 = /throttled_time (\d+)/.exec(stat);
+  if (v1) return Number(v1[1]) / 1e6;
+  const v2 = /throttled_usec (\d+)/.exec(stat);
+  return v2 ? Number(v2[1]) / 1000 : 0;
+}

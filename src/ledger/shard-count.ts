@@ -1,0 +1,54 @@
+import type { Sql } from '../db/client';
+import { isDatabaseUnavailable, isUndefinedTable } from '../db/postgres-errors';
+import { WagateError } from '../errors';
+import type { Logger } from '../telemetry/logger';
+
+/** WORK_SHARDS disagrees with the count the system's queues were built with: a configuration to correct. */
+export function shardCountMismatch(configured: number, stored: number, queuePrefix: string): WagateError {
+  return new WagateError(
+    'CONFIG_INVALID',
+    `WORK_SHARDS is ${configured}, but the work queues of "${queuePrefix}" are sharded ${stored} ways (stored in Postgres). ` +
+      `Set WORK_SHARDS=${stored} on every ingest and worker, or change the count with "wagate reshard --to ${configured}" ` +
+      `and then deploy WORK_SHARDS=${configured}.`,
+  );
+}
+
+/**
+ * Records the shard count on first use and checks it afterwards. Ingest and worker must
+ * agree on it: a sender's shard is its hash modulo the count, and two counts would put one
+ * sender on two shards, processed by two workers at once. The owner rows are created here
+ * too, one per shard, so that claiming a shard is a single conditional update.
+ */
+export async function ensureShardCount(sql: Sql, queuePrefix: string, shardCount: number): Promise<void> {
+  await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count) VALUES (${queuePrefix}, ${shardCount})
+            ON CONFLICT (queue_prefix) DO NOTHING`;
+  const stored = await storedShardCount(sql, queuePrefix);
+  if (stored !== shardCount) throw shardCountMismatch(shardCount, stored ?? shardCount, queuePrefix);
+  await sql`INSERT INTO work_shard_owners (queue_prefix, shard)
+            SELECT ${queuePrefix}, shard FROM generate_series(0, ${shardCount - 1}::integer) AS shard
+            ON CONFLICT (queue_prefix, shard) DO NOTHING`;
+}
+
+export async function storedShardCount(sql: Sql, queuePrefix: string): Promise<number | null> {
+  const [row] = await sql<{ shard_count: number }[]>`SELECT shard_count FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}`;
+  return row?.shard_count ?? null;
+}
+
+/**
+ * The start-up check of ingest and worker: a mismatch stops the process. A database that
+ * cannot be reached yet does not: the ingest answers 503 until it can, and a worker holds no
+ * shard whose count it has not seen.
+ */
+export async function checkShardCountAtStart(sql: Sql, queuePrefix: string, shardCount: number, log: Logger): Promise<void> {
+  try {
+    await ensureShardCount(sql, queuePrefix, shardCount);
+  } catch (error) {
+    if (isUndefinedTable(error)) {
+      // A rolling upgrade: this process may start before the migration hook has finished.
+      log.warn('the shard count is not stored yet (migration 008 not applied); checked at the next start');
+      return;
+    }
+    if (!isDatabaseUnavailable(error)) throw error;
+    log.warn({ err: (error as Error).message }, 'could not check WORK_SHARDS against the stored shard count; Postgres is unavailable');
+  }
+}

@@ -1,0 +1,80 @@
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { WagateError } from '../errors';
+import { withoutBrokerHeaders } from './headers';
+
+export interface Destination {
+  exchange: string;
+  routingKey: string;
+}
+
+/**
+ * One delivery at a time: a delivery taken beyond the messages counted at the start goes back
+ * when the channel closes, and each such return raises its delivery count. With one in hand,
+ * at most one message per queue (one that arrived during the move) pays that.
+ */
+const MOVE_PREFETCH = 1;
+
+/**
+ * Moves the messages ready in `source` now to where `destinationOf` says, in queue order:
+ * each is republished (persistent, mandatory) and confirmed before it is acked, so a crash
+ * leaves at most one copy in both places, which the worker's claim skips. It must be the
+ * queue's only consumer (the workers have released it). Returns how many moved.
+ */
+export async function moveReadyMessages(connection: ChannelModel, source: string, destinationOf: (message: ConsumeMessage) => Destination): Promise<number> {
+  const channel = await connection.createConfirmChannel();
+  try {
+    return await moveOnChannel(channel, source, destinationOf);
+  } finally {
+    await channel.close().catch(() => undefined);
+  }
+}
+
+async function moveOnChannel(channel: ConfirmChannel, source: string, destinationOf: (message: ConsumeMessage) => Destination): Promise<number> {
+  const { messageCount } = await channel.checkQueue(source);
+  if (messageCount === 0) return 0;
+  await channel.prefetch(MOVE_PREFETCH);
+  let moved = 0;
+  let chain = Promise.resolve();
+  let consumerTag = '';
+  const done = new Promise<void>((resolve, reject) => {
+    void channel
+      .consume(source, (message) => {
+        if (!message) return reject(new WagateError('BROKER_UNAVAILABLE', `the broker cancelled the move from ${source}`));
+        chain = chain.then(async () => {
+          if (moved >= messageCount) return;
+          await republish(channel, message, destinationOf(message));
+          channel.ack(message);
+          moved += 1;
+          if (moved === messageCount) resolve();
+        }).catch(reject);
+      })
+      .then((ok) => (consumerTag = ok.consumerTag), reject);
+  });
+  await done;
+  await channel.cancel(consumerTag);
+  // Deliveries beyond the count (arrived meanwhile) were not taken: the broker requeues them
+  // when the channel closes, in order, since they were never acked.
+  return moved;
+}
+
+async function republish(channel: ConfirmChannel, message: ConsumeMessage, to: Destination): Promise<void> {
+  let returned = false;
+  const onReturn = (back: ConsumeMessage) => {
+    if (back.properties.messageId === message.properties.messageId) returned = true;
+  };
+  channel.on('return', onReturn);
+  try {
+    const { properties } = message;
+    channel.publish(to.exchange, to.routingKey, message.content, {
+      messageId: properties.messageId,
+      contentType: properties.contentType,
+      headers: withoutBrokerHeaders(properties.headers),
+      persistent: true,
+      mandatory: true,
+    });
+    await channel.waitForConfirms();
+  } finally {
+    channel.off('return', onReturn);
+  }
+  if (returned) throw new WagateError('BROKER_UNAVAILABLE', `the broker could not route ${String(message.properties.messageId)} to ${to.exchange} ${to.routingKey}`);
+}

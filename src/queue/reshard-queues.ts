@@ -1,0 +1,81 @@
+import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { queueMessageSchema } from './message';
+import { moveReadyMessages, type Destination } from './move-messages';
+import { assertTopology, routingKeyFor, type Topology } from './topology';
+
+/**
+ * Moves a group's queued work from one shard count to another, keeping each sender's order:
+ * every old shard, in turn and in queue order, into one staging queue, then the staging
+ * queue, in order, into the new shards. Retries waiting in a tier are re-addressed to their
+ * sender's new shard (their wait starts again); surplus old shards are unbound, emptied and
+ * deleted. The workers must have released every shard first.
+ */
+export async function moveToShardCount(amqpUrl: string, oldTopology: Topology, newTopology: Topology, progress: (line: string) => void) {
+  const connection = await amqp.connect(amqpUrl, { clientProperties: { connection_name: 'wagate-reshard' } });
+  try {
+    return await moveQueues(connection, oldTopology, newTopology, progress);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTopology: Topology, progress: (line: string) => void) {
+  const staging = `${newTopology.exchange}.reshard`;
+  const setup = await connection.createChannel();
+  await assertTopology(setup, newTopology);
+  await setup.assertQueue(staging, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await setup.close();
+
+  let moved = 0;
+  for (const shard of oldTopology.shards) moved += await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+  progress(`took ${moved} message(s) off ${oldTopology.shards.length} old shard(s), in order`);
+  // Before the surplus queues lose their bindings: a retry coming back with an old key would have nowhere to go.
+  let retriesReaddressed = 0;
+  for (const tier of newTopology.retryTiers) {
+    retriesReaddressed += await moveReadyMessages(connection, tier.queue, (message) => ({
+      exchange: tier.exchange,
+      routingKey: senderRoutingKey(newTopology, message) ?? message.fields.routingKey,
+    }));
+  }
+  for (const shard of oldTopology.shards.slice(newTopology.shards.length)) {
+    moved += await removeSurplus(connection, oldTopology.exchange, shard, staging);
+  }
+  const newHome = (message: ConsumeMessage): Destination => {
+    const key = senderRoutingKey(newTopology, message);
+    return key ? { exchange: newTopology.exchange, routingKey: key } : { exchange: newTopology.deadExchange, routingKey: newTopology.deadRoutingKey };
+  };
+  await moveReadyMessages(connection, staging, newHome);
+  const cleanup = await connection.createChannel();
+  // Nothing else publishes to staging, and it is empty now (quorum queues refuse if-empty deletes).
+  await cleanup.deleteQueue(staging);
+  await cleanup.close();
+  progress(`put ${moved} message(s) on ${newTopology.shards.length} new shard(s) and re-addressed ${retriesReaddressed} waiting retries`);
+  return { moved, retriesReaddressed };
+}
+
+/**
+ * A queue beyond the new count. Unbound first, so that nothing new reaches it (an ingest with
+ * the old count then gets its publish returned and keeps the message in its outbox), then
+ * emptied into staging and deleted.
+ */
+async function removeSurplus(connection: ChannelModel, exchange: string, shard: Topology['shards'][number], staging: string): Promise<number> {
+  const channel = await connection.createChannel();
+  try {
+    await channel.unbindQueue(shard.queue, exchange, shard.routingKey);
+    const moved = await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+    await channel.deleteQueue(shard.queue);
+    return moved;
+  } finally {
+    await channel.close().catch(() => undefined);
+  }
+}
+
+function senderRoutingKey(topology: Topology, message: ConsumeMessage): string | null {
+  try {
+    const parsed = queueMessageSchema.safeParse(JSON.parse(message.content.toString('utf8')));
+    return parsed.success ? routingKeyFor(topology, parsed.data.senderKey) : null;
+  } catch {
+    return null;
+  }
+}
+

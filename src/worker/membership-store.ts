@@ -1,0 +1,76 @@
+import type { Sql } from '../db/client';
+
+export interface GroupView {
+  /** The stored shard count, or null when none is stored. */
+  shardCount: number | null;
+  /** A reshard is moving messages: every worker releases its shards. */
+  paused: boolean;
+  /** Members whose heartbeat is younger than the liveness timeout, sorted. */
+  liveMembers: string[];
+  /** Current holder of each shard's consumer, by shard; null when released. */
+  owners: Map<number, string | null>;
+}
+
+export interface MembershipStore {
+  heartbeat(memberId: string): Promise<void>;
+  read(): Promise<GroupView>;
+  /**
+   * Takes a shard that is free, already ours or, when takeExpired, held by a member whose
+   * heartbeat has expired. True when it is ours now.
+   */
+  acquire(memberId: string, shard: number, takeExpired: boolean): Promise<boolean>;
+  /** Records that the member no longer holds these shards (it has finished their messages). */
+  release(memberId: string, shards: number[]): Promise<void>;
+  /** Removes the member, so that the others need not wait for its heartbeat to expire. */
+  leave(memberId: string): Promise<void>;
+}
+
+/** Members silent for this many liveness timeouts are deleted, so the table stays small. */
+const FORGET_AFTER_TIMEOUTS = 20;
+
+/** The shard membership of one queue group (QUEUE_PREFIX) in Postgres; times are Postgres's own. */
+export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTimeoutMs: number): MembershipStore {
+  const liveness = `${livenessTimeoutMs} milliseconds`;
+  return {
+    async heartbeat(memberId) {
+      await sql`INSERT INTO worker_members (queue_prefix, member_id) VALUES (${queuePrefix}, ${memberId})
+                ON CONFLICT (queue_prefix, member_id) DO UPDATE SET heartbeat_at = now()`;
+      await sql`DELETE FROM worker_members WHERE queue_prefix = ${queuePrefix}
+                AND heartbeat_at < now() - ${FORGET_AFTER_TIMEOUTS} * ${liveness}::interval`;
+    },
+    async read() {
+      const [[settings], members, owners] = await Promise.all([
+        sql<{ shard_count: number; paused: boolean }[]>`
+          SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}`,
+        sql<{ member_id: string }[]>`
+          SELECT member_id FROM worker_members WHERE queue_prefix = ${queuePrefix} AND heartbeat_at > now() - ${liveness}::interval`,
+        sql<{ shard: number; owner: string | null }[]>`SELECT shard, owner FROM work_shard_owners WHERE queue_prefix = ${queuePrefix}`,
+      ]);
+      return {
+        shardCount: settings?.shard_count ?? null,
+        paused: settings?.paused ?? false,
+        liveMembers: members.map((row) => row.member_id).sort(),
+        owners: new Map(owners.map((row) => [row.shard, row.owner])),
+      };
+    },
+    async acquire(memberId, shard, takeExpired) {
+      // An upsert, so that a shard whose row a failed start-up check never created can still be taken.
+      const rows = await sql`
+        INSERT INTO work_shard_owners AS o (queue_prefix, shard, owner) VALUES (${queuePrefix}, ${shard}, ${memberId})
+        ON CONFLICT (queue_prefix, shard) DO UPDATE SET owner = ${memberId}, changed_at = now()
+        WHERE o.owner IS NULL OR o.owner = ${memberId} OR (${takeExpired}::boolean AND NOT EXISTS (
+                SELECT 1 FROM worker_members m
+                WHERE m.queue_prefix = o.queue_prefix AND m.member_id = o.owner AND m.heartbeat_at > now() - ${liveness}::interval))
+        RETURNING shard`;
+      return rows.length === 1;
+    },
+    async release(memberId, shards) {
+      if (shards.length === 0) return;
+      await sql`UPDATE work_shard_owners SET owner = NULL, changed_at = now()
+                WHERE queue_prefix = ${queuePrefix} AND owner = ${memberId} AND shard = ANY(${shards}::integer[])`;
+    },
+    async leave(memberId) {
+      await sql`DELETE FROM worker_members WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
+    },
+  };
+}

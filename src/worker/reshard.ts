@@ -1,0 +1,102 @@
+import type { Config } from '../config';
+import { transaction, type Sql } from '../db/client';
+import { WagateError } from '../errors';
+import { storedShardCount } from '../ledger/shard-count';
+import { moveToShardCount } from '../queue/reshard-queues';
+import { topologyNames, type TopologyOptions } from '../queue/topology';
+
+export interface ReshardDeps {
+  sql: Sql;
+  amqpUrl: string;
+  /** The group's names and tiers; `shards` is the count assumed when none is stored yet. */
+  topology: TopologyOptions;
+  livenessTimeoutMs: number;
+  /** How long the workers have to finish their messages in hand and release their shards. */
+  releaseTimeoutMs: number;
+  progress(line: string): void;
+}
+
+export interface ReshardReport {
+  from: number;
+  to: number;
+  /** Messages moved from the old shards, and retries re-addressed in their tiers. */
+  moved: number;
+  retriesReaddressed: number;
+}
+
+const RELEASE_POLL_MS = 250;
+
+/** The reshard command's settings: workers get their liveness timeout plus their drain timeout to release. */
+export function reshardDepsFromConfig(config: Config, sql: Sql): ReshardDeps {
+  return {
+    sql,
+    amqpUrl: config.AMQP_URL,
+    topology: { prefix: config.QUEUE_PREFIX, deliveryLimit: config.QUEUE_DELIVERY_LIMIT, retryDelaysMs: config.RETRY_DELAYS_MS, shards: config.WORK_SHARDS },
+    livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS,
+    releaseTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS + config.WORKER_DRAIN_TIMEOUT_MS,
+    progress: (line) => process.stderr.write(`wagate reshard: ${line}\n`),
+  };
+}
+
+/**
+ * Changes the shard count, keeping each sender's order. Every sender's messages sit in one
+ * old shard, in order. The workers are paused (each finishes the messages it holds and
+ * releases its shards); then every old shard is emptied, in turn and in queue order, into
+ * one staging queue, and the staging queue is emptied in order into the new shards. A
+ * sender's messages therefore keep their order, and only then does the new count become
+ * the stored one and the workers resume. Retries waiting in a tier are re-addressed to
+ * their sender's new shard (their wait starts again). Surplus old queues are unbound,
+ * emptied and deleted.
+ *
+ * Order is guaranteed for what was queued when the move began. Ingests still running with
+ * the old WORK_SHARDS meanwhile publish to old shards; workers forward such a message to its
+ * sender's shard, so nothing is lost, but its order against the same sender's other messages
+ * holds only if no ingest publishes during the move: the README's procedure stops them for it.
+ */
+export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardReport> {
+  const { sql } = deps;
+  const prefix = deps.topology.prefix;
+  const from = (await storedShardCount(sql, prefix)) ?? deps.topology.shards;
+  await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${prefix}, ${from}, true)
+            ON CONFLICT (queue_prefix) DO UPDATE SET paused = true, updated_at = now()`;
+  deps.progress(`paused the workers of "${prefix}"; waiting for them to release ${from} shard(s)`);
+  try {
+    await waitForRelease(deps);
+  } catch (error) {
+    await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`;
+    throw error;
+  }
+  const oldTopology = topologyNames({ ...deps.topology, shards: from });
+  const newTopology = topologyNames({ ...deps.topology, shards: to });
+  const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, deps.progress);
+  await recordCount(sql, prefix, to);
+  deps.progress(`stored ${to} shards; the workers resume`);
+  return { from, to, ...moved };
+}
+
+async function waitForRelease(deps: ReshardDeps): Promise<void> {
+  const deadline = Date.now() + deps.releaseTimeoutMs;
+  const liveness = `${deps.livenessTimeoutMs} milliseconds`;
+  for (;;) {
+    const [row] = await deps.sql<{ held: number }[]>`
+      SELECT count(*)::integer AS held FROM work_shard_owners o
+      WHERE o.queue_prefix = ${deps.topology.prefix} AND o.owner IS NOT NULL AND EXISTS (
+        SELECT 1 FROM worker_members m WHERE m.queue_prefix = o.queue_prefix AND m.member_id = o.owner
+        AND m.heartbeat_at > now() - ${liveness}::interval)`;
+    if (row!.held === 0) return;
+    if (Date.now() > deadline) {
+      throw new WagateError('OPERATION_REFUSED', `${row!.held} shard(s) are still held by live workers after ${deps.releaseTimeoutMs} ms; nothing was moved and the workers resume. Try again, or stop the workers first`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, RELEASE_POLL_MS));
+  }
+}
+
+async function recordCount(sql: Sql, prefix: string, to: number): Promise<void> {
+  await transaction(sql, async (tx) => {
+    await tx`DELETE FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard >= ${to}`;
+    await tx`INSERT INTO work_shard_owners (queue_prefix, shard)
+             SELECT ${prefix}, shard FROM generate_series(0, ${to - 1}::integer) AS shard
+             ON CONFLICT (queue_prefix, shard) DO UPDATE SET owner = NULL, changed_at = now()`;
+    await tx`UPDATE work_shard_settings SET shard_count = ${to}, paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`;
+  });
+}

@@ -1,0 +1,187 @@
+import type { Logger } from '../telemetry/logger';
+import type { Metrics } from '../telemetry/metrics';
+import type { WorkerConsumer } from './consumer';
+import type { GroupView, MembershipStore } from './membership-store';
+import { assignShards } from './shard-assignment';
+
+/**
+ * Reads further apart than a third of the liveness timeout count as a gap in sight of the
+ * group: afterwards the worker waits a full timeout before declaring anyone dead.
+ */
+const GAP_FRACTION_OF_LIVENESS = 3;
+
+export interface CoordinatorDeps {
+  store: MembershipStore;
+  consumer: Pick<WorkerConsumer, 'hasChannel' | 'subscribe' | 'isSubscribed' | 'release'>;
+  memberId: string;
+  shardCount: number;
+  heartbeatMs: number;
+  livenessTimeoutMs: number;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export interface ShardCoordinator {
+  start(): void;
+  /** One round: heartbeat, read the group, release and take shards. Safe to call any time. */
+  tick(): Promise<void>;
+  /** Shards whose ownership this worker has recorded and not yet released. */
+  owned(): number[];
+  /**
+   * Releases every shard (finishing the messages in hand), then leaves the group. Heartbeats
+   * go on meanwhile, so that nobody takes a shard over before its release is recorded.
+   * Resolves false if timeoutMs passed first; the rest then moves when the heartbeat expires.
+   */
+  stop(timeoutMs: number): Promise<boolean>;
+}
+
+/**
+ * Keeps this worker's share of the shards. Every worker computes the same assignment from
+ * the sorted live members (see assignShards); the owner table in Postgres makes hand-overs
+ * safe: a shard is released (consumer cancelled, its messages in hand finished, the release
+ * recorded) before anyone else may subscribe, unless its owner's heartbeat has expired.
+ *
+ * A worker is live while it heartbeats, and it heartbeats only while it holds a broker
+ * channel. When Postgres cannot be read, nothing changes: workers keep their shards. After
+ * such a gap a worker also waits one liveness timeout before it takes a shard from an
+ * owner whose heartbeat looks expired, since the others missed their heartbeats too.
+ */
+export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator {
+  const { store, consumer, memberId: me, log, metrics } = deps;
+  const held = new Set<number>();
+  const busy = new Set<number>();
+  const releases = new Set<Promise<void>>();
+  /** Start of the current run of group reads that followed one another closely (see readGroup). */
+  let postgresSeenSince: number | null = null;
+  let lastRead: number | null = null;
+  let stopping = false;
+  let ticking: Promise<void> | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  /** WORK_SHARDS differs from the stored count: such a worker stays out of the group. */
+  let mismatched = false;
+
+  function releaseInBackground(shard: number, reason: string): void {
+    busy.add(shard);
+    const work = (async () => {
+      await consumer.release(shard);
+      await store.release(me, [shard]);
+      held.delete(shard);
+      metrics.shardsOwned.set(held.size);
+      metrics.rebalances.inc({ direction: 'released' });
+      log.info({ shard, reason }, 'shard released');
+    })()
+      .catch((error: Error) => log.warn({ shard, err: error.message }, 'could not record a shard release; trying again'))
+      .finally(() => {
+        busy.delete(shard);
+        releases.delete(work);
+      });
+    releases.add(work);
+  }
+
+  async function acquire(shard: number, takeExpired: boolean): Promise<void> {
+    busy.add(shard);
+    try {
+      if (!(await store.acquire(me, shard, takeExpired))) return;
+      held.add(shard);
+      // Without a channel the shard stays recorded as ours; the next round releases it.
+      if (await consumer.subscribe(shard)) {
+        metrics.rebalances.inc({ direction: 'acquired' });
+        log.info({ shard }, 'shard acquired');
+      }
+    } catch (error) {
+      log.warn({ shard, err: (error as Error).message }, 'could not take a shard');
+    } finally {
+      busy.delete(shard);
+    }
+  }
+
+  async function readGroup(): Promise<GroupView | null> {
+    try {
+      if (consumer.hasChannel() && !mismatched) await store.heartbeat(me);
+      const view = await store.read();
+      // A read that hung through an outage is a gap too, not continuous sight of the group.
+      const now = performance.now();
+      if (lastRead === null || now - lastRead > deps.livenessTimeoutMs / GAP_FRACTION_OF_LIVENESS) postgresSeenSince = now;
+      lastRead = now;
+      return view;
+    } catch (error) {
+      if (postgresSeenSince !== null) log.warn({ err: (error as Error).message }, 'cannot read the worker group; keeping the shards held');
+      postgresSeenSince = null;
+      lastRead = null;
+      return null;
+    }
+  }
+
+  /** A worker with another shard count neither holds shards nor counts as a member, or its share would go unconsumed. */
+  async function checkCount(view: GroupView): Promise<boolean> {
+    const matches = view.shardCount === null || view.shardCount === deps.shardCount;
+    if (!matches && !mismatched) {
+      log.error({ configured: deps.shardCount, stored: view.shardCount }, 'WORK_SHARDS differs from the stored shard count (wagate reshard changed it); this worker holds no shard until it runs with the stored count');
+      await store.leave(me).catch(() => undefined);
+    }
+    mismatched = !matches;
+    return matches;
+  }
+
+  function targetsOf(view: GroupView): (string | undefined)[] {
+    if (mismatched || view.paused || !consumer.hasChannel()) return [];
+    return assignShards(deps.shardCount, view.liveMembers);
+  }
+
+  async function tickOnce(): Promise<void> {
+    const view = await readGroup();
+    if (!view || stopping) return;
+    metrics.groupMembers.set(view.liveMembers.length);
+    await checkCount(view);
+    const targets = targetsOf(view);
+    for (const shard of held) {
+      if (busy.has(shard)) continue;
+      if (!consumer.isSubscribed(shard)) releaseInBackground(shard, 'consumer lost with its channel');
+      else if (view.owners.get(shard) !== me) releaseInBackground(shard, 'taken over after this worker missed its heartbeats');
+      else if (targets[shard] !== me) releaseInBackground(shard, 'rebalance');
+    }
+    const takeExpired = postgresSeenSince !== null && performance.now() - postgresSeenSince >= deps.livenessTimeoutMs;
+    const wanted = targets.flatMap((target, shard) => {
+      if (target !== me || held.has(shard) || busy.has(shard)) return [];
+      const owner = view.owners.get(shard) ?? null;
+      const free = owner === null || owner === me || (takeExpired && !view.liveMembers.includes(owner));
+      return free ? [shard] : [];
+    });
+    await Promise.all(wanted.map((shard) => acquire(shard, takeExpired)));
+    metrics.shardsOwned.set(held.size);
+  }
+
+  async function tick(): Promise<void> {
+    if (ticking) return ticking;
+    ticking = tickOnce().finally(() => (ticking = null));
+    return ticking;
+  }
+
+  return {
+    start() {
+      timer = setInterval(() => void tick(), deps.heartbeatMs);
+      timer.unref();
+      void tick();
+    },
+    tick,
+    owned: () => [...held].sort((a, b) => a - b),
+    async stop(timeoutMs) {
+      stopping = true;
+      await ticking;
+      for (const shard of held) if (!busy.has(shard)) releaseInBackground(shard, 'worker stopping');
+      let timeout: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => (timeout = setTimeout(() => resolve(false), timeoutMs)));
+      const drained = (async () => {
+        while (releases.size > 0) await Promise.allSettled([...releases]);
+        return held.size === 0;
+      })();
+      const done = await Promise.race([drained, timedOut]);
+      clearTimeout(timeout);
+      if (timer) clearInterval(timer);
+      if (done) await store.leave(me).catch(() => undefined);
+      else log.warn({ shards: [...held] }, 'drain timed out; these shards move to other workers once this worker\'s heartbeat expires');
+      metrics.shardsOwned.set(held.size);
+      return done;
+    },
+  };
+}

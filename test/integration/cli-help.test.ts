@@ -1,0 +1,131 @@
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { ADMIN_DATABASE_URL, createTestDatabase, withDatabase, withPort } from '../support/database';
+import { startTestIngest } from '../support/ingest';
+import { MAIN_JS } from '../support/process';
+
+/** The admin URL with another user and password, to be refused by the real Postgres. */
+function withDatabaseUser(user: string, password: string): string {
+  const url = new URL(ADMIN_DATABASE_URL);
+  url.username = user;
+  url.password = password;
+  return url.toString();
+}
+
+/** These commands fail before they change anything in Postgres or RabbitMQ, so no services are isolated here. */
+function wagate(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN_JS, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A port nobody listens on: bound, then closed. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('the command line', () => {
+  it.each([['--help'], ['help'], ['-h']])('prints every command with `wagate %s` and exits 0', async (flag) => {
+    const result = await wagate([flag]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^usage: wagate <command>/);
+    expect(result.stdout).toMatch(/wait-ready/);
+  });
+
+  it('prints one command\'s usage with `wagate send --help` and `wagate help send`, exit 0', async () => {
+    for (const args of [['send', '--help'], ['help', 'send']]) {
+      const result = await wagate(args);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^usage: wagate send \[--provider meta\|twilio\]/);
+    }
+  });
+
+  it('exits 2 with the command\'s usage on an unknown option, a missing argument or an unknown command', async () => {
+    const unknownOption = await wagate(['send', '--bogus'], { WHATSAPP_APP_SECRET: 'x' });
+    expect(unknownOption.code).toBe(2);
+    expect(unknownOption.stderr).toMatch(/--bogus/);
+    expect(unknownOption.stderr).toMatch(/usage: wagate send /);
+    const missing = await wagate(['products']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/usage: wagate products import FILE\.csv/);
+    const unknown = await wagate(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command "frobnicate"/);
+    expect((await wagate([])).code).toBe(2);
+  });
+
+  it('names the missing catalog file and what to check, without a raw ENOENT', async () => {
+    const result = await wagate(['products', 'import', 'nope.csv']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/cannot read the catalog \/.*nope\.csv: there is no such file; check the path/);
+    expect(result.stderr).not.toMatch(/ENOENT/);
+  });
+
+  it('says which URL send could not reach, why, and what to do', async () => {
+    const port = await closedPort();
+    const result = await wagate(['send', '--url', `http://127.0.0.1:${port}`], { WHATSAPP_APP_SECRET: 'devsecret' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`could not reach the gateway at http://127.0.0.1:${port}/api/v1/whatsapp-hardened/webhook (ECONNREFUSED`);
+    expect(result.stderr).toMatch(/start it \(scripts\/dev\.sh\)/);
+  });
+
+  it('names a Postgres that refuses the login or lacks the database, with the server and what to fix, never the password', async () => {
+    const unknownRole = await wagate(['migrate'], { DATABASE_URL: `${withDatabaseUser('wagate_no_such_role', 'pw-not-shown')}` });
+    expect(unknownRole.code).toBe(1);
+    expect(unknownRole.stderr).toMatch(/Postgres refused the login: check the user in DATABASE_URL/);
+    expect(unknownRole.stderr).toMatch(/server wagate_no_such_role@/);
+    expect(unknownRole.stderr).not.toContain('pw-not-shown');
+    const noDatabase = await wagate(['migrate'], { DATABASE_URL: withDatabase(ADMIN_DATABASE_URL, 'wagate_no_such_database') });
+    expect(noDatabase.code).toBe(1);
+    expect(noDatabase.stderr).toMatch(/the database named in DATABASE_URL does not exist/);
+    const port = await closedPort();
+    const unreachable = await wagate(['migrate'], { DATABASE_URL: withPort(ADMIN_DATABASE_URL, port) });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toContain(`127.0.0.1:${port}`);
+    expect(unreachable.stderr).toMatch(/cannot be reached: check that it runs/);
+  });
+
+  it.each(['ingest', 'worker'])('stops %s at start when Postgres refuses its login, naming the server', async (role) => {
+    const result = await wagate([role], {
+      DATABASE_URL: withDatabaseUser('wagate_no_such_role', 'pw-not-shown'),
+      PORT: '0',
+      METRICS_PORT: '0',
+      HOST: '127.0.0.1',
+      NODE_ENV: 'test',
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/Postgres refused the login: check the user in DATABASE_URL .*\(server wagate_no_such_role@/);
+    expect(result.stderr).not.toContain('pw-not-shown');
+  });
+
+  it('says which secret to check when the gateway refuses the signature of a sample', async () => {
+    const db = await createTestDatabase();
+    const gateway = await startTestIngest(db.url);
+    try {
+      const result = await wagate(['send', '--url', gateway.baseUrl], { WHATSAPP_APP_SECRET: 'not-the-gateways-secret' });
+      expect(result.code).toBe(1);
+      expect(result.stdout).toMatch(/^401 /);
+      expect(result.stderr).toMatch(/the gateway refused the signature: sign with a secret it knows \(the first WHATSAPP_APP_SECRET here/);
+      expect(result.stderr).not.toContain('not-the-gateways-secret');
+    } finally {
+      await gateway.stop();
+      await db.drop();
+    }
+  });
+
+  it('wait-ready gives up after its timeout naming the URL', async () => {
+    const port = await closedPort();
+    const result = await wagate(['wait-ready', '--url', `http://127.0.0.1:${port}`, '--timeout', '1']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`http://127.0.0.1:${port}/readyz was not ready after 1 s (ECONNREFUSED`);
+  });
+});
