@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors';
+import { FAILPOINTS } from './failpoints';
 
 /** Meta retries a failed delivery for about 7 days, so the window must exceed that. */
 export const DEFAULT_REPLAY_WINDOW_SECONDS = 8 * 24 * 3600;
@@ -131,6 +132,7 @@ const envSchema = z.object({
   AUTOSCALER_RETRY_PERIOD_SECONDS: int(2, 1),
   AUTOSCALER_IDENTITY: z.string().min(1).max(253).optional(),
   POD_NAME: z.string().min(1).max(253).optional(),
+  WAGATE_FAILPOINT: z.enum(FAILPOINTS).optional(),
 });
 
 export type Source = 'whatsapp' | 'twilio';
@@ -228,6 +230,9 @@ function crossCheck(e: ParsedEnv): string[] {
     problems.push(
       'RETENTION_DAYS: must keep dedupe keys longer than REPLAY_WINDOW_SECONDS plus 5 minutes, or replayed messages would pass',
     );
+  }
+  if (e.WAGATE_FAILPOINT && e.NODE_ENV !== 'test') {
+    problems.push('WAGATE_FAILPOINT: stops the process on purpose, for crash tests; it is accepted only when NODE_ENV is test');
   }
   if (e.TWILIO_SKIP_VALIDATION && e.NODE_ENV === 'production') {
     problems.push('TWILIO_SKIP_VALIDATION: is honoured only when NODE_ENV is development or test');

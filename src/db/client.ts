@@ -7,6 +7,8 @@ export type Sql = postgres.Sql<Record<string, never>>;
 const IDLE_CONNECTION_TIMEOUT_SECONDS = 60;
 /** Connections are replaced after this long, so a failover or a server-side setting change reaches every one. */
 const CONNECTION_MAX_LIFETIME_SECONDS = 30 * 60;
+/** Errors a query gets when its connection closed under it: the socket failed, or the server ended the session (57P0x, FATAL). */
+const LOST_CONNECTION_CODES = ['CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03'];
 /** How long closing the pool waits for queries under way before it cuts them. */
 export const POOL_CLOSE_TIMEOUT_SECONDS = 5;
 
@@ -59,17 +61,28 @@ export function databaseFromConfig(
  */
 export async function transaction<T>(sql: Sql, work: (tx: Sql) => Promise<T>): Promise<T> {
   const connection = await sql.reserve();
+  let broken = false;
   try {
     await connection`BEGIN`;
     const result = await work(connection as unknown as Sql);
     await connection`COMMIT`;
     return result;
   } catch (error) {
-    await connection`ROLLBACK`.catch(() => undefined);
+    broken = connectionLost(error);
+    if (!broken) await connection`ROLLBACK`.catch(() => undefined);
     throw error;
   } finally {
-    connection.release();
+    // A lost connection is already back among the pool's closed ones, to be reopened on demand.
+    // Releasing it as well would put the dead connection among the open ones, and in
+    // postgres 3.4.9 the next query sent on it never settles (porsager/postgres#1199).
+    if (!broken) connection.release();
   }
+}
+
+/** The socket under a reserved connection is gone (postgres.js's own codes, or a socket errno). */
+function connectionLost(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && LOST_CONNECTION_CODES.includes(code);
 }
 
 /**

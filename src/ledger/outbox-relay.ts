@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client';
+import { stopsAt } from '../failpoints';
 import { amqpMessageId, type QueueMessage } from '../queue/message';
 import type { Publication, Publisher } from '../queue/publisher';
 import { routingKeyFor, type Topology } from '../queue/topology';
@@ -156,6 +157,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   return {
     publishOwned(entries) {
+      if (stopsAt('ingest.after-commit')) return;
       // Past half the lease a sweeper may soon claim the rows; leave them to it.
       const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
       if (fresh.length === 0) return;

@@ -44,9 +44,21 @@ export interface Broker {
 const CLOSE_WAIT_MS = 5000;
 /** AMQP heartbeat, in seconds: a silent peer is declared dead after about twice this. */
 const HEARTBEAT_SECONDS = 15;
+/**
+ * A connection attempt that hears nothing for this long is abandoned and retried. Without it,
+ * an attempt begun during a network partition waits on the kernel's SYN retries (up to about
+ * two minutes, the last retry 32 s or more after the one before), long after the broker is back.
+ */
+const CONNECT_IDLE_TIMEOUT_MS = 3000;
+/**
+ * Reconnect backoff. The cap bounds how long a recovered broker waits for us: at most one
+ * abandoned attempt plus one pause (about 5 s), so outbox rows held during an outage are
+ * published within 10 s of its return.
+ */
+const RECONNECT_DELAY_MS = { min: 250, max: 2000 };
 
 export function createBroker(options: BrokerOptions): Broker {
-  const delays = options.reconnectDelayMs ?? { min: 250, max: 5000 };
+  const delays = options.reconnectDelayMs ?? RECONNECT_DELAY_MS;
   let connection: ChannelModel | null = null;
   let current: ConfirmChannel | null = null;
   let closing = false;
@@ -66,7 +78,10 @@ export function createBroker(options: BrokerOptions): Broker {
   async function attemptConnection(): Promise<void> {
     let model: ChannelModel | null = null;
     try {
-      model = await amqp.connect(withHeartbeat(options.url), { clientProperties: { connection_name: options.name } });
+      model = await amqp.connect(withHeartbeat(options.url), {
+        clientProperties: { connection_name: options.name },
+        timeout: CONNECT_IDLE_TIMEOUT_MS,
+      });
       model.on('error', (error: Error) => options.log.warn({ err: error.message }, 'broker connection error'));
       model.on('close', () => handleLoss(model!));
       model.on('blocked', (reason: string) => options.log.warn({ reason }, 'broker blocked publishing'));

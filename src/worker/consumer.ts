@@ -1,6 +1,7 @@
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { context, trace } from '@opentelemetry/api';
 import type { Sql } from '../db/client';
+import { failpoint } from '../failpoints';
 import { contextFromTraceparent, withSpan } from '../telemetry/spans';
 import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, withoutBrokerHeaders } from '../queue/headers';
 import type { QueueMessage } from '../queue/message';
@@ -134,6 +135,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       deps.metrics.workerDuration.observe((performance.now() - started) / 1000);
     }
     deps.metrics.workerMessages.inc({ outcome });
+    await failpoint('worker.before-ack');
     // The work is done and recorded; an ack lost with the channel only means a redelivery,
     // which the claim skips. It is not a processing failure to retry.
     safely(() => channel.ack(delivery));

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client';
+import { failpoint } from '../failpoints';
 import { decide } from '../orders/decide';
 import { deliverReply } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
@@ -32,6 +33,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
     RETURNING id`);
   // Already finished (a redelivery), or erased or cleaned up since it was queued.
   if (!claimed) return 'skipped';
+  await failpoint('worker.after-claim');
 
   let outbound = await findReply(sql, message);
   if (!outbound) {
@@ -40,6 +42,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
       recordDecision(sql, message, decision, deps.replyTexts),
     );
     if (!recorded) return 'skipped';
+    await failpoint('worker.after-record');
     outbound = recorded.outbound;
     if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
   }

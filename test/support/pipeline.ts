@@ -46,16 +46,21 @@ export async function waitUntilShardsCovered(workers: RunningWorker[]): Promise<
   }, 30_000);
 }
 
-/** Ingest, workers and the fake providers around one fresh database and queue prefix. */
-export async function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
-  const db = await createTestDatabase();
-  await importCatalog(db.sql, CATALOG_CSV);
-  const fake = await startFakeProvider({
+/** The fake Graph API and Twilio REST API, knowing the credentials and number the tests use. */
+export function startKnownFakeProvider(): Promise<FakeProvider> {
+  return startFakeProvider({
     metaAccessToken: ACCESS_TOKEN,
     twilioAccountSid: TWILIO_SID,
     twilioAuthToken: TWILIO_TOKEN,
     metaPhoneNumberIds: [META_PHONE_NUMBER_ID],
   });
+}
+
+/** Ingest, workers and the fake providers around one fresh database and queue prefix. */
+export async function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
+  const db = await createTestDatabase();
+  await importCatalog(db.sql, CATALOG_CSV);
+  const fake = await startKnownFakeProvider();
   const env = testEnv(db.url, {
     PUBLIC_BASE_URL,
     WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,

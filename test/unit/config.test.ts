@@ -69,6 +69,13 @@ describe('configuration', () => {
     expectConfigError({ NODE_ENV: 'production', TWILIO_SKIP_VALIDATION: 'true' }, /TWILIO_SKIP_VALIDATION/);
   });
 
+  it('accepts WAGATE_FAILPOINT only in test, and only a known point', () => {
+    expect(loadConfig({ NODE_ENV: 'test', WAGATE_FAILPOINT: 'worker.after-claim' }).WAGATE_FAILPOINT).toBe('worker.after-claim');
+    expectConfigError({ NODE_ENV: 'production', WAGATE_FAILPOINT: 'worker.after-claim' }, /WAGATE_FAILPOINT: .*only when NODE_ENV is test/);
+    expectConfigError({ NODE_ENV: 'development', WAGATE_FAILPOINT: 'worker.after-claim' }, /WAGATE_FAILPOINT/);
+    expectConfigError({ NODE_ENV: 'test', WAGATE_FAILPOINT: 'worker.nowhere' }, /WAGATE_FAILPOINT/);
+  });
+
   it('takes TWILIO_URL_FRAGMENT only as a fragment', () => {
     expect(loadConfig({ TWILIO_URL_FRAGMENT: '#rc=3&rp=ct,rt,5xx' }).TWILIO_URL_FRAGMENT).toBe('#rc=3&rp=ct,rt,5xx');
     expectConfigError({ TWILIO_URL_FRAGMENT: 'rc=3' }, /TWILIO_URL_FRAGMENT: must be the fragment/);

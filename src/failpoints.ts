@@ -1,0 +1,30 @@
+/**
+ * Named points where a test can stop a process, to kill it there (SIGKILL) and prove that
+ * nothing is lost or done twice. `WAGATE_FAILPOINT=<name>` arms one point; reaching it prints
+ * one JSON line on stdout and then never resolves, so the process holds still at that step.
+ * Config validation accepts the variable only when NODE_ENV is test, so production refuses
+ * to start with it; this module also checks NODE_ENV itself, in case a command skipped it.
+ */
+export const FAILPOINTS = [
+  'ingest.after-commit',
+  'worker.after-claim',
+  'worker.after-record',
+  'worker.before-ack',
+] as const;
+
+export type Failpoint = (typeof FAILPOINTS)[number];
+
+const armed = process.env.NODE_ENV === 'test' ? process.env.WAGATE_FAILPOINT : undefined;
+const NEVER = new Promise<never>(() => undefined);
+
+/** Resolves at once unless this point is armed; an armed point announces itself and holds. */
+export function failpoint(name: Failpoint): Promise<void> {
+  return stopsAt(name) ? NEVER : Promise.resolve();
+}
+
+/** For synchronous code: true (after announcing) when this point is armed, so the caller stops there. */
+export function stopsAt(name: Failpoint): boolean {
+  if (armed !== name) return false;
+  process.stdout.write(`${JSON.stringify({ msg: 'failpoint reached', failpoint: name, pid: process.pid })}\n`);
+  return true;
+}

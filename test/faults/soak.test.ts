@@ -1,0 +1,89 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { startFaultRig, type FaultRig } from '../support/fault-run';
+import { seriesValue } from '../support/metrics';
+import { flatness, type SoakSample } from '../support/soak';
+
+/**
+ * A steady load for SOAK_MINUTES (2 in the test command; scripts/soak.sh runs 30 and plots
+ * it into docs/), sampling the gateway and the worker every 10 s. After the warm-up, handles
+ * and Postgres connections must not grow and every request is taken; in runs with at least
+ * 5 measured minutes, heap and RSS must also grow less than 5 MiB per 10 minutes by a
+ * least-squares slope. SOAK_OUTPUT names a JSON file for the samples.
+ */
+const SOAK_MINUTES = Number(process.env.SOAK_MINUTES ?? '2');
+const SAMPLE_EVERY_MS = 10_000;
+const PER_SECOND = Number(process.env.SOAK_RATE ?? '10');
+/** The first samples are left out: pools fill, code is compiled, caches warm up. */
+const WARM_UP_MS = Math.min(5 * 60_000, SOAK_MINUTES * 60_000 * 0.25);
+/**
+ * Below this much measured time the heap's garbage-collection sawtooth (tens of MiB in a young
+ * process) swamps a 5 MiB per 10 minutes slope, so the slopes are recorded but not judged.
+ */
+const MIN_MEASURED_FOR_SLOPES_MS = 5 * 60_000;
+/**
+ * Handles and connections may differ by one between the halves without growing: a request in
+ * flight at the sample, or a pool connection replaced (idle or lifetime limit), adds one.
+ * A leak at 10 messages/s adds hundreds.
+ */
+const COUNT_NOISE = 1;
+/** A loop that stalls this long under a steady 10/s is a bug, not noise. */
+const MAX_EVENT_LOOP_P99_SECONDS = 1;
+const MIB = 1024 * 1024;
+const MAX_GROWTH_BYTES_PER_10_MIN = 5 * MIB;
+
+let rig: FaultRig;
+
+beforeAll(async () => {
+  rig = await startFaultRig();
+}, 60_000);
+
+afterAll(async () => {
+  await rig?.stop();
+});
+
+async function sample(startedAt: number): Promise<SoakSample> {
+  const [ingest, worker] = await Promise.all([rig.ingest.metricsUrl, rig.worker.metricsUrl].map(async (url) => (await fetch(url)).text()));
+  const read = (exposition: string) => ({
+    rssBytes: seriesValue(exposition, 'wagate_process_resident_memory_bytes'),
+    heapBytes: seriesValue(exposition, 'wagate_nodejs_heap_size_used_bytes'),
+    eventLoopP99Seconds: seriesValue(exposition, 'wagate_nodejs_eventloop_lag_p99_seconds'),
+    handles: seriesValue(exposition, 'wagate_nodejs_active_handles_total'),
+  });
+  const [connections] = await rig.db.sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+  return { atSeconds: (Date.now() - startedAt) / 1000, ingest: read(ingest!), worker: read(worker!), postgresConnections: connections!.n };
+}
+
+it(`stays flat under a steady load for ${SOAK_MINUTES} minute(s)`, async () => {
+  const samples: SoakSample[] = [];
+  const startedAt = Date.now();
+  const durationMs = SOAK_MINUTES * 60_000;
+  const sampler = setInterval(() => void sample(startedAt).then((s) => samples.push(s)), SAMPLE_EVERY_MS);
+  try {
+    await rig.sendLoad(Math.round((durationMs / 1000) * PER_SECOND), PER_SECOND);
+  } finally {
+    clearInterval(sampler);
+  }
+  samples.push(await sample(startedAt));
+  await rig.settle();
+  expect(rig.sent.every((s) => s.status === 200)).toBe(true);
+
+  const report = flatness(samples, WARM_UP_MS / 1000);
+  if (process.env.SOAK_OUTPUT) {
+    mkdirSync(path.dirname(process.env.SOAK_OUTPUT), { recursive: true });
+    writeFileSync(process.env.SOAK_OUTPUT, `${JSON.stringify({ minutes: SOAK_MINUTES, perSecond: PER_SECOND, warmUpSeconds: WARM_UP_MS / 1000, report, samples }, null, 2)}\n`);
+  }
+  process.stdout.write(`\nsoak ${SOAK_MINUTES} min at ${PER_SECOND}/s, ${samples.length} samples\n${JSON.stringify(report, null, 2)}\n`);
+  expect(report.measured).toBeGreaterThanOrEqual(3);
+  const judgeSlopes = durationMs - WARM_UP_MS >= MIN_MEASURED_FOR_SLOPES_MS;
+  for (const role of ['ingest', 'worker'] as const) {
+    if (judgeSlopes) {
+      expect(report[role].heapBytesPer10Min).toBeLessThan(MAX_GROWTH_BYTES_PER_10_MIN);
+      expect(report[role].rssBytesPer10Min).toBeLessThan(MAX_GROWTH_BYTES_PER_10_MIN);
+    }
+    expect(report[role].handlesLate).toBeLessThanOrEqual(report[role].handlesEarly + COUNT_NOISE);
+    expect(report[role].eventLoopP99MaxSeconds).toBeLessThan(MAX_EVENT_LOOP_P99_SECONDS);
+  }
+  expect(report.postgresConnectionsLate).toBeLessThanOrEqual(report.postgresConnectionsEarly + COUNT_NOISE);
+}, SOAK_MINUTES * 60_000 + 180_000);
