@@ -68,6 +68,8 @@ const envSchema = z.object({
   REPLAY_WINDOW_SECONDS: int(DEFAULT_REPLAY_WINDOW_SECONDS, 60),
   RETENTION_DAYS: int(30, 1),
   PERSONAL_DATA_RETENTION_DAYS: int(7, 1),
+  /** Shops keep orders (and their replies) longer than webhooks: a year by default. */
+  ORDER_RETENTION_DAYS: int(365, 1),
   MAX_BODY_BYTES: int(3 * 1024 * 1024, 1024),
 
   MAX_IN_FLIGHT: int(2000, 1),
