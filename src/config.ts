@@ -79,6 +79,9 @@ const envSchema = z.object({
     })
     .optional(),
 
+  /** Stats requests per client address per minute, wrong tokens included. */
+  ADMIN_RATE_LIMIT_PER_MINUTE: int(30, 1),
+
   WHATSAPP_VERIFY_TOKEN: z.string().min(1).optional(),
   WHATSAPP_ACCESS_TOKEN: z.string().min(1).optional(),
   WHATSAPP_APP_SECRET: secretList,

@@ -133,7 +133,12 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxInFlight: config.MAX_IN_FLIGHT,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
     health: { sql, isBrokerConnected: parts.isBrokerConnected, isDraining: parts.isDraining, brokerRequired: false },
-    stats: { sql, adminToken: config.ADMIN_TOKEN, queueDepths: parts.queueDepths },
+    stats: {
+      sql,
+      adminToken: config.ADMIN_TOKEN,
+      rateLimit: { requests: config.ADMIN_RATE_LIMIT_PER_MINUTE, windowMs: 60_000 },
+      queueDepths: parts.queueDepths,
+    },
   });
   return { listener, recorder };
 }
