@@ -21,15 +21,23 @@ export interface BenchEnvironment {
   destroy(): Promise<void>;
 }
 
+/** TEST_DATABASE_URL and TEST_AMQP_URL, when set, name the servers, as they do for the tests. */
+function testServers(): Record<string, string> {
+  const servers: Record<string, string> = {};
+  if (process.env.TEST_DATABASE_URL) servers.DATABASE_URL = process.env.TEST_DATABASE_URL;
+  if (process.env.TEST_AMQP_URL) servers.AMQP_URL = process.env.TEST_AMQP_URL;
+  return servers;
+}
+
 /**
- * Reads DATABASE_URL, AMQP_URL and the queue settings exactly as wagate does (same
+ * Reads DATABASE_URL, AMQP_URL (or TEST_DATABASE_URL, TEST_AMQP_URL) and the queue settings exactly as wagate does (same
  * variables, same defaults), so the bench and the ingest it starts agree on every name.
  * The database named in DATABASE_URL is only used to create and drop the bench's own.
  */
 export async function createBenchEnvironment(): Promise<BenchEnvironment> {
   const runId = randomBytes(5).toString('hex');
   const queuePrefix = `wagate-bench-${runId}`;
-  const config = loadConfig({ ...process.env, QUEUE_PREFIX: queuePrefix });
+  const config = loadConfig({ ...process.env, ...testServers(), QUEUE_PREFIX: queuePrefix });
   const name = `wagate_bench_${runId}`;
   const admin = postgres(config.DATABASE_URL, { max: 1, onnotice: () => undefined });
   await admin.unsafe(`CREATE DATABASE ${name}`);

@@ -181,7 +181,7 @@ function targetLines(summary: Summary): string[] {
   ];
 }
 
-function table(header: string[], rows: string[][]): string[] {
+export function table(header: string[], rows: string[][]): string[] {
   const all = [header, ...rows];
   const widths = header.map((_, column) => Math.max(...all.map((row) => (row[column] ?? '').length)));
   const align = (cell: string, column: number) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!));
@@ -192,6 +192,6 @@ function fixed(value: number | null | undefined, digits: number): string {
   return typeof value === 'number' && Number.isFinite(value) ? value.toFixed(digits) : '-';
 }
 
-function percent(ratio: number): string {
+export function percent(ratio: number): string {
   return `${(ratio * 100).toFixed(1)} %`;
 }

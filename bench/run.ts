@@ -17,11 +17,14 @@ import {
 } from './report';
 import { runScenarioA, runScenarioB, scenarioSettings, type PhaseContext, type PhaseResult } from './scenarios';
 import { startOtlpSinkIfAsked } from './otlp-sink';
+import { formatOrdersReport, runOrdersBench } from './orders';
 import { startBareServer, startIngestServer, type ServerProcess } from './servers';
+import { runSystemBench, systemSettings } from './system';
+import { formatSystemReport } from './system-report';
 import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } from './worker';
 
 /**
- * `npm run bench`: two parts, each selectable with BENCH_ONLY=ingest or BENCH_ONLY=worker.
+ * `npm run bench`: four parts, each selectable with BENCH_ONLY (one, a comma-separated list, or all).
  *
  * ingest: a bare express endpoint and wagate's durable ingest, each in its own process,
  * loaded from this one. Every round runs both scenarios against both servers, in turn, and
@@ -31,7 +34,15 @@ import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } fro
  *
  * worker: one worker process drains queues filled beforehand through the ingest, against the
  * fake Graph API answering at once, then after 100 ms (prefetch 32, then 128). About 40 s.
+ *
+ * orders: the labelled order corpus through the parser and the pg_trgm matcher: exact carts,
+ * wrong orders and missed orders per language. A few seconds.
+ *
+ * system: ingests and workers together: throughput, backlog drain and the ack tails
+ * (bench/system.ts). The longest part by far.
  */
+type Part = 'ingest' | 'worker' | 'orders' | 'system';
+const PARTS: Part[] = ['ingest', 'worker', 'orders', 'system'];
 const ONLY = parts(process.env.BENCH_ONLY);
 const ROUNDS = positiveInteger('BENCH_ROUNDS', 3);
 const MEASURED_SECONDS = positiveInteger('BENCH_SECONDS', 5);
@@ -78,6 +89,19 @@ async function main(): Promise<number> {
     reports.push(formatWorkerReport(summary));
     checks.push(...summary.checks);
     output.worker = { ...summary, perRound };
+  }
+  if (ONLY.has('orders')) {
+    log('order corpus: parsing and matching every message');
+    const summary = await runOrdersBench(track);
+    reports.push(formatOrdersReport(summary));
+    checks.push(...summary.checks);
+    output.orders = summary;
+  }
+  if (ONLY.has('system')) {
+    const system = await runSystemBench(systemSettings(positiveInteger), track, log);
+    reports.push(formatSystemReport(system.summary));
+    checks.push(...system.checks);
+    output.system = system;
   }
   reports.push(formatChecks(checks));
   process.stdout.write(`\n${reports.join('\n\n')}\n`);
@@ -181,10 +205,12 @@ function writeJson(value: unknown): void {
   log(`summary written to ${path.relative(process.cwd(), OUTPUT_FILE)}`);
 }
 
-function parts(value: string | undefined): Set<'ingest' | 'worker'> {
-  if (value === undefined || value === '' || value === 'all') return new Set(['ingest', 'worker']);
-  if (value === 'ingest' || value === 'worker') return new Set([value]);
-  throw new Error('BENCH_ONLY must be ingest, worker or all');
+/** BENCH_ONLY: one part, a comma-separated list, or all (the default). */
+function parts(value: string | undefined): Set<Part> {
+  if (value === undefined || value === '' || value === 'all') return new Set(PARTS);
+  const chosen = value.split(',').map((part) => part.trim());
+  if (chosen.every((part): part is Part => (PARTS as string[]).includes(part))) return new Set(chosen);
+  throw new Error('BENCH_ONLY must be ingest, worker, orders, system, a comma-separated list of them, or all');
 }
 
 function positiveInteger(name: string, fallback: number): number {

@@ -9,14 +9,14 @@ import { lifetimePeakRssMib, measureCpu, type CpuShare } from './probes';
 import { startIngestServer, startWorkerProcess, type ServerProcess, type WorkerProcess } from './servers';
 
 /** A small menu: the order text below must match two of its products, each by an alias. */
-const CATALOG_CSV = `sku,name,price,currency,aliases
+export const CATALOG_CSV = `sku,name,price,currency,aliases
 PIZ-MARG,Pizza Margherita,8.50,EUR,margherita
 PIZ-PEPP,Pizza Pepperoni,9.50,EUR,pepperoni
 PIZ-FUNG,Pizza Funghi,9.00,EUR,funghi|mushroom
 COKE,Coca-Cola,2.50,EUR,coke|cola
 WATER,Agua mineral,1.50,EUR,water|agua
 `;
-const ORDER_TEXT = '2x margherita, one coke';
+export const ORDER_TEXT = '2x margherita, one coke';
 /** What ORDER_TEXT must become: two lines, three items, 2 × 8.50 + 2.50. */
 const EXPECTED_ORDER = { lines: 2, items: 3, total: '19.50' };
 /** Every MENU_EVERY-th message asks for the menu instead: a reply, but no order. */
@@ -24,7 +24,7 @@ const MENU_EVERY = 10;
 const MENU_TEXT = 'menu';
 /** Messages of one sender are processed one at a time; many senders let the prefetch fill up. */
 export const WORKER_SENDERS = 2000;
-const ACCESS_TOKEN = 'bench-graph-token';
+export const ACCESS_TOKEN = 'bench-graph-token';
 const PRELOAD_CONNECTIONS = 64;
 const POLL_MS = 50;
 

@@ -107,6 +107,8 @@ const envSchema = z.object({
   MAX_BODY_BYTES: int(3 * 1024 * 1024, 1024),
 
   MAX_IN_FLIGHT: int(2000, 1),
+  /** Bytes of webhook bodies buffered at once, before any signature is checked: 256 MiB. */
+  MAX_IN_FLIGHT_BYTES: int(256 * 1024 * 1024, 1024),
   DB_POOL_MAX: int(10, 2),
   DB_CONNECT_TIMEOUT_SECONDS: int(3, 1),
   DB_STATEMENT_TIMEOUT_MS: int(5000, 100),
@@ -180,7 +182,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       whatsapp: rateLimit(e.RATE_LIMIT_WHATSAPP_MAX_REQUESTS, e.RATE_LIMIT_WHATSAPP_WINDOW_MINUTES),
       twilio: rateLimit(e.RATE_LIMIT_TWILIO_MAX_REQUESTS, e.RATE_LIMIT_TWILIO_WINDOW_MINUTES),
     } satisfies Record<Source, RateLimit>,
-    twilioSkipValidation: e.TWILIO_SKIP_VALIDATION && e.NODE_ENV !== 'production',
   };
 }
 
@@ -200,8 +201,36 @@ function crossCheck(e: ParsedEnv): string[] {
   if (e.NODE_ENV === 'production' && e.TWILIO_AUTH_TOKEN.length > 0 && !e.PUBLIC_BASE_URL) {
     problems.push('PUBLIC_BASE_URL: is required to check Twilio signatures (the URL Twilio calls)');
   }
+  if (e.MAX_IN_FLIGHT_BYTES < e.MAX_BODY_BYTES) {
+    problems.push('MAX_IN_FLIGHT_BYTES: must be at least MAX_BODY_BYTES, or the largest body could never be read');
+  }
+  if (e.RETRY_DELAYS_MS.some((delay, index) => index > 0 && delay <= e.RETRY_DELAYS_MS[index - 1]!)) {
+    problems.push('RETRY_DELAYS_MS: the tiers must ascend (each delay longer than the one before)');
+  }
+  if (e.OUTBOX_LEASE_SECONDS * 1000 <= e.PUBLISH_CONFIRM_TIMEOUT_MS) {
+    problems.push(
+      'OUTBOX_LEASE_SECONDS: must exceed PUBLISH_CONFIRM_TIMEOUT_MS, or another relay could publish a row whose confirm is still awaited',
+    );
+  }
   if (e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
     problems.push('METRICS_PORT: must differ from PORT so that metrics stay off the public port');
   }
   return problems;
+}
+
+/**
+ * What only the worker needs: in production, a source whose webhooks are configured must also
+ * have its reply credentials, or the worker would create every order and then dead-letter
+ * every reply. Meta counts as configured with WHATSAPP_APP_SECRET, Twilio with TWILIO_AUTH_TOKEN.
+ */
+export function checkWorkerConfig(config: Config): void {
+  if (config.NODE_ENV !== 'production') return;
+  const problems: string[] = [];
+  if (config.WHATSAPP_APP_SECRET.length > 0 && !config.WHATSAPP_ACCESS_TOKEN) {
+    problems.push('WHATSAPP_ACCESS_TOKEN: is required by the worker when Meta is configured (WHATSAPP_APP_SECRET is set), to send replies');
+  }
+  if (config.TWILIO_AUTH_TOKEN.length > 0 && !config.TWILIO_ACCOUNT_SID) {
+    problems.push('TWILIO_ACCOUNT_SID: is required by the worker when Twilio is configured (TWILIO_AUTH_TOKEN is set), to send replies');
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
 }

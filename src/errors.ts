@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   /** A ledger commit outlived its deadline; it may still commit, and a retry finds a duplicate. */
   LEDGER_TIMEOUT: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 503 },
   BROKER_UNAVAILABLE: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 503 },
+  /** A queue exists with other arguments than this configuration declares; only a migration fixes it. */
+  TOPOLOGY_CONFLICT: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 503 },
   /** A failure worth another try, such as a reply the provider did not take. */
   RETRYABLE: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 503 },
   /** The one named way out of the retries: the message goes to the dead-letter queue now. */

@@ -52,20 +52,24 @@ const commands: Record<string, Command> = {
   ingest: async (config, log) => {
     const ingest = await startIngest(config, log);
     stopOnSignal(log, () => ingest.stop());
+    stopOnFatal(log, ingest.fatal, () => ingest.stop());
   },
   worker: async (config, log) => {
     const worker = await startWorker(config, log);
     stopOnSignal(log, () => worker.stop());
+    stopOnFatal(log, worker.fatal, () => worker.stop());
   },
   dev: async (config, log) => {
     await runMigrate(config, log);
     const ingest = await startIngest(config, log);
     // One process, two metrics endpoints: the worker's sits on the next port.
     const worker = await startWorker({ ...config, METRICS_PORT: config.METRICS_PORT === 0 ? 0 : config.METRICS_PORT + 1 }, log);
-    stopOnSignal(log, async () => {
+    const stopBoth = async () => {
       await ingest.stop();
       await worker.stop();
-    });
+    };
+    stopOnSignal(log, stopBoth);
+    stopOnFatal(log, Promise.race([ingest.fatal, worker.fatal]), stopBoth);
   },
   products: (config, _log, args) => productsCommand(config, args),
   dlq: (config, log, args) => dlqCommand(config, log, args),
@@ -111,6 +115,21 @@ const commands: Record<string, Command> = {
     }
   },
 };
+
+/**
+ * A broker setup that can never succeed (a queue declared with other arguments) stops the
+ * process with exit 1, so that the rollout halts where operators look, instead of a pod that
+ * looks ready while it reconnects forever.
+ */
+function stopOnFatal(log: Logger, fatal: Promise<Error>, stop: () => Promise<void>): void {
+  void fatal.then(async (error) => {
+    log.error({ err: error.message }, 'stopping: the broker setup cannot succeed with this configuration');
+    await stop().catch(() => undefined);
+    await tracingSdk?.shutdown().catch(() => undefined);
+    log.flush();
+    process.exit(1);
+  });
+}
 
 function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
   let stopping = false;

@@ -21,6 +21,8 @@ export interface RunningIngest {
   broker: Broker;
   metrics: Metrics;
   topology: Topology;
+  /** Settles when the broker setup failed for good (TOPOLOGY_CONFLICT); the process should stop and exit 1. */
+  fatal: Promise<Error>;
   stop(): Promise<void>;
 }
 
@@ -29,10 +31,13 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   const metrics = createMetrics('ingest');
   const sql = databaseFromConfig(config, 'wagate-ingest');
   const topology = topologyFromConfig(config);
+  let reportFatal: (error: Error) => void = () => undefined;
+  const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
   const broker = createBroker({
     url: config.AMQP_URL,
     name: 'wagate-ingest',
     log,
+    onFatal: (error) => reportFatal(error),
     setup: (channel) => assertTopology(channel, topology),
   });
   const relay = createOutboxRelay({
@@ -77,6 +82,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     broker,
     metrics,
     topology,
+    fatal,
     async stop() {
       draining = true;
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
@@ -113,6 +119,8 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxConcurrentBatches: Math.max(1, config.DB_POOL_MAX - 2),
     commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
     onQueued: parts.onQueued,
+    onIsolating: (error) =>
+      log.warn({ code: (error as { code?: string }).code, err: (error as Error).message }, 'a ledger batch failed; committing its requests apart'),
     onBatch: (items, seconds) => {
       metrics.ledgerBatchSize.observe(items);
       metrics.ledgerCommitDuration.observe(seconds);
@@ -131,6 +139,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
     maxInFlight: config.MAX_IN_FLIGHT,
+    maxInFlightBytes: config.MAX_IN_FLIGHT_BYTES,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
     health: { sql, isBrokerConnected: parts.isBrokerConnected, isDraining: parts.isDraining, brokerRequired: false },
     stats: {

@@ -7,7 +7,10 @@ export async function runMigrate(config: Config, log: Logger): Promise<void> {
   // DDL on a big table can take longer than a request may: no statement timeout.
   const sql = databaseFromConfig(config, 'wagate-migrate', { maxConnections: 1, statementTimeoutMs: 0 });
   try {
-    const applied = await migrate(sql);
+    const applied = await migrate(sql, undefined, {
+      onLockTimeout: (migration, attempt) =>
+        log.warn({ migration, attempt }, 'a migration waited too long for a table lock; letting writers through, then trying again'),
+    });
     log.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database already up to date');
   } finally {
     await sql.end({ timeout: 5 });

@@ -1,4 +1,4 @@
-import type { Config } from '../config';
+import { checkWorkerConfig, type Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { replyClientFromConfig } from '../replies/from-config';
 import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
@@ -24,6 +24,8 @@ export interface RunningWorker {
   broker: Broker;
   metrics: Metrics;
   topology: Topology;
+  /** Settles when the broker setup failed for good (TOPOLOGY_CONFLICT); the process should stop and exit 1. */
+  fatal: Promise<Error>;
   stop(): Promise<void>;
 }
 
@@ -38,15 +40,19 @@ async function refreshUnknownReplies(sql: Sql, metrics: Metrics): Promise<void> 
 }
 
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
+  checkWorkerConfig(config);
   const metrics = createMetrics('worker');
   const sql = databaseFromConfig(config, 'wagate-worker');
   const topology = topologyFromConfig(config);
   const sendReply = replyClientFromConfig(config, TWILIO_WEBHOOK_PATH);
   let consumer: ReturnType<typeof createWorkerConsumer> | null = null;
+  let reportFatal: (error: Error) => void = () => undefined;
+  const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
   const broker = createBroker({
     url: config.AMQP_URL,
     name: 'wagate-worker',
     log,
+    onFatal: (error) => reportFatal(error),
     setup: async (channel) => {
       await assertTopology(channel, topology);
       await consumer!.attach(channel);
@@ -94,6 +100,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     broker,
     metrics,
     topology,
+    fatal,
     async stop() {
       draining = true;
       clearInterval(gauges);

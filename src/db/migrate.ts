@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Sql } from './client';
 import { WagateError } from '../errors';
+import { isLockTimeout } from './postgres-errors';
 
 export const MIGRATIONS_DIR = path.join(__dirname, '..', '..', 'migrations');
 /** Arbitrary constant shared by every wagate migrator, so concurrent runs queue behind one another. */
@@ -30,14 +31,31 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
     });
 }
 
+export interface MigrateOptions {
+  /**
+   * How long one DDL statement may wait for a table lock. A lock request waiting behind a
+   * long transaction makes every later writer of that table wait behind it too, so ingest
+   * would stall; with this bound the DDL gives up, lets the writers through, and retries.
+   */
+  lockTimeoutMs?: number;
+  /** Tries per migration before giving up with an error that says why. */
+  lockAttempts?: number;
+  /** Told about each try that timed out waiting for a lock. */
+  onLockTimeout?(migration: string, attempt: number): void;
+}
+
+const DEFAULT_LOCK_TIMEOUT_MS = 2000;
+const DEFAULT_LOCK_ATTEMPTS = 30;
+const LOCK_RETRY_PAUSE_MS = 500;
+
 /**
  * Applies pending migrations, each in its own transaction, under a session advisory lock.
  * Returns the names applied by this call; an already-migrated database yields [].
  */
-export async function migrate(sql: Sql, migrations = readMigrations()): Promise<string[]> {
-  const connection = await sql.reserve();
+export async function migrate(sql: Sql, migrations = readMigrations(), options: MigrateOptions = {}): Promise<string[]> {
+  const connection = (await sql.reserve()) as unknown as Sql & { release(): void };
   try {
-    await takeMigrationLock(connection as unknown as Sql);
+    await takeMigrationLock(connection);
     await connection`
       CREATE TABLE IF NOT EXISTS schema_migrations (
         version integer PRIMARY KEY,
@@ -58,26 +76,67 @@ export async function migrate(sql: Sql, migrations = readMigrations()): Promise<
         }
         continue;
       }
-      if (runsOutsideTransaction(migration)) {
-        await connection.unsafe(migration.sql).catch((error: Error) => {
-          throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} failed: ${error.message}`);
-        });
-        await connection`INSERT INTO schema_migrations (version, name, checksum)
-          VALUES (${migration.version}, ${migration.name}, ${migration.checksum})`;
-      } else {
-        await connection.unsafe(`BEGIN; ${migration.sql}\n; INSERT INTO schema_migrations (version, name, checksum)
-          VALUES (${migration.version}, '${migration.name}', '${migration.checksum}'); COMMIT;`).catch(async (error) => {
-          await connection.unsafe('ROLLBACK').catch(() => undefined);
-          throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} failed: ${(error as Error).message}`);
-        });
-      }
+      await applyWithLockRetries(connection, migration, options);
       done.push(migration.name);
     }
     return done;
   } finally {
+    // The connection goes back to the caller's pool: leave no lock_timeout behind.
+    await connection.unsafe('RESET lock_timeout').catch(() => undefined);
     await connection`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.catch(() => undefined);
     connection.release();
   }
+}
+
+async function applyWithLockRetries(connection: Sql, migration: Migration, options: MigrateOptions): Promise<void> {
+  const attempts = options.lockAttempts ?? DEFAULT_LOCK_ATTEMPTS;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await applyOnce(connection, migration, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+    } catch (error) {
+      // The lock_timeout fired; the transaction rolled back whole.
+      const lockTimeout = isLockTimeout(error);
+      if (lockTimeout && attempt < attempts) {
+        options.onLockTimeout?.(migration.name, attempt);
+        await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_PAUSE_MS));
+        continue;
+      }
+      const why = lockTimeout ? `could not take its locks in ${attempts} tries (a long transaction holds them)` : (error as Error).message;
+      throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} failed: ${why}`, { cause: error });
+    }
+  }
+}
+
+async function applyOnce(connection: Sql, migration: Migration, lockTimeoutMs: number): Promise<void> {
+  const record = `INSERT INTO schema_migrations (version, name, checksum)
+    VALUES (${migration.version}, '${migration.name}', '${migration.checksum}')`;
+  if (runsOutsideTransaction(migration)) {
+    // CREATE INDEX CONCURRENTLY waits for older transactions to end but lets writes through
+    // meanwhile, so it runs without a lock timeout. A build that died left an invalid index
+    // behind, which IF NOT EXISTS would keep forever: drop it and build again.
+    await connection.unsafe('SET lock_timeout = 0');
+    for (const index of concurrentIndexNames(migration.sql)) await dropIfInvalid(connection, index);
+    await connection.unsafe(migration.sql);
+    await connection.unsafe(record);
+    return;
+  }
+  await connection.unsafe(`SET lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
+  await connection.unsafe(`BEGIN; ${migration.sql}\n; ${record}; COMMIT;`).catch(async (error) => {
+    await connection.unsafe('ROLLBACK').catch(() => undefined);
+    throw error;
+  });
+}
+
+/** The indexes a no-transaction migration builds with CREATE INDEX CONCURRENTLY. */
+export function concurrentIndexNames(sql: string): string[] {
+  const pattern = /CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?("?[\w.]+"?)/gi;
+  return [...sql.matchAll(pattern)].map((match) => match[1]!);
+}
+
+async function dropIfInvalid(connection: Sql, index: string): Promise<void> {
+  const [row] = await connection<{ invalid: boolean }[]>`
+    SELECT NOT i.indisvalid AS invalid FROM pg_index i WHERE i.indexrelid = to_regclass(${index})`;
+  if (row?.invalid) await connection.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
 }
 
 /**

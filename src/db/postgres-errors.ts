@@ -32,3 +32,19 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const kind = classifyPostgresError(error);
   return kind === 'DATABASE_UNAVAILABLE' || kind === 'DATABASE_STATEMENT_TIMEOUT';
 }
+
+/** SQLSTATE class 22, data exception: a value Postgres refuses to store (22P05 U+0000 in jsonb, 22021 in text, 22008 a timestamp out of range). */
+const SQLSTATE_DATA_EXCEPTION = /^22[0-9A-Z]{3}$/;
+/** 55P03 lock_not_available: a lock_timeout fired. */
+const SQLSTATE_LOCK_NOT_AVAILABLE = '55P03';
+
+/** The statement failed because of a value it carried: no retry of the same value can succeed. */
+export function isValueRefused(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && SQLSTATE_DATA_EXCEPTION.test(code);
+}
+
+/** A lock_timeout fired: the statement gave up waiting for a lock and may simply run again later. */
+export function isLockTimeout(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === SQLSTATE_LOCK_NOT_AVAILABLE;
+}

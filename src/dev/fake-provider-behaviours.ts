@@ -6,7 +6,18 @@ export type FakeBehaviour =
   /** Answer as `ok` would, after ms. */
   | { kind: 'delay'; ms: number }
   /** A provider-shaped error; the codes default from the status (Meta 429 -> 130429, Twilio 429 -> 20429, ...). */
-  | { kind: 'status'; status: number; metaCode?: number; twilioCode?: number; retryAfterSeconds?: number; message?: string }
+  | {
+      kind: 'status';
+      status: number;
+      metaCode?: number;
+      twilioCode?: number;
+      retryAfterSeconds?: number;
+      message?: string;
+      /** Graph's `is_transient` flag on the error. */
+      isTransient?: boolean;
+      /** No provider error body at all, as a proxy or load balancer in front of the provider answers a 502 or 504. */
+      bodyless?: boolean;
+    }
   /** Accept and never answer, until reset() or close() drops the connection. */
   | { kind: 'hang' }
   /** Hold until release() (or reset()), then answer as `ok` would. */
@@ -22,6 +33,8 @@ export const behaviourSchema: z.ZodType<FakeBehaviour> = z.discriminatedUnion('k
     twilioCode: z.number().int().optional(),
     retryAfterSeconds: z.number().int().min(0).optional(),
     message: z.string().optional(),
+    isTransient: z.boolean().optional(),
+    bodyless: z.boolean().optional(),
   }),
   z.object({ kind: z.literal('hang') }),
   z.object({ kind: z.literal('hold') }),
@@ -62,9 +75,10 @@ export function createBehaviourQueue(): BehaviourQueue {
 export function injectedError(provider: 'meta' | 'twilio', behaviour: Extract<FakeBehaviour, { kind: 'status' }>): ShapedError {
   const { status, message, retryAfterSeconds } = behaviour;
   const headers: Record<string, string> = retryAfterSeconds === undefined ? {} : { 'Retry-After': String(retryAfterSeconds) };
+  if (behaviour.bodyless) return { status, body: null, headers };
   const body =
     provider === 'meta'
-      ? metaErrorBody(behaviour.metaCode ?? defaultMetaCode(status), message)
+      ? metaErrorBody(behaviour.metaCode ?? defaultMetaCode(status), message, behaviour.isTransient)
       : twilioErrorBody(status, behaviour.twilioCode ?? defaultTwilioCode(status), message);
   return { status, body, headers };
 }

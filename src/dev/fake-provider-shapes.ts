@@ -17,6 +17,7 @@ const META_ERRORS: Record<number, { title: string; details: string }> = {
   100: { title: 'Invalid parameter', details: 'The request included one or more unsupported or misspelled parameters.' },
   80007: { title: 'Rate limit issues', details: 'The WhatsApp Business Account has reached its rate limit.' },
   130429: { title: 'Rate limit hit', details: 'Cloud API message throughput has been reached.' },
+  2: { title: 'API Service', details: 'Temporary issue due to downtime.' },
   131000: { title: 'Something went wrong', details: 'Message failed to send due to an unknown error.' },
   131016: { title: 'Service unavailable', details: 'A service is temporarily unavailable.' },
   131026: { title: 'Message undeliverable', details: 'Unable to deliver message.' },
@@ -85,13 +86,14 @@ export function defaultTwilioCode(status: number): number {
   return byStatus[status] ?? status;
 }
 
-export function metaErrorBody(code: number, message?: string): unknown {
+export function metaErrorBody(code: number, message?: string, isTransient?: boolean): unknown {
   const known = META_ERRORS[code];
   const error: Record<string, unknown> = {
     message: message ?? (known ? `(#${code}) ${known.title}` : `(#${code}) Error`),
     type: 'OAuthException',
     code,
   };
+  if (isTransient !== undefined) error.is_transient = isTransient;
   if (!GRAPH_AUTH_CODES.has(code)) error.error_data = { messaging_product: 'whatsapp', details: known?.details ?? error.message };
   error.fbtrace_id = randomBytes(17).toString('base64url');
   return { error };

@@ -24,6 +24,7 @@ export interface AppDeps {
   log: Logger;
   maxBodyBytes: number;
   maxInFlight: number;
+  maxInFlightBytes: number;
   verifyToken: string | undefined;
   health: HealthDeps;
   stats: StatsDeps;
@@ -54,7 +55,7 @@ function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter) => Webhook
  * trailing slash) included, which reach the same handler.
  */
 export function createIngestListener(deps: AppDeps): RequestListener {
-  const limit = createInFlightLimit(deps.maxInFlight, deps.metrics);
+  const limit = createInFlightLimit(deps.maxInFlight, deps.maxInFlightBytes, deps.metrics);
   const routes = routeTable(deps, (adapter) =>
     createWebhookHandler({ adapter, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, metrics: deps.metrics, log: deps.log }),
   );

@@ -1,26 +1,32 @@
 import type { Metrics } from '../telemetry/metrics';
 
 /**
- * Counts webhook requests in flight across both providers, so that overload turns into an
- * immediate 503 and provider retries instead of an unbounded queue inside the process.
+ * Counts webhook requests in flight across both providers, and the bytes their bodies may
+ * hold, so that overload turns into an immediate 503 and provider retries instead of an
+ * unbounded queue inside the process. Bodies are buffered before the signature check, so the
+ * byte budget is what bounds the memory unauthenticated clients can make us hold.
  */
 export interface InFlightLimit {
-  /** Takes a slot, or returns false when every slot is taken. */
-  tryEnter(): boolean;
-  leave(): void;
+  /** Takes a slot and reserves `bytes`, or returns false when either is used up. */
+  tryEnter(bytes: number): boolean;
+  /** Gives back the slot and the bytes reserved with it. */
+  leave(bytes: number): void;
 }
 
-export function createInFlightLimit(maxInFlight: number, metrics: Metrics): InFlightLimit {
+export function createInFlightLimit(maxInFlight: number, maxInFlightBytes: number, metrics: Metrics): InFlightLimit {
   let inFlight = 0;
+  let bytesInFlight = 0;
   return {
-    tryEnter() {
-      if (inFlight >= maxInFlight) return false;
+    tryEnter(bytes) {
+      if (inFlight >= maxInFlight || bytesInFlight + bytes > maxInFlightBytes) return false;
       inFlight += 1;
+      bytesInFlight += bytes;
       metrics.inFlight.set(inFlight);
       return true;
     },
-    leave() {
+    leave(bytes) {
       inFlight -= 1;
+      bytesInFlight -= bytes;
       metrics.inFlight.set(inFlight);
     },
   };

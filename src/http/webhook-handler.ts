@@ -89,7 +89,8 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     res.once('close', () => {
       if (res.writableFinished) metrics.webhookRequests.inc({ source, code: String(res.statusCode) });
     });
-    if (!limit.tryEnter()) {
+    const bytes = bytesToReserve(req, deps.maxBodyBytes);
+    if (!limit.tryEnter(bytes)) {
       metrics.webhookEvents.inc({ source, outcome: 'overloaded' });
       req.resume();
       answer(res, null, 503, TEXT, 'overloaded', '1');
@@ -102,7 +103,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
         log.error({ err: error.message, source }, 'webhook handler failed');
         if (!res.headersSent) answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
       })
-      .finally(() => limit.leave());
+      .finally(() => limit.leave(bytes));
   };
 }
 
@@ -117,6 +118,17 @@ function parseSafely(adapter: WebhookAdapter, inbound: InboundRequest, receivedA
     log.error({ err: (error as Error).message, source: adapter.source }, 'parser failed on a signed body; recording it as malformed');
     return { items: [malformedItem(adapter.source, inbound.rawBody, 'the gateway could not parse this body')], providerErrors: [] };
   }
+}
+
+/**
+ * The most this body can make us buffer: its declared length (the reader refuses a body that
+ * differs from it), or the body limit when the length is not declared. A declared length over
+ * the limit reserves nothing: it is refused with 413 before a byte is read.
+ */
+function bytesToReserve(req: IncomingMessage, maxBodyBytes: number): number {
+  const declared = Number(req.headers['content-length']);
+  if (!Number.isSafeInteger(declared) || declared < 0) return maxBodyBytes;
+  return declared > maxBodyBytes ? 0 : declared;
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Source } from '../config';
 import type { QueueMessage } from '../queue/message';
 
@@ -51,4 +52,28 @@ export function dedupeKey(item: LedgerItem): string {
   return item.kind === 'status'
     ? `${item.source}\u0000${item.messageId}\u0000${item.receipt}`
     : `${item.source}\u0000${item.messageId}`;
+}
+
+/** Characters that neither a text nor a jsonb column can hold: U+0000 and unpaired surrogates. */
+const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * A signed item Postgres refused to store (SQLSTATE class 22, e.g. 22P05 for U+0000 in jsonb)
+ * becomes a malformed record, so that it is answered 200 and kept rather than retried by the
+ * provider for days. Its content (the message as received, or the raw body) is kept as
+ * base64 in raw_body, behind a "base64:" prefix, since the text itself cannot be stored. Its
+ * key stays the message id when that can be stored, so provider retries are duplicates.
+ */
+export function unstorableItem(item: LedgerItem, sqlState: string): MalformedItem {
+  const content = item.kind === 'malformed' ? item.rawBody : JSON.stringify(item.payload);
+  const key = item.kind === 'status' ? `receipt:${item.messageId}:${item.receipt}` : item.messageId;
+  const sender = item.kind === 'message' ? item.sender : item.kind === 'malformed' ? item.sender : (item.recipient ?? undefined);
+  return {
+    kind: 'malformed',
+    source: item.source,
+    messageId: UNSTORABLE_TEXT.test(key) ? `unstorable:${createHash('sha256').update(key).digest('hex').slice(0, 40)}` : key,
+    rawBody: `base64:${Buffer.from(content, 'utf8').toString('base64')}`,
+    reason: `Postgres cannot store this ${item.kind === 'status' ? 'receipt' : 'message'} as text or JSON (SQLSTATE ${sqlState}); its content is kept as base64`,
+    sender: sender !== undefined && !UNSTORABLE_TEXT.test(sender) ? sender : undefined,
+  };
 }

@@ -1,8 +1,8 @@
 /**
  * Records a whole batch of webhook items in one call, so a batch costs one round trip and one
- * commit. The work itself, and why it is a function, is in migrations/004_record_batch_function.sql:
- * advisory locks per (source, message id) in sorted order, then rate limits, messages, outbox
- * rows and status receipts in one statement.
+ * commit. The work itself is in migrations/009_record_batch_without_advisory_locks.sql: messages
+ * first (a row this batch inserted is new, so concurrent copies count once), then rate limits,
+ * outbox rows and status receipts, every lock taken in one sorted order.
  *
  * $1 items (json array), $2 limits per source ({"whatsapp": {"max", "window"}}), $3 outbox lease seconds.
  */

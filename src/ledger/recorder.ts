@@ -1,9 +1,9 @@
 import type { RateLimit, Source } from '../config';
 import type { Sql } from '../db/client';
-import { classifyPostgresError } from '../db/postgres-errors';
-import { WagateError } from '../errors';
 import type { QueueMessage } from '../queue/message';
-import { dedupeKey, type LedgerItem, type LedgerOutcome } from './items';
+import { planBatch, rateLimitsJson, type BatchPlan } from './batch-plan';
+import { isDataException, isTransient, ledgerTimeout, runWithDeadlockRetry, withDeadline } from './commit-guards';
+import { unstorableItem, type LedgerItem, type LedgerOutcome } from './items';
 import { RECORD_BATCH_SQL } from './record-batch-sql';
 
 /** A message the ledger has made durable with an outbox row, ready to publish. */
@@ -36,6 +36,8 @@ export interface LedgerRecorderOptions {
   commitDeadlineMs: number;
   onQueued(entries: QueuedEntry[]): void;
   onBatch?(itemCount: number, seconds: number): void;
+  /** A batch failed for a reason other than the database's health; its requests are being committed apart. */
+  onIsolating?(error: unknown): void;
 }
 
 export interface LedgerRecorder {
@@ -44,14 +46,20 @@ export interface LedgerRecorder {
   drain(): Promise<void>;
 }
 
+interface BatchRow {
+  ord: number;
+  outcome: LedgerOutcome;
+  row_id: string | null;
+}
+
 interface Pending extends RecordRequest {
   resolve(outcomes: LedgerOutcome[]): void;
   reject(error: unknown): void;
   /** The deadline for getting into a batch at all. */
   waiting: NodeJS.Timeout | undefined;
+  /** Epoch ms by which the caller has its answer: arrival plus commitDeadlineMs, slot wait, batch and isolation included. */
+  deadlineAt: number;
 }
-
-const DEADLOCK_RETRIES = 3;
 
 /**
  * Group commit: requests that arrive while earlier batches are committing are gathered and
@@ -103,56 +111,100 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     waiters.forEach((resolve) => resolve());
   }
 
-  /** Settles once Postgres has answered; the callers are answered by then or at their deadline. */
+  /**
+   * Settles once Postgres has answered; the callers are answered by then or at their deadline.
+   * A batch that fails for a reason other than the database's health is isolated: its
+   * requests are committed apart (then their items), so one poison item costs one item, not
+   * every request that shared its batch.
+   */
   async function commitBatch(batch: Pending[]): Promise<void> {
+    const failure = await tryCommit(batch);
+    if (failure === null) return;
+    options.onIsolating?.(failure);
+    await isolate(batch);
+  }
+
+  /** Bisects a failing batch down to single items; an item no text or jsonb column can hold is kept as malformed. */
+  async function isolate(batch: Pending[]): Promise<void> {
+    if (batch.length > 1) {
+      const middle = Math.ceil(batch.length / 2);
+      for (const part of [batch.slice(0, middle), batch.slice(middle)]) {
+        const failure = await tryCommit(part);
+        if (failure !== null) await isolate(part);
+      }
+      return;
+    }
+    const request = batch[0]!;
+    if (request.items.length > 1) return isolate(splitIntoItems(request));
+    const failure = await tryCommit([request]);
+    if (failure === null) return;
+    if (!isDataException(failure)) return request.reject(failure);
+    const storable = { ...request, items: [unstorableItem(request.items[0]!, (failure as { code: string }).code)] };
+    const last = await tryCommit([storable]);
+    if (last !== null) request.reject(last);
+  }
+
+  /**
+   * Commits the batch and answers its requests, or answers them with the error when the
+   * database is unavailable or too slow. Returns null then; returns any other error unanswered,
+   * for isolation. Holds until Postgres has answered, even past the deadline.
+   */
+  async function tryCommit(batch: Pending[]): Promise<unknown> {
+    const remainingMs = Math.min(...batch.map((request) => request.deadlineAt)) - Date.now();
+    if (remainingMs <= 0) {
+      batch.forEach((request) => request.reject(ledgerTimeout(options.commitDeadlineMs)));
+      return null;
+    }
     const started = performance.now();
     const plan = planBatch(batch);
     const query = runWithDeadlockRetry(() =>
-      options.sql.unsafe<{ ord: number; outcome: LedgerOutcome; row_id: string | null }[]>(
-        RECORD_BATCH_SQL,
-        [JSON.stringify(plan.rows), limitsJson, options.outboxLeaseSeconds],
-        { prepare: true },
-      ),
+      options.sql.unsafe<BatchRow[]>(RECORD_BATCH_SQL, [JSON.stringify(plan.rows), limitsJson, options.outboxLeaseSeconds], { prepare: true }),
     );
+    let failure: unknown = null;
     try {
-      const rows = await withDeadline(query, options.commitDeadlineMs);
-      const committedAtMs = Date.now();
-      const queued: QueuedEntry[] = [];
-      for (const row of rows) {
-        plan.outcomes[row.ord] = row.outcome;
-        const item = plan.items[row.ord]!;
-        if (row.outcome === 'queued' && item.item.kind === 'message') {
-          queued.push({
-            rowId: String(row.row_id),
-            source: item.item.source,
-            messageId: item.item.messageId,
-            payload: item.item.payload,
-            traceparent: item.traceparent,
-            committedAtMs,
-          });
-        }
-      }
-      options.onBatch?.(plan.items.length, (performance.now() - started) / 1000);
-      if (queued.length > 0) options.onQueued(queued);
-      let offset = 0;
-      for (const request of batch) {
-        request.resolve(plan.outcomes.slice(offset, offset + request.items.length) as LedgerOutcome[]);
-        offset += request.items.length;
-      }
+      answerBatch(batch, plan, await withDeadline(query, remainingMs), started);
     } catch (error) {
-      batch.forEach((request) => request.reject(error));
+      if (isTransient(error)) batch.forEach((request) => request.reject(error));
+      else failure = error;
     }
     await query.then(
       () => undefined,
       () => undefined,
     );
+    return failure;
+  }
+
+  function answerBatch(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number): void {
+    const committedAtMs = Date.now();
+    const queued: QueuedEntry[] = [];
+    for (const row of rows) {
+      plan.outcomes[row.ord] = row.outcome;
+      const item = plan.items[row.ord]!;
+      if (row.outcome === 'queued' && item.item.kind === 'message') {
+        queued.push({
+          rowId: String(row.row_id),
+          source: item.item.source,
+          messageId: item.item.messageId,
+          payload: item.item.payload,
+          traceparent: item.traceparent,
+          committedAtMs,
+        });
+      }
+    }
+    options.onBatch?.(plan.items.length, (performance.now() - started) / 1000);
+    if (queued.length > 0) options.onQueued(queued);
+    let offset = 0;
+    for (const request of batch) {
+      request.resolve(plan.outcomes.slice(offset, offset + request.items.length) as LedgerOutcome[]);
+      offset += request.items.length;
+    }
   }
 
   return {
     record(request) {
       return new Promise<LedgerOutcome[]>((resolve, reject) => {
         if (request.items.length === 0) return resolve([]);
-        const entry: Pending = { ...request, resolve, reject, waiting: undefined };
+        const entry: Pending = { ...request, resolve, reject, waiting: undefined, deadlineAt: Date.now() + options.commitDeadlineMs };
         // Waiting for a free batch slot is bounded too: while Postgres hangs, every slot stays taken.
         entry.waiting = setTimeout(() => {
           const index = pending.indexOf(entry);
@@ -172,90 +224,29 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
   };
 }
 
-interface PlannedItem {
-  item: LedgerItem;
-  traceparent: string;
-}
-
 /**
- * Flattens the batch and folds copies of one key into a single row: the first copy carries
- * the count, later copies are duplicates before they reach SQL (ON CONFLICT cannot touch a
- * row twice in one statement).
+ * One pending request per item of a request, so that isolation can reach the one item that
+ * fails; the request is answered once all of them are, with their outcomes in order.
  */
-function planBatch(batch: Pending[]) {
-  const items: PlannedItem[] = [];
-  const outcomes: (LedgerOutcome | undefined)[] = [];
-  const rows: Record<string, unknown>[] = [];
-  const firstByKey = new Map<string, Record<string, unknown>>();
-  const now = Date.now();
-  for (const request of batch) {
-    for (const item of request.items) {
-      const ord = items.length;
-      items.push({ item, traceparent: request.traceparent });
-      const key = dedupeKey(item);
-      const first = firstByKey.get(key);
-      if (first) {
-        first.copies = (first.copies as number) + 1;
-        outcomes[ord] = item.kind === 'status' ? 'status_duplicate' : 'duplicate';
-        continue;
-      }
-      outcomes[ord] = undefined;
-      const row = toRow(item, ord, now - request.receivedAtMs, request.traceparent);
-      firstByKey.set(key, row);
-      rows.push(row);
-    }
-  }
-  return { items, outcomes, rows };
-}
-
-function toRow(item: LedgerItem, ord: number, responseMs: number, traceparent: string): Record<string, unknown> {
-  const base = { ord, kind: item.kind, source: item.source, message_id: item.messageId, copies: 1, response_ms: responseMs };
-  switch (item.kind) {
-    case 'message':
-      return {
-        ...base,
-        sender: item.sender,
-        sender_key: item.senderKey,
-        business: item.business,
-        message_type: item.type,
-        ts: item.timestampSeconds,
-        verdict: item.verdict,
-        payload: item.payload,
-        traceparent,
-      };
-    case 'malformed':
-      return { ...base, sender: item.sender ?? null, verdict: 'malformed', raw_body: item.rawBody, reason: item.reason };
-    case 'status':
-      return { ...base, sender: item.recipient, receipt: item.receipt, ts: item.timestampSeconds, payload: item.payload };
-  }
-}
-
-function rateLimitsJson(limits: Record<Source, RateLimit>) {
-  return Object.fromEntries(
-    Object.entries(limits).map(([source, limit]) => [source, { max: limit.maxRequests, window: limit.windowSeconds }]),
-  );
-}
-
-function ledgerTimeout(deadlineMs: number): WagateError {
-  return new WagateError('LEDGER_TIMEOUT', `ledger commit exceeded ${deadlineMs} ms`);
-}
-
-/** The batch may still commit after the deadline; the provider's retry then finds a duplicate. */
-function withDeadline<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(ledgerTimeout(deadlineMs)), deadlineMs);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
-
-async function runWithDeadlockRetry<T>(run: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await run();
-    } catch (error) {
-      // Sorted locking should prevent a deadlock; if a foreign writer causes one, retry.
-      if (classifyPostgresError(error) !== 'DATABASE_DEADLOCK' || attempt >= DEADLOCK_RETRIES) throw error;
-    }
-  }
+function splitIntoItems(request: Pending): Pending[] {
+  const outcomes: LedgerOutcome[] = [];
+  let remaining = request.items.length;
+  let failed = false;
+  return request.items.map((item, index) => ({
+    items: [item],
+    receivedAtMs: request.receivedAtMs,
+    traceparent: request.traceparent,
+    waiting: undefined,
+    deadlineAt: request.deadlineAt,
+    resolve([outcome]) {
+      outcomes[index] = outcome!;
+      remaining -= 1;
+      if (remaining === 0 && !failed) request.resolve(outcomes);
+    },
+    reject(error) {
+      if (failed) return;
+      failed = true;
+      request.reject(error);
+    },
+  }));
 }

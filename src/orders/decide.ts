@@ -1,10 +1,10 @@
 import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
-import { catalogTerms, findProducts, matchPhrases, type Candidate, type MatchOptions, type Product } from './match';
-import { fromCents, toCents } from './money';
-import { mentionsConjunction, parseOrderText } from './parse-text';
+import { decideText } from './decide-text';
+import { findProducts, type Candidate, type MatchOptions, type Product } from './match';
+import { buildOrder, validQuantity } from './order-lines';
 
-export const MAX_LINE_QUANTITY = 99;
+export { MAX_LINE_QUANTITY } from './order-lines';
 
 export interface OrderLine {
   product: Product;
@@ -54,36 +54,6 @@ async function decideCart(sql: Sql, items: { product_retailer_id: string; quanti
     else lines.push({ product, quantity });
   }
   return problems.length > 0 ? { kind: 'clarify', problems } : buildOrder(lines);
-}
-
-async function decideText(sql: Sql, text: string, options: MatchOptions): Promise<Decision> {
-  // The catalog is read only when a conjunction could sit inside a product name.
-  const keepTogether = mentionsConjunction(text) ? await catalogTerms(sql) : [];
-  const parsed = parseOrderText(text, { keepTogether });
-  if (parsed.intent !== 'order') return { kind: parsed.intent };
-  if (parsed.items.length === 0) return { kind: 'menu' };
-  const verdicts = await matchPhrases(sql, parsed.items.map((item) => item.phrase), options);
-  const problems: Problem[] = [];
-  const lines: OrderLine[] = [];
-  parsed.items.forEach((item, index) => {
-    const verdict = verdicts[index]!;
-    if (verdict.verdict !== 'matched') problems.push({ phrase: item.phrase, reason: verdict.verdict, candidates: verdict.candidates });
-    else if (!validQuantity(item.quantity)) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [] });
-    else lines.push({ product: verdict.product, quantity: item.quantity });
-  });
-  return problems.length > 0 ? { kind: 'clarify', problems } : buildOrder(lines);
-}
-
-function buildOrder(lines: OrderLine[]): Decision {
-  const currency = lines[0]!.product.currency;
-  const foreign = lines.find((line) => line.product.currency !== currency);
-  if (foreign) return { kind: 'clarify', problems: [{ phrase: foreign.product.name, reason: 'currency', candidates: [] }] };
-  const cents = lines.reduce((sum, line) => sum + toCents(line.product.price) * line.quantity, 0);
-  return { kind: 'order', lines, total: fromCents(cents), currency };
-}
-
-function validQuantity(quantity: number): boolean {
-  return Number.isInteger(quantity) && quantity >= 1 && quantity <= MAX_LINE_QUANTITY;
 }
 
 /** A tapped button or list row: its id may be a sku; otherwise its title is read as text. */

@@ -9,6 +9,12 @@ export interface Product {
 
 export interface Candidate extends Product {
   score: number;
+  /**
+   * Words of the phrase that none of this product's name and aliases contains (pg_trgm strict word
+   * similarity, word against whole words, below the threshold): "large" in "large margherita", "thre"
+   * in "thre margheritas", "pepsi" against "pepperoni". A match that leaves a word unexplained is not sure.
+   */
+  unexplained: string[];
 }
 
 export interface MatchOptions {
@@ -26,15 +32,20 @@ export type PhraseVerdict =
 /**
  * Scores each phrase against every active product's folded name and aliases with pg_trgm
  * word similarity, in both directions: "margherita" inside "pizza margherita", and "coffee"
- * inside "large coffee with milk". One statement for all phrases of a message.
+ * inside "large coffee with milk". For the three best products it also lists the phrase's
+ * words that the product does not explain. One statement for all phrases of a message.
  */
 export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOptions): Promise<PhraseVerdict[]> {
   if (phrases.length === 0) return [];
   const rows = await sql<(Candidate & { ord: number })[]>`
-    SELECT q.ord::integer AS ord, c.sku, c.name, c.price::text AS price, c.currency, c.score
+    SELECT q.ord::integer AS ord, c.sku, c.name, c.price::text AS price, c.currency, c.score,
+           ARRAY(
+             SELECT w FROM regexp_split_to_table(wagate_fold(q.phrase), '[^[:alnum:]]+') AS w
+             WHERE w <> '' AND coalesce((SELECT max(strict_word_similarity(w, term)) FROM unnest(c.search_terms) AS term), 0) < ${options.threshold}
+           ) AS unexplained
     FROM unnest(${phrases}::text[]) WITH ORDINALITY AS q(phrase, ord)
     CROSS JOIN LATERAL (
-      SELECT p.sku, p.name, p.price, p.currency,
+      SELECT p.sku, p.name, p.price, p.currency, p.search_terms,
              (SELECT max(greatest(word_similarity(wagate_fold(q.phrase), term), word_similarity(term, wagate_fold(q.phrase))))
               FROM unnest(p.search_terms) AS term)::float8 AS score
       FROM products p
@@ -59,7 +70,7 @@ function judge(candidates: Candidate[], options: MatchOptions): PhraseVerdict {
   return { verdict: 'matched', product: best };
 }
 
-/** Every active product's name and aliases, for the parser to keep "fish and chips" in one piece. */
+/** Every active product's name and aliases, for the parser to read them as product words ("fish and chips", "7up"). */
 export async function catalogTerms(sql: Sql): Promise<string[]> {
   const rows = await sql<{ term: string }[]>`
     SELECT DISTINCT term FROM products p CROSS JOIN LATERAL unnest(array_prepend(p.name, p.aliases)) AS term WHERE p.active`;

@@ -1,61 +1,88 @@
 import { phraseAt, toPhrases, type Token, type WordPhrase } from './parse-text-tokens';
 
 const NUMBER_WORDS: Record<string, number> = {
-  a: 1, an: 1, one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10,
-  'a couple of': 2, 'a couple': 2, 'couple of': 2,
-  un: 1, uno: 1, una: 1, dos: 2, tres: 3, cuatro: 4, cinco: 5, seis: 6, siete: 7, ocho: 8, nueve: 9, diez: 10,
-  'un par de': 2,
-  um: 1, uma: 1, dois: 2, duas: 2, 'três': 3, quatro: 4, sete: 7, oito: 8, nove: 9, dez: 10,
-  'um par de': 2,
-  ein: 1, eine: 1, einen: 1, eins: 1, zwei: 2, zwo: 2, drei: 3, vier: 4, 'fünf': 5, fuenf: 5,
-  sechs: 6, sieben: 7, acht: 8, neun: 9, zehn: 10,
+  a: 1, an: 1, one: 1, another: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8,
+  nine: 9, ten: 10, eleven: 11, twelve: 12,
+  'a couple of': 2, 'a couple': 2, 'couple of': 2, 'a pair of': 2,
+  un: 1, uno: 1, una: 1, otra: 1, otro: 1, dos: 2, tres: 3, cuatro: 4, cinco: 5, seis: 6, siete: 7, ocho: 8,
+  nueve: 9, diez: 10, doce: 12, 'un par de': 2,
+  um: 1, uma: 1, outra: 1, outro: 1, dois: 2, duas: 2, 'três': 3, quatro: 4, sete: 7, oito: 8, nove: 9, dez: 10,
+  onze: 11, doze: 12, 'um par de': 2,
+  ein: 1, eine: 1, einen: 1, einem: 1, eins: 1, zwei: 2, zwo: 2, drei: 3, vier: 4, 'fünf': 5, fuenf: 5,
+  sechs: 6, sieben: 7, acht: 8, neun: 9, zehn: 10, elf: 11, 'zwölf': 12, zwoelf: 12,
+  // Dozens and half dozens, with or without the article; "2 dozen" multiplies (see DOZEN_WORDS).
+  dozen: 12, 'a dozen': 12, 'one dozen': 12, 'half a dozen': 6, 'a half dozen': 6, 'half dozen': 6,
+  docena: 12, 'una docena': 12, 'media docena': 6,
+  'dúzia': 12, 'uma dúzia': 12, 'meia dúzia': 6,
+  dutzend: 12, 'ein dutzend': 12, 'ein halbes dutzend': 6, 'halbes dutzend': 6,
+  'a dozen and a half': 18, 'dozen and a half': 18, 'una docena y media': 18, 'docena y media': 18,
+  'uma dúzia e meia': 18, 'dúzia e meia': 18, 'anderthalb dutzend': 18, 'eineinhalb dutzend': 18,
 };
+
+/** Articles read as 1; an article before a word that is not a product ("an order") says nothing. */
+export const ARTICLES = new Set(['a', 'an', 'un', 'una', 'um', 'uma', 'ein', 'eine', 'einen', 'einem']);
+
+const DOZEN_WORDS = new Set(['dozen', 'dozens', 'docena', 'docenas', 'duzia', 'duzias', 'dutzend']);
+
+/** Words after a quantity that belong to it: "a dozen of", "una docena de", "2 x". */
+const QUANTITY_LINKS = new Set(['of', 'de', 'x']);
+
+/** Quantities nobody can count: halves, "some", "a few". They make the item unsure. */
+const VAGUE = toPhrases([
+  'half', 'a half', 'half a', 'half an', 'halves', 'some', 'few', 'a few', 'several', 'many', 'lots of', 'a lot of', 'a bunch of', 'bunch of',
+  'medio', 'media', 'una media', 'un medio', 'unos', 'unas', 'algunos', 'algunas', 'algun', 'alguna', 'varios', 'varias', 'muchos', 'muchas',
+  'meio', 'meia', 'uma meia', 'um meio', 'uns', 'umas', 'alguns', 'algumas', 'vários', 'várias', 'muitos', 'muitas',
+  'halb', 'halbe', 'halben', 'halbes', 'eine halbe', 'einen halben', 'ein paar', 'paar', 'einige', 'mehrere', 'viele',
+]);
+
+// Digits followed by a unit describe the product ("500 ml"), they are not a count.
+const UNITS = new Set(['ml', 'cl', 'l', 'lt', 'ltr', 'litre', 'liter', 'litro', 'litros', 'g', 'gr', 'kg', 'oz', 'cm']);
 
 const NUMBER_PHRASES: readonly WordPhrase[] = toPhrases(Object.keys(NUMBER_WORDS));
 const NUMBER_VALUES = new Map(
   Object.entries(NUMBER_WORDS).map(([words, value]) => [toPhrases([words])[0]!.join(' '), value]),
 );
 
-export interface Quantified {
-  quantity: number;
-  rest: Token[];
-}
+export type QuantityRead =
+  | { kind: 'count'; value: number; used: number; article: boolean }
+  | { kind: 'vague'; used: number };
 
 /**
- * Takes the quantity from the start ("2", "2x", "2 x", "x2", "two", "dos", "zwei") or, failing that,
- * from the end ("x2", "x 2", "2x") of an item phrase; without one the quantity is 1. A phrase with both
- * ("2 margherita x3") keeps the leading one and leaves "x3" in the phrase, so the match fails visibly.
+ * Reads a quantity starting at `index`: digits ("2", "2x", "x2", "2 x"), number words in four languages,
+ * dozens ("a dozen", "2 dozen", "media docena"), and vague amounts (halves, fractions, ranges, "some"),
+ * which are returned as such so that the caller asks instead of guessing.
  */
-export function takeQuantity(tokens: readonly Token[]): Quantified {
-  const leading = leadingQuantity(tokens);
-  if (leading) return { quantity: leading.quantity, rest: tokens.slice(leading.used) };
-  const trailing = trailingQuantity(tokens);
-  if (trailing) return { quantity: trailing.quantity, rest: tokens.slice(0, tokens.length - trailing.used) };
-  return { quantity: 1, rest: [...tokens] };
+export function readQuantity(tokens: readonly Token[], index: number): QuantityRead | undefined {
+  const key = tokens[index]?.key ?? '';
+  if (/^\d+([.,/-]\d+)+$/.test(key) || key === '½') return { kind: 'vague', used: 1 };
+  const vague = phraseAt(tokens, index, VAGUE);
+  const count = readCount(tokens, index);
+  // "half a dozen" is a count, "half a pizza" is not.
+  if (vague && (!count || vague.length > count.used)) return { kind: 'vague', used: vague.length };
+  if (!count) return undefined;
+  let used = count.used;
+  let value = count.value;
+  if (DOZEN_WORDS.has(tokens[index + used]?.key ?? '') && !count.dozen) {
+    value *= 12;
+    used += 1;
+  }
+  if (QUANTITY_LINKS.has(tokens[index + used]?.key ?? '')) used += 1;
+  return { kind: 'count', value, used, article: used === 1 && ARTICLES.has(key) };
 }
 
-interface Found {
-  quantity: number;
-  /** How many tokens spelled the quantity. */
-  used: number;
-}
-
-function leadingQuantity(tokens: readonly Token[]): Found | undefined {
-  const first = tokens[0]?.key ?? '';
-  if (/^\d+$/.test(first)) return { quantity: toQuantity(first), used: tokens[1]?.key === 'x' ? 2 : 1 };
-  const marked = /^(?:(\d+)x|x(\d+))$/.exec(first);
-  if (marked) return { quantity: toQuantity(marked[1] ?? marked[2]!), used: 1 };
-  const words = phraseAt(tokens, 0, NUMBER_PHRASES);
-  if (words) return { quantity: NUMBER_VALUES.get(words.join(' '))!, used: words.length };
-  return undefined;
-}
-
-function trailingQuantity(tokens: readonly Token[]): Found | undefined {
-  const last = tokens.at(-1)?.key ?? '';
-  const marked = /^(?:x(\d+)|(\d+)x)$/.exec(last);
-  if (marked) return { quantity: toQuantity(marked[1] ?? marked[2]!), used: 1 };
-  if (/^\d+$/.test(last) && tokens.at(-2)?.key === 'x') return { quantity: toQuantity(last), used: 2 };
-  return undefined;
+function readCount(tokens: readonly Token[], index: number): { value: number; used: number; dozen: boolean } | undefined {
+  const key = tokens[index]!.key;
+  if (/^\d+$/.test(key)) {
+    if (UNITS.has(tokens[index + 1]?.key ?? '')) return undefined;
+    return { value: toQuantity(key), used: 1, dozen: false };
+  }
+  const marked = /^(?:(\d+)x|x(\d+))$/.exec(key);
+  if (marked) return { value: toQuantity(marked[1] ?? marked[2]!), used: 1, dozen: false };
+  const next = tokens[index + 1]?.key ?? '';
+  if (key === 'x' && /^\d+$/.test(next)) return { value: toQuantity(next), used: 2, dozen: false };
+  const words = phraseAt(tokens, index, NUMBER_PHRASES);
+  if (!words) return undefined;
+  return { value: NUMBER_VALUES.get(words.join(' '))!, used: words.length, dozen: words.some((word) => DOZEN_WORDS.has(word)) };
 }
 
 /** Kept as written (the caller refuses anything outside 1..99), only bounded so that it stays a safe integer. */

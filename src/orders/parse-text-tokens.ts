@@ -12,13 +12,22 @@ export type WordPhrase = readonly string[];
 
 // Emoji, skin tones, flags and the joiners that glue them together. Keycap digits ("2️⃣") keep their digit.
 const EMOJI = /[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\u200d\ufe0f\u20e3]/gu;
+// "hiii", "holaaa", "pleaseee": three or more of the same letter are one (no catalog word needs three).
+const STRETCHED_LETTERS = /(\p{L})\1{2,}/gu;
 const EDGE_PUNCTUATION = /^[^\p{L}\p{M}\p{N}]+|[^\p{L}\p{M}\p{N}]+$/gu;
 
-/** Capped, NFC, lower-cased text without emoji; curly apostrophes and "×" are made plain. */
+/** Capped, NFC, lower-cased text without emoji or stretched letters; curly apostrophes and "×" are made plain. */
 export function normalizeText(text: string): string {
   // Slicing UTF-16 first keeps Array.from cheap on huge input; 2 units per code point is the worst case.
   const capped = Array.from(text.slice(0, MAX_TEXT_CHARS * 2)).slice(0, MAX_TEXT_CHARS).join('');
-  return capped.normalize('NFC').toLowerCase().replace(EMOJI, ' ').replace(/[’‘`´]/g, "'").replace(/×/g, 'x');
+  return capped
+    .normalize('NFC')
+    .toLowerCase()
+    .replace(EMOJI, ' ')
+    .replace(/[’‘`´]/g, "'")
+    .replace(/×/g, 'x')
+    .replace(/#\s*(?=\d)/g, ' number ')
+    .replace(STRETCHED_LETTERS, '$1');
 }
 
 export function foldAccents(word: string): string {
@@ -48,24 +57,24 @@ export function phraseAt(tokens: readonly Token[], index: number, phrases: reado
   return phrases.find((phrase) => phrase.every((word, offset) => tokens[index + offset]?.key === word));
 }
 
-export function stripLeadingPhrases(tokens: readonly Token[], phrases: readonly WordPhrase[]): Token[] {
-  let start = 0;
-  for (let phrase = phraseAt(tokens, 0, phrases); phrase; phrase = phraseAt(tokens, start, phrases)) {
-    start += phrase.length;
-  }
-  return tokens.slice(start);
+// "2margherita", "3xcoke" and "margherita2": a count glued to a word of at least three letters.
+// Shorter ("7up") or unit-like ("500ml", "33cl") tokens stay whole, as do catalog words.
+const GLUED_LEADING = /^(\d+x?)(\p{L}{3,})$/u;
+const GLUED_TRAILING = /^(\p{L}{3,})(x?\d+)$/u;
+const GLUED_UNITS = /^(ml|cl|ltr?|litres?|liters?|litros?|gr|kg|oz|cm)$/;
+
+/** Separates a count glued to a word, unless the whole token is a catalog word. */
+export function splitGluedNumbers(tokens: readonly Token[], catalogWords: ReadonlySet<string>): Token[] {
+  return tokens.flatMap((token) => {
+    if (catalogWords.has(token.key)) return [token];
+    const leading = GLUED_LEADING.exec(token.text);
+    if (leading && !GLUED_UNITS.test(leading[2]!)) return [toToken(leading[1]!), toToken(leading[2]!)];
+    const trailing = GLUED_TRAILING.exec(token.text);
+    if (trailing) return [toToken(trailing[1]!), toToken(trailing[2]!)];
+    return [token];
+  });
 }
 
-export function removePhrases(tokens: readonly Token[], phrases: readonly WordPhrase[]): Token[] {
-  const kept: Token[] = [];
-  for (let index = 0; index < tokens.length; ) {
-    const phrase = phraseAt(tokens, index, phrases);
-    if (phrase) {
-      index += phrase.length;
-    } else {
-      kept.push(tokens[index]!);
-      index += 1;
-    }
-  }
-  return kept;
+function toToken(text: string): Token {
+  return { text, key: foldAccents(text) };
 }

@@ -45,29 +45,55 @@ export const MENU_CONTEXT_WORDS = toWordSet([
   'bitte', 'die', 'eure', 'ihre', 'zeigen', 'zeig', 'mir', 'ich', 'brauche', 'möchte', 'kann', 'können', 'sie',
 ]);
 
-/** Courtesy removed wherever it appears in an item phrase; a phrase of only courtesy ("thanks!") is empty. */
-export const COURTESY = toPhrases([
-  'please', 'pls', 'plz', 'thanks', 'thx', 'thank you', 'thank you very much', 'thank you so much',
-  'thanks a lot', 'many thanks',
-  'por favor', 'porfa', 'porfavor', 'gracias', 'muchas gracias',
-  'obrigado', 'obrigada', 'muito obrigado', 'muito obrigada', 'valeu',
-  'bitte', 'danke', 'danke schön', 'dankeschön', 'vielen dank',
+/** Whole words that separate items; single letters ("y", "e") only count as whole words. */
+export const CONJUNCTIONS = toWordSet(['and', 'plus', 'y', 'e', 'und', 'also', 'tambien', 'também', 'auch', 'dazu', 'sowie']);
+
+/** Words that separate items and end a negation: "no coke but 2 margherita". */
+export const CONTRASTS = toPhrases([
+  'but', 'just', 'only', 'rather', 'pero', 'sino', 'solo', 'sólo', 'solamente', 'mas', 'só', 'apenas', 'somente',
+  'aber', 'sondern', 'nur', 'bloß', 'bloss',
 ]);
 
-/** Greetings and ways of asking, removed only from the start of an item phrase. */
-export const OPENERS = [
-  ...GREETINGS,
-  ...toPhrases([
-    'i want', 'i would like', "i'd like", 'id like', "i'll have", "i'll take", 'i need', 'we want', "we'd like",
-    'can i have', 'can i get', 'could i have', 'could i get', 'may i have', 'give me', 'get me',
-    'quiero', 'yo quiero', 'quisiera', 'dame', 'deme', 'me da', 'me das', 'ponme', 'me pones', 'me gustaría',
-    'necesito',
-    'quero', 'eu quero', 'queria', 'eu queria', 'gostaria de', 'eu gostaria de', 'me vê', 'me manda',
-    'preciso de',
-    'ich möchte', 'ich moechte', 'ich hätte gern', 'ich hätte gerne', 'ich haette gern', 'ich haette gerne',
-    'ich hätte', 'ich will', 'ich nehme', 'ich brauche', 'wir möchten', 'wir hätten gerne',
-  ]),
-].sort((a, b) => b.length - a.length);
+/**
+ * Negations, in the four languages. What follows one, up to the next contrast or sentence end, is
+ * never ordered: "no coke", "sin cebolla", "sem gelo", "keine Cola", "ohne Zwiebeln", "I don't want coke".
+ * Portuguese "no" ("in the") is read as a negation too: that can only cost an order, never add one.
+ */
+export const NEGATIONS = toPhrases([
+  'no', 'not', "don't", 'dont', 'do not', "doesn't", 'does not', "didn't", 'never', 'without', 'nor', 'none of',
+  'no more', 'nothing', 'minus', 'except', 'hold the',
+  'sin', 'ni', 'nada', 'nunca', 'tampoco', 'excepto', 'menos',
+  'não', 'nao', 'sem', 'nem', 'nenhum', 'nenhuma', 'exceto',
+  'kein', 'keine', 'keinen', 'keinem', 'keiner', 'keines', 'ohne', 'nicht', 'nichts', 'nie', 'außer', 'ausser',
+]);
 
-/** Whole words that separate items; single letters ("y", "e") only count as whole words. */
-export const CONJUNCTIONS = toWordSet(['and', 'plus', 'y', 'e', 'und']);
+/** "margherita or pepperoni", "2 o 3": the customer has not decided, so the part is unsure. */
+export const ALTERNATIVES = toWordSet(['or', 'ou', 'oder', 'either', 'entweder']);
+/** Spanish "o" is "or", Portuguese "o" is "the": it is read as "or" only next to a quantity ("2 o 3"). */
+export const AMBIGUOUS_OR = 'o';
+
+/**
+ * Words that make a part unsure: hedges, corrections of an earlier order, and references the text alone
+ * cannot resolve ("same as last time", "one of each").
+ */
+export const UNSURE_WORDS = toPhrases([
+  'maybe', 'perhaps', 'probably', 'might', 'each', 'same', 'usual', 'actually', 'instead', 'change', 'meant',
+  // "#2" (read as "number 2"), "nº 2": an item number on some menu, not a count.
+  'number', 'nº', 'numero', 'número', 'nummer', 'nr',
+  'quizas', 'quizás', 'tal vez', 'igual', 'cada', 'mismo', 'misma', 'habitual', 'cambia', 'cambiar', 'mejor', 'en vez',
+  'talvez', 'mesmo', 'mesma', 'troca', 'trocar', 'muda', 'mudar', 'em vez',
+  'vielleicht', 'eventuell', 'jeweils', 'je', 'gleiche', 'gleichen', 'selbe', 'wie immer', 'lieber', 'stattdessen',
+  'ändern', 'aendern',
+]);
+
+/** Questions about the shop, not orders: "do you have tiramisu?", "¿cuánto cuesta?". Answered with the menu. */
+export const QUESTIONS = toPhrases([
+  'do you have', 'do you guys have', 'do u have', 'have you got', 'is there', 'are there', 'how much', 'what is the price',
+  "what's the price", 'price of', 'how long', 'do you deliver', 'are you open',
+  'tienen', 'tienes', 'tenés', 'hay', 'cuanto cuesta', 'cuánto cuesta', 'cuanto sale', 'cuánto sale', 'cuánto es',
+  'cuanto es', 'cuánto vale', 'cuanto vale', 'precio de', 'están abiertos',
+  'vocês têm', 'voces tem', 'vcs tem', 'você tem', 'tem', 'têm', 'quanto custa', 'quanto é', 'quanto e', 'quanto fica',
+  'preço da', 'preço do',
+  'habt ihr', 'haben sie', 'hast du', 'gibt es', 'gibts', 'was kostet', 'wie viel kostet', 'wieviel kostet',
+  'wie teuer', 'was kosten',
+]);

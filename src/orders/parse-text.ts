@@ -1,42 +1,36 @@
-import { takeQuantity } from './parse-text-quantity';
-import { normalizeText, phraseAt, removePhrases, stripLeadingPhrases, tokenize, type Token, type WordPhrase } from './parse-text-tokens';
+import { readChunk, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text-items';
+import { normalizeText, phraseAt, splitGluedNumbers, tokenize, type Token, type WordPhrase } from './parse-text-tokens';
 import {
   CANCEL_WORDS,
-  CONJUNCTIONS,
-  COURTESY,
   GREETINGS,
   MENU_CONTEXT_WORDS,
   MENU_WORDS,
   ORDER_WORDS,
-  OPENERS,
+  QUESTIONS,
   STATUS_WORDS,
   WHERE_WORDS,
 } from './parse-text-words';
 
-export type Intent = 'order' | 'cancel' | 'order_status' | 'menu';
+export type { ExcludedPhrase, ItemPhrase, UnsurePhrase } from './parse-text-items';
 
-export interface ItemPhrase {
-  /**
-   * As written, not range-checked: "0 pizzas" gives 0 and "500 pizzas" gives 500. The caller must refuse
-   * anything outside 1..99 and ask again, since clamping would confirm an order the customer never wrote.
-   */
-  quantity: number;
-  /** The product words, lower-cased, accents kept, quantity and courtesy words removed; never empty. */
-  phrase: string;
-}
+export type Intent = 'order' | 'cancel' | 'order_status' | 'menu';
 
 export interface ParseOptions {
   /**
-   * Catalog names and aliases. Where one of them spans a conjunction ("Fish and chips",
-   * "Mac & Cheese"), the text is not split there.
+   * Catalog names and aliases. They are read as product words even where they hold a conjunction
+   * ("Fish and chips"), a number ("7up", "Coke Zero") or a word that is otherwise filler.
    */
   keepTogether?: readonly string[];
 }
 
 export interface ParsedText {
   intent: Intent;
-  /** Only for 'order'; empty when nothing was left after removing courtesy ("thanks!") or emoji. */
+  /** Only for 'order': the items to match; empty when nothing was left after removing courtesy or emoji. */
   items: ItemPhrase[];
+  /** Only for 'order': what the customer said not to include, or asked for zero of. */
+  excluded: ExcludedPhrase[];
+  /** Only for 'order': parts that cannot be read with certainty; any of them means no order. */
+  unsure: UnsurePhrase[];
 }
 
 /** Items beyond this many are dropped: no chat order is that long, and the confirmation lists what was kept. */
@@ -48,21 +42,33 @@ const MAX_ITEMS = 20;
  */
 const MAX_INTENT_WORDS = 8;
 
-const SEPARATORS = /[,;\r\n]/;
+// Item separators: commas and colons between words (not "1,5" or "12:30"), semicolons, new lines, and sentence ends.
+const SEPARATORS = /(?<!\d)[,:]|[,:](?!\d)|[;\r\n]|[.!?…]+(?=\s|$)/;
 // "+" and "&" join items like "and" does, and like it can sit inside a product name.
 const SYMBOL_CONJUNCTIONS = /[+&]/g;
-// "1. margherita" and "2) coke" on their own lines number a list; they are not quantities.
-const LIST_MARKER = /^\s*\d{1,2}[.)]\s+/;
+// "1. margherita", "2) coke" and "- tea" at the start of a line number a list; they are not quantities.
+const LIST_MARKER = /^\s*(?:\d{1,2}[.)]|[-*•·])\s+/;
 
 /** Turns a customer's free text into an intent and, for orders, item phrases ready for product matching. */
 export function parseOrderText(text: string, options: ParseOptions = {}): ParsedText {
   const normalized = normalizeText(text).replace(SYMBOL_CONJUNCTIONS, ' and ');
   const intent = detectIntent(tokenize(normalized));
-  if (intent !== 'order') return { intent, items: [] };
-  const items = splitItems(normalized, conjunctionPhrases(options.keepTogether ?? []))
-    .map(parseItem)
-    .filter((item) => item.phrase.length > 0);
-  return { intent, items: items.slice(0, MAX_ITEMS) };
+  if (intent !== 'order') return { intent, items: [], excluded: [], unsure: [] };
+  const catalog = catalogPhrases(options.keepTogether ?? []);
+  const catalogWords = new Set(catalog.flat());
+  const parsed: ParsedText = { intent, items: [], excluded: [], unsure: [] };
+  for (const chunk of splitChunks(normalized)) {
+    const reading = readChunk(splitGluedNumbers(tokenize(chunk), catalogWords), catalog);
+    parsed.items.push(...reading.items);
+    parsed.excluded.push(...reading.excluded);
+    parsed.unsure.push(...reading.unsure);
+  }
+  parsed.items = parsed.items.slice(0, MAX_ITEMS);
+  return parsed;
+}
+
+function splitChunks(text: string): string[] {
+  return text.split(/\r?\n/).flatMap((line) => line.replace(LIST_MARKER, '').split(SEPARATORS));
 }
 
 /**
@@ -77,7 +83,7 @@ function detectIntent(tokens: readonly Token[]): Intent {
   const has = (words: ReadonlySet<string>) => keys.some((key) => words.has(key));
   if (short && has(CANCEL_WORDS)) return 'cancel';
   if (short && (has(STATUS_WORDS) || (has(WHERE_WORDS) && has(ORDER_WORDS)))) return 'order_status';
-  if (asksForMenu(tokens)) return 'menu';
+  if (asksForMenu(tokens) || tokens.some((_token, index) => phraseAt(tokens, index, QUESTIONS))) return 'menu';
   return 'order';
 }
 
@@ -93,49 +99,10 @@ function asksForMenu(tokens: readonly Token[]): boolean {
   return asked;
 }
 
-/** Whether the text has a conjunction that a catalog name might contain, i.e. whether keepTogether can matter. */
-export function mentionsConjunction(text: string): boolean {
-  return tokenize(normalizeText(text).replace(SYMBOL_CONJUNCTIONS, ' and ')).some((token) => CONJUNCTIONS.has(token.key));
-}
-
-/** The catalog terms that contain a conjunction, as folded words, longest first. */
-function conjunctionPhrases(terms: readonly string[]): WordPhrase[] {
+/** The catalog names and aliases as folded words, longest first. */
+function catalogPhrases(terms: readonly string[]): WordPhrase[] {
   return terms
-    .map((term) => tokenize(normalizeText(term).replace(SYMBOL_CONJUNCTIONS, ' and ')).map((token) => token.key))
-    .filter((words) => words.length > 1 && words.some((word) => CONJUNCTIONS.has(word)))
+    .map((term) => tokenize(normalizeText(term).replace(SYMBOL_CONJUNCTIONS, ' and ')).map((token: Token) => token.key))
+    .filter((words) => words.length > 0)
     .sort((a, b) => b.length - a.length);
-}
-
-/**
- * Splits on separator characters first, then on whole-word conjunctions, except inside a
- * catalog name; never on "with"/"con"/"com"/"mit".
- */
-function splitItems(text: string, keepTogether: readonly WordPhrase[]): Token[][] {
-  return text.split(SEPARATORS).flatMap((chunk) => splitOnConjunctions(tokenize(chunk.replace(LIST_MARKER, '')), keepTogether));
-}
-
-function splitOnConjunctions(tokens: readonly Token[], keepTogether: readonly WordPhrase[]): Token[][] {
-  const protectedIndexes = coveredIndexes(tokens, keepTogether);
-  const groups: Token[][] = [[]];
-  tokens.forEach((token, index) => {
-    if (CONJUNCTIONS.has(token.key) && !protectedIndexes.has(index)) groups.push([]);
-    else groups.at(-1)!.push(token);
-  });
-  return groups;
-}
-
-function coveredIndexes(tokens: readonly Token[], phrases: readonly WordPhrase[]): Set<number> {
-  const covered = new Set<number>();
-  if (phrases.length === 0) return covered;
-  tokens.forEach((_token, start) => {
-    const phrase = phraseAt(tokens, start, phrases);
-    for (let offset = 0; phrase && offset < phrase.length; offset += 1) covered.add(start + offset);
-  });
-  return covered;
-}
-
-function parseItem(tokens: readonly Token[]): ItemPhrase {
-  const words = stripLeadingPhrases(removePhrases(tokens, COURTESY), OPENERS);
-  const { quantity, rest } = takeQuantity(words);
-  return { quantity, phrase: rest.map((token) => token.text).join(' ') };
 }

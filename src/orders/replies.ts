@@ -5,7 +5,7 @@ import type { Product } from './match';
 export const replies = {
   orderConfirmation(orderId: string, name: string | null, lines: OrderLine[], total: string, currency: string): string {
     const items = lines.map((line) => `${line.quantity} × ${line.product.name} (${line.product.currency} ${line.product.price})`);
-    return `Thanks${name ? ` ${name}` : ''}! Order #${orderId}: ${items.join(', ')}. Total ${currency} ${total}. Reply CANCEL to cancel it.`;
+    return `Thanks${name ? ` ${name}` : ''}! Order #${orderId}: ${items.join(', ')}. Total ${currency} ${total}. Not what you meant? Reply CANCEL to cancel it, then send your order again.`;
   },
   clarification(problems: Problem[]): string {
     const parts = problems.map((problem) => {

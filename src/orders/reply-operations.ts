@@ -23,7 +23,7 @@ export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
 /**
  * Sends an 'unknown' reply again, on an operator's decision (e.g. after checking the
  * provider's console that it never arrived). Never done automatically. If the resend fails
- * in a way that sent nothing (a 5xx, a refused connection), the reply goes back to 'unknown',
+ * in a way that sent nothing (a 503, a 429, a refused connection), the reply goes back to 'unknown',
  * since the first attempt's fate is still unknown, so that it can be resent later.
  */
 export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, metrics: Metrics): Promise<string> {

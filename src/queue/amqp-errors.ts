@@ -22,3 +22,10 @@ export function asBrokerError(error: unknown): unknown {
   if (error instanceof WagateError || classifyAmqpError(error) === null) return error;
   return new WagateError('BROKER_UNAVAILABLE', `the broker is unavailable: ${(error as Error).message}`, { cause: error });
 }
+
+/** AMQP reply code 406 PRECONDITION_FAILED: a declaration that contradicts what exists (other queue arguments). */
+const AMQP_PRECONDITION_FAILED = 406;
+
+export function isPreconditionFailed(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === AMQP_PRECONDITION_FAILED;
+}

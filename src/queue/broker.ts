@@ -1,5 +1,5 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { WagateError } from '../errors';
+import { isWagateError, WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
 
 export interface BrokerOptions {
@@ -9,12 +9,19 @@ export interface BrokerOptions {
   /** Runs on every new channel: declare topology, start consumers. */
   setup(channel: ConfirmChannel): Promise<void>;
   reconnectDelayMs?: { min: number; max: number };
+  /**
+   * Called once when a retry cannot help (setup threw an error whose `fatal` is true, such as
+   * a queue declared with other arguments): the broker stops reconnecting.
+   */
+  onFatal?(error: Error): void;
 }
 
 export interface Broker {
   /** The live confirm channel, or null while disconnected. */
   channel(): ConfirmChannel | null;
   isConnected(): boolean;
+  /** The error that stopped reconnecting for good, if one did. */
+  fatalError(): Error | null;
   /** Resolves when connected, or rejects after timeoutMs. */
   waitUntilConnected(timeoutMs: number): Promise<void>;
   onConnected(listener: (channel: ConfirmChannel) => void): void;
@@ -44,6 +51,7 @@ export function createBroker(options: BrokerOptions): Broker {
   let attempt = 0;
   let timer: NodeJS.Timeout | null = null;
   let connecting: Promise<void> | null = null;
+  let fatal: Error | null = null;
   const listeners: ((channel: ConfirmChannel) => void)[] = [];
 
   function connect(): Promise<void> {
@@ -76,10 +84,17 @@ export function createBroker(options: BrokerOptions): Broker {
       options.log.info({ broker: redactUrl(options.url) }, 'broker connected');
       listeners.forEach((listener) => listener(channel));
     } catch (error) {
-      options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
       await model?.close().catch(() => undefined);
+      if (isFatal(error)) return stopForGood(error as Error);
+      options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
       scheduleReconnect();
     }
+  }
+
+  function stopForGood(error: Error): void {
+    fatal = error;
+    options.log.error({ err: error.message, code: (error as { code?: string }).code }, 'broker setup cannot succeed; not reconnecting');
+    options.onFatal?.(error);
   }
 
   function handleLoss(model: ChannelModel): void {
@@ -93,7 +108,7 @@ export function createBroker(options: BrokerOptions): Broker {
   }
 
   function scheduleReconnect(): void {
-    if (closing || timer) return;
+    if (closing || timer || fatal) return;
     const delay = Math.min(delays.max, delays.min * 2 ** attempt);
     attempt += 1;
     timer = setTimeout(() => void connect(), delay);
@@ -104,6 +119,7 @@ export function createBroker(options: BrokerOptions): Broker {
   return {
     channel: () => current,
     isConnected: () => current !== null,
+    fatalError: () => fatal,
     onConnected(listener) {
       listeners.push(listener);
     },
@@ -151,6 +167,10 @@ export function createBroker(options: BrokerOptions): Broker {
       await model?.close().catch(() => undefined);
     },
   };
+}
+
+function isFatal(error: unknown): boolean {
+  return isWagateError(error, 'TOPOLOGY_CONFLICT');
 }
 
 function withinCloseWait(work: Promise<unknown>): Promise<unknown> {

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { Channel } from 'amqplib';
+import type { Channel, Options } from 'amqplib';
+import { WagateError } from '../errors';
+import { isPreconditionFailed } from './amqp-errors';
 
 const DEAD_ROUTING_KEY = 'dead';
 
@@ -55,14 +57,40 @@ export function routingKeyFor(topology: Topology, senderKey: string): string {
  * message returns to its sender's shard. The dead-letter queue is the end of the line.
  * Declaring is idempotent, so every process declares on every (re)connect.
  */
+/**
+ * RabbitMQ cannot change a queue's arguments in place: declaring an existing queue with other
+ * arguments (a new QUEUE_DELIVERY_LIMIT, another queue type) fails with PRECONDITION_FAILED on
+ * every attempt. Retrying cannot fix it, so it is raised as TOPOLOGY_CONFLICT, which says what
+ * changed and how to migrate, and the process stops instead of reconnecting forever.
+ */
+export function topologyConflict(queue: string, brokerMessage: string): WagateError {
+  return new WagateError(
+    'TOPOLOGY_CONFLICT',
+    `RabbitMQ refused to declare queue ${queue} because it exists with other arguments (${brokerMessage}). ` +
+      'Queue arguments cannot change in place. To migrate: deploy with the previous setting, or stop every ' +
+      'process of this QUEUE_PREFIX, let the queue drain (or move its messages with a shovel), delete it and start ' +
+      'again; or run the new setting under a new QUEUE_PREFIX while old processes drain the old queues.',
+  );
+}
+
+async function declareQueue(channel: Channel, queue: string, options: Options.AssertQueue): Promise<void> {
+  try {
+    await channel.assertQueue(queue, options);
+  } catch (error) {
+    if (!isPreconditionFailed(error)) throw error;
+    const message = (error as Error).message;
+    throw topologyConflict(queue, message.slice(message.indexOf('PRECONDITION_FAILED')));
+  }
+}
+
 export async function assertTopology(channel: Channel, topology: Topology): Promise<void> {
   await channel.assertExchange(topology.exchange, 'direct', { durable: true });
   await channel.assertExchange(topology.deadExchange, 'direct', { durable: true });
-  await channel.assertQueue(topology.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await declareQueue(channel, topology.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await channel.bindQueue(topology.deadQueue, topology.deadExchange, DEAD_ROUTING_KEY);
 
   for (const shard of topology.shards) {
-    await channel.assertQueue(shard.queue, {
+    await declareQueue(channel, shard.queue, {
       durable: true,
       arguments: {
         'x-queue-type': 'quorum',
@@ -77,7 +105,7 @@ export async function assertTopology(channel: Channel, topology: Topology): Prom
 
   for (const tier of topology.retryTiers) {
     await channel.assertExchange(tier.exchange, 'fanout', { durable: true });
-    await channel.assertQueue(tier.queue, {
+    await declareQueue(channel, tier.queue, {
       durable: true,
       arguments: {
         'x-queue-type': 'classic',

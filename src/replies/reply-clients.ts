@@ -1,4 +1,5 @@
 import { Agent, fetch, type Response } from 'undici';
+import { metaVerdict, twilioVerdict, type MetaAnswer } from './reply-verdicts';
 
 /**
  * Sending one text reply through Meta's Graph API or Twilio's REST API, and sorting every
@@ -7,11 +8,11 @@ import { Agent, fetch, type Response } from 'undici';
  */
 export type SendOutcome =
   | { kind: 'sent'; providerMessageId: string }
-  /** Definitely not delivered (refused connection, 429, 5xx): safe to try again later. */
+  /** Definitely not taken (refused connection, 429, 503, codes the provider documents as "not taken"): safe to try again later. */
   | { kind: 'retry'; error: string; retryAfterMs?: number }
   /** No retry can fix it (bad recipient, outside the 24-hour window, bad credentials). */
   | { kind: 'permanent'; error: string }
-  /** The request may have reached the provider: never resent blindly. */
+  /** The provider may have taken it (a timeout, a 500/502/504 that names no refusal): never resent blindly. */
   | { kind: 'unknown'; error: string };
 
 export interface ReplyTarget {
@@ -35,8 +36,6 @@ export interface ReplyClientOptions {
   timeoutMs: number;
 }
 
-/** Meta error codes that mean "try later" even when the HTTP status says 400. */
-const META_RETRYABLE_CODES = new Set([1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131048, 131056, 133004]);
 /** Connection errors raised before any byte of the request could have been sent. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -113,16 +112,14 @@ function classifyNetworkError(error: unknown): SendOutcome {
 }
 
 function classifyMeta(response: Response, text: string): SendOutcome {
-  const body = parseJson(text) as { messages?: { id?: string }[]; error?: { code?: number; message?: string } } | null;
+  const body = parseJson(text) as MetaAnswer | null;
   const id = body?.messages?.[0]?.id;
   if (response.ok && id) return { kind: 'sent', providerMessageId: id };
   if (response.ok) return { kind: 'unknown', error: 'Graph API answered 2xx without a message id' };
   const code = body?.error?.code;
   const error = `Graph API ${response.status}${code !== undefined ? ` code ${code}` : ''}: ${body?.error?.message ?? 'no error body'}`;
-  if (response.status === 429 || response.status >= 500 || (code !== undefined && META_RETRYABLE_CODES.has(code))) {
-    return { kind: 'retry', error, retryAfterMs: retryAfter(response) };
-  }
-  return { kind: 'permanent', error };
+  const verdict = metaVerdict(response.status, code, body?.error?.is_transient === true);
+  return verdict === 'retry' ? { kind: 'retry', error, retryAfterMs: retryAfter(response) } : { kind: verdict, error };
 }
 
 function classifyTwilio(response: Response, text: string): SendOutcome {
@@ -130,10 +127,8 @@ function classifyTwilio(response: Response, text: string): SendOutcome {
   if (response.ok && body?.sid) return { kind: 'sent', providerMessageId: body.sid };
   if (response.ok) return { kind: 'unknown', error: 'Twilio answered 2xx without a message sid' };
   const error = `Twilio ${response.status}${body?.code !== undefined ? ` code ${body.code}` : ''}: ${body?.message ?? 'no error body'}`;
-  if (response.status === 429 || response.status >= 500 || body?.code === 20429) {
-    return { kind: 'retry', error, retryAfterMs: retryAfter(response) };
-  }
-  return { kind: 'permanent', error };
+  const verdict = twilioVerdict(response.status, body?.code);
+  return verdict === 'retry' ? { kind: 'retry', error, retryAfterMs: retryAfter(response) } : { kind: verdict, error };
 }
 
 function retryAfter(response: Response): number | undefined {

@@ -1,10 +1,4 @@
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
-import { ExpressInstrumentation, ExpressLayerType } from '@opentelemetry/instrumentation-express';
-import { AmqplibInstrumentation } from '@opentelemetry/instrumentation-amqplib';
-import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
+import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { ConfigError } from '../errors';
 
 /**
@@ -22,6 +16,15 @@ export function startTracing(env: NodeJS.ProcessEnv, defaultServiceName: string)
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
     throw new ConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL: "${protocol}" is not supported; use http/protobuf or http/json`);
   }
+  // Loaded here, not at the top: without an endpoint none of the SDK or its instrumentations
+  // is even required, so tracing costs nothing (not even start-up time or memory).
+  const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
+  const { OTLPTraceExporter: OtlpJsonExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
+  const { OTLPTraceExporter: OtlpProtoExporter } = require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto');
+  const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
+  const { ExpressInstrumentation, ExpressLayerType } = require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
+  const { AmqplibInstrumentation } = require('@opentelemetry/instrumentation-amqplib') as typeof import('@opentelemetry/instrumentation-amqplib');
+  const { UndiciInstrumentation } = require('@opentelemetry/instrumentation-undici') as typeof import('@opentelemetry/instrumentation-undici');
   // Both exporters read the endpoint, headers and timeout from the standard OTEL_* variables.
   const traceExporter = protocol === 'http/json' ? new OtlpJsonExporter() : new OtlpProtoExporter();
   const sdk = new NodeSDK({

@@ -55,6 +55,12 @@ describe('wagate command line', () => {
     expect(result.stderr).not.toContain('eighty-eighty');
   });
 
+  it('refuses to start a production worker whose configured source has no reply credentials', async () => {
+    const result = await wagate(['worker'], { NODE_ENV: 'production', TWILIO_AUTH_TOKEN: '', WHATSAPP_ACCESS_TOKEN: '' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/wagate worker: invalid configuration: WHATSAPP_ACCESS_TOKEN: is required by the worker/);
+  });
+
   it('refuses an unsupported OTLP protocol with a message, not a stack trace', async () => {
     const result = await wagate(['migrate'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
     expect(result.code).toBe(1);

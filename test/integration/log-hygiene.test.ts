@@ -30,7 +30,7 @@ describe('logs', () => {
     const envelope = JSON.stringify(metaTextEnvelope({ id, from: '15550600001', text: body }));
     const signature = metaSignature(META_SECRET, envelope);
     // A failing provider makes the worker log errors and dead-letter the message.
-    pipeline.fake.behave({ kind: 'status', status: 500 }, 2);
+    pipeline.fake.behave({ kind: 'status', status: 503 }, 2);
     expect((await postMeta(children[0]!.baseUrl, envelope)).status).toBe(200);
     expect((await postMeta(children[0]!.baseUrl, envelope, { signature: 'sha256=' + '0'.repeat(64) })).status).toBe(401);
     expect((await postMeta(children[0]!.baseUrl, '{"broken": ', {})).status).toBe(200);

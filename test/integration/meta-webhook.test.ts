@@ -94,6 +94,22 @@ describe('Meta webhook', () => {
     expect((await postMeta(ingest.baseUrl, 'not json at all')).status).toBe(200);
   });
 
+  it('answers 200 for signed messages sent together with one Postgres cannot store (U+0000), and records every one', async () => {
+    const genuine = [uniqueWamid(), uniqueWamid(), uniqueWamid()];
+    const poison = uniqueWamid();
+    const replies = await Promise.all([
+      ...genuine.map((id) => postMetaText(ingest.baseUrl, { id, text: 'one coke' })),
+      postMetaText(ingest.baseUrl, { id: poison, text: 'one\u0000coke' }),
+    ]);
+    expect(replies.map((reply) => reply.status)).toEqual([200, 200, 200, 200]);
+    for (const id of genuine) expect((await rowOf(id))?.status).toBe('queued');
+    const kept = await rowOf(poison);
+    expect(kept).toMatchObject({ status: 'malformed', raw_body: expect.stringMatching(/^base64:/), last_error: expect.stringContaining('22P05') });
+    // The provider's retry is a duplicate, not another failure.
+    expect((await postMetaText(ingest.baseUrl, { id: poison, text: 'one\u0000coke' })).status).toBe(200);
+    expect((await rowOf(poison))?.duplicate_count).toBe(1);
+  });
+
   it('counts and logs the errors Meta reports in a change, and records nothing for them', async () => {
     const before = await events('provider_error');
     const body = metaEnvelope([

@@ -1,5 +1,6 @@
 import { createDatabase } from '../../src/db/client';
-import { migrate, readMigrations } from '../../src/db/migrate';
+import { migrate, readMigrations, type Migration } from '../../src/db/migrate';
+import { uniqueWamid } from '../support/webhooks';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 let db: TestDatabase;
@@ -30,6 +31,64 @@ describe('migrate', () => {
   it('refuses to run when an applied migration was edited', async () => {
     const edited = readMigrations().map((m, i) => (i === 0 ? { ...m, checksum: 'edited' } : m));
     await expect(migrate(db.sql, edited)).rejects.toThrow(/001_ledger\.sql was changed after it was applied/);
+  });
+});
+
+describe('migrate against a live database', () => {
+  let live: TestDatabase;
+  beforeAll(async () => {
+    live = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await live.drop();
+  });
+
+  const extra = (version: number, sql: string): Migration => ({ version, name: `${version}_test.sql`, sql, checksum: `test-${version}` });
+  const insertMessage = (sql: typeof live.sql, phone = '1555') =>
+    sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, status) VALUES ('whatsapp', ${uniqueWamid()}, ${phone}, 'queued')`;
+
+  it('does not hold ingest writes behind DDL that waits for a long transaction: it gives up its lock request and retries', async () => {
+    const blocker = await live.sql.reserve();
+    await blocker`BEGIN`;
+    await blocker`SELECT count(*) FROM webhook_messages`;
+    const runner = createDatabase({ url: live.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-test' });
+    const writer = createDatabase({ url: live.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 10000, applicationName: 'wagate-test' });
+    let lockTimeouts = 0;
+    let signalTimeout: () => void = () => undefined;
+    const firstTimeout = new Promise<void>((resolve) => (signalTimeout = resolve));
+    const migrations = [...readMigrations(), extra(9001, 'ALTER TABLE webhook_messages ADD COLUMN probe integer')];
+    const migrating = migrate(runner, migrations, {
+      lockTimeoutMs: 200,
+      lockAttempts: 1000,
+      onLockTimeout: () => {
+        lockTimeouts += 1;
+        signalTimeout();
+      },
+    });
+    await firstTimeout;
+    // The long transaction is still open, and a write still goes through (it would wait for
+    // the blocker to end, and hit its statement timeout, behind a DDL without lock_timeout).
+    await insertMessage(writer);
+    await blocker`COMMIT`;
+    blocker.release();
+    expect(await migrating).toEqual(['9001_test.sql']);
+    expect(lockTimeouts).toBeGreaterThan(0);
+    await Promise.all([runner.end(), writer.end()]);
+  });
+
+  it('drops an index a crashed CREATE INDEX CONCURRENTLY left invalid, and builds it again', async () => {
+    await insertMessage(live.sql, '1666');
+    await insertMessage(live.sql, '1666');
+    const unique = extra(9002, '-- wagate: no transaction\nCREATE UNIQUE INDEX CONCURRENTLY probe_phone_idx ON webhook_messages (phone_number)');
+    const migrations = [...readMigrations(), extra(9001, 'ALTER TABLE webhook_messages ADD COLUMN probe integer'), unique];
+    // Duplicates make the build fail half-way, as a crash would: the index stays, invalid.
+    await expect(migrate(live.sql, migrations)).rejects.toThrow(/9002_test.sql failed/);
+    const isValid = async () =>
+      (await live.sql<{ valid: boolean }[]>`SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass('probe_phone_idx')`)[0]?.valid;
+    expect(await isValid()).toBe(false);
+    await live.sql`DELETE FROM webhook_messages WHERE phone_number IN ('1555', '1666')`;
+    expect(await migrate(live.sql, migrations)).toEqual(['9002_test.sql']);
+    expect(await isValid()).toBe(true);
   });
 });
 

@@ -23,21 +23,23 @@ afterAll(async () => {
   await db.drop();
 });
 
-describe('two ingest processes', () => {
+describe('several ingest processes', () => {
   let pods: ChildIngest[] = [];
 
   afterAll(async () => {
     await Promise.all(pods.map((pod) => pod.stop()));
   });
 
-  it('record concurrent copies of a message once and queue it once', async () => {
-    const env = testEnv(db.url, { QUEUE_PREFIX: prefix, RATE_LIMIT_MAX_REQUESTS: '100000' });
-    pods = await Promise.all([spawnWagate('ingest', env), spawnWagate('ingest', env)]);
+  it('record concurrent copies of a message once, count it once against the rate limit and queue it once', async () => {
+    // 60 messages over 7 senders: at most 9 each, exactly the limit, so a copy counted twice
+    // would push its sender over it.
+    const env = testEnv(db.url, { QUEUE_PREFIX: prefix, RATE_LIMIT_MAX_REQUESTS: '9' });
+    pods = await Promise.all([spawnWagate('ingest', env), spawnWagate('ingest', env), spawnWagate('ingest', env)]);
     const ids = Array.from({ length: 60 }, () => uniqueWamid());
-    // Every id reaches both pods twice at the same moment, as provider retries can.
+    // Every id reaches all three pods at the same moment, one of them twice, as provider retries can.
     const replies = await Promise.all(
       ids.flatMap((id, i) =>
-        [0, 1, 0, 1].map((pod) => postMetaText(pods[pod]!.baseUrl, { id, from: `1555020${i % 7}` })),
+        [0, 1, 2, (i % 3) as 0 | 1 | 2].map((pod) => postMetaText(pods[pod]!.baseUrl, { id, from: `1555020${i % 7}` })),
       ),
     );
     expect(replies.filter((r) => r.status !== 200)).toEqual([]);
@@ -46,6 +48,8 @@ describe('two ingest processes', () => {
       SELECT message_id, duplicate_count FROM webhook_messages ORDER BY message_id`;
     expect(rows.map((r) => r.message_id)).toEqual([...ids].sort());
     expect(rows.every((r) => r.duplicate_count === 3)).toBe(true);
+    const statuses = await db.sql<{ status: string }[]>`SELECT DISTINCT status FROM webhook_messages`;
+    expect(statuses.map((r) => r.status)).toEqual(['queued']);
 
     // Copies are not the customer's doing: each sender's counter moved once per distinct message.
     const counters = await db.sql<{ phone_number: string; request_count: number; total_requests: number }[]>`

@@ -1,7 +1,7 @@
-import { bodyOf, openQueueProbe, type QueueProbe } from '../support/amqp';
-import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
+import { bodyOf, openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
+import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startTestIngest, type TestIngest } from '../support/ingest';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { startProxyFor, type TcpProxy } from '../support/tcp-proxy';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 import { scrapeValue } from '../support/metrics';
@@ -24,8 +24,9 @@ describe('RabbitMQ outage', () => {
   let ingest: TestIngest;
 
   beforeAll(async () => {
-    proxy = await startTcpProxy(5672);
-    ingest = await startTestIngest(db.url, { AMQP_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}` });
+    const proxied = await startProxyFor(TEST_AMQP_URL, 5672);
+    proxy = proxied.proxy;
+    ingest = await startTestIngest(db.url, { AMQP_URL: proxied.url });
     await ingest.broker.waitUntilConnected(10000);
   });
 
@@ -72,8 +73,9 @@ describe('PostgreSQL outage', () => {
   let ingest: TestIngest;
 
   beforeAll(async () => {
-    proxy = await startTcpProxy(5432);
-    ingest = await startTestIngest(withPort(db.url, proxy.port), {
+    const proxied = await startProxyFor(db.url, 5432);
+    proxy = proxied.proxy;
+    ingest = await startTestIngest(proxied.url, {
       DB_CONNECT_TIMEOUT_SECONDS: '1',
       DB_STATEMENT_TIMEOUT_MS: '500',
     });

@@ -56,12 +56,33 @@ describe('reply clients', () => {
     expect(await client(fake.url, 300)(meta)).toMatchObject({ kind: 'unknown' });
   });
 
-  it('retry 429 and 5xx with the Retry-After, and give up on a 4xx no retry can fix', async () => {
+  it('retry 429 with the Retry-After, and give up on a 4xx no retry can fix', async () => {
     fake.behave({ kind: 'status', status: 429, metaCode: 130429, retryAfterSeconds: 7 }, 1);
     expect(await client(fake.url)(meta)).toMatchObject({ kind: 'retry', retryAfterMs: 7000 });
-    fake.behave({ kind: 'status', status: 503 }, 1);
-    expect(await client(fake.url)(twilio)).toMatchObject({ kind: 'retry' });
     fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
     expect(await client(fake.url)(meta)).toMatchObject({ kind: 'permanent', error: expect.stringContaining('code 131047') });
+  });
+
+  type Behaviour = Parameters<FakeProvider['behave']>[0];
+  const cases: [string, 'meta' | 'twilio', Behaviour, 'retry' | 'permanent' | 'unknown'][] = [
+    ['Meta 503 (service unavailable: not taken)', 'meta', { kind: 'status', status: 503 }, 'retry'],
+    ['Meta code 2 API Service, whatever the status', 'meta', { kind: 'status', status: 500, metaCode: 2 }, 'retry'],
+    ['Meta is_transient on a 500', 'meta', { kind: 'status', status: 500, metaCode: 131000, isTransient: true }, 'retry'],
+    ['Meta 130429 with HTTP 400', 'meta', { kind: 'status', status: 400, metaCode: 130429 }, 'retry'],
+    ['Meta 131047 outside the 24-hour window', 'meta', { kind: 'status', status: 400, metaCode: 131047 }, 'permanent'],
+    ['Meta 190 invalid token', 'meta', { kind: 'status', status: 401 }, 'permanent'],
+    ['Meta 500 code 131000 (unknown error)', 'meta', { kind: 'status', status: 500 }, 'unknown'],
+    ['Meta 502 without a body', 'meta', { kind: 'status', status: 502, bodyless: true }, 'unknown'],
+    ['Meta 504 without a body', 'meta', { kind: 'status', status: 504, bodyless: true }, 'unknown'],
+    ['Twilio 429 / 20429', 'twilio', { kind: 'status', status: 429 }, 'retry'],
+    ['Twilio 503 / 20503', 'twilio', { kind: 'status', status: 503 }, 'retry'],
+    ['Twilio 400 / 21211 invalid To', 'twilio', { kind: 'status', status: 400, twilioCode: 21211 }, 'permanent'],
+    ['Twilio 500 / 20500', 'twilio', { kind: 'status', status: 500 }, 'unknown'],
+    ['Twilio 502 without a body', 'twilio', { kind: 'status', status: 502, bodyless: true }, 'unknown'],
+  ];
+
+  it.each(cases)('classify %s', async (_name, provider, behaviour, expected) => {
+    fake.behave(behaviour, 1);
+    expect(await client(fake.url)(provider === 'meta' ? meta : twilio)).toMatchObject({ kind: expected });
   });
 });

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { isTracingConfigured } from '../../src/telemetry/tracing';
@@ -13,6 +15,17 @@ describe('tracing switch', () => {
     expect(isTracingConfigured({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })).toBe(true);
     expect(isTracingConfigured({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' })).toBe(true);
     expect(isTracingConfigured({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' })).toBe(false);
+  });
+
+  it('does not even load the SDK or its instrumentations without an endpoint', () => {
+    const bootstrap = path.join(__dirname, '..', '..', 'dist', 'tracing-bootstrap.js');
+    const loadedOpenTelemetry = (env: Record<string, string>) => {
+      const script = `require(${JSON.stringify(bootstrap)}); console.log(JSON.stringify(Object.keys(require.cache).filter((file) => /@opentelemetry[\\/](sdk-node|instrumentation-|exporter-)/.test(file)).length))`;
+      const child = spawnSync(process.execPath, ['-e', script], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });
+      return Number(child.stdout.trim());
+    };
+    expect(loadedOpenTelemetry({})).toBe(0);
+    expect(loadedOpenTelemetry({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' })).toBeGreaterThan(0);
   });
 });
 

@@ -141,6 +141,18 @@ describe('worker failures', () => {
     expect(callsTo('15550200003')).toHaveLength(2);
   });
 
+  it('marks a reply unknown on a 502 that does not say the message was refused, and never resends it', async () => {
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 502, bodyless: true }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200014', text: '1 coke' });
+    await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed');
+    expect(await replyOf(id)).toMatchObject({ status: 'unknown' });
+    expect(callsTo('15550200014')).toHaveLength(1);
+    // An operator checked the provider's console (the tests below count the unknown replies).
+    const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
+    await settleReply(pipeline.db.sql, reply!.id, 'sent');
+  });
+
   it('marks a reply unknown when the provider does not answer in time, and never resends it', async () => {
     const id = uniqueWamid();
     const worker = pipeline.workers[0]!;

@@ -3,7 +3,7 @@ import { topologyFromConfig } from '../../src/queue/depths';
 import { openQueueProbe } from '../support/amqp';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { spawnWagate } from '../support/process';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { startProxyFor, startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
@@ -12,7 +12,7 @@ let proxy: TcpProxy;
 
 beforeAll(async () => {
   pipeline = await startPipeline();
-  proxy = await startTcpProxy(5672);
+  proxy = await startTcpProxy(Number(new URL(pipeline.env.AMQP_URL!).port || 5672), new URL(pipeline.env.AMQP_URL!).hostname);
 });
 
 afterAll(async () => {
@@ -26,7 +26,8 @@ const callsTo = (to: string) => pipeline.fake.calls().filter((c) => (c.body as {
 
 describe('worker lifecycle', () => {
   it('recovers a lost broker connection, declares the topology again and consumes on', async () => {
-    const amqpUrl = new URL(pipeline.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+    const amqpUrl = new URL(pipeline.env.AMQP_URL!);
+    amqpUrl.hostname = '127.0.0.1';
     amqpUrl.port = String(proxy.port);
     const worker = await pipeline.startWorker({ AMQP_URL: amqpUrl.toString() });
     const connected = async () => /wagate_broker_connected\{role="worker"\} 1\b/.test(await worker.metrics.registry.metrics());
@@ -72,7 +73,8 @@ describe('worker lifecycle', () => {
   it('lets the standby take a sender over when the active worker loses its broker mid-call, without a second send', async () => {
     for (const worker of pipeline.workers.splice(0)) await worker.stop();
     proxy.setMode('forward');
-    const viaProxy = new URL(pipeline.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+    const viaProxy = new URL(pipeline.env.AMQP_URL!);
+    viaProxy.hostname = '127.0.0.1';
     viaProxy.port = String(proxy.port);
     // The first worker owns every shard; its broker connection goes through the proxy.
     await pipeline.startWorker({ AMQP_URL: viaProxy.toString() });
@@ -107,12 +109,10 @@ describe('worker lifecycle', () => {
 
   it('waits out a database outage without using up the retry tiers or dead-lettering', async () => {
     for (const worker of pipeline.workers.splice(0)) await worker.stop();
-    const pgProxy = await startTcpProxy(5432);
+    const { proxy: pgProxy, url: viaProxy } = await startProxyFor(pipeline.db.url, 5432);
     try {
-      const viaProxy = new URL(pipeline.db.url);
-      viaProxy.port = String(pgProxy.port);
       // Tiers of 100 and 200 ms: the old behaviour would dead-letter within a second.
-      const worker = await pipeline.startWorker({ DATABASE_URL: viaProxy.toString(), RETRY_DELAYS_MS: '100,200', DB_CONNECT_TIMEOUT_SECONDS: '1' });
+      const worker = await pipeline.startWorker({ DATABASE_URL: viaProxy, RETRY_DELAYS_MS: '100,200', DB_CONNECT_TIMEOUT_SECONDS: '1' });
       pgProxy.setMode('refuse');
       const id = uniqueWamid();
       await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550600004', text: '1 coke' });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { startIngest, type RunningIngest } from '../../src/commands/ingest';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/telemetry/logger';
-import { openQueueProbe, type QueueProbe } from './amqp';
+import { openQueueProbe, TEST_AMQP_URL, type QueueProbe } from './amqp';
 import { createTestDatabase, type TestDatabase } from './database';
 
 export const META_SECRET = 'test-meta-app-secret';
@@ -26,6 +26,7 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
     NODE_ENV: 'test',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     DATABASE_URL: databaseUrl,
+    AMQP_URL: TEST_AMQP_URL,
     QUEUE_PREFIX: randomQueuePrefix(),
     PORT: '0',
     METRICS_PORT: '0',

@@ -67,3 +67,13 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     },
   };
 }
+
+/** A proxy in front of the server a test URL names (TEST_DATABASE_URL, TEST_AMQP_URL), and that URL through it. */
+export async function startProxyFor(url: string, defaultPort: number): Promise<{ proxy: TcpProxy; url: string }> {
+  const target = new URL(url);
+  const proxy = await startTcpProxy(Number(target.port || defaultPort), target.hostname || '127.0.0.1');
+  const through = new URL(url);
+  through.hostname = '127.0.0.1';
+  through.port = String(proxy.port);
+  return { proxy, url: through.toString() };
+}

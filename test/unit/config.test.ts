@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config';
+import { checkWorkerConfig, ConfigError, loadConfig } from '../../src/config';
 
 const expectConfigError = (env: Record<string, string>, pattern: RegExp) => {
   expect(() => loadConfig(env)).toThrow(ConfigError);
@@ -76,5 +76,31 @@ describe('configuration', () => {
 
   it('keeps metrics off the public port', () => {
     expectConfigError({ PORT: '8080', METRICS_PORT: '8080' }, /METRICS_PORT/);
+  });
+
+  it('refuses retry tiers that do not ascend', () => {
+    expectConfigError({ RETRY_DELAYS_MS: '5000,30000,30000' }, /RETRY_DELAYS_MS: the tiers must ascend/);
+    expectConfigError({ RETRY_DELAYS_MS: '30000,5000' }, /RETRY_DELAYS_MS: the tiers must ascend/);
+    expect(loadConfig({ RETRY_DELAYS_MS: '100,200' }).RETRY_DELAYS_MS).toEqual([100, 200]);
+  });
+
+  it('refuses an outbox lease no longer than the publish-confirm timeout', () => {
+    expectConfigError({ OUTBOX_LEASE_SECONDS: '10', PUBLISH_CONFIRM_TIMEOUT_MS: '10000' }, /OUTBOX_LEASE_SECONDS: must exceed PUBLISH_CONFIRM_TIMEOUT_MS/);
+    expect(loadConfig({ OUTBOX_LEASE_SECONDS: '11', PUBLISH_CONFIRM_TIMEOUT_MS: '10000' }).OUTBOX_LEASE_SECONDS).toBe(11);
+  });
+
+  it('bounds the bytes in flight at 256 MiB by default, and never below one body', () => {
+    expect(loadConfig({}).MAX_IN_FLIGHT_BYTES).toBe(256 * 1024 * 1024);
+    expectConfigError({ MAX_IN_FLIGHT_BYTES: '2048', MAX_BODY_BYTES: '4096' }, /MAX_IN_FLIGHT_BYTES: must be at least MAX_BODY_BYTES/);
+  });
+
+  it('refuses a production worker without the reply credentials of a configured source', () => {
+    const production = { NODE_ENV: 'production', PUBLIC_BASE_URL: 'https://shop.example.com' };
+    const metaOnly = loadConfig({ ...production, WHATSAPP_APP_SECRET: 's' });
+    expect(() => checkWorkerConfig(metaOnly)).toThrow(/WHATSAPP_ACCESS_TOKEN: is required by the worker/);
+    const twilioOnly = loadConfig({ ...production, TWILIO_AUTH_TOKEN: 't' });
+    expect(() => checkWorkerConfig(twilioOnly)).toThrow(/TWILIO_ACCOUNT_SID: is required by the worker/);
+    expect(() => checkWorkerConfig(loadConfig({ ...production, TWILIO_AUTH_TOKEN: 't', TWILIO_ACCOUNT_SID: 'AC1' }))).not.toThrow();
+    expect(() => checkWorkerConfig(loadConfig({ NODE_ENV: 'test', WHATSAPP_APP_SECRET: 's' }))).not.toThrow();
   });
 });

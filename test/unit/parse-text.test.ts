@@ -1,8 +1,9 @@
-import { mentionsConjunction, parseOrderText, type ItemPhrase } from '../../src/orders/parse-text';
+import { parseOrderText, type ItemPhrase } from '../../src/orders/parse-text';
 
-function itemsOf(text: string): ItemPhrase[] {
-  const parsed = parseOrderText(text);
+function itemsOf(text: string, keepTogether: readonly string[] = []): ItemPhrase[] {
+  const parsed = parseOrderText(text, { keepTogether });
   expect(parsed.intent).toBe('order');
+  expect(parsed.unsure).toEqual([]);
   return parsed.items;
 }
 
@@ -30,12 +31,12 @@ describe('free-text orders in four languages', () => {
     expect(itemsOf('quero duas pizzas e um guaraná')).toEqual([item(2, 'pizzas'), item(1, 'guaraná')]);
   });
 
-  it('keeps "con" inside a product and its accent: "3 cafés con leche"', () => {
-    expect(itemsOf('3 cafés con leche')).toEqual([item(3, 'cafés con leche')]);
+  it('keeps a catalog name whole, "con" and accent included: "3 café con leche"', () => {
+    expect(itemsOf('3 café con leche', ['Café con leche'])).toEqual([item(3, 'café con leche')]);
   });
 
-  it('never splits on "with": "a large coffee with milk please" is one item of 1', () => {
-    expect(itemsOf('a large coffee with milk please')).toEqual([item(1, 'large coffee with milk')]);
+  it('never splits on "with": "a large coffee with milk please" is one item of 1, its filler words dropped', () => {
+    expect(itemsOf('a large coffee with milk please')).toEqual([item(1, 'large coffee milk')]);
   });
 
   it('accepts number words typed without accents or umlauts ("tres", "fuenf") as well as with them', () => {
@@ -58,7 +59,7 @@ describe('free-text orders in four languages', () => {
 
   it('removes German "bitte" and Portuguese "por favor" wherever they appear', () => {
     expect(itemsOf('zwei Bitte Brezeln bitte')).toEqual([item(2, 'brezeln')]);
-    expect(itemsOf('um pão de queijo por favor')).toEqual([item(1, 'pão de queijo')]);
+    expect(itemsOf('um pão de queijo por favor', ['Pão de queijo'])).toEqual([item(1, 'pão de queijo')]);
   });
 
   it('strips a greeting and a request before the quantity: "Hola! quiero 2 tacos"', () => {
@@ -93,12 +94,14 @@ describe('quantity forms', () => {
     expect(itemsOf('margherita x2\npepperoni x 3')).toEqual([item(2, 'margherita'), item(3, 'pepperoni')]);
   });
 
-  it('keeps the leading quantity and leaves a second, trailing one in the phrase so matching fails', () => {
-    expect(itemsOf('2 margherita x3')).toEqual([item(2, 'margherita x3')]);
+  it('makes a second, trailing count unsure: "2 margherita x3"', () => {
+    expect(parseOrderText('2 margherita x3').unsure).toEqual([{ phrase: '', written: 'x3', reason: 'quantity' }]);
   });
 
-  it('passes 0 and quantities over 99 through unchanged for the caller to refuse', () => {
-    expect(itemsOf('0 pizzas, 150 cokes')).toEqual([item(0, 'pizzas'), item(150, 'cokes')]);
+  it('excludes a zero quantity and passes quantities over 99 through unchanged for the caller to refuse', () => {
+    const parsed = parseOrderText('0 pizzas, 150 cokes');
+    expect(parsed.items).toEqual([item(150, 'cokes')]);
+    expect(parsed.excluded).toEqual([{ phrase: 'pizzas', written: '0 pizzas' }]);
   });
 
   it('keeps a quantity of hundreds of digits a finite safe integer', () => {
@@ -123,18 +126,12 @@ describe('splitting into items', () => {
 
   it('keeps a catalog name that spans a conjunction in one piece, and splits around it', () => {
     const keepTogether = ['Fish and chips', 'Mac & Cheese', 'Pão de queijo', 'Coca-Cola'];
-    const parse = (text: string) => parseOrderText(text, { keepTogether }).items;
+    const parse = (text: string) => itemsOf(text, keepTogether);
     expect(parse('2 fish and chips and a coke')).toEqual([item(2, 'fish and chips'), item(1, 'coke')]);
     expect(parse('one mac & cheese + 2 fish & chips')).toEqual([item(1, 'mac and cheese'), item(2, 'fish and chips')]);
     // Not the catalog's words in a row: split as usual.
     expect(parse('2 fish and 3 chips')).toEqual([item(2, 'fish'), item(3, 'chips')]);
     expect(itemsOf('2 fish and chips')).toEqual([item(2, 'fish'), item(1, 'chips')]);
-  });
-
-  it('says whether a text has a conjunction that a catalog name could contain', () => {
-    expect(mentionsConjunction('2 fish & chips')).toBe(true);
-    expect(mentionsConjunction('dos tacos y una coca')).toBe(true);
-    expect(mentionsConjunction('2x margherita, one coke')).toBe(false);
   });
 
   it('splits on "y" and "e" only as whole words, not inside "yogur" or "empada"', () => {
@@ -156,14 +153,14 @@ describe('intents', () => {
     'cancel', 'Cancel my order', 'cancelar', 'cancela el pedido', 'cancelar pedido', 'Cancelá mi pedido',
     'stornieren', 'bitte stornieren', 'please cancel my order 🙏',
   ])('takes "%s" as cancel', (text) => {
-    expect(parseOrderText(text)).toEqual({ intent: 'cancel', items: [] });
+    expect(parseOrderText(text)).toEqual({ intent: 'cancel', items: [], excluded: [], unsure: [] });
   });
 
   it.each([
     'status', 'order status', 'where is my order?', "where's my food", 'estado de mi pedido', 'dónde está mi pedido',
     'donde esta mi pedido', 'status do pedido', 'cadê meu pedido', 'wo ist meine Bestellung', 'Bestellstatus',
   ])('takes "%s" as order_status', (text) => {
-    expect(parseOrderText(text)).toEqual({ intent: 'order_status', items: [] });
+    expect(parseOrderText(text).intent).toBe('order_status');
   });
 
   it.each([
@@ -171,7 +168,7 @@ describe('intents', () => {
     'hi', 'Hello!', 'hola', 'Olá', 'oi', 'hallo', 'Buenas tardes 👋', 'can I see the menu please',
     'Hallo, die Karte bitte', 'preciso de ajuda',
   ])('takes "%s" as menu', (text) => {
-    expect(parseOrderText(text)).toEqual({ intent: 'menu', items: [] });
+    expect(parseOrderText(text).intent).toBe('menu');
   });
 
   it('matches cancel words only whole: "2 cancelled pizzas" is an order', () => {
@@ -185,7 +182,7 @@ describe('intents', () => {
 
   it('keeps a menu word that names a product as an order: "2 kids menu", "un menú del día"', () => {
     expect(itemsOf('2 kids menu')).toEqual([item(2, 'kids menu')]);
-    expect(itemsOf('un menú del día')).toEqual([item(1, 'menú del día')]);
+    expect(itemsOf('un menú del día', ['Menú del día'])).toEqual([item(1, 'menú del día')]);
   });
 
   it('treats a greeting followed by an order as an order', () => {
@@ -202,7 +199,7 @@ describe('edge cases', () => {
     ['only "muito obrigado"', 'muito obrigado 🙏'],
     ['only punctuation', '?!...'],
   ])('returns an order with no items for %s', (_case, text) => {
-    expect(parseOrderText(text)).toEqual({ intent: 'order', items: [] });
+    expect(parseOrderText(text)).toEqual({ intent: 'order', items: [], excluded: [], unsure: [] });
   });
 
   it('keeps an unknown phrase for the matcher to reject', () => {
@@ -214,7 +211,7 @@ describe('edge cases', () => {
   });
 
   it('reads only the first 1000 characters', () => {
-    const [only] = itemsOf(`2 ${'a'.repeat(5000)}`);
+    const [only] = itemsOf(`2 ${'ab'.repeat(2500)}`);
     expect(only!.quantity).toBe(2);
     expect(only!.phrase).toHaveLength(998);
   });
@@ -224,10 +221,142 @@ describe('edge cases', () => {
   });
 
   it('keeps the first 20 items of a longer list', () => {
-    const text = Array.from({ length: 30 }, (_, i) => `item${i + 1}`).join(', ');
-    const phrases = itemsOf(text).map((i) => i.phrase);
+    const names = Array.from({ length: 30 }, (_, i) => `item${i + 1}`);
+    const phrases = itemsOf(names.join(', '), names).map((i) => i.phrase);
     expect(phrases).toHaveLength(20);
     expect(phrases[0]).toBe('item1');
     expect(phrases[19]).toBe('item20');
+  });
+});
+
+describe('precision: what the customer refused is never an item', () => {
+  const excludedOf = (text: string) => parseOrderText(text).excluded.map((e) => e.phrase);
+
+  it.each([
+    ["I don't want coke, just 2 margherita", 'coke'],
+    ['no coke please, 2 pepperoni', 'coke'],
+    ['2 margherita but not the coke', 'coke'],
+    ['No quiero coca, solo 2 margheritas', 'coca'],
+    ['sin coca, 2 margheritas', 'coca'],
+    ['Não quero coca, só 2 margheritas', 'coca'],
+    ['sem coca, 2 margheritas', 'coca'],
+    ['Keine Cola, nur 2 Margherita', 'cola'],
+    ['ohne Cola, 2 Margherita', 'cola'],
+    ['2 Margherita und kein Wasser', 'wasser'],
+  ])('"%s" excludes %s and keeps the rest', (text, refused) => {
+    const parsed = parseOrderText(text);
+    expect(parsed.excluded.map((e) => e.phrase)).toEqual([refused]);
+    expect(parsed.items.map((i) => i.phrase)).not.toContain(refused);
+    expect(parsed.unsure).toEqual([]);
+  });
+
+  it('carries a negation over "and" up to the next contrast: "no coke and fanta, but 2 tea"', () => {
+    const parsed = parseOrderText('no coke and fanta, but 2 tea');
+    expect(parsed.excluded.map((e) => e.phrase)).toEqual(['coke', 'fanta']);
+    expect(parsed.items).toEqual([item(2, 'tea')]);
+  });
+
+  it('keeps the written negation for the clarification when it names no product: "sin cebolla"', () => {
+    expect(parseOrderText('2 margherita sin cebolla').excluded).toEqual([{ phrase: 'cebolla', written: 'sin cebolla' }]);
+  });
+
+  it.each([
+    ['no 2 margherita', '2 margherita'],
+    ["I don't want a coke and a margherita", 'a margherita'],
+    ['not 3', '3'],
+  ])('makes a count inside a negation unsure: "%s"', (text, written) => {
+    const parsed = parseOrderText(text);
+    expect(parsed.items).toEqual([]);
+    expect(parsed.unsure.map((u) => u.written.replace(/^\S+ /, ''))).toContain(written);
+  });
+
+  it('excludes a quantity of 0 but leaves "zero" a word, since it may name a product ("Coke Zero")', () => {
+    expect(excludedOf('0 coke, 0x agua')).toEqual(['coke', 'agua']);
+    expect(parseOrderText('zero coke').items).toEqual([item(1, 'zero coke')]);
+  });
+});
+
+describe('precision: doubt means a clarification', () => {
+  it.each([
+    'margherita or pepperoni', '2 o 3 margheritas', 'margherita ou pepperoni', 'Margherita oder Pepperoni',
+    'maybe 2 pepperoni', 'quizás 2 pepperoni', 'talvez 2 pepperoni', 'vielleicht 2 Pepperoni',
+    'some empanadas', 'unas empanadas', 'umas empanadas', 'ein paar Empanadas',
+    'half a margherita', 'media pizza', 'meia pizza', 'eine halbe Pizza', '1,5 margherita', '2-3 cokes',
+    'coke 2 margherita', '2 please', 'one of each', 'same as last time', 'dame 2, mejor 3 margheritas',
+    'margherita margherita', '#2 margherita', 'nº 2 margherita', 'número 2',
+    '2 Margherita und noch eine', 'una margherita y otra', '2 margherita and a',
+  ])('"%s" is unsure', (text) => {
+    expect(parseOrderText(text).unsure.length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    'do you have tiramisu?', 'how much is a pepperoni?', '¿tienen tiramisú?', '¿cuánto cuesta la pizza?',
+    'vocês têm tiramisu?', 'quanto custa a pizza?', 'Habt ihr Tiramisu?', 'Was kostet die Pizza?',
+  ])('answers the question "%s" with the menu, not an order', (text) => {
+    expect(parseOrderText(text).intent).toBe('menu');
+  });
+});
+
+describe('recall: realistic text', () => {
+  it.each([
+    ['2margherita', [item(2, 'margherita')]],
+    ['2xmargherita', [item(2, 'margherita')]],
+    ['margherita2', [item(2, 'margherita')]],
+    ['2Margherita und 1Cola', [item(2, 'margherita'), item(1, 'cola')]],
+  ])('separates a count glued to a word: "%s"', (text, items) => {
+    expect(itemsOf(text)).toEqual(items);
+  });
+
+  it('keeps catalog words with digits whole: "2 7up", "1 4 formaggi"', () => {
+    expect(itemsOf('2 7up, 1 4 formaggi', ['7up', '4 formaggi'])).toEqual([item(2, '7up'), item(1, '4 formaggi')]);
+  });
+
+  it.each([
+    ['a dozen empanadas', 12], ['half a dozen empanadas', 6], ['two dozen empanadas', 24], ['2 dozen empanadas', 24],
+    ['una docena de empanadas', 12], ['media docena de empanadas', 6], ['uma dúzia de empanadas', 12],
+    ['meia dúzia de empanadas', 6], ['ein Dutzend Empanadas', 12], ['ein halbes Dutzend Empanadas', 6],
+    ['zwölf Empanadas', 12], ['doce empanadas', 12], ['doze empanadas', 12], ['una docena y media de empanadas', 18],
+    ['a dozen and a half empanadas', 18], ['uma dúzia e meia de empanadas', 18],
+  ])('reads "%s" as %i', (text, quantity) => {
+    expect(itemsOf(text)).toEqual([item(quantity, 'empanadas')]);
+  });
+
+  it.each([
+    ['Could I order 3 margheritas please? Thanks', [item(3, 'margheritas')]],
+    ["I'd like to place an order for 2 margherita", [item(2, 'margherita')]],
+    ['Hi! Can I get 1 pepperoni and 2 cokes please 🙏', [item(1, 'pepperoni'), item(2, 'cokes')]],
+    ['Buenas noches, me pones 3 pepperoni? gracias', [item(3, 'pepperoni')]],
+    ['Oi, tudo bem? Queria 2 pizzas de margherita e uma coca, por favor', [item(2, 'pizzas margherita'), item(1, 'coca')]],
+    ['Moin! Wir hätten gern 2 Margherita zum Mitnehmen', [item(2, 'margherita')]],
+    ['hiii can i get a margherita pleaseee', [item(1, 'margherita')]],
+  ])('finds the count anywhere in a polite sentence: "%s"', (text, items) => {
+    expect(itemsOf(text)).toEqual(items);
+  });
+
+  it.each([
+    ['2 coke 2 margherita', [item(2, 'coke'), item(2, 'margherita')]],
+    ['margherita x2 coke x3', [item(2, 'margherita'), item(3, 'coke')]],
+    ['3 empanadas 2 aguas 1 tiramisu', [item(3, 'empanadas'), item(2, 'aguas'), item(1, 'tiramisu')]],
+    ['pizza margherita dos', [item(2, 'pizza margherita')]],
+  ])('splits items written without separators: "%s"', (text, items) => {
+    expect(itemsOf(text)).toEqual(items);
+  });
+
+  it('reads curly quotes, keycaps and emoji around the order', () => {
+    expect(itemsOf('“Margherita” ×2 🍕🍕, 2️⃣ „Cola“ 🥤')).toEqual([item(2, 'margherita'), item(2, 'cola')]);
+  });
+
+  it('drops an article that only introduces filler: "I\'d like to place an order for 2 margherita"', () => {
+    expect(itemsOf("I'd like to place an order for 2 margherita")).toEqual([item(2, 'margherita')]);
+  });
+
+  it('drops a time of day: "2 pepperoni for pickup at 7 pm", "a las 8", "um 19 Uhr"', () => {
+    expect(itemsOf('2 pepperoni for pickup at 7 pm')).toEqual([item(2, 'pepperoni')]);
+    expect(itemsOf('2 pepperoni a las 8')).toEqual([item(2, 'pepperoni')]);
+    expect(itemsOf('2 Pepperoni gegen 19 Uhr')).toEqual([item(2, 'pepperoni')]);
+  });
+
+  it('does not split a decimal or a time: "1,5" and "12:30" stay one token', () => {
+    expect(parseOrderText('1,5 margherita').unsure).toEqual([{ phrase: 'margherita', written: '1,5 margherita', reason: 'quantity' }]);
   });
 });

@@ -25,18 +25,23 @@ const REQUESTS_PER_WAVE = 5;
 
 const request = (id: string) => ({ items: [unreadableBody(id)], receivedAtMs: Date.now(), traceparent: '' });
 
+/** A recorder of one item per batch over the given database. */
+function recorderOver(sql: Sql, maxConcurrentBatches: number, commitDeadlineMs: number) {
+  return createLedgerRecorder({
+    sql,
+    rateLimits: { whatsapp: { maxRequests: 100, windowSeconds: 3600 }, twilio: { maxRequests: 100, windowSeconds: 3600 } },
+    outboxLeaseSeconds: 60,
+    maxBatchItems: 1,
+    maxConcurrentBatches,
+    commitDeadlineMs,
+    onQueued: () => undefined,
+  });
+}
+
 describe('ledger recorder against a hanging database', () => {
   it('answers every request by its deadline and never has more statements out than batch slots', async () => {
     const db = hangingDatabase();
-    const recorder = createLedgerRecorder({
-      sql: db.sql,
-      rateLimits: { whatsapp: { maxRequests: 100, windowSeconds: 3600 }, twilio: { maxRequests: 100, windowSeconds: 3600 } },
-      outboxLeaseSeconds: 60,
-      maxBatchItems: 1,
-      maxConcurrentBatches: 2,
-      commitDeadlineMs: COMMIT_DEADLINE_MS,
-      onQueued: () => undefined,
-    });
+    const recorder = recorderOver(db.sql, 2, COMMIT_DEADLINE_MS);
     const started = Date.now();
     // Wave after wave, as provider retries would arrive while the database hangs.
     for (let wave = 0; wave < WAVES; wave += 1) {
@@ -49,5 +54,31 @@ describe('ledger recorder against a hanging database', () => {
     expect(Date.now() - started).toBeLessThan(WAVES * REQUESTS_PER_WAVE * COMMIT_DEADLINE_MS);
     // The first two statements still hold their slots; nothing else was sent.
     expect(db.statements).toHaveLength(2);
+  });
+});
+
+describe('ledger recorder deadlines', () => {
+  it('answers a request within one deadline of its arrival, even when it waited for a batch slot first', async () => {
+    const deadlineMs = 2000;
+    // The first statement answers when released; every later one hangs.
+    let release: (rows: unknown[]) => void = () => undefined;
+    let calls = 0;
+    const sql = {
+      unsafe: () => (calls++ === 0 ? new Promise((resolve) => (release = resolve)) : new Promise(() => undefined)),
+    } as unknown as Sql;
+    const recorder = recorderOver(sql, 1, deadlineMs);
+    const first = recorder.record(request('first')).catch(() => undefined);
+    const arrived = Date.now();
+    const second = recorder.record(request('second')).then(
+      () => 'resolved',
+      (error: { code?: string }) => ({ code: error.code, afterMs: Date.now() - arrived }),
+    );
+    // The slot frees after most of the second request's deadline; its batch then hangs.
+    setTimeout(() => release([{ ord: 0, outcome: 'malformed', row_id: '1' }]), deadlineMs * 0.6);
+    await first;
+    const outcome = (await second) as { code: string; afterMs: number };
+    expect(outcome.code).toBe('LEDGER_TIMEOUT');
+    // Not a whole deadline after its batch started (which would be 1.6 deadlines).
+    expect(outcome.afterMs).toBeLessThan(deadlineMs * 1.5);
   });
 });

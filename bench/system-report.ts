@@ -1,0 +1,118 @@
+import type { TailRound } from './system-tails';
+
+/** A figure over the rounds: its median and its range, since one round on a shared 2-core machine varies by ±20 %. */
+export interface Spread {
+  median: number | null;
+  min: number | null;
+  max: number | null;
+  rounds: number;
+}
+
+export function spread(values: (number | null)[]): Spread {
+  const numbers = values.filter((value): value is number => value !== null && Number.isFinite(value)).sort((a, b) => a - b);
+  if (numbers.length === 0) return { median: null, min: null, max: null, rounds: values.length };
+  const middle = Math.floor(numbers.length / 2);
+  const median = numbers.length % 2 ? numbers[middle]! : (numbers[middle - 1]! + numbers[middle]!) / 2;
+  return { median, min: numbers[0]!, max: numbers[numbers.length - 1]!, rounds: values.length };
+}
+
+/** missing: acknowledged ids without a row, which must be 0. */
+interface Throughput {
+  acksPerSecond: number;
+  ordersPerSecond: number;
+  missing: number;
+}
+interface Drain {
+  seconds: number | null;
+  messagesPerSecond: number | null;
+  missing: number;
+}
+
+export interface ThroughputRound {
+  single: Throughput;
+  double: Throughput;
+}
+
+export interface DrainRound {
+  one: Drain;
+  two: Drain;
+}
+
+export interface SystemSummary {
+  rounds: number;
+  drainMessages: number;
+  tailRate: number;
+  throughput: Record<'acks1' | 'acks2' | 'acksRatio' | 'orders1' | 'orders2' | 'ordersRatio', Spread>;
+  drain: Record<'seconds1' | 'seconds2' | 'speedup', Spread>;
+  tails: Record<'quiet' | 'afterBurst' | 'underBacklog' | 'freshFirst' | 'freshNext', Record<'p50' | 'p99' | 'max', Spread>>;
+  queuedDuringBacklog: Spread;
+}
+
+const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : a / b);
+
+export function summarizeSystem(rounds: { throughput: ThroughputRound; drain: DrainRound; tails: TailRound }[], drainMessages: number, tailRate: number): SystemSummary {
+  const over = (pick: (round: (typeof rounds)[number]) => number | null) => spread(rounds.map(pick));
+  const tail = (pick: (tails: TailRound) => { p50: number; p99: number; max: number }) => ({
+    p50: over((round) => pick(round.tails).p50),
+    p99: over((round) => pick(round.tails).p99),
+    max: over((round) => pick(round.tails).max),
+  });
+  return {
+    rounds: rounds.length,
+    drainMessages,
+    tailRate,
+    throughput: {
+      acks1: over((r) => r.throughput.single.acksPerSecond),
+      acks2: over((r) => r.throughput.double.acksPerSecond),
+      acksRatio: over((r) => ratio(r.throughput.double.acksPerSecond, r.throughput.single.acksPerSecond)),
+      orders1: over((r) => r.throughput.single.ordersPerSecond),
+      orders2: over((r) => r.throughput.double.ordersPerSecond),
+      ordersRatio: over((r) => ratio(r.throughput.double.ordersPerSecond, r.throughput.single.ordersPerSecond)),
+    },
+    drain: {
+      seconds1: over((r) => r.drain.one.seconds),
+      seconds2: over((r) => r.drain.two.seconds),
+      speedup: over((r) => ratio(r.drain.one.seconds, r.drain.two.seconds)),
+    },
+    tails: {
+      quiet: tail((t) => t.quiet),
+      afterBurst: tail((t) => t.afterBurst),
+      underBacklog: tail((t) => t.underBacklog),
+      freshFirst: tail((t) => t.freshIngest.first),
+      freshNext: tail((t) => t.freshIngest.next),
+    },
+    queuedDuringBacklog: over((r) => r.tails.underBacklog.queued),
+  };
+}
+
+function show(value: Spread, digits: number, unit = ''): string {
+  if (value.median === null) return 'n/a';
+  const f = (n: number) => n.toFixed(digits);
+  return value.rounds > 1 ? `${f(value.median)}${unit} [${f(value.min!)}–${f(value.max!)}]` : `${f(value.median)}${unit}`;
+}
+
+function tailRow(label: string, figures: Record<'p50' | 'p99' | 'max', Spread>): string {
+  return `  ${label.padEnd(44)} ${show(figures.p50, 1).padEnd(20)} ${show(figures.p99, 1).padEnd(22)} ${show(figures.max, 1)}`;
+}
+
+export function formatSystemReport(summary: SystemSummary): string {
+  const { throughput: t, drain: d, tails } = summary;
+  const pct = (value: Spread) => show({ ...value, median: value.median && value.median * 100, min: value.min && value.min * 100, max: value.max && value.max * 100 }, 0, ' %');
+  return [
+    `Whole system: median of ${summary.rounds} round(s) [min–max]`,
+    `  ${''.padEnd(22)} ${'1 ingest + 1 worker'.padEnd(24)} ${'2 ingests + 2 workers'.padEnd(24)} 2+2 / 1+1`,
+    `  ${'acks/s'.padEnd(22)} ${show(t.acks1, 0).padEnd(24)} ${show(t.acks2, 0).padEnd(24)} ${pct(t.acksRatio)}`,
+    `  ${'orders/s'.padEnd(22)} ${show(t.orders1, 0).padEnd(24)} ${show(t.orders2, 0).padEnd(24)} ${pct(t.ordersRatio)}`,
+    '',
+    `Backlog drain: ${summary.drainMessages} messages queued with no worker, then drained`,
+    `  1 worker: ${show(d.seconds1, 1, ' s')}   2 workers: ${show(d.seconds2, 1, ' s')}   speed-up: ${show(d.speedup, 2, '×')}`,
+    '',
+    `Ack latency at ${summary.tailRate} req/s, open loop, from when each request was due (ms)`,
+    `  ${''.padEnd(44)} ${'p50'.padEnd(20)} ${'p99'.padEnd(22)} max`,
+    tailRow('(a) quiet', tails.quiet),
+    tailRow('(b) right after a saturation burst', tails.afterBurst),
+    tailRow(`(c) ${show(summary.queuedDuringBacklog, 0)} queued`, tails.underBacklog),
+    tailRow('(d) a fresh ingest, first seconds', tails.freshFirst),
+    tailRow('    the same process, next seconds', tails.freshNext),
+  ].join('\n');
+}

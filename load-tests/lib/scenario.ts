@@ -1,0 +1,78 @@
+import type { PlannedRequest } from './payloads.ts';
+import type { Settings } from './settings.ts';
+
+/** The arrival of iterations, in k6's executor terms: open loop, so a slow server cannot slow the load down. */
+export type ArrivalLoad =
+  | { executor: 'constant-arrival-rate'; rate: number; durationSeconds: number; preAllocatedVUs: number; maxVUs: number }
+  | {
+      executor: 'ramping-arrival-rate';
+      startRate: number;
+      stages: { target: number; durationSeconds: number }[];
+      preAllocatedVUs: number;
+      maxVUs: number;
+    };
+
+export interface RunContext {
+  runId: string;
+  settings: Settings;
+}
+
+/** A custom counter and when it counts: per iteration (what the load sent) or per answer. */
+export interface CounterDefinition {
+  name: string;
+  /** Added once per iteration: e.g. how many copies of an id it sent. */
+  perIteration?: (iteration: number) => number;
+  /** Counts an answer: e.g. a forged request that was not refused. */
+  perAnswer?: (request: PlannedRequest, status: number) => boolean;
+}
+
+/**
+ * A scenario, as both k6 and the Node runner run it: when iterations arrive, what each one
+ * sends, what it must be answered, and the thresholds that decide the run.
+ */
+export interface ScenarioDefinition {
+  name: string;
+  description: string;
+  load: ArrivalLoad;
+  thresholds: Record<string, string[]>;
+  counters: CounterDefinition[];
+  /** The requests of one iteration, sent at once. iteration counts from 0 across the whole run. */
+  plan(iteration: number, run: RunContext): Promise<PlannedRequest[]>;
+  /** After the load, wait until the gateway has no queued or processing message left (needs ADMIN_TOKEN). */
+  drain?: { timeoutSeconds: number };
+}
+
+export interface ScenarioModule {
+  name: string;
+  defaults: { rate: number; duration: string };
+  define(settings: Settings): ScenarioDefinition;
+}
+
+export function constantLoad(settings: Settings): ArrivalLoad {
+  const { rate, durationSeconds, preAllocatedVUs, maxVUs } = settings;
+  return { executor: 'constant-arrival-rate', rate, durationSeconds, preAllocatedVUs, maxVUs };
+}
+
+/**
+ * The thresholds every scenario shares: the seed's 300 ms target on every answer, the SLO on
+ * answers tagged slo:ack, under 1 % failed requests (status other than expected, or no
+ * answer) and over 99 % passed checks.
+ */
+export function baseThresholds(settings: Settings, options: { slo: boolean }): Record<string, string[]> {
+  const thresholds: Record<string, string[]> = {
+    http_req_duration: [`p(99)<${settings.ackP99Ms}`],
+    http_req_failed: ['rate<0.01'],
+    checks: ['rate>0.99'],
+  };
+  if (options.slo) thresholds['http_req_duration{slo:ack}'] = [`p(99)<${settings.sloP99Ms}`];
+  return thresholds;
+}
+
+/** Senders in turn: iteration n is sent by sender n mod senders. */
+export function senderIndex(iteration: number, settings: Settings): number {
+  return iteration % settings.senders;
+}
+
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}

@@ -1,0 +1,10 @@
+// k6 run -e BASE_URL=… -e WHATSAPP_APP_SECRET=… -e TWILIO_AUTH_TOKEN=… load-tests/meta-constant.ts  (see load-tests/README.md)
+import { createK6Script } from './k6/script.ts';
+import { metaConstant } from './scenarios/meta-constant.ts';
+
+const script = createK6Script(metaConstant);
+export const options = script.options;
+export const setup = script.setup;
+export const teardown = script.teardown;
+export const handleSummary = script.handleSummary;
+export default script.iterate;

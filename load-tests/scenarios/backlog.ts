@@ -1,0 +1,27 @@
+import { genuineMeta } from '../lib/messages.ts';
+import { baseThresholds, constantLoad, type ScenarioModule } from '../lib/scenario.ts';
+import { numberFrom } from '../lib/settings.ts';
+
+/**
+ * A backlog builds while no worker runs: the acks must not slow down as the queues grow
+ * (SPEC §4.5). After the load, the run waits (up to DRAIN_TIMEOUT seconds) until the gateway
+ * reports no message queued or processing, which happens once a worker is started, and
+ * reports how long the drain took. Needs ADMIN_TOKEN for the stats endpoint.
+ */
+export const backlog: ScenarioModule = {
+  name: 'backlog',
+  defaults: { rate: 500, duration: '2m' },
+  define: (settings) => {
+    if (!settings.adminToken) throw new Error('ADMIN_TOKEN is required: the backlog scenario watches the drain through the stats endpoint');
+    return {
+      name: 'backlog',
+      description: 'messages pile up in the queues with no worker running, then drain once one starts',
+      load: constantLoad(settings),
+      thresholds: { ...baseThresholds(settings, { slo: true }), backlog_left: ['count==0'] },
+      // Filled after the load: what had piled up, and what was still unfinished when the wait ended.
+      counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }],
+      plan: async (iteration, run) => [await genuineMeta('backlog', iteration, run)],
+      drain: { timeoutSeconds: numberFrom(settings.env, 'DRAIN_TIMEOUT', 600) },
+    };
+  },
+};

@@ -1,0 +1,42 @@
+import { classifyPostgresError, isValueRefused } from '../db/postgres-errors';
+import { isWagateError, WagateError } from '../errors';
+
+const DEADLOCK_RETRIES = 3;
+
+/**
+ * Failures that say nothing about the batch itself: the database is away, slow or cancelled
+ * a statement, the commit outlived its deadline, or two transactions deadlocked (after their
+ * retries). Every request of the batch gets its 503.
+ */
+export function isTransient(error: unknown): boolean {
+  return classifyPostgresError(error) !== null || isWagateError(error, 'LEDGER_TIMEOUT');
+}
+
+/** A value Postgres cannot store, such as U+0000 in text or jsonb: that item, not the batch, is at fault. */
+export function isDataException(error: unknown): boolean {
+  return isValueRefused(error);
+}
+
+export function ledgerTimeout(deadlineMs: number): WagateError {
+  return new WagateError('LEDGER_TIMEOUT', `ledger commit exceeded ${deadlineMs} ms`);
+}
+
+/** The batch may still commit after the deadline; the provider's retry then finds a duplicate. */
+export function withDeadline<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(ledgerTimeout(deadlineMs)), deadlineMs);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+export async function runWithDeadlockRetry<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await run();
+    } catch (error) {
+      // Sorted locking should prevent a deadlock; if a foreign writer causes one, retry.
+      if (classifyPostgresError(error) !== 'DATABASE_DEADLOCK' || attempt >= DEADLOCK_RETRIES) throw error;
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import type { Sql } from '../db/client';
+import type { Decision, OrderLine, Problem } from './decide';
+import { catalogTerms, matchPhrases, type Candidate, type MatchOptions, type PhraseVerdict } from './match';
+import { buildOrder, validQuantity } from './order-lines';
+import { parseOrderText, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text';
+
+/**
+ * Free text: parse, then match every phrase in Postgres. An order is created only when every item
+ * matched one product with each of its words explained, every quantity is a whole number in range,
+ * nothing was unsure, and nothing the customer excluded is in it. Anything else is a clarification.
+ */
+export async function decideText(sql: Sql, text: string, options: MatchOptions): Promise<Decision> {
+  const parsed = parseOrderText(text, { keepTogether: await catalogTerms(sql) });
+  if (parsed.intent !== 'order') return { kind: parsed.intent };
+  const { items, excluded, unsure } = parsed;
+  if (items.length === 0 && unsure.length === 0) return { kind: 'menu' };
+  const phrases = [...items.map((i) => i.phrase), ...excluded.map((e) => e.phrase), ...unsure.map((u) => u.phrase || u.written)];
+  const verdicts = await matchPhrases(sql, phrases, options);
+  const problems = unsure.map((doubt, index) => unsureProblem(doubt, verdicts[items.length + excluded.length + index]!));
+  const lines = readLines(items, verdicts.slice(0, items.length), problems);
+  const excludedSkus = readExclusions(excluded, verdicts.slice(items.length, items.length + excluded.length), problems);
+  for (const line of lines) {
+    const refused = excludedSkus.get(line.product.sku);
+    if (refused) problems.push({ phrase: refused, reason: 'ambiguous', candidates: [{ ...line.product, score: 1, unexplained: [] }] });
+  }
+  return problems.length > 0 || lines.length === 0 ? { kind: 'clarify', problems } : buildOrder(lines);
+}
+
+function readLines(items: readonly ItemPhrase[], verdicts: readonly PhraseVerdict[], problems: Problem[]): OrderLine[] {
+  const lines: OrderLine[] = [];
+  items.forEach((item, index) => {
+    const verdict = verdicts[index]!;
+    if (verdict.verdict !== 'matched') problems.push({ phrase: item.phrase, reason: verdict.verdict, candidates: verdict.candidates });
+    else if (verdict.product.unexplained.length > 0) problems.push({ phrase: item.phrase, reason: 'unknown', candidates: [verdict.product] });
+    else if (!validQuantity(item.quantity)) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [] });
+    // The same product twice ("1 margherita ... 2 margherita") may be a correction: ask rather than add up.
+    else if (lines.some((line) => line.product.sku === verdict.product.sku)) problems.push({ phrase: verdict.product.name, reason: 'quantity', candidates: [] });
+    else lines.push({ product: verdict.product, quantity: item.quantity });
+  });
+  return lines;
+}
+
+/**
+ * What the customer excluded, by sku, with the words they used. A negated phrase that names no
+ * product ("sin cebolla", "no ice") asks for a change wagate cannot record, so it is a problem.
+ */
+function readExclusions(excluded: readonly ExcludedPhrase[], verdicts: readonly PhraseVerdict[], problems: Problem[]): Map<string, string> {
+  const skus = new Map<string, string>();
+  excluded.forEach((exclusion, index) => {
+    const named = productsNamed(verdicts[index]!);
+    if (named.length === 0) problems.push({ phrase: exclusion.written, reason: 'unknown', candidates: [] });
+    for (const product of named) skus.set(product.sku, exclusion.written);
+  });
+  return skus;
+}
+
+/** The products a phrase names with every word explained: one when matched, several when ambiguous. */
+function productsNamed(verdict: PhraseVerdict): Candidate[] {
+  if (verdict.verdict === 'matched') return verdict.product.unexplained.length === 0 ? [verdict.product] : [];
+  if (verdict.verdict === 'ambiguous' && verdict.candidates[0]!.unexplained.length === 0) return verdict.candidates;
+  return [];
+}
+
+function unsureProblem(doubt: UnsurePhrase, verdict: PhraseVerdict): Problem {
+  if (doubt.reason === 'quantity') return { phrase: doubt.written, reason: 'quantity', candidates: [] };
+  const candidates = verdict.verdict === 'matched' ? [verdict.product] : verdict.candidates;
+  return { phrase: doubt.written, reason: 'unknown', candidates };
+}

@@ -1,0 +1,185 @@
+import { COURTESY_PHRASES, FILLER_WORDS, TIME_OF_DAY, TIME_PREPOSITIONS, TIME_SUFFIXES } from './parse-text-filler';
+import { readQuantity, type QuantityRead } from './parse-text-quantity';
+import { phraseAt, type Token, type WordPhrase } from './parse-text-tokens';
+import { ALTERNATIVES, AMBIGUOUS_OR, CONJUNCTIONS, CONTRASTS, NEGATIONS, UNSURE_WORDS } from './parse-text-words';
+
+export interface ItemPhrase {
+  /** 1..n as written; the caller refuses anything over its maximum and asks again. */
+  quantity: number;
+  /** The product words, lower-cased, accents kept, quantity and filler words removed; never empty. */
+  phrase: string;
+}
+
+/** Something the customer said not to include ("no coke", "0 cola", "sin cebolla"). */
+export interface ExcludedPhrase {
+  phrase: string;
+  /** As written, negation included, for the clarification when it does not name a product. */
+  written: string;
+}
+
+/** A part the parser cannot read with certainty: the message gets a clarification, not an order. */
+export interface UnsurePhrase {
+  /** The product words, possibly empty, to suggest candidates. */
+  phrase: string;
+  written: string;
+  reason: 'quantity' | 'unknown';
+}
+
+export interface ChunkReading {
+  items: ItemPhrase[];
+  excluded: ExcludedPhrase[];
+  unsure: UnsurePhrase[];
+}
+
+/** A negation in force; `carried` once a conjunction has passed ("no coke and fanta"). */
+interface Negation {
+  text: string;
+  carried: boolean;
+}
+
+type Element =
+  | { kind: 'word' | 'negation' | 'alternative' | 'unsure'; text: string }
+  | { kind: 'quantity'; text: string; read: QuantityRead }
+  | { kind: 'separator' | 'contrast' | 'filler' };
+
+/** Reads one sentence-like chunk (no commas or sentence ends inside) into items, exclusions and doubts. */
+export function readChunk(tokens: readonly Token[], catalogPhrases: readonly WordPhrase[]): ChunkReading {
+  const reading: ChunkReading = { items: [], excluded: [], unsure: [] };
+  let part: Element[] = [];
+  let negation: Negation | undefined;
+  const flush = () => {
+    readPart(part, negation, reading);
+    part = [];
+    if (negation) negation.carried = true;
+  };
+  for (const element of scan(tokens, catalogPhrases)) {
+    if (element.kind === 'separator') flush();
+    else if (element.kind === 'contrast') {
+      flush();
+      negation = undefined;
+    } else if (element.kind === 'negation') {
+      flush();
+      negation = { text: element.text, carried: false };
+    } else part.push(element);
+  }
+  flush();
+  return reading;
+}
+
+/** Classifies each token; catalog phrases win, so "fish and chips" or "coke zero" are never split or counted. */
+function scan(tokens: readonly Token[], catalogPhrases: readonly WordPhrase[]): Element[] {
+  const elements: Element[] = [];
+  for (let index = 0; index < tokens.length; ) {
+    const { element, used } = classify(tokens, index, catalogPhrases);
+    if (element) elements.push(element);
+    index += used;
+  }
+  return elements;
+}
+
+/** One element (or none, for courtesy and times) and how many tokens it spans; the first reading that applies wins. */
+function classify(tokens: readonly Token[], index: number, catalogPhrases: readonly WordPhrase[]): { element?: Element; used: number } {
+  const key = tokens[index]!.key;
+  const text = (length: number) => tokens.slice(index, index + length).map((t) => t.text).join(' ');
+  const catalog = phraseAt(tokens, index, catalogPhrases);
+  if (catalog) return { element: { kind: 'word', text: text(catalog.length) }, used: catalog.length };
+  const negation = phraseAt(tokens, index, NEGATIONS);
+  if (negation) return { element: { kind: 'negation', text: text(negation.length) }, used: negation.length };
+  const contrast = phraseAt(tokens, index, CONTRASTS);
+  if (contrast) return { element: { kind: 'contrast' }, used: contrast.length };
+  const skipped = phraseAt(tokens, index, COURTESY_PHRASES)?.length ?? timeLength(tokens, index);
+  if (skipped) return { used: skipped };
+  // Before conjunctions, so that "una docena y media" is one count.
+  const quantity = readQuantity(tokens, index);
+  if (quantity) return { element: { kind: 'quantity', text: text(quantity.used), read: quantity }, used: quantity.used };
+  if (CONJUNCTIONS.has(key)) return { element: { kind: 'separator' }, used: 1 };
+  if (ALTERNATIVES.has(key) || (key === AMBIGUOUS_OR && isQuantityNear(tokens, index))) {
+    return { element: { kind: 'alternative', text: text(1) }, used: 1 };
+  }
+  const unsure = phraseAt(tokens, index, UNSURE_WORDS);
+  if (unsure) return { element: { kind: 'unsure', text: text(unsure.length) }, used: unsure.length };
+  return { element: { kind: FILLER_WORDS.has(key) ? 'filler' : 'word', text: text(1) }, used: 1 };
+}
+
+/** Tokens spanned by a time of day ("at 7", "a las 8 pm", "gegen 19 Uhr"), or 0. */
+function timeLength(tokens: readonly Token[], index: number): number {
+  const preposition = phraseAt(tokens, index, TIME_PREPOSITIONS);
+  if (!preposition || !TIME_OF_DAY.test(tokens[index + preposition.length]?.key ?? '')) return 0;
+  const suffix = TIME_SUFFIXES.has(tokens[index + preposition.length + 1]?.key ?? '') ? 1 : 0;
+  return preposition.length + 1 + suffix;
+}
+
+function isQuantityNear(tokens: readonly Token[], index: number): boolean {
+  return [index - 1, index + 1].some((near) => near >= 0 && near < tokens.length && readQuantity(tokens, near) !== undefined);
+}
+
+interface Group {
+  quantity?: Extract<Element, { kind: 'quantity' }>;
+  words: string[];
+  /** Filler words after the count: "an order" says nothing, a lone "noch eine" ("one more") is unsure. */
+  fillers: number;
+}
+
+/**
+ * A part (between separators) holds one or more items: "2 coke 2 margherita" (each count starts an
+ * item), "margherita x2 coke x3" (each count ends one), or a single item without a count (1). Counts
+ * in the middle of words ("coke 2 margherita"), alternatives and hedges make the part unsure.
+ */
+function readPart(part: readonly Element[], negation: Negation | undefined, reading: ChunkReading): void {
+  if (part.every((element) => element.kind === 'filler')) return;
+  const written = [negation?.text, ...part.map((element) => (element.kind !== 'filler' && 'text' in element ? element.text : ''))]
+    .filter(Boolean)
+    .join(' ');
+  const words = part.flatMap((element) => (element.kind === 'word' ? [element.text] : []));
+  const doubt = (reason: UnsurePhrase['reason']) => {
+    reading.unsure.push({ phrase: words.join(' '), written, reason });
+  };
+  if (part.some((element) => element.kind === 'alternative' || element.kind === 'unsure')) return doubt('unknown');
+  const groups = groupByQuantity(part);
+  if (!groups) return doubt('quantity');
+  for (const group of groups) readGroup(group, negation, reading);
+}
+
+function readGroup(group: Group, negation: Negation | undefined, reading: ChunkReading): void {
+  const read = group.quantity?.read;
+  const written = [negation?.text, group.quantity?.text, ...group.words].filter(Boolean).join(' ');
+  const phrase = group.words.join(' ');
+  const doubt = () => {
+    reading.unsure.push({ phrase, written, reason: 'quantity' });
+  };
+  // "margherita margherita": one, two, or a slip? Ask.
+  if (read?.kind === 'vague' || new Set(group.words).size < group.words.length) return doubt();
+  // A count with no product: "2 please", "x3", "y otra"; an article before filler ("an order") says nothing.
+  if (group.words.length === 0) return read?.article && group.fillers > 0 ? undefined : doubt();
+  if (negation !== undefined) {
+    // "no coke" and "no quiero una coca" exclude; "no 2 margherita", "not 3" and "no coke and a
+    // margherita" may be corrections or new items: they cannot be read safely.
+    if (read !== undefined && read.value > 0 && (!read.article || negation.carried)) return doubt();
+    reading.excluded.push({ phrase, written });
+  } else if (read?.value === 0) reading.excluded.push({ phrase, written });
+  else reading.items.push({ quantity: read?.value ?? 1, phrase });
+}
+
+function groupByQuantity(part: readonly Element[]): Group[] | undefined {
+  const counts = part.filter((element) => element.kind === 'quantity').length;
+  const meaningful = part.filter((element) => element.kind !== 'filler');
+  const groups: Group[] = [];
+  if (counts === 0 || meaningful[0]!.kind === 'quantity') {
+    for (const element of part) {
+      if (element.kind === 'quantity') groups.push({ quantity: element, words: [], fillers: 0 });
+      else if (element.kind === 'word') (groups.at(-1) ?? groups[groups.push({ words: [], fillers: 0 }) - 1]!).words.push(element.text);
+      else if (element.kind === 'filler' && groups.length > 0) groups.at(-1)!.fillers += 1;
+    }
+    return groups;
+  }
+  if (meaningful.at(-1)!.kind !== 'quantity') return undefined;
+  let words: string[] = [];
+  for (const element of part) {
+    if (element.kind === 'word') words.push(element.text);
+    else if (element.kind === 'quantity') {
+      groups.push({ quantity: element, words, fillers: 0 });
+      words = [];
+    }
+  }
+  return groups;
+}

@@ -1,0 +1,96 @@
+import { loadConfig } from '../../src/config';
+import { importCatalog } from '../../src/orders/catalog-import';
+import { decide, type Decision } from '../../src/orders/decide';
+import { replies } from '../../src/orders/replies';
+import type { QueueMessage } from '../../src/queue/message';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+
+// The four-product shop of issue 14.
+const CATALOG = `sku,name,price,currency,aliases
+PZ-MARG,Pizza Margherita,8.50,EUR,margherita
+PZ-PEPP,Pizza Pepperoni,9.50,EUR,pepperoni
+DR-COLA,Coca-Cola,2.50,EUR,coke|cola|coca
+DS-TIRA,Tiramisu,4.00,EUR,
+`;
+
+let db: TestDatabase;
+const config = loadConfig({});
+const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await importCatalog(db.sql, CATALOG);
+});
+
+afterAll(async () => {
+  await db.drop();
+});
+
+function text(body: string): QueueMessage {
+  return {
+    v: 1, source: 'whatsapp', messageId: 'm', from: '15550001111', senderKey: '15550001111', business: 'b',
+    contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date(0).toISOString(), content: { text: { body } },
+  };
+}
+
+async function cartOf(body: string): Promise<Record<string, number> | Decision['kind']> {
+  const decision = await decide(db.sql, text(body), match);
+  if (decision.kind !== 'order') return decision.kind;
+  return Object.fromEntries(decision.lines.map((line) => [line.product.sku, line.quantity]));
+}
+
+describe('deciding free text against a real catalog', () => {
+  it.each([
+    ["I don't want coke, just 2 margherita", { 'PZ-MARG': 2 }],
+    ['2margherita', { 'PZ-MARG': 2 }],
+    ['a dozen margheritas and half a dozen cokes', { 'PZ-MARG': 12, 'DR-COLA': 6 }],
+    ['Could I order 3 margheritas please? Thanks', { 'PZ-MARG': 3 }],
+    ['2 coke 2 margherita', { 'DR-COLA': 2, 'PZ-MARG': 2 }],
+    ['0 coke, 1 tiramisu', { 'DS-TIRA': 1 }],
+    ['Keine Cola, nur eine Pepperoni 🍕', { 'PZ-PEPP': 1 }],
+  ])('orders exactly what "%s" asks for', async (body, cart) => {
+    expect(await cartOf(body)).toEqual(cart);
+  });
+
+  it.each([
+    '2 margherita without onions', // a change wagate cannot record
+    '1 coke no ice',
+    'margherita or pepperoni',
+    '2 or 3 margheritas',
+    'half a margherita',
+    'pepsi x2', // "pepsi" is not explained by "pepperoni"
+    '2 large margheritas',
+    'thre margheritas',
+    '1 margherita, 2 margherita', // a correction or a sum: ask
+    'no coke, 1 coke',
+    '2 margherita 1 lasagna',
+    'I want 100 cokes',
+    '2 Margherita und noch eine', // "one more"
+    'can i get 2 margherita and a coke? actually no coke',
+    '#2 margherita', // an item number on some menu
+    'margherita 2 pepperoni', // whose is the 2?
+  ])('asks instead of ordering for "%s"', async (body) => {
+    expect(await cartOf(body)).toBe('clarify');
+  });
+
+  it('names the closest product when a word is not explained', async () => {
+    const decision = await decide(db.sql, text('thre margheritas'), match);
+    expect(decision).toMatchObject({ kind: 'clarify', problems: [{ phrase: 'thre margheritas', reason: 'unknown', candidates: [{ sku: 'PZ-MARG' }] }] });
+    expect(replies.clarification((decision as Extract<Decision, { kind: 'clarify' }>).problems)).toContain('did you mean Pizza Margherita?');
+  });
+
+  it('answers a question about the shop with the menu and an empty refusal with the menu', async () => {
+    expect(await cartOf('do you have tiramisu?')).toBe('menu');
+    expect(await cartOf('no thanks')).toBe('menu');
+  });
+
+  it('confirms each item with its quantity and price, the total, and how to correct it', async () => {
+    const decision = await decide(db.sql, text('2 margherita and a coke'), match);
+    if (decision.kind !== 'order') throw new Error(`expected an order, got ${decision.kind}`);
+    const confirmation = replies.orderConfirmation('42', 'Ana', decision.lines, decision.total, decision.currency);
+    expect(confirmation).toContain('2 × Pizza Margherita (EUR 8.50)');
+    expect(confirmation).toContain('1 × Coca-Cola (EUR 2.50)');
+    expect(confirmation).toContain('Total EUR 19.50');
+    expect(confirmation).toContain('Reply CANCEL to cancel it, then send your order again.');
+  });
+});

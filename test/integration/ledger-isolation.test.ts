@@ -1,0 +1,95 @@
+import { createLedgerRecorder, type LedgerRecorder } from '../../src/ledger/recorder';
+import type { LedgerItem, MessageItem } from '../../src/ledger/items';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { uniqueWamid } from '../support/webhooks';
+
+let db: TestDatabase;
+let recorder: LedgerRecorder;
+const isolated: unknown[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  recorder = createLedgerRecorder({
+    sql: db.sql,
+    rateLimits: { whatsapp: { maxRequests: 1000, windowSeconds: 3600 }, twilio: { maxRequests: 1000, windowSeconds: 3600 } },
+    outboxLeaseSeconds: 60,
+    maxBatchItems: 256,
+    maxConcurrentBatches: 1,
+    commitDeadlineMs: 10000,
+    onQueued: () => undefined,
+    onIsolating: (error) => isolated.push(error),
+  });
+});
+
+afterAll(async () => {
+  await db.drop();
+});
+
+function textMessage(text: string, id = uniqueWamid()): MessageItem {
+  return {
+    kind: 'message',
+    source: 'whatsapp',
+    messageId: id,
+    sender: '15550800001',
+    senderKey: '15550800001',
+    business: '106540352242922',
+    type: 'text',
+    timestampSeconds: Math.floor(Date.now() / 1000),
+    verdict: 'queued',
+    payload: {
+      v: 1,
+      source: 'whatsapp',
+      messageId: id,
+      from: '15550800001',
+      senderKey: '15550800001',
+      business: '106540352242922',
+      contactName: null,
+      type: 'text',
+      timestampSeconds: Math.floor(Date.now() / 1000),
+      receivedAt: new Date().toISOString(),
+      content: { id, type: 'text', text: { body: text } },
+    },
+  };
+}
+
+/** Hands every request to the recorder in the same event-loop turn, so they share one batch. */
+function recordTogether(requests: LedgerItem[][]) {
+  return Promise.all(requests.map((items) => recorder.record({ items, receivedAtMs: Date.now(), traceparent: '' })));
+}
+
+async function statusOf(id: string): Promise<{ status: string; raw_body: string | null } | undefined> {
+  const [row] = await db.sql<{ status: string; raw_body: string | null }[]>`
+    SELECT status, raw_body FROM webhook_messages WHERE message_id = ${id}`;
+  return row;
+}
+
+describe('a poison item in a group commit', () => {
+  it('costs only itself: the other requests of its batch commit, and it is kept as malformed', async () => {
+    const genuine = [textMessage('2 pizzas'), textMessage('one coke'), textMessage('menu')];
+    const poison = textMessage('pizza\u0000please');
+    const outcomes = await recordTogether([[genuine[0]!], [genuine[1]!, poison], [genuine[2]!]]);
+
+    expect(outcomes).toEqual([['queued'], ['queued', 'malformed'], ['queued']]);
+    expect(isolated.map((error) => (error as { code?: string }).code)).toEqual(['22P05']);
+    for (const item of genuine) expect((await statusOf(item.messageId))?.status).toBe('queued');
+    const kept = await statusOf(poison.messageId);
+    expect(kept?.status).toBe('malformed');
+    // The message as received, U+0000 included, is kept as base64.
+    const decoded = Buffer.from(kept!.raw_body!.replace(/^base64:/, ''), 'base64').toString('utf8');
+    expect(JSON.parse(decoded).content.text.body).toBe('pizza\u0000please');
+    const outboxRows = await db.sql`SELECT 1 FROM outbox`;
+    expect(outboxRows).toHaveLength(3);
+  });
+
+  it('makes the provider’s retry of the poison body a duplicate', async () => {
+    const poison = textMessage('\u0000');
+    expect(await recordTogether([[poison], [textMessage('hi')]])).toEqual([['malformed'], ['queued']]);
+    expect(await recordTogether([[poison]])).toEqual([['duplicate']]);
+  });
+
+  it('keeps an unparseable body with a U+0000 byte as malformed instead of failing', async () => {
+    const body: LedgerItem = { kind: 'malformed', source: 'twilio', messageId: `malformed:${uniqueWamid()}`, rawBody: 'a\u0000b', reason: 'not a form' };
+    expect(await recordTogether([[body]])).toEqual([['malformed']]);
+    expect((await statusOf(body.messageId))?.raw_body).toBe(`base64:${Buffer.from('a\u0000b').toString('base64')}`);
+  });
+});

@@ -1,0 +1,63 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadEnv } from '../support/load';
+import { useIngestSuite } from '../support/ingest';
+
+const ROOT = path.join(__dirname, '..', '..');
+const TSX_CLI = path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+const CLI_TIMEOUT_MS = 60_000;
+
+/** `npm run load -- <args>`, as its script runs it, with the environment it reads. */
+function runLoadCommand(args: string[], env: Record<string, string | undefined>) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [TSX_CLI, 'load-tests/runner/main.ts', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('npm run load -- <scenario>', () => {
+  const suite = useIngestSuite();
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'wagate-load-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints every verdict, writes the JSON summary and exits 0 when every threshold passes', async () => {
+    const summaryPath = path.join(dir, 'forged.json');
+    const { code, stdout, stderr } = await runLoadCommand(['forged-signatures'], { ...loadEnv(suite.ingest.baseUrl), DURATION: '1s', RATE: '40', SUMMARY_PATH: summaryPath });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toContain('✓ forged_accepted count==0  count=0');
+    expect(stdout).toContain('✓ http_req_failed rate<0.01  rate=0.00%');
+    expect(stdout).toContain('verdict: every threshold passed');
+    const summary = JSON.parse(readFileSync(summaryPath, 'utf8'));
+    expect(summary).toMatchObject({ scenario: 'forged-signatures', runner: 'node', ok: true, requests: 40, counters: { forged_accepted: 0 } });
+    expect(JSON.stringify(summary)).not.toContain(loadEnv('').WHATSAPP_APP_SECRET);
+  }, CLI_TIMEOUT_MS);
+
+  it('exits 1 and marks the threshold that failed', async () => {
+    const env = { ...loadEnv(suite.ingest.baseUrl), DURATION: '1s', RATE: '20', ACK_P99_MS: '0.001', SUMMARY_PATH: path.join(dir, 'failed.json') };
+    const { code, stdout } = await runLoadCommand(['meta-constant'], env);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/✗ http_req_duration p\(99\)<0\.001 {2}p\(99\)=[\d.]+ms/);
+    expect(stdout).toContain('verdict: 1 threshold(s) FAILED');
+  }, CLI_TIMEOUT_MS);
+
+  it('exits 2 with the scenarios listed for an unknown one', async () => {
+    const unknown = await runLoadCommand(['meta-constnt'], loadEnv(suite.ingest.baseUrl));
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown scenario "meta-constnt"');
+    expect(unknown.stderr).toContain('scenarios: meta-constant, twilio-constant, mixed-ramping, duplicate-storm, forged-signatures, sender-flood, backlog, soak');
+  }, CLI_TIMEOUT_MS);
+});

@@ -1,0 +1,126 @@
+import { backlog } from '../../load-tests/scenarios/backlog.ts';
+import { duplicateStorm } from '../../load-tests/scenarios/duplicate-storm.ts';
+import { forgedSignatures } from '../../load-tests/scenarios/forged-signatures.ts';
+import { metaConstant } from '../../load-tests/scenarios/meta-constant.ts';
+import { mixedRamping } from '../../load-tests/scenarios/mixed-ramping.ts';
+import { floodSender, senderFlood } from '../../load-tests/scenarios/sender-flood.ts';
+import { soak } from '../../load-tests/scenarios/soak.ts';
+import { twilioConstant } from '../../load-tests/scenarios/twilio-constant.ts';
+import { idsAnswered, rowsFor, runBriefly, type RunResult } from '../support/load';
+import { startPipeline, type Pipeline } from '../support/pipeline';
+import { waitFor } from '../support/wait';
+
+/** Low, so the flooding sender crosses it within a one-second run. */
+const RATE_LIMIT = 10;
+const RUN_TIMEOUT_MS = 60_000;
+
+function expectEveryThresholdPassed(result: RunResult): void {
+  const failed = result.summary.verdicts.filter((verdict) => !verdict.ok);
+  expect(failed).toEqual([]);
+  expect(result.summary.ok).toBe(true);
+  expect(result.summary.requests).toBeGreaterThan(0);
+  expect(result.summary.droppedIterations).toBe(0);
+}
+
+describe('load scenarios, run briefly by the Node runner against a real gateway', () => {
+  let pipeline: Pipeline;
+  const acknowledged: string[] = [];
+
+  beforeAll(async () => {
+    pipeline = await startPipeline({ RATE_LIMIT_MAX_REQUESTS: String(RATE_LIMIT) });
+  });
+  afterAll(async () => {
+    await pipeline?.stop();
+  });
+
+  async function expectEvery200Recorded(result: RunResult) {
+    const ids = idsAnswered(result, 200);
+    expect(ids.length).toBeGreaterThan(0);
+    const rows = await rowsFor(pipeline.db.sql, ids);
+    expect(ids.filter((id) => !rows.has(id))).toEqual([]);
+    acknowledged.push(...ids);
+    return rows;
+  }
+
+  it('forged signatures: every request is refused with 401 and none leaves a row', async () => {
+    const result = await runBriefly(forgedSignatures, pipeline.ingest.baseUrl);
+    expectEveryThresholdPassed(result);
+    expect(result.summary.counters.forged_accepted).toBe(0);
+    expect(result.answers.every((answer) => answer.status === 401)).toBe(true);
+    expect(new Set(result.answers.map((answer) => answer.kind)).size).toBe(8);
+    expect((await rowsFor(pipeline.db.sql, result.answers.map((answer) => answer.messageId))).size).toBe(0);
+  }, RUN_TIMEOUT_MS);
+
+  it('backlog: acks while no worker runs, then the backlog drains once one starts', async () => {
+    const result = await runBriefly(backlog, pipeline.ingest.baseUrl, { DRAIN_TIMEOUT: '45' }, {
+      onBacklogBuilt: async () => {
+        await pipeline.startWorker();
+      },
+    });
+    expectEveryThresholdPassed(result);
+    const rows = await expectEvery200Recorded(result);
+    expect(result.summary.counters.backlog_messages).toBeGreaterThanOrEqual(rows.size);
+    expect(result.summary.counters.backlog_left).toBe(0);
+    expect(result.summary.metrics.backlog_drain_seconds?.values.count).toBe(1);
+    const finished = await rowsFor(pipeline.db.sql, [...rows.keys()]);
+    expect([...finished.values()].filter((row) => !['processed', 'unmatched'].includes(row.status))).toEqual([]);
+  }, RUN_TIMEOUT_MS);
+
+  it.each([
+    ['meta-constant', metaConstant, {}],
+    ['twilio-constant', twilioConstant, {}],
+    ['soak', soak, { RATE: '25' }],
+  ])('%s: every threshold passes and every 200 has its row', async (_name, scenario, overrides) => {
+    const result = await runBriefly(scenario, pipeline.ingest.baseUrl, overrides);
+    expectEveryThresholdPassed(result);
+    const rows = await expectEvery200Recorded(result);
+    expect(idsAnswered(result, 200).length).toBe(result.answers.length);
+    expect([...rows.values()].every((row) => row.duplicate_count === 0)).toBe(true);
+  }, RUN_TIMEOUT_MS);
+
+  it('mixed-ramping: ramps up and down, sends both providers in the configured share, and every 200 has its row', async () => {
+    const result = await runBriefly(mixedRamping, pipeline.ingest.baseUrl, { DURATION: '2s', META_SHARE: '0.25' });
+    expectEveryThresholdPassed(result);
+    const rows = await expectEvery200Recorded(result);
+    const meta = [...rows.values()].filter((row) => row.webhook_source === 'whatsapp').length;
+    expect(meta).toBe(Math.floor(rows.size * 0.25));
+  }, RUN_TIMEOUT_MS);
+
+  it('duplicate storm: each id has exactly one row, and every other copy is counted as its duplicate', async () => {
+    const result = await runBriefly(duplicateStorm, pipeline.ingest.baseUrl, { RATE: '20' });
+    expectEveryThresholdPassed(result);
+    const rows = await expectEvery200Recorded(result);
+    const { storm_ids: stormIds, duplicate_copies: duplicateCopies } = result.summary.counters;
+    expect(rows.size).toBe(stormIds);
+    for (const [id, row] of rows) {
+      const copies = result.answers.filter((answer) => answer.messageId === id).length;
+      expect(row.duplicate_count).toBe(copies - 1);
+    }
+    const counted = [...rows.values()].reduce((sum, row) => sum + row.duplicate_count, 0);
+    expect(counted).toBe(duplicateCopies);
+    expect(duplicateCopies).toBeGreaterThan(stormIds!);
+  }, RUN_TIMEOUT_MS);
+
+  it('sender flood: the flooder is rate-limited past the limit, the other senders are not, and all are answered 200', async () => {
+    const result = await runBriefly(senderFlood, pipeline.ingest.baseUrl);
+    expectEveryThresholdPassed(result);
+    expect(result.summary.verdicts.map((verdict) => verdict.metric)).toContain('http_req_duration{sender:flood}');
+    const rows = [...(await expectEvery200Recorded(result)).values()];
+    const flooder = floodSender(result.summary.runId, 1000);
+    const flood = rows.filter((row) => row.phone_number === flooder);
+    expect(flood.length).toBe(result.summary.counters.flood_messages);
+    expect(flood.filter((row) => row.status === 'rate_limited').length).toBe(flood.length - RATE_LIMIT);
+    expect(rows.filter((row) => row.phone_number !== flooder && row.status === 'rate_limited')).toEqual([]);
+  }, RUN_TIMEOUT_MS);
+
+  it('with a worker running, every queued message ends processed or unmatched', async () => {
+    const statuses = async () =>
+      pipeline.db.sql<{ status: string; count: number }[]>`
+        SELECT status, count(*)::integer AS count FROM webhook_messages WHERE message_id = ANY(${acknowledged}) GROUP BY status`;
+    await waitFor('every queued message to finish', async () => (await statuses()).every((row) => ['processed', 'unmatched', 'rate_limited'].includes(row.status)), 45_000);
+    const counts = Object.fromEntries((await statuses()).map((row) => [row.status, row.count]));
+    expect(counts.processed).toBeGreaterThan(0);
+    expect(Object.keys(counts).sort()).toEqual(expect.arrayContaining(['processed', 'rate_limited']));
+    expect(Object.values(counts).reduce((sum, count) => sum + count, 0)).toBe(new Set(acknowledged).size);
+  }, RUN_TIMEOUT_MS);
+});

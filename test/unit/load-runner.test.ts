@@ -1,0 +1,41 @@
+import type { ScenarioDefinition } from '../../load-tests/lib/scenario.ts';
+import { readSettings } from '../../load-tests/lib/settings.ts';
+import { runScenario } from '../../load-tests/runner/run.ts';
+
+const SETTINGS = readSettings({ WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', BASE_URL: 'http://127.0.0.1:9' }, 'unit', { rate: 1, duration: '1s' });
+
+/** A scenario whose iterations send nothing: only the arrival loop is under test. */
+function scenario(overrides: Partial<ScenarioDefinition>): ScenarioDefinition {
+  return {
+    name: 'unit',
+    description: 'no requests',
+    load: { executor: 'constant-arrival-rate', rate: 40, durationSeconds: 0.5, preAllocatedVUs: 1, maxVUs: 1 },
+    thresholds: {},
+    counters: [{ name: 'iterations_started', perIteration: () => 1 }],
+    plan: async () => [],
+    ...overrides,
+  };
+}
+
+describe('the Node runner', () => {
+  it('starts iterations when they are due and drops those that find every VU busy, as k6 does', async () => {
+    const slow = scenario({ plan: () => new Promise((resolve) => setTimeout(() => resolve([]), 120)) });
+    const summary = await runScenario(slow, SETTINGS);
+    const started = summary.counters.iterations_started!;
+    // 20 due in 0.5 s; one VU, each iteration 120 ms: at most one in five can start.
+    expect(started).toBeGreaterThanOrEqual(1);
+    expect(started).toBeLessThanOrEqual(5);
+    expect(summary.droppedIterations).toBe(20 - started);
+  });
+
+  it('stops with the scenario error when an iteration throws, after the ones in flight', async () => {
+    const broken = scenario({
+      load: { executor: 'constant-arrival-rate', rate: 40, durationSeconds: 0.5, preAllocatedVUs: 5, maxVUs: 5 },
+      plan: async (iteration) => {
+        if (iteration === 3) throw new Error('payload builder broke');
+        return [];
+      },
+    });
+    await expect(runScenario(broken, SETTINGS)).rejects.toThrow('payload builder broke');
+  });
+});

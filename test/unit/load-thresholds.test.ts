@@ -1,0 +1,110 @@
+import { arrivalSchedule } from '../../load-tests/runner/arrival.ts';
+import { readSettings, parseDuration } from '../../load-tests/lib/settings.ts';
+import { judge, parseThreshold, percentile, trendValues } from '../../load-tests/lib/thresholds.ts';
+import { SCENARIOS } from '../../load-tests/scenarios/index.ts';
+
+const ENV = { WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', ADMIN_TOKEN: 'c' };
+
+describe('load-test thresholds, as k6 judges them', () => {
+  it('judges percentiles, rates and counts with every operator', () => {
+    const metrics = {
+      http_req_duration: { type: 'trend' as const, values: { 'p(99)': 12 } },
+      http_req_failed: { type: 'rate' as const, values: { rate: 0.02 } },
+      forged_accepted: { type: 'counter' as const, values: { count: 0 } },
+    };
+    const verdicts = judge(
+      { http_req_duration: ['p(99)<20', 'p(99.0)<=12', 'p(99)>12'], http_req_failed: ['rate<0.01'], forged_accepted: ['count==0', 'count!=0'] },
+      metrics,
+    );
+    expect(verdicts.map((v) => [v.metric, v.threshold, v.ok])).toEqual([
+      ['http_req_duration', 'p(99)<20', true],
+      ['http_req_duration', 'p(99.0)<=12', true],
+      ['http_req_duration', 'p(99)>12', false],
+      ['http_req_failed', 'rate<0.01', false],
+      ['forged_accepted', 'count==0', true],
+      ['forged_accepted', 'count!=0', false],
+    ]);
+  });
+
+  it('keeps the outcome k6 already decided, and passes a metric without samples as k6 does', () => {
+    const verdicts = judge(
+      { checks: ['rate>0.99'], 'http_req_duration{slo:ack}': ['p(99)<20'] },
+      { checks: { type: 'rate', values: { rate: 1 }, thresholds: { 'rate>0.99': { ok: false } } } },
+    );
+    expect(verdicts).toEqual([
+      { metric: 'checks', threshold: 'rate>0.99', ok: false, actual: 1, aggregation: 'rate' },
+      { metric: 'http_req_duration{slo:ack}', threshold: 'p(99)<20', ok: true, actual: null, aggregation: 'p(99)' },
+    ]);
+  });
+
+  it('refuses a threshold it cannot evaluate, naming it', () => {
+    expect(() => parseThreshold('p99 < 20')).toThrow('unsupported threshold "p99 < 20"');
+  });
+
+  it('interpolates percentiles between ranks as k6 does', () => {
+    expect(percentile([1, 2, 3, 4], 50)).toBe(2.5);
+    expect(trendValues([5, 1, 3])).toMatchObject({ min: 1, med: 3, max: 5, avg: 3, count: 3 });
+  });
+});
+
+describe('load-test arrival schedule', () => {
+  it('spaces a constant rate evenly', () => {
+    const schedule = arrivalSchedule({ executor: 'constant-arrival-rate', rate: 500, durationSeconds: 2, preAllocatedVUs: 1, maxVUs: 1 });
+    expect(schedule.total).toBe(1000);
+    expect(schedule.dueMs(0)).toBe(0);
+    expect(schedule.dueMs(999)).toBeCloseTo(1998);
+  });
+
+  it('ramps: the iterations due by each time follow the linear rate', () => {
+    const schedule = arrivalSchedule({
+      executor: 'ramping-arrival-rate',
+      startRate: 0,
+      stages: [
+        { target: 100, durationSeconds: 2 },
+        { target: 100, durationSeconds: 1 },
+        { target: 0, durationSeconds: 1 },
+      ],
+      preAllocatedVUs: 1,
+      maxVUs: 1,
+    });
+    // 100 during the ramp up, 100 while holding, 50 during the ramp down.
+    expect(schedule.total).toBe(250);
+    expect(schedule.dueMs(25)).toBeCloseTo(1000); // 0→100/s over 2 s: 25 due by 1 s
+    expect(schedule.dueMs(150)).toBeCloseTo(2500);
+    const dues = Array.from({ length: 250 }, (_, n) => schedule.dueMs(n));
+    expect(dues.every((due, n) => n === 0 || due > dues[n - 1]!)).toBe(true);
+    expect(dues[249]!).toBeLessThan(4000);
+  });
+});
+
+describe('load-test settings', () => {
+  it('reads k6 durations', () => {
+    expect(parseDuration('30s', 'DURATION')).toBe(30);
+    expect(parseDuration('1h30m', 'DURATION')).toBe(5400);
+    expect(parseDuration('250ms', 'DURATION')).toBe(0.25);
+    expect(parseDuration('2', 'DURATION')).toBe(2);
+    expect(() => parseDuration('soon', 'DURATION')).toThrow('DURATION must be a duration');
+  });
+
+  it('names the variable that is wrong or missing, without its value', () => {
+    expect(() => readSettings({ ...ENV, RATE: 'fast' }, 'x', { rate: 1, duration: '1s' })).toThrow('RATE must be a positive number');
+    expect(() => readSettings({ TWILIO_AUTH_TOKEN: 'b' }, 'x', { rate: 1, duration: '1s' })).toThrow('WHATSAPP_APP_SECRET is required');
+    expect(() => readSettings({ ...ENV, BASE_URL: 'localhost:3000' }, 'x', { rate: 1, duration: '1s' })).toThrow('BASE_URL must be');
+  });
+
+  it('gives every sender fewer than 50 messages by default, so the rate limit is not what a long run measures', () => {
+    const settings = readSettings(ENV, 'soak', SCENARIOS.soak!.defaults);
+    expect(settings.durationSeconds).toBe(1800);
+    expect((settings.rate * settings.durationSeconds) / settings.senders).toBeLessThanOrEqual(50);
+  });
+
+  it('defines every scenario with the shared thresholds', () => {
+    for (const scenario of Object.values(SCENARIOS)) {
+      const definition = scenario.define(readSettings(ENV, scenario.name, scenario.defaults));
+      expect(definition.thresholds).toMatchObject({ http_req_duration: ['p(99)<300'], http_req_failed: ['rate<0.01'], checks: ['rate>0.99'] });
+    }
+    expect(Object.keys(SCENARIOS).sort()).toEqual(
+      ['backlog', 'duplicate-storm', 'forged-signatures', 'meta-constant', 'mixed-ramping', 'sender-flood', 'soak', 'twilio-constant'],
+    );
+  });
+});
