@@ -125,6 +125,12 @@ const envSchema = z.object({
   REPLY_TIMEOUT_MS: int(10000, 100),
   MATCH_THRESHOLD: z.coerce.number().min(0.05).max(1).default(0.5),
   MATCH_AMBIGUITY_MARGIN: z.coerce.number().min(0).max(1).default(0.1),
+  /** The reply language for a customer whose words never said which (orders/detect-language.ts lists the same four). */
+  /** A worker whose broker login has been refused this long exits non-zero, so the crash shows (Kubernetes restarts it). */
+  AUTH_FAILURE_EXIT_SECONDS: int(60, 1),
+  REPLY_LANGUAGE: z.enum(['en', 'es', 'pt', 'de']).default('en'),
+  /** A folder with en.json, es.json, pt.json and de.json: a shop's own reply texts. */
+  REPLY_TEXTS_DIR: z.string().min(1).optional(),
   OUTBOX_LEASE_SECONDS: int(30, 5),
   OUTBOX_POLL_MS: int(1000, 50),
   PUBLISH_CONFIRM_TIMEOUT_MS: int(10000, 100),

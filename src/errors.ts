@@ -26,6 +26,10 @@ export const ERROR_CODES = {
   NOT_FOUND: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 404 },
   /** The gateway a `wagate send` posted to did not accept the sample. */
   GATEWAY_REFUSED: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 502 },
+  /** A `wagate send` or `wagate wait-ready` could not reach the gateway at all. */
+  GATEWAY_UNREACHABLE: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 502 },
+  /** A file named on the command line cannot be read. */
+  FILE_UNREADABLE: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 400 },
   MIGRATION_FAILED: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 500 },
   DATABASE_UNAVAILABLE: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 503 },
   /** statement_timeout cancelled a query: the database answers, but too slowly for this one. */
@@ -119,4 +123,11 @@ export function describeIssues(issues: readonly { path: PropertyKey[]; message: 
     .slice(0, ISSUES_DESCRIBED_AT_MOST)
     .map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`)
     .join('; ');
+}
+
+/** fetch() says only "fetch failed"; the reason (ECONNREFUSED, a DNS failure, a timeout) is in its cause. */
+export function describeFetchFailure(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code) return `${cause.code}${cause.message && !cause.message.includes(cause.code) ? `: ${cause.message}` : ''}`;
+  return cause?.message ?? (error as Error).message;
 }

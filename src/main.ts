@@ -4,13 +4,16 @@ import { tracingSdk } from './tracing-bootstrap';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config, type Source } from './config';
 import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
+import { DEV_DEFAULTS, readyLine } from './commands/dev';
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
 import { releaseSender } from './ledger/release';
 import { requeueStuckMessages, stuckAfterMs } from './ledger/stuck';
 import { sendSample } from './commands/send';
+import { isHelpRequest, USAGE, usageOf } from './commands/usage';
+import { waitUntilReady } from './commands/wait-ready';
 import { createLogger, type Logger } from './telemetry/logger';
-import { startWorker } from './commands/worker';
+import { startWorker, type RunningWorker } from './commands/worker';
 import {
   cleanupCommand,
   dlqCommand,
@@ -21,28 +24,6 @@ import {
   withSql,
 } from './commands/operations';
 
-const USAGE = `usage: wagate <command> [options]
-
-commands:
-  migrate                         apply database migrations (idempotent, safe to run concurrently)
-  ingest                          run the HTTP edge
-  worker                          consume queued messages: orders and replies
-  dev                             migrate, then run ingest and worker in one process (development)
-  send [--provider meta|twilio] [--text T] [--from P] [--id ID] [--to N] [--url URL]
-                                  post a correctly signed sample webhook to a running gateway
-  release --phone P [--source whatsapp|twilio]
-                                  re-queue a sender's rate_limited messages
-  products import FILE.csv        load the catalog (header: sku,name,price,currency,aliases)
-  dlq list | replay [--id ID ...] | purge [--yes]
-                                  inspect the dead letters and put them back
-  replies unknown | resend --id ID | settle --id ID --as sent|failed
-                                  list replies whose outcome is unknown; resend one on purpose,
-                                  or record what the provider says happened
-  requeue-stuck                   put back messages whose queue copy was lost (see WagateMessagesStuck)
-  cleanup [--days N]              retention cleanup (default RETENTION_DAYS)
-  erase --phone P                 erase one customer's personal data everywhere it is kept
-  fake-provider [--port 4010]     a local fake of the Graph API and Twilio REST, for demos
-`;
 
 
 type Command = (config: Config, log: Logger, args: string[]) => Promise<void>;
@@ -57,6 +38,7 @@ const commands: Record<string, Command> = {
   worker: async (config, log) => {
     const worker = await startWorker(config, log);
     stopOnSignal(log, () => worker.stop());
+    exitOnRefusedLogin(worker.broker, config.AMQP_URL, config.AUTH_FAILURE_EXIT_SECONDS, log);
     stopOnFatal(log, worker.fatal, () => worker.stop());
   },
   dev: async (config, log) => {
@@ -64,6 +46,7 @@ const commands: Record<string, Command> = {
     const ingest = await startIngest(config, log);
     // One process, two metrics endpoints: the worker's sits on the next port.
     const worker = await startWorker({ ...config, METRICS_PORT: config.METRICS_PORT === 0 ? 0 : config.METRICS_PORT + 1 }, log);
+    process.stdout.write(`${readyLine(config.HOST, ingest.port, ingest.metricsPort, worker.metricsPort)}\n`);
     const stopBoth = async () => {
       await ingest.stop();
       await worker.stop();
@@ -84,6 +67,15 @@ const commands: Record<string, Command> = {
     const fake = await fakeProviderCommand(args);
     stopOnSignal(log, () => fake.stop());
   },
+  'wait-ready': async (config, _log, args) => {
+    const { values } = parseArgs({ args, options: { url: { type: 'string' }, timeout: { type: 'string', default: '60' } } });
+    const seconds = Number(values.timeout);
+    if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout must be a positive number of seconds');
+    const url = values.url ?? `http://127.0.0.1:${config.PORT}`;
+    await waitUntilReady(url, seconds * 1000);
+    process.stdout.write(`ready: ${url}\n`);
+  },
+  help: async () => undefined,
   send: async (config, _log, args) => {
     const { values } = parseArgs({
       args,
@@ -115,6 +107,27 @@ const commands: Record<string, Command> = {
     }
   },
 };
+
+/** How often a worker checks whether its broker login has been refused for too long. */
+const LOGIN_CHECK_INTERVAL_MS = 1000;
+
+/**
+ * Wrong credentials do not heal by waiting: after AUTH_FAILURE_EXIT_SECONDS of refused logins
+ * the worker exits 1 with a message that says so, and the crash shows where it runs.
+ */
+function exitOnRefusedLogin(broker: RunningWorker['broker'], amqpUrl: string, limitSeconds: number, log: Logger): void {
+  const timer = setInterval(() => {
+    const since = broker.loginRefusedSince();
+    if (since === null || Date.now() - since < limitSeconds * 1000) return;
+    const host = new URL(amqpUrl).host;
+    const message = `the broker at ${host} has refused this worker's login for ${limitSeconds} s: the user or password in AMQP_URL (or AMQP_URL_FILE) is wrong; correct it and start the worker again`;
+    log.error({ broker: host }, message);
+    log.flush();
+    process.stderr.write(`wagate worker: failed: ${message}\n`);
+    process.exit(ERROR_CODES.BROKER_UNAVAILABLE.exitStatus);
+  }, LOGIN_CHECK_INTERVAL_MS);
+  timer.unref();
+}
 
 /**
  * A broker setup that can never succeed (a queue declared with other arguments) stops the
@@ -154,14 +167,27 @@ function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
   process.on('SIGINT', onSignal);
 }
 
+/** node:util parseArgs reports an unknown or malformed option with one of these codes. */
+function isArgumentError(error: unknown): boolean {
+  return String((error as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
+}
+
 async function main(argv: string[]): Promise<void> {
   const [name, ...args] = argv;
-  const command = name ? commands[name] : undefined;
-  if (!command) {
-    process.stderr.write(name ? `wagate: unknown command "${name}"\n\n${USAGE}` : USAGE);
-    process.exit(ERROR_CODES.USAGE_INVALID.exitStatus);
+  if (name === undefined) return usageExit('no command given', USAGE);
+  if (name === 'help' || name === '--help' || name === '-h') {
+    const topic = name === 'help' ? args[0] : undefined;
+    if (topic !== undefined && !commands[topic]) return usageExit(`unknown command "${topic}"`, USAGE);
+    process.stdout.write(topic ? usageOf(topic) : USAGE);
+    process.exit(0);
   }
-  const defaults = name === 'dev' ? { NODE_ENV: 'development' } : {};
+  const command = commands[name];
+  if (!command) return usageExit(`unknown command "${name}"`, USAGE);
+  if (isHelpRequest(args)) {
+    process.stdout.write(usageOf(name));
+    process.exit(0);
+  }
+  const defaults = name === 'dev' ? DEV_DEFAULTS : {};
   let log: Logger | undefined;
   try {
     const config = loadConfig({ ...defaults, ...process.env });
@@ -169,12 +195,17 @@ async function main(argv: string[]): Promise<void> {
     await command(config, log, args);
   } catch (error) {
     const message = (error as Error).message;
-    if (isWagateError(error, 'USAGE_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n\n${USAGE}`);
-    else if (isWagateError(error, 'CONFIG_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n`);
-    else process.stderr.write(`wagate ${name}: failed: ${message}\n`);
     log?.flush();
+    if (isWagateError(error, 'USAGE_INVALID') || isArgumentError(error)) return usageExit(`${name}: ${message}`, usageOf(name));
+    if (isWagateError(error, 'CONFIG_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n`);
+    else process.stderr.write(`wagate ${name}: failed: ${message}\n`);
     process.exit(exitStatusOf(error));
   }
+}
+
+function usageExit(problem: string, usage: string): never {
+  process.stderr.write(`wagate: ${problem}\n\n${usage}`);
+  process.exit(ERROR_CODES.USAGE_INVALID.exitStatus);
 }
 
 void main(process.argv.slice(2));

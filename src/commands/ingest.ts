@@ -50,7 +50,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     log,
     metrics,
   });
-  metrics.watchBroker(broker.isConnected);
+  metrics.watchBroker(broker.isConnected, () => broker.loginRefusedSince() !== null);
   broker.onConnected(() => {
     // Whatever piled up in the outbox while the broker was away goes out now.
     void relay.sweepOnce().catch(() => undefined);
@@ -62,6 +62,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     log,
     onQueued: relay.publishOwned,
     isBrokerConnected: broker.isConnected,
+    isBrokerLoginRefused: () => broker.loginRefusedSince() !== null,
     isDraining: () => draining,
     queueDepths: () => queueDepths(broker, topology),
   });
@@ -103,6 +104,7 @@ export interface IngestParts {
   /** Called with the rows of each commit; the outbox relay publishes them. */
   onQueued(entries: QueuedEntry[]): void;
   isBrokerConnected(): boolean;
+  isBrokerLoginRefused?(): boolean;
   isDraining(): boolean;
   queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
 }
@@ -141,7 +143,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxInFlight: config.MAX_IN_FLIGHT,
     maxInFlightBytes: config.MAX_IN_FLIGHT_BYTES,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
-    health: { sql, isBrokerConnected: parts.isBrokerConnected, isDraining: parts.isDraining, brokerRequired: false },
+    health: { sql, isBrokerConnected: parts.isBrokerConnected, isBrokerLoginRefused: parts.isBrokerLoginRefused, isDraining: parts.isDraining, brokerRequired: false },
     stats: {
       sql,
       adminToken: config.ADMIN_TOKEN,

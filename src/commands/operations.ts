@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config';
@@ -33,10 +34,20 @@ export async function withSql<T>(config: Config, work: (sql: Sql) => Promise<T>,
 
 export async function productsCommand(config: Config, args: string[]): Promise<void> {
   const [action, file] = args;
-  if (action !== 'import' || !file) throw new UsageError('usage: wagate products import FILE.csv');
-  const text = readFileSync(file, 'utf8');
+  if (action !== 'import' || !file) throw new UsageError(action === 'import' ? 'products import needs a FILE.csv' : `unknown action "${action ?? ''}"`);
+  const text = readCatalogFile(file);
   const result = await withSql(config, (sql) => importCatalog(sql, text));
   print(`imported ${result.rows} product(s): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged`);
+}
+
+function readCatalogFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'there is no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a folder' : (error as Error).message;
+    throw new WagateError('FILE_UNREADABLE', `cannot read the catalog ${path.resolve(file)}: ${why}; check the path (relative paths start at ${process.cwd()})`);
+  }
 }
 
 export async function dlqCommand(config: Config, log: Logger, args: string[]): Promise<void> {
@@ -66,7 +77,7 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
     print(`purged ${await withOperatorChannel(broker, (channel) => purgeDeadLetters(channel, topology))} message(s)`);
     return;
   }
-  throw new UsageError('usage: wagate dlq list | replay [--id ID ...] | purge [--yes]');
+  throw new UsageError(`unknown action "${action ?? ''}"`);
 }
 
 export async function cleanupCommand(config: Config, args: string[]): Promise<void> {
@@ -112,7 +123,7 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     await withSql(config, (sql) => settleReply(sql, values.id!, values.as as Settlement));
     return print(`reply ${values.id}: settled as ${values.as}`);
   }
-  throw new UsageError('usage: wagate replies unknown | resend --id ID | settle --id ID --as sent|failed');
+  throw new UsageError(`unknown action "${action ?? ''}"`);
 }
 
 export async function fakeProviderCommand(args: string[]): Promise<{ stop(): Promise<void> }> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config';
-import { ConfigError } from '../errors';
+import { ConfigError, describeFetchFailure, WagateError } from '../errors';
 import { META_WEBHOOK_PATH } from '../webhooks/meta';
 import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../webhooks/samples';
 import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
@@ -29,7 +29,7 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
     if (!secret) throw new ConfigError('WHATSAPP_APP_SECRET is not set: it is needed to sign the sample');
     const messageId = options.id ?? `wamid.sample-${randomUUID()}`;
     const body = JSON.stringify(metaTextEnvelope({ id: messageId, from: options.from, text: options.text, phoneNumberId: options.to }));
-    const response = await fetch(base + META_WEBHOOK_PATH, {
+    const response = await postOrExplain(base + META_WEBHOOK_PATH, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(secret, body) },
       body,
@@ -47,7 +47,7 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
   });
   // The signature covers the public URL Twilio would have called, which the gateway rebuilds.
   const signedUrl = (config.PUBLIC_BASE_URL ?? base).replace(/\/+$/, '') + TWILIO_WEBHOOK_PATH;
-  const response = await fetch(base + TWILIO_WEBHOOK_PATH, {
+  const response = await postOrExplain(base + TWILIO_WEBHOOK_PATH, {
     method: 'POST',
     headers: {
       'Content-Type': 'application/x-www-form-urlencoded',
@@ -56,4 +56,16 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
     body: encodeForm(params),
   });
   return { status: response.status, body: await response.text(), messageId };
+}
+
+async function postOrExplain(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, method: 'POST' });
+  } catch (error) {
+    throw new WagateError(
+      'GATEWAY_UNREACHABLE',
+      `could not reach the gateway at ${url} (${describeFetchFailure(error)}); start it (scripts/dev.sh), wait for it (wagate wait-ready), or pass --url`,
+      { cause: error },
+    );
+  }
 }

@@ -12,6 +12,7 @@ import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { createWorkerConsumer } from '../worker/consumer';
 import { processMessage } from '../worker/process-message';
+import { loadReplyCatalogues } from '../orders/replies';
 import { postgresAnswers } from '../db/health';
 import { boundPort, closeServerNow } from '../server/http-server';
 import { judgeReadiness } from '../server/readiness';
@@ -45,6 +46,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const sql = databaseFromConfig(config, 'wagate-worker');
   const topology = topologyFromConfig(config);
   const sendReply = replyClientFromConfig(config, TWILIO_WEBHOOK_PATH);
+  // Read and checked before consuming anything: a broken catalogue stops the worker at start.
+  const replyTexts = { catalogues: loadReplyCatalogues(config.REPLY_TEXTS_DIR), defaultLanguage: config.REPLY_LANGUAGE };
   let consumer: ReturnType<typeof createWorkerConsumer> | null = null;
   let reportFatal: (error: Error) => void = () => undefined;
   const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
@@ -67,11 +70,11 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     metrics,
     handle: (message) =>
       processMessage(
-        { sql, sendReply, metrics, match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN } },
+        { sql, sendReply, metrics, match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN }, replyTexts },
         message,
       ),
   });
-  metrics.watchBroker(broker.isConnected);
+  metrics.watchBroker(broker.isConnected, () => broker.loginRefusedSince() !== null);
   const stuckAfter = stuckAfterMs(config.RETRY_DELAYS_MS);
   const gauges = setInterval(() => {
     void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);

@@ -83,7 +83,7 @@ export function createStatsHandler(deps: StatsDeps) {
       duplicates,
       duplicateRate: ratio(duplicates, messages + duplicates),
       errorRate: ratio(errors, messages),
-      ackMs: { p50: latency?.p50 ?? null, p95: latency?.p95 ?? null, p99: latency?.p99 ?? null },
+      ackMs: { p50: toTenthMs(latency?.p50), p95: toTenthMs(latency?.p95), p99: toTenthMs(latency?.p99) },
       queueDepth: depths.queue,
       deadLetterDepth: depths.deadLetters,
       // Replies by send state; "unknown" ones need an operator (wagate replies unknown).
@@ -93,6 +93,11 @@ export function createStatsHandler(deps: StatsDeps) {
       hourly: hourly.map((row) => ({ ...row, hour: row.hour.toISOString() })),
     });
   };
+}
+
+/** Percentiles interpolate between whole-millisecond samples; a tenth of a millisecond is all they can say. */
+export function toTenthMs(ms: number | null | undefined): number | null {
+  return ms === null || ms === undefined ? null : Math.round(ms * 10) / 10;
 }
 
 function countBy<T extends { count: number }>(rows: T[], key: (row: T) => string, always: string[]): Record<string, number> {

@@ -6,6 +6,7 @@ import { judgeReadiness } from '../server/readiness';
 export interface HealthDeps {
   sql: Sql;
   isBrokerConnected(): boolean;
+  isBrokerLoginRefused?(): boolean;
   isDraining(): boolean;
   /** Ingest survives a broker outage through the outbox; the worker cannot. */
   brokerRequired: boolean;
@@ -21,6 +22,7 @@ export function createReadinessHandler(deps: HealthDeps) {
     const { ready, body } = judgeReadiness({
       postgres: await postgresAnswers(deps.sql),
       brokerConnected: deps.isBrokerConnected(),
+      brokerLoginRefused: deps.isBrokerLoginRefused?.() ?? false,
       draining: deps.isDraining(),
       brokerRequired: deps.brokerRequired,
     });

@@ -1,3 +1,4 @@
+import type { SignatureRejection } from '../webhooks/signature-rejection';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isDatabaseUnavailable } from '../db/postgres-errors';
 import { isWagateError } from '../errors';
@@ -31,6 +32,16 @@ const TEXT = 'text/plain; charset=utf-8';
  * is checked on the raw bytes before anything reads them; a 200 waits for the ledger commit
  * of every item in the body.
  */
+/** At most one signature warning per source in this interval. */
+const SIGNATURE_WARNING_INTERVAL_MS = 60_000;
+
+const SIGNATURE_HINTS: Record<SignatureRejection, string> = {
+  missing_header: 'the request carries no signature header: not from the provider, or a proxy dropped the header',
+  bad_format: 'the signature header is not in the provider\'s format',
+  no_secret_configured: 'no secret is configured for this source (WHATSAPP_APP_SECRET or TWILIO_AUTH_TOKEN)',
+  no_match: 'no configured secret produces this signature: check WHATSAPP_APP_SECRET / TWILIO_AUTH_TOKEN (and PUBLIC_BASE_URL for Twilio)',
+};
+
 export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
   const { adapter, recorder, limit, metrics, log } = deps;
   const source = adapter.source;
@@ -41,6 +52,15 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     const headers: Record<string, string | number> = { 'content-type': contentType, 'content-length': Buffer.byteLength(body) };
     if (retryAfter) headers['retry-after'] = retryAfter;
     res.writeHead(status, headers).end(body);
+  }
+
+  // One warning a minute per source: a wrong secret refuses every request, and one line says so.
+  let lastSignatureWarningMs = -Infinity;
+  function warnAboutSignature(reason: SignatureRejection): void {
+    const now = Date.now();
+    if (now - lastSignatureWarningMs < SIGNATURE_WARNING_INTERVAL_MS) return;
+    lastSignatureWarningMs = now;
+    log.warn({ source, reason, hint: SIGNATURE_HINTS[reason] }, 'refused a webhook signature (more are counted in wagate_webhook_events_total, not logged, for a minute)');
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, startedAt: number, receivedAtMs: number): Promise<void> {
@@ -56,7 +76,9 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       originalUrl: req.url ?? '/',
     };
     if (!adapter.verify(inbound)) {
-      metrics.webhookEvents.inc({ source, outcome: 'invalid_signature' });
+      const reason = adapter.rejection(inbound);
+      metrics.webhookEvents.inc({ source, outcome: 'invalid_signature', reason });
+      warnAboutSignature(reason);
       answer(res, startedAt, 401, TEXT, 'invalid signature');
       return;
     }

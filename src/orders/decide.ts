@@ -68,7 +68,7 @@ function replyChoice(message: QueueMessage, content: Record<string, any>): { id:
   return undefined;
 }
 
-function textOf(message: QueueMessage, content: Record<string, any>): string | undefined {
+export function textOf(message: QueueMessage, content: Record<string, any>): string | undefined {
   if (message.source === 'twilio') return message.type === 'text' && typeof content.Body === 'string' ? content.Body : undefined;
   if (message.type === 'text' && typeof content.text?.body === 'string') return content.text.body;
   if (message.type === 'button' && typeof content.button?.text === 'string') return content.button.text;

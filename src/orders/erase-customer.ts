@@ -35,7 +35,9 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
     const receipts = await tx`
       UPDATE message_statuses SET recipient = NULL, payload = NULL WHERE recipient = ANY(${addresses})`;
     const limits = await tx`DELETE FROM webhook_rate_limits WHERE phone_number = ANY(${addresses})`;
-    return { messages: messages.count, orders: orders.count, replies: replies.count, receipts: receipts.count, rate_limits: limits.count };
+    const languages = await tx`DELETE FROM customer_languages WHERE sender_key = ANY(${addresses})`;
+    return { messages: messages.count, orders: orders.count, replies: replies.count, receipts: receipts.count, rate_limits: limits.count,
+      reply_languages: languages.count };
   })) as Record<string, number>;
   const isTheCustomers = (message: QueueMessage) => addresses.includes(message.from) || addresses.includes(message.senderKey);
   report.dead_letters = dropDeadLetters ? await dropDeadLetters(isTheCustomers) : 0;

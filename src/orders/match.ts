@@ -17,6 +17,9 @@ export interface Candidate extends Product {
   unexplained: string[];
 }
 
+/** A product scoring at least this share of MATCH_THRESHOLD is close enough to suggest. */
+const SUGGESTION_FRACTION_OF_THRESHOLD = 0.6;
+
 export interface MatchOptions {
   /** Lowest pg_trgm word similarity that counts as a match (0..1). */
   threshold: number;
@@ -63,7 +66,8 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
 function judge(candidates: Candidate[], options: MatchOptions): PhraseVerdict {
   const plausible = candidates.filter((c) => c.score >= options.threshold);
   const [best, second] = plausible;
-  if (!best) return { verdict: 'unknown', candidates: candidates.filter((c) => c.score > 0) };
+  // Only plausibly close products are suggested; "fanta" gets no "did you mean Pizza Margherita?".
+  if (!best) return { verdict: 'unknown', candidates: candidates.filter((c) => c.score >= options.threshold * SUGGESTION_FRACTION_OF_THRESHOLD) };
   if (second && best.score - second.score < options.ambiguityMargin) {
     return { verdict: 'ambiguous', candidates: plausible.filter((c) => best.score - c.score < options.ambiguityMargin) };
   }

@@ -2,7 +2,9 @@ import { transaction, type Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
 import type { Decision } from './decide';
 import { listMenu } from './match';
-import { replies } from './replies';
+import { textOf } from './decide';
+import { repliesIn, type Replies } from './replies';
+import { chooseReplyLanguage, type ReplyTextOptions } from './reply-language';
 
 export type ReplyKind = 'order_confirmation' | 'cancel_confirmation' | 'order_status' | 'menu' | 'clarification' | 'unsupported';
 
@@ -37,7 +39,7 @@ export async function findReply(sql: Sql, message: QueueMessage): Promise<Outbou
 }
 
 /** Null when the message stopped being ours to process (erased since it was claimed). */
-export async function recordDecision(sql: Sql, message: QueueMessage, decision: Decision): Promise<DecisionOutcome | null> {
+export async function recordDecision(sql: Sql, message: QueueMessage, decision: Decision, texts: ReplyTextOptions): Promise<DecisionOutcome | null> {
   return (await transaction(sql, async (tx) => {
     // The row lock orders this against `wagate erase`: either erasure waits and then
     // anonymises what is written here, or it came first and nothing is written.
@@ -48,7 +50,8 @@ export async function recordDecision(sql: Sql, message: QueueMessage, decision: 
     if (!processing) return null;
     const existing = await findReply(tx, message);
     if (existing) return { outbound: existing, orderCreated: false };
-    const { kind, body, orderId, orderCreated } = await applyDecision(tx, message, decision);
+    const language = await chooseReplyLanguage(tx, message, textOf(message, (message.content ?? {}) as Record<string, any>), texts.defaultLanguage);
+    const { kind, body, orderId, orderCreated } = await applyDecision(tx, message, decision, repliesIn(texts.catalogues[language]));
     const [outbound] = await tx<OutboundRow[]>`
       INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, order_id, recipient, business_number, kind, body)
       VALUES (${`reply:${message.source}:${message.messageId}`}, ${message.source}, ${message.messageId}, ${orderId},
@@ -65,11 +68,11 @@ interface Applied {
   orderCreated: boolean;
 }
 
-async function applyDecision(tx: Sql, message: QueueMessage, decision: Decision): Promise<Applied> {
+async function applyDecision(tx: Sql, message: QueueMessage, decision: Decision, replies: Replies): Promise<Applied> {
   const none = { orderId: null, orderCreated: false };
   switch (decision.kind) {
     case 'order':
-      return createOrder(tx, message, decision);
+      return createOrder(tx, message, decision, replies);
     case 'cancel': {
       const [order] = await tx<{ id: string }[]>`
         UPDATE orders SET status = 'cancelled', cancelled_by_message_id = ${message.messageId}, updated_at = now()
@@ -97,7 +100,7 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: Decision)
   }
 }
 
-async function createOrder(tx: Sql, message: QueueMessage, decision: Extract<Decision, { kind: 'order' }>): Promise<Applied> {
+async function createOrder(tx: Sql, message: QueueMessage, decision: Extract<Decision, { kind: 'order' }>, replies: Replies): Promise<Applied> {
   const [order] = await tx<{ id: string }[]>`
     INSERT INTO orders (webhook_source, message_id, phone_number, sender_key, customer_name, total, currency)
     VALUES (${message.source}, ${message.messageId}, ${message.from}, ${message.senderKey}, ${message.contactName},

@@ -20,6 +20,8 @@ export interface Broker {
   /** The live confirm channel, or null while disconnected. */
   channel(): ConfirmChannel | null;
   isConnected(): boolean;
+  /** Since when every login attempt was refused (wrong user or password), in ms since the epoch; null otherwise. */
+  loginRefusedSince(): number | null;
   /** The error that stopped reconnecting for good, if one did. */
   fatalError(): Error | null;
   /** Resolves when connected, or rejects after timeoutMs. */
@@ -51,6 +53,7 @@ export function createBroker(options: BrokerOptions): Broker {
   let attempt = 0;
   let timer: NodeJS.Timeout | null = null;
   let connecting: Promise<void> | null = null;
+  let loginRefusedAt: number | null = null;
   let fatal: Error | null = null;
   const listeners: ((channel: ConfirmChannel) => void)[] = [];
 
@@ -81,12 +84,19 @@ export function createBroker(options: BrokerOptions): Broker {
       connection = model;
       current = channel;
       attempt = 0;
+      loginRefusedAt = null;
       options.log.info({ broker: redactUrl(options.url) }, 'broker connected');
       listeners.forEach((listener) => listener(channel));
     } catch (error) {
+      if (isLoginRefused(error)) {
+        loginRefusedAt ??= Date.now();
+        const user = decodeURIComponent(new URL(options.url).username || 'guest');
+        options.log.error({ err: (error as Error).message, broker: redactUrl(options.url), user },
+          `the broker at ${redactUrl(options.url)} refused the login of user "${user}": check the user and password in AMQP_URL (or AMQP_URL_FILE)`);
+      }
       await model?.close().catch(() => undefined);
       if (isFatal(error)) return stopForGood(error as Error);
-      options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
+      if (!isLoginRefused(error)) options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
       scheduleReconnect();
     }
   }
@@ -119,6 +129,7 @@ export function createBroker(options: BrokerOptions): Broker {
   return {
     channel: () => current,
     isConnected: () => current !== null,
+    loginRefusedSince: () => loginRefusedAt,
     fatalError: () => fatal,
     onConnected(listener) {
       listeners.push(listener);
@@ -189,4 +200,9 @@ export function redactUrl(url: string): string {
   } catch {
     return '(unparseable url)';
   }
+}
+
+/** RabbitMQ answers a wrong user or password with 403 ACCESS_REFUSED during the handshake. */
+function isLoginRefused(error: unknown): boolean {
+  return /ACCESS[-_]REFUSED/.test((error as Error)?.message ?? '');
 }

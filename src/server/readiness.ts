@@ -1,6 +1,8 @@
 export interface ReadinessInputs {
   postgres: 'ok' | 'unavailable';
   brokerConnected: boolean;
+  /** The broker refuses our login: wrong credentials, which waiting will not fix. */
+  brokerLoginRefused?: boolean;
   draining: boolean;
   /** Ingest survives a broker outage through the outbox; the worker cannot. */
   brokerRequired: boolean;
@@ -8,12 +10,12 @@ export interface ReadinessInputs {
 
 export interface Readiness {
   ready: boolean;
-  body: { status: 'ready' | 'not ready'; postgres: 'ok' | 'unavailable'; broker: 'connected' | 'disconnected'; draining: boolean };
+  body: { status: 'ready' | 'not ready'; postgres: 'ok' | 'unavailable'; broker: 'connected' | 'disconnected' | 'login refused: check AMQP_URL credentials'; draining: boolean };
 }
 
 /** Ready while Postgres answers and the process is not draining; the broker's state is reported and, for ingest only, tolerated. */
 export function judgeReadiness(inputs: ReadinessInputs): Readiness {
-  const broker = inputs.brokerConnected ? 'connected' : 'disconnected';
+  const broker = inputs.brokerConnected ? 'connected' : inputs.brokerLoginRefused ? 'login refused: check AMQP_URL credentials' : 'disconnected';
   const ready = inputs.postgres === 'ok' && !inputs.draining && (!inputs.brokerRequired || inputs.brokerConnected);
   return { ready, body: { status: ready ? 'ready' : 'not ready', postgres: inputs.postgres, broker, draining: inputs.draining } };
 }

@@ -9,6 +9,8 @@ export type Metrics = ReturnType<typeof createMetrics>;
 const SOURCES = ['whatsapp', 'twilio'];
 const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejected', 'malformed', 'status', 'status_duplicate',
   'ignored', 'provider_error', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
+/** Why a signature was refused (webhooks/signature-rejection.ts; telemetry may not import that layer). */
+const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match'];
 const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped'];
 const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
 
@@ -17,14 +19,15 @@ export function createMetrics(role: string) {
   const registry = new Registry();
   // Read at scrape time, so the gauge can never lag behind a lost connection.
   let brokerProbe: () => boolean = () => false;
+  let loginRefusedProbe: () => boolean = () => false;
   registry.setDefaultLabels({ role });
   collectDefaultMetrics({ register: registry, prefix: 'wagate_' });
   const metrics = {
     registry,
     webhookEvents: new Counter({
       name: 'wagate_webhook_events_total',
-      help: 'Webhook outcomes, one per message, receipt or refused request.',
-      labelNames: ['source', 'outcome'] as const,
+      help: 'Webhook outcomes, one per message, receipt or refused request; refused signatures also by reason.',
+      labelNames: ['source', 'outcome', 'reason'] as const,
       registers: [registry],
     }),
     ackDuration: new Histogram({
@@ -81,14 +84,23 @@ export function createMetrics(role: string) {
         this.set(brokerProbe() ? 1 : 0);
       },
     }),
+    brokerLoginRefused: new Gauge({
+      name: 'wagate_broker_login_refused',
+      help: '1 while the broker refuses this process\'s login (wrong AMQP_URL user or password).',
+      registers: [registry],
+      collect() {
+        this.set(loginRefusedProbe() ? 1 : 0);
+      },
+    }),
     webhookRequests: new Counter({
       name: 'wagate_webhook_requests_total',
       help: 'Webhook HTTP requests by source and response status code, refused ones included.',
       labelNames: ['source', 'code'] as const,
       registers: [registry],
     }),
-    watchBroker(isConnected: () => boolean): void {
+    watchBroker(isConnected: () => boolean, isLoginRefused: () => boolean = () => false): void {
       brokerProbe = isConnected;
+      loginRefusedProbe = isLoginRefused;
     },
     workerMessages: new Counter({
       name: 'wagate_worker_messages_total',
@@ -157,7 +169,8 @@ export function createMetrics(role: string) {
   };
   // Known label sets start at 0, so rate() and increase() see the first event of each.
   for (const source of SOURCES) {
-    for (const outcome of WEBHOOK_OUTCOMES) metrics.webhookEvents.inc({ source, outcome }, 0);
+    for (const outcome of WEBHOOK_OUTCOMES) if (outcome !== 'invalid_signature') metrics.webhookEvents.inc({ source, outcome }, 0);
+    for (const reason of SIGNATURE_REASONS) metrics.webhookEvents.inc({ source, outcome: 'invalid_signature', reason }, 0);
     metrics.ordersCreated.inc({ source }, 0);
     for (const result of REPLY_RESULTS) metrics.confirmations.inc({ provider: source, result }, 0);
     metrics.ackDuration.zero({ source });

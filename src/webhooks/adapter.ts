@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Source } from '../config';
 import type { LedgerItem, MalformedItem } from '../ledger/items';
+import type { SignatureRejection } from './signature-rejection';
 
 /** The parts of an HTTP request that a provider adapter may look at. */
 export interface InboundRequest {
@@ -26,6 +27,8 @@ export interface ParsedWebhook {
 export interface WebhookAdapter {
   source: Source;
   verify(request: InboundRequest): boolean;
+  /** Why verify refused this request; asked only after a refusal. */
+  rejection(request: InboundRequest): SignatureRejection;
   parse(request: InboundRequest, receivedAtMs: number): ParsedWebhook;
   ack: { contentType: string; body: string };
 }

@@ -1,3 +1,4 @@
+import { metaRejection } from './signature-rejection';
 import { FUTURE_SKEW_SECONDS } from '../config';
 import type { LedgerItem, MalformedItem, MessageItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
@@ -26,6 +27,7 @@ export function createMetaAdapter(options: MetaAdapterOptions): WebhookAdapter {
     source: 'whatsapp',
     ack: { contentType: 'text/plain; charset=utf-8', body: 'EVENT_RECEIVED' },
     verify: (request) => verifyMetaSignature(request, options.appSecrets),
+    rejection: (request) => metaRejection(request, options.appSecrets),
     parse: (request, receivedAtMs) => parseMetaWebhook(request.rawBody, receivedAtMs, options.replayWindowSeconds),
   };
 }

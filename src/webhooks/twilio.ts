@@ -1,3 +1,4 @@
+import { twilioRejection } from './signature-rejection';
 import { z } from 'zod';
 import type { LedgerItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
@@ -48,6 +49,7 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
         params: parseForm(request.rawBody),
         signature: request.header('x-twilio-signature'),
       }),
+    rejection: (request) => twilioRejection(request, options.authTokens),
     parse: (request, receivedAtMs) => ({ items: parseTwilioForm(request.rawBody, receivedAtMs), providerErrors: [] }),
   };
 }

@@ -2,6 +2,7 @@ import type { Sql } from '../db/client';
 import { decide } from '../orders/decide';
 import { deliverReply } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
+import type { ReplyTextOptions } from '../orders/reply-language';
 import { findReply, outcomeOf, recordDecision } from '../orders/record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { QueueMessage } from '../queue/message';
@@ -13,6 +14,7 @@ export interface PipelineDeps {
   sendReply: ReplyClient;
   metrics: Metrics;
   match: MatchOptions;
+  replyTexts: ReplyTextOptions;
 }
 
 export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped';
@@ -35,7 +37,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
   if (!outbound) {
     const decision = await withSpan('wagate.match', { 'db.system': 'postgresql' }, () => decide(sql, message, deps.match));
     const recorded = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
-      recordDecision(sql, message, decision),
+      recordDecision(sql, message, decision, deps.replyTexts),
     );
     if (!recorded) return 'skipped';
     outbound = recorded.outbound;

@@ -54,6 +54,8 @@ describe('admin stats', () => {
       errorRate: 0.25,
     });
     expect(body.ackMs.p99).toEqual(expect.any(Number));
+    // Rounded to a tenth of a millisecond: no float noise such as 5.399999999999984.
+    for (const value of Object.values(body.ackMs as Record<string, number>)) expect(value.toString()).toMatch(/^\d+(\.\d)?$/);
     expect(body.queueDepth).toEqual(expect.any(Number));
     expect(body.deadLetterDepth).toBe(0);
     expect(body.hourly).toHaveLength(1);

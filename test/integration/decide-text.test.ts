@@ -1,7 +1,9 @@
 import { loadConfig } from '../../src/config';
 import { importCatalog } from '../../src/orders/catalog-import';
 import { decide, type Decision } from '../../src/orders/decide';
-import { replies } from '../../src/orders/replies';
+import { loadReplyCatalogues, repliesIn } from '../../src/orders/replies';
+
+const replies = repliesIn(loadReplyCatalogues().en);
 import type { QueueMessage } from '../../src/queue/message';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 

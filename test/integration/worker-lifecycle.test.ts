@@ -3,12 +3,15 @@ import { topologyFromConfig } from '../../src/queue/depths';
 import { openQueueProbe } from '../support/amqp';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { spawnWagate } from '../support/process';
-import { startProxyFor, startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
 let pipeline: Pipeline;
 let proxy: TcpProxy;
+/** Proxies and retry-tier settings of single tests, removed in afterAll even when a test fails. */
+const extraProxies: TcpProxy[] = [];
+const extraRetryDelays: string[] = [];
 
 beforeAll(async () => {
   pipeline = await startPipeline();
@@ -17,8 +20,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   proxy.setMode('forward');
+  for (const extra of extraProxies) extra.setMode('forward');
   await pipeline.stop();
   await proxy.close();
+  for (const extra of extraProxies) await extra.close();
+  // Workers with their own tiers declared queues the pipeline's topology does not name.
+  const probe = await openQueueProbe();
+  for (const delays of extraRetryDelays) await probe.deleteTopology(topologyFromConfig(loadConfig({ ...pipeline.env, RETRY_DELAYS_MS: delays })));
+  await probe.close();
 });
 
 const statusOf = async (id: string) => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
@@ -109,30 +118,27 @@ describe('worker lifecycle', () => {
 
   it('waits out a database outage without using up the retry tiers or dead-lettering', async () => {
     for (const worker of pipeline.workers.splice(0)) await worker.stop();
-    const { proxy: pgProxy, url: viaProxy } = await startProxyFor(pipeline.db.url, 5432);
-    try {
-      // Tiers of 100 and 200 ms: the old behaviour would dead-letter within a second.
-      const worker = await pipeline.startWorker({ DATABASE_URL: viaProxy, RETRY_DELAYS_MS: '100,200', DB_CONNECT_TIMEOUT_SECONDS: '1' });
-      pgProxy.setMode('refuse');
-      const id = uniqueWamid();
-      await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550600004', text: '1 coke' });
-      // More rounds than there are tiers: each one would have used a try.
-      await waitFor('several parked rounds', async () =>
-        ((await worker.metrics.workerMessages.get()).values.find((v) => v.labels.outcome === 'retried')?.value ?? 0) >= 3, 40000);
-      expect(await statusOf(id)).toBe('queued');
+    const pgProxy = await startTcpProxy(5432);
+    extraProxies.push(pgProxy);
+    const viaProxy = new URL(pipeline.db.url);
+    viaProxy.port = String(pgProxy.port);
+    // Tiers of 100 and 200 ms: the old behaviour would dead-letter within a second.
+    extraRetryDelays.push('100,200');
+    const worker = await pipeline.startWorker({ DATABASE_URL: viaProxy.toString(), RETRY_DELAYS_MS: '100,200', DB_CONNECT_TIMEOUT_SECONDS: '1' });
+    const retried = async () => (await worker.metrics.workerMessages.get()).values.find((v) => v.labels.outcome === 'retried')?.value ?? 0;
+    pgProxy.setMode('refuse');
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550600004', text: '1 coke' });
+    // More rounds than there are tiers: each one would have used a try. A round takes well
+    // under a second when idle; the bound is for a machine busy with other suites.
+    await waitFor('several parked rounds', async () => (await retried()) >= 3, 90_000);
+    expect(await statusOf(id)).toBe('queued');
 
-      pgProxy.setMode('forward');
-      await waitFor('the message processed once the database is back', async () => (await statusOf(id)) === 'processed', 20000);
-      const dead = (await worker.metrics.workerMessages.get()).values.find((v) => v.labels.outcome === 'dead_lettered')?.value ?? 0;
-      expect(dead).toBe(0);
-      expect(callsTo('15550600004')).toHaveLength(1);
-    } finally {
-      for (const worker of pipeline.workers.splice(0)) await worker.stop();
-      await pgProxy.close();
-      // This worker's tiers differ from the pipeline's, so their queues are removed here.
-      const probe = await openQueueProbe();
-      await probe.deleteTopology(topologyFromConfig(loadConfig({ ...pipeline.env, RETRY_DELAYS_MS: '100,200' })));
-      await probe.close();
-    }
-  }, 90_000);
+    pgProxy.setMode('forward');
+    await waitFor('the message processed once the database is back', async () => (await statusOf(id)) === 'processed', 60_000);
+    const dead = (await worker.metrics.workerMessages.get()).values.find((v) => v.labels.outcome === 'dead_lettered')?.value ?? 0;
+    expect(dead).toBe(0);
+    expect(callsTo('15550600004')).toHaveLength(1);
+    for (const running of pipeline.workers.splice(0)) await running.stop();
+  }, 240_000);
 });

@@ -4,7 +4,7 @@ export type ProxyMode = 'forward' | 'refuse' | 'blackhole';
 
 export interface TcpProxy {
   port: number;
-  /** forward: pass bytes; refuse: drop every connection; blackhole: accept and say nothing. */
+  /** forward: pass bytes; refuse: reset every connection; blackhole: accept and say nothing. */
   setMode(mode: ProxyMode): void;
   close(): Promise<void>;
 }
@@ -24,7 +24,10 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   };
   const server = net.createServer((client) => {
     track(client);
-    if (mode === 'refuse') return client.destroy();
+    // A reset, as a refused or crashed server gives. A clean close right after accept is not
+    // the same: postgres.js takes it for a connection still being set up and retries it
+    // without end, so a query would hang instead of failing as it does against a dead server.
+    if (mode === 'refuse') return client.resetAndDestroy();
     if (mode === 'blackhole') return;
     const upstream = net.connect(targetPort, targetHost);
     track(upstream);

@@ -1,0 +1,41 @@
+/** One usage line (and its explanation) per command: `wagate help`, `wagate <command> --help` and every usage error print these. */
+export const COMMAND_USAGE: Record<string, string> = {
+  migrate: 'migrate                         apply database migrations (idempotent, safe to run concurrently)',
+  ingest: 'ingest                          run the HTTP edge',
+  worker: 'worker                          consume queued messages: orders and replies',
+  dev: 'dev                             migrate, then run ingest and worker in one process (development)',
+  'wait-ready': `wait-ready [--url URL] [--timeout SECONDS]
+                                  wait until a gateway answers /readyz (default http://127.0.0.1:PORT, 60 s)`,
+  send: `send [--provider meta|twilio] [--text T] [--from P] [--id ID] [--to N] [--url URL]
+                                  post a correctly signed sample webhook to a running gateway`,
+  release: `release --phone P [--source whatsapp|twilio]
+                                  re-queue a sender's rate_limited messages`,
+  products: 'products import FILE.csv        load the catalog (header: sku,name,price,currency,aliases)',
+  dlq: `dlq list | replay [--id ID ...] | purge [--yes]
+                                  inspect the dead letters and put them back`,
+  replies: `replies unknown | resend --id ID | settle --id ID --as sent|failed
+                                  list replies whose outcome is unknown; resend one on purpose,
+                                  or record what the provider says happened`,
+  'requeue-stuck': 'requeue-stuck                   put back messages whose queue copy was lost (see WagateMessagesStuck)',
+  cleanup: 'cleanup [--days N]              retention cleanup (default RETENTION_DAYS)',
+  erase: 'erase --phone P                 erase one customer\'s personal data everywhere it is kept',
+  'fake-provider': 'fake-provider [--port 4010]     a local fake of the Graph API and Twilio REST, for demos',
+  help: 'help [COMMAND]                  this text, or one command\'s usage',
+};
+
+export const USAGE = `usage: wagate <command> [options]
+
+commands:
+${Object.values(COMMAND_USAGE).map((line) => `  ${line}`).join('\n')}
+
+exit status: 0 success, 1 failure (the message says what and what to do), 2 a command line to correct
+`;
+
+export function usageOf(command: string): string {
+  const line = COMMAND_USAGE[command];
+  return line ? `usage: wagate ${line}\n` : USAGE;
+}
+
+export function isHelpRequest(args: string[]): boolean {
+  return args.includes('--help') || args.includes('-h');
+}

@@ -1,0 +1,31 @@
+import { describeFetchFailure, WagateError } from '../errors';
+
+/** How often a waiting `wagate wait-ready` asks again. */
+const POLL_INTERVAL_MS = 250;
+/** One /readyz request that has not answered by then counts as "not yet". */
+const REQUEST_TIMEOUT_MS = 2000;
+
+/**
+ * Polls a gateway's /readyz until it answers 200, so that a script (the README's demo) sends
+ * its first webhook only once the gateway accepts them. Fails naming the URL and the last
+ * answer or connection error.
+ */
+export async function waitUntilReady(baseUrl: string, timeoutMs: number): Promise<void> {
+  const url = `${baseUrl.replace(/\/+$/, '')}/readyz`;
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  for (;;) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      if (response.status === 200) return;
+      last = `it answered ${response.status} ${(await response.text()).slice(0, 200)}`;
+    } catch (error) {
+      last = describeFetchFailure(error);
+    }
+    if (Date.now() >= deadline) {
+      throw new WagateError('GATEWAY_UNREACHABLE', `${url} was not ready after ${Math.round(timeoutMs / 1000)} s (${last}); is the gateway running (scripts/dev.sh), and on this port?`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}
+

@@ -1,0 +1,52 @@
+/** The languages replies are written in; each has a catalogue in reply-texts/. */
+export const REPLY_LANGUAGES = ['en', 'es', 'pt', 'de'] as const;
+export type ReplyLanguage = (typeof REPLY_LANGUAGES)[number];
+
+/**
+ * Words that mark a language: number words, connectors, intent words, greetings and
+ * courtesy. Words shared by two languages ("menu", "e", "o") are left out, so that one word
+ * never tips a message into the wrong language. Accents are folded before the lookup.
+ */
+const MARKERS: Record<ReplyLanguage, string[]> = {
+  en: ['one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'and', 'with', 'without', 'please',
+    'thanks', 'thank', 'hi', 'hello', 'hey', 'good', 'morning', 'evening', 'want', 'would', 'like', 'the', 'where', 'my',
+    'order', 'cancel', 'status', 'help', 'i', 'some', 'of'],
+  es: ['uno', 'una', 'dos', 'tres', 'cuatro', 'cinco', 'seis', 'siete', 'ocho', 'nueve', 'diez', 'y', 'con', 'sin',
+    'por', 'favor', 'gracias', 'hola', 'buenas', 'buenos', 'dias', 'quiero', 'quisiera', 'dame', 'donde', 'mi', 'pedido',
+    'cancelar', 'estado', 'ayuda', 'carta', 'el', 'los', 'las', 'del', 'necesito'],
+  pt: ['um', 'uma', 'dois', 'duas', 'tres', 'quatro', 'cinco', 'seis', 'sete', 'oito', 'nove', 'dez', 'e', 'com', 'sem',
+    'obrigado', 'obrigada', 'ola', 'oi', 'bom', 'boa', 'dia', 'quero', 'queria', 'gostaria', 'onde', 'meu', 'minha',
+    'encomenda', 'cancelar', 'cardapio', 'ajuda', 'cade', 'os', 'as', 'do', 'da', 'preciso', 'voce'],
+  de: ['eins', 'ein', 'eine', 'einen', 'zwei', 'drei', 'vier', 'funf', 'sechs', 'sieben', 'acht', 'neun', 'zehn', 'und',
+    'mit', 'ohne', 'bitte', 'danke', 'hallo', 'guten', 'tag', 'morgen', 'abend', 'moin', 'servus', 'ich', 'mochte',
+    'hatte', 'gern', 'gerne', 'wo', 'ist', 'meine', 'bestellung', 'stornieren', 'hilfe', 'speisekarte', 'der', 'die', 'das'],
+};
+
+/** Words that two languages share, scored for neither. */
+const AMBIGUOUS = new Set(['cinco', 'seis', 'cancelar', 'menu', 'o', 'a', 'de', 'no', 'tres', 'por', 'favor']);
+
+const LOOKUP = new Map<string, ReplyLanguage[]>();
+for (const language of REPLY_LANGUAGES) {
+  for (const word of MARKERS[language]) {
+    if (AMBIGUOUS.has(word)) continue;
+    LOOKUP.set(word, [...(LOOKUP.get(word) ?? []), language]);
+  }
+}
+
+function fold(text: string): string {
+  return text.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
+}
+
+/**
+ * The language with the most marker words, or null when no language leads ("2 pizzas",
+ * "1 coke", a tie): the caller then uses the customer's last language or the default.
+ */
+export function detectLanguage(text: string): ReplyLanguage | null {
+  const scores = new Map<ReplyLanguage, number>();
+  for (const word of fold(text).split(/[^\p{L}]+/u)) {
+    for (const language of LOOKUP.get(word) ?? []) scores.set(language, (scores.get(language) ?? 0) + 1);
+  }
+  const ranked = [...scores.entries()].sort((a, b) => b[1] - a[1]);
+  if (ranked.length === 0 || (ranked.length > 1 && ranked[0]![1] === ranked[1]![1])) return null;
+  return ranked[0]![0];
+}

@@ -1,0 +1,27 @@
+import type { Sql } from '../db/client';
+import type { QueueMessage } from '../queue/message';
+import { detectLanguage, REPLY_LANGUAGES, type ReplyLanguage } from './detect-language';
+import type { ReplyCatalogues } from './replies';
+
+export interface ReplyTextOptions {
+  catalogues: ReplyCatalogues;
+  /** REPLY_LANGUAGE: for a customer who has never written a word that tells. */
+  defaultLanguage: ReplyLanguage;
+}
+
+/**
+ * The language to answer in: the message's own, remembered for the customer; otherwise the
+ * one they last wrote in ("2 pizzas" after "hola"), otherwise the shop's default.
+ */
+export async function chooseReplyLanguage(tx: Sql, message: QueueMessage, text: string | undefined, fallback: ReplyLanguage): Promise<ReplyLanguage> {
+  const detected = text === undefined ? null : detectLanguage(text);
+  if (detected) {
+    await tx`
+      INSERT INTO customer_languages (webhook_source, sender_key, language) VALUES (${message.source}, ${message.senderKey}, ${detected})
+      ON CONFLICT (webhook_source, sender_key) DO UPDATE SET language = EXCLUDED.language, updated_at = now()`;
+    return detected;
+  }
+  const [row] = await tx<{ language: string }[]>`
+    SELECT language FROM customer_languages WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey}`;
+  return (REPLY_LANGUAGES as readonly string[]).includes(row?.language ?? '') ? (row!.language as ReplyLanguage) : fallback;
+}

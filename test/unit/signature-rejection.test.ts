@@ -1,0 +1,27 @@
+import { metaRejection, twilioRejection } from '../../src/webhooks/signature-rejection';
+import type { InboundRequest } from '../../src/webhooks/adapter';
+
+const request = (headers: Record<string, string>): InboundRequest => ({
+  rawBody: Buffer.from('{}'),
+  originalUrl: '/',
+  header: (name) => headers[name.toLowerCase()],
+});
+
+describe('why a signature was refused', () => {
+  it('names a missing Meta header, a wrong format, no secret configured and no matching secret', () => {
+    const wellFormed = `sha256=${'ab'.repeat(32)}`;
+    expect(metaRejection(request({}), ['s'])).toBe('missing_header');
+    expect(metaRejection(request({ 'x-hub-signature-256': 'ab'.repeat(32) }), ['s'])).toBe('bad_format');
+    expect(metaRejection(request({ 'x-hub-signature-256': 'sha256=xyz' }), ['s'])).toBe('bad_format');
+    expect(metaRejection(request({ 'x-hub-signature-256': wellFormed }), [])).toBe('no_secret_configured');
+    expect(metaRejection(request({ 'x-hub-signature-256': wellFormed }), ['wrong-secret'])).toBe('no_match');
+  });
+
+  it('does the same for Twilio\'s base64 HMAC-SHA1', () => {
+    const wellFormed = `${'A'.repeat(27)}=`;
+    expect(twilioRejection(request({}), ['t'])).toBe('missing_header');
+    expect(twilioRejection(request({ 'x-twilio-signature': 'not base64!' }), ['t'])).toBe('bad_format');
+    expect(twilioRejection(request({ 'x-twilio-signature': wellFormed }), [])).toBe('no_secret_configured');
+    expect(twilioRejection(request({ 'x-twilio-signature': wellFormed }), ['t'])).toBe('no_match');
+  });
+});
