@@ -48,6 +48,31 @@ const kubeName = z
   .max(253)
   .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes name: lower-case letters, digits, dash and dot');
 
+/** An admin token weaker than this is refused at start: it guards every customer's statistics. */
+export const MIN_ADMIN_TOKEN_BITS = 48;
+
+/**
+ * A cautious estimate of a token's randomness: its length times the Shannon entropy of its
+ * characters. It cannot prove a token random, but it catches the obvious ones ("aaaa…",
+ * "changemechangeme") that a person types and a generator never makes. Low on purpose:
+ * 16 random hex characters estimate about 54 bits.
+ */
+export function estimatedTokenBits(token: string): number {
+  const counts = new Map<string, number>();
+  for (const char of token) counts.set(char, (counts.get(char) ?? 0) + 1);
+  const length = [...token].length;
+  let bitsPerChar = 0;
+  for (const count of counts.values()) bitsPerChar -= (count / length) * Math.log2(count / length);
+  return bitsPerChar * length;
+}
+
+/** "abcdef…", "0123…", "9876…": more than half the steps between neighbours are ±1. */
+function isMostlySequence(token: string): boolean {
+  const codes = [...token].map((char) => char.codePointAt(0)!);
+  const steps = codes.slice(1).filter((code, i) => Math.abs(code - codes[i]!) === 1).length;
+  return steps * 2 > codes.length - 1;
+}
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -57,7 +82,16 @@ const envSchema = z.object({
   PORT: int(3000, 0).pipe(z.number().max(65535)),
   METRICS_PORT: int(9464, 0).pipe(z.number().max(65535)),
   PUBLIC_BASE_URL: z.string().url().optional(),
-  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  ADMIN_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .refine((token) => estimatedTokenBits(token) >= MIN_ADMIN_TOKEN_BITS && !isMostlySequence(token), {
+      message: 'is too guessable (repeats, a sequence or few distinct characters); generate one, e.g. openssl rand -base64 32',
+    })
+    .optional(),
+
+  /** Stats requests per client address per minute, wrong tokens included. */
+  ADMIN_RATE_LIMIT_PER_MINUTE: int(30, 1),
 
   WHATSAPP_VERIFY_TOKEN: z.string().min(1).optional(),
   WHATSAPP_ACCESS_TOKEN: z.string().min(1).optional(),
@@ -79,6 +113,8 @@ const envSchema = z.object({
   REPLAY_WINDOW_SECONDS: int(DEFAULT_REPLAY_WINDOW_SECONDS, 60),
   RETENTION_DAYS: int(30, 1),
   PERSONAL_DATA_RETENTION_DAYS: int(7, 1),
+  /** Shops keep orders (and their replies) longer than webhooks: a year by default. */
+  ORDER_RETENTION_DAYS: int(365, 1),
   MAX_BODY_BYTES: int(3 * 1024 * 1024, 1024),
 
   MAX_IN_FLIGHT: int(2000, 1),

@@ -154,7 +154,12 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxInFlightBytes: config.MAX_IN_FLIGHT_BYTES,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
     health: { sql, isBrokerConnected: parts.isBrokerConnected, isBrokerLoginRefused: parts.isBrokerLoginRefused, isDraining: parts.isDraining, brokerRequired: false },
-    stats: { sql, adminToken: config.ADMIN_TOKEN, queueDepths: parts.queueDepths },
+    stats: {
+      sql,
+      adminToken: config.ADMIN_TOKEN,
+      rateLimit: { requests: config.ADMIN_RATE_LIMIT_PER_MINUTE, windowMs: 60_000 },
+      queueDepths: parts.queueDepths,
+    },
   });
   return { listener, recorder };
 }

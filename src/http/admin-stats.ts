@@ -2,11 +2,13 @@ import type { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
 import type { Sql } from '../db/client';
 import { describeIssues } from '../errors';
+import type { AdminRateLimit } from './admin-rate-limit';
 import { secureEquals } from './secure-compare';
 
 export interface StatsDeps {
   sql: Sql;
   adminToken: string | undefined;
+  rateLimit: AdminRateLimit;
   /** Ready counts from the broker, or null when it cannot be asked. */
   queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
 }

@@ -7,6 +7,7 @@ import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
 import type { WebhookAdapter } from '../webhooks/adapter';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
+import { createAdminRateLimit } from './admin-rate-limit';
 import { createAdminAuth, createStatsHandler, type StatsDeps } from './admin-stats';
 import { createReadinessHandler, livenessHandler, type HealthDeps } from './health';
 import { createInFlightLimit } from './in-flight-limit';
@@ -40,7 +41,7 @@ function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter) => Webhook
     { method: 'GET', path: '/healthz', handlers: [livenessHandler] },
     { method: 'GET', path: '/readyz', handlers: [createReadinessHandler(deps.health)] },
     { method: 'GET', path: META_WEBHOOK_PATH, handlers: [createMetaVerificationHandler(deps.verifyToken)] },
-    { method: 'GET', path: STATS_PATH, handlers: [createAdminAuth(deps.stats.adminToken), createStatsHandler(deps.stats)] },
+    { method: 'GET', path: STATS_PATH, handlers: [createAdminRateLimit(deps.stats.rateLimit), createAdminAuth(deps.stats.adminToken), createStatsHandler(deps.stats)] },
     { method: 'POST', path: META_WEBHOOK_PATH, webhook: webhook(deps.meta) },
     { method: 'POST', path: TWILIO_WEBHOOK_PATH, webhook: webhook(deps.twilio) },
   ];

@@ -1,6 +1,6 @@
 import type { Source } from '../config';
 import { transaction, type Sql } from '../db/client';
-import { addressVariants } from './addresses';
+import { senderKeysOf } from './sender-keys';
 
 export interface ReleaseResult {
   released: number;
@@ -13,11 +13,11 @@ export interface ReleaseResult {
  * The status change, the outbox rows and the counter reset commit together; the outbox
  * relay of any running ingest publishes them (their lease is already expired). The number
  * may be given in any of its forms ("+1555…", "1555…", "whatsapp:+1555…"), or as Meta's
- * user id.
+ * user id; a number also finds the user ids its messages were keyed on.
  */
 export async function releaseSender(sql: Sql, phone: string, source?: Source): Promise<ReleaseResult> {
-  const senders = addressVariants(phone);
   return transaction(sql, async (tx) => {
+    const senders = await senderKeysOf(tx, phone);
     const ofSender = () => tx`(sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
       AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
     const released = await tx<{ id: string }[]>`

@@ -8,6 +8,8 @@ const FINISHED = ['processed', 'unmatched', 'dead', 'malformed', 'replay_rejecte
 export interface CleanupOptions {
   days: number;
   personalDataDays: number;
+  /** Orders, their items and replies go after this many days (ORDER_RETENTION_DAYS). */
+  orderDays: number;
 }
 
 export type CleanupReport = Record<string, number>;
@@ -64,11 +66,25 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
       SELECT id FROM outbound_messages
       WHERE created_at < now() - make_interval(days => ${options.personalDataDays}) AND body IS NOT NULL
         AND status IN ('sent', 'failed', 'unknown') LIMIT ${BATCH_ROWS})`);
+  Object.assign(report, await removeOldOrders(sql, options.orderDays));
   report.personal_data_orders = await inBatches(() => sql`
     UPDATE orders SET customer_name = NULL WHERE id IN (
       SELECT id FROM orders
       WHERE created_at < now() - make_interval(days => ${options.personalDataDays}) AND customer_name IS NOT NULL LIMIT ${BATCH_ROWS})`);
   return report;
+}
+
+/** Replies still on their way (pending, sending, retry) are kept; order_items go with their order. */
+async function removeOldOrders(sql: Sql, orderDays: number): Promise<CleanupReport> {
+  const outbound_messages = await inBatches(() => sql`
+    DELETE FROM outbound_messages WHERE id IN (
+      SELECT id FROM outbound_messages
+      WHERE created_at < now() - make_interval(days => ${orderDays}) AND status IN ('sent', 'failed', 'unknown')
+      LIMIT ${BATCH_ROWS})`);
+  const orders = await inBatches(() => sql`
+    DELETE FROM orders WHERE id IN (
+      SELECT id FROM orders WHERE created_at < now() - make_interval(days => ${orderDays}) LIMIT ${BATCH_ROWS})`);
+  return { outbound_messages, orders };
 }
 
 async function inBatches(run: () => Promise<{ count: number }>): Promise<number> {

@@ -1,5 +1,5 @@
 import { transaction, type Sql } from '../db/client';
-import { addressVariants } from '../ledger/addresses';
+import { senderKeysOf } from '../ledger/sender-keys';
 import type { QueueMessage } from '../queue/message';
 import { ERASED } from './erasure';
 
@@ -15,8 +15,10 @@ export type DeadLetterDropper = (matches: (message: QueueMessage) => boolean) =>
  * erased first and commits on its own, so a broker that is away cannot hold it up.
  */
 export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: DeadLetterDropper | null): Promise<Record<string, number>> {
-  const addresses = addressVariants(phone);
+  let addresses: string[] = [];
   const report = (await transaction(sql, async (tx) => {
+    // The number, plus the Meta user ids its messages and orders (and so its rate limit) were keyed on.
+    addresses = await senderKeysOf(tx, phone);
     const messages = await tx`
       UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, updated_at = now(),
         status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END

@@ -36,6 +36,8 @@ export function startTracing(env: NodeJS.ProcessEnv, defaultServiceName: string)
       new HttpInstrumentation({
         // Health checks and scrapes would drown the traces that matter.
         ignoreIncomingRequestHook: (req) => /^\/(healthz|readyz|metrics)/.test(req.url ?? ''),
+        // Meta's verification GET carries WHATSAPP_VERIFY_TOKEN in its query string.
+        redactedQueryParamsServer: ['hub.verify_token'],
       }),
       // One span per middleware (raw body, limits, timing) costs more than it tells.
       new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),

@@ -1,8 +1,13 @@
-import { metaSignature, metaTextEnvelope } from '../../src/webhooks/samples';
-import { META_SECRET } from '../support/ingest';
-import { ACCESS_TOKEN, startPipeline, type Pipeline } from '../support/pipeline';
-import { spawnWagate, type ChildIngest } from '../support/process';
-import { postMeta, uniqueWamid } from '../support/webhooks';
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { STATS_PATH } from '../../src/http/app';
+import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
+import { metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../../src/webhooks/samples';
+import { TWILIO_WEBHOOK_PATH } from '../../src/webhooks/twilio';
+import { ADMIN_TOKEN, META_SECRET, TWILIO_TOKEN, VERIFY_TOKEN } from '../support/ingest';
+import { ACCESS_TOKEN, PUBLIC_BASE_URL, startPipeline, type Pipeline } from '../support/pipeline';
+import { MAIN_JS, spawnWagate, type ChildIngest } from '../support/process';
+import { postMeta, postTwilio, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
 let pipeline: Pipeline;
@@ -37,6 +42,135 @@ describe('logs', () => {
     expect(text.length).toBeGreaterThan(0);
     for (const forbidden of [body, 'secret-garden', META_SECRET, signature.slice(7), ACCESS_TOKEN, 'guest:guest']) {
       expect(text).not.toContain(forbidden);
+    }
+  });
+});
+
+/** Every export request body, as sent (OTLP over http/json, so attributes are plain text). */
+async function startOtlpSink(): Promise<{ url: string; bodies: string[]; close(): Promise<void> }> {
+  const bodies: string[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, bodies, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+function runCli(args: string[], env: Record<string, string>): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN_JS, ...args], { env: { PATH: process.env.PATH ?? '', ...env, LOG_LEVEL: 'debug' } });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('exit', (code) => resolve(`${output}\nexit ${code}`));
+  });
+}
+
+async function finished(messageId: string): Promise<boolean> {
+  const [row] = await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${messageId}`;
+  return row?.status === 'processed' || row?.status === 'unmatched';
+}
+
+describe('a full run at LOG_LEVEL=debug', () => {
+  let sink: Awaited<ReturnType<typeof startOtlpSink>>;
+  let debugChildren: ChildIngest[] = [];
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    // The worker above would stay the queues' single active consumer: this run's worker must do the work.
+    await Promise.all(children.map((child) => child.stop()));
+    sink = await startOtlpSink();
+    env = { ...pipeline.env, OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100' };
+    debugChildren = [await spawnWagate('ingest', env, 20000, 'debug'), await spawnWagate('worker', env, 20000, 'debug')];
+  });
+
+  afterAll(async () => {
+    await Promise.all(debugChildren.map((child) => child.stop()));
+    await sink.close();
+  });
+
+  it('carries no secret, signature or message body in logs, metrics, spans, stored errors, answers or the CLI', async () => {
+    const baseUrl = debugChildren[0]!.baseUrl;
+    const metaText = 'debug-level order for the hidden-lagoon picnic, 3 coke';
+    const failingText = 'debug-level order that the provider refuses, marker-zq7';
+    const twilioText = 'twilio order for the moonlit-orchard, 2 coke';
+    const answers: string[] = [];
+    const send = async (body: string, signature = metaSignature(META_SECRET, body)) => {
+      const reply = await postMeta(baseUrl, body, { signature });
+      answers.push(`${reply.status} ${reply.body}`);
+      return reply.status;
+    };
+
+    const ok = uniqueWamid();
+    const okBody = JSON.stringify(metaTextEnvelope({ id: ok, from: '15550600011', text: metaText }));
+    expect(await send(okBody)).toBe(200);
+    await waitFor('the order', () => finished(ok));
+
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    const failing = uniqueWamid();
+    const failingBody = JSON.stringify(metaTextEnvelope({ id: failing, from: '15550600012', text: failingText }));
+    expect(await send(failingBody)).toBe(200);
+    await waitFor('the dead letter', async () => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${failing}`)[0]?.status === 'dead');
+
+    // Failures at the door: a wrong signature over a real body, and a body that is not JSON.
+    expect(await send(okBody.replace('hidden', 'hiddem'), metaSignature('not-the-secret', okBody))).toBe(401);
+    expect(await send(`{"text": "${metaText}`)).toBe(200);
+
+    const sid = `SM${'7'.repeat(32)}`;
+    const form = twilioTextForm({ sid, from: 'whatsapp:+15550600013', to: 'whatsapp:+15550000000', text: twilioText });
+    const twilioSig = twilioSignature(TWILIO_TOKEN, PUBLIC_BASE_URL + TWILIO_WEBHOOK_PATH, form);
+    expect((await postTwilio(baseUrl, form, { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+    expect((await postTwilio(baseUrl, form, { publicBaseUrl: PUBLIC_BASE_URL, signature: twilioSig.slice(0, -2) + 'AA' })).status).toBe(401);
+    await waitFor('the Twilio order', () => finished(sid));
+
+    const verify = await fetch(`${baseUrl}${META_WEBHOOK_PATH}?hub.mode=subscribe&hub.verify_token=${VERIFY_TOKEN}&hub.challenge=42`);
+    const wrongAdmin = await fetch(`${baseUrl}${STATS_PATH}`, { headers: { Authorization: 'Bearer wrong-admin-guess-8f3k2' } });
+    const admin = await fetch(`${baseUrl}${STATS_PATH}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+    answers.push(await verify.text(), await wrongAdmin.text(), await admin.text());
+    expect([verify.status, wrongAdmin.status, admin.status]).toEqual([200, 401, 200]);
+
+    await waitFor('spans from both processes', () => ['wagate.ledger.record', 'wagate.process'].every((name) => sink.bodies.join('').includes(name)) || null);
+    const metrics = await Promise.all(debugChildren.map((child) => fetch(child.metricsUrl).then((r) => r.text())));
+    const storedErrors = await pipeline.db.sql`
+      SELECT last_error FROM webhook_messages WHERE last_error IS NOT NULL
+      UNION ALL SELECT last_error FROM outbound_messages WHERE last_error IS NOT NULL`;
+    const cli = await Promise.all([
+      runCli(['dlq', 'list'], env),
+      runCli(['replies', 'unknown'], env),
+      runCli(['release', '--phone', '+15550600011'], env),
+      runCli(['cleanup'], env),
+      // Failures of the CLI: credentials that are wrong, and an unreachable database.
+      runCli(['dlq', 'list'], { ...env, AMQP_URL: 'amqp://guest:amqp-pass-9w2x@127.0.0.1:5672' }),
+      runCli(['cleanup'], { ...env, DATABASE_URL: 'postgres://postgres:db-pass-4k8q@127.0.0.1:1/wagate' }),
+    ]);
+    expect(cli[4]).toMatch(/exit [1-9]/);
+    expect(cli[5]).toMatch(/exit [1-9]/);
+
+    const logs = debugChildren.flatMap((child) => child.logs).map((entry) => JSON.stringify(entry));
+    const everything = {
+      logs: logs.join('\n'),
+      metrics: metrics.join('\n'),
+      spans: sink.bodies.join('\n'),
+      storedErrors: JSON.stringify(storedErrors),
+      answers: answers.join('\n'),
+      cli: cli.join('\n'),
+    };
+    for (const [where, text] of Object.entries(everything)) expect({ where, empty: text.length === 0 }).toEqual({ where, empty: false });
+    const forbidden = [
+      metaText, 'hidden-lagoon', failingText, 'marker-zq7', twilioText, 'moonlit-orchard',
+      META_SECRET, TWILIO_TOKEN, ADMIN_TOKEN, VERIFY_TOKEN, ACCESS_TOKEN, 'wrong-admin-guess-8f3k2',
+      metaSignature(META_SECRET, okBody).slice(7), metaSignature(META_SECRET, failingBody).slice(7), twilioSig,
+      'guest:guest', 'amqp-pass-9w2x', 'db-pass-4k8q',
+    ];
+    for (const [where, text] of Object.entries(everything)) {
+      const found = forbidden.filter((secret) => text.includes(secret));
+      expect({ where, found }).toEqual({ where, found: [] });
     }
   });
 });

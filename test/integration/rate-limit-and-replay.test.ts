@@ -83,6 +83,26 @@ describe('rate limits', () => {
     expect(limit!.is_blocked).toBe(false);
     expect(await releaseSender(db.sql, '15550009004')).toEqual({ released: 0, withoutContent: 0 });
   });
+
+  it('release by phone number finds a sender whose limit is keyed on Meta\'s user id', async () => {
+    await drainedIds();
+    const userId = 'US.11223344556677889900';
+    const ids = Array.from({ length: 4 }, () => uniqueWamid());
+    for (const id of ids) await postMetaText(ingest.baseUrl, { id, from: '15550009005', userId });
+    expect(await statuses(ids)).toEqual(['queued', 'queued', 'queued', 'rate_limited']);
+    const [blocked] = await db.sql`SELECT is_blocked FROM webhook_rate_limits WHERE phone_number = ${userId}`;
+    expect(blocked!.is_blocked).toBe(true);
+    await drainedIds();
+
+    expect(await releaseSender(db.sql, '+15550009005')).toEqual({ released: 1, withoutContent: 0 });
+    const [cleared] = await db.sql`SELECT is_blocked, request_count FROM webhook_rate_limits WHERE phone_number = ${userId}`;
+    expect(cleared).toMatchObject({ is_blocked: false, request_count: 0 });
+    const published = await waitFor('the released message to be published', async () => {
+      const got = await drainedIds();
+      return got.length > 0 ? got : null;
+    });
+    expect(published).toEqual([`whatsapp:${ids[3]}`]);
+  });
 });
 
 describe('rate limits for Twilio', () => {

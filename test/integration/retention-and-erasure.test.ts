@@ -51,6 +51,23 @@ describe('erase', () => {
   });
 });
 
+describe('erase by phone number of a sender keyed on Meta\'s user id', () => {
+  it('also removes the rate-limit row keyed on the user id', async () => {
+    const phone = '15550400003';
+    const userId = 'US.55443322110099887766';
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, userId, text: '1 coke' });
+    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    expect(await pipeline.db.sql`SELECT 1 FROM webhook_rate_limits WHERE phone_number = ${userId}`).toHaveLength(1);
+
+    const report = await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, `+${phone}`);
+    expect(report).toMatchObject({ messages: 1, orders: 1, rate_limits: 1 });
+    expect(await pipeline.db.sql`SELECT 1 FROM webhook_rate_limits WHERE phone_number = ${userId}`).toHaveLength(0);
+    const [order] = await pipeline.db.sql`SELECT phone_number, sender_key FROM orders WHERE message_id = ${id}`;
+    expect(order).toEqual({ phone_number: 'erased', sender_key: 'erased' });
+  });
+});
+
 describe('erase before the worker gets there', () => {
   it('turns a queued message into "erased": its queue copy makes no order and no reply', async () => {
     const phone = '15550400002';
@@ -91,7 +108,7 @@ describe('cleanup', () => {
         ('twilio', 'SMold', '1', 'processed', '{"x":1}', now() - interval '10 days'),
         ('whatsapp', 'recent-processed', '1', 'processed', '{"x":1}', now() - interval '8 days')`;
     await sql`INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() FROM webhook_messages WHERE message_id = 'old-queued'`;
-    const report = await runCleanup(sql, pipeline.ingest.config, { days: 9, personalDataDays: 7 });
+    const report = await runCleanup(sql, pipeline.ingest.config, { days: 9, personalDataDays: 7, orderDays: 365 });
     expect(report.webhook_messages_whatsapp).toBe(1);
     expect(report.webhook_messages_twilio).toBe(0);
     const left = await sql<{ message_id: string; payload: unknown }[]>`
@@ -102,5 +119,34 @@ describe('cleanup', () => {
       { message_id: 'recent-processed', payload: null },
     ]);
     await sql`DELETE FROM outbox WHERE webhook_message_id IN (SELECT id FROM webhook_messages WHERE message_id = 'old-queued')`;
+  });
+
+  it('keeps orders and their replies for ORDER_RETENTION_DAYS, and never removes a reply still being sent', async () => {
+    const sql = pipeline.db.sql;
+    const [oldOrder] = await sql<{ id: string }[]>`
+      INSERT INTO orders (webhook_source, message_id, phone_number, sender_key, total, currency, created_at)
+      VALUES ('whatsapp', 'order-old', '1', '1', 1, 'USD', now() - interval '40 days') RETURNING id`;
+    await sql`INSERT INTO order_items (order_id, line, sku, name, quantity, unit_price)
+      SELECT ${oldOrder!.id}, 1, sku, name, 1, price FROM products LIMIT 1`;
+    await sql`INSERT INTO orders (webhook_source, message_id, phone_number, sender_key, total, currency, created_at)
+      VALUES ('whatsapp', 'order-recent', '1', '1', 1, 'USD', now() - interval '20 days')`;
+    await sql`INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, order_id, recipient, business_number, kind, status, created_at) VALUES
+      ('k-old-sent', 'whatsapp', 'order-old', ${oldOrder!.id}, '1', '2', 'confirmation', 'sent', now() - interval '40 days'),
+      ('k-old-retry', 'whatsapp', 'order-old-retry', NULL, '1', '2', 'confirmation', 'retry', now() - interval '40 days'),
+      ('k-recent', 'whatsapp', 'order-recent', NULL, '1', '2', 'confirmation', 'sent', now() - interval '20 days')`;
+
+    const report = await runCleanup(sql, pipeline.ingest.config, { days: 9, personalDataDays: 7, orderDays: 30 });
+    expect(report).toMatchObject({ orders: 1, outbound_messages: 1 });
+    expect((await sql`SELECT message_id FROM orders WHERE message_id LIKE 'order-%'`).map((r) => r.message_id)).toEqual(['order-recent']);
+    expect(await sql`SELECT 1 FROM order_items WHERE order_id = ${oldOrder!.id}`).toHaveLength(0);
+    const replies = await sql`SELECT idempotency_key FROM outbound_messages WHERE idempotency_key LIKE 'k-%' ORDER BY 1`;
+    expect(replies.map((r) => r.idempotency_key)).toEqual(['k-old-retry', 'k-recent']);
+    await sql`DELETE FROM outbound_messages WHERE idempotency_key LIKE 'k-%'`;
+  });
+
+  it('reads old orders and replies through their created_at indexes', async () => {
+    const indexes = await pipeline.db.sql`
+      SELECT indexname FROM pg_indexes WHERE indexname IN ('orders_created_at_idx', 'outbound_messages_created_at_idx') ORDER BY 1`;
+    expect(indexes.map((r) => r.indexname)).toEqual(['orders_created_at_idx', 'outbound_messages_created_at_idx']);
   });
 });

@@ -15,11 +15,11 @@ export interface ChildIngest {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs `wagate <command>` from the build, as a separate process, and waits until it listens. */
-export async function spawnWagate(command: string, env: Record<string, string>, timeoutMs = 20000): Promise<ChildIngest> {
+/** Runs `wagate <command>` from the build, as a separate process, and waits until it listens (logging at `logLevel`, info or finer). */
+export async function spawnWagate(command: string, env: Record<string, string>, timeoutMs = 20000, logLevel = 'info'): Promise<ChildIngest> {
   if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run "npm run build" before these tests`);
   const child = spawn(process.execPath, [MAIN_JS, command], {
-    env: { ...process.env, ...env, LOG_LEVEL: 'info' },
+    env: { ...process.env, ...env, LOG_LEVEL: logLevel },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
