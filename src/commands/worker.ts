@@ -27,7 +27,12 @@ const QUEUE_GAUGE_INTERVAL_MS = 5000;
 export interface RunningWorker {
   metricsPort: number;
   sql: Sql;
+  /** Unique per process; also in the names of its broker connections. */
+  memberId: string;
+  /** The consuming connection: topology, deliveries and their acks. */
   broker: Broker;
+  /** The publishing connection: hand-overs to the retry tiers, the dead-letter queue and other shards. */
+  publishBroker: Broker;
   metrics: Metrics;
   topology: Topology;
   coordinator: ShardCoordinator;
@@ -85,9 +90,10 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   let coordinator: ShardCoordinator | null = null;
   let reportFatal: (error: Error) => void = () => undefined;
   const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
+  const memberId = newMemberId();
   const broker = createBroker({
     url: config.AMQP_URL,
-    name: 'wagate-worker',
+    name: `wagate-worker consume ${memberId}`,
     log,
     onFatal: (error) => reportFatal(error),
     setup: async (channel) => {
@@ -95,10 +101,20 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       await consumer!.attach(channel);
     },
   });
+  // Hand-overs go on a connection of their own: the broker blocks a publishing connection
+  // under a memory or disk alarm, and on the consuming one that would stall the deliveries
+  // and acks of messages that need no publish at all.
+  const publishBroker = createBroker({
+    url: config.AMQP_URL,
+    name: `wagate-worker publish ${memberId}`,
+    log,
+    // The consuming connection declares the topology before any delivery can need a hand-over.
+    setup: async () => undefined,
+  });
   consumer = createWorkerConsumer({
     topology,
     prefetch: config.WORKER_PREFETCH,
-    publisher: createPublisher(broker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
+    publisher: createPublisher(publishBroker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
     sql,
     log,
     metrics,
@@ -111,7 +127,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   coordinator = createShardCoordinator({
     store: createMembershipStore(sql, config.QUEUE_PREFIX, config.WORKER_LIVENESS_TIMEOUT_MS),
     consumer,
-    memberId: newMemberId(),
+    memberId,
     shardCount: topology.shards.length,
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
     livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS,
@@ -121,7 +137,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   // A (re)connected worker takes its share at once rather than at the next heartbeat.
   broker.onConnected(() => void coordinator!.tick());
   coordinator.start();
-  metrics.watchBroker(broker.isConnected, () => broker.loginRefusedSince() !== null);
+  const bothConnected = () => broker.isConnected() && publishBroker.isConnected();
+  metrics.watchBroker(bothConnected, () => broker.loginRefusedSince() !== null || publishBroker.loginRefusedSince() !== null);
   const stuckAfter = stuckAfterMs(config.RETRY_DELAYS_MS);
   const gauges = setInterval(() => {
     void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);
@@ -138,7 +155,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       return true;
     }
     if (req.url !== '/readyz') return false;
-    void workerReadiness(sql, broker, draining).then(({ ready, body }) =>
+    void workerReadiness(sql, bothConnected, draining).then(({ ready, body }) =>
       res.writeHead(ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify(body)),
     );
     return true;
@@ -147,7 +164,9 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   return {
     metricsPort: boundPort(metricsServer),
     sql,
+    memberId,
     broker,
+    publishBroker,
     metrics,
     topology,
     coordinator,
@@ -156,7 +175,9 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       draining = true;
       clearInterval(gauges);
       await drainWithin(config.WORKER_DRAIN_TIMEOUT_MS, coordinator!, consumer!, log);
+      // The consuming channel closes first, once every hand-over in hand is confirmed and acked.
       await broker.close();
+      await publishBroker.close();
       await closeServerNow(metricsServer);
       await closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error'));
       log.info('worker stopped');
@@ -164,8 +185,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   };
 }
 
-/** The worker cannot work without a broker channel, unlike ingest. */
-async function workerReadiness(sql: Sql, broker: Broker, draining: boolean) {
+/** The worker cannot work without its broker connections, unlike ingest. */
+async function workerReadiness(sql: Sql, brokerConnected: () => boolean, draining: boolean) {
   const postgres = await postgresAnswers(sql);
-  return judgeReadiness({ postgres, brokerConnected: broker.isConnected(), draining, brokerRequired: true });
+  return judgeReadiness({ postgres, brokerConnected: brokerConnected(), draining, brokerRequired: true });
 }

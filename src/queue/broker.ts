@@ -83,12 +83,19 @@ export function createBroker(options: BrokerOptions): Broker {
         timeout: CONNECT_IDLE_TIMEOUT_MS,
       });
       model.on('error', (error: Error) => options.log.warn({ err: error.message }, 'broker connection error'));
-      model.on('close', () => handleLoss(model!));
+      // A close while setup runs finds no `connection` to lose yet; remembered here, it makes
+      // this attempt fail and reconnect rather than keep a dead channel as the live one.
+      let closedDuringSetup = false;
+      model.on('close', () => {
+        closedDuringSetup = true;
+        handleLoss(model!);
+      });
       model.on('blocked', (reason: string) => options.log.warn({ reason }, 'broker blocked publishing'));
       const channel = await model.createConfirmChannel();
       channel.on('error', (error: Error) => options.log.warn({ err: error.message }, 'broker channel error'));
       // A channel closed by the broker (e.g. a protocol error) is recovered with a fresh connection.
       channel.on('close', () => {
+        closedDuringSetup = true;
         if (current === channel) model?.close().catch(() => undefined);
       });
       await options.setup(channel);
@@ -96,6 +103,7 @@ export function createBroker(options: BrokerOptions): Broker {
         await model.close().catch(() => undefined);
         return;
       }
+      if (closedDuringSetup) throw new WagateError('BROKER_UNAVAILABLE', 'the broker connection closed while its topology was being declared');
       connection = model;
       current = channel;
       attempt = 0;

@@ -82,6 +82,7 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
       const config = loadConfig({ ...env, ...workerOverrides });
       const worker = await startWorker(config, createLogger(config.LOG_LEVEL, 'wagate-test-worker'));
       await worker.broker.waitUntilConnected(10000);
+      await worker.publishBroker.waitUntilConnected(10000);
       workers.push(worker);
       // Workers left running with another shard count hold nothing; they are not part of the split.
       await waitUntilShardsCovered(workers.filter((each) => each.topology.shards.length === worker.topology.shards.length));
