@@ -1,0 +1,45 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+/** rabbitmqctl starts an Erlang VM per call: seconds on a busy machine. */
+const RABBITMQCTL_TIMEOUT_MS = 60_000;
+
+async function rabbitmqctl(args: string[]): Promise<string> {
+  const { stdout } = await run('rabbitmqctl', ['-q', ...args], { timeout: RABBITMQCTL_TIMEOUT_MS });
+  return stdout;
+}
+
+/** The client-provided names (`connection_name`) of every connection the broker holds now. */
+export async function connectionNames(): Promise<string[]> {
+  const out = await rabbitmqctl(['list_connections', '--no-table-headers', 'client_properties']);
+  return [...out.matchAll(/\{"connection_name","((?:[^"\\]|\\.)*)"\}/g)].map((match) => match[1]!);
+}
+
+/** An Erlang list of the broker-side reader processes of the connections with this client name. */
+function readersNamed(name: string): string {
+  const literal = `<<"${name.replace(/["\\]/g, '')}">>`;
+  return `[P || P <- rabbit_networking:connections(), lists:keyfind(<<"connection_name">>, 1,
+    proplists:get_value(client_properties, rabbit_reader:info(P, [client_properties]))) =:= {<<"connection_name">>, longstr, ${literal}}]`;
+}
+
+/**
+ * Suspends the broker's reader of the named connections, as a memory alarm blocks a
+ * publishing connection: the broker reads nothing more from it, so its publishes get no
+ * confirm until resumeReaders. Returns the suspended readers (pids local to the broker).
+ */
+export async function suspendConnection(name: string): Promise<string[]> {
+  const out = await rabbitmqctl(['eval', `[begin ok = sys:suspend(P), pid_to_list(P) end || P <- ${readersNamed(name)}].`]);
+  return [...out.matchAll(/"(<[0-9.]+>)"/g)].map((match) => match[1]!);
+}
+
+export async function resumeReaders(pids: string[]): Promise<void> {
+  if (pids.length === 0) return;
+  await rabbitmqctl(['eval', `[sys:resume(list_to_pid(P)) || P <- [${pids.map((pid) => `"${pid}"`).join(',')}]].`]);
+}
+
+/** Closes the named connections from the broker's side, as an operator or a failing node would. */
+export async function closeConnection(name: string): Promise<number> {
+  const out = await rabbitmqctl(['eval', `length([rabbit_networking:close_connection(P, "closed by a test") || P <- ${readersNamed(name)}]).`]);
+  return Number(out.trim());
+}
