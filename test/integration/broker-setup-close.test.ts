@@ -30,7 +30,7 @@ describe('broker connect sequence', () => {
         await closed;
       },
     });
-    await waitFor('a second setup on a new connection', () => setups.length >= 2, 10_000);
+    await waitFor('a second setup on a new connection', () => setups.length >= 2, 60_000);
     await broker.waitUntilConnected(30_000);
     expect(broker.channel()).toBe(setups[1]);
     // The live channel answers: a dead one would reject with "Channel closed".
