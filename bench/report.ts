@@ -2,7 +2,7 @@ import type { Check } from './checks';
 import type { PhaseResult, ScenarioSettings } from './scenarios';
 import type { WorkerRun } from './worker';
 
-/** Targets from the brief and SPEC §9; shown for context, they do not fail the run. */
+/** wagate's performance targets (README, Performance); shown for context, they do not fail the run. */
 export const TARGETS = { minThroughputRatio: 0.35, maxP99AtRateMs: 20, maxRssMb: 250 };
 const MS_PER_SECOND = 1000;
 

@@ -11,7 +11,7 @@ const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
 interface ErrorCodeMeaning {
-  /** Whether the same work may succeed later (the default for the worker, SPEC §4.6). */
+  /** Whether the same work may succeed later (the default for the worker: retry unless told otherwise). */
   retryable: boolean;
   exitStatus: number;
   httpStatus: number;

@@ -1,4 +1,4 @@
-/** How the backlog scenario reads the gateway's unfinished work: its admin stats endpoint (SPEC §3). */
+/** How the backlog scenario reads the gateway's unfinished work: its admin stats endpoint. */
 export const STATS_PATH = '/api/v1/whatsapp-hardened/stats?hours=1';
 /** How often the drain is polled, in seconds. */
 export const DRAIN_POLL_SECONDS = 1;

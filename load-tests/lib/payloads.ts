@@ -1,7 +1,7 @@
 import { encodeForm } from './encoding.ts';
 import { metaSignature, twilioSignature, type FormParams } from './sign.ts';
 
-/** The gateway's webhook paths (SPEC §3); providers are pointed at exactly these. */
+/** The gateway's webhook paths; providers are pointed at exactly these. */
 export const META_WEBHOOK_PATH = '/api/v1/whatsapp-hardened/webhook';
 export const TWILIO_WEBHOOK_PATH = '/api/v1/whatsapp-hardened/twilio/webhook';
 /** The business number of the gateway's Meta samples; its fake Graph API knows this one. */

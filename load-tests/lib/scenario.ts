@@ -54,7 +54,7 @@ export function constantLoad(settings: Settings): ArrivalLoad {
 }
 
 /**
- * The thresholds every scenario shares: the seed's 300 ms target on every answer, the SLO on
+ * The thresholds every scenario shares: the 300 ms target on every answer, the SLO on
  * answers tagged slo:ack, under 1 % failed requests (status other than expected, or no
  * answer) and over 99 % passed checks.
  */

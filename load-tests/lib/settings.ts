@@ -17,9 +17,9 @@ export interface Settings {
   rate: number;
   durationSeconds: number;
   senders: number;
-  /** The seed's target for every ack (http_req_duration p99). */
+  /** The target for every ack (http_req_duration p99). */
   ackP99Ms: number;
-  /** wagate's SLO (SPEC §9: p99 < 20 ms at 500 req/s on 2 cores), for requests tagged slo:ack. */
+  /** wagate's SLO (p99 < 20 ms at 500 req/s on 2 cores), for requests tagged slo:ack. */
   sloP99Ms: number;
   preAllocatedVUs: number;
   maxVUs: number;

@@ -4,7 +4,7 @@ import { numberFrom } from '../lib/settings.ts';
 
 /**
  * A backlog builds while no worker runs: the acks must not slow down as the queues grow
- * (SPEC §4.5). After the load, the run waits (up to DRAIN_TIMEOUT seconds) until the gateway
+ * (ack latency does not depend on the worker backlog). After the load, the run waits (up to DRAIN_TIMEOUT seconds) until the gateway
  * reports no message queued or processing, which happens once a worker is started, and
  * reports how long the drain took. Needs ADMIN_TOKEN for the stats endpoint.
  */

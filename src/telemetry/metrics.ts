@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** Buckets around the 20 ms SLO, up to the seed's 1.5 s alert and 2 s promise. */
+/** Buckets around the 20 ms SLO, up to the 1.5 s alert and the 2 s promise. */
 const ACK_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5];
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -6,7 +6,7 @@ import { waitFor } from '../support/wait';
 
 /**
  * Messages taken while the broker is cut off wait in the outbox; after the broker returns
- * they must be published within 10 s (SPEC §3). Two kinds of outage: dropped (the open
+ * they must be published within 10 s of its return. Two kinds of outage: dropped (the open
  * connections are cut and new connection attempts are never answered, as when a broker
  * restarts behind a partition that drops SYNs) and stalled (open connections hang, shorter
  * than the heartbeat notices). BROKER_LONG_OUTAGE=1 adds a 3-minute dropped outage.

@@ -6,7 +6,7 @@ import { waitFor } from '../support/wait';
 
 /**
  * SIGKILL at each step of the pipeline, reached with a named failpoint (WAGATE_FAILPOINT),
- * then a fresh process finishes the work; the invariants of SPEC §3 must hold after each.
+ * then a fresh process finishes the work; the invariants of the README's HTTP contract must hold after each.
  */
 const CRASH_TEST_TIMEOUT_MS = 150_000;
 const FAILPOINT_WAIT_MS = 45_000;

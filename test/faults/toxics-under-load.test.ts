@@ -4,7 +4,7 @@ import type { ToxicProxy, Toxic } from '../support/toxiproxy';
 /**
  * Load through a real gateway and worker (child processes) while Toxiproxy hurts their
  * connections to Postgres and RabbitMQ; after each run the faults end and the invariants of
- * SPEC §3 are checked and printed. FAULT_LOAD_SCALE multiplies the messages per run.
+ * the HTTP contract are checked and printed. FAULT_LOAD_SCALE multiplies the messages per run.
  */
 const SCALE = Number(process.env.FAULT_LOAD_SCALE ?? '1');
 const MESSAGES = Math.round(40 * SCALE);

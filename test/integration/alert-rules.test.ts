@@ -9,7 +9,7 @@ const UNIT_TESTS_DIR = 'test/alerts';
 const RUNBOOKS_FILE = 'docs/runbooks.md';
 const METRICS_SOURCES = ['src/telemetry/metrics.ts', 'src/telemetry/autoscaler-metrics.ts'];
 const RUNBOOK_URL_PREFIX = 'https://github.com/wagate/wagate/blob/main/docs/runbooks.md#';
-/** The seed's four alerts and those issue and SPEC add; removing one must be a decision, not an accident. */
+/** The four original alerts (ack latency, duplicates, errors, rate limits) and those added since; removing one must be a decision, not an accident. */
 const REQUIRED_ALERTS = [
   'WagateAckLatencyHigh',
   'WagateDuplicateRateHigh',
@@ -90,7 +90,7 @@ function exportedMetricNames(): { names: Set<string>; prefixes: string[] } {
 describe('Prometheus alert rules', () => {
   const alerts = loadAlerts();
 
-  it('defines the seed alerts and the ones SPEC §9 adds', () => {
+  it('defines the original alerts and the ones added since', () => {
     expect(alerts.map((rule) => rule.alert)).toEqual(expect.arrayContaining(REQUIRED_ALERTS));
     expect(new Set(alerts.map((rule) => rule.alert)).size).toBe(alerts.length);
   });

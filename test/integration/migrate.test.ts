@@ -92,7 +92,7 @@ describe('migrate against a live database', () => {
   });
 });
 
-describe('the seed’s monitoring SQL', () => {
+describe('the monitoring SQL that operators already run', () => {
   it('runs unchanged against the schema', async () => {
     await db.sql`
       INSERT INTO webhook_messages (webhook_source, message_id, phone_number, status, duplicate_count, response_time_ms)

@@ -97,7 +97,7 @@ describe('PostgreSQL outage', () => {
     const reply = await postMetaText(ingest.baseUrl, { id });
     expect(reply.status).toBe(503);
     expect(reply.headers.get('retry-after')).toBeTruthy();
-    // SPEC: "503 within seconds". A refused connection is seen in milliseconds; 5 s leaves a loaded machine room.
+    // The contract: "503 within seconds". A refused connection is seen in milliseconds; 5 s leaves a loaded machine room.
     expect(Date.now() - started).toBeLessThan(5000);
     expect((await fetch(`${ingest.baseUrl}/readyz`)).status).toBe(503);
 

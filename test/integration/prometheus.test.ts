@@ -74,7 +74,7 @@ function flatten(list: Panel[]): Panel[] {
 
 function loadAlertGroups(): RuleGroup[] {
   if (!existsSync(ALERTS_PATH)) {
-    throw new Error('charts/wagate/files/alerts.yaml does not exist: the alert rules (SPEC §9) must ship there as Prometheus rule groups');
+    throw new Error('charts/wagate/files/alerts.yaml does not exist: the alert rules must ship there as Prometheus rule groups');
   }
   const doc = parseYaml(readFileSync(ALERTS_PATH, 'utf8')) as { groups?: RuleGroup[]; spec?: { groups?: RuleGroup[] } } | null;
   const groups = doc?.groups ?? doc?.spec?.groups;

@@ -9,7 +9,7 @@ const expectConfigError = (env: Record<string, string>, pattern: RegExp) => {
 };
 
 describe('configuration', () => {
-  it('defaults to local Postgres and RabbitMQ and the seed’s limits', () => {
+  it('defaults to local Postgres and RabbitMQ and the documented limits', () => {
     const config = loadConfig({});
     expect(config.DATABASE_URL).toBe('postgres://postgres@127.0.0.1:5432/postgres');
     expect(config.AMQP_URL).toBe('amqp://guest:guest@127.0.0.1:5672');
