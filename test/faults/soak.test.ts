@@ -7,9 +7,9 @@ import { flatness, type SoakSample } from '../support/soak';
 /**
  * A steady load for SOAK_MINUTES (2 in the test command; scripts/soak.sh runs 30 and plots
  * it into docs/), sampling the gateway and the worker every 10 s. After the warm-up, handles
- * and Postgres connections must not grow and every request is taken; in runs with at least
+ * must not grow and every request is taken; in runs with at least
  * 5 measured minutes, heap and RSS must also grow less than 5 MiB per 10 minutes by a
- * least-squares slope. SOAK_OUTPUT names a JSON file for the samples.
+ * least-squares slope. Postgres connections must stay within the gateway's pool bound. SOAK_OUTPUT names a JSON file for the samples.
  */
 const SOAK_MINUTES = Number(process.env.SOAK_MINUTES ?? '2');
 const SAMPLE_EVERY_MS = 10_000;
@@ -27,6 +27,9 @@ const MIN_MEASURED_FOR_SLOPES_MS = 5 * 60_000;
  * A leak at 10 messages/s adds hundreds.
  */
 const COUNT_NOISE = 1;
+/** The ingest and the worker, each with one pool of DB_POOL_MAX (default 10) connections. */
+const GATEWAY_POOLS = 2;
+const POOL_MAX_CONNECTIONS = 10;
 /** A loop that stalls this long under a steady 10/s is a bug, not noise. */
 const MAX_EVENT_LOOP_P99_SECONDS = 1;
 const MIB = 1024 * 1024;
@@ -50,8 +53,10 @@ async function sample(startedAt: number): Promise<SoakSample> {
     eventLoopP99Seconds: seriesValue(exposition, 'wagate_nodejs_eventloop_lag_p99_seconds'),
     handles: seriesValue(exposition, 'wagate_nodejs_active_handles_total'),
   });
+  // Only the gateway's own pools: the test's pool opens and closes connections as it needs.
   const [connections] = await rig.db.sql<{ n: number }[]>`
-    SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+    SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND application_name IN ('wagate-ingest', 'wagate-worker')`;
   return { atSeconds: (Date.now() - startedAt) / 1000, ingest: read(ingest!), worker: read(worker!), postgresConnections: connections!.n };
 }
 
@@ -85,5 +90,8 @@ it(`stays flat under a steady load for ${SOAK_MINUTES} minute(s)`, async () => {
     expect(report[role].handlesLate).toBeLessThanOrEqual(report[role].handlesEarly + COUNT_NOISE);
     expect(report[role].eventLoopP99MaxSeconds).toBeLessThan(MAX_EVENT_LOOP_P99_SECONDS);
   }
-  expect(report.postgresConnectionsLate).toBeLessThanOrEqual(report.postgresConnectionsEarly + COUNT_NOISE);
+  // Each process has one pool of at most DB_POOL_MAX connections, opened as load needs them, so
+  // a slow moment late in the run may legitimately add a few; a leak would pass the bound.
+  expect(report.postgresConnectionsMax).toBeGreaterThan(0); // the count sees the gateway at all
+  expect(report.postgresConnectionsMax).toBeLessThanOrEqual(GATEWAY_POOLS * POOL_MAX_CONNECTIONS);
 }, SOAK_MINUTES * 60_000 + 180_000);

@@ -28,6 +28,7 @@ export interface FlatnessReport {
   worker: ProcessFlatness;
   postgresConnectionsEarly: number;
   postgresConnectionsLate: number;
+  postgresConnectionsMax: number;
 }
 
 /** Least-squares slope of y over x. */
@@ -67,5 +68,6 @@ export function flatness(samples: SoakSample[], warmUpSeconds: number): Flatness
     worker: of('worker'),
     postgresConnectionsEarly: median(early.map((s) => s.postgresConnections)),
     postgresConnectionsLate: median(late.map((s) => s.postgresConnections)),
+    postgresConnectionsMax: max(measured.map((s) => s.postgresConnections)),
   };
 }
