@@ -85,7 +85,7 @@ export function soakTable(run: SoakRun): string {
     `Soak of ${run.minutes} min at ${run.perSecond} messages/s, ${run.samples.length} samples every 10 s, ` +
       `the first ${Math.round(run.warmUpSeconds)} s left out as warm-up (${report.measured} measured).`,
     '',
-    '| process | heap growth per 10 min | RSS growth per 10 min | open handles, median early → late | event-loop delay p99, highest |',
+    '| process | heap growth per 10 min | RSS growth per 10 min | open handles besides Postgres, median early → late | event-loop delay p99, highest |',
     '|---|---|---|---|---|',
     ...rows,
     '',

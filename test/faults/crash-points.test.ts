@@ -58,7 +58,12 @@ describe('SIGKILL at a failpoint, then recovery', () => {
       SELECT status FROM outbound_messages WHERE inbound_message_id = ANY(${rig.sent.map((s) => s.id)})`;
     expect(replies).toHaveLength(MESSAGES_PER_CRASH);
     expect(replies.filter((r) => r.status !== 'sent' && r.status !== 'unknown')).toEqual([]);
-    expect(rig.fake.calls().length).toBe(replies.filter((r) => r.status === 'sent').length);
+    // Other senders' messages run beside the held one, so one of them may be mid-call at the
+    // kill: the provider got it, and its reply is unknown. Never a call without a reply record.
+    const sent = replies.filter((r) => r.status === 'sent').length;
+    const unknown = replies.filter((r) => r.status === 'unknown').length;
+    expect(rig.fake.calls().length).toBeGreaterThanOrEqual(sent);
+    expect(rig.fake.calls().length).toBeLessThanOrEqual(sent + unknown);
   }, CRASH_TEST_TIMEOUT_MS);
 
   it('worker killed during the provider call: the held reply is not sent again, every order once', async () => {

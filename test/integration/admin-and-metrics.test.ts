@@ -112,8 +112,11 @@ describe('slow clients', () => {
       socket.on('data', (chunk) => (data += chunk.toString()));
       socket.once('close', () => resolve(data));
     });
-    expect(answer).toMatch(/^HTTP\/1.1 408/);
-    // Well past the test's HTTP_HEADERS_TIMEOUT_MS and far short of node's default of 60 s.
-    expect(Date.now() - started).toBeLessThan(3000);
+    // Node answers 408 and closes; on a loaded machine the close can win the race with the
+    // write, so an empty answer is a disconnect too. Anything else would be a bug.
+    expect(answer === '' || answer.startsWith('HTTP/1.1 408')).toBe(true);
+    // Far past the test's HTTP_HEADERS_TIMEOUT_MS (300 ms), so a busy machine passes, and far
+    // short of node's default of 60 s, so a server without the setting fails.
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 });
