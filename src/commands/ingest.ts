@@ -145,8 +145,8 @@ export interface IngestParts {
   sql: Sql;
   metrics: Metrics;
   log: Logger;
-  /** Called with the rows of each commit; the outbox relay publishes them. */
-  onQueued(entries: QueuedEntry[]): void;
+  /** Called with the rows of each commit; the outbox relay publishes them (true once all are confirmed). */
+  onQueued(entries: QueuedEntry[]): Promise<boolean> | void;
   isBrokerConnected(): boolean;
   isBrokerLoginRefused?(): boolean;
   isDraining(): boolean;
@@ -165,6 +165,8 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxConcurrentBatches: ledgerConnections(config),
     commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
     onQueued: parts.onQueued,
+    ackAfterPublishMs: config.ACK_AFTER === 'publish' ? config.ACK_PUBLISH_TIMEOUT_MS : undefined,
+    onPublishWait: (result) => metrics.ackAfterPublish.inc({ result }),
     onIsolating: (error) =>
       log.warn({ code: (error as { code?: string }).code, err: (error as Error).message }, 'a ledger batch failed; committing its requests apart'),
     onBatch: (items, seconds) => {
