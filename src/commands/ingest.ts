@@ -29,6 +29,8 @@ export interface RunningIngest {
   topology: Topology;
   /** Settles when the broker setup failed for good (TOPOLOGY_CONFLICT); the process should stop and exit 1. */
   fatal: Promise<Error>;
+  /** Settles once the start's warm-up is over (done, failed or past its deadline): /readyz no longer says warmingUp. */
+  warmedUp: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -93,7 +95,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   log.info({ port: boundPort(server), metricsPort: boundPort(metricsServer) }, 'ingest listening');
   // Listening already (liveness answers), but not ready until the pool is warm: an autoscaled
   // pod meets full traffic the moment /readyz says ready.
-  void warmUp(config, sql, log).finally(() => (warmingUp = false));
+  const warmedUp = warmUp(config, sql, log).finally(() => void (warmingUp = false));
 
   return {
     port: boundPort(server),
@@ -103,6 +105,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     metrics,
     topology,
     fatal,
+    warmedUp,
     async stop() {
       draining = true;
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);

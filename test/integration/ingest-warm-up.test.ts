@@ -41,7 +41,7 @@ it('is not ready while it warms up, then ready with its ledger connections open 
   await holder`BEGIN`;
   await holder`LOCK TABLE webhook_messages IN ACCESS EXCLUSIVE MODE`;
   try {
-    ingest = await startTestIngest(db.url, { DB_POOL_MAX: String(POOL), DB_STATEMENT_TIMEOUT_MS: '60000' });
+    ingest = await startTestIngest(db.url, { DB_POOL_MAX: String(POOL), DB_STATEMENT_TIMEOUT_MS: '60000' }, { awaitWarmUp: false });
     await waitFor('the warm-up to wait on the held table', async () => (await db.sql`
       SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
       WHERE NOT l.granted AND a.application_name = 'wagate-ingest' AND a.datname = current_database()`).length > 0);
@@ -50,7 +50,8 @@ it('is not ready while it warms up, then ready with its ledger connections open 
     await holder`ROLLBACK`;
     holder.release();
   }
-  await waitFor('ready', async () => (await readiness()).status === 200);
+  await ingest!.warmedUp;
+  expect((await readiness()).status).toBe(200);
   expect((await readiness()).body).not.toHaveProperty('warmingUp');
   const [open] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'wagate-ingest' AND datname = current_database()`;
   expect(open!.n).toBeGreaterThanOrEqual(LEDGER_CONNECTIONS);

@@ -46,10 +46,16 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
 }
 
 /** A real ingest in this process, as `wagate ingest` runs it. */
-export async function startTestIngest(databaseUrl: string, overrides: Record<string, string> = {}): Promise<TestIngest> {
+export async function startTestIngest(
+  databaseUrl: string,
+  overrides: Record<string, string> = {},
+  options: { awaitWarmUp?: boolean } = {},
+): Promise<TestIngest> {
   const env = testEnv(databaseUrl, overrides);
   const config = loadConfig(env);
   const ingest = await startIngest(config, createLogger(config.LOG_LEVEL, 'wagate-test'));
+  // As a Service would, the tests send once the warm-up is over (test/integration/ingest-warm-up.test.ts looks inside it).
+  if (options.awaitWarmUp !== false) await ingest.warmedUp;
   return {
     ...ingest,
     config,
