@@ -1,12 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
+import { META_WEBHOOK_PATH } from '../src/webhooks/meta';
 
 /**
- * Abusive clients for the slow-client tests, on loopback only, each bounded in connections
- * and stopped by the test. Each returns what it saw, so the test can say the server answered
- * the attack itself correctly too.
+ * Abusive clients for the slow-client tests and the bench's hostile part, on loopback only,
+ * each bounded in connections and stopped by its caller. Each returns what it saw, so the
+ * caller can say the server answered the attack itself correctly too.
  */
 export interface Attack {
   /** Closes every socket the attack opened. */
@@ -124,6 +124,27 @@ async function repeatedRequests(port: number, connections: number, request: stri
     },
   };
 }
+
+export interface AttackSpec {
+  name: string;
+  /** Attacking connections at scale 1. */
+  connections: number;
+  start(port: number, connections: number): Promise<Attack>;
+}
+
+const KIB = 1024;
+
+/**
+ * Every attack at the size test/hostile/slow-clients.test.ts uses at HOSTILE_SCALE=1, which is
+ * also what the bench measures genuine latency under, so both speak of the same attacks.
+ */
+export const ATTACKS = {
+  slowloris: { name: 'slowloris', connections: 1000, start: (port, connections) => slowloris(port, connections) },
+  slowBody: { name: 'slow body', connections: 200, start: (port, connections) => slowBody(port, connections, 64 * KIB) },
+  oversizedHeaders: { name: 'oversized headers', connections: 20, start: (port, connections) => oversizedHeaders(port, connections, 64 * KIB) },
+  pipeliningFlood: { name: 'pipelining flood', connections: 4, start: (port, connections) => pipeliningFlood(port, connections, 50) },
+  compressedBomb: { name: 'compressed body bomb', connections: 10, start: (port, connections) => compressedBomb(port, connections, 64 * KIB * KIB) },
+} satisfies Record<string, AttackSpec>;
 
 export interface ProcessUsage {
   fds: number;
