@@ -41,7 +41,12 @@ async function openMany(port: number, count: number, answers: Map<number, number
   return sockets;
 }
 
-function dripAttack(sockets: net.Socket[], nextBytes: (socket: net.Socket, tick: number) => string | null, answers: Map<number, number>): Attack {
+/** An attack that writes to its open sockets every DRIP_INTERVAL_MS; `drips` counts those rounds. */
+export interface DripAttack extends Attack {
+  drips(): number;
+}
+
+function dripAttack(sockets: net.Socket[], nextBytes: (socket: net.Socket, tick: number) => string | null, answers: Map<number, number>): DripAttack {
   let tick = 0;
   const timer = setInterval(() => {
     tick += 1;
@@ -52,6 +57,7 @@ function dripAttack(sockets: net.Socket[], nextBytes: (socket: net.Socket, tick:
   }, DRIP_INTERVAL_MS);
   return {
     answers,
+    drips: () => tick,
     async stop() {
       clearInterval(timer);
       for (const socket of sockets) socket.destroy();
@@ -60,15 +66,16 @@ function dripAttack(sockets: net.Socket[], nextBytes: (socket: net.Socket, tick:
 }
 
 /** Slowloris: connections that send their request headers one byte at a time and never finish. */
-export async function slowloris(port: number, connections: number): Promise<Attack> {
+export async function slowloris(port: number, connections: number): Promise<DripAttack> {
   const answers = new Map<number, number>();
   const sockets = await openMany(port, connections, answers);
   const headers = `POST ${META_WEBHOOK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n` + 'X-Padding: a\r\n'.repeat(1000);
-  return dripAttack(sockets, (_socket, tick) => headers[tick % headers.length] ?? null, answers);
+  // Ticks count from 1; the first drip must be the first byte, or the request line is malformed and answered 400 at once.
+  return dripAttack(sockets, (_socket, tick) => headers[tick - 1] ?? null, answers);
 }
 
 /** A slow body: complete headers announcing a body that arrives a byte at a time. */
-export async function slowBody(port: number, connections: number, declaredBytes: number): Promise<Attack> {
+export async function slowBody(port: number, connections: number, declaredBytes: number): Promise<DripAttack> {
   const answers = new Map<number, number>();
   const sockets = await openMany(port, connections, answers);
   for (const socket of sockets) {

@@ -8,7 +8,7 @@ import { META_SECRET, testEnv } from '../support/ingest';
 import { spawnWagate, type ChildIngest } from '../support/process';
 import { uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
-import { ATTACKS, processUsage, type Attack, type AttackSpec, type ProcessUsage } from '../../bench/attacks';
+import { ATTACKS, processUsage, slowloris, type Attack, type AttackSpec, type ProcessUsage } from '../../bench/attacks';
 
 /**
  * Abusive clients against a real `wagate ingest` process on loopback. While each attack
@@ -105,6 +105,20 @@ describe('one slow or abusive client never starves the others', () => {
     const { outcomes, peak } = await underAttack(() => ATTACKS.slowloris.start(port(), SLOWLORIS_CONNECTIONS));
     expect(outcomes).toEqual(allOk());
     expectBounded(peak, SLOWLORIS_CONNECTIONS);
+    await expectRecovered();
+  });
+
+  it('slowloris connections are held while they drip, not refused at their first byte', async () => {
+    const connections = 10;
+    const attack = await slowloris(port(), connections);
+    try {
+      // Well inside HTTP_HEADERS_TIMEOUT_MS: nothing may have been answered yet, and every connection is still open.
+      await waitFor('ten drips of the slowloris', () => attack.drips() >= 10);
+      expect(Object.fromEntries(attack.answers)).toEqual({});
+      expect(processUsage(ingest.child.pid!).fds).toBeGreaterThanOrEqual(baseline.fds + connections);
+    } finally {
+      await attack.stop();
+    }
     await expectRecovered();
   });
 
