@@ -153,6 +153,8 @@ export const ATTACKS = {
   compressedBomb: { name: 'compressed body bomb', connections: 10, start: (port, connections) => compressedBomb(port, connections, 64 * KIB * KIB) },
 } satisfies Record<string, AttackSpec>;
 
+export type AttackName = keyof typeof ATTACKS;
+
 export interface ProcessUsage {
   fds: number;
   rssBytes: number;
