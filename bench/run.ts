@@ -19,6 +19,7 @@ import {
 } from './report';
 import { runScenarioA, runScenarioB, scenarioSettings, type PhaseContext, type PhaseResult } from './scenarios';
 import { startOtlpSinkIfAsked } from './otlp-sink';
+import { formatAckAfterReport, runAckAfterBench } from './ack-after';
 import { formatOrdersReport, runOrdersBench } from './orders';
 import { startBareServer, startIngestServer, type ServerProcess } from './servers';
 import { runSystemBench, systemSettings } from './system';
@@ -28,13 +29,16 @@ import { runScaleScenario, type ScaleRun, type ScaleRunSpec } from './scale-out'
 import { formatScaleReport, summarizeScale } from './scale-report';
 
 /**
- * `npm run bench`: six parts, each selectable with BENCH_ONLY (one, a comma-separated list, or all).
+ * `npm run bench`: its parts, each selectable with BENCH_ONLY (one, a comma-separated list, or all).
  *
  * ingest: a bare express endpoint and wagate's durable ingest, each in its own process,
  * loaded from this one. Every round runs both scenarios against both servers, in turn, and
  * the report gives the median of each figure over the rounds: on a shared 2-core machine one
  * noisy 10 s window would otherwise decide the result. The defaults (3 rounds of 5 s, each
  * after a 2 s warm-up) take about 90 s.
+ *
+ * ack: ACK_AFTER=commit against ACK_AFTER=publish, two ingest processes loaded in turn with
+ * the ingest part's scenarios (BENCH_ROUNDS, BENCH_SECONDS). About 60 s.
  *
  * worker: one worker process drains queues filled beforehand through the ingest, against the
  * fake Graph API answering at once, then after 100 ms (prefetch 32, then 128). About 40 s.
@@ -52,8 +56,8 @@ import { formatScaleReport, summarizeScale } from './scale-report';
  * system: ingests and workers together: throughput, backlog drain and the ack tails
  * (bench/system.ts). The longest part by far.
  */
-type Part = 'ingest' | 'worker' | 'scale' | 'hostile' | 'orders' | 'system';
-const PARTS: Part[] = ['ingest', 'worker', 'scale', 'hostile', 'orders', 'system'];
+type Part = 'ingest' | 'ack' | 'worker' | 'scale' | 'hostile' | 'orders' | 'system';
+const PARTS: Part[] = ['ingest', 'ack', 'worker', 'scale', 'hostile', 'orders', 'system'];
 const ONLY = parts(process.env.BENCH_ONLY);
 const ROUNDS = positiveInteger('BENCH_ROUNDS', 3);
 const MEASURED_SECONDS = positiveInteger('BENCH_SECONDS', 5);
@@ -101,6 +105,12 @@ async function main(): Promise<number> {
     reports.push(formatReport(summary));
     checks.push(...summary.checks);
     Object.assign(output, summary, { perRound: phases });
+  }
+  if (ONLY.has('ack')) {
+    const summary = await runAckAfterBench(ROUNDS, MEASURED_SECONDS, track, log);
+    reports.push(formatAckAfterReport(summary));
+    checks.push(...summary.checks);
+    output.ackAfter = summary;
   }
   if (ONLY.has('worker')) {
     const { summary, perRound } = await runWorkerBench();

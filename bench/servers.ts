@@ -46,6 +46,8 @@ export interface IngestSettings {
   queuePrefix: string;
   appSecret: string;
   workShards: number;
+  /** Settings beyond the defaults, e.g. ACK_AFTER=publish; named in the server's name. */
+  extraEnv?: Record<string, string>;
 }
 
 /** The real thing: `node dist/main.js ingest`, ready once Postgres answers and the broker is connected. */
@@ -64,12 +66,15 @@ export async function startIngestServer(settings: IngestSettings): Promise<Serve
     LOG_LEVEL: 'warn',
     // 1000 senders share the whole run; the flood must not be rate limited or it measures a shortcut.
     RATE_LIMIT_MAX_REQUESTS: '1000000000',
+    ...settings.extraEnv,
   });
   // wagate logs to stdout; at LOG_LEVEL=warn anything it says during the run matters.
   child.stdout!.pipe(process.stderr);
   const base = `http://127.0.0.1:${port}`;
   await waitUntilReady(child, `${base}/readyz`).catch(killAndRethrow(child));
-  return { ...describe('wagate durable', true, child, `${base}${META_WEBHOOK_PATH}`), metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
+  const extra = Object.entries(settings.extraEnv ?? {}).map(([name, value]) => `${name}=${value}`);
+  const name = extra.length > 0 ? `wagate durable, ${extra.join(' ')}` : 'wagate durable';
+  return { ...describe(name, true, child, `${base}${META_WEBHOOK_PATH}`), metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }
 
 /** BENCH_INGEST_FLAGS: node flags for the ingest only, e.g. --cpu-prof or --trace-gc when looking for a cost. */

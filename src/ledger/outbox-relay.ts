@@ -25,8 +25,11 @@ export interface OutboxRelayOptions {
 }
 
 export interface OutboxRelay {
-  /** Publishes rows this process just committed; called by the ledger right after commit. */
-  publishOwned(entries: QueuedEntry[]): void;
+  /**
+   * Publishes rows this process just committed; called by the ledger right after commit.
+   * Settles, never failing, once the broker has answered: true when every row was confirmed.
+   */
+  publishOwned(entries: QueuedEntry[]): Promise<boolean>;
   /** Publishes every row whose lease has expired, once; returns how many were confirmed. */
   sweepOnce(): Promise<number>;
   start(): void;
@@ -156,21 +159,24 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   }
 
   return {
-    publishOwned(entries) {
-      if (stopsAt('ingest.after-commit')) return;
+    async publishOwned(entries) {
+      if (stopsAt('ingest.after-commit')) return false;
       // Past half the lease a sweeper may soon claim the rows; leave them to it.
       const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
-      if (fresh.length === 0) return;
+      if (fresh.length === 0) return false;
       if (!options.isBrokerConnected()) {
         void track(releaseLeases(fresh.map((entry) => entry.rowId)));
-        return;
+        return false;
       }
-      void track(
-        publish(
-          fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(options.topology, entry.payload, entry.traceparent) })),
-          'owner',
-        ),
-      ).catch((error: Error) => options.log.warn({ err: error.message }, 'owner publish failed; the sweep will retry'));
+      const publications = fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
+      return track(publish(publications, 'owner')).then(
+        // Rows left to the sweep are not confirmed yet.
+        (confirmed) => confirmed === entries.length,
+        (error: Error) => {
+          options.log.warn({ err: error.message }, 'owner publish failed; the sweep will retry');
+          return false;
+        },
+      );
     },
     sweepOnce,
     start() {
