@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { verifyDurability, type Check } from './checks';
 import { createBenchEnvironment } from './environment';
+import { formatHostileReport } from './hostile-report';
+import { hostileSettings, runHostileBench } from './hostile';
 import { createMessageSource } from './messages';
 import { lifetimePeakRssMib } from './probes';
 import {
@@ -41,14 +43,21 @@ import { formatScaleReport, summarizeScale } from './scale-report';
  * worker: one worker process drains queues filled beforehand through the ingest, against the
  * fake Graph API answering at once, then after 100 ms (prefetch 32, then 128). About 40 s.
  *
+ * scale: 1, 2 and 3 worker processes, each limited to a quarter core, drain the same backlog.
+ * About 3 minutes.
+ *
+ * hostile: genuine requests at a steady rate while each slow or abusive client of
+ * test/hostile/slow-clients.test.ts attacks one ingest, and with no attack for reference:
+ * their p50 and p99 (bench/hostile.ts). About 2 minutes.
+ *
  * orders: the labelled order corpus through the parser and the pg_trgm matcher: exact carts,
  * wrong orders and missed orders per language. A few seconds.
  *
  * system: ingests and workers together: throughput, backlog drain and the ack tails
  * (bench/system.ts). The longest part by far.
  */
-type Part = 'ingest' | 'ack' | 'worker' | 'scale' | 'orders' | 'system';
-const PARTS: Part[] = ['ingest', 'ack', 'worker', 'scale', 'orders', 'system'];
+type Part = 'ingest' | 'ack' | 'worker' | 'scale' | 'hostile' | 'orders' | 'system';
+const PARTS: Part[] = ['ingest', 'ack', 'worker', 'scale', 'hostile', 'orders', 'system'];
 const ONLY = parts(process.env.BENCH_ONLY);
 const ROUNDS = positiveInteger('BENCH_ROUNDS', 3);
 const MEASURED_SECONDS = positiveInteger('BENCH_SECONDS', 5);
@@ -114,6 +123,12 @@ async function main(): Promise<number> {
     reports.push(report);
     checks.push(...perRound.flat().flatMap((run) => run.checks));
     output.scaleOut = { ...summary, perRound };
+  }
+  if (ONLY.has('hostile')) {
+    const hostile = await runHostileBench(hostileSettings(positiveInteger), track, log);
+    reports.push(formatHostileReport(hostile.summary));
+    checks.push(...hostile.checks);
+    output.hostile = { ...hostile.summary, perRound: hostile.perRound };
   }
   if (ONLY.has('orders')) {
     log('order corpus: parsing and matching every message');
@@ -257,7 +272,7 @@ function parts(value: string | undefined): Set<Part> {
   if (value === undefined || value === '' || value === 'all') return new Set(PARTS);
   const chosen = value.split(',').map((part) => part.trim());
   if (chosen.every((part): part is Part => (PARTS as string[]).includes(part))) return new Set(chosen);
-  throw new Error('BENCH_ONLY must be ingest, ack, worker, scale, orders, system, a comma-separated list of them, or all');
+  throw new Error(`BENCH_ONLY must be ${PARTS.join(', ')}, a comma-separated list of them, or all`);
 }
 
 function positiveInteger(name: string, fallback: number): number {

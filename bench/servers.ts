@@ -18,6 +18,8 @@ export interface ServerProcess {
   /** The ingest's Prometheus endpoint; absent for the bare server. */
   metricsUrl?: string;
   stop(): Promise<void>;
+  /** True once the process has ended, whoever ended it. */
+  exited(): boolean;
 }
 
 /**
@@ -143,8 +145,8 @@ export async function startWorkerProcess(settings: WorkerSettings): Promise<Work
   });
   // Nobody may be waiting yet when it fails; the caller sees the rejection when it awaits.
   started.catch(() => undefined);
-  const { stop } = describe('wagate worker', false, child, '');
-  return { pid: child.pid!, spawnedAt, started, loggedAt, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop, exited: () => child.exitCode !== null || child.signalCode !== null };
+  const { stop, exited } = describe('wagate worker', false, child, '');
+  return { pid: child.pid!, spawnedAt, started, loggedAt, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop, exited };
 }
 
 /** pino's numeric level for warn. */
@@ -180,6 +182,7 @@ function describe(name: string, durable: boolean, child: ChildProcess, webhookUr
     durable,
     pid: child.pid!,
     webhookUrl,
+    exited: () => child.exitCode !== null || child.signalCode !== null,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
