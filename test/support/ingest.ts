@@ -16,6 +16,13 @@ export interface TestIngest extends RunningIngest {
   config: Config;
 }
 
+/**
+ * Each test process's pool: enough for the group commit to batch concurrently, and small
+ * enough that two test files in parallel, each with a few ingests and workers that warm their
+ * pools at start, stay well inside Postgres's default max_connections of 100.
+ */
+export const TEST_DB_POOL_MAX = 6;
+
 export function randomQueuePrefix(): string {
   return `wagate-test-${randomBytes(5).toString('hex')}`;
 }
@@ -36,6 +43,7 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
     TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
     ADMIN_TOKEN,
     OUTBOX_POLL_MS: '100',
+    DB_POOL_MAX: String(TEST_DB_POOL_MAX),
     // A few shards: 32 quorum queues per test file would slow the suite down.
     WORK_SHARDS: '4',
     // Hand-overs within seconds: a worker that dies is given up after 2 s.
