@@ -153,30 +153,32 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     options.metrics.outboxOldestSeconds.set(row?.oldest ?? 0);
   }
 
+  async function publishOwned(entries: QueuedEntry[]): Promise<boolean> {
+    if (stopsAt('ingest.after-commit')) return false;
+    // Past half the lease a sweeper may soon claim the rows; leave them to it.
+    const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
+    if (fresh.length === 0) return false;
+    if (!options.isBrokerConnected()) {
+      void track(releaseLeases(fresh.map((entry) => entry.rowId)));
+      return false;
+    }
+    const publications = fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
+    // Rows left to the sweep are not confirmed yet.
+    return (await track(publish(publications, 'owner'))) === entries.length;
+  }
+
   function sweepOnce(): Promise<number> {
     sweeping ??= track(sweep()).finally(() => (sweeping = null));
     return sweeping;
   }
 
   return {
-    async publishOwned(entries) {
-      if (stopsAt('ingest.after-commit')) return false;
-      // Past half the lease a sweeper may soon claim the rows; leave them to it.
-      const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
-      if (fresh.length === 0) return false;
-      if (!options.isBrokerConnected()) {
-        void track(releaseLeases(fresh.map((entry) => entry.rowId)));
+    publishOwned(entries) {
+      // Never rejects: with ACK_AFTER=commit nobody waits on it, and its rows are safe in the outbox anyway.
+      return publishOwned(entries).catch((error: Error) => {
+        options.log.warn({ err: error.message }, 'owner publish failed; the sweep will retry');
         return false;
-      }
-      const publications = fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
-      return track(publish(publications, 'owner')).then(
-        // Rows left to the sweep are not confirmed yet.
-        (confirmed) => confirmed === entries.length,
-        (error: Error) => {
-          options.log.warn({ err: error.message }, 'owner publish failed; the sweep will retry');
-          return false;
-        },
-      );
+      });
     },
     sweepOnce,
     start() {
