@@ -17,6 +17,9 @@ import { createMembershipStore } from '../worker/membership-store';
 import { createShardCoordinator, type ShardCoordinator } from '../worker/shard-coordinator';
 import { checkShardCountAtStart } from '../ledger/shard-count';
 import { processMessage } from '../worker/process-message';
+import { claimMessages } from '../worker/claim-messages';
+import { settleReplies } from '../orders/settle-replies';
+import { createCatalogCache } from '../orders/catalog-cache';
 import { loadReplyCatalogues } from '../orders/replies';
 import { postgresAnswers, refuseWrongDatabaseLogin } from '../db/health';
 import { boundPort, closeServerNow } from '../server/http-server';
@@ -111,6 +114,16 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     // The consuming connection declares the topology before any delivery can need a hand-over.
     setup: async () => undefined,
   });
+  const pipeline = {
+    sql,
+    sendReply,
+    metrics,
+    match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN },
+    replyTexts,
+    catalog: createCatalogCache(sql),
+    claim: async (message: Parameters<typeof claimMessages>[1][number]) => (await claimMessages(sql, [message]))[0]!,
+    settle: (settlement: Parameters<typeof settleReplies>[1][number]) => settleReplies(sql, [settlement]),
+  };
   consumer = createWorkerConsumer({
     topology,
     prefetch: config.WORKER_PREFETCH,
@@ -118,11 +131,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     sql,
     log,
     metrics,
-    handle: (message) =>
-      processMessage(
-        { sql, sendReply, metrics, match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN }, replyTexts },
-        message,
-      ),
+    handle: (message) => processMessage(pipeline, message),
   });
   coordinator = createShardCoordinator({
     store: createMembershipStore(sql, config.QUEUE_PREFIX, config.WORKER_LIVENESS_TIMEOUT_MS),

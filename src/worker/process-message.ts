@@ -1,14 +1,18 @@
 import type { Sql } from '../db/client';
 import { failpoint } from '../failpoints';
-import { decide } from '../orders/decide';
-import { deliverReply } from '../orders/deliver-reply';
+import type { CatalogCache, CatalogReader } from '../orders/catalog-cache';
+import { decide, type Decision } from '../orders/decide';
+import { deliverReply, sendClaimedReply } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
 import type { ReplyTextOptions } from '../orders/reply-language';
-import { findReply, outcomeOf, recordDecision } from '../orders/record-decision';
+import { isSelfContained, recordDecisionAtOnce } from '../orders/record-decision-at-once';
+import { outcomeOf, recordDecision, type OutboundRow } from '../orders/record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { QueueMessage } from '../queue/message';
+import type { ReplySettlement } from '../orders/settle-replies';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
+import type { Claim } from './claim-messages';
 
 export interface PipelineDeps {
   sql: Sql;
@@ -16,43 +20,71 @@ export interface PipelineDeps {
   metrics: Metrics;
   match: MatchOptions;
   replyTexts: ReplyTextOptions;
+  catalog: CatalogCache;
+  /** Claims one message (claimMessages); the worker passes a micro-batcher shared by every sender chain. */
+  claim(message: QueueMessage): Promise<Claim | null>;
+  /** Writes a reply's settlement with its message's finish (settleReplies); batched the same way. */
+  settle(settlement: ReplySettlement): Promise<void>;
 }
 
 export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped';
+
+/** A reply recorded by this attempt: fresh when it was inserted already marked 'sending'. */
+interface Recorded {
+  outbound: OutboundRow;
+  fresh: boolean;
+}
 
 /**
  * parse → match → order → confirm → status, for one queued message. Every step is
  * idempotent, because the broker delivers at least once: the claim skips finished
  * messages, the reply row marks a taken decision, and the send state stops a second call.
+ * The message's final status is written with its reply's last state, in one statement.
  */
 export async function processMessage(deps: PipelineDeps, message: QueueMessage): Promise<ProcessOutcome> {
   const { sql } = deps;
-  const [claimed] = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => sql`
-    UPDATE webhook_messages SET status = 'processing', attempts = attempts + 1, updated_at = now()
-    WHERE webhook_source = ${message.source} AND message_id = ${message.messageId} AND status IN ('queued', 'processing')
-    RETURNING id`);
+  const claim = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => deps.claim(message));
   // Already finished (a redelivery), or erased or cleaned up since it was queued.
-  if (!claimed) return 'skipped';
+  if (!claim) return 'skipped';
   await failpoint('worker.after-claim');
 
-  let outbound = await findReply(sql, message);
-  if (!outbound) {
-    const decision = await withSpan('wagate.match', { 'db.system': 'postgresql' }, () => decide(sql, message, deps.match));
-    const recorded = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
-      recordDecision(sql, message, decision, deps.replyTexts),
+  let recorded: Recorded | null = claim.reply ? { outbound: claim.reply, fresh: false } : null;
+  if (!recorded) {
+    const catalog = deps.catalog.at(claim.catalogVersion);
+    const decision = await withSpan('wagate.match', { 'db.system': 'postgresql' }, () => decide(sql, message, deps.match, catalog));
+    recorded = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
+      record(deps, message, decision, claim, catalog),
     );
     if (!recorded) return 'skipped';
     await failpoint('worker.after-record');
-    outbound = recorded.outbound;
-    if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
   }
-  const reply = outbound;
-  await withSpan('wagate.reply.send', { 'wagate.provider': message.source, 'wagate.reply': reply.kind }, () =>
-    deliverReply(sql, message.source, reply, deps.sendReply, deps.metrics),
-  );
+  const { outbound, fresh } = recorded;
   const outcome = outcomeOf(outbound.kind);
-  await withSpan('wagate.status', { 'db.system': 'postgresql', 'wagate.outcome': outcome }, () => sql`
-    UPDATE webhook_messages SET status = ${outcome}, last_error = NULL, processed_at = now(), updated_at = now()
-    WHERE webhook_source = ${message.source} AND message_id = ${message.messageId} AND status = 'processing'`);
+  const finishing = { finish: { messageId: message.messageId, outcome }, settle: deps.settle };
+  await withSpan('wagate.reply.send', { 'wagate.provider': message.source, 'wagate.reply': outbound.kind }, () =>
+    fresh
+      ? sendClaimedReply(sql, message.source, outbound, deps.sendReply, deps.metrics, finishing)
+      : deliverReply(sql, message.source, outbound, deps.sendReply, deps.metrics, finishing),
+  );
   return outcome;
+}
+
+/**
+ * A decision whose reply needs nothing but the message and the catalog is recorded in one
+ * statement, its reply already 'sending'; cancel and order status read and change the
+ * customer's orders, and take recordDecision's transaction, as does a contended record.
+ */
+async function record(deps: PipelineDeps, message: QueueMessage, decision: Decision, claim: Claim, catalog: CatalogReader): Promise<Recorded | null> {
+  if (isSelfContained(decision)) {
+    const once = await recordDecisionAtOnce(deps.sql, message, decision, deps.replyTexts, claim, catalog);
+    if (once === null) return null;
+    if (once !== 'contended') {
+      if (once.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
+      return { outbound: once.outbound, fresh: true };
+    }
+  }
+  const recorded = await recordDecision(deps.sql, message, decision, deps.replyTexts);
+  if (!recorded) return null;
+  if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
+  return { outbound: recorded.outbound, fresh: false };
 }
