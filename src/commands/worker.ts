@@ -17,8 +17,7 @@ import { createMembershipStore } from '../worker/membership-store';
 import { createShardCoordinator, type ShardCoordinator } from '../worker/shard-coordinator';
 import { checkShardCountAtStart } from '../ledger/shard-count';
 import { processMessage } from '../worker/process-message';
-import { claimMessages } from '../worker/claim-messages';
-import { settleReplies } from '../orders/settle-replies';
+import { createStatementBatchers } from '../worker/statement-batchers';
 import { createCatalogCache } from '../orders/catalog-cache';
 import { loadReplyCatalogues } from '../orders/replies';
 import { postgresAnswers, refuseWrongDatabaseLogin } from '../db/health';
@@ -121,8 +120,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN },
     replyTexts,
     catalog: createCatalogCache(sql),
-    claim: async (message: Parameters<typeof claimMessages>[1][number]) => (await claimMessages(sql, [message]))[0]!,
-    settle: (settlement: Parameters<typeof settleReplies>[1][number]) => settleReplies(sql, [settlement]),
+    ...createStatementBatchers(sql, log, metrics),
   };
   consumer = createWorkerConsumer({
     topology,
