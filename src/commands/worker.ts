@@ -113,14 +113,18 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     // The consuming connection declares the topology before any delivery can need a hand-over.
     setup: async () => undefined,
   });
+  const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
+  const batchers = createStatementBatchers(sql, log, metrics, match);
   const pipeline = {
     sql,
     sendReply,
     metrics,
-    match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN },
+    match,
     replyTexts,
-    catalog: createCatalogCache(sql),
-    ...createStatementBatchers(sql, log, metrics),
+    catalog: createCatalogCache(sql, batchers.match),
+    claim: batchers.claim,
+    drawOrderId: batchers.drawOrderId,
+    settle: batchers.settle,
   };
   consumer = createWorkerConsumer({
     topology,

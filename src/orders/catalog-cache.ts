@@ -1,19 +1,23 @@
 import type { Sql } from '../db/client';
-import { catalogTerms, listMenu, type Product } from './match';
+import { catalogTerms, listMenu, matchPhrases, type MatchOptions, type PhraseVerdict, type Product } from './match';
 
 /** The menu a reply lists: the first products by name. */
 export const MENU_PRODUCTS = 20;
 
-/** What decisions and replies read of the catalog besides matching (which stays a live pg_trgm query). */
+/** What decisions and replies read of the catalog. */
 export interface CatalogReader {
   /** Every active product's name and aliases, for the parser to keep them together. */
   terms(): Promise<string[]>;
   menu(): Promise<Product[]>;
+  /** A message's phrases against the live catalog (pg_trgm in Postgres, never cached). */
+  match(phrases: string[], options: MatchOptions): Promise<PhraseVerdict[]>;
 }
+
+export type PhraseMatcher = CatalogReader['match'];
 
 /** Reads the catalog afresh on every call: for commands, tests and the bench's corpus. */
 export function liveCatalog(sql: Sql): CatalogReader {
-  return { terms: () => catalogTerms(sql), menu: () => listMenu(sql, MENU_PRODUCTS) };
+  return { terms: () => catalogTerms(sql), menu: () => listMenu(sql, MENU_PRODUCTS), match: (phrases, options) => matchPhrases(sql, phrases, options) };
 }
 
 interface Snapshot {
@@ -32,11 +36,12 @@ export interface CatalogCache {
 }
 
 /**
- * The catalog's names and menu, kept in memory per worker process. Every change to products
+ * The catalog's names and menu, kept in memory per worker process (matching stays live, through
+ * `match`: the worker passes one that shares a statement between messages). Every change to products
  * moves catalog_version in its own transaction (migration 012), and the snapshot is loaded
  * together with the version in one statement, so a snapshot is never older than its version.
  */
-export function createCatalogCache(sql: Sql): CatalogCache {
+export function createCatalogCache(sql: Sql, match: PhraseMatcher = liveCatalog(sql).match): CatalogCache {
   let current: Snapshot | null = null;
   let loading: Promise<Snapshot> | null = null;
 
@@ -69,6 +74,7 @@ export function createCatalogCache(sql: Sql): CatalogCache {
       return {
         terms: async () => (await snapshotAt(wanted)).terms,
         menu: async () => (await snapshotAt(wanted)).menu,
+        match,
       };
     },
   };

@@ -1,7 +1,7 @@
 import type { Sql } from '../db/client';
 import type { Decision, OrderLine, Problem } from './decide';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
-import { matchPhrases, type Candidate, type MatchOptions, type PhraseVerdict } from './match';
+import { type Candidate, type MatchOptions, type PhraseVerdict } from './match';
 import { buildOrder, validQuantity } from './order-lines';
 import { parseOrderText, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text';
 
@@ -16,7 +16,7 @@ export async function decideText(sql: Sql, text: string, options: MatchOptions, 
   const { items, excluded, unsure } = parsed;
   if (items.length === 0 && unsure.length === 0) return { kind: 'menu' };
   const phrases = [...items.map((i) => i.phrase), ...excluded.map((e) => e.phrase), ...unsure.map((u) => u.phrase || u.written)];
-  const verdicts = await matchPhrases(sql, phrases, options);
+  const verdicts = phrases.length === 0 ? [] : await catalog.match(phrases, options);
   const problems = unsure.map((doubt, index) => unsureProblem(doubt, verdicts[items.length + excluded.length + index]!));
   const lines = readLines(items, verdicts.slice(0, items.length), problems);
   const excludedSkus = readExclusions(excluded, verdicts.slice(items.length, items.length + excluded.length), problems);

@@ -63,6 +63,16 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
   });
 }
 
+/**
+ * matchPhrases for the phrases of several messages in one statement: one list of verdicts
+ * per group, in order. The worker gathers concurrent messages' phrases this way.
+ */
+export async function matchPhraseGroups(sql: Sql, groups: readonly string[][], options: MatchOptions): Promise<PhraseVerdict[][]> {
+  const verdicts = await matchPhrases(sql, groups.flat(), options);
+  let offset = 0;
+  return groups.map((group) => verdicts.slice(offset, (offset += group.length)));
+}
+
 function judge(candidates: Candidate[], options: MatchOptions): PhraseVerdict {
   const plausible = candidates.filter((c) => c.score >= options.threshold);
   const [best, second] = plausible;

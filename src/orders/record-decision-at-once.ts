@@ -32,6 +32,25 @@ export function replyLanguageFor(message: QueueMessage, known: KnownCustomer, fa
   return { language: remembered, remember: false };
 }
 
+export interface RecordOptions {
+  texts: ReplyTextOptions;
+  known: KnownCustomer;
+  catalog: CatalogReader;
+  /** A new order id (drawOrderIds); the worker passes one that draws for many messages at once. */
+  drawOrderId?(): Promise<string>;
+}
+
+/**
+ * Order ids, drawn ahead of the insert that uses them, ascending: a sender's next message
+ * draws after its previous one, so a later order always has the higher id (cancel and
+ * order status take the sender's latest order by id).
+ */
+export async function drawOrderIds(sql: Sql, count: number): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    SELECT nextval(pg_get_serial_sequence('orders', 'id')) AS id FROM generate_series(1, ${count}) ORDER BY 1`;
+  return rows.map((row) => String(row.id));
+}
+
 /**
  * recordDecision in one statement, hence one round trip and one commit: the order and its
  * lines, the remembered language, and the reply, inserted already marked 'sending' (attempt 1)
@@ -46,14 +65,12 @@ export async function recordDecisionAtOnce(
   sql: Sql,
   message: QueueMessage,
   decision: SelfContainedDecision,
-  texts: ReplyTextOptions,
-  known: KnownCustomer,
-  catalog: CatalogReader,
+  { texts, known, catalog, drawOrderId = async () => (await drawOrderIds(sql, 1))[0]! }: RecordOptions,
 ): Promise<DecisionOutcome | null | 'contended'> {
   const { language, remember } = replyLanguageFor(message, known, texts.defaultLanguage);
   const replies = repliesIn(texts.catalogues[language]);
   // The confirmation names the order, so its id is drawn first; a draw not used leaves a gap, as a rollback would.
-  const orderId = decision.kind === 'order' ? (await sql<{ id: string }[]>`SELECT nextval(pg_get_serial_sequence('orders', 'id'))::text AS id`)[0]!.id : null;
+  const orderId = decision.kind === 'order' ? await drawOrderId() : null;
   const { kind, body } = await replyFor(decision, orderId, message, replies, catalog);
   const lines = decision.kind === 'order'
     ? decision.lines.map((l, i) => ({ line: i + 1, sku: l.product.sku, name: l.product.name, quantity: l.quantity, unit_price: l.product.price }))

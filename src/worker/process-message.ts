@@ -23,6 +23,8 @@ export interface PipelineDeps {
   catalog: CatalogCache;
   /** Claims one message (claimMessages); the worker passes a micro-batcher shared by every sender chain. */
   claim(message: QueueMessage): Promise<Claim | null>;
+  /** A new order id (drawOrderIds), batched the same way. */
+  drawOrderId(): Promise<string>;
   /** Writes a reply's settlement with its message's finish (settleReplies); batched the same way. */
   settle(settlement: ReplySettlement): Promise<void>;
 }
@@ -76,7 +78,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
  */
 async function record(deps: PipelineDeps, message: QueueMessage, decision: Decision, claim: Claim, catalog: CatalogReader): Promise<Recorded | null> {
   if (isSelfContained(decision)) {
-    const once = await recordDecisionAtOnce(deps.sql, message, decision, deps.replyTexts, claim, catalog);
+    const once = await recordDecisionAtOnce(deps.sql, message, decision, { texts: deps.replyTexts, known: claim, catalog, drawOrderId: deps.drawOrderId });
     if (once === null) return null;
     if (once !== 'contended') {
       if (once.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });

@@ -1,5 +1,7 @@
 import type { Sql } from '../db/client';
 import { settleReplies, type ReplySettlement } from '../orders/settle-replies';
+import { drawOrderIds } from '../orders/record-decision-at-once';
+import { matchPhraseGroups, type MatchOptions, type PhraseVerdict } from '../orders/match';
 import type { QueueMessage } from '../queue/message';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
@@ -15,6 +17,10 @@ export const BATCHES_AT_ONCE = 2;
 export interface StatementBatchers {
   /** The claim step (claimMessages). */
   claim(message: QueueMessage): Promise<Claim | null>;
+  /** A message's phrases matched against the catalog (matchPhrases). */
+  match(phrases: string[], options: MatchOptions): Promise<PhraseVerdict[]>;
+  /** A new order id (drawOrderIds). */
+  drawOrderId(): Promise<string>;
   /** The last write of a message: its reply's state and its own final status (settleReplies). */
   settle(settlement: ReplySettlement): Promise<void>;
 }
@@ -24,7 +30,7 @@ export interface StatementBatchers {
  * Postgres as one statement (one round trip, one commit), and each chain gets its own
  * message's answer back, so its order holds.
  */
-export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics): StatementBatchers {
+export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics, options: MatchOptions): StatementBatchers {
   const common = {
     maxItems: BATCH_ITEMS,
     maxConcurrent: BATCHES_AT_ONCE,
@@ -47,5 +53,23 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics)
     },
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of reply settlements failed; writing them apart'),
   });
-  return { claim: (message) => claims.submit(message), settle: (settlement) => settlements.submit(settlement) };
+  const matches = createMicroBatcher<string[], PhraseVerdict[]>({
+    ...common,
+    run: (groups) => {
+      metrics.workerBatchSize.observe({ statement: 'match' }, groups.length);
+      return matchPhraseGroups(sql, groups, options);
+    },
+    onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of phrase matches failed; matching them apart'),
+  });
+  const orderIds = createMicroBatcher<void, string>({
+    ...common,
+    run: (draws) => drawOrderIds(sql, draws.length),
+  });
+  return {
+    claim: (message) => claims.submit(message),
+    // The worker matches with one set of options, those given here.
+    match: (phrases) => matches.submit(phrases),
+    drawOrderId: () => orderIds.submit(),
+    settle: (settlement) => settlements.submit(settlement),
+  };
 }

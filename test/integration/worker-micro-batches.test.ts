@@ -8,6 +8,7 @@ import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
 let pipeline: Pipeline;
+const MATCH = { threshold: 0.5, ambiguityMargin: 0.1 };
 
 beforeAll(async () => {
   pipeline = await startPipeline();
@@ -34,7 +35,7 @@ async function insertQueued(messages: QueueMessage[]): Promise<void> {
 describe('statements shared by sender chains (micro-batches)', () => {
   it('claims a batch around a message Postgres refuses: that one fails alone, the others are claimed once', async () => {
     const metrics = createMetrics('test');
-    const batchers = createStatementBatchers(pipeline.db.sql, createLogger('silent', 'test'), metrics);
+    const batchers = createStatementBatchers(pipeline.db.sql, createLogger('silent', 'test'), metrics, MATCH);
     const good = Array.from({ length: 7 }, (_, i) => queued(uniqueWamid(), `1555061000${i}`));
     await insertQueued(good);
     // A NUL cannot be stored in a text column: the statement that carries it fails as a whole.
@@ -56,7 +57,7 @@ describe('statements shared by sender chains (micro-batches)', () => {
   });
 
   it('settles a batch around a settlement Postgres refuses: the others are sent and their messages finished', async () => {
-    const batchers = createStatementBatchers(pipeline.db.sql, createLogger('silent', 'test'), createMetrics('test'));
+    const batchers = createStatementBatchers(pipeline.db.sql, createLogger('silent', 'test'), createMetrics('test'), MATCH);
     const messages = Array.from({ length: 4 }, (_, i) => queued(uniqueWamid(), `1555062000${i}`));
     await insertQueued(messages);
     await Promise.all(messages.map((message) => batchers.claim(message)));
