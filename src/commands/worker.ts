@@ -124,6 +124,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     catalog: createCatalogCache(sql, batchers.match),
     claim: batchers.claim,
     drawOrderId: batchers.drawOrderId,
+    writeDecision: batchers.writeDecision,
     settle: batchers.settle,
   };
   consumer = createWorkerConsumer({

@@ -10,6 +10,7 @@ import { outcomeOf, recordDecision, type OutboundRow } from '../orders/record-de
 import type { ReplyClient } from '../replies/reply-clients';
 import type { QueueMessage } from '../queue/message';
 import type { ReplySettlement } from '../orders/settle-replies';
+import type { DecisionWrite, DecisionWritten } from '../orders/write-decisions';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
 import type { Claim } from './claim-messages';
@@ -25,6 +26,8 @@ export interface PipelineDeps {
   claim(message: QueueMessage): Promise<Claim | null>;
   /** A new order id (drawOrderIds), batched the same way. */
   drawOrderId(): Promise<string>;
+  /** Writes a decision's order and reply (writeDecisions), batched the same way. */
+  writeDecision(write: DecisionWrite): Promise<DecisionWritten>;
   /** Writes a reply's settlement with its message's finish (settleReplies); batched the same way. */
   settle(settlement: ReplySettlement): Promise<void>;
 }
@@ -78,7 +81,13 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
  */
 async function record(deps: PipelineDeps, message: QueueMessage, decision: Decision, claim: Claim, catalog: CatalogReader): Promise<Recorded | null> {
   if (isSelfContained(decision)) {
-    const once = await recordDecisionAtOnce(deps.sql, message, decision, { texts: deps.replyTexts, known: claim, catalog, drawOrderId: deps.drawOrderId });
+    const once = await recordDecisionAtOnce(deps.sql, message, decision, {
+      texts: deps.replyTexts,
+      known: claim,
+      catalog,
+      drawOrderId: deps.drawOrderId,
+      write: deps.writeDecision,
+    });
     if (once === null) return null;
     if (once !== 'contended') {
       if (once.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });

@@ -1,6 +1,7 @@
 import type { Sql } from '../db/client';
 import { settleReplies, type ReplySettlement } from '../orders/settle-replies';
 import { drawOrderIds } from '../orders/record-decision-at-once';
+import { writeDecisions, type DecisionWrite, type DecisionWritten } from '../orders/write-decisions';
 import { matchPhraseGroups, type MatchOptions, type PhraseVerdict } from '../orders/match';
 import type { QueueMessage } from '../queue/message';
 import type { Logger } from '../telemetry/logger';
@@ -21,6 +22,8 @@ export interface StatementBatchers {
   match(phrases: string[], options: MatchOptions): Promise<PhraseVerdict[]>;
   /** A new order id (drawOrderIds). */
   drawOrderId(): Promise<string>;
+  /** A decision's order and reply (writeDecisions). */
+  writeDecision(write: DecisionWrite): Promise<DecisionWritten>;
   /** The last write of a message: its reply's state and its own final status (settleReplies). */
   settle(settlement: ReplySettlement): Promise<void>;
 }
@@ -65,8 +68,17 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics,
     ...common,
     run: (draws) => drawOrderIds(sql, draws.length),
   });
+  const decisions = createMicroBatcher<DecisionWrite, DecisionWritten>({
+    ...common,
+    run: (writes) => {
+      metrics.workerBatchSize.observe({ statement: 'record' }, writes.length);
+      return writeDecisions(sql, writes);
+    },
+    onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of decisions failed; writing them apart'),
+  });
   return {
     claim: (message) => claims.submit(message),
+    writeDecision: (write) => decisions.submit(write),
     // The worker matches with one set of options, those given here.
     match: (phrases) => matches.submit(phrases),
     drawOrderId: () => orderIds.submit(),

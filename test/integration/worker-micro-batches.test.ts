@@ -81,6 +81,29 @@ describe('statements shared by sender chains (micro-batches)', () => {
     expect(rows).toEqual(replies.map(() => ({ reply: 'sent', message: 'processed' })));
   });
 
+  it('writes a batch of decisions around one Postgres refuses: the others get their order and reply once', async () => {
+    const batchers = createStatementBatchers(pipeline.db.sql, createLogger('silent', 'test'), createMetrics('test'), MATCH);
+    const messages = Array.from({ length: 5 }, (_, i) => queued(uniqueWamid(), `1555062500${i}`));
+    await insertQueued(messages);
+    await Promise.all(messages.map((message) => batchers.claim(message)));
+    const write = async (message: QueueMessage, sku: string) => ({
+      source: message.source, messageId: message.messageId, senderKey: message.senderKey, recipient: message.from,
+      business: message.business, contactName: null, language: 'en', rememberLanguage: true, kind: 'order_confirmation' as const,
+      body: 'Order confirmed', order: { id: await batchers.drawOrderId(), total: '2.50', currency: 'EUR', lines: [{ line: 1, sku, name: 'Coke', quantity: 1, unit_price: '2.50' }] },
+    });
+    // An order line naming a product that does not exist fails the statement (foreign key).
+    const writes = await Promise.all(messages.map((message, index) => write(message, index === 2 ? 'NO-SUCH-SKU' : 'COKE')));
+    const results = await Promise.allSettled(writes.map((each) => batchers.writeDecision(each)));
+
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    const orders = await pipeline.db.sql<{ message_id: string; items: number; reply: string }[]>`
+      SELECT o.message_id, (SELECT count(*) FROM order_items i WHERE i.order_id = o.id)::integer AS items, r.status AS reply
+      FROM orders o JOIN outbound_messages r ON r.order_id = o.id
+      WHERE o.message_id = ANY(${messages.map((m) => m.messageId)}) ORDER BY o.id`;
+    const expected = messages.filter((_, index) => index !== 2).map((m) => ({ message_id: m.messageId, items: 1, reply: 'sending' }));
+    expect(orders).toEqual(expected);
+  });
+
   it('keeps every sender in order through a backlog handled in shared statements: one order and one reply per message', async () => {
     const senders = Array.from({ length: 40 }, (_, i) => `155506300${String(i).padStart(2, '0')}`);
     const texts = ['2 margherita', '1 coke', 'cancel'];
