@@ -57,10 +57,10 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
       LIMIT 3
     ) c
     ORDER BY q.ord, c.score DESC, c.sku`;
-  return phrases.map((_, index) => {
-    const candidates = rows.filter((row) => row.ord === index + 1).map(({ ord: _ord, ...candidate }) => candidate);
-    return judge(candidates, options);
-  });
+  // One pass over the rows: the worker matches hundreds of phrases in one statement.
+  const byPhrase: Candidate[][] = phrases.map(() => []);
+  for (const { ord, ...candidate } of rows) byPhrase[ord - 1]!.push(candidate);
+  return byPhrase.map((candidates) => judge(candidates, options));
 }
 
 /**
