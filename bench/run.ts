@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { verifyDurability, type Check } from './checks';
 import { createBenchEnvironment } from './environment';
+import { formatHostileReport } from './hostile-report';
+import { hostileSettings, runHostileBench } from './hostile';
 import { createMessageSource } from './messages';
 import { lifetimePeakRssMib } from './probes';
 import {
@@ -17,6 +19,7 @@ import {
 } from './report';
 import { runScenarioA, runScenarioB, scenarioSettings, type PhaseContext, type PhaseResult } from './scenarios';
 import { startOtlpSinkIfAsked } from './otlp-sink';
+import { formatAckAfterReport, runAckAfterBench } from './ack-after';
 import { formatOrdersReport, runOrdersBench } from './orders';
 import { startBareServer, startIngestServer, type ServerProcess } from './servers';
 import { runSystemBench, systemSettings } from './system';
@@ -26,7 +29,7 @@ import { runScaleScenario, type ScaleRun, type ScaleRunSpec } from './scale-out'
 import { formatScaleReport, summarizeScale } from './scale-report';
 
 /**
- * `npm run bench`: four parts, each selectable with BENCH_ONLY (one, a comma-separated list, or all).
+ * `npm run bench`: its parts, each selectable with BENCH_ONLY (one, a comma-separated list, or all).
  *
  * ingest: a bare express endpoint and wagate's durable ingest, each in its own process,
  * loaded from this one. Every round runs both scenarios against both servers, in turn, and
@@ -34,8 +37,18 @@ import { formatScaleReport, summarizeScale } from './scale-report';
  * noisy 10 s window would otherwise decide the result. The defaults (3 rounds of 5 s, each
  * after a 2 s warm-up) take about 90 s.
  *
+ * ack: ACK_AFTER=commit against ACK_AFTER=publish, two ingest processes loaded in turn with
+ * the ingest part's scenarios (BENCH_ROUNDS, BENCH_SECONDS). About 60 s.
+ *
  * worker: one worker process drains queues filled beforehand through the ingest, against the
  * fake Graph API answering at once, then after 100 ms (prefetch 32, then 128). About 40 s.
+ *
+ * scale: 1, 2 and 3 worker processes, each limited to a quarter core, drain the same backlog.
+ * About 3 minutes.
+ *
+ * hostile: genuine requests at a steady rate while each slow or abusive client of
+ * test/hostile/slow-clients.test.ts attacks one ingest, and with no attack for reference:
+ * their p50 and p99 (bench/hostile.ts). About 2 minutes.
  *
  * orders: the labelled order corpus through the parser and the pg_trgm matcher: exact carts,
  * wrong orders and missed orders per language. A few seconds.
@@ -43,8 +56,8 @@ import { formatScaleReport, summarizeScale } from './scale-report';
  * system: ingests and workers together: throughput, backlog drain and the ack tails
  * (bench/system.ts). The longest part by far.
  */
-type Part = 'ingest' | 'worker' | 'scale' | 'orders' | 'system';
-const PARTS: Part[] = ['ingest', 'worker', 'scale', 'orders', 'system'];
+type Part = 'ingest' | 'ack' | 'worker' | 'scale' | 'hostile' | 'orders' | 'system';
+const PARTS: Part[] = ['ingest', 'ack', 'worker', 'scale', 'hostile', 'orders', 'system'];
 const ONLY = parts(process.env.BENCH_ONLY);
 const ROUNDS = positiveInteger('BENCH_ROUNDS', 3);
 const MEASURED_SECONDS = positiveInteger('BENCH_SECONDS', 5);
@@ -93,6 +106,12 @@ async function main(): Promise<number> {
     checks.push(...summary.checks);
     Object.assign(output, summary, { perRound: phases });
   }
+  if (ONLY.has('ack')) {
+    const summary = await runAckAfterBench(ROUNDS, MEASURED_SECONDS, track, log);
+    reports.push(formatAckAfterReport(summary));
+    checks.push(...summary.checks);
+    output.ackAfter = summary;
+  }
   if (ONLY.has('worker')) {
     const { summary, perRound } = await runWorkerBench();
     reports.push(formatWorkerReport(summary));
@@ -104,6 +123,12 @@ async function main(): Promise<number> {
     reports.push(report);
     checks.push(...perRound.flat().flatMap((run) => run.checks));
     output.scaleOut = { ...summary, perRound };
+  }
+  if (ONLY.has('hostile')) {
+    const hostile = await runHostileBench(hostileSettings(positiveInteger), track, log);
+    reports.push(formatHostileReport(hostile.summary));
+    checks.push(...hostile.checks);
+    output.hostile = { ...hostile.summary, perRound: hostile.perRound };
   }
   if (ONLY.has('orders')) {
     log('order corpus: parsing and matching every message');
@@ -247,7 +272,7 @@ function parts(value: string | undefined): Set<Part> {
   if (value === undefined || value === '' || value === 'all') return new Set(PARTS);
   const chosen = value.split(',').map((part) => part.trim());
   if (chosen.every((part): part is Part => (PARTS as string[]).includes(part))) return new Set(chosen);
-  throw new Error('BENCH_ONLY must be ingest, worker, scale, orders, system, a comma-separated list of them, or all');
+  throw new Error(`BENCH_ONLY must be ${PARTS.join(', ')}, a comma-separated list of them, or all`);
 }
 
 function positiveInteger(name: string, fallback: number): number {

@@ -18,6 +18,8 @@ export interface ServerProcess {
   /** The ingest's Prometheus endpoint; absent for the bare server. */
   metricsUrl?: string;
   stop(): Promise<void>;
+  /** True once the process has ended, whoever ended it. */
+  exited(): boolean;
 }
 
 /**
@@ -44,6 +46,8 @@ export interface IngestSettings {
   queuePrefix: string;
   appSecret: string;
   workShards: number;
+  /** Settings beyond the defaults, e.g. ACK_AFTER=publish; named in the server's name. */
+  extraEnv?: Record<string, string>;
 }
 
 /** The real thing: `node dist/main.js ingest`, ready once Postgres answers and the broker is connected. */
@@ -62,12 +66,15 @@ export async function startIngestServer(settings: IngestSettings): Promise<Serve
     LOG_LEVEL: 'warn',
     // 1000 senders share the whole run; the flood must not be rate limited or it measures a shortcut.
     RATE_LIMIT_MAX_REQUESTS: '1000000000',
+    ...settings.extraEnv,
   });
   // wagate logs to stdout; at LOG_LEVEL=warn anything it says during the run matters.
   child.stdout!.pipe(process.stderr);
   const base = `http://127.0.0.1:${port}`;
   await waitUntilReady(child, `${base}/readyz`).catch(killAndRethrow(child));
-  return { ...describe('wagate durable', true, child, `${base}${META_WEBHOOK_PATH}`), metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
+  const extra = Object.entries(settings.extraEnv ?? {}).map(([name, value]) => `${name}=${value}`);
+  const name = extra.length > 0 ? `wagate durable, ${extra.join(' ')}` : 'wagate durable';
+  return { ...describe(name, true, child, `${base}${META_WEBHOOK_PATH}`), metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }
 
 /**
@@ -141,8 +148,8 @@ export async function startWorkerProcess(settings: WorkerSettings): Promise<Work
   });
   // Nobody may be waiting yet when it fails; the caller sees the rejection when it awaits.
   started.catch(() => undefined);
-  const { stop } = describe('wagate worker', false, child, '');
-  return { pid: child.pid!, spawnedAt, started, loggedAt, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop, exited: () => child.exitCode !== null || child.signalCode !== null };
+  const { stop, exited } = describe('wagate worker', false, child, '');
+  return { pid: child.pid!, spawnedAt, started, loggedAt, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop, exited };
 }
 
 /** pino's numeric level for warn. */
@@ -178,6 +185,7 @@ function describe(name: string, durable: boolean, child: ChildProcess, webhookUr
     durable,
     pid: child.pid!,
     webhookUrl,
+    exited: () => child.exitCode !== null || child.signalCode !== null,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);

@@ -68,10 +68,14 @@ ensure_rabbitmq() { # [url]
 # Reinstalls when the lock file changed or node_modules was installed by another Node version.
 ensure_node_modules() {
   local stamp=node_modules/.wagate-node-version
+  # The Node version and the patches applied to packages (patches/, by postinstall) decide
+  # whether an existing node_modules can be kept.
+  local want
+  want="$(node --version) patches $(cat patches/*.patch 2>/dev/null | sha256sum | cut -c1-16)"
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
-     || [ "$(cat "$stamp" 2>/dev/null)" != "$(node --version)" ]; then
+     || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     npm ci --no-audit --no-fund
-    node --version > "$stamp"
+    echo "$want" > "$stamp"
   fi
 }
 

@@ -148,6 +148,12 @@ const envSchema = z.object({
   OUTBOX_LEASE_SECONDS: int(30, 5),
   OUTBOX_POLL_MS: int(1000, 50),
   PUBLISH_CONFIRM_TIMEOUT_MS: int(10000, 100),
+  /**
+   * When ingest answers 200: after the ledger commit (the outbox makes it as durable), or also
+   * after the broker's confirm of the request's messages, waited for at most ACK_PUBLISH_TIMEOUT_MS.
+   */
+  ACK_AFTER: z.enum(['commit', 'publish']).default('commit'),
+  ACK_PUBLISH_TIMEOUT_MS: int(1000, 1),
 
   HTTP_HEADERS_TIMEOUT_MS: int(10000, 100),
   HTTP_REQUEST_TIMEOUT_MS: int(30000, 100),

@@ -8,6 +8,7 @@ import { createWorkerDeployment } from '../autoscaler/worker-deployment';
 import { closeDatabase, databaseFromConfig } from '../db/client';
 import { postgresAnswers } from '../db/health';
 import { boundPort, closeServerNow } from '../server/http-server';
+import { probeRoutes } from '../server/probe-routes';
 import { createAutoscalerMetrics } from '../telemetry/autoscaler-metrics';
 import type { Logger } from '../telemetry/logger';
 import { startMetricsServer } from '../telemetry/metrics';
@@ -53,20 +54,13 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
     },
   });
   let stopping = false;
-  const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, (req, res) => {
-    if (req.url === '/healthz') {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
-      return true;
-    }
-    if (req.url !== '/readyz') return false;
-    void postgresAnswers(sql).then((postgres) => {
-      const kubernetes = elector.apiReachable() ? 'ok' : 'unavailable';
-      const ready = postgres === 'ok' && kubernetes === 'ok' && !stopping;
-      const body = { status: ready ? 'ready' : 'not ready', postgres, kubernetes, leader: elector.isLeader(), draining: stopping };
-      res.writeHead(ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
-    });
-    return true;
-  });
+  const readiness = async () => {
+    const postgres = await postgresAnswers(sql);
+    const kubernetes = elector.apiReachable() ? 'ok' : 'unavailable';
+    const ready = postgres === 'ok' && kubernetes === 'ok' && !stopping;
+    return { ready, body: { status: ready ? 'ready' : 'not ready', postgres, kubernetes, leader: elector.isLeader(), draining: stopping } };
+  };
+  const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, probeRoutes(readiness));
   const metricsPort = boundPort(metricsServer);
   log.info({ metricsPort, namespace, deployment: settings.deployment, lease: settings.leaseName, identity: settings.identity, server: kube.server }, 'autoscaler started');
   return {

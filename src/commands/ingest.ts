@@ -15,6 +15,10 @@ import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { refuseWrongDatabaseLogin } from '../db/health';
+import { warmUpLedger } from '../ledger/warm-up';
+
+/** The most a start spends warming up before it reports ready anyway (a slow or absent database). */
+const WARM_UP_DEADLINE_MS = 10_000;
 
 export interface RunningIngest {
   port: number;
@@ -25,6 +29,8 @@ export interface RunningIngest {
   topology: Topology;
   /** Settles when the broker setup failed for good (TOPOLOGY_CONFLICT); the process should stop and exit 1. */
   fatal: Promise<Error>;
+  /** Settles once the start's warm-up is over (done, failed or past its deadline): /readyz no longer says warmingUp. */
+  warmedUp: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -66,6 +72,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     void relay.sweepOnce().catch(() => undefined);
   });
   let draining = false;
+  let warmingUp = true;
   const { listener, recorder } = createIngestRequestListener(config, {
     sql,
     metrics,
@@ -74,6 +81,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     isBrokerConnected: broker.isConnected,
     isBrokerLoginRefused: () => broker.loginRefusedSince() !== null,
     isDraining: () => draining,
+    isWarmingUp: () => warmingUp,
     queueDepths: () => queueDepths(broker, topology),
   });
   const timeouts = {
@@ -85,6 +93,9 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST);
   relay.start();
   log.info({ port: boundPort(server), metricsPort: boundPort(metricsServer) }, 'ingest listening');
+  // Listening already (liveness answers), but not ready until the pool is warm: an autoscaled
+  // pod meets full traffic the moment /readyz says ready.
+  const warmedUp = warmUp(config, sql, log).finally(() => void (warmingUp = false));
 
   return {
     port: boundPort(server),
@@ -94,6 +105,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     metrics,
     topology,
     fatal,
+    warmedUp,
     async stop() {
       draining = true;
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
@@ -107,15 +119,41 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   };
 }
 
+async function warmUp(config: Config, sql: Sql, log: Logger): Promise<void> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), WARM_UP_DEADLINE_MS)));
+  const work = warmUpLedger({
+    sql,
+    connections: ledgerConnections(config),
+    rateLimits: config.rateLimits,
+    outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,
+  }).then(
+    () => 'done' as const,
+    (error: unknown) => error as Error,
+  );
+  const outcome = await Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  const ms = Math.round(performance.now() - started);
+  if (outcome === 'done') log.info({ ms, connections: ledgerConnections(config) }, 'ingest warmed up: pool open, ledger statement prepared');
+  else if (outcome === 'deadline') log.warn({ ms }, 'ingest warm-up still unfinished; ready without it');
+  else log.warn({ ms, err: outcome.message }, 'ingest warm-up failed; readiness now follows Postgres');
+}
+
+/** Group commits at once; two connections stay for the relay and for health checks. */
+function ledgerConnections(config: Config): number {
+  return Math.max(1, config.DB_POOL_MAX - 2);
+}
+
 export interface IngestParts {
   sql: Sql;
   metrics: Metrics;
   log: Logger;
-  /** Called with the rows of each commit; the outbox relay publishes them. */
-  onQueued(entries: QueuedEntry[]): void;
+  /** Called with the rows of each commit; the outbox relay publishes them (true once all are confirmed). */
+  onQueued(entries: QueuedEntry[]): Promise<boolean> | void;
   isBrokerConnected(): boolean;
   isBrokerLoginRefused?(): boolean;
   isDraining(): boolean;
+  isWarmingUp?(): boolean;
   queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
 }
 
@@ -127,10 +165,11 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     rateLimits: config.rateLimits,
     outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,
     maxBatchItems: config.LEDGER_BATCH_MAX,
-    // Leave two connections for the relay and for health checks.
-    maxConcurrentBatches: Math.max(1, config.DB_POOL_MAX - 2),
+    maxConcurrentBatches: ledgerConnections(config),
     commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
     onQueued: parts.onQueued,
+    ackAfterPublishMs: config.ACK_AFTER === 'publish' ? config.ACK_PUBLISH_TIMEOUT_MS : undefined,
+    onPublishWait: (result) => metrics.ackAfterPublish.inc({ result }),
     onIsolating: (error) =>
       log.warn({ code: (error as { code?: string }).code, err: (error as Error).message }, 'a ledger batch failed; committing its requests apart'),
     onBatch: (items, seconds) => {
@@ -153,7 +192,14 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxInFlight: config.MAX_IN_FLIGHT,
     maxInFlightBytes: config.MAX_IN_FLIGHT_BYTES,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
-    health: { sql, isBrokerConnected: parts.isBrokerConnected, isBrokerLoginRefused: parts.isBrokerLoginRefused, isDraining: parts.isDraining, brokerRequired: false },
+    health: {
+      sql,
+      isBrokerConnected: parts.isBrokerConnected,
+      isBrokerLoginRefused: parts.isBrokerLoginRefused,
+      isDraining: parts.isDraining,
+      isWarmingUp: parts.isWarmingUp,
+      brokerRequired: false,
+    },
     stats: {
       sql,
       adminToken: config.ADMIN_TOKEN,

@@ -7,6 +7,7 @@ import { databaseFromConfig, POOL_CLOSE_TIMEOUT_SECONDS, type Sql } from '../db/
 import { startFakeProvider } from '../dev/fake-provider';
 import { UsageError, WagateError } from '../errors';
 import { checkRetention, runCleanup } from '../ledger/retention';
+import { storedShardCount } from '../ledger/shard-count';
 import { importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
 import { reopenDeadMessage } from '../orders/reopen-dead-message';
@@ -14,6 +15,7 @@ import { listUnknownReplies, resendReply, settleReply, type Settlement } from '.
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
 import { withOperatorChannel } from '../queue/operator-channel';
+import type { Topology } from '../queue/topology';
 import { replyClientFromConfig } from '../replies/from-config';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics } from '../telemetry/metrics';
@@ -50,9 +52,21 @@ function readCatalogFile(file: string): string {
   }
 }
 
+/**
+ * The topology an operator command works on, sharded as the running system is (the count
+ * stored in Postgres), not as this shell's WORK_SHARDS says: an operator's environment often
+ * leaves it at the default, and a replay routed by another count would put a sender's
+ * messages on a shard whose worker does not hold the sender's others.
+ */
+async function operatorTopology(config: Config, sql: Sql): Promise<Topology> {
+  const stored = await storedShardCount(sql, config.QUEUE_PREFIX);
+  return topologyFromConfig(stored === null ? config : { ...config, WORK_SHARDS: stored });
+}
+
 export async function dlqCommand(config: Config, log: Logger, args: string[]): Promise<void> {
   const [action, ...rest] = args;
-  const topology = topologyFromConfig(config);
+  if (action !== 'list' && action !== 'replay' && action !== 'purge') throw new UsageError(`unknown action "${action ?? ''}"`);
+  const topology = await withSql(config, (sql) => operatorTopology(config, sql));
   const broker = { url: config.AMQP_URL, topology, log };
   if (action === 'list') {
     const letters = await withOperatorChannel(broker, (channel) => listDeadLetters(channel, topology));
@@ -75,9 +89,7 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
       throw new UsageError('purge cancelled; pass --yes to purge without asking');
     }
     print(`purged ${await withOperatorChannel(broker, (channel) => purgeDeadLetters(channel, topology))} message(s)`);
-    return;
   }
-  throw new UsageError(`unknown action "${action ?? ''}"`);
 }
 
 export async function cleanupCommand(config: Config, args: string[]): Promise<void> {
@@ -92,12 +104,12 @@ export async function cleanupCommand(config: Config, args: string[]): Promise<vo
 export async function eraseCommand(config: Config, log: Logger, args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { phone: { type: 'string' } } });
   if (!values.phone) throw new UsageError('erase needs --phone');
-  const topology = topologyFromConfig(config);
-  const report = await withSql(config, (sql) =>
-    eraseCustomer(sql, values.phone!, (matches) =>
+  const report = await withSql(config, async (sql) => {
+    const topology = await operatorTopology(config, sql);
+    return eraseCustomer(sql, values.phone!, (matches) =>
       withOperatorChannel({ url: config.AMQP_URL, topology, log }, (channel) => dropDeadLetters(channel, topology, matches)),
-    ),
-  );
+    );
+  });
   for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);
 }
 

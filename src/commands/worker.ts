@@ -22,6 +22,7 @@ import { createCatalogCache } from '../orders/catalog-cache';
 import { loadReplyCatalogues } from '../orders/replies';
 import { postgresAnswers, refuseWrongDatabaseLogin } from '../db/health';
 import { boundPort, closeServerNow } from '../server/http-server';
+import { probeRoutes } from '../server/probe-routes';
 import { judgeReadiness } from '../server/readiness';
 
 const QUEUE_GAUGE_INTERVAL_MS = 5000;
@@ -161,17 +162,12 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     );
   }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;
-  const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, (req, res) => {
-    if (req.url === '/healthz') {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
-      return true;
-    }
-    if (req.url !== '/readyz') return false;
-    void workerReadiness(sql, bothConnected, draining).then(({ ready, body }) =>
-      res.writeHead(ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify(body)),
-    );
-    return true;
-  });
+  const metricsServer = await startMetricsServer(
+    metrics,
+    config.METRICS_PORT,
+    config.HOST,
+    probeRoutes(() => workerReadiness(sql, bothConnected, draining)),
+  );
   log.info({ metricsPort: boundPort(metricsServer), shards: topology.shards.length, prefetch: config.WORKER_PREFETCH }, 'worker started');
   return {
     metricsPort: boundPort(metricsServer),

@@ -54,18 +54,20 @@ export function databaseFromConfig(
 }
 
 /**
- * Runs work in a transaction on a reserved connection. Used instead of sql.begin(), which in
+ * Runs work in a transaction on a reserved connection, committed (or, for a rehearsal,
+ * rolled back) at the end. Used instead of sql.begin(), which in
  * postgres 3.4.9 can send BEGIN without reserving the connection under load (upstream
  * porsager/postgres#823, #1189): the transaction then stays open on a pooled connection
  * and unrelated queries run inside it. A reserved connection is ours alone until released.
  */
-export async function transaction<T>(sql: Sql, work: (tx: Sql) => Promise<T>): Promise<T> {
+export async function transaction<T>(sql: Sql, work: (tx: Sql) => Promise<T>, finish: 'commit' | 'rollback' = 'commit'): Promise<T> {
   const connection = await sql.reserve();
   let broken = false;
   try {
     await connection`BEGIN`;
     const result = await work(connection as unknown as Sql);
-    await connection`COMMIT`;
+    if (finish === 'commit') await connection`COMMIT`;
+    else await connection`ROLLBACK`;
     return result;
   } catch (error) {
     broken = connectionLost(error);

@@ -8,6 +8,7 @@ export interface HealthDeps {
   isBrokerConnected(): boolean;
   isBrokerLoginRefused?(): boolean;
   isDraining(): boolean;
+  isWarmingUp?(): boolean;
   /** Ingest survives a broker outage through the outbox; the worker cannot. */
   brokerRequired: boolean;
 }
@@ -24,6 +25,7 @@ export function createReadinessHandler(deps: HealthDeps) {
       brokerConnected: deps.isBrokerConnected(),
       brokerLoginRefused: deps.isBrokerLoginRefused?.() ?? false,
       draining: deps.isDraining(),
+      warmingUp: deps.isWarmingUp?.() ?? false,
       brokerRequired: deps.brokerRequired,
     });
     res.status(ready ? 200 : 503).json(body);

@@ -25,8 +25,11 @@ export interface OutboxRelayOptions {
 }
 
 export interface OutboxRelay {
-  /** Publishes rows this process just committed; called by the ledger right after commit. */
-  publishOwned(entries: QueuedEntry[]): void;
+  /**
+   * Publishes rows this process just committed; called by the ledger right after commit.
+   * Settles, never failing, once the broker has answered: true when every row was confirmed.
+   */
+  publishOwned(entries: QueuedEntry[]): Promise<boolean>;
   /** Publishes every row whose lease has expired, once; returns how many were confirmed. */
   sweepOnce(): Promise<number>;
   start(): void;
@@ -150,6 +153,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     options.metrics.outboxOldestSeconds.set(row?.oldest ?? 0);
   }
 
+  async function publishOwned(entries: QueuedEntry[]): Promise<boolean> {
+    if (stopsAt('ingest.after-commit')) return false;
+    // Past half the lease a sweeper may soon claim the rows; leave them to it.
+    const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
+    if (fresh.length === 0) return false;
+    if (!options.isBrokerConnected()) {
+      void track(releaseLeases(fresh.map((entry) => entry.rowId)));
+      return false;
+    }
+    const publications = fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
+    // Rows left to the sweep are not confirmed yet.
+    return (await track(publish(publications, 'owner'))) === entries.length;
+  }
+
   function sweepOnce(): Promise<number> {
     sweeping ??= track(sweep()).finally(() => (sweeping = null));
     return sweeping;
@@ -157,20 +174,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   return {
     publishOwned(entries) {
-      if (stopsAt('ingest.after-commit')) return;
-      // Past half the lease a sweeper may soon claim the rows; leave them to it.
-      const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
-      if (fresh.length === 0) return;
-      if (!options.isBrokerConnected()) {
-        void track(releaseLeases(fresh.map((entry) => entry.rowId)));
-        return;
-      }
-      void track(
-        publish(
-          fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(options.topology, entry.payload, entry.traceparent) })),
-          'owner',
-        ),
-      ).catch((error: Error) => options.log.warn({ err: error.message }, 'owner publish failed; the sweep will retry'));
+      // Never rejects: with ACK_AFTER=commit nobody waits on it, and its rows are safe in the outbox anyway.
+      return publishOwned(entries).catch((error: Error) => {
+        options.log.warn({ err: error.message }, 'owner publish failed; the sweep will retry');
+        return false;
+      });
     },
     sweepOnce,
     start() {

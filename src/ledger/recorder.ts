@@ -3,8 +3,10 @@ import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
 import { planBatch, rateLimitsJson, type BatchPlan } from './batch-plan';
 import { isDataException, isTransient, ledgerTimeout, runWithDeadlockRetry, withDeadline } from './commit-guards';
-import { unstorableItem, type LedgerItem, type LedgerOutcome } from './items';
+import { unstorableItem, type LedgerOutcome } from './items';
 import { RECORD_BATCH_SQL } from './record-batch-sql';
+import { waitForPublish, type PublishWait } from './ack-after-publish';
+import { splitIntoItems, type Pending, type RecordRequest } from './pending-request';
 
 /** A message the ledger has made durable with an outbox row, ready to publish. */
 export interface QueuedEntry {
@@ -16,11 +18,7 @@ export interface QueuedEntry {
   committedAtMs: number;
 }
 
-export interface RecordRequest {
-  items: LedgerItem[];
-  receivedAtMs: number;
-  traceparent: string;
-}
+export type { RecordRequest } from './pending-request';
 
 export interface LedgerRecorderOptions {
   sql: Sql;
@@ -34,7 +32,14 @@ export interface LedgerRecorderOptions {
    * Postgres hangs, so without this a request could wait forever.
    */
   commitDeadlineMs: number;
-  onQueued(entries: QueuedEntry[]): void;
+  /** Publishes the committed messages; settles true once the broker has confirmed them all. */
+  onQueued(entries: QueuedEntry[]): Promise<boolean> | void;
+  /**
+   * ACK_AFTER=publish: a request with a queued message is answered once the broker has
+   * confirmed its batch, or after this many ms. Undefined: answered at the commit.
+   */
+  ackAfterPublishMs?: number;
+  onPublishWait?(result: PublishWait): void;
   onBatch?(itemCount: number, seconds: number): void;
   /** A batch failed for a reason other than the database's health; its requests are being committed apart. */
   onIsolating?(error: unknown): void;
@@ -52,14 +57,6 @@ interface BatchRow {
   row_id: string | null;
 }
 
-interface Pending extends RecordRequest {
-  resolve(outcomes: LedgerOutcome[]): void;
-  reject(error: unknown): void;
-  /** The deadline for getting into a batch at all. */
-  waiting: NodeJS.Timeout | undefined;
-  /** Epoch ms by which the caller has its answer: arrival plus commitDeadlineMs, slot wait, batch and isolation included. */
-  deadlineAt: number;
-}
 
 /**
  * Group commit: requests that arrive while earlier batches are committing are gathered and
@@ -192,11 +189,19 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
       }
     }
     options.onBatch?.(plan.items.length, (performance.now() - started) / 1000);
-    if (queued.length > 0) options.onQueued(queued);
+    const publishing = queued.length > 0 ? options.onQueued(queued) : undefined;
     let offset = 0;
     for (const request of batch) {
-      request.resolve(plan.outcomes.slice(offset, offset + request.items.length) as LedgerOutcome[]);
+      const outcomes = plan.outcomes.slice(offset, offset + request.items.length) as LedgerOutcome[];
       offset += request.items.length;
+      if (publishing && options.ackAfterPublishMs !== undefined && outcomes.includes('queued')) {
+        void waitForPublish(publishing, options.ackAfterPublishMs).then((result) => {
+          options.onPublishWait?.(result);
+          request.resolve(outcomes);
+        });
+      } else {
+        request.resolve(outcomes);
+      }
     }
   }
 
@@ -222,31 +227,4 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
       return new Promise((resolve) => idleWaiters.push(resolve));
     },
   };
-}
-
-/**
- * One pending request per item of a request, so that isolation can reach the one item that
- * fails; the request is answered once all of them are, with their outcomes in order.
- */
-function splitIntoItems(request: Pending): Pending[] {
-  const outcomes: LedgerOutcome[] = [];
-  let remaining = request.items.length;
-  let failed = false;
-  return request.items.map((item, index) => ({
-    items: [item],
-    receivedAtMs: request.receivedAtMs,
-    traceparent: request.traceparent,
-    waiting: undefined,
-    deadlineAt: request.deadlineAt,
-    resolve([outcome]) {
-      outcomes[index] = outcome!;
-      remaining -= 1;
-      if (remaining === 0 && !failed) request.resolve(outcomes);
-    },
-    reject(error) {
-      if (failed) return;
-      failed = true;
-      request.reject(error);
-    },
-  }));
 }

@@ -4,18 +4,32 @@ export interface ReadinessInputs {
   /** The broker refuses our login: wrong credentials, which waiting will not fix. */
   brokerLoginRefused?: boolean;
   draining: boolean;
+  /** Still opening its pool and preparing its statements: traffic now would meet cold connections. */
+  warmingUp?: boolean;
   /** Ingest survives a broker outage through the outbox; the worker cannot. */
   brokerRequired: boolean;
 }
 
 export interface Readiness {
   ready: boolean;
-  body: { status: 'ready' | 'not ready'; postgres: 'ok' | 'unavailable'; broker: 'connected' | 'disconnected' | 'login refused: check AMQP_URL credentials'; draining: boolean };
+  body: {
+    status: 'ready' | 'not ready';
+    postgres: 'ok' | 'unavailable';
+    broker: 'connected' | 'disconnected' | 'login refused: check AMQP_URL credentials';
+    draining: boolean;
+    warmingUp?: true;
+  };
 }
 
-/** Ready while Postgres answers and the process is not draining; the broker's state is reported and, for ingest only, tolerated. */
+/**
+ * Ready while Postgres answers and the process is neither warming up nor draining; the
+ * broker's state is reported and, for ingest only, tolerated.
+ */
 export function judgeReadiness(inputs: ReadinessInputs): Readiness {
   const broker = inputs.brokerConnected ? 'connected' : inputs.brokerLoginRefused ? 'login refused: check AMQP_URL credentials' : 'disconnected';
-  const ready = inputs.postgres === 'ok' && !inputs.draining && (!inputs.brokerRequired || inputs.brokerConnected);
-  return { ready, body: { status: ready ? 'ready' : 'not ready', postgres: inputs.postgres, broker, draining: inputs.draining } };
+  const warmingUp = inputs.warmingUp === true;
+  const ready = inputs.postgres === 'ok' && !inputs.draining && !warmingUp && (!inputs.brokerRequired || inputs.brokerConnected);
+  const body: Readiness['body'] = { status: ready ? 'ready' : 'not ready', postgres: inputs.postgres, broker, draining: inputs.draining };
+  if (warmingUp) body.warmingUp = true;
+  return { ready, body };
 }

@@ -61,6 +61,12 @@ export function createMetrics(role: string) {
       labelNames: ['path'] as const,
       registers: [registry],
     }),
+    ackAfterPublish: new Counter({
+      name: 'wagate_ack_after_publish_total',
+      help: 'With ACK_AFTER=publish: requests answered after the broker confirmed their messages, or without it (unconfirmed or timed out; the outbox still holds them).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     publishFailures: new Counter({
       name: 'wagate_publish_failures_total',
       help: 'Publishes not confirmed (broker away, nack, returned or timed out); they stay in the outbox.',

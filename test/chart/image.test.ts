@@ -30,7 +30,7 @@ interface Started {
 }
 
 describe('the Dockerfile', () => {
-  it('builds with npm ci and npm run build, and ships production dependencies, dist/, migrations/ and reply-texts/ only', () => {
+  it('builds with npm ci and npm run build, and ships production dependencies (patched), dist/, migrations/ and reply-texts/ only', () => {
     expect(stages.map((s) => s.name)).toEqual(['build', 'runtime']);
     expect(build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args.replace(/--mount=\S+\s*/g, ''))).toEqual(['npm ci --no-audit --no-fund', 'npm run build']);
     expect(runtime.instructions.filter((i) => i.op === 'RUN').map((i) => i.args.replace(/--mount=\S+\s*/g, ''))).toEqual(['npm ci --omit=dev --no-audit --no-fund']);
@@ -45,7 +45,7 @@ describe('the Dockerfile', () => {
 
   it('keeps everything but the build inputs out of the context', () => {
     expect(readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'))).toEqual([
-      '*', '!package.json', '!package-lock.json', '!tsconfig.json', '!tsconfig.build.json', '!src/', '!migrations/', '!reply-texts/',
+      '*', '!package.json', '!package-lock.json', '!patches/', '!tsconfig.json', '!tsconfig.build.json', '!src/', '!migrations/', '!reply-texts/',
     ]);
   });
 });
@@ -122,8 +122,10 @@ describe('the final stage, replayed into a read-only folder', () => {
     });
   }
 
-  it('holds production dependencies only, and nothing is writable by the image\'s user', () => {
-    expect(topLevelEntries(app)).toEqual(['dist', 'migrations', 'node_modules', 'package-lock.json', 'package.json', 'reply-texts']);
+  it('holds production dependencies only, patched, and nothing is writable by the image\'s user', () => {
+    expect(topLevelEntries(app)).toEqual(['dist', 'migrations', 'node_modules', 'package-lock.json', 'package.json', 'patches', 'reply-texts']);
+    // npm ci's postinstall applied patches/ to the image's own dependencies.
+    expect(readFileSync(path.join(app, 'node_modules', 'postgres', 'cjs', 'src', 'connection.js'), 'utf8')).toContain('fetchArrayTypes().catch(');
     for (const devOnly of ['typescript', 'jest', 'ts-jest', 'tsx', 'autocannon']) expect([devOnly, existsSync(path.join(app, 'node_modules', devOnly))]).toEqual([devOnly, false]);
     expect(existsSync(path.join(app, 'node_modules', 'express'))).toBe(true);
     const write = spawnSync(nodeBinary, ['-e', `require('fs').writeFileSync(${JSON.stringify(path.join(app, 'probe'))}, 'x')`], { ...runAs() });

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { createDatabase, transaction } from '../../src/db/client';
 import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
@@ -48,5 +49,68 @@ it('after a transaction loses its connection, the pool still answers', async () 
     expect((after as { one: number }[])[0]!.one).toBe(1);
   } finally {
     await sql.end({ timeout: 1 });
+  }
+});
+
+/**
+ * A proxy that resets a connection when the client sends a statement containing `marker`,
+ * and passes everything else through.
+ */
+async function startResettingProxy(target: URL, marker: string): Promise<{ port: number; resets: () => number; close(): Promise<void> }> {
+  let resets = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => socket.destroy());
+    }
+    upstream.pipe(client);
+    client.on('data', (chunk: Buffer) => {
+      if (!chunk.includes(marker)) return void upstream.write(chunk);
+      resets += 1;
+      upstream.destroy();
+      client.resetAndDestroy();
+    });
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    resets: () => resets,
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+it('a connection lost while it reads the array types fails the waiting query, not the process', async () => {
+  // postgres.js reads the array types as the first statement of every new connection, and in
+  // 3.4.9 dropped that statement's failure as an unhandled rejection, which ends a Node process
+  // (porsager/postgres#1192; patched in patches/). An outage that began just then killed ingest.
+  const resetting = await startResettingProxy(new URL(db.url), 'typarray');
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  const sql = createDatabase({
+    url: withPort(db.url, resetting.port),
+    maxConnections: 1,
+    connectTimeoutSeconds: 3,
+    statementTimeoutMs: 30_000,
+    applicationName: 'wagate-lost-types',
+  });
+  try {
+    const failed = await sql`SELECT 1`.then(() => 'answered', (error: unknown) => error);
+    expect(resetting.resets()).toBe(1);
+    expect(failed).toMatchObject({ code: expect.stringMatching(/ECONNRESET|CONNECTION_CLOSED/) });
+    // Node reports an unhandled rejection once the microtasks of the turn that rejected it have run.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    await sql.end({ timeout: 1 });
+    await resetting.close();
   }
 });

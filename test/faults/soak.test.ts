@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { TEST_DB_POOL_MAX } from '../support/ingest';
 import { startFaultRig, type FaultRig } from '../support/fault-run';
 import { seriesValue } from '../support/metrics';
 import { flatness, type SoakSample } from '../support/soak';
@@ -28,9 +29,9 @@ const MIN_MEASURED_FOR_SLOPES_MS = 5 * 60_000;
  * A leak at 10 messages/s adds hundreds.
  */
 const COUNT_NOISE = 1;
-/** The ingest and the worker, each with one pool of DB_POOL_MAX (default 10) connections. */
+/** The ingest and the worker, each with one pool of DB_POOL_MAX connections. */
 const GATEWAY_POOLS = 2;
-const POOL_MAX_CONNECTIONS = 10;
+const POOL_MAX_CONNECTIONS = TEST_DB_POOL_MAX;
 /** A loop that stalls this long under a steady 10/s is a bug, not noise. */
 const MAX_EVENT_LOOP_P99_SECONDS = 1;
 const MIB = 1024 * 1024;

@@ -8,7 +8,7 @@ import { META_SECRET, testEnv } from '../support/ingest';
 import { spawnWagate, type ChildIngest } from '../support/process';
 import { uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
-import { compressedBomb, oversizedHeaders, pipeliningFlood, processUsage, slowBody, slowloris, type Attack, type ProcessUsage } from './attacks';
+import { ATTACKS, processUsage, slowloris, type Attack, type AttackSpec, type ProcessUsage } from '../../bench/attacks';
 
 /**
  * Abusive clients against a real `wagate ingest` process on loopback. While each attack
@@ -19,7 +19,7 @@ import { compressedBomb, oversizedHeaders, pipeliningFlood, processUsage, slowBo
 const SCALE = Number(process.env.HOSTILE_SCALE ?? 1);
 const GENUINE_REQUESTS = Number(process.env.HOSTILE_GENUINE_REQUESTS ?? 15);
 const GENUINE_DEADLINE_MS = 2000;
-const SLOWLORIS_CONNECTIONS = Math.round(1000 * SCALE);
+const SLOWLORIS_CONNECTIONS = scaled(ATTACKS.slowloris);
 /** Resident memory the ingest may add under any attack: a fraction of what buffering would cost. */
 const RSS_GROWTH_LIMIT_BYTES = 200 * 1024 * 1024;
 /** Descriptors beyond the attack's own sockets: the pools, the log pipes, a few in flight. */
@@ -102,23 +102,37 @@ const allOk = () => Array.from({ length: GENUINE_REQUESTS }, () => '200');
 
 describe('one slow or abusive client never starves the others', () => {
   it(`slowloris: ${SLOWLORIS_CONNECTIONS} connections dripping headers a byte at a time`, async () => {
-    const { outcomes, peak } = await underAttack(() => slowloris(port(), SLOWLORIS_CONNECTIONS));
+    const { outcomes, peak } = await underAttack(() => ATTACKS.slowloris.start(port(), SLOWLORIS_CONNECTIONS));
     expect(outcomes).toEqual(allOk());
     expectBounded(peak, SLOWLORIS_CONNECTIONS);
     await expectRecovered();
   });
 
+  it('slowloris connections are held while they drip, not refused at their first byte', async () => {
+    const connections = 10;
+    const attack = await slowloris(port(), connections);
+    try {
+      // Well inside HTTP_HEADERS_TIMEOUT_MS: nothing may have been answered yet, and every connection is still open.
+      await waitFor('ten drips of the slowloris', () => attack.drips() >= 10);
+      expect(Object.fromEntries(attack.answers)).toEqual({});
+      expect(processUsage(ingest.child.pid!).fds).toBeGreaterThanOrEqual(baseline.fds + connections);
+    } finally {
+      await attack.stop();
+    }
+    await expectRecovered();
+  });
+
   it('a slow body: complete headers, then the body a byte at a time', async () => {
-    const connections = Math.round(200 * SCALE);
-    const { outcomes, peak } = await underAttack(() => slowBody(port(), connections, 64 * 1024));
+    const connections = scaled(ATTACKS.slowBody);
+    const { outcomes, peak } = await underAttack(() => ATTACKS.slowBody.start(port(), connections));
     expect(outcomes).toEqual(allOk());
     expectBounded(peak, connections);
     await expectRecovered();
   });
 
   it('oversized headers are answered 431 and cost nothing', async () => {
-    const connections = Math.round(20 * SCALE);
-    const { outcomes, peak, attack } = await underAttack(() => oversizedHeaders(port(), connections, 64 * 1024));
+    const connections = scaled(ATTACKS.oversizedHeaders);
+    const { outcomes, peak, attack } = await underAttack(() => ATTACKS.oversizedHeaders.start(port(), connections));
     expect(outcomes).toEqual(allOk());
     expect(attack.answers.get(431)).toBeGreaterThan(0);
     expectBounded(peak, connections);
@@ -126,8 +140,8 @@ describe('one slow or abusive client never starves the others', () => {
   });
 
   it('a pipelining flood of unsigned requests is answered 401 without delaying signed ones', async () => {
-    const connections = Math.round(4 * SCALE);
-    const { outcomes, peak, attack } = await underAttack(() => pipeliningFlood(port(), connections, 50));
+    const connections = scaled(ATTACKS.pipeliningFlood);
+    const { outcomes, peak, attack } = await underAttack(() => ATTACKS.pipeliningFlood.start(port(), connections));
     expect(outcomes).toEqual(allOk());
     expect(attack.answers.get(401)).toBeGreaterThan(0);
     expect([...attack.answers.keys()].filter((code) => code >= 500)).toEqual([]);
@@ -136,14 +150,18 @@ describe('one slow or abusive client never starves the others', () => {
   });
 
   it('a compressed body bomb is refused 415 without being inflated', async () => {
-    const connections = Math.round(10 * SCALE);
-    const { outcomes, peak, attack } = await underAttack(() => compressedBomb(port(), connections, 64 * 1024 * 1024));
+    const connections = scaled(ATTACKS.compressedBomb);
+    const { outcomes, peak, attack } = await underAttack(() => ATTACKS.compressedBomb.start(port(), connections));
     expect(outcomes).toEqual(allOk());
     expect(attack.answers.get(415)).toBeGreaterThan(0);
     expectBounded(peak, connections);
     await expectRecovered();
   });
 });
+
+function scaled(attack: AttackSpec): number {
+  return Math.round(attack.connections * SCALE);
+}
 
 function port(): number {
   return Number(new URL(ingest.baseUrl).port);

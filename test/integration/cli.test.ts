@@ -2,7 +2,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { openQueueProbe } from '../support/amqp';
+import amqp from 'amqplib';
+import { loadConfig } from '../../src/config';
+import { topologyFromConfig } from '../../src/queue/depths';
+import { shardOf } from '../../src/queue/topology';
+import { bodyOf, openQueueProbe, TEST_AMQP_URL } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { randomQueuePrefix, startTestIngest, testEnv, type TestIngest } from '../support/ingest';
 import { MAIN_JS } from '../support/process';
@@ -107,6 +111,31 @@ describe('wagate command line', () => {
     const refused = await wagate(['send', '--url', ingest.baseUrl], { WHATSAPP_APP_SECRET: 'not-the-gateway-secret' });
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/^401/);
+  });
+
+  it('dlq replay routes by the shard count the system runs with, whatever this shell\'s WORK_SHARDS says', async () => {
+    // The running system is sharded 4 ways (the ingest above stored it); the operator's shell is left at the default, 32.
+    const topology = topologyFromConfig(loadConfig(testEnv(db.url, { QUEUE_PREFIX })));
+    expect(topology.shards).toHaveLength(4);
+    const probe = await openQueueProbe();
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    try {
+      const [message] = (await probe.drainWork(topology)).filter((m) => bodyOf(m).messageId === 'wamid.cli-sample');
+      const senderKey = String(bodyOf(message!).senderKey);
+      // Routed 32 ways, this sender would land on a shard the system does not have.
+      expect([shardOf(senderKey, 32), shardOf(senderKey, 4)]).toEqual([29, 1]);
+      await db.sql`UPDATE webhook_messages SET status = 'dead' WHERE message_id = 'wamid.cli-sample'`;
+      const channel = await connection.createConfirmChannel();
+      channel.sendToQueue(topology.deadQueue, message!.content, { persistent: true, messageId: 'whatsapp:wamid.cli-sample' });
+      await channel.waitForConfirms();
+      const replay = await wagate(['dlq', 'replay'], { WORK_SHARDS: '32' });
+      expect([replay.code, replay.stdout.trim()]).toEqual([0, 'replayed 1 message(s)']);
+      const replayed = await probe.drainWork(topology);
+      expect(replayed.map((m) => [m.fields.routingKey, bodyOf(m).messageId])).toEqual([['work.1', 'wamid.cli-sample']]);
+    } finally {
+      await connection.close();
+      await probe.close();
+    }
   });
 
   it('products import loads a catalog and reports bad rows by line, importing nothing', async () => {

@@ -16,6 +16,13 @@ export interface TestIngest extends RunningIngest {
   config: Config;
 }
 
+/**
+ * Each test process's pool: enough for the group commit to batch concurrently, and small
+ * enough that two test files in parallel, each with a few ingests and workers that warm their
+ * pools at start, stay well inside Postgres's default max_connections of 100.
+ */
+export const TEST_DB_POOL_MAX = 6;
+
 export function randomQueuePrefix(): string {
   return `wagate-test-${randomBytes(5).toString('hex')}`;
 }
@@ -36,6 +43,7 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
     TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
     ADMIN_TOKEN,
     OUTBOX_POLL_MS: '100',
+    DB_POOL_MAX: String(TEST_DB_POOL_MAX),
     // A few shards: 32 quorum queues per test file would slow the suite down.
     WORK_SHARDS: '4',
     // Hand-overs within seconds: a worker that dies is given up after 2 s.
@@ -46,10 +54,16 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
 }
 
 /** A real ingest in this process, as `wagate ingest` runs it. */
-export async function startTestIngest(databaseUrl: string, overrides: Record<string, string> = {}): Promise<TestIngest> {
+export async function startTestIngest(
+  databaseUrl: string,
+  overrides: Record<string, string> = {},
+  options: { awaitWarmUp?: boolean } = {},
+): Promise<TestIngest> {
   const env = testEnv(databaseUrl, overrides);
   const config = loadConfig(env);
   const ingest = await startIngest(config, createLogger(config.LOG_LEVEL, 'wagate-test'));
+  // As a Service would, the tests send once the warm-up is over (test/integration/ingest-warm-up.test.ts looks inside it).
+  if (options.awaitWarmUp !== false) await ingest.warmedUp;
   return {
     ...ingest,
     config,

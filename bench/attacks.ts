@@ -1,12 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
+import { META_WEBHOOK_PATH } from '../src/webhooks/meta';
 
 /**
- * Abusive clients for the slow-client tests, on loopback only, each bounded in connections
- * and stopped by the test. Each returns what it saw, so the test can say the server answered
- * the attack itself correctly too.
+ * Abusive clients for the slow-client tests and the bench's hostile part, on loopback only,
+ * each bounded in connections and stopped by its caller. Each returns what it saw, so the
+ * caller can say the server answered the attack itself correctly too.
  */
 export interface Attack {
   /** Closes every socket the attack opened. */
@@ -41,7 +41,12 @@ async function openMany(port: number, count: number, answers: Map<number, number
   return sockets;
 }
 
-function dripAttack(sockets: net.Socket[], nextBytes: (socket: net.Socket, tick: number) => string | null, answers: Map<number, number>): Attack {
+/** An attack that writes to its open sockets every DRIP_INTERVAL_MS; `drips` counts those rounds. */
+export interface DripAttack extends Attack {
+  drips(): number;
+}
+
+function dripAttack(sockets: net.Socket[], nextBytes: (socket: net.Socket, tick: number) => string | null, answers: Map<number, number>): DripAttack {
   let tick = 0;
   const timer = setInterval(() => {
     tick += 1;
@@ -52,6 +57,7 @@ function dripAttack(sockets: net.Socket[], nextBytes: (socket: net.Socket, tick:
   }, DRIP_INTERVAL_MS);
   return {
     answers,
+    drips: () => tick,
     async stop() {
       clearInterval(timer);
       for (const socket of sockets) socket.destroy();
@@ -60,15 +66,16 @@ function dripAttack(sockets: net.Socket[], nextBytes: (socket: net.Socket, tick:
 }
 
 /** Slowloris: connections that send their request headers one byte at a time and never finish. */
-export async function slowloris(port: number, connections: number): Promise<Attack> {
+export async function slowloris(port: number, connections: number): Promise<DripAttack> {
   const answers = new Map<number, number>();
   const sockets = await openMany(port, connections, answers);
   const headers = `POST ${META_WEBHOOK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n` + 'X-Padding: a\r\n'.repeat(1000);
-  return dripAttack(sockets, (_socket, tick) => headers[tick % headers.length] ?? null, answers);
+  // Ticks count from 1; the first drip must be the first byte, or the request line is malformed and answered 400 at once.
+  return dripAttack(sockets, (_socket, tick) => headers[tick - 1] ?? null, answers);
 }
 
 /** A slow body: complete headers announcing a body that arrives a byte at a time. */
-export async function slowBody(port: number, connections: number, declaredBytes: number): Promise<Attack> {
+export async function slowBody(port: number, connections: number, declaredBytes: number): Promise<DripAttack> {
   const answers = new Map<number, number>();
   const sockets = await openMany(port, connections, answers);
   for (const socket of sockets) {
@@ -124,6 +131,29 @@ async function repeatedRequests(port: number, connections: number, request: stri
     },
   };
 }
+
+export interface AttackSpec {
+  name: string;
+  /** Attacking connections at scale 1. */
+  connections: number;
+  start(port: number, connections: number): Promise<Attack>;
+}
+
+const KIB = 1024;
+
+/**
+ * Every attack at the size test/hostile/slow-clients.test.ts uses at HOSTILE_SCALE=1, which is
+ * also what the bench measures genuine latency under, so both speak of the same attacks.
+ */
+export const ATTACKS = {
+  slowloris: { name: 'slowloris', connections: 1000, start: (port, connections) => slowloris(port, connections) },
+  slowBody: { name: 'slow body', connections: 200, start: (port, connections) => slowBody(port, connections, 64 * KIB) },
+  oversizedHeaders: { name: 'oversized headers', connections: 20, start: (port, connections) => oversizedHeaders(port, connections, 64 * KIB) },
+  pipeliningFlood: { name: 'pipelining flood', connections: 4, start: (port, connections) => pipeliningFlood(port, connections, 50) },
+  compressedBomb: { name: 'compressed body bomb', connections: 10, start: (port, connections) => compressedBomb(port, connections, 64 * KIB * KIB) },
+} satisfies Record<string, AttackSpec>;
+
+export type AttackName = keyof typeof ATTACKS;
 
 export interface ProcessUsage {
   fds: number;

@@ -1,0 +1,25 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface ProbeAnswer {
+  ready: boolean;
+  body: unknown;
+}
+
+/**
+ * /healthz and /readyz for a process without a public port (worker, autoscaler), served
+ * beside /metrics. Liveness answers at once; readiness asks the process. True when handled.
+ */
+export function probeRoutes(readiness: () => Promise<ProbeAnswer>): (req: IncomingMessage, res: ServerResponse) => boolean {
+  return (req, res) => {
+    if (req.url === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
+      return true;
+    }
+    if (req.url !== '/readyz') return false;
+    readiness().then(
+      ({ ready, body }) => res.writeHead(ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify(body)),
+      (error: Error) => res.writeHead(503, { 'Content-Type': 'application/json' }).end(JSON.stringify({ status: 'not ready', error: error.message })),
+    );
+    return true;
+  };
+}
