@@ -126,6 +126,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     claim: batchers.claim,
     drawOrderId: batchers.drawOrderId,
     writeDecision: batchers.writeDecision,
+    markSending: batchers.markSending,
     settle: batchers.settle,
   };
   consumer = createWorkerConsumer({

@@ -4,6 +4,7 @@ import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError } from '../errors';
 import { ERASED } from './erasure';
 import type { OutboundRow } from './record-decision';
+import { markSending } from './mark-sending';
 import { settleReplies, type ReplySettlement } from './settle-replies';
 
 export type DeliveryResult = 'sent' | 'unknown' | 'already_settled';
@@ -33,7 +34,9 @@ export type MessageFinish = NonNullable<ReplySettlement['finish']>;
 export interface Finishing {
   /** The inbound message to finish with the reply's last state; none for an operator's resend. */
   finish?: MessageFinish;
-  /** Writes a settlement; the worker passes a micro-batcher. One statement of its own by default. */
+  /** Marks the reply 'sending' (markSending), true if it moved; the worker passes a micro-batcher. */
+  markSending?(replyId: string): Promise<boolean>;
+  /** Writes a settlement (settleReplies), likewise. Each is one statement of its own by default. */
   settle?(settlement: ReplySettlement): Promise<void>;
 }
 
@@ -45,11 +48,8 @@ async function claimAndSend(
   metrics: Metrics,
   finishing: Finishing,
 ): Promise<DeliveryResult> {
-  const [claimed] = await sql<{ id: string }[]>`
-    UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
-    WHERE id = ${outbound.id} AND status IN ('pending', 'retry') AND recipient <> ${ERASED}
-    RETURNING id::text`;
-  if (!claimed) {
+  const mark = finishing.markSending ?? (async (id: string) => (await markSending(sql, [id]))[0]!);
+  if (!(await mark(outbound.id))) {
     const [erased] = await sql`
       UPDATE outbound_messages SET status = 'failed', last_error = 'not sent: the customer was erased', updated_at = now()
       WHERE id = ${outbound.id} AND status IN ('pending', 'retry') AND recipient = ${ERASED}
@@ -71,7 +71,7 @@ async function claimAndSend(
     if (settled?.status === 'failed') throw new PermanentError(settled.last_error ?? 'the reply failed permanently earlier');
     return 'already_settled';
   }
-  return sendClaimedReply(sql, source, outbound, sendReply, metrics, finishing);
+  return sendMarkedReply(sql, source, outbound, sendReply, metrics, finishing);
 }
 
 /**
@@ -80,13 +80,13 @@ async function claimAndSend(
  * or failed apart, and then throws a RetryableError or PermanentError for the consumer to
  * route, the message staying 'processing'.
  */
-export async function sendClaimedReply(
+async function sendMarkedReply(
   sql: Sql,
   source: 'whatsapp' | 'twilio',
   outbound: OutboundRow,
   sendReply: ReplyClient,
   metrics: Metrics,
-  finishing: Finishing = {},
+  finishing: Finishing,
 ): Promise<'sent' | 'unknown'> {
   const settle = finishing.settle ?? ((settlement: ReplySettlement) => settleReplies(sql, [settlement]));
   const finish = finishing.finish ?? null;

@@ -56,8 +56,7 @@ export async function drawOrderIds(sql: Sql, count: number): Promise<string[]> {
 
 /**
  * recordDecision in one statement (writeDecisions), hence one round trip and one commit: the
- * order and its lines, the remembered language, and the reply, inserted already marked
- * 'sending' (attempt 1) so that no second commit is needed before the provider call.
+ * order and its lines, the remembered language, and the reply.
  *
  * Null when the message stopped being ours (erased since the claim); 'contended' when its
  * reply or order already exists (another worker got there during a hand-over): the caller

@@ -38,8 +38,8 @@ type WrittenRow = { processing: boolean; created: boolean } & Omit<OutboundRow, 
  * Writes decisions in one statement (one round trip, one commit), one or many messages at once.
  * For each message still 'processing', under its row lock taken in id order (which orders the
  * write against `wagate erase` as recordDecision's transaction does): the remembered language,
- * the reply, inserted already marked 'sending' (attempt 1), and, only if that reply is new,
- * the order and its lines. A reply that already exists (another worker got there during a
+ * the reply ('pending': a crash before it is marked 'sending' leaves it to be sent by the
+ * redelivery), and, only if that reply is new, the order and its lines. A reply that already exists (another worker got there during a
  * hand-over) leaves that message's part unwritten. An order that already exists without its
  * reply would leave the new reply naming an order id never inserted: the foreign key then
  * fails the whole statement, and nothing of it is written.
@@ -67,7 +67,7 @@ export async function writeDecisions(sql: Sql, writes: readonly DecisionWrite[])
       ON CONFLICT (webhook_source, sender_key) DO UPDATE SET language = EXCLUDED.language, updated_at = now()),
     reply AS (
       INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, order_id, recipient, business_number, kind, body, status, attempts)
-      SELECT 'reply:' || i.source || ':' || i.message_id, i.source, i.message_id, i.order_id, i.recipient, i.business, i.kind, i.body, 'sending', 1
+      SELECT 'reply:' || i.source || ':' || i.message_id, i.source, i.message_id, i.order_id, i.recipient, i.business, i.kind, i.body, 'pending', 0
       FROM input i JOIN msg ON msg.ord = i.ord
       ON CONFLICT DO NOTHING
       RETURNING id, webhook_source, inbound_message_id, kind, status, recipient, business_number, body, order_id, attempts),

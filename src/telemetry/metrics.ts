@@ -122,7 +122,7 @@ export function createMetrics(role: string) {
     }),
     workerBatchSize: new Histogram({
       name: 'wagate_worker_batch_items',
-      help: 'Messages per shared worker statement (micro-batch), by statement (claim, settle).',
+      help: 'Messages per shared worker statement (micro-batch), by statement (claim, match, record, mark_sending, settle).',
       labelNames: ['statement'] as const,
       buckets: [1, 2, 4, 8, 16, 32, 64, 128],
       registers: [registry],

@@ -2,7 +2,7 @@ import type { Sql } from '../db/client';
 import { failpoint } from '../failpoints';
 import type { CatalogCache, CatalogReader } from '../orders/catalog-cache';
 import { decide, type Decision } from '../orders/decide';
-import { deliverReply, sendClaimedReply } from '../orders/deliver-reply';
+import { deliverReply } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
 import type { ReplyTextOptions } from '../orders/reply-language';
 import { isSelfContained, recordDecisionAtOnce } from '../orders/record-decision-at-once';
@@ -28,17 +28,13 @@ export interface PipelineDeps {
   drawOrderId(): Promise<string>;
   /** Writes a decision's order and reply (writeDecisions), batched the same way. */
   writeDecision(write: DecisionWrite): Promise<DecisionWritten>;
+  /** Marks a reply 'sending' before its provider call (markSending), batched the same way. */
+  markSending(replyId: string): Promise<boolean>;
   /** Writes a reply's settlement with its message's finish (settleReplies); batched the same way. */
   settle(settlement: ReplySettlement): Promise<void>;
 }
 
 export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped';
-
-/** A reply recorded by this attempt: fresh when it was inserted already marked 'sending'. */
-interface Recorded {
-  outbound: OutboundRow;
-  fresh: boolean;
-}
 
 /**
  * parse → match → order → confirm → status, for one queued message. Every step is
@@ -53,33 +49,31 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
   if (!claim) return 'skipped';
   await failpoint('worker.after-claim');
 
-  let recorded: Recorded | null = claim.reply ? { outbound: claim.reply, fresh: false } : null;
-  if (!recorded) {
+  let outbound: OutboundRow | null = claim.reply;
+  if (!outbound) {
     const catalog = deps.catalog.at(claim.catalogVersion);
     const decision = await withSpan('wagate.match', { 'db.system': 'postgresql' }, () => decide(sql, message, deps.match, catalog));
-    recorded = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
+    outbound = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
       record(deps, message, decision, claim, catalog),
     );
-    if (!recorded) return 'skipped';
+    if (!outbound) return 'skipped';
     await failpoint('worker.after-record');
   }
-  const { outbound, fresh } = recorded;
-  const outcome = outcomeOf(outbound.kind);
-  const finishing = { finish: { messageId: message.messageId, outcome }, settle: deps.settle };
-  await withSpan('wagate.reply.send', { 'wagate.provider': message.source, 'wagate.reply': outbound.kind }, () =>
-    fresh
-      ? sendClaimedReply(sql, message.source, outbound, deps.sendReply, deps.metrics, finishing)
-      : deliverReply(sql, message.source, outbound, deps.sendReply, deps.metrics, finishing),
+  const reply = outbound;
+  const outcome = outcomeOf(reply.kind);
+  const finishing = { finish: { messageId: message.messageId, outcome }, markSending: deps.markSending, settle: deps.settle };
+  await withSpan('wagate.reply.send', { 'wagate.provider': message.source, 'wagate.reply': reply.kind }, () =>
+    deliverReply(sql, message.source, reply, deps.sendReply, deps.metrics, finishing),
   );
   return outcome;
 }
 
 /**
  * A decision whose reply needs nothing but the message and the catalog is recorded in one
- * statement, its reply already 'sending'; cancel and order status read and change the
+ * statement shared with other senders' messages; cancel and order status read and change the
  * customer's orders, and take recordDecision's transaction, as does a contended record.
  */
-async function record(deps: PipelineDeps, message: QueueMessage, decision: Decision, claim: Claim, catalog: CatalogReader): Promise<Recorded | null> {
+async function record(deps: PipelineDeps, message: QueueMessage, decision: Decision, claim: Claim, catalog: CatalogReader): Promise<OutboundRow | null> {
   if (isSelfContained(decision)) {
     const once = await recordDecisionAtOnce(deps.sql, message, decision, {
       texts: deps.replyTexts,
@@ -91,11 +85,11 @@ async function record(deps: PipelineDeps, message: QueueMessage, decision: Decis
     if (once === null) return null;
     if (once !== 'contended') {
       if (once.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
-      return { outbound: once.outbound, fresh: true };
+      return once.outbound;
     }
   }
   const recorded = await recordDecision(deps.sql, message, decision, deps.replyTexts);
   if (!recorded) return null;
   if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
-  return { outbound: recorded.outbound, fresh: false };
+  return recorded.outbound;
 }

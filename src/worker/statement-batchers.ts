@@ -1,5 +1,6 @@
 import type { Sql } from '../db/client';
 import { settleReplies, type ReplySettlement } from '../orders/settle-replies';
+import { markSending } from '../orders/mark-sending';
 import { drawOrderIds } from '../orders/record-decision-at-once';
 import { writeDecisions, type DecisionWrite, type DecisionWritten } from '../orders/write-decisions';
 import { matchPhraseGroups, type MatchOptions, type PhraseVerdict } from '../orders/match';
@@ -24,6 +25,8 @@ export interface StatementBatchers {
   drawOrderId(): Promise<string>;
   /** A decision's order and reply (writeDecisions). */
   writeDecision(write: DecisionWrite): Promise<DecisionWritten>;
+  /** The commit before a reply's provider call (markSending). */
+  markSending(replyId: string): Promise<boolean>;
   /** The last write of a message: its reply's state and its own final status (settleReplies). */
   settle(settlement: ReplySettlement): Promise<void>;
 }
@@ -76,8 +79,17 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics,
     },
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of decisions failed; writing them apart'),
   });
+  const sends = createMicroBatcher<string, boolean>({
+    ...common,
+    run: (replyIds) => {
+      metrics.workerBatchSize.observe({ statement: 'mark_sending' }, replyIds.length);
+      return markSending(sql, replyIds);
+    },
+    onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of replies to mark sending failed; marking them apart'),
+  });
   return {
     claim: (message) => claims.submit(message),
+    markSending: (replyId) => sends.submit(replyId),
     writeDecision: (write) => decisions.submit(write),
     // The worker matches with one set of options, those given here.
     match: (phrases) => matches.submit(phrases),

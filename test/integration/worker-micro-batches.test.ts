@@ -100,7 +100,7 @@ describe('statements shared by sender chains (micro-batches)', () => {
       SELECT o.message_id, (SELECT count(*) FROM order_items i WHERE i.order_id = o.id)::integer AS items, r.status AS reply
       FROM orders o JOIN outbound_messages r ON r.order_id = o.id
       WHERE o.message_id = ANY(${messages.map((m) => m.messageId)}) ORDER BY o.id`;
-    const expected = messages.filter((_, index) => index !== 2).map((m) => ({ message_id: m.messageId, items: 1, reply: 'sending' }));
+    const expected = messages.filter((_, index) => index !== 2).map((m) => ({ message_id: m.messageId, items: 1, reply: 'pending' }));
     expect(orders).toEqual(expected);
   });
 
