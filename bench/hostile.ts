@@ -96,6 +96,7 @@ async function runScenario(target: Target, name: AttackName | null): Promise<Hos
     clearInterval(sampler);
     await attack?.stop();
   }
+  const attackSeconds = (performance.now() - startedAt) / 1000;
   target.ackedIds.push(...load.ackedIds);
   const recoveryMs = await until(ingest, () => (fdsOf(ingest) ?? Infinity) <= target.baselineFds + RECOVERED_FD_SLACK, RECOVERY_TIMEOUT_MS);
   return {
@@ -110,6 +111,7 @@ async function runScenario(target: Target, name: AttackName | null): Promise<Hos
     heldFds,
     recoveryMs,
     attackAnswers: Object.fromEntries(attack?.answers ?? []),
+    attackAnswersPerSecond: [...(attack?.answers.values() ?? [])].reduce((sum, count) => sum + count, 0) / attackSeconds,
     ingestAlive: !ingest.exited(),
   };
 }

@@ -18,6 +18,11 @@ render() { # values file, then --show-only arguments
     | grep -v -e '^    helm.sh/chart: ' -e '^    app.kubernetes.io/managed-by: Helm$' -e '^# Source: '
 }
 
+if ! command -v "$helm" >/dev/null; then
+  echo "error: $helm not found: put Helm 3 on PATH or set WAGATE_HELM_BIN (the test command builds it into ~/.cache/wagate/helm-*/bin); nothing was written" >&2
+  exit 1
+fi
+
 mkdir -p "$out/base" "$out/overlays/production" "$out/overlays/keda"
 render k8s/values/base.yaml > "$out/base/wagate.yaml"
 render k8s/values/production.yaml --show-only templates/servicemonitor.yaml --show-only templates/prometheusrule.yaml \

@@ -9,6 +9,13 @@ const IDLE_CONNECTION_TIMEOUT_SECONDS = 60;
 const CONNECTION_MAX_LIFETIME_SECONDS = 30 * 60;
 /** Errors a query gets when its connection closed under it: the socket failed, or the server ended the session (57P0x, FATAL). */
 const LOST_CONNECTION_CODES = ['CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03'];
+/**
+ * The most a pool waits before its next connection attempt after failed ones, in seconds.
+ * postgres.js's own backoff grows to 10-20 s after a few failures (3^n / 100 s), so after an
+ * outage of a few seconds a process kept answering 503, and a worker could not heartbeat,
+ * for up to 20 s after Postgres was back: its peers then took it for dead and took its shards.
+ */
+const MAX_RECONNECT_BACKOFF_SECONDS = 1;
 /** How long closing the pool waits for queries under way before it cuts them. */
 export const POOL_CLOSE_TIMEOUT_SECONDS = 5;
 
@@ -30,12 +37,18 @@ export function createDatabase(options: DatabaseOptions): Sql {
     connect_timeout: options.connectTimeoutSeconds,
     idle_timeout: IDLE_CONNECTION_TIMEOUT_SECONDS,
     max_lifetime: CONNECTION_MAX_LIFETIME_SECONDS,
+    backoff: reconnectBackoffSeconds,
     onnotice: () => undefined,
     connection: {
       application_name: options.applicationName,
       statement_timeout: options.statementTimeoutMs,
     },
   }) as Sql;
+}
+
+/** Doubling from 50 ms to MAX_RECONNECT_BACKOFF_SECONDS, with jitter so that a pool's connections do not retry in step. */
+export function reconnectBackoffSeconds(retries: number): number {
+  return (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, MAX_RECONNECT_BACKOFF_SECONDS);
 }
 
 /** A pool from the configuration; CLI commands pass a small size and, for DDL, no statement timeout. */

@@ -122,6 +122,7 @@ describe('values', () => {
       ['image.pullPolicy=Sometimes', /pullPolicy/],
       ['config.WORK_SHARDS=eight', /WORK_SHARDS/],
       ['config.NOT_A_SETTING=1', /additional properties 'NOT_A_SETTING' not allowed/],
+      ['config.ACK_AFTER=later', /ACK_AFTER/],
     ];
     for (const [set, message] of refusals) expect([set, renderError({ valuesFiles: [scenarioFile('minimal')], set: [set] })]).toEqual([set, expect.stringMatching(message)]);
   });
@@ -156,6 +157,9 @@ describe('values', () => {
     expect(config).not.toHaveProperty('WHATSAPP_GRAPH_API_URL');
     // A million and more, as YAML numbers from values.yaml, must not print as 3.145728e+06.
     expect(config.MAX_BODY_BYTES).toBe('3145728');
+    expect(config).not.toHaveProperty('ACK_AFTER');
+    const publishing = find(renderScenario('minimal', { set: ['config.ACK_AFTER=publish', 'config.ACK_PUBLISH_TIMEOUT_MS=500'] }), 'ConfigMap', '-config').data!;
+    expect(publishing).toMatchObject({ ACK_AFTER: 'publish', ACK_PUBLISH_TIMEOUT_MS: '500' });
     const objects = renderScenario('minimal', { set: ['extraEnv[0].name=FEATURE_X', 'extraEnv[0].value=on'] });
     for (const { pod } of podTemplates(objects)) expect(pod.spec.containers[0].env).toContainEqual({ name: 'FEATURE_X', value: 'on' });
   });

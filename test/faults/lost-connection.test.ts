@@ -114,3 +114,31 @@ it('a connection lost while it reads the array types fails the waiting query, no
     await resetting.close();
   }
 });
+
+it('a pool reconnects within about a second of Postgres returning, however long it was refused', async () => {
+  // postgres.js's default backoff reaches 10-20 s after seven failed attempts; a pool that
+  // waited that long kept a process answering 503 (and a worker from heartbeating) long after
+  // Postgres was back.
+  const sql = createDatabase({
+    url: withPort(db.url, proxy.port),
+    maxConnections: 1,
+    connectTimeoutSeconds: 3,
+    statementTimeoutMs: 30_000,
+    applicationName: 'wagate-reconnect-backoff',
+  });
+  try {
+    proxy.setMode('refuse');
+    for (let failed = 0; failed < 8; failed += 1) {
+      await expect(sql`SELECT 1`).rejects.toMatchObject({ code: expect.stringMatching(/ECONNRESET|CONNECTION_CLOSED|ECONNREFUSED/) });
+    }
+    proxy.setMode('forward');
+    const started = performance.now();
+    const after = await settlesWithin(sql<{ one: number }[]>`SELECT 1 AS one`, SETTLE_BOUND_MS);
+    expect(after).not.toBe('never settled');
+    // One backoff (at most 1 s) and a connection; the default would wait 10 s or more.
+    expect(performance.now() - started).toBeLessThan(5_000);
+  } finally {
+    proxy.setMode('forward');
+    await sql.end({ timeout: 1 });
+  }
+}, 60_000);
