@@ -53,7 +53,7 @@ export interface IngestSettings {
 /** The real thing: `node dist/main.js ingest`, ready once Postgres answers and the broker is connected. */
 export async function startIngestServer(settings: IngestSettings): Promise<ServerProcess> {
   const [port, metricsPort] = [await freePort(), await freePort()];
-  const child = spawnNode([...ingestNodeFlags(), path.join(ROOT, 'dist', 'main.js'), 'ingest'], {
+  const child = spawnNode([...nodeFlags('BENCH_INGEST_FLAGS'), path.join(ROOT, 'dist', 'main.js'), 'ingest'], {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: String(port),
@@ -77,9 +77,12 @@ export async function startIngestServer(settings: IngestSettings): Promise<Serve
   return { ...describe(name, true, child, `${base}${META_WEBHOOK_PATH}`), metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }
 
-/** BENCH_INGEST_FLAGS: node flags for the ingest only, e.g. --cpu-prof or --trace-gc when looking for a cost. */
-function ingestNodeFlags(): string[] {
-  return (process.env.BENCH_INGEST_FLAGS ?? '').split(' ').filter(Boolean);
+/**
+ * BENCH_INGEST_FLAGS, BENCH_WORKER_FLAGS: node flags for the ingest or the worker processes only,
+ * e.g. --cpu-prof or --trace-gc when looking for a cost.
+ */
+function nodeFlags(variable: 'BENCH_INGEST_FLAGS' | 'BENCH_WORKER_FLAGS'): string[] {
+  return (process.env[variable] ?? '').split(' ').filter(Boolean);
 }
 
 export interface WorkerSettings {
@@ -115,7 +118,7 @@ export interface WorkerProcess {
 export async function startWorkerProcess(settings: WorkerSettings): Promise<WorkerProcess> {
   const metricsPort = await freePort();
   const spawnedAt = performance.now();
-  const child = spawnNode([path.join(ROOT, 'dist', 'main.js'), 'worker'], {
+  const child = spawnNode([...nodeFlags('BENCH_WORKER_FLAGS'), path.join(ROOT, 'dist', 'main.js'), 'worker'], {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     METRICS_PORT: String(metricsPort),

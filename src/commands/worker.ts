@@ -17,6 +17,8 @@ import { createMembershipStore } from '../worker/membership-store';
 import { createShardCoordinator, type ShardCoordinator } from '../worker/shard-coordinator';
 import { checkShardCountAtStart } from '../ledger/shard-count';
 import { processMessage } from '../worker/process-message';
+import { createStatementBatchers } from '../worker/statement-batchers';
+import { createCatalogCache } from '../orders/catalog-cache';
 import { loadReplyCatalogues } from '../orders/replies';
 import { postgresAnswers, refuseWrongDatabaseLogin } from '../db/health';
 import { boundPort, closeServerNow } from '../server/http-server';
@@ -112,6 +114,21 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     // The consuming connection declares the topology before any delivery can need a hand-over.
     setup: async () => undefined,
   });
+  const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
+  const batchers = createStatementBatchers(sql, log, metrics, match);
+  const pipeline = {
+    sql,
+    sendReply,
+    metrics,
+    match,
+    replyTexts,
+    catalog: createCatalogCache(sql, batchers.match),
+    claim: batchers.claim,
+    drawOrderId: batchers.drawOrderId,
+    writeDecision: batchers.writeDecision,
+    markSending: batchers.markSending,
+    settle: batchers.settle,
+  };
   consumer = createWorkerConsumer({
     topology,
     prefetch: config.WORKER_PREFETCH,
@@ -119,11 +136,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     sql,
     log,
     metrics,
-    handle: (message) =>
-      processMessage(
-        { sql, sendReply, metrics, match: { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN }, replyTexts },
-        message,
-      ),
+    handle: (message) => processMessage(pipeline, message),
   });
   coordinator = createShardCoordinator({
     store: createMembershipStore(sql, config.QUEUE_PREFIX, config.WORKER_LIVENESS_TIMEOUT_MS),

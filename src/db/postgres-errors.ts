@@ -56,6 +56,14 @@ export function isLockTimeout(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === SQLSTATE_LOCK_NOT_AVAILABLE;
 }
 
+/** 23503 foreign_key_violation. */
+const SQLSTATE_FOREIGN_KEY_VIOLATION = '23503';
+
+/** A row named another that does not exist (or no longer does). */
+export function isForeignKeyViolation(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === SQLSTATE_FOREIGN_KEY_VIOLATION;
+}
+
 /** SQLSTATEs of a refused login: 28P01 wrong password, 28000 no such role or no pg_hba entry; 3D000 no such database. */
 const LOGIN_HINTS: Record<string, string> = {
   '28P01': 'Postgres refused the password: check the user and password in DATABASE_URL',

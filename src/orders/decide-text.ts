@@ -1,6 +1,7 @@
 import type { Sql } from '../db/client';
 import type { Decision, OrderLine, Problem } from './decide';
-import { catalogTerms, matchPhrases, type Candidate, type MatchOptions, type PhraseVerdict } from './match';
+import { liveCatalog, type CatalogReader } from './catalog-cache';
+import { type Candidate, type MatchOptions, type PhraseVerdict } from './match';
 import { buildOrder, validQuantity } from './order-lines';
 import { parseOrderText, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text';
 
@@ -9,13 +10,13 @@ import { parseOrderText, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase
  * matched one product with each of its words explained, every quantity is a whole number in range,
  * nothing was unsure, and nothing the customer excluded is in it. Anything else is a clarification.
  */
-export async function decideText(sql: Sql, text: string, options: MatchOptions): Promise<Decision> {
-  const parsed = parseOrderText(text, { keepTogether: await catalogTerms(sql) });
+export async function decideText(sql: Sql, text: string, options: MatchOptions, catalog: CatalogReader = liveCatalog(sql)): Promise<Decision> {
+  const parsed = parseOrderText(text, { keepTogether: await catalog.terms() });
   if (parsed.intent !== 'order') return { kind: parsed.intent };
   const { items, excluded, unsure } = parsed;
   if (items.length === 0 && unsure.length === 0) return { kind: 'menu' };
   const phrases = [...items.map((i) => i.phrase), ...excluded.map((e) => e.phrase), ...unsure.map((u) => u.phrase || u.written)];
-  const verdicts = await matchPhrases(sql, phrases, options);
+  const verdicts = phrases.length === 0 ? [] : await catalog.match(phrases, options);
   const problems = unsure.map((doubt, index) => unsureProblem(doubt, verdicts[items.length + excluded.length + index]!));
   const lines = readLines(items, verdicts.slice(0, items.length), problems);
   const excludedSkus = readExclusions(excluded, verdicts.slice(items.length, items.length + excluded.length), problems);

@@ -1,5 +1,6 @@
 import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
+import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { decideText } from './decide-text';
 import { findProducts, type Candidate, type MatchOptions, type Product } from './match';
 import { buildOrder, validQuantity } from './order-lines';
@@ -26,7 +27,7 @@ export type Decision =
   | { kind: 'clarify'; problems: Problem[] }
   | { kind: 'unsupported'; type: string };
 
-export async function decide(sql: Sql, message: QueueMessage, options: MatchOptions): Promise<Decision> {
+export async function decide(sql: Sql, message: QueueMessage, options: MatchOptions, catalog: CatalogReader = liveCatalog(sql)): Promise<Decision> {
   const content = (message.content ?? {}) as Record<string, any>;
   if (message.source === 'whatsapp' && message.type === 'order') return decideCart(sql, content.order?.product_items ?? []);
   const choice = replyChoice(message, content);
@@ -34,11 +35,11 @@ export async function decide(sql: Sql, message: QueueMessage, options: MatchOpti
     const products = await findProducts(sql, [choice.id]);
     const product = products.get(choice.id);
     if (product) return buildOrder([{ product, quantity: 1 }]);
-    if (choice.title) return decideText(sql, choice.title, options);
+    if (choice.title) return decideText(sql, choice.title, options, catalog);
   }
   const text = textOf(message, content);
   if (text === undefined) return { kind: 'unsupported', type: message.type };
-  return decideText(sql, text, options);
+  return decideText(sql, text, options, catalog);
 }
 
 /** Native catalog carts name products by sku (product_retailer_id): matched exactly. */

@@ -4,6 +4,8 @@ import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError } from '../errors';
 import { ERASED } from './erasure';
 import type { OutboundRow } from './record-decision';
+import { markSending } from './mark-sending';
+import { settleReplies, type ReplySettlement } from './settle-replies';
 
 export type DeliveryResult = 'sent' | 'unknown' | 'already_settled';
 
@@ -18,12 +20,36 @@ export async function deliverReply(
   outbound: OutboundRow,
   sendReply: ReplyClient,
   metrics: Metrics,
+  finishing: Finishing = {},
 ): Promise<DeliveryResult> {
-  const [claimed] = await sql<{ id: string }[]>`
-    UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
-    WHERE id = ${outbound.id} AND status IN ('pending', 'retry') AND recipient <> ${ERASED}
-    RETURNING id::text`;
-  if (!claimed) {
+  const result = await claimAndSend(sql, source, outbound, sendReply, metrics, finishing);
+  // The paths that wrote no reply state of their own finish the message apart.
+  if (finishing.finish && result === 'already_settled') await finishMessage(sql, source, finishing.finish);
+  return result;
+}
+
+/** What the inbound message becomes once its reply is settled. */
+export type MessageFinish = NonNullable<ReplySettlement['finish']>;
+
+export interface Finishing {
+  /** The inbound message to finish with the reply's last state; none for an operator's resend. */
+  finish?: MessageFinish;
+  /** Marks the reply 'sending' (markSending), true if it moved; the worker passes a micro-batcher. */
+  markSending?(replyId: string): Promise<boolean>;
+  /** Writes a settlement (settleReplies), likewise. Each is one statement of its own by default. */
+  settle?(settlement: ReplySettlement): Promise<void>;
+}
+
+async function claimAndSend(
+  sql: Sql,
+  source: 'whatsapp' | 'twilio',
+  outbound: OutboundRow,
+  sendReply: ReplyClient,
+  metrics: Metrics,
+  finishing: Finishing,
+): Promise<DeliveryResult> {
+  const mark = finishing.markSending ?? (async (id: string) => (await markSending(sql, [id]))[0]!);
+  if (!(await mark(outbound.id))) {
     const [erased] = await sql`
       UPDATE outbound_messages SET status = 'failed', last_error = 'not sent: the customer was erased', updated_at = now()
       WHERE id = ${outbound.id} AND status IN ('pending', 'retry') AND recipient = ${ERASED}
@@ -34,6 +60,7 @@ export async function deliverReply(
       WHERE id = ${outbound.id} AND status = 'sending'
       RETURNING id`;
     if (orphan) {
+      if (finishing.finish) await finishMessage(sql, source, finishing.finish);
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
       return 'unknown';
     }
@@ -44,33 +71,43 @@ export async function deliverReply(
     if (settled?.status === 'failed') throw new PermanentError(settled.last_error ?? 'the reply failed permanently earlier');
     return 'already_settled';
   }
+  return sendMarkedReply(sql, source, outbound, sendReply, metrics, finishing);
+}
+
+/**
+ * Calls the provider for a reply this attempt has marked 'sending' (and committed), and records
+ * what it answered: sent or unknown together with the message's finish (settleReplies); retry
+ * or failed apart, and then throws a RetryableError or PermanentError for the consumer to
+ * route, the message staying 'processing'.
+ */
+async function sendMarkedReply(
+  sql: Sql,
+  source: 'whatsapp' | 'twilio',
+  outbound: OutboundRow,
+  sendReply: ReplyClient,
+  metrics: Metrics,
+  finishing: Finishing,
+): Promise<'sent' | 'unknown'> {
+  const settle = finishing.settle ?? ((settlement: ReplySettlement) => settleReplies(sql, [settlement]));
+  const finish = finishing.finish ?? null;
   const started = performance.now();
   const outcome = await sendReply({ source, to: outbound.recipient, from: outbound.business_number, body: outbound.body });
   metrics.providerDuration.observe({ provider: source }, (performance.now() - started) / 1000);
   switch (outcome.kind) {
     case 'sent':
-      // Receipts may have arrived before we learnt the provider id: fold them in now.
-      // 'unknown' too: another worker may have taken the shard over meanwhile and marked this
-      // send unknown; the provider's answer settles it.
-      await sql`
-        UPDATE outbound_messages SET status = 'sent', provider_message_id = ${outcome.providerMessageId}, last_error = NULL,
-          delivery_status = (SELECT status FROM message_statuses
-                             WHERE webhook_source = ${source} AND message_id = ${outcome.providerMessageId}
-                             ORDER BY wagate_receipt_rank(status) DESC LIMIT 1),
-          updated_at = now()
-        WHERE id = ${outbound.id} AND status IN ('sending', 'unknown')`;
+      await settle({ replyId: outbound.id, status: 'sent', providerMessageId: outcome.providerMessageId, error: null, source, finish });
       metrics.confirmations.inc({ provider: source, result: 'sent' });
       return 'sent';
     case 'unknown':
-      await settle(sql, outbound.id, 'unknown', outcome.error);
+      await settle({ replyId: outbound.id, status: 'unknown', providerMessageId: null, error: outcome.error, source, finish });
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
       return 'unknown';
     case 'retry':
-      await settle(sql, outbound.id, 'retry', outcome.error);
+      await settleFailure(sql, outbound.id, 'retry', outcome.error);
       metrics.confirmations.inc({ provider: source, result: 'retry' });
       throw new RetryableError(outcome.error, outcome.retryAfterMs);
     case 'permanent':
-      await settle(sql, outbound.id, 'failed', outcome.error);
+      await settleFailure(sql, outbound.id, 'failed', outcome.error);
       metrics.confirmations.inc({ provider: source, result: 'failed' });
       throw new PermanentError(outcome.error);
   }
@@ -81,6 +118,13 @@ export async function deliverReply(
  * shard over while we were in the call), the reply stays unknown, in front of an operator,
  * rather than becoming a 'retry' that no queue message will ever pick up.
  */
-async function settle(sql: Sql, id: string, status: string, error: string): Promise<void> {
+async function settleFailure(sql: Sql, id: string, status: 'retry' | 'failed', error: string): Promise<void> {
   await sql`UPDATE outbound_messages SET status = ${status}, last_error = ${error}, updated_at = now() WHERE id = ${id} AND status = 'sending'`;
+}
+
+/** The message's final status on its own, for a reply whose state this attempt did not write. */
+export async function finishMessage(sql: Sql, source: string, finish: MessageFinish): Promise<void> {
+  await sql`
+    UPDATE webhook_messages SET status = ${finish.outcome}, last_error = NULL, processed_at = now(), updated_at = now()
+    WHERE webhook_source = ${source} AND message_id = ${finish.messageId} AND status = 'processing'`;
 }

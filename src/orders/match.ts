@@ -43,13 +43,14 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
   const rows = await sql<(Candidate & { ord: number })[]>`
     SELECT q.ord::integer AS ord, c.sku, c.name, c.price::text AS price, c.currency, c.score,
            ARRAY(
-             SELECT w FROM regexp_split_to_table(wagate_fold(q.phrase), '[^[:alnum:]]+') AS w
+             SELECT w FROM regexp_split_to_table(q.folded, '[^[:alnum:]]+') AS w
              WHERE w <> '' AND coalesce((SELECT max(strict_word_similarity(w, term)) FROM unnest(c.search_terms) AS term), 0) < ${options.threshold}
            ) AS unexplained
-    FROM unnest(${phrases}::text[]) WITH ORDINALITY AS q(phrase, ord)
+    -- Folded once per phrase, not once per product and term (unaccent is the costly part).
+    FROM (SELECT ord, wagate_fold(phrase) AS folded FROM unnest(${phrases}::text[]) WITH ORDINALITY AS u(phrase, ord) OFFSET 0) AS q
     CROSS JOIN LATERAL (
       SELECT p.sku, p.name, p.price, p.currency, p.search_terms,
-             (SELECT max(greatest(word_similarity(wagate_fold(q.phrase), term), word_similarity(term, wagate_fold(q.phrase))))
+             (SELECT max(greatest(word_similarity(q.folded, term), word_similarity(term, q.folded)))
               FROM unnest(p.search_terms) AS term)::float8 AS score
       FROM products p
       WHERE p.active
@@ -57,10 +58,20 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
       LIMIT 3
     ) c
     ORDER BY q.ord, c.score DESC, c.sku`;
-  return phrases.map((_, index) => {
-    const candidates = rows.filter((row) => row.ord === index + 1).map(({ ord: _ord, ...candidate }) => candidate);
-    return judge(candidates, options);
-  });
+  // One pass over the rows: the worker matches hundreds of phrases in one statement.
+  const byPhrase: Candidate[][] = phrases.map(() => []);
+  for (const { ord, ...candidate } of rows) byPhrase[ord - 1]!.push(candidate);
+  return byPhrase.map((candidates) => judge(candidates, options));
+}
+
+/**
+ * matchPhrases for the phrases of several messages in one statement: one list of verdicts
+ * per group, in order. The worker gathers concurrent messages' phrases this way.
+ */
+export async function matchPhraseGroups(sql: Sql, groups: readonly string[][], options: MatchOptions): Promise<PhraseVerdict[][]> {
+  const verdicts = await matchPhrases(sql, groups.flat(), options);
+  let offset = 0;
+  return groups.map((group) => verdicts.slice(offset, (offset += group.length)));
 }
 
 function judge(candidates: Candidate[], options: MatchOptions): PhraseVerdict {

@@ -120,6 +120,13 @@ export function createMetrics(role: string) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    workerBatchSize: new Histogram({
+      name: 'wagate_worker_batch_items',
+      help: 'Messages per shared worker statement (micro-batch), by statement (claim, match, record, mark_sending, settle).',
+      labelNames: ['statement'] as const,
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers: [registry],
+    }),
     ordersCreated: new Counter({
       name: 'wagate_orders_created_total',
       help: 'Orders created, by source.',

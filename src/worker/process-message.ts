@@ -1,14 +1,19 @@
 import type { Sql } from '../db/client';
 import { failpoint } from '../failpoints';
-import { decide } from '../orders/decide';
+import type { CatalogCache, CatalogReader } from '../orders/catalog-cache';
+import { decide, type Decision } from '../orders/decide';
 import { deliverReply } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
 import type { ReplyTextOptions } from '../orders/reply-language';
-import { findReply, outcomeOf, recordDecision } from '../orders/record-decision';
+import { isSelfContained, recordDecisionAtOnce } from '../orders/record-decision-at-once';
+import { outcomeOf, recordDecision, type OutboundRow } from '../orders/record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { QueueMessage } from '../queue/message';
+import type { ReplySettlement } from '../orders/settle-replies';
+import type { DecisionWrite, DecisionWritten } from '../orders/write-decisions';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
+import type { Claim } from './claim-messages';
 
 export interface PipelineDeps {
   sql: Sql;
@@ -16,6 +21,17 @@ export interface PipelineDeps {
   metrics: Metrics;
   match: MatchOptions;
   replyTexts: ReplyTextOptions;
+  catalog: CatalogCache;
+  /** Claims one message (claimMessages); the worker passes a micro-batcher shared by every sender chain. */
+  claim(message: QueueMessage): Promise<Claim | null>;
+  /** A new order id (drawOrderIds), batched the same way. */
+  drawOrderId(): Promise<string>;
+  /** Writes a decision's order and reply (writeDecisions), batched the same way. */
+  writeDecision(write: DecisionWrite): Promise<DecisionWritten>;
+  /** Marks a reply 'sending' before its provider call (markSending), batched the same way. */
+  markSending(replyId: string): Promise<boolean>;
+  /** Writes a reply's settlement with its message's finish (settleReplies); batched the same way. */
+  settle(settlement: ReplySettlement): Promise<void>;
 }
 
 export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped';
@@ -24,35 +40,56 @@ export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped';
  * parse → match → order → confirm → status, for one queued message. Every step is
  * idempotent, because the broker delivers at least once: the claim skips finished
  * messages, the reply row marks a taken decision, and the send state stops a second call.
+ * The message's final status is written with its reply's last state, in one statement.
  */
 export async function processMessage(deps: PipelineDeps, message: QueueMessage): Promise<ProcessOutcome> {
   const { sql } = deps;
-  const [claimed] = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => sql`
-    UPDATE webhook_messages SET status = 'processing', attempts = attempts + 1, updated_at = now()
-    WHERE webhook_source = ${message.source} AND message_id = ${message.messageId} AND status IN ('queued', 'processing')
-    RETURNING id`);
+  const claim = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => deps.claim(message));
   // Already finished (a redelivery), or erased or cleaned up since it was queued.
-  if (!claimed) return 'skipped';
+  if (!claim) return 'skipped';
   await failpoint('worker.after-claim');
 
-  let outbound = await findReply(sql, message);
+  let outbound: OutboundRow | null = claim.reply;
   if (!outbound) {
-    const decision = await withSpan('wagate.match', { 'db.system': 'postgresql' }, () => decide(sql, message, deps.match));
-    const recorded = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
-      recordDecision(sql, message, decision, deps.replyTexts),
+    const catalog = deps.catalog.at(claim.catalogVersion);
+    const decision = await withSpan('wagate.match', { 'db.system': 'postgresql' }, () => decide(sql, message, deps.match, catalog));
+    outbound = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
+      record(deps, message, decision, claim, catalog),
     );
-    if (!recorded) return 'skipped';
+    if (!outbound) return 'skipped';
     await failpoint('worker.after-record');
-    outbound = recorded.outbound;
-    if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
   }
   const reply = outbound;
+  const outcome = outcomeOf(reply.kind);
+  const finishing = { finish: { messageId: message.messageId, outcome }, markSending: deps.markSending, settle: deps.settle };
   await withSpan('wagate.reply.send', { 'wagate.provider': message.source, 'wagate.reply': reply.kind }, () =>
-    deliverReply(sql, message.source, reply, deps.sendReply, deps.metrics),
+    deliverReply(sql, message.source, reply, deps.sendReply, deps.metrics, finishing),
   );
-  const outcome = outcomeOf(outbound.kind);
-  await withSpan('wagate.status', { 'db.system': 'postgresql', 'wagate.outcome': outcome }, () => sql`
-    UPDATE webhook_messages SET status = ${outcome}, last_error = NULL, processed_at = now(), updated_at = now()
-    WHERE webhook_source = ${message.source} AND message_id = ${message.messageId} AND status = 'processing'`);
   return outcome;
+}
+
+/**
+ * A decision whose reply needs nothing but the message and the catalog is recorded in one
+ * statement shared with other senders' messages; cancel and order status read and change the
+ * customer's orders, and take recordDecision's transaction, as does a contended record.
+ */
+async function record(deps: PipelineDeps, message: QueueMessage, decision: Decision, claim: Claim, catalog: CatalogReader): Promise<OutboundRow | null> {
+  if (isSelfContained(decision)) {
+    const once = await recordDecisionAtOnce(deps.sql, message, decision, {
+      texts: deps.replyTexts,
+      known: claim,
+      catalog,
+      drawOrderId: deps.drawOrderId,
+      write: deps.writeDecision,
+    });
+    if (once === null) return null;
+    if (once !== 'contended') {
+      if (once.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
+      return once.outbound;
+    }
+  }
+  const recorded = await recordDecision(deps.sql, message, decision, deps.replyTexts);
+  if (!recorded) return null;
+  if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
+  return recorded.outbound;
 }

@@ -1,0 +1,51 @@
+import type { Sql } from '../db/client';
+
+/**
+ * What the provider's answer makes of a reply this attempt marked 'sending', and what its
+ * inbound message becomes: written together, in one statement, for one reply or many.
+ */
+export interface ReplySettlement {
+  replyId: string;
+  /** 'sent' with the provider's message id, or 'unknown' with the error that hid the outcome. */
+  status: 'sent' | 'unknown';
+  providerMessageId: string | null;
+  error: string | null;
+  source: 'whatsapp' | 'twilio';
+  /** The inbound message to finish; null to leave it (an operator's resend). */
+  finish: { messageId: string; outcome: 'processed' | 'unmatched' } | null;
+}
+
+/**
+ * Settles replies and finishes their messages in one statement and one commit.
+ *
+ * A reply moves only from 'sending', or to 'sent' from 'unknown' as well: another worker may
+ * have taken the shard over during the call and marked the send unknown, and the provider's
+ * answer settles it. Receipts that arrived before the provider id was known are folded in.
+ * The message is finished whatever the reply row did, as long as it is still 'processing'.
+ */
+export async function settleReplies(sql: Sql, settlements: readonly ReplySettlement[]): Promise<void> {
+  const column = <T>(pick: (s: ReplySettlement) => T) => settlements.map(pick);
+  await sql`
+    WITH input AS (
+      SELECT * FROM unnest(${column((s) => s.replyId)}::bigint[], ${column((s) => s.status)}::text[],
+                           ${column((s) => s.providerMessageId)}::text[], ${column((s) => s.error)}::text[],
+                           ${column((s) => s.source)}::text[], ${column((s) => s.finish?.messageId ?? null)}::text[],
+                           ${column((s) => s.finish?.outcome ?? null)}::text[])
+        AS i(reply_id, status, provider_message_id, last_error, source, message_id, outcome)),
+    reply AS (
+      UPDATE outbound_messages o SET status = i.status, last_error = i.last_error, updated_at = now(),
+        provider_message_id = coalesce(i.provider_message_id, o.provider_message_id),
+        delivery_status = CASE WHEN i.status = 'sent'
+          THEN (SELECT r.status FROM message_statuses r WHERE r.webhook_source = i.source AND r.message_id = i.provider_message_id
+                ORDER BY wagate_receipt_rank(r.status) DESC LIMIT 1)
+          ELSE o.delivery_status END
+      FROM input i
+      WHERE o.id = i.reply_id AND (o.status = 'sending' OR (i.status = 'sent' AND o.status = 'unknown'))
+      RETURNING o.id),
+    finished AS (
+      UPDATE webhook_messages m SET status = i.outcome, last_error = NULL, processed_at = now(), updated_at = now()
+      FROM input i
+      WHERE i.message_id IS NOT NULL AND m.webhook_source = i.source AND m.message_id = i.message_id AND m.status = 'processing'
+      RETURNING m.id)
+    SELECT (SELECT count(*) FROM reply)::integer AS replies, (SELECT count(*) FROM finished)::integer AS messages`;
+}

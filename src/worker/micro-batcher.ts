@@ -1,0 +1,89 @@
+export interface MicroBatcherOptions<I, O> {
+  /** Runs one statement for all the items; answers one result per item, in their order. */
+  run(items: I[]): Promise<O[]>;
+  /** Most items in one batch. */
+  maxItems: number;
+  /** Batches running at once; keep it below the pool size so the other steps still get connections. */
+  maxConcurrent: number;
+  /**
+   * An error that says nothing about the items (the database cannot be reached): every item of
+   * the batch gets it at once. Any other error is isolated to the item that causes it.
+   */
+  failsEveryItem(error: unknown): boolean;
+  /** A batch failed for a reason of its own; its items are being run apart. */
+  onIsolating?(error: unknown): void;
+}
+
+export interface MicroBatcher<I, O> {
+  /** The item's own result, once the batch it joined has run. */
+  submit(item: I): Promise<O>;
+}
+
+interface Pending<I, O> {
+  item: I;
+  resolve(result: O): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Group commit for the worker's per-message statements: items submitted while earlier batches
+ * are running (or in the same event-loop turn) are gathered and run as one statement, sharing
+ * the round trip and the commit. Each caller still awaits its own item, so a sender's chain
+ * keeps its order; a batch never holds two items of one chain, since a chain submits its next
+ * item only after its previous one has answered.
+ *
+ * A batch that fails is bisected down to the item that fails it, which alone gets the error:
+ * one poison message costs one message, not every sender that shared its batch.
+ */
+export function createMicroBatcher<I, O>(options: MicroBatcherOptions<I, O>): MicroBatcher<I, O> {
+  const pending: Pending<I, O>[] = [];
+  let active = 0;
+  let scheduled = false;
+
+  function schedule(): void {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      while (active < options.maxConcurrent && pending.length > 0) {
+        const batch = pending.splice(0, options.maxItems);
+        active += 1;
+        void runIsolated(batch).finally(() => {
+          active -= 1;
+          if (pending.length > 0) schedule();
+        });
+      }
+    });
+  }
+
+  /** Runs the batch; null when every item has its answer, else the error left for isolation. */
+  async function attempt(batch: Pending<I, O>[]): Promise<unknown> {
+    let results: O[];
+    try {
+      results = await options.run(batch.map((entry) => entry.item));
+    } catch (error) {
+      if (batch.length > 1 && !options.failsEveryItem(error)) return error;
+      batch.forEach((entry) => entry.reject(error));
+      return null;
+    }
+    batch.forEach((entry, index) => entry.resolve(results[index]!));
+    return null;
+  }
+
+  async function runIsolated(batch: Pending<I, O>[]): Promise<void> {
+    const failure = await attempt(batch);
+    if (failure === null) return;
+    options.onIsolating?.(failure);
+    const middle = Math.ceil(batch.length / 2);
+    for (const part of [batch.slice(0, middle), batch.slice(middle)]) await runIsolated(part);
+  }
+
+  return {
+    submit(item) {
+      return new Promise<O>((resolve, reject) => {
+        pending.push({ item, resolve, reject });
+        schedule();
+      });
+    },
+  };
+}

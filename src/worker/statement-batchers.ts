@@ -1,0 +1,99 @@
+import type { Sql } from '../db/client';
+import { settleReplies, type ReplySettlement } from '../orders/settle-replies';
+import { markSending } from '../orders/mark-sending';
+import { drawOrderIds } from '../orders/record-decision-at-once';
+import { writeDecisions, type DecisionWrite, type DecisionWritten } from '../orders/write-decisions';
+import { matchPhraseGroups, type MatchOptions, type PhraseVerdict } from '../orders/match';
+import type { QueueMessage } from '../queue/message';
+import type { Logger } from '../telemetry/logger';
+import type { Metrics } from '../telemetry/metrics';
+import { claimMessages, type Claim } from './claim-messages';
+import { describe, isDatabaseDown } from './delivery';
+import { createMicroBatcher } from './micro-batcher';
+
+/** Items in one statement at most; the prefetch over all shards (256 by default) bounds what can wait. */
+export const BATCH_ITEMS = 128;
+/** Statements of each kind running at once, out of the worker's pool (DB_POOL_MAX, 10 by default). */
+export const BATCHES_AT_ONCE = 2;
+
+export interface StatementBatchers {
+  /** The claim step (claimMessages). */
+  claim(message: QueueMessage): Promise<Claim | null>;
+  /** A message's phrases matched against the catalog (matchPhrases). */
+  match(phrases: string[], options: MatchOptions): Promise<PhraseVerdict[]>;
+  /** A new order id (drawOrderIds). */
+  drawOrderId(): Promise<string>;
+  /** A decision's order and reply (writeDecisions). */
+  writeDecision(write: DecisionWrite): Promise<DecisionWritten>;
+  /** The commit before a reply's provider call (markSending). */
+  markSending(replyId: string): Promise<boolean>;
+  /** The last write of a message: its reply's state and its own final status (settleReplies). */
+  settle(settlement: ReplySettlement): Promise<void>;
+}
+
+/**
+ * The worker's per-message statements that many sender chains share: concurrent calls go to
+ * Postgres as one statement (one round trip, one commit), and each chain gets its own
+ * message's answer back, so its order holds.
+ */
+export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics, options: MatchOptions): StatementBatchers {
+  const common = {
+    maxItems: BATCH_ITEMS,
+    maxConcurrent: BATCHES_AT_ONCE,
+    failsEveryItem: isDatabaseDown,
+  };
+  const claims = createMicroBatcher<QueueMessage, Claim | null>({
+    ...common,
+    run: (messages) => {
+      metrics.workerBatchSize.observe({ statement: 'claim' }, messages.length);
+      return claimMessages(sql, messages);
+    },
+    onIsolating: (error) => log.warn({ err: describe(error) }, 'a claim batch failed; claiming its messages apart'),
+  });
+  const settlements = createMicroBatcher<ReplySettlement, void>({
+    ...common,
+    run: async (items) => {
+      metrics.workerBatchSize.observe({ statement: 'settle' }, items.length);
+      await settleReplies(sql, items);
+      return items.map(() => undefined);
+    },
+    onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of reply settlements failed; writing them apart'),
+  });
+  const matches = createMicroBatcher<string[], PhraseVerdict[]>({
+    ...common,
+    run: (groups) => {
+      metrics.workerBatchSize.observe({ statement: 'match' }, groups.length);
+      return matchPhraseGroups(sql, groups, options);
+    },
+    onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of phrase matches failed; matching them apart'),
+  });
+  const orderIds = createMicroBatcher<void, string>({
+    ...common,
+    run: (draws) => drawOrderIds(sql, draws.length),
+  });
+  const decisions = createMicroBatcher<DecisionWrite, DecisionWritten>({
+    ...common,
+    run: (writes) => {
+      metrics.workerBatchSize.observe({ statement: 'record' }, writes.length);
+      return writeDecisions(sql, writes);
+    },
+    onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of decisions failed; writing them apart'),
+  });
+  const sends = createMicroBatcher<string, boolean>({
+    ...common,
+    run: (replyIds) => {
+      metrics.workerBatchSize.observe({ statement: 'mark_sending' }, replyIds.length);
+      return markSending(sql, replyIds);
+    },
+    onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of replies to mark sending failed; marking them apart'),
+  });
+  return {
+    claim: (message) => claims.submit(message),
+    markSending: (replyId) => sends.submit(replyId),
+    writeDecision: (write) => decisions.submit(write),
+    // The worker matches with one set of options, those given here.
+    match: (phrases) => matches.submit(phrases),
+    drawOrderId: () => orderIds.submit(),
+    settle: (settlement) => settlements.submit(settlement),
+  };
+}
