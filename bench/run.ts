@@ -73,7 +73,7 @@ const MAX_LATENCY_RUN_MESSAGES = 20_000;
 const OUTPUT_FILE = path.join(__dirname, '..', '.bench', 'last.json');
 /** Scale-out: 1, 2 and 3 worker processes, each limited to a quarter core, over the same backlog. */
 const SCALE_ROUNDS = positiveInteger('BENCH_SCALE_ROUNDS', 3);
-const SCALE_MESSAGES = positiveInteger('BENCH_SCALE_MESSAGES', 1500);
+const SCALE_MESSAGES = positiveInteger('BENCH_SCALE_MESSAGES', 8000);
 /** 12 splits evenly over 1, 2 and 3 workers, so the figures show scaling rather than rounding. */
 const SCALE_SHARDS = positiveInteger('BENCH_SCALE_SHARDS', 12);
 const SCALE_MAX_WORKERS = positiveInteger('BENCH_SCALE_WORKERS', 3);
