@@ -2,7 +2,7 @@ import type { LatencySummary } from './load';
 import { table } from './report';
 import { spread, type Spread } from './system-report';
 
-/** Issue 11's goal for genuine requests while an attack runs; shown for context, it does not fail the run. */
+/** The goal for genuine requests while an attack runs; shown for context, it does not fail the run. */
 export const HOSTILE_P99_GOAL_MS = 50;
 
 export interface HostileRun {

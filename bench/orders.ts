@@ -4,7 +4,7 @@ import { formatCart, runCorpus, scoreByLanguage, type CorpusResult, type Languag
 import { percent, table } from './report';
 import { loadConfig } from '../src/config';
 
-/** Issue 14's bar for the corpus: no wrong order, and at least this share of exact carts. */
+/** The bar for the corpus: no wrong order, and at least this share of exact carts. */
 export const MIN_EXACT_ACCURACY = 0.95;
 
 export interface OrdersSummary {

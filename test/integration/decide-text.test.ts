@@ -7,7 +7,7 @@ const replies = repliesIn(loadReplyCatalogues().en);
 import type { QueueMessage } from '../../src/queue/message';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
-// The four-product shop of issue 14.
+// The four-product shop the order parser was designed against.
 const CATALOG = `sku,name,price,currency,aliases
 PZ-MARG,Pizza Margherita,8.50,EUR,margherita
 PZ-PEPP,Pizza Pepperoni,9.50,EUR,pepperoni

@@ -2,7 +2,7 @@ import { CORPUS_LANGUAGES, formatCart, runCorpus, scoreByLanguage, type CorpusRe
 import { loadConfig } from '../../src/config';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
-/** Issue 14's bar: no wrong order at all, and at least this share of exact carts. */
+/** The bar: no wrong order at all, and at least this share of exact carts. */
 const MIN_EXACT_ACCURACY = 0.95;
 const MIN_MESSAGES = 150;
 
