@@ -3,7 +3,7 @@ import type { PhaseResult, ScenarioSettings } from './scenarios';
 import type { WorkerRun } from './worker';
 
 /** wagate's performance targets (README, Performance); shown for context, they do not fail the run. */
-export const TARGETS = { minThroughputRatio: 0.35, maxP99AtRateMs: 20, maxRssMb: 250 };
+export const TARGETS = { minThroughputRatio: 0.35, maxP99AtRateMs: 20, maxRssMb: 250, maxBackendCostRatio: 2 };
 const MS_PER_SECOND = 1000;
 
 export interface Summary {
@@ -145,7 +145,13 @@ function phaseRows(bare: PhaseResult, durable: PhaseResult): string[][] {
     row('CPU cores: rabbitmq', (p) => fixed(p.cpuCores.rabbitmq, 2)),
     row('CPU cores: load gen', (p) => fixed(p.cpuCores.loadGenerator, 2)),
     row('CPU cores: other', (p) => fixed(p.cpuCores.other, 2)),
+    row('backend cores per 1k req/s', (p) => fixed(backendCoresPerThousand(p), 3)),
   ];
+}
+
+/** Postgres and RabbitMQ CPU per 1,000 requests/s: what each message costs the backends. */
+export function backendCoresPerThousand(phase: PhaseResult): number {
+  return (phase.cpuCores.postgres + phase.cpuCores.rabbitmq) / (phase.requestsPerSecond / 1000);
 }
 
 function internalsRows(a: PhaseResult, b: PhaseResult): string[][] {
@@ -173,11 +179,14 @@ function targetLines(summary: Summary): string[] {
   const rssMb = (summary.lifetimePeakRssMib.durable * 1024 * 1024) / 1e6;
   const mark = (met: boolean) => (met ? 'met   ' : 'missed');
   const { connections } = summary.settings.a;
+  const backendCost = backendCoresPerThousand(summary.scenarioB.durable) / backendCoresPerThousand(summary.scenarioA.durable);
   return [
     `${mark(ratio >= TARGETS.minThroughputRatio)} durable >= ${percent(TARGETS.minThroughputRatio)} of bare throughput ` +
       `at ${connections} connections: ${percent(ratio)}`,
     `${mark(p99 < TARGETS.maxP99AtRateMs)} durable p99 < ${TARGETS.maxP99AtRateMs} ms at ${summary.settings.b.rate} req/s: ${fixed(p99, 2)} ms`,
     `${mark(rssMb < TARGETS.maxRssMb)} durable RSS < ${TARGETS.maxRssMb} MB: ${fixed(rssMb, 0)} MB`,
+    `${mark(backendCost <= TARGETS.maxBackendCostRatio)} backend CPU per message at ${summary.settings.b.rate} req/s ` +
+      `<= ${TARGETS.maxBackendCostRatio}x its cost at saturation: ${fixed(backendCost, 2)}x`,
   ];
 }
 

@@ -124,6 +124,8 @@ const envSchema = z.object({
   DB_CONNECT_TIMEOUT_SECONDS: int(3, 1),
   DB_STATEMENT_TIMEOUT_MS: int(5000, 100),
   LEDGER_BATCH_MAX: int(256, 1),
+  /** How long a group commit waits for more requests at low rates (see the recorder). */
+  LEDGER_LINGER_MS: int(2, 0).pipe(z.number().max(50)),
 
   QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'may hold only letters, digits, dot, dash and underscore').default('wagate'),
   QUEUE_DELIVERY_LIMIT: int(5, 2),

@@ -165,6 +165,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     rateLimits: config.rateLimits,
     outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,
     maxBatchItems: config.LEDGER_BATCH_MAX,
+    lingerMs: config.LEDGER_LINGER_MS,
     maxConcurrentBatches: ledgerConnections(config),
     commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
     onQueued: parts.onQueued,

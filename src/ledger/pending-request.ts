@@ -11,6 +11,8 @@ export interface Pending extends RecordRequest {
   reject(error: unknown): void;
   /** The deadline for getting into a batch at all. */
   waiting: NodeJS.Timeout | undefined;
+  /** performance.now() when the request was handed to the ledger: the linger counts from the oldest. */
+  queuedAt: number;
   /** Epoch ms by which the caller has its answer: arrival plus commitDeadlineMs, slot wait, batch and isolation included. */
   deadlineAt: number;
 }
@@ -28,6 +30,7 @@ export function splitIntoItems(request: Pending): Pending[] {
     receivedAtMs: request.receivedAtMs,
     traceparent: request.traceparent,
     waiting: undefined,
+    queuedAt: request.queuedAt,
     deadlineAt: request.deadlineAt,
     resolve([outcome]) {
       outcomes[index] = outcome!;

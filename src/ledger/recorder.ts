@@ -28,6 +28,13 @@ export interface LedgerRecorderOptions {
   /** Batches committing at once; keep it below the pool size so the relay still gets a connection. */
   maxConcurrentBatches: number;
   /**
+   * How long a batch may wait for more requests before it commits, counted from its oldest
+   * request; 0 commits at once. At low rates each request would otherwise pay a commit (and
+   * Postgres a WAL flush) of its own; at saturation batches fill while earlier ones commit,
+   * so the linger is already over when a slot frees.
+   */
+  lingerMs: number;
+  /**
    * Client-side deadline for one batch. statement_timeout cannot fire when the network to
    * Postgres hangs, so without this a request could wait forever.
    */
@@ -67,27 +74,47 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
   const pending: Pending[] = [];
   let active = 0;
   let scheduled = false;
+  let lingerTimer: NodeJS.Timeout | undefined;
+  /** Items across `pending`, so that a full batch is seen without counting. */
+  let pendingItems = 0;
   let idleWaiters: (() => void)[] = [];
   const limitsJson = JSON.stringify(rateLimitsJson(options.rateLimits));
 
   function schedule(): void {
     if (scheduled) return;
     scheduled = true;
+    const lingerLeft = lingerLeftMs();
     // setImmediate lets requests parsed in the same event-loop turn share the batch.
-    setImmediate(() => {
-      scheduled = false;
-      while (active < options.maxConcurrentBatches && pending.length > 0) {
-        const batch = takeBatch();
-        active += 1;
-        // The slot is held until Postgres answers, even after the callers gave up at their
-        // deadline: a hanging database must not collect more than maxConcurrentBatches statements.
-        void commitBatch(batch).then(() => {
-          active -= 1;
-          if (pending.length > 0) schedule();
-          else if (active === 0) notifyIdle();
-        });
-      }
-    });
+    if (lingerLeft > 0) lingerTimer = setTimeout(startBatches, lingerLeft);
+    else setImmediate(startBatches);
+  }
+
+  function lingerLeftMs(): number {
+    if (options.lingerMs === 0 || pending.length === 0 || pendingItems >= options.maxBatchItems) return 0;
+    return options.lingerMs - (performance.now() - pending[0]!.queuedAt);
+  }
+
+  function startBatches(): void {
+    scheduled = false;
+    lingerTimer = undefined;
+    while (active < options.maxConcurrentBatches && pending.length > 0) {
+      const batch = takeBatch();
+      active += 1;
+      // The slot is held until Postgres answers, even after the callers gave up at their
+      // deadline: a hanging database must not collect more than maxConcurrentBatches statements.
+      void commitBatch(batch).then(() => {
+        active -= 1;
+        if (pending.length > 0) schedule();
+        else if (active === 0) notifyIdle();
+      });
+    }
+  }
+
+  /** A full batch does not wait for the rest of its linger. */
+  function commitIfFull(): void {
+    if (lingerTimer === undefined || pendingItems < options.maxBatchItems) return;
+    clearTimeout(lingerTimer);
+    startBatches();
   }
 
   function takeBatch(): Pending[] {
@@ -97,6 +124,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
       const next = pending.shift()!;
       clearTimeout(next.waiting);
       items += next.items.length;
+      pendingItems -= next.items.length;
       batch.push(next);
     }
     return batch;
@@ -209,17 +237,27 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     record(request) {
       return new Promise<LedgerOutcome[]>((resolve, reject) => {
         if (request.items.length === 0) return resolve([]);
-        const entry: Pending = { ...request, resolve, reject, waiting: undefined, deadlineAt: Date.now() + options.commitDeadlineMs };
+        const entry: Pending = {
+          ...request,
+          resolve,
+          reject,
+          waiting: undefined,
+          queuedAt: performance.now(),
+          deadlineAt: Date.now() + options.commitDeadlineMs,
+        };
         // Waiting for a free batch slot is bounded too: while Postgres hangs, every slot stays taken.
         entry.waiting = setTimeout(() => {
           const index = pending.indexOf(entry);
           if (index === -1) return;
           pending.splice(index, 1);
+          pendingItems -= entry.items.length;
           reject(ledgerTimeout(options.commitDeadlineMs));
           if (pending.length === 0 && active === 0) notifyIdle();
         }, options.commitDeadlineMs);
         pending.push(entry);
+        pendingItems += entry.items.length;
         schedule();
+        commitIfFull();
       });
     },
     drain() {

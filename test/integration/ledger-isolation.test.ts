@@ -15,6 +15,7 @@ beforeAll(async () => {
     outboxLeaseSeconds: 60,
     maxBatchItems: 256,
     maxConcurrentBatches: 1,
+    lingerMs: 0,
     commitDeadlineMs: 10000,
     onQueued: () => undefined,
     onIsolating: (error) => isolated.push(error),

@@ -33,6 +33,7 @@ function recorderOver(sql: Sql, maxConcurrentBatches: number, commitDeadlineMs: 
     outboxLeaseSeconds: 60,
     maxBatchItems: 1,
     maxConcurrentBatches,
+    lingerMs: 0,
     commitDeadlineMs,
     onQueued: () => undefined,
   });
