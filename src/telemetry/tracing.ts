@@ -49,8 +49,11 @@ export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): N
     }),
     // One span per middleware (raw body, limits, timing) costs more than it tells.
     new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),
-    new AmqplibInstrumentation(),
     new UndiciInstrumentation(),
+    // The publisher opens its own publish span, for sampled messages only (src/queue/publisher.ts),
+    // where the amqplib instrumentation would wrap every publish, sampled or not. The worker
+    // keeps it for the consume span, which continues the trace that publish started.
+    ...(options.command === 'worker' ? [new AmqplibInstrumentation()] : []),
   ];
   const sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME ?? `wagate-${options.command}`,
