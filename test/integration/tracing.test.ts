@@ -135,6 +135,24 @@ describe('one trace from webhook to reply', () => {
       expect(receiver.contentTypes().every((type) => type.startsWith(expectedType))).toBe(true);
     });
 
+    it('continues the trace through a retry: one publish span per hand-over, the instrumentation adds none', async () => {
+      pipeline.fake.behave({ kind: 'status', status: 503 }, 1);
+      const id = uniqueWamid();
+      expect((await postMetaText(children[0]!.baseUrl, { id, from: '15550500006', text: '1 coke' })).status).toBe(200);
+      const trace = await waitFor('the retried message to be processed and its spans to arrive', () => {
+        const inTrace = traceOfMessage(receiver.spans(), id);
+        return inTrace.filter((s) => s.name === 'wagate.process').length === 2 ? inTrace : null;
+      });
+      // The ingest's publish, then the worker's hand-over to a retry tier: each one span, each
+      // consumed by a span that is its child.
+      const publishes = trace.filter((s) => s.kind === SPAN_KIND.producer);
+      expect(publishes.map((s) => s.service)).toEqual(['wagate-ingest', 'wagate-worker']);
+      const [ingestPublish, retryPublish] = publishes as [ReceivedSpan, ReceivedSpan];
+      expect(retryPublish.parentSpanId).toBe(ingestPublish.spanId);
+      const consumeParents = trace.filter((s) => s.kind === SPAN_KIND.consumer).map((s) => s.parentSpanId);
+      expect(consumeParents).toEqual([ingestPublish.spanId, retryPublish.spanId]);
+    });
+
     it('opens one server span for a path variant that express routes to the webhook (trailing slash)', async () => {
       const id = uniqueWamid();
       const reply = await postMeta(children[0]!.baseUrl, metaTextEnvelope({ id, from: '15550500003', text: 'hello' }), { path: `${META_WEBHOOK_PATH}/` });
