@@ -36,14 +36,14 @@ type Route =
   | { method: 'POST'; path: string; webhook: WebhookHandler };
 
 /** Every route of the ingest port, at a glance. */
-function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter) => WebhookHandler): Route[] {
+function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter, path: string) => WebhookHandler): Route[] {
   return [
     { method: 'GET', path: '/healthz', handlers: [livenessHandler] },
     { method: 'GET', path: '/readyz', handlers: [createReadinessHandler(deps.health)] },
     { method: 'GET', path: META_WEBHOOK_PATH, handlers: [createMetaVerificationHandler(deps.verifyToken)] },
     { method: 'GET', path: STATS_PATH, handlers: [createAdminRateLimit(deps.stats.rateLimit), createAdminAuth(deps.stats.adminToken), createStatsHandler(deps.stats)] },
-    { method: 'POST', path: META_WEBHOOK_PATH, webhook: webhook(deps.meta) },
-    { method: 'POST', path: TWILIO_WEBHOOK_PATH, webhook: webhook(deps.twilio) },
+    { method: 'POST', path: META_WEBHOOK_PATH, webhook: webhook(deps.meta, META_WEBHOOK_PATH) },
+    { method: 'POST', path: TWILIO_WEBHOOK_PATH, webhook: webhook(deps.twilio, TWILIO_WEBHOOK_PATH) },
   ];
 }
 
@@ -56,8 +56,8 @@ function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter) => Webhook
  */
 export function createIngestListener(deps: AppDeps): RequestListener {
   const limit = createInFlightLimit(deps.maxInFlight, deps.maxInFlightBytes, deps.metrics);
-  const routes = routeTable(deps, (adapter) =>
-    createWebhookHandler({ adapter, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, metrics: deps.metrics, log: deps.log }),
+  const routes = routeTable(deps, (adapter, path) =>
+    createWebhookHandler({ adapter, path, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, metrics: deps.metrics, log: deps.log }),
   );
   const fastPath = new Map(routes.flatMap((route) => (route.method === 'POST' ? [[route.path, route.webhook] as const] : [])));
   const app = createExpressApp(routes, deps.log);

@@ -1,18 +1,22 @@
 import type { SignatureRejection } from '../webhooks/signature-rejection';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { context, ROOT_CONTEXT, trace, type Span } from '@opentelemetry/api';
 import { isDatabaseUnavailable } from '../db/postgres-errors';
 import { isWagateError } from '../errors';
 import type { LedgerRecorder } from '../ledger/recorder';
 import { malformedItem, type InboundRequest, type ParsedWebhook, type WebhookAdapter } from '../webhooks/adapter';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
+import { endServerSpan, startServerSpan } from '../telemetry/server-span';
 import { withSpan } from '../telemetry/spans';
-import { currentTraceparent } from '../telemetry/traceparent';
+import { currentTraceparent, traceparentOf } from '../telemetry/traceparent';
 import type { InFlightLimit } from './in-flight-limit';
 import { readRawBody } from './read-body';
 
 export interface WebhookHandlerDeps {
   adapter: WebhookAdapter;
+  /** The route the handler serves, for its server span's name and http.route. */
+  path: string;
   recorder: LedgerRecorder;
   limit: InFlightLimit;
   maxBodyBytes: number;
@@ -63,7 +67,21 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     log.warn({ source, reason, hint: SIGNATURE_HINTS[reason] }, 'refused a webhook signature (more are counted in wagate_webhook_events_total, not logged, for a minute)');
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, startedAt: number, receivedAtMs: number): Promise<void> {
+  const spanName = `POST ${deps.path}`;
+
+  /**
+   * A sampled request records in a child span of its server span and carries that span's
+   * traceparent to the queue; an unsampled one opens no span and enters no context, and
+   * carries its server span's unsampled ids so that logs and messages still correlate.
+   */
+  function recordItems(items: ParsedWebhook['items'], receivedAtMs: number, serverSpan: Span) {
+    if (!serverSpan.isRecording()) return recorder.record({ items, receivedAtMs, traceparent: traceparentOf(serverSpan) });
+    return withSpan('wagate.ledger.record', { 'wagate.source': source, 'wagate.items': items.length, 'db.system': 'postgresql' }, () =>
+      recorder.record({ items, receivedAtMs, traceparent: currentTraceparent() }),
+    );
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, startedAt: number, receivedAtMs: number, serverSpan: Span): Promise<void> {
     const read = await readRawBody(req, deps.maxBodyBytes);
     if (!read.ok) {
       metrics.webhookEvents.inc({ source, outcome: read.failure.outcome });
@@ -89,9 +107,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     }
     try {
       if (items.length === 0 && providerErrors.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
-      const outcomes = await withSpan('wagate.ledger.record', { 'wagate.source': source, 'wagate.items': items.length, 'db.system': 'postgresql' }, () =>
-        recorder.record({ items, receivedAtMs, traceparent: currentTraceparent() }),
-      );
+      const outcomes = await recordItems(items, receivedAtMs, serverSpan);
       for (const outcome of outcomes) metrics.webhookEvents.inc({ source, outcome });
     } catch (error) {
       metrics.webhookEvents.inc({ source, outcome: 'unavailable' });
@@ -108,8 +124,11 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     // The clock for ack latency starts before any reading or parsing.
     const startedAt = performance.now();
     const receivedAtMs = Date.now();
+    // The request's one sampling decision, before any other tracing work (see startServerSpan).
+    const serverSpan = startServerSpan(req, spanName, deps.path);
     res.once('close', () => {
       if (res.writableFinished) metrics.webhookRequests.inc({ source, code: String(res.statusCode) });
+      endServerSpan(serverSpan, res.statusCode, res.writableFinished);
     });
     const bytes = bytesToReserve(req, deps.maxBodyBytes);
     if (!limit.tryEnter(bytes)) {
@@ -120,7 +139,13 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     }
     // The slot is held until the work is done, not until the client leaves: a provider that
     // gives up and retries must not be able to start more ledger work than MAX_IN_FLIGHT.
-    handle(req, res, startedAt, receivedAtMs)
+    // Sampled, the server span is the active span for the work, so that the ledger span is its
+    // child and log lines carry its ids; unsampled, no context is entered at all. ROOT, not the
+    // active context: the HTTP instrumentation runs ignored requests with tracing suppressed.
+    const work = serverSpan.isRecording()
+      ? context.with(trace.setSpan(ROOT_CONTEXT, serverSpan), () => handle(req, res, startedAt, receivedAtMs, serverSpan))
+      : handle(req, res, startedAt, receivedAtMs, serverSpan);
+    work
       .catch((error: Error) => {
         log.error({ err: error.message, source }, 'webhook handler failed');
         if (!res.headersSent) answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
 import type { ConfirmChannel, Message } from 'amqplib';
-import { context } from '@opentelemetry/api';
-import { contextFromTraceparent } from '../telemetry/spans';
+import { endPublishSpan, injectPublishSpan, inPublishSpan, startPublishSpan } from '../telemetry/publish-span';
 import type { Broker } from './broker';
 
 export interface Publication {
@@ -65,9 +64,13 @@ function publishOne(channel: ConfirmChannel, exchange: string, entry: Publicatio
   let resolveConfirm: (ok: boolean) => void = () => undefined;
   const confirmed = new Promise<boolean>((resolve) => (resolveConfirm = resolve));
   let bufferFull = false;
-  try {
-    // Publish inside the message's own trace, so the broker hop joins the webhook's trace.
-    const written = context.with(contextFromTraceparent(entry.traceparent), () => channel.publish(
+  // Only a sampled message gets a publish span (the webhook's trace continues through it);
+  // every other message costs no tracing work here: its traceparent header is enough.
+  const span = startPublishSpan(entry.traceparent, { exchange, routingKey: entry.routingKey, messageId: entry.messageId });
+  const headers: Record<string, unknown> = { ...entry.headers, traceparent: entry.traceparent };
+  if (span) injectPublishSpan(span, headers);
+  const publish = () =>
+    channel.publish(
       exchange,
       entry.routingKey,
       entry.body,
@@ -77,16 +80,20 @@ function publishOne(channel: ConfirmChannel, exchange: string, entry: Publicatio
         messageId: entry.messageId,
         contentType: 'application/json',
         timestamp: Math.floor(Date.now() / 1000),
-        headers: { ...entry.headers, traceparent: entry.traceparent },
+        headers,
       },
       (error) => {
         // basic.return arrives before the confirm, so the set is already filled here.
         const wasReturned = unroutable.delete(entry.messageId);
-        resolveConfirm(!error && !wasReturned);
+        const ok = !error && !wasReturned;
+        if (span) endPublishSpan(span, ok);
+        resolveConfirm(ok);
       },
-    ));
-    bufferFull = !written;
+    );
+  try {
+    bufferFull = !(span ? inPublishSpan(span, publish) : publish());
   } catch {
+    if (span) endPublishSpan(span, false);
     resolveConfirm(false);
   }
   return { confirmed, bufferFull };

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { ConfigError } from '../errors';
 
@@ -10,7 +11,18 @@ export function isTracingConfigured(env: NodeJS.ProcessEnv): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && env.OTEL_SDK_DISABLED !== 'true';
 }
 
-export function startTracing(env: NodeJS.ProcessEnv, defaultServiceName: string): NodeSDK | null {
+export interface TracingOptions {
+  /** `wagate <command>`: names the service and picks the instrumentations. */
+  command: string;
+  /**
+   * Requests whose server span the application opens itself (the webhook POSTs), so that it
+   * takes the sampling decision before any per-request work: the HTTP instrumentation leaves
+   * them alone.
+   */
+  opensOwnServerSpan: (req: IncomingMessage) => boolean;
+}
+
+export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): NodeSDK | null {
   if (!isTracingConfigured(env)) return null;
   const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
@@ -27,23 +39,28 @@ export function startTracing(env: NodeJS.ProcessEnv, defaultServiceName: string)
   const { UndiciInstrumentation } = require('@opentelemetry/instrumentation-undici') as typeof import('@opentelemetry/instrumentation-undici');
   // Both exporters read the endpoint, headers and timeout from the standard OTEL_* variables.
   const traceExporter = protocol === 'http/json' ? new OtlpJsonExporter() : new OtlpProtoExporter();
+  const instrumentations = [
+    new HttpInstrumentation({
+      // The webhook POSTs first: they are nearly every request. Health checks and scrapes
+      // would drown the traces that matter.
+      ignoreIncomingRequestHook: (req) => options.opensOwnServerSpan(req) || /^\/(healthz|readyz|metrics)/.test(req.url ?? ''),
+      // Meta's verification GET carries WHATSAPP_VERIFY_TOKEN in its query string.
+      redactedQueryParamsServer: ['hub.verify_token'],
+    }),
+    // One span per middleware (raw body, limits, timing) costs more than it tells.
+    new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),
+    new UndiciInstrumentation(),
+    // The publisher opens its own publish span, for sampled messages only (src/queue/publisher.ts),
+    // where the amqplib instrumentation would wrap every publish, sampled or not. The worker
+    // keeps it for the consume span, which continues the trace that publish started.
+    ...(options.command === 'worker' ? [new AmqplibInstrumentation()] : []),
+  ];
   const sdk = new NodeSDK({
-    serviceName: env.OTEL_SERVICE_NAME ?? defaultServiceName,
+    serviceName: env.OTEL_SERVICE_NAME ?? `wagate-${options.command}`,
     traceExporter,
     metricReaders: [],
     logRecordProcessors: [],
-    instrumentations: [
-      new HttpInstrumentation({
-        // Health checks and scrapes would drown the traces that matter.
-        ignoreIncomingRequestHook: (req) => /^\/(healthz|readyz|metrics)/.test(req.url ?? ''),
-        // Meta's verification GET carries WHATSAPP_VERIFY_TOKEN in its query string.
-        redactedQueryParamsServer: ['hub.verify_token'],
-      }),
-      // One span per middleware (raw body, limits, timing) costs more than it tells.
-      new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),
-      new AmqplibInstrumentation(),
-      new UndiciInstrumentation(),
-    ],
+    instrumentations,
   });
   sdk.start();
   return sdk;

@@ -14,7 +14,7 @@ import {
   type MetaContact,
 } from './meta-schema';
 
-export const META_WEBHOOK_PATH = '/api/v1/whatsapp-hardened/webhook';
+export { META_WEBHOOK_PATH } from './paths';
 const SIGNATURE_PREFIX = 'sha256=';
 
 export interface MetaAdapterOptions {

@@ -5,7 +5,7 @@ import { verifyHmac } from './hmac';
 import { describeIssues } from '../errors';
 import { malformedItem, type WebhookAdapter } from './adapter';
 
-export const TWILIO_WEBHOOK_PATH = '/api/v1/whatsapp-hardened/twilio/webhook';
+export { TWILIO_WEBHOOK_PATH } from './paths';
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
 
 export interface TwilioAdapterOptions {

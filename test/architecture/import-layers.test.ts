@@ -23,7 +23,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   autoscaler: ['config', 'errors', 'telemetry', 'db', 'queue'],
   dev: ['config', 'errors', 'telemetry', 'server'],
   commands: ['config', 'errors', 'telemetry', 'server', 'db', 'queue', 'ledger', 'webhooks', 'replies', 'orders', 'worker', 'http', 'autoscaler', 'dev'],
-  'tracing-bootstrap': ['telemetry'],
+  'tracing-bootstrap': ['telemetry', 'webhooks'],
 };
 /** main.ts wires the processes together, so it alone may import every layer. */
 MAY_IMPORT.main = Object.keys(MAY_IMPORT);

@@ -1,13 +1,21 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { isTracingConfigured } from '../../src/telemetry/tracing';
-import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver';
+import type { GetMessage } from 'amqplib';
+import { openQueueProbe, type QueueProbe } from '../support/amqp';
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { spawnWagate, type ChildIngest } from '../support/process';
-import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
+import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
+import { metaTextEnvelope } from '../../src/webhooks/samples';
 import { waitFor } from '../support/wait';
+
+/** OTLP's SpanKind values. */
+const SPAN_KIND = { server: 2, producer: 4, consumer: 5 } as const;
 
 describe('tracing switch', () => {
   it('starts only when an OTLP endpoint is configured', () => {
@@ -85,7 +93,7 @@ describe('one trace from webhook to reply', () => {
       await receiver.close();
     });
 
-    it('exports spans from both processes', async () => {
+    it('exports the documented trace from both processes: server span, ledger, publish, consume', async () => {
       const id = uniqueWamid();
       expect((await postMetaText(children[0]!.baseUrl, { id, from: '15550500002', text: '1 coke' })).status).toBe(200);
       await waitFor('the message to be processed', async () =>
@@ -93,23 +101,141 @@ describe('one trace from webhook to reply', () => {
       );
       const expectedType = protocol === 'http/json' ? 'application/json' : 'application/x-protobuf';
       // wagate.process ends last (after the reply and the status), so it is exported last.
-      const spans = await waitFor('worker spans to arrive', () => {
-        const all = receiver.spans();
-        return all.some((s) => s.name === 'wagate.reply.send') && all.some((s) => s.name === 'wagate.process') ? all : null;
+      const trace = await waitFor('ingest and worker spans to arrive', () => {
+        const inTrace = traceOfMessage(receiver.spans(), id);
+        const arrived = ['wagate.reply.send', 'wagate.process', `POST ${META_WEBHOOK_PATH}`].every((name) => inTrace.some((s) => s.name === name));
+        return arrived ? inTrace : null;
       });
-      const ledger = spans.find((s) => s.name === 'wagate.ledger.record' && s.service === 'wagate-ingest')!;
-      const trace = spans.filter((s) => s.traceId === ledger.traceId);
+      const ledger = trace.find((s) => s.name === 'wagate.ledger.record' && s.service === 'wagate-ingest')!;
       const names = trace.map((s) => `${s.service}:${s.name}`);
-      // HTTP server span, the ledger write, the AMQP publish and consume, the pipeline steps.
       expect(names).toEqual(expect.arrayContaining(['wagate-ingest:wagate.ledger.record', 'wagate-worker:wagate.process', 'wagate-worker:wagate.reply.send']));
-      expect(trace.some((s) => s.service === 'wagate-ingest' && /POST/.test(s.name))).toBe(true);
-      expect(trace.filter((s) => /publish|send|->/i.test(s.name) && s.service === 'wagate-ingest').length).toBeGreaterThan(0);
-      // The worker's side: the amqplib consume span and the provider call, in the same trace.
-      expect(trace.some((s) => s.service === 'wagate-worker' && /process|receive|consume/i.test(s.name) && s.name !== 'wagate.process')).toBe(true);
+      // One trace, one root: the webhook's server span, opened once (not also by the HTTP instrumentation).
+      const servers = trace.filter((s) => s.service === 'wagate-ingest' && s.kind === SPAN_KIND.server);
+      expect(servers).toHaveLength(1);
+      const server = servers[0]!;
+      expect(trace.filter((s) => s.parentSpanId === '')).toEqual([server]);
+      expect(server.name).toBe(`POST ${META_WEBHOOK_PATH}`);
+      expect(server.attributes).toMatchObject({
+        'http.request.method': 'POST',
+        'http.route': META_WEBHOOK_PATH,
+        'url.path': META_WEBHOOK_PATH,
+        'http.response.status_code': 200,
+      });
+      // server -> wagate.ledger.record -> publish -> the worker's consume -> wagate.process.
+      expect(ledger.parentSpanId).toBe(server.spanId);
+      const publishes = trace.filter((s) => s.service === 'wagate-ingest' && s.kind === SPAN_KIND.producer);
+      expect(publishes).toHaveLength(1);
+      expect(publishes[0]!.parentSpanId).toBe(ledger.spanId);
+      expect(publishes[0]!.attributes).toMatchObject({ 'messaging.system': 'rabbitmq', 'messaging.message.id': `whatsapp:${id}` });
+      const consume = trace.find((s) => s.service === 'wagate-worker' && s.kind === SPAN_KIND.consumer)!;
+      expect(consume.parentSpanId).toBe(publishes[0]!.spanId);
+      expect(trace.find((s) => s.name === 'wagate.process')!.parentSpanId).toBe(consume.spanId);
+      // The worker's provider call, in the same trace.
       expect(trace.some((s) => s.service === 'wagate-worker' && /^POST/.test(s.name))).toBe(true);
-      // One trace, one root: the webhook's HTTP request.
-      expect(trace.filter((s) => s.parentSpanId === '')).toHaveLength(1);
       expect(receiver.contentTypes().every((type) => type.startsWith(expectedType))).toBe(true);
+    });
+
+    it('continues the trace through a retry: one publish span per hand-over, the instrumentation adds none', async () => {
+      pipeline.fake.behave({ kind: 'status', status: 503 }, 1);
+      const id = uniqueWamid();
+      expect((await postMetaText(children[0]!.baseUrl, { id, from: '15550500006', text: '1 coke' })).status).toBe(200);
+      const trace = await waitFor('the retried message to be processed and its spans to arrive', () => {
+        const inTrace = traceOfMessage(receiver.spans(), id);
+        return inTrace.filter((s) => s.name === 'wagate.process').length === 2 ? inTrace : null;
+      });
+      // The ingest's publish, then the worker's hand-over to a retry tier: each one span, each
+      // consumed by a span that is its child.
+      const publishes = trace.filter((s) => s.kind === SPAN_KIND.producer);
+      expect(publishes.map((s) => s.service)).toEqual(['wagate-ingest', 'wagate-worker']);
+      const [ingestPublish, retryPublish] = publishes as [ReceivedSpan, ReceivedSpan];
+      expect(retryPublish.parentSpanId).toBe(ingestPublish.spanId);
+      const consumeParents = trace.filter((s) => s.kind === SPAN_KIND.consumer).map((s) => s.parentSpanId);
+      expect(consumeParents).toEqual([ingestPublish.spanId, retryPublish.spanId]);
+    });
+
+    it('opens one server span for a path variant that express routes to the webhook (trailing slash)', async () => {
+      const id = uniqueWamid();
+      const reply = await postMeta(children[0]!.baseUrl, metaTextEnvelope({ id, from: '15550500003', text: 'hello' }), { path: `${META_WEBHOOK_PATH}/` });
+      expect(reply.status).toBe(200);
+      const trace = await waitFor('the ingest spans of the request', () => {
+        const inTrace = traceOfMessage(receiver.spans(), id).filter((s) => s.service === 'wagate-ingest');
+        return inTrace.some((s) => s.kind === SPAN_KIND.server) ? inTrace : null;
+      });
+      const servers = trace.filter((s) => s.kind === SPAN_KIND.server);
+      expect(servers).toHaveLength(1);
+      expect(servers[0]!.attributes).toMatchObject({ 'http.route': META_WEBHOOK_PATH, 'url.path': `${META_WEBHOOK_PATH}/` });
+      // Nor did the HTTP instrumentation open one of its own (it would start a trace of its own).
+      const otherServerSpans = receiver.spans().filter((s) => s.kind === SPAN_KIND.server && s.name !== `POST ${META_WEBHOOK_PATH}`);
+      expect(otherServerSpans).toEqual([]);
+    });
+  });
+
+  describe('with the sampler off for new traces (parentbased_always_off)', () => {
+    let receiver: OtlpReceiver;
+    let ingest: ChildIngest;
+    let probe: QueueProbe;
+
+    beforeAll(async () => {
+      receiver = await startOtlpReceiver();
+      probe = await openQueueProbe();
+      // No worker: the test reads the queued messages themselves.
+      ingest = await spawnWagate('ingest', {
+        ...pipeline.env,
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+        OTEL_TRACES_SAMPLER: 'parentbased_always_off',
+      });
+    });
+
+    afterAll(async () => {
+      await ingest.stop();
+      await probe.close();
+      await receiver.close();
+    });
+
+    it('exports nothing for an unsampled webhook and queues it with an unsampled traceparent', async () => {
+      const queued: GetMessage[] = [];
+      const queuedMessage = (id: string) =>
+        waitFor(`${id} in its work queue`, async () => {
+          queued.push(...(await probe.drainWork(pipeline.ingest.topology)));
+          return queued.find((message) => message.properties.messageId === `whatsapp:${id}`) ?? null;
+        });
+
+      const unsampled = uniqueWamid();
+      expect((await postMetaText(ingest.baseUrl, { id: unsampled, from: '15550500004', text: '1 coke' })).status).toBe(200);
+      expect(String((await queuedMessage(unsampled)).properties.headers?.traceparent)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+
+      // A caller that sampled its own trace: its spans show that exports happen, and they end
+      // after anything the earlier, unsampled request could have produced.
+      const callerTraceId = randomBytes(16).toString('hex');
+      const callerSpanId = randomBytes(8).toString('hex');
+      const sampled = uniqueWamid();
+      const reply = await postMeta(ingest.baseUrl, metaTextEnvelope({ id: sampled, from: '15550500005', text: '1 coke' }), {
+        headers: { traceparent: `00-${callerTraceId}-${callerSpanId}-01` },
+      });
+      expect(reply.status).toBe(200);
+      const sampledMessage = await queuedMessage(sampled);
+      const spans = await waitFor("the sampled caller's spans", () => {
+        const all = receiver.spans();
+        return [SPAN_KIND.server, SPAN_KIND.producer].every((kind) => all.some((s) => s.kind === kind)) ? all : null;
+      });
+
+      // Every exported span belongs to the sampled caller's trace: none to the unsampled request.
+      expect(spans.filter((s) => s.traceId !== callerTraceId)).toEqual([]);
+      const server = spans.find((s) => s.kind === SPAN_KIND.server)!;
+      const ledger = spans.find((s) => s.name === 'wagate.ledger.record')!;
+      const publish = spans.find((s) => s.kind === SPAN_KIND.producer)!;
+      expect([server.parentSpanId, ledger.parentSpanId, publish.parentSpanId]).toEqual([callerSpanId, server.spanId, ledger.spanId]);
+      expect(spans).toHaveLength(3);
+      // The queued message carries the publish span's context, for the worker's spans to join.
+      expect(sampledMessage.properties.headers?.traceparent).toBe(`00-${callerTraceId}-${publish.spanId}-01`);
     });
   });
 });
+
+/** The spans of the trace that published this Meta message (found by the publish span's message id). */
+function traceOfMessage(spans: ReceivedSpan[], wamid: string): ReceivedSpan[] {
+  const publish = spans.find((s) => s.kind === SPAN_KIND.producer && s.attributes['messaging.message.id'] === `whatsapp:${wamid}`);
+  return publish ? spans.filter((s) => s.traceId === publish.traceId) : [];
+}

@@ -6,7 +6,7 @@ import protobuf from 'protobufjs';
  */
 const root = protobuf.Root.fromJSON({
   nested: {
-    AnyValue: { fields: { stringValue: { type: 'string', id: 1 } } },
+    AnyValue: { fields: { stringValue: { type: 'string', id: 1 }, boolValue: { type: 'bool', id: 2 }, intValue: { type: 'int64', id: 3 }, doubleValue: { type: 'double', id: 4 } } },
     KeyValue: { fields: { key: { type: 'string', id: 1 }, value: { type: 'AnyValue', id: 2 } } },
     Resource: { fields: { attributes: { rule: 'repeated', type: 'KeyValue', id: 1 } } },
     Span: {
@@ -15,6 +15,8 @@ const root = protobuf.Root.fromJSON({
         spanId: { type: 'bytes', id: 2 },
         parentSpanId: { type: 'bytes', id: 4 },
         name: { type: 'string', id: 5 },
+        kind: { type: 'int32', id: 6 },
+        attributes: { rule: 'repeated', type: 'KeyValue', id: 9 },
       },
     },
     ScopeSpans: { fields: { spans: { rule: 'repeated', type: 'Span', id: 2 } } },
@@ -26,10 +28,15 @@ const root = protobuf.Root.fromJSON({
 });
 const request = root.lookupType('ExportTraceServiceRequest');
 
+interface KeyValue {
+  key: string;
+  value?: { stringValue?: string; boolValue?: boolean; intValue?: unknown; doubleValue?: number };
+}
+
 interface Decoded {
   resourceSpans?: {
-    resource?: { attributes?: { key: string; value?: { stringValue?: string } }[] };
-    scopeSpans?: { spans?: { traceId: Uint8Array; spanId: Uint8Array; parentSpanId?: Uint8Array; name: string }[] }[];
+    resource?: { attributes?: KeyValue[] };
+    scopeSpans?: { spans?: { traceId: Uint8Array; spanId: Uint8Array; parentSpanId?: Uint8Array; name: string; kind?: number; attributes?: KeyValue[] }[] }[];
   }[];
 }
 
@@ -47,8 +54,19 @@ export function decodeTraceExport(body: Buffer) {
           spanId: hex(span.spanId),
           parentSpanId: hex(span.parentSpanId),
           name: span.name,
+          kind: span.kind ?? 0,
+          attributes: (span.attributes ?? []).map(({ key, value }) => ({ key, value: jsonValue(value) })),
         })),
       })),
     })),
   };
+}
+
+/**
+ * An AnyValue as OTLP/JSON writes it: only the field that is set (a decoded message shows
+ * unset fields' defaults through its prototype), int64 as a decimal string.
+ */
+function jsonValue(value: KeyValue['value']): Record<string, unknown> {
+  const own = Object.fromEntries(Object.entries(value ?? {}));
+  return 'intValue' in own ? { intValue: String(own.intValue) } : own;
 }

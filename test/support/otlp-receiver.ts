@@ -7,6 +7,10 @@ export interface ReceivedSpan {
   spanId: string;
   parentSpanId: string;
   name: string;
+  /** OTLP's SpanKind: 1 internal, 2 server, 3 client, 4 producer, 5 consumer. */
+  kind: number;
+  /** Scalar attributes by key; integers as numbers. */
+  attributes: Record<string, string | number | boolean>;
 }
 
 export interface OtlpReceiver {
@@ -40,7 +44,15 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       const service = (resourceSpans.resource?.attributes ?? []).find((a: any) => a.key === 'service.name')?.value?.stringValue ?? '';
       for (const scope of resourceSpans.scopeSpans ?? []) {
         for (const span of scope.spans ?? []) {
-          spans.push({ service, traceId: span.traceId, spanId: span.spanId, parentSpanId: span.parentSpanId ?? '', name: span.name });
+          spans.push({
+            service,
+            traceId: span.traceId,
+            spanId: span.spanId,
+            parentSpanId: span.parentSpanId ?? '',
+            name: span.name,
+            kind: Number(span.kind ?? 0),
+            attributes: Object.fromEntries((span.attributes ?? []).map((a: any) => [a.key, scalarOf(a.value)])),
+          });
         }
       }
     }
@@ -52,4 +64,12 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     contentTypes: () => [...contentTypes],
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/** OTLP's AnyValue as a plain value (the tests read scalars only). */
+function scalarOf(value: any): string | number | boolean {
+  if (value?.intValue !== undefined) return Number(value.intValue);
+  if (value?.doubleValue !== undefined) return Number(value.doubleValue);
+  if (value?.boolValue !== undefined) return Boolean(value.boolValue);
+  return value?.stringValue ?? '';
 }

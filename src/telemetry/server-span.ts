@@ -1,0 +1,48 @@
+import type { IncomingMessage } from 'node:http';
+import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+
+const tracer = trace.getTracer('wagate');
+
+/**
+ * Opens the server span of a request that the HTTP instrumentation leaves to the application
+ * (the webhook POSTs, see tracing.ts). It is the request's one sampling decision: the SDK's
+ * configured sampler runs inside startSpan, and an unsampled request gets a non-recording
+ * span that only carries ids, so the attributes below, the context and the child spans are
+ * never built for it. `name` is the semantic conventions' "{method} {route}".
+ */
+export function startServerSpan(req: IncomingMessage, name: string, route: string): Span {
+  // A caller's traceparent is honoured as the parent (a parent-based sampler follows its flag).
+  const parent = req.headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, req.headers);
+  const span = tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
+  if (span.isRecording()) {
+    // Set after the decision rather than passed to startSpan, so an unsampled request does
+    // not build them; the SDK's samplers (always_*, traceidratio, parentbased_*) do not read them.
+    span.setAttributes({
+      'http.request.method': req.method ?? 'POST',
+      'http.route': route,
+      'url.path': pathOf(req.url),
+      'url.scheme': 'http',
+      'network.protocol.version': req.httpVersion,
+      'user_agent.original': req.headers['user-agent'],
+    });
+  }
+  return span;
+}
+
+/** Ends a server span with the answer's status: only a 5xx marks it failed (a 4xx is the client's). */
+export function endServerSpan(span: Span, statusCode: number, answered: boolean): void {
+  if (!span.isRecording()) return;
+  if (!answered) span.setStatus({ code: SpanStatusCode.ERROR, message: 'the client closed the connection before the answer' });
+  else span.setAttribute('http.response.status_code', statusCode);
+  if (answered && statusCode >= 500) {
+    span.setAttribute('error.type', String(statusCode));
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
+}
+
+function pathOf(url: string | undefined): string {
+  if (!url) return '/';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
