@@ -125,7 +125,7 @@ const envSchema = z.object({
   DB_STATEMENT_TIMEOUT_MS: int(5000, 100),
   LEDGER_BATCH_MAX: int(256, 1),
   /** How long a group commit waits for more requests at low rates (see the recorder). */
-  LEDGER_LINGER_MS: int(2, 0).pipe(z.number().max(50)),
+  LEDGER_LINGER_MS: int(0, 0).pipe(z.number().max(50)),
 
   QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'may hold only letters, digits, dot, dash and underscore').default('wagate'),
   QUEUE_DELIVERY_LIMIT: int(5, 2),
@@ -150,6 +150,11 @@ const envSchema = z.object({
   OUTBOX_LEASE_SECONDS: int(30, 5),
   OUTBOX_POLL_MS: int(1000, 50),
   PUBLISH_CONFIRM_TIMEOUT_MS: int(10000, 100),
+  /**
+   * How long committed messages gather before the owner publishes them together (see the outbox
+   * relay). Unset: 10 ms, or 0 with ACK_AFTER=publish, where the 200 would wait for it.
+   */
+  PUBLISH_LINGER_MS: z.coerce.number().int().min(0).max(100).optional(),
   /**
    * When ingest answers 200: after the ledger commit (the outbox makes it as durable), or also
    * after the broker's confirm of the request's messages, waited for at most ACK_PUBLISH_TIMEOUT_MS.

@@ -19,6 +19,8 @@ import { warmUpLedger } from '../ledger/warm-up';
 
 /** The most a start spends warming up before it reports ready anyway (a slow or absent database). */
 const WARM_UP_DEADLINE_MS = 10_000;
+/** With ACK_AFTER=commit nothing waits for the publish, so messages may gather this long. */
+const DEFAULT_PUBLISH_LINGER_MS = 10;
 
 export interface RunningIngest {
   port: number;
@@ -63,6 +65,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     isBrokerConnected: broker.isConnected,
     leaseSeconds: config.OUTBOX_LEASE_SECONDS,
     pollMs: config.OUTBOX_POLL_MS,
+    publishLingerMs: config.PUBLISH_LINGER_MS ?? (config.ACK_AFTER === 'publish' ? 0 : DEFAULT_PUBLISH_LINGER_MS),
     log,
     metrics,
   });

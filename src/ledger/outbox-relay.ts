@@ -5,10 +5,16 @@ import type { Publication, Publisher } from '../queue/publisher';
 import { routingKeyFor, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
+import { createLinger } from './linger';
 import type { QueuedEntry } from './recorder';
 
-/** A short pause lets confirms from several batches share one DELETE and one commit. */
-const DELETE_GATHER_MS = 5;
+/**
+ * A pause lets confirms from many batches share one DELETE and one commit. Nothing waits for
+ * the DELETE (a confirmed row is only republished if this process dies first, and the worker
+ * recognises the copy), so the pause is long: at low rates a short one costs Postgres a commit
+ * every few messages.
+ */
+const DELETE_GATHER_MS = 50;
 /** After a failed DELETE of confirmed rows, the pause before the next try. */
 const DELETE_RETRY_MS = 1000;
 
@@ -22,6 +28,11 @@ export interface OutboxRelayOptions {
   log: Logger;
   metrics: Metrics;
   sweepBatch?: number;
+  /**
+   * How long the owner gathers committed rows before publishing them together (0: at once).
+   * At low rates the broker otherwise confirms, and a quorum queue syncs, each message alone.
+   */
+  publishLingerMs: number;
 }
 
 export interface OutboxRelay {
@@ -63,7 +74,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return promise;
   }
 
-  async function publish(entries: { id: string; publication: Publication }[], path: 'owner' | 'sweep'): Promise<number> {
+  /** Publishes and settles the rows: confirmed ones are deleted, the rest leased to the next sweep. True where confirmed. */
+  async function publish(entries: { id: string; publication: Publication }[], path: 'owner' | 'sweep'): Promise<boolean[]> {
     const started = performance.now();
     const results = await options.publisher.publishAll(
       options.topology.exchange,
@@ -78,8 +90,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       await releaseLeases(failed);
     }
     scheduleDelete();
-    return results.length - failed.length;
+    return results;
   }
+
+  const publishGathered = createLinger(options.publishLingerMs, (entries: { id: string; publication: Publication }[]) => publish(entries, 'owner'));
 
   /** Hands rows this process could not publish to the next sweep, on any process, at once. */
   async function releaseLeases(ids: string[]): Promise<void> {
@@ -137,10 +151,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         scheduleDelete();
       }
       if (publishable.length > 0) {
-        total += await publish(
+        const results = await publish(
           publishable.map((row) => ({ id: row.id, publication: toPublication(options.topology, row.payload!, row.traceparent ?? '') })),
           'sweep',
         );
+        total += results.filter(Boolean).length;
       }
       if (rows.length < sweepBatch) return total;
     }
@@ -163,8 +178,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       return false;
     }
     const publications = fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
+    const results = await track(publishGathered(publications));
     // Rows left to the sweep are not confirmed yet.
-    return (await track(publish(publications, 'owner'))) === entries.length;
+    return fresh.length === entries.length && results.every(Boolean);
   }
 
   function sweepOnce(): Promise<number> {
