@@ -124,6 +124,8 @@ const envSchema = z.object({
   DB_CONNECT_TIMEOUT_SECONDS: int(3, 1),
   DB_STATEMENT_TIMEOUT_MS: int(5000, 100),
   LEDGER_BATCH_MAX: int(256, 1),
+  /** Signed webhooks the ingest sends through its own request path before it reports ready (0: none). */
+  WARM_UP_REHEARSAL_REQUESTS: int(2000, 0),
   /** How long a group commit waits for more requests at low rates (see the recorder). */
   LEDGER_LINGER_MS: int(0, 0).pipe(z.number().max(50)),
 

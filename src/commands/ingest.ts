@@ -16,6 +16,7 @@ import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { refuseWrongDatabaseLogin } from '../db/health';
 import { warmUpLedger } from '../ledger/warm-up';
+import { rehearsalRecorder, rehearseWebhooks } from '../http/webhook-rehearsal';
 
 /** The most a start spends warming up before it reports ready anyway (a slow or absent database). */
 const WARM_UP_DEADLINE_MS = 10_000;
@@ -76,7 +77,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   });
   let draining = false;
   let warmingUp = true;
-  const { listener, recorder } = createIngestRequestListener(config, {
+  const parts: IngestParts = {
     sql,
     metrics,
     log,
@@ -86,7 +87,8 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     isDraining: () => draining,
     isWarmingUp: () => warmingUp,
     queueDepths: () => queueDepths(broker, topology),
-  });
+  };
+  const { listener, recorder } = createIngestRequestListener(config, parts);
   const timeouts = {
     headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
     requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
@@ -98,7 +100,9 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   log.info({ port: boundPort(server), metricsPort: boundPort(metricsServer) }, 'ingest listening');
   // Listening already (liveness answers), but not ready until the pool is warm: an autoscaled
   // pod meets full traffic the moment /readyz says ready.
-  const warmedUp = warmUp(config, sql, log).finally(() => void (warmingUp = false));
+  // The same listener over a ledger that records nothing and metrics nobody scrapes.
+  const rehearsalListener = () => createIngestRequestListener(config, { ...parts, metrics: createMetrics('ingest'), recorder: rehearsalRecorder }).listener;
+  const warmedUp = warmUp(config, sql, log, rehearsalListener).finally(() => void (warmingUp = false));
 
   return {
     port: boundPort(server),
@@ -122,22 +126,27 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   };
 }
 
-async function warmUp(config: Config, sql: Sql, log: Logger): Promise<void> {
+async function warmUp(config: Config, sql: Sql, log: Logger, rehearsalListener: () => RequestListener): Promise<void> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), WARM_UP_DEADLINE_MS)));
-  const work = warmUpLedger({
+  const ledger = warmUpLedger({
     sql,
     connections: ledgerConnections(config),
     rateLimits: config.rateLimits,
     outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,
-  }).then(
-    () => 'done' as const,
+  });
+  // Rehearsed with a Meta secret only: Meta's is the busier path, and its code is most of Twilio's.
+  const appSecret = config.WHATSAPP_APP_SECRET[0];
+  const requests = config.WARM_UP_REHEARSAL_REQUESTS;
+  const rehearsal = appSecret === undefined || requests === 0 ? Promise.resolve(0) : rehearseWebhooks(rehearsalListener(), appSecret, requests);
+  const work = Promise.all([ledger, rehearsal]).then(
+    ([, rehearsed]) => rehearsed,
     (error: unknown) => error as Error,
   );
   const outcome = await Promise.race([work, deadline]).finally(() => clearTimeout(timer));
   const ms = Math.round(performance.now() - started);
-  if (outcome === 'done') log.info({ ms, connections: ledgerConnections(config) }, 'ingest warmed up: pool open, ledger statement prepared');
+  if (typeof outcome === 'number') log.info({ ms, connections: ledgerConnections(config), rehearsed: outcome }, 'ingest warmed up: pool open, ledger statement prepared, webhook path rehearsed');
   else if (outcome === 'deadline') log.warn({ ms }, 'ingest warm-up still unfinished; ready without it');
   else log.warn({ ms, err: outcome.message }, 'ingest warm-up failed; readiness now follows Postgres');
 }
@@ -158,12 +167,14 @@ export interface IngestParts {
   isDraining(): boolean;
   isWarmingUp?(): boolean;
   queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
+  /** Instead of the ledger's group commit: the warm-up's rehearsal records nothing. */
+  recorder?: LedgerRecorder;
 }
 
 /** The ingest's request listener and the recorder behind it, from the configuration: everything but the ports. */
 export function createIngestRequestListener(config: Config, parts: IngestParts): { listener: RequestListener; recorder: LedgerRecorder } {
   const { sql, metrics, log } = parts;
-  const recorder = createLedgerRecorder({
+  const recorder = parts.recorder ?? createLedgerRecorder({
     sql,
     rateLimits: config.rateLimits,
     outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,

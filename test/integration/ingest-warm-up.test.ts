@@ -11,6 +11,8 @@ import { waitFor } from '../support/wait';
  */
 const POOL = 6;
 const LEDGER_CONNECTIONS = POOL - 2;
+/** Signed webhooks rehearsed through the request path before ready; none may leave a trace. */
+const REHEARSAL = 500;
 
 let db: TestDatabase;
 let probe: QueueProbe;
@@ -35,13 +37,26 @@ async function readiness(): Promise<{ status: number; body: Record<string, unkno
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
+/** wagate_webhook_events_total over every label, from the ingest's own /metrics. */
+async function webhookEventsCounted(): Promise<number> {
+  const text = await (await fetch(ingest!.metricsUrl)).text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('wagate_webhook_events_total{'))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
+
 it('is not ready while it warms up, then ready with its ledger connections open and nothing recorded', async () => {
   // Holding the ledger table keeps the warm-up in progress for as long as the test needs to look.
   const holder = await db.sql.reserve();
   await holder`BEGIN`;
   await holder`LOCK TABLE webhook_messages IN ACCESS EXCLUSIVE MODE`;
   try {
-    ingest = await startTestIngest(db.url, { DB_POOL_MAX: String(POOL), DB_STATEMENT_TIMEOUT_MS: '60000' }, { awaitWarmUp: false });
+    ingest = await startTestIngest(
+      db.url,
+      { DB_POOL_MAX: String(POOL), DB_STATEMENT_TIMEOUT_MS: '60000', WARM_UP_REHEARSAL_REQUESTS: String(REHEARSAL) },
+      { awaitWarmUp: false },
+    );
     await waitFor('the warm-up to wait on the held table', async () => (await db.sql`
       SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
       WHERE NOT l.granted AND a.application_name = 'wagate-ingest' AND a.datname = current_database()`).length > 0);
@@ -59,5 +74,9 @@ it('is not ready while it warms up, then ready with its ledger connections open 
     SELECT (SELECT count(*) FROM webhook_messages)::int AS messages, (SELECT count(*) FROM outbox)::int AS outbox,
            (SELECT count(*) FROM webhook_rate_limits)::int AS limits, (SELECT count(*) FROM message_statuses)::int AS statuses`;
   expect(left).toEqual({ messages: 0, outbox: 0, limits: 0, statuses: 0 });
+  // The rehearsal's requests are not the shop's: no queue message, and not in the metrics.
+  expect(await probe.drainWork(ingest!.topology)).toHaveLength(0);
+  expect(await webhookEventsCounted()).toBe(0);
   expect((await postMetaText(ingest!.baseUrl, {})).status).toBe(200);
+  expect(await webhookEventsCounted()).toBe(1);
 });

@@ -44,6 +44,8 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
     ADMIN_TOKEN,
     OUTBOX_POLL_MS: '100',
     DB_POOL_MAX: String(TEST_DB_POOL_MAX),
+    // A short rehearsal still runs the whole path; 2,000 per ingest would slow the suite down.
+    WARM_UP_REHEARSAL_REQUESTS: '20',
     // A few shards: 32 quorum queues per test file would slow the suite down.
     WORK_SHARDS: '4',
     // Hand-overs within seconds: a worker that dies is given up after 2 s.
