@@ -138,7 +138,8 @@ describe('the final stage, replayed into a read-only folder', () => {
     expect([migrate.error, migrate.status, migrate.stderr]).toEqual([undefined, 0, '']);
     const [ingest, worker] = [await start('ingest'), await start('worker')];
     await waitFor('the worker to be ready', async () => ((await fetch(`http://127.0.0.1:${worker.metricsPort}/readyz`)).status === 200 ? true : undefined), 30_000);
-    expect((await fetch(`http://127.0.0.1:${ingest.port}/readyz`)).status).toBe(200);
+    // The ingest is ready once it has warmed up (pool, ledger statement, a rehearsal of the webhook path).
+    await waitFor('the ingest to be ready', async () => ((await fetch(`http://127.0.0.1:${ingest.port}/readyz`)).status === 200 ? true : undefined), 30_000);
     const id = uniqueWamid();
     expect((await postMetaText(`http://127.0.0.1:${ingest.port}`, { id, text: 'hello' })).status).toBe(200);
     const [call] = await fake.waitForCalls(1, 60_000);

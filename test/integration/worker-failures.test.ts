@@ -110,6 +110,9 @@ describe('worker failures', () => {
     pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
     await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200008', text: '1 coke' });
     await waitFor('the message to be dead', async () => (await recordOf(id))?.status === 'dead');
+    // The relay deletes confirmed outbox rows in gathered batches; a message still in the outbox is not stuck.
+    await waitFor('its outbox row to be deleted', async () =>
+      (await pipeline.db.sql`SELECT 1 FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id WHERE m.message_id = ${id}`).length === 0);
     // As if its 'dead' status had never been written, long ago.
     await pipeline.db.sql`UPDATE webhook_messages SET status = 'processing', updated_at = now() - interval '3 hours' WHERE message_id = ${id}`;
     expect(await requeueStuckMessages(pipeline.db.sql, stuckAfterMs(pipeline.ingest.config.RETRY_DELAYS_MS))).toBeGreaterThanOrEqual(1);
