@@ -101,7 +101,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   // Listening already (liveness answers), but not ready until the pool is warm: an autoscaled
   // pod meets full traffic the moment /readyz says ready.
   // The same listener over a ledger that records nothing and metrics nobody scrapes.
-  const rehearsalListener = () => createIngestRequestListener(config, { ...parts, metrics: createMetrics('ingest'), recorder: rehearsalRecorder }).listener;
+  const rehearsalListener = () => createIngestRequestListener(config, { ...parts, metrics: createMetrics('ingest', { processMetrics: false }), recorder: rehearsalRecorder }).listener;
   const warmedUp = warmUp(config, sql, log, rehearsalListener).finally(() => void (warmingUp = false));
 
   return {

@@ -14,14 +14,18 @@ const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured
 const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped'];
 const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
 
-/** One registry per process; passed to whatever records, never a module-level singleton. */
-export function createMetrics(role: string) {
+/**
+ * One registry per process; passed to whatever records, never a module-level singleton.
+ * `processMetrics: false` leaves out the process, heap, GC and event-loop collectors, which
+ * watch the process for as long as it lives: for a registry nobody scrapes.
+ */
+export function createMetrics(role: string, { processMetrics = true } = {}) {
   const registry = new Registry();
   // Read at scrape time, so the gauge can never lag behind a lost connection.
   let brokerProbe: () => boolean = () => false;
   let loginRefusedProbe: () => boolean = () => false;
   registry.setDefaultLabels({ role });
-  collectDefaultMetrics({ register: registry, prefix: 'wagate_' });
+  if (processMetrics) collectDefaultMetrics({ register: registry, prefix: 'wagate_' });
   const metrics = {
     registry,
     webhookEvents: new Counter({

@@ -24,18 +24,17 @@ afterAll(async () => {
   await db.drop();
 });
 
+/** A one-connection pool that reaches Postgres through the test's proxy. */
+function poolThroughProxy(applicationName: string) {
+  return createDatabase({ url: withPort(db.url, proxy.port), maxConnections: 1, connectTimeoutSeconds: 3, statementTimeoutMs: 30_000, applicationName });
+}
+
 function settlesWithin<T>(work: Promise<T>, ms: number): Promise<T | 'never settled'> {
   return Promise.race([work, new Promise<'never settled'>((resolve) => setTimeout(() => resolve('never settled'), ms).unref())]);
 }
 
 it('after a transaction loses its connection, the pool still answers', async () => {
-  const sql = createDatabase({
-    url: withPort(db.url, proxy.port),
-    maxConnections: 1,
-    connectTimeoutSeconds: 3,
-    statementTimeoutMs: 30_000,
-    applicationName: 'wagate-lost-connection',
-  });
+  const sql = poolThroughProxy('wagate-lost-connection');
   try {
     // The connection drops while a query of the transaction runs on it, as in an outage.
     const failed = transaction(sql, (tx) => tx`SELECT pg_sleep(30)`).then(() => 'committed', (error: unknown) => error);
@@ -119,13 +118,7 @@ it('a pool reconnects within about a second of Postgres returning, however long 
   // postgres.js's default backoff reaches 10-20 s after seven failed attempts; a pool that
   // waited that long kept a process answering 503 (and a worker from heartbeating) long after
   // Postgres was back.
-  const sql = createDatabase({
-    url: withPort(db.url, proxy.port),
-    maxConnections: 1,
-    connectTimeoutSeconds: 3,
-    statementTimeoutMs: 30_000,
-    applicationName: 'wagate-reconnect-backoff',
-  });
+  const sql = poolThroughProxy('wagate-reconnect-backoff');
   try {
     proxy.setMode('refuse');
     for (let failed = 0; failed < 8; failed += 1) {
