@@ -1,6 +1,6 @@
 import { countStuckMessages, requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
 import { metaEnvelope, metaContact } from '../../src/webhooks/samples';
-import { PUBLIC_BASE_URL, startPipeline, TWILIO_SID, type Pipeline } from '../support/pipeline';
+import { PUBLIC_BASE_URL, startPipeline, TWILIO_SID, waitUntilOutOfOutbox, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 import { ADMIN_TOKEN } from '../support/ingest';
@@ -195,6 +195,7 @@ describe('order pipeline', () => {
     await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550100020', text: '1 coke' });
     expect(await settled(id)).toBe('processed');
     const callsBefore = pipeline.fake.calls().length;
+    await waitUntilOutOfOutbox(pipeline.db, id);
     // As if the broker had dropped the message on its way between queues, long ago.
     await pipeline.db.sql`UPDATE webhook_messages SET status = 'queued', updated_at = now() - interval '3 hours' WHERE message_id = ${id}`;
     const stuckAfter = stuckAfterMs(pipeline.ingest.config.RETRY_DELAYS_MS);

@@ -7,7 +7,7 @@ import { routingKeyFor } from '../../src/queue/topology';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { STATS_PATH } from '../../src/http/app';
 import { ADMIN_TOKEN } from '../support/ingest';
-import { ACCESS_TOKEN, startPipeline, type Pipeline } from '../support/pipeline';
+import { ACCESS_TOKEN, startPipeline, waitUntilOutOfOutbox, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 import { seriesValue } from '../support/metrics';
@@ -110,9 +110,7 @@ describe('worker failures', () => {
     pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
     await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200008', text: '1 coke' });
     await waitFor('the message to be dead', async () => (await recordOf(id))?.status === 'dead');
-    // The relay deletes confirmed outbox rows in gathered batches; a message still in the outbox is not stuck.
-    await waitFor('its outbox row to be deleted', async () =>
-      (await pipeline.db.sql`SELECT 1 FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id WHERE m.message_id = ${id}`).length === 0);
+    await waitUntilOutOfOutbox(pipeline.db, id);
     // As if its 'dead' status had never been written, long ago.
     await pipeline.db.sql`UPDATE webhook_messages SET status = 'processing', updated_at = now() - interval '3 hours' WHERE message_id = ${id}`;
     expect(await requeueStuckMessages(pipeline.db.sql, stuckAfterMs(pipeline.ingest.config.RETRY_DELAYS_MS))).toBeGreaterThanOrEqual(1);

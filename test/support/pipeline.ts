@@ -36,6 +36,15 @@ export interface Pipeline {
  * Until the in-process workers hold every shard between them, each exactly once: the group
  * has settled, so a test's messages do not arrive in the middle of a hand-over.
  */
+/**
+ * Waits until the relay has deleted a message's confirmed outbox row (it gathers deletes):
+ * until then the message is still on its way, so it cannot count as stuck.
+ */
+export async function waitUntilOutOfOutbox(db: TestDatabase, messageId: string): Promise<void> {
+  await waitFor(`${messageId}'s outbox row to be deleted`, async () =>
+    (await db.sql`SELECT 1 FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id WHERE m.message_id = ${messageId}`).length === 0);
+}
+
 export async function waitUntilShardsCovered(workers: RunningWorker[]): Promise<void> {
   const shardCount = workers[0]?.topology.shards.length ?? 0;
   const everyShard = Array.from({ length: shardCount }, (_, shard) => shard).join();
