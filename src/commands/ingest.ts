@@ -3,7 +3,7 @@ import type { Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { createIngestListener } from '../http/app';
 import { boundPort, closeServer, closeServerNow, listen } from '../server/http-server';
-import { createOutboxRelay } from '../ledger/outbox-relay';
+import { createOutboxRelay, type OutboxRelayOptions } from '../ledger/outbox-relay';
 import { createLedgerRecorder, type LedgerRecorder, type QueuedEntry } from '../ledger/recorder';
 import { createMetaAdapter } from '../webhooks/meta';
 import { createTwilioAdapter } from '../webhooks/twilio';
@@ -11,12 +11,12 @@ import { createBroker, type Broker } from '../queue/broker';
 import { queueDepths, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
 import { checkShardCountAtStart } from '../ledger/shard-count';
-import { assertTopology, type Topology } from '../queue/topology';
+import { assertTopology, unroutedTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { refuseWrongDatabaseLogin } from '../db/health';
 import { warmUpLedger } from '../ledger/warm-up';
-import { rehearsalRecorder, rehearseWebhooks } from '../http/webhook-rehearsal';
+import { rehearseWebhooks } from '../http/webhook-rehearsal';
 
 /** The most a start spends warming up before it reports ready anyway (a slow or absent database). */
 const WARM_UP_DEADLINE_MS = 10_000;
@@ -59,7 +59,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     onFatal: (error) => reportFatal(error),
     setup: (channel) => assertTopology(channel, topology),
   });
-  const relay = createOutboxRelay({
+  const relayOptions: OutboxRelayOptions = {
     sql,
     publisher: createPublisher(broker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
     topology,
@@ -69,7 +69,8 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     publishLingerMs: config.PUBLISH_LINGER_MS ?? (config.ACK_AFTER === 'publish' ? 0 : DEFAULT_PUBLISH_LINGER_MS),
     log,
     metrics,
-  });
+  };
+  const relay = createOutboxRelay(relayOptions);
   metrics.watchBroker(broker.isConnected, () => broker.loginRefusedSince() !== null);
   broker.onConnected(() => {
     // Whatever piled up in the outbox while the broker was away goes out now.
@@ -100,8 +101,13 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   log.info({ port: boundPort(server), metricsPort: boundPort(metricsServer) }, 'ingest listening');
   // Listening already (liveness answers), but not ready until the pool is warm: an autoscaled
   // pod meets full traffic the moment /readyz says ready.
-  // The same listener over a ledger that records nothing and metrics nobody scrapes.
-  const rehearsalListener = () => createIngestRequestListener(config, { ...parts, metrics: createMetrics('ingest', { processMetrics: false }), recorder: rehearsalRecorder }).listener;
+  // The same listener over a ledger that rolls every batch back, a relay whose publishes no
+  // queue takes, and metrics nobody scrapes: the whole path runs, and nothing of it is kept.
+  const rehearsalListener = () => {
+    const rehearsalMetrics = createMetrics('ingest', { processMetrics: false });
+    const unrouted = createOutboxRelay({ ...relayOptions, topology: unroutedTopology(topology), metrics: rehearsalMetrics });
+    return createIngestRequestListener(config, { ...parts, metrics: rehearsalMetrics, onQueued: unrouted.publishOwned, rehearsal: true }).listener;
+  };
   const warmedUp = warmUp(config, sql, log, rehearsalListener).finally(() => void (warmingUp = false));
 
   return {
@@ -130,20 +136,18 @@ async function warmUp(config: Config, sql: Sql, log: Logger, rehearsalListener: 
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), WARM_UP_DEADLINE_MS)));
-  const ledger = warmUpLedger({
+  // Rehearsed with a Meta secret only: Meta's is the busier path, and its code is most of Twilio's.
+  const appSecret = config.WHATSAPP_APP_SECRET[0];
+  const requests = config.WARM_UP_REHEARSAL_REQUESTS;
+  // The pool first, so that the rehearsal's batches find every connection open and prepared.
+  const work = warmUpLedger({
     sql,
     connections: ledgerConnections(config),
     rateLimits: config.rateLimits,
     outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,
-  });
-  // Rehearsed with a Meta secret only: Meta's is the busier path, and its code is most of Twilio's.
-  const appSecret = config.WHATSAPP_APP_SECRET[0];
-  const requests = config.WARM_UP_REHEARSAL_REQUESTS;
-  const rehearsal = appSecret === undefined || requests === 0 ? Promise.resolve(0) : rehearseWebhooks(rehearsalListener(), appSecret, requests);
-  const work = Promise.all([ledger, rehearsal]).then(
-    ([, rehearsed]) => rehearsed,
-    (error: unknown) => error as Error,
-  );
+  })
+    .then(() => (appSecret === undefined || requests === 0 ? 0 : rehearseWebhooks(rehearsalListener(), appSecret, requests)))
+    .catch((error: unknown) => error as Error);
   const outcome = await Promise.race([work, deadline]).finally(() => clearTimeout(timer));
   const ms = Math.round(performance.now() - started);
   if (typeof outcome === 'number') log.info({ ms, connections: ledgerConnections(config), rehearsed: outcome }, 'ingest warmed up: pool open, ledger statement prepared, webhook path rehearsed');
@@ -167,14 +171,14 @@ export interface IngestParts {
   isDraining(): boolean;
   isWarmingUp?(): boolean;
   queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
-  /** Instead of the ledger's group commit: the warm-up's rehearsal records nothing. */
-  recorder?: LedgerRecorder;
+  /** The warm-up's rehearsal: the ledger rolls every batch back. */
+  rehearsal?: boolean;
 }
 
 /** The ingest's request listener and the recorder behind it, from the configuration: everything but the ports. */
 export function createIngestRequestListener(config: Config, parts: IngestParts): { listener: RequestListener; recorder: LedgerRecorder } {
   const { sql, metrics, log } = parts;
-  const recorder = parts.recorder ?? createLedgerRecorder({
+  const recorder = createLedgerRecorder({
     sql,
     rateLimits: config.rateLimits,
     outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,
@@ -183,6 +187,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxConcurrentBatches: ledgerConnections(config),
     commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
     onQueued: parts.onQueued,
+    rollBack: parts.rehearsal,
     ackAfterPublishMs: config.ACK_AFTER === 'publish' ? config.ACK_PUBLISH_TIMEOUT_MS : undefined,
     onPublishWait: (result) => metrics.ackAfterPublish.inc({ result }),
     onIsolating: (error) =>

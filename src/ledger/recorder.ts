@@ -1,5 +1,5 @@
 import type { RateLimit, Source } from '../config';
-import type { Sql } from '../db/client';
+import { transaction, type Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
 import { planBatch, rateLimitsJson, type BatchPlan } from './batch-plan';
 import { isDataException, isTransient, ledgerTimeout, runWithDeadlockRetry, withDeadline } from './commit-guards';
@@ -50,6 +50,11 @@ export interface LedgerRecorderOptions {
   onBatch?(itemCount: number, seconds: number): void;
   /** A batch failed for a reason other than the database's health; its requests are being committed apart. */
   onIsolating?(error: unknown): void;
+  /**
+   * A rehearsal: each batch runs in a transaction that is rolled back, so the whole path runs
+   * (pool, statement, answers, publishes) and nothing is kept.
+   */
+  rollBack?: boolean;
 }
 
 export interface LedgerRecorder {
@@ -182,9 +187,11 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     }
     const started = performance.now();
     const plan = planBatch(batch);
-    const query = runWithDeadlockRetry(() =>
-      options.sql.unsafe<BatchRow[]>(RECORD_BATCH_SQL, [JSON.stringify(plan.rows), limitsJson, options.outboxLeaseSeconds], { prepare: true }),
-    );
+    const query = runWithDeadlockRetry(() => {
+      const parameters = [JSON.stringify(plan.rows), limitsJson, options.outboxLeaseSeconds];
+      if (!options.rollBack) return options.sql.unsafe<BatchRow[]>(RECORD_BATCH_SQL, parameters, { prepare: true });
+      return transaction(options.sql, (tx) => tx.unsafe<BatchRow[]>(RECORD_BATCH_SQL, parameters, { prepare: true }), 'rollback');
+    });
     let failure: unknown = null;
     try {
       answerBatch(batch, plan, await withDeadline(query, remainingMs), started);

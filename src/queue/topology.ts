@@ -4,6 +4,8 @@ import { WagateError } from '../errors';
 import { isPreconditionFailed } from './amqp-errors';
 
 const DEAD_ROUTING_KEY = 'dead';
+/** Bound to no queue: the ingest's warm-up rehearses its publishes with it. */
+const UNROUTED_ROUTING_KEY = 'rehearsal.unrouted';
 
 export interface TopologyOptions {
   prefix: string;
@@ -36,6 +38,15 @@ export function topologyNames(options: TopologyOptions) {
     deadRoutingKey: DEAD_ROUTING_KEY,
     deliveryLimit: options.deliveryLimit,
   };
+}
+
+/**
+ * The same exchange, with every shard's routing key replaced by one no queue is bound to: a
+ * mandatory publish through it runs the whole publish path, confirm and all, and the broker
+ * returns the message instead of keeping it.
+ */
+export function unroutedTopology(topology: Topology): Topology {
+  return { ...topology, shards: topology.shards.map((shard) => ({ ...shard, routingKey: UNROUTED_ROUTING_KEY })) };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
 
 const tracer = trace.getTracer('wagate');
 
@@ -18,6 +19,11 @@ export async function withSpan<T>(name: string, attributes: Attributes, work: ()
       span.end();
     }
   });
+}
+
+/** Runs work with tracing suppressed: the instrumentations open no span for it (e.g. for its HTTP client requests). */
+export function untraced<T>(work: () => T): T {
+  return context.with(suppressTracing(context.active()), work);
 }
 
 /** The context a W3C traceparent header describes, to continue a trace across the queue. */

@@ -7,7 +7,8 @@ import { waitFor } from '../support/wait';
 /**
  * A new ingest reports ready only once its pool is open and the ledger's statement has run on
  * every connection the group commit uses: an autoscaled pod meets full traffic the moment
- * /readyz says ready. The rehearsal is rolled back, so it leaves nothing behind.
+ * /readyz says ready. The rehearsal runs the whole path, ledger and publishes included, but its
+ * batches are rolled back and the broker takes none of its messages: it leaves nothing behind.
  */
 const POOL = 6;
 const LEDGER_CONNECTIONS = POOL - 2;
@@ -74,6 +75,9 @@ it('is not ready while it warms up, then ready with its ledger connections open 
     SELECT (SELECT count(*) FROM webhook_messages)::int AS messages, (SELECT count(*) FROM outbox)::int AS outbox,
            (SELECT count(*) FROM webhook_rate_limits)::int AS limits, (SELECT count(*) FROM message_statuses)::int AS statuses`;
   expect(left).toEqual({ messages: 0, outbox: 0, limits: 0, statuses: 0 });
+  // Yet the rehearsal went through the ledger itself: a sequence is not rolled back.
+  const [ids] = await db.sql<{ used: number }[]>`SELECT last_value::int AS used FROM webhook_messages_id_seq`;
+  expect(ids!.used).toBeGreaterThanOrEqual(REHEARSAL);
   // The rehearsal's requests are not the shop's: no queue message, and not in the metrics.
   expect(await probe.drainWork(ingest!.topology)).toHaveLength(0);
   expect(await webhookEventsCounted()).toBe(0);

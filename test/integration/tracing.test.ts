@@ -93,6 +93,16 @@ describe('one trace from webhook to reply', () => {
       await receiver.close();
     });
 
+    it('leaves the ingest warm-up rehearsal out of the traces', async () => {
+      const warmedUp = children[0]!.logs.find((entry) => String(entry.msg).startsWith('ingest warmed up'));
+      expect(warmedUp?.rehearsed).toBeGreaterThan(0);
+      const id = uniqueWamid();
+      expect((await postMetaText(children[0]!.baseUrl, { id, from: '15550500009', text: '1 coke' })).status).toBe(200);
+      await waitFor('its server span', () => traceOfMessage(receiver.spans(), id).some((s) => s.kind === SPAN_KIND.server));
+      // Spans leave in export order, so the rehearsal's would have arrived before this one's.
+      expect(receiver.spans().filter((s) => s.service === 'wagate-ingest' && s.kind === SPAN_KIND.server)).toHaveLength(1);
+    });
+
     it('exports the documented trace from both processes: server span, ledger, publish, consume', async () => {
       const id = uniqueWamid();
       expect((await postMetaText(children[0]!.baseUrl, { id, from: '15550500002', text: '1 coke' })).status).toBe(200);

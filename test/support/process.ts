@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { waitFor } from './wait';
 
 export const MAIN_JS = path.join(__dirname, '..', '..', 'dist', 'main.js');
 
@@ -15,7 +16,7 @@ export interface ChildIngest {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs `wagate <command>` from the build, as a separate process, and waits until it listens (logging at `logLevel`, info or finer). */
+/** Runs `wagate <command>` from the build, as a separate process, and waits until it listens, an ingest until it has warmed up too (logging at `logLevel`, info or finer). */
 export async function spawnWagate(command: string, env: Record<string, string>, timeoutMs = 20000, logLevel = 'info'): Promise<ChildIngest> {
   if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run "npm run build" before these tests`);
   const child = spawn(process.execPath, [MAIN_JS, command], {
@@ -43,6 +44,9 @@ export async function spawnWagate(command: string, env: Record<string, string>, 
     void exited.then((code) => reject(new Error(`wagate ${command} exited with ${code}: ${stderr}`)));
   });
   const { port, metricsPort } = await listening;
+  // As a Service would, send to an ingest only once its warm-up (and its rehearsal's
+  // connections) is over: whatever the outcome, it then logs "ingest warmed up" or "ingest warm-up …".
+  if (command === 'ingest') await waitFor('wagate ingest to finish its warm-up', () => logs.some((entry) => String(entry.msg).startsWith('ingest warm')), timeoutMs);
   return {
     child,
     baseUrl: `http://127.0.0.1:${port}`,
