@@ -10,6 +10,8 @@ export interface LoadResult {
   non2xx: number;
   /** Never answered: socket errors and timeouts. */
   errors: number;
+  /** The paced runs: what each request that was not a 2xx got instead ("503", "ECONNRESET", ...), counted. */
+  failures?: Record<string, number>;
   /** 2xx answers per second. */
   requestsPerSecond: number;
   latencyMs: LatencySummary;
@@ -90,6 +92,8 @@ export async function runPaced(url: string, source: MessageSource, rate: number,
   const ackedIds: string[] = [];
   let non2xx = 0;
   let errors = 0;
+  const failures: Record<string, number> = {};
+  const fail = (kind: string) => (failures[kind] = (failures[kind] ?? 0) + 1);
   const startMs = performance.now();
 
   await new Promise<void>((resolve) => {
@@ -104,13 +108,17 @@ export async function runPaced(url: string, source: MessageSource, rate: number,
           latencies.push(performance.now() - dueMs);
           const status = response.statusCode ?? 0;
           if (status >= 200 && status < 300) ackedIds.push(message.id);
-          else non2xx += 1;
+          else {
+            non2xx += 1;
+            fail(String(status));
+          }
           finish();
         });
       });
       request.setTimeout(REQUEST_TIMEOUT_SECONDS * 1000, () => request.destroy(new Error('timed out')));
-      request.once('error', () => {
+      request.once('error', (error: NodeJS.ErrnoException) => {
         errors += 1;
+        fail(error.code ?? error.message);
         finish();
       });
       request.end(message.body);
@@ -124,7 +132,7 @@ export async function runPaced(url: string, source: MessageSource, rate: number,
     tick();
   });
   agent.destroy();
-  return { seconds, ok: ackedIds.length, non2xx, errors, requestsPerSecond: ackedIds.length / seconds, latencyMs: summarize(latencies), ackedIds };
+  return { seconds, ok: ackedIds.length, non2xx, errors, failures, requestsPerSecond: ackedIds.length / seconds, latencyMs: summarize(latencies), ackedIds };
 }
 
 function summarize(values: number[]): LatencySummary {

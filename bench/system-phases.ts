@@ -75,10 +75,10 @@ export async function saturate(system: System, seconds: number, connections = 64
 }
 
 /** 500 req/s (or rate) against the first ingest, latency from when each request was due. */
-export async function paced(system: System, rate: number, seconds: number, ingest = system.ingests[0]!): Promise<LatencySummary & { ok: number; failed: number }> {
+export async function paced(system: System, rate: number, seconds: number, ingest = system.ingests[0]!): Promise<LatencySummary & { ok: number; failed: number; failures: Record<string, number> }> {
   const result = await runPaced(ingest.webhookUrl, system.source, rate, seconds);
   keep(system, result);
-  return { ...result.latencyMs, ok: result.ok, failed: result.non2xx + result.errors };
+  return { ...result.latencyMs, ok: result.ok, failed: result.non2xx + result.errors, failures: result.failures ?? {} };
 }
 
 /** Acks/s and orders/s of `processes` ingests and as many workers, at saturation. */

@@ -16,7 +16,7 @@ export interface TailSettings {
   settleSeconds: number;
 }
 
-export type Tail = LatencySummary & { ok: number; failed: number };
+export type Tail = LatencySummary & { ok: number; failed: number; failures: Record<string, number> };
 
 export interface TailRound {
   /** (d) a new ingest loaded the moment /readyz says it is ready with a broker, and the same process right after. */
