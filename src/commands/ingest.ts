@@ -1,3 +1,4 @@
+import { settleWithin } from '../settle-within';
 import type { RequestListener } from 'node:http';
 import type { Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
@@ -134,8 +135,6 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
 
 async function warmUp(config: Config, sql: Sql, log: Logger, rehearsalListener: () => RequestListener): Promise<void> {
   const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), WARM_UP_DEADLINE_MS)));
   // Rehearsed with a Meta secret only: Meta's is the busier path, and its code is most of Twilio's.
   const appSecret = config.WHATSAPP_APP_SECRET[0];
   const requests = config.WARM_UP_REHEARSAL_REQUESTS;
@@ -148,7 +147,7 @@ async function warmUp(config: Config, sql: Sql, log: Logger, rehearsalListener: 
   })
     .then(() => (appSecret === undefined || requests === 0 ? 0 : rehearseWebhooks(rehearsalListener(), appSecret, requests)))
     .catch((error: unknown) => error as Error);
-  const outcome = await Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  const outcome = await settleWithin(work, WARM_UP_DEADLINE_MS, 'deadline' as const);
   const ms = Math.round(performance.now() - started);
   if (typeof outcome === 'number') log.info({ ms, connections: ledgerConnections(config), rehearsed: outcome }, 'ingest warmed up: pool open, ledger statement prepared, webhook path rehearsed');
   else if (outcome === 'deadline') log.warn({ ms }, 'ingest warm-up still unfinished; ready without it');

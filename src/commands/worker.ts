@@ -1,3 +1,4 @@
+import { settleWithin } from '../settle-within';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { checkWorkerConfig, type Config } from '../config';
@@ -52,10 +53,7 @@ export interface RunningWorker {
 async function drainWithin(timeoutMs: number, coordinator: ShardCoordinator, consumer: WorkerConsumer, log: Logger): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   if (!(await coordinator.stop(timeoutMs))) return;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()))));
-  if ((await Promise.race([consumer.stop(), late])) === 'late') log.warn('drain timed out with messages in hand; the broker requeues them');
-  clearTimeout(timer);
+  if ((await settleWithin(consumer.stop(), deadline - Date.now(), 'late' as const)) === 'late') log.warn('drain timed out with messages in hand; the broker requeues them');
 }
 
 /** Unique per process, and readable in the membership table: host, pid and a random tail. */

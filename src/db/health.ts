@@ -1,3 +1,4 @@
+import { settleWithin } from '../settle-within';
 import { WagateError } from '../errors';
 import type { Sql } from './client';
 import { explainPostgresFailure, isLoginRefused } from './postgres-errors';
@@ -14,12 +15,8 @@ export function postgresAnswers(sql: Sql): Promise<'ok' | 'unavailable'> {
 }
 
 async function answersWithin(query: Promise<unknown>, timeoutMs: number): Promise<'ok' | 'unavailable'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'unavailable'>((resolve) => {
-    timer = setTimeout(() => resolve('unavailable'), timeoutMs);
-  });
   const answered = query.then(() => 'ok' as const, () => 'unavailable' as const);
-  return Promise.race([answered, timeout]).finally(() => clearTimeout(timer));
+  return settleWithin(answered, timeoutMs, 'unavailable' as const);
 }
 
 /**

@@ -1,3 +1,5 @@
+import { settleWithin } from '../settle-within';
+
 /** How a request answered after its publish (ACK_AFTER=publish) got its 200. */
 export type PublishWait = 'confirmed' | 'unconfirmed' | 'timed_out';
 
@@ -7,11 +9,9 @@ export type PublishWait = 'confirmed' | 'unconfirmed' | 'timed_out';
  * publishes later if the broker is away or slow. Only the moment of the 200 changes.
  */
 export async function waitForPublish(publishing: Promise<boolean>, timeoutMs: number): Promise<PublishWait> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<PublishWait>((resolve) => (timer = setTimeout(() => resolve('timed_out'), timeoutMs)));
   const settled = publishing.then(
     (confirmed): PublishWait => (confirmed ? 'confirmed' : 'unconfirmed'),
     (): PublishWait => 'unconfirmed',
   );
-  return Promise.race([settled, timeout]).finally(() => clearTimeout(timer));
+  return settleWithin(settled, timeoutMs, 'timed_out' as const);
 }

@@ -1,3 +1,4 @@
+import { failAfter } from '../settle-within';
 import { classifyPostgresError, isValueRefused } from '../db/postgres-errors';
 import { isWagateError, WagateError } from '../errors';
 
@@ -23,11 +24,7 @@ export function ledgerTimeout(deadlineMs: number): WagateError {
 
 /** The batch may still commit after the deadline; the provider's retry then finds a duplicate. */
 export function withDeadline<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(ledgerTimeout(deadlineMs)), deadlineMs);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  return failAfter(work, deadlineMs, () => ledgerTimeout(deadlineMs));
 }
 
 export async function runWithDeadlockRetry<T>(run: () => Promise<T>): Promise<T> {

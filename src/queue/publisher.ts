@@ -1,3 +1,4 @@
+import { settleWithin } from '../settle-within';
 import { once } from 'node:events';
 import type { ConfirmChannel, Message } from 'amqplib';
 import { endPublishSpan, injectPublishSpan, inPublishSpan, startPublishSpan } from '../telemetry/publish-span';
@@ -48,13 +49,13 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
         const { confirmed, bufferFull } = publishOne(channel, exchange, entry, unroutable);
         confirms.push(confirmed);
         // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
-        if (bufferFull) await withTimeout(once(channel, 'drain'), confirmTimeoutMs, undefined);
+        if (bufferFull) await settleWithin(once(channel, 'drain'), confirmTimeoutMs, undefined);
       }
       // One deadline for the whole batch rather than a timer per message; what is not
       // confirmed by then counts as failed.
       const results = confirms.map(() => false);
       const collected = confirms.map((confirm, index) => confirm.then((ok) => void (results[index] = ok)));
-      await withTimeout(Promise.all(collected), confirmTimeoutMs, undefined);
+      await settleWithin(Promise.all(collected), confirmTimeoutMs, undefined);
       return results;
     },
   };
@@ -97,17 +98,4 @@ function publishOne(channel: ConfirmChannel, exchange: string, entry: Publicatio
     resolveConfirm(false);
   }
   return { confirmed, bufferFull };
-}
-
-/**
- * Settles with work, or with fallback after ms. The timer is cleared as soon as work settles:
- * a timer left pending would keep its promise chain alive for the whole timeout, and at
- * thousands of publishes a second that is tens of megabytes of heap.
- */
-function withTimeout<T, F>(work: Promise<T>, ms: number, fallback: F): Promise<T | F> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<F>((resolve) => {
-    timer = setTimeout(() => resolve(fallback), ms).unref();
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

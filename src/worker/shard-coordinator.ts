@@ -1,3 +1,4 @@
+import { settleWithin } from '../settle-within';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import type { WorkerConsumer } from './consumer';
@@ -169,14 +170,11 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       stopping = true;
       await ticking;
       for (const shard of held) if (!busy.has(shard)) releaseInBackground(shard, 'worker stopping');
-      let timeout: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<boolean>((resolve) => (timeout = setTimeout(() => resolve(false), timeoutMs)));
       const drained = (async () => {
         while (releases.size > 0) await Promise.allSettled([...releases]);
         return held.size === 0;
       })();
-      const done = await Promise.race([drained, timedOut]);
-      clearTimeout(timeout);
+      const done = await settleWithin(drained, timeoutMs, false);
       if (timer) clearInterval(timer);
       if (done) await store.leave(me).catch(() => undefined);
       else log.warn({ shards: [...held] }, 'drain timed out; these shards move to other workers once this worker\'s heartbeat expires');
