@@ -4,6 +4,8 @@ const HISTOGRAMS = {
   ledgerCommitSeconds: 'wagate_ledger_commit_duration_seconds',
   publishSeconds: 'wagate_publish_duration_seconds',
   ackSeconds: 'wagate_webhook_ack_duration_seconds',
+  /** prom-client's default metric: every garbage collection's pause, all kinds together. */
+  gcSeconds: 'wagate_nodejs_gc_duration_seconds',
 } as const;
 
 type HistogramName = keyof typeof HISTOGRAMS;
@@ -15,7 +17,10 @@ export interface Histogram {
   count: number;
 }
 
-export type MetricsSnapshot = Record<HistogramName, Histogram>;
+export type MetricsSnapshot = Record<HistogramName, Histogram> & {
+  /** The longest event-loop delay since the previous scrape (prom-client resets it at each scrape). */
+  loopLagMaxSeconds: number;
+};
 
 export interface HistogramSummary {
   count: number;
@@ -28,7 +33,8 @@ export interface HistogramSummary {
 export async function scrapeIngestMetrics(url: string): Promise<MetricsSnapshot> {
   const text = await (await fetch(url)).text();
   const entries = Object.entries(HISTOGRAMS).map(([key, name]) => [key, parseHistogram(text, name)]);
-  return Object.fromEntries(entries) as MetricsSnapshot;
+  const lag = /^wagate_nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)$/m.exec(text);
+  return { ...(Object.fromEntries(entries) as Record<HistogramName, Histogram>), loopLagMaxSeconds: lag ? Number(lag[1]) : NaN };
 }
 
 /** What happened between two scrapes; histograms are cumulative, so the difference is the phase. */

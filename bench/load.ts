@@ -12,6 +12,12 @@ export interface LoadResult {
   errors: number;
   /** The paced runs: what each request that was not a 2xx got instead ("503", "ECONNRESET", ...), counted. */
   failures?: Record<string, number>;
+  /**
+   * The paced runs: how late the generator sent each request after it was due. It is part of
+   * every latency (counted from when a request was due), and shows when the generator itself,
+   * not the server, was short of CPU.
+   */
+  sendLagMs?: LatencySummary;
   /** 2xx answers per second. */
   requestsPerSecond: number;
   latencyMs: LatencySummary;
@@ -89,6 +95,7 @@ export async function runPaced(url: string, source: MessageSource, rate: number,
   const intervalMs = 1000 / rate;
   const total = Math.round(rate * seconds);
   const latencies: number[] = [];
+  const sendLags: number[] = [];
   const ackedIds: string[] = [];
   let non2xx = 0;
   let errors = 0;
@@ -101,6 +108,7 @@ export async function runPaced(url: string, source: MessageSource, rate: number,
     const finish = () => (settled += 1) === total && resolve();
     const send = (index: number) => {
       const dueMs = startMs + index * intervalMs;
+      sendLags.push(performance.now() - dueMs);
       const message = source.next();
       const request = http.request(url, { method: 'POST', agent, headers: headersFor(message.signature) }, (response) => {
         response.resume();
@@ -132,7 +140,7 @@ export async function runPaced(url: string, source: MessageSource, rate: number,
     tick();
   });
   agent.destroy();
-  return { seconds, ok: ackedIds.length, non2xx, errors, failures, requestsPerSecond: ackedIds.length / seconds, latencyMs: summarize(latencies), ackedIds };
+  return { seconds, ok: ackedIds.length, non2xx, errors, failures, sendLagMs: summarize(sendLags), requestsPerSecond: ackedIds.length / seconds, latencyMs: summarize(latencies), ackedIds };
 }
 
 function summarize(values: number[]): LatencySummary {

@@ -2,6 +2,7 @@ import type { Sql } from '../src/db/client';
 import { startFakeProvider, type FakeProvider } from '../src/dev/fake-provider';
 import { importCatalog } from '../src/orders/catalog-import';
 import { waitForOutboxDrain } from './checks';
+import { scrapeIngestMetrics, summarizeBetween, type Histogram } from './ingest-metrics';
 import { countWorkMessages, createBenchEnvironment, type BenchEnvironment } from './environment';
 import { postAll, runClosedLoop, runPaced, type LatencySummary, type LoadResult } from './load';
 import { createMessageSource, type MessageSource } from './messages';
@@ -74,11 +75,53 @@ export async function saturate(system: System, seconds: number, connections = 64
   return { acksPerSecond: results.reduce((sum, result) => sum + result.requestsPerSecond, 0), results };
 }
 
+/** What a paced run measured: the client's latencies, and the ingest's own view of the same requests. */
+export type PacedTail = LatencySummary & {
+  ok: number;
+  failed: number;
+  failures: Record<string, number>;
+  /** How late the generator sent requests (part of every latency). */
+  sendLagMs: LatencySummary;
+  /** The ingest's ack histogram over the run (from request arrival to response; p99 from its buckets). */
+  serverAckMs: { mean: number; p99: number };
+  /**
+   * The ingest's group commits over the run. A stall of Postgres holds every commit in flight
+   * at once while requests pile up behind them, so a few slow commits make many slow acks: the
+   * per-commit p99 hides what the count of slow ones shows.
+   */
+  commitMs: { mean: number; p99: number; atLeast50Ms: number };
+  /** The ingest's longest event-loop delay during the run, and its garbage collections (pauses ≥ 100 ms counted apart). */
+  loopLagMaxMs: number;
+  gc: { count: number; totalMs: number; atLeast100Ms: number };
+};
+
 /** 500 req/s (or rate) against the first ingest, latency from when each request was due. */
-export async function paced(system: System, rate: number, seconds: number, ingest = system.ingests[0]!): Promise<LatencySummary & { ok: number; failed: number; failures: Record<string, number> }> {
+export async function paced(system: System, rate: number, seconds: number, ingest = system.ingests[0]!): Promise<PacedTail> {
+  const before = ingest.metricsUrl ? await scrapeIngestMetrics(ingest.metricsUrl) : null;
   const result = await runPaced(ingest.webhookUrl, system.source, rate, seconds);
+  const after = ingest.metricsUrl ? await scrapeIngestMetrics(ingest.metricsUrl) : null;
+  const internals = before && after ? summarizeBetween(before, after) : null;
   keep(system, result);
-  return { ...result.latencyMs, ok: result.ok, failed: result.non2xx + result.errors, failures: result.failures ?? {} };
+  const inMs = (summary: { mean: number; p99: number } | undefined) => ({ mean: (summary?.mean ?? NaN) * 1000, p99: (summary?.p99 ?? NaN) * 1000 });
+  return {
+    ...result.latencyMs,
+    ok: result.ok,
+    failed: result.non2xx + result.errors,
+    failures: result.failures ?? {},
+    sendLagMs: result.sendLagMs!,
+    serverAckMs: inMs(internals?.ackSeconds),
+    commitMs: { ...inMs(internals?.ledgerCommitSeconds), atLeast50Ms: before && after ? countAtLeast(before.ledgerCommitSeconds, after.ledgerCommitSeconds, 0.05) : NaN },
+    loopLagMaxMs: (after?.loopLagMaxSeconds ?? NaN) * 1000,
+    gc: before && after
+      ? { count: after.gcSeconds.count - before.gcSeconds.count, totalMs: (after.gcSeconds.sum - before.gcSeconds.sum) * 1000, atLeast100Ms: countAtLeast(before.gcSeconds, after.gcSeconds, 0.1) }
+      : { count: NaN, totalMs: NaN, atLeast100Ms: NaN },
+  };
+}
+
+/** Observations of at least `bound` seconds (a bucket bound) between two scrapes of a histogram. */
+function countAtLeast(before: Histogram, after: Histogram, bound: number): number {
+  const below = (histogram: Histogram) => histogram.buckets.find(([le]) => le === bound)?.[1] ?? 0;
+  return after.count - before.count - (below(after) - below(before));
 }
 
 /** Acks/s and orders/s of `processes` ingests and as many workers, at saturation. */

@@ -1,4 +1,4 @@
-import type { TailRound } from './system-tails';
+import type { Tail, TailRound } from './system-tails';
 
 /** A figure over the rounds: its median and its range, since one round on a shared 2-core machine varies by ±20 %. */
 export interface Spread {
@@ -38,13 +38,25 @@ export interface DrainRound {
   two: Drain;
 }
 
+type TailPart = 'sendLag' | 'serverAck' | 'commit' | 'slowCommits' | 'loopLag' | 'longGcs';
+type TailPhase = 'quiet' | 'afterBurst' | 'underBacklog' | 'freshFirst' | 'freshNext';
+const PHASES: Record<TailPhase, (tails: TailRound) => Tail> = {
+  quiet: (t) => t.quiet,
+  afterBurst: (t) => t.afterBurst,
+  underBacklog: (t) => t.underBacklog,
+  freshFirst: (t) => t.freshIngest.first,
+  freshNext: (t) => t.freshIngest.next,
+};
+
 export interface SystemSummary {
   rounds: number;
   drainMessages: number;
   tailRate: number;
   throughput: Record<'acks1' | 'acks2' | 'acksRatio' | 'orders1' | 'orders2' | 'ordersRatio', Spread>;
   drain: Record<'seconds1' | 'seconds2' | 'speedup', Spread>;
-  tails: Record<'quiet' | 'afterBurst' | 'underBacklog' | 'freshFirst' | 'freshNext', Record<'p50' | 'p99' | 'max', Spread>>;
+  tails: Record<TailPhase, Record<'p50' | 'p99' | 'max', Spread>>;
+  /** Where each phase's tail was spent: the generator's lateness, the ingest's own ack time and its group commits (p99s). */
+  tailParts: Record<TailPhase, Record<TailPart, Spread>>;
   queuedDuringBacklog: Spread;
 }
 
@@ -52,11 +64,21 @@ const ratio = (a: number | null, b: number | null) => (a === null || b === null 
 
 export function summarizeSystem(rounds: { throughput: ThroughputRound; drain: DrainRound; tails: TailRound }[], drainMessages: number, tailRate: number): SystemSummary {
   const over = (pick: (round: (typeof rounds)[number]) => number | null) => spread(rounds.map(pick));
-  const tail = (pick: (tails: TailRound) => { p50: number; p99: number; max: number }) => ({
+  const tail = (pick: (tails: TailRound) => Tail) => ({
     p50: over((round) => pick(round.tails).p50),
     p99: over((round) => pick(round.tails).p99),
     max: over((round) => pick(round.tails).max),
   });
+  const parts = (pick: (tails: TailRound) => Tail) => ({
+    sendLag: over((round) => pick(round.tails).sendLagMs.p99),
+    serverAck: over((round) => pick(round.tails).serverAckMs.p99),
+    commit: over((round) => pick(round.tails).commitMs.p99),
+    slowCommits: over((round) => pick(round.tails).commitMs.atLeast50Ms),
+    loopLag: over((round) => pick(round.tails).loopLagMaxMs),
+    longGcs: over((round) => pick(round.tails).gc.atLeast100Ms),
+  });
+  const perPhase = <T>(make: (pick: (tails: TailRound) => Tail) => T) =>
+    Object.fromEntries(Object.entries(PHASES).map(([phase, pick]) => [phase, make(pick)])) as Record<TailPhase, T>;
   return {
     rounds: rounds.length,
     drainMessages,
@@ -74,13 +96,8 @@ export function summarizeSystem(rounds: { throughput: ThroughputRound; drain: Dr
       seconds2: over((r) => r.drain.two.seconds),
       speedup: over((r) => ratio(r.drain.one.seconds, r.drain.two.seconds)),
     },
-    tails: {
-      quiet: tail((t) => t.quiet),
-      afterBurst: tail((t) => t.afterBurst),
-      underBacklog: tail((t) => t.underBacklog),
-      freshFirst: tail((t) => t.freshIngest.first),
-      freshNext: tail((t) => t.freshIngest.next),
-    },
+    tails: perPhase(tail),
+    tailParts: perPhase(parts),
     queuedDuringBacklog: over((r) => r.tails.underBacklog.queued),
   };
 }
@@ -93,6 +110,11 @@ function show(value: Spread, digits: number, unit = ''): string {
 
 function tailRow(label: string, figures: Record<'p50' | 'p99' | 'max', Spread>): string {
   return `  ${label.padEnd(44)} ${show(figures.p50, 1).padEnd(20)} ${show(figures.p99, 1).padEnd(22)} ${show(figures.max, 1)}`;
+}
+
+function partsRow(label: string, figures: Record<TailPart, Spread>): string {
+  const columns = [show(figures.sendLag, 1).padEnd(20), show(figures.serverAck, 1).padEnd(20), show(figures.commit, 1).padEnd(20), show(figures.slowCommits, 0).padEnd(20), show(figures.loopLag, 1).padEnd(20), show(figures.longGcs, 0)];
+  return `  ${label.padEnd(44)} ${columns.join(' ')}`;
 }
 
 export function formatSystemReport(summary: SystemSummary): string {
@@ -114,5 +136,13 @@ export function formatSystemReport(summary: SystemSummary): string {
     tailRow(`(c) ${show(summary.queuedDuringBacklog, 0)} queued`, tails.underBacklog),
     tailRow('(d) a fresh ingest, first seconds', tails.freshFirst),
     tailRow('    the same process, next seconds', tails.freshNext),
+    '',
+    'Where the tail was spent (ms): p99s of the generator\'s lateness, the ingest\'s acks and commits (from its histogram buckets); how many commits took 50 ms or more; the ingest\'s longest event-loop delay; its GC pauses of 100 ms or more (count)',
+    `  ${''.padEnd(44)} ${['generator sent late', 'ingest ack', 'group commit', 'commits ≥ 50 ms', 'event loop, max', 'GC pauses ≥ 100 ms'].map((title) => title.padEnd(20)).join(' ')}`,
+    partsRow('(a) quiet', summary.tailParts.quiet),
+    partsRow('(b) right after a saturation burst', summary.tailParts.afterBurst),
+    partsRow('(c) under the backlog', summary.tailParts.underBacklog),
+    partsRow('(d) a fresh ingest, first seconds', summary.tailParts.freshFirst),
+    partsRow('    the same process, next seconds', summary.tailParts.freshNext),
   ].join('\n');
 }

@@ -1,6 +1,5 @@
 import { countWorkMessages } from './environment';
-import type { LatencySummary } from './load';
-import { createSystem, fill, missingRows, paced, saturate } from './system-phases';
+import { createSystem, fill, missingRows, paced, saturate, type PacedTail } from './system-phases';
 import type { Track } from './worker';
 
 export interface TailSettings {
@@ -16,7 +15,7 @@ export interface TailSettings {
   settleSeconds: number;
 }
 
-export type Tail = LatencySummary & { ok: number; failed: number; failures: Record<string, number> };
+export type Tail = PacedTail;
 
 export interface TailRound {
   /** (d) a new ingest loaded the moment /readyz says it is ready with a broker, and the same process right after. */
