@@ -55,11 +55,24 @@ export function createCpuLimitedGroup(name: string, cores: number): CpuLimitedGr
   };
 }
 
-/** Throttled time so far (ms): how long the quota held the group back. */
-export function throttledMs(group: CpuLimitedGroup): number {
+/** CFS enforcement periods so far in which the group ran, and how many of them its quota cut short. */
+export interface Throttling {
+  periods: number;
+  throttled: number;
+}
+
+export function throttling(group: CpuLimitedGroup): Throttling {
   const stat = readFileSync(path.join(group.path, 'cpu.stat'), 'utf8');
-  const v1 = /throttled_time (\d+)/.exec(stat);
-  if (v1) return Number(v1[1]) / 1e6;
-  const v2 = /throttled_usec (\d+)/.exec(stat);
-  return v2 ? Number(v2[1]) / 1000 : 0;
+  const count = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(stat)?.[1] ?? NaN);
+  return { periods: count('nr_periods'), throttled: count('nr_throttled') };
+}
+
+/**
+ * The share of the periods between two readings in which the quota held the group back: near
+ * 1 means the process was CPU-bound all along. Periods, not cgroup v1's throttled_time, which
+ * adds up per CPU and so can pass the wall-clock time on a machine of several cores.
+ */
+export function throttledShare(before: Throttling, after: Throttling): number {
+  const periods = after.periods - before.periods;
+  return periods > 0 ? (after.throttled - before.throttled) / periods : NaN;
 }

@@ -1,5 +1,5 @@
 import { startFakeProvider } from '../src/dev/fake-provider';
-import { createCpuLimitedGroup, throttledMs, type CpuLimitedGroup } from './cgroup';
+import { createCpuLimitedGroup, throttledShare, throttling, type CpuLimitedGroup } from './cgroup';
 import type { Check } from './checks';
 import { createBenchEnvironment, type BenchEnvironment } from './environment';
 import { startWorkerProcess, type WorkerProcess } from './servers';
@@ -20,8 +20,8 @@ export interface ScaleRun extends ScaleRunSpec {
   messagesPerSecond: number;
   /** Shards each worker held at the end (all should be within one of each other). */
   shardsPerWorker: number[];
-  /** Time the CFS quota held each worker back: near the run's length means it was CPU-bound. */
-  throttledSeconds: number[];
+  /** Share of each worker's CFS periods, from the let-go to the end, that its quota cut short: near 1 means it was CPU-bound. */
+  throttledShares: number[];
   checks: Check[];
 }
 
@@ -47,6 +47,7 @@ export async function runScaleScenario(spec: ScaleRunSpec, track: Track): Promis
   const releaseFake = track(() => fake.close());
   const started = await startLimitedWorkers(env, spec, fake.url, track);
   await waitForMembers(env, spec.workers);
+  const throttlingAtLetGo = started.map((s) => throttling(s.group));
   const [letGo] = await env.sql<{ at: number }[]>`
     UPDATE work_shard_settings SET paused = false WHERE queue_prefix = ${env.queuePrefix}
     RETURNING (extract(epoch FROM now()) * 1000)::float8 AS at`;
@@ -55,7 +56,7 @@ export async function runScaleScenario(spec: ScaleRunSpec, track: Track): Promis
   const [row] = await env.sql<{ last: number | null }[]>`
     SELECT (extract(epoch FROM max(processed_at)) * 1000)::float8 AS last FROM webhook_messages`;
   const shardsPerWorker = await shardsHeld(env, spec.workers);
-  const throttledSeconds = started.map((s) => throttledMs(s.group) / 1000);
+  const throttledShares = started.map((s, index) => throttledShare(throttlingAtLetGo[index]!, throttling(s.group)));
   for (const { release } of started) await release();
 
   const orderIds = messages.filter((message) => message.text === ORDER_TEXT).map((message) => message.id);
@@ -69,7 +70,7 @@ export async function runScaleScenario(spec: ScaleRunSpec, track: Track): Promis
     seconds,
     messagesPerSecond: spec.messages / seconds,
     shardsPerWorker,
-    throttledSeconds,
+    throttledShares,
     checks: checks.map((check) => ({ ...check, name: `scale-out, ${label}: ${check.name}` })),
   };
 }

@@ -36,7 +36,7 @@ export function summarizeScale(runs: ScaleRun[][], loadAverage: number[]): Scale
         speedUp: rateOf(workers) / base,
         perRound: mine.map((run) => run.messagesPerSecond),
         shardsPerWorker: last.shardsPerWorker,
-        throttledShare: median(mine.flatMap((run) => run.throttledSeconds.map((t) => t / run.seconds))),
+        throttledShare: median(mine.flatMap((run) => run.throttledShares)),
       };
     }),
   };
@@ -64,6 +64,6 @@ export function formatScaleReport(summary: ScaleSummary, spec: { messages: numbe
       `load average at the end ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')})`,
     line(header),
     ...rows.map(line),
-    '  "throttled": share of the run each worker was held back by its CPU quota (near 100 % means CPU-bound).',
+    '  "throttled": share of each worker\'s CPU periods in the run that its quota cut short (near 100 % means CPU-bound).',
   ].join('\n');
 }
