@@ -73,6 +73,12 @@ function subtract(after: Histogram, before: Histogram): Histogram {
   };
 }
 
+/** Observations of at least `bound` seconds (a bucket bound) between two scrapes of a histogram. */
+export function countAtLeast(before: Histogram, after: Histogram, bound: number): number {
+  const below = (histogram: Histogram) => histogram.buckets.find(([le]) => le === bound)?.[1] ?? 0;
+  return after.count - before.count - (below(after) - below(before));
+}
+
 export function summarize(histogram: Histogram): HistogramSummary {
   return {
     count: histogram.count,

@@ -2,7 +2,7 @@ import type { Sql } from '../src/db/client';
 import { startFakeProvider, type FakeProvider } from '../src/dev/fake-provider';
 import { importCatalog } from '../src/orders/catalog-import';
 import { waitForOutboxDrain } from './checks';
-import { scrapeIngestMetrics, summarizeBetween, type Histogram } from './ingest-metrics';
+import { countAtLeast, scrapeIngestMetrics, summarizeBetween } from './ingest-metrics';
 import { countWorkMessages, createBenchEnvironment, type BenchEnvironment } from './environment';
 import { postAll, runClosedLoop, runPaced, type LatencySummary, type LoadResult } from './load';
 import { createMessageSource, type MessageSource } from './messages';
@@ -116,12 +116,6 @@ export async function paced(system: System, rate: number, seconds: number, inges
       ? { count: after.gcSeconds.count - before.gcSeconds.count, totalMs: (after.gcSeconds.sum - before.gcSeconds.sum) * 1000, atLeast100Ms: countAtLeast(before.gcSeconds, after.gcSeconds, 0.1) }
       : { count: NaN, totalMs: NaN, atLeast100Ms: NaN },
   };
-}
-
-/** Observations of at least `bound` seconds (a bucket bound) between two scrapes of a histogram. */
-function countAtLeast(before: Histogram, after: Histogram, bound: number): number {
-  const below = (histogram: Histogram) => histogram.buckets.find(([le]) => le === bound)?.[1] ?? 0;
-  return after.count - before.count - (below(after) - below(before));
 }
 
 /** Acks/s and orders/s of `processes` ingests and as many workers, at saturation. */

@@ -1,4 +1,3 @@
-import { settleWithin } from '../settle-within';
 import type { RequestListener } from 'node:http';
 import type { Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
@@ -14,6 +13,7 @@ import { createPublisher } from '../queue/publisher';
 import { checkShardCountAtStart } from '../ledger/shard-count';
 import { assertTopology, unroutedTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
+import { settleWithin } from '../settle-within';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { refuseWrongDatabaseLogin } from '../db/health';
 import { warmUpLedger } from '../ledger/warm-up';

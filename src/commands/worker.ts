@@ -1,4 +1,3 @@
-import { settleWithin } from '../settle-within';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { checkWorkerConfig, type Config } from '../config';
@@ -12,6 +11,7 @@ import { countStuckMessages, stuckAfterMs } from '../ledger/stuck';
 import { createPublisher } from '../queue/publisher';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
+import { settleWithin } from '../settle-within';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { createWorkerConsumer, type WorkerConsumer } from '../worker/consumer';
 import { createMembershipStore } from '../worker/membership-store';

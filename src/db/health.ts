@@ -1,5 +1,5 @@
-import { settleWithin } from '../settle-within';
 import { WagateError } from '../errors';
+import { settleWithin } from '../settle-within';
 import type { Sql } from './client';
 import { explainPostgresFailure, isLoginRefused } from './postgres-errors';
 

@@ -1,6 +1,6 @@
-import { failAfter } from '../settle-within';
 import { classifyPostgresError, isValueRefused } from '../db/postgres-errors';
 import { isWagateError, WagateError } from '../errors';
+import { failAfter } from '../settle-within';
 
 const DEADLOCK_RETRIES = 3;
 

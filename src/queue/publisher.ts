@@ -1,8 +1,8 @@
-import { settleWithin } from '../settle-within';
 import { once } from 'node:events';
 import type { ConfirmChannel, Message } from 'amqplib';
 import { endPublishSpan, injectPublishSpan, inPublishSpan, startPublishSpan } from '../telemetry/publish-span';
 import type { Broker } from './broker';
+import { settleWithin } from '../settle-within';
 
 export interface Publication {
   /** AMQP message id, source:message_id, so consumers can recognise a redelivery. */

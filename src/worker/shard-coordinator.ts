@@ -1,5 +1,5 @@
-import { settleWithin } from '../settle-within';
 import type { Logger } from '../telemetry/logger';
+import { settleWithin } from '../settle-within';
 import type { Metrics } from '../telemetry/metrics';
 import type { WorkerConsumer } from './consumer';
 import type { GroupView, MembershipStore } from './membership-store';
