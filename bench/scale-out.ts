@@ -1,6 +1,7 @@
 import { startFakeProvider } from '../src/dev/fake-provider';
 import { createCpuLimitedGroup, throttledShare, throttling, type CpuLimitedGroup } from './cgroup';
 import type { Check } from './checks';
+import { nextCountDelayMs } from './count-pace';
 import { createBenchEnvironment, type BenchEnvironment } from './environment';
 import { startWorkerProcess, type WorkerProcess } from './servers';
 import { ACCESS_TOKEN, ORDER_TEXT, prepareBacklog, verifyWorkerRun, type Track } from './worker';
@@ -116,12 +117,14 @@ async function waitForMembers(env: BenchEnvironment, count: number): Promise<voi
 async function waitUntilDone(env: BenchEnvironment, total: number, workers: WorkerProcess[]): Promise<boolean> {
   // Generous, so that a stall shows as a failed check: 60 s plus 40 ms a message.
   const deadline = Date.now() + 60_000 + total * 40;
+  const countingFrom = Date.now();
   while (Date.now() < deadline) {
     const [row] = await env.sql<{ done: number }[]>`
       SELECT count(*) FILTER (WHERE status IN ('processed', 'unmatched'))::integer AS done FROM webhook_messages`;
     if (row!.done >= total) return true;
     if (workers.some((worker) => worker.exited())) return false;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    // The drain's time comes from processed_at; the pace only keeps the count off Postgres.
+    await new Promise((resolve) => setTimeout(resolve, nextCountDelayMs(row!.done, total, Date.now() - countingFrom)));
   }
   return false;
 }

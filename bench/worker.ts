@@ -1,6 +1,7 @@
 import { startFakeProvider, type FakeProvider } from '../src/dev/fake-provider';
 import { importCatalog } from '../src/orders/catalog-import';
 import { waitForOutboxDrain, waitForQueueCount, type Check } from './checks';
+import { nextCountDelayMs } from './count-pace';
 import { countSetAsideMessages, countWorkMessages, createBenchEnvironment, type BenchEnvironment } from './environment';
 import { parseHistogram, summarize, type HistogramSummary } from './ingest-metrics';
 import { postAll } from './load';
@@ -200,20 +201,30 @@ async function waitUntilProcessed(env: BenchEnvironment, worker: WorkerProcess, 
   let samples = 0;
   let firstProcessedMs: number | null = null;
   let done = 0;
+  let parked = 0;
+  let countAt = 0;
   while (performance.now() < deadline) {
-    const [[row], activity] = await Promise.all([
-      env.sql<{ done: number; parked: number }[]>`
-        SELECT count(*) FILTER (WHERE status IN ('processed', 'unmatched'))::integer AS done,
-               count(*) FILTER (WHERE status = 'queued' AND attempts > 0)::integer AS parked
-        FROM webhook_messages`,
+    // Connection states every round (pg_stat_activity is cheap); the count only when it is due.
+    const counting = performance.now() >= countAt;
+    const [counted, activity] = await Promise.all([
+      counting
+        ? env.sql<{ done: number; parked: number }[]>`
+            SELECT count(*) FILTER (WHERE status IN ('processed', 'unmatched'))::integer AS done,
+                   count(*) FILTER (WHERE status = 'queued' AND attempts > 0)::integer AS parked
+            FROM webhook_messages`
+        : null,
       env.sql<{ state: string }[]>`
         SELECT concat_ws(' ', state, wait_event_type || ':' || wait_event) AS state FROM pg_stat_activity
         WHERE datname = current_database() AND application_name = 'wagate-worker'`,
     ]);
-    done = row!.done;
-    if (done > 0 && firstProcessedMs === null) firstProcessedMs = performance.now() - worker.spawnedAt;
+    if (counted) {
+      ({ done, parked } = counted[0]!);
+      if (done > 0 && firstProcessedMs === null) firstProcessedMs = performance.now() - worker.spawnedAt;
+      const countingForMs = firstProcessedMs === null ? 0 : performance.now() - worker.spawnedAt - firstProcessedMs;
+      countAt = performance.now() + nextCountDelayMs(done, total, countingForMs);
+    }
     // Messages waiting out a retry tier's delay are not work: stop counting when only they are left.
-    if (done + row!.parked >= total && !cpuCores) cpuCores = cpu.stop();
+    if (done + parked >= total && !cpuCores) cpuCores = cpu.stop();
     if (done >= total) break;
     if (done > 0 && !cpuCores) {
       samples += 1;
