@@ -13,6 +13,7 @@ export interface Candidate extends Product {
    * Words of the phrase that none of this product's name and aliases contains (pg_trgm strict word
    * similarity, word against whole words, below the threshold): "large" in "large margherita", "thre"
    * in "thre margheritas", "pepsi" against "pepperoni". A match that leaves a word unexplained is not sure.
+   * Listed only for a product scoring at least the threshold; a weaker one is only ever suggested.
    */
   unexplained: string[];
 }
@@ -42,10 +43,11 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
   if (phrases.length === 0) return [];
   const rows = await sql<(Candidate & { ord: number })[]>`
     SELECT q.ord::integer AS ord, c.sku, c.name, c.price::text AS price, c.currency, c.score,
-           ARRAY(
+           -- Only a plausible product can be taken, so only its words are checked (half the statement's work).
+           CASE WHEN c.score >= ${options.threshold} THEN ARRAY(
              SELECT w FROM regexp_split_to_table(q.folded, '[^[:alnum:]]+') AS w
              WHERE w <> '' AND coalesce((SELECT max(strict_word_similarity(w, term)) FROM unnest(c.search_terms) AS term), 0) < ${options.threshold}
-           ) AS unexplained
+           ) ELSE '{}'::text[] END AS unexplained
     -- Folded once per phrase, not once per product and term (unaccent is the costly part).
     FROM (SELECT ord, wagate_fold(phrase) AS folded FROM unnest(${phrases}::text[]) WITH ORDINALITY AS u(phrase, ord) OFFSET 0) AS q
     CROSS JOIN LATERAL (
