@@ -43,7 +43,7 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
   if (phrases.length === 0) return [];
   const rows = await sql<(Candidate & { ord: number })[]>`
     SELECT q.ord::integer AS ord, c.sku, c.name, c.price::text AS price, c.currency, c.score,
-           -- Only a plausible product can be taken, so only its words are checked (half the statement's work).
+           -- Only a plausible product can be taken, so only its words are checked (checking every candidate's was two fifths of the statement's time).
            CASE WHEN c.score >= ${options.threshold} THEN ARRAY(
              SELECT w FROM regexp_split_to_table(q.folded, '[^[:alnum:]]+') AS w
              WHERE w <> '' AND coalesce((SELECT max(strict_word_similarity(w, term)) FROM unnest(c.search_terms) AS term), 0) < ${options.threshold}
