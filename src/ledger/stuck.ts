@@ -45,9 +45,13 @@ export async function requeueStuckMessages(sql: Sql, stuckAfter: number): Promis
   return rows.length;
 }
 
-/** The condition on webhook_messages m that makes a message stuck; one place for the count and the requeue. */
+/**
+ * The condition on webhook_messages m that makes a message stuck; one place for the count and
+ * the requeue. wagate_unfinished(status) is what the partial index of unfinished messages is
+ * built on (migration 013).
+ */
 function isStuck(sql: Sql, stuckAfter: number) {
-  return sql`m.status IN ('queued', 'processing') AND m.updated_at < now() - make_interval(secs => ${stuckAfter / 1000})
+  return sql`wagate_unfinished(m.status) AND m.updated_at < now() - make_interval(secs => ${stuckAfter / 1000})
     AND m.payload IS NOT NULL
     AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)`;
 }
