@@ -16,6 +16,8 @@ export interface CpuLimitedGroup {
   version: 1 | 2;
   /** Moves a process (all its threads) into the group. */
   add(pid: number): void;
+  /** Changes the limit; null lifts it (the scale-out's warm-up runs unlimited). */
+  setCores(cores: number | null): void;
   /** Removes the group; its processes must have exited. */
   remove(): void;
 }
@@ -30,21 +32,25 @@ export function cgroupVersion(): 1 | 2 | null {
 export function createCpuLimitedGroup(name: string, cores: number): CpuLimitedGroup {
   const version = cgroupVersion();
   if (version === null) throw new Error(`no writable cpu cgroup controller at ${V1_CPU_ROOT} (v1) or ${V2_ROOT} (v2): the scale-out bench needs root and cgroups`);
-  const quotaUs = Math.round(cores * CFS_PERIOD_US);
   const dir = path.join(version === 1 ? V1_CPU_ROOT : V2_ROOT, name);
   mkdirSync(dir);
-  if (version === 1) {
-    writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
-    writeFileSync(path.join(dir, 'cpu.cfs_quota_us'), String(quotaUs));
-  } else {
-    writeFileSync(path.join(dir, 'cpu.max'), `${quotaUs} ${CFS_PERIOD_US}`);
-  }
+  const setCores = (limit: number | null) => {
+    const quotaUs = limit === null ? null : Math.round(limit * CFS_PERIOD_US);
+    if (version === 1) {
+      writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
+      writeFileSync(path.join(dir, 'cpu.cfs_quota_us'), String(quotaUs ?? -1));
+    } else {
+      writeFileSync(path.join(dir, 'cpu.max'), `${quotaUs ?? 'max'} ${CFS_PERIOD_US}`);
+    }
+  };
+  setCores(cores);
   return {
     path: dir,
     version,
     add(pid) {
       writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
     },
+    setCores,
     remove() {
       try {
         rmdirSync(dir);

@@ -112,6 +112,12 @@ function readCmdline(pid: number): string {
   }
 }
 
+/** CPU time a process has used so far (user and system, all its threads), or null if it is gone. */
+export function processCpuSeconds(pid: number): number | null {
+  const stat = readStat(pid);
+  return stat === null ? null : stat.ticks / TICKS_PER_SECOND;
+}
+
 /** utime + stime of a process (fields 14 and 15 of /proc/<pid>/stat), or null if it is gone. */
 function readStat(pid: number): { comm: string; ticks: number } | null {
   try {

@@ -43,8 +43,8 @@ import { formatScaleReport, summarizeScale } from './scale-report';
  * worker: one worker process drains queues filled beforehand through the ingest, against the
  * fake Graph API answering at once, then after 100 ms (prefetch 32, then 128). About 40 s.
  *
- * scale: 1, 2 and 3 worker processes, each limited to a quarter core, drain the same backlog.
- * About 3 minutes.
+ * scale: 1, 2 and 3 worker processes, each limited to a quarter core, drain the same backlog,
+ * after a warm-up drain of their own (BENCH_SCALE_WARM_UP). About 6 minutes.
  *
  * hostile: genuine requests at a steady rate while each slow or abusive client of
  * test/hostile/slow-clients.test.ts attacks one ingest, and with no attack for reference:
@@ -78,6 +78,13 @@ const SCALE_MESSAGES = positiveInteger('BENCH_SCALE_MESSAGES', 8000);
 const SCALE_SHARDS = positiveInteger('BENCH_SCALE_SHARDS', 12);
 const SCALE_MAX_WORKERS = positiveInteger('BENCH_SCALE_WORKERS', 3);
 const SCALE_CORES_PER_WORKER = Number(process.env.BENCH_SCALE_CORES ?? 0.25);
+/**
+ * Messages each worker drains unlimited before the measured drain, as a pod that has been
+ * running has: a fresh Node process spends its first few thousand messages compiling its hot
+ * path, over a second of CPU, which at a quarter core is most of an 8,000-message drain. 0
+ * measures fresh workers.
+ */
+const SCALE_WARM_UP_PER_WORKER = nonNegativeInteger('BENCH_SCALE_WARM_UP', 3000);
 
 type Phases = Record<'aBare' | 'aDurable' | 'bBare' | 'bDurable', PhaseResult[]>;
 
@@ -245,14 +252,21 @@ async function runWorkerBench(): Promise<{ summary: WorkerSummary; perRound: Wor
  */
 async function runScaleBench() {
   const perRound: ScaleRun[][] = [];
-  const spec = { messages: SCALE_MESSAGES, shards: SCALE_SHARDS, coresPerWorker: SCALE_CORES_PER_WORKER, prefetch: DEFAULT_PREFETCH };
+  const spec = {
+    messages: SCALE_MESSAGES,
+    shards: SCALE_SHARDS,
+    coresPerWorker: SCALE_CORES_PER_WORKER,
+    prefetch: DEFAULT_PREFETCH,
+    warmUpPerWorker: SCALE_WARM_UP_PER_WORKER,
+  };
   for (let round = 1; round <= SCALE_ROUNDS; round += 1) {
     const runs: ScaleRun[] = [];
     for (let workers = 1; workers <= SCALE_MAX_WORKERS; workers += 1) {
       const runSpec: ScaleRunSpec = { ...spec, workers };
       log(`scale-out round ${round}/${SCALE_ROUNDS}: ${workers} worker(s) at ${SCALE_CORES_PER_WORKER} core each, ${SCALE_MESSAGES} messages`);
       const result = await runScaleScenario(runSpec, track);
-      log(`  ${result.messagesPerSecond.toFixed(0)} messages/s over ${result.seconds.toFixed(2)} s, shards ${result.shardsPerWorker.join('/')}`);
+      log(`  ${result.messagesPerSecond.toFixed(0)} messages/s over ${result.seconds.toFixed(2)} s, shards ${result.shardsPerWorker.join('/')}, ` +
+        `${result.workerCpuMsPerMessage.toFixed(2)} ms of worker CPU a message`);
       runs.push(result);
     }
     perRound.push(runs);
@@ -273,6 +287,12 @@ function parts(value: string | undefined): Set<Part> {
   const chosen = value.split(',').map((part) => part.trim());
   if (chosen.every((part): part is Part => (PARTS as string[]).includes(part))) return new Set(chosen);
   throw new Error(`BENCH_ONLY must be ${PARTS.join(', ')}, a comma-separated list of them, or all`);
+}
+
+function nonNegativeInteger(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number, 0 or more`);
+  return value;
 }
 
 function positiveInteger(name: string, fallback: number): number {

@@ -1,8 +1,9 @@
-import { startFakeProvider } from '../src/dev/fake-provider';
+import { startFakeProvider, type FakeProvider } from '../src/dev/fake-provider';
 import { createCpuLimitedGroup, throttledShare, throttling, type CpuLimitedGroup } from './cgroup';
 import type { Check } from './checks';
 import { nextCountDelayMs } from './count-pace';
 import { createBenchEnvironment, type BenchEnvironment } from './environment';
+import { processCpuSeconds } from './probes';
 import { startWorkerProcess, type WorkerProcess } from './servers';
 import { ACCESS_TOKEN, ORDER_TEXT, prepareBacklog, verifyWorkerRun, type Track } from './worker';
 
@@ -13,12 +14,19 @@ export interface ScaleRunSpec {
   /** CPU each worker process may use, in cores (a pod's CPU limit). */
   coresPerWorker: number;
   prefetch: number;
+  /**
+   * Messages each worker processes, without its limit, before the measured drain: a pod that
+   * has been running. 0 measures freshly started workers, whose code V8 has yet to compile.
+   */
+  warmUpPerWorker: number;
 }
 
 export interface ScaleRun extends ScaleRunSpec {
   /** From the moment the paused group was let go until the last message was processed. */
   seconds: number;
   messagesPerSecond: number;
+  /** CPU time the workers used together over the drain, per message. */
+  workerCpuMsPerMessage: number;
   /** Shards each worker held at the end (all should be within one of each other). */
   shardsPerWorker: number[];
   /** Share of each worker's CFS periods, from the let-go to the end, that its quota cut short: near 1 means it was CPU-bound. */
@@ -29,31 +37,38 @@ export interface ScaleRun extends ScaleRunSpec {
 const POLL_MS = 50;
 /** Short, so that the moment the group is let go is not blurred by a 2 s heartbeat. */
 const BENCH_HEARTBEAT_MS = 250;
+/** Everything a drain leaves behind, so that a warmed-up group drains into tables as empty as a fresh one's. */
+const MESSAGE_TABLES = 'webhook_messages, message_statuses, outbox, webhook_rate_limits, orders, order_items, outbound_messages, customer_languages';
 
 /**
  * N worker processes, each in its own CPU-limited cgroup, drain the same pre-loaded backlog.
  * The group is held paused (work_shard_settings.paused, as `wagate reshard` does) until all
  * N have joined, so that the clock starts with the shards spread and start-up under a
  * quarter core (several seconds of loading) is not counted; a scale-up that joins during a
- * backlog adds a hand-over of a second or so on top, which the tests cover.
+ * backlog adds a hand-over of a second or so on top, which the tests cover. With a warm-up,
+ * the group first drains a backlog of its own without limits, is paused again, and the
+ * tables it filled are emptied before the measured backlog is loaded.
  */
 export async function runScaleScenario(spec: ScaleRunSpec, track: Track): Promise<ScaleRun> {
   const env = await createBenchEnvironment({ workShards: spec.shards });
   const releaseEnv = track(() => env.destroy());
-  const { messages, preloadCheck } = await prepareBacklog(env, spec.messages, track);
-  await env.sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${env.queuePrefix}, ${spec.shards}, true)
-                ON CONFLICT (queue_prefix) DO UPDATE SET paused = true`;
-
+  await setPaused(env, true, spec.shards);
   const fake = await startFakeProvider({ metaAccessToken: ACCESS_TOKEN });
   const releaseFake = track(() => fake.close());
   const started = await startLimitedWorkers(env, spec, fake.url, track);
   await waitForMembers(env, spec.workers);
+  if (spec.warmUpPerWorker > 0) {
+    for (const { group } of started) group.setCores(null);
+    await warmUp(env, spec, fake, started.map((s) => s.worker), track);
+    for (const { group } of started) group.setCores(spec.coresPerWorker);
+  }
+  const { messages, preloadCheck } = await prepareBacklog(env, spec.messages, track);
+
   const throttlingAtLetGo = started.map((s) => throttling(s.group));
-  const [letGo] = await env.sql<{ at: number }[]>`
-    UPDATE work_shard_settings SET paused = false WHERE queue_prefix = ${env.queuePrefix}
-    RETURNING (extract(epoch FROM now()) * 1000)::float8 AS at`;
-  const letGoMs = letGo!.at;
+  const cpuAtLetGo = workersCpuSeconds(started);
+  const letGoMs = await setPaused(env, false, spec.shards);
   const complete = await waitUntilDone(env, spec.messages, started.map((s) => s.worker));
+  const workerCpuSeconds = workersCpuSeconds(started) - cpuAtLetGo;
   const [row] = await env.sql<{ last: number | null }[]>`
     SELECT (extract(epoch FROM max(processed_at)) * 1000)::float8 AS last FROM webhook_messages`;
   const shardsPerWorker = await shardsHeld(env, spec.workers);
@@ -65,15 +80,56 @@ export async function runScaleScenario(spec: ScaleRunSpec, track: Track): Promis
   await releaseFake();
   await releaseEnv();
   const seconds = ((row!.last ?? NaN) - letGoMs) / 1000;
-  const label = `${spec.workers} worker(s) at ${spec.coresPerWorker} core`;
+  const label = `${spec.workers} worker(s) at ${spec.coresPerWorker} core${spec.warmUpPerWorker > 0 ? ', warmed up' : ''}`;
   return {
     ...spec,
     seconds,
     messagesPerSecond: spec.messages / seconds,
+    workerCpuMsPerMessage: (workerCpuSeconds * 1000) / spec.messages,
     shardsPerWorker,
     throttledShares,
     checks: checks.map((check) => ({ ...check, name: `scale-out, ${label}: ${check.name}` })),
   };
+}
+
+/** Pauses or lets go the group; answers Postgres's clock at that moment, in epoch ms. */
+async function setPaused(env: BenchEnvironment, paused: boolean, shards: number): Promise<number> {
+  const [row] = await env.sql<{ at: number }[]>`
+    INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${env.queuePrefix}, ${shards}, ${paused})
+    ON CONFLICT (queue_prefix) DO UPDATE SET paused = ${paused}
+    RETURNING (extract(epoch FROM now()) * 1000)::float8 AS at`;
+  return row!.at;
+}
+
+/**
+ * The group drains warmUpPerWorker messages per worker, is paused, and once every shard is
+ * released (each worker has finished what it held) the tables and the fake's calls are cleared.
+ */
+async function warmUp(env: BenchEnvironment, spec: ScaleRunSpec, fake: FakeProvider, workers: WorkerProcess[], track: Track): Promise<void> {
+  const total = spec.warmUpPerWorker * spec.workers;
+  const { preloadCheck } = await prepareBacklog(env, total, track, `${env.runId}-warm-up`);
+  if (!preloadCheck.ok) throw new Error(`scale-out warm-up: ${preloadCheck.detail}`);
+  await setPaused(env, false, spec.shards);
+  if (!(await waitUntilDone(env, total, workers))) throw new Error(`scale-out warm-up: the group did not process its ${total} messages`);
+  await setPaused(env, true, spec.shards);
+  await waitForReleasedShards(env);
+  await env.sql.unsafe(`TRUNCATE ${MESSAGE_TABLES}`);
+  fake.reset();
+}
+
+async function waitForReleasedShards(env: BenchEnvironment): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const [row] = await env.sql<{ n: number }[]>`
+      SELECT count(*)::integer AS n FROM work_shard_owners WHERE queue_prefix = ${env.queuePrefix} AND owner IS NOT NULL`;
+    if (row!.n === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  throw new Error('the paused group did not release its shards within 60 s');
+}
+
+function workersCpuSeconds(started: { worker: WorkerProcess }[]): number {
+  return started.reduce((sum, { worker }) => sum + (processCpuSeconds(worker.pid) ?? NaN), 0);
 }
 
 async function startLimitedWorkers(env: BenchEnvironment, spec: ScaleRunSpec, graphApiUrl: string, track: Track) {

@@ -3,7 +3,16 @@ import type { ScaleRun } from './scale-out';
 export interface ScaleSummary {
   rounds: number;
   /** One entry per worker count, medians over the rounds. */
-  byWorkers: { workers: number; messagesPerSecond: number; seconds: number; speedUp: number; perRound: number[]; shardsPerWorker: number[]; throttledShare: number }[];
+  byWorkers: {
+    workers: number;
+    messagesPerSecond: number;
+    seconds: number;
+    speedUp: number;
+    perRound: number[];
+    shardsPerWorker: number[];
+    throttledShare: number;
+    workerCpuMsPerMessage: number;
+  }[];
   goals: Record<number, number>;
   loadAverage: number[];
 }
@@ -37,12 +46,16 @@ export function summarizeScale(runs: ScaleRun[][], loadAverage: number[]): Scale
         perRound: mine.map((run) => run.messagesPerSecond),
         shardsPerWorker: last.shardsPerWorker,
         throttledShare: median(mine.flatMap((run) => run.throttledShares)),
+        workerCpuMsPerMessage: median(mine.map((run) => run.workerCpuMsPerMessage)),
       };
     }),
   };
 }
 
-export function formatScaleReport(summary: ScaleSummary, spec: { messages: number; shards: number; coresPerWorker: number; prefetch: number }): string {
+export function formatScaleReport(
+  summary: ScaleSummary,
+  spec: { messages: number; shards: number; coresPerWorker: number; prefetch: number; warmUpPerWorker: number },
+): string {
   const rows = summary.byWorkers.map((entry) => {
     const goal = summary.goals[entry.workers];
     return [
@@ -53,17 +66,20 @@ export function formatScaleReport(summary: ScaleSummary, spec: { messages: numbe
       entry.perRound.map((rate) => rate.toFixed(0)).join(' / '),
       entry.shardsPerWorker.join('/'),
       `${(entry.throttledShare * 100).toFixed(0)} %`,
+      entry.workerCpuMsPerMessage.toFixed(2),
     ];
   });
-  const header = ['workers', 'messages/s', 'seconds', 'speed-up', 'each round', 'shards held', 'throttled'];
+  const header = ['workers', 'messages/s', 'seconds', 'speed-up', 'each round', 'shards held', 'throttled', 'worker CPU ms/msg'];
   const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) => `  ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ')}`;
   return [
     `Worker scale-out: each worker process in its own cgroup limited to ${spec.coresPerWorker} core, ${spec.shards} shards, ` +
-      `${spec.messages} pre-loaded messages, prefetch ${spec.prefetch}, 0 ms provider (medians of ${summary.rounds} rounds; ` +
+      `${spec.messages} pre-loaded messages, prefetch ${spec.prefetch}, 0 ms provider, ` +
+      `${spec.warmUpPerWorker > 0 ? `workers warmed up by ${spec.warmUpPerWorker} messages each` : 'fresh workers'} (medians of ${summary.rounds} rounds; ` +
       `load average at the end ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')})`,
     line(header),
     ...rows.map(line),
     '  "throttled": share of each worker\'s CPU periods in the run that its quota cut short (near 100 % means CPU-bound).',
+    '  "worker CPU ms/msg": CPU time all the workers used over the drain, per message.',
   ].join('\n');
 }

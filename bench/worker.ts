@@ -132,9 +132,10 @@ export async function runWorkerScenario(spec: WorkerRunSpec, track: Track): Prom
 }
 
 /** The catalog, and `count` messages from WORKER_SENDERS queued through a real ingest, with no worker running. */
-export async function prepareBacklog(env: BenchEnvironment, count: number, track: Track) {
+/** `idTag` keeps the ids of two backlogs of one run apart (the scale-out's warm-up and its measured drain). */
+export async function prepareBacklog(env: BenchEnvironment, count: number, track: Track, idTag = env.runId) {
   await importCatalog(env.sql, CATALOG_CSV);
-  const source = createMessageSource(env.runId, env.appSecret, {
+  const source = createMessageSource(idTag, env.appSecret, {
     senders: WORKER_SENDERS,
     text: (n) => (n % MENU_EVERY === MENU_EVERY - 1 ? MENU_TEXT : ORDER_TEXT),
   });
