@@ -44,7 +44,7 @@ import { formatScaleReport, summarizeScale } from './scale-report';
  * fake Graph API answering at once, then after 100 ms (prefetch 32, then 128). About 40 s.
  *
  * scale: 1, 2 and 3 worker processes, each limited to a quarter core, drain the same backlog,
- * after a warm-up drain of their own (BENCH_SCALE_WARM_UP). About 6 minutes.
+ * after a warm-up drain of their own (BENCH_SCALE_WARM_UP). About 10 minutes.
  *
  * hostile: genuine requests at a steady rate while each slow or abusive client of
  * test/hostile/slow-clients.test.ts attacks one ingest, and with no attack for reference:
@@ -84,7 +84,7 @@ const SCALE_CORES_PER_WORKER = Number(process.env.BENCH_SCALE_CORES ?? 0.25);
  * path, over a second of CPU, which at a quarter core is most of an 8,000-message drain. 0
  * measures fresh workers.
  */
-const SCALE_WARM_UP_PER_WORKER = nonNegativeInteger('BENCH_SCALE_WARM_UP', 3000);
+const SCALE_WARM_UP_PER_WORKER = nonNegativeInteger('BENCH_SCALE_WARM_UP', 6000);
 
 type Phases = Record<'aBare' | 'aDurable' | 'bBare' | 'bDurable', PhaseResult[]>;
 
