@@ -117,15 +117,12 @@ async function warmUp(env: BenchEnvironment, spec: ScaleRunSpec, fake: FakeProvi
   fake.reset();
 }
 
-async function waitForReleasedShards(env: BenchEnvironment): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
+function waitForReleasedShards(env: BenchEnvironment): Promise<void> {
+  return pollGroup('the paused group did not release its shards within 60 s', async () => {
     const [row] = await env.sql<{ n: number }[]>`
       SELECT count(*)::integer AS n FROM work_shard_owners WHERE queue_prefix = ${env.queuePrefix} AND owner IS NOT NULL`;
-    if (row!.n === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-  throw new Error('the paused group did not release its shards within 60 s');
+    return row!.n === 0;
+  });
 }
 
 function workersCpuSeconds(started: { worker: WorkerProcess }[]): number {
@@ -159,15 +156,22 @@ async function startLimitedWorkers(env: BenchEnvironment, spec: ScaleRunSpec, gr
   return started;
 }
 
-async function waitForMembers(env: BenchEnvironment, count: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
+function waitForMembers(env: BenchEnvironment, count: number): Promise<void> {
+  return pollGroup(`only some of the ${count} workers joined the group within 60 s`, async () => {
     const [row] = await env.sql<{ n: number }[]>`
       SELECT count(*)::integer AS n FROM worker_members WHERE queue_prefix = ${env.queuePrefix} AND heartbeat_at > now() - interval '10 seconds'`;
-    if (row!.n >= count) return;
+    return row!.n >= count;
+  });
+}
+
+/** Asks every POLL_MS until the group is as wanted; fails with `failure` after 60 s. */
+async function pollGroup(failure: string, settled: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (await settled()) return;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
-  throw new Error(`only some of the ${count} workers joined the group within 60 s`);
+  throw new Error(failure);
 }
 
 async function waitUntilDone(env: BenchEnvironment, total: number, workers: WorkerProcess[]): Promise<boolean> {
