@@ -44,19 +44,21 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
           AND heartbeat_at < now() - ${FORGET_AFTER_TIMEOUTS} * ${liveness}::interval`;
     },
     async read() {
-      const [row] = await sql<{ shard_count: number | null; paused: boolean | null; members: string[]; shards: number[]; owners: (string | null)[] }[]>`
+      // The owners come as JSON pairs: in a text[], postgres.js reads a NULL element as the
+      // string "NULL", and every free shard would look held by a member that never heartbeats.
+      const [row] = await sql<{ shard_count: number | null; paused: boolean | null; members: string[]; owners: [number, string | null][] }[]>`
         SELECT (SELECT shard_count FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}) AS shard_count,
                (SELECT paused FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}) AS paused,
                ARRAY(SELECT member_id FROM worker_members
                      WHERE queue_prefix = ${queuePrefix} AND heartbeat_at > now() - ${liveness}::interval) AS members,
-               ARRAY(SELECT shard FROM work_shard_owners WHERE queue_prefix = ${queuePrefix} ORDER BY shard) AS shards,
-               ARRAY(SELECT owner FROM work_shard_owners WHERE queue_prefix = ${queuePrefix} ORDER BY shard) AS owners`;
-      const { shard_count: shardCount, paused, members, shards, owners } = row!;
+               coalesce((SELECT json_agg(json_build_array(shard, owner) ORDER BY shard)
+                         FROM work_shard_owners WHERE queue_prefix = ${queuePrefix}), '[]'::json) AS owners`;
+      const { shard_count: shardCount, paused, members, owners } = row!;
       return {
         shardCount,
         paused: paused ?? false,
         liveMembers: [...members].sort(),
-        owners: new Map(shards.map((shard, index) => [shard, owners[index] ?? null])),
+        owners: new Map(owners),
       };
     },
     async acquire(memberId, shard, takeExpired) {

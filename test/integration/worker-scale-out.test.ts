@@ -84,6 +84,13 @@ describe('worker scale-out', () => {
     expect(await counter(three[2]!, 'processed')).toBeGreaterThan(0);
   }, 120_000);
 
+  it('takes free shards at its first heartbeat, without waiting out the liveness timeout', async () => {
+    // startWorker waits up to 30 s for the shards: far less than this timeout, which a worker
+    // that took the free shards for an expired member's would wait out first.
+    const worker = await pipeline.startWorker({ WORKER_LIVENESS_TIMEOUT_MS: '600000' });
+    expect(worker.coordinator.owned()).toHaveLength(SHARDS);
+  }, 60_000);
+
   it('lets a worker added during load take shards and process messages', async () => {
     const first = await pipeline.startWorker();
     await waitForSplit([first], [SHARDS]);
