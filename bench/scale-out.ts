@@ -3,7 +3,7 @@ import { createCpuLimitedGroup, throttledShare, throttling, type CpuLimitedGroup
 import type { Check } from './checks';
 import { nextCountDelayMs } from './count-pace';
 import { createBenchEnvironment, type BenchEnvironment } from './environment';
-import { processCpuSeconds } from './probes';
+import { measureCpu, processCpuSeconds } from './probes';
 import { startWorkerProcess, type WorkerProcess } from './servers';
 import { ACCESS_TOKEN, ORDER_TEXT, prepareBacklog, verifyWorkerRun, type Track } from './worker';
 
@@ -31,14 +31,24 @@ export interface ScaleRun extends ScaleRunSpec {
   shardsPerWorker: number[];
   /** Share of each worker's CFS periods, from the let-go to the end, that its quota cut short: near 1 means it was CPU-bound. */
   throttledShares: number[];
+  /** CPU time Postgres (every backend) used over the drain, per message. */
+  postgresCpuMsPerMessage: number;
+  /** Part of it: the backends serving the bench's database (the rest is Postgres's own background work). */
+  postgresBackendsCpuMsPerMessage: number;
+  /** Cores the whole machine was busy, on average, over the drain: near its core count means the machine, not the limits, was the limit. */
+  machineBusyCores: number;
+  /** Mean messages per shared statement over the drain, summed over the workers, by statement. */
+  meanBatchItems: Record<string, number>;
   checks: Check[];
 }
 
 const POLL_MS = 50;
 /** Short, so that the moment the group is let go is not blurred by a 2 s heartbeat. */
 const BENCH_HEARTBEAT_MS = 250;
-/** Everything a drain leaves behind, so that a warmed-up group drains into tables as empty as a fresh one's. */
-const MESSAGE_TABLES = 'webhook_messages, message_statuses, outbox, webhook_rate_limits, orders, order_items, outbound_messages, customer_languages';
+/** The inbound side of a drain, emptied after the warm-up so that the measured drain counts only its own messages. */
+const INBOUND_TABLES = 'webhook_messages, message_statuses, outbox, webhook_rate_limits';
+/** Every table a drain writes, analysed before the measured drain as autovacuum would have after the warm-up's burst. */
+const DRAIN_TABLES = `${INBOUND_TABLES}, orders, order_items, outbound_messages, customer_languages`;
 
 /**
  * N worker processes, each in its own CPU-limited cgroup, drain the same pre-loaded backlog.
@@ -46,8 +56,8 @@ const MESSAGE_TABLES = 'webhook_messages, message_statuses, outbox, webhook_rate
  * N have joined, so that the clock starts with the shards spread and start-up under a
  * quarter core (several seconds of loading) is not counted; a scale-up that joins during a
  * backlog adds a hand-over of a second or so on top, which the tests cover. With a warm-up,
- * the group first drains a backlog of its own without limits, is paused again, and the
- * tables it filled are emptied before the measured backlog is loaded.
+ * the group first drains a backlog of its own without limits and is paused again; the
+ * inbound tables are emptied before the measured backlog is loaded.
  */
 export async function runScaleScenario(spec: ScaleRunSpec, track: Track): Promise<ScaleRun> {
   const env = await createBenchEnvironment({ workShards: spec.shards });
@@ -63,12 +73,22 @@ export async function runScaleScenario(spec: ScaleRunSpec, track: Track): Promis
     for (const { group } of started) group.setCores(spec.coresPerWorker);
   }
   const { messages, preloadCheck } = await prepareBacklog(env, spec.messages, track);
+  // A replica that has been running meets the backlog with statistics of tables in use. Taken
+  // any earlier (of the emptied inbound tables), they had the workers' prepared statements
+  // settle on plans for empty tables, which read whole tables as the drain filled them.
+  if (spec.warmUpPerWorker > 0) await env.sql.unsafe(`ANALYZE ${DRAIN_TABLES}`);
 
   const throttlingAtLetGo = started.map((s) => throttling(s.group));
   const cpuAtLetGo = workersCpuSeconds(started);
+  const batchesAtLetGo = await batchTotals(started.map((s) => s.worker));
+  const machine = measureCpu(started[0]!.worker.pid, env.databaseName);
+  const measuredFrom = performance.now();
   const letGoMs = await setPaused(env, false, spec.shards);
   const complete = await waitUntilDone(env, spec.messages, started.map((s) => s.worker));
   const workerCpuSeconds = workersCpuSeconds(started) - cpuAtLetGo;
+  const cpu = machine.stop();
+  const measuredSeconds = (performance.now() - measuredFrom) / 1000;
+  const batchesAtEnd = await batchTotals(started.map((s) => s.worker));
   const [row] = await env.sql<{ last: number | null }[]>`
     SELECT (extract(epoch FROM max(processed_at)) * 1000)::float8 AS last FROM webhook_messages`;
   const shardsPerWorker = await shardsHeld(env, spec.workers);
@@ -88,6 +108,11 @@ export async function runScaleScenario(spec: ScaleRunSpec, track: Track): Promis
     workerCpuMsPerMessage: (workerCpuSeconds * 1000) / spec.messages,
     shardsPerWorker,
     throttledShares,
+    // Cores over the whole measured window (the count's pace adds up to a few hundred ms to it).
+    postgresCpuMsPerMessage: (cpu.postgres * measuredSeconds * 1000) / spec.messages,
+    postgresBackendsCpuMsPerMessage: ((cpu.postgresDatabase ?? NaN) * measuredSeconds * 1000) / spec.messages,
+    machineBusyCores: cpu.machineCores,
+    meanBatchItems: meanBatchItems(batchesAtLetGo, batchesAtEnd),
     checks: checks.map((check) => ({ ...check, name: `scale-out, ${label}: ${check.name}` })),
   };
 }
@@ -103,7 +128,7 @@ async function setPaused(env: BenchEnvironment, paused: boolean, shards: number)
 
 /**
  * The group drains warmUpPerWorker messages per worker, is paused, and once every shard is
- * released (each worker has finished what it held) the tables and the fake's calls are cleared.
+ * released (each worker has finished what it held) the inbound tables and the fake's calls are cleared.
  */
 async function warmUp(env: BenchEnvironment, spec: ScaleRunSpec, fake: FakeProvider, workers: WorkerProcess[], track: Track): Promise<void> {
   const total = spec.warmUpPerWorker * spec.workers;
@@ -113,7 +138,8 @@ async function warmUp(env: BenchEnvironment, spec: ScaleRunSpec, fake: FakeProvi
   if (!(await waitUntilDone(env, total, workers))) throw new Error(`scale-out warm-up: the group did not process its ${total} messages`);
   await setPaused(env, true, spec.shards);
   await waitForReleasedShards(env);
-  await env.sql.unsafe(`TRUNCATE ${MESSAGE_TABLES}`);
+  // The replies, orders and languages stay, as a running system's do; the checks count the run's own.
+  await env.sql.unsafe(`TRUNCATE ${INBOUND_TABLES}`);
   fake.reset();
 }
 
@@ -187,6 +213,32 @@ async function waitUntilDone(env: BenchEnvironment, total: number, workers: Work
     await new Promise((resolve) => setTimeout(resolve, nextCountDelayMs(row!.done, total, Date.now() - countingFrom)));
   }
   return false;
+}
+
+type BatchTotals = Map<string, { sum: number; count: number }>;
+
+/** The workers' wagate_worker_batch_items sums and counts by statement, added up. */
+async function batchTotals(workers: WorkerProcess[]): Promise<BatchTotals> {
+  const totals: BatchTotals = new Map();
+  for (const worker of workers) {
+    const text = await (await fetch(worker.metricsUrl)).text();
+    for (const match of text.matchAll(/^wagate_worker_batch_items_(sum|count)\{[^}]*statement="([a-z_]+)"[^}]*\} (\S+)$/gm)) {
+      const entry = totals.get(match[2]!) ?? { sum: 0, count: 0 };
+      entry[match[1] as 'sum' | 'count'] += Number(match[3]);
+      totals.set(match[2]!, entry);
+    }
+  }
+  return totals;
+}
+
+function meanBatchItems(before: BatchTotals, after: BatchTotals): Record<string, number> {
+  const means: Record<string, number> = {};
+  for (const [statement, end] of after) {
+    const start = before.get(statement) ?? { sum: 0, count: 0 };
+    const count = end.count - start.count;
+    if (count > 0) means[statement] = (end.sum - start.sum) / count;
+  }
+  return means;
 }
 
 async function shardsHeld(env: BenchEnvironment, workers: number): Promise<number[]> {

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { ScaleRun } from './scale-out';
 
 export interface ScaleSummary {
@@ -12,6 +13,12 @@ export interface ScaleSummary {
     shardsPerWorker: number[];
     throttledShare: number;
     workerCpuMsPerMessage: number;
+    postgresCpuMsPerMessage: number;
+    postgresBackendsCpuMsPerMessage: number;
+    machineBusyCores: number;
+    /** Mean messages per claim and per decision write (the round's medians). */
+    meanClaimItems: number;
+    meanRecordItems: number;
   }[];
   goals: Record<number, number>;
   loadAverage: number[];
@@ -47,6 +54,11 @@ export function summarizeScale(runs: ScaleRun[][], loadAverage: number[]): Scale
         shardsPerWorker: last.shardsPerWorker,
         throttledShare: median(mine.flatMap((run) => run.throttledShares)),
         workerCpuMsPerMessage: median(mine.map((run) => run.workerCpuMsPerMessage)),
+        postgresCpuMsPerMessage: median(mine.map((run) => run.postgresCpuMsPerMessage)),
+        postgresBackendsCpuMsPerMessage: median(mine.map((run) => run.postgresBackendsCpuMsPerMessage)),
+        machineBusyCores: median(mine.map((run) => run.machineBusyCores)),
+        meanClaimItems: median(mine.map((run) => run.meanBatchItems.claim ?? NaN)),
+        meanRecordItems: median(mine.map((run) => run.meanBatchItems.record ?? NaN)),
       };
     }),
   };
@@ -67,9 +79,12 @@ export function formatScaleReport(
       entry.shardsPerWorker.join('/'),
       `${(entry.throttledShare * 100).toFixed(0)} %`,
       entry.workerCpuMsPerMessage.toFixed(2),
+      `${entry.postgresCpuMsPerMessage.toFixed(2)} (${entry.postgresBackendsCpuMsPerMessage.toFixed(2)})`,
+      entry.machineBusyCores.toFixed(2),
+      `${entry.meanClaimItems.toFixed(1)} / ${entry.meanRecordItems.toFixed(1)}`,
     ];
   });
-  const header = ['workers', 'messages/s', 'seconds', 'speed-up', 'each round', 'shards held', 'throttled', 'worker CPU ms/msg'];
+  const header = ['workers', 'messages/s', 'seconds', 'speed-up', 'each round', 'shards held', 'throttled', 'worker CPU ms/msg', 'Postgres CPU ms/msg (backends)', 'machine busy cores', 'claim / record items'];
   const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) => `  ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ')}`;
   return [
@@ -80,6 +95,8 @@ export function formatScaleReport(
     line(header),
     ...rows.map(line),
     '  "throttled": share of each worker\'s CPU periods in the run that its quota cut short (near 100 % means CPU-bound).',
-    '  "worker CPU ms/msg": CPU time all the workers used over the drain, per message.',
+    '  "worker CPU ms/msg": CPU time all the workers used over the drain, per message; "Postgres CPU ms/msg" the same for every Postgres process',
+    '  (in brackets, the backends serving the bench\'s database; the rest is Postgres\'s background work: WAL writer, checkpointer, autovacuum).',
+    `  "machine busy cores": the machine's busy time over the drain, of its ${os.cpus().length} cores; "claim / record items": mean messages per claim and per decision write.`,
   ].join('\n');
 }

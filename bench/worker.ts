@@ -281,6 +281,8 @@ async function firstClaimDrain(env: BenchEnvironment, worker: WorkerProcess): Pr
 export async function verifyWorkerRun(env: BenchEnvironment, fake: FakeProvider, messages: SignedMessage[], orderIds: string[], complete: boolean): Promise<Check[]> {
   const { sql } = env;
   const total = messages.length;
+  // The run's own messages: a scale-out run keeps the replies and orders of its warm-up.
+  const ids = messages.map((message) => message.id);
   const [ledger] = await sql<{ processed: number; other: number; attempts: number }[]>`
     SELECT count(*) FILTER (WHERE status = 'processed')::integer AS processed,
            count(*) FILTER (WHERE status <> 'processed')::integer AS other,
@@ -289,7 +291,7 @@ export async function verifyWorkerRun(env: BenchEnvironment, fake: FakeProvider,
   const [orders] = await sql<{ total: number; distinct: number; asked: number; expected: number }[]>`
     WITH shape AS (
       SELECT o.message_id, o.total::text AS total, count(i.*)::integer AS lines, coalesce(sum(i.quantity), 0)::integer AS items
-      FROM orders o LEFT JOIN order_items i ON i.order_id = o.id GROUP BY o.id)
+      FROM orders o LEFT JOIN order_items i ON i.order_id = o.id WHERE o.message_id = ANY(${ids}::text[]) GROUP BY o.id)
     SELECT count(*)::integer AS total,
            count(DISTINCT message_id)::integer AS distinct,
            count(*) FILTER (WHERE message_id = ANY(${orderIds}::text[]))::integer AS asked,
@@ -303,7 +305,7 @@ export async function verifyWorkerRun(env: BenchEnvironment, fake: FakeProvider,
            count(*) FILTER (WHERE kind = 'order_confirmation')::integer AS confirmations,
            count(*) FILTER (WHERE kind = 'menu')::integer AS menus,
            count(DISTINCT provider_message_id) FILTER (WHERE provider_message_id = ANY(${callIds}::text[]))::integer AS matched
-    FROM outbound_messages`;
+    FROM outbound_messages WHERE inbound_message_id = ANY(${ids}::text[])`;
   const answered = calls.filter((call) => call.status === 200).length;
   const perRecipient = sameCounts(
     messages.map((message) => message.from),
