@@ -6,6 +6,13 @@ export interface MicroBatcherOptions<I, O> {
   /** Batches running at once; keep it below the pool size so the other steps still get connections. */
   maxConcurrent: number;
   /**
+   * Items that must be waiting before a batch starts beside one already running. Fewer wait
+   * for the running batch's answer instead: a round trip later, in one statement and one
+   * commit rather than several small ones, which is what Postgres spends its CPU on when the
+   * worker has cores to spare (more replicas, each holding fewer messages).
+   */
+  minItemsToOverlap: number;
+  /**
    * An error that says nothing about the items (the database cannot be reached): every item of
    * the batch gets it at once. Any other error is isolated to the item that causes it.
    */
@@ -45,7 +52,7 @@ export function createMicroBatcher<I, O>(options: MicroBatcherOptions<I, O>): Mi
     scheduled = true;
     setImmediate(() => {
       scheduled = false;
-      while (active < options.maxConcurrent && pending.length > 0) {
+      while (pending.length > 0 && (active === 0 || (active < options.maxConcurrent && pending.length >= options.minItemsToOverlap))) {
         const batch = pending.splice(0, options.maxItems);
         active += 1;
         void runIsolated(batch).finally(() => {

@@ -15,6 +15,8 @@ import { createMicroBatcher } from './micro-batcher';
 export const BATCH_ITEMS = 128;
 /** Statements of each kind running at once, out of the worker's pool (DB_POOL_MAX, 10 by default). */
 export const BATCHES_AT_ONCE = 2;
+/** Items waiting before a second statement of a kind starts beside a running one (see MicroBatcherOptions). */
+export const ITEMS_TO_OVERLAP = 32;
 
 export interface StatementBatchers {
   /** The claim step (claimMessages). */
@@ -40,6 +42,7 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics,
   const common = {
     maxItems: BATCH_ITEMS,
     maxConcurrent: BATCHES_AT_ONCE,
+    minItemsToOverlap: ITEMS_TO_OVERLAP,
     failsEveryItem: isDatabaseDown,
   };
   const claims = createMicroBatcher<QueueMessage, Claim | null>({

@@ -14,6 +14,7 @@ function doubling(overrides: Partial<MicroBatcherOptions<number, number>> = {}) 
     },
     maxItems: 8,
     maxConcurrent: 1,
+    minItemsToOverlap: 1,
     failsEveryItem: (error) => error instanceof Unreachable,
     ...overrides,
   });
@@ -34,6 +35,34 @@ describe('micro-batcher', () => {
     const rest = [2, 3, 4, 5, 6].map((item) => batcher.submit(item));
     await Promise.all([first, ...rest]);
     expect(batches).toEqual([[1], [2, 3, 4], [5, 6]]);
+  });
+
+  it('starts a batch beside a running one only once minItemsToOverlap items wait; fewer wait for it', async () => {
+    const started: number[][] = [];
+    const finish: (() => void)[] = [];
+    const batcher = createMicroBatcher<number, number>({
+      run: (items) => {
+        started.push(items);
+        return new Promise((resolve) => finish.push(() => resolve(items)));
+      },
+      maxItems: 8,
+      maxConcurrent: 2,
+      minItemsToOverlap: 3,
+      failsEveryItem: () => false,
+    });
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const results = [batcher.submit(1)];
+    await turn();
+    results.push(batcher.submit(2), batcher.submit(3));
+    await turn();
+    // Two wait, fewer than three: they wait for the running batch.
+    expect(started).toEqual([[1]]);
+    results.push(batcher.submit(4));
+    await turn();
+    // Three wait: a second batch starts beside the first.
+    expect(started).toEqual([[1], [2, 3, 4]]);
+    finish.forEach((done) => done());
+    await expect(Promise.all(results)).resolves.toEqual([1, 2, 3, 4]);
   });
 
   it('isolates a poison item: it alone fails, every other item of its batch gets its result', async () => {
