@@ -31,6 +31,8 @@ export interface ControlPlane {
 const KUBE_VERSION = 'v1.37.2';
 /** Starting etcd and the API server takes about 4 s on an idle machine; a busy one needs far more. */
 const READY_TIMEOUT_MS = 120_000;
+/** Starts of etcd and the API server on fresh ports after one lost a port to another process. */
+const PORT_ATTEMPTS = 3;
 
 export function controlPlaneBinDir(): string {
   const cache = process.env.WAGATE_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'wagate');
@@ -46,7 +48,6 @@ export async function startControlPlane(): Promise<ControlPlane> {
   }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'wagate-kube-'));
   const files = writeCredentials(dir);
-  const [etcdPort, peerPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const children: ChildProcess[] = [];
   const logs: string[] = [];
   const start = (binary: string, args: string[]): void => {
@@ -57,45 +58,55 @@ export async function startControlPlane(): Promise<ControlPlane> {
     });
     children.push(child);
   };
-  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-  start('etcd', [
-    `--data-dir=${path.join(dir, 'etcd')}`,
-    `--listen-client-urls=${etcdUrl}`,
-    `--advertise-client-urls=${etcdUrl}`,
-    `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-    `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-    `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
-    '--unsafe-no-fsync',
-    '--log-level=error',
-  ]);
-  const server = `https://127.0.0.1:${apiPort}`;
-  start('kube-apiserver', [
-    `--etcd-servers=${etcdUrl}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
-    `--secure-port=${apiPort}`,
-    // 127.0.0.1 is refused as an advertise address unless the endpoint reconciler is off.
-    '--endpoint-reconciler-type=none',
-    `--cert-dir=${path.join(dir, 'serving')}`,
-    `--token-auth-file=${files.tokens}`,
-    '--authorization-mode=RBAC',
-    `--service-account-issuer=https://kubernetes.default.svc`,
-    `--service-account-key-file=${files.saPublic}`,
-    `--service-account-signing-key-file=${files.saPrivate}`,
-    '--service-cluster-ip-range=10.96.0.0/16',
-    // The controller manager reads this CA from the apiserver's authentication ConfigMap.
-    `--requestheader-client-ca-file=${files.ca}`,
-    '--enable-priority-and-fairness=false',
-    '--v=0',
-  ]);
-  const kubeconfig = writeKubeconfig(path.join(dir, 'admin.kubeconfig'), server, files.adminToken);
-  try {
-    await waitForReady(server, files.adminToken, () => children.find((c) => c.exitCode !== null), logs);
-  } catch (error) {
-    await stopAll(children);
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
+  let server = '';
+  // A port found free can be taken by another test file before etcd or the API server binds it.
+  for (let attempt = 1; ; attempt += 1) {
+    const [etcdPort, peerPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
+    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    start('etcd', [
+      `--data-dir=${path.join(dir, `etcd-${attempt}`)}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+      '--unsafe-no-fsync',
+      '--log-level=error',
+    ]);
+    server = `https://127.0.0.1:${apiPort}`;
+    start('kube-apiserver', [
+      `--etcd-servers=${etcdUrl}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      // 127.0.0.1 is refused as an advertise address unless the endpoint reconciler is off.
+      '--endpoint-reconciler-type=none',
+      `--cert-dir=${path.join(dir, 'serving')}`,
+      `--token-auth-file=${files.tokens}`,
+      '--authorization-mode=RBAC',
+      `--service-account-issuer=https://kubernetes.default.svc`,
+      `--service-account-key-file=${files.saPublic}`,
+      `--service-account-signing-key-file=${files.saPrivate}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      // The controller manager reads this CA from the apiserver's authentication ConfigMap.
+      `--requestheader-client-ca-file=${files.ca}`,
+      '--enable-priority-and-fairness=false',
+      '--v=0',
+    ]);
+    try {
+      await waitForReady(server, files.adminToken, () => children.find((c) => c.exitCode !== null), logs);
+      break;
+    } catch (error) {
+      await stopAll(children.splice(0));
+      if (attempt < PORT_ATTEMPTS && logs.some((line) => line.includes('address already in use'))) {
+        logs.length = 0;
+        continue;
+      }
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
   }
+  const kubeconfig = writeKubeconfig(path.join(dir, 'admin.kubeconfig'), server, files.adminToken);
   start('kube-controller-manager', [
     `--kubeconfig=${kubeconfig}`,
     `--authentication-kubeconfig=${kubeconfig}`,
