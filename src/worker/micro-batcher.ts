@@ -8,8 +8,9 @@ export interface MicroBatcherOptions<I, O> {
   /**
    * Items that must be waiting before a batch starts beside one already running. Fewer wait
    * for the running batch's answer instead: a round trip later, in one statement and one
-   * commit rather than several small ones, which is what Postgres spends its CPU on when the
-   * worker has cores to spare (more replicas, each holding fewer messages).
+   * commit rather than several small ones: building, sending and running a statement costs the
+   * worker and Postgres per statement, and small ones are what a worker holding few messages
+   * (one of several replicas) would otherwise send.
    */
   minItemsToOverlap: number;
   /**
@@ -47,12 +48,18 @@ export function createMicroBatcher<I, O>(options: MicroBatcherOptions<I, O>): Mi
   let active = 0;
   let scheduled = false;
 
+  /** A first batch starts at once; another beside it only for minItemsToOverlap waiting items. */
+  function mayStartBatch(): boolean {
+    if (pending.length === 0) return false;
+    return active === 0 || (active < options.maxConcurrent && pending.length >= options.minItemsToOverlap);
+  }
+
   function schedule(): void {
     if (scheduled) return;
     scheduled = true;
     setImmediate(() => {
       scheduled = false;
-      while (pending.length > 0 && (active === 0 || (active < options.maxConcurrent && pending.length >= options.minItemsToOverlap))) {
+      while (mayStartBatch()) {
         const batch = pending.splice(0, options.maxItems);
         active += 1;
         void runIsolated(batch).finally(() => {
