@@ -1,8 +1,11 @@
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** Buckets around the 20 ms SLO, up to the 1.5 s alert and the 2 s promise. */
-const ACK_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5];
+/**
+ * Fine around the 15 ms goal at 500 req/s and the 20 ms SLO, so a p99 near them is read within
+ * 5 or 10 ms rather than guessed across 10–20–50; coarse up to the 1.5 s alert and the 2 s promise.
+ */
+const ACK_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5];
 
 export type Metrics = ReturnType<typeof createMetrics>;
 

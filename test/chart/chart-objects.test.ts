@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { CHART_DIR, SCENARIOS, find, helm, kinds, renderScenario, scenarioFile, type K8sObject } from './helm';
+import { CHART_DIR, SCENARIOS, find, helm, kinds, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
 
 const byScenario = Object.fromEntries(SCENARIOS.map((scenario) => [scenario, renderScenario(scenario)])) as Record<(typeof SCENARIOS)[number], K8sObject[]>;
 const minimal = byScenario.minimal;
@@ -191,6 +191,15 @@ describe('metrics and monitoring', () => {
     const rule = find(production, 'PrometheusRule', 'shop-wagate');
     expect(rule.spec).toEqual(alerts);
     expect(rule.metadata.labels).toMatchObject({ release: 'kube-prometheus-stack' });
+  });
+
+  it('points every runbook link at runbookBaseUrl, keeping the alert\'s anchor', () => {
+    const base = 'https://wiki.shop.example/ops/wagate-runbooks';
+    const rule = find(renderScenario('production', { set: [`metrics.prometheusRule.runbookBaseUrl=${base}`] }), 'PrometheusRule', 'shop-wagate');
+    const links = rule.spec.groups.flatMap((group: any) => group.rules.map((r: any) => [r.alert, r.annotations.runbook_url]));
+    expect(links.length).toBeGreaterThan(10);
+    expect(links).toEqual(links.map(([alert]: [string]) => [alert, `${base}#${alert.toLowerCase()}`]));
+    expect(renderError({ valuesFiles: [scenarioFile('production')], set: ['metrics.prometheusRule.runbookBaseUrl=runbooks.md#x'] })).toContain('runbookBaseUrl');
   });
 
   it('ships the dashboard in a ConfigMap labelled grafana_dashboard "1"', () => {
