@@ -12,6 +12,8 @@ export interface Summary {
   scenarioA: { bare: PhaseResult; durable: PhaseResult; throughputRatio: number };
   scenarioB: { bare: PhaseResult; durable: PhaseResult };
   lifetimePeakRssMib: { bare: number; durable: number };
+  /** The memory limit each server ran under (BENCH_SERVER_MEMORY_MIB); 0 for none. */
+  serverMemoryLimitMib: number;
   checks: Check[];
 }
 
@@ -79,7 +81,10 @@ export function formatReport(summary: Summary): string {
     ...table(['', 'scenario A', 'scenario B'], internalsRows(a.durable, b.durable)),
     '',
     `Lifetime peak RSS (VmHWM): ${a.bare.server} ${fixed(summary.lifetimePeakRssMib.bare, 0)} MiB, ` +
-      `${a.durable.server} ${fixed(summary.lifetimePeakRssMib.durable, 0)} MiB`,
+      `${a.durable.server} ${fixed(summary.lifetimePeakRssMib.durable, 0)} MiB ` +
+      (summary.serverMemoryLimitMib > 0
+        ? `(each server limited to ${summary.serverMemoryLimitMib} MiB, as an ingest pod is; BENCH_SERVER_MEMORY_MIB)`
+        : '(no memory limit: V8 sizes its heap from the whole machine)'),
     '',
     'Targets (for context)',
     ...targetLines(summary).map((line) => `  ${line}`),

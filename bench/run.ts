@@ -21,7 +21,7 @@ import { runScenarioA, runScenarioB, scenarioSettings, type PhaseContext, type P
 import { startOtlpSinkIfAsked } from './otlp-sink';
 import { formatAckAfterReport, runAckAfterBench } from './ack-after';
 import { formatOrdersReport, runOrdersBench } from './orders';
-import { startBareServer, startIngestServer, type ServerProcess } from './servers';
+import { SERVER_MEMORY_MIB, startBareServer, startIngestServer, type ServerProcess } from './servers';
 import { runSystemBench, systemSettings } from './system';
 import { formatSystemReport } from './system-report';
 import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } from './worker';
@@ -168,9 +168,9 @@ async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
   const releaseEnv = track(() => env.destroy());
   const stopSink = await startOtlpSinkIfAsked();
   const releaseSink = stopSink ? track(stopSink) : async () => undefined;
-  const bare = await startBareServer();
+  const bare = await startBareServer({ memoryLimited: true });
   const releaseBare = track(() => bare.stop());
-  const durable = await startIngestServer(env);
+  const durable = await startIngestServer({ ...env, memoryLimited: true });
   const releaseDurable = track(() => durable.stop());
   log(`ingest run ${env.runId}: bare pid ${bare.pid}, ingest pid ${durable.pid}, ${ROUNDS} round(s) of ${MEASURED_SECONDS} s per phase`);
 
@@ -188,6 +188,7 @@ async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
     scenarioA: { bare: aBare, durable: aDurable, throughputRatio: aDurable.requestsPerSecond / aBare.requestsPerSecond },
     scenarioB: { bare: medianPhase(phases.bBare), durable: medianPhase(phases.bDurable) },
     lifetimePeakRssMib: { bare: lifetimePeakRssMib(bare.pid), durable: lifetimePeakRssMib(durable.pid) },
+    serverMemoryLimitMib: Math.max(SERVER_MEMORY_MIB, 0),
     checks,
   };
   await releaseDurable();

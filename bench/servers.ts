@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import ts from 'typescript';
+import { createMemoryLimitedGroup, type MemoryLimitedGroup } from './cgroup';
 import { META_WEBHOOK_PATH } from '../src/webhooks/meta';
 
 const ROOT = path.join(__dirname, '..');
@@ -26,7 +27,7 @@ export interface ServerProcess {
  * The baseline runs as plain JavaScript, like wagate's dist build: a TypeScript loader in
  * its process would add memory (about 6 to 35 MB) that the durable side does not carry.
  */
-export async function startBareServer(): Promise<ServerProcess> {
+export async function startBareServer(options: { memoryLimited?: boolean } = {}): Promise<ServerProcess> {
   const source = readFileSync(path.join(__dirname, 'bare-server.ts'), 'utf8');
   const { outputText } = ts.transpileModule(source, {
     compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
@@ -35,7 +36,7 @@ export async function startBareServer(): Promise<ServerProcess> {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'bare-server.js');
   writeFileSync(file, outputText);
-  const child = spawnNode([file], { PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'production', WEBHOOK_PATH: META_WEBHOOK_PATH });
+  const child = spawnNode([file], { PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'production', WEBHOOK_PATH: META_WEBHOOK_PATH }, serverMemoryGroup(options.memoryLimited ?? false));
   const port = await firstLine(child, /^listening (\d+)$/).catch(killAndRethrow(child));
   return describe('bare express', false, child, `http://127.0.0.1:${port}${META_WEBHOOK_PATH}`);
 }
@@ -48,6 +49,8 @@ export interface IngestSettings {
   workShards: number;
   /** Settings beyond the defaults, e.g. ACK_AFTER=publish; named in the server's name. */
   extraEnv?: Record<string, string>;
+  /** Run under BENCH_SERVER_MEMORY_MIB, as in a pod (the ingest part's servers). */
+  memoryLimited?: boolean;
 }
 
 /** The real thing: `node dist/main.js ingest`, ready once Postgres answers and the broker is connected. */
@@ -67,7 +70,7 @@ export async function startIngestServer(settings: IngestSettings): Promise<Serve
     // 1000 senders share the whole run; the flood must not be rate limited or it measures a shortcut.
     RATE_LIMIT_MAX_REQUESTS: '1000000000',
     ...settings.extraEnv,
-  });
+  }, serverMemoryGroup(settings.memoryLimited ?? false));
   // wagate logs to stdout; at LOG_LEVEL=warn anything it says during the run matters.
   child.stdout!.pipe(process.stderr);
   const base = `http://127.0.0.1:${port}`;
@@ -163,11 +166,31 @@ function parseLogLine(line: string): { level?: number; time?: number; msg?: stri
   }
 }
 
-function spawnNode(args: string[], env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnNode(args: string[], env: Record<string, string>, memory?: MemoryLimitedGroup | null): ChildProcess {
+  const options = { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[] };
+  // A memory limit must hold from the first instruction, when Node sizes its heap: a shell
+  // joins the group, then execs node in its place (same pid).
+  const child = memory
+    ? spawn('/bin/sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', memory.procsFile, process.execPath, ...args], options)
+    : spawn(process.execPath, args, options);
+  if (memory) child.once('exit', () => memory.remove());
   // Warnings and errors stay visible; a child that dies mid-run must not go unnoticed.
   child.stderr!.pipe(process.stderr);
   return child;
+}
+
+/**
+ * BENCH_SERVER_MEMORY_MIB (default 512, the chart's limit for ingest pods; 0 for none): the
+ * memory limit of the ingest part's two servers, so that their heaps are sized as in a pod.
+ */
+export const SERVER_MEMORY_MIB = Number(process.env.BENCH_SERVER_MEMORY_MIB ?? 512);
+let memoryGroups = 0;
+
+function serverMemoryGroup(limited: boolean): MemoryLimitedGroup | null {
+  if (!limited || SERVER_MEMORY_MIB <= 0) return null;
+  const group = createMemoryLimitedGroup(`wagate-bench-${process.pid}-${++memoryGroups}`, SERVER_MEMORY_MIB);
+  if (!group) throw new Error(`no writable memory cgroup controller: run as root, or set BENCH_SERVER_MEMORY_MIB=0 to run the servers without a memory limit`);
+  return group;
 }
 
 /** A child that failed to start is not yet in the caller's cleanup list, so it goes here. */
