@@ -83,7 +83,7 @@ export function formatReport(summary: Summary): string {
     `Lifetime peak RSS (VmHWM): ${a.bare.server} ${fixed(summary.lifetimePeakRssMib.bare, 0)} MiB, ` +
       `${a.durable.server} ${fixed(summary.lifetimePeakRssMib.durable, 0)} MiB ` +
       (summary.serverMemoryLimitMib > 0
-        ? `(each server limited to ${summary.serverMemoryLimitMib} MiB, as an ingest pod is; BENCH_SERVER_MEMORY_MIB)`
+        ? `(each server limited to ${summary.serverMemoryLimitMib} MiB and run with the image's NODE_OPTIONS, as an ingest pod is; BENCH_SERVER_MEMORY_MIB)`
         : '(no memory limit: V8 sizes its heap from the whole machine)'),
     '',
     'Targets (for context)',

@@ -36,7 +36,9 @@ export async function startBareServer(options: { memoryLimited?: boolean } = {})
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'bare-server.js');
   writeFileSync(file, outputText);
-  const child = spawnNode([file], { PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'production', WEBHOOK_PATH: META_WEBHOOK_PATH }, serverMemoryGroup(options.memoryLimited ?? false));
+  const limited = options.memoryLimited ?? false;
+  const env = { PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'production', WEBHOOK_PATH: META_WEBHOOK_PATH, ...podEnv(limited) };
+  const child = spawnNode([file], env, serverMemoryGroup(limited));
   const port = await firstLine(child, /^listening (\d+)$/).catch(killAndRethrow(child));
   return describe('bare express', false, child, `http://127.0.0.1:${port}${META_WEBHOOK_PATH}`);
 }
@@ -69,6 +71,7 @@ export async function startIngestServer(settings: IngestSettings): Promise<Serve
     LOG_LEVEL: 'warn',
     // 1000 senders share the whole run; the flood must not be rate limited or it measures a shortcut.
     RATE_LIMIT_MAX_REQUESTS: '1000000000',
+    ...podEnv(settings.memoryLimited ?? false),
     ...settings.extraEnv,
   }, serverMemoryGroup(settings.memoryLimited ?? false));
   // wagate logs to stdout; at LOG_LEVEL=warn anything it says during the run matters.
@@ -182,9 +185,21 @@ function spawnNode(args: string[], env: Record<string, string>, memory?: MemoryL
 /**
  * BENCH_SERVER_MEMORY_MIB (default 512, the chart's limit for ingest pods; 0 for none): the
  * memory limit of the ingest part's two servers, so that their heaps are sized as in a pod.
+ * They then also run with the image's NODE_OPTIONS, as the pod would.
  */
 export const SERVER_MEMORY_MIB = Number(process.env.BENCH_SERVER_MEMORY_MIB ?? 512);
 let memoryGroups = 0;
+
+/** NODE_OPTIONS as the Dockerfile's runtime stage sets it. */
+function imageNodeOptions(): string {
+  const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  return /^ENV NODE_OPTIONS=(\S+)/m.exec(runtime)?.[1] ?? '';
+}
+
+function podEnv(limited: boolean): Record<string, string> {
+  return limited && SERVER_MEMORY_MIB > 0 ? { NODE_OPTIONS: imageNodeOptions() } : {};
+}
 
 function serverMemoryGroup(limited: boolean): MemoryLimitedGroup | null {
   if (!limited || SERVER_MEMORY_MIB <= 0) return null;

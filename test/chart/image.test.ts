@@ -36,6 +36,9 @@ describe('the Dockerfile', () => {
     expect(runtime.instructions.filter((i) => i.op === 'RUN').map((i) => i.args.replace(/--mount=\S+\s*/g, ''))).toEqual(['npm ci --omit=dev --no-audit --no-fund']);
     expect(runtime.user).toBe(`${IMAGE_UID}:${IMAGE_UID}`);
     expect(runtime.env.NODE_ENV).toBe('production');
+    // Collections sized for a pod's memory limit; the replayed image below runs with it, so a
+    // flag that Node refuses in NODE_OPTIONS fails those tests.
+    expect(runtime.env.NODE_OPTIONS).toBe('--max-semi-space-size=16');
     expect(runtime.instructions).toContainEqual({ op: 'ENTRYPOINT', args: '["node", "dist/main.js"]' });
     const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     const nodeVersion = /NODE_VERSION=["']?([\d.]+)/.exec(readFileSync(path.join(ROOT, 'scripts', 'node.sh'), 'utf8'))?.[1];
