@@ -3,7 +3,7 @@ import path from 'node:path';
 import { TEST_DB_POOL_MAX } from '../support/ingest';
 import { startFaultRig, type FaultRig } from '../support/fault-run';
 import { seriesValue } from '../support/metrics';
-import { flatness, type SoakSample } from '../support/soak';
+import { acceptedConnections, flatness, type SoakSample } from '../support/soak';
 
 /**
  * A steady load for SOAK_MINUTES (2 in the test command; scripts/soak.sh runs 30 and plots
@@ -61,17 +61,19 @@ async function sample(startedAt: number): Promise<SoakSample> {
     GROUP BY application_name`;
   const connectionsOf = (role: string) => pools.find((pool) => pool.role === role)?.n ?? 0;
   // A pool's sockets are handles too, and the pool opens them as load needs them (judged
-  // against its bound below), so the handle count judged for leaks leaves them out.
-  const read = (exposition: string, role: string) => ({
+  // against its bound below), so the handle count judged for leaks leaves them out; so are
+  // the connections the process accepted, which the clients keep open while idle.
+  const read = (exposition: string, role: string, urls: string[]) => ({
     rssBytes: seriesValue(exposition, 'wagate_process_resident_memory_bytes'),
     heapBytes: seriesValue(exposition, 'wagate_nodejs_heap_size_used_bytes'),
     eventLoopP99Seconds: seriesValue(exposition, 'wagate_nodejs_eventloop_lag_p99_seconds'),
-    handles: seriesValue(exposition, 'wagate_nodejs_active_handles_total') - connectionsOf(role),
+    handles: seriesValue(exposition, 'wagate_nodejs_active_handles_total') - connectionsOf(role) -
+      acceptedConnections(urls.map((url) => Number(new URL(url).port))),
   });
   return {
     atSeconds: (Date.now() - startedAt) / 1000,
-    ingest: read(ingest!, 'wagate-ingest'),
-    worker: read(worker!, 'wagate-worker'),
+    ingest: read(ingest!, 'wagate-ingest', [rig.ingest.baseUrl, rig.ingest.metricsUrl]),
+    worker: read(worker!, 'wagate-worker', [rig.worker.metricsUrl]),
     postgresConnections: connectionsOf('wagate-ingest') + connectionsOf('wagate-worker'),
   };
 }

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /** What a soak run records of one process every 10 s. */
 export interface ProcessFigures {
   rssBytes: number;
@@ -70,4 +72,30 @@ export function flatness(samples: SoakSample[], warmUpSeconds: number): Flatness
     postgresConnectionsLate: median(late.map((s) => s.postgresConnections)),
     postgresConnectionsMax: max(measured.map((s) => s.postgresConnections)),
   };
+}
+
+const ESTABLISHED = '01';
+
+/**
+ * Established TCP connections that a process accepted on these local ports (its HTTP and
+ * metrics listeners), from the kernel's tables. The clients keep idle connections open as
+ * long as the server allows (65 s), so how many there are follows the clients' recent
+ * concurrency, not a leak in the server: a soak judges handles without them.
+ */
+export function acceptedConnections(ports: number[]): number {
+  const wanted = new Set(ports.map((port) => port.toString(16).toUpperCase().padStart(4, '0')));
+  let count = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue; // no IPv6 table on this machine
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      if (state === ESTABLISHED && local && wanted.has(local.split(':')[1]!)) count += 1;
+    }
+  }
+  return count;
 }
