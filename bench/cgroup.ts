@@ -24,8 +24,14 @@ export interface CpuLimitedGroup {
 
 export function cgroupVersion(): 1 | 2 | null {
   if (existsSync(path.join(V1_CPU_ROOT, 'cpu.cfs_quota_us'))) return 1;
-  if (existsSync(path.join(V2_ROOT, 'cgroup.controllers')) && readFileSync(path.join(V2_ROOT, 'cgroup.controllers'), 'utf8').includes('cpu')) return 2;
+  if (v2HasController('cpu')) return 2;
   return null;
+}
+
+/** True where a unified (v2) hierarchy is mounted with this controller. */
+function v2HasController(controller: string): boolean {
+  const controllers = path.join(V2_ROOT, 'cgroup.controllers');
+  return existsSync(controllers) && readFileSync(controllers, 'utf8').split(/\s+/).includes(controller);
 }
 
 /** A new cgroup allowed `cores` of CPU time (0.25 = a quarter of one core, per CFS period). */
@@ -101,8 +107,7 @@ export interface MemoryLimitedGroup {
 export function createMemoryLimitedGroup(name: string, mib: number): MemoryLimitedGroup | null {
   const bytes = String(mib * 1024 * 1024);
   const v1 = existsSync(path.join(V1_MEMORY_ROOT, 'memory.limit_in_bytes'));
-  const v2 = !v1 && existsSync(path.join(V2_ROOT, 'cgroup.controllers')) && readFileSync(path.join(V2_ROOT, 'cgroup.controllers'), 'utf8').includes('memory');
-  if (!v1 && !v2) return null;
+  if (!v1 && !v2HasController('memory')) return null;
   const dir = path.join(v1 ? V1_MEMORY_ROOT : V2_ROOT, name);
   try {
     mkdirSync(dir);

@@ -36,9 +36,9 @@ export async function startBareServer(options: { memoryLimited?: boolean } = {})
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'bare-server.js');
   writeFileSync(file, outputText);
-  const limited = options.memoryLimited ?? false;
-  const env = { PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'production', WEBHOOK_PATH: META_WEBHOOK_PATH, ...podEnv(limited) };
-  const child = spawnNode([file], env, serverMemoryGroup(limited));
+  const pod = asPod(options.memoryLimited ?? false);
+  const env = { PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'production', WEBHOOK_PATH: META_WEBHOOK_PATH, ...pod.env };
+  const child = spawnNode([file], env, pod.memory);
   const port = await firstLine(child, /^listening (\d+)$/).catch(killAndRethrow(child));
   return describe('bare express', false, child, `http://127.0.0.1:${port}${META_WEBHOOK_PATH}`);
 }
@@ -58,6 +58,7 @@ export interface IngestSettings {
 /** The real thing: `node dist/main.js ingest`, ready once Postgres answers and the broker is connected. */
 export async function startIngestServer(settings: IngestSettings): Promise<ServerProcess> {
   const [port, metricsPort] = [await freePort(), await freePort()];
+  const pod = asPod(settings.memoryLimited ?? false);
   const child = spawnNode([...nodeFlags('BENCH_INGEST_FLAGS'), path.join(ROOT, 'dist', 'main.js'), 'ingest'], {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -71,9 +72,9 @@ export async function startIngestServer(settings: IngestSettings): Promise<Serve
     LOG_LEVEL: 'warn',
     // 1000 senders share the whole run; the flood must not be rate limited or it measures a shortcut.
     RATE_LIMIT_MAX_REQUESTS: '1000000000',
-    ...podEnv(settings.memoryLimited ?? false),
+    ...pod.env,
     ...settings.extraEnv,
-  }, serverMemoryGroup(settings.memoryLimited ?? false));
+  }, pod.memory);
   // wagate logs to stdout; at LOG_LEVEL=warn anything it says during the run matters.
   child.stdout!.pipe(process.stderr);
   const base = `http://127.0.0.1:${port}`;
@@ -197,15 +198,12 @@ function imageNodeOptions(): string {
   return /^ENV NODE_OPTIONS=(\S+)/m.exec(runtime)?.[1] ?? '';
 }
 
-function podEnv(limited: boolean): Record<string, string> {
-  return limited && SERVER_MEMORY_MIB > 0 ? { NODE_OPTIONS: imageNodeOptions() } : {};
-}
-
-function serverMemoryGroup(limited: boolean): MemoryLimitedGroup | null {
-  if (!limited || SERVER_MEMORY_MIB <= 0) return null;
-  const group = createMemoryLimitedGroup(`wagate-bench-${process.pid}-${++memoryGroups}`, SERVER_MEMORY_MIB);
-  if (!group) throw new Error(`no writable memory cgroup controller: run as root, or set BENCH_SERVER_MEMORY_MIB=0 to run the servers without a memory limit`);
-  return group;
+/** How a server starts as a pod would: in its memory cgroup, with the image's NODE_OPTIONS. */
+function asPod(limited: boolean): { env: Record<string, string>; memory: MemoryLimitedGroup | null } {
+  if (!limited || SERVER_MEMORY_MIB <= 0) return { env: {}, memory: null };
+  const memory = createMemoryLimitedGroup(`wagate-bench-${process.pid}-${++memoryGroups}`, SERVER_MEMORY_MIB);
+  if (!memory) throw new Error(`no writable memory cgroup controller: run as root, or set BENCH_SERVER_MEMORY_MIB=0 to run the servers without a memory limit`);
+  return { env: { NODE_OPTIONS: imageNodeOptions() }, memory };
 }
 
 /** A child that failed to start is not yet in the caller's cleanup list, so it goes here. */
