@@ -1,3 +1,4 @@
+import { shardPrefetch } from '../src/worker/shard-prefetch';
 import type { Check } from './checks';
 import type { PhaseResult, ScenarioSettings } from './scenarios';
 import type { WorkerRun } from './worker';
@@ -102,7 +103,8 @@ export function formatWorkerReport(summary: WorkerSummary): string {
       `${first.senders} senders${rounds}`,
     ...table(['', ...runs.map((run) => run.label)], [
       row('provider latency ms', (r) => String(r.providerLatencyMs)),
-      row('WORKER_PREFETCH', (r) => String(r.prefetch)),
+      row('WORKER_PREFETCH / _MESSAGES_IN_HAND', (r) => `${r.prefetch} / ${r.messagesInHand}`),
+      row('prefetch per shard consumer', (r) => String(shardPrefetch({ perShard: r.prefetch, inHand: r.messagesInHand }, r.shards))),
       row('messages (asking for an order)', (r) => `${r.messages} (${r.orderMessages})`),
       row('orders/s', (r) => fixed(r.ordersPerSecond, 0)),
       row('messages/s', (r) => fixed(r.messagesPerSecond, 0)),

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DEFAULT_WORKER_MESSAGES_IN_HAND } from '../src/config';
 import { verifyDurability, type Check } from './checks';
 import { createBenchEnvironment } from './environment';
 import { formatHostileReport } from './hostile-report';
@@ -68,6 +69,7 @@ const WORKER_LATENCY_SECONDS = positiveInteger('BENCH_WORKER_SECONDS', 10);
 const PROVIDER_LATENCY_MS = 100;
 const DEFAULT_PREFETCH = 32;
 const HIGH_PREFETCH = 128;
+const MESSAGES_IN_HAND = DEFAULT_WORKER_MESSAGES_IN_HAND;
 const MIN_LATENCY_RUN_MESSAGES = 1000;
 const MAX_LATENCY_RUN_MESSAGES = 20_000;
 const OUTPUT_FILE = path.join(__dirname, '..', '.bench', 'last.json');
@@ -230,11 +232,11 @@ async function runWorkerBench(): Promise<{ summary: WorkerSummary; perRound: Wor
       runs.push(result);
       return result;
     };
-    const zero = await run({ label: '0 ms', providerLatencyMs: 0, prefetch: DEFAULT_PREFETCH, messages: WORKER_MESSAGES });
+    const zero = await run({ label: '0 ms', providerLatencyMs: 0, prefetch: DEFAULT_PREFETCH, messagesInHand: MESSAGES_IN_HAND, messages: WORKER_MESSAGES });
     const sized = Number.isFinite(zero.messagesPerSecond) ? Math.round(zero.messagesPerSecond * WORKER_LATENCY_SECONDS) : WORKER_MESSAGES;
     const messages = Math.min(MAX_LATENCY_RUN_MESSAGES, Math.max(MIN_LATENCY_RUN_MESSAGES, sized));
-    await run({ label: `${PROVIDER_LATENCY_MS} ms`, providerLatencyMs: PROVIDER_LATENCY_MS, prefetch: DEFAULT_PREFETCH, messages });
-    await run({ label: `${PROVIDER_LATENCY_MS} ms, prefetch ${HIGH_PREFETCH}`, providerLatencyMs: PROVIDER_LATENCY_MS, prefetch: HIGH_PREFETCH, messages });
+    await run({ label: `${PROVIDER_LATENCY_MS} ms`, providerLatencyMs: PROVIDER_LATENCY_MS, prefetch: DEFAULT_PREFETCH, messagesInHand: MESSAGES_IN_HAND, messages });
+    await run({ label: `${PROVIDER_LATENCY_MS} ms, prefetch ${HIGH_PREFETCH}`, providerLatencyMs: PROVIDER_LATENCY_MS, prefetch: HIGH_PREFETCH, messagesInHand: MESSAGES_IN_HAND, messages });
     perRound.push(runs);
   }
   const runs = perRound[0]!.map((_, index) => medianWorkerRun(perRound.map((round) => round[index]!)));
@@ -258,6 +260,7 @@ async function runScaleBench() {
     shards: SCALE_SHARDS,
     coresPerWorker: SCALE_CORES_PER_WORKER,
     prefetch: DEFAULT_PREFETCH,
+    messagesInHand: MESSAGES_IN_HAND,
     warmUpPerWorker: SCALE_WARM_UP_PER_WORKER,
   };
   for (let round = 1; round <= SCALE_ROUNDS; round += 1) {

@@ -14,6 +14,7 @@ export interface ScaleRunSpec {
   /** CPU each worker process may use, in cores (a pod's CPU limit). */
   coresPerWorker: number;
   prefetch: number;
+  messagesInHand: number;
   /**
    * Messages each worker processes, without its limit, before the measured drain: a pod that
    * has been running. 0 measures freshly started workers, whose code V8 has yet to compile.
@@ -167,6 +168,7 @@ async function startLimitedWorkers(env: BenchEnvironment, spec: ScaleRunSpec, gr
       graphApiUrl,
       accessToken: ACCESS_TOKEN,
       prefetch: spec.prefetch,
+      messagesInHand: spec.messagesInHand,
       workShards: spec.shards,
       env: { WORKER_HEARTBEAT_MS: String(BENCH_HEARTBEAT_MS) },
     });

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { shardPrefetch } from '../src/worker/shard-prefetch';
 import type { ScaleRun } from './scale-out';
 
 export interface ScaleSummary {
@@ -66,7 +67,7 @@ export function summarizeScale(runs: ScaleRun[][], loadAverage: number[]): Scale
 
 export function formatScaleReport(
   summary: ScaleSummary,
-  spec: { messages: number; shards: number; coresPerWorker: number; prefetch: number; warmUpPerWorker: number },
+  spec: { messages: number; shards: number; coresPerWorker: number; prefetch: number; messagesInHand: number; warmUpPerWorker: number },
 ): string {
   const rows = summary.byWorkers.map((entry) => {
     const goal = summary.goals[entry.workers];
@@ -77,6 +78,7 @@ export function formatScaleReport(
       `${entry.speedUp.toFixed(2)}×${goal ? ` (goal ${goal}×)` : ''}`,
       entry.perRound.map((rate) => rate.toFixed(0)).join(' / '),
       entry.shardsPerWorker.join('/'),
+      String(shardPrefetch({ perShard: spec.prefetch, inHand: spec.messagesInHand }, Math.max(...entry.shardsPerWorker))),
       `${(entry.throttledShare * 100).toFixed(0)} %`,
       entry.workerCpuMsPerMessage.toFixed(2),
       `${entry.postgresCpuMsPerMessage.toFixed(2)} (${entry.postgresBackendsCpuMsPerMessage.toFixed(2)})`,
@@ -84,12 +86,12 @@ export function formatScaleReport(
       `${entry.meanClaimItems.toFixed(1)} / ${entry.meanRecordItems.toFixed(1)}`,
     ];
   });
-  const header = ['workers', 'messages/s', 'seconds', 'speed-up', 'each round', 'shards held', 'throttled', 'worker CPU ms/msg', 'Postgres CPU ms/msg (backends)', 'machine busy cores', 'claim / record items'];
+  const header = ['workers', 'messages/s', 'seconds', 'speed-up', 'each round', 'shards held', 'prefetch per shard', 'throttled', 'worker CPU ms/msg', 'Postgres CPU ms/msg (backends)', 'machine busy cores', 'claim / record items'];
   const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) => `  ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ')}`;
   return [
     `Worker scale-out: each worker process in its own cgroup limited to ${spec.coresPerWorker} core, ${spec.shards} shards, ` +
-      `${spec.messages} pre-loaded messages, prefetch ${spec.prefetch}, 0 ms provider, ` +
+      `${spec.messages} pre-loaded messages, WORKER_PREFETCH ${spec.prefetch}, WORKER_MESSAGES_IN_HAND ${spec.messagesInHand}, 0 ms provider, ` +
       `${spec.warmUpPerWorker > 0 ? `workers warmed up by ${spec.warmUpPerWorker} messages each` : 'fresh workers'} (medians of ${summary.rounds} rounds; ` +
       `load average at the end ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')})`,
     line(header),

@@ -100,6 +100,8 @@ export interface WorkerSettings {
   graphApiUrl: string;
   accessToken: string;
   prefetch: number;
+  /** WORKER_MESSAGES_IN_HAND: spread over the worker's shards, it raises each one's prefetch. */
+  messagesInHand: number;
   workShards: number;
   /** More settings for this worker, e.g. a shorter heartbeat. */
   env?: Record<string, string>;
@@ -135,6 +137,7 @@ export async function startWorkerProcess(settings: WorkerSettings): Promise<Work
     WHATSAPP_GRAPH_API_URL: settings.graphApiUrl,
     WHATSAPP_ACCESS_TOKEN: settings.accessToken,
     WORKER_PREFETCH: String(settings.prefetch),
+    WORKER_MESSAGES_IN_HAND: String(settings.messagesInHand),
     WORK_SHARDS: String(settings.workShards),
     LOG_LEVEL: 'info',
     ...settings.env,

@@ -1,3 +1,4 @@
+import { DEFAULT_WORKER_MESSAGES_IN_HAND } from '../src/config';
 import type { Sql } from '../src/db/client';
 import { startFakeProvider, type FakeProvider } from '../src/dev/fake-provider';
 import { importCatalog } from '../src/orders/catalog-import';
@@ -48,7 +49,7 @@ export async function createSystem(track: Track): Promise<System> {
       return ingest;
     },
     async startWorker() {
-      const worker = await startWorkerProcess({ ...env, graphApiUrl: fake.url, accessToken: ACCESS_TOKEN, prefetch: PREFETCH });
+      const worker = await startWorkerProcess({ ...env, graphApiUrl: fake.url, accessToken: ACCESS_TOKEN, prefetch: PREFETCH, messagesInHand: DEFAULT_WORKER_MESSAGES_IN_HAND });
       releases.push(track(() => worker.stop()));
       await worker.started;
       system.workers.push(worker);

@@ -33,6 +33,7 @@ export interface WorkerRunSpec {
   label: string;
   providerLatencyMs: number;
   prefetch: number;
+  messagesInHand: number;
   messages: number;
 }
 
@@ -90,6 +91,7 @@ export async function runWorkerScenario(spec: WorkerRunSpec, track: Track): Prom
     graphApiUrl: fake.url,
     accessToken: ACCESS_TOKEN,
     prefetch: spec.prefetch,
+    messagesInHand: spec.messagesInHand,
     workShards: env.workShards,
   });
   const releaseWorker = track(() => worker.stop());

@@ -11,6 +11,8 @@ export const FUTURE_SKEW_SECONDS = 300;
 
 /** The most work shards (quorum queues) a group may have; the stored count is checked against it too. */
 export const MAX_WORK_SHARDS = 256;
+/** Messages a worker aims to hold over all its shards (see shardPrefetch). */
+export const DEFAULT_WORKER_MESSAGES_IN_HAND = 512;
 
 /** Secrets that may also arrive as NAME_FILE, for mounted Kubernetes Secrets. */
 export const SECRET_NAMES = [
@@ -134,6 +136,7 @@ const envSchema = z.object({
   WORK_SHARDS: int(32, 1).pipe(z.number().max(MAX_WORK_SHARDS)),
   RETRY_DELAYS_MS: commaMilliseconds,
   WORKER_PREFETCH: int(32, 1),
+  WORKER_MESSAGES_IN_HAND: int(DEFAULT_WORKER_MESSAGES_IN_HAND, 0),
   WORKER_HEARTBEAT_MS: int(2000, 50),
   WORKER_LIVENESS_TIMEOUT_MS: int(15000, 200),
   WORKER_DRAIN_TIMEOUT_MS: int(20000, 100),

@@ -15,6 +15,7 @@ import { settleWithin } from '../settle-within';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { createWorkerConsumer, type WorkerConsumer } from '../worker/consumer';
 import { createMembershipStore } from '../worker/membership-store';
+import { shardPrefetch } from '../worker/shard-prefetch';
 import { createShardCoordinator, type ShardCoordinator } from '../worker/shard-coordinator';
 import { checkShardCountAtStart } from '../ledger/shard-count';
 import { processMessage } from '../worker/process-message';
@@ -129,7 +130,6 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   };
   consumer = createWorkerConsumer({
     topology,
-    prefetch: config.WORKER_PREFETCH,
     publisher: createPublisher(publishBroker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
     sql,
     log,
@@ -141,6 +141,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     consumer,
     memberId,
     shardCount: topology.shards.length,
+    prefetchFor: (share) => shardPrefetch({ perShard: config.WORKER_PREFETCH, inHand: config.WORKER_MESSAGES_IN_HAND }, share),
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
     livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS,
     log,
@@ -167,7 +168,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     config.HOST,
     probeRoutes(() => workerReadiness(sql, bothConnected, draining)),
   );
-  log.info({ metricsPort: boundPort(metricsServer), shards: topology.shards.length, prefetch: config.WORKER_PREFETCH }, 'worker started');
+  log.info({ metricsPort: boundPort(metricsServer), shards: topology.shards.length, prefetch: config.WORKER_PREFETCH, messagesInHand: config.WORKER_MESSAGES_IN_HAND }, 'worker started');
   return {
     metricsPort: boundPort(metricsServer),
     sql,

@@ -12,7 +12,6 @@ import type { ProcessOutcome } from './process-message';
 import { tierToWaitOut } from './retry-plan';
 
 export interface ConsumerDeps extends HandOnDeps {
-  prefetch: number;
   handle(message: QueueMessage): Promise<ProcessOutcome>;
 }
 
@@ -21,8 +20,8 @@ export interface WorkerConsumer {
   attach(channel: ConfirmChannel): Promise<void>;
   /** True while a broker channel is attached. */
   hasChannel(): boolean;
-  /** Starts consuming a shard on the attached channel; false without one. */
-  subscribe(shard: number): Promise<boolean>;
+  /** Starts consuming a shard on the attached channel, holding up to `prefetch` of its messages; false without a channel. */
+  subscribe(shard: number, prefetch: number): Promise<boolean>;
   /** True while the shard has a consumer on the attached channel. */
   isSubscribed(shard: number): boolean;
   /**
@@ -36,7 +35,7 @@ export interface WorkerConsumer {
 
 /**
  * Consumes the shard queues. Messages of one sender are chained, so they never run
- * concurrently and keep their order; other senders run side by side up to the prefetch.
+ * concurrently and keep their order; other senders run side by side up to each shard's prefetch.
  * A failure is published to its next retry tier (or the dead-letter queue) with a
  * confirm, and only then acked, so no hand-over can lose a message.
  */
@@ -122,7 +121,6 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   return {
     async attach(channel) {
       if (stopped) return;
-      await channel.prefetch(deps.prefetch);
       attached = { channel, tags: new Map() };
       channel.once('close', () => {
         if (attached?.channel === channel) attached = null;
@@ -130,7 +128,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     },
     hasChannel: () => attached !== null,
     isSubscribed: (shard) => attached?.tags.has(shard) ?? false,
-    async subscribe(shard) {
+    async subscribe(shard, prefetch) {
       const current = attached;
       if (stopped || !current) return false;
       if (current.tags.has(shard)) return true;
@@ -138,7 +136,12 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       current.tags.set(shard, '');
       try {
         const queue = deps.topology.shards[shard]!.queue;
-        const { consumerTag } = await current.channel.consume(queue, (delivery) => delivery && onDelivery(current.channel, shard, delivery));
+        // A per-consumer prefetch applies to the consumers started after it: both go out
+        // together, so that no other shard's subscribe can come between them.
+        const [, { consumerTag }] = await Promise.all([
+          current.channel.prefetch(prefetch),
+          current.channel.consume(queue, (delivery) => delivery && onDelivery(current.channel, shard, delivery)),
+        ]);
         if (current.tags.get(shard) === '') current.tags.set(shard, consumerTag);
         // Released while subscribing: this consumer must not stay.
         else await current.channel.cancel(consumerTag).catch(() => undefined);

@@ -16,6 +16,8 @@ export interface CoordinatorDeps {
   consumer: Pick<WorkerConsumer, 'hasChannel' | 'subscribe' | 'isSubscribed' | 'release'>;
   memberId: string;
   shardCount: number;
+  /** Each shard consumer's prefetch for a worker holding this many shards (shardPrefetch). */
+  prefetchFor(share: number): number;
   heartbeatMs: number;
   livenessTimeoutMs: number;
   log: Logger;
@@ -52,6 +54,9 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   const held = new Set<number>();
   const busy = new Set<number>();
   const releases = new Set<Promise<void>>();
+  /** The prefetch each held shard's consumer was started with. */
+  const prefetchOf = new Map<number, number>();
+  let resubscribing: Promise<void> | null = null;
   /** Start of the current run of group reads that followed one another closely (see readGroup). */
   let postgresSeenSince: number | null = null;
   let lastRead: number | null = null;
@@ -67,6 +72,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       await consumer.release(shard);
       await store.release(me, [shard]);
       held.delete(shard);
+      prefetchOf.delete(shard);
       metrics.shardsOwned.set(held.size);
       metrics.rebalances.inc({ direction: 'released' });
       log.info({ shard, reason }, 'shard released');
@@ -79,13 +85,14 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     releases.add(work);
   }
 
-  async function acquire(shard: number, takeExpired: boolean): Promise<void> {
+  async function acquire(shard: number, takeExpired: boolean, prefetch: number): Promise<void> {
     busy.add(shard);
     try {
       if (!(await store.acquire(me, shard, takeExpired))) return;
       held.add(shard);
       // Without a channel the shard stays recorded as ours; the next round releases it.
-      if (await consumer.subscribe(shard)) {
+      if (await consumer.subscribe(shard, prefetch)) {
+        prefetchOf.set(shard, prefetch);
         metrics.rebalances.inc({ direction: 'acquired' });
         log.info({ shard }, 'shard acquired');
       }
@@ -94,6 +101,42 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     } finally {
       busy.delete(shard);
     }
+  }
+
+  /**
+   * Starts a held shard's consumer again with the prefetch of the worker's current share:
+   * an existing consumer keeps the prefetch it was started with, so a worker that gave
+   * shards to a newcomer would otherwise hold fewer messages than the newcomer does. The
+   * shard stays recorded as this worker's, and its messages in hand are finished first, as
+   * in any release. One shard at a time, so that the others keep flowing meanwhile.
+   */
+  function resubscribeInBackground(shard: number, prefetch: number): void {
+    busy.add(shard);
+    const from = prefetchOf.get(shard);
+    resubscribing = (async () => {
+      await consumer.release(shard);
+      prefetchOf.delete(shard);
+      // Without a channel (or once stopping) the next round releases it as a lost consumer.
+      if (!stopping && (await consumer.subscribe(shard, prefetch))) {
+        prefetchOf.set(shard, prefetch);
+        log.info({ shard, from, to: prefetch }, 'shard consumer restarted with the prefetch of this worker\'s share');
+      }
+    })()
+      .catch((error: Error) => log.warn({ shard, err: error.message }, 'could not restart a shard consumer'))
+      .finally(() => {
+        busy.delete(shard);
+        resubscribing = null;
+      });
+  }
+
+  /** A consumer whose prefetch is off by half or more from the share's, once the group is settled. */
+  function consumerToRestart(targets: (string | undefined)[], prefetch: number): number | undefined {
+    if (resubscribing || busy.size > 0 || releases.size > 0 || stopping) return undefined;
+    if (targets.some((target, shard) => (target === me) !== held.has(shard))) return undefined;
+    return [...held].find((shard) => {
+      const current = prefetchOf.get(shard);
+      return current !== undefined && Math.max(current, prefetch) >= 1.5 * Math.min(current, prefetch);
+    });
   }
 
   async function readGroup(): Promise<GroupView | null> {
@@ -148,8 +191,12 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       const free = owner === null || owner === me || (takeExpired && !view.liveMembers.includes(owner));
       return free ? [shard] : [];
     });
-    await Promise.all(wanted.map((shard) => acquire(shard, takeExpired)));
+    const share = targets.filter((target) => target === me).length;
+    const prefetch = deps.prefetchFor(share);
+    await Promise.all(wanted.map((shard) => acquire(shard, takeExpired, prefetch)));
     metrics.shardsOwned.set(held.size);
+    const restart = consumerToRestart(targets, prefetch);
+    if (restart !== undefined) resubscribeInBackground(restart, prefetch);
   }
 
   async function tick(): Promise<void> {
@@ -169,6 +216,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     async stop(timeoutMs) {
       stopping = true;
       await ticking;
+      await resubscribing;
       for (const shard of held) if (!busy.has(shard)) releaseInBackground(shard, 'worker stopping');
       const drained = (async () => {
         while (releases.size > 0) await Promise.allSettled([...releases]);

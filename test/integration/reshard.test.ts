@@ -28,9 +28,10 @@ describe('wagate reshard', () => {
     const texts = Array.from({ length: 8 }, (_, index) => `${index + 1} coke`);
     const sent: SentBySender = await sendRounds(pipeline.ingest.baseUrl, senders, texts);
     // A worker with the old count is busy on the backlog when the reshard starts; with a
-    // small prefetch most of the backlog is still on the queues, to be moved.
+    // small prefetch (not raised from WORKER_MESSAGES_IN_HAND) most of the backlog is still on
+    // the queues, to be moved.
     pipeline.fake.behave({ kind: 'delay', ms: 50 });
-    const old = await pipeline.startWorker({ WORKER_PREFETCH: '4' });
+    const old = await pipeline.startWorker({ WORKER_PREFETCH: '4', WORKER_MESSAGES_IN_HAND: '0' });
 
     const result = await wagate(['reshard', '--to', '3'], pipeline.env);
     expect(result.stderr).toContain('waiting for them to release 2 shard(s)');

@@ -108,9 +108,10 @@ describe('ordering per sender', () => {
 
   it('hands a sender over to the standby worker when the active one stops, keeping the order', async () => {
     for (const worker of pipeline.workers.splice(0)) await worker.stop();
-    // Prefetch 1: the active worker holds one message at a time, so most wait in the queue.
-    const active = await pipeline.startWorker({ WORKER_PREFETCH: '1' });
-    const standby = await pipeline.startWorker({ WORKER_PREFETCH: '1' });
+    // Prefetch 1, not raised from WORKER_MESSAGES_IN_HAND: the active worker holds one message
+    // at a time, so most wait in the queue.
+    const active = await pipeline.startWorker({ WORKER_PREFETCH: '1', WORKER_MESSAGES_IN_HAND: '0' });
+    const standby = await pipeline.startWorker({ WORKER_PREFETCH: '1', WORKER_MESSAGES_IN_HAND: '0' });
     const from = '15550300003';
     pipeline.fake.behave({ kind: 'delay', ms: 100 }, 6);
     const ids: string[] = [];

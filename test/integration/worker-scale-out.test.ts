@@ -1,5 +1,6 @@
 import type { RunningWorker } from '../../src/commands/worker';
 import { openQueueProbe } from '../support/amqp';
+import { consumerPrefetches } from '../support/rabbitmqctl';
 import { startTcpProxy } from '../support/tcp-proxy';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import {
@@ -112,6 +113,34 @@ describe('worker scale-out', () => {
     expect(await counter(added, 'processed')).toBeGreaterThan(0);
     expect(await extraClaims(pipeline.db.sql, allIds(sent))).toBe(0);
     expect(await orderAndCallsPerSender(pipeline.db.sql, pipeline.fake, sent)).toEqual([]);
+  }, 120_000);
+
+  it('gives each shard consumer its worker\'s share of WORKER_MESSAGES_IN_HAND, restarting the consumers it keeps when a worker joins under load', async () => {
+    // One worker of six shards: 12 / 6 = 2 each. Two workers of three: 12 / 3 = 4 each.
+    const settings = { WORKER_PREFETCH: '2', WORKER_MESSAGES_IN_HAND: '12' };
+    const queues = pipeline.ingest.topology.shards.map((shard) => shard.queue);
+    const prefetchesAre = (expected: number) => async () =>
+      [...(await consumerPrefetches(queues)).values()].every((counts) => counts.length === 1 && counts[0] === expected);
+    const first = await pipeline.startWorker(settings);
+    await waitForSplit([first], [SHARDS]);
+    await waitFor('every shard consumer at prefetch 2', prefetchesAre(2), SETTLE_MS);
+
+    pipeline.fake.behave({ kind: 'delay', ms: 20 });
+    const senders = sendersNamed('1555107', 24);
+    const texts = Array.from({ length: 8 }, (_, index) => `${index + 1} coke`);
+    const sent: SentBySender = new Map();
+    const load = sendRounds(pipeline.ingest.baseUrl, senders, texts, sent);
+    await waitFor('the load under way', () => (sent.get(senders[0]!)?.length ?? 0) >= 2, SETTLE_MS);
+    const added = await pipeline.startWorker(settings);
+    await waitForSplit([first, added], [3, 3]);
+    // The first worker's three remaining consumers were started at 2: they restart at 4.
+    await waitFor('every shard consumer at prefetch 4', prefetchesAre(4), 60_000);
+    await load;
+    await waitUntilFinished(sent);
+
+    expect(await extraClaims(pipeline.db.sql, allIds(sent))).toBe(0);
+    expect(await orderAndCallsPerSender(pipeline.db.sql, pipeline.fake, sent)).toEqual([]);
+    for (const worker of [first, added]) expect(await counter(worker, 'dead_lettered')).toBe(0);
   }, 120_000);
 
   it('hands shards over 10 times under load at the default prefetch without dead-lettering, reordering or redelivering', async () => {

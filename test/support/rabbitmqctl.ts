@@ -43,3 +43,14 @@ export async function closeConnection(name: string): Promise<number> {
   const out = await rabbitmqctl(['eval', `length([rabbit_networking:close_connection(P, "closed by a test") || P <- ${readersNamed(name)}]).`]);
   return Number(out.trim());
 }
+
+/** The prefetch count of every consumer of each named queue, as the broker holds it now. */
+export async function consumerPrefetches(queues: string[]): Promise<Map<string, number[]>> {
+  const out = await rabbitmqctl(['list_consumers', '--no-table-headers', 'queue_name', 'prefetch_count']);
+  const byQueue = new Map<string, number[]>(queues.map((queue) => [queue, []]));
+  for (const line of out.split('\n')) {
+    const [queue, prefetch] = line.trim().split(/\s+/);
+    byQueue.get(queue ?? '')?.push(Number(prefetch));
+  }
+  return byQueue;
+}
