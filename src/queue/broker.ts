@@ -40,7 +40,7 @@ export interface Broker {
  * memory while disconnected: wagate's buffer is the Postgres outbox, which survives a crash,
  * so publishing must fail fast when the broker is away.
  */
-/** How long close() waits for a connection attempt under way. */
+/** How long close() waits for a connection attempt under way, and for each close it sends. */
 const CLOSE_WAIT_MS = 5000;
 /** AMQP heartbeat, in seconds: a silent peer is declared dead after about twice this. */
 const HEARTBEAT_SECONDS = 15;
@@ -198,7 +198,9 @@ export function createBroker(options: BrokerOptions): Broker {
       // Closing the channel first waits for the broker to take every ack sent on it; closing
       // only the connection can beat the last ack, and that message would come back.
       if (channel) await withinCloseWait(channel.close().catch(() => undefined));
-      await model?.close().catch(() => undefined);
+      // A broker that never answers the close (hung, or closing the connection from its side
+      // at the same moment) must not hold up a shutdown; the process exits soon after anyway.
+      if (model) await withinCloseWait(model.close().catch(() => undefined));
     },
   };
 }

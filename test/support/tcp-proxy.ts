@@ -44,8 +44,11 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   return {
     port: (server.address() as net.AddressInfo).port,
     setMode(next) {
+      // Piping a pair again that already flows would send every byte twice.
+      if (next === mode) return;
+      const leaving = mode;
       mode = next;
-      if (next === 'forward') {
+      if (next === 'forward' && leaving === 'blackhole') {
         for (const [client, upstream] of pairs) {
           client.pipe(upstream);
           upstream.pipe(client);
