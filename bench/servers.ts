@@ -51,7 +51,7 @@ export interface IngestSettings {
   workShards: number;
   /** Settings beyond the defaults, e.g. ACK_AFTER=publish; named in the server's name. */
   extraEnv?: Record<string, string>;
-  /** Run under BENCH_SERVER_MEMORY_MIB, as in a pod (the ingest part's servers). */
+  /** Run under BENCH_SERVER_MEMORY_MIB, as in a pod (the ingest and system parts' servers). */
   memoryLimited?: boolean;
 }
 
@@ -105,6 +105,8 @@ export interface WorkerSettings {
   workShards: number;
   /** More settings for this worker, e.g. a shorter heartbeat. */
   env?: Record<string, string>;
+  /** Run under BENCH_SERVER_MEMORY_MIB, as in a pod (the worker and system parts' workers). */
+  memoryLimited?: boolean;
 }
 
 export interface WorkerProcess {
@@ -127,6 +129,7 @@ export interface WorkerProcess {
 export async function startWorkerProcess(settings: WorkerSettings): Promise<WorkerProcess> {
   const metricsPort = await freePort();
   const spawnedAt = performance.now();
+  const pod = asPod(settings.memoryLimited ?? false);
   const child = spawnNode([...nodeFlags('BENCH_WORKER_FLAGS'), path.join(ROOT, 'dist', 'main.js'), 'worker'], {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -140,8 +143,9 @@ export async function startWorkerProcess(settings: WorkerSettings): Promise<Work
     WORKER_MESSAGES_IN_HAND: String(settings.messagesInHand),
     WORK_SHARDS: String(settings.workShards),
     LOG_LEVEL: 'info',
+    ...pod.env,
     ...settings.env,
-  });
+  }, pod.memory);
   const loggedAt = new Map<string, number>();
   const started = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`wagate worker did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
@@ -187,9 +191,9 @@ function spawnNode(args: string[], env: Record<string, string>, memory?: MemoryL
 }
 
 /**
- * BENCH_SERVER_MEMORY_MIB (default 512, the chart's limit for ingest pods; 0 for none): the
- * memory limit of the ingest part's two servers, so that their heaps are sized as in a pod.
- * They then also run with the image's NODE_OPTIONS, as the pod would.
+ * BENCH_SERVER_MEMORY_MIB (default 512, the chart's limit for ingest and worker pods; 0 for
+ * none): the memory limit of the servers of the ingest, worker and system parts, so that their
+ * heaps are sized as in a pod. They then also run with the image's NODE_OPTIONS, as the pod would.
  */
 export const SERVER_MEMORY_MIB = Number(process.env.BENCH_SERVER_MEMORY_MIB ?? 512);
 let memoryGroups = 0;

@@ -43,13 +43,13 @@ export async function createSystem(track: Track): Promise<System> {
     workers: [],
     ackedIds: [],
     async startIngest() {
-      const ingest = await startIngestServer(env);
+      const ingest = await startIngestServer({ ...env, memoryLimited: true });
       releases.push(track(() => ingest.stop()));
       system.ingests.push(ingest);
       return ingest;
     },
     async startWorker() {
-      const worker = await startWorkerProcess({ ...env, graphApiUrl: fake.url, accessToken: ACCESS_TOKEN, prefetch: PREFETCH, messagesInHand: DEFAULT_WORKER_MESSAGES_IN_HAND });
+      const worker = await startWorkerProcess({ ...env, graphApiUrl: fake.url, accessToken: ACCESS_TOKEN, prefetch: PREFETCH, messagesInHand: DEFAULT_WORKER_MESSAGES_IN_HAND, memoryLimited: true });
       releases.push(track(() => worker.stop()));
       await worker.started;
       system.workers.push(worker);

@@ -1,3 +1,4 @@
+import { podNote } from './report';
 import type { Tail, TailRound } from './system-tails';
 
 /** A figure over the rounds: its median and its range, since one round on a shared 2-core machine varies by ±20 %. */
@@ -58,11 +59,16 @@ export interface SystemSummary {
   /** Where each phase's tail was spent: the generator's lateness, the ingest's own ack time and its group commits (p99s). */
   tailParts: Record<TailPhase, Record<TailPart, Spread>>;
   queuedDuringBacklog: Spread;
+  /** The memory limit of each ingest and worker (BENCH_SERVER_MEMORY_MIB); 0 for none. */
+  serverMemoryLimitMib: number;
 }
 
 const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : a / b);
 
-export function summarizeSystem(rounds: { throughput: ThroughputRound; drain: DrainRound; tails: TailRound }[], drainMessages: number, tailRate: number): SystemSummary {
+export function summarizeSystem(
+  rounds: { throughput: ThroughputRound; drain: DrainRound; tails: TailRound }[],
+  settings: { drainMessages: number; tailRate: number; serverMemoryLimitMib: number },
+): SystemSummary {
   const over = (pick: (round: (typeof rounds)[number]) => number | null) => spread(rounds.map(pick));
   const tail = (pick: (tails: TailRound) => Tail) => ({
     p50: over((round) => pick(round.tails).p50),
@@ -81,8 +87,9 @@ export function summarizeSystem(rounds: { throughput: ThroughputRound; drain: Dr
     Object.fromEntries(Object.entries(PHASES).map(([phase, pick]) => [phase, make(pick)])) as Record<TailPhase, T>;
   return {
     rounds: rounds.length,
-    drainMessages,
-    tailRate,
+    drainMessages: settings.drainMessages,
+    tailRate: settings.tailRate,
+    serverMemoryLimitMib: settings.serverMemoryLimitMib,
     throughput: {
       acks1: over((r) => r.throughput.single.acksPerSecond),
       acks2: over((r) => r.throughput.double.acksPerSecond),
@@ -121,7 +128,7 @@ export function formatSystemReport(summary: SystemSummary): string {
   const { throughput: t, drain: d, tails } = summary;
   const pct = (value: Spread) => show({ ...value, median: value.median && value.median * 100, min: value.min && value.min * 100, max: value.max && value.max * 100 }, 0, ' %');
   return [
-    `Whole system: median of ${summary.rounds} round(s) [min–max]`,
+    `Whole system: median of ${summary.rounds} round(s) [min–max] (${podNote(summary.serverMemoryLimitMib)})`,
     `  ${''.padEnd(22)} ${'1 ingest + 1 worker'.padEnd(24)} ${'2 ingests + 2 workers'.padEnd(24)} 2+2 / 1+1`,
     `  ${'acks/s'.padEnd(22)} ${show(t.acks1, 0).padEnd(24)} ${show(t.acks2, 0).padEnd(24)} ${pct(t.acksRatio)}`,
     `  ${'orders/s'.padEnd(22)} ${show(t.orders1, 0).padEnd(24)} ${show(t.orders2, 0).padEnd(24)} ${pct(t.ordersRatio)}`,

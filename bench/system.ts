@@ -1,4 +1,5 @@
 import type { Check } from './checks';
+import { SERVER_MEMORY_MIB } from './servers';
 import { measureDrain, measureThroughput } from './system-phases';
 import { summarizeSystem, type DrainRound, type SystemSummary, type ThroughputRound } from './system-report';
 import { measureTails, type TailRound, type TailSettings } from './system-tails';
@@ -63,7 +64,11 @@ export async function runSystemBench(settings: SystemSettings, track: Track, log
     step(`done: ${single.acksPerSecond.toFixed(0)} / ${double.acksPerSecond.toFixed(0)} acks/s, drains ${one.seconds?.toFixed(1)} / ${two.seconds?.toFixed(1)} s, ` +
       `p99 quiet ${tails.quiet.p99.toFixed(1)} ms, after burst ${tails.afterBurst.p99.toFixed(1)} ms, ${missing} acks without a row`);
   }
-  const summary: SystemSummary = summarizeSystem(perRound, settings.drainMessages, settings.tails.rate);
+  const summary: SystemSummary = summarizeSystem(perRound, {
+    drainMessages: settings.drainMessages,
+    tailRate: settings.tails.rate,
+    serverMemoryLimitMib: Math.max(SERVER_MEMORY_MIB, 0),
+  });
   return { summary, perRound, checks: systemChecks(perRound) };
 }
 

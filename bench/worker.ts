@@ -93,6 +93,7 @@ export async function runWorkerScenario(spec: WorkerRunSpec, track: Track): Prom
     prefetch: spec.prefetch,
     messagesInHand: spec.messagesInHand,
     workShards: env.workShards,
+    memoryLimited: true,
   });
   const releaseWorker = track(() => worker.stop());
   const timing = await waitUntilProcessed(env, worker, spec.messages);
