@@ -190,7 +190,7 @@ async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
     scenarioA: { bare: aBare, durable: aDurable, throughputRatio: aDurable.requestsPerSecond / aBare.requestsPerSecond },
     scenarioB: { bare: medianPhase(phases.bBare), durable: medianPhase(phases.bDurable) },
     lifetimePeakRssMib: { bare: lifetimePeakRssMib(bare.pid), durable: lifetimePeakRssMib(durable.pid) },
-    serverMemoryLimitMib: Math.max(SERVER_MEMORY_MIB, 0),
+    serverMemoryLimitMib: SERVER_MEMORY_MIB,
     checks,
   };
   await releaseDurable();
@@ -246,7 +246,7 @@ async function runWorkerBench(): Promise<{ summary: WorkerSummary; perRound: Wor
       .filter((run) => run.retried > 0 || run.extraClaims > 0)
       .map((run) => `round ${index + 1}, ${run.label}: ${run.retried} retried, ${run.extraClaims} extra claims; the worker's warnings above say why`),
   );
-  return { summary: { rounds: WORKER_ROUNDS, runs, checks, notes, serverMemoryLimitMib: Math.max(SERVER_MEMORY_MIB, 0) }, perRound };
+  return { summary: { rounds: WORKER_ROUNDS, runs, checks, notes, serverMemoryLimitMib: SERVER_MEMORY_MIB }, perRound };
 }
 
 /**

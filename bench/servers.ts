@@ -195,7 +195,8 @@ function spawnNode(args: string[], env: Record<string, string>, memory?: MemoryL
  * none): the memory limit of the servers of the ingest, worker and system parts, so that their
  * heaps are sized as in a pod. They then also run with the image's NODE_OPTIONS, as the pod would.
  */
-export const SERVER_MEMORY_MIB = Number(process.env.BENCH_SERVER_MEMORY_MIB ?? 512);
+// A negative value means none, as 0 does; the reports then show 0.
+export const SERVER_MEMORY_MIB = Math.max(Number(process.env.BENCH_SERVER_MEMORY_MIB ?? 512), 0);
 let memoryGroups = 0;
 
 /** NODE_OPTIONS as the Dockerfile's runtime stage sets it. */

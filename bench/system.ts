@@ -67,7 +67,7 @@ export async function runSystemBench(settings: SystemSettings, track: Track, log
   const summary: SystemSummary = summarizeSystem(perRound, {
     drainMessages: settings.drainMessages,
     tailRate: settings.tails.rate,
-    serverMemoryLimitMib: Math.max(SERVER_MEMORY_MIB, 0),
+    serverMemoryLimitMib: SERVER_MEMORY_MIB,
   });
   return { summary, perRound, checks: systemChecks(perRound) };
 }
