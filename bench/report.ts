@@ -15,6 +15,8 @@ export interface Summary {
   lifetimePeakRssMib: { bare: number; durable: number };
   /** The memory limit each server ran under (BENCH_SERVER_MEMORY_MIB); 0 for none. */
   serverMemoryLimitMib: number;
+  /** The machine's cores, which the servers, their backends and the load generator all share. */
+  machineCores: number;
   checks: Check[];
 }
 
@@ -82,6 +84,10 @@ export function formatReport(summary: Summary): string {
     '',
     'Inside the durable path (from the ingest\'s /metrics)',
     ...table(['', 'scenario A', 'scenario B'], internalsRows(a.durable, b.durable)),
+    '',
+    'CPU per request at saturation (scenario A), ms of one core',
+    ...table(['', a.bare.server, a.durable.server], cpuPerRequestRows(a.bare, a.durable)),
+    `  ${ceilingSentence(summary)}`,
     '',
     `Lifetime peak RSS (VmHWM): ${a.bare.server} ${fixed(summary.lifetimePeakRssMib.bare, 0)} MiB, ` +
       `${a.durable.server} ${fixed(summary.lifetimePeakRssMib.durable, 0)} MiB ` +
@@ -163,6 +169,43 @@ function phaseRows(bare: PhaseResult, durable: PhaseResult): string[][] {
   ];
 }
 
+function cpuPerRequestRows(bare: PhaseResult, durable: PhaseResult): string[][] {
+  const perRequest = (phase: PhaseResult, cores: number) => fixed((cores / phase.requestsPerSecond) * MS_PER_SECOND, 3);
+  const row = (label: string, pick: (phase: PhaseResult) => number) => [label, perRequest(bare, pick(bare)), perRequest(durable, pick(durable))];
+  return [
+    row('server', (p) => p.cpuCores.server),
+    row('postgres + rabbitmq', (p) => p.cpuCores.postgres + p.cpuCores.rabbitmq),
+    row('load generator', (p) => p.cpuCores.loadGenerator),
+    row('all of them', (p) => sharedCores(p)),
+  ];
+}
+
+/** The cores one phase kept busy on the machine: the server, its backends and the load generator. */
+function sharedCores(phase: PhaseResult): number {
+  const { server, postgres, rabbitmq, loadGenerator } = phase.cpuCores;
+  return server + postgres + rabbitmq + loadGenerator;
+}
+
+/**
+ * The most the durable path could do on this machine if every core were busy at the CPU per
+ * request measured, as a share of bare express: the ratio cannot pass it without making
+ * requests cheaper somewhere (the ingest, Postgres, RabbitMQ or the load generator).
+ */
+export function durableCeiling(summary: Summary): { requestsPerSecond: number; ratio: number } {
+  const { bare, durable } = summary.scenarioA;
+  const requestsPerSecond = summary.machineCores / (sharedCores(durable) / durable.requestsPerSecond);
+  return { requestsPerSecond, ratio: requestsPerSecond / bare.requestsPerSecond };
+}
+
+function ceilingSentence(summary: Summary): string {
+  const ceiling = durableCeiling(summary);
+  const { bare, durable } = summary.scenarioA;
+  return (
+    `With all ${summary.machineCores} cores busy at these costs, ${durable.server} could ack at most ` +
+    `${fixed(ceiling.requestsPerSecond, 0)} req/s: ${percent(ceiling.ratio)} of ${bare.server}'s ${fixed(bare.requestsPerSecond, 0)}`
+  );
+}
+
 /** Postgres and RabbitMQ CPU per 1,000 requests/s: what each message costs the backends. */
 export function backendCoresPerThousand(phase: PhaseResult): number {
   return (phase.cpuCores.postgres + phase.cpuCores.rabbitmq) / (phase.requestsPerSecond / 1000);
@@ -196,7 +239,7 @@ function targetLines(summary: Summary): string[] {
   const backendCost = backendCoresPerThousand(summary.scenarioB.durable) / backendCoresPerThousand(summary.scenarioA.durable);
   return [
     `${mark(ratio >= TARGETS.minThroughputRatio)} durable >= ${percent(TARGETS.minThroughputRatio)} of bare throughput ` +
-      `at ${connections} connections: ${percent(ratio)}`,
+      `at ${connections} connections: ${percent(ratio)} (at most ${percent(durableCeiling(summary).ratio)} on these cores, see above)`,
     `${mark(p99 < TARGETS.maxP99AtRateMs)} durable p99 < ${TARGETS.maxP99AtRateMs} ms at ${summary.settings.b.rate} req/s: ${fixed(p99, 2)} ms`,
     `${mark(rssMb < TARGETS.maxRssMb)} durable RSS < ${TARGETS.maxRssMb} MB: ${fixed(rssMb, 0)} MB`,
     `${mark(backendCost <= TARGETS.maxBackendCostRatio)} backend CPU per message at ${summary.settings.b.rate} req/s ` +

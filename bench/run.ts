@@ -191,6 +191,7 @@ async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
     scenarioB: { bare: medianPhase(phases.bBare), durable: medianPhase(phases.bDurable) },
     lifetimePeakRssMib: { bare: lifetimePeakRssMib(bare.pid), durable: lifetimePeakRssMib(durable.pid) },
     serverMemoryLimitMib: SERVER_MEMORY_MIB,
+    machineCores: os.cpus().length,
     checks,
   };
   await releaseDurable();

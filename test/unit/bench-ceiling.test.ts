@@ -1,0 +1,48 @@
+import { durableCeiling, formatReport, type Summary } from '../../bench/report';
+import type { PhaseResult } from '../../bench/scenarios';
+
+function phase(server: string, requestsPerSecond: number, cores: { server: number; postgres: number; rabbitmq: number; loadGenerator: number; other: number }): PhaseResult {
+  return {
+    server,
+    requestsPerSecond,
+    ok: requestsPerSecond * 5,
+    non2xx: 0,
+    errors: 0,
+    latencyMs: { p50: 1, p90: 2, p99: 3, max: 4 },
+    peakRssMib: 100,
+    cpuCores: { ...cores, machineCores: cores.server + cores.postgres + cores.rabbitmq + cores.loadGenerator + cores.other },
+  };
+}
+
+function summary(machineCores: number): Summary {
+  const bare = phase('bare express', 10_000, { server: 0.8, postgres: 0, rabbitmq: 0, loadGenerator: 0.9, other: 0.3 });
+  // 2,500 req/s on 1.5 cores in all: 0.6 ms of CPU a request, so 2 cores allow 3,333 req/s.
+  const durable = phase('wagate durable', 2_500, { server: 0.6, postgres: 0.4, rabbitmq: 0.25, loadGenerator: 0.25, other: 0.2 });
+  return {
+    rounds: 1,
+    settings: { a: { connections: 64, warmupSeconds: 2, seconds: 5 }, b: { rate: 500, warmupSeconds: 2, seconds: 5 } },
+    scenarioA: { bare, durable, throughputRatio: durable.requestsPerSecond / bare.requestsPerSecond },
+    scenarioB: { bare, durable },
+    lifetimePeakRssMib: { bare: 90, durable: 150 },
+    serverMemoryLimitMib: 512,
+    machineCores,
+    checks: [],
+  };
+}
+
+it('puts the durable ceiling where every core is busy at the CPU per request measured, leaving out "other"', () => {
+  const ceiling = durableCeiling(summary(2));
+  expect(ceiling.requestsPerSecond).toBeCloseTo(2 / (1.5 / 2_500), 6);
+  expect(ceiling.ratio).toBeCloseTo(2 / (1.5 / 2_500) / 10_000, 6);
+});
+
+it('grows with the cores the parties share', () => {
+  expect(durableCeiling(summary(4)).requestsPerSecond).toBeCloseTo(2 * durableCeiling(summary(2)).requestsPerSecond, 6);
+});
+
+it('prints the CPU per request of each party and the ceiling beside the throughput target', () => {
+  const report = formatReport(summary(2));
+  expect(report).toMatch(/all of them\s+0\.170\s+0\.600/);
+  expect(report).toContain("wagate durable could ack at most 3333 req/s: 33.3 % of bare express's 10000");
+  expect(report).toContain('at 64 connections: 25.0 % (at most 33.3 % on these cores, see above)');
+});
