@@ -3,7 +3,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Sql } from '../src/db/client';
 import { importCatalog } from '../src/orders/catalog-import';
-import { decide, type Decision } from '../src/orders/decide';
+import { decide } from '../src/orders/decide';
+import type { Decision } from '../src/orders/decision';
 import type { MatchOptions } from '../src/orders/match';
 import type { QueueMessage } from '../src/queue/message';
 

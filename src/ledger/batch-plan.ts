@@ -1,6 +1,6 @@
 import type { RateLimit, Source } from '../config';
 import { dedupeKey, type LedgerItem, type LedgerOutcome } from './items';
-import type { RecordRequest } from './recorder';
+import type { RecordRequest } from './pending-request';
 
 export type BatchPlan = ReturnType<typeof planBatch>;
 

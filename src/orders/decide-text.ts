@@ -1,5 +1,5 @@
 import type { Sql } from '../db/client';
-import type { Decision, OrderLine, Problem } from './decide';
+import type { Decision, OrderLine, Problem } from './decision';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { type Candidate, type MatchOptions, type PhraseVerdict } from './match';
 import { buildOrder, validQuantity } from './order-lines';

@@ -2,30 +2,11 @@ import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { decideText } from './decide-text';
-import { findProducts, type Candidate, type MatchOptions, type Product } from './match';
+import { findProducts, type MatchOptions } from './match';
+import type { Decision, OrderLine, Problem } from './decision';
 import { buildOrder, validQuantity } from './order-lines';
 
 export { MAX_LINE_QUANTITY } from './order-lines';
-
-export interface OrderLine {
-  product: Product;
-  quantity: number;
-}
-
-export interface Problem {
-  phrase: string;
-  reason: 'unknown' | 'ambiguous' | 'quantity' | 'currency';
-  candidates: Candidate[];
-}
-
-/** What a message asks for, decided from its content and the catalog alone. */
-export type Decision =
-  | { kind: 'order'; lines: OrderLine[]; total: string; currency: string }
-  | { kind: 'cancel' }
-  | { kind: 'order_status' }
-  | { kind: 'menu' }
-  | { kind: 'clarify'; problems: Problem[] }
-  | { kind: 'unsupported'; type: string };
 
 export async function decide(sql: Sql, message: QueueMessage, options: MatchOptions, catalog: CatalogReader = liveCatalog(sql)): Promise<Decision> {
   const content = (message.content ?? {}) as Record<string, any>;

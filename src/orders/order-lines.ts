@@ -1,4 +1,4 @@
-import type { Decision, OrderLine } from './decide';
+import type { Decision, OrderLine } from './decision';
 import { fromCents, toCents } from './money';
 
 export const MAX_LINE_QUANTITY = 99;

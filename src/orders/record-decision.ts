@@ -1,6 +1,6 @@
 import { transaction, type Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
-import type { Decision } from './decide';
+import type { Decision } from './decision';
 import { listMenu } from './match';
 import { textOf } from './decide';
 import { repliesIn, type Replies } from './replies';

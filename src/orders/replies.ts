@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors';
-import type { OrderLine, Problem } from './decide';
+import type { OrderLine, Problem } from './decision';
 import { REPLY_LANGUAGES, type ReplyLanguage } from './detect-language';
 import type { Product } from './match';
 

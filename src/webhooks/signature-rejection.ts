@@ -1,4 +1,7 @@
-import type { InboundRequest } from './adapter';
+/** The one part of a request that says why its signature was refused (an InboundRequest has it). */
+interface SignedRequest {
+  header(name: string): string | undefined;
+}
 
 /** Why a signature was refused, for the log and the metric; never the signature or a secret. */
 export type SignatureRejection = 'missing_header' | 'bad_format' | 'no_secret_configured' | 'no_match';
@@ -14,11 +17,11 @@ const TWILIO_SIGNATURE = /^[A-Za-z0-9+/]{27}=$/;
  * repeats the cheap checks of the verifier to say which one failed; "no_match" means the
  * header was well formed but no configured secret produced it (a wrong or rotated secret).
  */
-export function metaRejection(request: InboundRequest, secrets: readonly string[]): SignatureRejection {
+export function metaRejection(request: SignedRequest, secrets: readonly string[]): SignatureRejection {
   return classify(request.header('x-hub-signature-256'), META_SIGNATURE, secrets);
 }
 
-export function twilioRejection(request: InboundRequest, tokens: readonly string[]): SignatureRejection {
+export function twilioRejection(request: SignedRequest, tokens: readonly string[]): SignatureRejection {
   return classify(request.header('x-twilio-signature'), TWILIO_SIGNATURE, tokens);
 }
 

@@ -1,7 +1,8 @@
 import type { Sql } from '../db/client';
 import { failpoint } from '../failpoints';
 import type { CatalogCache, CatalogReader } from '../orders/catalog-cache';
-import { decide, type Decision } from '../orders/decide';
+import { decide } from '../orders/decide';
+import type { Decision } from '../orders/decision';
 import { deliverReply } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
 import type { ReplyTextOptions } from '../orders/reply-language';

@@ -119,4 +119,26 @@ describe('the folders of src/ are layers that import only downwards', () => {
     Object.keys(MAY_IMPORT).forEach((layer) => visit(layer, []));
     expect(cycles).toEqual([]);
   });
+
+  it('has no import cycle between files, type imports included: each file reads as a whole from what it imports', () => {
+    const importsOf = new Map<string, string[]>();
+    for (const { from, to } of imports) importsOf.set(from, [...(importsOf.get(from) ?? []), `${to.replace(/\.ts$/, '')}.ts`]);
+    const cycles: string[] = [];
+    const visiting: string[] = [];
+    const done = new Set<string>();
+    const visit = (file: string): void => {
+      if (done.has(file)) return;
+      const at = visiting.indexOf(file);
+      if (at >= 0) {
+        cycles.push([...visiting.slice(at), file].map(show).join(' -> '));
+        return;
+      }
+      visiting.push(file);
+      for (const imported of importsOf.get(file) ?? []) visit(imported);
+      visiting.pop();
+      done.add(file);
+    };
+    [...importsOf.keys()].forEach(visit);
+    expect(cycles).toEqual([]);
+  });
 });

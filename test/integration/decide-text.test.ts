@@ -1,6 +1,7 @@
 import { loadConfig } from '../../src/config';
 import { importCatalog } from '../../src/orders/catalog-import';
-import { decide, type Decision } from '../../src/orders/decide';
+import { decide } from '../../src/orders/decide';
+import type { Decision } from '../../src/orders/decision';
 import { loadReplyCatalogues, repliesIn } from '../../src/orders/replies';
 
 const replies = repliesIn(loadReplyCatalogues().en);

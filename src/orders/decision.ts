@@ -1,0 +1,21 @@
+import type { Candidate, Product } from './match';
+
+export interface OrderLine {
+  product: Product;
+  quantity: number;
+}
+
+export interface Problem {
+  phrase: string;
+  reason: 'unknown' | 'ambiguous' | 'quantity' | 'currency';
+  candidates: Candidate[];
+}
+
+/** What a message asks for, decided from its content and the catalog alone. */
+export type Decision =
+  | { kind: 'order'; lines: OrderLine[]; total: string; currency: string }
+  | { kind: 'cancel' }
+  | { kind: 'order_status' }
+  | { kind: 'menu' }
+  | { kind: 'clarify'; problems: Problem[] }
+  | { kind: 'unsupported'; type: string };
