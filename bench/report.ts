@@ -99,10 +99,10 @@ export function formatReport(summary: Summary): string {
   return lines.join('\n');
 }
 
-/** How the servers ran: as pods (a memory limit and the image's NODE_OPTIONS) or not. */
+/** How the servers ran: as pods (a memory limit and their pod's NODE_OPTIONS) or not. */
 export function podNote(memoryLimitMib: number): string {
   return memoryLimitMib > 0
-    ? `each server limited to ${memoryLimitMib} MiB and run with the image's NODE_OPTIONS, as in a pod; BENCH_SERVER_MEMORY_MIB`
+    ? `each server limited to ${memoryLimitMib} MiB and run with its pod's NODE_OPTIONS (the image's; a worker's from the chart's worker.nodeOptions); BENCH_SERVER_MEMORY_MIB`
     : 'no memory limit: V8 sizes its heap from the whole machine';
 }
 

@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import ts from 'typescript';
+import { parse as parseYaml } from 'yaml';
 import { createMemoryLimitedGroup, type MemoryLimitedGroup } from './cgroup';
 import { META_WEBHOOK_PATH } from '../src/webhooks/meta';
 
@@ -129,7 +130,7 @@ export interface WorkerProcess {
 export async function startWorkerProcess(settings: WorkerSettings): Promise<WorkerProcess> {
   const metricsPort = await freePort();
   const spawnedAt = performance.now();
-  const pod = asPod(settings.memoryLimited ?? false);
+  const pod = asPod(settings.memoryLimited ?? false, 'worker');
   const child = spawnNode([...nodeFlags('BENCH_WORKER_FLAGS'), path.join(ROOT, 'dist', 'main.js'), 'worker'], {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -193,7 +194,8 @@ function spawnNode(args: string[], env: Record<string, string>, memory?: MemoryL
 /**
  * BENCH_SERVER_MEMORY_MIB (default 512, the chart's limit for ingest and worker pods; 0 for
  * none): the memory limit of the servers of the ingest, worker and system parts, so that their
- * heaps are sized as in a pod. They then also run with the image's NODE_OPTIONS, as the pod would.
+ * heaps are sized as in a pod. They then also run with the NODE_OPTIONS their pod would have:
+ * the image's, or for a worker the chart's worker.nodeOptions.
  */
 // A negative value means none, as 0 does; the reports then show 0.
 export const SERVER_MEMORY_MIB = Math.max(Number(process.env.BENCH_SERVER_MEMORY_MIB ?? 512), 0);
@@ -206,12 +208,18 @@ function imageNodeOptions(): string {
   return /^ENV NODE_OPTIONS=(\S+)/m.exec(runtime)?.[1] ?? '';
 }
 
-/** How a server starts as a pod would: in its memory cgroup, with the image's NODE_OPTIONS. */
-function asPod(limited: boolean): { env: Record<string, string>; memory: MemoryLimitedGroup | null } {
+/** NODE_OPTIONS of a worker pod: the chart's worker.nodeOptions, or the image's when that is empty. */
+function workerNodeOptions(): string {
+  const values = parseYaml(readFileSync(path.join(ROOT, 'charts', 'wagate', 'values.yaml'), 'utf8')) as { worker?: { nodeOptions?: string } };
+  return values.worker?.nodeOptions || imageNodeOptions();
+}
+
+/** How a server starts as a pod would: in its memory cgroup, with its pod's NODE_OPTIONS. */
+function asPod(limited: boolean, role: 'ingest' | 'worker' = 'ingest'): { env: Record<string, string>; memory: MemoryLimitedGroup | null } {
   if (!limited || SERVER_MEMORY_MIB <= 0) return { env: {}, memory: null };
   const memory = createMemoryLimitedGroup(`wagate-bench-${process.pid}-${++memoryGroups}`, SERVER_MEMORY_MIB);
   if (!memory) throw new Error(`no writable memory cgroup controller: run as root, or set BENCH_SERVER_MEMORY_MIB=0 to run the servers without a memory limit`);
-  return { env: { NODE_OPTIONS: imageNodeOptions() }, memory };
+  return { env: { NODE_OPTIONS: role === 'worker' ? workerNodeOptions() : imageNodeOptions() }, memory };
 }
 
 /** A child that failed to start is not yet in the caller's cleanup list, so it goes here. */

@@ -87,6 +87,16 @@ describe('worker', () => {
     }
   });
 
+  it('runs with a young generation of its own (worker.nodeOptions), while the ingest keeps the image\'s', () => {
+    const workerEnv = envOf(worker(minimal).spec.template.spec.containers[0]);
+    expect(workerEnv.NODE_OPTIONS).toEqual({ name: 'NODE_OPTIONS', value: '--max-semi-space-size=64' });
+    expect(envOf(find(minimal, 'Deployment', '-ingest').spec.template.spec.containers[0])).not.toHaveProperty('NODE_OPTIONS');
+    const imageDefault = renderScenario('minimal', { set: ['worker.nodeOptions='] });
+    expect(envOf(worker(imageDefault).spec.template.spec.containers[0])).not.toHaveProperty('NODE_OPTIONS');
+    const own = renderScenario('minimal', { set: ['worker.nodeOptions=--max-semi-space-size=32 --max-old-space-size=384'] });
+    expect(envOf(worker(own).spec.template.spec.containers[0]).NODE_OPTIONS.value).toBe('--max-semi-space-size=32 --max-old-space-size=384');
+  });
+
   it('is probed on METRICS_PORT /healthz and /readyz', () => {
     const container = worker(minimal).spec.template.spec.containers[0];
     expect(container.args).toEqual(['worker']);
