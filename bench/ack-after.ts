@@ -1,9 +1,9 @@
 import { verifyDurability, type Check } from './checks';
 import { createBenchEnvironment } from './environment';
 import { createMessageSource } from './messages';
-import { medianPhase, percent, table } from './report';
+import { medianPhase, percent, podNote, table } from './report';
 import { runScenarioA, runScenarioB, scenarioSettings, type PhaseContext, type PhaseResult } from './scenarios';
-import { startIngestServer } from './servers';
+import { SERVER_MEMORY_MIB, startIngestServer } from './servers';
 import type { Track } from './worker';
 
 /**
@@ -18,15 +18,17 @@ export interface AckAfterSummary {
   commit: { a: PhaseResult; b: PhaseResult };
   publish: { a: PhaseResult; b: PhaseResult };
   perRound: { commit: { a: PhaseResult; b: PhaseResult }; publish: { a: PhaseResult; b: PhaseResult } }[];
+  /** The memory limit each ingest ran under (BENCH_SERVER_MEMORY_MIB); 0 for none. */
+  serverMemoryLimitMib: number;
   checks: Check[];
 }
 
 export async function runAckAfterBench(rounds: number, seconds: number, track: Track, log: (line: string) => void): Promise<AckAfterSummary> {
   const env = await createBenchEnvironment();
   const releaseEnv = track(() => env.destroy());
-  const commit = await startIngestServer(env);
+  const commit = await startIngestServer({ ...env, memoryLimited: true });
   const releaseCommit = track(() => commit.stop());
-  const publish = await startIngestServer({ ...env, extraEnv: { ACK_AFTER: 'publish' } });
+  const publish = await startIngestServer({ ...env, extraEnv: { ACK_AFTER: 'publish' }, memoryLimited: true });
   const releasePublish = track(() => publish.stop());
   const context: PhaseContext = { settings: scenarioSettings(seconds), source: createMessageSource(env.runId, env.appSecret), sql: env.sql, ackedIds: [] };
   const perRound: AckAfterSummary['perRound'] = [];
@@ -45,6 +47,7 @@ export async function runAckAfterBench(rounds: number, seconds: number, track: T
       commit: { a: median((r) => r.commit.a), b: median((r) => r.commit.b) },
       publish: { a: median((r) => r.publish.a), b: median((r) => r.publish.b) },
       perRound,
+      serverMemoryLimitMib: SERVER_MEMORY_MIB,
       checks,
     };
   } finally {
@@ -65,7 +68,7 @@ export function formatAckAfterReport(summary: AckAfterSummary): string {
   ];
   const { commit, publish } = summary;
   return [
-    `When the 200 goes out: ACK_AFTER=commit against ACK_AFTER=publish (medians of ${summary.rounds} round(s))`,
+    `When the 200 goes out: ACK_AFTER=commit against ACK_AFTER=publish (medians of ${summary.rounds} round(s); ${podNote(summary.serverMemoryLimitMib)})`,
     ...table(
       ['ACK_AFTER', 'saturation req/s', 'p50 ms at 500/s', 'p99 ms at 500/s', 'max ms at 500/s'],
       [row('commit', commit.a, commit.b), row('publish', publish.a, publish.b)],
