@@ -45,17 +45,13 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
       if (!channel || entries.length === 0) return entries.map(() => false);
       const unroutable = returnedSet(channel);
       const confirms: Promise<boolean>[] = [];
-      const release = corkUntilWritten(channel);
       for (const entry of entries) {
         const { confirmed, bufferFull } = publishOne(channel, exchange, entry, unroutable);
         confirms.push(confirmed);
         // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
         if (!bufferFull) continue;
-        // A corked socket never drains: let the burst so far go first.
-        release();
         await settleWithin(once(channel, 'drain'), confirmTimeoutMs, undefined);
       }
-      release();
       // One deadline for the whole batch rather than a timer per message; what is not
       // confirmed by then counts as failed.
       const results = confirms.map(() => false);
@@ -63,27 +59,6 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
       await settleWithin(Promise.all(collected), confirmTimeoutMs, undefined);
       return results;
     },
-  };
-}
-
-/**
- * amqplib writes each message's frames to the socket as a write of its own, one system call
- * (and on loopback one wake-up of the broker) per message. Corked, a burst leaves in one
- * writev. amqplib hands its frames to the socket in a setImmediate of its own, queued from the
- * nextTick in which its buffer reports the first publish readable; the uncork is queued from a
- * later nextTick, so it runs right after. The socket is not part of amqplib's typed
- * API; where it is not found nothing is corked.
- */
-function corkUntilWritten(channel: ConfirmChannel): () => void {
-  const socket = (channel as unknown as { connection?: { stream?: { cork?: unknown; uncork?: unknown } } }).connection?.stream;
-  if (typeof socket?.cork !== 'function' || typeof socket.uncork !== 'function') return () => undefined;
-  const corked = socket as { cork(): void; uncork(): void };
-  corked.cork();
-  let released = false;
-  return () => {
-    if (released) return;
-    released = true;
-    process.nextTick(() => setImmediate(() => corked.uncork()));
   };
 }
 

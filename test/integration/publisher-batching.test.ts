@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createBroker, type Broker } from '../../src/queue/broker';
 import { createPublisher, type Publication } from '../../src/queue/publisher';
 import { createLogger } from '../../src/telemetry/logger';
-import { openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
+import { countSocketFlushes, openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
 
 const suffix = randomBytes(4).toString('hex');
 const exchange = `wagate-test-publisher-${suffix}`;
@@ -48,28 +48,10 @@ function publications(count: number, bodyBytes: number, tag: string): Publicatio
   }));
 }
 
-/** Counts the calls by which the connection's socket hands data to the kernel (write or writev). */
-function countSocketFlushes(): { count(): number; restore(): void } {
-  const socket = (broker.channel() as unknown as { connection: { stream: Record<string, unknown> } }).connection.stream;
-  let flushes = 0;
-  const originals = { _write: socket._write, _writev: socket._writev };
-  for (const name of ['_write', '_writev'] as const) {
-    const original = originals[name] as (...args: unknown[]) => unknown;
-    socket[name] = function (this: unknown, ...args: unknown[]) {
-      flushes += 1;
-      return original.apply(this, args);
-    };
-  }
-  return {
-    count: () => flushes,
-    restore: () => Object.assign(socket, originals),
-  };
-}
-
 describe('publisher', () => {
   it('sends a burst in a few socket writes rather than one per message, and every message is confirmed', async () => {
     const publisher = createPublisher(broker, 30_000);
-    const flushes = countSocketFlushes();
+    const flushes = countSocketFlushes(broker.channel()!);
     const results = await publisher.publishAll(exchange, publications(50, 600, 'burst'));
     flushes.restore();
 

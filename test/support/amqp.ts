@@ -69,3 +69,24 @@ export async function openQueueProbe(): Promise<QueueProbe> {
 export function bodyOf(message: GetMessage | ConsumeMessage): Record<string, unknown> {
   return JSON.parse(message.content.toString('utf8')) as Record<string, unknown>;
 }
+
+/**
+ * Counts the calls by which a channel's connection hands data to the kernel (write or writev),
+ * until restored. The socket is not part of amqplib's typed API.
+ */
+export function countSocketFlushes(channel: amqp.Channel): { count(): number; restore(): void } {
+  const socket = (channel as unknown as { connection: { stream: Record<string, unknown> } }).connection.stream;
+  let flushes = 0;
+  const originals = { _write: socket._write, _writev: socket._writev };
+  for (const name of ['_write', '_writev'] as const) {
+    const original = originals[name] as (...args: unknown[]) => unknown;
+    socket[name] = function (this: unknown, ...args: unknown[]) {
+      flushes += 1;
+      return original.apply(this, args);
+    };
+  }
+  return {
+    count: () => flushes,
+    restore: () => Object.assign(socket, originals),
+  };
+}
