@@ -129,6 +129,7 @@ describe('the final stage, replayed into a read-only folder', () => {
     expect(topLevelEntries(app)).toEqual(['dist', 'migrations', 'node_modules', 'package-lock.json', 'package.json', 'patches', 'reply-texts']);
     // npm ci's postinstall applied patches/ to the image's own dependencies.
     expect(readFileSync(path.join(app, 'node_modules', 'postgres', 'cjs', 'src', 'connection.js'), 'utf8')).toContain('fetchArrayTypes().catch(');
+    expect(readFileSync(path.join(app, 'node_modules', 'amqplib', 'lib', 'mux.js'), 'utf8')).toContain('out.cork();');
     for (const devOnly of ['typescript', 'jest', 'ts-jest', 'tsx', 'autocannon']) expect([devOnly, existsSync(path.join(app, 'node_modules', devOnly))]).toEqual([devOnly, false]);
     expect(existsSync(path.join(app, 'node_modules', 'express'))).toBe(true);
     const write = spawnSync(nodeBinary, ['-e', `require('fs').writeFileSync(${JSON.stringify(path.join(app, 'probe'))}, 'x')`], { ...runAs() });
