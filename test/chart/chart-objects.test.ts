@@ -97,6 +97,15 @@ describe('worker', () => {
     expect(envOf(worker(own).spec.template.spec.containers[0]).NODE_OPTIONS.value).toBe('--max-semi-space-size=32 --max-old-space-size=384');
   });
 
+  it('refuses NODE_OPTIONS in extraEnv beside worker.nodeOptions, which would give worker pods the variable twice', () => {
+    const twice = 'while worker.nodeOptions sets it for worker pods too';
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['worker.extraEnv[0].name=NODE_OPTIONS', 'worker.extraEnv[0].value=--max-semi-space-size=8'] })).toContain(twice);
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['extraEnv[0].name=NODE_OPTIONS', 'extraEnv[0].value=--max-semi-space-size=8'] })).toContain(twice);
+    const fromExtraEnv = renderScenario('minimal', { set: ['worker.nodeOptions=', 'extraEnv[0].name=NODE_OPTIONS', 'extraEnv[0].value=--max-semi-space-size=8'] });
+    const workerEnv = worker(fromExtraEnv).spec.template.spec.containers[0].env.filter((e: any) => e.name === 'NODE_OPTIONS');
+    expect(workerEnv).toEqual([{ name: 'NODE_OPTIONS', value: '--max-semi-space-size=8' }]);
+  });
+
   it('is probed on METRICS_PORT /healthz and /readyz', () => {
     const container = worker(minimal).spec.template.spec.containers[0];
     expect(container.args).toEqual(['worker']);

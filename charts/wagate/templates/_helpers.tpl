@@ -182,4 +182,12 @@ volumeMounts:
 {{- if gt (int .Values.ingest.autoscaling.minReplicas) (int .Values.ingest.autoscaling.maxReplicas) -}}
 {{- fail "ingest.autoscaling.minReplicas is above ingest.autoscaling.maxReplicas" -}}
 {{- end -}}
+{{- /* Two NODE_OPTIONS in one container: Kubernetes keeps the last, silently. */ -}}
+{{- if .Values.worker.nodeOptions -}}
+{{- range (concat .Values.extraEnv .Values.worker.extraEnv) -}}
+{{- if eq (get . "name") "NODE_OPTIONS" -}}
+{{- fail "NODE_OPTIONS is in extraEnv or worker.extraEnv while worker.nodeOptions sets it for worker pods too: put the worker's options in worker.nodeOptions, or set worker.nodeOptions to \"\" to leave NODE_OPTIONS to extraEnv" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
