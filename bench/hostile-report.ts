@@ -1,5 +1,5 @@
 import type { LatencySummary } from './load';
-import { table } from './report';
+import { podNote, table } from './report';
 import { spread, type Spread } from './system-report';
 
 /** The goal for genuine requests while an attack runs; shown for context, it does not fail the run. */
@@ -49,10 +49,18 @@ export interface HostileSummary {
   rate: number;
   seconds: number;
   scenarios: HostileScenario[];
+  /** The memory limit the ingest ran under (BENCH_SERVER_MEMORY_MIB); 0 for none. */
+  serverMemoryLimitMib: number;
+  /** The ingest's peak RSS over every attack (VmHWM). */
+  ingestPeakRssMib: number;
 }
 
 /** perRound[round][scenario], the reference first in every round. */
-export function summarizeHostile(perRound: HostileRun[][], settings: { rate: number; seconds: number }): HostileSummary {
+export function summarizeHostile(
+  perRound: HostileRun[][],
+  settings: { rate: number; seconds: number },
+  memory: { serverMemoryLimitMib: number; ingestPeakRssMib: number },
+): HostileSummary {
   const byScenario = perRound[0]!.map((_, index) => perRound.map((round) => round[index]!));
   const reference = perRound.map((round) => round[0]!.latencyMs.p99);
   const scenarios = byScenario.map((runs) => ({
@@ -65,7 +73,7 @@ export function summarizeHostile(perRound: HostileRun[][], settings: { rate: num
     p99Ratio: spread(runs.map((run, round) => (reference[round]! > 0 ? run.latencyMs.p99 / reference[round]! : null))),
     attackAnswersPerSecond: spread(runs.map((run) => run.attackAnswersPerSecond)),
   }));
-  return { rounds: perRound.length, rate: settings.rate, seconds: settings.seconds, scenarios };
+  return { rounds: perRound.length, rate: settings.rate, seconds: settings.seconds, scenarios, ...memory };
 }
 
 export function formatHostileReport(summary: HostileSummary): string {
@@ -82,8 +90,10 @@ export function formatHostileReport(summary: HostileSummary): string {
   ]);
   return [
     `Hostile clients: genuine signed webhooks at ${summary.rate} req/s for ${summary.seconds} s while each attack runs ` +
-      `against one ingest (median of ${summary.rounds} round(s), p99's range in brackets; max and not 200 over every round)`,
+      `against one ingest (median of ${summary.rounds} round(s), p99's range in brackets; max and not 200 over every round; ` +
+      `${podNote(summary.serverMemoryLimitMib)})`,
     ...table(['', 'connections', 'p50 ms', 'p99 ms [range]', 'max ms', 'not 200', 'p99 / no attack', `p99 < ${HOSTILE_P99_GOAL_MS} ms`, 'attack answered/s'], rows),
+    `  the ingest's peak RSS over every attack: ${summary.ingestPeakRssMib.toFixed(0)} MiB`,
   ].join('\n');
 }
 

@@ -5,7 +5,8 @@ import { createBenchEnvironment } from './environment';
 import { summarizeHostile, type HostileRun, type HostileSummary } from './hostile-report';
 import { runPaced, type LoadResult } from './load';
 import { createMessageSource, type MessageSource } from './messages';
-import { startIngestServer, type ServerProcess } from './servers';
+import { lifetimePeakRssMib } from './probes';
+import { SERVER_MEMORY_MIB, startIngestServer, type ServerProcess } from './servers';
 import type { Track } from './worker';
 
 export interface HostileSettings {
@@ -48,7 +49,8 @@ interface Target {
 export async function runHostileBench(settings: HostileSettings, track: Track, log: (line: string) => void) {
   const env = await createBenchEnvironment();
   const releaseEnv = track(() => env.destroy());
-  const ingest = await startIngestServer(env);
+  // As a pod: an attack that grows the ingest's memory meets the limit a pod would.
+  const ingest = await startIngestServer({ ...env, memoryLimited: true });
   const releaseIngest = track(() => ingest.stop());
   const source = createMessageSource(env.runId, env.appSecret);
   const ackedIds = (await runPaced(ingest.webhookUrl, source, settings.rate, WARMUP_SECONDS)).ackedIds;
@@ -67,7 +69,7 @@ export async function runHostileBench(settings: HostileSettings, track: Track, l
   }
   const durability = await verifyDurability(env, ackedIds);
   const checks = [...hostileChecks(perRound, ingest, baselineFds), ...durability.map((check) => ({ ...check, name: `hostile: ${check.name}` }))];
-  const summary: HostileSummary = summarizeHostile(perRound, settings);
+  const summary: HostileSummary = summarizeHostile(perRound, settings, { serverMemoryLimitMib: SERVER_MEMORY_MIB, ingestPeakRssMib: lifetimePeakRssMib(ingest.pid) });
   await releaseIngest();
   await releaseEnv();
   return { summary, perRound, checks };
