@@ -171,6 +171,8 @@ async function startLimitedWorkers(env: BenchEnvironment, spec: ScaleRunSpec, gr
       messagesInHand: spec.messagesInHand,
       workShards: spec.shards,
       env: { WORKER_HEARTBEAT_MS: String(BENCH_HEARTBEAT_MS) },
+      // A pod's memory limit beside its CPU limit: the heap is sized as in the cluster.
+      memoryLimited: true,
     });
     // At once, before it has loaded anything: every thread it makes later is in the group too.
     group.add(worker.pid);

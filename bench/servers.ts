@@ -193,7 +193,7 @@ function spawnNode(args: string[], env: Record<string, string>, memory?: MemoryL
 
 /**
  * BENCH_SERVER_MEMORY_MIB (default 512, the chart's limit for ingest and worker pods; 0 for
- * none): the memory limit of the servers of the ingest, ack, worker, hostile and system parts, so that their
+ * none): the memory limit of the servers of the ingest, ack, worker, scale, hostile and system parts, so that their
  * heaps are sized as in a pod. They then also run with the NODE_OPTIONS their pod would have:
  * the image's, or for a worker the chart's worker.nodeOptions.
  */
