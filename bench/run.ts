@@ -263,7 +263,7 @@ async function runScaleBench() {
     prefetch: DEFAULT_PREFETCH,
     messagesInHand: MESSAGES_IN_HAND,
     warmUpPerWorker: SCALE_WARM_UP_PER_WORKER,
-    memoryLimitMib: SERVER_MEMORY_MIB,
+    serverMemoryLimitMib: SERVER_MEMORY_MIB,
   };
   for (let round = 1; round <= SCALE_ROUNDS; round += 1) {
     const runs: ScaleRun[] = [];

@@ -68,7 +68,7 @@ export function summarizeScale(runs: ScaleRun[][], loadAverage: number[]): Scale
 
 export function formatScaleReport(
   summary: ScaleSummary,
-  spec: { messages: number; shards: number; coresPerWorker: number; prefetch: number; messagesInHand: number; warmUpPerWorker: number; memoryLimitMib: number },
+  spec: { messages: number; shards: number; coresPerWorker: number; prefetch: number; messagesInHand: number; warmUpPerWorker: number; serverMemoryLimitMib: number },
 ): string {
   const rows = summary.byWorkers.map((entry) => {
     const goal = summary.goals[entry.workers];
@@ -94,7 +94,7 @@ export function formatScaleReport(
     `Worker scale-out: each worker process in its own cgroup limited to ${spec.coresPerWorker} core, ${spec.shards} shards, ` +
       `${spec.messages} pre-loaded messages, WORKER_PREFETCH ${spec.prefetch}, WORKER_MESSAGES_IN_HAND ${spec.messagesInHand}, 0 ms provider, ` +
       `${spec.warmUpPerWorker > 0 ? `workers warmed up by ${spec.warmUpPerWorker} messages each` : 'fresh workers'} (medians of ${summary.rounds} rounds; ` +
-      `load average at the end ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')}; ${podNote(spec.memoryLimitMib)})`,
+      `load average at the end ${summary.loadAverage.map((l) => l.toFixed(1)).join(' ')}; ${podNote(spec.serverMemoryLimitMib)})`,
     line(header),
     ...rows.map(line),
     '  "throttled": share of each worker\'s CPU periods in the run that its quota cut short (near 100 % means CPU-bound).',
