@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadConfig } from '../../src/config';
+import { checkWorkerConfig, loadConfig } from '../../src/config';
 import { CHART_DIR, SCENARIOS, find, podTemplates, render, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
 
 const minimal = renderScenario('minimal');
@@ -106,7 +106,7 @@ describe('network policies', () => {
     expect(egress(minimal, 'worker')).toEqual([[53, 53], [5432], [5672], [443]]);
     expect(egress(minimal, 'cleanup')).toEqual([[53, 53], [5432]]);
     expect(policy(minimal, 'worker').spec.egress[3].to).toEqual([{ ipBlock: { cidr: '0.0.0.0/0' } }]);
-    expect(policy(production, 'autoscaler').spec.egress[3].to).toEqual([{ ipBlock: { cidr: '10.0.0.1/32' } }]);
+    expect(policy(production, 'autoscaler').spec.egress[3].to).toEqual([{ ipBlock: { cidr: '172.16.0.0/28' } }]);
     expect(policy(production, 'worker').spec.egress[1].to).toEqual([{ ipBlock: { cidr: '10.20.0.0/24' } }]);
   });
 });
@@ -133,11 +133,22 @@ describe('values', () => {
     expect(renderError({ set: ['secrets.databaseUrl=postgres://x', 'secrets.amqpUrl=amqp://x'] })).toContain('secrets.whatsappAppSecret or secrets.twilioAuthToken is required');
     expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['worker.autoscaling.mode=keda'] })).toContain('secrets.rabbitmqManagementUrl is required');
     expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['secrets.twilioAuthToken=t'] })).toContain('config.PUBLIC_BASE_URL is required with secrets.twilioAuthToken');
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['secrets.whatsappAccessToken='] })).toContain('secrets.whatsappAccessToken is required with secrets.whatsappAppSecret');
+    expect(renderError({ valuesFiles: [scenarioFile('keda')], set: ['config.TWILIO_ACCOUNT_SID='] })).toContain('config.TWILIO_ACCOUNT_SID is required with secrets.twilioAuthToken');
     const values = readFileSync(path.join(CHART_DIR, 'values.yaml'), 'utf8');
     const secretsBlock = values.slice(values.indexOf('\nsecrets:'), values.indexOf('\nconfig:'));
     const secretValues = secretsBlock.match(/^ {2}\w+: .*$/gm)!;
     expect(secretValues.length).toBe(9);
     for (const line of secretValues) expect(line).toMatch(/: ""$/);
+  });
+
+  it('refuses an ingest PodDisruptionBudget that no eviction could satisfy, since node drains would hang', () => {
+    const refusal = 'ingest.podDisruptionBudget.minAvailable (1) must be below the fewest ingest pods (1)';
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['ingest.autoscaling.minReplicas=1'] })).toContain(refusal);
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['ingest.autoscaling.enabled=false', 'ingest.replicas=1'] })).toContain(refusal);
+    const single = renderScenario('minimal', { set: ['ingest.autoscaling.minReplicas=1', 'ingest.podDisruptionBudget.enabled=false'] });
+    expect(single.filter((o) => o.kind === 'PodDisruptionBudget').map((o) => o.metadata.name)).not.toContainEqual(expect.stringMatching(/-ingest$/));
+    expect(single.filter((o) => o.kind === 'HorizontalPodAutoscaler')[0]!.spec.minReplicas).toBe(1);
   });
 
   it('refuses more workers than shards, since a worker beyond them owns no shard', () => {
@@ -173,6 +184,31 @@ describe('values', () => {
       expect(() => loadConfig(env)).not.toThrow();
       expect(loadConfig(env).MAX_BODY_BYTES).toBe(3145728);
     }
+  });
+
+  it('lets the worker refuse to start without a reply credential, from the environment its pod gets', () => {
+    // What Kubernetes hands the worker container: the ConfigMap through envFrom, then each env
+    // entry (a secretKeyRef that is optional and absent from the Secret is left out).
+    const workerEnv = (objects: K8sObject[], secret: Record<string, string>) => {
+      const container = find(objects, 'Deployment', '-worker').spec.template.spec.containers[0];
+      const env: Record<string, string> = { ...find(objects, 'ConfigMap', '-config').data };
+      for (const entry of container.env as { name: string; value?: string; valueFrom?: { secretKeyRef?: { key: string } } }[]) {
+        const key = entry.valueFrom?.secretKeyRef?.key;
+        const value = key === undefined ? entry.value : secret[key];
+        if (value !== undefined) env[entry.name] = value;
+      }
+      return env;
+    };
+    const secretOf = (objects: K8sObject[]) => objects.find((o) => o.kind === 'Secret' && !o.metadata.annotations?.['helm.sh/hook'])!.stringData as Record<string, string>;
+    for (const scenario of ['minimal', 'keda'] as const) {
+      const objects = renderScenario(scenario);
+      expect(() => checkWorkerConfig(loadConfig(workerEnv(objects, secretOf(objects))))).not.toThrow();
+    }
+    // The same refusal for a Secret the operator manages, which the chart cannot read.
+    const managed = renderScenario('production');
+    const credentials = { DATABASE_URL: 'postgres://x@db/wagate', AMQP_URL: 'amqp://x', WHATSAPP_APP_SECRET: 'app-secret' };
+    expect(() => checkWorkerConfig(loadConfig(workerEnv(managed, credentials)))).toThrow(/WHATSAPP_ACCESS_TOKEN: is required by the worker/);
+    expect(() => checkWorkerConfig(loadConfig(workerEnv(managed, { ...credentials, WHATSAPP_ACCESS_TOKEN: 'token' })))).not.toThrow();
   });
 
   it('comments every key of values.yaml', () => {

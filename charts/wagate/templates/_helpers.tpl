@@ -168,6 +168,12 @@ volumeMounts:
 {{- if and .Values.secrets.twilioAuthToken (not .Values.config.PUBLIC_BASE_URL) -}}
 {{- fail "config.PUBLIC_BASE_URL is required with secrets.twilioAuthToken: Twilio signs the URL it calls, and wagate refuses Twilio in production without it" -}}
 {{- end -}}
+{{- if and .Values.secrets.whatsappAppSecret (not .Values.secrets.whatsappAccessToken) -}}
+{{- fail "secrets.whatsappAccessToken is required with secrets.whatsappAppSecret: the worker sends Meta replies with it, and refuses to start without it" -}}
+{{- end -}}
+{{- if and .Values.secrets.twilioAuthToken (not .Values.config.TWILIO_ACCOUNT_SID) -}}
+{{- fail "config.TWILIO_ACCOUNT_SID is required with secrets.twilioAuthToken: the worker sends Twilio replies with it, and refuses to start without it" -}}
+{{- end -}}
 {{- if eq .Values.worker.autoscaling.mode "keda" -}}
 {{- $_ := required "secrets.rabbitmqManagementUrl is required with worker.autoscaling.mode keda (KEDA reads the queues through the management API)" .Values.secrets.rabbitmqManagementUrl -}}
 {{- end -}}
@@ -181,6 +187,12 @@ volumeMounts:
 {{- end -}}
 {{- if gt (int .Values.ingest.autoscaling.minReplicas) (int .Values.ingest.autoscaling.maxReplicas) -}}
 {{- fail "ingest.autoscaling.minReplicas is above ingest.autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- /* A budget that no eviction can satisfy makes every node drain hang. */ -}}
+{{- $pdb := .Values.ingest.podDisruptionBudget -}}
+{{- $fewestIngest := ternary .Values.ingest.autoscaling.minReplicas .Values.ingest.replicas .Values.ingest.autoscaling.enabled | int -}}
+{{- if and $pdb.enabled (ge (int $pdb.minAvailable) $fewestIngest) -}}
+{{- fail (printf "ingest.podDisruptionBudget.minAvailable (%d) must be below the fewest ingest pods (%d), or no ingest pod could ever be evicted and node drains would hang: lower it, run more ingest pods (ingest.autoscaling.minReplicas, or ingest.replicas without the HPA), or set ingest.podDisruptionBudget.enabled=false" (int $pdb.minAvailable) $fewestIngest) -}}
 {{- end -}}
 {{- /* Two NODE_OPTIONS in one container: Kubernetes keeps the last, silently. */ -}}
 {{- if .Values.worker.nodeOptions -}}
