@@ -49,6 +49,19 @@ export function judgeOwnership(worker: WorkerSnapshot, nowMs: number, manualHold
   return { kind: 'own' };
 }
 
+/**
+ * The last decision again, at the Deployment's current revision, when a rollout has changed the
+ * revision but not the count. Without it the decision keeps the old revision, and the next
+ * `kubectl scale` differs in both count and revision: it would be taken for a rollout and
+ * adopted instead of held for. Null when the stored revision is current.
+ */
+export function decisionAtCurrentRevision(worker: WorkerSnapshot): LastDecision | null {
+  const last = worker.lastDecision;
+  if (!last || worker.revision === undefined || worker.revision === last.revision) return null;
+  if (worker.replicas !== last.replicas) return null;
+  return { ...last, revision: worker.revision };
+}
+
 const lastDecisionSchema = z.object({
   replicas: z.number().int().min(0),
   revision: z.string().optional(),

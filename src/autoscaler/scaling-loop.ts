@@ -1,7 +1,7 @@
 import type { Logger } from '../telemetry/logger';
 import type { AutoscalerMetrics, AutoscalerReason } from '../telemetry/autoscaler-metrics';
 import { decide, type ScaleDownMemory, type ScalingPolicy } from './decide';
-import { clockTime, judgeOwnership, type LastDecision, type Ownership } from './ownership';
+import { clockTime, decisionAtCurrentRevision, judgeOwnership, type LastDecision, type Ownership } from './ownership';
 import type { WorkerDeployment } from './worker-deployment';
 
 type Snapshot = Awaited<ReturnType<WorkerDeployment['read']>>;
@@ -63,6 +63,8 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
       atMs: nowMs,
       ...(holdUntilMs === undefined ? {} : { holdUntilMs }),
     });
+    const current = ownership.kind === 'own' || ownership.kind === 'holding' ? decisionAtCurrentRevision(snapshot) : null;
+    if (current) await worker.recordDecision(current);
     const yielded = await yieldToPeople(ownership, snapshot, record);
     if (yielded) {
       memory = null;

@@ -207,6 +207,23 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     expect(await metric(b, 'wagate_autoscaler_hold_until_timestamp_seconds')).toBe(0);
   }, 120_000);
 
+  it('still yields to kubectl scale after a rollout that kept the count', async () => {
+    recreateWorker(plane, 1);
+    const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });
+    const revision = () => workerState(plane).annotations['deployment.kubernetes.io/revision'];
+    await waitFor('the adopted decision to carry the first revision', () => revision() !== undefined && lastDecision(plane)?.revision === revision(), SETTLE_MS);
+    const before = revision();
+    // A new pod template, as `helm upgrade` or a rollout restart after a secret rotation makes.
+    plane.kubectl(['rollout', 'restart', 'deployment', WORKER, '-n', NAMESPACE]);
+    await waitFor('the decision to follow the new revision', () => revision() !== before && lastDecision(plane)?.revision === revision(), SETTLE_MS);
+
+    plane.kubectl(['scale', 'deployment', WORKER, '-n', NAMESPACE, '--replicas=3']);
+    await waitFor('a ManualScaleDetected Event', () => workerEvents(plane, 'ManualScaleDetected').length > 0, SETTLE_MS);
+    expect(lastDecision(plane)).toMatchObject({ replicas: 3, reason: 'manual_scale' });
+    expect(workerState(plane).replicas).toBe(3);
+    expect(await metric(autoscaler, 'wagate_autoscaler_manual_holds_total')).toBe(1);
+  }, 90_000);
+
   it('does nothing while wagate.io/autoscaler-paused is "true", and resumes from what was set meanwhile once it is removed', async () => {
     recreateWorker(plane, 1);
     const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });

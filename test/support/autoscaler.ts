@@ -49,9 +49,9 @@ export function workerState(plane: ControlPlane): { replicas: number; annotation
   return { replicas: deployment.spec.replicas, annotations: deployment.metadata.annotations ?? {} };
 }
 
-export function lastDecision(plane: ControlPlane): { replicas: number; reason: string; holdUntilMs?: number } | undefined {
+export function lastDecision(plane: ControlPlane): { replicas: number; reason: string; revision?: string; holdUntilMs?: number } | undefined {
   const value = workerState(plane).annotations['wagate.io/autoscaler-last-decision'];
-  return value ? (JSON.parse(value) as { replicas: number; reason: string; holdUntilMs?: number }) : undefined;
+  return value ? (JSON.parse(value) as { replicas: number; reason: string; revision?: string; holdUntilMs?: number }) : undefined;
 }
 
 export interface LeaseState {

@@ -1,4 +1,4 @@
-import { clockTime, isPaused, judgeOwnership, parseLastDecision, type LastDecision, type WorkerSnapshot } from '../../src/autoscaler/ownership';
+import { clockTime, decisionAtCurrentRevision, isPaused, judgeOwnership, parseLastDecision, type LastDecision, type WorkerSnapshot } from '../../src/autoscaler/ownership';
 
 const NOW = Date.UTC(2026, 11, 1, 14, 30);
 const HOLD_MS = 1_800_000;
@@ -17,6 +17,17 @@ describe('autoscaler ownership of the worker Deployment', () => {
     ['is paused by the annotation, whatever else', worker({ paused: true, replicas: 9 }), { kind: 'paused' }],
   ])('%s', (_name, snapshot, expected) => {
     expect(judgeOwnership(snapshot, NOW, HOLD_MS)).toEqual(expected);
+  });
+
+  it('moves its decision to the revision of a rollout that kept the count, so a later kubectl scale is still a person', () => {
+    const rolledOut = worker({ revision: '3', lastDecision: last({ holdUntilMs: NOW + 5 }) });
+    expect(decisionAtCurrentRevision(rolledOut)).toEqual(last({ revision: '3', holdUntilMs: NOW + 5 }));
+    const scaledAfterwards = { ...rolledOut, replicas: 5, lastDecision: decisionAtCurrentRevision(rolledOut) };
+    expect(judgeOwnership(scaledAfterwards, NOW, HOLD_MS)).toEqual({ kind: 'manual_scale', holdUntilMs: NOW + HOLD_MS });
+    expect(decisionAtCurrentRevision(worker())).toBeNull();
+    expect(decisionAtCurrentRevision(worker({ revision: undefined }))).toBeNull();
+    expect(decisionAtCurrentRevision(worker({ lastDecision: null, revision: '3' }))).toBeNull();
+    expect(decisionAtCurrentRevision(worker({ replicas: 5, revision: '3' }))).toBeNull();
   });
 
   it('reads the pause annotation only as "true"', () => {
