@@ -67,6 +67,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let deleteTimer: NodeJS.Timeout | null = null;
   let pollTimer: NodeJS.Timeout | null = null;
   let sweeping: Promise<number> | null = null;
+  let stopping = false;
 
   function track<T>(promise: Promise<T>): Promise<T> {
     inFlight.add(promise);
@@ -138,7 +139,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   async function sweep(): Promise<number> {
     let total = 0;
     for (;;) {
-      if (!options.isBrokerConnected()) return total;
+      // A stopping process leaves the rest of a backlog to the other pods' sweeps once the
+      // leases it holds expire, instead of outliving its grace period and being killed mid-publish.
+      if (stopping || !options.isBrokerConnected()) return total;
       const rows = await claimExpired();
       if (rows.length === 0) return total;
       // A row whose message is no longer queued with a payload (erased, cleaned up, gone) has
@@ -204,6 +207,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }, options.pollMs);
     },
     async stop() {
+      stopping = true;
       if (pollTimer) clearInterval(pollTimer);
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
       if (deleteTimer) clearTimeout(deleteTimer);
