@@ -69,6 +69,12 @@ async function claimAndSend(
     const [settled] = await sql<{ status: string; last_error: string | null }[]>`
       SELECT status, last_error FROM outbound_messages WHERE id = ${outbound.id}`;
     if (settled?.status === 'failed') throw new PermanentError(settled.last_error ?? 'the reply failed permanently earlier');
+    // Another attempt held it 'sending' when this one tried, and has since put it back to be
+    // sent again (the provider said retry). Finishing the message now would leave the reply
+    // unsent with no queue message to send it; this copy goes through the retry tiers instead.
+    if (settled?.status === 'pending' || settled?.status === 'retry') {
+      throw new RetryableError('the reply was in another attempt\'s hands and is to be sent again; retrying');
+    }
     return 'already_settled';
   }
   return sendMarkedReply(sql, source, outbound, sendReply, metrics, finishing);

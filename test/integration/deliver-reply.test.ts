@@ -52,3 +52,29 @@ describe('a reply settled after another worker took over', () => {
     expect(await statusOf(reply.id)).toBe('sent');
   });
 });
+
+describe('a reply another attempt was sending', () => {
+  it('does not finish the message when that attempt has put the reply back to be retried', async () => {
+    const inbound = 'wamid.race-retry';
+    await db.sql`
+      INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, status)
+      VALUES ('whatsapp', ${inbound}, '15550700001', '15550700001', 'processing')`;
+    const reply = await pendingReply(inbound);
+    let sends = 0;
+    const send: ReplyClient = async () => {
+      sends += 1;
+      return { kind: 'sent', providerMessageId: 'wamid.provider-race' };
+    };
+    // This attempt loses the mark to the other one, which meanwhile hears 429 and settles 'retry'.
+    const markSending = async (id: string) => {
+      await db.sql`UPDATE outbound_messages SET status = 'retry' WHERE id = ${id}`;
+      return false;
+    };
+    const finishing = { finish: { messageId: inbound, outcome: 'processed' as const }, markSending };
+    await expect(deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'), finishing)).rejects.toBeInstanceOf(RetryableError);
+    expect(sends).toBe(0);
+    expect(await statusOf(reply.id)).toBe('retry');
+    const [message] = await db.sql`SELECT status FROM webhook_messages WHERE message_id = ${inbound}`;
+    expect(message!.status).toBe('processing');
+  });
+});
