@@ -26,8 +26,15 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
   await setup.assertQueue(staging, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await setup.close();
 
+  // A rerun after an interrupted move: an old shard already deleted means the run before had
+  // gathered everything and begun removing the surplus, and perhaps distributing. The shards
+  // that stay then hold only what it distributed, each sender's earliest messages; gathering
+  // them again would put them behind the sender's later ones, still in staging.
+  const present = await existingQueues(connection, oldTopology.shards.map((shard) => shard.queue));
+  const gathered = present.size < oldTopology.shards.length;
   let moved = 0;
-  for (const shard of oldTopology.shards) moved += await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+  if (gathered) progress('an earlier run gathered the old shards and was interrupted; going on from there');
+  else for (const shard of oldTopology.shards) moved += await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
   progress(`took ${moved} message(s) off ${oldTopology.shards.length} old shard(s), in order`);
   // Before the surplus queues lose their bindings: a retry coming back with an old key would have nowhere to go.
   let retriesReaddressed = 0;
@@ -38,7 +45,7 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
     }));
   }
   for (const shard of oldTopology.shards.slice(newTopology.shards.length)) {
-    moved += await removeSurplus(connection, oldTopology.exchange, shard, staging);
+    if (present.has(shard.queue)) moved += await removeSurplus(connection, oldTopology.exchange, shard, staging);
   }
   const newHome = (message: ConsumeMessage): Destination => {
     const key = senderRoutingKey(newTopology, message);
@@ -68,6 +75,24 @@ async function removeSurplus(connection: ChannelModel, exchange: string, shard: 
   } finally {
     await channel.close().catch(() => undefined);
   }
+}
+
+/** The queues among these that exist; each is checked on a channel of its own, since a 404 closes it. */
+async function existingQueues(connection: ChannelModel, queues: string[]): Promise<Set<string>> {
+  const existing = new Set<string>();
+  for (const queue of queues) {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      await channel.checkQueue(queue);
+      existing.add(queue);
+    } catch (error) {
+      if ((error as { code?: number }).code !== 404) throw error;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+  return existing;
 }
 
 function senderRoutingKey(topology: Topology, message: ConsumeMessage): string | null {
