@@ -44,22 +44,35 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
       const channel = broker.channel();
       if (!channel || entries.length === 0) return entries.map(() => false);
       const unroutable = returnedSet(channel);
+      // One deadline for the whole batch, writes and confirms alike, rather than a timer per
+      // message: a broker that stops reading (a blocked connection) must not hold a batch for
+      // the timeout once per message. What is not confirmed by then counts as failed.
+      const deadline = Date.now() + confirmTimeoutMs;
       const confirms: Promise<boolean>[] = [];
       for (const entry of entries) {
+        // Past the deadline the rest is not written at all: it stays in the outbox for a sweep.
+        if (Date.now() >= deadline) {
+          confirms.push(Promise.resolve(false));
+          continue;
+        }
         const { confirmed, bufferFull } = publishOne(channel, exchange, entry, unroutable);
         confirms.push(confirmed);
         // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
-        if (!bufferFull) continue;
-        await settleWithin(once(channel, 'drain'), confirmTimeoutMs, undefined);
+        if (bufferFull) await drainedWithin(channel, deadline - Date.now());
       }
-      // One deadline for the whole batch rather than a timer per message; what is not
-      // confirmed by then counts as failed.
       const results = confirms.map(() => false);
       const collected = confirms.map((confirm, index) => confirm.then((ok) => void (results[index] = ok)));
-      await settleWithin(Promise.all(collected), confirmTimeoutMs, undefined);
+      await settleWithin(Promise.all(collected), deadline - Date.now(), undefined);
       return results;
     },
   };
+}
+
+/** Waits for the channel to drain, for at most ms; its listener goes either way. */
+async function drainedWithin(channel: ConfirmChannel, ms: number): Promise<void> {
+  const abandon = new AbortController();
+  await settleWithin(once(channel, 'drain', { signal: abandon.signal }).catch(() => undefined), ms, undefined);
+  abandon.abort();
 }
 
 function publishOne(channel: ConfirmChannel, exchange: string, entry: Publication, unroutable: Set<string>) {
