@@ -114,6 +114,25 @@ describe('the chart in a real API server', () => {
     expect(worker('.spec.replicas')).toBe('4');
   }, 60_000);
 
+  it('installs mode off, and switching it to builtin leaves one worker and no stale decision for the autoscaler', () => {
+    kubectl(['create', 'namespace', 'switch']);
+    const worker = (jsonpath: string) => kubectl(['-n', 'switch', 'get', 'deployment', 'shop-wagate-worker', '-o', `jsonpath={${jsonpath}}`]);
+    const install = (mode: string) =>
+      helmIn([mode === 'off' ? 'install' : 'upgrade', 'shop', CHART_DIR, '--no-hooks', '-n', 'switch', '-f', scenarioFile('minimal'), '--set', `worker.autoscaling.mode=${mode}`, '--set', 'worker.replicas=3']);
+    const installed = install('off');
+    expect([installed.status, installed.status === 0 ? '' : installed.stderr]).toEqual([0, '']);
+    expect(worker('.spec.replicas')).toBe('3');
+    // What an autoscaler left from an earlier builtin period: it must not outlive mode off.
+    kubectl(['-n', 'switch', 'annotate', '--overwrite', 'deployment/shop-wagate-worker', 'wagate.io/autoscaler-last-decision={"replicas":3,"reason":"scale_up","atMs":1}']);
+    const upgraded = install('builtin');
+    expect([upgraded.status, upgraded.status === 0 ? '' : upgraded.stderr]).toEqual([0, '']);
+    // Helm removes the replicas field it set before, and Kubernetes defaults it: the autoscaler
+    // scales from one worker (docs/operations.md says so), and reads no decision of its own.
+    expect(worker('.spec.replicas')).toBe('1');
+    expect(worker('.metadata.annotations')).not.toContain('wagate.io/autoscaler-last-decision');
+    expect(worker('.metadata.annotations')).toContain('"wagate.io/autoscaling-mode":"builtin"');
+  }, 60_000);
+
   describe('k8s/ for kubectl users', () => {
     /** Objects as both tools print them, minus what only Helm adds and the namespace kustomize sets. */
     const normalise = (objects: K8sObject[]) =>
