@@ -81,7 +81,16 @@ export function parseLastDecision(value: string | undefined): LastDecision | nul
   }
 }
 
+/** Which scaler the worker Deployment names (the chart and k8s/ set it); absent on a Deployment made by hand. */
+export const MODE_ANNOTATION = 'wagate.io/autoscaling-mode';
+
+/**
+ * Paused by a person, or the Deployment names another scaler: an autoscaler left running after
+ * a switch to KEDA or the HPA (kubectl apply does not prune it) must not fight that scaler.
+ */
 export function isPaused(annotations: Record<string, string> | undefined): boolean {
+  const mode = annotations?.[MODE_ANNOTATION]?.trim();
+  if (mode !== undefined && mode !== 'builtin') return true;
   return annotations?.[PAUSED_ANNOTATION]?.trim().toLowerCase() === 'true';
 }
 

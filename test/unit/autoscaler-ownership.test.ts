@@ -38,6 +38,14 @@ describe('autoscaler ownership of the worker Deployment', () => {
     expect(isPaused(undefined)).toBe(false);
   });
 
+  it('yields to the scaler the Deployment names when that is not the builtin one', () => {
+    expect(isPaused({ 'wagate.io/autoscaling-mode': 'builtin' })).toBe(false);
+    expect(isPaused({ 'wagate.io/autoscaling-mode': 'keda' })).toBe(true);
+    expect(isPaused({ 'wagate.io/autoscaling-mode': 'hpa' })).toBe(true);
+    expect(isPaused({ 'wagate.io/autoscaling-mode': 'off' })).toBe(true);
+    expect(isPaused({ 'wagate.io/autoscaling-mode': 'builtin', 'wagate.io/autoscaler-paused': 'true' })).toBe(true);
+  });
+
   it('reads its last decision back, and takes a damaged annotation for none', () => {
     const decision = last({ holdUntilMs: NOW });
     expect(parseLastDecision(JSON.stringify(decision))).toEqual(decision);
