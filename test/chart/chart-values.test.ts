@@ -151,6 +151,17 @@ describe('values', () => {
     expect(single.filter((o) => o.kind === 'HorizontalPodAutoscaler')[0]!.spec.minReplicas).toBe(1);
   });
 
+  it('keeps every name and label legal with the longest release name Helm allows', () => {
+    const releaseName = `shop-${'x'.repeat(48)}`; // 53 characters
+    const objects = SCENARIOS.flatMap((scenario) => render({ valuesFiles: [scenarioFile(scenario)], releaseName }));
+    const limits: Record<string, number> = { Service: 63, CronJob: 52 };
+    const tooLong = objects.filter((o) => o.metadata.name.length > (limits[o.kind] ?? 253)).map((o) => `${o.kind}/${o.metadata.name}`);
+    expect(tooLong).toEqual([]);
+    const labelValues = objects.flatMap((o) => Object.values({ ...o.metadata.labels }));
+    expect(labelValues.filter((value) => value.length > 63)).toEqual([]);
+    expect(find(objects, 'Service', '-autoscaler-metrics').metadata.name).toHaveLength(63);
+  });
+
   it('refuses more workers than shards, since a worker beyond them owns no shard', () => {
     expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['worker.autoscaling.maxReplicas=40'] })).toContain('is above config.WORK_SHARDS (32)');
   });

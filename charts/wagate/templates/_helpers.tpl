@@ -17,10 +17,12 @@
 {{- end -}}
 {{- end -}}
 
-{{/* Object name of a role: "<fullname>-<role>". Call with (list $ "worker"). */}}
+{{/* Object name of a role: "<fullname>-<role>". Call with (list $ "worker"). The fullname is cut to 44
+   characters so that the longest names stay legal: "-cleanup" for a CronJob (52 at most, since
+   its Jobs add a suffix) and "-autoscaler-metrics" for a Service (63). */}}
 {{- define "wagate.roleName" -}}
 {{- $root := index . 0 -}}
-{{- printf "%s-%s" (include "wagate.fullname" $root | trunc 52 | trimSuffix "-") (index . 1) -}}
+{{- printf "%s-%s" (include "wagate.fullname" $root | trunc 44 | trimSuffix "-") (index . 1) -}}
 {{- end -}}
 
 {{- define "wagate.labels" -}}
