@@ -75,23 +75,39 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return promise;
   }
 
-  /** Publishes and settles the rows: confirmed ones are deleted, the rest leased to the next sweep. True where confirmed. */
+  /**
+   * Publishes and settles the rows: confirmed ones are deleted, refused ones released to the next
+   * sweep at once. A row the broker has not answered by the deadline keeps its lease: its message
+   * may still arrive, and publishing it again now would queue a second copy although no process
+   * died. Its late answer settles it; if none comes, the lease expires and a sweep takes it.
+   * True where confirmed.
+   */
   async function publish(entries: { id: string; publication: Publication }[], path: 'owner' | 'sweep'): Promise<boolean[]> {
     const started = performance.now();
+    const settleLate = (index: number, ok: boolean) => {
+      const id = entries[index]!.id;
+      if (!ok) return void track(releaseLeases([id]));
+      options.metrics.published.inc({ path });
+      toDelete.push(id);
+      scheduleDelete();
+    };
     const results = await options.publisher.publishAll(
       options.topology.exchange,
       entries.map((entry) => entry.publication),
+      settleLate,
     );
     options.metrics.publishDuration.observe((performance.now() - started) / 1000);
     const failed: string[] = [];
-    results.forEach((ok, index) => (ok ? toDelete : failed).push(entries[index]!.id));
-    options.metrics.published.inc({ path }, results.length - failed.length);
-    if (failed.length > 0) {
-      options.metrics.publishFailures.inc(failed.length);
-      await releaseLeases(failed);
-    }
+    results.forEach((ok, index) => {
+      if (ok) toDelete.push(entries[index]!.id);
+      else if (ok === false) failed.push(entries[index]!.id);
+    });
+    const confirmed = results.filter((ok) => ok === true).length;
+    options.metrics.published.inc({ path }, confirmed);
+    if (confirmed < results.length) options.metrics.publishFailures.inc(results.length - confirmed);
+    if (failed.length > 0) await releaseLeases(failed);
     scheduleDelete();
-    return results;
+    return results.map((ok) => ok === true);
   }
 
   const publishGathered = createLinger(options.publishLingerMs, (entries: { id: string; publication: Publication }[]) => publish(entries, 'owner'));

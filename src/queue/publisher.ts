@@ -15,8 +15,12 @@ export interface Publication {
 }
 
 export interface Publisher {
-  /** Publishes every entry and waits for the broker's confirms; true where confirmed and routed. */
-  publishAll(exchange: string, entries: Publication[]): Promise<boolean[]>;
+  /**
+   * Publishes every entry and waits for the broker's confirms; true where confirmed and routed,
+   * false where refused, returned or not written. Null where the broker had not answered by the
+   * deadline: the message may still be routed and confirmed, and onLateAnswer then says how.
+   */
+  publishAll(exchange: string, entries: Publication[], onLateAnswer?: (index: number, ok: boolean) => void): Promise<(boolean | null)[]>;
 }
 
 /**
@@ -40,7 +44,7 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
   }
 
   return {
-    async publishAll(exchange, entries) {
+    async publishAll(exchange, entries, onLateAnswer) {
       const channel = broker.channel();
       if (!channel || entries.length === 0) return entries.map(() => false);
       const unroutable = returnedSet(channel);
@@ -60,10 +64,17 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
         // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
         if (bufferFull) await drainedWithin(channel, deadline - Date.now());
       }
-      const results = confirms.map(() => false);
-      const collected = confirms.map((confirm, index) => confirm.then((ok) => void (results[index] = ok)));
+      const results: (boolean | null)[] = confirms.map(() => null);
+      let late = false;
+      const collected = confirms.map((confirm, index) =>
+        confirm.then((ok) => {
+          if (!late) results[index] = ok;
+          else onLateAnswer?.(index, ok);
+        }),
+      );
       await settleWithin(Promise.all(collected), deadline - Date.now(), undefined);
-      return results;
+      late = true;
+      return results.slice();
     },
   };
 }

@@ -42,7 +42,7 @@ afterAll(async () => {
   await proxy.close();
 }, 30_000);
 
-it('ends a batch within its one deadline when the broker stops reading, and counts every entry as failed', async () => {
+it('ends a batch within its one deadline when the broker stops reading, and counts none as confirmed', async () => {
   const publisher = createPublisher(broker, CONFIRM_TIMEOUT_MS);
   // A first batch gets through: the path works before the stall.
   const [healthy] = await publisher.publishAll('', [entry(0, Buffer.from('{}'))]);
@@ -55,7 +55,9 @@ it('ends a batch within its one deadline when the broker stops reading, and coun
   const results = await publisher.publishAll('', entries);
   const tookMs = performance.now() - started;
 
-  expect(results).toEqual(entries.map(() => false));
+  // None confirmed: those written are unanswered (null), those past the deadline were not written (false).
+  expect(results.filter((ok) => ok === true)).toEqual([]);
+  expect(results.at(-1)).toBe(false);
   expect(tookMs).toBeLessThan(BOUND_MS);
   // No drain listener is left behind by the waits that timed out.
   expect(broker.channel()!.listenerCount('drain')).toBe(0);
