@@ -40,11 +40,11 @@ export interface WorkerConsumer {
  * confirm, and only then acked, so no hand-over can lose a message.
  */
 export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
-  const { forward, routeFailure, waitOut, deadLetter } = createHandOn(deps);
+  let attached: { channel: ConfirmChannel; tags: Map<number, string> } | null = null;
+  const { forward, routeFailure, waitOut, deadLetter } = createHandOn({ ...deps, isHeld: (channel) => attached?.channel === channel });
   const chains = new Map<string, Promise<void>>();
   /** Messages in hand per shard, so that a shard can be released once its own are finished. */
   const inHand = new Map<number, Set<Promise<void>>>();
-  let attached: { channel: ConfirmChannel; tags: Map<number, string> } | null = null;
   // Once stopping, a reconnect must not start consuming again.
   let stopped = false;
 

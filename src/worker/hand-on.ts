@@ -10,12 +10,20 @@ import type { Metrics } from '../telemetry/metrics';
 import { describe, isDatabaseDown, numberHeader, safely } from './delivery';
 import { planRetry, planWait } from './retry-plan';
 
+/** Pauses between publishes of a hand-over the broker refused, doubling up to the most. */
+const HAND_OVER_RETRY_MIN_MS = 250;
+const HAND_OVER_RETRY_MAX_MS = 5_000;
+/** How often a hand-over waiting for a late confirm checks that its delivery is still held. */
+const HELD_CHECK_MS = 500;
+
 /** How long a message waits when the database is unavailable, before it is tried again. */
 const DATABASE_WAIT_MS = 30_000;
 
 export interface HandOnDeps {
   topology: Topology;
   publisher: Publisher;
+  /** Whether deliveries of this channel are still this worker's to ack; a hand-over holds them only so long. */
+  isHeld?(channel: ConfirmChannel): boolean;
   sql: Sql;
   log: Logger;
   metrics: Metrics;
@@ -46,7 +54,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
    */
   async function forward(channel: ConfirmChannel, delivery: ConsumeMessage, home: number): Promise<void> {
     try {
-      await publishOrThrow(deps.topology.exchange, delivery, {}, deps.topology.shards[home]!.routingKey);
+      await publishOrThrow(channel, deps.topology.exchange, delivery, {}, deps.topology.shards[home]!.routingKey);
       safely(() => channel.ack(delivery));
     } catch (error) {
       deps.log.error({ err: (error as Error).message, messageId: delivery.properties.messageId }, 'could not forward a message to its shard; it will be redelivered');
@@ -64,7 +72,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       : planRetry(deps.topology, attemptSoFar, retryAfterMs, Date.now());
     if (plan.kind === 'exhausted') return deadLetter(channel, delivery, payload, `retries exhausted: ${reason}`);
     const { tier, attempt, notBefore } = plan;
-    await publishOrThrow(deps.topology.retryTiers[tier]!.exchange, delivery, {
+    await publishOrThrow(channel, deps.topology.retryTiers[tier]!.exchange, delivery, {
       [ATTEMPT_HEADER]: attempt,
       [LAST_ERROR_HEADER]: reason,
       ...(notBefore === undefined ? {} : { [NOT_BEFORE_HEADER]: notBefore }),
@@ -81,7 +89,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
   /** Back from a tier before the provider's Retry-After has passed: wait again, without a try. */
   async function waitOut(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, tier: number): Promise<void> {
     try {
-      await publishOrThrow(deps.topology.retryTiers[tier]!.exchange, delivery, {});
+      await publishOrThrow(channel, deps.topology.retryTiers[tier]!.exchange, delivery, {});
       safely(() => channel.ack(delivery));
       // Touched, so that a message waiting out a long Retry-After never looks stuck.
       await deps.sql`UPDATE webhook_messages SET updated_at = now()
@@ -95,7 +103,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
   }
 
   async function deadLetter(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage | null, reason: string): Promise<void> {
-    await publishOrThrow(deps.topology.deadExchange, delivery, {
+    await publishOrThrow(channel, deps.topology.deadExchange, delivery, {
       [LAST_ERROR_HEADER]: reason,
       [DEAD_AT_HEADER]: new Date().toISOString(),
     }, deps.topology.deadRoutingKey);
@@ -118,22 +126,57 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       deps.log.warn({ err: error.message, messageId: payload.messageId, status }, 'could not update the message record after handing the message on');
   }
 
-  async function publishOrThrow(exchange: string, delivery: ConsumeMessage, headers: Record<string, string | number>, routingKey = delivery.fields.routingKey): Promise<void> {
+  /**
+   * Publishes the hand-over and returns once the broker confirmed it, holding the delivery
+   * meanwhile. Giving the delivery back (nack with requeue) would bring it straight back to be
+   * processed again: another provider call at once, whatever Retry-After said, and on the fifth
+   * delivery the broker's own dead-lettering, without a reason. So a confirm that is late is
+   * waited for (a blocked connection answers once the alarm clears), and a publish that failed
+   * is tried again with a growing pause. It throws only when the delivery is no longer held
+   * (its channel closed: the broker has requeued it), and then nothing of it is acked here.
+   */
+  async function publishOrThrow(
+    channel: ConfirmChannel,
+    exchange: string,
+    delivery: ConsumeMessage,
+    headers: Record<string, string | number>,
+    routingKey = delivery.fields.routingKey,
+  ): Promise<void> {
     const original = withoutBrokerHeaders(delivery.properties.headers);
-    const [ok] = await deps.publisher.publishAll(exchange, [
-      {
-        messageId: String(delivery.properties.messageId ?? ''),
-        routingKey,
-        body: delivery.content,
-        traceparent: String(original.traceparent ?? ''),
-        headers: { ...original, 'x-wagate-routing-key': delivery.fields.routingKey, ...headers },
-      },
-    ]);
-    if (!ok) {
+    const publication = {
+      messageId: String(delivery.properties.messageId ?? ''),
+      routingKey,
+      body: delivery.content,
+      traceparent: String(original.traceparent ?? ''),
+      headers: { ...original, 'x-wagate-routing-key': delivery.fields.routingKey, ...headers },
+    };
+    const held = () => deps.isHeld?.(channel) ?? false;
+    for (let attempt = 0; ; attempt += 1) {
+      let lateAnswer: (ok: boolean) => void = () => undefined;
+      const late = new Promise<boolean>((resolve) => (lateAnswer = resolve));
+      const [answer] = await deps.publisher.publishAll(exchange, [publication], (_index, ok) => lateAnswer(ok));
+      if (answer === true) return;
       deps.metrics.publishFailures.inc();
-      throw new WagateError('BROKER_UNAVAILABLE', `the broker did not confirm the hand-over to ${exchange}`);
+      const ok = answer === null ? await answeredWhileHeld(late, held) : false;
+      if (ok) return;
+      if (!held()) throw new WagateError('BROKER_UNAVAILABLE', `the broker did not confirm the hand-over to ${exchange}`);
+      deps.log.warn({ messageId: publication.messageId, exchange, attempt }, 'the hand-over was not confirmed; holding the message and publishing it again');
+      await pause(Math.min(HAND_OVER_RETRY_MIN_MS * 2 ** attempt, HAND_OVER_RETRY_MAX_MS));
+      if (!held()) throw new WagateError('BROKER_UNAVAILABLE', `the broker did not confirm the hand-over to ${exchange}`);
     }
   }
 
   return { forward, routeFailure, waitOut, deadLetter };
+}
+
+/** The late answer of a publish, or false once the delivery is no longer held. */
+async function answeredWhileHeld(late: Promise<boolean>, held: () => boolean): Promise<boolean> {
+  let answered: boolean | undefined;
+  void late.then((ok) => (answered = ok));
+  while (answered === undefined && held()) await Promise.race([late, pause(HELD_CHECK_MS)]);
+  return answered ?? false;
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -7,7 +7,8 @@ let pipeline: Pipeline;
 let suspended: string[] = [];
 
 beforeAll(async () => {
-  // A confirm timeout far beyond the test: a held hand-over stays held rather than being requeued.
+  // A confirm timeout far beyond the test, so that no deadline passes here (a hand-over past it
+  // stays held too: test/integration/worker-blocked-handover.test.ts).
   pipeline = await startPipeline({ RETRY_DELAYS_MS: '100,600', PUBLISH_CONFIRM_TIMEOUT_MS: '120000', OUTBOX_LEASE_SECONDS: '180' });
   await pipeline.startWorker();
 }, 120_000);
