@@ -288,6 +288,11 @@ function crossCheck(e: ParsedEnv): string[] {
       'RETENTION_DAYS: must keep dedupe keys longer than REPLAY_WINDOW_SECONDS plus 5 minutes, or replayed messages would pass',
     );
   }
+  if (e.ORDER_RETENTION_DAYS < e.RETENTION_DAYS) {
+    problems.push(
+      'ORDER_RETENTION_DAYS: must be at least RETENTION_DAYS; an order and its reply removed before their message would let a dead-letter replay of that message make a second order and reply',
+    );
+  }
   if (e.WAGATE_FAILPOINT && e.NODE_ENV !== 'test') {
     problems.push('WAGATE_FAILPOINT: stops the process on purpose, for crash tests; it is accepted only when NODE_ENV is test');
   }

@@ -20,6 +20,9 @@ export function checkRetention(config: Config, days: number): string | null {
   if (days * 86400 < config.REPLAY_WINDOW_SECONDS + FUTURE_SKEW_SECONDS) {
     return `--days ${days} is shorter than the replay window (${config.REPLAY_WINDOW_SECONDS} s) plus 5 minutes: replayed messages would no longer be recognised as duplicates`;
   }
+  if (days > config.ORDER_RETENTION_DAYS) {
+    return `--days ${days} is longer than ORDER_RETENTION_DAYS (${config.ORDER_RETENTION_DAYS}): messages would outlive their orders and replies, and a dead-letter replay of one would make a second order`;
+  }
   return null;
 }
 

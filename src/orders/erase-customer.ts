@@ -9,6 +9,7 @@ export type DeadLetterDropper = (matches: (message: QueueMessage) => boolean) =>
 /**
  * Data-subject erasure. Rows stay (dedupe keys, order totals, statistics) but every
  * personal field is removed or replaced: bodies, raw payloads, names, numbers, reply texts,
+ * error texts (a provider's may quote the number),
  * and copies of the customer's messages waiting in the dead-letter queue. Messages not yet
  * finished become 'erased', so the worker drops their queue copies instead of turning them
  * into an order and a reply, which would write the personal data back. The database is
@@ -20,7 +21,7 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
     // The number, plus the Meta user ids its messages and orders (and so its rate limit) were keyed on.
     addresses = await senderKeysOf(tx, phone);
     const messages = await tx`
-      UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, updated_at = now(),
+      UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, last_error = NULL, updated_at = now(),
         status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
       WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
          OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses})`;
@@ -31,7 +32,7 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
       UPDATE orders SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, updated_at = now()
       WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})`;
     const replies = await tx`
-      UPDATE outbound_messages SET recipient = ${ERASED}, body = NULL, updated_at = now() WHERE recipient = ANY(${addresses})`;
+      UPDATE outbound_messages SET recipient = ${ERASED}, body = NULL, last_error = NULL, updated_at = now() WHERE recipient = ANY(${addresses})`;
     const receipts = await tx`
       UPDATE message_statuses SET recipient = NULL, payload = NULL WHERE recipient = ANY(${addresses})`;
     const limits = await tx`DELETE FROM webhook_rate_limits WHERE phone_number = ANY(${addresses})`;

@@ -28,9 +28,15 @@ export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
  */
 export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, metrics: Metrics): Promise<string> {
   const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio' })[]>`
-    UPDATE outbound_messages SET status = 'retry', updated_at = now() WHERE id = ${id} AND status = 'unknown'
+    UPDATE outbound_messages SET status = 'retry', updated_at = now() WHERE id = ${id} AND status = 'unknown' AND body IS NOT NULL
     RETURNING id::text, kind, status, recipient, business_number, body, order_id::text, attempts, webhook_source`;
-  if (!row) throw new WagateError('OPERATION_REFUSED', `reply ${id} is not in status unknown; only unknown replies can be resent`);
+  if (!row) {
+    const [found] = await sql<{ status: string; has_body: boolean }[]>`SELECT status, body IS NOT NULL AS has_body FROM outbound_messages WHERE id = ${id}`;
+    if (found?.status === 'unknown' && !found.has_body) {
+      throw new WagateError('OPERATION_REFUSED', `reply ${id} has no text any more (personal-data retention or an erasure removed it); settle it instead: wagate replies settle --id ${id} --as sent|failed`);
+    }
+    throw new WagateError('OPERATION_REFUSED', `reply ${id} is not in status unknown; only unknown replies can be resent`);
+  }
   try {
     return await deliverReply(sql, row.webhook_source, row, sendReply, metrics);
   } catch (error) {

@@ -1,4 +1,7 @@
 import { checkRetention, runCleanup } from '../../src/ledger/retention';
+import { reopenDeadMessage } from '../../src/orders/reopen-dead-message';
+import { resendReply } from '../../src/orders/reply-operations';
+import { createMetrics } from '../../src/telemetry/metrics';
 import { loadConfig } from '../../src/config';
 import { eraseEverywhere, listDead } from '../support/dead-letters';
 import { startPipeline, type Pipeline } from '../support/pipeline';
@@ -42,8 +45,13 @@ describe('erase', () => {
     ]);
     const [order] = await pipeline.db.sql`SELECT phone_number, customer_name, total::text FROM orders WHERE message_id = ${ordered}`;
     expect(order).toEqual({ phone_number: 'erased', customer_name: null, total: '2.50' });
-    const replies = await pipeline.db.sql`SELECT recipient, body FROM outbound_messages WHERE inbound_message_id IN (${ordered}, ${dead})`;
-    expect(replies.every((r) => r.recipient === 'erased' && r.body === null)).toBe(true);
+    const replies = await pipeline.db.sql`SELECT recipient, body, last_error FROM outbound_messages WHERE inbound_message_id IN (${ordered}, ${dead})`;
+    expect(replies.every((r) => r.recipient === 'erased' && r.body === null && r.last_error === null)).toBe(true);
+    // A provider's error text may quote the number: it goes too.
+    expect(await pipeline.db.sql`SELECT last_error FROM webhook_messages WHERE message_id = ${dead}`).toEqual([{ last_error: null }]);
+    // Its dead letter, replayed from a copy the erase missed, does not reopen it.
+    expect(await reopenDeadMessage(pipeline.db.sql, { source: 'whatsapp', messageId: dead })).toBe(false);
+    expect(await statusOf(dead)).toBe('dead');
     expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${dead}`);
     // Dedupe keys survive erasure: a replay is still a duplicate.
     await postMetaText(pipeline.ingest.baseUrl, { id: ordered, from: phone, text: '1 coke' });
@@ -92,11 +100,38 @@ describe('erase before the worker gets there', () => {
   });
 });
 
+describe('a reply whose text retention removed', () => {
+  it('is not reopened by a replay, nor resent: nothing but the word null would go out', async () => {
+    const { sql } = pipeline.db;
+    const inbound = uniqueWamid();
+    await sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, status, last_error)
+              VALUES ('twilio', ${inbound}, 'whatsapp:+15550400009', 'whatsapp:+15550400009', 'dead', 'reply failed for good')`;
+    const [failed] = await sql`INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, status, body)
+              VALUES (${`reply:twilio:${inbound}`}, 'twilio', ${inbound}, 'whatsapp:+15550400009', 'whatsapp:+15550000000', 'order_confirmation', 'failed', NULL) RETURNING id::text`;
+    expect(await reopenDeadMessage(sql, { source: 'twilio', messageId: inbound })).toBe(true);
+    expect(await sql`SELECT status FROM outbound_messages WHERE id = ${failed!.id}`).toEqual([{ status: 'failed' }]);
+    await sql`UPDATE webhook_messages SET status = 'dead' WHERE message_id = ${inbound}`;
+
+    const [unknown] = await sql`INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, status, body)
+              VALUES (${`reply:twilio:${inbound}:2`}, 'twilio', ${`${inbound}.2`}, 'whatsapp:+15550400009', 'whatsapp:+15550000000', 'order_confirmation', 'unknown', NULL) RETURNING id::text`;
+    let sends = 0;
+    const send = async () => {
+      sends += 1;
+      return { kind: 'sent' as const, providerMessageId: 'SM-never' };
+    };
+    await expect(resendReply(sql, unknown!.id, send, createMetrics('test'))).rejects.toThrow(/has no text any more .* settle it instead/);
+    expect(sends).toBe(0);
+    expect(await sql`SELECT status FROM outbound_messages WHERE id = ${unknown!.id}`).toEqual([{ status: 'unknown' }]);
+  });
+});
+
 describe('cleanup', () => {
-  it('refuses a retention shorter than the replay window plus 5 minutes', () => {
+  it('refuses a retention shorter than the replay window plus 5 minutes, or longer than the orders\' retention', () => {
     const config = loadConfig({});
     expect(checkRetention(config, 8)).toMatch(/shorter than the replay window/);
     expect(checkRetention(config, 9)).toBeNull();
+    expect(checkRetention(config, 365)).toBeNull();
+    expect(checkRetention(config, 366)).toMatch(/longer than ORDER_RETENTION_DAYS \(365\)/);
   });
 
   it('deletes old finished rows in batches, keeps Twilio keys for the full retention, and never touches unpublished work', async () => {

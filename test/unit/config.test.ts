@@ -62,6 +62,9 @@ describe('configuration', () => {
   it('refuses a retention that would forget dedupe keys inside the replay window', () => {
     expectConfigError({ RETENTION_DAYS: '8' }, /RETENTION_DAYS: must keep dedupe keys longer than REPLAY_WINDOW_SECONDS/);
     expect(loadConfig({ RETENTION_DAYS: '9' }).RETENTION_DAYS).toBe(9);
+    // Orders and replies outlive their messages, or a replayed dead letter could order twice.
+    expectConfigError({ RETENTION_DAYS: '30', ORDER_RETENTION_DAYS: '7' }, /ORDER_RETENTION_DAYS: must be at least RETENTION_DAYS/);
+    expect(loadConfig({ RETENTION_DAYS: '30', ORDER_RETENTION_DAYS: '30' }).ORDER_RETENTION_DAYS).toBe(30);
   });
 
   it('honours TWILIO_SKIP_VALIDATION only in development and test', () => {
