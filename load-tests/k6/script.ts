@@ -8,7 +8,7 @@ import exec from 'k6/execution';
 import http, { type ObjectBatchRequest, type RefinedResponse, type ResponseType } from 'k6/http';
 import { Counter, Trend } from 'k6/metrics';
 import type { Options, Scenario } from 'k6/options';
-import { DRAIN_POLL_SECONDS, STATS_PATH, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
+import { DRAIN_POLL_SECONDS, STATS_PATH, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
 import { newRunId } from '../lib/ids.ts';
 import type { PlannedRequest } from '../lib/payloads.ts';
 import type { ArrivalLoad, ScenarioModule } from '../lib/scenario.ts';
@@ -125,8 +125,13 @@ export function createK6Script(scenario: ScenarioModule) {
 }
 
 function waitForDrain(timeoutSeconds: number, baseUrl: string, adminToken: string, counters: Map<string, Counter>, drainSeconds: Trend): void {
-  const read = () => {
+  const read = (): number => {
     const response = http.get(baseUrl + STATS_PATH, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
+    // The endpoint's own rate limit: wait as it says, then ask again.
+    if (response.status === 429) {
+      sleep(retryAfterSeconds(response.headers['Retry-After']));
+      return read();
+    }
     const unfinished = response.status === 200 ? unfinishedMessages(response.json()) : null;
     if (unfinished === null) throw new Error(`the stats endpoint answered ${response.status}: is ADMIN_TOKEN the gateway's?`);
     return unfinished;

@@ -1,7 +1,18 @@
 /** How the backlog scenario reads the gateway's unfinished work: its admin stats endpoint. */
 export const STATS_PATH = '/api/v1/whatsapp-hardened/stats?hours=1';
-/** How often the drain is polled, in seconds. */
-export const DRAIN_POLL_SECONDS = 1;
+/**
+ * How often the drain is polled, in seconds: within the stats endpoint's own limit
+ * (ADMIN_RATE_LIMIT_PER_MINUTE, 30 a minute per client address by default).
+ */
+export const DRAIN_POLL_SECONDS = 5;
+/** After a 429 from the stats endpoint without Retry-After, the wait before the next poll. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 10;
+
+/** How long to wait after the stats endpoint answered 429: its Retry-After, or a default. */
+export function retryAfterSeconds(header: string | null | undefined): number {
+  const seconds = Number(header);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_RETRY_AFTER_SECONDS;
+}
 
 export function statsHeaders(adminToken: string): Record<string, string> {
   return { Authorization: `Bearer ${adminToken}` };

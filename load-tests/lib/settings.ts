@@ -43,12 +43,16 @@ export const DEFAULT_SLO_P99_MS = 20;
 
 export function readSettings(env: Env, scenario: string, defaults: ScenarioDefaults): Settings {
   const baseUrl = urlFrom(env, 'BASE_URL', 'http://127.0.0.1:3000');
-  const rate = numberFrom(env, 'RATE', defaults.rate);
+  // Whatever k6 would refuse at start is refused here too, so that `npm run load` never passes a run `k6 run` cannot start.
+  const rate = integerFrom(env, 'RATE', defaults.rate);
   const durationSeconds = parseDuration(env.DURATION ?? defaults.duration, 'DURATION');
+  if (durationSeconds < 1) throw new Error('DURATION must be at least 1s, the shortest k6 runs an arrival-rate scenario for');
   const expectedMessages = rate * durationSeconds;
   // k6 starts VUs beyond these only as needed, and starting one (running the script's init) takes long enough on a
   // busy machine to drop iterations, so a fifth of the rate starts up front; the ceiling absorbs a stalling server.
-  const preAllocatedVUs = integerFrom(env, 'PRE_ALLOCATED_VUS', Math.max(20, Math.ceil(rate / 5)));
+  const maxVUsSet = env.MAX_VUS !== undefined && env.MAX_VUS !== '' ? integerFrom(env, 'MAX_VUS', 1) : undefined;
+  const preAllocatedVUs = integerFrom(env, 'PRE_ALLOCATED_VUS', Math.min(Math.max(20, Math.ceil(rate / 5)), maxVUsSet ?? Infinity));
+  if (maxVUsSet !== undefined && maxVUsSet < preAllocatedVUs) throw new Error('MAX_VUS must be at least PRE_ALLOCATED_VUS (k6 refuses fewer)');
   const runId = env.RUN_ID;
   if (runId !== undefined && !/^[0-9a-f]{8}$/.test(runId)) throw new Error('RUN_ID must be 8 lower-case hex digits');
   return {
@@ -63,7 +67,7 @@ export function readSettings(env: Env, scenario: string, defaults: ScenarioDefau
     ackP99Ms: numberFrom(env, 'ACK_P99_MS', DEFAULT_ACK_P99_MS),
     sloP99Ms: numberFrom(env, 'SLO_P99_MS', DEFAULT_SLO_P99_MS),
     preAllocatedVUs,
-    maxVUs: integerFrom(env, 'MAX_VUS', Math.max(preAllocatedVUs, Math.ceil(rate))),
+    maxVUs: maxVUsSet ?? Math.max(preAllocatedVUs, rate),
     summaryPath: env.SUMMARY_PATH || `load-summary-${scenario}.json`,
     runId,
     env,

@@ -13,7 +13,7 @@ export interface Answer {
 
 export interface HttpClient {
   send(baseUrl: string, request: PlannedRequest): Promise<Answer>;
-  getJson(url: string, headers: Record<string, string>): Promise<{ status: number; body: unknown }>;
+  getJson(url: string, headers: Record<string, string>): Promise<{ status: number; body: unknown; retryAfter: string | null }>;
   close(): void;
 }
 
@@ -21,17 +21,18 @@ export interface HttpClient {
 export function createHttpClient(): HttpClient {
   const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
   const request = (url: string, method: string, headers: Record<string, string>, body: string | null) =>
-    new Promise<{ status: number; body: string; error: string | null }>((resolve) => {
+    new Promise<{ status: number; body: string; error: string | null; retryAfter: string | null }>((resolve) => {
       const target = new URL(url);
       const transport = target.protocol === 'https:' ? https : http;
       const outgoing = transport.request(target, { method, headers, agent: agents[target.protocol as 'http:' | 'https:'] }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.once('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), error: null }));
-        response.once('error', (error) => resolve({ status: 0, body: '', error: error.message }));
+        const retryAfter = response.headers['retry-after'] ?? null;
+        response.once('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), error: null, retryAfter }));
+        response.once('error', (error) => resolve({ status: 0, body: '', error: error.message, retryAfter: null }));
       });
       outgoing.setTimeout(REQUEST_TIMEOUT_MS, () => outgoing.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
-      outgoing.once('error', (error) => resolve({ status: 0, body: '', error: error.message }));
+      outgoing.once('error', (error) => resolve({ status: 0, body: '', error: error.message, retryAfter: null }));
       outgoing.end(body ?? undefined);
     });
   return {
@@ -40,11 +41,11 @@ export function createHttpClient(): HttpClient {
       return { status, error };
     },
     async getJson(url, headers) {
-      const { status, body } = await request(url, 'GET', headers, null);
+      const { status, body, retryAfter } = await request(url, 'GET', headers, null);
       try {
-        return { status, body: JSON.parse(body) as unknown };
+        return { status, body: JSON.parse(body) as unknown, retryAfter };
       } catch {
-        return { status, body: null };
+        return { status, body: null, retryAfter };
       }
     },
     close() {

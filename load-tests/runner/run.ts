@@ -1,4 +1,4 @@
-import { DRAIN_POLL_SECONDS, STATS_PATH, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
+import { DRAIN_POLL_SECONDS, STATS_PATH, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
 import { newRunId } from '../lib/ids.ts';
 import type { PlannedRequest } from '../lib/payloads.ts';
 import type { RunContext, ScenarioDefinition } from '../lib/scenario.ts';
@@ -65,15 +65,18 @@ async function runLoad(definition: ScenarioDefinition, run: RunContext, recorder
 
   await new Promise<void>((resolve) => {
     let next = 0;
+    // As in k6, an iteration's number counts the iterations started: a dropped one takes none,
+    // so scenarios that key their requests on it (a duplicate storm's openers) stay whole.
+    let started = 0;
     const tick = () => {
       const now = performance.now();
       while (failure === null && next < schedule.total && startMs + schedule.dueMs(next) <= now) {
-        const iteration = next++;
+        const dueMs = startMs + schedule.dueMs(next++);
         if (inFlight.size >= maxVUs) {
           recorder.dropped();
           continue;
         }
-        const running: Promise<void> = iterate(iteration, startMs + schedule.dueMs(iteration))
+        const running: Promise<void> = iterate(started++, dueMs)
           .catch((error: unknown) => void (failure ??= { error }))
           .finally(() => inFlight.delete(running));
         inFlight.add(running);
@@ -112,8 +115,13 @@ function createIteration(definition: ScenarioDefinition, run: RunContext, record
 async function waitForDrain(timeoutSeconds: number, settings: Settings, recorder: Recorder, client: HttpClient, hooks: RunHooks): Promise<void> {
   const url = settings.baseUrl + STATS_PATH;
   const headers = statsHeaders(settings.adminToken ?? '');
-  const read = async () => {
-    const { status, body } = await client.getJson(url, headers);
+  const read = async (): Promise<number> => {
+    const { status, body, retryAfter } = await client.getJson(url, headers);
+    // The endpoint's own rate limit: wait as it says, then ask again.
+    if (status === 429) {
+      await new Promise((resolve) => setTimeout(resolve, retryAfterSeconds(retryAfter) * 1000));
+      return read();
+    }
     const unfinished = unfinishedMessages(body);
     if (status !== 200 || unfinished === null) throw new Error(`the stats endpoint answered ${status}: is ADMIN_TOKEN the gateway's?`);
     return unfinished;

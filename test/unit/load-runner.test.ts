@@ -28,6 +28,19 @@ describe('the Node runner', () => {
     expect(summary.droppedIterations).toBe(20 - started);
   });
 
+  it('numbers only the iterations it starts, as k6 does, so a dropped one leaves no gap', async () => {
+    const numbers: number[] = [];
+    const slow = scenario({
+      plan: (iteration) => {
+        numbers.push(iteration);
+        return new Promise((resolve) => setTimeout(() => resolve([]), 120));
+      },
+    });
+    const summary = await runScenario(slow, SETTINGS);
+    expect(summary.droppedIterations).toBeGreaterThan(0);
+    expect(numbers).toEqual(numbers.map((_, index) => index));
+  });
+
   it('stops with the scenario error when an iteration throws, after the ones in flight', async () => {
     const broken = scenario({
       load: { executor: 'constant-arrival-rate', rate: 40, durationSeconds: 0.5, preAllocatedVUs: 5, maxVUs: 5 },

@@ -1,4 +1,5 @@
 import { arrivalSchedule } from '../../load-tests/runner/arrival.ts';
+import { DEFAULT_RETRY_AFTER_SECONDS, DRAIN_POLL_SECONDS, retryAfterSeconds } from '../../load-tests/lib/backlog.ts';
 import { readSettings, parseDuration } from '../../load-tests/lib/settings.ts';
 import { judge, parseThreshold, percentile, trendValues } from '../../load-tests/lib/thresholds.ts';
 import { SCENARIOS } from '../../load-tests/scenarios/index.ts';
@@ -90,6 +91,24 @@ describe('load-test settings', () => {
     expect(() => readSettings({ ...ENV, RATE: 'fast' }, 'x', { rate: 1, duration: '1s' })).toThrow('RATE must be a positive number');
     expect(() => readSettings({ TWILIO_AUTH_TOKEN: 'b' }, 'x', { rate: 1, duration: '1s' })).toThrow('WHATSAPP_APP_SECRET is required');
     expect(() => readSettings({ ...ENV, BASE_URL: 'localhost:3000' }, 'x', { rate: 1, duration: '1s' })).toThrow('BASE_URL must be');
+  });
+
+  it('refuses what k6 would refuse at start: a fractional rate, a run under a second, fewer VUs than it starts with', () => {
+    const defaults = { rate: 100, duration: '10s' };
+    expect(() => readSettings({ ...ENV, RATE: '2.5' }, 'x', defaults)).toThrow(/RATE must be a whole number/);
+    expect(() => readSettings({ ...ENV, DURATION: '500ms' }, 'x', defaults)).toThrow('DURATION must be at least 1s');
+    expect(() => readSettings({ ...ENV, MAX_VUS: '10', PRE_ALLOCATED_VUS: '30' }, 'x', defaults)).toThrow('MAX_VUS must be at least PRE_ALLOCATED_VUS');
+    // A lower MAX_VUS alone brings the VUs started up front down with it.
+    expect(readSettings({ ...ENV, MAX_VUS: '10' }, 'x', defaults)).toMatchObject({ maxVUs: 10, preAllocatedVUs: 10 });
+    expect(readSettings(ENV, 'x', defaults)).toMatchObject({ rate: 100, maxVUs: 100, preAllocatedVUs: 20 });
+  });
+
+  it('waits as long as the stats endpoint\'s Retry-After says, and polls it within its limit', () => {
+    expect(retryAfterSeconds('7')).toBe(7);
+    expect(retryAfterSeconds(null)).toBe(DEFAULT_RETRY_AFTER_SECONDS);
+    expect(retryAfterSeconds('soon')).toBe(DEFAULT_RETRY_AFTER_SECONDS);
+    // ADMIN_RATE_LIMIT_PER_MINUTE's default is 30 a minute.
+    expect(60 / DRAIN_POLL_SECONDS).toBeLessThanOrEqual(30);
   });
 
   it('gives every sender fewer than 50 messages by default, so the rate limit is not what a long run measures', () => {
