@@ -25,6 +25,16 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
         status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
       WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
          OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses})`;
+    // A malformed row keeps the raw body it came in, which may carry this customer's number (and
+    // name and texts) without naming them in its own columns: a Meta envelope that holds other
+    // messages too, or a Twilio callback addressed to them. Matched on the number's digits, and
+    // on their user ids. Bodies kept as base64 (unstorable text) cannot be searched; cleanup
+    // removes them after PERSONAL_DATA_RETENTION_DAYS.
+    // Only needles of 8 digits or more: a short one would match other customers' bodies.
+    const needles = [...new Set(addresses.map((address) => address.replace(/\D/g, '')).filter((digits) => digits.length >= 8))];
+    const malformed = await tx`
+      UPDATE webhook_messages SET raw_body = NULL, last_error = NULL, updated_at = now()
+      WHERE status = 'malformed' AND raw_body IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(${needles}::text[]) AS n WHERE strpos(raw_body, n) > 0)`;
     // Unfinished messages are not published any more (the relay drops such rows too).
     await tx`DELETE FROM outbox o USING webhook_messages m
              WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
@@ -37,7 +47,7 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
       UPDATE message_statuses SET recipient = NULL, payload = NULL WHERE recipient = ANY(${addresses})`;
     const limits = await tx`DELETE FROM webhook_rate_limits WHERE phone_number = ANY(${addresses})`;
     const languages = await tx`DELETE FROM customer_languages WHERE sender_key = ANY(${addresses})`;
-    return { messages: messages.count, orders: orders.count, replies: replies.count, receipts: receipts.count, rate_limits: limits.count,
+    return { messages: messages.count, malformed_bodies: malformed.count, orders: orders.count, replies: replies.count, receipts: receipts.count, rate_limits: limits.count,
       reply_languages: languages.count };
   })) as Record<string, number>;
   const isTheCustomers = (message: QueueMessage) => addresses.includes(message.from) || addresses.includes(message.senderKey);

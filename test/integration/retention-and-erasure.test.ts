@@ -100,6 +100,23 @@ describe('erase before the worker gets there', () => {
   });
 });
 
+describe('erase and malformed bodies', () => {
+  it('removes a raw body that carries the customer\'s number, and keeps the others', async () => {
+    const { sql } = pipeline.db;
+    const phone = '15550400011';
+    const theirs = uniqueWamid();
+    const others = uniqueWamid();
+    // A Meta envelope whose other part was malformed: the row names another sender, the body holds this one.
+    await sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, status, raw_body, last_error) VALUES
+      ('whatsapp', ${theirs}, '15550400012', 'malformed', ${`{"entry":[{"changes":[{"value":{"messages":[{"from":"${phone}","text":{"body":"my address is 1 Main St"}}]}}]}]}`}, 'bad part'),
+      ('whatsapp', ${others}, '15550400012', 'malformed', '{"entry":[{"changes":[{"value":{"messages":[{"from":"15550400012"}]}}]}]}', 'bad part')`;
+    const report = await eraseEverywhere(sql, pipeline.ingest.topology, phone);
+    expect(report.malformed_bodies).toBe(1);
+    const rows = await sql`SELECT message_id, raw_body IS NULL AS erased FROM webhook_messages WHERE message_id IN (${theirs}, ${others}) ORDER BY message_id = ${theirs} DESC`;
+    expect(rows).toEqual([{ message_id: theirs, erased: true }, { message_id: others, erased: false }]);
+  });
+});
+
 describe('a reply whose text retention removed', () => {
   it('is not reopened by a replay, nor resent: nothing but the word null would go out', async () => {
     const { sql } = pipeline.db;
