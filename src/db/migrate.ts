@@ -115,8 +115,12 @@ async function applyOnce(connection: Sql, migration: Migration, lockTimeoutMs: n
     // meanwhile, so it runs without a lock timeout. A build that died left an invalid index
     // behind, which IF NOT EXISTS would keep forever: drop it and build again.
     await connection.unsafe('SET lock_timeout = 0');
-    for (const index of concurrentIndexNames(migration.sql)) await dropIfInvalid(connection, index);
-    await connection.unsafe(migration.sql);
+    const indexes = concurrentIndexNames(migration.sql);
+    for (const index of indexes) await dropIfInvalid(connection, index);
+    // A run that died after the build but before recording it left the index valid: without
+    // IF NOT EXISTS the build would fail on it at every run from then on. Record it instead.
+    const built = indexes.length > 0 && (await Promise.all(indexes.map((index) => isValidIndex(connection, index)))).every(Boolean);
+    if (!built) await connection.unsafe(migration.sql);
     await connection.unsafe(record);
     return;
   }
@@ -131,6 +135,12 @@ async function applyOnce(connection: Sql, migration: Migration, lockTimeoutMs: n
 export function concurrentIndexNames(sql: string): string[] {
   const pattern = /CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?("?[\w.]+"?)/gi;
   return [...sql.matchAll(pattern)].map((match) => match[1]!);
+}
+
+async function isValidIndex(connection: Sql, index: string): Promise<boolean> {
+  const [row] = await connection<{ valid: boolean }[]>`
+    SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass(${index})`;
+  return row?.valid === true;
 }
 
 async function dropIfInvalid(connection: Sql, index: string): Promise<void> {

@@ -90,6 +90,13 @@ describe('migrate against a live database', () => {
     expect(await migrate(live.sql, migrations)).toEqual(['9002_test.sql']);
     expect(await isValid()).toBe(true);
   });
+
+  it('records an index a run built but died before recording, instead of failing on it at every run', async () => {
+    const built = extra(9003, '-- wagate: no transaction\nCREATE INDEX CONCURRENTLY probe_built_idx ON webhook_messages (message_type)');
+    await live.sql.unsafe('CREATE INDEX CONCURRENTLY probe_built_idx ON webhook_messages (message_type)');
+    expect(await migrate(live.sql, [...readMigrations(), extra(9001, 'ALTER TABLE webhook_messages ADD COLUMN probe integer'), built])).toEqual(['9003_test.sql']);
+    expect(await live.sql`SELECT name FROM schema_migrations WHERE version = 9003`).toEqual([{ name: '9003_test.sql' }]);
+  });
 });
 
 describe('the monitoring SQL that operators already run', () => {
