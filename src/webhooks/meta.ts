@@ -52,7 +52,9 @@ export function parseMetaBody(rawBody: Buffer, receivedAtMs: number, replayWindo
 export function parseMetaWebhook(rawBody: Buffer, receivedAtMs: number, replayWindowSeconds: number): ParsedWebhook {
   let json: unknown;
   try {
-    json = JSON.parse(rawBody.toString('utf8'));
+    // A leading byte-order mark is not part of the JSON text (RFC 8259 8.1); the signature was
+    // checked over the bytes as received, BOM included.
+    json = JSON.parse(rawBody.toString('utf8').replace(/^\uFEFF/, ''));
   } catch {
     return { items: [malformedItem('whatsapp', rawBody, 'body is not valid JSON')], providerErrors: [] };
   }

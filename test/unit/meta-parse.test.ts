@@ -49,6 +49,11 @@ describe('Meta message types', () => {
     expect(item.timestampSeconds).toBe(1767225600);
   });
 
+  it('reads a body that starts with a byte-order mark', () => {
+    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), metaFixture('text')]);
+    expect(onlyMessage(withBom).type).toBe('text');
+  });
+
   it('queues a message type it has never heard of inside a valid envelope', () => {
     const body = metaFixtureJson('text');
     const message = body.entry[0].changes[0].value.messages[0];
