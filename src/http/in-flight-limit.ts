@@ -9,7 +9,9 @@ import type { Metrics } from '../telemetry/metrics';
 export interface InFlightLimit {
   /** Takes a slot and reserves `bytes`, or returns false when either is used up. */
   tryEnter(bytes: number): boolean;
-  /** Gives back the slot and the bytes reserved with it. */
+  /** Reserves `bytes` more for a request already in (a body larger than its first reservation), or returns false. */
+  tryGrow(bytes: number): boolean;
+  /** Gives back the slot and every byte reserved with it. */
   leave(bytes: number): void;
 }
 
@@ -22,6 +24,11 @@ export function createInFlightLimit(maxInFlight: number, maxInFlightBytes: numbe
       inFlight += 1;
       bytesInFlight += bytes;
       metrics.inFlight.set(inFlight);
+      return true;
+    },
+    tryGrow(bytes) {
+      if (bytesInFlight + bytes > maxInFlightBytes) return false;
+      bytesInFlight += bytes;
       return true;
     },
     leave(bytes) {

@@ -3,7 +3,7 @@ import getRawBody from 'raw-body';
 
 /** Why a body could not be read, with the answer it gets; null status means nobody is listening. */
 export interface BodyFailure {
-  outcome: 'too_large' | 'aborted' | 'bad_request';
+  outcome: 'too_large' | 'aborted' | 'bad_request' | 'overloaded';
   status: number | null;
   message: string;
 }
@@ -29,6 +29,9 @@ export async function readRawBody(req: IncomingMessage, maxBytes: number): Promi
 
 function describeBodyError(error: { type?: string; status?: number }, maxBytes: number): BodyFailure {
   switch (error.type) {
+    case 'body.budget.exceeded':
+      // Its body is not read to the end: the connection is closed after the answer.
+      return { outcome: 'overloaded', status: 503, message: 'overloaded' };
     case 'entity.too.large':
       return { outcome: 'too_large', status: 413, message: `body exceeds ${maxBytes} bytes` };
     case 'request.aborted':

@@ -10,6 +10,7 @@ import type { Metrics } from '../telemetry/metrics';
 import { endServerSpan, startServerSpan } from '../telemetry/server-span';
 import { withSpan } from '../telemetry/spans';
 import { currentTraceparent, traceparentOf } from '../telemetry/traceparent';
+import { reserveAsBytesArrive, upfrontReservation } from './body-budget';
 import type { InFlightLimit } from './in-flight-limit';
 import { readRawBody } from './read-body';
 
@@ -85,6 +86,12 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     const read = await readRawBody(req, deps.maxBodyBytes);
     if (!read.ok) {
       metrics.webhookEvents.inc({ source, outcome: read.failure.outcome });
+      if (read.failure.outcome === 'overloaded') {
+        // The rest of the body stays unread: nothing else may follow on this connection.
+        res.setHeader('connection', 'close');
+        answer(res, null, 503, TEXT, read.failure.message, '1');
+        return;
+      }
       if (read.failure.status !== null) answer(res, startedAt, read.failure.status, TEXT, read.failure.message);
       return;
     }
@@ -130,13 +137,14 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       if (res.writableFinished) metrics.webhookRequests.inc({ source, code: String(res.statusCode) });
       endServerSpan(serverSpan, res.statusCode, res.writableFinished);
     });
-    const bytes = bytesToReserve(req, deps.maxBodyBytes);
+    const bytes = upfrontReservation(req, deps.maxBodyBytes);
     if (!limit.tryEnter(bytes)) {
       metrics.webhookEvents.inc({ source, outcome: 'overloaded' });
       req.resume();
       answer(res, null, 503, TEXT, 'overloaded', '1');
       return;
     }
+    const reserved = reserveAsBytesArrive(req, limit, bytes);
     // The slot is held until the work is done, not until the client leaves: a provider that
     // gives up and retries must not be able to start more ledger work than MAX_IN_FLIGHT.
     // Sampled, the server span is the active span for the work, so that the ledger span is its
@@ -150,7 +158,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
         log.error({ err: error.message, source }, 'webhook handler failed');
         if (!res.headersSent) answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
       })
-      .finally(() => limit.leave(bytes));
+      .finally(() => limit.leave(reserved()));
   };
 }
 
@@ -165,17 +173,6 @@ function parseSafely(adapter: WebhookAdapter, inbound: InboundRequest, receivedA
     log.error({ err: (error as Error).message, source: adapter.source }, 'parser failed on a signed body; recording it as malformed');
     return { items: [malformedItem(adapter.source, inbound.rawBody, 'the gateway could not parse this body')], providerErrors: [] };
   }
-}
-
-/**
- * The most this body can make us buffer: its declared length (the reader refuses a body that
- * differs from it), or the body limit when the length is not declared. A declared length over
- * the limit reserves nothing: it is refused with 413 before a byte is read.
- */
-function bytesToReserve(req: IncomingMessage, maxBodyBytes: number): number {
-  const declared = Number(req.headers['content-length']);
-  if (!Number.isSafeInteger(declared) || declared < 0) return maxBodyBytes;
-  return declared > maxBodyBytes ? 0 : declared;
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {

@@ -1,0 +1,56 @@
+import net from 'node:net';
+import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
+import { useIngestSuite } from '../support/ingest';
+import { waitFor } from '../support/wait';
+import { postMetaText, uniqueWamid } from '../support/webhooks';
+
+/**
+ * Bodies larger than the upfront reservation (64 KiB) are charged to MAX_IN_FLIGHT_BYTES as
+ * their bytes arrive, not as declared: connections that declare megabytes and send nothing
+ * cannot take the budget from genuine webhooks, and a body whose bytes do not fit is refused
+ * 503 mid-read.
+ */
+const MIB = 1024 * 1024;
+const suite = useIngestSuite({ MAX_BODY_BYTES: String(MIB), MAX_IN_FLIGHT_BYTES: String(MIB) });
+
+async function inFlightGauge(): Promise<number> {
+  const text = await (await fetch(suite.ingest.metricsUrl)).text();
+  return Number(/^wagate_http_in_flight_requests(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? NaN);
+}
+
+/** Declares a body of `declared` bytes, sends `sent` of them, and stalls; what the server answers is collected. */
+async function upload(declared: number, sent: number): Promise<{ socket: net.Socket; answer: Promise<string> }> {
+  const { port } = new URL(suite.ingest.baseUrl);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.on('error', () => undefined);
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(Buffer.concat(chunks).toString('latin1'))));
+  socket.write(`POST ${META_WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${declared}\r\n\r\n`);
+  socket.write(Buffer.alloc(sent, 0x20));
+  return { socket, answer };
+}
+
+it('charges a large body as its bytes arrive: idle uploads declaring megabytes leave room for genuine webhooks', async () => {
+  const idle = await Promise.all(Array.from({ length: 8 }, () => upload(MIB, 1)));
+  await waitFor('the idle uploads to hold their slots', async () => (await inFlightGauge()) === 8);
+  const id = uniqueWamid();
+  expect((await postMetaText(suite.ingest.baseUrl, { id, text: '1 coke' })).status).toBe(200);
+  for (const { socket } of idle) socket.destroy();
+  await waitFor('the idle uploads to give their bytes back', async () => (await inFlightGauge()) === 0);
+});
+
+it('refuses a body 503 mid-read when its arriving bytes do not fit, closes its connection, and serves again after', async () => {
+  const first = await upload(MIB, 600 * 1024);
+  await waitFor('the first upload to hold its slot', async () => (await inFlightGauge()) === 1);
+  const second = await upload(MIB, 600 * 1024);
+  const refused = await second.answer;
+  expect(refused).toMatch(/^HTTP\/1\.1 503 /);
+  expect(refused).toMatch(/\r\nconnection: close\r\n/i);
+  expect(refused.endsWith('\r\n\r\noverloaded')).toBe(true);
+
+  first.socket.destroy();
+  await waitFor('the bytes to be given back', async () => (await inFlightGauge()) === 0);
+  expect((await postMetaText(suite.ingest.baseUrl, { id: uniqueWamid(), text: '1 coke' })).status).toBe(200);
+});
