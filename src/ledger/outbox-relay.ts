@@ -15,6 +15,8 @@ import type { QueuedEntry } from './recorder';
  * every few messages.
  */
 const DELETE_GATHER_MS = 50;
+/** The longest a row the broker refused waits before a sweep claims it again. */
+const MAX_RELEASE_BACKOFF_SECONDS = 30;
 /** After a failed DELETE of confirmed rows, the pause before the next try. */
 const DELETE_RETRY_MS = 1000;
 
@@ -112,9 +114,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   const publishGathered = createLinger(options.publishLingerMs, (entries: { id: string; publication: Publication }[]) => publish(entries, 'owner'));
 
-  /** Hands rows this process could not publish to the next sweep, on any process, at once. */
+  /**
+   * Hands rows this process could not publish to the next sweep, on any process: at once the
+   * first time, then a second later per sweep that claimed them, up to 30 s. A row the broker
+   * keeps refusing (its queue deleted under a live connection, so every publish comes back)
+   * would otherwise be claimed first by every sweep, ahead of every row after it.
+   */
   async function releaseLeases(ids: string[]): Promise<void> {
-    await options.sql`UPDATE outbox SET lease_until = now() WHERE webhook_message_id = ANY(${ids}::bigint[])`.catch(
+    await options.sql`UPDATE outbox SET lease_until = now() + make_interval(secs => least(attempts, ${MAX_RELEASE_BACKOFF_SECONDS}))
+                      WHERE webhook_message_id = ANY(${ids}::bigint[])`.catch(
       (error: Error) => options.log.warn({ err: error.message }, 'could not release outbox leases; they expire on their own'),
     );
   }
@@ -174,7 +182,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           publishable.map((row) => ({ id: row.id, publication: toPublication(options.topology, row.payload!, row.traceparent ?? '') })),
           'sweep',
         );
-        total += results.filter(Boolean).length;
+        const confirmed = results.filter(Boolean).length;
+        total += confirmed;
+        // Nothing of a whole batch confirmed: the broker is refusing; the next poll tries again.
+        if (confirmed === 0) return total;
       }
       if (rows.length < sweepBatch) return total;
     }
