@@ -145,6 +145,14 @@ describe('what each input gets, in-process against the real recorder', () => {
     expect(await rowOf(id)).toBeUndefined();
   });
 
+  it('answers a method a webhook path does not take 405, naming the ones it does', async () => {
+    const put = await ingest.request({ method: 'PUT', url: META_WEBHOOK_PATH, payload: '{}' });
+    expect([put.statusCode, put.headers.allow]).toEqual([405, 'GET, HEAD, POST']);
+    const get = await ingest.request({ method: 'GET', url: TWILIO_WEBHOOK_PATH });
+    expect([get.statusCode, get.headers.allow]).toEqual([405, 'POST']);
+    expect((await ingest.request({ method: 'GET', url: '/no/such/path' })).statusCode).toBe(404);
+  });
+
   it('answers a body over MAX_BODY_BYTES 413', async () => {
     const huge = JSON.stringify({ padding: 'x'.repeat(ingest.config.MAX_BODY_BYTES + 10) });
     const reply = await postMeta(ingest, huge);
