@@ -31,29 +31,41 @@ export function upfrontReservation(req: IncomingMessage, maxBodyBytes: number): 
   return Math.min(expected, UPFRONT_RESERVATION_BYTES);
 }
 
+export interface ArrivingReservation {
+  /** Stops counting (the request is answered; bytes still arriving are not this budget's) and returns what is reserved in all. */
+  finish(): number;
+}
+
 /**
- * Reserves a body's bytes beyond the upfront reservation as they arrive. When the budget cannot
- * hold them, the read is stopped with BodyBudgetExceeded. Returns what is reserved in all, to
- * give back when the request is done.
+ * Reserves a body's bytes beyond the upfront reservation as they arrive, while the body is
+ * being read. When the budget cannot hold them, the read is stopped with BodyBudgetExceeded.
+ * finish() ends the counting whatever became of the read (answered 415 with the body unread,
+ * refused 401, done), so that no byte arriving later is charged and never given back.
  */
-export function reserveAsBytesArrive(req: IncomingMessage, limit: InFlightLimit, upfront: number): () => number {
+export function reserveAsBytesArrive(req: IncomingMessage, limit: InFlightLimit, upfront: number): ArrivingReservation {
   let reserved = upfront;
   // A body that fits its upfront reservation needs no accounting: most webhooks.
-  if (upfront < UPFRONT_RESERVATION_BYTES) return () => reserved;
+  if (upfront < UPFRONT_RESERVATION_BYTES) return { finish: () => reserved };
   let received = 0;
-  const onData = (chunk: Buffer) => {
+  const stop = () => req.removeListener('data', onData);
+  function onData(chunk: Buffer): void {
     received += chunk.length;
     while (received > reserved) {
       if (!limit.tryGrow(GROWTH_STEP_BYTES)) {
-        req.removeListener('data', onData);
-        // The reader listens for errors while it reads, and stops (and pauses the request) on this one.
-        req.emit('error', new BodyBudgetExceeded());
+        stop();
+        // The reader stops (and pauses the request) on this error. Emitted only while it listens:
+        // an 'error' nobody listens for would be thrown and end the process.
+        if (req.listenerCount('error') > 0) req.emit('error', new BodyBudgetExceeded());
         return;
       }
       reserved += GROWTH_STEP_BYTES;
     }
-  };
+  }
   req.on('data', onData);
-  req.once('end', () => req.removeListener('data', onData));
-  return () => reserved;
+  return {
+    finish() {
+      stop();
+      return reserved;
+    },
+  };
 }

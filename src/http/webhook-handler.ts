@@ -86,9 +86,9 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     const read = await readRawBody(req, deps.maxBodyBytes);
     if (!read.ok) {
       metrics.webhookEvents.inc({ source, outcome: read.failure.outcome });
+      // The rest of the body stays unread: nothing else may follow on this connection.
+      res.setHeader('connection', 'close');
       if (read.failure.outcome === 'overloaded') {
-        // The rest of the body stays unread: nothing else may follow on this connection.
-        res.setHeader('connection', 'close');
         answer(res, null, 503, TEXT, read.failure.message, '1');
         return;
       }
@@ -158,7 +158,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
         log.error({ err: error.message, source }, 'webhook handler failed');
         if (!res.headersSent) answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
       })
-      .finally(() => limit.leave(reserved()));
+      .finally(() => limit.leave(reserved.finish()));
   };
 }
 

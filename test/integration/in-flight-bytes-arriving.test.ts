@@ -2,7 +2,8 @@ import net from 'node:net';
 import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
 import { useIngestSuite } from '../support/ingest';
 import { waitFor } from '../support/wait';
-import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
+import { metaTextEnvelope } from '../../src/webhooks/samples';
 
 /**
  * Bodies larger than the upfront reservation (64 KiB) are charged to MAX_IN_FLIGHT_BYTES as
@@ -19,7 +20,7 @@ async function inFlightGauge(): Promise<number> {
 }
 
 /** Declares a body of `declared` bytes, sends `sent` of them, and stalls; what the server answers is collected. */
-async function upload(declared: number, sent: number): Promise<{ socket: net.Socket; answer: Promise<string> }> {
+async function upload(declared: number, sent: number, headers = ''): Promise<{ socket: net.Socket; answer: Promise<string> }> {
   const { port } = new URL(suite.ingest.baseUrl);
   const socket = net.connect(Number(port), '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
@@ -27,7 +28,7 @@ async function upload(declared: number, sent: number): Promise<{ socket: net.Soc
   const chunks: Buffer[] = [];
   socket.on('data', (chunk: Buffer) => chunks.push(chunk));
   const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(Buffer.concat(chunks).toString('latin1'))));
-  socket.write(`POST ${META_WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${declared}\r\n\r\n`);
+  socket.write(`POST ${META_WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${declared}\r\n${headers}\r\n`);
   socket.write(Buffer.alloc(sent, 0x20));
   return { socket, answer };
 }
@@ -53,4 +54,20 @@ it('refuses a body 503 mid-read when its arriving bytes do not fit, closes its c
   first.socket.destroy();
   await waitFor('the bytes to be given back', async () => (await inFlightGauge()) === 0);
   expect((await postMetaText(suite.ingest.baseUrl, { id: uniqueWamid(), text: '1 coke' })).status).toBe(200);
+});
+
+it('gives back what a refused body reserved and closes its connection, however many of its bytes still come', async () => {
+  // Refused 415 before its body is read; the client goes on sending it.
+  const refused = await upload(MIB, 0, 'Content-Encoding: gzip\r\n');
+  refused.socket.write(Buffer.alloc(900 * 1024, 0x20));
+  const answer = await refused.answer;
+  expect(answer).toMatch(/^HTTP\/1\.1 415 /);
+  expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+  await waitFor('the refused upload to give its bytes back', async () => (await inFlightGauge()) === 0);
+
+  // The whole budget is there again: a genuine body of 600 KiB fits.
+  const id = uniqueWamid();
+  const json = JSON.stringify(metaTextEnvelope({ id, from: '15550700002', text: '1 coke' }));
+  const reply = await postMeta(suite.ingest.baseUrl, json + ' '.repeat(600 * 1024 - json.length));
+  expect(reply.status).toBe(200);
 });
