@@ -131,6 +131,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   consumer = createWorkerConsumer({
     topology,
     publisher: createPublisher(publishBroker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
+    holdLimitMs: config.WORKER_DRAIN_TIMEOUT_MS,
     sql,
     log,
     metrics,
