@@ -125,12 +125,15 @@ export function createK6Script(scenario: ScenarioModule) {
 }
 
 function waitForDrain(timeoutSeconds: number, baseUrl: string, adminToken: string, counters: Map<string, Counter>, drainSeconds: Trend): void {
+  const giveUpAt = Date.now() + timeoutSeconds * 1000;
   const read = (): number => {
-    const response = http.get(baseUrl + STATS_PATH, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
-    // The endpoint's own rate limit: wait as it says, then ask again.
-    if (response.status === 429) {
-      sleep(retryAfterSeconds(response.headers['Retry-After']));
-      return read();
+    let response = http.get(baseUrl + STATS_PATH, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
+    // The endpoint's own rate limit: wait as it says, then ask again, within the drain's time.
+    while (response.status === 429) {
+      const waitSeconds = retryAfterSeconds(response.headers['Retry-After']);
+      if (Date.now() + waitSeconds * 1000 > giveUpAt) throw new Error('the stats endpoint kept answering 429 until the drain timeout: another client uses up its rate limit');
+      sleep(waitSeconds);
+      response = http.get(baseUrl + STATS_PATH, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
     }
     const unfinished = response.status === 200 ? unfinishedMessages(response.json()) : null;
     if (unfinished === null) throw new Error(`the stats endpoint answered ${response.status}: is ADMIN_TOKEN the gateway's?`);

@@ -115,16 +115,21 @@ function createIteration(definition: ScenarioDefinition, run: RunContext, record
 async function waitForDrain(timeoutSeconds: number, settings: Settings, recorder: Recorder, client: HttpClient, hooks: RunHooks): Promise<void> {
   const url = settings.baseUrl + STATS_PATH;
   const headers = statsHeaders(settings.adminToken ?? '');
+  const giveUpAt = performance.now() + timeoutSeconds * 1000;
   const read = async (): Promise<number> => {
-    const { status, body, retryAfter } = await client.getJson(url, headers);
-    // The endpoint's own rate limit: wait as it says, then ask again.
-    if (status === 429) {
-      await new Promise((resolve) => setTimeout(resolve, retryAfterSeconds(retryAfter) * 1000));
-      return read();
+    for (;;) {
+      const { status, body, retryAfter } = await client.getJson(url, headers);
+      // The endpoint's own rate limit: wait as it says, then ask again, within the drain's time.
+      if (status === 429) {
+        const waitMs = retryAfterSeconds(retryAfter) * 1000;
+        if (performance.now() + waitMs > giveUpAt) throw new Error('the stats endpoint kept answering 429 until the drain timeout: another client uses up its rate limit');
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+        continue;
+      }
+      const unfinished = unfinishedMessages(body);
+      if (status !== 200 || unfinished === null) throw new Error(`the stats endpoint answered ${status}: is ADMIN_TOKEN the gateway's?`);
+      return unfinished;
     }
-    const unfinished = unfinishedMessages(body);
-    if (status !== 200 || unfinished === null) throw new Error(`the stats endpoint answered ${status}: is ADMIN_TOKEN the gateway's?`);
-    return unfinished;
   };
   const built = await read();
   recorder.count('backlog_messages', built);
