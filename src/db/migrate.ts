@@ -119,7 +119,7 @@ async function applyOnce(connection: Sql, migration: Migration, lockTimeoutMs: n
     for (const index of indexes) await dropIfInvalid(connection, index);
     // A run that died after the build but before recording it left the index valid: without
     // IF NOT EXISTS the build would fail on it at every run from then on. Record it instead.
-    const built = indexes.length > 0 && (await Promise.all(indexes.map((index) => isValidIndex(connection, index)))).every(Boolean);
+    const built = indexes.length > 0 && (await Promise.all(indexes.map((index) => indexValidity(connection, index)))).every((valid) => valid === true);
     if (!built) await connection.unsafe(migration.sql);
     await connection.unsafe(record);
     return;
@@ -137,16 +137,15 @@ export function concurrentIndexNames(sql: string): string[] {
   return [...sql.matchAll(pattern)].map((match) => match[1]!);
 }
 
-async function isValidIndex(connection: Sql, index: string): Promise<boolean> {
+/** Whether the index is valid; undefined when there is no such index. */
+async function indexValidity(connection: Sql, index: string): Promise<boolean | undefined> {
   const [row] = await connection<{ valid: boolean }[]>`
     SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass(${index})`;
-  return row?.valid === true;
+  return row?.valid;
 }
 
 async function dropIfInvalid(connection: Sql, index: string): Promise<void> {
-  const [row] = await connection<{ invalid: boolean }[]>`
-    SELECT NOT i.indisvalid AS invalid FROM pg_index i WHERE i.indexrelid = to_regclass(${index})`;
-  if (row?.invalid) await connection.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
+  if ((await indexValidity(connection, index)) === false) await connection.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
 }
 
 /**

@@ -1,6 +1,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { isWagateError, WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
+import { inspectQueue } from './inspect-queue';
 
 export interface BrokerOptions {
   url: string;
@@ -172,18 +173,7 @@ export function createBroker(options: BrokerOptions): Broker {
     },
     async inspect(queue) {
       if (!connection) return null;
-      // A passive declare of a missing queue closes its channel, so it gets a channel of its own.
-      const channel = await connection.createChannel().catch(() => null);
-      if (!channel) return null;
-      channel.on('error', () => undefined);
-      try {
-        const { messageCount, consumerCount } = await channel.checkQueue(queue);
-        return { messageCount, consumerCount };
-      } catch {
-        return null;
-      } finally {
-        await channel.close().catch(() => undefined);
-      }
+      return inspectQueue(connection, queue).catch(() => null);
     },
     async close() {
       closing = true;

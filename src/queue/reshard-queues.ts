@@ -1,5 +1,6 @@
 import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { queueMessageSchema } from './message';
+import { inspectQueue } from './inspect-queue';
 import { moveReadyMessages, type Destination } from './move-messages';
 import { assertTopology, routingKeyFor, type Topology } from './topology';
 
@@ -77,21 +78,10 @@ async function removeSurplus(connection: ChannelModel, exchange: string, shard: 
   }
 }
 
-/** The queues among these that exist; each is checked on a channel of its own, since a 404 closes it. */
+/** The queues among these that exist. */
 async function existingQueues(connection: ChannelModel, queues: string[]): Promise<Set<string>> {
   const existing = new Set<string>();
-  for (const queue of queues) {
-    const channel = await connection.createChannel();
-    channel.on('error', () => undefined);
-    try {
-      await channel.checkQueue(queue);
-      existing.add(queue);
-    } catch (error) {
-      if ((error as { code?: number }).code !== 404) throw error;
-    } finally {
-      await channel.close().catch(() => undefined);
-    }
-  }
+  for (const queue of queues) if (await inspectQueue(connection, queue)) existing.add(queue);
   return existing;
 }
 

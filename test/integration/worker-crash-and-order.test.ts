@@ -1,4 +1,4 @@
-import { startPipeline, type Pipeline } from '../support/pipeline';
+import { startPipeline, type Pipeline, callsTo as callsToRecipient } from '../support/pipeline';
 import { spawnWagate } from '../support/process';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -13,7 +13,7 @@ afterAll(async () => {
   await pipeline.stop();
 });
 
-const callsTo = (to: string) => pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === to);
+const callsTo = (to: string) => callsToRecipient(pipeline, to);
 const statuses = async (ids: string[]) =>
   (await pipeline.db.sql<{ status: string }[]>`
     SELECT status FROM webhook_messages WHERE message_id = ANY(${ids}) ORDER BY id`).map((r) => r.status);

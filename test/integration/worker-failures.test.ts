@@ -7,7 +7,7 @@ import { routingKeyFor } from '../../src/queue/topology';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { STATS_PATH } from '../../src/http/app';
 import { ADMIN_TOKEN } from '../support/ingest';
-import { ACCESS_TOKEN, startPipeline, waitUntilOutOfOutbox, type Pipeline } from '../support/pipeline';
+import { ACCESS_TOKEN, startPipeline, waitUntilOutOfOutbox, type Pipeline, callsTo as callsToRecipient } from '../support/pipeline';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 import { seriesValue } from '../support/metrics';
@@ -23,7 +23,7 @@ afterAll(async () => {
   await pipeline.stop();
 });
 
-const callsTo = (to: string) => pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === to);
+const callsTo = (to: string) => callsToRecipient(pipeline, to);
 const recordOf = async (id: string) =>
   (await pipeline.db.sql<{ status: string; last_error: string | null }[]>`
     SELECT status, last_error FROM webhook_messages WHERE message_id = ${id}`)[0];

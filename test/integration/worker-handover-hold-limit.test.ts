@@ -1,4 +1,4 @@
-import { startPipeline, type Pipeline } from '../support/pipeline';
+import { startPipeline, type Pipeline, callsTo as callsToRecipient } from '../support/pipeline';
 import { resumeReaders, suspendConnection } from '../support/rabbitmqctl';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -22,7 +22,7 @@ afterAll(async () => {
   await pipeline.stop();
 });
 
-const callsTo = (to: string) => pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === to);
+const callsTo = (to: string) => callsToRecipient(pipeline, to);
 
 it('gives a held hand-over back to its queue after the drain timeout while the broker stays blocked', async () => {
   const worker = pipeline.workers[0]!;

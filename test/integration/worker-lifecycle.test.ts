@@ -2,7 +2,7 @@ import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
 import { shardOf } from '../../src/queue/topology';
 import { openQueueProbe } from '../support/amqp';
-import { startPipeline, type Pipeline } from '../support/pipeline';
+import { startPipeline, type Pipeline, callsTo as callsToRecipient } from '../support/pipeline';
 import { spawnWagate } from '../support/process';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
@@ -32,7 +32,7 @@ afterAll(async () => {
 });
 
 const statusOf = async (id: string) => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
-const callsTo = (to: string) => pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === to);
+const callsTo = (to: string) => callsToRecipient(pipeline, to);
 
 describe('worker lifecycle', () => {
   it('recovers a lost broker connection, declares the topology again and consumes on', async () => {

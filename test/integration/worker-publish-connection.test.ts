@@ -1,4 +1,4 @@
-import { startPipeline, type Pipeline } from '../support/pipeline';
+import { startPipeline, type Pipeline, callsTo as callsToRecipient } from '../support/pipeline';
 import { connectionNames, resumeReaders, suspendConnection } from '../support/rabbitmqctl';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -18,7 +18,7 @@ afterAll(async () => {
   await pipeline.stop();
 });
 
-const callsTo = (to: string) => pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === to);
+const callsTo = (to: string) => callsToRecipient(pipeline, to);
 const statusOf = async (id: string) =>
   (await pipeline.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
 

@@ -45,6 +45,11 @@ export async function waitUntilOutOfOutbox(db: TestDatabase, messageId: string):
     (await db.sql`SELECT 1 FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id WHERE m.message_id = ${messageId}`).length === 0);
 }
 
+/** The provider calls the fake received for one recipient, oldest first. */
+export function callsTo(pipeline: Pipeline, to: string) {
+  return pipeline.fake.calls().filter((call) => (call.body as { to?: string }).to === to);
+}
+
 export async function waitUntilShardsCovered(workers: RunningWorker[]): Promise<void> {
   const shardCount = workers[0]?.topology.shards.length ?? 0;
   const everyShard = Array.from({ length: shardCount }, (_, shard) => shard).join();
