@@ -14,7 +14,7 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
     // 'queued' is taken too: an earlier replay that committed but could not publish left it so.
     // An erased customer's message keeps its final status ('dead' among them) but loses its
     // number: reopened, its queue copy would write the personal data back and message them.
-    const messages = await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, updated_at = now()
+    const messages = await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, waiting_until = NULL, updated_at = now()
              WHERE webhook_source = ${source} AND message_id = ${messageId} AND status IN ('dead', 'processing', 'queued')
                AND phone_number IS DISTINCT FROM ${ERASED}`;
     if (messages.count === 0) return 0;

@@ -35,7 +35,7 @@ export function createAutoscalerMetrics() {
     }),
     backlog: new Gauge({
       name: 'wagate_autoscaler_backlog_messages',
-      help: 'Unfinished messages (queued or processing) counted in PostgreSQL by the leader: ready in a queue or held by a worker.',
+      help: 'Messages ready for a worker, counted in PostgreSQL by the leader: in a queue or the outbox, or held by a worker; not those parked in a retry tier.',
       registers: [registry],
     }),
     desired: new Gauge({

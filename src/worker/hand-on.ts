@@ -86,7 +86,8 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       ...(notBefore === undefined ? {} : { [NOT_BEFORE_HEADER]: notBefore }),
     });
     await deps.sql`
-      UPDATE webhook_messages SET status = 'queued', last_error = ${reason}, updated_at = now()
+      UPDATE webhook_messages SET status = 'queued', last_error = ${reason}, updated_at = now(),
+        waiting_until = ${waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore)}
       WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'processing'`.catch(recordLag(payload, 'queued'));
     deps.metrics.workerMessages.inc({ outcome: 'retried' });
     deps.log.warn({ messageId: payload.messageId, attempt, delayMs: deps.topology.retryTiers[tier]!.delayMs, notBefore, err: reason }, 'message will be retried');
@@ -100,7 +101,9 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       await publishOrThrow(channel, deps.topology.retryTiers[tier]!.exchange, delivery, {});
       safely(() => channel.ack(delivery));
       // Touched, so that a message waiting out a long Retry-After never looks stuck.
-      await deps.sql`UPDATE webhook_messages SET updated_at = now()
+      const notBefore = numberHeader(delivery, NOT_BEFORE_HEADER);
+      await deps.sql`UPDATE webhook_messages SET updated_at = now(),
+                       waiting_until = ${waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore)}
                      WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'queued'`.catch(
         recordLag(payload, 'queued'),
       );
@@ -188,4 +191,13 @@ async function answeredWhileHeld(late: Promise<boolean>, held: () => boolean): P
 
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * When a parked message is next due for a try: the end of its tier's delay, or the provider's
+ * Retry-After if later. The autoscaler leaves it out of the backlog until then.
+ */
+function waitingUntil(delayMs: number, notBefore: number | undefined) {
+  const tierEnds = Date.now() + delayMs;
+  return new Date(Math.max(tierEnds, notBefore ?? tierEnds));
 }

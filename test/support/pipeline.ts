@@ -33,10 +33,6 @@ export interface Pipeline {
 }
 
 /**
- * Until the in-process workers hold every shard between them, each exactly once: the group
- * has settled, so a test's messages do not arrive in the middle of a hand-over.
- */
-/**
  * Waits until the relay has deleted a message's confirmed outbox row (it gathers deletes):
  * until then the message is still on its way, so it cannot count as stuck.
  */
@@ -50,6 +46,10 @@ export function callsTo(pipeline: Pipeline, to: string) {
   return pipeline.fake.calls().filter((call) => (call.body as { to?: string }).to === to);
 }
 
+/**
+ * Until the in-process workers hold every shard between them, each exactly once: the group
+ * has settled, so a test's messages do not arrive in the middle of a hand-over.
+ */
 export async function waitUntilShardsCovered(workers: RunningWorker[]): Promise<void> {
   const shardCount = workers[0]?.topology.shards.length ?? 0;
   const everyShard = Array.from({ length: shardCount }, (_, shard) => shard).join();

@@ -1,0 +1,70 @@
+import { countBacklog } from '../../src/autoscaler/backlog';
+import { startPipeline, type Pipeline } from '../support/pipeline';
+import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+/**
+ * The autoscaler's backlog counts ready messages (SPEC §10): in a queue or its outbox, or held
+ * by a worker. A message parked in a retry tier until the provider lets it try again is not
+ * ready, so a provider outage does not send the workers to their maximum to wait.
+ */
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  // Tiers far shorter than the Retry-After below: the parked message comes back and waits out
+  // the provider's time again several times, as it does in production behind a long outage.
+  pipeline = await startPipeline({ RETRY_DELAYS_MS: '200,500' });
+});
+
+afterAll(async () => {
+  await pipeline.stop();
+});
+
+const recordOf = async (id: string) =>
+  (await pipeline.db.sql<{ status: string; last_error: string | null; waiting_until: Date | null; updated_at: Date }[]>`
+    SELECT status, last_error, waiting_until, updated_at FROM webhook_messages WHERE message_id = ${id}`)[0];
+
+test('a message waiting for a worker is backlog, and stops being once processed', async () => {
+  const id = uniqueWamid();
+  await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550300001', text: '1 coke' });
+  expect(await countBacklog(pipeline.db.sql)).toBe(1);
+  await pipeline.startWorker();
+  await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed');
+  expect(await countBacklog(pipeline.db.sql)).toBe(0);
+});
+
+test('a message parked until the provider’s Retry-After is not backlog while it waits, however often it comes back', async () => {
+  const id = uniqueWamid();
+  pipeline.fake.behave({ kind: 'status', status: 429, retryAfterSeconds: 60 }, 1);
+  const postedAt = Date.now();
+  await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550300002', text: '1 coke' });
+  const parked = await waitFor('the message to be parked in a retry tier', async () => {
+    const record = await recordOf(id);
+    return record?.status === 'queued' && record.last_error !== null ? record : undefined;
+  });
+  expect(parked.last_error).toMatch(/429/);
+  // Due when the provider said, not when the (shorter) tier hands it back.
+  expect(parked.waiting_until!.getTime()).toBeGreaterThanOrEqual(postedAt + 59_000);
+  expect(await countBacklog(pipeline.db.sql)).toBe(0);
+
+  // Back from the longest tier twice (each wait-out touches the row), parked again each time
+  // with the same due time.
+  let touched = parked.updated_at;
+  for (const round of [1, 2]) {
+    touched = await waitFor(`wait-out ${round}`, async () => {
+      const record = await recordOf(id);
+      return record!.updated_at.getTime() !== touched.getTime() ? record!.updated_at : undefined;
+    });
+    const record = await recordOf(id);
+    expect(record).toMatchObject({ status: 'queued', waiting_until: parked.waiting_until });
+    expect(await countBacklog(pipeline.db.sql)).toBe(0);
+  }
+
+  // A fresh message beside it is backlog again while it is ready.
+  const fresh = uniqueWamid();
+  const worker = pipeline.workers[0]!;
+  await worker.stop();
+  pipeline.workers.length = 0;
+  await postMetaText(pipeline.ingest.baseUrl, { id: fresh, from: '15550300003', text: '1 coke' });
+  expect(await countBacklog(pipeline.db.sql)).toBe(1);
+});
