@@ -71,7 +71,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     sql,
     publisher: createPublisher(broker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
     topology,
-    isBrokerConnected: broker.isConnected,
+    canPublish: () => broker.isConnected() && broker.blockedSince() === null,
     leaseSeconds: config.OUTBOX_LEASE_SECONDS,
     pollMs: config.OUTBOX_POLL_MS,
     publishLingerMs: config.PUBLISH_LINGER_MS ?? (config.ACK_AFTER === 'publish' ? 0 : DEFAULT_PUBLISH_LINGER_MS),
@@ -79,7 +79,11 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     metrics,
   };
   const relay = createOutboxRelay(relayOptions);
-  metrics.watchBroker(broker.isConnected, () => broker.loginRefusedSince() !== null);
+  metrics.watchBroker({
+    connected: broker.isConnected,
+    loginRefused: () => broker.loginRefusedSince() !== null,
+    blocked: () => broker.blockedSince() !== null,
+  });
   broker.onConnected(() => {
     // Whatever piled up in the outbox while the broker was away goes out now.
     void relay.sweepOnce().catch(() => undefined);

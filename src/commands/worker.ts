@@ -152,7 +152,11 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   broker.onConnected(() => void coordinator!.tick());
   coordinator.start();
   const bothConnected = () => broker.isConnected() && publishBroker.isConnected();
-  metrics.watchBroker(bothConnected, () => broker.loginRefusedSince() !== null || publishBroker.loginRefusedSince() !== null);
+  metrics.watchBroker({
+    connected: bothConnected,
+    loginRefused: () => broker.loginRefusedSince() !== null || publishBroker.loginRefusedSince() !== null,
+    blocked: () => publishBroker.blockedSince() !== null,
+  });
   const stuckAfter = stuckAfterMs(config.RETRY_DELAYS_MS);
   const gauges = setInterval(() => {
     void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);

@@ -24,7 +24,12 @@ export interface OutboxRelayOptions {
   sql: Sql;
   publisher: Publisher;
   topology: Topology;
-  isBrokerConnected(): boolean;
+  /**
+   * Whether a publish can reach the broker now: connected, and not blocked by a resource alarm.
+   * A blocked broker reads nothing, so rows written to it would pile up in this process's
+   * socket buffer, and after each lease period a sweep would write them again.
+   */
+  canPublish(): boolean;
   leaseSeconds: number;
   pollMs: number;
   log: Logger;
@@ -49,8 +54,16 @@ export interface OutboxRelay {
   stop(): Promise<void>;
 }
 
+/** A row on its way to the broker: attempts is the claim it goes out under (0: its owner's). */
+interface Outgoing {
+  id: string;
+  attempts: number;
+  publication: Publication;
+}
+
 interface ClaimedRow {
   id: string;
+  attempts: number;
   traceparent: string | null;
   /** Null when the message is no longer queued with its content. */
   payload: QueueMessage | null;
@@ -84,11 +97,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * died. Its late answer settles it; if none comes, the lease expires and a sweep takes it.
    * True where confirmed.
    */
-  async function publish(entries: { id: string; publication: Publication }[], path: 'owner' | 'sweep'): Promise<boolean[]> {
+  async function publish(entries: Outgoing[], path: 'owner' | 'sweep'): Promise<boolean[]> {
     const started = performance.now();
     const settleLate = (index: number, ok: boolean) => {
-      const id = entries[index]!.id;
-      if (!ok) return void track(releaseLeases([id]));
+      const entry = entries[index]!;
+      if (!ok) return void track(releaseLeases([entry]));
+      const id = entry.id;
       options.metrics.published.inc({ path });
       toDelete.push(id);
       scheduleDelete();
@@ -99,10 +113,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       settleLate,
     );
     options.metrics.publishDuration.observe((performance.now() - started) / 1000);
-    const failed: string[] = [];
+    const failed: Outgoing[] = [];
     results.forEach((ok, index) => {
       if (ok) toDelete.push(entries[index]!.id);
-      else if (ok === false) failed.push(entries[index]!.id);
+      else if (ok === false) failed.push(entries[index]!);
     });
     const confirmed = results.filter((ok) => ok === true).length;
     options.metrics.published.inc({ path }, confirmed);
@@ -112,17 +126,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return results.map((ok) => ok === true);
   }
 
-  const publishGathered = createLinger(options.publishLingerMs, (entries: { id: string; publication: Publication }[]) => publish(entries, 'owner'));
+  const publishGathered = createLinger(options.publishLingerMs, (entries: Outgoing[]) => publish(entries, 'owner'));
 
   /**
    * Hands rows this process could not publish to the next sweep, on any process: at once the
    * first time, then a second later per sweep that claimed them, up to 30 s. A row the broker
    * keeps refusing (its queue deleted under a live connection, so every publish comes back)
-   * would otherwise be claimed first by every sweep, ahead of every row after it.
+   * would otherwise be claimed first by every sweep, ahead of every row after it. Only where no
+   * sweep has claimed the row since (its attempts unchanged): a refusal that comes late must
+   * not cut short the lease of another process now publishing it.
    */
-  async function releaseLeases(ids: string[]): Promise<void> {
-    await options.sql`UPDATE outbox SET lease_until = now() + make_interval(secs => least(attempts, ${MAX_RELEASE_BACKOFF_SECONDS}))
-                      WHERE webhook_message_id = ANY(${ids}::bigint[])`.catch(
+  async function releaseLeases(entries: Outgoing[]): Promise<void> {
+    await options.sql`UPDATE outbox o SET lease_until = now() + make_interval(secs => least(o.attempts, ${MAX_RELEASE_BACKOFF_SECONDS}))
+                      FROM unnest(${entries.map((entry) => entry.id)}::bigint[], ${entries.map((entry) => entry.attempts)}::integer[]) AS r(id, attempts)
+                      WHERE o.webhook_message_id = r.id AND o.attempts = r.attempts`.catch(
       (error: Error) => options.log.warn({ err: error.message }, 'could not release outbox leases; they expire on their own'),
     );
   }
@@ -153,8 +170,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         WHERE o.webhook_message_id IN (
           SELECT webhook_message_id FROM outbox WHERE lease_until < now()
           ORDER BY webhook_message_id LIMIT ${sweepBatch} FOR UPDATE SKIP LOCKED)
-        RETURNING o.webhook_message_id, o.traceparent)
-      SELECT c.webhook_message_id::text AS id, c.traceparent,
+        RETURNING o.webhook_message_id, o.traceparent, o.attempts)
+      SELECT c.webhook_message_id::text AS id, c.attempts, c.traceparent,
              CASE WHEN m.status = 'queued' THEN m.payload END AS payload
       FROM claimed c LEFT JOIN webhook_messages m ON m.id = c.webhook_message_id
       ORDER BY c.webhook_message_id`;
@@ -165,7 +182,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     for (;;) {
       // A stopping process leaves the rest of a backlog to the other pods' sweeps once the
       // leases it holds expire, instead of outliving its grace period and being killed mid-publish.
-      if (stopping || !options.isBrokerConnected()) return total;
+      if (stopping || !options.canPublish()) return total;
       const rows = await claimExpired();
       if (rows.length === 0) return total;
       // A row whose message is no longer queued with a payload (erased, cleaned up, gone) has
@@ -179,7 +196,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
       if (publishable.length > 0) {
         const results = await publish(
-          publishable.map((row) => ({ id: row.id, publication: toPublication(options.topology, row.payload!, row.traceparent ?? '') })),
+          publishable.map((row) => ({ id: row.id, attempts: row.attempts, publication: toPublication(options.topology, row.payload!, row.traceparent ?? '') })),
           'sweep',
         );
         const confirmed = results.filter(Boolean).length;
@@ -203,12 +220,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // Past half the lease a sweeper may soon claim the rows; leave them to it.
     const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
     if (fresh.length === 0) return false;
-    if (!options.isBrokerConnected()) {
-      void track(releaseLeases(fresh.map((entry) => entry.rowId)));
+    // The ledger commits its own rows unclaimed: attempts 0.
+    const owned = fresh.map((entry) => ({ id: entry.rowId, attempts: 0, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
+    if (!options.canPublish()) {
+      void track(releaseLeases(owned));
       return false;
     }
-    const publications = fresh.map((entry) => ({ id: entry.rowId, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
-    const results = await track(publishGathered(publications));
+    const results = await track(publishGathered(owned));
     // Rows left to the sweep are not confirmed yet.
     return fresh.length === entries.length && results.every(Boolean);
   }

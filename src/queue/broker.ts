@@ -23,6 +23,12 @@ export interface Broker {
   isConnected(): boolean;
   /** Since when every login attempt was refused (wrong user or password), in ms since the epoch; null otherwise. */
   loginRefusedSince(): number | null;
+  /**
+   * Since when the broker has blocked this connection's publishing (connection.blocked: a
+   * memory or disk alarm), in ms since the epoch; null otherwise. A blocked broker reads nothing
+   * more from the socket, so whatever is written meanwhile only piles up in this process.
+   */
+  blockedSince(): number | null;
   /** The error that stopped reconnecting for good, if one did. */
   fatalError(): Error | null;
   /** Resolves when connected, or rejects after timeoutMs. */
@@ -67,6 +73,9 @@ export function createBroker(options: BrokerOptions): Broker {
   let timer: NodeJS.Timeout | null = null;
   let connecting: Promise<void> | null = null;
   let loginRefusedAt: number | null = null;
+  let blockedAt: number | null = null;
+  /** The connection of the latest attempt: only its blocked/unblocked notices count. */
+  let latest: ChannelModel | null = null;
   let fatal: Error | null = null;
   const listeners: ((channel: ConfirmChannel) => void)[] = [];
 
@@ -91,7 +100,17 @@ export function createBroker(options: BrokerOptions): Broker {
         closedDuringSetup = true;
         handleLoss(model!);
       });
-      model.on('blocked', (reason: string) => options.log.warn({ reason }, 'broker blocked publishing'));
+      latest = model;
+      model.on('blocked', (reason: string) => {
+        if (model !== latest) return;
+        blockedAt ??= Date.now();
+        options.log.warn({ reason }, 'the broker blocked publishing (a resource alarm); publishes wait until it unblocks');
+      });
+      model.on('unblocked', () => {
+        if (blockedAt === null || model !== latest) return;
+        options.log.info({ blockedMs: Date.now() - blockedAt }, 'the broker unblocked publishing');
+        blockedAt = null;
+      });
       const channel = await model.createConfirmChannel();
       channel.on('error', (error: Error) => options.log.warn({ err: error.message }, 'broker channel error'));
       // A channel closed by the broker (e.g. a protocol error) is recovered with a fresh connection.
@@ -118,6 +137,7 @@ export function createBroker(options: BrokerOptions): Broker {
         options.log.error({ err: (error as Error).message, broker: redactUrl(options.url), user },
           `the broker at ${redactUrl(options.url)} refused the login of user "${user}": check the user and password in AMQP_URL (or AMQP_URL_FILE)`);
       }
+      blockedAt = null;
       await model?.close().catch(() => undefined);
       if (isFatal(error)) return stopForGood(error as Error);
       if (!isLoginRefused(error)) options.log.warn({ err: (error as Error).message, broker: redactUrl(options.url) }, 'broker connect failed');
@@ -135,6 +155,7 @@ export function createBroker(options: BrokerOptions): Broker {
     if (connection !== model) return;
     connection = null;
     current = null;
+    blockedAt = null;
     if (!closing) {
       options.log.warn('broker connection lost; reconnecting');
       scheduleReconnect();
@@ -154,6 +175,7 @@ export function createBroker(options: BrokerOptions): Broker {
     channel: () => current,
     isConnected: () => current !== null,
     loginRefusedSince: () => loginRefusedAt,
+    blockedSince: () => blockedAt,
     fatalError: () => fatal,
     onConnected(listener) {
       listeners.push(listener);

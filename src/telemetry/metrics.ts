@@ -9,6 +9,13 @@ const ACK_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** What the broker gauges read at scrape time. */
+export interface BrokerProbes {
+  connected(): boolean;
+  loginRefused(): boolean;
+  blocked(): boolean;
+}
+
 const SOURCES = ['whatsapp', 'twilio'];
 const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejected', 'malformed', 'status', 'status_duplicate',
   'ignored', 'provider_error', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
@@ -27,6 +34,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
   // Read at scrape time, so the gauge can never lag behind a lost connection.
   let brokerProbe: () => boolean = () => false;
   let loginRefusedProbe: () => boolean = () => false;
+  let blockedProbe: () => boolean = () => false;
   registry.setDefaultLabels({ role });
   if (processMetrics) collectDefaultMetrics({ register: registry, prefix: 'wagate_' });
   const metrics = {
@@ -97,6 +105,14 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
         this.set(brokerProbe() ? 1 : 0);
       },
     }),
+    brokerBlocked: new Gauge({
+      name: 'wagate_broker_blocked',
+      help: '1 while the broker blocks this process\'s publishing (connection.blocked: a RabbitMQ memory or disk alarm).',
+      registers: [registry],
+      collect() {
+        this.set(blockedProbe() ? 1 : 0);
+      },
+    }),
     brokerLoginRefused: new Gauge({
       name: 'wagate_broker_login_refused',
       help: '1 while the broker refuses this process\'s login (wrong AMQP_URL user or password).',
@@ -111,9 +127,10 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
       labelNames: ['source', 'code'] as const,
       registers: [registry],
     }),
-    watchBroker(isConnected: () => boolean, isLoginRefused: () => boolean = () => false): void {
-      brokerProbe = isConnected;
-      loginRefusedProbe = isLoginRefused;
+    watchBroker(probes: BrokerProbes): void {
+      brokerProbe = probes.connected;
+      loginRefusedProbe = probes.loginRefused;
+      blockedProbe = probes.blocked;
     },
     workerMessages: new Counter({
       name: 'wagate_worker_messages_total',

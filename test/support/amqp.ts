@@ -14,8 +14,8 @@ export interface QueueProbe {
   close(): Promise<void>;
 }
 
-export async function openQueueProbe(): Promise<QueueProbe> {
-  const connection = await amqp.connect(TEST_AMQP_URL);
+export async function openQueueProbe(url = TEST_AMQP_URL): Promise<QueueProbe> {
+  const connection = await amqp.connect(url);
   const channel = await connection.createChannel();
   const withChannel = async (work: (ch: amqp.Channel) => Promise<unknown>) => {
     const ch = await connection.createChannel();

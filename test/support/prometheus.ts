@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { waitFor } from './wait';
+import { freePort } from './free-port';
 
 /** Scrape and rule evaluation every second, so a test sees fresh data within a few seconds. */
 const SCRAPE_INTERVAL = '1s';
@@ -75,17 +75,6 @@ function findOnPath(name: string): string {
     }
   }
   throw new Error(`${name} not found on PATH: install the Debian package "prometheus" (apt-get install prometheus)`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** JSON is YAML, so the config needs no YAML writer. */

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { waitFor } from './wait';
+import { freePort } from './free-port';
 
 /** The version scripts/toxiproxy.sh builds; the binary is looked up there unless the test command says where. */
 const TOXIPROXY_VERSION = 'v2.12.0';
@@ -38,14 +38,6 @@ function serverBinary(): string {
   const binary = process.env.WAGATE_TOXIPROXY_SERVER ?? path.join(cache, `toxiproxy-${TOXIPROXY_VERSION}`, 'bin', 'toxiproxy-server');
   if (!existsSync(binary)) throw new Error(`${binary} is missing: run "bash scripts/toxiproxy.sh" (scripts/test.sh builds it)`);
   return binary;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Starts a Toxiproxy server of this test file's own on loopback and drives it through its HTTP API. */
