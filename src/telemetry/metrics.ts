@@ -84,7 +84,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
     }),
     publishFailures: new Counter({
       name: 'wagate_publish_failures_total',
-      help: 'Publishes not confirmed (broker away, nack, returned or timed out); they stay in the outbox.',
+      help: 'Publishes not confirmed (broker away, nack, returned or timed out): outbox rows stay in the outbox (ingest), hand-overs stay held (worker).',
       registers: [registry],
     }),
     outboxPending: new Gauge({
