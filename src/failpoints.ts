@@ -10,6 +10,7 @@ export const FAILPOINTS = [
   'worker.after-claim',
   'worker.after-record',
   'worker.before-ack',
+  'reshard.distributing',
 ] as const;
 
 export type Failpoint = (typeof FAILPOINTS)[number];

@@ -20,16 +20,26 @@ const MOVE_PREFETCH = 1;
  * leaves at most one copy in both places, which the worker's claim skips. It must be the
  * queue's only consumer (the workers have released it). Returns how many moved.
  */
-export async function moveReadyMessages(connection: ChannelModel, source: string, destinationOf: (message: ConsumeMessage) => Destination): Promise<number> {
+export async function moveReadyMessages(
+  connection: ChannelModel,
+  source: string,
+  destinationOf: (message: ConsumeMessage) => Destination,
+  afterEach?: (moved: number, total: number) => Promise<void>,
+): Promise<number> {
   const channel = await connection.createConfirmChannel();
   try {
-    return await moveOnChannel(channel, source, destinationOf);
+    return await moveOnChannel(channel, source, destinationOf, afterEach);
   } finally {
     await channel.close().catch(() => undefined);
   }
 }
 
-async function moveOnChannel(channel: ConfirmChannel, source: string, destinationOf: (message: ConsumeMessage) => Destination): Promise<number> {
+async function moveOnChannel(
+  channel: ConfirmChannel,
+  source: string,
+  destinationOf: (message: ConsumeMessage) => Destination,
+  afterEach?: (moved: number, total: number) => Promise<void>,
+): Promise<number> {
   const { messageCount } = await channel.checkQueue(source);
   if (messageCount === 0) return 0;
   await channel.prefetch(MOVE_PREFETCH);
@@ -45,6 +55,7 @@ async function moveOnChannel(channel: ConfirmChannel, source: string, destinatio
           await republish(channel, message, destinationOf(message));
           channel.ack(message);
           moved += 1;
+          await afterEach?.(moved, messageCount);
           if (moved === messageCount) resolve();
         }).catch(reject);
       })

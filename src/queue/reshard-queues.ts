@@ -11,31 +11,45 @@ import { assertTopology, routingKeyFor, type Topology } from './topology';
  * sender's new shard (their wait starts again); surplus old shards are unbound, emptied and
  * deleted. The workers must have released every shard first.
  */
-export async function moveToShardCount(amqpUrl: string, oldTopology: Topology, newTopology: Topology, progress: (line: string) => void) {
+export interface MoveOptions {
+  /** An earlier run to this count had gathered every old shard (the reshard keeps this in Postgres). */
+  gathered: boolean;
+  /** Records that every old shard is gathered, before anything is distributed. */
+  onGathered(): Promise<void>;
+  /** After each message put on its new shard, with how many of the staged ones are done. */
+  afterDistributed?(done: number, total: number): Promise<void>;
+  progress(line: string): void;
+}
+
+export async function moveToShardCount(amqpUrl: string, oldTopology: Topology, newTopology: Topology, options: MoveOptions) {
   const connection = await amqp.connect(amqpUrl, { clientProperties: { connection_name: 'wagate-reshard' } });
   try {
-    return await moveQueues(connection, oldTopology, newTopology, progress);
+    return await moveQueues(connection, oldTopology, newTopology, options);
   } finally {
     await connection.close().catch(() => undefined);
   }
 }
 
-async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTopology: Topology, progress: (line: string) => void) {
+async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTopology: Topology, options: MoveOptions) {
+  const { progress } = options;
   const staging = `${newTopology.exchange}.reshard`;
   const setup = await connection.createChannel();
   await assertTopology(setup, newTopology);
   await setup.assertQueue(staging, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await setup.close();
 
-  // A rerun after an interrupted move: an old shard already deleted means the run before had
-  // gathered everything and begun removing the surplus, and perhaps distributing. The shards
-  // that stay then hold only what it distributed, each sender's earliest messages; gathering
-  // them again would put them behind the sender's later ones, still in staging.
+  // A rerun after an interrupted move that had gathered everything: the old shards that stay
+  // then hold only what it distributed, each sender's earliest messages; gathering them again
+  // would put them behind the sender's later ones, still in staging. An old shard already
+  // deleted says so too (the surplus goes only after the gathering).
   const present = await existingQueues(connection, oldTopology.shards.map((shard) => shard.queue));
-  const gathered = present.size < oldTopology.shards.length;
+  const gathered = options.gathered || present.size < oldTopology.shards.length;
   let moved = 0;
   if (gathered) progress('an earlier run gathered the old shards and was interrupted; going on from there');
-  else for (const shard of oldTopology.shards) moved += await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+  else {
+    for (const shard of oldTopology.shards) moved += await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+    await options.onGathered();
+  }
   progress(`took ${moved} message(s) off ${oldTopology.shards.length} old shard(s), in order`);
   // Before the surplus queues lose their bindings: a retry coming back with an old key would have nowhere to go.
   let retriesReaddressed = 0;
@@ -52,7 +66,7 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
     const key = senderRoutingKey(newTopology, message);
     return key ? { exchange: newTopology.exchange, routingKey: key } : { exchange: newTopology.deadExchange, routingKey: newTopology.deadRoutingKey };
   };
-  await moveReadyMessages(connection, staging, newHome);
+  await moveReadyMessages(connection, staging, newHome, options.afterDistributed);
   const cleanup = await connection.createChannel();
   // Nothing else publishes to staging, and it is empty now (quorum queues refuse if-empty deletes).
   await cleanup.deleteQueue(staging);

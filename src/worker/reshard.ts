@@ -1,6 +1,7 @@
 import type { Config } from '../config';
 import { transaction, type Sql } from '../db/client';
 import { WagateError } from '../errors';
+import { failpoint } from '../failpoints';
 import { storedShardCount } from '../ledger/shard-count';
 import { moveToShardCount } from '../queue/reshard-queues';
 import { topologyNames, type TopologyOptions } from '../queue/topology';
@@ -57,6 +58,11 @@ export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardRep
   const { sql } = deps;
   const prefix = deps.topology.prefix;
   const from = (await storedShardCount(sql, prefix)) ?? deps.topology.shards;
+  const gatheredFor = await interruptedTarget(sql, prefix);
+  if (gatheredFor !== null && gatheredFor !== to) {
+    throw new WagateError('OPERATION_REFUSED',
+      `an interrupted reshard of "${prefix}" to ${gatheredFor} shards had already gathered the old shards' messages and begun to distribute them; finish it first: wagate reshard --to ${gatheredFor}`);
+  }
   await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${prefix}, ${from}, true)
             ON CONFLICT (queue_prefix) DO UPDATE SET paused = true, updated_at = now()`;
   deps.progress(`paused the workers of "${prefix}"; waiting for them to release ${from} shard(s)`);
@@ -68,7 +74,13 @@ export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardRep
   }
   const oldTopology = topologyNames({ ...deps.topology, shards: from });
   const newTopology = topologyNames({ ...deps.topology, shards: to });
-  const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, deps.progress);
+  const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, {
+    gathered: gatheredFor === to,
+    onGathered: async () => void (await sql`UPDATE work_shard_settings SET gathered_for = ${to}, updated_at = now() WHERE queue_prefix = ${prefix}`),
+    // A test holds the move here, a quarter of the way through, to kill it and run it again.
+    afterDistributed: (done, total) => (done === Math.ceil(total / 4) ? failpoint('reshard.distributing') : Promise.resolve()),
+    progress: deps.progress,
+  });
   await recordCount(sql, prefix, to);
   deps.progress(`stored ${to} shards; the workers resume`);
   return { from, to, ...moved };
@@ -97,6 +109,12 @@ async function recordCount(sql: Sql, prefix: string, to: number): Promise<void> 
     await tx`INSERT INTO work_shard_owners (queue_prefix, shard)
              SELECT ${prefix}, shard FROM generate_series(0, ${to - 1}::integer) AS shard
              ON CONFLICT (queue_prefix, shard) DO UPDATE SET owner = NULL, changed_at = now()`;
-    await tx`UPDATE work_shard_settings SET shard_count = ${to}, paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`;
+    await tx`UPDATE work_shard_settings SET shard_count = ${to}, paused = false, gathered_for = NULL, updated_at = now() WHERE queue_prefix = ${prefix}`;
   });
+}
+
+/** The count an interrupted reshard of this group was moving to once it had gathered the old shards, or null. */
+async function interruptedTarget(sql: Sql, prefix: string): Promise<number | null> {
+  const [row] = await sql<{ gathered_for: number | null }[]>`SELECT gathered_for FROM work_shard_settings WHERE queue_prefix = ${prefix}`;
+  return row?.gathered_for ?? null;
 }

@@ -57,7 +57,7 @@ async function interruptedShrink(topology: Topology): Promise<void> {
 it('finishes an interrupted shrink when run again, and keeps each sender in order', async () => {
   await interruptedShrink(oldTopology);
   const lines: string[] = [];
-  await moveToShardCount(TEST_AMQP_URL, oldTopology, newTopology, (line) => lines.push(line));
+  await moveToShardCount(TEST_AMQP_URL, oldTopology, newTopology, { gathered: false, onGathered: async () => undefined, progress: (line) => lines.push(line) });
   expect(lines[0]).toContain('an earlier run gathered the old shards');
 
   const bySender = new Map<string, number[]>();

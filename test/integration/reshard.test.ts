@@ -2,7 +2,7 @@ import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
 import { openQueueProbe } from '../support/amqp';
 import { startPipeline, type Pipeline } from '../support/pipeline';
-import { runWagate } from '../support/process';
+import { runWagate, runWagateKilledAt } from '../support/process';
 import { allIds, extraClaims, orderAndCallsPerSender, sendersNamed, sendRounds, unfinished, type SentBySender } from '../support/scale-out';
 import { waitFor } from '../support/wait';
 
@@ -54,6 +54,38 @@ describe('wagate reshard', () => {
     // An ingest still running with the old count: its messages reach the sender's new shard anyway.
     const late = await sendRounds(pipeline.ingest.baseUrl, senders.slice(0, 6), ['6 coke']);
     await waitFor('the late messages finished', async () => (await unfinished(pipeline.db.sql, allIds(late))) === 0, 30_000);
+  }, 120_000);
+
+  it('finishes a growing reshard killed while it distributed, when run again to the same count, and every sender keeps its order', async () => {
+    // A group of its own: killed half way, it leaves its workers paused.
+    const grow = await startPipeline({ WORK_SHARDS: '2' });
+    try {
+      const sent = await sendRounds(grow.ingest.baseUrl, sendersNamed('1555108', 16), ['1 coke', '2 coke', '3 coke', '4 coke']);
+      await waitFor('the backlog to be published', async () => (await grow.db.sql`SELECT 1 FROM outbox`).length === 0);
+      const killed = await runWagateKilledAt('reshard.distributing', ['reshard', '--to', '4'], grow.env);
+      expect(killed.stderr).toContain('took 64 message(s) off 2 old shard(s)');
+      const prefix = grow.env.QUEUE_PREFIX!;
+      const settings = async () => (await grow.db.sql`SELECT shard_count, paused, gathered_for FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0];
+      expect(await settings()).toEqual({ shard_count: 2, paused: true, gathered_for: 4 });
+
+      // Gathering the old shards again would put each sender's distributed messages behind its staged ones.
+      const other = await wagate(['reshard', '--to', '3'], grow.env);
+      expect(other.code).not.toBe(0);
+      expect(other.stderr).toContain('finish it first: wagate reshard --to 4');
+      const rerun = await wagate(['reshard', '--to', '4'], grow.env);
+      expect(rerun.stderr).toContain('an earlier run gathered the old shards');
+      expect(rerun.code).toBe(0);
+      expect(await settings()).toEqual({ shard_count: 4, paused: false, gathered_for: null });
+
+      await grow.startWorker({ WORK_SHARDS: '4' });
+      await waitFor('every message finished', async () => (await unfinished(grow.db.sql, allIds(sent))) === 0, 60_000);
+      expect(await orderAndCallsPerSender(grow.db.sql, grow.fake, sent)).toEqual([]);
+    } finally {
+      await grow.stop();
+      const probe = await openQueueProbe();
+      await probe.deleteTopology(topologyFromConfig(loadConfig({ ...grow.env, WORK_SHARDS: '4' })));
+      await probe.close();
+    }
   }, 120_000);
 
   it('refuses to start an ingest or a worker whose WORK_SHARDS differs from the stored count, saying what to do', async () => {

@@ -77,3 +77,29 @@ export function runWagate(args: string[], env: Record<string, string>): Promise<
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/**
+ * Runs a one-shot `wagate <args>` armed at a failpoint (WAGATE_FAILPOINT) and kills it
+ * (SIGKILL) once it holds there, as a crash at that step would; answers its output so far.
+ */
+export function runWagateKilledAt(failpoint: string, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN_JS, ...args], { env: { PATH: process.env.PATH ?? '', ...env, WAGATE_FAILPOINT: failpoint } });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`wagate ${args.join(' ')} did not reach ${failpoint} within ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes('"failpoint reached"')) child.kill('SIGKILL');
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (signal === 'SIGKILL' && stdout.includes('"failpoint reached"')) resolve({ stdout, stderr });
+      else reject(new Error(`wagate ${args.join(' ')} exited (${code ?? signal}) before reaching ${failpoint}: ${stderr}`));
+    });
+  });
+}
