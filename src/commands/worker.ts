@@ -161,9 +161,11 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const gauges = setInterval(() => {
     void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);
     void refreshUnknownReplies(sql, metrics);
+    // A failed count keeps the last one: a 0 would restart WagateMessagesStuck's 15 minutes
+    // each time PostgreSQL stumbled, and those stuck messages are still stuck.
     void countStuckMessages(sql, stuckAfter).then(
       (count) => metrics.messagesStuck.set(count),
-      () => metrics.messagesStuck.reset(),
+      () => undefined,
     );
   }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;

@@ -31,7 +31,9 @@ export async function refreshQueueGauges(broker: Broker, topology: Topology, met
     metrics.queueConsumers.set(shards.reduce((sum, shard) => sum + shard!.consumerCount, 0));
   } else {
     metrics.queueReady.remove({ queue: 'work' });
-    metrics.queueConsumers.reset();
+    // A gauge without labels cannot be removed, and reset() would report 0 consumers; NaN shows
+    // as a gap and max() across workers passes over it.
+    metrics.queueConsumers.set(Number.NaN);
   }
   shards.forEach((shard, index) => {
     const labels = { shard: String(index) };
