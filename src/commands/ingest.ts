@@ -2,6 +2,7 @@ import type { RequestListener } from 'node:http';
 import type { Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { createIngestListener } from '../http/app';
+import { assessReadiness, type HealthDeps } from '../http/health';
 import { boundPort, closeServer, closeServerNow, listen } from '../server/http-server';
 import { createOutboxRelay, type OutboxRelayOptions } from '../ledger/outbox-relay';
 import { createLedgerRecorder, type LedgerRecorder, type QueuedEntry } from '../ledger/recorder';
@@ -211,6 +212,15 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
       metrics.ledgerCommitDuration.observe(seconds);
     },
   });
+  const health: HealthDeps = {
+    sql,
+    isBrokerConnected: parts.isBrokerConnected,
+    isBrokerLoginRefused: parts.isBrokerLoginRefused,
+    isDraining: parts.isDraining,
+    isWarmingUp: parts.isWarmingUp,
+    brokerRequired: false,
+  };
+  metrics.watchReadiness(async () => (await assessReadiness(health)).ready);
   const listener = createIngestListener({
     meta: createMetaAdapter({ appSecrets: config.WHATSAPP_APP_SECRET, replayWindowSeconds: config.REPLAY_WINDOW_SECONDS }),
     twilio: createTwilioAdapter({
@@ -226,14 +236,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxInFlight: config.MAX_IN_FLIGHT,
     maxInFlightBytes: config.MAX_IN_FLIGHT_BYTES,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
-    health: {
-      sql,
-      isBrokerConnected: parts.isBrokerConnected,
-      isBrokerLoginRefused: parts.isBrokerLoginRefused,
-      isDraining: parts.isDraining,
-      isWarmingUp: parts.isWarmingUp,
-      brokerRequired: false,
-    },
+    health,
     stats: {
       sql,
       adminToken: config.ADMIN_TOKEN,

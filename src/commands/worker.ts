@@ -169,6 +169,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     );
   }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;
+  metrics.watchReadiness(async () => (await workerReadiness(sql, bothConnected, draining)).ready);
   const metricsServer = await startMetricsServer(
     metrics,
     config.METRICS_PORT,

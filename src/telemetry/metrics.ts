@@ -35,6 +35,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
   let brokerProbe: () => boolean = () => false;
   let loginRefusedProbe: () => boolean = () => false;
   let blockedProbe: () => boolean = () => false;
+  let readinessProbe: (() => Promise<boolean>) | null = null;
   registry.setDefaultLabels({ role });
   if (processMetrics) collectDefaultMetrics({ register: registry, prefix: 'wagate_' });
   const metrics = {
@@ -105,6 +106,17 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
         this.set(brokerProbe() ? 1 : 0);
       },
     }),
+    ready: new Gauge({
+      name: 'wagate_ready',
+      help: '1 while this process would answer /readyz with 200, checked at scrape time (PostgreSQL answering; for the worker, the broker connected too).',
+      registers: [registry],
+      async collect() {
+        if (readinessProbe) this.set((await readinessProbe().catch(() => false)) ? 1 : 0);
+      },
+    }),
+    watchReadiness(probe: () => Promise<boolean>): void {
+      readinessProbe = probe;
+    },
     brokerBlocked: new Gauge({
       name: 'wagate_broker_blocked',
       help: '1 while the broker blocks this process\'s publishing (connection.blocked: a RabbitMQ memory or disk alarm).',

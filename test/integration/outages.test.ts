@@ -100,9 +100,12 @@ describe('PostgreSQL outage', () => {
     // The contract: "503 within seconds". A refused connection is seen in milliseconds; 5 s leaves a loaded machine room.
     expect(Date.now() - started).toBeLessThan(5000);
     expect((await fetch(`${ingest.baseUrl}/readyz`)).status).toBe(503);
+    // The same check at scrape time: a pod out of its Service is still scraped, so this is what alerts.
+    expect(await scrapeValue(ingest.metricsUrl, 'wagate_ready')).toBe(0);
 
     proxy.setMode('forward');
     await waitFor('a 200 after recovery', async () => (await postMetaText(ingest.baseUrl, { id })).status === 200);
+    expect(await scrapeValue(ingest.metricsUrl, 'wagate_ready')).toBe(1);
     const [row] = await db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`;
     expect(row!.status).toBe('queued');
   });
