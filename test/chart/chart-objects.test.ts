@@ -232,7 +232,7 @@ describe('metrics and monitoring', () => {
     expect(monitoring(production)).toEqual(['PrometheusRule', 'ServiceMonitor']);
     expect(monitoring(renderScenario('production', { apiVersions: [] }))).toEqual([]);
     expect(monitoring(minimal)).toEqual([]);
-    const podMonitor = find(renderScenario('production', { set: ['metrics.podMonitor.enabled=true'] }), 'PodMonitor', 'shop-wagate');
+    const podMonitor = find(renderScenario('production', { set: ['metrics.serviceMonitor.enabled=false', 'metrics.podMonitor.enabled=true'] }), 'PodMonitor', 'shop-wagate');
     expect(podMonitor.spec.jobLabel).toBe('wagate.io/job');
     expect(find(production, 'Deployment', '-worker').spec.template.metadata.labels['wagate.io/job']).toBe('wagate-worker');
   });

@@ -162,6 +162,11 @@ describe('values', () => {
     expect(find(objects, 'Service', '-autoscaler-metrics').metadata.name).toHaveLength(63);
   });
 
+  it('refuses a ServiceMonitor and a PodMonitor together, since every pod would be scraped twice and every sum() doubled', () => {
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['metrics.serviceMonitor.enabled=true', 'metrics.podMonitor.enabled=true'] }))
+      .toContain('metrics.serviceMonitor.enabled and metrics.podMonitor.enabled are both true');
+  });
+
   it('refuses more workers than shards, since a worker beyond them owns no shard', () => {
     expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['worker.autoscaling.maxReplicas=40'] })).toContain('is above config.WORK_SHARDS (32)');
   });

@@ -196,6 +196,10 @@ volumeMounts:
 {{- if and $pdb.enabled (ge (int $pdb.minAvailable) $fewestIngest) -}}
 {{- fail (printf "ingest.podDisruptionBudget.minAvailable (%d) must be below the fewest ingest pods (%d), or no ingest pod could ever be evicted and node drains would hang: lower it, run more ingest pods (ingest.autoscaling.minReplicas, or ingest.replicas without the HPA), or set ingest.podDisruptionBudget.enabled=false" (int $pdb.minAvailable) $fewestIngest) -}}
 {{- end -}}
+{{- /* Both scrape every pod: each series twice, differing only in the service label, and every sum() doubled. */ -}}
+{{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled -}}
+{{- fail "metrics.serviceMonitor.enabled and metrics.podMonitor.enabled are both true: Prometheus would scrape every pod twice and every sum() in the alerts and the dashboard would double (a worker lag read as half, the invalid-signature floor halved). Enable one of them" -}}
+{{- end -}}
 {{- /* Two NODE_OPTIONS in one container: Kubernetes keeps the last, silently. */ -}}
 {{- if .Values.worker.nodeOptions -}}
 {{- range (concat .Values.extraEnv .Values.worker.extraEnv) -}}
