@@ -224,6 +224,33 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     expect(await metric(autoscaler, 'wagate_autoscaler_manual_holds_total')).toBe(1);
   }, 90_000);
 
+  it('records its own scale later when the decision could not be written with it, and does not take it for a kubectl scale', async () => {
+    recreateWorker(plane, 1);
+    const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });
+    await waitFor('the autoscaler to adopt the Deployment', () => lastDecision(plane)?.reason === 'adopted_first_run', SETTLE_MS);
+    // Scaling goes through deployments/scale; the decision is a patch of the Deployment itself.
+    // Without that verb the scale succeeds and its record fails, as a transient API error would.
+    const deploymentVerbs = (verbs: string[]) =>
+      plane.kubectl(['patch', 'role', 'wagate-autoscaler', '-n', NAMESPACE, '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/rules/1/verbs', value: verbs }])]);
+    deploymentVerbs(['get']);
+    try {
+      await db.sql`
+        INSERT INTO webhook_messages (webhook_source, message_id, status, payload)
+        SELECT 'whatsapp', 'unrecorded.' || g, 'queued', '{}'::jsonb FROM generate_series(1, 20) g`;
+      await waitFor('the scale to 2 with its record refused', async () => workerState(plane).replicas === 2 && (await decisions(autoscaler, 'error')) >= 1, SETTLE_MS);
+      expect(lastDecision(plane)).toMatchObject({ replicas: 1, reason: 'adopted_first_run' });
+    } finally {
+      deploymentVerbs(['get', 'patch']);
+    }
+    await waitFor('the scale to be recorded as the autoscaler’s own', () => lastDecision(plane)?.reason === 'scale_up', SETTLE_MS);
+    expect(lastDecision(plane)).toMatchObject({ replicas: 2 });
+    const steady = await decisions(autoscaler, 'steady');
+    await waitFor('two more ticks', async () => (await decisions(autoscaler, 'steady')) >= steady + 2, SETTLE_MS);
+    expect(workerEvents(plane, 'ManualScaleDetected')).toEqual([]);
+    expect(await metric(autoscaler, 'wagate_autoscaler_manual_holds_total')).toBe(0);
+    await db.sql`DELETE FROM webhook_messages WHERE message_id LIKE 'unrecorded.%'`;
+  }, 120_000);
+
   it('does nothing while wagate.io/autoscaler-paused is "true", and resumes from what was set meanwhile once it is removed', async () => {
     recreateWorker(plane, 1);
     const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });
