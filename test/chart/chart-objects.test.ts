@@ -20,7 +20,8 @@ describe('the chart renders every ci scenario', () => {
     ['worker.autoscaling.mode=off'],
     ['worker.autoscaling.mode=hpa'],
     ['ingest.autoscaling.enabled=false,networkPolicy.enabled=false,cleanup.enabled=false,migrations.enabled=false,ingest.podDisruptionBudget.enabled=false,worker.podDisruptionBudget.enabled=false'],
-    ['metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true,metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true'],
+    ['metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true'],
+    ['metrics.podMonitor.enabled=true,metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true'],
   ])('passes helm lint --strict with ci/minimal-values.yaml and %s', (set) => {
     const result = helm(['lint', '--strict', CHART_DIR, '-f', scenarioFile('minimal'), '--set', set]);
     expect([result.status, result.status === 0 ? '' : result.stdout]).toEqual([0, '']);

@@ -39,7 +39,7 @@ describe('the chart in a real API server', () => {
       expect(output.trim().split('\n')).toHaveLength(objects.length);
       expect(output).toMatch(/\(server dry run\)/);
     }
-    const podMonitor = renderScenario('production', { namespace: 'podmonitor', set: ['metrics.podMonitor.enabled=true'] }).filter((o) => o.kind === 'PodMonitor');
+    const podMonitor = renderScenario('production', { namespace: 'podmonitor', set: ['metrics.serviceMonitor.enabled=false', 'metrics.podMonitor.enabled=true'] }).filter((o) => o.kind === 'PodMonitor');
     expect(dryRunServer('podmonitor', podMonitor)).toContain('podmonitor.monitoring.coreos.com/shop-wagate created (server dry run)');
   }, 120_000);
 
