@@ -82,8 +82,9 @@ function loadAlertGroups(): RuleGroup[] {
   return groups;
 }
 
+/** As Grafana sends a query: the range variables as a minute, $namespace as its "All" (.*). */
 function toPromQL(expr: string): string {
-  return expr.replace(GRAFANA_RANGE_VARIABLES, '1m');
+  return expr.replace(GRAFANA_RANGE_VARIABLES, '1m').replace(/\$namespace\b/g, '.*');
 }
 
 function metricNamesIn(expr: string): string[] {
@@ -168,6 +169,14 @@ describe('Grafana dashboard file', () => {
     expect(offVariable).toEqual([]);
     expect(targets.length).toBeGreaterThanOrEqual(20);
     expect(targets.filter((target) => !target.expr?.trim()).map((target) => `${target.panel}/${target.refId}`)).toEqual([]);
+  });
+
+  it('filters every wagate series by the namespace variable, so several installations on one Prometheus stay apart', () => {
+    expect(dashboard.templating.list).toContainEqual(expect.objectContaining({ name: 'namespace', type: 'query', includeAll: true, allValue: '.*' }));
+    const unfiltered = targets.flatMap((target) =>
+      [...target.expr!.matchAll(/\bwagate_[a-z0-9_]+(\{[^}]*\})?/g)].filter((m) => !m[1]?.includes('namespace=~"$namespace"')).map((m) => `${target.panel}/${target.refId}: ${m[0]}`),
+    );
+    expect(unfiltered).toEqual([]);
   });
 
   it('keeps broker plugin metrics in the RMQ targets only', () => {

@@ -39,7 +39,7 @@ function autoscalerQueries(): { dashboard: { ref: string; expr: string }[]; noLe
   const targets = flatten(dashboard.panels).flatMap((panel) => panel.targets ?? []).filter((target) => target.refId.startsWith('AS'));
   const rules = parseYaml(readFileSync(path.join(CHART_FILES, 'alerts.yaml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
   const noLeader = rules.groups.flatMap((group) => group.rules).find((rule) => rule.alert === 'WagateAutoscalerNoLeader')!;
-  return { dashboard: targets.map((target) => ({ ref: target.refId, expr: target.expr.replace(/\$__rate_interval/g, '1m') })), noLeader: noLeader.expr };
+  return { dashboard: targets.map((target) => ({ ref: target.refId, expr: target.expr.replace(/\$__rate_interval/g, '1m').replace(/\$namespace\b/g, '.*') })), noLeader: noLeader.expr };
 }
 
 /**
