@@ -6,7 +6,8 @@ import type { Sql } from '../db/client';
  * would only wait beside them, so a provider outage does not scale the workers up. The broker
  * shows only the ready ones (up to WORK_SHARDS × WORKER_PREFETCH more can be held), while
  * Postgres knows all of them. wagate_unfinished(status), not the plain condition, so that the
- * partial index webhook_messages_unfinished_count_idx serves this count (migration 013 says why).
+ * partial index webhook_messages_unfinished_ready_idx serves this count as an index-only scan
+ * (migrations 013 and 018 say why).
  */
 export async function countBacklog(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: number }[]>`

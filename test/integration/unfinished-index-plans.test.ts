@@ -120,9 +120,11 @@ test('so do the generic plans that prepared statements settle on', async () => {
   }
 });
 
-test('the backlog count still reads only the unfinished messages, through their partial index', async () => {
+test('the backlog count still reads only the unfinished messages, from their partial index alone', async () => {
   plans = [];
   const backlog = await countBacklog(explained);
   expect(backlog).toBe(BACKLOG - 2 * BATCH);
-  expect(plans.join('\n')).toContain('webhook_messages_unfinished_count_idx');
+  // Index-only: whether a message is parked (status, waiting_until) is in the index too, so a
+  // backlog of any size is counted without reading its rows.
+  expect(plans.join('\n')).toContain('Index Only Scan using webhook_messages_unfinished_ready_idx');
 });
