@@ -66,11 +66,17 @@ export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardRep
   await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${prefix}, ${from}, true)
             ON CONFLICT (queue_prefix) DO UPDATE SET paused = true, updated_at = now()`;
   deps.progress(`paused the workers of "${prefix}"; waiting for them to release ${from} shard(s)`);
-  try {
-    await waitForRelease(deps);
-  } catch (error) {
+  const held = await shardsStillHeld(deps);
+  if (held > 0) {
+    const stillHeld = `${held} shard(s) are still held by live workers after ${deps.releaseTimeoutMs} ms`;
+    // Half moved: most messages wait in staging, some are on the new shards already. Resumed
+    // on the old count, the workers would take those out of order; the group stays paused.
+    if (gatheredFor !== null) {
+      throw new WagateError('OPERATION_REFUSED',
+        `${stillHeld}; the interrupted move to ${gatheredFor} shards is not finished, so the workers stay paused: stop the workers that hold shards, then run wagate reshard --to ${gatheredFor} again`);
+    }
     await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`;
-    throw error;
+    throw new WagateError('OPERATION_REFUSED', `${stillHeld}; nothing was moved and the workers resume. Try again, or stop the workers first`);
   }
   const oldTopology = topologyNames({ ...deps.topology, shards: from });
   const newTopology = topologyNames({ ...deps.topology, shards: to });
@@ -86,7 +92,8 @@ export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardRep
   return { from, to, ...moved };
 }
 
-async function waitForRelease(deps: ReshardDeps): Promise<void> {
+/** Waits for the workers to release every shard; answers how many live workers still hold at the deadline (0: released). */
+async function shardsStillHeld(deps: ReshardDeps): Promise<number> {
   const deadline = Date.now() + deps.releaseTimeoutMs;
   const liveness = `${deps.livenessTimeoutMs} milliseconds`;
   for (;;) {
@@ -95,10 +102,7 @@ async function waitForRelease(deps: ReshardDeps): Promise<void> {
       WHERE o.queue_prefix = ${deps.topology.prefix} AND o.owner IS NOT NULL AND EXISTS (
         SELECT 1 FROM worker_members m WHERE m.queue_prefix = o.queue_prefix AND m.member_id = o.owner
         AND m.heartbeat_at > now() - ${liveness}::interval)`;
-    if (row!.held === 0) return;
-    if (Date.now() > deadline) {
-      throw new WagateError('OPERATION_REFUSED', `${row!.held} shard(s) are still held by live workers after ${deps.releaseTimeoutMs} ms; nothing was moved and the workers resume. Try again, or stop the workers first`);
-    }
+    if (row!.held === 0 || Date.now() > deadline) return row!.held;
     await new Promise((resolve) => setTimeout(resolve, RELEASE_POLL_MS));
   }
 }
