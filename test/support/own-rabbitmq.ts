@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +9,7 @@ const run = promisify(execFile);
 
 /** Where Debian's package puts the server script (the rabbitmq-server on PATH is a wrapper that drops our environment). */
 const SERVER_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmq-server';
+const CTL_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmqctl';
 const STARTUP_TIMEOUT_SECONDS = 60;
 
 /**
@@ -38,6 +39,12 @@ export async function startOwnRabbitmq(): Promise<OwnRabbitmq> {
     RABBITMQ_LOG_BASE: join(dir, 'log'),
     RABBITMQ_CONFIG_FILE: join(dir, 'rabbitmq.conf'),
     RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
+    // For the fallback when rabbitmqctl cannot stop it: a node left running outlives the test run.
+    RABBITMQ_PID_FILE: join(dir, 'node.pid'),
+  };
+  const stopNode = async () => {
+    const stopped = await rabbitmqctl(node, 'stop').then(() => true, () => false);
+    if (!stopped) await killByPidFile(join(dir, 'node.pid'));
   };
   try {
     await startNode(dir, env);
@@ -45,7 +52,7 @@ export async function startOwnRabbitmq(): Promise<OwnRabbitmq> {
     await rabbitmqctl(node, 'await_startup', '--timeout', String(STARTUP_TIMEOUT_SECONDS));
   } catch (error) {
     // The directory stays, for its logs.
-    await rabbitmqctl(node, 'stop').catch(() => undefined);
+    await stopNode();
     throw new Error(`could not start a RabbitMQ node of this test's own (${node}, logs in ${dir}/log): ${(error as Error).message}`);
   }
   return {
@@ -56,7 +63,7 @@ export async function startOwnRabbitmq(): Promise<OwnRabbitmq> {
       await rabbitmqctl(node, 'set_vm_memory_high_watermark', on ? '0.00001' : '0.4');
     },
     async stop() {
-      await rabbitmqctl(node, 'stop').catch(() => undefined);
+      await stopNode();
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -86,7 +93,23 @@ async function untilRegistered(node: string): Promise<void> {
   }
 }
 
+/**
+ * As root, the wrapper on PATH, which runs it as the rabbitmq user with that user's Erlang
+ * cookie; as anyone else the script itself (the wrapper refuses users other than root and
+ * rabbitmq), with the cookie of the user that started the node.
+ */
 async function rabbitmqctl(node: string, ...args: string[]): Promise<void> {
-  await run('rabbitmqctl', ['-n', node, ...args], { timeout: (STARTUP_TIMEOUT_SECONDS + 10) * 1000 });
+  const command = process.getuid?.() === 0 ? 'rabbitmqctl' : CTL_SCRIPT;
+  await run(command, ['-n', node, ...args], { timeout: (STARTUP_TIMEOUT_SECONDS + 10) * 1000 });
+}
+
+async function killByPidFile(pidFile: string): Promise<void> {
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
 }
 
