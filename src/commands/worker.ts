@@ -28,6 +28,8 @@ import { probeRoutes } from '../server/probe-routes';
 import { judgeReadiness } from '../server/readiness';
 
 const QUEUE_GAUGE_INTERVAL_MS = 5000;
+/** How long a failed stuck count leaves the last one standing: about the alert's 15 minutes. */
+const STUCK_COUNT_KEPT_MS = 15 * 60 * 1000;
 
 export interface RunningWorker {
   metricsPort: number;
@@ -158,14 +160,21 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     blocked: () => publishBroker.blockedSince() !== null,
   });
   const stuckAfter = stuckAfterMs(config.RETRY_DELAYS_MS);
+  let stuckCountedAt = Date.now();
   const gauges = setInterval(() => {
     void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);
     void refreshUnknownReplies(sql, metrics);
-    // A failed count keeps the last one: a 0 would restart WagateMessagesStuck's 15 minutes
-    // each time PostgreSQL stumbled, and those stuck messages are still stuck.
+    // A failed count keeps the last one for a while: a 0 would restart WagateMessagesStuck's
+    // 15 minutes each time PostgreSQL stumbled. Not for good: a worker cut off from PostgreSQL
+    // would keep the alert firing after the messages were requeued; NaN, which max() skips.
     void countStuckMessages(sql, stuckAfter).then(
-      (count) => metrics.messagesStuck.set(count),
-      () => undefined,
+      (count) => {
+        stuckCountedAt = Date.now();
+        metrics.messagesStuck.set(count);
+      },
+      () => {
+        if (Date.now() - stuckCountedAt > STUCK_COUNT_KEPT_MS) metrics.messagesStuck.set(Number.NaN);
+      },
     );
   }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;
