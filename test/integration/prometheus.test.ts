@@ -82,9 +82,9 @@ function loadAlertGroups(): RuleGroup[] {
   return groups;
 }
 
-/** As Grafana sends a query: the range variables as a minute, $namespace as its "All" (.*). */
+/** As Grafana sends a query: the range variables as a minute, $namespace as its "All" (.*), ${queue_prefix} as its default. */
 function toPromQL(expr: string): string {
-  return expr.replace(GRAFANA_RANGE_VARIABLES, '1m').replace(/\$namespace\b/g, '.*');
+  return expr.replace(GRAFANA_RANGE_VARIABLES, '1m').replace(/\$namespace\b/g, '.*').replace(/\$\{queue_prefix\}/g, 'wagate');
 }
 
 function metricNamesIn(expr: string): string[] {
