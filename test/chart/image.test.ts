@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { topologyNames } from '../../src/queue/topology';
 import { startFakeProvider, type FakeProvider } from '../../src/dev/fake-provider';
-import { openQueueProbe } from '../support/amqp';
+import { deleteTopology } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { randomQueuePrefix, META_SECRET } from '../support/ingest';
 import { TEST_AMQP_URL } from '../support/amqp';
@@ -79,9 +79,7 @@ describe('the final stage, replayed into a read-only folder', () => {
   afterAll(async () => {
     await Promise.all(running.map((process) => process.stop()));
     await fake?.close();
-    const probe = await openQueueProbe();
-    await probe.deleteTopology(topologyNames({ prefix, deliveryLimit: 5, retryDelaysMs: [5000, 30000, 300000, 1800000], shards: 32 }));
-    await probe.close();
+    await deleteTopology(topologyNames({ prefix, deliveryLimit: 5, retryDelaysMs: [5000, 30000, 300000, 1800000], shards: 32 }));
     await db?.drop();
     if (dir) {
       spawnSync('chmod', ['-R', 'u+w', dir]);

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { migrate, readMigrations } from '../../src/db/migrate';
-import { openQueueProbe } from '../support/amqp';
+import { deleteTopology } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startTestIngest, type TestIngest } from '../support/ingest';
 import { waitFor } from '../support/wait';
@@ -33,9 +33,7 @@ describe('the migration hook during an upgrade', () => {
 
   afterAll(async () => {
     await ingest?.stop();
-    const probe = await openQueueProbe();
-    await probe.deleteTopology(ingest.topology);
-    await probe.close();
+    await deleteTopology(ingest.topology);
     await db?.drop();
   });
 

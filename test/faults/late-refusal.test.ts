@@ -7,7 +7,7 @@ import { createPublisher, type Publisher } from '../../src/queue/publisher';
 import { assertTopology } from '../../src/queue/topology';
 import { createLogger } from '../../src/telemetry/logger';
 import { createMetrics } from '../../src/telemetry/metrics';
-import { openQueueProbe } from '../support/amqp';
+import { deleteTopology } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { testEnv } from '../support/ingest';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
@@ -60,9 +60,7 @@ afterAll(async () => {
   proxy.setMode('forward');
   await broker.close();
   await proxy.close();
-  const probe = await openQueueProbe();
-  await probe.deleteTopology(topology);
-  await probe.close();
+  await deleteTopology(topology);
   await db.drop();
 });
 

@@ -2,7 +2,7 @@ import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
 import { metaSignature, metaTextEnvelope } from '../../src/webhooks/samples';
 import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
-import { openQueueProbe } from '../support/amqp';
+import { deleteTopology } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { META_SECRET, testEnv } from '../support/ingest';
 import { spawnWagate, type ChildIngest } from '../support/process';
@@ -40,9 +40,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ingest.stop();
-  const probe = await openQueueProbe();
-  await probe.deleteTopology(topologyFromConfig(loadConfig(env)));
-  await probe.close();
+  await deleteTopology(topologyFromConfig(loadConfig(env)));
   await db.drop();
 });
 

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { STATS_PATH } from '../../src/http/app';
-import { openQueueProbe } from '../support/amqp';
+import { deleteTopology } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { ADMIN_TOKEN, startTestIngest, type TestIngest } from '../support/ingest';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
@@ -18,9 +18,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ingest.stop();
-  const probe = await openQueueProbe();
-  await probe.deleteTopology(ingest.topology);
-  await probe.close();
+  await deleteTopology(ingest.topology);
   await db.drop();
 });
 

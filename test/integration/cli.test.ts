@@ -6,7 +6,7 @@ import amqp from 'amqplib';
 import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
 import { shardOf } from '../../src/queue/topology';
-import { bodyOf, openQueueProbe, TEST_AMQP_URL } from '../support/amqp';
+import { bodyOf, deleteTopology, openQueueProbe, TEST_AMQP_URL } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { randomQueuePrefix, startTestIngest, testEnv, type TestIngest } from '../support/ingest';
 import { MAIN_JS } from '../support/process';
@@ -22,9 +22,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await ingest?.stop();
   if (ingest) {
-    const probe = await openQueueProbe();
-    await probe.deleteTopology(ingest.topology);
-    await probe.close();
+    await deleteTopology(ingest.topology);
   }
   await db.drop();
 });

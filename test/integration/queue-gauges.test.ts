@@ -4,7 +4,7 @@ import { refreshQueueGauges, topologyFromConfig } from '../../src/queue/depths';
 import { assertTopology } from '../../src/queue/topology';
 import { createLogger } from '../../src/telemetry/logger';
 import { createMetrics } from '../../src/telemetry/metrics';
-import { openQueueProbe } from '../support/amqp';
+import { deleteTopology } from '../support/amqp';
 import { testEnv } from '../support/ingest';
 import { seriesValue } from '../support/metrics';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
@@ -35,9 +35,7 @@ afterAll(async () => {
   proxy.setMode('forward');
   await broker.close();
   await proxy.close();
-  const probe = await openQueueProbe();
-  await probe.deleteTopology(topology);
-  await probe.close();
+  await deleteTopology(topology);
 });
 
 test('a failed read leaves the depth and consumer gauges without a value, and a good one brings them back', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
-import { openQueueProbe, TEST_AMQP_URL } from '../support/amqp';
+import { deleteTopology, TEST_AMQP_URL } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { randomQueuePrefix } from '../support/ingest';
 
@@ -46,9 +46,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const probe = await openQueueProbe();
-  await probe.deleteTopology(topologyFromConfig(loadConfig({ QUEUE_PREFIX, AMQP_URL: TEST_AMQP_URL })));
-  await probe.close();
+  await deleteTopology(topologyFromConfig(loadConfig({ QUEUE_PREFIX, AMQP_URL: TEST_AMQP_URL })));
   await db.drop();
 });
 

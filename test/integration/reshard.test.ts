@@ -1,6 +1,6 @@
 import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
-import { openQueueProbe } from '../support/amqp';
+import { deleteTopology } from '../support/amqp';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { runWagate, runWagateKilledAt } from '../support/process';
 import { allIds, extraClaims, orderAndCallsPerSender, sendersNamed, sendRounds, unfinished, type SentBySender } from '../support/scale-out';
@@ -15,9 +15,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await pipeline.stop();
   // The pipeline removes the two shards it knows; the reshard made a third.
-  const probe = await openQueueProbe();
-  await probe.deleteTopology(topologyFromConfig(loadConfig({ ...pipeline.env, WORK_SHARDS: '3' })));
-  await probe.close();
+  await deleteTopology(topologyFromConfig(loadConfig({ ...pipeline.env, WORK_SHARDS: '3' })));
 });
 
 const wagate = runWagate;
@@ -82,9 +80,7 @@ describe('wagate reshard', () => {
       expect(await orderAndCallsPerSender(grow.db.sql, grow.fake, sent)).toEqual([]);
     } finally {
       await grow.stop();
-      const probe = await openQueueProbe();
-      await probe.deleteTopology(topologyFromConfig(loadConfig({ ...grow.env, WORK_SHARDS: '4' })));
-      await probe.close();
+      await deleteTopology(topologyFromConfig(loadConfig({ ...grow.env, WORK_SHARDS: '4' })));
     }
   }, 120_000);
 

@@ -1,6 +1,6 @@
 import amqp from 'amqplib';
 import { assertTopology, topologyNames } from '../../src/queue/topology';
-import { openQueueProbe, TEST_AMQP_URL } from '../support/amqp';
+import { deleteTopology, TEST_AMQP_URL } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { randomQueuePrefix, testEnv } from '../support/ingest';
 import { spawnWagate } from '../support/process';
@@ -17,9 +17,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const probe = await openQueueProbe();
-  await probe.deleteTopology(existing);
-  await probe.close();
+  await deleteTopology(existing);
   await db.drop();
 });
 

@@ -1,4 +1,4 @@
-import { openQueueProbe } from '../support/amqp';
+import { deleteTopology } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { randomQueuePrefix, testEnv } from '../support/ingest';
 import { spawnWagate, type ChildIngest } from '../support/process';
@@ -17,9 +17,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await child.stop();
-  const probe = await openQueueProbe();
-  await probe.deleteTopology(topologyFromConfig(loadConfig({ QUEUE_PREFIX: prefix })));
-  await probe.close();
+  await deleteTopology(topologyFromConfig(loadConfig({ QUEUE_PREFIX: prefix })));
   await db.drop();
 });
 

@@ -90,3 +90,13 @@ export function countSocketFlushes(channel: amqp.Channel): { count(): number; re
     restore: () => Object.assign(socket, originals),
   };
 }
+
+/** Deletes every queue and exchange of a topology a test made, on a connection of its own. */
+export async function deleteTopology(topology: Topology): Promise<void> {
+  const probe = await openQueueProbe();
+  try {
+    await probe.deleteTopology(topology);
+  } finally {
+    await probe.close();
+  }
+}

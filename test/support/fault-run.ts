@@ -2,7 +2,7 @@ import { loadConfig } from '../../src/config';
 import { importCatalog } from '../../src/orders/catalog-import';
 import { topologyFromConfig } from '../../src/queue/depths';
 import type { FakeProvider } from '../../src/dev/fake-provider';
-import { openQueueProbe, TEST_AMQP_URL } from './amqp';
+import { deleteTopology, TEST_AMQP_URL } from './amqp';
 import { createTestDatabase, withPort, type TestDatabase } from './database';
 import { testEnv } from './ingest';
 import { ACCESS_TOKEN, CATALOG_CSV, PUBLIC_BASE_URL, startKnownFakeProvider, TWILIO_SID } from './pipeline';
@@ -135,9 +135,7 @@ export async function startFaultRig(overrides: Record<string, string> = {}): Pro
       await Promise.all([rig.ingest.stop('SIGKILL'), rig.worker.stop('SIGKILL')]);
       await toxiproxy.close();
       await fake.close();
-      const probe = await openQueueProbe();
-      await probe.deleteTopology(topologyFromConfig(loadConfig(env)));
-      await probe.close();
+      await deleteTopology(topologyFromConfig(loadConfig(env)));
       await db.drop();
     },
   };

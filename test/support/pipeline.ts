@@ -3,7 +3,7 @@ import { loadConfig } from '../../src/config';
 import { startFakeProvider, type FakeProvider } from '../../src/dev/fake-provider';
 import { importCatalog } from '../../src/orders/catalog-import';
 import { createLogger } from '../../src/telemetry/logger';
-import { openQueueProbe } from './amqp';
+import { deleteTopology } from './amqp';
 import { waitFor } from './wait';
 import { createTestDatabase, type TestDatabase } from './database';
 import { startTestIngest, testEnv, TWILIO_TOKEN, type TestIngest } from './ingest';
@@ -107,9 +107,7 @@ export async function startPipeline(overrides: Record<string, string> = {}): Pro
       await ingest.stop();
       fake.reset();
       await fake.close();
-      const probe = await openQueueProbe();
-      await probe.deleteTopology(ingest.topology);
-      await probe.close();
+      await deleteTopology(ingest.topology);
       await db.drop();
     },
   };
