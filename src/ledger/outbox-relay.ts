@@ -102,9 +102,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const settleLate = (index: number, ok: boolean) => {
       const entry = entries[index]!;
       if (!ok) return void track(releaseLeases([entry]));
-      const id = entry.id;
       options.metrics.published.inc({ path });
-      toDelete.push(id);
+      toDelete.push(entry.id);
       scheduleDelete();
     };
     const results = await options.publisher.publishAll(
@@ -136,7 +135,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * sweep has claimed the row since (its attempts unchanged): a refusal that comes late must
    * not cut short the lease of another process now publishing it.
    */
-  async function releaseLeases(entries: Outgoing[]): Promise<void> {
+  async function releaseLeases(entries: Pick<Outgoing, 'id' | 'attempts'>[]): Promise<void> {
     await options.sql`UPDATE outbox o SET lease_until = now() + make_interval(secs => least(o.attempts, ${MAX_RELEASE_BACKOFF_SECONDS}))
                       FROM unnest(${entries.map((entry) => entry.id)}::bigint[], ${entries.map((entry) => entry.attempts)}::integer[]) AS r(id, attempts)
                       WHERE o.webhook_message_id = r.id AND o.attempts = r.attempts`.catch(
@@ -221,11 +220,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
     if (fresh.length === 0) return false;
     // The ledger commits its own rows unclaimed: attempts 0.
-    const owned = fresh.map((entry) => ({ id: entry.rowId, attempts: 0, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
     if (!options.canPublish()) {
-      void track(releaseLeases(owned));
+      void track(releaseLeases(fresh.map((entry) => ({ id: entry.rowId, attempts: 0 }))));
       return false;
     }
+    const owned = fresh.map((entry) => ({ id: entry.rowId, attempts: 0, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
     const results = await track(publishGathered(owned));
     // Rows left to the sweep are not confirmed yet.
     return fresh.length === entries.length && results.every(Boolean);
