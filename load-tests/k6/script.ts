@@ -68,6 +68,9 @@ export function createK6Script(scenario: ScenarioModule) {
     scenarios: { [definition.name]: executorOptions(definition.load) },
     thresholds: definition.thresholds,
     summaryTrendStats: TREND_STATS,
+    // k6 sends at most 6 of a batch at a time by default: a duplicate storm's copies must race together, as in the Node runner.
+    batch: Math.max(definition.requestsPerIteration ?? 1, 6),
+    batchPerHost: Math.max(definition.requestsPerIteration ?? 1, 6),
     teardownTimeout: `${(definition.drain?.timeoutSeconds ?? 0) + TEARDOWN_MARGIN_SECONDS}s`,
   };
 

@@ -38,6 +38,8 @@ export interface ScenarioDefinition {
   counters: CounterDefinition[];
   /** The requests of one iteration, sent at once. iteration counts from 0 across the whole run. */
   plan(iteration: number, run: RunContext): Promise<PlannedRequest[]>;
+  /** The most requests one iteration sends at once (1 if omitted); k6 sends a batch over this many connections. */
+  requestsPerIteration?: number;
   /** After the load, wait until the gateway has no queued or processing message left (needs ADMIN_TOKEN). */
   drain?: { timeoutSeconds: number };
 }

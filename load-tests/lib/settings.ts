@@ -99,8 +99,11 @@ export function integerFrom(env: Env, name: string, fallback: number): number {
 
 /** A share between 0 and 1, e.g. META_SHARE=0.7. */
 export function shareFrom(env: Env, name: string, fallback: number): number {
-  const value = numberFrom(env, name, fallback);
-  if (value > 1) throw new Error(`${name} must be between 0 and 1`);
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  // 0 and 1 are shares too: an all-Twilio mix, a flood run without its flooder.
+  if (!Number.isFinite(value) || value < 0 || value > 1) throw new Error(`${name} must be between 0 and 1`);
   return value;
 }
 

@@ -6,7 +6,8 @@ type Tags = Record<string, string>;
 /** Samples of one run, aggregated at the end into k6's summary shape, including the tagged sub-metrics thresholds name. */
 export interface Recorder {
   answer(tags: Tags, durationMs: number, ok: boolean): void;
-  noAnswer(tags: Tags): void;
+  /** As in k6, a request without an answer still has a duration: the whole wait, up to the timeout. */
+  noAnswer(tags: Tags, durationMs: number): void;
   count(name: string, value: number): void;
   dropped(): void;
   trend(name: string, value: number): void;
@@ -32,7 +33,8 @@ export function createRecorder(counters: CounterDefinition[]): Recorder {
       durations.push({ tags, ms });
       outcomes.push({ tags, ok });
     },
-    noAnswer(tags) {
+    noAnswer(tags, ms) {
+      durations.push({ tags, ms });
       outcomes.push({ tags, ok: false });
     },
     count: (name, value) => counts.set(name, (counts.get(name) ?? 0) + value),

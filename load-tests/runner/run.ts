@@ -102,8 +102,9 @@ function createIteration(definition: ScenarioDefinition, run: RunContext, record
     recorder.trend('request_start_lag_ms', performance.now() - dueMs);
     const answer = await client.send(run.settings.baseUrl, request);
     hooks.onAnswer?.({ messageId: request.messageId, kind: request.tags.kind ?? '', status: answer.status });
-    if (answer.error !== null) recorder.noAnswer(request.tags);
-    else recorder.answer(request.tags, performance.now() - dueMs, answer.status === request.expectedStatus);
+    const waitedMs = performance.now() - dueMs;
+    if (answer.error !== null) recorder.noAnswer(request.tags, waitedMs);
+    else recorder.answer(request.tags, waitedMs, answer.status === request.expectedStatus);
     for (const counter of definition.counters) {
       if (counter.perAnswer) recorder.count(counter.name, counter.perAnswer(request, answer.status) ? 1 : 0);
     }

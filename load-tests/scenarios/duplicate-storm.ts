@@ -21,6 +21,7 @@ export const duplicateStorm: ScenarioModule = {
     return {
       name: 'duplicate-storm',
       description: `${iterationsPerId} iterations × ${copies} parallel copies of each message id`,
+      requestsPerIteration: copies,
       load: constantLoad(settings),
       thresholds: baseThresholds(settings, { slo: true }),
       counters: [

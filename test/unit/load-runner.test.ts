@@ -51,4 +51,16 @@ describe('the Node runner', () => {
     });
     await expect(runScenario(broken, SETTINGS)).rejects.toThrow('payload builder broke');
   });
+
+  it('gives a request that got no answer a duration too, as k6 does, so failures cannot flatter the percentiles', async () => {
+    // Port 9 refuses: every request fails without an answer.
+    const refused = scenario({
+      thresholds: { http_req_duration: ['p(99)<300'], http_req_failed: ['rate<0.01'] },
+      plan: async (iteration) => [{ path: '/webhooks/meta', headers: {}, body: '{}', expectedStatus: 200, tags: { kind: 'meta' }, messageId: `m${iteration}` }],
+    });
+    const summary = await runScenario(refused, { ...SETTINGS, baseUrl: 'http://127.0.0.1:9' });
+    expect(summary.requests).toBeGreaterThan(0);
+    expect(summary.metrics.http_req_duration?.values.count).toBe(summary.requests);
+    expect(summary.metrics.http_req_failed?.values.rate).toBe(1);
+  });
 });

@@ -1,6 +1,6 @@
 import { arrivalSchedule } from '../../load-tests/runner/arrival.ts';
 import { DEFAULT_RETRY_AFTER_SECONDS, DRAIN_POLL_SECONDS, retryAfterSeconds } from '../../load-tests/lib/backlog.ts';
-import { readSettings, parseDuration } from '../../load-tests/lib/settings.ts';
+import { readSettings, parseDuration, shareFrom } from '../../load-tests/lib/settings.ts';
 import { judge, parseThreshold, percentile, trendValues } from '../../load-tests/lib/thresholds.ts';
 import { SCENARIOS } from '../../load-tests/scenarios/index.ts';
 
@@ -85,6 +85,21 @@ describe('load-test settings', () => {
     expect(parseDuration('250ms', 'DURATION')).toBe(0.25);
     expect(parseDuration('2', 'DURATION')).toBe(2);
     expect(() => parseDuration('soon', 'DURATION')).toThrow('DURATION must be a duration');
+  });
+
+  it('counts a forged request as accepted only when it got a 2xx, not when it timed out or was shed', () => {
+    const forged = SCENARIOS['forged-signatures']!;
+    const accepted = forged.define(readSettings(ENV, 'forged-signatures', forged.defaults)).counters.find((c) => c.name === 'forged_accepted')!;
+    const request = { path: '/webhooks/meta', headers: {}, body: '{}', expectedStatus: 401, tags: { kind: 'forged-meta' }, messageId: 'm' };
+    expect([200, 202, 0, 401, 429, 503].map((status) => accepted.perAnswer!(request, status))).toEqual([true, true, false, false, false, false]);
+  });
+
+  it('takes a share from 0 to 1, the ends included, and nothing outside', () => {
+    expect(shareFrom({ META_SHARE: '0' }, 'META_SHARE', 0.5)).toBe(0);
+    expect(shareFrom({ META_SHARE: '1' }, 'META_SHARE', 0.5)).toBe(1);
+    expect(shareFrom({}, 'META_SHARE', 0.5)).toBe(0.5);
+    expect(() => shareFrom({ META_SHARE: '-0.1' }, 'META_SHARE', 0.5)).toThrow('META_SHARE must be between 0 and 1');
+    expect(() => shareFrom({ META_SHARE: 'half' }, 'META_SHARE', 0.5)).toThrow('META_SHARE must be between 0 and 1');
   });
 
   it('names the variable that is wrong or missing, without its value', () => {
