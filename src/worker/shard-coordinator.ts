@@ -7,9 +7,13 @@ import { assignShards } from './shard-assignment';
 
 /**
  * Reads further apart than a third of the liveness timeout count as a gap in sight of the
- * group: afterwards the worker waits a full timeout before declaring anyone dead.
+ * group: afterwards the worker waits a full timeout before declaring anyone dead. Never less
+ * than two heartbeats, though: at the lowest allowed liveness (3 heartbeats) a third is one
+ * heartbeat, and ticks that are a millisecond late would make every other read a gap, so a
+ * dead worker's shards would hardly ever be taken over.
  */
 const GAP_FRACTION_OF_LIVENESS = 3;
+const GAP_MIN_HEARTBEATS = 2;
 
 export interface CoordinatorDeps {
   store: MembershipStore;
@@ -51,6 +55,7 @@ export interface ShardCoordinator {
  */
 export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator {
   const { store, consumer, memberId: me, log, metrics } = deps;
+  const gapMs = Math.max(deps.livenessTimeoutMs / GAP_FRACTION_OF_LIVENESS, GAP_MIN_HEARTBEATS * deps.heartbeatMs);
   const held = new Set<number>();
   const busy = new Set<number>();
   const releases = new Set<Promise<void>>();
@@ -145,7 +150,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       const view = await store.read();
       // A read that hung through an outage is a gap too, not continuous sight of the group.
       const now = performance.now();
-      if (lastRead === null || now - lastRead > deps.livenessTimeoutMs / GAP_FRACTION_OF_LIVENESS) postgresSeenSince = now;
+      if (lastRead === null || now - lastRead > gapMs) postgresSeenSince = now;
       lastRead = now;
       return view;
     } catch (error) {

@@ -1,0 +1,64 @@
+import { createMetrics } from '../../src/telemetry/metrics';
+import { createLogger } from '../../src/telemetry/logger';
+import { createMembershipStore } from '../../src/worker/membership-store';
+import { createShardCoordinator } from '../../src/worker/shard-coordinator';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+
+const SHARDS = 2;
+const HEARTBEAT_MS = 200;
+// The lowest liveness the configuration allows: three heartbeats.
+const LIVENESS_MS = 3 * HEARTBEAT_MS;
+const PREFIX = 'wagate-takeover';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+
+afterAll(async () => {
+  await db.drop();
+});
+
+/** The broker side of a worker, reduced to what ownership needs: a channel, and which shards it consumes. */
+function consumerOfShards() {
+  const subscribed = new Set<number>();
+  return {
+    hasChannel: () => true,
+    isSubscribed: (shard: number) => subscribed.has(shard),
+    subscribe: async (shard: number) => Boolean(subscribed.add(shard)),
+    release: async (shard: number) => void subscribed.delete(shard),
+  };
+}
+
+describe('taking over a dead worker\'s shards at the lowest liveness the configuration allows', () => {
+  it('happens although every tick comes a little later than the heartbeat', async () => {
+    const store = createMembershipStore(db.sql, PREFIX, LIVENESS_MS);
+    // A worker that held every shard, then died: its heartbeat stops.
+    await store.heartbeat('dead-worker');
+    for (let shard = 0; shard < SHARDS; shard += 1) expect(await store.acquire('dead-worker', shard, false)).toBe(true);
+
+    const coordinator = createShardCoordinator({
+      store,
+      consumer: consumerOfShards(),
+      memberId: 'survivor',
+      shardCount: SHARDS,
+      prefetchFor: () => 10,
+      heartbeatMs: HEARTBEAT_MS,
+      livenessTimeoutMs: LIVENESS_MS,
+      log: createLogger('silent', 'test-worker'),
+      metrics: createMetrics('worker', { processMetrics: false }),
+    });
+    // Each tick a few milliseconds past the heartbeat, as setInterval's drift and a busy machine
+    // make them: sight of the group is continuous, and the dead worker's shards must move.
+    let ticks = 0;
+    while (coordinator.owned().length < SHARDS && ticks < 40) {
+      await coordinator.tick();
+      ticks += 1;
+      await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_MS + 5));
+    }
+    expect(coordinator.owned()).toEqual([0, 1]);
+    const rows = await db.sql<{ owner: string }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${PREFIX} ORDER BY shard`;
+    expect(rows.map((row) => row.owner)).toEqual(['survivor', 'survivor']);
+  }, 30_000);
+});
