@@ -90,6 +90,20 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     releases.add(work);
   }
 
+  /**
+   * A shard recorded as ours that we do not hold: its take committed but its answer was lost
+   * (a connection reset during a failover). Nobody else may take it while we live, so unless
+   * it is ours to take, the record is cleared; its consumer never started, so nothing is in hand.
+   */
+  function releaseStrayRecords(view: GroupView, targets: (string | undefined)[]): void {
+    const stray = [...view.owners].flatMap(([shard, owner]) =>
+      owner === me && !held.has(shard) && !busy.has(shard) && targets[shard] !== me ? [shard] : []);
+    if (stray.length === 0) return;
+    void store.release(me, stray)
+      .then(() => log.warn({ shards: stray }, 'cleared shard records that named this worker without its holding them'))
+      .catch((error: Error) => log.warn({ shards: stray, err: error.message }, 'could not clear stray shard records; trying again'));
+  }
+
   async function acquire(shard: number, takeExpired: boolean, prefetch: number): Promise<void> {
     busy.add(shard);
     try {
@@ -189,6 +203,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       else if (view.owners.get(shard) !== me) releaseInBackground(shard, 'taken over after this worker missed its heartbeats');
       else if (targets[shard] !== me) releaseInBackground(shard, 'rebalance');
     }
+    releaseStrayRecords(view, targets);
     const takeExpired = postgresSeenSince !== null && performance.now() - postgresSeenSince >= deps.livenessTimeoutMs;
     const wanted = targets.flatMap((target, shard) => {
       if (target !== me || held.has(shard) || busy.has(shard)) return [];

@@ -1,7 +1,9 @@
 import { createMetrics } from '../../src/telemetry/metrics';
 import { createLogger } from '../../src/telemetry/logger';
 import { createMembershipStore } from '../../src/worker/membership-store';
+import { assignShards } from '../../src/worker/shard-assignment';
 import { createShardCoordinator } from '../../src/worker/shard-coordinator';
+import { waitFor } from '../support/wait';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 const SHARDS = 2;
@@ -31,6 +33,20 @@ function consumerOfShards() {
   };
 }
 
+function coordinatorFor(memberId: string, store: ReturnType<typeof createMembershipStore>) {
+  return createShardCoordinator({
+    store,
+    consumer: consumerOfShards(),
+    memberId,
+    shardCount: SHARDS,
+    prefetchFor: () => 10,
+    heartbeatMs: HEARTBEAT_MS,
+    livenessTimeoutMs: LIVENESS_MS,
+    log: createLogger('silent', 'test-worker'),
+    metrics: createMetrics('worker', { processMetrics: false }),
+  });
+}
+
 describe('taking over a dead worker\'s shards at the lowest liveness the configuration allows', () => {
   it('happens although every tick comes a little later than the heartbeat', async () => {
     const store = createMembershipStore(db.sql, PREFIX, LIVENESS_MS);
@@ -38,17 +54,7 @@ describe('taking over a dead worker\'s shards at the lowest liveness the configu
     await store.heartbeat('dead-worker');
     for (let shard = 0; shard < SHARDS; shard += 1) expect(await store.acquire('dead-worker', shard, false)).toBe(true);
 
-    const coordinator = createShardCoordinator({
-      store,
-      consumer: consumerOfShards(),
-      memberId: 'survivor',
-      shardCount: SHARDS,
-      prefetchFor: () => 10,
-      heartbeatMs: HEARTBEAT_MS,
-      livenessTimeoutMs: LIVENESS_MS,
-      log: createLogger('silent', 'test-worker'),
-      metrics: createMetrics('worker', { processMetrics: false }),
-    });
+    const coordinator = coordinatorFor('survivor', store);
     // Each tick a few milliseconds past the heartbeat, as setInterval's drift and a busy machine
     // make them: sight of the group is continuous, and the dead worker's shards must move.
     let ticks = 0;
@@ -60,5 +66,25 @@ describe('taking over a dead worker\'s shards at the lowest liveness the configu
     expect(coordinator.owned()).toEqual([0, 1]);
     const rows = await db.sql<{ owner: string }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${PREFIX} ORDER BY shard`;
     expect(rows.map((row) => row.owner)).toEqual(['survivor', 'survivor']);
+  }, 30_000);
+});
+
+describe('a shard recorded as a live worker\'s that it does not hold', () => {
+  it('is released by that worker, so that the worker it belongs to can take it', async () => {
+    const prefix = `${PREFIX}-stray`;
+    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const a = coordinatorFor('worker-a', store);
+    const [shardOfC] = assignShards(SHARDS, ['worker-a', 'worker-c']).flatMap((target, shard) => (target === 'worker-c' ? [shard] : []));
+    // worker-a's take of worker-c's shard committed, but the answer never reached worker-a.
+    await store.heartbeat('worker-c');
+    expect(await store.acquire('worker-a', shardOfC!, false)).toBe(true);
+    await waitFor('worker-a to clear the record of the shard it does not hold', async () => {
+      await store.heartbeat('worker-c');
+      await a.tick();
+      const [row] = await db.sql<{ owner: string | null }[]>`
+        SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard = ${shardOfC!}`;
+      return row!.owner === null;
+    }, 20_000);
+    expect(a.owned()).not.toContain(shardOfC);
   }, 30_000);
 });
