@@ -10,8 +10,10 @@ const MS_PER_SECOND = 1000;
 export interface Summary {
   rounds: number;
   settings: ScenarioSettings;
+  /** throughputRatio: the median of each round's durable/bare ratio (both phases of a round run back to back). */
   scenarioA: { bare: PhaseResult; durable: PhaseResult; throughputRatio: number };
-  scenarioB: { bare: PhaseResult; durable: PhaseResult };
+  /** backendCostRatio: the median of each round's backend cost at B's rate over its cost at saturation (A). */
+  scenarioB: { bare: PhaseResult; durable: PhaseResult; backendCostRatio?: number };
   lifetimePeakRssMib: { bare: number; durable: number };
   /** The memory limit each server ran under (BENCH_SERVER_MEMORY_MIB); 0 for none. */
   serverMemoryLimitMib: number;
@@ -29,6 +31,16 @@ export interface WorkerSummary {
   notes: string[];
   /** The memory limit the worker ran under (BENCH_SERVER_MEMORY_MIB); 0 for none. */
   serverMemoryLimitMib: number;
+}
+
+/**
+ * A ratio of two phases taken per round, then the median over the rounds: the ratio of two
+ * medians can come from two different rounds, and on a noisy machine land outside every
+ * round's own value.
+ */
+export function medianOfRoundRatios(numerators: PhaseResult[], denominators: PhaseResult[], of: (phase: PhaseResult) => number): number {
+  const ratios = numerators.map((phase, round) => of(phase) / of(denominators[round]!));
+  return medianOf(ratios) as number;
 }
 
 /** With several rounds, each figure is the median of that figure over the rounds. */
@@ -236,7 +248,7 @@ function targetLines(summary: Summary): string[] {
   const rssMb = (summary.lifetimePeakRssMib.durable * 1024 * 1024) / 1e6;
   const mark = (met: boolean) => (met ? 'met   ' : 'missed');
   const { connections } = summary.settings.a;
-  const backendCost = backendCoresPerThousand(summary.scenarioB.durable) / backendCoresPerThousand(summary.scenarioA.durable);
+  const backendCost = summary.scenarioB.backendCostRatio ?? backendCoresPerThousand(summary.scenarioB.durable) / backendCoresPerThousand(summary.scenarioA.durable);
   return [
     `${mark(ratio >= TARGETS.minThroughputRatio)} durable >= ${percent(TARGETS.minThroughputRatio)} of bare throughput ` +
       `at ${connections} connections: ${percent(ratio)} (at most ${percent(durableCeiling(summary).ratio)} on these cores, see above)`,

@@ -9,9 +9,11 @@ import { hostileSettings, runHostileBench } from './hostile';
 import { createMessageSource } from './messages';
 import { lifetimePeakRssMib } from './probes';
 import {
+  backendCoresPerThousand,
   formatChecks,
   formatReport,
   formatWorkerReport,
+  medianOfRoundRatios,
   medianPhase,
   medianWorkerRun,
   mergeChecks,
@@ -187,8 +189,12 @@ async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
   const summary: Summary = {
     rounds: ROUNDS,
     settings,
-    scenarioA: { bare: aBare, durable: aDurable, throughputRatio: aDurable.requestsPerSecond / aBare.requestsPerSecond },
-    scenarioB: { bare: medianPhase(phases.bBare), durable: medianPhase(phases.bDurable) },
+    scenarioA: { bare: aBare, durable: aDurable, throughputRatio: medianOfRoundRatios(phases.aDurable, phases.aBare, (p) => p.requestsPerSecond) },
+    scenarioB: {
+      bare: medianPhase(phases.bBare),
+      durable: medianPhase(phases.bDurable),
+      backendCostRatio: medianOfRoundRatios(phases.bDurable, phases.aDurable, backendCoresPerThousand),
+    },
     lifetimePeakRssMib: { bare: lifetimePeakRssMib(bare.pid), durable: lifetimePeakRssMib(durable.pid) },
     serverMemoryLimitMib: SERVER_MEMORY_MIB,
     machineCores: os.cpus().length,

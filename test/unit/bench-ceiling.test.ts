@@ -1,4 +1,4 @@
-import { durableCeiling, formatReport, type Summary } from '../../bench/report';
+import { durableCeiling, formatReport, medianOfRoundRatios, medianPhase, type Summary } from '../../bench/report';
 import type { PhaseResult } from '../../bench/scenarios';
 
 function phase(server: string, requestsPerSecond: number, cores: { server: number; postgres: number; rabbitmq: number; loadGenerator: number; other: number }): PhaseResult {
@@ -45,4 +45,13 @@ it('prints the CPU per request of each party and the ceiling beside the throughp
   expect(report).toMatch(/all of them\s+0\.170\s+0\.600/);
   expect(report).toContain("wagate durable could ack at most 3333 req/s: 33.3 % of bare express's 10000");
   expect(report).toContain('at 64 connections: 25.0 % (at most 33.3 % on these cores, see above)');
+});
+
+it('takes a ratio of two phases round by round, so that it is a value some round produced', () => {
+  const idle = { server: 0.5, postgres: 0, rabbitmq: 0, loadGenerator: 0.5, other: 0 };
+  const bare = [100, 200, 300].map((rps) => phase('bare express', rps, idle));
+  const durable = [30, 50, 100].map((rps) => phase('wagate durable', rps, idle));
+  // Round by round: 0.30, 0.25, 0.33. The ratio of the medians (50 / 200) is the lowest round's, by chance only.
+  expect(medianOfRoundRatios(durable, bare, (p) => p.requestsPerSecond)).toBeCloseTo(0.3, 6);
+  expect(medianPhase(durable).requestsPerSecond / medianPhase(bare).requestsPerSecond).toBeCloseTo(0.25, 6);
 });
