@@ -8,7 +8,7 @@ import exec from 'k6/execution';
 import http, { type ObjectBatchRequest, type RefinedResponse, type ResponseType } from 'k6/http';
 import { Counter, Trend } from 'k6/metrics';
 import type { Options, Scenario } from 'k6/options';
-import { DRAIN_POLL_SECONDS, STATS_PATH, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
+import { DRAIN_POLL_SECONDS, STATS_PATH, createDrainClock, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
 import { newRunId } from '../lib/ids.ts';
 import type { PlannedRequest } from '../lib/payloads.ts';
 import type { ArrivalLoad, ScenarioModule } from '../lib/scenario.ts';
@@ -146,11 +146,13 @@ function waitForDrain(timeoutSeconds: number, baseUrl: string, adminToken: strin
   counters.get('backlog_messages')!.add(built);
   console.log(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);
   const startMs = Date.now();
+  const clock = createDrainClock(built, startMs);
   let left = built;
   while (left > 0 && Date.now() - startMs < timeoutSeconds * 1000) {
     sleep(DRAIN_POLL_SECONDS);
     left = read();
+    clock.observe(left, Date.now());
   }
   counters.get('backlog_left')!.add(left);
-  if (left === 0) drainSeconds.add((Date.now() - startMs) / 1000);
+  if (left === 0) drainSeconds.add(clock.secondsUntil(Date.now()));
 }

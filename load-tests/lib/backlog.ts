@@ -25,3 +25,23 @@ export function unfinishedMessages(body: unknown): number | null {
   const value = (status: string) => (typeof counts[status] === 'number' ? (counts[status] as number) : 0);
   return value('queued') + value('processing');
 }
+
+/**
+ * When the drain began: the last poll that still saw the whole backlog, before the first that
+ * saw less. The operator's reaction, `kubectl scale` and the worker's start are not the drain;
+ * the figure is exact to one poll (DRAIN_POLL_SECONDS).
+ */
+export function createDrainClock(built: number, nowMs: number) {
+  let lastFullMs = nowMs;
+  let startedMs: number | null = null;
+  return {
+    observe(left: number, atMs: number): void {
+      if (startedMs !== null) return;
+      if (left < built) startedMs = lastFullMs;
+      else lastFullMs = atMs;
+    },
+    secondsUntil(atMs: number): number {
+      return (atMs - (startedMs ?? lastFullMs)) / 1000;
+    },
+  };
+}

@@ -1,4 +1,4 @@
-import { DRAIN_POLL_SECONDS, STATS_PATH, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
+import { DRAIN_POLL_SECONDS, STATS_PATH, createDrainClock, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
 import { newRunId } from '../lib/ids.ts';
 import type { PlannedRequest } from '../lib/payloads.ts';
 import type { RunContext, ScenarioDefinition } from '../lib/scenario.ts';
@@ -137,11 +137,13 @@ async function waitForDrain(timeoutSeconds: number, settings: Settings, recorder
   hooks.log?.(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);
   await hooks.onBacklogBuilt?.(built);
   const startMs = performance.now();
+  const clock = createDrainClock(built, startMs);
   let left = built;
   while (left > 0 && performance.now() - startMs < timeoutSeconds * 1000) {
     await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_SECONDS * 1000));
     left = await read();
+    clock.observe(left, performance.now());
   }
   recorder.count('backlog_left', left);
-  if (left === 0) recorder.trend('backlog_drain_seconds', (performance.now() - startMs) / 1000);
+  if (left === 0) recorder.trend('backlog_drain_seconds', clock.secondsUntil(performance.now()));
 }

@@ -1,5 +1,5 @@
 import { arrivalSchedule } from '../../load-tests/runner/arrival.ts';
-import { DEFAULT_RETRY_AFTER_SECONDS, DRAIN_POLL_SECONDS, retryAfterSeconds } from '../../load-tests/lib/backlog.ts';
+import { DEFAULT_RETRY_AFTER_SECONDS, DRAIN_POLL_SECONDS, createDrainClock, retryAfterSeconds } from '../../load-tests/lib/backlog.ts';
 import { readSettings, parseDuration, shareFrom } from '../../load-tests/lib/settings.ts';
 import { judge, parseThreshold, percentile, trendValues } from '../../load-tests/lib/thresholds.ts';
 import { SCENARIOS } from '../../load-tests/scenarios/index.ts';
@@ -92,6 +92,13 @@ describe('load-test settings', () => {
     const accepted = forged.define(readSettings(ENV, 'forged-signatures', forged.defaults)).counters.find((c) => c.name === 'forged_accepted')!;
     const request = { path: '/webhooks/meta', headers: {}, body: '{}', expectedStatus: 401, tags: { kind: 'forged-meta' }, messageId: 'm' };
     expect([200, 202, 0, 401, 429, 503].map((status) => accepted.perAnswer!(request, status))).toEqual([true, true, false, false, false, false]);
+  });
+
+  it('times the drain from the last poll that saw the whole backlog, not from the prompt to start a worker', () => {
+    const clock = createDrainClock(1000, 0);
+    // The operator starts a worker late: three polls still see all 1000 messages.
+    [[1000, 5_000], [1000, 10_000], [1000, 15_000], [600, 20_000], [0, 25_000]].forEach(([left, at]) => clock.observe(left!, at!));
+    expect(clock.secondsUntil(25_000)).toBe(10);
   });
 
   it('takes a share from 0 to 1, the ends included, and nothing outside', () => {
