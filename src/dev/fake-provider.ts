@@ -38,6 +38,8 @@ export interface RecordedCall {
   receivedAt: number;
   /** What the fake answered; 0 while the call is delayed, held or hung. */
   status: number;
+  /** When the answer went out (Date.now()); absent until then. */
+  answeredAt?: number;
   responseBody: unknown;
   providerMessageId?: string;
 }
@@ -94,6 +96,7 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
 
   function answer(call: RecordedCall, res: http.ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
     call.status = status;
+    call.answeredAt = Date.now();
     call.responseBody = body;
     sendJson(res, status, body, headers);
   }

@@ -29,6 +29,16 @@ export interface WorkerConsumer {
    * (acked or handed on), so that nothing is requeued and no delivery count rises.
    */
   release(shard: number): Promise<void>;
+  /**
+   * Lets go of a shard that another worker took over while this one still consumed it. The
+   * new owner's consumer waits behind this one (the queue has a single active consumer) and
+   * would get the next messages the moment this one is cancelled, while this worker still
+   * finished older messages of the same senders. So nothing more starts on the channel, the
+   * work under way is finished, and then the channel is closed: the broker returns every
+   * message not started to the front of its queue, in order, for the new owner. The other
+   * shards' consumers go with the channel and start again on the next one.
+   */
+  relinquish(shard: number): Promise<void>;
   /** Stops taking deliveries and waits for the ones in hand to finish. */
   stop(): Promise<void>;
 }
@@ -40,7 +50,11 @@ export interface WorkerConsumer {
  * confirm, and only then acked, so no hand-over can lose a message.
  */
 export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
-  let attached: { channel: ConfirmChannel; tags: Map<number, string> } | null = null;
+  let attached: { channel: ConfirmChannel; tags: Map<number, string>; closed: Promise<void> } | null = null;
+  /** A channel on which nothing more may start, since it is about to be closed (relinquish). */
+  let fenced: ConfirmChannel | null = null;
+  /** Deliveries being processed or handed on, as opposed to waiting in their sender's chain. */
+  const underWay = new Set<Promise<void>>();
   const { forward, routeFailure, waitOut, deadLetter } = createHandOn({ ...deps, isHeld: (channel) => attached?.channel === channel });
   const chains = new Map<string, Promise<void>>();
   /** Messages in hand per shard, so that a shard can be released once its own are finished. */
@@ -55,22 +69,35 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     void work.finally(() => set.delete(work));
   }
 
+  /**
+   * Starts work on a delivery. Deliveries of a channel that has closed were requeued by the
+   * broker, and may already be with the worker that took the shard over: starting them here
+   * would run a sender twice. Those of a fenced channel are left unacked for its close to return.
+   */
+  function begin(channel: ConfirmChannel, work: () => Promise<void>): Promise<void> {
+    if (attached?.channel !== channel || fenced === channel) return Promise.resolve();
+    const running = work();
+    underWay.add(running);
+    void running.finally(() => underWay.delete(running)).catch(() => undefined);
+    return running;
+  }
+
   function onDelivery(channel: ConfirmChannel, shard: number, delivery: ConsumeMessage): void {
     const payload = parseDelivery(delivery);
     if (typeof payload === 'string') {
-      track(shard, deadLetter(channel, delivery, null, payload).catch((error: Error) => {
+      track(shard, begin(channel, () => deadLetter(channel, delivery, null, payload).catch((error: Error) => {
         deps.log.error({ err: error.message }, 'could not dead-letter an unreadable message; it will be redelivered');
         safely(() => channel.nack(delivery, false, true));
-      }));
+      })));
       return;
     }
     const home = shardOf(payload.senderKey, deps.topology.shards.length);
     if (home !== shard) {
-      track(shard, forward(channel, delivery, home));
+      track(shard, begin(channel, () => forward(channel, delivery, home)));
       return;
     }
     const key = payload.senderKey;
-    const next = (chains.get(key) ?? Promise.resolve()).then(() => handleOne(channel, delivery, payload));
+    const next = (chains.get(key) ?? Promise.resolve()).then(() => begin(channel, () => handleOne(channel, delivery, payload)));
     chains.set(key, next);
     track(shard, next);
     void next.finally(() => {
@@ -79,9 +106,6 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   }
 
   async function handleOne(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage): Promise<void> {
-    // Deliveries of a channel that has closed were requeued by the broker, and may already be
-    // with the worker that took the shard over: starting them here would run a sender twice.
-    if (attached?.channel !== channel) return;
     const waitTier = tierToWaitOut(deps.topology, numberHeader(delivery, NOT_BEFORE_HEADER), Date.now());
     if (waitTier !== null) return waitOut(channel, delivery, payload, waitTier);
     const started = performance.now();
@@ -114,15 +138,22 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     safely(() => channel.ack(delivery));
   }
 
-  async function settled(shard: number): Promise<void> {
+  /**
+   * Waits until every message of the shard in hand is finished. Those left unacked on a
+   * fenced channel are finished only once its close has returned them to their queue: a
+   * release recorded before that would let the next owner take later messages first.
+   */
+  async function settled(shard: number, current = attached): Promise<void> {
     for (let set = inHand.get(shard); set && set.size > 0; set = inHand.get(shard)) await Promise.allSettled([...set]);
+    if (current && fenced === current.channel) await current.closed;
   }
 
   return {
     async attach(channel) {
       if (stopped) return;
-      attached = { channel, tags: new Map() };
-      channel.once('close', () => {
+      const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+      attached = { channel, tags: new Map(), closed };
+      void closed.then(() => {
         if (attached?.channel === channel) attached = null;
       });
     },
@@ -158,7 +189,17 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
         current.tags.delete(shard);
         if (tag) await current.channel.cancel(tag).catch(() => undefined);
       }
-      await settled(shard);
+      await settled(shard, current);
+    },
+    async relinquish(shard) {
+      const current = attached;
+      if (current?.tags.has(shard)) {
+        fenced = current.channel;
+        while (underWay.size > 0) await Promise.allSettled([...underWay]);
+        deps.log.warn({ shard }, 'closing the broker channel so that the messages in hand go back, in order, to the worker that took the shard over');
+        await current.channel.close().catch(() => undefined);
+      }
+      await settled(shard, current);
     },
     async stop() {
       stopped = true;

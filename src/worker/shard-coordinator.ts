@@ -17,7 +17,7 @@ const GAP_MIN_HEARTBEATS = 2;
 
 export interface CoordinatorDeps {
   store: MembershipStore;
-  consumer: Pick<WorkerConsumer, 'hasChannel' | 'subscribe' | 'isSubscribed' | 'release'>;
+  consumer: Pick<WorkerConsumer, 'hasChannel' | 'subscribe' | 'isSubscribed' | 'release' | 'relinquish'>;
   memberId: string;
   shardCount: number;
   /** Each shard consumer's prefetch for a worker holding this many shards (shardPrefetch). */
@@ -71,10 +71,11 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   /** WORK_SHARDS differs from the stored count: such a worker stays out of the group. */
   let mismatched = false;
 
-  function releaseInBackground(shard: number, reason: string): void {
+  function releaseInBackground(shard: number, reason: string, takenOver = false): void {
     busy.add(shard);
     const work = (async () => {
-      await consumer.release(shard);
+      // The new owner already waits on the queue: see WorkerConsumer.relinquish.
+      await (takenOver ? consumer.relinquish(shard) : consumer.release(shard));
       await store.release(me, [shard]);
       held.delete(shard);
       prefetchOf.delete(shard);
@@ -200,7 +201,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     for (const shard of held) {
       if (busy.has(shard)) continue;
       if (!consumer.isSubscribed(shard)) releaseInBackground(shard, 'consumer lost with its channel');
-      else if (view.owners.get(shard) !== me) releaseInBackground(shard, 'taken over after this worker missed its heartbeats');
+      else if (view.owners.get(shard) !== me) releaseInBackground(shard, 'taken over after this worker missed its heartbeats', true);
       else if (targets[shard] !== me) releaseInBackground(shard, 'rebalance');
     }
     releaseStrayRecords(view, targets);

@@ -30,6 +30,7 @@ function consumerOfShards() {
     isSubscribed: (shard: number) => subscribed.has(shard),
     subscribe: async (shard: number) => Boolean(subscribed.add(shard)),
     release: async (shard: number) => void subscribed.delete(shard),
+    relinquish: async (shard: number) => void subscribed.delete(shard),
   };
 }
 

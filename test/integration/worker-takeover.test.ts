@@ -1,0 +1,84 @@
+import type { RecordedCall } from '../../src/dev/fake-provider';
+import { shardOf } from '../../src/queue/topology';
+import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
+import { orderAndCallsPerSender, sendRounds } from '../support/scale-out';
+import { waitFor } from '../support/wait';
+
+/**
+ * A worker whose heartbeats stall (here its member row is locked) while its broker channel
+ * and pipeline live on. Another worker takes its shard once the heartbeat expires and waits
+ * on the queue behind it (a single active consumer). When the first worker sees the take-over,
+ * it must not hand the queue on while it still finishes older messages of the same senders:
+ * the new owner would run the later ones beside them, out of order.
+ */
+const SHARDS = 2;
+const PROVIDER_MS = 150;
+const MESSAGES = 40;
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  pipeline = await startPipeline({
+    WORK_SHARDS: String(SHARDS),
+    WORKER_HEARTBEAT_MS: '100',
+    WORKER_LIVENESS_TIMEOUT_MS: '600',
+    // A few messages in hand per shard, so that most of the sender's messages are still in the
+    // queue when its shard moves.
+    WORKER_PREFETCH: '4',
+    WORKER_MESSAGES_IN_HAND: '0',
+  });
+  await pipeline.startWorker();
+  await pipeline.startWorker();
+}, 120_000);
+
+afterAll(async () => {
+  await pipeline.stop();
+});
+
+/** Calls to one recipient that began before the one before them was answered. */
+function overlapping(calls: RecordedCall[]): number[] {
+  return calls.flatMap((call, index) => {
+    const previous = calls[index - 1];
+    return previous && (previous.answeredAt === undefined || call.receivedAt < previous.answeredAt) ? [index] : [];
+  });
+}
+
+it('runs one sender\'s messages one after another and in order across a take-over', async () => {
+  const [stalled, taker] = pipeline.workers as [NonNullable<Pipeline['workers'][0]>, NonNullable<Pipeline['workers'][0]>];
+  const [shard] = stalled.coordinator.owned();
+  expect(shard).toBeDefined();
+  const sender = Array.from({ length: 100 }, (_, n) => `1555062${String(n).padStart(4, '0')}`).find((from) => shardOf(from, SHARDS) === shard)!;
+  pipeline.fake.behave({ kind: 'delay', ms: PROVIDER_MS });
+
+  let unlock!: () => void;
+  const unlocked = new Promise<void>((resolve) => (unlock = resolve));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const lock = pipeline.db.sql.begin(async (tx) => {
+    await tx`SELECT 1 FROM worker_members WHERE member_id = ${stalled.memberId} FOR UPDATE`;
+    locked();
+    await unlocked;
+  });
+  try {
+    await isLocked;
+    const texts = Array.from({ length: MESSAGES }, (_, n) => `${n + 1} coke`);
+    const sent = await sendRounds(pipeline.ingest.baseUrl, [sender], texts);
+    await waitFor('the other worker to take the stalled worker\'s shard', () => taker.coordinator.owned().includes(shard!), 30_000);
+    // Without messages left, the take-over would prove nothing.
+    expect(callsTo(pipeline, sender).length).toBeLessThan(MESSAGES - 8);
+    unlock();
+    await lock;
+
+    await waitFor('every message of the sender answered', () =>
+      callsTo(pipeline, sender).filter((call) => call.answeredAt !== undefined).length >= MESSAGES, 60_000);
+    await waitFor('every message processed', async () => {
+      const [row] = await pipeline.db.sql<{ n: number }[]>`
+        SELECT count(*)::integer AS n FROM webhook_messages WHERE message_id = ANY(${sent.get(sender)!}) AND status = 'processed'`;
+      return row!.n === MESSAGES;
+    }, 30_000);
+    expect(overlapping(callsTo(pipeline, sender))).toEqual([]);
+    expect(await orderAndCallsPerSender(pipeline.db.sql, pipeline.fake, sent)).toEqual([]);
+  } finally {
+    unlock();
+    await lock.catch(() => undefined);
+  }
+}, 180_000);
