@@ -11,7 +11,7 @@ import { createTwilioAdapter } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { queueDepths, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
-import { checkShardCountAtStart } from '../ledger/shard-count';
+import { checkShardCountAtStart, declarableShardCount } from '../ledger/shard-count';
 import { assertTopology, unroutedTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { settleWithin } from '../settle-within';
@@ -66,7 +66,8 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     name: 'wagate-ingest',
     log,
     onFatal: (error) => reportFatal(error),
-    setup: (channel) => assertTopology(channel, topology),
+    setup: async (channel) =>
+      assertTopology(channel, topology, await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log)),
   });
   const relayOptions: OutboxRelayOptions = {
     sql,

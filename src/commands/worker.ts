@@ -17,7 +17,7 @@ import { createWorkerConsumer, type WorkerConsumer } from '../worker/consumer';
 import { createMembershipStore } from '../worker/membership-store';
 import { shardPrefetch } from '../worker/shard-prefetch';
 import { createShardCoordinator, type ShardCoordinator } from '../worker/shard-coordinator';
-import { checkShardCountAtStart } from '../ledger/shard-count';
+import { checkShardCountAtStart, declarableShardCount } from '../ledger/shard-count';
 import { processMessage } from '../worker/process-message';
 import { createStatementBatchers } from '../worker/statement-batchers';
 import { createCatalogCache } from '../orders/catalog-cache';
@@ -101,7 +101,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log,
     onFatal: (error) => reportFatal(error),
     setup: async (channel) => {
-      await assertTopology(channel, topology);
+      await assertTopology(channel, topology, await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log));
       await consumer!.attach(channel);
     },
   });

@@ -94,13 +94,14 @@ async function declareQueue(channel: Channel, queue: string, options: Options.As
   }
 }
 
-export async function assertTopology(channel: Channel, topology: Topology): Promise<void> {
+/** `shardLimit`: only the first so many shard queues are declared (declarableShardCount). */
+export async function assertTopology(channel: Channel, topology: Topology, shardLimit = topology.shards.length): Promise<void> {
   await channel.assertExchange(topology.exchange, 'direct', { durable: true });
   await channel.assertExchange(topology.deadExchange, 'direct', { durable: true });
   await declareQueue(channel, topology.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await channel.bindQueue(topology.deadQueue, topology.deadExchange, DEAD_ROUTING_KEY);
 
-  for (const shard of topology.shards) {
+  for (const shard of topology.shards.slice(0, shardLimit)) {
     await declareQueue(channel, shard.queue, {
       durable: true,
       arguments: {
