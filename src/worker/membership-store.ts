@@ -16,7 +16,7 @@ export interface MembershipStore {
   read(): Promise<GroupView>;
   /**
    * Takes a shard that is free, already ours or, when takeExpired, held by a member whose
-   * heartbeat has expired. True when it is ours now.
+   * heartbeat has expired; nothing while a reshard pauses the group. True when it is ours now.
    */
   acquire(memberId: string, shard: number, takeExpired: boolean): Promise<boolean>;
   /** Records that the member no longer holds these shards (it has finished their messages). */
@@ -63,8 +63,13 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
     },
     async acquire(memberId, shard, takeExpired) {
       // An upsert, so that a shard whose row a failed start-up check never created can still be taken.
+      // Nothing is taken while a reshard pauses the group. The settings row is locked for it: a
+      // take that read "not paused" before the pause then either commits first, and the reshard
+      // sees the shard held and waits for its release, or waits for the pause and finds it.
       const rows = await sql`
-        INSERT INTO work_shard_owners AS o (queue_prefix, shard, owner) VALUES (${queuePrefix}, ${shard}, ${memberId})
+        INSERT INTO work_shard_owners AS o (queue_prefix, shard, owner)
+        SELECT ${queuePrefix}, ${shard}, ${memberId}
+        WHERE NOT coalesce((SELECT paused FROM work_shard_settings WHERE queue_prefix = ${queuePrefix} FOR SHARE), false)
         ON CONFLICT (queue_prefix, shard) DO UPDATE SET owner = ${memberId}, changed_at = now()
         WHERE o.owner IS NULL OR o.owner = ${memberId} OR (${takeExpired}::boolean AND NOT EXISTS (
                 SELECT 1 FROM worker_members m

@@ -107,13 +107,14 @@ async function shardsStillHeld(deps: ReshardDeps): Promise<number> {
   }
 }
 
+/** The settings row first: a take locks it before its owner row (MembershipStore.acquire), so the other order could deadlock. */
 async function recordCount(sql: Sql, prefix: string, to: number): Promise<void> {
   await transaction(sql, async (tx) => {
+    await tx`UPDATE work_shard_settings SET shard_count = ${to}, paused = false, gathered_for = NULL, updated_at = now() WHERE queue_prefix = ${prefix}`;
     await tx`DELETE FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard >= ${to}`;
     await tx`INSERT INTO work_shard_owners (queue_prefix, shard)
              SELECT ${prefix}, shard FROM generate_series(0, ${to - 1}::integer) AS shard
              ON CONFLICT (queue_prefix, shard) DO UPDATE SET owner = NULL, changed_at = now()`;
-    await tx`UPDATE work_shard_settings SET shard_count = ${to}, paused = false, gathered_for = NULL, updated_at = now() WHERE queue_prefix = ${prefix}`;
   });
 }
 

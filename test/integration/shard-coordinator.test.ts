@@ -89,3 +89,45 @@ describe('a shard recorded as a live worker\'s that it does not hold', () => {
     expect(a.owned()).not.toContain(shardOfC);
   }, 30_000);
 });
+
+describe('a take racing a reshard\'s pause', () => {
+  it('waits for a pause under way and then takes nothing, and takes nothing once paused', async () => {
+    const prefix = `${PREFIX}-pause`;
+    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    await db.sql`INSERT INTO work_shard_settings (queue_prefix, shard_count) VALUES (${prefix}, ${SHARDS})`;
+    await store.heartbeat('worker-a');
+
+    // The reshard's pause, not yet committed, while a take that read "not paused" goes ahead.
+    let commitPause!: () => void;
+    const pauseMayCommit = new Promise<void>((resolve) => (commitPause = resolve));
+    let paused!: () => void;
+    const pauseWritten = new Promise<void>((resolve) => (paused = resolve));
+    const pause = db.sql.begin(async (tx) => {
+      await tx`UPDATE work_shard_settings SET paused = true WHERE queue_prefix = ${prefix}`;
+      paused();
+      await pauseMayCommit;
+    });
+    await pauseWritten;
+    let answered = false;
+    const take = store.acquire('worker-a', 0, false).then((taken) => {
+      answered = true;
+      return taken;
+    });
+    // The take waits on the settings row: it answers only after the pause commits.
+    await waitFor('the take to wait for the pause\'s lock', async () => {
+      const [row] = await db.sql<{ n: number }[]>`
+        SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+      return row!.n > 0;
+    });
+    expect(answered).toBe(false);
+    commitPause();
+    await pause;
+    expect(await take).toBe(false);
+    expect(await store.acquire('worker-a', 1, false)).toBe(false);
+    const owners = await db.sql<{ owner: string | null }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix}`;
+    expect(owners.filter((row) => row.owner !== null)).toEqual([]);
+
+    await db.sql`UPDATE work_shard_settings SET paused = false WHERE queue_prefix = ${prefix}`;
+    expect(await store.acquire('worker-a', 0, false)).toBe(true);
+  }, 30_000);
+});
