@@ -236,16 +236,21 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     owned: () => [...held].sort((a, b) => a - b),
     async stop(timeoutMs) {
       stopping = true;
-      await ticking;
-      await resubscribing;
+      const deadline = performance.now() + timeoutMs;
+      const left = () => deadline - performance.now();
+      // Every wait counts toward the timeout, so that nothing keeps the worker past its grace
+      // period. A tick normally takes milliseconds: one hung on Postgres (a locked member row,
+      // a starved pool) is given a heartbeat, and the shards it is not taking are released meanwhile.
+      await settleWithin(Promise.resolve(resubscribing), left(), undefined);
+      await settleWithin(Promise.resolve(ticking), Math.min(left(), deps.heartbeatMs), undefined);
       for (const shard of held) if (!busy.has(shard)) releaseInBackground(shard, 'worker stopping');
       const drained = (async () => {
         while (releases.size > 0) await Promise.allSettled([...releases]);
         return held.size === 0;
       })();
-      const done = await settleWithin(drained, timeoutMs, false);
+      const done = await settleWithin(drained, left(), false);
       if (timer) clearInterval(timer);
-      if (done) await store.leave(me).catch(() => undefined);
+      if (done) await settleWithin(store.leave(me).catch(() => undefined), left(), undefined);
       else log.warn({ shards: [...held] }, 'drain timed out; these shards move to other workers once this worker\'s heartbeat expires');
       metrics.shardsOwned.set(held.size);
       return done;

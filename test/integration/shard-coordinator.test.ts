@@ -131,3 +131,48 @@ describe('a take racing a reshard\'s pause', () => {
     expect(await store.acquire('worker-a', 0, false)).toBe(true);
   }, 30_000);
 });
+
+describe('stopping a worker whose tick hangs on Postgres', () => {
+  it('releases its shards within the drain timeout instead of waiting for the tick', async () => {
+    const prefix = `${PREFIX}-stop`;
+    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const coordinator = createShardCoordinator({
+      store,
+      consumer: consumerOfShards(),
+      memberId: 'stopping-worker',
+      shardCount: SHARDS,
+      prefetchFor: () => 10,
+      heartbeatMs: HEARTBEAT_MS,
+      livenessTimeoutMs: LIVENESS_MS,
+      log: createLogger('silent', 'test-worker'),
+      metrics: createMetrics('worker', { processMetrics: false }),
+    });
+    await coordinator.tick();
+    expect(coordinator.owned()).toEqual([0, 1]);
+
+    // The member row locked: the next tick's heartbeat waits for as long as the lock is held.
+    let unlock!: () => void;
+    const unlocked = new Promise<void>((resolve) => (unlock = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const lock = db.sql.begin(async (tx) => {
+      await tx`SELECT 1 FROM worker_members WHERE queue_prefix = ${prefix} AND member_id = 'stopping-worker' FOR UPDATE`;
+      locked();
+      await unlocked;
+    });
+    try {
+      await isLocked;
+      void coordinator.tick();
+      let stopped: boolean | undefined;
+      void coordinator.stop(2_000).then((done) => (stopped = done));
+      await waitFor('the stop to finish while the tick still hangs', () => stopped !== undefined, 10_000);
+      expect(stopped).toBe(true);
+      expect(coordinator.owned()).toEqual([]);
+      const owners = await db.sql<{ owner: string | null }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix}`;
+      expect(owners.map((row) => row.owner)).toEqual([null, null]);
+    } finally {
+      unlock();
+      await lock;
+    }
+  }, 30_000);
+});
