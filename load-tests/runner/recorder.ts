@@ -8,6 +8,11 @@ export interface Recorder {
   answer(tags: Tags, durationMs: number, ok: boolean): void;
   /** As in k6, a request without an answer still has a duration: the whole wait, up to the timeout. */
   noAnswer(tags: Tags, durationMs: number): void;
+  /**
+   * A request the scenario makes without checking it (the backlog's stats polls): as in k6, it
+   * counts in http_reqs, http_req_duration and http_req_failed (status 0 or 400 and up), not in checks.
+   */
+  unchecked(tags: Tags, durationMs: number, status: number): void;
   count(name: string, value: number): void;
   dropped(): void;
   trend(name: string, value: number): void;
@@ -16,7 +21,8 @@ export interface Recorder {
 
 export function createRecorder(counters: CounterDefinition[]): Recorder {
   const durations: { tags: Tags; ms: number }[] = [];
-  const outcomes: { tags: Tags; ok: boolean }[] = [];
+  const failures: { tags: Tags; failed: boolean }[] = [];
+  const checks: { tags: Tags; ok: boolean }[] = [];
   const counts = new Map<string, number>(counters.map((counter) => [counter.name, 0]));
   const trends = new Map<string, number[]>();
   let dropped = 0;
@@ -29,13 +35,20 @@ export function createRecorder(counters: CounterDefinition[]): Recorder {
   };
 
   return {
+    // A scenario's request fails http_req_failed and its check together: both compare the status with the one it expects.
     answer(tags, ms, ok) {
       durations.push({ tags, ms });
-      outcomes.push({ tags, ok });
+      failures.push({ tags, failed: !ok });
+      checks.push({ tags, ok });
     },
     noAnswer(tags, ms) {
       durations.push({ tags, ms });
-      outcomes.push({ tags, ok: false });
+      failures.push({ tags, failed: true });
+      checks.push({ tags, ok: false });
+    },
+    unchecked(tags, ms, status) {
+      durations.push({ tags, ms });
+      failures.push({ tags, failed: status === 0 || status >= 400 });
     },
     count: (name, value) => counts.set(name, (counts.get(name) ?? 0) + value),
     dropped: () => (dropped += 1),
@@ -46,7 +59,7 @@ export function createRecorder(counters: CounterDefinition[]): Recorder {
     },
     summarize(metricKeys) {
       const metrics: Record<string, MetricSummary> = {
-        http_reqs: { type: 'counter', values: { count: outcomes.length } },
+        http_reqs: { type: 'counter', values: { count: failures.length } },
         dropped_iterations: { type: 'counter', values: { count: dropped } },
       };
       for (const [name, value] of counts) metrics[name] = { type: 'counter', values: { count: value } };
@@ -58,9 +71,8 @@ export function createRecorder(counters: CounterDefinition[]): Recorder {
           const samples = matching(durations, tags);
           if (samples.length > 0) metrics[key] = { type: 'trend', values: trendValues(samples.map((s) => s.ms)) };
         }
-        // A failed request is a true sample of http_req_failed and a false one of checks.
-        if (name === 'http_req_failed') metrics[key] = rate(matching(outcomes, tags).map((s) => !s.ok));
-        if (name === 'checks') metrics[key] = rate(matching(outcomes, tags).map((s) => s.ok));
+        if (name === 'http_req_failed') metrics[key] = rate(matching(failures, tags).map((s) => s.failed));
+        if (name === 'checks') metrics[key] = rate(matching(checks, tags).map((s) => s.ok));
       }
       return metrics;
     },

@@ -119,7 +119,9 @@ async function waitForDrain(timeoutSeconds: number, settings: Settings, recorder
   const giveUpAt = performance.now() + timeoutSeconds * 1000;
   const read = async (): Promise<number> => {
     for (;;) {
+      const sentMs = performance.now();
       const { status, body, retryAfter } = await client.getJson(url, headers);
+      recorder.unchecked({ kind: 'stats' }, performance.now() - sentMs, status);
       // The endpoint's own rate limit: wait as it says, then ask again, within the drain's time.
       if (status === 429) {
         const waitMs = retryAfterSeconds(retryAfter) * 1000;

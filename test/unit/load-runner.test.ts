@@ -1,3 +1,6 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { STATS_PATH } from '../../load-tests/lib/backlog.ts';
 import type { ScenarioDefinition } from '../../load-tests/lib/scenario.ts';
 import { readSettings } from '../../load-tests/lib/settings.ts';
 import { runScenario } from '../../load-tests/runner/run.ts';
@@ -62,5 +65,28 @@ describe('the Node runner', () => {
     expect(summary.requests).toBeGreaterThan(0);
     expect(summary.metrics.http_req_duration?.values.count).toBe(summary.requests);
     expect(summary.metrics.http_req_failed?.values.rate).toBe(1);
+  });
+
+  it('counts the drain\'s stats polls as k6 does: in the requests, their durations and failures, not in the checks', async () => {
+    // A stats endpoint whose first answer is its rate limit's 429, then an empty backlog.
+    const answers = [429, 200];
+    const stats = http.createServer((req, res) => {
+      const status = req.url === STATS_PATH ? answers.shift() ?? 200 : 404;
+      res.writeHead(status, { 'content-type': 'application/json', ...(status === 429 ? { 'retry-after': '1' } : {}) });
+      res.end(JSON.stringify(status === 200 ? { counts: { queued: 0, processing: 0 } } : { error: 'rate limited' }));
+    });
+    await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
+    try {
+      const backlog = scenario({ drain: { timeoutSeconds: 30 }, counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }] });
+      const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
+      const summary = await runScenario(backlog, { ...SETTINGS, baseUrl });
+      expect(answers).toEqual([]);
+      expect(summary.metrics.http_reqs?.values.count).toBe(2);
+      expect(summary.metrics.http_req_duration?.values.count).toBe(2);
+      expect(summary.metrics.http_req_failed?.values).toMatchObject({ passes: 1, fails: 1 });
+      expect(summary.metrics.checks?.values).toMatchObject({ passes: 0, fails: 0 });
+    } finally {
+      await new Promise((resolve) => stats.close(resolve));
+    }
   });
 });
