@@ -1,4 +1,4 @@
-import { durableCeiling, formatReport, medianOfRoundRatios, medianPhase, type Summary } from '../../bench/report';
+import { durableCeiling, formatReport, medianNetBackendCostRatio, medianOfRoundRatios, medianPhase, type Summary } from '../../bench/report';
 import type { PhaseResult } from '../../bench/scenarios';
 
 function phase(server: string, requestsPerSecond: number, cores: { server: number; postgres: number; rabbitmq: number; loadGenerator: number; other: number }): PhaseResult {
@@ -54,4 +54,21 @@ it('takes a ratio of two phases round by round, so that it is a value some round
   // Round by round: 0.30, 0.25, 0.33. The ratio of the medians (50 / 200) is the lowest round's, by chance only.
   expect(medianOfRoundRatios(durable, bare, (p) => p.requestsPerSecond)).toBeCloseTo(0.3, 6);
   expect(medianPhase(durable).requestsPerSecond / medianPhase(bare).requestsPerSecond).toBeCloseTo(0.25, 6);
+});
+
+it('takes the backends\' idle CPU, seen during the bare phase, out of their cost per message at both rates', () => {
+  const cores = (postgres: number, rabbitmq: number) => ({ server: 0.5, postgres, rabbitmq, loadGenerator: 0.5, other: 0 });
+  // Idle backends burn 0.05 + 0.05 cores. At 2,000 req/s they burn 0.5 in all (0.2 per 1k net),
+  // at 500 req/s 0.3 (0.4 per 1k net): twice the cost per message, though the gross ratio is 2.4.
+  const phases = {
+    aBare: [phase('bare express', 10_000, cores(0.05, 0.05))],
+    aDurable: [phase('wagate durable', 2_000, cores(0.3, 0.2))],
+    bBare: [phase('bare express', 500, cores(0.05, 0.05))],
+    bDurable: [phase('wagate durable', 500, cores(0.2, 0.1))],
+  };
+  expect(medianOfRoundRatios(phases.bDurable, phases.aDurable, (p) => (p.cpuCores.postgres + p.cpuCores.rabbitmq) / p.requestsPerSecond)).toBeCloseTo(2.4, 6);
+  expect(medianNetBackendCostRatio(phases)).toBeCloseTo(2, 6);
+  const report = formatReport({ ...summary(2), scenarioB: { bare: phases.bBare[0]!, durable: phases.bDurable[0]!, backendCostRatio: 2.4, backendCostRatioNetOfIdle: 2 } });
+  expect(report).toContain('its cost at saturation: 2.40x (net of the backends\' idle CPU: 2.00x)');
+  expect(report).toMatch(/backend cores per 1k req\/s, net of idle\s+-\s+0\.400/);
 });
