@@ -53,8 +53,8 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   let attached: { channel: ConfirmChannel; tags: Map<number, string>; closed: Promise<void> } | null = null;
   /** A channel on which nothing more may start, since it is about to be closed (relinquish). */
   let fenced: ConfirmChannel | null = null;
-  /** Deliveries being processed or handed on, as opposed to waiting in their sender's chain. */
-  const underWay = new Set<Promise<void>>();
+  /** Deliveries being processed or handed on (as opposed to waiting in their sender's chain), with their channel. */
+  const underWay = new Map<Promise<void>, ConfirmChannel>();
   const { forward, routeFailure, waitOut, deadLetter } = createHandOn({ ...deps, isHeld: (channel) => attached?.channel === channel });
   const chains = new Map<string, Promise<void>>();
   /** Messages in hand per shard, so that a shard can be released once its own are finished. */
@@ -77,7 +77,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   function begin(channel: ConfirmChannel, work: () => Promise<void>): Promise<void> {
     if (attached?.channel !== channel || fenced === channel) return Promise.resolve();
     const running = work();
-    underWay.add(running);
+    underWay.set(running, channel);
     void running.finally(() => underWay.delete(running)).catch(() => undefined);
     return running;
   }
@@ -161,7 +161,8 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     isSubscribed: (shard) => attached?.tags.has(shard) ?? false,
     async subscribe(shard, prefetch) {
       const current = attached;
-      if (stopped || !current) return false;
+      // A fenced channel is about to close: a consumer started on it would only have its deliveries skipped.
+      if (stopped || !current || fenced === current.channel) return false;
       if (current.tags.has(shard)) return true;
       // Recorded before the answer: deliveries can arrive before consume() resolves.
       current.tags.set(shard, '');
@@ -195,9 +196,15 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       const current = attached;
       if (current?.tags.has(shard)) {
         fenced = current.channel;
-        while (underWay.size > 0) await Promise.allSettled([...underWay]);
+        // Nothing new starts on the fenced channel, so this ends; a channel lost meanwhile has
+        // already given everything back, and there is nothing left to wait for.
+        const onChannel = () => [...underWay].flatMap(([work, channel]) => (channel === current.channel ? [work] : []));
+        for (let work = onChannel(); work.length > 0; work = onChannel()) {
+          if (await Promise.race([Promise.allSettled(work).then(() => false), current.closed.then(() => true)])) break;
+        }
         deps.log.warn({ shard }, 'closing the broker channel so that the messages in hand go back, in order, to the worker that took the shard over');
-        await current.channel.close().catch(() => undefined);
+        // close() settles only on the broker's answer, which a connection lost meanwhile never gives; the close event comes either way.
+        await Promise.race([current.channel.close().catch(() => undefined), current.closed]);
       }
       await settled(shard, current);
     },

@@ -59,6 +59,8 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   const held = new Set<number>();
   const busy = new Set<number>();
   const releases = new Set<Promise<void>>();
+  /** Takes under way, which a stop waits for so that it releases what they took. */
+  const taking = new Set<Promise<void>>();
   /** The prefetch each held shard's consumer was started with. */
   const prefetchOf = new Map<number, number>();
   let resubscribing: Promise<void> | null = null;
@@ -105,10 +107,18 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       .catch((error: Error) => log.warn({ shards: stray, err: error.message }, 'could not clear stray shard records; trying again'));
   }
 
-  async function acquire(shard: number, takeExpired: boolean, prefetch: number): Promise<void> {
+  function acquire(shard: number, takeExpired: boolean, prefetch: number): Promise<void> {
+    const work = take(shard, takeExpired, prefetch);
+    taking.add(work);
+    return work.finally(() => taking.delete(work));
+  }
+
+  async function take(shard: number, takeExpired: boolean, prefetch: number): Promise<void> {
     busy.add(shard);
     try {
       if (!(await store.acquire(me, shard, takeExpired))) return;
+      // A stop began meanwhile: its release round may be past, so the record goes back at once.
+      if (stopping) return void (await store.release(me, [shard]));
       held.add(shard);
       // Without a channel the shard stays recorded as ours; the next round releases it.
       if (await consumer.subscribe(shard, prefetch)) {
@@ -243,6 +253,8 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       // a starved pool) is given a heartbeat, and the shards it is not taking are released meanwhile.
       await settleWithin(Promise.resolve(resubscribing), left(), undefined);
       await settleWithin(Promise.resolve(ticking), Math.min(left(), deps.heartbeatMs), undefined);
+      // A take already past its record is subscribing: once it has, its shard is released below.
+      await settleWithin(Promise.allSettled([...taking]), left(), undefined);
       for (const shard of held) if (!busy.has(shard)) releaseInBackground(shard, 'worker stopping');
       const drained = (async () => {
         while (releases.size > 0) await Promise.allSettled([...releases]);

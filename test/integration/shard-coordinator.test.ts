@@ -176,3 +176,41 @@ describe('stopping a worker whose tick hangs on Postgres', () => {
     }
   }, 30_000);
 });
+
+describe('stopping while a take waits on Postgres', () => {
+  it('gives the shard back once the take commits, instead of holding it after the stop', async () => {
+    const prefix = `${PREFIX}-late-take`;
+    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    await db.sql`INSERT INTO work_shard_owners (queue_prefix, shard) VALUES (${prefix}, 0), (${prefix}, 1)`;
+    const coordinator = coordinatorFor('late-taker', store);
+
+    // The owner rows locked: the tick's takes wait until the stop has given up on them.
+    let unlock!: () => void;
+    const unlocked = new Promise<void>((resolve) => (unlock = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const lock = db.sql.begin(async (tx) => {
+      await tx`SELECT 1 FROM work_shard_owners WHERE queue_prefix = ${prefix} FOR UPDATE`;
+      locked();
+      await unlocked;
+    });
+    try {
+      await isLocked;
+      void coordinator.tick();
+      await waitFor('the takes to wait for the lock', async () => {
+        const [row] = await db.sql<{ n: number }[]>`
+          SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+        return row!.n > 0;
+      });
+      expect(await coordinator.stop(500)).toBe(true);
+    } finally {
+      unlock();
+      await lock;
+    }
+    await waitFor('the late takes to be given back', async () => {
+      const owners = await db.sql<{ owner: string | null }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix}`;
+      return owners.every((row) => row.owner === null);
+    }, 10_000);
+    expect(coordinator.owned()).toEqual([]);
+  }, 30_000);
+});
