@@ -7,15 +7,14 @@ import { databaseFromConfig, POOL_CLOSE_TIMEOUT_SECONDS, type Sql } from '../db/
 import { startFakeProvider } from '../dev/fake-provider';
 import { UsageError, WagateError } from '../errors';
 import { checkRetention, runCleanup } from '../ledger/retention';
-import { storedShardCount } from '../ledger/shard-count';
+import { declarableShardCount, storedShardCount } from '../ledger/shard-count';
 import { importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
 import { reopenDeadMessage } from '../orders/reopen-dead-message';
 import { listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
-import { withOperatorChannel } from '../queue/operator-channel';
-import type { Topology } from '../queue/topology';
+import { withOperatorChannel, type OperatorTopology } from '../queue/operator-channel';
 import { replyClientFromConfig } from '../replies/from-config';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics } from '../telemetry/metrics';
@@ -58,16 +57,18 @@ function readCatalogFile(file: string): string {
  * leaves it at the default, and a replay routed by another count would put a sender's
  * messages on a shard whose worker does not hold the sender's others.
  */
-async function operatorTopology(config: Config, sql: Sql): Promise<Topology> {
+async function operatorTopology(config: Config, sql: Sql, log: Logger): Promise<OperatorTopology> {
   const stored = await storedShardCount(sql, config.QUEUE_PREFIX);
-  return topologyFromConfig(stored === null ? config : { ...config, WORK_SHARDS: stored });
+  const topology = topologyFromConfig(stored === null ? config : { ...config, WORK_SHARDS: stored });
+  // An interrupted shrink has deleted the surplus shard queues already: declaring them would bring them back.
+  return { topology, shardLimit: await declarableShardCount(sql, config.QUEUE_PREFIX, topology.shards.length, log) };
 }
 
 export async function dlqCommand(config: Config, log: Logger, args: string[]): Promise<void> {
   const [action, ...rest] = args;
   if (action !== 'list' && action !== 'replay' && action !== 'purge') throw new UsageError(`unknown action "${action ?? ''}"`);
-  const topology = await withSql(config, (sql) => operatorTopology(config, sql));
-  const broker = { url: config.AMQP_URL, topology, log };
+  const { topology, shardLimit } = await withSql(config, (sql) => operatorTopology(config, sql, log));
+  const broker = { url: config.AMQP_URL, topology, shardLimit, log };
   if (action === 'list') {
     const letters = await withOperatorChannel(broker, (channel) => listDeadLetters(channel, topology));
     if (letters.length === 0) return print('the dead-letter queue is empty');
@@ -105,9 +106,9 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   const { values } = parseArgs({ args, options: { phone: { type: 'string' } } });
   if (!values.phone) throw new UsageError('erase needs --phone');
   const report = await withSql(config, async (sql) => {
-    const topology = await operatorTopology(config, sql);
+    const { topology, shardLimit } = await operatorTopology(config, sql, log);
     return eraseCustomer(sql, values.phone!, (matches) =>
-      withOperatorChannel({ url: config.AMQP_URL, topology, log }, (channel) => dropDeadLetters(channel, topology, matches)),
+      withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) => dropDeadLetters(channel, topology, matches)),
     );
   });
   for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);

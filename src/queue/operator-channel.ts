@@ -11,7 +11,15 @@ const OPERATOR_CONNECT_TIMEOUT_MS = 10_000;
 export interface OperatorChannelOptions {
   url: string;
   topology: Topology;
+  /** Only the first so many shard queues are declared (declarableShardCount); all when absent. */
+  shardLimit?: number;
   log: Logger;
+}
+
+/** The topology an operator command works on, and how many of its shard queues it may declare. */
+export interface OperatorTopology {
+  topology: Topology;
+  shardLimit: number;
 }
 
 /**
@@ -25,7 +33,7 @@ export async function withOperatorChannel<T>(options: OperatorChannelOptions, wo
     url: options.url,
     name: 'wagate-cli',
     log: atLeastWarn(options.log),
-    setup: (channel) => assertTopology(channel, options.topology),
+    setup: (channel) => assertTopology(channel, options.topology, options.shardLimit),
   });
   try {
     await broker.waitUntilConnected(OPERATOR_CONNECT_TIMEOUT_MS);

@@ -60,3 +60,18 @@ it('keeps the queues a shrink deleted deleted when processes on the old count re
 
   expect(await existingQueues(shardQueues)).toEqual(shardQueues.slice(0, 2));
 }, 180_000);
+
+it('keeps them deleted when an operator command runs during an interrupted shrink', async () => {
+  // A shrink from 4 to 2 that had gathered the old shards and deleted the surplus, then stopped.
+  const prefix = pipeline.env.QUEUE_PREFIX!;
+  await pipeline.db.sql`UPDATE work_shard_settings SET shard_count = 4, gathered_for = 2, paused = true WHERE queue_prefix = ${prefix}`;
+  try {
+    const shardQueues = pipeline.ingest.topology.shards.map((shard) => shard.queue);
+    const result = await runWagate(['dlq', 'list'], pipeline.env);
+    expect(result.stdout).toContain('the dead-letter queue is empty');
+    expect(result.code).toBe(0);
+    expect(await existingQueues(shardQueues)).toEqual(shardQueues.slice(0, 2));
+  } finally {
+    await pipeline.db.sql`UPDATE work_shard_settings SET shard_count = 2, gathered_for = NULL, paused = false WHERE queue_prefix = ${prefix}`;
+  }
+}, 120_000);
