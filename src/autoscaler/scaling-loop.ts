@@ -26,12 +26,6 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
   const now = deps.now ?? Date.now;
   // Kept in memory only: a new leader starts its scale-down window afresh, which errs on the side of capacity.
   let memory: ScaleDownMemory | null = null;
-  /**
-   * A scale of this leader's whose decision it could not write (scaling and recording are two
-   * writes). Written at the next tick before anything is judged: otherwise the count it set
-   * would look like a person's kubectl scale and start a hold.
-   */
-  let unrecorded: LastDecision | null = null;
 
   const count = (reason: AutoscalerReason) => {
     metrics.decisions.inc({ reason });
@@ -55,28 +49,8 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     return 'manual_scale';
   };
 
-  const recordOwn = async (decision: LastDecision): Promise<void> => {
-    try {
-      await worker.recordDecision(decision);
-    } catch (error) {
-      unrecorded = decision;
-      throw error;
-    }
-  };
-
-  /** The Deployment, with this leader's own unrecorded scale written first if the count is still the one it set. */
-  const readWorker = async (): Promise<Snapshot> => {
-    const snapshot = await worker.read();
-    const mine = unrecorded;
-    unrecorded = null;
-    if (!mine || snapshot.replicas !== mine.replicas || (snapshot.lastDecision?.atMs ?? 0) >= mine.atMs) return snapshot;
-    await recordOwn(mine);
-    log.info({ replicas: mine.replicas, reason: mine.reason }, 'recorded the decision of an earlier scale');
-    return worker.read();
-  };
-
   const attempt = async (backlog: number): Promise<AutoscalerReason> => {
-    const snapshot = await readWorker();
+    const snapshot = await worker.read();
     const nowMs = now();
     const ownership = judgeOwnership(snapshot, nowMs, deps.manualHoldMs);
     metrics.current.set(snapshot.replicas);
@@ -103,9 +77,8 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
       if (ownership.kind === 'adopt') await worker.recordDecision(record(snapshot.replicas, `adopted_${ownership.why}`));
       return decision.reason;
     }
-    if ((await worker.scale(decision.desired, snapshot.resourceVersion)) === 'conflict') return 'conflict';
+    if ((await worker.scale(record(decision.desired, decision.reason), snapshot.resourceVersion)) === 'conflict') return 'conflict';
     memory = decision.memory;
-    await recordOwn(record(decision.desired, decision.reason));
     metrics.current.set(decision.desired);
     const message = `scaled from ${snapshot.replicas} to ${decision.desired} replicas (${decision.reason}): backlog ${backlog}`;
     await worker.recordEvent({ reason: 'Scaled', message, type: 'Normal', uid: snapshot.uid });
@@ -133,7 +106,6 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     /** A new leader forgets the window: what it saw as standby is not its own history. */
     forget(): void {
       memory = null;
-      unrecorded = null;
     },
   };
 }

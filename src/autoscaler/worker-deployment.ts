@@ -11,10 +11,15 @@ import {
 
 /** The worker Deployment as the autoscaler reads, scales and annotates it; nothing else. */
 export interface WorkerDeployment {
-  /** The Deployment's annotations and its scale subresource, with the resourceVersion to write against. */
+  /** The Deployment's replicas and annotations, with the resourceVersion to write against. */
   read(): Promise<WorkerSnapshot & { resourceVersion: string; uid?: string }>;
-  /** 'conflict' when someone wrote the Deployment since it was read. */
-  scale(replicas: number, resourceVersion: string): Promise<'scaled' | 'conflict'>;
+  /**
+   * Sets the replicas and records the decision that set them, in one write: as two, a leader
+   * that scaled and then failed to record (an API server hiccup, a change of leader) left a
+   * count that the next leader took for a person's kubectl scale, and held for it.
+   * 'conflict' when someone wrote the Deployment since it was read.
+   */
+  scale(decision: LastDecision, resourceVersion: string): Promise<'scaled' | 'conflict'>;
   recordDecision(decision: LastDecision): Promise<void>;
   recordEvent(event: { reason: string; message: string; type: 'Normal' | 'Warning'; uid?: string }): Promise<void>;
 }
@@ -33,26 +38,25 @@ export function createWorkerDeployment(options: WorkerDeploymentOptions): Worker
   const { apps, core, namespace, name } = options;
   return {
     async read() {
-      const [deployment, scale] = await Promise.all([
-        apps.readNamespacedDeployment({ name, namespace }),
-        apps.readNamespacedDeploymentScale({ name, namespace }),
-      ]);
+      const deployment = await apps.readNamespacedDeployment({ name, namespace });
       const annotations = deployment.metadata?.annotations ?? {};
       return {
-        replicas: scale.spec?.replicas ?? 0,
-        resourceVersion: scale.metadata?.resourceVersion ?? '',
+        // The API server defaults an unset count to 1.
+        replicas: deployment.spec?.replicas ?? 1,
+        resourceVersion: deployment.metadata?.resourceVersion ?? '',
         revision: annotations[REVISION_ANNOTATION],
         paused: isPaused(annotations),
         lastDecision: parseLastDecision(annotations[LAST_DECISION_ANNOTATION]),
         uid: deployment.metadata?.uid,
       };
     },
-    async scale(replicas, resourceVersion) {
+    async scale(decision, resourceVersion) {
       try {
         // The resourceVersion makes this an optimistic update: the server refuses it with 409
         // when the Deployment changed after the read, instead of overwriting a person's kubectl scale.
-        await apps.patchNamespacedDeploymentScale(
-          { name, namespace, body: { metadata: { resourceVersion }, spec: { replicas } }, fieldManager: options.component },
+        const metadata = { resourceVersion, annotations: { [LAST_DECISION_ANNOTATION]: JSON.stringify(decision) } };
+        await apps.patchNamespacedDeployment(
+          { name, namespace, body: { metadata, spec: { replicas: decision.replicas } }, fieldManager: options.component },
           MERGE_PATCH,
         );
         return 'scaled';

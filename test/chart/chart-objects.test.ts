@@ -144,7 +144,6 @@ describe('the builtin autoscaler', () => {
     const role = find(minimal, 'Role', '-autoscaler');
     const workerName = find(minimal, 'Deployment', '-worker').metadata.name;
     expect(role.rules).toEqual([
-      { apiGroups: ['apps'], resources: ['deployments/scale'], resourceNames: [workerName], verbs: ['get', 'patch', 'update'] },
       { apiGroups: ['apps'], resources: ['deployments'], resourceNames: [workerName], verbs: ['get', 'patch'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },

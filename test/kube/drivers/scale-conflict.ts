@@ -17,7 +17,7 @@ async function main(namespace: string, name: string): Promise<void> {
   const before = await worker.read();
   // Another writer changes the Deployment between our read and our write.
   await someoneElse.recordDecision({ replicas: before.replicas, reason: 'baseline', atMs: Date.now(), revision: before.revision });
-  const staleWrite = await worker.scale(before.replicas + 1, before.resourceVersion);
+  const staleWrite = await worker.scale({ replicas: before.replicas + 1, reason: 'stale', atMs: Date.now(), revision: before.revision }, before.resourceVersion);
   const afterStale = await worker.read();
   // The loop itself: its first read is overtaken by another write, so its patch conflicts.
   const metrics = createAutoscalerMetrics();
