@@ -10,8 +10,12 @@ const MS_PER_SECOND = 1000;
 export interface Summary {
   rounds: number;
   settings: ScenarioSettings;
-  /** throughputRatio: the median of each round's durable/bare ratio (both phases of a round run back to back). */
-  scenarioA: { bare: PhaseResult; durable: PhaseResult; throughputRatio: number };
+  /**
+   * throughputRatio: the median of each round's durable/bare ratio (both phases of a round run
+   * back to back). ceiling: the durable ceiling taken the same way (roundCeilings); without it,
+   * it is computed from the two median phases.
+   */
+  scenarioA: { bare: PhaseResult; durable: PhaseResult; throughputRatio: number; ceiling?: Ceiling };
   /**
    * backendCostRatio: the median of each round's backend cost at B's rate over its cost at
    * saturation (A). backendCostRatioNetOfIdle: the same with the backends' idle CPU taken out
@@ -209,10 +213,23 @@ function sharedCores(phase: PhaseResult): number {
  * request measured, as a share of bare express: the ratio cannot pass it without making
  * requests cheaper somewhere (the ingest, Postgres, RabbitMQ or the load generator).
  */
-export function durableCeiling(summary: Summary): { requestsPerSecond: number; ratio: number } {
-  const { bare, durable } = summary.scenarioA;
-  const requestsPerSecond = summary.machineCores / (sharedCores(durable) / durable.requestsPerSecond);
+export function durableCeiling(summary: Summary): Ceiling {
+  return summary.scenarioA.ceiling ?? ceilingOf(summary.scenarioA.bare, summary.scenarioA.durable, summary.machineCores);
+}
+
+export interface Ceiling {
+  requestsPerSecond: number;
+  ratio: number;
+}
+
+function ceilingOf(bare: PhaseResult, durable: PhaseResult, machineCores: number): Ceiling {
+  const requestsPerSecond = machineCores / (sharedCores(durable) / durable.requestsPerSecond);
   return { requestsPerSecond, ratio: requestsPerSecond / bare.requestsPerSecond };
+}
+
+/** The ceiling of each round (its own costs and its own bare rate), then the median of each figure. */
+export function roundCeilings(bare: PhaseResult[], durable: PhaseResult[], machineCores: number): Ceiling {
+  return medianOf(durable.map((phase, round) => ceilingOf(bare[round]!, phase, machineCores))) as Ceiling;
 }
 
 function ceilingSentence(summary: Summary): string {

@@ -15,6 +15,7 @@ import {
   formatWorkerReport,
   medianNetBackendCostRatio,
   medianOfRoundRatios,
+  roundCeilings,
   medianPhase,
   medianWorkerRun,
   mergeChecks,
@@ -190,7 +191,12 @@ async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
   const summary: Summary = {
     rounds: ROUNDS,
     settings,
-    scenarioA: { bare: aBare, durable: aDurable, throughputRatio: medianOfRoundRatios(phases.aDurable, phases.aBare, (p) => p.requestsPerSecond) },
+    scenarioA: {
+      bare: aBare,
+      durable: aDurable,
+      throughputRatio: medianOfRoundRatios(phases.aDurable, phases.aBare, (p) => p.requestsPerSecond),
+      ceiling: roundCeilings(phases.aBare, phases.aDurable, os.cpus().length),
+    },
     scenarioB: {
       bare: medianPhase(phases.bBare),
       durable: medianPhase(phases.bDurable),

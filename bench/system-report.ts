@@ -7,14 +7,16 @@ export interface Spread {
   min: number | null;
   max: number | null;
   rounds: number;
+  /** Rounds that gave a value: a drain that did not finish within its bound gives none. */
+  counted: number;
 }
 
 export function spread(values: (number | null)[]): Spread {
   const numbers = values.filter((value): value is number => value !== null && Number.isFinite(value)).sort((a, b) => a - b);
-  if (numbers.length === 0) return { median: null, min: null, max: null, rounds: values.length };
+  if (numbers.length === 0) return { median: null, min: null, max: null, rounds: values.length, counted: 0 };
   const middle = Math.floor(numbers.length / 2);
   const median = numbers.length % 2 ? numbers[middle]! : (numbers[middle - 1]! + numbers[middle]!) / 2;
-  return { median, min: numbers[0]!, max: numbers[numbers.length - 1]!, rounds: values.length };
+  return { median, min: numbers[0]!, max: numbers[numbers.length - 1]!, rounds: values.length, counted: numbers.length };
 }
 
 /** missing: acknowledged ids without a row, which must be 0. */
@@ -109,38 +111,40 @@ export function summarizeSystem(
   };
 }
 
-function show(value: Spread, digits: number, unit = ''): string {
+export function formatSpread(value: Spread, digits: number, unit = ''): string {
   if (value.median === null) return 'n/a';
   const f = (n: number) => n.toFixed(digits);
-  return value.rounds > 1 ? `${f(value.median)}${unit} [${f(value.min!)}–${f(value.max!)}]` : `${f(value.median)}${unit}`;
+  const figure = value.counted > 1 ? `${f(value.median)}${unit} [${f(value.min!)}–${f(value.max!)}]` : `${f(value.median)}${unit}`;
+  // The header says "median of N rounds": a figure taken over fewer says so itself.
+  return value.counted < value.rounds ? `${figure} (${value.counted} of ${value.rounds} rounds)` : figure;
 }
 
 function tailRow(label: string, figures: Record<'p50' | 'p99' | 'max', Spread>): string {
-  return `  ${label.padEnd(44)} ${show(figures.p50, 1).padEnd(20)} ${show(figures.p99, 1).padEnd(22)} ${show(figures.max, 1)}`;
+  return `  ${label.padEnd(44)} ${formatSpread(figures.p50, 1).padEnd(20)} ${formatSpread(figures.p99, 1).padEnd(22)} ${formatSpread(figures.max, 1)}`;
 }
 
 function partsRow(label: string, figures: Record<TailPart, Spread>): string {
-  const columns = [show(figures.sendLag, 1).padEnd(20), show(figures.serverAck, 1).padEnd(20), show(figures.commit, 1).padEnd(20), show(figures.slowCommits, 0).padEnd(20), show(figures.loopLag, 1).padEnd(20), show(figures.longGcs, 0)];
+  const columns = [formatSpread(figures.sendLag, 1).padEnd(20), formatSpread(figures.serverAck, 1).padEnd(20), formatSpread(figures.commit, 1).padEnd(20), formatSpread(figures.slowCommits, 0).padEnd(20), formatSpread(figures.loopLag, 1).padEnd(20), formatSpread(figures.longGcs, 0)];
   return `  ${label.padEnd(44)} ${columns.join(' ')}`;
 }
 
 export function formatSystemReport(summary: SystemSummary): string {
   const { throughput: t, drain: d, tails } = summary;
-  const pct = (value: Spread) => show({ ...value, median: value.median && value.median * 100, min: value.min && value.min * 100, max: value.max && value.max * 100 }, 0, ' %');
+  const pct = (value: Spread) => formatSpread({ ...value, median: value.median && value.median * 100, min: value.min && value.min * 100, max: value.max && value.max * 100 }, 0, ' %');
   return [
     `Whole system: median of ${summary.rounds} round(s) [min–max] (${podNote(summary.serverMemoryLimitMib)})`,
     `  ${''.padEnd(22)} ${'1 ingest + 1 worker'.padEnd(24)} ${'2 ingests + 2 workers'.padEnd(24)} 2+2 / 1+1`,
-    `  ${'acks/s'.padEnd(22)} ${show(t.acks1, 0).padEnd(24)} ${show(t.acks2, 0).padEnd(24)} ${pct(t.acksRatio)}`,
-    `  ${'orders/s'.padEnd(22)} ${show(t.orders1, 0).padEnd(24)} ${show(t.orders2, 0).padEnd(24)} ${pct(t.ordersRatio)}`,
+    `  ${'acks/s'.padEnd(22)} ${formatSpread(t.acks1, 0).padEnd(24)} ${formatSpread(t.acks2, 0).padEnd(24)} ${pct(t.acksRatio)}`,
+    `  ${'orders/s'.padEnd(22)} ${formatSpread(t.orders1, 0).padEnd(24)} ${formatSpread(t.orders2, 0).padEnd(24)} ${pct(t.ordersRatio)}`,
     '',
     `Backlog drain: ${summary.drainMessages} messages queued with no worker, then drained`,
-    `  1 worker: ${show(d.seconds1, 1, ' s')}   2 workers: ${show(d.seconds2, 1, ' s')}   speed-up: ${show(d.speedup, 2, '×')}`,
+    `  1 worker: ${formatSpread(d.seconds1, 1, ' s')}   2 workers: ${formatSpread(d.seconds2, 1, ' s')}   speed-up: ${formatSpread(d.speedup, 2, '×')}`,
     '',
     `Ack latency at ${summary.tailRate} req/s, open loop, from when each request was due (ms)`,
     `  ${''.padEnd(44)} ${'p50'.padEnd(20)} ${'p99'.padEnd(22)} max`,
     tailRow('(a) quiet', tails.quiet),
     tailRow('(b) right after a saturation burst', tails.afterBurst),
-    tailRow(`(c) ${show(summary.queuedDuringBacklog, 0)} queued`, tails.underBacklog),
+    tailRow(`(c) ${formatSpread(summary.queuedDuringBacklog, 0)} queued`, tails.underBacklog),
     tailRow('(d) a fresh ingest, first seconds', tails.freshFirst),
     tailRow('    the same process, next seconds', tails.freshNext),
     '',

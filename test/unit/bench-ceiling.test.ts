@@ -1,4 +1,4 @@
-import { durableCeiling, formatReport, medianNetBackendCostRatio, medianOfRoundRatios, medianPhase, type Summary } from '../../bench/report';
+import { durableCeiling, formatReport, medianNetBackendCostRatio, medianOfRoundRatios, medianPhase, roundCeilings, type Summary } from '../../bench/report';
 import type { PhaseResult } from '../../bench/scenarios';
 
 function phase(server: string, requestsPerSecond: number, cores: { server: number; postgres: number; rabbitmq: number; loadGenerator: number; other: number }): PhaseResult {
@@ -71,4 +71,17 @@ it('takes the backends\' idle CPU, seen during the bare phase, out of their cost
   const report = formatReport({ ...summary(2), scenarioB: { bare: phases.bBare[0]!, durable: phases.bDurable[0]!, backendCostRatio: 2.4, backendCostRatioNetOfIdle: 2 } });
   expect(report).toContain('its cost at saturation: 2.40x (net of the backends\' idle CPU: 2.00x)');
   expect(report).toMatch(/backend cores per 1k req\/s, net of idle\s+-\s+0\.400/);
+});
+
+it('takes the ceiling round by round, each from its own costs and its own bare rate', () => {
+  const cores = { server: 0.5, postgres: 0.25, rabbitmq: 0.25, loadGenerator: 0, other: 0 };
+  // 1 core busy in every round: the ceiling on 2 cores is twice the durable rate, over that round's bare rate.
+  const bare = [1_000, 4_000, 2_000].map((rps) => phase('bare express', rps, cores));
+  const durable = [400, 1_000, 600].map((rps) => phase('wagate durable', rps, cores));
+  const ceiling = roundCeilings(bare, durable, 2);
+  // Round by round: 0.8, 0.5, 0.6. From the median phases (600 and 2,000) it would be 0.6 by chance only.
+  expect(ceiling.ratio).toBeCloseTo(0.6, 6);
+  expect(ceiling.requestsPerSecond).toBeCloseTo(1_200, 6);
+  const withRounds = { ...summary(2), scenarioA: { ...summary(2).scenarioA, ceiling: roundCeilings(bare, [400, 1_000, 1_500].map((rps) => phase('wagate durable', rps, cores)), 2) } };
+  expect(durableCeiling(withRounds).ratio).toBeCloseTo(0.8, 6);
 });
