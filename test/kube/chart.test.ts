@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -152,6 +152,24 @@ describe('the chart in a real API server', () => {
         }
       } finally {
         rmSync(out, { recursive: true, force: true });
+      }
+    });
+
+    it('takes the release label that docs/operations.md shows for the monitoring objects of the production overlay', () => {
+      const docs = readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8');
+      const snippet = /```yaml\n(# my-wagate\/kustomization\.yaml\n[\s\S]*?)```/.exec(docs)?.[1];
+      expect(snippet).toBeDefined();
+      const mine = mkdtempSync(path.join(os.tmpdir(), 'wagate-my-overlay-'));
+      try {
+        const production = path.relative(mine, path.join(ROOT, 'k8s', 'overlays', 'production'));
+        writeFileSync(path.join(mine, 'kustomization.yaml'), snippet!.replace('../wagate/k8s/overlays/production', production));
+        const built = parseObjects(kubectl(['kustomize', mine]));
+        const monitoring = built.filter((o) => o.kind === 'ServiceMonitor' || o.kind === 'PrometheusRule');
+        expect(monitoring.map((o) => o.kind).sort()).toEqual(['PrometheusRule', 'ServiceMonitor']);
+        for (const object of monitoring) expect(object.metadata.labels?.release).toBe('kube-prometheus-stack');
+        expect(built.filter((o) => o.metadata.labels?.release !== undefined)).toHaveLength(2);
+      } finally {
+        rmSync(mine, { recursive: true, force: true });
       }
     });
 
