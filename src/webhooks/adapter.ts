@@ -37,6 +37,14 @@ export interface WebhookAdapter {
  * A signed body we cannot use. Its key is derived from the bytes, so a provider retry of
  * the same body is a duplicate rather than a second row.
  */
+/**
+ * The longest sender, recipient or business address taken. Phone numbers and Meta's user ids
+ * are a few dozen characters; a sender becomes a key of the rate-limit index, which refuses
+ * rows past 2.7 kB, so a longer one failed its whole request with a 503 until the provider
+ * gave up retrying. Longer ones make the item malformed, with the field named.
+ */
+export const MAX_ADDRESS_LENGTH = 256;
+
 export function malformedItem(source: Source, rawBody: Buffer, reason: string, messageId?: string): MalformedItem {
   return {
     kind: 'malformed',

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_ADDRESS_LENGTH } from './adapter';
 
 /**
  * Meta's WhatsApp Cloud API webhook envelope. Objects are loose because Meta adds fields
@@ -41,10 +42,12 @@ export const messageContentSchemas: Record<string, z.ZodType> = {
   system: z.looseObject({ body: z.string().optional(), type: z.string().optional() }),
 };
 
+const address = z.string().min(1).max(MAX_ADDRESS_LENGTH);
+
 export const metaMessageSchema = z.looseObject({
   id: z.string().min(1).max(256),
-  from: z.string().min(1).optional(),
-  from_user_id: z.string().min(1).optional(),
+  from: address.optional(),
+  from_user_id: address.optional(),
   timestamp: digits,
   type: z.string().min(1).max(64),
 });
@@ -53,13 +56,13 @@ export const metaStatusSchema = z.looseObject({
   id: z.string().min(1).max(256),
   status: z.string().min(1).max(32),
   timestamp: digits,
-  recipient_id: z.string().optional(),
-  recipient_user_id: z.string().optional(),
+  recipient_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
+  recipient_user_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
 });
 
 const contactSchema = z.looseObject({
-  wa_id: z.string().optional(),
-  user_id: z.string().optional(),
+  wa_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
+  user_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
   profile: z.looseObject({ name: z.string().optional() }).optional(),
 });
 
@@ -74,7 +77,7 @@ export const metaErrorSchema = z.looseObject({
 /** Messages and statuses stay unknown here: each is judged on its own afterwards. */
 const messagesValueSchema = z.looseObject({
   messaging_product: z.literal('whatsapp'),
-  metadata: z.looseObject({ display_phone_number: z.string().optional(), phone_number_id: z.string().min(1) }),
+  metadata: z.looseObject({ display_phone_number: z.string().optional(), phone_number_id: z.string().min(1).max(MAX_ADDRESS_LENGTH) }),
   contacts: z.array(contactSchema).optional(),
   messages: z.array(z.unknown()).optional(),
   statuses: z.array(z.unknown()).optional(),

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { LedgerItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
 import { describeIssues } from '../errors';
-import { malformedItem, type WebhookAdapter } from './adapter';
+import { MAX_ADDRESS_LENGTH, malformedItem, type WebhookAdapter } from './adapter';
 
 export { TWILIO_WEBHOOK_PATH } from './paths';
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
@@ -24,8 +24,8 @@ export interface TwilioAdapterOptions {
 /** Twilio adds parameters without notice, so unknown ones are kept, not refused. */
 const inboundSchema = z.looseObject({
   MessageSid: z.string().min(1).max(64),
-  From: z.string().min(1),
-  To: z.string().min(1),
+  From: z.string().min(1).max(MAX_ADDRESS_LENGTH),
+  To: z.string().min(1).max(MAX_ADDRESS_LENGTH),
   Body: z.string().optional(),
   NumMedia: z.string().regex(/^\d+$/).optional(),
   ProfileName: z.string().optional(),
@@ -33,7 +33,7 @@ const inboundSchema = z.looseObject({
 const statusCallbackSchema = z.looseObject({
   MessageSid: z.string().min(1).max(64),
   MessageStatus: z.string().min(1).max(32),
-  To: z.string().optional(),
+  To: z.string().max(MAX_ADDRESS_LENGTH).optional(),
 });
 
 export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapter {

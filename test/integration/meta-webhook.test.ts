@@ -98,6 +98,19 @@ describe('Meta webhook', () => {
     expect((await postMeta(ingest.baseUrl, 'not json at all')).status).toBe(200);
   });
 
+  it('records a signed message whose sender is longer than any address as malformed, and answers 200, not 503 for each retry', async () => {
+    // 6 kB: past what the rate-limit index can hold as a key, so it must not reach it.
+    const id = uniqueWamid();
+    const post = () => postMetaText(ingest.baseUrl, { id, from: '1'.repeat(6_000), text: 'one coke' });
+    expect((await post()).status).toBe(200);
+    // The contact that names the sender is refused as well, so the whole change is the malformed item.
+    const rows = () => db.sql<{ status: string; last_error: string; duplicate_count: number }[]>`
+      SELECT status, last_error, duplicate_count FROM webhook_messages WHERE webhook_source = 'whatsapp' AND raw_body LIKE ${`%${id}%`}`;
+    expect(await rows()).toEqual([{ status: 'malformed', last_error: expect.stringMatching(/wa_id|from/), duplicate_count: 0 }]);
+    expect((await post()).status).toBe(200);
+    expect(await rows()).toEqual([expect.objectContaining({ duplicate_count: 1 })]);
+  });
+
   it('answers 200 for signed messages sent together with one Postgres cannot store (U+0000), and records every one', async () => {
     const genuine = [uniqueWamid(), uniqueWamid(), uniqueWamid()];
     const poison = uniqueWamid();

@@ -37,6 +37,16 @@ describe('Twilio webhook', () => {
     expect(queued.map((m) => m.properties.messageId)).toEqual([`twilio:${sid}`]);
   });
 
+  it('records a signed post whose From is longer than any address as malformed, and answers 200', async () => {
+    const params = twilioText('1 pizza margherita', `whatsapp:+${'1'.repeat(6_000)}`);
+    const sid = params.find(([name]) => name === 'MessageSid')![1];
+    const reply = await postTwilio(ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL });
+    expect(reply.status).toBe(200);
+    const [row] = await db.sql<{ status: string; last_error: string }[]>`
+      SELECT status, last_error FROM webhook_messages WHERE webhook_source = 'twilio' AND message_id = ${sid}`;
+    expect(row).toMatchObject({ status: 'malformed', last_error: expect.stringContaining('From') });
+  });
+
   it('checks the signature over the public URL with its query string', async () => {
     const params = twilioText('hola');
     const sid = params.find(([name]) => name === 'MessageSid')![1];
