@@ -136,17 +136,7 @@ describe('stopping a worker whose tick hangs on Postgres', () => {
   it('releases its shards within the drain timeout instead of waiting for the tick', async () => {
     const prefix = `${PREFIX}-stop`;
     const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
-    const coordinator = createShardCoordinator({
-      store,
-      consumer: consumerOfShards(),
-      memberId: 'stopping-worker',
-      shardCount: SHARDS,
-      prefetchFor: () => 10,
-      heartbeatMs: HEARTBEAT_MS,
-      livenessTimeoutMs: LIVENESS_MS,
-      log: createLogger('silent', 'test-worker'),
-      metrics: createMetrics('worker', { processMetrics: false }),
-    });
+    const coordinator = coordinatorFor('stopping-worker', store);
     await coordinator.tick();
     expect(coordinator.owned()).toEqual([0, 1]);
 
