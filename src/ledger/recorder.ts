@@ -4,6 +4,7 @@ import type { QueueMessage } from '../queue/message';
 import { planBatch, rateLimitsJson, type BatchPlan } from './batch-plan';
 import { isDataException, isTransient, ledgerTimeout, runWithDeadlockRetry, withDeadline } from './commit-guards';
 import { unstorableItem, type LedgerOutcome } from './items';
+import { foldReceipts, type ReceiptKey } from './fold-receipts';
 import { RECORD_BATCH_SQL } from './record-batch-sql';
 import { waitForPublish, type PublishWait } from './ack-after-publish';
 import { splitIntoItems, type Pending, type RecordRequest } from './pending-request';
@@ -66,7 +67,18 @@ export interface LedgerRecorder {
 interface BatchRow {
   ord: number;
   outcome: LedgerOutcome;
+  /** The message's row; for a receipt, the reply its id matched, or null. */
   row_id: string | null;
+}
+
+/** New receipts that matched no reply, and duplicates, keyed by provider message id (answerAfterFolding). */
+function receiptsToFold(plan: BatchPlan, rows: readonly BatchRow[]): ReceiptKey[] {
+  const matched = new Set(rows.filter((row) => row.outcome === 'status' && row.row_id !== null).map((row) => row.ord));
+  const keys: ReceiptKey[] = [];
+  plan.items.forEach(({ item }, ord) => {
+    if (item.kind === 'status' && !matched.has(ord)) keys.push({ source: item.source, providerMessageId: item.messageId });
+  });
+  return keys;
 }
 
 
@@ -194,7 +206,10 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     });
     let failure: unknown = null;
     try {
-      answerBatch(batch, plan, await withDeadline(query, remainingMs), started);
+      const rows = await withDeadline(query, remainingMs);
+      const folding = options.rollBack ? [] : receiptsToFold(plan, rows);
+      if (folding.length === 0) answerBatch(batch, plan, rows, started);
+      else await answerAfterFolding(batch, plan, rows, started, folding);
     } catch (error) {
       if (isTransient(error)) batch.forEach((request) => request.reject(error));
       else failure = error;
@@ -204,6 +219,28 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
       () => undefined,
     );
     return failure;
+  }
+
+  /**
+   * A receipt that found no reply may have met the reply's settle committing at the same
+   * moment (migrations/020), and a duplicate may be a provider's retry after a fold that
+   * failed: requests with one are answered once foldReceipts has run after the commit, so
+   * a 200 means the receipt has reached its reply. The others are answered at once.
+   */
+  async function answerAfterFolding(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number, folding: ReceiptKey[]) {
+    const remainingMs = Math.min(...batch.map((request) => request.deadlineAt)) - Date.now();
+    const folded = withDeadline(runWithDeadlockRetry(() => foldReceipts(options.sql, folding)), Math.max(remainingMs, 1)).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    const held = batch.map((request): Pending => {
+      if (!request.items.some((item) => item.kind === 'status')) return request;
+      const resolve = (outcomes: LedgerOutcome[]) =>
+        void folded.then((failure) => (failure === null ? request.resolve(outcomes) : request.reject(failure)));
+      return { ...request, resolve };
+    });
+    answerBatch(held, plan, rows, started);
+    await folded;
   }
 
   function answerBatch(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number): void {

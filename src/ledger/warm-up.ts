@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { RateLimit, Source } from '../config';
 import { transaction, type Sql } from '../db/client';
 import { planBatch, rateLimitsJson } from './batch-plan';
+import { foldReceipts } from './fold-receipts';
 import type { LedgerItem } from './items';
 import { RECORD_BATCH_SQL } from './record-batch-sql';
 
@@ -15,7 +16,8 @@ export interface LedgerWarmUpOptions {
 
 /**
  * Opens `connections` pool connections and runs on each one ledger batch, a message, a
- * receipt and an unparseable body, in a transaction that is rolled back. A new connection
+ * receipt and an unparseable body, and the fold of that receipt (foldReceipts), in a
+ * transaction that is rolled back. A new connection
  * costs a handshake and postgres.js's type query, and its first batch the statement's
  * preparation and the compilation and planning of every path of the batch function: paid by
  * the first requests, that made a freshly started ingest's p99 several times a warm one's.
@@ -28,7 +30,14 @@ export async function warmUpLedger(options: LedgerWarmUpOptions): Promise<void> 
   // Each transaction holds its reserved connection until it ends, so these open distinct ones.
   await Promise.all(
     Array.from({ length: options.connections }, () =>
-      transaction(options.sql, (tx) => tx.unsafe(RECORD_BATCH_SQL, parameters, { prepare: true }), 'rollback'),
+      transaction(
+        options.sql,
+        async (tx) => {
+          await tx.unsafe(RECORD_BATCH_SQL, parameters, { prepare: true });
+          await foldReceipts(tx, [{ source: 'whatsapp', providerMessageId: tag }]);
+        },
+        'rollback',
+      ),
     ),
   );
 }

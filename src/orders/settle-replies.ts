@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client';
+import { foldReceipts } from '../ledger/fold-receipts';
 
 /**
  * What the provider's answer makes of a reply this attempt marked 'sending', and what its
@@ -20,8 +21,11 @@ export interface ReplySettlement {
  *
  * A reply moves only from 'sending', or to 'sent' from 'unknown' as well: another worker may
  * have taken the shard over during the call and marked the send unknown, and the provider's
- * answer settles it. Receipts that arrived before the provider id was known are folded in.
- * The message is finished whatever the reply row did, as long as it is still 'processing'.
+ * answer settles it. Receipts that arrived before the provider id was known are folded in,
+ * and again once the statement has committed, for a receipt committing at the same moment
+ * (foldReceipts). The message is finished whatever the reply row did, as long as it is still
+ * 'processing'. Run again, it changes nothing, so a batch that failed after its commit can be
+ * written apart.
  */
 export async function settleReplies(sql: Sql, settlements: readonly ReplySettlement[]): Promise<void> {
   const column = <T>(pick: (s: ReplySettlement) => T) => settlements.map(pick);
@@ -48,4 +52,8 @@ export async function settleReplies(sql: Sql, settlements: readonly ReplySettlem
       WHERE i.message_id IS NOT NULL AND m.webhook_source = i.source AND m.message_id = i.message_id AND m.status = 'processing'
       RETURNING m.id)
     SELECT (SELECT count(*) FROM reply)::integer AS replies, (SELECT count(*) FROM finished)::integer AS messages`;
+  await foldReceipts(
+    sql,
+    settlements.flatMap((s) => (s.status === 'sent' && s.providerMessageId !== null ? [{ source: s.source, providerMessageId: s.providerMessageId }] : [])),
+  );
 }

@@ -1,0 +1,147 @@
+import { createDatabase, type Sql } from '../../src/db/client';
+import { planBatch, rateLimitsJson } from '../../src/ledger/batch-plan';
+import type { StatusItem } from '../../src/ledger/items';
+import { RECORD_BATCH_SQL } from '../../src/ledger/record-batch-sql';
+import { createLedgerRecorder, type LedgerRecorder } from '../../src/ledger/recorder';
+import { settleReplies } from '../../src/orders/settle-replies';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { waitFor } from '../support/wait';
+import { uniqueWamid } from '../support/webhooks';
+
+/**
+ * A delivery receipt and the settle that gives its reply the provider's id can commit at the
+ * same moment, each in a snapshot without the other's row. Postgres's row locks make the two
+ * interleavings happen on purpose: a transaction of the test's own holds what one side needs
+ * while the other commits.
+ */
+let db: TestDatabase;
+/** The test's own connections: the lock holder and the observer stay clear of the pool under test. */
+let side: Sql;
+let recorder: LedgerRecorder;
+
+const LIMITS = { whatsapp: { maxRequests: 1000, windowSeconds: 3600 }, twilio: { maxRequests: 1000, windowSeconds: 3600 } };
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  side = createDatabase({ url: db.url, maxConnections: 3, connectTimeoutSeconds: 5, statementTimeoutMs: 30000, applicationName: 'wagate-test-side' });
+  recorder = createLedgerRecorder({
+    sql: db.sql,
+    rateLimits: LIMITS,
+    outboxLeaseSeconds: 60,
+    maxBatchItems: 256,
+    maxConcurrentBatches: 1,
+    lingerMs: 0,
+    commitDeadlineMs: 30_000,
+    onQueued: () => undefined,
+  });
+});
+
+afterAll(async () => {
+  await side.end({ timeout: 1 });
+  await db.drop();
+});
+
+async function replyBeingSent(): Promise<string> {
+  const inbound = uniqueWamid();
+  const [row] = await db.sql<{ id: string }[]>`
+    INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status)
+    VALUES (${`reply:whatsapp:${inbound}`}, 'whatsapp', ${inbound}, '15550700001', '106540352242922', 'order_confirmation', 'Order #1', 'sending')
+    RETURNING id::text`;
+  return row!.id;
+}
+
+function delivered(providerMessageId: string): StatusItem {
+  return {
+    kind: 'status',
+    source: 'whatsapp',
+    messageId: providerMessageId,
+    receipt: 'delivered',
+    recipient: '15550700001',
+    timestampSeconds: Math.floor(Date.now() / 1000),
+    payload: {},
+  };
+}
+
+const settleAsSent = (replyId: string, providerMessageId: string) =>
+  settleReplies(db.sql, [{ replyId, status: 'sent', providerMessageId, error: null, source: 'whatsapp', finish: null }]);
+
+const record = (item: StatusItem) => recorder.record({ items: [item], receivedAtMs: Date.now(), traceparent: '' });
+
+const deliveryStatusOf = async (replyId: string) =>
+  (await db.sql<{ delivery_status: string | null }[]>`SELECT delivery_status FROM outbound_messages WHERE id = ${replyId}`)[0]!.delivery_status;
+
+/** Waits until a backend of the pool under test waits on a lock that one of the test's own transactions holds. */
+const blockedOnALock = (what: string) =>
+  waitFor(what, async () => {
+    const [row] = await side<{ n: number }[]>`
+      SELECT count(*)::integer AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = 'wagate-test' AND wait_event_type = 'Lock'`;
+    return row!.n > 0;
+  });
+
+it('the settle folds in a receipt that committed while it waited, unseen by its snapshot', async () => {
+  const replyId = await replyBeingSent();
+  const providerMessageId = uniqueWamid();
+  const holder = await side.reserve();
+  try {
+    await holder`BEGIN`;
+    await holder`SELECT 1 FROM outbound_messages WHERE id = ${replyId} FOR UPDATE`;
+    const settling = settleAsSent(replyId, providerMessageId);
+    await blockedOnALock('the settle to wait for the reply row');
+    // The settle's snapshot is taken: the receipt commits without it, and finds no reply with this id.
+    await expect(record(delivered(providerMessageId))).resolves.toEqual(['status']);
+    expect(await deliveryStatusOf(replyId)).toBeNull();
+    await holder`COMMIT`;
+    await settling;
+  } finally {
+    holder.release();
+  }
+  expect(await deliveryStatusOf(replyId)).toBe('delivered');
+});
+
+it('the ingest folds in a settle that committed while its receipt waited, unseen by its snapshot', async () => {
+  const replyId = await replyBeingSent();
+  const providerMessageId = uniqueWamid();
+  const holder = await side.reserve();
+  let recording: Promise<unknown> = Promise.resolve();
+  try {
+    await holder`BEGIN`;
+    // The same receipt, uncommitted: the batch's insert waits for this transaction to end.
+    await holder`INSERT INTO message_statuses (webhook_source, message_id, status) VALUES ('whatsapp', ${providerMessageId}, 'delivered')`;
+    recording = record(delivered(providerMessageId));
+    await blockedOnALock('the receipt to wait for the same receipt uncommitted');
+    await settleAsSent(replyId, providerMessageId);
+    expect(await deliveryStatusOf(replyId)).toBeNull();
+    await holder`ROLLBACK`;
+  } finally {
+    holder.release();
+  }
+  await expect(recording).resolves.toEqual(['status']);
+  expect(await deliveryStatusOf(replyId)).toBe('delivered');
+});
+
+it('names the reply a new receipt found, so that the ingest folds only the receipts that found none', async () => {
+  const replyId = await replyBeingSent();
+  const sentId = uniqueWamid();
+  await settleAsSent(replyId, sentId);
+  const plan = planBatch([{ items: [delivered(sentId), delivered(uniqueWamid())], receivedAtMs: Date.now(), traceparent: '' }]);
+  const rows = await db.sql.unsafe<{ ord: number; outcome: string; row_id: string | null }[]>(RECORD_BATCH_SQL, [
+    JSON.stringify(plan.rows),
+    JSON.stringify(rateLimitsJson(LIMITS)),
+    60,
+  ]);
+  expect(rows.map((row) => [row.ord, row.outcome, row.row_id === null ? null : String(row.row_id)]).sort()).toEqual([
+    [0, 'status', replyId],
+    [1, 'status', null],
+  ]);
+});
+
+it("folds a provider's retry of a stored receipt in, for when the first fold failed after the commit", async () => {
+  const replyId = await replyBeingSent();
+  const providerMessageId = uniqueWamid();
+  // Both commits done, neither fold: what a process that died between its commit and its fold leaves.
+  await db.sql`INSERT INTO message_statuses (webhook_source, message_id, status) VALUES ('whatsapp', ${providerMessageId}, 'delivered')`;
+  await db.sql`UPDATE outbound_messages SET status = 'sent', provider_message_id = ${providerMessageId} WHERE id = ${replyId}`;
+  await expect(record(delivered(providerMessageId))).resolves.toEqual(['status_duplicate']);
+  expect(await deliveryStatusOf(replyId)).toBe('delivered');
+});
