@@ -1,9 +1,12 @@
 import { FUTURE_SKEW_SECONDS, type Config } from '../config';
 import type { Sql } from '../db/client';
+import { foldReceipts } from './fold-receipts';
 
 const BATCH_ROWS = 1000;
 /** Rows that are still on their way (queued, in the outbox, being processed) are never removed. */
 const FINISHED = ['processed', 'unmatched', 'dead', 'malformed', 'replay_rejected', 'rate_limited', 'erased'];
+/** Receipts this recent are checked against their replies again: a daily run with one run missed. */
+const RECEIPT_REPAIR_DAYS = 3;
 
 export interface CleanupOptions {
   days: number;
@@ -35,6 +38,7 @@ export function checkRetention(config: Config, days: number): string | null {
 export async function runCleanup(sql: Sql, config: Config, options: CleanupOptions): Promise<CleanupReport> {
   const twilioDays = Math.max(options.days, config.RETENTION_DAYS);
   const report: CleanupReport = {};
+  report.receipts_folded = await foldReceiptsLeftBehind(sql);
   report.webhook_messages_whatsapp = await inBatches(() => sql`
     DELETE FROM webhook_messages WHERE id IN (
       SELECT id FROM webhook_messages m
@@ -88,6 +92,28 @@ async function removeOldOrders(sql: Sql, orderDays: number): Promise<CleanupRepo
     DELETE FROM orders WHERE id IN (
       SELECT id FROM orders WHERE created_at < now() - make_interval(days => ${orderDays}) LIMIT ${BATCH_ROWS})`);
   return { outbound_messages, orders };
+}
+
+/**
+ * A receipt and its reply's settle that commit at once each fold the other in after their
+ * commit (foldReceipts); a process that dies between its commit and its fold can leave a
+ * recent receipt that never reached its reply. Moves such replies forward, in batches.
+ */
+async function foldReceiptsLeftBehind(sql: Sql): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const keys = await sql<{ source: 'whatsapp' | 'twilio'; providerMessageId: string }[]>`
+      SELECT DISTINCT r.webhook_source AS source, r.message_id AS "providerMessageId"
+      FROM message_statuses r
+      JOIN outbound_messages o ON o.webhook_source = r.webhook_source AND o.provider_message_id = r.message_id
+      WHERE r.created_at > now() - make_interval(days => ${RECEIPT_REPAIR_DAYS})
+        AND wagate_receipt_rank(r.status) > wagate_receipt_rank(o.delivery_status) AND wagate_receipt_rank(o.delivery_status) < 100
+      LIMIT ${BATCH_ROWS}`;
+    const moved = await foldReceipts(sql, keys);
+    total += moved;
+    // Nothing moved: the rest moved meanwhile, or a concurrent fold did it; never loop on the same rows.
+    if (keys.length < BATCH_ROWS || moved === 0) return total;
+  }
 }
 
 async function inBatches(run: () => Promise<{ count: number }>): Promise<number> {

@@ -3,8 +3,11 @@ import { planBatch, rateLimitsJson } from '../../src/ledger/batch-plan';
 import type { StatusItem } from '../../src/ledger/items';
 import { RECORD_BATCH_SQL } from '../../src/ledger/record-batch-sql';
 import { createLedgerRecorder, type LedgerRecorder } from '../../src/ledger/recorder';
+import { runCleanup } from '../../src/ledger/retention';
 import { settleReplies } from '../../src/orders/settle-replies';
+import { loadConfig } from '../../src/config';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { testEnv } from '../support/ingest';
 import { waitFor } from '../support/wait';
 import { uniqueWamid } from '../support/webhooks';
 
@@ -136,12 +139,27 @@ it('names the reply a new receipt found, so that the ingest folds only the recei
   ]);
 });
 
-it("folds a provider's retry of a stored receipt in, for when the first fold failed after the commit", async () => {
+/** Both commits done, neither fold: what a process that died between its commit and its fold leaves. */
+async function receiptLeftBehind(): Promise<{ replyId: string; providerMessageId: string }> {
   const replyId = await replyBeingSent();
   const providerMessageId = uniqueWamid();
-  // Both commits done, neither fold: what a process that died between its commit and its fold leaves.
   await db.sql`INSERT INTO message_statuses (webhook_source, message_id, status) VALUES ('whatsapp', ${providerMessageId}, 'delivered')`;
   await db.sql`UPDATE outbound_messages SET status = 'sent', provider_message_id = ${providerMessageId} WHERE id = ${replyId}`;
+  return { replyId, providerMessageId };
+}
+
+it("folds a provider's retry of a stored receipt in, for when the first fold failed after the commit", async () => {
+  const { replyId, providerMessageId } = await receiptLeftBehind();
   await expect(record(delivered(providerMessageId))).resolves.toEqual(['status_duplicate']);
   expect(await deliveryStatusOf(replyId)).toBe('delivered');
+});
+
+it('cleanup folds in the recent receipts that never reached their replies', async () => {
+  const left = await receiptLeftBehind();
+  const old = await receiptLeftBehind();
+  await db.sql`UPDATE message_statuses SET created_at = now() - interval '4 days' WHERE message_id = ${old.providerMessageId}`;
+  const report = await runCleanup(db.sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 });
+  expect(report.receipts_folded).toBe(1);
+  expect(await deliveryStatusOf(left.replyId)).toBe('delivered');
+  expect(await deliveryStatusOf(old.replyId)).toBeNull();
 });
