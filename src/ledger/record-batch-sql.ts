@@ -1,8 +1,9 @@
 /**
  * Records a whole batch of webhook items in one call, so a batch costs one round trip and one
- * commit. The work itself is in migrations/009_record_batch_without_advisory_locks.sql: messages
- * first (a row this batch inserted is new, so concurrent copies count once), then rate limits,
- * outbox rows and status receipts, every lock taken in one sorted order.
+ * commit. The work itself is in migrations/020_record_batch_names_receipt_replies.sql (009's,
+ * with each receipt's reply named): messages first (a row this batch inserted is new, so
+ * concurrent copies count once), then rate limits, outbox rows and status receipts, every
+ * lock taken in one sorted order.
  *
  * $1 items (json array), $2 limits per source ({"whatsapp": {"max", "window"}}), $3 outbox lease seconds.
  */

@@ -4,7 +4,8 @@ import type { QueueMessage } from '../queue/message';
 import { planBatch, rateLimitsJson, type BatchPlan } from './batch-plan';
 import { isDataException, isTransient, ledgerTimeout, runWithDeadlockRetry, withDeadline } from './commit-guards';
 import { unstorableItem, type LedgerOutcome } from './items';
-import { foldReceipts, type ReceiptKey } from './fold-receipts';
+import { foldReceipts } from './fold-receipts';
+import { answeredAfterFold, receiptsToFold, type ReceiptRow, type ReceiptsToFold } from './receipt-folding';
 import { RECORD_BATCH_SQL } from './record-batch-sql';
 import { waitForPublish, type PublishWait } from './ack-after-publish';
 import { splitIntoItems, type Pending, type RecordRequest } from './pending-request';
@@ -53,7 +54,8 @@ export interface LedgerRecorderOptions {
   onIsolating?(error: unknown): void;
   /**
    * A rehearsal: each batch runs in a transaction that is rolled back, so the whole path runs
-   * (pool, statement, answers, publishes) and nothing is kept.
+   * (pool, statement, answers, publishes) and nothing is kept. The receipts' fold after the
+   * commit is left out, as there is no commit (warmUpLedger prepares its statement).
    */
   rollBack?: boolean;
 }
@@ -64,23 +66,8 @@ export interface LedgerRecorder {
   drain(): Promise<void>;
 }
 
-interface BatchRow {
-  ord: number;
-  outcome: LedgerOutcome;
-  /** The message's row; for a receipt, the reply its id matched, or null. */
-  row_id: string | null;
-}
-
-/** New receipts that matched no reply, and duplicates, keyed by provider message id (answerAfterFolding). */
-function receiptsToFold(plan: BatchPlan, rows: readonly BatchRow[]): ReceiptKey[] {
-  const matched = new Set(rows.filter((row) => row.outcome === 'status' && row.row_id !== null).map((row) => row.ord));
-  const keys: ReceiptKey[] = [];
-  plan.items.forEach(({ item }, ord) => {
-    if (item.kind === 'status' && !matched.has(ord)) keys.push({ source: item.source, providerMessageId: item.messageId });
-  });
-  return keys;
-}
-
+/** For a message, row_id is its row; for a receipt, the reply its id matched (ReceiptRow). */
+type BatchRow = ReceiptRow;
 
 /**
  * Group commit: requests that arrive while earlier batches are committing are gathered and
@@ -207,8 +194,8 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     let failure: unknown = null;
     try {
       const rows = await withDeadline(query, remainingMs);
-      const folding = options.rollBack ? [] : receiptsToFold(plan, rows);
-      if (folding.length === 0) answerBatch(batch, plan, rows, started);
+      const folding = options.rollBack ? null : receiptsToFold(plan, rows);
+      if (folding === null || folding.keys.length === 0) answerBatch(batch, plan, rows, started);
       else await answerAfterFolding(batch, plan, rows, started, folding);
     } catch (error) {
       if (isTransient(error)) batch.forEach((request) => request.reject(error));
@@ -222,25 +209,23 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
   }
 
   /**
-   * A receipt that found no reply may have met the reply's settle committing at the same
-   * moment (migrations/020), and a duplicate may be a provider's retry after a fold that
-   * failed: requests with one are answered once foldReceipts has run after the commit, so
-   * a 200 means the receipt has reached its reply. The others are answered at once.
+   * Answers the batch, and the requests with a receipt to fold once foldReceipts has run
+   * after the commit (receipt-folding.ts), so that their 200 means the receipt has reached
+   * its reply. Like the commit, the fold holds the batch's slot until Postgres has answered,
+   * even past the deadline.
    */
-  async function answerAfterFolding(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number, folding: ReceiptKey[]) {
+  async function answerAfterFolding(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number, folding: ReceiptsToFold) {
     const remainingMs = Math.min(...batch.map((request) => request.deadlineAt)) - Date.now();
-    const folded = withDeadline(runWithDeadlockRetry(() => foldReceipts(options.sql, folding)), Math.max(remainingMs, 1)).then(
+    const fold = runWithDeadlockRetry(() => foldReceipts(options.sql, folding.keys));
+    const folded = withDeadline(fold, Math.max(remainingMs, 1)).then(
       () => null,
       (error: unknown) => error,
     );
-    const held = batch.map((request): Pending => {
-      if (!request.items.some((item) => item.kind === 'status')) return request;
-      const resolve = (outcomes: LedgerOutcome[]) =>
-        void folded.then((failure) => (failure === null ? request.resolve(outcomes) : request.reject(failure)));
-      return { ...request, resolve };
-    });
-    answerBatch(held, plan, rows, started);
-    await folded;
+    answerBatch(answeredAfterFold(batch, folding.ords, folded), plan, rows, started);
+    await fold.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   function answerBatch(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number): void {

@@ -94,7 +94,8 @@ async function sendMarkedReply(
   metrics: Metrics,
   finishing: Finishing,
 ): Promise<'sent' | 'unknown'> {
-  const settle = finishing.settle ?? ((settlement: ReplySettlement) => settleReplies(sql, [settlement]));
+  // An operator's resend: a fold that failed is left to the reply's next receipt or cleanup.
+  const settle = finishing.settle ?? (async (settlement: ReplySettlement) => void (await settleReplies(sql, [settlement])));
   const finish = finishing.finish ?? null;
   const started = performance.now();
   const outcome = await sendReply({ source, to: outbound.recipient, from: outbound.business_number, body: outbound.body });

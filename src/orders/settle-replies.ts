@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client';
+import { runWithDeadlockRetry } from '../ledger/commit-guards';
 import { foldReceipts } from '../ledger/fold-receipts';
 
 /**
@@ -23,11 +24,11 @@ export interface ReplySettlement {
  * have taken the shard over during the call and marked the send unknown, and the provider's
  * answer settles it. Receipts that arrived before the provider id was known are folded in,
  * and again once the statement has committed, for a receipt committing at the same moment
- * (foldReceipts). The message is finished whatever the reply row did, as long as it is still
- * 'processing'. Run again, it changes nothing, so a batch that failed after its commit can be
- * written apart.
+ * (foldReceipts); that fold's failure is returned. The message is finished whatever the
+ * reply row did, as long as it is still 'processing'. Run again, it changes nothing, so a
+ * batch that failed after its commit can be written apart.
  */
-export async function settleReplies(sql: Sql, settlements: readonly ReplySettlement[]): Promise<void> {
+export async function settleReplies(sql: Sql, settlements: readonly ReplySettlement[]): Promise<{ foldFailure: unknown }> {
   const column = <T>(pick: (s: ReplySettlement) => T) => settlements.map(pick);
   await sql`
     WITH input AS (
@@ -52,8 +53,14 @@ export async function settleReplies(sql: Sql, settlements: readonly ReplySettlem
       WHERE i.message_id IS NOT NULL AND m.webhook_source = i.source AND m.message_id = i.message_id AND m.status = 'processing'
       RETURNING m.id)
     SELECT (SELECT count(*) FROM reply)::integer AS replies, (SELECT count(*) FROM finished)::integer AS messages`;
-  await foldReceipts(
-    sql,
-    settlements.flatMap((s) => (s.status === 'sent' && s.providerMessageId !== null ? [{ source: s.source, providerMessageId: s.providerMessageId }] : [])),
-  );
+  const sent = settlements.flatMap((s) => (s.status === 'sent' && s.providerMessageId !== null ? [{ source: s.source, providerMessageId: s.providerMessageId }] : []));
+  // The settle is committed and its message finished: a retry of the message would find the
+  // reply settled and fold nothing, so a failed fold is reported, not thrown. The reply's
+  // next receipt, or cleanup, folds the receipt in then.
+  try {
+    await runWithDeadlockRetry(() => foldReceipts(sql, sent));
+    return { foldFailure: null };
+  } catch (error) {
+    return { foldFailure: error };
+  }
 }

@@ -57,7 +57,10 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics,
     ...common,
     run: async (items) => {
       metrics.workerBatchSize.observe({ statement: 'settle' }, items.length);
-      await settleReplies(sql, items);
+      const { foldFailure } = await settleReplies(sql, items);
+      if (foldFailure !== null) {
+        log.warn({ err: describe(foldFailure), replies: items.length }, 'replies settled, but receipts stored meanwhile were not folded in; their next receipt or cleanup will');
+      }
       return items.map(() => undefined);
     },
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of reply settlements failed; writing them apart'),

@@ -1,6 +1,7 @@
 import { createLedgerRecorder, type LedgerRecorder } from '../../src/ledger/recorder';
-import type { LedgerItem, MessageItem } from '../../src/ledger/items';
+import type { LedgerItem } from '../../src/ledger/items';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { queuedTextItem } from '../support/ledger-items';
 import { uniqueWamid } from '../support/webhooks';
 
 let db: TestDatabase;
@@ -26,32 +27,7 @@ afterAll(async () => {
   await db.drop();
 });
 
-function textMessage(text: string, id = uniqueWamid()): MessageItem {
-  return {
-    kind: 'message',
-    source: 'whatsapp',
-    messageId: id,
-    sender: '15550800001',
-    senderKey: '15550800001',
-    business: '106540352242922',
-    type: 'text',
-    timestampSeconds: Math.floor(Date.now() / 1000),
-    verdict: 'queued',
-    payload: {
-      v: 1,
-      source: 'whatsapp',
-      messageId: id,
-      from: '15550800001',
-      senderKey: '15550800001',
-      business: '106540352242922',
-      contactName: null,
-      type: 'text',
-      timestampSeconds: Math.floor(Date.now() / 1000),
-      receivedAt: new Date().toISOString(),
-      content: { id, type: 'text', text: { body: text } },
-    },
-  };
-}
+const textMessage = (text: string, id?: string) => queuedTextItem({ text, id });
 
 /** Hands every request to the recorder in the same event-loop turn, so they share one batch. */
 function recordTogether(requests: LedgerItem[][]) {

@@ -1,8 +1,8 @@
 import { planBatch, rateLimitsJson } from '../../src/ledger/batch-plan';
-import type { MessageItem, StatusItem } from '../../src/ledger/items';
+import type { StatusItem } from '../../src/ledger/items';
 import { RECORD_BATCH_SQL } from '../../src/ledger/record-batch-sql';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { uniqueWamid } from '../support/webhooks';
+import { queuedTextItem } from '../support/ledger-items';
 
 let db: TestDatabase;
 
@@ -14,22 +14,7 @@ afterAll(async () => {
   await db.drop();
 });
 
-function message(index: number): MessageItem {
-  const id = uniqueWamid();
-  const sender = `1555090${index % 50}`;
-  return {
-    kind: 'message',
-    source: 'whatsapp',
-    messageId: id,
-    sender,
-    senderKey: sender,
-    business: '106540352242922',
-    type: 'text',
-    timestampSeconds: Math.floor(Date.now() / 1000),
-    verdict: 'queued',
-    payload: { v: 1, source: 'whatsapp', messageId: id, from: sender, senderKey: sender, business: '106540352242922', contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: {} },
-  };
-}
+const message = (index: number) => queuedTextItem({ sender: `1555090${index % 50}` });
 
 const LIMITS = JSON.stringify(rateLimitsJson({ whatsapp: { maxRequests: 100, windowSeconds: 3600 }, twilio: { maxRequests: 100, windowSeconds: 3600 } }));
 

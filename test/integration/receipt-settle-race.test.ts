@@ -7,6 +7,7 @@ import { runCleanup } from '../../src/ledger/retention';
 import { settleReplies } from '../../src/orders/settle-replies';
 import { loadConfig } from '../../src/config';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { queuedTextItem } from '../support/ledger-items';
 import { testEnv } from '../support/ingest';
 import { waitFor } from '../support/wait';
 import { uniqueWamid } from '../support/webhooks';
@@ -24,19 +25,23 @@ let recorder: LedgerRecorder;
 
 const LIMITS = { whatsapp: { maxRequests: 1000, windowSeconds: 3600 }, twilio: { maxRequests: 1000, windowSeconds: 3600 } };
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  side = createDatabase({ url: db.url, maxConnections: 3, connectTimeoutSeconds: 5, statementTimeoutMs: 30000, applicationName: 'wagate-test-side' });
-  recorder = createLedgerRecorder({
+function recorderWithDeadline(commitDeadlineMs: number): LedgerRecorder {
+  return createLedgerRecorder({
     sql: db.sql,
     rateLimits: LIMITS,
     outboxLeaseSeconds: 60,
     maxBatchItems: 256,
     maxConcurrentBatches: 1,
     lingerMs: 0,
-    commitDeadlineMs: 30_000,
+    commitDeadlineMs,
     onQueued: () => undefined,
   });
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  side = createDatabase({ url: db.url, maxConnections: 3, connectTimeoutSeconds: 5, statementTimeoutMs: 30000, applicationName: 'wagate-test-side' });
+  recorder = recorderWithDeadline(30_000);
 });
 
 afterAll(async () => {
@@ -162,4 +167,60 @@ it('cleanup folds in the recent receipts that never reached their replies', asyn
   expect(report.receipts_folded).toBe(1);
   expect(await deliveryStatusOf(left.replyId)).toBe('delivered');
   expect(await deliveryStatusOf(old.replyId)).toBeNull();
+});
+
+it('a fold that outlives the deadline fails only the requests with its receipts, and holds its batch slot until Postgres answers', async () => {
+  const { replyId, providerMessageId } = await receiptLeftBehind();
+  const short = recorderWithDeadline(3000);
+  const holder = await side.reserve();
+  let drained = false;
+  let draining: Promise<void> = Promise.resolve();
+  try {
+    await holder`BEGIN`;
+    // The fold must lock the reply to move it: it waits for this transaction, past the deadline.
+    await holder`SELECT 1 FROM outbound_messages WHERE id = ${replyId} FOR UPDATE`;
+    // One batch: both are handed in within the same event-loop turn.
+    const message = short.record({ items: [queuedTextItem({ sender: '15550700002' })], receivedAtMs: Date.now(), traceparent: '' });
+    const receipt = short.record({ items: [delivered(providerMessageId)], receivedAtMs: Date.now(), traceparent: '' });
+    await expect(message).resolves.toEqual(['queued']);
+    await expect(receipt).rejects.toMatchObject({ code: 'LEDGER_TIMEOUT' });
+    draining = short.drain().then(() => void (drained = true));
+    await blockedOnALock('the fold to wait for the reply row');
+    expect(drained).toBe(false);
+    await holder`COMMIT`;
+  } finally {
+    holder.release();
+  }
+  await draining;
+  expect(await deliveryStatusOf(replyId)).toBe('delivered');
+});
+
+it('a settle whose fold fails after its commit reports the failure instead of throwing, with the reply settled', async () => {
+  const replyId = await replyBeingSent();
+  const providerMessageId = uniqueWamid();
+  // Refuses what only a fold does: moving the delivery status of a reply that already has its provider id.
+  await db.sql.unsafe(`
+    CREATE FUNCTION refuse_fold() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'the fold is refused here'; END $$;
+    CREATE TRIGGER refuse_fold BEFORE UPDATE ON outbound_messages FOR EACH ROW
+      WHEN (OLD.provider_message_id IS NOT NULL AND NEW.delivery_status IS DISTINCT FROM OLD.delivery_status)
+      EXECUTE FUNCTION refuse_fold();`);
+  const holder = await side.reserve();
+  try {
+    // As in the first test: the receipt commits while the settle waits, so only the settle's fold can move the reply.
+    await holder`BEGIN`;
+    await holder`SELECT 1 FROM outbound_messages WHERE id = ${replyId} FOR UPDATE`;
+    const settling = settleAsSent(replyId, providerMessageId);
+    await blockedOnALock('the settle to wait for the reply row');
+    await expect(record(delivered(providerMessageId))).resolves.toEqual(['status']);
+    await holder`COMMIT`;
+    const { foldFailure } = await settling;
+    expect((foldFailure as Error).message).toContain('the fold is refused here');
+  } finally {
+    holder.release();
+    await db.sql.unsafe(`DROP TRIGGER refuse_fold ON outbound_messages; DROP FUNCTION refuse_fold()`);
+  }
+  const [reply] = await db.sql<{ status: string; provider_message_id: string }[]>`
+    SELECT status, provider_message_id FROM outbound_messages WHERE id = ${replyId}`;
+  expect(reply).toEqual({ status: 'sent', provider_message_id: providerMessageId });
 });
