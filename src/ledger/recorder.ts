@@ -150,7 +150,17 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     const failure = await tryCommit(batch);
     if (failure === null) return;
     options.onIsolating?.(failure);
-    await isolate(batch);
+    // The parts commit one after another, each holding its slot until Postgres answers: a
+    // part that hangs (a lock, a network that drops packets) must not keep the callers of the
+    // later parts past their deadlines. Answering one a second time changes nothing.
+    const deadlines = batch.map((request) =>
+      setTimeout(() => request.reject(ledgerTimeout(options.commitDeadlineMs)), Math.max(request.deadlineAt - Date.now(), 0)),
+    );
+    try {
+      await isolate(batch);
+    } finally {
+      deadlines.forEach(clearTimeout);
+    }
   }
 
   /** Bisects a failing batch down to single items; an item no text or jsonb column can hold is kept as malformed. */

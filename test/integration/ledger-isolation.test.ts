@@ -70,3 +70,41 @@ describe('a poison item in a group commit', () => {
     expect((await statusOf(body.messageId))?.raw_body).toBe(`base64:${Buffer.from('a\u0000b').toString('base64')}`);
   });
 });
+
+describe('a batch committed apart', () => {
+  it('answers the requests of its later parts at their deadline while an earlier part hangs', async () => {
+    const short = createLedgerRecorder({
+      sql: db.sql,
+      rateLimits: { whatsapp: { maxRequests: 1000, windowSeconds: 3600 }, twilio: { maxRequests: 1000, windowSeconds: 3600 } },
+      outboxLeaseSeconds: 60,
+      maxBatchItems: 256,
+      maxConcurrentBatches: 1,
+      lingerMs: 0,
+      commitDeadlineMs: 2000,
+      onQueued: () => undefined,
+    });
+    const held = uniqueWamid();
+    const holder = await db.sql.reserve();
+    try {
+      // The first part's message waits for this uncommitted insert of the same key, past every deadline.
+      await holder`BEGIN`;
+      await holder`INSERT INTO webhook_messages (webhook_source, message_id, status) VALUES ('whatsapp', ${held}, 'processed')`;
+      // The poison item fails the batch at once, so it is committed apart: [first, poison], then [last].
+      const record = (items: LedgerItem[]) => short.record({ items, receivedAtMs: Date.now(), traceparent: '' });
+      const first = record([textMessage('2 pizzas', held)]);
+      const poison = record([textMessage('pizza\u0000please')]);
+      const last = record([textMessage('one coke')]);
+      await expect(first).rejects.toMatchObject({ code: 'LEDGER_TIMEOUT' });
+      await expect(poison).rejects.toMatchObject({ code: 'LEDGER_TIMEOUT' });
+      await expect(last).rejects.toMatchObject({ code: 'LEDGER_TIMEOUT' });
+      // Still held: the answers came from the deadlines, not from the part ending.
+      const [waiting] = await db.sql<{ n: number }[]>`
+        SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+      expect(waiting!.n).toBe(1);
+      await holder`ROLLBACK`;
+    } finally {
+      holder.release();
+    }
+    await short.drain();
+  });
+});
