@@ -1,43 +1,47 @@
 import { z } from 'zod';
 import { defaultMetaCode, defaultTwilioCode, metaErrorBody, twilioErrorBody, type ShapedError } from './fake-provider-shapes';
 
+/** A provider-shaped error; the codes default from the status (Meta 429 -> 130429, Twilio 429 -> 20429, ...). */
+export interface StatusBehaviour {
+  kind: 'status';
+  status: number;
+  metaCode?: number;
+  twilioCode?: number;
+  retryAfterSeconds?: number;
+  message?: string;
+  /** Graph's `is_transient` flag on the error. */
+  isTransient?: boolean;
+  /** No provider error body at all, as a proxy or load balancer in front of the provider answers a 502 or 504. */
+  bodyless?: boolean;
+}
+
 export type FakeBehaviour =
   | { kind: 'ok' }
   /** Answer as `ok` would, after ms. */
   | { kind: 'delay'; ms: number }
-  /** A provider-shaped error; the codes default from the status (Meta 429 -> 130429, Twilio 429 -> 20429, ...). */
-  | {
-      kind: 'status';
-      status: number;
-      metaCode?: number;
-      twilioCode?: number;
-      retryAfterSeconds?: number;
-      message?: string;
-      /** Graph's `is_transient` flag on the error. */
-      isTransient?: boolean;
-      /** No provider error body at all, as a proxy or load balancer in front of the provider answers a 502 or 504. */
-      bodyless?: boolean;
-    }
+  | StatusBehaviour
   /** Accept and never answer, until reset() or close() drops the connection. */
   | { kind: 'hang' }
-  /** Hold until release() (or reset()), then answer as `ok` would. */
-  | { kind: 'hold' };
+  /** Hold until release() (or reset()), then answer as `ok` would, or with `answer`'s error. */
+  | { kind: 'hold'; answer?: StatusBehaviour };
+
+const statusBehaviourSchema = z.object({
+  kind: z.literal('status'),
+  status: z.number().int().min(400).max(599),
+  metaCode: z.number().int().optional(),
+  twilioCode: z.number().int().optional(),
+  retryAfterSeconds: z.number().int().min(0).optional(),
+  message: z.string().optional(),
+  isTransient: z.boolean().optional(),
+  bodyless: z.boolean().optional(),
+});
 
 export const behaviourSchema: z.ZodType<FakeBehaviour> = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('ok') }),
   z.object({ kind: z.literal('delay'), ms: z.number().int().min(0) }),
-  z.object({
-    kind: z.literal('status'),
-    status: z.number().int().min(400).max(599),
-    metaCode: z.number().int().optional(),
-    twilioCode: z.number().int().optional(),
-    retryAfterSeconds: z.number().int().min(0).optional(),
-    message: z.string().optional(),
-    isTransient: z.boolean().optional(),
-    bodyless: z.boolean().optional(),
-  }),
+  statusBehaviourSchema,
   z.object({ kind: z.literal('hang') }),
-  z.object({ kind: z.literal('hold') }),
+  z.object({ kind: z.literal('hold'), answer: statusBehaviourSchema.optional() }),
 ]);
 
 /** The body of POST /_fake/behave. */
@@ -72,7 +76,7 @@ export function createBehaviourQueue(): BehaviourQueue {
   };
 }
 
-export function injectedError(provider: 'meta' | 'twilio', behaviour: Extract<FakeBehaviour, { kind: 'status' }>): ShapedError {
+export function injectedError(provider: 'meta' | 'twilio', behaviour: StatusBehaviour): ShapedError {
   const { status, message, retryAfterSeconds } = behaviour;
   const headers: Record<string, string> = retryAfterSeconds === undefined ? {} : { 'Retry-After': String(retryAfterSeconds) };
   if (behaviour.bodyless) return { status, body: null, headers };

@@ -149,11 +149,6 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
     };
     record(call);
     const behaviour = behaviours.next();
-    if (behaviour.kind === 'status') {
-      const error = injectedError(provider, behaviour);
-      answer(call, res, error.status, error.body, error.headers);
-      return true;
-    }
     if (behaviour.kind === 'hang') {
       hung.add(res);
       res.on('close', () => hung.delete(res));
@@ -161,6 +156,12 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
     }
     if (behaviour.kind === 'hold') await new Promise<void>((resolve) => held.add(resolve));
     if (behaviour.kind === 'delay') await sleep(behaviour.ms);
+    const failure = behaviour.kind === 'status' ? behaviour : behaviour.kind === 'hold' ? behaviour.answer : undefined;
+    if (failure) {
+      const error = injectedError(provider, failure);
+      answer(call, res, error.status, error.body, error.headers);
+      return true;
+    }
     if (provider === 'meta') answerMeta(call, req, res, url);
     else answerTwilio(call, req, res, twilioSid!);
     return true;

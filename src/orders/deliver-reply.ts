@@ -123,10 +123,14 @@ async function sendMarkedReply(
 /**
  * Only from 'sending': if another worker has meanwhile marked this send unknown (it took the
  * shard over while we were in the call), the reply stays unknown, in front of an operator,
- * rather than becoming a 'retry' that no queue message will ever pick up.
+ * rather than becoming a 'retry' that no queue message will ever pick up. A customer erased
+ * during the call does not get the provider's error text back: it may quote their number.
  */
 async function settleFailure(sql: Sql, id: string, status: 'retry' | 'failed', error: string): Promise<void> {
-  await sql`UPDATE outbound_messages SET status = ${status}, last_error = ${error}, updated_at = now() WHERE id = ${id} AND status = 'sending'`;
+  await sql`
+    UPDATE outbound_messages SET status = ${status}, updated_at = now(),
+      last_error = CASE WHEN recipient = ${ERASED} THEN 'not sent: the customer was erased' ELSE ${error} END
+    WHERE id = ${id} AND status = 'sending'`;
 }
 
 /** The message's final status on its own, for a reply whose state this attempt did not write. */

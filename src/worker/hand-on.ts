@@ -7,6 +7,7 @@ import type { Publisher } from '../queue/publisher';
 import type { Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
+import { ERASED } from '../orders/erasure';
 import { describe, isDatabaseDown, numberHeader, safely } from './delivery';
 import { planRetry, planWait } from './retry-plan';
 
@@ -114,6 +115,12 @@ export function createHandOn(deps: HandOnDeps): HandOn {
   }
 
   async function deadLetter(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage | null, reason: string): Promise<void> {
+    if (payload && (await wasErased(payload))) {
+      deps.metrics.workerMessages.inc({ outcome: 'skipped' });
+      deps.log.info({ messageId: payload.messageId }, 'not dead-lettered: the customer was erased while it was processed');
+      safely(() => channel.ack(delivery));
+      return;
+    }
     await publishOrThrow(channel, deps.topology.deadExchange, delivery, {
       [LAST_ERROR_HEADER]: reason,
       [DEAD_AT_HEADER]: new Date().toISOString(),
@@ -126,6 +133,17 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
     deps.log.error({ messageId: payload?.messageId, err: reason }, 'message dead-lettered');
     safely(() => channel.ack(delivery));
+  }
+
+  /**
+   * `wagate erase` during processing: a dead-letter copy would keep the customer's message (and
+   * the error, which may quote their number) after the erase swept the queue. Unknown when
+   * Postgres does not answer; the copy is kept then, and `erase` run again drops it.
+   */
+  async function wasErased(payload: QueueMessage): Promise<boolean> {
+    const rows = await deps.sql`
+      SELECT 1 FROM webhook_messages WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = ${ERASED}`.catch(() => []);
+    return rows.length > 0;
   }
 
   /**

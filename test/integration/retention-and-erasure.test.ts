@@ -19,6 +19,12 @@ afterAll(async () => {
   await pipeline.stop();
 });
 
+const skippedCount = async () =>
+  (await Promise.all(pipeline.workers.map(async (worker) => (await worker.metrics.workerMessages.get()).values)))
+    .flat()
+    .filter((v) => v.labels.outcome === 'skipped')
+    .reduce((sum, v) => sum + v.value, 0);
+
 const statusOf = async (id: string) => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
 
 describe('erase', () => {
@@ -97,6 +103,27 @@ describe('erase before the worker gets there', () => {
     expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toHaveLength(0);
     expect(await pipeline.db.sql`SELECT 1 FROM outbound_messages WHERE inbound_message_id = ${id}`).toHaveLength(0);
     expect(pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === phone)).toEqual([]);
+  });
+});
+
+describe('erase during the provider call', () => {
+  it('a refusal that comes after the erase writes back neither its error text nor a dead-letter copy', async () => {
+    const phone = '15550400004';
+    const id = uniqueWamid();
+    // Meta's error text may quote the number it refused.
+    pipeline.fake.behave({ kind: 'hold', answer: { kind: 'status', status: 400, metaCode: 131026, message: `Message undeliverable to ${phone}` } }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+    await waitFor('the confirmation in the provider call', () => pipeline.fake.calls().some((c) => (c.body as { to?: string }).to === phone));
+    const report = await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, phone);
+    expect(report).toMatchObject({ messages: 1, replies: 1, dead_letters: 0 });
+    const skippedBefore = await skippedCount();
+    pipeline.fake.release();
+    await waitFor('the refused message dropped', async () => (await skippedCount()) > skippedBefore);
+    expect(await pipeline.db.sql`SELECT status, last_error FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([
+      { status: 'failed', last_error: 'not sent: the customer was erased' },
+    ]);
+    expect(await statusOf(id)).toBe('erased');
+    expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${id}`);
   });
 });
 
