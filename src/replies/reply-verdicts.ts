@@ -30,8 +30,11 @@ export function metaVerdict(status: number, code: number | undefined, isTransien
   return 'permanent';
 }
 
-/** Twilio's codes for "not taken": 20429 Too Many Requests, 20503 Service Unavailable. */
-const TWILIO_NOT_TAKEN_CODES = new Set([20429, 20503]);
+/**
+ * Twilio's codes for "not taken": 20429 Too Many Requests, 20503 Service Unavailable, 21611
+ * the From number's queue is full (the message is not created), 63017 the account's rate limit.
+ */
+const TWILIO_NOT_TAKEN_CODES = new Set([20429, 20503, 21611, 63017]);
 
 export function twilioVerdict(status: number, code: number | undefined): Verdict {
   if (status === 429 || status === 503 || (code !== undefined && TWILIO_NOT_TAKEN_CODES.has(code))) return 'retry';

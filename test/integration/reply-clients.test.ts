@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
+import path from 'node:path';
 import { startFakeProvider, type FakeProvider } from '../../src/dev/fake-provider';
 import { createReplyClient, type ReplyClientOptions } from '../../src/replies/reply-clients';
 
@@ -51,6 +54,28 @@ describe('reply clients', () => {
     expect(await client(`http://127.0.0.1:${port}`)(meta)).toEqual({ kind: 'retry', error: 'connection failed (ECONNREFUSED)' });
   });
 
+  it('retry a call whose TLS handshake failed: nothing reached the provider', async () => {
+    const tls = path.join(__dirname, '..', 'fixtures', 'tls');
+    let requests = 0;
+    const untrusted = https.createServer({ key: readFileSync(path.join(tls, 'self-signed.key')), cert: readFileSync(path.join(tls, 'self-signed.crt')) }, (_req, res) => {
+      requests += 1;
+      res.end('{}');
+    });
+    await new Promise<void>((resolve) => untrusted.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = untrusted.address() as net.AddressInfo;
+      expect(await client(`https://127.0.0.1:${port}`)(meta)).toEqual({ kind: 'retry', error: 'connection failed (DEPTH_ZERO_SELF_SIGNED_CERT)' });
+      expect(requests).toBe(0);
+      // A port that speaks plain HTTP, as a proxy set up without TLS does.
+      const plain = new URL(fake.url);
+      const before = fake.calls().length;
+      expect(await client(`https://${plain.host}`)(twilio)).toEqual({ kind: 'retry', error: 'connection failed (ERR_SSL_WRONG_VERSION_NUMBER)' });
+      expect(fake.calls()).toHaveLength(before);
+    } finally {
+      await new Promise<void>((resolve) => untrusted.close(() => resolve()));
+    }
+  });
+
   it('mark a call unknown when the provider took it and never answered', async () => {
     fake.behave({ kind: 'hang' }, 1);
     expect(await client(fake.url, 300)(meta)).toMatchObject({ kind: 'unknown' });
@@ -76,6 +101,8 @@ describe('reply clients', () => {
     ['Meta 504 without a body', 'meta', { kind: 'status', status: 504, bodyless: true }, 'unknown'],
     ['Twilio 429 / 20429', 'twilio', { kind: 'status', status: 429 }, 'retry'],
     ['Twilio 503 / 20503', 'twilio', { kind: 'status', status: 503 }, 'retry'],
+    ['Twilio 400 / 21611 the From number\'s queue is full', 'twilio', { kind: 'status', status: 400, twilioCode: 21611 }, 'retry'],
+    ['Twilio 400 / 63017 rate limit exceeded', 'twilio', { kind: 'status', status: 400, twilioCode: 63017 }, 'retry'],
     ['Twilio 400 / 21211 invalid To', 'twilio', { kind: 'status', status: 400, twilioCode: 21211 }, 'permanent'],
     ['Twilio 500 / 20500', 'twilio', { kind: 'status', status: 500 }, 'unknown'],
     ['Twilio 502 without a body', 'twilio', { kind: 'status', status: 502, bodyless: true }, 'unknown'],
