@@ -6,8 +6,12 @@ const SOCKET_ERRNOS = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOT
 const CLIENT_CONNECTION_CODES = ['CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED'];
 const SQLSTATE_QUERY_CANCELED = '57014';
 const SQLSTATE_DEADLOCK = '40P01';
-/** 57P01-57P03 shutdown or cannot connect now, 53xxx out of resources, 08xxx connection exceptions. */
-const SQLSTATE_UNAVAILABLE = /^(57P0[1-3]|53\d{3}|08\d{3})$/;
+/**
+ * 57P01-57P03 shutdown or cannot connect now, 53xxx out of resources, 08xxx connection
+ * exceptions, 25006 read-only transaction (connected to a standby, as after a failover
+ * until the address points at the new primary).
+ */
+const SQLSTATE_UNAVAILABLE = /^(57P0[1-3]|53\d{3}|08\d{3}|25006)$/;
 
 export type PostgresErrorCode = Extract<ErrorCode, 'DATABASE_UNAVAILABLE' | 'DATABASE_STATEMENT_TIMEOUT' | 'DATABASE_DEADLOCK'>;
 

@@ -1,5 +1,7 @@
+import postgres from 'postgres';
 import { createLedgerRecorder, type LedgerRecorder } from '../../src/ledger/recorder';
 import type { LedgerItem } from '../../src/ledger/items';
+import { isDatabaseUnavailable } from '../../src/db/postgres-errors';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { queuedTextItem } from '../support/ledger-items';
 import { uniqueWamid } from '../support/webhooks';
@@ -106,5 +108,33 @@ describe('a batch committed apart', () => {
       holder.release();
     }
     await short.drain();
+  });
+});
+
+describe('a database that takes no writes', () => {
+  it('answers every request of the batch as unavailable at once, without committing them apart', async () => {
+    // What a pool reconnected to a standby after a failover gets: SQLSTATE 25006.
+    const standby = postgres(db.url, { max: 2, onnotice: () => undefined, connection: { default_transaction_read_only: true } });
+    const before = isolated.length;
+    const readOnly = createLedgerRecorder({
+      sql: standby,
+      rateLimits: { whatsapp: { maxRequests: 1000, windowSeconds: 3600 }, twilio: { maxRequests: 1000, windowSeconds: 3600 } },
+      outboxLeaseSeconds: 60,
+      maxBatchItems: 256,
+      maxConcurrentBatches: 1,
+      lingerMs: 0,
+      commitDeadlineMs: 10000,
+      onQueued: () => undefined,
+      onIsolating: (error) => isolated.push(error),
+    });
+    try {
+      const record = (items: LedgerItem[]) => readOnly.record({ items, receivedAtMs: Date.now(), traceparent: '' });
+      const answers = [record([textMessage('2 pizzas')]), record([textMessage('one coke')])];
+      for (const answer of answers) await expect(answer).rejects.toMatchObject({ code: '25006' });
+      expect(isDatabaseUnavailable(await answers[0]!.catch((error: unknown) => error))).toBe(true);
+      expect(isolated).toHaveLength(before);
+    } finally {
+      await standby.end({ timeout: 1 });
+    }
   });
 });
