@@ -31,6 +31,8 @@ export interface OutboxRelayOptions {
    */
   canPublish(): boolean;
   leaseSeconds: number;
+  /** The publisher's confirm deadline: an owner publish must end before its rows' lease does. */
+  confirmTimeoutMs: number;
   pollMs: number;
   log: Logger;
   metrics: Metrics;
@@ -216,8 +218,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function publishOwned(entries: QueuedEntry[]): Promise<boolean> {
     if (stopsAt('ingest.after-commit')) return false;
-    // Past half the lease a sweeper may soon claim the rows; leave them to it.
-    const fresh = entries.filter((entry) => Date.now() - entry.committedAtMs < (options.leaseSeconds * 1000) / 2);
+    // A row whose lease could run out before the broker's confirm (a slow commit ate it) is
+    // left to the sweep: otherwise a sweeper could claim and publish it while this publish is
+    // still unanswered, and the message would go out twice without any process dying.
+    const leaseMs = options.leaseSeconds * 1000;
+    const fresh = entries.filter((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
     if (fresh.length === 0) return false;
     // The ledger commits its own rows unclaimed: attempts 0.
     if (!options.canPublish()) {

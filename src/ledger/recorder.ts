@@ -17,7 +17,11 @@ export interface QueuedEntry {
   messageId: string;
   payload: QueueMessage;
   traceparent: string;
-  committedAtMs: number;
+  /**
+   * When the statement that wrote the row was sent (epoch ms): its outbox lease runs from about
+   * then (the statement's now()), not from the commit, which may come seconds later.
+   */
+  leaseStartedAtMs: number;
 }
 
 export type { RecordRequest } from './pending-request';
@@ -239,7 +243,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
   }
 
   function answerBatch(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number): void {
-    const committedAtMs = Date.now();
+    const leaseStartedAtMs = Date.now() - (performance.now() - started);
     const queued: QueuedEntry[] = [];
     for (const row of rows) {
       plan.outcomes[row.ord] = row.outcome;
@@ -251,7 +255,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
           messageId: item.item.messageId,
           payload: item.item.payload,
           traceparent: item.traceparent,
-          committedAtMs,
+          leaseStartedAtMs,
         });
       }
     }

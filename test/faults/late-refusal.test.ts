@@ -49,6 +49,7 @@ beforeAll(async () => {
     topology,
     canPublish: () => broker.isConnected(),
     leaseSeconds: LEASE_SECONDS,
+    confirmTimeoutMs: CONFIRM_TIMEOUT_MS,
     pollMs: 60_000,
     publishLingerMs: 0,
     log: createLogger('silent', 'test'),
