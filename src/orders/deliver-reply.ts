@@ -6,6 +6,7 @@ import { ERASED } from './erasure';
 import type { OutboundRow } from './record-decision';
 import { markSending } from './mark-sending';
 import { settleReplies, type ReplySettlement } from './settle-replies';
+import { writeProviderAnswer } from './write-provider-answer';
 
 export type DeliveryResult = 'sent' | 'unknown' | 'already_settled';
 
@@ -102,19 +103,19 @@ async function sendMarkedReply(
   metrics.providerDuration.observe({ provider: source }, (performance.now() - started) / 1000);
   switch (outcome.kind) {
     case 'sent':
-      await settle({ replyId: outbound.id, status: 'sent', providerMessageId: outcome.providerMessageId, error: null, source, finish });
+      await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'sent', providerMessageId: outcome.providerMessageId, error: null, source, finish }));
       metrics.confirmations.inc({ provider: source, result: 'sent' });
       return 'sent';
     case 'unknown':
-      await settle({ replyId: outbound.id, status: 'unknown', providerMessageId: null, error: outcome.error, source, finish });
+      await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'unknown', providerMessageId: null, error: outcome.error, source, finish }));
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
       return 'unknown';
     case 'retry':
-      await settleFailure(sql, outbound.id, 'retry', outcome.error);
+      await writeProviderAnswer(() => settleFailure(sql, outbound.id, 'retry', outcome.error));
       metrics.confirmations.inc({ provider: source, result: 'retry' });
       throw new RetryableError(outcome.error, outcome.retryAfterMs);
     case 'permanent':
-      await settleFailure(sql, outbound.id, 'failed', outcome.error);
+      await writeProviderAnswer(() => settleFailure(sql, outbound.id, 'failed', outcome.error));
       metrics.confirmations.inc({ provider: source, result: 'failed' });
       throw new PermanentError(outcome.error);
   }

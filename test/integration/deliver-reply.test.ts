@@ -2,7 +2,7 @@ import { deliverReply } from '../../src/orders/deliver-reply';
 import type { OutboundRow } from '../../src/orders/record-decision';
 import type { ReplyClient, SendOutcome } from '../../src/replies/reply-clients';
 import { createMetrics } from '../../src/telemetry/metrics';
-import { RetryableError } from '../../src/errors';
+import { PermanentError, RetryableError } from '../../src/errors';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 let db: TestDatabase;
@@ -76,5 +76,49 @@ describe('a reply another attempt was sending', () => {
     expect(await statusOf(reply.id)).toBe('retry');
     const [message] = await db.sql`SELECT status FROM webhook_messages WHERE message_id = ${inbound}`;
     expect(message!.status).toBe('processing');
+  });
+});
+
+describe('the write of the provider answer', () => {
+  /** Fails the next `times` writes of a reply's outcome with a deadlock, as a passing lock cycle would. */
+  async function failOutcomeWrites(times: number): Promise<() => Promise<number>> {
+    await db.sql.unsafe(`
+      DROP TRIGGER IF EXISTS fail_outcome_writes ON outbound_messages;
+      DROP SEQUENCE IF EXISTS fail_outcome_writes_seq;
+      CREATE SEQUENCE fail_outcome_writes_seq;
+      CREATE OR REPLACE FUNCTION fail_outcome_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        -- nextval is not rolled back with the failed statement, so it counts every try.
+        IF nextval('fail_outcome_writes_seq') <= ${times} THEN
+          RAISE EXCEPTION 'injected deadlock' USING ERRCODE = '40P01';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER fail_outcome_writes BEFORE UPDATE ON outbound_messages FOR EACH ROW
+        WHEN (OLD.status = 'sending' AND NEW.status <> 'sending') EXECUTE FUNCTION fail_outcome_writes();`);
+    return async () => (await db.sql<{ tries: number }[]>`SELECT last_value::integer AS tries FROM fail_outcome_writes_seq`)[0]!.tries;
+  }
+
+  afterEach(async () => {
+    await db.sql.unsafe(`DROP TRIGGER IF EXISTS fail_outcome_writes ON outbound_messages; DROP SEQUENCE IF EXISTS fail_outcome_writes_seq`);
+  });
+
+  it('is tried again when the database refuses it for a passing reason, so a sent reply keeps its provider id', async () => {
+    const reply = await pendingReply('wamid.settle-deadlock');
+    const tries = await failOutcomeWrites(2);
+    const send: ReplyClient = async () => ({ kind: 'sent', providerMessageId: 'wamid.provider-after-deadlock' });
+    expect(await deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'))).toBe('sent');
+    expect(await tries()).toBe(3);
+    const [row] = await db.sql`SELECT status, provider_message_id FROM outbound_messages WHERE id = ${reply.id}`;
+    expect(row).toEqual({ status: 'sent', provider_message_id: 'wamid.provider-after-deadlock' });
+  });
+
+  it('keeps a refusal and its reason through a passing failure of the write', async () => {
+    const reply = await pendingReply('wamid.refusal-deadlock');
+    await failOutcomeWrites(1);
+    const send: ReplyClient = async () => ({ kind: 'permanent', error: 'Graph API 400 code 131047' });
+    await expect(deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'))).rejects.toBeInstanceOf(PermanentError);
+    const [row] = await db.sql`SELECT status, last_error FROM outbound_messages WHERE id = ${reply.id}`;
+    expect(row).toEqual({ status: 'failed', last_error: 'Graph API 400 code 131047' });
   });
 });
