@@ -120,7 +120,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       metrics.webhookEvents.inc({ source, outcome: 'unavailable' });
       const code = (error as { code?: string }).code;
       if (!isDatabaseUnavailable(error) && !isWagateError(error, 'LEDGER_TIMEOUT')) log.error({ err: (error as Error).message, code, source }, 'ledger write failed');
-      else log.warn({ code, source }, 'database unavailable; answering 503 so the provider retries');
+      else log.warn({ code, source, err: (error as Error).message }, 'database unavailable; answering 503 so the provider retries');
       answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
       return;
     }

@@ -18,8 +18,17 @@ export function isDataException(error: unknown): boolean {
   return isValueRefused(error);
 }
 
-export function ledgerTimeout(deadlineMs: number): WagateError {
-  return new WagateError('LEDGER_TIMEOUT', `ledger commit exceeded ${deadlineMs} ms`);
+/**
+ * A request's deadline passed. Where it waited tells the operator what to look at: for a free
+ * batch slot (every slot busy with Postgres: too little pool for the load), or for Postgres
+ * itself (slow commits, locks, the network).
+ */
+export function ledgerTimeout(deadlineMs: number, waitedFor: 'a batch slot' | 'Postgres' = 'Postgres'): WagateError {
+  const hint =
+    waitedFor === 'a batch slot'
+      ? 'every ledger batch slot stayed busy: raise DB_POOL_MAX or add ingest pods, and check Postgres commit times'
+      : 'Postgres did not answer in time: check its commit times, lock waits and the network to it';
+  return new WagateError('LEDGER_TIMEOUT', `ledger write exceeded ${deadlineMs} ms waiting for ${waitedFor}; ${hint}`);
 }
 
 /** The batch may still commit after the deadline; the provider's retry then finds a duplicate. */

@@ -251,7 +251,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     sweepOnce,
     start() {
       pollTimer = setInterval(() => {
-        void sweepOnce().catch((error: Error) => options.log.warn({ err: error.message }, 'outbox sweep failed'));
+        void sweepOnce().catch((error: Error) =>
+          options.log.warn({ err: error.message }, 'outbox sweep failed; its rows stay in the outbox and the next poll tries again (check Postgres)'),
+        );
         void refreshBacklogGauges().catch(() => undefined);
       }, options.pollMs);
     },

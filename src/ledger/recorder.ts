@@ -294,7 +294,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
           if (index === -1) return;
           pending.splice(index, 1);
           pendingItems -= entry.items.length;
-          reject(ledgerTimeout(options.commitDeadlineMs));
+          reject(ledgerTimeout(options.commitDeadlineMs, 'a batch slot'));
           if (pending.length === 0 && active === 0) notifyIdle();
         }, options.commitDeadlineMs);
         pending.push(entry);

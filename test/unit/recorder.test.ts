@@ -49,6 +49,9 @@ describe('ledger recorder against a hanging database', () => {
       const results = await Promise.allSettled(Array.from({ length: REQUESTS_PER_WAVE }, (_, i) => recorder.record(request(`m-${wave}-${i}`))));
       expect(results.map((result) => result.status)).toEqual(Array(REQUESTS_PER_WAVE).fill('rejected'));
       expect(results.every((result) => (result as PromiseRejectedResult).reason.code === 'LEDGER_TIMEOUT')).toBe(true);
+      // Two requests held the slots and waited for Postgres; the others waited for a slot, and are told so.
+      const waitedFor = results.map((result) => /waiting for (a batch slot|Postgres)/.exec((result as PromiseRejectedResult).reason.message)?.[1]);
+      expect(waitedFor.filter((where) => where === 'a batch slot')).toHaveLength(wave === 0 ? REQUESTS_PER_WAVE - 2 : REQUESTS_PER_WAVE);
     }
     // Each wave waited one deadline (900 ms in all), not one per request queued ahead of it,
     // which would take at least the bound below; the gap between them is a loaded machine's margin.
