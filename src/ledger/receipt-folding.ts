@@ -22,6 +22,8 @@ export interface ReceiptsToFold {
  * duplicate may be the provider's retry after a fold that failed.
  */
 export function receiptsToFold(plan: BatchPlan, rows: readonly ReceiptRow[]): ReceiptsToFold {
+  // Most batches carry messages only: nothing to look up.
+  if (!plan.items.some(({ item }) => item.kind === 'status')) return { keys: [], ords: new Set() };
   const matched = new Set(rows.filter((row) => row.outcome === 'status' && row.row_id !== null).map((row) => row.ord));
   const folding: ReceiptsToFold = { keys: [], ords: new Set() };
   plan.items.forEach(({ item }, ord) => {
