@@ -23,11 +23,13 @@ import { rehearseWebhooks } from '../http/webhook-rehearsal';
 /** The most a start spends warming up before it reports ready anyway (a slow or absent database). */
 const WARM_UP_DEADLINE_MS = 10_000;
 /**
- * After the server has closed, what SIGTERM still waits for (commits under way, publishes and
- * their confirms) must end within the chart's grace beyond SHUTDOWN_TIMEOUT_MS and the preStop
- * pause (10 s), with time left to close the channel and the pool. Anything unfinished is safe in
- * the outbox, where another pod's sweep takes it once its lease expires.
+ * After the server has closed, everything SIGTERM still waits for must end within the chart's
+ * grace beyond SHUTDOWN_TIMEOUT_MS and the preStop pause (10 s): commits under way, publishes
+ * and their confirms (SETTLE_AFTER_REQUESTS_MS at most), then closing the broker channel and
+ * connection and the pool, each of which a hung peer could hold for seconds. Anything
+ * unfinished is safe in the outbox, where another pod's sweep takes it once its lease expires.
  */
+const STOP_AFTER_REQUESTS_MS = 8_000;
 const SETTLE_AFTER_REQUESTS_MS = 6_000;
 /** With ACK_AFTER=commit nothing waits for the publish, so messages may gather this long. */
 const DEFAULT_PUBLISH_LINGER_MS = 10;
@@ -137,15 +139,24 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     async stop() {
       draining = true;
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
+      const deadline = Date.now() + STOP_AFTER_REQUESTS_MS;
+      const left = () => Math.max(deadline - Date.now(), 0);
       const settled = await settleWithin(
         recorder.drain().then(() => relay.stop()).then(() => true),
         SETTLE_AFTER_REQUESTS_MS,
         false,
       );
       if (!settled) log.warn({ waitedMs: SETTLE_AFTER_REQUESTS_MS }, 'stopping with commits or publishes still under way; their outbox rows go to the next sweep');
-      await broker.close();
+      const brokerClosed = await settleWithin(broker.close().then(() => true), left(), false);
       await closeServerNow(metricsServer);
-      await closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error'));
+      const poolClosed = await settleWithin(
+        closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error')).then(() => true),
+        left(),
+        false,
+      );
+      if (!brokerClosed || !poolClosed) {
+        log.warn({ brokerClosed, poolClosed, waitedMs: STOP_AFTER_REQUESTS_MS }, "stopping without waiting longer for the broker or the database to close; the pod's grace period would end first");
+      }
       log.info('ingest stopped');
     },
   };
