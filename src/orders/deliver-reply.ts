@@ -10,6 +10,9 @@ import { writeProviderAnswer } from './write-provider-answer';
 
 export type DeliveryResult = 'sent' | 'unknown' | 'already_settled';
 
+/** A reply's last_error once its customer was erased: never the provider's text, which may quote the number. */
+const NOT_SENT_ERASED = 'not sent: the customer was erased';
+
 /**
  * Sends a reply at most once. The row is marked 'sending' (committed) before the provider
  * is called; a row found still 'sending' means an earlier attempt died mid-call, so its fate
@@ -52,7 +55,7 @@ async function claimAndSend(
   const mark = finishing.markSending ?? (async (id: string) => (await markSending(sql, [id]))[0]!);
   if (!(await mark(outbound.id))) {
     const [erased] = await sql`
-      UPDATE outbound_messages SET status = 'failed', last_error = 'not sent: the customer was erased', updated_at = now()
+      UPDATE outbound_messages SET status = 'failed', last_error = ${NOT_SENT_ERASED}, updated_at = now()
       WHERE id = ${outbound.id} AND status IN ('pending', 'retry') AND recipient = ${ERASED}
       RETURNING id`;
     if (erased) return 'already_settled';
@@ -130,7 +133,7 @@ async function sendMarkedReply(
 async function settleFailure(sql: Sql, id: string, status: 'retry' | 'failed', error: string): Promise<void> {
   await sql`
     UPDATE outbound_messages SET status = ${status}, updated_at = now(),
-      last_error = CASE WHEN recipient = ${ERASED} THEN 'not sent: the customer was erased' ELSE ${error} END
+      last_error = CASE WHEN recipient = ${ERASED} THEN ${NOT_SENT_ERASED} ELSE ${error} END
     WHERE id = ${id} AND status = 'sending'`;
 }
 

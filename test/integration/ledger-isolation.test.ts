@@ -1,28 +1,22 @@
 import postgres from 'postgres';
-import { createLedgerRecorder, type LedgerRecorder } from '../../src/ledger/recorder';
+import type { Sql } from '../../src/db/client';
+import type { LedgerRecorder } from '../../src/ledger/recorder';
 import type { LedgerItem } from '../../src/ledger/items';
 import { isDatabaseUnavailable } from '../../src/db/postgres-errors';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { queuedTextItem } from '../support/ledger-items';
+import { queuedTextItem, serialRecorder } from '../support/ledger-items';
 import { uniqueWamid } from '../support/webhooks';
 
 let db: TestDatabase;
 let recorder: LedgerRecorder;
 const isolated: unknown[] = [];
 
+/** Every isolation the file's recorders start is counted in `isolated`. */
+const recorderOver = (sql: Sql, commitDeadlineMs: number) => serialRecorder(sql, commitDeadlineMs, { onIsolating: (error) => isolated.push(error) });
+
 beforeAll(async () => {
   db = await createTestDatabase();
-  recorder = createLedgerRecorder({
-    sql: db.sql,
-    rateLimits: { whatsapp: { maxRequests: 1000, windowSeconds: 3600 }, twilio: { maxRequests: 1000, windowSeconds: 3600 } },
-    outboxLeaseSeconds: 60,
-    maxBatchItems: 256,
-    maxConcurrentBatches: 1,
-    lingerMs: 0,
-    commitDeadlineMs: 10000,
-    onQueued: () => undefined,
-    onIsolating: (error) => isolated.push(error),
-  });
+  recorder = recorderOver(db.sql, 10000);
 });
 
 afterAll(async () => {
@@ -75,16 +69,7 @@ describe('a poison item in a group commit', () => {
 
 describe('a batch committed apart', () => {
   it('answers the requests of its later parts at their deadline while an earlier part hangs', async () => {
-    const short = createLedgerRecorder({
-      sql: db.sql,
-      rateLimits: { whatsapp: { maxRequests: 1000, windowSeconds: 3600 }, twilio: { maxRequests: 1000, windowSeconds: 3600 } },
-      outboxLeaseSeconds: 60,
-      maxBatchItems: 256,
-      maxConcurrentBatches: 1,
-      lingerMs: 0,
-      commitDeadlineMs: 2000,
-      onQueued: () => undefined,
-    });
+    const short = recorderOver(db.sql, 2000);
     const held = uniqueWamid();
     const holder = await db.sql.reserve();
     try {
@@ -116,17 +101,7 @@ describe('a database that takes no writes', () => {
     // What a pool reconnected to a standby after a failover gets: SQLSTATE 25006.
     const standby = postgres(db.url, { max: 2, onnotice: () => undefined, connection: { default_transaction_read_only: true } });
     const before = isolated.length;
-    const readOnly = createLedgerRecorder({
-      sql: standby,
-      rateLimits: { whatsapp: { maxRequests: 1000, windowSeconds: 3600 }, twilio: { maxRequests: 1000, windowSeconds: 3600 } },
-      outboxLeaseSeconds: 60,
-      maxBatchItems: 256,
-      maxConcurrentBatches: 1,
-      lingerMs: 0,
-      commitDeadlineMs: 10000,
-      onQueued: () => undefined,
-      onIsolating: (error) => isolated.push(error),
-    });
+    const readOnly = recorderOver(standby, 10000);
     try {
       const record = (items: LedgerItem[]) => readOnly.record({ items, receivedAtMs: Date.now(), traceparent: '' });
       const answers = [record([textMessage('2 pizzas')]), record([textMessage('one coke')])];

@@ -2,12 +2,12 @@ import { createDatabase, type Sql } from '../../src/db/client';
 import { planBatch, rateLimitsJson } from '../../src/ledger/batch-plan';
 import type { StatusItem } from '../../src/ledger/items';
 import { RECORD_BATCH_SQL } from '../../src/ledger/record-batch-sql';
-import { createLedgerRecorder, type LedgerRecorder } from '../../src/ledger/recorder';
+import type { LedgerRecorder } from '../../src/ledger/recorder';
 import { runCleanup } from '../../src/ledger/retention';
 import { settleReplies } from '../../src/orders/settle-replies';
 import { loadConfig } from '../../src/config';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { queuedTextItem } from '../support/ledger-items';
+import { GENEROUS_LIMITS, queuedTextItem, serialRecorder } from '../support/ledger-items';
 import { testEnv } from '../support/ingest';
 import { waitFor } from '../support/wait';
 import { uniqueWamid } from '../support/webhooks';
@@ -23,25 +23,10 @@ let db: TestDatabase;
 let side: Sql;
 let recorder: LedgerRecorder;
 
-const LIMITS = { whatsapp: { maxRequests: 1000, windowSeconds: 3600 }, twilio: { maxRequests: 1000, windowSeconds: 3600 } };
-
-function recorderWithDeadline(commitDeadlineMs: number): LedgerRecorder {
-  return createLedgerRecorder({
-    sql: db.sql,
-    rateLimits: LIMITS,
-    outboxLeaseSeconds: 60,
-    maxBatchItems: 256,
-    maxConcurrentBatches: 1,
-    lingerMs: 0,
-    commitDeadlineMs,
-    onQueued: () => undefined,
-  });
-}
-
 beforeAll(async () => {
   db = await createTestDatabase();
   side = createDatabase({ url: db.url, maxConnections: 3, connectTimeoutSeconds: 5, statementTimeoutMs: 30000, applicationName: 'wagate-test-side' });
-  recorder = recorderWithDeadline(30_000);
+  recorder = serialRecorder(db.sql, 30_000);
 });
 
 afterAll(async () => {
@@ -87,23 +72,32 @@ const blockedOnALock = (what: string) =>
     return row!.n > 0;
   });
 
-it('the settle folds in a receipt that committed while it waited, unseen by its snapshot', async () => {
-  const replyId = await replyBeingSent();
-  const providerMessageId = uniqueWamid();
+/**
+ * The first interleaving: the settle takes its snapshot and waits for the reply row, which the
+ * test holds, while the receipt commits and finds no reply with this id. `whileHeld` runs
+ * before the settle may go on.
+ */
+async function settleWhileTheReceiptCommits(replyId: string, providerMessageId: string, whileHeld: () => Promise<void> = async () => undefined) {
   const holder = await side.reserve();
   try {
     await holder`BEGIN`;
     await holder`SELECT 1 FROM outbound_messages WHERE id = ${replyId} FOR UPDATE`;
     const settling = settleAsSent(replyId, providerMessageId);
     await blockedOnALock('the settle to wait for the reply row');
-    // The settle's snapshot is taken: the receipt commits without it, and finds no reply with this id.
     await expect(record(delivered(providerMessageId))).resolves.toEqual(['status']);
-    expect(await deliveryStatusOf(replyId)).toBeNull();
+    await whileHeld();
     await holder`COMMIT`;
-    await settling;
+    return await settling;
   } finally {
     holder.release();
   }
+}
+
+it('the settle folds in a receipt that committed while it waited, unseen by its snapshot', async () => {
+  const replyId = await replyBeingSent();
+  await settleWhileTheReceiptCommits(replyId, uniqueWamid(), async () => {
+    expect(await deliveryStatusOf(replyId)).toBeNull();
+  });
   expect(await deliveryStatusOf(replyId)).toBe('delivered');
 });
 
@@ -135,7 +129,7 @@ it('names the reply a new receipt found, so that the ingest folds only the recei
   const plan = planBatch([{ items: [delivered(sentId), delivered(uniqueWamid())], receivedAtMs: Date.now(), traceparent: '' }]);
   const rows = await db.sql.unsafe<{ ord: number; outcome: string; row_id: string | null }[]>(RECORD_BATCH_SQL, [
     JSON.stringify(plan.rows),
-    JSON.stringify(rateLimitsJson(LIMITS)),
+    JSON.stringify(rateLimitsJson(GENEROUS_LIMITS)),
     60,
   ]);
   expect(rows.map((row) => [row.ord, row.outcome, row.row_id === null ? null : String(row.row_id)]).sort()).toEqual([
@@ -171,7 +165,7 @@ it('cleanup folds in the recent receipts that never reached their replies', asyn
 
 it('a fold that outlives the deadline fails only the requests with its receipts, and holds its batch slot until Postgres answers', async () => {
   const { replyId, providerMessageId } = await receiptLeftBehind();
-  const short = recorderWithDeadline(3000);
+  const short = serialRecorder(db.sql, 3000);
   const holder = await side.reserve();
   let drained = false;
   let draining: Promise<void> = Promise.resolve();
@@ -205,19 +199,11 @@ it('a settle whose fold fails after its commit reports the failure instead of th
     CREATE TRIGGER refuse_fold BEFORE UPDATE ON outbound_messages FOR EACH ROW
       WHEN (OLD.provider_message_id IS NOT NULL AND NEW.delivery_status IS DISTINCT FROM OLD.delivery_status)
       EXECUTE FUNCTION refuse_fold();`);
-  const holder = await side.reserve();
   try {
     // As in the first test: the receipt commits while the settle waits, so only the settle's fold can move the reply.
-    await holder`BEGIN`;
-    await holder`SELECT 1 FROM outbound_messages WHERE id = ${replyId} FOR UPDATE`;
-    const settling = settleAsSent(replyId, providerMessageId);
-    await blockedOnALock('the settle to wait for the reply row');
-    await expect(record(delivered(providerMessageId))).resolves.toEqual(['status']);
-    await holder`COMMIT`;
-    const { foldFailure } = await settling;
+    const { foldFailure } = await settleWhileTheReceiptCommits(replyId, providerMessageId);
     expect((foldFailure as Error).message).toContain('the fold is refused here');
   } finally {
-    holder.release();
     await db.sql.unsafe(`DROP TRIGGER refuse_fold ON outbound_messages; DROP FUNCTION refuse_fold()`);
   }
   const [reply] = await db.sql<{ status: string; provider_message_id: string }[]>`

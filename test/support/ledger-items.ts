@@ -1,4 +1,6 @@
+import type { Sql } from '../../src/db/client';
 import type { MessageItem } from '../../src/ledger/items';
+import { createLedgerRecorder, type LedgerRecorder, type LedgerRecorderOptions } from '../../src/ledger/recorder';
 import { uniqueWamid } from './webhooks';
 
 /** A signed Meta text message as the adapter hands it to the ledger: new, in the window, queued. */
@@ -29,4 +31,22 @@ export function queuedTextItem(options: { sender?: string; text?: string; id?: s
       content: { id, type: 'text', text: { body: text } },
     },
   };
+}
+
+/** Rate limits no test of the ledger's own behaviour reaches. */
+export const GENEROUS_LIMITS = { whatsapp: { maxRequests: 1000, windowSeconds: 3600 }, twilio: { maxRequests: 1000, windowSeconds: 3600 } };
+
+/** A recorder that commits one batch at a time, at once, and publishes nothing. */
+export function serialRecorder(sql: Sql, commitDeadlineMs: number, options: Partial<LedgerRecorderOptions> = {}): LedgerRecorder {
+  return createLedgerRecorder({
+    sql,
+    rateLimits: GENEROUS_LIMITS,
+    outboxLeaseSeconds: 60,
+    maxBatchItems: 256,
+    maxConcurrentBatches: 1,
+    lingerMs: 0,
+    commitDeadlineMs,
+    onQueued: () => undefined,
+    ...options,
+  });
 }
