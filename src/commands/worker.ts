@@ -28,6 +28,13 @@ import { probeRoutes } from '../server/probe-routes';
 import { judgeReadiness } from '../server/readiness';
 
 const QUEUE_GAUGE_INTERVAL_MS = 5000;
+/**
+ * After the drain (WORKER_DRAIN_TIMEOUT_MS), everything SIGTERM still waits for must end within
+ * the chart's grace beyond it (15 s): closing both broker connections and the pool, each of which
+ * a hung peer could hold for up to 10 s. Nothing is lost by going sooner: a message still unacked
+ * goes back to its queue, and shards still held move once this worker's heartbeat expires.
+ */
+const STOP_AFTER_DRAIN_MS = 10_000;
 /** How long a failed stuck count leaves the last one standing: about the alert's 15 minutes. */
 const STUCK_COUNT_KEPT_MS = 15 * 60 * 1000;
 
@@ -200,11 +207,16 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       draining = true;
       clearInterval(gauges);
       await drainWithin(config.WORKER_DRAIN_TIMEOUT_MS, coordinator!, consumer!, log);
+      const deadline = Date.now() + STOP_AFTER_DRAIN_MS;
+      const within = (work: Promise<unknown>) => settleWithin(work.then(() => true), Math.max(deadline - Date.now(), 0), false);
       // The consuming channel closes first, once every hand-over in hand is confirmed and acked.
-      await broker.close();
-      await publishBroker.close();
+      const consumingClosed = await within(broker.close());
+      const publishingClosed = await within(publishBroker.close());
       await closeServerNow(metricsServer);
-      await closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error'));
+      const poolClosed = await within(closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error')));
+      if (!consumingClosed || !publishingClosed || !poolClosed) {
+        log.warn({ consumingClosed, publishingClosed, poolClosed, waitedMs: STOP_AFTER_DRAIN_MS }, "stopping without waiting longer for the broker or the database to close; the pod's grace period would end first");
+      }
       log.info('worker stopped');
     },
   };
