@@ -107,9 +107,9 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     name: `wagate-worker consume ${memberId}`,
     log,
     onFatal: (error) => reportFatal(error),
-    setup: async (channel) => {
+    setup: async (channel, connection) => {
       await assertTopology(channel, topology, await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log));
-      await consumer!.attach(channel);
+      await consumer!.attach(connection);
     },
   });
   // Hand-overs go on a connection of their own: the broker blocks a publishing connection

@@ -7,8 +7,8 @@ export interface BrokerOptions {
   url: string;
   name: string;
   log: Logger;
-  /** Runs on every new channel: declare topology, start consumers. */
-  setup(channel: ConfirmChannel): Promise<void>;
+  /** Runs on every new connection, with its channel: declare topology, open consumers' channels. */
+  setup(channel: ConfirmChannel, connection: ChannelModel): Promise<void>;
   reconnectDelayMs?: { min: number; max: number };
   /**
    * Called once when a retry cannot help (setup threw an error whose `fatal` is true, such as
@@ -118,7 +118,7 @@ export function createBroker(options: BrokerOptions): Broker {
         closedDuringSetup = true;
         if (current === channel) model?.close().catch(() => undefined);
       });
-      await options.setup(channel);
+      await options.setup(channel, model);
       if (closing) {
         await model.close().catch(() => undefined);
         return;

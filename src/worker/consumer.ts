@@ -15,47 +15,68 @@ export interface ConsumerDeps extends HandOnDeps {
   handle(message: QueueMessage): Promise<ProcessOutcome>;
 }
 
+/** The consuming connection: each shard's consumer gets a channel of its own on it. */
+export interface ConsumingConnection {
+  createConfirmChannel(): Promise<ConfirmChannel>;
+  once(event: 'close', listener: () => void): unknown;
+}
+
 export interface WorkerConsumer {
-  /** Takes a fresh channel on each (re)connect; shards are subscribed one by one (subscribe). */
-  attach(channel: ConfirmChannel): Promise<void>;
-  /** True while a broker channel is attached. */
+  /** Takes the connection of each (re)connect; shards are subscribed one by one (subscribe). */
+  attach(connection: ConsumingConnection): Promise<void>;
+  /** True while a broker connection is attached. */
   hasChannel(): boolean;
-  /** Starts consuming a shard on the attached channel, holding up to `prefetch` of its messages; false without a channel. */
+  /**
+   * Starts consuming a shard on a channel of its own, holding up to `prefetch` of its
+   * messages; false without a connection.
+   */
   subscribe(shard: number, prefetch: number): Promise<boolean>;
-  /** True while the shard has a consumer on the attached channel. */
+  /** True while the shard has a consumer on its channel. */
   isSubscribed(shard: number): boolean;
   /**
    * Cancels the shard's consumer, then waits until every message of it in hand is finished
-   * (acked or handed on), so that nothing is requeued and no delivery count rises.
+   * (acked or handed on), so that nothing is requeued and no delivery count rises, and closes
+   * its channel.
    */
   release(shard: number): Promise<void>;
   /**
    * Lets go of a shard that another worker took over while this one still consumed it. The
    * new owner's consumer waits behind this one (the queue has a single active consumer) and
    * would get the next messages the moment this one is cancelled, while this worker still
-   * finished older messages of the same senders. So nothing more starts on the channel, the
-   * work under way is finished, and then the channel is closed: the broker returns every
-   * message not started to the front of its queue, in order, for the new owner. The other
-   * shards' consumers go with the channel and start again on the next one.
+   * finished older messages of the same senders. So nothing more starts on the shard's
+   * channel, the work under way is finished, and then the channel is closed: the broker
+   * returns every message not started to the front of its queue, in order, for the new owner.
+   * Each shard has a channel of its own, so the other shards' messages in hand stay where they
+   * are: they are neither given back nor counted as delivered once more.
    */
   relinquish(shard: number): Promise<void>;
-  /** Stops taking deliveries and waits for the ones in hand to finish. */
+  /** Stops taking deliveries, waits for the ones in hand to finish, and closes the shards' channels. */
   stop(): Promise<void>;
 }
 
+interface ShardChannel {
+  channel: ConfirmChannel;
+  /** Empty until the broker has answered the consume. */
+  tag: string;
+  closed: Promise<void>;
+}
+
 /**
- * Consumes the shard queues. Messages of one sender are chained, so they never run
- * concurrently and keep their order; other senders run side by side up to each shard's prefetch.
- * A failure is published to its next retry tier (or the dead-letter queue) with a
- * confirm, and only then acked, so no hand-over can lose a message.
+ * Consumes the shard queues, each on a channel of its own. Messages of one sender are
+ * chained, so they never run concurrently and keep their order; other senders run side by
+ * side up to each shard's prefetch. A failure is published to its next retry tier (or the
+ * dead-letter queue) with a confirm, and only then acked, so no hand-over can lose a message.
  */
 export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
-  let attached: { channel: ConfirmChannel; tags: Map<number, string>; closed: Promise<void> } | null = null;
-  /** A channel on which nothing more may start, since it is about to be closed (relinquish). */
-  let fenced: ConfirmChannel | null = null;
+  /** The shards of the attached connection: their channel, or null while it is being opened. */
+  let attached: { connection: ConsumingConnection; shards: Map<number, ShardChannel | null> } | null = null;
+  /** Open channels: deliveries of any other were given back by the broker when it closed. */
+  const open = new Set<ConfirmChannel>();
+  /** Channels on which nothing more may start, since they are about to be closed (relinquish). */
+  const fenced = new Set<ConfirmChannel>();
   /** Deliveries being processed or handed on (as opposed to waiting in their sender's chain), with their channel. */
   const underWay = new Map<Promise<void>, ConfirmChannel>();
-  const { forward, routeFailure, waitOut, deadLetter } = createHandOn({ ...deps, isHeld: (channel) => attached?.channel === channel });
+  const { forward, routeFailure, waitOut, deadLetter } = createHandOn({ ...deps, isHeld: (channel) => open.has(channel) });
   const chains = new Map<string, Promise<void>>();
   /** Messages in hand per shard, so that a shard can be released once its own are finished. */
   const inHand = new Map<number, Set<Promise<void>>>();
@@ -72,10 +93,11 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   /**
    * Starts work on a delivery. Deliveries of a channel that has closed were requeued by the
    * broker, and may already be with the worker that took the shard over: starting them here
-   * would run a sender twice. Those of a fenced channel are left unacked for its close to return.
+   * would run a sender twice. Those of a fenced channel are left unacked for its close to
+   * return, and so are those still waiting once the worker stops.
    */
   function begin(channel: ConfirmChannel, work: () => Promise<void>): Promise<void> {
-    if (attached?.channel !== channel || fenced === channel) return Promise.resolve();
+    if (stopped || !open.has(channel) || fenced.has(channel)) return Promise.resolve();
     const running = work();
     underWay.set(running, channel);
     void running.finally(() => underWay.delete(running)).catch(() => undefined);
@@ -143,78 +165,116 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
    * fenced channel are finished only once its close has returned them to their queue: a
    * release recorded before that would let the next owner take later messages first.
    */
-  async function settled(shard: number, current = attached): Promise<void> {
+  async function settled(shard: number, entry?: ShardChannel | null): Promise<void> {
     for (let set = inHand.get(shard); set && set.size > 0; set = inHand.get(shard)) await Promise.allSettled([...set]);
-    if (current && fenced === current.channel) await current.closed;
+    if (entry && fenced.has(entry.channel)) await entry.closed;
+  }
+
+  /**
+   * Closes a shard's channel. close() settles only on the broker's answer, which a connection
+   * lost meanwhile never gives; the close event comes either way.
+   */
+  async function closeChannel(entry: ShardChannel): Promise<void> {
+    await Promise.race([entry.channel.close().catch(() => undefined), entry.closed]);
+  }
+
+  /** Opens the shard's channel and starts its consumer there; null if the shard was released meanwhile. */
+  async function openShardChannel(current: NonNullable<typeof attached>, shard: number, prefetch: number): Promise<ShardChannel | null> {
+    const channel = await current.connection.createConfirmChannel();
+    channel.on('error', (error: Error) => deps.log.warn({ shard, err: error.message }, 'a shard\'s broker channel closed with an error'));
+    open.add(channel);
+    const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+    const entry: ShardChannel = { channel, tag: '', closed };
+    void closed.then(() => {
+      open.delete(channel);
+      fenced.delete(channel);
+      // A consumer lost with its channel: the coordinator's next round releases the shard.
+      if (current.shards.get(shard) === entry) current.shards.delete(shard);
+    });
+    try {
+      const queue = deps.topology.shards[shard]!.queue;
+      await channel.prefetch(prefetch);
+      // Deliveries can arrive before consume() resolves.
+      const { consumerTag } = await channel.consume(queue, (delivery) => delivery && onDelivery(channel, shard, delivery));
+      entry.tag = consumerTag;
+    } catch (error) {
+      await closeChannel(entry);
+      throw error;
+    }
+    // Released, or the channel or connection lost, while subscribing: this consumer must not stay.
+    if (attached !== current || current.shards.get(shard) !== null || !open.has(channel)) {
+      await closeChannel(entry);
+      return null;
+    }
+    current.shards.set(shard, entry);
+    return entry;
   }
 
   return {
-    async attach(channel) {
+    async attach(connection) {
       if (stopped) return;
-      const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
-      attached = { channel, tags: new Map(), closed };
-      void closed.then(() => {
-        if (attached?.channel === channel) attached = null;
+      const current = { connection, shards: new Map<number, ShardChannel | null>() };
+      attached = current;
+      connection.once('close', () => {
+        if (attached === current) attached = null;
       });
     },
     hasChannel: () => attached !== null,
-    isSubscribed: (shard) => attached?.tags.has(shard) ?? false,
+    isSubscribed: (shard) => Boolean(attached?.shards.get(shard)),
     async subscribe(shard, prefetch) {
       const current = attached;
-      // A fenced channel is about to close: a consumer started on it would only have its deliveries skipped.
-      if (stopped || !current || fenced === current.channel) return false;
-      if (current.tags.has(shard)) return true;
-      // Recorded before the answer: deliveries can arrive before consume() resolves.
-      current.tags.set(shard, '');
+      if (stopped || !current) return false;
+      const existing = current.shards.get(shard);
+      // A fenced channel is about to close: its consumer is on its way out.
+      if (existing !== undefined) return existing !== null && !fenced.has(existing.channel);
+      // Recorded before the answer, so that a release meanwhile can tell this consumer to go.
+      current.shards.set(shard, null);
       try {
-        const queue = deps.topology.shards[shard]!.queue;
-        // A per-consumer prefetch applies to the consumers started after it: both go out
-        // together, so that no other shard's subscribe can come between them.
-        const [, { consumerTag }] = await Promise.all([
-          current.channel.prefetch(prefetch),
-          current.channel.consume(queue, (delivery) => delivery && onDelivery(current.channel, shard, delivery)),
-        ]);
-        if (current.tags.get(shard) === '') current.tags.set(shard, consumerTag);
-        // Released while subscribing: this consumer must not stay.
-        else await current.channel.cancel(consumerTag).catch(() => undefined);
-        return attached === current && current.tags.get(shard) === consumerTag;
+        return (await openShardChannel(current, shard, prefetch)) !== null;
       } catch {
-        current.tags.delete(shard);
+        if (current.shards.get(shard) === null) current.shards.delete(shard);
         return false;
       }
     },
     async release(shard) {
       const current = attached;
-      const tag = current?.tags.get(shard);
-      if (current && tag !== undefined) {
-        current.tags.delete(shard);
-        if (tag) await current.channel.cancel(tag).catch(() => undefined);
-      }
-      await settled(shard, current);
+      const entry = current?.shards.get(shard);
+      if (current && entry !== undefined) current.shards.delete(shard);
+      if (entry) await entry.channel.cancel(entry.tag).catch(() => undefined);
+      await settled(shard, entry);
+      // Every message of it is finished: closing the channel gives nothing back, and it waits
+      // for the broker to take the acks sent on it.
+      if (entry) await closeChannel(entry);
     },
     async relinquish(shard) {
       const current = attached;
-      if (current?.tags.has(shard)) {
-        fenced = current.channel;
+      const entry = current?.shards.get(shard);
+      // A consumer still being started is closed as soon as it is (openShardChannel).
+      if (current && entry === null) current.shards.delete(shard);
+      if (entry) {
+        fenced.add(entry.channel);
         // Nothing new starts on the fenced channel, so this ends; a channel lost meanwhile has
         // already given everything back, and there is nothing left to wait for.
-        const onChannel = () => [...underWay].flatMap(([work, channel]) => (channel === current.channel ? [work] : []));
+        const onChannel = () => [...underWay].flatMap(([work, channel]) => (channel === entry.channel ? [work] : []));
         for (let work = onChannel(); work.length > 0; work = onChannel()) {
-          if (await Promise.race([Promise.allSettled(work).then(() => false), current.closed.then(() => true)])) break;
+          if (await Promise.race([Promise.allSettled(work).then(() => false), entry.closed.then(() => true)])) break;
         }
-        deps.log.warn({ shard }, 'closing the broker channel so that the messages in hand go back, in order, to the worker that took the shard over');
-        // close() settles only on the broker's answer, which a connection lost meanwhile never gives; the close event comes either way.
-        await Promise.race([current.channel.close().catch(() => undefined), current.closed]);
+        deps.log.warn({ shard }, 'closing the shard\'s broker channel so that its messages in hand go back, in order, to the worker that took it over');
+        await closeChannel(entry);
       }
-      await settled(shard, current);
+      await settled(shard, entry);
     },
     async stop() {
       stopped = true;
       const current = attached;
       attached = null;
-      if (current) for (const tag of current.tags.values()) if (tag) await current.channel.cancel(tag).catch(() => undefined);
+      const entries = [...(current?.shards.values() ?? [])].filter((entry): entry is ShardChannel => entry !== null);
+      for (const entry of entries) await entry.channel.cancel(entry.tag).catch(() => undefined);
       while (chains.size > 0) await Promise.allSettled([...chains.values()]);
       for (const shard of inHand.keys()) await settled(shard);
+      // Closing each channel waits for the broker to take its acks; closing only the connection
+      // could beat the last ones, and those messages would come back.
+      await Promise.all(entries.map(closeChannel));
     },
   };
 }
