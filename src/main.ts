@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Must stay the first import: instrumentations patch modules as they are loaded.
-import { tracingSdk } from './tracing-bootstrap';
+import { flushTracing } from './tracing-bootstrap';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config, type Source } from './config';
 import { explainPostgresFailure } from './db/postgres-errors';
@@ -155,7 +155,7 @@ function stopOnFatal(log: Logger, fatal: Promise<Error>, stop: () => Promise<voi
   void fatal.then(async (error) => {
     log.error({ err: error.message }, 'stopping: the broker setup cannot succeed with this configuration');
     await stop().catch(() => undefined);
-    await tracingSdk?.shutdown().catch(() => undefined);
+    await flushTracing(log);
     log.flush();
     process.exit(1);
   });
@@ -171,7 +171,7 @@ function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
     stopping = true;
     log.info({ signal }, 'shutting down gracefully');
     stop()
-      .then(() => tracingSdk?.shutdown())
+      .then(() => flushTracing(log))
       .then(
         () => process.exit(0),
         (error: Error) => {
