@@ -255,7 +255,15 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       await settleWithin(Promise.resolve(ticking), Math.min(left(), deps.heartbeatMs), undefined);
       // A take already past its record is subscribing: once it has, its shard is released below.
       await settleWithin(Promise.allSettled([...taking]), left(), undefined);
-      for (const shard of held) if (!busy.has(shard)) releaseInBackground(shard, 'worker stopping');
+      // A shard taken over that no round has noticed (heartbeats that stalled are often why a
+      // worker is stopped) is relinquished, not released: its new owner already waits on the
+      // queue. A read that fails or hangs leaves the plain release.
+      const view = await settleWithin(store.read().catch(() => null), Math.min(left(), deps.heartbeatMs), null);
+      for (const shard of held) {
+        if (busy.has(shard)) continue;
+        const takenOver = view !== null && view.owners.get(shard) !== me;
+        releaseInBackground(shard, takenOver ? 'worker stopping; taken over after this worker missed its heartbeats' : 'worker stopping', takenOver);
+      }
       const drained = (async () => {
         while (releases.size > 0) await Promise.allSettled([...releases]);
         return held.size === 0;

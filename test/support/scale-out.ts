@@ -1,6 +1,6 @@
 import type { RunningWorker } from '../../src/commands/worker';
 import type { Sql } from '../../src/db/client';
-import type { FakeProvider } from '../../src/dev/fake-provider';
+import type { FakeProvider, RecordedCall } from '../../src/dev/fake-provider';
 import { postMetaText, uniqueWamid } from './webhooks';
 
 /** Message ids per sender, in the order each sender sent them. */
@@ -76,4 +76,12 @@ export async function oneConsumerPerShard(worker: RunningWorker): Promise<boolea
 
 export function counter(worker: RunningWorker, outcome: string): Promise<number> {
   return worker.metrics.workerMessages.get().then((metric) => metric.values.find((v) => v.labels.outcome === outcome)?.value ?? 0);
+}
+
+/** Calls to one recipient that began before the one before them was answered. */
+export function overlapping(calls: RecordedCall[]): number[] {
+  return calls.flatMap((call, index) => {
+    const previous = calls[index - 1];
+    return previous && (previous.answeredAt === undefined || call.receivedAt < previous.answeredAt) ? [index] : [];
+  });
 }
