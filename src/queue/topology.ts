@@ -94,6 +94,22 @@ async function declareQueue(channel: Channel, queue: string, options: Options.As
   }
 }
 
+/** One work shard's queue and its binding; the exchanges must exist. */
+export async function declareShardQueue(channel: Channel, topology: Topology, index: number): Promise<void> {
+  const shard = topology.shards[index]!;
+  await declareQueue(channel, shard.queue, {
+    durable: true,
+    arguments: {
+      'x-queue-type': 'quorum',
+      'x-single-active-consumer': true,
+      'x-delivery-limit': topology.deliveryLimit,
+      'x-dead-letter-exchange': topology.deadExchange,
+      'x-dead-letter-routing-key': DEAD_ROUTING_KEY,
+    },
+  });
+  await channel.bindQueue(shard.queue, topology.exchange, shard.routingKey);
+}
+
 /** `shardLimit`: only the first so many shard queues are declared (declarableShardCount). */
 export async function assertTopology(channel: Channel, topology: Topology, shardLimit = topology.shards.length): Promise<void> {
   await channel.assertExchange(topology.exchange, 'direct', { durable: true });
@@ -101,19 +117,7 @@ export async function assertTopology(channel: Channel, topology: Topology, shard
   await declareQueue(channel, topology.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await channel.bindQueue(topology.deadQueue, topology.deadExchange, DEAD_ROUTING_KEY);
 
-  for (const shard of topology.shards.slice(0, shardLimit)) {
-    await declareQueue(channel, shard.queue, {
-      durable: true,
-      arguments: {
-        'x-queue-type': 'quorum',
-        'x-single-active-consumer': true,
-        'x-delivery-limit': topology.deliveryLimit,
-        'x-dead-letter-exchange': topology.deadExchange,
-        'x-dead-letter-routing-key': DEAD_ROUTING_KEY,
-      },
-    });
-    await channel.bindQueue(shard.queue, topology.exchange, shard.routingKey);
-  }
+  for (const shard of topology.shards.slice(0, shardLimit)) await declareShardQueue(channel, topology, shard.index);
 
   for (const tier of topology.retryTiers) {
     await channel.assertExchange(tier.exchange, 'fanout', { durable: true });

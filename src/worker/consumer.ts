@@ -4,7 +4,7 @@ import { failpoint } from '../failpoints';
 import { contextFromTraceparent, withSpan } from '../telemetry/spans';
 import { NOT_BEFORE_HEADER } from '../queue/headers';
 import type { QueueMessage } from '../queue/message';
-import { shardOf } from '../queue/topology';
+import { declareShardQueue, shardOf } from '../queue/topology';
 import { PermanentError } from '../errors';
 import { numberHeader, parseDelivery, safely } from './delivery';
 import { createHandOn, type HandOnDeps } from './hand-on';
@@ -178,6 +178,17 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     await Promise.race([entry.channel.close().catch(() => undefined), entry.closed]);
   }
 
+  /**
+   * The broker cancelled the shard's consumer: its queue was deleted (by hand, say). The
+   * channel is closed, so that the coordinator's next round sees the consumer lost, releases
+   * the shard and takes it up again, declaring the queue anew; until then the ingest keeps the
+   * shard's messages in its outbox, since the broker returns them as unroutable.
+   */
+  function onCancelled(shard: number, entry: ShardChannel): void {
+    deps.log.warn({ shard, queue: deps.topology.shards[shard]!.queue }, 'the broker cancelled a shard\'s consumer (its queue was deleted); taking the shard up again');
+    void closeChannel(entry);
+  }
+
   /** Opens the shard's channel and starts its consumer there; null if the shard was released meanwhile. */
   async function openShardChannel(current: NonNullable<typeof attached>, shard: number, prefetch: number): Promise<ShardChannel | null> {
     const channel = await current.connection.createConfirmChannel();
@@ -193,9 +204,12 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     });
     try {
       const queue = deps.topology.shards[shard]!.queue;
+      // Declared here too, not only on connecting: a queue deleted under a running worker comes
+      // back as soon as the shard is taken up again (see onCancelled).
+      await declareShardQueue(channel, deps.topology, shard);
       await channel.prefetch(prefetch);
       // Deliveries can arrive before consume() resolves.
-      const { consumerTag } = await channel.consume(queue, (delivery) => delivery && onDelivery(channel, shard, delivery));
+      const { consumerTag } = await channel.consume(queue, (delivery) => (delivery ? onDelivery(channel, shard, delivery) : onCancelled(shard, entry)));
       entry.tag = consumerTag;
     } catch (error) {
       await closeChannel(entry);
@@ -231,7 +245,8 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       current.shards.set(shard, null);
       try {
         return (await openShardChannel(current, shard, prefetch)) !== null;
-      } catch {
+      } catch (error) {
+        deps.log.warn({ shard, err: (error as Error).message }, 'could not start a shard\'s consumer; the next round tries again');
         if (current.shards.get(shard) === null) current.shards.delete(shard);
         return false;
       }

@@ -1,3 +1,4 @@
+import amqp from 'amqplib';
 import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
 import { shardOf } from '../../src/queue/topology';
@@ -143,4 +144,35 @@ describe('worker lifecycle', () => {
     expect(callsTo('15550600004')).toHaveLength(1);
     for (const running of pipeline.workers.splice(0)) await running.stop();
   }, 240_000);
+
+  it('declares a shard queue deleted under it again and consumes on, without a reconnect', async () => {
+    for (const worker of pipeline.workers.splice(0)) await worker.stop();
+    const worker = await pipeline.startWorker();
+    const from = '15550600005';
+    const queue = worker.topology.shards[shardOf(from, worker.topology.shards.length)]!.queue;
+    const consumingChannel = worker.broker.channel();
+    const admin = await amqp.connect(pipeline.env.AMQP_URL!);
+    try {
+      const consumers = async () => {
+        const channel = await admin.createChannel();
+        channel.on('error', () => undefined);
+        // A missing queue closes the channel with NOT_FOUND: no consumer.
+        const found = await channel.checkQueue(queue).then((answer) => answer.consumerCount, () => 0);
+        await channel.close().catch(() => undefined);
+        return found;
+      };
+      const deleting = await admin.createChannel();
+      await deleting.deleteQueue(queue);
+      await deleting.close();
+      await waitFor('the worker to consume the queue again', async () => (await consumers()) === 1, 30_000);
+
+      const id = uniqueWamid();
+      await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+      await waitFor('the message processed', async () => (await statusOf(id)) === 'processed');
+      expect(worker.broker.channel()).toBe(consumingChannel);
+    } finally {
+      await admin.close();
+      for (const running of pipeline.workers.splice(0)) await running.stop();
+    }
+  });
 });

@@ -30,6 +30,8 @@ function connectionWhoseClosesAreNeverAnswered() {
       return {
         once: channelEvents.once.bind(channelEvents),
         on: channelEvents.on.bind(channelEvents),
+        assertQueue: async () => undefined,
+        bindQueue: async () => undefined,
         prefetch: async () => undefined,
         consume: async (_queue: string, callback: (delivery: ConsumeMessage) => void) => {
           consumers.push(callback);
