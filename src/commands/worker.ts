@@ -58,12 +58,14 @@ export interface RunningWorker {
 /**
  * Hands every shard over (finishing the messages in hand first), within WORKER_DRAIN_TIMEOUT_MS
  * in all. Past it the process goes anyway: the broker requeues what is unacked, and the
- * shards left move once this worker's heartbeat expires.
+ * shards left move once this worker's heartbeat expires. The consumer is stopped either way,
+ * so that nothing new starts while the connections and the pool close.
  */
 async function drainWithin(timeoutMs: number, coordinator: ShardCoordinator, consumer: WorkerConsumer, log: Logger): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  if (!(await coordinator.stop(timeoutMs))) return;
-  if ((await settleWithin(consumer.stop(), deadline - Date.now(), 'late' as const)) === 'late') log.warn('drain timed out with messages in hand; the broker requeues them');
+  const released = await coordinator.stop(timeoutMs);
+  const stopped = await settleWithin(consumer.stop().then(() => true), released ? deadline - Date.now() : 0, false);
+  if (released && !stopped) log.warn('drain timed out with messages in hand; the broker requeues them');
 }
 
 /** Unique per process, and readable in the membership table: host, pid and a random tail. */
@@ -209,7 +211,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       await drainWithin(config.WORKER_DRAIN_TIMEOUT_MS, coordinator!, consumer!, log);
       const deadline = Date.now() + STOP_AFTER_DRAIN_MS;
       const within = (work: Promise<unknown>) => settleWithin(work.then(() => true), Math.max(deadline - Date.now(), 0), false);
-      // The consuming channel closes first, once every hand-over in hand is confirmed and acked.
+      // The consuming connection closes first: the consumer has closed each shard's channel once
+      // its hand-overs were confirmed and its acks taken (or given up at the drain's end).
       const consumingClosed = await within(broker.close());
       const publishingClosed = await within(publishBroker.close());
       await closeServerNow(metricsServer);

@@ -189,19 +189,42 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     void closeChannel(entry);
   }
 
-  /** Opens the shard's channel and starts its consumer there; null if the shard was released meanwhile. */
+  /**
+   * Fences the channel so that nothing more starts on it, waits for the work under way on it,
+   * and closes it: the broker returns every message it held but had not started to the front of
+   * its queue, in order. A channel lost meanwhile has given everything back already.
+   */
+  async function fenceAndClose(entry: ShardChannel): Promise<void> {
+    fenced.add(entry.channel);
+    const onChannel = () => [...underWay].flatMap(([work, channel]) => (channel === entry.channel ? [work] : []));
+    for (let work = onChannel(); work.length > 0; work = onChannel()) {
+      if (await Promise.race([Promise.allSettled(work).then(() => false), entry.closed.then(() => true)])) break;
+    }
+    await closeChannel(entry);
+  }
+
+  /** Opens the shard's channel and starts its consumer there; null if the shard was let go meanwhile. */
   async function openShardChannel(current: NonNullable<typeof attached>, shard: number, prefetch: number): Promise<ShardChannel | null> {
     const channel = await current.connection.createConfirmChannel();
     channel.on('error', (error: Error) => deps.log.warn({ shard, err: error.message }, 'a shard\'s broker channel closed with an error'));
     open.add(channel);
-    const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
-    const entry: ShardChannel = { channel, tag: '', closed };
-    void closed.then(() => {
+    const entry: ShardChannel = { channel, tag: '', closed: Promise.resolve() };
+    // At once on the event, not a microtask later: deliveries read with the close must not start.
+    entry.closed = new Promise<void>((resolve) => channel.once('close', () => {
       open.delete(channel);
       fenced.delete(channel);
       // A consumer lost with its channel: the coordinator's next round releases the shard.
       if (current.shards.get(shard) === entry) current.shards.delete(shard);
-    });
+      resolve();
+    }));
+    // Let go (or the connection lost) while the channel opened: nothing was consumed on it.
+    if (attached !== current || current.shards.get(shard) !== null) {
+      await closeChannel(entry);
+      return null;
+    }
+    // From here a release or relinquish finds the channel itself and closes it.
+    current.shards.set(shard, entry);
+    let consumerTag: string;
     try {
       const queue = deps.topology.shards[shard]!.queue;
       // Declared here too, not only on connecting: a queue deleted under a running worker comes
@@ -209,18 +232,15 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       await declareShardQueue(channel, deps.topology, shard);
       await channel.prefetch(prefetch);
       // Deliveries can arrive before consume() resolves.
-      const { consumerTag } = await channel.consume(queue, (delivery) => (delivery ? onDelivery(channel, shard, delivery) : onCancelled(shard, entry)));
-      entry.tag = consumerTag;
+      ({ consumerTag } = await channel.consume(queue, (delivery) => (delivery ? onDelivery(channel, shard, delivery) : onCancelled(shard, entry))));
     } catch (error) {
+      if (current.shards.get(shard) === entry) current.shards.delete(shard);
       await closeChannel(entry);
       throw error;
     }
-    // Released, or the channel or connection lost, while subscribing: this consumer must not stay.
-    if (attached !== current || current.shards.get(shard) !== null || !open.has(channel)) {
-      await closeChannel(entry);
-      return null;
-    }
-    current.shards.set(shard, entry);
+    // Let go, or the channel lost, while the consume was under way: whoever let go closes it.
+    if (current.shards.get(shard) !== entry || !open.has(channel)) return null;
+    entry.tag = consumerTag;
     return entry;
   }
 
@@ -234,13 +254,13 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       });
     },
     hasChannel: () => attached !== null,
-    isSubscribed: (shard) => Boolean(attached?.shards.get(shard)),
+    isSubscribed: (shard) => Boolean(attached?.shards.get(shard)?.tag),
     async subscribe(shard, prefetch) {
       const current = attached;
       if (stopped || !current) return false;
       const existing = current.shards.get(shard);
       // A fenced channel is about to close: its consumer is on its way out.
-      if (existing !== undefined) return existing !== null && !fenced.has(existing.channel);
+      if (existing !== undefined) return Boolean(existing?.tag) && !fenced.has(existing!.channel);
       // Recorded before the answer, so that a release meanwhile can tell this consumer to go.
       current.shards.set(shard, null);
       try {
@@ -255,27 +275,26 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       const current = attached;
       const entry = current?.shards.get(shard);
       if (current && entry !== undefined) current.shards.delete(shard);
-      if (entry) await entry.channel.cancel(entry.tag).catch(() => undefined);
+      if (entry?.tag) {
+        await entry.channel.cancel(entry.tag).catch(() => undefined);
+        await settled(shard, entry);
+        // Every message of it is finished: closing the channel gives nothing back, and it waits
+        // for the broker to take the acks sent on it.
+        await closeChannel(entry);
+        return;
+      }
+      // A consumer still being started has no tag to cancel: what it was given goes back.
+      if (entry) await fenceAndClose(entry);
       await settled(shard, entry);
-      // Every message of it is finished: closing the channel gives nothing back, and it waits
-      // for the broker to take the acks sent on it.
-      if (entry) await closeChannel(entry);
     },
     async relinquish(shard) {
       const current = attached;
       const entry = current?.shards.get(shard);
-      // A consumer still being started is closed as soon as it is (openShardChannel).
+      // A channel still being opened is closed as soon as it is (openShardChannel).
       if (current && entry === null) current.shards.delete(shard);
       if (entry) {
-        fenced.add(entry.channel);
-        // Nothing new starts on the fenced channel, so this ends; a channel lost meanwhile has
-        // already given everything back, and there is nothing left to wait for.
-        const onChannel = () => [...underWay].flatMap(([work, channel]) => (channel === entry.channel ? [work] : []));
-        for (let work = onChannel(); work.length > 0; work = onChannel()) {
-          if (await Promise.race([Promise.allSettled(work).then(() => false), entry.closed.then(() => true)])) break;
-        }
-        deps.log.warn({ shard }, 'closing the shard\'s broker channel so that its messages in hand go back, in order, to the worker that took it over');
-        await closeChannel(entry);
+        deps.log.warn({ shard }, 'closing the shard\'s broker channel once the messages under way are finished, so that the others in hand go back, in order, to the worker that took it over');
+        await fenceAndClose(entry);
       }
       await settled(shard, entry);
     },
@@ -284,7 +303,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       const current = attached;
       attached = null;
       const entries = [...(current?.shards.values() ?? [])].filter((entry): entry is ShardChannel => entry !== null);
-      for (const entry of entries) await entry.channel.cancel(entry.tag).catch(() => undefined);
+      for (const entry of entries) if (entry.tag) await entry.channel.cancel(entry.tag).catch(() => undefined);
       while (chains.size > 0) await Promise.allSettled([...chains.values()]);
       for (const shard of inHand.keys()) await settled(shard);
       // Closing each channel waits for the broker to take its acks; closing only the connection

@@ -12,45 +12,55 @@ import type { ProcessOutcome } from '../../src/worker/process-message';
 import { waitFor } from '../support/wait';
 
 /**
- * What a taken-over shard's release does when the broker connection goes while it waits: the
- * channel's close event comes, but close() is never answered, and the work under way may
- * still be running. The broker has then given every message back already; the release must
- * end, or the shard stays busy in its worker for good. A connection stand-in plays the lost
- * connection, which a real broker cannot be made to do at that exact moment.
+ * Moments a real broker cannot be made to produce on cue: a connection lost while a release
+ * waits, a close the broker never answers, a delivery that arrives before the consume is
+ * answered. A connection stand-in plays them; each shard's consumer gets a channel of its own.
  */
-function connectionWhoseClosesAreNeverAnswered() {
+function fakeConnection(options: { closesAnswered: boolean; consumeAnswered?: Promise<void> }) {
   const events = new EventEmitter();
-  const consumers: ((delivery: ConsumeMessage) => void)[] = [];
+  const consumers = new Map<string, (delivery: ConsumeMessage | null) => void>();
   const channels: EventEmitter[] = [];
+  const message = (senderKey: string, id: string) => {
+    const body = { v: 1, source: 'whatsapp', messageId: id, from: senderKey, senderKey, business: '1', contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: {} };
+    return { content: Buffer.from(JSON.stringify(body)), fields: { deliveryTag: 1 }, properties: { headers: {} } } as unknown as ConsumeMessage;
+  };
   const connection = {
     once: events.once.bind(events),
     async createConfirmChannel() {
       const channelEvents = new EventEmitter();
       channels.push(channelEvents);
+      let closed = false;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        channelEvents.emit('close');
+      };
       return {
         once: channelEvents.once.bind(channelEvents),
         on: channelEvents.on.bind(channelEvents),
         assertQueue: async () => undefined,
         bindQueue: async () => undefined,
         prefetch: async () => undefined,
-        consume: async (_queue: string, callback: (delivery: ConsumeMessage) => void) => {
-          consumers.push(callback);
-          return { consumerTag: `ctag${consumers.length}` };
+        consume: async (queue: string, callback: (delivery: ConsumeMessage | null) => void) => {
+          consumers.set(queue, callback);
+          // The broker may deliver before the consume's answer has been read.
+          await options.consumeAnswered;
+          return { consumerTag: `ctag-${queue}` };
         },
         cancel: async () => undefined,
         ack: () => undefined,
         nack: () => undefined,
-        close: () => new Promise<void>(() => undefined),
+        close: () => (options.closesAnswered ? Promise.resolve(close()) : new Promise<void>(() => undefined)),
+        isClosed: () => closed,
       } as unknown as ConfirmChannel;
     },
   };
   return {
     connection,
-    /** Delivers to the consumer started last. */
-    deliver(senderKey: string, id: string) {
-      const body = { v: 1, source: 'whatsapp', messageId: id, from: senderKey, senderKey, business: '1', contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: {} };
-      consumers.at(-1)!({ content: Buffer.from(JSON.stringify(body)), fields: { deliveryTag: 1 }, properties: { headers: {} } } as unknown as ConsumeMessage);
+    deliver(queue: string, senderKey: string, id: string) {
+      consumers.get(queue)!(message(senderKey, id));
     },
+    hasConsumer: (queue: string) => consumers.has(queue),
     loseConnection() {
       for (const channel of channels) channel.emit('close');
       events.emit('close');
@@ -58,9 +68,11 @@ function connectionWhoseClosesAreNeverAnswered() {
   };
 }
 
+const topology = (shards: number) => topologyNames({ prefix: 'unit', deliveryLimit: 5, retryDelaysMs: [1000], shards });
+
 function consumerWithHandle(handle: (message: QueueMessage) => Promise<ProcessOutcome>, shards = 1) {
   return createWorkerConsumer({
-    topology: topologyNames({ prefix: 'unit', deliveryLimit: 5, retryDelaysMs: [1000], shards }),
+    topology: topology(shards),
     publisher: {} as Publisher,
     sql: {} as Sql,
     log: createLogger('silent', 'unit'),
@@ -70,37 +82,35 @@ function consumerWithHandle(handle: (message: QueueMessage) => Promise<ProcessOu
 }
 
 const settledWithin = (work: Promise<void>, ms: number) => settleWithin(work.then(() => true), ms, false);
+const senderOn = (shard: number, shards: number) => Array.from({ length: 50 }, (_, n) => `1555000${n}`).find((key) => shardOf(key, shards) === shard)!;
 
-it('waits only for the lost channel\'s work, not for what the next channel runs meanwhile', async () => {
+it('waits only for the taken shard\'s work, and leaves the other shards\' consumers running', async () => {
   const finishers = new Map<string, (outcome: ProcessOutcome) => void>();
   const consumer = consumerWithHandle((message) => new Promise<ProcessOutcome>((resolve) => finishers.set(message.messageId, resolve)), 2);
-  const [onShard0, onShard1] = [0, 1].map((shard) => Array.from({ length: 50 }, (_, n) => `1555000${n}`).find((key) => shardOf(key, 2) === shard)!);
-  const first = connectionWhoseClosesAreNeverAnswered();
-  await consumer.attach(first.connection);
+  const broker = fakeConnection({ closesAnswered: true });
+  await consumer.attach(broker.connection);
   expect(await consumer.subscribe(0, 10)).toBe(true);
-  first.deliver(onShard0!, 'taken-shard-message');
-  await waitFor('its processing to start', () => finishers.has('taken-shard-message'));
+  expect(await consumer.subscribe(1, 10)).toBe(true);
+  const [queue0, queue1] = topology(2).shards.map((shard) => shard.queue);
+  broker.deliver(queue0!, senderOn(0, 2), 'taken-shard-message');
+  broker.deliver(queue1!, senderOn(1, 2), 'other-shard-message');
+  await waitFor('both to start', () => finishers.has('taken-shard-message') && finishers.has('other-shard-message'));
 
   const relinquished = consumer.relinquish(0);
-  first.loseConnection();
-  // The worker reconnects and goes on with another shard, whose message takes its time.
-  const next = connectionWhoseClosesAreNeverAnswered();
-  await consumer.attach(next.connection);
-  expect(await consumer.subscribe(1, 10)).toBe(true);
-  next.deliver(onShard1!, 'other-shard-message');
-  await waitFor('the other shard\'s processing to start', () => finishers.has('other-shard-message'));
   finishers.get('taken-shard-message')!('processed');
   expect(await settledWithin(relinquished, 2_000)).toBe(true);
+  expect(consumer.isSubscribed(0)).toBe(false);
+  expect(consumer.isSubscribed(1)).toBe(true);
   finishers.get('other-shard-message')!('processed');
 });
 
 it('ends when the broker never answers the close, once the channel is gone', async () => {
   let finish!: (outcome: ProcessOutcome) => void;
   const consumer = consumerWithHandle(() => new Promise<ProcessOutcome>((resolve) => (finish = resolve)));
-  const broker = connectionWhoseClosesAreNeverAnswered();
+  const broker = fakeConnection({ closesAnswered: false });
   await consumer.attach(broker.connection);
   expect(await consumer.subscribe(0, 10)).toBe(true);
-  broker.deliver('15550001', 'm1');
+  broker.deliver(topology(1).shards[0]!.queue, '15550001', 'm1');
   await new Promise((resolve) => setImmediate(resolve));
 
   const relinquished = consumer.relinquish(0);
@@ -110,4 +120,50 @@ it('ends when the broker never answers the close, once the channel is gone', asy
   expect(await settledWithin(relinquished, 300)).toBe(false);
   broker.loseConnection();
   expect(await settledWithin(relinquished, 2_000)).toBe(true);
+});
+
+/** A consumer whose consume is sent but not yet answered, and a way to answer it. */
+async function consumerBeingStarted(handle: (message: QueueMessage) => Promise<ProcessOutcome>) {
+  const consumer = consumerWithHandle(handle);
+  let answerConsume!: () => void;
+  const consumeAnswered = new Promise<void>((resolve) => (answerConsume = resolve));
+  const broker = fakeConnection({ closesAnswered: true, consumeAnswered });
+  await consumer.attach(broker.connection);
+  const subscribing = consumer.subscribe(0, 10);
+  const queue = topology(1).shards[0]!.queue;
+  await waitFor('the consume to be sent', () => broker.hasConsumer(queue));
+  return { consumer, subscribing, answerConsume, deliver: (id: string) => broker.deliver(queue, '15550001', id) };
+}
+
+it('finishes what a consumer let go while it started was given, before the release ends', async () => {
+  let started = 0;
+  let finish!: (outcome: ProcessOutcome) => void;
+  const { consumer, subscribing, answerConsume, deliver } = await consumerBeingStarted(() => {
+    started += 1;
+    return new Promise<ProcessOutcome>((resolve) => (finish = resolve));
+  });
+  deliver('early');
+  await waitFor('the early delivery to start', () => started === 1);
+  const released = consumer.release(0);
+  answerConsume();
+  expect(await subscribing).toBe(false);
+  expect(await settledWithin(released, 300)).toBe(false);
+  finish('processed');
+  expect(await settledWithin(released, 2_000)).toBe(true);
+  expect(consumer.isSubscribed(0)).toBe(false);
+});
+
+it('starts nothing that a consumer let go while it started is given after the release', async () => {
+  let started = 0;
+  const { consumer, subscribing, answerConsume, deliver } = await consumerBeingStarted(async () => {
+    started += 1;
+    return 'processed';
+  });
+  expect(await settledWithin(consumer.release(0), 2_000)).toBe(true);
+  // The release is over (and would be recorded): this one goes back with the channel.
+  deliver('late');
+  answerConsume();
+  expect(await subscribing).toBe(false);
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(started).toBe(0);
 });
