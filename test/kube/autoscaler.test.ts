@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import {
@@ -17,6 +17,7 @@ import {
 } from '../support/autoscaler';
 import { startControlPlane, type ControlPlane } from '../support/control-plane';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startTcpProxy } from '../support/tcp-proxy';
 import { startPipeline } from '../support/pipeline';
 import { startPrometheus } from '../support/prometheus';
 import type { ChildIngest } from '../support/process';
@@ -26,6 +27,8 @@ import { postMetaText } from '../support/webhooks';
 const ROOT = path.join(__dirname, '..', '..');
 /** Generous bounds: the control plane, Postgres and RabbitMQ share two busy cores. */
 const SETTLE_MS = 45_000;
+/** The chart's terminationGracePeriodSeconds for the autoscaler. */
+const AUTOSCALER_GRACE_MS = 30_000;
 const CHART_FILES = path.join(ROOT, 'charts', 'wagate', 'files');
 
 /** The dashboard's autoscaler row (refIds AS…) and the WagateAutoscalerNoLeader expression. */
@@ -124,6 +127,35 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     const released = leaseState(plane)!;
     expect(released.holder).toBeUndefined();
     expect(released.durationSeconds).toBe(1);
+  }, 120_000);
+
+  it('stops within its pod\'s grace period while the API server does not answer', async () => {
+    recreateWorker(plane, 1);
+    const apiServer = new URL(/server: (\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!);
+    const proxy = await startTcpProxy(Number(apiServer.port), apiServer.hostname);
+    try {
+      const proxied = `${kubeconfig}.proxied`;
+      writeFileSync(proxied, readFileSync(kubeconfig, 'utf8').replace(apiServer.host, `127.0.0.1:${proxy.port}`));
+      // The default lease periods: the renew deadline is one of the waits a stop may meet.
+      const autoscaler = await startAutoscaler(proxied, {
+        DATABASE_URL: db.url,
+        AUTOSCALER_IDENTITY: 'autoscaler-hung',
+        AUTOSCALER_LEASE_DURATION_SECONDS: '15',
+        AUTOSCALER_RENEW_DEADLINE_SECONDS: '10',
+        AUTOSCALER_RETRY_PERIOD_SECONDS: '2',
+      });
+      running.push(autoscaler);
+      await waitFor('it to lead and act', async () => (await decisions(autoscaler, 'steady')) > 0, SETTLE_MS);
+      // Open connections stay open and go silent, as with a hung API server or a black-holed network.
+      proxy.setMode('blackhole');
+      const started = performance.now();
+      autoscaler.child.kill('SIGTERM');
+      expect(await autoscaler.exited).toBe(0);
+      expect(performance.now() - started).toBeLessThan(AUTOSCALER_GRACE_MS);
+    } finally {
+      proxy.setMode('forward');
+      await proxy.close();
+    }
   }, 120_000);
 
   it('patches the scale with the resourceVersion it read: a stale write is refused, read again and retried', () => {
