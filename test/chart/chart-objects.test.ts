@@ -76,6 +76,15 @@ describe('worker', () => {
     expect(worker(renderScenario('minimal', { set: ['worker.autoscaling.mode=off', 'worker.replicas=3'] })).spec.replicas).toBe(3);
   });
 
+  it('gives the ingest a grace period that covers its whole stop, whatever SHUTDOWN_TIMEOUT_MS', () => {
+    for (const shutdownMs of [25000, 25900, 100]) {
+      const pod = find(renderScenario('minimal', { set: [`config.SHUTDOWN_TIMEOUT_MS=${shutdownMs}`] }), 'Deployment', '-ingest').spec.template.spec;
+      const preStopSeconds = Number(pod.containers[0].lifecycle.preStop.sleep?.seconds ?? /sleep (\d+)/.exec(pod.containers[0].lifecycle.preStop.exec?.command.join(' '))?.[1]);
+      // After the requests: at most 8 s of commits, publishes and closes, then 1.5 s for the spans.
+      expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThanOrEqual(preStopSeconds * 1000 + shutdownMs + 9500);
+    }
+  });
+
   it('has a PodDisruptionBudget of maxUnavailable 1', () => {
     expect(find(minimal, 'PodDisruptionBudget', '-worker').spec).toMatchObject({ maxUnavailable: 1 });
   });

@@ -151,6 +151,21 @@ describe('values', () => {
     expect(single.filter((o) => o.kind === 'HorizontalPodAutoscaler')[0]!.spec.minReplicas).toBe(1);
   });
 
+  it('refuses settings that relate wrongly, which every process would refuse at start', () => {
+    const refusal = (set: string[]) => renderError({ valuesFiles: [scenarioFile('minimal')], set });
+    expect(refusal(['config.RETENTION_DAYS=8'])).toContain('config.RETENTION_DAYS (8) must keep dedupe keys longer than config.REPLAY_WINDOW_SECONDS (691200 s) plus 5 minutes');
+    expect(refusal(['config.METRICS_PORT=3000'])).toContain('config.PORT and config.METRICS_PORT are both 3000');
+    expect(refusal(['config.RETRY_DELAYS_MS=5000\\,5000'])).toContain('the tiers must ascend');
+    expect(refusal(['cleanup.days=8'])).toContain('cleanup.days (8) is shorter than config.REPLAY_WINDOW_SECONDS');
+    expect(refusal(['autoscaler.renewDeadlineSeconds=15'])).toContain('retryPeriodSeconds (2) < renewDeadlineSeconds (15) < leaseDurationSeconds (15) must hold');
+    // What each would do at start instead.
+    const base = { NODE_ENV: 'test' };
+    expect(() => loadConfig({ ...base, RETENTION_DAYS: '8' })).toThrow(/RETENTION_DAYS/);
+    expect(() => loadConfig({ ...base, RETRY_DELAYS_MS: '5000,5000' })).toThrow(/RETRY_DELAYS_MS/);
+    // The edges that hold render.
+    expect(renderScenario('minimal', { set: ['config.RETENTION_DAYS=9', 'cleanup.days=9', 'config.REPLAY_WINDOW_SECONDS=691200'] }).length).toBeGreaterThan(0);
+  });
+
   it('keeps every name and label legal with the longest release name Helm allows', () => {
     const releaseName = `shop-${'x'.repeat(48)}`; // 53 characters
     const objects = SCENARIOS.flatMap((scenario) => render({ valuesFiles: [scenarioFile(scenario)], releaseName }));

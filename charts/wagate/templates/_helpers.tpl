@@ -208,4 +208,35 @@ volumeMounts:
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- include "wagate.validateConfig" . -}}
+{{- end -}}
+
+{{/*
+Relations between settings that the schema cannot express. Each process checks them at start
+and refuses to run; failing the render instead stops a release before any pod crash-loops.
+*/}}
+{{- define "wagate.validateConfig" -}}
+{{- $c := .Values.config -}}
+{{- $window := int64 $c.REPLAY_WINDOW_SECONDS -}}
+{{- if lt (mul (int64 $c.RETENTION_DAYS) 86400) (add $window 300) -}}
+{{- fail (printf "config.RETENTION_DAYS (%d) must keep dedupe keys longer than config.REPLAY_WINDOW_SECONDS (%d s) plus 5 minutes, or replayed messages would pass: raise it to at least %d" (int64 $c.RETENTION_DAYS) $window (add (div (add $window 300 86399) 86400))) -}}
+{{- end -}}
+{{- if eq (int $c.PORT) (int $c.METRICS_PORT) -}}
+{{- fail (printf "config.PORT and config.METRICS_PORT are both %d: the ingest serves webhooks and metrics on two ports" (int $c.PORT)) -}}
+{{- end -}}
+{{- $previous := 0 -}}
+{{- range (splitList "," (toString $c.RETRY_DELAYS_MS)) -}}
+{{- if le (int64 .) (int64 $previous) -}}
+{{- fail (printf "config.RETRY_DELAYS_MS (%s): the tiers must ascend, each delay longer than the one before" $c.RETRY_DELAYS_MS) -}}
+{{- end -}}
+{{- $previous = . -}}
+{{- end -}}
+{{- $days := int64 .Values.cleanup.days -}}
+{{- if and $days (lt (mul $days 86400) (add $window 300)) -}}
+{{- fail (printf "cleanup.days (%d) is shorter than config.REPLAY_WINDOW_SECONDS (%d s) plus 5 minutes: the cleanup refuses it every night, since replayed messages would no longer be recognised as duplicates" $days $window) -}}
+{{- end -}}
+{{- $a := .Values.autoscaler -}}
+{{- if or (ge (int $a.renewDeadlineSeconds) (int $a.leaseDurationSeconds)) (ge (int $a.retryPeriodSeconds) (int $a.renewDeadlineSeconds)) -}}
+{{- fail (printf "autoscaler: retryPeriodSeconds (%d) < renewDeadlineSeconds (%d) < leaseDurationSeconds (%d) must hold, or the autoscaler refuses to start" (int $a.retryPeriodSeconds) (int $a.renewDeadlineSeconds) (int $a.leaseDurationSeconds)) -}}
+{{- end -}}
 {{- end -}}
