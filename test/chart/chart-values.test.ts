@@ -155,6 +155,7 @@ describe('values', () => {
     const refusal = (set: string[]) => renderError({ valuesFiles: [scenarioFile('minimal')], set });
     expect(refusal(['config.RETENTION_DAYS=8'])).toContain('config.RETENTION_DAYS (8) must keep dedupe keys longer than config.REPLAY_WINDOW_SECONDS (691200 s) plus 5 minutes');
     expect(refusal(['config.METRICS_PORT=3000'])).toContain('config.PORT and config.METRICS_PORT are both 3000');
+    expect(refusal(['config.MAX_IN_FLIGHT_BYTES=1048576'])).toContain('config.MAX_IN_FLIGHT_BYTES (1048576) is below config.MAX_BODY_BYTES (3145728)');
     expect(refusal(['config.RETRY_DELAYS_MS=5000\\,5000'])).toContain('the tiers must ascend');
     expect(refusal(['cleanup.days=8'])).toContain('cleanup.days (8) is shorter than config.REPLAY_WINDOW_SECONDS');
     expect(refusal(['autoscaler.renewDeadlineSeconds=15'])).toContain('retryPeriodSeconds (2) < renewDeadlineSeconds (15) < leaseDurationSeconds (15) must hold');

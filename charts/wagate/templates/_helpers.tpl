@@ -221,6 +221,9 @@ and refuses to run; failing the render instead stops a release before any pod cr
 {{- if lt (mul (int64 $c.RETENTION_DAYS) 86400) (add $window 300) -}}
 {{- fail (printf "config.RETENTION_DAYS (%d) must keep dedupe keys longer than config.REPLAY_WINDOW_SECONDS (%d s) plus 5 minutes, or replayed messages would pass: raise it to at least %d" (int64 $c.RETENTION_DAYS) $window (add (div (add $window 300 86399) 86400))) -}}
 {{- end -}}
+{{- if lt (int64 $c.MAX_IN_FLIGHT_BYTES) (int64 $c.MAX_BODY_BYTES) -}}
+{{- fail (printf "config.MAX_IN_FLIGHT_BYTES (%d) is below config.MAX_BODY_BYTES (%d): the largest body could never be read" (int64 $c.MAX_IN_FLIGHT_BYTES) (int64 $c.MAX_BODY_BYTES)) -}}
+{{- end -}}
 {{- if eq (int $c.PORT) (int $c.METRICS_PORT) -}}
 {{- fail (printf "config.PORT and config.METRICS_PORT are both %d: the ingest serves webhooks and metrics on two ports" (int $c.PORT)) -}}
 {{- end -}}
