@@ -99,14 +99,14 @@ describe('network policies', () => {
     expect(policy(production, 'ingest').spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'ingress-nginx' });
   });
 
-  it('lets out DNS, Postgres and RabbitMQ; the API server only to the autoscaler; providers on 443 by ipBlock only to the worker', () => {
+  it('lets out DNS, Postgres, RabbitMQ (not to the autoscaler); the API server only to the autoscaler; providers on 443 by ipBlock only to the worker', () => {
     const egress = (objects: K8sObject[], role: string) => policy(objects, role).spec.egress.map(ports);
     expect(egress(minimal, 'ingest')).toEqual([[53, 53], [5432], [5672]]);
-    expect(egress(minimal, 'autoscaler')).toEqual([[53, 53], [5432], [5672], [443, 6443]]);
+    expect(egress(minimal, 'autoscaler')).toEqual([[53, 53], [5432], [443, 6443]]);
     expect(egress(minimal, 'worker')).toEqual([[53, 53], [5432], [5672], [443]]);
     expect(egress(minimal, 'cleanup')).toEqual([[53, 53], [5432]]);
     expect(policy(minimal, 'worker').spec.egress[3].to).toEqual([{ ipBlock: { cidr: '0.0.0.0/0' } }]);
-    expect(policy(production, 'autoscaler').spec.egress[3].to).toEqual([{ ipBlock: { cidr: '172.16.0.0/28' } }]);
+    expect(policy(production, 'autoscaler').spec.egress[2].to).toEqual([{ ipBlock: { cidr: '172.16.0.0/28' } }]);
     expect(policy(production, 'worker').spec.egress[1].to).toEqual([{ ipBlock: { cidr: '10.20.0.0/24' } }]);
   });
 });
