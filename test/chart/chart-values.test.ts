@@ -151,6 +151,17 @@ describe('values', () => {
     expect(single.filter((o) => o.kind === 'HorizontalPodAutoscaler')[0]!.spec.minReplicas).toBe(1);
   });
 
+  it('holds a number given as a string to the same range: an empty string is what leaves the code\'s default', () => {
+    const refused = (setString: string) => renderError({ valuesFiles: [scenarioFile('minimal')], setString: [setString] });
+    expect(refused('config.PUBLISH_LINGER_MS=101')).toContain('PUBLISH_LINGER_MS');
+    expect(refused('config.ACK_PUBLISH_TIMEOUT_MS=0')).toContain('ACK_PUBLISH_TIMEOUT_MS');
+    for (const setString of ['config.PUBLISH_LINGER_MS=100', 'config.PUBLISH_LINGER_MS=0', 'config.ACK_PUBLISH_TIMEOUT_MS=1']) {
+      expect(renderScenario('minimal', { setString: [setString] }).length).toBeGreaterThan(0);
+    }
+    expect(() => loadConfig({ NODE_ENV: 'test', PUBLISH_LINGER_MS: '101' })).toThrow(/PUBLISH_LINGER_MS/);
+    expect(() => loadConfig({ NODE_ENV: 'test', ACK_PUBLISH_TIMEOUT_MS: '0' })).toThrow(/ACK_PUBLISH_TIMEOUT_MS/);
+  });
+
   it('refuses settings that relate wrongly, which every process would refuse at start', () => {
     const refusal = (set: string[]) => renderError({ valuesFiles: [scenarioFile('minimal')], set });
     expect(refusal(['config.RETENTION_DAYS=8'])).toContain('config.RETENTION_DAYS (8) must keep dedupe keys longer than config.REPLAY_WINDOW_SECONDS (691200 s) plus 5 minutes');

@@ -54,6 +54,8 @@ export function scenarioFile(scenario: Scenario): string {
 export interface RenderOptions {
   valuesFiles?: string[];
   set?: string[];
+  /** Values Helm takes as strings whatever they look like (`--set-string`). */
+  setString?: string[];
   apiVersions?: string[];
   namespace?: string;
   releaseName?: string;
@@ -68,6 +70,7 @@ export function templateArgs(options: RenderOptions): string[] {
     options.namespace ?? 'wagate',
     ...(options.valuesFiles ?? []).flatMap((file) => ['-f', file]),
     ...(options.set ?? []).flatMap((value) => ['--set', value]),
+    ...(options.setString ?? []).flatMap((value) => ['--set-string', value]),
     ...(options.apiVersions ?? GATED_API_VERSIONS).flatMap((api) => ['--api-versions', api]),
   ];
 }
