@@ -22,3 +22,12 @@ export function failAfter<T>(work: Promise<T>, ms: number, onTimeout: () => Erro
     return value as T;
   });
 }
+
+/**
+ * Several waits sharing one time budget, as a stop's closes do: each resolves true if its work
+ * settled before the deadline, false if the deadline came first (the work goes on unwatched).
+ */
+export function finishedWithin(ms: number): (work: Promise<unknown>) => Promise<boolean> {
+  const deadline = Date.now() + ms;
+  return (work) => settleWithin(work.then(() => true), Math.max(deadline - Date.now(), 0), false);
+}

@@ -14,7 +14,7 @@ import { createPublisher } from '../queue/publisher';
 import { checkShardCountAtStart, declarableShardCount } from '../ledger/shard-count';
 import { assertTopology, unroutedTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
-import { settleWithin } from '../settle-within';
+import { finishedWithin, settleWithin } from '../settle-within';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { refuseWrongDatabaseLogin } from '../db/health';
 import { warmUpLedger } from '../ledger/warm-up';
@@ -139,21 +139,16 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     async stop() {
       draining = true;
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
-      const deadline = Date.now() + STOP_AFTER_REQUESTS_MS;
-      const left = () => Math.max(deadline - Date.now(), 0);
+      const within = finishedWithin(STOP_AFTER_REQUESTS_MS);
       const settled = await settleWithin(
         recorder.drain().then(() => relay.stop()).then(() => true),
         SETTLE_AFTER_REQUESTS_MS,
         false,
       );
       if (!settled) log.warn({ waitedMs: SETTLE_AFTER_REQUESTS_MS }, 'stopping with commits or publishes still under way; their outbox rows go to the next sweep');
-      const brokerClosed = await settleWithin(broker.close().then(() => true), left(), false);
+      const brokerClosed = await within(broker.close());
       await closeServerNow(metricsServer);
-      const poolClosed = await settleWithin(
-        closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error')).then(() => true),
-        left(),
-        false,
-      );
+      const poolClosed = await within(closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error')));
       if (!brokerClosed || !poolClosed) {
         log.warn({ brokerClosed, poolClosed, waitedMs: STOP_AFTER_REQUESTS_MS }, "stopping without waiting longer for the broker or the database to close; the pod's grace period would end first");
       }

@@ -11,7 +11,7 @@ import { countStuckMessages, stuckAfterMs } from '../ledger/stuck';
 import { createPublisher } from '../queue/publisher';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
-import { settleWithin } from '../settle-within';
+import { finishedWithin, settleWithin } from '../settle-within';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { createWorkerConsumer, type WorkerConsumer } from '../worker/consumer';
 import { createMembershipStore } from '../worker/membership-store';
@@ -209,8 +209,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       draining = true;
       clearInterval(gauges);
       await drainWithin(config.WORKER_DRAIN_TIMEOUT_MS, coordinator!, consumer!, log);
-      const deadline = Date.now() + STOP_AFTER_DRAIN_MS;
-      const within = (work: Promise<unknown>) => settleWithin(work.then(() => true), Math.max(deadline - Date.now(), 0), false);
+      const within = finishedWithin(STOP_AFTER_DRAIN_MS);
       // The consuming connection closes first: the consumer has closed each shard's channel once
       // its hand-overs were confirmed and its acks taken (or given up at the drain's end).
       const consumingClosed = await within(broker.close());

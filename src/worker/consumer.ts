@@ -260,7 +260,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       if (stopped || !current) return false;
       const existing = current.shards.get(shard);
       // A fenced channel is about to close: its consumer is on its way out.
-      if (existing !== undefined) return Boolean(existing?.tag) && !fenced.has(existing!.channel);
+      if (existing !== undefined) return existing !== null && existing.tag !== '' && !fenced.has(existing.channel);
       // Recorded before the answer, so that a release meanwhile can tell this consumer to go.
       current.shards.set(shard, null);
       try {
