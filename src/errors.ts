@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   /** A file named on the command line cannot be read. */
   FILE_UNREADABLE: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 400 },
   MIGRATION_FAILED: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 500 },
+  /** The database lacks migrations the running code needs: `wagate migrate` must run first. */
+  SCHEMA_BEHIND: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 503 },
   DATABASE_UNAVAILABLE: { retryable: true, exitStatus: EXIT_FAILURE, httpStatus: 503 },
   /** Postgres refused our login or lacks the database: waiting cannot fix it, a person must. */
   DATABASE_LOGIN_REFUSED: { retryable: false, exitStatus: EXIT_FAILURE, httpStatus: 503 },

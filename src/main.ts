@@ -2,7 +2,7 @@
 // Must stay the first import: instrumentations patch modules as they are loaded.
 import { flushTracing } from './tracing-bootstrap';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config, type Source } from './config';
+import { checkWorkerConfig, loadConfig, type Config, type Source } from './config';
 import { explainPostgresFailure } from './db/postgres-errors';
 import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
 import { DEV_DEFAULTS, readyLine } from './commands/dev';
@@ -15,6 +15,7 @@ import { isHelpRequest, USAGE, usageOf } from './commands/usage';
 import { waitUntilReady } from './commands/wait-ready';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker, type RunningWorker } from './commands/worker';
+import { waitForMigrations } from './commands/wait-for-migrations';
 import { MAX_WORK_SHARDS } from './config';
 import { reshard, reshardDepsFromConfig } from './worker/reshard';
 import {
@@ -34,11 +35,15 @@ type Command = (config: Config, log: Logger, args: string[]) => Promise<void>;
 const commands: Record<string, Command> = {
   migrate: (config, log) => runMigrate(config, log),
   ingest: async (config, log) => {
+    await waitForMigrations(config, log);
     const ingest = await startIngest(config, log);
     stopOnSignal(log, () => ingest.stop());
     stopOnFatal(log, ingest.fatal, () => ingest.stop());
   },
   worker: async (config, log) => {
+    // A setting only the worker needs is refused at once, not after the wait for migrations.
+    checkWorkerConfig(config);
+    await waitForMigrations(config, log);
     const worker = await startWorker(config, log);
     stopOnSignal(log, () => worker.stop());
     exitOnRefusedLogin(worker.broker, config.AMQP_URL, config.AUTH_FAILURE_EXIT_SECONDS, log);
@@ -47,6 +52,7 @@ const commands: Record<string, Command> = {
   autoscaler: async (config, log) => {
     // Loaded on demand: the Kubernetes client is large, and no other command needs it.
     const { startAutoscaler } = await import('./commands/autoscaler');
+    await waitForMigrations(config, log);
     const autoscaler = await startAutoscaler(config, log);
     stopOnSignal(log, () => autoscaler.stop());
   },

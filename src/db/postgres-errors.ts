@@ -94,7 +94,8 @@ export function explainPostgresFailure(error: unknown, databaseUrl: string): str
   return null;
 }
 
-function describeServer(databaseUrl: string): string {
+/** user@host:port/database of a DATABASE_URL, never its password. */
+export function describeServer(databaseUrl: string): string {
   try {
     const url = new URL(databaseUrl);
     return `${url.username || 'postgres'}@${url.hostname}:${url.port || '5432'}${url.pathname}`;
