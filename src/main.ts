@@ -23,6 +23,7 @@ import {
   dlqCommand,
   eraseCommand,
   fakeProviderCommand,
+  phoneOption,
   productsCommand,
   repliesCommand,
   withSql,
@@ -31,6 +32,9 @@ import {
 
 
 type Command = (config: Config, log: Logger, args: string[]) => Promise<void>;
+
+/** Commands configured by the environment alone: a flag given to one would be ignored, and `migrate --dry-run` would migrate. */
+const TAKE_NO_ARGUMENTS = new Set(['migrate', 'ingest', 'worker', 'autoscaler', 'dev', 'requeue-stuck']);
 
 const commands: Record<string, Command> = {
   migrate: (config, log) => runMigrate(config, log),
@@ -117,12 +121,12 @@ const commands: Record<string, Command> = {
     if (result.status >= 300) throw new WagateError('GATEWAY_REFUSED', explainGatewayAnswer(result.status, values.provider));
   },
   release: async (config, log, args) => {
-    const { values } = parseArgs({ args, options: { phone: { type: 'string' }, source: { type: 'string' } } });
-    if (!values.phone) throw new UsageError('release needs --phone');
+    const { values } = parseArgs({ args, options: { phone: { type: 'string', multiple: true }, source: { type: 'string' } } });
+    const phone = phoneOption('release', values.phone);
     if (values.source !== undefined && values.source !== 'whatsapp' && values.source !== 'twilio') {
       throw new UsageError('--source must be whatsapp or twilio');
     }
-    const result = await withSql(config, (sql) => releaseSender(sql, values.phone!, values.source as Source | undefined), config.DB_STATEMENT_TIMEOUT_MS);
+    const result = await withSql(config, (sql) => releaseSender(sql, phone, values.source as Source | undefined), config.DB_STATEMENT_TIMEOUT_MS);
     log.info({ released: result.released }, 'released rate-limited messages');
     process.stdout.write(`released ${result.released} rate_limited message(s); running ingest processes publish them\n`);
     if (result.withoutContent > 0) {
@@ -209,6 +213,9 @@ async function main(argv: string[]): Promise<void> {
   if (isHelpRequest(args)) {
     process.stdout.write(usageOf(name));
     process.exit(0);
+  }
+  if (args.length > 0 && TAKE_NO_ARGUMENTS.has(name)) {
+    return usageExit(`${name} takes no arguments (got "${args.join(' ')}"); its settings come from the environment`, usageOf(name));
   }
   const defaults = name === 'dev' ? DEV_DEFAULTS : {};
   let log: Logger | undefined;

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import type { Config } from '../config';
 import { databaseFromConfig, POOL_CLOSE_TIMEOUT_SECONDS, type Sql } from '../db/client';
 import { startFakeProvider } from '../dev/fake-provider';
 import { UsageError, WagateError } from '../errors';
+import { normalisePhone } from '../ledger/addresses';
 import { checkRetention, runCleanup } from '../ledger/retention';
 import { declarableShardCount, storedShardCount } from '../ledger/shard-count';
 import { importCatalog } from '../orders/catalog-import';
@@ -34,8 +35,9 @@ export async function withSql<T>(config: Config, work: (sql: Sql) => Promise<T>,
 }
 
 export async function productsCommand(config: Config, args: string[]): Promise<void> {
-  const [action, file] = args;
+  const [action, file, ...extra] = args;
   if (action !== 'import' || !file) throw new UsageError(action === 'import' ? 'products import needs a FILE.csv' : `unknown action "${action ?? ''}"`);
+  if (extra.length > 0) throw new UsageError(`products import takes one FILE.csv and no options (got also "${extra.join(' ')}")`);
   const text = readCatalogFile(file);
   const result = await withSql(config, (sql) => importCatalog(sql, text));
   print(`imported ${result.rows} product(s): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged`);
@@ -64,9 +66,18 @@ async function operatorTopology(config: Config, sql: Sql, log: Logger): Promise<
   return { topology, shardLimit: await declarableShardCount(sql, config.QUEUE_PREFIX, topology.shards.length, log) };
 }
 
+/** The flags each `dlq` action takes; any other is refused before anything is touched. */
+const DLQ_OPTIONS: Record<'list' | 'replay' | 'purge', ParseArgsOptionsConfig> = {
+  list: {},
+  replay: { id: { type: 'string', multiple: true } },
+  purge: { yes: { type: 'boolean', default: false } },
+};
+
 export async function dlqCommand(config: Config, log: Logger, args: string[]): Promise<void> {
   const [action, ...rest] = args;
   if (action !== 'list' && action !== 'replay' && action !== 'purge') throw new UsageError(`unknown action "${action ?? ''}"`);
+  // Flags first: a mistyped one is a usage error even while Postgres is down.
+  const values = parseArgs({ args: rest, options: DLQ_OPTIONS[action] }).values as { id?: string[]; yes?: boolean };
   const { topology, shardLimit } = await withSql(config, (sql) => operatorTopology(config, sql, log));
   const broker = { url: config.AMQP_URL, topology, shardLimit, log };
   if (action === 'list') {
@@ -76,16 +87,15 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
     return;
   }
   if (action === 'replay') {
-    const { values } = parseArgs({ args: rest, options: { id: { type: 'string', multiple: true } } });
+    const ids = values.id;
     const result = await withSql(config, (sql) =>
-      withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, (message) => reopenDeadMessage(sql, message), values.id)),
+      withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, (message) => reopenDeadMessage(sql, message), ids)),
     );
     print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue (not wagate messages, or records already finished, erased or cleaned up): ${result.skipped.join(', ')}` : ''}`);
-    if (values.id && result.replayed.length < values.id.length) throw new WagateError('NOT_FOUND', 'some --id values were not found in the dead-letter queue');
+    if (ids && result.replayed.length < ids.length) throw new WagateError('NOT_FOUND', 'some --id values were not found in the dead-letter queue');
     return;
   }
   if (action === 'purge') {
-    const { values } = parseArgs({ args: rest, options: { yes: { type: 'boolean', default: false } } });
     if (!values.yes && !(await confirm(`Delete every message in ${topology.deadQueue}? This cannot be undone. [y/N] `))) {
       throw new UsageError('purge cancelled; pass --yes to purge without asking');
     }
@@ -102,16 +112,36 @@ export async function cleanupCommand(config: Config, args: string[]): Promise<vo
   for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);
 }
 
+/** Meta's business-scoped user id: a country code, a dot, then letters and digits ("US.13491208655302741918"). */
+const META_USER_ID = /^[A-Z]{2}\.[A-Za-z0-9]+$/;
+
+/**
+ * The one customer of `erase` or `release`: a number, normalised, or a Meta user id as typed.
+ * A second --phone would otherwise silently replace the first, and an erasure asked for two
+ * people would cover one.
+ */
+export function phoneOption(command: string, phones: string[] | undefined): string {
+  if (!phones?.length) throw new UsageError(`${command} needs --phone`);
+  if (phones.length > 1) throw new UsageError(`${command} takes one --phone; run it once per number`);
+  const given = phones[0]!.trim();
+  const customer = normalisePhone(given) ?? (META_USER_ID.test(given) ? given : null);
+  if (!customer) {
+    throw new UsageError(`--phone must be the customer's number in international form, such as +15551234567 (spaces, dashes, dots and brackets are ignored; a leading 00 counts as +), or Meta's user id, such as US.13491208655302741918`);
+  }
+  return customer;
+}
+
 export async function eraseCommand(config: Config, log: Logger, args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { phone: { type: 'string' } } });
-  if (!values.phone) throw new UsageError('erase needs --phone');
+  const { values } = parseArgs({ args, options: { phone: { type: 'string', multiple: true } } });
+  const phone = phoneOption('erase', values.phone);
   const report = await withSql(config, async (sql) => {
     const { topology, shardLimit } = await operatorTopology(config, sql, log);
-    return eraseCustomer(sql, values.phone!, (matches) =>
+    return eraseCustomer(sql, phone, (matches) =>
       withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) => dropDeadLetters(channel, topology, matches)),
     );
   });
   for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);
+  if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: check the number`);
 }
 
 export async function repliesCommand(config: Config, args: string[]): Promise<void> {

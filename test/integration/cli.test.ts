@@ -93,6 +93,26 @@ describe('wagate command line', () => {
     expect(release.stderr).toMatch(/release needs --phone/);
   });
 
+  it('refuses arguments a command would ignore, and flags an action does not take, with exit 2 and before reaching Postgres', async () => {
+    const unreachable = { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' };
+    const refusals: Array<[string[], RegExp]> = [
+      [['migrate', '--dry-run'], /migrate takes no arguments \(got "--dry-run"\)/],
+      [['ingest', '--port', '3001'], /ingest takes no arguments/],
+      [['requeue-stuck', '--all'], /requeue-stuck takes no arguments/],
+      [['products', 'import', 'a.csv', 'b.csv'], /products import takes one FILE.csv and no options \(got also "b.csv"\)/],
+      [['dlq', 'list', '--all'], /Unknown option '--all'/],
+      [['dlq', 'replay', '--yes'], /Unknown option '--yes'/],
+      [['erase', '--phone', '+15550400031', '--phone', '+15550400032'], /erase takes one --phone; run it once per number/],
+      [['erase', '--phone', 'Bob'], /--phone must be the customer's number in international form/],
+      [['release', '--phone', '030 1234567'], /--phone must be the customer's number in international form/],
+      [['release', '--phone', 'us 1349'], /or Meta's user id, such as US\.13491208655302741918/],
+    ];
+    for (const [args, message] of refusals) {
+      const result = await wagate(args, unreachable);
+      expect([args.join(' '), result.code, result.stderr]).toEqual([args.join(' '), 2, expect.stringMatching(message)]);
+    }
+  });
+
   it('send posts correctly signed Meta and Twilio samples to a running gateway', async () => {
     ingest = await startTestIngest(db.url, { PUBLIC_BASE_URL, QUEUE_PREFIX });
     const meta = await wagate(['send', '--url', ingest.baseUrl, '--text', 'hi', '--id', 'wamid.cli-sample', '--from', '15559990000']);
@@ -173,8 +193,10 @@ describe('wagate command line', () => {
   });
 
   it('release reports how many messages it re-queued', async () => {
-    const result = await wagate(['release', '--phone', '15559990000']);
+    const result = await wagate(['release', '--phone', ' +1 (555) 999-0000 ']);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/released 0 rate_limited message\(s\)/);
+    const byUserId = await wagate(['release', '--phone', 'US.13491208655302741918']);
+    expect([byUserId.code, byUserId.stdout]).toEqual([0, expect.stringMatching(/released 0 rate_limited message\(s\)/)]);
   });
 });

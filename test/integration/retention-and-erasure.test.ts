@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config';
 import { eraseEverywhere, listDead } from '../support/dead-letters';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { runWagate } from '../support/process';
 import { waitFor } from '../support/wait';
 
 let pipeline: Pipeline;
@@ -62,6 +63,24 @@ describe('erase', () => {
     // Dedupe keys survive erasure: a replay is still a duplicate.
     await postMetaText(pipeline.ingest.baseUrl, { id: ordered, from: phone, text: '1 coke' });
     expect((await pipeline.db.sql`SELECT duplicate_count FROM webhook_messages WHERE message_id = ${ordered}`)[0]!.duplicate_count).toBe(1);
+  });
+});
+
+describe('erase from the command line', () => {
+  it('finds the customer however the operator writes the number, and says so when nothing is held', async () => {
+    const phone = '15550400021';
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    const env = { ...pipeline.env, LOG_LEVEL: 'silent' };
+    const erased = await runWagate(['erase', '--phone', ' WhatsApp:+1 (555) 040-0021 '], env);
+    expect([erased.code, erased.stderr]).toEqual([0, '']);
+    expect(erased.stdout).toMatch(/^messages\t1$/m);
+    expect(erased.stdout).toMatch(/^orders\t1$/m);
+    expect(await pipeline.db.sql`SELECT phone_number, payload FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased', payload: null }]);
+    const again = await runWagate(['erase', '--phone', '0015550400021'], env);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('nothing held for +15550400021: check the number');
   });
 });
 
