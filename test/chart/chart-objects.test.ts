@@ -116,6 +116,21 @@ describe('worker', () => {
     expect(workerEnv).toEqual([{ name: 'NODE_OPTIONS', value: '--max-semi-space-size=8' }]);
   });
 
+  it('refuses, in any extraEnv, a variable from which the chart derives ports or grace periods, naming the value to set instead', () => {
+    const cases: Array<[string, string, string]> = [
+      ['extraEnv', 'SHUTDOWN_TIMEOUT_MS', 'config.SHUTDOWN_TIMEOUT_MS'],
+      ['ingest.extraEnv', 'PORT', 'config.PORT'],
+      ['autoscaler.extraEnv', 'METRICS_PORT', 'config.METRICS_PORT'],
+      ['worker.extraEnv', 'WORKER_DRAIN_TIMEOUT_MS', 'worker.drainTimeoutSeconds'],
+    ];
+    for (const [list, name, instead] of cases) {
+      const error = renderError({ valuesFiles: [scenarioFile('minimal')], set: [`${list}[0].name=${name}`, `${list}[0].value=60000`] });
+      expect([list, name, error]).toEqual([list, name, expect.stringContaining(`${name} is set in an extraEnv: set ${instead} instead`)]);
+    }
+    const unrelated = renderScenario('minimal', { set: ['worker.extraEnv[0].name=TZ', 'worker.extraEnv[0].value=Europe/Berlin'] });
+    expect(envOf(worker(unrelated).spec.template.spec.containers[0]).TZ.value).toBe('Europe/Berlin');
+  });
+
   it('is probed on METRICS_PORT /healthz and /readyz', () => {
     const container = worker(minimal).spec.template.spec.containers[0];
     expect(container.args).toEqual(['worker']);
@@ -155,7 +170,7 @@ describe('the builtin autoscaler', () => {
     expect(role.rules).toEqual([
       { apiGroups: ['apps'], resources: ['deployments'], resourceNames: [workerName], verbs: ['get', 'patch'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
-      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     ]);
     const binding = find(minimal, 'RoleBinding', '-autoscaler');
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: find(minimal, 'ServiceAccount', '-autoscaler').metadata.name, namespace: 'wagate' }]);

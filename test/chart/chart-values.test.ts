@@ -109,6 +109,26 @@ describe('network policies', () => {
     expect(policy(production, 'autoscaler').spec.egress[2].to).toEqual([{ ipBlock: { cidr: '172.16.0.0/28' } }]);
     expect(policy(production, 'worker').spec.egress[1].to).toEqual([{ ipBlock: { cidr: '10.20.0.0/24' } }]);
   });
+
+  it('lets the providers be reached through an egress proxy on a port of its own', () => {
+    const proxied = renderScenario('minimal', { set: ['networkPolicy.providers.ports={3128}', 'networkPolicy.providers.cidrs={10.9.0.7/32}'] });
+    expect(policy(proxied, 'worker').spec.egress[3]).toEqual({ ports: [{ port: 3128, protocol: 'TCP' }], to: [{ ipBlock: { cidr: '10.9.0.7/32' } }] });
+  });
+
+  it('lets every role out to the OTLP collector on its endpoint\'s port once tracing is configured, and not before', () => {
+    // The rule beyond those of an untraced release, which renders none for OTLP.
+    const otlpRule = (objects: K8sObject[], role: string) => policy(objects, role).spec.egress[policy(minimal, role).spec.egress.length];
+    const untraced = renderScenario('minimal', { set: ['config.OTEL_EXPORTER_OTLP_ENDPOINT='] });
+    for (const role of ['ingest', 'worker', 'autoscaler', 'cleanup', 'migrate']) expect([role, otlpRule(untraced, role)]).toEqual([role, undefined]);
+    const cases: Array<[string, number]> = [['http://otel-collector.observability:4318', 4318], ['https://otlp.example.com', 443], ['http://collector/v1', 80]];
+    for (const [endpoint, port] of cases) {
+      const traced = renderScenario('minimal', { set: [`config.OTEL_EXPORTER_OTLP_ENDPOINT=${endpoint}`] });
+      for (const role of ['ingest', 'worker', 'autoscaler', 'cleanup', 'migrate']) expect([endpoint, role, otlpRule(traced, role)]).toEqual([endpoint, role, { ports: [{ port, protocol: 'TCP' }] }]);
+    }
+    const narrowed = renderScenario('minimal', { set: ['config.OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector.observability:4318', 'networkPolicy.otlp.to[0].namespaceSelector.matchLabels.team=observability'] });
+    expect(otlpRule(narrowed, 'ingest').to).toEqual([{ namespaceSelector: { matchLabels: { team: 'observability' } } }]);
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['config.OTEL_EXPORTER_OTLP_ENDPOINT=otel-collector:4318'] })).toMatch(/OTEL_EXPORTER_OTLP_ENDPOINT/);
+  });
 });
 
 describe('values', () => {
@@ -123,6 +143,10 @@ describe('values', () => {
       ['config.WORK_SHARDS=eight', /WORK_SHARDS/],
       ['config.NOT_A_SETTING=1', /additional properties 'NOT_A_SETTING' not allowed/],
       ['config.ACK_AFTER=later', /ACK_AFTER/],
+      ['config.WHATSAPP_GRAPH_API_URL=graph.facebook.com', /WHATSAPP_GRAPH_API_URL/],
+      ['config.TWILIO_API_URL=ftp://api.twilio.com', /TWILIO_API_URL/],
+      ['config.WHATSAPP_GRAPH_API_VERSION=21.0', /WHATSAPP_GRAPH_API_VERSION/],
+      ['config.OTEL_EXPORTER_OTLP_ENDPOINT=otel-collector:4318', /OTEL_EXPORTER_OTLP_ENDPOINT/],
     ];
     for (const [set, message] of refusals) expect([set, renderError({ valuesFiles: [scenarioFile('minimal')], set: [set] })]).toEqual([set, expect.stringMatching(message)]);
   });
@@ -169,13 +193,18 @@ describe('values', () => {
     expect(refusal(['config.MAX_IN_FLIGHT_BYTES=1048576'])).toContain('config.MAX_IN_FLIGHT_BYTES (1048576) is below config.MAX_BODY_BYTES (3145728)');
     expect(refusal(['config.RETRY_DELAYS_MS=5000\\,5000'])).toContain('the tiers must ascend');
     expect(refusal(['cleanup.days=8'])).toContain('cleanup.days (8) is shorter than config.REPLAY_WINDOW_SECONDS');
+    expect(refusal(['config.RETENTION_DAYS=400'])).toContain('config.ORDER_RETENTION_DAYS (365) is below config.RETENTION_DAYS (400)');
+    expect(refusal(['cleanup.days=366'])).toContain('cleanup.days (366) is longer than config.ORDER_RETENTION_DAYS (365)');
     expect(refusal(['autoscaler.renewDeadlineSeconds=15'])).toContain('retryPeriodSeconds (2) < renewDeadlineSeconds (15) < leaseDurationSeconds (15) must hold');
     // What each would do at start instead.
     const base = { NODE_ENV: 'test' };
     expect(() => loadConfig({ ...base, RETENTION_DAYS: '8' })).toThrow(/RETENTION_DAYS/);
     expect(() => loadConfig({ ...base, RETRY_DELAYS_MS: '5000,5000' })).toThrow(/RETRY_DELAYS_MS/);
+    expect(() => loadConfig({ ...base, RETENTION_DAYS: '400' })).toThrow(/ORDER_RETENTION_DAYS/);
     // The edges that hold render.
     expect(renderScenario('minimal', { set: ['config.RETENTION_DAYS=9', 'cleanup.days=9', 'config.REPLAY_WINDOW_SECONDS=691200'] }).length).toBeGreaterThan(0);
+    const longRetention = renderScenario('minimal', { set: ['config.RETENTION_DAYS=400', 'config.ORDER_RETENTION_DAYS=730', 'cleanup.days=400'] });
+    expect(find(longRetention, 'ConfigMap', '-config').data).toMatchObject({ RETENTION_DAYS: '400', ORDER_RETENTION_DAYS: '730' });
   });
 
   it('keeps every name and label legal with the longest release name Helm allows', () => {

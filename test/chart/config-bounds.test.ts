@@ -24,6 +24,7 @@ const properties = Object.entries(schema.properties.config.properties);
  */
 const PARTNERS: Record<string, Record<string, string>> = {
   RETENTION_DAYS: { REPLAY_WINDOW_SECONDS: '60' },
+  ORDER_RETENTION_DAYS: { RETENTION_DAYS: '1', REPLAY_WINDOW_SECONDS: '60' },
   MAX_IN_FLIGHT_BYTES: { MAX_BODY_BYTES: '1024' },
   // The other port at its default must not collide with the bound.
   PORT: { METRICS_PORT: '9464' },

@@ -92,7 +92,7 @@ describe('the chart in a real API server', () => {
     expect(can('patch', 'deployments.apps/shop-wagate-worker')).toBe('yes');
     expect(can('create', 'leases.coordination.k8s.io')).toBe('yes');
     expect(can('create', 'events')).toBe('yes');
-    for (const denied of [['patch', 'deployments.apps/shop-wagate-ingest'], ['patch', 'deployments.apps/shop-wagate-worker', '--subresource=scale'], ['list', 'deployments.apps'], ['delete', 'deployments.apps/shop-wagate-worker'], ['get', 'secrets'], ['delete', 'leases.coordination.k8s.io']]) {
+    for (const denied of [['patch', 'deployments.apps/shop-wagate-ingest'], ['patch', 'deployments.apps/shop-wagate-worker', '--subresource=scale'], ['list', 'deployments.apps'], ['delete', 'deployments.apps/shop-wagate-worker'], ['get', 'secrets'], ['delete', 'leases.coordination.k8s.io'], ['patch', 'events']]) {
       expect([denied.join(' '), can(...denied)]).toEqual([denied.join(' '), 'no']);
     }
     plane.kubectl(['patch', 'deployment/shop-wagate-worker', '--type=merge', '-p', '{"spec":{"replicas":3}}'], { kubeconfig: asAutoscaler });

@@ -208,6 +208,16 @@ volumeMounts:
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- /* The chart derives ports, probes, Services, NetworkPolicies and grace periods from these:
+       set through extraEnv they would win over the ConfigMap in the pod while the rest still
+       followed config, and a pod would be killed mid-drain or probed on a closed port. */ -}}
+{{- $derived := dict "PORT" "config.PORT" "METRICS_PORT" "config.METRICS_PORT" "SHUTDOWN_TIMEOUT_MS" "config.SHUTDOWN_TIMEOUT_MS" "WORKER_DRAIN_TIMEOUT_MS" "worker.drainTimeoutSeconds" -}}
+{{- range (concat .Values.extraEnv .Values.ingest.extraEnv .Values.worker.extraEnv .Values.autoscaler.extraEnv) -}}
+{{- $name := get . "name" -}}
+{{- if hasKey $derived $name -}}
+{{- fail (printf "%s is set in an extraEnv: set %s instead, from which the chart also derives the pods' ports, probes or grace period" $name (get $derived $name)) -}}
+{{- end -}}
+{{- end -}}
 {{- include "wagate.validateConfig" . -}}
 {{- end -}}
 
@@ -220,6 +230,9 @@ and refuses to run; failing the render instead stops a release before any pod cr
 {{- $window := int64 $c.REPLAY_WINDOW_SECONDS -}}
 {{- if lt (mul (int64 $c.RETENTION_DAYS) 86400) (add $window 300) -}}
 {{- fail (printf "config.RETENTION_DAYS (%d) must keep dedupe keys longer than config.REPLAY_WINDOW_SECONDS (%d s) plus 5 minutes, or replayed messages would pass: raise it to at least %d" (int64 $c.RETENTION_DAYS) $window (add (div (add $window 300 86399) 86400))) -}}
+{{- end -}}
+{{- if lt (int64 $c.ORDER_RETENTION_DAYS) (int64 $c.RETENTION_DAYS) -}}
+{{- fail (printf "config.ORDER_RETENTION_DAYS (%d) is below config.RETENTION_DAYS (%d): an order and its reply removed before their message would let a dead-letter replay of that message make a second order and reply; raise it" (int64 $c.ORDER_RETENTION_DAYS) (int64 $c.RETENTION_DAYS)) -}}
 {{- end -}}
 {{- if lt (int64 $c.MAX_IN_FLIGHT_BYTES) (int64 $c.MAX_BODY_BYTES) -}}
 {{- fail (printf "config.MAX_IN_FLIGHT_BYTES (%d) is below config.MAX_BODY_BYTES (%d): the largest body could never be read" (int64 $c.MAX_IN_FLIGHT_BYTES) (int64 $c.MAX_BODY_BYTES)) -}}
@@ -238,8 +251,27 @@ and refuses to run; failing the render instead stops a release before any pod cr
 {{- if and $days (lt (mul $days 86400) (add $window 300)) -}}
 {{- fail (printf "cleanup.days (%d) is shorter than config.REPLAY_WINDOW_SECONDS (%d s) plus 5 minutes: the cleanup refuses it every night, since replayed messages would no longer be recognised as duplicates" $days $window) -}}
 {{- end -}}
+{{- if gt $days (int64 $c.ORDER_RETENTION_DAYS) -}}
+{{- fail (printf "cleanup.days (%d) is longer than config.ORDER_RETENTION_DAYS (%d): the cleanup refuses it every night, since messages would outlive their orders and replies; raise config.ORDER_RETENTION_DAYS" $days (int64 $c.ORDER_RETENTION_DAYS)) -}}
+{{- end -}}
 {{- $a := .Values.autoscaler -}}
 {{- if or (ge (int $a.renewDeadlineSeconds) (int $a.leaseDurationSeconds)) (ge (int $a.retryPeriodSeconds) (int $a.renewDeadlineSeconds)) -}}
 {{- fail (printf "autoscaler: retryPeriodSeconds (%d) < renewDeadlineSeconds (%d) < leaseDurationSeconds (%d) must hold, or the autoscaler refuses to start" (int $a.retryPeriodSeconds) (int $a.renewDeadlineSeconds) (int $a.leaseDurationSeconds)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The port of config.OTEL_EXPORTER_OTLP_ENDPOINT, or "" when tracing is off: the URL's own port,
+else its scheme's (an OTLP/HTTP endpoint behind a plain https:// name is on 443).
+*/}}
+{{- define "wagate.otlpPort" -}}
+{{- with .Values.config.OTEL_EXPORTER_OTLP_ENDPOINT -}}
+{{- $url := urlParse . -}}
+{{- $port := trimPrefix (printf "%s:" $url.hostname) $url.host -}}
+{{- if and $port (ne $port $url.host) -}}{{ $port }}
+{{- else if eq $url.scheme "https" -}}443
+{{- else if eq $url.scheme "http" -}}80
+{{- else -}}{{ fail (printf "config.OTEL_EXPORTER_OTLP_ENDPOINT (%s) must be an http:// or https:// URL, such as http://otel-collector.observability:4318" .) }}
+{{- end -}}
 {{- end -}}
 {{- end -}}
