@@ -10,6 +10,7 @@ export const FAILPOINTS = [
   'worker.after-claim',
   'worker.after-record',
   'worker.before-ack',
+  'worker.after-dead-letter-publish',
   'reshard.distributing',
 ] as const;
 

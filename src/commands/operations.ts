@@ -11,7 +11,7 @@ import { checkRetention, runCleanup } from '../ledger/retention';
 import { declarableShardCount, storedShardCount } from '../ledger/shard-count';
 import { importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
-import { reopenDeadMessage } from '../orders/reopen-dead-message';
+import { DEAD_LETTER_SETTLE_SECONDS, reopenDeadMessage } from '../orders/reopen-dead-message';
 import { listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
@@ -91,7 +91,7 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
     const result = await withSql(config, (sql) =>
       withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, (message) => reopenDeadMessage(sql, message), ids)),
     );
-    print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue (not wagate messages, or records already finished, erased or cleaned up): ${result.skipped.join(', ')}` : ''}`);
+    print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue (not wagate messages; records already finished, erased or cleaned up; or records a worker changed in the last ${DEAD_LETTER_SETTLE_SECONDS} s, which a later replay takes): ${result.skipped.join(', ')}` : ''}`);
     if (ids && result.replayed.length < ids.length) throw new WagateError('NOT_FOUND', 'some --id values were not found in the dead-letter queue');
     return;
   }

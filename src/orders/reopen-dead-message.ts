@@ -3,10 +3,19 @@ import type { QueueMessage } from '../queue/message';
 import { ERASED } from './erasure';
 
 /**
+ * A worker records a message dead just after the broker confirmed its dead letter. A replay
+ * that reopened the record in between would be overwritten by that write, and its new copy
+ * skipped as finished: the message lost. So a record still 'processing' is reopened only once
+ * it has not changed for this long (a worker that died there left it so for good).
+ */
+export const DEAD_LETTER_SETTLE_SECONDS = 30;
+
+/**
  * Reopens the records of a dead letter an operator replays, so the worker takes it again:
  * the message back to queued, a reply that failed permanently back to pending (the operator
  * decided to try again). A reply already sent stays sent, so nothing is duplicated. False
- * when the message was cleaned up, erased or finished meanwhile: the worker would skip it.
+ * when the message was cleaned up, erased or finished meanwhile (the worker would skip it),
+ * or when a worker may still be recording it dead.
  */
 export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 'source' | 'messageId'>): Promise<boolean> {
   const { source, messageId } = message;
@@ -16,7 +25,8 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
     // number: reopened, its queue copy would write the personal data back and message them.
     const messages = await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, waiting_until = NULL, updated_at = now()
              WHERE webhook_source = ${source} AND message_id = ${messageId} AND status IN ('dead', 'processing', 'queued')
-               AND phone_number IS DISTINCT FROM ${ERASED}`;
+               AND phone_number IS DISTINCT FROM ${ERASED}
+               AND NOT (status = 'processing' AND updated_at > now() - make_interval(secs => ${DEAD_LETTER_SETTLE_SECONDS}))`;
     if (messages.count === 0) return 0;
     // A reply whose text retention has removed stays failed: there is nothing to send.
     await tx`UPDATE outbound_messages SET status = 'pending', updated_at = now()

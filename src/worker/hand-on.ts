@@ -1,6 +1,7 @@
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Sql } from '../db/client';
 import { PermanentError, RetryableError, WagateError } from '../errors';
+import { failpoint } from '../failpoints';
 import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, withoutBrokerHeaders } from '../queue/headers';
 import type { QueueMessage } from '../queue/message';
 import type { Publisher } from '../queue/publisher';
@@ -125,6 +126,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       [LAST_ERROR_HEADER]: reason,
       [DEAD_AT_HEADER]: new Date().toISOString(),
     }, deps.topology.deadRoutingKey);
+    await failpoint('worker.after-dead-letter-publish');
     if (payload) {
       await deps.sql`
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()

@@ -1,0 +1,46 @@
+import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
+import { listDead, replayDead } from '../support/dead-letters';
+import { spawnWagate } from '../support/process';
+import { waitFor } from '../support/wait';
+import { postMetaText, uniqueWamid } from '../support/webhooks';
+
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  pipeline = await startPipeline();
+});
+
+afterAll(async () => {
+  await pipeline.stop();
+});
+
+const statusOf = async (id: string) => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
+
+describe('dlq replay beside a worker that is dead-lettering the same message', () => {
+  it('leaves the letter in the queue until the worker has recorded it dead, so the replay is never overwritten and lost', async () => {
+    const worker = await spawnWagate('worker', { ...pipeline.env, WAGATE_FAILPOINT: 'worker.after-dead-letter-publish' });
+    const from = '15550700001';
+    const id = uniqueWamid();
+    try {
+      pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+      await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+      // The letter is confirmed in the dead-letter queue; the record is not yet marked dead.
+      await waitFor('the worker between its dead letter and its record', () => worker.logs.some((entry) => entry.failpoint === 'worker.after-dead-letter-publish'), 30_000);
+      expect(await statusOf(id)).toBe('processing');
+      expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [], skipped: [`whatsapp:${id}`] });
+      expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).toEqual([`whatsapp:${id}`]);
+      expect(await statusOf(id)).toBe('processing');
+    } finally {
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+    }
+    // The worker died there: its record stays 'processing' for good, and once it has been still
+    // for the settle period a replay takes it, and the message is processed.
+    await pipeline.db.sql`UPDATE webhook_messages SET updated_at = now() - interval '1 minute' WHERE message_id = ${id}`;
+    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [`whatsapp:${id}`], skipped: [] });
+    await pipeline.startWorker();
+    await waitFor('the replayed message processed', async () => (await statusOf(id)) === 'processed', 30_000);
+    expect(callsTo(pipeline, from)).toHaveLength(2);
+    expect(await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([{ status: 'sent' }]);
+  });
+});
