@@ -92,6 +92,9 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
       withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, (message) => reopenDeadMessage(sql, message), ids)),
     );
     print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue (not wagate messages; records already finished, erased or cleaned up; or records a worker changed in the last ${DEAD_LETTER_SETTLE_SECONDS} s, which a later replay takes): ${result.skipped.join(', ')}` : ''}`);
+    if (result.unroutable.length > 0) {
+      throw new WagateError('BROKER_UNAVAILABLE', `${result.unroutable.length} letter(s) stay in the dead-letter queue: no work queue took them (a shard queue missing, as during a reshard; finish it with wagate reshard), so replay again after: ${result.unroutable.join(', ')}`);
+    }
     if (ids && result.replayed.length < ids.length) throw new WagateError('NOT_FOUND', 'some --id values were not found in the dead-letter queue');
     return;
   }

@@ -1,6 +1,7 @@
 import type { ConfirmChannel, GetMessage } from 'amqplib';
 import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, withoutBrokerHeaders } from './headers';
 import { queueMessageSchema, type QueueMessage } from './message';
+import { publishRouted } from './publish-routed';
 import { routingKeyFor, type Topology } from './topology';
 
 export interface DeadLetter {
@@ -36,9 +37,10 @@ export async function replayDeadLetters(
   topology: Topology,
   reopen: ReopenDeadMessage,
   ids?: string[],
-): Promise<{ replayed: string[]; skipped: string[] }> {
+): Promise<ReplayReport> {
   const replayed: string[] = [];
   const skipped: string[] = [];
+  const unroutable: string[] = [];
   // Only what is there now: a replayed message that fails again while this runs lands at
   // the back of the queue, and taking it again would replay it twice in one go.
   const { messageCount } = await channel.checkQueue(topology.deadQueue);
@@ -58,20 +60,26 @@ export async function replayDeadLetters(
       continue;
     }
     const headers = { ...withoutBrokerHeaders(message.properties.headers, [LAST_ERROR_HEADER, DEAD_AT_HEADER, NOT_BEFORE_HEADER]), [ATTEMPT_HEADER]: 0 };
-    await new Promise<void>((resolve, reject) =>
-      channel.publish(
-        topology.exchange,
-        routingKeyFor(topology, payload.data.senderKey),
-        message.content,
-        { persistent: true, mandatory: true, messageId: id, contentType: 'application/json', headers },
-        (error) => (error ? reject(error) : resolve()),
-      ),
-    );
+    const options = { persistent: true, mandatory: true as const, messageId: id, contentType: 'application/json', headers };
+    if (!(await publishRouted(channel, topology.exchange, routingKeyFor(topology, payload.data.senderKey), message.content, options))) {
+      // Left unacked, the letter goes back to the dead-letter queue when the channel closes.
+      unroutable.push(id);
+      continue;
+    }
     channel.ack(message);
     replayed.push(id);
   }
-  return { replayed, skipped };
+  return { replayed, skipped, unroutable };
 }
+
+export interface ReplayReport {
+  replayed: string[];
+  /** Not wagate messages, or records finished, erased, cleaned up or still being recorded dead. */
+  skipped: string[];
+  /** No queue took them (a shard queue deleted by a reshard under way): still dead letters. */
+  unroutable: string[];
+}
+
 
 export async function purgeDeadLetters(channel: ConfirmChannel, topology: Topology): Promise<number> {
   return (await channel.purgeQueue(topology.deadQueue)).messageCount;

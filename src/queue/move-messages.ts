@@ -1,6 +1,7 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { WagateError } from '../errors';
 import { withoutBrokerHeaders } from './headers';
+import { publishRouted } from './publish-routed';
 
 export interface Destination {
   exchange: string;
@@ -69,23 +70,13 @@ async function moveOnChannel(
 }
 
 async function republish(channel: ConfirmChannel, message: ConsumeMessage, to: Destination): Promise<void> {
-  let returned = false;
-  const onReturn = (back: ConsumeMessage) => {
-    if (back.properties.messageId === message.properties.messageId) returned = true;
-  };
-  channel.on('return', onReturn);
-  try {
-    const { properties } = message;
-    channel.publish(to.exchange, to.routingKey, message.content, {
-      messageId: properties.messageId,
-      contentType: properties.contentType,
-      headers: withoutBrokerHeaders(properties.headers),
-      persistent: true,
-      mandatory: true,
-    });
-    await channel.waitForConfirms();
-  } finally {
-    channel.off('return', onReturn);
-  }
-  if (returned) throw new WagateError('BROKER_UNAVAILABLE', `the broker could not route ${String(message.properties.messageId)} to ${to.exchange} ${to.routingKey}`);
+  const { properties } = message;
+  const routed = await publishRouted(channel, to.exchange, to.routingKey, message.content, {
+    messageId: properties.messageId as string,
+    contentType: properties.contentType,
+    headers: withoutBrokerHeaders(properties.headers),
+    persistent: true,
+    mandatory: true,
+  });
+  if (!routed) throw new WagateError('BROKER_UNAVAILABLE', `the broker could not route ${String(message.properties.messageId)} to ${to.exchange} ${to.routingKey}`);
 }

@@ -1,4 +1,7 @@
 import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
+import { shardOf } from '../../src/queue/topology';
+import amqp from 'amqplib';
+import { TEST_AMQP_URL } from '../support/amqp';
 import { listDead, replayDead } from '../support/dead-letters';
 import { spawnWagate } from '../support/process';
 import { waitFor } from '../support/wait';
@@ -17,7 +20,7 @@ afterAll(async () => {
 const statusOf = async (id: string) => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
 
 describe('dlq replay beside a worker that is dead-lettering the same message', () => {
-  it('leaves the letter in the queue until the worker has recorded it dead, so the replay is never overwritten and lost', async () => {
+  it('leaves the letter in the queue until the worker has recorded it dead, or while no queue takes it, so the replay is never lost', async () => {
     const worker = await spawnWagate('worker', { ...pipeline.env, WAGATE_FAILPOINT: 'worker.after-dead-letter-publish' });
     const from = '15550700001';
     const id = uniqueWamid();
@@ -27,7 +30,7 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
       // The letter is confirmed in the dead-letter queue; the record is not yet marked dead.
       await waitFor('the worker between its dead letter and its record', () => worker.logs.some((entry) => entry.failpoint === 'worker.after-dead-letter-publish'), 30_000);
       expect(await statusOf(id)).toBe('processing');
-      expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [], skipped: [`whatsapp:${id}`] });
+      expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [], skipped: [`whatsapp:${id}`], unroutable: [] });
       expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).toEqual([`whatsapp:${id}`]);
       expect(await statusOf(id)).toBe('processing');
     } finally {
@@ -37,8 +40,19 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
     // The worker died there: its record stays 'processing' for good, and once it has been still
     // for the settle period a replay takes it, and the message is processed.
     await pipeline.db.sql`UPDATE webhook_messages SET updated_at = now() - interval '1 minute' WHERE message_id = ${id}`;
-    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [`whatsapp:${id}`], skipped: [] });
+    // With its shard queue gone (as after an interrupted shrink), the broker returns the replayed copy: the letter stays.
+    const shard = shardOf(from, pipeline.ingest.topology.shards.length);
+    const shardQueue = pipeline.ingest.topology.shards[shard]!.queue;
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    try {
+      await (await connection.createChannel()).deleteQueue(shardQueue);
+    } finally {
+      await connection.close();
+    }
+    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology, undefined, shard)).toEqual({ replayed: [], skipped: [], unroutable: [`whatsapp:${id}`] });
+    expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).toEqual([`whatsapp:${id}`]);
     await pipeline.startWorker();
+    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [`whatsapp:${id}`], skipped: [], unroutable: [] });
     await waitFor('the replayed message processed', async () => (await statusOf(id)) === 'processed', 30_000);
     expect(callsTo(pipeline, from)).toHaveLength(2);
     expect(await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([{ status: 'sent' }]);

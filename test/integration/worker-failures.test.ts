@@ -74,7 +74,7 @@ describe('worker failures', () => {
     await pipeline.db.sql`DELETE FROM orders WHERE message_id = ${id}`;
     await pipeline.db.sql`DELETE FROM webhook_messages WHERE message_id = ${id}`;
     const result = await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`]);
-    expect(result).toEqual({ replayed: [], skipped: [`whatsapp:${id}`] });
+    expect(result).toEqual({ replayed: [], skipped: [`whatsapp:${id}`], unroutable: [] });
     expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
     expect(callsTo('15550200007')).toHaveLength(1);
   });

@@ -1,7 +1,7 @@
 import type { Sql } from '../../src/db/client';
 import { eraseCustomer } from '../../src/orders/erase-customer';
 import { reopenDeadMessage } from '../../src/orders/reopen-dead-message';
-import { dropDeadLetters, listDeadLetters, replayDeadLetters, type DeadLetter } from '../../src/queue/dead-letters';
+import { dropDeadLetters, listDeadLetters, replayDeadLetters, type DeadLetter, type ReplayReport } from '../../src/queue/dead-letters';
 import { withOperatorChannel } from '../../src/queue/operator-channel';
 import type { Topology } from '../../src/queue/topology';
 import { createLogger } from '../../src/telemetry/logger';
@@ -12,9 +12,12 @@ export function listDead(topology: Topology): Promise<DeadLetter[]> {
   return withOperatorChannel(operator(topology), (channel) => listDeadLetters(channel, topology));
 }
 
-/** What `wagate dlq replay --id …` does: reopen the records, republish, ack. */
-export function replayDead(sql: Sql, topology: Topology, ids?: string[]): Promise<{ replayed: string[]; skipped: string[] }> {
-  return withOperatorChannel(operator(topology), (channel) => replayDeadLetters(channel, topology, (message) => reopenDeadMessage(sql, message), ids));
+/**
+ * What `wagate dlq replay --id …` does: reopen the records, republish, ack. `shardLimit` as
+ * after an interrupted shrink: the shard queues from that index on are gone and not declared.
+ */
+export function replayDead(sql: Sql, topology: Topology, ids?: string[], shardLimit?: number): Promise<ReplayReport> {
+  return withOperatorChannel({ ...operator(topology), shardLimit }, (channel) => replayDeadLetters(channel, topology, (message) => reopenDeadMessage(sql, message), ids));
 }
 
 export function operator(topology: Topology) {
