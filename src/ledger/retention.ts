@@ -58,6 +58,11 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
     DELETE FROM webhook_rate_limits WHERE (webhook_source, phone_number) IN (
       SELECT webhook_source, phone_number FROM webhook_rate_limits
       WHERE last_request_at < now() - make_interval(days => ${options.days}) LIMIT ${BATCH_ROWS})`);
+  // A customer's number, as the key of the language they last wrote in: kept as long as their messages.
+  report.customer_languages = await inBatches(() => sql`
+    DELETE FROM customer_languages WHERE (webhook_source, sender_key) IN (
+      SELECT webhook_source, sender_key FROM customer_languages
+      WHERE updated_at < now() - make_interval(days => ${options.days}) LIMIT ${BATCH_ROWS})`);
   report.personal_data_messages = await inBatches(() => sql`
     UPDATE webhook_messages SET payload = NULL, raw_body = NULL WHERE id IN (
       SELECT id FROM webhook_messages

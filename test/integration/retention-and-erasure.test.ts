@@ -206,8 +206,15 @@ describe('cleanup', () => {
         ('twilio', 'SMold', '1', 'processed', '{"x":1}', now() - interval '10 days'),
         ('whatsapp', 'recent-processed', '1', 'processed', '{"x":1}', now() - interval '8 days')`;
     await sql`INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() FROM webhook_messages WHERE message_id = 'old-queued'`;
+    await sql`
+      INSERT INTO customer_languages (webhook_source, sender_key, language, updated_at) VALUES
+        ('whatsapp', '15550400091', 'es', now() - interval '10 days'),
+        ('twilio', 'whatsapp:+15550400092', 'de', now() - interval '8 days')`;
     const report = await runCleanup(sql, pipeline.ingest.config, { days: 9, personalDataDays: 7, orderDays: 365 });
     expect(report.webhook_messages_whatsapp).toBe(1);
+    // The number a language is remembered under goes with the customer's messages.
+    expect(report.customer_languages).toBe(1);
+    expect(await sql`SELECT sender_key FROM customer_languages WHERE sender_key LIKE '%155504000_%'`).toEqual([{ sender_key: 'whatsapp:+15550400092' }]);
     expect(report.webhook_messages_twilio).toBe(0);
     const left = await sql<{ message_id: string; payload: unknown }[]>`
       SELECT message_id, payload FROM webhook_messages WHERE message_id IN ('old-processed', 'old-queued', 'SMold', 'recent-processed') ORDER BY message_id`;
