@@ -23,9 +23,12 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
     // 'queued' is taken too: an earlier replay that committed but could not publish left it so.
     // An erased customer's message keeps its final status ('dead' among them) but loses its
     // number: reopened, its queue copy would write the personal data back and message them.
+    // Past PERSONAL_DATA_RETENTION_DAYS a record's content is gone: the letter's copy would
+    // write the customer's name and a reply text back, so it is not reopened (as `release`).
     const messages = await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, waiting_until = NULL, updated_at = now()
              WHERE webhook_source = ${source} AND message_id = ${messageId} AND status IN ('dead', 'processing', 'queued')
                AND phone_number IS DISTINCT FROM ${ERASED}
+               AND payload IS NOT NULL
                AND NOT (status = 'processing' AND updated_at > now() - make_interval(secs => ${DEAD_LETTER_SETTLE_SECONDS}))`;
     if (messages.count === 0) return 0;
     // A reply whose text retention has removed stays failed: there is nothing to send.

@@ -167,8 +167,8 @@ describe('a reply whose text retention removed', () => {
   it('is not reopened by a replay, nor resent: nothing but the word null would go out', async () => {
     const { sql } = pipeline.db;
     const inbound = uniqueWamid();
-    await sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, status, last_error)
-              VALUES ('twilio', ${inbound}, 'whatsapp:+15550400009', 'whatsapp:+15550400009', 'dead', 'reply failed for good')`;
+    await sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, status, last_error, payload)
+              VALUES ('twilio', ${inbound}, 'whatsapp:+15550400009', 'whatsapp:+15550400009', 'dead', 'reply failed for good', '{"Body":"1 coke"}')`;
     const [failed] = await sql`INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, status, body)
               VALUES (${`reply:twilio:${inbound}`}, 'twilio', ${inbound}, 'whatsapp:+15550400009', 'whatsapp:+15550000000', 'order_confirmation', 'failed', NULL) RETURNING id::text`;
     expect(await reopenDeadMessage(sql, { source: 'twilio', messageId: inbound })).toBe(true);

@@ -79,6 +79,21 @@ describe('worker failures', () => {
     expect(callsTo('15550200007')).toHaveLength(1);
   });
 
+  it('leaves a dead letter whose record is past the personal-data retention, which its copy would write back', async () => {
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200017', text: '1 coke' });
+    await waitFor('the dead message', async () => (await pipeline.db.sql`SELECT 1 FROM webhook_messages WHERE message_id = ${id} AND status = 'dead'`).length === 1);
+    await waitFor('the dead letter', async () => (await listDead(pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${id}`));
+    // What cleanup does to a finished record after PERSONAL_DATA_RETENTION_DAYS.
+    await pipeline.db.sql`UPDATE webhook_messages SET payload = NULL, raw_body = NULL WHERE message_id = ${id}`;
+    const result = await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`]);
+    expect(result).toEqual({ replayed: [], skipped: [`whatsapp:${id}`], unroutable: [] });
+    expect(await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ status: 'dead' }]);
+    expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
+    expect(callsTo('15550200017')).toHaveLength(1);
+  });
+
   it('dead-letters a permanent Meta error at once, classified by error code', async () => {
     const id = uniqueWamid();
     // 131047: outside the 24-hour customer-service window. No retry can fix it.
