@@ -113,10 +113,14 @@ const commands: Record<string, Command> = {
         id: { type: 'string' },
         to: { type: 'string' },
         url: { type: 'string' },
+        timeout: { type: 'string', default: '10' },
       },
     });
     if (values.provider !== 'meta' && values.provider !== 'twilio') throw new UsageError('--provider must be meta or twilio');
-    const result = await sendSample(config, { ...values, provider: values.provider, text: values.text!, from: values.from! });
+    const seconds = Number(values.timeout);
+    if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout must be a positive number of seconds');
+    const { timeout: _timeout, ...sample } = values;
+    const result = await sendSample(config, { ...sample, provider: values.provider, text: values.text!, from: values.from!, timeoutMs: seconds * 1000 });
     process.stdout.write(`${result.status} ${result.body}\nmessage id: ${result.messageId}\n`);
     if (result.status >= 300) throw new WagateError('GATEWAY_REFUSED', explainGatewayAnswer(result.status, values.provider));
   },

@@ -13,7 +13,11 @@ export interface SendOptions {
   from: string;
   id?: string;
   to?: string;
+  /** How long to wait for the gateway's answer; one that accepts and never answers would hold the shell for minutes. */
+  timeoutMs?: number;
 }
+
+const DEFAULT_SEND_TIMEOUT_MS = 10_000;
 
 export interface SendResult {
   status: number;
@@ -29,7 +33,7 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
     if (!secret) throw new ConfigError('WHATSAPP_APP_SECRET is not set: it is needed to sign the sample');
     const messageId = options.id ?? `wamid.sample-${randomUUID()}`;
     const body = JSON.stringify(metaTextEnvelope({ id: messageId, from: options.from, text: options.text, phoneNumberId: options.to }));
-    const response = await postOrExplain(base + META_WEBHOOK_PATH, {
+    const response = await postOrExplain(base + META_WEBHOOK_PATH, options.timeoutMs, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(secret, body) },
       body,
@@ -41,13 +45,13 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
   const messageId = options.id ?? `SM${randomUUID().replace(/-/g, '')}`;
   const params = twilioTextForm({
     sid: messageId,
-    from: options.from.startsWith('whatsapp:') ? options.from : `whatsapp:${options.from}`,
-    to: options.to ?? 'whatsapp:+14155238886',
+    from: withWhatsAppPrefix(options.from),
+    to: withWhatsAppPrefix(options.to ?? '+14155238886'),
     text: options.text,
   });
   // The signature covers the public URL Twilio would have called, which the gateway rebuilds.
   const signedUrl = (config.PUBLIC_BASE_URL ?? base).replace(/\/+$/, '') + TWILIO_WEBHOOK_PATH;
-  const response = await postOrExplain(base + TWILIO_WEBHOOK_PATH, {
+  const response = await postOrExplain(base + TWILIO_WEBHOOK_PATH, options.timeoutMs, {
     method: 'POST',
     headers: {
       'Content-Type': 'application/x-www-form-urlencoded',
@@ -58,10 +62,18 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
   return { status: response.status, body: await response.text(), messageId };
 }
 
-async function postOrExplain(url: string, init: RequestInit): Promise<Response> {
+/** Twilio addresses WhatsApp numbers as "whatsapp:+1555…". */
+function withWhatsAppPrefix(address: string): string {
+  return address.startsWith('whatsapp:') ? address : `whatsapp:${address}`;
+}
+
+async function postOrExplain(url: string, timeoutMs = DEFAULT_SEND_TIMEOUT_MS, init: RequestInit): Promise<Response> {
   try {
-    return await fetch(url, { ...init, method: 'POST' });
+    return await fetch(url, { ...init, method: 'POST', signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
+    if ((error as Error).name === 'TimeoutError') {
+      throw new WagateError('GATEWAY_UNREACHABLE', `the gateway at ${url} took the connection but did not answer within ${timeoutMs / 1000} s; check its logs and /readyz, or pass a longer --timeout`, { cause: error });
+    }
     throw new WagateError(
       'GATEWAY_UNREACHABLE',
       `could not reach the gateway at ${url} (${describeFetchFailure(error)}); start it (scripts/dev.sh), wait for it (wagate wait-ready), or pass --url`,

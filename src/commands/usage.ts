@@ -7,8 +7,8 @@ export const COMMAND_USAGE: Record<string, string> = {
   dev: 'dev                             migrate, then run ingest and worker in one process (development)',
   'wait-ready': `wait-ready [--url URL] [--timeout SECONDS]
                                   wait until a gateway answers /readyz (default http://127.0.0.1:PORT, 60 s)`,
-  send: `send [--provider meta|twilio] [--text T] [--from P] [--id ID] [--to N] [--url URL]
-                                  post a correctly signed sample webhook to a running gateway`,
+  send: `send [--provider meta|twilio] [--text T] [--from P] [--id ID] [--to N] [--url URL] [--timeout SECONDS]
+                                  post a correctly signed sample webhook to a running gateway (waits 10 s for its answer)`,
   release: `release --phone P [--source whatsapp|twilio]
                                   re-queue a sender's rate_limited messages`,
   products: 'products import FILE.csv        load the catalog (header: sku,name,price,currency,aliases)',

@@ -78,6 +78,21 @@ describe('the command line', () => {
     expect(result.stderr).toMatch(/start it \(scripts\/dev\.sh\)/);
   });
 
+  it('gives up on a gateway that takes the connection and never answers, after --timeout, saying so', async () => {
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const result = await wagate(['send', '--url', `http://127.0.0.1:${port}`, '--timeout', '0.5'], { WHATSAPP_APP_SECRET: 'devsecret' });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(`the gateway at http://127.0.0.1:${port}/api/v1/whatsapp-hardened/webhook took the connection but did not answer within 0.5 s`);
+      const refused = await wagate(['send', '--timeout', 'soon'], { WHATSAPP_APP_SECRET: 'devsecret' });
+      expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining('--timeout must be a positive number of seconds')]);
+    } finally {
+      silent.close();
+    }
+  });
+
   it('names a Postgres that refuses the login or lacks the database, with the server and what to fix, never the password', async () => {
     const unknownRole = await wagate(['migrate'], { DATABASE_URL: `${withDatabaseUser('wagate_no_such_role', 'pw-not-shown')}` });
     expect(unknownRole.code).toBe(1);

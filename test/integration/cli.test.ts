@@ -118,7 +118,7 @@ describe('wagate command line', () => {
     const meta = await wagate(['send', '--url', ingest.baseUrl, '--text', 'hi', '--id', 'wamid.cli-sample', '--from', '15559990000']);
     expect(meta.code).toBe(0);
     expect(meta.stdout).toMatch(/^200 EVENT_RECEIVED/);
-    const twilio = await wagate(['send', '--provider', 'twilio', '--url', ingest.baseUrl, '--text', 'hola', '--id', 'SMcli0000000000000000000000000001']);
+    const twilio = await wagate(['send', '--provider', 'twilio', '--url', ingest.baseUrl, '--text', 'hola', '--id', 'SMcli0000000000000000000000000001', '--to', '+15550009999']);
     expect(twilio.code).toBe(0);
     expect(twilio.stdout).toMatch(/^200 <\?xml/);
     const rows = await db.sql`SELECT webhook_source, message_id, status FROM webhook_messages ORDER BY id`;
@@ -126,6 +126,9 @@ describe('wagate command line', () => {
       { webhook_source: 'whatsapp', message_id: 'wamid.cli-sample', status: 'queued' },
       { webhook_source: 'twilio', message_id: 'SMcli0000000000000000000000000001', status: 'queued' },
     ]);
+    // The business number is addressed as Twilio addresses it, whichever form was typed.
+    const [twilioPayload] = await db.sql<{ to: string }[]>`SELECT payload->>'business' AS to FROM webhook_messages WHERE message_id = 'SMcli0000000000000000000000000001'`;
+    expect(twilioPayload?.to).toBe('whatsapp:+15550009999');
     const refused = await wagate(['send', '--url', ingest.baseUrl], { WHATSAPP_APP_SECRET: 'not-the-gateway-secret' });
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/^401/);
