@@ -87,7 +87,7 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
     return;
   }
   if (action === 'replay') {
-    const ids = values.id;
+    const ids = values.id && [...new Set(values.id)];
     const result = await withSql(config, (sql) =>
       withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, (message) => reopenDeadMessage(sql, message), ids)),
     );
@@ -95,7 +95,10 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
     if (result.unroutable.length > 0) {
       throw new WagateError('BROKER_UNAVAILABLE', `${result.unroutable.length} letter(s) stay in the dead-letter queue: no work queue took them (a shard queue missing, as during a reshard; finish it with wagate reshard), so replay again after: ${result.unroutable.join(', ')}`);
     }
-    if (ids && result.replayed.length < ids.length) throw new WagateError('NOT_FOUND', 'some --id values were not found in the dead-letter queue');
+    const seen = new Set([...result.replayed, ...result.skipped, ...result.unroutable]);
+    const missing = ids?.filter((id) => !seen.has(id)) ?? [];
+    if (missing.length > 0) throw new WagateError('NOT_FOUND', `not in the dead-letter queue (see wagate dlq list): ${missing.join(', ')}`);
+    if (ids && result.skipped.length > 0) throw new WagateError('OPERATION_REFUSED', `not replayed, for the reasons above: ${result.skipped.join(', ')}`);
     return;
   }
   if (action === 'purge') {

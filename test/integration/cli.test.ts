@@ -149,8 +149,12 @@ describe('wagate command line', () => {
       const channel = await connection.createConfirmChannel();
       channel.sendToQueue(topology.deadQueue, message!.content, { persistent: true, messageId: 'whatsapp:wamid.cli-sample' });
       await channel.waitForConfirms();
-      const replay = await wagate(['dlq', 'replay'], { WORK_SHARDS: '32' });
+      // An id named twice is one letter, replayed once.
+      const byId = ['dlq', 'replay', '--id', 'whatsapp:wamid.cli-sample', '--id', 'whatsapp:wamid.cli-sample'];
+      const replay = await wagate(byId, { WORK_SHARDS: '32' });
       expect([replay.code, replay.stdout.trim()]).toEqual([0, 'replayed 1 message(s)']);
+      const again = await wagate(byId);
+      expect([again.code, again.stderr.trim()]).toEqual([1, 'wagate dlq: failed: not in the dead-letter queue (see wagate dlq list): whatsapp:wamid.cli-sample']);
       const replayed = await probe.drainWork(topology);
       expect(replayed.map((m) => [m.fields.routingKey, bodyOf(m).messageId])).toEqual([['work.1', 'wamid.cli-sample']]);
     } finally {
