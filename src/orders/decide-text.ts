@@ -15,6 +15,7 @@ export async function decideText(sql: Sql, text: string, options: MatchOptions, 
   if (parsed.intent !== 'order') return { kind: parsed.intent };
   const { items, excluded, unsure } = parsed;
   if (items.length === 0 && unsure.length === 0) return { kind: 'menu' };
+  if (unsure.some((doubt) => doubt.reason === 'too_long')) return { kind: 'clarify', problems: [{ phrase: '', reason: 'too_long', candidates: [] }] };
   const phrases = [...items.map((i) => i.phrase), ...excluded.map((e) => e.phrase), ...unsure.map((u) => u.phrase || u.written)];
   const verdicts = phrases.length === 0 ? [] : await catalog.match(phrases, options);
   const problems = unsure.map((doubt, index) => unsureProblem(doubt, verdicts[items.length + excluded.length + index]!));
@@ -63,7 +64,7 @@ function productsNamed(verdict: PhraseVerdict): Candidate[] {
 }
 
 function unsureProblem(doubt: UnsurePhrase, verdict: PhraseVerdict): Problem {
-  if (doubt.reason === 'quantity') return { phrase: doubt.written, reason: 'quantity', candidates: [] };
+  if (doubt.reason !== 'unknown') return { phrase: doubt.written, reason: doubt.reason, candidates: [] };
   const candidates = verdict.verdict === 'matched' ? [verdict.product] : verdict.candidates;
   return { phrase: doubt.written, reason: 'unknown', candidates };
 }

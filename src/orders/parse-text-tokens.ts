@@ -1,6 +1,3 @@
-/** Longest text parsed, in characters (code points); the rest is ignored so a pasted essay costs bounded work. */
-export const MAX_TEXT_CHARS = 1000;
-
 /** One word as written (`text`, lower-cased, accents kept) and folded for comparison (`key`, accents removed). */
 export interface Token {
   text: string;
@@ -14,13 +11,19 @@ export type WordPhrase = readonly string[];
 const EMOJI = /[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\u200d\ufe0f\u20e3]/gu;
 // "hiii", "holaaa", "pleaseee": three or more of the same letter are one (no catalog word needs three).
 const STRETCHED_LETTERS = /(\p{L})\1{2,}/gu;
-const EDGE_PUNCTUATION = /^[^\p{L}\p{M}\p{N}]+|[^\p{L}\p{M}\p{N}]+$/gu;
+// Hyphen-minus, the Unicode hyphens and dashes (phones turn "-" into "–"), the minus sign, small and full-width minus.
+const MINUS = '[-\\u2010-\\u2015\\u2212\\ufe63\\uff0d]';
+// A minus before a digit is kept, so that "-1 coke" is not read as "1 coke".
+const EDGE_PUNCTUATION = new RegExp(`^(?:(?!${MINUS}\\d)[^\\p{L}\\p{M}\\p{N}])+|[^\\p{L}\\p{M}\\p{N}]+$`, 'gu');
+/** A word that starts with a minus and a digit: a negative count, or a correction ("-1 coke", "x-2"). */
+export const SIGNED_NUMBER = new RegExp(`^x?${MINUS}\\d`, 'u');
 
-/** Capped, NFC, lower-cased text without emoji or stretched letters; curly apostrophes and "×" are made plain. */
+/**
+ * NFC, lower-cased text without emoji or stretched letters; curly apostrophes and "×" are made plain.
+ * Not capped: the caller refuses text over MAX_TEXT_CHARS before it gets here.
+ */
 export function normalizeText(text: string): string {
-  // Slicing UTF-16 first keeps Array.from cheap on huge input; 2 units per code point is the worst case.
-  const capped = Array.from(text.slice(0, MAX_TEXT_CHARS * 2)).slice(0, MAX_TEXT_CHARS).join('');
-  return capped
+  return text
     .normalize('NFC')
     .toLowerCase()
     .replace(EMOJI, ' ')

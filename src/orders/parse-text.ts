@@ -1,7 +1,9 @@
-import { readChunk, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text-items';
+import { holdCancelWords, isPlainCancel } from './parse-text-cancel';
+import { hasUnreadableCount } from './parse-text-counts';
+import { readChunk, type ChunkReading, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text-items';
+import { exceedsTextCap, MAX_ITEMS } from './parse-text-limits';
 import { normalizeText, phraseAt, splitGluedNumbers, tokenize, type Token, type WordPhrase } from './parse-text-tokens';
 import {
-  CANCEL_WORDS,
   GREETINGS,
   MENU_CONTEXT_WORDS,
   MENU_WORDS,
@@ -33,12 +35,9 @@ export interface ParsedText {
   unsure: UnsurePhrase[];
 }
 
-/** Items beyond this many are dropped: no chat order is that long, and the confirmation lists what was kept. */
-const MAX_ITEMS = 20;
-
 /**
  * Cancel and status need a keyword in a message of at most this many words. Longer text is an order,
- * so a list that happens to contain "status" or "cancela" is not taken as a command.
+ * so a list that happens to contain "status" is not taken as a command.
  */
 const MAX_INTENT_WORDS = 8;
 
@@ -49,8 +48,13 @@ const SYMBOL_CONJUNCTIONS = /[+&]/g;
 // "1. margherita", "2) coke" and "- tea" at the start of a line number a list; they are not quantities.
 const LIST_MARKER = /^\s*(?:\d{1,2}[.)]|[-*•·])\s+/;
 
-/** Turns a customer's free text into an intent and, for orders, item phrases ready for product matching. */
+/**
+ * Turns a customer's free text into an intent and, for orders, item phrases ready for product matching.
+ * Text over MAX_TEXT_CHARS or with more than MAX_ITEMS items is one doubt ('too_long'), never cut:
+ * an order made from part of it would miss what came after.
+ */
 export function parseOrderText(text: string, options: ParseOptions = {}): ParsedText {
+  if (exceedsTextCap(text)) return tooLong();
   const normalized = normalizeText(text).replace(SYMBOL_CONJUNCTIONS, ' and ');
   const intent = detectIntent(tokenize(normalized));
   if (intent !== 'order') return { intent, items: [], excluded: [], unsure: [] };
@@ -58,13 +62,24 @@ export function parseOrderText(text: string, options: ParseOptions = {}): Parsed
   const catalogWords = new Set(catalog.flat());
   const parsed: ParsedText = { intent, items: [], excluded: [], unsure: [] };
   for (const chunk of splitChunks(normalized)) {
-    const reading = readChunk(splitGluedNumbers(tokenize(chunk), catalogWords), catalog);
+    const reading = readChunkCounts(splitGluedNumbers(tokenize(chunk), catalogWords), catalog);
     parsed.items.push(...reading.items);
     parsed.excluded.push(...reading.excluded);
     parsed.unsure.push(...reading.unsure);
   }
-  parsed.items = parsed.items.slice(0, MAX_ITEMS);
-  return parsed;
+  return parsed.items.length > MAX_ITEMS ? tooLong() : parsed;
+}
+
+function tooLong(): ParsedText {
+  return { intent: 'order', items: [], excluded: [], unsure: [{ phrase: '', written: '', reason: 'too_long' }] };
+}
+
+/** A chunk whose counts cannot be read ("-1 coke", "margherita for 2") is one doubt, so nothing of it is ordered. */
+function readChunkCounts(tokens: readonly Token[], catalog: readonly WordPhrase[]): ChunkReading {
+  if (hasUnreadableCount(tokens, catalog)) {
+    return { items: [], excluded: [], unsure: [{ phrase: '', written: tokens.map((token) => token.text).join(' '), reason: 'quantity' }] };
+  }
+  return holdCancelWords(readChunk(tokens, catalog));
 }
 
 function splitChunks(text: string): string[] {
@@ -73,15 +88,17 @@ function splitChunks(text: string): string[] {
 
 /**
  * Keywords count only as whole words, so "cancelled" or "statusbar" never trigger a command.
- * Cancel and order status need a short message (MAX_INTENT_WORDS) with a cancel word, a status word,
- * or a "where" word next to an "order" word. Menu needs every word to be a menu word, a greeting or
- * polite filler ("can I see the menu please", "hola"), so "2 kids menu" stays an order.
+ * Cancel and order status need a short message (MAX_INTENT_WORDS). Cancel needs a plain cancel
+ * (isPlainCancel); any other message with a cancel word is read as an order, where that word makes
+ * a doubt. Status needs a status word, or a "where" word next to an "order" word. Menu needs every
+ * word to be a menu word, a greeting or polite filler ("can I see the menu please", "hola"), so
+ * "2 kids menu" stays an order.
  */
 function detectIntent(tokens: readonly Token[]): Intent {
   const keys = tokens.map((token) => token.key);
   const short = keys.length > 0 && keys.length <= MAX_INTENT_WORDS;
   const has = (words: ReadonlySet<string>) => keys.some((key) => words.has(key));
-  if (short && has(CANCEL_WORDS)) return 'cancel';
+  if (short && isPlainCancel(tokens)) return 'cancel';
   if (short && (has(STATUS_WORDS) || (has(WHERE_WORDS) && has(ORDER_WORDS)))) return 'order_status';
   if (asksForMenu(tokens) || tokens.some((_token, index) => phraseAt(tokens, index, QUESTIONS))) return 'menu';
   return 'order';

@@ -5,29 +5,43 @@ import { ConfigError } from '../errors';
 import type { OrderLine, Problem } from './decision';
 import { REPLY_LANGUAGES, type ReplyLanguage } from './detect-language';
 import type { Product } from './match';
+import { MAX_ITEMS, MAX_TEXT_CHARS } from './parse-text-limits';
 
 /** The catalogues shipped with wagate; REPLY_TEXTS_DIR points at a shop's own copies instead. */
 export const DEFAULT_REPLY_TEXTS_DIR = path.join(__dirname, '..', '..', 'reply-texts');
 
 const TEXT_KEYS = [
   'thanks', 'thanksWithName', 'orderConfirmation', 'orderLine', 'clarification', 'problemQuantity', 'problemCurrency',
-  'problemUnknown', 'problemSuggestion', 'or', 'cancelled', 'nothingToCancel', 'orderStatus', 'status_open',
-  'status_cancelled', 'status_fulfilled', 'noOrders', 'menuEmpty', 'menu', 'unsupported',
+  'problemUnknown', 'problemSuggestion', 'problemCancel', 'problemTooLong', 'problemsMore', 'or', 'cancelled',
+  'nothingToCancel', 'orderStatus', 'status_open', 'status_cancelled', 'status_fulfilled', 'noOrders', 'menuEmpty',
+  'menu', 'unsupported',
 ] as const;
 const catalogueSchema = z.object(Object.fromEntries(TEXT_KEYS.map((key) => [key, z.string().min(1)])) as Record<(typeof TEXT_KEYS)[number], z.ZodString>);
 export type ReplyCatalogue = z.infer<typeof catalogueSchema>;
 export type ReplyCatalogues = Record<ReplyLanguage, ReplyCatalogue>;
 
+/**
+ * Texts added after shops began keeping their own catalogues: a shop's copy written before them
+ * takes wagate's own, in the same language, rather than stopping the worker at the upgrade.
+ */
+const LATER_KEYS = ['problemCancel', 'problemTooLong', 'problemsMore'] as const;
+
+function readCatalogueFile(dir: string, language: ReplyLanguage): Record<string, unknown> {
+  const file = path.join(dir, `${language}.json`);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfigError(`REPLY_TEXTS_DIR: cannot read the ${language} reply texts at ${file}: ${(error as Error).message}`);
+  }
+}
+
 /** Reads and checks every language's catalogue once, at start; a missing key names the file and the key. */
 export function loadReplyCatalogues(dir: string = DEFAULT_REPLY_TEXTS_DIR): ReplyCatalogues {
   const entries = REPLY_LANGUAGES.map((language) => {
     const file = path.join(dir, `${language}.json`);
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (error) {
-      throw new ConfigError(`REPLY_TEXTS_DIR: cannot read the ${language} reply texts at ${file}: ${(error as Error).message}`);
-    }
+    const own = readCatalogueFile(dir, language);
+    const shipped = dir === DEFAULT_REPLY_TEXTS_DIR ? {} : readCatalogueFile(DEFAULT_REPLY_TEXTS_DIR, language);
+    const json = { ...Object.fromEntries(LATER_KEYS.map((key) => [key, shipped[key]])), ...own };
     const parsed = catalogueSchema.safeParse(json);
     if (!parsed.success) {
       const keys = parsed.error.issues.map((issue) => issue.path.join('.')).join(', ');
@@ -37,6 +51,13 @@ export function loadReplyCatalogues(dir: string = DEFAULT_REPLY_TEXTS_DIR): Repl
   });
   return Object.fromEntries(entries) as ReplyCatalogues;
 }
+
+/** Twilio refuses a body over 1,600 characters (error 21617) and Meta one over 4,096: the lower limit serves both. */
+export const MAX_REPLY_CHARS = 1600;
+/** Problems a clarification writes out; the rest are only counted, so that it stays short enough to read. */
+const LISTED_PROBLEMS = 5;
+/** Longest customer phrase or product name quoted in a clarification, in UTF-16 units as providers count them. */
+const QUOTED_CHARS = 60;
 
 /** "{name}" placeholders; an unknown one stays as written, so a typo shows in the reply rather than vanishing. */
 function fill(template: string, values: Record<string, string | number>): string {
@@ -51,15 +72,10 @@ export function repliesIn(texts: ReplyCatalogue) {
       const thanks = name ? fill(texts.thanksWithName, { name }) : texts.thanks;
       return fill(texts.orderConfirmation, { thanks, orderId, items, total, currency });
     },
+    /** At most MAX_REPLY_CHARS: the same problem once, LISTED_PROBLEMS of them written out, the rest counted. */
     clarification(problems: Problem[]): string {
-      const sentences = problems.map((problem) => {
-        if (problem.reason === 'quantity') return fill(texts.problemQuantity, { phrase: problem.phrase });
-        if (problem.reason === 'currency') return fill(texts.problemCurrency, { phrase: problem.phrase });
-        const names = problem.candidates.slice(0, 3).map((c) => c.name);
-        if (names.length === 0) return fill(texts.problemUnknown, { phrase: problem.phrase });
-        return fill(texts.problemSuggestion, { phrase: problem.phrase, names: names.join(` ${texts.or} `) });
-      });
-      return fill(texts.clarification, { problems: sentences.join(' ') });
+      const sentences = [...new Set(problems.map((problem) => describeProblem(texts, problem)))];
+      return fitClarification(texts, sentences);
     },
     cancelled: (orderId: string) => fill(texts.cancelled, { orderId }),
     nothingToCancel: () => texts.nothingToCancel,
@@ -78,3 +94,35 @@ export function repliesIn(texts: ReplyCatalogue) {
 }
 
 export type Replies = ReturnType<typeof repliesIn>;
+
+function describeProblem(texts: ReplyCatalogue, problem: Problem): string {
+  if (problem.reason === 'too_long') return fill(texts.problemTooLong, { maxItems: MAX_ITEMS, maxChars: MAX_TEXT_CHARS });
+  const phrase = shorten(problem.phrase, QUOTED_CHARS);
+  // Said beside an order or negated, a cancel is never carried out; the customer learns how to ask for one.
+  if (problem.reason === 'cancel') return fill(texts.problemCancel, { phrase });
+  if (problem.reason === 'quantity') return fill(texts.problemQuantity, { phrase });
+  if (problem.reason === 'currency') return fill(texts.problemCurrency, { phrase });
+  const names = problem.candidates.slice(0, 3).map((c) => shorten(c.name, QUOTED_CHARS));
+  if (names.length === 0) return fill(texts.problemUnknown, { phrase });
+  return fill(texts.problemSuggestion, { phrase, names: names.join(` ${texts.or} `) });
+}
+
+/** Writes out as many of the first LISTED_PROBLEMS sentences as fit in MAX_REPLY_CHARS and counts the rest. */
+function fitClarification(texts: ReplyCatalogue, sentences: readonly string[]): string {
+  let reply = '';
+  for (let listed = Math.min(sentences.length, LISTED_PROBLEMS); listed >= 0; listed -= 1) {
+    const more = sentences.length - listed;
+    const shown = more > 0 ? [...sentences.slice(0, listed), fill(texts.problemsMore, { count: more })] : sentences;
+    reply = fill(texts.clarification, { problems: shown.join(' ') });
+    if (reply.length <= MAX_REPLY_CHARS) return reply;
+  }
+  // Reached only with a shop's own clarification text longer than the limit.
+  return shorten(reply, MAX_REPLY_CHARS);
+}
+
+/** At most `max` UTF-16 units, ending in "…" when cut, never inside a surrogate pair. */
+function shorten(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max - 1);
+  return `${/[\ud800-\udbff]$/.test(cut) ? cut.slice(0, -1) : cut}…`;
+}

@@ -76,6 +76,23 @@ describe('deciding free text against a real catalog', () => {
     expect(await cartOf(body)).toBe('clarify');
   });
 
+  it.each([
+    ["please don't cancel my order", 'cancel'],
+    ['no cancelar', 'cancel'],
+    ['2 margherita, cancel the coke', 'cancel'],
+    ['-1 coke', 'quantity'],
+    ['margherita for 2', 'quantity'],
+    [`${'2 margherita, '.repeat(80)}1 coke`, 'too_long'],
+  ])('cancels nothing and orders nothing for "%s", asking instead (%s)', async (body, reason) => {
+    const decision = await decide(db.sql, text(body), match);
+    expect(decision.kind).toBe('clarify');
+    expect((decision as Extract<Decision, { kind: 'clarify' }>).problems.map((problem) => problem.reason)).toContain(reason);
+  });
+
+  it('still cancels on a plain cancel', async () => {
+    for (const body of ['cancel', 'please cancel my order', 'cancelar pedido', 'bitte stornieren']) expect([body, await cartOf(body)]).toEqual([body, 'cancel']);
+  });
+
   it('names the closest product when a word is not explained', async () => {
     const decision = await decide(db.sql, text('thre margheritas'), match);
     expect(decision).toMatchObject({ kind: 'clarify', problems: [{ phrase: 'thre margheritas', reason: 'unknown', candidates: [{ sku: 'PZ-MARG' }] }] });

@@ -1,4 +1,5 @@
-import { parseOrderText, type ItemPhrase } from '../../src/orders/parse-text';
+import { parseOrderText, type ItemPhrase, type ParsedText } from '../../src/orders/parse-text';
+import { MAX_ITEMS, MAX_TEXT_CHARS } from '../../src/orders/parse-text-limits';
 
 function itemsOf(text: string, keepTogether: readonly string[] = []): ItemPhrase[] {
   const parsed = parseOrderText(text, { keepTogether });
@@ -151,7 +152,8 @@ describe('splitting into items', () => {
 describe('intents', () => {
   it.each([
     'cancel', 'Cancel my order', 'cancelar', 'cancela el pedido', 'cancelar pedido', 'Cancelá mi pedido',
-    'stornieren', 'bitte stornieren', 'please cancel my order 🙏',
+    'stornieren', 'bitte stornieren', 'please cancel my order 🙏', 'cancela meu pedido', 'quero cancelar o meu pedido',
+    'storniere bitte meine Bestellung', 'I want to cancel my last order', 'solo CANCELAR', 'só CANCELAR', 'nur STORNO',
   ])('takes "%s" as cancel', (text) => {
     expect(parseOrderText(text)).toEqual({ intent: 'cancel', items: [], excluded: [], unsure: [] });
   });
@@ -178,6 +180,32 @@ describe('intents', () => {
   it('ignores a cancel or status word in a message longer than 8 words', () => {
     expect(parseOrderText('2 margherita, 1 pepperoni, 3 coke and do not cancel anything').intent).toBe('order');
     expect(parseOrderText('1 status pizza, 2 garlic bread, 2 coke and 1 water').intent).toBe('order');
+  });
+
+  it.each([
+    "please don't cancel my order", 'do not cancel', 'never cancel it', 'no cancelar', 'no quiero cancelar',
+    'nicht stornieren', 'bitte nicht stornieren', 'não cancela meu pedido', 'não cancelar',
+  ])('asks about a negated cancel instead of cancelling: "%s"', (text) => {
+    const parsed = parseOrderText(text);
+    expect(parsed.intent).toBe('order');
+    expect(parsed.items).toEqual([]);
+    expect(parsed.unsure).toHaveLength(1);
+    expect(parsed.unsure[0]!.written).toMatch(/cancel|storn/);
+  });
+
+  it('asks about a cancel beside items, and orders nothing: "2 margherita, cancel the coke"', () => {
+    const parsed = parseOrderText('2 margherita, cancel the coke');
+    expect(parsed.intent).toBe('order');
+    expect(parsed.unsure).toEqual([{ phrase: 'cancel coke', written: 'cancel coke', reason: 'cancel' }]);
+  });
+
+  it.each([
+    'margherita y coca, sin cancelar', 'cancel and 2 margherita', 'cancel; 1 coke', 'cancel my order, I made a mistake',
+    'cancel order #12', 'cancel all orders', 'Pizza stornieren, Cola bleibt',
+  ])('never takes a cancel mixed with other words as cancel: "%s" is asked about', (text) => {
+    const parsed = parseOrderText(text);
+    expect(parsed.intent).toBe('order');
+    expect(parsed.unsure.some((doubt) => /cancel|storn/.test(doubt.written))).toBe(true);
   });
 
   it('keeps a menu word that names a product as an order: "2 kids menu", "un menú del día"', () => {
@@ -210,22 +238,32 @@ describe('edge cases', () => {
     expect(itemsOf('2 tea, thanks')).toEqual([item(2, 'tea')]);
   });
 
-  it('reads only the first 1000 characters', () => {
-    const [only] = itemsOf(`2 ${'ab'.repeat(2500)}`);
-    expect(only!.quantity).toBe(2);
-    expect(only!.phrase).toHaveLength(998);
+  const tooLong: ParsedText = { intent: 'order', items: [], excluded: [], unsure: [{ phrase: '', written: '', reason: 'too_long' }] };
+  /** A message of `length` characters that ends in "margherita x12". */
+  const endingInTwelve = (length: number) => `2 coke,${' '.repeat(length)}`.slice(0, length - 'margherita x12'.length) + 'margherita x12';
+
+  it('reads a message of exactly 1000 characters in full', () => {
+    expect(itemsOf(endingInTwelve(MAX_TEXT_CHARS))).toEqual([item(2, 'coke'), item(12, 'margherita')]);
+  });
+
+  it('asks about a message over 1000 characters instead of ordering from its first 1000 ("margherita x12" cut to "x1")', () => {
+    expect(parseOrderText(endingInTwelve(MAX_TEXT_CHARS + 1))).toEqual(tooLong);
+    expect(parseOrderText(`2 ${'ab'.repeat(2500)}`)).toEqual(tooLong);
   });
 
   it('counts the 1000-character cap in characters, not UTF-16 units: 500 emoji leave room for an item', () => {
     expect(itemsOf(`${'🍕'.repeat(500)} 2 tea`)).toEqual([item(2, 'tea')]);
+    expect(parseOrderText(`${'🍕'.repeat(999)} 2 tea`)).toEqual(tooLong);
   });
 
-  it('keeps the first 20 items of a longer list', () => {
-    const names = Array.from({ length: 30 }, (_, i) => `item${i + 1}`);
-    const phrases = itemsOf(names.join(', '), names).map((i) => i.phrase);
-    expect(phrases).toHaveLength(20);
-    expect(phrases[0]).toBe('item1');
-    expect(phrases[19]).toBe('item20');
+  it('reads a list of 20 items', () => {
+    const names = Array.from({ length: MAX_ITEMS }, (_, i) => `item${i + 1}`);
+    expect(itemsOf(names.join(', '), names)).toHaveLength(MAX_ITEMS);
+  });
+
+  it('asks about a list of 21 items instead of dropping the 21st', () => {
+    const names = Array.from({ length: MAX_ITEMS + 1 }, (_, i) => `item${i + 1}`);
+    expect(parseOrderText(names.join(', '), { keepTogether: names })).toEqual(tooLong);
   });
 });
 
@@ -285,8 +323,33 @@ describe('precision: doubt means a clarification', () => {
     'coke 2 margherita', '2 please', 'one of each', 'same as last time', 'dame 2, mejor 3 margheritas',
     'margherita margherita', '#2 margherita', 'nº 2 margherita', 'número 2',
     '2 Margherita und noch eine', 'una margherita y otra', '2 margherita and a',
+    '-1 coke', 'coke −2', 'coke –1', 'margherita x-2', '-2margherita',
+    'margherita for 2', 'margherita for two please', 'pizza para dos', 'pizza pra 2', 'Margherita für 2', 'margherita for 2 at 7 pm',
   ])('"%s" is unsure', (text) => {
     expect(parseOrderText(text).unsure.length).toBeGreaterThan(0);
+  });
+
+  it('orders nothing of a part with a negative count: "2 margherita, -1 coke" keeps only the margherita and asks about the coke', () => {
+    const parsed = parseOrderText('2 margherita, -1 coke');
+    expect(parsed.items).toEqual([item(2, 'margherita')]);
+    expect(parsed.unsure).toEqual([{ phrase: '', written: '-1 coke', reason: 'quantity' }]);
+  });
+
+  it('asks whether "for 2" is people when it ends an item, and nothing of that part is ordered', () => {
+    const parsed = parseOrderText('margherita for 2 and a coke, 1 tea');
+    expect(parsed.items).toEqual([item(1, 'tea')]);
+    expect(parsed.unsure.map((doubt) => doubt.written)).toEqual(['margherita for 2 and a coke']);
+  });
+
+  it('still reads a count after "for" that comes before the product, a "for" without a count, and a catalog name with "for 2"', () => {
+    expect(itemsOf('an order for 2 margherita')).toEqual([item(2, 'margherita')]);
+    expect(itemsOf('2 margheritas for tonight')).toEqual([item(2, 'margheritas')]);
+    expect(itemsOf('2 menu for 2', ['Menu for 2'])).toEqual([item(2, 'menu for 2')]);
+  });
+
+  it('reads a dash before a space or a word as punctuation, not as a minus: "- 2 tea", "2 margherita - 1 coke"', () => {
+    expect(itemsOf('- 2 tea')).toEqual([item(2, 'tea')]);
+    expect(itemsOf('2 margherita - 1 coke')).toEqual([item(2, 'margherita'), item(1, 'coke')]);
   });
 
   it.each([

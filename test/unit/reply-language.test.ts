@@ -60,4 +60,15 @@ describe('reply catalogues', () => {
     writeFileSync(path.join(dir, 'en.json'), JSON.stringify(en));
     expect(() => loadReplyCatalogues(dir)).toThrow(/en\.json lacks or misspells the texts menu/);
   });
+
+  it('gives a shop\'s copies written before the cancel and too-long texts existed wagate\'s own texts for them, in their language', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wagate-texts-'));
+    cpSync(DEFAULT_REPLY_TEXTS_DIR, dir, { recursive: true });
+    const es = JSON.parse(readFileSync(path.join(dir, 'es.json'), 'utf8')) as Record<string, string>;
+    const shipped = es.problemCancel;
+    for (const key of ['problemCancel', 'problemTooLong', 'problemsMore']) delete es[key];
+    writeFileSync(path.join(dir, 'es.json'), JSON.stringify({ ...es, problemUnknown: 'No tenemos "{phrase}".' }));
+    const loaded = loadReplyCatalogues(dir).es;
+    expect([loaded.problemUnknown, loaded.problemCancel]).toEqual(['No tenemos "{phrase}".', shipped]);
+  });
 });
