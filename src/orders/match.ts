@@ -77,12 +77,15 @@ export async function matchPhraseGroups(sql: Sql, groups: readonly string[][], o
 }
 
 function judge(candidates: Candidate[], options: MatchOptions): PhraseVerdict {
-  const plausible = candidates.filter((c) => c.score >= options.threshold);
-  const [best, second] = plausible;
+  const [best, second] = candidates;
   // Only plausibly close products are suggested; "fanta" gets no "did you mean Pizza Margherita?".
-  if (!best) return { verdict: 'unknown', candidates: candidates.filter((c) => c.score >= options.threshold * SUGGESTION_FRACTION_OF_THRESHOLD) };
+  if (!best || best.score < options.threshold) {
+    return { verdict: 'unknown', candidates: candidates.filter((c) => c.score >= options.threshold * SUGGESTION_FRACTION_OF_THRESHOLD) };
+  }
+  // The runner-up counts even below the threshold: "marnarita" scoring 0.54 for a cocktail and
+  // 0.46 for a pizza is a guess between the two, not a match of the first.
   if (second && best.score - second.score < options.ambiguityMargin) {
-    return { verdict: 'ambiguous', candidates: plausible.filter((c) => best.score - c.score < options.ambiguityMargin) };
+    return { verdict: 'ambiguous', candidates: candidates.filter((c) => best.score - c.score < options.ambiguityMargin) };
   }
   return { verdict: 'matched', product: best };
 }
