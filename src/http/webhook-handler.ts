@@ -45,6 +45,7 @@ const SIGNATURE_HINTS: Record<SignatureRejection, string> = {
   bad_format: 'the signature header is not in the provider\'s format',
   no_secret_configured: 'no secret is configured for this source (WHATSAPP_APP_SECRET or TWILIO_AUTH_TOKEN)',
   no_match: 'no configured secret produces this signature: check WHATSAPP_APP_SECRET / TWILIO_AUTH_TOKEN (and PUBLIC_BASE_URL for Twilio)',
+  too_many_params: 'the form has more parameters than any Twilio webhook sends; it was refused without being read',
 };
 
 export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {

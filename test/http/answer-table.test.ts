@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { createDatabase } from '../../src/db/client';
 import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
 import { encodeForm, metaEnvelope, metaSignature, metaTextEnvelope, twilioSignature } from '../../src/webhooks/samples';
-import { TWILIO_WEBHOOK_PATH } from '../../src/webhooks/twilio';
+import { TWILIO_WEBHOOK_PATH, type FormParams } from '../../src/webhooks/twilio';
 import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
 import { createInProcessIngest, counterValue, type InProcessIngest } from '../support/in-process';
 import { META_SECRET, TWILIO_TOKEN } from '../support/ingest';
@@ -230,6 +230,33 @@ describe('what each input gets, in-process against the real recorder', () => {
     expect(reply.statusCode).toBe(200);
     expect(reply.body).toContain('<Response');
     expect(await rowOf(sid)).toMatchObject({ status: 'queued' });
+  });
+
+  it('refuses a Twilio form with more parameters than Twilio sends 401 before decoding it, even correctly signed, and records nothing', async () => {
+    const sid = `SM${'f'.repeat(32)}`;
+    const params: FormParams = [...twilioText('one coke', 'whatsapp:+15550500014', sid), ...Array.from({ length: 1000 }, (_, i): [string, string] => [`x${i}`, ''])];
+    const before = await counterValue(ingest.metrics, 'wagate_webhook_events_total', { source: 'twilio', outcome: 'invalid_signature', reason: 'too_many_params' });
+    const reply = await ingest.request({
+      method: 'POST',
+      url: TWILIO_WEBHOOK_PATH,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-twilio-signature': twilioSignature(TWILIO_TOKEN, PUBLIC_BASE_URL + TWILIO_WEBHOOK_PATH, params),
+      },
+      payload: encodeForm(params),
+    });
+    expect(reply.statusCode).toBe(401);
+    expect(await rowOf(sid)).toBeUndefined();
+    expect(await counterValue(ingest.metrics, 'wagate_webhook_events_total', { source: 'twilio', outcome: 'invalid_signature', reason: 'too_many_params' })).toBe(before + 1);
+    // The same form within the cap is taken.
+    const within = [...twilioText('one coke', 'whatsapp:+15550500015', `SM${'e'.repeat(32)}`), ...params.slice(-900)];
+    const taken = await ingest.request({
+      method: 'POST',
+      url: TWILIO_WEBHOOK_PATH,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(TWILIO_TOKEN, PUBLIC_BASE_URL + TWILIO_WEBHOOK_PATH, within) },
+      payload: encodeForm(within),
+    });
+    expect(taken.statusCode).toBe(200);
   });
 
   it('gives a path variant (a trailing slash), which express routes, the same checks and answer as the fast path', async () => {

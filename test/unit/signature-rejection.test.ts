@@ -1,4 +1,4 @@
-import { metaRejection, twilioRejection } from '../../src/webhooks/signature-rejection';
+import { exceedsFormParams, MAX_TWILIO_FORM_PARAMS, metaRejection, twilioRejection } from '../../src/webhooks/signature-rejection';
 import type { InboundRequest } from '../../src/webhooks/adapter';
 
 const request = (headers: Record<string, string>): InboundRequest => ({
@@ -23,5 +23,13 @@ describe('why a signature was refused', () => {
     expect(twilioRejection(request({ 'x-twilio-signature': 'not base64!' }), ['t'])).toBe('bad_format');
     expect(twilioRejection(request({ 'x-twilio-signature': wellFormed }), [])).toBe('no_secret_configured');
     expect(twilioRejection(request({ 'x-twilio-signature': wellFormed }), ['t'])).toBe('no_match');
+  });
+
+  it('names a Twilio form with more parameters than Twilio sends, counted without decoding it', () => {
+    const form = (params: number) => ({ ...request({ 'x-twilio-signature': `${'A'.repeat(27)}=` }), rawBody: Buffer.from(Array.from({ length: params }, (_, i) => `p${i}=`).join('&')) });
+    expect(twilioRejection(form(MAX_TWILIO_FORM_PARAMS), ['t'])).toBe('no_match');
+    expect(twilioRejection(form(MAX_TWILIO_FORM_PARAMS + 1), ['t'])).toBe('too_many_params');
+    expect(exceedsFormParams(Buffer.from('a=1'), 1)).toBe(false);
+    expect(exceedsFormParams(Buffer.from('a=1&b=2'), 1)).toBe(true);
   });
 });
