@@ -84,18 +84,13 @@ const messagesValueSchema = z.looseObject({
   errors: z.array(z.unknown()).optional(),
 });
 
+/** Entries, changes and values are each judged on their own, so that one odd part cannot discard its siblings' messages. */
 export const metaEnvelopeSchema = z.object({
   object: z.literal('whatsapp_business_account'),
-  entry: z
-    .array(
-      z.looseObject({
-        id: z.string(),
-        // Values are judged per change, so that one odd change cannot discard its siblings.
-        changes: z.array(z.looseObject({ field: z.string(), value: z.unknown() })),
-      }),
-    )
-    .min(1),
+  entry: z.array(z.unknown()).min(1),
 });
+export const metaEntrySchema = z.looseObject({ id: z.string(), changes: z.array(z.unknown()) });
+export const metaChangeSchema = z.looseObject({ field: z.string(), value: z.unknown() });
 
 export { messagesValueSchema };
 export type MetaContact = z.infer<typeof contactSchema>;

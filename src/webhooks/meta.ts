@@ -8,6 +8,8 @@ import {
   messageContentSchemas,
   metaErrorSchema,
   messagesValueSchema,
+  metaChangeSchema,
+  metaEntrySchema,
   metaEnvelopeSchema,
   metaMessageSchema,
   metaStatusSchema,
@@ -63,12 +65,16 @@ export function parseMetaWebhook(rawBody: Buffer, receivedAtMs: number, replayWi
 
   const items: LedgerItem[] = [];
   const providerErrors: ProviderError[] = [];
-  envelope.data.entry.forEach((entry, e) => {
-    entry.changes.forEach((change, c) => {
-      // Other webhook fields (account updates, templates) carry no customer messages.
-      if (change.field !== 'messages') return;
+  envelope.data.entry.forEach((rawEntry, e) => {
+    const entry = metaEntrySchema.safeParse(rawEntry);
+    if (!entry.success) return void items.push(malformedPart(rawBody, `entry.${e}`, entry.error.issues));
+    entry.data.changes.forEach((rawChange, c) => {
       const at = `entry.${e}.changes.${c}`;
-      const value = messagesValueSchema.safeParse(change.value);
+      const change = metaChangeSchema.safeParse(rawChange);
+      if (!change.success) return void items.push(malformedPart(rawBody, at, change.error.issues));
+      // Other webhook fields (account updates, templates) carry no customer messages.
+      if (change.data.field !== 'messages') return;
+      const value = messagesValueSchema.safeParse(change.data.value);
       if (!value.success) {
         items.push(malformedPart(rawBody, `${at}.value`, value.error.issues));
         return;

@@ -81,6 +81,18 @@ describe('Meta malformed parts of a valid envelope', () => {
     expect(items.map((i) => i.kind)).toEqual(['message', 'message', 'malformed', 'message']);
   });
 
+  it('keeps the messages of the other entries and changes when one entry has no changes or one change no field', () => {
+    const withoutChanges = metaFixtureJson('multi-entry');
+    delete withoutChanges.entry[1].changes;
+    expect(parse(withoutChanges).map((i) => i.kind)).toEqual(['message', 'message', 'message', 'malformed']);
+    const withoutField = metaFixtureJson('multi-entry');
+    delete withoutField.entry[0].changes[1].field;
+    const items = parse(withoutField);
+    expect(items.map((i) => i.kind)).toEqual(['message', 'message', 'malformed', 'message']);
+    // Each broken part has a row of its own, keyed by where it sits.
+    expect(items[2]!.messageId).toMatch(/:entry\.0\.changes\.1$/);
+  });
+
   it('records a status without an id as malformed, not as a receipt', () => {
     const body = metaFixtureJson('status-delivered');
     delete body.entry[0].changes[0].value.statuses[0].id;
