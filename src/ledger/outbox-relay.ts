@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { Sql } from '../db/client';
+import { isUndefinedTable } from '../db/postgres-errors';
 import { stopsAt } from '../failpoints';
 import { amqpMessageId, type QueueMessage } from '../queue/message';
 import type { Publication, Publisher } from '../queue/publisher';
@@ -73,9 +75,10 @@ interface ClaimedRow {
 
 /**
  * Moves outbox rows to RabbitMQ. The owner publishes its own rows at once, inside their
- * lease; a periodic sweep on every ingest process claims rows whose lease expired (broker
- * outage, crashed owner) with SKIP LOCKED, so each row has one publisher at a time.
- * Confirmed rows are deleted in batches.
+ * lease; a periodic sweep claims rows whose lease expired (broker outage, crashed owner), one
+ * sweep at a time across the pods (a lease row), in commit order. While rows wait for a sweep, new rows wait
+ * for it too: published at once, a sender's new message would reach its queue before the one
+ * it sent during the outage. Confirmed rows are deleted in batches.
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const sweepBatch = options.sweepBatch ?? 500;
@@ -85,6 +88,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let pollTimer: NodeJS.Timeout | null = null;
   let sweeping: Promise<number> | null = null;
   let stopping = false;
+  /** Rows wait for a sweep (seen unpublishable, or claimed by one): new rows are left to it too, behind them. */
+  let backlog = false;
+  /** This relay as the holder of the sweeper lease (migrations/021). */
+  const sweeperId = `${process.pid}-${randomUUID()}`;
 
   function track<T>(promise: Promise<T>): Promise<T> {
     inFlight.add(promise);
@@ -178,14 +185,59 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       ORDER BY c.webhook_message_id`;
   }
 
+  /**
+   * Takes or renews the sweeper lease (migrations/021): one sweep at a time across the pods, so
+   * that two never publish neighbouring batches at once. It outlasts one batch's publish.
+   */
+  async function holdSweeperLease(): Promise<boolean> {
+    try {
+      const held = await options.sql`
+        UPDATE outbox_sweeper SET holder = ${sweeperId}, lease_until = now() + make_interval(secs => ${options.leaseSeconds})
+        WHERE lease_until < now() OR holder = ${sweeperId}`;
+      return held.count === 1;
+    } catch (error) {
+      // A schema without the lease (migration 021 not yet applied): sweep as releases before it did.
+      if (isUndefinedTable(error)) return true;
+      throw error;
+    }
+  }
+
+  /** Whether rows wait for a sweep, whoever committed them (a broker outage leaves other pods' rows too). */
+  async function rowsWaiting(): Promise<boolean> {
+    const [waiting] = await options.sql<{ any: boolean }[]>`SELECT EXISTS (SELECT 1 FROM outbox WHERE lease_until < now()) AS any`;
+    return waiting?.any ?? true;
+  }
+
+  /** A pod that cannot sweep now (the broker away, or another pod sweeping) only learns whether rows wait, for its owner publishes. */
+  async function sweepAlone(): Promise<number> {
+    if (stopping || !options.canPublish() || !(await holdSweeperLease())) {
+      backlog = await rowsWaiting();
+      return 0;
+    }
+    try {
+      return await sweep();
+    } finally {
+      await options.sql`UPDATE outbox_sweeper SET lease_until = '-infinity' WHERE holder = ${sweeperId}`.catch(() => undefined);
+    }
+  }
+
   async function sweep(): Promise<number> {
     let total = 0;
+    // A row refused in this sweep waits for a later one (its lease released with a backoff).
+    let leftBehind = false;
     for (;;) {
       // A stopping process leaves the rest of a backlog to the other pods' sweeps once the
       // leases it holds expire, instead of outliving its grace period and being killed mid-publish.
       if (stopping || !options.canPublish()) return total;
+      // Renewed for each batch; lost (this pod stalled past it), another pod sweeps now.
+      if (total > 0 && !(await holdSweeperLease())) return total;
       const rows = await claimExpired();
-      if (rows.length === 0) return total;
+      // Nothing waits: rows committed from now on may go out at once again.
+      if (rows.length === 0) {
+        backlog = leftBehind;
+        return total;
+      }
+      backlog = true;
       // A row whose message is no longer queued with a payload (erased, cleaned up, gone) has
       // nothing to publish; it must not hold up the rows claimed with it.
       const publishable = rows.filter((row) => row.payload !== null);
@@ -202,10 +254,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         );
         const confirmed = results.filter(Boolean).length;
         total += confirmed;
+        leftBehind ||= confirmed < results.length;
         // Nothing of a whole batch confirmed: the broker is refusing; the next poll tries again.
         if (confirmed === 0) return total;
       }
-      if (rows.length < sweepBatch) return total;
     }
   }
 
@@ -225,7 +277,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const fresh = entries.filter((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
     if (fresh.length === 0) return false;
     // The ledger commits its own rows unclaimed: attempts 0.
-    if (!options.canPublish()) {
+    if (!options.canPublish() || backlog) {
+      if (!options.canPublish()) backlog = true;
       void track(releaseLeases(fresh.map((entry) => ({ id: entry.rowId, attempts: 0 }))));
       return false;
     }
@@ -236,7 +289,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   }
 
   function sweepOnce(): Promise<number> {
-    sweeping ??= track(sweep()).finally(() => (sweeping = null));
+    sweeping ??= track(sweepAlone()).finally(() => (sweeping = null));
     return sweeping;
   }
 

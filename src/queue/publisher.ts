@@ -29,6 +29,11 @@ export interface Publisher {
  */
 export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publisher {
   const returned = new WeakMap<ConfirmChannel, Set<string>>();
+  /**
+   * The batch still writing. A batch that waits for the socket to drain would otherwise let the
+   * next one write in between, and a sender's later message could reach its queue first.
+   */
+  let writing: Promise<void> = Promise.resolve();
 
   function returnedSet(channel: ConfirmChannel): Set<string> {
     let set = returned.get(channel);
@@ -45,24 +50,34 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
 
   return {
     async publishAll(exchange, entries, onLateAnswer) {
-      const channel = broker.channel();
-      if (!channel || entries.length === 0) return entries.map(() => false);
-      const unroutable = returnedSet(channel);
+      if (entries.length === 0) return [];
       // One deadline for the whole batch, writes and confirms alike, rather than a timer per
       // message: a broker that stops reading (a blocked connection) must not hold a batch for
       // the timeout once per message. What is not confirmed by then counts as failed.
       const deadline = Date.now() + confirmTimeoutMs;
+      const before = writing;
+      let written: () => void = () => undefined;
+      writing = new Promise((resolve) => (written = resolve));
       const confirms: Promise<boolean>[] = [];
-      for (const entry of entries) {
-        // Past the deadline the rest is not written at all: it stays in the outbox for a sweep.
-        if (Date.now() >= deadline) {
-          confirms.push(Promise.resolve(false));
-          continue;
+      try {
+        // The batch before ends its writes by its own deadline, earlier than this one's.
+        await before;
+        const channel = broker.channel();
+        if (!channel) return entries.map(() => false);
+        const unroutable = returnedSet(channel);
+        for (const entry of entries) {
+          // Past the deadline the rest is not written at all: it stays in the outbox for a sweep.
+          if (Date.now() >= deadline) {
+            confirms.push(Promise.resolve(false));
+            continue;
+          }
+          const { confirmed, bufferFull } = publishOne(channel, exchange, entry, unroutable);
+          confirms.push(confirmed);
+          // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
+          if (bufferFull) await drainedWithin(channel, deadline - Date.now());
         }
-        const { confirmed, bufferFull } = publishOne(channel, exchange, entry, unroutable);
-        confirms.push(confirmed);
-        // amqplib buffers without limit; wait for the socket to drain instead of growing memory.
-        if (bufferFull) await drainedWithin(channel, deadline - Date.now());
+      } finally {
+        written();
       }
       const results: (boolean | null)[] = confirms.map(() => null);
       let late = false;

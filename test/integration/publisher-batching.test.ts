@@ -84,6 +84,29 @@ describe('publisher', () => {
     expect(delivered).toHaveLength(3000);
   }, 120_000);
 
+  it('writes a batch started while another waits for the socket to drain after all of it, keeping the order of a sender\'s messages', async () => {
+    const channel = broker.channel()!;
+    const publish = channel.publish;
+    const publisher = createPublisher(broker, 30_000);
+    let second: Promise<(boolean | null)[]> | undefined;
+    let scheduled = false;
+    channel.publish = function (this: typeof channel, ...args: Parameters<typeof publish>) {
+      const accepted = publish.apply(this, args);
+      // The first batch now waits for the drain: the next one starts meanwhile.
+      if (!accepted && !scheduled) {
+        scheduled = true;
+        setImmediate(() => (second = publisher.publishAll(exchange, publications(1, 100, 'later'))));
+      }
+      return accepted;
+    };
+    const first = await publisher.publishAll(exchange, publications(3000, 1024, 'large'));
+    channel.publish = publish;
+    expect(second).toBeDefined();
+    expect([first.every(Boolean), await second]).toEqual([true, [true]]);
+    const ids = (await probe.drain(queue)).map((message) => message.properties.messageId);
+    expect([ids.length, ids.indexOf('test:later-0')]).toEqual([3001, 3000]);
+  }, 120_000);
+
   it('publishes again after a burst, so the socket was left uncorked', async () => {
     const publisher = createPublisher(broker, 30_000);
     expect(await publisher.publishAll(exchange, publications(3, 100, 'first'))).toEqual([true, true, true]);
