@@ -202,18 +202,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
-  /** Whether rows wait for a sweep, whoever committed them (a broker outage leaves other pods' rows too). */
+  /**
+   * Whether rows wait for a sweep, whoever committed them (a broker outage leaves other pods'
+   * rows too), or are in one (claimed: attempts above 0, and not yet confirmed).
+   */
   async function rowsWaiting(): Promise<boolean> {
-    const [waiting] = await options.sql<{ any: boolean }[]>`SELECT EXISTS (SELECT 1 FROM outbox WHERE lease_until < now()) AS any`;
+    const [waiting] = await options.sql<{ any: boolean }[]>`SELECT EXISTS (SELECT 1 FROM outbox WHERE lease_until < now() OR attempts > 0) AS any`;
     return waiting?.any ?? true;
   }
 
   /** A pod that cannot sweep now (the broker away, or another pod sweeping) only learns whether rows wait, for its owner publishes. */
   async function sweepAlone(): Promise<number> {
-    if (stopping || !options.canPublish() || !(await holdSweeperLease())) {
-      backlog = await rowsWaiting();
-      return 0;
-    }
+    // Read-only first: an idle poll (nothing waiting, the usual case) writes nothing.
+    backlog = await rowsWaiting();
+    if (!backlog || stopping || !options.canPublish() || !(await holdSweeperLease())) return 0;
     try {
       return await sweep();
     } finally {
