@@ -65,34 +65,49 @@ export function parseMetaWebhook(rawBody: Buffer, receivedAtMs: number, replayWi
 
   const items: LedgerItem[] = [];
   const providerErrors: ProviderError[] = [];
-  envelope.data.entry.forEach((rawEntry, e) => {
-    const entry = metaEntrySchema.safeParse(rawEntry);
-    if (!entry.success) return void items.push(malformedPart(rawBody, `entry.${e}`, entry.error.issues));
-    entry.data.changes.forEach((rawChange, c) => {
-      const at = `entry.${e}.changes.${c}`;
-      const change = metaChangeSchema.safeParse(rawChange);
-      if (!change.success) return void items.push(malformedPart(rawBody, at, change.error.issues));
-      // Other webhook fields (account updates, templates) carry no customer messages.
-      if (change.data.field !== 'messages') return;
-      const value = messagesValueSchema.safeParse(change.data.value);
-      if (!value.success) {
-        items.push(malformedPart(rawBody, `${at}.value`, value.error.issues));
-        return;
-      }
-      const context = {
-        business: value.data.metadata.phone_number_id,
-        contacts: value.data.contacts ?? [],
-        receivedAtMs,
-        replayWindowSeconds,
-        rawBody,
-      };
-      value.data.messages?.forEach((message, m) => items.push(toMessageItem(message, context, `${at}.value.messages.${m}`)));
-      value.data.statuses?.forEach((status, s) => items.push(toStatusItem(status, rawBody, `${at}.value.statuses.${s}`)));
-      value.data.errors?.forEach((error) => providerErrors.push(toProviderError(error)));
+  let malformedParts = 0;
+  const add = (item: LedgerItem) => {
+    if (item.kind === 'malformed' && ++malformedParts > MAX_MALFORMED_PARTS) throw TOO_MANY_MALFORMED_PARTS;
+    items.push(item);
+  };
+  try {
+    envelope.data.entry.forEach((rawEntry, e) => {
+      const entry = metaEntrySchema.safeParse(rawEntry);
+      if (!entry.success) return add(malformedPart(rawBody, `entry.${e}`, entry.error.issues));
+      entry.data.changes.forEach((rawChange, c) => {
+        const at = `entry.${e}.changes.${c}`;
+        const change = metaChangeSchema.safeParse(rawChange);
+        if (!change.success) return add(malformedPart(rawBody, at, change.error.issues));
+        // Other webhook fields (account updates, templates) carry no customer messages.
+        if (change.data.field !== 'messages') return;
+        const value = messagesValueSchema.safeParse(change.data.value);
+        if (!value.success) return add(malformedPart(rawBody, `${at}.value`, value.error.issues));
+        const context = {
+          business: value.data.metadata.phone_number_id,
+          contacts: value.data.contacts ?? [],
+          receivedAtMs,
+          replayWindowSeconds,
+          rawBody,
+        };
+        value.data.messages?.forEach((message, m) => add(toMessageItem(message, context, `${at}.value.messages.${m}`)));
+        value.data.statuses?.forEach((status, s) => add(toStatusItem(status, rawBody, `${at}.value.statuses.${s}`)));
+        value.data.errors?.forEach((error) => providerErrors.push(toProviderError(error)));
+      });
     });
-  });
+  } catch (error) {
+    if (error !== TOO_MANY_MALFORMED_PARTS) throw error;
+    // The body is junk, not a provider's envelope with a bad part: one row keeps all of it.
+    return { items: [malformedItem('whatsapp', rawBody, `more than ${MAX_MALFORMED_PARTS} parts of the body are malformed`)], providerErrors: [] };
+  }
   return { items, providerErrors };
 }
+
+/**
+ * Malformed parts beyond this many make the whole body one malformed row. Each part's row keeps
+ * the raw body, so 50,000 broken entries would have held 50,000 copies of it in memory.
+ */
+const MAX_MALFORMED_PARTS = 20;
+const TOO_MANY_MALFORMED_PARTS = new Error('too many malformed parts');
 
 function toProviderError(raw: unknown): ProviderError {
   const parsed = metaErrorSchema.safeParse(raw);

@@ -135,7 +135,8 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     try {
       const deliveries = Number(delivery.properties.headers?.['x-delivery-count'] ?? 0);
       // The broker's delivery limit would drop the message into the DLQ without a reason and
-      // leave its record 'processing'; take it out ourselves one delivery earlier.
+      // leave its record 'processing'; take it out ourselves before it does. RabbitMQ versions
+      // count the limit differently (3.10 delivers limit + 1 times), so this errs a delivery early.
       if (deliveries >= deps.topology.deliveryLimit - 1) {
         throw new PermanentError(`delivered ${deliveries + 1} times without finishing (a consumer crashed or lost its connection each time)`);
       }

@@ -93,6 +93,19 @@ describe('Meta malformed parts of a valid envelope', () => {
     expect(items[2]!.messageId).toMatch(/:entry\.0\.changes\.1$/);
   });
 
+  it('makes a body with more than 20 broken parts one malformed row, keeping all of it, instead of a row (and a copy of the body) per part', () => {
+    const withBroken = (count: number) => {
+      const body = metaFixtureJson('multi-entry');
+      body.entry.push(...Array.from({ length: count }, () => ({ id: 'x' })));
+      return parse(body);
+    };
+    expect(withBroken(20).filter((i) => i.kind === 'malformed')).toHaveLength(20);
+    expect(withBroken(20).filter((i) => i.kind === 'message')).toHaveLength(4);
+    const junk = withBroken(21);
+    expect(junk.map((i) => i.kind)).toEqual(['malformed']);
+    expect(junk[0]!.messageId).toMatch(/^malformed:[0-9a-f]{40}$/);
+  });
+
   it('records a status without an id as malformed, not as a receipt', () => {
     const body = metaFixtureJson('status-delivered');
     delete body.entry[0].changes[0].value.statuses[0].id;
