@@ -215,10 +215,9 @@ describe('what each input gets, in-process against the real recorder', () => {
     expect(await rowOf(id)).toMatchObject({ status: 'queued' });
   });
 
-  it('answers a Twilio message with empty TwiML after the commit', async () => {
-    const params = twilioText('one coke', 'whatsapp:+15550500013');
-    const sid = params.find(([name]) => name === 'MessageSid')?.[1] ?? params.find(([name]) => name === 'SmsMessageSid')![1];
-    const reply = await ingest.request({
+  /** A Twilio form signed as Twilio signs it, for the URL it would have called. */
+  function postSignedTwilio(params: FormParams) {
+    return ingest.request({
       method: 'POST',
       url: TWILIO_WEBHOOK_PATH,
       headers: {
@@ -227,6 +226,12 @@ describe('what each input gets, in-process against the real recorder', () => {
       },
       payload: encodeForm(params),
     });
+  }
+
+  it('answers a Twilio message with empty TwiML after the commit', async () => {
+    const params = twilioText('one coke', 'whatsapp:+15550500013');
+    const sid = params.find(([name]) => name === 'MessageSid')?.[1] ?? params.find(([name]) => name === 'SmsMessageSid')![1];
+    const reply = await postSignedTwilio(params);
     expect(reply.statusCode).toBe(200);
     expect(reply.body).toContain('<Response');
     expect(await rowOf(sid)).toMatchObject({ status: 'queued' });
@@ -236,27 +241,13 @@ describe('what each input gets, in-process against the real recorder', () => {
     const sid = `SM${'f'.repeat(32)}`;
     const params: FormParams = [...twilioText('one coke', 'whatsapp:+15550500014', sid), ...Array.from({ length: 1000 }, (_, i): [string, string] => [`x${i}`, ''])];
     const before = await counterValue(ingest.metrics, 'wagate_webhook_events_total', { source: 'twilio', outcome: 'invalid_signature', reason: 'too_many_params' });
-    const reply = await ingest.request({
-      method: 'POST',
-      url: TWILIO_WEBHOOK_PATH,
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        'x-twilio-signature': twilioSignature(TWILIO_TOKEN, PUBLIC_BASE_URL + TWILIO_WEBHOOK_PATH, params),
-      },
-      payload: encodeForm(params),
-    });
+    const reply = await postSignedTwilio(params);
     expect(reply.statusCode).toBe(401);
     expect(await rowOf(sid)).toBeUndefined();
     expect(await counterValue(ingest.metrics, 'wagate_webhook_events_total', { source: 'twilio', outcome: 'invalid_signature', reason: 'too_many_params' })).toBe(before + 1);
     // The same form within the cap is taken.
     const within = [...twilioText('one coke', 'whatsapp:+15550500015', `SM${'e'.repeat(32)}`), ...params.slice(-900)];
-    const taken = await ingest.request({
-      method: 'POST',
-      url: TWILIO_WEBHOOK_PATH,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioSignature(TWILIO_TOKEN, PUBLIC_BASE_URL + TWILIO_WEBHOOK_PATH, within) },
-      payload: encodeForm(within),
-    });
-    expect(taken.statusCode).toBe(200);
+    expect((await postSignedTwilio(within)).statusCode).toBe(200);
   });
 
   it('gives a path variant (a trailing slash), which express routes, the same checks and answer as the fast path', async () => {
