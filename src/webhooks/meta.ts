@@ -141,6 +141,25 @@ interface ChangeContext {
   rawBody: Buffer;
 }
 
+/**
+ * Deepest nesting a message may have. Meta's messages nest a few levels; one of an unknown type
+ * nested thousands deep would pass the schema and then overflow the stack when its payload is
+ * serialised for the ledger, answering 503 to every retry of a body no retry can fix.
+ */
+const MAX_MESSAGE_DEPTH = 32;
+
+/** Whether a parsed JSON value nests deeper than `limit` objects or arrays; iterative, so any depth is safe. */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length > 0) {
+    const [current, depth] = pending.pop()!;
+    if (current === null || typeof current !== 'object') continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(current)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
+
 function toMessageItem(raw: unknown, context: ChangeContext, at: string): LedgerItem {
   const parsed = metaMessageSchema.safeParse(raw);
   if (!parsed.success) return malformedPart(context.rawBody, at, parsed.error.issues, rawIdentity(raw));
@@ -151,6 +170,10 @@ function toMessageItem(raw: unknown, context: ChangeContext, at: string): Ledger
   if (content && !content.success) {
     const issues = content.error.issues.map((issue) => ({ ...issue, path: [message.type, ...issue.path] }));
     return malformedPart(context.rawBody, at, issues, { messageId: message.id, sender: message.from ?? message.from_user_id });
+  }
+  if (nestsDeeperThan(raw, MAX_MESSAGE_DEPTH)) {
+    const issue = { path: [], message: `nests deeper than ${MAX_MESSAGE_DEPTH} levels` };
+    return malformedPart(context.rawBody, at, [issue], { messageId: message.id, sender: message.from ?? message.from_user_id });
   }
   const contact = findContact(context.contacts, message.from, message.from_user_id);
   const userId = message.from_user_id ?? contact?.user_id;

@@ -118,6 +118,16 @@ describe('what each input gets, in-process against the real recorder', () => {
     expect(await outboxRowsOf(id)).toBe(1);
   });
 
+  it('answers a message nested thousands of levels deep 200 and keeps it malformed: no retry could serialise it', async () => {
+    const id = uniqueWamid();
+    const nested = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+    const message = { from: '15550500016', id, timestamp: String(nowSeconds()), type: 'hologram', hologram: 'NESTED' };
+    const raw = JSON.stringify(metaEnvelope([{ messages: [message] }])).replace('"NESTED"', nested);
+    expect((await postMeta(ingest, raw)).statusCode).toBe(200);
+    expect(await rowOf(id)).toMatchObject({ status: 'malformed' });
+    expect(await outboxRowsOf(id)).toBe(0);
+  });
+
   it('answers errors Meta reports in a change 200, counts them as provider_error and records nothing', async () => {
     const before = await counterValue(ingest.metrics, 'wagate_webhook_events_total', { source: 'whatsapp', outcome: 'provider_error' });
     const rows = await messageCount();
