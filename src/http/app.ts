@@ -77,12 +77,12 @@ function createExpressApp(routes: Route[], log: Logger): express.Express {
     else app.post(route.path, (req: Request, res: Response) => route.webhook(req, res));
   }
   // A known path asked with a method it does not take: 405 and what it takes (HEAD with GET),
-  // not a 404 that reads as a wrong URL. OPTIONS goes on to express's own answer.
+  // not a 404 that reads as a wrong URL. OPTIONS is answered with what it takes.
   const allowed = new Map<string, string[]>();
   for (const route of routes) allowed.set(route.path, [...(allowed.get(route.path) ?? []), ...(route.method === 'GET' ? ['GET', 'HEAD'] : ['POST'])]);
   for (const [path, methods] of allowed) {
-    app.all(path, (req: Request, res: Response, next: NextFunction) => {
-      if (req.method === 'OPTIONS') return next();
+    app.all(path, (req: Request, res: Response) => {
+      if (req.method === 'OPTIONS') return void res.status(204).set('Allow', [...methods, 'OPTIONS'].join(', ')).end();
       res.status(405).set('Allow', methods.join(', ')).json({ error: `method ${req.method} not allowed; use ${methods.join(', ')}` });
     });
   }

@@ -155,11 +155,13 @@ describe('what each input gets, in-process against the real recorder', () => {
     expect(await rowOf(id)).toBeUndefined();
   });
 
-  it('answers a method a webhook path does not take 405, naming the ones it does', async () => {
+  it('answers a method a webhook path does not take 405, and OPTIONS 204, naming the ones it does', async () => {
     const put = await ingest.request({ method: 'PUT', url: META_WEBHOOK_PATH, payload: '{}' });
     expect([put.statusCode, put.headers.allow]).toEqual([405, 'GET, HEAD, POST']);
     const get = await ingest.request({ method: 'GET', url: TWILIO_WEBHOOK_PATH });
     expect([get.statusCode, get.headers.allow]).toEqual([405, 'POST']);
+    const options = await ingest.request({ method: 'OPTIONS', url: META_WEBHOOK_PATH });
+    expect([options.statusCode, options.headers.allow]).toEqual([204, 'GET, HEAD, POST, OPTIONS']);
     expect((await ingest.request({ method: 'GET', url: '/no/such/path' })).statusCode).toBe(404);
   });
 
