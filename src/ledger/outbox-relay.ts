@@ -234,7 +234,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       // Renewed for each batch; lost (this pod stalled past it), another pod sweeps now.
       if (total > 0 && !(await holdSweeperLease())) return total;
       const rows = await claimExpired();
-      // Nothing waits: rows committed from now on may go out at once again.
+      // Nothing waits: rows committed from now on may go out at once again. Known here rather than
+      // read from the outbox, whose confirmed rows are deleted only a moment later.
       if (rows.length === 0) {
         backlog = leftBehind;
         return total;
@@ -279,8 +280,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const fresh = entries.filter((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
     if (fresh.length === 0) return false;
     // The ledger commits its own rows unclaimed: attempts 0.
-    if (!options.canPublish() || backlog) {
-      if (!options.canPublish()) backlog = true;
+    // Its rows now wait for the sweep, and so do those committed after them.
+    if (!options.canPublish()) backlog = true;
+    if (backlog) {
       void track(releaseLeases(fresh.map((entry) => ({ id: entry.rowId, attempts: 0 }))));
       return false;
     }
