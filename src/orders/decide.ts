@@ -8,8 +8,18 @@ import { buildOrder, validQuantity } from './order-lines';
 
 export { MAX_LINE_QUANTITY } from './order-lines';
 
+/**
+ * Meta's notices that are not something the customer asked: a reaction (or its removal) to
+ * one of the shop's messages, and a change of number or user id. Answering a 👍 on an order
+ * confirmation with "we can only read text" would start a conversation nobody wanted.
+ */
+const UNANSWERED_META_TYPES = new Set(['reaction', 'system']);
+
 export async function decide(sql: Sql, message: QueueMessage, options: MatchOptions, catalog: CatalogReader = liveCatalog(sql)): Promise<Decision> {
   const content = (message.content ?? {}) as Record<string, any>;
+  if (message.source === 'whatsapp' && UNANSWERED_META_TYPES.has(message.type)) return { kind: 'no_reply', type: message.type };
+  // A customer opening the chat for the first time: Meta expects the business to greet them, and the menu is the greeting.
+  if (message.source === 'whatsapp' && message.type === 'request_welcome') return { kind: 'menu' };
   if (message.source === 'whatsapp' && message.type === 'order') return decideCart(sql, content.order?.product_items ?? []);
   const choice = replyChoice(message, content);
   if (choice) {

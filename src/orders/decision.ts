@@ -18,4 +18,8 @@ export type Decision =
   | { kind: 'order_status' }
   | { kind: 'menu' }
   | { kind: 'clarify'; problems: Problem[] }
-  | { kind: 'unsupported'; type: string };
+  | { kind: 'unsupported'; type: string }
+  | { kind: 'no_reply'; type: string };
+
+/** Every decision but no_reply: the ones that record a reply. */
+export type AnsweredDecision = Exclude<Decision, { kind: 'no_reply' }>;

@@ -3,7 +3,7 @@ import { isForeignKeyViolation } from '../db/postgres-errors';
 import type { QueueMessage } from '../queue/message';
 import type { CatalogReader } from './catalog-cache';
 import { textOf } from './decide';
-import type { Decision } from './decision';
+import type { AnsweredDecision } from './decision';
 import { detectLanguage, REPLY_LANGUAGES, type ReplyLanguage } from './detect-language';
 import type { DecisionOutcome, ReplyKind } from './record-decision';
 import { writeDecisions, type DecisionWrite, type DecisionWritten } from './write-decisions';
@@ -11,9 +11,9 @@ import { repliesIn } from './replies';
 import type { ReplyTextOptions } from './reply-language';
 
 /** Decisions whose reply does not depend on the customer's earlier orders: all but cancel and order status. */
-export type SelfContainedDecision = Exclude<Decision, { kind: 'cancel' } | { kind: 'order_status' }>;
+export type SelfContainedDecision = Exclude<AnsweredDecision, { kind: 'cancel' } | { kind: 'order_status' }>;
 
-export function isSelfContained(decision: Decision): decision is SelfContainedDecision {
+export function isSelfContained(decision: AnsweredDecision): decision is SelfContainedDecision {
   return decision.kind !== 'cancel' && decision.kind !== 'order_status';
 }
 

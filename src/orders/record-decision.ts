@@ -1,6 +1,6 @@
 import { transaction, type Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
-import type { Decision } from './decision';
+import type { AnsweredDecision, Decision } from './decision';
 import { listMenu } from './match';
 import { textOf } from './decide';
 import { repliesIn, type Replies } from './replies';
@@ -39,7 +39,7 @@ export async function findReply(sql: Sql, message: QueueMessage): Promise<Outbou
 }
 
 /** Null when the message stopped being ours to process (erased since it was claimed). */
-export async function recordDecision(sql: Sql, message: QueueMessage, decision: Decision, texts: ReplyTextOptions): Promise<DecisionOutcome | null> {
+export async function recordDecision(sql: Sql, message: QueueMessage, decision: AnsweredDecision, texts: ReplyTextOptions): Promise<DecisionOutcome | null> {
   return (await transaction(sql, async (tx) => {
     // The row lock orders this against `wagate erase`: either erasure waits and then
     // anonymises what is written here, or it came first and nothing is written.
@@ -68,7 +68,7 @@ interface Applied {
   orderCreated: boolean;
 }
 
-async function applyDecision(tx: Sql, message: QueueMessage, decision: Decision, replies: Replies): Promise<Applied> {
+async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredDecision, replies: Replies): Promise<Applied> {
   const none = { orderId: null, orderCreated: false };
   switch (decision.kind) {
     case 'order':

@@ -2,8 +2,8 @@ import type { Sql } from '../db/client';
 import { failpoint } from '../failpoints';
 import type { CatalogCache, CatalogReader } from '../orders/catalog-cache';
 import { decide } from '../orders/decide';
-import type { Decision } from '../orders/decision';
-import { deliverReply } from '../orders/deliver-reply';
+import type { AnsweredDecision } from '../orders/decision';
+import { deliverReply, finishMessage } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
 import type { ReplyTextOptions } from '../orders/reply-language';
 import { isSelfContained, recordDecisionAtOnce } from '../orders/record-decision-at-once';
@@ -54,6 +54,11 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
   if (!outbound) {
     const catalog = deps.catalog.at(claim.catalogVersion);
     const decision = await withSpan('wagate.match', { 'db.system': 'postgresql' }, () => decide(sql, message, deps.match, catalog));
+    if (decision.kind === 'no_reply') {
+      // Nothing is recorded but the status: a redelivered copy finds the message finished at its claim.
+      await finishMessage(sql, message.source, { messageId: message.messageId, outcome: 'processed' });
+      return 'processed';
+    }
     outbound = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
       record(deps, message, decision, claim, catalog),
     );
@@ -74,7 +79,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
  * statement shared with other senders' messages; cancel and order status read and change the
  * customer's orders, and take recordDecision's transaction, as does a contended record.
  */
-async function record(deps: PipelineDeps, message: QueueMessage, decision: Decision, claim: Claim, catalog: CatalogReader): Promise<OutboundRow | null> {
+async function record(deps: PipelineDeps, message: QueueMessage, decision: AnsweredDecision, claim: Claim, catalog: CatalogReader): Promise<OutboundRow | null> {
   if (isSelfContained(decision)) {
     const once = await recordDecisionAtOnce(deps.sql, message, decision, {
       texts: deps.replyTexts,

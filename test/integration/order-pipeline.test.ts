@@ -154,6 +154,27 @@ describe('order pipeline', () => {
     expect(outbound).toEqual({ kind: 'unsupported', status: 'sent' });
   });
 
+  it('stays silent on a reaction, its removal and a change of number, and greets a new chat with the menu', async () => {
+    const from = '15550100016';
+    const now = String(Math.floor(Date.now() / 1000));
+    const [liked, unliked, changed, welcome] = [uniqueWamid(), uniqueWamid(), uniqueWamid(), uniqueWamid()];
+    const notices = [
+      { from, id: liked, timestamp: now, type: 'reaction', reaction: { message_id: 'wamid.CONFIRMATION', emoji: '\u{1F44D}' } },
+      { from, id: unliked, timestamp: now, type: 'reaction', reaction: { message_id: 'wamid.CONFIRMATION' } },
+      { from, id: changed, timestamp: now, type: 'system', system: { body: `User changed from ${from} to 15550100017`, wa_id: '15550100017', type: 'user_changed_number' } },
+    ];
+    await postMeta(pipeline.ingest.baseUrl, metaEnvelope([{ messages: notices, contacts: [metaContact({ from })] }]));
+    // The sender's messages are processed in arrival order, so once the welcome is answered the notices before it are done.
+    await postMeta(pipeline.ingest.baseUrl, metaEnvelope([{ messages: [{ from, id: welcome, timestamp: now, type: 'request_welcome' }], contacts: [metaContact({ from })] }]));
+    expect(await settled(welcome)).toBe('processed');
+    for (const id of [liked, unliked, changed]) expect(await messageStatus(id)).toBe('processed');
+    const replies = await pipeline.db.sql`SELECT inbound_message_id, kind FROM outbound_messages WHERE recipient = ${from}`;
+    expect(replies).toEqual([{ inbound_message_id: welcome, kind: 'menu' }]);
+    const calls = pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === from);
+    expect(calls).toHaveLength(1);
+    expect((calls[0]!.body as { text: { body: string } }).text.body).toContain('Our menu:');
+  });
+
   it('reports replies by send state in the admin stats', async () => {
     const response = await fetch(`${pipeline.ingest.baseUrl}/api/v1/whatsapp-hardened/stats?source=whatsapp`, {
       headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
