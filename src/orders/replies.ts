@@ -67,10 +67,13 @@ function fill(template: string, values: Record<string, string | number>): string
 /** Reply texts in one language. */
 export function repliesIn(texts: ReplyCatalogue) {
   return {
+    /** Every line, in MAX_REPLY_CHARS: the product names (and the customer's) shortened as far as it takes. */
     orderConfirmation(orderId: string, name: string | null, lines: OrderLine[], total: string, currency: string): string {
-      const items = lines.map((line) => fill(texts.orderLine, { quantity: line.quantity, ...line.product })).join(', ');
-      const thanks = name ? fill(texts.thanksWithName, { name }) : texts.thanks;
-      return fill(texts.orderConfirmation, { thanks, orderId, items, total, currency });
+      return fitNames((nameChars) => {
+        const items = lines.map((line) => fill(texts.orderLine, { ...line.product, quantity: line.quantity, name: shorten(line.product.name, nameChars) }));
+        const thanks = name ? fill(texts.thanksWithName, { name: shorten(name, nameChars) }) : texts.thanks;
+        return fill(texts.orderConfirmation, { thanks, orderId, items: items.join(', '), total, currency });
+      });
     },
     /** At most MAX_REPLY_CHARS: the same problem once, LISTED_PROBLEMS of them written out, the rest counted. */
     clarification(problems: Problem[]): string {
@@ -84,10 +87,13 @@ export function repliesIn(texts: ReplyCatalogue) {
       return fill(texts.orderStatus, { orderId, status: shown, total, currency });
     },
     noOrders: () => texts.noOrders,
+    /** Every product given, in MAX_REPLY_CHARS: their names shortened as far as it takes. */
     menu(products: Product[]): string {
       if (products.length === 0) return texts.menuEmpty;
-      const lines = products.map((p) => `• ${p.name}: ${p.currency} ${p.price}`).join('\n');
-      return fill(texts.menu, { lines, example: products[0]!.name });
+      return fitNames((nameChars) => {
+        const lines = products.map((p) => `• ${shorten(p.name, nameChars)}: ${p.currency} ${p.price}`).join('\n');
+        return fill(texts.menu, { lines, example: shorten(products[0]!.name, nameChars) });
+      });
     },
     unsupported: () => texts.unsupported,
   };
@@ -117,6 +123,23 @@ function fitClarification(texts: ReplyCatalogue, sentences: readonly string[]): 
     if (reply.length <= MAX_REPLY_CHARS) return reply;
   }
   // Reached only with a shop's own clarification text longer than the limit.
+  return shorten(reply, MAX_REPLY_CHARS);
+}
+
+/**
+ * Names may be as long as a shop made them, and a reply of 20 products or order lines with
+ * long names passed Twilio's limit: the provider refused it and the message was dead-lettered.
+ * Each step shortens every name further; the last resort, reached only with a shop's own long
+ * texts, cuts the reply itself.
+ */
+const NAME_CHARS_STEPS = [Infinity, QUOTED_CHARS, 40, 24, 12];
+
+function fitNames(render: (nameChars: number) => string): string {
+  let reply = '';
+  for (const nameChars of NAME_CHARS_STEPS) {
+    reply = render(nameChars);
+    if (reply.length <= MAX_REPLY_CHARS) return reply;
+  }
   return shorten(reply, MAX_REPLY_CHARS);
 }
 
