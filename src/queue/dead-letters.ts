@@ -11,16 +11,33 @@ export interface DeadLetter {
   deadAt: string | null;
 }
 
-/**
- * Reads every dead letter without removing it: nothing is acked, and closing the channel
- * puts them all back.
- */
+/** Reads every dead letter without removing it: nothing is acked, and all are given back. */
 export async function listDeadLetters(channel: ConfirmChannel, topology: Topology): Promise<DeadLetter[]> {
   const letters: DeadLetter[] = [];
-  for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
-    letters.push(describe(message));
+  try {
+    for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
+      letters.push(describe(message));
+    }
+  } finally {
+    giveBack(channel);
   }
   return letters;
+}
+
+/**
+ * Gives back every letter taken and not acked, with a nack that requeues. Left to the
+ * channel's close, each return counts as a failed delivery on RabbitMQ 4.3 and later, and a
+ * quorum queue drops a message after 20 of them (its default delivery limit; nothing stands
+ * behind the dead-letter queue to take it): the 21st `dlq list` would have lost every letter.
+ * A requeueing nack does not count there. (RabbitMQ 4.0 to 4.2 count every return: the README
+ * gives the policy that lifts the limit on the dead-letter queue.)
+ */
+function giveBack(channel: ConfirmChannel): void {
+  try {
+    channel.nackAll(true);
+  } catch {
+    // The channel is closed already, and its close gave them back.
+  }
 }
 
 /** Reopens a dead message's records so the worker takes it again; false when they are finished, erased or gone. */
@@ -44,6 +61,22 @@ export async function replayDeadLetters(
   // Only what is there now: a replayed message that fails again while this runs lands at
   // the back of the queue, and taking it again would replay it twice in one go.
   const { messageCount } = await channel.checkQueue(topology.deadQueue);
+  try {
+    await replayTaken(channel, topology, reopen, messageCount, ids, { replayed, skipped, unroutable });
+  } finally {
+    giveBack(channel);
+  }
+  return { replayed, skipped, unroutable };
+}
+
+async function replayTaken(
+  channel: ConfirmChannel,
+  topology: Topology,
+  reopen: ReopenDeadMessage,
+  messageCount: number,
+  ids: string[] | undefined,
+  { replayed, skipped, unroutable }: ReplayReport,
+): Promise<void> {
   for (let taken = 0; taken < messageCount; taken += 1) {
     const message = await channel.get(topology.deadQueue);
     if (!message) break;
@@ -62,14 +95,13 @@ export async function replayDeadLetters(
     const headers = { ...withoutBrokerHeaders(message.properties.headers, [LAST_ERROR_HEADER, DEAD_AT_HEADER, NOT_BEFORE_HEADER]), [ATTEMPT_HEADER]: 0 };
     const options = { persistent: true, mandatory: true as const, messageId: id, contentType: 'application/json', headers };
     if (!(await publishRouted(channel, topology.exchange, routingKeyFor(topology, payload.data.senderKey), message.content, options))) {
-      // Left unacked, the letter goes back to the dead-letter queue when the channel closes.
+      // Left unacked, the letter is given back to the dead-letter queue.
       unroutable.push(id);
       continue;
     }
     channel.ack(message);
     replayed.push(id);
   }
-  return { replayed, skipped, unroutable };
 }
 
 export interface ReplayReport {
@@ -86,17 +118,21 @@ export async function purgeDeadLetters(channel: ConfirmChannel, topology: Topolo
 }
 
 /**
- * Acks (drops) the dead letters that `matches` picks; the rest go back when the channel
- * closes. A letter that is not a wagate message is not ours to judge and stays.
+ * Acks (drops) the dead letters that `matches` picks and gives the rest back. A letter that
+ * is not a wagate message is not ours to judge and stays.
  */
 export async function dropDeadLetters(channel: ConfirmChannel, topology: Topology, matches: (message: QueueMessage) => boolean): Promise<number> {
   let dropped = 0;
-  for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
-    const payload = queueMessageSchema.safeParse(safeJson(message.content));
-    if (payload.success && matches(payload.data)) {
-      channel.ack(message);
-      dropped += 1;
+  try {
+    for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
+      const payload = queueMessageSchema.safeParse(safeJson(message.content));
+      if (payload.success && matches(payload.data)) {
+        channel.ack(message);
+        dropped += 1;
+      }
     }
+  } finally {
+    giveBack(channel);
   }
   return dropped;
 }

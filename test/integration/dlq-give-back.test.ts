@@ -1,0 +1,68 @@
+import amqp from 'amqplib';
+import type { ConfirmChannel } from 'amqplib';
+import { dropDeadLetters, listDeadLetters, replayDeadLetters } from '../../src/queue/dead-letters';
+import type { QueueMessage } from '../../src/queue/message';
+import { withOperatorChannel } from '../../src/queue/operator-channel';
+import { topologyNames } from '../../src/queue/topology';
+import { deleteTopology, TEST_AMQP_URL } from '../support/amqp';
+import { operator } from '../support/dead-letters';
+import { randomQueuePrefix } from '../support/ingest';
+import { waitFor } from '../support/wait';
+
+const topology = topologyNames({ prefix: randomQueuePrefix(), deliveryLimit: 5, retryDelaysMs: [1000], shards: 2 });
+
+function letter(messageId: string, from: string): QueueMessage {
+  return {
+    v: 1, source: 'whatsapp', messageId, from, senderKey: from, business: '106540352242922', contactName: null,
+    type: 'text', timestampSeconds: 1767225600, receivedAt: new Date().toISOString(), content: { text: { body: '1 coke' } },
+  };
+}
+
+/**
+ * Runs a command's work, then waits, on its own channel before that closes, until the
+ * dead-letter queue holds `ready` letters again (a quorum queue applies a return shortly after
+ * the nack). Letters still in the channel's hands never come back while it is open.
+ */
+async function givesBack<T>(ready: number, work: (channel: ConfirmChannel) => Promise<T>): Promise<T> {
+  return withOperatorChannel(operator(topology), async (channel) => {
+    const result = await work(channel);
+    await waitFor(`${ready} letters ready in the dead-letter queue`, async () => (await channel.checkQueue(topology.deadQueue)).messageCount === ready);
+    return result;
+  });
+}
+
+beforeAll(async () => {
+  await withOperatorChannel(operator(topology), async () => undefined);
+  const connection = await amqp.connect(TEST_AMQP_URL);
+  try {
+    const channel = await connection.createConfirmChannel();
+    for (const [id, from] of [['wamid.A', '15550900001'], ['wamid.B', '15550900002'], ['wamid.C', '15550900002']] as const) {
+      channel.publish(topology.deadExchange, topology.deadRoutingKey, Buffer.from(JSON.stringify(letter(id, from))), { persistent: true, messageId: `whatsapp:${id}` });
+    }
+    await channel.waitForConfirms();
+  } finally {
+    await connection.close();
+  }
+});
+
+afterAll(async () => {
+  await deleteTopology(topology);
+});
+
+// Left to the channel's close, every return counts as a failed delivery on RabbitMQ 4.3 and
+// later, and a quorum queue drops a letter after 20: the commands give their letters back first.
+describe('operator commands on the dead-letter queue', () => {
+  it('dlq list gives every letter back before its channel closes', async () => {
+    const letters = await givesBack(3, (channel) => listDeadLetters(channel, topology));
+    expect(letters.map((dead) => dead.id).sort()).toEqual(['whatsapp:wamid.A', 'whatsapp:wamid.B', 'whatsapp:wamid.C']);
+  });
+
+  it('dlq replay --id gives back the letters it was not asked for', async () => {
+    const report = await givesBack(3, (channel) => replayDeadLetters(channel, topology, async () => true, ['whatsapp:wamid.missing']));
+    expect(report).toEqual({ replayed: [], skipped: [], unroutable: [] });
+  });
+
+  it('erase drops the customer’s letters and gives back the others', async () => {
+    expect(await givesBack(1, (channel) => dropDeadLetters(channel, topology, (message) => message.from === '15550900002'))).toBe(2);
+  });
+});
