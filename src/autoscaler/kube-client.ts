@@ -24,8 +24,12 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
+  Observable,
   PatchStrategy,
   setHeaderOptions,
+  type ConfigurationOptions,
+  type RequestContext,
+  type ResponseContext,
   type V1Lease,
 } from '@kubernetes/client-node';
 import { WagateError } from '../errors';
@@ -75,6 +79,22 @@ function contextNamespace(config: KubeConfig): string | undefined {
 
 /** The request options for a JSON merge patch (client-node sends a JSON patch otherwise). */
 export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/**
+ * Request options that abort the call when `signal` does: client-node hands the request's
+ * signal to fetch, but its generated calls take no signal of their own, only middleware.
+ */
+export function abortedBy(signal: AbortSignal | undefined, options?: ConfigurationOptions): ConfigurationOptions | undefined {
+  if (!signal) return options;
+  const middleware = {
+    pre(request: RequestContext) {
+      request.setSignal(signal);
+      return new Observable(Promise.resolve(request));
+    },
+    post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+  };
+  return { ...options, middleware: [...(options?.middleware ?? []), middleware], middlewareMergeStrategy: 'append' };
+}
 
 /**
  * The HTTP status of a failed call. Errors come from client-node's ApiException; compared by

@@ -2,6 +2,7 @@ import type { Logger } from '../telemetry/logger';
 import type { AutoscalerMetrics, AutoscalerReason } from '../telemetry/autoscaler-metrics';
 import { decide, type ScaleDownMemory, type ScalingPolicy } from './decide';
 import { clockTime, decisionAtCurrentRevision, judgeOwnership, type LastDecision, type Ownership } from './ownership';
+import { statusOf } from './kube-client';
 import type { WorkerDeployment } from './worker-deployment';
 
 type Snapshot = Awaited<ReturnType<WorkerDeployment['read']>>;
@@ -9,6 +10,12 @@ type Recorder = (replicas: number, reason: string, holdUntilMs?: number) => Last
 
 export interface ScalingLoopDeps {
   countBacklog(): Promise<number>;
+  /**
+   * The shard count stored in Postgres, the one `wagate reshard` changes; null before any
+   * process stored one, and policy.shards (WORK_SHARDS) is used. Read at every tick, so that
+   * after a reshard the clamp follows without a restart of the autoscaler.
+   */
+  countShards?(): Promise<number | null>;
   worker: WorkerDeployment;
   policy: ScalingPolicy;
   manualHoldMs: number;
@@ -16,6 +23,13 @@ export interface ScalingLoopDeps {
   log: Logger;
   now?: () => number;
 }
+
+/** What an operator can do about the API server's answers that repeat at every tick until someone acts. */
+const KUBE_HINTS: Record<number, string> = {
+  401: 'the API server does not accept the ServiceAccount token: check that the pod mounts one',
+  403: 'the Role does not allow this: it must grant get and patch on the worker Deployment (AUTOSCALER_DEPLOYMENT) and create on events',
+  404: 'no worker Deployment of that name in that namespace: check AUTOSCALER_DEPLOYMENT and AUTOSCALER_NAMESPACE',
+};
 
 /** A conflict means someone wrote in between: read again, a few times, then wait for the next tick. */
 const MAX_CONFLICT_RETRIES = 3;
@@ -32,25 +46,38 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     return reason;
   };
 
+  /**
+   * An Event says what the autoscaler did; the decision it reports is already written. A failed
+   * Event is logged and the tick goes on: failing it would count a scale that happened as an
+   * error, and a manual scale, once its hold is recorded, would never be announced.
+   */
+  const announce = async (event: Parameters<WorkerDeployment['recordEvent']>[0], signal?: AbortSignal): Promise<void> => {
+    try {
+      await worker.recordEvent(event, signal);
+    } catch (error) {
+      log.warn({ err: (error as Error).message, event: event.reason }, 'could not record a Kubernetes Event (the Role grants create on events); the decision stands');
+    }
+  };
+
   /** Paused, holding or a manual scale just seen: records what a new leader must know, then stops the tick. */
-  const yieldToPeople = async (ownership: Ownership, snapshot: Snapshot, record: Recorder): Promise<AutoscalerReason | null> => {
+  const yieldToPeople = async (ownership: Ownership, snapshot: Snapshot, record: Recorder, signal?: AbortSignal): Promise<AutoscalerReason | null> => {
     if (ownership.kind === 'paused') {
       // What a person sets while paused is the baseline afterwards, not a manual scale to hold for.
-      if (snapshot.lastDecision?.replicas !== snapshot.replicas) await worker.recordDecision(record(snapshot.replicas, 'paused'));
+      if (snapshot.lastDecision?.replicas !== snapshot.replicas) await worker.recordDecision(record(snapshot.replicas, 'paused'), signal);
       return 'paused';
     }
     if (ownership.kind === 'holding') return 'manual_hold';
     if (ownership.kind !== 'manual_scale') return null;
-    await worker.recordDecision(record(snapshot.replicas, 'manual_scale', ownership.holdUntilMs));
-    const message = `manual scale to ${snapshot.replicas} detected; holding until ${clockTime(ownership.holdUntilMs)}`;
-    await worker.recordEvent({ reason: 'ManualScaleDetected', message, type: 'Normal', uid: snapshot.uid });
+    await worker.recordDecision(record(snapshot.replicas, 'manual_scale', ownership.holdUntilMs), signal);
     metrics.manualHolds.inc();
+    const message = `manual scale to ${snapshot.replicas} detected; holding until ${clockTime(ownership.holdUntilMs)}`;
     log.info({ replicas: snapshot.replicas, holdUntil: new Date(ownership.holdUntilMs).toISOString() }, message);
+    await announce({ reason: 'ManualScaleDetected', message, type: 'Normal', uid: snapshot.uid }, signal);
     return 'manual_scale';
   };
 
-  const attempt = async (backlog: number): Promise<AutoscalerReason> => {
-    const snapshot = await worker.read();
+  const attempt = async (backlog: number, policy: ScalingPolicy, signal?: AbortSignal): Promise<AutoscalerReason> => {
+    const snapshot = await worker.read(signal);
     const nowMs = now();
     const ownership = judgeOwnership(snapshot, nowMs, deps.manualHoldMs);
     metrics.current.set(snapshot.replicas);
@@ -63,43 +90,53 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
       atMs: nowMs,
       ...(holdUntilMs === undefined ? {} : { holdUntilMs }),
     });
+    // A rollout changed the revision but not the count: the decision is written again at the new
+    // revision, by the scale's own patch when there is one (a write of its own first would change
+    // the resourceVersion and make the scale conflict with it).
     const current = ownership.kind === 'own' || ownership.kind === 'holding' ? decisionAtCurrentRevision(snapshot) : null;
-    if (current) await worker.recordDecision(current);
-    const yielded = await yieldToPeople(ownership, snapshot, record);
+    const yielded = await yieldToPeople(ownership, snapshot, record, signal);
     if (yielded) {
+      if (current) await worker.recordDecision(current, signal);
       memory = null;
       return yielded;
     }
-    const decision = decide({ backlog, currentReplicas: snapshot.replicas, nowMs, memory }, deps.policy);
+    // An adopted count is a new baseline: what the window remembered was asked of another one.
+    if (ownership.kind === 'adopt') memory = null;
+    const decision = decide({ backlog, currentReplicas: snapshot.replicas, nowMs, memory }, policy);
     metrics.desired.set(decision.desired);
     if (decision.desired === snapshot.replicas) {
       memory = decision.memory;
-      if (ownership.kind === 'adopt') await worker.recordDecision(record(snapshot.replicas, `adopted_${ownership.why}`));
+      if (ownership.kind === 'adopt') await worker.recordDecision(record(snapshot.replicas, `adopted_${ownership.why}`), signal);
+      else if (current) await worker.recordDecision(current, signal);
       return decision.reason;
     }
-    if ((await worker.scale(record(decision.desired, decision.reason), snapshot.resourceVersion)) === 'conflict') return 'conflict';
+    if ((await worker.scale(record(decision.desired, decision.reason), snapshot.resourceVersion, signal)) === 'conflict') return 'conflict';
     memory = decision.memory;
     metrics.current.set(decision.desired);
     const message = `scaled from ${snapshot.replicas} to ${decision.desired} replicas (${decision.reason}): backlog ${backlog}`;
-    await worker.recordEvent({ reason: 'Scaled', message, type: 'Normal', uid: snapshot.uid });
     log.info({ from: snapshot.replicas, to: decision.desired, backlog, reason: decision.reason }, 'scaled the workers');
+    await announce({ reason: 'Scaled', message, type: 'Normal', uid: snapshot.uid }, signal);
     return decision.reason;
   };
 
   return {
-    async tick(): Promise<AutoscalerReason> {
+    /** One tick; `signal` aborts its Kubernetes calls (the leadership it started under has ended, or its deadline passed). */
+    async tick(signal?: AbortSignal): Promise<AutoscalerReason> {
       try {
         const backlog = await deps.countBacklog();
         metrics.backlog.set(backlog);
+        const policy = { ...deps.policy, shards: (await deps.countShards?.()) ?? deps.policy.shards };
         for (let tries = 0; tries < MAX_CONFLICT_RETRIES; tries += 1) {
-          const reason = await attempt(backlog);
+          signal?.throwIfAborted();
+          const reason = await attempt(backlog, policy, signal);
           count(reason);
           if (reason !== 'conflict') return reason;
           log.info('the worker Deployment changed while deciding; reading it again');
         }
         return 'conflict';
       } catch (error) {
-        log.warn({ err: (error as Error).message }, 'autoscaler tick failed; trying again at the next one');
+        const status = statusOf(error);
+        log.warn({ err: (error as Error).message, status, hint: KUBE_HINTS[status] }, 'autoscaler tick failed; trying again at the next one');
         return count('error');
       }
     },

@@ -1,5 +1,5 @@
 import type { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
-import { MERGE_PATCH, statusOf } from './kube-client';
+import { abortedBy, MERGE_PATCH, statusOf } from './kube-client';
 import {
   LAST_DECISION_ANNOTATION,
   REVISION_ANNOTATION,
@@ -9,19 +9,22 @@ import {
   type WorkerSnapshot,
 } from './ownership';
 
-/** The worker Deployment as the autoscaler reads, scales and annotates it; nothing else. */
+/**
+ * The worker Deployment as the autoscaler reads, scales and annotates it; nothing else. Each
+ * call gives up when `signal` aborts: a tick must not outlive the leadership it started under.
+ */
 export interface WorkerDeployment {
   /** The Deployment's replicas and annotations, with the resourceVersion to write against. */
-  read(): Promise<WorkerSnapshot & { resourceVersion: string; uid?: string }>;
+  read(signal?: AbortSignal): Promise<WorkerSnapshot & { resourceVersion: string; uid?: string }>;
   /**
    * Sets the replicas and records the decision that set them, in one write: as two, a leader
    * that scaled and then failed to record (an API server hiccup, a change of leader) left a
    * count that the next leader took for a person's kubectl scale, and held for it.
    * 'conflict' when someone wrote the Deployment since it was read.
    */
-  scale(decision: LastDecision, resourceVersion: string): Promise<'scaled' | 'conflict'>;
-  recordDecision(decision: LastDecision): Promise<void>;
-  recordEvent(event: { reason: string; message: string; type: 'Normal' | 'Warning'; uid?: string }): Promise<void>;
+  scale(decision: LastDecision, resourceVersion: string, signal?: AbortSignal): Promise<'scaled' | 'conflict'>;
+  recordDecision(decision: LastDecision, signal?: AbortSignal): Promise<void>;
+  recordEvent(event: { reason: string; message: string; type: 'Normal' | 'Warning'; uid?: string }, signal?: AbortSignal): Promise<void>;
 }
 
 export interface WorkerDeploymentOptions {
@@ -37,8 +40,8 @@ export interface WorkerDeploymentOptions {
 export function createWorkerDeployment(options: WorkerDeploymentOptions): WorkerDeployment {
   const { apps, core, namespace, name } = options;
   return {
-    async read() {
-      const deployment = await apps.readNamespacedDeployment({ name, namespace });
+    async read(signal) {
+      const deployment = await apps.readNamespacedDeployment({ name, namespace }, abortedBy(signal));
       const annotations = deployment.metadata?.annotations ?? {};
       return {
         // The API server defaults an unset count to 1.
@@ -50,14 +53,14 @@ export function createWorkerDeployment(options: WorkerDeploymentOptions): Worker
         uid: deployment.metadata?.uid,
       };
     },
-    async scale(decision, resourceVersion) {
+    async scale(decision, resourceVersion, signal) {
       try {
         // The resourceVersion makes this an optimistic update: the server refuses it with 409
         // when the Deployment changed after the read, instead of overwriting a person's kubectl scale.
         const metadata = { resourceVersion, annotations: { [LAST_DECISION_ANNOTATION]: JSON.stringify(decision) } };
         await apps.patchNamespacedDeployment(
           { name, namespace, body: { metadata, spec: { replicas: decision.replicas } }, fieldManager: options.component },
-          MERGE_PATCH,
+          abortedBy(signal, MERGE_PATCH),
         );
         return 'scaled';
       } catch (error) {
@@ -65,13 +68,13 @@ export function createWorkerDeployment(options: WorkerDeploymentOptions): Worker
         throw error;
       }
     },
-    async recordDecision(decision) {
+    async recordDecision(decision, signal) {
       await apps.patchNamespacedDeployment(
         { name, namespace, body: { metadata: { annotations: { [LAST_DECISION_ANNOTATION]: JSON.stringify(decision) } } }, fieldManager: options.component },
-        MERGE_PATCH,
+        abortedBy(signal, MERGE_PATCH),
       );
     },
-    async recordEvent(event) {
+    async recordEvent(event, signal) {
       const now = new Date();
       await core.createNamespacedEvent({
         namespace,
@@ -88,7 +91,7 @@ export function createWorkerDeployment(options: WorkerDeploymentOptions): Worker
           lastTimestamp: now,
           count: 1,
         },
-      });
+      }, abortedBy(signal));
     },
   };
 }

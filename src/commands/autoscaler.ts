@@ -6,6 +6,7 @@ import { startLeaderElection } from '../autoscaler/leader-election';
 import { createScalingLoop } from '../autoscaler/scaling-loop';
 import { createWorkerDeployment } from '../autoscaler/worker-deployment';
 import { closeDatabase, databaseFromConfig } from '../db/client';
+import { storedShardCount } from '../ledger/shard-count';
 import { postgresAnswers } from '../db/health';
 import { boundPort, closeServerNow } from '../server/http-server';
 import { probeRoutes } from '../server/probe-routes';
@@ -29,13 +30,16 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
   const sql = databaseFromConfig(config, COMPONENT, { maxConnections: 2 });
   const loop = createScalingLoop({
     countBacklog: () => countBacklog(sql),
+    countShards: () => storedShardCount(sql, config.QUEUE_PREFIX),
     worker: createWorkerDeployment({ apps: kube.apps, core: kube.core, namespace, name: settings.deployment, component: COMPONENT, identity: settings.identity }),
     policy: { ...settings, shards: config.WORK_SHARDS, tolerance: DEFAULT_TOLERANCE },
     manualHoldMs: settings.manualHoldMs,
     metrics,
     log,
   });
-  const ticker = createTicker(() => loop.tick(), settings.intervalMs);
+  // A tick that outlives the renew deadline may outlive the leadership it started under.
+  const ticker = createTicker((signal) => loop.tick(signal), settings.intervalMs, settings.renewDeadlineMs);
+  let stopping = false;
   const elector = startLeaderElection({
     coordination: kube.coordination,
     namespace,
@@ -47,13 +51,13 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
     log,
     onLeadingChange(leading) {
       metrics.leader.set(leading ? 1 : 0);
-      if (leading) {
+      // Won during stop(): the Lease is being handed back, so nothing starts.
+      if (leading && !stopping) {
         loop.forget();
         ticker.start();
       } else ticker.stop();
     },
   });
-  let stopping = false;
   const readiness = async () => {
     const postgres = await postgresAnswers(sql);
     const kubernetes = elector.apiReachable() ? 'ok' : 'unavailable';
@@ -70,6 +74,7 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
       await ticker.stop();
       // Hands the Lease back at once, so a rolling update does not wait out the lease duration.
       await elector.release();
+      await ticker.stop();
       metrics.leader.set(0);
       await closeServerNow(metricsServer);
       await closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error'));
@@ -78,14 +83,20 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
   };
 }
 
-/** Runs work now and then every intervalMs, one run at a time; stop() waits for the run in hand. */
-function createTicker(work: () => Promise<unknown>, intervalMs: number) {
+/**
+ * Runs work now and then every intervalMs, one run at a time. Each run gets a signal that
+ * aborts after deadlineMs, or at stop(), which then waits for the run to end.
+ */
+function createTicker(work: (signal: AbortSignal) => Promise<unknown>, intervalMs: number, deadlineMs: number) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
   let active = false;
+  let abortRun: AbortController | undefined;
   const run = () => {
     timer = undefined;
-    running = work().finally(() => {
+    const controller = new AbortController();
+    abortRun = controller;
+    running = work(AbortSignal.any([controller.signal, AbortSignal.timeout(deadlineMs)])).finally(() => {
       if (active) timer = setTimeout(run, intervalMs);
     });
   };
@@ -102,6 +113,7 @@ function createTicker(work: () => Promise<unknown>, intervalMs: number) {
       active = false;
       clearTimeout(timer);
       timer = undefined;
+      abortRun?.abort(new Error('the autoscaler stopped leading, so this tick stopped'));
       await running;
     },
   };

@@ -19,7 +19,10 @@ describe('the chart\'s autoscaler Role', () => {
     const fixture = parseAllDocuments(readFileSync(RBAC_FIXTURE, 'utf8')).map((doc) => doc.toJS() as { kind: string; rules?: Rule[] });
     const fixtureRules = fixture.find((doc) => doc.kind === 'Role')!.rules!;
     const forWorker = (rules: Rule[], name: string) =>
-      rules.map((rule) => ({ ...rule, resourceNames: rule.resourceNames?.map((resource) => (resource === name ? '<worker>' : resource)) }));
+      rules.map((rule) => ({
+        ...rule,
+        resourceNames: rule.resourceNames?.map((resource) => (resource === name ? '<worker>' : resource === `${name}-autoscaler` ? '<lease>' : resource)),
+      }));
     expect(forWorker(chartRules, worker)).toEqual(forWorker(fixtureRules, WORKER));
   });
 });

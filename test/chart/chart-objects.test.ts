@@ -169,7 +169,8 @@ describe('the builtin autoscaler', () => {
     const workerName = find(minimal, 'Deployment', '-worker').metadata.name;
     expect(role.rules).toEqual([
       { apiGroups: ['apps'], resources: ['deployments'], resourceNames: [workerName], verbs: ['get', 'patch'] },
-      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [`${workerName}-autoscaler`], verbs: ['get', 'update'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     ]);
     const binding = find(minimal, 'RoleBinding', '-autoscaler');

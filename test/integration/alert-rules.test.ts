@@ -24,6 +24,7 @@ const REQUIRED_ALERTS = [
   'WagateUnknownConfirmations',
   'WagateIngestDown',
   'WagateAutoscalerNoLeader',
+  'WagateAutoscalerFailing',
 ];
 
 interface AlertRule {

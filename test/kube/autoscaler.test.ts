@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -81,7 +81,7 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     await plane?.stop();
   }, 60_000);
 
-  it('can do nothing beyond the fixture Role: no other Deployment, no deletes, no secrets or pods', () => {
+  it('can do nothing beyond the fixture Role: no other Deployment or Lease, no deletes, no secrets or pods', () => {
     const can = (...args: string[]) =>
       spawnSync(path.join(plane.binDir, 'kubectl'), ['auth', 'can-i', ...args, '-n', NAMESPACE], {
         env: { ...process.env, ...plane.env, KUBECONFIG: kubeconfig },
@@ -90,6 +90,9 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     expect(can('patch', `deployments/${WORKER}`)).toBe('yes');
     expect(can('patch', `deployments/${WORKER}`, '--subresource=scale')).toBe('no');
     expect(can('create', 'leases')).toBe('yes');
+    expect(can('update', `leases/${LEASE}`)).toBe('yes');
+    expect(can('update', 'leases/another-controller')).toBe('no');
+    expect(can('get', 'leases/another-controller')).toBe('no');
     expect(can('create', 'events')).toBe('yes');
     expect(can('patch', 'deployments/wagate-ingest')).toBe('no');
     expect(can('patch', 'deployments/wagate-ingest', '--subresource=scale')).toBe('no');
@@ -157,6 +160,43 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
       await proxy.close();
     }
   }, 120_000);
+
+  it('gives up a call to a silent API server when its tick is aborted (its deadline passed, or its leadership ended)', async () => {
+    recreateWorker(plane, 1);
+    const apiServer = new URL(/server: (\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!);
+    const proxy = await startTcpProxy(Number(apiServer.port), apiServer.hostname);
+    try {
+      const proxied = `${kubeconfig}.silent`;
+      writeFileSync(proxied, readFileSync(kubeconfig, 'utf8').replace(apiServer.host, `127.0.0.1:${proxy.port}`));
+      proxy.setMode('blackhole');
+      const result = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(__dirname, 'drivers', 'abort-hung-call.ts'), NAMESPACE, WORKER], {
+          cwd: ROOT,
+          env: { ...process.env, KUBECONFIG: proxied },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        // Without the abort, the first call waits on the silent server for good.
+        const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        child.on('close', (status) => {
+          clearTimeout(kill);
+          resolve({ status, stdout, stderr });
+        });
+      });
+      expect(result.stderr).toBe('');
+      const report = JSON.parse(result.stdout) as { abortMs: number; read: { outcome: string; ms: number }; tick: { outcome: string; ms: number } };
+      expect(report.read.outcome).toBe('threw TimeoutError');
+      expect(report.tick.outcome).toBe('returned error');
+      // Bounded by the abort, not by the server: within the abort plus a margin for a busy machine.
+      expect(report.read.ms).toBeLessThan(report.abortMs + 15_000);
+      expect(report.tick.ms).toBeLessThan(report.abortMs + 15_000);
+    } finally {
+      proxy.setMode('forward');
+      await proxy.close();
+    }
+  }, 90_000);
 
   it('patches the scale with the resourceVersion it read: a stale write is refused, read again and retried', () => {
     recreateWorker(plane, 1);
@@ -284,6 +324,36 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     expect(workerEvents(plane, 'ManualScaleDetected')).toEqual([]);
     expect(await metric(autoscaler, 'wagate_autoscaler_manual_holds_total')).toBe(0);
     await db.sql`DELETE FROM webhook_messages WHERE message_id LIKE 'unrecorded.%'`;
+  }, 120_000);
+
+  it('caps the workers at the shard count stored in Postgres (what a reshard set), and scales even when it may not record Events', async () => {
+    recreateWorker(plane, 1);
+    // WORK_SHARDS says 8; a reshard to 2 since then stored 2, and the autoscaler was not restarted.
+    await db.sql`INSERT INTO work_shard_settings (queue_prefix, shard_count) VALUES ('wagate', 2)`;
+    const eventRule = JSON.stringify({ apiGroups: [''], resources: ['events'], verbs: ['create'] });
+    plane.kubectl(['patch', 'role', 'wagate-autoscaler', '-n', NAMESPACE, '--type=json', '-p', JSON.stringify([{ op: 'remove', path: '/rules/3' }])]);
+    try {
+      const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });
+      await waitFor('the autoscaler to adopt the Deployment', () => lastDecision(plane)?.reason === 'adopted_first_run', SETTLE_MS);
+      // 60 messages at 10 per replica ask for 6 workers; 2 shards have work for 2.
+      await db.sql`
+        INSERT INTO webhook_messages (webhook_source, message_id, status, payload)
+        SELECT 'whatsapp', 'capped.' || g, 'queued', '{}'::jsonb FROM generate_series(1, 60) g`;
+      await waitFor('the workers scaled to the stored shard count', () => workerState(plane).replicas === 2, SETTLE_MS);
+      const steady = await decisions(autoscaler, 'steady');
+      await waitFor('two more ticks at the cap', async () => (await decisions(autoscaler, 'steady')) >= steady + 2, SETTLE_MS);
+      expect(workerState(plane).replicas).toBe(2);
+      expect(lastDecision(plane)).toMatchObject({ replicas: 2, reason: 'scale_up' });
+      // The Event was refused; the scale it would have reported is counted as the scale it was.
+      expect(await decisions(autoscaler, 'scale_up')).toBe(1);
+      expect(await decisions(autoscaler, 'error')).toBe(0);
+      expect(workerEvents(plane, 'Scaled')).toEqual([]);
+      expect(autoscaler.logs.some((entry) => entry.event === 'Scaled' && String(entry.msg).includes('could not record a Kubernetes Event'))).toBe(true);
+    } finally {
+      plane.kubectl(['patch', 'role', 'wagate-autoscaler', '-n', NAMESPACE, '--type=json', '-p', `[{"op":"add","path":"/rules/-","value":${eventRule}}]`]);
+      await db.sql`DELETE FROM webhook_messages WHERE message_id LIKE 'capped.%'`;
+      await db.sql`DELETE FROM work_shard_settings WHERE queue_prefix = 'wagate'`;
+    }
   }, 120_000);
 
   it('does nothing while wagate.io/autoscaler-paused is "true", and resumes from what was set meanwhile once it is removed', async () => {
