@@ -230,6 +230,8 @@ function toStatusItem(raw: unknown, rawBody: Buffer, at: string): LedgerItem {
   const parsed = metaStatusSchema.safeParse(raw);
   if (!parsed.success) return malformedPart(rawBody, at, parsed.error.issues);
   const status = parsed.data;
+  // Its payload is stored as it came, like a message's, and could not be serialised either.
+  if (nestsDeeperThan(raw, MAX_MESSAGE_DEPTH)) return malformedPart(rawBody, at, [{ path: [], message: `nests deeper than ${MAX_MESSAGE_DEPTH} levels` }]);
   return {
     kind: 'status',
     source: 'whatsapp',

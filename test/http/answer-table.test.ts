@@ -128,6 +128,17 @@ describe('what each input gets, in-process against the real recorder', () => {
     expect(await outboxRowsOf(id)).toBe(0);
   });
 
+  it('answers a status receipt nested thousands of levels deep 200 and keeps it malformed, not as a receipt', async () => {
+    const id = uniqueWamid();
+    const status = { id, status: 'delivered', timestamp: String(nowSeconds()), recipient_id: '15550500017', pricing: 'NESTED' };
+    const raw = JSON.stringify(metaEnvelope([{ statuses: [status] }])).replace('"NESTED"', `${'['.repeat(10_000)}${']'.repeat(10_000)}`);
+    expect((await postMeta(ingest, raw)).statusCode).toBe(200);
+    expect(await db.sql`SELECT 1 FROM message_statuses WHERE message_id = ${id}`).toHaveLength(0);
+    const [malformed] = await db.sql<{ raw_body: string }[]>`
+      SELECT raw_body FROM webhook_messages WHERE status = 'malformed' AND raw_body LIKE ${`%${id}%`}`;
+    expect(malformed?.raw_body).toContain('delivered');
+  });
+
   it('answers errors Meta reports in a change 200, counts them as provider_error and records nothing', async () => {
     const before = await counterValue(ingest.metrics, 'wagate_webhook_events_total', { source: 'whatsapp', outcome: 'provider_error' });
     const rows = await messageCount();
