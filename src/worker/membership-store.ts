@@ -5,14 +5,18 @@ export interface GroupView {
   shardCount: number | null;
   /** A reshard is moving messages: every worker releases its shards. */
   paused: boolean;
-  /** Members whose heartbeat is younger than the liveness timeout, sorted. */
+  /** Members whose heartbeat is younger than the liveness timeout and who are not leaving, sorted. */
   liveMembers: string[];
   /** Current holder of each shard's consumer, by shard; null when released. */
   owners: Map<number, string | null>;
 }
 
 export interface MembershipStore {
-  heartbeat(memberId: string): Promise<void>;
+  /**
+   * Renews the member's heartbeat, joining the group if it is not in it. A stopping member
+   * passes join false: a heartbeat that lands after its leave must not bring it back.
+   */
+  heartbeat(memberId: string, join?: boolean): Promise<void>;
   read(): Promise<GroupView>;
   /**
    * Takes a shard that is free, already ours or, when takeExpired, held by a member whose
@@ -21,6 +25,11 @@ export interface MembershipStore {
   acquire(memberId: string, shard: number, takeExpired: boolean): Promise<boolean>;
   /** Records that the member no longer holds these shards (it has finished their messages). */
   release(memberId: string, shards: number[]): Promise<void>;
+  /**
+   * Marks the member as stopping: it drops out of the others' assignment, so they take the
+   * shards it releases one by one, while its heartbeat still keeps the ones it holds its own.
+   */
+  markLeaving(memberId: string): Promise<void>;
   /** Removes the member, so that the others need not wait for its heartbeat to expire. */
   leave(memberId: string): Promise<void>;
 }
@@ -34,7 +43,11 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
   return {
     // One statement each for the heartbeat and the read, since every worker runs both on every
     // tick: as five statements they cost an idle worker 0.018 cores at a 250 ms heartbeat.
-    async heartbeat(memberId) {
+    async heartbeat(memberId, join = true) {
+      if (!join) {
+        await sql`UPDATE worker_members SET heartbeat_at = now() WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
+        return;
+      }
       // The delete leaves this member's own row to the upsert: one statement may not change a row twice.
       await sql`
         WITH beat AS (
@@ -50,7 +63,7 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
         SELECT (SELECT shard_count FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}) AS shard_count,
                (SELECT paused FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}) AS paused,
                ARRAY(SELECT member_id FROM worker_members
-                     WHERE queue_prefix = ${queuePrefix} AND heartbeat_at > now() - ${liveness}::interval) AS members,
+                     WHERE queue_prefix = ${queuePrefix} AND heartbeat_at > now() - ${liveness}::interval AND NOT leaving) AS members,
                coalesce((SELECT json_agg(json_build_array(shard, owner) ORDER BY shard)
                          FROM work_shard_owners WHERE queue_prefix = ${queuePrefix}), '[]'::json) AS owners`;
       const { shard_count: shardCount, paused, members, owners } = row!;
@@ -81,6 +94,9 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
       if (shards.length === 0) return;
       await sql`UPDATE work_shard_owners SET owner = NULL, changed_at = now()
                 WHERE queue_prefix = ${queuePrefix} AND owner = ${memberId} AND shard = ANY(${shards}::integer[])`;
+    },
+    async markLeaving(memberId) {
+      await sql`UPDATE worker_members SET leaving = true WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
     },
     async leave(memberId) {
       await sql`DELETE FROM worker_members WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;

@@ -35,8 +35,9 @@ export interface ShardCoordinator {
   /** Shards whose ownership this worker has recorded and not yet released. */
   owned(): number[];
   /**
-   * Releases every shard (finishing the messages in hand), then leaves the group. Heartbeats
-   * go on meanwhile, so that nobody takes a shard over before its release is recorded.
+   * Marks the worker as leaving, releases every shard (finishing the messages in hand), then
+   * leaves the group. Heartbeats go on meanwhile, so that nobody takes a shard over before its
+   * release is recorded; the others take each shard as soon as it is released.
    * Resolves false if timeoutMs passed first; the rest then moves when the heartbeat expires.
    */
   stop(timeoutMs: number): Promise<boolean>;
@@ -171,7 +172,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
 
   async function readGroup(): Promise<GroupView | null> {
     try {
-      if (consumer.hasChannel() && !mismatched) await store.heartbeat(me);
+      if (consumer.hasChannel() && !mismatched) await store.heartbeat(me, !stopping);
       const view = await store.read();
       // A read that hung through an outage is a gap too, not continuous sight of the group.
       const now = performance.now();
@@ -248,6 +249,9 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       stopping = true;
       const deadline = performance.now() + timeoutMs;
       const left = () => deadline - performance.now();
+      // Out of the others' assignment at once, so that each shard released below is taken
+      // right away, rather than once the last one is (a slow drain) or the heartbeat expires.
+      await settleWithin(store.markLeaving(me).catch(() => undefined), Math.min(left(), deps.heartbeatMs), undefined);
       // Every wait counts toward the timeout, so that nothing keeps the worker past its grace
       // period. A tick normally takes milliseconds: one hung on Postgres (a locked member row,
       // a starved pool) is given a heartbeat, and the shards it is not taking are released meanwhile.

@@ -1,3 +1,4 @@
+import { createDatabase } from '../../src/db/client';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { createLogger } from '../../src/telemetry/logger';
 import { createMembershipStore } from '../../src/worker/membership-store';
@@ -22,22 +23,28 @@ afterAll(async () => {
   await db.drop();
 });
 
-/** The broker side of a worker, reduced to what ownership needs: a channel, and which shards it consumes. */
-function consumerOfShards() {
+/**
+ * The broker side of a worker, reduced to what ownership needs: a channel, and which shards it
+ * consumes. `finishing` holds a shard's release until it settles (messages in hand still running).
+ */
+function consumerOfShards(finishing: Map<number, Promise<void>> = new Map()) {
   const subscribed = new Set<number>();
   return {
     hasChannel: () => true,
     isSubscribed: (shard: number) => subscribed.has(shard),
     subscribe: async (shard: number) => Boolean(subscribed.add(shard)),
-    release: async (shard: number) => void subscribed.delete(shard),
+    release: async (shard: number) => {
+      await finishing.get(shard);
+      subscribed.delete(shard);
+    },
     relinquish: async (shard: number) => void subscribed.delete(shard),
   };
 }
 
-function coordinatorFor(memberId: string, store: ReturnType<typeof createMembershipStore>) {
+function coordinatorFor(memberId: string, store: ReturnType<typeof createMembershipStore>, finishing?: Map<number, Promise<void>>) {
   return createShardCoordinator({
     store,
-    consumer: consumerOfShards(),
+    consumer: consumerOfShards(finishing),
     memberId,
     shardCount: SHARDS,
     prefetchFor: () => 10,
@@ -135,7 +142,10 @@ describe('a take racing a reshard\'s pause', () => {
 describe('stopping a worker whose tick hangs on Postgres', () => {
   it('releases its shards within the drain timeout instead of waiting for the tick', async () => {
     const prefix = `${PREFIX}-stop`;
-    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    // A pool of its own, as a worker has: the statements that wait on the lock below (the tick's
+    // heartbeat, the stop's leaving mark and leave) must not take the connections the test reads with.
+    const workerSql = createDatabase({ url: db.url, maxConnections: 8, connectTimeoutSeconds: 5, statementTimeoutMs: 30000, applicationName: 'wagate-test-worker' });
+    const store = createMembershipStore(workerSql, prefix, LIVENESS_MS);
     const coordinator = coordinatorFor('stopping-worker', store);
     await coordinator.tick();
     expect(coordinator.owned()).toEqual([0, 1]);
@@ -163,6 +173,7 @@ describe('stopping a worker whose tick hangs on Postgres', () => {
     } finally {
       unlock();
       await lock;
+      await workerSql.end();
     }
   }, 30_000);
 });
@@ -202,5 +213,46 @@ describe('stopping while a take waits on Postgres', () => {
       return owners.every((row) => row.owner === null);
     }, 10_000);
     expect(coordinator.owned()).toEqual([]);
+  }, 30_000);
+});
+
+describe('a worker stopping with one shard slow to drain', () => {
+  it('drops out of the assignment at once, so the shards it has released are taken while the slow one drains', async () => {
+    const prefix = `${PREFIX}-leaving`;
+    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    // The slow shard is the one the other worker would be given while both count as live: the
+    // shard released quickly is then the stopping worker's own share, which nobody else targets.
+    const [slow] = assignShards(SHARDS, ['worker-a', 'worker-b']).flatMap((target, shard) => (target === 'worker-b' ? [shard] : []));
+    const quick = slow === 0 ? 1 : 0;
+    let drained!: () => void;
+    const a = coordinatorFor('worker-a', store, new Map([[slow!, new Promise<void>((resolve) => (drained = resolve))]]));
+    await a.tick();
+    expect(a.owned()).toEqual([0, 1]);
+    const b = coordinatorFor('worker-b', store);
+    const stopped = a.stop(20_000);
+    // worker-a heartbeats while it drains; worker-b takes the released shard while the other still drains.
+    const beating = setInterval(() => void a.tick(), HEARTBEAT_MS);
+    try {
+      await waitFor('worker-b to take the released shard while worker-a still drains', async () => {
+        await b.tick();
+        return b.owned().includes(quick);
+      }, 10_000);
+      expect(a.owned()).toEqual([slow]);
+      const owners = await db.sql<{ shard: number; owner: string | null }[]>`SELECT shard, owner FROM work_shard_owners WHERE queue_prefix = ${prefix} ORDER BY shard`;
+      expect(Object.fromEntries(owners.map((row) => [row.shard, row.owner]))).toEqual({ [slow!]: 'worker-a', [quick]: 'worker-b' });
+      drained();
+      expect(await stopped).toBe(true);
+      await waitFor('worker-b to take the drained shard too', async () => {
+        await b.tick();
+        return b.owned().length === SHARDS;
+      }, 10_000);
+      // A heartbeat of worker-a that lands after its leave does not bring it back into the group.
+      await store.heartbeat('worker-a', false);
+      expect((await store.read()).liveMembers).toEqual(['worker-b']);
+    } finally {
+      clearInterval(beating);
+      drained();
+      await b.stop(5_000);
+    }
   }, 30_000);
 });
