@@ -92,6 +92,25 @@ async function removeSurplus(connection: ChannelModel, exchange: string, shard: 
   }
 }
 
+/**
+ * The queues among these that a consumer still reads, with how many. The move must be each
+ * queue's only consumer: behind another (they are single-active-consumer queues) it would wait
+ * for messages that consumer takes, for good.
+ */
+export async function consumedQueues(amqpUrl: string, queues: string[]): Promise<{ queue: string; consumers: number }[]> {
+  const connection = await amqp.connect(amqpUrl, { clientProperties: { connection_name: 'wagate-reshard' } });
+  try {
+    const consumed: { queue: string; consumers: number }[] = [];
+    for (const queue of queues) {
+      const counts = await inspectQueue(connection, queue);
+      if (counts && counts.consumerCount > 0) consumed.push({ queue, consumers: counts.consumerCount });
+    }
+    return consumed;
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
 /** The queues among these that exist. */
 async function existingQueues(connection: ChannelModel, queues: string[]): Promise<Set<string>> {
   const existing = new Set<string>();

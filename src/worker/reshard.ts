@@ -3,7 +3,7 @@ import { transaction, type Sql } from '../db/client';
 import { WagateError } from '../errors';
 import { failpoint } from '../failpoints';
 import { storedShardCount } from '../ledger/shard-count';
-import { moveToShardCount } from '../queue/reshard-queues';
+import { consumedQueues, moveToShardCount } from '../queue/reshard-queues';
 import { topologyNames, type TopologyOptions } from '../queue/topology';
 
 export interface ReshardDeps {
@@ -66,19 +66,26 @@ export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardRep
   await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${prefix}, ${from}, true)
             ON CONFLICT (queue_prefix) DO UPDATE SET paused = true, updated_at = now()`;
   deps.progress(`paused the workers of "${prefix}"; waiting for them to release ${from} shard(s)`);
-  const held = await shardsStillHeld(deps);
-  if (held > 0) {
-    const stillHeld = `${held} shard(s) are still held by live workers after ${deps.releaseTimeoutMs} ms`;
+  const refuse = async (why: string, whom: string): Promise<never> => {
     // Half moved: most messages wait in staging, some are on the new shards already. Resumed
     // on the old count, the workers would take those out of order; the group stays paused.
     if (gatheredFor !== null) {
       throw new WagateError('OPERATION_REFUSED',
-        `${stillHeld}; the interrupted move to ${gatheredFor} shards is not finished, so the workers stay paused: stop the workers that hold shards, then run wagate reshard --to ${gatheredFor} again`);
+        `${why}; the interrupted move to ${gatheredFor} shards is not finished, so the workers stay paused: stop ${whom}, then run wagate reshard --to ${gatheredFor} again`);
     }
     await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`;
-    throw new WagateError('OPERATION_REFUSED', `${stillHeld}; nothing was moved and the workers resume. Try again, or stop the workers first`);
-  }
+    throw new WagateError('OPERATION_REFUSED', `${why}; nothing was moved and the workers resume. Try again, or stop ${whom} first`);
+  };
+  const held = await shardsStillHeld(deps);
+  if (held > 0) await refuse(`${held} shard(s) are still held by live workers after ${deps.releaseTimeoutMs} ms`, 'the workers that hold shards');
   const oldTopology = topologyNames({ ...deps.topology, shards: from });
+  // A worker whose heartbeat expired (frozen, or cut off from Postgres but not from the broker)
+  // holds no shard on record but may still consume one; the move would wait behind it for good.
+  const consumed = await consumedQueues(deps.amqpUrl, oldTopology.shards.map((shard) => shard.queue));
+  if (consumed.length > 0) {
+    const which = consumed.map(({ queue, consumers }) => `${queue} (${consumers})`).join(', ');
+    await refuse(`no live worker holds a shard, but these shard queues still have consumers: ${which}`, 'the worker processes still connected to the broker (kubectl scale the worker Deployment to 0)');
+  }
   const newTopology = topologyNames({ ...deps.topology, shards: to });
   const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, {
     gathered: gatheredFor === to,
