@@ -130,7 +130,8 @@ const commands: Record<string, Command> = {
     if (values.source !== undefined && values.source !== 'whatsapp' && values.source !== 'twilio') {
       throw new UsageError('--source must be whatsapp or twilio');
     }
-    const result = await withSql(config, (sql) => releaseSender(sql, phone, values.source as Source | undefined), config.DB_STATEMENT_TIMEOUT_MS);
+    // No statement timeout, as for erase: finding the customer's keys reads the ledger by number, which has no index.
+    const result = await withSql(config, (sql) => releaseSender(sql, phone, values.source as Source | undefined));
     log.info({ released: result.released }, 'released rate-limited messages');
     process.stdout.write(`released ${result.released} rate_limited message(s); running ingest processes publish them\n`);
     if (result.withoutContent > 0) {

@@ -2,6 +2,8 @@ import postgres from 'postgres';
 import type { Config } from '../config';
 
 export type Sql = postgres.Sql<Record<string, never>>;
+/** A piece of SQL built with the sql tag, to be placed inside another query. */
+export type SqlFragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** An idle pooled connection is closed after this long, so a quiet process holds none. */
 const IDLE_CONNECTION_TIMEOUT_SECONDS = 60;
