@@ -1,5 +1,6 @@
 import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
+import { withoutNumbers } from './without-numbers';
 
 const tracer = trace.getTracer('wagate');
 
@@ -12,8 +13,10 @@ export async function withSpan<T>(name: string, attributes: Attributes, work: ()
     try {
       return await work();
     } catch (error) {
-      span.recordException(error as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      // The message may be a provider's text that quotes the customer's number.
+      const { name, message, stack } = error as Error;
+      span.recordException({ name, message: withoutNumbers(String(message)), ...(stack ? { stack: withoutNumbers(stack) } : {}) });
+      span.setStatus({ code: SpanStatusCode.ERROR, message: withoutNumbers(String(message)) });
       throw error;
     } finally {
       span.end();

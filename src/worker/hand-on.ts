@@ -11,6 +11,7 @@ import type { Metrics } from '../telemetry/metrics';
 import { ERASED } from '../orders/erasure';
 import { describe, isDatabaseDown, numberHeader, safely } from './delivery';
 import { planRetry, planWait } from './retry-plan';
+import { withoutNumbers } from '../telemetry/without-numbers';
 
 /** Pauses between publishes of a hand-over the broker refused, doubling up to the most. */
 const HAND_OVER_RETRY_MIN_MS = 250;
@@ -92,7 +93,10 @@ export function createHandOn(deps: HandOnDeps): HandOn {
         waiting_until = ${waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore)}
       WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'processing'`.catch(recordLag(payload, 'queued'));
     deps.metrics.workerMessages.inc({ outcome: 'retried' });
-    deps.log.warn({ messageId: payload.messageId, attempt, delayMs: deps.topology.retryTiers[tier]!.delayMs, notBefore, err: reason }, 'message will be retried');
+    deps.log.warn(
+      { source: payload.source, messageId: payload.messageId, attempt, delayMs: deps.topology.retryTiers[tier]!.delayMs, notBefore, err: withoutNumbers(reason) },
+      'message will be retried',
+    );
     // Handed over and confirmed: a failed ack means a redelivery the claim skips, not a second hand-over.
     safely(() => channel.ack(delivery));
   }
@@ -133,7 +137,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
         WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')`.catch(recordLag(payload, 'dead'));
     }
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
-    deps.log.error({ messageId: payload?.messageId, err: reason }, 'message dead-lettered');
+    deps.log.error({ source: payload?.source, messageId: payload?.messageId, err: withoutNumbers(reason) }, 'message dead-lettered');
     safely(() => channel.ack(delivery));
   }
 

@@ -112,7 +112,9 @@ describe('a full run at LOG_LEVEL=debug', () => {
     expect(await send(okBody)).toBe(200);
     await waitFor('the order', () => finished(ok));
 
-    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    // The provider's refusal quotes the customer's number, as some of Meta's and Twilio's do.
+    const quotedNumber = '+1 (555) 060-0012';
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047, message: `Message to ${quotedNumber} failed: outside the allowed window` }, 1);
     const failing = uniqueWamid();
     const failingBody = JSON.stringify(metaTextEnvelope({ id: failing, from: '15550600012', text: failingText }));
     expect(await send(failingBody)).toBe(200);
@@ -171,6 +173,12 @@ describe('a full run at LOG_LEVEL=debug', () => {
     for (const [where, text] of Object.entries(everything)) {
       const found = forbidden.filter((secret) => text.includes(secret));
       expect({ where, found }).toEqual({ where, found: [] });
+    }
+    // Postgres keeps the provider's text, where `wagate erase` reaches it; logs and traces do not.
+    expect(everything.storedErrors).toContain(quotedNumber);
+    for (const where of ['logs', 'spans'] as const) {
+      expect({ where, quoted: everything[where].includes('060-0012') }).toEqual({ where, quoted: false });
+      expect({ where, masked: everything[where].includes('Message to <number> failed') }).toEqual({ where, masked: true });
     }
   });
 });
