@@ -20,7 +20,7 @@ const SOURCES = ['whatsapp', 'twilio'];
 const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejected', 'malformed', 'status', 'status_duplicate',
   'ignored', 'provider_error', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
 /** Why a signature was refused (webhooks/signature-rejection.ts; telemetry may not import that layer). */
-const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match'];
+const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match', 'too_many_params'];
 const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped'];
 const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
 

@@ -1,4 +1,5 @@
-import { exceedsFormParams, MAX_TWILIO_FORM_PARAMS, metaRejection, twilioRejection } from '../../src/webhooks/signature-rejection';
+import { exceedsFormParams, MAX_TWILIO_FORM_PARAMS, metaRejection, SIGNATURE_REJECTIONS, twilioRejection } from '../../src/webhooks/signature-rejection';
+import { createMetrics } from '../../src/telemetry/metrics';
 import type { InboundRequest } from '../../src/webhooks/adapter';
 
 const request = (headers: Record<string, string>): InboundRequest => ({
@@ -31,5 +32,15 @@ describe('why a signature was refused', () => {
     expect(twilioRejection(form(MAX_TWILIO_FORM_PARAMS + 1), ['t'])).toBe('too_many_params');
     expect(exceedsFormParams(Buffer.from('a=1'), 1)).toBe(false);
     expect(exceedsFormParams(Buffer.from('a=1&b=2'), 1)).toBe(true);
+  });
+});
+
+describe('the invalid-signature series', () => {
+  it('start at 0 for every reason a signature is refused, so the first of each is seen by rate()', async () => {
+    const metrics = createMetrics('ingest', { processMetrics: false });
+    const reasons = (await metrics.webhookEvents.get()).values
+      .filter((value) => value.labels.outcome === 'invalid_signature' && value.labels.source === 'twilio')
+      .map((value) => value.labels.reason);
+    expect(reasons.sort()).toEqual([...SIGNATURE_REJECTIONS].sort());
   });
 });
