@@ -7,6 +7,7 @@ import { settleWithin } from './settle-within';
 import type { Logger } from './telemetry/logger';
 import { startTracing } from './telemetry/tracing';
 import { isWebhookPost } from './webhooks/paths';
+import { redactUrl } from './telemetry/redact-url';
 
 const command = process.argv[2] ?? 'cli';
 
@@ -38,5 +39,6 @@ export async function flushTracing(log: Logger): Promise<void> {
     `no answer within ${TRACE_FLUSH_AT_STOP_MS} ms`,
   );
   if (failure === null) return;
-  log.warn({ err: failure, endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'spans not exported: the collector did not take them in time');
+  const endpoint = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  log.warn({ err: failure, endpoint: endpoint && redactUrl(endpoint) }, 'spans not exported: the collector did not take them in time');
 }

@@ -55,7 +55,13 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
       if (leading && !stopping) {
         loop.forget();
         ticker.start();
-      } else ticker.stop();
+      } else {
+        void ticker.stop();
+        // What it read as leader is the new leader's to report now; a standby's last values would
+        // stand beside the leader's in the dashboard's max().
+        metrics.paused.set(0);
+        metrics.holdingUntil.set(0);
+      }
     },
   });
   const readiness = async () => {

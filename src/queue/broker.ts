@@ -2,6 +2,7 @@ import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { isWagateError, WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import { inspectQueue } from './inspect-queue';
+import { redactUrl } from '../telemetry/redact-url';
 
 export interface BrokerOptions {
   url: string;
@@ -227,16 +228,6 @@ function withinCloseWait(work: Promise<unknown>): Promise<unknown> {
 
 function withHeartbeat(url: string): string {
   return /[?&]heartbeat=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}heartbeat=${HEARTBEAT_SECONDS}`;
-}
-
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparseable url)';
-  }
 }
 
 /** RabbitMQ answers a wrong user or password with 403 ACCESS_REFUSED during the handshake. */
