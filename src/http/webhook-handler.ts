@@ -157,7 +157,10 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     work
       .catch((error: Error) => {
         log.error({ err: error.message, source }, 'webhook handler failed');
-        if (!res.headersSent) answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
+        if (res.headersSent) return;
+        // Counted, so that the error-rate alert, whose denominator this answer is in, sees it.
+        metrics.webhookEvents.inc({ source, outcome: 'unavailable' });
+        answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
       })
       .finally(() => limit.leave(reserved.finish()));
   };
