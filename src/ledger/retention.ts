@@ -51,9 +51,15 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
       WHERE webhook_source = 'twilio' AND created_at < now() - make_interval(days => ${twilioDays})
         AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
       LIMIT ${BATCH_ROWS})`);
-  report.message_statuses = await inBatches(() => sql`
-    DELETE FROM message_statuses WHERE id IN (
-      SELECT id FROM message_statuses WHERE created_at < now() - make_interval(days => ${options.days}) LIMIT ${BATCH_ROWS})`);
+  // A receipt's key dedupes it as a message's key does: Twilio's status callbacks are signed
+  // without a timestamp too, so their keys stay as long as Twilio's message keys.
+  report.message_statuses = 0;
+  for (const [source, days] of [['whatsapp', options.days], ['twilio', twilioDays]] as const) {
+    report.message_statuses += await inBatches(() => sql`
+      DELETE FROM message_statuses WHERE id IN (
+        SELECT id FROM message_statuses
+        WHERE webhook_source = ${source} AND created_at < now() - make_interval(days => ${days}) LIMIT ${BATCH_ROWS})`);
+  }
   report.webhook_rate_limits = await inBatches(() => sql`
     DELETE FROM webhook_rate_limits WHERE (webhook_source, phone_number) IN (
       SELECT webhook_source, phone_number FROM webhook_rate_limits

@@ -207,6 +207,10 @@ describe('cleanup', () => {
         ('whatsapp', 'recent-processed', '1', 'processed', '{"x":1}', now() - interval '8 days')`;
     await sql`INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() FROM webhook_messages WHERE message_id = 'old-queued'`;
     await sql`
+      INSERT INTO message_statuses (webhook_source, message_id, status, created_at) VALUES
+        ('whatsapp', 'wamid.old-receipt', 'delivered', now() - interval '10 days'),
+        ('twilio', 'SMold-receipt', 'delivered', now() - interval '10 days')`;
+    await sql`
       INSERT INTO customer_languages (webhook_source, sender_key, language, updated_at) VALUES
         ('whatsapp', '15550400091', 'es', now() - interval '10 days'),
         ('twilio', 'whatsapp:+15550400092', 'de', now() - interval '8 days')`;
@@ -216,6 +220,8 @@ describe('cleanup', () => {
     expect(report.customer_languages).toBe(1);
     expect(await sql`SELECT sender_key FROM customer_languages WHERE sender_key LIKE '%155504000_%'`).toEqual([{ sender_key: 'whatsapp:+15550400092' }]);
     expect(report.webhook_messages_twilio).toBe(0);
+    // Receipt keys as message keys: Twilio's kept for the full retention, a replayed callback stays a duplicate.
+    expect(await sql`SELECT message_id FROM message_statuses WHERE message_id IN ('wamid.old-receipt', 'SMold-receipt')`).toEqual([{ message_id: 'SMold-receipt' }]);
     const left = await sql<{ message_id: string; payload: unknown }[]>`
       SELECT message_id, payload FROM webhook_messages WHERE message_id IN ('old-processed', 'old-queued', 'SMold', 'recent-processed') ORDER BY message_id`;
     expect(left).toEqual([
