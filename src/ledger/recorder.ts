@@ -192,12 +192,25 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
    * database is unavailable or too slow. Returns null then; returns any other error unanswered,
    * for isolation. Holds until Postgres has answered, even past the deadline.
    */
-  async function tryCommit(batch: Pending[]): Promise<unknown> {
-    const remainingMs = Math.min(...batch.map((request) => request.deadlineAt)) - Date.now();
-    if (remainingMs <= 0) {
-      batch.forEach((request) => request.reject(ledgerTimeout(options.commitDeadlineMs)));
-      return null;
+  async function tryCommit(whole: Pending[]): Promise<unknown> {
+    // Each request is answered by its own deadline. Held to the batch's earliest, one request
+    // that had waited long for a slot took the fresh ones beside it down with it: 503s to
+    // retry, for rows that then committed anyway, on a database already slow.
+    const now = Date.now();
+    const timeout = ledgerTimeout(options.commitDeadlineMs);
+    const batch = whole.filter((request) => request.deadlineAt > now);
+    for (const request of whole) if (request.deadlineAt <= now) request.reject(timeout);
+    if (batch.length === 0) return null;
+    const remainingMs = Math.max(...batch.map((request) => request.deadlineAt)) - now;
+    const deadlines = batch.map((request) => setTimeout(() => request.reject(timeout), request.deadlineAt - now));
+    try {
+      return await commitWithin(batch, remainingMs);
+    } finally {
+      deadlines.forEach(clearTimeout);
     }
+  }
+
+  async function commitWithin(batch: Pending[], remainingMs: number): Promise<unknown> {
     const started = performance.now();
     const plan = planBatch(batch);
     const query = runWithDeadlockRetry(() => {

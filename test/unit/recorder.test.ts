@@ -1,6 +1,7 @@
 import type { Sql } from '../../src/db/client';
 import type { LedgerItem } from '../../src/ledger/items';
 import { createLedgerRecorder } from '../../src/ledger/recorder';
+import { waitFor } from '../support/wait';
 
 /** A database that takes statements and never answers, as one hanging behind a dead network does. */
 function hangingDatabase() {
@@ -25,13 +26,13 @@ const REQUESTS_PER_WAVE = 5;
 
 const request = (id: string) => ({ items: [unreadableBody(id)], receivedAtMs: Date.now(), traceparent: '' });
 
-/** A recorder of one item per batch over the given database. */
-function recorderOver(sql: Sql, maxConcurrentBatches: number, commitDeadlineMs: number) {
+/** A recorder of one item per batch (or up to maxBatchItems) over the given database. */
+function recorderOver(sql: Sql, maxConcurrentBatches: number, commitDeadlineMs: number, maxBatchItems = 1) {
   return createLedgerRecorder({
     sql,
     rateLimits: { whatsapp: { maxRequests: 100, windowSeconds: 3600 }, twilio: { maxRequests: 100, windowSeconds: 3600 } },
     outboxLeaseSeconds: 60,
-    maxBatchItems: 1,
+    maxBatchItems,
     maxConcurrentBatches,
     lingerMs: 0,
     commitDeadlineMs,
@@ -84,5 +85,27 @@ describe('ledger recorder deadlines', () => {
     expect(outcome.code).toBe('LEDGER_TIMEOUT');
     // Not a whole deadline after its batch started (which would be 1.6 deadlines).
     expect(outcome.afterMs).toBeLessThan(deadlineMs * 1.5);
+  });
+
+  it('answers each request of a batch by its own deadline: an old one does not take the fresh ones down with it', async () => {
+    const deadlineMs = 2000;
+    // Statements answer when released, in the order they were sent.
+    const releases: ((rows: unknown[]) => void)[] = [];
+    const sql = { unsafe: () => new Promise((resolve) => releases.push(resolve)) } as unknown as Sql;
+    const recorder = recorderOver(sql, 1, deadlineMs, 10);
+    const settle = (promise: Promise<unknown>) => promise.then(() => 'recorded', (error: { code?: string }) => error.code);
+    const first = settle(recorder.record(request('first')));
+    await waitFor('the first batch to be sent', () => releases.length === 1);
+    // Waits for the slot: by the time it gets one, most of its deadline is gone.
+    const old = settle(recorder.record(request('old')));
+    // Timers fire in order, however late: the fresh request arrives before the slot frees, so it
+    // shares the old one's batch; that batch answers after the old deadline and before the fresh one.
+    const fresh = new Promise<unknown>((resolve) => setTimeout(() => resolve(settle(recorder.record(request('fresh')))), deadlineMs * 0.5));
+    setTimeout(() => releases[0]!([{ ord: 0, outcome: 'malformed', row_id: '1' }]), deadlineMs * 0.6);
+    setTimeout(() => releases[1]!([{ ord: 0, outcome: 'malformed', row_id: '2' }, { ord: 1, outcome: 'malformed', row_id: '3' }]), deadlineMs * 1.2);
+    expect(await first).toBe('recorded');
+    expect(await old).toBe('LEDGER_TIMEOUT');
+    expect(await fresh).toBe('recorded');
+    expect(releases).toHaveLength(2);
   });
 });
