@@ -5,6 +5,10 @@ import type { PlannedRequest } from '../lib/payloads.ts';
 /** As k6's default per-request timeout is too long for an ack, the scripts and this runner both use 10 s. */
 export const REQUEST_TIMEOUT_MS = 10_000;
 
+function noAnswer(error: Error): string {
+  return error.name === 'AbortError' || error.name === 'TimeoutError' ? `no answer within ${REQUEST_TIMEOUT_MS} ms` : error.message;
+}
+
 export interface Answer {
   status: number;
   /** Null when the request got no answer (refused, reset, timed out). */
@@ -24,15 +28,17 @@ export function createHttpClient(): HttpClient {
     new Promise<{ status: number; body: string; error: string | null; retryAfter: string | null }>((resolve) => {
       const target = new URL(url);
       const transport = target.protocol === 'https:' ? https : http;
-      const outgoing = transport.request(target, { method, headers, agent: agents[target.protocol as 'http:' | 'https:'] }, (response) => {
+      // The whole exchange, connecting and a slow body included, as k6's timeout covers it: a
+      // socket timeout alone is armed only once connected, and is reset by every byte.
+      const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+      const outgoing = transport.request(target, { method, headers, agent: agents[target.protocol as 'http:' | 'https:'], signal }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         const retryAfter = response.headers['retry-after'] ?? null;
         response.once('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), error: null, retryAfter }));
-        response.once('error', (error) => resolve({ status: 0, body: '', error: error.message, retryAfter: null }));
+        response.once('error', (error) => resolve({ status: 0, body: '', error: noAnswer(error), retryAfter: null }));
       });
-      outgoing.setTimeout(REQUEST_TIMEOUT_MS, () => outgoing.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
-      outgoing.once('error', (error) => resolve({ status: 0, body: '', error: error.message, retryAfter: null }));
+      outgoing.once('error', (error) => resolve({ status: 0, body: '', error: noAnswer(error), retryAfter: null }));
       outgoing.end(body ?? undefined);
     });
   return {

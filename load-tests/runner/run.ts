@@ -5,7 +5,7 @@ import type { RunContext, ScenarioDefinition } from '../lib/scenario.ts';
 import type { Settings } from '../lib/settings.ts';
 import { buildSummary, type LoadSummary } from '../lib/summary.ts';
 import { arrivalSchedule } from './arrival.ts';
-import { createHttpClient, type HttpClient } from './http.ts';
+import { createHttpClient, REQUEST_TIMEOUT_MS, type HttpClient } from './http.ts';
 import { createRecorder, type Recorder } from './recorder.ts';
 
 export interface AnswerRecord {
@@ -33,6 +33,8 @@ export async function runScenario(definition: ScenarioDefinition, settings: Sett
   const recorder = createRecorder(definition.counters);
   const client = createHttpClient();
   try {
+    // A wrong ADMIN_TOKEN found now, not after the whole load.
+    if (definition.drain) await readStats(settings, recorder, client, performance.now() + REQUEST_TIMEOUT_MS);
     await runLoad(definition, run, recorder, client, hooks);
     if (definition.drain) await waitForDrain(definition.drain.timeoutSeconds, settings, recorder, client, hooks);
   } finally {
@@ -112,28 +114,31 @@ function createIteration(definition: ScenarioDefinition, run: RunContext, record
   return iterate;
 }
 
-/** Polls the stats endpoint until nothing is queued or processing, or the timeout passes; records how long it took. */
-async function waitForDrain(timeoutSeconds: number, settings: Settings, recorder: Recorder, client: HttpClient, hooks: RunHooks): Promise<void> {
+/** The unfinished messages the stats endpoint reports, waiting out its own rate limit until giveUpAt. */
+async function readStats(settings: Settings, recorder: Recorder, client: HttpClient, giveUpAt: number): Promise<number> {
   const url = settings.baseUrl + STATS_PATH;
   const headers = statsHeaders(settings.adminToken ?? '');
-  const giveUpAt = performance.now() + timeoutSeconds * 1000;
-  const read = async (): Promise<number> => {
-    for (;;) {
-      const sentMs = performance.now();
-      const { status, body, retryAfter } = await client.getJson(url, headers);
-      recorder.unchecked({ kind: 'stats' }, performance.now() - sentMs, status);
-      // The endpoint's own rate limit: wait as it says, then ask again, within the drain's time.
-      if (status === 429) {
-        const waitMs = retryAfterSeconds(retryAfter) * 1000;
-        if (performance.now() + waitMs > giveUpAt) throw new Error('the stats endpoint kept answering 429 until the drain timeout: another client uses up its rate limit');
-        await new Promise((resolve) => setTimeout(resolve, waitMs));
-        continue;
-      }
-      const unfinished = unfinishedMessages(body);
-      if (status !== 200 || unfinished === null) throw new Error(`the stats endpoint answered ${status}: is ADMIN_TOKEN the gateway's?`);
-      return unfinished;
+  for (;;) {
+    const sentMs = performance.now();
+    const { status, body, retryAfter } = await client.getJson(url, headers);
+    recorder.unchecked({ kind: 'stats' }, performance.now() - sentMs, status);
+    // The endpoint's own rate limit: wait as it says, then ask again, within the drain's time.
+    if (status === 429) {
+      const waitMs = retryAfterSeconds(retryAfter) * 1000;
+      if (performance.now() + waitMs > giveUpAt) throw new Error('the stats endpoint kept answering 429 until the drain timeout: another client uses up its rate limit');
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      continue;
     }
-  };
+    const unfinished = unfinishedMessages(body);
+    if (status !== 200 || unfinished === null) throw new Error(`the stats endpoint answered ${status}: is ADMIN_TOKEN the gateway's?`);
+    return unfinished;
+  }
+}
+
+/** Polls the stats endpoint until nothing is queued or processing, or the timeout passes; records how long it took. */
+async function waitForDrain(timeoutSeconds: number, settings: Settings, recorder: Recorder, client: HttpClient, hooks: RunHooks): Promise<void> {
+  const giveUpAt = performance.now() + timeoutSeconds * 1000;
+  const read = () => readStats(settings, recorder, client, giveUpAt);
   const built = await read();
   recorder.count('backlog_messages', built);
   hooks.log?.(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);

@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { STATS_PATH } from '../../load-tests/lib/backlog.ts';
 import type { ScenarioDefinition } from '../../load-tests/lib/scenario.ts';
 import { readSettings } from '../../load-tests/lib/settings.ts';
+import { createHttpClient, REQUEST_TIMEOUT_MS } from '../../load-tests/runner/http.ts';
 import { runScenario } from '../../load-tests/runner/run.ts';
+import { backlog } from '../../load-tests/scenarios/backlog.ts';
 
 const SETTINGS = readSettings({ WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', BASE_URL: 'http://127.0.0.1:9' }, 'unit', { rate: 1, duration: '1s' });
 
@@ -81,12 +83,72 @@ describe('the Node runner', () => {
       const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
       const summary = await runScenario(backlog, { ...SETTINGS, baseUrl });
       expect(answers).toEqual([]);
-      expect(summary.metrics.http_reqs?.values.count).toBe(2);
-      expect(summary.metrics.http_req_duration?.values.count).toBe(2);
-      expect(summary.metrics.http_req_failed?.values).toMatchObject({ passes: 1, fails: 1 });
+      // One poll before the load (its 429, then its answer), one for the drain.
+      expect(summary.metrics.http_reqs?.values.count).toBe(3);
+      expect(summary.metrics.http_req_duration?.values.count).toBe(3);
+      expect(summary.metrics.http_req_failed?.values).toMatchObject({ passes: 1, fails: 2 });
       expect(summary.metrics.checks?.values).toMatchObject({ passes: 0, fails: 0 });
     } finally {
       await new Promise((resolve) => stats.close(resolve));
     }
   });
+
+  it('asks the stats endpoint before the load, so a wrong ADMIN_TOKEN stops the run before it starts', async () => {
+    let polls = 0;
+    const stats = http.createServer((req, res) => {
+      polls += 1;
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized"}');
+    });
+    await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
+    try {
+      let iterations = 0;
+      const backlog = scenario({ drain: { timeoutSeconds: 30 }, counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }], plan: async () => (iterations++, []) });
+      const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
+      await expect(runScenario(backlog, { ...SETTINGS, baseUrl })).rejects.toThrow('the stats endpoint answered 401: is ADMIN_TOKEN the gateway\'s?');
+      expect({ polls, iterations }).toEqual({ polls: 1, iterations: 0 });
+    } finally {
+      await new Promise((resolve) => stats.close(resolve));
+    }
+  });
+
+  it('fails the backlog scenario when no backlog built (a worker still ran): a drain of nothing proves nothing', async () => {
+    const stats = http.createServer((req, res) => {
+      if (req.url !== STATS_PATH) return void res.writeHead(200).end();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ counts: { queued: 0, processing: 0 } }));
+    });
+    await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
+    try {
+      const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
+      const settings = readSettings({ WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', ADMIN_TOKEN: 'admin', BASE_URL: baseUrl, RATE: '2', DURATION: '1s' }, 'backlog', backlog.defaults);
+      const summary = await runScenario(backlog.define(settings), settings);
+      expect(summary.counters.backlog_messages).toBe(0);
+      expect(summary.verdicts.find((verdict) => verdict.metric === 'backlog_messages')).toMatchObject({ ok: false });
+      expect(summary.ok).toBe(false);
+    } finally {
+      await new Promise((resolve) => stats.close(resolve));
+    }
+  });
+
+  it('gives up a request whose answer trickles in after 10 s, as k6\'s timeout does, instead of waiting for every byte', async () => {
+    const timers = new Set<NodeJS.Timeout>();
+    const trickling = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      // A byte every half second: a socket's idle timeout never fires on it.
+      const timer = setInterval(() => res.write('.'), 500);
+      timers.add(timer);
+      res.on('close', () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => trickling.listen(0, '127.0.0.1', resolve));
+    const client = createHttpClient();
+    try {
+      const baseUrl = `http://127.0.0.1:${(trickling.address() as AddressInfo).port}`;
+      const answer = await client.send(baseUrl, { path: '/', headers: {}, body: '{}', expectedStatus: 200, tags: { kind: 'meta' }, messageId: 'm' });
+      expect(answer).toEqual({ status: 0, error: `no answer within ${REQUEST_TIMEOUT_MS} ms` });
+    } finally {
+      client.close();
+      timers.forEach(clearInterval);
+      trickling.closeAllConnections();
+      await new Promise((resolve) => trickling.close(resolve));
+    }
+  }, 30_000);
 });
