@@ -44,7 +44,16 @@ export interface OutboxRelayOptions {
    * At low rates the broker otherwise confirms, and a quorum queue syncs, each message alone.
    */
   publishLingerMs: number;
+  /** How long the backlog gauges keep their last reading while PostgreSQL does not answer (OUTBOX_GAUGES_KEPT_MS). */
+  gaugesKeptMs?: number;
 }
+
+/**
+ * About WagateOutboxBacklog's 5 minutes: a 0 would restart its wait each time PostgreSQL
+ * stumbled. Not for good: a pod cut off from PostgreSQL, still scraped, kept reporting the
+ * backlog it last saw, and the alert's max() fired on it after the outbox had drained.
+ */
+const OUTBOX_GAUGES_KEPT_MS = 5 * 60_000;
 
 export interface OutboxRelay {
   /**
@@ -264,11 +273,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
+  let gaugesReadAt = Date.now();
   async function refreshBacklogGauges(): Promise<void> {
-    const [row] = await options.sql<{ pending: number; oldest: number | null }[]>`
-      SELECT count(*)::integer AS pending, extract(epoch FROM now() - min(created_at))::float8 AS oldest FROM outbox`;
-    options.metrics.outboxPending.set(row?.pending ?? 0);
-    options.metrics.outboxOldestSeconds.set(row?.oldest ?? 0);
+    try {
+      const [row] = await options.sql<{ pending: number; oldest: number | null }[]>`
+        SELECT count(*)::integer AS pending, extract(epoch FROM now() - min(created_at))::float8 AS oldest FROM outbox`;
+      gaugesReadAt = Date.now();
+      options.metrics.outboxPending.set(row?.pending ?? 0);
+      options.metrics.outboxOldestSeconds.set(row?.oldest ?? 0);
+    } catch {
+      // NaN, which max() passes over, once the last reading is too old to stand for this pod.
+      if (Date.now() - gaugesReadAt <= (options.gaugesKeptMs ?? OUTBOX_GAUGES_KEPT_MS)) return;
+      options.metrics.outboxPending.set(Number.NaN);
+      options.metrics.outboxOldestSeconds.set(Number.NaN);
+    }
   }
 
   async function publishOwned(entries: QueuedEntry[]): Promise<boolean> {
