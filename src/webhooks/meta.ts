@@ -147,6 +147,8 @@ interface ChangeContext {
  * serialised for the ledger, answering 503 to every retry of a body no retry can fix.
  */
 const MAX_MESSAGE_DEPTH = 32;
+/** The issue a message or a status receipt nested deeper than that is malformed for. */
+const NESTED_TOO_DEEP = { path: [], message: `nests deeper than ${MAX_MESSAGE_DEPTH} levels` };
 
 /** Whether a parsed JSON value nests deeper than `limit` objects or arrays; iterative, so any depth is safe. */
 function nestsDeeperThan(value: unknown, limit: number): boolean {
@@ -172,8 +174,7 @@ function toMessageItem(raw: unknown, context: ChangeContext, at: string): Ledger
     return malformedPart(context.rawBody, at, issues, { messageId: message.id, sender: message.from ?? message.from_user_id });
   }
   if (nestsDeeperThan(raw, MAX_MESSAGE_DEPTH)) {
-    const issue = { path: [], message: `nests deeper than ${MAX_MESSAGE_DEPTH} levels` };
-    return malformedPart(context.rawBody, at, [issue], { messageId: message.id, sender: message.from ?? message.from_user_id });
+    return malformedPart(context.rawBody, at, [NESTED_TOO_DEEP], { messageId: message.id, sender: message.from ?? message.from_user_id });
   }
   const contact = findContact(context.contacts, message.from, message.from_user_id);
   const userId = message.from_user_id ?? contact?.user_id;
@@ -231,7 +232,7 @@ function toStatusItem(raw: unknown, rawBody: Buffer, at: string): LedgerItem {
   if (!parsed.success) return malformedPart(rawBody, at, parsed.error.issues);
   const status = parsed.data;
   // Its payload is stored as it came, like a message's, and could not be serialised either.
-  if (nestsDeeperThan(raw, MAX_MESSAGE_DEPTH)) return malformedPart(rawBody, at, [{ path: [], message: `nests deeper than ${MAX_MESSAGE_DEPTH} levels` }]);
+  if (nestsDeeperThan(raw, MAX_MESSAGE_DEPTH)) return malformedPart(rawBody, at, [NESTED_TOO_DEEP]);
   return {
     kind: 'status',
     source: 'whatsapp',

@@ -17,7 +17,7 @@ import {
 } from '../support/autoscaler';
 import { startControlPlane, type ControlPlane } from '../support/control-plane';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { startTcpProxy } from '../support/tcp-proxy';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { startPipeline } from '../support/pipeline';
 import { startPrometheus } from '../support/prometheus';
 import type { ChildIngest } from '../support/process';
@@ -63,6 +63,19 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     return autoscaler;
   };
   const metric = (process: ChildIngest, name: string, labels = '') => metricValue(process.metricsUrl, name, labels);
+  /** A kubeconfig (KUBECONFIG.<suffix>) that reaches the API server through a TCP proxy the test can silence. */
+  const throughProxy = async (suffix: string, work: (proxiedKubeconfig: string, proxy: TcpProxy) => Promise<void>) => {
+    const apiServer = new URL(/server: (\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!);
+    const proxy = await startTcpProxy(Number(apiServer.port), apiServer.hostname);
+    try {
+      const proxied = `${kubeconfig}.${suffix}`;
+      writeFileSync(proxied, readFileSync(kubeconfig, 'utf8').replace(apiServer.host, `127.0.0.1:${proxy.port}`));
+      await work(proxied, proxy);
+    } finally {
+      proxy.setMode('forward');
+      await proxy.close();
+    }
+  };
   const decisions = async (process: ChildIngest, reason: string) => (await metric(process, 'wagate_autoscaler_decisions_total', `reason="${reason}"`)) ?? 0;
 
   beforeAll(async () => {
@@ -134,11 +147,7 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
 
   it('stops within its pod\'s grace period while the API server does not answer', async () => {
     recreateWorker(plane, 1);
-    const apiServer = new URL(/server: (\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!);
-    const proxy = await startTcpProxy(Number(apiServer.port), apiServer.hostname);
-    try {
-      const proxied = `${kubeconfig}.proxied`;
-      writeFileSync(proxied, readFileSync(kubeconfig, 'utf8').replace(apiServer.host, `127.0.0.1:${proxy.port}`));
+    await throughProxy('proxied', async (proxied, proxy) => {
       // The default lease periods: the renew deadline is one of the waits a stop may meet.
       const autoscaler = await startAutoscaler(proxied, {
         DATABASE_URL: db.url,
@@ -155,19 +164,12 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
       autoscaler.child.kill('SIGTERM');
       expect(await autoscaler.exited).toBe(0);
       expect(performance.now() - started).toBeLessThan(AUTOSCALER_GRACE_MS);
-    } finally {
-      proxy.setMode('forward');
-      await proxy.close();
-    }
+    });
   }, 120_000);
 
   it('gives up a call to a silent API server when its tick is aborted (its deadline passed, or its leadership ended)', async () => {
     recreateWorker(plane, 1);
-    const apiServer = new URL(/server: (\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!);
-    const proxy = await startTcpProxy(Number(apiServer.port), apiServer.hostname);
-    try {
-      const proxied = `${kubeconfig}.silent`;
-      writeFileSync(proxied, readFileSync(kubeconfig, 'utf8').replace(apiServer.host, `127.0.0.1:${proxy.port}`));
+    await throughProxy('silent', async (proxied, proxy) => {
       proxy.setMode('blackhole');
       const result = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
         const child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(__dirname, 'drivers', 'abort-hung-call.ts'), NAMESPACE, WORKER], {
@@ -192,10 +194,7 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
       // Bounded by the abort, not by the server: within the abort plus a margin for a busy machine.
       expect(report.read.ms).toBeLessThan(report.abortMs + 15_000);
       expect(report.tick.ms).toBeLessThan(report.abortMs + 15_000);
-    } finally {
-      proxy.setMode('forward');
-      await proxy.close();
-    }
+    });
   }, 90_000);
 
   it('patches the scale with the resourceVersion it read: a stale write is refused, read again and retried', () => {
