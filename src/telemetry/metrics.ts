@@ -221,6 +221,11 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
       help: 'Live workers in the group (heartbeat recent), read from PostgreSQL. Every worker reports the same value: use max().',
       registers: [registry],
     }),
+    groupPaused: new Gauge({
+      name: 'wagate_worker_group_paused',
+      help: '1 while a wagate reshard pauses the worker group (no shard is consumed), read from PostgreSQL. Every worker reports the same value: use max().',
+      registers: [registry],
+    }),
     messagesStuck: new Gauge({
       name: 'wagate_messages_stuck',
       help: 'Messages still queued or processing, untouched for longer than the retry policy allows and not in the outbox: their queue copy was lost. Read from PostgreSQL; use max().',

@@ -14,6 +14,8 @@ import { assignShards } from './shard-assignment';
  */
 const GAP_FRACTION_OF_LIVENESS = 3;
 const GAP_MIN_HEARTBEATS = 2;
+/** How often a worker repeats that a reshard still pauses its group, for an interrupted one. */
+const PAUSED_REMINDER_MS = 5 * 60_000;
 
 export interface CoordinatorDeps {
   store: MembershipStore;
@@ -26,6 +28,8 @@ export interface CoordinatorDeps {
   livenessTimeoutMs: number;
   log: Logger;
   metrics: Metrics;
+  /** How often a paused group is mentioned again in the log (5 minutes). */
+  pausedReminderMs?: number;
 }
 
 export interface ShardCoordinator {
@@ -73,6 +77,9 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   let timer: NodeJS.Timeout | null = null;
   /** WORK_SHARDS differs from the stored count: such a worker stays out of the group. */
   let mismatched = false;
+  /** Since when a reshard has paused the group as this worker saw it, and when it last said so. */
+  let pausedSince: number | null = null;
+  let pausedToldAt = 0;
 
   function releaseInBackground(shard: number, reason: string, takenOver = false): void {
     busy.add(shard);
@@ -198,6 +205,27 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     return matches;
   }
 
+  /**
+   * A paused group consumes nothing, and an interrupted reshard leaves it paused until the
+   * same command is run again: each worker says so when it happens, and again every few
+   * minutes, so that the logs of an idle group explain it.
+   */
+  function notePause(view: GroupView): void {
+    metrics.groupPaused.set(view.paused ? 1 : 0);
+    const now = performance.now();
+    if (!view.paused) {
+      if (pausedSince !== null) log.info({ pausedSeconds: Math.round((now - pausedSince) / 1000) }, 'the reshard has resumed the worker group; taking shards again');
+      pausedSince = null;
+      return;
+    }
+    if (pausedSince !== null && now - pausedToldAt < (deps.pausedReminderMs ?? PAUSED_REMINDER_MS)) return;
+    const pausedSeconds = pausedSince === null ? 0 : Math.round((now - pausedSince) / 1000);
+    pausedSince ??= now;
+    pausedToldAt = now;
+    log.warn({ pausedSeconds, held: held.size },
+      'a wagate reshard pauses the worker group (work_shard_settings.paused): this worker finishes what it holds, releases its shards and takes none until the reshard ends; if no reshard is running, one was interrupted: run the same wagate reshard --to N again');
+  }
+
   function targetsOf(view: GroupView): (string | undefined)[] {
     if (mismatched || view.paused || !consumer.hasChannel()) return [];
     return assignShards(deps.shardCount, view.liveMembers);
@@ -208,6 +236,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     if (!view || stopping) return;
     metrics.groupMembers.set(view.liveMembers.length);
     await checkCount(view);
+    notePause(view);
     const targets = targetsOf(view);
     for (const shard of held) {
       if (busy.has(shard)) continue;

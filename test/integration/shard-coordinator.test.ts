@@ -4,6 +4,7 @@ import { createLogger } from '../../src/telemetry/logger';
 import { createMembershipStore } from '../../src/worker/membership-store';
 import { assignShards } from '../../src/worker/shard-assignment';
 import { createShardCoordinator } from '../../src/worker/shard-coordinator';
+import { counterValue } from '../support/in-process';
 import { waitFor } from '../support/wait';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
@@ -254,5 +255,44 @@ describe('a worker stopping with one shard slow to drain', () => {
       drained();
       await b.stop(5_000);
     }
+  }, 30_000);
+});
+
+describe('a group that a reshard pauses', () => {
+  it('is logged and counted by each worker when it pauses, again while it stays paused, and when it resumes', async () => {
+    const prefix = `${PREFIX}-paused-log`;
+    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    await db.sql`INSERT INTO work_shard_settings (queue_prefix, shard_count) VALUES (${prefix}, ${SHARDS})`;
+    const lines: { level: number; msg: string; pausedSeconds?: number }[] = [];
+    const log = createLogger('info', 'test-worker', { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const metrics = createMetrics('worker', { processMetrics: false });
+    const reminderMs = 300;
+    const coordinator = createShardCoordinator({
+      store, consumer: consumerOfShards(), memberId: 'worker-a', shardCount: SHARDS, prefetchFor: () => 10,
+      heartbeatMs: HEARTBEAT_MS, livenessTimeoutMs: LIVENESS_MS, log, metrics, pausedReminderMs: reminderMs,
+    });
+    const paused = () => counterValue(metrics, 'wagate_worker_group_paused', {});
+    const pauseNotices = () => lines.filter((line) => line.level === 40 && line.msg.includes('a wagate reshard pauses the worker group'));
+
+    await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
+    expect(await paused()).toBe(0);
+    expect(pauseNotices()).toEqual([]);
+
+    await db.sql`UPDATE work_shard_settings SET paused = true WHERE queue_prefix = ${prefix}`;
+    await waitFor('the worker to release its shards', async () => (await coordinator.tick(), coordinator.owned().length === 0));
+    expect(await paused()).toBe(1);
+    expect(pauseNotices()).toHaveLength(1);
+    expect(pauseNotices()[0]!.msg).toContain('run the same wagate reshard --to N again');
+    await coordinator.tick();
+    expect(pauseNotices()).toHaveLength(1);
+    // Still paused a reminder later: said again, with how long it has lasted.
+    await waitFor('the reminder', async () => (await coordinator.tick(), pauseNotices().length === 2));
+    expect(pauseNotices()[1]!.pausedSeconds).toBeGreaterThanOrEqual(0);
+
+    await db.sql`UPDATE work_shard_settings SET paused = false WHERE queue_prefix = ${prefix}`;
+    await waitFor('the worker to take its shards again', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
+    expect(await paused()).toBe(0);
+    expect(lines.filter((line) => line.msg.startsWith('the reshard has resumed the worker group'))).toHaveLength(1);
+    await coordinator.stop(5_000);
   }, 30_000);
 });
