@@ -153,6 +153,8 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
 export async function repliesCommand(config: Config, args: string[]): Promise<void> {
   const [action, ...rest] = args;
   if (action === 'unknown') {
+    // Takes nothing: an --id here would otherwise be ignored and every reply listed.
+    parseArgs({ args: rest, options: {} });
     const rows = await withSql(config, listUnknownReplies);
     if (rows.length === 0) return print('no replies with an unknown outcome');
     for (const row of rows) print(`${row.id}\t${row.source}\t${row.inbound_message_id}\t${row.last_error ?? ''}`);

@@ -24,9 +24,10 @@ export interface TracingOptions {
 
 export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): NodeSDK | null {
   if (!isTracingConfigured(env)) return null;
-  const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+  const protocolVariable = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL === undefined ? 'OTEL_EXPORTER_OTLP_PROTOCOL' : 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL';
+  const protocol = env[protocolVariable] ?? 'http/protobuf';
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
-    throw new ConfigError(`OTEL_EXPORTER_OTLP_PROTOCOL: "${protocol}" is not supported; use http/protobuf or http/json`);
+    throw new ConfigError(`${protocolVariable}: "${protocol}" is not supported; use http/protobuf or http/json`);
   }
   // Loaded here, not at the top: without an endpoint none of the SDK or its instrumentations
   // is even required, so tracing costs nothing (not even start-up time or memory).

@@ -102,6 +102,7 @@ describe('wagate command line', () => {
       [['products', 'import', 'a.csv', 'b.csv'], /products import takes one FILE.csv and no options \(got also "b.csv"\)/],
       [['dlq', 'list', '--all'], /Unknown option '--all'/],
       [['dlq', 'replay', '--yes'], /Unknown option '--yes'/],
+      [['replies', 'unknown', '--id', '5'], /Unknown option '--id'/],
       [['erase', '--phone', '+15550400031', '--phone', '+15550400032'], /erase takes one --phone; run it once per number/],
       [['erase', '--phone', 'Bob'], /--phone must be the customer's number in international form/],
       [['release', '--phone', '030 1234567'], /--phone must be the customer's number in international form/],

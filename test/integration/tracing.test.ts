@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
-import { isTracingConfigured } from '../../src/telemetry/tracing';
+import { isTracingConfigured, startTracing } from '../../src/telemetry/tracing';
 import type { GetMessage } from 'amqplib';
 import { openQueueProbe, type QueueProbe } from '../support/amqp';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver';
@@ -23,6 +23,13 @@ describe('tracing switch', () => {
     expect(isTracingConfigured({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })).toBe(true);
     expect(isTracingConfigured({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' })).toBe(true);
     expect(isTracingConfigured({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' })).toBe(false);
+  });
+
+  it('refuses an unsupported protocol, naming the variable that set it', () => {
+    const start = (env: Record<string, string>) => () => startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', ...env }, { command: 'ingest', opensOwnServerSpan: () => false });
+    expect(start({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow('OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" is not supported; use http/protobuf or http/json');
+    expect(start({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }))
+      .toThrow('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "grpc" is not supported');
   });
 
   it('does not even load the SDK or its instrumentations without an endpoint', () => {
