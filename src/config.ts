@@ -25,17 +25,52 @@ export const SECRET_NAMES = [
   'AMQP_URL',
 ] as const;
 
-const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
-const optionalInt = (min = 1) => z.coerce.number().int().min(min).optional();
+/**
+ * Whole numbers as digits only: coercion would read " " as 0 (PORT=" " becomes a random port)
+ * and accept "0x10" or "1e3".
+ */
+const wholeNumber = z.preprocess(
+  (value) => (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value),
+  z.number({ message: 'must be a whole number (digits only)' }).int(),
+);
+const decimal = z.preprocess(
+  (value) => (typeof value === 'string' && /^\s*-?(\d+\.?\d*|\.\d+)\s*$/.test(value) ? Number(value) : value),
+  z.number({ message: 'must be a number such as 0.5' }),
+);
+const int = (fallback: number, min = 0) => wholeNumber.pipe(z.number().min(min)).default(fallback);
+const optionalInt = (min = 1) => wholeNumber.pipe(z.number().min(min)).optional();
 const bool = (fallback: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
     .default(fallback ? 'true' : 'false')
     .transform((value) => value === 'true' || value === '1' || value === 'yes');
+/** Comma-separated, or one per line as a mounted rotation file is naturally written. */
 const secretList = z
   .string()
   .optional()
-  .transform((value) => (value ?? '').split(',').map((entry) => entry.trim()).filter(Boolean));
+  .transform((value) => (value ?? '').split(/[,\r\n]/).map((entry) => entry.trim()).filter(Boolean));
+
+/**
+ * A URL of one of these schemes, with a host, whose user and password decode. zod's url()
+ * accepts any scheme: "wagate:S3cret@db:5432/wagate" (the scheme left out) passed, and the
+ * client then read the password as part of a path and printed it in its errors.
+ */
+function serviceUrl(schemes: string[], example: string) {
+  return z.string().refine(
+    (text) => {
+      try {
+        const url = new URL(text);
+        decodeURIComponent(url.username);
+        decodeURIComponent(url.password);
+        // postgres:///db?host=/cloudsql/… names a Unix socket instead of a host.
+        return schemes.includes(url.protocol) && (url.hostname !== '' || url.searchParams.has('host'));
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL such as ${example} (scheme ${schemes.map((scheme) => scheme.slice(0, -1)).join(' or ')}, a host, and any %-escapes in the user or password well formed)` },
+  );
+}
 const commaMilliseconds = z
   .string()
   .default('5000,30000,300000,1800000')
@@ -78,12 +113,12 @@ function isMostlySequence(token: string): boolean {
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/postgres'),
-  AMQP_URL: z.string().url().default('amqp://guest:guest@127.0.0.1:5672'),
+  DATABASE_URL: serviceUrl(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database').default('postgres://postgres@127.0.0.1:5432/postgres'),
+  AMQP_URL: serviceUrl(['amqp:', 'amqps:'], 'amqp://user:password@host:5672').default('amqp://guest:guest@127.0.0.1:5672'),
   HOST: z.string().default('0.0.0.0'),
   PORT: int(3000, 0).pipe(z.number().max(65535)),
   METRICS_PORT: int(9464, 0).pipe(z.number().max(65535)),
-  PUBLIC_BASE_URL: z.string().url().optional(),
+  PUBLIC_BASE_URL: serviceUrl(['https:', 'http:'], 'https://shop.example.com').optional(),
   ADMIN_TOKEN: z
     .string()
     .min(16, 'must be at least 16 characters')
@@ -144,8 +179,8 @@ const envSchema = z.object({
   WHATSAPP_GRAPH_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v21.0').default('v21.0'),
   TWILIO_API_URL: z.string().url().default('https://api.twilio.com'),
   REPLY_TIMEOUT_MS: int(10000, 100),
-  MATCH_THRESHOLD: z.coerce.number().min(0.05).max(1).default(0.5),
-  MATCH_AMBIGUITY_MARGIN: z.coerce.number().min(0).max(1).default(0.1),
+  MATCH_THRESHOLD: decimal.pipe(z.number().min(0.05).max(1)).default(0.5),
+  MATCH_AMBIGUITY_MARGIN: decimal.pipe(z.number().min(0).max(1)).default(0.1),
   /** The reply language for a customer whose words never said which (orders/detect-language.ts lists the same four). */
   /** A worker whose broker login has been refused this long exits non-zero, so the crash shows (Kubernetes restarts it). */
   AUTH_FAILURE_EXIT_SECONDS: int(60, 1),
@@ -159,7 +194,7 @@ const envSchema = z.object({
    * How long committed messages gather before the owner publishes them together (see the outbox
    * relay). Unset: 10 ms, or 0 with ACK_AFTER=publish, where the 200 would wait for it.
    */
-  PUBLISH_LINGER_MS: z.coerce.number().int().min(0).max(100).optional(),
+  PUBLISH_LINGER_MS: wholeNumber.pipe(z.number().min(0).max(100)).optional(),
   /**
    * When ingest answers 200: after the ledger commit (the outbox makes it as durable), or also
    * after the broker's confirm of the request's messages, waited for at most ACK_PUBLISH_TIMEOUT_MS.
@@ -210,11 +245,16 @@ function resolveSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
     const file = env[`${name}_FILE`];
     if (!file) continue;
     if (env[name]) throw new ConfigError(`${name} and ${name}_FILE are both set; set only one`);
+    let content: string;
     try {
-      resolved[name] = readFileSync(file, 'utf8').trim();
+      content = readFileSync(file, 'utf8').trim();
     } catch (error) {
       throw new ConfigError(`${name}_FILE: cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
     }
+    // Empty would count as unset: DATABASE_URL would fall back to the local default, an app
+    // secret would refuse every webhook. A mounted Secret whose key is empty is a mistake.
+    if (content === '') throw new ConfigError(`${name}_FILE: the file is empty; put the value in it, or unset ${name}_FILE`);
+    resolved[name] = content;
   }
   for (const [name, value] of Object.entries(resolved)) if (value === '') delete resolved[name];
   return resolved;

@@ -43,7 +43,10 @@ export function createDatabase(options: DatabaseOptions): Sql {
     onnotice: () => undefined,
     connection: {
       application_name: options.applicationName,
-      statement_timeout: options.statementTimeoutMs,
+      // As text (its types say number): postgres.js leaves out a falsy parameter, so a 0 (no
+      // timeout, for DDL and the operator commands) was never sent and a role's or database's
+      // default applied.
+      statement_timeout: String(options.statementTimeoutMs) as unknown as number,
     },
   }) as Sql;
 }

@@ -98,6 +98,7 @@ export function explainPostgresFailure(error: unknown, databaseUrl: string): str
 export function describeServer(databaseUrl: string): string {
   try {
     const url = new URL(databaseUrl);
+    if (!url.hostname) return 'from DATABASE_URL';
     return `${url.username || 'postgres'}@${url.hostname}:${url.port || '5432'}${url.pathname}`;
   } catch {
     return 'from DATABASE_URL';

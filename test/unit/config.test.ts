@@ -97,6 +97,43 @@ describe('configuration', () => {
     expectConfigError({ ADMIN_TOKEN_FILE: path.join(dir, 'missing') }, /ADMIN_TOKEN_FILE: cannot read the file \(ENOENT\)/);
   });
 
+  it('refuses an empty secret file rather than falling back to the default, and reads one secret per line', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wagate-config-'));
+    const empty = path.join(dir, 'empty');
+    writeFileSync(empty, ' \n');
+    expectConfigError({ DATABASE_URL_FILE: empty }, /DATABASE_URL_FILE: the file is empty/);
+    const rotation = path.join(dir, 'rotation');
+    writeFileSync(rotation, 'new-secret\r\nold-secret\n');
+    expect(loadConfig({ WHATSAPP_APP_SECRET_FILE: rotation }).WHATSAPP_APP_SECRET).toEqual(['new-secret', 'old-secret']);
+  });
+
+  it('refuses a database, broker or public URL without its scheme or host, never echoing the password', () => {
+    const password = 'S3cretPass';
+    const refusals: Array<[Record<string, string>, RegExp]> = [
+      [{ DATABASE_URL: `wagate:${password}@db:5432/wagate` }, /DATABASE_URL: must be a URL such as postgres:\/\/user:password@host:5432\/database/],
+      [{ DATABASE_URL: `mysql://wagate:${password}@db/wagate` }, /DATABASE_URL: must be a URL/],
+      [{ DATABASE_URL: `postgres://wagate:${password}%zz@db/wagate` }, /DATABASE_URL: .*%-escapes in the user or password well formed/],
+      [{ AMQP_URL: `wagate:${password}@rabbitmq:5672` }, /AMQP_URL: must be a URL such as amqp:\/\/user:password@host:5672/],
+      [{ PUBLIC_BASE_URL: 'shop.example.com:443' }, /PUBLIC_BASE_URL: must be a URL such as https:\/\/shop.example.com/],
+    ];
+    for (const [env, message] of refusals) {
+      expect(() => loadConfig(env)).toThrow(message);
+      expect(() => loadConfig(env)).not.toThrow(password);
+    }
+    expect(loadConfig({ DATABASE_URL: 'postgresql://u:p%40ss@db/wagate', AMQP_URL: 'amqps://u:p@mq' }).AMQP_URL).toBe('amqps://u:p@mq');
+    expect(loadConfig({ DATABASE_URL: 'postgres:///wagate?host=/cloudsql/shop:europe-west1:db&user=u' }).DATABASE_URL).toContain('/cloudsql/');
+  });
+
+  it('reads numbers as digits only', () => {
+    expectConfigError({ PORT: ' ' }, /PORT: must be a whole number/);
+    expectConfigError({ DB_POOL_MAX: '0x10' }, /DB_POOL_MAX: must be a whole number/);
+    expectConfigError({ MAX_BODY_BYTES: '1e6' }, /MAX_BODY_BYTES: must be a whole number/);
+    expectConfigError({ MATCH_AMBIGUITY_MARGIN: ' ' }, /MATCH_AMBIGUITY_MARGIN: must be a number/);
+    expectConfigError({ PUBLISH_LINGER_MS: '-1' }, /PUBLISH_LINGER_MS/);
+    const config = loadConfig({ PORT: ' 8080 ', MATCH_THRESHOLD: '.4', PUBLISH_LINGER_MS: '0' });
+    expect([config.PORT, config.MATCH_THRESHOLD, config.PUBLISH_LINGER_MS]).toEqual([8080, 0.4, 0]);
+  });
+
   it('keeps metrics off the public port', () => {
     expectConfigError({ PORT: '8080', METRICS_PORT: '8080' }, /METRICS_PORT/);
   });
