@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Must stay the first import: instrumentations patch modules as they are loaded.
 import { flushTracing } from './tracing-bootstrap';
+import { constants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { checkWorkerConfig, loadConfig, type Config, type Source } from './config';
 import { explainPostgresFailure } from './db/postgres-errors';
@@ -33,13 +34,20 @@ import {
 
 type Command = (config: Config, log: Logger, args: string[]) => Promise<void>;
 
+/** Commands that serve until a signal stops them; the others run once and end. */
+const SERVICES = new Set(['ingest', 'worker', 'autoscaler', 'dev', 'fake-provider']);
+
+/** Aborted by a signal that came while a service was starting (see catchSignalsFromStart). */
+const stopRequested = new AbortController();
+let signalWhileStarting: NodeJS.Signals | null = null;
+
 /** Commands configured by the environment alone: a flag given to one would be ignored, and `migrate --dry-run` would migrate. */
 const TAKE_NO_ARGUMENTS = new Set(['migrate', 'ingest', 'worker', 'autoscaler', 'dev', 'requeue-stuck']);
 
 const commands: Record<string, Command> = {
   migrate: (config, log) => runMigrate(config, log),
   ingest: async (config, log) => {
-    await waitForMigrations(config, log);
+    await waitForMigrations(config, log, stopRequested.signal);
     const ingest = await startIngest(config, log);
     stopOnSignal(log, () => ingest.stop());
     stopOnFatal(log, ingest.fatal, () => ingest.stop());
@@ -47,7 +55,7 @@ const commands: Record<string, Command> = {
   worker: async (config, log) => {
     // A setting only the worker needs is refused at once, not after the wait for migrations.
     checkWorkerConfig(config);
-    await waitForMigrations(config, log);
+    await waitForMigrations(config, log, stopRequested.signal);
     const worker = await startWorker(config, log);
     stopOnSignal(log, () => worker.stop());
     exitOnRefusedLogin(worker.broker, config.AMQP_URL, config.AUTH_FAILURE_EXIT_SECONDS, log);
@@ -56,7 +64,7 @@ const commands: Record<string, Command> = {
   autoscaler: async (config, log) => {
     // Loaded on demand: the Kubernetes client is large, and no other command needs it.
     const { startAutoscaler } = await import('./commands/autoscaler');
-    await waitForMigrations(config, log);
+    await waitForMigrations(config, log, stopRequested.signal);
     const autoscaler = await startAutoscaler(config, log);
     stopOnSignal(log, () => autoscaler.stop());
   },
@@ -176,7 +184,36 @@ function stopOnFatal(log: Logger, fatal: Promise<Error>, stop: () => Promise<voi
   });
 }
 
+/**
+ * Handles SIGTERM and SIGINT from the moment a command starts. In a container wagate runs as
+ * PID 1, and PID 1 ignores a signal it has no handler for: a worker told to stop while it
+ * waited for migrations used to start anyway, take its shards, and be killed at the end of
+ * its grace period with messages in hand. A service now stops waiting at once, or stops
+ * gracefully as soon as it has started (stopOnSignal); any other command ends at once, as it
+ * would outside a container. A second signal always ends the process.
+ */
+function catchSignalsFromStart(name: string): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!SERVICES.has(name) || stopRequested.signal.aborted) {
+      process.stderr.write(`wagate ${name}: stopped by ${signal}\n`);
+      process.exit(128 + constants.signals[signal]);
+    }
+    process.stderr.write(`wagate ${name}: ${signal} while starting; stopping as soon as the start allows\n`);
+    signalWhileStarting = signal;
+    stopRequested.abort(new Error(`stopped by ${signal} while starting`));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
+}
+
+let releaseStartSignals: () => void = () => undefined;
+
 function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
+  releaseStartSignals();
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -197,6 +234,8 @@ function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // A signal that came while the service started: stop now that it can stop gracefully.
+  if (signalWhileStarting) onSignal(signalWhileStarting);
 }
 
 /** node:util parseArgs reports an unknown or malformed option with one of these codes. */
@@ -225,6 +264,7 @@ async function main(argv: string[]): Promise<void> {
   const defaults = name === 'dev' ? DEV_DEFAULTS : {};
   let log: Logger | undefined;
   let config: Config | undefined;
+  releaseStartSignals = catchSignalsFromStart(name);
   try {
     config = loadConfig({ ...defaults, ...process.env });
     log = createLogger(config.LOG_LEVEL, `wagate-${name}`);
@@ -232,6 +272,10 @@ async function main(argv: string[]): Promise<void> {
   } catch (error) {
     const message = (error as Error).message;
     log?.flush();
+    if (stopRequested.signal.aborted) {
+      process.stderr.write(`wagate ${name}: stopped before it started\n`);
+      process.exit(0);
+    }
     if (isWagateError(error, 'USAGE_INVALID') || isArgumentError(error)) return usageExit(`${name}: ${message}`, usageOf(name));
     if (isWagateError(error, 'CONFIG_INVALID')) process.stderr.write(`wagate ${name}: ${message}\n`);
     else process.stderr.write(`wagate ${name}: failed: ${message}${hintFor(error, config)}\n`);

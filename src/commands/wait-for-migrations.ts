@@ -8,11 +8,12 @@ import type { Logger } from '../telemetry/logger';
  * migrations, or stop saying which are missing. A connection of its own, closed before the
  * role opens its pool, so the role starts exactly as it would have.
  */
-export async function waitForMigrations(config: Config, log: Logger): Promise<void> {
+export async function waitForMigrations(config: Config, log: Logger, stop?: AbortSignal): Promise<void> {
   const sql = databaseFromConfig(config, 'wagate-schema-check', { maxConnections: 1 });
   try {
     await waitForSchema(sql, {
       databaseUrl: config.DATABASE_URL,
+      stop,
       onWaiting: (missing) => log.warn({ missing }, 'the database lacks migrations this release needs; waiting for `wagate migrate` to apply them'),
     });
   } finally {

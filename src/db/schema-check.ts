@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Sql } from './client';
 import { readMigrations, type Migration } from './migrate';
 import { describeServer, isUndefinedTable } from './postgres-errors';
@@ -35,6 +36,8 @@ export interface SchemaWait {
   onWaiting(missing: string[]): void;
   timeoutMs?: number;
   shipped?: Migration[];
+  /** Ends the wait at once, by throwing its reason (a stop requested during start-up). */
+  stop?: AbortSignal;
 }
 
 /**
@@ -52,7 +55,7 @@ export async function waitForSchema(sql: Sql, options: SchemaWait): Promise<void
     if (!told) options.onWaiting(missing);
     told = true;
     if (Date.now() >= deadline) throw schemaBehind(missing, options.databaseUrl);
-    await new Promise((resolve) => setTimeout(resolve, SCHEMA_POLL_MS));
+    await delay(SCHEMA_POLL_MS, undefined, { signal: options.stop }).catch(() => options.stop!.throwIfAborted());
   }
 }
 
