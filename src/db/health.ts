@@ -1,7 +1,7 @@
 import { WagateError } from '../errors';
 import { settleWithin } from '../settle-within';
 import type { Sql } from './client';
-import { explainPostgresFailure, isLoginRefused } from './postgres-errors';
+import { describeServer, explainPostgresFailure, isLoginRefused } from './postgres-errors';
 
 /**
  * A database that hangs without closing connections never fails the query; the probe must
@@ -32,4 +32,29 @@ export async function refuseWrongDatabaseLogin(sql: Sql, databaseUrl: string): P
   if (failure && isLoginRefused(failure)) {
     throw new WagateError('DATABASE_LOGIN_REFUSED', explainPostgresFailure(failure, databaseUrl) ?? (failure as Error).message, { cause: failure });
   }
+}
+
+/**
+ * How long a starting process waits for Postgres's first answer, right or wrong. Errors
+ * arrive within the connect timeout; only a server that takes connections and closes them
+ * before answering (a proxy or sidecar whose upstream is down) gives none, and postgres.js
+ * then reconnects in a tight loop with the query waiting for ever.
+ */
+export const FIRST_ANSWER_TIMEOUT_MS = 10_000;
+
+/**
+ * Stops a start that Postgres would hang without a word: the process exits 1 with a message,
+ * and its restarts show where it runs, instead of a pod that never listens and is killed by
+ * its liveness probe with nothing in its log. A database that answers with an error is left
+ * to the start's own checks, as before.
+ */
+export async function refuseSilentDatabase(sql: Sql, databaseUrl: string, timeoutMs = FIRST_ANSWER_TIMEOUT_MS): Promise<void> {
+  const answered = sql`SELECT 1`.then(() => true, () => true);
+  if (await settleWithin(answered, timeoutMs, false)) return;
+  throw new WagateError(
+    'DATABASE_UNAVAILABLE',
+    `Postgres at ${describeServer(databaseUrl)} took connections but gave no answer within ${Math.round(timeoutMs / 1000)} s: ` +
+      'something in between may accept them and close them at once (a proxy or sidecar whose upstream is down, a pooler ' +
+      'out of server connections); check it and the database, then start again',
+  );
 }
