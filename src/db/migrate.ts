@@ -42,6 +42,23 @@ export interface MigrateOptions {
   lockAttempts?: number;
   /** Told about each try that timed out waiting for a lock. */
   onLockTimeout?(migration: string, attempt: number): void;
+  /**
+   * Told who holds the migration lock while another run waits for it: after a few seconds,
+   * then every minute. A run killed while its statement waits keeps its session, and so the
+   * lock, until that statement ends; the holder's pid is what an operator ends it by.
+   */
+  onLockHeld?(holder: MigrationLockHolder, waitedMs: number): void;
+  /** When the first onLockHeld comes (5 s), and how far apart the next ones are (60 s). */
+  lockHolderReportMs?: { first: number; every: number };
+}
+
+export interface MigrationLockHolder {
+  pid: number;
+  applicationName: string;
+  clientAddress: string | null;
+  state: string | null;
+  /** Seconds since its current transaction (or statement) began. */
+  busySeconds: number | null;
 }
 
 const DEFAULT_LOCK_TIMEOUT_MS = 2000;
@@ -55,7 +72,7 @@ const LOCK_RETRY_PAUSE_MS = 500;
 export async function migrate(sql: Sql, migrations = readMigrations(), options: MigrateOptions = {}): Promise<string[]> {
   const connection = (await sql.reserve()) as unknown as Sql & { release(): void };
   try {
-    await takeMigrationLock(connection);
+    await takeMigrationLock(connection, options);
     await connection`
       CREATE TABLE IF NOT EXISTS schema_migrations (
         version integer PRIMARY KEY,
@@ -164,12 +181,32 @@ function runsOutsideTransaction(migration: Migration): boolean {
  * a snapshot, and CREATE INDEX CONCURRENTLY in the runner that has the lock would wait for
  * that snapshot to go away, a deadlock Postgres would have to break.
  */
-async function takeMigrationLock(connection: Sql): Promise<void> {
+async function takeMigrationLock(connection: Sql, options: MigrateOptions): Promise<void> {
+  const report = options.lockHolderReportMs ?? { first: 5000, every: 60_000 };
+  const started = performance.now();
+  let nextReport = report.first;
   for (;;) {
     const [row] = await connection<{ locked: boolean }[]>`SELECT pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) AS locked`;
     if (row!.locked) return;
+    const waited = performance.now() - started;
+    if (options.onLockHeld && waited >= nextReport) {
+      nextReport = waited + report.every;
+      const holder = await migrationLockHolder(connection);
+      if (holder) options.onLockHeld(holder, waited);
+    }
     await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
   }
+}
+
+/** The session holding the migration lock (an advisory lock on a key below 2^32: classid 0, objsubid 1). */
+async function migrationLockHolder(connection: Sql): Promise<MigrationLockHolder | null> {
+  const [row] = await connection<{ pid: number; application_name: string; client_addr: string | null; state: string | null; busy_seconds: number | null }[]>`
+    SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr, a.state,
+           extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::integer AS busy_seconds
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.classid = 0 AND l.objid = ${MIGRATION_LOCK_KEY} AND l.objsubid = 1`;
+  return row ? { pid: row.pid, applicationName: row.application_name, clientAddress: row.client_addr, state: row.state, busySeconds: row.busy_seconds } : null;
 }
 
 const LOCK_POLL_MS = 200;

@@ -2,6 +2,7 @@ import { createDatabase } from '../../src/db/client';
 import { migrate, readMigrations, type Migration } from '../../src/db/migrate';
 import { uniqueWamid } from '../support/webhooks';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { waitFor } from '../support/wait';
 
 let db: TestDatabase;
 
@@ -118,5 +119,25 @@ describe('the monitoring SQL that operators already run', () => {
     expect(blocked).toHaveLength(1);
     const slow = await db.sql.unsafe(`SELECT * FROM webhook_messages WHERE response_time_ms > 1000;`);
     expect(slow.map((r) => r.message_id)).toEqual(['wamid.a']);
+  });
+});
+
+describe('migrate while another session holds the migration lock', () => {
+  it('says who holds it while it waits, and goes ahead once it is released', async () => {
+    const holderPool = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'left-from-a-killed-run' });
+    const holder = await holderPool.reserve();
+    const [row] = await holder<{ pid: number }[]>`SELECT pg_backend_pid() AS pid, pg_advisory_lock(7412001)`;
+    const pid = row!.pid;
+    const told: { pid: number; applicationName: string }[] = [];
+    const migrating = migrate(db.sql, readMigrations(), {
+      onLockHeld: (who) => told.push({ pid: who.pid, applicationName: who.applicationName }),
+      lockHolderReportMs: { first: 0, every: 60_000 },
+    });
+    await waitFor('the waiting run to name the holder', () => told.length > 0);
+    expect(told).toEqual([{ pid, applicationName: 'left-from-a-killed-run' }]);
+    await holder`SELECT pg_advisory_unlock(7412001)`;
+    holder.release();
+    await expect(migrating).resolves.toEqual([]);
+    await holderPool.end();
   });
 });
