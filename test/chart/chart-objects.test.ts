@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { DEFAULT_REPLY_TEXTS_DIR as REPLY_TEXTS, loadReplyCatalogues } from '../../src/orders/replies';
 import { parse } from 'yaml';
 import { CHART_DIR, SCENARIOS, find, helm, kinds, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
 
@@ -105,6 +107,34 @@ describe('worker', () => {
     expect(envOf(worker(imageDefault).spec.template.spec.containers[0])).not.toHaveProperty('NODE_OPTIONS');
     const own = renderScenario('minimal', { set: ['worker.nodeOptions=--max-semi-space-size=32 --max-old-space-size=384'] });
     expect(envOf(worker(own).spec.template.spec.containers[0]).NODE_OPTIONS.value).toBe('--max-semi-space-size=32 --max-old-space-size=384');
+  });
+
+  it('mounts a shop\'s own reply texts (worker.replyTexts, all four files) as REPLY_TEXTS_DIR, which the worker reads', () => {
+    const languages = ['en', 'es', 'pt', 'de'];
+    const shipped = (language: string) => path.join(REPLY_TEXTS, `${language}.json`);
+    const objects = renderScenario('minimal', { setFile: languages.map((language) => `worker.replyTexts.${language}\\.json=${shipped(language)}`) });
+    const configMap = find(objects, 'ConfigMap', '-worker-reply-texts') as K8sObject & { data: Record<string, string> };
+    expect(Object.keys(configMap.data).sort()).toEqual(['de.json', 'en.json', 'es.json', 'pt.json']);
+    expect(configMap.data['en.json']).toBe(readFileSync(shipped('en'), 'utf8'));
+    const pod = worker(objects).spec.template.spec;
+    expect(envOf(pod.containers[0]).REPLY_TEXTS_DIR.value).toBe('/etc/wagate/reply-texts');
+    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'reply-texts', mountPath: '/etc/wagate/reply-texts', readOnly: true });
+    expect(pod.volumes).toContainEqual({ name: 'reply-texts', configMap: { name: configMap.metadata.name } });
+    // A change of texts rolls the workers, which read them only at start.
+    expect(worker(objects).spec.template.metadata.annotations['checksum/reply-texts']).toMatch(/^[0-9a-f]{64}$/);
+    // What the ConfigMap holds is what the worker accepts.
+    const mounted = mkdtempSync(path.join(tmpdir(), 'wagate-reply-texts-'));
+    for (const [file, text] of Object.entries(configMap.data as Record<string, string>)) writeFileSync(path.join(mounted, file), text);
+    expect(loadReplyCatalogues(mounted)).toEqual(loadReplyCatalogues());
+    // The ingest and the default install have none of it.
+    expect(find(objects, 'Deployment', '-ingest').spec.template.spec.containers[0].volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
+    expect(minimal.find((object) => object.metadata.name.endsWith('-reply-texts'))).toBeUndefined();
+    expect(envOf(worker(minimal).spec.template.spec.containers[0])).not.toHaveProperty('REPLY_TEXTS_DIR');
+  });
+
+  it('refuses reply texts that leave out a language, which the worker would refuse at start', () => {
+    const error = renderError({ valuesFiles: [scenarioFile('minimal')], setFile: [`worker.replyTexts.en\\.json=${path.join(REPLY_TEXTS, 'en.json')}`] });
+    expect(error).toMatch(/replyTexts/);
   });
 
   it('refuses NODE_OPTIONS in extraEnv beside worker.nodeOptions, which would give worker pods the variable twice', () => {

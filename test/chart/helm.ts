@@ -56,6 +56,8 @@ export interface RenderOptions {
   set?: string[];
   /** Values Helm takes as strings whatever they look like (`--set-string`). */
   setString?: string[];
+  /** Values read from files (`--set-file`). */
+  setFile?: string[];
   apiVersions?: string[];
   namespace?: string;
   releaseName?: string;
@@ -71,6 +73,7 @@ export function templateArgs(options: RenderOptions): string[] {
     ...(options.valuesFiles ?? []).flatMap((file) => ['-f', file]),
     ...(options.set ?? []).flatMap((value) => ['--set', value]),
     ...(options.setString ?? []).flatMap((value) => ['--set-string', value]),
+    ...(options.setFile ?? []).flatMap((value) => ['--set-file', value]),
     ...(options.apiVersions ?? GATED_API_VERSIONS).flatMap((api) => ['--api-versions', api]),
   ];
 }

@@ -157,6 +157,16 @@ securityContext:
   {{- toYaml $root.Values.securityContext | nindent 2 }}
 volumeMounts:
   {{- include "wagate.tmpMount" $root | nindent 2 }}
+  {{- if and (eq (index . 1) "worker") $root.Values.worker.replyTexts }}
+  - name: reply-texts
+    mountPath: {{ include "wagate.replyTextsDir" $root }}
+    readOnly: true
+  {{- end }}
+{{- end -}}
+
+{{/* Where a shop's own reply texts (worker.replyTexts) are mounted. */}}
+{{- define "wagate.replyTextsDir" -}}
+/etc/wagate/reply-texts
 {{- end -}}
 
 {{/* Fails the render with a clear message when a required credential is missing. */}}
