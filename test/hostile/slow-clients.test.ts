@@ -12,13 +12,18 @@ import { ATTACKS, processUsage, slowloris, type Attack, type AttackSpec, type Pr
 
 /**
  * Abusive clients against a real `wagate ingest` process on loopback. While each attack
- * runs, genuine signed webhooks keep arriving; every one must be answered 200 within 2 s,
+ * runs, genuine signed webhooks keep arriving; every one must be answered 200 within 5 s,
  * and the process's descriptors and memory must stay bounded. HOSTILE_SCALE multiplies the
  * attack sizes, HOSTILE_GENUINE_REQUESTS the genuine requests sent during each.
  */
 const SCALE = Number(process.env.HOSTILE_SCALE ?? 1);
 const GENUINE_REQUESTS = Number(process.env.HOSTILE_GENUINE_REQUESTS ?? 15);
-const GENUINE_DEADLINE_MS = 2000;
+/**
+ * Half the attack's hold on a connection (HTTP_HEADERS_TIMEOUT_MS below): a starved request
+ * waits at least that long, while an answered one takes milliseconds, or a second or two on a
+ * machine the flood itself keeps busy. How fast is the bench's concern (bench/attacks).
+ */
+const GENUINE_DEADLINE_MS = 5000;
 const SLOWLORIS_CONNECTIONS = scaled(ATTACKS.slowloris);
 /** Resident memory the ingest may add under any attack: a fraction of what buffering would cost. */
 const RSS_GROWTH_LIMIT_BYTES = 200 * 1024 * 1024;
