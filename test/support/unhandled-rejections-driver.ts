@@ -1,0 +1,49 @@
+/**
+ * Runs one scenario in a Node process of its own and prints, as one JSON line, how it ended and
+ * every unhandled rejection the process saw, for runCountingUnhandledRejections in
+ * test/support/unhandled-rejections.ts. Outside Jest on purpose: Jest hands a test file a copy
+ * of `process`, and a listener added to that copy never hears the real process's rejections.
+ *   tsx test/support/unhandled-rejections-driver.ts SCENARIO
+ */
+import { createDatabase } from '../../src/db/client';
+
+const scenarios: Record<string, () => Promise<unknown>> = {
+  /** The control: a rejection nobody handles, which the count must show. */
+  async 'deliberate-rejection'() {
+    void Promise.reject(new Error('deliberate'));
+    return 'rejected';
+  },
+  /** A first query on a new one-connection pool to DATABASE_URL: whether it answered, or its error's code. */
+  async 'first-query'() {
+    const sql = createDatabase({
+      url: process.env.DATABASE_URL!,
+      maxConnections: 1,
+      connectTimeoutSeconds: 3,
+      statementTimeoutMs: 30_000,
+      applicationName: 'wagate-lost-types',
+    });
+    try {
+      return await sql`SELECT 1`.then(() => 'answered', (error: { code?: string }) => ({ code: error.code }));
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  },
+};
+
+const unhandled: string[] = [];
+// Counting them also keeps them from ending the process, so the report still gets printed.
+process.on('unhandledRejection', (reason) => unhandled.push(reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason)));
+
+const scenario = scenarios[process.argv[2] ?? ''];
+if (!scenario) {
+  process.stderr.write(`unknown scenario ${process.argv[2]}; one of ${Object.keys(scenarios).join(', ')}\n`);
+  process.exit(2);
+}
+let outcome: unknown = 'unfinished';
+scenario().then(
+  (value) => (outcome = value),
+  (error: Error) => (outcome = { threw: error.message }),
+);
+// Printed once the process has nothing left to run, so a rejection from a late callback (a
+// socket's close after its error, a pool's reconnect) is counted as well.
+process.once('beforeExit', () => process.stdout.write(`${JSON.stringify({ outcome, unhandled })}\n`));
