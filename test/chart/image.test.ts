@@ -17,6 +17,8 @@ import { ROOT } from './helm';
 /** The image's numeric user; when the tests run as root, the processes run as it too. */
 const IMAGE_UID = 10001;
 const ACCESS_TOKEN = 'image-test-graph-token';
+/** Far above a start on a busy machine (seconds), so only a process that will never say it started reaches it. */
+const START_TIMEOUT_MS = 60_000;
 
 const stages = parseDockerfile(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
 const runtime = stages.at(-1)!;
@@ -111,14 +113,29 @@ describe('the final stage, replayed into a read-only folder', () => {
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    // Registered at once, so afterAll stops it even when it never says it started.
+    const started = { child, port: 0, metricsPort: 0, stop: async () => void (child.exitCode === null && child.kill('SIGTERM'), await exited) };
+    running.push(started);
     return new Promise((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`wagate ${command} exited with ${code}: ${stderr}`)));
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`wagate ${command} did not start within ${START_TIMEOUT_MS} ms: ${stderr}`));
+      }, START_TIMEOUT_MS);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`wagate ${command} exited with ${code}: ${stderr}`));
+      });
       createInterface({ input: child.stdout! }).on('line', (line) => {
-        const entry = JSON.parse(line) as { msg?: string; port?: number; metricsPort?: number };
+        // A line that is not a log entry is not the start entry either; a throw here would escape the test.
+        let entry: { msg?: string; port?: number; metricsPort?: number };
+        try {
+          entry = JSON.parse(line) as typeof entry;
+        } catch {
+          return;
+        }
         if (entry.msg !== 'ingest listening' && entry.msg !== 'worker started') return;
-        const started = { child, port: entry.port ?? 0, metricsPort: entry.metricsPort ?? 0, stop: async () => void (child.exitCode === null && child.kill('SIGTERM'), await exited) };
-        running.push(started);
-        resolve(started);
+        clearTimeout(timer);
+        resolve(Object.assign(started, { port: entry.port ?? 0, metricsPort: entry.metricsPort ?? 0 }));
       });
     });
   }

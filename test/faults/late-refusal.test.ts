@@ -7,10 +7,10 @@ import { createPublisher, type Publisher } from '../../src/queue/publisher';
 import { assertTopology } from '../../src/queue/topology';
 import { createLogger } from '../../src/telemetry/logger';
 import { createMetrics } from '../../src/telemetry/metrics';
-import { deleteTopology } from '../support/amqp';
+import { deleteTopology, TEST_AMQP_URL } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { testEnv } from '../support/ingest';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { startProxyFor, type TcpProxy } from '../support/tcp-proxy';
 
 /**
  * A refusal that comes after the publish deadline hands the row back to the sweeps, but only
@@ -29,9 +29,10 @@ let relay: OutboxRelay;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  proxy = await startTcpProxy(5672);
+  const proxied = await startProxyFor(TEST_AMQP_URL, 5672);
+  proxy = proxied.proxy;
   broker = createBroker({
-    url: `amqp://guest:guest@127.0.0.1:${proxy.port}`,
+    url: proxied.url,
     name: 'late-refusal-test',
     log: createLogger('silent', 'test'),
     // The exchange without its shard queues: every publish comes back unroutable, so the

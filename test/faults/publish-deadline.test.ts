@@ -1,8 +1,9 @@
 import { createBroker, type Broker } from '../../src/queue/broker';
 import { createPublisher, type Publication } from '../../src/queue/publisher';
 import { createLogger } from '../../src/telemetry/logger';
+import { TEST_AMQP_URL } from '../support/amqp';
 import { randomQueuePrefix } from '../support/ingest';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { startProxyFor, type TcpProxy } from '../support/tcp-proxy';
 
 /**
  * A broker that stops reading (a connection blocked by a memory alarm, a stalled link) fills
@@ -25,9 +26,10 @@ let broker: Broker;
 const queue = `${randomQueuePrefix()}.deadline`;
 
 beforeAll(async () => {
-  proxy = await startTcpProxy(5672);
+  const proxied = await startProxyFor(TEST_AMQP_URL, 5672);
+  proxy = proxied.proxy;
   broker = createBroker({
-    url: `amqp://guest:guest@127.0.0.1:${proxy.port}`,
+    url: proxied.url,
     name: 'publish-deadline-test',
     log: createLogger('silent', 'test'),
     setup: async (channel) => void (await channel.assertQueue(queue, { durable: false, autoDelete: false })),

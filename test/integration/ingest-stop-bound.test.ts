@@ -1,7 +1,7 @@
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startTestIngest } from '../support/ingest';
-import { openQueueProbe, type QueueProbe } from '../support/amqp';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
+import { startProxyFor, type TcpProxy } from '../support/tcp-proxy';
 import { waitFor } from '../support/wait';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 
@@ -16,11 +16,13 @@ const GRACE_AFTER_REQUESTS_MS = 10_000;
 
 let db: TestDatabase;
 let proxy: TcpProxy;
+/** TEST_AMQP_URL through the proxy. */
+let proxiedAmqpUrl: string;
 let probe: QueueProbe;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  proxy = await startTcpProxy(5672);
+  ({ proxy, url: proxiedAmqpUrl } = await startProxyFor(TEST_AMQP_URL, 5672));
   probe = await openQueueProbe();
 });
 
@@ -34,7 +36,7 @@ afterAll(async () => {
 it('ends within the grace period while a commit hangs and the broker does not answer', async () => {
   const ingest = await startTestIngest(db.url, {
     // A heartbeat longer than the test, so that only the close's own bounds end the hung connection.
-    AMQP_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}?heartbeat=120`,
+    AMQP_URL: withHeartbeat(proxiedAmqpUrl, 120),
     SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
     // Longer than the test, so that Postgres does not cancel the blocked commit first.
     DB_STATEMENT_TIMEOUT_MS: '60000',
@@ -63,3 +65,10 @@ it('ends within the grace period while a commit hangs and the broker does not an
     await probe.deleteTopology(ingest.topology);
   }
 }, 60_000);
+
+/** The URL with amqplib's heartbeat (in seconds) set, whatever the URL already says. */
+function withHeartbeat(url: string, seconds: number): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set('heartbeat', String(seconds));
+  return parsed.toString();
+}

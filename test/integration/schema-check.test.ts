@@ -60,7 +60,9 @@ describe('a process started on a database that lacks its migrations', () => {
     const result = await runWagate(['worker'], testEnv(db.url, { QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' }));
     expect(result.code).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(SCHEMA_WAIT_MS);
-    expect(result.stderr).toContain(`wagate worker: failed: the database postgres@127.0.0.1:5432/${new URL(db.url).pathname.slice(1)} lacks ${migrations.length} migration(s) this release needs (${migrations[0]!.name}`);
+    // The database as the support code reaches it (TEST_DATABASE_URL or the default), as user@host:port/name.
+    const server = new URL(db.url);
+    expect(result.stderr).toContain(`wagate worker: failed: the database ${server.username || 'postgres'}@${server.hostname}:${server.port || '5432'}${server.pathname} lacks ${migrations.length} migration(s) this release needs (${migrations[0]!.name}`);
     expect(result.stderr).toContain('run `wagate migrate` with this release first');
     expect(result.stdout).not.toContain('worker started');
   }, SCHEMA_WAIT_MS + 30_000);

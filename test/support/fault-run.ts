@@ -67,10 +67,35 @@ export interface InvariantRow {
 }
 
 export async function startFaultRig(overrides: Record<string, string> = {}): Promise<FaultRig> {
+  // Each piece is registered for teardown as soon as it runs, so a start that fails partway
+  // (a child that does not come up in time on a loaded machine) leaves no database, fake
+  // provider, Toxiproxy or process behind; stop() runs the same steps, newest first.
+  const teardown: (() => Promise<unknown>)[] = [];
+  const tearDown = async () => {
+    let firstError: unknown;
+    for (const step of teardown.splice(0).reverse()) await Promise.resolve().then(step).catch((error: unknown) => (firstError ??= error));
+    if (firstError) throw firstError;
+  };
+  try {
+    return await buildFaultRig(overrides, (step) => teardown.push(step), tearDown);
+  } catch (error) {
+    await tearDown().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function buildFaultRig(
+  overrides: Record<string, string>,
+  onTeardown: (step: () => Promise<unknown>) => void,
+  tearDown: () => Promise<void>,
+): Promise<FaultRig> {
   const db = await createTestDatabase();
+  onTeardown(() => db.drop());
   await importCatalog(db.sql, CATALOG_CSV);
   const fake = await startKnownFakeProvider();
+  onTeardown(() => fake.close());
   const toxiproxy = await startToxiproxy();
+  onTeardown(() => toxiproxy.close());
   const postgres = await toxiproxy.proxy('postgres', Number(new URL(db.url).port || 5432), new URL(db.url).hostname);
   const rabbitmq = await toxiproxy.proxy('rabbitmq', Number(new URL(TEST_AMQP_URL).port || 5672), new URL(TEST_AMQP_URL).hostname);
   const env = testEnv(withPort(db.url, postgres.port), {
@@ -84,8 +109,13 @@ export async function startFaultRig(overrides: Record<string, string> = {}): Pro
     PUBLISH_CONFIRM_TIMEOUT_MS: '2000',
     ...overrides,
   });
-  const ingest = await spawnWagate('ingest', env);
-  const worker = await spawnWagate('worker', env);
+  // An ingest declares the topology as it starts, before it may fail its warm-up.
+  onTeardown(() => deleteTopology(topologyFromConfig(loadConfig(env))));
+  // The processes running now: replace() swaps them, and teardown stops whichever run then.
+  const running: Partial<Record<'ingest' | 'worker', ChildIngest>> = {};
+  onTeardown(() => Promise.all([running.ingest?.stop('SIGKILL'), running.worker?.stop('SIGKILL')]));
+  running.ingest = await spawnWagate('ingest', env);
+  running.worker = await spawnWagate('worker', env);
   const sent: Sent[] = [];
   let senderSeq = 0;
   const runTag = String(Date.now() % 1_000_000).padStart(6, '0');
@@ -104,11 +134,15 @@ export async function startFaultRig(overrides: Record<string, string> = {}): Pro
   }
 
   const rig: FaultRig = {
-    db, fake, toxiproxy, postgres, rabbitmq, env, ingest, worker, sent,
+    db, fake, toxiproxy, postgres, rabbitmq, env, sent,
+    get ingest() { return running.ingest!; },
+    set ingest(child) { running.ingest = child; },
+    get worker() { return running.worker!; },
+    set worker(child) { running.worker = child; },
     async replace(role, extraEnv = {}) {
-      await rig[role].stop('SIGKILL');
-      rig[role] = await spawnWagate(role, { ...env, ...extraEnv });
-      return rig[role];
+      await running[role]!.stop('SIGKILL');
+      running[role] = await spawnWagate(role, { ...env, ...extraEnv });
+      return running[role];
     },
     async sendLoad(count, perSecond) {
       const pending: Promise<Sent>[] = [];
@@ -131,13 +165,7 @@ export async function startFaultRig(overrides: Record<string, string> = {}): Pro
       }, SETTLE_TIMEOUT_MS);
     },
     invariants: (windows) => checkInvariants(db, fake, sent, windows),
-    async stop() {
-      await Promise.all([rig.ingest.stop('SIGKILL'), rig.worker.stop('SIGKILL')]);
-      await toxiproxy.close();
-      await fake.close();
-      await deleteTopology(topologyFromConfig(loadConfig(env)));
-      await db.drop();
-    },
+    stop: tearDown,
   };
   return rig;
 }

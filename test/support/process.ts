@@ -30,14 +30,14 @@ export async function spawnWagate(command: string, env: Record<string, string>, 
   void exited.then(() => (hasExited = true));
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  let timer: NodeJS.Timeout | undefined;
   const listening = new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`wagate ${command} did not start within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+    timer = setTimeout(() => reject(new Error(`wagate ${command} did not start within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
         if (entry.msg === 'ingest listening' || entry.msg === 'worker started' || entry.msg === 'autoscaler started') {
-          clearTimeout(timer);
           resolve({ port: (entry.port as number) ?? 0, metricsPort: entry.metricsPort as number });
         }
       } catch {
@@ -46,12 +46,23 @@ export async function spawnWagate(command: string, env: Record<string, string>, 
     });
     void exited.then((code) => reject(new Error(`wagate ${command} exited with ${code}: ${stderr}`)));
   });
-  const { port, metricsPort } = await listening;
-  // As a Service would, send to an ingest only once its warm-up (and its rehearsal's
-  // connections) is over: whatever the outcome, it then logs "ingest warmed up" or "ingest warm-up …",
-  // unless it stops first (a test may expect it to, as on a topology conflict found after it listens).
-  if (command === 'ingest') {
-    await waitFor('wagate ingest to finish its warm-up or exit', () => hasExited || logs.some((entry) => String(entry.msg).startsWith('ingest warm')), timeoutMs);
+  let port: number;
+  let metricsPort: number;
+  try {
+    ({ port, metricsPort } = await listening);
+    // As a Service would, send to an ingest only once its warm-up (and its rehearsal's
+    // connections) is over: whatever the outcome, it then logs "ingest warmed up" or "ingest warm-up …",
+    // unless it stops first (a test may expect it to, as on a topology conflict found after it listens).
+    if (command === 'ingest') {
+      await waitFor('wagate ingest to finish its warm-up or exit', () => hasExited || logs.some((entry) => String(entry.msg).startsWith('ingest warm')), timeoutMs);
+    }
+  } catch (error) {
+    // The caller never gets a handle on a process that did not start, so nothing else would stop it.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
   return {
     child,
