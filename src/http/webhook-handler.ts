@@ -51,6 +51,7 @@ const SIGNATURE_HINTS: Record<SignatureRejection, string> = {
 export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
   const { adapter, recorder, limit, metrics, log } = deps;
   const source = adapter.source;
+  const maxBodyBytes = Math.min(deps.maxBodyBytes, adapter.maxBodyBytes ?? Infinity);
 
   /** Every answer is timed, except the instant refusal of an overloaded pod (it did no work). */
   function answer(res: ServerResponse, startedAt: number | null, status: number, contentType: string, body: string, retryAfter?: string): void {
@@ -84,7 +85,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, startedAt: number, receivedAtMs: number, serverSpan: Span): Promise<void> {
-    const read = await readRawBody(req, deps.maxBodyBytes);
+    const read = await readRawBody(req, maxBodyBytes);
     if (!read.ok) {
       metrics.webhookEvents.inc({ source, outcome: read.failure.outcome });
       // The rest of the body stays unread: nothing else may follow on this connection.
@@ -138,7 +139,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       if (res.writableFinished) metrics.webhookRequests.inc({ source, code: String(res.statusCode) });
       endServerSpan(serverSpan, res.statusCode, res.writableFinished);
     });
-    const bytes = upfrontReservation(req, deps.maxBodyBytes);
+    const bytes = upfrontReservation(req, maxBodyBytes);
     if (!limit.tryEnter(bytes)) {
       metrics.webhookEvents.inc({ source, outcome: 'overloaded' });
       req.resume();

@@ -31,6 +31,8 @@ export interface WebhookAdapter {
   rejection(request: InboundRequest): SignatureRejection;
   parse(request: InboundRequest, receivedAtMs: number): ParsedWebhook;
   ack: { contentType: string; body: string };
+  /** The largest body this provider sends, when below MAX_BODY_BYTES: more is refused with 413 unread. */
+  maxBodyBytes?: number;
 }
 
 /**

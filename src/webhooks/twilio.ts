@@ -36,9 +36,19 @@ const statusCallbackSchema = z.looseObject({
   To: z.string().max(MAX_ADDRESS_LENGTH).optional(),
 });
 
+/**
+ * Twilio's webhook forms are a few kilobytes: a Body of at most 1,600 characters (under 15 kB
+ * percent-encoded, even all emoji), ten media URLs and a few dozen short fields. A forged form
+ * is decoded, sorted and hashed once per URL spelling and auth token before it can be refused:
+ * at the shared 3 MiB cap that took 64 to 230 ms of CPU a request, so anyone could pin an
+ * ingest's core with a few megabytes a second.
+ */
+export const MAX_TWILIO_BODY_BYTES = 128 * 1024;
+
 export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapter {
   return {
     source: 'twilio',
+    maxBodyBytes: MAX_TWILIO_BODY_BYTES,
     ack: { contentType: 'text/xml; charset=utf-8', body: EMPTY_TWIML },
     verify: (request) =>
       options.skipValidation ||

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { createDatabase } from '../../src/db/client';
 import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
 import { encodeForm, metaEnvelope, metaSignature, metaTextEnvelope, twilioSignature } from '../../src/webhooks/samples';
-import { TWILIO_WEBHOOK_PATH, type FormParams } from '../../src/webhooks/twilio';
+import { MAX_TWILIO_BODY_BYTES, TWILIO_WEBHOOK_PATH, type FormParams } from '../../src/webhooks/twilio';
 import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
 import { createInProcessIngest, counterValue, type InProcessIngest } from '../support/in-process';
 import { META_SECRET, TWILIO_TOKEN } from '../support/ingest';
@@ -250,6 +250,23 @@ describe('what each input gets, in-process against the real recorder', () => {
       payload: encodeForm(params),
     });
   }
+
+  it('answers a Twilio form over 128 KiB 413 before its signature is computed, and takes one of the longest Twilio sends', async () => {
+    const before = await counterValue(ingest.metrics, 'wagate_webhook_events_total', { source: 'twilio', outcome: 'too_large' });
+    const forged = await ingest.request({
+      method: 'POST',
+      url: TWILIO_WEBHOOK_PATH,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': `${'A'.repeat(27)}=` },
+      payload: `Body=${'x'.repeat(MAX_TWILIO_BODY_BYTES)}`,
+    });
+    expect([forged.statusCode, forged.body]).toEqual([413, `body exceeds ${MAX_TWILIO_BODY_BYTES} bytes`]);
+    expect(await counterValue(ingest.metrics, 'wagate_webhook_events_total', { source: 'twilio', outcome: 'too_large' })).toBe(before + 1);
+    // 1,600 emoji, each four bytes percent-encoded (12 characters), and ten media URLs: still taken.
+    const longest = twilioText('🍕'.repeat(1600), 'whatsapp:+15550500019');
+    for (let n = 0; n < 10; n += 1) longest.push([`MediaUrl${n}`, `https://api.twilio.com/2010-04-01/Accounts/AC${'0'.repeat(32)}/Messages/MM${'0'.repeat(32)}/Media/ME${'0'.repeat(32)}`]);
+    expect(encodeForm(longest).length).toBeGreaterThan(19_000);
+    expect((await postSignedTwilio(longest)).statusCode).toBe(200);
+  });
 
   it('answers a Twilio message with empty TwiML after the commit', async () => {
     const params = twilioText('one coke', 'whatsapp:+15550500013');
