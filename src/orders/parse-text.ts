@@ -1,7 +1,7 @@
 import { holdCancelWords, isPlainCancel } from './parse-text-cancel';
 import { hasUnreadableCount } from './parse-text-counts';
 import { readChunk, type ChunkReading, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text-items';
-import { exceedsTextCap, MAX_ITEMS } from './parse-text-limits';
+import { exceedsTextCap, MAX_ITEMS, MAX_PHRASES } from './parse-text-limits';
 import { normalizeText, phraseAt, splitGluedNumbers, tokenize, type Token, type WordPhrase } from './parse-text-tokens';
 import {
   GREETINGS,
@@ -67,7 +67,8 @@ export function parseOrderText(text: string, options: ParseOptions = {}): Parsed
     parsed.excluded.push(...reading.excluded);
     parsed.unsure.push(...reading.unsure);
   }
-  return parsed.items.length > MAX_ITEMS ? tooLong() : parsed;
+  const phrases = parsed.items.length + parsed.excluded.length + parsed.unsure.length;
+  return parsed.items.length > MAX_ITEMS || phrases > MAX_PHRASES ? tooLong() : parsed;
 }
 
 function tooLong(): ParsedText {

@@ -261,6 +261,15 @@ describe('edge cases', () => {
     expect(itemsOf(names.join(', '), names)).toHaveLength(MAX_ITEMS);
   });
 
+  it('asks about a message of more than 40 phrases of any kind, each of which the product match would look up', () => {
+    expect(parseOrderText('a '.repeat(499).trim())).toEqual(tooLong);
+    expect(parseOrderText(Array.from({ length: 41 }, () => 'no x').join(', '))).toEqual(tooLong);
+    // 20 items and 20 exclusions are still read.
+    const names = Array.from({ length: MAX_ITEMS }, (_, i) => `item${i + 1}`);
+    const parsed = parseOrderText([...names, ...names.map((name) => `no ${name}x`)].join(', '), { keepTogether: names });
+    expect([parsed.items.length, parsed.excluded.length]).toEqual([MAX_ITEMS, MAX_ITEMS]);
+  });
+
   it('asks about a list of 21 items instead of dropping the 21st', () => {
     const names = Array.from({ length: MAX_ITEMS + 1 }, (_, i) => `item${i + 1}`);
     expect(parseOrderText(names.join(', '), { keepTogether: names })).toEqual(tooLong);
