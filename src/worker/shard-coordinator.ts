@@ -14,6 +14,8 @@ import { assignShards } from './shard-assignment';
  */
 const GAP_FRACTION_OF_LIVENESS = 3;
 const GAP_MIN_HEARTBEATS = 2;
+/** How long a stopping worker waits to read who owns its shards (see stop). */
+const OWNERS_READ_AT_STOP_MS = 1000;
 /** How often a worker repeats that a reshard still pauses its group, for an interrupted one. */
 const PAUSED_REMINDER_MS = 5 * 60_000;
 
@@ -290,12 +292,17 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       await settleWithin(Promise.allSettled([...taking]), left(), undefined);
       // A shard taken over that no round has noticed (heartbeats that stalled are often why a
       // worker is stopped) is relinquished, not released: its new owner already waits on the
-      // queue. A read that fails or hangs leaves the plain release.
-      const view = await settleWithin(store.read().catch(() => null), Math.min(left(), deps.heartbeatMs), null);
+      // queue, and a cancel would hand it the queue while the messages in hand still run. So is
+      // every shard when the owners cannot be read in time (Postgres hung, or slow on a busy
+      // node): the plain release then let the successor run a sender's next messages beside
+      // the ones in hand. Relinquishing a shard nobody took costs only the return of the
+      // messages not yet started.
+      const view = await settleWithin(store.read().catch(() => null), Math.min(left(), Math.max(deps.heartbeatMs, OWNERS_READ_AT_STOP_MS)), null);
       for (const shard of held) {
         if (busy.has(shard)) continue;
-        const takenOver = view !== null && view.owners.get(shard) !== me;
-        releaseInBackground(shard, takenOver ? 'worker stopping; taken over after this worker missed its heartbeats' : 'worker stopping', takenOver);
+        const ours = view !== null && view.owners.get(shard) === me;
+        const reason = ours ? 'worker stopping' : view === null ? 'worker stopping; owners unread, so handed on as if taken over' : 'worker stopping; taken over after this worker missed its heartbeats';
+        releaseInBackground(shard, reason, !ours);
       }
       const drained = (async () => {
         while (releases.size > 0) await Promise.allSettled([...releases]);

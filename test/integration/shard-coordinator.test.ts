@@ -179,6 +179,48 @@ describe('stopping a worker whose tick hangs on Postgres', () => {
   }, 30_000);
 });
 
+describe('stopping a worker that cannot read who owns its shards', () => {
+  /** A coordinator whose consumer only records how each shard was let go. */
+  function recordingLetGo(memberId: string, store: ReturnType<typeof createMembershipStore>) {
+    const calls: string[] = [];
+    const coordinator = createShardCoordinator({
+      store,
+      consumer: {
+        ...consumerOfShards(),
+        release: async (shard: number) => void calls.push(`release ${shard}`),
+        relinquish: async (shard: number) => void calls.push(`relinquish ${shard}`),
+      },
+      memberId,
+      shardCount: SHARDS,
+      prefetchFor: () => 10,
+      heartbeatMs: HEARTBEAT_MS,
+      livenessTimeoutMs: LIVENESS_MS,
+      log: createLogger('silent', 'test-worker'),
+      metrics: createMetrics('worker', { processMetrics: false }),
+    });
+    return { coordinator, calls };
+  }
+
+  it('relinquishes them (finishes what is under way, then lets go) rather than cancelling its consumers', async () => {
+    const real = createMembershipStore(db.sql, `${PREFIX}-unread`, LIVENESS_MS);
+    let readHangs = false;
+    // The owners' read hangs once the stop begins, as on a hung or starved Postgres.
+    const store = { ...real, read: () => (readHangs ? new Promise<never>(() => undefined) : real.read()) };
+    const { coordinator, calls } = recordingLetGo('unread-worker', store);
+    await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
+    readHangs = true;
+    expect(await coordinator.stop(5_000)).toBe(true);
+    expect(calls.sort()).toEqual(['relinquish 0', 'relinquish 1']);
+  }, 30_000);
+
+  it('releases them plainly when it reads that they are still its own', async () => {
+    const { coordinator, calls } = recordingLetGo('read-worker', createMembershipStore(db.sql, `${PREFIX}-read`, LIVENESS_MS));
+    await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
+    expect(await coordinator.stop(5_000)).toBe(true);
+    expect(calls.sort()).toEqual(['release 0', 'release 1']);
+  }, 30_000);
+});
+
 describe('stopping while a take waits on Postgres', () => {
   it('gives the shard back once the take commits, instead of holding it after the stop', async () => {
     const prefix = `${PREFIX}-late-take`;
