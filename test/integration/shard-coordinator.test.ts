@@ -1,9 +1,9 @@
 import { createDatabase } from '../../src/db/client';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { createLogger } from '../../src/telemetry/logger';
-import { createMembershipStore } from '../../src/worker/membership-store';
+import { createMembershipStore, type MembershipStore } from '../../src/worker/membership-store';
 import { assignShards } from '../../src/worker/shard-assignment';
-import { createShardCoordinator } from '../../src/worker/shard-coordinator';
+import { createShardCoordinator, type CoordinatorDeps } from '../../src/worker/shard-coordinator';
 import { counterValue } from '../support/in-process';
 import { waitFor } from '../support/wait';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -42,7 +42,7 @@ function consumerOfShards(finishing: Map<number, Promise<void>> = new Map()) {
   };
 }
 
-function coordinatorFor(memberId: string, store: ReturnType<typeof createMembershipStore>, finishing?: Map<number, Promise<void>>) {
+function coordinatorFor(memberId: string, store: MembershipStore, finishing?: Map<number, Promise<void>>, overrides: Partial<CoordinatorDeps> = {}) {
   return createShardCoordinator({
     store,
     consumer: consumerOfShards(finishing),
@@ -53,6 +53,7 @@ function coordinatorFor(memberId: string, store: ReturnType<typeof createMembers
     livenessTimeoutMs: LIVENESS_MS,
     log: createLogger('silent', 'test-worker'),
     metrics: createMetrics('worker', { processMetrics: false }),
+    ...overrides,
   });
 }
 
@@ -181,22 +182,14 @@ describe('stopping a worker whose tick hangs on Postgres', () => {
 
 describe('stopping a worker that cannot read who owns its shards', () => {
   /** A coordinator whose consumer only records how each shard was let go. */
-  function recordingLetGo(memberId: string, store: ReturnType<typeof createMembershipStore>) {
+  function recordingLetGo(memberId: string, store: MembershipStore) {
     const calls: string[] = [];
-    const coordinator = createShardCoordinator({
-      store,
+    const coordinator = coordinatorFor(memberId, store, undefined, {
       consumer: {
         ...consumerOfShards(),
         release: async (shard: number) => void calls.push(`release ${shard}`),
         relinquish: async (shard: number) => void calls.push(`relinquish ${shard}`),
       },
-      memberId,
-      shardCount: SHARDS,
-      prefetchFor: () => 10,
-      heartbeatMs: HEARTBEAT_MS,
-      livenessTimeoutMs: LIVENESS_MS,
-      log: createLogger('silent', 'test-worker'),
-      metrics: createMetrics('worker', { processMetrics: false }),
     });
     return { coordinator, calls };
   }
@@ -309,10 +302,7 @@ describe('a group that a reshard pauses', () => {
     const log = createLogger('info', 'test-worker', { write: (line: string) => void lines.push(JSON.parse(line)) });
     const metrics = createMetrics('worker', { processMetrics: false });
     const reminderMs = 300;
-    const coordinator = createShardCoordinator({
-      store, consumer: consumerOfShards(), memberId: 'worker-a', shardCount: SHARDS, prefetchFor: () => 10,
-      heartbeatMs: HEARTBEAT_MS, livenessTimeoutMs: LIVENESS_MS, log, metrics, pausedReminderMs: reminderMs,
-    });
+    const coordinator = coordinatorFor('worker-a', store, undefined, { log, metrics, pausedReminderMs: reminderMs });
     const paused = () => counterValue(metrics, 'wagate_worker_group_paused', {});
     const pauseNotices = () => lines.filter((line) => line.level === 40 && line.msg.includes('a wagate reshard pauses the worker group'));
 
