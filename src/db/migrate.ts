@@ -9,6 +9,23 @@ export const MIGRATIONS_DIR = path.join(__dirname, '..', '..', 'migrations');
 /** Arbitrary constant shared by every wagate migrator, so concurrent runs queue behind one another. */
 const MIGRATION_LOCK_KEY = 7_412_001;
 
+/**
+ * Checksums of earlier texts of applied migrations that build the same schema as today's, so
+ * that a database which applied one is not taken for one whose migration was changed: 014
+ * was edited afterwards in its comments only, 005 and 007 in how they build the same objects
+ * (005's constraint was validated at once, 007's index built without CONCURRENTLY). Never add
+ * a text that builds anything else: that takes a new migration.
+ */
+const EQUIVALENT_EARLIER_CHECKSUMS: Readonly<Record<number, readonly string[]>> = {
+  5: ['3212795de60f4ed273c7e772d045a91969c978f38abbb3e77284779325dd7807'],
+  7: ['6029c3d97250919fd01c5d536f1504b3c31788651005d5f5df020366e8872184'],
+  14: ['a23b1114003a627a3dc485868bc53e2fdce6dd1c756ae0a5ab8b0c527272717c'],
+};
+
+function appliedAsShipped(migration: Migration, appliedChecksum: string): boolean {
+  return appliedChecksum === migration.checksum || (EQUIVALENT_EARLIER_CHECKSUMS[migration.version] ?? []).includes(appliedChecksum);
+}
+
 export interface Migration {
   version: number;
   name: string;
@@ -88,7 +105,7 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
     for (const migration of migrations) {
       const previous = applied.get(migration.version);
       if (previous) {
-        if (previous.checksum !== migration.checksum) {
+        if (!appliedAsShipped(migration, previous.checksum)) {
           throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} was changed after it was applied (checksum differs); add a new migration instead`);
         }
         continue;

@@ -29,6 +29,23 @@ describe('migrate', () => {
     await Promise.all(pools.map((sql) => sql.end()));
   });
 
+  it('accepts a database that applied an earlier text of 014 which differed only in its comments', async () => {
+    const earlier = 'a23b1114003a627a3dc485868bc53e2fdce6dd1c756ae0a5ab8b0c527272717c';
+    await db.sql`UPDATE schema_migrations SET checksum = ${earlier} WHERE version = 14`;
+    try {
+      expect(await migrate(db.sql)).toEqual([]);
+    } finally {
+      await db.sql`UPDATE schema_migrations SET checksum = ${readMigrations().find((m) => m.version === 14)!.checksum} WHERE version = 14`;
+    }
+    // Any other text of it is still refused.
+    await db.sql`UPDATE schema_migrations SET checksum = 'something-else' WHERE version = 14`;
+    try {
+      await expect(migrate(db.sql)).rejects.toThrow(/014_unfinished_index_for_counts\.sql was changed after it was applied/);
+    } finally {
+      await db.sql`UPDATE schema_migrations SET checksum = ${readMigrations().find((m) => m.version === 14)!.checksum} WHERE version = 14`;
+    }
+  });
+
   it('refuses to run when an applied migration was edited', async () => {
     const edited = readMigrations().map((m, i) => (i === 0 ? { ...m, checksum: 'edited' } : m));
     await expect(migrate(db.sql, edited)).rejects.toThrow(/001_ledger\.sql was changed after it was applied/);

@@ -1,0 +1,42 @@
+import { readMigrations } from '../../src/db/migrate';
+
+/**
+ * A migration a database has applied must never change: `wagate migrate` refuses to run on a
+ * database whose applied migration differs from the shipped text, so the next upgrade of that
+ * installation would stop at its pre-upgrade hook. A change belongs in a new migration. (A
+ * comment-only edit of an applied one also needs its old checksum accepted: see
+ * EQUIVALENT_EARLIER_CHECKSUMS in src/db/migrate.ts.)
+ */
+const SHIPPED: Record<string, string> = {
+  '001_ledger.sql': '9231ef2176ee0348858a6ac475d90d83083aebc49766e6aba9b434978a8c4c47',
+  '002_orders.sql': '9535d0578d3ff6ca4b1d31fe6f960c44e3b11aa283db208b9ea2f2206b83ad2d',
+  '003_lighter_outbox.sql': '0207bd5026d4cb771e4cc6023eff246b485ee9cf3bdc55ab2e2804df6ccdd61e',
+  '004_record_batch_function.sql': 'bbbe88cd4c9e1ee62549accc826ba1620db992e04836db00d1ac37b5662a6c33',
+  '005_erased_status.sql': 'f3d7156fce07545b60e8a035838c23c6a75066fb6a05c3f3d3b06e26ec6722ba',
+  '006_validate_status_check.sql': '539b043f75a81c7ee68749b7d80dd7484c4d0ef66c9676d13e894119780cae41',
+  '007_unfinished_messages_index.sql': '98cb33e53bb1f6a2e18d11a036962e4f86be11449e293d5dcda04af127040556',
+  '008_worker_membership.sql': '1c939ef57ce6a143892adefb9e52a0a9e0d43051a1dd603318a14559b01e15a8',
+  '009_record_batch_without_advisory_locks.sql': '737c7bbe49ea8408a2fd4f2825c12ee18e356624e324dfcda0226b60f2e7f4d0',
+  '010_customer_languages.sql': 'b2f7269b861cedbf4643322adb05216bfcfabca9fb307484c3971ef91ebfc1be',
+  '011_order_created_at_indexes.sql': '960b36c3feb97720dee6dbf25c6a7872b3594649c441b0bc7c80dc733c095701',
+  '012_catalog_version.sql': 'a41e2859d26521abdeba83fdaa518831a6f17a7024480708f586fef266ff1d88',
+  '013_unfinished_status_function.sql': '4e3196a5ba131bcd1e9bfb4aa75fb9048a38c8daea3f603401b1a29e2b4ed6e0',
+  '014_unfinished_index_for_counts.sql': 'b11ea53a3b38f52e5e956d60b7ba51a15fa4ba8c5450f4d866bcdf2d49552fb9',
+  '015_drop_plain_unfinished_index.sql': '4c8322dfb0bb8cfceb0da05d9305c5a9e700a2f82519f1b1bd54502c2b35d12d',
+  '016_waiting_until.sql': '916f2d5e399c823ecaadf5817a840efc8bde8046a0648c08920da7ca2d8fd9a1',
+  '017_reshard_gathered_for.sql': '7d42b9d671058bc4c78379bff9dffa57bc2bc80a94b9a77bbe47b9fbf8015c53',
+  '018_unfinished_index_with_readiness.sql': '33c2b4870ec0533afbf76b3d0471db8aeb6f1f21fa71a0f005b8d186228d497f',
+  '019_drop_unfinished_count_index.sql': 'e5170443b2e3ffa5818118c0fe097b25829e3e1f14a9e678fcc840329e4db893',
+  '020_record_batch_names_receipt_replies.sql': 'fbdd285db08430805fce9ddd93b2bbf5c64101423597b577309c77be20ab7d1c',
+  '021_outbox_sweeper_lease.sql': '8251b35b23f5daae4ba88b074e62e01b8ff12b12d57c0126867a3c0b58047547',
+  '022_worker_members_leaving.sql': '504f129420a84a888f09da8da12abd92c875cd1e229d4a39644f088e2acf0886',
+};
+
+it('ships every released migration exactly as released; new ones are added here once released', () => {
+  const shipped = Object.fromEntries(readMigrations().map((migration) => [migration.name, migration.checksum]));
+  const changed = Object.keys(SHIPPED).filter((name) => shipped[name] !== SHIPPED[name]);
+  expect(changed).toEqual([]);
+  const unlisted = Object.keys(shipped).filter((name) => !(name in SHIPPED));
+  // A new migration is listed in the release that ships it.
+  expect(unlisted).toEqual([]);
+});
