@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse } from 'yaml';
 import { checkWorkerConfig, loadConfig } from '../../src/config';
 import { CHART_DIR, SCENARIOS, find, podTemplates, render, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
+
+/** The release in package.json, which the chart's appVersion must name. */
+const PACKAGE_VERSION = (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 
 const minimal = renderScenario('minimal');
 const production = renderScenario('production');
@@ -227,9 +231,14 @@ describe('values', () => {
     expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['worker.autoscaling.maxReplicas=40'] })).toContain('is above config.WORK_SHARDS (32)');
   });
 
+  it('deploys the release of the code beside it: appVersion is package.json\'s version', () => {
+    const chart = parse(readFileSync(path.join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { appVersion: string };
+    expect(chart.appVersion).toBe(PACKAGE_VERSION);
+  });
+
   it('takes the image tag from appVersion unless set, and pins a digest when given', () => {
     const image = (objects: K8sObject[]) => find(objects, 'Deployment', '-ingest').spec.template.spec.containers[0].image;
-    expect(image(minimal)).toBe('ghcr.io/wagate/wagate:0.1.0');
+    expect(image(minimal)).toBe(`ghcr.io/wagate/wagate:${PACKAGE_VERSION}`);
     expect(image(production)).toBe('ghcr.io/wagate/wagate@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
     expect(image(render({ valuesFiles: [scenarioFile('minimal')], set: ['image.tag=1.2.3', 'image.repository=registry.example/wagate'] }))).toBe('registry.example/wagate:1.2.3');
   });
