@@ -9,7 +9,7 @@ import { UsageError, WagateError } from '../errors';
 import { normalisePhone } from '../ledger/addresses';
 import { checkRetention, runCleanup } from '../ledger/retention';
 import { declarableShardCount, storedShardCount } from '../ledger/shard-count';
-import { importCatalog } from '../orders/catalog-import';
+import { decodeCatalogFile, importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
 import { DEAD_LETTER_SETTLE_SECONDS, reopenDeadMessage } from '../orders/reopen-dead-message';
 import { listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
@@ -44,13 +44,15 @@ export async function productsCommand(config: Config, args: string[]): Promise<v
 }
 
 function readCatalogFile(file: string): string {
+  let bytes: Buffer;
   try {
-    return readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'there is no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a folder' : (error as Error).message;
     throw new WagateError('FILE_UNREADABLE', `cannot read the catalog ${path.resolve(file)}: ${why}; check the path (relative paths start at ${process.cwd()})`);
   }
+  return decodeCatalogFile(bytes);
 }
 
 /**

@@ -29,14 +29,30 @@ const PRICE_PATTERN = /^\d{1,10}(\.\d{1,2})?$/;
 /** Longest cell value quoted back in a problem, in characters. */
 const QUOTED_VALUE_MAX_LENGTH = 40;
 
+/**
+ * Characters nobody sees but Postgres and the matcher do: controls left after line breaks and
+ * tabs become spaces (a NUL, say), the zero-width space, word joiner, BOM and soft hyphen, and
+ * the bidirectional overrides. "P1" followed by a zero-width space passed as a sku of its own
+ * that no cart's "P1" finds, and a NUL failed the import with Postgres's error and no line.
+ * The zero-width joiners of emoji and scripts that need them stay.
+ */
+const INVISIBLE = /[\p{Cc}\u00AD\u200B\u2060\uFEFF\u202A-\u202E\u2066-\u2069]/u;
+const INVISIBLE_MESSAGE = 'contains an invisible or control character (such as a zero-width space or a NUL); retype the value';
+
+/** A spreadsheet cell's text on one line: line breaks (Alt+Enter in a cell) and tabs become single spaces. */
+function oneLine(value: string): string {
+  return value.replace(/\s+/g, ' ').trim();
+}
+
 const catalogRowSchema = z.object({
   sku: z
     .string()
     .trim()
     .min(1, 'is empty')
     .max(SKU_MAX_LENGTH, `is longer than ${SKU_MAX_LENGTH} characters`)
-    .regex(/^\S+$/, 'must not contain spaces'),
-  name: z.string().trim().min(1, 'is empty'),
+    .regex(/^\S+$/, 'must not contain spaces')
+    .refine((sku) => !INVISIBLE.test(sku), INVISIBLE_MESSAGE),
+  name: z.string().transform(oneLine).pipe(z.string().min(1, 'is empty').refine((name) => !INVISIBLE.test(name), INVISIBLE_MESSAGE)),
   price: z
     .string()
     .trim()
@@ -48,7 +64,7 @@ const catalogRowSchema = z.object({
     .min(1, 'is empty')
     .toUpperCase()
     .regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code, like EUR'),
-  aliases: z.string().transform(splitAliases),
+  aliases: z.string().transform(splitAliases).refine((aliases) => aliases.every((alias) => !INVISIBLE.test(alias)), INVISIBLE_MESSAGE),
 });
 
 interface CsvRecord {
@@ -199,7 +215,40 @@ function describeValue(value: string): string {
 function splitAliases(value: string): string[] {
   const aliases = value
     .split('|')
-    .map((alias) => alias.trim())
+    .map(oneLine)
     .filter((alias) => alias !== '');
   return [...new Set(aliases)];
+}
+
+/**
+ * The file's text, which must be UTF-8 (with or without a BOM). Excel's plain "CSV (Comma
+ * delimited)" on Windows writes Windows-1252: read as UTF-8, "Café crème" was imported as
+ * "Caf\uFFFD cr\uFFFDme" without a word. Its "Unicode Text" writes UTF-16.
+ */
+export function decodeCatalogFile(bytes: Uint8Array): string {
+  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || bytes.subarray(0, 4096).includes(0);
+  if (utf16) throw new CatalogImportError([`line 1: encoding: the file is UTF-16 (Excel's "Unicode Text"); ${SAVE_AS_UTF8}`]);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const offset = firstNonUtf8Byte(bytes);
+    const line = bytes.subarray(0, offset).filter((byte) => byte === 0x0a).length + 1;
+    const byte = bytes[offset]!.toString(16).toUpperCase().padStart(2, '0');
+    throw new CatalogImportError([`line ${line}: encoding: byte 0x${byte} is not UTF-8 (the file looks saved as Windows-1252 or Latin-1); ${SAVE_AS_UTF8}`]);
+  }
+}
+
+const SAVE_AS_UTF8 = 'save it as "CSV UTF-8 (Comma delimited)" and import it again';
+
+/** Where UTF-8 decoding first fails: a lead byte that cannot start a character, or one whose continuation bytes are missing. */
+function firstNonUtf8Byte(bytes: Uint8Array): number {
+  for (let index = 0; index < bytes.length; ) {
+    const lead = bytes[index]!;
+    const continuations = lead < 0x80 ? 0 : lead >= 0xc2 && lead <= 0xdf ? 1 : lead >= 0xe0 && lead <= 0xef ? 2 : lead >= 0xf0 && lead <= 0xf4 ? 3 : -1;
+    if (continuations < 0) return index;
+    for (let next = 1; next <= continuations; next += 1) if (((bytes[index + next] ?? 0) & 0xc0) !== 0x80) return index;
+    index += continuations + 1;
+  }
+  // Only overlong or surrogate forms remain, which the scan above lets through: name the start.
+  return 0;
 }

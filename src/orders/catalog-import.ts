@@ -1,7 +1,7 @@
 import { transaction, type Sql } from '../db/client';
 import { parseCatalogCsv, type CatalogRow } from './catalog-csv';
 
-export { CATALOG_COLUMNS, CatalogImportError, parseCatalogCsv, type CatalogRow } from './catalog-csv';
+export { CATALOG_COLUMNS, CatalogImportError, decodeCatalogFile, parseCatalogCsv, type CatalogRow } from './catalog-csv';
 
 export interface CatalogImportResult {
   rows: number;

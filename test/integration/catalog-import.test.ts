@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CatalogImportError, importCatalog, parseCatalogCsv } from '../../src/orders/catalog-import';
+import { CatalogImportError, decodeCatalogFile, importCatalog, parseCatalogCsv } from '../../src/orders/catalog-import';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'catalog');
@@ -161,6 +161,37 @@ describe('parseCatalogCsv', () => {
     expect(() => parseCatalogCsv(`${header}\n${'X'.repeat(65)},Long,1,EUR,\n`)).toThrow(/line 2: sku: is longer than 64 characters/);
     expect(parseCatalogCsv(`${header}\n${'X'.repeat(64)},Long,1,EUR,\n`)).toHaveLength(1);
     expect(parseCatalogCsv(`${header}\n`)).toEqual([]);
+  });
+
+  it('puts a cell\'s line breaks and tabs on one line, and refuses invisible characters, naming line and field', () => {
+    expect(parseCatalogCsv(`${header}\nPZ-BIG,"Pizza\nfor\ttwo",20,EUR,"big one |\n family pizza"\n`)).toEqual([
+      { sku: 'PZ-BIG', name: 'Pizza for two', price: '20', currency: 'EUR', aliases: ['big one', 'family pizza'] },
+    ]);
+    const problems = (text: string) => {
+      try {
+        parseCatalogCsv(text);
+      } catch (error) {
+        return (error as CatalogImportError).problems;
+      }
+      return [];
+    };
+    expect(problems(`${header}\nP1\u200b,Zero width,1,EUR,\nP2,Nul\u0000name,1,EUR,\nP3,Right,1,EUR,Coke\u202e\n`)).toEqual([
+      expect.stringMatching(/^line 2: sku: contains an invisible or control character/),
+      expect.stringMatching(/^line 3: name: contains an invisible or control character/),
+      expect.stringMatching(/^line 4: aliases: contains an invisible or control character/),
+    ]);
+    // An emoji built with zero-width joiners stays.
+    expect(parseCatalogCsv(`${header}\nCHEF,\u{1F468}\u200d\u{1F373} special,9,EUR,\n`)[0]!.name).toBe('\u{1F468}\u200d\u{1F373} special');
+  });
+
+  it('reads UTF-8 files and refuses Windows-1252 and UTF-16 ones, saying how to save them', () => {
+    const utf8 = `${header}\nP1,Café crème,8.50,EUR,\n`;
+    expect(decodeCatalogFile(Buffer.from(utf8, 'utf8'))).toBe(utf8);
+    expect(() => decodeCatalogFile(Buffer.from(utf8, 'latin1'))).toThrow(
+      'line 2: encoding: byte 0xE9 is not UTF-8 (the file looks saved as Windows-1252 or Latin-1); save it as "CSV UTF-8 (Comma delimited)" and import it again',
+    );
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(utf8, 'utf16le')]);
+    expect(() => decodeCatalogFile(utf16)).toThrow('line 1: encoding: the file is UTF-16 (Excel\'s "Unicode Text")');
   });
 
   it('keeps the price as the exact decimal text', () => {

@@ -175,6 +175,9 @@ describe('wagate command line', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/line 2: price/);
     expect(bad.stderr).toMatch(/line 3: name/);
+    writeFileSync(path.join(dir, 'windows.csv'), Buffer.from('sku,name,price,currency,aliases\nCAFE,Café,2.00,EUR,\n', 'latin1'));
+    const windows = await wagate(['products', 'import', path.join(dir, 'windows.csv')]);
+    expect([windows.code, windows.stderr]).toEqual([1, expect.stringContaining('line 2: encoding: byte 0xE9 is not UTF-8')]);
     expect((await db.sql`SELECT sku FROM products ORDER BY sku`).map((r) => r.sku)).toEqual(['PIZ']);
   });
 
