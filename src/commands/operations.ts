@@ -35,12 +35,21 @@ export async function withSql<T>(config: Config, work: (sql: Sql) => Promise<T>,
 }
 
 export async function productsCommand(config: Config, args: string[]): Promise<void> {
-  const [action, file, ...extra] = args;
-  if (action !== 'import' || !file) throw new UsageError(action === 'import' ? 'products import needs a FILE.csv' : `unknown action "${action ?? ''}"`);
-  if (extra.length > 0) throw new UsageError(`products import takes one FILE.csv and no options (got also "${extra.join(' ')}")`);
+  const [action, ...rest] = args;
+  if (action !== 'import') throw new UsageError(`unknown action "${action ?? ''}"`);
+  const { values, positionals } = parseArgs({ args: rest, options: { 'deactivate-missing': { type: 'boolean' } }, allowPositionals: true });
+  const [file, ...extra] = positionals;
+  if (!file) throw new UsageError('products import needs a FILE.csv');
+  if (extra.length > 0) throw new UsageError(`products import takes one FILE.csv and no options but --deactivate-missing (got also "${extra.join(' ')}")`);
   const text = readCatalogFile(file);
-  const result = await withSql(config, (sql) => importCatalog(sql, text));
-  print(`imported ${result.rows} product(s): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged`);
+  const deactivateMissing = values['deactivate-missing'] === true;
+  const result = await withSql(config, (sql) => importCatalog(sql, text, { deactivateMissing }));
+  print(`imported ${result.rows} product(s): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged` +
+    (deactivateMissing ? `, ${result.deactivated} not in the file switched off` : ''));
+  for (const { name, skus } of result.sharedNames) {
+    print(`warning: ${skus.length} active products are named "${name}" (${skus.join(', ')}): customers who write it get a question; ` +
+      'switch the old ones off by importing the whole menu with --deactivate-missing');
+  }
 }
 
 function readCatalogFile(file: string): string {

@@ -8,6 +8,18 @@ export interface CatalogImportResult {
   inserted: number;
   updated: number;
   unchanged: number;
+  /** Active products missing from the file that the import switched off (deactivateMissing). */
+  deactivated: number;
+  /** Names that more than one active product carries after the import, with their skus. */
+  sharedNames: { name: string; skus: string[] }[];
+}
+
+export interface CatalogImportOptions {
+  /**
+   * The file is the whole menu: active products missing from it are switched off (never
+   * deleted; orders keep pointing at them), in the same transaction.
+   */
+  deactivateMissing?: boolean;
 }
 
 /** Arbitrary constant: concurrent imports queue behind one another instead of interleaving row locks. */
@@ -19,10 +31,11 @@ const UPSERT_BATCH_ROWS = 500;
  * Upserts every row of a catalog CSV in one transaction, or, if any row is invalid, throws
  * CatalogImportError and changes nothing.
  *
- * Products missing from the file are deliberately left as they are, active or not: a file that
- * lists only part of the menu (say, today's drinks) must not switch the rest of it off.
+ * Products missing from the file are left as they are, active or not, unless the import is
+ * told the file is the whole menu (deactivateMissing): a file that lists only part of the menu
+ * (say, today's drinks) must not switch the rest of it off.
  */
-export async function importCatalog(sql: Sql, csvText: string): Promise<CatalogImportResult> {
+export async function importCatalog(sql: Sql, csvText: string, options: CatalogImportOptions = {}): Promise<CatalogImportResult> {
   const rows = parseCatalogCsv(csvText);
   const changed = await transaction(sql, async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${CATALOG_IMPORT_LOCK_KEY})`;
@@ -33,9 +46,31 @@ export async function importCatalog(sql: Sql, csvText: string): Promise<CatalogI
       inserted += outcomes.filter((outcome) => outcome.inserted).length;
       updated += outcomes.filter((outcome) => !outcome.inserted).length;
     }
-    return { inserted, updated };
+    const deactivated = options.deactivateMissing ? await deactivateMissing(tx, rows.map((row) => row.sku)) : 0;
+    return { inserted, updated, deactivated, sharedNames: await sharedActiveNames(tx) };
   });
   return { rows: rows.length, ...changed, unchanged: rows.length - changed.inserted - changed.updated };
+}
+
+async function deactivateMissing(tx: Sql, skus: string[]): Promise<number> {
+  const switchedOff = await tx`
+    UPDATE products SET active = false, updated_at = now()
+    WHERE active AND NOT (sku = ANY(${skus}::text[]))
+    RETURNING sku`;
+  return switchedOff.length;
+}
+
+/**
+ * Two active products of one name score alike for every customer who writes it, so each such
+ * order becomes a question: after a re-import with new skus, for instance, which left the old
+ * ones on the menu.
+ */
+async function sharedActiveNames(tx: Sql): Promise<{ name: string; skus: string[] }[]> {
+  return tx<{ name: string; skus: string[] }[]>`
+    SELECT min(name) AS name, array_agg(sku ORDER BY sku) AS skus
+    FROM products WHERE active
+    GROUP BY lower(name) HAVING count(*) > 1
+    ORDER BY 1 LIMIT 20`;
 }
 
 /**

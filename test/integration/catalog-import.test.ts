@@ -48,7 +48,7 @@ describe('importCatalog', () => {
   it('imports a good file with exact prices, trimmed aliases, upper-cased currency and a quoted name with a comma', async () => {
     const result = await importCatalog(db.sql, fixture('menu.csv'));
 
-    expect(result).toEqual({ rows: 3, inserted: 3, updated: 0, unchanged: 0 });
+    expect(result).toEqual({ rows: 3, inserted: 3, updated: 0, unchanged: 0, deactivated: 0, sharedNames: [] });
     const rows = await products();
     expect(rows.map(({ updated_at: _, ...row }) => row)).toEqual([
       { sku: 'DR-COKE', name: 'Coca-Cola 33cl', aliases: ['coke', 'cola'], price: '2.00', currency: 'EUR', active: true },
@@ -63,7 +63,7 @@ describe('importCatalog', () => {
 
     const result = await importCatalog(db.sql, fixture('menu.csv'));
 
-    expect(result).toEqual({ rows: 3, inserted: 0, updated: 0, unchanged: 3 });
+    expect(result).toEqual({ rows: 3, inserted: 0, updated: 0, unchanged: 3, deactivated: 0, sharedNames: [] });
     expect(await products()).toEqual(before);
   });
 
@@ -73,7 +73,7 @@ describe('importCatalog', () => {
 
     const result = await importCatalog(db.sql, fixture('menu-coke-price-changed.csv'));
 
-    expect(result).toEqual({ rows: 3, inserted: 0, updated: 1, unchanged: 2 });
+    expect(result).toEqual({ rows: 3, inserted: 0, updated: 1, unchanged: 2, deactivated: 0, sharedNames: [] });
     const after = await products();
     const coke = after.find((row) => row.sku === 'DR-COKE')!;
     expect(coke.price).toBe('2.20');
@@ -89,9 +89,24 @@ describe('importCatalog', () => {
 
     const result = await importCatalog(db.sql, fixture('menu.csv'));
 
-    expect(result).toEqual({ rows: 3, inserted: 2, updated: 1, unchanged: 0 });
+    expect(result).toEqual({ rows: 3, inserted: 2, updated: 1, unchanged: 0, deactivated: 0, sharedNames: [] });
     const active = Object.fromEntries((await products()).map((row) => [row.sku, row.active]));
     expect(active).toEqual({ 'DR-COKE': true, 'DR-KEPT': true, 'DS-GONE': false, 'PZ-MARG': true, 'PZ-QF': true });
+  });
+
+  it('switches off the active products missing from a whole-menu file, and names the products that share a name', async () => {
+    await db.sql`
+      INSERT INTO products (sku, name, price, currency, active)
+      VALUES ('OLD-MARG', 'Pizza Margherita', 8.50, 'EUR', true), ('DR-KEPT', 'Kept drink', 1.5, 'EUR', true),
+             ('DS-GONE', 'Old dessert', 3, 'EUR', false)`;
+    // A new point of sale renamed the skus: the old margherita stays on the menu beside the new one.
+    const partial = await importCatalog(db.sql, fixture('menu.csv'));
+    expect(partial).toMatchObject({ deactivated: 0, sharedNames: [{ name: 'Pizza Margherita', skus: ['OLD-MARG', 'PZ-MARG'] }] });
+
+    const whole = await importCatalog(db.sql, fixture('menu.csv'), { deactivateMissing: true });
+    expect(whole).toEqual({ rows: 3, inserted: 0, updated: 0, unchanged: 3, deactivated: 2, sharedNames: [] });
+    const active = Object.fromEntries((await products()).map((row) => [row.sku, row.active]));
+    expect(active).toEqual({ 'DR-COKE': true, 'DR-KEPT': false, 'DS-GONE': false, 'OLD-MARG': false, 'PZ-MARG': true, 'PZ-QF': true });
   });
 
   it('reads a file with a UTF-8 BOM, CRLF line ends, reordered columns and escaped quotes', async () => {
@@ -102,7 +117,7 @@ describe('importCatalog', () => {
 
     const result = await importCatalog(db.sql, text);
 
-    expect(result).toEqual({ rows: 2, inserted: 2, updated: 0, unchanged: 0 });
+    expect(result).toEqual({ rows: 2, inserted: 2, updated: 0, unchanged: 0, deactivated: 0, sharedNames: [] });
     expect((await products()).map(({ sku, name, price, aliases }) => ({ sku, name, price, aliases }))).toEqual([
       { sku: 'DS-TIRA', name: 'Tiramisu, home-made', price: '4.50', aliases: [] },
       { sku: 'PZ-DIAV', name: 'Pizza "Diavola", spicy', price: '9.90', aliases: ['diavola', 'spicy salami'] },
