@@ -45,7 +45,12 @@ const TWILIO_ERRORS: Record<number, string> = {
   21603: "A 'From' phone number is required.",
   21604: "A 'To' phone number is required.",
   21610: 'Attempt to send to unsubscribed recipient',
+  21617: 'The concatenated message body exceeds the 1600 character limit',
 };
+
+/** The longest text Graph takes in a text message, and Twilio in a Body; both count UTF-16 units, as wagate does. */
+const META_TEXT_MAX_CHARS = 4096;
+const TWILIO_BODY_MAX_CHARS = 1600;
 
 // E.164 after an optional channel prefix such as "whatsapp:".
 const TWILIO_ADDRESS = /^(?:[a-z]+:)?\+?[1-9]\d{6,14}$/;
@@ -139,6 +144,9 @@ export function findMetaBodyError(body: unknown): string | undefined {
   if (type === 'text' && (typeof (content as Record<string, unknown>).body !== 'string' || (content as { body: string }).body === '')) {
     return "(#100) The parameter text['body'] is required.";
   }
+  if (type === 'text' && (content as { body: string }).body.length > META_TEXT_MAX_CHARS) {
+    return `(#100) Param text['body'] must be at most ${META_TEXT_MAX_CHARS} characters long.`;
+  }
   return undefined;
 }
 
@@ -165,6 +173,7 @@ export function findTwilioBodyError(form: FormBody): ShapedError | undefined {
   if (!formValue(form, 'From') && !formValue(form, 'MessagingServiceSid')) return fail(21603);
   if (!formValue(form, 'Body') && !formValue(form, 'MediaUrl') && !formValue(form, 'ContentSid')) return fail(21602);
   if (!TWILIO_ADDRESS.test(to)) return fail(21211, `Invalid 'To' Phone Number: ${to}`);
+  if ((formValue(form, 'Body') ?? '').length > TWILIO_BODY_MAX_CHARS) return fail(21617);
   return undefined;
 }
 

@@ -1,3 +1,4 @@
+import { importCatalog } from '../../src/orders/catalog-import';
 import { countStuckMessages, requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
 import { metaEnvelope, metaContact } from '../../src/webhooks/samples';
 import { PUBLIC_BASE_URL, startPipeline, TWILIO_SID, waitUntilOutOfOutbox, type Pipeline } from '../support/pipeline';
@@ -229,5 +230,20 @@ describe('order pipeline', () => {
     expect(await countStuckMessages(pipeline.db.sql, stuckAfter)).toBe(0);
     expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toHaveLength(1);
     expect(pipeline.fake.calls()).toHaveLength(callsBefore);
+  });
+  // Last in the file: it adds twenty products to the shared catalogue.
+  it('sends a menu of twenty long product names through Twilio, which refuses a Body over 1,600 characters', async () => {
+    const rows = Array.from({ length: 20 }, (_, n) => `LONG-${n},Artisan wood-fired sourdough pizza with heirloom tomatoes and basil ${String.fromCharCode(97 + n)},12.50,EUR,`);
+    await importCatalog(pipeline.db.sql, `sku,name,price,currency,aliases\n${rows.join('\n')}\n`);
+    const params = twilioText('menu', 'whatsapp:+15550100031');
+    const sid = params.find(([name]) => name === 'MessageSid')![1];
+    expect((await postTwilio(pipeline.ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+    expect(await settled(sid)).toBe('processed');
+    const call = pipeline.fake.calls().find((c) => c.provider === 'twilio' && (c.body as Record<string, string>).To === 'whatsapp:+15550100031');
+    expect(call?.status).toBe(201);
+    const body = (call!.body as Record<string, string>).Body!;
+    expect(body.length).toBeLessThanOrEqual(1600);
+    // Every product still has its line, its name shortened.
+    expect(body.match(/12\.50/g)).toHaveLength(20);
   });
 });

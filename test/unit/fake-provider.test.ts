@@ -146,6 +146,7 @@ describe('Meta send message', () => {
     ['no to', { messaging_product: 'whatsapp', type: 'text', text: { body: 'hi' } }, 'to'],
     ['an unknown type', { ...metaText(), type: 'fax' }, 'type'],
     ['a text without body', { ...metaText(), text: { preview_url: false } }, "text['body']"],
+    ['a text over 4096 characters', { ...metaText(), text: { body: 'x'.repeat(4097) } }, "text['body'] must be at most 4096 characters"],
     ['a body that is not JSON', '{"messaging_product":', 'messaging_product'],
   ])('rejects %s with 400 and code 100', async (_name, body, parameter) => {
     const response = await sendMeta(fake, body);
@@ -227,6 +228,7 @@ describe('Twilio create message', () => {
     ['no From or MessagingServiceSid', 21603, { From: '' }],
     ['no Body', 21602, { Body: '' }],
     ['an invalid To', 21211, { To: 'whatsapp:12' }],
+    ['a Body over 1600 characters', 21617, { Body: '🍕'.repeat(801) }],
   ])('rejects %s with 400 and code %i', async (_name, code, fields) => {
     const response = await sendTwilio(fake, twilioForm(fields));
 
