@@ -231,6 +231,15 @@ describe('order pipeline', () => {
     expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toHaveLength(1);
     expect(pipeline.fake.calls()).toHaveLength(callsBefore);
   });
+  it('records an order whose total needs more digits than one price (two of the dearest price there may be)', async () => {
+    await importCatalog(pipeline.db.sql, 'sku,name,price,currency,aliases\nGOLD,Golden truffle hamper,9999999999.99,EUR,\n');
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550100032', text: '2 golden truffle hamper' });
+    expect(await settled(id)).toBe('processed');
+    const [order] = await pipeline.db.sql`SELECT total::text FROM orders WHERE message_id = ${id}`;
+    expect(order!.total).toBe('19999999999.98');
+  });
+
   // Last in the file: it adds twenty products to the shared catalogue.
   it('sends a menu of twenty long product names through Twilio, which refuses a Body over 1,600 characters', async () => {
     const rows = Array.from({ length: 20 }, (_, n) => `LONG-${n},Artisan wood-fired sourdough pizza with heirloom tomatoes and basil ${String.fromCharCode(97 + n)},12.50,EUR,`);
