@@ -15,7 +15,7 @@ import { checkShardCountAtStart, declarableShardCount } from '../ledger/shard-co
 import { assertTopology, unroutedTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { finishedWithin, settleWithin } from '../settle-within';
-import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
+import { createMetrics, replyReceiptStatus, startMetricsServer, type Metrics } from '../telemetry/metrics';
 import { refuseWrongDatabaseLogin } from '../db/health';
 import { warmUpLedger } from '../ledger/warm-up';
 import { rehearseWebhooks } from '../http/webhook-rehearsal';
@@ -219,6 +219,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
       metrics.ledgerBatchSize.observe(items);
       metrics.ledgerCommitDuration.observe(seconds);
     },
+    onReplyReceipt: (source, receipt) => metrics.replyReceipts.inc({ source, status: replyReceiptStatus(receipt) }),
   });
   const health: HealthDeps = {
     sql,

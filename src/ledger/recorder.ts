@@ -54,6 +54,8 @@ export interface LedgerRecorderOptions {
   ackAfterPublishMs?: number;
   onPublishWait?(result: PublishWait): void;
   onBatch?(itemCount: number, seconds: number): void;
+  /** A new receipt (not a copy) that found one of wagate's replies, with what it says (sent, delivered, read, failed). */
+  onReplyReceipt?(source: Source, receipt: string): void;
   /** A batch failed for a reason other than the database's health; its requests are being committed apart. */
   onIsolating?(error: unknown): void;
   /**
@@ -261,6 +263,10 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     for (const row of rows) {
       plan.outcomes[row.ord] = row.outcome;
       const item = plan.items[row.ord]!;
+      // row_id is the reply the receipt matched; none for another sender's or a pruned reply.
+      if (row.outcome === 'status' && item.item.kind === 'status' && row.row_id !== null && !options.rollBack) {
+        options.onReplyReceipt?.(item.item.source, item.item.receipt);
+      }
       if (row.outcome === 'queued' && item.item.kind === 'message') {
         queued.push({
           rowId: String(row.row_id),

@@ -23,6 +23,14 @@ const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejecte
 const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match', 'too_many_params'];
 const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped'];
 const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
+/** What a provider's receipt said of a reply, as wagate_reply_receipts_total labels it. */
+export const REPLY_RECEIPT_STATUSES = ['sent', 'delivered', 'read', 'failed', 'other'] as const;
+
+/** Twilio's "undelivered" is a failure as final as "failed" (wagate_receipt_rank ranks them alike). */
+export function replyReceiptStatus(receipt: string): (typeof REPLY_RECEIPT_STATUSES)[number] {
+  if (receipt === 'undelivered') return 'failed';
+  return (REPLY_RECEIPT_STATUSES as readonly string[]).includes(receipt) ? (receipt as (typeof REPLY_RECEIPT_STATUSES)[number]) : 'other';
+}
 
 /**
  * One registry per process; passed to whatever records, never a module-level singleton.
@@ -175,6 +183,12 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
       labelNames: ['provider', 'result'] as const,
       registers: [registry],
     }),
+    replyReceipts: new Counter({
+      name: 'wagate_reply_receipts_total',
+      help: 'New receipts for wagate\'s own replies, by source and what they say (sent, delivered, read, failed, other; Twilio\'s undelivered counts as failed). A failed one means a reply the provider had accepted never reached the customer.',
+      labelNames: ['source', 'status'] as const,
+      registers: [registry],
+    }),
     providerDuration: new Histogram({
       name: 'wagate_provider_request_duration_seconds',
       help: 'Graph API or Twilio REST call duration.',
@@ -248,6 +262,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
     for (const outcome of WEBHOOK_OUTCOMES) if (outcome !== 'invalid_signature') metrics.webhookEvents.inc({ source, outcome }, 0);
     for (const reason of SIGNATURE_REASONS) metrics.webhookEvents.inc({ source, outcome: 'invalid_signature', reason }, 0);
     metrics.ordersCreated.inc({ source }, 0);
+    for (const status of REPLY_RECEIPT_STATUSES) metrics.replyReceipts.inc({ source, status }, 0);
     for (const result of REPLY_RESULTS) metrics.confirmations.inc({ provider: source, result }, 0);
     metrics.ackDuration.zero({ source });
     metrics.providerDuration.zero({ provider: source });

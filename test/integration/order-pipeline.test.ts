@@ -20,6 +20,12 @@ afterAll(async () => {
 const messageStatus = async (id: string) =>
   (await pipeline.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
 
+/** wagate_reply_receipts_total for a source and status, read from the in-process ingest's registry. */
+async function replyReceipts(labels: { source: string; status: string }): Promise<number> {
+  const values = (await pipeline.ingest.metrics.replyReceipts.get()).values;
+  return values.find((value) => value.labels.source === labels.source && value.labels.status === labels.status)?.value ?? 0;
+}
+
 async function settled(id: string): Promise<string> {
   return waitFor(`message ${id} to be processed`, async () => {
     const status = await messageStatus(id);
@@ -108,10 +114,31 @@ describe('order pipeline', () => {
       ['From', 'whatsapp:+14155238886'],
       ['AccountSid', TWILIO_SID],
     ];
+    const receipts = (status: string) => replyReceipts({ source: 'twilio', status });
+    const before = { delivered: await receipts('delivered'), sent: await receipts('sent') };
     expect((await postTwilio(pipeline.ingest.baseUrl, callback('delivered'), { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
     expect((await postTwilio(pipeline.ingest.baseUrl, callback('sent'), { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
     const [after] = await pipeline.db.sql`SELECT delivery_status FROM outbound_messages WHERE inbound_message_id = ${sid}`;
     expect(after!.delivery_status).toBe('delivered');
+    // Each new receipt of wagate's own reply is counted by what it says; a copy is not.
+    expect((await postTwilio(pipeline.ingest.baseUrl, callback('sent'), { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+    expect({ delivered: await receipts('delivered'), sent: await receipts('sent') }).toEqual({ delivered: before.delivered + 1, sent: before.sent + 1 });
+  });
+
+  it('counts a failed receipt of a reply the provider had accepted, and none for a message that is not wagate\'s', async () => {
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550100033', text: '1 coke' });
+    expect(await settled(id)).toBe('processed');
+    const [reply] = await pipeline.db.sql`SELECT provider_message_id FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    const failed = () => replyReceipts({ source: 'whatsapp', status: 'failed' });
+    const before = await failed();
+    const receipt = (messageId: string) => metaEnvelope([{ statuses: [{
+      id: messageId, status: 'failed', timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: '15550100033',
+      errors: [{ code: 131047, title: 'Re-engagement message' }],
+    }] }]);
+    expect((await postMeta(pipeline.ingest.baseUrl, receipt(reply!.provider_message_id))).status).toBe(200);
+    expect((await postMeta(pipeline.ingest.baseUrl, receipt('wamid.someone-elses-message'))).status).toBe(200);
+    expect(await failed()).toBe(before + 1);
   });
 
   it('matches a tapped list row or button whose id is a sku exactly', async () => {
