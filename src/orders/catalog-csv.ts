@@ -24,6 +24,13 @@ export class CatalogImportError extends WagateError {
 }
 
 const SKU_MAX_LENGTH = 64;
+/**
+ * Every name and alias is read by the parser and scanned by the match for each customer's
+ * message: a description pasted into a cell, or hundreds of aliases, slowed every order.
+ */
+const NAME_MAX_LENGTH = 200;
+const ALIAS_MAX_LENGTH = 100;
+const MAX_ALIASES = 50;
 /** products.price is numeric(12,2): at most 10 digits before the point and 2 after. */
 const PRICE_PATTERN = /^\d{1,10}(\.\d{1,2})?$/;
 /** Longest cell value quoted back in a problem, in characters. */
@@ -52,7 +59,9 @@ const catalogRowSchema = z.object({
     .max(SKU_MAX_LENGTH, `is longer than ${SKU_MAX_LENGTH} characters`)
     .regex(/^\S+$/, 'must not contain spaces')
     .refine((sku) => !INVISIBLE.test(sku), INVISIBLE_MESSAGE),
-  name: z.string().transform(oneLine).pipe(z.string().min(1, 'is empty').refine((name) => !INVISIBLE.test(name), INVISIBLE_MESSAGE)),
+  name: z.string().transform(oneLine).pipe(
+    z.string().min(1, 'is empty').max(NAME_MAX_LENGTH, `is longer than ${NAME_MAX_LENGTH} characters`).refine((name) => !INVISIBLE.test(name), INVISIBLE_MESSAGE),
+  ),
   price: z
     .string()
     .trim()
@@ -64,7 +73,12 @@ const catalogRowSchema = z.object({
     .min(1, 'is empty')
     .toUpperCase()
     .regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code, like EUR'),
-  aliases: z.string().transform(splitAliases).refine((aliases) => aliases.every((alias) => !INVISIBLE.test(alias)), INVISIBLE_MESSAGE),
+  aliases: z
+    .string()
+    .transform(splitAliases)
+    .refine((aliases) => aliases.length <= MAX_ALIASES, `has more than ${MAX_ALIASES} aliases`)
+    .refine((aliases) => aliases.every((alias) => alias.length <= ALIAS_MAX_LENGTH), `has an alias longer than ${ALIAS_MAX_LENGTH} characters`)
+    .refine((aliases) => aliases.every((alias) => !INVISIBLE.test(alias)), INVISIBLE_MESSAGE),
 });
 
 interface CsvRecord {

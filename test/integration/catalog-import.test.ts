@@ -209,6 +209,15 @@ describe('parseCatalogCsv', () => {
     expect(() => decodeCatalogFile(utf16)).toThrow('line 1: encoding: the file is UTF-16 (Excel\'s "Unicode Text")');
   });
 
+  it('refuses names and aliases long or many enough to slow every customer\'s message, naming line and field', () => {
+    expect(() => parseCatalogCsv(`${header}\nP1,${'n'.repeat(201)},1,EUR,\n`)).toThrow(/line 2: name: is longer than 200 characters/);
+    expect(() => parseCatalogCsv(`${header}\nP1,Pizza,1,EUR,${'a'.repeat(101)}\n`)).toThrow(/line 2: aliases: has an alias longer than 100 characters/);
+    const many = Array.from({ length: 51 }, (_, i) => `alias ${i}`).join('|');
+    expect(() => parseCatalogCsv(`${header}\nP1,Pizza,1,EUR,${many}\n`)).toThrow(/line 2: aliases: has more than 50 aliases/);
+    const fifty = Array.from({ length: 50 }, (_, i) => `alias ${i}`).join('|');
+    expect(parseCatalogCsv(`${header}\nP1,${'n'.repeat(200)},1,EUR,${fifty}\n`)[0]!.aliases).toHaveLength(50);
+  });
+
   it('keeps the price as the exact decimal text', () => {
     const [row] = parseCatalogCsv(`${header}\nA,Big,9999999999.99,usd,\n`);
     expect(row).toEqual({ sku: 'A', name: 'Big', price: '9999999999.99', currency: 'USD', aliases: [] });
