@@ -40,8 +40,21 @@ function serverBinary(): string {
   return binary;
 }
 
+/** Tries with another port when the one picked was taken before the server bound it. */
+const START_ATTEMPTS = 3;
+
 /** Starts a Toxiproxy server of this test file's own on loopback and drives it through its HTTP API. */
 export async function startToxiproxy(): Promise<Toxiproxy> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startOnFreePort();
+    } catch (error) {
+      if (attempt >= START_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function startOnFreePort(): Promise<Toxiproxy> {
   const apiPort = await freePort();
   const child: ChildProcess = spawn(serverBinary(), ['-host', '127.0.0.1', '-port', String(apiPort)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -60,7 +73,14 @@ export async function startToxiproxy(): Promise<Toxiproxy> {
     return text ? (JSON.parse(text) as Record<string, unknown>) : {};
   }
 
-  await waitFor(`toxiproxy API on ${api} (${stderr})`, () => call('GET', '/version').then(() => true, () => false), API_START_TIMEOUT_MS);
+  // Ours must be the one answering: another file's server may hold the port if ours could not bind it.
+  const answering = waitFor(`toxiproxy API on ${api}`, () => call('GET', '/version').then(() => true, () => false), API_START_TIMEOUT_MS).then(() => true, () => false);
+  const up = (await Promise.race([answering, exited.then(() => false)])) && child.exitCode === null;
+  if (!up) {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+    throw new Error(`toxiproxy did not start on ${api}: ${stderr.trim() || 'no answer'}`);
+  }
   return {
     async proxy(name, upstreamPort, upstreamHost = '127.0.0.1') {
       const created = await call('POST', '/proxies', { name, listen: '127.0.0.1:0', upstream: `${upstreamHost}:${upstreamPort}`, enabled: true });
