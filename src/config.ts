@@ -30,11 +30,11 @@ export const SECRET_NAMES = [
  * and accept "0x10" or "1e3".
  */
 const wholeNumber = z.preprocess(
-  (value) => (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value),
+  (value) => (typeof value === 'string' && /^\s*[-+]?\d+\s*$/.test(value) ? Number(value) : value),
   z.number({ message: 'must be a whole number (digits only)' }).int(),
 );
 const decimal = z.preprocess(
-  (value) => (typeof value === 'string' && /^\s*-?(\d+\.?\d*|\.\d+)\s*$/.test(value) ? Number(value) : value),
+  (value) => (typeof value === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)\s*$/.test(value) ? Number(value) : value),
   z.number({ message: 'must be a number such as 0.5' }),
 );
 const int = (fallback: number, min = 0) => wholeNumber.pipe(z.number().min(min)).default(fallback);

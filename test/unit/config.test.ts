@@ -130,7 +130,7 @@ describe('configuration', () => {
     expectConfigError({ MAX_BODY_BYTES: '1e6' }, /MAX_BODY_BYTES: must be a whole number/);
     expectConfigError({ MATCH_AMBIGUITY_MARGIN: ' ' }, /MATCH_AMBIGUITY_MARGIN: must be a number/);
     expectConfigError({ PUBLISH_LINGER_MS: '-1' }, /PUBLISH_LINGER_MS/);
-    const config = loadConfig({ PORT: ' 8080 ', MATCH_THRESHOLD: '.4', PUBLISH_LINGER_MS: '0' });
+    const config = loadConfig({ PORT: ' +8080 ', MATCH_THRESHOLD: '.4', PUBLISH_LINGER_MS: '0' });
     expect([config.PORT, config.MATCH_THRESHOLD, config.PUBLISH_LINGER_MS]).toEqual([8080, 0.4, 0]);
   });
 
