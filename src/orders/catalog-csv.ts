@@ -240,7 +240,10 @@ function splitAliases(value: string): string[] {
  * "Caf\uFFFD cr\uFFFDme" without a word. Its "Unicode Text" writes UTF-16.
  */
 export function decodeCatalogFile(bytes: Uint8Array): string {
-  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || bytes.subarray(0, 4096).includes(0);
+  // Without its byte-order mark, UTF-16 text of Latin letters is every other byte a NUL; a
+  // stray NUL in UTF-8 is left to the per-field check, which names its line.
+  const sample = bytes.subarray(0, 4096);
+  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || sample.filter((byte) => byte === 0).length > sample.length / 4;
   if (utf16) throw new CatalogImportError([`line 1: encoding: the file is UTF-16 (Excel's "Unicode Text"); ${SAVE_AS_UTF8}`]);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);

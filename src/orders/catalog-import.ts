@@ -1,5 +1,5 @@
 import { transaction, type Sql } from '../db/client';
-import { parseCatalogCsv, type CatalogRow } from './catalog-csv';
+import { CatalogImportError, parseCatalogCsv, type CatalogRow } from './catalog-csv';
 
 export { CATALOG_COLUMNS, CatalogImportError, decodeCatalogFile, parseCatalogCsv, type CatalogRow } from './catalog-csv';
 
@@ -37,6 +37,10 @@ const UPSERT_BATCH_ROWS = 500;
  */
 export async function importCatalog(sql: Sql, csvText: string, options: CatalogImportOptions = {}): Promise<CatalogImportResult> {
   const rows = parseCatalogCsv(csvText);
+  // A truncated export (its header alone) would take the whole menu off.
+  if (options.deactivateMissing && rows.length === 0) {
+    throw new CatalogImportError(['line 1: file: it lists no product, and with --deactivate-missing every product would be switched off; import the whole menu']);
+  }
   const changed = await transaction(sql, async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${CATALOG_IMPORT_LOCK_KEY})`;
     let inserted = 0;

@@ -109,6 +109,14 @@ describe('importCatalog', () => {
     expect(active).toEqual({ 'DR-COKE': true, 'DR-KEPT': false, 'DS-GONE': false, 'OLD-MARG': false, 'PZ-MARG': true, 'PZ-QF': true });
   });
 
+  it('refuses --deactivate-missing with a file of no products, which would take the whole menu off', async () => {
+    await importCatalog(db.sql, fixture('menu.csv'));
+    const error = await importCatalog(db.sql, 'sku,name,price,currency,aliases\n,,,,\n', { deactivateMissing: true }).then(() => undefined, (thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(CatalogImportError);
+    expect((error as Error).message).toContain('with --deactivate-missing every product would be switched off');
+    expect((await products()).every((row) => row.active)).toBe(true);
+  });
+
   it('reads a file with a UTF-8 BOM, CRLF line ends, reordered columns and escaped quotes', async () => {
     const text = fixture('bom-crlf-reordered.csv');
     // Guards the fixture itself: an editor that strips the BOM or the CRLFs would make this test vacuous.
@@ -207,6 +215,10 @@ describe('parseCatalogCsv', () => {
     );
     const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(utf8, 'utf16le')]);
     expect(() => decodeCatalogFile(utf16)).toThrow('line 1: encoding: the file is UTF-16 (Excel\'s "Unicode Text")');
+    expect(() => decodeCatalogFile(Buffer.from(utf8, 'utf16le'))).toThrow('line 1: encoding: the file is UTF-16');
+    // A stray NUL in a UTF-8 file is the field's problem, named by its line.
+    const withNul = decodeCatalogFile(Buffer.from(`${header}\nP1,Pi\u0000zza,1,EUR,\n`, 'utf8'));
+    expect(() => parseCatalogCsv(withNul)).toThrow(/line 2: name: contains an invisible or control character/);
   });
 
   it('refuses names and aliases long or many enough to slow every customer\'s message, naming line and field', () => {
