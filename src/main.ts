@@ -48,6 +48,7 @@ const commands: Record<string, Command> = {
   migrate: (config, log) => runMigrate(config, log),
   ingest: async (config, log) => {
     await waitForMigrations(config, log, stopRequested.signal);
+    stopRequested.signal.throwIfAborted();
     const ingest = await startIngest(config, log);
     stopOnSignal(log, () => ingest.stop());
     stopOnFatal(log, ingest.fatal, () => ingest.stop());
@@ -56,6 +57,7 @@ const commands: Record<string, Command> = {
     // A setting only the worker needs is refused at once, not after the wait for migrations.
     checkWorkerConfig(config);
     await waitForMigrations(config, log, stopRequested.signal);
+    stopRequested.signal.throwIfAborted();
     const worker = await startWorker(config, log);
     stopOnSignal(log, () => worker.stop());
     exitOnRefusedLogin(worker.broker, config.AMQP_URL, config.AUTH_FAILURE_EXIT_SECONDS, log);
@@ -65,6 +67,7 @@ const commands: Record<string, Command> = {
     // Loaded on demand: the Kubernetes client is large, and no other command needs it.
     const { startAutoscaler } = await import('./commands/autoscaler');
     await waitForMigrations(config, log, stopRequested.signal);
+    stopRequested.signal.throwIfAborted();
     const autoscaler = await startAutoscaler(config, log);
     stopOnSignal(log, () => autoscaler.stop());
   },
@@ -272,7 +275,8 @@ async function main(argv: string[]): Promise<void> {
   } catch (error) {
     const message = (error as Error).message;
     log?.flush();
-    if (stopRequested.signal.aborted) {
+    // Only the stop itself ends quietly: a start that failed for its own reason says so.
+    if (stopRequested.signal.aborted && error === stopRequested.signal.reason) {
       process.stderr.write(`wagate ${name}: stopped before it started\n`);
       process.exit(0);
     }

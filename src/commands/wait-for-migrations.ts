@@ -1,6 +1,6 @@
 import type { Config } from '../config';
 import { closeDatabase, databaseFromConfig } from '../db/client';
-import { refuseSilentDatabase } from '../db/health';
+import { firstAnswerTimeoutMs, refuseSilentDatabase } from '../db/health';
 import { waitForSchema } from '../db/schema-check';
 import type { Logger } from '../telemetry/logger';
 
@@ -12,7 +12,7 @@ import type { Logger } from '../telemetry/logger';
 export async function waitForMigrations(config: Config, log: Logger, stop?: AbortSignal): Promise<void> {
   const sql = databaseFromConfig(config, 'wagate-schema-check', { maxConnections: 1 });
   try {
-    await refuseSilentDatabase(sql, config.DATABASE_URL);
+    await refuseSilentDatabase(sql, config.DATABASE_URL, firstAnswerTimeoutMs(config.DB_CONNECT_TIMEOUT_SECONDS));
     await waitForSchema(sql, {
       databaseUrl: config.DATABASE_URL,
       stop,

@@ -42,6 +42,11 @@ export async function refuseWrongDatabaseLogin(sql: Sql, databaseUrl: string): P
  */
 export const FIRST_ANSWER_TIMEOUT_MS = 10_000;
 
+/** The wait for a first answer: 10 s, or the connect timeout and 5 s more when that is longer, so that an unreachable server is reported as such. */
+export function firstAnswerTimeoutMs(connectTimeoutSeconds: number): number {
+  return Math.max(FIRST_ANSWER_TIMEOUT_MS, (connectTimeoutSeconds + 5) * 1000);
+}
+
 /**
  * Stops a start that Postgres would hang without a word: the process exits 1 with a message,
  * and its restarts show where it runs, instead of a pod that never listens and is killed by

@@ -50,6 +50,7 @@ export async function waitForSchema(sql: Sql, options: SchemaWait): Promise<void
   const deadline = Date.now() + (options.timeoutMs ?? SCHEMA_WAIT_MS);
   let told = false;
   for (;;) {
+    options.stop?.throwIfAborted();
     const missing = await missingMigrations(sql, options.shipped);
     if (missing === null || missing.length === 0) return;
     if (!told) options.onWaiting(missing);

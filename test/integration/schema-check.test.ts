@@ -1,6 +1,6 @@
 import { loadConfig } from '../../src/config';
 import { migrate, readMigrations } from '../../src/db/migrate';
-import { missingMigrations, SCHEMA_WAIT_MS } from '../../src/db/schema-check';
+import { missingMigrations, SCHEMA_WAIT_MS, waitForSchema } from '../../src/db/schema-check';
 import { topologyFromConfig } from '../../src/queue/depths';
 import { deleteTopology } from '../support/amqp';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -36,6 +36,15 @@ describe('a process started on a database that lacks its migrations', () => {
     expect(await missingMigrations(behind.sql)).toEqual([newest.name]);
     const olderRelease = migrations.slice(0, -1);
     expect(await missingMigrations(behind.sql, olderRelease)).toEqual([]);
+  });
+
+  it('ends the wait at once when a stop was asked for, even on a database that has every migration', async () => {
+    const complete = await database(migrations.length);
+    const stop = new AbortController();
+    const reason = new Error('stopped by SIGTERM while starting');
+    stop.abort(reason);
+    await expect(waitForSchema(complete.sql, { databaseUrl: complete.url, onWaiting: () => undefined, stop: stop.signal })).rejects.toBe(reason);
+    await expect(waitForSchema(complete.sql, { databaseUrl: complete.url, onWaiting: () => undefined })).resolves.toBeUndefined();
   });
 
   it('holds an ingest unready until `wagate migrate` applies the newest migration, then serves', async () => {
