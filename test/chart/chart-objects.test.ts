@@ -132,6 +132,12 @@ describe('worker', () => {
     expect(envOf(worker(minimal).spec.template.spec.containers[0])).not.toHaveProperty('REPLY_TEXTS_DIR');
   });
 
+  it('refuses REPLY_TEXTS_DIR in an extraEnv beside worker.replyTexts, which would hide the mounted texts', () => {
+    const files = ['en', 'es', 'pt', 'de'].map((language) => `worker.replyTexts.${language}\\.json=${path.join(REPLY_TEXTS, `${language}.json`)}`);
+    const error = renderError({ valuesFiles: [scenarioFile('minimal')], setFile: files, set: ['worker.extraEnv[0].name=REPLY_TEXTS_DIR', 'worker.extraEnv[0].value=/texts'] });
+    expect(error).toContain('REPLY_TEXTS_DIR is in extraEnv or worker.extraEnv while worker.replyTexts mounts the texts');
+  });
+
   it('refuses reply texts that leave out a language, which the worker would refuse at start', () => {
     const error = renderError({ valuesFiles: [scenarioFile('minimal')], setFile: [`worker.replyTexts.en\\.json=${path.join(REPLY_TEXTS, 'en.json')}`] });
     expect(error).toMatch(/replyTexts/);

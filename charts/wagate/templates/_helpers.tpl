@@ -210,6 +210,14 @@ volumeMounts:
 {{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled -}}
 {{- fail "metrics.serviceMonitor.enabled and metrics.podMonitor.enabled are both true: Prometheus would scrape every pod twice and every sum() in the alerts and the dashboard would double (a worker lag read as half, the invalid-signature floor halved). Enable one of them" -}}
 {{- end -}}
+{{- /* REPLY_TEXTS_DIR twice in one container: Kubernetes keeps the last, and the mounted texts would be ignored. */ -}}
+{{- if .Values.worker.replyTexts -}}
+{{- range (concat .Values.extraEnv .Values.worker.extraEnv) -}}
+{{- if eq (get . "name") "REPLY_TEXTS_DIR" -}}
+{{- fail "REPLY_TEXTS_DIR is in extraEnv or worker.extraEnv while worker.replyTexts mounts the texts and sets it: remove it from extraEnv" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- /* Two NODE_OPTIONS in one container: Kubernetes keeps the last, silently. */ -}}
 {{- if .Values.worker.nodeOptions -}}
 {{- range (concat .Values.extraEnv .Values.worker.extraEnv) -}}
