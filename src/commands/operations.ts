@@ -37,13 +37,14 @@ export async function withSql<T>(config: Config, work: (sql: Sql) => Promise<T>,
 export async function productsCommand(config: Config, args: string[]): Promise<void> {
   const [action, ...rest] = args;
   if (action !== 'import') throw new UsageError(`unknown action "${action ?? ''}"`);
-  const { values, positionals } = parseArgs({ args: rest, options: { 'deactivate-missing': { type: 'boolean' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args: rest, options: { 'deactivate-missing': { type: 'boolean' }, yes: { type: 'boolean' } }, allowPositionals: true });
   const [file, ...extra] = positionals;
   if (!file) throw new UsageError('products import needs a FILE.csv');
-  if (extra.length > 0) throw new UsageError(`products import takes one FILE.csv and no options but --deactivate-missing (got also "${extra.join(' ')}")`);
+  if (extra.length > 0) throw new UsageError(`products import takes one FILE.csv and no options but --deactivate-missing [--yes] (got also "${extra.join(' ')}")`);
+  if (values.yes && !values['deactivate-missing']) throw new UsageError('products import takes --yes only with --deactivate-missing');
   const text = readCatalogFile(file);
   const deactivateMissing = values['deactivate-missing'] === true;
-  const result = await withSql(config, (sql) => importCatalog(sql, text, { deactivateMissing }));
+  const result = await withSql(config, (sql) => importCatalog(sql, text, { deactivateMissing, allowMostOff: values.yes === true }));
   print(`imported ${result.rows} product(s): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged` +
     (deactivateMissing ? `, ${result.deactivated} not in the file switched off` : ''));
   for (const { name, skus } of result.sharedNames) {

@@ -11,9 +11,10 @@ export const COMMAND_USAGE: Record<string, string> = {
                                   post a correctly signed sample webhook to a running gateway (waits 10 s for its answer)`,
   release: `release --phone P [--source whatsapp|twilio]
                                   re-queue a sender's rate_limited messages`,
-  products: `products import FILE.csv [--deactivate-missing]
+  products: `products import FILE.csv [--deactivate-missing [--yes]]
                                   load the catalog (header: sku,name,price,currency,aliases); with the
-                                  flag the file is the whole menu, and active products not in it are switched off`,
+                                  flag the file is the whole menu, and active products not in it are switched off
+                                  (more than half of the menu only with --yes)`,
   dlq: `dlq list | replay [--id ID ...] | purge [--yes]
                                   inspect the dead letters and put them back`,
   replies: `replies unknown | resend --id ID | settle --id ID --as sent|failed

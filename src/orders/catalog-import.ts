@@ -20,10 +20,14 @@ export interface CatalogImportOptions {
    * deleted; orders keep pointing at them), in the same transaction.
    */
   deactivateMissing?: boolean;
+  /** With deactivateMissing, switch off even more than half of the active menu (--yes). */
+  allowMostOff?: boolean;
 }
 
 /** Arbitrary constant: concurrent imports queue behind one another instead of interleaving row locks. */
 const CATALOG_IMPORT_LOCK_KEY = 7_412_002;
+/** Switching off this many products or fewer is never taken for a truncated file. */
+const MOST_OFF_FLOOR = 5;
 /** Rows per INSERT, to bound the size of one statement's jsonb parameter. */
 const UPSERT_BATCH_ROWS = 500;
 
@@ -50,17 +54,28 @@ export async function importCatalog(sql: Sql, csvText: string, options: CatalogI
       inserted += outcomes.filter((outcome) => outcome.inserted).length;
       updated += outcomes.filter((outcome) => !outcome.inserted).length;
     }
-    const deactivated = options.deactivateMissing ? await deactivateMissing(tx, rows.map((row) => row.sku)) : 0;
+    const deactivated = options.deactivateMissing ? await deactivateMissing(tx, rows.map((row) => row.sku), options.allowMostOff === true) : 0;
     return { inserted, updated, deactivated, sharedNames: await sharedActiveNames(tx) };
   });
   return { rows: rows.length, ...changed, unchanged: rows.length - changed.inserted - changed.updated };
 }
 
-async function deactivateMissing(tx: Sql, skus: string[]): Promise<number> {
+/**
+ * Switches off the active products missing from the file. More than half of the menu, and
+ * more than a handful, is refused without allowMostOff: a truncated export (its first rows
+ * only) would otherwise take most of the menu off. The refusal rolls the whole import back.
+ */
+async function deactivateMissing(tx: Sql, skus: string[], allowMostOff: boolean): Promise<number> {
+  const [active] = await tx<{ n: number }[]>`SELECT count(*)::integer AS n FROM products WHERE active`;
   const switchedOff = await tx`
     UPDATE products SET active = false, updated_at = now()
     WHERE active AND NOT (sku = ANY(${skus}::text[]))
     RETURNING sku`;
+  if (!allowMostOff && switchedOff.length > MOST_OFF_FLOOR && switchedOff.length * 2 > active!.n) {
+    throw new CatalogImportError([
+      `file: it would switch off ${switchedOff.length} of the ${active!.n} active products; if the file really is the whole menu, import it again with --yes`,
+    ]);
+  }
   return switchedOff.length;
 }
 

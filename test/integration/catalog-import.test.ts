@@ -117,6 +117,17 @@ describe('importCatalog', () => {
     expect((await products()).every((row) => row.active)).toBe(true);
   });
 
+  it('refuses to switch off more than half of a menu of more than five without --yes, and changes nothing then', async () => {
+    const many = Array.from({ length: 8 }, (_, i) => `('OLD-${i}', 'Old dish ${i}', 5, 'EUR', true)`).join(', ');
+    await db.sql.unsafe(`INSERT INTO products (sku, name, price, currency, active) VALUES ${many}`);
+    // The first rows of an export that stopped early: three new products, eight old ones left out.
+    const error = await importCatalog(db.sql, fixture('menu.csv'), { deactivateMissing: true }).then(() => undefined, (thrown: unknown) => thrown);
+    expect((error as Error).message).toContain('it would switch off 8 of the 11 active products; if the file really is the whole menu, import it again with --yes');
+    expect((await products()).filter((row) => row.active).map((row) => row.sku)).toHaveLength(8);
+    const allowed = await importCatalog(db.sql, fixture('menu.csv'), { deactivateMissing: true, allowMostOff: true });
+    expect(allowed).toMatchObject({ inserted: 3, deactivated: 8 });
+  });
+
   it('reads a file with a UTF-8 BOM, CRLF line ends, reordered columns and escaped quotes', async () => {
     const text = fixture('bom-crlf-reordered.csv');
     // Guards the fixture itself: an editor that strips the BOM or the CRLFs would make this test vacuous.
