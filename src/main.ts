@@ -48,7 +48,6 @@ const commands: Record<string, Command> = {
   migrate: (config, log) => runMigrate(config, log),
   ingest: async (config, log) => {
     await waitForMigrations(config, log, stopRequested.signal);
-    stopRequested.signal.throwIfAborted();
     const ingest = await startIngest(config, log);
     stopOnSignal(log, () => ingest.stop());
     stopOnFatal(log, ingest.fatal, () => ingest.stop());
@@ -57,7 +56,6 @@ const commands: Record<string, Command> = {
     // A setting only the worker needs is refused at once, not after the wait for migrations.
     checkWorkerConfig(config);
     await waitForMigrations(config, log, stopRequested.signal);
-    stopRequested.signal.throwIfAborted();
     const worker = await startWorker(config, log);
     stopOnSignal(log, () => worker.stop());
     exitOnRefusedLogin(worker.broker, config.AMQP_URL, config.AUTH_FAILURE_EXIT_SECONDS, log);
@@ -67,7 +65,6 @@ const commands: Record<string, Command> = {
     // Loaded on demand: the Kubernetes client is large, and no other command needs it.
     const { startAutoscaler } = await import('./commands/autoscaler');
     await waitForMigrations(config, log, stopRequested.signal);
-    stopRequested.signal.throwIfAborted();
     const autoscaler = await startAutoscaler(config, log);
     stopOnSignal(log, () => autoscaler.stop());
   },

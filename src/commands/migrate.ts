@@ -1,6 +1,6 @@
 import type { Config } from '../config';
 import { databaseFromConfig } from '../db/client';
-import { firstAnswerTimeoutMs, refuseSilentDatabase } from '../db/health';
+import { refuseSilentDatabase } from '../db/health';
 import { migrate } from '../db/migrate';
 import type { Logger } from '../telemetry/logger';
 
@@ -8,7 +8,7 @@ export async function runMigrate(config: Config, log: Logger): Promise<void> {
   // DDL on a big table can take longer than a request may: no statement timeout.
   const sql = databaseFromConfig(config, 'wagate-migrate', { maxConnections: 1, statementTimeoutMs: 0 });
   try {
-    await refuseSilentDatabase(sql, config.DATABASE_URL, firstAnswerTimeoutMs(config.DB_CONNECT_TIMEOUT_SECONDS));
+    await refuseSilentDatabase(sql, config.DATABASE_URL, config.DB_CONNECT_TIMEOUT_SECONDS);
     const applied = await migrate(sql, undefined, {
       onLockTimeout: (migration, attempt) =>
         log.warn({ migration, attempt }, 'a migration waited too long for a table lock; letting writers through, then trying again'),

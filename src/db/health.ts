@@ -40,20 +40,17 @@ export async function refuseWrongDatabaseLogin(sql: Sql, databaseUrl: string): P
  * before answering (a proxy or sidecar whose upstream is down) gives none, and postgres.js
  * then reconnects in a tight loop with the query waiting for ever.
  */
-export const FIRST_ANSWER_TIMEOUT_MS = 10_000;
-
-/** The wait for a first answer: 10 s, or the connect timeout and 5 s more when that is longer, so that an unreachable server is reported as such. */
-export function firstAnswerTimeoutMs(connectTimeoutSeconds: number): number {
-  return Math.max(FIRST_ANSWER_TIMEOUT_MS, (connectTimeoutSeconds + 5) * 1000);
-}
+const FIRST_ANSWER_TIMEOUT_MS = 10_000;
 
 /**
  * Stops a start that Postgres would hang without a word: the process exits 1 with a message,
  * and its restarts show where it runs, instead of a pod that never listens and is killed by
  * its liveness probe with nothing in its log. A database that answers with an error is left
- * to the start's own checks, as before.
+ * to the start's own checks, as before. The wait is 10 s, or the connect timeout and 5 s more
+ * when that is longer, so that an unreachable server is reported as such.
  */
-export async function refuseSilentDatabase(sql: Sql, databaseUrl: string, timeoutMs = FIRST_ANSWER_TIMEOUT_MS): Promise<void> {
+export async function refuseSilentDatabase(sql: Sql, databaseUrl: string, connectTimeoutSeconds: number): Promise<void> {
+  const timeoutMs = Math.max(FIRST_ANSWER_TIMEOUT_MS, (connectTimeoutSeconds + 5) * 1000);
   const answered = sql`SELECT 1`.then(() => true, () => true);
   if (await settleWithin(answered, timeoutMs, false)) return;
   throw new WagateError(

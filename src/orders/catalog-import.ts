@@ -66,14 +66,15 @@ export async function importCatalog(sql: Sql, csvText: string, options: CatalogI
  * only) would otherwise take most of the menu off. The refusal rolls the whole import back.
  */
 async function deactivateMissing(tx: Sql, skus: string[], allowMostOff: boolean): Promise<number> {
-  const [active] = await tx<{ n: number }[]>`SELECT count(*)::integer AS n FROM products WHERE active`;
   const switchedOff = await tx`
     UPDATE products SET active = false, updated_at = now()
     WHERE active AND NOT (sku = ANY(${skus}::text[]))
     RETURNING sku`;
-  if (!allowMostOff && switchedOff.length > MOST_OFF_FLOOR && switchedOff.length * 2 > active!.n) {
+  // The file's products are active after the upsert; the others switched off were the rest.
+  const active = skus.length + switchedOff.length;
+  if (!allowMostOff && switchedOff.length > MOST_OFF_FLOOR && switchedOff.length * 2 > active) {
     throw new CatalogImportError([
-      `file: it would switch off ${switchedOff.length} of the ${active!.n} active products; if the file really is the whole menu, import it again with --yes`,
+      `file: it would switch off ${switchedOff.length} of the ${active} active products; if the file really is the whole menu, import it again with --yes`,
     ]);
   }
   return switchedOff.length;
