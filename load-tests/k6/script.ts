@@ -8,10 +8,10 @@ import exec from 'k6/execution';
 import http, { type ObjectBatchRequest, type RefinedResponse, type ResponseType } from 'k6/http';
 import { Counter, Trend } from 'k6/metrics';
 import type { Options, Scenario } from 'k6/options';
-import { DRAIN_POLL_SECONDS, STATS_PATH, createDrainClock, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
+import { DRAIN_POLL_SECONDS, createDrainClock, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
 import { newRunId } from '../lib/ids.ts';
 import type { PlannedRequest } from '../lib/payloads.ts';
-import type { ArrivalLoad, ScenarioModule } from '../lib/scenario.ts';
+import type { ArrivalLoad, Drain, ScenarioModule } from '../lib/scenario.ts';
 import { readSettings } from '../lib/settings.ts';
 import { buildSummary, formatSummary } from '../lib/summary.ts';
 import { TREND_STATS, type MetricSummary } from '../lib/thresholds.ts';
@@ -29,7 +29,8 @@ interface RunData {
 /** The part of handleSummary()'s argument the summary reads; setup_data is what setup() returned. */
 interface K6SummaryData {
   setup_data?: Partial<RunData>;
-  metrics: Record<string, { type: string; values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> }>;
+  /** Missing when K6_NEW_MACHINE_READABLE_SUMMARY is set: k6 then passes another shape. */
+  metrics?: Record<string, { type: string; values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> }>;
 }
 
 export function executorOptions(load: ArrivalLoad): Scenario {
@@ -94,7 +95,7 @@ export function createK6Script(scenario: ScenarioModule) {
     options,
     setup(): RunData {
       // A wrong ADMIN_TOKEN found now, not after the whole load.
-      if (definition.drain) readStats(settings.baseUrl, settings.adminToken ?? '', Date.now() + REQUEST_TIMEOUT_SECONDS * 1000);
+      if (definition.drain) readStats(settings.baseUrl + definition.drain.statsPath, settings.adminToken ?? '', Date.now() + REQUEST_TIMEOUT_SECONDS * 1000);
       const runId = settings.runId ?? newRunId();
       console.log(`run ${runId}: message ids contain it (wamid.load.${definition.name}.${runId}.…, SM${runId}…)`);
       return { runId };
@@ -111,9 +112,12 @@ export function createK6Script(scenario: ScenarioModule) {
     },
     teardown(): void {
       if (!definition.drain) return;
-      waitForDrain(definition.drain.timeoutSeconds, settings.baseUrl, settings.adminToken ?? '', counters, drainSeconds!);
+      waitForDrain(definition.drain, settings.baseUrl, settings.adminToken ?? '', counters, drainSeconds!);
     },
     handleSummary(data: K6SummaryData): Record<string, string> {
+      if (!data.metrics) {
+        throw new Error('the end-of-test summary has no metrics: unset K6_NEW_MACHINE_READABLE_SUMMARY, whose summary shape these scripts do not read');
+      }
       const summary = buildSummary({
         scenario: definition.name,
         description: definition.description,
@@ -131,24 +135,26 @@ export function createK6Script(scenario: ScenarioModule) {
 }
 
 /** The unfinished messages the stats endpoint reports, waiting out its own rate limit until giveUpAt. */
-function readStats(baseUrl: string, adminToken: string, giveUpAt: number): number {
-  let response = http.get(baseUrl + STATS_PATH, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
+function readStats(url: string, adminToken: string, giveUpAt: number): number {
+  let response = http.get(url, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
   while (response.status === 429) {
     const waitSeconds = retryAfterSeconds(response.headers['Retry-After']);
     if (Date.now() + waitSeconds * 1000 > giveUpAt) throw new Error('the stats endpoint kept answering 429 until the drain timeout: another client uses up its rate limit');
     sleep(waitSeconds);
-    response = http.get(baseUrl + STATS_PATH, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
+    response = http.get(url, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
   }
   const unfinished = response.status === 200 ? unfinishedMessages(response.json()) : null;
   if (unfinished === null) throw new Error(`the stats endpoint answered ${response.status}: is ADMIN_TOKEN the gateway's?`);
   return unfinished;
 }
 
-function waitForDrain(timeoutSeconds: number, baseUrl: string, adminToken: string, counters: Map<string, Counter>, drainSeconds: Trend): void {
+function waitForDrain(drain: Drain, baseUrl: string, adminToken: string, counters: Map<string, Counter>, drainSeconds: Trend): void {
+  const { timeoutSeconds } = drain;
+  const url = baseUrl + drain.statsPath;
   const giveUpAt = Date.now() + timeoutSeconds * 1000;
   let built: number | null = null;
   try {
-    built = readStats(baseUrl, adminToken, giveUpAt);
+    built = readStats(url, adminToken, giveUpAt);
     counters.get('backlog_messages')!.add(built);
     console.log(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);
     const startMs = Date.now();
@@ -156,7 +162,7 @@ function waitForDrain(timeoutSeconds: number, baseUrl: string, adminToken: strin
     let left = built;
     while (left > 0 && Date.now() - startMs < timeoutSeconds * 1000) {
       sleep(DRAIN_POLL_SECONDS);
-      left = readStats(baseUrl, adminToken, giveUpAt);
+      left = readStats(url, adminToken, giveUpAt);
       clock.observe(left, Date.now());
     }
     counters.get('backlog_left')!.add(left);

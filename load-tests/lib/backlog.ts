@@ -1,5 +1,16 @@
-/** How the backlog scenario reads the gateway's unfinished work: its admin stats endpoint. */
-export const STATS_PATH = '/api/v1/whatsapp-hardened/stats?hours=1';
+/** The most hours the stats endpoint takes (src/http/admin-stats.ts). */
+const MAX_STATS_HOURS = 2160;
+
+/**
+ * How the backlog scenario reads the gateway's unfinished work: its admin stats endpoint, which
+ * counts the messages created in its last `hours`. The window covers the load and the whole
+ * drain wait, with an hour to spare: were it shorter, the oldest of the backlog would leave the
+ * count while no worker runs, and the drain would seem to start early.
+ */
+export function statsPathCovering(seconds: number): string {
+  const hours = Math.min(MAX_STATS_HOURS, Math.ceil(seconds / 3600) + 1);
+  return `/api/v1/whatsapp-hardened/stats?hours=${hours}`;
+}
 /**
  * How often the drain is polled, in seconds: within the stats endpoint's own limit
  * (ADMIN_RATE_LIMIT_PER_MINUTE, 30 a minute per client address by default).
@@ -18,7 +29,7 @@ export function statsHeaders(adminToken: string): Record<string, string> {
   return { Authorization: `Bearer ${adminToken}` };
 }
 
-/** Messages still queued or processing in the last hour, from the stats body; null when the body is not the stats shape. */
+/** Messages still queued or processing in the stats window, from the stats body; null when the body is not the stats shape. */
 export function unfinishedMessages(body: unknown): number | null {
   const counts = (body as { counts?: Record<string, unknown> } | null)?.counts;
   if (!counts || typeof counts !== 'object') return null;

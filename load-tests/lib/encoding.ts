@@ -1,6 +1,7 @@
 /**
- * Byte helpers that need no runtime support beyond ES2022: k6 before v2.x has no global
- * TextEncoder, btoa or URLSearchParams, and these files must run unchanged in k6 and Node.
+ * Byte helpers that need no runtime support beyond ES2022, since these files must run
+ * unchanged in k6 and Node: k6 before v2.2 has no global TextEncoder, and the versions the
+ * scripts support differ in which web APIs they add.
  */
 
 /** UTF-8 bytes of a string, as the body goes over the wire (lone surrogates become U+FFFD, like TextEncoder). */

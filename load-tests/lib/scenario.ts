@@ -26,6 +26,12 @@ export interface CounterDefinition {
   perAnswer?: (request: PlannedRequest, status: number) => boolean;
 }
 
+/** The wait for the backlog to drain: how long at most, and the stats endpoint's path that counts it. */
+export interface Drain {
+  timeoutSeconds: number;
+  statsPath: string;
+}
+
 /**
  * A scenario, as both k6 and the Node runner run it: when iterations arrive, what each one
  * sends, what it must be answered, and the thresholds that decide the run.
@@ -41,7 +47,7 @@ export interface ScenarioDefinition {
   /** The most requests one iteration sends at once (1 if omitted); k6 sends a batch over this many connections. */
   requestsPerIteration?: number;
   /** After the load, wait until the gateway has no queued or processing message left (needs ADMIN_TOKEN). */
-  drain?: { timeoutSeconds: number };
+  drain?: Drain;
 }
 
 export interface ScenarioModule {

@@ -8,8 +8,8 @@ import { toBase64, toHex, utf8Bytes } from './encoding.ts';
 type HmacHash = 'SHA-1' | 'SHA-256';
 type HmacKey = object;
 interface HmacSubtle {
-  importKey(format: 'raw', keyData: Uint8Array, algorithm: { name: 'HMAC'; hash: HmacHash }, extractable: boolean, usages: string[]): Promise<HmacKey>;
-  sign(algorithm: 'HMAC', key: HmacKey, data: Uint8Array): Promise<ArrayBuffer>;
+  importKey(format: 'raw', keyData: ArrayBuffer, algorithm: { name: 'HMAC'; hash: HmacHash }, extractable: boolean, usages: string[]): Promise<HmacKey>;
+  sign(algorithm: 'HMAC', key: HmacKey, data: ArrayBuffer): Promise<ArrayBuffer>;
 }
 
 function subtle(): HmacSubtle {
@@ -25,14 +25,23 @@ function hmacKey(hash: HmacHash, secret: string): Promise<HmacKey> {
   const cacheKey = `${hash}\u0000${secret}`;
   let key = keys.get(cacheKey);
   if (!key) {
-    key = subtle().importKey('raw', utf8Bytes(secret), { name: 'HMAC', hash }, false, ['sign']);
+    key = subtle().importKey('raw', exactBuffer(utf8Bytes(secret)), { name: 'HMAC', hash }, false, ['sign']);
     keys.set(cacheKey, key);
   }
   return key;
 }
 
 export async function hmac(hash: HmacHash, secret: string, data: string): Promise<Uint8Array> {
-  return new Uint8Array(await subtle().sign('HMAC', await hmacKey(hash, secret), utf8Bytes(data)));
+  return new Uint8Array(await subtle().sign('HMAC', await hmacKey(hash, secret), exactBuffer(utf8Bytes(data))));
+}
+
+/**
+ * The bytes as an ArrayBuffer of their own: k6's WebCrypto takes the whole buffer behind a
+ * typed array and ignores its offset and length, so a view into a larger buffer would sign
+ * other bytes in k6 only.
+ */
+function exactBuffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }
 
 /** Meta's X-Hub-Signature-256: "sha256=" and the hex HMAC-SHA256 of the exact body bytes, keyed by the app secret. */

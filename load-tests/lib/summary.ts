@@ -66,7 +66,7 @@ export function formatSummary(summary: LoadSummary): string {
     `  requests: ${summary.requests}, not answered as expected: ${failed?.passes ?? 0}, dropped iterations: ${summary.droppedIterations}`,
   ];
   const drained = summary.metrics.backlog_drain_seconds?.values.max;
-  if (drained !== undefined) lines.push(`  backlog drained in ${drained.toFixed(1)} s after the load ended`);
+  if (drained !== undefined) lines.push(`  backlog drained in ${drained.toFixed(1)} s, from the last poll that saw all of it`);
   const counters = Object.entries(summary.counters);
   if (counters.length > 0) lines.push(`  counters: ${counters.map(([name, value]) => `${name}=${value}`).join(', ')}`);
   lines.push('  thresholds:');

@@ -79,12 +79,24 @@ export function judge(thresholds: Record<string, string[]>, metrics: Record<stri
     expressions.map((threshold) => {
       const { aggregation, operator, limit } = parseThreshold(threshold);
       const summary = metrics[metric];
-      const actual = summary?.values[aggregation];
+      const actual = summary && hasSamples(summary) ? summary.values[aggregation] : undefined;
       const judged = summary?.thresholds?.[threshold]?.ok;
       const ok = judged ?? (actual === undefined ? true : compare(actual, operator, limit));
       return { metric, threshold, ok, actual: actual ?? null, aggregation };
     }),
   );
+}
+
+/**
+ * k6 keeps a metric that has a threshold in the summary even when nothing was measured, and
+ * gives an empty trend's percentiles as 0: an empty sub-metric (the SLO's with FLOOD_SHARE=1)
+ * would read as a measured 0 ms. A counter's 0 is a real count.
+ */
+function hasSamples(summary: MetricSummary): boolean {
+  const { values } = summary;
+  if (summary.type === 'trend') return values.count === undefined || values.count > 0;
+  if (summary.type === 'rate') return values.passes === undefined || values.passes + (values.fails ?? 0) > 0;
+  return true;
 }
 
 /** What k6 shows for a trend with summaryTrendStats as the scripts set it. */

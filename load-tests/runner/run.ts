@@ -1,7 +1,7 @@
-import { DRAIN_POLL_SECONDS, STATS_PATH, createDrainClock, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
+import { DRAIN_POLL_SECONDS, createDrainClock, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
 import { newRunId } from '../lib/ids.ts';
 import type { PlannedRequest } from '../lib/payloads.ts';
-import type { RunContext, ScenarioDefinition } from '../lib/scenario.ts';
+import type { Drain, RunContext, ScenarioDefinition } from '../lib/scenario.ts';
 import type { Settings } from '../lib/settings.ts';
 import { buildSummary, type LoadSummary } from '../lib/summary.ts';
 import { arrivalSchedule } from './arrival.ts';
@@ -34,9 +34,9 @@ export async function runScenario(definition: ScenarioDefinition, settings: Sett
   const client = createHttpClient();
   try {
     // A wrong ADMIN_TOKEN found now, not after the whole load.
-    if (definition.drain) await readStats(settings, recorder, client, performance.now() + REQUEST_TIMEOUT_MS);
+    if (definition.drain) await readStats(settings.baseUrl + definition.drain.statsPath, settings, recorder, client, performance.now() + REQUEST_TIMEOUT_MS);
     await runLoad(definition, run, recorder, client, hooks);
-    if (definition.drain) await waitForDrain(definition.drain.timeoutSeconds, settings, recorder, client, hooks);
+    if (definition.drain) await waitForDrain(definition.drain, settings, recorder, client, hooks);
   } finally {
     client.close();
   }
@@ -115,8 +115,7 @@ function createIteration(definition: ScenarioDefinition, run: RunContext, record
 }
 
 /** The unfinished messages the stats endpoint reports, waiting out its own rate limit until giveUpAt. */
-async function readStats(settings: Settings, recorder: Recorder, client: HttpClient, giveUpAt: number): Promise<number> {
-  const url = settings.baseUrl + STATS_PATH;
+async function readStats(url: string, settings: Settings, recorder: Recorder, client: HttpClient, giveUpAt: number): Promise<number> {
   const headers = statsHeaders(settings.adminToken ?? '');
   for (;;) {
     const sentMs = performance.now();
@@ -136,9 +135,10 @@ async function readStats(settings: Settings, recorder: Recorder, client: HttpCli
 }
 
 /** Polls the stats endpoint until nothing is queued or processing, or the timeout passes; records how long it took. */
-async function waitForDrain(timeoutSeconds: number, settings: Settings, recorder: Recorder, client: HttpClient, hooks: RunHooks): Promise<void> {
+async function waitForDrain(drain: Drain, settings: Settings, recorder: Recorder, client: HttpClient, hooks: RunHooks): Promise<void> {
+  const { timeoutSeconds } = drain;
   const giveUpAt = performance.now() + timeoutSeconds * 1000;
-  const read = () => readStats(settings, recorder, client, giveUpAt);
+  const read = () => readStats(settings.baseUrl + drain.statsPath, settings, recorder, client, giveUpAt);
   const built = await read();
   recorder.count('backlog_messages', built);
   hooks.log?.(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);

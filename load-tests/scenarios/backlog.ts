@@ -1,3 +1,4 @@
+import { statsPathCovering } from '../lib/backlog.ts';
 import { genuineMeta } from '../lib/messages.ts';
 import { baseThresholds, constantLoad, type ScenarioModule } from '../lib/scenario.ts';
 import { numberFrom } from '../lib/settings.ts';
@@ -13,6 +14,7 @@ export const backlog: ScenarioModule = {
   defaults: { rate: 500, duration: '2m' },
   define: (settings) => {
     if (!settings.adminToken) throw new Error('ADMIN_TOKEN is required: the backlog scenario watches the drain through the stats endpoint');
+    const timeoutSeconds = numberFrom(settings.env, 'DRAIN_TIMEOUT', 600);
     return {
       name: 'backlog',
       description: 'messages pile up in the queues with no worker running, then drain once one starts',
@@ -22,7 +24,7 @@ export const backlog: ScenarioModule = {
       // Filled after the load: what had piled up, and what was still unfinished when the wait ended.
       counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }],
       plan: async (iteration, run) => [await genuineMeta('backlog', iteration, run)],
-      drain: { timeoutSeconds: numberFrom(settings.env, 'DRAIN_TIMEOUT', 600) },
+      drain: { timeoutSeconds, statsPath: statsPathCovering(settings.durationSeconds + timeoutSeconds) },
     };
   },
 };

@@ -1,12 +1,14 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { STATS_PATH } from '../../load-tests/lib/backlog.ts';
 import type { ScenarioDefinition } from '../../load-tests/lib/scenario.ts';
 import { readSettings } from '../../load-tests/lib/settings.ts';
 import { createHttpClient, REQUEST_TIMEOUT_MS } from '../../load-tests/runner/http.ts';
 import { runScenario } from '../../load-tests/runner/run.ts';
 import { backlog } from '../../load-tests/scenarios/backlog.ts';
 
+/** The stats path the hand-made drains poll; the backlog scenario's own is computed from its settings. */
+const STATS_PATH = '/api/v1/whatsapp-hardened/stats?hours=1';
+const BACKLOG_ENV = { WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', ADMIN_TOKEN: 'admin', RATE: '2', DURATION: '1s' };
 const SETTINGS = readSettings({ WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', BASE_URL: 'http://127.0.0.1:9' }, 'unit', { rate: 1, duration: '1s' });
 
 /** A scenario whose iterations send nothing: only the arrival loop is under test. */
@@ -79,7 +81,7 @@ describe('the Node runner', () => {
     });
     await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
     try {
-      const backlog = scenario({ drain: { timeoutSeconds: 30 }, counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }] });
+      const backlog = scenario({ drain: { timeoutSeconds: 30, statsPath: STATS_PATH }, counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }] });
       const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
       const summary = await runScenario(backlog, { ...SETTINGS, baseUrl });
       expect(answers).toEqual([]);
@@ -102,7 +104,7 @@ describe('the Node runner', () => {
     await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
     try {
       let iterations = 0;
-      const backlog = scenario({ drain: { timeoutSeconds: 30 }, counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }], plan: async () => (iterations++, []) });
+      const backlog = scenario({ drain: { timeoutSeconds: 30, statsPath: STATS_PATH }, counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }], plan: async () => (iterations++, []) });
       const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
       await expect(runScenario(backlog, { ...SETTINGS, baseUrl })).rejects.toThrow('the stats endpoint answered 401: is ADMIN_TOKEN the gateway\'s?');
       expect({ polls, iterations }).toEqual({ polls: 1, iterations: 0 });
@@ -112,14 +114,15 @@ describe('the Node runner', () => {
   });
 
   it('fails the backlog scenario when no backlog built (a worker still ran): a drain of nothing proves nothing', async () => {
+    const backlogStatsPath = backlog.define(readSettings({ ...BACKLOG_ENV, BASE_URL: 'http://127.0.0.1:9' }, 'backlog', backlog.defaults)).drain!.statsPath;
     const stats = http.createServer((req, res) => {
-      if (req.url !== STATS_PATH) return void res.writeHead(200).end();
+      if (req.url !== backlogStatsPath) return void res.writeHead(200).end();
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ counts: { queued: 0, processing: 0 } }));
     });
     await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
     try {
       const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
-      const settings = readSettings({ WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', ADMIN_TOKEN: 'admin', BASE_URL: baseUrl, RATE: '2', DURATION: '1s' }, 'backlog', backlog.defaults);
+      const settings = readSettings({ ...BACKLOG_ENV, BASE_URL: baseUrl }, 'backlog', backlog.defaults);
       const summary = await runScenario(backlog.define(settings), settings);
       expect(summary.counters.backlog_messages).toBe(0);
       expect(summary.verdicts.find((verdict) => verdict.metric === 'backlog_messages')).toMatchObject({ ok: false });

@@ -1,5 +1,5 @@
 import { arrivalSchedule } from '../../load-tests/runner/arrival.ts';
-import { DEFAULT_RETRY_AFTER_SECONDS, DRAIN_POLL_SECONDS, createDrainClock, retryAfterSeconds } from '../../load-tests/lib/backlog.ts';
+import { DEFAULT_RETRY_AFTER_SECONDS, DRAIN_POLL_SECONDS, createDrainClock, retryAfterSeconds, statsPathCovering } from '../../load-tests/lib/backlog.ts';
 import { readSettings, parseDuration, shareFrom } from '../../load-tests/lib/settings.ts';
 import { judge, parseThreshold, percentile, trendValues } from '../../load-tests/lib/thresholds.ts';
 import { SCENARIOS } from '../../load-tests/scenarios/index.ts';
@@ -35,6 +35,25 @@ describe('load-test thresholds, as k6 judges them', () => {
     expect(verdicts).toEqual([
       { metric: 'checks', threshold: 'rate>0.99', ok: false, actual: 1, aggregation: 'rate' },
       { metric: 'http_req_duration{slo:ack}', threshold: 'p(99)<20', ok: true, actual: null, aggregation: 'p(99)' },
+    ]);
+  });
+
+  it('reads an empty trend or rate in k6\'s summary as no samples, not as a measured 0, while a counter\'s 0 counts', () => {
+    // k6 keeps a metric with a threshold in the summary even when nothing was measured, with 0 percentiles.
+    const verdicts = judge(
+      { 'http_req_duration{slo:ack}': ['p(99)<20'], 'checks{kind:genuine}': ['rate>0.99'], forged_accepted: ['count==0'], http_req_duration: ['p(99)<300'] },
+      {
+        'http_req_duration{slo:ack}': { type: 'trend', values: { 'p(99)': 0, count: 0 }, thresholds: { 'p(99)<20': { ok: true } } },
+        'checks{kind:genuine}': { type: 'rate', values: { rate: 0, passes: 0, fails: 0 } },
+        forged_accepted: { type: 'counter', values: { count: 0 } },
+        http_req_duration: { type: 'trend', values: { 'p(99)': 14, count: 3 } },
+      },
+    );
+    expect(verdicts.map((v) => [v.metric, v.ok, v.actual])).toEqual([
+      ['http_req_duration{slo:ack}', true, null],
+      ['checks{kind:genuine}', true, null],
+      ['forged_accepted', true, 0],
+      ['http_req_duration', true, 14],
     ]);
   });
 
@@ -92,6 +111,13 @@ describe('load-test settings', () => {
     const accepted = forged.define(readSettings(ENV, 'forged-signatures', forged.defaults)).counters.find((c) => c.name === 'forged_accepted')!;
     const request = { path: '/webhooks/meta', headers: {}, body: '{}', expectedStatus: 401, tags: { kind: 'forged-meta' }, messageId: 'm' };
     expect([200, 202, 0, 401, 429, 503].map((status) => accepted.perAnswer!(request, status))).toEqual([true, true, false, false, false, false]);
+  });
+
+  it('asks the stats endpoint for a window that covers the load and the drain wait, so the backlog cannot age out of the count', () => {
+    expect(statsPathCovering(120 + 600)).toBe('/api/v1/whatsapp-hardened/stats?hours=2');
+    expect(statsPathCovering(2 * 3600 + 600)).toBe('/api/v1/whatsapp-hardened/stats?hours=4');
+    // The endpoint takes at most 90 days.
+    expect(statsPathCovering(400 * 24 * 3600)).toBe('/api/v1/whatsapp-hardened/stats?hours=2160');
   });
 
   it('times the drain from the last poll that saw the whole backlog, not from the prompt to start a worker', () => {
