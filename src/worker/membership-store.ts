@@ -7,6 +7,8 @@ export interface GroupView {
   paused: boolean;
   /** Members whose heartbeat is younger than the liveness timeout and who are not leaving, sorted. */
   liveMembers: string[];
+  /** Members whose heartbeat is younger than the liveness timeout, those leaving included. */
+  heartbeating: string[];
   /** Current holder of each shard's consumer, by shard; null when released. */
   owners: Map<number, string | null>;
 }
@@ -43,34 +45,38 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
   return {
     // One statement each for the heartbeat and the read, since every worker runs both on every
     // tick: as five statements they cost an idle worker 0.018 cores at a 250 ms heartbeat.
+    // The heartbeat's time is when it is written (clock_timestamp), not when its statement
+    // began (now()): one that waited on a lock would otherwise land already stale, and the
+    // others could take the worker's shards while it still counts itself live.
     async heartbeat(memberId, join = true) {
       if (!join) {
-        await sql`UPDATE worker_members SET heartbeat_at = now() WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
+        await sql`UPDATE worker_members SET heartbeat_at = clock_timestamp() WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
         return;
       }
       // The delete leaves this member's own row to the upsert: one statement may not change a row twice.
       await sql`
         WITH beat AS (
-          INSERT INTO worker_members (queue_prefix, member_id) VALUES (${queuePrefix}, ${memberId})
-          ON CONFLICT (queue_prefix, member_id) DO UPDATE SET heartbeat_at = now())
+          INSERT INTO worker_members (queue_prefix, member_id, heartbeat_at) VALUES (${queuePrefix}, ${memberId}, clock_timestamp())
+          ON CONFLICT (queue_prefix, member_id) DO UPDATE SET heartbeat_at = clock_timestamp())
         DELETE FROM worker_members WHERE queue_prefix = ${queuePrefix} AND member_id <> ${memberId}
           AND heartbeat_at < now() - ${FORGET_AFTER_TIMEOUTS} * ${liveness}::interval`;
     },
     async read() {
       // The owners come as JSON pairs: in a text[], postgres.js reads a NULL element as the
       // string "NULL", and every free shard would look held by a member that never heartbeats.
-      const [row] = await sql<{ shard_count: number | null; paused: boolean | null; members: string[]; owners: [number, string | null][] }[]>`
+      const [row] = await sql<{ shard_count: number | null; paused: boolean | null; members: [string, boolean][]; owners: [number, string | null][] }[]>`
         SELECT (SELECT shard_count FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}) AS shard_count,
                (SELECT paused FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}) AS paused,
-               ARRAY(SELECT member_id FROM worker_members
-                     WHERE queue_prefix = ${queuePrefix} AND heartbeat_at > now() - ${liveness}::interval AND NOT leaving) AS members,
+               coalesce((SELECT json_agg(json_build_array(member_id, leaving)) FROM worker_members
+                         WHERE queue_prefix = ${queuePrefix} AND heartbeat_at > now() - ${liveness}::interval), '[]'::json) AS members,
                coalesce((SELECT json_agg(json_build_array(shard, owner) ORDER BY shard)
                          FROM work_shard_owners WHERE queue_prefix = ${queuePrefix}), '[]'::json) AS owners`;
       const { shard_count: shardCount, paused, members, owners } = row!;
       return {
         shardCount,
         paused: paused ?? false,
-        liveMembers: [...members].sort(),
+        liveMembers: members.flatMap(([member, leaving]) => (leaving ? [] : [member])).sort(),
+        heartbeating: members.map(([member]) => member).sort(),
         owners: new Map(owners),
       };
     },

@@ -181,7 +181,10 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
 
   async function readGroup(): Promise<GroupView | null> {
     try {
-      if (consumer.hasChannel() && !mismatched) await store.heartbeat(me, !stopping);
+      // Without a channel the worker lets its shards go, but only once the work under way on
+      // them is finished (a provider call can take REPLY_TIMEOUT_MS): until then it stays live,
+      // or another worker could take a shard over and run the sender's next messages beside it.
+      if ((consumer.hasChannel() || releases.size > 0) && !mismatched) await store.heartbeat(me, !stopping);
       const view = await store.read();
       // A read that hung through an outage is a gap too, not continuous sight of the group.
       const now = performance.now();
@@ -228,6 +231,11 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       'a wagate reshard pauses the worker group (work_shard_settings.paused): this worker finishes what it holds, releases its shards and takes none until the reshard ends; if no reshard is running, one was interrupted: run the same wagate reshard --to N again');
   }
 
+  function whyNotOurs(view: GroupView | null, shard: number): string {
+    if (view === null) return 'owners unread';
+    return view.owners.get(shard) === me ? 'its heartbeat lapsed' : 'taken over after it missed its heartbeats';
+  }
+
   function targetsOf(view: GroupView): (string | undefined)[] {
     if (mismatched || view.paused || !consumer.hasChannel()) return [];
     return assignShards(deps.shardCount, view.liveMembers);
@@ -240,10 +248,15 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     await checkCount(view);
     notePause(view);
     const targets = targetsOf(view);
+    // Whoever saw this worker's heartbeat expire may take its shards at any moment: a cancel
+    // would then hand the queue over while the messages in hand still run, so they are
+    // relinquished as if taken over already.
+    const lapsed = !view.heartbeating.includes(me);
     for (const shard of held) {
       if (busy.has(shard)) continue;
       if (!consumer.isSubscribed(shard)) releaseInBackground(shard, 'consumer lost with its channel');
       else if (view.owners.get(shard) !== me) releaseInBackground(shard, 'taken over after this worker missed its heartbeats', true);
+      else if (lapsed) releaseInBackground(shard, 'this worker\'s heartbeat lapsed; handed on as if taken over', true);
       else if (targets[shard] !== me) releaseInBackground(shard, 'rebalance');
     }
     releaseStrayRecords(view, targets);
@@ -297,12 +310,12 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       // node): the plain release then let the successor run a sender's next messages beside
       // the ones in hand. Relinquishing a shard nobody took costs only the return of the
       // messages not yet started.
+      // So is every shard when this worker's own heartbeat has lapsed, as in a tick.
       const view = await settleWithin(store.read().catch(() => null), Math.min(left(), Math.max(deps.heartbeatMs, OWNERS_READ_AT_STOP_MS)), null);
       for (const shard of held) {
         if (busy.has(shard)) continue;
-        const ours = view !== null && view.owners.get(shard) === me;
-        const reason = ours ? 'worker stopping' : view === null ? 'worker stopping; owners unread, so handed on as if taken over' : 'worker stopping; taken over after this worker missed its heartbeats';
-        releaseInBackground(shard, reason, !ours);
+        const ours = view !== null && view.owners.get(shard) === me && view.heartbeating.includes(me);
+        releaseInBackground(shard, ours ? 'worker stopping' : `worker stopping; ${whyNotOurs(view, shard)}, so handed on as if taken over`, !ours);
       }
       const drained = (async () => {
         while (releases.size > 0) await Promise.allSettled([...releases]);

@@ -328,3 +328,114 @@ describe('a group that a reshard pauses', () => {
     await coordinator.stop(5_000);
   }, 30_000);
 });
+
+describe('a worker whose own heartbeat has lapsed while it holds shards', () => {
+  /** A coordinator whose consumer records how each shard was let go, and whose heartbeats can be made to stop landing. */
+  function lapsingWorker(memberId: string, prefix: string) {
+    const real = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const state = { heartbeatsLand: true };
+    const store = { ...real, heartbeat: (id: string, join?: boolean) => (state.heartbeatsLand ? real.heartbeat(id, join) : Promise.resolve()) };
+    const calls: string[] = [];
+    const coordinator = coordinatorFor(memberId, store, undefined, {
+      consumer: {
+        ...consumerOfShards(),
+        release: async (shard: number) => void calls.push(`release ${shard}`),
+        relinquish: async (shard: number) => void calls.push(`relinquish ${shard}`),
+      },
+    });
+    const expire = () => db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = ${memberId}`;
+    return { coordinator, calls, state, expire, store: real };
+  }
+
+  it('relinquishes them in a tick rather than cancelling its consumers, since another may take them over at any moment', async () => {
+    const prefix = `${PREFIX}-lapsed-tick`;
+    const { coordinator, calls, state, expire } = lapsingWorker('lapsed-worker', prefix);
+    await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
+    state.heartbeatsLand = false;
+    await expire();
+    await waitFor('the worker to let its shards go', async () => (await coordinator.tick(), coordinator.owned().length === 0));
+    expect(calls.sort()).toEqual(['relinquish 0', 'relinquish 1']);
+  }, 30_000);
+
+  it('relinquishes them when it stops', async () => {
+    const { coordinator, calls, state, expire } = lapsingWorker('lapsed-stopper', `${PREFIX}-lapsed-stop`);
+    await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
+    state.heartbeatsLand = false;
+    await expire();
+    expect(await coordinator.stop(5_000)).toBe(true);
+    expect(calls.sort()).toEqual(['relinquish 0', 'relinquish 1']);
+  }, 30_000);
+
+  it('keeps them when its heartbeat only waited on a lock past the liveness timeout: the heartbeat counts from when it was written', async () => {
+    const prefix = `${PREFIX}-lapsed-lock`;
+    const { coordinator, calls } = lapsingWorker('locked-worker', prefix);
+    await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
+    // Another transaction holds the member row for twice the liveness timeout, so the heartbeat waits.
+    let letGo!: () => void;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    let locked!: () => void;
+    const rowLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = db.sql.begin(async (tx) => {
+      await tx`SELECT 1 FROM worker_members WHERE queue_prefix = ${prefix} AND member_id = 'locked-worker' FOR UPDATE`;
+      locked();
+      await held;
+    });
+    await rowLocked;
+    const tick = coordinator.tick();
+    await waitFor('the heartbeat to wait on the lock', async () => {
+      const [row] = await db.sql<{ n: number }[]>`
+        SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+      return row!.n > 0;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 2 * LIVENESS_MS));
+    letGo();
+    await holder;
+    await tick;
+    expect(coordinator.owned()).toEqual([0, 1]);
+    expect(calls).toEqual([]);
+    await coordinator.stop(5_000);
+  }, 30_000);
+});
+
+describe('a worker that lost its broker channel with a message still under way', () => {
+  it('heartbeats until that work is finished and the shard released, so nobody takes the shard over beside it', async () => {
+    const prefix = `${PREFIX}-no-channel`;
+    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    let channel = true;
+    let finished!: () => void;
+    const underWay = new Promise<void>((resolve) => (finished = resolve));
+    const subscribed = new Set<number>();
+    const a = coordinatorFor('worker-a', store, undefined, {
+      consumer: {
+        hasChannel: () => channel,
+        isSubscribed: (shard: number) => channel && subscribed.has(shard),
+        subscribe: async (shard: number) => channel && Boolean(subscribed.add(shard)),
+        // As the real consumer: with the channel gone, a release waits for the work still under way.
+        release: async () => underWay,
+        relinquish: async () => underWay,
+      },
+    });
+    await waitFor('worker-a to take every shard', async () => (await a.tick(), a.owned().length === SHARDS));
+    channel = false;
+    const beating = setInterval(() => void a.tick(), HEARTBEAT_MS);
+    try {
+      // The provider call still runs for several liveness timeouts: worker-a stays live, and a
+      // worker that has watched the group all along cannot take its shards.
+      const b = coordinatorFor('worker-b', store);
+      const until = performance.now() + 4 * LIVENESS_MS;
+      while (performance.now() < until) {
+        await b.tick();
+        await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_MS));
+      }
+      expect(b.owned()).toEqual([]);
+      expect(await store.acquire('worker-b', 0, true)).toBe(false);
+      finished();
+      await waitFor('worker-a to record its releases', async () => a.owned().length === 0);
+      await waitFor('worker-b to take the shards once they are released', async () => (await b.tick(), b.owned().length === SHARDS), 10_000);
+      await b.stop(5_000);
+    } finally {
+      clearInterval(beating);
+      finished();
+    }
+  }, 30_000);
+});
