@@ -10,6 +10,9 @@ import { writeProviderAnswer } from './write-provider-answer';
 
 export type DeliveryResult = 'sent' | 'unknown' | 'already_settled';
 
+/** Why a reply found still 'sending' is unknown: the attempt that marked it died during its provider call. */
+export const ORPHANED_SEND = 'an earlier attempt stopped during the provider call';
+
 /** A reply's last_error once its customer was erased: never the provider's text, which may quote the number. */
 const NOT_SENT_ERASED = 'not sent: the customer was erased';
 
@@ -60,7 +63,7 @@ async function claimAndSend(
       RETURNING id`;
     if (erased) return 'already_settled';
     const [orphan] = await sql`
-      UPDATE outbound_messages SET status = 'unknown', last_error = 'an earlier attempt stopped during the provider call', updated_at = now()
+      UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
       WHERE id = ${outbound.id} AND status = 'sending'
       RETURNING id`;
     if (orphan) {

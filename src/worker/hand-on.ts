@@ -8,6 +8,7 @@ import type { Publisher } from '../queue/publisher';
 import type { Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
+import { ORPHANED_SEND } from '../orders/deliver-reply';
 import { ERASED } from '../orders/erasure';
 import { describe, isDatabaseDown, numberHeader, safely } from './delivery';
 import { planRetry, planWait } from './retry-plan';
@@ -131,14 +132,34 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       [DEAD_AT_HEADER]: new Date().toISOString(),
     }, deps.topology.deadRoutingKey);
     await failpoint('worker.after-dead-letter-publish');
-    if (payload) {
-      await deps.sql`
-        UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
-        WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')`.catch(recordLag(payload, 'dead'));
-    }
+    if (payload) await recordDead(payload, reason).catch(recordLag(payload, 'dead'));
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
     deps.log.error({ source: payload?.source, messageId: payload?.messageId, err: withoutNumbers(reason) }, 'message dead-lettered');
     safely(() => channel.ack(delivery));
+  }
+
+  /**
+   * The message is dead, and a reply of it still 'sending' is unknown: the attempt that marked
+   * it died during the provider call (the delivery limit dead-letters before any claim, which
+   * would otherwise have found it), so the customer may have it. Left 'sending', nothing would
+   * ever show it to an operator.
+   */
+  async function recordDead(payload: QueueMessage, reason: string): Promise<void> {
+    const [row] = await deps.sql<{ orphaned: number }[]>`
+      WITH dead AS (
+        UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
+        WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')
+        RETURNING id),
+      orphaned AS (
+        UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
+        WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId} AND status = 'sending'
+          AND EXISTS (SELECT 1 FROM dead)
+        RETURNING id)
+      SELECT count(*)::integer AS orphaned FROM orphaned`;
+    if (row!.orphaned > 0) {
+      deps.metrics.confirmations.inc({ provider: payload.source, result: 'unknown' });
+      deps.log.warn({ messageId: payload.messageId }, 'the dead-lettered message\'s reply was left mid-call by an earlier attempt; marked unknown, not sent again');
+    }
   }
 
   /**

@@ -1,0 +1,46 @@
+import { startFaultRig, type FaultRig } from '../support/fault-run';
+import { waitFor } from '../support/wait';
+
+/**
+ * A worker killed during a provider call, at the last delivery the limit allows: the next
+ * worker dead-letters the message before any claim (the delivery limit is checked first), so
+ * the claim's own step, which marks a reply left mid-call unknown, never runs. The
+ * dead-lettering must do it, or the reply stays 'sending', which no operator command shows.
+ */
+const TEST_TIMEOUT_MS = 120_000;
+const CALL_WAIT_MS = 45_000;
+
+let rig: FaultRig;
+
+beforeAll(async () => {
+  // RabbitMQ 3.10 redelivers limit + 1 times and the worker dead-letters a delivery early, so
+  // with a limit of 2 the first redelivery after the kill is the last one.
+  rig = await startFaultRig({ QUEUE_DELIVERY_LIMIT: '2' });
+}, 60_000);
+
+afterAll(async () => {
+  await rig?.stop();
+});
+
+describe('a worker killed mid-call on the last delivery the limit allows', () => {
+  it('leaves the message dead and its reply unknown, never sent again', async () => {
+    rig.fake.behave({ kind: 'hold' }, 1);
+    const sent = await rig.sendOne();
+    expect(sent.status).toBe(200);
+    await rig.fake.waitForCalls(1, CALL_WAIT_MS);
+    await rig.replace('worker');
+    rig.fake.release();
+
+    await waitFor('the message to be dead-lettered', async () => {
+      const [row] = await rig.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${sent.id}`;
+      return row?.status === 'dead';
+    }, TEST_TIMEOUT_MS / 2);
+    const [message] = await rig.db.sql<{ last_error: string }[]>`SELECT last_error FROM webhook_messages WHERE message_id = ${sent.id}`;
+    expect(message!.last_error).toContain('without finishing');
+    const [reply] = await rig.db.sql<{ status: string; last_error: string }[]>`
+      SELECT status, last_error FROM outbound_messages WHERE inbound_message_id = ${sent.id}`;
+    expect(reply).toEqual({ status: 'unknown', last_error: 'an earlier attempt stopped during the provider call' });
+    // The one held call is all the provider got.
+    expect(rig.fake.calls()).toHaveLength(1);
+  }, TEST_TIMEOUT_MS);
+});
