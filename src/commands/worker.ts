@@ -8,6 +8,7 @@ import { createBroker, type Broker } from '../queue/broker';
 import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
 import { countUnknownReplies } from '../orders/reply-operations';
 import { countStuckMessages, stuckAfterMs } from '../ledger/stuck';
+import { countKeptThroughFailures } from '../telemetry/count-kept-through-failures';
 import { createPublisher } from '../queue/publisher';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
@@ -35,8 +36,8 @@ const QUEUE_GAUGE_INTERVAL_MS = 5000;
  * goes back to its queue, and shards still held move once this worker's heartbeat expires.
  */
 const STOP_AFTER_DRAIN_MS = 10_000;
-/** How long a failed stuck count leaves the last one standing: about the alert's 15 minutes. */
-const STUCK_COUNT_KEPT_MS = 15 * 60 * 1000;
+/** How long a failed count from Postgres leaves the last one standing: about WagateMessagesStuck's 15 minutes. */
+const COUNT_KEPT_MS = 15 * 60 * 1000;
 
 export interface RunningWorker {
   metricsPort: number;
@@ -71,16 +72,6 @@ async function drainWithin(timeoutMs: number, coordinator: ShardCoordinator, con
 /** Unique per process, and readable in the membership table: host, pid and a random tail. */
 function newMemberId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-}
-
-/** The unknown-replies gauge; while Postgres does not answer it has no value rather than a stale one. */
-async function refreshUnknownReplies(sql: Sql, metrics: Metrics): Promise<void> {
-  try {
-    const counts = await countUnknownReplies(sql);
-    for (const [provider, count] of Object.entries(counts)) metrics.repliesUnknown.set({ provider }, count);
-  } catch {
-    metrics.repliesUnknown.reset();
-  }
 }
 
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
@@ -169,22 +160,17 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     blocked: () => publishBroker.blockedSince() !== null,
   });
   const stuckAfter = stuckAfterMs(config.RETRY_DELAYS_MS);
-  let stuckCountedAt = Date.now();
+  // A 0 after a failed count would restart WagateMessagesStuck's 15 minutes each time
+  // PostgreSQL stumbled, and a missing unknown-replies series resolve WagateUnknownConfirmations.
+  const refreshStuck = countKeptThroughFailures(() => countStuckMessages(sql, stuckAfter), (count) => metrics.messagesStuck.set(count),
+    () => metrics.messagesStuck.set(Number.NaN), COUNT_KEPT_MS);
+  const refreshUnknownReplies = countKeptThroughFailures(() => countUnknownReplies(sql),
+    (counts) => Object.entries(counts).forEach(([provider, count]) => metrics.repliesUnknown.set({ provider }, count)),
+    () => metrics.repliesUnknown.reset(), COUNT_KEPT_MS);
   const gauges = setInterval(() => {
     void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);
-    void refreshUnknownReplies(sql, metrics);
-    // A failed count keeps the last one for a while: a 0 would restart WagateMessagesStuck's
-    // 15 minutes each time PostgreSQL stumbled. Not for good: a worker cut off from PostgreSQL
-    // would keep the alert firing after the messages were requeued; NaN, which max() skips.
-    void countStuckMessages(sql, stuckAfter).then(
-      (count) => {
-        stuckCountedAt = Date.now();
-        metrics.messagesStuck.set(count);
-      },
-      () => {
-        if (Date.now() - stuckCountedAt > STUCK_COUNT_KEPT_MS) metrics.messagesStuck.set(Number.NaN);
-      },
-    );
+    void refreshUnknownReplies();
+    void refreshStuck();
   }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;
   metrics.watchReadiness(async () => (await workerReadiness(sql, bothConnected, draining)).ready);
