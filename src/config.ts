@@ -225,6 +225,7 @@ const envSchema = z.object({
   AUTOSCALER_IDENTITY: z.string().min(1).max(253).optional(),
   POD_NAME: z.string().min(1).max(253).optional(),
   WAGATE_FAILPOINT: z.enum(FAILPOINTS).optional(),
+  WAGATE_FAILPOINT_ACTION: z.enum(['hold', 'pause']).optional(),
 });
 
 export type Source = 'whatsapp' | 'twilio';
@@ -335,6 +336,9 @@ function crossCheck(e: ParsedEnv): string[] {
   }
   if (e.WAGATE_FAILPOINT && e.NODE_ENV !== 'test') {
     problems.push('WAGATE_FAILPOINT: stops the process on purpose, for crash tests; it is accepted only when NODE_ENV is test');
+  }
+  if (e.WAGATE_FAILPOINT_ACTION && e.NODE_ENV !== 'test') {
+    problems.push('WAGATE_FAILPOINT_ACTION: says how a crash test\'s failpoint stops the process; it is accepted only when NODE_ENV is test');
   }
   if (e.TWILIO_SKIP_VALIDATION && e.NODE_ENV === 'production') {
     problems.push('TWILIO_SKIP_VALIDATION: is honoured only when NODE_ENV is development or test');

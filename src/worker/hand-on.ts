@@ -121,9 +121,10 @@ export function createHandOn(deps: HandOnDeps): HandOn {
   }
 
   async function deadLetter(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage | null, reason: string): Promise<void> {
-    if (payload && (await wasErased(payload))) {
+    const before = payload ? await recordBeforeDeadLetter(payload) : null;
+    if (before?.status === ERASED) {
       deps.metrics.workerMessages.inc({ outcome: 'skipped' });
-      deps.log.info({ messageId: payload.messageId }, 'not dead-lettered: the customer was erased while it was processed');
+      deps.log.info({ messageId: payload?.messageId }, 'not dead-lettered: the customer was erased while it was processed');
       safely(() => channel.ack(delivery));
       return;
     }
@@ -132,7 +133,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       [DEAD_AT_HEADER]: new Date().toISOString(),
     }, deps.topology.deadRoutingKey);
     await failpoint('worker.after-dead-letter-publish');
-    if (payload) await recordDead(payload, reason).catch(recordLag(payload, 'dead'));
+    if (payload) await recordDead(payload, reason, before?.version ?? null).catch(recordLag(payload, 'dead'));
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
     deps.log.error({ source: payload?.source, messageId: payload?.messageId, err: withoutNumbers(reason) }, 'message dead-lettered');
     safely(() => channel.ack(delivery));
@@ -144,18 +145,22 @@ export function createHandOn(deps: HandOnDeps): HandOn {
    * would otherwise have found it), so the customer may have it. Left 'sending', nothing would
    * ever show it to an operator.
    */
-  async function recordDead(payload: QueueMessage, reason: string): Promise<void> {
-    const [row] = await deps.sql<{ orphaned: number }[]>`
+  async function recordDead(payload: QueueMessage, reason: string, version: string | null): Promise<void> {
+    const [row] = await deps.sql<{ dead: number; orphaned: number }[]>`
       WITH dead AS (
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
         WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')
+          AND (${version}::text IS NULL OR xmin::text = ${version})
         RETURNING id),
       orphaned AS (
         UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
         WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId} AND status = 'sending'
           AND EXISTS (SELECT 1 FROM dead)
         RETURNING id)
-      SELECT count(*)::integer AS orphaned FROM orphaned`;
+      SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT count(*) FROM orphaned)::integer AS orphaned`;
+    if (row!.dead === 0 && version !== null) {
+      deps.log.info({ messageId: payload.messageId }, 'the message record changed while its dead letter went out (a dlq replay reopened it); left as the replay made it');
+    }
     if (row!.orphaned > 0) {
       deps.metrics.confirmations.inc({ provider: payload.source, result: 'unknown' });
       deps.log.warn({ messageId: payload.messageId }, 'the dead-lettered message\'s reply was left mid-call by an earlier attempt; marked unknown, not sent again');
@@ -163,14 +168,20 @@ export function createHandOn(deps: HandOnDeps): HandOn {
   }
 
   /**
-   * `wagate erase` during processing: a dead-letter copy would keep the customer's message (and
-   * the error, which may quote their number) after the erase swept the queue. Unknown when
-   * Postgres does not answer; the copy is kept then, and `erase` run again drops it.
+   * The record as the dead letter leaves, read before it does. Erased (`wagate erase` during
+   * processing): a dead-letter copy would keep the customer's message (and the error, which
+   * may quote their number) after the erase swept the queue. Its row version: once the letter
+   * is in the dead-letter queue a `dlq replay` may reopen the record and publish the message
+   * again, and the dead write that follows must not undo that (the replayed copy would be
+   * skipped as finished, with no letter left to replay), so it applies only to the version
+   * read here. Null when Postgres does not answer: the copy is kept then (`erase` run again
+   * drops it), and the dead write applies to any record still queued or processing.
    */
-  async function wasErased(payload: QueueMessage): Promise<boolean> {
-    const rows = await deps.sql`
-      SELECT 1 FROM webhook_messages WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = ${ERASED}`.catch(() => []);
-    return rows.length > 0;
+  async function recordBeforeDeadLetter(payload: QueueMessage): Promise<{ status: string; version: string } | null> {
+    const [row] = await deps.sql<{ status: string; version: string }[]>`
+      SELECT status, xmin::text AS version FROM webhook_messages
+      WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId}`.catch(() => []);
+    return row ?? null;
   }
 
   /**

@@ -57,4 +57,32 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
     expect(callsTo(pipeline, from)).toHaveLength(2);
     expect(await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([{ status: 'sent' }]);
   });
+
+  it('lets a replay that reopened the record win over the worker\'s dead write that follows, so the replayed copy is processed', async () => {
+    // The spawned worker alone takes the shards, and pauses (SIGSTOP) between its dead letter and its record.
+    for (const running of pipeline.workers.splice(0)) await running.stop();
+    const worker = await spawnWagate('worker', { ...pipeline.env, WAGATE_FAILPOINT: 'worker.after-dead-letter-publish', WAGATE_FAILPOINT_ACTION: 'pause' });
+    const from = '15550700002';
+    const id = uniqueWamid();
+    try {
+      pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+      await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+      await waitFor('the worker paused between its dead letter and its record', () => worker.logs.some((entry) => entry.failpoint === 'worker.after-dead-letter-publish'), 30_000);
+      expect(await statusOf(id)).toBe('processing');
+      // Its claim is older than the settle period (a slow provider call, then a confirm held
+      // up by the broker): the replay reopens the record and publishes the message again.
+      await pipeline.db.sql`UPDATE webhook_messages SET updated_at = now() - interval '1 minute' WHERE message_id = ${id}`;
+      expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [`whatsapp:${id}`], skipped: [], unroutable: [] });
+      expect(await statusOf(id)).toBe('queued');
+      worker.child.kill('SIGCONT');
+      // The dead write finds the record changed and leaves it: the replayed copy is processed.
+      await waitFor('the replayed message processed', async () => (await statusOf(id)) === 'processed', 30_000);
+      expect(worker.logs.some((entry) => String(entry.msg).startsWith('the message record changed while its dead letter went out'))).toBe(true);
+    } finally {
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+    }
+    expect(callsTo(pipeline, from)).toHaveLength(2);
+    expect(await listDead(pipeline.ingest.topology)).toEqual([]);
+  });
 });
