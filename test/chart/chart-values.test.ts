@@ -79,7 +79,7 @@ describe('migrations and cleanup', () => {
     const job = find(production, 'Job', '-migrate');
     expect(job.spec.template.spec.containers[0].env.find((e: any) => e.name === 'DATABASE_URL').valueFrom.secretKeyRef.name).toBe('wagate-credentials');
     expect(production.filter((o) => o.kind === 'Secret')).toEqual([]);
-    expect(hooks(production).map((o) => o.kind).sort()).toEqual(['Job', 'ServiceAccount']);
+    expect(hooks(production).map((o) => o.kind).sort()).toEqual(['Job', 'NetworkPolicy', 'ServiceAccount']);
   });
 
   it('runs `cleanup` on a schedule, one at a time', () => {

@@ -45,6 +45,35 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
+{{/*
+Labels of a role's pods: its selector labels, then commonLabels. A common label never replaces a
+selector label (the pods would no longer match their Deployment) nor the scrape job's label.
+Call with (list $ "worker").
+*/}}
+{{- define "wagate.podLabels" -}}
+{{- $root := index . 0 -}}
+{{ include "wagate.selectorLabels" . }}
+{{- with omit $root.Values.commonLabels "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "wagate.io/job" }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Where a role's pods may run. Call with the role's values (.Values.worker). */}}
+{{- define "wagate.podPlacement" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
 {{/* All labels of a role's objects. Call with (list $ "worker"). */}}
 {{- define "wagate.roleLabels" -}}
 {{ include "wagate.labels" (index . 0) }}

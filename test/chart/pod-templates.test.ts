@@ -1,0 +1,65 @@
+import { podTemplates, renderScenario, type K8sObject } from './helm';
+
+const componentOf = (object: K8sObject) => object.metadata.labels!['app.kubernetes.io/component']!;
+const TOLERATION = { key: 'dedicated', operator: 'Equal', value: 'wagate', effect: 'NoSchedule' };
+const AFFINITY = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['wagate'] }] }] } } };
+
+/** The values that place one role's pods on a dedicated, tainted node pool, with a mesh opt-out. */
+const placing = (role: string) => [
+  `${role}.nodeSelector.pool=wagate`,
+  `${role}.tolerations[0].key=dedicated`,
+  `${role}.tolerations[0].operator=Equal`,
+  `${role}.tolerations[0].value=wagate`,
+  `${role}.tolerations[0].effect=NoSchedule`,
+  `${role}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=pool`,
+  `${role}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=In`,
+  `${role}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values[0]=wagate`,
+];
+
+describe('pod placement', () => {
+  it.each([
+    ['migrations', 'migrate'],
+    ['cleanup', 'cleanup'],
+    ['ingest', 'ingest'],
+    ['worker', 'worker'],
+    ['autoscaler', 'autoscaler'],
+  ])('gives %s pods their nodeSelector, tolerations, affinity and podAnnotations, and no other role\'s pods', (values, role) => {
+    const objects = renderScenario('minimal', { set: placing(values), setString: [`${values}.podAnnotations.sidecar\\.istio\\.io/inject=false`] });
+    const templates = podTemplates(objects);
+    expect(templates.map(({ owner }) => componentOf(owner)).sort()).toEqual(['autoscaler', 'cleanup', 'ingest', 'migrate', 'worker']);
+    for (const { owner, pod } of templates) {
+      const placed = componentOf(owner) === role;
+      const placement = { nodeSelector: pod.spec.nodeSelector, tolerations: pod.spec.tolerations, affinity: pod.spec.affinity };
+      expect([componentOf(owner), placement]).toEqual([
+        componentOf(owner),
+        placed ? { nodeSelector: { pool: 'wagate' }, tolerations: [TOLERATION], affinity: AFFINITY } : { nodeSelector: undefined, tolerations: undefined, affinity: undefined },
+      ]);
+      expect([componentOf(owner), pod.metadata.annotations?.['sidecar.istio.io/inject']]).toEqual([componentOf(owner), placed ? 'false' : undefined]);
+    }
+  });
+
+  it('keeps the cleanup pods\' checksums beside their own annotations', () => {
+    const objects = renderScenario('minimal', { set: ['cleanup.podAnnotations.team=payments'] });
+    const cleanup = podTemplates(objects).find(({ owner }) => componentOf(owner) === 'cleanup')!;
+    expect(Object.keys(cleanup.pod.metadata.annotations).sort()).toEqual(['checksum/config', 'checksum/secret', 'team']);
+  });
+});
+
+describe('commonLabels', () => {
+  it('reaches every pod, the migration hook\'s and the cleanup\'s included, in every mode', () => {
+    for (const mode of ['builtin', 'keda', 'hpa', 'off']) {
+      const objects = renderScenario('keda', { set: [`worker.autoscaling.mode=${mode}`, 'commonLabels.team=payments', 'commonLabels.cost-centre=cc-42'] });
+      for (const { owner, pod } of podTemplates(objects)) {
+        expect([mode, owner.metadata.name, pod.metadata.labels]).toEqual([mode, owner.metadata.name, expect.objectContaining({ team: 'payments', 'cost-centre': 'cc-42' })]);
+      }
+      for (const object of objects) expect([object.kind, object.metadata.labels]).toEqual([object.kind, expect.objectContaining({ team: 'payments' })]);
+    }
+  });
+
+  it('keeps every Deployment\'s selector matching its pods', () => {
+    const objects = renderScenario('minimal', { set: ['commonLabels.team=payments'] });
+    for (const deployment of objects.filter((object) => object.kind === 'Deployment')) {
+      expect(deployment.spec.template.metadata.labels).toEqual(expect.objectContaining(deployment.spec.selector.matchLabels));
+    }
+  });
+});
