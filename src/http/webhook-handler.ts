@@ -53,9 +53,13 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
   const source = adapter.source;
   const maxBodyBytes = Math.min(deps.maxBodyBytes, adapter.maxBodyBytes ?? Infinity);
 
-  /** Every answer is timed, except the instant refusal of an overloaded pod (it did no work). */
-  function answer(res: ServerResponse, startedAt: number | null, status: number, contentType: string, body: string, retryAfter?: string): void {
-    if (startedAt !== null) metrics.ackDuration.observe({ source }, (performance.now() - startedAt) / 1000);
+  /**
+   * Every answer is timed, except the instant refusal of an overloaded pod (it did no work).
+   * Those refused before or at the signature check are labelled apart: anyone can send them,
+   * and a forged body dribbled for seconds must not move the latency that alerts page on.
+   */
+  function answer(res: ServerResponse, startedAt: number | null, verified: boolean, status: number, contentType: string, body: string, retryAfter?: string): void {
+    if (startedAt !== null) metrics.ackDuration.observe({ source, verified: String(verified) }, (performance.now() - startedAt) / 1000);
     const headers: Record<string, string | number> = { 'content-type': contentType, 'content-length': Buffer.byteLength(body) };
     if (retryAfter) headers['retry-after'] = retryAfter;
     res.writeHead(status, headers).end(body);
@@ -91,10 +95,10 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       // The rest of the body stays unread: nothing else may follow on this connection.
       res.setHeader('connection', 'close');
       if (read.failure.outcome === 'overloaded') {
-        answer(res, null, 503, TEXT, read.failure.message, '1');
+        answer(res, null, false, 503, TEXT, read.failure.message, '1');
         return;
       }
-      if (read.failure.status !== null) answer(res, startedAt, read.failure.status, TEXT, read.failure.message);
+      if (read.failure.status !== null) answer(res, startedAt, false, read.failure.status, TEXT, read.failure.message);
       return;
     }
     const inbound: InboundRequest = {
@@ -106,7 +110,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       const reason = adapter.rejection(inbound);
       metrics.webhookEvents.inc({ source, outcome: 'invalid_signature', reason });
       warnAboutSignature(reason);
-      answer(res, startedAt, 401, TEXT, 'invalid signature');
+      answer(res, startedAt, false, 401, TEXT, 'invalid signature');
       return;
     }
     const { items, providerErrors } = parseSafely(adapter, inbound, receivedAtMs, log);
@@ -123,10 +127,10 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       const code = (error as { code?: string }).code;
       if (!isDatabaseUnavailable(error) && !isWagateError(error, 'LEDGER_TIMEOUT')) log.error({ err: (error as Error).message, code, source }, 'ledger write failed');
       else log.warn({ code, source, err: (error as Error).message }, 'database unavailable; answering 503 so the provider retries');
-      answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
+      answer(res, startedAt, true, 503, TEXT, 'temporarily unavailable', '5');
       return;
     }
-    answer(res, startedAt, 200, adapter.ack.contentType, adapter.ack.body);
+    answer(res, startedAt, true, 200, adapter.ack.contentType, adapter.ack.body);
   }
 
   return function handleWebhook(req, res) {
@@ -143,7 +147,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     if (!limit.tryEnter(bytes)) {
       metrics.webhookEvents.inc({ source, outcome: 'overloaded' });
       req.resume();
-      answer(res, null, 503, TEXT, 'overloaded', '1');
+      answer(res, null, false, 503, TEXT, 'overloaded', '1');
       return;
     }
     const reserved = reserveAsBytesArrive(req, limit, bytes);
@@ -159,9 +163,10 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       .catch((error: Error) => {
         log.error({ err: error.message, source }, 'webhook handler failed');
         if (res.headersSent) return;
-        // Counted, so that the error-rate alert, whose denominator this answer is in, sees it.
+        // Counted, so that the error-rate alert, whose denominator this answer is in, sees it:
+        // whether the signature matched is not known here, and a failure of ours counts against us.
         metrics.webhookEvents.inc({ source, outcome: 'unavailable' });
-        answer(res, startedAt, 503, TEXT, 'temporarily unavailable', '5');
+        answer(res, startedAt, true, 503, TEXT, 'temporarily unavailable', '5');
       })
       .finally(() => limit.leave(reserved.finish()));
   };

@@ -56,8 +56,8 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
     }),
     ackDuration: new Histogram({
       name: 'wagate_webhook_ack_duration_seconds',
-      help: 'Time from request arrival to the response, by source.',
-      labelNames: ['source'] as const,
+      help: 'Time from request arrival to the response, by source; verified="true" for requests whose signature matched (the SLO\'s), "false" for those refused before or at the signature check.',
+      labelNames: ['source', 'verified'] as const,
       buckets: ACK_BUCKETS_SECONDS,
       registers: [registry],
     }),
@@ -264,7 +264,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
     metrics.ordersCreated.inc({ source }, 0);
     for (const status of REPLY_RECEIPT_STATUSES) metrics.replyReceipts.inc({ source, status }, 0);
     for (const result of REPLY_RESULTS) metrics.confirmations.inc({ provider: source, result }, 0);
-    metrics.ackDuration.zero({ source });
+    for (const verified of ['true', 'false']) metrics.ackDuration.zero({ source, verified });
     metrics.providerDuration.zero({ provider: source });
     metrics.repliesUnknown.set({ provider: source }, 0);
   }

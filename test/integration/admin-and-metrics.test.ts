@@ -79,7 +79,7 @@ describe('metrics', () => {
     // Every series exists from the start; each check asks how far the one message moved it.
     const series: [string, Record<string, string>][] = [
       ['wagate_webhook_events_total', { source: 'whatsapp', outcome: 'queued' }],
-      ['wagate_webhook_ack_duration_seconds_count', { source: 'whatsapp' }],
+      ['wagate_webhook_ack_duration_seconds_count', { source: 'whatsapp', verified: 'true' }],
       ['wagate_webhook_requests_total', { source: 'whatsapp', code: '200' }],
       ['wagate_outbox_published_total', { path: 'owner' }],
     ];
@@ -90,6 +90,17 @@ describe('metrics', () => {
     const after = seriesValues(text, series);
     expect(after.map((value, index) => value - before[index]!)).toEqual([1, 1, 1, 1]);
     expect(seriesValue(text, 'wagate_process_resident_memory_bytes', { role: 'ingest' })).toBeGreaterThan(0);
+  });
+
+  it('time a refused signature apart from the acks of signed requests, so forged traffic cannot move the latency alerts page on', async () => {
+    const acks = (text: string) => seriesValues(text, [
+      ['wagate_webhook_ack_duration_seconds_count', { source: 'whatsapp', verified: 'true' }],
+      ['wagate_webhook_ack_duration_seconds_count', { source: 'whatsapp', verified: 'false' }],
+    ]);
+    const before = acks(await (await fetch(ingest.metricsUrl)).text());
+    expect((await postMeta(ingest.baseUrl, { object: 'whatsapp_business_account', entry: [] }, { secret: 'not-the-app-secret' })).status).toBe(401);
+    const after = acks(await (await fetch(ingest.metricsUrl)).text());
+    expect(after.map((value, index) => value - before[index]!)).toEqual([0, 1]);
   });
 });
 
