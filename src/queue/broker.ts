@@ -1,7 +1,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { isWagateError, WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
-import { inspectQueue } from './inspect-queue';
+import { createQueueInspector } from './queue-inspector';
 import { redactUrl } from '../telemetry/redact-url';
 
 export interface BrokerOptions {
@@ -171,6 +171,7 @@ export function createBroker(options: BrokerOptions): Broker {
   }
 
   void connect();
+  const inspector = createQueueInspector();
 
   return {
     channel: () => current,
@@ -196,7 +197,7 @@ export function createBroker(options: BrokerOptions): Broker {
     },
     async inspect(queue) {
       if (!connection) return null;
-      return inspectQueue(connection, queue).catch(() => null);
+      return inspector.inspect(connection, queue).catch(() => null);
     },
     async close() {
       closing = true;
