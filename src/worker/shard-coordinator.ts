@@ -195,6 +195,9 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       if (postgresSeenSince !== null) log.warn({ err: (error as Error).message }, 'cannot read the worker group; keeping the shards held');
       postgresSeenSince = null;
       lastRead = null;
+      // Unknown, not the last figures read: NaN shows as a gap, and max() across workers skips it.
+      metrics.groupMembers.set(Number.NaN);
+      metrics.groupPaused.set(Number.NaN);
       return null;
     }
   }

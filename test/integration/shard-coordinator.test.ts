@@ -439,3 +439,25 @@ describe('a worker that lost its broker channel with a message still under way',
     }
   }, 30_000);
 });
+
+describe('the group gauges while the group cannot be read', () => {
+  it('read NaN rather than the last figures, and the figures again once Postgres answers', async () => {
+    const real = createMembershipStore(db.sql, `${PREFIX}-gauges`, LIVENESS_MS);
+    let readFails = false;
+    const store = { ...real, read: () => (readFails ? Promise.reject(new Error('connection refused')) : real.read()) };
+    const metrics = createMetrics('worker', { processMetrics: false });
+    const coordinator = coordinatorFor('gauge-worker', store, undefined, { metrics });
+    const gauges = async () => [await counterValue(metrics, 'wagate_worker_group_members', {}), await counterValue(metrics, 'wagate_worker_group_paused', {})];
+    await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
+    expect(await gauges()).toEqual([1, 0]);
+    readFails = true;
+    await coordinator.tick();
+    expect(await gauges()).toEqual([NaN, NaN]);
+    // The shards stay held through the outage.
+    expect(coordinator.owned()).toEqual([0, 1]);
+    readFails = false;
+    await coordinator.tick();
+    expect(await gauges()).toEqual([1, 0]);
+    await coordinator.stop(5_000);
+  }, 30_000);
+});
