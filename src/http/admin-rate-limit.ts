@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 
 export interface AdminRateLimit {
-  /** Requests one client address may make per window, the token checks included. */
+  /** Requests with the admin token one client address may make per window. */
   requests: number;
   windowMs: number;
 }
@@ -10,10 +10,15 @@ export interface AdminRateLimit {
 const MAX_TRACKED_ADDRESSES = 10_000;
 
 /**
- * The admin endpoint's own limit, per client address, applied before the token is looked
- * at: it slows token guessing and keeps the stats queries (a few aggregate scans each) from
- * loading Postgres. The socket's address is used, never X-Forwarded-For, which a client
- * writes itself. Beyond the limit: 429 with Retry-After, in whole seconds.
+ * The admin endpoint's own limit, per client address, on requests that passed the token
+ * check: it keeps the stats queries (a few aggregate scans each) from loading Postgres.
+ * Wrong tokens do not count. Counted before the token, they let anyone keep the admin out:
+ * behind a load balancer every client can arrive from one address, and 30 requests a minute
+ * from anywhere used the admin's whole allowance. Guessing gains nothing from that: the token
+ * is refused at start below 48 bits (config), which no online guessing gets through, and a
+ * wrong one costs one constant-time comparison and no query. The socket's address is used,
+ * never X-Forwarded-For, which a client writes itself. Beyond the limit: 429 with
+ * Retry-After, in whole seconds.
  */
 export function createAdminRateLimit(limit: AdminRateLimit, now: () => number = Date.now) {
   const windows = new Map<string, { startedAt: number; count: number }>();

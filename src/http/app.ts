@@ -41,7 +41,7 @@ function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter, path: stri
     { method: 'GET', path: '/healthz', handlers: [livenessHandler] },
     { method: 'GET', path: '/readyz', handlers: [createReadinessHandler(deps.health)] },
     { method: 'GET', path: META_WEBHOOK_PATH, handlers: [createMetaVerificationHandler(deps.verifyToken)] },
-    { method: 'GET', path: STATS_PATH, handlers: [createAdminRateLimit(deps.stats.rateLimit), createAdminAuth(deps.stats.adminToken), createStatsHandler(deps.stats)] },
+    { method: 'GET', path: STATS_PATH, handlers: [createAdminAuth(deps.stats.adminToken), createAdminRateLimit(deps.stats.rateLimit), createStatsHandler(deps.stats)] },
     { method: 'POST', path: META_WEBHOOK_PATH, webhook: webhook(deps.meta, META_WEBHOOK_PATH) },
     { method: 'POST', path: TWILIO_WEBHOOK_PATH, webhook: webhook(deps.twilio, TWILIO_WEBHOOK_PATH) },
   ];
