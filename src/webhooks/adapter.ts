@@ -48,11 +48,21 @@ export interface WebhookAdapter {
 export const MAX_ADDRESS_LENGTH = 256;
 
 export function malformedItem(source: Source, rawBody: Buffer, reason: string, messageId?: string): MalformedItem {
-  return {
-    kind: 'malformed',
-    source,
-    messageId: messageId ?? `malformed:${createHash('sha256').update(rawBody).digest('hex').slice(0, 40)}`,
-    rawBody: rawBody.toString('utf8'),
-    reason,
-  };
+  const body = bodyOf(rawBody);
+  return { kind: 'malformed', source, messageId: messageId ?? body.key, rawBody: body.text, reason };
+}
+
+/**
+ * A body's key and text, made once however many of its parts are malformed: its items share
+ * one string, and a body of thousands of broken parts is hashed and decoded once, not per part.
+ */
+const bodies = new WeakMap<Buffer, { key: string; text: string }>();
+
+function bodyOf(rawBody: Buffer): { key: string; text: string } {
+  let body = bodies.get(rawBody);
+  if (!body) {
+    body = { key: `malformed:${createHash('sha256').update(rawBody).digest('hex').slice(0, 40)}`, text: rawBody.toString('utf8') };
+    bodies.set(rawBody, body);
+  }
+  return body;
 }

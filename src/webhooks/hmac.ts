@@ -35,10 +35,11 @@ export function signHmac(algorithm: 'sha1' | 'sha256', encoding: 'hex' | 'base64
 
 /**
  * Only the canonical spelling decodes: base64 that differs in its unused trailing bits or
- * its padding is refused, as an exact string comparison (Twilio's libraries) would refuse it.
+ * its padding is refused, as an exact string comparison (Twilio's libraries) would refuse it,
+ * and so is hex of an odd length (Node drops the last digit, so 65 digits decoded as 64).
  */
 function decodeSignature(signature: string, encoding: 'hex' | 'base64'): Buffer | null {
-  const pattern = encoding === 'hex' ? /^[0-9a-fA-F]+$/ : /^[A-Za-z0-9+/]+={0,2}$/;
+  const pattern = encoding === 'hex' ? /^(?:[0-9a-fA-F]{2})+$/ : /^[A-Za-z0-9+/]+={0,2}$/;
   if (!pattern.test(signature)) return null;
   const decoded = Buffer.from(signature, encoding);
   if (encoding === 'base64' && decoded.toString('base64') !== signature) return null;

@@ -66,48 +66,50 @@ export function parseMetaWebhook(rawBody: Buffer, receivedAtMs: number, replayWi
   const items: LedgerItem[] = [];
   const providerErrors: ProviderError[] = [];
   let malformedParts = 0;
+  let firstIssue = '';
   const add = (item: LedgerItem) => {
-    if (item.kind === 'malformed' && ++malformedParts > MAX_MALFORMED_PARTS) throw TOO_MANY_MALFORMED_PARTS;
+    if (item.kind === 'malformed') {
+      malformedParts += 1;
+      if (malformedParts === 1) firstIssue = item.reason;
+      if (malformedParts > MAX_MALFORMED_PARTS) return;
+    }
     items.push(item);
   };
-  try {
-    envelope.data.entry.forEach((rawEntry, e) => {
-      const entry = metaEntrySchema.safeParse(rawEntry);
-      if (!entry.success) return add(malformedPart(rawBody, `entry.${e}`, entry.error.issues));
-      entry.data.changes.forEach((rawChange, c) => {
-        const at = `entry.${e}.changes.${c}`;
-        const change = metaChangeSchema.safeParse(rawChange);
-        if (!change.success) return add(malformedPart(rawBody, at, change.error.issues));
-        // Other webhook fields (account updates, templates) carry no customer messages.
-        if (change.data.field !== 'messages') return;
-        const value = messagesValueSchema.safeParse(change.data.value);
-        if (!value.success) return add(malformedPart(rawBody, `${at}.value`, value.error.issues));
-        const context = {
-          business: value.data.metadata.phone_number_id,
-          contacts: value.data.contacts ?? [],
-          receivedAtMs,
-          replayWindowSeconds,
-          rawBody,
-        };
-        value.data.messages?.forEach((message, m) => add(toMessageItem(message, context, `${at}.value.messages.${m}`)));
-        value.data.statuses?.forEach((status, s) => add(toStatusItem(status, rawBody, `${at}.value.statuses.${s}`)));
-        value.data.errors?.forEach((error) => providerErrors.push(toProviderError(error)));
-      });
+  envelope.data.entry.forEach((rawEntry, e) => {
+    const entry = metaEntrySchema.safeParse(rawEntry);
+    if (!entry.success) return add(malformedPart(rawBody, `entry.${e}`, entry.error.issues));
+    entry.data.changes.forEach((rawChange, c) => {
+      const at = `entry.${e}.changes.${c}`;
+      const change = metaChangeSchema.safeParse(rawChange);
+      if (!change.success) return add(malformedPart(rawBody, at, change.error.issues));
+      // Other webhook fields (account updates, templates) carry no customer messages.
+      if (change.data.field !== 'messages') return;
+      const value = messagesValueSchema.safeParse(change.data.value);
+      if (!value.success) return add(malformedPart(rawBody, `${at}.value`, value.error.issues));
+      const context = {
+        business: value.data.metadata.phone_number_id,
+        contacts: value.data.contacts ?? [],
+        receivedAtMs,
+        replayWindowSeconds,
+        rawBody,
+      };
+      value.data.messages?.forEach((message, m) => add(toMessageItem(message, context, `${at}.value.messages.${m}`)));
+      value.data.statuses?.forEach((status, s) => add(toStatusItem(status, rawBody, `${at}.value.statuses.${s}`)));
+      value.data.errors?.forEach((error) => providerErrors.push(toProviderError(error)));
     });
-  } catch (error) {
-    if (error !== TOO_MANY_MALFORMED_PARTS) throw error;
-    // The body is junk, not a provider's envelope with a bad part: one row keeps all of it.
-    return { items: [malformedItem('whatsapp', rawBody, `more than ${MAX_MALFORMED_PARTS} parts of the body are malformed`)], providerErrors: [] };
-  }
-  return { items, providerErrors };
+  });
+  if (malformedParts <= MAX_MALFORMED_PARTS) return { items, providerErrors };
+  // The good messages and receipts keep their rows; the bad parts share one, which keeps the
+  // whole body once, keyed by its hash (so a retry of the body stays a duplicate).
+  const folded = malformedItem('whatsapp', rawBody, `${malformedParts} parts of the body are malformed; the first: ${firstIssue}`);
+  return { items: [...items.filter((item) => item.kind !== 'malformed'), folded], providerErrors };
 }
 
 /**
- * Malformed parts beyond this many make the whole body one malformed row. Each part's row keeps
- * the raw body, so 50,000 broken entries would have held 50,000 copies of it in memory.
+ * Malformed parts beyond this many share one row. Each part's row keeps the raw body, so
+ * 50,000 broken entries would have written 50,000 copies of it.
  */
 const MAX_MALFORMED_PARTS = 20;
-const TOO_MANY_MALFORMED_PARTS = new Error('too many malformed parts');
 
 function toProviderError(raw: unknown): ProviderError {
   const parsed = metaErrorSchema.safeParse(raw);

@@ -98,6 +98,21 @@ describe('Meta webhook', () => {
     expect((await postMeta(ingest.baseUrl, 'not json at all')).status).toBe(200);
   });
 
+  it('keeps the good messages of a signed body with more than 20 broken parts, queued each, and gives the broken parts one row', async () => {
+    const ids = [uniqueWamid(), uniqueWamid()];
+    const from = '15550300001';
+    const envelope = metaEnvelope([{ contacts: [metaContact({ from })], messages: ids.map((id) => metaTextMessage({ id, from, text: '1 coke' })) }]);
+    (envelope.entry as object[]).push(...Array.from({ length: 25 }, () => ({ id: 'x' })));
+    const raw = JSON.stringify(envelope);
+    expect((await postMeta(ingest.baseUrl, raw)).status).toBe(200);
+    for (const id of ids) expect(await rowOf(id)).toMatchObject({ status: 'queued' });
+    const broken = await db.sql<{ message_id: string; last_error: string }[]>`
+      SELECT message_id, last_error FROM webhook_messages WHERE status = 'malformed' AND raw_body = ${raw}`;
+    expect(broken).toHaveLength(1);
+    expect(broken[0]!.last_error).toMatch(/^25 parts of the body are malformed/);
+    await waitFor('both messages queued for the workers', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0);
+  });
+
   it('records a signed message whose sender is longer than any address as malformed, and answers 200, not 503 for each retry', async () => {
     // 6 kB: past what the rate-limit index can hold as a key, so it must not reach it.
     const id = uniqueWamid();

@@ -93,7 +93,7 @@ describe('Meta malformed parts of a valid envelope', () => {
     expect(items[2]!.messageId).toMatch(/:entry\.0\.changes\.1$/);
   });
 
-  it('makes a body with more than 20 broken parts one malformed row, keeping all of it, instead of a row (and a copy of the body) per part', () => {
+  it('gives a body with more than 20 broken parts one malformed row for them all, instead of a row (and a copy of the body) per part, and keeps its good messages', () => {
     const withBroken = (count: number) => {
       const body = metaFixtureJson('multi-entry');
       body.entry.push(...Array.from({ length: count }, () => ({ id: 'x' })));
@@ -101,9 +101,11 @@ describe('Meta malformed parts of a valid envelope', () => {
     };
     expect(withBroken(20).filter((i) => i.kind === 'malformed')).toHaveLength(20);
     expect(withBroken(20).filter((i) => i.kind === 'message')).toHaveLength(4);
-    const junk = withBroken(21);
-    expect(junk.map((i) => i.kind)).toEqual(['malformed']);
-    expect(junk[0]!.messageId).toMatch(/^malformed:[0-9a-f]{40}$/);
+    const broken = withBroken(50_000);
+    expect(broken.map((i) => i.kind)).toEqual(['message', 'message', 'message', 'message', 'malformed']);
+    const folded = broken[4] as Extract<(typeof broken)[number], { kind: 'malformed' }>;
+    expect(folded.messageId).toMatch(/^malformed:[0-9a-f]{40}$/);
+    expect(folded.reason).toMatch(/^50000 parts of the body are malformed; the first: entry\.2/);
   });
 
   it('records a status without an id as malformed, not as a receipt', () => {

@@ -54,6 +54,7 @@ describe('Meta X-Hub-Signature-256', () => {
 
   it.each([
     ['one hex digit short', (hex: string) => hex.slice(0, -1)],
+    ['one hex digit too long', (hex: string) => hex + 'f'],
     ['one byte too long', (hex: string) => hex + '00'],
     ['a non-hex character', (hex: string) => 'z' + hex.slice(1)],
     ['empty', () => ''],
