@@ -162,6 +162,7 @@ async function warmUp(config: Config, sql: Sql, log: Logger, rehearsalListener: 
   // Rehearsed with a Meta secret only: Meta's is the busier path, and its code is most of Twilio's.
   const appSecret = config.WHATSAPP_APP_SECRET[0];
   const requests = config.WARM_UP_REHEARSAL_REQUESTS;
+  const deadlinePassed = new AbortController();
   // The pool first, so that the rehearsal's batches find every connection open and prepared.
   const work = warmUpLedger({
     sql,
@@ -169,9 +170,13 @@ async function warmUp(config: Config, sql: Sql, log: Logger, rehearsalListener: 
     rateLimits: config.rateLimits,
     outboxLeaseSeconds: config.OUTBOX_LEASE_SECONDS,
   })
-    .then(() => (appSecret === undefined || requests === 0 ? 0 : rehearseWebhooks(rehearsalListener(), appSecret, requests)))
+    .then(() =>
+      appSecret === undefined || requests === 0 || deadlinePassed.signal.aborted ? 0 : rehearseWebhooks(rehearsalListener(), appSecret, requests, deadlinePassed.signal),
+    )
     .catch((error: unknown) => error as Error);
   const outcome = await settleWithin(work, WARM_UP_DEADLINE_MS, 'deadline' as const);
+  // Ready without it: the rehearsal sends nothing more, and the requests under way finish.
+  if (outcome === 'deadline') deadlinePassed.abort();
   const ms = Math.round(performance.now() - started);
   if (typeof outcome === 'number') log.info({ ms, connections: ledgerConnections(config), rehearsed: outcome }, 'ingest warmed up: pool open, ledger statement prepared, webhook path rehearsed');
   else if (outcome === 'deadline') log.warn({ ms }, 'ingest warm-up still unfinished; ready without it');

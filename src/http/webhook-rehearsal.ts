@@ -21,10 +21,11 @@ const UNSAMPLED_TRACEPARENT = `00-${randomBytes(16).toString('hex')}-${randomByt
  * hundred requests cost several times a warm one's CPU, and at 500 req/s the queue that built
  * up behind them made a fresh pod's first 200 ms the worst of its life. Rehearsed before
  * `/readyz` says ready, that cost is paid before any provider's request: the request path, the
- * group commit, postgres.js and amqplib alike.
- * Resolves with the number of 200 answers.
+ * group commit, postgres.js and amqplib alike. Once `stop` aborts (the warm-up's deadline
+ * passed and the pod is ready anyway), no further request is sent: on a slow database the
+ * rest would compete with real traffic for the pool. Resolves with the number of 200 answers.
  */
-export async function rehearseWebhooks(listener: RequestListener, appSecret: string, requests: number): Promise<number> {
+export async function rehearseWebhooks(listener: RequestListener, appSecret: string, requests: number, stop?: AbortSignal): Promise<number> {
   const server = http.createServer(listener);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const agent = new http.Agent({ keepAlive: true, maxSockets: REHEARSAL_CONNECTIONS });
@@ -34,7 +35,7 @@ export async function rehearseWebhooks(listener: RequestListener, appSecret: str
   let next = 0;
   let accepted = 0;
   const connection = async () => {
-    while (next < requests) {
+    while (next < requests && !stop?.aborted) {
       const index = next++;
       const body = JSON.stringify(
         metaTextEnvelope({ id: `wamid.wagate-rehearsal-${tag}-${index}`, from: `1555${String(index % 1000).padStart(7, '0')}`, text: '2 margherita pizzas and a coke' }),
