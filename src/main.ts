@@ -212,6 +212,23 @@ function catchSignalsFromStart(name: string): () => void {
 
 let releaseStartSignals: () => void = () => undefined;
 
+/**
+ * The reader of stdout went away (`wagate dlq list | head -1`, or a parent that died). Node
+ * ignores SIGPIPE and would crash on the unhandled EPIPE with a stack trace instead. As the
+ * signal would, a command that runs once ends quietly with 128 + 13; a service stops as on
+ * SIGTERM, finishing what it holds.
+ */
+function endWhenStdoutCloses(name: string): void {
+  let closed = false;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    if (closed) return;
+    closed = true;
+    if (SERVICES.has(name)) process.kill(process.pid, 'SIGTERM');
+    else process.exit(128 + constants.signals.SIGPIPE);
+  });
+}
+
 function stopOnSignal(log: Logger, stop: () => Promise<void>): void {
   releaseStartSignals();
   let stopping = false;
@@ -265,6 +282,7 @@ async function main(argv: string[]): Promise<void> {
   let log: Logger | undefined;
   let config: Config | undefined;
   releaseStartSignals = catchSignalsFromStart(name);
+  endWhenStdoutCloses(name);
   try {
     config = loadConfig({ ...defaults, ...process.env });
     log = createLogger(config.LOG_LEVEL, `wagate-${name}`);
