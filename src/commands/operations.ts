@@ -152,14 +152,23 @@ export function phoneOption(command: string, phones: string[] | undefined): stri
 export async function eraseCommand(config: Config, log: Logger, args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { phone: { type: 'string', multiple: true } } });
   const phone = phoneOption('erase', values.phone);
+  // The database part commits first; a broker that cannot be reached must not hide it.
+  let deadLettersUnread: Error | null = null;
   const report = await withSql(config, async (sql) => {
     const { topology, shardLimit } = await operatorTopology(config, sql, log);
     return eraseCustomer(sql, phone, (matches) =>
-      withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) => dropDeadLetters(channel, topology, matches)),
+      withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) => dropDeadLetters(channel, topology, matches)).catch((error: Error) => {
+        deadLettersUnread = error;
+        return Number.NaN;
+      }),
     );
   });
-  for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);
-  if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: check the number`);
+  for (const [what, count] of Object.entries(report)) print(`${what}\t${Number.isNaN(count) ? 'not read' : count}`);
+  if (deadLettersUnread) {
+    throw new WagateError('BROKER_UNAVAILABLE',
+      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${(deadLettersUnread as Error).message}): run the same wagate erase again once the broker answers, to drop their dead letters`);
+  }
+  if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: erased already, or check the number`);
 }
 
 export async function repliesCommand(config: Config, args: string[]): Promise<void> {

@@ -80,8 +80,23 @@ describe('erase from the command line', () => {
     expect(await pipeline.db.sql`SELECT phone_number, payload FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased', payload: null }]);
     const again = await runWagate(['erase', '--phone', '0015550400021'], env);
     expect(again.code).toBe(0);
-    expect(again.stdout).toContain('nothing held for +15550400021: check the number');
+    expect(again.stdout).toContain('nothing held for +15550400021: erased already, or check the number');
   });
+
+  it('reports the erasure in the database and exits 1 naming the broker when the dead letters cannot be read', async () => {
+    const phone = '15550400022';
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    // Port 9 refuses: no broker answers.
+    const erased = await runWagate(['erase', '--phone', `+${phone}`], { ...pipeline.env, LOG_LEVEL: 'silent', AMQP_URL: 'amqp://guest:guest@127.0.0.1:9' });
+    expect(erased.code).toBe(1);
+    expect(erased.stdout).toMatch(/^messages\t1$/m);
+    expect(erased.stdout).toMatch(/^dead_letters\tnot read$/m);
+    expect(erased.stderr).toContain('the customer\'s data in the database is erased (above), but the dead-letter queue could not be read');
+    expect(erased.stderr).toContain('run the same wagate erase again once the broker answers');
+    expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
+  }, 60_000);
 });
 
 describe('erase by phone number of a sender keyed on Meta\'s user id', () => {
