@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
 import { startControlPlane, type ControlPlane } from '../support/control-plane';
+import { waitFor } from '../support/wait';
 import { renderScenario, type K8sObject } from './helm';
 
 const budgetsOf = (objects: K8sObject[]) => objects.filter((object) => object.kind === 'PodDisruptionBudget');
@@ -24,6 +25,10 @@ describe('the PodDisruptionBudgets', () => {
     beforeAll(async () => {
       plane = await startControlPlane();
       plane.kubectl(['create', 'namespace', namespace]);
+      // A pod that names no ServiceAccount is refused until the controller manager has made
+      // "default" in the new namespace. Polled, not `kubectl wait`: a synchronous call that long
+      // stops this process from reading the controller manager's log pipe, which fills and stalls it.
+      await waitFor('the default ServiceAccount of the namespace', () => plane.kubectl(['-n', namespace, 'get', 'serviceaccount', 'default', '--ignore-not-found', '-o', 'name']).trim(), 60_000);
     }, 180_000);
 
     afterAll(async () => {

@@ -124,26 +124,6 @@ print as 3.145728e+06 from a million up: whole numbers are printed as integers.
 {{- include "wagate.roleName" (list . "config") -}}
 {{- end -}}
 
-{{/*
-Secret keys as environment variables. Call with (list $ "DATABASE_URL" "AMQP_URL?"): a key
-ending in "?" is optional (a provider the shop does not use). Each role gets only the keys it
-reads.
-*/}}
-{{- define "wagate.secretEnv" -}}
-{{- $root := index . 0 -}}
-{{- range $key := rest . }}
-{{- $optional := hasSuffix "?" $key }}
-- name: {{ trimSuffix "?" $key }}
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "wagate.secretName" $root }}
-      key: {{ trimSuffix "?" $key }}
-      {{- if $optional }}
-      optional: true
-      {{- end }}
-{{- end }}
-{{- end -}}
-
 {{/* Rolls the pods when the chart-made Secret or the settings change. */}}
 {{- define "wagate.checksums" -}}
 checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
@@ -186,6 +166,8 @@ securityContext:
   {{- toYaml $root.Values.securityContext | nindent 2 }}
 volumeMounts:
   {{- include "wagate.tmpMount" $root | nindent 2 }}
+  {{- /* Every role built on this reads the Secret, and its pod has the volume (wagate.secretVolume). */}}
+  {{- with include "wagate.secretMount" $root }}{{ . | nindent 2 }}{{ end }}
   {{- if and (eq (index . 1) "worker") $root.Values.worker.replyTexts }}
   - name: reply-texts
     mountPath: {{ include "wagate.replyTextsDir" $root }}
@@ -265,7 +247,9 @@ volumeMounts:
 {{- fail (printf "%s is set in an extraEnv: set %s instead, from which the chart also derives the pods' ports, probes or grace period" $name (get $derived $name)) -}}
 {{- end -}}
 {{- end -}}
+{{- include "wagate.validateSecretFiles" . -}}
 {{- include "wagate.validateConfig" . -}}
+{{- include "wagate.validateConnectionBudget" . -}}
 {{- end -}}
 
 {{/*
