@@ -24,6 +24,8 @@ export interface Broker {
   isConnected(): boolean;
   /** Since when every login attempt was refused (wrong user or password), in ms since the epoch; null otherwise. */
   loginRefusedSince(): number | null;
+  /** Why the latest connection attempt failed; null before any failed. */
+  lastConnectError(): string | null;
   /**
    * Since when the broker has blocked this connection's publishing (connection.blocked: a
    * memory or disk alarm), in ms since the epoch; null otherwise. A blocked broker reads nothing
@@ -78,6 +80,7 @@ export function createBroker(options: BrokerOptions): Broker {
   /** The connection of the latest attempt: only its blocked/unblocked notices count. */
   let latest: ChannelModel | null = null;
   let fatal: Error | null = null;
+  let lastConnectError: string | null = null;
   const listeners: ((channel: ConfirmChannel) => void)[] = [];
 
   function connect(): Promise<void> {
@@ -132,6 +135,7 @@ export function createBroker(options: BrokerOptions): Broker {
       options.log.info({ broker: redactUrl(options.url) }, 'broker connected');
       listeners.forEach((listener) => listener(channel));
     } catch (error) {
+      lastConnectError = (error as Error).message;
       if (isLoginRefused(error)) {
         loginRefusedAt ??= Date.now();
         const user = decodeURIComponent(new URL(options.url).username || 'guest');
@@ -177,6 +181,7 @@ export function createBroker(options: BrokerOptions): Broker {
     channel: () => current,
     isConnected: () => current !== null,
     loginRefusedSince: () => loginRefusedAt,
+    lastConnectError: () => lastConnectError,
     blockedSince: () => blockedAt,
     fatalError: () => fatal,
     onConnected(listener) {

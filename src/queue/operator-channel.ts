@@ -2,11 +2,13 @@ import type { ConfirmChannel } from 'amqplib';
 import { WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import { asBrokerError } from './amqp-errors';
-import { createBroker } from './broker';
+import { createBroker, type Broker } from './broker';
+import { redactUrl } from '../telemetry/redact-url';
 import { assertTopology, type Topology } from './topology';
 
 /** How long an operator command waits for the broker before it gives up, in milliseconds. */
 const OPERATOR_CONNECT_TIMEOUT_MS = 10_000;
+const CONNECT_POLL_MS = 50;
 
 export interface OperatorChannelOptions {
   url: string;
@@ -32,11 +34,12 @@ export async function withOperatorChannel<T>(options: OperatorChannelOptions, wo
   const broker = createBroker({
     url: options.url,
     name: 'wagate-cli',
-    log: atLeastWarn(options.log),
+    // The command's one line of failure says what the broker's own lines would, once.
+    log: options.log.child({}, { level: 'silent' }),
     setup: (channel) => assertTopology(channel, options.topology, options.shardLimit),
   });
   try {
-    await broker.waitUntilConnected(OPERATOR_CONNECT_TIMEOUT_MS);
+    await connected(broker, options.url);
     const channel = broker.channel();
     if (!channel) throw new WagateError('BROKER_UNAVAILABLE', 'the broker connection closed as soon as it opened');
     return await work(channel);
@@ -47,7 +50,25 @@ export async function withOperatorChannel<T>(options: OperatorChannelOptions, wo
   }
 }
 
-/** The command prints its answer on stdout, as the logger does: the broker's routine lines ("connected") stay out of it. */
-function atLeastWarn(log: Logger): Logger {
-  return log.levelVal >= log.levels.values.warn! ? log : log.child({}, { level: 'warn' });
+/**
+ * Waits for the broker, and says why it could not be had: a refused login at once (waiting
+ * does not heal a wrong password), anything else after OPERATOR_CONNECT_TIMEOUT_MS with the
+ * last attempt's error.
+ */
+async function connected(broker: Broker, url: string): Promise<void> {
+  const deadline = Date.now() + OPERATOR_CONNECT_TIMEOUT_MS;
+  const where = redactUrl(url);
+  while (!broker.isConnected()) {
+    if (broker.fatalError()) throw broker.fatalError();
+    if (broker.loginRefusedSince() !== null) {
+      const user = decodeURIComponent(new URL(url).username || 'guest');
+      throw new WagateError('BROKER_UNAVAILABLE', `the broker at ${where} refused the login of user "${user}": check the user and password in AMQP_URL (or AMQP_URL_FILE)`);
+    }
+    if (Date.now() >= deadline) {
+      const last = broker.lastConnectError();
+      throw new WagateError('BROKER_UNAVAILABLE',
+        `no broker answered at ${where} within ${OPERATOR_CONNECT_TIMEOUT_MS / 1000} s${last ? ` (last error: ${last})` : ''}: check AMQP_URL and that RabbitMQ runs there`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, CONNECT_POLL_MS));
+  }
 }

@@ -122,6 +122,26 @@ describe('the command line', () => {
     expect(result.stderr).not.toContain('pw-not-shown');
   });
 
+  it('names a broker that refuses the login at once, and one that does not answer with its last error, never the password', async () => {
+    const db = await createTestDatabase();
+    try {
+      const broker = new URL(process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+      broker.password = 'wrong-password-not-shown';
+      const refused = await wagate(['dlq', 'list'], { DATABASE_URL: db.url, AMQP_URL: broker.toString(), LOG_LEVEL: 'silent' });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/the broker at \S+ refused the login of user "guest": check the user and password in AMQP_URL/);
+      expect(refused.stdout + refused.stderr).not.toContain('wrong-password-not-shown');
+      const port = await closedPort();
+      const away = await wagate(['dlq', 'list'], { DATABASE_URL: db.url, AMQP_URL: `amqp://guest:guest@127.0.0.1:${port}`, LOG_LEVEL: 'silent' });
+      expect(away.code).toBe(1);
+      expect(away.stderr).toMatch(new RegExp(`no broker answered at amqp://guest:\\S*@127\\.0\\.0\\.1:${port} within 10 s \\(last error: .*ECONNREFUSED.*\\): check AMQP_URL`));
+      // One line says it all: no JSON lines from the broker's retries.
+      expect(away.stdout).toBe('');
+    } finally {
+      await db.drop();
+    }
+  }, 60_000);
+
   it('says which secret to check when the gateway refuses the signature of a sample', async () => {
     const db = await createTestDatabase();
     const gateway = await startTestIngest(db.url);
