@@ -36,7 +36,7 @@ export async function withSql<T>(config: Config, work: (sql: Sql) => Promise<T>,
 
 export async function productsCommand(config: Config, args: string[]): Promise<void> {
   const [action, ...rest] = args;
-  if (action !== 'import') throw new UsageError(`unknown action "${action ?? ''}"`);
+  if (action !== 'import') throw actionError('products', action, ['import']);
   const { values, positionals } = parseArgs({ args: rest, options: { 'deactivate-missing': { type: 'boolean' }, yes: { type: 'boolean' } }, allowPositionals: true });
   const [file, ...extra] = positionals;
   if (!file) throw new UsageError('products import needs a FILE.csv');
@@ -87,7 +87,7 @@ const DLQ_OPTIONS: Record<'list' | 'replay' | 'purge', ParseArgsOptionsConfig> =
 
 export async function dlqCommand(config: Config, log: Logger, args: string[]): Promise<void> {
   const [action, ...rest] = args;
-  if (action !== 'list' && action !== 'replay' && action !== 'purge') throw new UsageError(`unknown action "${action ?? ''}"`);
+  if (action !== 'list' && action !== 'replay' && action !== 'purge') throw actionError('dlq', action, ['list', 'replay', 'purge']);
   // Flags first: a mistyped one is a usage error even while Postgres is down.
   const values = parseArgs({ args: rest, options: DLQ_OPTIONS[action] }).values as { id?: string[]; yes?: boolean };
   const { topology, shardLimit } = await withSql(config, (sql) => operatorTopology(config, sql, log));
@@ -184,6 +184,7 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
   if (action === 'resend') {
     const { values } = parseArgs({ args: rest, options: { id: { type: 'string' } } });
     if (!values.id) throw new UsageError('replies resend needs --id (see wagate replies unknown)');
+    replyId(values.id);
     const result = await withSql(config, (sql) => resendReply(sql, values.id!, replyClientFromConfig(config, TWILIO_WEBHOOK_PATH), createMetrics('cli')));
     return print(`reply ${values.id}: ${result}`);
   }
@@ -192,15 +193,29 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     if (!values.id || (values.as !== 'sent' && values.as !== 'failed')) {
       throw new UsageError('replies settle needs --id ID and --as sent|failed (what the provider says happened)');
     }
+    replyId(values.id);
     await withSql(config, (sql) => settleReply(sql, values.id!, values.as as Settlement));
     return print(`reply ${values.id}: settled as ${values.as}`);
   }
-  throw new UsageError(`unknown action "${action ?? ''}"`);
+  throw actionError('replies', action, ['unknown', 'resend', 'settle']);
+}
+
+/** A command's action missing or misspelt: says which ones it has. */
+function actionError(command: string, action: string | undefined, actions: string[]): UsageError {
+  const choices = actions.join(', ');
+  return new UsageError(action === undefined ? `${command} needs an action: ${choices}` : `${command} has no action "${action}"; its actions: ${choices}`);
+}
+
+/** Reply ids are the numbers `wagate replies unknown` lists. */
+function replyId(id: string): void {
+  if (!/^[0-9]{1,18}$/.test(id)) throw new UsageError(`--id ${id} is not a reply id: use a number from wagate replies unknown`);
 }
 
 export async function fakeProviderCommand(args: string[]): Promise<{ stop(): Promise<void> }> {
   const { values } = parseArgs({ args, options: { port: { type: 'string', default: '4010' } } });
-  const fake = await startFakeProvider({ port: Number(values.port), host: '127.0.0.1' });
+  const port = Number(values.port);
+  if (!/^[0-9]+$/.test(values.port) || port > 65_535) throw new UsageError(`--port ${values.port} is not a port: use a number from 0 to 65535 (0: any free port)`);
+  const fake = await startFakeProvider({ port, host: '127.0.0.1' });
   print(`fake Graph API and Twilio REST listening on ${fake.url} (calls: ${fake.url}/_fake/calls)`);
   return { stop: () => fake.close() };
 }

@@ -35,7 +35,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     if (found?.status === 'unknown' && !found.has_body) {
       throw new WagateError('OPERATION_REFUSED', `reply ${id} has no text any more (personal-data retention or an erasure removed it); settle it instead: wagate replies settle --id ${id} --as sent|failed`);
     }
-    throw new WagateError('OPERATION_REFUSED', `reply ${id} is not in status unknown; only unknown replies can be resent`);
+    throw notUnknown(id, found?.status, 'resent');
   }
   try {
     return await deliverReply(sql, row.webhook_source, row, sendReply, metrics);
@@ -58,7 +58,16 @@ export async function settleReply(sql: Sql, id: string, as: Settlement): Promise
   const [row] = await sql`
     UPDATE outbound_messages SET status = ${as}, last_error = ${note}, updated_at = now()
     WHERE id = ${id} AND status = 'unknown' RETURNING id`;
-  if (!row) throw new WagateError('OPERATION_REFUSED', `reply ${id} is not in status unknown; only unknown replies can be settled`);
+  if (!row) {
+    const [found] = await sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE id = ${id}`;
+    throw notUnknown(id, found?.status, 'settled');
+  }
+}
+
+/** Why a reply could not be resent or settled: there is none with that id, or its outcome is known. */
+function notUnknown(id: string, status: string | undefined, what: 'resent' | 'settled'): WagateError {
+  if (status === undefined) return new WagateError('OPERATION_REFUSED', `there is no reply ${id}: wagate replies unknown lists the ones that can be ${what}`);
+  return new WagateError('OPERATION_REFUSED', `reply ${id} is ${status}, not unknown; only unknown replies can be ${what}`);
 }
 
 /** Replies whose outcome is unknown, per provider: what the worker exports as a gauge. */

@@ -63,6 +63,27 @@ describe('the command line', () => {
     expect((await wagate([])).code).toBe(2);
   });
 
+  it('names the actions of a command given none or a wrong one, and refuses a port or a reply id that is not a number', async () => {
+    const none = await wagate(['dlq']);
+    expect([none.code, none.stderr]).toEqual([2, expect.stringContaining('dlq needs an action: list, replay, purge')]);
+    const wrong = await wagate(['replies', 'resent', '--id', '4']);
+    expect([wrong.code, wrong.stderr]).toEqual([2, expect.stringContaining('replies has no action "resent"; its actions: unknown, resend, settle')]);
+    const port = await wagate(['fake-provider', '--port', 'abc']);
+    expect([port.code, port.stderr]).toEqual([2, expect.stringContaining('--port abc is not a port: use a number from 0 to 65535')]);
+    const id = await wagate(['replies', 'resend', '--id', 'abc']);
+    expect([id.code, id.stderr]).toEqual([2, expect.stringContaining('--id abc is not a reply id: use a number from wagate replies unknown')]);
+  });
+
+  it('says there is no such reply, rather than that it is not unknown', async () => {
+    const db = await createTestDatabase();
+    try {
+      const result = await wagate(['replies', 'settle', '--id', '99999', '--as', 'sent'], { DATABASE_URL: db.url, LOG_LEVEL: 'silent' });
+      expect([result.code, result.stderr]).toEqual([1, expect.stringContaining('there is no reply 99999: wagate replies unknown lists the ones that can be settled')]);
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('names the missing catalog file and what to check, without a raw ENOENT', async () => {
     const result = await wagate(['products', 'import', 'nope.csv']);
     expect(result.code).toBe(1);
