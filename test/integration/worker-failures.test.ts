@@ -214,7 +214,7 @@ describe('worker failures', () => {
     await settleReply(pipeline.db.sql, reply!.id, 'failed');
     expect(await replyOf(id)).toMatchObject({ status: 'failed' });
     expect((await countUnknownReplies(pipeline.db.sql)).whatsapp).toBe(before.whatsapp - 1);
-    await expect(settleReply(pipeline.db.sql, reply!.id, 'sent')).rejects.toThrow(/not in status unknown/);
+    await expect(settleReply(pipeline.db.sql, reply!.id, 'sent')).rejects.toThrow(/reply \d+ is failed, not unknown; only unknown replies can be settled/);
     expect(callsTo('15550200016')).toHaveLength(1);
   });
 
