@@ -13,9 +13,15 @@ export interface StatsDeps {
   queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
 }
 
+const MAX_HOURS = 24 * 90;
+
 const statsQuery = z.object({
-  source: z.enum(['whatsapp', 'twilio']).optional(),
-  hours: z.coerce.number().int().min(1).max(24 * 90).default(24),
+  source: z.enum(['whatsapp', 'twilio'], { error: 'must be whatsapp or twilio' }).optional(),
+  hours: z.coerce.number({ error: `must be a whole number of hours from 1 to ${MAX_HOURS}` })
+    .int({ error: `must be a whole number of hours from 1 to ${MAX_HOURS}` })
+    .min(1, { error: `must be a whole number of hours from 1 to ${MAX_HOURS}` })
+    .max(MAX_HOURS, { error: `must be a whole number of hours from 1 to ${MAX_HOURS}` })
+    .default(24),
 });
 
 /** Bearer ADMIN_TOKEN, compared in constant time. Without a token configured, stats are off. */
@@ -24,7 +30,9 @@ export function createAdminAuth(adminToken: string | undefined) {
     const header = req.get('authorization') ?? '';
     const token = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
     if (!adminToken || !token || !secureEquals(token, adminToken)) {
-      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'admin token required' });
+      // Says only whether a token came: a wrong one learns nothing more than that it is wrong.
+      const error = token ? 'wrong admin token' : 'admin token required: send Authorization: Bearer ADMIN_TOKEN';
+      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error });
       return;
     }
     next();

@@ -26,9 +26,11 @@ const stats = (query: string, token?: string) =>
   fetch(`${ingest.baseUrl}${STATS_PATH}${query}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
 
 describe('admin stats', () => {
-  it('refuses requests without the admin token or with a wrong one', async () => {
-    expect((await stats('')).status).toBe(401);
-    expect((await stats('', 'wrong-token-of-some-length')).status).toBe(401);
+  it('refuses requests without the admin token or with a wrong one, saying which', async () => {
+    const none = await stats('');
+    expect([none.status, await none.json()]).toEqual([401, { error: 'admin token required: send Authorization: Bearer ADMIN_TOKEN' }]);
+    const wrong = await stats('', 'wrong-token-of-some-length');
+    expect([wrong.status, await wrong.json()]).toEqual([401, { error: 'wrong admin token' }]);
     expect((await stats('', ADMIN_TOKEN.slice(0, -1))).status).toBe(401);
   });
 
@@ -64,10 +66,13 @@ describe('admin stats', () => {
     expect(((await stats('?source=twilio', ADMIN_TOKEN).then((r) => r.json())) as { messages: number }).messages).toBe(0);
   });
 
-  it('answers 400 naming the bad query parameter', async () => {
-    const response = await stats('?hours=-3', ADMIN_TOKEN);
-    expect(response.status).toBe(400);
-    expect(((await response.json()) as { error: string }).error).toMatch(/hours/);
+  it('answers 400 naming the bad query parameter and what it takes', async () => {
+    for (const hours of ['-3', 'abc', '1.5', '100000']) {
+      const response = await stats(`?hours=${hours}`, ADMIN_TOKEN);
+      expect([response.status, await response.json()]).toEqual([400, { error: 'hours: must be a whole number of hours from 1 to 2160' }]);
+    }
+    const source = await stats('?source=meta', ADMIN_TOKEN);
+    expect([source.status, await source.json()]).toEqual([400, { error: 'source: must be whatsapp or twilio' }]);
   });
 });
 
