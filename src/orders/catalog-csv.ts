@@ -96,6 +96,13 @@ export function parseCatalogCsv(text: string): CatalogRow[] {
   if (!header) {
     throw new CatalogImportError([`line 1: header: the file is empty; its first line must be ${CATALOG_COLUMNS.join(',')}`]);
   }
+  // Excel saves "CSV" with semicolons where the decimal mark is a comma: one header field then
+  // holds every column, and a problem on every line would follow without naming the cause.
+  if (header.fields.length === 1 && header.fields[0]!.split(';').length >= CATALOG_COLUMNS.length - 1) {
+    throw new CatalogImportError([
+      `line ${header.line}: header: the columns are separated by semicolons; save the file with commas between them (${CATALOG_COLUMNS.join(',')}), e.g. as "CSV UTF-8 (comma delimited)"`,
+    ]);
+  }
   const { columns, missing, problems } = readHeader(header);
   const rows: CatalogRow[] = [];
   const firstLineBySku = new Map<string, number>();

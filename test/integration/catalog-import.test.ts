@@ -185,6 +185,20 @@ describe('parseCatalogCsv', () => {
     expect(() => parseCatalogCsv(text)).toThrow('\nline 4: csv: a double-quoted value is never closed');
   });
 
+  it('names a file saved with semicolons between the columns, once, instead of a problem per line', () => {
+    const error = (() => {
+      try {
+        parseCatalogCsv('sku;name;price;currency;aliases\nPZ-MARG;Pizza Margherita;8,50;EUR;margherita\n');
+      } catch (thrown) {
+        return thrown as CatalogImportError;
+      }
+      throw new Error('a semicolon-separated file was accepted');
+    })();
+    expect(error.problems).toEqual([
+      'line 1: header: the columns are separated by semicolons; save the file with commas between them (sku,name,price,currency,aliases), e.g. as "CSV UTF-8 (comma delimited)"',
+    ]);
+  });
+
   it('counts a CRLF inside a quoted value as one line when numbering later rows', () => {
     const text = `${header}\r\nPZ-BIG,"Pizza\r\nfor two",20,EUR,\r\nDR-COKE,Coke,x,EUR,\r\n`;
     expect(() => parseCatalogCsv(text)).toThrow(/\nline 4: price: .* \(got "x"\)$/);
