@@ -153,20 +153,22 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   const { values } = parseArgs({ args, options: { phone: { type: 'string', multiple: true } } });
   const phone = phoneOption('erase', values.phone);
   // The database part commits first; a broker that cannot be reached must not hide it.
-  let deadLettersUnread: Error | null = null;
+  let deadLettersUnread: { error: Error; addresses: readonly string[] } | null = null;
   const report = await withSql(config, async (sql) => {
     const { topology, shardLimit } = await operatorTopology(config, sql, log);
-    return eraseCustomer(sql, phone, (matches) =>
+    return eraseCustomer(sql, phone, (matches, addresses) =>
       withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) => dropDeadLetters(channel, topology, matches)).catch((error: Error) => {
-        deadLettersUnread = error;
+        deadLettersUnread = { error, addresses };
         return Number.NaN;
       }),
     );
   });
   for (const [what, count] of Object.entries(report)) print(`${what}\t${Number.isNaN(count) ? 'not read' : count}`);
   if (deadLettersUnread) {
+    const { error, addresses } = deadLettersUnread as { error: Error; addresses: readonly string[] };
+    // The user ids were found through the rows just erased: a second run by number alone would not find them again.
     throw new WagateError('BROKER_UNAVAILABLE',
-      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${(deadLettersUnread as Error).message}): run the same wagate erase again once the broker answers, to drop their dead letters`);
+      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once the broker answers, run wagate erase --phone for each of ${[phone, ...addresses.filter((address) => META_USER_ID.test(address))].join(', ')} to drop their dead letters`);
   }
   if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: erased already, or check the number`);
 }

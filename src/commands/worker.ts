@@ -167,8 +167,11 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const refreshUnknownReplies = countKeptThroughFailures(() => countUnknownReplies(sql),
     (counts) => Object.entries(counts).forEach(([provider, count]) => metrics.repliesUnknown.set({ provider }, count)),
     () => metrics.repliesUnknown.reset(), COUNT_KEPT_MS);
+  // One refresh of the queue gauges at a time: a broker slow to answer would otherwise gather
+  // rounds of questions behind each other, and the figures would only grow staler.
+  let refreshingQueues: Promise<void> | null = null;
   const gauges = setInterval(() => {
-    void refreshQueueGauges(broker, topology, metrics).catch(() => undefined);
+    refreshingQueues ??= refreshQueueGauges(broker, topology, metrics).catch(() => undefined).finally(() => (refreshingQueues = null));
     void refreshUnknownReplies();
     void refreshStuck();
   }, QUEUE_GAUGE_INTERVAL_MS);

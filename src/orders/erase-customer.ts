@@ -3,8 +3,11 @@ import { senderKeysOf } from '../ledger/sender-keys';
 import type { QueueMessage } from '../queue/message';
 import { ERASED } from './erasure';
 
-/** Drops the dead letters `matches` picks and counts them; opens its broker channel only when called. */
-export type DeadLetterDropper = (matches: (message: QueueMessage) => boolean) => Promise<number>;
+/**
+ * Drops the dead letters `matches` picks and counts them; opens its broker channel only when
+ * called. `addresses` are what they are matched on: the number and the user ids found for it.
+ */
+export type DeadLetterDropper = (matches: (message: QueueMessage) => boolean, addresses: readonly string[]) => Promise<number>;
 
 /**
  * Data-subject erasure. Rows stay (dedupe keys, order totals, statistics) but every
@@ -51,6 +54,6 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
       reply_languages: languages.count };
   })) as Record<string, number>;
   const isTheCustomers = (message: QueueMessage) => addresses.includes(message.from) || addresses.includes(message.senderKey);
-  report.dead_letters = dropDeadLetters ? await dropDeadLetters(isTheCustomers) : 0;
+  report.dead_letters = dropDeadLetters ? await dropDeadLetters(isTheCustomers, addresses) : 0;
   return report;
 }

@@ -23,7 +23,7 @@ export function createQueueInspector(timeoutMs = QUESTION_TIMEOUT_MS): QueueInsp
 
   async function channelOn(connection: ChannelModel): Promise<Channel> {
     if (kept?.connection === connection) return kept.channel;
-    const channel = await connection.createChannel();
+    const channel = await failAfter(connection.createChannel(), timeoutMs, () => new Error(`the broker did not open a channel within ${timeoutMs} ms`));
     channel.on('error', () => undefined);
     const entry = { connection, channel };
     channel.once('close', () => {

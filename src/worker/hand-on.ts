@@ -133,7 +133,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       [DEAD_AT_HEADER]: new Date().toISOString(),
     }, deps.topology.deadRoutingKey);
     await failpoint('worker.after-dead-letter-publish');
-    if (payload) await recordDead(payload, reason, before?.version ?? null).catch(recordLag(payload, 'dead'));
+    if (payload) await recordDead(payload, reason, { version: before?.version ?? null, status: before?.status ?? null }).catch(recordLag(payload, 'dead'));
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
     deps.log.error({ source: payload?.source, messageId: payload?.messageId, err: withoutNumbers(reason) }, 'message dead-lettered');
     safely(() => channel.ack(delivery));
@@ -145,7 +145,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
    * would otherwise have found it), so the customer may have it. Left 'sending', nothing would
    * ever show it to an operator.
    */
-  async function recordDead(payload: QueueMessage, reason: string, version: string | null): Promise<void> {
+  async function recordDead(payload: QueueMessage, reason: string, { version, status }: { version: string | null; status: string | null }): Promise<void> {
     const [row] = await deps.sql<{ dead: number; orphaned: number }[]>`
       WITH dead AS (
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
@@ -158,7 +158,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
           AND EXISTS (SELECT 1 FROM dead)
         RETURNING id)
       SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT count(*) FROM orphaned)::integer AS orphaned`;
-    if (row!.dead === 0 && version !== null) {
+    if (row!.dead === 0 && version !== null && (status === 'queued' || status === 'processing')) {
       deps.log.info({ messageId: payload.messageId }, 'the message record changed while its dead letter went out (a dlq replay reopened it); left as the replay made it');
     }
     if (row!.orphaned > 0) {

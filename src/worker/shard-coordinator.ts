@@ -56,7 +56,7 @@ export interface ShardCoordinator {
  * recorded) before anyone else may subscribe, unless its owner's heartbeat has expired.
  *
  * A worker is live while it heartbeats, and it heartbeats only while it holds a broker
- * channel. When Postgres cannot be read, nothing changes: workers keep their shards. After
+ * channel, or has work under way on shards it is letting go. When Postgres cannot be read, nothing changes: workers keep their shards. After
  * such a gap a worker also waits one liveness timeout before it takes a shard from an
  * owner whose heartbeat looks expired, since the others missed their heartbeats too.
  */
@@ -182,9 +182,10 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   async function readGroup(): Promise<GroupView | null> {
     try {
       // Without a channel the worker lets its shards go, but only once the work under way on
-      // them is finished (a provider call can take REPLY_TIMEOUT_MS): until then it stays live,
+      // them is finished (a provider call can take REPLY_TIMEOUT_MS), in a release or a
+      // consumer's restart: until then it stays live,
       // or another worker could take a shard over and run the sender's next messages beside it.
-      if ((consumer.hasChannel() || releases.size > 0) && !mismatched) await store.heartbeat(me, !stopping);
+      if ((consumer.hasChannel() || releases.size > 0 || resubscribing !== null) && !mismatched) await store.heartbeat(me, !stopping);
       const view = await store.read();
       // A read that hung through an outage is a gap too, not continuous sight of the group.
       const now = performance.now();

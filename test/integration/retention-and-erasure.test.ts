@@ -94,7 +94,7 @@ describe('erase from the command line', () => {
     expect(erased.stdout).toMatch(/^messages\t1$/m);
     expect(erased.stdout).toMatch(/^dead_letters\tnot read$/m);
     expect(erased.stderr).toContain('the customer\'s data in the database is erased (above), but the dead-letter queue could not be read');
-    expect(erased.stderr).toContain('run the same wagate erase again once the broker answers');
+    expect(erased.stderr).toContain(`once the broker answers, run wagate erase --phone for each of +${phone} to drop their dead letters`);
     expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
   }, 60_000);
 });
