@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
@@ -103,6 +104,16 @@ export function estimatedTokenBits(token: string): number {
   return bitsPerChar * length;
 }
 
+/** An entry express's `trust proxy` (proxy-addr) takes: an address, a CIDR range, or one of its names. */
+function isProxyEntry(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address, prefix, ...rest] = entry.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
 /** "abcdef…", "0123…", "9876…": more than half the steps between neighbours are ±1. */
 function isMostlySequence(token: string): boolean {
   const codes = [...token].map((char) => char.codePointAt(0)!);
@@ -129,6 +140,16 @@ const envSchema = z.object({
 
   /** Stats requests per client address per minute, wrong tokens included. */
   ADMIN_RATE_LIMIT_PER_MINUTE: int(30, 1),
+  /**
+   * Proxies (addresses, CIDR ranges, or the names loopback, linklocal, uniquelocal)
+   * whose X-Forwarded-For names the client: behind an ingress every client arrives from the
+   * ingress's address, and would share one admin rate limit.
+   */
+  TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((text) => text.split(',').map((entry) => entry.trim()).filter(Boolean))
+    .refine((entries) => entries.every(isProxyEntry), { message: 'must be a comma-separated list of addresses, CIDR ranges (10.0.0.0/8), loopback, linklocal or uniquelocal' }),
 
   WHATSAPP_VERIFY_TOKEN: z.string().min(1).optional(),
   WHATSAPP_ACCESS_TOKEN: z.string().min(1).optional(),

@@ -254,7 +254,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     stats: {
       sql,
       adminToken: config.ADMIN_TOKEN,
-      rateLimit: { requests: config.ADMIN_RATE_LIMIT_PER_MINUTE, windowMs: 60_000 },
+      rateLimit: { requests: config.ADMIN_RATE_LIMIT_PER_MINUTE, windowMs: 60_000, trustedProxies: config.TRUSTED_PROXIES },
       queueDepths: parts.queueDepths,
     },
   });

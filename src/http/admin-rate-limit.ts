@@ -1,29 +1,29 @@
 import type { NextFunction, Request, Response } from 'express';
 
 export interface AdminRateLimit {
-  /** Requests with the admin token one client address may make per window. */
+  /** Requests one client address may make per window, the token checks included. */
   requests: number;
   windowMs: number;
+  /** Proxies whose X-Forwarded-For names the client (TRUSTED_PROXIES); none: the socket's address. */
+  trustedProxies?: string[];
 }
 
 /** Addresses remembered at once; beyond it the oldest window is forgotten, so memory stays bounded. */
 const MAX_TRACKED_ADDRESSES = 10_000;
 
 /**
- * The admin endpoint's own limit, per client address, on requests that passed the token
- * check: it keeps the stats queries (a few aggregate scans each) from loading Postgres.
- * Wrong tokens do not count. Counted before the token, they let anyone keep the admin out:
- * behind a load balancer every client can arrive from one address, and 30 requests a minute
- * from anywhere used the admin's whole allowance. Guessing gains nothing from that: the token
- * is refused at start below 48 bits (config), which no online guessing gets through, and a
- * wrong one costs one constant-time comparison and no query. The socket's address is used,
- * never X-Forwarded-For, which a client writes itself. Beyond the limit: 429 with
- * Retry-After, in whole seconds.
+ * The admin endpoint's own limit, per client address, applied before the token is looked
+ * at: it slows token guessing (a human-chosen token passes the start-up check, and a limit
+ * after the token would let guesses run at full speed) and keeps the stats queries (a few
+ * aggregate scans each) from loading Postgres. The client is req.ip: the socket's address, or,
+ * from a trusted proxy (TRUSTED_PROXIES), the one its X-Forwarded-For names. Behind an ingress
+ * without it, every client shares the ingress's address and its allowance, and anyone can
+ * use up the admin's. Beyond the limit: 429 with Retry-After, in whole seconds.
  */
 export function createAdminRateLimit(limit: AdminRateLimit, now: () => number = Date.now) {
   const windows = new Map<string, { startedAt: number; count: number }>();
   return function adminRateLimit(req: Request, res: Response, next: NextFunction): void {
-    const address = req.socket.remoteAddress ?? 'unknown';
+    const address = req.ip ?? req.socket.remoteAddress ?? 'unknown';
     const at = now();
     let window = windows.get(address);
     if (!window || at - window.startedAt >= limit.windowMs) {

@@ -41,7 +41,7 @@ function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter, path: stri
     { method: 'GET', path: '/healthz', handlers: [livenessHandler] },
     { method: 'GET', path: '/readyz', handlers: [createReadinessHandler(deps.health)] },
     { method: 'GET', path: META_WEBHOOK_PATH, handlers: [createMetaVerificationHandler(deps.verifyToken)] },
-    { method: 'GET', path: STATS_PATH, handlers: [createAdminAuth(deps.stats.adminToken), createAdminRateLimit(deps.stats.rateLimit), createStatsHandler(deps.stats)] },
+    { method: 'GET', path: STATS_PATH, handlers: [createAdminRateLimit(deps.stats.rateLimit), createAdminAuth(deps.stats.adminToken), createStatsHandler(deps.stats)] },
     { method: 'POST', path: META_WEBHOOK_PATH, webhook: webhook(deps.meta, META_WEBHOOK_PATH) },
     { method: 'POST', path: TWILIO_WEBHOOK_PATH, webhook: webhook(deps.twilio, TWILIO_WEBHOOK_PATH) },
   ];
@@ -60,7 +60,7 @@ export function createIngestListener(deps: AppDeps): RequestListener {
     createWebhookHandler({ adapter, path, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, metrics: deps.metrics, log: deps.log }),
   );
   const fastPath = new Map(routes.flatMap((route) => (route.method === 'POST' ? [[route.path, route.webhook] as const] : [])));
-  const app = createExpressApp(routes, deps.log);
+  const app = createExpressApp(routes, deps.stats.rateLimit.trustedProxies ?? [], deps.log);
   return function dispatch(req, res) {
     const handler = req.method === 'POST' ? fastPath.get(pathOf(req.url)) : undefined;
     if (handler) handler(req, res);
@@ -68,10 +68,13 @@ export function createIngestListener(deps: AppDeps): RequestListener {
   };
 }
 
-function createExpressApp(routes: Route[], log: Logger): express.Express {
+function createExpressApp(routes: Route[], trustedProxies: string[], log: Logger): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // req.ip is the client as the trusted proxies name it in X-Forwarded-For; with none trusted,
+  // the socket's address, since anyone can write that header.
+  app.set('trust proxy', trustedProxies.length > 0 ? trustedProxies : false);
   for (const route of routes) {
     if (route.method === 'GET') app.get(route.path, ...route.handlers);
     else app.post(route.path, (req: Request, res: Response) => route.webhook(req, res));

@@ -3,7 +3,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { createInProcessIngest, type InProcessIngest } from '../support/in-process';
 import { ADMIN_TOKEN } from '../support/ingest';
 
-/** The admin endpoint's own rate limit, per client address, on requests with the token. */
+/** The admin endpoint's own rate limit, per client address, before the token is checked. */
 const LIMIT = 3;
 
 let db: TestDatabase;
@@ -23,22 +23,36 @@ const stats = (remoteAddress: string, token = ADMIN_TOKEN) =>
   ingest.request({ method: 'GET', url: STATS_PATH, remoteAddress, headers: { authorization: `Bearer ${token}` } });
 
 describe('the admin endpoint', () => {
-  it('answers 429 with Retry-After beyond its limit, only for that address', async () => {
-    for (let i = 0; i < LIMIT; i += 1) expect((await stats('192.0.2.1')).statusCode).toBe(200);
+  it('answers 429 with Retry-After beyond its limit, wrong tokens counting too, and only for that address', async () => {
+    expect((await stats('192.0.2.1', 'wrong-token-guess-0000')).statusCode).toBe(401);
+    for (let i = 1; i < LIMIT; i += 1) expect((await stats('192.0.2.1')).statusCode).toBe(200);
     const limited = await stats('192.0.2.1');
     expect(limited.statusCode).toBe(429);
     const retryAfter = Number(limited.headers['retry-after']);
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);
     expect(limited.json()).toEqual({ error: `too many admin requests; retry in ${retryAfter} s` });
+    // A guesser gets no answer about the token once limited.
+    expect((await stats('192.0.2.1', 'another-wrong-guess-1111')).statusCode).toBe(429);
     // Another client is not held back by the first.
     expect((await stats('192.0.2.2')).statusCode).toBe(200);
   });
 
-  it('does not count wrong tokens, so nobody without the token can keep the admin out from a shared address', async () => {
-    // Behind a load balancer every client may arrive from the balancer's address.
-    for (let i = 0; i < 10 * LIMIT; i += 1) expect((await stats('192.0.2.9', `wrong-token-guess-${i}`)).statusCode).toBe(401);
-    for (let i = 0; i < LIMIT; i += 1) expect((await stats('192.0.2.9')).statusCode).toBe(200);
+  it('takes the client from X-Forwarded-For only from a trusted proxy, so clients behind an ingress do not share one allowance', async () => {
+    const behindIngress = createInProcessIngest(db.sql, db.url, { ADMIN_RATE_LIMIT_PER_MINUTE: String(LIMIT), TRUSTED_PROXIES: '198.51.100.0/24' });
+    const via = (socket: string, client: string, token = ADMIN_TOKEN) =>
+      behindIngress.request({ method: 'GET', url: STATS_PATH, remoteAddress: socket, headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': client } });
+    try {
+      // A guesser behind the ingress uses up their own allowance, not the admin's.
+      for (let i = 0; i < LIMIT; i += 1) expect((await via('198.51.100.7', '203.0.113.66', `wrong-guess-${i}`)).statusCode).toBe(401);
+      expect((await via('198.51.100.7', '203.0.113.66', 'wrong-guess-x')).statusCode).toBe(429);
+      expect((await via('198.51.100.7', '203.0.113.10')).statusCode).toBe(200);
+      // A client that is not a trusted proxy cannot pick its own address with the header.
+      for (let i = 0; i < LIMIT; i += 1) expect((await via('192.0.2.77', `203.0.113.${100 + i}`)).statusCode).toBe(200);
+      expect((await via('192.0.2.77', '203.0.113.200')).statusCode).toBe(429);
+    } finally {
+      await behindIngress.drain();
+    }
   });
 
   it('leaves the webhook and health paths outside the admin limit', async () => {

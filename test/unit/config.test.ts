@@ -56,6 +56,9 @@ describe('configuration', () => {
       expect((error as Error).message).not.toContain(secretLooking);
     }
     expectConfigError({ ADMIN_TOKEN: 'short' }, /ADMIN_TOKEN: must be at least 16 characters/);
+    expectConfigError({ TRUSTED_PROXIES: '10.0.0.0/8, ingress.local' }, /TRUSTED_PROXIES: must be a comma-separated list of addresses, CIDR ranges/);
+    expectConfigError({ TRUSTED_PROXIES: '10.0.0.0/33' }, /TRUSTED_PROXIES: must be/);
+    expect(loadConfig({ TRUSTED_PROXIES: ' 10.0.0.0/8,fd00::/8 ,loopback' }).TRUSTED_PROXIES).toEqual(['10.0.0.0/8', 'fd00::/8', 'loopback']);
     expectConfigError({ RETRY_DELAYS_MS: '5000,soon' }, /RETRY_DELAYS_MS/);
   });
 
