@@ -37,6 +37,20 @@ export function createLogger(level: string, name: string, destination?: pino.Des
         censor: '[redacted]',
       },
     },
-    destination,
+    destination ?? stdoutSink(),
   );
+}
+
+/**
+ * pino's stdout writer, as pino makes it (asynchronous), whose broken pipe also reaches
+ * process.stdout's error handlers (src/main.ts stops the process, as SIGPIPE would): pino
+ * writes to the descriptor itself and drops a broken pipe silently, so a service that logs
+ * only through it ran on unheard after the reader of its output had gone.
+ */
+function stdoutSink(): pino.DestinationStream {
+  const sink = pino.destination({ dest: 1, sync: false });
+  sink.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE' && process.stdout.listenerCount('error') > 0) process.stdout.emit('error', error);
+  });
+  return sink;
 }
