@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
-import { startControlPlane, type ControlPlane } from '../support/control-plane';
+import { useControlPlane } from '../support/control-plane';
 import { CHART_DIR, ROOT, find, helm, podTemplates, render, renderError, scenarioFile, type K8sObject, type RenderOptions } from './helm';
 
 /**
@@ -116,18 +116,10 @@ describe('the Postgres connection budget', () => {
   });
 
   describe('in the install notes, from a real API server', () => {
-    let plane: ControlPlane;
-
-    beforeAll(async () => {
-      plane = await startControlPlane();
-    }, 180_000);
-
-    afterAll(async () => {
-      await plane?.stop();
-    }, 30_000);
+    const plane = useControlPlane();
 
     const notes = (args: string[]) => {
-      const result = helm(['install', 'shop', CHART_DIR, '--dry-run=server', '-n', 'default', ...args], plane.env);
+      const result = helm(['install', 'shop', CHART_DIR, '--dry-run=server', '-n', 'default', ...args], plane().env);
       expect([result.status, result.status === 0 ? '' : result.stderr]).toEqual([0, '']);
       return result.stdout.slice(result.stdout.indexOf('NOTES:'));
     };

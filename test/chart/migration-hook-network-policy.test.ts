@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { startControlPlane, type ControlPlane } from '../support/control-plane';
+import { useControlPlane } from '../support/control-plane';
 import { waitFor } from '../support/wait';
 import { CHART_DIR, find, helm, helmBinary, renderScenario, scenarioFile, type K8sObject } from './helm';
 
@@ -43,18 +43,10 @@ describe('the migration hook\'s NetworkPolicy', () => {
 });
 
 describe('the migration hook under helm install and upgrade, in a real API server', () => {
-  let plane: ControlPlane;
-
-  beforeAll(async () => {
-    plane = await startControlPlane();
-  }, 180_000);
-
-  afterAll(async () => {
-    await plane?.stop();
-  }, 30_000);
+  const plane = useControlPlane();
 
   const getJson = (namespace: string, resource: string): K8sObject | undefined => {
-    const text = plane.kubectl(['-n', namespace, 'get', resource, '--ignore-not-found', '-o', 'json']);
+    const text = plane().kubectl(['-n', namespace, 'get', resource, '--ignore-not-found', '-o', 'json']);
     return text.trim() === '' ? undefined : (JSON.parse(text) as K8sObject);
   };
 
@@ -65,7 +57,7 @@ describe('the migration hook under helm install and upgrade, in a real API serve
    */
   const runHooks = async (namespace: string, args: string[]) => {
     const child = spawn(helmBinary(), [...args, CHART_DIR, '-n', namespace, '-f', scenarioFile('minimal'), '--timeout', HOOK_TIMEOUT], {
-      env: { ...process.env, ...plane.env },
+      env: { ...process.env, ...plane().env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -74,9 +66,9 @@ describe('the migration hook under helm install and upgrade, in a real API serve
     try {
       await waitFor('the migrate Job', () => getJson(namespace, 'job/shop-wagate-migrate'), 60_000);
       const policyAtJob = getJson(namespace, 'networkpolicy/shop-wagate-migrate');
-      const listPods = () => plane.kubectl(['-n', namespace, 'get', 'pods', '-l', 'app.kubernetes.io/component=migrate', '-o', 'name']).trim();
+      const listPods = () => plane().kubectl(['-n', namespace, 'get', 'pods', '-l', 'app.kubernetes.io/component=migrate', '-o', 'name']).trim();
       const pod = await waitFor('the migrate pod', listPods, 60_000);
-      plane.kubectl(['-n', namespace, 'patch', pod, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Succeeded' } })]);
+      plane().kubectl(['-n', namespace, 'patch', pod, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Succeeded' } })]);
       return { policyAtJob, status: await exited, stderr };
     } finally {
       child.kill();
@@ -85,7 +77,7 @@ describe('the migration hook under helm install and upgrade, in a real API serve
   const postgresPorts = (policy: K8sObject | undefined) => policy?.spec.egress[1].ports.map((port: { port: number }) => port.port);
 
   it('has the Job\'s NetworkPolicy in place before `helm install` makes the Job, and removes it with the Job', async () => {
-    plane.kubectl(['create', 'namespace', 'install']);
+    plane().kubectl(['create', 'namespace', 'install']);
     const { policyAtJob, status, stderr } = await runHooks('install', ['install', 'shop']);
     expect(postgresPorts(policyAtJob)).toEqual([5432]);
     expect([status, stderr]).toEqual([0, '']);
@@ -94,8 +86,8 @@ describe('the migration hook under helm install and upgrade, in a real API serve
   }, 120_000);
 
   it('gives a pre-upgrade Job the NetworkPolicy of the new values, not the previous release\'s', async () => {
-    plane.kubectl(['create', 'namespace', 'upgrade']);
-    const installed = helm(['install', 'shop', CHART_DIR, '--no-hooks', '-n', 'upgrade', '-f', scenarioFile('minimal')], plane.env);
+    plane().kubectl(['create', 'namespace', 'upgrade']);
+    const installed = helm(['install', 'shop', CHART_DIR, '--no-hooks', '-n', 'upgrade', '-f', scenarioFile('minimal')], plane().env);
     expect([installed.status, installed.stderr]).toEqual([0, '']);
     const { policyAtJob, status, stderr } = await runHooks('upgrade', ['upgrade', 'shop', '--set', 'networkPolicy.postgres.port=6432']);
     expect(postgresPorts(policyAtJob)).toEqual([6432]);

@@ -57,6 +57,26 @@ function coordinatorFor(memberId: string, store: MembershipStore, finishing?: Ma
   });
 }
 
+/** Holds a member's row locked in a transaction of its own, as a stalled writer would, until released. */
+async function lockMemberRow(prefix: string, memberId: string): Promise<{ release(): Promise<void> }> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const transaction = db.sql.begin(async (tx) => {
+    await tx`SELECT 1 FROM worker_members WHERE queue_prefix = ${prefix} AND member_id = ${memberId} FOR UPDATE`;
+    locked();
+    await released;
+  });
+  await isLocked;
+  return {
+    async release() {
+      release();
+      await transaction;
+    },
+  };
+}
+
 describe('taking over a dead worker\'s shards at the lowest liveness the configuration allows', () => {
   it('happens although every tick comes a little later than the heartbeat', async () => {
     const store = createMembershipStore(db.sql, PREFIX, LIVENESS_MS);
@@ -153,17 +173,8 @@ describe('stopping a worker whose tick hangs on Postgres', () => {
     expect(coordinator.owned()).toEqual([0, 1]);
 
     // The member row locked: the next tick's heartbeat waits for as long as the lock is held.
-    let unlock!: () => void;
-    const unlocked = new Promise<void>((resolve) => (unlock = resolve));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const lock = db.sql.begin(async (tx) => {
-      await tx`SELECT 1 FROM worker_members WHERE queue_prefix = ${prefix} AND member_id = 'stopping-worker' FOR UPDATE`;
-      locked();
-      await unlocked;
-    });
+    const lock = await lockMemberRow(prefix, 'stopping-worker');
     try {
-      await isLocked;
       void coordinator.tick();
       let stopped: boolean | undefined;
       void coordinator.stop(2_000).then((done) => (stopped = done));
@@ -173,8 +184,7 @@ describe('stopping a worker whose tick hangs on Postgres', () => {
       const owners = await db.sql<{ owner: string | null }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix}`;
       expect(owners.map((row) => row.owner)).toEqual([null, null]);
     } finally {
-      unlock();
-      await lock;
+      await lock.release();
       await workerSql.end();
     }
   }, 30_000);
@@ -371,16 +381,7 @@ describe('a worker whose own heartbeat has lapsed while it holds shards', () => 
     const { coordinator, calls } = lapsingWorker('locked-worker', prefix);
     await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
     // Another transaction holds the member row for twice the liveness timeout, so the heartbeat waits.
-    let letGo!: () => void;
-    const held = new Promise<void>((resolve) => (letGo = resolve));
-    let locked!: () => void;
-    const rowLocked = new Promise<void>((resolve) => (locked = resolve));
-    const holder = db.sql.begin(async (tx) => {
-      await tx`SELECT 1 FROM worker_members WHERE queue_prefix = ${prefix} AND member_id = 'locked-worker' FOR UPDATE`;
-      locked();
-      await held;
-    });
-    await rowLocked;
+    const lock = await lockMemberRow(prefix, 'locked-worker');
     const tick = coordinator.tick();
     await waitFor('the heartbeat to wait on the lock', async () => {
       const [row] = await db.sql<{ n: number }[]>`
@@ -388,8 +389,7 @@ describe('a worker whose own heartbeat has lapsed while it holds shards', () => 
       return row!.n > 0;
     });
     await new Promise((resolve) => setTimeout(resolve, 2 * LIVENESS_MS));
-    letGo();
-    await holder;
+    await lock.release();
     await tick;
     expect(coordinator.owned()).toEqual([0, 1]);
     expect(calls).toEqual([]);

@@ -242,3 +242,18 @@ async function stopAll(children: ChildProcess[]): Promise<void> {
     ),
   );
 }
+
+/** A control plane for the tests of one describe block: started before them, stopped after them. */
+export function useControlPlane(): () => ControlPlane {
+  let plane: ControlPlane | undefined;
+  beforeAll(async () => {
+    plane = await startControlPlane();
+  }, 180_000);
+  afterAll(async () => {
+    await plane?.stop();
+  }, 30_000);
+  return () => {
+    if (!plane) throw new Error('the control plane did not start: see the beforeAll error above');
+    return plane;
+  };
+}
