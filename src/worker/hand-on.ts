@@ -143,10 +143,11 @@ export function createHandOn(deps: HandOnDeps): HandOn {
    * The message is dead, and a reply of it still 'sending' is unknown: the attempt that marked
    * it died during the provider call (the delivery limit dead-letters before any claim, which
    * would otherwise have found it), so the customer may have it. Left 'sending', nothing would
-   * ever show it to an operator.
+   * ever show it to an operator. One still 'pending' or 'retry' was never sent: it fails, and
+   * cleanup then clears it like any other.
    */
   async function recordDead(payload: QueueMessage, reason: string, { version, status }: { version: string | null; status: string | null }): Promise<void> {
-    const [row] = await deps.sql<{ dead: number; orphaned: number }[]>`
+    const [row] = await deps.sql<{ dead: number; orphaned: number; unsent: number }[]>`
       WITH dead AS (
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
         WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')
@@ -156,8 +157,15 @@ export function createHandOn(deps: HandOnDeps): HandOn {
         UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
         WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId} AND status = 'sending'
           AND EXISTS (SELECT 1 FROM dead)
+        RETURNING id),
+      -- Definitely not sent, and nothing will try again until a replay (which reopens failed
+      -- replies): left 'pending' or 'retry', its text and number outlived every retention.
+      unsent AS (
+        UPDATE outbound_messages SET status = 'failed', last_error = coalesce(last_error, ${reason}), updated_at = now()
+        WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId} AND status IN ('pending', 'retry')
+          AND EXISTS (SELECT 1 FROM dead)
         RETURNING id)
-      SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT count(*) FROM orphaned)::integer AS orphaned`;
+      SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT count(*) FROM orphaned)::integer AS orphaned, (SELECT count(*) FROM unsent)::integer AS unsent`;
     if (row!.dead === 0 && version !== null && (status === 'queued' || status === 'processing')) {
       deps.log.info({ messageId: payload.messageId }, 'the message record changed while its dead letter went out (a dlq replay reopened it); left as the replay made it');
     }

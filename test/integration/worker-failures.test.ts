@@ -44,7 +44,8 @@ describe('worker failures', () => {
     expect(calls[1]!.receivedAt - calls[0]!.receivedAt).toBeGreaterThanOrEqual(90);
     expect(calls[2]!.receivedAt - calls[1]!.receivedAt).toBeGreaterThanOrEqual(550);
     expect((await recordOf(id))!.last_error).toMatch(/^retries exhausted: Graph API 503 code 131016/);
-    expect(await replyOf(id)).toMatchObject({ status: 'retry' });
+    // Never sent, and nothing tries again until a replay: failed, so cleanup clears its text in time.
+    expect(await replyOf(id)).toMatchObject({ status: 'failed' });
     const letters = await waitFor('the dead letter', async () => {
       const all = await listDead(pipeline.ingest.topology);
       return all.find((letter) => letter.id === `whatsapp:${id}`);
