@@ -1,6 +1,10 @@
 import type { Sql } from '../db/client';
 import { runWithDeadlockRetry } from '../ledger/commit-guards';
 import { foldReceipts } from '../ledger/fold-receipts';
+import { ERASED } from './erasure';
+
+/** A settled reply's last_error once its customer was erased: never the provider's text. */
+const ANSWER_NOT_KEPT = 'the provider\'s answer is not kept: the customer was erased';
 
 /**
  * What the provider's answer makes of a reply this attempt marked 'sending', and what its
@@ -38,7 +42,9 @@ export async function settleReplies(sql: Sql, settlements: readonly ReplySettlem
                            ${column((s) => s.finish?.outcome ?? null)}::text[])
         AS i(reply_id, status, provider_message_id, last_error, source, message_id, outcome)),
     reply AS (
-      UPDATE outbound_messages o SET status = i.status, last_error = i.last_error, updated_at = now(),
+      UPDATE outbound_messages o SET status = i.status, updated_at = now(),
+        -- The provider's text may quote the number of a customer erased during the call.
+        last_error = CASE WHEN o.recipient = ${ERASED} AND i.last_error IS NOT NULL THEN ${ANSWER_NOT_KEPT} ELSE i.last_error END,
         provider_message_id = coalesce(i.provider_message_id, o.provider_message_id),
         delivery_status = CASE WHEN i.status = 'sent'
           THEN (SELECT r.status FROM message_statuses r WHERE r.webhook_source = i.source AND r.message_id = i.provider_message_id

@@ -161,6 +161,23 @@ describe('erase during the provider call', () => {
   });
 });
 
+describe('erase during the provider call, answered with an unknown outcome', () => {
+  it('keeps the reply unknown without the provider\'s text, which may quote the number', async () => {
+    const phone = '15550400005';
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'hold', answer: { kind: 'status', status: 502, message: `upstream failed for ${phone}` } }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+    await waitFor('the confirmation in the provider call', () => pipeline.fake.calls().some((c) => (c.body as { to?: string }).to === phone));
+    expect(await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, phone)).toMatchObject({ messages: 1, replies: 1 });
+    pipeline.fake.release();
+    await waitFor('the reply settled as unknown', async () =>
+      (await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${id}`)[0]?.status === 'unknown');
+    expect(await pipeline.db.sql`SELECT last_error FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([
+      { last_error: 'the provider\'s answer is not kept: the customer was erased' },
+    ]);
+  });
+});
+
 describe('erase and malformed bodies', () => {
   it('removes a raw body that carries the customer\'s number, and keeps the others', async () => {
     const { sql } = pipeline.db;
