@@ -1,3 +1,4 @@
+import { metaEnvelope } from '../../src/webhooks/samples';
 import { checkRetention, runCleanup } from '../../src/ledger/retention';
 import { reopenDeadMessage } from '../../src/orders/reopen-dead-message';
 import { resendReply } from '../../src/orders/reply-operations';
@@ -5,7 +6,7 @@ import { createMetrics } from '../../src/telemetry/metrics';
 import { loadConfig } from '../../src/config';
 import { eraseEverywhere, listDead } from '../support/dead-letters';
 import { startPipeline, type Pipeline } from '../support/pipeline';
-import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { runWagate } from '../support/process';
 import { waitFor } from '../support/wait';
 
@@ -158,6 +159,26 @@ describe('erase during the provider call', () => {
     ]);
     expect(await statusOf(id)).toBe('erased');
     expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${id}`);
+  });
+});
+
+describe('receipts that arrive after the erase', () => {
+  it('keep neither the number nor the payload, which would tie the number back to the reply', async () => {
+    const phone = '15550400006';
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    const [reply] = await pipeline.db.sql<{ provider_message_id: string }[]>`
+      SELECT provider_message_id FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    const wamid = reply!.provider_message_id;
+    await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, phone);
+    const read = metaEnvelope([{ statuses: [{ id: wamid, status: 'read', timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: phone }] }]);
+    expect((await postMeta(pipeline.ingest.baseUrl, read)).status).toBe(200);
+    expect(await pipeline.db.sql`SELECT recipient, payload FROM message_statuses WHERE message_id = ${wamid} AND status = 'read'`).toEqual([
+      { recipient: null, payload: null },
+    ]);
+    // The reply still learns it was read.
+    expect((await pipeline.db.sql`SELECT delivery_status FROM outbound_messages WHERE inbound_message_id = ${id}`)[0]!.delivery_status).toBe('read');
   });
 });
 

@@ -31,6 +31,7 @@ const SHIPPED: Record<string, string> = {
   '021_outbox_sweeper_lease.sql': '8251b35b23f5daae4ba88b074e62e01b8ff12b12d57c0126867a3c0b58047547',
   '022_worker_members_leaving.sql': '504f129420a84a888f09da8da12abd92c875cd1e229d4a39644f088e2acf0886',
   '023_order_total_precision.sql': '3f7ca956a4ad79464ecd7b8f0ca3b0b46e44e706795b4c67f2074e3f91a4431c',
+  '024_receipts_of_erased_replies.sql': '9bf111d50eab99c84245f0b5b7ab980961efcfdebaffdb8a77e58a128ee4fd5e',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {
