@@ -115,6 +115,17 @@ describe('erase by phone number of a sender keyed on Meta\'s user id', () => {
     const [order] = await pipeline.db.sql`SELECT phone_number, sender_key FROM orders WHERE message_id = ${id}`;
     expect(order).toEqual({ phone_number: 'erased', sender_key: 'erased' });
   });
+
+  it('given the user id, also reaches the reply and the receipts, which carry the number', async () => {
+    const phone = '15550400007';
+    const userId = 'US.55443322110099887767';
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, userId, text: '1 coke' });
+    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    const report = await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, userId);
+    expect(report).toMatchObject({ messages: 1, orders: 1, replies: 1, rate_limits: 1 });
+    expect(await pipeline.db.sql`SELECT recipient, body FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([{ recipient: 'erased', body: null }]);
+  });
 });
 
 describe('erase before the worker gets there', () => {
