@@ -102,8 +102,18 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     safely(() => channel.ack(delivery));
   }
 
-  /** Back from a tier before the provider's Retry-After has passed: wait again, without a try. */
+  /**
+   * Back from a tier before the provider's Retry-After has passed: wait again, without a try.
+   * A customer erased meanwhile has the copy dropped here, not parked again: a Retry-After
+   * can keep it cycling through the tiers for up to a day.
+   */
   async function waitOut(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, tier: number): Promise<void> {
+    if ((await recordBeforeDeadLetter(payload))?.status === ERASED) {
+      deps.metrics.workerMessages.inc({ outcome: 'skipped' });
+      deps.log.info({ messageId: payload.messageId }, 'dropped while waiting out a Retry-After: the customer was erased');
+      safely(() => channel.ack(delivery));
+      return;
+    }
     try {
       await publishOrThrow(channel, deps.topology.retryTiers[tier]!.exchange, delivery, {});
       safely(() => channel.ack(delivery));
@@ -176,7 +186,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
   }
 
   /**
-   * The record as the dead letter leaves, read before it does. Erased (`wagate erase` during
+   * The record as the dead letter leaves (or a copy is parked again), read before it does. Erased (`wagate erase` during
    * processing): a dead-letter copy would keep the customer's message (and the error, which
    * may quote their number) after the erase swept the queue. Its row version: once the letter
    * is in the dead-letter queue a `dlq replay` may reopen the record and publish the message

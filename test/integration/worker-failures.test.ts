@@ -1,5 +1,5 @@
 import amqp from 'amqplib';
-import { listDead, replayDead } from '../support/dead-letters';
+import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
 import { countUnknownReplies, listUnknownReplies, resendReply, settleReply } from '../../src/orders/reply-operations';
 import { createReplyClient } from '../../src/replies/reply-clients';
 import { requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
@@ -30,6 +30,12 @@ const recordOf = async (id: string) =>
 const replyOf = async (id: string) =>
   (await pipeline.db.sql<{ status: string; delivery_status: string | null; provider_message_id: string | null }[]>`
     SELECT status, delivery_status, provider_message_id FROM outbound_messages WHERE inbound_message_id = ${id}`)[0];
+
+const skippedCount = async () =>
+  (await Promise.all(pipeline.workers.map(async (worker) => (await worker.metrics.workerMessages.get()).values)))
+    .flat()
+    .filter((v) => v.labels.outcome === 'skipped')
+    .reduce((sum, v) => sum + v.value, 0);
 
 describe('worker failures', () => {
   it('climbs every retry tier on 503s, lands in the dead-letter queue, and a replay then sends once', async () => {
@@ -148,6 +154,20 @@ describe('worker failures', () => {
     // The tiers here are 100 and 600 ms; the second call waited for the provider's 2 s.
     expect(calls[1]!.receivedAt - calls[0]!.receivedAt).toBeGreaterThanOrEqual(1700);
     expect(await replyOf(id)).toMatchObject({ status: 'sent' });
+  });
+
+  it('drops the copy of an erased customer\'s message that waits out a Retry-After, instead of parking it until the provider\'s time', async () => {
+    const phone = '15550200019';
+    const id = uniqueWamid();
+    // The provider asks for an hour: the copy cycles through the tiers, waiting, meanwhile.
+    pipeline.fake.behave({ kind: 'status', status: 429, retryAfterSeconds: 3600 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+    await waitFor('the first provider call', () => callsTo(phone).length === 1);
+    const skippedBefore = await skippedCount();
+    await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, phone);
+    await waitFor('the waiting copy dropped', async () => (await skippedCount()) > skippedBefore);
+    expect(await recordOf(id)).toMatchObject({ status: 'erased' });
+    expect(callsTo(phone)).toHaveLength(1);
   });
 
   it('retries a rate limit that Meta reports as 400 with a rate-limit code', async () => {
