@@ -1,7 +1,8 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { WagateError } from '../errors';
 import { settleWithin } from '../settle-within';
 import type { Sql } from './client';
-import { describeServer, explainPostgresFailure, isLoginRefused } from './postgres-errors';
+import { describeServer, explainPostgresFailure, isClosedUnanswered, isLoginRefused } from './postgres-errors';
 
 /**
  * A database that hangs without closing connections never fails the query; the probe must
@@ -42,17 +43,33 @@ export async function refuseWrongDatabaseLogin(sql: Sql, databaseUrl: string): P
  */
 const FIRST_ANSWER_TIMEOUT_MS = 10_000;
 
+/** The pause between first queries whose connection was closed unanswered, beside postgres.js's own reconnect backoff. */
+const CLOSED_RETRY_PAUSE_MS = 100;
+
 /**
  * Stops a start that Postgres would hang without a word: the process exits 1 with a message,
  * and its restarts show where it runs, instead of a pod that never listens and is killed by
  * its liveness probe with nothing in its log. A database that answers with an error is left
  * to the start's own checks, as before. The wait is 10 s, or the connect timeout and 5 s more
  * when that is longer, so that an unreachable server is reported as such.
+ *
+ * A connection closed or reset before any answer is asked again until the deadline, not taken
+ * for an answer: when such closes come fast, or arrive as resets, postgres.js fails the query
+ * instead of holding it, and the start went on as in an outage, never ready and saying nothing.
  */
 export async function refuseSilentDatabase(sql: Sql, databaseUrl: string, connectTimeoutSeconds: number): Promise<void> {
   const timeoutMs = Math.max(FIRST_ANSWER_TIMEOUT_MS, (connectTimeoutSeconds + 5) * 1000);
-  const answered = sql`SELECT 1`.then(() => true, () => true);
-  if (await settleWithin(answered, timeoutMs, false)) return;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const outcome = sql`SELECT 1`.then(
+      () => 'answered' as const,
+      (error: unknown) => (isClosedUnanswered(error) ? 'closed' as const : 'answered' as const),
+    );
+    const settled = await settleWithin(outcome, deadline - Date.now(), 'silent' as const);
+    if (settled === 'answered') return;
+    if (settled === 'silent') break;
+    await delay(CLOSED_RETRY_PAUSE_MS);
+  }
   throw new WagateError(
     'DATABASE_UNAVAILABLE',
     `Postgres at ${describeServer(databaseUrl)} took connections but gave no answer within ${Math.round(timeoutMs / 1000)} s: ` +

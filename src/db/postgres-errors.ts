@@ -31,6 +31,16 @@ export function classifyPostgresError(error: unknown): PostgresErrorCode | null 
   return null;
 }
 
+/**
+ * The server took the connection, then closed or reset it before Postgres said anything: the
+ * sign of a proxy, sidecar or pooler in front of a database it cannot reach. Unlike a refused
+ * or timed-out connect, or any SQLSTATE, it is not an answer from Postgres.
+ */
+export function isClosedUnanswered(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'CONNECTION_CLOSED';
+}
+
 /** "The database cannot serve us now", as opposed to a bug in our SQL: down, or too slow for this query. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const kind = classifyPostgresError(error);
