@@ -74,6 +74,11 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   /** Start of the current run of group reads that followed one another closely (see readGroup). */
   let postgresSeenSince: number | null = null;
   let lastRead: number | null = null;
+  /**
+   * Whether the failure to read the group was told: once a run of failures, including one
+   * that starts with the worker, which during an outage would otherwise say nothing at all.
+   */
+  let groupUnreadTold = false;
   let stopping = false;
   let ticking: Promise<void> | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -191,9 +196,13 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       const now = performance.now();
       if (lastRead === null || now - lastRead > gapMs) postgresSeenSince = now;
       lastRead = now;
+      groupUnreadTold = false;
       return view;
     } catch (error) {
-      if (postgresSeenSince !== null) log.warn({ err: (error as Error).message }, 'cannot read the worker group; keeping the shards held');
+      if (!groupUnreadTold) {
+        log.warn({ err: (error as Error).message, held: held.size }, 'cannot read the worker group from Postgres; keeping the shards held and taking none until it answers');
+      }
+      groupUnreadTold = true;
       postgresSeenSince = null;
       lastRead = null;
       // Unknown, not the last figures read: NaN shows as a gap, and max() across workers skips it.
