@@ -116,7 +116,12 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     setup: async () => undefined,
   });
   const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
-  const batchers = createStatementBatchers(sql, log, metrics, match);
+  // Claims only on shards recorded as this worker's: see NOT_OURS.
+  const batchers = createStatementBatchers(sql, log, metrics, match, {
+    queuePrefix: config.QUEUE_PREFIX,
+    memberId,
+    shardCount: config.WORK_SHARDS,
+  });
   const pipeline = {
     sql,
     sendReply,

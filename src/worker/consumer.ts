@@ -74,6 +74,8 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   const open = new Set<ConfirmChannel>();
   /** Channels on which nothing more may start, since they are about to be closed (relinquish). */
   const fenced = new Set<ConfirmChannel>();
+  /** The shard channel of each open channel, so that a delivery found no longer ours can close its own. */
+  const entryOf = new Map<ConfirmChannel, ShardChannel>();
   /** Deliveries being processed or handed on (as opposed to waiting in their sender's chain), with their channel. */
   const underWay = new Map<Promise<void>, ConfirmChannel>();
   const { forward, routeFailure, waitOut, deadLetter } = createHandOn({ ...deps, isHeld: (channel) => open.has(channel) });
@@ -154,11 +156,27 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     } finally {
       deps.metrics.workerDuration.observe((performance.now() - started) / 1000);
     }
+    if (outcome === 'not_ours') return giveBack(channel, payload);
     deps.metrics.workerMessages.inc({ outcome });
     await failpoint('worker.before-ack');
     // The work is done and recorded; an ack lost with the channel only means a redelivery,
     // which the claim skips. It is not a processing failure to retry.
     safely(() => channel.ack(delivery));
+  }
+
+  /**
+   * A message whose shard another worker took over while it waited in hand (this worker's
+   * heartbeat lapsed, cut off from Postgres): it is left unacked, nothing more starts on its
+   * channel, and the channel is closed once the work under way is finished, so that the broker
+   * gives the messages in hand back to the queue, in order, for the new owner; as a relinquish
+   * does when the worker itself finds its heartbeat lapsed.
+   */
+  function giveBack(channel: ConfirmChannel, payload: QueueMessage): void {
+    const entry = entryOf.get(channel);
+    if (!entry || fenced.has(channel)) return;
+    const shard = shardOf(payload.senderKey, deps.topology.shards.length);
+    deps.log.warn({ shard }, 'another worker holds this shard now (this worker\'s heartbeat lapsed): giving its messages in hand back to the queue unprocessed');
+    void fenceAndClose(entry);
   }
 
   /**
@@ -210,10 +228,12 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     channel.on('error', (error: Error) => deps.log.warn({ shard, err: error.message }, 'a shard\'s broker channel closed with an error'));
     open.add(channel);
     const entry: ShardChannel = { channel, tag: '', closed: Promise.resolve() };
+    entryOf.set(channel, entry);
     // At once on the event, not a microtask later: deliveries read with the close must not start.
     entry.closed = new Promise<void>((resolve) => channel.once('close', () => {
       open.delete(channel);
       fenced.delete(channel);
+      entryOf.delete(channel);
       // A consumer lost with its channel: the coordinator's next round releases the shard.
       if (current.shards.get(shard) === entry) current.shards.delete(shard);
       resolve();

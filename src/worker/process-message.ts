@@ -14,7 +14,7 @@ import type { ReplySettlement } from '../orders/settle-replies';
 import type { DecisionWrite, DecisionWritten } from '../orders/write-decisions';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
-import type { Claim } from './claim-messages';
+import { NOT_OURS, type Claim } from './claim-messages';
 
 export interface PipelineDeps {
   sql: Sql;
@@ -24,7 +24,7 @@ export interface PipelineDeps {
   replyTexts: ReplyTextOptions;
   catalog: CatalogCache;
   /** Claims one message (claimMessages); the worker passes a micro-batcher shared by every sender chain. */
-  claim(message: QueueMessage): Promise<Claim | null>;
+  claim(message: QueueMessage): Promise<Claim | null | typeof NOT_OURS>;
   /** A new order id (drawOrderIds), batched the same way. */
   drawOrderId(): Promise<string>;
   /** Writes a decision's order and reply (writeDecisions), batched the same way. */
@@ -35,7 +35,8 @@ export interface PipelineDeps {
   settle(settlement: ReplySettlement): Promise<void>;
 }
 
-export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped';
+/** 'not_ours': unclaimed, since its shard was taken over meanwhile; its delivery goes back to the queue (see NOT_OURS). */
+export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped' | 'not_ours';
 
 /**
  * parse → match → order → confirm → status, for one queued message. Every step is
@@ -46,6 +47,7 @@ export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped';
 export async function processMessage(deps: PipelineDeps, message: QueueMessage): Promise<ProcessOutcome> {
   const { sql } = deps;
   const claim = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => deps.claim(message));
+  if (claim === NOT_OURS) return 'not_ours';
   // Already finished (a redelivery), or erased or cleaned up since it was queued.
   if (!claim) return 'skipped';
   await failpoint('worker.after-claim');

@@ -7,7 +7,7 @@ import { matchPhraseGroups, type MatchOptions, type PhraseVerdict } from '../ord
 import type { QueueMessage } from '../queue/message';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
-import { claimMessages, type Claim } from './claim-messages';
+import { claimMessages, type Claim, type NOT_OURS, type ShardFence } from './claim-messages';
 import { describe, isDatabaseDown } from './delivery';
 import { createMicroBatcher } from './micro-batcher';
 
@@ -20,7 +20,7 @@ export const ITEMS_TO_OVERLAP = 32;
 
 export interface StatementBatchers {
   /** The claim step (claimMessages). */
-  claim(message: QueueMessage): Promise<Claim | null>;
+  claim(message: QueueMessage): Promise<Claim | null | typeof NOT_OURS>;
   /** A message's phrases matched against the catalog (matchPhrases). */
   match(phrases: string[], options: MatchOptions): Promise<PhraseVerdict[]>;
   /** A new order id (drawOrderIds). */
@@ -38,18 +38,18 @@ export interface StatementBatchers {
  * Postgres as one statement (one round trip, one commit), and each chain gets its own
  * message's answer back, so its order holds.
  */
-export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics, options: MatchOptions): StatementBatchers {
+export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics, options: MatchOptions, fence?: ShardFence): StatementBatchers {
   const common = {
     maxItems: BATCH_ITEMS,
     maxConcurrent: BATCHES_AT_ONCE,
     minItemsToOverlap: ITEMS_TO_OVERLAP,
     failsEveryItem: isDatabaseDown,
   };
-  const claims = createMicroBatcher<QueueMessage, Claim | null>({
+  const claims = createMicroBatcher<QueueMessage, Claim | null | typeof NOT_OURS>({
     ...common,
     run: (messages) => {
       metrics.workerBatchSize.observe({ statement: 'claim' }, messages.length);
-      return claimMessages(sql, messages);
+      return claimMessages(sql, messages, fence);
     },
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a claim batch failed; claiming its messages apart'),
   });

@@ -45,7 +45,7 @@ describe('statements shared by sender chains (micro-batches)', () => {
 
     expect(results[3]!.status).toBe('rejected');
     const claims = results.filter((_, index) => index !== 3);
-    expect(claims.every((r) => r.status === 'fulfilled' && r.value !== null && r.value.reply === null)).toBe(true);
+    expect(claims.every((r) => r.status === 'fulfilled' && typeof r.value === 'object' && r.value !== null && r.value.reply === null)).toBe(true);
     const rows = await pipeline.db.sql<{ status: string; attempts: number }[]>`
       SELECT status, attempts FROM webhook_messages WHERE message_id = ANY(${good.map((m) => m.messageId)})`;
     expect(rows).toHaveLength(good.length);
