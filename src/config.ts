@@ -402,12 +402,5 @@ export function checkWorkerConfig(config: Config): void {
   if (config.TWILIO_AUTH_TOKEN.length > 0 && !config.TWILIO_ACCOUNT_SID) {
     problems.push('TWILIO_ACCOUNT_SID: is required by the worker when Twilio is configured (TWILIO_AUTH_TOKEN is set), to send replies');
   }
-  // A provider call under way is the one thing a claim's fence cannot stop (README: a claim is
-  // fenced by the shard's owner): it must end before a lapse can hand its shard over.
-  if (config.REPLY_TIMEOUT_MS > config.WORKER_LIVENESS_TIMEOUT_MS - config.WORKER_HEARTBEAT_MS) {
-    problems.push(`REPLY_TIMEOUT_MS (${config.REPLY_TIMEOUT_MS}): must be at most WORKER_LIVENESS_TIMEOUT_MS minus WORKER_HEARTBEAT_MS ` +
-      `(${config.WORKER_LIVENESS_TIMEOUT_MS - config.WORKER_HEARTBEAT_MS}), or a worker cut off from Postgres could still be sending a reply ` +
-      'when its shard passes to another worker; raise WORKER_LIVENESS_TIMEOUT_MS with it');
-  }
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
 }

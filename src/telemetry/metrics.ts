@@ -154,7 +154,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
     },
     workerMessages: new Counter({
       name: 'wagate_worker_messages_total',
-      help: 'Queue messages handled by the worker, by outcome (processed, unmatched, retried, dead_lettered, skipped).',
+      help: 'Queue messages handled by the worker, by outcome (processed, unmatched, retried, dead_lettered, skipped, given_back).',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),

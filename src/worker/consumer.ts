@@ -173,6 +173,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
    */
   function giveBack(channel: ConfirmChannel, payload: QueueMessage): void {
     const entry = entryOf.get(channel);
+    deps.metrics.workerMessages.inc({ outcome: 'given_back' });
     if (!entry || fenced.has(channel)) return;
     const shard = shardOf(payload.senderKey, deps.topology.shards.length);
     deps.log.warn({ shard }, 'another worker holds this shard now (this worker\'s heartbeat lapsed): giving its messages in hand back to the queue unprocessed');

@@ -20,6 +20,7 @@ const FINISHED = 30_000;
 const BACKLOG = 3000;
 const BATCH = 32;
 const UNIQUE_KEY_INDEX = 'webhook_messages_source_message_id_key';
+const FENCE = { queuePrefix: 'plans', memberId: 'worker-plans', shardCount: 4 };
 
 let db: TestDatabase;
 let explained: Sql;
@@ -37,6 +38,9 @@ beforeAll(async () => {
     INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload)
     SELECT 'whatsapp', 'queued.' || g, '1555' || g % 500, 'k' || g % 500, '100', 'queued', jsonb_build_object('pad', repeat('x', 500))
     FROM generate_series(1, ${BACKLOG}) g`;
+  // The worker claims under its shard fence: every shard recorded as this one's.
+  await db.sql`INSERT INTO work_shard_owners (queue_prefix, shard, owner)
+               SELECT ${FENCE.queuePrefix}, shard, ${FENCE.memberId} FROM generate_series(0, ${FENCE.shardCount - 1}) shard`;
   // One connection, so that the session settings below hold for every statement.
   explained = postgres(db.url, {
     max: 1,
@@ -72,9 +76,9 @@ function menuReply(message: QueueMessage): DecisionWrite {
 async function runBatch(first: number): Promise<{ claim: string; decision: string; settle: string }> {
   const messages = Array.from({ length: BATCH }, (_, index) => queueMessage(first + index));
   plans = [];
-  const claims = await claimMessages(explained, messages);
+  const claims = await claimMessages(explained, messages, FENCE);
   const claim = plans.join('\n');
-  expect(claims.every((c) => c !== null)).toBe(true);
+  expect(claims.every((c) => typeof c === 'object' && c !== null)).toBe(true);
 
   plans = [];
   const written = await writeDecisions(explained, messages.map(menuReply));

@@ -5,6 +5,7 @@ import { openQueueProbe, type QueueProbe } from '../support/amqp';
 import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
+import { counterValue } from '../support/in-process';
 
 /**
  * A worker claims a message only while the message's shard is recorded as its own. One cut
@@ -64,7 +65,11 @@ it('gives a delivery of a shard taken over from it back to the queue unprocessed
   // Rounds a minute apart: the worker learns of the takeover only at its claim, as one
   // whose group reads failed while Postgres was out of its reach.
   const worker = await pipeline.startWorker({ WORKER_HEARTBEAT_MS: '60000', WORKER_LIVENESS_TIMEOUT_MS: '180000' });
-  await waitFor('the worker to hold every shard', () => worker.coordinator.owned().length === SHARDS);
+  // A round asked for while one runs joins it, and the next is a minute away: ask until it holds them.
+  await waitFor('the worker to hold every shard', async () => {
+    await worker.coordinator.tick();
+    return worker.coordinator.owned().length === SHARDS;
+  });
   const from = '15550700003';
   const shard = shardOf(from, SHARDS);
   // Another worker took the shard over, as one does once this worker's heartbeat lapsed.
@@ -77,6 +82,7 @@ it('gives a delivery of a shard taken over from it back to the queue unprocessed
   await waitFor('the message back in its shard queue', async () => (await probe.readyCount(queue)) === 1, 30_000);
   expect(await statusOf(id)).toBe('queued');
   expect(callsTo(pipeline, from)).toHaveLength(0);
+  expect(await counterValue(worker.metrics, 'wagate_worker_messages_total', { outcome: 'given_back' })).toBe(1);
 
   // The shards it still holds go on as before.
   const other = Array.from({ length: 40 }, (_, i) => `155507001${String(i).padStart(2, '0')}`).find((n) => shardOf(n, SHARDS) !== shard)!;
