@@ -21,6 +21,7 @@ import { createShardCoordinator, type ShardCoordinator } from '../worker/shard-c
 import { checkShardCountAtStart, declarableShardCount } from '../ledger/shard-count';
 import { processMessage } from '../worker/process-message';
 import { createStatementBatchers } from '../worker/statement-batchers';
+import { shardLease } from '../worker/shard-lease';
 import { createCatalogCache } from '../orders/catalog-cache';
 import { loadReplyCatalogues } from '../orders/replies';
 import { postgresAnswers, refuseWrongDatabaseLogin } from '../db/health';
@@ -122,6 +123,16 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     memberId,
     shardCount: config.WORK_SHARDS,
   });
+  // Nothing is claimed or sent once the shards could have passed to another worker: see shardLease.
+  const lease = shardLease(() => coordinator?.leaseLeftMs() ?? -Infinity, {
+    replyTimeoutMs: config.REPLY_TIMEOUT_MS,
+    livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS,
+    heartbeatMs: config.WORKER_HEARTBEAT_MS,
+  });
+  if (!lease.coversCalls && config.NODE_ENV === 'production') {
+    log.warn({ replyTimeoutMs: config.REPLY_TIMEOUT_MS, livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS, heartbeatMs: config.WORKER_HEARTBEAT_MS },
+      'REPLY_TIMEOUT_MS is more than WORKER_LIVENESS_TIMEOUT_MS less two WORKER_HEARTBEAT_MS: a worker cut off from Postgres during a provider call could still be in it when its shard passes to another worker; raise WORKER_LIVENESS_TIMEOUT_MS');
+  }
   const pipeline = {
     sql,
     sendReply,
@@ -134,6 +145,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     writeDecision: batchers.writeDecision,
     markSending: batchers.markSending,
     settle: batchers.settle,
+    lease,
   };
   consumer = createWorkerConsumer({
     topology,

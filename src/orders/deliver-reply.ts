@@ -8,7 +8,8 @@ import { markSending } from './mark-sending';
 import { settleReplies, type ReplySettlement } from './settle-replies';
 import { writeProviderAnswer } from './write-provider-answer';
 
-export type DeliveryResult = 'sent' | 'unknown' | 'already_settled';
+/** 'given_back': not sent, and the reply left as it was, since the worker's lease on the shard would not cover the call (Finishing.mayCall). */
+export type DeliveryResult = 'sent' | 'unknown' | 'already_settled' | 'given_back';
 
 /** Why a reply found still 'sending' is unknown: the attempt that marked it died during its provider call. */
 export const ORPHANED_SEND = 'an earlier attempt stopped during the provider call';
@@ -45,6 +46,12 @@ export interface Finishing {
   markSending?(replyId: string): Promise<boolean>;
   /** Writes a settlement (settleReplies), likewise. Each is one statement of its own by default. */
   settle?(settlement: ReplySettlement): Promise<void>;
+  /**
+   * Whether a provider call may start now: the worker's shard stays its own for longer than a
+   * call can last. Asked before the reply is marked 'sending' and again once it is, since that
+   * commit may be slow; none for an operator's resend.
+   */
+  mayCall?(): boolean;
 }
 
 async function claimAndSend(
@@ -56,7 +63,15 @@ async function claimAndSend(
   finishing: Finishing,
 ): Promise<DeliveryResult> {
   const mark = finishing.markSending ?? (async (id: string) => (await markSending(sql, [id]))[0]!);
-  if (!(await mark(outbound.id))) {
+  if (finishing.mayCall && !finishing.mayCall()) return 'given_back';
+  const marked = await mark(outbound.id);
+  if (marked && finishing.mayCall && !finishing.mayCall()) {
+    // Marked but not called: back to what it was, so that the worker that gets the message
+    // next sends it, instead of finding it 'sending' and taking its fate for unknown.
+    await unmarkSending(sql, outbound);
+    return 'given_back';
+  }
+  if (!marked) {
     const [erased] = await sql`
       UPDATE outbound_messages SET status = 'failed', last_error = ${NOT_SENT_ERASED}, updated_at = now()
       WHERE id = ${outbound.id} AND status IN ('pending', 'retry') AND recipient = ${ERASED}
@@ -125,6 +140,13 @@ async function sendMarkedReply(
       metrics.confirmations.inc({ provider: source, result: 'failed' });
       throw new PermanentError(outcome.error);
   }
+}
+
+/** Undoes this attempt's markSending, the provider not called: the status it had, and its attempt count. */
+async function unmarkSending(sql: Sql, outbound: OutboundRow): Promise<void> {
+  await sql`
+    UPDATE outbound_messages SET status = ${outbound.status}, attempts = attempts - 1, updated_at = now()
+    WHERE id = ${outbound.id} AND status = 'sending'`;
 }
 
 /**

@@ -33,6 +33,12 @@ export interface PipelineDeps {
   markSending(replyId: string): Promise<boolean>;
   /** Writes a reply's settlement with its message's finish (settleReplies); batched the same way. */
   settle(settlement: ReplySettlement): Promise<void>;
+  /**
+   * The worker's lease on its shards (see ShardCoordinator.leaseLeftMs): whether a message may
+   * be claimed now, and whether a provider call may start. A message refused either way goes
+   * back to its queue unprocessed ('not_ours'). None outside a worker.
+   */
+  lease?: { mayClaim(): boolean; mayCall(): boolean };
 }
 
 /** 'not_ours': unclaimed, since its shard was taken over meanwhile; its delivery goes back to the queue (see NOT_OURS). */
@@ -46,6 +52,7 @@ export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped' | 'not_ours';
  */
 export async function processMessage(deps: PipelineDeps, message: QueueMessage): Promise<ProcessOutcome> {
   const { sql } = deps;
+  if (deps.lease && !deps.lease.mayClaim()) return 'not_ours';
   const claim = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => deps.claim(message));
   if (claim === NOT_OURS) return 'not_ours';
   // Already finished (a redelivery), or erased or cleaned up since it was queued.
@@ -69,11 +76,11 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
   }
   const reply = outbound;
   const outcome = outcomeOf(reply.kind);
-  const finishing = { finish: { messageId: message.messageId, outcome }, markSending: deps.markSending, settle: deps.settle };
-  await withSpan('wagate.reply.send', { 'wagate.provider': message.source, 'wagate.reply': reply.kind }, () =>
+  const finishing = { finish: { messageId: message.messageId, outcome }, markSending: deps.markSending, settle: deps.settle, mayCall: deps.lease?.mayCall };
+  const delivered = await withSpan('wagate.reply.send', { 'wagate.provider': message.source, 'wagate.reply': reply.kind }, () =>
     deliverReply(sql, message.source, reply, deps.sendReply, deps.metrics, finishing),
   );
-  return outcome;
+  return delivered === 'given_back' ? 'not_ours' : outcome;
 }
 
 /**

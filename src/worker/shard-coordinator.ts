@@ -41,6 +41,12 @@ export interface ShardCoordinator {
   /** Shards whose ownership this worker has recorded and not yet released. */
   owned(): number[];
   /**
+   * How long, at least, no other worker can take this worker's shards: the liveness timeout
+   * from when its last successful heartbeat was sent (the heartbeat's time in Postgres is no
+   * earlier). Negative once that has passed, and before the first heartbeat.
+   */
+  leaseLeftMs(): number;
+  /**
    * Marks the worker as leaving, releases every shard (finishing the messages in hand), then
    * leaves the group. Heartbeats go on meanwhile, so that nobody takes a shard over before its
    * release is recorded; the others take each shard as soon as it is released.
@@ -79,6 +85,8 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
    * that starts with the worker, which during an outage would otherwise say nothing at all.
    */
   let groupUnreadTold = false;
+  /** When the last heartbeat that succeeded was sent (performance.now()). */
+  let heartbeatSentAt: number | null = null;
   let stopping = false;
   let ticking: Promise<void> | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -190,7 +198,11 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       // them is finished (a provider call can take REPLY_TIMEOUT_MS), in a release or a
       // consumer's restart: until then it stays live,
       // or another worker could take a shard over and run the sender's next messages beside it.
-      if ((consumer.hasChannel() || releases.size > 0 || resubscribing !== null) && !mismatched) await store.heartbeat(me, !stopping);
+      if ((consumer.hasChannel() || releases.size > 0 || resubscribing !== null) && !mismatched) {
+        const sentAt = performance.now();
+        await store.heartbeat(me, !stopping);
+        heartbeatSentAt = sentAt;
+      }
       const view = await store.read();
       // A read that hung through an outage is a gap too, not continuous sight of the group.
       const now = performance.now();
@@ -302,6 +314,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     },
     tick,
     owned: () => [...held].sort((a, b) => a - b),
+    leaseLeftMs: () => (heartbeatSentAt === null ? -Infinity : deps.livenessTimeoutMs - (performance.now() - heartbeatSentAt)),
     async stop(timeoutMs) {
       stopping = true;
       const deadline = performance.now() + timeoutMs;
