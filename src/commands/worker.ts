@@ -124,7 +124,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     shardCount: config.WORK_SHARDS,
   });
   // Nothing is claimed or sent once the shards could have passed to another worker: see shardLease.
-  const lease = shardLease(() => coordinator?.leaseLeftMs() ?? -Infinity, {
+  const lease = shardLease(() => coordinator?.lease() ?? { tenure: 0, leftMs: -Infinity }, {
     replyTimeoutMs: config.REPLY_TIMEOUT_MS,
     livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS,
     heartbeatMs: config.WORKER_HEARTBEAT_MS,

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Sql } from '../db/client';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
@@ -66,9 +67,11 @@ async function claimAndSend(
   if (finishing.mayCall && !finishing.mayCall()) return 'given_back';
   const marked = await mark(outbound.id);
   if (marked && finishing.mayCall && !finishing.mayCall()) {
-    // Marked but not called: back to what it was, so that the worker that gets the message
-    // next sends it, instead of finding it 'sending' and taking its fate for unknown.
-    await unmarkSending(sql, outbound);
+    // Marked but not called: back to sendable, so that the worker that gets the message next
+    // sends it, instead of finding it 'sending' and taking its fate for unknown. If that cannot
+    // be written either, the message goes back all the same and its reply ends unknown: never
+    // a call outside the lease.
+    await unmarkSending(sql, outbound).catch(() => undefined);
     return 'given_back';
   }
   if (!marked) {
@@ -142,11 +145,28 @@ async function sendMarkedReply(
   }
 }
 
-/** Undoes this attempt's markSending, the provider not called: the status it had, and its attempt count. */
+/** Tries of the undo of a sending mark: it is needed just when Postgres is slow or out of reach. */
+const UNMARK_TRIES = 3;
+const UNMARK_PAUSE_MS = 200;
+
+/**
+ * Undoes this attempt's markSending, the provider not called: its attempt count, and a
+ * sendable status, 'pending' if it was read so, else 'retry' (a status read before the mark
+ * may be stale; the mark moved it from one of the two). Only from 'sending', so a try that
+ * went through before its answer was lost changes nothing the second time.
+ */
 async function unmarkSending(sql: Sql, outbound: OutboundRow): Promise<void> {
-  await sql`
-    UPDATE outbound_messages SET status = ${outbound.status}, attempts = attempts - 1, updated_at = now()
-    WHERE id = ${outbound.id} AND status = 'sending'`;
+  for (let tries = 1; ; tries += 1) {
+    try {
+      await sql`
+        UPDATE outbound_messages SET status = ${outbound.status === 'pending' ? 'pending' : 'retry'}, attempts = attempts - 1, updated_at = now()
+        WHERE id = ${outbound.id} AND status = 'sending'`;
+      return;
+    } catch (error) {
+      if (tries >= UNMARK_TRIES) throw error;
+      await delay(UNMARK_PAUSE_MS * tries);
+    }
+  }
 }
 
 /**

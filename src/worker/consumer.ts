@@ -176,7 +176,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     deps.metrics.workerMessages.inc({ outcome: 'given_back' });
     if (!entry || fenced.has(channel)) return;
     const shard = shardOf(payload.senderKey, deps.topology.shards.length);
-    deps.log.warn({ shard }, 'another worker holds this shard now (this worker\'s heartbeat lapsed): giving its messages in hand back to the queue unprocessed');
+    deps.log.warn({ shard }, 'this shard may be another worker\'s now (recorded so, or this worker\'s lease on it ran out with its heartbeats): giving its messages in hand back to the queue unprocessed');
     void fenceAndClose(entry);
   }
 

@@ -50,7 +50,9 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
     // others could take the worker's shards while it still counts itself live.
     async heartbeat(memberId, join = true) {
       if (!join) {
-        await sql`UPDATE worker_members SET heartbeat_at = clock_timestamp() WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
+        const beat = await sql`UPDATE worker_members SET heartbeat_at = clock_timestamp() WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
+        // Gone: forgotten after a long lapse. Nothing was renewed, so it is no heartbeat.
+        if (beat.count === 0) throw new Error('this worker\'s member row is gone (forgotten after a long lapse of its heartbeat)');
         return;
       }
       // The delete leaves this member's own row to the upsert: one statement may not change a row twice.

@@ -15,6 +15,7 @@ import type { DecisionWrite, DecisionWritten } from '../orders/write-decisions';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
 import { NOT_OURS, type Claim } from './claim-messages';
+import type { ShardLease } from './shard-lease';
 
 export interface PipelineDeps {
   sql: Sql;
@@ -34,11 +35,11 @@ export interface PipelineDeps {
   /** Writes a reply's settlement with its message's finish (settleReplies); batched the same way. */
   settle(settlement: ReplySettlement): Promise<void>;
   /**
-   * The worker's lease on its shards (see ShardCoordinator.leaseLeftMs): whether a message may
-   * be claimed now, and whether a provider call may start. A message refused either way goes
-   * back to its queue unprocessed ('not_ours'). None outside a worker.
+   * The worker's lease on its shards (shardLease): whether a message may be claimed now, and
+   * whether its provider call may start. A message refused either way goes back to its queue
+   * unprocessed ('not_ours'). None outside a worker.
    */
-  lease?: { mayClaim(): boolean; mayCall(): boolean };
+  lease?: Pick<ShardLease, 'claim' | 'mayCall'>;
 }
 
 /** 'not_ours': unclaimed, since its shard was taken over meanwhile; its delivery goes back to the queue (see NOT_OURS). */
@@ -52,7 +53,8 @@ export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped' | 'not_ours';
  */
 export async function processMessage(deps: PipelineDeps, message: QueueMessage): Promise<ProcessOutcome> {
   const { sql } = deps;
-  if (deps.lease && !deps.lease.mayClaim()) return 'not_ours';
+  const tenure = deps.lease ? deps.lease.claim() : null;
+  if (deps.lease && tenure === null) return 'not_ours';
   const claim = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => deps.claim(message));
   if (claim === NOT_OURS) return 'not_ours';
   // Already finished (a redelivery), or erased or cleaned up since it was queued.
@@ -76,7 +78,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
   }
   const reply = outbound;
   const outcome = outcomeOf(reply.kind);
-  const finishing = { finish: { messageId: message.messageId, outcome }, markSending: deps.markSending, settle: deps.settle, mayCall: deps.lease?.mayCall };
+  const finishing = { finish: { messageId: message.messageId, outcome }, markSending: deps.markSending, settle: deps.settle, mayCall: deps.lease ? () => deps.lease!.mayCall(tenure!) : undefined };
   const delivered = await withSpan('wagate.reply.send', { 'wagate.provider': message.source, 'wagate.reply': reply.kind }, () =>
     deliverReply(sql, message.source, reply, deps.sendReply, deps.metrics, finishing),
   );

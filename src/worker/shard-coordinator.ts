@@ -41,11 +41,14 @@ export interface ShardCoordinator {
   /** Shards whose ownership this worker has recorded and not yet released. */
   owned(): number[];
   /**
-   * How long, at least, no other worker can take this worker's shards: the liveness timeout
-   * from when its last successful heartbeat was sent (the heartbeat's time in Postgres is no
-   * earlier). Negative once that has passed, and before the first heartbeat.
+   * How long, at least, no other worker can take this worker's shards (leftMs): the liveness
+   * timeout from when its last successful heartbeat was sent (the heartbeat's time in Postgres
+   * is no earlier). Negative once that has passed, before the first heartbeat, and once the
+   * worker has left the group. The tenure changes whenever a heartbeat goes through after the
+   * lease had run out: work begun in an earlier tenure must not go on, since the shards may
+   * have passed to another worker in the gap.
    */
-  leaseLeftMs(): number;
+  lease(): { tenure: number; leftMs: number };
   /**
    * Marks the worker as leaving, releases every shard (finishing the messages in hand), then
    * leaves the group. Heartbeats go on meanwhile, so that nobody takes a shard over before its
@@ -85,8 +88,11 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
    * that starts with the worker, which during an outage would otherwise say nothing at all.
    */
   let groupUnreadTold = false;
-  /** When the last heartbeat that succeeded was sent (performance.now()). */
+  /** When the last heartbeat that succeeded was sent (performance.now()); null before the first, or once left. */
   let heartbeatSentAt: number | null = null;
+  let tenure = 0;
+  /** A heartbeat went through after the lease had run out: the next round hands on every shard held. */
+  let leaseBroken = false;
   let stopping = false;
   let ticking: Promise<void> | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -201,6 +207,12 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       if ((consumer.hasChannel() || releases.size > 0 || resubscribing !== null) && !mismatched) {
         const sentAt = performance.now();
         await store.heartbeat(me, !stopping);
+        // A heartbeat that goes through after the lease ran out does not extend it: another
+        // worker may have taken the shards in the gap. It starts a new tenure instead.
+        if (heartbeatSentAt === null || performance.now() - heartbeatSentAt >= deps.livenessTimeoutMs) {
+          tenure += 1;
+          if (heartbeatSentAt !== null) leaseBroken = true;
+        }
         heartbeatSentAt = sentAt;
       }
       const view = await store.read();
@@ -228,6 +240,8 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   async function checkCount(view: GroupView): Promise<boolean> {
     const matches = view.shardCount === null || view.shardCount === deps.shardCount;
     if (!matches && !mismatched) {
+      // Out of the group, nobody waits for this worker's heartbeat before taking its shards.
+      heartbeatSentAt = null;
       log.error({ configured: deps.shardCount, stored: view.shardCount }, 'WORK_SHARDS differs from the stored shard count (wagate reshard changed it); this worker holds no shard until it runs with the stored count');
       await store.leave(me).catch(() => undefined);
     }
@@ -276,7 +290,9 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     // Whoever saw this worker's heartbeat expire may take its shards at any moment: a cancel
     // would then hand the queue over while the messages in hand still run, so they are
     // relinquished as if taken over already.
-    const lapsed = !view.heartbeating.includes(me);
+    // So may whoever saw it expire before this round's heartbeat went through (leaseBroken).
+    const lapsed = !view.heartbeating.includes(me) || leaseBroken;
+    leaseBroken = false;
     for (const shard of held) {
       if (busy.has(shard)) continue;
       if (!consumer.isSubscribed(shard)) releaseInBackground(shard, 'consumer lost with its channel');
@@ -294,7 +310,10 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     });
     const share = targets.filter((target) => target === me).length;
     const prefetch = deps.prefetchFor(share);
-    await Promise.all(wanted.map((shard) => acquire(shard, takeExpired, prefetch)));
+    // A take waits on the broker (a channel, the queue's declaration, the consume): the round
+    // waits for it at most a heartbeat, so that a slow broker does not hold up the heartbeats
+    // and, with them, the lease. The takes go on meanwhile (busy and taking track them).
+    await settleWithin(Promise.all(wanted.map((shard) => acquire(shard, takeExpired, prefetch))), deps.heartbeatMs, undefined);
     metrics.shardsOwned.set(held.size);
     const restart = consumerToRestart(targets, prefetch);
     if (restart !== undefined) resubscribeInBackground(restart, prefetch);
@@ -314,7 +333,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     },
     tick,
     owned: () => [...held].sort((a, b) => a - b),
-    leaseLeftMs: () => (heartbeatSentAt === null ? -Infinity : deps.livenessTimeoutMs - (performance.now() - heartbeatSentAt)),
+    lease: () => ({ tenure, leftMs: heartbeatSentAt === null ? -Infinity : deps.livenessTimeoutMs - (performance.now() - heartbeatSentAt) }),
     async stop(timeoutMs) {
       stopping = true;
       const deadline = performance.now() + timeoutMs;

@@ -1,6 +1,8 @@
+import type { Sql } from '../../src/db/client';
 import { deliverReply } from '../../src/orders/deliver-reply';
 import type { OutboundRow } from '../../src/orders/record-decision';
 import { writeDecisions } from '../../src/orders/write-decisions';
+import { shardOf } from '../../src/queue/topology';
 import type { ReplyTarget, SendOutcome } from '../../src/replies/reply-clients';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { counterValue } from '../support/in-process';
@@ -35,6 +37,31 @@ async function replyFor(from: string): Promise<OutboundRow> {
   return written!.reply!;
 }
 
+async function statusOf(messageId: string): Promise<string | undefined> {
+  const [row] = await pipeline.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${messageId}`;
+  return row?.status;
+}
+
+/** Runs a statement in a transaction held open until released: the locks it takes stay taken meanwhile. */
+function holdInTransaction(statement: (tx: Sql) => PromiseLike<unknown>): { held: Promise<void>; release(): Promise<void> } {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => (held = resolve));
+  const transaction = pipeline.db.sql.begin(async (tx) => {
+    await statement(tx as unknown as Sql);
+    held();
+    await released;
+  });
+  return {
+    held: holding,
+    async release() {
+      release();
+      await transaction;
+    },
+  };
+}
+
 async function stateOf(reply: OutboundRow): Promise<{ status: string; attempts: number }> {
   const [row] = await pipeline.db.sql<{ status: string; attempts: number }[]>`SELECT status, attempts FROM outbound_messages WHERE id = ${reply.id}`;
   return row!;
@@ -65,6 +92,17 @@ describe('a provider call outside the lease', () => {
     expect(calls).toHaveLength(0);
   });
 
+  it('leaves a reply marked from retry sendable as retry, whatever status was read before the mark', async () => {
+    const reply = await replyFor('15550710005');
+    await pipeline.db.sql`UPDATE outbound_messages SET status = 'retry', attempts = 1 WHERE id = ${reply.id}`;
+    const answers = [true, false];
+    // Read as 'sending' by a copy that came while another attempt held it, which has since put it back to 'retry'.
+    const result = await deliverReply(pipeline.db.sql, 'whatsapp', { ...reply, status: 'sending' }, provider, createMetrics('test'), { mayCall: () => answers.shift()! });
+    expect(result).toBe('given_back');
+    expect(await stateOf(reply)).toEqual({ status: 'retry', attempts: 1 });
+    expect(calls).toHaveLength(0);
+  });
+
   it('is made within the lease', async () => {
     const reply = await replyFor('15550710003');
     const result = await deliverReply(pipeline.db.sql, 'whatsapp', reply, provider, createMetrics('test'), { mayCall: () => true });
@@ -78,32 +116,53 @@ it('gives a message back unclaimed while its heartbeats stall past the lease, an
   const worker = await pipeline.startWorker();
   await waitFor('the worker to hold every shard', () => worker.coordinator.owned().length === 4);
   // Its heartbeats wait on the lock, as they would on a Postgres out of its reach.
-  let unlock!: () => void;
-  const unlocked = new Promise<void>((resolve) => (unlock = resolve));
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => (locked = resolve));
-  const holding = pipeline.db.sql.begin(async (tx) => {
-    await tx`SELECT 1 FROM worker_members WHERE queue_prefix = ${pipeline.env.QUEUE_PREFIX!} AND member_id = ${worker.memberId} FOR UPDATE`;
-    locked();
-    await unlocked;
-  });
+  const member = holdInTransaction((tx) => tx`
+    SELECT 1 FROM worker_members WHERE queue_prefix = ${pipeline.env.QUEUE_PREFIX!} AND member_id = ${worker.memberId} FOR UPDATE`);
   const from = '15550710004';
   const id = uniqueWamid();
   try {
-    await isLocked;
-    await waitFor('the lease to run out', () => worker.coordinator.leaseLeftMs() <= 0, 30_000);
+    await member.held;
+    await waitFor('the lease to run out', () => worker.coordinator.lease().leftMs <= 0, 30_000);
     await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
     await waitFor('the message given back', async () => (await counterValue(worker.metrics, 'wagate_worker_messages_total', { outcome: 'given_back' })) >= 1, 30_000);
-    const [row] = await pipeline.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${id}`;
-    expect(row!.status).toBe('queued');
+    expect(await statusOf(id)).toBe('queued');
     expect(callsTo(pipeline, from)).toHaveLength(0);
   } finally {
-    unlock();
-    await holding;
+    await member.release();
   }
-  await waitFor('the message processed once the heartbeats go through', async () => {
-    const [row] = await pipeline.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${id}`;
-    return row!.status === 'processed';
-  }, 60_000);
+  await waitFor('the message processed once the heartbeats go through', async () => (await statusOf(id)) === 'processed', 60_000);
   expect(callsTo(pipeline, from)).toHaveLength(1);
 }, 120_000);
+
+it('sends nothing for a message claimed before its heartbeats stalled past the lease, once they go through again and the shard is another\'s', async () => {
+  for (const running of pipeline.workers.splice(0)) await running.stop();
+  // The held decision write must not time out meanwhile, however slow the machine.
+  const first = await pipeline.startWorker({ DB_STATEMENT_TIMEOUT_MS: '120000' });
+  const second = await pipeline.startWorker({ DB_STATEMENT_TIMEOUT_MS: '120000' });
+  await waitFor('the two workers to share the shards', () => first.coordinator.owned().length === 2 && second.coordinator.owned().length === 2);
+  const shard = first.coordinator.owned()[0]!;
+  const from = Array.from({ length: 200 }, (_, n) => `1555072${String(n).padStart(4, '0')}`).find((number) => shardOf(number, 4) === shard)!;
+  // The first worker's decision write waits on the orders table, so the message stays claimed in its hands.
+  const orders = holdInTransaction((tx) => tx`LOCK TABLE orders IN SHARE ROW EXCLUSIVE MODE`);
+  await orders.held;
+  const id = uniqueWamid();
+  try {
+    await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+    await waitFor('the message claimed by the first worker', async () => (await statusOf(id)) === 'processing', 30_000);
+    // Its heartbeats stall until the second worker has taken the shard, then go through again.
+    const member = holdInTransaction((tx) => tx`
+      SELECT 1 FROM worker_members WHERE queue_prefix = ${pipeline.env.QUEUE_PREFIX!} AND member_id = ${first.memberId} FOR UPDATE`);
+    await member.held;
+    await waitFor('the second worker to take the shard', () => second.coordinator.owned().includes(shard), 30_000);
+    await member.release();
+    // A heartbeat sent after the lock went, so its lease has nearly the whole liveness timeout left.
+    await waitFor('the first worker\'s heartbeats through again', () => first.coordinator.lease().leftMs > 1500, 30_000);
+  } finally {
+    await orders.release();
+  }
+  await waitFor('the message processed', async () => (await statusOf(id)) === 'processed', 60_000);
+  expect(callsTo(pipeline, from)).toHaveLength(1);
+  expect(await counterValue(first.metrics, 'wagate_worker_messages_total', { outcome: 'given_back' })).toBeGreaterThanOrEqual(1);
+  expect(await counterValue(first.metrics, 'wagate_worker_messages_total', { outcome: 'processed' })).toBe(0);
+  expect(await counterValue(second.metrics, 'wagate_worker_messages_total', { outcome: 'processed' })).toBe(1);
+}, 180_000);
