@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Sql } from '../db/client';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
@@ -145,28 +144,17 @@ async function sendMarkedReply(
   }
 }
 
-/** Tries of the undo of a sending mark: it is needed just when Postgres is slow or out of reach. */
-const UNMARK_TRIES = 3;
-const UNMARK_PAUSE_MS = 200;
-
 /**
  * Undoes this attempt's markSending, the provider not called: its attempt count, and a
  * sendable status, 'pending' if it was read so, else 'retry' (a status read before the mark
- * may be stale; the mark moved it from one of the two). Only from 'sending', so a try that
- * went through before its answer was lost changes nothing the second time.
+ * may be stale; the mark moved it from one of the two).
  */
 async function unmarkSending(sql: Sql, outbound: OutboundRow): Promise<void> {
-  for (let tries = 1; ; tries += 1) {
-    try {
-      await sql`
-        UPDATE outbound_messages SET status = ${outbound.status === 'pending' ? 'pending' : 'retry'}, attempts = attempts - 1, updated_at = now()
-        WHERE id = ${outbound.id} AND status = 'sending'`;
-      return;
-    } catch (error) {
-      if (tries >= UNMARK_TRIES) throw error;
-      await delay(UNMARK_PAUSE_MS * tries);
-    }
-  }
+  // Tried once: a second try after an answer lost could find another worker's own mark, taken
+  // once the message went back to it, and undo that one.
+  await sql`
+    UPDATE outbound_messages SET status = ${outbound.status === 'pending' ? 'pending' : 'retry'}, attempts = attempts - 1, updated_at = now()
+    WHERE id = ${outbound.id} AND status = 'sending'`;
 }
 
 /**

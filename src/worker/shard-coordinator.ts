@@ -44,7 +44,7 @@ export interface ShardCoordinator {
    * How long, at least, no other worker can take this worker's shards (leftMs): the liveness
    * timeout from when its last successful heartbeat was sent (the heartbeat's time in Postgres
    * is no earlier). Negative once that has passed, before the first heartbeat, and once the
-   * worker has left the group. The tenure changes whenever a heartbeat goes through after the
+   * worker has left the group over a shard-count mismatch. The tenure changes whenever a heartbeat goes through after the
    * lease had run out: work begun in an earlier tenure must not go on, since the shards may
    * have passed to another worker in the gap.
    */
@@ -91,8 +91,6 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   /** When the last heartbeat that succeeded was sent (performance.now()); null before the first, or once left. */
   let heartbeatSentAt: number | null = null;
   let tenure = 0;
-  /** A heartbeat went through after the lease had run out: the next round hands on every shard held. */
-  let leaseBroken = false;
   let stopping = false;
   let ticking: Promise<void> | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -198,6 +196,10 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     });
   }
 
+  function leaseLeftMs(): number {
+    return heartbeatSentAt === null ? -Infinity : deps.livenessTimeoutMs - (performance.now() - heartbeatSentAt);
+  }
+
   async function readGroup(): Promise<GroupView | null> {
     try {
       // Without a channel the worker lets its shards go, but only once the work under way on
@@ -209,10 +211,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
         await store.heartbeat(me, !stopping);
         // A heartbeat that goes through after the lease ran out does not extend it: another
         // worker may have taken the shards in the gap. It starts a new tenure instead.
-        if (heartbeatSentAt === null || performance.now() - heartbeatSentAt >= deps.livenessTimeoutMs) {
-          tenure += 1;
-          if (heartbeatSentAt !== null) leaseBroken = true;
-        }
+        if (heartbeatSentAt === null || performance.now() - heartbeatSentAt >= deps.livenessTimeoutMs) tenure += 1;
         heartbeatSentAt = sentAt;
       }
       const view = await store.read();
@@ -290,9 +289,8 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     // Whoever saw this worker's heartbeat expire may take its shards at any moment: a cancel
     // would then hand the queue over while the messages in hand still run, so they are
     // relinquished as if taken over already.
-    // So may whoever saw it expire before this round's heartbeat went through (leaseBroken).
-    const lapsed = !view.heartbeating.includes(me) || leaseBroken;
-    leaseBroken = false;
+    // So may anyone, at once, once a worker with another shard count has left the group (checkCount).
+    const lapsed = !view.heartbeating.includes(me) || mismatched;
     for (const shard of held) {
       if (busy.has(shard)) continue;
       if (!consumer.isSubscribed(shard)) releaseInBackground(shard, 'consumer lost with its channel');
@@ -333,7 +331,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     },
     tick,
     owned: () => [...held].sort((a, b) => a - b),
-    lease: () => ({ tenure, leftMs: heartbeatSentAt === null ? -Infinity : deps.livenessTimeoutMs - (performance.now() - heartbeatSentAt) }),
+    lease: () => ({ tenure, leftMs: leaseLeftMs() }),
     async stop(timeoutMs) {
       stopping = true;
       const deadline = performance.now() + timeoutMs;
@@ -359,7 +357,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       const view = await settleWithin(store.read().catch(() => null), Math.min(left(), Math.max(deps.heartbeatMs, OWNERS_READ_AT_STOP_MS)), null);
       for (const shard of held) {
         if (busy.has(shard)) continue;
-        const ours = view !== null && view.owners.get(shard) === me && view.heartbeating.includes(me);
+        const ours = view !== null && view.owners.get(shard) === me && view.heartbeating.includes(me) && leaseLeftMs() > 0;
         releaseInBackground(shard, ours ? 'worker stopping' : `worker stopping; ${whyNotOurs(view, shard)}, so handed on as if taken over`, !ours);
       }
       const drained = (async () => {

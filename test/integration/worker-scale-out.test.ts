@@ -189,7 +189,11 @@ describe('worker scale-out', () => {
       const workers = [await pipeline.startWorker(overrides), await pipeline.startWorker(overrides)];
       // Settled: both see a group of two, and a round each changes nothing more.
       await waitFor('a group of two', async () => (await Promise.all(workers.map((w) => w.metrics.groupMembers.get()))).every((g) => g.values[0]?.value === 2), 30_000);
-      for (const worker of workers) await worker.coordinator.tick();
+      // A round waits for a take a heartbeat at most: settled once the two hold every shard between them.
+      await waitFor('every shard held', async () => {
+        for (const worker of workers) await worker.coordinator.tick();
+        return workers.reduce((sum, worker) => sum + worker.coordinator.owned().length, 0) === pipeline.ingest.topology.shards.length;
+      }, 30_000);
       const before = workers.map((worker) => worker.coordinator.owned().join());
       const rebalances = async () => Promise.all(workers.map(async (w) => (await w.metrics.rebalances.get()).values.reduce((sum, v) => sum + v.value, 0)));
       const rebalancesBefore = await rebalances();

@@ -160,9 +160,15 @@ it('sends nothing for a message claimed before its heartbeats stalled past the l
   } finally {
     await orders.release();
   }
-  await waitFor('the message processed', async () => (await statusOf(id)) === 'processed', 60_000);
-  expect(callsTo(pipeline, from)).toHaveLength(1);
+  // Whichever worker holds the shard once the dust settles processes it (the first may get it
+  // back under its new tenure); what matters is that the work begun before the gap made no call.
+  const processed = async () => (await Promise.all([first, second].map((worker) =>
+    counterValue(worker.metrics, 'wagate_worker_messages_total', { outcome: 'processed' })))).reduce((sum, n) => sum + n, 0);
+  await waitFor('the message processed', async () => (await processed()) === 1, 60_000);
   expect(await counterValue(first.metrics, 'wagate_worker_messages_total', { outcome: 'given_back' })).toBeGreaterThanOrEqual(1);
-  expect(await counterValue(first.metrics, 'wagate_worker_messages_total', { outcome: 'processed' })).toBe(0);
-  expect(await counterValue(second.metrics, 'wagate_worker_messages_total', { outcome: 'processed' })).toBe(1);
+  expect(callsTo(pipeline, from)).toHaveLength(1);
+  const [reply] = await pipeline.db.sql<{ attempts: number; status: string }[]>`
+    SELECT o.attempts, o.status FROM outbound_messages o WHERE o.inbound_message_id = ${id}`;
+  // One mark and one call: the first worker's old-tenure work never marked it.
+  expect(reply).toEqual({ attempts: 1, status: 'sent' });
 }, 180_000);
