@@ -47,11 +47,11 @@ export interface Finishing {
   /** Writes a settlement (settleReplies), likewise. Each is one statement of its own by default. */
   settle?(settlement: ReplySettlement): Promise<void>;
   /**
-   * Whether a provider call may start now: the worker's shard stays its own for longer than a
-   * call can last. Asked before the reply is marked 'sending' and again once it is, since that
-   * commit may be slow; none for an operator's resend.
+   * Whether a provider call may start: the worker's shard stays its own for longer than a call
+   * can last (waiting for a late heartbeat if need be). Asked before the reply is marked
+   * 'sending' and again once it is, since that commit may be slow; none for an operator's resend.
    */
-  mayCall?(): boolean;
+  mayCall?(): Promise<boolean>;
 }
 
 async function claimAndSend(
@@ -63,9 +63,9 @@ async function claimAndSend(
   finishing: Finishing,
 ): Promise<DeliveryResult> {
   const mark = finishing.markSending ?? (async (id: string) => (await markSending(sql, [id]))[0]!);
-  if (finishing.mayCall && !finishing.mayCall()) return 'given_back';
+  if (finishing.mayCall && !(await finishing.mayCall())) return 'given_back';
   const marked = await mark(outbound.id);
-  if (marked && finishing.mayCall && !finishing.mayCall()) {
+  if (marked && finishing.mayCall && !(await finishing.mayCall())) {
     // Marked but not called: back to sendable, so that the worker that gets the message next
     // sends it, instead of finding it 'sending' and taking its fate for unknown. If that cannot
     // be written either, the message goes back all the same and its reply ends unknown: never

@@ -53,7 +53,7 @@ export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped' | 'not_ours';
  */
 export async function processMessage(deps: PipelineDeps, message: QueueMessage): Promise<ProcessOutcome> {
   const { sql } = deps;
-  const tenure = deps.lease ? deps.lease.claim() : null;
+  const tenure = deps.lease ? await deps.lease.claim() : null;
   if (deps.lease && tenure === null) return 'not_ours';
   const claim = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => deps.claim(message));
   if (claim === NOT_OURS) return 'not_ours';

@@ -1,3 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
+
 /** The settings that bound how long a worker's shards stay its own, and how long a provider call lasts. */
 export interface LeaseSettings {
   replyTimeoutMs: number;
@@ -7,34 +9,53 @@ export interface LeaseSettings {
 
 export interface ShardLease {
   /**
-   * The tenure under which a message's work may begin, or null when nothing may be claimed now:
-   * less than a heartbeat of the lease is left.
+   * The tenure under which a message's work may begin, once more than a heartbeat of the lease
+   * is left; null when the lease ran out first.
    */
-  claim(): number | null;
-  /** A provider call may start: still the tenure the work began under, and the shard stays this worker's until the call has ended. */
-  mayCall(tenure: number): boolean;
-  /** Whether the settings let mayCall cover a whole call (REPLY_TIMEOUT_MS); otherwise it only asks for a heartbeat's time. */
+  claim(): Promise<number | null>;
+  /**
+   * Whether a provider call may start: still the tenure the work began under, and the shard
+   * stays this worker's until the call has ended. False once the tenure changed or the lease ran
+   * out while waiting for that.
+   */
+  mayCall(tenure: number): Promise<boolean>;
+  /** Whether the settings let a call be covered whole (REPLY_TIMEOUT_MS); otherwise it only asks for a heartbeat's time. */
   coversCalls: boolean;
 }
+
+/** How often a wait for the lease looks again. */
+const LEASE_POLL_MS = 25;
 
 /**
  * Gates on the worker's lease on its shards (ShardCoordinator.lease). A call needs
  * REPLY_TIMEOUT_MS of it, when the settings leave two heartbeats beside it (the defaults: 10 s
- * of the 15 s less two 2 s heartbeats), so that one late heartbeat does not stop the sends;
- * settings that leave no room (a long REPLY_TIMEOUT_MS) get a heartbeat's time, and a call can
- * then outlast the lease.
+ * of the 15 s less two 2 s heartbeats); settings that leave no room (a long REPLY_TIMEOUT_MS)
+ * get a heartbeat's time, and a call can then outlast the lease.
+ *
+ * A lease short only because a heartbeat is late (it waits behind the worker's statements in
+ * a busy pool, say) is waited for, the message kept in hand: giving it back at once would cost
+ * it a delivery each time, and bring it nearer the delivery limit. Only a lease that runs out,
+ * or a new tenure, gives the work up.
  */
 export function shardLease(current: () => { tenure: number; leftMs: number }, settings: LeaseSettings): ShardLease {
   const coversCalls = settings.replyTimeoutMs <= settings.livenessTimeoutMs - 2 * settings.heartbeatMs;
   const callNeedsMs = coversCalls ? settings.replyTimeoutMs : settings.heartbeatMs;
   return {
-    claim() {
-      const { tenure, leftMs } = current();
-      return leftMs > settings.heartbeatMs ? tenure : null;
+    async claim() {
+      for (;;) {
+        const { tenure, leftMs } = current();
+        if (leftMs > settings.heartbeatMs) return tenure;
+        if (leftMs <= 0) return null;
+        await delay(LEASE_POLL_MS);
+      }
     },
-    mayCall(began) {
-      const { tenure, leftMs } = current();
-      return tenure === began && leftMs > callNeedsMs;
+    async mayCall(began) {
+      for (;;) {
+        const { tenure, leftMs } = current();
+        if (tenure !== began || leftMs <= 0) return false;
+        if (leftMs > callNeedsMs) return true;
+        await delay(LEASE_POLL_MS);
+      }
     },
     coversCalls,
   };

@@ -76,7 +76,7 @@ describe('a provider call outside the lease', () => {
 
   it('is not started, and the reply stays as it was, when the lease is short before the mark', async () => {
     const reply = await replyFor('15550710001');
-    const result = await deliverReply(pipeline.db.sql, 'whatsapp', reply, provider, createMetrics('test'), { mayCall: () => false });
+    const result = await deliverReply(pipeline.db.sql, 'whatsapp', reply, provider, createMetrics('test'), { mayCall: async () => false });
     expect(result).toBe('given_back');
     expect(await stateOf(reply)).toEqual({ status: 'pending', attempts: 0 });
     expect(calls).toHaveLength(0);
@@ -85,7 +85,7 @@ describe('a provider call outside the lease', () => {
   it('is not started, and the mark is undone, when the lease ran short during the mark', async () => {
     const reply = await replyFor('15550710002');
     const answers = [true, false];
-    const result = await deliverReply(pipeline.db.sql, 'whatsapp', reply, provider, createMetrics('test'), { mayCall: () => answers.shift()! });
+    const result = await deliverReply(pipeline.db.sql, 'whatsapp', reply, provider, createMetrics('test'), { mayCall: async () => answers.shift()! });
     expect(result).toBe('given_back');
     // Not 'sending': the next worker sends it, instead of taking its fate for unknown.
     expect(await stateOf(reply)).toEqual({ status: 'pending', attempts: 0 });
@@ -97,7 +97,7 @@ describe('a provider call outside the lease', () => {
     await pipeline.db.sql`UPDATE outbound_messages SET status = 'retry', attempts = 1 WHERE id = ${reply.id}`;
     const answers = [true, false];
     // Read as 'sending' by a copy that came while another attempt held it, which has since put it back to 'retry'.
-    const result = await deliverReply(pipeline.db.sql, 'whatsapp', { ...reply, status: 'sending' }, provider, createMetrics('test'), { mayCall: () => answers.shift()! });
+    const result = await deliverReply(pipeline.db.sql, 'whatsapp', { ...reply, status: 'sending' }, provider, createMetrics('test'), { mayCall: async () => answers.shift()! });
     expect(result).toBe('given_back');
     expect(await stateOf(reply)).toEqual({ status: 'retry', attempts: 1 });
     expect(calls).toHaveLength(0);
@@ -105,7 +105,7 @@ describe('a provider call outside the lease', () => {
 
   it('is made within the lease', async () => {
     const reply = await replyFor('15550710003');
-    const result = await deliverReply(pipeline.db.sql, 'whatsapp', reply, provider, createMetrics('test'), { mayCall: () => true });
+    const result = await deliverReply(pipeline.db.sql, 'whatsapp', reply, provider, createMetrics('test'), { mayCall: async () => true });
     expect(result).toBe('sent');
     expect(await stateOf(reply)).toEqual({ status: 'sent', attempts: 1 });
     expect(calls.map((call) => call.to)).toEqual(['15550710003']);
