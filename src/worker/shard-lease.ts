@@ -23,8 +23,8 @@ export interface ShardLease {
   coversCalls: boolean;
 }
 
-/** How often a wait for the lease looks again. */
-const LEASE_POLL_MS = 25;
+/** How often a wait for the lease looks again: every message waiting has a timer of its own, so not too often. */
+const LEASE_POLL_MS = 100;
 
 /**
  * Gates on the worker's lease on its shards (ShardCoordinator.lease). A call needs
