@@ -6,7 +6,7 @@ import { assignShards } from '../../src/worker/shard-assignment';
 import { createShardCoordinator, type CoordinatorDeps } from '../../src/worker/shard-coordinator';
 import { counterValue } from '../support/in-process';
 import { waitFor } from '../support/wait';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { createTestDatabase, holdInTransaction, type TestDatabase } from '../support/database';
 
 const SHARDS = 2;
 const HEARTBEAT_MS = 200;
@@ -59,22 +59,9 @@ function coordinatorFor(memberId: string, store: MembershipStore, finishing?: Ma
 
 /** Holds a member's row locked in a transaction of its own, as a stalled writer would, until released. */
 async function lockMemberRow(prefix: string, memberId: string): Promise<{ release(): Promise<void> }> {
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => (locked = resolve));
-  const transaction = db.sql.begin(async (tx) => {
-    await tx`SELECT 1 FROM worker_members WHERE queue_prefix = ${prefix} AND member_id = ${memberId} FOR UPDATE`;
-    locked();
-    await released;
-  });
-  await isLocked;
-  return {
-    async release() {
-      release();
-      await transaction;
-    },
-  };
+  const lock = holdInTransaction(db.sql, (tx) => tx`SELECT 1 FROM worker_members WHERE queue_prefix = ${prefix} AND member_id = ${memberId} FOR UPDATE`);
+  await lock.held;
+  return lock;
 }
 
 describe('taking over a dead worker\'s shards at the lowest liveness the configuration allows', () => {

@@ -1,4 +1,3 @@
-import type { Sql } from '../../src/db/client';
 import { deliverReply } from '../../src/orders/deliver-reply';
 import type { OutboundRow } from '../../src/orders/record-decision';
 import { writeDecisions } from '../../src/orders/write-decisions';
@@ -6,6 +5,7 @@ import { shardOf } from '../../src/queue/topology';
 import type { ReplyTarget, SendOutcome } from '../../src/replies/reply-clients';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { counterValue } from '../support/in-process';
+import { holdInTransaction } from '../support/database';
 import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -40,26 +40,6 @@ async function replyFor(from: string): Promise<OutboundRow> {
 async function statusOf(messageId: string): Promise<string | undefined> {
   const [row] = await pipeline.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${messageId}`;
   return row?.status;
-}
-
-/** Runs a statement in a transaction held open until released: the locks it takes stay taken meanwhile. */
-function holdInTransaction(statement: (tx: Sql) => PromiseLike<unknown>): { held: Promise<void>; release(): Promise<void> } {
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let held!: () => void;
-  const holding = new Promise<void>((resolve) => (held = resolve));
-  const transaction = pipeline.db.sql.begin(async (tx) => {
-    await statement(tx as unknown as Sql);
-    held();
-    await released;
-  });
-  return {
-    held: holding,
-    async release() {
-      release();
-      await transaction;
-    },
-  };
 }
 
 async function stateOf(reply: OutboundRow): Promise<{ status: string; attempts: number }> {
@@ -116,7 +96,7 @@ it('gives a message back unclaimed while its heartbeats stall past the lease, an
   const worker = await pipeline.startWorker();
   await waitFor('the worker to hold every shard', () => worker.coordinator.owned().length === 4);
   // Its heartbeats wait on the lock, as they would on a Postgres out of its reach.
-  const member = holdInTransaction((tx) => tx`
+  const member = holdInTransaction(pipeline.db.sql, (tx) => tx`
     SELECT 1 FROM worker_members WHERE queue_prefix = ${pipeline.env.QUEUE_PREFIX!} AND member_id = ${worker.memberId} FOR UPDATE`);
   const from = '15550710004';
   const id = uniqueWamid();
@@ -143,14 +123,14 @@ it('sends nothing for a message claimed before its heartbeats stalled past the l
   const shard = first.coordinator.owned()[0]!;
   const from = Array.from({ length: 200 }, (_, n) => `1555072${String(n).padStart(4, '0')}`).find((number) => shardOf(number, 4) === shard)!;
   // The first worker's decision write waits on the orders table, so the message stays claimed in its hands.
-  const orders = holdInTransaction((tx) => tx`LOCK TABLE orders IN SHARE ROW EXCLUSIVE MODE`);
+  const orders = holdInTransaction(pipeline.db.sql, (tx) => tx`LOCK TABLE orders IN SHARE ROW EXCLUSIVE MODE`);
   await orders.held;
   const id = uniqueWamid();
   try {
     await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
     await waitFor('the message claimed by the first worker', async () => (await statusOf(id)) === 'processing', 30_000);
     // Its heartbeats stall until the second worker has taken the shard, then go through again.
-    const member = holdInTransaction((tx) => tx`
+    const member = holdInTransaction(pipeline.db.sql, (tx) => tx`
       SELECT 1 FROM worker_members WHERE queue_prefix = ${pipeline.env.QUEUE_PREFIX!} AND member_id = ${first.memberId} FOR UPDATE`);
     await member.held;
     await waitFor('the second worker to take the shard', () => second.coordinator.owned().includes(shard), 30_000);

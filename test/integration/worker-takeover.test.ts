@@ -3,6 +3,7 @@ import { shardOf } from '../../src/queue/topology';
 import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
 import { orderAndCallsPerSender, overlapping, sendRounds } from '../support/scale-out';
 import { waitFor } from '../support/wait';
+import { holdInTransaction } from '../support/database';
 
 /**
  * A worker whose heartbeats stall (here its member row is locked) while its broker channel
@@ -50,25 +51,16 @@ async function takeOverWhileStalled(stalled: RunningWorker, taker: RunningWorker
   const sender = Array.from({ length: 100 }, (_, n) => `${senderPrefix}${String(n).padStart(4, '0')}`).find((from) => shardOf(from, SHARDS) === shard)!;
   pipeline.fake.behave({ kind: 'delay', ms: PROVIDER_MS });
 
-  let unlock!: () => void;
-  const unlocked = new Promise<void>((resolve) => (unlock = resolve));
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => (locked = resolve));
-  const lock = pipeline.db.sql.begin(async (tx) => {
-    await tx`SELECT 1 FROM worker_members WHERE member_id = ${stalled.memberId} FOR UPDATE`;
-    locked();
-    await unlocked;
-  });
+  const lock = holdInTransaction(pipeline.db.sql, (tx) => tx`SELECT 1 FROM worker_members WHERE member_id = ${stalled.memberId} FOR UPDATE`);
   try {
-    await isLocked;
+    await lock.held;
     const texts = Array.from({ length: MESSAGES }, (_, n) => `${n + 1} coke`);
     const sent = await sendRounds(pipeline.ingest.baseUrl, [sender], texts);
     await waitFor('the other worker to take the stalled worker\'s shard', () => taker.coordinator.owned().includes(shard!), 30_000);
     // Without messages left, the take-over would prove nothing.
     expect(callsTo(pipeline, sender).length).toBeLessThan(MESSAGES - 8);
     await meanwhile();
-    unlock();
-    await lock;
+    await lock.release();
 
     await waitFor('every message of the sender answered', () =>
       callsTo(pipeline, sender).filter((call) => call.answeredAt !== undefined).length >= MESSAGES, 60_000);
@@ -80,8 +72,7 @@ async function takeOverWhileStalled(stalled: RunningWorker, taker: RunningWorker
     expect(overlapping(callsTo(pipeline, sender))).toEqual([]);
     expect(await orderAndCallsPerSender(pipeline.db.sql, pipeline.fake, sent)).toEqual([]);
   } finally {
-    unlock();
-    await lock.catch(() => undefined);
+    await lock.release().catch(() => undefined);
   }
 }
 

@@ -45,3 +45,27 @@ export function withPort(url: string, port: number): string {
   parsed.port = String(port);
   return parsed.toString();
 }
+
+/**
+ * Runs a statement in a transaction held open until released, so that the locks it takes stay
+ * taken meanwhile (a member row, to stall a worker's heartbeats; a table, to hold a write).
+ * `held` resolves once the statement has run.
+ */
+export function holdInTransaction(sql: Sql, statement: (tx: Sql) => PromiseLike<unknown>): { held: Promise<void>; release(): Promise<void> } {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => (held = resolve));
+  const transaction = sql.begin(async (tx) => {
+    await statement(tx as unknown as Sql);
+    held();
+    await released;
+  });
+  return {
+    held: holding,
+    async release() {
+      release();
+      await transaction;
+    },
+  };
+}
