@@ -87,14 +87,21 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
       // Nothing is taken while a reshard pauses the group. The settings row is locked for it: a
       // take that read "not paused" before the pause then either commits first, and the reshard
       // sees the shard held and waits for its release, or waits for the pause and finds it.
+      // The owner's member row is locked too, and its heartbeat read from the row as locked: a
+      // heartbeat of the owner's under way then commits first and is seen (this statement's
+      // snapshot, taken before it, would call the owner expired while the owner renews its lease
+      // and goes on working), or waits for this take and finds the shard gone. OFFSET 0 keeps the
+      // planner from filtering on the heartbeat below the lock, on the snapshot's row. The wait
+      // is bounded by statement_timeout; a take that times out is tried again next round.
       const rows = await sql`
         INSERT INTO work_shard_owners AS o (queue_prefix, shard, owner)
         SELECT ${queuePrefix}, ${shard}, ${memberId}
         WHERE NOT coalesce((SELECT paused FROM work_shard_settings WHERE queue_prefix = ${queuePrefix} FOR SHARE), false)
         ON CONFLICT (queue_prefix, shard) DO UPDATE SET owner = ${memberId}, changed_at = now()
         WHERE o.owner IS NULL OR o.owner = ${memberId} OR (${takeExpired}::boolean AND NOT EXISTS (
-                SELECT 1 FROM worker_members m
-                WHERE m.queue_prefix = o.queue_prefix AND m.member_id = o.owner AND m.heartbeat_at > now() - ${liveness}::interval))
+                SELECT 1 FROM (SELECT heartbeat_at FROM worker_members m
+                               WHERE m.queue_prefix = o.queue_prefix AND m.member_id = o.owner OFFSET 0 FOR SHARE) owner_beat
+                WHERE owner_beat.heartbeat_at > now() - ${liveness}::interval))
         RETURNING shard`;
       return rows.length === 1;
     },

@@ -6,7 +6,7 @@ import { assignShards } from '../../src/worker/shard-assignment';
 import { createShardCoordinator, type CoordinatorDeps } from '../../src/worker/shard-coordinator';
 import { counterValue } from '../support/in-process';
 import { waitFor } from '../support/wait';
-import { createTestDatabase, holdInTransaction, type TestDatabase } from '../support/database';
+import { createTestDatabase, holdInTransaction, stallHeartbeats, type TestDatabase } from '../support/database';
 
 const SHARDS = 2;
 const HEARTBEAT_MS = 200;
@@ -57,11 +57,18 @@ function coordinatorFor(memberId: string, store: MembershipStore, finishing?: Ma
   });
 }
 
-/** Holds a member's row locked in a transaction of its own, as a stalled writer would, until released. */
+/** Holds a member's row locked in a transaction of its own, so that its heartbeats wait, until released. */
 async function lockMemberRow(prefix: string, memberId: string): Promise<{ release(): Promise<void> }> {
-  const lock = holdInTransaction(db.sql, (tx) => tx`SELECT 1 FROM worker_members WHERE queue_prefix = ${prefix} AND member_id = ${memberId} FOR UPDATE`);
+  const lock = stallHeartbeats(db.sql, prefix, memberId);
   await lock.held;
   return lock;
+}
+
+/** How many statements of this database wait on a lock. */
+async function lockWaiters(): Promise<number> {
+  const [row] = await db.sql<{ n: number }[]>`
+    SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+  return row!.n;
 }
 
 describe('taking over a dead worker\'s shards at the lowest liveness the configuration allows', () => {
@@ -83,6 +90,49 @@ describe('taking over a dead worker\'s shards at the lowest liveness the configu
     expect(coordinator.owned()).toEqual([0, 1]);
     const rows = await db.sql<{ owner: string }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${PREFIX} ORDER BY shard`;
     expect(rows.map((row) => row.owner)).toEqual(['survivor', 'survivor']);
+  }, 30_000);
+});
+
+describe('a take that meets the owner\'s heartbeat under way', () => {
+  it('waits for the heartbeat, and takes nothing when it renews the owner that looked expired', async () => {
+    const prefix = `${PREFIX}-straddle`;
+    // A liveness far longer than the test, so that only the stored heartbeats decide.
+    const store = createMembershipStore(db.sql, prefix, 60_000);
+    await store.heartbeat('owner');
+    expect(await store.acquire('owner', 0, false)).toBe(true);
+    await db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = 'owner'`;
+    // The owner's renewing heartbeat has run and not yet committed when the take reads the group.
+    const beat = holdInTransaction(db.sql, (tx) => tx`
+      UPDATE worker_members SET heartbeat_at = clock_timestamp() WHERE queue_prefix = ${prefix} AND member_id = 'owner'`);
+    await beat.held;
+    let settled = false;
+    const taking = store.acquire('taker', 0, true).finally(() => (settled = true));
+    try {
+      await waitFor('the take to wait on the heartbeat (or to end)', async () => settled || (await lockWaiters()) > 0);
+    } finally {
+      await beat.release();
+    }
+    expect(await taking).toBe(false);
+    const [row] = await db.sql<{ owner: string }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard = 0`;
+    expect(row!.owner).toBe('owner');
+  }, 30_000);
+
+  it('takes the shard of an owner whose heartbeats stall on a lock, once they have expired', async () => {
+    const prefix = `${PREFIX}-stalled-owner`;
+    const store = createMembershipStore(db.sql, prefix, 60_000);
+    await store.heartbeat('owner');
+    expect(await store.acquire('owner', 0, false)).toBe(true);
+    await db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = 'owner'`;
+    const stall = stallHeartbeats(db.sql, prefix, 'owner');
+    await stall.held;
+    const beating = store.heartbeat('owner', false);
+    try {
+      await waitFor('the owner\'s heartbeat to wait on the lock', async () => (await lockWaiters()) > 0);
+      expect(await store.acquire('taker', 0, true)).toBe(true);
+    } finally {
+      await stall.release();
+    }
+    await beating;
   }, 30_000);
 });
 
@@ -372,11 +422,7 @@ describe('a worker whose own heartbeat has lapsed while it holds shards', () => 
     // Another transaction holds the member row for twice the liveness timeout, so the heartbeat waits.
     const lock = await lockMemberRow(prefix, 'locked-worker');
     const tick = coordinator.tick();
-    await waitFor('the heartbeat to wait on the lock', async () => {
-      const [row] = await db.sql<{ n: number }[]>`
-        SELECT count(*)::integer AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
-      return row!.n > 0;
-    });
+    await waitFor('the heartbeat to wait on the lock', async () => (await lockWaiters()) > 0);
     await new Promise((resolve) => setTimeout(resolve, 2 * LIVENESS_MS));
     await lock.release();
     await tick;

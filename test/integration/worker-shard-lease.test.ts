@@ -5,7 +5,7 @@ import { shardOf } from '../../src/queue/topology';
 import type { ReplyTarget, SendOutcome } from '../../src/replies/reply-clients';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { counterValue } from '../support/in-process';
-import { holdInTransaction } from '../support/database';
+import { holdInTransaction, stallHeartbeats } from '../support/database';
 import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -96,8 +96,7 @@ it('gives a message back unclaimed while its heartbeats stall past the lease, an
   const worker = await pipeline.startWorker();
   await waitFor('the worker to hold every shard', () => worker.coordinator.owned().length === 4);
   // Its heartbeats wait on the lock, as they would on a Postgres out of its reach.
-  const member = holdInTransaction(pipeline.db.sql, (tx) => tx`
-    SELECT 1 FROM worker_members WHERE queue_prefix = ${pipeline.env.QUEUE_PREFIX!} AND member_id = ${worker.memberId} FOR UPDATE`);
+  const member = stallHeartbeats(pipeline.db.sql, pipeline.env.QUEUE_PREFIX!, worker.memberId);
   const from = '15550710004';
   const id = uniqueWamid();
   try {
@@ -130,8 +129,7 @@ it('sends nothing for a message claimed before its heartbeats stalled past the l
     await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
     await waitFor('the message claimed by the first worker', async () => (await statusOf(id)) === 'processing', 30_000);
     // Its heartbeats stall until the second worker has taken the shard, then go through again.
-    const member = holdInTransaction(pipeline.db.sql, (tx) => tx`
-      SELECT 1 FROM worker_members WHERE queue_prefix = ${pipeline.env.QUEUE_PREFIX!} AND member_id = ${first.memberId} FOR UPDATE`);
+    const member = stallHeartbeats(pipeline.db.sql, pipeline.env.QUEUE_PREFIX!, first.memberId);
     await member.held;
     await waitFor('the second worker to take the shard', () => second.coordinator.owned().includes(shard), 30_000);
     await member.release();

@@ -3,7 +3,7 @@ import { shardOf } from '../../src/queue/topology';
 import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
 import { orderAndCallsPerSender, overlapping, sendRounds } from '../support/scale-out';
 import { waitFor } from '../support/wait';
-import { holdInTransaction } from '../support/database';
+import { stallHeartbeats } from '../support/database';
 
 /**
  * A worker whose heartbeats stall (here its member row is locked) while its broker channel
@@ -51,7 +51,7 @@ async function takeOverWhileStalled(stalled: RunningWorker, taker: RunningWorker
   const sender = Array.from({ length: 100 }, (_, n) => `${senderPrefix}${String(n).padStart(4, '0')}`).find((from) => shardOf(from, SHARDS) === shard)!;
   pipeline.fake.behave({ kind: 'delay', ms: PROVIDER_MS });
 
-  const lock = holdInTransaction(pipeline.db.sql, (tx) => tx`SELECT 1 FROM worker_members WHERE member_id = ${stalled.memberId} FOR UPDATE`);
+  const lock = stallHeartbeats(pipeline.db.sql, pipeline.env.QUEUE_PREFIX!, stalled.memberId);
   try {
     await lock.held;
     const texts = Array.from({ length: MESSAGES }, (_, n) => `${n + 1} coke`);

@@ -69,3 +69,13 @@ export function holdInTransaction(sql: Sql, statement: (tx: Sql) => PromiseLike<
     },
   };
 }
+
+/**
+ * Stalls a worker's heartbeats, as a Postgres out of its reach would, until released: its member
+ * row is held share-locked, which the heartbeat's update waits for. A take of its shards locks
+ * the row in share mode too, so it still goes through once the heartbeat has expired.
+ */
+export function stallHeartbeats(sql: Sql, queuePrefix: string, memberId: string): { held: Promise<void>; release(): Promise<void> } {
+  return holdInTransaction(sql, (tx) => tx`
+    SELECT 1 FROM worker_members WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId} FOR SHARE`);
+}
