@@ -5,6 +5,7 @@ import { stopsAt } from '../failpoints';
 import { amqpMessageId, type QueueMessage } from '../queue/message';
 import type { Publication, Publisher } from '../queue/publisher';
 import { routingKeyFor, type Topology } from '../queue/topology';
+import { failureStreak } from '../telemetry/failure-streak';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { createLinger } from './linger';
@@ -325,10 +326,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     },
     sweepOnce,
     start() {
+      const sweeps = failureStreak(options.log, {
+        failing: 'outbox sweeps fail; their rows stay in the outbox and every poll tries again (check Postgres); said again each minute while they fail',
+        recovered: 'outbox sweeps work again',
+      });
       pollTimer = setInterval(() => {
-        void sweepOnce().catch((error: Error) =>
-          options.log.warn({ err: error.message }, 'outbox sweep failed; its rows stay in the outbox and the next poll tries again (check Postgres)'),
-        );
+        void sweepOnce().then(() => sweeps.succeeded(), (error: Error) => sweeps.failed(error));
         void refreshBacklogGauges().catch(() => undefined);
       }, options.pollMs);
     },

@@ -6,6 +6,8 @@ export interface TcpProxy {
   port: number;
   /** forward: pass bytes; refuse: reset every connection; blackhole: accept and say nothing. */
   setMode(mode: ProxyMode): void;
+  /** Connections reset on arrival so far, in refuse mode: each is one attempt of a client to reach the server. */
+  refused(): number;
   close(): Promise<void>;
 }
 
@@ -15,6 +17,7 @@ export interface TcpProxy {
  */
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   let mode: ProxyMode = 'forward';
+  let refused = 0;
   const sockets = new Set<net.Socket>();
   const pairs = new Set<[net.Socket, net.Socket]>();
   const track = (socket: net.Socket) => {
@@ -27,7 +30,10 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     // A reset, as a refused or crashed server gives. A clean close right after accept is not
     // the same: postgres.js takes it for a connection still being set up and retries it
     // without end, so a query would hang instead of failing as it does against a dead server.
-    if (mode === 'refuse') return client.resetAndDestroy();
+    if (mode === 'refuse') {
+      refused += 1;
+      return client.resetAndDestroy();
+    }
     if (mode === 'blackhole') return;
     const upstream = net.connect(targetPort, targetHost);
     track(upstream);
@@ -43,6 +49,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
+    refused: () => refused,
     setMode(next) {
       // Piping a pair again that already flows would send every byte twice.
       if (next === mode) return;
