@@ -36,6 +36,13 @@ export interface MembershipStore {
   leave(memberId: string): Promise<void>;
 }
 
+/** A stopping worker's heartbeat found its member row gone: nothing was renewed. */
+export class MemberRowGone extends Error {
+  constructor() {
+    super('this worker\'s member row is gone (forgotten after a long lapse of its heartbeats, or deleted by hand)');
+  }
+}
+
 /** Members silent for this many liveness timeouts are deleted, so the table stays small. */
 const FORGET_AFTER_TIMEOUTS = 20;
 
@@ -52,7 +59,7 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
       if (!join) {
         const beat = await sql`UPDATE worker_members SET heartbeat_at = clock_timestamp() WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
         // Gone: forgotten after a long lapse. Nothing was renewed, so it is no heartbeat.
-        if (beat.count === 0) throw new Error('this worker\'s member row is gone (forgotten after a long lapse of its heartbeat)');
+        if (beat.count === 0) throw new MemberRowGone();
         return;
       }
       // The delete leaves this member's own row to the upsert: one statement may not change a row twice.

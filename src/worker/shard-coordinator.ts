@@ -2,7 +2,7 @@ import type { Logger } from '../telemetry/logger';
 import { settleWithin } from '../settle-within';
 import type { Metrics } from '../telemetry/metrics';
 import type { WorkerConsumer } from './consumer';
-import type { GroupView, MembershipStore } from './membership-store';
+import { MemberRowGone, type GroupView, type MembershipStore } from './membership-store';
 import { assignShards } from './shard-assignment';
 
 /**
@@ -223,7 +223,9 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       return view;
     } catch (error) {
       if (!groupUnreadTold) {
-        log.warn({ err: (error as Error).message, held: held.size }, 'cannot read the worker group from Postgres; keeping the shards held and taking none until it answers');
+        // Postgres answered here: only the stopping worker's lease is lost, and with it the shards.
+        if (error instanceof MemberRowGone) log.warn({ held: held.size }, `${error.message} while the worker stops: its heartbeats count for nothing, and the shards it still holds are handed on as if taken over`);
+        else log.warn({ err: (error as Error).message, held: held.size }, 'cannot read the worker group from Postgres; keeping the shards held and taking none until it answers');
       }
       groupUnreadTold = true;
       postgresSeenSince = null;

@@ -342,6 +342,40 @@ describe('a worker stopping with one shard slow to drain', () => {
   }, 30_000);
 });
 
+describe('a stopping worker whose member row is gone', () => {
+  it('says so, rather than that it cannot read the group from Postgres, and hands its shards on as if taken over', async () => {
+    const prefix = `${PREFIX}-row-gone`;
+    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const lines: { level: number; msg: string }[] = [];
+    const log = createLogger('info', 'test-worker', { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const calls: string[] = [];
+    let finish!: () => void;
+    const finishing = new Promise<void>((resolve) => (finish = resolve));
+    const coordinator = coordinatorFor('worker-gone', store, undefined, {
+      log,
+      consumer: {
+        ...consumerOfShards(),
+        release: async (shard: number) => void calls.push(`release ${shard}`),
+        // The first shard's messages in hand keep the stop under way.
+        relinquish: async (shard: number) => (calls.push(`relinquish ${shard}`), shard === 0 ? finishing : undefined),
+      },
+    });
+    await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
+    await db.sql`DELETE FROM worker_members WHERE queue_prefix = ${prefix} AND member_id = 'worker-gone'`;
+    const stopping = coordinator.stop(10_000);
+    try {
+      await waitFor('the shards handed on', () => calls.length === SHARDS);
+      await coordinator.tick();
+    } finally {
+      finish();
+    }
+    expect(await stopping).toBe(true);
+    expect(calls.sort()).toEqual(['relinquish 0', 'relinquish 1']);
+    expect(lines.filter((line) => line.msg.includes('cannot read the worker group'))).toEqual([]);
+    expect(lines.filter((line) => line.msg.includes('member row is gone'))).toHaveLength(1);
+  }, 30_000);
+});
+
 describe('a group that a reshard pauses', () => {
   it('is logged and counted by each worker when it pauses, again while it stays paused, and when it resumes', async () => {
     const prefix = `${PREFIX}-paused-log`;
