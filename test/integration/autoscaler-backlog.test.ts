@@ -68,3 +68,21 @@ test('a message parked until the provider’s Retry-After is not backlog while i
   await postMetaText(pipeline.ingest.baseUrl, { id: fresh, from: '15550300003', text: '1 coke' });
   expect(await countBacklog(pipeline.db.sql)).toBe(1);
 });
+
+test('a message its relay has not published for seconds (RabbitMQ away) is not backlog until it is published', async () => {
+  const before = await countBacklog(pipeline.db.sql);
+  // Queued and in the outbox, as the ingest commits them: one a moment ago, one a minute ago,
+  // which the relay would have published by now if the broker had let it.
+  const queue = (id: string, age: string) => pipeline.db.sql`
+    WITH m AS (INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, status)
+               VALUES ('whatsapp', ${id}, '15550300004', '15550300004', 'queued') RETURNING id)
+    INSERT INTO outbox (webhook_message_id, lease_until, created_at) SELECT id, now() + interval '30 seconds', now() - ${age}::interval FROM m`;
+  const unpublished = uniqueWamid();
+  await queue(unpublished, '1 minute');
+  expect(await countBacklog(pipeline.db.sql)).toBe(before);
+  await queue(uniqueWamid(), '0 seconds');
+  expect(await countBacklog(pipeline.db.sql)).toBe(before + 1);
+  // Published at last: its outbox row goes, and it is backlog like any queued message.
+  await pipeline.db.sql`DELETE FROM outbox WHERE webhook_message_id = (SELECT id FROM webhook_messages WHERE message_id = ${unpublished})`;
+  expect(await countBacklog(pipeline.db.sql)).toBe(before + 2);
+});
