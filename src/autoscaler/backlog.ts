@@ -17,15 +17,18 @@ const UNPUBLISHED_AFTER_SECONDS = 10;
  * WORK_SHARDS × WORKER_PREFETCH more can be held), while Postgres knows all of them.
  * wagate_unfinished(status), not the plain condition, so that the partial index
  * webhook_messages_unfinished_ready_idx serves this count as an index-only scan (migrations
- * 013 and 018 say why). Every outbox row's message is unfinished and ready (queued, not
- * waiting), so the unpublished ones are taken off the count; the outbox is small except
- * during such an outage, and read without an index.
+ * 013 and 018 say why). The unpublished ones are taken off the count only where their message
+ * was counted, queued and not waiting: an outbox row can outlive its publish (a confirm that
+ * came late, a message replayed), and its message be held by a worker or finished already.
+ * The outbox is small except during such an outage, and read without an index.
  */
 export async function countBacklog(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: number }[]>`
     SELECT greatest(0,
       (SELECT count(*) FROM webhook_messages
        WHERE wagate_unfinished(status) AND (status = 'processing' OR waiting_until IS NULL OR waiting_until <= now()))
-      - (SELECT count(*) FROM outbox WHERE created_at < now() - make_interval(secs => ${UNPUBLISHED_AFTER_SECONDS})))::integer AS n`;
+      - (SELECT count(*) FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id
+         WHERE o.created_at < now() - make_interval(secs => ${UNPUBLISHED_AFTER_SECONDS})
+           AND m.status = 'queued' AND (m.waiting_until IS NULL OR m.waiting_until <= now())))::integer AS n`;
   return row!.n;
 }

@@ -54,7 +54,10 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
     // tick: as five statements they cost an idle worker 0.018 cores at a 250 ms heartbeat.
     // The heartbeat's time is when it is written (clock_timestamp), not when its statement
     // began (now()): one that waited on a lock would otherwise land already stale, and the
-    // others could take the worker's shards while it still counts itself live.
+    // others could take the worker's shards while it still counts itself live. The upsert
+    // locks the row before it computes the time; the stopping worker's plain update may compute
+    // it before a wait on the row (a take's share lock), which only makes it look older than it
+    // is: never later than the lease the worker counts from when it sent the heartbeat.
     async heartbeat(memberId, join = true) {
       if (!join) {
         const beat = await sql`UPDATE worker_members SET heartbeat_at = clock_timestamp() WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
@@ -100,12 +103,16 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
       // and goes on working), or waits for this take and finds the shard gone. OFFSET 0 keeps the
       // planner from filtering on the heartbeat below the lock, on the snapshot's row. The wait
       // is bounded by statement_timeout; a take that times out is tried again next round.
+      // A member row inserted after the snapshot cannot be locked or read: an owner that took
+      // the shard within the liveness timeout (a worker that has just joined) was live then,
+      // and is left alone.
+
       const rows = await sql`
         INSERT INTO work_shard_owners AS o (queue_prefix, shard, owner)
         SELECT ${queuePrefix}, ${shard}, ${memberId}
         WHERE NOT coalesce((SELECT paused FROM work_shard_settings WHERE queue_prefix = ${queuePrefix} FOR SHARE), false)
         ON CONFLICT (queue_prefix, shard) DO UPDATE SET owner = ${memberId}, changed_at = now()
-        WHERE o.owner IS NULL OR o.owner = ${memberId} OR (${takeExpired}::boolean AND NOT EXISTS (
+        WHERE o.owner IS NULL OR o.owner = ${memberId} OR (${takeExpired}::boolean AND o.changed_at < now() - ${liveness}::interval AND NOT EXISTS (
                 SELECT 1 FROM (SELECT heartbeat_at FROM worker_members m
                                WHERE m.queue_prefix = o.queue_prefix AND m.member_id = o.owner OFFSET 0 FOR SHARE) owner_beat
                 WHERE owner_beat.heartbeat_at > now() - ${liveness}::interval))

@@ -88,6 +88,8 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
    * that starts with the worker, which during an outage would otherwise say nothing at all.
    */
   let groupUnreadTold = false;
+  /** Whether a stopping heartbeat that found the member row gone was told: once, whatever else failed. */
+  let memberGoneTold = false;
   /** When the last heartbeat that succeeded was sent (performance.now()); null before the first, or once left. */
   let heartbeatSentAt: number | null = null;
   let tenure = 0;
@@ -222,12 +224,14 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       groupUnreadTold = false;
       return view;
     } catch (error) {
-      if (!groupUnreadTold) {
-        // Postgres answered here: only the stopping worker's lease is lost, and with it the shards.
-        if (error instanceof MemberRowGone) log.warn({ held: held.size }, `${error.message} while the worker stops: its heartbeats count for nothing, and the shards it still holds are handed on as if taken over`);
-        else log.warn({ err: (error as Error).message, held: held.size }, 'cannot read the worker group from Postgres; keeping the shards held and taking none until it answers');
+      // Postgres answered here: only the stopping worker's lease is lost, and with it the shards.
+      if (error instanceof MemberRowGone) {
+        if (!memberGoneTold) log.warn({ held: held.size }, `${error.message} while the worker stops: its heartbeats count for nothing, and the shards it still holds are handed on as if taken over`);
+        memberGoneTold = true;
+      } else {
+        if (!groupUnreadTold) log.warn({ err: (error as Error).message, held: held.size }, 'cannot read the worker group from Postgres; keeping the shards held and taking none until it answers');
+        groupUnreadTold = true;
       }
-      groupUnreadTold = true;
       postgresSeenSince = null;
       lastRead = null;
       // Unknown, not the last figures read: NaN shows as a gap, and max() across workers skips it.

@@ -100,6 +100,7 @@ describe('a take that meets the owner\'s heartbeat under way', () => {
     const store = createMembershipStore(db.sql, prefix, 60_000);
     await store.heartbeat('owner');
     expect(await store.acquire('owner', 0, false)).toBe(true);
+    await db.sql`UPDATE work_shard_owners SET changed_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix}`;
     await db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = 'owner'`;
     // The owner's renewing heartbeat has run and not yet committed when the take reads the group.
     const beat = holdInTransaction(db.sql, (tx) => tx`
@@ -122,6 +123,8 @@ describe('a take that meets the owner\'s heartbeat under way', () => {
     const store = createMembershipStore(db.sql, prefix, 60_000);
     await store.heartbeat('owner');
     expect(await store.acquire('owner', 0, false)).toBe(true);
+    // The owner has held the shard for longer than the liveness timeout.
+    await db.sql`UPDATE work_shard_owners SET changed_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix}`;
     await db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = 'owner'`;
     const stall = stallHeartbeats(db.sql, prefix, 'owner');
     await stall.held;
@@ -133,6 +136,32 @@ describe('a take that meets the owner\'s heartbeat under way', () => {
       await stall.release();
     }
     await beating;
+  }, 30_000);
+});
+
+describe('a take that waits while a newly joined worker takes the shard', () => {
+  it('leaves the shard to that worker, whose member row it cannot see', async () => {
+    const prefix = `${PREFIX}-newcomer`;
+    const store = createMembershipStore(db.sql, prefix, 60_000);
+    await store.heartbeat('dead-owner');
+    expect(await store.acquire('dead-owner', 0, false)).toBe(true);
+    await db.sql`UPDATE work_shard_owners SET changed_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix}`;
+    await db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = 'dead-owner'`;
+    // A newcomer's take of the dead owner's shard is under way, its member row not yet committed.
+    const newcomer = holdInTransaction(db.sql, (tx) => tx`
+      WITH joined AS (INSERT INTO worker_members (queue_prefix, member_id, heartbeat_at) VALUES (${prefix}, 'newcomer', clock_timestamp()))
+      UPDATE work_shard_owners SET owner = 'newcomer', changed_at = now() WHERE queue_prefix = ${prefix} AND shard = 0`);
+    await newcomer.held;
+    let settled = false;
+    const taking = store.acquire('taker', 0, true).finally(() => (settled = true));
+    try {
+      await waitFor('the take to wait on the newcomer\'s (or to end)', async () => settled || (await lockWaiters()) > 0);
+    } finally {
+      await newcomer.release();
+    }
+    expect(await taking).toBe(false);
+    const [row] = await db.sql<{ owner: string }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard = 0`;
+    expect(row!.owner).toBe('newcomer');
   }, 30_000);
 });
 
