@@ -6,6 +6,11 @@ import { MAX_ADDRESS_LENGTH } from './adapter';
  * without notice; only what wagate relies on is required.
  */
 const digits = z.string().regex(/^\d{1,12}$/, 'must be epoch seconds');
+/**
+ * Meta documents the timestamp as a string of epoch seconds; a JSON number of them is taken too,
+ * since refusing it would mark a genuine message malformed over its quotes.
+ */
+const epochSeconds = z.union([digits, z.number().int().min(0).max(999_999_999_999)], 'must be epoch seconds');
 const media = z.looseObject({ id: z.string().min(1), mime_type: z.string().optional() });
 
 /** Content required for each message type Meta documents; other types pass as unknown. */
@@ -48,14 +53,14 @@ export const metaMessageSchema = z.looseObject({
   id: z.string().min(1).max(256),
   from: address.optional(),
   from_user_id: address.optional(),
-  timestamp: digits,
+  timestamp: epochSeconds,
   type: z.string().min(1).max(64),
 });
 
 export const metaStatusSchema = z.looseObject({
   id: z.string().min(1).max(256),
   status: z.string().min(1).max(32),
-  timestamp: digits,
+  timestamp: epochSeconds,
   recipient_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
   recipient_user_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
 });

@@ -49,6 +49,18 @@ describe('Meta message types', () => {
     expect(item.timestampSeconds).toBe(1767225600);
   });
 
+  it('takes a timestamp sent as a JSON number as it takes the documented string', () => {
+    const body = metaFixtureJson('text');
+    const documented = onlyMessage(Buffer.from(JSON.stringify(body)));
+    body.entry[0].changes[0].value.messages[0].timestamp = Number(body.entry[0].changes[0].value.messages[0].timestamp);
+    const numeric = onlyMessage(Buffer.from(JSON.stringify(body)));
+    expect(numeric).toMatchObject({ timestampSeconds: documented.timestampSeconds, verdict: documented.verdict, messageId: documented.messageId });
+    const receipt = metaFixtureJson('status-read');
+    receipt.entry[0].changes[0].value.statuses[0].timestamp = Number(receipt.entry[0].changes[0].value.statuses[0].timestamp);
+    const [status] = parse(Buffer.from(JSON.stringify(receipt))) as StatusItem[];
+    expect(status).toMatchObject({ kind: 'status', receipt: 'read', timestampSeconds: Number(metaFixtureJson('status-read').entry[0].changes[0].value.statuses[0].timestamp) });
+  });
+
   it('reads a body that starts with a byte-order mark', () => {
     const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), metaFixture('text')]);
     expect(onlyMessage(withBom).type).toBe('text');
