@@ -538,6 +538,51 @@ describe('a worker that lost its broker channel with a message still under way',
   }, 30_000);
 });
 
+describe('a worker that loses its broker channel while it restarts a consumer with messages in hand', () => {
+  it('heartbeats until the restart has finished that work, so nobody takes the shard over beside it', async () => {
+    const prefix = `${PREFIX}-restart-no-channel`;
+    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    let channel = true;
+    let prefetch = 10;
+    let finished!: () => void;
+    const underWay = new Promise<void>((resolve) => (finished = resolve));
+    const subscribed = new Set<number>();
+    let restarting: number | undefined;
+    const a = coordinatorFor('worker-a', store, undefined, {
+      prefetchFor: () => prefetch,
+      consumer: {
+        hasChannel: () => channel,
+        isSubscribed: (shard: number) => channel && subscribed.has(shard),
+        subscribe: async (shard: number) => channel && Boolean(subscribed.add(shard)),
+        // The restarted shard's release waits for its work in hand; any other shard has none.
+        release: async (shard: number) => {
+          restarting ??= shard;
+          subscribed.delete(shard);
+          if (shard === restarting) await underWay;
+        },
+        relinquish: async (shard: number) => void subscribed.delete(shard),
+      },
+    });
+    await waitFor('worker-a to take every shard', async () => (await a.tick(), a.owned().length === SHARDS));
+    // A share three times as large: the consumers restart one by one with the new prefetch.
+    prefetch = 30;
+    await waitFor('a consumer restart to begin', async () => (await a.tick(), restarting !== undefined));
+    channel = false;
+    const beating = setInterval(() => void a.tick(), HEARTBEAT_MS);
+    try {
+      await waitFor('the shard not restarting to be released', () => a.owned().length === 1);
+      const until = performance.now() + 4 * LIVENESS_MS;
+      while (performance.now() < until) await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_MS));
+      expect((await store.read()).heartbeating).toContain('worker-a');
+      expect(await store.acquire('worker-b', restarting!, true)).toBe(false);
+    } finally {
+      clearInterval(beating);
+      finished();
+    }
+    await a.stop(5_000);
+  }, 30_000);
+});
+
 describe('the group gauges while the group cannot be read', () => {
   it('read NaN rather than the last figures, and the figures again once Postgres answers', async () => {
     const real = createMembershipStore(db.sql, `${PREFIX}-gauges`, LIVENESS_MS);
