@@ -9,4 +9,6 @@ module.exports = {
   // which names what it waited for, and not at jest's anonymous timeout.
   testTimeout: 90000,
   maxWorkers: 2,
+  // Drops the databases and control-plane folders that interrupted runs left behind.
+  globalSetup: '<rootDir>/test/support/leftovers.ts',
 };
