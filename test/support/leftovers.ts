@@ -18,8 +18,10 @@ export interface Leftovers {
 /**
  * Drops the databases and removes the folders that interrupted test and bench runs left behind
  * (a run stopped with Ctrl-C drops nothing), once they are older than any run. A database's
- * age is read from its PG_VERSION file, which needs a superuser or pg_read_server_files: a role
- * without either leaves them be. Returns the names it cleared.
+ * age is read from its PG_VERSION file with pg_stat_file, which a superuser may call and other
+ * roles only when granted EXECUTE on it: without, databases are left be. Returns the names it
+ * cleared. Nothing here fails the run: what cannot be cleared (another user's folder, one
+ * another run removes meanwhile) stays.
  */
 export async function clearLeftovers(leftovers: Leftovers): Promise<string[]> {
   const cleared: string[] = [];
@@ -30,11 +32,11 @@ export async function clearLeftovers(leftovers: Leftovers): Promise<string[]> {
       WHERE datname LIKE ANY(${leftovers.databasePrefixes.map((prefix) => `${prefix.replace(/[\\_%]/g, '\\$&')}%`)}::text[])
         AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - make_interval(secs => ${leftovers.olderThanMs / 1000})`;
     for (const { datname } of stale) {
-      await admin.unsafe(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-      cleared.push(datname);
+      const dropped = await admin.unsafe(`DROP DATABASE IF EXISTS "${datname.replace(/"/g, '""')}" WITH (FORCE)`).then(() => true, () => false);
+      if (dropped) cleared.push(datname);
     }
   } catch {
-    // Without the right to read a database's age, nothing is dropped.
+    // Postgres away, or no right to call pg_stat_file: nothing is dropped.
   } finally {
     await admin.end();
   }
@@ -42,9 +44,13 @@ export async function clearLeftovers(leftovers: Leftovers): Promise<string[]> {
   for (const entry of readdirSync(tmp)) {
     if (!leftovers.folderPrefixes.some((prefix) => entry.startsWith(prefix))) continue;
     const folder = path.join(tmp, entry);
-    if (Date.now() - statSync(folder).mtimeMs <= leftovers.olderThanMs) continue;
-    rmSync(folder, { recursive: true, force: true });
-    cleared.push(folder);
+    try {
+      if (Date.now() - statSync(folder).mtimeMs <= leftovers.olderThanMs) continue;
+      rmSync(folder, { recursive: true, force: true });
+      cleared.push(folder);
+    } catch {
+      // Gone meanwhile, or not ours to remove.
+    }
   }
   return cleared;
 }
