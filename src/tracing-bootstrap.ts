@@ -1,19 +1,18 @@
 /**
  * Loaded first by main.ts, before express, http and amqplib are required, because the
  * instrumentations patch modules as they load. Reads only the standard OTEL_* variables.
- * The webhook handler opens the webhook POSTs' server spans itself (src/http/webhook-handler.ts).
+ * The ingest opens its server spans itself (src/http/app.ts, src/http/webhook-handler.ts).
  */
 import { settleWithin } from './settle-within';
 import type { Logger } from './telemetry/logger';
 import { startTracing } from './telemetry/tracing';
-import { isWebhookPost } from './webhooks/paths';
 import { redactUrl } from './telemetry/redact-url';
 
 const command = process.argv[2] ?? 'cli';
 
 function startTracingOrExit() {
   try {
-    return startTracing(process.env, { command, opensOwnServerSpan: (req) => isWebhookPost(req.method, req.url) });
+    return startTracing(process.env, { command });
   } catch (error) {
     // Runs before main's error handling exists: answer like a configuration error, not a stack trace.
     process.stderr.write(`wagate ${command}: invalid configuration: ${(error as Error).message}\n`);

@@ -1,4 +1,5 @@
-import type { RequestListener } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { context, trace } from '@opentelemetry/api';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { isWagateError } from '../errors';
 import type { LedgerRecorder } from '../ledger/recorder';
@@ -7,6 +8,8 @@ import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
 import type { WebhookAdapter } from '../webhooks/adapter';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
+import { endServerSpan, nameServerSpan, startServerSpan } from '../telemetry/server-span';
+import { isWebhookPost } from '../webhooks/paths';
 import { createAdminRateLimit } from './admin-rate-limit';
 import { createAdminAuth, createStatsHandler, type StatsDeps } from './admin-stats';
 import { createReadinessHandler, livenessHandler, type HealthDeps } from './health';
@@ -15,6 +18,9 @@ import { createMetaVerificationHandler } from './meta-verification';
 import { createWebhookHandler, type WebhookHandler } from './webhook-handler';
 
 export const STATS_PATH = '/api/v1/whatsapp-hardened/stats';
+
+/** Probes: untraced, since they would drown the traces that matter. */
+const UNTRACED_PATHS = new Set(['/healthz', '/readyz']);
 
 export interface AppDeps {
   meta: WebhookAdapter;
@@ -62,10 +68,31 @@ export function createIngestListener(deps: AppDeps): RequestListener {
   const fastPath = new Map(routes.flatMap((route) => (route.method === 'POST' ? [[route.path, route.webhook] as const] : [])));
   const app = createExpressApp(routes, deps.stats.rateLimit.trustedProxies ?? [], deps.log);
   return function dispatch(req, res) {
-    const handler = req.method === 'POST' ? fastPath.get(pathOf(req.url)) : undefined;
+    const path = pathOf(req.url);
+    const handler = req.method === 'POST' ? fastPath.get(path) : undefined;
     if (handler) handler(req, res);
-    else app(req, res);
+    // A webhook POST on a path variant opens its server span in its handler, as on the fast path.
+    else if (UNTRACED_PATHS.has(path) || isWebhookPost(req.method, req.url)) app(req, res);
+    else answerTraced(app, req, res);
   };
+}
+
+/**
+ * Opens the server span of a request that express answers (Meta's verification GET, the stats,
+ * a 404 or a 405). The HTTP instrumentation does not handle incoming requests (src/telemetry/
+ * tracing.ts): to leave the webhook POSTs alone it still entered a context and bound each one's
+ * request and response to it, on every request. Express's own instrumentation adds the handler
+ * spans under this one.
+ */
+function answerTraced(app: express.Express, req: IncomingMessage, res: ServerResponse): void {
+  const method = req.method ?? 'GET';
+  const span = startServerSpan(req, method);
+  if (!span.isRecording()) return void app(req, res);
+  res.once('close', () => {
+    nameServerSpan(span, method, (req as Request).route?.path as string | undefined);
+    endServerSpan(span, res.statusCode, res.writableFinished);
+  });
+  context.with(trace.setSpan(context.active(), span), () => app(req, res));
 }
 
 function createExpressApp(routes: Route[], trustedProxies: string[], log: Logger): express.Express {

@@ -155,7 +155,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     // gives up and retries must not be able to start more ledger work than MAX_IN_FLIGHT.
     // Sampled, the server span is the active span for the work, so that the ledger span is its
     // child and log lines carry its ids; unsampled, no context is entered at all. ROOT, not the
-    // active context: the HTTP instrumentation runs ignored requests with tracing suppressed.
+    // active context: the server span starts or continues the trace, nothing around it does.
     const work = serverSpan.isRecording()
       ? context.with(trace.setSpan(ROOT_CONTEXT, serverSpan), () => handle(req, res, startedAt, receivedAtMs, serverSpan))
       : handle(req, res, startedAt, receivedAtMs, serverSpan);

@@ -10,7 +10,7 @@ const tracer = trace.getTracer('wagate');
  * span that only carries ids, so the attributes below, the context and the child spans are
  * never built for it. `name` is the semantic conventions' "{method} {route}".
  */
-export function startServerSpan(req: IncomingMessage, name: string, route: string): Span {
+export function startServerSpan(req: IncomingMessage, name: string, route?: string): Span {
   // A caller's traceparent is honoured as the parent (a parent-based sampler follows its flag).
   const parent = req.headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, req.headers);
   const span = tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
@@ -19,7 +19,7 @@ export function startServerSpan(req: IncomingMessage, name: string, route: strin
     // not build them; the SDK's samplers (always_*, traceidratio, parentbased_*) do not read them.
     span.setAttributes({
       'http.request.method': req.method ?? 'POST',
-      'http.route': route,
+      ...(route === undefined ? {} : { 'http.route': route }),
       'url.path': pathOf(req.url),
       'url.scheme': 'http',
       'network.protocol.version': req.httpVersion,
@@ -27,6 +27,17 @@ export function startServerSpan(req: IncomingMessage, name: string, route: strin
     });
   }
   return span;
+}
+
+/**
+ * Names a server span after the route that answered, once the router has matched one (the
+ * semantic conventions' "{method} {route}"); a request no route took keeps the method alone,
+ * not its path, which anyone can make up.
+ */
+export function nameServerSpan(span: Span, method: string, route: string | undefined): void {
+  if (!span.isRecording() || route === undefined) return;
+  span.setAttribute('http.route', route);
+  span.updateName(`${method} ${route}`);
 }
 
 /** Ends a server span with the answer's status: only a 5xx marks it failed (a 4xx is the client's). */

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { ConfigError } from '../errors';
 
@@ -14,12 +13,6 @@ export function isTracingConfigured(env: NodeJS.ProcessEnv): boolean {
 export interface TracingOptions {
   /** `wagate <command>`: names the service and picks the instrumentations. */
   command: string;
-  /**
-   * Requests whose server span the application opens itself (the webhook POSTs), so that it
-   * takes the sampling decision before any per-request work: the HTTP instrumentation leaves
-   * them alone.
-   */
-  opensOwnServerSpan: (req: IncomingMessage) => boolean;
 }
 
 export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): NodeSDK | null {
@@ -41,13 +34,12 @@ export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): N
   // Both exporters read the endpoint, headers and timeout from the standard OTEL_* variables.
   const traceExporter = protocol === 'http/json' ? new OtlpJsonExporter() : new OtlpProtoExporter();
   const instrumentations = [
-    new HttpInstrumentation({
-      // The webhook POSTs first: they are nearly every request. Health checks and scrapes
-      // would drown the traces that matter.
-      ignoreIncomingRequestHook: (req) => options.opensOwnServerSpan(req) || /^\/(healthz|readyz|metrics)/.test(req.url ?? ''),
-      // Meta's verification GET carries WHATSAPP_VERIFY_TOKEN in its query string.
-      redactedQueryParamsServer: ['hub.verify_token'],
-    }),
+    // Outgoing requests only. The ingest opens its server spans itself (src/http/app.ts and the
+    // webhook handler), so that a webhook POST's sampling decision comes before any other
+    // tracing work; the instrumentation, even for the requests it was told to ignore, entered
+    // a context and bound the request and response to it, on every request. The other
+    // commands serve only health checks and scrapes, which are not traced.
+    new HttpInstrumentation({ disableIncomingRequestInstrumentation: true }),
     // One span per middleware (raw body, limits, timing) costs more than it tells.
     new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),
     new UndiciInstrumentation(),

@@ -1,8 +1,4 @@
-/**
- * The webhook paths, in a module that imports nothing: tracing-bootstrap reads them before
- * the instrumentations have patched http, express and amqplib, so loading this file must not
- * load any of those.
- */
+/** The webhook paths, in a module that imports nothing, so that any layer may read them. */
 export const META_WEBHOOK_PATH = '/api/v1/whatsapp-hardened/webhook';
 export const TWILIO_WEBHOOK_PATH = '/api/v1/whatsapp-hardened/twilio/webhook';
 

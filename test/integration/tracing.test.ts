@@ -12,6 +12,8 @@ import { spawnWagate, type ChildIngest } from '../support/process';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
 import { metaTextEnvelope } from '../../src/webhooks/samples';
+import { STATS_PATH } from '../../src/http/app';
+import { ADMIN_TOKEN, VERIFY_TOKEN } from '../support/ingest';
 import { waitFor } from '../support/wait';
 
 /** OTLP's SpanKind values. */
@@ -26,7 +28,7 @@ describe('tracing switch', () => {
   });
 
   it('refuses an unsupported protocol, naming the variable that set it', () => {
-    const start = (env: Record<string, string>) => () => startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', ...env }, { command: 'ingest', opensOwnServerSpan: () => false });
+    const start = (env: Record<string, string>) => () => startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', ...env }, { command: 'ingest' });
     expect(start({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow('OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" is not supported; use http/protobuf or http/json');
     expect(start({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }))
       .toThrow('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "grpc" is not supported');
@@ -186,6 +188,29 @@ describe('one trace from webhook to reply', () => {
       // Nor did the HTTP instrumentation open one of its own (it would start a trace of its own).
       const otherServerSpans = receiver.spans().filter((s) => s.kind === SPAN_KIND.server && s.name !== `POST ${META_WEBHOOK_PATH}`);
       expect(otherServerSpans).toEqual([]);
+    });
+
+    it('opens a server span of its own for what express answers: the verification GET, the stats and an unknown path; none for probes', async () => {
+      const base = children[0]!.baseUrl;
+      const challenge = `${randomBytes(4).toString('hex')}`;
+      const verification = await fetch(`${base}${META_WEBHOOK_PATH}?hub.mode=subscribe&hub.verify_token=${VERIFY_TOKEN}&hub.challenge=${challenge}`);
+      expect(await verification.text()).toBe(challenge);
+      expect((await fetch(`${base}${STATS_PATH}?source=whatsapp&hours=1`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).status).toBe(200);
+      expect((await fetch(`${base}/no-such-path`)).status).toBe(404);
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      const servers = () => receiver.spans().filter((s) => s.service === 'wagate-ingest' && s.kind === SPAN_KIND.server && !s.name.startsWith('POST'));
+      await waitFor('the three server spans', () => servers().length >= 3);
+      const byName = new Map(servers().map((s) => [s.name, s]));
+      expect([...byName.keys()].sort()).toEqual(['GET', `GET ${META_WEBHOOK_PATH}`, `GET ${STATS_PATH}`].sort());
+      expect(byName.get(`GET ${META_WEBHOOK_PATH}`)!.attributes).toMatchObject({ 'http.route': META_WEBHOOK_PATH, 'url.path': META_WEBHOOK_PATH, 'http.response.status_code': 200 });
+      // The verify token is in the query string, which no span carries.
+      expect(JSON.stringify(servers())).not.toContain(VERIFY_TOKEN);
+      // A path nobody routes keeps the method alone: its path is the client's to make up.
+      expect(byName.get('GET')!.attributes).toMatchObject({ 'http.response.status_code': 404 });
+      expect(byName.get('GET')!.attributes['http.route']).toBeUndefined();
+      // Express's instrumentation adds the handlers' spans beneath.
+      const stats = byName.get(`GET ${STATS_PATH}`)!;
+      await waitFor('a handler span under the stats server span', () => receiver.spans().some((s) => s.parentSpanId === stats.spanId));
     });
   });
 
