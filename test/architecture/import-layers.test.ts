@@ -24,7 +24,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   autoscaler: ['config', 'errors', 'telemetry', 'db', 'queue'],
   dev: ['config', 'errors', 'telemetry', 'server'],
   commands: ['config', 'errors', 'settle-within', 'telemetry', 'server', 'db', 'queue', 'ledger', 'webhooks', 'replies', 'orders', 'worker', 'http', 'autoscaler', 'dev'],
-  'tracing-bootstrap': ['settle-within', 'telemetry', 'webhooks'],
+  'tracing-bootstrap': ['settle-within', 'telemetry'],
 };
 /** main.ts wires the processes together, so it alone may import every layer. */
 MAY_IMPORT.main = Object.keys(MAY_IMPORT);
