@@ -19,8 +19,8 @@ import { createWebhookHandler, type WebhookHandler } from './webhook-handler';
 
 export const STATS_PATH = '/api/v1/whatsapp-hardened/stats';
 
-/** Probes: untraced, since they would drown the traces that matter. */
-const UNTRACED_PATHS = new Set(['/healthz', '/readyz']);
+/** Probes, as express routes them (any letter case, one trailing slash): untraced, since they would drown the traces that matter. */
+const PROBE_PATH = /^\/(healthz|readyz)\/?$/i;
 
 export interface AppDeps {
   meta: WebhookAdapter;
@@ -72,7 +72,7 @@ export function createIngestListener(deps: AppDeps): RequestListener {
     const handler = req.method === 'POST' ? fastPath.get(path) : undefined;
     if (handler) handler(req, res);
     // A webhook POST on a path variant opens its server span in its handler, as on the fast path.
-    else if (UNTRACED_PATHS.has(path) || isWebhookPost(req.method, req.url)) app(req, res);
+    else if (PROBE_PATH.test(path) || isWebhookPost(req.method, req.url)) app(req, res);
     else answerTraced(app, req, res);
   };
 }

@@ -4,11 +4,12 @@ import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span }
 const tracer = trace.getTracer('wagate');
 
 /**
- * Opens the server span of a request that the HTTP instrumentation leaves to the application
- * (the webhook POSTs, see tracing.ts). It is the request's one sampling decision: the SDK's
+ * Opens the server span of an ingest request (the HTTP instrumentation handles outgoing
+ * requests only, see tracing.ts). It is the request's one sampling decision: the SDK's
  * configured sampler runs inside startSpan, and an unsampled request gets a non-recording
  * span that only carries ids, so the attributes below, the context and the child spans are
- * never built for it. `name` is the semantic conventions' "{method} {route}".
+ * never built for it. `name` is the semantic conventions' "{method} {route}", or the method
+ * alone until a route is known (nameServerSpan).
  */
 export function startServerSpan(req: IncomingMessage, name: string, route?: string): Span {
   // A caller's traceparent is honoured as the parent (a parent-based sampler follows its flag).

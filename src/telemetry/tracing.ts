@@ -37,8 +37,9 @@ export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): N
     // Outgoing requests only. The ingest opens its server spans itself (src/http/app.ts and the
     // webhook handler), so that a webhook POST's sampling decision comes before any other
     // tracing work; the instrumentation, even for the requests it was told to ignore, entered
-    // a context and bound the request and response to it, on every request. The other
-    // commands serve only health checks and scrapes, which are not traced.
+    // a context and bound the request and response to it, on every request. The worker and
+    // the autoscaler serve only health checks and scrapes, which are not traced, and the fake
+    // provider's requests (a test and demo stand-in for Meta and Twilio) go untraced too.
     new HttpInstrumentation({ disableIncomingRequestInstrumentation: true }),
     // One span per middleware (raw body, limits, timing) costs more than it tells.
     new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),

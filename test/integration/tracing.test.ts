@@ -198,6 +198,7 @@ describe('one trace from webhook to reply', () => {
       expect((await fetch(`${base}${STATS_PATH}?source=whatsapp&hours=1`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).status).toBe(200);
       expect((await fetch(`${base}/no-such-path`)).status).toBe(404);
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      expect((await fetch(`${base}/Healthz/`)).status).toBe(200);
       const servers = () => receiver.spans().filter((s) => s.service === 'wagate-ingest' && s.kind === SPAN_KIND.server && !s.name.startsWith('POST'));
       await waitFor('the three server spans', () => servers().length >= 3);
       const byName = new Map(servers().map((s) => [s.name, s]));
