@@ -93,39 +93,51 @@ describe('taking over a dead worker\'s shards at the lowest liveness the configu
   }, 30_000);
 });
 
+/**
+ * A group whose shard 0 belongs to `owner`, who has held it and not heartbeat for an hour. The
+ * liveness timeout is far longer than a test, so that only the stored times decide.
+ */
+async function shardOfExpiredOwner(prefix: string, owner: string): Promise<MembershipStore> {
+  const store = createMembershipStore(db.sql, prefix, 60_000);
+  await store.heartbeat(owner);
+  expect(await store.acquire(owner, 0, false)).toBe(true);
+  await db.sql`UPDATE work_shard_owners SET changed_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix}`;
+  await db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = ${owner}`;
+  return store;
+}
+
+/** A take of shard 0 begun while `held` keeps a write open: it waits on that write (or ends), which is then committed. */
+async function takeWhileHeld(store: MembershipStore, held: { release(): Promise<void> }): Promise<boolean> {
+  let settled = false;
+  const taking = store.acquire('taker', 0, true).finally(() => (settled = true));
+  try {
+    await waitFor('the take to wait on the open write (or to end)', async () => settled || (await lockWaiters()) > 0);
+  } finally {
+    await held.release();
+  }
+  return taking;
+}
+
+async function ownerOfShard0(prefix: string): Promise<string | null> {
+  const [row] = await db.sql<{ owner: string | null }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard = 0`;
+  return row!.owner;
+}
+
 describe('a take that meets the owner\'s heartbeat under way', () => {
   it('waits for the heartbeat, and takes nothing when it renews the owner that looked expired', async () => {
     const prefix = `${PREFIX}-straddle`;
-    // A liveness far longer than the test, so that only the stored heartbeats decide.
-    const store = createMembershipStore(db.sql, prefix, 60_000);
-    await store.heartbeat('owner');
-    expect(await store.acquire('owner', 0, false)).toBe(true);
-    await db.sql`UPDATE work_shard_owners SET changed_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix}`;
-    await db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = 'owner'`;
+    const store = await shardOfExpiredOwner(prefix, 'owner');
     // The owner's renewing heartbeat has run and not yet committed when the take reads the group.
     const beat = holdInTransaction(db.sql, (tx) => tx`
       UPDATE worker_members SET heartbeat_at = clock_timestamp() WHERE queue_prefix = ${prefix} AND member_id = 'owner'`);
     await beat.held;
-    let settled = false;
-    const taking = store.acquire('taker', 0, true).finally(() => (settled = true));
-    try {
-      await waitFor('the take to wait on the heartbeat (or to end)', async () => settled || (await lockWaiters()) > 0);
-    } finally {
-      await beat.release();
-    }
-    expect(await taking).toBe(false);
-    const [row] = await db.sql<{ owner: string }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard = 0`;
-    expect(row!.owner).toBe('owner');
+    expect(await takeWhileHeld(store, beat)).toBe(false);
+    expect(await ownerOfShard0(prefix)).toBe('owner');
   }, 30_000);
 
   it('takes the shard of an owner whose heartbeats stall on a lock, once they have expired', async () => {
     const prefix = `${PREFIX}-stalled-owner`;
-    const store = createMembershipStore(db.sql, prefix, 60_000);
-    await store.heartbeat('owner');
-    expect(await store.acquire('owner', 0, false)).toBe(true);
-    // The owner has held the shard for longer than the liveness timeout.
-    await db.sql`UPDATE work_shard_owners SET changed_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix}`;
-    await db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = 'owner'`;
+    const store = await shardOfExpiredOwner(prefix, 'owner');
     const stall = stallHeartbeats(db.sql, prefix, 'owner');
     await stall.held;
     const beating = store.heartbeat('owner', false);
@@ -142,26 +154,14 @@ describe('a take that meets the owner\'s heartbeat under way', () => {
 describe('a take that waits while a newly joined worker takes the shard', () => {
   it('leaves the shard to that worker, whose member row it cannot see', async () => {
     const prefix = `${PREFIX}-newcomer`;
-    const store = createMembershipStore(db.sql, prefix, 60_000);
-    await store.heartbeat('dead-owner');
-    expect(await store.acquire('dead-owner', 0, false)).toBe(true);
-    await db.sql`UPDATE work_shard_owners SET changed_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix}`;
-    await db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = 'dead-owner'`;
+    const store = await shardOfExpiredOwner(prefix, 'dead-owner');
     // A newcomer's take of the dead owner's shard is under way, its member row not yet committed.
     const newcomer = holdInTransaction(db.sql, (tx) => tx`
       WITH joined AS (INSERT INTO worker_members (queue_prefix, member_id, heartbeat_at) VALUES (${prefix}, 'newcomer', clock_timestamp()))
       UPDATE work_shard_owners SET owner = 'newcomer', changed_at = now() WHERE queue_prefix = ${prefix} AND shard = 0`);
     await newcomer.held;
-    let settled = false;
-    const taking = store.acquire('taker', 0, true).finally(() => (settled = true));
-    try {
-      await waitFor('the take to wait on the newcomer\'s (or to end)', async () => settled || (await lockWaiters()) > 0);
-    } finally {
-      await newcomer.release();
-    }
-    expect(await taking).toBe(false);
-    const [row] = await db.sql<{ owner: string }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard = 0`;
-    expect(row!.owner).toBe('newcomer');
+    expect(await takeWhileHeld(store, newcomer)).toBe(false);
+    expect(await ownerOfShard0(prefix)).toBe('newcomer');
   }, 30_000);
 });
 
