@@ -14,6 +14,7 @@ export const FAILPOINTS = [
   'worker.before-ack',
   'worker.after-dead-letter-publish',
   'reshard.distributing',
+  'replies.resend-after-mark',
 ] as const;
 
 export type Failpoint = (typeof FAILPOINTS)[number];

@@ -6,7 +6,7 @@ import { replyClientFromConfig } from '../replies/from-config';
 import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
-import { countUnknownReplies } from '../orders/reply-operations';
+import { abandonedResendAfterMs, countUnknownReplies, markAbandonedResends } from '../orders/reply-operations';
 import { countStuckMessages, stuckAfterMs } from '../ledger/stuck';
 import { countKeptThroughFailures } from '../telemetry/count-kept-through-failures';
 import { createPublisher } from '../queue/publisher';
@@ -181,7 +181,11 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   // PostgreSQL stumbled, and a missing unknown-replies series resolve WagateUnknownConfirmations.
   const refreshStuck = countKeptThroughFailures(() => countStuckMessages(sql, stuckAfter), (count) => metrics.messagesStuck.set(count),
     () => metrics.messagesStuck.set(Number.NaN), COUNT_KEPT_MS);
-  const refreshUnknownReplies = countKeptThroughFailures(() => countUnknownReplies(sql),
+  const refreshUnknownReplies = countKeptThroughFailures(async () => {
+    const abandoned = await markAbandonedResends(sql, abandonedResendAfterMs(config.REPLY_TIMEOUT_MS));
+    if (abandoned > 0) log.warn({ replies: abandoned }, 'replies an operator\'s resend left midway are unknown again: see wagate replies unknown');
+    return countUnknownReplies(sql);
+  },
     (counts) => Object.entries(counts).forEach(([provider, count]) => metrics.repliesUnknown.set({ provider }, count)),
     () => metrics.repliesUnknown.reset(), COUNT_KEPT_MS);
   // One refresh of the queue gauges at a time: a broker slow to answer would otherwise gather

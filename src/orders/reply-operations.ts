@@ -4,6 +4,8 @@ import type { OutboundRow } from './record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
 import { RetryableError, WagateError } from '../errors';
+import { ERASED } from './erasure';
+import { failpoint } from '../failpoints';
 
 export interface UnknownReply {
   id: string;
@@ -22,29 +24,73 @@ export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
 
 /**
  * Sends an 'unknown' reply again, on an operator's decision (e.g. after checking the
- * provider's console that it never arrived). Never done automatically. If the resend fails
- * in a way that sent nothing (a 503, a 429, a refused connection), the reply goes back to 'unknown',
- * since the first attempt's fate is still unknown, so that it can be resent later.
+ * provider's console that it never arrived). Never done automatically. The reply goes from
+ * 'unknown' straight to 'sending' in one commit before the call: its message is finished, so
+ * no queue copy would ever find a reply left in between. If the resend fails in a way that
+ * sent nothing (a 503, a 429, a refused connection), the reply goes back to 'unknown', since
+ * the first attempt's fate is still unknown, so that it can be resent later; so it does when
+ * the resend itself stops midway (its answer not recorded). One that cannot even be put back
+ * (the database gone, the command killed) is marked unknown by a worker later:
+ * markAbandonedResends.
  */
 export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, metrics: Metrics): Promise<string> {
   const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio' })[]>`
-    UPDATE outbound_messages SET status = 'retry', updated_at = now() WHERE id = ${id} AND status = 'unknown' AND body IS NOT NULL
+    UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
+    WHERE id = ${id} AND status = 'unknown' AND body IS NOT NULL AND recipient <> ${ERASED}
     RETURNING id::text, kind, status, recipient, business_number, body, order_id::text, attempts, webhook_source`;
   if (!row) {
-    const [found] = await sql<{ status: string; has_body: boolean }[]>`SELECT status, body IS NOT NULL AS has_body FROM outbound_messages WHERE id = ${id}`;
+    const [found] = await sql<{ status: string; has_body: boolean }[]>`
+      SELECT status, body IS NOT NULL AND recipient <> ${ERASED} AS has_body FROM outbound_messages WHERE id = ${id}`;
     if (found?.status === 'unknown' && !found.has_body) {
       throw new WagateError('OPERATION_REFUSED', `reply ${id} has no text any more (personal-data retention or an erasure removed it); settle it instead: wagate replies settle --id ${id} --as sent|failed`);
     }
     throw notUnknown(id, found?.status, 'resent');
   }
+  await failpoint('replies.resend-after-mark');
   try {
-    return await deliverReply(sql, row.webhook_source, row, sendReply, metrics);
+    // Marked here already: deliverReply's own mark moves only replies never sent.
+    return await deliverReply(sql, row.webhook_source, row, sendReply, metrics, { markSending: async () => true });
   } catch (error) {
-    if (!(error instanceof RetryableError)) throw error;
-    const reason = `resend failed, nothing was sent: ${error.message}`;
-    await sql`UPDATE outbound_messages SET status = 'unknown', last_error = ${reason}, updated_at = now() WHERE id = ${id} AND status = 'retry'`;
-    throw new WagateError('RETRYABLE', `${reason}; the reply is unknown again and can be resent later`);
+    const nothingSent = error instanceof RetryableError;
+    const reason = nothingSent
+      ? `resend failed, nothing was sent: ${(error as Error).message}`
+      : `${RESEND_STOPPED}: ${(error as Error).message}`;
+    // A refusal for good ('failed') stays; only a reply this resend left in between goes back.
+    const [back] = await sql`UPDATE outbound_messages SET status = 'unknown', last_error = ${reason}, updated_at = now()
+      WHERE id = ${id} AND status IN ('sending', 'retry') RETURNING id`.catch(() => []);
+    if (!back) throw error;
+    if (nothingSent) throw new WagateError('RETRYABLE', `${reason}; the reply is unknown again and can be resent later`);
+    throw new WagateError('RETRYABLE', `${reason}; the reply is unknown again: check the provider's console before resending it`);
   }
+}
+
+/** Why a resend's reply is unknown once more: it stopped after its mark, its outcome not recorded. */
+export const RESEND_STOPPED = 'an operator\'s resend stopped before its outcome was recorded';
+
+/**
+ * How long a reply an operator's resend marked 'sending' must have been left before a worker
+ * takes the resend for abandoned: longer than its provider call and the writes of its answer
+ * (about 2 s of tries) with room to spare, 10 s at least.
+ */
+export const abandonedResendAfterMs = (replyTimeoutMs: number) => Math.max(3 * replyTimeoutMs, replyTimeoutMs + 10_000);
+
+/**
+ * Replies an operator's resend left 'sending' or 'retry' (the command killed, or the database
+ * gone before it could put the reply back), marked unknown again, so that they show up in
+ * `wagate replies unknown` and the unknown-replies alert instead of staying so for good. Only
+ * replies whose message is finished: a worker's reply in between always has its message
+ * queued or processing, and that message's next claim settles it. Left alone for longer than
+ * any provider call lasts (olderThanMs), so a resend still under way is not touched.
+ */
+export async function markAbandonedResends(sql: Sql, olderThanMs: number): Promise<number> {
+  const rows = await sql`
+    UPDATE outbound_messages o SET status = 'unknown', last_error = ${RESEND_STOPPED}, updated_at = now()
+    WHERE o.status IN ('sending', 'retry') AND o.updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
+      AND NOT EXISTS (SELECT 1 FROM webhook_messages m
+                      WHERE m.webhook_source = o.webhook_source AND m.message_id = o.inbound_message_id
+                        AND wagate_unfinished(m.status))
+    RETURNING o.id`;
+  return rows.length;
 }
 
 export type Settlement = 'sent' | 'failed';

@@ -1,6 +1,7 @@
 import amqp from 'amqplib';
 import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
-import { countUnknownReplies, listUnknownReplies, resendReply, settleReply } from '../../src/orders/reply-operations';
+import { abandonedResendAfterMs, countUnknownReplies, listUnknownReplies, RESEND_STOPPED, resendReply, settleReply } from '../../src/orders/reply-operations';
+import { runWagateKilledAt } from '../support/process';
 import { createReplyClient } from '../../src/replies/reply-clients';
 import { requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
 import { routingKeyFor } from '../../src/queue/topology';
@@ -238,6 +239,23 @@ describe('worker failures', () => {
     await expect(settleReply(pipeline.db.sql, reply!.id, 'sent')).rejects.toThrow(/reply \d+ is failed, not unknown; only unknown replies can be settled/);
     expect(callsTo('15550200016')).toHaveLength(1);
   });
+
+  it('marks unknown again a reply whose resend was killed after marking it sending, and never calls the provider for it', async () => {
+    const id = uniqueWamid();
+    // The worker left running answers after 300 ms at most.
+    pipeline.fake.behave({ kind: 'hang' }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200021', text: '1 coke' });
+    await waitFor('the reply to be unknown', async () => (await replyOf(id))?.status === 'unknown');
+    const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
+    await runWagateKilledAt('replies.resend-after-mark', ['replies', 'resend', '--id', reply!.id], pipeline.env);
+    // Its message is finished, so no queue copy will ever come for it: only the workers' sweep.
+    expect(await replyOf(id)).toMatchObject({ status: 'sending' });
+    expect((await recordOf(id))!.status).toBe('processed');
+    await waitFor('a worker to mark the abandoned resend unknown', async () => (await replyOf(id))?.status === 'unknown',
+      abandonedResendAfterMs(300) + 20_000);
+    expect((await listUnknownReplies(pipeline.db.sql)).find((r) => r.id === reply!.id)).toMatchObject({ last_error: RESEND_STOPPED });
+    expect(callsTo('15550200021')).toHaveLength(1);
+  }, 60_000);
 
   it('makes no second order and no second reply when the broker redelivers a message', async () => {
     const id = uniqueWamid();
