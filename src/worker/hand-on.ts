@@ -10,6 +10,7 @@ import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { ORPHANED_SEND } from '../orders/deliver-reply';
 import { ERASED } from '../orders/erasure';
+import { writeProviderAnswer } from '../orders/write-provider-answer';
 import { describe, isDatabaseDown, numberHeader, safely } from './delivery';
 import { planRetry, planWait } from './retry-plan';
 import { withoutNumbers } from '../telemetry/without-numbers';
@@ -143,7 +144,13 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       [DEAD_AT_HEADER]: new Date().toISOString(),
     }, deps.topology.deadRoutingKey);
     await failpoint('worker.after-dead-letter-publish');
-    if (payload) await recordDead(payload, reason, { version: before?.version ?? null, status: before?.status ?? null }).catch(recordLag(payload, 'dead'));
+    // Tried again through a passing failure, as a provider's answer is: left 'processing', the
+    // record would count as stuck within hours, and its requeue feed the letter back to the
+    // workers while it also waits in the dead-letter queue.
+    if (payload) {
+      await writeProviderAnswer(() => recordDead(payload, reason, { version: before?.version ?? null, status: before?.status ?? null }))
+        .catch(recordLag(payload, 'dead'));
+    }
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
     deps.log.error({ source: payload?.source, messageId: payload?.messageId, err: withoutNumbers(reason) }, 'message dead-lettered');
     safely(() => channel.ack(delivery));

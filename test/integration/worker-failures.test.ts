@@ -128,6 +128,32 @@ describe('worker failures', () => {
     expect(callsTo('15550200002')).toHaveLength(2);
   });
 
+  it('records a message dead through a passing failure of that write, so it never counts as stuck', async () => {
+    const id = uniqueWamid();
+    // The first two writes of its 'dead' status fail as a passing lock cycle would.
+    await pipeline.db.sql.unsafe(`
+      CREATE SEQUENCE fail_dead_writes_seq;
+      CREATE FUNCTION fail_dead_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('fail_dead_writes_seq') <= 2 THEN RAISE EXCEPTION 'injected deadlock' USING ERRCODE = '40P01'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER fail_dead_writes BEFORE UPDATE ON webhook_messages FOR EACH ROW
+        WHEN (NEW.message_id = '${id}' AND NEW.status = 'dead') EXECUTE FUNCTION fail_dead_writes();`);
+    try {
+      pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+      await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200022', text: '1 coke' });
+      await waitFor('the dead letter', async () => (await listDead(pipeline.ingest.topology)).find((l) => l.id === `whatsapp:${id}`));
+      await waitFor('the message to be recorded dead', async () => (await recordOf(id))?.status === 'dead');
+      const [tries] = await pipeline.db.sql<{ n: number }[]>`SELECT last_value::integer AS n FROM fail_dead_writes_seq`;
+      expect(tries!.n).toBe(3);
+      expect((await recordOf(id))!.last_error).toMatch(/code 131047/);
+      expect(await replyOf(id)).toMatchObject({ status: 'failed' });
+    } finally {
+      await pipeline.db.sql.unsafe(`DROP TRIGGER fail_dead_writes ON webhook_messages; DROP FUNCTION fail_dead_writes(); DROP SEQUENCE fail_dead_writes_seq`);
+    }
+  });
+
   it('keeps a message with a permanently failed reply dead when a lost copy is put back', async () => {
     const id = uniqueWamid();
     pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
@@ -202,8 +228,9 @@ describe('worker failures', () => {
     await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed');
     expect(await replyOf(id)).toMatchObject({ status: 'unknown' });
     expect(callsTo('15550200004')).toHaveLength(1);
-    const metrics = await quick.metrics.registry.metrics();
-    expect(metrics).toMatch(/wagate_confirmations_total\{provider="whatsapp",result="unknown",role="worker"\} 1/);
+    // Counted just after the commit that the check above saw.
+    await waitFor('the unknown confirmation counted', async () =>
+      /wagate_confirmations_total\{provider="whatsapp",result="unknown",role="worker"\} 1\b/.test(await quick.metrics.registry.metrics()));
 
     // Surfaced as a gauge until someone decides.
     await waitFor('the unknown-replies gauge', async () =>
