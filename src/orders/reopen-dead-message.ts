@@ -1,6 +1,7 @@
 import { transaction, type Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
 import { ERASED } from './erasure';
+import { SETTLED_NOT_RESENT } from './reply-operations';
 
 /**
  * A worker records a message dead just after the broker confirmed its dead letter. A replay
@@ -13,7 +14,7 @@ export const DEAD_LETTER_SETTLE_SECONDS = 30;
 /**
  * Reopens the records of a dead letter an operator replays, so the worker takes it again:
  * the message back to queued, a reply that failed permanently back to pending (the operator
- * decided to try again). A reply already sent stays sent, so nothing is duplicated. False
+ * decided to try again), unless an operator settled it as not to be resent. A reply already sent stays sent, so nothing is duplicated. False
  * when the message was cleaned up, erased or finished meanwhile (the worker would skip it),
  * or when a worker may still be recording it dead.
  */
@@ -31,9 +32,12 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
                AND payload IS NOT NULL
                AND NOT (status = 'processing' AND updated_at > now() - make_interval(secs => ${DEAD_LETTER_SETTLE_SECONDS}))`;
     if (messages.count === 0) return 0;
-    // A reply whose text retention has removed stays failed: there is nothing to send.
+    // A reply whose text retention has removed stays failed: there is nothing to send. So does
+    // one an operator settled as not to be resent: a replay of its message (one of many, say)
+    // does not overrule that, and the worker dead-letters the message again without a call.
     await tx`UPDATE outbound_messages SET status = 'pending', updated_at = now()
-             WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND status = 'failed' AND body IS NOT NULL`;
+             WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND status = 'failed' AND body IS NOT NULL
+               AND last_error IS DISTINCT FROM ${SETTLED_NOT_RESENT}`;
     return messages.count;
   });
   return reopened > 0;

@@ -95,12 +95,15 @@ export async function markAbandonedResends(sql: Sql, olderThanMs: number): Promi
 
 export type Settlement = 'sent' | 'failed';
 
+/** The last_error of a reply an operator settled as failed: a replay of its message leaves it so. */
+export const SETTLED_NOT_RESENT = 'settled by an operator: not delivered, not resent';
+
 /**
  * Closes an 'unknown' reply without sending, once an operator has found out what happened
  * (the provider's console shows it delivered, or the customer was answered another way).
  */
 export async function settleReply(sql: Sql, id: string, as: Settlement): Promise<void> {
-  const note = as === 'sent' ? 'settled by an operator: delivered' : 'settled by an operator: not delivered, not resent';
+  const note = as === 'sent' ? 'settled by an operator: delivered' : SETTLED_NOT_RESENT;
   const [row] = await sql`
     UPDATE outbound_messages SET status = ${as}, last_error = ${note}, updated_at = now()
     WHERE id = ${id} AND status = 'unknown' RETURNING id`;

@@ -1,6 +1,6 @@
 import amqp from 'amqplib';
 import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
-import { abandonedResendAfterMs, countUnknownReplies, listUnknownReplies, RESEND_STOPPED, resendReply, settleReply } from '../../src/orders/reply-operations';
+import { abandonedResendAfterMs, countUnknownReplies, listUnknownReplies, RESEND_STOPPED, resendReply, SETTLED_NOT_RESENT, settleReply } from '../../src/orders/reply-operations';
 import { runWagateKilledAt } from '../support/process';
 import { createReplyClient } from '../../src/replies/reply-clients';
 import { requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
@@ -152,6 +152,28 @@ describe('worker failures', () => {
     } finally {
       await pipeline.db.sql.unsafe(`DROP TRIGGER fail_dead_writes ON webhook_messages; DROP FUNCTION fail_dead_writes(); DROP SEQUENCE fail_dead_writes_seq`);
     }
+  });
+
+  it('does not resend, on a replay of its message, a reply an operator settled as not to be resent', async () => {
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200023', text: '1 coke' });
+    await waitFor('the message to be dead', async () => (await recordOf(id))?.status === 'dead');
+    await waitFor('the dead letter', async () => (await listDead(pipeline.ingest.topology)).find((l) => l.id === `whatsapp:${id}`));
+    // As the delivery limit leaves a reply whose send an earlier attempt cut short; the operator
+    // learns that the customer was answered another way.
+    await pipeline.db.sql`UPDATE outbound_messages SET status = 'unknown' WHERE inbound_message_id = ${id}`;
+    const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
+    await settleReply(pipeline.db.sql, reply!.id, 'failed');
+
+    const replay = await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`]);
+    expect(replay.replayed).toEqual([`whatsapp:${id}`]);
+    await waitFor('the replayed message to be dead again, for the settled reply', async () => {
+      const record = await recordOf(id);
+      return record?.status === 'dead' && record.last_error === SETTLED_NOT_RESENT;
+    });
+    expect(await replyOf(id)).toMatchObject({ status: 'failed' });
+    expect(callsTo('15550200023')).toHaveLength(1);
   });
 
   it('keeps a message with a permanently failed reply dead when a lost copy is put back', async () => {
