@@ -120,7 +120,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const started = performance.now();
     const settleLate = (index: number, ok: boolean) => {
       const entry = entries[index]!;
-      if (!ok) return void track(releaseLeases([entry]));
+      if (!ok) {
+        backlog = true;
+        return void track(releaseLeases([entry]));
+      }
       options.metrics.published.inc({ path });
       toDelete.push(entry.id);
       scheduleDelete();
@@ -139,7 +142,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const confirmed = results.filter((ok) => ok === true).length;
     options.metrics.published.inc({ path }, confirmed);
     if (confirmed < results.length) options.metrics.publishFailures.inc(results.length - confirmed);
-    if (failed.length > 0) await releaseLeases(failed);
+    // A refused row waits for a sweep from now on, and so does what is committed after it: the
+    // next poll would say so too, but a sender's next message may commit before then.
+    if (failed.length > 0) {
+      backlog = true;
+      await releaseLeases(failed);
+    }
     scheduleDelete();
     return results.map((ok) => ok === true);
   }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import amqp from 'amqplib';
 import { loadConfig } from '../../src/config';
 import { createOutboxRelay, type OutboxRelay } from '../../src/ledger/outbox-relay';
 import type { QueuedEntry } from '../../src/ledger/recorder';
@@ -6,7 +7,7 @@ import { createBroker, type Broker } from '../../src/queue/broker';
 import { topologyFromConfig } from '../../src/queue/depths';
 import type { QueueMessage } from '../../src/queue/message';
 import { createPublisher, type Publisher } from '../../src/queue/publisher';
-import { assertTopology } from '../../src/queue/topology';
+import { assertTopology, shardOf } from '../../src/queue/topology';
 import { createLogger } from '../../src/telemetry/logger';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
@@ -85,6 +86,27 @@ describe('the outbox relay keeps a sender\'s order', () => {
       expect((await queuedTexts()).get('15550800001')).toEqual(['status']);
     } finally {
       await relay.stop();
+    }
+  });
+
+  it('leaves the sender\'s next message to the sweep once the broker refused one it published itself, without waiting for a poll', async () => {
+    const sender = '15550800021';
+    const shard = topology.shards[shardOf(sender, topology.shards.length)]!;
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    const channel = await connection.createChannel();
+    const relay = relayOf(createPublisher(broker, 10_000), () => true);
+    try {
+      // Its shard queue unbound, the broker returns the message (mandatory): refused.
+      await channel.unbindQueue(shard.queue, topology.exchange, shard.routingKey);
+      expect(await relay.publishOwned([await commit(sender, 'two pizzas')])).toBe(false);
+      await channel.bindQueue(shard.queue, topology.exchange, shard.routingKey);
+      // The relay polls once a minute here: published at once, "cancel" would go first.
+      expect(await relay.publishOwned([await commit(sender, 'cancel')])).toBe(false);
+      expect(await relay.sweepOnce()).toBe(2);
+      expect((await queuedTexts()).get(sender)).toEqual(['two pizzas', 'cancel']);
+    } finally {
+      await relay.stop();
+      await connection.close();
     }
   });
 
