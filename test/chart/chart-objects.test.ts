@@ -233,10 +233,15 @@ describe('KEDA mode', () => {
     expect(scaled.spec.maxReplicaCount).toBe(32);
     const [trigger] = scaled.spec.triggers;
     expect(trigger.type).toBe('rabbitmq');
-    expect(trigger.metadata).toMatchObject({ protocol: 'http', mode: 'QueueLength', useRegex: 'true', operation: 'sum', value: '200' });
+    expect(trigger.metadata).toMatchObject({ protocol: 'http', mode: 'QueueLength', useRegex: 'true', operation: 'sum', value: '200', pageSize: '100' });
     const queues = new RegExp(trigger.metadata.queueName);
     expect(['wagate.work.0', 'wagate.work.31'].every((q) => queues.test(q))).toBe(true);
     expect(['wagate.dead', 'wagate.retry.5000ms', 'wagatexwork.1', 'other.work.1'].some((q) => queues.test(q))).toBe(false);
+  });
+
+  it('asks for every shard queue in one page of the management API, beyond KEDA\'s 100 too', () => {
+    const many = find(renderScenario('keda', { set: ['config.WORK_SHARDS=256', 'worker.autoscaling.maxReplicas=256'] }), 'ScaledObject', '-worker');
+    expect(many.spec.triggers[0].metadata.pageSize).toBe('256');
   });
 
   it('authenticates through the Secret key RABBITMQ_MANAGEMENT_URL', () => {

@@ -119,6 +119,14 @@ describe('network policies', () => {
     expect(policy(proxied, 'worker').spec.egress[3]).toEqual({ ports: [{ port: 3128, protocol: 'TCP' }], to: [{ ipBlock: { cidr: '10.9.0.7/32' } }] });
   });
 
+  it('gives each provider CIDR only the exceptions of its own address family, which the API server requires', () => {
+    const set = ['networkPolicy.providers.cidrs={0.0.0.0/0,::/0}', 'networkPolicy.providers.except={10.0.0.0/8,fd00::/8,192.168.0.0/16}'];
+    expect(policy(renderScenario('minimal', { set }), 'worker').spec.egress[3].to).toEqual([
+      { ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '192.168.0.0/16'] } },
+      { ipBlock: { cidr: '::/0', except: ['fd00::/8'] } },
+    ]);
+  });
+
   it('lets every role out to the OTLP collector on its endpoint\'s port once tracing is configured, and not before', () => {
     // The rule beyond those of an untraced release, which renders none for OTLP.
     const otlpRule = (objects: K8sObject[], role: string) => policy(objects, role).spec.egress[policy(minimal, role).spec.egress.length];
@@ -151,6 +159,10 @@ describe('values', () => {
       ['config.TWILIO_API_URL=ftp://api.twilio.com', /TWILIO_API_URL/],
       ['config.WHATSAPP_GRAPH_API_VERSION=21.0', /WHATSAPP_GRAPH_API_VERSION/],
       ['config.OTEL_EXPORTER_OTLP_ENDPOINT=otel-collector:4318', /OTEL_EXPORTER_OTLP_ENDPOINT/],
+      // What wagate itself would refuse at start, in every pod that reads it.
+      ['config.TWILIO_URL_FRAGMENT=#', /TWILIO_URL_FRAGMENT/],
+      ['config.TWILIO_URL_FRAGMENT=#rc=3 rp=ct', /TWILIO_URL_FRAGMENT/],
+      ['secrets.adminToken=too-short', /adminToken/],
     ];
     for (const [set, message] of refusals) expect([set, renderError({ valuesFiles: [scenarioFile('minimal')], set: [set] })]).toEqual([set, expect.stringMatching(message)]);
   });

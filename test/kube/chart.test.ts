@@ -43,6 +43,14 @@ describe('the chart in a real API server', () => {
     expect(dryRunServer('podmonitor', podMonitor)).toContain('podmonitor.monitoring.coreos.com/shop-wagate created (server dry run)');
   }, 120_000);
 
+  it('accepts a dual-stack provider rule with exceptions of both address families', () => {
+    const set = ['networkPolicy.providers.cidrs={0.0.0.0/0,::/0}', 'networkPolicy.providers.except={10.0.0.0/8,fd00::/8}'];
+    const policies = renderScenario('minimal', { namespace: 'minimal', set }).filter((o) => o.kind === 'NetworkPolicy');
+    const output = dryRunServer('minimal', policies);
+    expect(output.trim().split('\n')).toHaveLength(policies.length);
+    expect(output).toContain('shop-wagate-worker created (server dry run)');
+  });
+
   it('refuses a broken object, so the dry run is a real check', () => {
     const monitor = find(renderScenario('production'), 'ServiceMonitor', 'shop-wagate');
     monitor.spec.endpoints[0].interval = 'every minute';
