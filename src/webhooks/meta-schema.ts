@@ -65,7 +65,8 @@ export const metaStatusSchema = z.looseObject({
   recipient_user_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
 });
 
-const contactSchema = z.looseObject({
+/** Judged one by one (metaContacts): a contact only adds a name and a user id, so a bad one is left out, not its messages. */
+export const contactSchema = z.looseObject({
   wa_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
   user_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
   profile: z.looseObject({ name: z.string().optional() }).optional(),
@@ -83,7 +84,7 @@ export const metaErrorSchema = z.looseObject({
 const messagesValueSchema = z.looseObject({
   messaging_product: z.literal('whatsapp'),
   metadata: z.looseObject({ display_phone_number: z.string().optional(), phone_number_id: z.string().min(1).max(MAX_ADDRESS_LENGTH) }),
-  contacts: z.array(contactSchema).optional(),
+  contacts: z.unknown().optional(),
   messages: z.array(z.unknown()).optional(),
   statuses: z.array(z.unknown()).optional(),
   errors: z.array(z.unknown()).optional(),

@@ -5,6 +5,7 @@ import { verifyHmac } from './hmac';
 import { describeIssues } from '../errors';
 import { malformedItem, type InboundRequest, type ParsedWebhook, type ProviderError, type WebhookAdapter } from './adapter';
 import {
+  contactSchema,
   messageContentSchemas,
   metaErrorSchema,
   messagesValueSchema,
@@ -88,7 +89,7 @@ export function parseMetaWebhook(rawBody: Buffer, receivedAtMs: number, replayWi
       if (!value.success) return add(malformedPart(rawBody, `${at}.value`, value.error.issues));
       const context = {
         business: value.data.metadata.phone_number_id,
-        contacts: value.data.contacts ?? [],
+        contacts: metaContacts(value.data.contacts),
         receivedAtMs,
         replayWindowSeconds,
         rawBody,
@@ -137,7 +138,7 @@ function malformedPart(
 
 interface ChangeContext {
   business: string;
-  contacts: MetaContact[];
+  contacts: (MetaContact | null)[];
   receivedAtMs: number;
   replayWindowSeconds: number;
   rawBody: Buffer;
@@ -217,14 +218,28 @@ function rawIdentity(raw: unknown): { messageId?: string; sender?: string } {
 }
 
 /**
+ * A value's contacts, each judged on its own: one that does not parse (an address too long, a
+ * profile that is not an object) is null, so the messages keep their sender and lose only the
+ * name; it keeps its place, so that a lone bad contact is not mistaken for none.
+ */
+function metaContacts(raw: unknown): (MetaContact | null)[] {
+  if (!Array.isArray(raw)) return [];
+  return raw.map((contact) => {
+    const parsed = contactSchema.safeParse(contact);
+    return parsed.success ? parsed.data : null;
+  });
+}
+
+/**
  * Meta's contacts array is parallel to messages; match by user_id or wa_id. A lone contact
  * is taken only when nothing in it contradicts the message: some messages (a contact-request
  * reply from a username user) carry no sender of their own.
  */
-function findContact(contacts: MetaContact[], from?: string, userId?: string): MetaContact | undefined {
-  const matched = contacts.find((c) => (userId && c.user_id === userId) || (from && c.wa_id === from));
-  if (matched || contacts.length !== 1) return matched;
-  const lone = contacts[0]!;
+function findContact(contacts: (MetaContact | null)[], from?: string, userId?: string): MetaContact | undefined {
+  const matched = contacts.find((c) => c && ((userId && c.user_id === userId) || (from && c.wa_id === from)));
+  if (matched || contacts.length !== 1) return matched ?? undefined;
+  const lone = contacts[0];
+  if (!lone) return undefined;
   const contradicts = (from && lone.wa_id && lone.wa_id !== from) || (userId && lone.user_id && lone.user_id !== userId);
   return contradicts ? undefined : lone;
 }

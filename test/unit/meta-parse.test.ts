@@ -120,6 +120,28 @@ describe('Meta senders', () => {
     expect(item.payload.contactName).toBeNull();
   });
 
+  it('judges each contact on its own: a bad one loses its messages only their name, and a lone bad one is not taken for none', () => {
+    const body = metaFixtureJson('text');
+    const value = body.entry[0].changes[0].value;
+    const second = { ...value.messages[0], id: `${value.messages[0].id}2`, from: '447700900123' };
+    delete second.from_user_id;
+    value.messages.push(second);
+    value.contacts.push({ profile: 'not an object', wa_id: '447700900123' });
+    const items = parse(Buffer.from(JSON.stringify(body))) as MessageItem[];
+    expect(items.map((item) => [item.kind, item.verdict])).toEqual([['message', 'queued'], ['message', 'queued']]);
+    expect(items[0]!.payload.contactName).toBe(ANA.contactName);
+    expect(items[1]).toMatchObject({ sender: '447700900123', senderKey: '447700900123' });
+    expect(items[1]!.payload.contactName).toBeNull();
+
+    const lone = metaFixtureJson('text');
+    const loneValue = lone.entry[0].changes[0].value;
+    delete loneValue.messages[0].from_user_id;
+    loneValue.contacts = [{ wa_id: 'x'.repeat(300), profile: { name: 'Too Long' } }];
+    const item = onlyMessage(Buffer.from(JSON.stringify(lone)));
+    expect(item).toMatchObject({ sender: ANA.sender, verdict: 'queued' });
+    expect(item.payload.contactName).toBeNull();
+  });
+
   it('parses system messages, which carry no contacts array', () => {
     expect(onlyMessage(metaFixture('system-user-changed-number'))).toMatchObject({ type: 'system', sender: ANA.sender, senderKey: ANA.senderKey });
     const changedId = onlyMessage(metaFixture('system-user-changed-user-id'));
