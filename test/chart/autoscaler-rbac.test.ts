@@ -26,3 +26,22 @@ describe('the chart\'s autoscaler Role', () => {
     expect(forWorker(chartRules, worker)).toEqual(forWorker(fixtureRules, WORKER));
   });
 });
+
+describe('the chart\'s write guard for the autoscaler', () => {
+  const guardKinds = (objects: ReturnType<typeof renderScenario>) => objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy')).map((o) => o.kind).sort();
+
+  it('comes with the builtin autoscaler only, bound to its policy, and can be left out', () => {
+    const objects = renderScenario('minimal');
+    expect(guardKinds(objects)).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    const policy = objects.find((o) => o.kind === 'ValidatingAdmissionPolicy')!;
+    const binding = objects.find((o) => o.kind === 'ValidatingAdmissionPolicyBinding')!;
+    expect(binding.spec).toEqual({ policyName: policy.metadata.name, validationActions: ['Deny'] });
+    // Cluster-scoped: the release's namespace in the name keeps two releases of one name apart.
+    expect(policy.metadata.name).toBe('wagate.shop-wagate-autoscaler.autoscaler-writes.wagate.io');
+    expect(policy.spec.matchConditions[0].expression).toContain(`':${find(objects, 'ServiceAccount', '-autoscaler').metadata.name}'`);
+    for (const mode of ['keda', 'hpa', 'off']) {
+      expect([mode, guardKinds(renderScenario('keda', { set: [`worker.autoscaling.mode=${mode}`] }))]).toEqual([mode, []]);
+    }
+    expect(guardKinds(renderScenario('minimal', { set: ['autoscaler.writeGuard=false'] }))).toEqual([]);
+  });
+});

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { startControlPlane, type ControlPlane } from '../support/control-plane';
 import { createTestDatabase } from '../support/database';
+import { waitFor } from '../support/wait';
 import { CHART_DIR, GATED_API_VERSIONS, ROOT, SCENARIOS, find, helm, helmBinary, parseObjects, renderScenario, renderText, scenarioFile, type K8sObject } from '../chart/helm';
 
 const CRD_DIR = path.join(ROOT, 'test', 'fixtures', 'crds');
@@ -108,6 +109,33 @@ describe('the chart in a real API server', () => {
     expect(kubectl(['-n', 'minimal', 'get', 'deployment', 'shop-wagate-worker', '-o', 'jsonpath={.spec.replicas}'])).toBe('3');
     expect(() => plane.kubectl(['patch', 'deployment/shop-wagate-ingest', '--type=merge', '-p', '{"spec":{"replicas":3}}'], { kubeconfig: asAutoscaler })).toThrow(/forbidden/);
     expect(() => plane.kubectl(['get', 'secrets'], { kubeconfig: asAutoscaler })).toThrow(/forbidden/);
+  }, 60_000);
+
+  it('lets the autoscaler\'s ServiceAccount change only the worker\'s count and its own annotations, never its pod template', async () => {
+    const token = kubectl(['-n', 'minimal', 'create', 'token', 'shop-wagate-autoscaler']).trim();
+    const asAutoscaler = plane.kubeconfigForToken(token, 'minimal');
+    const patch = (body: object, dryRun = false) =>
+      plane.kubectl(['patch', 'deployment/shop-wagate-worker', '--type=merge', '-p', JSON.stringify(body), ...(dryRun ? ['--dry-run=server'] : [])], { kubeconfig: asAutoscaler });
+    const otherImage = { spec: { template: { spec: { containers: [{ name: 'worker', image: 'registry.example/other:1' }] } } } };
+    // An admission policy takes effect once the API server has loaded it: asked without writing.
+    await waitFor('the write guard to refuse a pod template change', () => {
+      try {
+        patch(otherImage, true);
+        return false;
+      } catch (error) {
+        return /may not change the worker's pod template/.test((error as Error).message);
+      }
+    }, 30_000);
+    const image = kubectl(['-n', 'minimal', 'get', 'deployment', 'shop-wagate-worker', '-o', 'jsonpath={.spec.template.spec.containers[0].image}']);
+    expect(() => patch(otherImage)).toThrow(/ValidatingAdmissionPolicy .* denied request: the wagate autoscaler may not change the worker's pod template/);
+    expect(() => patch({ metadata: { labels: { team: 'other' } } })).toThrow(/may change only its own wagate\.io\/autoscaler-\* annotations/);
+    expect(() => patch({ metadata: { annotations: { 'example.com/owner': 'other' } } })).toThrow(/may change only its own/);
+    expect(() => patch({ spec: { paused: true } })).toThrow(/may not pause or resume/);
+    // What the autoscaler itself writes: the count and its decision together.
+    patch({ metadata: { annotations: { 'wagate.io/autoscaler-last-decision': '{"replicas":2,"reason":"scale_up","atMs":1}' } }, spec: { replicas: 2 } });
+    expect(kubectl(['-n', 'minimal', 'get', 'deployment', 'shop-wagate-worker', '-o', 'jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}'])).toBe(`2 ${image}`);
+    // Anyone else (here the cluster admin) is not held by it.
+    expect(kubectl(['-n', 'minimal', 'patch', 'deployment/shop-wagate-worker', '--type=merge', '--dry-run=server', '-p', JSON.stringify(otherImage)])).toContain('patched');
   }, 60_000);
 
   it('keeps a helm upgrade from resetting the autoscaled worker count', () => {

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { stringify } from 'yaml';
+import { renderScenario } from '../chart/helm';
 import type { ControlPlane } from './control-plane';
 import { spawnWagate, type ChildIngest } from './process';
 
@@ -30,6 +32,11 @@ export const FAST_AUTOSCALER_ENV: Record<string, string> = {
 export function prepareAutoscalerAccess(plane: ControlPlane): string {
   plane.kubectl(['create', 'namespace', NAMESPACE]);
   plane.kubectl(['apply', '-n', NAMESPACE, '-f', '-'], { input: readFileSync(RBAC_FIXTURE, 'utf8') });
+  // The chart's write guard for this account (release wagate: the chart's names are the fixture's),
+  // so every write the autoscaler makes in the suite goes through it.
+  const guard = renderScenario('minimal', { releaseName: 'wagate', namespace: NAMESPACE }).filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
+  if (guard.length !== 2) throw new Error(`the chart rendered ${guard.length} write-guard objects for the autoscaler, not 2`);
+  plane.kubectl(['apply', '-f', '-'], { input: guard.map((o) => `---\n${stringify(o)}`).join('\n') });
   const token = plane.kubectl(['create', 'token', 'wagate-autoscaler', '-n', NAMESPACE, '--duration=2h']).trim();
   return plane.kubeconfigForToken(token, NAMESPACE);
 }
