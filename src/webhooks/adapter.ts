@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
 import type { Source } from '../config';
 import type { LedgerItem, MalformedItem } from '../ledger/items';
 import type { SignatureRejection } from './signature-rejection';
@@ -61,7 +62,11 @@ const bodies = new WeakMap<Buffer, { key: string; text: string }>();
 function bodyOf(rawBody: Buffer): { key: string; text: string } {
   let body = bodies.get(rawBody);
   if (!body) {
-    body = { key: `malformed:${createHash('sha256').update(rawBody).digest('hex').slice(0, 40)}`, text: rawBody.toString('utf8') };
+    // Bytes that are not UTF-8 would decode with replacement characters, and the record would
+    // not hold what was received (nor could it be checked against its signature again): such a
+    // body is kept as base64, as one Postgres cannot store is (unstorableItem).
+    const text = isUtf8(rawBody) ? rawBody.toString('utf8') : `base64:${rawBody.toString('base64')}`;
+    body = { key: `malformed:${createHash('sha256').update(rawBody).digest('hex').slice(0, 40)}`, text };
     bodies.set(rawBody, body);
   }
   return body;

@@ -35,6 +35,13 @@ describe('Meta bodies that are not a valid envelope', () => {
     expect(onlyMalformed(Buffer.from(raw)).messageId).toBe(item.messageId);
   });
 
+  it('keeps a body that is not UTF-8 byte for byte, as base64, instead of decoding it with replacement characters', () => {
+    const raw = Buffer.concat([Buffer.from('{"object":"whatsapp_business_account","entry":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}')]);
+    const item = onlyMalformed(raw);
+    expect(item.rawBody).toBe(`base64:${raw.toString('base64')}`);
+    expect(Buffer.from(item.rawBody.slice('base64:'.length), 'base64').equals(raw)).toBe(true);
+  });
+
   it('gives different bytes different malformed keys', () => {
     expect(onlyMalformed('{"a":1').messageId).not.toBe(onlyMalformed('{"a":2').messageId);
   });
