@@ -139,6 +139,15 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       safely(() => channel.ack(delivery));
       return;
     }
+    // A copy of a message already finished, whose acks were lost until the delivery limit
+    // (checked before any claim) came: a letter would only raise the dead-letter alert for a
+    // message that has its order and reply, and a replay would skip it.
+    if (before?.status === 'processed' || before?.status === 'unmatched') {
+      deps.metrics.workerMessages.inc({ outcome: 'skipped' });
+      deps.log.info({ messageId: payload?.messageId, status: before.status }, 'not dead-lettered: the message was finished already (a copy whose ack was lost)');
+      safely(() => channel.ack(delivery));
+      return;
+    }
     await publishOrThrow(channel, deps.topology.deadExchange, delivery, {
       [LAST_ERROR_HEADER]: reason,
       [DEAD_AT_HEADER]: new Date().toISOString(),

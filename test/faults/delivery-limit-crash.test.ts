@@ -1,5 +1,8 @@
 import { startFaultRig, type FaultRig } from '../support/fault-run';
 import { waitFor } from '../support/wait';
+import { loadConfig } from '../../src/config';
+import { topologyFromConfig } from '../../src/queue/depths';
+import { listDead } from '../support/dead-letters';
 
 /**
  * A worker killed during a provider call, at the last delivery the limit allows: the next
@@ -42,5 +45,21 @@ describe('a worker killed mid-call on the last delivery the limit allows', () =>
     expect(reply).toEqual({ status: 'unknown', last_error: 'an earlier attempt stopped during the provider call' });
     // The one held call is all the provider got.
     expect(rig.fake.calls()).toHaveLength(1);
+  }, TEST_TIMEOUT_MS);
+
+  it('acks, without a dead letter, a copy of a finished message whose ack was lost at the last delivery the limit allows', async () => {
+    const held = await rig.replace('worker', { WAGATE_FAILPOINT: 'worker.before-ack' });
+    const sent = await rig.sendOne();
+    expect(sent.status).toBe(200);
+    await waitFor('the worker to hold before its ack', () => held.logs.some((entry) => entry.failpoint === 'worker.before-ack'), CALL_WAIT_MS);
+    const worker = await rig.replace('worker');
+    const told = await waitFor('the copy to be judged', () =>
+      worker.logs.find((entry) => entry.messageId === sent.id && /dead-lettered/.test(String(entry.msg))), TEST_TIMEOUT_MS / 2);
+    expect(told.msg).toBe('not dead-lettered: the message was finished already (a copy whose ack was lost)');
+    const [message] = await rig.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${sent.id}`;
+    expect(message!.status).toBe('processed');
+    expect(await rig.db.sql`SELECT 1 FROM orders WHERE message_id = ${sent.id}`).toHaveLength(1);
+    const letters = await listDead(topologyFromConfig(loadConfig(rig.env)));
+    expect(letters.map((letter) => letter.id)).not.toContain(`whatsapp:${sent.id}`);
   }, TEST_TIMEOUT_MS);
 });
