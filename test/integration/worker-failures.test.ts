@@ -32,6 +32,16 @@ const replyOf = async (id: string) =>
   (await pipeline.db.sql<{ status: string; delivery_status: string | null; provider_message_id: string | null }[]>`
     SELECT status, delivery_status, provider_message_id FROM outbound_messages WHERE inbound_message_id = ${id}`)[0];
 
+/** A message whose reply the provider never answered (a hang past REPLY_TIMEOUT_MS): unknown, as an operator finds it. */
+async function unknownReplyFrom(from: string) {
+  const id = uniqueWamid();
+  pipeline.fake.behave({ kind: 'hang' }, 1);
+  await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+  await waitFor('the reply to be unknown', async () => (await replyOf(id))?.status === 'unknown');
+  const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
+  return { id, reply: reply! };
+}
+
 const skippedCount = async () =>
   (await Promise.all(pipeline.workers.map(async (worker) => (await worker.metrics.workerMessages.get()).values)))
     .flat()
@@ -275,14 +285,10 @@ describe('worker failures', () => {
   });
 
   it('settles an unknown reply as an operator found it, without sending', async () => {
-    const id = uniqueWamid();
     // The worker left running by the previous test answers after 300 ms at most.
-    pipeline.fake.behave({ kind: 'hang' }, 1);
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200016', text: '1 coke' });
-    await waitFor('the reply to be unknown', async () => (await replyOf(id))?.status === 'unknown');
-    const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
+    const { id, reply } = await unknownReplyFrom('15550200016');
     const before = await countUnknownReplies(pipeline.db.sql);
-    await settleReply(pipeline.db.sql, reply!.id, 'failed');
+    await settleReply(pipeline.db.sql, reply.id, 'failed');
     expect(await replyOf(id)).toMatchObject({ status: 'failed' });
     expect((await countUnknownReplies(pipeline.db.sql)).whatsapp).toBe(before.whatsapp - 1);
     await expect(settleReply(pipeline.db.sql, reply!.id, 'sent')).rejects.toThrow(/reply \d+ is failed, not unknown; only unknown replies can be settled/);
@@ -290,12 +296,8 @@ describe('worker failures', () => {
   });
 
   it('marks unknown again a reply whose resend was killed after marking it sending, and never calls the provider for it', async () => {
-    const id = uniqueWamid();
     // The worker left running answers after 300 ms at most.
-    pipeline.fake.behave({ kind: 'hang' }, 1);
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200021', text: '1 coke' });
-    await waitFor('the reply to be unknown', async () => (await replyOf(id))?.status === 'unknown');
-    const [reply] = (await listUnknownReplies(pipeline.db.sql)).filter((r) => r.inbound_message_id === id);
+    const { id, reply } = await unknownReplyFrom('15550200021');
     await runWagateKilledAt('replies.resend-after-mark', ['replies', 'resend', '--id', reply!.id], pipeline.env);
     // Its message is finished, so no queue copy will ever come for it: only the workers' sweep.
     expect(await replyOf(id)).toMatchObject({ status: 'sending' });
