@@ -24,6 +24,12 @@ export function planBatch(batch: readonly RecordRequest[]) {
     for (const item of request.items) {
       const ord = items.length;
       items.push({ item, traceparent: request.traceparent });
+      // A replayed receipt moves nothing (receipts only move a reply forward), but would be
+      // counted and kept again once cleanup has removed its key.
+      if (item.kind === 'status' && item.outsideReplayWindow) {
+        outcomes[ord] = 'replay_rejected';
+        continue;
+      }
       const key = dedupeKey(item);
       const first = firstByKey.get(key);
       if (first) {

@@ -36,6 +36,8 @@ export interface StatusItem extends ItemBase {
   recipient: string | null;
   timestampSeconds: number | null;
   payload: unknown;
+  /** A signed receipt older than the replay window (or too far ahead): answered, not recorded. */
+  outsideReplayWindow?: true;
 }
 
 /** Every per-message answer. duplicate and status_duplicate write no new row. */

@@ -95,7 +95,7 @@ export function parseMetaWebhook(rawBody: Buffer, receivedAtMs: number, replayWi
         rawBody,
       };
       value.data.messages?.forEach((message, m) => add(toMessageItem(message, context, `${at}.value.messages.${m}`)));
-      value.data.statuses?.forEach((status, s) => add(toStatusItem(status, rawBody, `${at}.value.statuses.${s}`)));
+      value.data.statuses?.forEach((status, s) => add(toStatusItem(status, context, `${at}.value.statuses.${s}`)));
       value.data.errors?.forEach((error) => providerErrors.push(toProviderError(error)));
     });
   });
@@ -244,7 +244,8 @@ function findContact(contacts: (MetaContact | null)[], from?: string, userId?: s
   return contradicts ? undefined : lone;
 }
 
-function toStatusItem(raw: unknown, rawBody: Buffer, at: string): LedgerItem {
+function toStatusItem(raw: unknown, context: ChangeContext, at: string): LedgerItem {
+  const { rawBody } = context;
   const parsed = metaStatusSchema.safeParse(raw);
   if (!parsed.success) return malformedPart(rawBody, at, parsed.error.issues);
   const status = parsed.data;
@@ -258,5 +259,8 @@ function toStatusItem(raw: unknown, rawBody: Buffer, at: string): LedgerItem {
     recipient: status.recipient_id ?? status.recipient_user_id ?? null,
     timestampSeconds: Number(status.timestamp),
     payload: raw,
+    // Its key may be gone (cleanup keeps receipts' keys for RETENTION_DAYS): a replay of it is
+    // refused by its signed timestamp, as a message's is.
+    ...(isOutsideWindow(Number(status.timestamp), context) ? { outsideReplayWindow: true } : {}),
   };
 }

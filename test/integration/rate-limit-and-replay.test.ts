@@ -2,7 +2,8 @@ import { releaseSender } from '../../src/ledger/release';
 import type { QueueProbe } from '../support/amqp';
 import type { TestDatabase } from '../support/database';
 import { type TestIngest, useIngestSuite } from '../support/ingest';
-import { postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
+import { metaEnvelope } from '../../src/webhooks/samples';
+import { postMeta, postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
 let db: TestDatabase;
@@ -143,6 +144,17 @@ describe('replay window', () => {
     expect((await postMetaText(ingest.baseUrl, { id: inside, from: '15550009012', timestamp: now - 3500 })).status).toBe(200);
     expect(await statuses([old, future, inside])).toEqual(['replay_rejected', 'replay_rejected', 'queued']);
     expect(await drainedIds()).toEqual([`whatsapp:${inside}`]);
+  });
+
+  it('answers a receipt older than the window without recording it, so a replay after cleanup counts nothing twice', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const receipt = (id: string, timestamp: number) =>
+      metaEnvelope([{ statuses: [{ id, status: 'delivered', timestamp: String(timestamp), recipient_id: '15550009014' }] }]);
+    const [old, inside] = [uniqueWamid(), uniqueWamid()];
+    expect((await postMeta(ingest.baseUrl, receipt(old, now - 3601))).status).toBe(200);
+    expect((await postMeta(ingest.baseUrl, receipt(inside, now - 3500))).status).toBe(200);
+    const recorded = await db.sql<{ message_id: string }[]>`SELECT message_id FROM message_statuses WHERE message_id = ANY(${[old, inside]})`;
+    expect(recorded.map((row) => row.message_id)).toEqual([inside]);
   });
 
   it('answers a replay of a recorded message as a duplicate', async () => {

@@ -182,6 +182,16 @@ describe('Meta statuses', () => {
     expect(failed!.timestampSeconds).toBe(1767225605);
   });
 
+  it('marks a receipt whose signed timestamp is outside the replay window, as a message would be refused', () => {
+    const [fresh] = parse(metaFixture('status-read')) as StatusItem[];
+    expect(fresh!.outsideReplayWindow).toBeUndefined();
+    for (const offset of [-REPLAY_WINDOW_SECONDS - 60, 3600]) {
+      const body = metaFixtureJson('status-read');
+      body.entry[0].changes[0].value.statuses[0].timestamp = String(Math.floor(RECEIVED_AT_MS / 1000) + offset);
+      expect([offset, (parse(Buffer.from(JSON.stringify(body)))[0] as StatusItem).outsideReplayWindow]).toEqual([offset, true]);
+    }
+  });
+
   it('falls back to the recipient user_id when there is no phone number', () => {
     const body = metaFixtureJson('status-read');
     delete body.entry[0].changes[0].value.statuses[0].recipient_id;
