@@ -105,7 +105,7 @@ describe('the chart in a real API server', () => {
       expect([denied.join(' '), can(...denied)]).toEqual([denied.join(' '), 'no']);
     }
     plane.kubectl(['patch', 'deployment/shop-wagate-worker', '--type=merge', '-p', '{"spec":{"replicas":3}}'], { kubeconfig: asAutoscaler });
-    plane.kubectl(['annotate', 'deployment/shop-wagate-worker', 'wagate.io/autoscaler-paused=true'], { kubeconfig: asAutoscaler });
+    plane.kubectl(['annotate', '--overwrite', 'deployment/shop-wagate-worker', 'wagate.io/autoscaler-last-decision={"replicas":3,"reason":"scale_up","atMs":1}'], { kubeconfig: asAutoscaler });
     expect(kubectl(['-n', 'minimal', 'get', 'deployment', 'shop-wagate-worker', '-o', 'jsonpath={.spec.replicas}'])).toBe('3');
     expect(() => plane.kubectl(['patch', 'deployment/shop-wagate-ingest', '--type=merge', '-p', '{"spec":{"replicas":3}}'], { kubeconfig: asAutoscaler })).toThrow(/forbidden/);
     expect(() => plane.kubectl(['get', 'secrets'], { kubeconfig: asAutoscaler })).toThrow(/forbidden/);
@@ -128,9 +128,22 @@ describe('the chart in a real API server', () => {
     }, 30_000);
     const image = kubectl(['-n', 'minimal', 'get', 'deployment', 'shop-wagate-worker', '-o', 'jsonpath={.spec.template.spec.containers[0].image}']);
     expect(() => patch(otherImage)).toThrow(/ValidatingAdmissionPolicy .* denied request: the wagate autoscaler may not change the worker's pod template/);
-    expect(() => patch({ metadata: { labels: { team: 'other' } } })).toThrow(/may change only its own wagate\.io\/autoscaler-\* annotations/);
-    expect(() => patch({ metadata: { annotations: { 'example.com/owner': 'other' } } })).toThrow(/may change only its own/);
-    expect(() => patch({ spec: { paused: true } })).toThrow(/may not pause or resume/);
+    expect(() => patch({ metadata: { labels: { team: 'other' } } })).toThrow(/may not change the worker's labels, owners or finalizers/);
+    expect(() => patch({ metadata: { finalizers: ['example.com/hold'] } })).toThrow(/may not change the worker's labels, owners or finalizers/);
+    const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'gone', uid: '00000000-0000-0000-0000-000000000001' };
+    expect(() => patch({ metadata: { ownerReferences: [owner] } })).toThrow(/may not change the worker's labels, owners or finalizers/);
+    expect(() => patch({ metadata: { annotations: { 'example.com/owner': 'other' } } })).toThrow(/may change only its wagate\.io\/autoscaler-last-decision annotation/);
+    // The operators' switch is theirs, however it is named.
+    expect(() => patch({ metadata: { annotations: { 'wagate.io/autoscaler-paused': 'true' } } })).toThrow(/may change only its wagate\.io\/autoscaler-last-decision/);
+    for (const spec of [{ paused: true }, { minReadySeconds: 30 }, { revisionHistoryLimit: 1 }, { progressDeadlineSeconds: 60 }, { strategy: { type: 'Recreate', rollingUpdate: null } }]) {
+      let refusal = '';
+      try {
+        patch({ spec });
+      } catch (error) {
+        refusal = (error as Error).message;
+      }
+      expect([spec, refusal]).toEqual([spec, expect.stringMatching(/may change no part of the worker's spec but its replicas/)]);
+    }
     // What the autoscaler itself writes: the count and its decision together.
     patch({ metadata: { annotations: { 'wagate.io/autoscaler-last-decision': '{"replicas":2,"reason":"scale_up","atMs":1}' } }, spec: { replicas: 2 } });
     expect(kubectl(['-n', 'minimal', 'get', 'deployment', 'shop-wagate-worker', '-o', 'jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}'])).toBe(`2 ${image}`);
