@@ -6,7 +6,8 @@ import { replyClientFromConfig } from '../replies/from-config';
 import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
-import { abandonedResendAfterMs, countUnknownReplies, markAbandonedResends } from '../orders/reply-operations';
+import { abandonedSendAfterMs, countUnknownReplies, markAbandonedSends } from '../orders/reply-operations';
+import { failureStreak } from '../telemetry/failure-streak';
 import { countStuckMessages, stuckAfterMs } from '../ledger/stuck';
 import { countKeptThroughFailures } from '../telemetry/count-kept-through-failures';
 import { createPublisher } from '../queue/publisher';
@@ -181,19 +182,24 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   // PostgreSQL stumbled, and a missing unknown-replies series resolve WagateUnknownConfirmations.
   const refreshStuck = countKeptThroughFailures(() => countStuckMessages(sql, stuckAfter), (count) => metrics.messagesStuck.set(count),
     () => metrics.messagesStuck.set(Number.NaN), COUNT_KEPT_MS);
-  const refreshUnknownReplies = countKeptThroughFailures(async () => {
-    const abandoned = await markAbandonedResends(sql, abandonedResendAfterMs(config.REPLY_TIMEOUT_MS));
-    if (abandoned > 0) log.warn({ replies: abandoned }, 'replies an operator\'s resend left midway are unknown again: see wagate replies unknown');
-    return countUnknownReplies(sql);
-  },
+  const refreshUnknownReplies = countKeptThroughFailures(() => countUnknownReplies(sql),
     (counts) => Object.entries(counts).forEach(([provider, count]) => metrics.repliesUnknown.set({ provider }, count)),
     () => metrics.repliesUnknown.reset(), COUNT_KEPT_MS);
+  const abandonedSweeps = failureStreak(log, {
+    failing: 'cannot look for replies left sending with their message finished (check Postgres); tried again every 5 s, said again each minute',
+    recovered: 'the look for replies left sending works again',
+  });
+  const sweepAbandonedSends = () => markAbandonedSends(sql, abandonedSendAfterMs(config.REPLY_TIMEOUT_MS)).then((unknown) => {
+    abandonedSweeps.succeeded();
+    if (unknown > 0) log.warn({ replies: unknown }, 'replies left sending with their message finished (an operator\'s resend killed?) are unknown: see wagate replies unknown');
+  }, (error: Error) => abandonedSweeps.failed(error));
   // One refresh of the queue gauges at a time: a broker slow to answer would otherwise gather
   // rounds of questions behind each other, and the figures would only grow staler.
   let refreshingQueues: Promise<void> | null = null;
   const gauges = setInterval(() => {
     refreshingQueues ??= refreshQueueGauges(broker, topology, metrics).catch(() => undefined).finally(() => (refreshingQueues = null));
-    void refreshUnknownReplies();
+    // Counted after the sweep, so that a reply it marks unknown is in the same reading.
+    void sweepAbandonedSends().finally(() => void refreshUnknownReplies());
     void refreshStuck();
   }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;

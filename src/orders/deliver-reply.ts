@@ -2,7 +2,7 @@ import type { Sql } from '../db/client';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError } from '../errors';
-import { ERASED } from './erasure';
+import { ERASED, NOT_SENT_ERASED } from './erasure';
 import type { OutboundRow } from './record-decision';
 import { markSending } from './mark-sending';
 import { settleReplies, type ReplySettlement } from './settle-replies';
@@ -14,8 +14,6 @@ export type DeliveryResult = 'sent' | 'unknown' | 'already_settled' | 'given_bac
 /** Why a reply found still 'sending' is unknown: the attempt that marked it died during its provider call. */
 export const ORPHANED_SEND = 'an earlier attempt stopped during the provider call';
 
-/** A reply's last_error once its customer was erased: never the provider's text, which may quote the number. */
-const NOT_SENT_ERASED = 'not sent: the customer was erased';
 
 /**
  * Sends a reply at most once. The row is marked 'sending' (committed) before the provider

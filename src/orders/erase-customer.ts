@@ -1,7 +1,7 @@
 import { transaction, type Sql } from '../db/client';
 import { senderKeysOf } from '../ledger/sender-keys';
 import type { QueueMessage } from '../queue/message';
-import { ERASED } from './erasure';
+import { ERASED, NOT_SENT_ERASED } from './erasure';
 
 /**
  * Drops the dead letters `matches` picks and counts them; opens its broker channel only when
@@ -31,21 +31,27 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
     // A malformed row keeps the raw body it came in, which may carry this customer's number (and
     // name and texts) without naming them in its own columns: a Meta envelope that holds other
     // messages too, or a Twilio callback addressed to them. Matched on the number's digits, and
-    // on their user ids. Bodies kept as base64 (unstorable text) cannot be searched; cleanup
-    // removes them after PERSONAL_DATA_RETENTION_DAYS.
+    // on their user ids; a body kept as base64 (text Postgres cannot store, bytes that are not
+    // UTF-8) is searched in its decoded bytes.
     // Only needles of 8 digits or more: a short one would match other customers' bodies.
     const needles = [...new Set(addresses.map((address) => address.replace(/\D/g, '')).filter((digits) => digits.length >= 8))];
     const malformed = await tx`
       UPDATE webhook_messages SET raw_body = NULL, last_error = NULL, updated_at = now()
-      WHERE status = 'malformed' AND raw_body IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(${needles}::text[]) AS n WHERE strpos(raw_body, n) > 0)`;
+      WHERE status = 'malformed' AND raw_body IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(${needles}::text[]) AS n WHERE strpos(raw_body, n) > 0
+        OR (raw_body LIKE 'base64:%' AND position(convert_to(n, 'UTF8') IN decode(substr(raw_body, 8), 'base64')) > 0))`;
     // Unfinished messages are not published any more (the relay drops such rows too).
     await tx`DELETE FROM outbox o USING webhook_messages m
              WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
     const orders = await tx`
       UPDATE orders SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, updated_at = now()
       WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})`;
+    // A reply not yet sent never will be (its message is erased, or its worker finds the
+    // recipient erased): failed now, rather than left waiting for a copy that is dropped.
     const replies = await tx`
-      UPDATE outbound_messages SET recipient = ${ERASED}, body = NULL, last_error = NULL, updated_at = now() WHERE recipient = ANY(${addresses})`;
+      UPDATE outbound_messages SET recipient = ${ERASED}, body = NULL, updated_at = now(),
+        last_error = CASE WHEN status IN ('pending', 'retry') THEN ${NOT_SENT_ERASED} END,
+        status = CASE WHEN status IN ('pending', 'retry') THEN 'failed' ELSE status END
+      WHERE recipient = ANY(${addresses})`;
     const receipts = await tx`
       UPDATE message_statuses SET recipient = NULL, payload = NULL WHERE recipient = ANY(${addresses})`;
     const limits = await tx`DELETE FROM webhook_rate_limits WHERE phone_number = ANY(${addresses})`;

@@ -4,7 +4,7 @@ import type { OutboundRow } from './record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
 import { RetryableError, WagateError } from '../errors';
-import { ERASED } from './erasure';
+import { ERASED, NOT_SENT_ERASED } from './erasure';
 import { failpoint } from '../failpoints';
 
 export interface UnknownReply {
@@ -25,13 +25,13 @@ export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
 /**
  * Sends an 'unknown' reply again, on an operator's decision (e.g. after checking the
  * provider's console that it never arrived). Never done automatically. The reply goes from
- * 'unknown' straight to 'sending' in one commit before the call: its message is finished, so
- * no queue copy would ever find a reply left in between. If the resend fails in a way that
- * sent nothing (a 503, a 429, a refused connection), the reply goes back to 'unknown', since
- * the first attempt's fate is still unknown, so that it can be resent later; so it does when
- * the resend itself stops midway (its answer not recorded). One that cannot even be put back
- * (the database gone, the command killed) is marked unknown by a worker later:
- * markAbandonedResends.
+ * 'unknown' straight to 'sending' in one commit before the call: its message is finished,
+ * and unless a `dlq replay` reopens it, no queue copy will come to settle a reply left in
+ * between. If the resend fails in a way that sent nothing (a 503, a 429, a refused
+ * connection), the reply goes back to 'unknown', since the first attempt's fate is still
+ * unknown, so that it can be resent later; so it does when the resend itself stops midway (its
+ * answer not recorded). One that cannot even be put back (the database gone, the command
+ * killed) is marked unknown by a worker later: markAbandonedSends.
  */
 export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, metrics: Metrics): Promise<string> {
   const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio' })[]>`
@@ -65,32 +65,39 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
 }
 
 /** Why a resend's reply is unknown once more: it stopped after its mark, its outcome not recorded. */
-export const RESEND_STOPPED = 'an operator\'s resend stopped before its outcome was recorded';
+const RESEND_STOPPED = 'an operator\'s resend stopped before its outcome was recorded';
 
 /**
- * How long a reply an operator's resend marked 'sending' must have been left before a worker
- * takes the resend for abandoned: longer than its provider call and the writes of its answer
- * (about 2 s of tries) with room to spare, 10 s at least.
+ * How long a reply must have been left 'sending' or 'retry' before a worker takes its attempt
+ * for abandoned: longer than a provider call and the writes of its answer (about 2 s of tries)
+ * with room to spare, 10 s at least.
  */
-export const abandonedResendAfterMs = (replyTimeoutMs: number) => Math.max(3 * replyTimeoutMs, replyTimeoutMs + 10_000);
+export const abandonedSendAfterMs = (replyTimeoutMs: number) => Math.max(3 * replyTimeoutMs, replyTimeoutMs + 10_000);
+
+/** Why the workers marked a reply unknown that was left in between with its message finished. */
+export const SEND_ABANDONED = 'an attempt stopped before its outcome was recorded, its message finished meanwhile (most likely an operator\'s resend, killed)';
 
 /**
- * Replies an operator's resend left 'sending' or 'retry' (the command killed, or the database
- * gone before it could put the reply back), marked unknown again, so that they show up in
- * `wagate replies unknown` and the unknown-replies alert instead of staying so for good. Only
- * replies whose message is finished: a worker's reply in between always has its message
- * queued or processing, and that message's next claim settles it. Left alone for longer than
- * any provider call lasts (olderThanMs), so a resend still under way is not touched.
+ * Replies left 'sending' or 'retry' with their message finished, which nothing would ever move
+ * again: an operator's resend killed, or the database gone before it could put the reply back
+ * (a worker's reply in between always has its message queued or processing, and that message's
+ * next claim settles it). Marked unknown, so that they show up in `wagate replies unknown` and
+ * the unknown-replies alert instead of staying so for good; left alone for longer than any
+ * provider call lasts (olderThanMs), so an attempt still under way is not touched. A 'retry'
+ * of an erased customer was never sent and never will be: failed. Answers how many became unknown.
  */
-export async function markAbandonedResends(sql: Sql, olderThanMs: number): Promise<number> {
-  const rows = await sql`
-    UPDATE outbound_messages o SET status = 'unknown', last_error = ${RESEND_STOPPED}, updated_at = now()
+export async function markAbandonedSends(sql: Sql, olderThanMs: number): Promise<number> {
+  const rows = await sql<{ status: string }[]>`
+    UPDATE outbound_messages o
+    SET status = CASE WHEN o.status = 'retry' AND o.recipient = ${ERASED} THEN 'failed' ELSE 'unknown' END,
+        last_error = CASE WHEN o.status = 'retry' AND o.recipient = ${ERASED} THEN ${NOT_SENT_ERASED} ELSE ${SEND_ABANDONED} END,
+        updated_at = now()
     WHERE o.status IN ('sending', 'retry') AND o.updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
       AND NOT EXISTS (SELECT 1 FROM webhook_messages m
                       WHERE m.webhook_source = o.webhook_source AND m.message_id = o.inbound_message_id
                         AND wagate_unfinished(m.status))
-    RETURNING o.id`;
-  return rows.length;
+    RETURNING o.status`;
+  return rows.filter((row) => row.status === 'unknown').length;
 }
 
 export type Settlement = 'sent' | 'failed';

@@ -1,4 +1,6 @@
 import { deliverReply } from '../../src/orders/deliver-reply';
+import { ERASED, NOT_SENT_ERASED } from '../../src/orders/erasure';
+import { markAbandonedSends, SEND_ABANDONED } from '../../src/orders/reply-operations';
 import type { OutboundRow } from '../../src/orders/record-decision';
 import type { ReplyClient, SendOutcome } from '../../src/replies/reply-clients';
 import { createMetrics } from '../../src/telemetry/metrics';
@@ -120,5 +122,39 @@ describe('the write of the provider answer', () => {
     await expect(deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'))).rejects.toBeInstanceOf(PermanentError);
     const [row] = await db.sql`SELECT status, last_error FROM outbound_messages WHERE id = ${reply.id}`;
     expect(row).toEqual({ status: 'failed', last_error: 'Graph API 400 code 131047' });
+  });
+});
+
+describe('the workers\' look for replies left in between', () => {
+  /** A reply in `status`, last touched `ageSeconds` ago, of a message in `messageStatus` (none: cleaned up). */
+  async function replyLeft(status: string, ageSeconds: number, messageStatus: string | null, recipient = '15550700002'): Promise<string> {
+    const inbound = `wamid.left.${status}.${messageStatus}.${ageSeconds}.${recipient}`;
+    if (messageStatus) {
+      await db.sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status)
+                   VALUES ('whatsapp', ${inbound}, ${recipient}, ${recipient}, '106540352242922', ${messageStatus})`;
+    }
+    const [row] = await db.sql<{ id: string }[]>`
+      INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status, updated_at)
+      VALUES (${`reply:whatsapp:${inbound}`}, 'whatsapp', ${inbound}, ${recipient}, '106540352242922', 'order_confirmation', 'Order #1', ${status},
+              now() - make_interval(secs => ${ageSeconds}))
+      RETURNING id::text`;
+    return row!.id;
+  }
+
+  it('marks unknown a reply left sending or retry with its message finished, fails an erased customer\'s, and leaves the rest', async () => {
+    const killedResend = await replyLeft('sending', 60, 'processed');
+    const resendPutBackFailed = await replyLeft('retry', 60, 'dead');
+    const cleanedUp = await replyLeft('sending', 60, null);
+    const erasedRetry = await replyLeft('retry', 60, 'erased', ERASED);
+    const inTier = await replyLeft('retry', 60, 'queued');
+    const inCall = await replyLeft('sending', 60, 'processing');
+    const recent = await replyLeft('sending', 1, 'processed');
+    expect(await markAbandonedSends(db.sql, 30_000)).toBe(3);
+    const rows = await db.sql<{ id: string; status: string; last_error: string | null }[]>`
+      SELECT id::text, status, last_error FROM outbound_messages WHERE id = ANY(${[killedResend, resendPutBackFailed, cleanedUp, erasedRetry, inTier, inCall, recent]}::bigint[])`;
+    const byId = Object.fromEntries(rows.map((row) => [row.id, [row.status, row.last_error]]));
+    expect([killedResend, resendPutBackFailed, cleanedUp].map((id) => byId[id])).toEqual(Array(3).fill(['unknown', SEND_ABANDONED]));
+    expect(byId[erasedRetry]).toEqual(['failed', NOT_SENT_ERASED]);
+    expect([inTier, inCall, recent].map((id) => byId[id]![0])).toEqual(['retry', 'sending', 'sending']);
   });
 });

@@ -225,6 +225,19 @@ describe('erase and malformed bodies', () => {
     const rows = await sql`SELECT message_id, raw_body IS NULL AS erased FROM webhook_messages WHERE message_id IN (${theirs}, ${others}) ORDER BY message_id = ${theirs} DESC`;
     expect(rows).toEqual([{ message_id: theirs, erased: true }, { message_id: others, erased: false }]);
   });
+
+  it('searches a body kept as base64 (not UTF-8, or text Postgres cannot store) in its bytes', async () => {
+    const { sql } = pipeline.db;
+    const phone = '15550400013';
+    const [theirs, others] = [uniqueWamid(), uniqueWamid()];
+    const kept = (from: string) => `base64:${Buffer.concat([Buffer.from(`{"entry":[{"from":"${from}","text":"`), Buffer.from([0xff, 0xfe]), Buffer.from('"}]}')]).toString('base64')}`;
+    await sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, status, raw_body, last_error) VALUES
+      ('whatsapp', ${theirs}, '15550400014', 'malformed', ${kept(phone)}, 'bad part'),
+      ('whatsapp', ${others}, '15550400014', 'malformed', ${kept('15550400014')}, 'bad part')`;
+    expect((await eraseEverywhere(sql, pipeline.ingest.topology, phone)).malformed_bodies).toBe(1);
+    const rows = await sql`SELECT message_id, raw_body IS NULL AS erased FROM webhook_messages WHERE message_id IN (${theirs}, ${others}) ORDER BY message_id = ${theirs} DESC`;
+    expect(rows).toEqual([{ message_id: theirs, erased: true }, { message_id: others, erased: false }]);
+  });
 });
 
 describe('a reply whose text retention removed', () => {

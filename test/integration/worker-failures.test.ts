@@ -1,7 +1,8 @@
 import amqp from 'amqplib';
 import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
-import { abandonedResendAfterMs, countUnknownReplies, listUnknownReplies, RESEND_STOPPED, resendReply, SETTLED_NOT_RESENT, settleReply } from '../../src/orders/reply-operations';
+import { abandonedSendAfterMs, countUnknownReplies, listUnknownReplies, resendReply, SEND_ABANDONED, SETTLED_NOT_RESENT, settleReply } from '../../src/orders/reply-operations';
 import { runWagateKilledAt } from '../support/process';
+import { NOT_SENT_ERASED } from '../../src/orders/erasure';
 import { createReplyClient } from '../../src/replies/reply-clients';
 import { requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
 import { routingKeyFor } from '../../src/queue/topology';
@@ -227,6 +228,9 @@ describe('worker failures', () => {
     await waitFor('the waiting copy dropped', async () => (await skippedCount()) > skippedBefore);
     expect(await recordOf(id)).toMatchObject({ status: 'erased' });
     expect(callsTo(phone)).toHaveLength(1);
+    // Never sent, and nothing will send it: failed at the erase, not left waiting (or taken for unknown).
+    const [reply] = await pipeline.db.sql`SELECT status, last_error FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    expect(reply).toEqual({ status: 'failed', last_error: NOT_SENT_ERASED });
   });
 
   it('retries a rate limit that Meta reports as 400 with a rate-limit code', async () => {
@@ -303,8 +307,8 @@ describe('worker failures', () => {
     expect(await replyOf(id)).toMatchObject({ status: 'sending' });
     expect((await recordOf(id))!.status).toBe('processed');
     await waitFor('a worker to mark the abandoned resend unknown', async () => (await replyOf(id))?.status === 'unknown',
-      abandonedResendAfterMs(300) + 20_000);
-    expect((await listUnknownReplies(pipeline.db.sql)).find((r) => r.id === reply!.id)).toMatchObject({ last_error: RESEND_STOPPED });
+      abandonedSendAfterMs(300) + 20_000);
+    expect((await listUnknownReplies(pipeline.db.sql)).find((r) => r.id === reply!.id)).toMatchObject({ last_error: SEND_ABANDONED });
     expect(callsTo('15550200021')).toHaveLength(1);
   }, 60_000);
 
