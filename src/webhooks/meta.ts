@@ -138,7 +138,7 @@ function malformedPart(
 
 interface ChangeContext {
   business: string;
-  contacts: (MetaContact | null)[];
+  contacts: (ReadContact | null)[];
   receivedAtMs: number;
   replayWindowSeconds: number;
   rawBody: Buffer;
@@ -217,16 +217,33 @@ function rawIdentity(raw: unknown): { messageId?: string; sender?: string } {
   return { messageId: bounded(fields.id), sender: bounded(fields.from) ?? bounded(fields.from_user_id) };
 }
 
+/** A contact as read; partial when some field of it could not be read, and left out. */
+type ReadContact = MetaContact & { partial?: true };
+
 /**
- * A value's contacts, each judged on its own: one that does not parse (an address too long, a
- * profile that is not an object) is null, so the messages keep their sender and lose only the
- * name; it keeps its place, so that a lone bad contact is not mistaken for none.
+ * A value's contacts, each judged on its own, and each field of one on its own: a bad field (an
+ * address too long, a profile that is not an object) is left out and the rest kept, so that a
+ * message still finds its sender's user id, which its sender key (and so its shard and rate
+ * limit) may be taken from. A contact that is not an object at all is null; it keeps its place,
+ * so that a lone bad contact is not mistaken for none.
  */
-function metaContacts(raw: unknown): (MetaContact | null)[] {
+function metaContacts(raw: unknown): (ReadContact | null)[] {
   if (!Array.isArray(raw)) return [];
   return raw.map((contact) => {
-    const parsed = contactSchema.safeParse(contact);
-    return parsed.success ? parsed.data : null;
+    if (typeof contact !== 'object' || contact === null || Array.isArray(contact)) return null;
+    const whole = contactSchema.safeParse(contact);
+    if (whole.success) return whole.data;
+    const field = (name: keyof typeof contactSchema.shape, value: unknown) => {
+      const parsed = contactSchema.shape[name].safeParse(value);
+      return parsed.success ? parsed.data : undefined;
+    };
+    const fields = contact as Record<string, unknown>;
+    return {
+      wa_id: field('wa_id', fields.wa_id) as string | undefined,
+      user_id: field('user_id', fields.user_id) as string | undefined,
+      profile: field('profile', fields.profile) as MetaContact['profile'],
+      partial: true,
+    };
   });
 }
 
@@ -235,11 +252,12 @@ function metaContacts(raw: unknown): (MetaContact | null)[] {
  * is taken only when nothing in it contradicts the message: some messages (a contact-request
  * reply from a username user) carry no sender of their own.
  */
-function findContact(contacts: (MetaContact | null)[], from?: string, userId?: string): MetaContact | undefined {
+function findContact(contacts: (ReadContact | null)[], from?: string, userId?: string): MetaContact | undefined {
   const matched = contacts.find((c) => c && ((userId && c.user_id === userId) || (from && c.wa_id === from)));
   if (matched || contacts.length !== 1) return matched ?? undefined;
   const lone = contacts[0];
-  if (!lone) return undefined;
+  // A field left out could have been the one that contradicts the message.
+  if (!lone || lone.partial) return undefined;
   const contradicts = (from && lone.wa_id && lone.wa_id !== from) || (userId && lone.user_id && lone.user_id !== userId);
   return contradicts ? undefined : lone;
 }

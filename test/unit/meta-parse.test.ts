@@ -120,17 +120,18 @@ describe('Meta senders', () => {
     expect(item.payload.contactName).toBeNull();
   });
 
-  it('judges each contact on its own: a bad one loses its messages only their name, and a lone bad one is not taken for none', () => {
+  it('judges each contact and each of its fields on its own: a bad field loses its messages no more than that field', () => {
     const body = metaFixtureJson('text');
     const value = body.entry[0].changes[0].value;
     const second = { ...value.messages[0], id: `${value.messages[0].id}2`, from: '447700900123' };
     delete second.from_user_id;
     value.messages.push(second);
-    value.contacts.push({ profile: 'not an object', wa_id: '447700900123' });
+    value.contacts.push({ profile: 'not an object', wa_id: '447700900123', user_id: 'GB.447700900123' });
     const items = parse(Buffer.from(JSON.stringify(body))) as MessageItem[];
     expect(items.map((item) => [item.kind, item.verdict])).toEqual([['message', 'queued'], ['message', 'queued']]);
     expect(items[0]!.payload.contactName).toBe(ANA.contactName);
-    expect(items[1]).toMatchObject({ sender: '447700900123', senderKey: '447700900123' });
+    // Still keyed on the user id its contact gives, as the sender's other messages are.
+    expect(items[1]).toMatchObject({ sender: '447700900123', senderKey: 'GB.447700900123' });
     expect(items[1]!.payload.contactName).toBeNull();
 
     const lone = metaFixtureJson('text');
