@@ -14,6 +14,8 @@ export interface Destination {
  * at most one message per queue (one that arrived during the move) pays that.
  */
 const MOVE_PREFETCH = 1;
+/** How often a move with nothing in hand asks whether anything is still ready to come. */
+const MOVE_IDLE_CHECK_MS = 1000;
 
 /**
  * Moves the messages ready in `source` now to where `destinationOf` says, in queue order:
@@ -47,10 +49,15 @@ async function moveOnChannel(
   let moved = 0;
   let chain = Promise.resolve();
   let consumerTag = '';
+  let inHand = 0;
+  let deliveries = 0;
+  let idleCheck: NodeJS.Timeout | undefined;
   const done = new Promise<void>((resolve, reject) => {
     void channel
       .consume(source, (message) => {
         if (!message) return reject(new WagateError('BROKER_UNAVAILABLE', `the broker cancelled the move from ${source}`));
+        inHand += 1;
+        deliveries += 1;
         chain = chain.then(async () => {
           if (moved >= messageCount) return;
           await republish(channel, message, destinationOf(message));
@@ -58,11 +65,28 @@ async function moveOnChannel(
           moved += 1;
           await afterEach?.(moved, messageCount);
           if (moved === messageCount) resolve();
-        }).catch(reject);
+        }).finally(() => (inHand -= 1)).catch(reject);
       })
       .then((ok) => (consumerTag = ok.consumerTag), reject);
+    // Counted messages can go without being delivered (a retry tier's expire by their TTL): with
+    // none in hand and none ready, twice in a row with no delivery between (one could be on its
+    // way to this consumer at the first look), nothing more will come, and the move is done.
+    let deliveriesAtEmpty: number | null = null;
+    idleCheck = setInterval(() => {
+      if (inHand > 0) return void (deliveriesAtEmpty = null);
+      const seen = deliveries;
+      void channel.checkQueue(source).then(({ messageCount: ready }) => {
+        if (ready > 0 || inHand > 0 || deliveries !== seen) return void (deliveriesAtEmpty = null);
+        if (deliveriesAtEmpty === seen) resolve();
+        deliveriesAtEmpty = seen;
+      }, reject);
+    }, MOVE_IDLE_CHECK_MS);
   });
-  await done;
+  try {
+    await done;
+  } finally {
+    clearInterval(idleCheck);
+  }
   await channel.cancel(consumerTag);
   // Deliveries beyond the count (arrived meanwhile) were not taken: the broker requeues them
   // when the channel closes, in order, since they were never acked.

@@ -30,9 +30,24 @@ export async function moveToShardCount(amqpUrl: string, oldTopology: Topology, n
   }
 }
 
+/** The queue a reshard gathers every old shard into; one per group, whatever the counts. */
+function stagingQueue(topology: Topology): string {
+  return `${topology.exchange}.reshard`;
+}
+
+/** Messages an interrupted reshard left in its staging queue (0 when there is none). */
+export async function stagedMessages(amqpUrl: string, topology: Topology): Promise<number> {
+  const connection = await amqp.connect(amqpUrl, { clientProperties: { connection_name: 'wagate-reshard' } });
+  try {
+    return (await inspectQueue(connection, stagingQueue(topology)))?.messageCount ?? 0;
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
 async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTopology: Topology, options: MoveOptions) {
   const { progress } = options;
-  const staging = `${newTopology.exchange}.reshard`;
+  const staging = stagingQueue(newTopology);
   const setup = await connection.createChannel();
   await assertTopology(setup, newTopology);
   await setup.assertQueue(staging, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
@@ -75,6 +90,9 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
   return { moved, retriesReaddressed };
 }
 
+/** How many times a surplus queue is emptied again after messages turned up during its emptying. */
+const SURPLUS_EMPTYING_ROUNDS = 5;
+
 /**
  * A queue beyond the new count. Unbound first, so that nothing new reaches it (an ingest with
  * the old count then gets its publish returned and keeps the message in its outbox), then
@@ -84,7 +102,13 @@ async function removeSurplus(connection: ChannelModel, exchange: string, shard: 
   const channel = await connection.createChannel();
   try {
     await channel.unbindQueue(shard.queue, exchange, shard.routingKey);
-    const moved = await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+    // Emptied until it reads empty: a publish routed just before the unbind can land after a count.
+    let moved = 0;
+    for (let round = 0; ; round += 1) {
+      const more = await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+      moved += more;
+      if (more === 0 || round >= SURPLUS_EMPTYING_ROUNDS) break;
+    }
     await channel.deleteQueue(shard.queue);
     return moved;
   } finally {

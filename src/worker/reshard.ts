@@ -3,7 +3,7 @@ import { transaction, type Sql } from '../db/client';
 import { WagateError } from '../errors';
 import { failpoint } from '../failpoints';
 import { storedShardCount } from '../ledger/shard-count';
-import { consumedQueues, moveToShardCount } from '../queue/reshard-queues';
+import { consumedQueues, moveToShardCount, stagedMessages } from '../queue/reshard-queues';
 import { topologyNames, type TopologyOptions } from '../queue/topology';
 
 export interface ReshardDeps {
@@ -55,6 +55,24 @@ export function reshardDepsFromConfig(config: Config, sql: Sql): ReshardDeps {
  * holds only if no ingest publishes during the move: the README's procedure stops them for it.
  */
 export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardReport> {
+  // One run at a time per group: a second run beside a first would pause, find the first's
+  // consumers on the old shards and resume the workers in the middle of its move.
+  const lock = await deps.sql.reserve();
+  try {
+    const [held] = await lock<{ taken: boolean }[]>`SELECT pg_try_advisory_lock(hashtext(${`wagate-reshard:${deps.topology.prefix}`})) AS taken`;
+    if (!held!.taken) {
+      throw new WagateError('OPERATION_REFUSED',
+        `another wagate reshard of "${deps.topology.prefix}" is running (it holds the group's reshard lock in Postgres); let it finish, or stop it and run the command again`);
+    }
+    return await reshardHeld(deps, to);
+  } finally {
+    // Released with the session too, should this process die.
+    await lock`SELECT pg_advisory_unlock(hashtext(${`wagate-reshard:${deps.topology.prefix}`}))`.catch(() => undefined);
+    lock.release();
+  }
+}
+
+async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport> {
   const { sql } = deps;
   const prefix = deps.topology.prefix;
   const from = (await storedShardCount(sql, prefix)) ?? deps.topology.shards;
@@ -72,6 +90,13 @@ export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardRep
     if (gatheredFor !== null) {
       throw new WagateError('OPERATION_REFUSED',
         `${why}; the interrupted move to ${gatheredFor} shards is not finished, so the workers stay paused: stop ${whom}, then run wagate reshard --to ${gatheredFor} again`);
+    }
+    // Interrupted while it gathered: the senders' earliest messages wait in staging, their
+    // later ones on the old shards, which resumed workers would take first.
+    const staged = await stagedMessages(deps.amqpUrl, topologyNames({ ...deps.topology, shards: to }));
+    if (staged > 0) {
+      throw new WagateError('OPERATION_REFUSED',
+        `${why}; an interrupted reshard left ${staged} message(s) in its staging queue, so the workers stay paused: stop ${whom}, then run wagate reshard again (to any count)`);
     }
     await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`;
     throw new WagateError('OPERATION_REFUSED', `${why}; nothing was moved and the workers resume. Try again, or stop ${whom} first`);
