@@ -39,18 +39,22 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
   const twilioDays = Math.max(options.days, config.RETENTION_DAYS);
   const report: CleanupReport = {};
   report.receipts_folded = await foldReceiptsLeftBehind(sql);
+  // Checked again on the row as it is when locked: one that release or a dlq replay put back
+  // on its way after the batch chose it must stay (Postgres re-checks only these outer
+  // conditions on a row changed meanwhile, not the ones of the subquery that chose it).
+  const stillFinished = sql`status = ANY(${FINISHED})`;
   report.webhook_messages_whatsapp = await inBatches(() => sql`
     DELETE FROM webhook_messages WHERE id IN (
       SELECT id FROM webhook_messages m
       WHERE webhook_source = 'whatsapp' AND created_at < now() - make_interval(days => ${options.days})
         AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
-      LIMIT ${BATCH_ROWS})`);
+      LIMIT ${BATCH_ROWS}) AND ${stillFinished}`);
   report.webhook_messages_twilio = await inBatches(() => sql`
     DELETE FROM webhook_messages WHERE id IN (
       SELECT id FROM webhook_messages m
       WHERE webhook_source = 'twilio' AND created_at < now() - make_interval(days => ${twilioDays})
         AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
-      LIMIT ${BATCH_ROWS})`);
+      LIMIT ${BATCH_ROWS}) AND ${stillFinished}`);
   // A receipt's key dedupes it as a message's key does: Twilio's status callbacks are signed
   // without a timestamp too, so their keys stay as long as Twilio's message keys.
   report.message_statuses = 0;
@@ -113,7 +117,7 @@ async function clearInBatches({ sql, table, days, set, still }: Clearing): Promi
           WHERE created_at < now() - make_interval(days => ${days})
             AND created_at >= ${after.createdAt}::text::timestamptz AND (created_at, id) > (${after.createdAt}::text::timestamptz, ${after.id}::text::bigint)
             AND ${still}
-          ORDER BY created_at, id LIMIT ${BATCH_ROWS})
+          ORDER BY created_at, id LIMIT ${BATCH_ROWS}) AND ${still}
         RETURNING created_at, id),
       last AS (SELECT created_at, id FROM cleared ORDER BY created_at DESC, id DESC LIMIT 1)
       SELECT (SELECT count(*) FROM cleared)::integer AS n, (SELECT created_at::text FROM last) AS created_at, (SELECT id::text FROM last) AS id`;
@@ -129,7 +133,7 @@ async function removeOldOrders(sql: Sql, orderDays: number): Promise<CleanupRepo
     DELETE FROM outbound_messages WHERE id IN (
       SELECT id FROM outbound_messages
       WHERE created_at < now() - make_interval(days => ${orderDays}) AND status IN ('sent', 'failed', 'unknown')
-      LIMIT ${BATCH_ROWS})`);
+      LIMIT ${BATCH_ROWS}) AND status IN ('sent', 'failed', 'unknown')`);
   const orders = await inBatches(() => sql`
     DELETE FROM orders WHERE id IN (
       SELECT id FROM orders WHERE created_at < now() - make_interval(days => ${orderDays}) LIMIT ${BATCH_ROWS})`);
