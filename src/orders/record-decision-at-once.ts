@@ -20,18 +20,24 @@ export function isSelfContained(decision: AnsweredDecision): decision is SelfCon
 /** What the claim read about the message beforehand: the customer's remembered language. */
 export interface KnownCustomer {
   language: string | null;
+  /** The language was remembered more than a day ago: used again, it is written again. */
+  languageStale?: boolean;
 }
 
 /**
  * The customer's reply language as chooseReplyLanguage picks it, from the language the claim
- * read: the message's own (to be remembered when it differs), else the remembered one, else the default.
+ * read: the message's own (to be remembered when it differs), else the remembered one, else the
+ * default; remembered again, too, once a day while it is used.
  */
 export function replyLanguageFor(message: QueueMessage, known: KnownCustomer, fallback: ReplyLanguage): { language: ReplyLanguage; remember: boolean } {
   const text = textOf(message, (message.content ?? {}) as Record<string, any>);
   const detected = text === undefined ? null : detectLanguage(text);
-  if (detected) return { language: detected, remember: detected !== known.language };
-  const remembered = (REPLY_LANGUAGES as readonly string[]).includes(known.language ?? '') ? (known.language as ReplyLanguage) : fallback;
-  return { language: remembered, remember: false };
+  // Written again when it changes, and once a day while it is used: cleanup forgets the language
+  // of customers silent for its retention, judged by when it was last written.
+  const stale = known.languageStale === true;
+  if (detected) return { language: detected, remember: detected !== known.language || stale };
+  const usable = (REPLY_LANGUAGES as readonly string[]).includes(known.language ?? '');
+  return { language: usable ? (known.language as ReplyLanguage) : fallback, remember: usable && stale };
 }
 
 export interface RecordOptions {

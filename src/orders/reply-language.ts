@@ -21,7 +21,15 @@ export async function chooseReplyLanguage(tx: Sql, message: QueueMessage, text: 
       ON CONFLICT (webhook_source, sender_key) DO UPDATE SET language = EXCLUDED.language, updated_at = now()`;
     return detected;
   }
+  // Used, it is written again once a day: cleanup forgets the language of silent customers only.
   const [row] = await tx<{ language: string }[]>`
-    SELECT language FROM customer_languages WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey}`;
+    WITH touched AS (
+      UPDATE customer_languages SET updated_at = now()
+      WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey} AND updated_at < now() - interval '1 day'
+      RETURNING language)
+    SELECT language FROM touched
+    UNION ALL
+    SELECT language FROM customer_languages WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey}
+      AND NOT EXISTS (SELECT 1 FROM touched)`;
   return (REPLY_LANGUAGES as readonly string[]).includes(row?.language ?? '') ? (row!.language as ReplyLanguage) : fallback;
 }

@@ -9,6 +9,8 @@ export interface Claim {
   reply: OutboundRow | null;
   /** The language the customer last wrote in, if any. */
   language: string | null;
+  /** Remembered more than a day ago: used again, it is remembered anew, so cleanup keeps it while the customer writes. */
+  languageStale: boolean;
   /** catalog_version as of the claim, for the worker's in-memory catalog. */
   catalogVersion: string;
 }
@@ -39,6 +41,7 @@ interface ClaimRow {
   order_id: string | null;
   attempts: number;
   language: string | null;
+  language_stale: boolean | null;
   catalog_version: string;
 }
 
@@ -74,13 +77,14 @@ export async function claimMessages(sql: Sql, messages: readonly QueueMessage[],
       WHERE m.webhook_source = i.source AND m.message_id = i.message_id AND m.status IN ('queued', 'processing')
       RETURNING i.ord)
     SELECT i.ord::integer AS ord, false AS not_ours, o.id::text AS reply_id, o.kind, o.status, o.recipient, o.business_number, o.body,
-           o.order_id::text AS order_id, o.attempts, l.language, (SELECT version::text FROM catalog_version) AS catalog_version
+           o.order_id::text AS order_id, o.attempts, l.language, l.updated_at < now() - interval '1 day' AS language_stale,
+           (SELECT version::text FROM catalog_version) AS catalog_version
     FROM claimed c
     JOIN input i ON i.ord = c.ord
     LEFT JOIN outbound_messages o ON o.webhook_source = i.source AND o.inbound_message_id = i.message_id
     LEFT JOIN customer_languages l ON l.webhook_source = i.source AND l.sender_key = i.sender_key
     UNION ALL
-    SELECT i.ord::integer, true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    SELECT i.ord::integer, true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM input i WHERE NOT EXISTS (SELECT 1 FROM ours WHERE ours.ord = i.ord)`;
   const claims: (Claim | null | typeof NOT_OURS)[] = messages.map(() => null);
   for (const row of rows) {
@@ -92,7 +96,7 @@ export async function claimMessages(sql: Sql, messages: readonly QueueMessage[],
       id: row.reply_id, kind: row.kind, status: row.status, recipient: row.recipient, business_number: row.business_number,
       body: row.body, order_id: row.order_id, attempts: row.attempts,
     };
-    claims[row.ord - 1] = { reply, language: row.language, catalogVersion: row.catalog_version };
+    claims[row.ord - 1] = { reply, language: row.language, languageStale: row.language_stale === true, catalogVersion: row.catalog_version };
   }
   return claims;
 }

@@ -1,3 +1,4 @@
+import { runCleanup } from '../../src/ledger/retention';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -41,6 +42,18 @@ describe('replies in the customer\'s language', () => {
     expect(await replyTo('15550700002', 'wo ist meine Bestellung')).toMatch(/^Deine Bestellung #\d+ \(EUR 8\.50\) ist offen\.$/);
     expect(await replyTo('15550700002', 'bitte stornieren')).toMatch(/^Deine Bestellung #\d+ ist storniert\.$/);
     expect(await replyTo('15550700003', 'oi, o cardápio por favor')).toMatch(/^O nosso cardápio:\n• /);
+  });
+
+  it('keeps the language of a customer who goes on writing, however long ago it was last told, and lets cleanup forget a silent one\'s', async () => {
+    await replyTo('15550700025', 'hola, quiero una coca cola');
+    await replyTo('15550700026', 'hola, quiero una coca cola');
+    // Both told their language 40 days ago; one of them writes again, in no language of its own.
+    await pipeline.db.sql`UPDATE customer_languages SET updated_at = now() - interval '40 days' WHERE sender_key IN ('15550700025', '15550700026')`;
+    expect(await replyTo('15550700025', '2 coke')).toMatch(/^¡Gracias, Sample Customer! Pedido #\d+: 2 × Coca-Cola/);
+    const report = await runCleanup(pipeline.db.sql, pipeline.ingest.config, { days: 30, personalDataDays: 7, orderDays: 365 });
+    expect(report.customer_languages).toBe(1);
+    const kept = await pipeline.db.sql`SELECT sender_key FROM customer_languages WHERE sender_key IN ('15550700025', '15550700026')`;
+    expect(kept).toEqual([{ sender_key: '15550700025' }]);
   });
 
   it('falls back to REPLY_LANGUAGE for a new customer whose message says nothing of its language', async () => {
