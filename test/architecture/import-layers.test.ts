@@ -18,7 +18,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   ledger: ['config', 'errors', 'failpoints', 'settle-within', 'telemetry', 'db', 'queue'],
   webhooks: ['config', 'errors', 'telemetry', 'ledger'],
   replies: ['config', 'errors', 'telemetry'],
-  orders: ['config', 'errors', 'telemetry', 'db', 'queue', 'ledger', 'replies'],
+  orders: ['config', 'errors', 'failpoints', 'telemetry', 'db', 'queue', 'ledger', 'replies'],
   worker: ['config', 'errors', 'failpoints', 'settle-within', 'telemetry', 'db', 'queue', 'ledger', 'orders', 'replies'],
   http: ['config', 'errors', 'telemetry', 'db', 'ledger', 'webhooks', 'server'],
   autoscaler: ['config', 'errors', 'telemetry', 'db', 'queue'],
