@@ -72,10 +72,15 @@ async function moveOnChannel(
     // none in hand and none ready, twice in a row with no delivery between (one could be on its
     // way to this consumer at the first look), nothing more will come, and the move is done.
     let deliveriesAtEmpty: number | null = null;
+    let checking = false;
     idleCheck = setInterval(() => {
       if (inHand > 0) return void (deliveriesAtEmpty = null);
+      // One look at a time, so that two looks are always a second apart.
+      if (checking) return;
+      checking = true;
       const seen = deliveries;
       void channel.checkQueue(source).then(({ messageCount: ready }) => {
+        checking = false;
         if (ready > 0 || inHand > 0 || deliveries !== seen) return void (deliveriesAtEmpty = null);
         if (deliveriesAtEmpty === seen) resolve();
         deliveriesAtEmpty = seen;
@@ -88,6 +93,8 @@ async function moveOnChannel(
     clearInterval(idleCheck);
   }
   await channel.cancel(consumerTag);
+  // A delivery already under way finishes its move before the channel closes.
+  await chain.catch(() => undefined);
   // Deliveries beyond the count (arrived meanwhile) were not taken: the broker requeues them
   // when the channel closes, in order, since they were never acked.
   return moved;

@@ -81,17 +81,29 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
     const key = senderRoutingKey(newTopology, message);
     return key ? { exchange: newTopology.exchange, routingKey: key } : { exchange: newTopology.deadExchange, routingKey: newTopology.deadRoutingKey };
   };
-  await moveReadyMessages(connection, staging, newHome, options.afterDistributed);
+  await emptyQueue(connection, staging, newHome, options.afterDistributed);
   const cleanup = await connection.createChannel();
-  // Nothing else publishes to staging, and it is empty now (quorum queues refuse if-empty deletes).
+  // Nothing else publishes to staging, and it reads empty now (quorum queues refuse if-empty deletes).
   await cleanup.deleteQueue(staging);
   await cleanup.close();
   progress(`put ${moved} message(s) on ${newTopology.shards.length} new shard(s) and re-addressed ${retriesReaddressed} waiting retries`);
   return { moved, retriesReaddressed };
 }
 
-/** How many times a surplus queue is emptied again after messages turned up during its emptying. */
-const SURPLUS_EMPTYING_ROUNDS = 5;
+/** How many times a queue about to be deleted is emptied again after messages turned up during its emptying. */
+const EMPTYING_ROUNDS = 5;
+
+/** Moves a queue's messages until a move finds none (a late one can come after a count), before the queue is deleted. */
+async function emptyQueue(connection: ChannelModel, queue: string, destinationOf: (message: ConsumeMessage) => Destination,
+  afterEach?: (moved: number, total: number) => Promise<void>): Promise<number> {
+  let moved = 0;
+  for (let round = 0; round < EMPTYING_ROUNDS; round += 1) {
+    const more = await moveReadyMessages(connection, queue, destinationOf, afterEach);
+    moved += more;
+    if (more === 0) break;
+  }
+  return moved;
+}
 
 /**
  * A queue beyond the new count. Unbound first, so that nothing new reaches it (an ingest with
@@ -103,12 +115,7 @@ async function removeSurplus(connection: ChannelModel, exchange: string, shard: 
   try {
     await channel.unbindQueue(shard.queue, exchange, shard.routingKey);
     // Emptied until it reads empty: a publish routed just before the unbind can land after a count.
-    let moved = 0;
-    for (let round = 0; ; round += 1) {
-      const more = await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
-      moved += more;
-      if (more === 0 || round >= SURPLUS_EMPTYING_ROUNDS) break;
-    }
+    const moved = await emptyQueue(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
     await channel.deleteQueue(shard.queue);
     return moved;
   } finally {

@@ -56,18 +56,21 @@ export function reshardDepsFromConfig(config: Config, sql: Sql): ReshardDeps {
  */
 export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardReport> {
   // One run at a time per group: a second run beside a first would pause, find the first's
-  // consumers on the old shards and resume the workers in the middle of its move.
+  // consumers on the old shards and resume the workers in the middle of its move. The lock is
+  // a transaction's, held open for the run: behind PgBouncer in transaction mode an open
+  // transaction keeps its server connection, where a session lock would stay on whichever
+  // connection took it. It goes with the transaction when the run ends, or its process dies.
   const lock = await deps.sql.reserve();
   try {
-    const [held] = await lock<{ taken: boolean }[]>`SELECT pg_try_advisory_lock(hashtext(${`wagate-reshard:${deps.topology.prefix}`})) AS taken`;
+    await lock`BEGIN`;
+    const [held] = await lock<{ taken: boolean }[]>`SELECT pg_try_advisory_xact_lock(hashtext(${`wagate-reshard:${deps.topology.prefix}`})) AS taken`;
     if (!held!.taken) {
       throw new WagateError('OPERATION_REFUSED',
         `another wagate reshard of "${deps.topology.prefix}" is running (it holds the group's reshard lock in Postgres); let it finish, or stop it and run the command again`);
     }
     return await reshardHeld(deps, to);
   } finally {
-    // Released with the session too, should this process die.
-    await lock`SELECT pg_advisory_unlock(hashtext(${`wagate-reshard:${deps.topology.prefix}`}))`.catch(() => undefined);
+    await lock`ROLLBACK`.catch(() => undefined);
     lock.release();
   }
 }

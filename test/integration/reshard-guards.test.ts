@@ -3,7 +3,7 @@ import { moveReadyMessages } from '../../src/queue/move-messages';
 import { assertTopology, topologyNames, type TopologyOptions } from '../../src/queue/topology';
 import { reshard } from '../../src/worker/reshard';
 import { deleteTopology, TEST_AMQP_URL } from '../support/amqp';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { createTestDatabase, holdInTransaction, type TestDatabase } from '../support/database';
 import { randomQueuePrefix } from '../support/ingest';
 
 /**
@@ -38,14 +38,14 @@ afterAll(async () => {
 });
 
 it('refuses a second run while one holds the group, and leaves the workers as they were', async () => {
-  const other = await db.sql.reserve();
+  // What a first run holds for as long as it runs.
+  const first = holdInTransaction(db.sql, (tx) => tx`SELECT pg_advisory_xact_lock(hashtext(${`wagate-reshard:${options.prefix}`}))`);
+  await first.held;
   try {
-    await other`SELECT pg_advisory_lock(hashtext(${`wagate-reshard:${options.prefix}`}))`;
     await expect(reshard(deps(), 4)).rejects.toThrow(`another wagate reshard of "${options.prefix}" is running`);
     expect(await settings()).toBeUndefined();
   } finally {
-    await other`SELECT pg_advisory_unlock_all()`;
-    other.release();
+    await first.release();
   }
 });
 
