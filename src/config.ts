@@ -129,7 +129,12 @@ const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   PORT: int(3000, 0).pipe(z.number().max(65535)),
   METRICS_PORT: int(9464, 0).pipe(z.number().max(65535)),
-  PUBLIC_BASE_URL: serviceUrl(['https:', 'http:'], 'https://shop.example.com').optional(),
+  // Twilio signs the URL it posts to, which wagate builds as this base plus the request's
+  // path and query: a query or fragment here would be in the middle of it, and every
+  // signature would fail (the #rc=… fragment goes in TWILIO_URL_FRAGMENT).
+  PUBLIC_BASE_URL: serviceUrl(['https:', 'http:'], 'https://shop.example.com')
+    .refine((text) => !/[?#]/.test(text), { message: 'must be the scheme, host and any path prefix only, without ?query or #fragment (a #rc=… connection override goes in TWILIO_URL_FRAGMENT)' })
+    .optional(),
   ADMIN_TOKEN: z
     .string()
     .min(16, 'must be at least 16 characters')

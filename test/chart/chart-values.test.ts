@@ -161,6 +161,7 @@ describe('values', () => {
       ['config.OTEL_EXPORTER_OTLP_ENDPOINT=otel-collector:4318', /OTEL_EXPORTER_OTLP_ENDPOINT/],
       // What wagate itself would refuse at start, in every pod that reads it.
       ['config.TWILIO_URL_FRAGMENT=#', /TWILIO_URL_FRAGMENT/],
+      ['config.PUBLIC_BASE_URL=https://shop.example.com/twilio?x=1', /PUBLIC_BASE_URL/],
       ['config.TWILIO_URL_FRAGMENT=#rc=3 rp=ct', /TWILIO_URL_FRAGMENT/],
       ['secrets.adminToken=too-short', /adminToken/],
     ];

@@ -118,6 +118,9 @@ describe('configuration', () => {
       [{ DATABASE_URL: `postgres://wagate:${password}%zz@db/wagate` }, /DATABASE_URL: .*%-escapes in the user or password well formed/],
       [{ AMQP_URL: `wagate:${password}@rabbitmq:5672` }, /AMQP_URL: must be a URL such as amqp:\/\/user:password@host:5672/],
       [{ PUBLIC_BASE_URL: 'shop.example.com:443' }, /PUBLIC_BASE_URL: must be a URL such as https:\/\/shop.example.com/],
+      // Twilio's whole configured URL pasted in: every signature would be checked against a wrong URL.
+      [{ PUBLIC_BASE_URL: 'https://shop.example.com/webhooks/twilio#rc=3' }, /PUBLIC_BASE_URL: must be the scheme, host and any path prefix only, without \?query or #fragment/],
+      [{ PUBLIC_BASE_URL: 'https://shop.example.com/?x=1' }, /PUBLIC_BASE_URL: must be the scheme, host and any path prefix only/],
     ];
     for (const [env, message] of refusals) {
       expect(() => loadConfig(env)).toThrow(message);
