@@ -9,6 +9,10 @@ module.exports = {
   // which names what it waited for, and not at jest's anonymous timeout.
   testTimeout: 90000,
   maxWorkers: 2,
+  // A worker runs file after file, and what each leaves in the heap (compiled modules, buffers
+  // of the hostile suites) adds up: one reached V8's 4 GB limit in the last file of a full run.
+  // A worker past this much after a file is replaced by a fresh one.
+  workerIdleMemoryLimit: '1GB',
   // Drops the databases and control-plane folders that interrupted runs left behind.
   globalSetup: '<rootDir>/test/support/leftovers.ts',
 };
