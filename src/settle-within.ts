@@ -31,3 +31,19 @@ export function finishedWithin(ms: number): (work: Promise<unknown>) => Promise<
   const deadline = Date.now() + ms;
   return (work) => settleWithin(work.then(() => true), Math.max(deadline - Date.now(), 0), false);
 }
+
+/**
+ * Settles with work, or fails with the signal's reason once it aborts, whichever comes first;
+ * without a signal, it is the work. For a call that takes no signal of its own (a postgres.js
+ * query): the caller stops waiting, and the work goes on unwatched until its own end.
+ */
+export function untilAborted<T>(work: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
+}

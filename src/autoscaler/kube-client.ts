@@ -96,13 +96,4 @@ export function abortedBy(signal: AbortSignal | undefined, options?: Configurati
   return { ...options, middleware: [...(options?.middleware ?? []), middleware], middlewareMergeStrategy: 'append' };
 }
 
-/**
- * The HTTP status of a failed call. Errors come from client-node's ApiException; compared by
- * field, not instanceof, so a status-less network error reads as 0.
- */
-export function statusOf(error: unknown): number {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : 0;
-}
-
 export type { V1Lease };

@@ -1,6 +1,6 @@
 import { V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../telemetry/logger';
-import { statusOf } from './kube-client';
+import { statusOf } from './api-status';
 
 /**
  * Leader election on a coordination.k8s.io/v1 Lease, after client-go's leaderelection package
@@ -115,7 +115,8 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
       await attempt;
       setLeading(false);
       // Even a leader that just missed its renew deadline may still be the holder on record.
-      await giveBack(coordination, namespace, name, identity).catch((error: Error) =>
+      // Bounded like a try: a silent API server must not hold the stop past the pod's grace period.
+      await withDeadline(giveBack(coordination, namespace, name, identity), options.renewDeadlineMs).catch((error: Error) =>
         log.warn({ err: error.message, lease: name }, 'could not release the Lease; a standby takes it when it expires'),
       );
     },

@@ -1,8 +1,9 @@
+import { untilAborted } from '../settle-within';
 import type { Logger } from '../telemetry/logger';
 import type { AutoscalerMetrics, AutoscalerReason } from '../telemetry/autoscaler-metrics';
 import { decide, type ScaleDownMemory, type ScalingPolicy } from './decide';
 import { clockTime, decisionAtCurrentRevision, judgeOwnership, type LastDecision, type Ownership } from './ownership';
-import { statusOf } from './kube-client';
+import { statusOf } from './api-status';
 import type { WorkerDeployment } from './worker-deployment';
 
 type Snapshot = Awaited<ReturnType<WorkerDeployment['read']>>;
@@ -123,9 +124,11 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     /** One tick; `signal` aborts its Kubernetes calls (the leadership it started under has ended, or its deadline passed). */
     async tick(signal?: AbortSignal): Promise<AutoscalerReason> {
       try {
-        const backlog = await deps.countBacklog();
+        // postgres.js takes no signal: a query on a connection the network dropped waits until TCP
+        // gives up (minutes), while the elector keeps renewing the Lease, so no standby could act.
+        const backlog = await untilAborted(deps.countBacklog(), signal);
         metrics.backlog.set(backlog);
-        const policy = { ...deps.policy, shards: (await deps.countShards?.()) ?? deps.policy.shards };
+        const policy = { ...deps.policy, shards: (await untilAborted(deps.countShards?.() ?? Promise.resolve(null), signal)) ?? deps.policy.shards };
         for (let tries = 0; tries < MAX_CONFLICT_RETRIES; tries += 1) {
           signal?.throwIfAborted();
           const reason = await attempt(backlog, policy, signal);

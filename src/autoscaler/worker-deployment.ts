@@ -1,5 +1,6 @@
 import type { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
-import { abortedBy, MERGE_PATCH, statusOf } from './kube-client';
+import { statusOf } from './api-status';
+import { abortedBy, MERGE_PATCH } from './kube-client';
 import {
   LAST_DECISION_ANNOTATION,
   REVISION_ANNOTATION,
