@@ -16,6 +16,12 @@ export interface Candidate extends Product {
    * Listed only for a product scoring at least the threshold; a weaker one is only ever suggested.
    */
   unexplained: string[];
+  /**
+   * Whole-string pg_trgm similarity of the phrase to the closest of this product's name and
+   * aliases (0..1, 1 when equal once folded): "coke" is closer to Coke than to Coke Zero, though
+   * word similarity scores both 1. Read only for a product scoring at least the threshold, 0 otherwise.
+   */
+  closeness: number;
 }
 
 /** A product scoring at least this share of MATCH_THRESHOLD is close enough to suggest. */
@@ -47,7 +53,10 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
            CASE WHEN c.score >= ${options.threshold} THEN ARRAY(
              SELECT w FROM regexp_split_to_table(q.folded, '[^[:alnum:]]+') AS w
              WHERE w <> '' AND coalesce((SELECT max(strict_word_similarity(w, term)) FROM unnest(c.search_terms) AS term), 0) < ${options.threshold}
-           ) ELSE '{}'::text[] END AS unexplained
+           ) ELSE '{}'::text[] END AS unexplained,
+           CASE WHEN c.score >= ${options.threshold}
+             THEN (SELECT max(similarity(q.folded, term)) FROM unnest(c.search_terms) AS term)
+             ELSE 0 END::float8 AS closeness
     -- Folded once per phrase, not once per product and term (unaccent is the costly part).
     FROM (SELECT ord, wagate_fold(phrase) AS folded FROM unnest(${phrases}::text[]) WITH ORDINALITY AS u(phrase, ord) OFFSET 0) AS q
     CROSS JOIN LATERAL (
@@ -85,9 +94,29 @@ function judge(candidates: Candidate[], options: MatchOptions): PhraseVerdict {
   // The runner-up counts even below the threshold: "marnarita" scoring 0.54 for a cocktail and
   // 0.46 for a pizza is a guess between the two, not a match of the first.
   if (second && best.score - second.score < options.ambiguityMargin) {
-    return { verdict: 'ambiguous', candidates: candidates.filter((c) => best.score - c.score < options.ambiguityMargin) };
+    const tied = candidates.filter((c) => best.score - c.score < options.ambiguityMargin);
+    const settled = settleTie(tied, options);
+    return settled ? { verdict: 'matched', product: settled } : { verdict: 'ambiguous', candidates: tied };
   }
   return { verdict: 'matched', product: best };
+}
+
+/**
+ * Word similarity scores a name found inside the phrase, or the phrase inside a name, as 1:
+ * "coke zero" scores 1 for Coke and for Coke Zero, and so does "coke". Where every tied product
+ * is a plausible match (none a typo's guess below the threshold), the phrase settles it: the
+ * only product that explains each of its words ("zero" is unexplained by Coke), or, among
+ * several that do, the one whose name or alias is the phrase itself ("coke" is Coke's own
+ * name). Anything else stays a question for the customer.
+ */
+function settleTie(tied: readonly Candidate[], options: MatchOptions): Candidate | null {
+  if (tied.some((c) => c.score < options.threshold)) return null;
+  const explained = tied.filter((c) => c.unexplained.length === 0);
+  if (explained.length === 1) return explained[0]!;
+  // Only a name equal to the phrase: a closer one by some share ("pepperoni" to Pepperoni Pizza
+  // rather than Pepperoni Calzone) is a guess, not what the customer said.
+  const named = explained.filter((c) => c.closeness >= 1);
+  return named.length === 1 ? named[0]! : null;
 }
 
 /** Every active product's name and aliases, for the parser to read them as product words ("fish and chips", "7up"). */

@@ -7,6 +7,11 @@ const CATALOG = `sku,name,price,currency,aliases
 CK-MARG,Margarita cocktail,9.00,EUR,margarita
 PZ-MARI,Pizza Marinara,7.50,EUR,marinara
 DR-COLA,Coca-Cola,2.50,EUR,coke
+DR-ZERO,Coke Zero,2.50,EUR,
+DR-TEA,Tea,2.00,EUR,
+DR-ICED,Iced Tea,2.80,EUR,
+PZ-PEPP,Pepperoni Pizza,9.50,EUR,
+PZ-PECA,Pepperoni Calzone,10.50,EUR,
 `;
 
 let db: TestDatabase;
@@ -34,7 +39,34 @@ describe('the ambiguity margin', () => {
   });
 
   it('matches a product whose runner-up is further away than the margin', async () => {
-    const [verdict] = await matchPhrases(db.sql, ['coke'], options);
+    const [verdict] = await matchPhrases(db.sql, ['coca-cola'], options);
     expect(verdict).toMatchObject({ verdict: 'matched', product: { sku: 'DR-COLA' } });
+  });
+});
+
+describe('a name inside another: word similarity scores both 1, and the phrase settles it', () => {
+  const verdictOf = async (phrase: string) => (await matchPhrases(db.sql, [phrase], options))[0]!;
+
+  it.each([
+    ['coke zero', 'DR-ZERO'],
+    ['coke', 'DR-COLA'],
+    ['iced tea', 'DR-ICED'],
+    ['tea', 'DR-TEA'],
+  ])('"%s" is %s: the one product that explains every word, or the one whose name is the phrase', async (phrase, sku) => {
+    const verdict = await verdictOf(phrase);
+    expect(verdict).toMatchObject({ verdict: 'matched', product: { sku, unexplained: [] } });
+  });
+
+  it('the case itself: "coke zero" scores Coca-Cola (by its alias) and Coke Zero alike', async () => {
+    const rows = await db.sql<{ sku: string; score: number }[]>`
+      SELECT p.sku, (SELECT max(greatest(word_similarity(wagate_fold('coke zero'), t), word_similarity(t, wagate_fold('coke zero')))) FROM unnest(p.search_terms) t)::float8 AS score
+      FROM products p WHERE p.sku IN ('DR-COLA', 'DR-ZERO') ORDER BY p.sku`;
+    expect(rows.map((row) => row.score)).toEqual([1, 1]);
+  });
+
+  it('still asks where two products explain the phrase and neither is its name', async () => {
+    const verdict = await verdictOf('pepperoni');
+    expect(verdict.verdict).toBe('ambiguous');
+    expect((verdict as Extract<typeof verdict, { verdict: 'ambiguous' }>).candidates.map((c) => c.sku).sort()).toEqual(['PZ-PECA', 'PZ-PEPP']);
   });
 });
