@@ -213,16 +213,21 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
       timeout: 60_000,
     });
     expect(result.stderr).toBe('');
-    expect(JSON.parse(result.stdout)).toEqual({
+    const report = JSON.parse(result.stdout) as { reads: number; conflicts: number };
+    expect(report).toEqual({
       before: 1,
       staleWrite: 'conflict',
       afterStale: 1,
       reason: 'scale_up',
-      reads: 2,
-      conflicts: 1,
+      reads: expect.any(Number),
+      conflicts: expect.any(Number),
       final: 2,
       lastDecision: expect.objectContaining({ replicas: 2, reason: 'scale_up' }),
     });
+    // The overtaking write makes one conflict at least; the Deployment controller's own status
+    // writes of the new Deployment can make more on a busy machine. Each conflict costs one read.
+    expect(report.conflicts).toBeGreaterThanOrEqual(1);
+    expect(report.reads).toBe(report.conflicts + 1);
     expect(workerState(plane).replicas).toBe(2);
   }, 90_000);
 
