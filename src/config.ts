@@ -178,6 +178,8 @@ const envSchema = z.object({
   PERSONAL_DATA_RETENTION_DAYS: int(7, 1),
   /** Shops keep orders (and their replies) longer than webhooks: a year by default. */
   ORDER_RETENTION_DAYS: int(365, 1),
+  /** "cancel" cancels the sender's newest order only while it is this young; 0 for any age. */
+  ORDER_CANCEL_WINDOW_HOURS: int(24, 0),
   MAX_BODY_BYTES: int(3 * 1024 * 1024, 1024),
 
   MAX_IN_FLIGHT: int(2000, 1),

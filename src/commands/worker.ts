@@ -140,6 +140,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     metrics,
     match,
     replyTexts,
+    orderPolicy: { cancelWindowHours: config.ORDER_CANCEL_WINDOW_HOURS },
     catalog: createCatalogCache(sql, batchers.match),
     claim: batchers.claim,
     drawOrderId: batchers.drawOrderId,

@@ -39,7 +39,13 @@ export async function findReply(sql: Sql, message: QueueMessage): Promise<Outbou
 }
 
 /** Null when the message stopped being ours to process (erased since it was claimed). */
-export async function recordDecision(sql: Sql, message: QueueMessage, decision: AnsweredDecision, texts: ReplyTextOptions): Promise<DecisionOutcome | null> {
+export async function recordDecision(
+  sql: Sql,
+  message: QueueMessage,
+  decision: AnsweredDecision,
+  texts: ReplyTextOptions,
+  policy: OrderPolicy,
+): Promise<DecisionOutcome | null> {
   return (await transaction(sql, async (tx) => {
     // The row lock orders this against `wagate erase`: either erasure waits and then
     // anonymises what is written here, or it came first and nothing is written.
@@ -51,7 +57,7 @@ export async function recordDecision(sql: Sql, message: QueueMessage, decision: 
     const existing = await findReply(tx, message);
     if (existing) return { outbound: existing, orderCreated: false };
     const language = await chooseReplyLanguage(tx, message, textOf(message, (message.content ?? {}) as Record<string, any>), texts.defaultLanguage);
-    const { kind, body, orderId, orderCreated } = await applyDecision(tx, message, decision, repliesIn(texts.catalogues[language]));
+    const { kind, body, orderId, orderCreated } = await applyDecision(tx, message, decision, repliesIn(texts.catalogues[language]), policy);
     const [outbound] = await tx<OutboundRow[]>`
       INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, order_id, recipient, business_number, kind, body)
       VALUES (${`reply:${message.source}:${message.messageId}`}, ${message.source}, ${message.messageId}, ${orderId},
@@ -68,16 +74,26 @@ interface Applied {
   orderCreated: boolean;
 }
 
-async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredDecision, replies: Replies): Promise<Applied> {
+export interface OrderPolicy {
+  /** How long after it was placed the newest order can be cancelled by a message (ORDER_CANCEL_WINDOW_HOURS); 0 for any age. */
+  cancelWindowHours: number;
+}
+
+async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredDecision, replies: Replies, policy: OrderPolicy): Promise<Applied> {
   const none = { orderId: null, orderCreated: false };
   switch (decision.kind) {
     case 'order':
       return createOrder(tx, message, decision, replies);
     case 'cancel': {
+      // Only the newest order, and only while it is young: orders stay open (wagate does not
+      // learn of a delivery), so a second "cancel", or one sent days later, used to reach back
+      // and cancel an earlier order the customer had long received.
       const [order] = await tx<{ id: string }[]>`
         UPDATE orders SET status = 'cancelled', cancelled_by_message_id = ${message.messageId}, updated_at = now()
         WHERE id = (SELECT id FROM orders WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey}
-                    AND status = 'open' ORDER BY id DESC LIMIT 1 FOR UPDATE)
+                    ORDER BY id DESC LIMIT 1 FOR UPDATE)
+          AND status = 'open'
+          AND (${policy.cancelWindowHours}::integer = 0 OR created_at > now() - make_interval(hours => ${policy.cancelWindowHours}::integer))
         RETURNING id::text`;
       return order
         ? { kind: 'cancel_confirmation', body: replies.cancelled(order.id), orderId: order.id, orderCreated: false }

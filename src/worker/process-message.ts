@@ -7,7 +7,7 @@ import { deliverReply, finishMessage } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
 import type { ReplyTextOptions } from '../orders/reply-language';
 import { isSelfContained, recordDecisionAtOnce } from '../orders/record-decision-at-once';
-import { outcomeOf, recordDecision, type OutboundRow } from '../orders/record-decision';
+import { outcomeOf, recordDecision, type OrderPolicy, type OutboundRow } from '../orders/record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { QueueMessage } from '../queue/message';
 import type { ReplySettlement } from '../orders/settle-replies';
@@ -23,6 +23,7 @@ export interface PipelineDeps {
   metrics: Metrics;
   match: MatchOptions;
   replyTexts: ReplyTextOptions;
+  orderPolicy: OrderPolicy;
   catalog: CatalogCache;
   /** Claims one message (claimMessages); the worker passes a micro-batcher shared by every sender chain. */
   claim(message: QueueMessage): Promise<Claim | null | typeof NOT_OURS>;
@@ -105,7 +106,7 @@ async function record(deps: PipelineDeps, message: QueueMessage, decision: Answe
       return once.outbound;
     }
   }
-  const recorded = await recordDecision(deps.sql, message, decision, deps.replyTexts);
+  const recorded = await recordDecision(deps.sql, message, decision, deps.replyTexts, deps.orderPolicy);
   if (!recorded) return null;
   if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
   return recorded.outbound;

@@ -239,6 +239,35 @@ describe('order pipeline', () => {
     expect(reply!.body).toMatch(/is cancelled/);
   });
 
+  it('a second "cancel" cancels nothing more: only the newest order can be cancelled', async () => {
+    const from = '15550100021';
+    const [first, second, cancel, again] = [uniqueWamid(), uniqueWamid(), uniqueWamid(), uniqueWamid()];
+    for (const [id, text] of [[first, '1 coke'], [second, '2 pepperoni'], [cancel, 'cancel'], [again, 'cancel']] as const) {
+      await postMetaText(pipeline.ingest.baseUrl, { id, from, text });
+      expect(await settled(id)).toBe('processed');
+    }
+    expect(await pipeline.db.sql`SELECT message_id, status FROM orders WHERE phone_number = ${from} ORDER BY id`).toEqual([
+      { message_id: first, status: 'open' },
+      { message_id: second, status: 'cancelled' },
+    ]);
+    const [reply] = await pipeline.db.sql`SELECT kind, order_id, body FROM outbound_messages WHERE inbound_message_id = ${again}`;
+    expect(reply).toEqual({ kind: 'cancel_confirmation', order_id: null, body: 'You have no open order to cancel.' });
+  });
+
+  it('a "cancel" after ORDER_CANCEL_WINDOW_HOURS leaves the order as it is', async () => {
+    const from = '15550100022';
+    const [placed, cancel] = [uniqueWamid(), uniqueWamid()];
+    await postMetaText(pipeline.ingest.baseUrl, { id: placed, from, text: '1 coke' });
+    expect(await settled(placed)).toBe('processed');
+    // Placed just over the default window of 24 hours ago.
+    await pipeline.db.sql`UPDATE orders SET created_at = now() - interval '24 hours 1 minute' WHERE message_id = ${placed}`;
+    await postMetaText(pipeline.ingest.baseUrl, { id: cancel, from, text: 'cancel my order' });
+    expect(await settled(cancel)).toBe('processed');
+    expect(await pipeline.db.sql`SELECT status FROM orders WHERE message_id = ${placed}`).toEqual([{ status: 'open' }]);
+    const [reply] = await pipeline.db.sql`SELECT kind, order_id FROM outbound_messages WHERE inbound_message_id = ${cancel}`;
+    expect(reply).toEqual({ kind: 'cancel_confirmation', order_id: null });
+  });
+
   it('finds a message whose queue copy was lost and puts it back, without a second order or reply', async () => {
     const id = uniqueWamid();
     await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550100020', text: '1 coke' });
