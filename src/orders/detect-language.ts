@@ -10,7 +10,7 @@ export type ReplyLanguage = (typeof REPLY_LANGUAGES)[number];
 const MARKERS: Record<ReplyLanguage, string[]> = {
   en: ['one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'and', 'with', 'without', 'please',
     'thanks', 'thank', 'hi', 'hello', 'hey', 'good', 'morning', 'evening', 'want', 'would', 'like', 'the', 'where', 'my',
-    'order', 'cancel', 'status', 'help', 'i', 'some', 'of'],
+    'order', 'cancel', 'status', 'help', 'i', 'some', 'of', 'you'],
   es: ['uno', 'una', 'dos', 'tres', 'cuatro', 'cinco', 'seis', 'siete', 'ocho', 'nueve', 'diez', 'y', 'con', 'sin',
     'por', 'favor', 'gracias', 'hola', 'buenas', 'buenos', 'dias', 'quiero', 'quisiera', 'dame', 'donde', 'mi', 'pedido',
     'cancelar', 'estado', 'ayuda', 'carta', 'el', 'los', 'las', 'del', 'necesito'],
@@ -22,8 +22,11 @@ const MARKERS: Record<ReplyLanguage, string[]> = {
     'hatte', 'gern', 'gerne', 'wo', 'ist', 'meine', 'bestellung', 'stornieren', 'hilfe', 'speisekarte', 'der', 'die', 'das'],
 };
 
-/** Words that two languages share, scored for neither. */
-const AMBIGUOUS = new Set(['cinco', 'seis', 'cancelar', 'menu', 'o', 'a', 'de', 'no', 'tres', 'por', 'favor']);
+/**
+ * Words that two languages share, scored for neither. Portuguese "do" and "as" are English
+ * words too: "Do you deliver?" was answered in Portuguese, and every later reply with it.
+ */
+const AMBIGUOUS = new Set(['cinco', 'seis', 'cancelar', 'menu', 'o', 'a', 'de', 'no', 'tres', 'por', 'favor', 'do', 'as']);
 
 const LOOKUP = new Map<string, ReplyLanguage[]>();
 for (const language of REPLY_LANGUAGES) {

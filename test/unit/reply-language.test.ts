@@ -14,6 +14,9 @@ describe('the language of a message', () => {
     ['hallo, ich möchte zwei Pizza und eine Cola, danke', 'de'],
     ['buenos días, ¿dónde está mi pedido?', 'es'],
     ['wo ist meine Bestellung', 'de'],
+    ['Do you have tiramisu?', 'en'],
+    ['Do you deliver?', 'en'],
+    ['pizza do dia, por favor, obrigado', 'pt'],
   ])('reads %j as %s', (text, language) => {
     expect(detectLanguage(text)).toBe(language);
   });
@@ -22,6 +25,8 @@ describe('the language of a message', () => {
     expect(detectLanguage('2 pizzas')).toBeNull();
     expect(detectLanguage('1 coke')).toBeNull();
     expect(detectLanguage('🍕🍕')).toBeNull();
+    // "as" is English as much as Portuguese.
+    expect(detectLanguage('2 margherita as soon as possible')).toBeNull();
   });
 });
 
