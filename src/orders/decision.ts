@@ -7,7 +7,7 @@ export interface OrderLine {
 
 export interface Problem {
   phrase: string;
-  reason: 'unknown' | 'ambiguous' | 'quantity' | 'currency' | 'cancel' | 'too_long';
+  reason: 'unknown' | 'ambiguous' | 'quantity' | 'currency' | 'cancel' | 'too_long' | 'question';
   candidates: Candidate[];
 }
 

@@ -22,8 +22,8 @@ export interface UnsurePhrase {
   /** The product words, possibly empty, to suggest candidates. */
   phrase: string;
   written: string;
-  /** A count that cannot be read; no product known; a cancel said beside an order or negated; a message too long to read whole. */
-  reason: 'quantity' | 'unknown' | 'cancel' | 'too_long';
+  /** A count that cannot be read; no product known; a cancel said beside an order or negated; a message too long to read whole; a question beside an order. */
+  reason: 'quantity' | 'unknown' | 'cancel' | 'too_long' | 'question';
 }
 
 export interface ChunkReading {

@@ -60,14 +60,30 @@ export function parseOrderText(text: string, options: ParseOptions = {}): Parsed
   if (intent !== 'order') return { intent, items: [], excluded: [], unsure: [] };
   const { phrases: catalog, words: catalogWords } = catalogPhrases(options.keepTogether ?? []);
   const parsed: ParsedText = { intent, items: [], excluded: [], unsure: [] };
+  const questions: UnsurePhrase[] = [];
   for (const chunk of splitChunks(normalized)) {
-    const reading = readChunkCounts(splitGluedNumbers(tokenize(chunk), catalogWords), catalog);
+    const tokens = tokenize(chunk);
+    if (asksAQuestion(tokens)) {
+      questions.push({ phrase: '', written: tokens.map((token) => token.text).join(' '), reason: 'question' });
+      continue;
+    }
+    const reading = readChunkCounts(splitGluedNumbers(tokens, catalogWords), catalog);
     parsed.items.push(...reading.items);
     parsed.excluded.push(...reading.excluded);
     parsed.unsure.push(...reading.unsure);
   }
-  const phrases = parsed.items.length + parsed.excluded.length + parsed.unsure.length;
+  // A question alone ("do you have tiramisu?") gets the menu. Beside an order ("2 margherita.
+  // how much is it?") it is a doubt: the order is not placed, and the reply says why, where it
+  // used to get the menu and leave the customer thinking the order was taken.
+  const ordered = parsed.items.length + parsed.excluded.length + parsed.unsure.length;
+  if (questions.length > 0 && ordered === 0) return { intent: 'menu', items: [], excluded: [], unsure: [] };
+  parsed.unsure.push(...questions);
+  const phrases = ordered + questions.length;
   return parsed.items.length > MAX_ITEMS || phrases > MAX_PHRASES ? tooLong() : parsed;
+}
+
+function asksAQuestion(tokens: readonly Token[]): boolean {
+  return tokens.some((_token, index) => phraseAt(tokens, index, QUESTIONS));
 }
 
 function tooLong(): ParsedText {
@@ -100,7 +116,7 @@ function detectIntent(tokens: readonly Token[]): Intent {
   const has = (words: ReadonlySet<string>) => keys.some((key) => words.has(key));
   if (short && isPlainCancel(tokens)) return 'cancel';
   if (short && (has(STATUS_WORDS) || (has(WHERE_WORDS) && has(ORDER_WORDS)))) return 'order_status';
-  if (asksForMenu(tokens) || tokens.some((_token, index) => phraseAt(tokens, index, QUESTIONS))) return 'menu';
+  if (asksForMenu(tokens)) return 'menu';
   return 'order';
 }
 

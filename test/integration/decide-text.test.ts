@@ -99,6 +99,14 @@ describe('deciding free text against a real catalog', () => {
     expect(replies.clarification((decision as Extract<Decision, { kind: 'clarify' }>).problems)).toContain('did you mean Pizza Margherita?');
   });
 
+  it('places no order beside a question, and says why instead of sending the menu', async () => {
+    const decision = await decide(db.sql, text('2 margherita and a coke. how much is it?'), match);
+    expect(decision).toEqual({ kind: 'clarify', problems: [{ phrase: 'how much is it', reason: 'question', candidates: [] }] });
+    expect(replies.clarification((decision as Extract<Decision, { kind: 'clarify' }>).problems)).toBe(
+      'Sorry, we couldn\'t place your order yet. "how much is it": we cannot answer a question inside an order. To order, send the items on their own; the menu shows our prices. Reply MENU to see everything we offer.',
+    );
+  });
+
   it('answers a question about the shop with the menu and an empty refusal with the menu', async () => {
     expect(await cartOf('do you have tiramisu?')).toBe('menu');
     expect(await cartOf('no thanks')).toBe('menu');

@@ -367,6 +367,14 @@ describe('precision: doubt means a clarification', () => {
   ])('answers the question "%s" with the menu, not an order', (text) => {
     expect(parseOrderText(text).intent).toBe('menu');
   });
+
+  it.each([
+    ['2 margherita and 1 coke. how much is it?', [item(2, 'margherita'), item(1, 'coke')], 'how much is it'],
+    ['quero 2 pizzas margherita, tem troco pra 100?', [item(2, 'pizzas margherita')], 'tem troco pra 100'],
+    ['2 margherita und 1 cola, gibt es auch Dessert?', [item(2, 'margherita'), item(1, 'cola')], 'gibt es auch dessert'],
+  ])('keeps an order beside the question in "%s", with the question as a doubt, so nothing is ordered without a word', (text, items, question) => {
+    expect(parseOrderText(text)).toEqual({ intent: 'order', items, excluded: [], unsure: [{ phrase: '', written: question, reason: 'question' }] });
+  });
 });
 
 describe('recall: realistic text', () => {
