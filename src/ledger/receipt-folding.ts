@@ -27,7 +27,8 @@ export function receiptsToFold(plan: BatchPlan, rows: readonly ReceiptRow[]): Re
   const matched = new Set(rows.filter((row) => row.outcome === 'status' && row.row_id !== null).map((row) => row.ord));
   const folding: ReceiptsToFold = { keys: [], ords: new Set() };
   plan.items.forEach(({ item }, ord) => {
-    if (item.kind !== 'status' || matched.has(ord)) return;
+    // A receipt outside the replay window was answered, not recorded: nothing of it to fold.
+    if (item.kind !== 'status' || matched.has(ord) || plan.outcomes[ord] === 'replay_rejected') return;
     folding.keys.push({ source: item.source, providerMessageId: item.messageId });
     folding.ords.add(ord);
   });
