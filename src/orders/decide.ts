@@ -2,7 +2,8 @@ import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { decideText } from './decide-text';
-import { findProducts, type MatchOptions } from './match';
+import { findProducts, type MatchOptions, type Product } from './match';
+import { toCents } from './money';
 import type { Decision, OrderLine, Problem } from './decision';
 import { buildOrder, validQuantity } from './order-lines';
 
@@ -33,8 +34,19 @@ export async function decide(sql: Sql, message: QueueMessage, options: MatchOpti
   return decideText(sql, text, options, catalog);
 }
 
-/** Native catalog carts name products by sku (product_retailer_id): matched exactly. */
-async function decideCart(sql: Sql, items: { product_retailer_id: string; quantity: number | string }[]): Promise<Decision> {
+interface CartItem {
+  product_retailer_id: string;
+  quantity: number | string;
+  item_price?: number | string;
+  currency?: string;
+}
+
+/**
+ * Native catalog carts name products by sku (product_retailer_id): matched exactly. The cart
+ * shows the price of Meta's copy of the catalog; where it differs from wagate's (one updated,
+ * the other not yet), no order is placed at a price the customer did not see.
+ */
+async function decideCart(sql: Sql, items: CartItem[]): Promise<Decision> {
   const products = await findProducts(sql, items.map((item) => item.product_retailer_id));
   const problems: Problem[] = [];
   const lines: OrderLine[] = [];
@@ -43,9 +55,19 @@ async function decideCart(sql: Sql, items: { product_retailer_id: string; quanti
     const quantity = Number(item.quantity);
     if (!product) problems.push({ phrase: item.product_retailer_id, reason: 'unknown', candidates: [] });
     else if (!validQuantity(quantity)) problems.push({ phrase: product.name, reason: 'quantity', candidates: [] });
+    else if (!cartPriceAgrees(item, product)) problems.push({ phrase: product.name, reason: 'price', candidates: [{ ...product, score: 1, unexplained: [], closeness: 1 }] });
     else lines.push({ product, quantity });
   }
   return problems.length > 0 ? { kind: 'clarify', problems } : buildOrder(lines);
+}
+
+/** A cart line without a price or currency (or one unreadable) agrees: there is nothing it showed to differ from. */
+function cartPriceAgrees(item: CartItem, product: Product): boolean {
+  if (item.currency !== undefined && item.currency.trim().toUpperCase() !== product.currency.toUpperCase()) return false;
+  const shown = Number(item.item_price);
+  if (item.item_price === undefined || item.item_price === '' || !Number.isFinite(shown)) return true;
+  // Meta sends the price as a JSON number (9.5): compared in cents, rounded, never as floats.
+  return Math.round(shown * 100) === toCents(product.price);
 }
 
 /** A tapped button or list row: its id may be a sku; otherwise its title is read as text. */

@@ -7,7 +7,7 @@ export interface OrderLine {
 
 export interface Problem {
   phrase: string;
-  reason: 'unknown' | 'ambiguous' | 'quantity' | 'currency' | 'cancel' | 'too_long' | 'question';
+  reason: 'unknown' | 'ambiguous' | 'quantity' | 'currency' | 'cancel' | 'too_long' | 'question' | 'price';
   candidates: Candidate[];
 }
 

@@ -88,6 +88,26 @@ describe('order pipeline', () => {
     expect(order!.total).toBe('28.50');
   });
 
+  it.each([
+    ['a price', { item_price: 8, currency: 'EUR' }],
+    ['a currency', { item_price: 9.5, currency: 'USD' }],
+  ])('places no order from a cart that showed %s other than the catalog\'s, and says what it costs', async (_what, shown) => {
+    const id = uniqueWamid();
+    const from = '15550100023';
+    const body = metaEnvelope([
+      {
+        contacts: [metaContact({ from })],
+        messages: [{ from, id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'order', order: { product_items: [{ product_retailer_id: 'PIZ-PEPP', quantity: 3, ...shown }] } }],
+      },
+    ]);
+    expect((await postMeta(pipeline.ingest.baseUrl, body)).status).toBe(200);
+    expect(await settled(id)).toBe('unmatched');
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toEqual([]);
+    const [reply] = await pipeline.db.sql`SELECT kind, body FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    expect(reply!.kind).toBe('clarification');
+    expect(reply!.body).toContain('"Pizza Pepperoni" costs EUR 9.50 now, not the price your cart showed.');
+  });
+
   it('answers a Twilio message through Twilio REST from the number that received it', async () => {
     const params = twilioText('1 cafe con leche', 'whatsapp:+15550100003');
     const sid = params.find(([name]) => name === 'MessageSid')![1];
