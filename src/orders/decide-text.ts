@@ -1,5 +1,6 @@
 import type { Sql } from '../db/client';
 import type { Decision, OrderLine, Problem } from './decision';
+import { isAcknowledgement } from './acknowledgement';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { type Candidate, type MatchOptions, type PhraseVerdict } from './match';
 import { buildOrder, validQuantity } from './order-lines';
@@ -11,6 +12,7 @@ import { parseOrderText, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase
  * nothing was unsure, and nothing the customer excluded is in it. Anything else is a clarification.
  */
 export async function decideText(sql: Sql, text: string, options: MatchOptions, catalog: CatalogReader = liveCatalog(sql)): Promise<Decision> {
+  if (isAcknowledgement(text)) return { kind: 'no_reply', type: 'acknowledgement' };
   const parsed = parseOrderText(text, { keepTogether: await catalog.terms() });
   if (parsed.intent !== 'order') return { kind: parsed.intent };
   const { items, excluded, unsure } = parsed;

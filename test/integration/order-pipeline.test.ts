@@ -259,6 +259,17 @@ describe('order pipeline', () => {
     expect(reply!.body).toMatch(/is cancelled/);
   });
 
+  it('answers no reply to "thanks 👍" after a confirmation: the message is processed with nothing sent', async () => {
+    const from = '15550100024';
+    const [placed, thanks] = [uniqueWamid(), uniqueWamid()];
+    await postMetaText(pipeline.ingest.baseUrl, { id: placed, from, text: '1 coke' });
+    expect(await settled(placed)).toBe('processed');
+    await postMetaText(pipeline.ingest.baseUrl, { id: thanks, from, text: 'thanks 👍' });
+    expect(await settled(thanks)).toBe('processed');
+    expect(await pipeline.db.sql`SELECT 1 FROM outbound_messages WHERE inbound_message_id = ${thanks}`).toEqual([]);
+    expect(pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === from)).toHaveLength(1);
+  });
+
   it('a second "cancel" cancels nothing more: only the newest order can be cancelled', async () => {
     const from = '15550100021';
     const [first, second, cancel, again] = [uniqueWamid(), uniqueWamid(), uniqueWamid(), uniqueWamid()];

@@ -1,0 +1,30 @@
+import { normalizeText, tokenize, toWordSet } from './parse-text-tokens';
+
+/**
+ * Words of thanks and agreement, in the four languages replies are written in. A message of
+ * these alone ("thanks!", "ok 👍", "muchas gracias", "valeu", "danke schön") answers wagate's
+ * last reply; it asks for nothing.
+ */
+const ACKNOWLEDGEMENT_WORDS = toWordSet([
+  'thanks', 'thank', 'you', 'thankyou', 'thx', 'ty', 'cheers', 'ok', 'okay', 'okey', 'k', 'kk', 'great', 'awesome',
+  'perfect', 'lovely', 'cool', 'nice', 'alright', 'got', 'it', 'noted', 'so', 'much', 'a', 'lot', 'very',
+  'gracias', 'muchas', 'mil', 'vale', 'perfecto', 'genial', 'listo', 'dale', 'buenisimo',
+  'obrigado', 'obrigada', 'obg', 'obgd', 'valeu', 'beleza', 'blz', 'perfeito', 'otimo', 'muito', 'show',
+  'danke', 'dank', 'vielen', 'schon', 'schoen', 'super', 'prima', 'perfekt', 'passt', 'alles', 'klar',
+]);
+
+// Thumbs, hands, hearts and smiles; with skin tones and the variation selector that follow them.
+const ACKNOWLEDGEMENT_EMOJI = /(?:👍|👌|🙏|🤝|👏|✅|❤|♥|💯|😊|🙂|😀|😃|😄|😁|🥰|😍|☺)[\u{1F3FB}-\u{1F3FF}\uFE0F]*/gu;
+const OTHER_EMOJI = /\p{Extended_Pictographic}/u;
+
+/** True for thanks or agreement alone, which gets no reply: the menu in answer to "thanks" asked nothing of anyone. */
+export function isAcknowledgement(text: string): boolean {
+  const acknowledgedByEmoji = ACKNOWLEDGEMENT_EMOJI.test(text);
+  ACKNOWLEDGEMENT_EMOJI.lastIndex = 0;
+  const rest = text.replace(ACKNOWLEDGEMENT_EMOJI, ' ');
+  // A 🍕 asks for something: only the emoji above acknowledge.
+  if (OTHER_EMOJI.test(rest)) return false;
+  const words = tokenize(normalizeText(rest)).filter((token) => /\p{L}|\p{N}/u.test(token.key));
+  if (words.length === 0) return acknowledgedByEmoji;
+  return words.every((token) => ACKNOWLEDGEMENT_WORDS.has(token.key));
+}
