@@ -2,7 +2,7 @@ import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { decideText } from './decide-text';
-import { findProducts, type MatchOptions, type Product } from './match';
+import { findProducts, isRetiredSku, type MatchOptions, type Product } from './match';
 import { toCents } from './money';
 import type { Decision, OrderLine, Problem } from './decision';
 import { buildOrder, validQuantity } from './order-lines';
@@ -27,6 +27,9 @@ export async function decide(sql: Sql, message: QueueMessage, options: MatchOpti
     const products = await findProducts(sql, [choice.id]);
     const product = products.get(choice.id);
     if (product) return buildOrder([{ product, quantity: 1 }]);
+    // A row for a product switched off since the list was sent: its title read as text could
+    // order another product of a like name ("Margherita" → "Pizza Margherita"), not the one tapped.
+    if (await isRetiredSku(sql, choice.id)) return { kind: 'clarify', problems: [{ phrase: choice.title || choice.id, reason: 'unknown', candidates: [] }] };
     if (choice.title) return decideText(sql, choice.title, options, catalog);
   }
   const text = textOf(message, content);

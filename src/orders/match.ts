@@ -134,6 +134,12 @@ export async function findProducts(sql: Sql, skus: string[]): Promise<Map<string
   return new Map(rows.map((row) => [row.sku, row]));
 }
 
+/** A sku in the catalog but no longer active (deactivated, or missing from the last import with --deactivate-missing). */
+export async function isRetiredSku(sql: Sql, sku: string): Promise<boolean> {
+  const rows = await sql`SELECT 1 FROM products WHERE sku = ${sku} AND NOT active`;
+  return rows.length > 0;
+}
+
 export async function listMenu(sql: Sql, limit = 20): Promise<Product[]> {
   return sql<Product[]>`
     SELECT sku, name, price::text AS price, currency FROM products WHERE active ORDER BY name LIMIT ${limit}`;

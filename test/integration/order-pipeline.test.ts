@@ -179,6 +179,23 @@ describe('order pipeline', () => {
     ]);
   });
 
+  it('orders nothing from a tapped row whose sku was switched off since, though its title names another product', async () => {
+    const id = uniqueWamid();
+    await pipeline.db.sql`INSERT INTO products (sku, name, price, currency, active) VALUES ('PIZ-MARG-2025', 'Margherita', 7.50, 'EUR', false)`;
+    const body = metaEnvelope([
+      {
+        messages: [
+          { from: '15550100025', id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'interactive', interactive: { type: 'list_reply', list_reply: { id: 'PIZ-MARG-2025', title: 'Margherita' } } },
+        ],
+      },
+    ]);
+    await postMeta(pipeline.ingest.baseUrl, body);
+    expect(await settled(id)).toBe('unmatched');
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toEqual([]);
+    const [reply] = await pipeline.db.sql`SELECT kind, body FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    expect(reply).toMatchObject({ kind: 'clarification', body: expect.stringContaining('We don\'t have anything like "Margherita".') });
+  });
+
   it('creates no order for unknown or ambiguous text and replies with candidates', async () => {
     const unknown = uniqueWamid();
     const ambiguous = uniqueWamid();
