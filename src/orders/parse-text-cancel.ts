@@ -15,6 +15,15 @@ const CANCEL_CONTEXT_WORDS = toWordSet([
 ]);
 
 /**
+ * Filler in an order ("for delivery", "to pick up"), but beside a cancel word they say what to
+ * cancel: "cancel the delivery, I'll pick it up" changes how the order comes, and must not cancel it.
+ */
+const FULFILMENT_WORDS = toWordSet([
+  'delivery', 'deliver', 'pickup', 'pick', 'collect', 'collection', 'send', 'bring',
+  'domicilio', 'llevar', 'entregar', 'entrega', 'levar', 'viagem', 'mitnehmen', 'liefern', 'lieferung', 'bringen', 'schicken',
+]);
+
+/**
  * A cancel word with nothing beside it but politeness and words about the order ("please cancel my
  * order", "cancelar pedido", "bitte stornieren"). Cancelling cannot be undone, so a negation ("don't
  * cancel", "nicht stornieren") or any other word ("cancel the coke", "2 margherita, cancel") makes
@@ -27,6 +36,7 @@ export function isPlainCancel(tokens: readonly Token[]): boolean {
     const courtesy = phraseAt(tokens, index, COURTESY_PHRASES);
     const key = tokens[index]!.key;
     if (CANCEL_WORDS.has(key)) cancel = true;
+    else if (FULFILMENT_WORDS.has(key)) return false;
     else if (!courtesy && !FILLER_WORDS.has(key) && !CANCEL_CONTEXT_WORDS.has(key)) return false;
     index += courtesy?.length ?? 1;
   }

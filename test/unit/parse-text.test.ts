@@ -202,6 +202,7 @@ describe('intents', () => {
   it.each([
     'margherita y coca, sin cancelar', 'cancel and 2 margherita', 'cancel; 1 coke', 'cancel my order, I made a mistake',
     'cancel order #12', 'cancel all orders', 'Pizza stornieren, Cola bleibt',
+    'cancel the delivery, I will pick it up', 'please cancel delivery', 'cancelar a entrega, vou buscar', 'Lieferung stornieren, wir holen ab',
   ])('never takes a cancel mixed with other words as cancel: "%s" is asked about', (text) => {
     const parsed = parseOrderText(text);
     expect(parsed.intent).toBe('order');
