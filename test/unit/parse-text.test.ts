@@ -357,6 +357,14 @@ describe('precision: doubt means a clarification', () => {
     expect(itemsOf('2 menu for 2', ['Menu for 2'])).toEqual([item(2, 'menu for 2')]);
   });
 
+  it('keeps a catalog name with a sentence end inside as one item: "2 Dr. Pepper. 1 coke"', () => {
+    const names = ['Dr. Pepper', 'St. Louis Ribs'];
+    expect(itemsOf('2 Dr. Pepper. 1 coke', names)).toEqual([item(2, 'dr pepper'), item(1, 'coke')]);
+    expect(itemsOf('1 st. louis ribs', names)).toEqual([item(1, 'st louis ribs')]);
+    // Without the catalog's word for it, the sentence end splits as before.
+    expect(itemsOf('2 Dr. Pepper')).toEqual([item(2, 'dr'), item(1, 'pepper')]);
+  });
+
   it('reads a dash before a space or a word as punctuation, not as a minus: "- 2 tea", "2 margherita - 1 coke"', () => {
     expect(itemsOf('- 2 tea')).toEqual([item(2, 'tea')]);
     expect(itemsOf('2 margherita - 1 coke')).toEqual([item(2, 'margherita'), item(1, 'coke')]);
