@@ -21,7 +21,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   orders: ['config', 'errors', 'failpoints', 'telemetry', 'db', 'queue', 'ledger', 'replies'],
   worker: ['config', 'errors', 'failpoints', 'settle-within', 'telemetry', 'db', 'queue', 'ledger', 'orders', 'replies'],
   http: ['config', 'errors', 'telemetry', 'db', 'ledger', 'webhooks', 'server'],
-  autoscaler: ['config', 'errors', 'telemetry', 'db', 'queue'],
+  autoscaler: ['config', 'errors', 'settle-within', 'telemetry', 'db', 'queue'],
   dev: ['config', 'errors', 'telemetry', 'server'],
   commands: ['config', 'errors', 'settle-within', 'telemetry', 'server', 'db', 'queue', 'ledger', 'webhooks', 'replies', 'orders', 'worker', 'http', 'autoscaler', 'dev'],
   'tracing-bootstrap': ['settle-within', 'telemetry'],
