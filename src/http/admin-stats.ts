@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
-import type { Sql } from '../db/client';
+import { transaction, type Sql } from '../db/client';
 import { describeIssues } from '../errors';
 import type { AdminRateLimit } from './admin-rate-limit';
 import { secureEquals } from './secure-compare';
@@ -24,11 +24,22 @@ const statsQuery = z.object({
     .default(24),
 });
 
+/** A caller that finds stats being computed for another request may try again after this long. */
+const STATS_BUSY_RETRY_AFTER_SECONDS = 1;
+
+/**
+ * The token of an `Authorization: Bearer <token>` header, or '' without one. The scheme is
+ * case-insensitive and may be followed by several spaces (RFC 7235 §2.1, RFC 6750 §2.1):
+ * clients and proxies that send `bearer` are within the standard.
+ */
+export function bearerToken(header: string): string {
+  return /^bearer +(\S.*)$/i.exec(header)?.[1] ?? '';
+}
+
 /** Bearer ADMIN_TOKEN, compared in constant time. Without a token configured, stats are off. */
 export function createAdminAuth(adminToken: string | undefined) {
   return function requireAdmin(req: Request, res: Response, next: NextFunction): void {
-    const header = req.get('authorization') ?? '';
-    const token = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
+    const token = bearerToken(req.get('authorization') ?? '');
     if (!adminToken || !token || !secureEquals(token, adminToken)) {
       // Says only whether a token came: a wrong one learns nothing more than that it is wrong.
       const error = token ? 'wrong admin token' : 'admin token required: send Authorization: Bearer ADMIN_TOKEN';
@@ -41,65 +52,90 @@ export function createAdminAuth(adminToken: string | undefined) {
 
 const ERROR_STATUSES = ['malformed', 'dead'];
 
+/**
+ * Stats share the ingest's pool with the webhook commits that acks wait on, and a call scans
+ * up to 2160 hours of messages. So a process computes one stats call at a time, its queries
+ * one after another on one reserved connection: stats never hold more than one of the pool's
+ * connections. A call that finds one under way gets 503 with Retry-After instead of waiting.
+ */
 export function createStatsHandler(deps: StatsDeps) {
+  let computing = false;
   return async function getStats(req: Request, res: Response): Promise<void> {
     const query = statsQuery.safeParse(req.query);
     if (!query.success) {
       res.status(400).json({ error: describeIssues(query.error.issues) });
       return;
     }
+    if (computing) {
+      res.status(503).set('Retry-After', String(STATS_BUSY_RETRY_AFTER_SECONDS))
+        .json({ error: `stats are being computed for another request; retry in ${STATS_BUSY_RETRY_AFTER_SECONDS} s` });
+      return;
+    }
     const { source, hours } = query.data;
-    const sourceFilter = source ?? null;
-    const [statusRows, [latency], hourly, depths, replyRows] = await Promise.all([
-      deps.sql<{ status: string; count: number; duplicates: number }[]>`
-        SELECT status, count(*)::integer AS count, coalesce(sum(duplicate_count), 0)::integer AS duplicates
-        FROM webhook_messages
-        WHERE created_at > now() - make_interval(hours => ${hours})
-          AND (${sourceFilter}::text IS NULL OR webhook_source = ${sourceFilter})
-        GROUP BY status`,
-      deps.sql<{ p50: number | null; p95: number | null; p99: number | null }[]>`
-        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time_ms) AS p50,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms) AS p95,
-               percentile_cont(0.99) WITHIN GROUP (ORDER BY response_time_ms) AS p99
-        FROM webhook_messages
-        WHERE created_at > now() - make_interval(hours => ${hours})
-          AND (${sourceFilter}::text IS NULL OR webhook_source = ${sourceFilter})`,
-      deps.sql<{ hour: Date; messages: number; duplicates: number; errors: number }[]>`
-        SELECT date_trunc('hour', created_at) AS hour, count(*)::integer AS messages,
-               coalesce(sum(duplicate_count), 0)::integer AS duplicates,
-               (count(*) FILTER (WHERE status = ANY(${ERROR_STATUSES})))::integer AS errors
-        FROM webhook_messages
-        WHERE created_at > now() - make_interval(hours => ${hours})
-          AND (${sourceFilter}::text IS NULL OR webhook_source = ${sourceFilter})
-        GROUP BY 1 ORDER BY 1`,
-      deps.queueDepths(),
-      deps.sql<{ status: string; delivery_status: string | null; count: number }[]>`
-        SELECT status, delivery_status, count(*)::integer AS count FROM outbound_messages
-        WHERE created_at > now() - make_interval(hours => ${hours})
-          AND (${sourceFilter}::text IS NULL OR webhook_source = ${sourceFilter})
-        GROUP BY status, delivery_status`,
-    ]);
-    const counts = Object.fromEntries(statusRows.map((row) => [row.status, row.count]));
-    const messages = statusRows.reduce((sum, row) => sum + row.count, 0);
-    const duplicates = statusRows.reduce((sum, row) => sum + row.duplicates, 0);
-    const errors = statusRows.filter((row) => ERROR_STATUSES.includes(row.status)).reduce((sum, row) => sum + row.count, 0);
-    res.json({
-      source: source ?? 'all',
-      hours,
-      messages,
-      counts,
-      duplicates,
-      duplicateRate: ratio(duplicates, messages + duplicates),
-      errorRate: ratio(errors, messages),
-      ackMs: { p50: toTenthMs(latency?.p50), p95: toTenthMs(latency?.p95), p99: toTenthMs(latency?.p99) },
-      queueDepth: depths.queue,
-      deadLetterDepth: depths.deadLetters,
-      // Replies by send state; "unknown" ones need an operator (wagate replies unknown).
-      replies: countBy(replyRows, (row) => row.status, ['sent', 'unknown', 'failed']),
-      // Sent replies by the furthest receipt the provider reported; "none" before the first.
-      deliveryStatus: countBy(replyRows.filter((row) => row.status === 'sent'), (row) => row.delivery_status ?? 'none', []),
-      hourly: hourly.map((row) => ({ ...row, hour: row.hour.toISOString() })),
-    });
+    computing = true;
+    // Free again once the reserved connection is back, not when the broker's answer fails first.
+    const reading = transaction(deps.sql, (tx) => readStats(tx, hours, source ?? null)).finally(() => (computing = false));
+    const [stats, depths] = await Promise.all([reading, deps.queueDepths()]);
+    res.json({ source: source ?? 'all', hours, ...summarise(stats, depths) });
+  };
+}
+
+type StatsRows = Awaited<ReturnType<typeof readStats>>;
+
+/**
+ * The window is the `hours` whole UTC hours ending with the current, partial one; totals and
+ * the series cover the same span and, read in one repeatable-read snapshot, add up the same.
+ */
+async function readStats(tx: Sql, hours: number, source: string | null) {
+  await tx`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`;
+  const [bounds] = await tx<{ since: Date; until: Date }[]>`
+    SELECT date_trunc('hour', now(), 'UTC') - make_interval(hours => ${hours - 1}) AS since,
+           date_trunc('hour', now(), 'UTC') + interval '1 hour' AS until`;
+  const { since, until } = bounds!;
+  const inWindow = tx`created_at >= ${since} AND created_at < ${until} AND (${source}::text IS NULL OR webhook_source = ${source})`;
+  const statusRows = await tx<{ status: string; count: number; duplicates: number }[]>`
+    SELECT status, count(*)::integer AS count, coalesce(sum(duplicate_count), 0)::integer AS duplicates
+    FROM webhook_messages WHERE ${inWindow} GROUP BY status`;
+  const [latency] = await tx<{ p50: number | null; p95: number | null; p99: number | null }[]>`
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time_ms) AS p50,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms) AS p95,
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY response_time_ms) AS p99
+    FROM webhook_messages WHERE ${inWindow}`;
+  // Every hour of the window, quiet ones as zeros, so a chart's gaps are real silence.
+  const hourly = await tx<{ hour: Date; messages: number; duplicates: number; errors: number }[]>`
+    SELECT hour, coalesce(counted.messages, 0)::integer AS messages,
+           coalesce(counted.duplicates, 0)::integer AS duplicates, coalesce(counted.errors, 0)::integer AS errors
+    FROM generate_series(${since}::timestamptz, ${until}::timestamptz - interval '1 hour', interval '1 hour') AS hour
+    LEFT JOIN (
+      SELECT date_trunc('hour', created_at, 'UTC') AS hour, count(*) AS messages, sum(duplicate_count) AS duplicates,
+             count(*) FILTER (WHERE status = ANY(${ERROR_STATUSES})) AS errors
+      FROM webhook_messages WHERE ${inWindow} GROUP BY 1
+    ) AS counted USING (hour)
+    ORDER BY hour`;
+  const replyRows = await tx<{ status: string; delivery_status: string | null; count: number }[]>`
+    SELECT status, delivery_status, count(*)::integer AS count FROM outbound_messages
+    WHERE ${inWindow} GROUP BY status, delivery_status`;
+  return { statusRows, latency, hourly, replyRows };
+}
+
+function summarise({ statusRows, latency, hourly, replyRows }: StatsRows, depths: Awaited<ReturnType<StatsDeps['queueDepths']>>) {
+  const messages = statusRows.reduce((sum, row) => sum + row.count, 0);
+  const duplicates = statusRows.reduce((sum, row) => sum + row.duplicates, 0);
+  const errors = statusRows.filter((row) => ERROR_STATUSES.includes(row.status)).reduce((sum, row) => sum + row.count, 0);
+  return {
+    messages,
+    counts: Object.fromEntries(statusRows.map((row) => [row.status, row.count])),
+    duplicates,
+    duplicateRate: ratio(duplicates, messages + duplicates),
+    errorRate: ratio(errors, messages),
+    ackMs: { p50: toTenthMs(latency?.p50), p95: toTenthMs(latency?.p95), p99: toTenthMs(latency?.p99) },
+    queueDepth: depths.queue,
+    deadLetterDepth: depths.deadLetters,
+    // Replies by send state; "unknown" ones need an operator (wagate replies unknown).
+    replies: countBy(replyRows, (row) => row.status, ['sent', 'unknown', 'failed']),
+    // Sent replies by the furthest receipt the provider reported; "none" before the first.
+    deliveryStatus: countBy(replyRows.filter((row) => row.status === 'sent'), (row) => row.delivery_status ?? 'none', []),
+    hourly: hourly.map((row) => ({ ...row, hour: row.hour.toISOString() })),
   };
 }
 

@@ -38,6 +38,14 @@ describe('the admin endpoint', () => {
     expect((await stats('192.0.2.2')).statusCode).toBe(200);
   });
 
+  it('accepts the bearer scheme in any case, and still refuses a wrong token so written', async () => {
+    const written = (authorization: string) => ingest.request({ method: 'GET', url: STATS_PATH, remoteAddress: '192.0.2.4', headers: { authorization } });
+    expect((await written(`bearer ${ADMIN_TOKEN}`)).statusCode).toBe(200);
+    expect((await written(`BEARER  ${ADMIN_TOKEN}`)).statusCode).toBe(200);
+    const wrong = await written('bearer wrong-token-of-some-length');
+    expect([wrong.statusCode, wrong.json()]).toEqual([401, { error: 'wrong admin token' }]);
+  });
+
   it('takes the client from X-Forwarded-For only from a trusted proxy, so clients behind an ingress do not share one allowance', async () => {
     const behindIngress = createInProcessIngest(db.sql, db.url, { ADMIN_RATE_LIMIT_PER_MINUTE: String(LIMIT), TRUSTED_PROXIES: '198.51.100.0/24' });
     const via = (socket: string, client: string, token = ADMIN_TOKEN) =>

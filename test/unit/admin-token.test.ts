@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { estimatedTokenBits, loadConfig, MIN_ADMIN_TOKEN_BITS } from '../../src/config';
+import { bearerToken } from '../../src/http/admin-stats';
 import { secureEquals } from '../../src/http/secure-compare';
 
 describe('ADMIN_TOKEN strength, checked at start', () => {
@@ -35,5 +36,19 @@ describe('the admin token compare', () => {
     // would throw here (and leak the length) instead of answering false.
     expect(() => secureEquals('a', 'a much longer expected token')).not.toThrow();
     expect(secureEquals('a', 'a much longer expected token')).toBe(false);
+  });
+});
+
+describe('the Authorization header', () => {
+  it('takes the bearer scheme in any case and after any number of spaces (RFC 7235 §2.1)', () => {
+    for (const header of ['Bearer abc123', 'bearer abc123', 'BEARER abc123', 'bEaReR abc123', 'Bearer   abc123']) {
+      expect(bearerToken(header)).toBe('abc123');
+    }
+  });
+
+  it('finds no token under another scheme, without a space, or without a token', () => {
+    for (const header of ['', 'Basic abc123', 'Bearerabc123', 'Bearer', 'Bearer ', 'Bearer    ', 'Token Bearer abc123']) {
+      expect(bearerToken(header)).toBe('');
+    }
   });
 });
