@@ -17,12 +17,17 @@ export interface ScalingPolicy {
   tolerance: number;
 }
 
-/** The part of the previous decisions that the next one needs. */
+/**
+ * The part of the previous decisions that the next one needs: what each tick of the last
+ * stabilisation window asked for. Scale-down goes to the highest of those, as the
+ * HorizontalPodAutoscaler's stabilisation window does, so a backlog that fell in steps is
+ * followed a tick after each step leaves the window, not one whole window per step.
+ */
 export interface ScaleDownMemory {
-  /** When the backlog first asked for fewer replicas than are running, in epoch ms. */
-  lowSinceMs: number;
-  /** The largest replica count asked for since then: the window scales down to this. */
-  highestWanted: number;
+  /** The first tick this memory saw, in epoch ms: nothing is removed before a whole window has been seen. */
+  sinceMs: number;
+  /** Each tick within the window, oldest first: when, and the count it asked for (the current one inside the tolerance). */
+  recent: { atMs: number; wanted: number }[];
 }
 
 export type DecisionReason = 'scale_up' | 'scale_down' | 'steady' | 'within_tolerance' | 'stabilising' | 'out_of_bounds';
@@ -63,18 +68,21 @@ export function decide(input: DecideInput, policy: ScalingPolicy): Decision {
   if (current < lower || current > upper) {
     return { desired: Math.min(upper, Math.max(lower, current)), reason: 'out_of_bounds', wanted, memory: null };
   }
-  if (wanted === current) return { desired: current, reason: 'steady', wanted, memory: null };
-  if (withinTolerance(backlog, current, policy)) return { desired: current, reason: 'within_tolerance', wanted, memory: null };
+  const tolerated = wanted !== current && withinTolerance(backlog, current, policy);
+  const memory = remember(input.memory, tolerated ? current : wanted, nowMs, policy.scaleDownStabilizationMs);
+  if (wanted === current) return { desired: current, reason: 'steady', wanted, memory };
+  if (tolerated) return { desired: current, reason: 'within_tolerance', wanted, memory };
   if (wanted > current) {
     // At most doubling per step: a burst that fades within seconds does not start a fleet.
-    return { desired: Math.min(wanted, Math.max(1, current * 2)), reason: 'scale_up', wanted, memory: null };
+    return { desired: Math.min(wanted, Math.max(1, current * 2)), reason: 'scale_up', wanted, memory };
   }
-  const memory = rememberLow(input.memory, wanted, nowMs);
-  if (nowMs - memory.lowSinceMs < policy.scaleDownStabilizationMs) {
+  // The highest count asked for during the window, so a dip inside it cannot undershoot; and
+  // none before a whole window was seen (a new leader errs on the side of capacity).
+  const highest = Math.max(...memory.recent.map((tick) => tick.wanted));
+  if (nowMs - memory.sinceMs < policy.scaleDownStabilizationMs || highest >= current) {
     return { desired: current, reason: 'stabilising', wanted, memory };
   }
-  // The highest count asked for during the window, so a dip inside it cannot undershoot.
-  return { desired: memory.highestWanted, reason: 'scale_down', wanted, memory: null };
+  return { desired: highest, reason: 'scale_down', wanted, memory };
 }
 
 function withinTolerance(backlog: number, current: number, policy: ScalingPolicy): boolean {
@@ -83,7 +91,7 @@ function withinTolerance(backlog: number, current: number, policy: ScalingPolicy
   return Math.abs(ratio - 1) <= policy.tolerance;
 }
 
-function rememberLow(memory: ScaleDownMemory | null, wanted: number, nowMs: number): ScaleDownMemory {
-  if (!memory) return { lowSinceMs: nowMs, highestWanted: wanted };
-  return { lowSinceMs: memory.lowSinceMs, highestWanted: Math.max(memory.highestWanted, wanted) };
+function remember(memory: ScaleDownMemory | null, wanted: number, nowMs: number, windowMs: number): ScaleDownMemory {
+  const recent = (memory?.recent ?? []).filter((tick) => tick.atMs >= nowMs - windowMs);
+  return { sinceMs: memory?.sinceMs ?? nowMs, recent: [...recent, { atMs: nowMs, wanted }] };
 }

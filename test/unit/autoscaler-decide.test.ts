@@ -67,29 +67,48 @@ describe('autoscaler decision', () => {
     const at = (offsetMs: number, backlog: number, memory: ScaleDownMemory | null) =>
       decide({ backlog, currentReplicas: 8, nowMs: NOW + offsetMs, memory }, policy);
     const first = at(0, 100, null);
-    expect(first).toMatchObject({ desired: 8, reason: 'stabilising', memory: { lowSinceMs: NOW, highestWanted: 1 } });
+    expect(first).toMatchObject({ desired: 8, reason: 'stabilising', memory: { sinceMs: NOW, recent: [{ atMs: NOW, wanted: 1 }] } });
     const second = at(60_000, 300, first.memory);
-    expect(second).toMatchObject({ desired: 8, reason: 'stabilising', memory: { lowSinceMs: NOW, highestWanted: 3 } });
+    expect(second).toMatchObject({ desired: 8, reason: 'stabilising' });
     const third = at(WINDOW_MS - 1, 0, second.memory);
     expect(third).toMatchObject({ desired: 8, reason: 'stabilising' });
-    expect(at(WINDOW_MS, 0, third.memory)).toMatchObject({ desired: 3, reason: 'scale_down', memory: null });
+    expect(at(WINDOW_MS, 0, third.memory)).toMatchObject({ desired: 3, reason: 'scale_down' });
   });
 
-  it('starts the window again when the backlog comes back before it ends', () => {
+  it('holds while a reading of the last window asked for the count running or more', () => {
     const low = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW, memory: null }, policy);
     const back = decide({ backlog: 400, currentReplicas: 4, nowMs: NOW + 100_000, memory: low.memory }, policy);
-    expect(back).toMatchObject({ reason: 'steady', memory: null });
+    expect(back).toMatchObject({ reason: 'steady' });
     const lowAgain = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 200_000, memory: back.memory }, policy);
-    expect(lowAgain).toMatchObject({ reason: 'stabilising', memory: { lowSinceMs: NOW + 200_000 } });
-    expect(decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 400_000, memory: lowAgain.memory }, policy)).toMatchObject({
-      reason: 'stabilising',
-      desired: 4,
-    });
+    expect(lowAgain).toMatchObject({ reason: 'stabilising' });
+    const held = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 400_000, memory: lowAgain.memory }, policy);
+    expect(held).toMatchObject({ reason: 'stabilising', desired: 4 });
+    // Once the reading of 4 has left the window, the lows decide.
+    expect(decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 400_001, memory: held.memory }, policy)).toMatchObject({ reason: 'scale_down', desired: 1 });
   });
 
-  it('scales up at once, without waiting for any window', () => {
+  it('follows a backlog that fell in steps a tick after each step leaves the window, not a whole window per step', () => {
+    const wide = { ...policy, maxReplicas: 16, shards: 16 };
+    const minute = 60_000;
+    let replicas = 10;
+    let memory: ScaleDownMemory | null = null;
+    const counts: number[] = [];
+    // 8 replicas' worth at the first minute, 1 from the next on, one tick a minute.
+    for (let tick = 0; tick <= 6; tick += 1) {
+      const decision = decide({ backlog: tick === 0 ? 800 : 100, currentReplicas: replicas, nowMs: NOW + tick * minute, memory }, wide);
+      ({ memory } = decision);
+      replicas = decision.desired;
+      counts.push(replicas);
+    }
+    expect(counts).toEqual([10, 10, 10, 10, 10, 8, 1]);
+  });
+
+  it('scales up at once, without waiting for any window, and keeps the high reading in the window', () => {
     const low = decide({ backlog: 0, currentReplicas: 4, nowMs: NOW, memory: null }, policy);
-    expect(decide({ backlog: 700, currentReplicas: 4, nowMs: NOW + 1, memory: low.memory }, policy)).toMatchObject({ desired: 7, reason: 'scale_up', memory: null });
+    const up = decide({ backlog: 700, currentReplicas: 4, nowMs: NOW + 1, memory: low.memory }, policy);
+    expect(up).toMatchObject({ desired: 7, reason: 'scale_up' });
+    // A backlog that falls right after the scale-up does not take the replicas away within the window.
+    expect(decide({ backlog: 0, currentReplicas: 7, nowMs: NOW + WINDOW_MS, memory: up.memory }, policy)).toMatchObject({ desired: 7, reason: 'stabilising' });
   });
 
   it('with no window, scales down on the first low reading', () => {
