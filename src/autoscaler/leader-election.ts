@@ -6,7 +6,10 @@ import { statusOf } from './api-status';
  * Leader election on a coordination.k8s.io/v1 Lease, after client-go's leaderelection package
  * (client-node has none). Every write carries the resourceVersion it read, so two candidates
  * cannot both win. A standby judges expiry by its own clock, from the moment it last saw the
- * Lease change, so clock skew between pods does not matter.
+ * Lease change, so clock skew between pods does not matter; and, as client-go does, on a
+ * monotonic clock, so a step of its own wall clock (an NTP correction) does not make a standby
+ * take a live leader's Lease, nor stretch a leader's renew deadline past the Lease's duration.
+ * Only the times written into the Lease are wall-clock times.
  */
 export interface LeaderElectionOptions {
   coordination: CoordinationV1Api;
@@ -59,10 +62,10 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
   };
 
   /** 'lost' when another holder's lease is valid: a leader then stops at once. */
-  const tryAcquireOrRenew = async (now: V1MicroTime): Promise<'held' | 'lost' | 'conflict'> => {
+  const tryAcquireOrRenew = async (now: V1MicroTime, monotonicMs: number): Promise<'held' | 'lost' | 'conflict'> => {
     const lease = await readLease(coordination, namespace, name);
     if (!lease) return (await createLease(coordination, namespace, name, leaseSpec(identity, options.leaseDurationMs, now, 0))) ? 'held' : 'conflict';
-    if (heldByOther(lease, now.getTime())) return 'lost';
+    if (heldByOther(lease, monotonicMs)) return 'lost';
     const spec = lease.spec ?? {};
     const renewing = spec.holderIdentity === identity;
     const transitions = (spec.leaseTransitions ?? 0) + (renewing ? 0 : 1);
@@ -73,8 +76,9 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
 
   const tick = async () => {
     const now = new V1MicroTime();
+    const startedMs = performance.now();
     // A hung request must not stall the loop: it counts as a failed try after the renew deadline.
-    const outcome = await withDeadline(tryAcquireOrRenew(now), options.renewDeadlineMs).then(
+    const outcome = await withDeadline(tryAcquireOrRenew(now, startedMs), options.renewDeadlineMs).then(
       (result) => {
         reachable = true;
         return result;
@@ -86,10 +90,10 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
       },
     );
     // Counted from the start of the try: the lease runs from the renewTime it wrote.
-    if (outcome === 'held') lastRenewMs = now.getTime();
+    if (outcome === 'held') lastRenewMs = startedMs;
     if (stopped) return;
     // A leader that cannot renew within the deadline stops acting before a standby may take over.
-    setLeading(outcome === 'held' || (outcome !== 'lost' && leading && Date.now() - lastRenewMs < options.renewDeadlineMs));
+    setLeading(outcome === 'held' || (outcome !== 'lost' && leading && performance.now() - lastRenewMs < options.renewDeadlineMs));
   };
 
   const schedule = () => {
@@ -101,7 +105,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
   };
   // The renew deadline also holds while a request hangs: checked apart from the tries.
   const watchdog = setInterval(() => {
-    if (leading && Date.now() - lastRenewMs >= options.renewDeadlineMs) setLeading(false);
+    if (leading && performance.now() - lastRenewMs >= options.renewDeadlineMs) setLeading(false);
   }, Math.min(1000, options.retryPeriodMs));
   attempt = tick().finally(schedule);
 
