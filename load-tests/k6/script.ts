@@ -8,7 +8,7 @@ import exec from 'k6/execution';
 import http, { type ObjectBatchRequest, type RefinedResponse, type ResponseType } from 'k6/http';
 import { Counter, Trend } from 'k6/metrics';
 import type { Options, Scenario } from 'k6/options';
-import { DRAIN_POLL_SECONDS, createDrainClock, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
+import { DRAIN_POLL_SECONDS, STATS_KEPT_BUSY, createDrainClock, retryAfterSeconds, statsBusy, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
 import { newRunId } from '../lib/ids.ts';
 import type { PlannedRequest } from '../lib/payloads.ts';
 import type { ArrivalLoad, Drain, ScenarioModule } from '../lib/scenario.ts';
@@ -134,12 +134,12 @@ export function createK6Script(scenario: ScenarioModule) {
   };
 }
 
-/** The unfinished messages the stats endpoint reports, waiting out its own rate limit until giveUpAt. */
+/** The unfinished messages the stats endpoint reports, waiting out its rate limit or another caller until giveUpAt. */
 function readStats(url: string, adminToken: string, giveUpAt: number): number {
   let response = http.get(url, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
-  while (response.status === 429) {
+  while (statsBusy(response.status)) {
     const waitSeconds = retryAfterSeconds(response.headers['Retry-After']);
-    if (Date.now() + waitSeconds * 1000 > giveUpAt) throw new Error('the stats endpoint kept answering 429 until the drain timeout: another client uses up its rate limit');
+    if (Date.now() + waitSeconds * 1000 > giveUpAt) throw new Error(STATS_KEPT_BUSY);
     sleep(waitSeconds);
     response = http.get(url, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
   }

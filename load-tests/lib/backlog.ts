@@ -16,10 +16,20 @@ export function statsPathCovering(seconds: number): string {
  * (ADMIN_RATE_LIMIT_PER_MINUTE, 30 a minute per client address by default).
  */
 export const DRAIN_POLL_SECONDS = 5;
-/** After a 429 from the stats endpoint without Retry-After, the wait before the next poll. */
+/** After a 429 or 503 from the stats endpoint without Retry-After, the wait before the next poll. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 10;
 
-/** How long to wait after the stats endpoint answered 429: its Retry-After, or a default. */
+/**
+ * The stats endpoint's "ask again later": 429 past its rate limit, 503 while the process
+ * computes stats for another caller (a dashboard, an operator); both carry Retry-After.
+ */
+export function statsBusy(status: number): boolean {
+  return status === 429 || status === 503;
+}
+
+export const STATS_KEPT_BUSY = 'the stats endpoint kept answering 429 or 503 until the drain timeout: another client uses up its rate limit, or reads stats from the same pod all the time';
+
+/** How long to wait after the stats endpoint answered 429 or 503: its Retry-After, or a default. */
 export function retryAfterSeconds(header: string | null | undefined): number {
   const seconds = Number(header);
   return Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_RETRY_AFTER_SECONDS;

@@ -1,4 +1,4 @@
-import { DRAIN_POLL_SECONDS, createDrainClock, retryAfterSeconds, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
+import { DRAIN_POLL_SECONDS, STATS_KEPT_BUSY, createDrainClock, retryAfterSeconds, statsBusy, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
 import { newRunId } from '../lib/ids.ts';
 import type { PlannedRequest } from '../lib/payloads.ts';
 import type { Drain, RunContext, ScenarioDefinition } from '../lib/scenario.ts';
@@ -114,17 +114,17 @@ function createIteration(definition: ScenarioDefinition, run: RunContext, record
   return iterate;
 }
 
-/** The unfinished messages the stats endpoint reports, waiting out its own rate limit until giveUpAt. */
+/** The unfinished messages the stats endpoint reports, waiting out its rate limit or another caller until giveUpAt. */
 async function readStats(url: string, settings: Settings, recorder: Recorder, client: HttpClient, giveUpAt: number): Promise<number> {
   const headers = statsHeaders(settings.adminToken ?? '');
   for (;;) {
     const sentMs = performance.now();
     const { status, body, retryAfter } = await client.getJson(url, headers);
     recorder.unchecked({ kind: 'stats' }, performance.now() - sentMs, status);
-    // The endpoint's own rate limit: wait as it says, then ask again, within the drain's time.
-    if (status === 429) {
+    // The endpoint's own rate limit, or another caller's stats under way: wait as it says, then ask again, within the drain's time.
+    if (statsBusy(status)) {
       const waitMs = retryAfterSeconds(retryAfter) * 1000;
-      if (performance.now() + waitMs > giveUpAt) throw new Error('the stats endpoint kept answering 429 until the drain timeout: another client uses up its rate limit');
+      if (performance.now() + waitMs > giveUpAt) throw new Error(STATS_KEPT_BUSY);
       await new Promise((resolve) => setTimeout(resolve, waitMs));
       continue;
     }

@@ -71,12 +71,15 @@ describe('the Node runner', () => {
     expect(summary.metrics.http_req_failed?.values.rate).toBe(1);
   });
 
-  it('counts the drain\'s stats polls as k6 does: in the requests, their durations and failures, not in the checks', async () => {
-    // A stats endpoint whose first answer is its rate limit's 429, then an empty backlog.
-    const answers = [429, 200];
+  it.each([
+    [429, 'its rate limit'],
+    [503, 'another caller\'s stats under way in the pod'],
+  ])('waits out a %d (%s) and counts the drain\'s stats polls as k6 does: in the requests, their durations and failures, not in the checks', async (busy) => {
+    // A stats endpoint whose first answer is busy, then an empty backlog.
+    const answers = [busy, 200];
     const stats = http.createServer((req, res) => {
       const status = req.url === STATS_PATH ? answers.shift() ?? 200 : 404;
-      res.writeHead(status, { 'content-type': 'application/json', ...(status === 429 ? { 'retry-after': '1' } : {}) });
+      res.writeHead(status, { 'content-type': 'application/json', ...(status === busy ? { 'retry-after': '1' } : {}) });
       res.end(JSON.stringify(status === 200 ? { counts: { queued: 0, processing: 0 } } : { error: 'rate limited' }));
     });
     await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
@@ -85,7 +88,7 @@ describe('the Node runner', () => {
       const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
       const summary = await runScenario(backlog, { ...SETTINGS, baseUrl });
       expect(answers).toEqual([]);
-      // One poll before the load (its 429, then its answer), one for the drain.
+      // One poll before the load (its busy answer, then the counts), one for the drain.
       expect(summary.metrics.http_reqs?.values.count).toBe(3);
       expect(summary.metrics.http_req_duration?.values.count).toBe(3);
       expect(summary.metrics.http_req_failed?.values).toMatchObject({ passes: 1, fails: 2 });
