@@ -126,7 +126,10 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: serviceUrl(['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database').default('postgres://postgres@127.0.0.1:5432/postgres'),
   AMQP_URL: serviceUrl(['amqp:', 'amqps:'], 'amqp://user:password@host:5672').default('amqp://guest:guest@127.0.0.1:5672'),
-  HOST: z.string().default('0.0.0.0'),
+  // Unset: every address of both families (Node listens on :: where IPv6 is available, which
+  // takes IPv4 too, and on 0.0.0.0 where it is not). 0.0.0.0 was the default, and on an
+  // IPv6-only or IPv6-first cluster the probes and the Service reached nothing.
+  HOST: z.preprocess((value) => (value === '' ? undefined : value), z.string().optional()),
   PORT: int(3000, 0).pipe(z.number().max(65535)),
   METRICS_PORT: int(9464, 0).pipe(z.number().max(65535)),
   // Twilio signs the URL it posts to, which wagate builds as this base plus the request's

@@ -8,7 +8,7 @@ export interface ServerTimeouts {
 }
 
 /** Timeouts on every phase, so a slow or idle client cannot hold a socket indefinitely. */
-export function listen(handler: RequestListener, port: number, host: string, timeouts: ServerTimeouts): Promise<http.Server> {
+export function listen(handler: RequestListener, port: number, host: string | undefined, timeouts: ServerTimeouts): Promise<http.Server> {
   const server = http.createServer(
     {
       requestTimeout: timeouts.requestTimeoutMs,

@@ -277,7 +277,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
 export function startMetricsServer(
   metrics: { registry: Registry },
   port: number,
-  host: string,
+  host: string | undefined,
   /** Extra routes (the worker's health checks, which have no public port); true when handled. */
   extra?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean,
 ): Promise<http.Server> {

@@ -6,6 +6,7 @@ describe('wagate dev', () => {
     // main.ts loads dev's configuration as { ...DEV_DEFAULTS, ...process.env }.
     expect(loadConfig({ ...DEV_DEFAULTS }).HOST).toBe('127.0.0.1');
     expect(loadConfig({ ...DEV_DEFAULTS, HOST: '0.0.0.0' }).HOST).toBe('0.0.0.0');
-    expect(loadConfig({}).HOST).toBe('0.0.0.0');
+    // Unset: every address of both families.
+    expect(loadConfig({}).HOST).toBeUndefined();
   });
 });
