@@ -46,15 +46,24 @@ describe('ingest', () => {
     const hpa = find(minimal, 'HorizontalPodAutoscaler', '-ingest');
     expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name });
     expect(hpa.spec.metrics[0].resource).toEqual({ name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } });
-    expect(find(minimal, 'PodDisruptionBudget', '-ingest').spec.minAvailable).toBe(1);
+    // One pod at a time, however many the HPA runs: minAvailable 1 let a drain take 9 of 10.
+    const budget = find(minimal, 'PodDisruptionBudget', '-ingest').spec;
+    expect([budget.maxUnavailable, budget.minAvailable]).toEqual([1, undefined]);
+    const floor = find(renderScenario('minimal', { set: ['ingest.podDisruptionBudget.minAvailable=1'] }), 'PodDisruptionBudget', '-ingest').spec;
+    expect([floor.maxUnavailable, floor.minAvailable]).toEqual([undefined, 1]);
   });
 
-  it('spreads its pods across zones and nodes', () => {
-    const keys = deployment.spec.template.spec.topologySpreadConstraints.map((c: any) => c.topologyKey);
-    expect(keys).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
-    for (const constraint of deployment.spec.template.spec.topologySpreadConstraints) {
-      expect(constraint.labelSelector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
-    }
+  // Workers on one node lose every shard with it; the autoscaler's leader and standby on one node stop all scaling with it.
+  it.each(['-ingest', '-worker', '-autoscaler'])('spreads the pods of %s across zones and nodes, as a preference', (role) => {
+    const spread = find(minimal, 'Deployment', role);
+    const constraints = spread.spec.template.spec.topologySpreadConstraints;
+    expect(constraints.map((c: any) => [c.topologyKey, c.whenUnsatisfiable])).toEqual([
+      ['topology.kubernetes.io/zone', 'ScheduleAnyway'],
+      ['kubernetes.io/hostname', 'ScheduleAnyway'],
+    ]);
+    for (const constraint of constraints) expect(constraint.labelSelector.matchLabels).toEqual(spread.spec.selector.matchLabels);
+    const off = find(renderScenario('minimal', { set: [`${role.slice(1)}.topologySpread.enabled=false`] }), 'Deployment', role);
+    expect(off.spec.template.spec.topologySpreadConstraints).toBeUndefined();
   });
 
   it('probes /healthz and /readyz on the public port, and its Service points there', () => {

@@ -186,8 +186,12 @@ describe('values', () => {
 
   it('refuses an ingest PodDisruptionBudget that no eviction could satisfy, since node drains would hang', () => {
     const refusal = 'ingest.podDisruptionBudget.minAvailable (1) must be below the fewest ingest pods (1)';
-    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['ingest.autoscaling.minReplicas=1'] })).toContain(refusal);
-    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['ingest.autoscaling.enabled=false', 'ingest.replicas=1'] })).toContain(refusal);
+    const floor = 'ingest.podDisruptionBudget.minAvailable=1';
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: [floor, 'ingest.autoscaling.minReplicas=1'] })).toContain(refusal);
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: [floor, 'ingest.autoscaling.enabled=false', 'ingest.replicas=1'] })).toContain(refusal);
+    // The default, one pod at a time, leaves a single pod evictable: a drain takes it.
+    const one = renderScenario('minimal', { set: ['ingest.autoscaling.minReplicas=1'] });
+    expect(find(one, 'PodDisruptionBudget', '-ingest').spec.maxUnavailable).toBe(1);
     const single = renderScenario('minimal', { set: ['ingest.autoscaling.minReplicas=1', 'ingest.podDisruptionBudget.enabled=false'] });
     expect(single.filter((o) => o.kind === 'PodDisruptionBudget').map((o) => o.metadata.name)).not.toContainEqual(expect.stringMatching(/-ingest$/));
     expect(single.filter((o) => o.kind === 'HorizontalPodAutoscaler')[0]!.spec.minReplicas).toBe(1);

@@ -85,7 +85,7 @@ function loadAlertGroups(): RuleGroup[] {
   return groups;
 }
 
-/** As Grafana sends a query: the range variables as a minute, $namespace as its "All" (.*), ${queue_prefix} as its default. */
+/** As Grafana sends a query: the range variables as a minute, $namespace as a pattern that matches the test's one namespace, ${queue_prefix} as its default. */
 function toPromQL(expr: string): string {
   return expr.replace(GRAFANA_RANGE_VARIABLES, '1m').replace(/\$namespace\b/g, '.*').replace(/\$\{queue_prefix\}/g, 'wagate');
 }
@@ -175,7 +175,10 @@ describe('Grafana dashboard file', () => {
   });
 
   it('filters every wagate series by the namespace variable, so several installations on one Prometheus stay apart', () => {
-    expect(dashboard.templating.list).toContainEqual(expect.objectContaining({ name: 'namespace', type: 'query', includeAll: true, allValue: '.*' }));
+    // One installation at a time: panels take max() or sum() of a namespace's series, and over
+    // several namespaces at once they merged installations (two autoscaler leaders, one DLQ's depth).
+    expect(dashboard.templating.list).toContainEqual(expect.objectContaining({ name: 'namespace', type: 'query', includeAll: false, multi: false }));
+    expect(dashboard.templating.list.find((variable) => variable.name === 'namespace')).not.toHaveProperty('allValue');
     const unfiltered = targets.flatMap((target) =>
       [...target.expr!.matchAll(/\bwagate_[a-z0-9_]+(\{[^}]*\})?/g)].filter((m) => !m[1]?.includes('namespace=~"$namespace"')).map((m) => `${target.panel}/${target.refId}: ${m[0]}`),
     );

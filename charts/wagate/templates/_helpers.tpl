@@ -306,3 +306,25 @@ else its scheme's (an OTLP/HTTP endpoint behind a plain https:// name is on 443)
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Spreads a role's pods across zones and nodes when its topologySpread is on: a preference
+(ScheduleAnyway), never a blocker. Workers on one node lose every shard with it; the
+autoscaler's leader and standby on one node stop all scaling with it.
+*/}}
+{{- define "wagate.topologySpread" -}}
+{{- $ := index . 0 -}}
+{{- $role := index . 1 -}}
+{{- $spread := (index $.Values $role).topologySpread -}}
+{{- if $spread.enabled }}
+topologySpreadConstraints:
+  {{- range $key := list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
+  - maxSkew: {{ $spread.maxSkew }}
+    topologyKey: {{ $key }}
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "wagate.selectorLabels" (list $ $role) | nindent 8 }}
+  {{- end }}
+{{- end }}
+{{- end }}
