@@ -135,6 +135,30 @@ describe('the Node runner', () => {
     }
   });
 
+  it('ends a drain it cannot watch with failed verdicts and its summary, as k6 does, rather than with an error', async () => {
+    const backlogStatsPath = backlog.define(readSettings({ ...BACKLOG_ENV, BASE_URL: 'http://127.0.0.1:9' }, 'backlog', backlog.defaults)).drain!.statsPath;
+    // The check before the load and the backlog built read 5 queued; then the endpoint fails.
+    const answers = [200, 200];
+    const stats = http.createServer((req, res) => {
+      if (req.url !== backlogStatsPath) return void res.writeHead(200).end();
+      const status = answers.shift() ?? 500;
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(status === 200 ? { counts: { queued: 5, processing: 0 } } : { error: 'internal' }));
+    });
+    await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
+    try {
+      const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
+      const settings = readSettings({ ...BACKLOG_ENV, BASE_URL: baseUrl, DRAIN_TIMEOUT: '30' }, 'backlog', backlog.defaults);
+      const lines: string[] = [];
+      const summary = await runScenario(backlog.define(settings), settings, { log: (line) => lines.push(line) });
+      expect(summary.counters).toMatchObject({ backlog_messages: 5, backlog_left: 1 });
+      expect(summary.verdicts.find((verdict) => verdict.metric === 'backlog_left')).toMatchObject({ ok: false });
+      expect(summary.ok).toBe(false);
+      expect(lines).toContainEqual(expect.stringContaining('the drain could not be watched: the stats endpoint answered 500'));
+    } finally {
+      await new Promise((resolve) => stats.close(resolve));
+    }
+  });
+
   it('gives up a request whose answer trickles in after 10 s, as k6\'s timeout does, instead of waiting for every byte', async () => {
     const timers = new Set<NodeJS.Timeout>();
     const trickling = http.createServer((req, res) => {
