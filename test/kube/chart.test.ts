@@ -222,6 +222,27 @@ describe('the chart in a real API server', () => {
       }
     });
 
+    it('moves to another namespace whole with the namespace transformer docs/operations.md shows: RoleBinding subject and monitors too', () => {
+      const docs = readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8');
+      const snippet = /```yaml\n(# my-wagate-shop\/kustomization\.yaml[\s\S]*?)```/.exec(docs)?.[1];
+      expect(snippet).toBeDefined();
+      const mine = mkdtempSync(path.join(os.tmpdir(), 'wagate-my-namespace-'));
+      try {
+        const production = path.relative(mine, path.join(ROOT, 'k8s', 'overlays', 'production'));
+        writeFileSync(path.join(mine, 'kustomization.yaml'), snippet!.replace('../wagate/k8s/overlays/production', production));
+        const built = parseObjects(kubectl(['kustomize', mine]));
+        expect(built.filter((o) => o.metadata.namespace !== 'shop').map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([]);
+        const binding = built.find((o) => o.kind === 'RoleBinding')!;
+        expect(binding.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', namespace: 'shop' })]);
+        // The monitors look in their own namespace; one that named wagate scraped nothing after the move.
+        for (const monitor of built.filter((o) => o.kind === 'ServiceMonitor' || o.kind === 'PodMonitor')) expect(monitor.spec.namespaceSelector).toBeUndefined();
+        kubectl(['create', 'namespace', 'shop']);
+        expect(dryRunServer('shop', built)).toMatch(/\(server dry run\)/);
+      } finally {
+        rmSync(mine, { recursive: true, force: true });
+      }
+    });
+
     it.each(Object.entries(K8S_VARIANTS))('builds %s with kubectl kustomize into the objects the chart renders with k8s/values, and the server accepts them', (variant, dir) => {
       const built = parseObjects(kubectl(['kustomize', path.join(ROOT, dir)]));
       const chart = parseObjects(renderText({ releaseName: 'wagate', namespace: 'wagate', valuesFiles: [path.join(ROOT, 'k8s', 'values', `${variant}.yaml`)], apiVersions: GATED_API_VERSIONS.filter((api) => !api.endsWith('PodMonitor')) }));
