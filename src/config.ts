@@ -207,7 +207,9 @@ const envSchema = z.object({
   WORKER_LIVENESS_TIMEOUT_MS: int(15000, 200),
   WORKER_DRAIN_TIMEOUT_MS: int(20000, 100),
   WHATSAPP_GRAPH_API_URL: z.string().url().default('https://graph.facebook.com'),
-  WHATSAPP_GRAPH_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v21.0').default('v21.0'),
+  // Meta retires a Graph API version about two years after its release (v21.0 on 21 January
+  // 2027, v25.0 on 29 July 2028): the default follows, and a shop may pin its own.
+  WHATSAPP_GRAPH_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v25.0').default('v25.0'),
   TWILIO_API_URL: z.string().url().default('https://api.twilio.com'),
   REPLY_TIMEOUT_MS: int(10000, 100),
   MATCH_THRESHOLD: decimal.pipe(z.number().min(0.05).max(1)).default(0.5),

@@ -47,7 +47,7 @@ describe('order pipeline', () => {
     ]);
     const calls = pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === '15550100001');
     expect(calls).toHaveLength(1);
-    expect(calls[0]!.path).toBe('/v21.0/106540352242922/messages');
+    expect(calls[0]!.path).toBe('/v25.0/106540352242922/messages');
     expect((calls[0]!.body as { text: { body: string } }).text.body).toContain(`Order #${order!.id}`);
     const [outbound] = await pipeline.db.sql`SELECT status, provider_message_id, kind FROM outbound_messages WHERE inbound_message_id = ${id}`;
     expect(outbound).toMatchObject({ status: 'sent', kind: 'order_confirmation', provider_message_id: calls[0]!.providerMessageId });
