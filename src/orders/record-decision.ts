@@ -102,7 +102,10 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
     case 'order_status': {
       const [order] = await tx<{ id: string; status: string; total: string; currency: string }[]>`
         SELECT id::text, status, total::text, currency FROM orders
-        WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey} ORDER BY id DESC LIMIT 1`;
+        WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey}
+        -- orders.id, the number: a bare "id" is the output column, id::text, and sorted as text
+        -- it took order 998 for newer than 1002.
+        ORDER BY orders.id DESC LIMIT 1`;
       return order
         ? { kind: 'order_status', body: replies.orderStatus(order.id, order.status, order.total, order.currency), orderId: order.id, orderCreated: false }
         : { kind: 'order_status', body: replies.noOrders(), ...none };

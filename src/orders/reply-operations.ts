@@ -19,7 +19,7 @@ export interface UnknownReply {
 export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
   return sql<UnknownReply[]>`
     SELECT id::text, webhook_source AS source, inbound_message_id, recipient, last_error, updated_at
-    FROM outbound_messages WHERE status = 'unknown' ORDER BY id`;
+    FROM outbound_messages WHERE status = 'unknown' ORDER BY outbound_messages.id`;
 }
 
 /**

@@ -287,6 +287,24 @@ describe('order pipeline', () => {
     expect(pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === from)).toHaveLength(1);
   });
 
+  it('reports the newest order by number, not by its digits as text (order 10000000 is newer than 9999999)', async () => {
+    const from = '15550100026';
+    const [placed, status] = [uniqueWamid(), uniqueWamid()];
+    await postMetaText(pipeline.ingest.baseUrl, { id: placed, from, text: '1 coke' });
+    expect(await settled(placed)).toBe('processed');
+    const [order] = await pipeline.db.sql<{ sender_key: string }[]>`SELECT sender_key FROM orders WHERE message_id = ${placed}`;
+    // Ids far above the sequence, one digit apart in length.
+    await pipeline.db.sql`
+      INSERT INTO orders (id, webhook_source, message_id, phone_number, sender_key, total, currency, status) OVERRIDING SYSTEM VALUE
+      VALUES (9999999, 'whatsapp', ${uniqueWamid()}, ${from}, ${order!.sender_key}, 2.50, 'EUR', 'open'),
+             (10000000, 'whatsapp', ${uniqueWamid()}, ${from}, ${order!.sender_key}, 5.00, 'EUR', 'cancelled')`;
+    await postMetaText(pipeline.ingest.baseUrl, { id: status, from, text: 'where is my order?' });
+    expect(await settled(status)).toBe('processed');
+    const [reply] = await pipeline.db.sql`SELECT kind, order_id::text, body FROM outbound_messages WHERE inbound_message_id = ${status}`;
+    expect(reply).toMatchObject({ kind: 'order_status', order_id: '10000000' });
+    expect(reply!.body).toMatch(/#10000000 .*cancelled/);
+  });
+
   it('a second "cancel" cancels nothing more: only the newest order can be cancelled', async () => {
     const from = '15550100021';
     const [first, second, cancel, again] = [uniqueWamid(), uniqueWamid(), uniqueWamid(), uniqueWamid()];
