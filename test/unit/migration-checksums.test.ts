@@ -34,6 +34,7 @@ const SHIPPED: Record<string, string> = {
   '024_receipts_of_erased_replies.sql': '9bf111d50eab99c84245f0b5b7ab980961efcfdebaffdb8a77e58a128ee4fd5e',
   '025_replies_in_between_index.sql': 'e80b2b6124f8ae72587de07387b70284bddf4464c259906c0fe885272e7c9f65',
   '026_orders_by_sender_index.sql': '53635ab515c08a04cea87d23f7e5f3e483f938635112fa9dc296bbf30b20ad26',
+  '027_replies_by_order_index.sql': '9e97f4dc227d0a2eb48f422794e6bf59c2825808eef4045c8a6ad49c2848e564',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {
