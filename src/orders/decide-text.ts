@@ -25,7 +25,7 @@ export async function decideText(sql: Sql, text: string, options: MatchOptions, 
   const excludedSkus = readExclusions(excluded, verdicts.slice(items.length, items.length + excluded.length), problems);
   for (const line of lines) {
     const refused = excludedSkus.get(line.product.sku);
-    if (refused) problems.push({ phrase: refused, reason: 'ambiguous', candidates: [{ ...line.product, score: 1, unexplained: [], closeness: 1 }] });
+    if (refused) problems.push({ phrase: refused, reason: 'ambiguous', candidates: [{ ...line.product, score: 1, unexplained: [], named: true }] });
   }
   return problems.length > 0 || lines.length === 0 ? { kind: 'clarify', problems } : buildOrder(lines);
 }

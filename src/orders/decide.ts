@@ -58,7 +58,7 @@ async function decideCart(sql: Sql, items: CartItem[]): Promise<Decision> {
     const quantity = Number(item.quantity);
     if (!product) problems.push({ phrase: item.product_retailer_id, reason: 'unknown', candidates: [] });
     else if (!validQuantity(quantity)) problems.push({ phrase: product.name, reason: 'quantity', candidates: [] });
-    else if (!cartPriceAgrees(item, product)) problems.push({ phrase: product.name, reason: 'price', candidates: [{ ...product, score: 1, unexplained: [], closeness: 1 }] });
+    else if (!cartPriceAgrees(item, product)) problems.push({ phrase: product.name, reason: 'price', candidates: [{ ...product, score: 1, unexplained: [], named: true }] });
     else lines.push({ product, quantity });
   }
   return problems.length > 0 ? { kind: 'clarify', problems } : buildOrder(lines);

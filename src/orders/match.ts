@@ -17,12 +17,15 @@ export interface Candidate extends Product {
    */
   unexplained: string[];
   /**
-   * Whole-string pg_trgm similarity of the phrase to the closest of this product's name and
-   * aliases (0..1, 1 when equal once folded): "coke" is closer to Coke than to Coke Zero, though
-   * word similarity scores both 1. Read only for a product scoring at least the threshold, 0 otherwise.
+   * The phrase is this product's name or one of its aliases, once folded: "coke" names Coke, not
+   * Coke Zero, though word similarity scores both 1. An equality, not a trigram similarity, which
+   * ignores word order ("milk chocolate" against "chocolate milk").
    */
-  closeness: number;
+  named: boolean;
 }
+
+/** The best products read per phrase. */
+const MATCH_CANDIDATES = 3;
 
 /** A product scoring at least this share of MATCH_THRESHOLD is close enough to suggest. */
 const SUGGESTION_FRACTION_OF_THRESHOLD = 0.6;
@@ -54,21 +57,21 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
              SELECT w FROM regexp_split_to_table(q.folded, '[^[:alnum:]]+') AS w
              WHERE w <> '' AND coalesce((SELECT max(strict_word_similarity(w, term)) FROM unnest(c.search_terms) AS term), 0) < ${options.threshold}
            ) ELSE '{}'::text[] END AS unexplained,
-           CASE WHEN c.score >= ${options.threshold}
-             THEN (SELECT max(similarity(q.folded, term)) FROM unnest(c.search_terms) AS term)
-             ELSE 0 END::float8 AS closeness
+           c.named
     -- Folded once per phrase, not once per product and term (unaccent is the costly part).
     FROM (SELECT ord, wagate_fold(phrase) AS folded FROM unnest(${phrases}::text[]) WITH ORDINALITY AS u(phrase, ord) OFFSET 0) AS q
     CROSS JOIN LATERAL (
       SELECT p.sku, p.name, p.price, p.currency, p.search_terms,
              (SELECT max(greatest(word_similarity(q.folded, term), word_similarity(term, q.folded)))
-              FROM unnest(p.search_terms) AS term)::float8 AS score
+              FROM unnest(p.search_terms) AS term)::float8 AS score,
+             q.folded = ANY(p.search_terms) AS named
       FROM products p
       WHERE p.active
-      ORDER BY score DESC, p.sku
-      LIMIT 3
+      -- The product the phrase names first among equal scores, so the cut to three keeps it.
+      ORDER BY score DESC, named DESC, p.sku
+      LIMIT ${MATCH_CANDIDATES}
     ) c
-    ORDER BY q.ord, c.score DESC, c.sku`;
+    ORDER BY q.ord, c.score DESC, c.named DESC, c.sku`;
   // One pass over the rows: the worker matches hundreds of phrases in one statement.
   const byPhrase: Candidate[][] = phrases.map(() => []);
   for (const { ord, ...candidate } of rows) byPhrase[ord - 1]!.push(candidate);
@@ -105,18 +108,20 @@ function judge(candidates: Candidate[], options: MatchOptions): PhraseVerdict {
  * Word similarity scores a name found inside the phrase, or the phrase inside a name, as 1:
  * "coke zero" scores 1 for Coke and for Coke Zero, and so does "coke". Where every tied product
  * is a plausible match (none a typo's guess below the threshold), the phrase settles it: the
- * only product that explains each of its words ("zero" is unexplained by Coke), or, among
- * several that do, the one whose name or alias is the phrase itself ("coke" is Coke's own
- * name). Anything else stays a question for the customer.
+ * one product whose name or alias is the phrase itself ("coke" is Coke's own name), or else
+ * the only product that explains each of its words ("zero" is unexplained by Coke). Anything
+ * else stays a question for the customer: "milk chocolate" between Chocolate Milk and a Milk
+ * Chocolate Bar.
  */
 function settleTie(tied: readonly Candidate[], options: MatchOptions): Candidate | null {
   if (tied.some((c) => c.score < options.threshold)) return null;
+  const named = tied.filter((c) => c.named);
+  if (named.length > 0) return named.length === 1 ? named[0]! : null;
+  // A tie that fills the three places may go on past them: a product cut there could explain
+  // every word too, so only a name the phrase equals settles it.
+  if (tied.length >= MATCH_CANDIDATES) return null;
   const explained = tied.filter((c) => c.unexplained.length === 0);
-  if (explained.length === 1) return explained[0]!;
-  // Only a name equal to the phrase: a closer one by some share ("pepperoni" to Pepperoni Pizza
-  // rather than Pepperoni Calzone) is a guess, not what the customer said.
-  const named = explained.filter((c) => c.closeness >= 1);
-  return named.length === 1 ? named[0]! : null;
+  return explained.length === 1 ? explained[0]! : null;
 }
 
 /** Every active product's name and aliases, for the parser to read them as product words ("fish and chips", "7up"). */

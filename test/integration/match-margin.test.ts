@@ -12,6 +12,11 @@ DR-TEA,Tea,2.00,EUR,
 DR-ICED,Iced Tea,2.80,EUR,
 PZ-PEPP,Pepperoni Pizza,9.50,EUR,
 PZ-PECA,Pepperoni Calzone,10.50,EUR,
+DR-AAA1,Cherry Coke,2.70,EUR,
+DR-AAA2,Coke Light,2.50,EUR,
+DR-AAA3,Coke Vanilla,2.70,EUR,
+DR-CMLK,Chocolate Milk,2.20,EUR,
+SW-MCHB,Milk Chocolate Bar,1.80,EUR,
 `;
 
 let db: TestDatabase;
@@ -62,6 +67,18 @@ describe('a name inside another: word similarity scores both 1, and the phrase s
       SELECT p.sku, (SELECT max(greatest(word_similarity(wagate_fold('coke zero'), t), word_similarity(t, wagate_fold('coke zero')))) FROM unnest(p.search_terms) t)::float8 AS score
       FROM products p WHERE p.sku IN ('DR-COLA', 'DR-ZERO') ORDER BY p.sku`;
     expect(rows.map((row) => row.score)).toEqual([1, 1]);
+  });
+
+  it('keeps the product the phrase names among more tied products than the three read', async () => {
+    // Coca-Cola (alias "coke"), Cherry Coke, Coke Light, Coke Vanilla and Coke Zero all score 1 for
+    // "coke", and by sku Coca-Cola came fourth: it was cut before the tie was judged.
+    expect(await verdictOf('coke')).toMatchObject({ verdict: 'matched', product: { sku: 'DR-COLA', named: true } });
+  });
+
+  it('asks between products whose names hold the same words in another order: "milk chocolate"', async () => {
+    const verdict = await verdictOf('milk chocolate');
+    expect(verdict.verdict).toBe('ambiguous');
+    expect((verdict as Extract<typeof verdict, { verdict: 'ambiguous' }>).candidates.map((c) => c.sku).sort()).toEqual(['DR-CMLK', 'SW-MCHB']);
   });
 
   it('still asks where two products explain the phrase and neither is its name', async () => {

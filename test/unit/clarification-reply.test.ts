@@ -18,7 +18,7 @@ function cancelDoubt(phrase: string): Problem {
 const TOO_LONG: Problem = { phrase: '', reason: 'too_long', candidates: [] };
 
 function candidate(name: string): Candidate {
-  return { sku: name, name, price: '8.50', currency: 'EUR', score: 0.5, unexplained: [], closeness: 0.5 };
+  return { sku: name, name, price: '8.50', currency: 'EUR', score: 0.5, unexplained: [], named: false };
 }
 
 describe('clarification replies', () => {

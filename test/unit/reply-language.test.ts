@@ -51,7 +51,7 @@ describe('reply catalogues', () => {
     expect(repliesIn(catalogues.de).orderStatus('3', 'cancelled', '2.50', 'EUR')).toBe('Deine Bestellung #3 (EUR 2.50) ist storniert.');
     expect(repliesIn(catalogues.pt).cancelled('3')).toBe('O seu pedido #3 foi cancelado.');
     expect(repliesIn(catalogues.pt).menu([product])).toMatch(/^O nosso cardápio:\n• Pizza Margherita: EUR 8\.50\n/);
-    expect(repliesIn(catalogues.en).clarification([{ phrase: 'marg', reason: 'ambiguous', candidates: [{ ...product, score: 0.6, unexplained: [], closeness: 0.6 }, { ...product, name: 'Margarita Cocktail', score: 0.6, unexplained: [], closeness: 0.6 }] }]))
+    expect(repliesIn(catalogues.en).clarification([{ phrase: 'marg', reason: 'ambiguous', candidates: [{ ...product, score: 0.6, unexplained: [], named: false }, { ...product, name: 'Margarita Cocktail', score: 0.6, unexplained: [], named: false }] }]))
       .toContain('"marg": did you mean Pizza Margherita or Margarita Cocktail? Reply MENU');
   });
 
