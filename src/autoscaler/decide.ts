@@ -93,5 +93,8 @@ function withinTolerance(backlog: number, current: number, policy: ScalingPolicy
 
 function remember(memory: ScaleDownMemory | null, wanted: number, nowMs: number, windowMs: number): ScaleDownMemory {
   const recent = (memory?.recent ?? []).filter((tick) => tick.atMs >= nowMs - windowMs);
-  return { sinceMs: memory?.sinceMs ?? nowMs, recent: [...recent, { atMs: nowMs, wanted }] };
+  // No reading left in the window (ticks failed for longer than it, in an outage): the window
+  // is seen afresh, or the first reading after the gap alone would decide a scale-down.
+  const sinceMs = memory && recent.length > 0 ? memory.sinceMs : nowMs;
+  return { sinceMs, recent: [...recent, { atMs: nowMs, wanted }] };
 }

@@ -103,6 +103,13 @@ describe('autoscaler decision', () => {
     expect(counts).toEqual([10, 10, 10, 10, 10, 8, 1]);
   });
 
+  it('sees a whole window afresh after ticks failed for longer than one, rather than scale down on the first reading', () => {
+    const steady = decide({ backlog: 1000, currentReplicas: 10, nowMs: NOW, memory: null }, { ...policy, maxReplicas: 16, shards: 16 });
+    // Postgres out for six minutes: no tick succeeds, then the queues read nearly empty.
+    const after = decide({ backlog: 50, currentReplicas: 10, nowMs: NOW + 360_000, memory: steady.memory }, { ...policy, maxReplicas: 16, shards: 16 });
+    expect(after).toMatchObject({ desired: 10, reason: 'stabilising', memory: { sinceMs: NOW + 360_000 } });
+  });
+
   it('scales up at once, without waiting for any window, and keeps the high reading in the window', () => {
     const low = decide({ backlog: 0, currentReplicas: 4, nowMs: NOW, memory: null }, policy);
     const up = decide({ backlog: 700, currentReplicas: 4, nowMs: NOW + 1, memory: low.memory }, policy);
