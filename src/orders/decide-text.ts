@@ -23,6 +23,9 @@ export async function decideText(sql: Sql, text: string, options: MatchOptions, 
   const problems = unsure.map((doubt, index) => unsureProblem(doubt, verdicts[items.length + excluded.length + index]!));
   const lines = readLines(items, verdicts.slice(0, items.length), problems);
   const excludedSkus = readExclusions(excluded, verdicts.slice(items.length, items.length + excluded.length), problems);
+  // A question beside words that order nothing ("hi, quick question: how much is a
+  // margherita?") is a question all the same, and the menu answers it.
+  if (lines.length === 0 && unsure.some((doubt) => doubt.reason === 'question')) return { kind: 'menu' };
   for (const line of lines) {
     const refused = excludedSkus.get(line.product.sku);
     if (refused) problems.push({ phrase: refused, reason: 'ambiguous', candidates: [{ ...line.product, score: 1, unexplained: [], named: true }] });

@@ -76,7 +76,9 @@ export function parseOrderText(text: string, options: ParseOptions = {}): Parsed
   // how much is it?") it is a doubt: the order is not placed, and the reply says why, where it
   // used to get the menu and leave the customer thinking the order was taken.
   const ordered = parsed.items.length + parsed.excluded.length + parsed.unsure.length;
-  if (questions.length > 0 && ordered === 0) return { intent: 'menu', items: [], excluded: [], unsure: [] };
+  // A question a line break cut in two ("do you\nhave margherita?") is seen in the whole message.
+  const asked = questions.length > 0 || asksAQuestion(tokenize(normalized));
+  if (asked && (ordered === 0 || questions.length === 0)) return { intent: 'menu', items: [], excluded: [], unsure: [] };
   parsed.unsure.push(...questions);
   const phrases = ordered + questions.length;
   return parsed.items.length > MAX_ITEMS || phrases > MAX_PHRASES ? tooLong() : parsed;

@@ -109,6 +109,10 @@ describe('deciding free text against a real catalog', () => {
 
   it('answers a question about the shop with the menu and an empty refusal with the menu', async () => {
     expect(await cartOf('do you have tiramisu?')).toBe('menu');
+    // Beside small talk that names no product, or cut by a line break, a question is still one.
+    expect(await cartOf('Hi there, quick question: how much is a margherita?')).toBe('menu');
+    expect(await cartOf('Hello, I am new here. Do you have vegan pizza?')).toBe('menu');
+    expect(await cartOf('do you\nhave margherita?')).toBe('menu');
     expect(await cartOf('no thanks')).toBe('menu');
   });
 
