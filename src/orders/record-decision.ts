@@ -87,17 +87,19 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
     case 'cancel': {
       // Only the newest order, and only while it is young: orders stay open (wagate does not
       // learn of a delivery), so a second "cancel", or one sent days later, used to reach back
-      // and cancel an earlier order the customer had long received.
-      const [order] = await tx<{ id: string }[]>`
+      // and cancel an earlier order the customer had long received. The reply says which case it is.
+      const [newest] = await tx<{ id: string; status: string; young: boolean }[]>`
+        SELECT orders.id::text AS id, status,
+               (${policy.cancelWindowHours}::integer = 0 OR created_at > now() - make_interval(hours => ${policy.cancelWindowHours}::integer)) AS young
+        FROM orders WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey}
+        ORDER BY orders.id DESC LIMIT 1 FOR UPDATE`;
+      if (!newest) return { kind: 'cancel_confirmation', body: replies.nothingToCancel(), ...none };
+      if (newest.status !== 'open') return { kind: 'cancel_confirmation', body: replies.cancelNotOpen(newest.id, newest.status), ...none };
+      if (!newest.young) return { kind: 'cancel_confirmation', body: replies.cancelTooLate(newest.id), ...none };
+      await tx`
         UPDATE orders SET status = 'cancelled', cancelled_by_message_id = ${message.messageId}, updated_at = now()
-        WHERE id = (SELECT id FROM orders WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey}
-                    ORDER BY id DESC LIMIT 1 FOR UPDATE)
-          AND status = 'open'
-          AND (${policy.cancelWindowHours}::integer = 0 OR created_at > now() - make_interval(hours => ${policy.cancelWindowHours}::integer))
-        RETURNING id::text`;
-      return order
-        ? { kind: 'cancel_confirmation', body: replies.cancelled(order.id), orderId: order.id, orderCreated: false }
-        : { kind: 'cancel_confirmation', body: replies.nothingToCancel(), ...none };
+        WHERE id = ${newest.id}::bigint`;
+      return { kind: 'cancel_confirmation', body: replies.cancelled(newest.id), orderId: newest.id, orderCreated: false };
     }
     case 'order_status': {
       const [order] = await tx<{ id: string; status: string; total: string; currency: string }[]>`

@@ -12,7 +12,7 @@ export const DEFAULT_REPLY_TEXTS_DIR = path.join(__dirname, '..', '..', 'reply-t
 
 const TEXT_KEYS = [
   'thanks', 'thanksWithName', 'orderConfirmation', 'orderLine', 'clarification', 'problemQuantity', 'problemCurrency',
-  'problemUnknown', 'problemSuggestion', 'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'or', 'cancelled',
+  'problemUnknown', 'problemSuggestion', 'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'or', 'cancelled', 'cancelNotOpen', 'cancelTooLate',
   'nothingToCancel', 'orderStatus', 'status_open', 'status_cancelled', 'status_fulfilled', 'noOrders', 'menuEmpty',
   'menu', 'unsupported',
 ] as const;
@@ -24,7 +24,7 @@ export type ReplyCatalogues = Record<ReplyLanguage, ReplyCatalogue>;
  * Texts added after shops began keeping their own catalogues: a shop's copy written before them
  * takes wagate's own, in the same language, rather than stopping the worker at the upgrade.
  */
-const LATER_KEYS = ['problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice'] as const;
+const LATER_KEYS = ['problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'cancelNotOpen', 'cancelTooLate'] as const;
 
 function readCatalogueFile(dir: string, language: ReplyLanguage): Record<string, unknown> {
   const file = path.join(dir, `${language}.json`);
@@ -50,6 +50,10 @@ export function loadReplyCatalogues(dir: string = DEFAULT_REPLY_TEXTS_DIR): Repl
     return [language, parsed.data] as const;
   });
   return Object.fromEntries(entries) as ReplyCatalogues;
+}
+
+function statusText(texts: ReplyCatalogue, status: string): string {
+  return texts[`status_${status}` as keyof ReplyCatalogue] ?? status;
 }
 
 /** Twilio refuses a body over 1,600 characters (error 21617) and Meta one over 4,096: the lower limit serves both. */
@@ -82,9 +86,11 @@ export function repliesIn(texts: ReplyCatalogue) {
     },
     cancelled: (orderId: string) => fill(texts.cancelled, { orderId }),
     nothingToCancel: () => texts.nothingToCancel,
+    /** The newest order is cancelled or fulfilled already: an older one is not reached for. */
+    cancelNotOpen: (orderId: string, status: string) => fill(texts.cancelNotOpen, { orderId, status: statusText(texts, status) }),
+    cancelTooLate: (orderId: string) => fill(texts.cancelTooLate, { orderId }),
     orderStatus(orderId: string, status: string, total: string, currency: string): string {
-      const shown = texts[`status_${status}` as keyof ReplyCatalogue] ?? status;
-      return fill(texts.orderStatus, { orderId, status: shown, total, currency });
+      return fill(texts.orderStatus, { orderId, status: statusText(texts, status), total, currency });
     },
     noOrders: () => texts.noOrders,
     /** Every product given, in MAX_REPLY_CHARS: their names shortened as far as it takes. */
