@@ -12,8 +12,9 @@ import { parseOrderText, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase
  * nothing was unsure, and nothing the customer excluded is in it. Anything else is a clarification.
  */
 export async function decideText(sql: Sql, text: string, options: MatchOptions, catalog: CatalogReader = liveCatalog(sql)): Promise<Decision> {
-  if (isAcknowledgement(text)) return { kind: 'no_reply', type: 'acknowledgement' };
-  const parsed = parseOrderText(text, { keepTogether: await catalog.terms() });
+  const terms = await catalog.terms();
+  if (isAcknowledgement(text, terms)) return { kind: 'no_reply', type: 'acknowledgement' };
+  const parsed = parseOrderText(text, { keepTogether: terms });
   if (parsed.intent !== 'order') return { kind: parsed.intent };
   const { items, excluded, unsure } = parsed;
   if (items.length === 0 && unsure.length === 0) return { kind: 'menu' };
