@@ -18,6 +18,11 @@ async function databaseThat(close: (socket: Socket) => void): Promise<{ url: str
   let accepted = 0;
   const server = createServer((socket) => {
     accepted += 1;
+    // Read, so the client's close is seen and the socket freed: an unread socket kept its
+    // descriptor, and the clients' reconnect loop (over a thousand a second on a fast machine)
+    // ran this process out of descriptors before they gave up.
+    socket.resume();
+    socket.on('error', () => undefined);
     close(socket);
   });
   servers.push(server);
