@@ -1,3 +1,4 @@
+import { catalogPhrases } from './parse-text';
 import { normalizeText, tokenize, toWordSet } from './parse-text-tokens';
 
 /**
@@ -17,30 +18,17 @@ const ACKNOWLEDGEMENT_WORDS = toWordSet([
 const ACKNOWLEDGEMENT_EMOJI = /(?:👍|👌|🙏|🤝|👏|✅|❤|♥|💯|😊|🙂|😀|😃|😄|😁|🥰|😍|☺)[\u{1F3FB}-\u{1F3FF}\uFE0F]*/gu;
 const OTHER_EMOJI = /\p{Extended_Pictographic}/u;
 
-/** Each catalog name or alias of one word, folded as message words are; built once per list of terms. */
-const singleWordTerms = new WeakMap<readonly string[], ReadonlySet<string>>();
-
-function productWords(terms: readonly string[]): ReadonlySet<string> {
-  let words = singleWordTerms.get(terms);
-  if (!words) {
-    words = new Set(terms.map((term) => tokenize(normalizeText(term))).filter((tokens) => tokens.length === 1).map((tokens) => tokens[0]!.key));
-    singleWordTerms.set(terms, words);
-  }
-  return words;
-}
-
 /**
  * True for thanks or agreement alone, which gets no reply: the menu in answer to "thanks" asked
  * nothing of anyone. Not where a word is a product of the catalog ("super" for a Super Bock).
  */
 export function isAcknowledgement(text: string, catalogTerms: readonly string[] = []): boolean {
-  const acknowledgedByEmoji = ACKNOWLEDGEMENT_EMOJI.test(text);
-  ACKNOWLEDGEMENT_EMOJI.lastIndex = 0;
   const rest = text.replace(ACKNOWLEDGEMENT_EMOJI, ' ');
+  const acknowledgedByEmoji = rest !== text;
   // A 🍕 asks for something: only the emoji above acknowledge.
   if (OTHER_EMOJI.test(rest)) return false;
   const words = tokenize(normalizeText(rest)).filter((token) => /\p{L}|\p{N}/u.test(token.key));
   if (words.length === 0) return acknowledgedByEmoji;
-  const products = productWords(catalogTerms);
+  const products = catalogPhrases(catalogTerms).oneWordNames;
   return words.every((token) => ACKNOWLEDGEMENT_WORDS.has(token.key) && !products.has(token.key));
 }

@@ -2,7 +2,7 @@ import type { Sql } from '../db/client';
 import type { Decision, OrderLine, Problem } from './decision';
 import { isAcknowledgement } from './acknowledgement';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
-import { type Candidate, type MatchOptions, type PhraseVerdict } from './match';
+import { certainCandidate, type Candidate, type MatchOptions, type PhraseVerdict } from './match';
 import { buildOrder, validQuantity } from './order-lines';
 import { parseOrderText, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text';
 
@@ -29,7 +29,7 @@ export async function decideText(sql: Sql, text: string, options: MatchOptions, 
   if (lines.length === 0 && unsure.some((doubt) => doubt.reason === 'question')) return { kind: 'menu' };
   for (const line of lines) {
     const refused = excludedSkus.get(line.product.sku);
-    if (refused) problems.push({ phrase: refused, reason: 'ambiguous', candidates: [{ ...line.product, score: 1, unexplained: [], named: true }] });
+    if (refused) problems.push({ phrase: refused, reason: 'ambiguous', candidates: [certainCandidate(line.product)] });
   }
   return problems.length > 0 || lines.length === 0 ? { kind: 'clarify', problems } : buildOrder(lines);
 }

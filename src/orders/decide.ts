@@ -2,7 +2,7 @@ import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { decideText } from './decide-text';
-import { findProducts, isRetiredSku, type MatchOptions, type Product } from './match';
+import { certainCandidate, findProducts, isRetiredSku, type MatchOptions, type Product } from './match';
 import { toCents } from './money';
 import type { Decision, OrderLine, Problem } from './decision';
 import { buildOrder, validQuantity } from './order-lines';
@@ -58,7 +58,7 @@ async function decideCart(sql: Sql, items: CartItem[]): Promise<Decision> {
     const quantity = Number(item.quantity);
     if (!product) problems.push({ phrase: item.product_retailer_id, reason: 'unknown', candidates: [] });
     else if (!validQuantity(quantity)) problems.push({ phrase: product.name, reason: 'quantity', candidates: [] });
-    else if (!cartPriceAgrees(item, product)) problems.push({ phrase: product.name, reason: 'price', candidates: [{ ...product, score: 1, unexplained: [], named: true }] });
+    else if (!cartPriceAgrees(item, product)) problems.push({ phrase: product.name, reason: 'price', candidates: [certainCandidate(product)] });
     else lines.push({ product, quantity });
   }
   return problems.length > 0 ? { kind: 'clarify', problems } : buildOrder(lines);

@@ -24,6 +24,11 @@ export interface Candidate extends Product {
   named: boolean;
 }
 
+/** A product known for sure (by sku, or a line already matched), as the candidate a problem names. */
+export function certainCandidate(product: Product): Candidate {
+  return { ...product, score: 1, unexplained: [], named: true };
+}
+
 /** The best products read per phrase. */
 const MATCH_CANDIDATES = 3;
 

@@ -204,43 +204,38 @@ describe('the chart in a real API server', () => {
       }
     });
 
-    it('takes the release label that docs/operations.md shows for the monitoring objects of the production overlay', () => {
+    /** What `kubectl kustomize` builds from the overlay docs/operations.md shows under this first line. */
+    const buildDocumentedOverlay = (firstLine: RegExp): K8sObject[] => {
       const docs = readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8');
-      const snippet = /```yaml\n(# my-wagate\/kustomization\.yaml\n[\s\S]*?)```/.exec(docs)?.[1];
+      const snippet = new RegExp(`\`\`\`yaml\\n(${firstLine.source}[\\s\\S]*?)\`\`\``).exec(docs)?.[1];
       expect(snippet).toBeDefined();
       const mine = mkdtempSync(path.join(os.tmpdir(), 'wagate-my-overlay-'));
       try {
         const production = path.relative(mine, path.join(ROOT, 'k8s', 'overlays', 'production'));
         writeFileSync(path.join(mine, 'kustomization.yaml'), snippet!.replace('../wagate/k8s/overlays/production', production));
-        const built = parseObjects(kubectl(['kustomize', mine]));
-        const monitoring = built.filter((o) => o.kind === 'ServiceMonitor' || o.kind === 'PrometheusRule');
-        expect(monitoring.map((o) => o.kind).sort()).toEqual(['PrometheusRule', 'ServiceMonitor']);
-        for (const object of monitoring) expect(object.metadata.labels?.release).toBe('kube-prometheus-stack');
-        expect(built.filter((o) => o.metadata.labels?.release !== undefined)).toHaveLength(2);
+        return parseObjects(kubectl(['kustomize', mine]));
       } finally {
         rmSync(mine, { recursive: true, force: true });
       }
+    };
+
+    it('takes the release label that docs/operations.md shows for the monitoring objects of the production overlay', () => {
+      const built = buildDocumentedOverlay(/# my-wagate\/kustomization\.yaml\n/);
+      const monitoring = built.filter((o) => o.kind === 'ServiceMonitor' || o.kind === 'PrometheusRule');
+      expect(monitoring.map((o) => o.kind).sort()).toEqual(['PrometheusRule', 'ServiceMonitor']);
+      for (const object of monitoring) expect(object.metadata.labels?.release).toBe('kube-prometheus-stack');
+      expect(built.filter((o) => o.metadata.labels?.release !== undefined)).toHaveLength(2);
     });
 
     it('moves to another namespace whole with the namespace transformer docs/operations.md shows: RoleBinding subject and monitors too', () => {
-      const docs = readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8');
-      const snippet = /```yaml\n(# my-wagate-shop\/kustomization\.yaml[\s\S]*?)```/.exec(docs)?.[1];
-      expect(snippet).toBeDefined();
-      const mine = mkdtempSync(path.join(os.tmpdir(), 'wagate-my-namespace-'));
-      try {
-        const production = path.relative(mine, path.join(ROOT, 'k8s', 'overlays', 'production'));
-        writeFileSync(path.join(mine, 'kustomization.yaml'), snippet!.replace('../wagate/k8s/overlays/production', production));
-        const built = parseObjects(kubectl(['kustomize', mine]));
-        expect(built.filter((o) => o.metadata.namespace !== 'shop').map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([]);
-        const binding = built.find((o) => o.kind === 'RoleBinding')!;
-        expect(binding.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', namespace: 'shop' })]);
-        // The monitors look in their own namespace; one that named wagate scraped nothing after the move.
-        for (const monitor of built.filter((o) => o.kind === 'ServiceMonitor' || o.kind === 'PodMonitor')) expect(monitor.spec.namespaceSelector).toBeUndefined();
-        kubectl(['create', 'namespace', 'shop']);
-        expect(dryRunServer('shop', built)).toMatch(/\(server dry run\)/);
-      } finally {
-        rmSync(mine, { recursive: true, force: true });
-      }
+      const built = buildDocumentedOverlay(/# my-wagate-shop\/kustomization\.yaml/);
+      expect(built.filter((o) => o.metadata.namespace !== 'shop').map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([]);
+      const binding = built.find((o) => o.kind === 'RoleBinding')!;
+      expect(binding.subjects).toEqual([expect.objectContaining({ kind: 'ServiceAccount', namespace: 'shop' })]);
+      // The monitors look in their own namespace; one that named wagate scraped nothing after the move.
+      for (const monitor of built.filter((o) => o.kind === 'ServiceMonitor' || o.kind === 'PodMonitor')) expect(monitor.spec.namespaceSelector).toBeUndefined();
+      kubectl(['create', 'namespace', 'shop']);
+      expect(dryRunServer('shop', built)).toMatch(/\(server dry run\)/);
     });
 
     it.each(Object.entries(K8S_VARIANTS))('builds %s with kubectl kustomize into the objects the chart renders with k8s/values, and the server accepts them', (variant, dir) => {
