@@ -13,6 +13,7 @@ import { decodeCatalogFile, importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
 import { DEAD_LETTER_SETTLE_SECONDS, reopenDeadMessage } from '../orders/reopen-dead-message';
 import { listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
+import { listUndeliveredReplies } from '../orders/undelivered-replies';
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
 import { withOperatorChannel, type OperatorTopology } from '../queue/operator-channel';
@@ -183,9 +184,24 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     for (const row of rows) print(`${row.id}\t${row.source}\t${row.inbound_message_id}\t${row.last_error ?? ''}`);
     return;
   }
+  if (action === 'undelivered') {
+    const { values } = parseArgs({ args: rest, options: { hours: { type: 'string' } } });
+    const hours = values.hours === undefined ? 24 : Number(values.hours);
+    if (!Number.isInteger(hours) || hours < 1 || hours > 24 * 366) {
+      throw new UsageError(`--hours ${values.hours} is not a number of hours from 1 to ${24 * 366}`);
+    }
+    const rows = await withSql(config, (sql) => listUndeliveredReplies(sql, hours));
+    if (rows.length === 0) return print(`no sent replies reported undelivered in the last ${hours} hours`);
+    print('id\tsource\tinbound message\tprovider error\tfailed at\tcustomer wrote at');
+    for (const row of rows) {
+      const error = row.error_code === null ? 'not kept' : [row.error_code, row.error_title].filter(Boolean).join(' ');
+      print([row.id, row.source, row.inbound_message_id, error, row.failed_at?.toISOString() ?? '-', row.customer_wrote_at?.toISOString() ?? '-'].join('\t'));
+    }
+    return;
+  }
   if (action === 'resend') {
     const { values } = parseArgs({ args: rest, options: { id: { type: 'string' } } });
-    if (!values.id) throw new UsageError('replies resend needs --id (see wagate replies unknown)');
+    if (!values.id) throw new UsageError('replies resend needs --id (see wagate replies unknown and wagate replies undelivered)');
     replyId(values.id);
     const result = await withSql(config, (sql) => resendReply(sql, values.id!, replyClientFromConfig(config, TWILIO_WEBHOOK_PATH), createMetrics('cli')));
     return print(`reply ${values.id}: ${result}`);
@@ -199,7 +215,7 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     await withSql(config, (sql) => settleReply(sql, values.id!, values.as as Settlement));
     return print(`reply ${values.id}: settled as ${values.as}`);
   }
-  throw actionError('replies', action, ['unknown', 'resend', 'settle']);
+  throw actionError('replies', action, ['unknown', 'undelivered', 'resend', 'settle']);
 }
 
 /** A command's action missing or misspelt: says which ones it has. */
@@ -210,7 +226,7 @@ function actionError(command: string, action: string | undefined, actions: strin
 
 /** Reply ids are the numbers `wagate replies unknown` lists. */
 function replyId(id: string): void {
-  if (!/^[0-9]{1,18}$/.test(id)) throw new UsageError(`--id ${id} is not a reply id: use a number from wagate replies unknown`);
+  if (!/^[0-9]{1,18}$/.test(id)) throw new UsageError(`--id ${id} is not a reply id: use a number from wagate replies unknown or wagate replies undelivered`);
 }
 
 export async function fakeProviderCommand(args: string[]): Promise<{ stop(): Promise<void> }> {

@@ -17,8 +17,9 @@ export const COMMAND_USAGE: Record<string, string> = {
                                   (more than half of the menu only with --yes)`,
   dlq: `dlq list | replay [--id ID ...] | purge [--yes]
                                   inspect the dead letters and put them back`,
-  replies: `replies unknown | resend --id ID | settle --id ID --as sent|failed
-                                  list replies whose outcome is unknown; resend one on purpose,
+  replies: `replies unknown | undelivered [--hours N] | resend --id ID | settle --id ID --as sent|failed
+                                  list replies whose outcome is unknown, or that the provider accepted and
+                                  then could not deliver (last 24 hours); resend one on purpose,
                                   or record what the provider says happened`,
   reshard: `reshard --to N                  change the number of work shards, keeping each sender's order
                                   (then deploy WORK_SHARDS=N to every ingest and worker)`,

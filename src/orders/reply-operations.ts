@@ -6,6 +6,7 @@ import type { Metrics } from '../telemetry/metrics';
 import { RetryableError, WagateError } from '../errors';
 import { ERASED, NOT_SENT_ERASED } from './erasure';
 import { failpoint } from '../failpoints';
+import { UNDELIVERED } from './undelivered-replies';
 
 export interface UnknownReply {
   id: string;
@@ -23,26 +24,36 @@ export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
 }
 
 /**
- * Sends an 'unknown' reply again, on an operator's decision (e.g. after checking the
- * provider's console that it never arrived). Never done automatically. The reply goes from
- * 'unknown' straight to 'sending' in one commit before the call: its message is finished,
- * and unless a `dlq replay` reopens it, no queue copy will come to settle a reply left in
- * between. If the resend fails in a way that sent nothing (a 503, a 429, a refused
- * connection), the reply goes back to 'unknown', since the first attempt's fate is still
- * unknown, so that it can be resent later; so it does when the resend itself stops midway (its
- * answer not recorded). One that cannot even be put back (the database gone, the command
- * killed) is marked unknown by a worker later: markAbandonedSends.
+ * Sends a reply again, on an operator's decision: an 'unknown' one (e.g. after checking the
+ * provider's console that it never arrived), or a 'sent' one whose receipt said the provider
+ * could not deliver it (`wagate replies undelivered`), which the customer never got either.
+ * Never done automatically. The reply goes straight to 'sending' in one commit before the call:
+ * its message is finished, and unless a `dlq replay` reopens it, no queue copy will come to
+ * settle a reply left in between. If the resend fails in a way that sent nothing (a 503, a 429,
+ * a refused connection), the reply goes back to what it was, 'unknown' or sent and undelivered,
+ * so that it can be resent later. One whose resend stops midway (its answer not recorded)
+ * becomes 'unknown', whatever it was: the resend's own fate is unknown then. One that cannot
+ * even be put back (the database gone, the command killed) is marked unknown by a worker later:
+ * markAbandonedSends. Sent again, a reply takes the new provider id, and its delivery status
+ * starts over from that message's receipts.
  */
 export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, metrics: Metrics): Promise<string> {
-  const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio' })[]>`
-    UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
-    WHERE id = ${id} AND status = 'unknown' AND body IS NOT NULL AND recipient <> ${ERASED}
-    RETURNING id::text, kind, status, recipient, business_number, body, order_id::text, attempts, webhook_source`;
+  // `was` is read under the row's lock, so it is the state this mark moved the reply from.
+  const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio'; was: 'unknown' | 'sent' })[]>`
+    UPDATE outbound_messages o SET status = 'sending', attempts = o.attempts + 1, updated_at = now()
+    FROM (SELECT id, status AS was FROM outbound_messages WHERE id = ${id} FOR UPDATE) before
+    WHERE o.id = before.id AND ${resendable(sql)} AND o.body IS NOT NULL AND o.recipient <> ${ERASED}
+    RETURNING o.id::text, o.kind, o.status, o.recipient, o.business_number, o.body, o.order_id::text, o.attempts, o.webhook_source, before.was`;
   if (!row) {
-    const [found] = await sql<{ status: string; has_body: boolean }[]>`
-      SELECT status, body IS NOT NULL AND recipient <> ${ERASED} AS has_body FROM outbound_messages WHERE id = ${id}`;
-    if (found?.status === 'unknown' && !found.has_body) {
-      throw new WagateError('OPERATION_REFUSED', `reply ${id} has no text any more (personal-data retention or an erasure removed it); settle it instead: wagate replies settle --id ${id} --as sent|failed`);
+    const [found] = await sql<{ status: string; delivery_status: string | null; resendable: boolean; has_body: boolean }[]>`
+      SELECT o.status, o.delivery_status, ${resendable(sql)} AS resendable, o.body IS NOT NULL AND o.recipient <> ${ERASED} AS has_body
+      FROM outbound_messages o WHERE o.id = ${id}`;
+    if (found?.resendable && !found.has_body) {
+      const instead = found.status === 'unknown' ? `settle it instead: wagate replies settle --id ${id} --as sent|failed` : 'reach the customer another way';
+      throw new WagateError('OPERATION_REFUSED', `reply ${id} has no text any more (personal-data retention or an erasure removed it); ${instead}`);
+    }
+    if (found?.status === 'sent') {
+      throw new WagateError('OPERATION_REFUSED', `reply ${id} was sent and its furthest receipt says ${found.delivery_status ?? 'nothing yet'}, not failed; only unknown replies and undelivered ones (wagate replies undelivered) can be resent`);
     }
     throw notUnknown(id, found?.status, 'resent');
   }
@@ -55,13 +66,20 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     const reason = nothingSent
       ? `resend failed, nothing was sent: ${(error as Error).message}`
       : `${RESEND_STOPPED}: ${(error as Error).message}`;
+    const backTo = nothingSent ? row.was : 'unknown';
     // A refusal for good ('failed') stays; only a reply this resend left in between goes back.
-    const [back] = await sql`UPDATE outbound_messages SET status = 'unknown', last_error = ${reason}, updated_at = now()
+    const [back] = await sql`UPDATE outbound_messages SET status = ${backTo}, last_error = ${reason}, updated_at = now()
       WHERE id = ${id} AND status IN ('sending', 'retry') RETURNING id`.catch(() => []);
     if (!back) throw error;
-    if (nothingSent) throw new WagateError('RETRYABLE', `${reason}; the reply is unknown again and can be resent later`);
-    throw new WagateError('RETRYABLE', `${reason}; the reply is unknown again: check the provider's console before resending it`);
+    if (!nothingSent) throw new WagateError('RETRYABLE', `${reason}; the reply is unknown now: check the provider's console before resending it`);
+    const state = backTo === 'sent' ? 'sent and undelivered as before' : 'unknown again';
+    throw new WagateError('RETRYABLE', `${reason}; the reply is ${state} and can be resent later`);
   }
+}
+
+/** A reply an operator may send again: its outcome unknown, or accepted and then reported undelivered. */
+function resendable(sql: Sql) {
+  return sql`(o.status = 'unknown' OR (o.status = 'sent' AND o.delivery_status = ANY(${[...UNDELIVERED]}::text[])))`;
 }
 
 /** Why a resend's reply is unknown once more: it stopped after its mark, its outcome not recorded. */
@@ -122,8 +140,10 @@ export async function settleReply(sql: Sql, id: string, as: Settlement): Promise
 
 /** Why a reply could not be resent or settled: there is none with that id, or its outcome is known. */
 function notUnknown(id: string, status: string | undefined, what: 'resent' | 'settled'): WagateError {
-  if (status === undefined) return new WagateError('OPERATION_REFUSED', `there is no reply ${id}: wagate replies unknown lists the ones that can be ${what}`);
-  return new WagateError('OPERATION_REFUSED', `reply ${id} is ${status}, not unknown; only unknown replies can be ${what}`);
+  const lists = what === 'resent' ? 'wagate replies unknown and wagate replies undelivered list' : 'wagate replies unknown lists';
+  if (status === undefined) return new WagateError('OPERATION_REFUSED', `there is no reply ${id}: ${lists} the ones that can be ${what}`);
+  const which = what === 'resent' ? 'unknown replies and undelivered ones' : 'unknown replies';
+  return new WagateError('OPERATION_REFUSED', `reply ${id} is ${status}, not unknown; only ${which} can be ${what}`);
 }
 
 /** Replies whose outcome is unknown, per provider: what the worker exports as a gauge. */

@@ -67,11 +67,13 @@ describe('the command line', () => {
     const none = await wagate(['dlq']);
     expect([none.code, none.stderr]).toEqual([2, expect.stringContaining('dlq needs an action: list, replay, purge')]);
     const wrong = await wagate(['replies', 'resent', '--id', '4']);
-    expect([wrong.code, wrong.stderr]).toEqual([2, expect.stringContaining('replies has no action "resent"; its actions: unknown, resend, settle')]);
+    expect([wrong.code, wrong.stderr]).toEqual([2, expect.stringContaining('replies has no action "resent"; its actions: unknown, undelivered, resend, settle')]);
     const port = await wagate(['fake-provider', '--port', 'abc']);
     expect([port.code, port.stderr]).toEqual([2, expect.stringContaining('--port abc is not a port: use a number from 0 to 65535')]);
     const id = await wagate(['replies', 'resend', '--id', 'abc']);
-    expect([id.code, id.stderr]).toEqual([2, expect.stringContaining('--id abc is not a reply id: use a number from wagate replies unknown')]);
+    expect([id.code, id.stderr]).toEqual([2, expect.stringContaining('--id abc is not a reply id: use a number from wagate replies unknown or wagate replies undelivered')]);
+    const hours = await wagate(['replies', 'undelivered', '--hours', '0']);
+    expect([hours.code, hours.stderr]).toEqual([2, expect.stringContaining('--hours 0 is not a number of hours from 1 to 8784')]);
   });
 
   it('says there is no such reply, rather than that it is not unknown', async () => {
