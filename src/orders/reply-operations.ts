@@ -34,16 +34,26 @@ export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
  * so that it can be resent later. One whose resend stops midway (its answer not recorded)
  * becomes 'unknown', whatever it was: the resend's own fate is unknown then. One that cannot
  * even be put back (the database gone, the command killed) is marked unknown by a worker later:
- * markAbandonedSends. Sent again, a reply takes the new provider id, and its delivery status
- * starts over from that message's receipts.
+ * markAbandonedSends. An undelivered reply lets go of its failed message at the mark (its id
+ * moves to earlier_provider_message_ids, its delivery status is cleared), and takes it back only
+ * if nothing was sent: sent again, it follows the new message's receipts.
  */
 export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, metrics: Metrics): Promise<string> {
-  // `was` is read under the row's lock, so it is the state this mark moved the reply from.
-  const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio'; was: 'unknown' | 'sent' })[]>`
-    UPDATE outbound_messages o SET status = 'sending', attempts = o.attempts + 1, updated_at = now()
-    FROM (SELECT id, status AS was FROM outbound_messages WHERE id = ${id} FOR UPDATE) before
+  // `before` is read under the row's lock, so it is the state this mark moved the reply from.
+  // An undelivered reply lets go of its message here: whatever this resend comes to, the
+  // failed message's id and receipt no longer describe it (an unknown outcome settled as sent
+  // must not read as undelivered, and be resent once more).
+  const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio'; was: 'unknown' | 'sent'; was_provider_id: string | null; was_delivery: string | null })[]>`
+    UPDATE outbound_messages o SET status = 'sending', attempts = o.attempts + 1, updated_at = now(),
+      earlier_provider_message_ids = CASE WHEN before.was = 'sent'
+        THEN array_append(o.earlier_provider_message_ids, o.provider_message_id) ELSE o.earlier_provider_message_ids END,
+      provider_message_id = CASE WHEN before.was = 'sent' THEN NULL ELSE o.provider_message_id END,
+      delivery_status = CASE WHEN before.was = 'sent' THEN NULL ELSE o.delivery_status END
+    FROM (SELECT id, status AS was, provider_message_id AS was_provider_id, delivery_status AS was_delivery
+          FROM outbound_messages WHERE id = ${id} FOR UPDATE) before
     WHERE o.id = before.id AND ${resendable(sql)} AND o.body IS NOT NULL AND o.recipient <> ${ERASED}
-    RETURNING o.id::text, o.kind, o.status, o.recipient, o.business_number, o.body, o.order_id::text, o.attempts, o.webhook_source, before.was`;
+    RETURNING o.id::text, o.kind, o.status, o.recipient, o.business_number, o.body, o.order_id::text, o.attempts, o.webhook_source,
+      before.was, before.was_provider_id, before.was_delivery`;
   if (!row) {
     const [found] = await sql<{ status: string; delivery_status: string | null; resendable: boolean; has_body: boolean }[]>`
       SELECT o.status, o.delivery_status, ${resendable(sql)} AS resendable, o.body IS NOT NULL AND o.recipient <> ${ERASED} AS has_body
@@ -67,8 +77,14 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
       ? `resend failed, nothing was sent: ${(error as Error).message}`
       : `${RESEND_STOPPED}: ${(error as Error).message}`;
     const backTo = nothingSent ? row.was : 'unknown';
+    // Nothing sent: an undelivered reply takes its failed message back, as if never resent.
+    const restore = nothingSent && row.was === 'sent';
     // A refusal for good ('failed') stays; only a reply this resend left in between goes back.
-    const [back] = await sql`UPDATE outbound_messages SET status = ${backTo}, last_error = ${reason}, updated_at = now()
+    const [back] = await sql`UPDATE outbound_messages SET status = ${backTo}, last_error = ${reason}, updated_at = now(),
+        provider_message_id = CASE WHEN ${restore} THEN ${row.was_provider_id} ELSE provider_message_id END,
+        delivery_status = CASE WHEN ${restore} THEN ${row.was_delivery} ELSE delivery_status END,
+        earlier_provider_message_ids = CASE WHEN ${restore}
+          THEN NULLIF(earlier_provider_message_ids[1:cardinality(earlier_provider_message_ids) - 1], '{}') ELSE earlier_provider_message_ids END
       WHERE id = ${id} AND status IN ('sending', 'retry') RETURNING id`.catch(() => []);
     if (!back) throw error;
     if (!nothingSent) throw new WagateError('RETRYABLE', `${reason}; the reply is unknown now: check the provider's console before resending it`);

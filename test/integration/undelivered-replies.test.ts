@@ -1,4 +1,4 @@
-import { resendReply } from '../../src/orders/reply-operations';
+import { resendReply, settleReply } from '../../src/orders/reply-operations';
 import { listUndeliveredReplies } from '../../src/orders/undelivered-replies';
 import { createReplyClient } from '../../src/replies/reply-clients';
 import { metaEnvelope } from '../../src/webhooks/samples';
@@ -18,11 +18,14 @@ afterAll(async () => {
   await pipeline.stop();
 });
 
-interface ReplyRow { id: string; status: string; delivery_status: string | null; provider_message_id: string | null; last_error: string | null }
+interface ReplyRow {
+  id: string; status: string; delivery_status: string | null; provider_message_id: string | null;
+  earlier_provider_message_ids: string[] | null; last_error: string | null;
+}
 
 const replyOf = async (inboundId: string) =>
   (await pipeline.db.sql<ReplyRow[]>`
-    SELECT id::text, status, delivery_status, provider_message_id, last_error FROM outbound_messages WHERE inbound_message_id = ${inboundId}`)[0];
+    SELECT id::text, status, delivery_status, provider_message_id, earlier_provider_message_ids, last_error FROM outbound_messages WHERE inbound_message_id = ${inboundId}`)[0];
 
 /** The reply to a message, once the worker has sent it. */
 const sentReplyOf = (inboundId: string) =>
@@ -53,20 +56,24 @@ describe('replies the provider accepted and could not deliver', () => {
     const listed = (await listUndeliveredReplies(pipeline.db.sql, 24)).find((row) => row.id === first.id);
     expect(listed).toMatchObject({ source: 'whatsapp', inbound_message_id: id, error_code: '131026', error_title: 'Message undeliverable' });
     expect(listed!.failed_at).toBeInstanceOf(Date);
-    expect(listed!.customer_wrote_at).toBeInstanceOf(Date);
+    // The customer wrote just now: a free-form reply may reach them for about a day.
+    expect(listed!.window_open_until!.getTime()).toBeGreaterThan(Date.now() + 23 * 3_600_000);
 
     // Refused at once (503): nothing went out, so the reply is sent and undelivered as before.
     pipeline.fake.behave({ kind: 'status', status: 503 }, 1);
     await expect(resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics))
       .rejects.toThrow(/resend failed, nothing was sent: .*; the reply is sent and undelivered as before and can be resent later/);
-    expect(await replyOf(id)).toMatchObject({ status: 'sent', delivery_status: 'failed', provider_message_id: first.provider_message_id });
+    expect(await replyOf(id)).toMatchObject({ status: 'sent', delivery_status: 'failed', provider_message_id: first.provider_message_id, earlier_provider_message_ids: null });
 
     expect(await resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics)).toBe('sent');
     const calls = callsToRecipient(pipeline, customer);
     expect(calls).toHaveLength(3);
     // The resent message is a new one at the provider: its receipts, not the failed one's, say how it fares.
     const resent = await replyOf(id);
-    expect(resent).toMatchObject({ status: 'sent', delivery_status: null, provider_message_id: calls[2]!.providerMessageId, last_error: null });
+    expect(resent).toMatchObject({
+      status: 'sent', delivery_status: null, provider_message_id: calls[2]!.providerMessageId,
+      earlier_provider_message_ids: [first.provider_message_id], last_error: null,
+    });
     expect(resent!.provider_message_id).not.toBe(first.provider_message_id);
     expect((await listUndeliveredReplies(pipeline.db.sql, 24)).map((row) => row.id)).not.toContain(first.id);
 
@@ -87,9 +94,34 @@ describe('replies the provider accepted and could not deliver', () => {
     await waitFor('the failed receipt folded into the reply', async () => (await replyOf(id))?.delivery_status === 'failed');
     pipeline.fake.behave({ kind: 'hang' }, 1);
     expect(await resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics)).toBe('unknown');
-    expect(await replyOf(id)).toMatchObject({ status: 'unknown' });
+    // The failed message no longer describes the reply: the resend's fate is what is unknown.
+    expect(await replyOf(id)).toMatchObject({
+      status: 'unknown', provider_message_id: null, delivery_status: null, earlier_provider_message_ids: [first.provider_message_id],
+    });
     expect((await listUndeliveredReplies(pipeline.db.sql, 24)).map((row) => row.id)).not.toContain(first.id);
+    // The operator finds the resend delivered in the provider's console: it is not undelivered
+    // again, so it can never be resent a second time.
+    await settleReply(pipeline.db.sql, first.id, 'sent');
+    expect((await listUndeliveredReplies(pipeline.db.sql, 24)).map((row) => row.id)).not.toContain(first.id);
+    await expect(resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics))
+      .rejects.toThrow(`reply ${first.id} was sent and its furthest receipt says nothing yet, not failed`);
     expect(callsToRecipient(pipeline, customer)).toHaveLength(2);
+  });
+
+  it('says the customer-service window has closed when the customer last wrote more than a day ago', async () => {
+    const id = uniqueWamid();
+    const customer = '15550300004';
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: customer, text: '1 coke' });
+    const first = await sentReplyOf(id);
+    expect((await postMeta(pipeline.ingest.baseUrl, metaReceipt(first.provider_message_id!, customer, 'failed', [{ code: 131026, title: 'Message undeliverable' }]))).status).toBe(200);
+    await waitFor('the failed receipt folded into the reply', async () => (await replyOf(id))?.delivery_status === 'failed');
+    // As if the customer had written 30 hours ago, and not since.
+    await pipeline.db.sql`
+      UPDATE webhook_messages SET created_at = now() - interval '30 hours', message_timestamp = now() - interval '30 hours'
+      WHERE webhook_source = 'whatsapp' AND sender_key = ${customer}`;
+    const listing = await runWagate(['replies', 'undelivered'], pipeline.env, 30_000);
+    const line = listing.stdout.split('\n').find((row) => row.startsWith(`${first.id}\t`));
+    expect(line?.split('\t')).toEqual([first.id, 'whatsapp', id, '131026 Message undeliverable', expect.any(String), 'closed']);
   });
 
   it('lists Twilio\'s undelivered callbacks with their ErrorCode, and resends through the command', async () => {
@@ -108,7 +140,7 @@ describe('replies the provider accepted and could not deliver', () => {
     const listing = await runWagate(['replies', 'undelivered'], pipeline.env, 30_000);
     expect(listing.code).toBe(0);
     const line = listing.stdout.split('\n').find((row) => row.startsWith(`${first.id}\t`));
-    expect(line?.split('\t').slice(0, 4)).toEqual([first.id, 'twilio', sid, '63024']);
+    expect(line?.split('\t')).toEqual([first.id, 'twilio', sid, '63024', expect.stringMatching(/^\d{4}-/), expect.stringMatching(/^open until \d{4}-/)]);
 
     const resend = await runWagate(['replies', 'resend', '--id', first.id], pipeline.env, 30_000);
     expect([resend.code, resend.stdout]).toEqual([0, `reply ${first.id}: sent\n`]);
