@@ -43,15 +43,20 @@ const metaClient = () => createReplyClient({
   twilioApiUrl: pipeline.fake.url, twilioAccountSid: undefined, twilioAuthToken: undefined, timeoutMs: 300,
 });
 
+/** A Meta order from the customer whose reply went out and then failed with the error given. */
+async function undeliveredReplyTo(customer: string, error: { code: number; title: string }) {
+  const id = uniqueWamid();
+  await postMetaText(pipeline.ingest.baseUrl, { id, from: customer, text: '1 coke' });
+  const first = await sentReplyOf(id);
+  expect((await postMeta(pipeline.ingest.baseUrl, metaReceipt(first.provider_message_id!, customer, 'failed', [error]))).status).toBe(200);
+  await waitFor('the failed receipt folded into the reply', async () => (await replyOf(id))?.delivery_status === 'failed');
+  return { id, first };
+}
+
 describe('replies the provider accepted and could not deliver', () => {
   it('lists a reply whose receipt said failed, and resends it on purpose: a resend that sends nothing leaves it as it was', async () => {
-    const id = uniqueWamid();
     const customer = '15550300001';
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: customer, text: '1 coke' });
-    const first = await sentReplyOf(id);
-    const failure = [{ code: 131026, title: 'Message undeliverable' }];
-    expect((await postMeta(pipeline.ingest.baseUrl, metaReceipt(first.provider_message_id!, customer, 'failed', failure))).status).toBe(200);
-    await waitFor('the failed receipt folded into the reply', async () => (await replyOf(id))?.delivery_status === 'failed');
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
 
     const listed = (await listUndeliveredReplies(pipeline.db.sql, 24)).find((row) => row.id === first.id);
     expect(listed).toMatchObject({ source: 'whatsapp', inbound_message_id: id, error_code: '131026', error_title: 'Message undeliverable' });
@@ -86,12 +91,8 @@ describe('replies the provider accepted and could not deliver', () => {
   });
 
   it('makes an undelivered reply unknown when its resend gets no answer, since the resend may have gone out', async () => {
-    const id = uniqueWamid();
     const customer = '15550300002';
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: customer, text: '1 coke' });
-    const first = await sentReplyOf(id);
-    expect((await postMeta(pipeline.ingest.baseUrl, metaReceipt(first.provider_message_id!, customer, 'failed', [{ code: 131000, title: 'Something went wrong' }]))).status).toBe(200);
-    await waitFor('the failed receipt folded into the reply', async () => (await replyOf(id))?.delivery_status === 'failed');
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131000, title: 'Something went wrong' });
     pipeline.fake.behave({ kind: 'hang' }, 1);
     expect(await resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics)).toBe('unknown');
     // The failed message no longer describes the reply: the resend's fate is what is unknown.
@@ -109,12 +110,8 @@ describe('replies the provider accepted and could not deliver', () => {
   });
 
   it('says the customer-service window has closed when the customer last wrote more than a day ago', async () => {
-    const id = uniqueWamid();
     const customer = '15550300004';
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: customer, text: '1 coke' });
-    const first = await sentReplyOf(id);
-    expect((await postMeta(pipeline.ingest.baseUrl, metaReceipt(first.provider_message_id!, customer, 'failed', [{ code: 131026, title: 'Message undeliverable' }]))).status).toBe(200);
-    await waitFor('the failed receipt folded into the reply', async () => (await replyOf(id))?.delivery_status === 'failed');
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
     // As if the customer had written 30 hours ago, and not since.
     await pipeline.db.sql`
       UPDATE webhook_messages SET created_at = now() - interval '30 hours', message_timestamp = now() - interval '30 hours'
