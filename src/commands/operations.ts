@@ -192,11 +192,12 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     }
     const rows = await withSql(config, (sql) => listUndeliveredReplies(sql, hours));
     if (rows.length === 0) return print(`no sent replies reported undelivered in the last ${hours} hours`);
-    print('id\tsource\tinbound message\tprovider error\tfailed at\tcustomer-service window');
+    print('id\tsource\tinbound message\tprovider error\tfailed at\tcustomer-service window\tresend');
     for (const row of rows) {
       const error = row.error_code === null ? 'not kept' : [row.error_code, row.error_title].filter(Boolean).join(' ');
-      const window = row.window_open_until ? `open until ${row.window_open_until.toISOString()}` : 'closed';
-      print([row.id, row.source, row.inbound_message_id, error, row.failed_at?.toISOString() ?? '-', window].join('\t'));
+      const window = row.window_open_until ? `open until ${row.window_open_until.toISOString()}` : row.window;
+      const resend = row.resendable ? 'possible' : 'text removed';
+      print([row.id, row.source, row.inbound_message_id, error, row.failed_at?.toISOString() ?? '-', window, resend].join('\t'));
     }
     return;
   }

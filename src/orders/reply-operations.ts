@@ -3,7 +3,7 @@ import { deliverReply } from './deliver-reply';
 import type { OutboundRow } from './record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
-import { RetryableError, WagateError } from '../errors';
+import { PermanentError, RetryableError, WagateError } from '../errors';
 import { ERASED, NOT_SENT_ERASED } from './erasure';
 import { failpoint } from '../failpoints';
 import { UNDELIVERED } from './undelivered-replies';
@@ -31,8 +31,10 @@ export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
  * its message is finished, and unless a `dlq replay` reopens it, no queue copy will come to
  * settle a reply left in between. If the resend fails in a way that sent nothing (a 503, a 429,
  * a refused connection), the reply goes back to what it was, 'unknown' or sent and undelivered,
- * so that it can be resent later. One whose resend stops midway (its answer not recorded)
- * becomes 'unknown', whatever it was: the resend's own fate is unknown then. One that cannot
+ * so that it can be resent later; so it does when the provider refuses the resend for good (an
+ * expired token, a closed window), which says nothing of the first attempt. One whose resend
+ * stops midway (its answer not recorded) becomes 'unknown', whatever it was: the resend's own
+ * fate is unknown then. One that cannot
  * even be put back (the database gone, the command killed) is marked unknown by a worker later:
  * markAbandonedSends. An undelivered reply lets go of its failed message at the mark (its id
  * moves to earlier_provider_message_ids, its delivery status is cleared), and takes it back only
@@ -72,23 +74,32 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     // Marked here already: deliverReply's own mark moves only replies never sent.
     return await deliverReply(sql, row.webhook_source, row, sendReply, metrics, { markSending: async () => true });
   } catch (error) {
-    const nothingSent = error instanceof RetryableError;
+    // Refused, now or for good, the provider sent nothing: the reply goes back to what it was.
+    // A refusal of the resend (an expired token, a closed window) says nothing of the first
+    // attempt, and the operator may fix its cause and resend.
+    const forGood = error instanceof PermanentError;
+    const nothingSent = forGood || error instanceof RetryableError;
     const reason = nothingSent
-      ? `resend failed, nothing was sent: ${(error as Error).message}`
+      ? `resend ${forGood ? 'refused' : 'failed'}, nothing was sent: ${(error as Error).message}`
       : `${RESEND_STOPPED}: ${(error as Error).message}`;
     const backTo = nothingSent ? row.was : 'unknown';
     // Nothing sent: an undelivered reply takes its failed message back, as if never resent.
     const restore = nothingSent && row.was === 'sent';
-    // A refusal for good ('failed') stays; only a reply this resend left in between goes back.
+    // Only the state this resend's own answer wrote ('sending', or the provider's verdict) goes back.
+    const left = forGood ? ['sending', 'failed'] : ['sending', 'retry'];
     const [back] = await sql`UPDATE outbound_messages SET status = ${backTo}, last_error = ${reason}, updated_at = now(),
         provider_message_id = CASE WHEN ${restore} THEN ${row.was_provider_id} ELSE provider_message_id END,
         delivery_status = CASE WHEN ${restore} THEN ${row.was_delivery} ELSE delivery_status END,
         earlier_provider_message_ids = CASE WHEN ${restore}
           THEN NULLIF(earlier_provider_message_ids[1:cardinality(earlier_provider_message_ids) - 1], '{}') ELSE earlier_provider_message_ids END
-      WHERE id = ${id} AND status IN ('sending', 'retry') RETURNING id`.catch(() => []);
+      WHERE id = ${id} AND status = ANY(${left}::text[]) RETURNING id`.catch(() => []);
     if (!back) throw error;
     if (!nothingSent) throw new WagateError('RETRYABLE', `${reason}; the reply is unknown now: check the provider's console before resending it`);
-    const state = backTo === 'sent' ? 'sent and undelivered as before' : 'unknown again';
+    const state = backTo === 'sent' ? 'sent and undelivered as before' : 'unknown as before';
+    if (forGood) {
+      const then = backTo === 'sent' ? 'reach the customer another way' : `settle it: wagate replies settle --id ${id} --as sent|failed`;
+      throw new WagateError('OPERATION_REFUSED', `${reason}; the reply is ${state}: fix what the provider names and resend it, or ${then}`);
+    }
     throw new WagateError('RETRYABLE', `${reason}; the reply is ${state} and can be resent later`);
   }
 }

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client';
+import { ERASED } from './erasure';
 
 /** A reply the provider accepted (200 or 201) and later reported it could not deliver. */
 export interface UndeliveredReply {
@@ -10,13 +11,17 @@ export interface UndeliveredReply {
   error_title: string | null;
   failed_at: Date | null;
   /**
-   * Until when a free-form reply may reach the customer: 24 hours after their latest message
-   * (WhatsApp's customer-service window); null once it has closed.
+   * WhatsApp's customer-service window: free-form messages reach a customer only within 24
+   * hours of their latest message. 'unknown' when wagate no longer knows who the customer is
+   * (retention deleted the message and the order, or the customer was erased).
    */
+  window: 'open' | 'closed' | 'unknown';
+  /** When an open window closes. */
   window_open_until: Date | null;
+  /** False once retention or an erasure removed the reply's text: `wagate replies resend` refuses it then. */
+  resendable: boolean;
 }
 
-/** WhatsApp's customer-service window: free-form messages only within 24 hours of the customer's last one. */
 const SERVICE_WINDOW_HOURS = 24;
 
 /** The receipts that say a reply was accepted and not delivered: Meta's `failed`, Twilio's `failed` and `undelivered`. */
@@ -32,9 +37,13 @@ export const UNDELIVERED = ['failed', 'undelivered'] as const;
 export async function listUndeliveredReplies(sql: Sql, hours: number): Promise<UndeliveredReply[]> {
   return sql<UndeliveredReply[]>`
     WITH undelivered AS (
-      SELECT o.id, o.webhook_source, o.inbound_message_id, o.provider_message_id, o.delivery_status, m.sender_key
+      SELECT o.id, o.webhook_source, o.inbound_message_id, o.provider_message_id, o.delivery_status,
+        o.body IS NOT NULL AND o.recipient <> ${ERASED} AS resendable,
+        -- The customer, from the message answered or, once retention deleted it, from the order.
+        nullif(coalesce(m.sender_key, ord.sender_key), ${ERASED}) AS sender_key
       FROM outbound_messages o
       LEFT JOIN webhook_messages m ON m.webhook_source = o.webhook_source AND m.message_id = o.inbound_message_id
+      LEFT JOIN orders ord ON ord.id = o.order_id
       WHERE o.status = 'sent' AND o.delivery_status = ANY(${[...UNDELIVERED]}::text[])
         AND o.updated_at > now() - make_interval(hours => ${hours}::integer)),
     -- The customer's latest message, by when they sent it where the provider says (Meta), else
@@ -44,16 +53,18 @@ export async function listUndeliveredReplies(sql: Sql, hours: number): Promise<U
       FROM webhook_messages l
       WHERE l.created_at > now() - make_interval(hours => ${SERVICE_WINDOW_HOURS}::integer)
         AND (l.webhook_source, l.sender_key) IN (SELECT webhook_source, sender_key FROM undelivered)
-      GROUP BY 1, 2)
-    SELECT u.id::text, u.webhook_source AS source, u.inbound_message_id,
+      GROUP BY 1, 2),
+    windows AS (
+      SELECT u.*, latest.at + make_interval(hours => ${SERVICE_WINDOW_HOURS}::integer) AS closes
+      FROM undelivered u LEFT JOIN latest ON latest.webhook_source = u.webhook_source AND latest.sender_key = u.sender_key)
+    SELECT w.id::text, w.webhook_source AS source, w.inbound_message_id, w.resendable,
       coalesce(r.payload->'errors'->0->>'code', r.payload->>'ErrorCode') AS error_code,
       coalesce(r.payload->'errors'->0->>'title', r.payload->'errors'->0->>'message') AS error_title,
       r.created_at AS failed_at,
-      CASE WHEN latest.at + make_interval(hours => ${SERVICE_WINDOW_HOURS}::integer) > now()
-        THEN latest.at + make_interval(hours => ${SERVICE_WINDOW_HOURS}::integer) END AS window_open_until
-    FROM undelivered u
+      CASE WHEN w.sender_key IS NULL THEN 'unknown' WHEN w.closes > now() THEN 'open' ELSE 'closed' END AS window,
+      CASE WHEN w.closes > now() THEN w.closes END AS window_open_until
+    FROM windows w
     LEFT JOIN message_statuses r
-      ON r.webhook_source = u.webhook_source AND r.message_id = u.provider_message_id AND r.status = u.delivery_status
-    LEFT JOIN latest ON latest.webhook_source = u.webhook_source AND latest.sender_key = u.sender_key
-    ORDER BY u.id`;
+      ON r.webhook_source = w.webhook_source AND r.message_id = w.provider_message_id AND r.status = w.delivery_status
+    ORDER BY w.id`;
 }

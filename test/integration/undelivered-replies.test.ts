@@ -1,3 +1,4 @@
+import { eraseCustomer } from '../../src/orders/erase-customer';
 import { resendReply, settleReply } from '../../src/orders/reply-operations';
 import { listUndeliveredReplies } from '../../src/orders/undelivered-replies';
 import { createReplyClient } from '../../src/replies/reply-clients';
@@ -62,6 +63,7 @@ describe('replies the provider accepted and could not deliver', () => {
     expect(listed).toMatchObject({ source: 'whatsapp', inbound_message_id: id, error_code: '131026', error_title: 'Message undeliverable' });
     expect(listed!.failed_at).toBeInstanceOf(Date);
     // The customer wrote just now: a free-form reply may reach them for about a day.
+    expect(listed).toMatchObject({ window: 'open', resendable: true });
     expect(listed!.window_open_until!.getTime()).toBeGreaterThan(Date.now() + 23 * 3_600_000);
 
     // Refused at once (503): nothing went out, so the reply is sent and undelivered as before.
@@ -109,6 +111,29 @@ describe('replies the provider accepted and could not deliver', () => {
     expect(callsToRecipient(pipeline, customer)).toHaveLength(2);
   });
 
+  it('leaves a reply as it was when the provider refuses its resend for good, so that the operator can fix the cause and resend', async () => {
+    const customer = '15550300005';
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131000, title: 'Something went wrong' });
+    // An expired access token: nothing is sent, and it says nothing about the failed message.
+    pipeline.fake.behave({ kind: 'status', status: 401, metaCode: 190 }, 1);
+    await expect(resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics))
+      .rejects.toThrow(/^resend refused, nothing was sent: Graph API 401 code 190.*; the reply is sent and undelivered as before: fix what the provider names and resend it, or reach the customer another way$/);
+    expect(await replyOf(id)).toMatchObject({
+      status: 'sent', delivery_status: 'failed', provider_message_id: first.provider_message_id, earlier_provider_message_ids: null,
+    });
+    expect((await listUndeliveredReplies(pipeline.db.sql, 24)).map((row) => row.id)).toContain(first.id);
+
+    // The resend's own answer lost: unknown. Refused for good next time, it stays unknown, to be settled.
+    pipeline.fake.behave({ kind: 'hang' }, 1);
+    expect(await resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics)).toBe('unknown');
+    pipeline.fake.behave({ kind: 'status', status: 401, metaCode: 190 }, 1);
+    await expect(resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics))
+      .rejects.toThrow(`the reply is unknown as before: fix what the provider names and resend it, or settle it: wagate replies settle --id ${first.id} --as sent|failed`);
+    expect(await replyOf(id)).toMatchObject({ status: 'unknown', provider_message_id: null, earlier_provider_message_ids: [first.provider_message_id] });
+    expect(await resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics)).toBe('sent');
+    expect(callsToRecipient(pipeline, customer)).toHaveLength(5);
+  });
+
   it('says the customer-service window has closed when the customer last wrote more than a day ago', async () => {
     const customer = '15550300004';
     const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
@@ -118,7 +143,15 @@ describe('replies the provider accepted and could not deliver', () => {
       WHERE webhook_source = 'whatsapp' AND sender_key = ${customer}`;
     const listing = await runWagate(['replies', 'undelivered'], pipeline.env, 30_000);
     const line = listing.stdout.split('\n').find((row) => row.startsWith(`${first.id}\t`));
-    expect(line?.split('\t')).toEqual([first.id, 'whatsapp', id, '131026 Message undeliverable', expect.any(String), 'closed']);
+    expect(line?.split('\t')).toEqual([first.id, 'whatsapp', id, '131026 Message undeliverable', expect.any(String), 'closed', 'possible']);
+
+    // Retention deleted the message: the order still says who the customer is.
+    await pipeline.db.sql`DELETE FROM webhook_messages WHERE webhook_source = 'whatsapp' AND message_id = ${id}`;
+    const listed = async () => (await listUndeliveredReplies(pipeline.db.sql, 24)).find((row) => row.id === first.id);
+    expect(await listed()).toMatchObject({ window: 'closed', window_open_until: null, resendable: true });
+    // Erased, nobody is: the window is not known, and the text to resend is gone.
+    await eraseCustomer(pipeline.db.sql, customer, null);
+    expect(await listed()).toMatchObject({ window: 'unknown', window_open_until: null, resendable: false });
   });
 
   it('lists Twilio\'s undelivered callbacks with their ErrorCode, and resends through the command', async () => {
@@ -137,7 +170,7 @@ describe('replies the provider accepted and could not deliver', () => {
     const listing = await runWagate(['replies', 'undelivered'], pipeline.env, 30_000);
     expect(listing.code).toBe(0);
     const line = listing.stdout.split('\n').find((row) => row.startsWith(`${first.id}\t`));
-    expect(line?.split('\t')).toEqual([first.id, 'twilio', sid, '63024', expect.stringMatching(/^\d{4}-/), expect.stringMatching(/^open until \d{4}-/)]);
+    expect(line?.split('\t')).toEqual([first.id, 'twilio', sid, '63024', expect.stringMatching(/^\d{4}-/), expect.stringMatching(/^open until \d{4}-/), 'possible']);
 
     const resend = await runWagate(['replies', 'resend', '--id', first.id], pipeline.env, 30_000);
     expect([resend.code, resend.stdout]).toEqual([0, `reply ${first.id}: sent\n`]);

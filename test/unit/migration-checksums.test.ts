@@ -35,7 +35,7 @@ const SHIPPED: Record<string, string> = {
   '025_replies_in_between_index.sql': 'e80b2b6124f8ae72587de07387b70284bddf4464c259906c0fe885272e7c9f65',
   '026_orders_by_sender_index.sql': '53635ab515c08a04cea87d23f7e5f3e483f938635112fa9dc296bbf30b20ad26',
   '027_replies_by_order_index.sql': '9e97f4dc227d0a2eb48f422794e6bf59c2825808eef4045c8a6ad49c2848e564',
-  '028_drop_orders_sender_open_index.sql': '3f9e7d0440690ba842dc425a4b955230d2ce52053c76a4e71e6f4f0c92bdc599',
+  '028_drop_orders_sender_open_index.sql': 'beb389aab6b5ee52c2b5dadd651d0ae8030b452b92a3d4fbaf40ea379b763ee4',
   '029_earlier_provider_ids.sql': '37ba39c2c6d322681b69a8ec1a302f0f3320df86e738d69cd0e21301f3db3bd8',
 };
 
