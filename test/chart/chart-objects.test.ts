@@ -46,6 +46,10 @@ describe('ingest', () => {
     const hpa = find(minimal, 'HorizontalPodAutoscaler', '-ingest');
     expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name });
     expect(hpa.spec.metrics[0].resource).toEqual({ name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } });
+    // Down by half at most a minute, after five calm minutes; up at the HPA's own pace.
+    expect(hpa.spec.behavior).toEqual({ scaleDown: { stabilizationWindowSeconds: 300, policies: [{ type: 'Percent', value: 50, periodSeconds: 60 }] } });
+    const hpaDefaults = find(renderScenario('minimal', { set: ['ingest.autoscaling.behavior=null'] }), 'HorizontalPodAutoscaler', '-ingest');
+    expect(hpaDefaults.spec).not.toHaveProperty('behavior');
     // One pod at a time, however many the HPA runs: minAvailable 1 let a drain take 9 of 10.
     const budget = find(minimal, 'PodDisruptionBudget', '-ingest').spec;
     expect([budget.maxUnavailable, budget.minAvailable]).toEqual([1, undefined]);
