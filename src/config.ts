@@ -276,22 +276,31 @@ export { ConfigError };
 function resolveSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const resolved = { ...env };
   for (const name of SECRET_NAMES) {
-    const file = env[`${name}_FILE`];
-    if (!file) continue;
-    if (env[name]) throw new ConfigError(`${name} and ${name}_FILE are both set; set only one`);
-    let content: string;
-    try {
-      content = readFileSync(file, 'utf8').trim();
-    } catch (error) {
-      throw new ConfigError(`${name}_FILE: cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-    // Empty would count as unset: DATABASE_URL would fall back to the local default, an app
-    // secret would refuse every webhook. A mounted Secret whose key is empty is a mistake.
-    if (content === '') throw new ConfigError(`${name}_FILE: the file is empty; put the value in it, or unset ${name}_FILE`);
-    resolved[name] = content;
+    const content = readSecretFile(name, env);
+    if (content !== undefined) resolved[name] = content;
   }
   for (const [name, value] of Object.entries(resolved)) if (value === '') delete resolved[name];
   return resolved;
+}
+
+/**
+ * The value of NAME read from the file NAME_FILE names, trimmed; undefined without NAME_FILE.
+ * Refuses both set, an unreadable file and an empty one, naming the variable, never the content.
+ */
+export function readSecretFile(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  const file = env[`${name}_FILE`];
+  if (!file) return undefined;
+  if (env[name]) throw new ConfigError(`${name} and ${name}_FILE are both set; set only one`);
+  let content: string;
+  try {
+    content = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new ConfigError(`${name}_FILE: cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  // Empty would count as unset: DATABASE_URL would fall back to the local default, an app
+  // secret would refuse every webhook. A mounted Secret whose key is empty is a mistake.
+  if (content === '') throw new ConfigError(`${name}_FILE: the file is empty; put the value in it, or unset ${name}_FILE`);
+  return content;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {

@@ -1,4 +1,5 @@
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import { readSecretFile } from '../config';
 import { ConfigError } from '../errors';
 
 /**
@@ -9,6 +10,9 @@ import { ConfigError } from '../errors';
 export function isTracingConfigured(env: NodeJS.ProcessEnv): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && env.OTEL_SDK_DISABLED !== 'true';
 }
+
+/** The standard variables of the collector's request headers: each may also be given as NAME_FILE. */
+const OTLP_HEADER_VARIABLES = ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'] as const;
 
 export interface TracingOptions {
   /** `wagate <command>`: names the service and picks the instrumentations. */
@@ -21,6 +25,12 @@ export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): N
   const protocol = env[protocolVariable] ?? 'http/protobuf';
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
     throw new ConfigError(`${protocolVariable}: "${protocol}" is not supported; use http/protobuf or http/json`);
+  }
+  // The collector's credentials (an API key in a header) may come from a mounted Secret too.
+  // Written into env, since the exporters read their headers from the environment themselves.
+  for (const name of OTLP_HEADER_VARIABLES) {
+    const headers = readSecretFile(name, env);
+    if (headers !== undefined) env[name] = headers;
   }
   // Loaded here, not at the top: without an endpoint none of the SDK or its instrumentations
   // is even required, so tracing costs nothing (not even start-up time or memory).

@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
@@ -32,6 +34,14 @@ describe('tracing switch', () => {
     expect(start({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow('OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" is not supported; use http/protobuf or http/json');
     expect(start({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }))
       .toThrow('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "grpc" is not supported');
+  });
+
+  it('reads the collector\'s headers from a file, refusing one it cannot read or a value set twice', () => {
+    const start = (env: Record<string, string>) => () => startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', ...env }, { command: 'ingest' });
+    expect(start({ OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer a', OTEL_EXPORTER_OTLP_HEADERS_FILE: '/etc/hostname' }))
+      .toThrow('OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_HEADERS_FILE are both set; set only one');
+    expect(start({ OTEL_EXPORTER_OTLP_TRACES_HEADERS_FILE: path.join(os.tmpdir(), `no-such-file-${randomBytes(4).toString('hex')}`) }))
+      .toThrow('OTEL_EXPORTER_OTLP_TRACES_HEADERS_FILE: cannot read the file (ENOENT)');
   });
 
   it('does not even load the SDK or its instrumentations without an endpoint', () => {
@@ -223,10 +233,14 @@ describe('one trace from webhook to reply', () => {
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
       probe = await openQueueProbe();
+      // The collector's key, from a file as a mounted Secret gives it.
+      const headersFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'wagate-otlp-')), 'headers');
+      writeFileSync(headersFile, 'authorization=Bearer collector-key\n');
       // No worker: the test reads the queued messages themselves.
       ingest = await spawnWagate('ingest', {
         ...pipeline.env,
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile,
         OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
         OTEL_BSP_SCHEDULE_DELAY: '100',
         OTEL_TRACES_SAMPLER: 'parentbased_always_off',
@@ -275,6 +289,9 @@ describe('one trace from webhook to reply', () => {
       expect(spans).toHaveLength(3);
       // The queued message carries the publish span's context, for the worker's spans to join.
       expect(sampledMessage.properties.headers?.traceparent).toBe(`00-${callerTraceId}-${publish.spanId}-01`);
+      // Every export carried the key read from OTEL_EXPORTER_OTLP_HEADERS_FILE.
+      expect(receiver.requestHeaders().map((headers) => headers.authorization)).toEqual(receiver.requestHeaders().map(() => 'Bearer collector-key'));
+      expect(receiver.requestHeaders().length).toBeGreaterThan(0);
     });
   });
 });

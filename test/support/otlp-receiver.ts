@@ -18,6 +18,8 @@ export interface OtlpReceiver {
   spans(): ReceivedSpan[];
   /** Content types of every export request, e.g. application/json or application/x-protobuf. */
   contentTypes(): string[];
+  /** The headers of every export request. */
+  requestHeaders(): http.IncomingHttpHeaders[];
   close(): Promise<void>;
 }
 
@@ -25,12 +27,14 @@ export interface OtlpReceiver {
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const contentTypes: string[] = [];
+  const requestHeaders: http.IncomingHttpHeaders[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const type = req.headers['content-type'] ?? '';
       contentTypes.push(type);
+      requestHeaders.push(req.headers);
       const body = Buffer.concat(chunks);
       if (req.url === '/v1/traces' && type.startsWith('application/json')) collect(JSON.parse(body.toString('utf8')));
       if (req.url === '/v1/traces' && type.startsWith('application/x-protobuf')) collect(decodeTraceExport(body));
@@ -62,6 +66,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     spans: () => [...spans],
     contentTypes: () => [...contentTypes],
+    requestHeaders: () => [...requestHeaders],
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
