@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { checkWorkerConfig, loadConfig } from '../../src/config';
+import { checkWorkerConfig, loadConfig, readSecretFile } from '../../src/config';
 import { startControlPlane, type ControlPlane } from '../support/control-plane';
 import { CHART_DIR, ROOT, find, podTemplates, render, renderError, scenarioFile, type K8sObject, type RenderOptions } from './helm';
 
@@ -14,7 +14,7 @@ import { CHART_DIR, ROOT, find, podTemplates, render, renderError, scenarioFile,
 
 const CRD_DIR = path.join(ROOT, 'test', 'fixtures', 'crds');
 const SECRET_FILES = path.join(CHART_DIR, 'ci', 'secret-files-values.yaml');
-const SECRET_NAMES = ['DATABASE_URL', 'AMQP_URL', 'WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_APP_SECRET', 'WHATSAPP_ACCESS_TOKEN', 'TWILIO_AUTH_TOKEN', 'ADMIN_TOKEN'];
+const SECRET_NAMES = ['DATABASE_URL', 'AMQP_URL', 'WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_APP_SECRET', 'WHATSAPP_ACCESS_TOKEN', 'TWILIO_AUTH_TOKEN', 'ADMIN_TOKEN', 'OTEL_EXPORTER_OTLP_HEADERS'];
 const componentOf = (object: K8sObject) => object.metadata.labels!['app.kubernetes.io/component']!;
 const secretOf = (objects: K8sObject[], hook: boolean) => objects.find((o) => o.kind === 'Secret' && Boolean(o.metadata.annotations?.['helm.sh/hook']) === hook)!.stringData as Record<string, string>;
 
@@ -106,6 +106,27 @@ describe('secrets as files', () => {
       if (role === 'worker') expect(() => checkWorkerConfig(config)).not.toThrow();
       if (role === 'ingest') expect([config.WHATSAPP_APP_SECRET, config.ADMIN_TOKEN]).toEqual([['ci-placeholder-app-secret'], 'ci-placeholder-4dm1n-t0k3n-Zq8x']);
     }
+  });
+
+  it('passes the collector\'s headers from the Secret to every role that exports spans, and leaves them to an extraEnv otherwise', () => {
+    const key = 'authorization=Bearer collector-key';
+    for (const files of [true, false]) {
+      const objects = render({ valuesFiles: [SECRET_FILES], set: [`secrets.asFiles=${files}`], setString: [`secrets.otlpHeaders=${key}`] });
+      for (const { owner, pod } of podTemplates(objects)) {
+        const role = componentOf(owner);
+        const env = startingEnvironment(objects, pod, secretOf(objects, role === 'migrate'), path.join(root, `${role}-${files}`));
+        // As tracing reads them: the variable, or the file NAME_FILE names.
+        const headers = env.OTEL_EXPORTER_OTLP_HEADERS ?? readSecretFile('OTEL_EXPORTER_OTLP_HEADERS', env);
+        expect([role, files, headers]).toEqual([role, files, role === 'migrate' ? undefined : key]);
+      }
+    }
+    // Not in the Secret: not passed at all, so an extraEnv may give it from a Secret of its own.
+    const names = (objects: K8sObject[]) => podTemplates(objects).flatMap(({ pod }) => (pod.spec.containers[0].env as EnvEntry[]).map((entry) => entry.name));
+    expect(names(asVariables)).not.toContain('OTEL_EXPORTER_OTLP_HEADERS');
+    const ownSecret = ['extraEnv[0].name=OTEL_EXPORTER_OTLP_HEADERS', 'extraEnv[0].valueFrom.secretKeyRef.name=collector', 'extraEnv[0].valueFrom.secretKeyRef.key=headers'];
+    expect(names(render({ valuesFiles: [SECRET_FILES], set: ownSecret })).filter((name) => name === 'OTEL_EXPORTER_OTLP_HEADERS')).toHaveLength(5);
+    expect(renderError({ valuesFiles: [SECRET_FILES], set: ownSecret, setString: [`secrets.otlpHeaders=${key}`] }))
+      .toContain('OTEL_EXPORTER_OTLP_HEADERS is set in an extraEnv while the chart passes it from the Secret (secrets.otlpHeaders, or secrets.existingSecretKeys): set it in one place');
   });
 
   describe('with a Secret the operator manages', () => {

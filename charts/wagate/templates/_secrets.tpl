@@ -2,7 +2,9 @@
 How a role gets the Secret keys it reads: as variables (secretKeyRef), or with secrets.asFiles as
 files of a read-only secret volume, each named by NAME_FILE (wagate reads NAME_FILE for every
 secret, and refuses NAME and NAME_FILE together). The helpers that take keys are called with
-(list $ secretName key...); a key ending in "?" is optional (a provider the shop does not use).
+(list $ secretName key...); a key ending in "?" is optional (a provider the shop does not use),
+and one ending in "!" is passed only when the Secret surely holds it, also as a variable: a
+setting an extraEnv may give instead (the collector's headers, from a Secret of its own).
 Each role gets only the keys it reads.
 */}}
 
@@ -23,12 +25,12 @@ missing from the Secret stops the pod, as its secretKeyRef does.
 {{- define "wagate.heldSecretKeys" -}}
 {{- $root := index . 0 -}}
 {{- $s := $root.Values.secrets -}}
-{{- $valueOf := dict "WHATSAPP_VERIFY_TOKEN" "whatsappVerifyToken" "WHATSAPP_APP_SECRET" "whatsappAppSecret" "WHATSAPP_ACCESS_TOKEN" "whatsappAccessToken" "TWILIO_AUTH_TOKEN" "twilioAuthToken" "ADMIN_TOKEN" "adminToken" -}}
+{{- $valueOf := dict "WHATSAPP_VERIFY_TOKEN" "whatsappVerifyToken" "WHATSAPP_APP_SECRET" "whatsappAppSecret" "WHATSAPP_ACCESS_TOKEN" "whatsappAccessToken" "TWILIO_AUTH_TOKEN" "twilioAuthToken" "ADMIN_TOKEN" "adminToken" "OTEL_EXPORTER_OTLP_HEADERS" "otlpHeaders" -}}
 {{- $keys := list -}}
 {{- range $key := slice . 2 -}}
-{{- $name := trimSuffix "?" $key -}}
+{{- $name := trimSuffix "!" (trimSuffix "?" $key) -}}
 {{- $held := ternary (has $name $s.existingSecretKeys) (not (empty (get $s (get $valueOf $name)))) (not (empty $s.existingSecret)) -}}
-{{- if or (not (hasSuffix "?" $key)) $held -}}
+{{- if or (not (or (hasSuffix "?" $key) (hasSuffix "!" $key))) $held -}}
 {{- $keys = append $keys $name -}}
 {{- end -}}
 {{- end -}}
@@ -48,15 +50,19 @@ missing from the Secret stops the pod, as its secretKeyRef does.
   value: {{ printf "%s/%s" (include "wagate.secretFilesDir" $root) $name | quote }}
 {{- end }}
 {{- else -}}
+{{- $held := include "wagate.heldSecretKeys" . | fromJsonArray -}}
 {{- range $key := slice . 2 }}
-- name: {{ trimSuffix "?" $key }}
+{{- $name := trimSuffix "!" (trimSuffix "?" $key) }}
+{{- if or (not (hasSuffix "!" $key)) (has $name $held) }}
+- name: {{ $name }}
   valueFrom:
     secretKeyRef:
       name: {{ index $ 1 }}
-      key: {{ trimSuffix "?" $key }}
+      key: {{ $name }}
       {{- if hasSuffix "?" $key }}
       optional: true
       {{- end }}
+{{- end }}
 {{- end }}
 {{- end -}}
 {{- end -}}
@@ -95,10 +101,12 @@ as a file a secrets injector writes and an extraEnv names.
 */}}
 {{- define "wagate.validateSecretFiles" -}}
 {{- $s := .Values.secrets -}}
-{{- $passed := include "wagate.heldSecretKeys" (list . "" "DATABASE_URL" "AMQP_URL" "WHATSAPP_VERIFY_TOKEN?" "WHATSAPP_APP_SECRET?" "WHATSAPP_ACCESS_TOKEN?" "TWILIO_AUTH_TOKEN?" "ADMIN_TOKEN?") | fromJsonArray -}}
+{{- $passed := include "wagate.heldSecretKeys" (list . "" "DATABASE_URL" "AMQP_URL" "WHATSAPP_VERIFY_TOKEN?" "WHATSAPP_APP_SECRET?" "WHATSAPP_ACCESS_TOKEN?" "TWILIO_AUTH_TOKEN?" "ADMIN_TOKEN?" "OTEL_EXPORTER_OTLP_HEADERS!") | fromJsonArray -}}
 {{- range (concat .Values.extraEnv .Values.ingest.extraEnv .Values.worker.extraEnv .Values.autoscaler.extraEnv) -}}
 {{- $name := trimSuffix "_FILE" .name -}}
-{{- if and $s.asFiles (has .name $passed) -}}
+{{- if and (eq .name "OTEL_EXPORTER_OTLP_HEADERS") (has .name $passed) -}}
+{{- fail "OTEL_EXPORTER_OTLP_HEADERS is set in an extraEnv while the chart passes it from the Secret (secrets.otlpHeaders, or secrets.existingSecretKeys): set it in one place" -}}
+{{- else if and $s.asFiles (has .name $passed) -}}
 {{- fail (printf "%s is set in an extraEnv while secrets.asFiles passes %s_FILE from the Secret, and wagate refuses both at once: remove it from the extraEnv" .name .name) -}}
 {{- else if and (not $s.asFiles) (hasSuffix "_FILE" .name) (has $name $passed) -}}
 {{- fail (printf "%s is set in an extraEnv while the chart passes %s from the Secret as a variable, and wagate refuses both at once: set secrets.asFiles=true instead, which mounts the Secret and sets %s itself" .name $name .name) -}}
