@@ -1,8 +1,9 @@
 /**
  * Records a whole batch of webhook items in one call, so a batch costs one round trip and one
- * commit. The work itself is in migrations/024_receipts_of_erased_replies.sql (020's, whose
- * receipts of an erased customer's replies keep no number or payload; 020 is 009's with each
- * receipt's reply named): messages first (a row this batch inserted is new, so
+ * commit. The work itself is in migrations/031_receipts_of_replaced_messages.sql (024's, which
+ * also finds an erased reply by the messages a resend replaced; 024 is 020's, whose receipts of
+ * an erased customer's replies keep no number or payload; 020 is 009's with each receipt's
+ * reply named): messages first (a row this batch inserted is new, so
  * concurrent copies count once), then rate limits, outbox rows and status receipts, every
  * lock taken in one sorted order.
  *

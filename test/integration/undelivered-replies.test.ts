@@ -179,3 +179,21 @@ describe('replies the provider accepted and could not deliver', () => {
     expect(await replyOf(sid)).toMatchObject({ status: 'sent', delivery_status: null, provider_message_id: sends[1]!.providerMessageId });
   });
 });
+
+describe('receipts of the message a resend replaced', () => {
+  it('keep neither the number nor the payload once the customer is erased, and move nothing', async () => {
+    const customer = '15550300009';
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
+    expect(await resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics)).toBe('sent');
+    await eraseCustomer(pipeline.db.sql, customer, null);
+
+    // Meta's receipts may come out of order and days late: a 'delivered' for the replaced message.
+    expect((await postMeta(pipeline.ingest.baseUrl, metaReceipt(first.provider_message_id!, customer, 'delivered'))).status).toBe(200);
+    expect(await pipeline.db.sql`
+      SELECT recipient, payload FROM message_statuses WHERE message_id = ${first.provider_message_id} AND status = 'delivered'`).toEqual([
+      { recipient: null, payload: null },
+    ]);
+    // The reply follows the message that replaced it, whose receipts have not come yet.
+    expect(await replyOf(id)).toMatchObject({ status: 'sent', delivery_status: null, earlier_provider_message_ids: [first.provider_message_id] });
+  });
+});

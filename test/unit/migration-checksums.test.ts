@@ -37,6 +37,8 @@ const SHIPPED: Record<string, string> = {
   '027_replies_by_order_index.sql': '9e97f4dc227d0a2eb48f422794e6bf59c2825808eef4045c8a6ad49c2848e564',
   '028_drop_orders_sender_open_index.sql': 'beb389aab6b5ee52c2b5dadd651d0ae8030b452b92a3d4fbaf40ea379b763ee4',
   '029_earlier_provider_ids.sql': '37ba39c2c6d322681b69a8ec1a302f0f3320df86e738d69cd0e21301f3db3bd8',
+  '030_erased_earlier_ids_index.sql': '5144942afe817dc0da9111f49277b1616a5585428c9aa1d8f094e96700f421be',
+  '031_receipts_of_replaced_messages.sql': 'a63ad6a8e45e5e044d002a845c68f1518d6ba3ed9a1bff32c327b62da4095ac3',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {
