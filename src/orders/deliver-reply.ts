@@ -45,6 +45,12 @@ export interface Finishing {
   /** Writes a settlement (settleReplies), likewise. Each is one statement of its own by default. */
   settle?(settlement: ReplySettlement): Promise<void>;
   /**
+   * Writes a refusal, the provider having sent nothing: 'retry' or 'failed' (settleFailure) by
+   * default; an operator's resend puts the reply back as it was instead, in the same one
+   * statement, so that no crash between two writes can leave it failed.
+   */
+  refuse?(status: 'retry' | 'failed', error: string): Promise<void>;
+  /**
    * Whether a provider call may start: the worker's shard stays its own for longer than a call
    * can last (waiting for a late heartbeat if need be). Asked before the reply is marked
    * 'sending' and again once it is, since that commit may be slow; none for an operator's resend.
@@ -118,6 +124,7 @@ async function sendMarkedReply(
 ): Promise<'sent' | 'unknown'> {
   // An operator's resend: a fold that failed is left to the reply's next receipt or cleanup.
   const settle = finishing.settle ?? (async (settlement: ReplySettlement) => void (await settleReplies(sql, [settlement])));
+  const refuse = finishing.refuse ?? ((status: 'retry' | 'failed', error: string) => settleFailure(sql, outbound.id, status, error));
   const finish = finishing.finish ?? null;
   const started = performance.now();
   const outcome = await sendReply({ source, to: outbound.recipient, from: outbound.business_number, body: outbound.body });
@@ -132,11 +139,11 @@ async function sendMarkedReply(
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
       return 'unknown';
     case 'retry':
-      await writeProviderAnswer(() => settleFailure(sql, outbound.id, 'retry', outcome.error));
+      await writeProviderAnswer(() => refuse('retry', outcome.error));
       metrics.confirmations.inc({ provider: source, result: 'retry' });
       throw new RetryableError(outcome.error, outcome.retryAfterMs);
     case 'permanent':
-      await writeProviderAnswer(() => settleFailure(sql, outbound.id, 'failed', outcome.error));
+      await writeProviderAnswer(() => refuse('failed', outcome.error));
       metrics.confirmations.inc({ provider: source, result: 'failed' });
       throw new PermanentError(outcome.error);
   }

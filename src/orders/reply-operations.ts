@@ -32,11 +32,11 @@ export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
  * settle a reply left in between. If the resend fails in a way that sent nothing (a 503, a 429,
  * a refused connection), the reply goes back to what it was, 'unknown' or sent and undelivered,
  * so that it can be resent later; so it does when the provider refuses the resend for good (an
- * expired token, a closed window), which says nothing of the first attempt. One whose resend
+ * expired token), which says nothing of the first attempt. One whose resend
  * stops midway (its answer not recorded) becomes 'unknown', whatever it was: the resend's own
- * fate is unknown then. One that cannot
- * even be put back (the database gone, the command killed) is marked unknown by a worker later:
- * markAbandonedSends. An undelivered reply lets go of its failed message at the mark (its id
+ * fate is unknown then; so does one whose putting back cannot be written, its error saying
+ * that nothing was sent. One that cannot be written at all (the database gone, the command
+ * killed) is marked unknown by a worker later: markAbandonedSends. An undelivered reply lets go of its failed message at the mark (its id
  * moves to earlier_provider_message_ids, its delivery status is cleared), and takes it back only
  * if nothing was sent: sent again, it follows the new message's receipts.
  */
@@ -70,39 +70,61 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     throw notUnknown(id, found?.status, 'resent');
   }
   await failpoint('replies.resend-after-mark');
-  try {
-    // Marked here already: deliverReply's own mark moves only replies never sent.
-    return await deliverReply(sql, row.webhook_source, row, sendReply, metrics, { markSending: async () => true });
-  } catch (error) {
-    // Refused, now or for good, the provider sent nothing: the reply goes back to what it was.
-    // A refusal of the resend (an expired token, a closed window) says nothing of the first
-    // attempt, and the operator may fix its cause and resend.
-    const forGood = error instanceof PermanentError;
-    const nothingSent = forGood || error instanceof RetryableError;
-    const reason = nothingSent
-      ? `resend ${forGood ? 'refused' : 'failed'}, nothing was sent: ${(error as Error).message}`
-      : `${RESEND_STOPPED}: ${(error as Error).message}`;
-    const backTo = nothingSent ? row.was : 'unknown';
-    // Nothing sent: an undelivered reply takes its failed message back, as if never resent.
-    const restore = nothingSent && row.was === 'sent';
-    // Only the state this resend's own answer wrote ('sending', or the provider's verdict) goes back.
-    const left = forGood ? ['sending', 'failed'] : ['sending', 'retry'];
-    const [back] = await sql`UPDATE outbound_messages SET status = ${backTo}, last_error = ${reason}, updated_at = now(),
+  // Refused, now or for good, the provider sent nothing: the reply goes back to what it was, in
+  // the one statement that records the refusal. A refusal of the resend (an expired token)
+  // says nothing of the first attempt, and the operator may fix its cause and resend. An undelivered reply takes its failed message back, as if never resent.
+  let putBack = false;
+  let refusal: string | undefined;
+  const putBackUnsent = async (status: 'retry' | 'failed', error: string) => {
+    const reason = `resend ${status === 'failed' ? 'refused' : 'failed'}, nothing was sent: ${error}`;
+    refusal = reason;
+    const restore = row.was === 'sent';
+    // Only from 'sending': a worker that marked it unknown meanwhile (a replay of its message) is left so.
+    const [back] = await sql`UPDATE outbound_messages SET status = ${row.was}, updated_at = now(),
+        last_error = CASE WHEN recipient = ${ERASED} THEN ${RESEND_NOT_SENT_ERASED} ELSE ${reason} END,
         provider_message_id = CASE WHEN ${restore} THEN ${row.was_provider_id} ELSE provider_message_id END,
         delivery_status = CASE WHEN ${restore} THEN ${row.was_delivery} ELSE delivery_status END,
         earlier_provider_message_ids = CASE WHEN ${restore}
           THEN NULLIF(earlier_provider_message_ids[1:cardinality(earlier_provider_message_ids) - 1], '{}') ELSE earlier_provider_message_ids END
-      WHERE id = ${id} AND status = ANY(${left}::text[]) RETURNING id`.catch(() => []);
-    if (!back) throw error;
-    if (!nothingSent) throw new WagateError('RETRYABLE', `${reason}; the reply is unknown now: check the provider's console before resending it`);
-    const state = backTo === 'sent' ? 'sent and undelivered as before' : 'unknown as before';
-    if (forGood) {
-      const then = backTo === 'sent' ? 'reach the customer another way' : `settle it: wagate replies settle --id ${id} --as sent|failed`;
-      throw new WagateError('OPERATION_REFUSED', `${reason}; the reply is ${state}: fix what the provider names and resend it, or ${then}`);
+      WHERE id = ${id} AND status = 'sending' RETURNING id`;
+    // A try whose commit landed with its answer lost finds nothing the second time: still put back.
+    putBack ||= Boolean(back);
+  };
+  try {
+    // Marked here already: deliverReply's own mark moves only replies never sent.
+    return await deliverReply(sql, row.webhook_source, row, sendReply, metrics, { markSending: async () => true, refuse: putBackUnsent });
+  } catch (error) {
+    const forGood = error instanceof PermanentError;
+    if (forGood || error instanceof RetryableError) {
+      // Not put back: the reply was no longer this resend's to write (a worker marked it unknown).
+      if (!putBack) throw error;
+      const reason = `resend ${forGood ? 'refused' : 'failed'}, nothing was sent: ${error.message}`;
+      const state = row.was === 'sent' ? 'sent and undelivered as before' : 'unknown as before';
+      if (forGood) {
+        const then = row.was === 'sent' ? 'reach the customer another way' : `settle it: wagate replies settle --id ${id} --as sent|failed`;
+        throw new WagateError('OPERATION_REFUSED', `${reason}; the reply is ${state}: fix what the provider names and resend it, or ${then}`);
+      }
+      throw new WagateError('RETRYABLE', `${reason}; the reply is ${state} and can be resent later`);
     }
-    throw new WagateError('RETRYABLE', `${reason}; the reply is ${state} and can be resent later`);
+    // Stopped midway: its answer not recorded, so the resend may have gone out; or refused and
+    // not put back (the write failed), so nothing went out but the reply is no longer as it was.
+    // Unknown either way, where an operator sees it. If even that cannot be written, a worker
+    // marks it unknown later (markAbandonedSends).
+    const cause = (error as Error).message;
+    const reason = refusal ? `${refusal}; it could not be put back as it was: ${cause}` : `${RESEND_STOPPED}: ${cause}`;
+    const [back] = await sql`UPDATE outbound_messages SET status = 'unknown', updated_at = now(),
+        last_error = CASE WHEN recipient = ${ERASED} THEN ${refusal ? RESEND_NOT_SENT_ERASED : RESEND_STOPPED} ELSE ${reason} END
+      WHERE id = ${id} AND status = 'sending' RETURNING id`.catch(() => []);
+    if (!back) {
+      throw new WagateError('RETRYABLE', `${reason}; the reply could not be marked unknown either: a running worker marks it so once it has been left longer than a provider call lasts, and wagate replies unknown lists it then`);
+    }
+    const then = refusal ? 'resend it, or settle it: wagate replies settle' : 'check the provider\'s console before resending it';
+    throw new WagateError('RETRYABLE', `${reason}; the reply is unknown now: ${then}`);
   }
 }
+
+/** A resend's refusal for a customer erased during the call: the provider's text may quote the number. */
+const RESEND_NOT_SENT_ERASED = 'resend not sent (the provider\'s answer is not kept: the customer was erased)';
 
 /** A reply an operator may send again: its outcome unknown, or accepted and then reported undelivered. */
 function resendable(sql: Sql) {

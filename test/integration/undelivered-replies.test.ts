@@ -39,9 +39,9 @@ const sentReplyOf = (inboundId: string) =>
 const metaReceipt = (providerMessageId: string, recipient: string, status: string, errors?: object[]) =>
   metaEnvelope([{ statuses: [{ id: providerMessageId, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: recipient, ...(errors ? { errors } : {}) }] }]);
 
-const metaClient = () => createReplyClient({
+const metaClient = (timeoutMs = 300) => createReplyClient({
   graphApiUrl: pipeline.fake.url, graphApiVersion: 'v25.0', accessToken: ACCESS_TOKEN,
-  twilioApiUrl: pipeline.fake.url, twilioAccountSid: undefined, twilioAuthToken: undefined, timeoutMs: 300,
+  twilioApiUrl: pipeline.fake.url, twilioAccountSid: undefined, twilioAuthToken: undefined, timeoutMs,
 });
 
 /** A Meta order from the customer whose reply went out and then failed with the error given. */
@@ -195,5 +195,46 @@ describe('receipts of the message a resend replaced', () => {
     ]);
     // The reply follows the message that replaced it, whose receipts have not come yet.
     expect(await replyOf(id)).toMatchObject({ status: 'sent', delivery_status: null, earlier_provider_message_ids: [first.provider_message_id] });
+  });
+});
+
+describe('a resend refused while the database fails or the customer is erased', () => {
+  it('makes the reply unknown, never failed, when putting it back cannot be written: nothing was sent', async () => {
+    const customer = '15550300010';
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
+    // The statement that records the refusal and puts the reply back keeps failing, as on a
+    // connection that is cut each time; every other statement goes through.
+    const cutPutBack = new Proxy(pipeline.db.sql, {
+      apply(target, self, args: unknown[]) {
+        const text = Array.isArray(args[0]) ? args[0].join('') : '';
+        if (text.includes('NULLIF(earlier_provider_message_ids')) {
+          return Promise.reject(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }));
+        }
+        return Reflect.apply(target, self, args);
+      },
+    });
+    pipeline.fake.behave({ kind: 'status', status: 401, metaCode: 190 }, 1);
+    await expect(resendReply(cutPutBack, first.id, metaClient(), pipeline.workers[0]!.metrics))
+      .rejects.toThrow(/resend refused, nothing was sent: .*; it could not be put back as it was: terminating connection.*; the reply is unknown now: resend it, or settle it/);
+    expect(await replyOf(id)).toMatchObject({ status: 'unknown', provider_message_id: null, earlier_provider_message_ids: [first.provider_message_id] });
+    expect(callsToRecipient(pipeline, customer)).toHaveLength(2);
+
+    // Unknown, so in front of an operator, who may resend it: it goes out once.
+    expect(await resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics)).toBe('sent');
+    expect(callsToRecipient(pipeline, customer)).toHaveLength(3);
+  });
+
+  it('keeps no provider text when the customer is erased during the refused resend\'s call', async () => {
+    const customer = '15550300011';
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
+    pipeline.fake.behave({ kind: 'hold', answer: { kind: 'status', status: 400, metaCode: 131026, message: `Recipient ${customer} is not a valid WhatsApp user` } }, 1);
+    const resend = resendReply(pipeline.db.sql, first.id, metaClient(10_000), pipeline.workers[0]!.metrics).catch((error: Error) => error);
+    await waitFor('the resend held at the provider', async () => callsToRecipient(pipeline, customer).length === 2);
+    await eraseCustomer(pipeline.db.sql, customer, null);
+    pipeline.fake.release();
+    expect((await resend as Error).message).toMatch(/resend refused, nothing was sent: .*the reply is sent and undelivered as before/);
+    const reply = await replyOf(id);
+    expect(reply).toMatchObject({ status: 'sent', delivery_status: 'failed', provider_message_id: first.provider_message_id });
+    expect(reply!.last_error).not.toContain(customer);
   });
 });
