@@ -28,6 +28,9 @@ const replyOf = async (inboundId: string) =>
   (await pipeline.db.sql<ReplyRow[]>`
     SELECT id::text, status, delivery_status, provider_message_id, earlier_provider_message_ids, last_error FROM outbound_messages WHERE inbound_message_id = ${inboundId}`)[0];
 
+const statusOf = async (messageId: string) =>
+  (await pipeline.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${messageId}`)[0]?.status;
+
 /** The reply to a message, once the worker has sent it. */
 const sentReplyOf = (inboundId: string) =>
   waitFor(`the reply to ${inboundId} to be sent`, async () => {
@@ -236,5 +239,65 @@ describe('a resend refused while the database fails or the customer is erased', 
     const reply = await replyOf(id);
     expect(reply).toMatchObject({ status: 'sent', delivery_status: 'failed', provider_message_id: first.provider_message_id });
     expect(reply!.last_error).not.toContain(customer);
+  });
+});
+
+describe('the list of undelivered replies', () => {
+  const listedIn = async (hours: number, replyId: string) => (await listUndeliveredReplies(pipeline.db.sql, hours)).find((row) => row.id === replyId);
+
+  it('reads the window of the business number that sent the reply, from the customer\'s own messages only', async () => {
+    const customer = '15550300012';
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
+    const [{ business_number: shopNumber }] = await pipeline.db.sql<[{ business_number: string }]>`
+      SELECT business_number FROM webhook_messages WHERE webhook_source = 'whatsapp' AND message_id = ${id}`;
+    await pipeline.db.sql`
+      UPDATE webhook_messages SET created_at = now() - interval '30 hours', message_timestamp = now() - interval '30 hours'
+      WHERE webhook_source = 'whatsapp' AND sender_key = ${customer}`;
+    const later = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id: later, from: customer, text: 'hello' });
+    await waitFor('the later message handled', async () => ['processed', 'unmatched'].includes(await statusOf(later) ?? ''));
+
+    // The customer wrote since, but to another of the shop's numbers: that window is the other number's.
+    await pipeline.db.sql`UPDATE webhook_messages SET business_number = '109999999999999' WHERE message_id = ${later}`;
+    expect(await listedIn(24, first.id)).toMatchObject({ window: 'closed', window_open_until: null });
+    // To this number, but refused as a replay, dated two hours ahead: not the customer's message either.
+    await pipeline.db.sql`
+      UPDATE webhook_messages SET business_number = ${shopNumber}, status = 'replay_rejected', message_timestamp = now() + interval '2 hours'
+      WHERE message_id = ${later}`;
+    expect(await listedIn(24, first.id)).toMatchObject({ window: 'closed', window_open_until: null });
+    // Accepted, its window runs from its arrival, however far ahead its timestamp.
+    await pipeline.db.sql`UPDATE webhook_messages SET status = 'processed' WHERE message_id = ${later}`;
+    const open = await listedIn(24, first.id);
+    expect(open).toMatchObject({ window: 'open' });
+    expect(open!.window_open_until!.getTime()).toBeLessThanOrEqual(Date.now() + 24 * 3_600_000);
+  });
+
+  it('lists a reply by when its failure came, so that an erasure does not bring an old one back', async () => {
+    const customer = '15550300013';
+    const { first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
+    await pipeline.db.sql`
+      UPDATE message_statuses SET created_at = now() - interval '10 days' WHERE message_id = ${first.provider_message_id} AND status = 'failed'`;
+    await pipeline.db.sql`UPDATE outbound_messages SET updated_at = now() - interval '10 days' WHERE id = ${first.id}`;
+    expect(await listedIn(24, first.id)).toBeUndefined();
+    expect(await listedIn(11 * 24, first.id)).toMatchObject({ error_code: '131026' });
+
+    await eraseCustomer(pipeline.db.sql, customer, null);
+    expect(await listedIn(24, first.id)).toBeUndefined();
+    expect(await listedIn(11 * 24, first.id)).toMatchObject({ window: 'unknown', resendable: false });
+  });
+
+  it('finds them through their own index, however many replies are kept', async () => {
+    // Fifty thousand delivered replies, as a shop keeps for its order retention.
+    await pipeline.db.sql`
+      INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status, provider_message_id, delivery_status)
+      SELECT 'kept:' || g, 'whatsapp', 'kept.' || g, '15550399999', '100000000000001', 'confirmation', 'ok', 'sent', 'wamid.kept.' || g, 'read'
+      FROM generate_series(1, 50000) g`;
+    await pipeline.db.sql`ANALYZE outbound_messages`;
+    const scans = async () => Number((await pipeline.db.sql<[{ idx_scan: string }]>`
+      SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'outbound_messages_undelivered_idx'`)[0].idx_scan);
+    const before = await scans();
+    expect((await listUndeliveredReplies(pipeline.db.sql, 24 * 30)).length).toBeGreaterThan(0);
+    // Each backend reports its counts when it goes idle, within about a second.
+    await waitFor('the listing\'s index scan counted', async () => (await scans()) > before);
   });
 });

@@ -39,6 +39,7 @@ const SHIPPED: Record<string, string> = {
   '029_earlier_provider_ids.sql': '37ba39c2c6d322681b69a8ec1a302f0f3320df86e738d69cd0e21301f3db3bd8',
   '030_erased_earlier_ids_index.sql': '5144942afe817dc0da9111f49277b1616a5585428c9aa1d8f094e96700f421be',
   '031_receipts_of_replaced_messages.sql': 'a63ad6a8e45e5e044d002a845c68f1518d6ba3ed9a1bff32c327b62da4095ac3',
+  '032_undelivered_replies_index.sql': 'f6fde574e4ef725ec823e05d2532593a84f45a2d56ac60a0c6f2ab31c337430f',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {
