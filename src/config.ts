@@ -295,7 +295,7 @@ export function readSecretFile(name: string, env: NodeJS.ProcessEnv): string | u
   try {
     content = readFileSync(file, 'utf8').trim();
   } catch (error) {
-    throw new ConfigError(`${name}_FILE: cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError(`${name}_FILE: cannot read the file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   // Empty would count as unset: DATABASE_URL would fall back to the local default, an app
   // secret would refuse every webhook. A mounted Secret whose key is empty is a mistake.

@@ -14,6 +14,20 @@ export function isTracingConfigured(env: NodeJS.ProcessEnv): boolean {
 /** The standard variables of the collector's request headers: each may also be given as NAME_FILE. */
 const OTLP_HEADER_VARIABLES = ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'] as const;
 
+/**
+ * The comma-separated key=value list the exporters parse, from pairs separated by commas or
+ * given one per line (as a file or a YAML block holds them). The exporters split on commas
+ * only: a line break left in a value makes Node refuse every export request, and nothing says
+ * so while the process runs.
+ */
+function headerList(name: string, value: string): string {
+  const pairs = value.split(/[\r\n,]+/).map((pair) => pair.trim()).filter(Boolean);
+  if (pairs.some((pair) => /[\x00-\x08\x0a-\x1f\x7f]/.test(pair))) {
+    throw new ConfigError(`${name}: a header holds a control character, which no HTTP request may carry; give key=value pairs separated by commas or lines`);
+  }
+  return pairs.join(',');
+}
+
 export interface TracingOptions {
   /** `wagate <command>`: names the service and picks the instrumentations. */
   command: string;
@@ -29,8 +43,8 @@ export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): N
   // The collector's credentials (an API key in a header) may come from a mounted Secret too.
   // Written into env, since the exporters read their headers from the environment themselves.
   for (const name of OTLP_HEADER_VARIABLES) {
-    const headers = readSecretFile(name, env);
-    if (headers !== undefined) env[name] = headers;
+    const headers = readSecretFile(name, env) ?? env[name];
+    if (headers !== undefined) env[name] = headerList(name, headers);
   }
   // Loaded here, not at the top: without an endpoint none of the SDK or its instrumentations
   // is even required, so tracing costs nothing (not even start-up time or memory).

@@ -115,8 +115,8 @@ describe('secrets as files', () => {
       for (const { owner, pod } of podTemplates(objects)) {
         const role = componentOf(owner);
         const env = startingEnvironment(objects, pod, secretOf(objects, role === 'migrate'), path.join(root, `${role}-${files}`));
-        // As tracing reads them: the variable, or the file NAME_FILE names.
-        const headers = env.OTEL_EXPORTER_OTLP_HEADERS ?? readSecretFile('OTEL_EXPORTER_OTLP_HEADERS', env);
+        // As tracing reads them: the variable, or the file NAME_FILE names (refused when both are set).
+        const headers = readSecretFile('OTEL_EXPORTER_OTLP_HEADERS', env) ?? env.OTEL_EXPORTER_OTLP_HEADERS;
         expect([role, files, headers]).toEqual([role, files, role === 'migrate' ? undefined : key]);
       }
     }
@@ -155,6 +155,17 @@ describe('secrets as files', () => {
       expect(loadConfig(startingEnvironment(objects, ingest, { ...credentials, ADMIN_TOKEN: 'an-admin-t0ken-Zq8xW2' }, root)).ADMIN_TOKEN).toBe('an-admin-t0ken-Zq8xW2');
     });
 
+    it('passes the collector\'s headers from it only when they are listed in existingSecretKeys', () => {
+      const headersOf = (keys: string[]) => {
+        const objects = render(managed(keys));
+        const ingest = find(objects, 'Deployment', '-ingest').spec.template;
+        const env = startingEnvironment(objects, ingest, { ...credentials, OTEL_EXPORTER_OTLP_HEADERS: 'api-key=k1' }, path.join(root, keys.join('-')));
+        return readSecretFile('OTEL_EXPORTER_OTLP_HEADERS', env) ?? env.OTEL_EXPORTER_OTLP_HEADERS;
+      };
+      expect(headersOf(['TWILIO_AUTH_TOKEN', 'OTEL_EXPORTER_OTLP_HEADERS'])).toBe('api-key=k1');
+      expect(headersOf(['TWILIO_AUTH_TOKEN'])).toBeUndefined();
+    });
+
     it('refuses a Secret declared without a provider secret, since every webhook would be refused', () => {
       expect(renderError(managed(['ADMIN_TOKEN']))).toContain('secrets.existingSecretKeys must list WHATSAPP_APP_SECRET or TWILIO_AUTH_TOKEN');
     });
@@ -166,6 +177,15 @@ describe('secrets as files', () => {
       'DATABASE_URL_FILE is set in an extraEnv while the chart passes DATABASE_URL from the Secret as a variable',
     );
     expect(refused(['worker.extraEnv[0].name=AMQP_URL', 'worker.extraEnv[0].value=amqp://x'])).toContain('AMQP_URL is set in an extraEnv while secrets.asFiles passes AMQP_URL_FILE');
+    // With the files mounted, the chart sets NAME_FILE itself: a second one would be dropped or win, unseen.
+    expect(refused(['ingest.extraEnv[0].name=DATABASE_URL_FILE', 'ingest.extraEnv[0].value=/vault/db'])).toContain(
+      'DATABASE_URL_FILE is set in an extraEnv while secrets.asFiles sets it to the Secret\'s mounted key, and a pod would get it twice',
+    );
+    expect(renderError({ valuesFiles: [SECRET_FILES], setString: ['secrets.otlpHeaders=a=b'], set: ['extraEnv[0].name=OTEL_EXPORTER_OTLP_HEADERS_FILE', 'extraEnv[0].value=/vault/otlp'] }))
+      .toContain('OTEL_EXPORTER_OTLP_HEADERS_FILE is set in an extraEnv while secrets.asFiles sets it to the Secret\'s mounted key');
+    const ownHeadersFile = render({ valuesFiles: [SECRET_FILES], set: ['extraEnv[0].name=OTEL_EXPORTER_OTLP_HEADERS_FILE', 'extraEnv[0].value=/vault/otlp'] });
+    expect(find(ownHeadersFile, 'Deployment', '-ingest').spec.template.spec.containers[0].env
+      .filter((entry: EnvEntry) => entry.name === 'OTEL_EXPORTER_OTLP_HEADERS_FILE')).toEqual([{ name: 'OTEL_EXPORTER_OTLP_HEADERS_FILE', value: '/vault/otlp' }]);
     expect(refused(['podSecurityContext.fsGroup=null'])).toContain('secrets.asFiles needs podSecurityContext.fsGroup');
     // A key the chart does not pass may still come from a file of its own (a secrets injector's).
     const injected = render({ valuesFiles: [SECRET_FILES], set: ['secrets.asFiles=false', 'extraEnv[0].name=TWILIO_AUTH_TOKEN_FILE', 'extraEnv[0].value=/vault/secrets/twilio'] });

@@ -41,7 +41,9 @@ describe('tracing switch', () => {
     expect(start({ OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer a', OTEL_EXPORTER_OTLP_HEADERS_FILE: '/etc/hostname' }))
       .toThrow('OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_HEADERS_FILE are both set; set only one');
     expect(start({ OTEL_EXPORTER_OTLP_TRACES_HEADERS_FILE: path.join(os.tmpdir(), `no-such-file-${randomBytes(4).toString('hex')}`) }))
-      .toThrow('OTEL_EXPORTER_OTLP_TRACES_HEADERS_FILE: cannot read the file (ENOENT)');
+      .toThrow(/^OTEL_EXPORTER_OTLP_TRACES_HEADERS_FILE: cannot read the file \/.* \(ENOENT\)$/);
+    expect(start({ OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer a\u0000b' }))
+      .toThrow('OTEL_EXPORTER_OTLP_HEADERS: a header holds a control character, which no HTTP request may carry');
   });
 
   it('does not even load the SDK or its instrumentations without an endpoint', () => {
@@ -235,7 +237,8 @@ describe('one trace from webhook to reply', () => {
       probe = await openQueueProbe();
       // The collector's key, from a file as a mounted Secret gives it.
       const headersFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'wagate-otlp-')), 'headers');
-      writeFileSync(headersFile, 'authorization=Bearer collector-key\n');
+      // One header per line, as a Secret's value often holds several.
+      writeFileSync(headersFile, 'authorization=Bearer collector-key\nx-scope-orgid=shop\n');
       // No worker: the test reads the queued messages themselves.
       ingest = await spawnWagate('ingest', {
         ...pipeline.env,
@@ -290,7 +293,8 @@ describe('one trace from webhook to reply', () => {
       // The queued message carries the publish span's context, for the worker's spans to join.
       expect(sampledMessage.properties.headers?.traceparent).toBe(`00-${callerTraceId}-${publish.spanId}-01`);
       // Every export carried the key read from OTEL_EXPORTER_OTLP_HEADERS_FILE.
-      expect(receiver.requestHeaders().map((headers) => headers.authorization)).toEqual(receiver.requestHeaders().map(() => 'Bearer collector-key'));
+      expect(receiver.requestHeaders().map((headers) => [headers.authorization, headers['x-scope-orgid']]))
+        .toEqual(receiver.requestHeaders().map(() => ['Bearer collector-key', 'shop']));
       expect(receiver.requestHeaders().length).toBeGreaterThan(0);
     });
   });

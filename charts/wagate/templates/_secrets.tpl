@@ -108,8 +108,10 @@ as a file a secrets injector writes and an extraEnv names.
 {{- fail "OTEL_EXPORTER_OTLP_HEADERS is set in an extraEnv while the chart passes it from the Secret (secrets.otlpHeaders, or secrets.existingSecretKeys): set it in one place" -}}
 {{- else if and $s.asFiles (has .name $passed) -}}
 {{- fail (printf "%s is set in an extraEnv while secrets.asFiles passes %s_FILE from the Secret, and wagate refuses both at once: remove it from the extraEnv" .name .name) -}}
+{{- else if and $s.asFiles (hasSuffix "_FILE" .name) (has $name $passed) -}}
+{{- fail (printf "%s is set in an extraEnv while secrets.asFiles sets it to the Secret's mounted key, and a pod would get it twice: remove it from the extraEnv (to take %s from a file of your own, leave it out of the chart's Secret, where it is optional: its value unset, and not listed in secrets.existingSecretKeys)" .name $name) -}}
 {{- else if and (not $s.asFiles) (hasSuffix "_FILE" .name) (has $name $passed) -}}
-{{- fail (printf "%s is set in an extraEnv while the chart passes %s from the Secret as a variable, and wagate refuses both at once: set secrets.asFiles=true instead, which mounts the Secret and sets %s itself" .name $name .name) -}}
+{{- fail (printf "%s is set in an extraEnv while the chart passes %s from the Secret as a variable, and wagate refuses both at once: remove it from the extraEnv (to take %s from a file of your own, leave it out of the chart's Secret, where it is optional: its value unset, and not listed in secrets.existingSecretKeys)" .name $name $name) -}}
 {{- end -}}
 {{- end -}}
 {{- if $s.asFiles -}}
