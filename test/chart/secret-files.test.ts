@@ -125,6 +125,9 @@ describe('secrets as files', () => {
     expect(names(asVariables)).not.toContain('OTEL_EXPORTER_OTLP_HEADERS');
     const ownSecret = ['extraEnv[0].name=OTEL_EXPORTER_OTLP_HEADERS', 'extraEnv[0].valueFrom.secretKeyRef.name=collector', 'extraEnv[0].valueFrom.secretKeyRef.key=headers'];
     expect(names(render({ valuesFiles: [SECRET_FILES], set: ownSecret })).filter((name) => name === 'OTEL_EXPORTER_OTLP_HEADERS')).toHaveLength(5);
+    // Blank, or no key=value at all: a mistake that would start every pod and export without a key.
+    expect(renderError({ valuesFiles: [SECRET_FILES], setString: ['secrets.otlpHeaders= '] })).toMatch(/otlpHeaders/);
+    expect(renderError({ valuesFiles: [SECRET_FILES], setString: ['secrets.otlpHeaders=Bearer collector-key'] })).toMatch(/otlpHeaders/);
     expect(renderError({ valuesFiles: [SECRET_FILES], set: ownSecret, setString: [`secrets.otlpHeaders=${key}`] }))
       .toContain('OTEL_EXPORTER_OTLP_HEADERS is set in an extraEnv while the chart passes it from the Secret (secrets.otlpHeaders, or secrets.existingSecretKeys): set it in one place');
   });
