@@ -102,6 +102,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let backlog = false;
   /** This relay as the holder of the sweeper lease (migrations/021). */
   const sweeperId = `${process.pid}-${randomUUID()}`;
+  /**
+   * Rows whose publish the broker has not answered by the deadline, on a channel still open:
+   * id → the claim (attempts) they went out under. Their leases are renewed until the answer
+   * comes (a channel that closes answers every one of them, refused), so that a broker slower
+   * than a lease (a quorum queue without its majority, the connection up) does not get a second
+   * copy from a sweep; should this process die, the renewals stop and a sweep takes the rows.
+   */
+  const unanswered = new Map<string, number>();
+  let renewTimer: NodeJS.Timeout | null = null;
 
   function track<T>(promise: Promise<T>): Promise<T> {
     inFlight.add(promise);
@@ -111,15 +120,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   /**
    * Publishes and settles the rows: confirmed ones are deleted, refused ones released to the next
-   * sweep at once. A row the broker has not answered by the deadline keeps its lease: its message
-   * may still arrive, and publishing it again now would queue a second copy although no process
-   * died. Its late answer settles it; if none comes, the lease expires and a sweep takes it.
+   * sweep at once. A row the broker has not answered by the deadline keeps its lease, renewed
+   * while the answer is awaited: its message may still arrive, and publishing it again would
+   * queue a second copy although no process died. Its late answer settles it (a closed channel
+   * answers refused); if this process dies first, the lease expires and a sweep takes it.
    * True where confirmed.
    */
   async function publish(entries: Outgoing[], path: 'owner' | 'sweep'): Promise<boolean[]> {
     const started = performance.now();
     const settleLate = (index: number, ok: boolean) => {
       const entry = entries[index]!;
+      if (unanswered.get(entry.id) === entry.attempts) unanswered.delete(entry.id);
       if (!ok) {
         backlog = true;
         return void track(releaseLeases([entry]));
@@ -135,10 +146,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     );
     options.metrics.publishDuration.observe((performance.now() - started) / 1000);
     const failed: Outgoing[] = [];
+    const pending: Outgoing[] = [];
     results.forEach((ok, index) => {
       if (ok) toDelete.push(entries[index]!.id);
       else if (ok === false) failed.push(entries[index]!);
+      else pending.push(entries[index]!);
     });
+    if (pending.length > 0) {
+      for (const entry of pending) unanswered.set(entry.id, entry.attempts);
+      // At once: the owner's rows may have little of their lease left after the deadline.
+      void track(renewLeases(pending));
+    }
     const confirmed = results.filter((ok) => ok === true).length;
     options.metrics.published.inc({ path }, confirmed);
     if (confirmed < results.length) options.metrics.publishFailures.inc(results.length - confirmed);
@@ -167,6 +185,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
                       FROM unnest(${entries.map((entry) => entry.id)}::bigint[], ${entries.map((entry) => entry.attempts)}::integer[]) AS r(id, attempts)
                       WHERE o.webhook_message_id = r.id AND o.attempts = r.attempts`.catch(
       (error: Error) => options.log.warn({ err: error.message }, 'could not release outbox leases; they expire on their own'),
+    );
+  }
+
+  /** Extends the leases of rows still awaiting the broker's answer, where no sweep has claimed them since. */
+  async function renewLeases(entries: Pick<Outgoing, 'id' | 'attempts'>[]): Promise<void> {
+    const waiting = entries.filter((entry) => unanswered.get(entry.id) === entry.attempts);
+    if (waiting.length === 0) return;
+    await options.sql`UPDATE outbox o SET lease_until = now() + make_interval(secs => ${options.leaseSeconds})
+                      FROM unnest(${waiting.map((entry) => entry.id)}::bigint[], ${waiting.map((entry) => entry.attempts)}::integer[]) AS r(id, attempts)
+                      WHERE o.webhook_message_id = r.id AND o.attempts = r.attempts`.catch(
+      (error: Error) => options.log.warn({ err: error.message, count: waiting.length }, 'could not renew the leases of outbox rows awaiting the broker\'s answer; a sweep may publish them again once they expire'),
     );
   }
 
@@ -342,10 +371,16 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         void sweepOnce().then(() => sweeps.succeeded(), (error: Error) => sweeps.failed(error));
         void refreshBacklogGauges().catch(() => undefined);
       }, options.pollMs);
+      // Three renewals a lease, so that one failed write (Postgres away for a moment) loses none.
+      renewTimer = setInterval(() => {
+        void renewLeases([...unanswered].map(([id, attempts]) => ({ id, attempts })));
+      }, (options.leaseSeconds * 1000) / 3);
+      renewTimer.unref();
     },
     async stop() {
       stopping = true;
       if (pollTimer) clearInterval(pollTimer);
+      if (renewTimer) clearInterval(renewTimer);
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
       if (deleteTimer) clearTimeout(deleteTimer);
       await flushDeletes();
