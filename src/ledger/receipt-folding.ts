@@ -36,18 +36,19 @@ export function receiptsToFold(plan: BatchPlan, rows: readonly ReceiptRow[]): Re
 }
 
 /**
- * The batch's requests, those carrying a receipt to fold answered only once `folded` settles:
- * with their outcomes when it holds no failure, else with the failure, so that the provider
- * retries. A request without one is answered as it would be.
+ * The batch's requests, those carrying a receipt to fold answered only once `folded(request)`
+ * settles (the fold, within that request's own deadline): with their outcomes when it holds no
+ * failure, else with the failure, so that the provider retries. A request without one is
+ * answered as it would be.
  */
-export function answeredAfterFold(batch: readonly Pending[], ords: ReadonlySet<number>, folded: Promise<unknown>): Pending[] {
+export function answeredAfterFold(batch: readonly Pending[], ords: ReadonlySet<number>, folded: (request: Pending) => Promise<unknown>): Pending[] {
   let offset = 0;
   return batch.map((request) => {
     const first = offset;
     offset += request.items.length;
     if (!request.items.some((_, index) => ords.has(first + index))) return request;
     const resolve = (outcomes: LedgerOutcome[]) =>
-      void folded.then((failure) => (failure === null ? request.resolve(outcomes) : request.reject(failure)));
+      void folded(request).then((failure) => (failure === null ? request.resolve(outcomes) : request.reject(failure)));
     return { ...request, resolve };
   });
 }

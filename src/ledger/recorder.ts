@@ -244,9 +244,10 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
    * even past the deadline.
    */
   async function answerAfterFolding(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number, folding: ReceiptsToFold) {
-    const remainingMs = Math.min(...batch.map((request) => request.deadlineAt)) - Date.now();
     const fold = runWithDeadlockRetry(() => foldReceipts(options.sql, folding.keys));
-    const folded = withDeadline(fold, Math.max(remainingMs, 1)).then(
+    // Each request waits for the fold until its own deadline: one that waited long for its
+    // batch must not make the others answer 503 for a fold of milliseconds.
+    const folded = (request: Pending) => withDeadline(fold, Math.max(request.deadlineAt - Date.now(), 1)).then(
       () => null,
       (error: unknown) => error,
     );

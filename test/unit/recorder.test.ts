@@ -108,4 +108,30 @@ describe('ledger recorder deadlines', () => {
     expect(await fresh).toBe('recorded');
     expect(releases).toHaveLength(2);
   });
+
+  it('gives a request with a receipt to fold its own deadline for the fold too', async () => {
+    const deadlineMs = 2000;
+    const releases: ((rows: unknown[]) => void)[] = [];
+    let folds = 0;
+    // The batch statements answer when released; the fold after a batch answers in 20 ms.
+    const sql = Object.assign(() => ((folds += 1), new Promise((resolve) => setTimeout(() => resolve([]), 20))), {
+      unsafe: () => new Promise((resolve) => releases.push(resolve)),
+    }) as unknown as Sql;
+    const recorder = recorderOver(sql, 1, deadlineMs, 10);
+    const settle = (promise: Promise<unknown>) => promise.then(() => 'recorded', (error: { code?: string }) => error.code);
+    const receipt: LedgerItem = { kind: 'status', source: 'whatsapp', messageId: 'wamid.fresh-receipt', receipt: 'delivered', recipient: '15550001111', timestampSeconds: null, payload: {} };
+    const first = settle(recorder.record(request('first')));
+    await waitFor('the first batch to be sent', () => releases.length === 1);
+    const old = settle(recorder.record(request('old')));
+    // As above, the fresh request shares the old one's batch, which commits after the old
+    // deadline; its receipt, matching no reply, is folded after the commit.
+    const fresh = new Promise<unknown>((resolve) =>
+      setTimeout(() => resolve(settle(recorder.record({ items: [receipt], receivedAtMs: Date.now(), traceparent: '' }))), deadlineMs * 0.5));
+    setTimeout(() => releases[0]!([{ ord: 0, outcome: 'malformed', row_id: '1' }]), deadlineMs * 0.6);
+    setTimeout(() => releases[1]!([{ ord: 0, outcome: 'malformed', row_id: '2' }, { ord: 1, outcome: 'status', row_id: null }]), deadlineMs * 1.2);
+    expect(await first).toBe('recorded');
+    expect(await old).toBe('LEDGER_TIMEOUT');
+    expect(await fresh).toBe('recorded');
+    expect(folds).toBe(1);
+  });
 });
