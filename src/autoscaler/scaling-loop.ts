@@ -60,16 +60,20 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     }
   };
 
+  /** Writes a decision that changes no count against the snapshot read; false when the Deployment changed since. */
+  const recorded = async (decision: LastDecision, snapshot: Snapshot, signal?: AbortSignal): Promise<boolean> =>
+    (await worker.recordDecision(decision, snapshot.resourceVersion, signal)) === 'recorded';
+
   /** Paused, holding or a manual scale just seen: records what a new leader must know, then stops the tick. */
   const yieldToPeople = async (ownership: Ownership, snapshot: Snapshot, record: Recorder, signal?: AbortSignal): Promise<AutoscalerReason | null> => {
     if (ownership.kind === 'paused') {
       // What a person sets while paused is the baseline afterwards, not a manual scale to hold for.
-      if (snapshot.lastDecision?.replicas !== snapshot.replicas) await worker.recordDecision(record(snapshot.replicas, 'paused'), signal);
+      if (snapshot.lastDecision?.replicas !== snapshot.replicas && !(await recorded(record(snapshot.replicas, 'paused'), snapshot, signal))) return 'conflict';
       return 'paused';
     }
     if (ownership.kind === 'holding') return 'manual_hold';
     if (ownership.kind !== 'manual_scale') return null;
-    await worker.recordDecision(record(snapshot.replicas, 'manual_scale', ownership.holdUntilMs), signal);
+    if (!(await recorded(record(snapshot.replicas, 'manual_scale', ownership.holdUntilMs), snapshot, signal))) return 'conflict';
     metrics.manualHolds.inc();
     const message = `manual scale to ${snapshot.replicas} detected; holding until ${clockTime(ownership.holdUntilMs)}`;
     log.info({ replicas: snapshot.replicas, holdUntil: new Date(ownership.holdUntilMs).toISOString() }, message);
@@ -97,7 +101,7 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     const current = ownership.kind === 'own' || ownership.kind === 'holding' ? decisionAtCurrentRevision(snapshot) : null;
     const yielded = await yieldToPeople(ownership, snapshot, record, signal);
     if (yielded) {
-      if (current) await worker.recordDecision(current, signal);
+      if (yielded === 'conflict' || (current && !(await recorded(current, snapshot, signal)))) return 'conflict';
       memory = null;
       return yielded;
     }
@@ -106,9 +110,9 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     const decision = decide({ backlog, currentReplicas: snapshot.replicas, nowMs, memory }, policy);
     metrics.desired.set(decision.desired);
     if (decision.desired === snapshot.replicas) {
+      const baseline = ownership.kind === 'adopt' ? record(snapshot.replicas, `adopted_${ownership.why}`) : current;
+      if (baseline && !(await recorded(baseline, snapshot, signal))) return 'conflict';
       memory = decision.memory;
-      if (ownership.kind === 'adopt') await worker.recordDecision(record(snapshot.replicas, `adopted_${ownership.why}`), signal);
-      else if (current) await worker.recordDecision(current, signal);
       return decision.reason;
     }
     if ((await worker.scale(record(decision.desired, decision.reason), snapshot.resourceVersion, signal)) === 'conflict') return 'conflict';

@@ -24,7 +24,13 @@ export interface WorkerDeployment {
    * 'conflict' when someone wrote the Deployment since it was read.
    */
   scale(decision: LastDecision, resourceVersion: string, signal?: AbortSignal): Promise<'scaled' | 'conflict'>;
-  recordDecision(decision: LastDecision, signal?: AbortSignal): Promise<void>;
+  /**
+   * Records a decision that changes no count (a baseline, a hold, a rollout's revision), with the
+   * same optimistic check as scale: a write that the API server applies late, after a new
+   * leader's scale, must not put the old count back in the annotation, or the next tick would
+   * take that scale for a person's and hold for it.
+   */
+  recordDecision(decision: LastDecision, resourceVersion: string, signal?: AbortSignal): Promise<'recorded' | 'conflict'>;
   recordEvent(event: { reason: string; message: string; type: 'Normal' | 'Warning'; uid?: string }, signal?: AbortSignal): Promise<void>;
 }
 
@@ -69,11 +75,15 @@ export function createWorkerDeployment(options: WorkerDeploymentOptions): Worker
         throw error;
       }
     },
-    async recordDecision(decision, signal) {
-      await apps.patchNamespacedDeployment(
-        { name, namespace, body: { metadata: { annotations: { [LAST_DECISION_ANNOTATION]: JSON.stringify(decision) } } }, fieldManager: options.component },
-        abortedBy(signal, MERGE_PATCH),
-      );
+    async recordDecision(decision, resourceVersion, signal) {
+      try {
+        const metadata = { resourceVersion, annotations: { [LAST_DECISION_ANNOTATION]: JSON.stringify(decision) } };
+        await apps.patchNamespacedDeployment({ name, namespace, body: { metadata }, fieldManager: options.component }, abortedBy(signal, MERGE_PATCH));
+        return 'recorded';
+      } catch (error) {
+        if (statusOf(error) === 409) return 'conflict';
+        throw error;
+      }
     },
     async recordEvent(event, signal) {
       const now = new Date();

@@ -204,6 +204,27 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     });
   }, 90_000);
 
+  it('refuses an old leader\'s decision write that lands after a new leader scaled, so the scale is not taken for a person\'s', () => {
+    recreateWorker(plane, 1);
+    const heldBefore = workerEvents(plane, 'ManualScaleDetected').length;
+    const result = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(__dirname, 'drivers', 'late-decision-write.ts'), NAMESPACE, WORKER], {
+      cwd: ROOT,
+      env: { ...process.env, KUBECONFIG: kubeconfig },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(result.stderr).toBe('');
+    const report = JSON.parse(result.stdout) as Record<string, unknown>;
+    expect(report).toMatchObject({
+      newLeader: 'scale_up',
+      afterNewLeader: { replicas: 2, last: expect.objectContaining({ replicas: 2, reason: 'scale_up' }) },
+      // The old leader's late write was refused; read again, the count is the new leader's own.
+      afterOldLeader: { replicas: 2, last: expect.objectContaining({ replicas: 2 }) },
+    });
+    expect(report.newLeaderNext).not.toBe('manual_scale');
+    expect(workerEvents(plane, 'ManualScaleDetected')).toHaveLength(heldBefore);
+  }, 90_000);
+
   it('patches the scale with the resourceVersion it read: a stale write is refused, read again and retried', () => {
     recreateWorker(plane, 1);
     const result = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(__dirname, 'drivers', 'scale-conflict.ts'), NAMESPACE, WORKER], {
@@ -216,8 +237,10 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     const report = JSON.parse(result.stdout) as { reads: number; conflicts: number };
     expect(report).toEqual({
       before: 1,
+      baseline: 'recorded',
       staleWrite: 'conflict',
-      afterStale: 1,
+      staleRecord: 'conflict',
+      afterStale: { replicas: 1, reason: 'baseline' },
       reason: 'scale_up',
       reads: expect.any(Number),
       conflicts: expect.any(Number),

@@ -16,8 +16,10 @@ async function main(namespace: string, name: string): Promise<void> {
   const someoneElse = createWorkerDeployment({ apps: kube.apps, core: kube.core, namespace, name, component: 'someone-else', identity: 'other' });
   const before = await worker.read();
   // Another writer changes the Deployment between our read and our write.
-  await someoneElse.recordDecision({ replicas: before.replicas, reason: 'baseline', atMs: Date.now(), revision: before.revision });
+  const baseline = await someoneElse.recordDecision({ replicas: before.replicas, reason: 'baseline', atMs: Date.now(), revision: before.revision }, before.resourceVersion);
   const staleWrite = await worker.scale({ replicas: before.replicas + 1, reason: 'stale', atMs: Date.now(), revision: before.revision }, before.resourceVersion);
+  // A decision-only write against the same stale read is refused too.
+  const staleRecord = await worker.recordDecision({ replicas: before.replicas, reason: 'stale', atMs: Date.now(), revision: before.revision }, before.resourceVersion);
   const afterStale = await worker.read();
   // The loop itself: its first read is overtaken by another write, so its patch conflicts.
   const metrics = createAutoscalerMetrics();
@@ -27,7 +29,7 @@ async function main(namespace: string, name: string): Promise<void> {
     async read() {
       const snapshot = await worker.read();
       reads += 1;
-      if (reads === 1) await someoneElse.recordDecision({ ...snapshot.lastDecision!, atMs: Date.now() });
+      if (reads === 1) await someoneElse.recordDecision({ ...snapshot.lastDecision!, atMs: Date.now() }, snapshot.resourceVersion);
       return snapshot;
     },
   };
@@ -43,7 +45,7 @@ async function main(namespace: string, name: string): Promise<void> {
   const conflicts = (await metrics.decisions.get()).values.find((value) => value.labels.reason === 'conflict')?.value;
   const final = await worker.read();
   process.stdout.write(
-    `${JSON.stringify({ before: before.replicas, staleWrite, afterStale: afterStale.replicas, reason, reads, conflicts, final: final.replicas, lastDecision: final.lastDecision })}\n`,
+    `${JSON.stringify({ before: before.replicas, baseline, staleWrite, staleRecord, afterStale: { replicas: afterStale.replicas, reason: afterStale.lastDecision?.reason }, reason, reads, conflicts, final: final.replicas, lastDecision: final.lastDecision })}\n`,
   );
 }
 
