@@ -67,8 +67,10 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
   /** Paused, holding or a manual scale just seen: records what a new leader must know, then stops the tick. */
   const yieldToPeople = async (ownership: Ownership, snapshot: Snapshot, record: Recorder, signal?: AbortSignal): Promise<AutoscalerReason | null> => {
     if (ownership.kind === 'paused') {
-      // What a person sets while paused is the baseline afterwards, not a manual scale to hold for.
-      if (snapshot.lastDecision?.replicas !== snapshot.replicas && !(await recorded(record(snapshot.replicas, 'paused'), snapshot, signal))) return 'conflict';
+      // What a person sets while paused is the baseline afterwards, not a manual scale to hold for;
+      // and a hold from before the pause ends with it, so that removing the annotation resumes at once.
+      const stale = snapshot.lastDecision?.replicas !== snapshot.replicas || snapshot.lastDecision?.holdUntilMs !== undefined;
+      if (stale && !(await recorded(record(snapshot.replicas, 'paused'), snapshot, signal))) return 'conflict';
       return 'paused';
     }
     if (ownership.kind === 'holding') return 'manual_hold';

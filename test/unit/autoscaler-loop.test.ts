@@ -1,0 +1,73 @@
+import { DEFAULT_TOLERANCE } from '../../src/autoscaler/decide';
+import { isPaused, LAST_DECISION_ANNOTATION, PAUSED_ANNOTATION, parseLastDecision } from '../../src/autoscaler/ownership';
+import { createScalingLoop } from '../../src/autoscaler/scaling-loop';
+import type { WorkerDeployment } from '../../src/autoscaler/worker-deployment';
+import { createAutoscalerMetrics } from '../../src/telemetry/autoscaler-metrics';
+import { createLogger } from '../../src/telemetry/logger';
+
+/**
+ * The worker Deployment as the API server keeps it, for the scaling loop alone: every write
+ * carries the resourceVersion read and is refused (409) after any other write, as there.
+ * test/kube/autoscaler.test.ts runs the loop against a real API server.
+ */
+function deploymentInMemory(replicas: number) {
+  const state = { replicas, revision: '1', annotations: {} as Record<string, string>, resourceVersion: 1 };
+  /** What a person or a controller does: any write moves the resourceVersion. */
+  const change = (edit: () => void) => {
+    edit();
+    state.resourceVersion += 1;
+  };
+  const worker: WorkerDeployment = {
+    async read() {
+      return {
+        replicas: state.replicas, revision: state.revision, paused: isPaused(state.annotations),
+        lastDecision: parseLastDecision(state.annotations[LAST_DECISION_ANNOTATION]),
+        resourceVersion: String(state.resourceVersion), uid: 'worker-uid',
+      };
+    },
+    async scale(decision, resourceVersion) {
+      if (resourceVersion !== String(state.resourceVersion)) return 'conflict';
+      change(() => {
+        state.replicas = decision.replicas;
+        state.annotations[LAST_DECISION_ANNOTATION] = JSON.stringify(decision);
+      });
+      return 'scaled';
+    },
+    async recordDecision(decision, resourceVersion) {
+      if (resourceVersion !== String(state.resourceVersion)) return 'conflict';
+      change(() => (state.annotations[LAST_DECISION_ANNOTATION] = JSON.stringify(decision)));
+      return 'recorded';
+    },
+    async recordEvent() {},
+  };
+  return { state, change, worker };
+}
+
+describe('the scaling loop', () => {
+  it('resumes at once, without the earlier hold, when the pause annotation is removed', async () => {
+    let now = 1_800_000_000_000;
+    const { state, change, worker } = deploymentInMemory(2);
+    const loop = createScalingLoop({
+      countBacklog: async () => 800,
+      worker,
+      policy: { targetPerReplica: 100, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 300_000, tolerance: DEFAULT_TOLERANCE },
+      manualHoldMs: 1_800_000,
+      metrics: createAutoscalerMetrics(),
+      log: createLogger('silent', 'test'),
+      now: () => now,
+    });
+    expect(await loop.tick()).toBe('scale_up');
+    now += 10_000;
+    // kubectl scale: held for 30 minutes.
+    change(() => (state.replicas = 3));
+    expect(await loop.tick()).toBe('manual_scale');
+    now += 10_000;
+    // Paused, then resumed within the hold, the count untouched meanwhile.
+    change(() => (state.annotations[PAUSED_ANNOTATION] = 'true'));
+    expect(await loop.tick()).toBe('paused');
+    now += 10_000;
+    change(() => delete state.annotations[PAUSED_ANNOTATION]);
+    expect(await loop.tick()).toBe('scale_up');
+    expect(state.replicas).toBe(6);
+  });
+});
