@@ -213,6 +213,12 @@ describe('the builtin autoscaler', () => {
     expect(pod.containers[0].readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
   });
 
+  it('gives a stop the time to finish a Lease try and hand the Lease back, each up to the renew deadline', () => {
+    expect(deployment.spec.template.spec.terminationGracePeriodSeconds).toBe(30);
+    const slow = renderScenario('minimal', { set: ['autoscaler.leaseDurationSeconds=60', 'autoscaler.renewDeadlineSeconds=40'] });
+    expect(find(slow, 'Deployment', '-autoscaler').spec.template.spec.terminationGracePeriodSeconds).toBe(2 * 40 + 10);
+  });
+
   it('may scale and annotate only the worker Deployment, hold Leases and write Events: no wildcards, no ClusterRole', () => {
     const role = find(minimal, 'Role', '-autoscaler');
     const workerName = find(minimal, 'Deployment', '-worker').metadata.name;
