@@ -3,22 +3,19 @@
  * built from the same definition the Node runner runs. Only this folder and the entry
  * scripts import k6 modules.
  */
-import { check, sleep } from 'k6';
+import { check } from 'k6';
 import exec from 'k6/execution';
 import http, { type ObjectBatchRequest, type RefinedResponse, type ResponseType } from 'k6/http';
 import { Counter, Trend } from 'k6/metrics';
 import type { Options, Scenario } from 'k6/options';
-import { DRAIN_POLL_SECONDS, STATS_KEPT_BUSY, createDrainClock, retryAfterSeconds, statsBusy, statsHeaders, unfinishedMessages } from '../lib/backlog.ts';
-import { newRunId } from '../lib/ids.ts';
-import type { PlannedRequest } from '../lib/payloads.ts';
-import type { ArrivalLoad, Drain, ScenarioModule } from '../lib/scenario.ts';
+import { newRunId, runIdLine } from '../lib/ids.ts';
+import { checkName, type PlannedRequest } from '../lib/payloads.ts';
+import type { ArrivalLoad, ScenarioModule } from '../lib/scenario.ts';
 import { readSettings } from '../lib/settings.ts';
-import { buildSummary, formatSummary } from '../lib/summary.ts';
+import { buildSummary, formatSummary, ITERATION_ERRORS, type CheckTally } from '../lib/summary.ts';
 import { TREND_STATS, type MetricSummary } from '../lib/thresholds.ts';
+import { readStats, REQUEST_TIMEOUT, REQUEST_TIMEOUT_SECONDS, waitForDrain } from './drain.ts';
 
-/** The same 10 s the Node runner gives a request (k6's default of 60 s is far past any ack worth having). */
-const REQUEST_TIMEOUT_SECONDS = 10;
-const REQUEST_TIMEOUT = `${REQUEST_TIMEOUT_SECONDS}s`;
 /** Time teardown may take beyond the drain wait itself, for its requests. */
 const TEARDOWN_MARGIN_SECONDS = 30;
 
@@ -31,6 +28,8 @@ interface K6SummaryData {
   setup_data?: Partial<RunData>;
   /** Missing when K6_NEW_MACHINE_READABLE_SUMMARY is set: k6 then passes another shape. */
   metrics?: Record<string, { type: string; values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> }>;
+  /** The scripts use no groups, so every check is in the root group. */
+  root_group?: { checks?: CheckTally[] };
 }
 
 export function executorOptions(load: ArrivalLoad): Scenario {
@@ -59,6 +58,7 @@ export function createK6Script(scenario: ScenarioModule) {
   const definition = scenario.define(settings);
   // Custom metrics must exist in the init context.
   const counters = new Map(definition.counters.map((counter) => [counter.name, new Counter(counter.name)]));
+  const iterationErrors = new Counter(ITERATION_ERRORS);
   const drainSeconds = definition.drain ? new Trend('backlog_drain_seconds') : null;
   const callbacks = new Map<number, ReturnType<typeof http.expectedStatuses>>();
   const expecting = (status: number) => {
@@ -76,6 +76,7 @@ export function createK6Script(scenario: ScenarioModule) {
     teardownTimeout: `${(definition.drain?.timeoutSeconds ?? 0) + TEARDOWN_MARGIN_SECONDS}s`,
   };
 
+  // The status a request expects (401 for a forgery) is its only expected one: k6 counts any other in http_req_failed.
   const toBatch = (request: PlannedRequest): ObjectBatchRequest => ({
     method: 'POST',
     url: settings.baseUrl + request.path,
@@ -85,10 +86,21 @@ export function createK6Script(scenario: ScenarioModule) {
 
   const record = (request: PlannedRequest, response: RefinedResponse<ResponseType | undefined>) => {
     const expected = request.expectedStatus;
-    check(response, { [`${request.tags.kind} answered ${expected}`]: (r) => r.status === expected }, request.tags);
+    check(response, { [checkName(request)]: (r) => r.status === expected }, request.tags);
     for (const counter of definition.counters) {
       if (counter.perAnswer) counters.get(counter.name)!.add(counter.perAnswer(request, response.status) ? 1 : 0);
     }
+  };
+
+  const iterate = async (data: RunData): Promise<void> => {
+    const iteration = exec.scenario.iterationInTest;
+    for (const counter of definition.counters) {
+      if (counter.perIteration) counters.get(counter.name)!.add(counter.perIteration(iteration));
+    }
+    const requests = await definition.plan(iteration, { runId: data.runId, settings });
+    // A batch goes out on parallel connections: the copies of a duplicate storm arrive together.
+    const responses = http.batch(requests.map(toBatch));
+    requests.forEach((request, i) => record(request, responses[i]!));
   };
 
   return {
@@ -97,18 +109,17 @@ export function createK6Script(scenario: ScenarioModule) {
       // A wrong ADMIN_TOKEN found now, not after the whole load.
       if (definition.drain) readStats(settings.baseUrl + definition.drain.statsPath, settings.adminToken ?? '', Date.now() + REQUEST_TIMEOUT_SECONDS * 1000);
       const runId = settings.runId ?? newRunId();
-      console.log(`run ${runId}: message ids contain it (wamid.load.${definition.name}.${runId}.…, SM${runId}…)`);
+      console.log(runIdLine(definition.name, runId));
       return { runId };
     },
     async iterate(data: RunData): Promise<void> {
-      const iteration = exec.scenario.iterationInTest;
-      for (const counter of definition.counters) {
-        if (counter.perIteration) counters.get(counter.name)!.add(counter.perIteration(iteration));
+      try {
+        await iterate(data);
+      } catch (error) {
+        // Counted as the Node runner counts it; k6 itself logs the error and goes on with the next iteration.
+        iterationErrors.add(1);
+        throw error;
       }
-      const requests = await definition.plan(iteration, { runId: data.runId, settings });
-      // A batch goes out on parallel connections: the copies of a duplicate storm arrive together.
-      const responses = http.batch(requests.map(toBatch));
-      requests.forEach((request, i) => record(request, responses[i]!));
     },
     teardown(): void {
       if (!definition.drain) return;
@@ -128,50 +139,9 @@ export function createK6Script(scenario: ScenarioModule) {
         thresholds: definition.thresholds,
         counterNames: definition.counters.map((counter) => counter.name),
         metrics: data.metrics as Record<string, MetricSummary>,
+        checks: (data.root_group?.checks ?? []).map(({ name, passes, fails }) => ({ name, passes, fails })),
       });
       return { stdout: formatSummary(summary), [settings.summaryPath]: JSON.stringify(summary, null, 2) };
     },
   };
-}
-
-/** The unfinished messages the stats endpoint reports, waiting out its rate limit or another caller until giveUpAt. */
-function readStats(url: string, adminToken: string, giveUpAt: number): number {
-  let response = http.get(url, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
-  while (statsBusy(response.status)) {
-    const waitSeconds = retryAfterSeconds(response.headers['Retry-After']);
-    if (Date.now() + waitSeconds * 1000 > giveUpAt) throw new Error(STATS_KEPT_BUSY);
-    sleep(waitSeconds);
-    response = http.get(url, { headers: statsHeaders(adminToken), timeout: REQUEST_TIMEOUT, tags: { kind: 'stats' } });
-  }
-  const unfinished = response.status === 200 ? unfinishedMessages(response.json()) : null;
-  if (unfinished === null) throw new Error(`the stats endpoint answered ${response.status}: is ADMIN_TOKEN the gateway's?`);
-  return unfinished;
-}
-
-function waitForDrain(drain: Drain, baseUrl: string, adminToken: string, counters: Map<string, Counter>, drainSeconds: Trend): void {
-  const { timeoutSeconds } = drain;
-  const url = baseUrl + drain.statsPath;
-  const giveUpAt = Date.now() + timeoutSeconds * 1000;
-  let built: number | null = null;
-  try {
-    built = readStats(url, adminToken, giveUpAt);
-    counters.get('backlog_messages')!.add(built);
-    console.log(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);
-    const startMs = Date.now();
-    const clock = createDrainClock(built, startMs);
-    let left = built;
-    while (left > 0 && Date.now() - startMs < timeoutSeconds * 1000) {
-      sleep(DRAIN_POLL_SECONDS);
-      left = readStats(url, adminToken, giveUpAt);
-      clock.observe(left, Date.now());
-    }
-    counters.get('backlog_left')!.add(left);
-    if (left === 0) drainSeconds.add(clock.secondsUntil(Date.now()));
-  } catch (error) {
-    // A drain that could not be watched fails its thresholds: a counter without a sample
-    // would pass count==0, and the summary would call the run a pass.
-    if (built === null) counters.get('backlog_messages')!.add(0);
-    counters.get('backlog_left')!.add(Math.max(built ?? 0, 1));
-    throw error;
-  }
 }

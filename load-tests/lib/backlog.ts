@@ -27,6 +27,13 @@ export function statsBusy(status: number): boolean {
   return status === 429 || status === 503;
 }
 
+/**
+ * What a stats poll may be answered: the counts, or one of the "ask again later" answers the
+ * wait handles. Both runners pass these as the expected statuses, so only another answer (a
+ * 401, a 500, none) counts in http_req_failed.
+ */
+export const STATS_EXPECTED_STATUSES: readonly number[] = [200, 429, 503];
+
 export const STATS_KEPT_BUSY = 'the stats endpoint kept answering 429 or 503 until the drain timeout: another client uses up its rate limit, or reads stats from the same pod all the time';
 
 /** How long to wait after the stats endpoint answered 429 or 503: its Retry-After, or a default. */
@@ -65,4 +72,18 @@ export function createDrainClock(built: number, nowMs: number) {
       return (atMs - (startedMs ?? lastFullMs)) / 1000;
     },
   };
+}
+
+/**
+ * The backlog counters once the drain's wait is over, recorded alike by both runners. `reads`
+ * are the unfinished counts the wait read, the first being the backlog built. A wait that could
+ * not read the stats to its end verified neither that a backlog built nor that it drained, so it
+ * fails both thresholds: backlog_messages 0, backlog_left the last count read and at least 1
+ * (a counter without a sample would pass count==0).
+ */
+export function drainCounters(reads: readonly number[], readToTheEnd: boolean): { backlog_messages: number; backlog_left: number } {
+  const built = reads[0];
+  const last = reads[reads.length - 1];
+  if (readToTheEnd && built !== undefined && last !== undefined) return { backlog_messages: built, backlog_left: last };
+  return { backlog_messages: 0, backlog_left: Math.max(last ?? 0, 1) };
 }

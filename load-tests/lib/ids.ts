@@ -10,6 +10,11 @@ export function newRunId(): string {
     .padStart(8, '0');
 }
 
+/** What both runners print before the load, so that the run's rows can be found while it runs or after it was stopped. */
+export function runIdLine(scenario: string, runId: string): string {
+  return `run ${runId}: message ids contain it (wamid.load.${scenario}.${runId}.…, SM${runId}…)`;
+}
+
 export function metaMessageId(runId: string, scenario: string, n: number): string {
   return `wamid.load.${scenario}.${runId}.${n}`;
 }

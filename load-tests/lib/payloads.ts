@@ -22,6 +22,11 @@ export interface PlannedRequest {
   messageId: string;
 }
 
+/** The check that judges a request's answer, named as k6 lists it: "meta answered 200", "forged-meta-wrong-secret answered 401". */
+export function checkName(request: PlannedRequest): string {
+  return `${request.tags.kind} answered ${request.expectedStatus}`;
+}
+
 export interface MetaMessage {
   id: string;
   from: string;

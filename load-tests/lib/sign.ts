@@ -1,9 +1,10 @@
 import { toBase64, toHex, utf8Bytes } from './encoding.ts';
 
 /**
- * Signing with the global WebCrypto, which k6 (v1.0 and later) and Node both provide, so
- * this file imports no k6 module and no Node module. Only the part of SubtleCrypto used
- * here is typed, so the file type-checks against @types/k6 and @types/node alike.
+ * Signing with the global WebCrypto, which k6 (from v0.58, the same release as v1.0.0-rc1)
+ * and Node both provide, so this file imports no k6 module and no Node module. Only the part
+ * of SubtleCrypto used here is typed, so the file type-checks against @types/k6 and
+ * @types/node alike.
  */
 type HmacHash = 'SHA-1' | 'SHA-256';
 type HmacKey = object;
@@ -14,7 +15,7 @@ interface HmacSubtle {
 
 function subtle(): HmacSubtle {
   const subtleCrypto = (globalThis as { crypto?: { subtle?: HmacSubtle } }).crypto?.subtle;
-  if (!subtleCrypto) throw new Error('crypto.subtle is missing: run with k6 v1.0 or later, or Node 20 or later');
+  if (!subtleCrypto) throw new Error('crypto.subtle is missing: run with k6 v0.58 (v1.0.0-rc1) or later, or Node 20 or later');
   return subtleCrypto;
 }
 

@@ -6,7 +6,7 @@ export interface LoadSummary {
   scenario: string;
   description: string;
   runId: string;
-  /** "k6" or "node": k6 times a request from when it was sent, the Node runner from when it was due. */
+  /** "k6" or "node": both time http_req_duration as k6 does; the Node runner adds latency_from_due_ms. */
   runner: 'k6' | 'node';
   baseUrl: string;
   load: ArrivalLoad;
@@ -15,11 +15,25 @@ export interface LoadSummary {
   /** The scenario's own counters: duplicate copies sent, forged requests accepted, … */
   counters: Record<string, number>;
   verdicts: Verdict[];
+  /** Every threshold passed. An interrupted run judges only what it ran. */
   ok: boolean;
+  /** Each check by name, in the order first seen, as k6's root group lists them. */
+  checks: CheckTally[];
+  /** The signal that stopped the Node runner early (k6's handleSummary is not told). */
+  interrupted?: string;
   metrics: Record<string, MetricSummary>;
 }
 
-export interface SummaryInput extends Pick<LoadSummary, 'scenario' | 'description' | 'runId' | 'runner' | 'baseUrl' | 'load'> {
+export interface CheckTally {
+  name: string;
+  passes: number;
+  fails: number;
+}
+
+/** The counter both runners add 1 to for each iteration that threw (a script error); like any k6 metric, it shows once it has a sample. */
+export const ITERATION_ERRORS = 'iteration_errors';
+
+export interface SummaryInput extends Pick<LoadSummary, 'scenario' | 'description' | 'runId' | 'runner' | 'baseUrl' | 'load' | 'checks' | 'interrupted'> {
   thresholds: Record<string, string[]>;
   counterNames: string[];
   metrics: Record<string, MetricSummary>;
@@ -40,6 +54,8 @@ export function buildSummary(input: SummaryInput): LoadSummary {
     counters: Object.fromEntries(input.counterNames.map((name) => [name, count(name)])),
     verdicts,
     ok: verdicts.every((verdict) => verdict.ok),
+    checks: input.checks,
+    ...(input.interrupted === undefined ? {} : { interrupted: input.interrupted }),
     metrics: input.metrics,
   };
 }
@@ -53,8 +69,20 @@ export function describeLoad(load: ArrivalLoad): string {
 function formatActual(verdict: Verdict): string {
   if (verdict.actual === null) return 'no samples';
   const isTime = verdict.metric.startsWith('http_req_duration') || verdict.metric.endsWith('_ms');
-  if (verdict.aggregation === 'rate') return `rate=${(verdict.actual * 100).toFixed(2)}%`;
-  return `${verdict.aggregation}=${isTime ? `${verdict.actual.toFixed(2)}ms` : String(verdict.actual)}`;
+  const samples = verdict.samples === null ? '' : ` (${verdict.samples} samples)`;
+  if (verdict.aggregation === 'rate') return `rate=${(verdict.actual * 100).toFixed(2)}%${samples}`;
+  return `${verdict.aggregation}=${isTime ? `${verdict.actual.toFixed(2)}ms` : String(verdict.actual)}${samples}`;
+}
+
+/** What went wrong beside the thresholds: script errors, and the checks that failed by name. */
+function troubleLines(summary: LoadSummary): string[] {
+  const lines: string[] = [];
+  const errors = summary.metrics[ITERATION_ERRORS]?.values.count ?? 0;
+  if (errors > 0) lines.push(`  iterations that threw (script errors): ${errors}`);
+  const failed = summary.checks.filter((check) => check.fails > 0);
+  if (failed.length > 0) lines.push(`  failed checks: ${failed.map((check) => `${check.name} ${check.fails} of ${check.passes + check.fails}`).join(', ')}`);
+  if (summary.interrupted !== undefined) lines.push(`  interrupted by ${summary.interrupted}: the verdicts judge only what ran`);
+  return lines;
 }
 
 /** The text both runners print: what ran, what was sent, and each threshold's verdict. */
@@ -69,6 +97,7 @@ export function formatSummary(summary: LoadSummary): string {
   if (drained !== undefined) lines.push(`  backlog drained in ${drained.toFixed(1)} s, from the last poll that saw all of it`);
   const counters = Object.entries(summary.counters);
   if (counters.length > 0) lines.push(`  counters: ${counters.map(([name, value]) => `${name}=${value}`).join(', ')}`);
+  lines.push(...troubleLines(summary));
   lines.push('  thresholds:');
   for (const verdict of summary.verdicts) {
     lines.push(`    ${verdict.ok ? '✓' : '✗'} ${verdict.metric} ${verdict.threshold}  ${formatActual(verdict)}`);

@@ -20,6 +20,11 @@ export interface Verdict {
   /** The value the threshold was judged on; null when the metric had no samples. */
   actual: number | null;
   aggregation: string;
+  /**
+   * How many samples a trend or rate was judged on, so that a tagged subset smaller than meant
+   * (a tag missing from some requests) shows; null for a counter, whose count is its value.
+   */
+  samples: number | null;
 }
 
 interface ParsedThreshold {
@@ -79,24 +84,26 @@ export function judge(thresholds: Record<string, string[]>, metrics: Record<stri
     expressions.map((threshold) => {
       const { aggregation, operator, limit } = parseThreshold(threshold);
       const summary = metrics[metric];
-      const actual = summary && hasSamples(summary) ? summary.values[aggregation] : undefined;
+      const samples = summary ? sampleCount(summary) : 0;
+      const actual = summary && samples !== 0 ? summary.values[aggregation] : undefined;
       const judged = summary?.thresholds?.[threshold]?.ok;
       const ok = judged ?? (actual === undefined ? true : compare(actual, operator, limit));
-      return { metric, threshold, ok, actual: actual ?? null, aggregation };
+      return { metric, threshold, ok, actual: actual ?? null, aggregation, samples };
     }),
   );
 }
 
 /**
- * k6 keeps a metric that has a threshold in the summary even when nothing was measured, and
- * gives an empty trend's percentiles as 0: an empty sub-metric (the SLO's with FLOOD_SHARE=1)
- * would read as a measured 0 ms. A counter's 0 is a real count.
+ * Samples behind a trend or rate, null when unknown or a counter. k6 keeps a metric that has a
+ * threshold in the summary even when nothing was measured, and gives an empty trend's
+ * percentiles as 0: an empty sub-metric (the SLO's with FLOOD_SHARE=1) would read as a
+ * measured 0 ms. A counter's 0 is a real count.
  */
-function hasSamples(summary: MetricSummary): boolean {
+function sampleCount(summary: MetricSummary): number | null {
   const { values } = summary;
-  if (summary.type === 'trend') return values.count === undefined || values.count > 0;
-  if (summary.type === 'rate') return values.passes === undefined || values.passes + (values.fails ?? 0) > 0;
-  return true;
+  if (summary.type === 'trend') return values.count ?? null;
+  if (summary.type === 'rate') return values.passes === undefined ? null : values.passes + (values.fails ?? 0);
+  return null;
 }
 
 /** What k6 shows for a trend with summaryTrendStats as the scripts set it. */

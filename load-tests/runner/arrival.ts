@@ -4,11 +4,13 @@ import type { ArrivalLoad } from '../lib/scenario.ts';
 export interface ArrivalSchedule {
   total: number;
   durationMs: number;
+  /** iteration counts from 0. */
   dueMs(iteration: number): number;
 }
 
 export function arrivalSchedule(load: ArrivalLoad): ArrivalSchedule {
   if (load.executor === 'constant-arrival-rate') {
+    // As k6's constant-arrival-rate: the first iteration at the start, then one every 1/rate s.
     return {
       total: Math.floor(load.rate * load.durationSeconds),
       durationMs: load.durationSeconds * 1000,
@@ -23,14 +25,19 @@ interface Segment {
   durationMs: number;
   fromRate: number;
   toRate: number;
-  /** Iterations due before the segment starts. */
+  /** Iterations due before the segment starts (the area under the rate curve so far). */
   before: number;
   count: number;
 }
 
+/** Float slack when comparing areas: a stage's area in k6 is a sum of floats too. */
+const AREA_EPSILON = 1e-9;
+
 /**
- * The rate changes linearly within a stage, so the iterations due by time t of a stage are
- * r0·t + (r1 − r0)·t² / 2T; iteration n is due where that reaches n (a quadratic's root).
+ * As k6's ramping-arrival-rate: the n-th iteration (counting from 1) starts when the area
+ * under the rate curve reaches n, so a ramp from 0 starts nothing at t=0. The rate changes
+ * linearly within a stage, so the area by time t of a stage is r0·t + (r1 − r0)·t² / 2T, and
+ * iteration n is due where that reaches n (a quadratic's root).
  */
 function rampingSchedule(startRate: number, stages: { target: number; durationSeconds: number }[]): ArrivalSchedule {
   const segments: Segment[] = [];
@@ -45,16 +52,17 @@ function rampingSchedule(startRate: number, stages: { target: number; durationSe
     fromRate = stage.target;
   }
   return {
-    total: Math.floor(before + 1e-9),
+    total: Math.floor(before + AREA_EPSILON),
     durationMs: startMs,
     dueMs(iteration) {
-      const segment = segments.find((s) => iteration < s.before + s.count - 1e-9) ?? segments[segments.length - 1]!;
-      const wanted = iteration - segment.before;
+      const area = iteration + 1;
+      const segment = segments.find((s) => s.count > 0 && area <= s.before + s.count + AREA_EPSILON) ?? segments[segments.length - 1]!;
+      const wanted = area - segment.before;
       const seconds = segment.durationMs / 1000;
       const a = (segment.toRate - segment.fromRate) / (2 * seconds);
       const b = segment.fromRate;
       const t = Math.abs(a) < 1e-12 ? wanted / b : (-b + Math.sqrt(Math.max(0, b * b + 4 * a * wanted))) / (2 * a);
-      return segment.startMs + t * 1000;
+      return segment.startMs + Math.min(t, seconds) * 1000;
     },
   };
 }

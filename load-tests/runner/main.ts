@@ -1,12 +1,34 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { readSettings } from '../lib/settings.ts';
 import { formatSummary } from '../lib/summary.ts';
 import { SCENARIOS } from '../scenarios/index.ts';
-import { runScenario } from './run.ts';
+import { INTERRUPT_GRACE_MS, runScenario } from './run.ts';
 
-/** Exit codes as wagate's: 0 every threshold passed, 1 one failed (or the run broke), 2 a command line to correct. */
+/**
+ * Exit codes as wagate's: 0 every threshold passed, 1 one failed (or the run broke), 2 a
+ * command line to correct; a run stopped by SIGINT or SIGTERM exits as a shell reports a
+ * process the signal ended (130, 143), after its summary, whatever its verdicts.
+ */
 const USAGE = `usage: npm run load -- <scenario>\nscenarios: ${Object.keys(SCENARIOS).join(', ')}\nsettings come from the environment: see load-tests/README.md`;
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + constants.signals[signal];
+}
+
+/** The first SIGINT or SIGTERM stops the load and leads to the summary; a second one exits at once, as in k6. */
+function listenForStop(): AbortController {
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) process.exit(signalExitCode(signal));
+    process.stdout.write(`${signal}: stopping the load; the summary follows once the requests in flight are answered (${INTERRUPT_GRACE_MS / 1000} s at most)\n`);
+    stop.abort(signal);
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  return stop;
+}
 
 async function main(argv: string[]): Promise<number> {
   const name = argv[0];
@@ -24,11 +46,13 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${(error as Error).message}\n`);
     return 2;
   }
-  const summary = await runScenario(definition, settings, { log: (line) => process.stdout.write(`${line}\n`) });
+  const stop = listenForStop();
+  const summary = await runScenario(definition, settings, { log: (line) => process.stdout.write(`${line}\n`) }, stop.signal);
   mkdirSync(path.dirname(path.resolve(settings.summaryPath)), { recursive: true });
   writeFileSync(settings.summaryPath, JSON.stringify(summary, null, 2));
   process.stdout.write(formatSummary(summary));
   process.stdout.write(`  summary: ${settings.summaryPath}\n`);
+  if (stop.signal.aborted) return signalExitCode(stop.signal.reason as NodeJS.Signals);
   return summary.ok ? 0 : 1;
 }
 

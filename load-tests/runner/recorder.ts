@@ -1,54 +1,62 @@
 import type { CounterDefinition } from '../lib/scenario.ts';
+import type { CheckTally } from '../lib/summary.ts';
 import { parseMetricKey, trendValues, type MetricSummary } from '../lib/thresholds.ts';
 
 type Tags = Record<string, string>;
 
 /** Samples of one run, aggregated at the end into k6's summary shape, including the tagged sub-metrics thresholds name. */
 export interface Recorder {
-  answer(tags: Tags, durationMs: number, ok: boolean): void;
-  /** As in k6, a request without an answer still has a duration: the whole wait, up to the timeout. */
-  noAnswer(tags: Tags, durationMs: number): void;
+  /**
+   * A scenario request, answered or not: durationMs is k6's http_req_duration (0 for a request
+   * never written). ok when it got the status it expects: its check passes and http_req_failed
+   * spares it, as k6's check and expected statuses judge it alike.
+   */
+  request(tags: Tags, check: string, durationMs: number, ok: boolean): void;
   /**
    * A request the scenario makes without checking it (the backlog's stats polls): as in k6, it
-   * counts in http_reqs, http_req_duration and http_req_failed (status 0 or 400 and up), not in checks.
+   * counts in http_reqs, http_req_duration and, when not answered as expected, http_req_failed; not in checks.
    */
-  unchecked(tags: Tags, durationMs: number, status: number): void;
+  unchecked(tags: Tags, durationMs: number, failed: boolean): void;
   count(name: string, value: number): void;
   dropped(): void;
   trend(name: string, value: number): void;
   summarize(metricKeys: string[]): Record<string, MetricSummary>;
+  checks(): CheckTally[];
 }
 
 export function createRecorder(counters: CounterDefinition[]): Recorder {
   const durations: { tags: Tags; ms: number }[] = [];
   const failures: { tags: Tags; failed: boolean }[] = [];
   const checks: { tags: Tags; ok: boolean }[] = [];
+  const checksByName = new Map<string, CheckTally>();
   const counts = new Map<string, number>(counters.map((counter) => [counter.name, 0]));
   const trends = new Map<string, number[]>();
   let dropped = 0;
 
+  // A sub-metric such as http_req_duration{slo:ack} holds the samples carrying every tag of its filter.
   const matching = <T extends { tags: Tags }>(samples: T[], filter: Tags) =>
     samples.filter((sample) => Object.entries(filter).every(([name, value]) => sample.tags[name] === value));
   const rate = (values: boolean[]): MetricSummary => {
     const passes = values.filter(Boolean).length;
     return { type: 'rate', values: { rate: values.length === 0 ? 0 : passes / values.length, passes, fails: values.length - passes } };
   };
+  const tallyCheck = (name: string, ok: boolean) => {
+    const tally = checksByName.get(name) ?? { name, passes: 0, fails: 0 };
+    if (ok) tally.passes += 1;
+    else tally.fails += 1;
+    checksByName.set(name, tally);
+  };
 
   return {
-    // A scenario's request fails http_req_failed and its check together: both compare the status with the one it expects.
-    answer(tags, ms, ok) {
+    request(tags, check, ms, ok) {
       durations.push({ tags, ms });
       failures.push({ tags, failed: !ok });
       checks.push({ tags, ok });
+      tallyCheck(check, ok);
     },
-    noAnswer(tags, ms) {
+    unchecked(tags, ms, failed) {
       durations.push({ tags, ms });
-      failures.push({ tags, failed: true });
-      checks.push({ tags, ok: false });
-    },
-    unchecked(tags, ms, status) {
-      durations.push({ tags, ms });
-      failures.push({ tags, failed: status === 0 || status >= 400 });
+      failures.push({ tags, failed });
     },
     count: (name, value) => counts.set(name, (counts.get(name) ?? 0) + value),
     dropped: () => (dropped += 1),
@@ -76,5 +84,6 @@ export function createRecorder(counters: CounterDefinition[]): Recorder {
       }
       return metrics;
     },
+    checks: () => [...checksByName.values()].map((tally) => ({ ...tally })),
   };
 }

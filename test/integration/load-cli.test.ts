@@ -4,25 +4,28 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadEnv } from '../support/load';
 import { useIngestSuite } from '../support/ingest';
+import { waitFor } from '../support/wait';
 
 const ROOT = path.join(__dirname, '..', '..');
 const TSX_CLI = path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 const CLI_TIMEOUT_MS = 60_000;
 
-/** `npm run load -- <args>`, as its script runs it, with the environment it reads. */
-function runLoadCommand(args: string[], env: Record<string, string | undefined>) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [TSX_CLI, 'load-tests/runner/main.ts', ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+/** `npm run load -- <args>`, as its script runs it, with the environment it reads; output so far, and the exit. */
+function startLoadCommand(args: string[], env: Record<string, string | undefined>) {
+  const child = spawn(process.execPath, [TSX_CLI, 'load-tests/runner/main.ts', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
+  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, ...output })));
+  return { child, output, exited };
+}
+
+function runLoadCommand(args: string[], env: Record<string, string | undefined>) {
+  return startLoadCommand(args, env).exited;
 }
 
 describe('npm run load -- <scenario>', () => {
@@ -52,6 +55,23 @@ describe('npm run load -- <scenario>', () => {
     expect(code).toBe(1);
     expect(stdout).toMatch(/✗ http_req_duration p\(99\)<0\.001 {2}p\(99\)=[\d.]+ms/);
     expect(stdout).toContain('verdict: 1 threshold(s) FAILED');
+  }, CLI_TIMEOUT_MS);
+
+  it('prints the run id at the start, and on SIGINT stops the load, prints the verdicts, writes the JSON and exits 130', async () => {
+    const summaryPath = path.join(dir, 'interrupted.json');
+    const run = startLoadCommand(['meta-constant'], { ...loadEnv(suite.ingest.baseUrl), DURATION: '60s', RATE: '20', SUMMARY_PATH: summaryPath });
+    const runId = await waitFor('the run id line', () => /^run ([0-9a-f]{8}): message ids contain it/m.exec(run.output.stdout)?.[1], CLI_TIMEOUT_MS / 2);
+    run.child.kill('SIGINT');
+    const { code, stdout, stderr } = await run.exited;
+    expect(stderr).toBe('');
+    expect(code).toBe(130);
+    expect(stdout).toContain(`scenario meta-constant (run ${runId}, node)`);
+    expect(stdout).toContain('interrupted by SIGINT: the verdicts judge only what ran');
+    expect(stdout).toMatch(/[✓✗] http_req_failed rate<0\.01/);
+    const summary = JSON.parse(readFileSync(summaryPath, 'utf8'));
+    expect(summary).toMatchObject({ scenario: 'meta-constant', runId, interrupted: 'SIGINT' });
+    // 1200 were due over the minute.
+    expect(summary.requests).toBeLessThan(1200);
   }, CLI_TIMEOUT_MS);
 
   it('exits 2 with the scenarios listed for an unknown one', async () => {

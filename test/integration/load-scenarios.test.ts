@@ -50,6 +50,8 @@ describe('load scenarios, run briefly by the Node runner against a real gateway'
     expect(result.summary.counters.forged_accepted).toBe(0);
     expect(result.answers.every((answer) => answer.status === 401)).toBe(true);
     expect(new Set(result.answers.map((answer) => answer.kind)).size).toBe(8);
+    expect(result.summary.checks.map((check) => check.name).sort()).toEqual([...new Set(result.answers.map((answer) => `${answer.kind} answered 401`))].sort());
+    expect(result.summary.checks.every((check) => check.passes > 0 && check.fails === 0)).toBe(true);
     expect((await rowsFor(pipeline.db.sql, result.answers.map((answer) => answer.messageId))).size).toBe(0);
   }, RUN_TIMEOUT_MS);
 

@@ -1,26 +1,45 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { runIdLine } from '../../load-tests/lib/ids.ts';
+import type { PlannedRequest } from '../../load-tests/lib/payloads.ts';
 import type { ScenarioDefinition } from '../../load-tests/lib/scenario.ts';
 import { readSettings } from '../../load-tests/lib/settings.ts';
-import { createHttpClient, REQUEST_TIMEOUT_MS } from '../../load-tests/runner/http.ts';
+import { formatSummary } from '../../load-tests/lib/summary.ts';
 import { runScenario } from '../../load-tests/runner/run.ts';
-import { backlog } from '../../load-tests/scenarios/backlog.ts';
 
-/** The stats path the hand-made drains poll; the backlog scenario's own is computed from its settings. */
-const STATS_PATH = '/api/v1/whatsapp-hardened/stats?hours=1';
-const BACKLOG_ENV = { WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', ADMIN_TOKEN: 'admin', RATE: '2', DURATION: '1s' };
 const SETTINGS = readSettings({ WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', BASE_URL: 'http://127.0.0.1:9' }, 'unit', { rate: 1, duration: '1s' });
+/** 40 a second for half a second: 20 iterations, one due every 25 ms. */
+const RATE = 40;
+const DUE_EVERY_MS = 1000 / RATE;
 
-/** A scenario whose iterations send nothing: only the arrival loop is under test. */
+/** A scenario whose iterations send nothing unless plan says otherwise: only the arrival loop is under test. */
 function scenario(overrides: Partial<ScenarioDefinition>): ScenarioDefinition {
   return {
     name: 'unit',
     description: 'no requests',
-    load: { executor: 'constant-arrival-rate', rate: 40, durationSeconds: 0.5, preAllocatedVUs: 1, maxVUs: 1 },
+    load: { executor: 'constant-arrival-rate', rate: RATE, durationSeconds: 0.5, preAllocatedVUs: 1, maxVUs: 1 },
     thresholds: {},
     counters: [{ name: 'iterations_started', perIteration: () => 1 }],
     plan: async () => [],
     ...overrides,
+  };
+}
+
+const PLENTY_OF_VUS = { executor: 'constant-arrival-rate', rate: RATE, durationSeconds: 0.5, preAllocatedVUs: 50, maxVUs: 50 } as const;
+
+function request(path: string, iteration: number): PlannedRequest {
+  return { path, headers: {}, body: '{}', expectedStatus: 200, tags: { kind: 'meta' }, messageId: `m${iteration}` };
+}
+
+async function startServer(handler: http.RequestListener) {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
   };
 }
 
@@ -48,137 +67,105 @@ describe('the Node runner', () => {
     expect(numbers).toEqual(numbers.map((_, index) => index));
   });
 
-  it('stops with the scenario error when an iteration throws, after the ones in flight', async () => {
+  it('counts an iteration that throws, logs each distinct error once and goes on with the load, as k6 does', async () => {
     const broken = scenario({
-      load: { executor: 'constant-arrival-rate', rate: 40, durationSeconds: 0.5, preAllocatedVUs: 5, maxVUs: 5 },
+      load: PLENTY_OF_VUS,
       plan: async (iteration) => {
-        if (iteration === 3) throw new Error('payload builder broke');
+        if (iteration === 4) throw new Error('no sender for this iteration');
+        if (iteration % 2 === 1) throw new Error('payload builder broke');
         return [];
       },
     });
-    await expect(runScenario(broken, SETTINGS)).rejects.toThrow('payload builder broke');
+    const lines: string[] = [];
+    const summary = await runScenario(broken, SETTINGS, { log: (line) => lines.push(line) });
+    expect(summary.counters.iterations_started).toBe(20);
+    // The ten odd iterations and the fourth.
+    expect(summary.metrics.iteration_errors?.values.count).toBe(11);
+    expect(lines.filter((line) => line.includes('failed:'))).toEqual([
+      expect.stringMatching(/^iteration 1 failed: payload builder broke /),
+      expect.stringMatching(/^iteration 4 failed: no sender for this iteration /),
+    ]);
+    expect(formatSummary(summary)).toContain('iterations that threw (script errors): 11');
   });
 
-  it('gives a request that got no answer a duration too, as k6 does, so failures cannot flatter the percentiles', async () => {
-    // Port 9 refuses: every request fails without an answer.
-    const refused = scenario({
-      thresholds: { http_req_duration: ['p(99)<300'], http_req_failed: ['rate<0.01'] },
-      plan: async (iteration) => [{ path: '/webhooks/meta', headers: {}, body: '{}', expectedStatus: 200, tags: { kind: 'meta' }, messageId: `m${iteration}` }],
-    });
-    const summary = await runScenario(refused, { ...SETTINGS, baseUrl: 'http://127.0.0.1:9' });
-    expect(summary.requests).toBeGreaterThan(0);
-    expect(summary.metrics.http_req_duration?.values.count).toBe(summary.requests);
-    expect(summary.metrics.http_req_failed?.values.rate).toBe(1);
-  });
-
-  it.each([
-    [429, 'its rate limit'],
-    [503, 'another caller\'s stats under way in the pod'],
-  ])('waits out a %d (%s) and counts the drain\'s stats polls as k6 does: in the requests, their durations and failures, not in the checks', async (busy) => {
-    // A stats endpoint whose first answer is busy, then an empty backlog.
-    const answers = [busy, 200];
-    const stats = http.createServer((req, res) => {
-      const status = req.url === STATS_PATH ? answers.shift() ?? 200 : 404;
-      res.writeHead(status, { 'content-type': 'application/json', ...(status === busy ? { 'retry-after': '1' } : {}) });
-      res.end(JSON.stringify(status === 200 ? { counts: { queued: 0, processing: 0 } } : { error: 'rate limited' }));
-    });
-    await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
+  it('prints the run id before the first request, as k6\'s setup does', async () => {
+    const server = await startServer((_req, res) => res.end());
     try {
-      const backlog = scenario({ drain: { timeoutSeconds: 30, statsPath: STATS_PATH }, counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }] });
-      const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
-      const summary = await runScenario(backlog, { ...SETTINGS, baseUrl });
-      expect(answers).toEqual([]);
-      // One poll before the load (its busy answer, then the counts), one for the drain.
-      expect(summary.metrics.http_reqs?.values.count).toBe(3);
-      expect(summary.metrics.http_req_duration?.values.count).toBe(3);
-      expect(summary.metrics.http_req_failed?.values).toMatchObject({ passes: 1, fails: 2 });
-      expect(summary.metrics.checks?.values).toMatchObject({ passes: 0, fails: 0 });
+      const events: string[] = [];
+      const one = scenario({ load: PLENTY_OF_VUS, plan: async (iteration) => (iteration === 0 ? [request('/', iteration)] : []) });
+      const summary = await runScenario(one, { ...SETTINGS, baseUrl: server.baseUrl }, {
+        log: (line) => events.push(line),
+        onAnswer: (answer) => events.push(`answer ${answer.messageId}`),
+      });
+      expect(events).toEqual([runIdLine('unit', summary.runId), 'answer m0']);
     } finally {
-      await new Promise((resolve) => stats.close(resolve));
+      await server.close();
     }
   });
 
-  it('asks the stats endpoint before the load, so a wrong ADMIN_TOKEN stops the run before it starts', async () => {
-    let polls = 0;
-    const stats = http.createServer((req, res) => {
-      polls += 1;
-      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized"}');
-    });
-    await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
+  it('records a request that was never written (refused) as k6 does: 0 ms in http_req_duration, failed, its check failed, and its wait in latency_from_due_ms', async () => {
+    // Port 9 refuses: no request is ever written.
+    const refused = scenario({ load: PLENTY_OF_VUS, plan: async (iteration) => [request('/webhooks/meta', iteration)] });
+    const summary = await runScenario(refused, SETTINGS);
+    expect(summary.requests).toBe(20);
+    expect(summary.metrics.http_req_duration?.values).toMatchObject({ count: 20, max: 0 });
+    expect(summary.metrics.http_req_failed?.values).toMatchObject({ rate: 1, passes: 20 });
+    expect(summary.checks).toEqual([{ name: 'meta answered 200', passes: 0, fails: 20 }]);
+    expect(summary.metrics.latency_from_due_ms?.values.count).toBe(20);
+    expect(summary.metrics.latency_from_due_ms?.values.min).toBeGreaterThan(0);
+  });
+
+  it('counts latency from when a request was due, so requests due while the generator stalled show the stall', async () => {
+    const server = await startServer((_req, res) => res.end());
+    const STALL_MS = 400;
     try {
-      let iterations = 0;
-      const backlog = scenario({ drain: { timeoutSeconds: 30, statsPath: STATS_PATH }, counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }], plan: async () => (iterations++, []) });
-      const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
-      await expect(runScenario(backlog, { ...SETTINGS, baseUrl })).rejects.toThrow('the stats endpoint answered 401: is ADMIN_TOKEN the gateway\'s?');
-      expect({ polls, iterations }).toEqual({ polls: 1, iterations: 0 });
+      const stalling = scenario({
+        load: PLENTY_OF_VUS,
+        plan: async (iteration) => {
+          // The first iteration holds the event loop: the iterations due meanwhile can leave only after it.
+          if (iteration === 0) for (const until = performance.now() + STALL_MS; performance.now() < until; );
+          return [request('/', iteration)];
+        },
+      });
+      const summary = await runScenario(stalling, { ...SETTINGS, baseUrl: server.baseUrl });
+      expect(summary.requests).toBe(20);
+      const fromDue = summary.metrics.latency_from_due_ms!.values;
+      // The first iteration's own request and the second's (due one interval in) left after the stall:
+      // the two largest of 20 samples, which p(99) lies between.
+      expect(fromDue['p(99)']).toBeGreaterThanOrEqual(STALL_MS - DUE_EVERY_MS);
+      expect(summary.metrics.request_start_lag_ms!.values['p(99)']).toBeGreaterThanOrEqual(STALL_MS - DUE_EVERY_MS);
     } finally {
-      await new Promise((resolve) => stats.close(resolve));
+      await server.close();
     }
   });
 
-  it('fails the backlog scenario when no backlog built (a worker still ran): a drain of nothing proves nothing', async () => {
-    const backlogStatsPath = backlog.define(readSettings({ ...BACKLOG_ENV, BASE_URL: 'http://127.0.0.1:9' }, 'backlog', backlog.defaults)).drain!.statsPath;
-    const stats = http.createServer((req, res) => {
-      if (req.url !== backlogStatsPath) return void res.writeHead(200).end();
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ counts: { queued: 0, processing: 0 } }));
+  it('stops starting iterations when interrupted, counts what is answered within the grace, and sums up without what never is', async () => {
+    const server = await startServer((req, res) => {
+      if (req.url !== '/held') res.end();
     });
-    await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
     try {
-      const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
-      const settings = readSettings({ ...BACKLOG_ENV, BASE_URL: baseUrl }, 'backlog', backlog.defaults);
-      const summary = await runScenario(backlog.define(settings), settings);
-      expect(summary.counters.backlog_messages).toBe(0);
-      expect(summary.verdicts.find((verdict) => verdict.metric === 'backlog_messages')).toMatchObject({ ok: false });
-      expect(summary.ok).toBe(false);
+      const stop = new AbortController();
+      let answered = 0;
+      let allAnswered = () => {};
+      const firstFourAnswered = new Promise<void>((resolve) => (allAnswered = resolve));
+      const planned: number[] = [];
+      const long = scenario({
+        load: { ...PLENTY_OF_VUS, durationSeconds: 30 },
+        plan: async (iteration) => {
+          planned.push(iteration);
+          if (iteration < 4) return [request('/', iteration)];
+          await firstFourAnswered;
+          stop.abort('SIGINT');
+          // Sent after the signal: one answered within the grace counts, one never answered neither holds the run nor counts.
+          return [request('/', iteration), request('/held', iteration)];
+        },
+      });
+      const summary = await runScenario(long, { ...SETTINGS, baseUrl: server.baseUrl }, { onAnswer: () => ++answered === 4 && allAnswered() }, stop.signal);
+      expect(planned).toEqual([0, 1, 2, 3, 4]);
+      expect(summary).toMatchObject({ interrupted: 'SIGINT', requests: 5, checks: [{ name: 'meta answered 200', passes: 5, fails: 0 }] });
+      expect(formatSummary(summary)).toContain('interrupted by SIGINT: the verdicts judge only what ran');
     } finally {
-      await new Promise((resolve) => stats.close(resolve));
+      await server.close();
     }
   });
-
-  it('ends a drain it cannot watch with failed verdicts and its summary, as k6 does, rather than with an error', async () => {
-    const backlogStatsPath = backlog.define(readSettings({ ...BACKLOG_ENV, BASE_URL: 'http://127.0.0.1:9' }, 'backlog', backlog.defaults)).drain!.statsPath;
-    // The check before the load and the backlog built read 5 queued; then the endpoint fails.
-    const answers = [200, 200];
-    const stats = http.createServer((req, res) => {
-      if (req.url !== backlogStatsPath) return void res.writeHead(200).end();
-      const status = answers.shift() ?? 500;
-      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(status === 200 ? { counts: { queued: 5, processing: 0 } } : { error: 'internal' }));
-    });
-    await new Promise<void>((resolve) => stats.listen(0, '127.0.0.1', resolve));
-    try {
-      const baseUrl = `http://127.0.0.1:${(stats.address() as AddressInfo).port}`;
-      const settings = readSettings({ ...BACKLOG_ENV, BASE_URL: baseUrl, DRAIN_TIMEOUT: '30' }, 'backlog', backlog.defaults);
-      const lines: string[] = [];
-      const summary = await runScenario(backlog.define(settings), settings, { log: (line) => lines.push(line) });
-      expect(summary.counters).toMatchObject({ backlog_messages: 5, backlog_left: 1 });
-      expect(summary.verdicts.find((verdict) => verdict.metric === 'backlog_left')).toMatchObject({ ok: false });
-      expect(summary.ok).toBe(false);
-      expect(lines).toContainEqual(expect.stringContaining('the drain could not be watched: the stats endpoint answered 500'));
-    } finally {
-      await new Promise((resolve) => stats.close(resolve));
-    }
-  });
-
-  it('gives up a request whose answer trickles in after 10 s, as k6\'s timeout does, instead of waiting for every byte', async () => {
-    const timers = new Set<NodeJS.Timeout>();
-    const trickling = http.createServer((req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      // A byte every half second: a socket's idle timeout never fires on it.
-      const timer = setInterval(() => res.write('.'), 500);
-      timers.add(timer);
-      res.on('close', () => clearInterval(timer));
-    });
-    await new Promise<void>((resolve) => trickling.listen(0, '127.0.0.1', resolve));
-    const client = createHttpClient();
-    try {
-      const baseUrl = `http://127.0.0.1:${(trickling.address() as AddressInfo).port}`;
-      const answer = await client.send(baseUrl, { path: '/', headers: {}, body: '{}', expectedStatus: 200, tags: { kind: 'meta' }, messageId: 'm' });
-      expect(answer).toEqual({ status: 0, error: `no answer within ${REQUEST_TIMEOUT_MS} ms` });
-    } finally {
-      client.close();
-      timers.forEach(clearInterval);
-      trickling.closeAllConnections();
-      await new Promise((resolve) => trickling.close(resolve));
-    }
-  }, 30_000);
 });

@@ -1,6 +1,7 @@
 import { arrivalSchedule } from '../../load-tests/runner/arrival.ts';
 import { DEFAULT_RETRY_AFTER_SECONDS, DRAIN_POLL_SECONDS, createDrainClock, retryAfterSeconds, statsPathCovering } from '../../load-tests/lib/backlog.ts';
 import { readSettings, parseDuration, shareFrom } from '../../load-tests/lib/settings.ts';
+import { buildSummary, formatSummary } from '../../load-tests/lib/summary.ts';
 import { judge, parseThreshold, percentile, trendValues } from '../../load-tests/lib/thresholds.ts';
 import { SCENARIOS } from '../../load-tests/scenarios/index.ts';
 
@@ -33,8 +34,8 @@ describe('load-test thresholds, as k6 judges them', () => {
       { checks: { type: 'rate', values: { rate: 1 }, thresholds: { 'rate>0.99': { ok: false } } } },
     );
     expect(verdicts).toEqual([
-      { metric: 'checks', threshold: 'rate>0.99', ok: false, actual: 1, aggregation: 'rate' },
-      { metric: 'http_req_duration{slo:ack}', threshold: 'p(99)<20', ok: true, actual: null, aggregation: 'p(99)' },
+      { metric: 'checks', threshold: 'rate>0.99', ok: false, actual: 1, aggregation: 'rate', samples: null },
+      { metric: 'http_req_duration{slo:ack}', threshold: 'p(99)<20', ok: true, actual: null, aggregation: 'p(99)', samples: 0 },
     ]);
   });
 
@@ -57,6 +58,29 @@ describe('load-test thresholds, as k6 judges them', () => {
     ]);
   });
 
+  it('prints how many samples each trend or rate was judged on, so a tagged subset missing its tag shows', () => {
+    const summary = buildSummary({
+      scenario: 'unit',
+      description: 'samples per threshold',
+      runId: '00000000',
+      runner: 'k6',
+      baseUrl: 'http://127.0.0.1:3000',
+      load: { executor: 'constant-arrival-rate', rate: 1, durationSeconds: 1, preAllocatedVUs: 1, maxVUs: 1 },
+      thresholds: { 'http_req_duration{slo:ack}': ['p(99)<20'], http_req_failed: ['rate<0.01'], forged_accepted: ['count==0'] },
+      counterNames: ['forged_accepted'],
+      metrics: {
+        'http_req_duration{slo:ack}': { type: 'trend', values: { 'p(99)': 6.5, count: 3 } },
+        http_req_failed: { type: 'rate', values: { rate: 0, passes: 0, fails: 200 } },
+        forged_accepted: { type: 'counter', values: { count: 0 } },
+      },
+      checks: [],
+    });
+    const printed = formatSummary(summary);
+    expect(printed).toContain('✓ http_req_duration{slo:ack} p(99)<20  p(99)=6.50ms (3 samples)');
+    expect(printed).toContain('✓ http_req_failed rate<0.01  rate=0.00% (200 samples)');
+    expect(printed).toContain('✓ forged_accepted count==0  count=0\n');
+  });
+
   it('refuses a threshold it cannot evaluate, naming it', () => {
     expect(() => parseThreshold('p99 < 20')).toThrow('unsupported threshold "p99 < 20"');
   });
@@ -68,14 +92,14 @@ describe('load-test thresholds, as k6 judges them', () => {
 });
 
 describe('load-test arrival schedule', () => {
-  it('spaces a constant rate evenly', () => {
+  it('spaces a constant rate evenly, the first iteration at the start, as k6\'s constant-arrival-rate does', () => {
     const schedule = arrivalSchedule({ executor: 'constant-arrival-rate', rate: 500, durationSeconds: 2, preAllocatedVUs: 1, maxVUs: 1 });
     expect(schedule.total).toBe(1000);
     expect(schedule.dueMs(0)).toBe(0);
     expect(schedule.dueMs(999)).toBeCloseTo(1998);
   });
 
-  it('ramps: the iterations due by each time follow the linear rate', () => {
+  it('ramps: iteration n (from 1) starts when the area under the rate reaches n, as k6\'s ramping-arrival-rate does', () => {
     const schedule = arrivalSchedule({
       executor: 'ramping-arrival-rate',
       startRate: 0,
@@ -89,11 +113,23 @@ describe('load-test arrival schedule', () => {
     });
     // 100 during the ramp up, 100 while holding, 50 during the ramp down.
     expect(schedule.total).toBe(250);
-    expect(schedule.dueMs(25)).toBeCloseTo(1000); // 0→100/s over 2 s: 25 due by 1 s
-    expect(schedule.dueMs(150)).toBeCloseTo(2500);
+    // 0→100/s over 2 s: the area is 25·t², so nothing starts at 0 and the first starts at √(1/25) s.
+    expect(schedule.dueMs(0)).toBeCloseTo(200);
+    expect(schedule.dueMs(24)).toBeCloseTo(1000); // the 25th, when 25 are due
+    expect(schedule.dueMs(99)).toBeCloseTo(2000); // the 100th ends the ramp
+    expect(schedule.dueMs(100)).toBeCloseTo(2010); // then one every 10 ms while holding
+    expect(schedule.dueMs(149)).toBeCloseTo(2500);
     const dues = Array.from({ length: 250 }, (_, n) => schedule.dueMs(n));
     expect(dues.every((due, n) => n === 0 || due > dues[n - 1]!)).toBe(true);
-    expect(dues[249]!).toBeLessThan(4000);
+    // The 250th when the whole area is reached, at the very end.
+    expect(dues[249]!).toBeCloseTo(4000);
+  });
+
+  it('starts a ramp from a non-zero rate one interval in, not at the start', () => {
+    const schedule = arrivalSchedule({ executor: 'ramping-arrival-rate', startRate: 10, stages: [{ target: 10, durationSeconds: 1 }], preAllocatedVUs: 1, maxVUs: 1 });
+    expect(schedule.total).toBe(10);
+    expect(schedule.dueMs(0)).toBeCloseTo(100);
+    expect(schedule.dueMs(9)).toBeCloseTo(1000);
   });
 });
 

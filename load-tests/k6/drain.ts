@@ -1,0 +1,82 @@
+/** The backlog scenario's drain, as k6's setup() and teardown() watch it: synchronous requests and sleeps. */
+import { sleep } from 'k6';
+import http from 'k6/http';
+import type { Counter, Trend } from 'k6/metrics';
+import {
+  DRAIN_POLL_SECONDS,
+  STATS_EXPECTED_STATUSES,
+  STATS_KEPT_BUSY,
+  createDrainClock,
+  drainCounters,
+  retryAfterSeconds,
+  statsBusy,
+  statsHeaders,
+  unfinishedMessages,
+} from '../lib/backlog.ts';
+import type { Drain } from '../lib/scenario.ts';
+
+/** The same 10 s the Node runner gives a request (k6's default of 60 s is far past any ack worth having). */
+export const REQUEST_TIMEOUT_SECONDS = 10;
+export const REQUEST_TIMEOUT = `${REQUEST_TIMEOUT_SECONDS}s`;
+
+/** The unfinished messages the stats endpoint reports, waiting out its rate limit or another caller until giveUpAt. */
+export function readStats(url: string, adminToken: string, giveUpAt: number): number {
+  const get = () =>
+    http.get(url, {
+      headers: statsHeaders(adminToken),
+      timeout: REQUEST_TIMEOUT,
+      tags: { kind: 'stats' },
+      responseCallback: http.expectedStatuses(...STATS_EXPECTED_STATUSES),
+    });
+  let response = get();
+  while (statsBusy(response.status)) {
+    const waitSeconds = retryAfterSeconds(response.headers['Retry-After']);
+    if (Date.now() + waitSeconds * 1000 > giveUpAt) throw new Error(STATS_KEPT_BUSY);
+    sleep(waitSeconds);
+    response = get();
+  }
+  const unfinished = response.status === 200 ? unfinishedMessages(response.json()) : null;
+  if (unfinished === null) throw new Error(`the stats endpoint answered ${response.status}: is ADMIN_TOKEN the gateway's?`);
+  return unfinished;
+}
+
+/**
+ * Polls until nothing is queued or processing, or the timeout passes, and records the backlog
+ * counters as the Node runner does. A drain that cannot be watched to its end fails both
+ * backlog thresholds and is logged; teardown still returns, so the run ends with its verdicts.
+ */
+export function waitForDrain(drain: Drain, baseUrl: string, adminToken: string, counters: Map<string, Counter>, drainSeconds: Trend): void {
+  const reads: number[] = [];
+  let readToTheEnd = false;
+  try {
+    watchDrain(drain, baseUrl, adminToken, reads, drainSeconds);
+    readToTheEnd = true;
+  } catch (error) {
+    console.error(`the drain could not be watched: ${(error as Error).message}`);
+  }
+  const outcome = drainCounters(reads, readToTheEnd);
+  counters.get('backlog_messages')!.add(outcome.backlog_messages);
+  counters.get('backlog_left')!.add(outcome.backlog_left);
+}
+
+function watchDrain(drain: Drain, baseUrl: string, adminToken: string, reads: number[], drainSeconds: Trend): void {
+  const { timeoutSeconds } = drain;
+  const url = baseUrl + drain.statsPath;
+  const giveUpAt = Date.now() + timeoutSeconds * 1000;
+  const read = () => {
+    const unfinished = readStats(url, adminToken, giveUpAt);
+    reads.push(unfinished);
+    return unfinished;
+  };
+  const built = read();
+  console.log(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);
+  const startMs = Date.now();
+  const clock = createDrainClock(built, startMs);
+  let left = built;
+  while (left > 0 && Date.now() - startMs < timeoutSeconds * 1000) {
+    sleep(DRAIN_POLL_SECONDS);
+    left = read();
+    clock.observe(left, Date.now());
+  }
+  if (left === 0) drainSeconds.add(clock.secondsUntil(Date.now()));
+}

@@ -1,0 +1,120 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ScenarioDefinition } from '../../load-tests/lib/scenario.ts';
+import { readSettings } from '../../load-tests/lib/settings.ts';
+import { runScenario } from '../../load-tests/runner/run.ts';
+import { backlog } from '../../load-tests/scenarios/backlog.ts';
+
+/** The stats path the hand-made drains poll; the backlog scenario's own is computed from its settings. */
+const STATS_PATH = '/api/v1/whatsapp-hardened/stats?hours=1';
+const BACKLOG_ENV = { WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', ADMIN_TOKEN: 'admin', RATE: '2', DURATION: '1s' };
+const SETTINGS = readSettings({ WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', BASE_URL: 'http://127.0.0.1:9' }, 'unit', { rate: 1, duration: '1s' });
+const BACKLOG_STATS_PATH = backlog.define(readSettings({ ...BACKLOG_ENV, BASE_URL: 'http://127.0.0.1:9' }, 'backlog', backlog.defaults)).drain!.statsPath;
+
+/** A backlog drain with no load before it: only the stats polls are under test. */
+function drainOnly(): ScenarioDefinition {
+  return {
+    name: 'unit',
+    description: 'a drain',
+    load: { executor: 'constant-arrival-rate', rate: 40, durationSeconds: 0.5, preAllocatedVUs: 1, maxVUs: 1 },
+    thresholds: {},
+    counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }],
+    plan: async () => [],
+    drain: { timeoutSeconds: 30, statsPath: STATS_PATH },
+  };
+}
+
+/** A gateway whose stats endpoint gives the answers in turn (then the last again), and 200 to anything else. */
+async function statsServer(path: string, answers: { status: number; unfinished?: number; retryAfter?: string }[]) {
+  const polls: number[] = [];
+  const server = http.createServer((req, res) => {
+    if (req.url !== path) return void res.writeHead(200).end();
+    const answer = answers.length > 1 ? answers.shift()! : answers[0]!;
+    polls.push(answer.status);
+    res.writeHead(answer.status, { 'content-type': 'application/json', ...(answer.retryAfter ? { 'retry-after': answer.retryAfter } : {}) });
+    res.end(JSON.stringify(answer.unfinished === undefined ? { error: 'no stats' } : { counts: { queued: answer.unfinished, processing: 0 } }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    polls,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+describe('the Node runner\'s backlog drain', () => {
+  it.each([
+    [429, 'its rate limit'],
+    [503, 'another caller\'s stats under way in the pod'],
+  ])('waits out a %d (%s) and counts the stats polls as k6 does: in the requests and durations, as expected answers, and not in the checks', async (busy) => {
+    const stats = await statsServer(STATS_PATH, [{ status: busy, retryAfter: '1' }, { status: 200, unfinished: 0 }]);
+    try {
+      const summary = await runScenario(drainOnly(), { ...SETTINGS, baseUrl: stats.baseUrl });
+      // One poll before the load (its busy answer, then the counts), one for the drain.
+      expect(stats.polls).toEqual([busy, 200, 200]);
+      expect(summary.metrics.http_reqs?.values.count).toBe(3);
+      expect(summary.metrics.http_req_duration?.values.count).toBe(3);
+      expect(summary.metrics.http_req_failed?.values).toMatchObject({ passes: 0, fails: 3 });
+      expect(summary.metrics.checks?.values).toMatchObject({ passes: 0, fails: 0 });
+    } finally {
+      await stats.close();
+    }
+  });
+
+  it('asks the stats endpoint before the load, so a wrong ADMIN_TOKEN stops the run before it starts', async () => {
+    const stats = await statsServer(STATS_PATH, [{ status: 401 }]);
+    try {
+      let iterations = 0;
+      const drain = { ...drainOnly(), plan: async () => (iterations++, []) };
+      await expect(runScenario(drain, { ...SETTINGS, baseUrl: stats.baseUrl })).rejects.toThrow('the stats endpoint answered 401: is ADMIN_TOKEN the gateway\'s?');
+      expect({ polls: stats.polls, iterations }).toEqual({ polls: [401], iterations: 0 });
+    } finally {
+      await stats.close();
+    }
+  });
+
+  it('fails the backlog scenario when no backlog built (a worker still ran): a drain of nothing proves nothing', async () => {
+    const stats = await statsServer(BACKLOG_STATS_PATH, [{ status: 200, unfinished: 0 }]);
+    try {
+      const settings = readSettings({ ...BACKLOG_ENV, BASE_URL: stats.baseUrl }, 'backlog', backlog.defaults);
+      const summary = await runScenario(backlog.define(settings), settings);
+      expect(summary.counters).toEqual({ backlog_messages: 0, backlog_left: 0 });
+      expect(summary.verdicts.filter((verdict) => !verdict.ok).map((verdict) => verdict.metric)).toEqual(['backlog_messages']);
+    } finally {
+      await stats.close();
+    }
+  });
+
+  it('fails both backlog thresholds when the stats cannot be read to the end of the wait, and still ends with its summary', async () => {
+    // The check before the load and the backlog built read 5; the next poll fails.
+    const stats = await statsServer(BACKLOG_STATS_PATH, [{ status: 200, unfinished: 5 }, { status: 200, unfinished: 5 }, { status: 500 }]);
+    try {
+      const settings = readSettings({ ...BACKLOG_ENV, BASE_URL: stats.baseUrl, DRAIN_TIMEOUT: '30' }, 'backlog', backlog.defaults);
+      const lines: string[] = [];
+      const summary = await runScenario(backlog.define(settings), settings, { log: (line) => lines.push(line) });
+      // The same counters k6's teardown records for the same answers: no verified backlog, the last count read left.
+      expect(summary.counters).toEqual({ backlog_messages: 0, backlog_left: 5 });
+      expect(lines).toContainEqual(expect.stringContaining('the drain could not be watched: the stats endpoint answered 500'));
+      // The 500 is the one request answered otherwise than expected, among two acks and three polls: over 1 % failed.
+      expect(summary.metrics.http_req_failed?.values).toMatchObject({ passes: 1, fails: 4 });
+      expect(summary.verdicts.filter((verdict) => !verdict.ok).map((verdict) => verdict.metric)).toEqual(['http_req_failed', 'backlog_messages', 'backlog_left']);
+    } finally {
+      await stats.close();
+    }
+  });
+
+  it('stops waiting for the drain when the run is interrupted, and fails both backlog thresholds', async () => {
+    const stats = await statsServer(BACKLOG_STATS_PATH, [{ status: 200, unfinished: 5 }]);
+    try {
+      const settings = readSettings({ ...BACKLOG_ENV, BASE_URL: stats.baseUrl, DRAIN_TIMEOUT: '600' }, 'backlog', backlog.defaults);
+      const stop = new AbortController();
+      const lines: string[] = [];
+      const summary = await runScenario(backlog.define(settings), settings, { log: (line) => lines.push(line), onBacklogBuilt: () => stop.abort('SIGTERM') }, stop.signal);
+      expect(stats.polls).toEqual([200, 200]);
+      expect(summary).toMatchObject({ interrupted: 'SIGTERM', counters: { backlog_messages: 0, backlog_left: 5 }, ok: false });
+      expect(lines).toContainEqual('the drain could not be watched: the run was interrupted');
+    } finally {
+      await stats.close();
+    }
+  });
+});
