@@ -13,6 +13,7 @@ export const FAILPOINTS = [
   'worker.after-record',
   'worker.before-ack',
   'worker.after-dead-letter-publish',
+  'worker.after-dead-record',
   'reshard.distributing',
   'replies.resend-after-mark',
 ] as const;

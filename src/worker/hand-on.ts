@@ -141,10 +141,15 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     }
     // A copy of a message already finished, whose acks were lost until the delivery limit
     // (checked before any claim) came: a letter would only raise the dead-letter alert for a
-    // message that has its order and reply, and a replay would skip it.
-    if (before?.status === 'processed' || before?.status === 'unmatched') {
+    // message that has its order and reply, and a replay would skip it. So is a copy of one
+    // recorded dead already: its letter was confirmed before that record, and a second would
+    // make a replay put the message back twice.
+    if (before?.status === 'processed' || before?.status === 'unmatched' || before?.status === 'dead') {
       deps.metrics.workerMessages.inc({ outcome: 'skipped' });
-      deps.log.info({ messageId: payload?.messageId, status: before.status }, 'not dead-lettered: the message was finished already (a copy whose ack was lost)');
+      const why = before.status === 'dead'
+        ? 'not dead-lettered again: its letter is in the dead-letter queue already (a copy whose ack was lost)'
+        : 'not dead-lettered: the message was finished already (a copy whose ack was lost)';
+      deps.log.info({ messageId: payload?.messageId, status: before.status }, why);
       safely(() => channel.ack(delivery));
       return;
     }
@@ -162,6 +167,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     }
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
     deps.log.error({ source: payload?.source, messageId: payload?.messageId, err: withoutNumbers(reason) }, 'message dead-lettered');
+    await failpoint('worker.after-dead-record');
     safely(() => channel.ack(delivery));
   }
 

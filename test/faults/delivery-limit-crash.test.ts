@@ -62,4 +62,20 @@ describe('a worker killed mid-call on the last delivery the limit allows', () =>
     const letters = await listDead(topologyFromConfig(loadConfig(rig.env)));
     expect(letters.map((letter) => letter.id)).not.toContain(`whatsapp:${sent.id}`);
   }, TEST_TIMEOUT_MS);
+
+  it('acks, without a second letter, a copy of a message recorded dead whose ack was lost', async () => {
+    const held = await rig.replace('worker', { WAGATE_FAILPOINT: 'worker.after-dead-record' });
+    // Refused for good: dead-lettered at once.
+    rig.fake.behave({ kind: 'status', status: 400, metaCode: 131026 }, 1);
+    const sent = await rig.sendOne();
+    expect(sent.status).toBe(200);
+    await waitFor('the worker to hold after recording the message dead', () =>
+      held.logs.some((entry) => entry.failpoint === 'worker.after-dead-record'), CALL_WAIT_MS);
+    const worker = await rig.replace('worker');
+    const told = await waitFor('the copy to be judged', () =>
+      worker.logs.find((entry) => entry.messageId === sent.id && /dead-lettered/.test(String(entry.msg))), TEST_TIMEOUT_MS / 2);
+    expect(told.msg).toBe('not dead-lettered again: its letter is in the dead-letter queue already (a copy whose ack was lost)');
+    const letters = await listDead(topologyFromConfig(loadConfig(rig.env)));
+    expect(letters.filter((letter) => letter.id === `whatsapp:${sent.id}`)).toHaveLength(1);
+  }, TEST_TIMEOUT_MS);
 });
