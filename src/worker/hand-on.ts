@@ -183,7 +183,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       WITH dead AS (
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
         WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')
-          AND (${version}::text IS NULL OR xmin::text = ${version})
+          AND (${version}::text IS NULL OR updated_at::text = ${version})
         RETURNING id),
       orphaned AS (
         UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
@@ -210,16 +210,18 @@ export function createHandOn(deps: HandOnDeps): HandOn {
   /**
    * The record as the dead letter leaves (or a copy is parked again), read before it does. Erased (`wagate erase` during
    * processing): a dead-letter copy would keep the customer's message (and the error, which
-   * may quote their number) after the erase swept the queue. Its row version: once the letter
-   * is in the dead-letter queue a `dlq replay` may reopen the record and publish the message
-   * again, and the dead write that follows must not undo that (the replayed copy would be
-   * skipped as finished, with no letter left to replay), so it applies only to the version
-   * read here. Null when Postgres does not answer: the copy is kept then (`erase` run again
+   * may quote their number) after the erase swept the queue. Its version, its updated_at:
+   * once the letter is in the dead-letter queue a `dlq replay` (or `requeue-stuck`) may reopen
+   * the record and publish the message again, and the dead write that follows must not undo
+   * that (the replayed copy would be skipped as finished, with no letter left to replay), so it
+   * applies only to the version read here. Not the row's xmin: the ledger's count of a
+   * provider's duplicate webhook writes the row too, but leaves updated_at, and a duplicate
+   * must not leave a dead message 'processing'. Null when Postgres does not answer: the copy is kept then (`erase` run again
    * drops it), and the dead write applies to any record still queued or processing.
    */
   async function recordBeforeDeadLetter(payload: QueueMessage): Promise<{ status: string; version: string } | null> {
     const [row] = await deps.sql<{ status: string; version: string }[]>`
-      SELECT status, xmin::text AS version FROM webhook_messages
+      SELECT status, updated_at::text AS version FROM webhook_messages
       WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId}`.catch(() => []);
     return row ?? null;
   }

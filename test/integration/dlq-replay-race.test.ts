@@ -85,4 +85,26 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
     expect(callsTo(pipeline, from)).toHaveLength(2);
     expect(await listDead(pipeline.ingest.topology)).toEqual([]);
   });
+
+  it('records the message dead although the provider delivered its webhook again meanwhile (a duplicate is no replay)', async () => {
+    for (const running of pipeline.workers.splice(0)) await running.stop();
+    const worker = await spawnWagate('worker', { ...pipeline.env, WAGATE_FAILPOINT: 'worker.after-dead-letter-publish', WAGATE_FAILPOINT_ACTION: 'pause' });
+    const from = '15550700003';
+    const id = uniqueWamid();
+    try {
+      pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+      await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+      await waitFor('the worker paused between its dead letter and its record', () => worker.logs.some((entry) => entry.failpoint === 'worker.after-dead-letter-publish'), 30_000);
+      // Meta retries its webhook: the ledger counts the duplicate on the same record.
+      expect((await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' })).status).toBe(200);
+      expect((await pipeline.db.sql`SELECT duplicate_count FROM webhook_messages WHERE message_id = ${id}`)[0]!.duplicate_count).toBe(1);
+      worker.child.kill('SIGCONT');
+      await waitFor('the message recorded dead', async () => (await statusOf(id)) === 'dead', 30_000);
+    } finally {
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+    }
+    expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).toEqual([`whatsapp:${id}`]);
+    expect(callsTo(pipeline, from)).toHaveLength(1);
+  });
 });
