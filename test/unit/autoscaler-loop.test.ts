@@ -1,3 +1,4 @@
+import { statusOf } from '../../src/autoscaler/api-status';
 import { DEFAULT_TOLERANCE } from '../../src/autoscaler/decide';
 import { isPaused, LAST_DECISION_ANNOTATION, PAUSED_ANNOTATION, parseLastDecision } from '../../src/autoscaler/ownership';
 import { createScalingLoop } from '../../src/autoscaler/scaling-loop';
@@ -69,5 +70,14 @@ describe('the scaling loop', () => {
     change(() => delete state.annotations[PAUSED_ANNOTATION]);
     expect(await loop.tick()).toBe('scale_up');
     expect(state.replicas).toBe(6);
+  });
+});
+
+describe('the status a failed call is logged with', () => {
+  it('is the API server\'s HTTP status, and 0 for a call aborted or timed out, which got none', () => {
+    expect(statusOf(Object.assign(new Error('Conflict'), { code: 409 }))).toBe(409);
+    expect(statusOf(new DOMException('The operation timed out.', 'TimeoutError'))).toBe(0);
+    expect(statusOf(new DOMException('This operation was aborted', 'AbortError'))).toBe(0);
+    expect(statusOf(new Error('socket hang up'))).toBe(0);
   });
 });
