@@ -1,21 +1,8 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { PlannedRequest } from '../../load-tests/lib/payloads.ts';
 import { createHttpClient, REQUEST_TIMEOUT_MS } from '../../load-tests/runner/http.ts';
+import { startLocalServer } from '../support/local-server';
 
 const REQUEST: PlannedRequest = { path: '/', headers: {}, body: '{}', expectedStatus: 200, tags: { kind: 'meta' }, messageId: 'm' };
-
-async function startServer(handler: http.RequestListener) {
-  const server = http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 /** Sends the request and measures, around it, how long the whole exchange took. */
 async function timedSend(baseUrl: string) {
@@ -36,7 +23,7 @@ describe('the Node runner\'s HTTP client', () => {
   });
 
   it('times an answered request from its connection to the end of the answer, as k6 does', async () => {
-    const server = await startServer((_req, res) => res.end('ok'));
+    const server = await startLocalServer((_req, res) => res.end('ok'));
     try {
       const { answer, elapsedMs } = await timedSend(server.baseUrl);
       expect(answer).toMatchObject({ status: 200, error: null });
@@ -49,8 +36,8 @@ describe('the Node runner\'s HTTP client', () => {
 
   it('gives up after 10 s on a request never answered, or whose answer trickles in, as k6\'s timeout does, and counts the wait in its duration', async () => {
     const timers = new Set<NodeJS.Timeout>();
-    const silent = await startServer(() => {});
-    const trickling = await startServer((_req, res) => {
+    const silent = await startLocalServer(() => {});
+    const trickling = await startLocalServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       // A byte every half second: a socket's idle timeout never fires on it.
       const timer = setInterval(() => res.write('.'), 500);

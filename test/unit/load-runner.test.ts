@@ -1,11 +1,10 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { runIdLine } from '../../load-tests/lib/ids.ts';
 import type { PlannedRequest } from '../../load-tests/lib/payloads.ts';
 import type { ScenarioDefinition } from '../../load-tests/lib/scenario.ts';
 import { readSettings } from '../../load-tests/lib/settings.ts';
 import { formatSummary } from '../../load-tests/lib/summary.ts';
 import { runScenario } from '../../load-tests/runner/run.ts';
+import { startLocalServer } from '../support/local-server';
 
 const SETTINGS = readSettings({ WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', BASE_URL: 'http://127.0.0.1:9' }, 'unit', { rate: 1, duration: '1s' });
 /** 40 a second for half a second: 20 iterations, one due every 25 ms. */
@@ -29,18 +28,6 @@ const PLENTY_OF_VUS = { executor: 'constant-arrival-rate', rate: RATE, durationS
 
 function request(path: string, iteration: number): PlannedRequest {
   return { path, headers: {}, body: '{}', expectedStatus: 200, tags: { kind: 'meta' }, messageId: `m${iteration}` };
-}
-
-async function startServer(handler: http.RequestListener) {
-  const server = http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
 
 describe('the Node runner', () => {
@@ -89,7 +76,7 @@ describe('the Node runner', () => {
   });
 
   it('prints the run id before the first request, as k6\'s setup does', async () => {
-    const server = await startServer((_req, res) => res.end());
+    const server = await startLocalServer((_req, res) => res.end());
     try {
       const events: string[] = [];
       const one = scenario({ load: PLENTY_OF_VUS, plan: async (iteration) => (iteration === 0 ? [request('/', iteration)] : []) });
@@ -116,7 +103,7 @@ describe('the Node runner', () => {
   });
 
   it('counts latency from when a request was due, so requests due while the generator stalled show the stall', async () => {
-    const server = await startServer((_req, res) => res.end());
+    const server = await startLocalServer((_req, res) => res.end());
     const STALL_MS = 400;
     try {
       const stalling = scenario({
@@ -140,7 +127,7 @@ describe('the Node runner', () => {
   });
 
   it('stops starting iterations when interrupted, counts what is answered within the grace, and sums up without what never is', async () => {
-    const server = await startServer((req, res) => {
+    const server = await startLocalServer((req, res) => {
       if (req.url !== '/held') res.end();
     });
     try {
