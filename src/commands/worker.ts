@@ -156,7 +156,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     sql,
     log,
     metrics,
-    handle: (message) => processMessage(pipeline, message),
+    handle: (message, unsent) => processMessage(pipeline, message, unsent),
   });
   coordinator = createShardCoordinator({
     store: createMembershipStore(sql, config.QUEUE_PREFIX, config.WORKER_LIVENESS_TIMEOUT_MS),

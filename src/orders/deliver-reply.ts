@@ -1,10 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { Sql } from '../db/client';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError } from '../errors';
 import { ERASED, NOT_SENT_ERASED } from './erasure';
 import type { OutboundRow } from './record-decision';
-import { markSending } from './mark-sending';
+import { markSending, type SendingMark } from './mark-sending';
 import { settleReplies, type ReplySettlement } from './settle-replies';
 import { writeProviderAnswer } from './write-provider-answer';
 
@@ -41,7 +42,17 @@ export interface Finishing {
   /** The inbound message to finish with the reply's last state; none for an operator's resend. */
   finish?: MessageFinish;
   /** Marks the reply 'sending' (markSending), true if it moved; the worker passes a micro-batcher. */
-  markSending?(replyId: string): Promise<boolean>;
+  markSending?(mark: SendingMark): Promise<boolean>;
+  /**
+   * Tokens of earlier attempts of this message whose marks went unanswered (SendingMark): the
+   * reply may be 'sending' under one of them with nothing sent, and is then taken over.
+   */
+  unsentAttempts?: readonly string[];
+  /**
+   * Told this attempt's token when its mark failed, the provider not called: the mark may have
+   * committed all the same, and the message's retry carries the token to its next attempt.
+   */
+  onMarkUnanswered?(attempt: string): void;
   /** Writes a settlement (settleReplies), likewise. Each is one statement of its own by default. */
   settle?(settlement: ReplySettlement): Promise<void>;
   /**
@@ -66,9 +77,17 @@ async function claimAndSend(
   metrics: Metrics,
   finishing: Finishing,
 ): Promise<DeliveryResult> {
-  const mark = finishing.markSending ?? (async (id: string) => (await markSending(sql, [id]))[0]!);
+  const mark = finishing.markSending ?? (async (one: SendingMark) => (await markSending(sql, [one]))[0]!);
   if (finishing.mayCall && !(await finishing.mayCall())) return 'given_back';
-  const marked = await mark(outbound.id);
+  const attempt = randomUUID();
+  const unsentAttempts = finishing.unsentAttempts ?? [];
+  let marked: boolean;
+  try {
+    marked = await mark({ replyId: outbound.id, attempt, unsentAttempts });
+  } catch (error) {
+    finishing.onMarkUnanswered?.(attempt);
+    throw error;
+  }
   if (marked && finishing.mayCall && !(await finishing.mayCall())) {
     // Marked but not called: back to sendable, so that the worker that gets the message next
     // sends it, instead of finding it 'sending' and taking its fate for unknown. If that cannot

@@ -1,17 +1,40 @@
 import type { Sql } from '../db/client';
 import { ERASED } from './erasure';
 
+/** One attempt's mark of a reply as 'sending', the commit that must come before its provider call. */
+export interface SendingMark {
+  replyId: string;
+  /** This attempt's token (a UUID), kept on the reply while it is 'sending'. */
+  attempt: string;
+  /**
+   * Tokens of earlier attempts of the same message whose marks went unanswered, so that none
+   * of them called the provider: a reply still 'sending' under one of them is this attempt's to
+   * take over. Any other reply found 'sending' may have been sent, and stays out of reach.
+   */
+  unsentAttempts: readonly string[];
+}
+
 /**
- * Marks replies 'sending' (one more attempt) in one statement, for one reply or many: the
- * commit that must come before their provider calls. Only a reply that is definitely not
- * sent ('pending' or 'retry') and whose customer was not erased moves; for each reply, true
- * when it did, and then this attempt alone may call the provider.
+ * Marks replies 'sending' in one statement, for one reply or many. Only a reply that is
+ * definitely not sent ('pending', 'retry', or 'sending' under an attempt that called nothing)
+ * and whose customer was not erased moves; for each mark, true when it did, and then this
+ * attempt alone may call the provider. A take-over counts no second attempt: the first made no
+ * call. Marking again with the same token answers true again.
  */
-export async function markSending(sql: Sql, replyIds: readonly string[]): Promise<boolean[]> {
+export async function markSending(sql: Sql, marks: readonly SendingMark[]): Promise<boolean[]> {
+  const unsent = marks.flatMap((mark) => mark.unsentAttempts.map((token) => ({ replyId: mark.replyId, token })));
   const rows = await sql<{ id: string }[]>`
-    UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
-    WHERE id = ANY(${replyIds}::bigint[]) AND status IN ('pending', 'retry') AND recipient <> ${ERASED}
-    RETURNING id::text`;
+    UPDATE outbound_messages o
+    SET status = 'sending', attempts = o.attempts + CASE WHEN o.status = 'sending' THEN 0 ELSE 1 END,
+        sending_attempt = m.attempt, updated_at = now()
+    FROM unnest(${marks.map((mark) => mark.replyId)}::bigint[], ${marks.map((mark) => mark.attempt)}::uuid[]) AS m(id, attempt)
+    WHERE o.id = m.id AND o.recipient <> ${ERASED}
+      AND (o.status IN ('pending', 'retry')
+        -- This attempt's own mark, written once already: a batch isolated after its answer was lost.
+        OR (o.status = 'sending' AND o.sending_attempt = m.attempt)
+        OR (o.status = 'sending' AND (o.id, o.sending_attempt) IN (
+          SELECT * FROM unnest(${unsent.map((entry) => entry.replyId)}::bigint[], ${unsent.map((entry) => entry.token)}::uuid[]))))
+    RETURNING o.id::text`;
   const marked = new Set(rows.map((row) => row.id));
-  return replyIds.map((id) => marked.has(id));
+  return marks.map((mark) => marked.has(mark.replyId));
 }

@@ -47,6 +47,8 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
   // must not read as undelivered, and be resent once more).
   const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio'; was: 'unknown' | 'sent'; was_provider_id: string | null; was_delivery: string | null })[]>`
     UPDATE outbound_messages o SET status = 'sending', attempts = o.attempts + 1, updated_at = now(),
+      -- An operator's resend is no worker attempt: no retried message may take it over (SendingMark).
+      sending_attempt = NULL,
       earlier_provider_message_ids = CASE WHEN before.was = 'sent'
         THEN array_append(o.earlier_provider_message_ids, o.provider_message_id) ELSE o.earlier_provider_message_ids END,
       provider_message_id = CASE WHEN before.was = 'sent' THEN NULL ELSE o.provider_message_id END,

@@ -15,3 +15,8 @@ export function withoutBrokerHeaders(headers: Record<string, unknown> | undefine
   for (const name of [...BROKER_HEADERS, ...alsoDrop]) delete copy[name];
   return copy as Record<string, string | number>;
 }
+/**
+ * Tokens (comma-separated UUIDs) of a message's attempts whose mark of its reply as 'sending'
+ * went unanswered: none of them called the provider (src/worker/unsent-attempts.ts).
+ */
+export const UNSENT_ATTEMPTS_HEADER = 'x-wagate-unsent-attempts';

@@ -10,9 +10,10 @@ import { numberHeader, parseDelivery, safely } from './delivery';
 import { createHandOn, type HandOnDeps } from './hand-on';
 import type { ProcessOutcome } from './process-message';
 import { tierToWaitOut } from './retry-plan';
+import { unsentAttemptsOf, type UnsentAttempts } from './unsent-attempts';
 
 export interface ConsumerDeps extends HandOnDeps {
-  handle(message: QueueMessage): Promise<ProcessOutcome>;
+  handle(message: QueueMessage, unsent: UnsentAttempts): Promise<ProcessOutcome>;
 }
 
 /** The consuming connection: each shard's consumer gets a channel of its own on it. */
@@ -133,6 +134,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     const waitTier = tierToWaitOut(deps.topology, numberHeader(delivery, NOT_BEFORE_HEADER), Date.now());
     if (waitTier !== null) return waitOut(channel, delivery, payload, waitTier);
     const started = performance.now();
+    const unsent = unsentAttemptsOf(delivery);
     let outcome: ProcessOutcome;
     try {
       const deliveries = Number(delivery.properties.headers?.['x-delivery-count'] ?? 0);
@@ -145,9 +147,9 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       // Continue the webhook's trace: the amqplib instrumentation's consume span when tracing
       // runs, otherwise the traceparent header the ingest wrote.
       const parent = trace.getSpan(context.active()) ? context.active() : contextFromTraceparent(delivery.properties.headers?.traceparent);
-      outcome = await withSpan('wagate.process', { 'wagate.source': payload.source, 'wagate.type': payload.type }, () => deps.handle(payload), parent);
+      outcome = await withSpan('wagate.process', { 'wagate.source': payload.source, 'wagate.type': payload.type }, () => deps.handle(payload, unsent), parent);
     } catch (error) {
-      await routeFailure(channel, delivery, payload, error).catch((routeError: Error) => {
+      await routeFailure(channel, delivery, payload, error, unsent).catch((routeError: Error) => {
         // The broker redelivers an unacked message; processing is idempotent.
         deps.log.error({ err: routeError.message, messageId: payload.messageId }, 'could not hand a failed message on; it will be redelivered');
         safely(() => channel.nack(delivery, false, true));

@@ -13,6 +13,7 @@ import { ERASED } from '../orders/erasure';
 import { writeProviderAnswer } from '../orders/write-provider-answer';
 import { describe, isDatabaseDown, numberHeader, safely } from './delivery';
 import { planRetry, planWait } from './retry-plan';
+import { unsentAttemptsHeader, unsentAttemptsOf, type UnsentAttempts } from './unsent-attempts';
 import { withoutNumbers } from '../telemetry/without-numbers';
 
 /** Pauses between publishes of a hand-over the broker refused, doubling up to the most. */
@@ -46,12 +47,15 @@ export interface HandOnDeps {
 export interface HandOn {
   /** To its sender's shard, when it arrived on another one. */
   forward(channel: ConfirmChannel, delivery: ConsumeMessage, home: number): Promise<void>;
-  /** A failed try: to its next retry tier, or the dead-letter queue once the tiers are used up. */
-  routeFailure(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, error: unknown): Promise<void>;
+  /**
+   * A failed try: to its next retry tier, or the dead-letter queue once the tiers are used up.
+   * Either copy carries the tokens of the attempts that marked its reply and called nothing.
+   */
+  routeFailure(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, error: unknown, unsent?: UnsentAttempts): Promise<void>;
   /** Back to a retry tier, without a try, until its not-before time. */
   waitOut(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, tier: number): Promise<void>;
   /** To the dead-letter queue, with the reason. */
-  deadLetter(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage | null, reason: string): Promise<void>;
+  deadLetter(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage | null, reason: string, unsent?: UnsentAttempts): Promise<void>;
 }
 
 /**
@@ -75,17 +79,24 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     }
   }
 
-  async function routeFailure(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, error: unknown): Promise<void> {
+  async function routeFailure(
+    channel: ConfirmChannel,
+    delivery: ConsumeMessage,
+    payload: QueueMessage,
+    error: unknown,
+    unsent = unsentAttemptsOf(delivery),
+  ): Promise<void> {
     const reason = describe(error);
-    if (error instanceof PermanentError) return deadLetter(channel, delivery, payload, reason);
+    if (error instanceof PermanentError) return deadLetter(channel, delivery, payload, reason, unsent);
     const retryAfterMs = error instanceof RetryableError ? error.retryAfterMs : undefined;
     const attemptSoFar = numberHeader(delivery, ATTEMPT_HEADER) ?? 0;
     const plan = isDatabaseDown(error)
       ? planWait(deps.topology, attemptSoFar, DATABASE_WAIT_MS)
       : planRetry(deps.topology, attemptSoFar, retryAfterMs, Date.now());
-    if (plan.kind === 'exhausted') return deadLetter(channel, delivery, payload, `retries exhausted: ${reason}`);
+    if (plan.kind === 'exhausted') return deadLetter(channel, delivery, payload, `retries exhausted: ${reason}`, unsent);
     const { tier, attempt, notBefore } = plan;
     await publishOrThrow(channel, deps.topology.retryTiers[tier]!.exchange, delivery, {
+      ...unsentAttemptsHeader(unsent),
       [ATTEMPT_HEADER]: attempt,
       [LAST_ERROR_HEADER]: reason,
       ...(notBefore === undefined ? {} : { [NOT_BEFORE_HEADER]: notBefore }),
@@ -131,7 +142,13 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     }
   }
 
-  async function deadLetter(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage | null, reason: string): Promise<void> {
+  async function deadLetter(
+    channel: ConfirmChannel,
+    delivery: ConsumeMessage,
+    payload: QueueMessage | null,
+    reason: string,
+    unsent = unsentAttemptsOf(delivery),
+  ): Promise<void> {
     const before = payload ? await recordBeforeDeadLetter(payload) : null;
     if (before?.status === ERASED) {
       deps.metrics.workerMessages.inc({ outcome: 'skipped' });
@@ -154,6 +171,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       return;
     }
     await publishOrThrow(channel, deps.topology.deadExchange, delivery, {
+      ...unsentAttemptsHeader(unsent),
       [LAST_ERROR_HEADER]: reason,
       [DEAD_AT_HEADER]: new Date().toISOString(),
     }, deps.topology.deadRoutingKey);
@@ -162,7 +180,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     // record would count as stuck within hours, and its requeue feed the letter back to the
     // workers while it also waits in the dead-letter queue.
     if (payload) {
-      await writeProviderAnswer(() => recordDead(payload, reason, { version: before?.version ?? null, status: before?.status ?? null }))
+      await writeProviderAnswer(() => recordDead(payload, reason, { version: before?.version ?? null, status: before?.status ?? null }, unsent.tokens))
         .catch(recordLag(payload, 'dead'));
     }
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
@@ -176,9 +194,15 @@ export function createHandOn(deps: HandOnDeps): HandOn {
    * it died during the provider call (the delivery limit dead-letters before any claim, which
    * would otherwise have found it), so the customer may have it. Left 'sending', nothing would
    * ever show it to an operator. One still 'pending' or 'retry' was never sent: it fails, and
-   * cleanup then clears it like any other.
+   * cleanup then clears it like any other; so does one 'sending' under an attempt that called
+   * nothing (its mark went unanswered: `unsentAttempts`), which a replay then sends.
    */
-  async function recordDead(payload: QueueMessage, reason: string, { version, status }: { version: string | null; status: string | null }): Promise<void> {
+  async function recordDead(
+    payload: QueueMessage,
+    reason: string,
+    { version, status }: { version: string | null; status: string | null },
+    unsentAttempts: readonly string[],
+  ): Promise<void> {
     const [row] = await deps.sql<{ dead: number; orphaned: number; unsent: number }[]>`
       WITH dead AS (
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
@@ -188,13 +212,15 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       orphaned AS (
         UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
         WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId} AND status = 'sending'
+          AND (sending_attempt IS NULL OR sending_attempt <> ALL(${unsentAttempts}::uuid[]))
           AND EXISTS (SELECT 1 FROM dead)
         RETURNING id),
       -- Definitely not sent, and nothing will try again until a replay (which reopens failed
       -- replies): left 'pending' or 'retry', its text and number outlived every retention.
       unsent AS (
         UPDATE outbound_messages SET status = 'failed', last_error = coalesce(last_error, ${reason}), updated_at = now()
-        WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId} AND status IN ('pending', 'retry')
+        WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId}
+          AND (status IN ('pending', 'retry') OR (status = 'sending' AND sending_attempt = ANY(${unsentAttempts}::uuid[])))
           AND EXISTS (SELECT 1 FROM dead)
         RETURNING id)
       SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT count(*) FROM orphaned)::integer AS orphaned, (SELECT count(*) FROM unsent)::integer AS unsent`;

@@ -16,6 +16,8 @@ import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
 import { NOT_OURS, type Claim } from './claim-messages';
 import type { ShardLease } from './shard-lease';
+import type { UnsentAttempts } from './unsent-attempts';
+import type { SendingMark } from '../orders/mark-sending';
 
 export interface PipelineDeps {
   sql: Sql;
@@ -32,7 +34,7 @@ export interface PipelineDeps {
   /** Writes a decision's order and reply (writeDecisions), batched the same way. */
   writeDecision(write: DecisionWrite): Promise<DecisionWritten>;
   /** Marks a reply 'sending' before its provider call (markSending), batched the same way. */
-  markSending(replyId: string): Promise<boolean>;
+  markSending(mark: SendingMark): Promise<boolean>;
   /** Writes a reply's settlement with its message's finish (settleReplies); batched the same way. */
   settle(settlement: ReplySettlement): Promise<void>;
   /**
@@ -51,8 +53,9 @@ export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped' | 'not_ours';
  * idempotent, because the broker delivers at least once: the claim skips finished
  * messages, the reply row marks a taken decision, and the send state stops a second call.
  * The message's final status is written with its reply's last state, in one statement.
+ * `unsent`: its earlier attempts that marked the reply and called nothing (UnsentAttempts).
  */
-export async function processMessage(deps: PipelineDeps, message: QueueMessage): Promise<ProcessOutcome> {
+export async function processMessage(deps: PipelineDeps, message: QueueMessage, unsent?: UnsentAttempts): Promise<ProcessOutcome> {
   const { sql } = deps;
   const tenure = deps.lease ? await deps.lease.claim() : null;
   if (deps.lease && tenure === null) return 'not_ours';
@@ -79,7 +82,14 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage):
   }
   const reply = outbound;
   const outcome = outcomeOf(reply.kind);
-  const finishing = { finish: { messageId: message.messageId, outcome }, markSending: deps.markSending, settle: deps.settle, mayCall: deps.lease ? () => deps.lease!.mayCall(tenure!) : undefined };
+  const finishing = {
+    finish: { messageId: message.messageId, outcome },
+    markSending: deps.markSending,
+    settle: deps.settle,
+    mayCall: deps.lease ? () => deps.lease!.mayCall(tenure!) : undefined,
+    unsentAttempts: unsent?.tokens,
+    onMarkUnanswered: unsent?.add,
+  };
   const delivered = await withSpan('wagate.reply.send', { 'wagate.provider': message.source, 'wagate.reply': reply.kind }, () =>
     deliverReply(sql, message.source, reply, deps.sendReply, deps.metrics, finishing),
   );

@@ -1,6 +1,6 @@
 import type { Sql } from '../db/client';
 import { settleReplies, type ReplySettlement } from '../orders/settle-replies';
-import { markSending } from '../orders/mark-sending';
+import { markSending, type SendingMark } from '../orders/mark-sending';
 import { drawOrderIds } from '../orders/record-decision-at-once';
 import { writeDecisions, type DecisionWrite, type DecisionWritten } from '../orders/write-decisions';
 import { matchPhraseGroups, type MatchOptions, type PhraseVerdict } from '../orders/match';
@@ -28,7 +28,7 @@ export interface StatementBatchers {
   /** A decision's order and reply (writeDecisions). */
   writeDecision(write: DecisionWrite): Promise<DecisionWritten>;
   /** The commit before a reply's provider call (markSending). */
-  markSending(replyId: string): Promise<boolean>;
+  markSending(mark: SendingMark): Promise<boolean>;
   /** The last write of a message: its reply's state and its own final status (settleReplies). */
   settle(settlement: ReplySettlement): Promise<void>;
 }
@@ -85,17 +85,17 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics,
     },
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of decisions failed; writing them apart'),
   });
-  const sends = createMicroBatcher<string, boolean>({
+  const sends = createMicroBatcher<SendingMark, boolean>({
     ...common,
-    run: (replyIds) => {
-      metrics.workerBatchSize.observe({ statement: 'mark_sending' }, replyIds.length);
-      return markSending(sql, replyIds);
+    run: (marks) => {
+      metrics.workerBatchSize.observe({ statement: 'mark_sending' }, marks.length);
+      return markSending(sql, marks);
     },
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of replies to mark sending failed; marking them apart'),
   });
   return {
     claim: (message) => claims.submit(message),
-    markSending: (replyId) => sends.submit(replyId),
+    markSending: (mark) => sends.submit(mark),
     writeDecision: (write) => decisions.submit(write),
     // The worker matches with one set of options, those given here.
     match: (phrases) => matches.submit(phrases),

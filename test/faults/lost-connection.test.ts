@@ -1,6 +1,6 @@
-import net from 'node:net';
 import { createDatabase, transaction } from '../../src/db/client';
 import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
+import { startJudgingProxy } from '../support/judging-proxy';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { runCountingUnhandledRejections } from '../support/unhandled-rejections';
 import { waitFor } from '../support/wait';
@@ -52,40 +52,6 @@ it('after a transaction loses its connection, the pool still answers', async () 
   }
 });
 
-/**
- * A proxy that resets a connection when the client sends a statement containing `marker`,
- * and passes everything else through.
- */
-async function startResettingProxy(target: URL, marker: string): Promise<{ port: number; resets: () => number; close(): Promise<void> }> {
-  let resets = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port || 5432), target.hostname);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => socket.destroy());
-    }
-    upstream.pipe(client);
-    client.on('data', (chunk: Buffer) => {
-      if (!chunk.includes(marker)) return void upstream.write(chunk);
-      resets += 1;
-      upstream.destroy();
-      client.resetAndDestroy();
-    });
-    client.on('close', () => upstream.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    resets: () => resets,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 it('counts an unhandled rejection in a scenario run apart (the control for the next test)', async () => {
   // Without this, a count that stayed empty would prove nothing: the next test relies on it.
   const run = await runCountingUnhandledRejections('deliberate-rejection');
@@ -98,7 +64,8 @@ it('a connection lost while it reads the array types fails the waiting query, no
   // (porsager/postgres#1192; patched in patches/). An outage that began just then killed ingest.
   // The query runs in a process of its own, which counts its unhandled rejections: in this one,
   // Jest's copy of `process` would hear none.
-  const resetting = await startResettingProxy(new URL(db.url), 'typarray');
+  // Reset when the client sends a statement containing 'typarray'.
+  const resetting = await startJudgingProxy(new URL(db.url), 5432, { fromClient: (chunk) => (chunk.includes('typarray') ? 'reset' : 'pass') });
   try {
     const run = await runCountingUnhandledRejections('first-query', { DATABASE_URL: withPort(db.url, resetting.port) });
     expect(resetting.resets()).toBe(1);

@@ -1,5 +1,6 @@
 import { deliverReply } from '../../src/orders/deliver-reply';
 import { ERASED, NOT_SENT_ERASED } from '../../src/orders/erasure';
+import type { SendingMark } from '../../src/orders/mark-sending';
 import { markAbandonedSends, SEND_ABANDONED } from '../../src/orders/reply-operations';
 import type { OutboundRow } from '../../src/orders/record-decision';
 import type { ReplyClient, SendOutcome } from '../../src/replies/reply-clients';
@@ -68,7 +69,7 @@ describe('a reply another attempt was sending', () => {
       return { kind: 'sent', providerMessageId: 'wamid.provider-race' };
     };
     // This attempt loses the mark to the other one, which meanwhile hears 429 and settles 'retry'.
-    const markSending = async (id: string) => {
+    const markSending = async ({ replyId: id }: SendingMark) => {
       await db.sql`UPDATE outbound_messages SET status = 'retry' WHERE id = ${id}`;
       return false;
     };

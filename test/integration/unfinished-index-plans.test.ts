@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import type { Sql } from '../../src/db/client';
 import { countBacklog } from '../../src/autoscaler/backlog';
@@ -84,7 +85,7 @@ async function runBatch(first: number): Promise<{ claim: string; decision: strin
   const written = await writeDecisions(explained, messages.map(menuReply));
   const decision = plans.join('\n');
   const replyIds = written.map((w) => w.reply!.id);
-  await markSending(explained, replyIds);
+  await markSending(explained, replyIds.map((replyId) => ({ replyId, attempt: randomUUID(), unsentAttempts: [] })));
 
   plans = [];
   await settleReplies(explained, replyIds.map((replyId, index) => ({

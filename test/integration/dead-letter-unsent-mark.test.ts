@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import amqp, { type ConsumeMessage } from 'amqplib';
+import { UNSENT_ATTEMPTS_HEADER } from '../../src/queue/headers';
+import { parseDelivery } from '../../src/worker/delivery';
+import { createHandOn } from '../../src/worker/hand-on';
+import { unsentAttemptsOf } from '../../src/worker/unsent-attempts';
+import { createPublisher } from '../../src/queue/publisher';
+import { routingKeyFor } from '../../src/queue/topology';
+import type { QueueMessage } from '../../src/queue/message';
+import { createLogger } from '../../src/telemetry/logger';
+import { createMetrics } from '../../src/telemetry/metrics';
+import { TEST_AMQP_URL } from '../support/amqp';
+import { replayDead } from '../support/dead-letters';
+import { startPipeline, waitUntilOutOfOutbox, callsTo, type Pipeline } from '../support/pipeline';
+import { postMetaText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+/**
+ * A message dead-lettered while its reply is 'sending': under the token of an attempt whose
+ * mark went unanswered (it called nothing), the reply was never sent, so it fails and a replay
+ * sends it; under any other attempt it may have been sent, and is unknown.
+ */
+let pipeline: Pipeline;
+let connection: amqp.ChannelModel;
+let channel: amqp.ConfirmChannel;
+
+beforeAll(async () => {
+  pipeline = await startPipeline({ RETRY_DELAYS_MS: '100' });
+  connection = await amqp.connect(TEST_AMQP_URL);
+  channel = await connection.createConfirmChannel();
+});
+
+afterAll(async () => {
+  await connection?.close();
+  await pipeline?.stop();
+});
+
+/** A message queued with no worker running, then claimed and its reply left 'sending' under `token`, as a mark leaves it. */
+async function sendingMessage(from: string, token: string): Promise<{ id: string; delivery: ConsumeMessage; payload: QueueMessage }> {
+  const id = uniqueWamid();
+  expect((await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' })).status).toBe(200);
+  await waitUntilOutOfOutbox(pipeline.db, id);
+  await pipeline.db.sql`UPDATE webhook_messages SET status = 'processing' WHERE message_id = ${id}`;
+  await pipeline.db.sql`
+    INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status, sending_attempt, attempts)
+    VALUES (${`reply:whatsapp:${id}`}, 'whatsapp', ${id}, ${from}, '106540352242922', 'order_confirmation', 'Order received', 'sending', ${token}, 1)`;
+  const topology = pipeline.ingest.topology;
+  const queue = topology.shards.find((shard) => shard.routingKey === routingKeyFor(topology, from))!.queue;
+  // Consumed, as a worker takes it: a shard queue has a single active consumer, which basic.get may not bypass.
+  const delivery = await new Promise<ConsumeMessage>((resolve) => {
+    void channel.consume(queue, (message) => {
+      if (message) void channel.cancel(message.fields.consumerTag).then(() => resolve(message));
+    });
+  });
+  const payload = parseDelivery(delivery);
+  if (typeof payload === 'string') throw new Error(payload);
+  return { id, delivery, payload };
+}
+
+function handOn() {
+  return createHandOn({
+    topology: pipeline.ingest.topology,
+    publisher: createPublisher(pipeline.ingest.broker, 5_000),
+    isHeld: () => true,
+    sql: pipeline.db.sql,
+    log: createLogger('silent', 'test-hand-on'),
+    metrics: createMetrics('worker', { processMetrics: false }),
+  });
+}
+
+const replyOf = async (id: string) =>
+  (await pipeline.db.sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE inbound_message_id = ${id}`)[0]!.status;
+
+it('fails a reply left sending by an attempt that called nothing, carries the token, and a replay sends it once', async () => {
+  const unanswered = randomUUID();
+  const from = '15550910001';
+  const { id, delivery, payload } = await sendingMessage(from, unanswered);
+  const unsent = unsentAttemptsOf(delivery);
+  unsent.add(unanswered);
+  await handOn().deadLetter(channel, delivery, payload, 'retries exhausted: test', unsent);
+
+  expect(await replyOf(id)).toBe('failed');
+  const letter = await waitFor('the dead letter', async () => (await channel.get(pipeline.ingest.topology.deadQueue, { noAck: true })) || undefined);
+  expect(String(letter.properties.headers?.[UNSENT_ATTEMPTS_HEADER])).toBe(unanswered);
+  // Back in the dead-letter queue for the replay, as `dlq replay` finds it.
+  await channel.publish('', pipeline.ingest.topology.deadQueue, letter.content, letter.properties);
+  await channel.waitForConfirms();
+
+  expect((await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`])).replayed).toEqual([`whatsapp:${id}`]);
+  await pipeline.startWorker();
+  await waitFor('the replayed message processed', async () =>
+    (await pipeline.db.sql`SELECT 1 FROM webhook_messages WHERE message_id = ${id} AND status = 'processed'`).length === 1);
+  expect(await replyOf(id)).toBe('sent');
+  expect(callsTo(pipeline, from)).toHaveLength(1);
+  for (const worker of pipeline.workers.splice(0)) await worker.stop();
+}, 60_000);
+
+it('marks unknown a reply left sending by another attempt, which may have called the provider', async () => {
+  const from = '15550910002';
+  const { id, delivery, payload } = await sendingMessage(from, randomUUID());
+  const unsent = unsentAttemptsOf(delivery);
+  unsent.add(randomUUID());
+  await handOn().deadLetter(channel, delivery, payload, 'retries exhausted: test', unsent);
+  expect(await replyOf(id)).toBe('unknown');
+  await channel.get(pipeline.ingest.topology.deadQueue, { noAck: true });
+});
