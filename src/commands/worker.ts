@@ -11,6 +11,8 @@ import { failureStreak } from '../telemetry/failure-streak';
 import { countStuckMessages, stuckAfterMs } from '../ledger/stuck';
 import { countKeptThroughFailures } from '../telemetry/count-kept-through-failures';
 import { createPublisher } from '../queue/publisher';
+import { dropDeadLetters } from '../queue/dead-letters';
+import { withOperatorChannel } from '../queue/operator-channel';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { finishedWithin, settleWithin } from '../settle-within';
@@ -157,6 +159,11 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log,
     metrics,
     handle: (message, unsent) => processMessage(pipeline, message, unsent),
+    // Rare (an erase during a dead-lettering): a connection of its own, as `wagate erase` opens.
+    dropDeadLetter: async (message) =>
+      withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit: await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log), log }, (channel) =>
+        dropDeadLetters(channel, topology, (letter) => letter.source === message.source && letter.messageId === message.messageId),
+      ),
   });
   coordinator = createShardCoordinator({
     store: createMembershipStore(sql, config.QUEUE_PREFIX, config.WORKER_LIVENESS_TIMEOUT_MS),

@@ -41,6 +41,11 @@ export interface HandOnDeps {
   sql: Sql;
   log: Logger;
   metrics: Metrics;
+  /**
+   * Drops a message's letters from the dead-letter queue, on a channel of its own
+   * (dropDeadLetters): for a customer erased while their message was being dead-lettered.
+   */
+  dropDeadLetter?(message: QueueMessage): Promise<number>;
 }
 
 /** Where a delivery goes when it is not processed here and now: each is published with a confirm, then acked. */
@@ -170,6 +175,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       safely(() => channel.ack(delivery));
       return;
     }
+    await failpoint('worker.before-dead-letter-publish');
     await publishOrThrow(channel, deps.topology.deadExchange, delivery, {
       ...unsentAttemptsHeader(unsent),
       [LAST_ERROR_HEADER]: reason,
@@ -180,8 +186,9 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     // record would count as stuck within hours, and its requeue feed the letter back to the
     // workers while it also waits in the dead-letter queue.
     if (payload) {
-      await writeProviderAnswer(() => recordDead(payload, reason, { version: before?.version ?? null, status: before?.status ?? null }, unsent.tokens))
-        .catch(recordLag(payload, 'dead'));
+      const recorded = await writeProviderAnswer(() => recordDead(payload, reason, { version: before?.version ?? null, status: before?.status ?? null }, unsent.tokens))
+        .catch((error: Error) => void recordLag(payload, 'dead')(error));
+      if (recorded === 'erased') await dropErasedLetter(payload);
     }
     deps.metrics.workerMessages.inc({ outcome: 'dead_lettered' });
     deps.log.error({ source: payload?.source, messageId: payload?.messageId, err: withoutNumbers(reason) }, 'message dead-lettered');
@@ -202,8 +209,8 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     reason: string,
     { version, status }: { version: string | null; status: string | null },
     unsentAttempts: readonly string[],
-  ): Promise<void> {
-    const [row] = await deps.sql<{ dead: number; orphaned: number; unsent: number }[]>`
+  ): Promise<'erased' | void> {
+    const [row] = await deps.sql<{ dead: number; orphaned: number; unsent: number; erased: number }[]>`
       WITH dead AS (
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
         WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')
@@ -222,14 +229,35 @@ export function createHandOn(deps: HandOnDeps): HandOn {
         WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId}
           AND (status IN ('pending', 'retry') OR (status = 'sending' AND sending_attempt = ANY(${unsentAttempts}::uuid[])))
           AND EXISTS (SELECT 1 FROM dead)
-        RETURNING id)
-      SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT count(*) FROM orphaned)::integer AS orphaned, (SELECT count(*) FROM unsent)::integer AS unsent`;
+        RETURNING id),
+      erased AS (
+        SELECT 1 FROM webhook_messages
+        WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = ${ERASED})
+      SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT count(*) FROM orphaned)::integer AS orphaned, (SELECT count(*) FROM unsent)::integer AS unsent,
+        (SELECT count(*) FROM erased)::integer AS erased`;
+    if (row!.erased > 0) return 'erased';
     if (row!.dead === 0 && version !== null && (status === 'queued' || status === 'processing')) {
       deps.log.info({ messageId: payload.messageId }, 'the message record changed while its dead letter went out (a dlq replay reopened it); left as the replay made it');
     }
     if (row!.orphaned > 0) {
       deps.metrics.confirmations.inc({ provider: payload.source, result: 'unknown' });
       deps.log.warn({ messageId: payload.messageId }, 'the dead-lettered message\'s reply was left mid-call by an earlier attempt; marked unknown, not sent again');
+    }
+  }
+
+  /**
+   * `wagate erase` ran while the letter went out (a blocked publish, say), after its sweep of
+   * the dead-letter queue: left there, the letter would keep the customer's message. If it
+   * cannot be dropped now, the log says how to drop it.
+   */
+  async function dropErasedLetter(payload: QueueMessage): Promise<void> {
+    if (!deps.dropDeadLetter) return;
+    try {
+      const dropped = await deps.dropDeadLetter(payload);
+      deps.log.info({ messageId: payload.messageId, dropped }, 'the customer was erased while the message was dead-lettered; its dead letter is dropped');
+    } catch (error) {
+      deps.log.error({ messageId: payload.messageId, err: describe(error) },
+        'the customer was erased while the message was dead-lettered, and its dead letter could not be dropped: run wagate erase --phone for that customer again once the broker answers');
     }
   }
 

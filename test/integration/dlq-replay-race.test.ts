@@ -2,7 +2,7 @@ import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
 import { shardOf } from '../../src/queue/topology';
 import amqp from 'amqplib';
 import { TEST_AMQP_URL } from '../support/amqp';
-import { listDead, replayDead } from '../support/dead-letters';
+import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
 import { spawnWagate } from '../support/process';
 import { waitFor } from '../support/wait';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
@@ -106,5 +106,26 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
     }
     expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).toEqual([`whatsapp:${id}`]);
     expect(callsTo(pipeline, from)).toHaveLength(1);
+  });
+  it('drops the letter of a customer erased while it went out, after the erase had swept the dead-letter queue', async () => {
+    for (const running of pipeline.workers.splice(0)) await running.stop();
+    const worker = await spawnWagate('worker', { ...pipeline.env, WAGATE_FAILPOINT: 'worker.before-dead-letter-publish', WAGATE_FAILPOINT_ACTION: 'pause' });
+    const from = '15550700004';
+    const id = uniqueWamid();
+    try {
+      pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+      await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+      await waitFor('the worker paused before its dead letter', () => worker.logs.some((entry) => entry.failpoint === 'worker.before-dead-letter-publish'), 30_000);
+      // The erase finds no letter to drop: it has not gone out yet (as behind a blocked publish).
+      expect(await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, `+${from}`)).toMatchObject({ messages: 1, dead_letters: 0 });
+      worker.child.kill('SIGCONT');
+      await waitFor('the worker to drop the letter', () => worker.logs.find((entry) => String(entry.msg).startsWith('the customer was erased while the message was dead-lettered')), 30_000);
+    } finally {
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+    }
+    expect(worker.logs.find((entry) => String(entry.msg).startsWith('the customer was erased while the message was dead-lettered'))).toMatchObject({ dropped: 1 });
+    expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).not.toContain(`whatsapp:${id}`);
+    expect(await statusOf(id)).toBe('erased');
   });
 });
