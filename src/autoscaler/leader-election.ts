@@ -21,6 +21,13 @@ export interface LeaderElectionOptions {
   retryPeriodMs: number;
   log: Logger;
   onLeadingChange(leading: boolean): void;
+  /**
+   * Whether this candidate can do a leader's work now (its Postgres answers, so it can count
+   * the backlog). One that cannot takes no Lease; a leader that has not been able to for a
+   * whole lease duration hands it back, so that a standby that can takes over, rather than
+   * holding the Lease through an outage of its own while the workers go unscaled. Absent: always.
+   */
+  fitToLead?(): Promise<boolean>;
 }
 
 export interface LeaderElector {
@@ -43,6 +50,8 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
   let observed: { key: string; atMs: number } | null = null;
   let timer: NodeJS.Timeout | undefined;
   let attempt: Promise<void> = Promise.resolve();
+  /** Since when fitToLead has said no without a yes between (performance.now()); null while fit. */
+  let unfitSinceMs: number | null = null;
 
   const setLeading = (value: boolean) => {
     if (leading === value) return;
@@ -74,7 +83,30 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     return (await replaceLease(coordination, { ...lease, spec: next })) ? 'held' : 'conflict';
   };
 
+  /** False when this candidate should not try for the Lease now; a leader unfit for a lease duration hands it back. */
+  const fitNow = async (): Promise<boolean> => {
+    if (!options.fitToLead) return true;
+    const fit = await withDeadline(options.fitToLead(), options.renewDeadlineMs).catch(() => false);
+    if (fit) {
+      unfitSinceMs = null;
+      return true;
+    }
+    unfitSinceMs ??= performance.now();
+    const unfitForMs = performance.now() - unfitSinceMs;
+    // A blip does not move the leadership: a leader keeps renewing for a lease duration.
+    if (leading && unfitForMs < options.leaseDurationMs) return true;
+    if (leading) {
+      setLeading(false);
+      log.warn({ lease: name, identity, unfitForMs: Math.round(unfitForMs) }, 'handing the Lease back: this autoscaler has not reached Postgres for a lease duration; a standby that can takes over');
+      await withDeadline(giveBack(coordination, namespace, name, identity), options.renewDeadlineMs).catch((error: Error) =>
+        log.warn({ err: error.message, lease: name }, 'could not hand the Lease back; a standby takes it when it expires'),
+      );
+    }
+    return false;
+  };
+
   const tick = async () => {
+    if (!(await fitNow()) || stopped) return;
     const now = new V1MicroTime();
     const startedMs = performance.now();
     // A hung request must not stall the loop: it counts as a failed try after the renew deadline.

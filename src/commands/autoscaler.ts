@@ -49,6 +49,8 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
     renewDeadlineMs: settings.renewDeadlineMs,
     retryPeriodMs: settings.retryPeriodMs,
     log,
+    // Without Postgres a leader can count no backlog, and so scale nothing.
+    fitToLead: async () => (await postgresAnswers(sql)) === 'ok',
     onLeadingChange(leading) {
       metrics.leader.set(leading ? 1 : 0);
       // Won during stop(): the Lease is being handed back, so nothing starts.

@@ -158,6 +158,29 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     expect(released.durationSeconds).toBe(1);
   }, 120_000);
 
+  it('hands the Lease to a standby once the leader has not reached Postgres for a lease duration, and campaigns again once it does', async () => {
+    recreateWorker(plane, 1);
+    const { proxy, url } = await startProxyFor(db.url, 5432);
+    try {
+      const a = await start('autoscaler-a', DEFAULT_LEASE_ENV, url);
+      await waitFor('autoscaler-a to hold the Lease', () => leaseState(plane)?.holder === 'autoscaler-a', SETTLE_MS);
+      const b = await start('autoscaler-b', DEFAULT_LEASE_ENV);
+      // Postgres goes away for the leader alone: its pool's connections are reset and new ones refused.
+      proxy.setMode('refuse');
+      await waitFor('the standby to take the Lease over', () => leaseState(plane)?.holder === 'autoscaler-b', 60_000);
+      expect(a.logs.some((entry) => String(entry.msg).startsWith('handing the Lease back: this autoscaler has not reached Postgres'))).toBe(true);
+      expect(await metric(a, 'wagate_autoscaler_leader')).toBe(0);
+      await waitFor('the new leader to act', async () => (await decisions(b, 'steady')) > 0, SETTLE_MS);
+
+      proxy.setMode('forward');
+      expect(await b.stop('SIGTERM')).toBe(0);
+      await waitFor('autoscaler-a, reaching Postgres again, to take the released Lease', () => leaseState(plane)?.holder === 'autoscaler-a', SETTLE_MS);
+    } finally {
+      proxy.setMode('forward');
+      await proxy.close();
+    }
+  }, 150_000);
+
   it('stops within its pod\'s grace period while the API server does not answer', async () => {
     recreateWorker(plane, 1);
     await throughProxy('proxied', async (proxied, proxy) => {
