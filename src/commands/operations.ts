@@ -102,7 +102,7 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
   if (action === 'replay') {
     const ids = values.id && [...new Set(values.id)];
     const result = await withSql(config, (sql) =>
-      withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, (message) => reopenDeadMessage(sql, message), ids)),
+      withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, (message, unsent) => reopenDeadMessage(sql, message, unsent), ids)),
     );
     print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue (not wagate messages; records already finished, erased or cleaned up; or records a worker changed in the last ${DEAD_LETTER_SETTLE_SECONDS} s, which a later replay takes): ${result.skipped.join(', ')}` : ''}`);
     if (result.unroutable.length > 0) {

@@ -93,7 +93,7 @@ async function claimAndSend(
     // sends it, instead of finding it 'sending' and taking its fate for unknown. If that cannot
     // be written either, the message goes back all the same and its reply ends unknown: never
     // a call outside the lease.
-    await unmarkSending(sql, outbound).catch(() => undefined);
+    await unmarkSending(sql, outbound, attempt).catch(() => undefined);
     return 'given_back';
   }
   if (!marked) {
@@ -103,7 +103,7 @@ async function claimAndSend(
       RETURNING id`;
     if (erased) return 'already_settled';
     const [orphan] = await sql`
-      UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
+      UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, sending_attempt = NULL, updated_at = now()
       WHERE id = ${outbound.id} AND status = 'sending'
       RETURNING id`;
     if (orphan) {
@@ -171,14 +171,15 @@ async function sendMarkedReply(
 /**
  * Undoes this attempt's markSending, the provider not called: its attempt count, and a
  * sendable status, 'pending' if it was read so, else 'retry' (a status read before the mark
- * may be stale; the mark moved it from one of the two).
+ * may be stale; the mark moved it from one of the two, or took it over from 'sending').
+ * Only this attempt's own mark (its token): another worker's, taken once the message went
+ * back to it, is left alone.
  */
-async function unmarkSending(sql: Sql, outbound: OutboundRow): Promise<void> {
-  // Tried once: a second try after an answer lost could find another worker's own mark, taken
-  // once the message went back to it, and undo that one.
+async function unmarkSending(sql: Sql, outbound: OutboundRow, attempt: string): Promise<void> {
   await sql`
-    UPDATE outbound_messages SET status = ${outbound.status === 'pending' ? 'pending' : 'retry'}, attempts = attempts - 1, updated_at = now()
-    WHERE id = ${outbound.id} AND status = 'sending'`;
+    UPDATE outbound_messages SET status = ${outbound.status === 'pending' ? 'pending' : 'retry'}, attempts = attempts - 1,
+      sending_attempt = NULL, updated_at = now()
+    WHERE id = ${outbound.id} AND status = 'sending' AND sending_attempt = ${attempt}`;
 }
 
 /**
@@ -189,7 +190,7 @@ async function unmarkSending(sql: Sql, outbound: OutboundRow): Promise<void> {
  */
 async function settleFailure(sql: Sql, id: string, status: 'retry' | 'failed', error: string): Promise<void> {
   await sql`
-    UPDATE outbound_messages SET status = ${status}, updated_at = now(),
+    UPDATE outbound_messages SET status = ${status}, sending_attempt = NULL, updated_at = now(),
       last_error = CASE WHEN recipient = ${ERASED} THEN ${NOT_SENT_ERASED} ELSE ${error} END
     WHERE id = ${id} AND status = 'sending'`;
 }

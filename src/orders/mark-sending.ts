@@ -18,14 +18,14 @@ export interface SendingMark {
  * Marks replies 'sending' in one statement, for one reply or many. Only a reply that is
  * definitely not sent ('pending', 'retry', or 'sending' under an attempt that called nothing)
  * and whose customer was not erased moves; for each mark, true when it did, and then this
- * attempt alone may call the provider. A take-over counts no second attempt: the first made no
- * call. Marking again with the same token answers true again.
+ * attempt alone may call the provider. `attempts` counts the marks, a take-over's too; marking
+ * again with the same token answers true again and counts nothing.
  */
 export async function markSending(sql: Sql, marks: readonly SendingMark[]): Promise<boolean[]> {
   const unsent = marks.flatMap((mark) => mark.unsentAttempts.map((token) => ({ replyId: mark.replyId, token })));
   const rows = await sql<{ id: string }[]>`
     UPDATE outbound_messages o
-    SET status = 'sending', attempts = o.attempts + CASE WHEN o.status = 'sending' THEN 0 ELSE 1 END,
+    SET status = 'sending', attempts = o.attempts + CASE WHEN o.status = 'sending' AND o.sending_attempt = m.attempt THEN 0 ELSE 1 END,
         sending_attempt = m.attempt, updated_at = now()
     FROM unnest(${marks.map((mark) => mark.replyId)}::bigint[], ${marks.map((mark) => mark.attempt)}::uuid[]) AS m(id, attempt)
     WHERE o.id = m.id AND o.recipient <> ${ERASED}

@@ -18,7 +18,7 @@ export const DEAD_LETTER_SETTLE_SECONDS = 30;
  * when the message was cleaned up, erased or finished meanwhile (the worker would skip it),
  * or when a worker may still be recording it dead.
  */
-export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 'source' | 'messageId'>): Promise<boolean> {
+export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 'source' | 'messageId'>, unsentAttempts: readonly string[] = []): Promise<boolean> {
   const { source, messageId } = message;
   const reopened = await transaction(sql, async (tx) => {
     // 'queued' is taken too: an earlier replay that committed but could not publish left it so.
@@ -35,9 +35,12 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
     // A reply whose text retention has removed stays failed: there is nothing to send. So does
     // one an operator settled as not to be resent: a replay of its message (one of many, say)
     // does not overrule that, and the worker dead-letters the message again without a call.
-    await tx`UPDATE outbound_messages SET status = 'pending', updated_at = now()
-             WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND status = 'failed' AND body IS NOT NULL
-               AND last_error IS DISTINCT FROM ${SETTLED_NOT_RESENT}`;
+    // So is one left 'sending' by an attempt whose mark went unanswered (the letter's tokens),
+    // when its dead write did not land: nothing was sent, and the replayed copy carries no token.
+    await tx`UPDATE outbound_messages SET status = 'pending', sending_attempt = NULL, updated_at = now()
+             WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND body IS NOT NULL
+               AND ((status = 'failed' AND last_error IS DISTINCT FROM ${SETTLED_NOT_RESENT})
+                 OR (status = 'sending' AND sending_attempt = ANY(${unsentAttempts}::uuid[])))`;
     return messages.count;
   });
   return reopened > 0;

@@ -82,7 +82,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     refusal = reason;
     const restore = row.was === 'sent';
     // Only from 'sending': a worker that marked it unknown meanwhile (a replay of its message) is left so.
-    const [back] = await sql`UPDATE outbound_messages SET status = ${row.was}, updated_at = now(),
+    const [back] = await sql`UPDATE outbound_messages SET status = ${row.was}, sending_attempt = NULL, updated_at = now(),
         last_error = CASE WHEN recipient = ${ERASED} THEN ${RESEND_NOT_SENT_ERASED} ELSE ${reason} END,
         provider_message_id = CASE WHEN ${restore} THEN ${row.was_provider_id} ELSE provider_message_id END,
         delivery_status = CASE WHEN ${restore} THEN ${row.was_delivery} ELSE delivery_status END,
@@ -114,7 +114,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     // marks it unknown later (markAbandonedSends).
     const cause = (error as Error).message;
     const reason = refusal ? `${refusal}; it could not be put back as it was: ${cause}` : `${RESEND_STOPPED}: ${cause}`;
-    const [back] = await sql`UPDATE outbound_messages SET status = 'unknown', updated_at = now(),
+    const [back] = await sql`UPDATE outbound_messages SET status = 'unknown', sending_attempt = NULL, updated_at = now(),
         last_error = CASE WHEN recipient = ${ERASED} THEN ${refusal ? RESEND_NOT_SENT_ERASED : RESEND_STOPPED} ELSE ${reason} END
       WHERE id = ${id} AND status = 'sending' RETURNING id`.catch(() => []);
     if (!back) {
@@ -160,7 +160,7 @@ export async function markAbandonedSends(sql: Sql, olderThanMs: number): Promise
     UPDATE outbound_messages o
     SET status = CASE WHEN o.status = 'retry' AND o.recipient = ${ERASED} THEN 'failed' ELSE 'unknown' END,
         last_error = CASE WHEN o.status = 'retry' AND o.recipient = ${ERASED} THEN ${NOT_SENT_ERASED} ELSE ${SEND_ABANDONED} END,
-        updated_at = now()
+        sending_attempt = NULL, updated_at = now()
     WHERE o.status IN ('sending', 'retry') AND o.updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
       AND NOT EXISTS (SELECT 1 FROM webhook_messages m
                       WHERE m.webhook_source = o.webhook_source AND m.message_id = o.inbound_message_id

@@ -1,5 +1,5 @@
 import type { ConfirmChannel, GetMessage } from 'amqplib';
-import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, withoutBrokerHeaders } from './headers';
+import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, UNSENT_ATTEMPTS_HEADER, unsentAttemptsIn, withoutBrokerHeaders } from './headers';
 import { queueMessageSchema, type QueueMessage } from './message';
 import { publishRouted } from './publish-routed';
 import { routingKeyFor, type Topology } from './topology';
@@ -40,8 +40,12 @@ function giveBack(channel: ConfirmChannel): void {
   }
 }
 
-/** Reopens a dead message's records so the worker takes it again; false when they are finished, erased or gone. */
-export type ReopenDeadMessage = (message: QueueMessage) => Promise<boolean>;
+/**
+ * Reopens a dead message's records so the worker takes it again; false when they are finished,
+ * erased or gone. `unsentAttempts`: the letter's tokens of attempts that marked its reply and
+ * called nothing (UNSENT_ATTEMPTS_HEADER); the replayed copy goes without them.
+ */
+export type ReopenDeadMessage = (message: QueueMessage, unsentAttempts: readonly string[]) => Promise<boolean>;
 
 /**
  * Puts dead letters (all, or those with the given AMQP ids) back on their sender's work
@@ -88,11 +92,11 @@ async function replayTaken(
       continue;
     }
     // Its record was cleaned up, erased or finished meanwhile: the worker would skip it.
-    if (!(await reopen(payload.data))) {
+    if (!(await reopen(payload.data, unsentAttemptsIn(message.properties.headers)))) {
       skipped.push(id);
       continue;
     }
-    const headers = { ...withoutBrokerHeaders(message.properties.headers, [LAST_ERROR_HEADER, DEAD_AT_HEADER, NOT_BEFORE_HEADER]), [ATTEMPT_HEADER]: 0 };
+    const headers = { ...withoutBrokerHeaders(message.properties.headers, [LAST_ERROR_HEADER, DEAD_AT_HEADER, NOT_BEFORE_HEADER, UNSENT_ATTEMPTS_HEADER]), [ATTEMPT_HEADER]: 0 };
     const options = { persistent: true, mandatory: true as const, messageId: id, contentType: 'application/json', headers };
     if (!(await publishRouted(channel, topology.exchange, routingKeyFor(topology, payload.data.senderKey), message.content, options))) {
       // Left unacked, the letter is given back to the dead-letter queue.

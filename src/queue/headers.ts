@@ -20,3 +20,11 @@ export function withoutBrokerHeaders(headers: Record<string, unknown> | undefine
  * went unanswered: none of them called the provider (src/worker/unsent-attempts.ts).
  */
 export const UNSENT_ATTEMPTS_HEADER = 'x-wagate-unsent-attempts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The tokens of UNSENT_ATTEMPTS_HEADER, oldest first; anything that is not a UUID is ignored. */
+export function unsentAttemptsIn(headers: Record<string, unknown> | undefined): string[] {
+  const header = headers?.[UNSENT_ATTEMPTS_HEADER];
+  return typeof header === 'string' || Buffer.isBuffer(header) ? String(header).split(',').filter((token) => UUID.test(token)) : [];
+}

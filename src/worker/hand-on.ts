@@ -217,7 +217,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
           AND (${version}::text IS NULL OR updated_at::text = ${version})
         RETURNING id),
       orphaned AS (
-        UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
+        UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, sending_attempt = NULL, updated_at = now()
         WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId} AND status = 'sending'
           AND (sending_attempt IS NULL OR sending_attempt <> ALL(${unsentAttempts}::uuid[]))
           AND EXISTS (SELECT 1 FROM dead)
@@ -225,7 +225,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       -- Definitely not sent, and nothing will try again until a replay (which reopens failed
       -- replies): left 'pending' or 'retry', its text and number outlived every retention.
       unsent AS (
-        UPDATE outbound_messages SET status = 'failed', last_error = coalesce(last_error, ${reason}), updated_at = now()
+        UPDATE outbound_messages SET status = 'failed', last_error = coalesce(last_error, ${reason}), sending_attempt = NULL, updated_at = now()
         WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId}
           AND (status IN ('pending', 'retry') OR (status = 'sending' AND sending_attempt = ANY(${unsentAttempts}::uuid[])))
           AND EXISTS (SELECT 1 FROM dead)
@@ -254,6 +254,8 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     if (!deps.dropDeadLetter) return;
     try {
       const dropped = await deps.dropDeadLetter(payload);
+      // None found: another reader (a `dlq list`, an erase) held it taken meanwhile.
+      if (dropped === 0) throw new Error('the letter was not in the dead-letter queue when read; another reader may have held it');
       deps.log.info({ messageId: payload.messageId, dropped }, 'the customer was erased while the message was dead-lettered; its dead letter is dropped');
     } catch (error) {
       deps.log.error({ messageId: payload.messageId, err: describe(error) },

@@ -1,18 +1,18 @@
 import type { ConsumeMessage } from 'amqplib';
-import { UNSENT_ATTEMPTS_HEADER } from '../queue/headers';
+import { UNSENT_ATTEMPTS_HEADER, unsentAttemptsIn } from '../queue/headers';
 
 /**
  * Tokens carried at most. Each stands for one attempt in a row whose mark went unanswered; the
  * reply can be 'sending' under one of them only, so a longer trail would add bytes, not reach.
  */
 const TOKENS_KEPT = 8;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * What one delivery knows of its message's attempts that called no provider (SendingMark): the
  * tokens its retry header brought, and any its own unanswered mark adds, for the next retry.
  * A token stays true for as long as it is carried: it matches only while the reply is still
- * 'sending' under it, and every mark that succeeds writes a new one.
+ * 'sending' under it, and every mark that succeeds writes a new one (every move out of
+ * 'sending' clears it). A dlq replay settles the letter's tokens and drops them.
  */
 export interface UnsentAttempts {
   readonly tokens: readonly string[];
@@ -21,8 +21,7 @@ export interface UnsentAttempts {
 }
 
 export function unsentAttemptsOf(delivery: ConsumeMessage): UnsentAttempts {
-  const header = delivery.properties.headers?.[UNSENT_ATTEMPTS_HEADER];
-  const tokens = typeof header === 'string' || Buffer.isBuffer(header) ? String(header).split(',').filter((token) => UUID.test(token)) : [];
+  const tokens = unsentAttemptsIn(delivery.properties.headers);
   return {
     get tokens() {
       return tokens.slice(-TOKENS_KEPT);

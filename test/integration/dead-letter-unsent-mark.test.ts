@@ -44,17 +44,34 @@ async function sendingMessage(from: string, token: string): Promise<{ id: string
   await pipeline.db.sql`
     INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status, sending_attempt, attempts)
     VALUES (${`reply:whatsapp:${id}`}, 'whatsapp', ${id}, ${from}, '106540352242922', 'order_confirmation', 'Order received', 'sending', ${token}, 1)`;
+  const delivery = await consumeFromShard(from);
+  const payload = parseDelivery(delivery);
+  if (typeof payload === 'string') throw new Error(payload);
+  return { id, delivery, payload };
+}
+
+/** The next message of the sender's shard queue, consumed as a worker takes it: a shard queue has a single active consumer, which basic.get may not bypass. */
+async function consumeFromShard(from: string): Promise<ConsumeMessage> {
   const topology = pipeline.ingest.topology;
   const queue = topology.shards.find((shard) => shard.routingKey === routingKeyFor(topology, from))!.queue;
-  // Consumed, as a worker takes it: a shard queue has a single active consumer, which basic.get may not bypass.
-  const delivery = await new Promise<ConsumeMessage>((resolve) => {
+  return new Promise<ConsumeMessage>((resolve) => {
     void channel.consume(queue, (message) => {
       if (message) void channel.cancel(message.fields.consumerTag).then(() => resolve(message));
     });
   });
-  const payload = parseDelivery(delivery);
-  if (typeof payload === 'string') throw new Error(payload);
-  return { id, delivery, payload };
+}
+
+/** A worker started now processes the message, and its reply reaches the provider exactly once. */
+async function expectSentOnceByAWorker(id: string, from: string): Promise<void> {
+  await pipeline.startWorker();
+  try {
+    await waitFor('the replayed message processed', async () =>
+      (await pipeline.db.sql`SELECT 1 FROM webhook_messages WHERE message_id = ${id} AND status = 'processed'`).length === 1);
+    expect(await replyOf(id)).toBe('sent');
+    expect(callsTo(pipeline, from)).toHaveLength(1);
+  } finally {
+    for (const worker of pipeline.workers.splice(0)) await worker.stop();
+  }
 }
 
 function handOn() {
@@ -87,12 +104,30 @@ it('fails a reply left sending by an attempt that called nothing, carries the to
   await channel.waitForConfirms();
 
   expect((await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`])).replayed).toEqual([`whatsapp:${id}`]);
-  await pipeline.startWorker();
-  await waitFor('the replayed message processed', async () =>
-    (await pipeline.db.sql`SELECT 1 FROM webhook_messages WHERE message_id = ${id} AND status = 'processed'`).length === 1);
-  expect(await replyOf(id)).toBe('sent');
-  expect(callsTo(pipeline, from)).toHaveLength(1);
-  for (const worker of pipeline.workers.splice(0)) await worker.stop();
+  await expectSentOnceByAWorker(id, from);
+}, 60_000);
+
+it('replays a letter whose dead write did not land: the reply left sending under its token is reopened, and the copy goes without the token', async () => {
+  const unanswered = randomUUID();
+  const from = '15550910003';
+  const { id, delivery } = await sendingMessage(from, unanswered);
+  // The letter went out; the dead write that follows it did not (Postgres went away): the
+  // record stays 'processing' (long enough for a replay to take it) and the reply 'sending'.
+  await channel.publish(pipeline.ingest.topology.deadExchange, pipeline.ingest.topology.deadRoutingKey, delivery.content, {
+    ...delivery.properties,
+    headers: { ...delivery.properties.headers, [UNSENT_ATTEMPTS_HEADER]: unanswered },
+  });
+  await channel.waitForConfirms();
+  channel.ack(delivery);
+  await pipeline.db.sql`UPDATE webhook_messages SET updated_at = now() - interval '1 minute' WHERE message_id = ${id}`;
+
+  expect((await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`])).replayed).toEqual([`whatsapp:${id}`]);
+  expect(await replyOf(id)).toBe('pending');
+  const replayed = await consumeFromShard(from);
+  expect(replayed.properties.headers?.[UNSENT_ATTEMPTS_HEADER]).toBeUndefined();
+  channel.nack(replayed, false, true);
+
+  await expectSentOnceByAWorker(id, from);
 }, 60_000);
 
 it('marks unknown a reply left sending by another attempt, which may have called the provider', async () => {

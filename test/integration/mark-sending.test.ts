@@ -45,12 +45,12 @@ it('marks a pending or retry reply, counting one attempt and writing this attemp
   expect(await stateOf(retry)).toEqual({ status: 'sending', attempts: 2, sending_attempt: second });
 });
 
-it('takes over a reply still sending under a carried token, counting no second attempt', async () => {
+it('takes over a reply still sending under a carried token, counting its mark', async () => {
   const unanswered = randomUUID();
   const id = await reply('sending', unanswered, 1);
   const attempt = randomUUID();
   expect(await markSending(db.sql, [{ replyId: id, attempt, unsentAttempts: [randomUUID(), unanswered] }])).toEqual([true]);
-  expect(await stateOf(id)).toEqual({ status: 'sending', attempts: 1, sending_attempt: attempt });
+  expect(await stateOf(id)).toEqual({ status: 'sending', attempts: 2, sending_attempt: attempt });
   // The token taken over is spent: carried once more, it no longer matches.
   expect(await markSending(db.sql, [{ replyId: id, attempt: randomUUID(), unsentAttempts: [unanswered] }])).toEqual([false]);
   expect((await stateOf(id)).sending_attempt).toBe(attempt);

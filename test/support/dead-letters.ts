@@ -17,7 +17,7 @@ export function listDead(topology: Topology): Promise<DeadLetter[]> {
  * after an interrupted shrink: the shard queues from that index on are gone and not declared.
  */
 export function replayDead(sql: Sql, topology: Topology, ids?: string[], shardLimit?: number): Promise<ReplayReport> {
-  return withOperatorChannel({ ...operator(topology), shardLimit }, (channel) => replayDeadLetters(channel, topology, (message) => reopenDeadMessage(sql, message), ids));
+  return withOperatorChannel({ ...operator(topology), shardLimit }, (channel) => replayDeadLetters(channel, topology, (message, unsent) => reopenDeadMessage(sql, message, unsent), ids));
 }
 
 export function operator(topology: Topology) {
