@@ -83,15 +83,28 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     return (await replaceLease(coordination, { ...lease, spec: next })) ? 'held' : 'conflict';
   };
 
+  let fitCheck: Promise<void> | null = null;
+  const checkFit = (fitToLead: () => Promise<boolean>): Promise<void> => {
+    const startedMs = performance.now();
+    fitCheck ??= withDeadline(fitToLead(), options.renewDeadlineMs)
+      .catch(() => false)
+      .then((fit) => {
+        unfitSinceMs = fit ? null : (unfitSinceMs ?? startedMs);
+      })
+      .finally(() => {
+        fitCheck = null;
+      });
+    return fitCheck;
+  };
+
   /** False when this candidate should not try for the Lease now; a leader unfit for a lease duration hands it back. */
   const fitNow = async (): Promise<boolean> => {
     if (!options.fitToLead) return true;
-    const fit = await withDeadline(options.fitToLead(), options.renewDeadlineMs).catch(() => false);
-    if (fit) {
-      unfitSinceMs = null;
-      return true;
-    }
-    unfitSinceMs ??= performance.now();
+    // A leader's renewal does not wait for the check (a hung Postgres would push it past its
+    // renew deadline): it goes by the answers of the checks before.
+    if (leading) void checkFit(options.fitToLead);
+    else await checkFit(options.fitToLead);
+    if (unfitSinceMs === null) return true;
     const unfitForMs = performance.now() - unfitSinceMs;
     // A blip does not move the leadership: a leader keeps renewing for a lease duration.
     if (leading && unfitForMs < options.leaseDurationMs) return true;
