@@ -98,8 +98,9 @@ async function claimAndSend(
   }
   if (!marked) {
     const [erased] = await sql`
-      UPDATE outbound_messages SET status = 'failed', last_error = ${NOT_SENT_ERASED}, updated_at = now()
-      WHERE id = ${outbound.id} AND status IN ('pending', 'retry') AND recipient = ${ERASED}
+      UPDATE outbound_messages SET status = 'failed', last_error = ${NOT_SENT_ERASED}, sending_attempt = NULL, updated_at = now()
+      WHERE id = ${outbound.id} AND recipient = ${ERASED}
+        AND (status IN ('pending', 'retry') OR (status = 'sending' AND sending_attempt = ANY(${unsentAttempts}::uuid[])))
       RETURNING id`;
     if (erased) return 'already_settled';
     const [orphan] = await sql`

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { deliverReply } from '../../src/orders/deliver-reply';
 import { ERASED, NOT_SENT_ERASED } from '../../src/orders/erasure';
 import type { SendingMark } from '../../src/orders/mark-sending';
@@ -79,6 +80,38 @@ describe('a reply another attempt was sending', () => {
     expect(await statusOf(reply.id)).toBe('retry');
     const [message] = await db.sql`SELECT status FROM webhook_messages WHERE message_id = ${inbound}`;
     expect(message!.status).toBe('processing');
+  });
+});
+
+describe('a reply left sending by an attempt whose mark went unanswered', () => {
+  it('fails, never sent and not unknown, when its customer was erased meanwhile', async () => {
+    const inbound = 'wamid.unsent-erased';
+    const reply = await pendingReply(inbound);
+    const unanswered = randomUUID();
+    await db.sql`UPDATE outbound_messages SET status = 'sending', sending_attempt = ${unanswered}, recipient = ${ERASED}, body = NULL WHERE id = ${reply.id}`;
+    let sends = 0;
+    const send: ReplyClient = async () => {
+      sends += 1;
+      return { kind: 'sent', providerMessageId: 'wamid.never' };
+    };
+    expect(await deliverReply(db.sql, 'whatsapp', { ...reply, status: 'sending' }, send, createMetrics('test'), { unsentAttempts: [unanswered] })).toBe('already_settled');
+    expect(sends).toBe(0);
+    const [row] = await db.sql`SELECT status, last_error, sending_attempt FROM outbound_messages WHERE id = ${reply.id}`;
+    expect(row).toEqual({ status: 'failed', last_error: NOT_SENT_ERASED, sending_attempt: null });
+  });
+
+  it('stays unknown when the carried token is not the one it is sending under', async () => {
+    const inbound = 'wamid.unsent-other';
+    const reply = await pendingReply(inbound);
+    await db.sql`UPDATE outbound_messages SET status = 'sending', sending_attempt = ${randomUUID()} WHERE id = ${reply.id}`;
+    let sends = 0;
+    const send: ReplyClient = async () => {
+      sends += 1;
+      return { kind: 'sent', providerMessageId: 'wamid.never' };
+    };
+    expect(await deliverReply(db.sql, 'whatsapp', { ...reply, status: 'sending' }, send, createMetrics('test'), { unsentAttempts: [randomUUID()] })).toBe('unknown');
+    expect(sends).toBe(0);
+    expect(await statusOf(reply.id)).toBe('unknown');
   });
 });
 
