@@ -3,14 +3,14 @@ import { context, trace } from '@opentelemetry/api';
 import { failpoint } from '../failpoints';
 import { contextFromTraceparent, withSpan } from '../telemetry/spans';
 import { NOT_BEFORE_HEADER } from '../queue/headers';
-import type { QueueMessage } from '../queue/message';
+import { amqpMessageId, type QueueMessage } from '../queue/message';
 import { declareShardQueue, shardOf } from '../queue/topology';
 import { PermanentError } from '../errors';
 import { numberHeader, parseDelivery, safely } from './delivery';
 import { createHandOn, type HandOnDeps } from './hand-on';
 import type { ProcessOutcome } from './process-message';
 import { tierToWaitOut } from './retry-plan';
-import { unsentAttemptsOf, type UnsentAttempts } from './unsent-attempts';
+import { createUnsentMemory, type UnsentAttempts } from './unsent-attempts';
 
 export interface ConsumerDeps extends HandOnDeps {
   handle(message: QueueMessage, unsent: UnsentAttempts): Promise<ProcessOutcome>;
@@ -81,6 +81,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   const underWay = new Map<Promise<void>, ConfirmChannel>();
   const { forward, routeFailure, waitOut, deadLetter } = createHandOn({ ...deps, isHeld: (channel) => open.has(channel) });
   const chains = new Map<string, Promise<void>>();
+  const unsentMemory = createUnsentMemory();
   /** Messages in hand per shard, so that a shard can be released once its own are finished. */
   const inHand = new Map<number, Set<Promise<void>>>();
   // Once stopping, a reconnect must not start consuming again.
@@ -134,7 +135,8 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     const waitTier = tierToWaitOut(deps.topology, numberHeader(delivery, NOT_BEFORE_HEADER), Date.now());
     if (waitTier !== null) return waitOut(channel, delivery, payload, waitTier);
     const started = performance.now();
-    const unsent = unsentAttemptsOf(delivery);
+    const messageKey = amqpMessageId(payload.source, payload.messageId);
+    const unsent = unsentMemory.of(delivery, messageKey);
     let outcome: ProcessOutcome;
     try {
       const deliveries = Number(delivery.properties.headers?.['x-delivery-count'] ?? 0);
@@ -149,16 +151,23 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       const parent = trace.getSpan(context.active()) ? context.active() : contextFromTraceparent(delivery.properties.headers?.traceparent);
       outcome = await withSpan('wagate.process', { 'wagate.source': payload.source, 'wagate.type': payload.type }, () => deps.handle(payload, unsent), parent);
     } catch (error) {
-      await routeFailure(channel, delivery, payload, error, unsent).catch((routeError: Error) => {
-        // The broker redelivers an unacked message; processing is idempotent.
-        deps.log.error({ err: routeError.message, messageId: payload.messageId }, 'could not hand a failed message on; it will be redelivered');
-        safely(() => channel.nack(delivery, false, true));
-      });
+      const handedOn = await routeFailure(channel, delivery, payload, error, unsent).then(
+        () => true,
+        (routeError: Error) => {
+          // The broker redelivers an unacked message; processing is idempotent.
+          deps.log.error({ err: routeError.message, messageId: payload.messageId }, 'could not hand a failed message on; it will be redelivered');
+          safely(() => channel.nack(delivery, false, true));
+          return false;
+        },
+      );
+      if (handedOn) unsentMemory.forget(messageKey);
+      else unsentMemory.remember(messageKey, unsent);
       return;
     } finally {
       deps.metrics.workerDuration.observe((performance.now() - started) / 1000);
     }
     if (outcome === 'not_ours') return giveBack(channel, payload);
+    unsentMemory.forget(messageKey);
     deps.metrics.workerMessages.inc({ outcome });
     await failpoint('worker.before-ack');
     // The work is done and recorded; an ack lost with the channel only means a redelivery,

@@ -6,6 +6,8 @@ import { UNSENT_ATTEMPTS_HEADER, unsentAttemptsIn } from '../queue/headers';
  * reply can be 'sending' under one of them only, so a longer trail would add bytes, not reach.
  */
 const TOKENS_KEPT = 8;
+/** Messages remembered at most, the oldest forgotten first: far more than a worker holds in hand. */
+const MESSAGES_REMEMBERED = 10_000;
 
 /**
  * What one delivery knows of its message's attempts that called no provider (SendingMark): the
@@ -20,8 +22,9 @@ export interface UnsentAttempts {
   add(token: string): void;
 }
 
-export function unsentAttemptsOf(delivery: ConsumeMessage): UnsentAttempts {
+export function unsentAttemptsOf(delivery: ConsumeMessage, remembered: readonly string[] = []): UnsentAttempts {
   const tokens = unsentAttemptsIn(delivery.properties.headers);
+  for (const token of remembered) if (!tokens.includes(token)) tokens.push(token);
   return {
     get tokens() {
       return tokens.slice(-TOKENS_KEPT);
@@ -33,4 +36,32 @@ export function unsentAttemptsOf(delivery: ConsumeMessage): UnsentAttempts {
 /** The header a retry or a dead letter carries them in; none when there are none. */
 export function unsentAttemptsHeader(unsent: UnsentAttempts): Record<string, string> {
   return unsent.tokens.length === 0 ? {} : { [UNSENT_ATTEMPTS_HEADER]: unsent.tokens.join(',') };
+}
+
+/**
+ * The tokens of messages whose retry could not be handed on (the broker went away with
+ * Postgres, as in a network split): their redelivery comes without the header, and usually to
+ * this same worker, which then still knows them.
+ */
+export interface UnsentMemory {
+  /** The delivery's tokens: its header's, and those this worker remembers for its message. */
+  of(delivery: ConsumeMessage, messageKey: string): UnsentAttempts;
+  /** The message goes back to its queue without its tokens: kept here for its redelivery. */
+  remember(messageKey: string, unsent: UnsentAttempts): void;
+  /** The message was finished, or handed on with its tokens. */
+  forget(messageKey: string): void;
+}
+
+export function createUnsentMemory(): UnsentMemory {
+  const byMessage = new Map<string, readonly string[]>();
+  return {
+    of: (delivery, messageKey) => unsentAttemptsOf(delivery, byMessage.get(messageKey)),
+    remember(messageKey, unsent) {
+      if (unsent.tokens.length === 0) return;
+      byMessage.delete(messageKey);
+      byMessage.set(messageKey, unsent.tokens);
+      if (byMessage.size > MESSAGES_REMEMBERED) byMessage.delete(byMessage.keys().next().value!);
+    },
+    forget: (messageKey) => void byMessage.delete(messageKey),
+  };
 }

@@ -1,6 +1,8 @@
 import { startPipeline, callsTo as callsToRecipient, type Pipeline } from '../support/pipeline';
 import { withPort } from '../support/database';
 import { startJudgingProxy, type JudgingProxy } from '../support/judging-proxy';
+import { startProxyFor, type TcpProxy } from '../support/tcp-proxy';
+import type { RunningWorker } from '../../src/commands/worker';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
@@ -13,9 +15,11 @@ import { waitFor } from '../support/wait';
  * an operator (up to 128 of them, one mark statement's worth).
  */
 const SETTLE_MS = 60_000;
+/** Only the mark's statement holds this. */
+const MARK_STATEMENT = 'sending_attempt = m.attempt';
 
 let pipeline: Pipeline;
-let losing: JudgingProxy;
+const proxies: { close(): Promise<void> }[] = [];
 
 beforeAll(async () => {
   // Tiers of 100 and 200 ms: a message waits out a database outage in the longest.
@@ -31,40 +35,49 @@ beforeAll(async () => {
     END $$;
     CREATE TRIGGER log_sending_mark AFTER UPDATE ON outbound_messages FOR EACH ROW
       WHEN (NEW.status = 'sending') EXECUTE FUNCTION log_sending_mark();`);
-  // Once: on the connection that sends the mark's statement, the answer that completes its
-  // UPDATE is dropped and the connection reset. Postgres has committed the mark by then (it
-  // sends the answer after the Sync's commit); the worker only hears that the connection was lost.
+}, 60_000);
+
+afterEach(async () => {
+  for (const worker of pipeline.workers.splice(0)) await worker.stop();
+});
+
+afterAll(async () => {
+  await pipeline?.stop();
+  for (const proxy of proxies) await proxy.close();
+});
+
+/**
+ * A proxy to Postgres that, once, drops the answer that completes the mark's UPDATE and resets
+ * its connection (calling `onLoss` first). Postgres has committed the mark by then: it sends the
+ * answer after the Sync's commit, and the worker only hears that the connection was lost.
+ */
+async function losingOneMarkAnswer(onLoss: () => void = () => undefined): Promise<JudgingProxy & { lost(): boolean }> {
   let armed = true;
-  losing = await startJudgingProxy(new URL(pipeline.db.url), 5432, {
+  const proxy = await startJudgingProxy(new URL(pipeline.db.url), 5432, {
     fromClient(chunk, notes) {
-      if (chunk.includes('sending_attempt = m.attempt')) notes.add('marking');
+      if (chunk.includes(MARK_STATEMENT)) notes.add('marking');
       return 'pass';
     },
     fromServer(chunk, notes) {
       if (!(armed && notes.has('marking') && chunk.includes('UPDATE '))) return 'pass';
       armed = false;
+      onLoss();
       return 'reset';
     },
   });
-  await pipeline.startWorker({ DATABASE_URL: withPort(pipeline.db.url, losing.port), DB_CONNECT_TIMEOUT_SECONDS: '1' });
-}, 60_000);
+  proxies.push(proxy);
+  return { ...proxy, lost: () => !armed };
+}
 
-afterAll(async () => {
-  await pipeline?.stop();
-  await losing?.close();
-});
-
-it('sends, once, a reply whose sending mark committed with its answer lost', async () => {
+/** Sends one order, waits until it is processed, and checks that its reply was marked twice (the lost mark, the take-over) and sent once. */
+async function expectSentOnceAfterALostMark(from: string): Promise<void> {
   const id = uniqueWamid();
-  const from = '15550900001';
   expect((await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '2 coke' })).status).toBe(200);
   await waitFor('the message processed', async () => {
     const [row] = await pipeline.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${id}`;
     return row?.status === 'processed';
   }, SETTLE_MS);
-
-  expect(losing.resets()).toBe(1);
-  const [reply] = await pipeline.db.sql<{ id: string; status: string; attempts: number; sending_attempt: string }[]>`
+  const [reply] = await pipeline.db.sql<{ id: string; status: string; attempts: number; sending_attempt: string | null }[]>`
     SELECT id::text, status, attempts, sending_attempt FROM outbound_messages WHERE inbound_message_id = ${id}`;
   const marks = await pipeline.db.sql<{ token: string }[]>`SELECT token FROM sending_marks WHERE reply_id = ${reply!.id} ORDER BY seq`;
   // The first mark committed (its answer was what the proxy lost); the second took it over.
@@ -73,4 +86,30 @@ it('sends, once, a reply whose sending mark committed with its answer lost', asy
   // Settled, the reply holds no token any more: no carried token can match it again.
   expect(reply).toMatchObject({ status: 'sent', attempts: 2, sending_attempt: null });
   expect(callsToRecipient(pipeline, from)).toHaveLength(1);
+}
+
+it('sends, once, a reply whose sending mark committed with its answer lost', async () => {
+  const losing = await losingOneMarkAnswer();
+  await pipeline.startWorker({ DATABASE_URL: withPort(pipeline.db.url, losing.port), DB_CONNECT_TIMEOUT_SECONDS: '1' });
+  await expectSentOnceAfterALostMark('15550900001');
+  expect(losing.resets()).toBe(1);
+}, SETTLE_MS + 30_000);
+
+it('sends it once too when the broker went away in the same moment, so that no retry could carry the token', async () => {
+  // The worker reaches RabbitMQ through a proxy of its own, refused when the mark's answer is
+  // lost, as in a network split: the retry cannot be published, and the message comes back
+  // from its queue without the header. The worker still knows the token.
+  const broker: { proxy: TcpProxy; url: string } = await startProxyFor(pipeline.env.AMQP_URL!, 5672);
+  proxies.push(broker.proxy);
+  const losing = await losingOneMarkAnswer(() => broker.proxy.setMode('refuse'));
+  const worker: RunningWorker = await pipeline.startWorker({
+    DATABASE_URL: withPort(pipeline.db.url, losing.port),
+    AMQP_URL: broker.url,
+    DB_CONNECT_TIMEOUT_SECONDS: '1',
+  });
+  const sending = expectSentOnceAfterALostMark('15550900002');
+  await waitFor('the mark\'s answer lost', () => losing.lost(), SETTLE_MS);
+  await waitFor('the worker to lose the broker', () => !worker.broker.isConnected(), SETTLE_MS);
+  broker.proxy.setMode('forward');
+  await sending;
 }, SETTLE_MS + 30_000);
