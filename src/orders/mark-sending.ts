@@ -1,5 +1,5 @@
 import type { Sql } from '../db/client';
-import { ERASED } from './erasure';
+import { ERASED, NOT_SENT_ERASED } from './erasure';
 
 /** One attempt's mark of a reply as 'sending', the commit that must come before its provider call. */
 export interface SendingMark {
@@ -37,4 +37,17 @@ export async function markSending(sql: Sql, marks: readonly SendingMark[]): Prom
     RETURNING o.id::text`;
   const marked = new Set(rows.map((row) => row.id));
   return marks.map((mark) => marked.has(mark.replyId));
+}
+
+/**
+ * For a message whose customer was erased, dropped without processing: its reply left
+ * 'sending' by an attempt that called nothing (a carried token) was never sent, and fails as
+ * such; otherwise nothing would ever settle it but the abandoned-sends sweep, as unknown.
+ */
+export async function failUnsentErasedReply(sql: Sql, source: string, messageId: string, unsentAttempts: readonly string[]): Promise<void> {
+  if (unsentAttempts.length === 0) return;
+  await sql`
+    UPDATE outbound_messages SET status = 'failed', last_error = ${NOT_SENT_ERASED}, sending_attempt = NULL, updated_at = now()
+    WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND recipient = ${ERASED}
+      AND status = 'sending' AND sending_attempt = ANY(${unsentAttempts}::uuid[])`;
 }

@@ -11,6 +11,7 @@ import type { Metrics } from '../telemetry/metrics';
 import { ORPHANED_SEND } from '../orders/deliver-reply';
 import { ERASED } from '../orders/erasure';
 import { writeProviderAnswer } from '../orders/write-provider-answer';
+import { failUnsentErasedReply } from '../orders/mark-sending';
 import { describe, isDatabaseDown, numberHeader, safely } from './delivery';
 import { planRetry, planWait } from './retry-plan';
 import { unsentAttemptsHeader, unsentAttemptsOf, type UnsentAttempts } from './unsent-attempts';
@@ -126,6 +127,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
    */
   async function waitOut(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage, tier: number): Promise<void> {
     if ((await recordBeforeDeadLetter(payload))?.status === ERASED) {
+      await failUnsentErasedReply(deps.sql, payload.source, payload.messageId, unsentAttemptsOf(delivery).tokens).catch(recordLag(payload, ERASED));
       deps.metrics.workerMessages.inc({ outcome: 'skipped' });
       deps.log.info({ messageId: payload.messageId }, 'dropped while waiting out a Retry-After: the customer was erased');
       safely(() => channel.ack(delivery));
@@ -156,6 +158,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
   ): Promise<void> {
     const before = payload ? await recordBeforeDeadLetter(payload) : null;
     if (before?.status === ERASED) {
+      await failUnsentErasedReply(deps.sql, payload!.source, payload!.messageId, unsent.tokens).catch(recordLag(payload!, ERASED));
       deps.metrics.workerMessages.inc({ outcome: 'skipped' });
       deps.log.info({ messageId: payload?.messageId }, 'not dead-lettered: the customer was erased while it was processed');
       safely(() => channel.ack(delivery));

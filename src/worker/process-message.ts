@@ -17,7 +17,7 @@ import { withSpan } from '../telemetry/spans';
 import { NOT_OURS, type Claim } from './claim-messages';
 import type { ShardLease } from './shard-lease';
 import type { UnsentAttempts } from './unsent-attempts';
-import type { SendingMark } from '../orders/mark-sending';
+import { failUnsentErasedReply, type SendingMark } from '../orders/mark-sending';
 
 export interface PipelineDeps {
   sql: Sql;
@@ -62,7 +62,10 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage, 
   const claim = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => deps.claim(message));
   if (claim === NOT_OURS) return 'not_ours';
   // Already finished (a redelivery), or erased or cleaned up since it was queued.
-  if (!claim) return 'skipped';
+  if (!claim) {
+    if (unsent) await failUnsentErasedReply(sql, message.source, message.messageId, unsent.tokens);
+    return 'skipped';
+  }
   await failpoint('worker.after-claim');
 
   let outbound: OutboundRow | null = claim.reply;

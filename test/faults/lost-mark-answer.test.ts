@@ -3,6 +3,8 @@ import { withPort } from '../support/database';
 import { startJudgingProxy, type JudgingProxy } from '../support/judging-proxy';
 import { startProxyFor, type TcpProxy } from '../support/tcp-proxy';
 import type { RunningWorker } from '../../src/commands/worker';
+import { eraseEverywhere } from '../support/dead-letters';
+import { NOT_SENT_ERASED } from '../../src/orders/erasure';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
@@ -90,15 +92,19 @@ async function expectSentOnceAfterALostMark(from: string): Promise<void> {
 
 it('sends, once, a reply whose sending mark committed with its answer lost', async () => {
   const losing = await losingOneMarkAnswer();
-  await pipeline.startWorker({ DATABASE_URL: withPort(pipeline.db.url, losing.port), DB_CONNECT_TIMEOUT_SECONDS: '1' });
+  // Enough connections that postgres.js never queues another statement behind the mark's on its connection.
+  await pipeline.startWorker({ DATABASE_URL: withPort(pipeline.db.url, losing.port), DB_CONNECT_TIMEOUT_SECONDS: '1', DB_POOL_MAX: '20' });
   await expectSentOnceAfterALostMark('15550900001');
   expect(losing.resets()).toBe(1);
 }, SETTLE_MS + 30_000);
 
-it('sends it once too when the broker went away in the same moment, so that no retry could carry the token', async () => {
-  // The worker reaches RabbitMQ through a proxy of its own, refused when the mark's answer is
-  // lost, as in a network split: the retry cannot be published, and the message comes back
-  // from its queue without the header. The worker still knows the token.
+/**
+ * A worker that reaches RabbitMQ through a proxy of its own, refused when the mark's answer is
+ * lost, as in a network split: the retry cannot be published, and the message comes back from
+ * its queue without the header. The worker still knows the token. `lost` resolves once the
+ * worker has lost the broker; `heal` lets it reconnect.
+ */
+async function workerLosingBrokerWithMarkAnswer(): Promise<{ lost: Promise<void>; heal(): void }> {
   const broker: { proxy: TcpProxy; url: string } = await startProxyFor(pipeline.env.AMQP_URL!, 5672);
   proxies.push(broker.proxy);
   const losing = await losingOneMarkAnswer(() => broker.proxy.setMode('refuse'));
@@ -106,10 +112,37 @@ it('sends it once too when the broker went away in the same moment, so that no r
     DATABASE_URL: withPort(pipeline.db.url, losing.port),
     AMQP_URL: broker.url,
     DB_CONNECT_TIMEOUT_SECONDS: '1',
+    // Enough connections that postgres.js never queues another statement behind the mark's on its connection.
+    DB_POOL_MAX: '20',
   });
+  const lost = (async () => {
+    await waitFor('the mark\'s answer lost', () => losing.lost(), SETTLE_MS);
+    await waitFor('the worker to lose the broker', () => !worker.broker.isConnected(), SETTLE_MS);
+  })();
+  return { lost, heal: () => broker.proxy.setMode('forward') };
+}
+
+it('sends it once too when the broker went away in the same moment, so that no retry could carry the token', async () => {
+  const split = await workerLosingBrokerWithMarkAnswer();
   const sending = expectSentOnceAfterALostMark('15550900002');
-  await waitFor('the mark\'s answer lost', () => losing.lost(), SETTLE_MS);
-  await waitFor('the worker to lose the broker', () => !worker.broker.isConnected(), SETTLE_MS);
-  broker.proxy.setMode('forward');
+  await split.lost;
+  split.heal();
   await sending;
+}, SETTLE_MS + 30_000);
+
+it('fails, as never sent, the reply of a customer erased before the message came back', async () => {
+  const split = await workerLosingBrokerWithMarkAnswer();
+  const id = uniqueWamid();
+  const from = '15550900003';
+  expect((await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '2 coke' })).status).toBe(200);
+  await split.lost;
+  expect(await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, `+${from}`)).toMatchObject({ messages: 1 });
+  split.heal();
+  // The copy comes back, is dropped as erased, and the reply it had marked is settled.
+  await waitFor('the reply failed as never sent', async () => {
+    const [reply] = await pipeline.db.sql<{ status: string; last_error: string | null }[]>`
+      SELECT status, last_error FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    return reply?.status === 'failed' && reply.last_error === NOT_SENT_ERASED;
+  }, SETTLE_MS);
+  expect(callsToRecipient(pipeline, from)).toHaveLength(0);
 }, SETTLE_MS + 30_000);

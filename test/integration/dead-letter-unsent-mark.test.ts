@@ -10,7 +10,8 @@ import type { QueueMessage } from '../../src/queue/message';
 import { createLogger } from '../../src/telemetry/logger';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { TEST_AMQP_URL } from '../support/amqp';
-import { replayDead } from '../support/dead-letters';
+import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
+import { NOT_SENT_ERASED } from '../../src/orders/erasure';
 import { startPipeline, waitUntilOutOfOutbox, callsTo, type Pipeline } from '../support/pipeline';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -129,6 +130,19 @@ it('replays a letter whose dead write did not land: the reply left sending under
 
   await expectSentOnceByAWorker(id, from);
 }, 60_000);
+
+it('drops the copy of an erased customer\'s message without a letter, failing as never sent the reply its attempt called nothing for', async () => {
+  const unanswered = randomUUID();
+  const from = '15550910004';
+  const { id, delivery, payload } = await sendingMessage(from, unanswered);
+  expect(await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, `+${from}`)).toMatchObject({ messages: 1 });
+  const unsent = unsentAttemptsOf(delivery);
+  unsent.add(unanswered);
+  await handOn().deadLetter(channel, delivery, payload, 'retries exhausted: test', unsent);
+  const [reply] = await pipeline.db.sql`SELECT status, last_error FROM outbound_messages WHERE inbound_message_id = ${id}`;
+  expect(reply).toEqual({ status: 'failed', last_error: NOT_SENT_ERASED });
+  expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).not.toContain(`whatsapp:${id}`);
+});
 
 it('marks unknown a reply left sending by another attempt, which may have called the provider', async () => {
   const from = '15550910002';
