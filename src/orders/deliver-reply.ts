@@ -43,6 +43,8 @@ export interface Finishing {
   finish?: MessageFinish;
   /** Marks the reply 'sending' (markSending), true if it moved; the worker passes a micro-batcher. */
   markSending?(mark: SendingMark): Promise<boolean>;
+  /** This attempt's token, when the caller marked the reply itself (an operator's resend); else a new one. */
+  attempt?: string;
   /**
    * Tokens of earlier attempts of this message whose marks went unanswered (SendingMark): the
    * reply may be 'sending' under one of them with nothing sent, and is then taken over.
@@ -79,7 +81,7 @@ async function claimAndSend(
 ): Promise<DeliveryResult> {
   const mark = finishing.markSending ?? (async (one: SendingMark) => (await markSending(sql, [one]))[0]!);
   if (finishing.mayCall && !(await finishing.mayCall())) return 'given_back';
-  const attempt = randomUUID();
+  const attempt = finishing.attempt ?? randomUUID();
   const unsentAttempts = finishing.unsentAttempts ?? [];
   let marked: boolean;
   try {
@@ -125,7 +127,7 @@ async function claimAndSend(
     }
     return 'already_settled';
   }
-  return sendMarkedReply(sql, source, outbound, sendReply, metrics, finishing);
+  return sendMarkedReply(sql, source, outbound, sendReply, metrics, finishing, attempt);
 }
 
 /**
@@ -141,21 +143,22 @@ async function sendMarkedReply(
   sendReply: ReplyClient,
   metrics: Metrics,
   finishing: Finishing,
+  attempt: string,
 ): Promise<'sent' | 'unknown'> {
   // An operator's resend: a fold that failed is left to the reply's next receipt or cleanup.
   const settle = finishing.settle ?? (async (settlement: ReplySettlement) => void (await settleReplies(sql, [settlement])));
-  const refuse = finishing.refuse ?? ((status: 'retry' | 'failed', error: string) => settleFailure(sql, outbound.id, status, error));
+  const refuse = finishing.refuse ?? ((status: 'retry' | 'failed', error: string) => settleFailure(sql, outbound.id, status, error, attempt));
   const finish = finishing.finish ?? null;
   const started = performance.now();
   const outcome = await sendReply({ source, to: outbound.recipient, from: outbound.business_number, body: outbound.body });
   metrics.providerDuration.observe({ provider: source }, (performance.now() - started) / 1000);
   switch (outcome.kind) {
     case 'sent':
-      await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'sent', providerMessageId: outcome.providerMessageId, error: null, source, finish }));
+      await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'sent', providerMessageId: outcome.providerMessageId, error: null, source, finish, attempt }));
       metrics.confirmations.inc({ provider: source, result: 'sent' });
       return 'sent';
     case 'unknown':
-      await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'unknown', providerMessageId: null, error: outcome.error, source, finish }));
+      await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'unknown', providerMessageId: null, error: outcome.error, source, finish, attempt }));
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
       return 'unknown';
     case 'retry':
@@ -186,14 +189,16 @@ async function unmarkSending(sql: Sql, outbound: OutboundRow, attempt: string): 
 /**
  * Only from 'sending': if another worker has meanwhile marked this send unknown (it took the
  * shard over while we were in the call), the reply stays unknown, in front of an operator,
- * rather than becoming a 'retry' that no queue message will ever pick up. A customer erased
- * during the call does not get the provider's error text back: it may quote their number.
+ * rather than becoming a 'retry' that no queue message will ever pick up; and only under this
+ * attempt's own token: a try of this write again after its answer was lost must not undo
+ * another attempt's mark taken meanwhile. A customer erased during the call does not get the
+ * provider's error text back: it may quote their number.
  */
-async function settleFailure(sql: Sql, id: string, status: 'retry' | 'failed', error: string): Promise<void> {
+async function settleFailure(sql: Sql, id: string, status: 'retry' | 'failed', error: string, attempt: string): Promise<void> {
   await sql`
     UPDATE outbound_messages SET status = ${status}, sending_attempt = NULL, updated_at = now(),
       last_error = CASE WHEN recipient = ${ERASED} THEN ${NOT_SENT_ERASED} ELSE ${error} END
-    WHERE id = ${id} AND status = 'sending'`;
+    WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt}`;
 }
 
 /** The message's final status on its own, for a reply whose state this attempt did not write. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Sql } from '../db/client';
 import { deliverReply } from './deliver-reply';
 import type { OutboundRow } from './record-decision';
@@ -45,10 +46,11 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
   // An undelivered reply lets go of its message here: whatever this resend comes to, the
   // failed message's id and receipt no longer describe it (an unknown outcome settled as sent
   // must not read as undelivered, and be resent once more).
+  // The resend's own token: its writes settle only its own mark, and no retried message carries it.
+  const attempt = randomUUID();
   const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio'; was: 'unknown' | 'sent'; was_provider_id: string | null; was_delivery: string | null })[]>`
     UPDATE outbound_messages o SET status = 'sending', attempts = o.attempts + 1, updated_at = now(),
-      -- An operator's resend is no worker attempt: no retried message may take it over (SendingMark).
-      sending_attempt = NULL,
+      sending_attempt = ${attempt},
       earlier_provider_message_ids = CASE WHEN before.was = 'sent'
         THEN array_append(o.earlier_provider_message_ids, o.provider_message_id) ELSE o.earlier_provider_message_ids END,
       provider_message_id = CASE WHEN before.was = 'sent' THEN NULL ELSE o.provider_message_id END,
@@ -94,7 +96,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
   };
   try {
     // Marked here already: deliverReply's own mark moves only replies never sent.
-    return await deliverReply(sql, row.webhook_source, row, sendReply, metrics, { markSending: async () => true, refuse: putBackUnsent });
+    return await deliverReply(sql, row.webhook_source, row, sendReply, metrics, { markSending: async () => true, attempt, refuse: putBackUnsent });
   } catch (error) {
     const forGood = error instanceof PermanentError;
     if (forGood || error instanceof RetryableError) {

@@ -19,6 +19,11 @@ export interface ReplySettlement {
   source: 'whatsapp' | 'twilio';
   /** The inbound message to finish; null to leave it (an operator's resend). */
   finish: { messageId: string; outcome: 'processed' | 'unmatched' } | null;
+  /**
+   * The token of the attempt whose mark this settles (SendingMark): a reply 'sending' under
+   * another attempt's is that one's to write. Absent: whichever attempt holds it.
+   */
+  attempt?: string;
 }
 
 /**
@@ -39,8 +44,8 @@ export async function settleReplies(sql: Sql, settlements: readonly ReplySettlem
       SELECT * FROM unnest(${column((s) => s.replyId)}::bigint[], ${column((s) => s.status)}::text[],
                            ${column((s) => s.providerMessageId)}::text[], ${column((s) => s.error)}::text[],
                            ${column((s) => s.source)}::text[], ${column((s) => s.finish?.messageId ?? null)}::text[],
-                           ${column((s) => s.finish?.outcome ?? null)}::text[])
-        AS i(reply_id, status, provider_message_id, last_error, source, message_id, outcome)),
+                           ${column((s) => s.finish?.outcome ?? null)}::text[], ${column((s) => s.attempt ?? null)}::uuid[])
+        AS i(reply_id, status, provider_message_id, last_error, source, message_id, outcome, attempt)),
     reply AS (
       UPDATE outbound_messages o SET status = i.status, sending_attempt = NULL, updated_at = now(),
         -- The provider's text may quote the number of a customer erased during the call.
@@ -51,7 +56,8 @@ export async function settleReplies(sql: Sql, settlements: readonly ReplySettlem
                 ORDER BY wagate_receipt_rank(r.status) DESC LIMIT 1)
           ELSE o.delivery_status END
       FROM input i
-      WHERE o.id = i.reply_id AND (o.status = 'sending' OR (i.status = 'sent' AND o.status = 'unknown'))
+      WHERE o.id = i.reply_id
+        AND ((o.status = 'sending' AND (i.attempt IS NULL OR o.sending_attempt = i.attempt)) OR (i.status = 'sent' AND o.status = 'unknown'))
       RETURNING o.id),
     finished AS (
       UPDATE webhook_messages m SET status = i.outcome, last_error = NULL, processed_at = now(), updated_at = now()

@@ -83,6 +83,22 @@ describe('a reply another attempt was sending', () => {
   });
 });
 
+describe('a refusal written after another attempt marked the reply', () => {
+  it('leaves that attempt\'s mark as it is', async () => {
+    const reply = await pendingReply('wamid.refusal-after-other-mark');
+    const other = randomUUID();
+    // During the call another attempt holds the reply (as after this one's write of the refusal
+    // committed with its answer lost and the reply was marked again before its retry).
+    const send: ReplyClient = async () => {
+      await db.sql`UPDATE outbound_messages SET sending_attempt = ${other} WHERE id = ${reply.id}`;
+      return { kind: 'retry', error: 'Graph API 503' };
+    };
+    await expect(deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'))).rejects.toBeInstanceOf(RetryableError);
+    const [row] = await db.sql`SELECT status, sending_attempt FROM outbound_messages WHERE id = ${reply.id}`;
+    expect(row).toEqual({ status: 'sending', sending_attempt: other });
+  });
+});
+
 describe('a reply left sending by an attempt whose mark went unanswered', () => {
   it('fails, never sent and not unknown, when its customer was erased meanwhile', async () => {
     const inbound = 'wamid.unsent-erased';
