@@ -90,7 +90,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
         delivery_status = CASE WHEN ${restore} THEN ${row.was_delivery} ELSE delivery_status END,
         earlier_provider_message_ids = CASE WHEN ${restore}
           THEN NULLIF(earlier_provider_message_ids[1:cardinality(earlier_provider_message_ids) - 1], '{}') ELSE earlier_provider_message_ids END
-      WHERE id = ${id} AND status = 'sending' RETURNING id`;
+      WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`;
     // A try whose commit landed with its answer lost finds nothing the second time: still put back.
     putBack ||= Boolean(back);
   };
@@ -118,7 +118,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     const reason = refusal ? `${refusal}; it could not be put back as it was: ${cause}` : `${RESEND_STOPPED}: ${cause}`;
     const [back] = await sql`UPDATE outbound_messages SET status = 'unknown', sending_attempt = NULL, updated_at = now(),
         last_error = CASE WHEN recipient = ${ERASED} THEN ${refusal ? RESEND_NOT_SENT_ERASED : RESEND_STOPPED} ELSE ${reason} END
-      WHERE id = ${id} AND status = 'sending' RETURNING id`.catch(() => []);
+      WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`.catch(() => []);
     if (!back) {
       throw new WagateError('RETRYABLE', `${reason}; the reply could not be marked unknown either: a running worker marks it so once it has been left longer than a provider call lasts, and wagate replies unknown lists it then`);
     }
