@@ -332,20 +332,21 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // A row whose lease could run out before the broker's confirm (a slow commit ate it) is
     // left to the sweep: otherwise a sweeper could claim and publish it while this publish is
     // still unanswered, and the message would go out twice without any process dying.
+    // Such rows are released to the sweep at once rather than left to their lease: in the
+    // meantime their senders' next messages would go out ahead of them. The rows committed
+    // with them and after them wait for that sweep too.
     const leaseMs = options.leaseSeconds * 1000;
-    const fresh = entries.filter((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
-    if (fresh.length === 0) return false;
+    const fresh = entries.every((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
     // The ledger commits its own rows unclaimed: attempts 0.
     // Its rows now wait for the sweep, and so do those committed after them.
-    if (!options.canPublish()) backlog = true;
+    if (!fresh || !options.canPublish()) backlog = true;
     if (backlog) {
-      void track(releaseLeases(fresh.map((entry) => ({ id: entry.rowId, attempts: 0 }))));
+      await track(releaseLeases(entries.map((entry) => ({ id: entry.rowId, attempts: 0 }))));
       return false;
     }
-    const owned = fresh.map((entry) => ({ id: entry.rowId, attempts: 0, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
+    const owned = entries.map((entry) => ({ id: entry.rowId, attempts: 0, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
     const results = await track(publishGathered(owned));
-    // Rows left to the sweep are not confirmed yet.
-    return fresh.length === entries.length && results.every(Boolean);
+    return results.every(Boolean);
   }
 
   function sweepOnce(): Promise<number> {

@@ -221,20 +221,31 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
       return transaction(options.sql, (tx) => tx.unsafe<BatchRow[]>(RECORD_BATCH_SQL, parameters, { prepare: true }), 'rollback');
     });
     let failure: unknown = null;
+    let answered = false;
     try {
       const rows = await withDeadline(query, remainingMs);
-      const folding = options.rollBack ? null : receiptsToFold(plan, rows);
-      if (folding === null || folding.keys.length === 0) answerBatch(batch, plan, rows, started);
-      else await answerAfterFolding(batch, plan, rows, started, folding);
+      answered = true;
+      await answer(batch, plan, rows, started);
     } catch (error) {
       if (isTransient(error)) batch.forEach((request) => request.reject(error));
       else failure = error;
     }
-    await query.then(
-      () => undefined,
-      () => undefined,
+    const late = await query.then(
+      (rows) => rows,
+      () => null,
     );
+    // The deadline came first, and the statement committed after it all the same: its callers
+    // have their 503 (the provider's retry finds a duplicate), but its messages are queued.
+    // Answered again, the requests change nothing; their rows go to the relay now, ahead of
+    // what the same senders send next, not a lease later from a sweep behind it.
+    if (!answered && late !== null) await answer(batch, plan, late, started);
     return failure;
+  }
+
+  async function answer(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number): Promise<void> {
+    const folding = options.rollBack ? null : receiptsToFold(plan, rows);
+    if (folding === null || folding.keys.length === 0) answerBatch(batch, plan, rows, started);
+    else await answerAfterFolding(batch, plan, rows, started, folding);
   }
 
   /**

@@ -80,7 +80,7 @@ async function committed(ageMs: number): Promise<QueuedEntry> {
 
 const outboxHas = async (entry: QueuedEntry) => (await db.sql`SELECT 1 FROM outbox WHERE webhook_message_id = ${entry.rowId}`).length > 0;
 
-it('publishes a row whose lease outlasts the confirm deadline, and leaves to the sweep one whose lease may not', async () => {
+it('publishes a row whose lease outlasts the confirm deadline, and hands one whose lease may not to the sweep at once, ahead of the rows after it', async () => {
   const fresh = await committed(0);
   expect(await relay.publishOwned([fresh])).toBe(true);
   expect((await probe.drainWork(topology)).map((message) => message.properties.messageId)).toEqual([`whatsapp:${fresh.messageId}`]);
@@ -90,4 +90,19 @@ it('publishes a row whose lease outlasts the confirm deadline, and leaves to the
   expect(await relay.publishOwned([late])).toBe(false);
   expect(await probe.drainWork(topology)).toEqual([]);
   expect(await outboxHas(late)).toBe(true);
+  // Released to the sweep at once, not a lease later: the sender's next message, committed
+  // fresh, must not go out ahead of it.
+  const [lease] = await db.sql<{ expired: boolean }[]>`SELECT lease_until <= now() AS expired FROM outbox WHERE webhook_message_id = ${late.rowId}`;
+  expect(lease!.expired).toBe(true);
+  const next = await committed(0);
+  expect(await relay.publishOwned([next])).toBe(false);
+  expect(await probe.drainWork(topology)).toEqual([]);
+
+  expect(await relay.sweepOnce()).toBe(2);
+  expect((await probe.drainWork(topology)).map((message) => message.properties.messageId))
+    .toEqual([`whatsapp:${late.messageId}`, `whatsapp:${next.messageId}`]);
+  // Nothing waits any more: the owner publishes at once again.
+  const after = await committed(0);
+  expect(await relay.publishOwned([after])).toBe(true);
+  expect((await probe.drainWork(topology)).map((message) => message.properties.messageId)).toEqual([`whatsapp:${after.messageId}`]);
 });
