@@ -3,7 +3,10 @@ import type { Sql } from '../db/client';
 /**
  * An outbox row the ingest's relay has not published within this long waits on the broker (an
  * outage, a resource alarm) and then on a sweep: no worker can reach its message yet. A row
- * normally lives milliseconds, and under saturation well under a second.
+ * normally lives milliseconds, and under saturation well under a second. While any row has
+ * waited so long, every row waits: the rows taken in during the last seconds of an outage are
+ * no more reachable than the old ones, and counted, at a high intake they alone kept the
+ * workers at their maximum for the whole outage.
  */
 const UNPUBLISHED_AFTER_SECONDS = 10;
 
@@ -28,7 +31,7 @@ export async function countBacklog(sql: Sql): Promise<number> {
       (SELECT count(*) FROM webhook_messages
        WHERE wagate_unfinished(status) AND (status = 'processing' OR waiting_until IS NULL OR waiting_until <= now()))
       - (SELECT count(*) FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id
-         WHERE o.created_at < now() - make_interval(secs => ${UNPUBLISHED_AFTER_SECONDS})
+         WHERE EXISTS (SELECT 1 FROM outbox WHERE created_at < now() - make_interval(secs => ${UNPUBLISHED_AFTER_SECONDS}))
            AND m.status = 'queued' AND (m.waiting_until IS NULL OR m.waiting_until <= now())))::integer AS n`;
   return row!.n;
 }

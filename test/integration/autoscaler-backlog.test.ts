@@ -69,20 +69,33 @@ test('a message parked until the provider’s Retry-After is not backlog while i
   expect(await countBacklog(pipeline.db.sql)).toBe(1);
 });
 
-test('a message its relay has not published for seconds (RabbitMQ away) is not backlog until it is published', async () => {
+test('messages their relay cannot publish (RabbitMQ away) are not backlog until published, however fresh', async () => {
   const before = await countBacklog(pipeline.db.sql);
-  // Queued and in the outbox, as the ingest commits them: one a moment ago, one a minute ago,
-  // which the relay would have published by now if the broker had let it.
-  const queue = (id: string, age: string) => pipeline.db.sql`
-    WITH m AS (INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, status)
-               VALUES ('whatsapp', ${id}, '15550300004', '15550300004', 'queued') RETURNING id)
-    INSERT INTO outbox (webhook_message_id, lease_until, created_at) SELECT id, now() + interval '30 seconds', now() - ${age}::interval FROM m`;
-  const unpublished = uniqueWamid();
-  await queue(unpublished, '1 minute');
-  expect(await countBacklog(pipeline.db.sql)).toBe(before);
-  await queue(uniqueWamid(), '0 seconds');
+  // Queued and in the outbox, as the ingest commits them.
+  const queue = async (age: string) => {
+    const id = uniqueWamid();
+    await pipeline.db.sql`
+      WITH m AS (INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, status)
+                 VALUES ('whatsapp', ${id}, '15550300004', '15550300004', 'queued') RETURNING id)
+      INSERT INTO outbox (webhook_message_id, lease_until, created_at) SELECT id, now() + interval '30 seconds', now() - ${age}::interval FROM m`;
+    return id;
+  };
+  const published = (id: string) => pipeline.db.sql`DELETE FROM outbox WHERE webhook_message_id = (SELECT id FROM webhook_messages WHERE message_id = ${id})`;
+  // A row of a moment ago, with the broker there, is on its way: backlog.
+  const onItsWay = await queue('0 seconds');
   expect(await countBacklog(pipeline.db.sql)).toBe(before + 1);
-  // Published at last: its outbox row goes, and it is backlog like any queued message.
-  await pipeline.db.sql`DELETE FROM outbox WHERE webhook_message_id = (SELECT id FROM webhook_messages WHERE message_id = ${unpublished})`;
-  expect(await countBacklog(pipeline.db.sql)).toBe(before + 2);
+  await published(onItsWay);
+
+  // One a minute old says the relay cannot publish: neither it nor those taken in since count,
+  // for at a high intake the last seconds' messages alone would hold the workers at their maximum.
+  const unpublished = await queue('1 minute');
+  const sinceThen = await Promise.all(['2 seconds', '0 seconds', '0 seconds'].map(queue));
+  expect(await countBacklog(pipeline.db.sql)).toBe(before + 1);
+
+  // The broker is back and the old row published: the rest are on their way, and backlog
+  // like any queued message, as they stay once published.
+  await published(unpublished);
+  expect(await countBacklog(pipeline.db.sql)).toBe(before + 5);
+  for (const id of sinceThen) await published(id);
+  expect(await countBacklog(pipeline.db.sql)).toBe(before + 5);
 });
