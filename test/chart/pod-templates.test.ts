@@ -56,6 +56,14 @@ describe('commonLabels', () => {
     }
   });
 
+  it('never repeats or replaces one of the chart\'s own labels', () => {
+    const own = ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/part-of', 'app.kubernetes.io/component', 'app.kubernetes.io/managed-by'];
+    const plain = renderScenario('minimal');
+    // Rendered YAML with a key twice does not parse: renderScenario would throw.
+    const objects = renderScenario('minimal', { set: [...own.map((key) => `commonLabels.${key.replace(/\./g, '\\.')}=theirs`), 'commonLabels.team=payments'] });
+    expect(objects.map((object) => object.metadata.labels)).toEqual(plain.map((object) => ({ ...object.metadata.labels, team: 'payments' })));
+  });
+
   it('keeps every Deployment\'s selector matching its pods', () => {
     const objects = renderScenario('minimal', { set: ['commonLabels.team=payments'] });
     for (const deployment of objects.filter((object) => object.kind === 'Deployment')) {

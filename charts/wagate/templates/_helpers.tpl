@@ -25,6 +25,12 @@
 {{- printf "%s-%s" (include "wagate.fullname" $root | trunc 44 | trimSuffix "-") (index . 1) -}}
 {{- end -}}
 
+{{/*
+The labels of every object, then commonLabels. A common label never replaces one of the
+chart's own (a key twice is YAML that Helm, kustomize and Flux refuse; a changed name or
+instance would leave the ServiceMonitor selecting nothing), nor the role label that
+wagate.roleLabels adds after these.
+*/}}
 {{- define "wagate.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 app.kubernetes.io/name: {{ include "wagate.name" . }}
@@ -32,7 +38,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: wagate
-{{- with .Values.commonLabels }}
+{{- with omit .Values.commonLabels "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" "app.kubernetes.io/component" "wagate.io/job" }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
