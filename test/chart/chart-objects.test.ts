@@ -194,6 +194,32 @@ describe('worker', () => {
   });
 });
 
+describe('the migration hook', () => {
+  const migrateContainer = (objects: K8sObject[]) => find(objects, 'Job', '-migrate').spec.template.spec.containers[0];
+
+  it('connects the pods\' way by default, from the chart\'s Secret', () => {
+    expect(envOf(migrateContainer(minimal)).DATABASE_URL.valueFrom.secretKeyRef.key).toBe('DATABASE_URL');
+  });
+
+  it('connects through migrations.databaseUrlFrom instead, variable or files, so it can bypass PgBouncer', () => {
+    for (const asFiles of ['false', 'true']) {
+      const objects = renderScenario('minimal', { set: ['migrations.databaseUrlFrom.name=direct-db', 'migrations.databaseUrlFrom.key=url', `secrets.asFiles=${asFiles}`] });
+      const job = find(objects, 'Job', '-migrate');
+      const env = envOf(job.spec.template.spec.containers[0]);
+      expect([asFiles, env.DATABASE_URL.valueFrom.secretKeyRef]).toEqual([asFiles, { name: 'direct-db', key: 'url' }]);
+      // Only the one address: no DATABASE_URL_FILE beside it, which wagate would refuse.
+      expect([asFiles, Object.keys(env).filter((name) => name.startsWith('DATABASE_URL'))]).toEqual([asFiles, ['DATABASE_URL']]);
+      expect([asFiles, (job.spec.template.spec.volumes ?? []).map((volume: any) => volume.name)]).toEqual([asFiles, ['tmp']]);
+      // The pods still connect their way.
+      expect(envOf(find(objects, 'Deployment', '-ingest').spec.template.spec.containers[0]).DATABASE_URL?.valueFrom.secretKeyRef.key ?? 'as a file').not.toBe('url');
+    }
+  });
+
+  it('refuses a databaseUrlFrom without its key', () => {
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['migrations.databaseUrlFrom.name=direct-db'] })).toMatch(/databaseUrlFrom/);
+  });
+});
+
 describe('the builtin autoscaler', () => {
   const deployment = find(minimal, 'Deployment', '-autoscaler');
 
