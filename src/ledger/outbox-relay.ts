@@ -204,6 +204,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     deleteTimer = setTimeout(() => void track(flushDeletes()), DELETE_GATHER_MS);
   }
 
+  async function flushDeletesNow(): Promise<void> {
+    if (deleteTimer) clearTimeout(deleteTimer);
+    await flushDeletes();
+  }
+
   async function flushDeletes(): Promise<void> {
     deleteTimer = null;
     const ids = toDelete.splice(0, toDelete.length);
@@ -218,13 +223,28 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
+  /**
+   * The next rows whose lease expired, in commit order, but none behind a row of its sender
+   * that a sweep sent and the broker refused (released with a backoff) or has not answered
+   * yet: claimed anyway, a sender's "cancel" would reach its queue before the "2 pizzas" the
+   * broker refused a moment earlier. Only that sender waits; a row refused for good (its
+   * queue gone) holds back only messages bound for the same queue.
+   */
   async function claimExpired(): Promise<ClaimedRow[]> {
     return options.sql<ClaimedRow[]>`
-      WITH claimed AS (
+      WITH held_back AS MATERIALIZED (
+        SELECT m.sender_key, min(h.webhook_message_id) AS first_id
+        FROM outbox h JOIN webhook_messages m ON m.id = h.webhook_message_id
+        WHERE h.lease_until >= now() AND h.attempts > 0
+        GROUP BY m.sender_key),
+      claimed AS (
         UPDATE outbox o SET lease_until = now() + make_interval(secs => ${options.leaseSeconds}), attempts = o.attempts + 1
         WHERE o.webhook_message_id IN (
-          SELECT webhook_message_id FROM outbox WHERE lease_until < now()
-          ORDER BY webhook_message_id LIMIT ${sweepBatch} FOR UPDATE SKIP LOCKED)
+          SELECT c.webhook_message_id FROM outbox c
+          WHERE c.lease_until < now()
+            AND NOT EXISTS (SELECT 1 FROM webhook_messages cm JOIN held_back b ON b.sender_key = cm.sender_key
+                            WHERE cm.id = c.webhook_message_id AND b.first_id < c.webhook_message_id)
+          ORDER BY c.webhook_message_id LIMIT ${sweepBatch} FOR UPDATE OF c SKIP LOCKED)
         RETURNING o.webhook_message_id, o.traceparent, o.attempts)
       SELECT c.webhook_message_id::text AS id, c.attempts, c.traceparent,
              CASE WHEN m.status = 'queued' THEN m.payload END AS payload
@@ -280,11 +300,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (stopping || !options.canPublish()) return total;
       // Renewed for each batch; lost (this pod stalled past it), another pod sweeps now.
       if (total > 0 && !(await holdSweeperLease())) return total;
+      // The rows the last batch confirmed go first: left in the outbox, they would hold back
+      // their senders' next rows from this claim (claimExpired).
+      await flushDeletesNow();
       const rows = await claimExpired();
-      // Nothing waits: rows committed from now on may go out at once again. Known here rather than
-      // read from the outbox, whose confirmed rows are deleted only a moment later.
+      // Nothing more to claim: rows committed from now on may go out at once again, unless
+      // some still wait (refused in this sweep or one before, or behind such a row).
       if (rows.length === 0) {
-        backlog = leftBehind;
+        backlog = leftBehind || (await rowsWaiting());
         return total;
       }
       backlog = true;
