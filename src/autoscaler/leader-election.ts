@@ -1,6 +1,7 @@
 import { V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../telemetry/logger';
 import { statusOf } from './api-status';
+import { abortedBy } from './kube-client';
 
 /**
  * Leader election on a coordination.k8s.io/v1 Lease, after client-go's leaderelection package
@@ -52,6 +53,8 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
   let attempt: Promise<void> = Promise.resolve();
   /** Since when fitToLead has said no without a yes between (performance.now()); null while fit. */
   let unfitSinceMs: number | null = null;
+  /** Aborts a try still waiting for the API server when the stop comes. */
+  const stopping = new AbortController();
 
   const setLeading = (value: boolean) => {
     if (leading === value) return;
@@ -70,17 +73,24 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     return observed.atMs + (spec.leaseDurationSeconds ?? 0) * 1000 > nowMs;
   };
 
-  /** 'lost' when another holder's lease is valid: a leader then stops at once. */
-  const tryAcquireOrRenew = async (now: V1MicroTime, monotonicMs: number): Promise<'held' | 'lost' | 'conflict'> => {
-    const lease = await readLease(coordination, namespace, name);
-    if (!lease) return (await createLease(coordination, namespace, name, leaseSpec(identity, options.leaseDurationMs, now, 0))) ? 'held' : 'conflict';
-    if (heldByOther(lease, monotonicMs)) return 'lost';
+  /**
+   * 'lost' when another holder's lease is valid: a leader then stops at once. `signal` ends the
+   * try (its deadline, or the stop): a try given up must not write the Lease afterwards.
+   */
+  const tryAcquireOrRenew = async (now: V1MicroTime, signal: AbortSignal): Promise<'held' | 'lost' | 'conflict'> => {
+    const lease = await readLease(coordination, namespace, name, signal);
+    signal.throwIfAborted();
+    if (!lease) return (await createLease(coordination, namespace, name, leaseSpec(identity, options.leaseDurationMs, now, 0), signal)) ? 'held' : 'conflict';
+    // Seen when the answer came, as client-go does: a read the API server held up for seconds
+    // may show a renewal made late in that wait, and timed from the start of the try it would
+    // look older than it is, and the Lease expire early by this standby's count.
+    if (heldByOther(lease, performance.now())) return 'lost';
     const spec = lease.spec ?? {};
     const renewing = spec.holderIdentity === identity;
     const transitions = (spec.leaseTransitions ?? 0) + (renewing ? 0 : 1);
     const next = leaseSpec(identity, options.leaseDurationMs, now, transitions);
     if (renewing && spec.acquireTime) next.acquireTime = spec.acquireTime;
-    return (await replaceLease(coordination, { ...lease, spec: next })) ? 'held' : 'conflict';
+    return (await replaceLease(coordination, { ...lease, spec: next }, signal)) ? 'held' : 'conflict';
   };
 
   let fitCheck: Promise<void> | null = null;
@@ -111,7 +121,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     if (leading) {
       setLeading(false);
       log.warn({ lease: name, identity, unfitForMs: Math.round(unfitForMs) }, 'handing the Lease back: this autoscaler has not reached Postgres for a lease duration; a standby that can takes over');
-      await withDeadline(giveBack(coordination, namespace, name, identity), options.renewDeadlineMs).catch((error: Error) =>
+      await withDeadline(giveBack(coordination, namespace, name, identity, AbortSignal.timeout(options.renewDeadlineMs)), options.renewDeadlineMs).catch((error: Error) =>
         log.warn({ err: error.message, lease: name }, 'could not hand the Lease back; a standby takes it when it expires'),
       );
     }
@@ -122,15 +132,19 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     if (!(await fitNow()) || stopped) return;
     const now = new V1MicroTime();
     const startedMs = performance.now();
-    // A hung request must not stall the loop: it counts as a failed try after the renew deadline.
-    const outcome = await withDeadline(tryAcquireOrRenew(now, startedMs), options.renewDeadlineMs).then(
+    // A hung request must not stall the loop: it counts as a failed try after the renew deadline,
+    // and is aborted then, so that its answer cannot write the Lease after this try was given up
+    // (nor after the stop handed it back).
+    const tryEnds = AbortSignal.any([AbortSignal.timeout(options.renewDeadlineMs), stopping.signal]);
+    const outcome = await withDeadline(tryAcquireOrRenew(now, tryEnds), options.renewDeadlineMs).then(
       (result) => {
         reachable = true;
         return result;
       },
       (error: Error) => {
         reachable = false;
-        log.warn({ err: error.message, lease: name }, 'could not reach the Lease');
+        // A try the stop aborted has nothing to say.
+        if (!stopped) log.warn({ err: error.message, lease: name }, 'could not reach the Lease');
         return 'error' as const;
       },
     );
@@ -161,11 +175,12 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
       stopped = true;
       clearTimeout(timer);
       clearInterval(watchdog);
+      stopping.abort();
       await attempt;
       setLeading(false);
       // Even a leader that just missed its renew deadline may still be the holder on record.
       // Bounded like a try: a silent API server must not hold the stop past the pod's grace period.
-      await withDeadline(giveBack(coordination, namespace, name, identity), options.renewDeadlineMs).catch((error: Error) =>
+      await withDeadline(giveBack(coordination, namespace, name, identity, AbortSignal.timeout(options.renewDeadlineMs)), options.renewDeadlineMs).catch((error: Error) =>
         log.warn({ err: error.message, lease: name }, 'could not release the Lease; a standby takes it when it expires'),
       );
     },
@@ -191,9 +206,9 @@ function leaseSpec(identity: string, durationMs: number, now: V1MicroTime, trans
   };
 }
 
-async function readLease(coordination: CoordinationV1Api, namespace: string, name: string): Promise<V1Lease | null> {
+async function readLease(coordination: CoordinationV1Api, namespace: string, name: string, signal: AbortSignal): Promise<V1Lease | null> {
   try {
-    return await coordination.readNamespacedLease({ name, namespace });
+    return await coordination.readNamespacedLease({ name, namespace }, abortedBy(signal));
   } catch (error) {
     if (statusOf(error) === 404) return null;
     throw error;
@@ -201,9 +216,9 @@ async function readLease(coordination: CoordinationV1Api, namespace: string, nam
 }
 
 /** False when another candidate created it first (409). */
-async function createLease(coordination: CoordinationV1Api, namespace: string, name: string, spec: V1Lease['spec']): Promise<boolean> {
+async function createLease(coordination: CoordinationV1Api, namespace: string, name: string, spec: V1Lease['spec'], signal: AbortSignal): Promise<boolean> {
   try {
-    await coordination.createNamespacedLease({ namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name }, spec } });
+    await coordination.createNamespacedLease({ namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name }, spec } }, abortedBy(signal));
     return true;
   } catch (error) {
     if (statusOf(error) === 409) return false;
@@ -212,9 +227,9 @@ async function createLease(coordination: CoordinationV1Api, namespace: string, n
 }
 
 /** False when someone wrote the Lease since it was read (409 on its resourceVersion). */
-async function replaceLease(coordination: CoordinationV1Api, lease: V1Lease): Promise<boolean> {
+async function replaceLease(coordination: CoordinationV1Api, lease: V1Lease, signal: AbortSignal): Promise<boolean> {
   try {
-    await coordination.replaceNamespacedLease({ name: lease.metadata!.name!, namespace: lease.metadata!.namespace!, body: lease });
+    await coordination.replaceNamespacedLease({ name: lease.metadata!.name!, namespace: lease.metadata!.namespace!, body: lease }, abortedBy(signal));
     return true;
   } catch (error) {
     if (statusOf(error) === 409) return false;
@@ -223,12 +238,12 @@ async function replaceLease(coordination: CoordinationV1Api, lease: V1Lease): Pr
 }
 
 /** Like client-go: no holder and a one-second duration, so the next try of any standby wins. */
-async function giveBack(coordination: CoordinationV1Api, namespace: string, name: string, identity: string): Promise<void> {
-  const lease = await readLease(coordination, namespace, name);
+async function giveBack(coordination: CoordinationV1Api, namespace: string, name: string, identity: string, signal: AbortSignal): Promise<void> {
+  const lease = await readLease(coordination, namespace, name, signal);
   if (!lease || lease.spec?.holderIdentity !== identity) return;
   const now = new V1MicroTime();
   await replaceLease(coordination, {
     ...lease,
     spec: { leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: lease.spec.leaseTransitions ?? 0 },
-  });
+  }, signal);
 }

@@ -18,6 +18,7 @@ import {
 } from '../support/autoscaler';
 import { startControlPlane, type ControlPlane } from '../support/control-plane';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { startJudgingProxy } from '../support/judging-proxy';
 import { startProxyFor, startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { startPipeline } from '../support/pipeline';
 import { startPrometheus } from '../support/prometheus';
@@ -177,6 +178,48 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
       await waitFor('autoscaler-a, reaching Postgres again, to take the released Lease', () => leaseState(plane)?.holder === 'autoscaler-a', SETTLE_MS);
     } finally {
       proxy.setMode('forward');
+      await proxy.close();
+    }
+  }, 150_000);
+
+  it('times a renewal it read late from when the answer came, so a standby never takes the Lease before a lease duration after it saw the last renewal', async () => {
+    recreateWorker(plane, 1);
+    // A lease long enough that the standby's held read outlasts several of the leader's renewals
+    // within its own renew deadline.
+    const env = { AUTOSCALER_LEASE_DURATION_SECONDS: '20', AUTOSCALER_RENEW_DEADLINE_SECONDS: '15', AUTOSCALER_RETRY_PERIOD_SECONDS: '2' };
+    const a = await start('autoscaler-a', env);
+    await waitFor('autoscaler-a to hold the Lease', () => leaseState(plane)?.holder === 'autoscaler-a', SETTLE_MS);
+    let holding = false;
+    const apiServer = new URL(/server: (\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!);
+    // What b sends is held while `holding`: its read of the Lease reaches the API server late,
+    // as behind an overloaded server, and is answered with what the Lease is by then.
+    const proxy = await startJudgingProxy(apiServer, 443, { fromClient: () => (holding ? 'hold' : 'pass') });
+    try {
+      const proxied = `${kubeconfig}.late-read`;
+      writeFileSync(proxied, readFileSync(kubeconfig, 'utf8').replace(apiServer.host, `127.0.0.1:${proxy.port}`));
+      const b = await startAutoscaler(proxied, { DATABASE_URL: db.url, AUTOSCALER_IDENTITY: 'autoscaler-b', ...env });
+      running.push(b);
+      await waitFor('autoscaler-b to reach the Lease and stand by', async () => {
+        const readiness = (await (await fetch(b.metricsUrl.replace(/\/metrics$/, '/readyz'))).json()) as { kubernetes: string; leader: boolean };
+        return readiness.kubernetes === 'ok' && !readiness.leader;
+      }, SETTLE_MS);
+      holding = true;
+      await waitFor('a read of autoscaler-b to be held', () => proxy.held() > 0, SETTLE_MS);
+      // The leader renews four times while the read waits: 6 s at least, within b's 15 s deadline.
+      const renewals = new Set<string | undefined>([leaseState(plane)!.renewTime]);
+      await waitFor('four renewals by the leader while the read waits', () => {
+        renewals.add(leaseState(plane)!.renewTime);
+        return renewals.size >= 5;
+      }, SETTLE_MS);
+      await a.stop('SIGKILL');
+      const answeredAt = performance.now();
+      holding = false;
+      proxy.release();
+      await waitFor('the standby to take the Lease over', () => leaseState(plane)?.holder === 'autoscaler-b', 60_000);
+      // b saw the last renewal no earlier than the release; timed from the start of its try (the
+      // fault), it took the Lease over 6 s or more too early.
+      expect(performance.now() - answeredAt).toBeGreaterThanOrEqual(20_000);
+    } finally {
       await proxy.close();
     }
   }, 150_000);
