@@ -2,7 +2,7 @@ import { untilAborted } from '../settle-within';
 import type { Logger } from '../telemetry/logger';
 import type { AutoscalerMetrics, AutoscalerReason } from '../telemetry/autoscaler-metrics';
 import { decide, type ScaleDownMemory, type ScalingPolicy } from './decide';
-import { clockTime, decisionAtCurrentRevision, judgeOwnership, type LastDecision, type Ownership } from './ownership';
+import { clockTime, decisionAtCurrentRevision, judgeOwnership, PAUSED_ANNOTATION, type LastDecision, type Ownership } from './ownership';
 import { statusOf } from './api-status';
 import type { WorkerDeployment } from './worker-deployment';
 
@@ -83,6 +83,19 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     return 'manual_scale';
   };
 
+  /**
+   * A count that changed with a new revision is taken as a rollout's (a manifest that sets
+   * `replicas`), not held for as a person's. A person who scaled during a rollout (a restart
+   * after a secret rotation, say) would otherwise see their count scaled away without a word.
+   */
+  const announceAdoption = async (ownership: Ownership, snapshot: Snapshot, signal?: AbortSignal): Promise<void> => {
+    if (ownership.kind !== 'adopt' || ownership.why !== 'rollout') return;
+    const message = `took ${snapshot.replicas} replicas, set together with rollout revision ${snapshot.revision ?? '?'}, as its own count, not as a manual scale to hold for; `
+      + `to keep a count set by hand, scale again or annotate ${PAUSED_ANNOTATION}=true`;
+    log.info({ replicas: snapshot.replicas, revision: snapshot.revision }, message);
+    await announce({ reason: 'RolloutCountAdopted', message, type: 'Normal', uid: snapshot.uid }, signal);
+  };
+
   const attempt = async (backlog: number, policy: ScalingPolicy, signal?: AbortSignal): Promise<AutoscalerReason> => {
     const snapshot = await worker.read(signal);
     const nowMs = now();
@@ -115,9 +128,11 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
       const baseline = ownership.kind === 'adopt' ? record(snapshot.replicas, `adopted_${ownership.why}`) : current;
       if (baseline && !(await recorded(baseline, snapshot, signal))) return 'conflict';
       memory = decision.memory;
+      await announceAdoption(ownership, snapshot, signal);
       return decision.reason;
     }
     if ((await worker.scale(record(decision.desired, decision.reason), snapshot.resourceVersion, signal)) === 'conflict') return 'conflict';
+    await announceAdoption(ownership, snapshot, signal);
     memory = decision.memory;
     metrics.current.set(decision.desired);
     const message = `scaled from ${snapshot.replicas} to ${decision.desired} replicas (${decision.reason}): backlog ${backlog}`;

@@ -66,7 +66,7 @@ export function createAutoscalerMetrics() {
     }),
     paused: new Gauge({
       name: 'wagate_autoscaler_paused',
-      help: '1 while the worker Deployment carries wagate.io/autoscaler-paused: "true".',
+      help: '1 while the worker Deployment carries wagate.io/autoscaler-paused: "true", or names another scaler in wagate.io/autoscaling-mode.',
       registers: [registry],
     }),
   };

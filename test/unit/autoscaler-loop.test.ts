@@ -12,7 +12,7 @@ import { createLogger } from '../../src/telemetry/logger';
  * test/kube/autoscaler.test.ts runs the loop against a real API server.
  */
 function deploymentInMemory(replicas: number) {
-  const state = { replicas, revision: '1', annotations: {} as Record<string, string>, resourceVersion: 1 };
+  const state = { replicas, revision: '1', annotations: {} as Record<string, string>, resourceVersion: 1, events: [] as { reason: string; message: string }[] };
   /** What a person or a controller does: any write moves the resourceVersion. */
   const change = (edit: () => void) => {
     edit();
@@ -39,7 +39,9 @@ function deploymentInMemory(replicas: number) {
       change(() => (state.annotations[LAST_DECISION_ANNOTATION] = JSON.stringify(decision)));
       return 'recorded';
     },
-    async recordEvent() {},
+    async recordEvent(event) {
+      state.events.push({ reason: event.reason, message: event.message });
+    },
   };
   return { state, change, worker };
 }
@@ -70,6 +72,37 @@ describe('the scaling loop', () => {
     change(() => delete state.annotations[PAUSED_ANNOTATION]);
     expect(await loop.tick()).toBe('scale_up');
     expect(state.replicas).toBe(6);
+  });
+});
+
+describe('a count set together with a rollout', () => {
+  it('is taken as the rollout\'s and scaled from, and an Event says so, since a person\'s scale at that moment looks the same', async () => {
+    let now = 1_800_000_000_000;
+    const { state, change, worker } = deploymentInMemory(2);
+    const loop = createScalingLoop({
+      countBacklog: async () => 200,
+      worker,
+      policy: { targetPerReplica: 100, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 0, tolerance: DEFAULT_TOLERANCE },
+      manualHoldMs: 1_800_000,
+      metrics: createAutoscalerMetrics(),
+      log: createLogger('silent', 'test'),
+      now: () => now,
+    });
+    expect(await loop.tick()).toBe('steady');
+    now += 10_000;
+    // A new revision and a new count in one go.
+    change(() => {
+      state.revision = '2';
+      state.replicas = 6;
+    });
+    expect(await loop.tick()).toBe('scale_down');
+    expect(state.replicas).toBe(2);
+    expect(state.events.map((event) => event.reason)).toEqual(['RolloutCountAdopted', 'Scaled']);
+    expect(state.events[0]!.message).toMatch(/took 6 replicas, set together with rollout revision 2.*wagate\.io\/autoscaler-paused=true/);
+    // Once: the next tick owns the count.
+    now += 10_000;
+    expect(await loop.tick()).toBe('steady');
+    expect(state.events).toHaveLength(2);
   });
 });
 
