@@ -144,6 +144,13 @@ describe('the chart in a real API server', () => {
       }
       expect([spec, refusal]).toEqual([spec, expect.stringMatching(/may change no part of the worker's spec but its replicas/)]);
     }
+    // A count past the range it is configured to: refused, so a leaked token cannot start
+    // hundreds of workers past the connection budget.
+    expect(() => patch({ spec: { replicas: 500 } })).toThrow(/may set the worker's replicas only between worker.autoscaling.minReplicas \(1\) and maxReplicas \(16\)/);
+    expect(() => patch({ spec: { replicas: 0 } })).toThrow(/may set the worker's replicas only between/);
+    // Beside a person's count past that range, its decision alone still goes in.
+    kubectl(['-n', 'minimal', 'scale', 'deployment/shop-wagate-worker', '--replicas=20']);
+    patch({ metadata: { annotations: { 'wagate.io/autoscaler-last-decision': '{"replicas":20,"reason":"manual_scale","atMs":1}' } } });
     // What the autoscaler itself writes: the count and its decision together.
     patch({ metadata: { annotations: { 'wagate.io/autoscaler-last-decision': '{"replicas":2,"reason":"scale_up","atMs":1}' } }, spec: { replicas: 2 } });
     expect(kubectl(['-n', 'minimal', 'get', 'deployment', 'shop-wagate-worker', '-o', 'jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}'])).toBe(`2 ${image}`);
