@@ -9,6 +9,7 @@ import { failureStreak } from '../telemetry/failure-streak';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { createLinger } from './linger';
+import { claimExpiredRows } from './outbox-claim';
 import type { QueuedEntry } from './recorder';
 
 /**
@@ -73,14 +74,6 @@ interface Outgoing {
   id: string;
   attempts: number;
   publication: Publication;
-}
-
-interface ClaimedRow {
-  id: string;
-  attempts: number;
-  traceparent: string | null;
-  /** Null when the message is no longer queued with its content. */
-  payload: QueueMessage | null;
 }
 
 /**
@@ -224,35 +217,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   }
 
   /**
-   * The next rows whose lease expired, in commit order, but none behind a row of its sender
-   * that a sweep sent and the broker refused (released with a backoff) or has not answered
-   * yet: claimed anyway, a sender's "cancel" would reach its queue before the "2 pizzas" the
-   * broker refused a moment earlier. Only that sender waits; a row refused for good (its
-   * queue gone) holds back only messages bound for the same queue.
-   */
-  async function claimExpired(): Promise<ClaimedRow[]> {
-    return options.sql<ClaimedRow[]>`
-      WITH held_back AS MATERIALIZED (
-        SELECT m.sender_key, min(h.webhook_message_id) AS first_id
-        FROM outbox h JOIN webhook_messages m ON m.id = h.webhook_message_id
-        WHERE h.lease_until >= now() AND h.attempts > 0
-        GROUP BY m.sender_key),
-      claimed AS (
-        UPDATE outbox o SET lease_until = now() + make_interval(secs => ${options.leaseSeconds}), attempts = o.attempts + 1
-        WHERE o.webhook_message_id IN (
-          SELECT c.webhook_message_id FROM outbox c
-          WHERE c.lease_until < now()
-            AND NOT EXISTS (SELECT 1 FROM webhook_messages cm JOIN held_back b ON b.sender_key = cm.sender_key
-                            WHERE cm.id = c.webhook_message_id AND b.first_id < c.webhook_message_id)
-          ORDER BY c.webhook_message_id LIMIT ${sweepBatch} FOR UPDATE OF c SKIP LOCKED)
-        RETURNING o.webhook_message_id, o.traceparent, o.attempts)
-      SELECT c.webhook_message_id::text AS id, c.attempts, c.traceparent,
-             CASE WHEN m.status = 'queued' THEN m.payload END AS payload
-      FROM claimed c LEFT JOIN webhook_messages m ON m.id = c.webhook_message_id
-      ORDER BY c.webhook_message_id`;
-  }
-
-  /**
    * Takes or renews the sweeper lease (migrations/021): one sweep at a time across the pods, so
    * that two never publish neighbouring batches at once. It outlasts one batch's publish.
    */
@@ -301,9 +265,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       // Renewed for each batch; lost (this pod stalled past it), another pod sweeps now.
       if (total > 0 && !(await holdSweeperLease())) return total;
       // The rows the last batch confirmed go first: left in the outbox, they would hold back
-      // their senders' next rows from this claim (claimExpired).
+      // their senders' next rows from this claim (claimExpiredRows).
       await flushDeletesNow();
-      const rows = await claimExpired();
+      const rows = await claimExpiredRows(options.sql, options.leaseSeconds, sweepBatch);
       // Nothing more to claim: rows committed from now on may go out at once again, unless
       // some still wait (refused in this sweep or one before, or behind such a row).
       if (rows.length === 0) {
