@@ -1,7 +1,6 @@
-import postgres from 'postgres';
 import type { Sql } from '../../src/db/client';
 import { claimExpiredRows } from '../../src/ledger/outbox-claim';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { createTestDatabase, explainingClient, type TestDatabase } from '../support/database';
 
 /**
  * A sweep's claim reads the sender of each row it claims by the row's key, however long the
@@ -38,16 +37,7 @@ beforeAll(async () => {
     WHERE webhook_message_id = (SELECT id FROM webhook_messages WHERE message_id = 'waiting.1')`;
   await db.sql`ANALYZE webhook_messages`;
   await db.sql`ANALYZE outbox`;
-  explained = postgres(db.url, {
-    max: 1,
-    onnotice: (notice) => {
-      if (String(notice.message).includes('plan:')) plans.push(String(notice.message));
-    },
-  }) as unknown as Sql;
-  await explained`LOAD 'auto_explain'`;
-  await explained`SET auto_explain.log_min_duration = 0`;
-  await explained`SET auto_explain.log_level = 'notice'`;
-  await explained`SET auto_explain.log_analyze = on`;
+  explained = await explainingClient(db.url, plans, true);
 });
 
 afterAll(async () => {

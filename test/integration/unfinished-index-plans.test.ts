@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import postgres from 'postgres';
 import type { Sql } from '../../src/db/client';
 import { countBacklog } from '../../src/autoscaler/backlog';
 import { markSending } from '../../src/orders/mark-sending';
@@ -7,7 +6,7 @@ import { settleReplies } from '../../src/orders/settle-replies';
 import { writeDecisions, type DecisionWrite } from '../../src/orders/write-decisions';
 import type { QueueMessage } from '../../src/queue/message';
 import { claimMessages } from '../../src/worker/claim-messages';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { createTestDatabase, explainingClient, type TestDatabase } from '../support/database';
 
 /**
  * The worker's batched statements reach a message's row through the unique key, whatever the
@@ -25,7 +24,7 @@ const FENCE = { queuePrefix: 'plans', memberId: 'worker-plans', shardCount: 4 };
 
 let db: TestDatabase;
 let explained: Sql;
-let plans: string[] = [];
+const plans: string[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -42,16 +41,7 @@ beforeAll(async () => {
   // The worker claims under its shard fence: every shard recorded as this one's.
   await db.sql`INSERT INTO work_shard_owners (queue_prefix, shard, owner)
                SELECT ${FENCE.queuePrefix}, shard, ${FENCE.memberId} FROM generate_series(0, ${FENCE.shardCount - 1}) shard`;
-  // One connection, so that the session settings below hold for every statement.
-  explained = postgres(db.url, {
-    max: 1,
-    onnotice: (notice) => {
-      if (String(notice.message).includes('plan:')) plans.push(String(notice.message));
-    },
-  }) as unknown as Sql;
-  await explained`LOAD 'auto_explain'`;
-  await explained`SET auto_explain.log_min_duration = 0`;
-  await explained`SET auto_explain.log_level = 'notice'`;
+  explained = await explainingClient(db.url, plans);
 });
 
 afterAll(async () => {
@@ -76,18 +66,18 @@ function menuReply(message: QueueMessage): DecisionWrite {
 /** Runs one batch through claim, decision, sending mark and settlement, and answers the plans of the three that touch webhook_messages. */
 async function runBatch(first: number): Promise<{ claim: string; decision: string; settle: string }> {
   const messages = Array.from({ length: BATCH }, (_, index) => queueMessage(first + index));
-  plans = [];
+  plans.length = 0;
   const claims = await claimMessages(explained, messages, FENCE);
   const claim = plans.join('\n');
   expect(claims.every((c) => typeof c === 'object' && c !== null)).toBe(true);
 
-  plans = [];
+  plans.length = 0;
   const written = await writeDecisions(explained, messages.map(menuReply));
   const decision = plans.join('\n');
   const replyIds = written.map((w) => w.reply!.id);
   await markSending(explained, replyIds.map((replyId) => ({ replyId, attempt: randomUUID(), unsentAttempts: [] })));
 
-  plans = [];
+  plans.length = 0;
   await settleReplies(explained, replyIds.map((replyId, index) => ({
     replyId, status: 'sent' as const, providerMessageId: `wamid.out.${first + index}`, error: null, source: 'whatsapp' as const,
     finish: { messageId: messages[index]!.messageId, outcome: 'processed' as const },
@@ -126,7 +116,7 @@ test('so do the generic plans that prepared statements settle on', async () => {
 });
 
 test('the backlog count still reads only the unfinished messages, from their partial index alone', async () => {
-  plans = [];
+  plans.length = 0;
   const backlog = await countBacklog(explained);
   expect(backlog).toBe(BACKLOG - 2 * BATCH);
   // Index-only: whether a message is parked (status, waiting_until) is in the index too, so a

@@ -79,3 +79,22 @@ export function stallHeartbeats(sql: Sql, queuePrefix: string, memberId: string)
   return holdInTransaction(sql, (tx) => tx`
     SELECT 1 FROM worker_members WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId} FOR SHARE`);
 }
+
+/**
+ * One connection whose every statement's plan Postgres sends back (auto_explain, as notices)
+ * into `plans`; with `analyze`, with the rows and loops each node really took. One
+ * connection, so that the session settings hold for every statement.
+ */
+export async function explainingClient(url: string, plans: string[], analyze = false): Promise<Sql> {
+  const sql = postgres(url, {
+    max: 1,
+    onnotice: (notice) => {
+      if (String(notice.message).includes('plan:')) plans.push(String(notice.message));
+    },
+  }) as unknown as Sql;
+  await sql`LOAD 'auto_explain'`;
+  await sql`SET auto_explain.log_min_duration = 0`;
+  await sql`SET auto_explain.log_level = 'notice'`;
+  if (analyze) await sql`SET auto_explain.log_analyze = on`;
+  return sql;
+}

@@ -46,29 +46,34 @@ function deploymentInMemory(replicas: number) {
   return { state, change, worker };
 }
 
+/** The loop over that Deployment, a fixed backlog and a clock the test moves. */
+function loopOver(worker: WorkerDeployment, backlog: number, clock: { now: number }, scaleDownStabilizationMs: number) {
+  return createScalingLoop({
+    countBacklog: async () => backlog,
+    worker,
+    policy: { targetPerReplica: 100, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs, tolerance: DEFAULT_TOLERANCE },
+    manualHoldMs: 1_800_000,
+    metrics: createAutoscalerMetrics(),
+    log: createLogger('silent', 'test'),
+    now: () => clock.now,
+  });
+}
+
 describe('the scaling loop', () => {
   it('resumes at once, without the earlier hold, when the pause annotation is removed', async () => {
-    let now = 1_800_000_000_000;
+    const clock = { now: 1_800_000_000_000 };
     const { state, change, worker } = deploymentInMemory(2);
-    const loop = createScalingLoop({
-      countBacklog: async () => 800,
-      worker,
-      policy: { targetPerReplica: 100, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 300_000, tolerance: DEFAULT_TOLERANCE },
-      manualHoldMs: 1_800_000,
-      metrics: createAutoscalerMetrics(),
-      log: createLogger('silent', 'test'),
-      now: () => now,
-    });
+    const loop = loopOver(worker, 800, clock, 300_000);
     expect(await loop.tick()).toBe('scale_up');
-    now += 10_000;
+    clock.now += 10_000;
     // kubectl scale: held for 30 minutes.
     change(() => (state.replicas = 3));
     expect(await loop.tick()).toBe('manual_scale');
-    now += 10_000;
+    clock.now += 10_000;
     // Paused, then resumed within the hold, the count untouched meanwhile.
     change(() => (state.annotations[PAUSED_ANNOTATION] = 'true'));
     expect(await loop.tick()).toBe('paused');
-    now += 10_000;
+    clock.now += 10_000;
     change(() => delete state.annotations[PAUSED_ANNOTATION]);
     expect(await loop.tick()).toBe('scale_up');
     expect(state.replicas).toBe(6);
@@ -77,19 +82,11 @@ describe('the scaling loop', () => {
 
 describe('a count set together with a rollout', () => {
   it('is taken as the rollout\'s and scaled from, and an Event says so, since a person\'s scale at that moment looks the same', async () => {
-    let now = 1_800_000_000_000;
+    const clock = { now: 1_800_000_000_000 };
     const { state, change, worker } = deploymentInMemory(2);
-    const loop = createScalingLoop({
-      countBacklog: async () => 200,
-      worker,
-      policy: { targetPerReplica: 100, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 0, tolerance: DEFAULT_TOLERANCE },
-      manualHoldMs: 1_800_000,
-      metrics: createAutoscalerMetrics(),
-      log: createLogger('silent', 'test'),
-      now: () => now,
-    });
+    const loop = loopOver(worker, 200, clock, 0);
     expect(await loop.tick()).toBe('steady');
-    now += 10_000;
+    clock.now += 10_000;
     // A new revision and a new count in one go.
     change(() => {
       state.revision = '2';
@@ -100,7 +97,7 @@ describe('a count set together with a rollout', () => {
     expect(state.events.map((event) => event.reason)).toEqual(['RolloutCountAdopted', 'Scaled']);
     expect(state.events[0]!.message).toMatch(/took 6 replicas, set together with rollout revision 2.*wagate\.io\/autoscaler-paused=true/);
     // Once: the next tick owns the count.
-    now += 10_000;
+    clock.now += 10_000;
     expect(await loop.tick()).toBe('steady');
     expect(state.events).toHaveLength(2);
   });

@@ -1,0 +1,57 @@
+import { loadConfig } from '../../src/config';
+import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from '../../src/ledger/outbox-relay';
+import { createBroker, type Broker } from '../../src/queue/broker';
+import { topologyFromConfig } from '../../src/queue/depths';
+import { createPublisher } from '../../src/queue/publisher';
+import { assertTopology } from '../../src/queue/topology';
+import { createLogger } from '../../src/telemetry/logger';
+import { createMetrics } from '../../src/telemetry/metrics';
+import { openQueueProbe, TEST_AMQP_URL, type QueueProbe } from './amqp';
+import { createTestDatabase, type TestDatabase } from './database';
+import { testEnv } from './ingest';
+
+export interface RelayRig {
+  db: TestDatabase;
+  broker: Broker;
+  probe: QueueProbe;
+  relay: OutboxRelay;
+  topology: ReturnType<typeof topologyFromConfig>;
+  stop(): Promise<void>;
+}
+
+/** The relay's settings a test may set; the rest are the defaults below (no polling: the test sweeps). */
+export type RigRelayOptions = Partial<Omit<OutboxRelayOptions, 'sql' | 'topology' | 'log' | 'metrics'>> & { confirmTimeoutMs: number };
+
+/**
+ * A relay of its own, on a fresh database and a queue prefix of its own, publishing to the real
+ * broker through the real publisher (or one wrapping it, from `publisherOf`).
+ */
+export async function startRelayRig(name: string, options: RigRelayOptions, publisherOf?: (broker: Broker, topology: RelayRig['topology']) => OutboxRelayOptions['publisher']): Promise<RelayRig> {
+  const topology = topologyFromConfig(loadConfig(testEnv('postgres://unused@127.0.0.1/unused')));
+  const db = await createTestDatabase();
+  const probe = await openQueueProbe();
+  const broker = createBroker({ url: TEST_AMQP_URL, name, log: createLogger('silent', 'test'), setup: (channel) => assertTopology(channel, topology) });
+  await broker.waitUntilConnected(10_000);
+  const relay = createOutboxRelay({
+    publisher: publisherOf?.(broker, topology) ?? createPublisher(broker, options.confirmTimeoutMs),
+    canPublish: () => broker.isConnected(),
+    leaseSeconds: 12,
+    pollMs: 60_000,
+    publishLingerMs: 0,
+    ...options,
+    sql: db.sql,
+    topology,
+    log: createLogger('silent', 'test'),
+    metrics: createMetrics('ingest', { processMetrics: false }),
+  });
+  return {
+    db, broker, probe, relay, topology,
+    async stop() {
+      await relay.stop();
+      await broker.close();
+      await probe.deleteTopology(topology);
+      await probe.close();
+      await db.drop();
+    },
+  };
+}
