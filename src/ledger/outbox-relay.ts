@@ -197,13 +197,21 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     deleteTimer = setTimeout(() => void track(flushDeletes()), DELETE_GATHER_MS);
   }
 
+  /** Deletes what is confirmed now, after any delete already under way. */
   async function flushDeletesNow(): Promise<void> {
     if (deleteTimer) clearTimeout(deleteTimer);
     await flushDeletes();
   }
 
-  async function flushDeletes(): Promise<void> {
+  /** One delete at a time: a sweep waiting for its confirmed rows to go waits for those in a running delete too. */
+  let deleting: Promise<void> = Promise.resolve();
+  function flushDeletes(): Promise<void> {
     deleteTimer = null;
+    deleting = deleting.then(deleteConfirmed);
+    return deleting;
+  }
+
+  async function deleteConfirmed(): Promise<void> {
     const ids = toDelete.splice(0, toDelete.length);
     if (ids.length === 0) return;
     try {
@@ -258,19 +266,32 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     let total = 0;
     // A row refused in this sweep waits for a later one (its lease released with a backoff).
     let leftBehind = false;
+    // Where the claim looks: past windows of held-back rows only, and never at a sender with a
+    // row passed over in this sweep, even once the row that held it back is due again.
+    let afterId = '0';
+    const heldSenders = new Set<string>();
     for (;;) {
       // A stopping process leaves the rest of a backlog to the other pods' sweeps once the
       // leases it holds expire, instead of outliving its grace period and being killed mid-publish.
       if (stopping || !options.canPublish()) return total;
-      // Renewed for each batch; lost (this pod stalled past it), another pod sweeps now.
-      if (total > 0 && !(await holdSweeperLease())) return total;
       // The rows the last batch confirmed go first: left in the outbox, they would hold back
       // their senders' next rows from this claim (claimExpiredRows).
       await flushDeletesNow();
-      const rows = await claimExpiredRows(options.sql, options.leaseSeconds, sweepBatch);
-      // Nothing more to claim: rows committed from now on may go out at once again, unless
-      // some still wait (refused in this sweep or one before, or behind such a row).
+      // Renewed for each batch; lost (this pod stalled past it), another pod sweeps now.
+      if (total > 0 && !(await holdSweeperLease())) return total;
+      const claim = await claimExpiredRows(options.sql, options.leaseSeconds, sweepBatch, { afterId, heldSenders: [...heldSenders] });
+      for (const row of claim.held) heldSenders.add(row.sender);
+      leftBehind ||= claim.held.length > 0;
+      const rows = claim.rows;
       if (rows.length === 0) {
+        // A window of held-back rows only (a queue that does not answer, its senders' rows
+        // first in line): the rows after them go on.
+        if (claim.windowFull && claim.lastDueId !== null) {
+          afterId = claim.lastDueId;
+          continue;
+        }
+        // Nothing more to claim: rows committed from now on may go out at once again, unless
+        // some still wait (refused in this sweep or one before, or behind such a row).
         backlog = leftBehind || (await rowsWaiting());
         return total;
       }

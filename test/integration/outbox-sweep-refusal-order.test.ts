@@ -13,20 +13,22 @@ import { waitFor } from '../support/wait';
  * sender's "cancel" reached its queue before the "2 pizzas" refused a moment earlier.
  */
 const SENDER = '15550700001';
+const OTHERS = ['15550700002', '15550700003', '15550700004', '15550700005', '15550700006'];
 
 let rig: RelayRig;
-let publishes = 0;
+/** The sender whose queue is unbound during the next publish, so the broker returns its rows as unroutable. */
+let refuseOnce: string | null = null;
 
 beforeAll(async () => {
   rig = await startRelayRig('outbox-sweep-refusal-order-test', { confirmTimeoutMs: 10_000, sweepBatch: 2 }, (broker, topology) => {
     const publisher = createPublisher(broker, 10_000);
-    const shard = topology.shards.find((each) => each.routingKey === routingKeyFor(topology, SENDER))!;
-    // The real publisher on the real broker; during the sweep's first batch the sender's queue is
-    // unbound, so the broker returns that batch's row of the sender as unroutable.
-    const refusingFirstBatch: Publisher = {
+    // The real publisher on the real broker, the refused sender's queue unbound for one publish.
+    const refusing: Publisher = {
       async publishAll(exchange, entries, onLateAnswer) {
-        publishes += 1;
-        if (publishes > 1) return publisher.publishAll(exchange, entries, onLateAnswer);
+        const sender = refuseOnce;
+        if (sender === null) return publisher.publishAll(exchange, entries, onLateAnswer);
+        refuseOnce = null;
+        const shard = topology.shards.find((each) => each.routingKey === routingKeyFor(topology, sender))!;
         const channel = broker.channel()!;
         await channel.unbindQueue(shard.queue, topology.exchange, shard.routingKey);
         try {
@@ -36,7 +38,7 @@ beforeAll(async () => {
         }
       },
     };
-    return refusingFirstBatch;
+    return refusing;
   });
 }, 30_000);
 
@@ -44,8 +46,15 @@ afterAll(async () => {
   await rig?.stop();
 });
 
-/** A queued message with its outbox row, its lease run out: waiting for a sweep, as after an outage. */
-async function waiting(senderKey: string, text: string): Promise<string> {
+/** Another sender, on another shard than `sender`. */
+const otherThan = (sender: string) => OTHERS.find((key) => routingKeyFor(rig.topology, key) !== routingKeyFor(rig.topology, sender))!;
+
+/**
+ * A queued message with its outbox row, its lease run out: waiting for a sweep, as after an
+ * outage. `attempts` as earlier sweeps left it: a refusal then holds the row back that many
+ * seconds (plus one), longer than the test's steps take.
+ */
+async function waiting(senderKey: string, text: string, attempts = 0): Promise<string> {
   const messageId = `wamid.sweep.${randomBytes(6).toString('hex')}`;
   const payload: QueueMessage = {
     v: 1, source: 'whatsapp', messageId, from: senderKey, senderKey, business: '100',
@@ -56,28 +65,46 @@ async function waiting(senderKey: string, text: string): Promise<string> {
       INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload)
       VALUES ('whatsapp', ${messageId}, ${senderKey}, ${senderKey}, '100', 'queued', ${rig.db.sql.json(payload as never)})
       RETURNING id)
-    INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() - interval '1 second' FROM m`;
+    INSERT INTO outbox (webhook_message_id, lease_until, attempts) SELECT id, now() - interval '1 second', ${attempts} FROM m`;
   return `whatsapp:${messageId}`;
 }
 
+const drained = async () => (await rig.probe.drainWork(rig.topology)).map((message) => message.properties.messageId);
+
 it('holds a sender\'s later rows behind its row the broker refused, while other senders\' rows go out', async () => {
-  // Another sender, on another shard, whose rows go out meanwhile.
-  const OTHER = ['15550700002', '15550700003', '15550700004', '15550700005'].find((key) => routingKeyFor(rig.topology, key) !== routingKeyFor(rig.topology, SENDER))!;
+  const other = otherThan(SENDER);
   // Two batches of two, in commit order: [order, other], [cancel, other].
-  const order = await waiting(SENDER, '2 pizzas');
-  const first = await waiting(OTHER, 'menu');
+  const order = await waiting(SENDER, '2 pizzas', 4);
+  const first = await waiting(other, 'menu');
   const cancel = await waiting(SENDER, 'cancel');
-  const second = await waiting(OTHER, 'status');
+  const second = await waiting(other, 'status');
 
   // The order is refused; the cancel behind it waits, the other sender's rows go out.
+  refuseOnce = SENDER;
   expect(await rig.relay.sweepOnce()).toBe(2);
-  const drained = await rig.probe.drainWork(rig.topology);
-  expect(drained.map((message) => message.properties.messageId)).toEqual([first, second]);
+  expect(await drained()).toEqual([first, second]);
 
-  // Once its backoff has passed, a later sweep publishes the order, then the cancel.
+  // Once its backoff (5 s) has passed, a later sweep publishes the order, then the cancel.
   await waitFor('the refused order and the cancel behind it to be published', async () => {
     await rig.relay.sweepOnce();
     return (await rig.db.sql`SELECT 1 FROM outbox`).length === 0;
   });
-  expect((await rig.probe.drainWork(rig.topology)).map((message) => message.properties.messageId)).toEqual([order, cancel]);
+  expect(await drained()).toEqual([order, cancel]);
+});
+
+it('looks past a claim\'s whole window of rows held back, so one refused sender does not stop the others', async () => {
+  const held = '15550700009';
+  const other = otherThan(held);
+  // Refused with a backoff of 21 s, far beyond this test, and 10 more rows of its sender: with
+  // batches of 2 a claim looks at 8 rows due, all of them this sender's.
+  await waiting(held, 'first', 20);
+  refuseOnce = held;
+  expect(await rig.relay.sweepOnce()).toBe(0);
+  for (let index = 0; index < 10; index += 1) await waiting(held, `later ${index}`);
+  const behind = [await waiting(other, 'menu'), await waiting(other, 'status')];
+
+  expect(await rig.relay.sweepOnce()).toBe(2);
+  expect(await drained()).toEqual(behind);
+  const [left] = await rig.db.sql<{ n: number }[]>`SELECT count(*)::integer AS n FROM outbox`;
+  expect(left!.n).toBe(11);
 });
