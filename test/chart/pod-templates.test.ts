@@ -57,10 +57,13 @@ describe('commonLabels', () => {
   });
 
   it('never repeats or replaces one of the chart\'s own labels', () => {
-    const own = ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/part-of', 'app.kubernetes.io/component', 'app.kubernetes.io/managed-by'];
-    const plain = renderScenario('minimal');
+    const own = ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/part-of', 'app.kubernetes.io/component', 'app.kubernetes.io/managed-by', 'wagate.io/job', 'wagate.io/metrics', 'grafana_dashboard'];
+    const dashboard = 'metrics.dashboard.enabled=true';
+    const plain = renderScenario('minimal', { set: [dashboard] });
+    // Every one of those keys is on some object, so each is checked.
+    for (const key of own) expect([key, plain.some((object) => object.metadata.labels?.[key] !== undefined)]).toEqual([key, true]);
     // Rendered YAML with a key twice does not parse: renderScenario would throw.
-    const objects = renderScenario('minimal', { set: [...own.map((key) => `commonLabels.${key.replace(/\./g, '\\.')}=theirs`), 'commonLabels.team=payments'] });
+    const objects = renderScenario('minimal', { set: [dashboard, ...own.map((key) => `commonLabels.${key.replace(/\./g, '\\.')}=theirs`), 'commonLabels.team=payments'] });
     expect(objects.map((object) => object.metadata.labels)).toEqual(plain.map((object) => ({ ...object.metadata.labels, team: 'payments' })));
   });
 

@@ -146,7 +146,7 @@ describe('the chart in a real API server', () => {
     }
     // A count past the range it is configured to: refused, so a leaked token cannot start
     // hundreds of workers past the connection budget.
-    expect(() => patch({ spec: { replicas: 500 } })).toThrow(/may set the worker's replicas only between worker.autoscaling.minReplicas \(1\) and maxReplicas \(16\)/);
+    expect(() => patch({ spec: { replicas: 500 } })).toThrow(/may set the worker's replicas only between 1 and worker.autoscaling.maxReplicas \(16\)/);
     expect(() => patch({ spec: { replicas: 0 } })).toThrow(/may set the worker's replicas only between/);
     // Beside a person's count past that range, its decision alone still goes in.
     kubectl(['-n', 'minimal', 'scale', 'deployment/shop-wagate-worker', '--replicas=20']);

@@ -28,8 +28,9 @@
 {{/*
 The labels of every object, then commonLabels. A common label never replaces one of the
 chart's own (a key twice is YAML that Helm, kustomize and Flux refuse; a changed name or
-instance would leave the ServiceMonitor selecting nothing), nor the role label that
-wagate.roleLabels adds after these.
+instance would leave the ServiceMonitor selecting nothing), nor the labels that templates add
+after these: the role (wagate.roleLabels), the scrape job's, the metrics Services' and the
+dashboard's.
 */}}
 {{- define "wagate.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
@@ -38,7 +39,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: wagate
-{{- with omit .Values.commonLabels "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" "app.kubernetes.io/component" "wagate.io/job" }}
+{{- with omit .Values.commonLabels "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" "app.kubernetes.io/component" "wagate.io/job" "wagate.io/metrics" "grafana_dashboard" }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
