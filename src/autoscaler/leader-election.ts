@@ -239,11 +239,16 @@ async function replaceLease(coordination: CoordinationV1Api, lease: V1Lease, sig
 
 /** Like client-go: no holder and a one-second duration, so the next try of any standby wins. */
 async function giveBack(coordination: CoordinationV1Api, namespace: string, name: string, identity: string, signal: AbortSignal): Promise<void> {
-  const lease = await readLease(coordination, namespace, name, signal);
-  if (!lease || lease.spec?.holderIdentity !== identity) return;
-  const now = new V1MicroTime();
-  await replaceLease(coordination, {
-    ...lease,
-    spec: { leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: lease.spec.leaseTransitions ?? 0 },
-  }, signal);
+  // A renewal of ours that the API server applied after this read (a try the stop aborted,
+  // already sent) makes the write conflict: read again, rather than leave the Lease held.
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const lease = await readLease(coordination, namespace, name, signal);
+    if (!lease || lease.spec?.holderIdentity !== identity) return;
+    const now = new V1MicroTime();
+    const released = await replaceLease(coordination, {
+      ...lease,
+      spec: { leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: lease.spec.leaseTransitions ?? 0 },
+    }, signal);
+    if (released) return;
+  }
 }

@@ -296,7 +296,8 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     for (const request of batch) {
       const outcomes = plan.outcomes.slice(offset, offset + request.items.length) as LedgerOutcome[];
       offset += request.items.length;
-      if (publishing && options.ackAfterPublishMs !== undefined && outcomes.includes('queued')) {
+      // A request past its deadline has had its 503: nothing waits for the publish on its behalf.
+      if (publishing && options.ackAfterPublishMs !== undefined && outcomes.includes('queued') && Date.now() < request.deadlineAt) {
         void waitForPublish(publishing, options.ackAfterPublishMs).then((result) => {
           options.onPublishWait?.(result);
           request.resolve(outcomes);

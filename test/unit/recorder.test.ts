@@ -1,6 +1,7 @@
 import type { Sql } from '../../src/db/client';
 import type { LedgerItem } from '../../src/ledger/items';
 import { createLedgerRecorder } from '../../src/ledger/recorder';
+import { GENEROUS_LIMITS, queuedTextItem } from '../support/ledger-items';
 import { waitFor } from '../support/wait';
 
 /** A database that takes statements and never answers, as one hanging behind a dead network does. */
@@ -133,5 +134,36 @@ describe('ledger recorder deadlines', () => {
     expect(await old).toBe('LEDGER_TIMEOUT');
     expect(await fresh).toBe('recorded');
     expect(folds).toBe(1);
+  });
+});
+
+describe('a commit answered after its requests\' deadline', () => {
+  it('hands its queued rows to the relay once, and with ACK_AFTER=publish waits for no publish on behalf of callers already answered 503', async () => {
+    let answer: (rows: unknown[]) => void = () => undefined;
+    const sql = { unsafe: () => new Promise((resolve) => (answer = resolve)) } as unknown as Sql;
+    const queued: string[][] = [];
+    let publishWaits = 0;
+    const recorder = createLedgerRecorder({
+      sql,
+      rateLimits: GENEROUS_LIMITS,
+      outboxLeaseSeconds: 60,
+      maxBatchItems: 1,
+      maxConcurrentBatches: 1,
+      lingerMs: 0,
+      commitDeadlineMs: 200,
+      ackAfterPublishMs: 1000,
+      onQueued: (entries) => (queued.push(entries.map((entry) => entry.messageId)), Promise.resolve(true)),
+      onPublishWait: () => void (publishWaits += 1),
+    });
+    const item = queuedTextItem();
+    const outcome = await recorder.record({ items: [item], receivedAtMs: Date.now(), traceparent: '' }).catch((error: { code?: string }) => error.code);
+    expect(outcome).toBe('LEDGER_TIMEOUT');
+    expect(queued).toEqual([]);
+    // Postgres answers now: the message was committed, and goes to the relay.
+    answer([{ ord: 0, outcome: 'queued', row_id: '7' }]);
+    await waitFor('the late answer to reach the relay', () => queued.length > 0);
+    expect(queued).toEqual([[item.messageId]]);
+    await recorder.drain();
+    expect(publishWaits).toBe(0);
   });
 });
