@@ -146,8 +146,11 @@ describe('the chart in a real API server', () => {
     }
     // A count past the range it is configured to: refused, so a leaked token cannot start
     // hundreds of workers past the connection budget.
-    expect(() => patch({ spec: { replicas: 500 } })).toThrow(/may set the worker's replicas only between 1 and worker.autoscaling.maxReplicas \(16\)/);
-    expect(() => patch({ spec: { replicas: 0 } })).toThrow(/may set the worker's replicas only between/);
+    expect(() => patch({ spec: { replicas: 500 } })).toThrow(/may set the worker's replicas only from 1 to its wagate\.io\/autoscaler-max-replicas annotation/);
+    expect(() => patch({ spec: { replicas: 0 } })).toThrow(/may set the worker's replicas only from 1/);
+    // Up to that maximum (16 here), whatever another release's policy (production's, 32) says.
+    patch({ spec: { replicas: 16 } });
+    expect(() => patch({ spec: { replicas: 17 } })).toThrow(/may set the worker's replicas only from 1/);
     // Beside a person's count past that range, its decision alone still goes in.
     kubectl(['-n', 'minimal', 'scale', 'deployment/shop-wagate-worker', '--replicas=20']);
     patch({ metadata: { annotations: { 'wagate.io/autoscaler-last-decision': '{"replicas":20,"reason":"manual_scale","atMs":1}' } } });
