@@ -171,6 +171,7 @@ describe('worker', () => {
       ['ingest.extraEnv', 'PORT', 'config.PORT'],
       ['autoscaler.extraEnv', 'METRICS_PORT', 'config.METRICS_PORT'],
       ['worker.extraEnv', 'WORKER_DRAIN_TIMEOUT_MS', 'worker.drainTimeoutSeconds'],
+      ['autoscaler.extraEnv', 'AUTOSCALER_MAX_REPLICAS', 'worker.autoscaling.maxReplicas'],
     ];
     for (const [list, name, instead] of cases) {
       const error = renderError({ valuesFiles: [scenarioFile('minimal')], set: [`${list}[0].name=${name}`, `${list}[0].value=60000`] });

@@ -244,14 +244,15 @@ volumeMounts:
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- /* The chart derives ports, probes, Services, NetworkPolicies and grace periods from these:
-       set through extraEnv they would win over the ConfigMap in the pod while the rest still
-       followed config, and a pod would be killed mid-drain or probed on a closed port. */ -}}
-{{- $derived := dict "PORT" "config.PORT" "METRICS_PORT" "config.METRICS_PORT" "SHUTDOWN_TIMEOUT_MS" "config.SHUTDOWN_TIMEOUT_MS" "WORKER_DRAIN_TIMEOUT_MS" "worker.drainTimeoutSeconds" -}}
+{{- /* The chart derives ports, probes, Services, NetworkPolicies, grace periods, the connection
+       budget and the autoscaler's write guard from these: set through extraEnv they would win
+       over the ConfigMap in the pod while the rest still followed config, and a pod would be
+       killed mid-drain, probed on a closed port, or refused the count it was configured to. */ -}}
+{{- $derived := dict "PORT" "config.PORT" "METRICS_PORT" "config.METRICS_PORT" "SHUTDOWN_TIMEOUT_MS" "config.SHUTDOWN_TIMEOUT_MS" "WORKER_DRAIN_TIMEOUT_MS" "worker.drainTimeoutSeconds" "AUTOSCALER_MAX_REPLICAS" "worker.autoscaling.maxReplicas" "AUTOSCALER_MIN_REPLICAS" "worker.autoscaling.minReplicas" -}}
 {{- range (concat .Values.extraEnv .Values.ingest.extraEnv .Values.worker.extraEnv .Values.autoscaler.extraEnv) -}}
 {{- $name := get . "name" -}}
 {{- if hasKey $derived $name -}}
-{{- fail (printf "%s is set in an extraEnv: set %s instead, from which the chart also derives the pods' ports, probes or grace period" $name (get $derived $name)) -}}
+{{- fail (printf "%s is set in an extraEnv: set %s instead, from which the chart also derives the pods' ports, probes, grace period, connection budget or write guard" $name (get $derived $name)) -}}
 {{- end -}}
 {{- end -}}
 {{- include "wagate.validateSecretFiles" . -}}
