@@ -237,6 +237,7 @@ const envSchema = z.object({
 
   HTTP_HEADERS_TIMEOUT_MS: int(10000, 100),
   HTTP_REQUEST_TIMEOUT_MS: int(30000, 100),
+  WEBHOOK_BODY_TIMEOUT_MS: int(10000, 100),
   // Longer than the idle timeout of the proxy in front (60 s for nginx ingress and AWS's load
   // balancers), so the proxy, not wagate, closes an idle pooled connection: when the server closes
   // first, a request the proxy is just sending on it meets a reset, and the provider a 502.

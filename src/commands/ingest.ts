@@ -247,6 +247,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     metrics,
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    bodyTimeoutMs: config.WEBHOOK_BODY_TIMEOUT_MS,
     maxInFlight: config.MAX_IN_FLIGHT,
     maxInFlightBytes: config.MAX_IN_FLIGHT_BYTES,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,

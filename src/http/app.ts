@@ -29,6 +29,8 @@ export interface AppDeps {
   metrics: Metrics;
   log: Logger;
   maxBodyBytes: number;
+  /** WEBHOOK_BODY_TIMEOUT_MS: the longest a webhook's body may take to arrive, holding its in-flight slot. */
+  bodyTimeoutMs: number;
   maxInFlight: number;
   maxInFlightBytes: number;
   verifyToken: string | undefined;
@@ -63,7 +65,7 @@ function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter, path: stri
 export function createIngestListener(deps: AppDeps): RequestListener {
   const limit = createInFlightLimit(deps.maxInFlight, deps.maxInFlightBytes, deps.metrics);
   const routes = routeTable(deps, (adapter, path) =>
-    createWebhookHandler({ adapter, path, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, metrics: deps.metrics, log: deps.log }),
+    createWebhookHandler({ adapter, path, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, bodyTimeoutMs: deps.bodyTimeoutMs, metrics: deps.metrics, log: deps.log }),
   );
   const fastPath = new Map(routes.flatMap((route) => (route.method === 'POST' ? [[route.path, route.webhook] as const] : [])));
   const app = createExpressApp(routes, deps.stats.rateLimit.trustedProxies ?? [], deps.log);

@@ -10,20 +10,39 @@ export interface BodyFailure {
 
 export type BodyResult = { ok: true; body: Buffer } | { ok: false; failure: BodyFailure };
 
+/** The error a body read stops with when the body has not arrived in time (answered 408). */
+class BodyTimedOut extends Error {
+  readonly type = 'body.timeout';
+  constructor(timeoutMs: number) {
+    super(`the request body did not arrive within ${timeoutMs} ms`);
+  }
+}
+
 /**
- * Reads the exact bytes received, up to maxBytes. Signatures are computed over those bytes,
- * so nothing is decoded or decompressed: a compressed body is refused rather than guessed at.
+ * Reads the exact bytes received, up to maxBytes, within timeoutMs. Signatures are computed
+ * over those bytes, so nothing is decoded or decompressed: a compressed body is refused rather
+ * than guessed at. A request holds one of MAX_IN_FLIGHT's slots while its body arrives (its
+ * signature cannot be checked before): a provider sends a webhook's few kilobytes at once, so
+ * a body still dribbling in after timeoutMs gives its slot back, rather than holding it for the
+ * whole HTTP_REQUEST_TIMEOUT_MS while thousands like it keep genuine webhooks out.
  */
-export async function readRawBody(req: IncomingMessage, maxBytes: number): Promise<BodyResult> {
+export async function readRawBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<BodyResult> {
   const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
   if (encoding !== 'identity') {
     req.resume();
     return { ok: false, failure: { outcome: 'bad_request', status: 415, message: `content-encoding "${encoding}" is not supported` } };
   }
+  // The reader stops (and pauses the request) on this error. Emitted only while it listens:
+  // an 'error' nobody listens for would be thrown and end the process.
+  const deadline = setTimeout(() => {
+    if (req.listenerCount('error') > 0) req.emit('error', new BodyTimedOut(timeoutMs));
+  }, timeoutMs);
   try {
     return { ok: true, body: await getRawBody(req, { limit: maxBytes, length: req.headers['content-length'] }) };
   } catch (error) {
     return { ok: false, failure: describeBodyError(error as { type?: string; status?: number }, maxBytes) };
+  } finally {
+    clearTimeout(deadline);
   }
 }
 
@@ -34,6 +53,9 @@ function describeBodyError(error: { type?: string; status?: number }, maxBytes: 
       return { outcome: 'overloaded', status: 503, message: 'overloaded' };
     case 'entity.too.large':
       return { outcome: 'too_large', status: 413, message: `body exceeds ${maxBytes} bytes` };
+    case 'body.timeout':
+      // Its body is not read to the end: the connection is closed after the answer.
+      return { outcome: 'bad_request', status: 408, message: 'request body not received in time' };
     case 'request.aborted':
       return { outcome: 'aborted', status: null, message: 'client aborted the request' };
     case 'request.size.invalid':

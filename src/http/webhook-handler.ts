@@ -21,6 +21,7 @@ export interface WebhookHandlerDeps {
   recorder: LedgerRecorder;
   limit: InFlightLimit;
   maxBodyBytes: number;
+  bodyTimeoutMs: number;
   metrics: Metrics;
   log: Logger;
 }
@@ -89,7 +90,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, startedAt: number, receivedAtMs: number, serverSpan: Span): Promise<void> {
-    const read = await readRawBody(req, maxBodyBytes);
+    const read = await readRawBody(req, maxBodyBytes, deps.bodyTimeoutMs);
     if (!read.ok) {
       metrics.webhookEvents.inc({ source, outcome: read.failure.outcome });
       // The rest of the body stays unread: nothing else may follow on this connection.
