@@ -27,7 +27,7 @@ const WARMUP_SECONDS = 2;
 /** Descriptors the ingest may hold above its baseline once an attack is over: pooled connections opened under load. */
 const RECOVERED_FD_SLACK = 20;
 const ESTABLISH_TIMEOUT_MS = 30_000;
-/** Above the slow body's cut-off (HTTP_REQUEST_TIMEOUT_MS, 30 s), which is the longest the ingest may rightly take. */
+/** Above the longest cut-off of a slow client (HTTP_REQUEST_TIMEOUT_MS, 30 s; a slow body's, WEBHOOK_BODY_TIMEOUT_MS, is 10 s), the longest the ingest may rightly take. */
 const RECOVERY_TIMEOUT_MS = 40_000;
 const STEADY_TIMEOUT_MS = 10_000;
 const POLL_MS = 20;
