@@ -1,8 +1,6 @@
-import net from 'node:net';
-import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
 import { useIngestSuite } from '../support/ingest';
 import { waitFor } from '../support/wait';
-import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
+import { postMeta, postMetaText, stalledUpload, uniqueWamid } from '../support/webhooks';
 import { metaTextEnvelope } from '../../src/webhooks/samples';
 
 /**
@@ -12,26 +10,15 @@ import { metaTextEnvelope } from '../../src/webhooks/samples';
  * 503 mid-read.
  */
 const MIB = 1024 * 1024;
-const suite = useIngestSuite({ MAX_BODY_BYTES: String(MIB), MAX_IN_FLIGHT_BYTES: String(MIB) });
+// Stalled uploads stay held for the test's length, however slow the machine: not cut at WEBHOOK_BODY_TIMEOUT_MS.
+const suite = useIngestSuite({ MAX_BODY_BYTES: String(MIB), MAX_IN_FLIGHT_BYTES: String(MIB), WEBHOOK_BODY_TIMEOUT_MS: '120000' });
 
 async function inFlightGauge(): Promise<number> {
   const text = await (await fetch(suite.ingest.metricsUrl)).text();
   return Number(/^wagate_http_in_flight_requests(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? NaN);
 }
 
-/** Declares a body of `declared` bytes, sends `sent` of them, and stalls; what the server answers is collected. */
-async function upload(declared: number, sent: number, headers = ''): Promise<{ socket: net.Socket; answer: Promise<string> }> {
-  const { port } = new URL(suite.ingest.baseUrl);
-  const socket = net.connect(Number(port), '127.0.0.1');
-  await new Promise((resolve) => socket.once('connect', resolve));
-  socket.on('error', () => undefined);
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(Buffer.concat(chunks).toString('latin1'))));
-  socket.write(`POST ${META_WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${declared}\r\n${headers}\r\n`);
-  socket.write(Buffer.alloc(sent, 0x20));
-  return { socket, answer };
-}
+const upload = (declared: number, sent: number, headers = '') => stalledUpload(suite.ingest.baseUrl, declared, sent, headers);
 
 it('charges a large body as its bytes arrive: idle uploads declaring megabytes leave room for genuine webhooks', async () => {
   const idle = await Promise.all(Array.from({ length: 8 }, () => upload(MIB, 1)));

@@ -1,12 +1,11 @@
-import net from 'node:net';
-import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
 import { metaTextEnvelope } from '../../src/webhooks/samples';
 import { useIngestSuite } from '../support/ingest';
 import { waitFor } from '../support/wait';
-import { postMeta, uniqueWamid } from '../support/webhooks';
+import { postMeta, stalledUpload, uniqueWamid } from '../support/webhooks';
 
 const MAX_BODY_BYTES = 64 * 1024;
-const suite = useIngestSuite({ MAX_BODY_BYTES: String(MAX_BODY_BYTES), MAX_IN_FLIGHT_BYTES: String(100 * 1024) });
+// The stalled upload stays held for the test's length, however slow the machine: not cut at WEBHOOK_BODY_TIMEOUT_MS.
+const suite = useIngestSuite({ MAX_BODY_BYTES: String(MAX_BODY_BYTES), MAX_IN_FLIGHT_BYTES: String(100 * 1024), WEBHOOK_BODY_TIMEOUT_MS: '120000' });
 
 /** A signed Meta text message padded with whitespace (still valid JSON) to about `bytes`. */
 function paddedMessage(bytes: number): { id: string; body: string } {
@@ -20,19 +19,9 @@ async function inFlightGauge(): Promise<number> {
   return Number(/^wagate_http_in_flight_requests(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? NaN);
 }
 
-/** A client that declares a body of `declared` bytes and sends only its first byte, then stalls. */
-async function stalledUpload(declared: number): Promise<net.Socket> {
-  const { port } = new URL(suite.ingest.baseUrl);
-  const socket = net.connect(Number(port), '127.0.0.1');
-  await new Promise((resolve) => socket.once('connect', resolve));
-  socket.on('error', () => undefined);
-  socket.write(`POST ${META_WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${declared}\r\n\r\n{`);
-  return socket;
-}
-
 describe('MAX_IN_FLIGHT_BYTES', () => {
   it('answers 503 at once when the bodies in flight would exceed the byte budget, and serves again when they leave', async () => {
-    const slow = await stalledUpload(60 * 1024);
+    const { socket: slow } = await stalledUpload(suite.ingest.baseUrl, 60 * 1024, 1);
     await waitFor('the stalled upload to hold its slot', async () => (await inFlightGauge()) === 1);
 
     const large = paddedMessage(50 * 1024);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
 import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../../src/webhooks/samples';
 import { TWILIO_WEBHOOK_PATH, type FormParams } from '../../src/webhooks/twilio';
@@ -63,4 +64,21 @@ export async function postTwilio(
 
 export function twilioText(text: string, from = 'whatsapp:+15550002222', sid = `SM${randomUUID().replace(/-/g, '')}`): FormParams {
   return twilioTextForm({ sid, from, to: 'whatsapp:+14155238886', text });
+}
+
+/**
+ * A Meta webhook POST straight on a socket that declares a body of `declared` bytes, sends
+ * `sent` of them and stalls; `answer` is what the server wrote before it closed the connection.
+ */
+export async function stalledUpload(baseUrl: string, declared: number, sent: number, headers = ''): Promise<{ socket: net.Socket; answer: Promise<string> }> {
+  const { port } = new URL(baseUrl);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.on('error', () => undefined);
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(Buffer.concat(chunks).toString('latin1'))));
+  socket.write(`POST ${META_WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${declared}\r\n${headers}\r\n`);
+  socket.write(Buffer.alloc(sent, 0x20));
+  return { socket, answer };
 }
