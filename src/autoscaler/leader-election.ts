@@ -93,6 +93,10 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     return (await replaceLease(coordination, { ...lease, spec: next }, signal)) ? 'held' : 'conflict';
   };
 
+  /** Gives the Lease back, bounded like a try: a silent API server must not hold it up past the renew deadline. */
+  const handBack = () =>
+    withDeadline(giveBack(coordination, namespace, name, identity, AbortSignal.timeout(options.renewDeadlineMs)), options.renewDeadlineMs);
+
   let fitCheck: Promise<void> | null = null;
   const checkFit = (fitToLead: () => Promise<boolean>): Promise<void> => {
     const startedMs = performance.now();
@@ -121,7 +125,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     if (leading) {
       setLeading(false);
       log.warn({ lease: name, identity, unfitForMs: Math.round(unfitForMs) }, 'handing the Lease back: this autoscaler has not reached Postgres for a lease duration; a standby that can takes over');
-      await withDeadline(giveBack(coordination, namespace, name, identity, AbortSignal.timeout(options.renewDeadlineMs)), options.renewDeadlineMs).catch((error: Error) =>
+      await handBack().catch((error: Error) =>
         log.warn({ err: error.message, lease: name }, 'could not hand the Lease back; a standby takes it when it expires'),
       );
     }
@@ -180,7 +184,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
       setLeading(false);
       // Even a leader that just missed its renew deadline may still be the holder on record.
       // Bounded like a try: a silent API server must not hold the stop past the pod's grace period.
-      await withDeadline(giveBack(coordination, namespace, name, identity, AbortSignal.timeout(options.renewDeadlineMs)), options.renewDeadlineMs).catch((error: Error) =>
+      await handBack().catch((error: Error) =>
         log.warn({ err: error.message, lease: name }, 'could not release the Lease; a standby takes it when it expires'),
       );
     },
