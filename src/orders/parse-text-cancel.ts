@@ -1,4 +1,4 @@
-import { COURTESY_PHRASES, FILLER_WORDS } from './parse-text-filler';
+import { CONTAINER_WORDS, COURTESY_PHRASES, FILLER_WORDS } from './parse-text-filler';
 import type { ChunkReading, UnsurePhrase } from './parse-text-items';
 import { normalizeText, phraseAt, tokenize, toWordSet, type Token } from './parse-text-tokens';
 import { CANCEL_WORDS, NEGATIONS } from './parse-text-words';
@@ -26,7 +26,7 @@ const FULFILMENT_WORDS = toWordSet([
 /**
  * A cancel word with nothing beside it but politeness and words about the order ("please cancel my
  * order", "cancelar pedido", "bitte stornieren"). Cancelling cannot be undone, so a negation ("don't
- * cancel", "nicht stornieren") or any other word ("cancel the coke", "2 margherita, cancel") makes
+ * cancel", "nicht stornieren") or any other word ("cancel the coke", "cancel the bottle", "2 margherita, cancel") makes
  * the message something to ask about instead.
  */
 export function isPlainCancel(tokens: readonly Token[]): boolean {
@@ -36,7 +36,7 @@ export function isPlainCancel(tokens: readonly Token[]): boolean {
     const courtesy = phraseAt(tokens, index, COURTESY_PHRASES);
     const key = tokens[index]!.key;
     if (CANCEL_WORDS.has(key)) cancel = true;
-    else if (FULFILMENT_WORDS.has(key)) return false;
+    else if (FULFILMENT_WORDS.has(key) || CONTAINER_WORDS.has(key)) return false;
     else if (!courtesy && !FILLER_WORDS.has(key) && !CANCEL_CONTEXT_WORDS.has(key)) return false;
     index += courtesy?.length ?? 1;
   }

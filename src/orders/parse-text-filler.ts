@@ -1,6 +1,17 @@
 import { toPhrases, toWordSet } from './parse-text-tokens';
 
 /**
+ * Containers and portions: "2 bottles of wine", "una lata de coca", "3 Stück Pizza". Filler in an
+ * order, but beside a cancel word they name a part of it: "cancel the bottle" is not "cancel".
+ */
+export const CONTAINER_WORDS = toWordSet([
+  'piece', 'pieces', 'bottle', 'bottles', 'glass', 'cans', 'tin',
+  'botella', 'botellas', 'lata', 'latas', 'vaso', 'porcion', 'porciones', 'unidad', 'unidades',
+  'garrafa', 'garrafas', 'latinha', 'copo', 'fatia', 'fatias',
+  'stück', 'stueck', 'flasche', 'flaschen', 'dose', 'dosen', 'glas',
+]);
+
+/**
  * Words that carry no product and no quantity: greetings, politeness, ways of asking, articles and
  * prepositions, in English, Spanish, Portuguese and German. They are dropped wherever they appear,
  * except inside a catalog name ("Pizza of the day"). Every other word must be explained by the
@@ -16,7 +27,7 @@ export const FILLER_WORDS = toWordSet([
   'with', 'in', 'on', 'at', 'and', 'so', 'too', 'as', 'well', 'more', 'also', 'then', 'now', 'asap', 'today',
   'tonight', 'lunch', 'dinner', 'delivery', 'deliver', 'pickup', 'pick', 'up', 'collect', 'collection', 'send',
   'bring', 'go', 'ok', 'okay', 'yes', 'yeah', 'yep', 'sure', 'great', 'awesome', 'perfect', 'lovely', 'sir', 'madam',
-  'again', 'total', 'quick', 'quickly', 'please?', 'kindly', 'hungry', 'really', 'just', 'pieces', 'piece', 'over', 'round', 'around', 'lemme', 'bottle', 'bottles', 'glass', 'cans', 'tin',
+  'again', 'total', 'quick', 'quickly', 'please?', 'kindly', 'hungry', 'really', 'just', 'over', 'round', 'around', 'lemme',
   // Spanish
   'hola', 'buenas', 'buenos', 'buen', 'dia', 'dias', 'tardes', 'noches', 'que', 'tal', 'quiero', 'quisiera',
   'queria', 'querria', 'quisieramos', 'queremos', 'me', 'nos', 'mi', 'gustaria', 'dame', 'deme', 'denme', 'da',
@@ -24,23 +35,24 @@ export const FILLER_WORDS = toWordSet([
   'traer', 'mandan', 'manden', 'mandas', 'traen', 'necesito', 'pedir', 'pido', 'pedido', 'por', 'favor', 'porfa', 'porfis', 'porfavor', 'gracias',
   'muchas', 'mil', 'el', 'la', 'los', 'las', 'de', 'del', 'con', 'para', 'al', 'llevar', 'domicilio', 'ahora',
   'hoy', 'puedo', 'puede', 'pueden', 'podrian', 'podria', 'seria', 'favorcito', 'amigo', 'amiga', 'si', 'vale',
-  'perfecto', 'genial', 'saludos', 'entonces', 'tambien', 'mas', 'porcion', 'porciones', 'unidades', 'unidad',
-  'podrias', 'podes', 'puedes', 'saber', 'botella', 'botellas', 'lata', 'latas', 'vaso',
+  'perfecto', 'genial', 'saludos', 'entonces', 'tambien', 'mas',
+  'podrias', 'podes', 'puedes', 'saber',
   // Portuguese
   'ola', 'oi', 'oii', 'oie', 'bom', 'boa', 'tarde', 'noite', 'tudo', 'bem', 'quero', 'queria', 'gostaria', 'gostariamos',
   'pedir', 'peco', 'mande', 'manda', 've', 'vê', 'obrigado', 'obrigada', 'brigado', 'brigada', 'valeu', 'muito',
   'o', 'os', 'as', 'do', 'da', 'das', 'pra', 'pro', 'para', 'entregar', 'entrega', 'aqui', 'eu', 'nos',
   'pode', 'poderia', 'podem', 'ser', 'voces', 'vcs', 'vc', 'moco', 'moca', 'com', 'mais', 'agora', 'hoje', 'sim',
-  'pfv', 'pf', 'pfvr', 'obg', 'obgd', 'obrigadao', 'garrafa', 'garrafas', 'lata', 'latinha', 'copo', 'por', 'favor', 'beleza', 'blz', 'tb', 'tbm', 'tambem', 'viagem', 'levar', 'fatia', 'fatias',
+  'pfv', 'pf', 'pfvr', 'obg', 'obgd', 'obrigadao', 'por', 'favor', 'beleza', 'blz', 'tb', 'tbm', 'tambem', 'viagem', 'levar',
   // German
   'hallo', 'moin', 'servus', 'guten', 'tag', 'morgen', 'abend', 'ich', 'wir', 'mochte', 'moechte', 'mochten',
   'moechten', 'hatte', 'haette', 'hatten', 'haetten', 'gern', 'gerne', 'will', 'wollen', 'wurde', 'wuerde', 'nehme',
   'nehmen', 'brauche', 'brauchen', 'bestellen', 'bestelle', 'bestellung', 'bitte', 'danke', 'dank', 'vielen',
   'schon', 'schoen', 'mal', 'noch', 'mit', 'fur', 'fuer', 'zum', 'zur', 'mitnehmen', 'liefern', 'lieferung',
   'die', 'der', 'das', 'den', 'dem', 'des', 'mir', 'uns', 'konnte', 'koennte', 'kann', 'konnen', 'koennen', 'ja',
-  'okay', 'jetzt', 'heute', 'gleich', 'stuck', 'stueck', 'leute', 'euch', 'ihr', 'du', 'sie', 'lg', 'vg', 'gruss',
+  'okay', 'jetzt', 'heute', 'gleich', 'leute', 'euch', 'ihr', 'du', 'sie', 'lg', 'vg', 'gruss',
   'grusse', 'gruesse', 'liebe', 'lieben', 'sehr', 'dafur', 'dafuer', 'bekommen', 'kriegen', 'haben',
-  'zusammen', 'konnt', 'koennt', 'bringen', 'schicken', 'flasche', 'flaschen', 'dose', 'dosen', 'glas',
+  'zusammen', 'konnt', 'koennt', 'bringen', 'schicken',
+  ...CONTAINER_WORDS,
 ]);
 
 /** Courtesy of several words whose single words mean something else ("muchas" alone is a vague amount). */

@@ -36,12 +36,21 @@ export interface ChunkReading {
 interface Negation {
   text: string;
   carried: boolean;
+  /** How many items the chunk held before the words just ahead of the negation were read. */
+  itemsBefore: number;
 }
 
 type Element =
   | { kind: 'word' | 'negation' | 'alternative' | 'unsure'; text: string }
   | { kind: 'quantity'; text: string; read: QuantityRead }
-  | { kind: 'separator' | 'contrast' | 'filler' };
+  | { kind: 'contrast'; key: string }
+  | { kind: 'separator' | 'filler' };
+
+/**
+ * Portuguese "mas" is "but"; Spanish "más" is "more", and is often typed without its accent.
+ * Right after a negation it is "more": "no más coca", "no quiero mas coca" refuse the coke.
+ */
+const BUT_OR_MORE = 'mas';
 
 /** Reads one sentence-like chunk (no commas or sentence ends inside) into items, exclusions and doubts. */
 export function readChunk(tokens: readonly Token[], catalogPhrases: readonly WordPhrase[]): ChunkReading {
@@ -49,6 +58,12 @@ export function readChunk(tokens: readonly Token[], catalogPhrases: readonly Wor
   let part: Element[] = [];
   let negation: Negation | undefined;
   const flush = () => {
+    if (negation && !negation.carried && isEmpty(part)) {
+      // Nothing after the negation: it refuses what came before it ("coca no", "Cola nicht"),
+      // which was read as items a moment ago. Asked about, never ordered.
+      doubtItemsSince(reading, negation);
+      negation = undefined;
+    }
     readPart(part, negation, reading);
     part = [];
     if (negation) negation.carried = true;
@@ -56,15 +71,26 @@ export function readChunk(tokens: readonly Token[], catalogPhrases: readonly Wor
   for (const element of scan(tokens, catalogPhrases)) {
     if (element.kind === 'separator') flush();
     else if (element.kind === 'contrast') {
+      if (element.key === BUT_OR_MORE && negation && !negation.carried && isEmpty(part)) continue;
       flush();
       negation = undefined;
     } else if (element.kind === 'negation') {
+      const itemsBefore = reading.items.length;
       flush();
-      negation = { text: element.text, carried: false };
+      negation = { text: element.text, carried: false, itemsBefore };
     } else part.push(element);
   }
   flush();
   return reading;
+}
+
+const isEmpty = (part: readonly Element[]) => part.every((element) => element.kind === 'filler');
+
+/** Turns the items read since the negation's words began into doubts. */
+function doubtItemsSince(reading: ChunkReading, negation: Negation): void {
+  for (const item of reading.items.splice(negation.itemsBefore)) {
+    reading.unsure.push({ phrase: item.phrase, written: `${item.phrase} ${negation.text}`, reason: 'unknown' });
+  }
 }
 
 /** Classifies each token; catalog phrases win, so "fish and chips" or "coke zero" are never split or counted. */
@@ -86,8 +112,9 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   if (catalog) return { element: { kind: 'word', text: text(catalog.length) }, used: catalog.length };
   const negation = phraseAt(tokens, index, NEGATIONS);
   if (negation) return { element: { kind: 'negation', text: text(negation.length) }, used: negation.length };
-  const contrast = phraseAt(tokens, index, CONTRASTS);
-  if (contrast) return { element: { kind: 'contrast' }, used: contrast.length };
+  // "más" as written is Spanish "more", filler; only "mas" may be Portuguese "but".
+  const contrast = tokens[index]!.text === 'más' ? undefined : phraseAt(tokens, index, CONTRASTS);
+  if (contrast) return { element: { kind: 'contrast', key }, used: contrast.length };
   const skipped = phraseAt(tokens, index, COURTESY_PHRASES)?.length ?? timeLength(tokens, index);
   if (skipped) return { used: skipped };
   // Before conjunctions, so that "una docena y media" is one count.

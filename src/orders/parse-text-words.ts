@@ -78,6 +78,8 @@ export const AMBIGUOUS_OR = 'o';
  */
 export const UNSURE_WORDS = toPhrases([
   'maybe', 'perhaps', 'probably', 'might', 'each', 'same', 'usual', 'actually', 'instead', 'change', 'meant',
+  // "make it 3 margheritas" corrects an order already placed; read alone, it would place a second.
+  'make it', 'make that', 'make them',
   // "#2" (read as "number 2"), "nº 2": an item number on some menu, not a count.
   'number', 'nº', 'numero', 'número', 'nummer', 'nr',
   'quizas', 'quizás', 'tal vez', 'igual', 'cada', 'mismo', 'misma', 'habitual', 'cambia', 'cambiar', 'mejor', 'en vez',

@@ -203,6 +203,7 @@ describe('intents', () => {
     'margherita y coca, sin cancelar', 'cancel and 2 margherita', 'cancel; 1 coke', 'cancel my order, I made a mistake',
     'cancel order #12', 'cancel all orders', 'Pizza stornieren, Cola bleibt',
     'cancel the delivery, I will pick it up', 'please cancel delivery', 'cancelar a entrega, vou buscar', 'Lieferung stornieren, wir holen ab',
+    'cancel the bottle', 'cancela la botella', 'cancela las latas', 'cancela a garrafa', 'die Flasche stornieren',
   ])('never takes a cancel mixed with other words as cancel: "%s" is asked about', (text) => {
     const parsed = parseOrderText(text);
     expect(parsed.intent).toBe('order');
@@ -298,6 +299,34 @@ describe('precision: what the customer refused is never an item', () => {
     expect(parsed.unsure).toEqual([]);
   });
 
+  it.each(['no más coca', 'no quiero más coca', 'ya no más coca', 'no quiero mas coca', 'no mas coca por favor'])(
+    'reads Spanish "más" after a negation as "more", not as Portuguese "but": "%s" refuses the coke',
+    (text) => {
+      const parsed = parseOrderText(text);
+      expect(parsed.items).toEqual([]);
+      expect(parsed.excluded.map((e) => e.phrase)).toEqual(['coca']);
+    },
+  );
+
+  it('still reads Portuguese "mas" after a refused product as "but": "não quero coca mas 2 margheritas"', () => {
+    const parsed = parseOrderText('não quero coca mas 2 margheritas');
+    expect(parsed.excluded.map((e) => e.phrase)).toEqual(['coca']);
+    expect(parsed.items).toEqual([item(2, 'margheritas')]);
+  });
+
+  it.each([
+    ['coca no', 'coca'],
+    ['2 margherita, coke no', 'coke'],
+    ['margherita sí, coca no', 'coca'],
+    ['Cola nicht', 'cola'],
+    ['coca não, 2 margheritas', 'coca'],
+    ['coca no y 2 pizzas', 'coca'],
+  ])('asks about what a negation after it refuses, and never orders it: "%s"', (text, refused) => {
+    const parsed = parseOrderText(text);
+    expect(parsed.items.map((i) => i.phrase)).not.toContain(refused);
+    expect(parsed.unsure.map((u) => u.phrase)).toContain(refused);
+  });
+
   it('carries a negation over "and" up to the next contrast: "no coke and fanta, but 2 tea"', () => {
     const parsed = parseOrderText('no coke and fanta, but 2 tea');
     expect(parsed.excluded.map((e) => e.phrase)).toEqual(['coke', 'fanta']);
@@ -334,6 +363,7 @@ describe('precision: doubt means a clarification', () => {
     'margherita margherita', '#2 margherita', 'nº 2 margherita', 'número 2',
     '2 Margherita und noch eine', 'una margherita y otra', '2 margherita and a',
     '-1 coke', 'coke −2', 'coke –1', 'margherita x-2', '-2margherita',
+    'make it 3 margheritas', 'make that 2 cokes', 'Make them large',
     'margherita for 2', 'margherita for two please', 'pizza para dos', 'pizza pra 2', 'Margherita für 2', 'margherita for 2 at 7 pm',
   ])('"%s" is unsure', (text) => {
     expect(parseOrderText(text).unsure.length).toBeGreaterThan(0);
