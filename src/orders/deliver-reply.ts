@@ -162,13 +162,29 @@ async function sendMarkedReply(
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
       return 'unknown';
     case 'retry':
-      await writeProviderAnswer(() => refuse('retry', outcome.error));
+      await writeRefusal(() => refuse('retry', outcome.error), finishing, attempt);
       metrics.confirmations.inc({ provider: source, result: 'retry' });
       throw new RetryableError(outcome.error, outcome.retryAfterMs);
     case 'permanent':
-      await writeProviderAnswer(() => refuse('failed', outcome.error));
+      await writeRefusal(() => refuse('failed', outcome.error), finishing, attempt);
       metrics.confirmations.inc({ provider: source, result: 'failed' });
       throw new PermanentError(outcome.error);
+  }
+}
+
+/**
+ * Records a refusal: the provider sent nothing. Should the write fail for good, the reply stays
+ * 'sending' under this attempt's token, and the next attempt would take it for a send cut off
+ * mid-call, unknown: a 429 would never be retried, a 131047 never dead-lettered. The token goes
+ * on with the message instead, as after an unanswered mark, and the next attempt takes the reply
+ * over and asks the provider again.
+ */
+async function writeRefusal(write: () => Promise<void>, finishing: Finishing, attempt: string): Promise<void> {
+  try {
+    await writeProviderAnswer(write);
+  } catch (error) {
+    finishing.onMarkUnanswered?.(attempt);
+    throw error;
   }
 }
 

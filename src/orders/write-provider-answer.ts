@@ -4,10 +4,10 @@ import { classifyPostgresError } from '../db/postgres-errors';
 const PAUSES_MS = [100, 400, 1600];
 
 /**
- * Runs the write that records what the provider answered. Lost, that answer cannot be had
- * again: the next attempt finds the reply still 'sending' and can only mark it unknown, so a
- * sent reply loses its provider id (its receipts never reach it), a refusal its reason, and a
- * 429 its retry. A write the database refused for a passing reason (down, too slow, a
+ * Runs the write that records what the provider answered. Lost, a send cannot be told again:
+ * the next attempt finds the reply still 'sending' and can only mark it unknown, so a sent reply
+ * loses its provider id (its receipts never reach it). A lost refusal costs a second call, the
+ * next attempt taking the reply over (deliver-reply.ts, writeRefusal). A write the database refused for a passing reason (down, too slow, a
  * deadlock) is therefore tried again a few times before the error goes to the consumer. Each
  * such write moves the reply only from 'sending' and the message only from 'processing', so a
  * try whose commit did land changes nothing the second time.

@@ -173,6 +173,24 @@ describe('the write of the provider answer', () => {
     const [row] = await db.sql`SELECT status, last_error FROM outbound_messages WHERE id = ${reply.id}`;
     expect(row).toEqual({ status: 'failed', last_error: 'Graph API 400 code 131047' });
   });
+
+  it('hands a refusal it could not write to the next attempt, which asks the provider again instead of taking the reply for unknown', async () => {
+    const reply = await pendingReply('wamid.refusal-unwritten');
+    await failOutcomeWrites(100);
+    const answers: SendOutcome[] = [{ kind: 'retry', error: 'Graph API 429 code 130429' }, { kind: 'sent', providerMessageId: 'wamid.provider-second-try' }];
+    const send: ReplyClient = async () => answers.shift()!;
+    const carried: string[] = [];
+    const first = deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'), { onMarkUnanswered: (token) => carried.push(token) });
+    await expect(first).rejects.toMatchObject({ code: '40P01' });
+    expect(carried).toHaveLength(1);
+    expect(await statusOf(reply.id)).toBe('sending');
+
+    await db.sql.unsafe('DROP TRIGGER fail_outcome_writes ON outbound_messages');
+    expect(await deliverReply(db.sql, 'whatsapp', { ...reply, status: 'sending' }, send, createMetrics('test'), { unsentAttempts: carried })).toBe('sent');
+    expect(answers).toEqual([]);
+    const [row] = await db.sql`SELECT status, provider_message_id FROM outbound_messages WHERE id = ${reply.id}`;
+    expect(row).toEqual({ status: 'sent', provider_message_id: 'wamid.provider-second-try' });
+  });
 });
 
 describe('the workers\' look for replies left in between', () => {
