@@ -28,8 +28,9 @@ import { shardLease } from '../worker/shard-lease';
 import { createCatalogCache } from '../orders/catalog-cache';
 import { loadReplyCatalogues } from '../orders/replies';
 import { postgresAnswers, refuseWrongDatabaseLogin } from '../db/health';
+import { createStallWatch, stallLimitMs, type StallWatch } from '../db/stall-watch';
 import { boundPort, closeServerNow } from '../server/http-server';
-import { probeRoutes } from '../server/probe-routes';
+import { probeRoutes, type ProbeAnswer } from '../server/probe-routes';
 import { judgeReadiness } from '../server/readiness';
 
 const QUEUE_GAUGE_INTERVAL_MS = 5000;
@@ -121,11 +122,12 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   });
   const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
   // Claims only on shards recorded as this worker's: see NOT_OURS.
+  const stallWatch = createStallWatch(stallLimitMs(config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_MS));
   const batchers = createStatementBatchers(sql, log, metrics, match, {
     queuePrefix: config.QUEUE_PREFIX,
     memberId,
     shardCount: config.WORK_SHARDS,
-  });
+  }, stallWatch);
   // Nothing is claimed or sent once the shards could have passed to another worker: see shardLease.
   const lease = shardLease(() => coordinator?.lease() ?? { tenure: 0, leftMs: -Infinity }, {
     replyTimeoutMs: config.REPLY_TIMEOUT_MS,
@@ -175,7 +177,9 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS,
     log,
     metrics,
+    stallWatch,
   });
+  const liveness = livenessOf(stallWatch, log);
   // A (re)connected worker takes its share at once rather than at the next heartbeat.
   broker.onConnected(() => void coordinator!.tick());
   coordinator.start();
@@ -209,6 +213,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     // Counted after the sweep, so that a reply it marks unknown is in the same reading.
     void sweepAbandonedSends().finally(() => void refreshUnknownReplies());
     void refreshStuck();
+    // Said in the log even where nothing probes /healthz.
+    liveness();
   }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;
   metrics.watchReadiness(async () => (await workerReadiness(sql, bothConnected, draining)).ready);
@@ -216,7 +222,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     metrics,
     config.METRICS_PORT,
     config.HOST,
-    probeRoutes(() => workerReadiness(sql, bothConnected, draining)),
+    probeRoutes(() => workerReadiness(sql, bothConnected, draining), liveness),
   );
   log.info({ metricsPort: boundPort(metricsServer), shards: topology.shards.length, prefetch: config.WORKER_PREFETCH, messagesInHand: config.WORKER_MESSAGES_IN_HAND }, 'worker started');
   return {
@@ -245,6 +251,25 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       }
       log.info('worker stopped');
     },
+  };
+}
+
+/**
+ * Alive unless Postgres has left a statement unanswered past any timeout (StallWatch): the
+ * connection is dead without a reset, and the claims or heartbeats behind it with it, for as
+ * long as TCP keeps trying. Restarted, the worker closes its channels, and its shards pass to
+ * the others, instead of being held unconsumed for some 15 minutes.
+ */
+function livenessOf(stallWatch: StallWatch, log: Logger): () => ProbeAnswer {
+  let told = false;
+  return () => {
+    const stall = stallWatch.stalled();
+    if (stall && !told) {
+      log.error(stall, 'Postgres has not answered a statement of this worker long past its statement and connect timeouts: its connection is likely dead without a reset (a failover that moved the address, a dropped route). /healthz fails from now on, so that the pod is restarted and its shards go to the other workers');
+    }
+    if (!stall && told) log.info('the statement Postgres had left unanswered has its answer; /healthz passes again');
+    told = stall !== null;
+    return stall ? { ready: false, body: { status: 'stalled', waitingFor: stall.operation, waitingMs: stall.waitingMs } } : { ready: true, body: { status: 'ok' } };
   };
 }
 

@@ -1,18 +1,24 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface ProbeAnswer {
+  /** The probe passes: 200, else 503. */
   ready: boolean;
   body: unknown;
 }
 
 /**
  * /healthz and /readyz for a process without a public port (worker, autoscaler), served
- * beside /metrics. Liveness answers at once; readiness asks the process. True when handled.
+ * beside /metrics. Liveness answers at once, from what the process knows (alive unless told);
+ * readiness asks the process. True when handled.
  */
-export function probeRoutes(readiness: () => Promise<ProbeAnswer>): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function probeRoutes(
+  readiness: () => Promise<ProbeAnswer>,
+  liveness: () => ProbeAnswer = () => ({ ready: true, body: { status: 'ok' } }),
+): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
     if (req.url === '/healthz') {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"ok"}');
+      const { ready, body } = liveness();
+      res.writeHead(ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
       return true;
     }
     if (req.url !== '/readyz') return false;

@@ -1,3 +1,4 @@
+import type { StallWatch } from '../db/stall-watch';
 import type { Logger } from '../telemetry/logger';
 import { settleWithin } from '../settle-within';
 import type { Metrics } from '../telemetry/metrics';
@@ -32,6 +33,8 @@ export interface CoordinatorDeps {
   metrics: Metrics;
   /** How often a paused group is mentioned again in the log (5 minutes). */
   pausedReminderMs?: number;
+  /** Times the heartbeat and the group's read: one that hangs keeps this worker's shards from the others. */
+  stallWatch?: StallWatch;
 }
 
 export interface ShardCoordinator {
@@ -101,6 +104,8 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   /** Since when a reshard has paused the group as this worker saw it, and when it last said so. */
   let pausedSince: number | null = null;
   let pausedToldAt = 0;
+
+  const timed = <T>(operation: string, work: () => Promise<T>) => (deps.stallWatch ? deps.stallWatch.time(operation, work) : work());
 
   function releaseInBackground(shard: number, reason: string, takenOver = false): void {
     busy.add(shard);
@@ -210,13 +215,13 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       // or another worker could take a shard over and run the sender's next messages beside it.
       if ((consumer.hasChannel() || releases.size > 0 || resubscribing !== null) && !mismatched) {
         const sentAt = performance.now();
-        await store.heartbeat(me, !stopping);
+        await timed('worker group heartbeat', () => store.heartbeat(me, !stopping));
         // A heartbeat that goes through after the lease ran out does not extend it: another
         // worker may have taken the shards in the gap. It starts a new tenure instead.
         if (heartbeatSentAt === null || performance.now() - heartbeatSentAt >= deps.livenessTimeoutMs) tenure += 1;
         heartbeatSentAt = sentAt;
       }
-      const view = await store.read();
+      const view = await timed('worker group read', () => store.read());
       // A read that hung through an outage is a gap too, not continuous sight of the group.
       const now = performance.now();
       if (lastRead === null || now - lastRead > gapMs) postgresSeenSince = now;

@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client';
+import type { StallWatch } from '../db/stall-watch';
 import { settleReplies, type ReplySettlement } from '../orders/settle-replies';
 import { markSending, type SendingMark } from '../orders/mark-sending';
 import { drawOrderIds } from '../orders/record-decision-at-once';
@@ -38,7 +39,10 @@ export interface StatementBatchers {
  * Postgres as one statement (one round trip, one commit), and each chain gets its own
  * message's answer back, so its order holds.
  */
-export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics, options: MatchOptions, fence?: ShardFence): StatementBatchers {
+export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics, options: MatchOptions, fence?: ShardFence, watch?: StallWatch): StatementBatchers {
+  // Every statement timed: one that never answers stalls its kind and, through it, the shards.
+  const timed = <I, O>(operation: string, run: (items: I[]) => Promise<O[]>) =>
+    (items: I[]) => (watch ? watch.time(operation, () => run(items)) : run(items));
   const common = {
     maxItems: BATCH_ITEMS,
     maxConcurrent: BATCHES_AT_ONCE,
@@ -47,50 +51,50 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics,
   };
   const claims = createMicroBatcher<QueueMessage, Claim | null | typeof NOT_OURS>({
     ...common,
-    run: (messages) => {
+    run: timed('claim', (messages) => {
       metrics.workerBatchSize.observe({ statement: 'claim' }, messages.length);
       return claimMessages(sql, messages, fence);
-    },
+    }),
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a claim batch failed; claiming its messages apart'),
   });
   const settlements = createMicroBatcher<ReplySettlement, void>({
     ...common,
-    run: async (items) => {
+    run: timed('settle', async (items: ReplySettlement[]) => {
       metrics.workerBatchSize.observe({ statement: 'settle' }, items.length);
       const { foldFailure } = await settleReplies(sql, items);
       if (foldFailure !== null) {
         log.warn({ err: describe(foldFailure), replies: items.length }, 'replies settled, but receipts stored meanwhile were not folded in; their next receipt or cleanup will');
       }
       return items.map(() => undefined);
-    },
+    }),
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of reply settlements failed; writing them apart'),
   });
   const matches = createMicroBatcher<string[], PhraseVerdict[]>({
     ...common,
-    run: (groups) => {
+    run: timed('match', (groups) => {
       metrics.workerBatchSize.observe({ statement: 'match' }, groups.length);
       return matchPhraseGroups(sql, groups, options);
-    },
+    }),
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of phrase matches failed; matching them apart'),
   });
   const orderIds = createMicroBatcher<void, string>({
     ...common,
-    run: (draws) => drawOrderIds(sql, draws.length),
+    run: timed('order id', (draws) => drawOrderIds(sql, draws.length)),
   });
   const decisions = createMicroBatcher<DecisionWrite, DecisionWritten>({
     ...common,
-    run: (writes) => {
+    run: timed('decision', (writes) => {
       metrics.workerBatchSize.observe({ statement: 'record' }, writes.length);
       return writeDecisions(sql, writes);
-    },
+    }),
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of decisions failed; writing them apart'),
   });
   const sends = createMicroBatcher<SendingMark, boolean>({
     ...common,
-    run: (marks) => {
+    run: timed('mark sending', (marks) => {
       metrics.workerBatchSize.observe({ statement: 'mark_sending' }, marks.length);
       return markSending(sql, marks);
-    },
+    }),
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of replies to mark sending failed; marking them apart'),
   });
   return {

@@ -1,0 +1,52 @@
+/**
+ * How many of a statement's longest healthy waits (a connect and a statement timeout) pass
+ * before its connection is taken for dead. Postgres ends every statement at statement_timeout
+ * and a connection attempt fails at its connect timeout, so while the link works an answer
+ * comes, even an error; the rest of the margin is the pool's queue.
+ */
+const HEALTHY_WAITS_TO_STALL = 4;
+
+/** The wait after which a statement still unanswered means a dead connection, in ms. */
+export function stallLimitMs(connectTimeoutSeconds: number, statementTimeoutMs: number): number {
+  return HEALTHY_WAITS_TO_STALL * (connectTimeoutSeconds * 1000 + statementTimeoutMs);
+}
+
+export interface Stall {
+  /** What the process waits for, as `time` was told. */
+  operation: string;
+  waitingMs: number;
+}
+
+/**
+ * Postgres work a process cannot do without, timed while it waits. A connection whose peer
+ * vanished without a reset (a failover that moves the address, a dropped route, a node lost)
+ * never answers: the statement and connect timeouts do not apply to it, and TCP gives up after
+ * its retransmissions, about 15 minutes on Linux. postgres.js cannot be given a shorter one
+ * (Node has no TCP_USER_TIMEOUT), so the process is told instead, and its liveness fails.
+ */
+export interface StallWatch {
+  time<T>(operation: string, work: () => Promise<T>): Promise<T>;
+  /** The operation waiting longest, if past `limitMs`. */
+  stalled(): Stall | null;
+}
+
+export function createStallWatch(limitMs: number): StallWatch {
+  const waiting = new Set<{ operation: string; since: number }>();
+  return {
+    async time(operation, work) {
+      const entry = { operation, since: performance.now() };
+      waiting.add(entry);
+      try {
+        return await work();
+      } finally {
+        waiting.delete(entry);
+      }
+    },
+    stalled() {
+      // A Set keeps insertion order: the first entry waits longest.
+      const [oldest] = waiting;
+      const waitingMs = oldest ? performance.now() - oldest.since : 0;
+      return oldest && waitingMs > limitMs ? { operation: oldest.operation, waitingMs: Math.round(waitingMs) } : null;
+    },
+  };
+}
