@@ -1,6 +1,7 @@
 import type { RequestListener } from 'node:http';
 import type { Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
+import { createStallWatch, stallLimitMs, stallLiveness, type Liveness, type StallWatch } from '../db/stall-watch';
 import { createIngestListener } from '../http/app';
 import { assessReadiness, type HealthDeps } from '../http/health';
 import { boundPort, closeServer, closeServerNow, listen } from '../server/http-server';
@@ -95,7 +96,15 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   });
   let draining = false;
   let warmingUp = true;
+  const stallWatch = createStallWatch(stallLimitMs(config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_MS));
+  // Restarted, the pod's pool starts afresh; until then every commit slot held by a dead
+  // connection is one fewer, and with all of them held each request is answered 503.
+  const liveness = stallLiveness(stallWatch, log, 'its commits find live connections again');
+  // Said in the log even where nothing probes /healthz.
+  const livenessTold = setInterval(liveness, LIVENESS_LOG_INTERVAL_MS).unref();
   const parts: IngestParts = {
+    stallWatch,
+    liveness,
     sql,
     metrics,
     log,
@@ -138,6 +147,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     warmedUp,
     async stop() {
       draining = true;
+      clearInterval(livenessTold);
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
       const within = finishedWithin(STOP_AFTER_REQUESTS_MS);
       const settled = await settleWithin(
@@ -183,6 +193,9 @@ async function warmUp(config: Config, sql: Sql, log: Logger, rehearsalListener: 
   else log.warn({ ms, err: outcome.message }, 'ingest warm-up failed; readiness now follows Postgres');
 }
 
+/** How often the ingest looks whether a commit waits past its limit, to say so in the log. */
+const LIVENESS_LOG_INTERVAL_MS = 5000;
+
 /** Group commits at once; two connections stay for the relay and for health checks. */
 function ledgerConnections(config: Config): number {
   return Math.max(1, config.DB_POOL_MAX - 2);
@@ -198,6 +211,9 @@ export interface IngestParts {
   isBrokerLoginRefused?(): boolean;
   isDraining(): boolean;
   isWarmingUp?(): boolean;
+  /** Times the ledger's commits; liveness fails while one waits past its limit. */
+  stallWatch?: StallWatch;
+  liveness?(): Liveness;
   queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
   /** The warm-up's rehearsal: the ledger rolls every batch back. */
   rehearsal?: boolean;
@@ -216,6 +232,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
     onQueued: parts.onQueued,
     rollBack: parts.rehearsal,
+    stallWatch: parts.stallWatch,
     ackAfterPublishMs: config.ACK_AFTER === 'publish' ? config.ACK_PUBLISH_TIMEOUT_MS : undefined,
     onPublishWait: (result) => metrics.ackAfterPublish.inc({ result }),
     onIsolating: (error) =>
@@ -233,6 +250,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     isDraining: parts.isDraining,
     isWarmingUp: parts.isWarmingUp,
     brokerRequired: false,
+    liveness: parts.liveness,
   };
   metrics.watchReadiness(async () => (await assessReadiness(health)).ready);
   const listener = createIngestListener({

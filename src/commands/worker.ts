@@ -28,9 +28,9 @@ import { shardLease } from '../worker/shard-lease';
 import { createCatalogCache } from '../orders/catalog-cache';
 import { loadReplyCatalogues } from '../orders/replies';
 import { postgresAnswers, refuseWrongDatabaseLogin } from '../db/health';
-import { createStallWatch, stallLimitMs, type StallWatch } from '../db/stall-watch';
+import { createStallWatch, stallLimitMs, stallLiveness } from '../db/stall-watch';
 import { boundPort, closeServerNow } from '../server/http-server';
-import { probeRoutes, type ProbeAnswer } from '../server/probe-routes';
+import { probeRoutes } from '../server/probe-routes';
 import { judgeReadiness } from '../server/readiness';
 
 const QUEUE_GAUGE_INTERVAL_MS = 5000;
@@ -179,7 +179,9 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     metrics,
     stallWatch,
   });
-  const liveness = livenessOf(stallWatch, log);
+  // Restarted, the worker closes its channels, and its shards pass to the others, instead of
+  // being held unconsumed for as long as TCP keeps trying (some 15 minutes).
+  const liveness = stallLiveness(stallWatch, log, 'its shards go to the other workers');
   // A (re)connected worker takes its share at once rather than at the next heartbeat.
   broker.onConnected(() => void coordinator!.tick());
   coordinator.start();
@@ -222,7 +224,10 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     metrics,
     config.METRICS_PORT,
     config.HOST,
-    probeRoutes(() => workerReadiness(sql, bothConnected, draining), liveness),
+    probeRoutes(() => workerReadiness(sql, bothConnected, draining), () => {
+      const { alive, body } = liveness();
+      return { ready: alive, body };
+    }),
   );
   log.info({ metricsPort: boundPort(metricsServer), shards: topology.shards.length, prefetch: config.WORKER_PREFETCH, messagesInHand: config.WORKER_MESSAGES_IN_HAND }, 'worker started');
   return {
@@ -251,25 +256,6 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       }
       log.info('worker stopped');
     },
-  };
-}
-
-/**
- * Alive unless Postgres has left a statement unanswered past any timeout (StallWatch): the
- * connection is dead without a reset, and the claims or heartbeats behind it with it, for as
- * long as TCP keeps trying. Restarted, the worker closes its channels, and its shards pass to
- * the others, instead of being held unconsumed for some 15 minutes.
- */
-function livenessOf(stallWatch: StallWatch, log: Logger): () => ProbeAnswer {
-  let told = false;
-  return () => {
-    const stall = stallWatch.stalled();
-    if (stall && !told) {
-      log.error(stall, 'Postgres has not answered a statement of this worker long past its statement and connect timeouts: its connection is likely dead without a reset (a failover that moved the address, a dropped route). /healthz fails from now on, so that the pod is restarted and its shards go to the other workers');
-    }
-    if (!stall && told) log.info('the statement Postgres had left unanswered has its answer; /healthz passes again');
-    told = stall !== null;
-    return stall ? { ready: false, body: { status: 'stalled', waitingFor: stall.operation, waitingMs: stall.waitingMs } } : { ready: true, body: { status: 'ok' } };
   };
 }
 

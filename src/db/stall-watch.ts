@@ -1,3 +1,5 @@
+import type { Logger } from '../telemetry/logger';
+
 /**
  * How many of a statement's longest healthy waits (a connect and a statement timeout) pass
  * before its connection is taken for dead. Postgres ends every statement at statement_timeout
@@ -48,5 +50,28 @@ export function createStallWatch(limitMs: number): StallWatch {
       const waitingMs = oldest ? performance.now() - oldest.since : 0;
       return oldest && waitingMs > limitMs ? { operation: oldest.operation, waitingMs: Math.round(waitingMs) } : null;
     },
+  };
+}
+
+export interface Liveness {
+  alive: boolean;
+  body: Record<string, unknown>;
+}
+
+/**
+ * A process's liveness from its stall watch: it fails while a statement waits past the limit,
+ * so that the process is restarted and its connections with it. Says so in the log once, and
+ * once again when the answer came after all. `consequence` says what the restart brings.
+ */
+export function stallLiveness(watch: StallWatch, log: Logger, consequence: string): () => Liveness {
+  let told = false;
+  return () => {
+    const stall = watch.stalled();
+    if (stall && !told) {
+      log.error(stall, `Postgres has not answered a statement long past its statement and connect timeouts: its connection is likely dead without a reset (a failover that moved the address, a dropped route). /healthz fails from now on, so that the pod is restarted and ${consequence}`);
+    }
+    if (!stall && told) log.info('the statement Postgres had left unanswered has its answer; /healthz passes again');
+    told = stall !== null;
+    return stall ? { alive: false, body: { status: 'stalled', waitingFor: stall.operation, waitingMs: stall.waitingMs } } : { alive: true, body: { status: 'ok' } };
   };
 }

@@ -12,7 +12,7 @@ import { endServerSpan, nameServerSpan, startServerSpan } from '../telemetry/ser
 import { isWebhookPost } from '../webhooks/paths';
 import { createAdminRateLimit } from './admin-rate-limit';
 import { createAdminAuth, createStatsHandler, type StatsDeps } from './admin-stats';
-import { createReadinessHandler, livenessHandler, type HealthDeps } from './health';
+import { createLivenessHandler, createReadinessHandler, type HealthDeps } from './health';
 import { createInFlightLimit } from './in-flight-limit';
 import { createMetaVerificationHandler } from './meta-verification';
 import { createWebhookHandler, type WebhookHandler } from './webhook-handler';
@@ -46,7 +46,7 @@ type Route =
 /** Every route of the ingest port, at a glance. */
 function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter, path: string) => WebhookHandler): Route[] {
   return [
-    { method: 'GET', path: '/healthz', handlers: [livenessHandler] },
+    { method: 'GET', path: '/healthz', handlers: [createLivenessHandler(deps.health)] },
     { method: 'GET', path: '/readyz', handlers: [createReadinessHandler(deps.health)] },
     { method: 'GET', path: META_WEBHOOK_PATH, handlers: [createMetaVerificationHandler(deps.verifyToken)] },
     { method: 'GET', path: STATS_PATH, handlers: [createAdminRateLimit(deps.stats.rateLimit), createAdminAuth(deps.stats.adminToken), createStatsHandler(deps.stats)] },

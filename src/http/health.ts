@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Sql } from '../db/client';
 import { postgresAnswers } from '../db/health';
+import type { Liveness } from '../db/stall-watch';
 import { judgeReadiness, type Readiness } from '../server/readiness';
 
 export interface HealthDeps {
@@ -11,10 +12,15 @@ export interface HealthDeps {
   isWarmingUp?(): boolean;
   /** Ingest survives a broker outage through the outbox; the worker cannot. */
   brokerRequired: boolean;
+  /** Alive unless told otherwise (stallLiveness: Postgres left a statement unanswered past its timeouts). */
+  liveness?(): Liveness;
 }
 
-export function livenessHandler(_req: Request, res: Response): void {
-  res.status(200).json({ status: 'ok' });
+export function createLivenessHandler(deps: Pick<HealthDeps, 'liveness'>) {
+  return function checkLiveness(_req: Request, res: Response): void {
+    const { alive, body } = deps.liveness?.() ?? { alive: true, body: { status: 'ok' } };
+    res.status(alive ? 200 : 503).json(body);
+  };
 }
 
 /** Ready while Postgres answers; the broker's state is reported and, for ingest only, tolerated. */

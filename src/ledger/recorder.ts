@@ -1,5 +1,6 @@
 import type { RateLimit, Source } from '../config';
 import { transaction, type Sql } from '../db/client';
+import type { StallWatch } from '../db/stall-watch';
 import type { QueueMessage } from '../queue/message';
 import { planBatch, rateLimitsJson, type BatchPlan } from './batch-plan';
 import { isDataException, isTransient, ledgerTimeout, runWithDeadlockRetry, withDeadline } from './commit-guards';
@@ -64,6 +65,12 @@ export interface LedgerRecorderOptions {
    * commit is left out, as there is no commit (warmUpLedger prepares its statement).
    */
   rollBack?: boolean;
+  /**
+   * Times each commit and fold until Postgres answers: a batch on a connection that died
+   * without a reset holds its slot until TCP gives up, and with every slot so held each
+   * request is answered 503 (see StallWatch).
+   */
+  stallWatch?: StallWatch;
 }
 
 export interface LedgerRecorder {
@@ -81,6 +88,7 @@ type BatchRow = ReceiptRow;
  * 200 never precedes durability; what is shared is the round trip and the WAL flush.
  */
 export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerRecorder {
+  const timed = <T>(operation: string, work: () => Promise<T>) => (options.stallWatch ? options.stallWatch.time(operation, work) : work());
   const pending: Pending[] = [];
   let active = 0;
   let scheduled = false;
@@ -215,11 +223,11 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
   async function commitWithin(batch: Pending[], remainingMs: number): Promise<unknown> {
     const started = performance.now();
     const plan = planBatch(batch);
-    const query = runWithDeadlockRetry(() => {
+    const query = timed('ledger commit', () => runWithDeadlockRetry(() => {
       const parameters = [JSON.stringify(plan.rows), limitsJson, options.outboxLeaseSeconds];
       if (!options.rollBack) return options.sql.unsafe<BatchRow[]>(RECORD_BATCH_SQL, parameters, { prepare: true });
       return transaction(options.sql, (tx) => tx.unsafe<BatchRow[]>(RECORD_BATCH_SQL, parameters, { prepare: true }), 'rollback');
-    });
+    }));
     let failure: unknown = null;
     let answered = false;
     try {
@@ -255,7 +263,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
    * even past the deadline.
    */
   async function answerAfterFolding(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number, folding: ReceiptsToFold) {
-    const fold = runWithDeadlockRetry(() => foldReceipts(options.sql, folding.keys));
+    const fold = timed('receipt fold', () => runWithDeadlockRetry(() => foldReceipts(options.sql, folding.keys)));
     // Each request waits for the fold until its own deadline: one that waited long for its
     // batch must not make the others answer 503 for a fold of milliseconds.
     const folded = (request: Pending) => withDeadline(fold, Math.max(request.deadlineAt - Date.now(), 1)).then(

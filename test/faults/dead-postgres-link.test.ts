@@ -19,6 +19,8 @@ const STALLED_ENV = { DB_CONNECT_TIMEOUT_SECONDS: '1', DB_STATEMENT_TIMEOUT_MS: 
 let pipeline: Pipeline;
 let proxy: TcpProxy;
 let stalled: ChildIngest | undefined;
+let ingestProxy: TcpProxy | undefined;
+let stalledIngest: ChildIngest | undefined;
 
 beforeAll(async () => {
   pipeline = await startPipeline({ WORK_SHARDS: '1', WORKER_LIVENESS_TIMEOUT_MS: String(LIVENESS_MS) });
@@ -29,12 +31,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   stalled?.child.kill('SIGKILL');
+  stalledIngest?.child.kill('SIGKILL');
   await proxy?.close();
+  await ingestProxy?.close();
   await pipeline?.stop();
 });
 
-const healthOf = async (worker: ChildIngest) => {
-  const answer = await fetch(worker.metricsUrl.replace('/metrics', '/healthz'));
+const healthOf = async (worker: ChildIngest, url = worker.metricsUrl.replace('/metrics', '/healthz')) => {
+  const answer = await fetch(url);
   return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
 };
 
@@ -69,3 +73,17 @@ it('fails its liveness once Postgres leaves a statement unanswered, and once res
   const [order] = await pipeline.db.sql<{ n: number }[]>`SELECT count(*)::integer AS n FROM orders WHERE message_id = ${messageId}`;
   expect(order!.n).toBe(1);
 }, 120_000);
+
+it('fails an ingest\'s liveness once a commit waits on a dead connection', async () => {
+  const through = await startProxyFor(pipeline.env.DATABASE_URL!, 5432);
+  ingestProxy = through.proxy;
+  stalledIngest = await spawnWagate('ingest', { ...pipeline.env, ...STALLED_ENV, DATABASE_URL: through.url });
+  const healthz = `${stalledIngest.baseUrl}/healthz`;
+  expect(await healthOf(stalledIngest, healthz)).toEqual({ status: 200, body: { status: 'ok' } });
+
+  ingestProxy.setMode('blackhole');
+  // Answered 503 at the commit's deadline (1 s statement timeout + 2 s), the commit left waiting.
+  expect((await postMetaText(stalledIngest.baseUrl, { id: uniqueWamid(), from: '15550800002', text: '1 coke' })).status).toBe(503);
+  await waitFor('the stalled ingest\'s /healthz to fail', async () => (await healthOf(stalledIngest!, healthz)).status === 503, 30_000);
+  expect((await healthOf(stalledIngest, healthz)).body).toEqual({ status: 'stalled', waitingFor: expect.any(String), waitingMs: expect.any(Number) });
+}, 60_000);
