@@ -36,9 +36,9 @@ const CANDIDATES_PER_ROW = 4;
 
 /**
  * Claims up to `limit` outbox rows whose lease expired, in commit order, for `leaseSeconds`,
- * among the first rows due after `afterId`; none behind a row of its sender that a sweep sent
- * and the broker refused (released with a backoff) or has not answered yet, nor any of the
- * window's held senders: claimed anyway, a sender's "cancel" would reach its queue before the
+ * among the first rows due after `afterId`; none behind a row of its sender that the broker
+ * refused (released with a backoff) or has not answered yet, whether a sweep or its owner sent
+ * it (its lease renewed meanwhile), nor any of the window's held senders: claimed anyway, a sender's "cancel" would reach its queue before the
  * "2 pizzas" the broker refused a moment earlier. Only those senders wait.
  *
  * The senders are read by key, a subquery per row of the window, and only while some sender
@@ -52,7 +52,7 @@ export async function claimExpiredRows(sql: Sql, leaseSeconds: number, limit: nu
     WITH held_back AS MATERIALIZED (
       SELECT m.sender_key, min(h.webhook_message_id) AS first_id
       FROM outbox h JOIN webhook_messages m ON m.id = h.webhook_message_id
-      WHERE h.lease_until >= now() AND h.attempts > 0
+      WHERE h.lease_until >= now()
       GROUP BY m.sender_key
       UNION ALL
       SELECT sender, 0 FROM unnest(${window.heldSenders as string[]}::text[]) AS sender),

@@ -18,6 +18,9 @@ const OTHERS = ['15550700002', '15550700003', '15550700004', '15550700005', '155
 let rig: RelayRig;
 /** The sender whose queue is unbound during the next publish, so the broker returns its rows as unroutable. */
 let refuseOnce: string | null = null;
+/** Set: the next publish is not answered (nothing is written); its late answer is left to the test. */
+let holdNext = false;
+let answerLate: ((index: number, ok: boolean) => void) | undefined;
 
 beforeAll(async () => {
   rig = await startRelayRig('outbox-sweep-refusal-order-test', { confirmTimeoutMs: 10_000, sweepBatch: 2 }, (broker, topology) => {
@@ -25,6 +28,11 @@ beforeAll(async () => {
     // The real publisher on the real broker, the refused sender's queue unbound for one publish.
     const refusing: Publisher = {
       async publishAll(exchange, entries, onLateAnswer) {
+        if (holdNext) {
+          holdNext = false;
+          answerLate = onLateAnswer;
+          return entries.map(() => null);
+        }
         const sender = refuseOnce;
         if (sender === null) return publisher.publishAll(exchange, entries, onLateAnswer);
         refuseOnce = null;
@@ -55,18 +63,24 @@ const otherThan = (sender: string) => OTHERS.find((key) => routingKeyFor(rig.top
  * seconds (plus one), longer than the test's steps take.
  */
 async function waiting(senderKey: string, text: string, attempts = 0): Promise<string> {
+  return (await committed(senderKey, text, { leaseSeconds: -1, attempts })).amqpId;
+}
+
+/** A queued message with its outbox row, its lease running `leaseSeconds` from now (as its owner's, when positive). */
+async function committed(senderKey: string, text: string, { leaseSeconds, attempts }: { leaseSeconds: number; attempts: number }) {
   const messageId = `wamid.sweep.${randomBytes(6).toString('hex')}`;
   const payload: QueueMessage = {
     v: 1, source: 'whatsapp', messageId, from: senderKey, senderKey, business: '100',
     contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: { body: text },
   };
-  await rig.db.sql`
+  const [row] = await rig.db.sql<{ id: string }[]>`
     WITH m AS (
       INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload)
       VALUES ('whatsapp', ${messageId}, ${senderKey}, ${senderKey}, '100', 'queued', ${rig.db.sql.json(payload as never)})
       RETURNING id)
-    INSERT INTO outbox (webhook_message_id, lease_until, attempts) SELECT id, now() - interval '1 second', ${attempts} FROM m`;
-  return `whatsapp:${messageId}`;
+    INSERT INTO outbox (webhook_message_id, lease_until, attempts) SELECT id, now() + make_interval(secs => ${leaseSeconds}), ${attempts} FROM m
+    RETURNING webhook_message_id::text AS id`;
+  return { amqpId: `whatsapp:${messageId}`, entry: { rowId: row!.id, source: 'whatsapp' as const, messageId, payload, traceparent: '', leaseStartedAtMs: Date.now() } };
 }
 
 const drained = async () => (await rig.probe.drainWork(rig.topology)).map((message) => message.properties.messageId);
@@ -107,4 +121,32 @@ it('looks past a claim\'s whole window of rows held back, so one refused sender 
   expect(await drained()).toEqual(behind);
   const [left] = await rig.db.sql<{ n: number }[]>`SELECT count(*)::integer AS n FROM outbox`;
   expect(left!.n).toBe(11);
+});
+
+it('holds a sender\'s later rows behind its row whose owner\'s publish the broker has not answered, until that row goes first', async () => {
+  const sender = '15550700010';
+  const other = otherThan(sender);
+  // No backlog left by the tests before: the owner publishes at once again.
+  await rig.db.sql`DELETE FROM outbox`;
+  expect(await rig.relay.sweepOnce()).toBe(0);
+  // The owner publishes its row at once after the commit; the broker does not answer it.
+  const order = await committed(sender, '2 pizzas', { leaseSeconds: 12, attempts: 0 });
+  holdNext = true;
+  expect(await rig.relay.publishOwned([order.entry])).toBe(false);
+  expect(answerLate).toBeDefined();
+  // Rows left to the sweep meanwhile (a pod in a backlog releases what it commits): the same
+  // sender's cancel, and another sender's message.
+  const cancel = await waiting(sender, 'cancel');
+  const menu = await waiting(other, 'menu');
+
+  expect(await rig.relay.sweepOnce()).toBe(1);
+  expect(await drained()).toEqual([menu]);
+
+  // The channel closes: every unanswered publish is refused, and the row goes to the sweep.
+  answerLate!(0, false);
+  await waitFor('the order, then the cancel behind it, to be published', async () => {
+    await rig.relay.sweepOnce();
+    return (await rig.db.sql`SELECT 1 FROM outbox`).length === 0;
+  });
+  expect(await drained()).toEqual([order.amqpId, cancel]);
 });
