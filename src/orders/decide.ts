@@ -2,6 +2,7 @@ import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { decideText } from './decide-text';
+import { parseOrderText } from './parse-text';
 import { certainCandidate, findProducts, isRetiredSku, type MatchOptions, type Product } from './match';
 import { toCents } from './money';
 import type { Decision, OrderLine, Problem } from './decision';
@@ -21,7 +22,7 @@ export async function decide(sql: Sql, message: QueueMessage, options: MatchOpti
   if (message.source === 'whatsapp' && UNANSWERED_META_TYPES.has(message.type)) return { kind: 'no_reply', type: message.type };
   // A customer opening the chat for the first time: Meta expects the business to greet them, and the menu is the greeting.
   if (message.source === 'whatsapp' && message.type === 'request_welcome') return { kind: 'menu' };
-  if (message.source === 'whatsapp' && message.type === 'order') return decideCart(sql, content.order?.product_items ?? []);
+  if (message.source === 'whatsapp' && message.type === 'order') return decideCart(sql, content.order?.product_items ?? [], content.order?.text);
   const choice = replyChoice(message, content);
   if (choice) {
     const products = await findProducts(sql, [choice.id]);
@@ -49,9 +50,10 @@ interface CartItem {
  * shows the price of Meta's copy of the catalog; where it differs from wagate's (one updated,
  * the other not yet), no order is placed at a price the customer did not see.
  */
-async function decideCart(sql: Sql, items: CartItem[]): Promise<Decision> {
+async function decideCart(sql: Sql, items: CartItem[], note: unknown): Promise<Decision> {
   const products = await findProducts(sql, items.map((item) => item.product_retailer_id));
   const problems: Problem[] = [];
+  if (typeof note === 'string' && noteAsksSomething(note)) problems.push({ phrase: note.trim(), reason: 'note', candidates: [] });
   const lines: OrderLine[] = [];
   for (const item of items) {
     const product = products.get(item.product_retailer_id);
@@ -62,6 +64,18 @@ async function decideCart(sql: Sql, items: CartItem[]): Promise<Decision> {
     else lines.push({ product, quantity });
   }
   return problems.length > 0 ? { kind: 'clarify', problems } : buildOrder(lines);
+}
+
+/**
+ * A cart's note ("one without cheese", "sin cebolla", "extra sauce") changes the order, and an
+ * order has nowhere to keep it: placed without it, the customer gets what they asked not to.
+ * A note that says nothing to the kitchen ("thanks!", "for delivery at 7") leaves the cart as it is.
+ */
+function noteAsksSomething(note: string): boolean {
+  if (note.trim() === '') return false;
+  const parsed = parseOrderText(note);
+  if (parsed.intent === 'menu') return false;
+  return parsed.intent !== 'order' || parsed.items.length + parsed.excluded.length + parsed.unsure.length > 0;
 }
 
 /** A cart line without a price or currency (or one unreadable) agrees: there is nothing it showed to differ from. */

@@ -7,7 +7,7 @@ export interface OrderLine {
 
 export interface Problem {
   phrase: string;
-  reason: 'unknown' | 'ambiguous' | 'quantity' | 'currency' | 'cancel' | 'too_long' | 'question' | 'price';
+  reason: 'unknown' | 'ambiguous' | 'quantity' | 'currency' | 'cancel' | 'too_long' | 'question' | 'price' | 'note';
   candidates: Candidate[];
 }
 

@@ -12,7 +12,7 @@ export const DEFAULT_REPLY_TEXTS_DIR = path.join(__dirname, '..', '..', 'reply-t
 
 const TEXT_KEYS = [
   'thanks', 'thanksWithName', 'orderConfirmation', 'orderLine', 'clarification', 'problemQuantity', 'problemCurrency',
-  'problemUnknown', 'problemSuggestion', 'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'or', 'cancelled', 'cancelNotOpen', 'cancelTooLate',
+  'problemUnknown', 'problemSuggestion', 'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'problemNote', 'or', 'cancelled', 'cancelNotOpen', 'cancelTooLate',
   'nothingToCancel', 'orderStatus', 'status_open', 'status_cancelled', 'status_fulfilled', 'noOrders', 'menuEmpty',
   'menu', 'unsupported',
 ] as const;
@@ -24,7 +24,7 @@ export type ReplyCatalogues = Record<ReplyLanguage, ReplyCatalogue>;
  * Texts added after shops began keeping their own catalogues: a shop's copy written before them
  * takes wagate's own, in the same language, rather than stopping the worker at the upgrade.
  */
-const LATER_KEYS = ['problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'cancelNotOpen', 'cancelTooLate'] as const;
+const LATER_KEYS = ['problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'problemNote', 'cancelNotOpen', 'cancelTooLate'] as const;
 
 function readCatalogueFile(dir: string, language: ReplyLanguage): Record<string, unknown> {
   const file = path.join(dir, `${language}.json`);
@@ -114,6 +114,7 @@ function describeProblem(texts: ReplyCatalogue, problem: Problem): string {
   if (problem.reason === 'cancel') return fill(texts.problemCancel, { phrase });
   if (problem.reason === 'question') return fill(texts.problemQuestion, { phrase });
   if (problem.reason === 'price') return fill(texts.problemPrice, { phrase, price: problem.candidates[0]!.price, currency: problem.candidates[0]!.currency });
+  if (problem.reason === 'note') return fill(texts.problemNote, { phrase });
   if (problem.reason === 'quantity') return fill(texts.problemQuantity, { phrase });
   if (problem.reason === 'currency') return fill(texts.problemCurrency, { phrase });
   const names = problem.candidates.slice(0, 3).map((c) => shorten(c.name, QUOTED_CHARS));

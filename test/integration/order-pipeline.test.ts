@@ -196,6 +196,33 @@ describe('order pipeline', () => {
     expect(reply).toMatchObject({ kind: 'clarification', body: expect.stringContaining('We don\'t have anything like "Margherita".') });
   });
 
+  it.each([
+    ['thanks!', 'processed'],
+    ['for delivery at 7 please', 'processed'],
+    ['one without cheese', 'unmatched'],
+    ['sin cebolla', 'unmatched'],
+  ])('reads a cart\'s note "%s": an order is placed only when it asks nothing of the kitchen', async (note, status) => {
+    const id = uniqueWamid();
+    const from = '15550100091';
+    const body = metaEnvelope([
+      {
+        contacts: [metaContact({ from })],
+        messages: [{ from, id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'order',
+          order: { text: note, product_items: [{ product_retailer_id: 'PIZ-PEPP', quantity: 1, item_price: 9.5, currency: 'EUR' }] } }],
+      },
+    ]);
+    expect((await postMeta(pipeline.ingest.baseUrl, body)).status).toBe(200);
+    expect(await settled(id)).toBe(status);
+    const [reply] = await pipeline.db.sql`SELECT kind, body FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    if (status === 'processed') {
+      expect(reply!.kind).toBe('order_confirmation');
+      return;
+    }
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toEqual([]);
+    expect(reply!.kind).toBe('clarification');
+    expect(reply!.body).toContain(`"${note}": we cannot take a note with a cart order.`);
+  });
+
   it('creates no order for unknown or ambiguous text and replies with candidates', async () => {
     const unknown = uniqueWamid();
     const ambiguous = uniqueWamid();
