@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import type { Config } from '../config';
 import { databaseFromConfig, POOL_CLOSE_TIMEOUT_SECONDS, type Sql } from '../db/client';
+import { refuseSilentDatabase } from '../db/health';
 import { startFakeProvider } from '../dev/fake-provider';
 import { UsageError, WagateError } from '../errors';
 import { normalisePhone } from '../ledger/addresses';
@@ -29,6 +30,9 @@ const print = (text: string): void => {
 export async function withSql<T>(config: Config, work: (sql: Sql) => Promise<T>, statementTimeoutMs = 0): Promise<T> {
   const sql = databaseFromConfig(config, 'wagate-cli', { maxConnections: 2, statementTimeoutMs });
   try {
+    // A server that takes connections and closes them (a proxy whose upstream is down) would
+    // leave the command waiting without a word: postgres.js retries such a query for ever.
+    await refuseSilentDatabase(sql, config.DATABASE_URL, config.DB_CONNECT_TIMEOUT_SECONDS);
     return await work(sql);
   } finally {
     await sql.end({ timeout: POOL_CLOSE_TIMEOUT_SECONDS });
@@ -206,6 +210,10 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     if (!values.id) throw new UsageError('replies resend needs --id (see wagate replies unknown and wagate replies undelivered)');
     replyId(values.id);
     const result = await withSql(config, (sql) => resendReply(sql, values.id!, replyClientFromConfig(config, TWILIO_WEBHOOK_PATH), createMetrics('cli')));
+    // A script's `&& echo resent` must not take a maybe for a yes: resent blindly, it may reach the customer twice.
+    if (result === 'unknown') {
+      throw new WagateError('RETRYABLE', `the provider's answer does not say whether reply ${values.id} went out (a 5xx without a code, or no answer in time); it is unknown again: check the provider's console before resending it, then wagate replies settle --id ${values.id} --as sent|failed`);
+    }
     return print(`reply ${values.id}: ${result}`);
   }
   if (action === 'settle') {

@@ -5,9 +5,9 @@ import { runWagate } from '../support/process';
 /**
  * A database address that takes connections and closes them before any answer, as a proxy or
  * sidecar does whose upstream is down. postgres.js reconnects in a tight loop and its query
- * never settles, or, when the close is a reset, fails the query: `migrate` and every
- * long-running role used to hang in the first case, and to start as in an outage, never
- * ready and saying nothing, in the second.
+ * never settles, or, when the close is a reset, fails the query: `migrate`, the operator
+ * commands and every long-running role used to hang in the first case, and the roles to start
+ * as in an outage, never ready and saying nothing, in the second.
  */
 const servers: Server[] = [];
 
@@ -37,10 +37,16 @@ afterAll(() => {
 
 async function expectBothStopped(databaseUrl: string): Promise<void> {
   const env = { NODE_ENV: 'test', DATABASE_URL: databaseUrl, METRICS_PORT: '0' };
-  const [migrate, worker] = await Promise.all([runWagate(['migrate'], env, KILL_AFTER_MS), runWagate(['worker'], env, KILL_AFTER_MS)]);
+  // An operator command too: they used to wait without a word, for ever.
+  const [migrate, worker, replies] = await Promise.all([
+    runWagate(['migrate'], env, KILL_AFTER_MS),
+    runWagate(['worker'], env, KILL_AFTER_MS),
+    runWagate(['replies', 'unknown'], env, KILL_AFTER_MS),
+  ]);
   const expected = `Postgres at wagate@127.0.0.1:${new URL(databaseUrl).port}/shop took connections but gave no answer within 10 s`;
   expect([migrate.code, migrate.stderr]).toEqual([1, expect.stringContaining(`wagate migrate: failed: ${expected}`)]);
   expect([worker.code, worker.stderr]).toEqual([1, expect.stringContaining(`wagate worker: failed: ${expected}`)]);
+  expect([replies.code, replies.stderr]).toEqual([1, expect.stringContaining(`wagate replies: failed: ${expected}`)]);
   expect(worker.stderr).toContain('a proxy or sidecar whose upstream is down');
 }
 

@@ -114,6 +114,18 @@ describe('replies the provider accepted and could not deliver', () => {
     expect(callsToRecipient(pipeline, customer)).toHaveLength(2);
   });
 
+  it('exits 1 from the command when the resend\'s outcome is unknown, saying to check before resending', async () => {
+    const customer = '15550300009';
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131000, title: 'Something went wrong' });
+    // A 502 without a code: the provider may have taken the message.
+    pipeline.fake.behave({ kind: 'status', status: 502, bodyless: true }, 1);
+    const resend = await runWagate(['replies', 'resend', '--id', first.id], pipeline.env, 30_000);
+    expect(resend.code).toBe(1);
+    expect(resend.stderr).toContain(`the provider's answer does not say whether reply ${first.id} went out`);
+    expect(resend.stderr).toContain(`wagate replies settle --id ${first.id} --as sent|failed`);
+    expect(await replyOf(id)).toMatchObject({ status: 'unknown' });
+  });
+
   it('leaves a reply as it was when the provider refuses its resend for good, so that the operator can fix the cause and resend', async () => {
     const customer = '15550300005';
     const { id, first } = await undeliveredReplyTo(customer, { code: 131000, title: 'Something went wrong' });
