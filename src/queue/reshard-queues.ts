@@ -1,4 +1,6 @@
 import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { WagateError } from '../errors';
+import { redactUrl } from '../telemetry/redact-url';
 import { queueMessageSchema } from './message';
 import { inspectQueue } from './inspect-queue';
 import { moveReadyMessages, type Destination } from './move-messages';
@@ -21,8 +23,26 @@ export interface MoveOptions {
   progress(line: string): void;
 }
 
+/** How long a reshard waits for the broker's connection, each time it opens one. */
+const RESHARD_CONNECT_TIMEOUT_MS = 10_000;
+
+/** A connection of the reshard's own; one that cannot be had says where it was asked for, never with the password. */
+async function connect(amqpUrl: string): Promise<ChannelModel> {
+  try {
+    return await amqp.connect(amqpUrl, { clientProperties: { connection_name: 'wagate-reshard' }, timeout: RESHARD_CONNECT_TIMEOUT_MS });
+  } catch (error) {
+    throw new WagateError('BROKER_UNAVAILABLE', `cannot reach RabbitMQ at ${redactUrl(amqpUrl)} (${(error as Error).message}): check AMQP_URL and that RabbitMQ runs there`, { cause: error });
+  }
+}
+
+/** Whether the broker can be reached at all: a reshard asks before it pauses anything. */
+export async function checkBrokerReachable(amqpUrl: string): Promise<void> {
+  const connection = await connect(amqpUrl);
+  await connection.close().catch(() => undefined);
+}
+
 export async function moveToShardCount(amqpUrl: string, oldTopology: Topology, newTopology: Topology, options: MoveOptions) {
-  const connection = await amqp.connect(amqpUrl, { clientProperties: { connection_name: 'wagate-reshard' } });
+  const connection = await connect(amqpUrl);
   try {
     return await moveQueues(connection, oldTopology, newTopology, options);
   } finally {
@@ -37,7 +57,7 @@ function stagingQueue(topology: Topology): string {
 
 /** Messages an interrupted reshard left in its staging queue (0 when there is none). */
 export async function stagedMessages(amqpUrl: string, topology: Topology): Promise<number> {
-  const connection = await amqp.connect(amqpUrl, { clientProperties: { connection_name: 'wagate-reshard' } });
+  const connection = await connect(amqpUrl);
   try {
     return (await inspectQueue(connection, stagingQueue(topology)))?.messageCount ?? 0;
   } finally {
@@ -129,7 +149,7 @@ async function removeSurplus(connection: ChannelModel, exchange: string, shard: 
  * for messages that consumer takes, for good.
  */
 export async function consumedQueues(amqpUrl: string, queues: string[]): Promise<{ queue: string; consumers: number }[]> {
-  const connection = await amqp.connect(amqpUrl, { clientProperties: { connection_name: 'wagate-reshard' } });
+  const connection = await connect(amqpUrl);
   try {
     const consumed: { queue: string; consumers: number }[] = [];
     for (const queue of queues) {

@@ -3,7 +3,7 @@ import { transaction, type Sql } from '../db/client';
 import { WagateError } from '../errors';
 import { failpoint } from '../failpoints';
 import { storedShardCount } from '../ledger/shard-count';
-import { consumedQueues, moveToShardCount, stagedMessages } from '../queue/reshard-queues';
+import { checkBrokerReachable, consumedQueues, moveToShardCount, stagedMessages } from '../queue/reshard-queues';
 import { topologyNames, type TopologyOptions } from '../queue/topology';
 
 export interface ReshardDeps {
@@ -84,6 +84,9 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
     throw new WagateError('OPERATION_REFUSED',
       `an interrupted reshard of "${prefix}" to ${gatheredFor} shards had already gathered the old shards' messages and begun to distribute them; finish it first: wagate reshard --to ${gatheredFor}`);
   }
+  // Before anything is paused: a wrong AMQP_URL, or a broker away, stopped every worker of the
+  // group, and the command failed only once they had all let go of their shards.
+  await checkBrokerReachable(deps.amqpUrl);
   await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${prefix}, ${from}, true)
             ON CONFLICT (queue_prefix) DO UPDATE SET paused = true, updated_at = now()`;
   deps.progress(`paused the workers of "${prefix}"; waiting for them to release ${from} shard(s)`);
@@ -96,7 +99,7 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
     }
     // Interrupted while it gathered: the senders' earliest messages wait in staging, their
     // later ones on the old shards, which resumed workers would take first.
-    const staged = await stagedMessages(deps.amqpUrl, topologyNames({ ...deps.topology, shards: to }));
+    const staged = await stagedMessages(deps.amqpUrl, topologyNames({ ...deps.topology, shards: to })).catch(stillPaused);
     if (staged > 0) {
       throw new WagateError('OPERATION_REFUSED',
         `${why}; an interrupted reshard left ${staged} message(s) in its staging queue, so the workers stay paused: stop ${whom}, then run wagate reshard again (to any count)`);
@@ -104,12 +107,20 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
     await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`;
     throw new WagateError('OPERATION_REFUSED', `${why}; nothing was moved and the workers resume. Try again, or stop ${whom} first`);
   };
+  /**
+   * A failure once the workers are paused (the broker lost, say): they stay so, since what is
+   * in staging cannot be told; the error says so, and that a rerun finishes and resumes them.
+   */
+  const stillPaused = (error: Error): never => {
+    throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
+      `${error.message}; the workers of "${prefix}" stay paused: once that is mended, run wagate reshard --to ${to} again, which finishes the move and resumes them`, { cause: error });
+  };
   const held = await shardsStillHeld(deps);
   if (held > 0) await refuse(`${held} shard(s) are still held by live workers after ${deps.releaseTimeoutMs} ms`, 'the workers that hold shards');
   const oldTopology = topologyNames({ ...deps.topology, shards: from });
   // A worker whose heartbeat expired (frozen, or cut off from Postgres but not from the broker)
   // holds no shard on record but may still consume one; the move would wait behind it for good.
-  const consumed = await consumedQueues(deps.amqpUrl, oldTopology.shards.map((shard) => shard.queue));
+  const consumed = await consumedQueues(deps.amqpUrl, oldTopology.shards.map((shard) => shard.queue)).catch(stillPaused);
   if (consumed.length > 0) {
     const which = consumed.map(({ queue, consumers }) => `${queue} (${consumers})`).join(', ');
     await refuse(`no live worker holds a shard, but these shard queues still have consumers: ${which}`, 'the worker processes still connected to the broker (kubectl scale the worker Deployment to 0)');
@@ -121,7 +132,7 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
     // A test holds the move here, a quarter of the way through, to kill it and run it again.
     afterDistributed: (done, total) => (done === Math.ceil(total / 4) ? failpoint('reshard.distributing') : Promise.resolve()),
     progress: deps.progress,
-  });
+  }).catch(stillPaused);
   await recordCount(sql, prefix, to);
   deps.progress(`stored ${to} shards; the workers resume`);
   return { from, to, ...moved };

@@ -4,6 +4,7 @@ import { assertTopology, topologyNames, type TopologyOptions } from '../../src/q
 import { reshard } from '../../src/worker/reshard';
 import { deleteTopology, TEST_AMQP_URL } from '../support/amqp';
 import { createTestDatabase, holdInTransaction, type TestDatabase } from '../support/database';
+import { freePort } from '../support/free-port';
 import { randomQueuePrefix } from '../support/ingest';
 
 /**
@@ -47,6 +48,15 @@ it('refuses a second run while one holds the group, and leaves the workers as th
   } finally {
     await first.release();
   }
+});
+
+it('asks the broker before it pauses anything: with a wrong AMQP_URL it stops saying so, the workers as they were', async () => {
+  const before = await settings();
+  const nobody = `amqp://guest:not-the-password@127.0.0.1:${await freePort()}`;
+  const refused = reshard({ ...deps(), amqpUrl: nobody }, 4);
+  await expect(refused).rejects.toThrow(/^cannot reach RabbitMQ at amqp:\/\/guest:\*+@127\.0\.0\.1:\d+ \(.*\): check AMQP_URL/);
+  await expect(refused).rejects.not.toThrow('not-the-password');
+  expect(await settings()).toEqual(before);
 });
 
 it('keeps the workers paused when it refuses while an interrupted run\'s staging queue holds messages', async () => {
