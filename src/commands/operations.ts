@@ -9,6 +9,7 @@ import { startFakeProvider } from '../dev/fake-provider';
 import { UsageError, WagateError } from '../errors';
 import { normalisePhone } from '../ledger/addresses';
 import { checkRetention, runCleanup } from '../ledger/retention';
+import { withDeadLetterLock } from '../ledger/dead-letter-lock';
 import { declarableShardCount, storedShardCount } from '../ledger/shard-count';
 import { decodeCatalogFile, importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
@@ -97,17 +98,19 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
   const values = parseArgs({ args: rest, options: DLQ_OPTIONS[action] }).values as { id?: string[]; yes?: boolean };
   const { topology, shardLimit } = await withSql(config, (sql) => operatorTopology(config, sql, log));
   const broker = { url: config.AMQP_URL, topology, shardLimit, log };
+  // One reader of the dead-letter queue at a time: see withDeadLetterLock.
+  const alone = <T>(sql: Sql, work: () => Promise<T>) => withDeadLetterLock(sql, config.QUEUE_PREFIX, work);
   if (action === 'list') {
-    const letters = await withOperatorChannel(broker, (channel) => listDeadLetters(channel, topology));
+    const letters = await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => listDeadLetters(channel, topology))));
     if (letters.length === 0) return print('the dead-letter queue is empty');
     for (const letter of letters) print(`${letter.id}\tattempts=${letter.attempts}\t${letter.deadAt ?? ''}\t${letter.lastError}`);
     return;
   }
   if (action === 'replay') {
     const ids = values.id && [...new Set(values.id)];
-    const result = await withSql(config, (sql) =>
+    const result = await withSql(config, (sql) => alone(sql, () =>
       withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, (message, unsent) => reopenDeadMessage(sql, message, unsent), ids)),
-    );
+    ));
     print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue (not wagate messages; records already finished, erased or cleaned up; or records a worker changed in the last ${DEAD_LETTER_SETTLE_SECONDS} s, which a later replay takes): ${result.skipped.join(', ')}` : ''}`);
     if (result.unroutable.length > 0) {
       throw new WagateError('BROKER_UNAVAILABLE', `${result.unroutable.length} letter(s) stay in the dead-letter queue: no work queue took them (a shard queue missing, as during a reshard; finish it with wagate reshard), so replay again after: ${result.unroutable.join(', ')}`);
@@ -122,7 +125,7 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
     if (!values.yes && !(await confirm(`Delete every message in ${topology.deadQueue}? This cannot be undone. [y/N] `))) {
       throw new UsageError('purge cancelled; pass --yes to purge without asking');
     }
-    print(`purged ${await withOperatorChannel(broker, (channel) => purgeDeadLetters(channel, topology))} message(s)`);
+    print(`purged ${await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => purgeDeadLetters(channel, topology))))} message(s)`);
   }
 }
 
@@ -162,7 +165,8 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   const report = await withSql(config, async (sql) => {
     const { topology, shardLimit } = await operatorTopology(config, sql, log);
     return eraseCustomer(sql, phone, (matches, addresses) =>
-      withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) => dropDeadLetters(channel, topology, matches)).catch((error: Error) => {
+      withDeadLetterLock(sql, config.QUEUE_PREFIX, () =>
+        withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) => dropDeadLetters(channel, topology, matches))).catch((error: Error) => {
         deadLettersUnread = { error, addresses };
         return Number.NaN;
       }),
@@ -173,7 +177,7 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
     const { error, addresses } = deadLettersUnread as { error: Error; addresses: readonly string[] };
     // The user ids were found through the rows just erased: a second run by number alone would not find them again.
     throw new WagateError('BROKER_UNAVAILABLE',
-      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once the broker answers, run wagate erase --phone for each of ${[phone, ...addresses.filter((address) => META_USER_ID.test(address))].join(', ')} to drop their dead letters`);
+      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once that is mended, run wagate erase --phone for each of ${[phone, ...addresses.filter((address) => META_USER_ID.test(address))].join(', ')} to drop their dead letters`);
   }
   if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: erased already, or check the number`);
 }

@@ -21,6 +21,7 @@ import { createWorkerConsumer, type WorkerConsumer } from '../worker/consumer';
 import { createMembershipStore } from '../worker/membership-store';
 import { shardPrefetch } from '../worker/shard-prefetch';
 import { createShardCoordinator, type ShardCoordinator } from '../worker/shard-coordinator';
+import { withDeadLetterLock } from '../ledger/dead-letter-lock';
 import { checkShardCountAtStart, declarableShardCount } from '../ledger/shard-count';
 import { processMessage } from '../worker/process-message';
 import { createStatementBatchers } from '../worker/statement-batchers';
@@ -162,10 +163,12 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     metrics,
     handle: (message, unsent) => processMessage(pipeline, message, unsent),
     // Rare (an erase during a dead-lettering): a connection of its own, as `wagate erase` opens.
-    dropDeadLetter: async (message) =>
-      withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit: await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log), log }, (channel) =>
+    dropDeadLetter: async (message) => {
+      const shardLimit = await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log);
+      return withDeadLetterLock(sql, config.QUEUE_PREFIX, () => withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) =>
         dropDeadLetters(channel, topology, (letter) => letter.source === message.source && letter.messageId === message.messageId),
-      ),
+      ));
+    },
   });
   coordinator = createShardCoordinator({
     store: createMembershipStore(sql, config.QUEUE_PREFIX, config.WORKER_LIVENESS_TIMEOUT_MS),

@@ -1,9 +1,12 @@
+import amqp from 'amqplib';
 import { metaEnvelope } from '../../src/webhooks/samples';
 import { checkRetention, runCleanup } from '../../src/ledger/retention';
 import { reopenDeadMessage } from '../../src/orders/reopen-dead-message';
 import { resendReply } from '../../src/orders/reply-operations';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { loadConfig } from '../../src/config';
+import { TEST_AMQP_URL } from '../support/amqp';
+import { holdInTransaction } from '../support/database';
 import { eraseEverywhere, listDead } from '../support/dead-letters';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
@@ -67,6 +70,37 @@ describe('erase', () => {
   });
 });
 
+describe('erase beside another reader of the dead-letter queue', () => {
+  it('waits for a `dlq list` under way, which holds the letters it took, and then drops the customer\'s', async () => {
+    const phone = '15550400031';
+    const dead = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id: dead, from: phone, text: '2 coke' });
+    await waitFor('the copy in the DLQ', async () => (await listDead(pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${dead}`));
+
+    // What `wagate dlq list` holds while it reads: the group's lock, and every letter taken so far.
+    const reader = holdInTransaction(pipeline.db.sql, (tx) => tx`SELECT pg_advisory_xact_lock(hashtext(${`wagate-dlq:${pipeline.env.QUEUE_PREFIX!}`}))`);
+    await reader.held;
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    const channel = await connection.createChannel();
+    const taken: amqp.GetMessage[] = [];
+    for (let letter = await channel.get(pipeline.ingest.topology.deadQueue); letter; letter = await channel.get(pipeline.ingest.topology.deadQueue)) taken.push(letter);
+    expect(taken.map((letter) => letter.properties.messageId)).toContain(`whatsapp:${dead}`);
+
+    const erasing = runWagate(['erase', '--phone', `+${phone}`], { ...pipeline.env, LOG_LEVEL: 'silent' });
+    await waitFor('the erase to wait for the reader', async () => (await pipeline.db.sql`
+      SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).length > 0);
+    channel.nackAll(true);
+    await connection.close();
+    await reader.release();
+
+    const erased = await erasing;
+    expect([erased.code, erased.stderr]).toEqual([0, '']);
+    expect(erased.stdout).toMatch(/^dead_letters\t1$/m);
+    expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${dead}`);
+  }, 60_000);
+});
+
 describe('erase from the command line', () => {
   it('finds the customer however the operator writes the number, and says so when nothing is held', async () => {
     const phone = '15550400021';
@@ -95,7 +129,7 @@ describe('erase from the command line', () => {
     expect(erased.stdout).toMatch(/^messages\t1$/m);
     expect(erased.stdout).toMatch(/^dead_letters\tnot read$/m);
     expect(erased.stderr).toContain('the customer\'s data in the database is erased (above), but the dead-letter queue could not be read');
-    expect(erased.stderr).toContain(`once the broker answers, run wagate erase --phone for each of +${phone} to drop their dead letters`);
+    expect(erased.stderr).toContain(`once that is mended, run wagate erase --phone for each of +${phone} to drop their dead letters`);
     expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
   }, 60_000);
 });
