@@ -1,7 +1,7 @@
 import { COURTESY_PHRASES, FILLER_WORDS, TIME_OF_DAY, TIME_PREPOSITIONS, TIME_SUFFIXES } from './parse-text-filler';
 import { readQuantity, type QuantityRead } from './parse-text-quantity';
 import { phraseAt, type Token, type WordPhrase } from './parse-text-tokens';
-import { ALTERNATIVES, AMBIGUOUS_OR, CONJUNCTIONS, CONTRASTS, NEGATIONS, UNSURE_WORDS } from './parse-text-words';
+import { ALTERNATIVES, AMBIGUOUS_OR, CLOSING_PHRASES, CONJUNCTIONS, CONTRASTS, CORRECTIONS, NEGATIONS, UNSURE_WORDS } from './parse-text-words';
 
 export interface ItemPhrase {
   /** 1..n as written; the caller refuses anything over its maximum and asks again. */
@@ -38,6 +38,8 @@ interface Negation {
   carried: boolean;
   /** How many items the chunk held before the words just ahead of the negation were read. */
   itemsBefore: number;
+  /** Words stood just ahead of it, in its part: "coca não", not "não". */
+  afterWords: boolean;
 }
 
 type Element =
@@ -48,7 +50,8 @@ type Element =
 
 /**
  * Portuguese "mas" is "but"; Spanish "más" is "more", and is often typed without its accent.
- * Right after a negation it is "more": "no más coca", "no quiero mas coca" refuse the coke.
+ * Right after a negation that opens its part it is "more": "no más coca", "no quiero mas coca"
+ * refuse the coke. After words, it is "but": "coca não mas uma margherita".
  */
 const BUT_OR_MORE = 'mas';
 
@@ -71,13 +74,14 @@ export function readChunk(tokens: readonly Token[], catalogPhrases: readonly Wor
   for (const element of scan(tokens, catalogPhrases)) {
     if (element.kind === 'separator') flush();
     else if (element.kind === 'contrast') {
-      if (element.key === BUT_OR_MORE && negation && !negation.carried && isEmpty(part)) continue;
+      if (element.key === BUT_OR_MORE && negation && !negation.carried && !negation.afterWords && isEmpty(part)) continue;
       flush();
       negation = undefined;
     } else if (element.kind === 'negation') {
       const itemsBefore = reading.items.length;
+      const afterWords = !isEmpty(part);
       flush();
-      negation = { text: element.text, carried: false, itemsBefore };
+      negation = { text: element.text, carried: false, itemsBefore, afterWords };
     } else part.push(element);
   }
   flush();
@@ -110,6 +114,9 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   const text = (length: number) => tokens.slice(index, index + length).map((t) => t.text).join(' ');
   const catalog = phraseAt(tokens, index, catalogPhrases);
   if (catalog) return { element: { kind: 'word', text: text(catalog.length) }, used: catalog.length };
+  // "una coca no más", "2 pizzas nada mais", "nothing else": the order ends here, nothing refused.
+  const closing = phraseAt(tokens, index, CLOSING_PHRASES);
+  if (closing && tokens.slice(index + closing.length).every((token) => FILLER_WORDS.has(token.key))) return { used: closing.length };
   const negation = phraseAt(tokens, index, NEGATIONS);
   if (negation) return { element: { kind: 'negation', text: text(negation.length) }, used: negation.length };
   // "más" as written is Spanish "more", filler; only "mas" may be Portuguese "but".
@@ -123,6 +130,11 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   if (CONJUNCTIONS.has(key)) return { element: { kind: 'separator' }, used: 1 };
   if (ALTERNATIVES.has(key) || (key === AMBIGUOUS_OR && isQuantityNear(tokens, index))) {
     return { element: { kind: 'alternative', text: text(1) }, used: 1 };
+  }
+  // "make it 3", "make that 2 cokes" correct an order already placed; "make it quick" does not.
+  const correction = phraseAt(tokens, index, CORRECTIONS);
+  if (correction && readQuantity(tokens, index + correction.length)) {
+    return { element: { kind: 'unsure', text: text(correction.length) }, used: correction.length };
   }
   const unsure = phraseAt(tokens, index, UNSURE_WORDS);
   if (unsure) return { element: { kind: 'unsure', text: text(unsure.length) }, used: unsure.length };

@@ -67,6 +67,23 @@ export const NEGATIONS = toPhrases([
   'kein', 'keine', 'keinen', 'keinem', 'keiner', 'keines', 'ohne', 'nicht', 'nichts', 'nie', 'außer', 'ausser',
 ]);
 
+/**
+ * Before a count, a correction of an order already placed: "make it 3 margheritas" read alone
+ * would place a second order.
+ */
+export const CORRECTIONS = toPhrases(['make it', 'make that', 'make them', 'make those']);
+
+/**
+ * Ways to end an order, when nothing but politeness follows: "una coca no más" (Latin American
+ * "just one coke"), "2 pizzas nada más", "nothing else", "sonst nichts". Followed by words, the
+ * negation in them refuses those words: "no más coca".
+ */
+export const CLOSING_PHRASES = toPhrases([
+  'nothing else', 'nothing more', "that's all", 'thats all', 'that is all',
+  'no más', 'nada más', 'nada mas', 'nada mais', 'eso es todo', 'es todo', 'solo eso', 'só isso', 'so isso', 'é isso', 'e isso',
+  'sonst nichts', 'nichts weiter', 'nichts mehr', 'das wars', "das war's", 'das ist alles',
+]);
+
 /** "margherita or pepperoni", "2 o 3": the customer has not decided, so the part is unsure. */
 export const ALTERNATIVES = toWordSet(['or', 'ou', 'oder', 'either', 'entweder']);
 /** Spanish "o" is "or", Portuguese "o" is "the": it is read as "or" only next to a quantity ("2 o 3"). */
@@ -78,8 +95,6 @@ export const AMBIGUOUS_OR = 'o';
  */
 export const UNSURE_WORDS = toPhrases([
   'maybe', 'perhaps', 'probably', 'might', 'each', 'same', 'usual', 'actually', 'instead', 'change', 'meant',
-  // "make it 3 margheritas" corrects an order already placed; read alone, it would place a second.
-  'make it', 'make that', 'make them',
   // "#2" (read as "number 2"), "nº 2": an item number on some menu, not a count.
   'number', 'nº', 'numero', 'número', 'nummer', 'nr',
   'quizas', 'quizás', 'tal vez', 'igual', 'cada', 'mismo', 'misma', 'habitual', 'cambia', 'cambiar', 'mejor', 'en vez',

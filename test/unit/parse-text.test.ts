@@ -210,6 +210,10 @@ describe('intents', () => {
     expect(parsed.unsure.some((doubt) => /cancel|storn/.test(doubt.written))).toBe(true);
   });
 
+  it('reads "make it" before anything but a count as filler: "2 margherita, make it quick"', () => {
+    expect(itemsOf('2 margherita, make it quick')).toEqual([item(2, 'margherita')]);
+  });
+
   it('keeps a menu word that names a product as an order: "2 kids menu", "un menú del día"', () => {
     expect(itemsOf('2 kids menu')).toEqual([item(2, 'kids menu')]);
     expect(itemsOf('un menú del día', ['Menú del día'])).toEqual([item(1, 'menú del día')]);
@@ -308,6 +312,24 @@ describe('precision: what the customer refused is never an item', () => {
     },
   );
 
+  it('reads "mas" after words and a negation as "but": "coca não mas uma margherita" never orders the coke', () => {
+    const parsed = parseOrderText('coca não mas uma margherita');
+    expect(parsed.items.map((i) => i.phrase)).not.toContain('coca');
+    expect(parsed.unsure.map((u) => u.phrase)).toContain('coca');
+    expect(parsed.excluded).toEqual([]);
+  });
+
+  it.each([
+    ['una coca no más', [item(1, 'coca')]],
+    ['2 pizzas nada más', [item(2, 'pizzas')]],
+    ['2 pizzas nada mais, obrigado', [item(2, 'pizzas')]],
+    ['2 margherita nothing more', [item(2, 'margherita')]],
+    ["2 margherita and that's all, thanks", [item(2, 'margherita')]],
+    ['2 Margherita, sonst nichts', [item(2, 'margherita')]],
+  ])('takes a closing phrase at the end for the end of the order, not a refusal: "%s"', (text, items) => {
+    expect(itemsOf(text)).toEqual(items);
+  });
+
   it('still reads Portuguese "mas" after a refused product as "but": "não quero coca mas 2 margheritas"', () => {
     const parsed = parseOrderText('não quero coca mas 2 margheritas');
     expect(parsed.excluded.map((e) => e.phrase)).toEqual(['coca']);
@@ -363,7 +385,7 @@ describe('precision: doubt means a clarification', () => {
     'margherita margherita', '#2 margherita', 'nº 2 margherita', 'número 2',
     '2 Margherita und noch eine', 'una margherita y otra', '2 margherita and a',
     '-1 coke', 'coke −2', 'coke –1', 'margherita x-2', '-2margherita',
-    'make it 3 margheritas', 'make that 2 cokes', 'Make them large',
+    'make it 3 margheritas', 'make that 2 cokes', 'make them two',
     'margherita for 2', 'margherita for two please', 'pizza para dos', 'pizza pra 2', 'Margherita für 2', 'margherita for 2 at 7 pm',
   ])('"%s" is unsure', (text) => {
     expect(parseOrderText(text).unsure.length).toBeGreaterThan(0);
