@@ -1,5 +1,6 @@
 import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
+import { isAcknowledgement } from './acknowledgement';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { decideText } from './decide-text';
 import { parseOrderText } from './parse-text';
@@ -72,7 +73,7 @@ async function decideCart(sql: Sql, items: CartItem[], note: unknown): Promise<D
  * A note that says nothing to the kitchen ("thanks!", "for delivery at 7") leaves the cart as it is.
  */
 function noteAsksSomething(note: string): boolean {
-  if (note.trim() === '') return false;
+  if (note.trim() === '' || isAcknowledgement(note)) return false;
   const parsed = parseOrderText(note);
   if (parsed.intent === 'menu') return false;
   return parsed.intent !== 'order' || parsed.items.length + parsed.excluded.length + parsed.unsure.length > 0;

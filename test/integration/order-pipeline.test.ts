@@ -198,6 +198,7 @@ describe('order pipeline', () => {
 
   it.each([
     ['thanks!', 'processed'],
+    ['thank you very much 🙏', 'processed'],
     ['for delivery at 7 please', 'processed'],
     ['one without cheese', 'unmatched'],
     ['sin cebolla', 'unmatched'],
