@@ -191,6 +191,13 @@ const envSchema = z.object({
   DB_POOL_MAX: int(10, 2),
   DB_CONNECT_TIMEOUT_SECONDS: int(3, 1),
   DB_STATEMENT_TIMEOUT_MS: int(5000, 100),
+  /**
+   * A statement unanswered this long means a dead connection, and /healthz fails (StallWatch).
+   * Above a pooler's own wait for a server (PgBouncer's query_wait_timeout, RDS Proxy's
+   * ConnectionBorrowTimeout: 120 s each by default), so that an outage behind one does not
+   * restart every pod at once. Never below 4 × (connect + statement timeout).
+   */
+  DB_STALL_LIMIT_MS: int(150_000, 1000),
   LEDGER_BATCH_MAX: int(256, 1),
   /** Signed webhooks the ingest sends through its own request path before it reports ready (0: none). */
   WARM_UP_REHEARSAL_REQUESTS: int(2000, 0),

@@ -96,7 +96,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   });
   let draining = false;
   let warmingUp = true;
-  const stallWatch = createStallWatch(stallLimitMs(config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_MS));
+  const stallWatch = createStallWatch(stallLimitMs(config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_MS, config.DB_STALL_LIMIT_MS));
   // Restarted, the pod's pool starts afresh; until then every commit slot held by a dead
   // connection is one fewer, and with all of them held each request is answered 503.
   const liveness = stallLiveness(stallWatch, log, 'its commits find live connections again');

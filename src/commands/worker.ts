@@ -123,7 +123,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   });
   const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
   // Claims only on shards recorded as this worker's: see NOT_OURS.
-  const stallWatch = createStallWatch(stallLimitMs(config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_MS));
+  const stallWatch = createStallWatch(stallLimitMs(config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_MS, config.DB_STALL_LIMIT_MS));
   const batchers = createStatementBatchers(sql, log, metrics, match, {
     queuePrefix: config.QUEUE_PREFIX,
     memberId,

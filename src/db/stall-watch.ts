@@ -1,16 +1,19 @@
 import type { Logger } from '../telemetry/logger';
 
 /**
- * How many of a statement's longest healthy waits (a connect and a statement timeout) pass
- * before its connection is taken for dead. Postgres ends every statement at statement_timeout
- * and a connection attempt fails at its connect timeout, so while the link works an answer
- * comes, even an error; the rest of the margin is the pool's queue.
+ * How many of a statement's longest healthy waits (a connect and a statement timeout) pass, at
+ * least, before its connection is taken for dead. Postgres ends every statement at
+ * statement_timeout and a connection attempt fails at its connect timeout, so while the link
+ * works an answer comes, even an error; the rest of the margin is the pool's queue.
  */
 const HEALTHY_WAITS_TO_STALL = 4;
 
-/** The wait after which a statement still unanswered means a dead connection, in ms. */
-export function stallLimitMs(connectTimeoutSeconds: number, statementTimeoutMs: number): number {
-  return HEALTHY_WAITS_TO_STALL * (connectTimeoutSeconds * 1000 + statementTimeoutMs);
+/**
+ * The wait after which a statement still unanswered means a dead connection, in ms: the
+ * configured one (DB_STALL_LIMIT_MS), and never less than four healthy waits.
+ */
+export function stallLimitMs(connectTimeoutSeconds: number, statementTimeoutMs: number, configuredMs: number): number {
+  return Math.max(configuredMs, HEALTHY_WAITS_TO_STALL * (connectTimeoutSeconds * 1000 + statementTimeoutMs));
 }
 
 export interface Stall {

@@ -13,8 +13,8 @@ import { waitFor } from '../support/wait';
  * and statement timeouts, so the kubelet restarts the pod, and the shards' messages go on.
  */
 const LIVENESS_MS = 2000;
-/** The stalled worker's: 4 × (1 s connect + 1 s statement) = 8 s to the failing /healthz. */
-const STALLED_ENV = { DB_CONNECT_TIMEOUT_SECONDS: '1', DB_STATEMENT_TIMEOUT_MS: '1000', WORKER_DRAIN_TIMEOUT_MS: '2000' };
+/** The stalled processes': the least limit there is, 4 × (1 s connect + 1 s statement) = 8 s to the failing /healthz. */
+const STALLED_ENV = { DB_CONNECT_TIMEOUT_SECONDS: '1', DB_STATEMENT_TIMEOUT_MS: '1000', DB_STALL_LIMIT_MS: '1000', WORKER_DRAIN_TIMEOUT_MS: '2000' };
 
 let pipeline: Pipeline;
 let proxy: TcpProxy;

@@ -2,8 +2,10 @@ import { createStallWatch, stallLimitMs } from '../../src/db/stall-watch';
 import { waitFor } from '../support/wait';
 
 describe('the stall watch', () => {
-  it('allows four connect and statement timeouts: 32 s with the defaults (3 s, 5 s)', () => {
-    expect(stallLimitMs(3, 5000)).toBe(32_000);
+  it('takes DB_STALL_LIMIT_MS (150 s by default), and never less than four connect and statement timeouts', () => {
+    expect(stallLimitMs(3, 5000, 150_000)).toBe(150_000);
+    expect(stallLimitMs(3, 5000, 1000)).toBe(32_000);
+    expect(stallLimitMs(10, 60_000, 150_000)).toBe(280_000);
   });
 
   it('names the operation waiting longest once it is past the limit, and forgets it once answered', async () => {
