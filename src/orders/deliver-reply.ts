@@ -162,7 +162,9 @@ async function sendMarkedReply(
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
       return 'unknown';
     case 'retry':
-      await writeRefusal(() => refuse('retry', outcome.error), finishing, attempt);
+      // Unrecorded, the refusal still holds: the next attempt must not ask before its Retry-After.
+      await writeRefusal(() => refuse('retry', outcome.error), finishing, attempt,
+        (error) => new RetryableError(`${outcome.error}; the refusal could not be recorded (${error.message})`, outcome.retryAfterMs));
       metrics.confirmations.inc({ provider: source, result: 'retry' });
       throw new RetryableError(outcome.error, outcome.retryAfterMs);
     case 'permanent':
@@ -179,12 +181,12 @@ async function sendMarkedReply(
  * on with the message instead, as after an unanswered mark, and the next attempt takes the reply
  * over and asks the provider again.
  */
-async function writeRefusal(write: () => Promise<void>, finishing: Finishing, attempt: string): Promise<void> {
+async function writeRefusal(write: () => Promise<void>, finishing: Finishing, attempt: string, unrecorded?: (error: Error) => Error): Promise<void> {
   try {
     await writeProviderAnswer(write);
   } catch (error) {
     finishing.onMarkUnanswered?.(attempt);
-    throw error;
+    throw unrecorded ? unrecorded(error as Error) : error;
   }
 }
 

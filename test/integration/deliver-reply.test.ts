@@ -177,11 +177,13 @@ describe('the write of the provider answer', () => {
   it('hands a refusal it could not write to the next attempt, which asks the provider again instead of taking the reply for unknown', async () => {
     const reply = await pendingReply('wamid.refusal-unwritten');
     await failOutcomeWrites(100);
-    const answers: SendOutcome[] = [{ kind: 'retry', error: 'Graph API 429 code 130429' }, { kind: 'sent', providerMessageId: 'wamid.provider-second-try' }];
+    const answers: SendOutcome[] = [{ kind: 'retry', error: 'Graph API 429 code 130429', retryAfterMs: 30_000 }, { kind: 'sent', providerMessageId: 'wamid.provider-second-try' }];
     const send: ReplyClient = async () => answers.shift()!;
     const carried: string[] = [];
     const first = deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'), { onMarkUnanswered: (token) => carried.push(token) });
-    await expect(first).rejects.toMatchObject({ code: '40P01' });
+    // Retried as the provider said, its Retry-After kept.
+    await expect(first).rejects.toBeInstanceOf(RetryableError);
+    await expect(first).rejects.toMatchObject({ retryAfterMs: 30_000, message: expect.stringContaining('the refusal could not be recorded (injected deadlock)') });
     expect(carried).toHaveLength(1);
     expect(await statusOf(reply.id)).toBe('sending');
 
