@@ -176,7 +176,7 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   if (deadLettersUnread) {
     const { error, addresses } = deadLettersUnread as { error: Error; addresses: readonly string[] };
     // The user ids were found through the rows just erased: a second run by number alone would not find them again.
-    throw new WagateError('BROKER_UNAVAILABLE',
+    throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
       `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once that is mended, run wagate erase --phone for each of ${[phone, ...addresses.filter((address) => META_USER_ID.test(address))].join(', ')} to drop their dead letters`);
   }
   if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: erased already, or check the number`);

@@ -80,6 +80,9 @@ function newMemberId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
+/** How long a worker's drop of an erased customer's dead letter waits for another reader of the queue. */
+const WORKER_DEAD_LETTER_LOCK_WAIT_MS = 5000;
+
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
   checkWorkerConfig(config);
   const metrics = createMetrics('worker');
@@ -165,9 +168,10 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     // Rare (an erase during a dead-lettering): a connection of its own, as `wagate erase` opens.
     dropDeadLetter: async (message) => {
       const shardLimit = await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log);
+      // Waited for briefly: the message's sender waits meanwhile, and the log says how to drop it later.
       return withDeadLetterLock(sql, config.QUEUE_PREFIX, () => withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) =>
         dropDeadLetters(channel, topology, (letter) => letter.source === message.source && letter.messageId === message.messageId),
-      ));
+      ), WORKER_DEAD_LETTER_LOCK_WAIT_MS);
     },
   });
   coordinator = createShardCoordinator({

@@ -262,7 +262,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       deps.log.info({ messageId: payload.messageId, dropped }, 'the customer was erased while the message was dead-lettered; its dead letter is dropped');
     } catch (error) {
       deps.log.error({ messageId: payload.messageId, err: describe(error) },
-        'the customer was erased while the message was dead-lettered, and its dead letter could not be dropped: run wagate erase --phone for that customer again once the broker answers');
+        'the customer was erased while the message was dead-lettered, and its dead letter could not be dropped: run wagate erase --phone for that customer again once the broker answers and no other command reads the dead-letter queue');
     }
   }
 
