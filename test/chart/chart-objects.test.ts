@@ -211,6 +211,8 @@ describe('the migration hook', () => {
       // Only the one address: no DATABASE_URL_FILE beside it, which wagate would refuse.
       expect([asFiles, Object.keys(env).filter((name) => name.startsWith('DATABASE_URL'))]).toEqual([asFiles, ['DATABASE_URL']]);
       expect([asFiles, (job.spec.template.spec.volumes ?? []).map((volume: any) => volume.name)]).toEqual([asFiles, ['tmp']]);
+      // Nor the hook Secret that would hold the pods' address for it.
+      expect([asFiles, objects.filter((object: any) => object.kind === 'Secret' && object.metadata.name.endsWith('-migrate'))]).toEqual([asFiles, []]);
       // The pods still connect their way.
       expect(envOf(find(objects, 'Deployment', '-ingest').spec.template.spec.containers[0]).DATABASE_URL?.valueFrom.secretKeyRef.key ?? 'as a file').not.toBe('url');
     }
