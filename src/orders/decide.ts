@@ -23,7 +23,7 @@ export async function decide(sql: Sql, message: QueueMessage, options: MatchOpti
   if (message.source === 'whatsapp' && UNANSWERED_META_TYPES.has(message.type)) return { kind: 'no_reply', type: message.type };
   // A customer opening the chat for the first time: Meta expects the business to greet them, and the menu is the greeting.
   if (message.source === 'whatsapp' && message.type === 'request_welcome') return { kind: 'menu' };
-  if (message.source === 'whatsapp' && message.type === 'order') return decideCart(sql, content.order?.product_items ?? [], content.order?.text);
+  if (message.source === 'whatsapp' && message.type === 'order') return decideCart(sql, content.order?.product_items ?? [], content.order?.text, catalog);
   const choice = replyChoice(message, content);
   if (choice) {
     const products = await findProducts(sql, [choice.id]);
@@ -51,10 +51,10 @@ interface CartItem {
  * shows the price of Meta's copy of the catalog; where it differs from wagate's (one updated,
  * the other not yet), no order is placed at a price the customer did not see.
  */
-async function decideCart(sql: Sql, items: CartItem[], note: unknown): Promise<Decision> {
+async function decideCart(sql: Sql, items: CartItem[], note: unknown, catalog: CatalogReader): Promise<Decision> {
   const products = await findProducts(sql, items.map((item) => item.product_retailer_id));
   const problems: Problem[] = [];
-  if (typeof note === 'string' && noteAsksSomething(note)) problems.push({ phrase: note.trim(), reason: 'note', candidates: [] });
+  if (typeof note === 'string' && noteAsksSomething(note, await catalog.terms())) problems.push({ phrase: note.trim(), reason: 'note', candidates: [] });
   const lines: OrderLine[] = [];
   for (const item of items) {
     const product = products.get(item.product_retailer_id);
@@ -72,9 +72,9 @@ async function decideCart(sql: Sql, items: CartItem[], note: unknown): Promise<D
  * order has nowhere to keep it: placed without it, the customer gets what they asked not to.
  * A note that says nothing to the kitchen ("thanks!", "for delivery at 7") leaves the cart as it is.
  */
-function noteAsksSomething(note: string): boolean {
-  if (note.trim() === '' || isAcknowledgement(note)) return false;
-  const parsed = parseOrderText(note);
+function noteAsksSomething(note: string, catalogTerms: string[]): boolean {
+  if (note.trim() === '' || isAcknowledgement(note, catalogTerms)) return false;
+  const parsed = parseOrderText(note, { keepTogether: catalogTerms });
   if (parsed.intent === 'menu') return false;
   return parsed.intent !== 'order' || parsed.items.length + parsed.excluded.length + parsed.unsure.length > 0;
 }

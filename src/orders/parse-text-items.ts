@@ -38,8 +38,8 @@ interface Negation {
   carried: boolean;
   /** How many items the chunk held before the words just ahead of the negation were read. */
   itemsBefore: number;
-  /** Words stood just ahead of it, in its part: "coca não", not "não". */
-  afterWords: boolean;
+  /** Items were read from the words just ahead of it: "coca não", not "não", nor "no quiero coca ni". */
+  afterItems: boolean;
 }
 
 type Element =
@@ -74,14 +74,13 @@ export function readChunk(tokens: readonly Token[], catalogPhrases: readonly Wor
   for (const element of scan(tokens, catalogPhrases)) {
     if (element.kind === 'separator') flush();
     else if (element.kind === 'contrast') {
-      if (element.key === BUT_OR_MORE && negation && !negation.carried && !negation.afterWords && isEmpty(part)) continue;
+      if (element.key === BUT_OR_MORE && negation && !negation.carried && !negation.afterItems && isEmpty(part)) continue;
       flush();
       negation = undefined;
     } else if (element.kind === 'negation') {
       const itemsBefore = reading.items.length;
-      const afterWords = !isEmpty(part);
       flush();
-      negation = { text: element.text, carried: false, itemsBefore, afterWords };
+      negation = { text: element.text, carried: false, itemsBefore, afterItems: reading.items.length > itemsBefore };
     } else part.push(element);
   }
   flush();
@@ -116,7 +115,7 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   if (catalog) return { element: { kind: 'word', text: text(catalog.length) }, used: catalog.length };
   // "una coca no más", "2 pizzas nada mais", "nothing else": the order ends here, nothing refused.
   const closing = phraseAt(tokens, index, CLOSING_PHRASES);
-  if (closing && tokens.slice(index + closing.length).every((token) => FILLER_WORDS.has(token.key))) return { used: closing.length };
+  if (closing && onlyFillerFrom(tokens, index + closing.length, catalogPhrases)) return { used: closing.length };
   const negation = phraseAt(tokens, index, NEGATIONS);
   if (negation) return { element: { kind: 'negation', text: text(negation.length) }, used: negation.length };
   // "más" as written is Spanish "more", filler; only "mas" may be Portuguese "but".
@@ -131,14 +130,22 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   if (ALTERNATIVES.has(key) || (key === AMBIGUOUS_OR && isQuantityNear(tokens, index))) {
     return { element: { kind: 'alternative', text: text(1) }, used: 1 };
   }
-  // "make it 3", "make that 2 cokes" correct an order already placed; "make it quick" does not.
+  // "make it 3", "make that pepperoni" correct an order already placed; "make it quick" does not.
   const correction = phraseAt(tokens, index, CORRECTIONS);
-  if (correction && readQuantity(tokens, index + correction.length)) {
+  if (correction && !onlyFillerFrom(tokens, index + correction.length, catalogPhrases)) {
     return { element: { kind: 'unsure', text: text(correction.length) }, used: correction.length };
   }
   const unsure = phraseAt(tokens, index, UNSURE_WORDS);
   if (unsure) return { element: { kind: 'unsure', text: text(unsure.length) }, used: unsure.length };
   return { element: { kind: FILLER_WORDS.has(key) ? 'filler' : 'word', text: text(1) }, used: 1 };
+}
+
+/** Nothing but filler from `index` to the chunk's end: no word of the catalog ("Mate" is also filler), no count. */
+function onlyFillerFrom(tokens: readonly Token[], index: number, catalogPhrases: readonly WordPhrase[]): boolean {
+  for (let at = index; at < tokens.length; at += 1) {
+    if (!FILLER_WORDS.has(tokens[at]!.key) || phraseAt(tokens, at, catalogPhrases)) return false;
+  }
+  return true;
 }
 
 /** Tokens spanned by a time of day ("at 7", "a las 8 pm", "gegen 19 Uhr"), or 0. */

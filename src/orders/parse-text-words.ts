@@ -68,8 +68,8 @@ export const NEGATIONS = toPhrases([
 ]);
 
 /**
- * Before a count, a correction of an order already placed: "make it 3 margheritas" read alone
- * would place a second order.
+ * Before a count or a product, a correction of an order already placed: "make it 3
+ * margheritas" read alone would place a second order. Before filler only ("make it quick"), filler.
  */
 export const CORRECTIONS = toPhrases(['make it', 'make that', 'make them', 'make those']);
 

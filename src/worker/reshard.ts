@@ -100,7 +100,7 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
     // Interrupted while it gathered: the senders' earliest messages wait in staging, their
     // later ones on the old shards, which resumed workers would take first.
     const staged = await stagedMessages(deps.amqpUrl, topologyNames({ ...deps.topology, shards: to }))
-      .catch((error: Error) => stillPaused(new Error(`${why}; then its staging queue could not be read: ${error.message}`)));
+      .catch((error: Error) => stillPaused(Object.assign(error, { message: `${why}; then its staging queue could not be read: ${error.message}` })));
     if (staged > 0) {
       throw new WagateError('OPERATION_REFUSED',
         `${why}; an interrupted reshard left ${staged} message(s) in its staging queue, so the workers stay paused: stop ${whom}, then run wagate reshard again (to any count)`);
@@ -113,7 +113,7 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
    * in staging cannot be told; the error says so, and that a rerun finishes and resumes them.
    */
   const stillPaused = (error: Error): never => {
-    throw new WagateError(error instanceof WagateError ? error.code : 'RETRYABLE',
+    throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
       `${error.message}; the workers of "${prefix}" stay paused: once that is mended, run wagate reshard --to ${to} again, which finishes the move and resumes them`, { cause: error });
   };
   const held = await shardsStillHeld(deps);

@@ -319,6 +319,18 @@ describe('precision: what the customer refused is never an item', () => {
     expect(parsed.excluded).toEqual([]);
   });
 
+  it('keeps "mas" as "more" after a negation whose words before it were refused: "no quiero coca ni mas fanta"', () => {
+    const parsed = parseOrderText('no quiero coca ni mas fanta');
+    expect(parsed.items).toEqual([]);
+    expect(parsed.excluded.map((e) => e.phrase)).toEqual(['coca', 'fanta']);
+  });
+
+  it('reads a closing phrase before a product as a refusal, even one whose name is a filler word: "2 pizzas, no más mate"', () => {
+    const parsed = parseOrderText('2 pizzas, no más mate', { keepTogether: ['Mate'] });
+    expect(parsed.items).toEqual([item(2, 'pizzas')]);
+    expect(parsed.excluded.map((e) => e.phrase)).toEqual(['mate']);
+  });
+
   it.each([
     ['una coca no más', [item(1, 'coca')]],
     ['2 pizzas nada más', [item(2, 'pizzas')]],
@@ -385,7 +397,7 @@ describe('precision: doubt means a clarification', () => {
     'margherita margherita', '#2 margherita', 'nº 2 margherita', 'número 2',
     '2 Margherita und noch eine', 'una margherita y otra', '2 margherita and a',
     '-1 coke', 'coke −2', 'coke –1', 'margherita x-2', '-2margherita',
-    'make it 3 margheritas', 'make that 2 cokes', 'make them two',
+    'make it 3 margheritas', 'make that 2 cokes', 'make them two', 'make it pepperoni',
     'margherita for 2', 'margherita for two please', 'pizza para dos', 'pizza pra 2', 'Margherita für 2', 'margherita for 2 at 7 pm',
   ])('"%s" is unsure', (text) => {
     expect(parseOrderText(text).unsure.length).toBeGreaterThan(0);
