@@ -137,6 +137,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     replyTimeoutMs: config.REPLY_TIMEOUT_MS,
     livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS,
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
   });
   if (!lease.coversCalls && config.NODE_ENV === 'production') {
     log.warn({ replyTimeoutMs: config.REPLY_TIMEOUT_MS, livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS, heartbeatMs: config.WORKER_HEARTBEAT_MS },

@@ -39,10 +39,10 @@ export interface PipelineDeps {
   settle(settlement: ReplySettlement): Promise<void>;
   /**
    * The worker's lease on its shards (shardLease): whether a message may be claimed now, and
-   * whether its provider call may start. A message refused either way goes back to its queue
-   * unprocessed ('not_ours'). None outside a worker.
+   * whether its decision's write and its provider call may start. A message refused any way
+   * goes back to its queue unprocessed ('not_ours'). None outside a worker.
    */
-  lease?: Pick<ShardLease, 'claim' | 'mayCall'>;
+  lease?: Pick<ShardLease, 'claim' | 'mayCall' | 'mayWrite'>;
 }
 
 /** 'not_ours': unclaimed, since its shard was taken over meanwhile; its delivery goes back to the queue (see NOT_OURS). */
@@ -77,6 +77,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage, 
       await finishMessage(sql, message.source, { messageId: message.messageId, outcome: 'processed' });
       return 'processed';
     }
+    if (deps.lease && !(await deps.lease.mayWrite(tenure!))) return 'not_ours';
     outbound = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
       record(deps, message, decision, claim, catalog),
     );

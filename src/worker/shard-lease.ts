@@ -5,6 +5,8 @@ export interface LeaseSettings {
   replyTimeoutMs: number;
   livenessTimeoutMs: number;
   heartbeatMs: number;
+  /** DB_STATEMENT_TIMEOUT_MS: the longest a decision's write can take before Postgres ends it. */
+  statementTimeoutMs?: number;
 }
 
 export interface ShardLease {
@@ -19,6 +21,13 @@ export interface ShardLease {
    * out while waiting for that.
    */
   mayCall(tenure: number): Promise<boolean>;
+  /**
+   * Whether a decision's write (an order, a cancel) may start: still the tenure the work began
+   * under, and the shard stays this worker's until Postgres has committed or ended it
+   * (DB_STATEMENT_TIMEOUT_MS). A write that committed after another worker took the shard over
+   * created the order beside that worker's handling of the sender's next message, a cancel say.
+   */
+  mayWrite(tenure: number): Promise<boolean>;
   /** Whether the settings let a call be covered whole (REPLY_TIMEOUT_MS); otherwise it only asks for a heartbeat's time. */
   coversCalls: boolean;
 }
@@ -40,6 +49,18 @@ const LEASE_POLL_MS = 100;
 export function shardLease(current: () => { tenure: number; leftMs: number }, settings: LeaseSettings): ShardLease {
   const coversCalls = settings.replyTimeoutMs <= settings.livenessTimeoutMs - 2 * settings.heartbeatMs;
   const callNeedsMs = coversCalls ? settings.replyTimeoutMs : settings.heartbeatMs;
+  const statementMs = settings.statementTimeoutMs ?? 0;
+  // Like a call's: a statement timeout the lease cannot cover asks only for a heartbeat's time.
+  const writeNeedsMs = statementMs <= settings.livenessTimeoutMs - 2 * settings.heartbeatMs ? Math.max(statementMs, settings.heartbeatMs) : settings.heartbeatMs;
+  /** Waits while the lease is short of `needsMs`; false once the tenure changed or the lease ran out. */
+  async function leaves(began: number, needsMs: number): Promise<boolean> {
+    for (;;) {
+      const { tenure, leftMs } = current();
+      if (tenure !== began || leftMs <= 0) return false;
+      if (leftMs > needsMs) return true;
+      await delay(LEASE_POLL_MS);
+    }
+  }
   return {
     async claim() {
       for (;;) {
@@ -49,14 +70,8 @@ export function shardLease(current: () => { tenure: number; leftMs: number }, se
         await delay(LEASE_POLL_MS);
       }
     },
-    async mayCall(began) {
-      for (;;) {
-        const { tenure, leftMs } = current();
-        if (tenure !== began || leftMs <= 0) return false;
-        if (leftMs > callNeedsMs) return true;
-        await delay(LEASE_POLL_MS);
-      }
-    },
+    mayCall: (began) => leaves(began, callNeedsMs),
+    mayWrite: (began) => leaves(began, writeNeedsMs),
     coversCalls,
   };
 }

@@ -150,3 +150,33 @@ it('sends nothing for a message claimed before its heartbeats stalled past the l
   // One mark and one call: the first worker's old-tenure work never marked it.
   expect(reply).toEqual({ attempts: 1, status: 'sent' });
 }, 180_000);
+
+it('writes no decision for a message whose lease ran out while it was decided, and gives it back', async () => {
+  for (const running of pipeline.workers.splice(0)) await running.stop();
+  // The held match must not time out meanwhile, however slow the machine.
+  const worker = await pipeline.startWorker({ DB_STATEMENT_TIMEOUT_MS: '120000' });
+  await waitFor('the worker to hold every shard', () => worker.coordinator.owned().length === 4);
+  const from = '15550710009';
+  const id = uniqueWamid();
+  const orders = async () => (await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).length;
+  // The match of its text waits on the catalog, so the message stays claimed and undecided.
+  const products = holdInTransaction(pipeline.db.sql, (tx) => tx`LOCK TABLE products IN ACCESS EXCLUSIVE MODE`);
+  await products.held;
+  const member = stallHeartbeats(pipeline.db.sql, pipeline.env.QUEUE_PREFIX!, worker.memberId);
+  try {
+    await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+    await waitFor('the message claimed', async () => (await statusOf(id)) === 'processing', 30_000);
+    await member.held;
+    await waitFor('the lease to run out', () => worker.coordinator.lease().leftMs <= 0, 30_000);
+    await products.release();
+    await waitFor('the message given back', async () => (await counterValue(worker.metrics, 'wagate_worker_messages_total', { outcome: 'given_back' })) >= 1, 30_000);
+    // Decided, but not written: another worker may hold the shard by now.
+    expect(await orders()).toBe(0);
+  } finally {
+    await products.release();
+    await member.release();
+  }
+  await waitFor('the message processed once the heartbeats go through', async () => (await statusOf(id)) === 'processed', 60_000);
+  expect(await orders()).toBe(1);
+  expect(callsTo(pipeline, from)).toHaveLength(1);
+}, 120_000);

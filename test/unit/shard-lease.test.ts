@@ -59,4 +59,22 @@ describe('shardLease', () => {
     expect(lease.coversCalls).toBe(false);
     expect(await lease.mayCall(1)).toBe(true);
   });
+
+  it('starts a decision\'s write only while DB_STATEMENT_TIMEOUT_MS of the lease is left, in the tenure its work began', async () => {
+    const now = { tenure: 1, leftMs: 5_001 };
+    const lease = shardLease(() => now, { ...defaults, statementTimeoutMs: 5_000 });
+    expect(await lease.mayWrite(1)).toBe(true);
+    now.leftMs = 4_000;
+    const asked = lease.mayWrite(1);
+    now.leftMs = 0;
+    expect(await asked).toBe(false);
+    now.tenure = 2;
+    now.leftMs = 14_000;
+    expect(await lease.mayWrite(1)).toBe(false);
+  });
+
+  it('asks a heartbeat\'s time for a write whose statement timeout the lease cannot cover', async () => {
+    const lease = shardLease(() => ({ tenure: 1, leftMs: 2_001 }), { ...defaults, statementTimeoutMs: 120_000 });
+    expect(await lease.mayWrite(1)).toBe(true);
+  });
 });
