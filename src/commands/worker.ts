@@ -125,13 +125,10 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     setup: async () => undefined,
   });
   const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
-  // Claims only on shards recorded as this worker's: see NOT_OURS.
   const stallWatch = createStallWatch(stallLimitMs(config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_MS, config.DB_STALL_LIMIT_MS));
-  const batchers = createStatementBatchers(sql, log, metrics, match, {
-    queuePrefix: config.QUEUE_PREFIX,
-    memberId,
-    shardCount: config.WORK_SHARDS,
-  }, stallWatch);
+  // Claims, and decisions written in a transaction, only on shards recorded as this worker's: see NOT_OURS.
+  const fence = { queuePrefix: config.QUEUE_PREFIX, memberId, shardCount: config.WORK_SHARDS };
+  const batchers = createStatementBatchers(sql, log, metrics, match, fence, stallWatch);
   // Nothing is claimed or sent once the shards could have passed to another worker: see shardLease.
   const lease = shardLease(() => coordinator?.lease() ?? { tenure: 0, leftMs: -Infinity }, {
     replyTimeoutMs: config.REPLY_TIMEOUT_MS,
@@ -157,6 +154,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     markSending: batchers.markSending,
     settle: batchers.settle,
     lease,
+    fence,
   };
   consumer = createWorkerConsumer({
     topology,

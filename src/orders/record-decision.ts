@@ -38,15 +38,39 @@ export async function findReply(sql: Sql, message: QueueMessage): Promise<Outbou
   return row;
 }
 
-/** Null when the message stopped being ours to process (erased since it was claimed). */
+/** The shard record a write must find the worker's, under a share lock held until its commit. */
+export interface OwnerFence {
+  queuePrefix: string;
+  memberId: string;
+  shard: number;
+}
+
+/** The message's shard is no longer the writing worker's: nothing was written. */
+export const SHARD_TAKEN = Symbol('shard taken');
+
+/**
+ * Null when the message stopped being ours to process (erased since it was claimed);
+ * SHARD_TAKEN when another worker took its shard (`fence`). The fence's share lock holds a
+ * take back until this transaction has committed: a cancel begun with the lease left could
+ * otherwise, waiting on a connection or a row lock, commit after the take, beside the new
+ * holder's handling of the sender's next message.
+ */
 export async function recordDecision(
   sql: Sql,
   message: QueueMessage,
   decision: AnsweredDecision,
   texts: ReplyTextOptions,
   policy: OrderPolicy,
-): Promise<DecisionOutcome | null> {
+  fence?: OwnerFence,
+): Promise<DecisionOutcome | null | typeof SHARD_TAKEN> {
   return (await transaction(sql, async (tx) => {
+    if (fence) {
+      const [ours] = await tx`
+        SELECT 1 FROM work_shard_owners
+        WHERE queue_prefix = ${fence.queuePrefix} AND shard = ${fence.shard} AND owner = ${fence.memberId}
+        FOR SHARE`;
+      if (!ours) return SHARD_TAKEN;
+    }
     // The row lock orders this against `wagate erase`: either erasure waits and then
     // anonymises what is written here, or it came first and nothing is written.
     const [processing] = await tx`
@@ -64,7 +88,7 @@ export async function recordDecision(
               ${message.from}, ${message.business}, ${kind}, ${body})
       RETURNING id::text, kind, status, recipient, business_number, body, order_id::text, attempts`;
     return { outbound: outbound!, orderCreated };
-  })) as DecisionOutcome | null;
+  })) as DecisionOutcome | null | typeof SHARD_TAKEN;
 }
 
 interface Applied {

@@ -7,14 +7,15 @@ import { deliverReply, finishMessage } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
 import type { ReplyTextOptions } from '../orders/reply-language';
 import { isSelfContained, recordDecisionAtOnce } from '../orders/record-decision-at-once';
-import { outcomeOf, recordDecision, type OrderPolicy, type OutboundRow } from '../orders/record-decision';
+import { outcomeOf, recordDecision, SHARD_TAKEN, type OrderPolicy, type OutboundRow } from '../orders/record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { QueueMessage } from '../queue/message';
 import type { ReplySettlement } from '../orders/settle-replies';
 import type { DecisionWrite, DecisionWritten } from '../orders/write-decisions';
 import type { Metrics } from '../telemetry/metrics';
 import { withSpan } from '../telemetry/spans';
-import { NOT_OURS, type Claim } from './claim-messages';
+import { shardOf } from '../queue/topology';
+import { NOT_OURS, type Claim, type ShardFence } from './claim-messages';
 import type { ShardLease } from './shard-lease';
 import type { UnsentAttempts } from './unsent-attempts';
 import { failUnsentErasedReply, type SendingMark } from '../orders/mark-sending';
@@ -43,6 +44,8 @@ export interface PipelineDeps {
    * goes back to its queue unprocessed ('not_ours'). None outside a worker.
    */
   lease?: Pick<ShardLease, 'claim' | 'mayCall' | 'mayWrite'>;
+  /** The shard records the worker's writes must find its own; the claims take it in their micro-batcher. None outside a worker. */
+  fence?: ShardFence;
 }
 
 /** 'not_ours': unclaimed, since its shard was taken over meanwhile; its delivery goes back to the queue (see NOT_OURS). */
@@ -78,10 +81,12 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage, 
       return 'processed';
     }
     if (deps.lease && !(await deps.lease.mayWrite(tenure!))) return 'not_ours';
-    outbound = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
+    const recorded = await withSpan('wagate.order.record', { 'wagate.decision': decision.kind, 'db.system': 'postgresql' }, () =>
       record(deps, message, decision, claim, catalog),
     );
-    if (!outbound) return 'skipped';
+    if (recorded === SHARD_TAKEN) return 'not_ours';
+    if (!recorded) return 'skipped';
+    outbound = recorded;
     await failpoint('worker.after-record');
   }
   const reply = outbound;
@@ -105,7 +110,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage, 
  * statement shared with other senders' messages; cancel and order status read and change the
  * customer's orders, and take recordDecision's transaction, as does a contended record.
  */
-async function record(deps: PipelineDeps, message: QueueMessage, decision: AnsweredDecision, claim: Claim, catalog: CatalogReader): Promise<OutboundRow | null> {
+async function record(deps: PipelineDeps, message: QueueMessage, decision: AnsweredDecision, claim: Claim, catalog: CatalogReader): Promise<OutboundRow | null | typeof SHARD_TAKEN> {
   if (isSelfContained(decision)) {
     const once = await recordDecisionAtOnce(deps.sql, message, decision, {
       texts: deps.replyTexts,
@@ -120,8 +125,9 @@ async function record(deps: PipelineDeps, message: QueueMessage, decision: Answe
       return once.outbound;
     }
   }
-  const recorded = await recordDecision(deps.sql, message, decision, deps.replyTexts, deps.orderPolicy);
-  if (!recorded) return null;
+  const fence = deps.fence && { queuePrefix: deps.fence.queuePrefix, memberId: deps.fence.memberId, shard: shardOf(message.senderKey, deps.fence.shardCount) };
+  const recorded = await recordDecision(deps.sql, message, decision, deps.replyTexts, deps.orderPolicy, fence);
+  if (!recorded || recorded === SHARD_TAKEN) return recorded;
   if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
   return recorded.outbound;
 }
