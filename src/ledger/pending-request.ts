@@ -15,6 +15,18 @@ export interface Pending extends RecordRequest {
   queuedAt: number;
   /** Epoch ms by which the caller has its answer: arrival plus commitDeadlineMs, slot wait, batch and isolation included. */
   deadlineAt: number;
+  /** The caller has had its 503 at the deadline (expire). */
+  expired?: boolean;
+}
+
+/**
+ * Answers a request 503 at its deadline, and marks it so. A timer can fire a little before
+ * Date.now() reaches deadlineAt (it counts from the event loop's cached time), so a late
+ * commit answer must ask the mark, not the clock, whether the caller still waits.
+ */
+export function expire(request: Pending, error: unknown): void {
+  request.expired = true;
+  request.reject(error);
 }
 
 /**

@@ -9,7 +9,7 @@ import { foldReceipts } from './fold-receipts';
 import { answeredAfterFold, receiptsToFold, type ReceiptRow, type ReceiptsToFold } from './receipt-folding';
 import { RECORD_BATCH_SQL } from './record-batch-sql';
 import { waitForPublish, type PublishWait } from './ack-after-publish';
-import { splitIntoItems, type Pending, type RecordRequest } from './pending-request';
+import { expire, splitIntoItems, type Pending, type RecordRequest } from './pending-request';
 
 /** A message the ledger has made durable with an outbox row, ready to publish. */
 export interface QueuedEntry {
@@ -168,7 +168,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     // part that hangs (a lock, a network that drops packets) must not keep the callers of the
     // later parts past their deadlines. Answering one a second time changes nothing.
     const deadlines = batch.map((request) =>
-      setTimeout(() => request.reject(ledgerTimeout(options.commitDeadlineMs)), Math.max(request.deadlineAt - Date.now(), 0)),
+      setTimeout(() => expire(request, ledgerTimeout(options.commitDeadlineMs)), Math.max(request.deadlineAt - Date.now(), 0)),
     );
     try {
       await isolate(batch);
@@ -209,10 +209,10 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     const now = Date.now();
     const timeout = ledgerTimeout(options.commitDeadlineMs);
     const batch = whole.filter((request) => request.deadlineAt > now);
-    for (const request of whole) if (request.deadlineAt <= now) request.reject(timeout);
+    for (const request of whole) if (request.deadlineAt <= now) expire(request, timeout);
     if (batch.length === 0) return null;
     const remainingMs = Math.max(...batch.map((request) => request.deadlineAt)) - now;
-    const deadlines = batch.map((request) => setTimeout(() => request.reject(timeout), request.deadlineAt - now));
+    const deadlines = batch.map((request) => setTimeout(() => expire(request, timeout), request.deadlineAt - now));
     try {
       return await commitWithin(batch, remainingMs);
     } finally {
@@ -305,7 +305,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
       const outcomes = plan.outcomes.slice(offset, offset + request.items.length) as LedgerOutcome[];
       offset += request.items.length;
       // A request past its deadline has had its 503: nothing waits for the publish on its behalf.
-      if (publishing && options.ackAfterPublishMs !== undefined && outcomes.includes('queued') && Date.now() < request.deadlineAt) {
+      if (publishing && options.ackAfterPublishMs !== undefined && outcomes.includes('queued') && !request.expired && Date.now() < request.deadlineAt) {
         void waitForPublish(publishing, options.ackAfterPublishMs).then((result) => {
           options.onPublishWait?.(result);
           request.resolve(outcomes);
