@@ -35,6 +35,11 @@ export interface StallWatch {
   stalled(): Stall | null;
 }
 
+/** The watch's `time`, or one that only runs the work where there is no watch (tests, tools). */
+export function timerOf(watch: StallWatch | undefined): StallWatch['time'] {
+  return watch ? watch.time : (_operation, work) => work();
+}
+
 export function createStallWatch(limitMs: number): StallWatch {
   const waiting = new Set<{ operation: string; since: number }>();
   return {

@@ -1,6 +1,6 @@
 import type { RateLimit, Source } from '../config';
 import { transaction, type Sql } from '../db/client';
-import type { StallWatch } from '../db/stall-watch';
+import { timerOf, type StallWatch } from '../db/stall-watch';
 import type { QueueMessage } from '../queue/message';
 import { planBatch, rateLimitsJson, type BatchPlan } from './batch-plan';
 import { isDataException, isTransient, ledgerTimeout, runWithDeadlockRetry, withDeadline } from './commit-guards';
@@ -88,7 +88,7 @@ type BatchRow = ReceiptRow;
  * 200 never precedes durability; what is shared is the round trip and the WAL flush.
  */
 export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerRecorder {
-  const timed = <T>(operation: string, work: () => Promise<T>) => (options.stallWatch ? options.stallWatch.time(operation, work) : work());
+  const timed = timerOf(options.stallWatch);
   const pending: Pending[] = [];
   let active = 0;
   let scheduled = false;

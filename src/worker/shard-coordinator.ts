@@ -1,4 +1,4 @@
-import type { StallWatch } from '../db/stall-watch';
+import { timerOf, type StallWatch } from '../db/stall-watch';
 import type { Logger } from '../telemetry/logger';
 import { settleWithin } from '../settle-within';
 import type { Metrics } from '../telemetry/metrics';
@@ -105,7 +105,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   let pausedSince: number | null = null;
   let pausedToldAt = 0;
 
-  const timed = <T>(operation: string, work: () => Promise<T>) => (deps.stallWatch ? deps.stallWatch.time(operation, work) : work());
+  const timed = timerOf(deps.stallWatch);
 
   function releaseInBackground(shard: number, reason: string, takenOver = false): void {
     busy.add(shard);

@@ -23,9 +23,10 @@ export interface ShardLease {
   mayCall(tenure: number): Promise<boolean>;
   /**
    * Whether a decision's write (an order, a cancel) may start: still the tenure the work began
-   * under, and the shard stays this worker's until Postgres has committed or ended it
-   * (DB_STATEMENT_TIMEOUT_MS). A write that committed after another worker took the shard over
-   * created the order beside that worker's handling of the sender's next message, a cancel say.
+   * under, and at least DB_STATEMENT_TIMEOUT_MS of the lease left. A write that committed after
+   * another worker took the shard over created the order beside that worker's handling of the
+   * sender's next message, a cancel say. Only a start is checked: a write held up past the lease
+   * is stopped by the fence of recordDecision's transaction, where it has one.
    */
   mayWrite(tenure: number): Promise<boolean>;
   /** Whether the settings let a call be covered whole (REPLY_TIMEOUT_MS); otherwise it only asks for a heartbeat's time. */

@@ -1,5 +1,5 @@
 import type { Sql } from '../db/client';
-import type { StallWatch } from '../db/stall-watch';
+import { timerOf, type StallWatch } from '../db/stall-watch';
 import { settleReplies, type ReplySettlement } from '../orders/settle-replies';
 import { markSending, type SendingMark } from '../orders/mark-sending';
 import { drawOrderIds } from '../orders/record-decision-at-once';
@@ -41,8 +41,8 @@ export interface StatementBatchers {
  */
 export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics, options: MatchOptions, fence?: ShardFence, watch?: StallWatch): StatementBatchers {
   // Every statement timed: one that never answers stalls its kind and, through it, the shards.
-  const timed = <I, O>(operation: string, run: (items: I[]) => Promise<O[]>) =>
-    (items: I[]) => (watch ? watch.time(operation, () => run(items)) : run(items));
+  const time = timerOf(watch);
+  const timed = <I, O>(operation: string, run: (items: I[]) => Promise<O[]>) => (items: I[]) => time(operation, () => run(items));
   const common = {
     maxItems: BATCH_ITEMS,
     maxConcurrent: BATCHES_AT_ONCE,
