@@ -140,6 +140,10 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log.warn({ replyTimeoutMs: config.REPLY_TIMEOUT_MS, livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS, heartbeatMs: config.WORKER_HEARTBEAT_MS },
       'REPLY_TIMEOUT_MS is more than WORKER_LIVENESS_TIMEOUT_MS less two WORKER_HEARTBEAT_MS: a worker cut off from Postgres during a provider call could still be in it when its shard passes to another worker; raise WORKER_LIVENESS_TIMEOUT_MS');
   }
+  if (!lease.coversWrites && config.NODE_ENV === 'production') {
+    log.warn({ statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS, livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS, heartbeatMs: config.WORKER_HEARTBEAT_MS },
+      'DB_STATEMENT_TIMEOUT_MS is more than WORKER_LIVENESS_TIMEOUT_MS less two WORKER_HEARTBEAT_MS: a decision written in one statement could commit after its shard passed to another worker; raise WORKER_LIVENESS_TIMEOUT_MS or lower DB_STATEMENT_TIMEOUT_MS');
+  }
   const pipeline = {
     sql,
     sendReply,

@@ -31,6 +31,8 @@ export interface ShardLease {
   mayWrite(tenure: number): Promise<boolean>;
   /** Whether the settings let a call be covered whole (REPLY_TIMEOUT_MS); otherwise it only asks for a heartbeat's time. */
   coversCalls: boolean;
+  /** Whether the settings let a write be covered whole (DB_STATEMENT_TIMEOUT_MS); otherwise it only asks for a heartbeat's time. */
+  coversWrites: boolean;
 }
 
 /** How often a wait for the lease looks again: every message waiting has a timer of its own, so not too often. */
@@ -52,7 +54,8 @@ export function shardLease(current: () => { tenure: number; leftMs: number }, se
   const callNeedsMs = coversCalls ? settings.replyTimeoutMs : settings.heartbeatMs;
   const statementMs = settings.statementTimeoutMs ?? 0;
   // Like a call's: a statement timeout the lease cannot cover asks only for a heartbeat's time.
-  const writeNeedsMs = statementMs <= settings.livenessTimeoutMs - 2 * settings.heartbeatMs ? Math.max(statementMs, settings.heartbeatMs) : settings.heartbeatMs;
+  const coversWrites = statementMs <= settings.livenessTimeoutMs - 2 * settings.heartbeatMs;
+  const writeNeedsMs = coversWrites ? Math.max(statementMs, settings.heartbeatMs) : settings.heartbeatMs;
   /** Waits while the lease is short of `needsMs`; false once the tenure changed or the lease ran out. */
   async function leaves(began: number, needsMs: number): Promise<boolean> {
     for (;;) {
@@ -74,5 +77,6 @@ export function shardLease(current: () => { tenure: number; leftMs: number }, se
     mayCall: (began) => leaves(began, callNeedsMs),
     mayWrite: (began) => leaves(began, writeNeedsMs),
     coversCalls,
+    coversWrites,
   };
 }

@@ -60,6 +60,13 @@ describe('shardLease', () => {
     expect(await lease.mayCall(1)).toBe(true);
   });
 
+  it('asks a heartbeat\'s time for a write when DB_STATEMENT_TIMEOUT_MS leaves no room for two heartbeats beside it', async () => {
+    expect(shardLease(() => ({ tenure: 1, leftMs: 0 }), { ...defaults, statementTimeoutMs: 11_000 }).coversWrites).toBe(true);
+    const lease = shardLease(() => ({ tenure: 1, leftMs: 2_001 }), { ...defaults, statementTimeoutMs: 11_001 });
+    expect(lease.coversWrites).toBe(false);
+    expect(await lease.mayWrite(1)).toBe(true);
+  });
+
   it('starts a decision\'s write only while DB_STATEMENT_TIMEOUT_MS of the lease is left, in the tenure its work began', async () => {
     const now = { tenure: 1, leftMs: 5_001 };
     const lease = shardLease(() => now, { ...defaults, statementTimeoutMs: 5_000 });
