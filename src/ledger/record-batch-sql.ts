@@ -1,6 +1,7 @@
 /**
  * Records a whole batch of webhook items in one call, so a batch costs one round trip and one
- * commit. The work itself is in migrations/031_receipts_of_replaced_messages.sql (024's, which
+ * commit. The work itself is in migrations/034_message_ids_in_arrival_order.sql (031's, with a
+ * batch's message ids handed out in arrival order; 031 is 024's, which
  * also finds an erased reply by the messages a resend replaced; 024 is 020's, whose receipts of
  * an erased customer's replies keep no number or payload; 020 is 009's with each receipt's
  * reply named): messages first (a row this batch inserted is new, so

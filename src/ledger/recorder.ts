@@ -280,7 +280,9 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
   function answerBatch(batch: Pending[], plan: BatchPlan, rows: BatchRow[], started: number): void {
     const leaseStartedAtMs = Date.now() - (performance.now() - started);
     const queued: QueuedEntry[] = [];
-    for (const row of rows) {
+    // In arrival order, whatever order the statement returned its rows in: the relay publishes
+    // them as given, and a sender's "cancel" must not reach the queue before its "2 pizzas".
+    for (const row of [...rows].sort((a, b) => a.ord - b.ord)) {
       plan.outcomes[row.ord] = row.outcome;
       const item = plan.items[row.ord]!;
       // row_id is the reply the receipt matched; none for another sender's or a pruned reply.

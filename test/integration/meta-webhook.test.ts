@@ -58,6 +58,24 @@ describe('Meta webhook', () => {
     await waitFor('the outbox to empty', async () => (await db.sql`SELECT 1 FROM outbox`).length === 0);
   });
 
+  it('records and queues a sender\'s messages in the order one payload carries them, whatever their ids', async () => {
+    const from = '15551230077';
+    const run = uniqueWamid();
+    // Each id sorts before the one sent ahead of it: the batch's lock order is the reverse of arrival.
+    const texts = ['2 margherita', 'and a coke', 'cancel', 'status', 'menu', 'hello'];
+    const ids = texts.map((_, index) => `${run}.${9 - index}`);
+    const envelope = metaEnvelope([{ contacts: [metaContact({ from })], messages: ids.map((id, index) => metaTextMessage({ id, from, text: texts[index]! })) }]);
+    expect((await postMeta(ingest.baseUrl, envelope)).status).toBe(200);
+    // The sweep publishes a backlog in row order, so the rows must be numbered as they arrived.
+    const rows = await db.sql<{ message_id: string }[]>`SELECT message_id FROM webhook_messages WHERE message_id = ANY(${ids}) ORDER BY id`;
+    expect(rows.map((row) => row.message_id)).toEqual(ids);
+    const queued = await waitFor('the sender\'s messages on the work queue', async () => {
+      const got = (await probe.drainWork(ingest.topology)).filter((m) => bodyOf(m).from === from);
+      return got.length > 0 ? got : null;
+    });
+    expect(queued.map((m) => m.properties.messageId)).toEqual(ids.map((id) => `whatsapp:${id}`));
+  });
+
   it('counts a redelivered message as a duplicate and does not queue it again', async () => {
     const id = uniqueWamid();
     expect((await postMetaText(ingest.baseUrl, { id })).status).toBe(200);
