@@ -93,6 +93,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let stopping = false;
   /** Rows wait for a sweep (seen unpublishable, or claimed by one): new rows are left to it too, behind them. */
   let backlog = false;
+  /**
+   * Releases of leases under way, and how often rows were found to wait: a read of the outbox
+   * whose snapshot missed a release (its UPDATE not yet committed) or a batch cut meanwhile must
+   * not clear the backlog they set, or a sender's next message would go out before them.
+   */
+  let releasing = 0;
+  let backlogMarks = 0;
+  function markBacklog(): void {
+    backlog = true;
+    backlogMarks += 1;
+  }
   /** This relay as the holder of the sweeper lease (migrations/021). */
   const sweeperId = `${process.pid}-${randomUUID()}`;
   /**
@@ -125,7 +136,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       const entry = entries[index]!;
       if (unanswered.get(entry.id) === entry.attempts) unanswered.delete(entry.id);
       if (!ok) {
-        backlog = true;
+        markBacklog();
         return void track(releaseLeases([entry]));
       }
       options.metrics.published.inc({ path });
@@ -136,6 +147,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       options.topology.exchange,
       entries.map((entry) => entry.publication),
       settleLate,
+      path === 'owner' ? ownerOrder : sweepOrder,
     );
     options.metrics.publishDuration.observe((performance.now() - started) / 1000);
     const failed: Outgoing[] = [];
@@ -156,11 +168,26 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // A refused row waits for a sweep from now on, and so does what is committed after it: the
     // next poll would say so too, but a sender's next message may commit before then.
     if (failed.length > 0) {
-      backlog = true;
+      markBacklog();
       await releaseLeases(failed);
     }
     scheduleDelete();
     return results.map((ok) => ok === true);
+  }
+
+  /**
+   * An owner batch writes only while no row waits for a sweep: one gathered or queued behind a
+   * batch whose deadline left rows unwritten would otherwise put a sender's next message ahead
+   * of them. A sweep's batches come one at a time, in commit order, and always write.
+   */
+  const ownerOrder = { mayWrite: () => !backlog, onUnwritten: markBacklog };
+  const sweepOrder = { mayWrite: () => true, onUnwritten: markBacklog };
+
+  /** Whether rows wait for a sweep, by a read that a release under way or begun meanwhile cannot fool. */
+  async function backlogNow(): Promise<boolean> {
+    const marks = backlogMarks;
+    const waiting = await rowsWaiting();
+    return waiting || releasing > 0 || backlogMarks !== marks;
   }
 
   const publishGathered = createLinger(options.publishLingerMs, (entries: Outgoing[]) => publish(entries, 'owner'));
@@ -174,6 +201,16 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * not cut short the lease of another process now publishing it.
    */
   async function releaseLeases(entries: Pick<Outgoing, 'id' | 'attempts'>[]): Promise<void> {
+    releasing += 1;
+    markBacklog();
+    try {
+      await releaseLeasesNow(entries);
+    } finally {
+      releasing -= 1;
+    }
+  }
+
+  async function releaseLeasesNow(entries: Pick<Outgoing, 'id' | 'attempts'>[]): Promise<void> {
     await options.sql`UPDATE outbox o SET lease_until = now() + make_interval(secs => least(o.attempts, ${MAX_RELEASE_BACKOFF_SECONDS}))
                       FROM unnest(${entries.map((entry) => entry.id)}::bigint[], ${entries.map((entry) => entry.attempts)}::integer[]) AS r(id, attempts)
                       WHERE o.webhook_message_id = r.id AND o.attempts = r.attempts`.catch(
@@ -253,7 +290,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   /** A pod that cannot sweep now (the broker away, or another pod sweeping) only learns whether rows wait, for its owner publishes. */
   async function sweepAlone(): Promise<number> {
     // Read-only first: an idle poll (nothing waiting, the usual case) writes nothing.
-    backlog = await rowsWaiting();
+    backlog = await backlogNow();
     if (!backlog || stopping || !options.canPublish() || !(await holdSweeperLease())) return 0;
     try {
       return await sweep();
@@ -292,10 +329,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         }
         // Nothing more to claim: rows committed from now on may go out at once again, unless
         // some still wait (refused in this sweep or one before, or behind such a row).
-        backlog = leftBehind || (await rowsWaiting());
+        backlog = leftBehind || (await backlogNow());
         return total;
       }
-      backlog = true;
+      markBacklog();
       // A row whose message is no longer queued with a payload (erased, cleaned up, gone) has
       // nothing to publish; it must not hold up the rows claimed with it.
       const publishable = rows.filter((row) => row.payload !== null);
@@ -347,7 +384,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const fresh = entries.every((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
     // The ledger commits its own rows unclaimed: attempts 0.
     // Its rows now wait for the sweep, and so do those committed after them.
-    if (!fresh || !options.canPublish()) backlog = true;
+    if (!fresh || !options.canPublish()) markBacklog();
     if (backlog) {
       await track(releaseLeases(entries.map((entry) => ({ id: entry.rowId, attempts: 0 }))));
       return false;

@@ -14,13 +14,25 @@ export interface Publication {
   headers?: Record<string, string | number>;
 }
 
+/**
+ * How a batch keeps a sender's messages in order with the batches queued behind it. A batch
+ * whose deadline leaves entries unwritten (a socket that stopped draining) hands them back; a
+ * batch queued behind it must not write a sender's next message ahead of them.
+ */
+export interface BatchOrder {
+  /** Asked once the batches ahead have written: false hands the whole batch back unwritten. */
+  mayWrite(): boolean;
+  /** Called as soon as the deadline leaves an entry unwritten, before any batch behind writes. */
+  onUnwritten(): void;
+}
+
 export interface Publisher {
   /**
    * Publishes every entry and waits for the broker's confirms; true where confirmed and routed,
    * false where refused, returned or not written. Null where the broker had not answered by the
    * deadline: the message may still be routed and confirmed, and onLateAnswer then says how.
    */
-  publishAll(exchange: string, entries: Publication[], onLateAnswer?: (index: number, ok: boolean) => void): Promise<(boolean | null)[]>;
+  publishAll(exchange: string, entries: Publication[], onLateAnswer?: (index: number, ok: boolean) => void, order?: BatchOrder): Promise<(boolean | null)[]>;
 }
 
 /**
@@ -49,7 +61,7 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
   }
 
   return {
-    async publishAll(exchange, entries, onLateAnswer) {
+    async publishAll(exchange, entries, onLateAnswer, order) {
       if (entries.length === 0) return [];
       // One deadline for the whole batch, writes and confirms alike, rather than a timer per
       // message: a broker that stops reading (a blocked connection) must not hold a batch for
@@ -59,15 +71,18 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
       let written: () => void = () => undefined;
       writing = new Promise((resolve) => (written = resolve));
       const confirms: Promise<boolean>[] = [];
+      let cut = false;
       try {
         // The batch before ends its writes by its own deadline, earlier than this one's.
         await before;
         const channel = broker.channel();
-        if (!channel) return entries.map(() => false);
+        if (!channel || (order && !order.mayWrite())) return entries.map(() => false);
         const unroutable = returnedSet(channel);
         for (const entry of entries) {
           // Past the deadline the rest is not written at all: it stays in the outbox for a sweep.
           if (Date.now() >= deadline) {
+            if (!cut) order?.onUnwritten();
+            cut = true;
             confirms.push(Promise.resolve(false));
             continue;
           }

@@ -11,7 +11,7 @@ import { assertTopology, shardOf } from '../../src/queue/topology';
 import { createLogger } from '../../src/telemetry/logger';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { createTestDatabase, holdInTransaction, type TestDatabase } from '../support/database';
 import { testEnv } from '../support/ingest';
 import { waitFor } from '../support/wait';
 
@@ -110,6 +110,32 @@ describe('the outbox relay keeps a sender\'s order', () => {
     }
   });
 
+  it('keeps new messages behind one whose release a read of the outbox missed, still uncommitted', async () => {
+    const sender = '15550800031';
+    let brokerUp = false;
+    const relay = relayOf(createPublisher(broker, 10_000), () => brokerUp);
+    const first = await commit(sender, 'two pizzas');
+    // The release of "two pizzas" waits on its row: a poll reading the outbox meanwhile sees it leased, not due.
+    const lock = holdInTransaction(db.sql, (tx) => tx`SELECT 1 FROM outbox WHERE webhook_message_id = ${first.rowId} FOR UPDATE`);
+    try {
+      await lock.held;
+      const firstPublish = relay.publishOwned([first]);
+      await waitFor('the release to wait on the row', async () =>
+        (await db.sql`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE outbox o SET lease_until%'`).length > 0);
+      brokerUp = true;
+      expect(await relay.sweepOnce()).toBe(0);
+      // Published at once, "cancel" would reach the queue before the order it cancels.
+      expect(await relay.publishOwned([await commit(sender, 'cancel')])).toBe(false);
+      await lock.release();
+      expect(await firstPublish).toBe(false);
+      expect(await relay.sweepOnce()).toBe(2);
+      expect((await queuedTexts()).get(sender)).toEqual(['two pizzas', 'cancel']);
+    } finally {
+      await lock.release();
+      await relay.stop();
+    }
+  });
+
   it('sweeps one pod at a time, so two pods never publish neighbouring batches of a backlog at once', async () => {
     const senders = ['15550800011', '15550800012'];
     const backlog: QueuedEntry[] = [];
@@ -121,12 +147,12 @@ describe('the outbox relay keeps a sender\'s order', () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     let firstBatch = true;
     const holding: Publisher = {
-      async publishAll(exchange, entries, onLateAnswer) {
+      async publishAll(exchange, entries, onLateAnswer, order) {
         if (firstBatch) {
           firstBatch = false;
           await held;
         }
-        return real.publishAll(exchange, entries, onLateAnswer);
+        return real.publishAll(exchange, entries, onLateAnswer, order);
       },
     };
     const [first, second] = [relayOf(holding, () => true), relayOf(real, () => true)];

@@ -27,20 +27,20 @@ beforeAll(async () => {
     const publisher = createPublisher(broker, 10_000);
     // The real publisher on the real broker, the refused sender's queue unbound for one publish.
     const refusing: Publisher = {
-      async publishAll(exchange, entries, onLateAnswer) {
+      async publishAll(exchange, entries, onLateAnswer, order) {
         if (holdNext) {
           holdNext = false;
           answerLate = onLateAnswer;
           return entries.map(() => null);
         }
         const sender = refuseOnce;
-        if (sender === null) return publisher.publishAll(exchange, entries, onLateAnswer);
+        if (sender === null) return publisher.publishAll(exchange, entries, onLateAnswer, order);
         refuseOnce = null;
         const shard = topology.shards.find((each) => each.routingKey === routingKeyFor(topology, sender))!;
         const channel = broker.channel()!;
         await channel.unbindQueue(shard.queue, topology.exchange, shard.routingKey);
         try {
-          return await publisher.publishAll(exchange, entries, onLateAnswer);
+          return await publisher.publishAll(exchange, entries, onLateAnswer, order);
         } finally {
           await channel.bindQueue(shard.queue, topology.exchange, shard.routingKey);
         }
