@@ -292,6 +292,12 @@ describe('KEDA mode', () => {
     expect(many.spec.triggers[0].metadata.pageSize).toBe('256');
   });
 
+  it('keeps the HPA\'s scale-up period within the 1800 s the API server accepts, whatever the polling interval', () => {
+    const periodOf = (interval: number) => find(renderScenario('keda', { set: [`worker.autoscaling.keda.pollingInterval=${interval}`] }), 'ScaledObject', '-worker')
+      .spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.policies[0].periodSeconds;
+    expect([periodOf(30), periodOf(3600)]).toEqual([30, 1800]);
+  });
+
   it('authenticates through the Secret key RABBITMQ_MANAGEMENT_URL', () => {
     const auth = find(keda, 'TriggerAuthentication', '-worker');
     expect(scaled.spec.triggers[0].authenticationRef.name).toBe(auth.metadata.name);

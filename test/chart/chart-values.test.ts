@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { checkWorkerConfig, loadConfig } from '../../src/config';
@@ -112,6 +113,15 @@ describe('network policies', () => {
     expect(policy(minimal, 'worker').spec.egress[3].to).toEqual([{ ipBlock: { cidr: '0.0.0.0/0' } }, { ipBlock: { cidr: '::/0' } }]);
     expect(policy(production, 'autoscaler').spec.egress[2].to).toEqual([{ ipBlock: { cidr: '172.16.0.0/28' } }]);
     expect(policy(production, 'worker').spec.egress[1].to).toEqual([{ ipBlock: { cidr: '10.20.0.0/24' } }]);
+  });
+
+  it('refuses no API server ports, which would let the autoscaler, the one pod with a token, out to every address', () => {
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['networkPolicy.kubernetesApi.ports=null'] })).toContain(
+      'networkPolicy.kubernetesApi.ports must list the API server\'s ports',
+    );
+    const emptyList = path.join(mkdtempSync(path.join(tmpdir(), 'wagate-chart-')), 'values.yaml');
+    writeFileSync(emptyList, 'networkPolicy:\n  kubernetesApi:\n    ports: []\n');
+    expect(renderError({ valuesFiles: [scenarioFile('minimal'), emptyList] })).toContain("at '/networkPolicy/kubernetesApi/ports': minItems");
   });
 
   it('lets the providers be reached through an egress proxy on a port of its own', () => {
