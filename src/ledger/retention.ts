@@ -30,6 +30,15 @@ export function checkRetention(config: Config, days: number): string | null {
 }
 
 /**
+ * A retention of days, in seconds: Postgres subtracts days from a timestamptz in calendar days of
+ * the session's time zone, and a day that a change to summer time shortened would delete keys
+ * an hour early, inside the replay window that the settings' check counted in 24-hour days.
+ */
+function secondsIn(days: number): number {
+  return days * 86_400;
+}
+
+/**
  * Retention, in short batches so that no lock is held for long. Meta dedupe keys go after
  * `days`; Twilio's are kept for the full RETENTION_DAYS, because Twilio signs no timestamp
  * and dedupe is its only replay protection. Personal data goes sooner, after
@@ -46,13 +55,13 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
   report.webhook_messages_whatsapp = await inBatches(() => sql`
     DELETE FROM webhook_messages WHERE id IN (
       SELECT id FROM webhook_messages m
-      WHERE webhook_source = 'whatsapp' AND created_at < now() - make_interval(days => ${options.days})
+      WHERE webhook_source = 'whatsapp' AND created_at < now() - make_interval(secs => ${secondsIn(options.days)})
         AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
       LIMIT ${BATCH_ROWS}) AND ${stillFinished}`);
   report.webhook_messages_twilio = await inBatches(() => sql`
     DELETE FROM webhook_messages WHERE id IN (
       SELECT id FROM webhook_messages m
-      WHERE webhook_source = 'twilio' AND created_at < now() - make_interval(days => ${twilioDays})
+      WHERE webhook_source = 'twilio' AND created_at < now() - make_interval(secs => ${secondsIn(twilioDays)})
         AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
       LIMIT ${BATCH_ROWS}) AND ${stillFinished}`);
   // A receipt's key dedupes it as a message's key does: Twilio's status callbacks are signed
@@ -62,17 +71,17 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
     report.message_statuses += await inBatches(() => sql`
       DELETE FROM message_statuses WHERE id IN (
         SELECT id FROM message_statuses
-        WHERE webhook_source = ${source} AND created_at < now() - make_interval(days => ${days}) LIMIT ${BATCH_ROWS})`);
+        WHERE webhook_source = ${source} AND created_at < now() - make_interval(secs => ${secondsIn(days)}) LIMIT ${BATCH_ROWS})`);
   }
   report.webhook_rate_limits = await inBatches(() => sql`
     DELETE FROM webhook_rate_limits WHERE (webhook_source, phone_number) IN (
       SELECT webhook_source, phone_number FROM webhook_rate_limits
-      WHERE last_request_at < now() - make_interval(days => ${options.days}) LIMIT ${BATCH_ROWS})`);
+      WHERE last_request_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS})`);
   // A customer's number, as the key of the language they last wrote in: kept as long as their messages.
   report.customer_languages = await inBatches(() => sql`
     DELETE FROM customer_languages WHERE (webhook_source, sender_key) IN (
       SELECT webhook_source, sender_key FROM customer_languages
-      WHERE updated_at < now() - make_interval(days => ${options.days}) LIMIT ${BATCH_ROWS})`);
+      WHERE updated_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS})`);
   const personal = { sql, days: options.personalDataDays };
   report.personal_data_messages = await clearInBatches({
     ...personal, table: 'webhook_messages', set: sql`payload = NULL, raw_body = NULL`,
@@ -114,7 +123,7 @@ async function clearInBatches({ sql, table, days, set, still }: Clearing): Promi
       WITH cleared AS (
         UPDATE ${sql(table)} SET ${set} WHERE id IN (
           SELECT id FROM ${sql(table)}
-          WHERE created_at < now() - make_interval(days => ${days})
+          WHERE created_at < now() - make_interval(secs => ${secondsIn(days)})
             AND created_at >= ${after.createdAt}::text::timestamptz AND (created_at, id) > (${after.createdAt}::text::timestamptz, ${after.id}::text::bigint)
             AND ${still}
           ORDER BY created_at, id LIMIT ${BATCH_ROWS}) AND ${still}
@@ -132,11 +141,11 @@ async function removeOldOrders(sql: Sql, orderDays: number): Promise<CleanupRepo
   const outbound_messages = await inBatches(() => sql`
     DELETE FROM outbound_messages WHERE id IN (
       SELECT id FROM outbound_messages
-      WHERE created_at < now() - make_interval(days => ${orderDays}) AND status IN ('sent', 'failed', 'unknown')
+      WHERE created_at < now() - make_interval(secs => ${secondsIn(orderDays)}) AND status IN ('sent', 'failed', 'unknown')
       LIMIT ${BATCH_ROWS}) AND status IN ('sent', 'failed', 'unknown')`);
   const orders = await inBatches(() => sql`
     DELETE FROM orders WHERE id IN (
-      SELECT id FROM orders WHERE created_at < now() - make_interval(days => ${orderDays}) LIMIT ${BATCH_ROWS})`);
+      SELECT id FROM orders WHERE created_at < now() - make_interval(secs => ${secondsIn(orderDays)}) LIMIT ${BATCH_ROWS})`);
   return { outbound_messages, orders };
 }
 
@@ -152,7 +161,7 @@ async function foldReceiptsLeftBehind(sql: Sql): Promise<number> {
       SELECT DISTINCT r.webhook_source AS source, r.message_id AS "providerMessageId"
       FROM message_statuses r
       JOIN outbound_messages o ON o.webhook_source = r.webhook_source AND o.provider_message_id = r.message_id
-      WHERE r.created_at > now() - make_interval(days => ${RECEIPT_REPAIR_DAYS})
+      WHERE r.created_at > now() - make_interval(secs => ${secondsIn(RECEIPT_REPAIR_DAYS)})
         AND wagate_receipt_rank(r.status) > wagate_receipt_rank(o.delivery_status) AND wagate_receipt_rank(o.delivery_status) < 100
       LIMIT ${BATCH_ROWS}`;
     const moved = await foldReceipts(sql, keys);
