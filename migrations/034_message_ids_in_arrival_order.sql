@@ -16,6 +16,8 @@ LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
   batch jsonb := items::jsonb;
   recorded_rows jsonb;
+  -- Looked up once a call, not once a message.
+  id_sequence regclass := pg_get_serial_sequence('webhook_messages', 'id')::regclass;
 BEGIN
   WITH input AS (
     SELECT * FROM jsonb_to_recordset(batch) AS x(
@@ -27,7 +29,7 @@ BEGIN
   -- As many ids as messages, handed out in arrival order whatever order nextval ran in.
   ids AS (
     SELECT s.id, row_number() OVER (ORDER BY s.id) AS rank
-    FROM (SELECT nextval(pg_get_serial_sequence('webhook_messages', 'id')) AS id FROM input) s
+    FROM (SELECT nextval(id_sequence) AS id FROM input) s
   ),
   arrived AS (
     SELECT i.*, row_number() OVER (ORDER BY i.ord) AS rank FROM input i
