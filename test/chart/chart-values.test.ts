@@ -115,13 +115,16 @@ describe('network policies', () => {
     expect(policy(production, 'worker').spec.egress[1].to).toEqual([{ ipBlock: { cidr: '10.20.0.0/24' } }]);
   });
 
-  it('refuses no API server ports, which would let the autoscaler, the one pod with a token, out to every address', () => {
+  it('refuses no API server ports, which would let the autoscaler, the one pod with a token, out to every address, and any other rule left without ports or peers', () => {
     expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['networkPolicy.kubernetesApi.ports=null'] })).toContain(
       'networkPolicy.kubernetesApi.ports must list the API server\'s ports',
     );
     const emptyList = path.join(mkdtempSync(path.join(tmpdir(), 'wagate-chart-')), 'values.yaml');
     writeFileSync(emptyList, 'networkPolicy:\n  kubernetesApi:\n    ports: []\n');
     expect(renderError({ valuesFiles: [scenarioFile('minimal'), emptyList] })).toContain("at '/networkPolicy/kubernetesApi/ports': minItems");
+    for (const name of ['networkPolicy.postgres.port', 'networkPolicy.rabbitmq.port', 'networkPolicy.providers.ports', 'networkPolicy.providers.cidrs', 'config.METRICS_PORT']) {
+      expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: [`${name}=null`] })).toContain(`${name} must be set while networkPolicy.enabled`);
+    }
   });
 
   it('lets the providers be reached through an egress proxy on a port of its own', () => {
