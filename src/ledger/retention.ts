@@ -92,7 +92,7 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
     ...personal, table: 'outbound_messages', set: sql`body = NULL`, still: sql`body IS NOT NULL AND status IN ('sent', 'failed', 'unknown')`,
   });
   Object.assign(report, await removeOldOrders(sql, options.orderDays));
-  report.personal_data_orders = await clearInBatches({ ...personal, table: 'orders', set: sql`customer_name = NULL`, still: sql`customer_name IS NOT NULL` });
+  report.personal_data_orders = await clearInBatches({ ...personal, table: 'orders', set: sql`customer_name = NULL, note = NULL`, still: sql`(customer_name IS NOT NULL OR note IS NOT NULL)` });
   return report;
 }
 

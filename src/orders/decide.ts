@@ -64,13 +64,18 @@ async function decideCart(sql: Sql, items: CartItem[], note: unknown, catalog: C
     else if (!cartPriceAgrees(item, product)) problems.push({ phrase: product.name, reason: 'price', candidates: [certainCandidate(product)] });
     else lines.push({ product, quantity });
   }
-  return problems.length > 0 ? { kind: 'clarify', problems } : buildOrder(lines);
+  if (problems.length > 0) return { kind: 'clarify', problems };
+  const order = buildOrder(lines);
+  // The rest ("for delivery at 7", "thanks!") goes on the order for the shop to read.
+  if (order.kind === 'order' && typeof note === 'string' && note.trim() !== '') return { ...order, note: note.trim() };
+  return order;
 }
 
 /**
- * A cart's note ("one without cheese", "sin cebolla", "extra sauce") changes the order, and an
- * order has nowhere to keep it: placed without it, the customer gets what they asked not to.
- * A note that says nothing to the kitchen ("thanks!", "for delivery at 7") leaves the cart as it is.
+ * A cart's note ("one without cheese", "sin cebolla", "extra sauce") changes the order, and the
+ * order's lines cannot say it: placed as the cart shows, the customer gets what they asked not
+ * to. A note that says nothing to the kitchen ("thanks!", "for delivery at 7") leaves the cart
+ * as it is, and goes on the order as the shop's to read.
  */
 function noteAsksSomething(note: string, catalogTerms: string[]): boolean {
   if (note.trim() === '' || isAcknowledgement(note, catalogTerms)) return false;

@@ -13,7 +13,8 @@ export interface Problem {
 
 /** What a message asks for, decided from its content and the catalog alone. */
 export type Decision =
-  | { kind: 'order'; lines: OrderLine[]; total: string; currency: string }
+  /** note: what the customer wrote with a cart, for the shop (a note that asks something is a clarification instead). */
+  | { kind: 'order'; lines: OrderLine[]; total: string; currency: string; note?: string }
   | { kind: 'cancel' }
   | { kind: 'order_status' }
   | { kind: 'menu' }

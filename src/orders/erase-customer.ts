@@ -43,7 +43,7 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
     await tx`DELETE FROM outbox o USING webhook_messages m
              WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
     const orders = await tx`
-      UPDATE orders SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, updated_at = now()
+      UPDATE orders SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, note = NULL, updated_at = now()
       WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})`;
     // A reply not yet sent never will be (its message is erased, or its worker finds the
     // recipient erased): failed now, rather than left waiting for a copy that is dropped.

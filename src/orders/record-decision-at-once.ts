@@ -89,6 +89,7 @@ export async function recordDecisionAtOnce(
         total: decision.total,
         currency: decision.currency,
         lines: decision.lines.map((l, i) => ({ line: i + 1, sku: l.product.sku, name: l.product.name, quantity: l.quantity, unit_price: l.product.price })),
+        note: decision.note ?? null,
       }
     : null;
   const written = await write({

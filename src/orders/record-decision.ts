@@ -147,9 +147,9 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
 
 async function createOrder(tx: Sql, message: QueueMessage, decision: Extract<Decision, { kind: 'order' }>, replies: Replies): Promise<Applied> {
   const [order] = await tx<{ id: string }[]>`
-    INSERT INTO orders (webhook_source, message_id, phone_number, sender_key, customer_name, total, currency)
+    INSERT INTO orders (webhook_source, message_id, phone_number, sender_key, customer_name, total, currency, note)
     VALUES (${message.source}, ${message.messageId}, ${message.from}, ${message.senderKey}, ${message.contactName},
-            ${decision.total}::numeric, ${decision.currency})
+            ${decision.total}::numeric, ${decision.currency}, ${decision.note ?? null})
     ON CONFLICT (webhook_source, message_id) DO NOTHING
     RETURNING id::text`;
   const orderId =

@@ -14,7 +14,7 @@ export interface DecisionWrite {
   rememberLanguage: boolean;
   kind: ReplyKind;
   body: string;
-  order: { id: string; total: string; currency: string; lines: OrderItemWrite[] } | null;
+  order: { id: string; total: string; currency: string; lines: OrderItemWrite[]; note?: string | null } | null;
 }
 
 export interface OrderItemWrite {
@@ -49,12 +49,13 @@ export async function writeDecisions(sql: Sql, writes: readonly DecisionWrite[])
     ord: index + 1, source: w.source, message_id: w.messageId, sender_key: w.senderKey, recipient: w.recipient, business: w.business,
     contact_name: w.contactName, language: w.language, remember: w.rememberLanguage, kind: w.kind, body: w.body,
     order_id: w.order?.id ?? null, total: w.order?.total ?? null, currency: w.order?.currency ?? null, lines: w.order?.lines ?? [],
+    note: w.order?.note ?? null,
   }));
   const rows = await sql<WrittenRow[]>`
     WITH input AS (
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::text::jsonb) AS i(
         ord integer, source text, message_id text, sender_key text, recipient text, business text, contact_name text,
-        language text, remember boolean, kind text, body text, order_id bigint, total text, currency text, lines jsonb)),
+        language text, remember boolean, kind text, body text, order_id bigint, total text, currency text, lines jsonb, note text)),
     msg AS (
       SELECT i.ord FROM input i
       JOIN webhook_messages m ON m.webhook_source = i.source AND m.message_id = i.message_id
@@ -72,9 +73,9 @@ export async function writeDecisions(sql: Sql, writes: readonly DecisionWrite[])
       ON CONFLICT DO NOTHING
       RETURNING id, webhook_source, inbound_message_id, kind, status, recipient, business_number, body, order_id, attempts),
     created AS (
-      INSERT INTO orders (id, webhook_source, message_id, phone_number, sender_key, customer_name, total, currency)
+      INSERT INTO orders (id, webhook_source, message_id, phone_number, sender_key, customer_name, total, currency, note)
       OVERRIDING SYSTEM VALUE
-      SELECT i.order_id, i.source, i.message_id, i.recipient, i.sender_key, i.contact_name, i.total::numeric, i.currency
+      SELECT i.order_id, i.source, i.message_id, i.recipient, i.sender_key, i.contact_name, i.total::numeric, i.currency, i.note
       FROM input i JOIN reply r ON r.webhook_source = i.source AND r.inbound_message_id = i.message_id
       WHERE i.order_id IS NOT NULL
       ON CONFLICT (webhook_source, message_id) DO NOTHING

@@ -217,6 +217,8 @@ describe('order pipeline', () => {
     const [reply] = await pipeline.db.sql`SELECT kind, body FROM outbound_messages WHERE inbound_message_id = ${id}`;
     if (status === 'processed') {
       expect(reply!.kind).toBe('order_confirmation');
+      // Kept on the order for the shop, as the customer wrote it.
+      expect(await pipeline.db.sql`SELECT note FROM orders WHERE message_id = ${id}`).toEqual([{ note }]);
       return;
     }
     expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toEqual([]);

@@ -46,6 +46,8 @@ describe('erase', () => {
       (await listDead(pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${dead}`),
     );
 
+    // As a cart's note would have left it.
+    await pipeline.db.sql`UPDATE orders SET note = 'ring twice, Calle Mayor 3' WHERE message_id = ${ordered}`;
     const report = await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, `+${phone}`);
     // The dead message had created its order before its confirmation failed.
     expect(report).toMatchObject({ messages: 2, orders: 2, replies: 2, dead_letters: 1 });
@@ -54,8 +56,8 @@ describe('erase', () => {
       { phone_number: 'erased', payload: null },
       { phone_number: 'erased', payload: null },
     ]);
-    const [order] = await pipeline.db.sql`SELECT phone_number, customer_name, total::text FROM orders WHERE message_id = ${ordered}`;
-    expect(order).toEqual({ phone_number: 'erased', customer_name: null, total: '2.50' });
+    const [order] = await pipeline.db.sql`SELECT phone_number, customer_name, note, total::text FROM orders WHERE message_id = ${ordered}`;
+    expect(order).toEqual({ phone_number: 'erased', customer_name: null, note: null, total: '2.50' });
     const replies = await pipeline.db.sql`SELECT recipient, body, last_error FROM outbound_messages WHERE inbound_message_id IN (${ordered}, ${dead})`;
     expect(replies.every((r) => r.recipient === 'erased' && r.body === null && r.last_error === null)).toBe(true);
     // A provider's error text may quote the number: it goes too.
@@ -364,6 +366,21 @@ describe('cleanup', () => {
     const replies = await sql`SELECT idempotency_key FROM outbound_messages WHERE idempotency_key LIKE 'k-%' ORDER BY 1`;
     expect(replies.map((r) => r.idempotency_key)).toEqual(['k-old-retry', 'k-recent']);
     await sql`DELETE FROM outbound_messages WHERE idempotency_key LIKE 'k-%'`;
+  });
+
+  it('clears the customer\'s name and cart note from orders after the personal-data retention, and keeps the orders', async () => {
+    const sql = pipeline.db.sql;
+    await sql`INSERT INTO orders (webhook_source, message_id, phone_number, sender_key, customer_name, note, total, currency, created_at) VALUES
+      ('whatsapp', 'noted-old', '1', '1', 'Ana', 'ring twice', 1, 'USD', now() - interval '10 days'),
+      ('whatsapp', 'noted-only', '1', '1', NULL, 'leave at the door', 1, 'USD', now() - interval '10 days'),
+      ('whatsapp', 'noted-recent', '1', '1', 'Ben', 'for 7 pm', 1, 'USD', now() - interval '2 days')`;
+    const report = await runCleanup(sql, pipeline.ingest.config, { days: 9, personalDataDays: 7, orderDays: 365 });
+    expect(report.personal_data_orders).toBeGreaterThanOrEqual(2);
+    expect(await sql`SELECT message_id, customer_name, note FROM orders WHERE message_id LIKE 'noted-%' ORDER BY message_id`).toEqual([
+      { message_id: 'noted-old', customer_name: null, note: null },
+      { message_id: 'noted-only', customer_name: null, note: null },
+      { message_id: 'noted-recent', customer_name: 'Ben', note: 'for 7 pm' },
+    ]);
   });
 
   it('reads old orders and replies through their created_at indexes', async () => {

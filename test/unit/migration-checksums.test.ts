@@ -42,6 +42,7 @@ const SHIPPED: Record<string, string> = {
   '032_undelivered_replies_index.sql': 'f6fde574e4ef725ec823e05d2532593a84f45a2d56ac60a0c6f2ab31c337430f',
   '033_sending_attempt.sql': '82c1c5639b36f4129a853f31cdc91eb7c18d2611dc309e4b2526af5559d23cc1',
   '034_message_ids_in_arrival_order.sql': '69d3a91acd04af3e27e5f6d47734f763b98bf273aa527dda7388a58403502852',
+  '035_order_note.sql': '0adbcf1ac19e947d33a1e5a12321fe5f8eed8a7eb80158332a475215744692bb',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {
