@@ -11,6 +11,7 @@ import {
   retryAfterSeconds,
   statsBusy,
   statsHeaders,
+  statsUnreadable,
   unfinishedMessages,
 } from '../lib/backlog.ts';
 import type { Drain } from '../lib/scenario.ts';
@@ -36,7 +37,7 @@ export function readStats(url: string, adminToken: string, giveUpAt: number): nu
     response = get();
   }
   const unfinished = response.status === 200 ? unfinishedMessages(response.json()) : null;
-  if (unfinished === null) throw new Error(`the stats endpoint answered ${response.status}: is ADMIN_TOKEN the gateway's?`);
+  if (unfinished === null) throw new Error(statsUnreadable(url, response.status));
   return unfinished;
 }
 
@@ -73,7 +74,8 @@ function watchDrain(drain: Drain, baseUrl: string, adminToken: string, reads: nu
   const startMs = Date.now();
   const clock = createDrainClock(built, startMs);
   let left = built;
-  while (left > 0 && Date.now() - startMs < timeoutSeconds * 1000) {
+  // The whole watch ends by giveUpAt, however long the first read waited: teardownTimeout allows that and a margin.
+  while (left > 0 && Date.now() < giveUpAt) {
     sleep(DRAIN_POLL_SECONDS);
     left = read();
     clock.observe(left, Date.now());

@@ -34,7 +34,16 @@ export function statsBusy(status: number): boolean {
  */
 export const STATS_EXPECTED_STATUSES: readonly number[] = [200, 429, 503];
 
-export const STATS_KEPT_BUSY = 'the stats endpoint kept answering 429 or 503 until the drain timeout: another client uses up its rate limit, or reads stats from the same pod all the time';
+export const STATS_KEPT_BUSY =
+  'the stats endpoint kept answering 429 or 503 for longer than it could be waited for (10 s at the start, the drain timeout after the load): another client uses up its rate limit, or reads stats from the same pod all the time';
+
+/** Why a stats read that was not busy gave no count: no answer at all, a refused token, or anything else. */
+export function statsUnreadable(url: string, status: number): string {
+  if (status === 0) return `no answer from the stats endpoint at ${url}: is BASE_URL the gateway's, and is it up?`;
+  if (status === 200) return `the stats endpoint at ${url} answered without the counts of wagate's stats: is BASE_URL the gateway's?`;
+  if (status === 401 || status === 403) return `the stats endpoint answered ${status}: is ADMIN_TOKEN the gateway's?`;
+  return `the stats endpoint answered ${status}: see the gateway's log`;
+}
 
 /** How long to wait after the stats endpoint answered 429 or 503: its Retry-After, or a default. */
 export function retryAfterSeconds(header: string | null | undefined): number {

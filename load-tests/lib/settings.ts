@@ -74,7 +74,11 @@ export function readSettings(env: Env, scenario: string, defaults: ScenarioDefau
   };
 }
 
-/** k6's duration syntax, as far as a load test needs it: "90s", "5m", "1h30m", "250ms", or plain seconds. */
+/**
+ * Hours, minutes, seconds and milliseconds as k6 writes them ("90s", "5m", "1h30m", "250ms"), or a
+ * plain number, which is seconds here (k6 would read milliseconds); days ("1d") and fractional
+ * minutes ("1.5m") are refused with a message.
+ */
 export function parseDuration(text: string, name: string): number {
   if (/^\d+(\.\d+)?$/.test(text)) return positive(Number(text), name);
   const match = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$/.exec(text);

@@ -7,6 +7,7 @@ import {
   retryAfterSeconds,
   statsBusy,
   statsHeaders,
+  statsUnreadable,
   unfinishedMessages,
 } from '../lib/backlog.ts';
 import type { Drain } from '../lib/scenario.ts';
@@ -53,7 +54,7 @@ export async function readStats(url: string, settings: Settings, recorder: Recor
       continue;
     }
     const unfinished = unfinishedMessages(body);
-    if (status !== 200 || unfinished === null) throw new Error(`the stats endpoint answered ${status}: is ADMIN_TOKEN the gateway's?`);
+    if (status !== 200 || unfinished === null) throw new Error(statsUnreadable(url, status));
     return unfinished;
   }
 }
@@ -94,7 +95,8 @@ async function watchDrain(drain: Drain, settings: Settings, recorder: Recorder, 
   const startMs = performance.now();
   const clock = createDrainClock(built, startMs);
   let left = built;
-  while (left > 0 && performance.now() - startMs < timeoutSeconds * 1000) {
+  // The whole watch ends by giveUpAt, however long the first read waited, as under k6.
+  while (left > 0 && performance.now() < giveUpAt) {
     await pause(DRAIN_POLL_SECONDS * 1000, stop);
     left = await read();
     clock.observe(left, performance.now());

@@ -73,6 +73,13 @@ describe('the Node runner\'s backlog drain', () => {
     }
   });
 
+  it('says that nothing answered when BASE_URL reaches no gateway, not that the token is wrong', async () => {
+    const stats = await statsServer(STATS_PATH, []);
+    const baseUrl = stats.baseUrl;
+    await stats.close();
+    await expect(runScenario(drainOnly(), { ...SETTINGS, baseUrl })).rejects.toThrow(`no answer from the stats endpoint at ${baseUrl}`);
+  });
+
   it('fails the backlog scenario when no backlog built (a worker still ran): a drain of nothing proves nothing', async () => {
     const stats = await statsServer(BACKLOG_STATS_PATH, [{ status: 200, unfinished: 0 }]);
     try {

@@ -105,7 +105,11 @@ describe('the k6 script\'s setup and teardown', () => {
     const script = k6Script(SCENARIOS.backlog!);
     mockK6.statsAnswers = [{ status: 401 }];
     expect(() => script.setup()).toThrow('the stats endpoint answered 401: is ADMIN_TOKEN the gateway\'s?');
-    expect(mockK6.gets).toEqual([
+    for (const [status, said] of [[0, 'no answer from the stats endpoint at http://gateway.test:3000'], [500, 'the stats endpoint answered 500: see the gateway\'s log']] as const) {
+      mockK6.statsAnswers = [{ status }];
+      expect(() => script.setup()).toThrow(said);
+    }
+    expect(mockK6.gets.slice(0, 1)).toEqual([
       {
         url: expect.stringMatching(/^http:\/\/gateway\.test:3000\/api\/v1\/whatsapp-hardened\/stats\?hours=\d+$/),
         params: { headers: { Authorization: 'Bearer admin' }, timeout: '10s', tags: { kind: 'stats' }, responseCallback: { expectedStatuses: [200, 429, 503] } },
