@@ -4,6 +4,7 @@ import { isAcknowledgement } from './acknowledgement';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { decideText } from './decide-text';
 import { parseOrderText } from './parse-text';
+import { exceedsTextCap } from './parse-text-limits';
 import { certainCandidate, findProducts, isRetiredSku, type MatchOptions, type Product } from './match';
 import { toCents } from './money';
 import type { Decision, OrderLine, Problem } from './decision';
@@ -54,7 +55,9 @@ interface CartItem {
 async function decideCart(sql: Sql, items: CartItem[], note: unknown, catalog: CatalogReader): Promise<Decision> {
   const products = await findProducts(sql, items.map((item) => item.product_retailer_id));
   const problems: Problem[] = [];
-  if (typeof note === 'string' && noteAsksSomething(note, await catalog.terms())) problems.push({ phrase: note.trim(), reason: 'note', candidates: [] });
+  // A note too long to read is neither kept nor quoted back: the customer is asked to shorten it.
+  if (typeof note === 'string' && exceedsTextCap(note)) problems.push({ phrase: '', reason: 'too_long', candidates: [] });
+  else if (typeof note === 'string' && noteAsksSomething(note, await catalog.terms())) problems.push({ phrase: note.trim(), reason: 'note', candidates: [] });
   const lines: OrderLine[] = [];
   for (const item of items) {
     const product = products.get(item.product_retailer_id);
@@ -80,7 +83,8 @@ async function decideCart(sql: Sql, items: CartItem[], note: unknown, catalog: C
 function noteAsksSomething(note: string, catalogTerms: string[]): boolean {
   if (note.trim() === '' || isAcknowledgement(note, catalogTerms)) return false;
   const parsed = parseOrderText(note, { keepTogether: catalogTerms });
-  if (parsed.intent === 'menu') return false;
+  // A question beside a cart ("hay sin cebolla?", "is there a way to make it without onions")
+  // reads as a menu request alone, and may well ask the kitchen for something: it is asked about too.
   return parsed.intent !== 'order' || parsed.items.length + parsed.excluded.length + parsed.unsure.length > 0;
 }
 

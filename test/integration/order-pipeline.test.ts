@@ -202,6 +202,8 @@ describe('order pipeline', () => {
     ['for delivery at 7 please', 'processed'],
     ['one without cheese', 'unmatched'],
     ['sin cebolla', 'unmatched'],
+    ['hay sin cebolla?', 'unmatched'],
+    ['is there a way to make it without onions', 'unmatched'],
   ])('reads a cart\'s note "%s": an order is placed only when it asks nothing of the kitchen', async (note, status) => {
     const id = uniqueWamid();
     const from = '15550100091';
@@ -224,6 +226,21 @@ describe('order pipeline', () => {
     expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toEqual([]);
     expect(reply!.kind).toBe('clarification');
     expect(reply!.body).toContain(`"${note}": we cannot take a note with a cart order.`);
+  });
+
+  it('asks for a shorter cart note than free text may be, and keeps none of it', async () => {
+    const id = uniqueWamid();
+    const from = '15550100092';
+    const note = `thanks ${'🙏 '.repeat(1000)}`.trim();
+    const body = metaEnvelope([{ contacts: [metaContact({ from })], messages: [{ from, id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'order',
+      order: { text: note, product_items: [{ product_retailer_id: 'PIZ-PEPP', quantity: 1, item_price: 9.5, currency: 'EUR' }] } }] }]);
+    expect((await postMeta(pipeline.ingest.baseUrl, body)).status).toBe(200);
+    expect(await settled(id)).toBe('unmatched');
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toEqual([]);
+    const [reply] = await pipeline.db.sql<{ kind: string; body: string }[]>`SELECT kind, body FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    expect(reply!.kind).toBe('clarification');
+    expect(reply!.body).toContain('too long for us to read in full');
+    expect(reply!.body).not.toContain('🙏');
   });
 
   it('creates no order for unknown or ambiguous text and replies with candidates', async () => {
