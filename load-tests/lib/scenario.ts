@@ -1,5 +1,5 @@
 import type { PlannedRequest } from './payloads.ts';
-import type { Settings } from './settings.ts';
+import type { ScenarioDefaults, Settings } from './settings.ts';
 
 /** The arrival of iterations, in k6's executor terms: open loop, so a slow server cannot slow the load down. */
 export type ArrivalLoad =
@@ -52,7 +52,7 @@ export interface ScenarioDefinition {
 
 export interface ScenarioModule {
   name: string;
-  defaults: { rate: number; duration: string };
+  defaults: ScenarioDefaults;
   define(settings: Settings): ScenarioDefinition;
 }
 

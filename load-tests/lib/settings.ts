@@ -9,7 +9,9 @@ export interface Settings {
   baseUrl: string;
   /** The scheme and host Twilio calls (the gateway's PUBLIC_BASE_URL); Twilio signatures cover it. */
   publicBaseUrl: string;
+  /** Empty when the scenario signs nothing of Meta's (ScenarioDefaults.signs) and none was given. */
   metaSecret: string;
+  /** Empty when the scenario signs nothing of Twilio's and none was given. */
   twilioToken: string;
   /** For the stats endpoint: the backlog scenario watches the drain through it. */
   adminToken: string | undefined;
@@ -30,9 +32,14 @@ export interface Settings {
   env: Env;
 }
 
+/** Whose signatures a scenario makes: only their secrets are required. */
+export type Signer = 'meta' | 'twilio';
+
 export interface ScenarioDefaults {
   rate: number;
   duration: string;
+  /** Both when omitted. */
+  signs?: readonly Signer[];
 }
 
 /** Each sender stays under this many messages per run, so the gateway's default limit (100 an hour) is not what gets measured. */
@@ -43,6 +50,7 @@ export const DEFAULT_SLO_P99_MS = 20;
 
 export function readSettings(env: Env, scenario: string, defaults: ScenarioDefaults): Settings {
   const baseUrl = urlFrom(env, 'BASE_URL', 'http://127.0.0.1:3000');
+  const signs = defaults.signs ?? ['meta', 'twilio'];
   // Whatever k6 would refuse at start is refused here too, so that `npm run load` never passes a run `k6 run` cannot start.
   const rate = integerFrom(env, 'RATE', defaults.rate);
   const durationSeconds = parseDuration(env.DURATION ?? defaults.duration, 'DURATION');
@@ -58,8 +66,8 @@ export function readSettings(env: Env, scenario: string, defaults: ScenarioDefau
   return {
     baseUrl,
     publicBaseUrl: urlFrom(env, 'PUBLIC_BASE_URL', baseUrl),
-    metaSecret: firstSecret(env, 'WHATSAPP_APP_SECRET'),
-    twilioToken: firstSecret(env, 'TWILIO_AUTH_TOKEN'),
+    metaSecret: firstSecret(env, 'WHATSAPP_APP_SECRET', signs.includes('meta')),
+    twilioToken: firstSecret(env, 'TWILIO_AUTH_TOKEN', signs.includes('twilio')),
     adminToken: env.ADMIN_TOKEN || undefined,
     rate,
     durationSeconds,
@@ -118,9 +126,9 @@ function urlFrom(env: Env, name: string, fallback: string): string {
 }
 
 /** The gateway accepts a comma-separated list during a rotation; the first entry is the current secret. */
-function firstSecret(env: Env, name: string): string {
+function firstSecret(env: Env, name: string, required: boolean): string {
   const secret = (env[name] ?? '').split(',')[0]!.trim();
-  if (!secret) throw new Error(`${name} is required: the load must be signed with the gateway's secret`);
+  if (!secret && required) throw new Error(`${name} is required: the load must be signed with the gateway's secret`);
   return secret;
 }
 

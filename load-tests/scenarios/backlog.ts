@@ -11,7 +11,7 @@ import { numberFrom } from '../lib/settings.ts';
  */
 export const backlog: ScenarioModule = {
   name: 'backlog',
-  defaults: { rate: 500, duration: '2m' },
+  defaults: { rate: 500, duration: '2m', signs: ['meta'] },
   define: (settings) => {
     if (!settings.adminToken) throw new Error('ADMIN_TOKEN is required: the backlog scenario watches the drain through the stats endpoint');
     const timeoutSeconds = numberFrom(settings.env, 'DRAIN_TIMEOUT', 600);

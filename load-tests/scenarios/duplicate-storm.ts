@@ -12,7 +12,7 @@ import { integerFrom } from '../lib/settings.ts';
  */
 export const duplicateStorm: ScenarioModule = {
   name: 'duplicate-storm',
-  defaults: { rate: 100, duration: '1m' },
+  defaults: { rate: 100, duration: '1m', signs: ['meta'] },
   define: (settings) => {
     const copies = integerFrom(settings.env, 'COPIES', 5);
     const iterationsPerId = integerFrom(settings.env, 'ITERATIONS_PER_ID', 4);

@@ -72,7 +72,7 @@ const FORGERIES: Forgery[] = [
 /** Forged signatures of every kind in turn: all must be answered 401 and recorded nowhere. */
 export const forgedSignatures: ScenarioModule = {
   name: 'forged-signatures',
-  defaults: { rate: 200, duration: '1m' },
+  defaults: { rate: 200, duration: '1m', signs: ['meta', 'twilio'] },
   define: (settings) => ({
     name: 'forged-signatures',
     description: `${FORGERIES.length} kinds of forged Meta and Twilio signatures in turn, each expecting 401`,

@@ -4,7 +4,7 @@ import { baseThresholds, constantLoad, type ScenarioModule } from '../lib/scenar
 /** Meta text orders at a constant arrival rate, each a new message from senders in turn. */
 export const metaConstant: ScenarioModule = {
   name: 'meta-constant',
-  defaults: { rate: 500, duration: '1m' },
+  defaults: { rate: 500, duration: '1m', signs: ['meta'] },
   define: (settings) => ({
     name: 'meta-constant',
     description: 'signed Meta text orders, each new, at a constant arrival rate',

@@ -8,7 +8,7 @@ const RAMP_SHARE = 0.25;
 /** Meta and Twilio together, META_SHARE of them Meta (default 0.5), at a ramping arrival rate. */
 export const mixedRamping: ScenarioModule = {
   name: 'mixed-ramping',
-  defaults: { rate: 500, duration: '2m' },
+  defaults: { rate: 500, duration: '2m', signs: ['meta', 'twilio'] },
   define: (settings) => {
     const metaShare = shareFrom(settings.env, 'META_SHARE', 0.5);
     const ramp = settings.durationSeconds * RAMP_SHARE;

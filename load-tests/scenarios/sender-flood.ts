@@ -11,7 +11,7 @@ import { shareFrom } from '../lib/settings.ts';
  */
 export const senderFlood: ScenarioModule = {
   name: 'sender-flood',
-  defaults: { rate: 500, duration: '1m' },
+  defaults: { rate: 500, duration: '1m', signs: ['meta'] },
   define: (settings) => {
     const floodShare = shareFrom(settings.env, 'FLOOD_SHARE', 0.5);
     const isFlood = (iteration: number) => Math.floor((iteration + 1) * floodShare) > Math.floor(iteration * floodShare);

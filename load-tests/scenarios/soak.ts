@@ -4,7 +4,7 @@ import { baseThresholds, constantLoad, type ScenarioModule } from '../lib/scenar
 /** A steady mix of Meta and Twilio orders for a long time (30 min unless DURATION says otherwise): leaks and slow drift show here. */
 export const soak: ScenarioModule = {
   name: 'soak',
-  defaults: { rate: 100, duration: '30m' },
+  defaults: { rate: 100, duration: '30m', signs: ['meta', 'twilio'] },
   define: (settings) => ({
     name: 'soak',
     description: 'Meta and Twilio orders in turn at a steady rate for a long time',

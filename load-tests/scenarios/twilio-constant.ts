@@ -4,7 +4,7 @@ import { baseThresholds, constantLoad, type ScenarioModule } from '../lib/scenar
 /** Twilio WhatsApp form posts at a constant arrival rate, signed over PUBLIC_BASE_URL and the sorted params. */
 export const twilioConstant: ScenarioModule = {
   name: 'twilio-constant',
-  defaults: { rate: 500, duration: '1m' },
+  defaults: { rate: 500, duration: '1m', signs: ['twilio'] },
   define: (settings) => ({
     name: 'twilio-constant',
     description: 'signed Twilio WhatsApp form posts, each new, at a constant arrival rate',

@@ -177,6 +177,25 @@ describe('load-test settings', () => {
     expect(() => readSettings({ ...ENV, BASE_URL: 'localhost:3000' }, 'x', { rate: 1, duration: '1s' })).toThrow('BASE_URL must be');
   });
 
+  it('requires only the secrets a scenario signs with, and every scenario plans its requests with those alone', async () => {
+    const secrets = { meta: { WHATSAPP_APP_SECRET: 'a' }, twilio: { TWILIO_AUTH_TOKEN: 'b' } } as const;
+    for (const scenario of Object.values(SCENARIOS)) {
+      const signs = scenario.defaults.signs!;
+      const env = Object.assign({ ADMIN_TOKEN: 'c', RATE: '10', SENDERS: '3' }, ...signs.map((signer) => secrets[signer]));
+      const settings = readSettings(env, scenario.name, scenario.defaults);
+      const definition = scenario.define(settings);
+      // Enough iterations for every kind of request a scenario mixes in (a flood's others, a mix's Twilio share).
+      for (let iteration = 0; iteration < 40; iteration += 1) {
+        const requests = await definition.plan(iteration, { runId: '5e0c1a9b', settings });
+        expect(requests.length).toBeGreaterThan(0);
+      }
+      for (const missing of (['meta', 'twilio'] as const).filter((signer) => signs.includes(signer))) {
+        const without = { ...env, ...Object.fromEntries(Object.keys(secrets[missing]).map((name) => [name, ''])) };
+        expect(() => readSettings(without, scenario.name, scenario.defaults)).toThrow(`${Object.keys(secrets[missing])[0]} is required`);
+      }
+    }
+  });
+
   it('refuses what k6 would refuse at start: a fractional rate, a run under a second, fewer VUs than it starts with', () => {
     const defaults = { rate: 100, duration: '10s' };
     expect(() => readSettings({ ...ENV, RATE: '2.5' }, 'x', defaults)).toThrow(/RATE must be a whole number/);
