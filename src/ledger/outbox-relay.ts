@@ -186,10 +186,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   /** Whether rows wait for a sweep, by a read that a release under way or begun meanwhile cannot fool. */
   async function backlogNow(): Promise<boolean> {
     const marks = backlogMarks;
-    // A release under way when the read starts may commit after its snapshot, even if it ends first.
+    // A release under way when the read starts may commit after its snapshot, even if it ends
+    // first; one begun during the read has marked the backlog.
     const releasingAtStart = releasing > 0;
     const waiting = await rowsWaiting();
-    return waiting || releasingAtStart || releasing > 0 || backlogMarks !== marks;
+    return waiting || releasingAtStart || backlogMarks !== marks;
   }
 
   const publishGathered = createLinger(options.publishLingerMs, (entries: Outgoing[]) => publish(entries, 'owner'));

@@ -55,9 +55,10 @@ interface CartItem {
 async function decideCart(sql: Sql, items: CartItem[], note: unknown, catalog: CatalogReader): Promise<Decision> {
   const products = await findProducts(sql, items.map((item) => item.product_retailer_id));
   const problems: Problem[] = [];
+  const noteText = typeof note === 'string' ? note : '';
   // A note too long to read is neither kept nor quoted back: the customer is asked to shorten it.
-  if (typeof note === 'string' && exceedsTextCap(note)) problems.push({ phrase: '', reason: 'too_long', candidates: [] });
-  else if (typeof note === 'string' && noteAsksSomething(note, await catalog.terms())) problems.push({ phrase: note.trim(), reason: 'note', candidates: [] });
+  if (exceedsTextCap(noteText)) problems.push({ phrase: '', reason: 'too_long', candidates: [] });
+  else if (noteText.trim() !== '' && noteAsksSomething(noteText, await catalog.terms())) problems.push({ phrase: noteText.trim(), reason: 'note', candidates: [] });
   const lines: OrderLine[] = [];
   for (const item of items) {
     const product = products.get(item.product_retailer_id);
@@ -70,7 +71,7 @@ async function decideCart(sql: Sql, items: CartItem[], note: unknown, catalog: C
   if (problems.length > 0) return { kind: 'clarify', problems };
   const order = buildOrder(lines);
   // The rest ("for delivery at 7", "thanks!") goes on the order for the shop to read.
-  if (order.kind === 'order' && typeof note === 'string' && note.trim() !== '') return { ...order, note: note.trim() };
+  if (order.kind === 'order' && noteText.trim() !== '') return { ...order, note: noteText.trim() };
   return order;
 }
 
@@ -81,7 +82,7 @@ async function decideCart(sql: Sql, items: CartItem[], note: unknown, catalog: C
  * as it is, and goes on the order as the shop's to read.
  */
 function noteAsksSomething(note: string, catalogTerms: string[]): boolean {
-  if (note.trim() === '' || isAcknowledgement(note, catalogTerms)) return false;
+  if (isAcknowledgement(note, catalogTerms)) return false;
   const parsed = parseOrderText(note, { keepTogether: catalogTerms });
   // A question beside a cart ("hay sin cebolla?", "is there a way to make it without onions")
   // reads as a menu request alone, and may well ask the kitchen for something: it is asked about too.
