@@ -21,6 +21,7 @@ export const SECRET_NAMES = [
   'WHATSAPP_ACCESS_TOKEN',
   'WHATSAPP_APP_SECRET',
   'TWILIO_AUTH_TOKEN',
+  'TWILIO_WEBHOOK_SHARED_KEY',
   'ADMIN_TOKEN',
   'DATABASE_URL',
   'AMQP_URL',
@@ -163,6 +164,8 @@ const envSchema = z.object({
   WHATSAPP_ACCESS_TOKEN: z.string().min(1).optional(),
   WHATSAPP_APP_SECRET: secretList,
   TWILIO_AUTH_TOKEN: secretList,
+  /** The secrets of the SharedKeys that Twilio's Webhook Rules sign with, instead of the auth token. */
+  TWILIO_WEBHOOK_SHARED_KEY: secretList,
   TWILIO_ACCOUNT_SID: z.string().optional(),
   TWILIO_SKIP_VALIDATION: bool(false),
   TWILIO_URL_FRAGMENT: z
@@ -393,7 +396,7 @@ function crossCheck(e: ParsedEnv): string[] {
   if (e.TWILIO_SKIP_VALIDATION && e.NODE_ENV === 'production') {
     problems.push('TWILIO_SKIP_VALIDATION: is honoured only when NODE_ENV is development or test');
   }
-  if (e.NODE_ENV === 'production' && e.TWILIO_AUTH_TOKEN.length > 0 && !e.PUBLIC_BASE_URL) {
+  if (e.NODE_ENV === 'production' && e.TWILIO_AUTH_TOKEN.length + e.TWILIO_WEBHOOK_SHARED_KEY.length > 0 && !e.PUBLIC_BASE_URL) {
     problems.push('PUBLIC_BASE_URL: is required to check Twilio signatures (the URL Twilio calls)');
   }
   if (e.WORKER_LIVENESS_TIMEOUT_MS < 3 * e.WORKER_HEARTBEAT_MS) {
@@ -420,7 +423,8 @@ function crossCheck(e: ParsedEnv): string[] {
 /**
  * What only the worker needs: in production, a source whose webhooks are configured must also
  * have its reply credentials, or the worker would create every order and then dead-letter
- * every reply. Meta counts as configured with WHATSAPP_APP_SECRET, Twilio with TWILIO_AUTH_TOKEN.
+ * every reply. Meta counts as configured with WHATSAPP_APP_SECRET, Twilio with TWILIO_AUTH_TOKEN
+ * or TWILIO_WEBHOOK_SHARED_KEY (the worker sends with the auth token either way).
  */
 export function checkWorkerConfig(config: Config): void {
   if (config.NODE_ENV !== 'production') return;
@@ -430,6 +434,9 @@ export function checkWorkerConfig(config: Config): void {
   }
   if (config.TWILIO_AUTH_TOKEN.length > 0 && !config.TWILIO_ACCOUNT_SID) {
     problems.push('TWILIO_ACCOUNT_SID: is required by the worker when Twilio is configured (TWILIO_AUTH_TOKEN is set), to send replies');
+  }
+  if (config.TWILIO_WEBHOOK_SHARED_KEY.length > 0 && config.TWILIO_AUTH_TOKEN.length === 0) {
+    problems.push('TWILIO_AUTH_TOKEN: is required by the worker when Twilio is configured (TWILIO_WEBHOOK_SHARED_KEY is set), to send replies; a shared key only signs webhooks');
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
 }

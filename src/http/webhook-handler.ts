@@ -1,4 +1,5 @@
 import type { SignatureRejection } from '../webhooks/signature-rejection';
+import type { Source } from '../config';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { context, ROOT_CONTEXT, trace, type Span } from '@opentelemetry/api';
 import { isDatabaseUnavailable } from '../db/postgres-errors';
@@ -41,12 +42,25 @@ const TEXT = 'text/plain; charset=utf-8';
 /** At most one signature warning per source in this interval. */
 const SIGNATURE_WARNING_INTERVAL_MS = 60_000;
 
-const SIGNATURE_HINTS: Record<SignatureRejection, string> = {
+const SHARED_HINTS = {
   missing_header: 'the request carries no signature header: not from the provider, or a proxy dropped the header',
-  bad_format: 'the signature header is not in the provider\'s format',
-  no_secret_configured: 'no secret is configured for this source (WHATSAPP_APP_SECRET or TWILIO_AUTH_TOKEN)',
-  no_match: 'no configured secret produces this signature: check WHATSAPP_APP_SECRET / TWILIO_AUTH_TOKEN (and PUBLIC_BASE_URL for Twilio)',
   too_many_params: 'the form has more parameters than any Twilio webhook sends; it was refused without being read',
+};
+const SIGNATURE_HINTS: Record<Source, Record<SignatureRejection, string>> = {
+  whatsapp: {
+    ...SHARED_HINTS,
+    bad_format: 'X-Hub-Signature-256 is not "sha256=" and 64 hex digits',
+    no_secret_configured: 'WHATSAPP_APP_SECRET is not set',
+    no_match: 'no configured secret produces this signature: check WHATSAPP_APP_SECRET against the app secret in Meta\'s app dashboard',
+  },
+  twilio: {
+    ...SHARED_HINTS,
+    bad_format: 'X-Twilio-Signature is not a base64 HMAC of the length its algorithm gives, or X-Twilio-Webhooks-Signature-Settings names no algorithm Twilio signs with (HMAC_SHA1, HMAC_SHA256)',
+    no_secret_configured:
+      'no secret is set for this request: TWILIO_AUTH_TOKEN, or, when it carries X-Twilio-Webhooks-Signature-Settings (a Webhook Rule signed it with a shared key), TWILIO_WEBHOOK_SHARED_KEY',
+    no_match:
+      'no configured secret produces this signature: check PUBLIC_BASE_URL, and TWILIO_AUTH_TOKEN, or TWILIO_WEBHOOK_SHARED_KEY for a request with X-Twilio-Webhooks-Signature-Settings',
+  },
 };
 
 export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
@@ -72,7 +86,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     const now = Date.now();
     if (now - lastSignatureWarningMs < SIGNATURE_WARNING_INTERVAL_MS) return;
     lastSignatureWarningMs = now;
-    log.warn({ source, reason, hint: SIGNATURE_HINTS[reason] }, 'refused a webhook signature (more are counted in wagate_webhook_events_total, not logged, for a minute)');
+    log.warn({ source, reason, hint: SIGNATURE_HINTS[source][reason] }, 'refused a webhook signature (more are counted in wagate_webhook_events_total, not logged, for a minute)');
   }
 
   const spanName = `POST ${deps.path}`;

@@ -75,8 +75,9 @@ export function twilioTextForm(message: { sid: string; from: string; to: string;
   ];
 }
 
-export function twilioSignature(authToken: string, url: string, params: FormParams): string {
-  return signHmac('sha1', 'base64', authToken, url + twilioParamString(params));
+/** With the auth token and SHA-1 by default; a Webhook Rule's shared key may sign with SHA-256. */
+export function twilioSignature(secret: string, url: string, params: FormParams, algorithm: 'sha1' | 'sha256' = 'sha1'): string {
+  return signHmac(algorithm, 'base64', secret, url + twilioParamString(params));
 }
 
 export function encodeForm(params: FormParams): string {

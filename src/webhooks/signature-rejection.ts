@@ -1,3 +1,5 @@
+import { TWILIO_SIGNATURE_FORMATS, TWILIO_SIGNATURE_SETTINGS_HEADER, twilioSigning, type TwilioSecrets } from './twilio-signing';
+
 /** The one part of a request that says why its signature was refused (an InboundRequest has it). */
 interface SignedRequest {
   header(name: string): string | undefined;
@@ -9,8 +11,6 @@ export type SignatureRejection = 'missing_header' | 'bad_format' | 'no_secret_co
 export const SIGNATURE_REJECTIONS: readonly SignatureRejection[] = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match', 'too_many_params'];
 
 const META_SIGNATURE = /^sha256=[0-9a-fA-F]{64}$/;
-/** HMAC-SHA1 in base64: 20 bytes, 28 characters with one "=". */
-export const TWILIO_SIGNATURE = /^[A-Za-z0-9+/]{27}=$/;
 
 /**
  * More form parameters than any Twilio webhook sends (an inbound WhatsApp message has about 30,
@@ -39,8 +39,12 @@ export function metaRejection(request: SignedRequest, secrets: readonly string[]
   return classify(request.header('x-hub-signature-256'), META_SIGNATURE, secrets);
 }
 
-export function twilioRejection(request: SignedRequest & { rawBody: Buffer }, tokens: readonly string[]): SignatureRejection {
-  const reason = classify(request.header('x-twilio-signature'), TWILIO_SIGNATURE, tokens);
+/** A settings header that names no algorithm Twilio signs with is a "bad_format", as a malformed signature is. */
+export function twilioRejection(request: SignedRequest & { rawBody: Buffer }, secrets: TwilioSecrets): SignatureRejection {
+  const signing = twilioSigning(request.header(TWILIO_SIGNATURE_SETTINGS_HEADER), secrets);
+  const header = request.header('x-twilio-signature');
+  if (signing.scheme === 'unreadable') return header ? 'bad_format' : 'missing_header';
+  const reason = classify(header, TWILIO_SIGNATURE_FORMATS[signing.algorithm], signing.secrets);
   return reason === 'no_match' && exceedsFormParams(request.rawBody, MAX_TWILIO_FORM_PARAMS) ? 'too_many_params' : reason;
 }
 

@@ -1,15 +1,18 @@
-import { exceedsFormParams, MAX_TWILIO_FORM_PARAMS, twilioRejection, TWILIO_SIGNATURE } from './signature-rejection';
+import { exceedsFormParams, MAX_TWILIO_FORM_PARAMS, twilioRejection } from './signature-rejection';
+import { TWILIO_SIGNATURE_FORMATS, TWILIO_SIGNATURE_SETTINGS_HEADER, twilioSigning, type TwilioSigning } from './twilio-signing';
 import { z } from 'zod';
 import type { LedgerItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
 import { describeIssues } from '../errors';
-import { MAX_ADDRESS_LENGTH, malformedItem, type WebhookAdapter } from './adapter';
+import { MAX_ADDRESS_LENGTH, malformedItem, type InboundRequest, type WebhookAdapter } from './adapter';
 
 export { TWILIO_WEBHOOK_PATH } from './paths';
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
 
 export interface TwilioAdapterOptions {
   authTokens: readonly string[];
+  /** The secrets of the SharedKeys that Twilio's Webhook Rules sign with (TWILIO_WEBHOOK_SHARED_KEY). */
+  sharedKeys?: readonly string[];
   /** The scheme and host Twilio calls, e.g. https://shop.example.com */
   publicBaseUrl: string | undefined;
   /**
@@ -46,21 +49,29 @@ const statusCallbackSchema = z.looseObject({
 export const MAX_TWILIO_BODY_BYTES = 128 * 1024;
 
 export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapter {
+  const secrets = { authTokens: options.authTokens, sharedKeys: options.sharedKeys ?? [] };
+  const signingOf = (request: InboundRequest): TwilioSigning => twilioSigning(request.header(TWILIO_SIGNATURE_SETTINGS_HEADER), secrets);
   return {
     source: 'twilio',
     maxBodyBytes: MAX_TWILIO_BODY_BYTES,
     ack: { contentType: 'text/xml; charset=utf-8', body: EMPTY_TWIML },
-    verify: (request) =>
-      options.skipValidation ||
-      (couldBeTwilio(request) &&
+    verify: (request) => {
+      if (options.skipValidation) return true;
+      const signing = signingOf(request);
+      return (
+        signing.scheme !== 'unreadable' &&
+        couldBeTwilio(request, signing.algorithm) &&
         verifyTwilioSignature({
-          authTokens: options.authTokens,
+          authTokens: signing.secrets,
+          algorithm: signing.algorithm,
           url: joinUrl(options.publicBaseUrl, request.originalUrl),
           urlFragment: options.urlFragment,
           params: parseForm(request.rawBody),
           signature: request.header('x-twilio-signature'),
-        })),
-    rejection: (request) => twilioRejection(request, options.authTokens),
+        })
+      );
+    },
+    rejection: (request) => twilioRejection(request, secrets),
     parse: (request, receivedAtMs) => ({ items: parseTwilioForm(request.rawBody, receivedAtMs), providerErrors: [] }),
   };
 }
@@ -69,8 +80,8 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
  * The cheap checks, before the form is decoded and sorted for the signature: anyone can send a
  * forged request, and a form of half a million parameters took a second of the event loop.
  */
-function couldBeTwilio(request: { header(name: string): string | undefined; rawBody: Buffer }): boolean {
-  return TWILIO_SIGNATURE.test(request.header('x-twilio-signature') ?? '') && !exceedsFormParams(request.rawBody, MAX_TWILIO_FORM_PARAMS);
+function couldBeTwilio(request: InboundRequest, algorithm: 'sha1' | 'sha256'): boolean {
+  return TWILIO_SIGNATURE_FORMATS[algorithm].test(request.header('x-twilio-signature') ?? '') && !exceedsFormParams(request.rawBody, MAX_TWILIO_FORM_PARAMS);
 }
 
 export type FormParams = [name: string, value: string][];
@@ -81,7 +92,10 @@ export function parseForm(rawBody: Buffer): FormParams {
 }
 
 export interface TwilioSignatureCheck {
+  /** The auth tokens, or a Webhook Rule's shared keys: every secret the signature may come from. */
   authTokens: readonly string[];
+  /** SHA-1 unless a Webhook Rule names another (twilio-signing.ts). */
+  algorithm?: 'sha1' | 'sha256';
   url: string | undefined;
   /** Also try the URL with this fragment appended. */
   urlFragment?: string;
@@ -90,8 +104,9 @@ export interface TwilioSignatureCheck {
 }
 
 /**
- * Twilio's published algorithm: HMAC-SHA1, keyed by the auth token, over the full URL
- * followed by each POST parameter name and value, sorted by name. Like Twilio's own
+ * Twilio's published algorithm: HMAC-SHA1 keyed by the auth token (or a Webhook Rule's
+ * algorithm and shared key), over the full URL followed by each POST parameter name and
+ * value, sorted by name. Like Twilio's own
  * libraries, the URL is also tried with the default port added or removed, because
  * proxies differ on whether the signed URL carried ":443".
  */
@@ -101,7 +116,7 @@ export function verifyTwilioSignature(check: TwilioSignatureCheck): boolean {
   const urls = check.urlFragment ? [check.url, check.url + check.urlFragment] : [check.url];
   return urls.flatMap(urlVariants).some((url) =>
     verifyHmac({
-      algorithm: 'sha1',
+      algorithm: check.algorithm ?? 'sha1',
       encoding: 'base64',
       secrets: check.authTokens,
       data: url + signedParams,

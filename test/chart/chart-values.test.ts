@@ -193,7 +193,7 @@ describe('values', () => {
     const secretsBlock = values.slice(values.indexOf('\nsecrets:'), values.indexOf('\nconfig:'));
     // The credentials, not the switches beside them (asFiles, existingSecretKeys).
     const secretValues = secretsBlock.match(/^ {2}\w+: .*$/gm)!.filter((line) => !/^ {2}(asFiles|existingSecretKeys):/.test(line));
-    expect(secretValues.length).toBe(10);
+    expect(secretValues.length).toBe(11);
     for (const line of secretValues) expect(line).toMatch(/: ""$/);
   });
 

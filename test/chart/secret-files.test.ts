@@ -14,7 +14,7 @@ import { CHART_DIR, ROOT, find, podTemplates, render, renderError, scenarioFile,
 
 const CRD_DIR = path.join(ROOT, 'test', 'fixtures', 'crds');
 const SECRET_FILES = path.join(CHART_DIR, 'ci', 'secret-files-values.yaml');
-const SECRET_NAMES = ['DATABASE_URL', 'AMQP_URL', 'WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_APP_SECRET', 'WHATSAPP_ACCESS_TOKEN', 'TWILIO_AUTH_TOKEN', 'ADMIN_TOKEN', 'OTEL_EXPORTER_OTLP_HEADERS'];
+const SECRET_NAMES = ['DATABASE_URL', 'AMQP_URL', 'WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_APP_SECRET', 'WHATSAPP_ACCESS_TOKEN', 'TWILIO_AUTH_TOKEN', 'TWILIO_WEBHOOK_SHARED_KEY', 'ADMIN_TOKEN', 'OTEL_EXPORTER_OTLP_HEADERS'];
 const componentOf = (object: K8sObject) => object.metadata.labels!['app.kubernetes.io/component']!;
 const secretOf = (objects: K8sObject[], hook: boolean) => objects.find((o) => o.kind === 'Secret' && Boolean(o.metadata.annotations?.['helm.sh/hook']) === hook)!.stringData as Record<string, string>;
 
@@ -108,6 +108,21 @@ describe('secrets as files', () => {
     }
   });
 
+  it('gives a Twilio Webhook Rule\'s shared key to the ingest alone, and refuses it without the auth token the worker replies with', () => {
+    const twilio = ['secrets.twilioAuthToken=twilio-token', 'config.PUBLIC_BASE_URL=https://shop.example.com', 'config.TWILIO_ACCOUNT_SID=AC1'];
+    for (const files of [true, false]) {
+      const objects = render({ valuesFiles: [SECRET_FILES], set: [`secrets.asFiles=${files}`, ...twilio], setString: ['secrets.twilioWebhookSharedKey=shared-current\\,shared-previous'] });
+      for (const { owner, pod } of podTemplates(objects)) {
+        const role = componentOf(owner);
+        const config = loadConfig(startingEnvironment(objects, pod, secretOf(objects, role === 'migrate'), path.join(root, `${role}-${files}`)));
+        expect([role, files, config.TWILIO_WEBHOOK_SHARED_KEY]).toEqual([role, files, role === 'ingest' ? ['shared-current', 'shared-previous'] : []]);
+        if (role === 'worker') expect(() => checkWorkerConfig(config)).not.toThrow();
+      }
+    }
+    expect(renderError({ valuesFiles: [SECRET_FILES], set: twilio.slice(1), setString: ['secrets.twilioWebhookSharedKey=shared-current'] }))
+      .toContain('secrets.twilioAuthToken is required with secrets.twilioWebhookSharedKey');
+  });
+
   it('passes the collector\'s headers from the Secret to every role that exports spans, and leaves them to an extraEnv otherwise', () => {
     const key = 'authorization=Bearer collector-key';
     for (const files of [true, false]) {
@@ -171,6 +186,16 @@ describe('secrets as files', () => {
 
     it('refuses a Secret declared without a provider secret, since every webhook would be refused', () => {
       expect(renderError(managed(['ADMIN_TOKEN']))).toContain('secrets.existingSecretKeys must list WHATSAPP_APP_SECRET or TWILIO_AUTH_TOKEN');
+      expect(renderError(managed(['WHATSAPP_APP_SECRET', 'TWILIO_WEBHOOK_SHARED_KEY']))).toContain('secrets.existingSecretKeys lists TWILIO_WEBHOOK_SHARED_KEY without TWILIO_AUTH_TOKEN');
+    });
+
+    it('mounts a listed Twilio shared key for the ingest alone', () => {
+      const objects = render(managed(['TWILIO_AUTH_TOKEN', 'TWILIO_WEBHOOK_SHARED_KEY']));
+      for (const { owner, pod } of podTemplates(objects)) {
+        const role = componentOf(owner);
+        const config = loadConfig(startingEnvironment(objects, pod, { ...credentials, TWILIO_WEBHOOK_SHARED_KEY: 'shared-current' }, path.join(root, `shared-${role}`)));
+        expect([role, config.TWILIO_WEBHOOK_SHARED_KEY]).toEqual([role, role === 'ingest' ? ['shared-current'] : []]);
+      }
     });
   });
 

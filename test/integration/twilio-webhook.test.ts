@@ -1,4 +1,6 @@
-import { EMPTY_TWIML } from '../../src/webhooks/twilio';
+import { encodeForm } from '../../src/webhooks/samples';
+import { EMPTY_TWIML, TWILIO_WEBHOOK_PATH } from '../../src/webhooks/twilio';
+import { scrapeValue } from '../support/metrics';
 import type { QueueProbe } from '../support/amqp';
 import type { TestDatabase } from '../support/database';
 import { TWILIO_TOKEN, type TestIngest, useIngestSuite } from '../support/ingest';
@@ -14,6 +16,7 @@ let probe: QueueProbe;
 const suite = useIngestSuite({
     PUBLIC_BASE_URL,
     TWILIO_AUTH_TOKEN: `${TWILIO_TOKEN},previous-token`,
+    TWILIO_WEBHOOK_SHARED_KEY: 'shared-current,shared-previous',
   });
 beforeAll(() => ({ db, ingest, probe } = suite));
 
@@ -75,6 +78,34 @@ describe('Twilio webhook', () => {
     const reply = await postTwilio(ingest.baseUrl, tampered, { publicBaseUrl: PUBLIC_BASE_URL, signature });
     expect(reply.status).toBe(401);
     expect((await postTwilio(ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL, signature: null })).status).toBe(401);
+  });
+
+  it('records a post that a Webhook Rule signed with a shared key, in either algorithm and with either key of a rotation', async () => {
+    const sha256 = twilioText('2 pizza margherita');
+    const sha1 = twilioText('1 coke');
+    const signedBy = (algorithm: 'HMAC_SHA1' | 'HMAC_SHA256', secret: string) => ({ publicBaseUrl: PUBLIC_BASE_URL, sharedKey: { secret, algorithm } });
+    expect((await postTwilio(ingest.baseUrl, sha256, signedBy('HMAC_SHA256', 'shared-current'))).status).toBe(200);
+    expect((await postTwilio(ingest.baseUrl, sha1, signedBy('HMAC_SHA1', 'shared-previous'))).status).toBe(200);
+    for (const params of [sha256, sha1]) expect(await statusOf(params.find(([name]) => name === 'MessageSid')![1])).toMatchObject({ status: 'queued' });
+  });
+
+  it('refuses, and records nothing of, a shared-key post signed by anything but a shared key, or in an algorithm Twilio does not use', async () => {
+    const refusals = (reason: string) => scrapeValue(ingest.metricsUrl, 'wagate_webhook_events_total', { source: 'twilio', outcome: 'invalid_signature', reason });
+    const [noMatch, badFormat] = [await refusals('no_match'), await refusals('bad_format')];
+    const byToken = twilioText('signed by the auth token');
+    const reply = await postTwilio(ingest.baseUrl, byToken, { publicBaseUrl: PUBLIC_BASE_URL, sharedKey: { secret: 'shared-current', algorithm: 'HMAC_SHA1' }, signature: signFor(byToken, PUBLIC_BASE_URL) });
+    expect(reply.status).toBe(401);
+    const unknownAlgorithm = twilioText('signed in sha512');
+    const headers = {
+      'Content-Type': 'application/x-www-form-urlencoded',
+      'X-Twilio-Signature': signFor(unknownAlgorithm, PUBLIC_BASE_URL),
+      'X-Twilio-Webhooks-Signature-Settings': 'key=KS1,algorithm=HMAC_SHA512',
+    };
+    const refused = await fetch(ingest.baseUrl + TWILIO_WEBHOOK_PATH, { method: 'POST', headers, body: encodeForm(unknownAlgorithm) });
+    expect(refused.status).toBe(401);
+    expect(await refusals('no_match')).toBe(noMatch + 1);
+    expect(await refusals('bad_format')).toBe(badFormat + 1);
+    for (const params of [byToken, unknownAlgorithm]) expect(await statusOf(params.find(([name]) => name === 'MessageSid')![1])).toBeUndefined();
   });
 
   it('treats a replayed Twilio post as a duplicate, since Twilio signs no timestamp', async () => {

@@ -49,15 +49,27 @@ export function postMetaText(baseUrl: string, message: { id?: string; from?: str
 export async function postTwilio(
   baseUrl: string,
   params: FormParams,
-  options: { publicBaseUrl: string; token?: string; query?: string; signature?: string | null },
+  options: {
+    publicBaseUrl: string;
+    token?: string;
+    query?: string;
+    signature?: string | null;
+    /** Signed as a Webhook Rule signs: this shared key and algorithm, named in X-Twilio-Webhooks-Signature-Settings. */
+    sharedKey?: { secret: string; algorithm: 'HMAC_SHA1' | 'HMAC_SHA256' };
+  },
 ): Promise<Reply> {
   const pathAndQuery = TWILIO_WEBHOOK_PATH + (options.query ?? '');
+  const url = options.publicBaseUrl + pathAndQuery;
+  const { sharedKey } = options;
   const signature =
-    options.signature === undefined
-      ? twilioSignature(options.token ?? TWILIO_TOKEN, options.publicBaseUrl + pathAndQuery, params)
-      : options.signature;
+    options.signature !== undefined
+      ? options.signature
+      : sharedKey
+        ? twilioSignature(sharedKey.secret, url, params, sharedKey.algorithm === 'HMAC_SHA256' ? 'sha256' : 'sha1')
+        : twilioSignature(options.token ?? TWILIO_TOKEN, url, params);
   const headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded' };
   if (signature !== null) headers['X-Twilio-Signature'] = signature;
+  if (sharedKey) headers['X-Twilio-Webhooks-Signature-Settings'] = `key=KS${'0'.repeat(32)},algorithm=${sharedKey.algorithm}`;
   const response = await fetch(baseUrl + pathAndQuery, { method: 'POST', headers, body: encodeForm(params) });
   return { status: response.status, body: await response.text(), headers: response.headers };
 }

@@ -89,6 +89,7 @@ describe('configuration', () => {
 
   it('requires PUBLIC_BASE_URL in production when Twilio is configured', () => {
     expectConfigError({ NODE_ENV: 'production', TWILIO_AUTH_TOKEN: 'tok' }, /PUBLIC_BASE_URL/);
+    expectConfigError({ NODE_ENV: 'production', TWILIO_WEBHOOK_SHARED_KEY: 'key' }, /PUBLIC_BASE_URL: is required to check Twilio signatures/);
   });
 
   it('reads secrets from NAME_FILE and refuses both forms at once', () => {
@@ -167,6 +168,8 @@ describe('configuration', () => {
     const twilioOnly = loadConfig({ ...production, TWILIO_AUTH_TOKEN: 't' });
     expect(() => checkWorkerConfig(twilioOnly)).toThrow(/TWILIO_ACCOUNT_SID: is required by the worker/);
     expect(() => checkWorkerConfig(loadConfig({ ...production, TWILIO_AUTH_TOKEN: 't', TWILIO_ACCOUNT_SID: 'AC1' }))).not.toThrow();
+    const sharedKeyOnly = loadConfig({ ...production, TWILIO_WEBHOOK_SHARED_KEY: 'k', TWILIO_ACCOUNT_SID: 'AC1' });
+    expect(() => checkWorkerConfig(sharedKeyOnly)).toThrow(/TWILIO_AUTH_TOKEN: is required by the worker when Twilio is configured \(TWILIO_WEBHOOK_SHARED_KEY is set\)/);
     expect(() => checkWorkerConfig(loadConfig({ NODE_ENV: 'test', WHATSAPP_APP_SECRET: 's' }))).not.toThrow();
   });
 });

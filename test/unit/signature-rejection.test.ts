@@ -8,6 +8,8 @@ const request = (headers: Record<string, string>): InboundRequest => ({
   header: (name) => headers[name.toLowerCase()],
 });
 
+const tokens = (authTokens: string[], sharedKeys: string[] = []) => ({ authTokens, sharedKeys });
+
 describe('why a signature was refused', () => {
   it('names a missing Meta header, a wrong format, no secret configured and no matching secret', () => {
     const wellFormed = `sha256=${'ab'.repeat(32)}`;
@@ -20,16 +22,30 @@ describe('why a signature was refused', () => {
 
   it('does the same for Twilio\'s base64 HMAC-SHA1', () => {
     const wellFormed = `${'A'.repeat(27)}=`;
-    expect(twilioRejection(request({}), ['t'])).toBe('missing_header');
-    expect(twilioRejection(request({ 'x-twilio-signature': 'not base64!' }), ['t'])).toBe('bad_format');
-    expect(twilioRejection(request({ 'x-twilio-signature': wellFormed }), [])).toBe('no_secret_configured');
-    expect(twilioRejection(request({ 'x-twilio-signature': wellFormed }), ['t'])).toBe('no_match');
+    expect(twilioRejection(request({}), tokens(['t']))).toBe('missing_header');
+    expect(twilioRejection(request({ 'x-twilio-signature': 'not base64!' }), tokens(['t']))).toBe('bad_format');
+    expect(twilioRejection(request({ 'x-twilio-signature': `${'A'.repeat(43)}=` }), tokens(['t']))).toBe('bad_format');
+    expect(twilioRejection(request({ 'x-twilio-signature': wellFormed }), tokens([], ['k']))).toBe('no_secret_configured');
+    expect(twilioRejection(request({ 'x-twilio-signature': wellFormed }), tokens(['t']))).toBe('no_match');
+  });
+
+  it('checks a signature a Webhook Rule made against the shared keys, in its algorithm\'s format', () => {
+    const sha256 = `${'A'.repeat(43)}=`;
+    const ruled = (signature: string, settings = 'key=KS00000000000000000000000000000000,algorithm=HMAC_SHA256') =>
+      request({ 'x-twilio-signature': signature, 'x-twilio-webhooks-signature-settings': settings });
+    expect(twilioRejection(ruled(sha256), tokens(['t'], ['k']))).toBe('no_match');
+    expect(twilioRejection(ruled(sha256), tokens(['t']))).toBe('no_secret_configured');
+    expect(twilioRejection(ruled(`${'A'.repeat(27)}=`), tokens(['t'], ['k']))).toBe('bad_format');
+    expect(twilioRejection(ruled(`${'A'.repeat(27)}=`, 'key=KS1,algorithm=HMAC_SHA1'), tokens(['t'], ['k']))).toBe('no_match');
+    expect(twilioRejection(ruled(sha256, 'key=KS1,algorithm=HMAC_SHA512'), tokens(['t'], ['k']))).toBe('bad_format');
+    expect(twilioRejection(ruled(sha256, 'HMAC_SHA256'), tokens(['t'], ['k']))).toBe('bad_format');
+    expect(twilioRejection(request({ 'x-twilio-webhooks-signature-settings': 'key=KS1,algorithm=HMAC_SHA256' }), tokens(['t'], ['k']))).toBe('missing_header');
   });
 
   it('names a Twilio form with more parameters than Twilio sends, counted without decoding it', () => {
     const form = (params: number) => ({ ...request({ 'x-twilio-signature': `${'A'.repeat(27)}=` }), rawBody: Buffer.from(Array.from({ length: params }, (_, i) => `p${i}=`).join('&')) });
-    expect(twilioRejection(form(MAX_TWILIO_FORM_PARAMS), ['t'])).toBe('no_match');
-    expect(twilioRejection(form(MAX_TWILIO_FORM_PARAMS + 1), ['t'])).toBe('too_many_params');
+    expect(twilioRejection(form(MAX_TWILIO_FORM_PARAMS), tokens(['t']))).toBe('no_match');
+    expect(twilioRejection(form(MAX_TWILIO_FORM_PARAMS + 1), tokens(['t']))).toBe('too_many_params');
     expect(exceedsFormParams(Buffer.from('a=1'), 1)).toBe(false);
     expect(exceedsFormParams(Buffer.from('a=1&b=2'), 1)).toBe(true);
   });

@@ -6,12 +6,12 @@ import { inboundRequest, twilioFixture } from './fixtures';
  * Twilio's algorithm written out independently of src, as Twilio's own libraries do it:
  * URL, then names in sorted order, each name's distinct values sorted, HMAC-SHA1, base64.
  */
-function referenceSignature(token: string, url: string, params: FormParams): string {
+function referenceSignature(token: string, url: string, params: FormParams, hash: 'sha1' | 'sha256' = 'sha1'): string {
   const byName = new Map<string, Set<string>>();
   for (const [name, value] of params) byName.set(name, (byName.get(name) ?? new Set()).add(value));
   let data = url;
   for (const name of [...byName.keys()].sort()) for (const value of [...byName.get(name)!].sort()) data += name + value;
-  return createHmac('sha1', token).update(data, 'utf8').digest('base64');
+  return createHmac(hash, token).update(data, 'utf8').digest('base64');
 }
 
 function verify(url: string, params: FormParams, signature: string | undefined, authTokens = [DOCS_TOKEN]): boolean {
@@ -159,5 +159,55 @@ describe('Twilio adapter', () => {
     const raw = twilioFixture('inbound-media');
     expect(adapter().verify(inboundRequest(raw, {}, path))).toBe(false);
     expect(adapter(true).verify(inboundRequest(raw, {}, path))).toBe(true);
+  });
+});
+
+describe('Twilio Webhook Rules: a shared key signs instead of the auth token', () => {
+  const path = '/api/v1/whatsapp-hardened/twilio/webhook';
+  const url = 'https://shop.example.com' + path;
+  const raw = twilioFixture('inbound-text');
+  const params = parseForm(raw);
+  const settings = (algorithm: string) => ({ 'X-Twilio-Webhooks-Signature-Settings': `key=KS0123456789abcdef0123456789abcdef,algorithm=${algorithm}` });
+  const adapter = (sharedKeys: string[]) =>
+    createTwilioAdapter({ authTokens: [DOCS_TOKEN], sharedKeys, publicBaseUrl: 'https://shop.example.com', skipValidation: false });
+  const posted = (headers: Record<string, string>) => inboundRequest(raw, headers, path);
+
+  it('accepts HMAC-SHA256 by the shared key when the settings header names it', () => {
+    const signature = referenceSignature('shared-secret', url, params, 'sha256');
+    expect(signature).toHaveLength(44);
+    expect(adapter(['shared-secret']).verify(posted({ 'X-Twilio-Signature': signature, ...settings('HMAC_SHA256') }))).toBe(true);
+  });
+
+  it('accepts HMAC-SHA1 by the shared key, and the second key of a rotation', () => {
+    const signature = referenceSignature('previous-shared', url, params, 'sha1');
+    expect(adapter(['current-shared', 'previous-shared']).verify(posted({ 'X-Twilio-Signature': signature, ...settings('HMAC_SHA1') }))).toBe(true);
+  });
+
+  it('reads the settings header with spaces after its commas and the algorithm in any case, and an empty one as absent', () => {
+    const sha256 = referenceSignature('shared-secret', url, params, 'sha256');
+    for (const header of ['key=KS1, algorithm=HMAC_SHA256', ' algorithm = hmac_sha256 ,key=KS1', 'algorithm=Hmac_Sha256']) {
+      expect([header, adapter(['shared-secret']).verify(posted({ 'X-Twilio-Signature': sha256, 'X-Twilio-Webhooks-Signature-Settings': header }))]).toEqual([header, true]);
+    }
+    const byToken = referenceSignature(DOCS_TOKEN, url, params, 'sha1');
+    expect(adapter(['shared-secret']).verify(posted({ 'X-Twilio-Signature': byToken, 'X-Twilio-Webhooks-Signature-Settings': ' ' }))).toBe(true);
+  });
+
+  it('refuses a shared key\'s signature sent without the settings header, which is checked against the auth tokens', () => {
+    const sha1 = referenceSignature('shared-secret', url, params, 'sha1');
+    expect(adapter(['shared-secret']).verify(posted({ 'X-Twilio-Signature': sha1 }))).toBe(false);
+  });
+
+  it('refuses an auth token\'s signature under the settings header, which is checked against the shared keys only', () => {
+    const byToken = referenceSignature(DOCS_TOKEN, url, params, 'sha1');
+    expect(adapter(['shared-secret']).verify(posted({ 'X-Twilio-Signature': byToken, ...settings('HMAC_SHA1') }))).toBe(false);
+    expect(adapter(['shared-secret']).verify(posted({ 'X-Twilio-Signature': byToken }))).toBe(true);
+  });
+
+  it('refuses a signature in another algorithm than the header names, an algorithm Twilio does not sign with, and no shared key', () => {
+    const sha256 = referenceSignature('shared-secret', url, params, 'sha256');
+    expect(adapter(['shared-secret']).verify(posted({ 'X-Twilio-Signature': sha256, ...settings('HMAC_SHA1') }))).toBe(false);
+    expect(adapter(['shared-secret']).verify(posted({ 'X-Twilio-Signature': sha256, ...settings('HMAC_SHA512') }))).toBe(false);
+    expect(adapter([]).verify(posted({ 'X-Twilio-Signature': sha256, ...settings('HMAC_SHA256') }))).toBe(false);
+    expect(adapter(['other-secret']).verify(posted({ 'X-Twilio-Signature': sha256, ...settings('HMAC_SHA256') }))).toBe(false);
   });
 });

@@ -195,6 +195,9 @@ volumeMounts:
 {{- if not (or .Values.secrets.whatsappAppSecret .Values.secrets.twilioAuthToken) -}}
 {{- fail "secrets.whatsappAppSecret or secrets.twilioAuthToken is required: without one every webhook is refused (or name a Secret in secrets.existingSecret)" -}}
 {{- end -}}
+{{- if and .Values.secrets.twilioWebhookSharedKey (not .Values.secrets.twilioAuthToken) -}}
+{{- fail "secrets.twilioAuthToken is required with secrets.twilioWebhookSharedKey: the worker sends Twilio replies with the auth token, and a shared key only signs webhooks" -}}
+{{- end -}}
 {{- if and .Values.secrets.twilioAuthToken (not .Values.config.PUBLIC_BASE_URL) -}}
 {{- fail "config.PUBLIC_BASE_URL is required with secrets.twilioAuthToken: Twilio signs the URL it calls, and wagate refuses Twilio in production without it" -}}
 {{- end -}}

@@ -25,7 +25,7 @@ missing from the Secret stops the pod, as its secretKeyRef does.
 {{- define "wagate.heldSecretKeys" -}}
 {{- $root := index . 0 -}}
 {{- $s := $root.Values.secrets -}}
-{{- $valueOf := dict "WHATSAPP_VERIFY_TOKEN" "whatsappVerifyToken" "WHATSAPP_APP_SECRET" "whatsappAppSecret" "WHATSAPP_ACCESS_TOKEN" "whatsappAccessToken" "TWILIO_AUTH_TOKEN" "twilioAuthToken" "ADMIN_TOKEN" "adminToken" "OTEL_EXPORTER_OTLP_HEADERS" "otlpHeaders" -}}
+{{- $valueOf := dict "WHATSAPP_VERIFY_TOKEN" "whatsappVerifyToken" "WHATSAPP_APP_SECRET" "whatsappAppSecret" "WHATSAPP_ACCESS_TOKEN" "whatsappAccessToken" "TWILIO_AUTH_TOKEN" "twilioAuthToken" "TWILIO_WEBHOOK_SHARED_KEY" "twilioWebhookSharedKey" "ADMIN_TOKEN" "adminToken" "OTEL_EXPORTER_OTLP_HEADERS" "otlpHeaders" -}}
 {{- $keys := list -}}
 {{- range $key := slice . 2 -}}
 {{- $name := trimSuffix "!" (trimSuffix "?" $key) -}}
@@ -101,7 +101,7 @@ as a file a secrets injector writes and an extraEnv names.
 */}}
 {{- define "wagate.validateSecretFiles" -}}
 {{- $s := .Values.secrets -}}
-{{- $passed := include "wagate.heldSecretKeys" (list . "" "DATABASE_URL" "AMQP_URL" "WHATSAPP_VERIFY_TOKEN?" "WHATSAPP_APP_SECRET?" "WHATSAPP_ACCESS_TOKEN?" "TWILIO_AUTH_TOKEN?" "ADMIN_TOKEN?" "OTEL_EXPORTER_OTLP_HEADERS!") | fromJsonArray -}}
+{{- $passed := include "wagate.heldSecretKeys" (list . "" "DATABASE_URL" "AMQP_URL" "WHATSAPP_VERIFY_TOKEN?" "WHATSAPP_APP_SECRET?" "WHATSAPP_ACCESS_TOKEN?" "TWILIO_AUTH_TOKEN?" "TWILIO_WEBHOOK_SHARED_KEY?" "ADMIN_TOKEN?" "OTEL_EXPORTER_OTLP_HEADERS!") | fromJsonArray -}}
 {{- range (concat .Values.extraEnv .Values.ingest.extraEnv .Values.worker.extraEnv .Values.autoscaler.extraEnv) -}}
 {{- $name := trimSuffix "_FILE" .name -}}
 {{- if and (eq .name "OTEL_EXPORTER_OTLP_HEADERS") (has .name $passed) -}}
@@ -115,6 +115,9 @@ as a file a secrets injector writes and an extraEnv names.
 {{- end -}}
 {{- end -}}
 {{- if $s.asFiles -}}
+{{- if and $s.existingSecret (has "TWILIO_WEBHOOK_SHARED_KEY" $s.existingSecretKeys) (not (has "TWILIO_AUTH_TOKEN" $s.existingSecretKeys)) -}}
+{{- fail "secrets.existingSecretKeys lists TWILIO_WEBHOOK_SHARED_KEY without TWILIO_AUTH_TOKEN: with secrets.asFiles only the keys listed are mounted, the worker sends Twilio replies with the auth token, and a shared key only signs webhooks" -}}
+{{- end -}}
 {{- if and $s.existingSecret (not (or (has "WHATSAPP_APP_SECRET" $s.existingSecretKeys) (has "TWILIO_AUTH_TOKEN" $s.existingSecretKeys))) -}}
 {{- fail "secrets.existingSecretKeys must list WHATSAPP_APP_SECRET or TWILIO_AUTH_TOKEN with secrets.asFiles and secrets.existingSecret: the chart cannot read your Secret, so it mounts only the optional keys listed there, and without a provider secret every webhook is refused. List every optional key your Secret holds" -}}
 {{- end -}}
