@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { createAdminRateLimit } from '../../src/http/admin-rate-limit';
+import { rateLimitKey } from '../../src/http/rate-limit-key';
 
 /** The window's arithmetic, on a clock the test moves. */
 function harness(requests: number, windowMs: number) {
@@ -36,5 +37,33 @@ describe('the admin rate limit', () => {
     for (let i = 0; i < 10_000; i += 1) call(`scanner-${i}`);
     // "first" was evicted, so it starts a fresh window.
     expect(call('first').passed).toBe(true);
+  });
+
+  it('counts an IPv6 client by its /64, which it can pick any address of, so rotating addresses gains no allowance', () => {
+    const { call } = harness(2, 60_000);
+    expect([call('2001:db8:1:2::1').passed, call('2001:db8:1:2:ffff:ffff:ffff:ffff').passed]).toEqual([true, true]);
+    expect(call('2001:0db8:0001:0002:0:0:0:7').passed).toBe(false);
+    for (let i = 0; i < 10_001; i += 1) expect(call(`2001:db8:1:2:${(i % 65_536).toString(16)}::${i.toString(16)}`).passed).toBe(false);
+    // Another /64, and IPv4 clients, keep their own allowance.
+    expect(call('2001:db8:1:3::1').passed).toBe(true);
+    expect([call('192.0.2.1').passed, call('::ffff:192.0.2.1').passed, call('::ffff:c000:201').passed]).toEqual([true, true, false]);
+  });
+});
+
+describe('the key of a client address', () => {
+  it.each([
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['2001:DB8:0:0:1::', '2001:db8:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['::', '0:0:0:0::/64'],
+    ['1:2:3:4:5:6:7:8', '1:2:3:4::/64'],
+    ['::ffff:192.0.2.1', '192.0.2.1'],
+    ['::ffff:c000:280', '192.0.2.128'],
+    ['64:ff9b::192.0.2.1', '64:ff9b:0:0::/64'],
+    ['192.0.2.1', '192.0.2.1'],
+    ['unknown', 'unknown'],
+  ])('keys %s as %s', (address, key) => {
+    expect(rateLimitKey(address)).toBe(key);
   });
 });
