@@ -40,8 +40,7 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
     });
     return { status: response.status, body: await response.text(), messageId };
   }
-  const token = config.TWILIO_AUTH_TOKEN[0];
-  if (!token && !config.TWILIO_SKIP_VALIDATION) throw new ConfigError('TWILIO_AUTH_TOKEN is not set: it is needed to sign the sample');
+  const signing = twilioSampleSigning(config);
   const messageId = options.id ?? `SM${randomUUID().replace(/-/g, '')}`;
   const params = twilioTextForm({
     sid: messageId,
@@ -55,11 +54,25 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
     method: 'POST',
     headers: {
       'Content-Type': 'application/x-www-form-urlencoded',
-      'X-Twilio-Signature': twilioSignature(token ?? '', signedUrl, params),
+      'X-Twilio-Signature': twilioSignature(signing.secret, signedUrl, params, signing.algorithm),
+      ...signing.headers,
     },
     body: encodeForm(params),
   });
   return { status: response.status, body: await response.text(), messageId };
+}
+
+/**
+ * The auth token, as Twilio signs by default; in an ingest pod that has only a Webhook Rule's
+ * shared key, that key, as the Rule signs (HMAC-SHA256, named in the settings header).
+ */
+function twilioSampleSigning(config: Config): { secret: string; algorithm: 'sha1' | 'sha256'; headers: Record<string, string> } {
+  const token = config.TWILIO_AUTH_TOKEN[0];
+  if (token) return { secret: token, algorithm: 'sha1', headers: {} };
+  const sharedKey = config.TWILIO_WEBHOOK_SHARED_KEY[0];
+  if (sharedKey) return { secret: sharedKey, algorithm: 'sha256', headers: { 'X-Twilio-Webhooks-Signature-Settings': 'key=wagate-send,algorithm=HMAC_SHA256' } };
+  if (config.TWILIO_SKIP_VALIDATION) return { secret: '', algorithm: 'sha1', headers: {} };
+  throw new ConfigError('neither TWILIO_AUTH_TOKEN nor TWILIO_WEBHOOK_SHARED_KEY is set: one is needed to sign the sample');
 }
 
 /** Twilio addresses WhatsApp numbers as "whatsapp:+1555…". */
@@ -87,7 +100,7 @@ export function explainGatewayAnswer(status: number, provider: SendOptions['prov
   if (status === 401) {
     return provider === 'meta'
       ? 'the gateway refused the signature: sign with a secret it knows (the first WHATSAPP_APP_SECRET here must be in the gateway\'s WHATSAPP_APP_SECRET list)'
-      : 'the gateway refused the signature: sign with a token it knows (the first TWILIO_AUTH_TOKEN here must be in the gateway\'s list) and use the same PUBLIC_BASE_URL as the gateway';
+      : 'the gateway refused the signature: sign with a secret it knows (the first TWILIO_AUTH_TOKEN here, or without one the first TWILIO_WEBHOOK_SHARED_KEY, must be in the gateway\'s list) and use the same PUBLIC_BASE_URL as the gateway';
   }
   if (status === 503) return 'the gateway is unavailable (its database cannot be reached, or it is overloaded); check its /readyz and logs, then send again';
   if (status === 413) return 'the body is larger than the gateway\'s MAX_BODY_BYTES';
