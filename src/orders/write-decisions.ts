@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client';
+import { shardOf } from '../queue/topology';
 import type { OutboundRow, ReplyKind } from './record-decision';
 
 /** A decision ready to write: its reply's text is final, its order id (if any) already drawn. */
@@ -25,14 +26,26 @@ export interface OrderItemWrite {
   unit_price: string;
 }
 
-/** What a write did: nothing when the message is no longer 'processing'; no reply when one already existed. */
+/** The worker whose shards the writes must find recorded as its own (the worker's ShardFence). */
+export interface DecisionFence {
+  queuePrefix: string;
+  memberId: string;
+  shardCount: number;
+}
+
+/**
+ * What a write did: nothing when the message is no longer 'processing' or its shard is no
+ * longer the writing worker's; no reply when one already existed.
+ */
 export interface DecisionWritten {
   processing: boolean;
+  /** Another worker holds the message's shard: nothing of it was written. */
+  shardTaken: boolean;
   reply: OutboundRow | null;
   orderCreated: boolean;
 }
 
-type WrittenRow = { processing: boolean; created: boolean } & Omit<OutboundRow, 'id'> & { id: string | null };
+type WrittenRow = { processing: boolean; ours: boolean; created: boolean } & Omit<OutboundRow, 'id'> & { id: string | null };
 
 /**
  * Writes decisions in one statement (one round trip, one commit), one or many messages at once.
@@ -43,10 +56,22 @@ type WrittenRow = { processing: boolean; created: boolean } & Omit<OutboundRow, 
  * hand-over) leaves that message's part unwritten. An order that already exists without its
  * reply would leave the new reply naming an order id never inserted: the foreign key then
  * fails the whole statement, and nothing of it is written.
+ *
+ * With a fence, a message is written only while its shard is recorded as the writing worker's,
+ * and that record is share-locked before the message rows, as recordDecision's transaction
+ * does, until the commit: a take of the shard waits for the write. A write that began with the
+ * lease left and was then held up (a busy pool, a row lock) could otherwise commit after
+ * another worker took the shard, beside its handling of the sender's next message.
  */
-export async function writeDecisions(sql: Sql, writes: readonly DecisionWrite[]): Promise<DecisionWritten[]> {
+export async function writeDecisions(sql: Sql, writes: readonly DecisionWrite[], fence?: DecisionFence): Promise<DecisionWritten[]> {
+  const ownedShards = fence
+    ? sql`SELECT w.shard FROM work_shard_owners w
+          WHERE w.queue_prefix = ${fence.queuePrefix} AND w.owner = ${fence.memberId} AND w.shard IN (SELECT shard FROM input)
+          ORDER BY w.shard
+          FOR SHARE OF w`
+    : sql`SELECT DISTINCT shard FROM input`;
   const input = writes.map((w, index) => ({
-    ord: index + 1, source: w.source, message_id: w.messageId, sender_key: w.senderKey, recipient: w.recipient, business: w.business,
+    ord: index + 1, shard: fence ? shardOf(w.senderKey, fence.shardCount) : 0, source: w.source, message_id: w.messageId, sender_key: w.senderKey, recipient: w.recipient, business: w.business,
     contact_name: w.contactName, language: w.language, remember: w.rememberLanguage, kind: w.kind, body: w.body,
     order_id: w.order?.id ?? null, total: w.order?.total ?? null, currency: w.order?.currency ?? null, lines: w.order?.lines ?? [],
     note: w.order?.note ?? null,
@@ -54,12 +79,13 @@ export async function writeDecisions(sql: Sql, writes: readonly DecisionWrite[])
   const rows = await sql<WrittenRow[]>`
     WITH input AS (
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::text::jsonb) AS i(
-        ord integer, source text, message_id text, sender_key text, recipient text, business text, contact_name text,
+        ord integer, shard integer, source text, message_id text, sender_key text, recipient text, business text, contact_name text,
         language text, remember boolean, kind text, body text, order_id bigint, total text, currency text, lines jsonb, note text)),
+    owned AS (${ownedShards}),
     msg AS (
       SELECT i.ord FROM input i
       JOIN webhook_messages m ON m.webhook_source = i.source AND m.message_id = i.message_id
-      WHERE m.status = 'processing'
+      WHERE m.status = 'processing' AND i.shard IN (SELECT shard FROM owned)
       ORDER BY m.id
       FOR UPDATE OF m),
     remembered AS (
@@ -85,15 +111,16 @@ export async function writeDecisions(sql: Sql, writes: readonly DecisionWrite[])
       SELECT c.id, x.line, x.sku, x.name, x.quantity, x.unit_price::numeric
       FROM created c JOIN input i ON i.order_id = c.id
       CROSS JOIN jsonb_to_recordset(i.lines) AS x(line integer, sku text, name text, quantity integer, unit_price text))
-    SELECT (msg.ord IS NOT NULL) AS processing, (c.id IS NOT NULL) AS created,
+    SELECT (msg.ord IS NOT NULL) AS processing, i.shard IN (SELECT shard FROM owned) AS ours, (c.id IS NOT NULL) AS created,
            r.id::text AS id, r.kind, r.status, r.recipient, r.business_number, r.body, r.order_id::text AS order_id, r.attempts
     FROM input i
     LEFT JOIN msg ON msg.ord = i.ord
     LEFT JOIN reply r ON r.webhook_source = i.source AND r.inbound_message_id = i.message_id
     LEFT JOIN created c ON c.id = i.order_id
     ORDER BY i.ord`;
-  return rows.map(({ processing, created, ...reply }) => ({
+  return rows.map(({ processing, ours, created, ...reply }) => ({
     processing,
+    shardTaken: !ours,
     orderCreated: created,
     reply: reply.id === null ? null : (reply as OutboundRow),
   }));

@@ -119,7 +119,7 @@ async function record(deps: PipelineDeps, message: QueueMessage, decision: Answe
       drawOrderId: deps.drawOrderId,
       write: deps.writeDecision,
     });
-    if (once === null) return null;
+    if (once === null || once === SHARD_TAKEN) return once;
     if (once !== 'contended') {
       if (once.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
       return once.outbound;

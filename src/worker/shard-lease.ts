@@ -26,7 +26,7 @@ export interface ShardLease {
    * under, and at least DB_STATEMENT_TIMEOUT_MS of the lease left. A write that committed after
    * another worker took the shard over created the order beside that worker's handling of the
    * sender's next message, a cancel say. Only a start is checked: a write held up past the lease
-   * is stopped by the fence of recordDecision's transaction, where it has one.
+   * is stopped by its fence (writeDecisions' statement, recordDecision's transaction).
    */
   mayWrite(tenure: number): Promise<boolean>;
   /** Whether the settings let a call be covered whole (REPLY_TIMEOUT_MS); otherwise it only asks for a heartbeat's time. */

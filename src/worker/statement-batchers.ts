@@ -85,7 +85,7 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics,
     ...common,
     run: timed('decision', (writes) => {
       metrics.workerBatchSize.observe({ statement: 'record' }, writes.length);
-      return writeDecisions(sql, writes);
+      return writeDecisions(sql, writes, fence);
     }),
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of decisions failed; writing them apart'),
   });

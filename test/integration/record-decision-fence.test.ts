@@ -1,4 +1,6 @@
 import { recordDecision, SHARD_TAKEN, type OwnerFence } from '../../src/orders/record-decision';
+import { writeDecisions, type DecisionFence, type DecisionWrite } from '../../src/orders/write-decisions';
+import { shardOf } from '../../src/queue/topology';
 import { loadReplyCatalogues } from '../../src/orders/replies';
 import type { QueueMessage } from '../../src/queue/message';
 import { createTestDatabase, holdInTransaction, type TestDatabase } from '../support/database';
@@ -6,7 +8,8 @@ import { waitFor } from '../support/wait';
 import { uniqueWamid } from '../support/webhooks';
 
 /**
- * A decision written in a transaction (a cancel, an order status) finds its shard recorded as
+ * A decision, whether written in a transaction (a cancel, an order status) or in the one
+ * statement shared by other senders' messages (an order, a menu), finds its shard recorded as
  * the writing worker's, and keeps it so until its commit: a take of the shard waits for it. A
  * cancel begun with the lease left, then held up on a connection or a row lock, used to commit
  * after another worker had taken the shard, beside that worker's handling of the sender's next
@@ -36,8 +39,8 @@ async function claimedMessage(from: string): Promise<QueueMessage> {
   };
 }
 
-const owner = (name: string) => db.sql`
-  INSERT INTO work_shard_owners (queue_prefix, shard, owner) VALUES (${PREFIX}, 0, ${name})
+const owner = (name: string, shard = 0) => db.sql`
+  INSERT INTO work_shard_owners (queue_prefix, shard, owner) VALUES (${PREFIX}, ${shard}, ${name})
   ON CONFLICT (queue_prefix, shard) DO UPDATE SET owner = EXCLUDED.owner, changed_at = now()`;
 const replyOf = async (message: QueueMessage) =>
   db.sql`SELECT kind FROM outbound_messages WHERE inbound_message_id = ${message.messageId}`;
@@ -68,4 +71,44 @@ it('holds a take of its shard back until the write has committed', async () => {
   expect(await writing).toMatchObject({ outbound: { kind: 'order_status' } });
   await take();
   expect(await replyOf(message)).toEqual([{ kind: 'order_status' }]);
+});
+
+describe('decisions written in one shared statement', () => {
+  const WRITE_FENCE: DecisionFence = { queuePrefix: PREFIX, memberId: 'worker-a', shardCount: 2 };
+  const menu = (message: QueueMessage): DecisionWrite => ({
+    source: 'whatsapp', messageId: message.messageId, senderKey: message.senderKey, recipient: message.from, business: '100',
+    contactName: null, language: 'en', rememberLanguage: false, kind: 'menu', body: 'Our menu', order: null,
+  });
+  /** A sender whose messages go to the given shard of two. */
+  const senderOn = (shard: number, from = 15550900100) => {
+    for (let n = from; ; n += 1) if (shardOf(String(n), 2) === shard) return String(n);
+  };
+
+  it('writes only the messages whose shard is still the writer\'s, and says which were taken', async () => {
+    await owner('worker-a', 0);
+    await owner('worker-b', 1);
+    const [kept, taken] = [await claimedMessage(senderOn(0)), await claimedMessage(senderOn(1))];
+    const written = await writeDecisions(db.sql, [menu(kept), menu(taken)], WRITE_FENCE);
+    expect(written.map((w) => [w.processing, w.shardTaken, w.reply?.kind ?? null])).toEqual([[true, false, 'menu'], [false, true, null]]);
+    expect([await replyOf(kept), await replyOf(taken)]).toEqual([[{ kind: 'menu' }], []]);
+  });
+
+  it('holds a take of the shard back until the statement has committed', async () => {
+    await owner('worker-a', 0);
+    const message = await claimedMessage(senderOn(0, 15550900200));
+    const erase = holdInTransaction(db.sql, (tx) => tx`SELECT 1 FROM webhook_messages WHERE message_id = ${message.messageId} FOR UPDATE`);
+    await erase.held;
+    const writing = writeDecisions(db.sql, [menu(message)], WRITE_FENCE);
+    await waitFor('the write to wait on the message\'s row', async () => (await db.sql`
+      SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).length > 0);
+    const take = () => db.sql.begin(async (tx) => {
+      await tx`SET LOCAL lock_timeout = '200ms'`;
+      await tx`UPDATE work_shard_owners SET owner = 'worker-b', changed_at = now() WHERE queue_prefix = ${PREFIX} AND shard = 0`;
+    });
+    await expect(take()).rejects.toMatchObject({ code: '55P03' });
+    await erase.release();
+    expect((await writing)[0]).toMatchObject({ processing: true, shardTaken: false, reply: { kind: 'menu' } });
+    await take();
+    expect(await replyOf(message)).toEqual([{ kind: 'menu' }]);
+  });
 });
