@@ -126,7 +126,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   });
   const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
   const stallWatch = createStallWatch(stallLimitMs(config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_MS, config.DB_STALL_LIMIT_MS));
-  // Claims, and decisions written in a transaction, only on shards recorded as this worker's: see NOT_OURS.
+  // Claims, and decisions' writes, only on shards recorded as this worker's: see NOT_OURS and writeDecisions.
   const fence = { queuePrefix: config.QUEUE_PREFIX, memberId, shardCount: config.WORK_SHARDS };
   const batchers = createStatementBatchers(sql, log, metrics, match, fence, stallWatch);
   // Nothing is claimed or sent once the shards could have passed to another worker: see shardLease.
@@ -142,7 +142,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   }
   if (!lease.coversWrites && config.NODE_ENV === 'production') {
     log.warn({ statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS, livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS, heartbeatMs: config.WORKER_HEARTBEAT_MS },
-      'DB_STATEMENT_TIMEOUT_MS is more than WORKER_LIVENESS_TIMEOUT_MS less two WORKER_HEARTBEAT_MS: a decision written in one statement could commit after its shard passed to another worker; raise WORKER_LIVENESS_TIMEOUT_MS or lower DB_STATEMENT_TIMEOUT_MS');
+      'DB_STATEMENT_TIMEOUT_MS is more than WORKER_LIVENESS_TIMEOUT_MS less two WORKER_HEARTBEAT_MS: a decision\'s write can outlast the lease, and a take of its shard by another worker then waits behind it (and retries the next round), so a dead worker\'s shards can pass on later; raise WORKER_LIVENESS_TIMEOUT_MS or lower DB_STATEMENT_TIMEOUT_MS');
   }
   const pipeline = {
     sql,

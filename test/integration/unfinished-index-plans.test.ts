@@ -72,7 +72,7 @@ async function runBatch(first: number): Promise<{ claim: string; decision: strin
   expect(claims.every((c) => typeof c === 'object' && c !== null)).toBe(true);
 
   plans.length = 0;
-  const written = await writeDecisions(explained, messages.map(menuReply));
+  const written = await writeDecisions(explained, messages.map(menuReply), FENCE);
   const decision = plans.join('\n');
   const replyIds = written.map((w) => w.reply!.id);
   await markSending(explained, replyIds.map((replyId) => ({ replyId, attempt: randomUUID(), unsentAttempts: [] })));
