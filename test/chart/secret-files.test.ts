@@ -123,6 +123,16 @@ describe('secrets as files', () => {
       .toContain('secrets.twilioAuthToken is required with secrets.twilioWebhookSharedKey');
   });
 
+  it('keeps Meta\'s app secret, which signs webhooks, out of worker pods wherever the chart knows the Secret\'s keys', () => {
+    const workerKeys = (options: RenderOptions) => Object.keys(secretKeysOf(find(render(options), 'Deployment', '-worker').spec.template.spec.containers[0]));
+    expect(workerKeys({ valuesFiles: [SECRET_FILES] })).toEqual(['DATABASE_URL', 'AMQP_URL', 'WHATSAPP_ACCESS_TOKEN']);
+    expect(workerKeys({ valuesFiles: [SECRET_FILES], set: ['secrets.asFiles=false'] })).toEqual(['DATABASE_URL', 'AMQP_URL', 'WHATSAPP_ACCESS_TOKEN', 'TWILIO_AUTH_TOKEN']);
+    const existing = ['secrets.existingSecret=wagate-credentials', 'secrets.existingSecretKeys={WHATSAPP_APP_SECRET,WHATSAPP_ACCESS_TOKEN}'];
+    expect(workerKeys({ valuesFiles: [scenarioFile('production')], set: ['secrets.asFiles=true', ...existing] })).not.toContain('WHATSAPP_APP_SECRET');
+    // A Secret the chart cannot read, passed as variables: the worker's own start-up check is the only one.
+    expect(workerKeys({ valuesFiles: [scenarioFile('production')], set: ['secrets.asFiles=false', ...existing] })).toContain('WHATSAPP_APP_SECRET');
+  });
+
   it('passes the collector\'s headers from the Secret to every role that exports spans, and leaves them to an extraEnv otherwise', () => {
     const key = 'authorization=Bearer collector-key';
     for (const files of [true, false]) {
@@ -186,7 +196,8 @@ describe('secrets as files', () => {
 
     it('refuses a Secret declared without a provider secret, since every webhook would be refused', () => {
       expect(renderError(managed(['ADMIN_TOKEN']))).toContain('secrets.existingSecretKeys must list WHATSAPP_APP_SECRET or TWILIO_AUTH_TOKEN');
-      expect(renderError(managed(['WHATSAPP_APP_SECRET', 'TWILIO_WEBHOOK_SHARED_KEY']))).toContain('secrets.existingSecretKeys lists TWILIO_WEBHOOK_SHARED_KEY without TWILIO_AUTH_TOKEN');
+      expect(renderError(managed(['WHATSAPP_APP_SECRET', 'WHATSAPP_ACCESS_TOKEN', 'TWILIO_WEBHOOK_SHARED_KEY']))).toContain('secrets.existingSecretKeys lists TWILIO_WEBHOOK_SHARED_KEY without TWILIO_AUTH_TOKEN');
+      expect(renderError(managed(['WHATSAPP_APP_SECRET']))).toContain('secrets.existingSecretKeys lists WHATSAPP_APP_SECRET without WHATSAPP_ACCESS_TOKEN');
     });
 
     it('mounts a listed Twilio shared key for the ingest alone', () => {

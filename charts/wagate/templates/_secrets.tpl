@@ -115,6 +115,9 @@ as a file a secrets injector writes and an extraEnv names.
 {{- end -}}
 {{- end -}}
 {{- if $s.asFiles -}}
+{{- if and $s.existingSecret (has "WHATSAPP_APP_SECRET" $s.existingSecretKeys) (not (has "WHATSAPP_ACCESS_TOKEN" $s.existingSecretKeys)) -}}
+{{- fail "secrets.existingSecretKeys lists WHATSAPP_APP_SECRET without WHATSAPP_ACCESS_TOKEN: with secrets.asFiles only the keys listed are mounted, and the worker sends Meta replies with the access token (it would dead-letter every one)" -}}
+{{- end -}}
 {{- if and $s.existingSecret (has "TWILIO_WEBHOOK_SHARED_KEY" $s.existingSecretKeys) (not (has "TWILIO_AUTH_TOKEN" $s.existingSecretKeys)) -}}
 {{- fail "secrets.existingSecretKeys lists TWILIO_WEBHOOK_SHARED_KEY without TWILIO_AUTH_TOKEN: with secrets.asFiles only the keys listed are mounted, the worker sends Twilio replies with the auth token, and a shared key only signs webhooks" -}}
 {{- end -}}
