@@ -123,6 +123,23 @@ describe('secrets as files', () => {
       .toContain('secrets.twilioAuthToken is required with secrets.twilioWebhookSharedKey');
   });
 
+  it('keeps the Twilio auth token out of ingest pods when a Webhook Rule signs every webhook (ingest.twilioAuthToken false)', () => {
+    const twilio = ['secrets.twilioAuthToken=twilio-token', 'config.PUBLIC_BASE_URL=https://shop.example.com', 'config.TWILIO_ACCOUNT_SID=AC1', 'ingest.twilioAuthToken=false'];
+    for (const files of [true, false]) {
+      const objects = render({ valuesFiles: [SECRET_FILES], set: [`secrets.asFiles=${files}`, ...twilio], setString: ['secrets.twilioWebhookSharedKey=shared-current'] });
+      for (const { owner, pod } of podTemplates(objects)) {
+        const role = componentOf(owner);
+        if (role !== 'ingest' && role !== 'worker') continue;
+        const config = loadConfig(startingEnvironment(objects, pod, secretOf(objects, false), path.join(root, `no-token-${role}-${files}`)));
+        expect([role, files, config.TWILIO_AUTH_TOKEN, config.TWILIO_WEBHOOK_SHARED_KEY])
+          .toEqual(role === 'ingest' ? [role, files, [], ['shared-current']] : [role, files, ['twilio-token'], []]);
+      }
+    }
+    expect(renderError({ valuesFiles: [SECRET_FILES], set: twilio })).toContain('secrets.twilioWebhookSharedKey is required with ingest.twilioAuthToken false');
+    expect(renderError({ valuesFiles: [scenarioFile('production')], set: ['secrets.asFiles=true', 'secrets.existingSecretKeys={TWILIO_AUTH_TOKEN}', 'ingest.twilioAuthToken=false'] }))
+      .toContain('secrets.existingSecretKeys must list TWILIO_WEBHOOK_SHARED_KEY with ingest.twilioAuthToken false');
+  });
+
   it('keeps Meta\'s app secret, which signs webhooks, out of worker pods wherever the chart knows the Secret\'s keys', () => {
     const workerKeys = (options: RenderOptions) => Object.keys(secretKeysOf(find(render(options), 'Deployment', '-worker').spec.template.spec.containers[0]));
     expect(workerKeys({ valuesFiles: [SECRET_FILES] })).toEqual(['DATABASE_URL', 'AMQP_URL', 'WHATSAPP_ACCESS_TOKEN']);

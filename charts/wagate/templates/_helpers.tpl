@@ -195,6 +195,9 @@ volumeMounts:
 {{- if not (or .Values.secrets.whatsappAppSecret .Values.secrets.twilioAuthToken) -}}
 {{- fail "secrets.whatsappAppSecret or secrets.twilioAuthToken is required: without one every webhook is refused (or name a Secret in secrets.existingSecret)" -}}
 {{- end -}}
+{{- if and (not .Values.ingest.twilioAuthToken) .Values.secrets.twilioAuthToken (not .Values.secrets.twilioWebhookSharedKey) -}}
+{{- fail "secrets.twilioWebhookSharedKey is required with ingest.twilioAuthToken false: without the auth token the ingest checks Twilio's webhooks against the shared key alone, and without one refuses them all" -}}
+{{- end -}}
 {{- if and .Values.secrets.twilioWebhookSharedKey (not .Values.secrets.twilioAuthToken) -}}
 {{- fail "secrets.twilioAuthToken is required with secrets.twilioWebhookSharedKey: the worker sends Twilio replies with the auth token, and a shared key only signs webhooks" -}}
 {{- end -}}

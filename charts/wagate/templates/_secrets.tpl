@@ -118,6 +118,9 @@ as a file a secrets injector writes and an extraEnv names.
 {{- if and $s.existingSecret (has "WHATSAPP_APP_SECRET" $s.existingSecretKeys) (not (has "WHATSAPP_ACCESS_TOKEN" $s.existingSecretKeys)) -}}
 {{- fail "secrets.existingSecretKeys lists WHATSAPP_APP_SECRET without WHATSAPP_ACCESS_TOKEN: with secrets.asFiles only the keys listed are mounted, and the worker sends Meta replies with the access token (it would dead-letter every one)" -}}
 {{- end -}}
+{{- if and $s.existingSecret (not .Values.ingest.twilioAuthToken) (has "TWILIO_AUTH_TOKEN" $s.existingSecretKeys) (not (has "TWILIO_WEBHOOK_SHARED_KEY" $s.existingSecretKeys)) -}}
+{{- fail "secrets.existingSecretKeys must list TWILIO_WEBHOOK_SHARED_KEY with ingest.twilioAuthToken false: without the auth token the ingest checks Twilio's webhooks against the shared key alone, and without one refuses them all" -}}
+{{- end -}}
 {{- if and $s.existingSecret (has "TWILIO_WEBHOOK_SHARED_KEY" $s.existingSecretKeys) (not (has "TWILIO_AUTH_TOKEN" $s.existingSecretKeys)) -}}
 {{- fail "secrets.existingSecretKeys lists TWILIO_WEBHOOK_SHARED_KEY without TWILIO_AUTH_TOKEN: with secrets.asFiles only the keys listed are mounted, the worker sends Twilio replies with the auth token, and a shared key only signs webhooks" -}}
 {{- end -}}
