@@ -136,6 +136,13 @@ describe('secrets as files', () => {
       }
     }
     expect(renderError({ valuesFiles: [SECRET_FILES], set: twilio })).toContain('secrets.twilioWebhookSharedKey is required with ingest.twilioAuthToken false');
+    // A Secret the chart cannot read: the shared key is required, so that a Secret without it stops the new ingest pods.
+    const ingestEnv = (set: string[]) => find(render({ valuesFiles: [scenarioFile('production')], set }), 'Deployment', '-ingest').spec.template.spec.containers[0].env as EnvEntry[];
+    const sharedKeyRef = ingestEnv(['secrets.asFiles=false', 'ingest.twilioAuthToken=false']).find((entry) => entry.name === 'TWILIO_WEBHOOK_SHARED_KEY');
+    expect(sharedKeyRef?.valueFrom?.secretKeyRef).toEqual({ name: 'wagate-credentials', key: 'TWILIO_WEBHOOK_SHARED_KEY' });
+    expect(ingestEnv(['secrets.asFiles=false', 'ingest.twilioAuthToken=false']).map((entry) => entry.name)).not.toContain('TWILIO_AUTH_TOKEN');
+    // Unset (a --reuse-values upgrade from before the value): the default, the token passed.
+    expect(ingestEnv(['secrets.asFiles=false', 'ingest.twilioAuthToken=null']).map((entry) => entry.name)).toContain('TWILIO_AUTH_TOKEN');
     expect(renderError({ valuesFiles: [scenarioFile('production')], set: ['secrets.asFiles=true', 'secrets.existingSecretKeys={TWILIO_AUTH_TOKEN}', 'ingest.twilioAuthToken=false'] }))
       .toContain('secrets.existingSecretKeys must list TWILIO_WEBHOOK_SHARED_KEY with ingest.twilioAuthToken false');
   });
@@ -147,7 +154,10 @@ describe('secrets as files', () => {
     const existing = ['secrets.existingSecret=wagate-credentials', 'secrets.existingSecretKeys={WHATSAPP_APP_SECRET,WHATSAPP_ACCESS_TOKEN}'];
     expect(workerKeys({ valuesFiles: [scenarioFile('production')], set: ['secrets.asFiles=true', ...existing] })).not.toContain('WHATSAPP_APP_SECRET');
     // A Secret the chart cannot read, passed as variables: the worker's own start-up check is the only one.
-    expect(workerKeys({ valuesFiles: [scenarioFile('production')], set: ['secrets.asFiles=false', ...existing] })).toContain('WHATSAPP_APP_SECRET');
+    expect(workerKeys({ valuesFiles: [scenarioFile('production')], set: ['secrets.asFiles=false', ...existing] })).toEqual(expect.arrayContaining(['WHATSAPP_APP_SECRET', 'TWILIO_WEBHOOK_SHARED_KEY']));
+    // The access token may come from a file a secrets injector writes, which an extraEnv names.
+    const injected = ['worker.extraEnv[0].name=WHATSAPP_ACCESS_TOKEN_FILE', 'worker.extraEnv[0].value=/vault/secrets/meta'];
+    expect(workerKeys({ valuesFiles: [scenarioFile('production')], set: ['secrets.asFiles=true', 'secrets.existingSecret=wagate-credentials', 'secrets.existingSecretKeys={WHATSAPP_APP_SECRET}', ...injected] })).not.toContain('WHATSAPP_APP_SECRET');
   });
 
   it('passes the collector\'s headers from the Secret to every role that exports spans, and leaves them to an extraEnv otherwise', () => {

@@ -195,7 +195,8 @@ volumeMounts:
 {{- if not (or .Values.secrets.whatsappAppSecret .Values.secrets.twilioAuthToken) -}}
 {{- fail "secrets.whatsappAppSecret or secrets.twilioAuthToken is required: without one every webhook is refused (or name a Secret in secrets.existingSecret)" -}}
 {{- end -}}
-{{- if and (not .Values.ingest.twilioAuthToken) .Values.secrets.twilioAuthToken (not .Values.secrets.twilioWebhookSharedKey) -}}
+{{- $fromExtraEnv := include "wagate.extraEnvSecrets" . | fromJsonArray -}}
+{{- if and (not (include "wagate.ingestTwilioAuthToken" .)) (not .Values.secrets.twilioWebhookSharedKey) (not (has "TWILIO_WEBHOOK_SHARED_KEY" $fromExtraEnv)) -}}
 {{- fail "secrets.twilioWebhookSharedKey is required with ingest.twilioAuthToken false: without the auth token the ingest checks Twilio's webhooks against the shared key alone, and without one refuses them all" -}}
 {{- end -}}
 {{- if and .Values.secrets.twilioWebhookSharedKey (not .Values.secrets.twilioAuthToken) -}}

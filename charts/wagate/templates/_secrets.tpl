@@ -8,6 +8,26 @@ setting an extraEnv may give instead (the collector's headers, from a Secret of 
 Each role gets only the keys it reads.
 */}}
 
+{{/*
+Whether ingest pods get TWILIO_AUTH_TOKEN: "true" or "". Unset counts as the default, true, so
+that `helm upgrade --reuse-values` from a release before the value keeps it.
+*/}}
+{{- define "wagate.ingestTwilioAuthToken" -}}
+{{- ternary "true" "" (dig "twilioAuthToken" true .Values.ingest | toString | eq "true") -}}
+{{- end -}}
+
+{{/*
+The secrets an extraEnv gives, as a JSON list of NAMEs (NAME_FILE counted as NAME): a file that a
+secrets injector writes, say. A render check that a key is in the Secret leaves these out.
+*/}}
+{{- define "wagate.extraEnvSecrets" -}}
+{{- $names := list -}}
+{{- range (concat .Values.extraEnv .Values.ingest.extraEnv .Values.worker.extraEnv .Values.autoscaler.extraEnv) -}}
+{{- $names = append $names (trimSuffix "_FILE" .name) -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
 {{/* Where secrets.asFiles mounts a role's keys, one file per key. */}}
 {{- define "wagate.secretFilesDir" -}}
 /etc/wagate/secrets
@@ -114,14 +134,16 @@ as a file a secrets injector writes and an extraEnv names.
 {{- fail (printf "%s is set in an extraEnv while the chart passes %s from the Secret as a variable, and wagate refuses both at once: remove it from the extraEnv (to take %s from a file of your own, leave it out of the chart's Secret, where it is optional: its value unset, and not listed in secrets.existingSecretKeys)" .name $name $name) -}}
 {{- end -}}
 {{- end -}}
+{{- $fromExtraEnv := include "wagate.extraEnvSecrets" . | fromJsonArray -}}
+{{- $listed := concat $s.existingSecretKeys $fromExtraEnv -}}
 {{- if $s.asFiles -}}
-{{- if and $s.existingSecret (has "WHATSAPP_APP_SECRET" $s.existingSecretKeys) (not (has "WHATSAPP_ACCESS_TOKEN" $s.existingSecretKeys)) -}}
+{{- if and $s.existingSecret (has "WHATSAPP_APP_SECRET" $s.existingSecretKeys) (not (has "WHATSAPP_ACCESS_TOKEN" $listed)) -}}
 {{- fail "secrets.existingSecretKeys lists WHATSAPP_APP_SECRET without WHATSAPP_ACCESS_TOKEN: with secrets.asFiles only the keys listed are mounted, and the worker sends Meta replies with the access token (it would dead-letter every one)" -}}
 {{- end -}}
-{{- if and $s.existingSecret (not .Values.ingest.twilioAuthToken) (has "TWILIO_AUTH_TOKEN" $s.existingSecretKeys) (not (has "TWILIO_WEBHOOK_SHARED_KEY" $s.existingSecretKeys)) -}}
+{{- if and $s.existingSecret (not (include "wagate.ingestTwilioAuthToken" .)) (not (has "TWILIO_WEBHOOK_SHARED_KEY" $listed)) -}}
 {{- fail "secrets.existingSecretKeys must list TWILIO_WEBHOOK_SHARED_KEY with ingest.twilioAuthToken false: without the auth token the ingest checks Twilio's webhooks against the shared key alone, and without one refuses them all" -}}
 {{- end -}}
-{{- if and $s.existingSecret (has "TWILIO_WEBHOOK_SHARED_KEY" $s.existingSecretKeys) (not (has "TWILIO_AUTH_TOKEN" $s.existingSecretKeys)) -}}
+{{- if and $s.existingSecret (has "TWILIO_WEBHOOK_SHARED_KEY" $s.existingSecretKeys) (not (has "TWILIO_AUTH_TOKEN" $listed)) -}}
 {{- fail "secrets.existingSecretKeys lists TWILIO_WEBHOOK_SHARED_KEY without TWILIO_AUTH_TOKEN: with secrets.asFiles only the keys listed are mounted, the worker sends Twilio replies with the auth token, and a shared key only signs webhooks" -}}
 {{- end -}}
 {{- if and $s.existingSecret (not (or (has "WHATSAPP_APP_SECRET" $s.existingSecretKeys) (has "TWILIO_AUTH_TOKEN" $s.existingSecretKeys))) -}}
