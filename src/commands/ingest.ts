@@ -286,12 +286,15 @@ function warnAboutUnsafeSettings(config: Config, log: Logger): void {
     log.warn('TWILIO_SKIP_VALIDATION=true: Twilio signatures are NOT checked. Never use this outside development.');
   }
   if (config.WHATSAPP_APP_SECRET.length === 0) log.warn('WHATSAPP_APP_SECRET is not set: every Meta POST will be refused with 401');
-  if (config.TWILIO_AUTH_TOKEN.length + config.TWILIO_WEBHOOK_SHARED_KEY.length === 0 && !config.TWILIO_SKIP_VALIDATION) {
+  if (config.TWILIO_SKIP_VALIDATION) return;
+  if (config.TWILIO_AUTH_TOKEN.length + config.TWILIO_WEBHOOK_SHARED_KEY.length === 0) {
     log.warn('neither TWILIO_AUTH_TOKEN nor TWILIO_WEBHOOK_SHARED_KEY is set: every Twilio POST will be refused with 401');
-  } else if (config.TWILIO_AUTH_TOKEN.length === 0 && !config.TWILIO_SKIP_VALIDATION) {
+    return;
+  }
+  if (config.TWILIO_AUTH_TOKEN.length === 0) {
     log.warn('TWILIO_WEBHOOK_SHARED_KEY is set without TWILIO_AUTH_TOKEN: Twilio POSTs that no Webhook Rule signs (no X-Twilio-Webhooks-Signature-Settings) will be refused with 401');
   }
-  if (config.TWILIO_AUTH_TOKEN.length + config.TWILIO_WEBHOOK_SHARED_KEY.length > 0 && !config.PUBLIC_BASE_URL && !config.TWILIO_SKIP_VALIDATION) {
+  if (!config.PUBLIC_BASE_URL) {
     log.warn('PUBLIC_BASE_URL is not set: Twilio signs the URL it called, so every Twilio POST will be refused with 401');
   }
 }

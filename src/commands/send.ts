@@ -4,6 +4,7 @@ import { ConfigError, describeFetchFailure, WagateError } from '../errors';
 import { META_WEBHOOK_PATH } from '../webhooks/meta';
 import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../webhooks/samples';
 import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
+import { TWILIO_SIGNATURE_SETTINGS_HEADER } from '../webhooks/twilio-signing';
 
 export interface SendOptions {
   provider: 'meta' | 'twilio';
@@ -70,7 +71,7 @@ function twilioSampleSigning(config: Config): { secret: string; algorithm: 'sha1
   const token = config.TWILIO_AUTH_TOKEN[0];
   if (token) return { secret: token, algorithm: 'sha1', headers: {} };
   const sharedKey = config.TWILIO_WEBHOOK_SHARED_KEY[0];
-  if (sharedKey) return { secret: sharedKey, algorithm: 'sha256', headers: { 'X-Twilio-Webhooks-Signature-Settings': 'key=wagate-send,algorithm=HMAC_SHA256' } };
+  if (sharedKey) return { secret: sharedKey, algorithm: 'sha256', headers: { [TWILIO_SIGNATURE_SETTINGS_HEADER]: 'key=wagate-send,algorithm=HMAC_SHA256' } };
   if (config.TWILIO_SKIP_VALIDATION) return { secret: '', algorithm: 'sha1', headers: {} };
   throw new ConfigError('neither TWILIO_AUTH_TOKEN nor TWILIO_WEBHOOK_SHARED_KEY is set: one is needed to sign the sample');
 }

@@ -17,9 +17,10 @@ const MAX_TRACKED_ADDRESSES = 10_000;
  * at: it slows token guessing (a human-chosen token passes the start-up check, and a limit
  * after the token would let guesses run at full speed) and keeps the stats queries (a few
  * aggregate scans each) from loading Postgres. The client is req.ip: the socket's address, or,
- * from a trusted proxy (TRUSTED_PROXIES), the one its X-Forwarded-For names; for IPv6, its /64. Behind an ingress
- * without it, every client shares the ingress's address and its allowance, and anyone can
- * use up the admin's. Beyond the limit: 429 with Retry-After, in whole seconds.
+ * from a trusted proxy (TRUSTED_PROXIES), the one its X-Forwarded-For names; for IPv6, its
+ * /64. Behind an ingress without it, every client shares the ingress's address and its
+ * allowance, and anyone can use up the admin's. Beyond the limit: 429 with Retry-After, in
+ * whole seconds.
  */
 export function createAdminRateLimit(limit: AdminRateLimit, now: () => number = Date.now) {
   const windows = new Map<string, { startedAt: number; count: number }>();

@@ -1,5 +1,5 @@
 import { exceedsFormParams, MAX_TWILIO_FORM_PARAMS, twilioRejection } from './signature-rejection';
-import { TWILIO_SIGNATURE_FORMATS, TWILIO_SIGNATURE_SETTINGS_HEADER, twilioSigning, type TwilioSigning } from './twilio-signing';
+import { TWILIO_SIGNATURE_FORMATS, TWILIO_SIGNATURE_SETTINGS_HEADER, twilioSigning } from './twilio-signing';
 import { z } from 'zod';
 import type { LedgerItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
@@ -50,19 +50,18 @@ export const MAX_TWILIO_BODY_BYTES = 128 * 1024;
 
 export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapter {
   const secrets = { authTokens: options.authTokens, sharedKeys: options.sharedKeys ?? [] };
-  const signingOf = (request: InboundRequest): TwilioSigning => twilioSigning(request.header(TWILIO_SIGNATURE_SETTINGS_HEADER), secrets);
   return {
     source: 'twilio',
     maxBodyBytes: MAX_TWILIO_BODY_BYTES,
     ack: { contentType: 'text/xml; charset=utf-8', body: EMPTY_TWIML },
     verify: (request) => {
       if (options.skipValidation) return true;
-      const signing = signingOf(request);
+      const signing = twilioSigning(request.header(TWILIO_SIGNATURE_SETTINGS_HEADER), secrets);
       return (
         signing.scheme !== 'unreadable' &&
         couldBeTwilio(request, signing.algorithm) &&
         verifyTwilioSignature({
-          authTokens: signing.secrets,
+          secrets: signing.secrets,
           algorithm: signing.algorithm,
           url: joinUrl(options.publicBaseUrl, request.originalUrl),
           urlFragment: options.urlFragment,
@@ -93,7 +92,7 @@ export function parseForm(rawBody: Buffer): FormParams {
 
 export interface TwilioSignatureCheck {
   /** The auth tokens, or a Webhook Rule's shared keys: every secret the signature may come from. */
-  authTokens: readonly string[];
+  secrets: readonly string[];
   /** SHA-1 unless a Webhook Rule names another (twilio-signing.ts). */
   algorithm?: 'sha1' | 'sha256';
   url: string | undefined;
@@ -106,19 +105,18 @@ export interface TwilioSignatureCheck {
 /**
  * Twilio's published algorithm: HMAC-SHA1 keyed by the auth token (or a Webhook Rule's
  * algorithm and shared key), over the full URL followed by each POST parameter name and
- * value, sorted by name. Like Twilio's own
- * libraries, the URL is also tried with the default port added or removed, because
- * proxies differ on whether the signed URL carried ":443".
+ * value, sorted by name. Like Twilio's own libraries, the URL is also tried with the default
+ * port added or removed, because proxies differ on whether the signed URL carried ":443".
  */
 export function verifyTwilioSignature(check: TwilioSignatureCheck): boolean {
-  if (!check.signature || !check.url || check.authTokens.length === 0) return false;
+  if (!check.signature || !check.url || check.secrets.length === 0) return false;
   const signedParams = twilioParamString(check.params);
   const urls = check.urlFragment ? [check.url, check.url + check.urlFragment] : [check.url];
   return urls.flatMap(urlVariants).some((url) =>
     verifyHmac({
       algorithm: check.algorithm ?? 'sha1',
       encoding: 'base64',
-      secrets: check.authTokens,
+      secrets: check.secrets,
       data: url + signedParams,
       signature: check.signature!,
     }),

@@ -113,7 +113,7 @@ describe('the signature code', () => {
         for (const encoding of ['hex', 'base64'] as const) {
           expect(verifyHmac({ algorithm: 'sha256', encoding, secrets: [SECRET], data: Buffer.from(bytes), signature })).toBe(false);
         }
-        expect(verifyTwilioSignature({ authTokens: [SECRET], url: 'https://shop.example.com/t', params: [], signature })).toBe(false);
+        expect(verifyTwilioSignature({ secrets: [SECRET], url: 'https://shop.example.com/t', params: [], signature })).toBe(false);
       }),
       { numRuns: RUNS },
     );

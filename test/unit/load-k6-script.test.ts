@@ -155,7 +155,7 @@ describe('the k6 script\'s iterations', () => {
     await runIterations(k6Script(SCENARIOS['twilio-constant']!), 1);
     const [[request]] = mockK6.batches as [[BatchRequest]];
     expect(request.url).toBe(ENV.BASE_URL + TWILIO_WEBHOOK_PATH);
-    const check = { authTokens: [TWILIO_TOKEN], url: ENV.PUBLIC_BASE_URL + TWILIO_WEBHOOK_PATH, params: parseForm(Buffer.from(request.body, 'utf8')) };
+    const check = { secrets: [TWILIO_TOKEN], url: ENV.PUBLIC_BASE_URL + TWILIO_WEBHOOK_PATH, params: parseForm(Buffer.from(request.body, 'utf8')) };
     expect(verifyTwilioSignature({ ...check, signature: request.params.headers['X-Twilio-Signature'] })).toBe(true);
   });
 

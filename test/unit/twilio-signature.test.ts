@@ -15,7 +15,7 @@ function referenceSignature(token: string, url: string, params: FormParams, hash
 }
 
 function verify(url: string, params: FormParams, signature: string | undefined, authTokens = [DOCS_TOKEN]): boolean {
-  return verifyTwilioSignature({ authTokens, url, params, signature });
+  return verifyTwilioSignature({ secrets: authTokens, url, params, signature });
 }
 
 // The worked example of Twilio's webhook security documentation.
