@@ -13,6 +13,8 @@ export interface ScalingPolicy {
   shards: number;
   /** How long the backlog must ask for fewer replicas before they are removed. */
   scaleDownStabilizationMs: number;
+  /** How long the loop waits between ticks: a longer gap than two of them means ticks failed. */
+  intervalMs: number;
   /** Relative difference between the backlog and current capacity that causes no change. */
   tolerance: number;
 }
@@ -69,7 +71,7 @@ export function decide(input: DecideInput, policy: ScalingPolicy): Decision {
     return { desired: Math.min(upper, Math.max(lower, current)), reason: 'out_of_bounds', wanted, memory: null };
   }
   const tolerated = wanted !== current && withinTolerance(backlog, current, policy);
-  const memory = remember(input.memory, tolerated ? current : wanted, nowMs, policy.scaleDownStabilizationMs);
+  const memory = remember(input.memory, tolerated ? current : wanted, nowMs, policy);
   if (wanted === current) return { desired: current, reason: 'steady', wanted, memory };
   if (tolerated) return { desired: current, reason: 'within_tolerance', wanted, memory };
   if (wanted > current) {
@@ -91,10 +93,16 @@ function withinTolerance(backlog: number, current: number, policy: ScalingPolicy
   return Math.abs(ratio - 1) <= policy.tolerance;
 }
 
-function remember(memory: ScaleDownMemory | null, wanted: number, nowMs: number, windowMs: number): ScaleDownMemory {
+function remember(memory: ScaleDownMemory | null, wanted: number, nowMs: number, policy: ScalingPolicy): ScaleDownMemory {
+  const windowMs = policy.scaleDownStabilizationMs;
   const recent = (memory?.recent ?? []).filter((tick) => tick.atMs >= nowMs - windowMs);
-  // No reading left in the window (ticks failed for longer than it, in an outage): the window
-  // is seen afresh, or the first reading after the gap alone would decide a scale-down.
-  const sinceMs = memory && recent.length > 0 ? memory.sinceMs : nowMs;
+  // Ticks failed for longer than the window (an outage): the window is seen afresh, or the
+  // first reading after the gap alone would decide a scale-down. A window no longer than a
+  // tick or two holds no earlier reading even when every tick succeeds, so the gap, not an
+  // empty window, tells an outage; judged by the window alone, each tick would start it anew
+  // and nothing would ever be removed.
+  const lastAtMs = memory?.recent.at(-1)?.atMs;
+  const continuous = lastAtMs !== undefined && nowMs - lastAtMs <= Math.max(windowMs, 2 * policy.intervalMs);
+  const sinceMs = memory && continuous ? memory.sinceMs : nowMs;
   return { sinceMs, recent: [...recent, { atMs: nowMs, wanted }] };
 }
