@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -24,6 +25,16 @@ export const queueMessageSchema = z.object({
 
 export type QueueMessage = z.infer<typeof queueMessageSchema>;
 
+/** AMQP's message-id is a short string: amqplib refuses a longer one before anything is sent. */
+const AMQP_SHORT_STRING_MAX_BYTES = 255;
+
+/**
+ * source:message_id, or, for an id too long for AMQP (the webhook schemas take up to 256
+ * characters, and Meta documents no maximum), source:sha256:<hex of the id>, so that such a
+ * message is published like any other instead of failing every publish and staying in the outbox.
+ */
 export function amqpMessageId(source: string, messageId: string): string {
-  return `${source}:${messageId}`;
+  const id = `${source}:${messageId}`;
+  if (Buffer.byteLength(id) <= AMQP_SHORT_STRING_MAX_BYTES) return id;
+  return `${source}:sha256:${createHash('sha256').update(messageId).digest('hex')}`;
 }
