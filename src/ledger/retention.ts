@@ -52,10 +52,14 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
   // on its way after the batch chose it must stay (Postgres re-checks only these outer
   // conditions on a row changed meanwhile, not the ones of the subquery that chose it).
   const stillFinished = sql`status = ANY(${FINISHED})`;
+  // A Meta key also waits for its message's own timestamp to pass: one signed more than 5
+  // minutes ahead (replay_rejected) would, replayed once its key were gone, fall inside the
+  // window, whose check allows for 5 minutes ahead only.
   report.webhook_messages_whatsapp = await inBatches(() => sql`
     DELETE FROM webhook_messages WHERE id IN (
       SELECT id FROM webhook_messages m
       WHERE webhook_source = 'whatsapp' AND created_at < now() - make_interval(secs => ${secondsIn(options.days)})
+        AND (message_timestamp IS NULL OR message_timestamp < now() - make_interval(secs => ${secondsIn(options.days)}))
         AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
       LIMIT ${BATCH_ROWS}) AND ${stillFinished}`);
   report.webhook_messages_twilio = await inBatches(() => sql`
@@ -71,7 +75,9 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
     report.message_statuses += await inBatches(() => sql`
       DELETE FROM message_statuses WHERE id IN (
         SELECT id FROM message_statuses
-        WHERE webhook_source = ${source} AND created_at < now() - make_interval(secs => ${secondsIn(days)}) LIMIT ${BATCH_ROWS})`);
+        WHERE webhook_source = ${source} AND created_at < now() - make_interval(secs => ${secondsIn(days)})
+          AND (status_timestamp IS NULL OR status_timestamp < now() - make_interval(secs => ${secondsIn(days)}))
+        LIMIT ${BATCH_ROWS})`);
   }
   report.webhook_rate_limits = await inBatches(() => sql`
     DELETE FROM webhook_rate_limits WHERE (webhook_source, phone_number) IN (

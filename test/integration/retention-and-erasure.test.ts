@@ -345,6 +345,24 @@ describe('cleanup', () => {
     await sql`DELETE FROM outbox WHERE webhook_message_id IN (SELECT id FROM webhook_messages WHERE message_id = 'old-queued')`;
   });
 
+  it('keeps a Meta key until its message\'s own timestamp is as old as the retention, so a message signed days ahead stays a duplicate', async () => {
+    const sql = pipeline.db.sql;
+    const ahead = uniqueWamid();
+    const day = 86_400;
+    const timestamp = Math.floor(Date.now() / 1000) - 7 * day;
+    // Refused 10 days ago as signed 3 days ahead; replayed now, its timestamp is inside the 8-day window.
+    await sql`
+      INSERT INTO webhook_messages (webhook_source, message_id, phone_number, status, message_timestamp, created_at) VALUES
+        ('whatsapp', ${ahead}, '15550400093', 'replay_rejected', to_timestamp(${timestamp}), now() - interval '10 days')`;
+    await sql`
+      INSERT INTO message_statuses (webhook_source, message_id, status, status_timestamp, created_at) VALUES
+        ('whatsapp', ${ahead}, 'read', to_timestamp(${timestamp}), now() - interval '10 days')`;
+    await runCleanup(sql, pipeline.ingest.config, { days: 9, personalDataDays: 7, orderDays: 365 });
+    expect(await sql`SELECT status FROM message_statuses WHERE message_id = ${ahead}`).toEqual([{ status: 'read' }]);
+    expect((await postMetaText(pipeline.ingest.baseUrl, { id: ahead, from: '15550400093', text: '1 coke', timestamp })).status).toBe(200);
+    expect(await sql`SELECT status, duplicate_count FROM webhook_messages WHERE message_id = ${ahead}`).toEqual([{ status: 'replay_rejected', duplicate_count: 1 }]);
+  });
+
   it('keeps orders and their replies for ORDER_RETENTION_DAYS, and never removes a reply still being sent', async () => {
     const sql = pipeline.db.sql;
     const [oldOrder] = await sql<{ id: string }[]>`
