@@ -5,7 +5,7 @@ import { failpoint } from '../failpoints';
 import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, withoutBrokerHeaders } from '../queue/headers';
 import type { QueueMessage } from '../queue/message';
 import type { Publisher } from '../queue/publisher';
-import type { Topology } from '../queue/topology';
+import { routingKeyFor, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { ORPHANED_SEND } from '../orders/deliver-reply';
@@ -85,6 +85,15 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     }
   }
 
+  /**
+   * The key a tier's copy goes back to the work exchange under: its sender's shard, not the
+   * key it came with, which a message moved in by hand (a shovel, the management UI's "Move
+   * messages") has as the queue's name, bound to nothing, so the broker would drop it there.
+   */
+  function homeKey(payload: QueueMessage): string {
+    return routingKeyFor(deps.topology, payload.senderKey);
+  }
+
   async function routeFailure(
     channel: ConfirmChannel,
     delivery: ConsumeMessage,
@@ -106,7 +115,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       [ATTEMPT_HEADER]: attempt,
       [LAST_ERROR_HEADER]: reason,
       ...(notBefore === undefined ? {} : { [NOT_BEFORE_HEADER]: notBefore }),
-    });
+    }, homeKey(payload));
     await deps.sql`
       UPDATE webhook_messages SET status = 'queued', last_error = ${reason}, updated_at = now(),
         waiting_until = ${waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore)}
@@ -134,7 +143,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       return;
     }
     try {
-      await publishOrThrow(channel, deps.topology.retryTiers[tier]!.exchange, delivery, {});
+      await publishOrThrow(channel, deps.topology.retryTiers[tier]!.exchange, delivery, {}, homeKey(payload));
       safely(() => channel.ack(delivery));
       // Touched, so that a message waiting out a long Retry-After never looks stuck.
       const notBefore = numberHeader(delivery, NOT_BEFORE_HEADER);

@@ -233,6 +233,35 @@ describe('worker failures', () => {
     expect(reply).toEqual({ status: 'failed', last_error: NOT_SENT_ERASED });
   });
 
+  it('retries a message moved into its shard queue by hand (through the default exchange) back to that queue, not to a key bound to nothing', async () => {
+    const phone = '15550200029';
+    const first = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id: first, from: phone, text: '1 coke' });
+    await waitFor('the first message to be processed', async () => (await recordOf(first))?.status === 'processed');
+    // A second message of the same sender whose queue copy arrives as a shovel or the
+    // management UI's "Move messages" would put it: through the default exchange, under the
+    // queue's own name as its routing key.
+    const moved = uniqueWamid();
+    const [row] = await pipeline.db.sql<{ payload: Record<string, unknown> }[]>`
+      INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, message_type, status, message_timestamp, payload)
+      SELECT webhook_source, ${moved}, phone_number, sender_key, business_number, message_type, 'queued', message_timestamp,
+             jsonb_set(payload, '{messageId}', to_jsonb(${moved}::text))
+      FROM webhook_messages WHERE message_id = ${first}
+      RETURNING payload`;
+    pipeline.fake.behave({ kind: 'status', status: 429 }, 1);
+    const topology = pipeline.ingest.topology;
+    const queue = topology.shards.find((shard) => shard.routingKey === routingKeyFor(topology, phone))!.queue;
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    const channel = await connection.createConfirmChannel();
+    channel.sendToQueue(queue, Buffer.from(JSON.stringify(row!.payload)), { persistent: true, messageId: `whatsapp:${moved}` });
+    await channel.waitForConfirms();
+    await connection.close();
+    // Refused once (429), retried through the first tier, then answered.
+    await waitFor('the moved message to be processed', async () => (await recordOf(moved))?.status === 'processed');
+    expect(callsTo(phone)).toHaveLength(3);
+    expect(await replyOf(moved)).toMatchObject({ status: 'sent' });
+  });
+
   it('retries a rate limit that Meta reports as 400 with a rate-limit code', async () => {
     const id = uniqueWamid();
     pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 130429 }, 1);
