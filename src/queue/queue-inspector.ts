@@ -23,7 +23,17 @@ export function createQueueInspector(timeoutMs = QUESTION_TIMEOUT_MS): QueueInsp
 
   async function channelOn(connection: ChannelModel): Promise<Channel> {
     if (kept?.connection === connection) return kept.channel;
-    const channel = await failAfter(connection.createChannel(), timeoutMs, () => new Error(`the broker did not open a channel within ${timeoutMs} ms`));
+    const opening = connection.createChannel();
+    let channel: Channel;
+    try {
+      channel = await failAfter(opening, timeoutMs, () => new Error(`the broker did not open a channel within ${timeoutMs} ms`));
+    } catch (error) {
+      // The open goes on, and a channel that arrives after the question gave up is kept by
+      // nobody: under a slow broker each gauge refresh could leave up to 33 of them, every 5 s,
+      // until the connection ran out of channels and the worker could take no shard.
+      void opening.then((late) => (late.on('error', () => undefined), late.close())).catch(() => undefined);
+      throw error;
+    }
     channel.on('error', () => undefined);
     const entry = { connection, channel };
     channel.once('close', () => {

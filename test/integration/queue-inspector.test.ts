@@ -1,7 +1,8 @@
-import amqp, { type ChannelModel } from 'amqplib';
+import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { createQueueInspector } from '../../src/queue/queue-inspector';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { randomQueuePrefix } from '../support/ingest';
+import { waitFor } from '../support/wait';
 
 let connection: ChannelModel;
 const prefix = randomQueuePrefix();
@@ -52,5 +53,30 @@ describe('the queue inspector behind the broker gauges', () => {
     expect(gone).toBeNull();
     expect(after).toEqual({ messageCount: 2, consumerCount: 0 });
     expect(counter.opened).toBe(2);
+  });
+
+  it('closes a channel that the broker opened after the question had given up on it', async () => {
+    let late: Channel | undefined;
+    let closed = false;
+    // The broker answers the open after the inspector's timeout, as a busy one does.
+    const slow = new Proxy(connection, {
+      get(target, property, receiver) {
+        if (property === 'createChannel') {
+          return async () => {
+            const channel = await target.createChannel();
+            channel.once('close', () => (closed = true));
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            late = channel;
+            return channel;
+          };
+        }
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const inspector = createQueueInspector(50);
+    await expect(inspector.inspect(slow, present[0]!)).rejects.toThrow(/did not open a channel within 50 ms/);
+    await waitFor('the late channel to arrive', () => late !== undefined);
+    await waitFor('the late channel to be closed', () => closed);
   });
 });
