@@ -87,6 +87,12 @@ const kubeName = z
   .max(253)
   .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes name: lower-case letters, digits, dash and dot');
 
+/** A DNS-1123 label, as Kubernetes requires for namespaces: no dots, at most 63 characters. */
+const kubeNamespace = z
+  .string()
+  .max(63, 'must be a Kubernetes namespace: at most 63 characters')
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a Kubernetes namespace: lower-case letters, digits and dash');
+
 /** An admin token weaker than this is refused at start: it guards every customer's statistics. */
 export const MIN_ADMIN_TOKEN_BITS = 48;
 
@@ -254,7 +260,7 @@ const envSchema = z.object({
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(65000, 100),
   SHUTDOWN_TIMEOUT_MS: int(25000, 100),
 
-  AUTOSCALER_NAMESPACE: kubeName.optional(),
+  AUTOSCALER_NAMESPACE: kubeNamespace.optional(),
   AUTOSCALER_DEPLOYMENT: kubeName.default('wagate-worker'),
   AUTOSCALER_TARGET_PER_REPLICA: int(100, 1),
   AUTOSCALER_MIN_REPLICAS: int(1, 1),
