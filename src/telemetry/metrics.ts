@@ -21,7 +21,7 @@ const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejecte
   'ignored', 'provider_error', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
 /** Why a signature was refused (webhooks/signature-rejection.ts; telemetry may not import that layer). */
 const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match', 'too_many_params'];
-const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped'];
+const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped', 'given_back'];
 const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
 /** What a provider's receipt said of a reply, as wagate_reply_receipts_total labels it. */
 export const REPLY_RECEIPT_STATUSES = ['sent', 'delivered', 'read', 'failed', 'other'] as const;
