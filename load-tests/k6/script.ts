@@ -10,9 +10,9 @@ import { Counter, Trend } from 'k6/metrics';
 import type { Options, Scenario } from 'k6/options';
 import { newRunId, runIdLine } from '../lib/ids.ts';
 import { checkName, type PlannedRequest } from '../lib/payloads.ts';
-import type { ArrivalLoad, ScenarioModule } from '../lib/scenario.ts';
+import { ITERATION_ERRORS, type ArrivalLoad, type ScenarioModule } from '../lib/scenario.ts';
 import { readSettings } from '../lib/settings.ts';
-import { buildSummary, formatSummary, ITERATION_ERRORS, type CheckTally } from '../lib/summary.ts';
+import { buildSummary, formatSummary, type CheckTally } from '../lib/summary.ts';
 import { TREND_STATS, type MetricSummary } from '../lib/thresholds.ts';
 import { readStats, REQUEST_TIMEOUT, REQUEST_TIMEOUT_SECONDS, waitForDrain } from './drain.ts';
 

@@ -61,16 +61,22 @@ export function constantLoad(settings: Settings): ArrivalLoad {
   return { executor: 'constant-arrival-rate', rate, durationSeconds, preAllocatedVUs, maxVUs };
 }
 
+/** The counter both runners add 1 to for each iteration that threw (a script error); like any k6 metric, it shows once it has a sample. */
+export const ITERATION_ERRORS = 'iteration_errors';
+
 /**
  * The thresholds every scenario shares: the 300 ms target on every answer, the SLO on
  * answers tagged slo:ack, under 1 % failed requests (status other than expected, or no
- * answer) and over 99 % passed checks.
+ * answer), over 99 % passed checks, and no iteration that threw: one that throws before it
+ * sends leaves no sample behind, and a run whose every iteration threw (crypto.subtle
+ * missing on a k6 older than v0.58) would otherwise pass every other threshold.
  */
 export function baseThresholds(settings: Settings, options: { slo: boolean }): Record<string, string[]> {
   const thresholds: Record<string, string[]> = {
     http_req_duration: [`p(99)<${settings.ackP99Ms}`],
     http_req_failed: ['rate<0.01'],
     checks: ['rate>0.99'],
+    [ITERATION_ERRORS]: ['count==0'],
   };
   if (options.slo) thresholds['http_req_duration{slo:ack}'] = [`p(99)<${settings.sloP99Ms}`];
   return thresholds;

@@ -1,4 +1,4 @@
-import type { ArrivalLoad } from './scenario.ts';
+import { ITERATION_ERRORS, type ArrivalLoad } from './scenario.ts';
 import { judge, type MetricSummary, type Verdict } from './thresholds.ts';
 
 /** The JSON summary both k6's handleSummary() and the Node runner write, and what they print. */
@@ -30,8 +30,6 @@ export interface CheckTally {
   fails: number;
 }
 
-/** The counter both runners add 1 to for each iteration that threw (a script error); like any k6 metric, it shows once it has a sample. */
-export const ITERATION_ERRORS = 'iteration_errors';
 
 export interface SummaryInput extends Pick<LoadSummary, 'scenario' | 'description' | 'runId' | 'runner' | 'baseUrl' | 'load' | 'checks' | 'interrupted'> {
   thresholds: Record<string, string[]>;

@@ -1,6 +1,5 @@
 import { checkName, type PlannedRequest } from '../lib/payloads.ts';
-import type { RunContext, ScenarioDefinition } from '../lib/scenario.ts';
-import { ITERATION_ERRORS } from '../lib/summary.ts';
+import { ITERATION_ERRORS, type RunContext, type ScenarioDefinition } from '../lib/scenario.ts';
 import type { HttpClient } from './http.ts';
 import type { Recorder } from './recorder.ts';
 

@@ -70,6 +70,14 @@ describe('load scenarios, run briefly by the Node runner against a real gateway'
     expect([...finished.values()].filter((row) => !['processed', 'unmatched'].includes(row.status))).toEqual([]);
   }, RUN_TIMEOUT_MS);
 
+  it('backlog: fails the run when a worker is still running, since no backlog builds', async () => {
+    // After the test above, a worker runs; a slow rate leaves it nothing to fall behind on.
+    const result = await runBriefly(backlog, pipeline.ingest.baseUrl, { RATE: '10', DURATION: '2s', DRAIN_TIMEOUT: '45' });
+    await expectEvery200Recorded(result);
+    expect(result.summary.ok).toBe(false);
+    expect(result.summary.verdicts.filter((verdict) => !verdict.ok)).toEqual([expect.objectContaining({ metric: 'backlog_messages', threshold: 'count>=10' })]);
+  }, RUN_TIMEOUT_MS);
+
   it.each([
     ['meta-constant', metaConstant, {}],
     ['twilio-constant', twilioConstant, {}],

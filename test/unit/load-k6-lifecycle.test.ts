@@ -192,6 +192,8 @@ function k6SummaryData() {
       http_req_duration: { type: 'trend', contains: 'time', values: trend(12.5, 50), thresholds: { 'p(99)<300': { ok: true } } },
       http_req_failed: { type: 'rate', contains: 'default', values: { rate: 0.02, passes: 1, fails: 49 }, thresholds: { 'rate<0.01': { ok: false } } },
       checks: { type: 'rate', contains: 'default', values: { rate: 0.98, passes: 49, fails: 1 }, thresholds: { 'rate>0.99': { ok: false } } },
+      // k6 keeps a metric that has a threshold in the summary, samples or not.
+      iteration_errors: { type: 'counter', contains: 'default', values: { count: 0, rate: 0 }, thresholds: { 'count==0': { ok: true } } },
       forged_accepted: { type: 'counter', contains: 'default', values: { count: 1, rate: 0.02 }, thresholds: { 'count==0': { ok: false } } },
     },
   };
@@ -222,6 +224,7 @@ describe('the k6 script\'s handleSummary', () => {
       ['http_req_duration', true, 12.5],
       ['http_req_failed', false, 0.02],
       ['checks', false, 0.98],
+      ['iteration_errors', true, 0],
       ['forged_accepted', false, 1],
     ]);
     expect(summary.interrupted).toBeUndefined();

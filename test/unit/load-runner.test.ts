@@ -1,6 +1,6 @@
 import { runIdLine } from '../../load-tests/lib/ids.ts';
 import type { PlannedRequest } from '../../load-tests/lib/payloads.ts';
-import type { ScenarioDefinition } from '../../load-tests/lib/scenario.ts';
+import { baseThresholds, type ScenarioDefinition } from '../../load-tests/lib/scenario.ts';
 import { readSettings } from '../../load-tests/lib/settings.ts';
 import { formatSummary } from '../../load-tests/lib/summary.ts';
 import { runScenario } from '../../load-tests/runner/run.ts';
@@ -73,6 +73,19 @@ describe('the Node runner', () => {
       expect.stringMatching(/^iteration 4 failed: no sender for this iteration /),
     ]);
     expect(formatSummary(summary)).toContain('iterations that threw (script errors): 11');
+  });
+
+  it('fails a run whose iterations all threw before sending, which leaves the other thresholds no sample', async () => {
+    const broken = scenario({
+      load: PLENTY_OF_VUS,
+      thresholds: baseThresholds(SETTINGS, { slo: true }),
+      plan: async () => {
+        throw new Error('crypto.subtle is missing');
+      },
+    });
+    const summary = await runScenario(broken, SETTINGS, { log: () => undefined });
+    expect(summary.ok).toBe(false);
+    expect(summary.verdicts.filter((verdict) => !verdict.ok)).toEqual([expect.objectContaining({ metric: 'iteration_errors', threshold: 'count==0', actual: 20 })]);
   });
 
   it('prints the run id before the first request, as k6\'s setup does', async () => {
