@@ -1,6 +1,6 @@
 import { CONTAINER_WORDS, COURTESY_PHRASES, FILLER_WORDS } from './parse-text-filler';
 import type { ChunkReading, UnsurePhrase } from './parse-text-items';
-import { normalizeText, phraseAt, tokenize, toWordSet, type Token } from './parse-text-tokens';
+import { normalizeText, phraseAt, tokenize, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
 import { CANCEL_WORDS, NEGATIONS } from './parse-text-words';
 
 /**
@@ -27,16 +27,17 @@ const FULFILMENT_WORDS = toWordSet([
  * A cancel word with nothing beside it but politeness and words about the order ("please cancel my
  * order", "cancelar pedido", "bitte stornieren"). Cancelling cannot be undone, so a negation ("don't
  * cancel", "nicht stornieren") or any other word ("cancel the coke", "cancel the bottle", "2 margherita, cancel") makes
- * the message something to ask about instead.
+ * the message something to ask about instead, and so does a catalog name, even one that is also
+ * filler elsewhere ("cancel the mate", with a Mate on the menu).
  */
-export function isPlainCancel(tokens: readonly Token[]): boolean {
+export function isPlainCancel(tokens: readonly Token[], catalog: readonly WordPhrase[] = []): boolean {
   let cancel = false;
   for (let index = 0; index < tokens.length; ) {
     if (phraseAt(tokens, index, NEGATIONS)) return false;
     const courtesy = phraseAt(tokens, index, COURTESY_PHRASES);
     const key = tokens[index]!.key;
     if (CANCEL_WORDS.has(key)) cancel = true;
-    else if (FULFILMENT_WORDS.has(key) || CONTAINER_WORDS.has(key)) return false;
+    else if (FULFILMENT_WORDS.has(key) || CONTAINER_WORDS.has(key) || phraseAt(tokens, index, catalog)) return false;
     else if (!courtesy && !FILLER_WORDS.has(key) && !CANCEL_CONTEXT_WORDS.has(key)) return false;
     index += courtesy?.length ?? 1;
   }

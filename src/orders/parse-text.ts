@@ -56,9 +56,9 @@ const LIST_MARKER = /^\s*(?:\d{1,2}[.)]|[-*•·])\s+/;
 export function parseOrderText(text: string, options: ParseOptions = {}): ParsedText {
   if (exceedsTextCap(text)) return tooLong();
   const normalized = normalizeText(text).replace(SYMBOL_CONJUNCTIONS, ' and ');
-  const intent = detectIntent(tokenize(normalized));
-  if (intent !== 'order') return { intent, items: [], excluded: [], unsure: [] };
   const { phrases: catalog, words: catalogWords, dotted } = catalogPhrases(options.keepTogether ?? []);
+  const intent = detectIntent(tokenize(normalized), catalog);
+  if (intent !== 'order') return { intent, items: [], excluded: [], unsure: [] };
   const parsed: ParsedText = { intent, items: [], excluded: [], unsure: [] };
   const questions: UnsurePhrase[] = [];
   for (const chunk of splitChunks(keepDottedNames(normalized, dotted))) {
@@ -126,11 +126,11 @@ function splitChunks(text: string): string[] {
  * word to be a menu word, a greeting or polite filler ("can I see the menu please", "hola"), so
  * "2 kids menu" stays an order.
  */
-function detectIntent(tokens: readonly Token[]): Intent {
+function detectIntent(tokens: readonly Token[], catalog: readonly WordPhrase[]): Intent {
   const keys = tokens.map((token) => token.key);
   const short = keys.length > 0 && keys.length <= MAX_INTENT_WORDS;
   const has = (words: ReadonlySet<string>) => keys.some((key) => words.has(key));
-  if (short && isPlainCancel(tokens)) return 'cancel';
+  if (short && isPlainCancel(tokens, catalog)) return 'cancel';
   if (short && (has(STATUS_WORDS) || (has(WHERE_WORDS) && has(ORDER_WORDS)))) return 'order_status';
   if (asksForMenu(tokens)) return 'menu';
   return 'order';

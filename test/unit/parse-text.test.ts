@@ -210,6 +210,21 @@ describe('intents', () => {
     expect(parsed.unsure.some((doubt) => /cancel|storn/.test(doubt.written))).toBe(true);
   });
 
+  it.each(['cancel the mate', 'cancela el mate', 'Mate stornieren', 'please cancel mate'])(
+    'asks about a cancel that names a product whose name is filler elsewhere: "%s", with a Mate on the menu',
+    (text) => {
+      const parsed = parseOrderText(text, { keepTogether: ['Mate', 'Margherita'] });
+      expect(parsed.intent).toBe('order');
+      expect(parsed.unsure.some((doubt) => doubt.reason === 'cancel')).toBe(true);
+    },
+  );
+
+  it('still takes a plain cancel as cancel with a catalog given: "cancel my order", "cancela el pedido"', () => {
+    for (const text of ['cancel my order', 'cancela el pedido', 'mate, cancel my order']) {
+      expect(parseOrderText(text, { keepTogether: ['Margherita', 'Coke'] }).intent).toBe('cancel');
+    }
+  });
+
   it('reads "make it" before anything but a count as filler: "2 margherita, make it quick"', () => {
     expect(itemsOf('2 margherita, make it quick')).toEqual([item(2, 'margherita')]);
   });
