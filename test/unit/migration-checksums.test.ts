@@ -43,6 +43,7 @@ const SHIPPED: Record<string, string> = {
   '033_sending_attempt.sql': '82c1c5639b36f4129a853f31cdc91eb7c18d2611dc309e4b2526af5559d23cc1',
   '034_message_ids_in_arrival_order.sql': '69d3a91acd04af3e27e5f6d47734f763b98bf273aa527dda7388a58403502852',
   '035_order_note.sql': '0adbcf1ac19e947d33a1e5a12321fe5f8eed8a7eb80158332a475215744692bb',
+  '036_search_terms_spell_symbols.sql': '6b0ba24acbf74876fcde1f6a7fa32a4e9707b0faf298190dc85decdfcae958b7',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {
