@@ -1,5 +1,6 @@
 import { catalogPhrases } from './parse-text';
-import { normalizeText, tokenize, toWordSet } from './parse-text-tokens';
+import { normalizeText, phraseAt, tokenize, toWordSet } from './parse-text-tokens';
+import { GREETINGS } from './parse-text-words';
 
 /**
  * Words of thanks and agreement, in the four languages replies are written in. A message of
@@ -31,4 +32,25 @@ export function isAcknowledgement(text: string, catalogTerms: readonly string[] 
   if (words.length === 0) return acknowledgedByEmoji;
   const products = catalogPhrases(catalogTerms).oneWordNames;
   return words.every((token) => ACKNOWLEDGEMENT_WORDS.has(token.key) && !products.has(token.key));
+}
+
+/**
+ * True for a greeting alone ("Hola!", "good evening"), or one with thanks ("hi, thanks 🙏"). As a
+ * message it gets the menu; as a cart's note it asks the kitchen for nothing. Not where a word
+ * is a product of the catalog.
+ */
+export function isGreeting(text: string, catalogTerms: readonly string[] = []): boolean {
+  const rest = text.replace(ACKNOWLEDGEMENT_EMOJI, ' ');
+  if (OTHER_EMOJI.test(rest)) return false;
+  const words = tokenize(normalizeText(rest)).filter((token) => /\p{L}|\p{N}/u.test(token.key));
+  const products = catalogPhrases(catalogTerms).oneWordNames;
+  if (words.some((token) => products.has(token.key))) return false;
+  let greeted = false;
+  for (let index = 0; index < words.length; ) {
+    const greeting = phraseAt(words, index, GREETINGS);
+    if (greeting) greeted = true;
+    else if (!ACKNOWLEDGEMENT_WORDS.has(words[index]!.key)) return false;
+    index += greeting?.length ?? 1;
+  }
+  return greeted;
 }

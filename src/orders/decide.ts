@@ -1,6 +1,6 @@
 import type { Sql } from '../db/client';
 import type { QueueMessage } from '../queue/message';
-import { isAcknowledgement } from './acknowledgement';
+import { isAcknowledgement, isGreeting } from './acknowledgement';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { decideText } from './decide-text';
 import { parseOrderText } from './parse-text';
@@ -78,11 +78,12 @@ async function decideCart(sql: Sql, items: CartItem[], note: unknown, catalog: C
 /**
  * A cart's note ("one without cheese", "sin cebolla", "extra sauce") changes the order, and the
  * order's lines cannot say it: placed as the cart shows, the customer gets what they asked not
- * to. A note that says nothing to the kitchen ("thanks!", "for delivery at 7") leaves the cart
+ * to. A note that says nothing to the kitchen ("thanks!", "Hola!", "for delivery at 7") leaves the cart
  * as it is, and goes on the order as the shop's to read.
  */
 function noteAsksSomething(note: string, catalogTerms: string[]): boolean {
-  if (isAcknowledgement(note, catalogTerms)) return false;
+  // A greeting alone reads as a menu request, which asks the kitchen for nothing.
+  if (isAcknowledgement(note, catalogTerms) || isGreeting(note, catalogTerms)) return false;
   const parsed = parseOrderText(note, { keepTogether: catalogTerms });
   // A question beside a cart ("hay sin cebolla?", "is there a way to make it without onions")
   // reads as a menu request alone, and may well ask the kitchen for something: it is asked about too.
