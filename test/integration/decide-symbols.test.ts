@@ -1,10 +1,8 @@
-import { loadConfig } from '../../src/config';
 import { migrate, readMigrations } from '../../src/db/migrate';
 import { importCatalog } from '../../src/orders/catalog-import';
 import { decide } from '../../src/orders/decide';
-import type { Decision } from '../../src/orders/decision';
-import type { QueueMessage } from '../../src/queue/message';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { cartOf, DEFAULT_MATCH, textMessage } from '../support/decide';
 
 // Names that carry "&", "+" or "#": the parser reads the symbols as words ("and", "number").
 const CATALOG = `sku,name,price,currency,aliases
@@ -15,8 +13,6 @@ DR-COLA,Coca-Cola,2.50,EUR,coke
 `;
 
 let db: TestDatabase;
-const config = loadConfig({});
-const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -27,19 +23,6 @@ afterAll(async () => {
   await db.drop();
 });
 
-function text(body: string): QueueMessage {
-  return {
-    v: 1, source: 'whatsapp', messageId: 'm', from: '15550001111', senderKey: '15550001111', business: 'b',
-    contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date(0).toISOString(), content: { text: { body } },
-  };
-}
-
-async function cartOf(body: string): Promise<Record<string, number> | Decision['kind']> {
-  const decision = await decide(db.sql, text(body), match);
-  if (decision.kind !== 'order') return decision.kind;
-  return Object.fromEntries(decision.lines.map((line) => [line.product.sku, line.quantity]));
-}
-
 describe('products whose names hold a symbol', () => {
   it.each([
     ['2 mac & cheese', { 'MC-CHS': 2 }],
@@ -49,7 +32,7 @@ describe('products whose names hold a symbol', () => {
     ['1 burger and fries', { 'BG-FRY': 1 }],
     ['2 burger #1', { 'BG-ONE': 2 }],
   ])('orders "%s" as the product it names', async (body, cart) => {
-    expect(await cartOf(body)).toEqual(cart);
+    expect(await cartOf(db.sql, body)).toEqual(cart);
   });
 });
 
@@ -67,7 +50,7 @@ describe('a catalog imported before names were spelled out', () => {
         { sku: 'DR-COLA', search_terms: ['coca-cola', 'coke'] },
         { sku: 'MC-CHS', search_terms: ['mac & cheese', 'mac and cheese'] },
       ]);
-      const decision = await decide(earlier.sql, text('2 mac & cheese'), match);
+      const decision = await decide(earlier.sql, textMessage('2 mac & cheese'), DEFAULT_MATCH);
       expect(decision.kind === 'order' && decision.lines.map((line) => [line.product.sku, line.quantity])).toEqual([['MC-CHS', 2]]);
     } finally {
       await earlier.drop();

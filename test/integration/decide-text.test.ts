@@ -1,12 +1,11 @@
-import { loadConfig } from '../../src/config';
 import { importCatalog } from '../../src/orders/catalog-import';
 import { decide } from '../../src/orders/decide';
 import type { Decision } from '../../src/orders/decision';
 import { loadReplyCatalogues, repliesIn } from '../../src/orders/replies';
 
 const replies = repliesIn(loadReplyCatalogues().en);
-import type { QueueMessage } from '../../src/queue/message';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { cartOf, DEFAULT_MATCH, textMessage } from '../support/decide';
 
 // The four-product shop the order parser was designed against.
 const CATALOG = `sku,name,price,currency,aliases
@@ -17,8 +16,6 @@ DS-TIRA,Tiramisu,4.00,EUR,
 `;
 
 let db: TestDatabase;
-const config = loadConfig({});
-const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -29,17 +26,8 @@ afterAll(async () => {
   await db.drop();
 });
 
-function text(body: string): QueueMessage {
-  return {
-    v: 1, source: 'whatsapp', messageId: 'm', from: '15550001111', senderKey: '15550001111', business: 'b',
-    contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date(0).toISOString(), content: { text: { body } },
-  };
-}
-
-async function cartOf(body: string): Promise<Record<string, number> | Decision['kind']> {
-  const decision = await decide(db.sql, text(body), match);
-  if (decision.kind !== 'order') return decision.kind;
-  return Object.fromEntries(decision.lines.map((line) => [line.product.sku, line.quantity]));
+async function cartIn(body: string) {
+  return cartOf(db.sql, body);
 }
 
 describe('deciding free text against a real catalog', () => {
@@ -52,7 +40,7 @@ describe('deciding free text against a real catalog', () => {
     ['0 coke, 1 tiramisu', { 'DS-TIRA': 1 }],
     ['Keine Cola, nur eine Pepperoni 🍕', { 'PZ-PEPP': 1 }],
   ])('orders exactly what "%s" asks for', async (body, cart) => {
-    expect(await cartOf(body)).toEqual(cart);
+    expect(await cartIn(body)).toEqual(cart);
   });
 
   it.each([
@@ -73,7 +61,7 @@ describe('deciding free text against a real catalog', () => {
     '#2 margherita', // an item number on some menu
     'margherita 2 pepperoni', // whose is the 2?
   ])('asks instead of ordering for "%s"', async (body) => {
-    expect(await cartOf(body)).toBe('clarify');
+    expect(await cartIn(body)).toBe('clarify');
   });
 
   it.each([
@@ -84,23 +72,23 @@ describe('deciding free text against a real catalog', () => {
     ['margherita for 2', 'quantity'],
     [`${'2 margherita, '.repeat(80)}1 coke`, 'too_long'],
   ])('cancels nothing and orders nothing for "%s", asking instead (%s)', async (body, reason) => {
-    const decision = await decide(db.sql, text(body), match);
+    const decision = await decide(db.sql, textMessage(body), DEFAULT_MATCH);
     expect(decision.kind).toBe('clarify');
     expect((decision as Extract<Decision, { kind: 'clarify' }>).problems.map((problem) => problem.reason)).toContain(reason);
   });
 
   it('still cancels on a plain cancel', async () => {
-    for (const body of ['cancel', 'please cancel my order', 'cancelar pedido', 'bitte stornieren']) expect([body, await cartOf(body)]).toEqual([body, 'cancel']);
+    for (const body of ['cancel', 'please cancel my order', 'cancelar pedido', 'bitte stornieren']) expect([body, await cartIn(body)]).toEqual([body, 'cancel']);
   });
 
   it('names the closest product when a word is not explained', async () => {
-    const decision = await decide(db.sql, text('thre margheritas'), match);
+    const decision = await decide(db.sql, textMessage('thre margheritas'), DEFAULT_MATCH);
     expect(decision).toMatchObject({ kind: 'clarify', problems: [{ phrase: 'thre margheritas', reason: 'unknown', candidates: [{ sku: 'PZ-MARG' }] }] });
     expect(replies.clarification((decision as Extract<Decision, { kind: 'clarify' }>).problems)).toContain('did you mean Pizza Margherita?');
   });
 
   it('places no order beside a question, and says why instead of sending the menu', async () => {
-    const decision = await decide(db.sql, text('2 margherita and a coke. how much is it?'), match);
+    const decision = await decide(db.sql, textMessage('2 margherita and a coke. how much is it?'), DEFAULT_MATCH);
     expect(decision).toEqual({ kind: 'clarify', problems: [{ phrase: 'how much is it', reason: 'question', candidates: [] }] });
     expect(replies.clarification((decision as Extract<Decision, { kind: 'clarify' }>).problems)).toBe(
       'Sorry, we couldn\'t place your order yet. "how much is it": we cannot answer a question inside an order. To order, send the items on their own; the menu shows our prices. Reply MENU to see everything we offer.',
@@ -108,16 +96,16 @@ describe('deciding free text against a real catalog', () => {
   });
 
   it('answers a question about the shop with the menu and an empty refusal with the menu', async () => {
-    expect(await cartOf('do you have tiramisu?')).toBe('menu');
+    expect(await cartIn('do you have tiramisu?')).toBe('menu');
     // Beside small talk that names no product, or cut by a line break, a question is still one.
-    expect(await cartOf('Hi there, quick question: how much is a margherita?')).toBe('menu');
-    expect(await cartOf('Hello, I am new here. Do you have vegan pizza?')).toBe('menu');
-    expect(await cartOf('do you\nhave margherita?')).toBe('menu');
-    expect(await cartOf('no thanks')).toBe('menu');
+    expect(await cartIn('Hi there, quick question: how much is a margherita?')).toBe('menu');
+    expect(await cartIn('Hello, I am new here. Do you have vegan pizza?')).toBe('menu');
+    expect(await cartIn('do you\nhave margherita?')).toBe('menu');
+    expect(await cartIn('no thanks')).toBe('menu');
   });
 
   it('confirms each item with its quantity and price, the total, and how to correct it', async () => {
-    const decision = await decide(db.sql, text('2 margherita and a coke'), match);
+    const decision = await decide(db.sql, textMessage('2 margherita and a coke'), DEFAULT_MATCH);
     if (decision.kind !== 'order') throw new Error(`expected an order, got ${decision.kind}`);
     const confirmation = replies.orderConfirmation('42', 'Ana', decision.lines, decision.total, decision.currency);
     expect(confirmation).toContain('2 × Pizza Margherita (EUR 8.50)');
