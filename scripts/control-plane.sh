@@ -67,13 +67,14 @@ ensure_control_plane() {
     write_control_plane_module "$dir"
     local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$WAGATE_KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${WAGATE_KUBE_VERSION#v1.}"
     ldflags="${ldflags%.*}" # gitMinor is the bare minor number
+    # Chained with &&: left of ||, a subshell's set -e is off, and a failed build of the first
+    # three would pass unseen once etcd, the last, built.
     (
-      cd "$dir"
-      export GOFLAGS=-mod=mod CGO_ENABLED=0
-      go mod tidy >/dev/null 2>&1 || true
-      go build -trimpath -ldflags "$ldflags" -o "$WAGATE_KUBE_BIN/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
-      go build -trimpath -ldflags "$ldflags" -o "$WAGATE_KUBE_BIN/etcd" ./etcd
+      cd "$dir" && export GOFLAGS=-mod=mod CGO_ENABLED=0 \
+        && { go mod tidy >/dev/null 2>&1 || true; } \
+        && go build -trimpath -ldflags "$ldflags" -o "$WAGATE_KUBE_BIN/" \
+          k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl \
+        && go build -trimpath -ldflags "$ldflags" -o "$WAGATE_KUBE_BIN/etcd" ./etcd
     ) || { echo "error: building the Kubernetes control plane failed (see above)" >&2; return 1; }
   fi
 }

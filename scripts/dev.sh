@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/node.sh
 source scripts/services.sh
 ensure_node
-ensure_postgres "${DATABASE_URL:-}"
-ensure_rabbitmq "${AMQP_URL:-}"
+ensure_postgres "$(setting DATABASE_URL)"
+ensure_rabbitmq "$(setting AMQP_URL)"
 ensure_node_modules
 # Build only when the sources changed: the build starts by deleting dist/, which would pull
 # the CLI away from a shell that is already using it (npx wagate … right after this script).

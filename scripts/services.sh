@@ -23,6 +23,21 @@ url_endpoint() { # url default_port
   echo "${host:-127.0.0.1} ${port:-$2}"
 }
 
+# A setting as the process reads it: the variable, or else the file its NAME_FILE names.
+setting() { # name
+  local name="$1" file_name="${1}_FILE"
+  if [ -n "${!name:-}" ]; then printf '%s' "${!name}"; elif [ -n "${!file_name:-}" ]; then cat "${!file_name}"; fi
+}
+
+# Commands the tests call as a shop's engineer would (the README's demo: curl and psql).
+ensure_commands() { # command...
+  local missing=""
+  for c in "$@"; do command -v "$c" >/dev/null || missing="$missing $c"; done
+  [ -z "$missing" ] && return 0
+  echo "error: missing on PATH:$missing (Debian: apt-get install curl postgresql-client)" >&2
+  return 1
+}
+
 is_local() { [ "$1" = 127.0.0.1 ] || [ "$1" = localhost ] || [ "$1" = "::1" ]; }
 
 ensure_postgres() { # [url]
@@ -34,8 +49,14 @@ ensure_postgres() { # [url]
     return 1
   fi
   if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    [ "$(id -u)" = 0 ] || { echo "error: PostgreSQL is installed but not running on $host:$port; start it as root (pg_ctlcluster <version> main start)." >&2; return 1; }
     echo "starting PostgreSQL" >&2
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+    # The cluster of that port, where there are several (a Debian upgrade leaves the old one).
+    local cluster
+    cluster="$(pg_lsclusters --no-header 2>/dev/null | awk -v port="$port" '$3 == port { print $1 " " $2; exit }')"
+    [ -n "$cluster" ] || cluster="$(ls /etc/postgresql | sort -V | tail -1) main"
+    # shellcheck disable=SC2086 # version and name, two words
+    pg_ctlcluster --skip-systemctl-redirect $cluster start || true
   elif command -v pg_ctl >/dev/null && [ -n "${PGDATA:-}" ]; then
     pg_ctl -D "$PGDATA" -l "$PGDATA/server.log" start
   else
@@ -54,9 +75,13 @@ ensure_rabbitmq() { # [url]
     echo "error: RabbitMQ at $host:$port does not answer; check the URL or the server." >&2
     return 1
   fi
-  if command -v rabbitmq-server >/dev/null; then
+  # Debian installs it in /usr/sbin, which a user's PATH may not hold.
+  local server
+  server="$(command -v rabbitmq-server || { [ -x /usr/sbin/rabbitmq-server ] && echo /usr/sbin/rabbitmq-server; } || true)"
+  if [ -n "$server" ]; then
+    [ "$(id -u)" = 0 ] || { echo "error: RabbitMQ is installed but not running on $host:$port; start it as root (rabbitmq-server -detached)." >&2; return 1; }
     echo "starting RabbitMQ" >&2
-    rabbitmq-server -detached || true
+    "$server" -detached || true
   else
     echo "error: RabbitMQ 3.10+ is not running on $host:$port and is not installed here." >&2
     echo "       Install it (Debian: apt-get install rabbitmq-server) or point the URL at one." >&2
@@ -84,7 +109,11 @@ ensure_promtool() {
   if command -v apt-get >/dev/null; then
     echo "installing Prometheus and promtool (Debian package prometheus)" >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null \
-      || { echo "error: could not install the Debian package prometheus (needed for promtool and the Prometheus tests)" >&2; return 1; }
+      || { echo "error: could not install the Debian package prometheus (needed for promtool and the Prometheus tests; as root)" >&2; return 1; }
+    # The package starts a server on :9090 at every boot where systemd runs; the tests start their own.
+    if command -v systemctl >/dev/null && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
   else
     echo "error: promtool and prometheus are missing; install Prometheus 2.x so both are on PATH" >&2
     return 1

@@ -8,6 +8,7 @@ source scripts/services.sh
 source scripts/control-plane.sh
 source scripts/toxiproxy.sh
 ensure_node
+ensure_commands curl psql
 ensure_postgres "${TEST_DATABASE_URL:-}"
 ensure_rabbitmq "${TEST_AMQP_URL:-}"
 ensure_node_modules
