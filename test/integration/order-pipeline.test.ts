@@ -56,10 +56,10 @@ describe('order pipeline', () => {
   it('queues and answers a message whose id is too long for AMQP\'s message-id, instead of leaving it in the outbox', async () => {
     // 256 characters, the longest id the schema takes: "whatsapp:" and it pass AMQP's 255 bytes.
     const id = uniqueWamid().padEnd(256, 'x');
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550100021', text: 'one coke' });
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550100041', text: 'one coke' });
     expect(await settled(id)).toBe('processed');
     expect(await pipeline.db.sql`SELECT sku FROM order_items JOIN orders ON orders.id = order_items.order_id WHERE orders.message_id = ${id}`).toEqual([{ sku: 'COKE' }]);
-    expect(pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === '15550100021')).toHaveLength(1);
+    expect(pipeline.fake.calls().filter((c) => (c.body as { to?: string }).to === '15550100041')).toHaveLength(1);
   });
 
   it('keeps a product whose name has "and" in it whole: "2 fish and chips and a coke"', async () => {
