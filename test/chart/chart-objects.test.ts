@@ -172,6 +172,9 @@ describe('worker', () => {
       ['autoscaler.extraEnv', 'METRICS_PORT', 'config.METRICS_PORT'],
       ['worker.extraEnv', 'WORKER_DRAIN_TIMEOUT_MS', 'worker.drainTimeoutSeconds'],
       ['autoscaler.extraEnv', 'AUTOSCALER_MAX_REPLICAS', 'worker.autoscaling.maxReplicas'],
+      // KEDA's trigger watches config's queues: a prefix or a count that only the pods see would scale on nothing.
+      ['extraEnv', 'QUEUE_PREFIX', 'config.QUEUE_PREFIX'],
+      ['worker.extraEnv', 'WORK_SHARDS', 'config.WORK_SHARDS'],
     ];
     for (const [list, name, instead] of cases) {
       const error = renderError({ valuesFiles: [scenarioFile('minimal')], set: [`${list}[0].name=${name}`, `${list}[0].value=60000`] });
@@ -356,5 +359,12 @@ describe('metrics and monitoring', () => {
     const podMonitor = find(renderScenario('production', { set: ['metrics.serviceMonitor.enabled=false', 'metrics.podMonitor.enabled=true'] }), 'PodMonitor', 'shop-wagate');
     expect(podMonitor.spec.jobLabel).toBe('wagate.io/job');
     expect(find(production, 'Deployment', '-worker').spec.template.metadata.labels['wagate.io/job']).toBe('wagate-worker');
+  });
+
+  it('leaves the scrape timeout to Prometheus unless one is given, so a short interval keeps the ServiceMonitor valid', () => {
+    const endpoint = (objects: K8sObject[]) => find(objects, 'ServiceMonitor', 'shop-wagate').spec.endpoints[0];
+    // The Prometheus Operator refuses a ServiceMonitor whose timeout is longer than its interval.
+    expect(endpoint(renderScenario('production', { set: ['metrics.serviceMonitor.interval=5s'] }))).toEqual({ port: 'metrics', path: '/metrics', interval: '5s' });
+    expect(endpoint(renderScenario('production', { set: ['metrics.serviceMonitor.scrapeTimeout=4s'] }))).toMatchObject({ scrapeTimeout: '4s' });
   });
 });

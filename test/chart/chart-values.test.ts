@@ -145,7 +145,13 @@ describe('network policies', () => {
     const otlpRule = (objects: K8sObject[], role: string) => policy(objects, role).spec.egress[policy(minimal, role).spec.egress.length];
     const untraced = renderScenario('minimal', { set: ['config.OTEL_EXPORTER_OTLP_ENDPOINT='] });
     for (const role of ['ingest', 'worker', 'autoscaler', 'cleanup', 'migrate']) expect([role, otlpRule(untraced, role)]).toEqual([role, undefined]);
-    const cases: Array<[string, number]> = [['http://otel-collector.observability:4318', 4318], ['https://otlp.example.com', 443], ['http://collector/v1', 80]];
+    const cases: Array<[string, number]> = [
+      ['http://otel-collector.observability:4318', 4318],
+      ['https://otlp.example.com', 443],
+      ['http://collector/v1', 80],
+      ['http://[fd00::10]:4318', 4318],
+      ['https://[fd00::10]/v1/traces', 443],
+    ];
     for (const [endpoint, port] of cases) {
       const traced = renderScenario('minimal', { set: [`config.OTEL_EXPORTER_OTLP_ENDPOINT=${endpoint}`] });
       for (const role of ['ingest', 'worker', 'autoscaler', 'cleanup', 'migrate']) expect([endpoint, role, otlpRule(traced, role)]).toEqual([endpoint, role, { ports: [{ port, protocol: 'TCP' }] }]);
@@ -153,6 +159,32 @@ describe('network policies', () => {
     const narrowed = renderScenario('minimal', { set: ['config.OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector.observability:4318', 'networkPolicy.otlp.to[0].namespaceSelector.matchLabels.team=observability'] });
     expect(otlpRule(narrowed, 'ingest').to).toEqual([{ namespaceSelector: { matchLabels: { team: 'observability' } } }]);
     expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['config.OTEL_EXPORTER_OTLP_ENDPOINT=otel-collector:4318'] })).toMatch(/OTEL_EXPORTER_OTLP_ENDPOINT/);
+  });
+});
+
+describe('the NetworkPolicy against the chart\'s own connection URLs', () => {
+  const egressPorts = (objects: K8sObject[], role: string) =>
+    find(objects, 'NetworkPolicy', `-${role}`).spec.egress.flatMap((rule: { ports?: { port: number }[] }) => (rule.ports ?? []).map((p) => p.port));
+  const databaseUrl = (url: string) => `secrets.databaseUrl=${url.replace(/,/g, '\\,')}`;
+
+  it('refuses a port the URL connects to that the policy would not let out, naming the value to set', () => {
+    const refused = (set: string[]) => renderError({ valuesFiles: [scenarioFile('minimal')], set });
+    expect(refused([databaseUrl('postgres://wagate:x@pgbouncer:6432/wagate')])).toContain(
+      'secrets.databaseUrl connects to port 6432, but networkPolicy.postgres.port is 5432: set networkPolicy.postgres.port to it',
+    );
+    expect(refused(['secrets.amqpUrl=amqps://wagate:x@b-1.mq.example.com'])).toContain(
+      'secrets.amqpUrl connects to port 5671, but networkPolicy.rabbitmq.port is 5672: set networkPolicy.rabbitmq.port to it',
+    );
+    expect(refused([databaseUrl('postgres://wagate:x@a:5434,b:5433/wagate')])).toContain('connects to port 5434,5433');
+  });
+
+  it('renders when the ports agree, when a URL of several hosts names the policy\'s port, and with an existingSecret it cannot read', () => {
+    const pgbouncer = renderScenario('minimal', { set: [databaseUrl('postgres://wagate:x@pgbouncer:6432/wagate?sslmode=require'), 'networkPolicy.postgres.port=6432'] });
+    expect(egressPorts(pgbouncer, 'ingest')).toContain(6432);
+    const amqps = renderScenario('minimal', { set: ['secrets.amqpUrl=amqps://wagate:x@b-1.mq.example.com', 'networkPolicy.rabbitmq.port=5671'] });
+    expect(egressPorts(amqps, 'worker')).toContain(5671);
+    expect(egressPorts(renderScenario('minimal', { set: [databaseUrl('postgres://wagate:x@a,b:6543/wagate')] }), 'ingest')).toContain(5432);
+    expect(renderScenario('minimal', { set: ['secrets.amqpUrl=amqps://wagate:x@mq', 'networkPolicy.enabled=false'] }).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
   });
 });
 

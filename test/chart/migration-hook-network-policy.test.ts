@@ -64,7 +64,10 @@ describe('the migration hook under helm install and upgrade, in a real API serve
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
-      await waitFor('the migrate Job', () => getJson(namespace, 'job/shop-wagate-migrate'), 60_000);
+      // Helm that gave up (a render refused) makes no Job: say why rather than wait for one.
+      const gaveUp = exited.then((code) => Promise.reject(new Error(`helm ${args[0]} exited with ${code} before the migrate Job was seen: ${stderr}`)));
+      gaveUp.catch(() => undefined);
+      await Promise.race([waitFor('the migrate Job', () => getJson(namespace, 'job/shop-wagate-migrate'), 60_000), gaveUp]);
       const policyAtJob = getJson(namespace, 'networkpolicy/shop-wagate-migrate');
       const listPods = () => plane().kubectl(['-n', namespace, 'get', 'pods', '-l', 'app.kubernetes.io/component=migrate', '-o', 'name']).trim();
       const pod = await waitFor('the migrate pod', listPods, 60_000);
@@ -89,7 +92,9 @@ describe('the migration hook under helm install and upgrade, in a real API serve
     plane().kubectl(['create', 'namespace', 'upgrade']);
     const installed = helm(['install', 'shop', CHART_DIR, '--no-hooks', '-n', 'upgrade', '-f', scenarioFile('minimal')], plane().env);
     expect([installed.status, installed.stderr]).toEqual([0, '']);
-    const { policyAtJob, status, stderr } = await runHooks('upgrade', ['upgrade', 'shop', '--set', 'networkPolicy.postgres.port=6432']);
+    // Postgres moved behind PgBouncer: the URL and the policy's port change together, as the render requires.
+    const behindPgBouncer = ['--set', 'networkPolicy.postgres.port=6432', '--set-string', 'secrets.databaseUrl=postgres://wagate:change-me@pgbouncer:6432/wagate'];
+    const { policyAtJob, status, stderr } = await runHooks('upgrade', ['upgrade', 'shop', ...behindPgBouncer]);
     expect(postgresPorts(policyAtJob)).toEqual([6432]);
     expect([status, stderr]).toEqual([0, '']);
   }, 120_000);

@@ -252,14 +252,15 @@ volumeMounts:
 {{- end -}}
 {{- end -}}
 {{- /* The chart derives ports, probes, Services, NetworkPolicies, grace periods, the connection
-       budget and the autoscaler's write guard from these: set through extraEnv they would win
-       over the ConfigMap in the pod while the rest still followed config, and a pod would be
-       killed mid-drain, probed on a closed port, or refused the count it was configured to. */ -}}
-{{- $derived := dict "PORT" "config.PORT" "METRICS_PORT" "config.METRICS_PORT" "SHUTDOWN_TIMEOUT_MS" "config.SHUTDOWN_TIMEOUT_MS" "WORKER_DRAIN_TIMEOUT_MS" "worker.drainTimeoutSeconds" "AUTOSCALER_MAX_REPLICAS" "worker.autoscaling.maxReplicas" "AUTOSCALER_MIN_REPLICAS" "worker.autoscaling.minReplicas" -}}
+       budget, the autoscaler's write guard and KEDA's queue trigger from these: set through
+       extraEnv they would win over the ConfigMap in the pod while the rest still followed config,
+       and a pod would be killed mid-drain, probed on a closed port, refused the count it was
+       configured to, or KEDA would watch queues no worker reads. */ -}}
+{{- $derived := dict "PORT" "config.PORT" "METRICS_PORT" "config.METRICS_PORT" "SHUTDOWN_TIMEOUT_MS" "config.SHUTDOWN_TIMEOUT_MS" "WORKER_DRAIN_TIMEOUT_MS" "worker.drainTimeoutSeconds" "AUTOSCALER_MAX_REPLICAS" "worker.autoscaling.maxReplicas" "AUTOSCALER_MIN_REPLICAS" "worker.autoscaling.minReplicas" "QUEUE_PREFIX" "config.QUEUE_PREFIX" "WORK_SHARDS" "config.WORK_SHARDS" -}}
 {{- range (concat .Values.extraEnv .Values.ingest.extraEnv .Values.worker.extraEnv .Values.autoscaler.extraEnv) -}}
 {{- $name := get . "name" -}}
 {{- if hasKey $derived $name -}}
-{{- fail (printf "%s is set in an extraEnv: set %s instead, from which the chart also derives the pods' ports, probes, grace period, connection budget or write guard" $name (get $derived $name)) -}}
+{{- fail (printf "%s is set in an extraEnv: set %s instead, from which the chart also derives the pods' ports, probes, grace period, connection budget, write guard or KEDA trigger" $name (get $derived $name)) -}}
 {{- end -}}
 {{- end -}}
 {{- include "wagate.validateSecretFiles" . -}}
@@ -313,8 +314,9 @@ else its scheme's (an OTLP/HTTP endpoint behind a plain https:// name is on 443)
 {{- define "wagate.otlpPort" -}}
 {{- with .Values.config.OTEL_EXPORTER_OTLP_ENDPOINT -}}
 {{- $url := urlParse . -}}
-{{- $port := trimPrefix (printf "%s:" $url.hostname) $url.host -}}
-{{- if and $port (ne $port $url.host) -}}{{ $port }}
+{{- /* From the end of host: hostname drops an IPv6 address's brackets, which host keeps. */ -}}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" -}}
+{{- if $port -}}{{ $port }}
 {{- else if eq $url.scheme "https" -}}443
 {{- else if eq $url.scheme "http" -}}80
 {{- else -}}{{ fail (printf "config.OTEL_EXPORTER_OTLP_ENDPOINT (%s) must be an http:// or https:// URL, such as http://otel-collector.observability:4318" .) }}
@@ -343,3 +345,44 @@ topologySpreadConstraints:
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The ports a connection URL names, one per host ("postgres://u@a:6432,b/db" gives 6432 and the
+default): what the pods connect to, which the NetworkPolicy's egress must allow. Read with
+regular expressions, since urlParse fails on a URL of several hosts. Args: list url defaultPort.
+*/}}
+{{- define "wagate.urlPorts" -}}
+{{- $url := index . 0 -}}
+{{- $authority := regexReplaceAll "[/?#].*$" (regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://" $url "") "" -}}
+{{- $hosts := regexReplaceAll "^.*@" $authority "" -}}
+{{- $ports := list -}}
+{{- range splitList "," $hosts -}}
+{{- $port := regexFind ":[0-9]+$" . | trimPrefix ":" -}}
+{{- $ports = append $ports (default (toString (index $ 1)) $port) -}}
+{{- end -}}
+{{- $ports | uniq | join "," -}}
+{{- end -}}
+
+{{/*
+The chart's own Secret holds the URLs, so their ports are known: a NetworkPolicy that lets out
+another port would leave every pod unready (Postgres) or every message in the outbox (RabbitMQ)
+with no error the render could give later. With an existingSecret the URLs are not the
+chart's to read, and networkPolicy.postgres.port and rabbitmq.port must be set by hand.
+*/}}
+{{- define "wagate.validateNetworkPolicyPorts" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- if not .Values.secrets.existingSecret -}}
+{{- with .Values.secrets.databaseUrl -}}
+{{- $ports := include "wagate.urlPorts" (list . 5432) -}}
+{{- if not (has (toString $np.postgres.port) (splitList "," $ports)) -}}
+{{- fail (printf "secrets.databaseUrl connects to port %s, but networkPolicy.postgres.port is %v: set networkPolicy.postgres.port to it (PgBouncer listens on 6432; for a URL of several ports, to one of them, and allow the others in networkPolicy.extraEgress), or every pod is refused its Postgres" $ports $np.postgres.port) -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.secrets.amqpUrl -}}
+{{- $ports := include "wagate.urlPorts" (list . (ternary 5671 5672 (hasPrefix "amqps:" .))) -}}
+{{- if not (has (toString $np.rabbitmq.port) (splitList "," $ports)) -}}
+{{- fail (printf "secrets.amqpUrl connects to port %s, but networkPolicy.rabbitmq.port is %v: set networkPolicy.rabbitmq.port to it (amqps:// is on 5671 unless the URL names a port), or no message leaves the outbox" $ports $np.rabbitmq.port) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
