@@ -170,20 +170,26 @@ describe('the NetworkPolicy against the chart\'s own connection URLs', () => {
   it('refuses a port the URL connects to that the policy would not let out, naming the value to set', () => {
     const refused = (set: string[]) => renderError({ valuesFiles: [scenarioFile('minimal')], set });
     expect(refused([databaseUrl('postgres://wagate:x@pgbouncer:6432/wagate')])).toContain(
-      'secrets.databaseUrl connects to port 6432, but networkPolicy.postgres.port is 5432: set networkPolicy.postgres.port to it',
+      'secrets.databaseUrl connects to port 6432, but networkPolicy.postgres.port is 5432 and no networkPolicy.extraEgress rule lets it out: set networkPolicy.postgres.port to it',
     );
     expect(refused(['secrets.amqpUrl=amqps://wagate:x@b-1.mq.example.com'])).toContain(
-      'secrets.amqpUrl connects to port 5671, but networkPolicy.rabbitmq.port is 5672: set networkPolicy.rabbitmq.port to it',
+      'secrets.amqpUrl connects to port 5671, but networkPolicy.rabbitmq.port is 5672 and no networkPolicy.extraEgress rule lets it out: set networkPolicy.rabbitmq.port to it',
     );
-    expect(refused([databaseUrl('postgres://wagate:x@a:5434,b:5433/wagate')])).toContain('connects to port 5434,5433');
+    // Every host of a URL of several: the standby's port too.
+    expect(refused([databaseUrl('postgres://wagate:x@a:5432,b:5433/wagate')])).toContain('connects to port 5433');
+    expect(refused([databaseUrl('postgres://wagate:p@ss@a:6433/wagate')])).toContain('connects to port 6433');
   });
 
-  it('renders when the ports agree, when a URL of several hosts names the policy\'s port, and with an existingSecret it cannot read', () => {
+  it('renders when the ports agree, or when an extraEgress rule lets the URL\'s port out, and leaves alone a release without policies', () => {
     const pgbouncer = renderScenario('minimal', { set: [databaseUrl('postgres://wagate:x@pgbouncer:6432/wagate?sslmode=require'), 'networkPolicy.postgres.port=6432'] });
     expect(egressPorts(pgbouncer, 'ingest')).toContain(6432);
     const amqps = renderScenario('minimal', { set: ['secrets.amqpUrl=amqps://wagate:x@b-1.mq.example.com', 'networkPolicy.rabbitmq.port=5671'] });
     expect(egressPorts(amqps, 'worker')).toContain(5671);
-    expect(egressPorts(renderScenario('minimal', { set: [databaseUrl('postgres://wagate:x@a,b:6543/wagate')] }), 'ingest')).toContain(5432);
+    // The pods through PgBouncer, opened in extraEgress; the migration hook straight to Postgres on postgres.port.
+    const split = renderScenario('minimal', { set: [databaseUrl('postgres://wagate:x@pgbouncer:6432/wagate'), 'networkPolicy.extraEgress[0].ports[0].port=6432'] });
+    expect(egressPorts(split, 'ingest')).toEqual(expect.arrayContaining([5432, 6432]));
+    const ipv6 = renderScenario('minimal', { set: [databaseUrl('postgres://wagate:x@[fd00::5]:6432/wagate'), 'networkPolicy.postgres.port=6432'] });
+    expect(egressPorts(ipv6, 'worker')).toContain(6432);
     expect(renderScenario('minimal', { set: ['secrets.amqpUrl=amqps://wagate:x@mq', 'networkPolicy.enabled=false'] }).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
   });
 });

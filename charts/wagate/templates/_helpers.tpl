@@ -366,22 +366,30 @@ regular expressions, since urlParse fails on a URL of several hosts. Args: list 
 {{/*
 The chart's own Secret holds the URLs, so their ports are known: a NetworkPolicy that lets out
 another port would leave every pod unready (Postgres) or every message in the outbox (RabbitMQ)
-with no error the render could give later. With an existingSecret the URLs are not the
-chart's to read, and networkPolicy.postgres.port and rabbitmq.port must be set by hand.
+with no error the render could give later. A port is let out by the service's own rule or by
+an networkPolicy.extraEgress rule that lists it or lists no ports (migrations.databaseUrlFrom's
+users open the pods' PgBouncer port there and keep postgres.port for the direct one). With an
+existingSecret the URLs are not the chart's to read, and the ports must be set by hand.
 */}}
 {{- define "wagate.validateNetworkPolicyPorts" -}}
 {{- $np := .Values.networkPolicy -}}
+{{- $extra := list -}}
+{{- $extraAll := false -}}
+{{- range $np.extraEgress -}}
+{{- if not .ports -}}{{ $extraAll = true }}{{- end -}}
+{{- range .ports -}}{{ $extra = append $extra (toString .port) }}{{- end -}}
+{{- end -}}
 {{- if not .Values.secrets.existingSecret -}}
-{{- with .Values.secrets.databaseUrl -}}
-{{- $ports := include "wagate.urlPorts" (list . 5432) -}}
-{{- if not (has (toString $np.postgres.port) (splitList "," $ports)) -}}
-{{- fail (printf "secrets.databaseUrl connects to port %s, but networkPolicy.postgres.port is %v: set networkPolicy.postgres.port to it (PgBouncer listens on 6432; for a URL of several ports, to one of them, and allow the others in networkPolicy.extraEgress), or every pod is refused its Postgres" $ports $np.postgres.port) -}}
+{{- range $check := list (list "secrets.databaseUrl" .Values.secrets.databaseUrl 5432 "networkPolicy.postgres.port" $np.postgres.port "PgBouncer listens on 6432" "every pod is refused its Postgres") (list "secrets.amqpUrl" .Values.secrets.amqpUrl 5672 "networkPolicy.rabbitmq.port" $np.rabbitmq.port "amqps:// is on 5671 unless the URL names a port" "no message leaves the outbox") -}}
+{{- $url := index $check 1 -}}
+{{- if and $url (not $extraAll) -}}
+{{- $default := ternary 5671 (index $check 2) (hasPrefix "amqps:" $url) -}}
+{{- $ports := include "wagate.urlPorts" (list $url $default) -}}
+{{- range $port := splitList "," $ports -}}
+{{- if not (or (eq $port (toString (index $check 4))) (has $port $extra)) -}}
+{{- fail (printf "%s connects to port %s, but %s is %v and no networkPolicy.extraEgress rule lets it out: set %s to it (%s; for a URL of several ports, to one of them, and allow the others in networkPolicy.extraEgress), or %s" (index $check 0) $port (index $check 3) (index $check 4) (index $check 3) (index $check 5) (index $check 6)) -}}
 {{- end -}}
 {{- end -}}
-{{- with .Values.secrets.amqpUrl -}}
-{{- $ports := include "wagate.urlPorts" (list . (ternary 5671 5672 (hasPrefix "amqps:" .))) -}}
-{{- if not (has (toString $np.rabbitmq.port) (splitList "," $ports)) -}}
-{{- fail (printf "secrets.amqpUrl connects to port %s, but networkPolicy.rabbitmq.port is %v: set networkPolicy.rabbitmq.port to it (amqps:// is on 5671 unless the URL names a port), or no message leaves the outbox" $ports $np.rabbitmq.port) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
