@@ -13,8 +13,11 @@ export interface ScalingPolicy {
   shards: number;
   /** How long the backlog must ask for fewer replicas before they are removed. */
   scaleDownStabilizationMs: number;
-  /** How long the loop waits between ticks: a longer gap than two of them means ticks failed. */
-  intervalMs: number;
+  /**
+   * The longest gap between two ticks that both succeed: the loop's interval, which starts when a
+   * tick ends, plus the longest a tick may take (its renew deadline). A longer gap means ticks failed.
+   */
+  tickGapMs: number;
   /** Relative difference between the backlog and current capacity that causes no change. */
   tolerance: number;
 }
@@ -97,12 +100,12 @@ function remember(memory: ScaleDownMemory | null, wanted: number, nowMs: number,
   const windowMs = policy.scaleDownStabilizationMs;
   const recent = (memory?.recent ?? []).filter((tick) => tick.atMs >= nowMs - windowMs);
   // Ticks failed for longer than the window (an outage): the window is seen afresh, or the
-  // first reading after the gap alone would decide a scale-down. A window no longer than a
-  // tick or two holds no earlier reading even when every tick succeeds, so the gap, not an
+  // first reading after the gap alone would decide a scale-down. A window shorter than the gap
+  // between ticks holds no earlier reading even when every tick succeeds, so the gap, not an
   // empty window, tells an outage; judged by the window alone, each tick would start it anew
   // and nothing would ever be removed.
   const lastAtMs = memory?.recent.at(-1)?.atMs;
-  const continuous = lastAtMs !== undefined && nowMs - lastAtMs <= Math.max(windowMs, 2 * policy.intervalMs);
+  const continuous = lastAtMs !== undefined && nowMs - lastAtMs <= Math.max(windowMs, policy.tickGapMs);
   const sinceMs = memory && continuous ? memory.sinceMs : nowMs;
   return { sinceMs, recent: [...recent, { atMs: nowMs, wanted }] };
 }

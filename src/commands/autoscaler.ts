@@ -32,7 +32,7 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
     countBacklog: () => countBacklog(sql),
     countShards: () => storedShardCount(sql, config.QUEUE_PREFIX),
     worker: createWorkerDeployment({ apps: kube.apps, core: kube.core, namespace, name: settings.deployment, component: COMPONENT, identity: settings.identity }),
-    policy: { ...settings, shards: config.WORK_SHARDS, tolerance: DEFAULT_TOLERANCE },
+    policy: { ...settings, shards: config.WORK_SHARDS, tolerance: DEFAULT_TOLERANCE, tickGapMs: settings.intervalMs + settings.renewDeadlineMs },
     manualHoldMs: settings.manualHoldMs,
     metrics,
     log,

@@ -43,7 +43,7 @@ async function timedTick(countBacklogFrom: () => Promise<number>, countShardsFro
     countBacklog: countBacklogFrom,
     countShards: countShardsFrom,
     worker: untouchableWorker,
-    policy: { targetPerReplica: 10, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 0, intervalMs: 10_000, tolerance: 0.1 },
+    policy: { targetPerReplica: 10, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 0, tickGapMs: 20_000, tolerance: 0.1 },
     manualHoldMs: 60_000,
     metrics,
     log: createLogger('silent', 'test'),

@@ -8,7 +8,7 @@ const policy: ScalingPolicy = {
   maxReplicas: 8,
   shards: 8,
   scaleDownStabilizationMs: WINDOW_MS,
-  intervalMs: 10_000,
+  tickGapMs: 20_000,
   tolerance: DEFAULT_TOLERANCE,
 };
 
@@ -111,23 +111,24 @@ describe('autoscaler decision', () => {
     expect(after).toMatchObject({ desired: 10, reason: 'stabilising', memory: { sinceMs: NOW + 360_000 } });
   });
 
-  it.each([1_000, 10_000, 15_000])(
-    'scales down with a window of %d ms, no longer than a tick or two, once the ticks have seen it whole',
-    (windowMs) => {
-      const short = { ...policy, scaleDownStabilizationMs: windowMs };
-      let memory: ScaleDownMemory | null = null;
-      const reasons: string[] = [];
-      // A tick every interval and a bit, as the loop's ticks are (the next one waits from when the last ended).
-      for (let tick = 0; tick < 3; tick += 1) {
-        const decision = decide({ backlog: 0, currentReplicas: 4, nowMs: NOW + tick * 10_050, memory }, short);
-        ({ memory } = decision);
-        reasons.push(decision.reason);
-      }
-      expect(reasons).toEqual(windowMs <= 10_050 ? ['stabilising', 'scale_down', 'scale_down'] : ['stabilising', 'stabilising', 'scale_down']);
-    },
-  );
+  it.each([
+    // window, gap between ticks: an interval of 10 s and a bit, or a slow tick near its 10 s deadline
+    [1_000, 10_050],
+    [10_000, 10_050],
+    [5_000, 19_900],
+  ])('scales down with a window of %d ms, shorter than the %d ms between ticks, on the tick after the first low one', (windowMs, gapMs) => {
+    const short = { ...policy, scaleDownStabilizationMs: windowMs };
+    let memory: ScaleDownMemory | null = null;
+    const reasons: string[] = [];
+    for (let tick = 0; tick < 3; tick += 1) {
+      const decision = decide({ backlog: 0, currentReplicas: 4, nowMs: NOW + tick * gapMs, memory }, short);
+      ({ memory } = decision);
+      reasons.push(decision.reason);
+    }
+    expect(reasons).toEqual(['stabilising', 'scale_down', 'scale_down']);
+  });
 
-  it('sees a short window afresh after a gap of more than two ticks', () => {
+  it('sees a short window afresh after a gap longer than two healthy ticks allow', () => {
     const short = { ...policy, scaleDownStabilizationMs: 5_000 };
     const first = decide({ backlog: 0, currentReplicas: 4, nowMs: NOW, memory: null }, short);
     expect(decide({ backlog: 0, currentReplicas: 4, nowMs: NOW + 20_001, memory: first.memory }, short)).toMatchObject({

@@ -51,7 +51,7 @@ function loopOver(worker: WorkerDeployment, backlog: number, clock: { now: numbe
   return createScalingLoop({
     countBacklog: async () => backlog,
     worker,
-    policy: { targetPerReplica: 100, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs, intervalMs: 10_000, tolerance: DEFAULT_TOLERANCE },
+    policy: { targetPerReplica: 100, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs, tickGapMs: 20_000, tolerance: DEFAULT_TOLERANCE },
     manualHoldMs: 1_800_000,
     metrics: createAutoscalerMetrics(),
     log: createLogger('silent', 'test'),

@@ -28,7 +28,7 @@ async function main(namespace: string, name: string): Promise<void> {
   const loop = createScalingLoop({
     countBacklog: async () => 40,
     worker,
-    policy: { targetPerReplica: 10, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 0, intervalMs: 10_000, tolerance: 0.1 },
+    policy: { targetPerReplica: 10, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 0, tickGapMs: 20_000, tolerance: 0.1 },
     manualHoldMs: 60_000,
     metrics: createAutoscalerMetrics(),
     log: createLogger('silent', 'driver'),

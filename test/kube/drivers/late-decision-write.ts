@@ -13,7 +13,7 @@ import { createLogger } from '../../../src/telemetry/logger';
 async function main(namespace: string, name: string): Promise<void> {
   const kube = createKubeClients();
   const deployment = (identity: string) => createWorkerDeployment({ apps: kube.apps, core: kube.core, namespace, name, component: 'wagate-autoscaler', identity });
-  const policy = { targetPerReplica: 10, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 300_000, intervalMs: 10_000, tolerance: 0.1 };
+  const policy = { targetPerReplica: 10, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 300_000, tickGapMs: 20_000, tolerance: 0.1 };
   const log = createLogger('silent', 'driver');
   const observer = deployment('observer');
 
