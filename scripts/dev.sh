@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 source scripts/node.sh
 source scripts/services.sh
 ensure_node
-ensure_postgres "$(setting DATABASE_URL)"
-ensure_rabbitmq "$(setting AMQP_URL)"
+database_url="$(setting DATABASE_URL)"
+amqp_url="$(setting AMQP_URL)"
+ensure_postgres "$database_url"
+ensure_rabbitmq "$amqp_url"
 ensure_node_modules
 # Build only when the sources changed: the build starts by deleting dist/, which would pull
 # the CLI away from a shell that is already using it (npx wagate … right after this script).

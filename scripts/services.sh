@@ -16,17 +16,27 @@ wait_for_port() { # name host port seconds
 # "host port" of a URL such as postgres://user:pw@db.internal:6432/app, or the defaults.
 url_endpoint() { # url default_port
   local rest="${1#*://}"
-  rest="${rest#*@}"
   rest="${rest%%[/?]*}"
-  local host="${rest%%:*}" port="${rest##*:}"
-  [ "$port" = "$rest" ] && port="$2"
+  rest="${rest##*@}" # the last @: a password may hold one
+  local host port=""
+  if [ "${rest#\[}" != "$rest" ]; then # [::1]:5432
+    host="${rest%%]*}"; host="${host#\[}"
+    [ "${rest##*]:}" != "$rest" ] && port="${rest##*]:}"
+  else
+    host="${rest%%:*}"
+    [ "${rest##*:}" != "$rest" ] && port="${rest##*:}"
+  fi
   echo "${host:-127.0.0.1} ${port:-$2}"
 }
 
 # A setting as the process reads it: the variable, or else the file its NAME_FILE names.
+# Assign it on a line of its own (url="$(setting X)"), where set -e stops at a file it cannot read.
 setting() { # name
   local name="$1" file_name="${1}_FILE"
-  if [ -n "${!name:-}" ]; then printf '%s' "${!name}"; elif [ -n "${!file_name:-}" ]; then cat "${!file_name}"; fi
+  if [ -n "${!name:-}" ]; then printf '%s' "${!name}"; return 0; fi
+  [ -n "${!file_name:-}" ] || return 0
+  [ -r "${!file_name}" ] || { echo "error: $file_name names ${!file_name}, which cannot be read" >&2; return 1; }
+  cat "${!file_name}"
 }
 
 # Commands the tests call as a shop's engineer would (the README's demo: curl and psql).

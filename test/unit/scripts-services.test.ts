@@ -33,6 +33,25 @@ describe('the scripts behind the two commands', () => {
     expect((await bash(read, { DATABASE_URL: 'postgres://local', DATABASE_URL_FILE: path.join(dir, 'url') })).stdout).toBe('[postgres://local]');
   });
 
+  it('stop at a _FILE variable that names a file they cannot read, rather than fall back to local services', async () => {
+    const missing = path.join(dir, 'missing');
+    const result = await bash('source scripts/services.sh; url="$(setting DATABASE_URL)"; echo "reached with [$url]"', { DATABASE_URL_FILE: missing });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`error: DATABASE_URL_FILE names ${missing}, which cannot be read`);
+    expect(result.stdout).not.toContain('reached');
+  });
+
+  it.each([
+    ['postgres://wagate:pw@db.internal:6432/app', 'db.internal 6432'],
+    ['postgres://wagate:p@ss@db:6433/app?sslmode=require', 'db 6433'],
+    ['postgres://wagate@[::1]:5433/app', '::1 5433'],
+    ['postgres://wagate@[fd00::5]/app', 'fd00::5 5432'],
+    ['postgres://postgres@127.0.0.1/postgres', '127.0.0.1 5432'],
+    ['', '127.0.0.1 5432'],
+  ])('read the host and port of %s as the services check them', async (url, endpoint) => {
+    expect((await bash(`source scripts/services.sh; url_endpoint "${url}" 5432`)).stdout.trim()).toBe(endpoint);
+  });
+
   it('name the commands the tests need that are missing, and how to install them', async () => {
     const result = await bash('source scripts/services.sh; ensure_commands bash no-such-command-here');
     expect(result.code).toBe(1);
