@@ -10,7 +10,7 @@ import { UsageError, WagateError } from '../errors';
 import { normalisePhone } from '../ledger/addresses';
 import { checkRetention, runCleanup } from '../ledger/retention';
 import { withDeadLetterLock } from '../ledger/dead-letter-lock';
-import { declarableShardCount, storedShardCount } from '../ledger/shard-count';
+import { storedShardCount } from '../ledger/shard-count';
 import { decodeCatalogFile, importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
 import { DEAD_LETTER_SETTLE_SECONDS, reopenDeadMessage } from '../orders/reopen-dead-message';
@@ -18,7 +18,8 @@ import { listUnknownReplies, resendReply, settleReply, type Settlement } from '.
 import { listUndeliveredReplies } from '../orders/undelivered-replies';
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
-import { withOperatorChannel, type OperatorTopology } from '../queue/operator-channel';
+import { withOperatorChannel } from '../queue/operator-channel';
+import type { Topology } from '../queue/topology';
 import { replyClientFromConfig } from '../replies/from-config';
 import type { Logger } from '../telemetry/logger';
 import { createMetrics } from '../telemetry/metrics';
@@ -77,11 +78,9 @@ function readCatalogFile(file: string): string {
  * leaves it at the default, and a replay routed by another count would put a sender's
  * messages on a shard whose worker does not hold the sender's others.
  */
-async function operatorTopology(config: Config, sql: Sql, log: Logger): Promise<OperatorTopology> {
+async function operatorTopology(config: Config, sql: Sql): Promise<Topology> {
   const stored = await storedShardCount(sql, config.QUEUE_PREFIX);
-  const topology = topologyFromConfig(stored === null ? config : { ...config, WORK_SHARDS: stored });
-  // An interrupted shrink has deleted the surplus shard queues already: declaring them would bring them back.
-  return { topology, shardLimit: await declarableShardCount(sql, config.QUEUE_PREFIX, topology.shards.length, log) };
+  return topologyFromConfig(stored === null ? config : { ...config, WORK_SHARDS: stored });
 }
 
 /** The flags each `dlq` action takes; any other is refused before anything is touched. */
@@ -96,8 +95,8 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
   if (action !== 'list' && action !== 'replay' && action !== 'purge') throw actionError('dlq', action, ['list', 'replay', 'purge']);
   // Flags first: a mistyped one is a usage error even while Postgres is down.
   const values = parseArgs({ args: rest, options: DLQ_OPTIONS[action] }).values as { id?: string[]; yes?: boolean };
-  const { topology, shardLimit } = await withSql(config, (sql) => operatorTopology(config, sql, log));
-  const broker = { url: config.AMQP_URL, topology, shardLimit, log };
+  const topology = await withSql(config, (sql) => operatorTopology(config, sql));
+  const broker = { url: config.AMQP_URL, topology, log };
   // One reader of the dead-letter queue at a time: see withDeadLetterLock.
   const alone = <T>(sql: Sql, work: () => Promise<T>) => withDeadLetterLock(sql, config.QUEUE_PREFIX, work);
   if (action === 'list') {
@@ -163,10 +162,10 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   // The database part commits first; a broker that cannot be reached must not hide it.
   let deadLettersUnread: { error: Error; addresses: readonly string[] } | null = null;
   const report = await withSql(config, async (sql) => {
-    const { topology, shardLimit } = await operatorTopology(config, sql, log);
+    const topology = await operatorTopology(config, sql);
     return eraseCustomer(sql, phone, (matches, addresses) =>
       withDeadLetterLock(sql, config.QUEUE_PREFIX, () =>
-        withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) => dropDeadLetters(channel, topology, matches))).catch((error: Error) => {
+        withOperatorChannel({ url: config.AMQP_URL, topology, log }, (channel) => dropDeadLetters(channel, topology, matches))).catch((error: Error) => {
         deadLettersUnread = { error, addresses };
         return Number.NaN;
       }),

@@ -170,9 +170,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     handle: (message, unsent) => processMessage(pipeline, message, unsent),
     // Rare (an erase during a dead-lettering): a connection of its own, as `wagate erase` opens.
     dropDeadLetter: async (message) => {
-      const shardLimit = await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log);
       // Waited for briefly: the message's sender waits meanwhile, and the log says how to drop it later.
-      return withDeadLetterLock(sql, config.QUEUE_PREFIX, () => withOperatorChannel({ url: config.AMQP_URL, topology, shardLimit, log }, (channel) =>
+      return withDeadLetterLock(sql, config.QUEUE_PREFIX, () => withOperatorChannel({ url: config.AMQP_URL, topology, log }, (channel) =>
         dropDeadLetters(channel, topology, (letter) => letter.source === message.source && letter.messageId === message.messageId),
       ), WORKER_DEAD_LETTER_LOCK_WAIT_MS);
     },

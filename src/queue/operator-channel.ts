@@ -13,22 +13,17 @@ const CONNECT_POLL_MS = 50;
 export interface OperatorChannelOptions {
   url: string;
   topology: Topology;
-  /** Only the first so many shard queues are declared (declarableShardCount); all when absent. */
-  shardLimit?: number;
   log: Logger;
-}
-
-/** The topology an operator command works on, and how many of its shard queues it may declare. */
-export interface OperatorTopology {
-  topology: Topology;
-  shardLimit: number;
 }
 
 /**
  * A confirm channel for one operator command (dlq, erase), through the same broker
- * connection code as the long-running roles. The topology is declared first (idempotent),
- * so an operator on a fresh broker sees an empty queue, not an error. What was taken and
- * not acked goes back to its queue when the channel closes.
+ * connection code as the long-running roles. The exchanges, tiers and dead-letter queue are
+ * declared first (idempotent), so an operator on a fresh broker sees an empty queue, not an
+ * error. No shard queue is: these commands read the dead-letter queue and publish through the
+ * exchange, and one that a shrinking reshard deleted while the command waited (for an erase's
+ * scans, or the dead-letter lock) would come back, bound, and take messages no worker reads.
+ * What was taken and not acked goes back to its queue when the channel closes.
  */
 export async function withOperatorChannel<T>(options: OperatorChannelOptions, work: (channel: ConfirmChannel) => Promise<T>): Promise<T> {
   const broker = createBroker({
@@ -36,7 +31,7 @@ export async function withOperatorChannel<T>(options: OperatorChannelOptions, wo
     name: 'wagate-cli',
     // The command's one line of failure says what the broker's own lines would, once.
     log: options.log.child({}, { level: 'silent' }),
-    setup: (channel) => assertTopology(channel, options.topology, options.shardLimit),
+    setup: (channel) => assertTopology(channel, options.topology, 0),
   });
   try {
     await connected(broker, options.url);

@@ -49,8 +49,17 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
     } finally {
       await connection.close();
     }
-    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology, undefined, shard)).toEqual({ replayed: [], skipped: [], unroutable: [`whatsapp:${id}`] });
+    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [], skipped: [], unroutable: [`whatsapp:${id}`] });
     expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).toEqual([`whatsapp:${id}`]);
+    // Neither command brought the queue back: a shrinking reshard may have deleted it meanwhile.
+    const check = await amqp.connect(TEST_AMQP_URL);
+    try {
+      const channel = await check.createChannel();
+      channel.on('error', () => undefined);
+      await expect(channel.checkQueue(shardQueue)).rejects.toThrow(/NOT_FOUND/);
+    } finally {
+      await check.close().catch(() => undefined);
+    }
     await pipeline.startWorker();
     expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [`whatsapp:${id}`], skipped: [], unroutable: [] });
     await waitFor('the replayed message processed', async () => (await statusOf(id)) === 'processed', 30_000);

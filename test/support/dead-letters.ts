@@ -12,12 +12,9 @@ export function listDead(topology: Topology): Promise<DeadLetter[]> {
   return withOperatorChannel(operator(topology), (channel) => listDeadLetters(channel, topology));
 }
 
-/**
- * What `wagate dlq replay --id …` does: reopen the records, republish, ack. `shardLimit` as
- * after an interrupted shrink: the shard queues from that index on are gone and not declared.
- */
-export function replayDead(sql: Sql, topology: Topology, ids?: string[], shardLimit?: number): Promise<ReplayReport> {
-  return withOperatorChannel({ ...operator(topology), shardLimit }, (channel) => replayDeadLetters(channel, topology, (message, unsent) => reopenDeadMessage(sql, message, unsent), ids));
+/** What `wagate dlq replay --id …` does: reopen the records, republish, ack. */
+export function replayDead(sql: Sql, topology: Topology, ids?: string[]): Promise<ReplayReport> {
+  return withOperatorChannel(operator(topology), (channel) => replayDeadLetters(channel, topology, (message, unsent) => reopenDeadMessage(sql, message, unsent), ids));
 }
 
 export function operator(topology: Topology) {
