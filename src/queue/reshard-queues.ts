@@ -101,13 +101,14 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
     const key = senderRoutingKey(newTopology, message);
     return key ? { exchange: newTopology.exchange, routingKey: key } : { exchange: newTopology.deadExchange, routingKey: newTopology.deadRoutingKey };
   };
-  await emptyQueue(connection, staging, newHome, options.afterDistributed);
+  // What reaches the new shards: on a rerun, also what an interrupted run gathered into staging.
+  const distributed = await emptyQueue(connection, staging, newHome, options.afterDistributed);
   const cleanup = await connection.createChannel();
   // Nothing else publishes to staging, and it reads empty now (quorum queues refuse if-empty deletes).
   await cleanup.deleteQueue(staging);
   await cleanup.close();
-  progress(`put ${moved} message(s) on ${newTopology.shards.length} new shard(s) and re-addressed ${retriesReaddressed} waiting retries`);
-  return { moved, retriesReaddressed };
+  progress(`put ${distributed} message(s) on ${newTopology.shards.length} new shard(s) and re-addressed ${retriesReaddressed} waiting retries`);
+  return { moved: distributed, retriesReaddressed };
 }
 
 /** How many times a queue about to be deleted is emptied again after messages turned up during its emptying. */

@@ -20,7 +20,7 @@ export interface ReshardDeps {
 export interface ReshardReport {
   from: number;
   to: number;
-  /** Messages moved from the old shards, and retries re-addressed in their tiers. */
+  /** Messages put on the new shards (on a rerun, with those an interrupted run had gathered), and retries re-addressed in their tiers. */
   moved: number;
   retriesReaddressed: number;
 }

@@ -57,8 +57,12 @@ async function interruptedShrink(topology: Topology): Promise<void> {
 it('finishes an interrupted shrink when run again, and keeps each sender in order', async () => {
   await interruptedShrink(oldTopology);
   const lines: string[] = [];
-  await moveToShardCount(TEST_AMQP_URL, oldTopology, newTopology, { gathered: false, onGathered: async () => undefined, progress: (line) => lines.push(line) });
+  const report = await moveToShardCount(TEST_AMQP_URL, oldTopology, newTopology, { gathered: false, onGathered: async () => undefined, progress: (line) => lines.push(line) });
   expect(lines[0]).toContain('an earlier run gathered the old shards');
+  // What it put on the new shards: the interrupted run's gathering, not the nothing this run gathered.
+  const waiting = SENDERS.length * (PER_SENDER - 1);
+  expect(report.moved).toBe(waiting);
+  expect(lines.at(-1)).toContain(`put ${waiting} message(s) on ${newTopology.shards.length} new shard(s)`);
 
   const bySender = new Map<string, number[]>();
   for (const shard of newTopology.shards) {
