@@ -4,7 +4,7 @@ import { redactUrl } from '../telemetry/redact-url';
 import { queueMessageSchema } from './message';
 import { inspectQueue } from './inspect-queue';
 import { moveReadyMessages, type Destination } from './move-messages';
-import { assertTopology, routingKeyFor, type Topology } from './topology';
+import { assertTopology, declareShardQueue, routingKeyFor, type Topology } from './topology';
 
 /**
  * Moves a group's queued work from one shard count to another, keeping each sender's order:
@@ -36,9 +36,32 @@ async function connect(amqpUrl: string): Promise<ChannelModel> {
 }
 
 /** Whether the broker can be reached at all: a reshard asks before it pauses anything. */
-export async function checkBrokerReachable(amqpUrl: string): Promise<void> {
+/**
+ * Before the workers are paused: the broker answers, and this shell's topology is the group's.
+ * The count comes from Postgres, but the retry tiers and the delivery limit come from the
+ * shell's RETRY_DELAYS_MS and QUEUE_DELIVERY_LIMIT: with other delays, the move would leave the
+ * group's waiting retries alone, and they would come back to shard queues a shrink deleted. A
+ * group that has run has its first shard queue; then every tier of the shell's must be there,
+ * and that queue must take the shell's delivery limit.
+ */
+export async function checkBrokerMatches(amqpUrl: string, topology: Topology): Promise<void> {
   const connection = await connect(amqpUrl);
-  await connection.close().catch(() => undefined);
+  try {
+    if (!(await inspectQueue(connection, topology.shards[0]!.queue))) return;
+    const tiers = topology.retryTiers.map((tier) => tier.queue);
+    const present = await existingQueues(connection, tiers);
+    const missing = tiers.filter((queue) => !present.has(queue));
+    if (missing.length > 0) {
+      throw new WagateError('OPERATION_REFUSED',
+        `the retry tier queue(s) ${missing.join(', ')} of this shell's RETRY_DELAYS_MS are not on the broker, though the group's shard queues are: the workers run with other retry delays, and a reshard with these would strand their waiting retries. Nothing was paused; run it with the workers' settings (kubectl exec into a worker pod)`);
+    }
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    await declareShardQueue(channel, topology, 0);
+    await channel.close().catch(() => undefined);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
 }
 
 export async function moveToShardCount(amqpUrl: string, oldTopology: Topology, newTopology: Topology, options: MoveOptions) {

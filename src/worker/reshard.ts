@@ -3,7 +3,7 @@ import { transaction, type Sql } from '../db/client';
 import { WagateError } from '../errors';
 import { failpoint } from '../failpoints';
 import { storedShardCount } from '../ledger/shard-count';
-import { checkBrokerReachable, consumedQueues, moveToShardCount, stagedMessages } from '../queue/reshard-queues';
+import { checkBrokerMatches, consumedQueues, moveToShardCount, stagedMessages } from '../queue/reshard-queues';
 import { topologyNames, type TopologyOptions } from '../queue/topology';
 
 export interface ReshardDeps {
@@ -84,9 +84,10 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
     throw new WagateError('OPERATION_REFUSED',
       `an interrupted reshard of "${prefix}" to ${gatheredFor} shards had already gathered the old shards' messages and begun to distribute them; finish it first: wagate reshard --to ${gatheredFor}`);
   }
-  // Before anything is paused: a wrong AMQP_URL, or a broker away, stopped every worker of the
-  // group, and the command failed only once they had all let go of their shards.
-  await checkBrokerReachable(deps.amqpUrl);
+  // Before anything is paused: a wrong AMQP_URL, a broker away, or a shell with other retry
+  // delays or delivery limit than the workers' stopped every worker of the group, and the
+  // command failed only once they had all let go of their shards.
+  await checkBrokerMatches(deps.amqpUrl, topologyNames({ ...deps.topology, shards: from }));
   await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${prefix}, ${from}, true)
             ON CONFLICT (queue_prefix) DO UPDATE SET paused = true, updated_at = now()`;
   deps.progress(`paused the workers of "${prefix}"; waiting for them to release ${from} shard(s)`);

@@ -59,6 +59,19 @@ it('asks the broker before it pauses anything: with a wrong AMQP_URL it stops sa
   expect(await settings()).toEqual(before);
 });
 
+it.each([
+  ['other retry delays', { retryDelaysMs: [1000, 7000] }, /the retry tier queue\(s\) \S+\.retry\.7000ms of this shell's RETRY_DELAYS_MS are not on the broker.*Nothing was paused/],
+  ['another delivery limit', { deliveryLimit: 9 }, /x-delivery-limit/],
+])('refuses, before it pauses anything, a shell with %s than the group\'s queues', async (_what, change, message) => {
+  const before = await settings();
+  await expect(reshard({ ...deps(), topology: { ...options, ...change } }, 4)).rejects.toThrow(message);
+  expect(await settings()).toEqual(before);
+  // The check declared nothing of its own: no tier queue of the shell's delays.
+  const probe = await connection.createChannel();
+  probe.on('error', () => undefined);
+  await expect(probe.checkQueue(`${options.prefix}.retry.7000ms`)).rejects.toThrow(/NOT_FOUND/);
+});
+
 it('keeps the workers paused when it refuses while an interrupted run\'s staging queue holds messages', async () => {
   // Half gathered by an interrupted run: a sender's earliest message in staging, later ones on its old shard.
   await channel.assertQueue(staging, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
