@@ -70,6 +70,9 @@ export function createIngestListener(deps: AppDeps): RequestListener {
   const fastPath = new Map(routes.flatMap((route) => (route.method === 'POST' ? [[route.path, route.webhook] as const] : [])));
   const app = createExpressApp(routes, deps.stats.rateLimit.trustedProxies ?? [], deps.log);
   return function dispatch(req, res) {
+    // Stopping: each answer closes its connection, so a proxy's pooled keep-alive connection
+    // is not reused for a request that the deadline would then cut off unanswered.
+    if (deps.health.isDraining()) res.setHeader('connection', 'close');
     const path = pathOf(req.url);
     const handler = req.method === 'POST' ? fastPath.get(path) : undefined;
     if (handler) handler(req, res);

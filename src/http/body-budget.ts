@@ -31,6 +31,12 @@ export function upfrontReservation(req: IncomingMessage, maxBodyBytes: number): 
   return Math.min(expected, UPFRONT_RESERVATION_BYTES);
 }
 
+/** Whether a body may be large: its length undeclared (chunked), or declared at least the upfront reservation. */
+export function mayBeLarge(req: IncomingMessage): boolean {
+  const declared = Number(req.headers['content-length']);
+  return !Number.isSafeInteger(declared) || declared < 0 || declared >= UPFRONT_RESERVATION_BYTES;
+}
+
 export interface ArrivingReservation {
   /** Stops counting (the request is answered; bytes still arriving are not this budget's) and returns what is reserved in all. */
   finish(): number;

@@ -11,7 +11,7 @@ import type { Metrics } from '../telemetry/metrics';
 import { endServerSpan, startServerSpan } from '../telemetry/server-span';
 import { withSpan } from '../telemetry/spans';
 import { currentTraceparent, traceparentOf } from '../telemetry/traceparent';
-import { reserveAsBytesArrive, upfrontReservation } from './body-budget';
+import { mayBeLarge, reserveAsBytesArrive, upfrontReservation } from './body-budget';
 import type { InFlightLimit } from './in-flight-limit';
 import { readRawBody } from './read-body';
 
@@ -161,6 +161,9 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     const bytes = upfrontReservation(req, maxBodyBytes);
     if (!limit.tryEnter(bytes)) {
       metrics.webhookEvents.inc({ source, outcome: 'overloaded' });
+      // A small body is read to its end, so the connection serves again; a large or unannounced
+      // one, which nothing limits here, closes it, as the other refusals of a body do.
+      if (mayBeLarge(req)) res.setHeader('connection', 'close');
       req.resume();
       answer(res, null, false, 503, TEXT, 'overloaded', '1');
       return;

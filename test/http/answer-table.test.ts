@@ -233,9 +233,25 @@ describe('what each input gets, in-process against the real recorder', () => {
     const refused = await postText(narrow, { from: '15550500012' });
     expect(refused.statusCode).toBe(503);
     expect(refused.body).toBe('overloaded');
+    // A small body is read to its end and its connection serves again; a large or unannounced one closes it.
+    expect(refused.headers.connection).not.toBe('close');
+    const large = await postMeta(narrow, JSON.stringify(metaTextEnvelope({ id: uniqueWamid(), from: '15550500013', text: 'x'.repeat(70 * 1024) })));
+    expect([large.statusCode, large.headers.connection]).toEqual([503, 'close']);
     body.end(raw);
     expect((await first).statusCode).toBe(200);
     expect(await rowOf(id)).toMatchObject({ status: 'queued' });
+  });
+
+  it('closes each connection it answers while stopping, so a proxy does not reuse it for a request cut off at the deadline', async () => {
+    let draining = false;
+    const stopping = createInProcessIngest(db.sql, db.url, {}, undefined, () => draining);
+    expect((await postText(stopping, { from: '15550500014' })).headers.connection).not.toBe('close');
+    draining = true;
+    const answered = await postText(stopping, { from: '15550500015' });
+    expect([answered.statusCode, answered.headers.connection]).toEqual([200, 'close']);
+    const probe = await stopping.request({ method: 'GET', url: '/healthz' });
+    expect(probe.headers.connection).toBe('close');
+    await stopping.drain();
   });
 
   /** A Twilio form signed as Twilio signs it, for the URL it would have called. */

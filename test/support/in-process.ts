@@ -21,7 +21,7 @@ export interface InProcessIngest {
  * given database, without a server or a broker: committed messages stay in the outbox,
  * which is what a broker outage looks like to the ingest.
  */
-export function createInProcessIngest(sql: Sql, databaseUrl: string, overrides: Record<string, string> = {}, log?: Logger): InProcessIngest {
+export function createInProcessIngest(sql: Sql, databaseUrl: string, overrides: Record<string, string> = {}, log?: Logger, isDraining = () => false): InProcessIngest {
   const config = loadConfig(testEnv(databaseUrl, overrides));
   const metrics = createMetrics('ingest');
   const { listener, recorder } = createIngestRequestListener(config, {
@@ -30,7 +30,7 @@ export function createInProcessIngest(sql: Sql, databaseUrl: string, overrides: 
     log: log ?? createLogger(config.LOG_LEVEL, 'wagate-test'),
     onQueued: () => undefined,
     isBrokerConnected: () => false,
-    isDraining: () => false,
+    isDraining,
     queueDepths: async () => ({ queue: null, deadLetters: null }),
   });
   return {
