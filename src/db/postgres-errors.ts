@@ -7,11 +7,13 @@ const CLIENT_CONNECTION_CODES = ['CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNEC
 const SQLSTATE_QUERY_CANCELED = '57014';
 const SQLSTATE_DEADLOCK = '40P01';
 /**
- * 57P01-57P03 shutdown or cannot connect now, 53xxx out of resources, 08xxx connection
- * exceptions, 25006 read-only transaction (connected to a standby, as after a failover
- * until the address points at the new primary).
+ * 57P01-57P03 shutdown or cannot connect now, 53xxx out of resources, class 08 connection
+ * exceptions (08P01 too: PgBouncer reports its own failures with it, "server conn crashed?"
+ * when Postgres goes away under it, query_wait_timeout, a failing server login), 25006
+ * read-only transaction (connected to a standby, as after a failover until the address points
+ * at the new primary).
  */
-const SQLSTATE_UNAVAILABLE = /^(57P0[1-3]|53\d{3}|08\d{3}|25006)$/;
+const SQLSTATE_UNAVAILABLE = /^(57P0[1-3]|53[0-9A-Z]{3}|08[0-9A-Z]{3}|25006)$/;
 
 export type PostgresErrorCode = Extract<ErrorCode, 'DATABASE_UNAVAILABLE' | 'DATABASE_STATEMENT_TIMEOUT' | 'DATABASE_DEADLOCK'>;
 

@@ -38,6 +38,17 @@ describe('Postgres failures, classified in db/postgres-errors', () => {
     expect(isDatabaseUnavailable(error)).toBe(true);
   });
 
+  it.each([
+    ['08P01', 'server conn crashed?'], // PgBouncer, Postgres gone under it
+    ['08P01', 'query_wait_timeout'], // PgBouncer, no server connection in time
+    ['08006', 'connection failure'],
+    ['53300', 'too many connections'],
+  ])('calls SQLSTATE %s (%s) unavailable, as a pooler in front of Postgres sends it', async (sqlstate, message) => {
+    const error = await failureOf(db.sql.unsafe(`DO $$ BEGIN RAISE EXCEPTION '${message}' USING ERRCODE = '${sqlstate}'; END $$`));
+    expect((error as { code: string }).code).toBe(sqlstate);
+    expect(classifyPostgresError(error)).toBe('DATABASE_UNAVAILABLE');
+  });
+
   it('leaves a bug in our SQL unclassified: no retry fixes it', async () => {
     const error = await failureOf(db.sql`SELECT * FROM no_such_table`);
     expect(classifyPostgresError(error)).toBeNull();
