@@ -79,6 +79,12 @@ interface Answer {
 
 /** As many redirects as fetch follows, so that a proxy's 307 or 308 keeps working. */
 const MAX_REDIRECTS = 20;
+/**
+ * The most of an answer's body that is read: Graph's and Twilio's answers are a few hundred
+ * bytes. A proxy or endpoint streaming more, to every call in hand at once, would fill the
+ * worker's memory; such an answer is read as empty and judged by its status.
+ */
+const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /**
  * undici's request() rather than fetch(): the same connection pool, deadlines and redirects,
@@ -86,7 +92,7 @@ const MAX_REDIRECTS = 20;
  * worker's own CPU per reply.
  */
 export function createReplyClient(options: ReplyClientOptions) {
-  const dispatcher = new Agent({ connect: { timeout: connectTimeoutMs(options.timeoutMs) }, maxRedirections: MAX_REDIRECTS });
+  const dispatcher = new Agent({ connect: { timeout: connectTimeoutMs(options.timeoutMs) }, maxRedirections: MAX_REDIRECTS, maxResponseSize: MAX_ANSWER_BYTES });
   return async function sendReply(target: ReplyTarget): Promise<SendOutcome> {
     const request = target.source === 'whatsapp' ? metaRequest(options, target) : twilioRequest(options, target);
     if ('missing' in request) return { kind: 'permanent', error: `${request.missing} is not configured` };

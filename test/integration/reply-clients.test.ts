@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
@@ -73,6 +74,35 @@ describe('reply clients', () => {
       expect(fake.calls()).toHaveLength(before);
     } finally {
       await new Promise<void>((resolve) => untrusted.close(() => resolve()));
+    }
+  });
+
+  it('read at most 1 MiB of an answer: a body that never ends is cut, and its status judges the call', async () => {
+    let sent = 0;
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const endless = (status: number) => http.createServer((_req, res) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      const more = () => {
+        while (!res.destroyed && sent < 64 * 1024 * 1024 && res.write(chunk)) sent += chunk.length;
+        if (!res.destroyed && sent < 64 * 1024 * 1024) res.once('drain', more);
+      };
+      more();
+    });
+    for (const [status, kind] of [[200, 'unknown'], [400, 'permanent']] as const) {
+      sent = 0;
+      const server = endless(status);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = server.address() as net.AddressInfo;
+        // Well inside the timeout: the cut, not the deadline, ends the call.
+        const started = performance.now();
+        expect(await client(`http://127.0.0.1:${port}`, 30_000)(meta)).toMatchObject({ kind });
+        expect(performance.now() - started).toBeLessThan(20_000);
+        expect(sent).toBeLessThan(16 * 1024 * 1024);
+      } finally {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
     }
   });
 
