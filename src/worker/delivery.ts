@@ -1,5 +1,5 @@
 import type { ConsumeMessage } from 'amqplib';
-import { classifyPostgresError } from '../db/postgres-errors';
+import { classifyPostgresError, isLockTimeout } from '../db/postgres-errors';
 import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/message';
 
 /**
@@ -8,6 +8,11 @@ import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/m
  */
 export function isDatabaseDown(error: unknown): boolean {
   return classifyPostgresError(error) === 'DATABASE_UNAVAILABLE';
+}
+
+/** A statement timed out, or gave up waiting for a lock: Postgres was slow, or a row was held. */
+export function isSlowStatement(error: unknown): boolean {
+  return classifyPostgresError(error) === 'DATABASE_STATEMENT_TIMEOUT' || isLockTimeout(error);
 }
 
 export function numberHeader(delivery: ConsumeMessage, name: string): number | undefined {

@@ -9,7 +9,7 @@ import type { QueueMessage } from '../queue/message';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { claimMessages, type Claim, type NOT_OURS, type ShardFence } from './claim-messages';
-import { describe, isDatabaseDown } from './delivery';
+import { describe, isDatabaseDown, isSlowStatement } from './delivery';
 import { createMicroBatcher } from './micro-batcher';
 
 /** Items in one statement at most; the prefetch over all shards (256 by default) bounds what can wait. */
@@ -48,6 +48,7 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics,
     maxConcurrent: BATCHES_AT_ONCE,
     minItemsToOverlap: ITEMS_TO_OVERLAP,
     failsEveryItem: isDatabaseDown,
+    splitsOnce: isSlowStatement,
   };
   const claims = createMicroBatcher<QueueMessage, Claim | null | typeof NOT_OURS>({
     ...common,

@@ -5,7 +5,8 @@ import { classifyPostgresError, isDatabaseUnavailable } from '../../src/db/postg
 import { ConfigError, ERROR_CODES, exitStatusOf, PermanentError, RetryableError, UsageError, WagateError } from '../../src/errors';
 import { asBrokerError, classifyAmqpError } from '../../src/queue/amqp-errors';
 import { TEST_AMQP_URL } from '../support/amqp';
-import { createTestDatabase, withPort, type TestDatabase } from '../support/database';
+import { createTestDatabase, holdInTransaction, withPort, type TestDatabase } from '../support/database';
+import { isSlowStatement } from '../../src/worker/delivery';
 
 /** A port nothing listens on: connecting to it is refused at once. */
 const CLOSED_PORT = 1;
@@ -47,6 +48,31 @@ describe('Postgres failures, classified in db/postgres-errors', () => {
     const error = await failureOf(db.sql.unsafe(`DO $$ BEGIN RAISE EXCEPTION '${message}' USING ERRCODE = '${sqlstate}'; END $$`));
     expect((error as { code: string }).code).toBe(sqlstate);
     expect(classifyPostgresError(error)).toBe('DATABASE_UNAVAILABLE');
+  });
+
+  it('calls a statement timeout and a lock timeout slow, which a worker batch splits only once, and neither a dead database nor a bug slow', async () => {
+    const timedOut = await failureOf(transaction(db.sql, async (tx) => {
+      await tx`SET LOCAL statement_timeout = 10`;
+      await tx`SELECT pg_sleep(1)`;
+    }));
+    await db.sql`CREATE TABLE IF NOT EXISTS held_row (id int PRIMARY KEY)`;
+    await db.sql`INSERT INTO held_row VALUES (1) ON CONFLICT DO NOTHING`;
+    const holder = holdInTransaction(db.sql, (tx) => tx`SELECT 1 FROM held_row WHERE id = 1 FOR UPDATE`);
+    await holder.held;
+    let lockTimedOut: unknown;
+    try {
+      lockTimedOut = await failureOf(transaction(db.sql, async (tx) => {
+        await tx`SET LOCAL lock_timeout = 10`;
+        await tx`SELECT 1 FROM held_row WHERE id = 1 FOR UPDATE`;
+      }));
+    } finally {
+      await holder.release();
+    }
+    expect([isSlowStatement(timedOut), isSlowStatement(lockTimedOut)]).toEqual([true, true]);
+    const unreachable = createDatabase({ url: withPort(db.url, CLOSED_PORT), maxConnections: 1, connectTimeoutSeconds: 2, statementTimeoutMs: 1000, applicationName: 'wagate-test' });
+    const down = await failureOf(unreachable`SELECT 1`);
+    await unreachable.end({ timeout: 0 });
+    expect([isSlowStatement(down), isSlowStatement(await failureOf(db.sql`SELECT * FROM no_such_table`))]).toEqual([false, false]);
   });
 
   it('leaves a bug in our SQL unclassified: no retry fixes it', async () => {

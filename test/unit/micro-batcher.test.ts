@@ -86,6 +86,45 @@ describe('micro-batcher', () => {
     expect(batches).toEqual([[1, 2, 3]]);
   });
 
+  it('splits a batch that timed out once, and gives a half that times out again the error, not one timeout per item', async () => {
+    class TimedOut extends Error {}
+    const { batcher, batches } = doubling({
+      run: async (items) => {
+        batches.push(items);
+        await new Promise((resolve) => setImmediate(resolve));
+        // Item 3 holds a row: any statement with it times out.
+        if (items.includes(3)) throw new TimedOut('canceling statement due to statement timeout');
+        return items.map((item) => item * 2);
+      },
+      splitsOnce: (error) => error instanceof TimedOut,
+    });
+    const results = await Promise.allSettled([1, 2, 3, 4, 5, 6, 7, 8].map((item) => batcher.submit(item)));
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : 'timed out'))).toEqual(['timed out', 'timed out', 'timed out', 'timed out', 10, 12, 14, 16]);
+    // The whole batch and its two halves: three statements, where bisection took seven.
+    expect(batches).toEqual([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4], [5, 6, 7, 8]]);
+  });
+
+  it('still bisects a half down to a poison item when that half fails for its own reason', async () => {
+    class TimedOut extends Error {}
+    let first = true;
+    const { batcher, batches } = doubling({
+      run: async (items) => {
+        batches.push(items);
+        await new Promise((resolve) => setImmediate(resolve));
+        if (first) {
+          first = false;
+          throw new TimedOut('canceling statement due to statement timeout');
+        }
+        if (items.includes(13)) throw new Error('13 is refused');
+        return items.map((item) => item * 2);
+      },
+      splitsOnce: (error) => error instanceof TimedOut,
+    });
+    const results = await Promise.allSettled([10, 11, 12, 13].map((item) => batcher.submit(item)));
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : 'refused'))).toEqual([20, 22, 24, 'refused']);
+    expect(batches.at(-1)).toEqual([13]);
+  });
+
   it('keeps a chain in order: a caller that awaits each item before the next sees them run in its order', async () => {
     const { batcher, batches } = doubling();
     const seen: Record<string, number[]> = { a: [], b: [] };
