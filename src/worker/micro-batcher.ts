@@ -19,10 +19,10 @@ export interface MicroBatcherOptions<I, O> {
    */
   failsEveryItem(error: unknown): boolean;
   /**
-   * An error that a smaller batch seldom escapes (a statement or lock timeout: Postgres slow, a
-   * row held): a batch failing so is split once, and a half that fails so again gives its items
-   * the error at once, rather than run down to single items, one timeout after another (about
-   * 40 s for 128 items at a 5 s timeout, and minutes when the cause is no item at all).
+   * An error that may be no item's (a statement or lock timeout: Postgres slow, or a row held):
+   * when both halves of a batch failing so fail so again, their items get the error at once,
+   * rather than run down to single items, one timeout after another (minutes for 128 items at a
+   * 5 s timeout when the cause is no item at all). A held row still costs only its own item.
    */
   splitsOnce?(error: unknown): boolean;
   /** A batch failed for a reason of its own; its items are being run apart. */
@@ -77,17 +77,13 @@ export function createMicroBatcher<I, O>(options: MicroBatcherOptions<I, O>): Mi
     });
   }
 
-  /**
-   * Runs the batch; null when every item has its answer, else the error left for isolation.
-   * `split`: the batch is a half of one that failed with an error that splits once.
-   */
-  async function attempt(batch: Pending<I, O>[], split: boolean): Promise<unknown> {
+  /** Runs the batch; null when every item has its answer, else the error left for isolation. */
+  async function attempt(batch: Pending<I, O>[]): Promise<unknown> {
     let results: O[];
     try {
       results = await options.run(batch.map((entry) => entry.item));
     } catch (error) {
-      const splitEnough = split && (options.splitsOnce?.(error) ?? false);
-      if (batch.length > 1 && !options.failsEveryItem(error) && !splitEnough) return error;
+      if (batch.length > 1 && !options.failsEveryItem(error)) return error;
       batch.forEach((entry) => entry.reject(error));
       return null;
     }
@@ -95,13 +91,36 @@ export function createMicroBatcher<I, O>(options: MicroBatcherOptions<I, O>): Mi
     return null;
   }
 
-  async function runIsolated(batch: Pending<I, O>[], split = false): Promise<void> {
-    const failure = await attempt(batch, split);
+  async function runIsolated(batch: Pending<I, O>[]): Promise<void> {
+    const failure = await attempt(batch);
     if (failure === null) return;
     options.onIsolating?.(failure);
-    const splitsOnce = options.splitsOnce?.(failure) ?? false;
+    await runHalves(batch, failure);
+  }
+
+  /**
+   * Runs a failed batch's halves. After an error that splits once, both halves failing the same
+   * way says the cause is no item of theirs: their items get the error at once. Otherwise the
+   * half that failed is bisected on, down to the item that fails it.
+   */
+  async function runHalves(batch: Pending<I, O>[], failure: unknown): Promise<void> {
     const middle = Math.ceil(batch.length / 2);
-    for (const part of [batch.slice(0, middle), batch.slice(middle)]) await runIsolated(part, splitsOnce);
+    const halves = [batch.slice(0, middle), batch.slice(middle)];
+    if (!(options.splitsOnce?.(failure) ?? false)) {
+      for (const half of halves) await runIsolated(half);
+      return;
+    }
+    const failures: unknown[] = [];
+    for (const half of halves) failures.push(await attempt(half));
+    if (failures.every((error) => error !== null && options.splitsOnce!(error))) {
+      halves.forEach((half, index) => half.forEach((entry) => entry.reject(failures[index])));
+      return;
+    }
+    for (const [index, half] of halves.entries()) {
+      if (failures[index] === null) continue;
+      options.onIsolating?.(failures[index]);
+      await runHalves(half, failures[index]);
+    }
   }
 
   return {

@@ -86,22 +86,36 @@ describe('micro-batcher', () => {
     expect(batches).toEqual([[1, 2, 3]]);
   });
 
-  it('splits a batch that timed out once, and gives a half that times out again the error, not one timeout per item', async () => {
+  it('gives every item a timeout at once when both halves of a batch time out too: the cause is no item', async () => {
     class TimedOut extends Error {}
     const { batcher, batches } = doubling({
       run: async (items) => {
         batches.push(items);
         await new Promise((resolve) => setImmediate(resolve));
-        // Item 3 holds a row: any statement with it times out.
+        throw new TimedOut('canceling statement due to statement timeout');
+      },
+      splitsOnce: (error) => error instanceof TimedOut,
+    });
+    const results = await Promise.allSettled([1, 2, 3, 4, 5, 6, 7, 8].map((item) => batcher.submit(item)));
+    expect(results.every((r) => r.status === 'rejected' && r.reason instanceof TimedOut)).toBe(true);
+    // The whole batch and its two halves: three statements, where bisection took fifteen.
+    expect(batches).toEqual([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4], [5, 6, 7, 8]]);
+  });
+
+  it('bisects on to the item whose held row times out its batches, which alone gets the timeout', async () => {
+    class TimedOut extends Error {}
+    const { batcher, batches } = doubling({
+      run: async (items) => {
+        batches.push(items);
+        await new Promise((resolve) => setImmediate(resolve));
         if (items.includes(3)) throw new TimedOut('canceling statement due to statement timeout');
         return items.map((item) => item * 2);
       },
       splitsOnce: (error) => error instanceof TimedOut,
     });
     const results = await Promise.allSettled([1, 2, 3, 4, 5, 6, 7, 8].map((item) => batcher.submit(item)));
-    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : 'timed out'))).toEqual(['timed out', 'timed out', 'timed out', 'timed out', 10, 12, 14, 16]);
-    // The whole batch and its two halves: three statements, where bisection took seven.
-    expect(batches).toEqual([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4], [5, 6, 7, 8]]);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : 'timed out'))).toEqual([2, 4, 'timed out', 8, 10, 12, 14, 16]);
+    expect(batches.at(-2)).toEqual([3]);
   });
 
   it('still bisects a half down to a poison item when that half fails for its own reason', async () => {
