@@ -18,11 +18,13 @@ export interface OperatorChannelOptions {
 
 /**
  * A confirm channel for one operator command (dlq, erase), through the same broker
- * connection code as the long-running roles. The exchanges, tiers and dead-letter queue are
+ * connection code as the long-running roles. The exchanges and the dead-letter queue are
  * declared first (idempotent), so an operator on a fresh broker sees an empty queue, not an
  * error. No shard queue is: these commands read the dead-letter queue and publish through the
  * exchange, and one that a shrinking reshard deleted while the command waited (for an erase's
  * scans, or the dead-letter lock) would come back, bound, and take messages no worker reads.
+ * No retry tier is either: a shell's own RETRY_DELAYS_MS would make tiers no worker uses, and
+ * hide from `reshard` that the shell's delays are not the group's.
  * What was taken and not acked goes back to its queue when the channel closes.
  */
 export async function withOperatorChannel<T>(options: OperatorChannelOptions, work: (channel: ConfirmChannel) => Promise<T>): Promise<T> {
@@ -31,7 +33,7 @@ export async function withOperatorChannel<T>(options: OperatorChannelOptions, wo
     name: 'wagate-cli',
     // The command's one line of failure says what the broker's own lines would, once.
     log: options.log.child({}, { level: 'silent' }),
-    setup: (channel) => assertTopology(channel, options.topology, 0),
+    setup: (channel) => assertTopology(channel, { ...options.topology, retryTiers: [] }, 0),
   });
   try {
     await connected(broker, options.url);

@@ -53,7 +53,7 @@ export async function checkBrokerMatches(amqpUrl: string, topology: Topology): P
     const missing = tiers.filter((queue) => !present.has(queue));
     if (missing.length > 0) {
       throw new WagateError('OPERATION_REFUSED',
-        `the retry tier queue(s) ${missing.join(', ')} of this shell's RETRY_DELAYS_MS are not on the broker, though the group's shard queues are: the workers run with other retry delays, and a reshard with these would strand their waiting retries. Nothing was paused; run it with the workers' settings (kubectl exec into a worker pod)`);
+        `the retry tier queue(s) ${missing.join(', ')} of this shell's RETRY_DELAYS_MS are not on the broker, though the group's shard queues are: the workers run with other retry delays, and a reshard with these would strand their waiting retries. The workers were left as they were; run it with the workers' settings (kubectl exec into a worker pod)`);
     }
     const channel = await connection.createChannel();
     channel.on('error', () => undefined);

@@ -2,6 +2,8 @@ import amqp from 'amqplib';
 import { moveReadyMessages } from '../../src/queue/move-messages';
 import { assertTopology, topologyNames, type TopologyOptions } from '../../src/queue/topology';
 import { reshard } from '../../src/worker/reshard';
+import { withOperatorChannel } from '../../src/queue/operator-channel';
+import { createLogger } from '../../src/telemetry/logger';
 import { deleteTopology, TEST_AMQP_URL } from '../support/amqp';
 import { createTestDatabase, holdInTransaction, type TestDatabase } from '../support/database';
 import { freePort } from '../support/free-port';
@@ -60,10 +62,12 @@ it('asks the broker before it pauses anything: with a wrong AMQP_URL it stops sa
 });
 
 it.each([
-  ['other retry delays', { retryDelaysMs: [1000, 7000] }, /the retry tier queue\(s\) \S+\.retry\.7000ms of this shell's RETRY_DELAYS_MS are not on the broker.*Nothing was paused/],
+  ['other retry delays', { retryDelaysMs: [1000, 7000] }, /the retry tier queue\(s\) \S+\.retry\.7000ms of this shell's RETRY_DELAYS_MS are not on the broker.*The workers were left as they were/],
   ['another delivery limit', { deliveryLimit: 9 }, /x-delivery-limit/],
 ])('refuses, before it pauses anything, a shell with %s than the group\'s queues', async (_what, change, message) => {
   const before = await settings();
+  // A dlq or erase run from the same shell first declares nothing of its delays' tiers.
+  await withOperatorChannel({ url: TEST_AMQP_URL, topology: topologyNames({ ...options, ...change }), log: createLogger('silent', 'test') }, async () => undefined);
   await expect(reshard({ ...deps(), topology: { ...options, ...change } }, 4)).rejects.toThrow(message);
   expect(await settings()).toEqual(before);
   // The check declared nothing of its own: no tier queue of the shell's delays.
