@@ -27,6 +27,7 @@ export function classifyPostgresError(error: unknown): PostgresErrorCode | null 
   if (typeof code !== 'string') return null;
   if (code === SQLSTATE_QUERY_CANCELED) return 'DATABASE_STATEMENT_TIMEOUT';
   if (code === SQLSTATE_DEADLOCK) return 'DATABASE_DEADLOCK';
+  if (isPgBouncerRefusal(error)) return null;
   if (SOCKET_ERRNOS.includes(code) || CLIENT_CONNECTION_CODES.includes(code) || SQLSTATE_UNAVAILABLE.test(code)) {
     return 'DATABASE_UNAVAILABLE';
   }
@@ -87,10 +88,22 @@ const LOGIN_HINTS: Record<string, string> = {
   '3D000': 'the database named in DATABASE_URL does not exist: create it or fix the URL',
 };
 
+/**
+ * PgBouncer answers a wrong configuration with 08P01 too, the code of its passing failures:
+ * these messages of its own are the ones no retry fixes.
+ */
+const PGBOUNCER_REFUSALS = /^(no such database|unsupported startup parameter|no such user)\b/;
+const PGBOUNCER_HINT = 'PgBouncer refused the connection: check the database and user in DATABASE_URL against PgBouncer\'s [databases] section, and the startup parameters it takes (ignore_startup_parameters)';
+
 /** A refused login or a missing database: no retry helps, so a process should stop and say so. */
 export function isLoginRefused(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code in LOGIN_HINTS;
+  return typeof code === 'string' && (code in LOGIN_HINTS || isPgBouncerRefusal(error));
+}
+
+function isPgBouncerRefusal(error: unknown): boolean {
+  const { code, message } = (error as { code?: unknown; message?: unknown } | null) ?? {};
+  return code === '08P01' && typeof message === 'string' && PGBOUNCER_REFUSALS.test(message);
 }
 
 /**
@@ -102,6 +115,7 @@ export function explainPostgresFailure(error: unknown, databaseUrl: string): str
   if (typeof code !== 'string') return null;
   const where = describeServer(databaseUrl);
   if (LOGIN_HINTS[code]) return `${LOGIN_HINTS[code]} (server ${where})`;
+  if (isPgBouncerRefusal(error)) return `${PGBOUNCER_HINT} (server ${where}: ${(error as Error).message})`;
   if (classifyPostgresError(error) === 'DATABASE_UNAVAILABLE') return `Postgres at ${where} cannot be reached: check that it runs and that DATABASE_URL points at it`;
   return null;
 }

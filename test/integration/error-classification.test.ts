@@ -1,7 +1,7 @@
 import amqp from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { createDatabase, transaction } from '../../src/db/client';
-import { classifyPostgresError, isDatabaseUnavailable } from '../../src/db/postgres-errors';
+import { classifyPostgresError, explainPostgresFailure, isDatabaseUnavailable, isLoginRefused } from '../../src/db/postgres-errors';
 import { ConfigError, ERROR_CODES, exitStatusOf, PermanentError, RetryableError, UsageError, WagateError } from '../../src/errors';
 import { asBrokerError, classifyAmqpError } from '../../src/queue/amqp-errors';
 import { TEST_AMQP_URL } from '../support/amqp';
@@ -49,6 +49,18 @@ describe('Postgres failures, classified in db/postgres-errors', () => {
     expect((error as { code: string }).code).toBe(sqlstate);
     expect(classifyPostgresError(error)).toBe('DATABASE_UNAVAILABLE');
   });
+
+  it.each(['no such database: shop', 'unsupported startup parameter: search_path'])(
+    'calls PgBouncer\'s 08P01 "%s" a refused login, which no retry fixes, and says what to check',
+    async (message) => {
+      const error = await failureOf(db.sql.unsafe(`DO $$ BEGIN RAISE EXCEPTION '${message}' USING ERRCODE = '08P01'; END $$`));
+      expect(classifyPostgresError(error)).toBeNull();
+      expect(isLoginRefused(error)).toBe(true);
+      expect(explainPostgresFailure(error, 'postgres://wagate:secret@pgbouncer:6432/shop')).toBe(
+        `PgBouncer refused the connection: check the database and user in DATABASE_URL against PgBouncer's [databases] section, and the startup parameters it takes (ignore_startup_parameters) (server wagate@pgbouncer:6432/shop: ${message})`,
+      );
+    },
+  );
 
   it('calls a statement timeout and a lock timeout slow, which a worker batch splits only once, and neither a dead database nor a bug slow', async () => {
     const timedOut = await failureOf(transaction(db.sql, async (tx) => {
