@@ -29,10 +29,15 @@ export async function writeProviderAnswer<T>(write: () => Promise<T>): Promise<T
       const kind = classifyPostgresError(error);
       if (kind === null) throw error;
       if (attempt < PAUSES_MS.length) await pause(PAUSES_MS[attempt]!);
-      else if (kind === 'DATABASE_UNAVAILABLE' && Date.now() < patienceEndsAt) await pause(OUTAGE_PAUSE_MS);
+      else if (kind === 'DATABASE_UNAVAILABLE' && !poolClosed(error) && Date.now() < patienceEndsAt) await pause(OUTAGE_PAUSE_MS);
       else throw error;
     }
   }
+}
+
+/** The worker closed its own pool (it is stopping): Postgres will not come back to it. */
+function poolClosed(error: unknown): boolean {
+  return (error as { code?: unknown }).code === 'CONNECTION_ENDED';
 }
 
 function pause(ms: number): Promise<void> {
