@@ -1,5 +1,5 @@
 import { catalogPhrases } from './parse-text';
-import { normalizeText, phraseAt, tokenize, toWordSet } from './parse-text-tokens';
+import { normalizeText, phraseAt, tokenize, toWordSet, type Token } from './parse-text-tokens';
 import { GREETINGS } from './parse-text-words';
 
 /**
@@ -20,31 +20,33 @@ const ACKNOWLEDGEMENT_EMOJI = /(?:👍|👌|🙏|🤝|👏|✅|❤|♥|💯|😊
 const OTHER_EMOJI = /\p{Extended_Pictographic}/u;
 
 /**
- * True for thanks or agreement alone, which gets no reply: the menu in answer to "thanks" asked
- * nothing of anyone. Not where a word is a product of the catalog ("super" for a Super Bock).
+ * A short reply read as words: those of letters or digits, after the emoji that acknowledge; null
+ * when another emoji asks for something (a 🍕) or a word is a product of the catalog ("super" for
+ * a Super Bock).
  */
-export function isAcknowledgement(text: string, catalogTerms: readonly string[] = []): boolean {
+function shortReplyWords(text: string, catalogTerms: readonly string[]): { words: Token[]; acknowledgedByEmoji: boolean } | null {
   const rest = text.replace(ACKNOWLEDGEMENT_EMOJI, ' ');
-  const acknowledgedByEmoji = rest !== text;
-  // A 🍕 asks for something: only the emoji above acknowledge.
-  if (OTHER_EMOJI.test(rest)) return false;
+  if (OTHER_EMOJI.test(rest)) return null;
   const words = tokenize(normalizeText(rest)).filter((token) => /\p{L}|\p{N}/u.test(token.key));
-  if (words.length === 0) return acknowledgedByEmoji;
   const products = catalogPhrases(catalogTerms).oneWordNames;
-  return words.every((token) => ACKNOWLEDGEMENT_WORDS.has(token.key) && !products.has(token.key));
+  if (words.some((token) => products.has(token.key))) return null;
+  return { words, acknowledgedByEmoji: rest !== text };
+}
+
+/** True for thanks or agreement alone, which gets no reply: the menu in answer to "thanks" asked nothing of anyone. */
+export function isAcknowledgement(text: string, catalogTerms: readonly string[] = []): boolean {
+  const reply = shortReplyWords(text, catalogTerms);
+  if (!reply) return false;
+  if (reply.words.length === 0) return reply.acknowledgedByEmoji;
+  return reply.words.every((token) => ACKNOWLEDGEMENT_WORDS.has(token.key));
 }
 
 /**
  * True for a greeting alone ("Hola!", "good evening"), or one with thanks ("hi, thanks 🙏"). As a
- * message it gets the menu; as a cart's note it asks the kitchen for nothing. Not where a word
- * is a product of the catalog.
+ * message it gets the menu; as a cart's note it asks the kitchen for nothing.
  */
 export function isGreeting(text: string, catalogTerms: readonly string[] = []): boolean {
-  const rest = text.replace(ACKNOWLEDGEMENT_EMOJI, ' ');
-  if (OTHER_EMOJI.test(rest)) return false;
-  const words = tokenize(normalizeText(rest)).filter((token) => /\p{L}|\p{N}/u.test(token.key));
-  const products = catalogPhrases(catalogTerms).oneWordNames;
-  if (words.some((token) => products.has(token.key))) return false;
+  const words = shortReplyWords(text, catalogTerms)?.words ?? [];
   let greeted = false;
   for (let index = 0; index < words.length; ) {
     const greeting = phraseAt(words, index, GREETINGS);

@@ -35,7 +35,6 @@ async function connect(amqpUrl: string): Promise<ChannelModel> {
   }
 }
 
-/** Whether the broker can be reached at all: a reshard asks before it pauses anything. */
 /**
  * Before the workers are paused: the broker answers, and this shell's topology is the group's.
  * The count comes from Postgres, but the retry tiers and the delivery limit come from the
@@ -102,13 +101,13 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
   // deleted says so too (the surplus goes only after the gathering).
   const present = await existingQueues(connection, oldTopology.shards.map((shard) => shard.queue));
   const gathered = options.gathered || present.size < oldTopology.shards.length;
-  let moved = 0;
+  let taken = 0;
   if (gathered) progress('an earlier run gathered the old shards and was interrupted; going on from there');
   else {
-    for (const shard of oldTopology.shards) moved += await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+    for (const shard of oldTopology.shards) taken += await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
     await options.onGathered();
   }
-  progress(`took ${moved} message(s) off ${oldTopology.shards.length} old shard(s), in order`);
+  progress(`took ${taken} message(s) off ${oldTopology.shards.length} old shard(s), in order`);
   // Before the surplus queues lose their bindings: a retry coming back with an old key would have nowhere to go.
   let retriesReaddressed = 0;
   for (const tier of newTopology.retryTiers) {
@@ -118,7 +117,7 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
     }));
   }
   for (const shard of oldTopology.shards.slice(newTopology.shards.length)) {
-    if (present.has(shard.queue)) moved += await removeSurplus(connection, oldTopology.exchange, shard, staging);
+    if (present.has(shard.queue)) await removeSurplus(connection, oldTopology.exchange, shard, staging);
   }
   const newHome = (message: ConsumeMessage): Destination => {
     const key = senderRoutingKey(newTopology, message);
@@ -154,14 +153,13 @@ async function emptyQueue(connection: ChannelModel, queue: string, destinationOf
  * the old count then gets its publish returned and keeps the message in its outbox), then
  * emptied into staging and deleted.
  */
-async function removeSurplus(connection: ChannelModel, exchange: string, shard: Topology['shards'][number], staging: string): Promise<number> {
+async function removeSurplus(connection: ChannelModel, exchange: string, shard: Topology['shards'][number], staging: string): Promise<void> {
   const channel = await connection.createChannel();
   try {
     await channel.unbindQueue(shard.queue, exchange, shard.routingKey);
     // Emptied until it reads empty: a publish routed just before the unbind can land after a count.
-    const moved = await emptyQueue(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+    await emptyQueue(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
     await channel.deleteQueue(shard.queue);
-    return moved;
   } finally {
     await channel.close().catch(() => undefined);
   }

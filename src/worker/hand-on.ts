@@ -317,7 +317,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     exchange: string,
     delivery: ConsumeMessage,
     headers: Record<string, string | number>,
-    routingKey = delivery.fields.routingKey,
+    routingKey: string,
   ): Promise<void> {
     const original = withoutBrokerHeaders(delivery.properties.headers);
     const publication = {

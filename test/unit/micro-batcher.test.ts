@@ -1,6 +1,7 @@
 import { createMicroBatcher, type MicroBatcherOptions } from '../../src/worker/micro-batcher';
 
 class Unreachable extends Error {}
+class TimedOut extends Error {}
 
 /** A batcher over numbers whose statement doubles them, refuses 13, and records every batch it ran. */
 function doubling(overrides: Partial<MicroBatcherOptions<number, number>> = {}) {
@@ -87,7 +88,6 @@ describe('micro-batcher', () => {
   });
 
   it('gives every item a timeout at once when both halves of a batch time out too: the cause is no item', async () => {
-    class TimedOut extends Error {}
     const { batcher, batches } = doubling({
       run: async (items) => {
         batches.push(items);
@@ -103,7 +103,6 @@ describe('micro-batcher', () => {
   });
 
   it('bisects on to the item whose held row times out its batches, which alone gets the timeout', async () => {
-    class TimedOut extends Error {}
     const { batcher, batches } = doubling({
       run: async (items) => {
         batches.push(items);
@@ -119,7 +118,6 @@ describe('micro-batcher', () => {
   });
 
   it('still bisects a half down to a poison item when that half fails for its own reason', async () => {
-    class TimedOut extends Error {}
     let first = true;
     const { batcher, batches } = doubling({
       run: async (items) => {
