@@ -14,7 +14,18 @@ import { createUnsentMemory, type UnsentAttempts } from './unsent-attempts';
 
 export interface ConsumerDeps extends HandOnDeps {
   handle(message: QueueMessage, unsent: UnsentAttempts): Promise<ProcessOutcome>;
+  /**
+   * The longest a hand-over goes on holding its delivery, waiting for the broker, once a
+   * release, a relinquish or the stop began on its channel (WORKER_DRAIN_TIMEOUT_MS): they wait
+   * for it, so a broker blocked for good must not keep them waiting longer than for a message in
+   * hand. Then it is given back to its queue. Until then a hand-over holds it for as long as the
+   * channel is open: given back, it would come straight back to call the provider again.
+   */
+  holdLimitMs?: number;
 }
+
+/** The hold limit when none is given: WORKER_DRAIN_TIMEOUT_MS's default. */
+const DEFAULT_HOLD_LIMIT_MS = 20_000;
 
 /** The consuming connection: each shard's consumer gets a channel of its own on it. */
 export interface ConsumingConnection {
@@ -79,7 +90,14 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   const entryOf = new Map<ConfirmChannel, ShardChannel>();
   /** Deliveries being processed or handed on (as opposed to waiting in their sender's chain), with their channel. */
   const underWay = new Map<Promise<void>, ConfirmChannel>();
-  const { forward, routeFailure, waitOut, deadLetter } = createHandOn({ ...deps, isHeld: (channel) => open.has(channel) });
+  /** When the worker began letting go of each channel (a release, a relinquish, the stop): hand-overs hold their deliveries only so long after. */
+  const lettingGoSince = new Map<ConfirmChannel, number>();
+  const holdLimitMs = deps.holdLimitMs ?? DEFAULT_HOLD_LIMIT_MS;
+  const isHeld = (channel: ConfirmChannel) => open.has(channel) && Date.now() < (lettingGoSince.get(channel) ?? Infinity) + holdLimitMs;
+  const letGo = (channel: ConfirmChannel) => {
+    if (!lettingGoSince.has(channel)) lettingGoSince.set(channel, Date.now());
+  };
+  const { forward, routeFailure, waitOut, deadLetter } = createHandOn({ ...deps, isHeld });
   const chains = new Map<string, Promise<void>>();
   const unsentMemory = createUnsentMemory();
   /** Messages in hand per shard, so that a shard can be released once its own are finished. */
@@ -227,6 +245,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
    */
   async function fenceAndClose(entry: ShardChannel): Promise<void> {
     fenced.add(entry.channel);
+    letGo(entry.channel);
     const onChannel = () => [...underWay].flatMap(([work, channel]) => (channel === entry.channel ? [work] : []));
     for (let work = onChannel(); work.length > 0; work = onChannel()) {
       if (await Promise.race([Promise.allSettled(work).then(() => false), entry.closed.then(() => true)])) break;
@@ -245,6 +264,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     entry.closed = new Promise<void>((resolve) => channel.once('close', () => {
       open.delete(channel);
       fenced.delete(channel);
+      lettingGoSince.delete(channel);
       entryOf.delete(channel);
       // A consumer lost with its channel: the coordinator's next round releases the shard.
       if (current.shards.get(shard) === entry) current.shards.delete(shard);
@@ -309,6 +329,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       const entry = current?.shards.get(shard);
       if (current && entry !== undefined) current.shards.delete(shard);
       if (entry?.tag) {
+        letGo(entry.channel);
         await entry.channel.cancel(entry.tag).catch(() => undefined);
         await settled(shard, entry);
         // Every message of it is finished: closing the channel gives nothing back, and it waits
@@ -336,6 +357,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       const current = attached;
       attached = null;
       const entries = [...(current?.shards.values() ?? [])].filter((entry): entry is ShardChannel => entry !== null);
+      for (const channel of open) letGo(channel);
       for (const entry of entries) if (entry.tag) await entry.channel.cancel(entry.tag).catch(() => undefined);
       while (chains.size > 0) await Promise.allSettled([...chains.values()]);
       for (const shard of inHand.keys()) await settled(shard);

@@ -20,8 +20,6 @@ import { withoutNumbers } from '../telemetry/without-numbers';
 /** Pauses between publishes of a hand-over the broker refused, doubling up to the most. */
 const HAND_OVER_RETRY_MIN_MS = 250;
 const HAND_OVER_RETRY_MAX_MS = 5_000;
-/** The hold limit when none is given: WORKER_DRAIN_TIMEOUT_MS's default. */
-const DEFAULT_HOLD_LIMIT_MS = 20_000;
 /** How often a hand-over waiting for a late confirm checks that its delivery is still held. */
 const HELD_CHECK_MS = 500;
 
@@ -31,14 +29,12 @@ const DATABASE_WAIT_MS = 30_000;
 export interface HandOnDeps {
   topology: Topology;
   publisher: Publisher;
-  /** Whether deliveries of this channel are still this worker's to ack; a hand-over holds them only so long. */
-  isHeld?(channel: ConfirmChannel): boolean;
   /**
-   * The longest a hand-over holds its delivery waiting for the broker (WORKER_DRAIN_TIMEOUT_MS):
-   * a shard's release and a stopping worker wait for it, so a broker blocked for good must not
-   * keep them waiting longer than for a message in hand. Then it is given back to its queue.
+   * Whether deliveries of this channel are still this worker's to hold; a hand-over holds them
+   * only so long. False once the channel closed, and once a release or a stop that began on it
+   * has waited its limit (the consumer's holdLimitMs).
    */
-  holdLimitMs?: number;
+  isHeld?(channel: ConfirmChannel): boolean;
   sql: Sql;
   log: Logger;
   metrics: Metrics;
@@ -327,8 +323,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       traceparent: String(original.traceparent ?? ''),
       headers: { ...original, 'x-wagate-routing-key': delivery.fields.routingKey, ...headers },
     };
-    const holdUntil = Date.now() + (deps.holdLimitMs ?? DEFAULT_HOLD_LIMIT_MS);
-    const held = () => (deps.isHeld?.(channel) ?? false) && Date.now() < holdUntil;
+    const held = () => deps.isHeld?.(channel) ?? false;
     for (let attempt = 0; ; attempt += 1) {
       let lateAnswer: (ok: boolean) => void = () => undefined;
       const late = new Promise<boolean>((resolve) => (lateAnswer = resolve));
