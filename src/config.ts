@@ -40,6 +40,18 @@ const decimal = z.preprocess(
   z.number({ message: 'must be a number such as 0.5' }),
 );
 const int = (fallback: number, min = 0) => wholeNumber.pipe(z.number().min(min)).default(fallback);
+/**
+ * The longest wait a setting may ask for: 24 hours. Node runs a timer of more than 2^31 - 1 ms
+ * (24.8 days) after 1 ms, so DB_STATEMENT_TIMEOUT_MS=2147483647, meant as "no limit", made
+ * every commit's deadline pass at once and every webhook a 503. No timeout here needs a day.
+ */
+export const MAX_WAIT_MS = 24 * 60 * 60 * 1000;
+const TOO_LONG = `must be at most ${MAX_WAIT_MS} ms (24 hours); longer waits overflow the process's timers`;
+/** A wait in milliseconds, from min up to MAX_WAIT_MS. */
+const milliseconds = (fallback: number, min: number) => wholeNumber.pipe(z.number().min(min).max(MAX_WAIT_MS, TOO_LONG)).default(fallback);
+/** A wait in seconds, from min up to MAX_WAIT_MS. */
+const seconds = (fallback: number, min: number) =>
+  wholeNumber.pipe(z.number().min(min).max(MAX_WAIT_MS / 1000, `must be at most ${MAX_WAIT_MS / 1000} s (24 hours); longer waits overflow the process's timers`)).default(fallback);
 const optionalInt = (min = 1) => wholeNumber.pipe(z.number().min(min)).optional();
 const bool = (fallback: boolean) =>
   z
@@ -198,15 +210,15 @@ const envSchema = z.object({
   /** Bytes of webhook bodies buffered at once, before any signature is checked: 256 MiB. */
   MAX_IN_FLIGHT_BYTES: int(256 * 1024 * 1024, 1024),
   DB_POOL_MAX: int(10, 2),
-  DB_CONNECT_TIMEOUT_SECONDS: int(3, 1),
-  DB_STATEMENT_TIMEOUT_MS: int(5000, 100),
+  DB_CONNECT_TIMEOUT_SECONDS: seconds(3, 1),
+  DB_STATEMENT_TIMEOUT_MS: milliseconds(5000, 100),
   /**
    * A statement unanswered this long means a dead connection, and /healthz fails (StallWatch).
    * Above a pooler's own wait for a server (PgBouncer's query_wait_timeout, RDS Proxy's
    * ConnectionBorrowTimeout: 120 s each by default), so that an outage behind one does not
    * restart every pod at once. Never below 4 × (connect + statement timeout).
    */
-  DB_STALL_LIMIT_MS: int(150_000, 1000),
+  DB_STALL_LIMIT_MS: milliseconds(150_000, 1000),
   LEDGER_BATCH_MAX: int(256, 1),
   /** Signed webhooks the ingest sends through its own request path before it reports ready (0: none). */
   WARM_UP_REHEARSAL_REQUESTS: int(2000, 0),
@@ -219,26 +231,26 @@ const envSchema = z.object({
   RETRY_DELAYS_MS: commaMilliseconds,
   WORKER_PREFETCH: int(32, 1),
   WORKER_MESSAGES_IN_HAND: int(DEFAULT_WORKER_MESSAGES_IN_HAND, 0),
-  WORKER_HEARTBEAT_MS: int(2000, 50),
-  WORKER_LIVENESS_TIMEOUT_MS: int(15000, 200),
-  WORKER_DRAIN_TIMEOUT_MS: int(20000, 100),
+  WORKER_HEARTBEAT_MS: milliseconds(2000, 50),
+  WORKER_LIVENESS_TIMEOUT_MS: milliseconds(15000, 200),
+  WORKER_DRAIN_TIMEOUT_MS: milliseconds(20000, 100),
   WHATSAPP_GRAPH_API_URL: z.string().url().default('https://graph.facebook.com'),
   // Meta retires a Graph API version about two years after its release (v21.0 on 21 January
   // 2027, v25.0 on 29 July 2028): the default follows, and a shop may pin its own.
   WHATSAPP_GRAPH_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v25.0').default('v25.0'),
   TWILIO_API_URL: z.string().url().default('https://api.twilio.com'),
-  REPLY_TIMEOUT_MS: int(10000, 100),
+  REPLY_TIMEOUT_MS: milliseconds(10000, 100),
   MATCH_THRESHOLD: decimal.pipe(z.number().min(0.05).max(1)).default(0.5),
   MATCH_AMBIGUITY_MARGIN: decimal.pipe(z.number().min(0).max(1)).default(0.1),
   /** The reply language for a customer whose words never said which (orders/detect-language.ts lists the same four). */
   /** A worker whose broker login has been refused this long exits non-zero, so the crash shows (Kubernetes restarts it). */
-  AUTH_FAILURE_EXIT_SECONDS: int(60, 1),
+  AUTH_FAILURE_EXIT_SECONDS: seconds(60, 1),
   REPLY_LANGUAGE: z.enum(['en', 'es', 'pt', 'de']).default('en'),
   /** A folder with en.json, es.json, pt.json and de.json: a shop's own reply texts. */
   REPLY_TEXTS_DIR: z.string().min(1).optional(),
-  OUTBOX_LEASE_SECONDS: int(30, 5),
-  OUTBOX_POLL_MS: int(1000, 50),
-  PUBLISH_CONFIRM_TIMEOUT_MS: int(10000, 100),
+  OUTBOX_LEASE_SECONDS: seconds(30, 5),
+  OUTBOX_POLL_MS: milliseconds(1000, 50),
+  PUBLISH_CONFIRM_TIMEOUT_MS: milliseconds(10000, 100),
   /**
    * How long committed messages gather before the owner publishes them together (see the outbox
    * relay). Unset: 10 ms, or 0 with ACK_AFTER=publish, where the 200 would wait for it.
@@ -249,29 +261,29 @@ const envSchema = z.object({
    * after the broker's confirm of the request's messages, waited for at most ACK_PUBLISH_TIMEOUT_MS.
    */
   ACK_AFTER: z.enum(['commit', 'publish']).default('commit'),
-  ACK_PUBLISH_TIMEOUT_MS: int(1000, 1),
+  ACK_PUBLISH_TIMEOUT_MS: milliseconds(1000, 1),
 
-  HTTP_HEADERS_TIMEOUT_MS: int(10000, 100),
-  HTTP_REQUEST_TIMEOUT_MS: int(30000, 100),
-  WEBHOOK_BODY_TIMEOUT_MS: int(10000, 100),
+  HTTP_HEADERS_TIMEOUT_MS: milliseconds(10000, 100),
+  HTTP_REQUEST_TIMEOUT_MS: milliseconds(30000, 100),
+  WEBHOOK_BODY_TIMEOUT_MS: milliseconds(10000, 100),
   // Longer than the idle timeout of the proxy in front (60 s for nginx ingress and AWS's load
   // balancers), so the proxy, not wagate, closes an idle pooled connection: when the server closes
   // first, a request the proxy is just sending on it meets a reset, and the provider a 502.
-  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(65000, 100),
-  SHUTDOWN_TIMEOUT_MS: int(25000, 100),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: milliseconds(65000, 100),
+  SHUTDOWN_TIMEOUT_MS: milliseconds(25000, 100),
 
   AUTOSCALER_NAMESPACE: kubeNamespace.optional(),
   AUTOSCALER_DEPLOYMENT: kubeName.default('wagate-worker'),
   AUTOSCALER_TARGET_PER_REPLICA: int(100, 1),
   AUTOSCALER_MIN_REPLICAS: int(1, 1),
   AUTOSCALER_MAX_REPLICAS: optionalInt(1),
-  AUTOSCALER_INTERVAL_SECONDS: int(10, 1),
+  AUTOSCALER_INTERVAL_SECONDS: seconds(10, 1),
   AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: int(300, 0),
   AUTOSCALER_MANUAL_HOLD_SECONDS: int(1800, 0),
   AUTOSCALER_LEASE_NAME: kubeName.optional(),
-  AUTOSCALER_LEASE_DURATION_SECONDS: int(15, 1),
-  AUTOSCALER_RENEW_DEADLINE_SECONDS: int(10, 1),
-  AUTOSCALER_RETRY_PERIOD_SECONDS: int(2, 1),
+  AUTOSCALER_LEASE_DURATION_SECONDS: seconds(15, 1),
+  AUTOSCALER_RENEW_DEADLINE_SECONDS: seconds(10, 1),
+  AUTOSCALER_RETRY_PERIOD_SECONDS: seconds(2, 1),
   AUTOSCALER_IDENTITY: z.string().min(1).max(253).optional(),
   POD_NAME: z.string().min(1).max(253).optional(),
   WAGATE_FAILPOINT: z.enum(FAILPOINTS).optional(),

@@ -141,6 +141,14 @@ describe('configuration', () => {
     expect([config.PORT, config.MATCH_THRESHOLD, config.PUBLISH_LINGER_MS]).toEqual([8080, 0.4, 0]);
   });
 
+  it('refuses a wait longer than a day, which the process\'s timers would run at once', () => {
+    // 2^31 - 1, Postgres's own largest statement_timeout, is what "no limit" looks like.
+    expectConfigError({ DB_STATEMENT_TIMEOUT_MS: '2147483647' }, /DB_STATEMENT_TIMEOUT_MS: must be at most 86400000 ms \(24 hours\)/);
+    expectConfigError({ REPLY_TIMEOUT_MS: '86400001' }, /REPLY_TIMEOUT_MS: must be at most/);
+    expectConfigError({ AUTOSCALER_INTERVAL_SECONDS: '86401' }, /AUTOSCALER_INTERVAL_SECONDS: must be at most 86400 s/);
+    expect(loadConfig({ REPLY_TIMEOUT_MS: '86400000', SHUTDOWN_TIMEOUT_MS: '86400000' }).REPLY_TIMEOUT_MS).toBe(86_400_000);
+  });
+
   it('keeps metrics off the public port', () => {
     expectConfigError({ PORT: '8080', METRICS_PORT: '8080' }, /METRICS_PORT/);
   });
