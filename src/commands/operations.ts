@@ -7,7 +7,7 @@ import { databaseFromConfig, POOL_CLOSE_TIMEOUT_SECONDS, type Sql } from '../db/
 import { refuseSilentDatabase } from '../db/health';
 import { startFakeProvider } from '../dev/fake-provider';
 import { UsageError, WagateError } from '../errors';
-import { normalisePhone } from '../ledger/addresses';
+import { META_USER_ID, normalisePhone } from '../ledger/addresses';
 import { checkRetention, runCleanup } from '../ledger/retention';
 import { withDeadLetterLock } from '../ledger/dead-letter-lock';
 import { storedShardCount } from '../ledger/shard-count';
@@ -136,9 +136,6 @@ export async function cleanupCommand(config: Config, args: string[]): Promise<vo
   const report = await withSql(config, (sql) => runCleanup(sql, config, { days, personalDataDays: config.PERSONAL_DATA_RETENTION_DAYS, orderDays: config.ORDER_RETENTION_DAYS }));
   for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);
 }
-
-/** Meta's business-scoped user id: a country code, a dot, then letters and digits ("US.13491208655302741918"). */
-const META_USER_ID = /^[A-Z]{2}\.[A-Za-z0-9]+$/;
 
 /**
  * The one customer of `erase` or `release`: a number, normalised, or a Meta user id as typed.

@@ -5,6 +5,9 @@ export function addressVariants(phone: string): string[] {
   return [...new Set([phone, bare, digits, `+${digits}`, `whatsapp:+${digits}`, `whatsapp:${bare}`])];
 }
 
+/** Meta's business-scoped user id: a country code, a dot, then letters and digits ("US.13491208655302741918"). */
+export const META_USER_ID = /^[A-Z]{2}\.[A-Za-z0-9]+$/;
+
 /** What people type or paste between a number's digits. */
 const PHONE_SEPARATORS = /[\s\u00a0\-.()/]/g;
 /** E.164 allows at most 15 digits, and its country codes never start with 0. */

@@ -1,4 +1,5 @@
 import { transaction, type Sql } from '../db/client';
+import { META_USER_ID } from '../ledger/addresses';
 import { senderKeysOf } from '../ledger/sender-keys';
 import type { QueueMessage } from '../queue/message';
 import { ERASED, NOT_SENT_ERASED } from './erasure';
@@ -18,6 +19,19 @@ export type DeadLetterDropper = (matches: (message: QueueMessage) => boolean, ad
  * into an order and a reply, which would write the personal data back. The database is
  * erased first and commits on its own, so a broker that is away cannot hold it up.
  */
+/**
+ * What a raw body is searched for: a number by its digits, 8 or more (a shorter run would match
+ * other customers' bodies), and a Meta user id as it is written. A user id's letters are part of
+ * it ("US.a1b2c3d4e5f6g7h8"): its digits alone are not in the body, and would match others'.
+ */
+function bodyNeedles(addresses: readonly string[]): string[] {
+  const needles = addresses.flatMap((address) => {
+    const bare = address.replace(/^whatsapp:/, '').replace(/^\+/, '');
+    return META_USER_ID.test(bare) || /^\d{8,}$/.test(bare) ? [bare] : [];
+  });
+  return [...new Set(needles)];
+}
+
 export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: DeadLetterDropper | null): Promise<Record<string, number>> {
   let addresses: string[] = [];
   const report = (await transaction(sql, async (tx) => {
@@ -31,10 +45,9 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
     // A malformed row keeps the raw body it came in, which may carry this customer's number (and
     // name and texts) without naming them in its own columns: a Meta envelope that holds other
     // messages too, or a Twilio callback addressed to them. Matched on the number's digits, and
-    // on their user ids; a body kept as base64 (text Postgres cannot store, bytes that are not
-    // UTF-8) is searched in its decoded bytes.
-    // Only needles of 8 digits or more: a short one would match other customers' bodies.
-    const needles = [...new Set(addresses.map((address) => address.replace(/\D/g, '')).filter((digits) => digits.length >= 8))];
+    // on their user ids as written; a body kept as base64 (text Postgres cannot store, bytes that
+    // are not UTF-8) is searched in its decoded bytes.
+    const needles = bodyNeedles(addresses);
     const malformed = await tx`
       UPDATE webhook_messages SET raw_body = NULL, last_error = NULL, updated_at = now()
       WHERE status = 'malformed' AND raw_body IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(${needles}::text[]) AS n WHERE strpos(raw_body, n) > 0

@@ -262,6 +262,19 @@ describe('erase and malformed bodies', () => {
     expect(rows).toEqual([{ message_id: theirs, erased: true }, { message_id: others, erased: false }]);
   });
 
+  it('finds a Meta user id with letters as written, and leaves a body that only shares its digits', async () => {
+    const { sql } = pipeline.db;
+    // A customer known by a username only: Meta sends their business-scoped user id, no number.
+    const userId = 'US.a1b2c3d4e5f6g7h8';
+    const [theirs, others] = [uniqueWamid(), uniqueWamid()];
+    await sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, status, raw_body, last_error) VALUES
+      ('whatsapp', ${theirs}, '15550400016', 'malformed', ${`{"entry":[{"changes":[{"value":{"messages":[{"user_id":"${userId}","text":{"body":"my address is 1 Main St"}}]}}]}]}`}, 'bad part'),
+      ('whatsapp', ${others}, '15550400016', 'malformed', '{"entry":[{"changes":[{"value":{"messages":[{"from":"15550400016","text":{"body":"order 12345678"}}]}}]}]}', 'bad part')`;
+    expect((await eraseEverywhere(sql, pipeline.ingest.topology, userId)).malformed_bodies).toBe(1);
+    const rows = await sql`SELECT message_id, raw_body IS NULL AS erased FROM webhook_messages WHERE message_id IN (${theirs}, ${others}) ORDER BY message_id = ${theirs} DESC`;
+    expect(rows).toEqual([{ message_id: theirs, erased: true }, { message_id: others, erased: false }]);
+  });
+
   it('searches a body kept as base64 (not UTF-8, or text Postgres cannot store) in its bytes', async () => {
     const { sql } = pipeline.db;
     const phone = '15550400013';
