@@ -1,8 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { ConfirmChannel, Message } from 'amqplib';
 import { endPublishSpan, injectPublishSpan, inPublishSpan, startPublishSpan } from '../telemetry/publish-span';
 import type { Broker } from './broker';
 import { settleWithin } from '../settle-within';
+
+/** The header that matches the return of a message without an id to its publish. */
+const RETURN_TOKEN_HEADER = 'x-wagate-return-token';
+const RETURN_TOKEN_PREFIX = 'unnamed:';
 
 export interface Publication {
   /** AMQP message id, source:message_id, so consumers can recognise a redelivery. */
@@ -52,7 +57,8 @@ export function createPublisher(broker: Broker, confirmTimeoutMs: number): Publi
     if (!set) {
       const created = new Set<string>();
       channel.on('return', (message: Message) => {
-        if (message.properties.messageId) created.add(String(message.properties.messageId));
+        const key = message.properties.messageId || message.properties.headers?.[RETURN_TOKEN_HEADER];
+        if (key) created.add(String(key));
       });
       returned.set(channel, created);
       set = created;
@@ -124,6 +130,11 @@ function publishOne(channel: ConfirmChannel, exchange: string, entry: Publicatio
   // every other message costs no tracing work here: its traceparent header is enough.
   const span = startPublishSpan(entry.traceparent, { exchange, routingKey: entry.routingKey, messageId: entry.messageId });
   const headers: Record<string, unknown> = { ...entry.headers, traceparent: entry.traceparent };
+  // A return is matched to its publish by the message id; one without (a message published into
+  // a queue by hand, then handed on) carries a token of its own, or its return would go unseen
+  // and the message count as routed.
+  const returnKey = entry.messageId || `${RETURN_TOKEN_PREFIX}${randomUUID()}`;
+  if (!entry.messageId) headers[RETURN_TOKEN_HEADER] = returnKey;
   if (span) injectPublishSpan(span, headers);
   const publish = () =>
     channel.publish(
@@ -140,7 +151,7 @@ function publishOne(channel: ConfirmChannel, exchange: string, entry: Publicatio
       },
       (error) => {
         // basic.return arrives before the confirm, so the set is already filled here.
-        const wasReturned = unroutable.delete(entry.messageId);
+        const wasReturned = unroutable.delete(returnKey);
         const ok = !error && !wasReturned;
         if (span) endPublishSpan(span, ok);
         resolveConfirm(ok);

@@ -107,6 +107,14 @@ describe('publisher', () => {
     expect([ids.length, ids.indexOf('test:later-0')]).toEqual([3001, 3000]);
   }, 120_000);
 
+  it('counts a returned message without an id as not routed, and one beside it as routed', async () => {
+    const publisher = createPublisher(broker, 30_000);
+    const unnamed = (routingKey: string): Publication => ({ messageId: '', routingKey, body: Buffer.from('{}'), traceparent: TRACEPARENT });
+    // No queue is bound to this key: the broker returns the message, then confirms it.
+    expect(await publisher.publishAll(exchange, [unnamed('nowhere'), unnamed('all')])).toEqual([false, true]);
+    expect(await probe.drain(queue)).toHaveLength(1);
+  }, 60_000);
+
   it('publishes again after a burst, so the socket was left uncorked', async () => {
     const publisher = createPublisher(broker, 30_000);
     expect(await publisher.publishAll(exchange, publications(3, 100, 'first'))).toEqual([true, true, true]);
