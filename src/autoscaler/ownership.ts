@@ -10,6 +10,9 @@ export const LAST_DECISION_ANNOTATION = 'wagate.io/autoscaler-last-decision';
 /** Set by the deployment controller; it changes with every rollout of a new pod template. */
 export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';
 
+/** The reason of the decision a paused tick records: the count it found, as its baseline. */
+export const PAUSED_REASON = 'paused';
+
 /** What the autoscaler last set or accepted, stored on the Deployment as JSON. */
 export interface LastDecision {
   replicas: number;
@@ -30,8 +33,8 @@ export interface WorkerSnapshot {
 
 export type Ownership =
   | { kind: 'paused' }
-  /** Take the current count as its own (first run, or a rollout set it) and act. */
-  | { kind: 'adopt'; why: 'first_run' | 'rollout' }
+  /** Take the current count as its own (first run, a rollout set it, or a person while it was paused) and act. */
+  | { kind: 'adopt'; why: 'first_run' | 'rollout' | 'pause' }
   /** Someone scaled by hand just now: record it and hold until the time given. */
   | { kind: 'manual_scale'; holdUntilMs: number }
   | { kind: 'holding'; holdUntilMs: number }
@@ -43,6 +46,9 @@ export function judgeOwnership(worker: WorkerSnapshot, nowMs: number, manualHold
   if (!last) return { kind: 'adopt', why: 'first_run' };
   if (worker.replicas !== last.replicas) {
     if (worker.revision !== undefined && worker.revision !== last.revision) return { kind: 'adopt', why: 'rollout' };
+    // Last seen paused: the count was set during the pause, after its last tick (a scale and the
+    // annotation's removal within one interval), and is the baseline, as one seen paused is.
+    if (last.reason === PAUSED_REASON) return { kind: 'adopt', why: 'pause' };
     return { kind: 'manual_scale', holdUntilMs: nowMs + manualHoldMs };
   }
   if (last.holdUntilMs !== undefined && last.holdUntilMs > nowMs) return { kind: 'holding', holdUntilMs: last.holdUntilMs };

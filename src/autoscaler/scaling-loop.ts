@@ -2,7 +2,7 @@ import { untilAborted } from '../settle-within';
 import type { Logger } from '../telemetry/logger';
 import type { AutoscalerMetrics, AutoscalerReason } from '../telemetry/autoscaler-metrics';
 import { decide, type ScaleDownMemory, type ScalingPolicy } from './decide';
-import { clockTime, decisionAtCurrentRevision, judgeOwnership, PAUSED_ANNOTATION, type LastDecision, type Ownership } from './ownership';
+import { clockTime, decisionAtCurrentRevision, judgeOwnership, PAUSED_ANNOTATION, PAUSED_REASON, type LastDecision, type Ownership } from './ownership';
 import { statusOf } from './api-status';
 import type { WorkerDeployment } from './worker-deployment';
 
@@ -70,7 +70,7 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
       // What a person sets while paused is the baseline afterwards, not a manual scale to hold for;
       // and a hold from before the pause ends with it, so that removing the annotation resumes at once.
       const stale = snapshot.lastDecision?.replicas !== snapshot.replicas || snapshot.lastDecision?.holdUntilMs !== undefined;
-      if (stale && !(await recorded(record(snapshot.replicas, 'paused'), snapshot, signal))) return 'conflict';
+      if (stale && !(await recorded(record(snapshot.replicas, PAUSED_REASON), snapshot, signal))) return 'conflict';
       return 'paused';
     }
     if (ownership.kind === 'holding') return 'manual_hold';

@@ -15,6 +15,7 @@ describe('autoscaler ownership of the worker Deployment', () => {
     ['acts again once the hold is over', worker({ lastDecision: last({ holdUntilMs: NOW }) }), { kind: 'own' }],
     ['sees a second manual scale during a hold and holds anew', worker({ replicas: 1, lastDecision: last({ holdUntilMs: NOW + 5 }) }), { kind: 'manual_scale', holdUntilMs: NOW + HOLD_MS }],
     ['is paused by the annotation, whatever else', worker({ paused: true, replicas: 9 }), { kind: 'paused' }],
+    ['adopts a count set while paused, after the last paused tick, once resumed', worker({ replicas: 6, lastDecision: last({ reason: 'paused' }) }), { kind: 'adopt', why: 'pause' }],
   ])('%s', (_name, snapshot, expected) => {
     expect(judgeOwnership(snapshot, NOW, HOLD_MS)).toEqual(expected);
   });
