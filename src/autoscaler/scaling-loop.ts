@@ -69,7 +69,10 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     if (ownership.kind === 'paused') {
       // What a person sets while paused is the baseline afterwards, not a manual scale to hold for;
       // and a hold from before the pause ends with it, so that removing the annotation resumes at once.
-      const stale = snapshot.lastDecision?.replicas !== snapshot.replicas || snapshot.lastDecision?.holdUntilMs !== undefined;
+      // Recorded as paused at the first paused tick, even at the same count: a count set after it
+      // and before the next tick is then still adopted on resuming (judgeOwnership).
+      const last = snapshot.lastDecision;
+      const stale = last?.replicas !== snapshot.replicas || last?.holdUntilMs !== undefined || last?.reason !== PAUSED_REASON;
       if (stale && !(await recorded(record(snapshot.replicas, PAUSED_REASON), snapshot, signal))) return 'conflict';
       return 'paused';
     }

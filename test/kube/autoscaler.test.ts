@@ -486,6 +486,21 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     expect(await metric(autoscaler, 'wagate_autoscaler_manual_holds_total')).toBe(0);
   }, 90_000);
 
+  it('records the pause at its first paused tick, so a scale and the annotation\'s removal right after it are not held for', async () => {
+    recreateWorker(plane, 1);
+    const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });
+    await waitFor('the autoscaler to adopt the Deployment', () => lastDecision(plane)?.reason === 'adopted_first_run', SETTLE_MS);
+    plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused=true']);
+    // The count did not change, yet the pause is on record.
+    await waitFor('the pause on record', () => lastDecision(plane)?.reason === 'paused', SETTLE_MS);
+    // Whether a paused tick runs between these two or not, the count is the baseline.
+    plane.kubectl(['scale', 'deployment', WORKER, '-n', NAMESPACE, '--replicas=4']);
+    plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused-']);
+    await waitFor('the autoscaler to act again', () => workerState(plane).replicas === 1, SETTLE_MS);
+    expect(workerEvents(plane, 'ManualScaleDetected')).toEqual([]);
+    expect(await metric(autoscaler, 'wagate_autoscaler_manual_holds_total')).toBe(0);
+  }, 90_000);
+
   it('feeds every panel of the dashboard row, and keeps the no-leader alert quiet while one leads', async () => {
     recreateWorker(plane, 1);
     const a = await start('autoscaler-a');
