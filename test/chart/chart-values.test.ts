@@ -128,7 +128,7 @@ describe('network policies', () => {
   });
 
   it('lets the providers be reached through an egress proxy on a port of its own', () => {
-    const proxied = renderScenario('minimal', { set: ['networkPolicy.providers.ports={3128}', 'networkPolicy.providers.cidrs={10.9.0.7/32}'] });
+    const proxied = renderScenario('minimal', { set: ['config.WHATSAPP_GRAPH_API_URL=http://10.9.0.7:3128', 'networkPolicy.providers.ports={3128}', 'networkPolicy.providers.cidrs={10.9.0.7/32}'] });
     expect(policy(proxied, 'worker').spec.egress[3]).toEqual({ ports: [{ port: 3128, protocol: 'TCP' }], to: [{ ipBlock: { cidr: '10.9.0.7/32' } }] });
   });
 
@@ -298,6 +298,16 @@ describe('values', () => {
 
   it('refuses more workers than shards, since a worker beyond them owns no shard', () => {
     expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['worker.autoscaling.maxReplicas=40'] })).toContain('is above config.WORK_SHARDS (32)');
+  });
+
+  it('counts the workers of the autoscaling mode in use against the shards: worker.replicas when off, maxReplicas otherwise', () => {
+    const refusal = (scenario: 'minimal' | 'keda', set: string[]) => renderError({ valuesFiles: [scenarioFile(scenario)], set });
+    expect(refusal('minimal', ['worker.autoscaling.mode=off', 'worker.replicas=40'])).toContain('worker.replicas (40) is above config.WORK_SHARDS (32)');
+    expect(refusal('minimal', ['worker.autoscaling.mode=hpa', 'config.WORK_SHARDS=8'])).toContain('worker.autoscaling.maxReplicas (16) is above config.WORK_SHARDS (8)');
+    expect(refusal('keda', ['config.WORK_SHARDS=8'])).toContain('worker.autoscaling.maxReplicas (32) is above config.WORK_SHARDS (8)');
+    // Off, maxReplicas is unused: its default (16) above 8 shards is no reason to refuse.
+    const fixed = renderScenario('minimal', { set: ['worker.autoscaling.mode=off', 'config.WORK_SHARDS=8', 'worker.replicas=8'] });
+    expect(find(fixed, 'Deployment', '-worker').spec.replicas).toBe(8);
   });
 
   it('deploys the release of the code beside it: appVersion is package.json\'s version', () => {

@@ -215,9 +215,13 @@ volumeMounts:
 {{- $_ := required "secrets.rabbitmqManagementUrl is required with worker.autoscaling.mode keda (KEDA reads the queues through the management API)" .Values.secrets.rabbitmqManagementUrl -}}
 {{- end -}}
 {{- end -}}
+{{- /* The most workers the mode can run: with autoscaling off, maxReplicas is unused and worker.replicas is the count. */ -}}
 {{- $shards := int .Values.config.WORK_SHARDS -}}
-{{- if gt (int .Values.worker.autoscaling.maxReplicas) $shards -}}
-{{- fail (printf "worker.autoscaling.maxReplicas (%d) is above config.WORK_SHARDS (%d): a worker beyond the shard count owns no shard" (int .Values.worker.autoscaling.maxReplicas) $shards) -}}
+{{- $fixedWorkers := eq .Values.worker.autoscaling.mode "off" -}}
+{{- $mostWorkers := ternary .Values.worker.replicas .Values.worker.autoscaling.maxReplicas $fixedWorkers | int -}}
+{{- $mostWorkersFrom := ternary "worker.replicas" "worker.autoscaling.maxReplicas" $fixedWorkers -}}
+{{- if gt $mostWorkers $shards -}}
+{{- fail (printf "%s (%d) is above config.WORK_SHARDS (%d): a worker beyond the shard count owns no shard" $mostWorkersFrom $mostWorkers $shards) -}}
 {{- end -}}
 {{- if gt (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas) -}}
 {{- fail "worker.autoscaling.minReplicas is above worker.autoscaling.maxReplicas" -}}
@@ -345,52 +349,3 @@ topologySpreadConstraints:
   {{- end }}
 {{- end }}
 {{- end }}
-
-{{/*
-The ports a connection URL names, one per host ("postgres://u@a:6432,b/db" gives 6432 and the
-default): what the pods connect to, which the NetworkPolicy's egress must allow. Read with
-regular expressions, since urlParse fails on a URL of several hosts. Args: list url defaultPort.
-*/}}
-{{- define "wagate.urlPorts" -}}
-{{- $url := index . 0 -}}
-{{- $authority := regexReplaceAll "[/?#].*$" (regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://" $url "") "" -}}
-{{- $hosts := regexReplaceAll "^.*@" $authority "" -}}
-{{- $ports := list -}}
-{{- range splitList "," $hosts -}}
-{{- $port := regexFind ":[0-9]+$" . | trimPrefix ":" -}}
-{{- $ports = append $ports (default (toString (index $ 1)) $port) -}}
-{{- end -}}
-{{- $ports | uniq | join "," -}}
-{{- end -}}
-
-{{/*
-The chart's own Secret holds the URLs, so their ports are known: a NetworkPolicy that lets out
-another port would leave every pod unready (Postgres) or every message in the outbox (RabbitMQ)
-with no error the render could give later. A port is let out by the service's own rule or by
-an networkPolicy.extraEgress rule that lists it or lists no ports (migrations.databaseUrlFrom's
-users open the pods' PgBouncer port there and keep postgres.port for the direct one). With an
-existingSecret the URLs are not the chart's to read, and the ports must be set by hand.
-*/}}
-{{- define "wagate.validateNetworkPolicyPorts" -}}
-{{- $np := .Values.networkPolicy -}}
-{{- $extra := list -}}
-{{- $extraAll := false -}}
-{{- range $np.extraEgress -}}
-{{- if not .ports -}}{{ $extraAll = true }}{{- end -}}
-{{- range .ports -}}{{ $extra = append $extra (toString .port) }}{{- end -}}
-{{- end -}}
-{{- if not .Values.secrets.existingSecret -}}
-{{- range $check := list (list "secrets.databaseUrl" .Values.secrets.databaseUrl 5432 "networkPolicy.postgres.port" $np.postgres.port "PgBouncer listens on 6432" "every pod is refused its Postgres") (list "secrets.amqpUrl" .Values.secrets.amqpUrl 5672 "networkPolicy.rabbitmq.port" $np.rabbitmq.port "amqps:// is on 5671 unless the URL names a port" "no message leaves the outbox") -}}
-{{- $url := index $check 1 -}}
-{{- if and $url (not $extraAll) -}}
-{{- $default := ternary 5671 (index $check 2) (hasPrefix "amqps:" $url) -}}
-{{- $ports := include "wagate.urlPorts" (list $url $default) -}}
-{{- range $port := splitList "," $ports -}}
-{{- if not (or (eq $port (toString (index $check 4))) (has $port $extra)) -}}
-{{- fail (printf "%s connects to port %s, but %s is %v and no networkPolicy.extraEgress rule lets it out: set %s to it (%s; for a URL of several ports, to one of them, and allow the others in networkPolicy.extraEgress), or %s" (index $check 0) $port (index $check 3) (index $check 4) (index $check 3) (index $check 5) (index $check 6)) -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}

@@ -1,0 +1,91 @@
+{{/* Whether the NetworkPolicies let out the ports of the URLs the pods connect to. */}}
+
+{{/*
+The ports a connection URL names, one per host ("postgres://u@a:6432,b/db" gives 6432 and the
+default): what the pods connect to, which the NetworkPolicy's egress must allow. Read with
+regular expressions, since urlParse fails on a URL of several hosts. Args: list url defaultPort.
+*/}}
+{{- define "wagate.urlPorts" -}}
+{{- $url := index . 0 -}}
+{{- $authority := regexReplaceAll "[/?#].*$" (regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://" $url "") "" -}}
+{{- $hosts := regexReplaceAll "^.*@" $authority "" -}}
+{{- $ports := list -}}
+{{- range splitList "," $hosts -}}
+{{- $port := regexFind ":[0-9]+$" . | trimPrefix ":" -}}
+{{- $ports = append $ports (default (toString (index $ 1)) $port) -}}
+{{- end -}}
+{{- $ports | uniq | join "," -}}
+{{- end -}}
+
+{{/*
+"true" when a networkPolicy.extraEgress rule lets a TCP port out, else "". A rule that lists no
+ports lets out every port, an entry without a port every port of its protocol, and an entry with
+an endPort the whole range. Args: list $ port.
+*/}}
+{{- define "wagate.extraEgressAllows" -}}
+{{- $port := int (index . 1) -}}
+{{- range (index . 0).Values.networkPolicy.extraEgress -}}
+{{- if not .ports -}}true{{- end -}}
+{{- range .ports -}}
+{{- $inRange := and (le (int .port) $port) (le $port (int (default .port .endPort))) -}}
+{{- if and (eq (default "TCP" .protocol) "TCP") (or (not .port) $inRange) -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The chart's own Secret holds the URLs, so their ports are known: a NetworkPolicy that lets out
+another port would leave every pod unready (Postgres) or every message in the outbox (RabbitMQ)
+with no error the render could give later. A port is let out by the service's own rule or by
+an networkPolicy.extraEgress rule that lists it or lists no ports (migrations.databaseUrlFrom's
+users open the pods' PgBouncer port there and keep postgres.port for the direct one). With an
+existingSecret the URLs are not the chart's to read, and the ports must be set by hand.
+*/}}
+{{- define "wagate.validateNetworkPolicyPorts" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- if not .Values.secrets.existingSecret -}}
+{{- range $check := list (list "secrets.databaseUrl" .Values.secrets.databaseUrl 5432 "networkPolicy.postgres.port" $np.postgres.port "PgBouncer listens on 6432" "every pod is refused its Postgres") (list "secrets.amqpUrl" .Values.secrets.amqpUrl 5672 "networkPolicy.rabbitmq.port" $np.rabbitmq.port "amqps:// is on 5671 unless the URL names a port" "no message leaves the outbox") -}}
+{{- $url := index $check 1 -}}
+{{- if $url -}}
+{{- $default := ternary 5671 (index $check 2) (hasPrefix "amqps:" $url) -}}
+{{- $ports := include "wagate.urlPorts" (list $url $default) -}}
+{{- range $port := splitList "," $ports -}}
+{{- if not (or (eq $port (toString (index $check 4))) (include "wagate.extraEgressAllows" (list $ $port))) -}}
+{{- fail (printf "%s connects to port %s, but %s is %v and no networkPolicy.extraEgress rule lets it out: set %s to it (%s; for a URL of several ports, to one of them, and allow the others in networkPolicy.extraEgress), or %s" (index $check 0) $port (index $check 3) (index $check 4) (index $check 3) (index $check 5) (index $check 6)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The worker sends every reply to config.WHATSAPP_GRAPH_API_URL or config.TWILIO_API_URL (unset,
+the provider's own https URL, on 443), and its policy lets out only networkPolicy.providers.ports
+and the extraEgress rules: a URL on another port, an egress proxy's say, would have every reply
+dropped and dead-lettered. An unset URL is checked only for a provider the release replies
+through, as far as the chart can tell (a credential of it in the Secret the chart makes or in
+secrets.existingSecretKeys, or for Twilio config.TWILIO_ACCOUNT_SID): a Twilio-only shop's proxy
+need not let out Meta's 443. A URL that an extraEnv sets is not the chart's to read.
+*/}}
+{{- define "wagate.validateProviderPorts" -}}
+{{- $providerPorts := .Values.networkPolicy.providers.ports -}}
+{{- $allowed := list -}}
+{{- range $providerPorts }}{{ $allowed = append $allowed (toString .) }}{{ end -}}
+{{- $fromExtraEnv := list -}}
+{{- range (concat .Values.extraEnv .Values.worker.extraEnv) }}{{ $fromExtraEnv = append $fromExtraEnv .name }}{{ end -}}
+{{- $held := include "wagate.heldSecretKeys" (list . "" "WHATSAPP_APP_SECRET?" "WHATSAPP_ACCESS_TOKEN?" "TWILIO_AUTH_TOKEN?") | fromJsonArray -}}
+{{- $repliesThroughMeta := or (has "WHATSAPP_APP_SECRET" $held) (has "WHATSAPP_ACCESS_TOKEN" $held) -}}
+{{- $repliesThroughTwilio := or (has "TWILIO_AUTH_TOKEN" $held) (not (empty .Values.config.TWILIO_ACCOUNT_SID)) -}}
+{{- range $provider := list (list "WHATSAPP_GRAPH_API_URL" "https://graph.facebook.com" $repliesThroughMeta) (list "TWILIO_API_URL" "https://api.twilio.com" $repliesThroughTwilio) -}}
+{{- $name := index $provider 0 -}}
+{{- $url := get $.Values.config $name -}}
+{{- if and (or $url (index $provider 2)) (not (has $name $fromExtraEnv)) -}}
+{{- $port := include "wagate.urlPorts" (list (default (index $provider 1) $url) (ternary 80 443 (hasPrefix "http:" $url))) -}}
+{{- if not (or (has $port $allowed) (include "wagate.extraEgressAllows" (list $ $port))) -}}
+{{- $setting := ternary (printf "config.%s" $name) (printf "config.%s (unset: %s)" $name (index $provider 1)) (not (empty $url)) -}}
+{{- fail (printf "%s connects to port %s, but networkPolicy.providers.ports is %v and no networkPolicy.extraEgress rule lets it out: add %s to networkPolicy.providers.ports (and the address to networkPolicy.providers.cidrs) or point config.%s at a port it lets out, or every reply sent there is dropped and ends in the dead-letter queue" $setting $port $providerPorts $port $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
