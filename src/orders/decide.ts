@@ -33,11 +33,26 @@ export async function decide(sql: Sql, message: QueueMessage, options: MatchOpti
     // A row for a product switched off since the list was sent: its title read as text could
     // order another product of a like name ("Margherita" → "Pizza Margherita"), not the one tapped.
     if (await isRetiredSku(sql, choice.id)) return { kind: 'clarify', problems: [{ phrase: choice.title || choice.id, reason: 'unknown', candidates: [] }] };
-    if (choice.title) return decideText(sql, choice.title, options, catalog);
+    if (choice.title) return decideTappedTitle(sql, choice.title, options, catalog);
   }
   const text = textOf(message, content);
   if (text === undefined) return { kind: 'unsupported', type: message.type };
   return decideText(sql, text, options, catalog);
+}
+
+/**
+ * The title of a tapped row or button whose id is no sku (a template's quick reply, a shop's own
+ * list): an intent ("Menu", "Cancel my order", "Yes") reads as it would typed, but a product
+ * only when the title is its name or one of its aliases. Interactive replies are matched
+ * exactly: read as free text, "Margherita" would order a "Pizza Margherita" that the row never
+ * named, so the customer is asked instead.
+ */
+async function decideTappedTitle(sql: Sql, title: string, options: MatchOptions, catalog: CatalogReader): Promise<Decision> {
+  const decision = await decideText(sql, title, options, catalog);
+  if (decision.kind !== 'order') return decision;
+  const [verdict] = await catalog.match([title], options);
+  if (verdict?.verdict === 'matched' && verdict.product.named) return buildOrder([{ product: verdict.product, quantity: 1 }]);
+  return { kind: 'clarify', problems: [{ phrase: title, reason: 'ambiguous', candidates: decision.lines.map((line) => certainCandidate(line.product)) }] };
 }
 
 interface CartItem {

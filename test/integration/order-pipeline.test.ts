@@ -188,6 +188,20 @@ describe('order pipeline', () => {
     ]);
   });
 
+  it('orders from a tapped row whose id is no sku only by a title that is a product\'s name, and asks about one that is merely like it', async () => {
+    const [named, like] = [uniqueWamid(), uniqueWamid()];
+    const tapped = (id: string, title: string) =>
+      metaEnvelope([{ messages: [{ from: '15550100026', id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'interactive', interactive: { type: 'list_reply', list_reply: { id: `row-${id}`, title } } }] }]);
+    await postMeta(pipeline.ingest.baseUrl, tapped(named, 'Coca-Cola'));
+    expect(await settled(named)).toBe('processed');
+    await postMeta(pipeline.ingest.baseUrl, tapped(like, 'Margherita Pizza'));
+    expect(await settled(like)).toBe('unmatched');
+    const lines = await pipeline.db.sql`SELECT o.message_id, i.sku, i.quantity FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.message_id IN (${named}, ${like})`;
+    expect([...lines]).toEqual([{ message_id: named, sku: 'COKE', quantity: 1 }]);
+    const [reply] = await pipeline.db.sql`SELECT kind, body FROM outbound_messages WHERE inbound_message_id = ${like}`;
+    expect(reply).toMatchObject({ kind: 'clarification', body: expect.stringContaining('"Margherita Pizza": did you mean Pizza Margherita?') });
+  });
+
   it('orders nothing from a tapped row whose sku was switched off since, though its title names another product', async () => {
     const id = uniqueWamid();
     await pipeline.db.sql`INSERT INTO products (sku, name, price, currency, active) VALUES ('PIZ-MARG-2025', 'Margherita', 7.50, 'EUR', false)`;
