@@ -30,15 +30,18 @@ export async function rehearseWebhooks(listener: RequestListener, appSecret: str
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const agent = new http.Agent({ keepAlive: true, maxSockets: REHEARSAL_CONNECTIONS });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${META_WEBHOOK_PATH}`;
-  // Ids of their own, so that two pods rehearsing at once never wait on each other's rows.
+  // Ids and senders of their own, so that two pods rehearsing at once never wait on each other's
+  // rows: the messages', and the rate-limit counts of their senders (1555, six digits of the
+  // pod's own, then one of 1,000 senders: 13 digits, a number's length).
   const tag = randomBytes(6).toString('hex');
+  const senderPrefix = `1555${String(randomBytes(4).readUInt32BE() % 1_000_000).padStart(6, '0')}`;
   let next = 0;
   let accepted = 0;
   const connection = async () => {
     while (next < requests && !stop?.aborted) {
       const index = next++;
       const body = JSON.stringify(
-        metaTextEnvelope({ id: `wamid.wagate-rehearsal-${tag}-${index}`, from: `1555${String(index % 1000).padStart(7, '0')}`, text: '2 margherita pizzas and a coke' }),
+        metaTextEnvelope({ id: `wamid.wagate-rehearsal-${tag}-${index}`, from: `${senderPrefix}${String(index % 1000).padStart(3, '0')}`, text: '2 margherita pizzas and a coke' }),
       );
       if ((await post(agent, url, body, metaSignature(appSecret, body))) === 200) accepted += 1;
     }

@@ -21,4 +21,25 @@ describe('the warm-up rehearsal', () => {
     expect(answered).toBe(received);
     expect(answered).toBeLessThan(2_000);
   });
+
+  it('gives each rehearsal senders of its own, so that two pods rehearsing at once never wait on each other\'s rate-limit rows', async () => {
+    const sendersOf = async () => {
+      const senders = new Set<string>();
+      const listener: RequestListener = (req, res) => {
+        let body = '';
+        req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        req.once('end', () => {
+          senders.add(JSON.parse(body).entry[0].changes[0].value.messages[0].from);
+          res.writeHead(200).end();
+        });
+      };
+      await rehearseWebhooks(listener, 'rehearsal-secret', 1_000);
+      return senders;
+    };
+    const [first, second] = [await sendersOf(), await sendersOf()];
+    expect(first.size).toBe(1_000);
+    expect([...first].every((sender) => /^1555\d{9}$/.test(sender))).toBe(true);
+    // Six random digits per rehearsal: two share their senders once in a million.
+    expect([...second].filter((sender) => first.has(sender))).toEqual([]);
+  });
 });
