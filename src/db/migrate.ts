@@ -14,12 +14,15 @@ const MIGRATION_LOCK_KEY = 7_412_001;
  * that a database which applied one is not taken for one whose migration was changed: 014
  * was edited afterwards in its comments only, 005 and 007 in how they build the same objects
  * (005's constraint was validated at once, 007's index built without CONCURRENTLY), 034 in
- * looking its sequence up once a call instead of once a message (the same ids). Never add
- * a text that builds anything else: that takes a new migration.
+ * looking its sequence up once a call instead of once a message (the same ids), and 011 in
+ * building its orders index concurrently and leaving the replies' index to 037 (which records
+ * it, already built, on a database that ran the earlier text). Never add a text that builds
+ * anything else: that takes a new migration.
  */
 const EQUIVALENT_EARLIER_CHECKSUMS: Readonly<Record<number, readonly string[]>> = {
   5: ['3212795de60f4ed273c7e772d045a91969c978f38abbb3e77284779325dd7807'],
   7: ['6029c3d97250919fd01c5d536f1504b3c31788651005d5f5df020366e8872184'],
+  11: ['960b36c3feb97720dee6dbf25c6a7872b3594649c441b0bc7c80dc733c095701'],
   14: ['a23b1114003a627a3dc485868bc53e2fdce6dd1c756ae0a5ab8b0c527272717c'],
   34: ['501ad01b68cbc156dae5ed3d78e57915c458639ff7145d11c8789fd37eb1dbab'],
 };

@@ -46,6 +46,21 @@ describe('migrate', () => {
     }
   });
 
+  it('upgrades a database that ran 011 as first shipped: its text is accepted, and 037 records the replies\' index it built', async () => {
+    const earlier = '960b36c3feb97720dee6dbf25c6a7872b3594649c441b0bc7c80dc733c095701';
+    const indexOid = async () => (await db.sql<{ oid: string }[]>`SELECT to_regclass('outbound_messages_created_at_idx')::oid::text AS oid`)[0]!.oid;
+    const built = await indexOid();
+    await db.sql`UPDATE schema_migrations SET checksum = ${earlier} WHERE version = 11`;
+    await db.sql`DELETE FROM schema_migrations WHERE version = 37`;
+    try {
+      expect(await migrate(db.sql)).toEqual(['037_replies_created_at_index.sql']);
+      // The same index, recorded rather than built again.
+      expect(await indexOid()).toBe(built);
+    } finally {
+      await db.sql`UPDATE schema_migrations SET checksum = ${readMigrations().find((m) => m.version === 11)!.checksum} WHERE version = 11`;
+    }
+  });
+
   it('refuses to run when an applied migration was edited', async () => {
     const edited = readMigrations().map((m, i) => (i === 0 ? { ...m, checksum: 'edited' } : m));
     await expect(migrate(db.sql, edited)).rejects.toThrow(/001_ledger\.sql was changed after it was applied/);

