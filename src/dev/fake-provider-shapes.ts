@@ -121,11 +121,24 @@ export function twilioErrorBody(status: number, code: number, message?: string):
   return { code, message: message ?? TWILIO_ERRORS[code] ?? 'Error', more_info: `https://www.twilio.com/docs/errors/${code}`, status };
 }
 
-export function metaSuccessBody(to: string, type: string, id: string): unknown {
+/** Who a send is addressed to: a number (`to`), or a business-scoped user id (`recipient`). */
+export type MetaAddressee = { to: string } | { recipient: string };
+
+export function metaSuccessBody(addressee: MetaAddressee, type: string, id: string): unknown {
   // Meta reports message_status only for template messages.
   const message = type === 'template' ? { id, message_status: 'accepted' } : { id };
-  return { messaging_product: 'whatsapp', contacts: [{ input: to, wa_id: toWaId(to) }], messages: [message] };
+  // A send to a user id is answered with that id, and no wa_id: the number is not the business's to see.
+  const contact = 'to' in addressee ? { input: addressee.to, wa_id: toWaId(addressee.to) } : { input: addressee.recipient, user_id: addressee.recipient };
+  return { messaging_product: 'whatsapp', contacts: [contact], messages: [message] };
 }
+
+/** `to` when the send has one (Meta takes it first), else `recipient`. */
+export function metaAddresseeOf(body: { to?: unknown; recipient?: unknown }): MetaAddressee {
+  return typeof body.to === 'string' && body.to.trim() !== '' ? { to: body.to } : { recipient: String(body.recipient) };
+}
+
+/** A phone number as Meta reads `to`: digits, with any punctuation. A user id ("US.1349…") holds letters. */
+const META_PHONE_NUMBER = /^[+\d\s().-]+$/;
 
 /** The "(#100) ..." message Graph gives for an invalid send body, or undefined when the body is acceptable. */
 export function findMetaBodyError(body: unknown): string | undefined {
@@ -133,7 +146,10 @@ export function findMetaBodyError(body: unknown): string | undefined {
   const fields = body as Record<string, unknown>;
   if (fields.messaging_product === undefined) return '(#100) The parameter messaging_product is required.';
   if (fields.messaging_product !== 'whatsapp') return `(#100) Param messaging_product must be one of {WHATSAPP} - got "${String(fields.messaging_product)}".`;
-  if (typeof fields.to !== 'string' || fields.to.trim() === '') return '(#100) The parameter to is required.';
+  const hasRecipient = typeof fields.recipient === 'string' && fields.recipient.trim() !== '';
+  if ((typeof fields.to !== 'string' || fields.to.trim() === '') && !hasRecipient) return '(#100) The parameter to is required.';
+  // A user id belongs in `recipient`; `to` is a phone number.
+  if (typeof fields.to === 'string' && fields.to.trim() !== '' && !META_PHONE_NUMBER.test(fields.to)) return '(#100) Invalid parameter: to must be a phone number; send a business-scoped user id as recipient.';
   // Meta treats a message without `type` as text.
   const type = fields.type ?? 'text';
   if (typeof type !== 'string' || !META_MESSAGE_TYPES.includes(type)) {

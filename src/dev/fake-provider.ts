@@ -9,6 +9,7 @@ import {
   findMetaBodyError,
   findTwilioBodyError,
   metaErrorBody,
+  metaAddresseeOf,
   metaSuccessBody,
   parseForm,
   toWaId,
@@ -120,9 +121,10 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
     }
     const invalid = findMetaBodyError(call.body);
     if (invalid) return answer(call, res, 400, metaErrorBody(100, invalid));
-    const body = call.body as { to: string; type?: string };
-    call.providerMessageId = createWamid(toWaId(body.to));
-    answer(call, res, 200, metaSuccessBody(body.to, body.type ?? 'text', call.providerMessageId));
+    const body = call.body as { to?: string; recipient?: string; type?: string };
+    const addressee = metaAddresseeOf(body);
+    call.providerMessageId = createWamid('to' in addressee ? toWaId(addressee.to) : addressee.recipient);
+    answer(call, res, 200, metaSuccessBody(addressee, body.type ?? 'text', call.providerMessageId));
   }
 
   function answerTwilio(call: RecordedCall, req: http.IncomingMessage, res: http.ServerResponse, pathSid: string): void {

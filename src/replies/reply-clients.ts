@@ -17,7 +17,7 @@ export type SendOutcome =
 
 export interface ReplyTarget {
   source: 'whatsapp' | 'twilio';
-  /** Customer address: wa_id for Meta, "whatsapp:+..." for Twilio. */
+  /** Customer address: wa_id (or, without a number, the user id) for Meta, "whatsapp:+..." for Twilio. */
   to: string;
   /** Business number: Meta phone_number_id, Twilio "whatsapp:+..." that received the message. */
   from: string;
@@ -128,12 +128,21 @@ function metaRequest(options: ReplyClientOptions, target: ReplyTarget) {
       body: JSON.stringify({
         messaging_product: 'whatsapp',
         recipient_type: 'individual',
-        to: target.to,
+        ...metaAddressee(target.to),
         type: 'text',
         text: { body: target.body, preview_url: false },
       }),
     },
   };
+}
+
+/**
+ * A number goes in `to`; a customer Meta knows only by their business-scoped user id (one who
+ * chose a username, whose number Meta leaves out of webhooks) in `recipient`, which Meta
+ * documents for user ids ("US.13491208655302741918"), with no `to`.
+ */
+function metaAddressee(address: string): { to: string } | { recipient: string } {
+  return /^\+?\d+$/.test(address) ? { to: address } : { recipient: address };
 }
 
 function twilioRequest(options: ReplyClientOptions, target: ReplyTarget) {

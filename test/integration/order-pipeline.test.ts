@@ -170,6 +170,21 @@ describe('order pipeline', () => {
     expect(await failed()).toBe(before + 1);
   });
 
+  it('replies to a customer Meta knows only by their user id through `recipient`, as Meta documents, with no `to`', async () => {
+    const id = uniqueWamid();
+    const userId = 'BR.1502576394655899';
+    await postMeta(pipeline.ingest.baseUrl, metaEnvelope([{
+      contacts: [{ profile: { name: 'Maria', username: '@maria.lopez' }, user_id: userId }],
+      messages: [{ from_user_id: userId, id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: '1 coke' } }],
+    }]));
+    expect(await settled(id)).toBe('processed');
+    const [call] = pipeline.fake.calls().filter((c) => (c.body as { recipient?: string }).recipient === userId);
+    expect(call?.body).not.toHaveProperty('to');
+    expect(call?.status).toBe(200);
+    const [reply] = await pipeline.db.sql`SELECT status, provider_message_id FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    expect(reply).toEqual({ status: 'sent', provider_message_id: call!.providerMessageId });
+  });
+
   it('matches a tapped list row or button whose id is a sku exactly', async () => {
     const list = uniqueWamid();
     const button = uniqueWamid();

@@ -91,6 +91,18 @@ describe('Meta send message', () => {
     expect(Buffer.from(ids[0]!.slice('wamid.'.length), 'base64').toString('latin1')).toContain('15551234567');
   });
 
+  it('takes a business-scoped user id in recipient, answering with user_id and no wa_id, and refuses one in to', async () => {
+    const userId = 'US.13491208655302741918';
+    const { to: _number, ...withoutTo } = metaText();
+    const answered = await sendMeta(fake, { ...withoutTo, recipient: userId });
+    expect(answered.status).toBe(200);
+    expect((await json(answered)).contacts).toEqual([{ input: userId, user_id: userId }]);
+
+    const refused = await sendMeta(fake, metaText(userId));
+    expect(refused.status).toBe(400);
+    expect((await json(refused)).error).toMatchObject({ code: 100, message: expect.stringContaining('recipient') });
+  });
+
   it('accepts other message types and marks template messages accepted', async () => {
     const template = { messaging_product: 'whatsapp', to: '15551234567', type: 'template', template: { name: 'order_update', language: { code: 'en' } } };
     const image = { messaging_product: 'whatsapp', to: '15551234567', type: 'image', image: { link: 'https://example.com/pizza.jpg' } };
