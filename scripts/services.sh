@@ -68,7 +68,8 @@ ensure_postgres() { # [url]
     cluster="$(pg_lsclusters --no-header 2>/dev/null | awk -v port="$port" '$3 == port { print $1 " " $2; exit }')"
     [ -n "$cluster" ] || cluster="$(ls /etc/postgresql | sort -V | tail -1) main"
     # shellcheck disable=SC2086 # version and name, two words
-    pg_ctlcluster --skip-systemctl-redirect $cluster start || true
+    pg_ctlcluster --skip-systemctl-redirect $cluster start \
+      || echo "warning: pg_ctlcluster $cluster start failed; its log is under /var/log/postgresql (pg_lsclusters shows the clusters)" >&2
   elif command -v pg_ctl >/dev/null && [ -n "${PGDATA:-}" ]; then
     pg_ctl -D "$PGDATA" -l "$PGDATA/server.log" start
   else
@@ -96,7 +97,7 @@ ensure_rabbitmq() { # [url]
   if [ -n "$server" ]; then
     [ "$(id -u)" = 0 ] || { echo "error: RabbitMQ is installed but not running on $host:$port; start it as root (rabbitmq-server -detached)." >&2; return 1; }
     echo "starting RabbitMQ" >&2
-    "$server" -detached || true
+    "$server" -detached || echo "warning: rabbitmq-server -detached failed; its log is under /var/log/rabbitmq" >&2
   else
     echo "error: RabbitMQ 3.10+ is not running on $host:$port and is not installed here." >&2
     echo "       Install it (Debian: apt-get install rabbitmq-server) or point the URL at one." >&2

@@ -141,7 +141,8 @@ async function applyWithLockRetries(connection: Sql, migration: Migration, optio
         continue;
       }
       const why = lockTimeout ? `could not take its locks in ${attempts} tries (a long transaction holds them)` : (error as Error).message;
-      throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} failed: ${why}`, { cause: error });
+      const remedy = migrationRemedy(error);
+      throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} failed: ${why}${remedy ? `; ${remedy}` : ''}`, { cause: error });
     }
   }
 }
@@ -168,6 +169,24 @@ async function applyOnce(connection: Sql, migration: Migration, lockTimeoutMs: n
     await connection.unsafe('ROLLBACK').catch(() => undefined);
     throw error;
   });
+}
+
+/**
+ * What to do about a migration's failure, where Postgres's own text does not say: the
+ * extensions that matching needs (pg_trgm, unaccent) missing from the server, or the role
+ * lacking the right to create them. Undefined for any other failure.
+ */
+export function migrationRemedy(error: unknown): string | undefined {
+  const { code, message } = error as { code?: string; message?: string };
+  if (!/extension/i.test(message ?? '')) return undefined;
+  // 58P01: no control file; 0A000: "extension is not available" (newer servers).
+  if (code === '58P01' || code === '0A000') {
+    return 'install PostgreSQL\'s contrib extensions pg_trgm and unaccent on the server (Debian: apt-get install postgresql-contrib; a managed service: allow both extensions), then run wagate migrate again';
+  }
+  if (code === '42501') {
+    return 'the role may not create the extensions: have a superuser run CREATE EXTENSION pg_trgm; CREATE EXTENSION unaccent; in this database once, then run wagate migrate again';
+  }
+  return undefined;
 }
 
 /** The indexes a no-transaction migration builds with CREATE INDEX CONCURRENTLY. */

@@ -1,7 +1,7 @@
 import { createDatabase } from '../../src/db/client';
 import { migrate, readMigrations, type Migration } from '../../src/db/migrate';
 import { uniqueWamid } from '../support/webhooks';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { ADMIN_DATABASE_URL, createTestDatabase, type TestDatabase } from '../support/database';
 import { waitFor } from '../support/wait';
 
 let db: TestDatabase;
@@ -171,5 +171,29 @@ describe('migrate while another session holds the migration lock', () => {
     holder.release();
     await expect(migrating).resolves.toEqual([]);
     await holderPool.end();
+  });
+});
+
+describe('migrate as a role that may not create the extensions', () => {
+  it('says what to do: have a superuser create pg_trgm and unaccent once', async () => {
+    const fresh = await createTestDatabase({ migrate: false });
+    const role = `${fresh.name}_owner`;
+    // The role may create tables in the schema but not extensions in the database, as on a
+    // managed Postgres where the application's role was given a schema only.
+    await fresh.sql.unsafe(`CREATE ROLE ${role} LOGIN`);
+    await fresh.sql.unsafe(`REVOKE CREATE ON DATABASE ${fresh.name} FROM PUBLIC`);
+    await fresh.sql.unsafe(`GRANT CREATE, USAGE ON SCHEMA public TO ${role}`);
+    const url = new URL(fresh.url);
+    url.username = role;
+    const asRole = createDatabase({ url: url.toString(), maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 30000, applicationName: 'wagate-test' });
+    try {
+      await expect(migrate(asRole)).rejects.toThrow(/migration 002_orders\.sql failed: permission denied to create extension "pg_trgm".*have a superuser run CREATE EXTENSION pg_trgm; CREATE EXTENSION unaccent;/);
+    } finally {
+      await asRole.end({ timeout: 1 });
+      await fresh.drop();
+      const admin = createDatabase({ url: ADMIN_DATABASE_URL, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 30000, applicationName: 'wagate-test' });
+      await admin.unsafe(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end({ timeout: 1 });
+    }
   });
 });
