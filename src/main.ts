@@ -2,9 +2,9 @@
 // Must stay the first import: instrumentations patch modules as they are loaded.
 import { flushTracing } from './tracing-bootstrap';
 import { constants } from 'node:os';
-import { parseArgs } from 'node:util';
 import { checkWorkerConfig, loadConfig, type Config, type Source } from './config';
 import { explainPostgresFailure } from './db/postgres-errors';
+import { parseOptions } from './commands/parse-options';
 import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
 import { DEV_DEFAULTS, readyLine } from './commands/dev';
 import { startIngest } from './commands/ingest';
@@ -91,7 +91,7 @@ const commands: Record<string, Command> = {
   },
   erase: (config, log, args) => eraseCommand(config, log, args),
   reshard: async (config, _log, args) => {
-    const { values } = parseArgs({ args, options: { to: { type: 'string' } } });
+    const { values } = parseOptions({ args, options: { to: { type: 'string' } } });
     const to = Number(values.to);
     if (!Number.isInteger(to) || to < 1 || to > MAX_WORK_SHARDS) throw new UsageError(`reshard needs --to N, a whole number from 1 to ${MAX_WORK_SHARDS}`);
     const report = await withSql(config, (sql) => reshard(reshardDepsFromConfig(config, sql), to));
@@ -103,7 +103,7 @@ const commands: Record<string, Command> = {
     stopOnSignal(log, () => fake.stop());
   },
   'wait-ready': async (config, _log, args) => {
-    const { values } = parseArgs({ args, options: { url: { type: 'string' }, timeout: { type: 'string', default: '60' } } });
+    const { values } = parseOptions({ args, options: { url: { type: 'string' }, timeout: { type: 'string', default: '60' } } });
     const seconds = Number(values.timeout);
     if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout must be a positive number of seconds');
     const url = values.url ?? `http://127.0.0.1:${config.PORT}`;
@@ -112,7 +112,7 @@ const commands: Record<string, Command> = {
   },
   help: async () => undefined,
   send: async (config, _log, args) => {
-    const { values } = parseArgs({
+    const { values } = parseOptions({
       args,
       options: {
         provider: { type: 'string', default: 'meta' },
@@ -133,7 +133,7 @@ const commands: Record<string, Command> = {
     if (result.status >= 300) throw new WagateError('GATEWAY_REFUSED', explainGatewayAnswer(result.status, values.provider));
   },
   release: async (config, log, args) => {
-    const { values } = parseArgs({ args, options: { phone: { type: 'string', multiple: true }, source: { type: 'string' } } });
+    const { values } = parseOptions({ args, options: { phone: { type: 'string', multiple: true }, source: { type: 'string' } } });
     const phone = phoneOption('release', values.phone);
     if (values.source !== undefined && values.source !== 'whatsapp' && values.source !== 'twilio') {
       throw new UsageError('--source must be whatsapp or twilio');
@@ -264,8 +264,9 @@ async function main(argv: string[]): Promise<void> {
   const [name, ...args] = argv;
   if (name === undefined) return usageExit('no command given', USAGE);
   if (name === 'help' || name === '--help' || name === '-h') {
-    const topic = name === 'help' ? args[0] : undefined;
+    const [topic, ...more] = args;
     if (topic !== undefined && !commands[topic]) return usageExit(`unknown command "${topic}"`, USAGE);
+    if (more.length > 0) return usageExit(`${name} takes one command at most (got also "${more.join(' ')}")`, USAGE);
     process.stdout.write(topic ? usageOf(topic) : USAGE);
     process.exit(0);
   }

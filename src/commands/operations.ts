@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { type ParseArgsOptionsConfig } from 'node:util';
 import type { Config } from '../config';
 import { databaseFromConfig, POOL_CLOSE_TIMEOUT_SECONDS, type Sql } from '../db/client';
 import { refuseSilentDatabase } from '../db/health';
 import { startFakeProvider } from '../dev/fake-provider';
 import { UsageError, WagateError } from '../errors';
+import { parseOptions } from './parse-options';
 import { META_USER_ID, normalisePhone } from '../ledger/addresses';
 import { checkRetention, runCleanup } from '../ledger/retention';
 import { withDeadLetterLock } from '../ledger/dead-letter-lock';
@@ -44,7 +45,7 @@ export async function withSql<T>(config: Config, work: (sql: Sql) => Promise<T>,
 export async function productsCommand(config: Config, args: string[]): Promise<void> {
   const [action, ...rest] = args;
   if (action !== 'import') throw actionError('products', action, ['import']);
-  const { values, positionals } = parseArgs({ args: rest, options: { 'deactivate-missing': { type: 'boolean' }, yes: { type: 'boolean' } }, allowPositionals: true });
+  const { values, positionals } = parseOptions({ args: rest, options: { 'deactivate-missing': { type: 'boolean' }, yes: { type: 'boolean' } }, allowPositionals: true });
   const [file, ...extra] = positionals;
   if (!file) throw new UsageError('products import needs a FILE.csv');
   if (extra.length > 0) throw new UsageError(`products import takes one FILE.csv and no options but --deactivate-missing [--yes] (got also "${extra.join(' ')}")`);
@@ -94,7 +95,7 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
   const [action, ...rest] = args;
   if (action !== 'list' && action !== 'replay' && action !== 'purge') throw actionError('dlq', action, ['list', 'replay', 'purge']);
   // Flags first: a mistyped one is a usage error even while Postgres is down.
-  const values = parseArgs({ args: rest, options: DLQ_OPTIONS[action] }).values as { id?: string[]; yes?: boolean };
+  const values = parseOptions({ args: rest, options: DLQ_OPTIONS[action] }).values as { id?: string[]; yes?: boolean };
   const topology = await withSql(config, (sql) => operatorTopology(config, sql));
   const broker = { url: config.AMQP_URL, topology, log };
   // One reader of the dead-letter queue at a time: see withDeadLetterLock.
@@ -129,7 +130,7 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
 }
 
 export async function cleanupCommand(config: Config, args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { days: { type: 'string' } } });
+  const { values } = parseOptions({ args, options: { days: { type: 'string' } } });
   const days = values.days === undefined ? config.RETENTION_DAYS : Number(values.days);
   const refusal = checkRetention(config, days);
   if (refusal) throw new UsageError(refusal);
@@ -154,7 +155,7 @@ export function phoneOption(command: string, phones: string[] | undefined): stri
 }
 
 export async function eraseCommand(config: Config, log: Logger, args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { phone: { type: 'string', multiple: true } } });
+  const { values } = parseOptions({ args, options: { phone: { type: 'string', multiple: true } } });
   const phone = phoneOption('erase', values.phone);
   // The database part commits first; a broker that cannot be reached must not hide it.
   let deadLettersUnread: { error: Error; addresses: readonly string[] } | null = null;
@@ -182,14 +183,14 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
   const [action, ...rest] = args;
   if (action === 'unknown') {
     // Takes nothing: an --id here would otherwise be ignored and every reply listed.
-    parseArgs({ args: rest, options: {} });
+    parseOptions({ args: rest, options: {} });
     const rows = await withSql(config, listUnknownReplies);
     if (rows.length === 0) return print('no replies with an unknown outcome');
     for (const row of rows) print(`${row.id}\t${row.source}\t${row.inbound_message_id}\t${row.last_error ?? ''}`);
     return;
   }
   if (action === 'undelivered') {
-    const { values } = parseArgs({ args: rest, options: { hours: { type: 'string' } } });
+    const { values } = parseOptions({ args: rest, options: { hours: { type: 'string' } } });
     const hours = values.hours === undefined ? 24 : Number(values.hours);
     if (!Number.isInteger(hours) || hours < 1 || hours > 24 * 366) {
       throw new UsageError(`--hours ${values.hours} is not a number of hours from 1 to ${24 * 366}`);
@@ -206,7 +207,7 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     return;
   }
   if (action === 'resend') {
-    const { values } = parseArgs({ args: rest, options: { id: { type: 'string' } } });
+    const { values } = parseOptions({ args: rest, options: { id: { type: 'string' } } });
     if (!values.id) throw new UsageError('replies resend needs --id (see wagate replies unknown and wagate replies undelivered)');
     replyId(values.id);
     const result = await withSql(config, (sql) => resendReply(sql, values.id!, replyClientFromConfig(config, TWILIO_WEBHOOK_PATH), createMetrics('cli')));
@@ -217,7 +218,7 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     return print(`reply ${values.id}: ${result}`);
   }
   if (action === 'settle') {
-    const { values } = parseArgs({ args: rest, options: { id: { type: 'string' }, as: { type: 'string' } } });
+    const { values } = parseOptions({ args: rest, options: { id: { type: 'string' }, as: { type: 'string' } } });
     if (!values.id || (values.as !== 'sent' && values.as !== 'failed')) {
       throw new UsageError('replies settle needs --id ID and --as sent|failed (what the provider says happened)');
     }
@@ -240,7 +241,7 @@ function replyId(id: string): void {
 }
 
 export async function fakeProviderCommand(args: string[]): Promise<{ stop(): Promise<void> }> {
-  const { values } = parseArgs({ args, options: { port: { type: 'string', default: '4010' } } });
+  const { values } = parseOptions({ args, options: { port: { type: 'string', default: '4010' } } });
   const port = Number(values.port);
   if (!/^[0-9]+$/.test(values.port) || port > 65_535) throw new UsageError(`--port ${values.port} is not a port: use a number from 0 to 65535 (0: any free port)`);
   const fake = await startFakeProvider({ port, host: '127.0.0.1' });

@@ -14,7 +14,7 @@ export const COMMAND_USAGE: Record<string, string> = {
   products: `products import FILE.csv [--deactivate-missing [--yes]]
                                   load the catalog (header: sku,name,price,currency,aliases); with the
                                   flag the file is the whole menu, and active products not in it are switched off
-                                  (more than half of the menu only with --yes)`,
+                                  (more than five and more than half of the menu only with --yes)`,
   dlq: `dlq list | replay [--id ID ...] | purge [--yes]
                                   inspect the dead letters and put them back`,
   replies: `replies unknown | undelivered [--hours N] | resend --id ID | settle --id ID --as sent|failed

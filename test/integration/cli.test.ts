@@ -109,6 +109,9 @@ describe('wagate command line', () => {
       [['erase', '--phone', 'Bob'], /--phone must be the customer's number in international form/],
       [['release', '--phone', '030 1234567'], /--phone must be the customer's number in international form/],
       [['release', '--phone', 'us 1349'], /or Meta's user id, such as US\.13491208655302741918/],
+      [['reshard', '--to', '4', '--to', '8'], /--to is given twice; give it once/],
+      [['help', 'dlq', 'extra'], /help takes one command at most \(got also "extra"\)/],
+      [['--help', 'dlq', 'list'], /--help takes one command at most \(got also "list"\)/],
     ];
     for (const [args, message] of refusals) {
       const result = await wagate(args, unreachable);
