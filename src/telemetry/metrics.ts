@@ -3,9 +3,13 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 /**
  * Fine around the 15 ms goal at 500 req/s and the 20 ms SLO, so a p99 near them is read within
- * 5 or 10 ms rather than guessed across 10–20–50; coarse up to the 1.5 s alert and the 2 s promise.
+ * 5 or 10 ms rather than guessed across 10–20–50; an edge at 300 ms, the load tests' target (and
+ * the dashboard's warning), so the share of acks within it is counted, not guessed across
+ * 250–500; coarse up to the 1.5 s alert and the 2 s promise.
  */
-const ACK_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5];
+const ACK_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 1.5, 2, 5];
+/** The ack's, and on to past PUBLISH_CONFIRM_TIMEOUT_MS's 10 s: a broker that confirms in 8 s must not read as 5. */
+const PUBLISH_BUCKETS_SECONDS = [...ACK_BUCKETS_SECONDS, 10, 15, 30];
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -18,7 +22,7 @@ export interface BrokerProbes {
 
 const SOURCES = ['whatsapp', 'twilio'];
 const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejected', 'malformed', 'status', 'status_duplicate',
-  'ignored', 'provider_error', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
+  'status_replay_rejected', 'ignored', 'provider_error', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
 /** Why a signature was refused (webhooks/signature-rejection.ts; telemetry may not import that layer). */
 const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match', 'too_many_params'];
 const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped', 'given_back'];
@@ -76,7 +80,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
     publishDuration: new Histogram({
       name: 'wagate_publish_duration_seconds',
       help: 'Time from publish to broker confirm for one batch of outbox messages.',
-      buckets: ACK_BUCKETS_SECONDS,
+      buckets: PUBLISH_BUCKETS_SECONDS,
       registers: [registry],
     }),
     published: new Counter({

@@ -1,0 +1,22 @@
+import { createMetrics } from '../../src/telemetry/metrics';
+
+/** The upper bounds (le) a histogram exports, read the way Prometheus scrapes them. */
+async function bucketBounds(histogram: { observe(value: number): void; get(): Promise<{ values: { labels: Record<string, unknown>; metricName?: string }[] }> }) {
+  histogram.observe(0);
+  const { values } = await histogram.get();
+  return values.filter((value) => value.metricName?.endsWith('_bucket')).map((value) => String(value.labels.le));
+}
+
+describe('latency buckets', () => {
+  it('count the acks within the 300 ms target and the SLO\'s 20 ms, not a guess between edges', async () => {
+    const { ackDuration } = createMetrics('ingest', { processMetrics: false });
+    expect(await bucketBounds({ observe: (value) => ackDuration.observe({ source: 'whatsapp', verified: 'true' }, value), get: () => ackDuration.get() })).toEqual(
+      expect.arrayContaining(['0.02', '0.3', '1.5', '2']),
+    );
+  });
+
+  it('read a broker confirm past 5 s up to the 10 s confirm timeout and beyond', async () => {
+    const { publishDuration } = createMetrics('ingest', { processMetrics: false });
+    expect(await bucketBounds(publishDuration)).toEqual(expect.arrayContaining(['5', '10', '15', '30', '+Inf']));
+  });
+});
