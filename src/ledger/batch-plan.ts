@@ -27,7 +27,7 @@ export function planBatch(batch: readonly RecordRequest[]) {
       // A replayed receipt moves nothing (receipts only move a reply forward), but would be
       // counted and kept again once cleanup has removed its key.
       if (item.kind === 'status' && item.outsideReplayWindow) {
-        outcomes[ord] = 'replay_rejected';
+        outcomes[ord] = 'status_replay_rejected';
         continue;
       }
       const key = dedupeKey(item);

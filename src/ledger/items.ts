@@ -48,7 +48,9 @@ export type LedgerOutcome =
   | 'malformed'
   | 'duplicate'
   | 'status'
-  | 'status_duplicate';
+  | 'status_duplicate'
+  /** A receipt outside the replay window: answered, not recorded, and not counted as a message. */
+  | 'status_replay_rejected';
 
 export function dedupeKey(item: LedgerItem): string {
   return item.kind === 'status'

@@ -28,7 +28,7 @@ export function receiptsToFold(plan: BatchPlan, rows: readonly ReceiptRow[]): Re
   const folding: ReceiptsToFold = { keys: [], ords: new Set() };
   plan.items.forEach(({ item }, ord) => {
     // A receipt outside the replay window was answered, not recorded: nothing of it to fold.
-    if (item.kind !== 'status' || matched.has(ord) || plan.outcomes[ord] === 'replay_rejected') return;
+    if (item.kind !== 'status' || matched.has(ord) || plan.outcomes[ord] === 'status_replay_rejected') return;
     folding.keys.push({ source: item.source, providerMessageId: item.messageId });
     folding.ords.add(ord);
   });

@@ -5,6 +5,7 @@ import { type TestIngest, useIngestSuite } from '../support/ingest';
 import { metaEnvelope } from '../../src/webhooks/samples';
 import { postMeta, postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
+import { scrapeValue } from '../support/metrics';
 
 let db: TestDatabase;
 let ingest: TestIngest;
@@ -151,10 +152,15 @@ describe('replay window', () => {
     const receipt = (id: string, timestamp: number) =>
       metaEnvelope([{ statuses: [{ id, status: 'delivered', timestamp: String(timestamp), recipient_id: '15550009014' }] }]);
     const [old, inside] = [uniqueWamid(), uniqueWamid()];
+    const counted = (outcome: string) => scrapeValue(ingest.metricsUrl, 'wagate_webhook_events_total', { source: 'whatsapp', outcome });
+    const [staleBefore, messagesBefore] = [await counted('status_replay_rejected'), await counted('replay_rejected')];
     expect((await postMeta(ingest.baseUrl, receipt(old, now - 3601))).status).toBe(200);
     expect((await postMeta(ingest.baseUrl, receipt(inside, now - 3500))).status).toBe(200);
     const recorded = await db.sql<{ message_id: string }[]>`SELECT message_id FROM message_statuses WHERE message_id = ANY(${[old, inside]})`;
     expect(recorded.map((row) => row.message_id)).toEqual([inside]);
+    // Counted as a receipt, not as a message: the duplicate rate's denominator counts messages.
+    expect(await counted('status_replay_rejected')).toBe(staleBefore + 1);
+    expect(await counted('replay_rejected')).toBe(messagesBefore);
   });
 
   it('answers a replay of a recorded message as a duplicate', async () => {

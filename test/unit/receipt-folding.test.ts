@@ -21,7 +21,7 @@ const receipt = (messageId: string, outsideReplayWindow: boolean): StatusItem =>
 
 it('folds a receipt that found no reply, and not one outside the replay window', () => {
   const plan = planBatch([{ items: [receipt('wamid.fresh', false), receipt('wamid.replayed', true)], receivedAtMs: Date.now(), traceparent: '' }]);
-  expect(plan.outcomes).toEqual([undefined, 'replay_rejected']);
+  expect(plan.outcomes).toEqual([undefined, 'status_replay_rejected']);
   // The statement answered the fresh receipt, unmatched; the replayed one never reached it.
   const folding = receiptsToFold(plan, [{ ord: 0, outcome: 'status', row_id: null }]);
   expect(folding.keys).toEqual([{ source: 'whatsapp', providerMessageId: 'wamid.fresh' }]);
