@@ -10,6 +10,7 @@ import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
 import { endServerSpan, startServerSpan } from '../telemetry/server-span';
 import { withSpan } from '../telemetry/spans';
+import { withoutNumbers } from '../telemetry/without-numbers';
 import { currentTraceparent, traceparentOf } from '../telemetry/traceparent';
 import { mayBeLarge, reserveAsBytesArrive, upfrontReservation } from './body-budget';
 import type { InFlightLimit } from './in-flight-limit';
@@ -131,7 +132,9 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     const { items, providerErrors } = parseSafely(adapter, inbound, receivedAtMs, log);
     for (const error of providerErrors) {
       metrics.webhookEvents.inc({ source, outcome: 'provider_error' });
-      log.warn({ source, code: error.code, title: error.title, details: error.details }, 'the provider reported an error in a webhook');
+      // Masked as every provider text is before it is logged: Meta's may quote a customer's number.
+      const details = error.details === undefined ? undefined : withoutNumbers(error.details);
+      log.warn({ source, code: error.code, title: withoutNumbers(error.title), details }, 'the provider reported an error in a webhook');
     }
     try {
       if (items.length === 0 && providerErrors.length === 0) metrics.webhookEvents.inc({ source, outcome: 'ignored' });
