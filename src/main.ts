@@ -4,7 +4,7 @@ import { flushTracing } from './tracing-bootstrap';
 import { constants } from 'node:os';
 import { checkWorkerConfig, loadConfig, type Config, type Source } from './config';
 import { explainPostgresFailure } from './db/postgres-errors';
-import { parseOptions } from './commands/parse-options';
+import { parseOptions } from './parse-options';
 import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
 import { DEV_DEFAULTS, readyLine } from './commands/dev';
 import { startIngest } from './commands/ingest';

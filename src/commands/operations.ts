@@ -7,7 +7,7 @@ import { databaseFromConfig, POOL_CLOSE_TIMEOUT_SECONDS, type Sql } from '../db/
 import { refuseSilentDatabase } from '../db/health';
 import { startFakeProvider } from '../dev/fake-provider';
 import { UsageError, WagateError } from '../errors';
-import { parseOptions } from './parse-options';
+import { parseOptions } from '../parse-options';
 import { META_USER_ID, normalisePhone } from '../ledger/addresses';
 import { checkRetention, runCleanup } from '../ledger/retention';
 import { withDeadLetterLock } from '../ledger/dead-letter-lock';

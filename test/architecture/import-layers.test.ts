@@ -10,6 +10,8 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   errors: [],
   failpoints: [],
   'settle-within': [],
+  /** The command line's option parser, shared by main.ts and the commands (which may not import one another). */
+  'parse-options': ['errors'],
   config: ['errors', 'failpoints'],
   telemetry: ['config', 'errors'],
   server: ['errors'],
@@ -23,7 +25,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   http: ['config', 'errors', 'telemetry', 'db', 'ledger', 'webhooks', 'server'],
   autoscaler: ['config', 'errors', 'settle-within', 'telemetry', 'db', 'queue'],
   dev: ['config', 'errors', 'telemetry', 'server'],
-  commands: ['config', 'errors', 'settle-within', 'telemetry', 'server', 'db', 'queue', 'ledger', 'webhooks', 'replies', 'orders', 'worker', 'http', 'autoscaler', 'dev'],
+  commands: ['config', 'errors', 'parse-options', 'settle-within', 'telemetry', 'server', 'db', 'queue', 'ledger', 'webhooks', 'replies', 'orders', 'worker', 'http', 'autoscaler', 'dev'],
   'tracing-bootstrap': ['settle-within', 'telemetry'],
 };
 /** main.ts wires the processes together, so it alone may import every layer. */

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UsageError } from '../errors';
+import { UsageError } from './errors';
 
 /**
  * node:util's parseArgs, refusing an option that takes one value when it is given twice:
