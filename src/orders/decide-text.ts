@@ -55,7 +55,7 @@ function readLines(items: readonly ItemPhrase[], verdicts: readonly PhraseVerdic
 function readExclusions(excluded: readonly ExcludedPhrase[], verdicts: readonly PhraseVerdict[], problems: Problem[]): Map<string, string> {
   const skus = new Map<string, string>();
   excluded.forEach((exclusion, index) => {
-    const named = productsNamed(verdicts[index]!);
+    const named = exclusion.afterItem ? productsNamedExactly(verdicts[index]!) : productsNamed(verdicts[index]!);
     if (named.length === 0) problems.push({ phrase: exclusion.written, reason: 'unknown', candidates: [] });
     for (const product of named) skus.set(product.sku, exclusion.written);
   });
@@ -66,6 +66,19 @@ function readExclusions(excluded: readonly ExcludedPhrase[], verdicts: readonly 
 function productsNamed(verdict: PhraseVerdict): Candidate[] {
   if (verdict.verdict === 'matched') return verdict.product.unexplained.length === 0 ? [verdict.product] : [];
   if (verdict.verdict === 'ambiguous' && verdict.candidates[0]!.unexplained.length === 0) return verdict.candidates;
+  return [];
+}
+
+/**
+ * For an exclusion said right after an item: the products it is the name or an alias of ("2
+ * margherita no coke"). One it only resembles ("2 pepperoni sin ajo" beside Garlic bread's alias
+ * "pan de ajo", "without cheese" beside Quattro Formaggi's "four cheese") is a change to the dish
+ * before it, which an order cannot record: taken as the refusal of that product, the dish would
+ * be cooked as it is.
+ */
+function productsNamedExactly(verdict: PhraseVerdict): Candidate[] {
+  if (verdict.verdict === 'matched') return verdict.product.named ? [verdict.product] : [];
+  if (verdict.verdict === 'ambiguous') return verdict.candidates.filter((candidate) => candidate.named);
   return [];
 }
 

@@ -1,5 +1,5 @@
-import { COURTESY_PHRASES, FILLER_WORDS, TIME_OF_DAY, TIME_PREPOSITIONS, TIME_SUFFIXES } from './parse-text-filler';
-import { readQuantity } from './parse-text-quantity';
+import { COURTESY_PHRASES, FILLER_WORDS } from './parse-text-filler';
+import { readQuantity, timeOfDayLength } from './parse-text-quantity';
 import { phraseAt, SIGNED_NUMBER, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
 import { CONJUNCTIONS } from './parse-text-words';
 
@@ -22,11 +22,19 @@ export function hasUnreadableCount(tokens: readonly Token[], catalogPhrases: rea
   return false;
 }
 
+/** Filler words that may stand between "for" and the count of people: "for the two of us", "für uns zwei". */
+const MOST_WORDS_BEFORE_PEOPLE = 2;
+
 function countsPeople(tokens: readonly Token[], index: number): boolean {
-  if (!FOR_WORDS.has(tokens[index]!.key)) return false;
-  const count = readQuantity(tokens, index + 1);
-  if (count?.kind !== 'count') return false;
-  return endsItem(tokens, index + 1 + count.used);
+  if (!FOR_WORDS.has(tokens[index]!.key) || timeOfDayLength(tokens, index) > 0) return false;
+  for (let at = index + 1; at <= index + 1 + MOST_WORDS_BEFORE_PEOPLE && at < tokens.length; at += 1) {
+    // "for pickup at seven": a time, not people.
+    if (timeOfDayLength(tokens, at) > 0) return false;
+    const count = readQuantity(tokens, at);
+    if (count?.kind === 'count') return (at === index + 1 || !count.article) && endsItem(tokens, at + count.used);
+    if (!FILLER_WORDS.has(tokens[at]!.key)) return false;
+  }
+  return false;
 }
 
 /** Only courtesy, filler and a time of day up to the end of the chunk or the next "and": no product follows. */
@@ -34,16 +42,9 @@ function endsItem(tokens: readonly Token[], from: number): boolean {
   for (let index = from; index < tokens.length; ) {
     const key = tokens[index]!.key;
     if (CONJUNCTIONS.has(key)) return true;
-    const skipped = phraseAt(tokens, index, COURTESY_PHRASES)?.length ?? timeLength(tokens, index);
+    const skipped = phraseAt(tokens, index, COURTESY_PHRASES)?.length ?? timeOfDayLength(tokens, index);
     if (!skipped && !FILLER_WORDS.has(key)) return false;
     index += skipped || 1;
   }
   return true;
-}
-
-/** Tokens spanned by a time of day ("at 7 pm", "a las 8"), or 0; the item reader drops these the same way. */
-function timeLength(tokens: readonly Token[], index: number): number {
-  const preposition = phraseAt(tokens, index, TIME_PREPOSITIONS);
-  if (!preposition || !TIME_OF_DAY.test(tokens[index + preposition.length]?.key ?? '')) return 0;
-  return preposition.length + 1 + (TIME_SUFFIXES.has(tokens[index + preposition.length + 1]?.key ?? '') ? 1 : 0);
 }

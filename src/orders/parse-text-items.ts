@@ -1,6 +1,6 @@
-import { COURTESY_PHRASES, FILLER_WORDS, TIME_OF_DAY, TIME_PREPOSITIONS, TIME_SUFFIXES } from './parse-text-filler';
-import { readQuantity, type QuantityRead } from './parse-text-quantity';
-import { phraseAt, type Token, type WordPhrase } from './parse-text-tokens';
+import { COURTESY_PHRASES, FILLER_WORDS } from './parse-text-filler';
+import { readQuantity, timeOfDayLength, type QuantityRead } from './parse-text-quantity';
+import { phraseAt, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
 import { ALTERNATIVES, AMBIGUOUS_OR, CLOSING_PHRASES, CONJUNCTIONS, CONTRASTS, CORRECTIONS, NEGATIONS, UNSURE_WORDS } from './parse-text-words';
 
 export interface ItemPhrase {
@@ -15,6 +15,11 @@ export interface ExcludedPhrase {
   phrase: string;
   /** As written, negation included, for the clarification when it does not name a product. */
   written: string;
+  /**
+   * Said right after an item, in its part ("2 pepperoni sin ajo", "2 pepperoni without cheese"):
+   * it may change that item rather than refuse a product, so it must name one exactly.
+   */
+  afterItem?: true;
 }
 
 /** A part the parser cannot read with certainty: the message gets a clarification, not an order. */
@@ -54,6 +59,9 @@ type Element =
  * refuse the coke. After words, it is "but": "coca não mas uma margherita".
  */
 const BUT_OR_MORE = 'mas';
+
+/** "with" in the four languages: filler elsewhere ("a coke with ice" asks about "ice" anyway). */
+const WITH_WORDS = toWordSet(['with', 'w', 'con', 'com', 'mit']);
 
 /** Reads one sentence-like chunk (no commas or sentence ends inside) into items, exclusions and doubts. */
 export function readChunk(tokens: readonly Token[], catalogPhrases: readonly WordPhrase[]): ChunkReading {
@@ -121,7 +129,7 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   // "más" as written is Spanish "more", filler; only "mas" may be Portuguese "but".
   const contrast = tokens[index]!.text === 'más' ? undefined : phraseAt(tokens, index, CONTRASTS);
   if (contrast) return { element: { kind: 'contrast', key }, used: contrast.length };
-  const skipped = phraseAt(tokens, index, COURTESY_PHRASES)?.length ?? timeLength(tokens, index);
+  const skipped = phraseAt(tokens, index, COURTESY_PHRASES)?.length ?? timeOfDayLength(tokens, index);
   if (skipped) return { used: skipped };
   // Before conjunctions, so that "una docena y media" is one count.
   const quantity = readQuantity(tokens, index);
@@ -137,6 +145,11 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   }
   const unsure = phraseAt(tokens, index, UNSURE_WORDS);
   if (unsure) return { element: { kind: 'unsure', text: text(unsure.length) }, used: unsure.length };
+  // "2 margherita, one with pepperoni": a count with "with" and no product between changes one of
+  // the products before it; read as a count of what follows, it would order a pepperoni pizza.
+  if (WITH_WORDS.has(key) && index > 0 && readQuantity(tokens, index - 1)?.kind === 'count') {
+    return { element: { kind: 'unsure', text: text(1) }, used: 1 };
+  }
   return { element: { kind: FILLER_WORDS.has(key) ? 'filler' : 'word', text: text(1) }, used: 1 };
 }
 
@@ -146,14 +159,6 @@ function onlyFillerFrom(tokens: readonly Token[], index: number, catalogPhrases:
     if (!FILLER_WORDS.has(tokens[at]!.key) || phraseAt(tokens, at, catalogPhrases)) return false;
   }
   return true;
-}
-
-/** Tokens spanned by a time of day ("at 7", "a las 8 pm", "gegen 19 Uhr"), or 0. */
-function timeLength(tokens: readonly Token[], index: number): number {
-  const preposition = phraseAt(tokens, index, TIME_PREPOSITIONS);
-  if (!preposition || !TIME_OF_DAY.test(tokens[index + preposition.length]?.key ?? '')) return 0;
-  const suffix = TIME_SUFFIXES.has(tokens[index + preposition.length + 1]?.key ?? '') ? 1 : 0;
-  return preposition.length + 1 + suffix;
 }
 
 function isQuantityNear(tokens: readonly Token[], index: number): boolean {
@@ -202,7 +207,7 @@ function readGroup(group: Group, negation: Negation | undefined, reading: ChunkR
     // "no coke" and "no quiero una coca" exclude; "no 2 margherita", "not 3" and "no coke and a
     // margherita" may be corrections or new items: they cannot be read safely.
     if (read !== undefined && read.value > 0 && (!read.article || negation.carried)) return doubt();
-    reading.excluded.push({ phrase, written });
+    reading.excluded.push(negation.afterItems && !negation.carried ? { phrase, written, afterItem: true } : { phrase, written });
   } else if (read?.value === 0) reading.excluded.push({ phrase, written });
   else reading.items.push({ quantity: read?.value ?? 1, phrase });
 }

@@ -1,3 +1,4 @@
+import { TIME_OF_DAY, TIME_PREPOSITIONS, TIME_SUFFIXES } from './parse-text-filler';
 import { phraseAt, toPhrases, type Token, type WordPhrase } from './parse-text-tokens';
 
 const NUMBER_WORDS: Record<string, number> = {
@@ -88,4 +89,28 @@ function readCount(tokens: readonly Token[], index: number): { value: number; us
 /** Kept as written (the caller refuses anything outside 1..99), only bounded so that it stays a safe integer. */
 function toQuantity(digits: string): number {
   return Math.min(Number(digits), Number.MAX_SAFE_INTEGER);
+}
+
+/** The latest hour a number word after "at" may name ("at seven", "para las ocho"). */
+const LAST_HOUR_WORD = 12;
+
+/**
+ * Tokens spanned by a time of day ("at 7 pm", "a las 8", "gegen 19 Uhr", "at seven", "para las
+ * ocho"), or 0: a time for the kitchen, not a count. An hour written as a word counts only as a
+ * whole number word up to twelve, never an article ("at a quarter past").
+ */
+export function timeOfDayLength(tokens: readonly Token[], index: number): number {
+  const preposition = phraseAt(tokens, index, TIME_PREPOSITIONS);
+  if (!preposition) return 0;
+  const at = index + preposition.length;
+  const hour = TIME_OF_DAY.test(tokens[at]?.key ?? '') ? 1 : hourWordLength(tokens, at);
+  if (hour === 0) return 0;
+  return preposition.length + hour + (TIME_SUFFIXES.has(tokens[at + hour]?.key ?? '') ? 1 : 0);
+}
+
+function hourWordLength(tokens: readonly Token[], index: number): number {
+  const words = tokens[index] && !ARTICLES.has(tokens[index]!.key) ? phraseAt(tokens, index, NUMBER_PHRASES) : undefined;
+  if (!words || words.length !== 1) return 0;
+  const value = NUMBER_VALUES.get(words.join(' '))!;
+  return value >= 1 && value <= LAST_HOUR_WORD && !DOZEN_WORDS.has(words[0]!) ? 1 : 0;
 }

@@ -13,8 +13,9 @@ const EMOJI = /[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator
 const STRETCHED_LETTERS = /(\p{L})\1{2,}/gu;
 // Hyphen-minus, the Unicode hyphens and dashes (phones turn "-" into "–"), the minus sign, small and full-width minus.
 const MINUS = '[-\\u2010-\\u2015\\u2212\\ufe63\\uff0d]';
-// A minus before a digit is kept, so that "-1 coke" is not read as "1 coke".
-const EDGE_PUNCTUATION = new RegExp(`^(?:(?!${MINUS}\\d)[^\\p{L}\\p{M}\\p{N}])+|[^\\p{L}\\p{M}\\p{N}]+$`, 'gu');
+// A minus before a digit is kept, so that "-1 coke" is not read as "1 coke"; and so is a currency
+// sign, so that a price ("tiramisu 4€", "4 €") is not read as a count ("4 tiramisu").
+const EDGE_PUNCTUATION = new RegExp(`^(?:(?!${MINUS}\\d)[^\\p{L}\\p{M}\\p{N}\\p{Sc}])+|[^\\p{L}\\p{M}\\p{N}\\p{Sc}]+$`, 'gu');
 /** A word that starts with a minus and a digit: a negative count, or a correction ("-1 coke", "x-2"). */
 export const SIGNED_NUMBER = new RegExp(`^x?${MINUS}\\d`, 'u');
 

@@ -1,11 +1,13 @@
 import { holdCancelWords, isPlainCancel } from './parse-text-cancel';
 import { hasUnreadableCount } from './parse-text-counts';
+import { FILLER_WORDS } from './parse-text-filler';
 import { readChunk, type ChunkReading, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text-items';
 import { exceedsTextCap, MAX_ITEMS, MAX_PHRASES } from './parse-text-limits';
-import { normalizeText, phraseAt, splitGluedNumbers, tokenize, type Token, type WordPhrase } from './parse-text-tokens';
+import { normalizeText, phraseAt, splitGluedNumbers, tokenize, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
 import {
   GREETINGS,
   MENU_CONTEXT_WORDS,
+  CLOSING_PHRASES,
   MENU_WORDS,
   ORDER_WORDS,
   QUESTIONS,
@@ -57,7 +59,7 @@ export function parseOrderText(text: string, options: ParseOptions = {}): Parsed
   if (exceedsTextCap(text)) return tooLong();
   const normalized = normalizeText(text).replace(SYMBOL_CONJUNCTIONS, ' and ');
   const { phrases: catalog, words: catalogWords, dotted } = catalogPhrases(options.keepTogether ?? []);
-  const intent = detectIntent(tokenize(normalized), catalog);
+  const intent = detectIntent(normalized, catalog);
   if (intent !== 'order') return { intent, items: [], excluded: [], unsure: [] };
   const parsed: ParsedText = { intent, items: [], excluded: [], unsure: [] };
   const questions: UnsurePhrase[] = [];
@@ -65,6 +67,13 @@ export function parseOrderText(text: string, options: ParseOptions = {}): Parsed
     const tokens = tokenize(chunk);
     if (asksAQuestion(tokens)) {
       questions.push({ phrase: '', written: tokens.map((token) => token.text).join(' '), reason: 'question' });
+      continue;
+    }
+    // "una margherita, no, una pepperoni": a "no" alone after items takes them back, and what
+    // follows may replace them or come with them. Asked about, never ordered.
+    if (parsed.items.length > 0 && isBareNo(tokens, catalog)) {
+      const negation = tokens.map((token) => token.text).join(' ');
+      parsed.unsure.push(...parsed.items.splice(0).map((item) => ({ phrase: item.phrase, written: `${item.phrase}, ${negation}`, reason: 'unknown' as const })));
       continue;
     }
     const reading = readChunkCounts(splitGluedNumbers(tokens, catalogWords), catalog);
@@ -82,6 +91,24 @@ export function parseOrderText(text: string, options: ParseOptions = {}): Parsed
   parsed.unsure.push(...questions);
   const phrases = ordered + questions.length;
   return parsed.items.length > MAX_ITEMS || phrases > MAX_PHRASES ? tooLong() : parsed;
+}
+
+/** A "no" said on its own, in the four languages; "nothing", "never" and the like refuse something instead. */
+const BARE_NOS = toWordSet(['no', 'nope', 'nah', 'não', 'nao', 'nein', 'nö']);
+
+/**
+ * A part that is a "no" and filler only ("no", "no sorry", "nein, bitte"): not a closing ("no
+ * más", "nothing else") and no product ("no más mate", with a Mate on the menu, refuses it).
+ */
+function isBareNo(tokens: readonly Token[], catalog: readonly WordPhrase[]): boolean {
+  if (phraseAt(tokens, 0, CLOSING_PHRASES)) return false;
+  let said = false;
+  for (const [index, token] of tokens.entries()) {
+    if (phraseAt(tokens, index, catalog)) return false;
+    if (BARE_NOS.has(token.key)) said = true;
+    else if (!FILLER_WORDS.has(token.key)) return false;
+  }
+  return said;
 }
 
 function asksAQuestion(tokens: readonly Token[]): boolean {
@@ -126,14 +153,27 @@ function splitChunks(text: string): string[] {
  * word to be a menu word, a greeting or polite filler ("can I see the menu please", "hola"), so
  * "2 kids menu" stays an order.
  */
-function detectIntent(tokens: readonly Token[], catalog: readonly WordPhrase[]): Intent {
+function detectIntent(normalized: string, catalog: readonly WordPhrase[]): Intent {
+  const tokens = tokenize(normalized);
   const keys = tokens.map((token) => token.key);
   const short = keys.length > 0 && keys.length <= MAX_INTENT_WORDS;
   const has = (words: ReadonlySet<string>) => keys.some((key) => words.has(key));
-  if (short && isPlainCancel(tokens, catalog)) return 'cancel';
+  if (short && isPlainCancel(tokens, catalog) && !isAQuestion(normalized, tokens)) return 'cancel';
   if (short && (has(STATUS_WORDS) || (has(WHERE_WORDS) && has(ORDER_WORDS)))) return 'order_status';
   if (asksForMenu(tokens)) return 'menu';
   return 'order';
+}
+
+/** Words that open a question and never a request: "do I have to cancel", "should I cancel". */
+const QUESTION_OPENERS = toWordSet(['do', 'does', 'did', 'should', 'shall', 'must']);
+
+/**
+ * A cancel asked about ("do I have to cancel?", "¿puedo cancelar?", "can I still cancel?") is not
+ * one: cancelling cannot be undone, so a question mark, or an opening only questions take, makes
+ * the message something to answer with how to cancel, not a cancel.
+ */
+function isAQuestion(normalized: string, tokens: readonly Token[]): boolean {
+  return /[?¿]/.test(normalized) || QUESTION_OPENERS.has(tokens[0]?.key ?? '');
 }
 
 function asksForMenu(tokens: readonly Token[]): boolean {

@@ -219,6 +219,15 @@ describe('intents', () => {
     },
   );
 
+  it.each(['do I have to cancel?', 'do you want me to cancel?', '¿puedo cancelar?', 'can I still cancel?', 'should I cancel', 'posso cancelar?', 'muss ich stornieren?'])(
+    'asks about a cancel that is a question instead of cancelling: "%s"',
+    (text) => {
+      const parsed = parseOrderText(text);
+      expect(parsed.intent).toBe('order');
+      expect(parsed.unsure.some((doubt) => doubt.reason === 'cancel')).toBe(true);
+    },
+  );
+
   it('still takes a plain cancel as cancel with a catalog given: "cancel my order", "cancela el pedido"', () => {
     for (const text of ['cancel my order', 'cancela el pedido', 'mate, cancel my order']) {
       expect(parseOrderText(text, { keepTogether: ['Margherita', 'Coke'] }).intent).toBe('cancel');
@@ -383,7 +392,9 @@ describe('precision: what the customer refused is never an item', () => {
   });
 
   it('keeps the written negation for the clarification when it names no product: "sin cebolla"', () => {
-    expect(parseOrderText('2 margherita sin cebolla').excluded).toEqual([{ phrase: 'cebolla', written: 'sin cebolla' }]);
+    expect(parseOrderText('2 margherita sin cebolla').excluded).toEqual([{ phrase: 'cebolla', written: 'sin cebolla', afterItem: true }]);
+    // Said on its own, it refuses a product rather than changing the one before it.
+    expect(parseOrderText('sin cebolla, 2 margherita').excluded).toEqual([{ phrase: 'cebolla', written: 'sin cebolla' }]);
   });
 
   it.each([
