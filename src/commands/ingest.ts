@@ -12,7 +12,7 @@ import { createTwilioAdapter } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { queueDepths, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
-import { checkShardCountAtStart, declarableShardCount } from '../ledger/shard-count';
+import { checkShardCountAtStart, checkShardCountUntilDone, declarableShardCount } from '../ledger/shard-count';
 import { assertTopology, unroutedTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { finishedWithin, settleWithin } from '../settle-within';
@@ -58,12 +58,13 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     throw error;
   });
   const topology = topologyFromConfig(config);
-  await checkShardCountAtStart(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log).catch(async (error: unknown) => {
+  let shardCountChecked = await checkShardCountAtStart(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log).catch(async (error: unknown) => {
     await closeDatabase(sql);
     throw error;
   });
   let reportFatal: (error: Error) => void = () => undefined;
   const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
+  const stopShardCountCheck = new AbortController();
   const broker = createBroker({
     url: config.AMQP_URL,
     name: 'wagate-ingest',
@@ -72,11 +73,14 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     setup: async (channel) =>
       assertTopology(channel, topology, await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log)),
   });
+  const brokerTakesPublishes = () => broker.isConnected() && broker.blockedSince() === null;
   const relayOptions: OutboxRelayOptions = {
     sql,
     publisher: createPublisher(broker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
     topology,
-    canPublish: () => broker.isConnected() && broker.blockedSince() === null,
+    // Nothing goes out before WORK_SHARDS is checked against the stored count: with another
+    // count, a sender's messages would go to a shard queue no worker reads.
+    canPublish: () => shardCountChecked && brokerTakesPublishes(),
     leaseSeconds: config.OUTBOX_LEASE_SECONDS,
     confirmTimeoutMs: config.PUBLISH_CONFIRM_TIMEOUT_MS,
     pollMs: config.OUTBOX_POLL_MS,
@@ -94,6 +98,15 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     // Whatever piled up in the outbox while the broker was away goes out now.
     void relay.sweepOnce().catch(() => undefined);
   });
+  if (!shardCountChecked) {
+    checkShardCountUntilDone(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log, stopShardCountCheck.signal).then(
+      (checked) => {
+        shardCountChecked = checked;
+        if (checked) void relay.sweepOnce().catch(() => undefined);
+      },
+      (error: Error) => reportFatal(error),
+    );
+  }
   let draining = false;
   let warmingUp = true;
   const stallWatch = createStallWatch(stallLimitMs(config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_MS, config.DB_STALL_LIMIT_MS));
@@ -131,7 +144,8 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   // queue takes, and metrics nobody scrapes: the whole path runs, and nothing of it is kept.
   const rehearsalListener = () => {
     const rehearsalMetrics = createMetrics('ingest', { processMetrics: false });
-    const unrouted = createOutboxRelay({ ...relayOptions, topology: unroutedTopology(topology), metrics: rehearsalMetrics });
+    // Its publishes go to no queue, so they need no checked shard count.
+    const unrouted = createOutboxRelay({ ...relayOptions, canPublish: brokerTakesPublishes, topology: unroutedTopology(topology), metrics: rehearsalMetrics });
     return createIngestRequestListener(config, { ...parts, metrics: rehearsalMetrics, onQueued: unrouted.publishOwned, rehearsal: true }).listener;
   };
   const warmedUp = warmUp(config, sql, log, rehearsalListener).finally(() => void (warmingUp = false));
@@ -148,6 +162,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     async stop() {
       draining = true;
       clearInterval(livenessTold);
+      stopShardCountCheck.abort();
       await closeServer(server, config.SHUTDOWN_TIMEOUT_MS);
       const within = finishedWithin(STOP_AFTER_REQUESTS_MS);
       const settled = await settleWithin(

@@ -37,20 +37,45 @@ export async function storedShardCount(sql: Sql, queuePrefix: string): Promise<n
 /**
  * The start-up check of ingest and worker: a mismatch stops the process. A database that
  * cannot be reached yet does not: the ingest answers 503 until it can, and a worker holds no
- * shard whose count it has not seen.
+ * shard whose count it has not seen. True once the count is checked (or cannot be, before
+ * migration 008); false while Postgres is unavailable, for the ingest to check again before it
+ * publishes (checkShardCountUntilDone).
  */
-export async function checkShardCountAtStart(sql: Sql, queuePrefix: string, shardCount: number, log: Logger): Promise<void> {
+export async function checkShardCountAtStart(sql: Sql, queuePrefix: string, shardCount: number, log: Logger): Promise<boolean> {
   try {
     await ensureShardCount(sql, queuePrefix, shardCount);
+    return true;
   } catch (error) {
     if (isUndefinedTable(error)) {
       // A rolling upgrade: this process may start before the migration hook has finished.
       log.warn('the shard count is not stored yet (migration 008 not applied); checked at the next start');
-      return;
+      return true;
     }
     if (!isDatabaseUnavailable(error)) throw error;
-    log.warn({ err: (error as Error).message }, 'could not check WORK_SHARDS against the stored shard count; Postgres is unavailable');
+    log.warn({ err: (error as Error).message }, 'could not check WORK_SHARDS against the stored shard count; Postgres is unavailable; nothing is published until it is checked');
+    return false;
   }
+}
+
+/** How often an ingest that could not check its shard count at start tries again. */
+const SHARD_COUNT_RECHECK_MS = 2_000;
+
+/**
+ * Checks the shard count again until Postgres answers: an ingest whose WORK_SHARDS differs from
+ * the stored count would publish a sender's messages to a shard queue no worker reads (or
+ * split a sender over two shards), so it publishes nothing until the check passes. Resolves
+ * true once it has, false when stopped first; rejects with the mismatch.
+ */
+export async function checkShardCountUntilDone(sql: Sql, queuePrefix: string, shardCount: number, log: Logger, stop: AbortSignal): Promise<boolean> {
+  while (!stop.aborted) {
+    await new Promise((resolve) => setTimeout(resolve, SHARD_COUNT_RECHECK_MS).unref());
+    if (stop.aborted) return false;
+    if (await checkShardCountAtStart(sql, queuePrefix, shardCount, log)) {
+      log.info('WORK_SHARDS matches the stored shard count; publishing');
+      return true;
+    }
+  }
+  return false;
 }
 
 /**

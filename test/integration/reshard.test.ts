@@ -5,6 +5,10 @@ import { startPipeline, type Pipeline } from '../support/pipeline';
 import { runWagate, runWagateKilledAt } from '../support/process';
 import { allIds, extraClaims, orderAndCallsPerSender, sendersNamed, sendRounds, unfinished, type SentBySender } from '../support/scale-out';
 import { waitFor } from '../support/wait';
+import { startIngest } from '../../src/commands/ingest';
+import { createLogger } from '../../src/telemetry/logger';
+import { withPort } from '../support/database';
+import { startTcpProxy } from '../support/tcp-proxy';
 
 let pipeline: Pipeline;
 
@@ -92,6 +96,26 @@ describe('wagate reshard', () => {
       expect(result.stderr).toContain('WORK_SHARDS is 2, but the work queues');
       expect(result.stderr).toContain('sharded 3 ways');
       expect(result.stderr).toContain('Set WORK_SHARDS=3');
+    }
+  }, 60_000);
+
+  it('publishes nothing from an ingest that could not check WORK_SHARDS at start, and stops it once Postgres shows the count differs', async () => {
+    const postgres = new URL(pipeline.db.url);
+    const proxy = await startTcpProxy(Number(postgres.port || 5432), postgres.hostname);
+    proxy.setMode('refuse');
+    try {
+      const config = loadConfig({ ...pipeline.env, DATABASE_URL: withPort(pipeline.db.url, proxy.port), WORK_SHARDS: '2', PORT: '0', METRICS_PORT: '0', WARM_UP_REHEARSAL_REQUESTS: '0' });
+      const ingest = await startIngest(config, createLogger('silent', 'wagate-test'));
+      try {
+        proxy.setMode('forward');
+        const fatal = await ingest.fatal;
+        expect(fatal.message).toContain('WORK_SHARDS is 2, but the work queues');
+        expect(fatal.message).toContain('sharded 3 ways');
+      } finally {
+        await ingest.stop();
+      }
+    } finally {
+      await proxy.close();
     }
   }, 60_000);
 
