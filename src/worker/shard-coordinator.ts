@@ -17,6 +17,8 @@ const GAP_FRACTION_OF_LIVENESS = 3;
 const GAP_MIN_HEARTBEATS = 2;
 /** How long a stopping worker waits to read who owns its shards (see stop). */
 const OWNERS_READ_AT_STOP_MS = 1000;
+/** How often a stopping worker records again a shard release whose record failed. */
+const RELEASE_RECORD_RETRY_MS = 250;
 /** How often a worker repeats that a reshard still pauses its group, for an interrupted one. */
 const PAUSED_REMINDER_MS = 5 * 60_000;
 
@@ -372,8 +374,15 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
         releaseInBackground(shard, ours ? 'worker stopping' : `worker stopping; ${whyNotOurs(view, shard)}, so handed on as if taken over`, !ours);
       }
       const drained = (async () => {
-        while (releases.size > 0) await Promise.allSettled([...releases]);
-        return held.size === 0;
+        for (;;) {
+          while (releases.size > 0) await Promise.allSettled([...releases]);
+          if (held.size === 0 || left() <= 0) return held.size === 0;
+          // A release whose record failed (a Postgres blip): its messages are finished and its
+          // consumer gone, so only the record is tried again, until the deadline. No tick runs
+          // any more to do it, and the shard would wait for this worker's heartbeat to expire.
+          await new Promise((resolve) => setTimeout(resolve, Math.min(RELEASE_RECORD_RETRY_MS, left())));
+          for (const shard of held) if (!busy.has(shard)) releaseInBackground(shard, 'worker stopping; its release recorded again');
+        }
       })();
       const done = await settleWithin(drained, left(), false);
       if (timer) clearInterval(timer);

@@ -291,6 +291,23 @@ describe('stopping a worker that cannot read who owns its shards', () => {
   }, 30_000);
 });
 
+describe('stopping a worker whose release record fails once', () => {
+  it('records it again before the deadline, hands the shards over and leaves the group, instead of waiting for its heartbeat to expire', async () => {
+    const prefix = `${PREFIX}-release-blip`;
+    const real = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    let failures = 0;
+    // The first release record fails, as on a Postgres that went away for a moment.
+    const store = { ...real, release: (memberId: string, shards: number[]) => (failures++ === 0 ? Promise.reject(new Error('Connection terminated unexpectedly')) : real.release(memberId, shards)) };
+    const coordinator = coordinatorFor('blip-worker', store);
+    await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
+    expect(await coordinator.stop(5_000)).toBe(true);
+    expect(failures).toBeGreaterThan(1);
+    const view = await real.read();
+    expect([...view.owners.values()].filter((owner) => owner === 'blip-worker')).toEqual([]);
+    expect(view.liveMembers).not.toContain('blip-worker');
+  }, 30_000);
+});
+
 describe('stopping while a take waits on Postgres', () => {
   it('gives the shard back once the take commits, instead of holding it after the stop', async () => {
     const prefix = `${PREFIX}-late-take`;
