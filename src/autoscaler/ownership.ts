@@ -12,6 +12,8 @@ export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';
 
 /** The reason of the decision a paused tick records: the count it found, as its baseline. */
 export const PAUSED_REASON = 'paused';
+/** The reason of the decision the first tick after a pause records, at the count the pause left. */
+export const RESUMED_REASON = 'resumed';
 
 /** What the autoscaler last set or accepted, stored on the Deployment as JSON. */
 export interface LastDecision {
@@ -47,7 +49,8 @@ export function judgeOwnership(worker: WorkerSnapshot, nowMs: number, manualHold
   if (worker.replicas !== last.replicas) {
     if (worker.revision !== undefined && worker.revision !== last.revision) return { kind: 'adopt', why: 'rollout' };
     // Last seen paused: the count was set during the pause, after its last tick (a scale and the
-    // annotation's removal within one interval), and is the baseline, as one seen paused is.
+    // annotation's removal within one interval), and is the baseline, as one seen paused is. The
+    // first tick after the pause records RESUMED_REASON, so a later scale is a person's again.
     if (last.reason === PAUSED_REASON) return { kind: 'adopt', why: 'pause' };
     return { kind: 'manual_scale', holdUntilMs: nowMs + manualHoldMs };
   }

@@ -2,7 +2,7 @@ import { untilAborted } from '../settle-within';
 import type { Logger } from '../telemetry/logger';
 import type { AutoscalerMetrics, AutoscalerReason } from '../telemetry/autoscaler-metrics';
 import { decide, type ScaleDownMemory, type ScalingPolicy } from './decide';
-import { clockTime, decisionAtCurrentRevision, judgeOwnership, PAUSED_ANNOTATION, PAUSED_REASON, type LastDecision, type Ownership } from './ownership';
+import { clockTime, decisionAtCurrentRevision, judgeOwnership, PAUSED_ANNOTATION, PAUSED_REASON, RESUMED_REASON, type LastDecision, type Ownership } from './ownership';
 import { statusOf } from './api-status';
 import type { WorkerDeployment } from './worker-deployment';
 
@@ -116,7 +116,12 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     // A rollout changed the revision but not the count: the decision is written again at the new
     // revision, by the scale's own patch when there is one (a write of its own first would change
     // the resourceVersion and make the scale conflict with it).
-    const current = ownership.kind === 'own' || ownership.kind === 'holding' ? decisionAtCurrentRevision(snapshot) : null;
+    // The first tick after a pause ended at the count the pause left: recorded, so that a count
+    // set from now on is a person's again (one set since the last paused tick is adopted instead).
+    const resumed = ownership.kind === 'own' && snapshot.lastDecision?.reason === PAUSED_REASON;
+    const current = resumed
+      ? record(snapshot.replicas, RESUMED_REASON)
+      : ownership.kind === 'own' || ownership.kind === 'holding' ? decisionAtCurrentRevision(snapshot) : null;
     const yielded = await yieldToPeople(ownership, snapshot, record, signal);
     if (yielded) {
       if (yielded === 'conflict' || (current && !(await recorded(current, snapshot, signal)))) return 'conflict';

@@ -501,6 +501,19 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     expect(await metric(autoscaler, 'wagate_autoscaler_manual_holds_total')).toBe(0);
   }, 90_000);
 
+  it('holds for a manual scale made after a pause has ended with the count unchanged', async () => {
+    recreateWorker(plane, 1);
+    const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });
+    await waitFor('the autoscaler to adopt the Deployment', () => lastDecision(plane)?.reason === 'adopted_first_run', SETTLE_MS);
+    plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused=true']);
+    await waitFor('the pause on record', () => lastDecision(plane)?.reason === 'paused', SETTLE_MS);
+    plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused-']);
+    await waitFor('the resume on record', () => lastDecision(plane)?.reason === 'resumed', SETTLE_MS);
+    plane.kubectl(['scale', 'deployment', WORKER, '-n', NAMESPACE, '--replicas=4']);
+    await waitFor('the manual scale held for', async () => (await metric(autoscaler, 'wagate_autoscaler_manual_holds_total')) === 1, SETTLE_MS);
+    expect(workerState(plane).replicas).toBe(4);
+  }, 90_000);
+
   it('feeds every panel of the dashboard row, and keeps the no-leader alert quiet while one leads', async () => {
     recreateWorker(plane, 1);
     const a = await start('autoscaler-a');
