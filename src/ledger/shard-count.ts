@@ -70,9 +70,14 @@ export async function checkShardCountUntilDone(sql: Sql, queuePrefix: string, sh
   while (!stop.aborted) {
     await new Promise((resolve) => setTimeout(resolve, SHARD_COUNT_RECHECK_MS).unref());
     if (stop.aborted) return false;
-    if (await checkShardCountAtStart(sql, queuePrefix, shardCount, log)) {
+    try {
+      await ensureShardCount(sql, queuePrefix, shardCount);
       log.info('WORK_SHARDS matches the stored shard count; publishing');
       return true;
+    } catch (error) {
+      // Said once at start; an outage that goes on is not said again every 2 s.
+      if (isUndefinedTable(error)) return true;
+      if (!isDatabaseUnavailable(error)) throw error;
     }
   }
   return false;

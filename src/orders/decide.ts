@@ -50,8 +50,12 @@ export async function decide(sql: Sql, message: QueueMessage, options: MatchOpti
 async function decideTappedTitle(sql: Sql, title: string, options: MatchOptions, catalog: CatalogReader): Promise<Decision> {
   const decision = await decideText(sql, title, options, catalog);
   if (decision.kind !== 'order') return decision;
-  const [verdict] = await catalog.match([title], options);
-  if (verdict?.verdict === 'matched' && verdict.product.named) return buildOrder([{ product: verdict.product, quantity: 1 }]);
+  // The title as the parser reads it, without the emoji or punctuation a list's row may carry ("Margherita 🍕").
+  const { items } = parseOrderText(title, { keepTogether: await catalog.terms() });
+  if (items.length === 1 && items[0]!.quantity === 1) {
+    const [verdict] = await catalog.match([items[0]!.phrase], options);
+    if (verdict?.verdict === 'matched' && verdict.product.named) return buildOrder([{ product: verdict.product, quantity: 1 }]);
+  }
   return { kind: 'clarify', problems: [{ phrase: title, reason: 'ambiguous', candidates: decision.lines.map((line) => certainCandidate(line.product)) }] };
 }
 

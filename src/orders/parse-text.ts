@@ -166,14 +166,18 @@ function detectIntent(normalized: string, catalog: readonly WordPhrase[]): Inten
 
 /** Words that open a question and never a request: "do I have to cancel", "should I cancel". */
 const QUESTION_OPENERS = toWordSet(['do', 'does', 'did', 'should', 'shall', 'must']);
+/** The asker as the subject: "can I", "puedo", "posso", "muss ich". "Can you cancel my order?" asks the shop to. */
+const ASKING_FOR_ONESELF = toWordSet(['i', 'yo', 'puedo', 'debo', 'tengo', 'eu', 'posso', 'devo', 'preciso', 'ich', 'muss', 'soll', 'darf']);
 
 /**
  * A cancel asked about ("do I have to cancel?", "¿puedo cancelar?", "can I still cancel?") is not
- * one: cancelling cannot be undone, so a question mark, or an opening only questions take, makes
- * the message something to answer with how to cancel, not a cancel.
+ * one: cancelling cannot be undone, so a question about the asker's own cancelling, or an opening
+ * only questions take, is answered with how to cancel. A request put as a question ("can you
+ * cancel my order?", "¿me puedes cancelar el pedido?") still cancels.
  */
 function isAQuestion(normalized: string, tokens: readonly Token[]): boolean {
-  return /[?¿]/.test(normalized) || QUESTION_OPENERS.has(tokens[0]?.key ?? '');
+  if (QUESTION_OPENERS.has(tokens[0]?.key ?? '')) return true;
+  return /[?¿]/.test(normalized) && tokens.some((token) => ASKING_FOR_ONESELF.has(token.key));
 }
 
 function asksForMenu(tokens: readonly Token[]): boolean {

@@ -207,7 +207,7 @@ describe('order pipeline', () => {
     const [named, like] = [uniqueWamid(), uniqueWamid()];
     const tapped = (id: string, title: string) =>
       metaEnvelope([{ messages: [{ from: '15550100026', id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'interactive', interactive: { type: 'list_reply', list_reply: { id: `row-${id}`, title } } }] }]);
-    await postMeta(pipeline.ingest.baseUrl, tapped(named, 'Coca-Cola'));
+    await postMeta(pipeline.ingest.baseUrl, tapped(named, 'Coca-Cola 🥤'));
     expect(await settled(named)).toBe('processed');
     await postMeta(pipeline.ingest.baseUrl, tapped(like, 'Margherita Pizza'));
     expect(await settled(like)).toBe('unmatched');

@@ -99,7 +99,7 @@ describe('wagate reshard', () => {
     }
   }, 60_000);
 
-  it('publishes nothing from an ingest that could not check WORK_SHARDS at start, and stops it once Postgres shows the count differs', async () => {
+  it('stops an ingest that could not check WORK_SHARDS at start once Postgres shows the count differs', async () => {
     const postgres = new URL(pipeline.db.url);
     const proxy = await startTcpProxy(Number(postgres.port || 5432), postgres.hostname);
     proxy.setMode('refuse');

@@ -228,6 +228,13 @@ describe('intents', () => {
     },
   );
 
+  it.each(['can you cancel my order?', '¿me puedes cancelar el pedido?', 'pode cancelar meu pedido?', 'könnt ihr bitte stornieren?', 'cancel?'])(
+    'still cancels on a request put as a question: "%s"',
+    (text) => {
+      expect(parseOrderText(text).intent).toBe('cancel');
+    },
+  );
+
   it('still takes a plain cancel as cancel with a catalog given: "cancel my order", "cancela el pedido"', () => {
     for (const text of ['cancel my order', 'cancela el pedido', 'mate, cancel my order']) {
       expect(parseOrderText(text, { keepTogether: ['Margherita', 'Coke'] }).intent).toBe('cancel');
