@@ -1,5 +1,6 @@
 import type { Sql } from '../src/db/client';
 import { countWorkMessages, type BenchEnvironment } from './environment';
+import type { PhaseResult } from './scenarios';
 
 const DRAIN_TIMEOUT_MS = 30_000;
 const POLL_MS = 5;
@@ -8,6 +9,21 @@ export interface Check {
   name: string;
   ok: boolean;
   detail: string;
+}
+
+/**
+ * Every measured request to a durable server was answered 200, and some were: the latencies and
+ * rates count every answer, so a server that refused everything quickly (a wrong secret, a 503
+ * while it sheds load) would otherwise meet the SLO, with nothing acknowledged to check.
+ */
+export function everyRequestAcknowledged(label: string, phases: readonly PhaseResult[]): Check {
+  const total = (pick: (phase: PhaseResult) => number) => phases.reduce((sum, phase) => sum + pick(phase), 0);
+  const [acked, refused, unanswered] = [total((p) => p.ok), total((p) => p.non2xx), total((p) => p.errors)];
+  return {
+    name: `${label}: every measured request answered 200`,
+    ok: acked > 0 && refused === 0 && unanswered === 0,
+    detail: `${acked} answered 200, ${refused} answered otherwise, ${unanswered} not answered`,
+  };
 }
 
 /** Time from the end of a load phase until the outbox is empty, in ms; null if it never empties. */

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_WORKER_MESSAGES_IN_HAND } from '../src/config';
-import { verifyDurability, type Check } from './checks';
+import { everyRequestAcknowledged, verifyDurability, type Check } from './checks';
 import { createBenchEnvironment } from './environment';
 import { formatHostileReport } from './hostile-report';
 import { hostileSettings, runHostileBench } from './hostile';
@@ -184,7 +184,7 @@ async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
   const context: PhaseContext = { settings, source: createMessageSource(env.runId, env.appSecret), sql: env.sql, ackedIds: [] };
   const phases = await runRounds(bare, durable, context);
   log(`checking ${context.ackedIds.length} acknowledged messages`);
-  const checks = await verifyDurability(env, context.ackedIds);
+  const checks = [...(await verifyDurability(env, context.ackedIds)), everyRequestAcknowledged('ingest', [...phases.aDurable, ...phases.bDurable])];
 
   const aBare = medianPhase(phases.aBare);
   const aDurable = medianPhase(phases.aDurable);

@@ -65,7 +65,7 @@ export function describeLoad(load: ArrivalLoad): string {
 }
 
 function formatActual(verdict: Verdict): string {
-  if (verdict.actual === null) return 'no samples';
+  if (verdict.actual === null) return verdict.samples ? `${verdict.aggregation} not computed over ${verdict.samples} samples` : 'no samples';
   const isTime = verdict.metric.startsWith('http_req_duration') || verdict.metric.endsWith('_ms');
   const samples = verdict.samples === null ? '' : ` (${verdict.samples} samples)`;
   if (verdict.aggregation === 'rate') return `rate=${(verdict.actual * 100).toFixed(2)}%${samples}`;

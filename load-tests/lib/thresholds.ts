@@ -87,7 +87,10 @@ export function judge(thresholds: Record<string, string[]>, metrics: Record<stri
       const samples = summary ? sampleCount(summary) : 0;
       const actual = summary && samples !== 0 ? summary.values[aggregation] : undefined;
       const judged = summary?.thresholds?.[threshold]?.ok;
-      const ok = judged ?? (actual === undefined ? true : compare(actual, operator, limit));
+      // Measured, yet without the figure the threshold names (a percentile the summary does not
+      // compute): failed, where passing would say "no samples" over thousands of them.
+      const uncomputed = actual === undefined && summary !== undefined && samples !== 0 && samples !== null;
+      const ok = judged ?? (uncomputed ? false : actual === undefined ? true : compare(actual, operator, limit));
       return { metric, threshold, ok, actual: actual ?? null, aggregation, samples };
     }),
   );

@@ -1,4 +1,4 @@
-import type { CounterDefinition } from '../lib/scenario.ts';
+import { ITERATION_ERRORS, type CounterDefinition } from '../lib/scenario.ts';
 import type { CheckTally } from '../lib/summary.ts';
 import { parseMetricKey, trendValues, type MetricSummary } from '../lib/thresholds.ts';
 
@@ -29,7 +29,9 @@ export function createRecorder(counters: CounterDefinition[]): Recorder {
   const failures: { tags: Tags; failed: boolean }[] = [];
   const checks: { tags: Tags; ok: boolean }[] = [];
   const checksByName = new Map<string, CheckTally>();
-  const counts = new Map<string, number>(counters.map((counter) => [counter.name, 0]));
+  // iteration_errors from 0, as k6 shows it: every scenario's thresholds name it, and k6 keeps a
+  // metric with a threshold in its summary, measured or not.
+  const counts = new Map<string, number>([[ITERATION_ERRORS, 0], ...counters.map((counter) => [counter.name, 0] as const)]);
   const trends = new Map<string, number[]>();
   let dropped = 0;
 

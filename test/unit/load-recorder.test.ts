@@ -45,6 +45,19 @@ describe('the Node runner\'s recorder, as k6 keeps sub-metrics', () => {
     expect(verdicts.find((verdict) => verdict.metric === 'http_req_duration{kind:twilio}')?.actual).toBeNull();
   });
 
+  it('fails a threshold on a percentile it does not compute over a measured metric, rather than passing it as unmeasured', () => {
+    const thresholds = { http_req_duration: ['p(97.5)<300'] };
+    const [verdict] = judge(thresholds, recordMixedRun().summarize(Object.keys(thresholds)));
+    expect(verdict).toMatchObject({ ok: false, actual: null, samples: 103 });
+  });
+
+  it('counts iteration_errors from 0, as k6 shows a metric its thresholds name', () => {
+    const thresholds = { iteration_errors: ['count==0'] };
+    const summary = createRecorder([]).summarize(Object.keys(thresholds));
+    expect(summary.iteration_errors).toEqual({ type: 'counter', values: { count: 0 } });
+    expect(judge(thresholds, summary)).toMatchObject([{ ok: true, actual: 0 }]);
+  });
+
   it('tallies the checks by name, in the order first seen, as k6\'s root group lists them', () => {
     expect(recordMixedRun().checks()).toEqual([
       { name: 'meta answered 200', passes: 98, fails: 2 },
