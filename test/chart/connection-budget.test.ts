@@ -134,5 +134,10 @@ describe('the Postgres connection budget', () => {
       expect(declared).toContain('That is within database.maxConnections (397).');
       expect(declared).not.toContain('is not declared');
     }, 60_000);
+
+    it('warns when the autoscaler runs without its write guard, whose absence leaves its token able to rewrite the worker', () => {
+      expect(notes(['-f', minimal])).not.toContain('autoscaler.writeGuard is false');
+      expect(notes(['-f', minimal, '--set', 'autoscaler.writeGuard=false'])).toContain('WARNING: autoscaler.writeGuard is false. RBAC lets the autoscaler patch the whole worker');
+    }, 60_000);
   });
 });
