@@ -157,8 +157,10 @@ const envSchema = z.object({
   PUBLIC_BASE_URL: serviceUrl(['https:', 'http:'], 'https://shop.example.com')
     .refine((text) => !/[?#]/.test(text), { message: 'must be the scheme, host and any path prefix only, without ?query or #fragment (a #rc=… connection override goes in TWILIO_URL_FRAGMENT)' })
     .optional(),
+  // Trimmed: a token written into a Secret with its file's newline could never match a header.
   ADMIN_TOKEN: z
     .string()
+    .trim()
     .min(16, 'must be at least 16 characters')
     .refine((token) => estimatedTokenBits(token) >= MIN_ADMIN_TOKEN_BITS && !isMostlySequence(token), {
       message: 'is too guessable (repeats, a sequence or few distinct characters); generate one, e.g. openssl rand -base64 32',

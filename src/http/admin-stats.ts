@@ -42,7 +42,9 @@ export function createAdminAuth(adminToken: string | undefined) {
     const token = bearerToken(req.get('authorization') ?? '');
     if (!adminToken || !token || !secureEquals(token, adminToken)) {
       // Says only whether a token came: a wrong one learns nothing more than that it is wrong.
-      const error = token ? 'wrong admin token' : 'admin token required: send Authorization: Bearer ADMIN_TOKEN';
+      const error = !adminToken
+        ? 'stats are off on this gateway: ADMIN_TOKEN is not set'
+        : token ? 'wrong admin token' : 'admin token required: send Authorization: Bearer ADMIN_TOKEN';
       res.status(401).set('WWW-Authenticate', 'Bearer').json({ error });
       return;
     }
@@ -51,6 +53,8 @@ export function createAdminAuth(adminToken: string | undefined) {
 }
 
 const ERROR_STATUSES = ['malformed', 'dead'];
+/** Every status a message row may have (migrations/005): each is in `counts`, at 0 when no row has it. */
+const MESSAGE_STATUSES = ['queued', 'processing', 'processed', 'unmatched', 'dead', 'rate_limited', 'replay_rejected', 'malformed', 'erased'];
 
 /**
  * Stats share the ingest's pool with the webhook commits that acks wait on, and a call scans
@@ -124,7 +128,7 @@ function summarise({ statusRows, latency, hourly, replyRows }: StatsRows, depths
   const errors = statusRows.filter((row) => ERROR_STATUSES.includes(row.status)).reduce((sum, row) => sum + row.count, 0);
   return {
     messages,
-    counts: Object.fromEntries(statusRows.map((row) => [row.status, row.count])),
+    counts: Object.fromEntries([...MESSAGE_STATUSES.map((status) => [status, 0] as const), ...statusRows.map((row) => [row.status, row.count] as const)]),
     duplicates,
     duplicateRate: ratio(duplicates, messages + duplicates),
     errorRate: ratio(errors, messages),

@@ -112,11 +112,17 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
       // Only the newest order, and only while it is young: orders stay open (wagate does not
       // learn of a delivery), so a second "cancel", or one sent days later, used to reach back
       // and cancel an earlier order the customer had long received. The reply says which case it is.
+      // Newest among the orders of messages that arrived before the cancel (ledger ids follow
+      // arrival): a cancel retried after Postgres came back must not reach the order the
+      // customer placed meanwhile. An order whose message row is gone (cleanup) is older.
       const [newest] = await tx<{ id: string; status: string; young: boolean }[]>`
-        SELECT orders.id::text AS id, status,
-               (${policy.cancelWindowHours}::integer = 0 OR created_at > now() - make_interval(hours => ${policy.cancelWindowHours}::integer)) AS young
-        FROM orders WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey}
-        ORDER BY orders.id DESC LIMIT 1 FOR UPDATE`;
+        SELECT orders.id::text AS id, orders.status,
+               (${policy.cancelWindowHours}::integer = 0 OR orders.created_at > now() - make_interval(hours => ${policy.cancelWindowHours}::integer)) AS young
+        FROM orders
+        LEFT JOIN webhook_messages placed ON placed.webhook_source = orders.webhook_source AND placed.message_id = orders.message_id
+        WHERE orders.webhook_source = ${message.source} AND orders.sender_key = ${message.senderKey}
+          AND (placed.id IS NULL OR placed.id < (SELECT id FROM webhook_messages WHERE webhook_source = ${message.source} AND message_id = ${message.messageId}))
+        ORDER BY orders.id DESC LIMIT 1 FOR UPDATE OF orders`;
       if (!newest) return { kind: 'cancel_confirmation', body: replies.nothingToCancel(), ...none };
       if (newest.status !== 'open') return { kind: 'cancel_confirmation', body: replies.cancelNotOpen(newest.id, newest.status), ...none };
       if (!newest.young) return { kind: 'cancel_confirmation', body: replies.cancelTooLate(newest.id), ...none };

@@ -48,7 +48,7 @@ describe('admin stats', () => {
       source: 'whatsapp',
       hours: 24,
       messages: 4,
-      counts: { queued: 2, malformed: 1, replay_rejected: 1 },
+      counts: { queued: 2, malformed: 1, replay_rejected: 1, processing: 0, processed: 0, unmatched: 0, dead: 0, rate_limited: 0, erased: 0 },
       duplicates: 1,
       duplicateRate: 0.2,
       errorRate: 0.25,

@@ -152,6 +152,18 @@ describe('the monitoring SQL that operators already run', () => {
     const slow = await db.sql.unsafe(`SELECT * FROM webhook_messages WHERE response_time_ms > 1000;`);
     expect(slow.map((r) => r.message_id)).toEqual(['wamid.a']);
   });
+
+  it('cuts the performance view\'s hours in UTC, whatever the session\'s time zone', async () => {
+    // 10:10 and 10:40 UTC: one UTC hour, two hours of a zone half an hour off.
+    await db.sql`
+      INSERT INTO webhook_messages (webhook_source, message_id, phone_number, status, response_time_ms, created_at)
+      VALUES ('twilio', 'SMutc-a', '1557', 'processed', 3, '2026-11-02 10:10:00+00'), ('twilio', 'SMutc-b', '1557', 'processed', 3, '2026-11-02 10:40:00+00')`;
+    const hours = await db.sql.begin(async (tx) => {
+      await tx.unsafe(`SET LOCAL TimeZone = 'Asia/Kolkata'`);
+      return tx.unsafe(`SELECT hour, total_messages FROM webhook_performance_stats WHERE webhook_source = 'twilio'`);
+    });
+    expect(hours.map((row) => [(row.hour as Date).toISOString(), Number(row.total_messages)])).toEqual([['2026-11-02T10:00:00.000Z', 2]]);
+  });
 });
 
 describe('migrate while another session holds the migration lock', () => {

@@ -45,6 +45,7 @@ const SHIPPED: Record<string, string> = {
   '035_order_note.sql': '0adbcf1ac19e947d33a1e5a12321fe5f8eed8a7eb80158332a475215744692bb',
   '036_search_terms_spell_symbols.sql': '6b0ba24acbf74876fcde1f6a7fa32a4e9707b0faf298190dc85decdfcae958b7',
   '037_replies_created_at_index.sql': 'ebcace9cffee345aaa73581ffb1d9191d5070f3260ac939002419c8a9dc9c7fa',
+  '038_performance_stats_utc_hours.sql': 'f137f876a9ad50573db130d249a571e534ccbae6088b302163e5dd1004696d39',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {

@@ -1,0 +1,62 @@
+import type { AnsweredDecision } from '../../src/orders/decision';
+import { recordDecision } from '../../src/orders/record-decision';
+import { buildOrder } from '../../src/orders/order-lines';
+import { loadReplyCatalogues } from '../../src/orders/replies';
+import type { QueueMessage } from '../../src/queue/message';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { uniqueWamid } from '../support/webhooks';
+
+/**
+ * A cancel reaches the sender's newest order among those their earlier messages placed. A
+ * cancel that waited in a retry tier (Postgres away when it first ran) used to come back after
+ * the customer's next order had been placed, and cancel that one, leaving the order it meant open.
+ */
+const TEXTS = { catalogues: loadReplyCatalogues(), defaultLanguage: 'en' as const };
+const POLICY = { cancelWindowHours: 24 };
+const COKE = { sku: 'COKE-ARRIVAL', name: 'Coca-Cola', price: '2.50', currency: 'EUR' };
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.sql`INSERT INTO products (sku, name, price, currency) VALUES (${COKE.sku}, ${COKE.name}, ${COKE.price}, ${COKE.currency})`;
+});
+
+afterAll(async () => {
+  await db.drop();
+});
+
+function orderFor(quantity: number): AnsweredDecision {
+  const decision = buildOrder([{ product: COKE, quantity }]);
+  if (decision.kind !== 'order') throw new Error(`no order of ${quantity}: ${decision.kind}`);
+  return decision;
+}
+
+/** A message as the ledger records it on arrival: its row id follows the arrival order. */
+async function arrived(from: string): Promise<QueueMessage> {
+  const messageId = uniqueWamid();
+  await db.sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status)
+               VALUES ('whatsapp', ${messageId}, ${from}, ${from}, '100', 'processing')`;
+  return {
+    v: 1, source: 'whatsapp', messageId, from, senderKey: from, business: '100', contactName: null, type: 'text',
+    timestampSeconds: null, receivedAt: new Date().toISOString(), content: { text: { body: '' } },
+  };
+}
+
+const orderOf = async (message: QueueMessage) =>
+  (await db.sql<{ id: string; status: string }[]>`SELECT id::text, status FROM orders WHERE message_id = ${message.messageId}`)[0]!;
+
+it('cancels the order placed before the cancel arrived, not one placed while the cancel waited to be retried', async () => {
+  const from = '15550910001';
+  const first = await arrived(from);
+  await recordDecision(db.sql, first, orderFor(1), TEXTS, POLICY);
+  const cancel = await arrived(from);
+  // The customer's next order arrives, and is placed, while the cancel waits in its retry tier.
+  const next = await arrived(from);
+  await recordDecision(db.sql, next, orderFor(2), TEXTS, POLICY);
+
+  const outcome = await recordDecision(db.sql, cancel, { kind: 'cancel' }, TEXTS, POLICY);
+  const meant = await orderOf(first);
+  expect(outcome).toMatchObject({ outbound: { kind: 'cancel_confirmation', body: expect.stringContaining(`#${meant.id}`) } });
+  expect(meant.status).toBe('cancelled');
+  expect((await orderOf(next)).status).toBe('open');
+});
