@@ -205,7 +205,8 @@ const envSchema = z.object({
   /** Shops keep orders (and their replies) longer than webhooks: a year by default. */
   ORDER_RETENTION_DAYS: int(365, 1),
   /** "cancel" cancels the sender's newest order only while it is this young; 0 for any age. */
-  ORDER_CANCEL_WINDOW_HOURS: int(24, 0),
+  // At most 100 years: a window reaching before 4714 BC made every cancel an error (timestamp out of range).
+  ORDER_CANCEL_WINDOW_HOURS: int(24, 0).pipe(z.number().max(876_000, 'must be at most 876000 hours (100 years); 0 means any age')),
   MAX_BODY_BYTES: int(3 * 1024 * 1024, 1024),
 
   MAX_IN_FLIGHT: int(2000, 1),

@@ -38,6 +38,16 @@ describe('the admin endpoint', () => {
     expect((await stats('192.0.2.2')).statusCode).toBe(200);
   });
 
+  it('says that stats are off on a gateway without ADMIN_TOKEN, rather than that the token is wrong', async () => {
+    const off = createInProcessIngest(db.sql, db.url, { ADMIN_TOKEN: '' });
+    try {
+      const answer = await off.request({ method: 'GET', url: STATS_PATH, remoteAddress: '192.0.2.9', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      expect([answer.statusCode, answer.json()]).toEqual([401, { error: 'stats are off on this gateway: ADMIN_TOKEN is not set' }]);
+    } finally {
+      await off.drain();
+    }
+  });
+
   it('accepts the bearer scheme in any case, and still refuses a wrong token so written', async () => {
     const written = (authorization: string) => ingest.request({ method: 'GET', url: STATS_PATH, remoteAddress: '192.0.2.4', headers: { authorization } });
     expect((await written(`bearer ${ADMIN_TOKEN}`)).statusCode).toBe(200);

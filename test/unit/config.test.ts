@@ -149,6 +149,16 @@ describe('configuration', () => {
     expect(loadConfig({ REPLY_TIMEOUT_MS: '86400000', SHUTDOWN_TIMEOUT_MS: '86400000' }).REPLY_TIMEOUT_MS).toBe(86_400_000);
   });
 
+  it('trims ADMIN_TOKEN, which a Secret made from a file can carry with its newline', () => {
+    const token = 'Zq3v9Kx2Lm8Pw4Rt7Yb1';
+    expect(loadConfig({ ADMIN_TOKEN: `${token}\n` }).ADMIN_TOKEN).toBe(token);
+  });
+
+  it('refuses a cancel window so long that Postgres could not compute its start', () => {
+    expectConfigError({ ORDER_CANCEL_WINDOW_HOURS: '60000000' }, /ORDER_CANCEL_WINDOW_HOURS: must be at most 876000 hours/);
+    expect(loadConfig({ ORDER_CANCEL_WINDOW_HOURS: '0' }).ORDER_CANCEL_WINDOW_HOURS).toBe(0);
+  });
+
   it('keeps metrics off the public port', () => {
     expectConfigError({ PORT: '8080', METRICS_PORT: '8080' }, /METRICS_PORT/);
   });
