@@ -41,7 +41,8 @@ export function createAdminAuth(adminToken: string | undefined) {
   return function requireAdmin(req: Request, res: Response, next: NextFunction): void {
     const token = bearerToken(req.get('authorization') ?? '');
     if (!adminToken || !token || !secureEquals(token, adminToken)) {
-      // Says only whether a token came: a wrong one learns nothing more than that it is wrong.
+      // Says only whether a token came (and whether stats are on at all): a wrong one learns
+      // nothing more than that it is wrong.
       const error = !adminToken
         ? 'stats are off on this gateway: ADMIN_TOKEN is not set'
         : token ? 'wrong admin token' : 'admin token required: send Authorization: Bearer ADMIN_TOKEN';

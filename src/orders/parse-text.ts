@@ -3,7 +3,7 @@ import { hasUnreadableCount } from './parse-text-counts';
 import { FILLER_WORDS } from './parse-text-filler';
 import { readChunk, type ChunkReading, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text-items';
 import { exceedsTextCap, MAX_ITEMS, MAX_PHRASES } from './parse-text-limits';
-import { normalizeText, phraseAt, splitGluedNumbers, tokenize, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
+import { normalizeText, phraseAt, splitGluedNumbers, tokenize, toPhrases, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
 import {
   GREETINGS,
   MENU_CONTEXT_WORDS,
@@ -166,8 +166,10 @@ function detectIntent(normalized: string, catalog: readonly WordPhrase[]): Inten
 
 /** Words that open a question and never a request: "do I have to cancel", "should I cancel". */
 const QUESTION_OPENERS = toWordSet(['do', 'does', 'did', 'should', 'shall', 'must']);
-/** The asker as the subject: "can I", "puedo", "posso", "muss ich". "Can you cancel my order?" asks the shop to. */
-const ASKING_FOR_ONESELF = toWordSet(['i', 'yo', 'puedo', 'debo', 'tengo', 'eu', 'posso', 'devo', 'preciso', 'ich', 'muss', 'soll', 'darf']);
+/** The asker as the subject: "can I", "can we", "puedo", "posso", "muss ich", "können wir". "Can you cancel my order?" asks the shop to. */
+const ASKING_FOR_ONESELF = toWordSet(['i', 'we', 'yo', 'nosotros', 'puedo', 'podemos', 'debo', 'tengo', 'eu', 'nos', 'posso', 'devo', 'preciso', 'ich', 'wir', 'muss', 'soll', 'darf']);
+/** Whether cancelling is possible at all: "dá pra cancelar?", "tem como cancelar?", "is it possible to cancel?". */
+const ASKING_IF_POSSIBLE = toPhrases(['da pra', 'tem como', 'is it possible', 'es posible', 'se puede', 'e possivel', 'ist es moglich', 'geht das']);
 
 /**
  * A cancel asked about ("do I have to cancel?", "¿puedo cancelar?", "can I still cancel?") is not
@@ -177,7 +179,8 @@ const ASKING_FOR_ONESELF = toWordSet(['i', 'yo', 'puedo', 'debo', 'tengo', 'eu',
  */
 function isAQuestion(normalized: string, tokens: readonly Token[]): boolean {
   if (QUESTION_OPENERS.has(tokens[0]?.key ?? '')) return true;
-  return /[?¿]/.test(normalized) && tokens.some((token) => ASKING_FOR_ONESELF.has(token.key));
+  return /[?¿]/.test(normalized)
+    && tokens.some((token, index) => ASKING_FOR_ONESELF.has(token.key) || phraseAt(tokens, index, ASKING_IF_POSSIBLE) !== undefined);
 }
 
 function asksForMenu(tokens: readonly Token[]): boolean {

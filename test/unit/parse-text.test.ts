@@ -219,7 +219,8 @@ describe('intents', () => {
     },
   );
 
-  it.each(['do I have to cancel?', 'do you want me to cancel?', '¿puedo cancelar?', 'can I still cancel?', 'should I cancel', 'posso cancelar?', 'muss ich stornieren?'])(
+  it.each(['do I have to cancel?', 'do you want me to cancel?', '¿puedo cancelar?', 'can I still cancel?', 'should I cancel', 'posso cancelar?', 'muss ich stornieren?',
+    'can we cancel?', 'could we cancel the order?', 'können wir stornieren?', 'dá pra cancelar?', '¿se puede cancelar?'])(
     'asks about a cancel that is a question instead of cancelling: "%s"',
     (text) => {
       const parsed = parseOrderText(text);
