@@ -42,18 +42,27 @@ export async function storedShardCount(sql: Sql, queuePrefix: string): Promise<n
  * publishes (checkShardCountUntilDone).
  */
 export async function checkShardCountAtStart(sql: Sql, queuePrefix: string, shardCount: number, log: Logger): Promise<boolean> {
+  const result = await tryShardCount(sql, queuePrefix, shardCount);
+  // A rolling upgrade: this process may start before the migration hook has finished.
+  if (result.kind === 'not_migrated') log.warn('the shard count is not stored yet (migration 008 not applied); checked at the next start');
+  if (result.kind === 'unavailable') {
+    log.warn({ err: result.error.message }, 'could not check WORK_SHARDS against the stored shard count; Postgres is unavailable; nothing is published until it is checked');
+    return false;
+  }
+  return true;
+}
+
+type ShardCountCheck = { kind: 'checked' } | { kind: 'not_migrated' } | { kind: 'unavailable'; error: Error };
+
+/** The check once; a mismatch throws. */
+async function tryShardCount(sql: Sql, queuePrefix: string, shardCount: number): Promise<ShardCountCheck> {
   try {
     await ensureShardCount(sql, queuePrefix, shardCount);
-    return true;
+    return { kind: 'checked' };
   } catch (error) {
-    if (isUndefinedTable(error)) {
-      // A rolling upgrade: this process may start before the migration hook has finished.
-      log.warn('the shard count is not stored yet (migration 008 not applied); checked at the next start');
-      return true;
-    }
+    if (isUndefinedTable(error)) return { kind: 'not_migrated' };
     if (!isDatabaseUnavailable(error)) throw error;
-    log.warn({ err: (error as Error).message }, 'could not check WORK_SHARDS against the stored shard count; Postgres is unavailable; nothing is published until it is checked');
-    return false;
+    return { kind: 'unavailable', error: error as Error };
   }
 }
 
@@ -70,14 +79,10 @@ export async function checkShardCountUntilDone(sql: Sql, queuePrefix: string, sh
   while (!stop.aborted) {
     await new Promise((resolve) => setTimeout(resolve, SHARD_COUNT_RECHECK_MS).unref());
     if (stop.aborted) return false;
-    try {
-      await ensureShardCount(sql, queuePrefix, shardCount);
+    // Said once at start; an outage that goes on is not said again every 2 s.
+    if ((await tryShardCount(sql, queuePrefix, shardCount)).kind !== 'unavailable') {
       log.info('WORK_SHARDS matches the stored shard count; publishing');
       return true;
-    } catch (error) {
-      // Said once at start; an outage that goes on is not said again every 2 s.
-      if (isUndefinedTable(error)) return true;
-      if (!isDatabaseUnavailable(error)) throw error;
     }
   }
   return false;

@@ -166,8 +166,12 @@ function detectIntent(normalized: string, catalog: readonly WordPhrase[]): Inten
 
 /** Words that open a question and never a request: "do I have to cancel", "should I cancel". */
 const QUESTION_OPENERS = toWordSet(['do', 'does', 'did', 'should', 'shall', 'must']);
-/** The asker as the subject: "can I", "can we", "puedo", "posso", "muss ich", "können wir". "Can you cancel my order?" asks the shop to. */
-const ASKING_FOR_ONESELF = toWordSet(['i', 'we', 'yo', 'nosotros', 'puedo', 'podemos', 'debo', 'tengo', 'eu', 'nos', 'posso', 'devo', 'preciso', 'ich', 'wir', 'muss', 'soll', 'darf']);
+/**
+ * The asker as the subject: "can I", "can we", "puedo", "ich", "wir". "Can you cancel my order?"
+ * asks the shop to. Only filler words: any other word ("posso", "muss") already keeps a message
+ * from being a plain cancel.
+ */
+const ASKING_FOR_ONESELF = toWordSet(['i', 'we', 'yo', 'puedo', 'eu', 'nos', 'ich', 'wir']);
 /** Whether cancelling is possible at all: "dá pra cancelar?", "tem como cancelar?", "is it possible to cancel?". */
 const ASKING_IF_POSSIBLE = toPhrases(['da pra', 'tem como', 'is it possible', 'es posible', 'se puede', 'e possivel', 'ist es moglich', 'geht das']);
 

@@ -87,6 +87,15 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
       await proxy.close();
     }
   };
+  /** One worker and an autoscaler that adopted it, then recorded the pause annotated on it. */
+  const pausedOnRecord = async () => {
+    recreateWorker(plane, 1);
+    const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });
+    await waitFor('the autoscaler to adopt the Deployment', () => lastDecision(plane)?.reason === 'adopted_first_run', SETTLE_MS);
+    plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused=true']);
+    await waitFor('the pause on record', () => lastDecision(plane)?.reason === 'paused', SETTLE_MS);
+    return autoscaler;
+  };
   const decisions = async (process: ChildIngest, reason: string) => (await metric(process, 'wagate_autoscaler_decisions_total', `reason="${reason}"`)) ?? 0;
 
   beforeAll(async () => {
@@ -487,12 +496,8 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
   }, 90_000);
 
   it('records the pause at its first paused tick, so a scale and the annotation\'s removal right after it are not held for', async () => {
-    recreateWorker(plane, 1);
-    const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });
-    await waitFor('the autoscaler to adopt the Deployment', () => lastDecision(plane)?.reason === 'adopted_first_run', SETTLE_MS);
-    plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused=true']);
     // The count did not change, yet the pause is on record.
-    await waitFor('the pause on record', () => lastDecision(plane)?.reason === 'paused', SETTLE_MS);
+    const autoscaler = await pausedOnRecord();
     // Whether a paused tick runs between these two or not, the count is the baseline.
     plane.kubectl(['scale', 'deployment', WORKER, '-n', NAMESPACE, '--replicas=4']);
     plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused-']);
@@ -502,11 +507,7 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
   }, 90_000);
 
   it('holds for a manual scale made after a pause has ended with the count unchanged', async () => {
-    recreateWorker(plane, 1);
-    const autoscaler = await start('autoscaler-a', { AUTOSCALER_SCALE_DOWN_STABILIZATION_SECONDS: '0' });
-    await waitFor('the autoscaler to adopt the Deployment', () => lastDecision(plane)?.reason === 'adopted_first_run', SETTLE_MS);
-    plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused=true']);
-    await waitFor('the pause on record', () => lastDecision(plane)?.reason === 'paused', SETTLE_MS);
+    const autoscaler = await pausedOnRecord();
     plane.kubectl(['annotate', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-paused-']);
     await waitFor('the resume on record', () => lastDecision(plane)?.reason === 'resumed', SETTLE_MS);
     plane.kubectl(['scale', 'deployment', WORKER, '-n', NAMESPACE, '--replicas=4']);
