@@ -57,7 +57,11 @@ it('fails its liveness once Postgres leaves a statement unanswered, and once res
   expect((await postMetaText(pipeline.ingest.baseUrl, { id: messageId, from: '15550800001', text: '1 coke' })).status).toBe(200);
   await waitFor('the stalled worker\'s /healthz to fail', async () => (await healthOf(stalled!)).status === 503, 30_000);
   expect((await healthOf(stalled!)).body).toEqual({ status: 'stalled', waitingFor: expect.any(String), waitingMs: expect.any(Number) });
-  expect(stalled!.logs.filter((entry) => entry.level === 50 && String(entry.msg).startsWith('Postgres has not answered'))).toHaveLength(1);
+  // Written when the stall is first seen; its line comes through the process's stdout, which may
+  // reach the test after the 503 does.
+  const stallLines = () => stalled!.logs.filter((entry) => entry.level === 50 && String(entry.msg).startsWith('Postgres has not answered'));
+  await waitFor('the stall logged', () => stallLines().length > 0, 10_000);
+  expect(stallLines()).toHaveLength(1);
 
   // Another worker takes the shard record once the stalled one's heartbeat has expired, but
   // the queue's single active consumer is still the stalled worker: the message waits.
