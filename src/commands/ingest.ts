@@ -12,8 +12,9 @@ import { createTwilioAdapter } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
 import { queueDepths, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
-import { checkShardCountAtStart, checkShardCountUntilDone, declarableShardCount } from '../ledger/shard-count';
-import { assertTopology, unroutedTopology, type Topology } from '../queue/topology';
+import { checkShardCountAtStart, checkShardCountUntilDone } from '../ledger/shard-count';
+import { declareShardTopology } from '../ledger/shard-topology';
+import { unroutedTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { finishedWithin, settleWithin } from '../settle-within';
 import { createMetrics, replyReceiptStatus, startMetricsServer, type Metrics } from '../telemetry/metrics';
@@ -70,8 +71,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     name: 'wagate-ingest',
     log,
     onFatal: (error) => reportFatal(error),
-    setup: async (channel) =>
-      assertTopology(channel, topology, await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log)),
+    setup: async (channel, connection) => declareShardTopology(sql, channel, connection, topology, config.QUEUE_PREFIX, log),
   });
   const brokerTakesPublishes = () => broker.isConnected() && broker.blockedSince() === null;
   const relayOptions: OutboxRelayOptions = {

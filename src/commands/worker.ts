@@ -13,7 +13,7 @@ import { countKeptThroughFailures } from '../telemetry/count-kept-through-failur
 import { createPublisher } from '../queue/publisher';
 import { dropDeadLetters } from '../queue/dead-letters';
 import { withOperatorChannel } from '../queue/operator-channel';
-import { assertTopology, type Topology } from '../queue/topology';
+import type { Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { finishedWithin, settleWithin } from '../settle-within';
 import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
@@ -22,7 +22,8 @@ import { createMembershipStore } from '../worker/membership-store';
 import { shardPrefetch } from '../worker/shard-prefetch';
 import { createShardCoordinator, type ShardCoordinator } from '../worker/shard-coordinator';
 import { withDeadLetterLock } from '../ledger/dead-letter-lock';
-import { checkShardCountAtStart, declarableShardCount } from '../ledger/shard-count';
+import { checkShardCountAtStart } from '../ledger/shard-count';
+import { declareShardTopology } from '../ledger/shard-topology';
 import { processMessage } from '../worker/process-message';
 import { createStatementBatchers } from '../worker/statement-batchers';
 import { shardLease } from '../worker/shard-lease';
@@ -110,7 +111,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log,
     onFatal: (error) => reportFatal(error),
     setup: async (channel, connection) => {
-      await assertTopology(channel, topology, await declarableShardCount(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log));
+      await declareShardTopology(sql, channel, connection, topology, config.QUEUE_PREFIX, log);
       await consumer!.attach(connection);
     },
   });

@@ -1,7 +1,9 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { WagateError } from '../errors';
 import { withoutBrokerHeaders } from './headers';
+import { queueMessageSchema } from './message';
 import { publishRouted } from './publish-routed';
+import { routingKeyFor, type Topology } from './topology';
 
 export interface Destination {
   exchange: string;
@@ -110,4 +112,36 @@ async function republish(channel: ConfirmChannel, message: ConsumeMessage, to: D
     mandatory: true,
   });
   if (!routed) throw new WagateError('BROKER_UNAVAILABLE', `the broker could not route ${String(message.properties.messageId)} to ${to.exchange} ${to.routingKey}`);
+}
+
+/** How many times a queue about to be deleted is emptied again after messages turned up during its emptying. */
+const EMPTYING_ROUNDS = 5;
+
+/** Moves a queue's messages until a move finds none (a late one can come after a count), before the queue is deleted. */
+export async function emptyQueue(connection: ChannelModel, queue: string, destinationOf: (message: ConsumeMessage) => Destination,
+  afterEach?: (moved: number, total: number) => Promise<void>): Promise<number> {
+  let moved = 0;
+  for (let round = 0; round < EMPTYING_ROUNDS; round += 1) {
+    const more = await moveReadyMessages(connection, queue, destinationOf, afterEach);
+    moved += more;
+    if (more === 0) break;
+  }
+  return moved;
+}
+
+/** The routing key of the message's sender's shard in `topology`, or null for a message that names no sender. */
+export function senderRoutingKey(topology: Topology, message: ConsumeMessage): string | null {
+  try {
+    const parsed = queueMessageSchema.safeParse(JSON.parse(message.content.toString('utf8')));
+    return parsed.success ? routingKeyFor(topology, parsed.data.senderKey) : null;
+  } catch {
+    return null;
+  }
+}
+
+
+/** The message's sender's shard in `topology`, or the dead-letter queue for a message that names no sender. */
+export function senderShardOrDead(topology: Topology, message: ConsumeMessage): Destination {
+  const key = senderRoutingKey(topology, message);
+  return key ? { exchange: topology.exchange, routingKey: key } : { exchange: topology.deadExchange, routingKey: topology.deadRoutingKey };
 }

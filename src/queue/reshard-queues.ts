@@ -1,10 +1,10 @@
-import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
+import amqp, { type ChannelModel } from 'amqplib';
 import { WagateError } from '../errors';
 import { redactUrl } from '../telemetry/redact-url';
-import { queueMessageSchema } from './message';
 import { inspectQueue } from './inspect-queue';
-import { moveReadyMessages, type Destination } from './move-messages';
-import { assertTopology, declareShardQueue, routingKeyFor, type Topology } from './topology';
+import { emptyQueue, moveReadyMessages, senderRoutingKey, senderShardOrDead } from './move-messages';
+import { removeSurplusShardQueues, type SurplusSweep } from './surplus-queues';
+import { assertTopology, declareShardQueue, type Topology } from './topology';
 
 /**
  * Moves a group's queued work from one shard count to another, keeping each sender's order:
@@ -72,6 +72,16 @@ export async function moveToShardCount(amqpUrl: string, oldTopology: Topology, n
   }
 }
 
+/** Removes the shard queues of `topology` from index `count` on, on a connection of its own (removeSurplusShardQueues). */
+export async function sweepSurplusShards(amqpUrl: string, topology: Topology, count: number): Promise<SurplusSweep> {
+  const connection = await connect(amqpUrl);
+  try {
+    return await removeSurplusShardQueues(connection, topology, count);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
 /** The queue a reshard gathers every old shard into; one per group, whatever the counts. */
 function stagingQueue(topology: Topology): string {
   return `${topology.exchange}.reshard`;
@@ -119,33 +129,14 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
   for (const shard of oldTopology.shards.slice(newTopology.shards.length)) {
     if (present.has(shard.queue)) await removeSurplus(connection, oldTopology.exchange, shard, staging);
   }
-  const newHome = (message: ConsumeMessage): Destination => {
-    const key = senderRoutingKey(newTopology, message);
-    return key ? { exchange: newTopology.exchange, routingKey: key } : { exchange: newTopology.deadExchange, routingKey: newTopology.deadRoutingKey };
-  };
   // What reaches the new shards: on a rerun, also what an interrupted run gathered into staging.
-  const distributed = await emptyQueue(connection, staging, newHome, options.afterDistributed);
+  const distributed = await emptyQueue(connection, staging, (message) => senderShardOrDead(newTopology, message), options.afterDistributed);
   const cleanup = await connection.createChannel();
   // Nothing else publishes to staging, and it reads empty now (quorum queues refuse if-empty deletes).
   await cleanup.deleteQueue(staging);
   await cleanup.close();
   progress(`put ${distributed} message(s) on ${newTopology.shards.length} new shard(s) and re-addressed ${retriesReaddressed} waiting retries`);
   return { moved: distributed, retriesReaddressed };
-}
-
-/** How many times a queue about to be deleted is emptied again after messages turned up during its emptying. */
-const EMPTYING_ROUNDS = 5;
-
-/** Moves a queue's messages until a move finds none (a late one can come after a count), before the queue is deleted. */
-async function emptyQueue(connection: ChannelModel, queue: string, destinationOf: (message: ConsumeMessage) => Destination,
-  afterEach?: (moved: number, total: number) => Promise<void>): Promise<number> {
-  let moved = 0;
-  for (let round = 0; round < EMPTYING_ROUNDS; round += 1) {
-    const more = await moveReadyMessages(connection, queue, destinationOf, afterEach);
-    moved += more;
-    if (more === 0) break;
-  }
-  return moved;
 }
 
 /**
@@ -190,13 +181,3 @@ async function existingQueues(connection: ChannelModel, queues: string[]): Promi
   for (const queue of queues) if (await inspectQueue(connection, queue)) existing.add(queue);
   return existing;
 }
-
-function senderRoutingKey(topology: Topology, message: ConsumeMessage): string | null {
-  try {
-    const parsed = queueMessageSchema.safeParse(JSON.parse(message.content.toString('utf8')));
-    return parsed.success ? routingKeyFor(topology, parsed.data.senderKey) : null;
-  } catch {
-    return null;
-  }
-}
-

@@ -124,3 +124,46 @@ export function runWagateKilledAt(failpoint: string, args: string[], env: Record
     });
   });
 }
+
+/**
+ * Runs a one-shot `wagate <args>` that pauses itself (SIGSTOP) at a failpoint, runs `whilePaused`
+ * there, and lets it go on (SIGCONT); answers how it ended. For races with the step that follows.
+ */
+export function runWagatePausedAt(
+  failpoint: string,
+  args: string[],
+  env: Record<string, string>,
+  whilePaused: () => Promise<void>,
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN_JS, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env, WAGATE_FAILPOINT: failpoint, WAGATE_FAILPOINT_ACTION: 'pause' },
+    });
+    let stdout = '';
+    let stderr = '';
+    let paused = false;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`wagate ${args.join(' ')} did not reach ${failpoint} and finish within ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (paused || !stdout.includes('"failpoint reached"')) return;
+      paused = true;
+      whilePaused().then(
+        () => child.kill('SIGCONT'),
+        (error: unknown) => {
+          child.kill('SIGKILL');
+          reject(error as Error);
+        },
+      );
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (!paused) reject(new Error(`wagate ${args.join(' ')} exited (${code}) before reaching ${failpoint}: ${stderr}`));
+      else resolve({ code, stdout, stderr });
+    });
+  });
+}
