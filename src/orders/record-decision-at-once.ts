@@ -5,7 +5,7 @@ import type { CatalogReader } from './catalog-cache';
 import { textOf } from './decide';
 import type { AnsweredDecision } from './decision';
 import { detectLanguage, REPLY_LANGUAGES, type ReplyLanguage } from './detect-language';
-import { SHARD_TAKEN, type DecisionOutcome, type ReplyKind } from './record-decision';
+import { CATALOG_CHANGED, SHARD_TAKEN, type DecisionOutcome, type ReplyKind } from './record-decision';
 import { writeDecisions, type DecisionWrite, type DecisionWritten } from './write-decisions';
 import { repliesIn } from './replies';
 import type { ReplyTextOptions } from './reply-language';
@@ -66,7 +66,8 @@ export async function drawOrderIds(sql: Sql, count: number): Promise<string[]> {
  * order and its lines, the remembered language, and the reply.
  *
  * Null when the message stopped being ours (erased since the claim); SHARD_TAKEN when another
- * worker took its shard (the writer's fence); 'contended' when its reply or order already
+ * worker took its shard (the writer's fence); CATALOG_CHANGED when a product of its order
+ * changed since the match; 'contended' when its reply or order already
  * exists (another worker got there during a hand-over): the caller then takes
  * recordDecision's path, which finds and uses them.
  */
@@ -75,7 +76,7 @@ export async function recordDecisionAtOnce(
   message: QueueMessage,
   decision: SelfContainedDecision,
   options: RecordOptions,
-): Promise<DecisionOutcome | null | typeof SHARD_TAKEN | 'contended'> {
+): Promise<DecisionOutcome | null | typeof SHARD_TAKEN | typeof CATALOG_CHANGED | 'contended'> {
   const { texts, known, catalog } = options;
   const drawOrderId = options.drawOrderId ?? (async () => (await drawOrderIds(sql, 1))[0]!);
   const write = options.write ?? (async (each: DecisionWrite) => (await writeDecisions(sql, [each]))[0]!);
@@ -102,6 +103,7 @@ export async function recordDecisionAtOnce(
   });
   if (written === 'contended') return written;
   if (written.shardTaken) return SHARD_TAKEN;
+  if (written.catalogChanged) return CATALOG_CHANGED;
   if (!written.processing) return null;
   if (!written.reply) return 'contended';
   return { outbound: written.reply, orderCreated: written.orderCreated };

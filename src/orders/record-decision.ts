@@ -49,6 +49,12 @@ export interface OwnerFence {
 export const SHARD_TAKEN = Symbol('shard taken');
 
 /**
+ * A product of the order changed price or currency, or was switched off, between the match and
+ * the write (a catalog import): nothing was written, and the message is to be decided again.
+ */
+export const CATALOG_CHANGED = Symbol('catalog changed');
+
+/**
  * Null when the message stopped being ours to process (erased since it was claimed);
  * SHARD_TAKEN when another worker took its shard (`fence`). The fence's share lock holds a
  * take back until this transaction has committed: a cancel begun with the lease left could
@@ -62,7 +68,7 @@ export async function recordDecision(
   texts: ReplyTextOptions,
   policy: OrderPolicy,
   fence?: OwnerFence,
-): Promise<DecisionOutcome | null | typeof SHARD_TAKEN> {
+): Promise<DecisionOutcome | null | typeof SHARD_TAKEN | typeof CATALOG_CHANGED> {
   return (await transaction(sql, async (tx) => {
     if (fence) {
       const [ours] = await tx`
@@ -80,6 +86,7 @@ export async function recordDecision(
     if (!processing) return null;
     const existing = await findReply(tx, message);
     if (existing) return { outbound: existing, orderCreated: false };
+    if (decision.kind === 'order' && !(await pricedAsDecided(tx, decision))) return CATALOG_CHANGED;
     const language = await chooseReplyLanguage(tx, message, textOf(message, (message.content ?? {}) as Record<string, any>), texts.defaultLanguage);
     const { kind, body, orderId, orderCreated } = await applyDecision(tx, message, decision, repliesIn(texts.catalogues[language]), policy);
     const [outbound] = await tx<OutboundRow[]>`
@@ -88,7 +95,21 @@ export async function recordDecision(
               ${message.from}, ${message.business}, ${kind}, ${body})
       RETURNING id::text, kind, status, recipient, business_number, body, order_id::text, attempts`;
     return { outbound: outbound!, orderCreated };
-  })) as DecisionOutcome | null | typeof SHARD_TAKEN;
+  })) as DecisionOutcome | null | typeof SHARD_TAKEN | typeof CATALOG_CHANGED;
+}
+
+/**
+ * Every line's product is still active, at the price and in the currency the decision used.
+ * No lock is taken: an import committed while the order is written overlaps it, and either may
+ * count as first; share locks here would deadlock against an import's updates in its own order.
+ */
+async function pricedAsDecided(tx: Sql, decision: Extract<Decision, { kind: 'order' }>): Promise<boolean> {
+  const lines = decision.lines.map((l) => ({ sku: l.product.sku, price: l.product.price }));
+  const matching = await tx<{ sku: string }[]>`
+    SELECT p.sku FROM products p
+    JOIN jsonb_to_recordset(${JSON.stringify(lines)}::text::jsonb) AS x(sku text, price text) ON p.sku = x.sku
+    WHERE p.active AND p.price = x.price::numeric AND p.currency = ${decision.currency}`;
+  return new Set(matching.map((row) => row.sku)).size === new Set(lines.map((line) => line.sku)).size;
 }
 
 interface Applied {

@@ -7,7 +7,7 @@ import { deliverReply, finishMessage } from '../orders/deliver-reply';
 import type { MatchOptions } from '../orders/match';
 import type { ReplyTextOptions } from '../orders/reply-language';
 import { isSelfContained, recordDecisionAtOnce } from '../orders/record-decision-at-once';
-import { outcomeOf, recordDecision, SHARD_TAKEN, type OrderPolicy, type OutboundRow } from '../orders/record-decision';
+import { CATALOG_CHANGED, outcomeOf, recordDecision, SHARD_TAKEN, type OrderPolicy, type OutboundRow } from '../orders/record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { QueueMessage } from '../queue/message';
 import type { ReplySettlement } from '../orders/settle-replies';
@@ -48,6 +48,9 @@ export interface PipelineDeps {
   fence?: ShardFence;
 }
 
+/** How many times one delivery decides a message whose order met a changed catalog at its write, before it goes to a retry tier. */
+const DECISIONS_PER_CATALOG_CHANGE = 3;
+
 /** 'not_ours': unclaimed, since its shard was taken over meanwhile; its delivery goes back to the queue (see NOT_OURS). */
 export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped' | 'not_ours';
 
@@ -72,7 +75,8 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage, 
   await failpoint('worker.after-claim');
 
   let outbound: OutboundRow | null = claim.reply;
-  if (!outbound) {
+  // A catalog import between the match and the write changed a product of the order: decided again, on the catalog as it is now.
+  for (let decided = 1; !outbound; decided += 1) {
     const catalog = deps.catalog.at(claim.catalogVersion);
     const decision = await withSpan('wagate.match', { 'db.system': 'postgresql' }, () => decide(sql, message, deps.match, catalog));
     if (decision.kind === 'no_reply') {
@@ -85,6 +89,10 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage, 
       record(deps, message, decision, claim, catalog),
     );
     if (recorded === SHARD_TAKEN) return 'not_ours';
+    if (recorded === CATALOG_CHANGED) {
+      if (decided < DECISIONS_PER_CATALOG_CHANGE) continue;
+      throw new Error(`the catalog changed ${decided} times while the order of ${message.source}:${message.messageId} was being written; it is tried again from a retry tier`);
+    }
     if (!recorded) return 'skipped';
     outbound = recorded;
     await failpoint('worker.after-record');
@@ -110,7 +118,7 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage, 
  * statement shared with other senders' messages; cancel and order status read and change the
  * customer's orders, and take recordDecision's transaction, as does a contended record.
  */
-async function record(deps: PipelineDeps, message: QueueMessage, decision: AnsweredDecision, claim: Claim, catalog: CatalogReader): Promise<OutboundRow | null | typeof SHARD_TAKEN> {
+async function record(deps: PipelineDeps, message: QueueMessage, decision: AnsweredDecision, claim: Claim, catalog: CatalogReader): Promise<OutboundRow | null | typeof SHARD_TAKEN | typeof CATALOG_CHANGED> {
   if (isSelfContained(decision)) {
     const once = await recordDecisionAtOnce(deps.sql, message, decision, {
       texts: deps.replyTexts,
@@ -119,7 +127,7 @@ async function record(deps: PipelineDeps, message: QueueMessage, decision: Answe
       drawOrderId: deps.drawOrderId,
       write: deps.writeDecision,
     });
-    if (once === null || once === SHARD_TAKEN) return once;
+    if (once === null || once === SHARD_TAKEN || once === CATALOG_CHANGED) return once;
     if (once !== 'contended') {
       if (once.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
       return once.outbound;
@@ -127,7 +135,7 @@ async function record(deps: PipelineDeps, message: QueueMessage, decision: Answe
   }
   const fence = deps.fence && { queuePrefix: deps.fence.queuePrefix, memberId: deps.fence.memberId, shard: shardOf(message.senderKey, deps.fence.shardCount) };
   const recorded = await recordDecision(deps.sql, message, decision, deps.replyTexts, deps.orderPolicy, fence);
-  if (!recorded || recorded === SHARD_TAKEN) return recorded;
+  if (!recorded || recorded === SHARD_TAKEN || recorded === CATALOG_CHANGED) return recorded;
   if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
   return recorded.outbound;
 }

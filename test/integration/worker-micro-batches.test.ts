@@ -86,13 +86,13 @@ describe('statements shared by sender chains (micro-batches)', () => {
     const messages = Array.from({ length: 5 }, (_, i) => queued(uniqueWamid(), `1555062500${i}`));
     await insertQueued(messages);
     await Promise.all(messages.map((message) => batchers.claim(message)));
-    const write = async (message: QueueMessage, sku: string) => ({
+    const write = async (message: QueueMessage, unitPrice: string) => ({
       source: message.source, messageId: message.messageId, senderKey: message.senderKey, recipient: message.from,
       business: message.business, contactName: null, language: 'en', rememberLanguage: true, kind: 'order_confirmation' as const,
-      body: 'Order confirmed', order: { id: await batchers.drawOrderId(), total: '2.50', currency: 'EUR', lines: [{ line: 1, sku, name: 'Coke', quantity: 1, unit_price: '2.50' }] },
+      body: 'Order confirmed', order: { id: await batchers.drawOrderId(), total: '2.50', currency: 'EUR', lines: [{ line: 1, sku: 'COKE', name: 'Coke', quantity: 1, unit_price: unitPrice }] },
     });
-    // An order line naming a product that does not exist fails the statement (foreign key).
-    const writes = await Promise.all(messages.map((message, index) => write(message, index === 2 ? 'NO-SUCH-SKU' : 'COKE')));
+    // An order line whose price is no number fails the statement.
+    const writes = await Promise.all(messages.map((message, index) => write(message, index === 2 ? 'not-a-price' : '2.50')));
     const results = await Promise.allSettled(writes.map((each) => batchers.writeDecision(each)));
 
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
