@@ -16,7 +16,7 @@ export const FAILPOINTS = [
   'worker.after-dead-letter-publish',
   'worker.after-dead-record',
   'reshard.distributing',
-  'reshard.after-store',
+  'reshard.before-move',
   'replies.resend-after-mark',
 ] as const;
 

@@ -71,7 +71,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     name: 'wagate-ingest',
     log,
     onFatal: (error) => reportFatal(error),
-    setup: async (channel, connection) => declareShardTopology(sql, channel, connection, topology, config.QUEUE_PREFIX, log),
+    setup: async (channel) => declareShardTopology(sql, channel, topology, config.QUEUE_PREFIX, log),
   });
   const brokerTakesPublishes = () => broker.isConnected() && broker.blockedSince() === null;
   const relayOptions: OutboxRelayOptions = {

@@ -111,7 +111,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log,
     onFatal: (error) => reportFatal(error),
     setup: async (channel, connection) => {
-      await declareShardTopology(sql, channel, connection, topology, config.QUEUE_PREFIX, log);
+      await declareShardTopology(sql, channel, topology, config.QUEUE_PREFIX, log);
       await consumer!.attach(connection);
     },
   });

@@ -1,24 +1,43 @@
-import type { Sql } from '../db/client';
+import { transaction, type Sql } from '../db/client';
 
 export type Locked<T> = { taken: true; value: T } | { taken: false };
 
+/** How long a reshard waits for processes that are declaring their queues (each takes milliseconds). */
+export const RESHARD_LOCK_WAIT_MS = 10_000;
+/** Postgres's answers to a lock not had in time: lock_timeout, or the pool's statement_timeout first. */
+const LOCK_NOT_HAD = ['55P03', '57014'];
+
+const lockKey = (queuePrefix: string) => `wagate-reshard:${queuePrefix}`;
+
 /**
- * Runs `work` holding the group's reshard lock, or answers `taken: false` at once when another
- * holds it. One reshard runs at a time per group, and a process that removes the surplus shard
- * queues it declared again never does so beside a reshard. The lock is a transaction's, held
- * open for the work: behind PgBouncer in transaction mode an open transaction keeps its server
- * connection, where a session lock would stay on whichever connection took it. It goes with
- * the transaction when the work ends, or when its process dies.
+ * The group's reshard lock, held by a reshard for its whole run ('reshard', exclusive) and by
+ * each ingest and worker while it reads the shard count and declares its shard queues
+ * ('declare', shared). So a process never declares with a count read before a reshard ran
+ * after it had: a shrink's surplus queue, declared again once the move had deleted it, took an
+ * old-count ingest's publishes, which then waited for a worker that never came, or were deleted
+ * with it. A reshard waits up to RESHARD_LOCK_WAIT_MS for the declares under way; a process
+ * does not wait for a reshard (answered `taken: false`, it connects again later).
+ *
+ * The lock is a transaction's, on a reserved connection (`work` gets it; a reshard runs its
+ * statements on the pool, and its lock's timeouts bound only the wait for the lock): behind PgBouncer in
+ * transaction mode an open transaction keeps its server connection, where a session lock would
+ * stay on whichever connection took it. It goes with the transaction when the work ends, or
+ * when its process dies.
  */
-export async function withReshardLock<T>(sql: Sql, queuePrefix: string, work: () => Promise<T>): Promise<Locked<T>> {
-  const lock = await sql.reserve();
-  try {
-    await lock`BEGIN`;
-    const [row] = await lock<{ taken: boolean }[]>`SELECT pg_try_advisory_xact_lock(hashtext(${`wagate-reshard:${queuePrefix}`})) AS taken`;
-    if (!row!.taken) return { taken: false };
-    return { taken: true, value: await work() };
-  } finally {
-    await lock`ROLLBACK`.catch(() => undefined);
-    lock.release();
-  }
+export async function withReshardLock<T>(sql: Sql, queuePrefix: string, mode: 'reshard' | 'declare', work: (tx: Sql) => Promise<T>): Promise<Locked<T>> {
+  return transaction(sql, async (tx): Promise<Locked<T>> => {
+    if (mode === 'declare') {
+      const [row] = await tx<{ taken: boolean }[]>`SELECT pg_try_advisory_xact_lock_shared(hashtext(${lockKey(queuePrefix)})) AS taken`;
+      return row!.taken ? { taken: true, value: await work(tx) } : { taken: false };
+    }
+    await tx`SELECT set_config('lock_timeout', ${`${RESHARD_LOCK_WAIT_MS}ms`}, true),
+                    set_config('statement_timeout', ${`${RESHARD_LOCK_WAIT_MS + 5000}ms`}, true)`;
+    try {
+      await tx`SELECT pg_advisory_xact_lock(hashtext(${lockKey(queuePrefix)}))`;
+    } catch (error) {
+      if (!LOCK_NOT_HAD.includes((error as { code?: string }).code ?? '')) throw error;
+      return { taken: false };
+    }
+    return { taken: true, value: await work(tx) };
+  }, 'rollback');
 }

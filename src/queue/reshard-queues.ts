@@ -3,7 +3,6 @@ import { WagateError } from '../errors';
 import { redactUrl } from '../telemetry/redact-url';
 import { inspectQueue } from './inspect-queue';
 import { emptyQueue, moveReadyMessages, senderRoutingKey, senderShardOrDead } from './move-messages';
-import { removeSurplusShardQueues, type SurplusSweep } from './surplus-queues';
 import { assertTopology, declareShardQueue, type Topology } from './topology';
 
 /**
@@ -67,16 +66,6 @@ export async function moveToShardCount(amqpUrl: string, oldTopology: Topology, n
   const connection = await connect(amqpUrl);
   try {
     return await moveQueues(connection, oldTopology, newTopology, options);
-  } finally {
-    await connection.close().catch(() => undefined);
-  }
-}
-
-/** Removes the shard queues of `topology` from index `count` on, on a connection of its own (removeSurplusShardQueues). */
-export async function sweepSurplusShards(amqpUrl: string, topology: Topology, count: number): Promise<SurplusSweep> {
-  const connection = await connect(amqpUrl);
-  try {
-    return await removeSurplusShardQueues(connection, topology, count);
   } finally {
     await connection.close().catch(() => undefined);
   }

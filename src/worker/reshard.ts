@@ -2,9 +2,9 @@ import type { Config } from '../config';
 import { transaction, type Sql } from '../db/client';
 import { WagateError } from '../errors';
 import { failpoint } from '../failpoints';
-import { withReshardLock } from '../ledger/reshard-lock';
+import { RESHARD_LOCK_WAIT_MS, withReshardLock } from '../ledger/reshard-lock';
 import { storedShardCount } from '../ledger/shard-count';
-import { checkBrokerMatches, consumedQueues, moveToShardCount, stagedMessages, sweepSurplusShards } from '../queue/reshard-queues';
+import { checkBrokerMatches, consumedQueues, moveToShardCount, stagedMessages } from '../queue/reshard-queues';
 import { topologyNames, type TopologyOptions } from '../queue/topology';
 
 export interface ReshardDeps {
@@ -58,10 +58,10 @@ export function reshardDepsFromConfig(config: Config, sql: Sql): ReshardDeps {
 export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardReport> {
   // One run at a time per group: a second run beside a first would pause, find the first's
   // consumers on the old shards and resume the workers in the middle of its move.
-  const run = await withReshardLock(deps.sql, deps.topology.prefix, () => reshardHeld(deps, to));
+  const run = await withReshardLock(deps.sql, deps.topology.prefix, 'reshard', () => reshardHeld(deps, to));
   if (!run.taken) {
     throw new WagateError('OPERATION_REFUSED',
-      `another wagate reshard of "${deps.topology.prefix}" is running, or a process is removing shard queues a reshard made surplus (either holds the group's reshard lock in Postgres); let it finish, or stop it and run the command again`);
+      `another wagate reshard of "${deps.topology.prefix}" is running (it holds the group's reshard lock in Postgres; ingests and workers declaring their queues hold it too, for milliseconds, and were waited for ${RESHARD_LOCK_WAIT_MS / 1000} s); let it finish, or stop it and run the command again`);
   }
   return run.value;
 }
@@ -119,6 +119,8 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
     await refuse(`no live worker holds a shard, but these shard queues still have consumers: ${which}`, 'the worker processes still connected to the broker (kubectl scale the worker Deployment to 0)');
   }
   const newTopology = topologyNames({ ...deps.topology, shards: to });
+  // A test holds the run here, the workers paused and nothing moved, to connect a process meanwhile.
+  await failpoint('reshard.before-move');
   const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, {
     gathered: gatheredFor === to,
     onGathered: async () => void (await sql`UPDATE work_shard_settings SET gathered_for = ${to}, updated_at = now() WHERE queue_prefix = ${prefix}`),
@@ -128,31 +130,7 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
   }).catch(stillPaused);
   await recordCount(sql, prefix, to);
   deps.progress(`stored ${to} shards; the workers resume`);
-  // A test holds the run here to declare a surplus queue again, as a process on the old count can.
-  await failpoint('reshard.after-store');
-  await sweepSurplus(deps, Math.max(from, deps.topology.shards), to);
   return { from, to, ...moved };
-}
-
-/**
- * After the count is stored: a process on the old count that read it just before can have
- * declared a surplus queue again after the move deleted it, and its publishes would wait there
- * for a worker that never comes. Such a process removes what it declared once it sees the new
- * count (declareShardTopology); one that read the old count just after declaring is caught here.
- */
-async function sweepSurplus(deps: ReshardDeps, upTo: number, to: number): Promise<void> {
-  const sweep = await sweepSurplusShards(deps.amqpUrl, topologyNames({ ...deps.topology, shards: upTo }), to).catch((error: Error) => {
-    throw new WagateError('BROKER_UNAVAILABLE',
-      `stored ${to} shards and the workers resumed, but the surplus shard queues could not be checked again (${error.message}): once the broker answers, run wagate reshard --to ${to} again`, { cause: error });
-  });
-  if (sweep.removed.length > 0) {
-    deps.progress(`removed ${sweep.removed.length} surplus shard queue(s) that a process on the old count had declared again (${sweep.removed.join(', ')}), and put their ${sweep.moved} message(s) on their senders' shards`);
-  }
-  if (sweep.consumed.length > 0) {
-    const which = sweep.consumed.map(({ queue, consumers }) => `${queue} (${consumers})`).join(', ');
-    throw new WagateError('OPERATION_REFUSED',
-      `stored ${to} shards and the workers resumed, but these surplus shard queues were declared again and have consumers: ${which}; stop the processes still running with the old WORK_SHARDS, then run wagate reshard --to ${to} again`);
-  }
 }
 
 /** Waits for the workers to release every shard; answers how many live workers still hold at the deadline (0: released). */
