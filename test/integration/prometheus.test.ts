@@ -47,6 +47,7 @@ interface Panel {
   datasource?: DataSourceRef;
   targets?: Target[];
   panels?: Panel[];
+  interval?: string;
 }
 interface Dashboard {
   uid: string;
@@ -183,6 +184,15 @@ describe('Grafana dashboard file', () => {
       [...target.expr!.matchAll(/\bwagate_[a-z0-9_]+(\{[^}]*\})?/g)].filter((m) => !m[1]?.includes('namespace=~"$namespace"')).map((m) => `${target.panel}/${target.refId}: ${m[0]}`),
     );
     expect(unfiltered).toEqual([]);
+  });
+
+  it('gives every rate panel a minimum interval of the chart\'s scrape interval, so a window holds several scrapes', () => {
+    // $__rate_interval is four of the data source's scrape interval (15 s unless set) unless the
+    // panel names its own: against a 30 s scrape, a 60 s window held two samples, and one missed scrape emptied it.
+    const short = panels
+      .filter((panel) => (panel.targets ?? []).some((target) => target.expr?.includes('$__rate_interval')) && panel.interval !== '30s')
+      .map((panel) => panel.title);
+    expect(short).toEqual([]);
   });
 
   it('keeps broker plugin metrics in the RMQ targets only', () => {
