@@ -85,11 +85,13 @@ export async function transaction<T>(sql: Sql, work: (tx: Sql) => Promise<T>, fi
     await connection`BEGIN`;
     const result = await work(connection as unknown as Sql);
     if (finish === 'commit') await connection`COMMIT`;
-    else await connection`ROLLBACK`;
+    // Nothing is kept either way: a rollback that fails (the connection lost) changes no result.
+    else await connection`ROLLBACK`.catch((error: unknown) => void (broken = connectionLost(error)));
     return result;
   } catch (error) {
     broken = connectionLost(error);
-    if (!broken) await connection`ROLLBACK`.catch(() => undefined);
+    // The work may have failed for its own reason on a connection lost meanwhile: then the rollback finds it so.
+    if (!broken) await connection`ROLLBACK`.catch((rollbackError: unknown) => void (broken = connectionLost(rollbackError)));
     throw error;
   } finally {
     // A lost connection is already back among the pool's closed ones, to be reopened on demand.

@@ -30,8 +30,11 @@ export async function withReshardLock<T>(sql: Sql, queuePrefix: string, mode: 'r
       const [row] = await tx<{ taken: boolean }[]>`SELECT pg_try_advisory_xact_lock_shared(hashtext(${lockKey(queuePrefix)})) AS taken`;
       return row!.taken ? { taken: true, value: await work(tx) } : { taken: false };
     }
+    // The transaction stays idle for the whole run: a server's idle_in_transaction_session_timeout
+    // would end it, and the lock with it, in the middle of a move.
     await tx`SELECT set_config('lock_timeout', ${`${RESHARD_LOCK_WAIT_MS}ms`}, true),
-                    set_config('statement_timeout', ${`${RESHARD_LOCK_WAIT_MS + 5000}ms`}, true)`;
+                    set_config('statement_timeout', ${`${RESHARD_LOCK_WAIT_MS + 5000}ms`}, true),
+                    set_config('idle_in_transaction_session_timeout', '0', true)`;
     try {
       await tx`SELECT pg_advisory_xact_lock(hashtext(${lockKey(queuePrefix)}))`;
     } catch (error) {

@@ -93,21 +93,16 @@ export async function checkShardCountUntilDone(sql: Sql, queuePrefix: string, sh
  * to the broker. After a shrinking reshard (or once one has gathered the old shards), the
  * surplus queues are gone, and a process still on the old count must not bring them back:
  * its publishes would wait there for a worker that never comes, instead of returning to the
- * outbox as unroutable until it runs with the new count. When the count cannot be read
- * (nothing stored yet, the table not migrated, Postgres unavailable), every configured queue.
+ * outbox as unroutable until it runs with the new count. Every configured queue while nothing
+ * is stored yet. An error is the caller's (declareShardTopology).
  */
 export async function declarableShardCount(sql: Sql, queuePrefix: string, configured: number, log: Logger): Promise<number> {
-  try {
-    const [row] = await sql<{ shard_count: number; gathered_for: number | null }[]>`
-      SELECT shard_count, gathered_for FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}`;
-    if (!row) return configured;
-    const declarable = Math.min(configured, row.shard_count, row.gathered_for ?? configured);
-    if (declarable < configured) {
-      log.warn({ configured, declared: declarable }, 'declaring only the shard queues of the stored count: WORK_SHARDS is above it (a reshard made it smaller)');
-    }
-    return declarable;
-  } catch (error) {
-    if (!isUndefinedTable(error)) log.warn({ err: (error as Error).message }, 'could not read the stored shard count; declaring every configured shard queue');
-    return configured;
+  const [row] = await sql<{ shard_count: number; gathered_for: number | null }[]>`
+    SELECT shard_count, gathered_for FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}`;
+  if (!row) return configured;
+  const declarable = Math.min(configured, row.shard_count, row.gathered_for ?? configured);
+  if (declarable < configured) {
+    log.warn({ configured, declared: declarable }, 'declaring only the shard queues of the stored count: WORK_SHARDS is above it (a reshard made it smaller)');
   }
+  return declarable;
 }

@@ -12,15 +12,25 @@ import { declarableShardCount } from './shard-count';
  * retry tiers and the shard queues of the stored count (declarableShardCount), the count read
  * and the queues declared under the group's reshard lock, shared (withReshardLock): a reshard
  * runs wholly before or wholly after. While one runs, the connection fails, saying so, and is
- * tried again as after any failed setup, until it has finished. When Postgres cannot be reached
- * (or is not migrated yet), every configured shard queue is declared, as the count cannot be read.
+ * tried again as after any failed setup, until it has finished.
+ *
+ * When Postgres cannot be reached, no shard queue is declared: the count cannot be read, and
+ * with the configured one a process on an old count would bring back a queue a shrink removed.
+ * A worker declares each shard queue as it takes the shard, and an ingest publishes nothing
+ * before it has checked its count; a publish to a queue not there yet returns to its outbox.
+ * Before migration 008 no reshard can have run, and every configured queue is declared.
  */
 export async function declareShardTopology(sql: Sql, channel: Channel, topology: Topology, queuePrefix: string, log: Logger): Promise<void> {
   const declare = async (tx: Sql) => assertTopology(channel, topology, await declarableShardCount(tx, queuePrefix, topology.shards.length, log));
   const run = await withReshardLock(sql, queuePrefix, 'declare', declare).catch(async (error: unknown) => {
-    if (!isDatabaseUnavailable(error) && !isUndefinedTable(error)) throw error;
-    log.warn({ err: (error as Error).message }, 'could not read the stored shard count; declaring every configured shard queue');
-    await assertTopology(channel, topology);
+    if (isUndefinedTable(error)) {
+      await assertTopology(channel, topology);
+      return { taken: true } as const;
+    }
+    if (!isDatabaseUnavailable(error)) throw error;
+    log.warn({ err: (error as Error).message },
+      'could not read the stored shard count (Postgres is unavailable); declaring no shard queue: workers declare theirs as they take them');
+    await assertTopology(channel, topology, 0);
     return { taken: true } as const;
   });
   if (!run.taken) {

@@ -58,7 +58,7 @@ export function reshardDepsFromConfig(config: Config, sql: Sql): ReshardDeps {
 export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardReport> {
   // One run at a time per group: a second run beside a first would pause, find the first's
   // consumers on the old shards and resume the workers in the middle of its move.
-  const run = await withReshardLock(deps.sql, deps.topology.prefix, 'reshard', () => reshardHeld(deps, to));
+  const run = await withReshardLock(deps.sql, deps.topology.prefix, 'reshard', (lock) => reshardHeld(deps, to, lock));
   if (!run.taken) {
     throw new WagateError('OPERATION_REFUSED',
       `another wagate reshard of "${deps.topology.prefix}" is running (it holds the group's reshard lock in Postgres; ingests and workers declaring their queues hold it too, for milliseconds, and were waited for ${RESHARD_LOCK_WAIT_MS / 1000} s); let it finish, or stop it and run the command again`);
@@ -66,7 +66,8 @@ export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardRep
   return run.value;
 }
 
-async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport> {
+/** `lock`: the connection whose transaction holds the group's reshard lock. */
+async function reshardHeld(deps: ReshardDeps, to: number, lock: Sql): Promise<ReshardReport> {
   const { sql } = deps;
   const prefix = deps.topology.prefix;
   const from = (await storedShardCount(sql, prefix)) ?? deps.topology.shards;
@@ -121,6 +122,7 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
   const newTopology = topologyNames({ ...deps.topology, shards: to });
   // A test holds the run here, the workers paused and nothing moved, to connect a process meanwhile.
   await failpoint('reshard.before-move');
+  await stillLocked(lock, prefix).catch(stillPaused);
   const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, {
     gathered: gatheredFor === to,
     onGathered: async () => void (await sql`UPDATE work_shard_settings SET gathered_for = ${to}, updated_at = now() WHERE queue_prefix = ${prefix}`),
@@ -128,9 +130,23 @@ async function reshardHeld(deps: ReshardDeps, to: number): Promise<ReshardReport
     afterDistributed: (done, total) => (done === Math.ceil(total / 4) ? failpoint('reshard.distributing') : Promise.resolve()),
     progress: deps.progress,
   }).catch(stillPaused);
+  await stillLocked(lock, prefix).catch(stillPaused);
   await recordCount(sql, prefix, to);
   deps.progress(`stored ${to} shards; the workers resume`);
   return { from, to, ...moved };
+}
+
+/**
+ * The lock's transaction is still open: a Postgres restart or a proxy's reset ends it, and the
+ * lock with it, without a word, and ingests and workers would then declare queues mid-move.
+ */
+async function stillLocked(lock: Sql, prefix: string): Promise<void> {
+  try {
+    await lock`SELECT 1`;
+  } catch (error) {
+    throw new WagateError('OPERATION_REFUSED',
+      `the reshard of "${prefix}" lost its lock in Postgres (${(error as Error).message}), so processes could declare queues beside its move`, { cause: error });
+  }
 }
 
 /** Waits for the workers to release every shard; answers how many live workers still hold at the deadline (0: released). */

@@ -76,6 +76,15 @@ it('a connection lost while it reads the array types fails the waiting query, no
   }
 });
 
+it('a query on a transaction\'s connection that Postgres ended is refused, not the end of the process', async () => {
+  // postgres.js 3.4.9 wrote it to the closed socket from a setImmediate: a TypeError no caller
+  // could catch, which ended the process (a reshard whose lock's backend was terminated, a
+  // dead-letter command across a Postgres restart). Patched in patches/.
+  const run = await runCountingUnhandledRejections('reserved-after-terminate', { DATABASE_URL: db.url });
+  expect(run.outcome).toEqual({ code: 'CONNECTION_CLOSED' });
+  expect(run.unhandled).toEqual([]);
+});
+
 it('a pool reconnects within about a second of Postgres returning, however long it was refused', async () => {
   // postgres.js's default backoff reaches 10-20 s after seven failed attempts; a pool that
   // waited that long kept a process answering 503 (and a worker from heartbeating) long after

@@ -1,4 +1,5 @@
 import amqp from 'amqplib';
+import { closeDatabase, createDatabase } from '../../src/db/client';
 import { ensureShardCount } from '../../src/ledger/shard-count';
 import { declareShardTopology } from '../../src/ledger/shard-topology';
 import { inspectQueue } from '../../src/queue/inspect-queue';
@@ -6,7 +7,8 @@ import { routingKeyFor, shardOf, topologyNames, type TopologyOptions } from '../
 import { createLogger } from '../../src/telemetry/logger';
 import { reshard } from '../../src/worker/reshard';
 import { bodyOf, deleteTopology, openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
-import { createTestDatabase, holdInTransaction, type TestDatabase } from '../support/database';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { freePort } from '../support/free-port';
 import { testEnv } from '../support/ingest';
 import { runWagatePausedAt } from '../support/process';
 import { waitFor } from '../support/wait';
@@ -40,14 +42,25 @@ afterAll(async () => {
   await db.drop();
 });
 
-/** A process on `count` shards connecting: what its broker setup runs. */
-async function connectWith(count: number): Promise<void> {
+/** A process on `count` shards connecting: what its broker setup runs (on a channel `wrap` may hold up). */
+async function connectWith(count: number, wrap: (channel: amqp.Channel) => amqp.Channel = (channel) => channel): Promise<void> {
   const channel = await connection.createChannel();
   try {
-    await declareShardTopology(db.sql, channel, topologyNames({ ...options, shards: count }), options.prefix, log);
+    await declareShardTopology(db.sql, wrap(channel), topologyNames({ ...options, shards: count }), options.prefix, log);
   } finally {
     await channel.close().catch(() => undefined);
   }
+}
+
+/** The channel, with its queue bindings held until `until` settles: a declare under way. */
+function bindingHeld(channel: amqp.Channel, until: Promise<void>): amqp.Channel {
+  return new Proxy(channel, {
+    get(target, property, receiver) {
+      if (property === 'bindQueue') return async (...args: Parameters<amqp.Channel['bindQueue']>) => (await until, target.bindQueue(...args));
+      const value = Reflect.get(target, property, receiver) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 async function existing(): Promise<string[]> {
@@ -89,24 +102,27 @@ it('has a reshard wait for a declare under way, and move what reached the queues
   const prefix = options.prefix;
   await db.sql`UPDATE work_shard_settings SET shard_count = 4 WHERE queue_prefix = ${prefix}`;
   await connectWith(4);
-  // A process holds the lock between its read of the count (four) and its declare.
-  const declaring = holdInTransaction(db.sql, (tx) => tx`SELECT pg_advisory_xact_lock_shared(hashtext(${`wagate-reshard:${prefix}`}))`);
-  await declaring.held;
+  // Another process on four shards has read the count and is declaring its queues, held up by the broker.
+  let letBind: () => void = () => undefined;
+  const declaring = connectWith(4, (channel) => bindingHeld(channel, new Promise<void>((resolve) => (letBind = resolve))));
+  await waitFor('the declare to hold the lock', async () => (await db.sql`
+    SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).length > 0);
   const lines: string[] = [];
   const running = reshard({ sql: db.sql, amqpUrl: TEST_AMQP_URL, topology: options, livenessTimeoutMs: 3000, releaseTimeoutMs: 1000, progress: (line) => void lines.push(line) }, 2);
-  try {
-    await waitFor('the reshard to wait for the lock', async () =>
-      (await db.sql`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).length > 0);
-    // Its declare and an old-count ingest's publishes, to every shard of four.
-    const old = topologyNames(options);
-    const channel = await connection.createConfirmChannel();
-    for (const sender of SENDERS) channel.publish(old.exchange, routingKeyFor(old, sender), message(sender), { persistent: true, mandatory: true });
-    await channel.waitForConfirms();
-    await channel.close();
-    expect(lines).toEqual([]);
-  } finally {
-    await declaring.release();
-  }
+  await waitFor('the reshard to wait for the lock', async () => (await db.sql`
+    SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND NOT granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).length > 0);
+  expect(lines).toEqual([]);
+  // An old-count ingest publishes to every shard of four; then the declare finishes.
+  const old = topologyNames(options);
+  const channel = await connection.createConfirmChannel();
+  for (const sender of SENDERS) channel.publish(old.exchange, routingKeyFor(old, sender), message(sender), { persistent: true, mandatory: true });
+  await channel.waitForConfirms();
+  await channel.close();
+  letBind();
+  await declaring;
+
   await expect(running).resolves.toMatchObject({ from: 4, to: 2, moved: SENDERS.length });
   expect(await existing()).toEqual(queues(2));
   const now = topologyNames({ ...options, shards: 2 });
@@ -115,4 +131,41 @@ it('has a reshard wait for a declare under way, and move what reached the queues
   const expected: Record<string, string[]> = Object.fromEntries(now.shards.map((shard) => [shard.routingKey, [] as string[]]));
   for (const sender of SENDERS) expected[routingKeyFor(now, sender)]!.push(sender);
   expect(found).toEqual(expected);
+}, 90_000);
+
+it('declares no shard queue when Postgres cannot be reached, since the count cannot be read', async () => {
+  const nowhere = createDatabase({ url: `postgres://postgres@127.0.0.1:${await freePort()}/nothing`, maxConnections: 1, connectTimeoutSeconds: 2, statementTimeoutMs: 5000, applicationName: 'test' });
+  const elsewhere = topologyNames({ ...options, prefix: `${options.prefix}-outage` });
+  const channel = await connection.createChannel();
+  try {
+    await declareShardTopology(nowhere, channel, elsewhere, `${options.prefix}-outage`, log);
+    const found = [];
+    for (const queue of [elsewhere.deadQueue, ...elsewhere.shards.map((shard) => shard.queue)]) if (await inspectQueue(connection, queue)) found.push(queue);
+    expect(found).toEqual([elsewhere.deadQueue]);
+  } finally {
+    await channel.close().catch(() => undefined);
+    await closeDatabase(nowhere);
+    await deleteTopology(elsewhere);
+  }
+}, 30_000);
+
+it('stops, the workers paused, when its lock\'s connection is ended before the move, and finishes when run again', async () => {
+  const prefix = options.prefix;
+  const before = await existing();
+  const result = await runWagatePausedAt('reshard.before-move', ['reshard', '--to', '4'], env, async () => {
+    // A Postgres restart or a proxy's reset ends the connection, and the lock with it.
+    const ended = await db.sql`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted
+                                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+    expect(ended).toHaveLength(1);
+  });
+  expect(result.stderr).toContain(`the reshard of "${prefix}" lost its lock in Postgres`);
+  expect(result.stderr).toContain('stay paused');
+  expect(result.code).not.toBe(0);
+  expect(await existing()).toEqual(before);
+  expect((await db.sql`SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0]).toEqual({ shard_count: 2, paused: true });
+
+  const again = await runWagatePausedAt('reshard.before-move', ['reshard', '--to', '4'], env, async () => undefined);
+  expect(again.stdout).toContain('resharded from 2 to 4');
+  expect(await existing()).toEqual(queues(4));
+  expect((await db.sql`SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0]).toEqual({ shard_count: 4, paused: false });
 }, 90_000);

@@ -5,7 +5,7 @@
  * of `process`, and a listener added to that copy never hears the real process's rejections.
  *   tsx test/support/unhandled-rejections-driver.ts SCENARIO
  */
-import { createDatabase } from '../../src/db/client';
+import { createDatabase, transaction } from '../../src/db/client';
 
 const scenarios: Record<string, () => Promise<unknown>> = {
   /** The control: a rejection nobody handles, which the count must show. */
@@ -26,6 +26,28 @@ const scenarios: Record<string, () => Promise<unknown>> = {
       return await sql`SELECT 1`.then(() => 'answered', (error: { code?: string }) => ({ code: error.code }));
     } finally {
       await sql.end({ timeout: 1 });
+    }
+  },
+  /**
+   * A transaction's reserved connection whose backend another session ended, asked a query once
+   * the client has seen its socket close: the query's error code, or that it answered.
+   */
+  async 'reserved-after-terminate'() {
+    const options = { url: process.env.DATABASE_URL!, maxConnections: 2, connectTimeoutSeconds: 3, statementTimeoutMs: 30_000, applicationName: 'wagate-reserved-closed' };
+    const sql = createDatabase(options);
+    const other = createDatabase({ ...options, maxConnections: 1 });
+    try {
+      return await transaction(sql, async (tx) => {
+        const pid = (await tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`)[0]!.pid;
+        await other`SELECT pg_terminate_backend(${pid})`;
+        // Until the server has let the backend go; then a little longer for the client to read the close.
+        while ((await other`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid}`).length > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return tx`SELECT 1`.then(() => 'answered', (error: { code?: string }) => ({ code: error.code }));
+      }, 'rollback');
+    } finally {
+      await sql.end({ timeout: 1 });
+      await other.end({ timeout: 1 });
     }
   },
 };
