@@ -12,6 +12,7 @@ export const FAILPOINTS = [
   'worker.after-claim',
   'worker.after-record',
   'worker.before-ack',
+  'worker.before-retry-ack',
   'worker.before-dead-letter-publish',
   'worker.after-dead-letter-publish',
   'worker.after-dead-record',

@@ -168,7 +168,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     sql,
     log,
     metrics,
-    handle: (message, unsent) => processMessage(pipeline, message, unsent),
+    handle: (message, unsent, attempt) => processMessage(pipeline, message, unsent, attempt),
     // Rare (an erase during a dead-lettering): a connection of its own, as `wagate erase` opens.
     dropDeadLetter: async (message) => {
       // Waited for briefly: the message's sender waits meanwhile, and the log says how to drop it later.

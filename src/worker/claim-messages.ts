@@ -58,8 +58,14 @@ interface ClaimRow {
  * in the same statement, so that a worker cut off from Postgres past its liveness timeout does
  * not start, once it is back, messages it held while another worker took the shard over and
  * went on with their senders' next ones. Those answer NOT_OURS.
+ *
+ * `attempts`: each delivery's try (its x-wagate-attempt header, 0 before any retry). A delivery
+ * of a try below the one the message was last handed to a retry tier for is a stale copy (its
+ * ack was lost after the hand-over was confirmed) and is not claimed: null, as for a finished
+ * message, and the tier's copy comes back when its wait is over.
  */
-export async function claimMessages(sql: Sql, messages: readonly QueueMessage[], fence?: ShardFence): Promise<(Claim | null | typeof NOT_OURS)[]> {
+export async function claimMessages(sql: Sql, messages: readonly QueueMessage[], fence?: ShardFence,
+  attempts: readonly number[] = messages.map(() => 0)): Promise<(Claim | null | typeof NOT_OURS)[]> {
   const shards = messages.map((m) => (fence ? shardOf(m.senderKey, fence.shardCount) : 0));
   const owned = fence
     ? sql`EXISTS (SELECT 1 FROM work_shard_owners w
@@ -68,13 +74,14 @@ export async function claimMessages(sql: Sql, messages: readonly QueueMessage[],
   const rows = await sql<ClaimRow[]>`
     WITH input AS (
       SELECT * FROM unnest(${messages.map((m) => m.source)}::text[], ${messages.map((m) => m.messageId)}::text[],
-                           ${messages.map((m) => m.senderKey)}::text[], ${shards}::integer[])
-             WITH ORDINALITY AS i(source, message_id, sender_key, shard, ord)),
+                           ${messages.map((m) => m.senderKey)}::text[], ${shards}::integer[], ${attempts}::integer[])
+             WITH ORDINALITY AS i(source, message_id, sender_key, shard, attempt, ord)),
     ours AS (SELECT i.* FROM input i WHERE ${owned}),
     claimed AS (
       UPDATE webhook_messages m SET status = 'processing', attempts = m.attempts + 1, updated_at = now()
       FROM ours i
       WHERE m.webhook_source = i.source AND m.message_id = i.message_id AND m.status IN ('queued', 'processing')
+        AND (m.retry_attempt IS NULL OR i.attempt >= m.retry_attempt)
       RETURNING i.ord)
     SELECT i.ord::integer AS ord, false AS not_ours, o.id::text AS reply_id, o.kind, o.status, o.recipient, o.business_number, o.body,
            o.order_id::text AS order_id, o.attempts, l.language, l.updated_at < now() - interval '1 day' AS language_stale,

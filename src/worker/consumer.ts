@@ -2,7 +2,7 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { context, trace } from '@opentelemetry/api';
 import { failpoint } from '../failpoints';
 import { contextFromTraceparent, withSpan } from '../telemetry/spans';
-import { NOT_BEFORE_HEADER } from '../queue/headers';
+import { ATTEMPT_HEADER, NOT_BEFORE_HEADER } from '../queue/headers';
 import { amqpMessageId, type QueueMessage } from '../queue/message';
 import { declareShardQueue, shardOf } from '../queue/topology';
 import { PermanentError } from '../errors';
@@ -13,7 +13,8 @@ import { tierToWaitOut } from './retry-plan';
 import { createUnsentMemory, type UnsentAttempts } from './unsent-attempts';
 
 export interface ConsumerDeps extends HandOnDeps {
-  handle(message: QueueMessage, unsent: UnsentAttempts): Promise<ProcessOutcome>;
+  /** `attempt`: the delivery's try (its x-wagate-attempt header; 0 before any retry). */
+  handle(message: QueueMessage, unsent: UnsentAttempts, attempt: number): Promise<ProcessOutcome>;
   /**
    * The longest a hand-over goes on holding its delivery, waiting for the broker, once a
    * release, a relinquish or the stop began on its channel (WORKER_DRAIN_TIMEOUT_MS): they wait
@@ -167,7 +168,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       // Continue the webhook's trace: the amqplib instrumentation's consume span when tracing
       // runs, otherwise the traceparent header the ingest wrote.
       const parent = trace.getSpan(context.active()) ? context.active() : contextFromTraceparent(delivery.properties.headers?.traceparent);
-      outcome = await withSpan('wagate.process', { 'wagate.source': payload.source, 'wagate.type': payload.type }, () => deps.handle(payload, unsent), parent);
+      outcome = await withSpan('wagate.process', { 'wagate.source': payload.source, 'wagate.type': payload.type }, () => deps.handle(payload, unsent, numberHeader(delivery, ATTEMPT_HEADER) ?? 0), parent);
     } catch (error) {
       const handedOn = await routeFailure(channel, delivery, payload, error, unsent).then(
         () => true,

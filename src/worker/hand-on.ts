@@ -113,7 +113,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       ...(notBefore === undefined ? {} : { [NOT_BEFORE_HEADER]: notBefore }),
     }, homeKey(payload));
     await deps.sql`
-      UPDATE webhook_messages SET status = 'queued', last_error = ${reason}, updated_at = now(),
+      UPDATE webhook_messages SET status = 'queued', last_error = ${reason}, updated_at = now(), retry_attempt = ${attempt},
         waiting_until = ${waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore)}
       WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'processing'`.catch(recordLag(payload, 'queued'));
     deps.metrics.workerMessages.inc({ outcome: 'retried' });
@@ -121,7 +121,9 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       { source: payload.source, messageId: payload.messageId, attempt, delayMs: deps.topology.retryTiers[tier]!.delayMs, notBefore, err: withoutNumbers(reason) },
       'message will be retried',
     );
-    // Handed over and confirmed: a failed ack means a redelivery the claim skips, not a second hand-over.
+    // Handed over and confirmed: a failed ack means a redelivery of this try, which the claim
+    // skips (the record names the try the tier's copy carries), not a second hand-over.
+    await failpoint('worker.before-retry-ack');
     safely(() => channel.ack(delivery));
   }
 

@@ -28,8 +28,8 @@ export interface PipelineDeps {
   replyTexts: ReplyTextOptions;
   orderPolicy: OrderPolicy;
   catalog: CatalogCache;
-  /** Claims one message (claimMessages); the worker passes a micro-batcher shared by every sender chain. */
-  claim(message: QueueMessage): Promise<Claim | null | typeof NOT_OURS>;
+  /** Claims one message (claimMessages) at its delivery's try; the worker passes a micro-batcher shared by every sender chain. */
+  claim(message: QueueMessage, attempt?: number): Promise<Claim | null | typeof NOT_OURS>;
   /** A new order id (drawOrderIds), batched the same way. */
   drawOrderId(): Promise<string>;
   /** Writes a decision's order and reply (writeDecisions), batched the same way. */
@@ -61,13 +61,14 @@ export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped' | 'not_ours';
  * The message's final status is written with its reply's last state, in one statement.
  * `unsent`: its earlier attempts that marked the reply and called nothing (UnsentAttempts).
  */
-export async function processMessage(deps: PipelineDeps, message: QueueMessage, unsent?: UnsentAttempts): Promise<ProcessOutcome> {
+export async function processMessage(deps: PipelineDeps, message: QueueMessage, unsent?: UnsentAttempts, attempt = 0): Promise<ProcessOutcome> {
   const { sql } = deps;
   const tenure = deps.lease ? await deps.lease.claim() : null;
   if (deps.lease && tenure === null) return 'not_ours';
-  const claim = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => deps.claim(message));
+  const claim = await withSpan('wagate.claim', { 'db.system': 'postgresql' }, () => deps.claim(message, attempt));
   if (claim === NOT_OURS) return 'not_ours';
-  // Already finished (a redelivery), or erased or cleaned up since it was queued.
+  // Already finished (a redelivery), erased or cleaned up since it was queued, or a stale copy
+  // of a try that was handed to a retry tier.
   if (!claim) {
     if (unsent) await failUnsentErasedReply(sql, message.source, message.messageId, unsent.tokens);
     return 'skipped';

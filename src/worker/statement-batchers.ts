@@ -20,8 +20,8 @@ export const BATCHES_AT_ONCE = 2;
 export const ITEMS_TO_OVERLAP = 32;
 
 export interface StatementBatchers {
-  /** The claim step (claimMessages). */
-  claim(message: QueueMessage): Promise<Claim | null | typeof NOT_OURS>;
+  /** The claim step (claimMessages); `attempt` is the delivery's try (0 before any retry). */
+  claim(message: QueueMessage, attempt?: number): Promise<Claim | null | typeof NOT_OURS>;
   /** A message's phrases matched against the catalog (matchPhrases). */
   match(phrases: string[], options: MatchOptions): Promise<PhraseVerdict[]>;
   /** A new order id (drawOrderIds). */
@@ -50,11 +50,11 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics,
     failsEveryItem: isDatabaseDown,
     splitsOnce: isSlowStatement,
   };
-  const claims = createMicroBatcher<QueueMessage, Claim | null | typeof NOT_OURS>({
+  const claims = createMicroBatcher<{ message: QueueMessage; attempt: number }, Claim | null | typeof NOT_OURS>({
     ...common,
-    run: timed('claim', (messages) => {
-      metrics.workerBatchSize.observe({ statement: 'claim' }, messages.length);
-      return claimMessages(sql, messages, fence);
+    run: timed('claim', (items) => {
+      metrics.workerBatchSize.observe({ statement: 'claim' }, items.length);
+      return claimMessages(sql, items.map((item) => item.message), fence, items.map((item) => item.attempt));
     }),
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a claim batch failed; claiming its messages apart'),
   });
@@ -99,7 +99,7 @@ export function createStatementBatchers(sql: Sql, log: Logger, metrics: Metrics,
     onIsolating: (error) => log.warn({ err: describe(error) }, 'a batch of replies to mark sending failed; marking them apart'),
   });
   return {
-    claim: (message) => claims.submit(message),
+    claim: (message, attempt = 0) => claims.submit({ message, attempt }),
     markSending: (mark) => sends.submit(mark),
     writeDecision: (write) => decisions.submit(write),
     // The worker matches with one set of options, those given here.

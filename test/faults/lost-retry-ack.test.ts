@@ -1,0 +1,78 @@
+import amqp from 'amqplib';
+import { requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
+import { TEST_AMQP_URL } from '../support/amqp';
+import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
+import { spawnWagate } from '../support/process';
+import { waitFor } from '../support/wait';
+import { postMetaText, uniqueWamid } from '../support/webhooks';
+
+/**
+ * A worker hands a failed message to its next retry tier (confirmed), then acks it. When that
+ * ack is lost (the worker dies or its channel closes in between), the broker puts the original
+ * back on its shard: it used to be processed again at once, calling the provider against its
+ * Retry-After while the tier's copy waited, and a second failure sent a second copy to the
+ * tiers. The record now names the try the tier's copy carries, and the claim skips the stale one.
+ */
+const TIER_MS = 10_000;
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  pipeline = await startPipeline({ RETRY_DELAYS_MS: `${TIER_MS},60000` });
+}, 120_000);
+
+afterAll(async () => {
+  await pipeline.stop();
+});
+
+const statusOf = async (id: string) => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
+
+it('skips the original of a try handed to a retry tier when its ack was lost, and the tier\'s copy calls the provider after the wait', async () => {
+  const from = '15550930001';
+  const id = uniqueWamid();
+  const held = await spawnWagate('worker', { ...pipeline.env, WAGATE_FAILPOINT: 'worker.before-retry-ack' });
+  try {
+    pipeline.fake.behave({ kind: 'status', status: 503 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+    await waitFor('the worker between its confirmed hand-over and its ack', () => held.logs.some((entry) => entry.failpoint === 'worker.before-retry-ack'), 30_000);
+  } finally {
+    held.child.kill('SIGKILL');
+    await held.exited;
+  }
+  // Its connection gone, the broker puts the original back on the shard, which a new worker takes.
+  const worker = await pipeline.startWorker();
+  await waitFor('the message processed', async () => (await statusOf(id)) === 'processed', 60_000);
+
+  const calls = callsTo(pipeline, from);
+  expect(calls).toHaveLength(2);
+  // The second call is the tier's copy's, once its wait was over; the original was skipped.
+  expect(calls[1]!.receivedAt - calls[0]!.receivedAt).toBeGreaterThanOrEqual(TIER_MS);
+  const skipped = (await worker.metrics.workerMessages.get()).values.filter((value) => value.labels.outcome === 'skipped');
+  expect(skipped.reduce((sum, value) => sum + value.value, 0)).toBe(1);
+}, 120_000);
+
+it('processes a stuck message requeued after its tier\'s copy was lost, though its record names a later try', async () => {
+  const from = '15550930002';
+  const id = uniqueWamid();
+  if (pipeline.workers.length === 0) await pipeline.startWorker();
+  pipeline.fake.behave({ kind: 'status', status: 503 }, 1);
+  await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+  await waitFor('the message handed to its first tier', async () =>
+    (await pipeline.db.sql`SELECT 1 FROM webhook_messages WHERE message_id = ${id} AND status = 'queued' AND retry_attempt = 1`).length > 0);
+  // The tier's copy is lost (the broker's own dead-lettering is at most once) and, hours later,
+  // the record counts as stuck: requeued, it goes out again without a try header.
+  await pipeline.db.sql`UPDATE webhook_messages SET updated_at = now() - interval '3 hours' WHERE message_id = ${id}`;
+  await purgeTier(0);
+  expect(await requeueStuckMessages(pipeline.db.sql, stuckAfterMs(pipeline.ingest.config.RETRY_DELAYS_MS))).toBe(1);
+  await waitFor('the requeued message processed', async () => (await statusOf(id)) === 'processed', 30_000);
+  expect(callsTo(pipeline, from)).toHaveLength(2);
+}, 60_000);
+
+/** Empties a retry tier's queue, as if its copies were lost. */
+async function purgeTier(index: number): Promise<void> {
+  const connection = await amqp.connect(TEST_AMQP_URL);
+  try {
+    await (await connection.createChannel()).purgeQueue(pipeline.ingest.topology.retryTiers[index]!.queue);
+  } finally {
+    await connection.close();
+  }
+}
