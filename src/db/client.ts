@@ -89,9 +89,9 @@ export async function transaction<T>(sql: Sql, work: (tx: Sql) => Promise<T>, fi
     else await connection`ROLLBACK`.catch((error: unknown) => void (broken = connectionLost(error)));
     return result;
   } catch (error) {
-    broken = connectionLost(error);
-    // The work may have failed for its own reason on a connection lost meanwhile: then the rollback finds it so.
-    if (!broken) await connection`ROLLBACK`.catch((rollbackError: unknown) => void (broken = connectionLost(rollbackError)));
+    // Whether this connection is lost, the rollback tells: the work's error may be another
+    // connection's (a pool query the work ran), and a lost one refuses the rollback at once.
+    await connection`ROLLBACK`.catch((rollbackError: unknown) => void (broken = connectionLost(rollbackError)));
     throw error;
   } finally {
     // A lost connection is already back among the pool's closed ones, to be reopened on demand.

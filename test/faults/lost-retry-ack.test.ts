@@ -1,7 +1,7 @@
 import amqp from 'amqplib';
 import { requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
 import { TEST_AMQP_URL } from '../support/amqp';
-import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
+import { callsTo, startPipeline, waitUntilOutOfOutbox, type Pipeline } from '../support/pipeline';
 import { spawnWagate } from '../support/process';
 import { waitFor } from '../support/wait';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
@@ -76,3 +76,18 @@ async function purgeTier(index: number): Promise<void> {
     await connection.close();
   }
 }
+
+it('takes a copy without a try once the tier\'s wait is over, as a replay by a release that keeps the record\'s try sends', async () => {
+  if (pipeline.workers.length === 0) await pipeline.startWorker();
+  const from = '15550930003';
+  const id = uniqueWamid();
+  await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+  await waitFor('the message processed', async () => (await statusOf(id)) === 'processed', 30_000);
+  await waitUntilOutOfOutbox(pipeline.db, id);
+  // Reopened and published again by a pod that clears the wait but not the try (0.3.4's replay).
+  await pipeline.db.sql`UPDATE webhook_messages SET status = 'queued', retry_attempt = 3, waiting_until = NULL WHERE message_id = ${id}`;
+  await pipeline.db.sql`INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() FROM webhook_messages WHERE message_id = ${id}`;
+  await waitFor('the copy taken, and the message finished again', async () => (await statusOf(id)) === 'processed', 30_000);
+  // Its reply was sent already: taken again, nothing is sent twice.
+  expect(callsTo(pipeline, from)).toHaveLength(1);
+}, 60_000);
