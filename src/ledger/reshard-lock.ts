@@ -1,6 +1,6 @@
 import { transaction, type Sql } from '../db/client';
 
-export type Locked<T> = { taken: true; value: T } | { taken: false };
+type Locked<T> = { taken: true; value: T } | { taken: false };
 
 /** How long a reshard waits for processes that are declaring their queues (each takes milliseconds). */
 export const RESHARD_LOCK_WAIT_MS = 10_000;

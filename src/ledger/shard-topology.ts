@@ -1,7 +1,7 @@
 import type { Channel } from 'amqplib';
 import type { Sql } from '../db/client';
 import { isDatabaseUnavailable, isUndefinedTable } from '../db/postgres-errors';
-import { WagateError } from '../errors';
+import { RetryableError } from '../errors';
 import { assertTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { withReshardLock } from './reshard-lock';
@@ -34,7 +34,7 @@ export async function declareShardTopology(sql: Sql, channel: Channel, topology:
     return { taken: true } as const;
   });
   if (!run.taken) {
-    throw new WagateError('OPERATION_REFUSED',
+    throw new RetryableError(
       `a wagate reshard of "${queuePrefix}" is running (it holds the group's reshard lock in Postgres): its shard queues are declared once it has finished`);
   }
 }

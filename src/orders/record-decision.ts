@@ -56,6 +56,7 @@ export const CATALOG_CHANGED = Symbol('catalog changed');
 
 /**
  * Null when the message stopped being ours to process (erased since it was claimed);
+ * CATALOG_CHANGED when a product of its order changed since the decision (nothing written);
  * SHARD_TAKEN when another worker took its shard (`fence`). The fence's share lock holds a
  * take back until this transaction has committed: a cancel begun with the lease left could
  * otherwise, waiting on a connection or a row lock, commit after the take, beside the new

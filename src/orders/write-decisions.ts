@@ -47,7 +47,7 @@ export interface DecisionWritten {
   orderCreated: boolean;
 }
 
-type WrittenRow = { processing: boolean; ours: boolean; created: boolean; repriced: boolean } & Omit<OutboundRow, 'id'> & { id: string | null };
+type WrittenRow = { processing: boolean; ours: boolean; created: boolean; catalog_changed: boolean } & Omit<OutboundRow, 'id'> & { id: string | null };
 
 /**
  * Writes decisions in one statement (one round trip, one commit), one or many messages at once.
@@ -86,14 +86,14 @@ export async function writeDecisions(sql: Sql, writes: readonly DecisionWrite[],
         ord integer, shard integer, source text, message_id text, sender_key text, recipient text, business text, contact_name text,
         language text, remember boolean, kind text, body text, order_id bigint, total text, currency text, lines jsonb, note text)),
     owned AS (${ownedShards}),
-    repriced AS (
+    catalog_changed AS (
       SELECT DISTINCT i.ord FROM input i CROSS JOIN jsonb_to_recordset(i.lines) AS x(sku text, unit_price text)
       WHERE i.order_id IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM products p WHERE p.sku = x.sku AND p.active AND p.price = x.unit_price::numeric AND p.currency = i.currency)),
     msg AS (
       SELECT i.ord FROM input i
       JOIN webhook_messages m ON m.webhook_source = i.source AND m.message_id = i.message_id
-      WHERE m.status = 'processing' AND i.shard IN (SELECT shard FROM owned) AND i.ord NOT IN (SELECT ord FROM repriced)
+      WHERE m.status = 'processing' AND i.shard IN (SELECT shard FROM owned) AND i.ord NOT IN (SELECT ord FROM catalog_changed)
       ORDER BY m.id
       FOR UPDATE OF m),
     remembered AS (
@@ -120,17 +120,17 @@ export async function writeDecisions(sql: Sql, writes: readonly DecisionWrite[],
       FROM created c JOIN input i ON i.order_id = c.id
       CROSS JOIN jsonb_to_recordset(i.lines) AS x(line integer, sku text, name text, quantity integer, unit_price text))
     SELECT (msg.ord IS NOT NULL) AS processing, i.shard IN (SELECT shard FROM owned) AS ours, (c.id IS NOT NULL) AS created,
-           i.ord IN (SELECT ord FROM repriced) AS repriced,
+           i.ord IN (SELECT ord FROM catalog_changed) AS catalog_changed,
            r.id::text AS id, r.kind, r.status, r.recipient, r.business_number, r.body, r.order_id::text AS order_id, r.attempts
     FROM input i
     LEFT JOIN msg ON msg.ord = i.ord
     LEFT JOIN reply r ON r.webhook_source = i.source AND r.inbound_message_id = i.message_id
     LEFT JOIN created c ON c.id = i.order_id
     ORDER BY i.ord`;
-  return rows.map(({ processing, ours, created, repriced, ...reply }) => ({
+  return rows.map(({ processing, ours, created, catalog_changed, ...reply }) => ({
     processing,
     shardTaken: !ours,
-    catalogChanged: repriced,
+    catalogChanged: catalog_changed,
     orderCreated: created,
     reply: reply.id === null ? null : (reply as OutboundRow),
   }));

@@ -139,7 +139,6 @@ export function senderRoutingKey(topology: Topology, message: ConsumeMessage): s
   }
 }
 
-
 /** The message's sender's shard in `topology`, or the dead-letter queue for a message that names no sender. */
 export function senderShardOrDead(topology: Topology, message: ConsumeMessage): Destination {
   const key = senderRoutingKey(topology, message);

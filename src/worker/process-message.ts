@@ -1,3 +1,4 @@
+import { RetryableError } from '../errors';
 import type { Sql } from '../db/client';
 import { failpoint } from '../failpoints';
 import type { CatalogCache, CatalogReader } from '../orders/catalog-cache';
@@ -49,7 +50,7 @@ export interface PipelineDeps {
 }
 
 /** How many times one delivery decides a message whose order met a changed catalog at its write, before it goes to a retry tier. */
-const DECISIONS_PER_CATALOG_CHANGE = 3;
+const MAX_DECISIONS_PER_DELIVERY = 3;
 
 /** 'not_ours': unclaimed, since its shard was taken over meanwhile; its delivery goes back to the queue (see NOT_OURS). */
 export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped' | 'not_ours';
@@ -60,6 +61,7 @@ export type ProcessOutcome = 'processed' | 'unmatched' | 'skipped' | 'not_ours';
  * messages, the reply row marks a taken decision, and the send state stops a second call.
  * The message's final status is written with its reply's last state, in one statement.
  * `unsent`: its earlier attempts that marked the reply and called nothing (UnsentAttempts).
+ * `attempt`: the delivery's try, for the claim to skip a stale copy of a try handed to a retry tier.
  */
 export async function processMessage(deps: PipelineDeps, message: QueueMessage, unsent?: UnsentAttempts, attempt = 0): Promise<ProcessOutcome> {
   const { sql } = deps;
@@ -76,7 +78,8 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage, 
   await failpoint('worker.after-claim');
 
   let outbound: OutboundRow | null = claim.reply;
-  // A catalog import between the match and the write changed a product of the order: decided again, on the catalog as it is now.
+  // A catalog import between the match and the write changed a product of the order: decided
+  // again, its lines matched and priced afresh (matching reads products live).
   for (let decided = 1; !outbound; decided += 1) {
     const catalog = deps.catalog.at(claim.catalogVersion);
     const decision = await withSpan('wagate.match', { 'db.system': 'postgresql' }, () => decide(sql, message, deps.match, catalog));
@@ -91,8 +94,8 @@ export async function processMessage(deps: PipelineDeps, message: QueueMessage, 
     );
     if (recorded === SHARD_TAKEN) return 'not_ours';
     if (recorded === CATALOG_CHANGED) {
-      if (decided < DECISIONS_PER_CATALOG_CHANGE) continue;
-      throw new Error(`the catalog changed ${decided} times while the order of ${message.source}:${message.messageId} was being written; it is tried again from a retry tier`);
+      if (decided < MAX_DECISIONS_PER_DELIVERY) continue;
+      throw new RetryableError(`the catalog changed ${decided} times while the order of ${message.source}:${message.messageId} was being written; it is tried again from a retry tier`);
     }
     if (!recorded) return 'skipped';
     outbound = recorded;

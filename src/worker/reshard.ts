@@ -122,7 +122,7 @@ async function reshardHeld(deps: ReshardDeps, to: number, lock: Sql): Promise<Re
   const newTopology = topologyNames({ ...deps.topology, shards: to });
   // A test holds the run here, the workers paused and nothing moved, to connect a process meanwhile.
   await failpoint('reshard.before-move');
-  await stillLocked(lock, prefix).catch(stillPaused);
+  await assertStillLocked(lock, prefix).catch(stillPaused);
   const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, {
     gathered: gatheredFor === to,
     onGathered: async () => void (await sql`UPDATE work_shard_settings SET gathered_for = ${to}, updated_at = now() WHERE queue_prefix = ${prefix}`),
@@ -130,7 +130,7 @@ async function reshardHeld(deps: ReshardDeps, to: number, lock: Sql): Promise<Re
     afterDistributed: (done, total) => (done === Math.ceil(total / 4) ? failpoint('reshard.distributing') : Promise.resolve()),
     progress: deps.progress,
   }).catch(stillPaused);
-  await stillLocked(lock, prefix).catch(stillPaused);
+  await assertStillLocked(lock, prefix).catch(stillPaused);
   await recordCount(sql, prefix, to);
   deps.progress(`stored ${to} shards; the workers resume`);
   return { from, to, ...moved };
@@ -140,7 +140,7 @@ async function reshardHeld(deps: ReshardDeps, to: number, lock: Sql): Promise<Re
  * The lock's transaction is still open: a Postgres restart or a proxy's reset ends it, and the
  * lock with it, without a word, and ingests and workers would then declare queues mid-move.
  */
-async function stillLocked(lock: Sql, prefix: string): Promise<void> {
+async function assertStillLocked(lock: Sql, prefix: string): Promise<void> {
   try {
     await lock`SELECT 1`;
   } catch (error) {
