@@ -26,11 +26,17 @@ class BodyTimedOut extends Error {
  * a body still dribbling in after timeoutMs gives its slot back, rather than holding it for the
  * whole HTTP_REQUEST_TIMEOUT_MS while thousands like it keep genuine webhooks out.
  */
-export async function readRawBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<BodyResult> {
+export async function readRawBody(req: IncomingMessage, maxBytes: number, timeoutMs: number, sendContinue: () => void): Promise<BodyResult> {
   const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
   if (encoding !== 'identity') {
     req.resume();
     return { ok: false, failure: { outcome: 'bad_request', status: 415, message: `content-encoding "${encoding}" is not supported` } };
+  }
+  // A client that waits to be told before it sends its body (Expect: 100-continue) is told only
+  // past the refusals that need no body: one announced too large is refused unsent.
+  if (/^100-continue$/i.test(req.headers.expect ?? '')) {
+    if (Number(req.headers['content-length']) > maxBytes) return { ok: false, failure: tooLarge(maxBytes) };
+    sendContinue();
   }
   // The reader stops (and pauses the request) on this error. Emitted only while it listens:
   // an 'error' nobody listens for would be thrown and end the process.
@@ -52,7 +58,7 @@ function describeBodyError(error: { type?: string; status?: number }, maxBytes: 
       // Its body is not read to the end: the connection is closed after the answer.
       return { outcome: 'overloaded', status: 503, message: 'overloaded' };
     case 'entity.too.large':
-      return { outcome: 'too_large', status: 413, message: `body exceeds ${maxBytes} bytes` };
+      return tooLarge(maxBytes);
     case 'body.timeout':
       // Its body is not read to the end: the connection is closed after the answer.
       return { outcome: 'bad_request', status: 408, message: 'request body not received in time' };
@@ -63,4 +69,8 @@ function describeBodyError(error: { type?: string; status?: number }, maxBytes: 
     default:
       return { outcome: 'bad_request', status: error.status && error.status < 500 ? error.status : 400, message: 'could not read the request body' };
   }
+}
+
+function tooLarge(maxBytes: number): BodyFailure {
+  return { outcome: 'too_large', status: 413, message: `body exceeds ${maxBytes} bytes` };
 }

@@ -105,7 +105,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, startedAt: number, receivedAtMs: number, serverSpan: Span): Promise<void> {
-    const read = await readRawBody(req, maxBodyBytes, deps.bodyTimeoutMs);
+    const read = await readRawBody(req, maxBodyBytes, deps.bodyTimeoutMs, () => res.writeContinue());
     if (!read.ok) {
       metrics.webhookEvents.inc({ source, outcome: read.failure.outcome });
       // The rest of the body stays unread: nothing else may follow on this connection.

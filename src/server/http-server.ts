@@ -18,6 +18,10 @@ export function listen(handler: RequestListener, port: number, host: string | un
     },
     handler,
   );
+  // Node answers Expect: 100-continue with a 100 before the handler has looked at the request,
+  // so a request refused without its body (overloaded, too large, no such path) was sent it
+  // all the same. Handled as a request, it is told to go on only when its body is read.
+  server.on('checkContinue', handler);
   server.headersTimeout = timeouts.headersTimeoutMs;
   server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
   server.timeout = timeouts.requestTimeoutMs;
