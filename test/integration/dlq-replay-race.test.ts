@@ -3,7 +3,7 @@ import { shardOf } from '../../src/queue/topology';
 import amqp from 'amqplib';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
-import { spawnWagate } from '../support/process';
+import { resumeStopped, spawnWagate } from '../support/process';
 import { waitFor } from '../support/wait';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 
@@ -83,7 +83,7 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
       await pipeline.db.sql`UPDATE webhook_messages SET updated_at = now() - interval '1 minute' WHERE message_id = ${id}`;
       expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [`whatsapp:${id}`], skipped: [], unroutable: [] });
       expect(await statusOf(id)).toBe('queued');
-      worker.child.kill('SIGCONT');
+      await resumeStopped(worker.child);
       // The dead write finds the record changed and leaves it: the replayed copy is processed.
       await waitFor('the replayed message processed', async () => (await statusOf(id)) === 'processed', 30_000);
       expect(worker.logs.some((entry) => String(entry.msg).startsWith('the message record changed while its dead letter went out'))).toBe(true);
@@ -107,7 +107,7 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
       // Meta retries its webhook: the ledger counts the duplicate on the same record.
       expect((await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' })).status).toBe(200);
       expect((await pipeline.db.sql`SELECT duplicate_count FROM webhook_messages WHERE message_id = ${id}`)[0]!.duplicate_count).toBe(1);
-      worker.child.kill('SIGCONT');
+      await resumeStopped(worker.child);
       await waitFor('the message recorded dead', async () => (await statusOf(id)) === 'dead', 30_000);
     } finally {
       worker.child.kill('SIGKILL');
@@ -127,7 +127,7 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
       await waitFor('the worker paused before its dead letter', () => worker.logs.some((entry) => entry.failpoint === 'worker.before-dead-letter-publish'), 30_000);
       // The erase finds no letter to drop: it has not gone out yet (as behind a blocked publish).
       expect(await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, `+${from}`)).toMatchObject({ messages: 1, dead_letters: 0 });
-      worker.child.kill('SIGCONT');
+      await resumeStopped(worker.child);
       await waitFor('the worker to drop the letter', () => worker.logs.find((entry) => String(entry.msg).startsWith('the customer was erased while the message was dead-lettered')), 30_000);
     } finally {
       worker.child.kill('SIGKILL');

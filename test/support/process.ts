@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { waitFor } from './wait';
@@ -152,7 +152,9 @@ export function runWagatePausedAt(
       stdout += chunk.toString();
       if (paused || !stdout.includes('"failpoint reached"')) return;
       paused = true;
-      whilePaused().then(
+      // The line comes just before the process stops itself: on a busy machine a SIGCONT sent
+      // before it has stopped is lost, and it would stay stopped for good.
+      waitFor('the process to stop at its failpoint', () => isStopped(child.pid!)).then(whilePaused).then(
         () => child.kill('SIGCONT'),
         (error: unknown) => {
           child.kill('SIGKILL');
@@ -166,4 +168,19 @@ export function runWagatePausedAt(
       else resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** The process is stopped (SIGSTOP), by its state in /proc. */
+function isStopped(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').at(-1)!.startsWith('T');
+  } catch {
+    return false;
+  }
+}
+
+/** Lets a process paused at its failpoint go on, once it has really stopped (a SIGCONT sent before is lost). */
+export async function resumeStopped(child: ChildProcess): Promise<void> {
+  await waitFor('the process to stop at its failpoint', () => isStopped(child.pid!));
+  child.kill('SIGCONT');
 }
