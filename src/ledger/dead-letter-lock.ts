@@ -1,10 +1,9 @@
 import { transaction, type Sql } from '../db/client';
 import { WagateError } from '../errors';
+import { takeAdvisoryLockWithin } from './advisory-lock';
 
 /** How long a command reading the dead-letter queue waits for another reader to end. */
 export const DEAD_LETTER_LOCK_WAIT_MS = 60_000;
-/** Postgres's answers to a lock not had in time: lock_timeout, or the pool's statement_timeout first. */
-const LOCK_NOT_HAD = ['55P03', '57014'];
 
 /**
  * Runs `work` as the only reader of a group's dead-letter queue (dlq list, replay and purge,
@@ -16,12 +15,7 @@ const LOCK_NOT_HAD = ['55P03', '57014'];
  */
 export function withDeadLetterLock<T>(sql: Sql, queuePrefix: string, work: () => Promise<T>, waitMs = DEAD_LETTER_LOCK_WAIT_MS): Promise<T> {
   return transaction(sql, async (tx) => {
-    await tx`SELECT set_config('lock_timeout', ${`${waitMs}ms`}, true),
-                    set_config('statement_timeout', ${`${waitMs + 5000}ms`}, true)`;
-    try {
-      await tx`SELECT pg_advisory_xact_lock(hashtext(${`wagate-dlq:${queuePrefix}`}))`;
-    } catch (error) {
-      if (!LOCK_NOT_HAD.includes((error as { code?: string }).code ?? '')) throw error;
+    if (!(await takeAdvisoryLockWithin(tx, `wagate-dlq:${queuePrefix}`, waitMs))) {
       throw new WagateError('OPERATION_REFUSED',
         `another command has been reading the dead-letter queue of "${queuePrefix}" for over ${waitMs / 1000} s (dlq list, dlq replay or erase hold the letters they read until they end): run this again once it has ended`);
     }

@@ -1,11 +1,10 @@
 import { transaction, type Sql } from '../db/client';
+import { takeAdvisoryLockWithin } from './advisory-lock';
 
 type Locked<T> = { taken: true; value: T } | { taken: false };
 
 /** How long a reshard waits for processes that are declaring their queues (each takes milliseconds). */
 export const RESHARD_LOCK_WAIT_MS = 10_000;
-/** Postgres's answers to a lock not had in time: lock_timeout, or the pool's statement_timeout first. */
-const LOCK_NOT_HAD = ['55P03', '57014'];
 
 const lockKey = (queuePrefix: string) => `wagate-reshard:${queuePrefix}`;
 
@@ -32,15 +31,8 @@ export async function withReshardLock<T>(sql: Sql, queuePrefix: string, mode: 'r
     }
     // The transaction stays idle for the whole run: a server's idle_in_transaction_session_timeout
     // would end it, and the lock with it, in the middle of a move.
-    await tx`SELECT set_config('lock_timeout', ${`${RESHARD_LOCK_WAIT_MS}ms`}, true),
-                    set_config('statement_timeout', ${`${RESHARD_LOCK_WAIT_MS + 5000}ms`}, true),
-                    set_config('idle_in_transaction_session_timeout', '0', true)`;
-    try {
-      await tx`SELECT pg_advisory_xact_lock(hashtext(${lockKey(queuePrefix)}))`;
-    } catch (error) {
-      if (!LOCK_NOT_HAD.includes((error as { code?: string }).code ?? '')) throw error;
-      return { taken: false };
-    }
+    await tx`SELECT set_config('idle_in_transaction_session_timeout', '0', true)`;
+    if (!(await takeAdvisoryLockWithin(tx, lockKey(queuePrefix), RESHARD_LOCK_WAIT_MS))) return { taken: false };
     return { taken: true, value: await work(tx) };
   }, 'rollback');
 }
