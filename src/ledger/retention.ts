@@ -5,6 +5,8 @@ import { foldReceipts } from './fold-receipts';
 const BATCH_ROWS = 1000;
 /** Rows that are still on their way (queued, in the outbox, being processed) are never removed. */
 const FINISHED = ['processed', 'unmatched', 'dead', 'malformed', 'replay_rejected', 'rate_limited', 'erased'];
+/** A message still on its way: a worker, a stuck requeue or a replay of its letter may process it yet. */
+const UNFINISHED = ['queued', 'processing'];
 /** Receipts this recent are checked against their replies again: a daily run with one run missed. */
 const RECEIPT_REPAIR_DAYS = 3;
 
@@ -142,16 +144,28 @@ async function clearInBatches({ sql, table, days, set, still }: Clearing): Promi
   }
 }
 
-/** Replies still on their way (pending, sending, retry) are kept; order_items go with their order. */
+/**
+ * Replies still on their way (pending, sending, retry) are kept; order_items go with their order.
+ * So are the order and replies of a message still on its way, one left processing by a dead
+ * write that did not land, say, with its letter waiting for a replay: gone, the replay would
+ * write a second order and confirm it, or confirm an order the shop no longer has. They go at
+ * the first run after the message finished. (A dead message's payload goes at the
+ * personal-data retention, before its order, and a replay leaves it dead.)
+ */
 async function removeOldOrders(sql: Sql, orderDays: number): Promise<CleanupReport> {
+  const stillOnItsWay = (source: SqlFragment, messageId: SqlFragment) => sql`EXISTS (
+    SELECT 1 FROM webhook_messages m WHERE m.webhook_source = ${source} AND m.message_id = ${messageId} AND m.status = ANY(${UNFINISHED}))`;
   const outbound_messages = await inBatches(() => sql`
     DELETE FROM outbound_messages WHERE id IN (
-      SELECT id FROM outbound_messages
+      SELECT id FROM outbound_messages o
       WHERE created_at < now() - make_interval(secs => ${secondsIn(orderDays)}) AND status IN ('sent', 'failed', 'unknown')
+        AND NOT ${stillOnItsWay(sql`o.webhook_source`, sql`o.inbound_message_id`)}
       LIMIT ${BATCH_ROWS}) AND status IN ('sent', 'failed', 'unknown')`);
   const orders = await inBatches(() => sql`
     DELETE FROM orders WHERE id IN (
-      SELECT id FROM orders WHERE created_at < now() - make_interval(secs => ${secondsIn(orderDays)}) LIMIT ${BATCH_ROWS})`);
+      SELECT id FROM orders o WHERE created_at < now() - make_interval(secs => ${secondsIn(orderDays)})
+        AND NOT ${stillOnItsWay(sql`o.webhook_source`, sql`o.message_id`)}
+      LIMIT ${BATCH_ROWS})`);
   return { outbound_messages, orders };
 }
 

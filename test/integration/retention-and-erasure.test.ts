@@ -7,7 +7,7 @@ import { createMetrics } from '../../src/telemetry/metrics';
 import { loadConfig } from '../../src/config';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { holdInTransaction } from '../support/database';
-import { eraseEverywhere, listDead } from '../support/dead-letters';
+import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { runWagate } from '../support/process';
@@ -398,6 +398,32 @@ describe('cleanup', () => {
     expect(replies.map((r) => r.idempotency_key)).toEqual(['k-old-retry', 'k-recent']);
     await sql`DELETE FROM outbound_messages WHERE idempotency_key LIKE 'k-%'`;
   });
+
+  it('keeps the order and reply of a message still on its way past ORDER_RETENTION_DAYS, so the replay of its letter confirms that order and writes no second', async () => {
+    const sql = pipeline.db.sql;
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550400071', text: '1 coke' });
+    await waitFor('the dead letter', async () => (await statusOf(id)) === 'dead');
+    await waitFor('the copy in the DLQ', async () => (await listDead(pipeline.ingest.topology)).some((l) => l.id === `whatsapp:${id}`));
+    // As a worker leaves them when its dead write does not land after the letter went out
+    // (Postgres failing over), 40 days ago: the record processing, the reply waiting to retry.
+    await sql`UPDATE webhook_messages SET status = 'processing', created_at = now() - interval '40 days', updated_at = now() - interval '40 days' WHERE message_id = ${id}`;
+    await sql`UPDATE outbound_messages SET status = 'retry', created_at = now() - interval '40 days' WHERE inbound_message_id = ${id}`;
+    const [order] = await sql<{ id: string }[]>`UPDATE orders SET created_at = now() - interval '40 days' WHERE message_id = ${id} RETURNING id`;
+
+    await runCleanup(sql, pipeline.ingest.config, { days: 9, personalDataDays: 7, orderDays: 30 });
+    expect(await sql`SELECT id FROM orders WHERE message_id = ${id}`).toEqual([{ id: order!.id }]);
+
+    expect((await replayDead(sql, pipeline.ingest.topology, [`whatsapp:${id}`])).replayed).toEqual([`whatsapp:${id}`]);
+    await waitFor('the replayed message', async () => (await statusOf(id)) === 'processed');
+    expect(await sql`SELECT id FROM orders WHERE message_id = ${id}`).toEqual([{ id: order!.id }]);
+    expect(await sql`SELECT status, order_id FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([{ status: 'sent', order_id: order!.id }]);
+
+    // Finished, its order and reply go at the next run.
+    await runCleanup(sql, pipeline.ingest.config, { days: 9, personalDataDays: 7, orderDays: 30 });
+    expect(await sql`SELECT 1 FROM orders WHERE message_id = ${id} UNION ALL SELECT 1 FROM outbound_messages WHERE inbound_message_id = ${id}`).toHaveLength(0);
+  }, 60_000);
 
   it('clears the customer\'s name and cart note from orders after the personal-data retention, and keeps the orders', async () => {
     const sql = pipeline.db.sql;
