@@ -104,15 +104,16 @@ export function createReplyClient(options: ReplyClientOptions) {
     } catch (error) {
       return classifyNetworkError(error);
     }
-    // The deadline covers the body too: a provider that sends headers and then stalls is unknown, like a silent one.
-    const text = await response.body.text().catch(() => '');
+    // The deadline covers the body too: a provider that sends headers and then stalls is unknown,
+    // like a silent one. null: the body was cut or did not arrive.
+    const text = await response.body.text().catch(() => null);
     const header = response.headers['retry-after'];
     const answer = {
       status: response.statusCode,
       ok: response.statusCode >= 200 && response.statusCode < 300,
       retryAfter: Array.isArray(header) ? header[0] : header,
     };
-    return target.source === 'whatsapp' ? classifyMeta(answer, text) : classifyTwilio(answer, text);
+    return target.source === 'whatsapp' ? classifyMeta(answer, text) : classifyTwilio(answer, text ?? '');
   };
 }
 
@@ -172,11 +173,16 @@ function classifyNetworkError(error: unknown): SendOutcome {
   return { kind: 'unknown', error: `no answer from the provider (${code ?? 'error'})` };
 }
 
-function classifyMeta(response: Answer, text: string): SendOutcome {
-  const body = parseJson(text) as MetaAnswer | null;
+function classifyMeta(response: Answer, text: string | null): SendOutcome {
+  const body = parseJson(text ?? '') as MetaAnswer | null;
   const id = body?.messages?.[0]?.id;
   if (response.ok && id) return { kind: 'sent', providerMessageId: id };
   if (response.ok) return { kind: 'unknown', error: 'Graph API answered 2xx without a message id' };
+  // Meta answers code 1 ("maybe taken") with a 400 as well as a refusal: only the body's code
+  // tells them apart, so a 4xx whose body could not be read may have been taken.
+  if (text === null && metaVerdict(response.status, undefined, false) === 'permanent') {
+    return { kind: 'unknown', error: `Graph API ${response.status}: its body was cut or did not arrive, so whether the message was taken is unknown` };
+  }
   const code = body?.error?.code;
   const error = `Graph API ${response.status}${code !== undefined ? ` code ${code}` : ''}: ${body?.error?.message ?? 'no error body'}`;
   const verdict = metaVerdict(response.status, code, body?.error?.is_transient === true);

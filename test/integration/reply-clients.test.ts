@@ -77,7 +77,7 @@ describe('reply clients', () => {
     }
   });
 
-  it('read at most 1 MiB of an answer: a body that never ends is cut, and its status judges the call', async () => {
+  it('read at most 1 MiB of an answer: a body that never ends is cut, and its status judges the call; a Meta 4xx cut so is unknown', async () => {
     let sent = 0;
     const chunk = Buffer.alloc(64 * 1024, 'x');
     const endless = (status: number) => http.createServer((_req, res) => {
@@ -88,7 +88,9 @@ describe('reply clients', () => {
       };
       more();
     });
-    for (const [status, kind] of [[200, 'unknown'], [400, 'permanent']] as const) {
+    // A Meta 400 may carry code 1, "maybe taken": cut before its code, it is unknown. Twilio's
+    // 4xx are refusals whatever their code.
+    for (const [status, target, kind] of [[200, meta, 'unknown'], [400, meta, 'unknown'], [400, twilio, 'permanent']] as const) {
       sent = 0;
       const server = endless(status);
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -96,13 +98,29 @@ describe('reply clients', () => {
         const { port } = server.address() as net.AddressInfo;
         // Well inside the timeout: the cut, not the deadline, ends the call.
         const started = performance.now();
-        expect(await client(`http://127.0.0.1:${port}`, 30_000)(meta)).toMatchObject({ kind });
+        expect(await client(`http://127.0.0.1:${port}`, 30_000)(target)).toMatchObject({ kind });
         expect(performance.now() - started).toBeLessThan(20_000);
         expect(sent).toBeLessThan(16 * 1024 * 1024);
       } finally {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
       }
+    }
+  });
+
+  it('mark a Meta 4xx unknown when its body stalls past the deadline, and a Twilio one refused', async () => {
+    const stalled = http.createServer((_req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.write('{"error":{"message":"An unknown error');
+    });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = stalled.address() as net.AddressInfo;
+      expect(await client(`http://127.0.0.1:${port}`, 300)(meta)).toMatchObject({ kind: 'unknown', error: expect.stringContaining('Graph API 400') });
+      expect(await client(`http://127.0.0.1:${port}`, 300)(twilio)).toMatchObject({ kind: 'permanent' });
+    } finally {
+      stalled.closeAllConnections();
+      await new Promise<void>((resolve) => stalled.close(() => resolve()));
     }
   });
 
