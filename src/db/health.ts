@@ -15,6 +15,35 @@ export function postgresAnswers(sql: Sql): Promise<'ok' | 'unavailable'> {
   return answersWithin(sql`SELECT 1`, READY_CHECK_TIMEOUT_MS);
 }
 
+/**
+ * How long one answer of Postgres stands for every readiness question after it. /readyz is on
+ * the public port, unauthenticated: each request used to send a query, and a client looping on
+ * it queued them before the ledger's commits (postgres.js queues on a busy connection when
+ * none is free), until the kubelet's own probe timed out and the pod left its Service.
+ */
+const READY_ANSWER_REUSE_MS = 1000;
+
+export type PostgresCheck = () => Promise<'ok' | 'unavailable'>;
+
+/**
+ * postgresAnswers, asked at most once at a time and at most once a second: every caller in
+ * between gets the question in flight, or the last answer.
+ */
+export function sharedPostgresCheck(sql: Sql): PostgresCheck {
+  let inFlight: Promise<'ok' | 'unavailable'> | undefined;
+  let last: { at: number; answer: 'ok' | 'unavailable' } | undefined;
+  return () => {
+    if (inFlight) return inFlight;
+    if (last && performance.now() - last.at < READY_ANSWER_REUSE_MS) return Promise.resolve(last.answer);
+    inFlight = postgresAnswers(sql).then((answer) => {
+      last = { at: performance.now(), answer };
+      inFlight = undefined;
+      return answer;
+    });
+    return inFlight;
+  };
+}
+
 async function answersWithin(query: Promise<unknown>, timeoutMs: number): Promise<'ok' | 'unavailable'> {
   const answered = query.then(() => 'ok' as const, () => 'unavailable' as const);
   return settleWithin(answered, timeoutMs, 'unavailable' as const);

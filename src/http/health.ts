@@ -1,11 +1,11 @@
 import type { Request, Response } from 'express';
-import type { Sql } from '../db/client';
-import { postgresAnswers } from '../db/health';
+import type { PostgresCheck } from '../db/health';
 import type { Liveness } from '../db/stall-watch';
 import { judgeReadiness, type Readiness } from '../server/readiness';
 
 export interface HealthDeps {
-  sql: Sql;
+  /** One question to Postgres shared by every caller at once (sharedPostgresCheck). */
+  postgresAnswers: PostgresCheck;
   isBrokerConnected(): boolean;
   isBrokerLoginRefused?(): boolean;
   isDraining(): boolean;
@@ -26,7 +26,7 @@ export function createLivenessHandler(deps: Pick<HealthDeps, 'liveness'>) {
 /** Ready while Postgres answers; the broker's state is reported and, for ingest only, tolerated. */
 export async function assessReadiness(deps: HealthDeps): Promise<Readiness> {
   return judgeReadiness({
-    postgres: await postgresAnswers(deps.sql),
+    postgres: await deps.postgresAnswers(),
     brokerConnected: deps.isBrokerConnected(),
     brokerLoginRefused: deps.isBrokerLoginRefused?.() ?? false,
     draining: deps.isDraining(),

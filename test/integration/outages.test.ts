@@ -112,13 +112,14 @@ describe('PostgreSQL outage', () => {
     // The contract: "503 within seconds". A refused connection is seen in milliseconds, and the
     // commit deadline bounds the rest.
     expect(Date.now() - started).toBeLessThan(OUTAGE_ANSWER_BOUND_MS);
-    expect((await fetch(`${ingest.baseUrl}/readyz`)).status).toBe(503);
+    // Readiness shares one answer of Postgres for a second (a flood of /readyz sends no flood of queries).
+    await waitFor('not ready', async () => (await fetch(`${ingest.baseUrl}/readyz`)).status === 503);
     // The same check at scrape time: a pod out of its Service is still scraped, so this is what alerts.
     expect(await scrapeValue(ingest.metricsUrl, 'wagate_ready')).toBe(0);
 
     proxy.setMode('forward');
     await waitFor('a 200 after recovery', async () => (await postMetaText(ingest.baseUrl, { id })).status === 200);
-    expect(await scrapeValue(ingest.metricsUrl, 'wagate_ready')).toBe(1);
+    await waitFor('ready again', async () => (await scrapeValue(ingest.metricsUrl, 'wagate_ready')) === 1);
     const [row] = await db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`;
     expect(row!.status).toBe('queued');
   });
@@ -130,12 +131,16 @@ describe('PostgreSQL outage', () => {
     expect(reply.status).toBe(503);
     // statement_timeout cannot help here; the client-side commit deadline does.
     expect(Date.now() - started).toBeLessThan(OUTAGE_ANSWER_BOUND_MS);
-    const probeStarted = Date.now();
-    const ready = await fetch(`${ingest.baseUrl}/readyz`);
-    expect(ready.status).toBe(503);
-    expect(await ready.json()).toMatchObject({ postgres: 'unavailable' });
+    // Readiness may still hold Postgres's answer of the second before the hang; each probe answers all the same.
+    let slowestProbeMs = 0;
+    await waitFor('not ready', async () => {
+      const probeStarted = Date.now();
+      const ready = await fetch(`${ingest.baseUrl}/readyz`);
+      slowestProbeMs = Math.max(slowestProbeMs, Date.now() - probeStarted);
+      return ready.status === 503 && (await ready.json()).postgres === 'unavailable';
+    });
     // The probe gives Postgres 2 s; a probe that waited on the hang itself would never answer.
-    expect(Date.now() - probeStarted).toBeLessThan(PROBE_ANSWER_BOUND_MS);
+    expect(slowestProbeMs).toBeLessThan(PROBE_ANSWER_BOUND_MS);
     proxy.setMode('forward');
     await waitFor('a 200 after the hang ends', async () => (await postMetaText(ingest.baseUrl, {})).status === 200);
   });
