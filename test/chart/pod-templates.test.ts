@@ -45,6 +45,27 @@ describe('pod placement', () => {
   });
 });
 
+describe('the Cluster Autoscaler', () => {
+  const KEY = 'cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes';
+
+  it('may move the Deployments\' pods off a node despite their emptyDir, and not a Job\'s mid-run', () => {
+    const templates = podTemplates(renderScenario('production'));
+    expect(templates.map(({ owner }) => componentOf(owner)).sort()).toEqual(['autoscaler', 'cleanup', 'ingest', 'migrate', 'worker']);
+    for (const { owner, pod } of templates) {
+      const emptyDirs = (pod.spec.volumes ?? []).filter((volume: { emptyDir?: unknown }) => volume.emptyDir).map((volume: { name: string }) => volume.name);
+      expect([componentOf(owner), emptyDirs]).toEqual([componentOf(owner), ['tmp']]);
+      const evictable = owner.kind === 'Deployment' ? emptyDirs.join(',') : undefined;
+      expect([componentOf(owner), pod.metadata.annotations?.[KEY]]).toEqual([componentOf(owner), evictable]);
+    }
+  });
+
+  it('leaves the key to podAnnotations that set it', () => {
+    const objects = renderScenario('minimal', { setString: [`worker.podAnnotations.${KEY.replace(/\./g, '\\.')}=`] });
+    const worker = podTemplates(objects).find(({ owner }) => componentOf(owner) === 'worker')!;
+    expect(worker.pod.metadata.annotations[KEY]).toBe('');
+  });
+});
+
 describe('commonLabels', () => {
   it('reaches every pod, the migration hook\'s and the cleanup\'s included, in every mode', () => {
     for (const mode of ['builtin', 'keda', 'hpa', 'off']) {

@@ -152,6 +152,19 @@ imagePullSecrets:
     sizeLimit: {{ .Values.tmpSizeLimit }}
 {{- end -}}
 
+{{/*
+The Cluster Autoscaler keeps a node that runs a pod with an emptyDir (its default
+--skip-nodes-with-local-storage), so after a peak the nodes of the ingest, worker and
+autoscaler pods were never taken away. /tmp holds nothing to keep: the Deployments' pods say so.
+Not the Jobs': a migration or cleanup moved mid-run would start over. Call with the role's values;
+a podAnnotations entry of the same key wins.
+*/}}
+{{- define "wagate.evictableTmp" -}}
+{{- if not (hasKey (default dict .podAnnotations) "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes") -}}
+cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes: tmp
+{{- end -}}
+{{- end -}}
+
 {{- define "wagate.tmpMount" -}}
 - name: tmp
   mountPath: /tmp
