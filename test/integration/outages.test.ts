@@ -137,7 +137,7 @@ describe('PostgreSQL outage', () => {
       const probeStarted = Date.now();
       const ready = await fetch(`${ingest.baseUrl}/readyz`);
       slowestProbeMs = Math.max(slowestProbeMs, Date.now() - probeStarted);
-      return ready.status === 503 && (await ready.json()).postgres === 'unavailable';
+      return ready.status === 503 && ((await ready.json()) as { postgres?: string }).postgres === 'unavailable';
     });
     // The probe gives Postgres 2 s; a probe that waited on the hang itself would never answer.
     expect(slowestProbeMs).toBeLessThan(PROBE_ANSWER_BOUND_MS);
