@@ -5,6 +5,7 @@ import type { LedgerItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
 import { describeIssues } from '../errors';
 import { MAX_ADDRESS_LENGTH, malformedItem, type InboundRequest, type WebhookAdapter } from './adapter';
+import { bodyMatchesHash, jsonBodyParams, signedBodyHash } from './twilio-json-body';
 
 export { TWILIO_WEBHOOK_PATH } from './paths';
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
@@ -57,6 +58,7 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
     verify: (request) => {
       if (options.skipValidation) return true;
       const signing = twilioSigning(request.header(TWILIO_SIGNATURE_SETTINGS_HEADER), secrets);
+      const bodyHash = signedBodyHash(request.originalUrl);
       return (
         signing.scheme !== 'unreadable' &&
         couldBeTwilio(request, signing.algorithm) &&
@@ -65,13 +67,18 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
           algorithm: signing.algorithm,
           url: joinUrl(options.publicBaseUrl, request.originalUrl),
           urlFragment: options.urlFragment,
-          params: parseForm(request.rawBody),
+          // A JSON body is signed through its hash in the URL, with no parameters.
+          params: bodyHash === undefined ? parseForm(request.rawBody) : [],
           signature: request.header('x-twilio-signature'),
-        })
+        }) &&
+        (bodyHash === undefined || bodyMatchesHash(request.rawBody, bodyHash))
       );
     },
     rejection: (request) => twilioRejection(request, secrets),
-    parse: (request, receivedAtMs) => ({ items: parseTwilioForm(request.rawBody, receivedAtMs), providerErrors: [] }),
+    parse: (request, receivedAtMs) => ({
+      items: signedBodyHash(request.originalUrl) === undefined ? parseTwilioForm(request.rawBody, receivedAtMs) : parseTwilioJson(request.rawBody, receivedAtMs),
+      providerErrors: [],
+    }),
   };
 }
 
@@ -160,7 +167,16 @@ function joinUrl(base: string | undefined, originalUrl: string): string | undefi
 }
 
 export function parseTwilioForm(rawBody: Buffer, receivedAtMs: number): LedgerItem[] {
-  const params = Object.fromEntries(parseForm(rawBody));
+  return parseTwilioParams(Object.fromEntries(parseForm(rawBody)), rawBody, receivedAtMs);
+}
+
+/** A JSON post's fields read as a form's; a body that is no JSON object is kept as malformed. */
+function parseTwilioJson(rawBody: Buffer, receivedAtMs: number): LedgerItem[] {
+  const body = jsonBodyParams(rawBody);
+  return 'refused' in body ? [malformedItem('twilio', rawBody, body.refused)] : parseTwilioParams(body.params, rawBody, receivedAtMs);
+}
+
+function parseTwilioParams(params: Record<string, string>, rawBody: Buffer, receivedAtMs: number): LedgerItem[] {
   // Status callbacks carry MessageStatus; an inbound message says "received" if anything.
   if (params.MessageStatus && params.MessageStatus !== 'received') {
     const status = statusCallbackSchema.safeParse(params);

@@ -1,4 +1,5 @@
-import { encodeForm } from '../../src/webhooks/samples';
+import { createHash, randomUUID } from 'node:crypto';
+import { encodeForm, twilioSignature } from '../../src/webhooks/samples';
 import { EMPTY_TWIML, TWILIO_WEBHOOK_PATH } from '../../src/webhooks/twilio';
 import { scrapeValue } from '../support/metrics';
 import type { QueueProbe } from '../support/amqp';
@@ -48,6 +49,45 @@ describe('Twilio webhook', () => {
     const [row] = await db.sql<{ status: string; last_error: string }[]>`
       SELECT status, last_error FROM webhook_messages WHERE webhook_source = 'twilio' AND message_id = ${sid}`;
     expect(row).toMatchObject({ status: 'malformed', last_error: expect.stringContaining('From') });
+  });
+
+  describe('a JSON post, signed through its bodySHA256', () => {
+    /** As Twilio sends one: the body's SHA-256 in the URL, the URL alone signed. */
+    async function postJson(body: string, options: { signedBody?: string; query?: string } = {}) {
+      const pathAndQuery = `${TWILIO_WEBHOOK_PATH}?${options.query ?? ''}bodySHA256=${createHash('sha256').update(options.signedBody ?? body).digest('hex')}`;
+      const signature = twilioSignature(TWILIO_TOKEN, PUBLIC_BASE_URL + pathAndQuery, []);
+      const response = await fetch(ingest.baseUrl + pathAndQuery, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Twilio-Signature': signature },
+        body,
+      });
+      return { status: response.status, body: await response.text() };
+    }
+
+    it('records and queues a message, and answers with empty TwiML', async () => {
+      const sid = `SM${randomUUID().replace(/-/g, '')}`;
+      const reply = await postJson(JSON.stringify({ MessageSid: sid, From: 'whatsapp:+15550002223', To: 'whatsapp:+14155238886', Body: '1 pizza margherita', NumMedia: 0 }), { query: 'tenant=42&' });
+      expect(reply).toEqual({ status: 200, body: EMPTY_TWIML });
+      expect(await statusOf(sid)).toEqual({ status: 'queued', duplicate_count: 0 });
+      const [row] = await db.sql<{ payload: { content: Record<string, string> } }[]>`SELECT payload FROM webhook_messages WHERE message_id = ${sid}`;
+      expect(row!.payload.content).toMatchObject({ Body: '1 pizza margherita', NumMedia: '0' });
+    });
+
+    it('keeps a signed body that is not a JSON object as malformed', async () => {
+      const body = '["not", "an object"]';
+      expect((await postJson(body)).status).toBe(200);
+      const [row] = await db.sql<{ status: string; last_error: string; raw_body: string }[]>`
+        SELECT status, last_error, raw_body FROM webhook_messages WHERE webhook_source = 'twilio' AND raw_body = ${body}`;
+      expect(row).toMatchObject({ status: 'malformed', last_error: expect.stringContaining('not an object') });
+    });
+
+    it('refuses, and records nothing of, a body that is not the one hashed in the signed URL', async () => {
+      const sid = `SM${randomUUID().replace(/-/g, '')}`;
+      const signed = JSON.stringify({ MessageSid: sid, From: 'whatsapp:+15550002224', To: 'whatsapp:+14155238886', Body: '1 coke' });
+      const reply = await postJson(signed.replace('1 coke', '9 coke'), { signedBody: signed });
+      expect(reply.status).toBe(401);
+      expect(await statusOf(sid)).toBeUndefined();
+    });
   });
 
   it('checks the signature over the public URL with its query string', async () => {
