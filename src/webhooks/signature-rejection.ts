@@ -1,3 +1,4 @@
+import { signedBodyHash } from './twilio-json-body';
 import { TWILIO_SIGNATURE_FORMATS, TWILIO_SIGNATURE_SETTINGS_HEADER, twilioSigning, type TwilioSecrets } from './twilio-signing';
 
 /** The one part of a request that says why its signature was refused (an InboundRequest has it). */
@@ -40,12 +41,13 @@ export function metaRejection(request: SignedRequest, secrets: readonly string[]
 }
 
 /** A settings header that names no algorithm Twilio signs with is a "bad_format", as a malformed signature is. */
-export function twilioRejection(request: SignedRequest & { rawBody: Buffer }, secrets: TwilioSecrets): SignatureRejection {
+export function twilioRejection(request: SignedRequest & { rawBody: Buffer; originalUrl: string }, secrets: TwilioSecrets): SignatureRejection {
   const signing = twilioSigning(request.header(TWILIO_SIGNATURE_SETTINGS_HEADER), secrets);
   const header = request.header('x-twilio-signature');
   if (signing.scheme === 'unreadable') return header ? 'bad_format' : 'missing_header';
   const reason = classify(header, TWILIO_SIGNATURE_FORMATS[signing.algorithm], signing.secrets);
-  return reason === 'no_match' && exceedsFormParams(request.rawBody, MAX_TWILIO_FORM_PARAMS) ? 'too_many_params' : reason;
+  const isForm = signedBodyHash(request.originalUrl) === undefined;
+  return reason === 'no_match' && isForm && exceedsFormParams(request.rawBody, MAX_TWILIO_FORM_PARAMS) ? 'too_many_params' : reason;
 }
 
 function classify(header: string | undefined, format: RegExp, secrets: readonly string[]): SignatureRejection {

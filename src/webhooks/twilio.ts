@@ -61,7 +61,7 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
       const bodyHash = signedBodyHash(request.originalUrl);
       return (
         signing.scheme !== 'unreadable' &&
-        couldBeTwilio(request, signing.algorithm) &&
+        couldBeTwilio(request, signing.algorithm, bodyHash === undefined) &&
         verifyTwilioSignature({
           secrets: signing.secrets,
           algorithm: signing.algorithm,
@@ -86,8 +86,9 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
  * The cheap checks, before the form is decoded and sorted for the signature: anyone can send a
  * forged request, and a form of half a million parameters took a second of the event loop.
  */
-function couldBeTwilio(request: InboundRequest, algorithm: 'sha1' | 'sha256'): boolean {
-  return TWILIO_SIGNATURE_FORMATS[algorithm].test(request.header('x-twilio-signature') ?? '') && !exceedsFormParams(request.rawBody, MAX_TWILIO_FORM_PARAMS);
+function couldBeTwilio(request: InboundRequest, algorithm: 'sha1' | 'sha256', isForm: boolean): boolean {
+  // A JSON body is hashed, not decoded, and its text may hold any number of "&".
+  return TWILIO_SIGNATURE_FORMATS[algorithm].test(request.header('x-twilio-signature') ?? '') && !(isForm && exceedsFormParams(request.rawBody, MAX_TWILIO_FORM_PARAMS));
 }
 
 export type FormParams = [name: string, value: string][];

@@ -66,11 +66,13 @@ describe('Twilio webhook', () => {
 
     it('records and queues a message, and answers with empty TwiML', async () => {
       const sid = `SM${randomUUID().replace(/-/g, '')}`;
-      const reply = await postJson(JSON.stringify({ MessageSid: sid, From: 'whatsapp:+15550002223', To: 'whatsapp:+14155238886', Body: '1 pizza margherita', NumMedia: 0 }), { query: 'tenant=42&' });
+      // A form would carry each "&" of the text percent-encoded; JSON carries them as they are.
+      const text = `1 pizza margherita ${'&'.repeat(1_500)}`;
+      const reply = await postJson(JSON.stringify({ MessageSid: sid, From: 'whatsapp:+15550002223', To: 'whatsapp:+14155238886', Body: text, NumMedia: 0 }), { query: 'tenant=42&' });
       expect(reply).toEqual({ status: 200, body: EMPTY_TWIML });
       expect(await statusOf(sid)).toEqual({ status: 'queued', duplicate_count: 0 });
       const [row] = await db.sql<{ payload: { content: Record<string, string> } }[]>`SELECT payload FROM webhook_messages WHERE message_id = ${sid}`;
-      expect(row!.payload.content).toMatchObject({ Body: '1 pizza margherita', NumMedia: '0' });
+      expect(row!.payload.content).toMatchObject({ Body: text, NumMedia: '0' });
     });
 
     it('keeps a signed body that is not a JSON object as malformed', async () => {

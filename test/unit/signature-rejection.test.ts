@@ -46,6 +46,8 @@ describe('why a signature was refused', () => {
     const form = (params: number) => ({ ...request({ 'x-twilio-signature': `${'A'.repeat(27)}=` }), rawBody: Buffer.from(Array.from({ length: params }, (_, i) => `p${i}=`).join('&')) });
     expect(twilioRejection(form(MAX_TWILIO_FORM_PARAMS), tokens(['t']))).toBe('no_match');
     expect(twilioRejection(form(MAX_TWILIO_FORM_PARAMS + 1), tokens(['t']))).toBe('too_many_params');
+    // A JSON body (signed through the bodySHA256 in its URL) is no form: its text may hold any number of "&".
+    expect(twilioRejection({ ...form(MAX_TWILIO_FORM_PARAMS + 1), originalUrl: `/?bodySHA256=${'0'.repeat(64)}` }, tokens(['t']))).toBe('no_match');
     expect(exceedsFormParams(Buffer.from('a=1'), 1)).toBe(false);
     expect(exceedsFormParams(Buffer.from('a=1&b=2'), 1)).toBe(true);
   });
