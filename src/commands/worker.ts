@@ -87,7 +87,8 @@ const WORKER_DEAD_LETTER_LOCK_WAIT_MS = 5000;
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
   checkWorkerConfig(config);
   const metrics = createMetrics('worker');
-  const sql = databaseFromConfig(config, 'wagate-worker');
+  // One of the DB_POOL_MAX connections is the group's (below); with DB_POOL_MAX 2 the pool keeps 1.
+  const sql = databaseFromConfig(config, 'wagate-worker', { maxConnections: config.DB_POOL_MAX - 1 });
   await refuseWrongDatabaseLogin(sql, config.DATABASE_URL).catch(async (error: unknown) => {
     await sql.end({ timeout: 1 });
     throw error;
@@ -177,8 +178,13 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       ), WORKER_DEAD_LETTER_LOCK_WAIT_MS);
     },
   });
+  // The heartbeat and the group's read on a connection of their own: behind the pool's
+  // statements, all waiting on a slow or locked Postgres, they came late, the lease ran out
+  // again and again, and each time the messages in hand went back to the queue, one delivery
+  // nearer QUEUE_DELIVERY_LIMIT, until healthy messages were dead-lettered.
+  const groupSql = databaseFromConfig(config, 'wagate-worker', { maxConnections: 1 });
   coordinator = createShardCoordinator({
-    store: createMembershipStore(sql, config.QUEUE_PREFIX, config.WORKER_LIVENESS_TIMEOUT_MS),
+    store: createMembershipStore({ sql, heartbeatSql: groupSql }, config.QUEUE_PREFIX, config.WORKER_LIVENESS_TIMEOUT_MS),
     consumer,
     memberId,
     shardCount: topology.shards.length,
@@ -260,7 +266,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       const consumingClosed = await within(broker.close());
       const publishingClosed = await within(publishBroker.close());
       await closeServerNow(metricsServer);
-      const poolClosed = await within(closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error')));
+      const closed = (error: Error) => log.warn({ err: error.message }, 'database pool closed with an error');
+      const poolClosed = await within(Promise.all([closeDatabase(sql, closed), closeDatabase(groupSql, closed)]));
       if (!consumingClosed || !publishingClosed || !poolClosed) {
         log.warn({ consumingClosed, publishingClosed, poolClosed, waitedMs: STOP_AFTER_DRAIN_MS }, "stopping without waiting longer for the broker or the database to close; the pod's grace period would end first");
       }

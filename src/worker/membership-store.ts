@@ -46,8 +46,20 @@ export class MemberRowGone extends Error {
 /** Members silent for this many liveness timeouts are deleted, so the table stays small. */
 const FORGET_AFTER_TIMEOUTS = 20;
 
+export interface MembershipConnections {
+  /** Takes and releases: they may wait on a lock that a decision write holds. */
+  sql: Sql;
+  /**
+   * The heartbeat, the group's read and the member row's leaving, on a connection that nothing
+   * else queues on, so that they go through while every pooled connection waits on Postgres.
+   * Defaults to sql.
+   */
+  heartbeatSql?: Sql;
+}
+
 /** The shard membership of one queue group (QUEUE_PREFIX) in Postgres; times are Postgres's own. */
-export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTimeoutMs: number): MembershipStore {
+export function createMembershipStore(connections: Sql | MembershipConnections, queuePrefix: string, livenessTimeoutMs: number): MembershipStore {
+  const { sql, heartbeatSql: beatSql = sql } = typeof connections === 'function' ? { sql: connections } : connections;
   const liveness = `${livenessTimeoutMs} milliseconds`;
   return {
     // One statement each for the heartbeat and the read, since every worker runs both on every
@@ -60,13 +72,13 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
     // is: never later than the lease the worker counts from when it sent the heartbeat.
     async heartbeat(memberId, join = true) {
       if (!join) {
-        const beat = await sql`UPDATE worker_members SET heartbeat_at = clock_timestamp() WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
+        const beat = await beatSql`UPDATE worker_members SET heartbeat_at = clock_timestamp() WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
         // Gone: forgotten after a long lapse. Nothing was renewed, so it is no heartbeat.
         if (beat.count === 0) throw new MemberRowGone();
         return;
       }
       // The delete leaves this member's own row to the upsert: one statement may not change a row twice.
-      await sql`
+      await beatSql`
         WITH beat AS (
           INSERT INTO worker_members (queue_prefix, member_id, heartbeat_at) VALUES (${queuePrefix}, ${memberId}, clock_timestamp())
           ON CONFLICT (queue_prefix, member_id) DO UPDATE SET heartbeat_at = clock_timestamp())
@@ -76,7 +88,7 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
     async read() {
       // The owners come as JSON pairs: in a text[], postgres.js reads a NULL element as the
       // string "NULL", and every free shard would look held by a member that never heartbeats.
-      const [row] = await sql<{ shard_count: number | null; paused: boolean | null; members: [string, boolean][]; owners: [number, string | null][] }[]>`
+      const [row] = await beatSql<{ shard_count: number | null; paused: boolean | null; members: [string, boolean][]; owners: [number, string | null][] }[]>`
         SELECT (SELECT shard_count FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}) AS shard_count,
                (SELECT paused FROM work_shard_settings WHERE queue_prefix = ${queuePrefix}) AS paused,
                coalesce((SELECT json_agg(json_build_array(member_id, leaving)) FROM worker_members
@@ -125,10 +137,10 @@ export function createMembershipStore(sql: Sql, queuePrefix: string, livenessTim
                 WHERE queue_prefix = ${queuePrefix} AND owner = ${memberId} AND shard = ANY(${shards}::integer[])`;
     },
     async markLeaving(memberId) {
-      await sql`UPDATE worker_members SET leaving = true WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
+      await beatSql`UPDATE worker_members SET leaving = true WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
     },
     async leave(memberId) {
-      await sql`DELETE FROM worker_members WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
+      await beatSql`DELETE FROM worker_members WHERE queue_prefix = ${queuePrefix} AND member_id = ${memberId}`;
     },
   };
 }
