@@ -7,12 +7,17 @@ import { useIngestSuite } from '../support/ingest';
 import { waitFor } from '../support/wait';
 
 const ROOT = path.join(__dirname, '..', '..');
-const TSX_CLI = path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+/**
+ * As `npm run load` runs it: tsx as a loader in the runner's own process. tsx's CLI runs the
+ * script in a child and, when the child had not reported a signal within 30 ms (a busy
+ * machine), signalled it again and then killed it: the second SIGINT cut the summary short.
+ */
+const LOAD_SCRIPT = ['--import', 'tsx', 'load-tests/runner/main.ts'];
 const CLI_TIMEOUT_MS = 60_000;
 
 /** `npm run load -- <args>`, as its script runs it, with the environment it reads; output so far, and the exit. */
 function startLoadCommand(args: string[], env: Record<string, string | undefined>) {
-  const child = spawn(process.execPath, [TSX_CLI, 'load-tests/runner/main.ts', ...args], {
+  const child = spawn(process.execPath, [...LOAD_SCRIPT, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -29,6 +34,11 @@ function runLoadCommand(args: string[], env: Record<string, string | undefined>)
 }
 
 describe('npm run load -- <scenario>', () => {
+  it('is run as the tests run it', () => {
+    const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(scripts.load).toBe(`node ${LOAD_SCRIPT.join(' ')}`);
+  });
+
   const suite = useIngestSuite();
   let dir: string;
   beforeAll(() => {
