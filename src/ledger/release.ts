@@ -20,22 +20,31 @@ export async function releaseSender(sql: Sql, phone: string, source?: Source): P
     const senders = await senderKeysOf(tx, phone);
     const ofSender = () => tx`(sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
       AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
-    const released = await tx<{ id: string }[]>`
-      UPDATE webhook_messages SET status = 'queued', updated_at = now()
-      WHERE status = 'rate_limited' AND payload IS NOT NULL AND ${ofSender()}
-      RETURNING id`;
-    if (released.length > 0) {
-      await tx`
-        INSERT INTO outbox (webhook_message_id, lease_until)
-        SELECT unnest(${released.map((row) => row.id)}::bigint[]), now()
-        ON CONFLICT DO NOTHING`;
-    }
+    const requeue = async () => {
+      const rows = await tx<{ id: string }[]>`
+        UPDATE webhook_messages SET status = 'queued', updated_at = now()
+        WHERE status = 'rate_limited' AND payload IS NOT NULL AND ${ofSender()}
+        RETURNING id`;
+      if (rows.length > 0) {
+        await tx`
+          INSERT INTO outbox (webhook_message_id, lease_until)
+          SELECT unnest(${rows.map((row) => row.id)}::bigint[]), now()
+          ON CONFLICT DO NOTHING`;
+      }
+      return rows.length;
+    };
+    // Before the counter, as an ingest's batch locks a message, then the counter.
+    let released = await requeue();
     await tx`
       UPDATE webhook_rate_limits SET is_blocked = false, blocked_at = NULL, request_count = 0, window_start = now()
       WHERE phone_number = ANY(${senders}) AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
+    // Again after it: an ingest's batch that recorded a message rate_limited while the first
+    // pass ran held the counter until its commit, and the first pass's snapshot could not see
+    // it. Left so, the message stayed rate_limited for good, with no block left to release.
+    released += await requeue();
     const [empty] = await tx<{ n: number }[]>`
       SELECT count(*)::integer AS n FROM webhook_messages
       WHERE status = 'rate_limited' AND payload IS NULL AND ${ofSender()}`;
-    return { released: released.length, withoutContent: empty!.n };
+    return { released, withoutContent: empty!.n };
   }) as Promise<ReleaseResult>;
 }
