@@ -29,9 +29,6 @@ export async function withReshardLock<T>(sql: Sql, queuePrefix: string, mode: 'r
       const [row] = await tx<{ taken: boolean }[]>`SELECT pg_try_advisory_xact_lock_shared(hashtext(${lockKey(queuePrefix)})) AS taken`;
       return row!.taken ? { taken: true, value: await work(tx) } : { taken: false };
     }
-    // The transaction stays idle for the whole run: a server's idle_in_transaction_session_timeout
-    // would end it, and the lock with it, in the middle of a move.
-    await tx`SELECT set_config('idle_in_transaction_session_timeout', '0', true)`;
     if (!(await takeAdvisoryLockWithin(tx, lockKey(queuePrefix), RESHARD_LOCK_WAIT_MS))) return { taken: false };
     return { taken: true, value: await work(tx) };
   }, 'rollback');
