@@ -1,4 +1,4 @@
-import { signedBodyHash } from './twilio-json-body';
+import { readSignedBodyHash } from './twilio-json-body';
 import { TWILIO_SIGNATURE_FORMATS, TWILIO_SIGNATURE_SETTINGS_HEADER, twilioSigning, type TwilioSecrets } from './twilio-signing';
 
 /** The one part of a request that says why its signature was refused (an InboundRequest has it). */
@@ -46,7 +46,7 @@ export function twilioRejection(request: SignedRequest & { rawBody: Buffer; orig
   const header = request.header('x-twilio-signature');
   if (signing.scheme === 'unreadable') return header ? 'bad_format' : 'missing_header';
   const reason = classify(header, TWILIO_SIGNATURE_FORMATS[signing.algorithm], signing.secrets);
-  const isForm = signedBodyHash(request.originalUrl) === undefined;
+  const isForm = readSignedBodyHash(request.originalUrl) === undefined;
   return reason === 'no_match' && isForm && exceedsFormParams(request.rawBody, MAX_TWILIO_FORM_PARAMS) ? 'too_many_params' : reason;
 }
 

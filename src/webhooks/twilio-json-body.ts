@@ -7,23 +7,25 @@ import { createHash, timingSafeEqual } from 'node:crypto';
  * twilio-node's validateRequestWithBody does. A JSON post checked as a form never matched,
  * and Twilio does not retry a 401.
  */
-export function signedBodyHash(originalUrl: string): string | undefined {
-  const query = originalUrl.indexOf('?');
-  if (query < 0) return undefined;
-  return new URLSearchParams(originalUrl.slice(query + 1)).get('bodySHA256') ?? undefined;
+export function readSignedBodyHash(originalUrl: string): string | undefined {
+  // Only as the URL's last parameter, where Twilio appends it. Anywhere in the query, a form
+  // post's signed string (the URL, then each parameter's name and value run together) could
+  // read as such a URL when the configured URL has a query and a customer's text holds
+  // "&bodySHA256=…&": that message's leaked signature would then sign a forged JSON body.
+  return /[?&]bodySHA256=([0-9a-fA-F]{64})$/.exec(originalUrl)?.[1];
 }
 
 /** The body's SHA-256 against the signed hash, in constant time. */
 export function bodyMatchesHash(rawBody: Buffer, hexHash: string): boolean {
-  if (!/^[0-9a-f]{64}$/i.test(hexHash)) return false;
-  return timingSafeEqual(createHash('sha256').update(rawBody).digest(), Buffer.from(hexHash, 'hex'));
+  const signed = Buffer.from(hexHash, 'hex');
+  return signed.length === 32 && timingSafeEqual(createHash('sha256').update(rawBody).digest(), signed);
 }
 
 /**
  * The JSON body's top-level fields as a form's parameters (MessageSid, From, Body, ...): strings
  * as they are, numbers and booleans spelled out, anything nested as its JSON. Not an object: why.
  */
-export function jsonBodyParams(rawBody: Buffer): { params: Record<string, string> } | { refused: string } {
+export function readJsonBodyParams(rawBody: Buffer): { params: Record<string, string> } | { refused: string } {
   let body: unknown;
   try {
     body = JSON.parse(rawBody.toString('utf8'));

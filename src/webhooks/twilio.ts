@@ -5,7 +5,7 @@ import type { LedgerItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
 import { describeIssues } from '../errors';
 import { MAX_ADDRESS_LENGTH, malformedItem, type InboundRequest, type WebhookAdapter } from './adapter';
-import { bodyMatchesHash, jsonBodyParams, signedBodyHash } from './twilio-json-body';
+import { bodyMatchesHash, readJsonBodyParams, readSignedBodyHash } from './twilio-json-body';
 
 export { TWILIO_WEBHOOK_PATH } from './paths';
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
@@ -58,7 +58,7 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
     verify: (request) => {
       if (options.skipValidation) return true;
       const signing = twilioSigning(request.header(TWILIO_SIGNATURE_SETTINGS_HEADER), secrets);
-      const bodyHash = signedBodyHash(request.originalUrl);
+      const bodyHash = readSignedBodyHash(request.originalUrl);
       return (
         signing.scheme !== 'unreadable' &&
         couldBeTwilio(request, signing.algorithm, bodyHash === undefined) &&
@@ -76,7 +76,7 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
     },
     rejection: (request) => twilioRejection(request, secrets),
     parse: (request, receivedAtMs) => ({
-      items: signedBodyHash(request.originalUrl) === undefined ? parseTwilioForm(request.rawBody, receivedAtMs) : parseTwilioJson(request.rawBody, receivedAtMs),
+      items: readSignedBodyHash(request.originalUrl) === undefined ? parseTwilioForm(request.rawBody, receivedAtMs) : parseTwilioJson(request.rawBody, receivedAtMs),
       providerErrors: [],
     }),
   };
@@ -173,7 +173,7 @@ export function parseTwilioForm(rawBody: Buffer, receivedAtMs: number): LedgerIt
 
 /** A JSON post's fields read as a form's; a body that is no JSON object is kept as malformed. */
 function parseTwilioJson(rawBody: Buffer, receivedAtMs: number): LedgerItem[] {
-  const body = jsonBodyParams(rawBody);
+  const body = readJsonBodyParams(rawBody);
   return 'refused' in body ? [malformedItem('twilio', rawBody, body.refused)] : parseTwilioParams(body.params, rawBody, receivedAtMs);
 }
 

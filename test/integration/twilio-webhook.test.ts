@@ -83,6 +83,20 @@ describe('Twilio webhook', () => {
       expect(row).toMatchObject({ status: 'malformed', last_error: expect.stringContaining('not an object') });
     });
 
+    it('reads a bodySHA256 only as the URL\'s last parameter, where Twilio appends it', async () => {
+      const sid = `SM${randomUUID().replace(/-/g, '')}`;
+      const body = JSON.stringify({ MessageSid: sid, From: 'whatsapp:+15550002225', To: 'whatsapp:+14155238886', Body: '1 coke' });
+      // Signed as a JSON post would be, the hash followed by another parameter: checked as a form, it fails.
+      const pathAndQuery = `${TWILIO_WEBHOOK_PATH}?bodySHA256=${createHash('sha256').update(body).digest('hex')}&tenant=42`;
+      const response = await fetch(ingest.baseUrl + pathAndQuery, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Twilio-Signature': twilioSignature(TWILIO_TOKEN, PUBLIC_BASE_URL + pathAndQuery, []) },
+        body,
+      });
+      expect(response.status).toBe(401);
+      expect(await statusOf(sid)).toBeUndefined();
+    });
+
     it('refuses, and records nothing of, a body that is not the one hashed in the signed URL', async () => {
       const sid = `SM${randomUUID().replace(/-/g, '')}`;
       const signed = JSON.stringify({ MessageSid: sid, From: 'whatsapp:+15550002224', To: 'whatsapp:+14155238886', Body: '1 coke' });
