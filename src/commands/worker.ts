@@ -182,7 +182,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   // statements, all waiting on a slow or locked Postgres, they came late, the lease ran out
   // again and again, and each time the messages in hand went back to the queue, one delivery
   // nearer QUEUE_DELIVERY_LIMIT, until healthy messages were dead-lettered.
-  const groupSql = databaseFromConfig(config, 'wagate-worker', { maxConnections: 1 });
+  const groupSql = databaseFromConfig(config, 'wagate-worker-group', { maxConnections: 1 });
   coordinator = createShardCoordinator({
     store: createMembershipStore({ sql, heartbeatSql: groupSql }, config.QUEUE_PREFIX, config.WORKER_LIVENESS_TIMEOUT_MS),
     consumer,

@@ -58,8 +58,8 @@ export interface MembershipConnections {
 }
 
 /** The shard membership of one queue group (QUEUE_PREFIX) in Postgres; times are Postgres's own. */
-export function createMembershipStore(connections: Sql | MembershipConnections, queuePrefix: string, livenessTimeoutMs: number): MembershipStore {
-  const { sql, heartbeatSql: beatSql = sql } = typeof connections === 'function' ? { sql: connections } : connections;
+export function createMembershipStore(connections: MembershipConnections, queuePrefix: string, livenessTimeoutMs: number): MembershipStore {
+  const { sql, heartbeatSql: beatSql = sql } = connections;
   const liveness = `${livenessTimeoutMs} milliseconds`;
   return {
     // One statement each for the heartbeat and the read, since every worker runs both on every

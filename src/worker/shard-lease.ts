@@ -44,8 +44,8 @@ const LEASE_POLL_MS = 100;
  * of the 15 s less two 2 s heartbeats); settings that leave no room (a long REPLY_TIMEOUT_MS)
  * get a heartbeat's time, and a call can then outlast the lease.
  *
- * A lease short only because a heartbeat is late (it waits behind the worker's statements in
- * a busy pool, say) is waited for, the message kept in hand: giving it back at once would cost
+ * A lease short only because a heartbeat is late (on a slow Postgres, say; it has a
+ * connection of its own, so the pool's statements do not hold it up) is waited for, the message kept in hand: giving it back at once would cost
  * it a delivery each time, and bring it nearer the delivery limit. Only a lease that runs out,
  * or a new tenure, gives the work up.
  */

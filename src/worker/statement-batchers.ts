@@ -14,7 +14,7 @@ import { createMicroBatcher } from './micro-batcher';
 
 /** Items in one statement at most; the prefetch over all shards (256 by default) bounds what can wait. */
 export const BATCH_ITEMS = 128;
-/** Statements of each kind running at once, out of the worker's pool (DB_POOL_MAX, 10 by default). */
+/** Statements of each kind running at once, out of the worker's pool (DB_POOL_MAX less the group's connection: 9 by default). */
 export const BATCHES_AT_ONCE = 2;
 /** Items waiting before a second statement of a kind starts beside a running one (see MicroBatcherOptions). */
 export const ITEMS_TO_OVERLAP = 32;

@@ -73,7 +73,7 @@ async function lockWaiters(): Promise<number> {
 
 describe('taking over a dead worker\'s shards at the lowest liveness the configuration allows', () => {
   it('happens although every tick comes a little later than the heartbeat', async () => {
-    const store = createMembershipStore(db.sql, PREFIX, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, PREFIX, LIVENESS_MS);
     // A worker that held every shard, then died: its heartbeat stops.
     await store.heartbeat('dead-worker');
     for (let shard = 0; shard < SHARDS; shard += 1) expect(await store.acquire('dead-worker', shard, false)).toBe(true);
@@ -98,7 +98,7 @@ describe('taking over a dead worker\'s shards at the lowest liveness the configu
  * liveness timeout is far longer than a test, so that only the stored times decide.
  */
 async function shardOfExpiredOwner(prefix: string, owner: string): Promise<MembershipStore> {
-  const store = createMembershipStore(db.sql, prefix, 60_000);
+  const store = createMembershipStore({ sql: db.sql }, prefix, 60_000);
   await store.heartbeat(owner);
   expect(await store.acquire(owner, 0, false)).toBe(true);
   await db.sql`UPDATE work_shard_owners SET changed_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix}`;
@@ -168,7 +168,7 @@ describe('a take that waits while a newly joined worker takes the shard', () => 
 describe('a shard recorded as a live worker\'s that it does not hold', () => {
   it('is released by that worker, so that the worker it belongs to can take it', async () => {
     const prefix = `${PREFIX}-stray`;
-    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
     const a = coordinatorFor('worker-a', store);
     const [shardOfC] = assignShards(SHARDS, ['worker-a', 'worker-c']).flatMap((target, shard) => (target === 'worker-c' ? [shard] : []));
     // worker-a's take of worker-c's shard committed, but the answer never reached worker-a.
@@ -188,7 +188,7 @@ describe('a shard recorded as a live worker\'s that it does not hold', () => {
 describe('a take racing a reshard\'s pause', () => {
   it('waits for a pause under way and then takes nothing, and takes nothing once paused', async () => {
     const prefix = `${PREFIX}-pause`;
-    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
     await db.sql`INSERT INTO work_shard_settings (queue_prefix, shard_count) VALUES (${prefix}, ${SHARDS})`;
     await store.heartbeat('worker-a');
 
@@ -233,7 +233,7 @@ describe('stopping a worker whose tick hangs on Postgres', () => {
     // A pool of its own, as a worker has: the statements that wait on the lock below (the tick's
     // heartbeat, the stop's leaving mark and leave) must not take the connections the test reads with.
     const workerSql = createDatabase({ url: db.url, maxConnections: 8, connectTimeoutSeconds: 5, statementTimeoutMs: 30000, applicationName: 'wagate-test-worker' });
-    const store = createMembershipStore(workerSql, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: workerSql }, prefix, LIVENESS_MS);
     const coordinator = coordinatorFor('stopping-worker', store);
     // A round waits for a take a heartbeat at most; the take goes on after it.
     await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === 2));
@@ -272,7 +272,7 @@ describe('stopping a worker that cannot read who owns its shards', () => {
   }
 
   it('relinquishes them (finishes what is under way, then lets go) rather than cancelling its consumers', async () => {
-    const real = createMembershipStore(db.sql, `${PREFIX}-unread`, LIVENESS_MS);
+    const real = createMembershipStore({ sql: db.sql }, `${PREFIX}-unread`, LIVENESS_MS);
     let readHangs = false;
     // The owners' read hangs once the stop begins, as on a hung or starved Postgres.
     const store = { ...real, read: () => (readHangs ? new Promise<never>(() => undefined) : real.read()) };
@@ -284,7 +284,7 @@ describe('stopping a worker that cannot read who owns its shards', () => {
   }, 30_000);
 
   it('releases them plainly when it reads that they are still its own', async () => {
-    const { coordinator, calls } = recordingLetGo('read-worker', createMembershipStore(db.sql, `${PREFIX}-read`, LIVENESS_MS));
+    const { coordinator, calls } = recordingLetGo('read-worker', createMembershipStore({ sql: db.sql }, `${PREFIX}-read`, LIVENESS_MS));
     await waitFor('the worker to take every shard', async () => (await coordinator.tick(), coordinator.owned().length === SHARDS));
     expect(await coordinator.stop(5_000)).toBe(true);
     expect(calls.sort()).toEqual(['release 0', 'release 1']);
@@ -294,7 +294,7 @@ describe('stopping a worker that cannot read who owns its shards', () => {
 describe('stopping a worker whose release record fails once', () => {
   it('records it again before the deadline, hands the shards over and leaves the group, instead of waiting for its heartbeat to expire', async () => {
     const prefix = `${PREFIX}-release-blip`;
-    const real = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const real = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
     let failures = 0;
     // The first release record fails, as on a Postgres that went away for a moment.
     const store = { ...real, release: (memberId: string, shards: number[]) => (failures++ === 0 ? Promise.reject(new Error('Connection terminated unexpectedly')) : real.release(memberId, shards)) };
@@ -311,7 +311,7 @@ describe('stopping a worker whose release record fails once', () => {
 describe('stopping while a take waits on Postgres', () => {
   it('gives the shard back once the take commits, instead of holding it after the stop', async () => {
     const prefix = `${PREFIX}-late-take`;
-    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
     await db.sql`INSERT INTO work_shard_owners (queue_prefix, shard) VALUES (${prefix}, 0), (${prefix}, 1)`;
     const coordinator = coordinatorFor('late-taker', store);
 
@@ -349,7 +349,7 @@ describe('stopping while a take waits on Postgres', () => {
 describe('a worker stopping with one shard slow to drain', () => {
   it('drops out of the assignment at once, so the shards it has released are taken while the slow one drains', async () => {
     const prefix = `${PREFIX}-leaving`;
-    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
     // The slow shard is the one the other worker would be given while both count as live: the
     // shard released quickly is then the stopping worker's own share, which nobody else targets.
     const [slow] = assignShards(SHARDS, ['worker-a', 'worker-b']).flatMap((target, shard) => (target === 'worker-b' ? [shard] : []));
@@ -391,7 +391,7 @@ describe('a worker stopping with one shard slow to drain', () => {
 describe('a stopping worker whose member row is gone', () => {
   it('says so, rather than that it cannot read the group from Postgres, and hands its shards on as if taken over', async () => {
     const prefix = `${PREFIX}-row-gone`;
-    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
     const lines: { level: number; msg: string }[] = [];
     const log = createLogger('info', 'test-worker', { write: (line: string) => void lines.push(JSON.parse(line)) });
     const calls: string[] = [];
@@ -425,7 +425,7 @@ describe('a stopping worker whose member row is gone', () => {
 describe('a group that a reshard pauses', () => {
   it('is logged and counted by each worker when it pauses, again while it stays paused, and when it resumes', async () => {
     const prefix = `${PREFIX}-paused-log`;
-    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
     await db.sql`INSERT INTO work_shard_settings (queue_prefix, shard_count) VALUES (${prefix}, ${SHARDS})`;
     const lines: { level: number; msg: string; pausedSeconds?: number }[] = [];
     const log = createLogger('info', 'test-worker', { write: (line: string) => void lines.push(JSON.parse(line)) });
@@ -461,7 +461,7 @@ describe('a group that a reshard pauses', () => {
 describe('a worker whose own heartbeat has lapsed while it holds shards', () => {
   /** A coordinator whose consumer records how each shard was let go, and whose heartbeats can be made to stop landing. */
   function lapsingWorker(memberId: string, prefix: string) {
-    const real = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const real = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
     const state = { heartbeatsLand: true };
     const store = { ...real, heartbeat: (id: string, join?: boolean) => (state.heartbeatsLand ? real.heartbeat(id, join) : Promise.resolve()) };
     const calls: string[] = [];
@@ -515,7 +515,7 @@ describe('a worker whose own heartbeat has lapsed while it holds shards', () => 
 describe('a worker that lost its broker channel with a message still under way', () => {
   it('heartbeats until that work is finished and the shard released, so nobody takes the shard over beside it', async () => {
     const prefix = `${PREFIX}-no-channel`;
-    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
     let channel = true;
     let finished!: () => void;
     const underWay = new Promise<void>((resolve) => (finished = resolve));
@@ -558,7 +558,7 @@ describe('a worker that lost its broker channel with a message still under way',
 describe('a worker that loses its broker channel while it restarts a consumer with messages in hand', () => {
   it('heartbeats until the restart has finished that work, so nobody takes the shard over beside it', async () => {
     const prefix = `${PREFIX}-restart-no-channel`;
-    const store = createMembershipStore(db.sql, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
     let channel = true;
     let prefetch = 10;
     let finished!: () => void;
@@ -602,7 +602,7 @@ describe('a worker that loses its broker channel while it restarts a consumer wi
 
 describe('the group gauges while the group cannot be read', () => {
   it('read NaN rather than the last figures, and the figures again once Postgres answers', async () => {
-    const real = createMembershipStore(db.sql, `${PREFIX}-gauges`, LIVENESS_MS);
+    const real = createMembershipStore({ sql: db.sql }, `${PREFIX}-gauges`, LIVENESS_MS);
     let readFails = false;
     const store = { ...real, read: () => (readFails ? Promise.reject(new Error('connection refused')) : real.read()) };
     const metrics = createMetrics('worker', { processMetrics: false });
