@@ -18,7 +18,7 @@ import { unroutedTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { finishedWithin, settleWithin } from '../settle-within';
 import { createMetrics, replyReceiptStatus, startMetricsServer, type Metrics } from '../telemetry/metrics';
-import { refuseWrongDatabaseLogin, sharedPostgresCheck } from '../db/health';
+import { refuseWrongDatabaseLogin, createSharedPostgresCheck } from '../db/health';
 import { warmUpLedger } from '../ledger/warm-up';
 import { rehearseWebhooks } from '../http/webhook-rehearsal';
 
@@ -259,7 +259,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     onReplyReceipt: (source, receipt) => metrics.replyReceipts.inc({ source, status: replyReceiptStatus(receipt) }),
   });
   const health: HealthDeps = {
-    postgresAnswers: sharedPostgresCheck(sql),
+    postgresAnswers: createSharedPostgresCheck(sql),
     isBrokerConnected: parts.isBrokerConnected,
     isBrokerLoginRefused: parts.isBrokerLoginRefused,
     isDraining: parts.isDraining,

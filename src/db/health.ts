@@ -29,7 +29,7 @@ export type PostgresCheck = () => Promise<'ok' | 'unavailable'>;
  * postgresAnswers, asked at most once at a time and at most once a second: every caller in
  * between gets the question in flight, or the last answer.
  */
-export function sharedPostgresCheck(sql: Sql): PostgresCheck {
+export function createSharedPostgresCheck(sql: Sql): PostgresCheck {
   let inFlight: Promise<'ok' | 'unavailable'> | undefined;
   let last: { at: number; answer: 'ok' | 'unavailable' } | undefined;
   return () => {

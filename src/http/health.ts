@@ -4,7 +4,7 @@ import type { Liveness } from '../db/stall-watch';
 import { judgeReadiness, type Readiness } from '../server/readiness';
 
 export interface HealthDeps {
-  /** One question to Postgres shared by every caller at once (sharedPostgresCheck). */
+  /** One question to Postgres shared by every caller at once (createSharedPostgresCheck). */
   postgresAnswers: PostgresCheck;
   isBrokerConnected(): boolean;
   isBrokerLoginRefused?(): boolean;
