@@ -11,13 +11,26 @@ export interface DeadLetter {
   deadAt: string | null;
 }
 
+/**
+ * The letters in the queue when a pass begins, read one by one. Only those: in a storm of dead
+ * letters (an expired provider token dead-letters every message) new ones could come as fast
+ * as the pass reads, and it held every letter unacked, and the lock, without end. A later
+ * letter of an erased customer is dropped by the worker that dead-letters it.
+ */
+async function* lettersThere(channel: ConfirmChannel, topology: Topology): AsyncGenerator<GetMessage> {
+  const { messageCount } = await channel.checkQueue(topology.deadQueue);
+  for (let taken = 0; taken < messageCount; taken += 1) {
+    const message = await channel.get(topology.deadQueue);
+    if (!message) return;
+    yield message;
+  }
+}
+
 /** Reads every dead letter without removing it: nothing is acked, and all are given back. */
 export async function listDeadLetters(channel: ConfirmChannel, topology: Topology): Promise<DeadLetter[]> {
   const letters: DeadLetter[] = [];
   try {
-    for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
-      letters.push(describe(message));
-    }
+    for await (const message of lettersThere(channel, topology)) letters.push(describe(message));
   } finally {
     giveBack(channel);
   }
@@ -64,9 +77,8 @@ export async function replayDeadLetters(
   const unroutable: string[] = [];
   // Only what is there now: a replayed message that fails again while this runs lands at
   // the back of the queue, and taking it again would replay it twice in one go.
-  const { messageCount } = await channel.checkQueue(topology.deadQueue);
   try {
-    await replayTaken(channel, topology, reopen, messageCount, ids, { replayed, skipped, unroutable });
+    await replayTaken(channel, topology, reopen, ids, { replayed, skipped, unroutable });
   } finally {
     giveBack(channel);
   }
@@ -77,13 +89,10 @@ async function replayTaken(
   channel: ConfirmChannel,
   topology: Topology,
   reopen: ReopenDeadMessage,
-  messageCount: number,
   ids: string[] | undefined,
   { replayed, skipped, unroutable }: ReplayReport,
 ): Promise<void> {
-  for (let taken = 0; taken < messageCount; taken += 1) {
-    const message = await channel.get(topology.deadQueue);
-    if (!message) break;
+  for await (const message of lettersThere(channel, topology)) {
     const id = String(message.properties.messageId ?? '');
     if (ids && !ids.includes(id)) continue;
     const payload = queueMessageSchema.safeParse(safeJson(message.content));
@@ -128,7 +137,7 @@ export async function purgeDeadLetters(channel: ConfirmChannel, topology: Topolo
 export async function dropDeadLetters(channel: ConfirmChannel, topology: Topology, matches: (message: QueueMessage) => boolean): Promise<number> {
   let dropped = 0;
   try {
-    for (let message = await channel.get(topology.deadQueue); message; message = await channel.get(topology.deadQueue)) {
+    for await (const message of lettersThere(channel, topology)) {
       const payload = queueMessageSchema.safeParse(safeJson(message.content));
       if (payload.success && matches(payload.data)) {
         channel.ack(message);

@@ -66,3 +66,40 @@ describe('operator commands on the dead-letter queue', () => {
     expect(await givesBack(1, (channel) => dropDeadLetters(channel, topology, (message) => message.from === '15550900002'))).toBe(2);
   });
 });
+
+describe('a pass over the dead-letter queue', () => {
+  /** The channel as a pass reads it, with a new letter dead-lettered for each one it reads (at most 50), as in a storm. */
+  function storming(channel: ConfirmChannel, publisher: ConfirmChannel, arrived: { count: number }): ConfirmChannel {
+    return new Proxy(channel, {
+      get(target, key) {
+        const value = Reflect.get(target, key, target) as unknown;
+        if (key !== 'get') return typeof value === 'function' ? value.bind(target) : value;
+        return async (queue: string) => {
+          const message = await target.get(queue);
+          if (message && arrived.count < 50) {
+            arrived.count += 1;
+            publisher.publish(topology.deadExchange, topology.deadRoutingKey, Buffer.from(JSON.stringify(letter(`wamid.storm${arrived.count}`, '15550900003'))), { persistent: true, messageId: `whatsapp:wamid.storm${arrived.count}` });
+            await publisher.waitForConfirms();
+          }
+          return message;
+        };
+      },
+    });
+  }
+
+  it('reads only the letters there when it began, while new ones arrive as fast as it reads', async () => {
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    try {
+      const publisher = await connection.createConfirmChannel();
+      const arrived = { count: 0 };
+      const before = await withOperatorChannel(operator(topology), async (channel) => (await channel.checkQueue(topology.deadQueue)).messageCount);
+      const listed = await givesBack(before + 1, async (channel) => listDeadLetters(storming(channel, publisher, arrived), topology));
+      expect([listed.length, arrived.count]).toEqual([before, before]);
+      // The erase's pass: the letters there now are the list's and the one that came during it.
+      const dropped = await givesBack(2 * (before + 1), async (channel) => dropDeadLetters(storming(channel, publisher, arrived), topology, () => false));
+      expect([dropped, arrived.count]).toEqual([0, before + (before + 1)]);
+    } finally {
+      await connection.close();
+    }
+  });
+});
