@@ -159,22 +159,26 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   const phone = phoneOption('erase', values.phone);
   // The database part commits first; a broker that cannot be reached must not hide it.
   let deadLettersUnread: { error: Error; addresses: readonly string[] } | null = null;
+  // The user ids were found through the rows just erased: a second run by number alone would not find them again.
+  const rerunFor = (addresses: readonly string[]) => `run wagate erase --phone for each of ${[phone, ...addresses.filter((address) => META_USER_ID.test(address))].join(', ')}`;
   const report = await withSql(config, async (sql) => {
     const topology = await operatorTopology(config, sql);
-    return eraseCustomer(sql, phone, (matches, addresses) =>
-      withDeadLetterLock(sql, config.QUEUE_PREFIX, () =>
+    return eraseCustomer(sql, phone, (matches, addresses) => {
+      // Said before the wait for the queue's lock (up to a minute) and the pass: a run stopped
+      // there has committed the database part, and its report would never be printed.
+      print(`the database part is done; now dropping the customer's dead letters (if this stops before its report, ${rerunFor(addresses)})`);
+      return withDeadLetterLock(sql, config.QUEUE_PREFIX, () =>
         withOperatorChannel({ url: config.AMQP_URL, topology, log }, (channel) => dropDeadLetters(channel, topology, matches))).catch((error: Error) => {
         deadLettersUnread = { error, addresses };
         return Number.NaN;
-      }),
-    );
+      });
+    });
   });
   for (const [what, count] of Object.entries(report)) print(`${what}\t${Number.isNaN(count) ? 'not read' : count}`);
   if (deadLettersUnread) {
     const { error, addresses } = deadLettersUnread as { error: Error; addresses: readonly string[] };
-    // The user ids were found through the rows just erased: a second run by number alone would not find them again.
     throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
-      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once that is mended, run wagate erase --phone for each of ${[phone, ...addresses.filter((address) => META_USER_ID.test(address))].join(', ')} to drop their dead letters`);
+      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once that is mended, ${rerunFor(addresses)} to drop their dead letters`);
   }
   if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: erased already, or check the number`);
 }

@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import amqp from 'amqplib';
 import { metaEnvelope } from '../../src/webhooks/samples';
+import { withDeadLetterLock } from '../../src/ledger/dead-letter-lock';
 import { checkRetention, runCleanup } from '../../src/ledger/retention';
 import { reopenDeadMessage } from '../../src/orders/reopen-dead-message';
 import { resendReply } from '../../src/orders/reply-operations';
@@ -10,7 +12,7 @@ import { holdInTransaction } from '../support/database';
 import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
-import { runWagate } from '../support/process';
+import { MAIN_JS, runWagate } from '../support/process';
 import { waitFor } from '../support/wait';
 
 let pipeline: Pipeline;
@@ -133,6 +135,39 @@ describe('erase from the command line', () => {
     expect(erased.stderr).toContain('the customer\'s data in the database is erased (above), but the dead-letter queue could not be read');
     expect(erased.stderr).toContain(`once that is mended, run wagate erase --phone for each of +${phone} to drop their dead letters`);
     expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
+  }, 60_000);
+});
+
+describe('an erase stopped while it waits for the dead-letter queue', () => {
+  it('has already said which ids to erase again, the user ids its database part found among them', async () => {
+    const phone = '15550400023';
+    const userId = 'US.66554433221100998877';
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, userId, text: '1 coke' });
+    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    // Another reader holds the dead-letter queue (a long dlq list, say).
+    let release!: () => void;
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const reader = withDeadLetterLock(pipeline.db.sql, pipeline.env.QUEUE_PREFIX!, () => {
+      holding();
+      return new Promise<void>((resolve) => (release = resolve));
+    });
+    await held;
+    try {
+      const erasing = spawn(process.execPath, [MAIN_JS, 'erase', '--phone', `+${phone}`], { env: { PATH: process.env.PATH ?? '', ...pipeline.env, LOG_LEVEL: 'silent' } });
+      let stdout = '';
+      erasing.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => erasing.once('exit', (code) => resolve(code)));
+      await waitFor('the erase to wait for the queue', () => stdout.includes('now dropping the customer\'s dead letters'), 30_000);
+      erasing.kill('SIGTERM');
+      expect(await exited).toBe(143);
+      expect(stdout).toContain(`run wagate erase --phone for each of +${phone}, ${userId}`);
+      expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
+    } finally {
+      release();
+      await reader;
+    }
   }, 60_000);
 });
 
