@@ -14,7 +14,7 @@ import { withDeadLetterLock } from '../ledger/dead-letter-lock';
 import { storedShardCount } from '../ledger/shard-count';
 import { decodeCatalogFile, importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
-import { DEAD_LETTER_SETTLE_SECONDS, reopenDeadMessage } from '../orders/reopen-dead-message';
+import { DEAD_LETTER_SETTLE_SECONDS, reopenForReplay } from '../orders/reopen-dead-message';
 import { listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
 import { listUndeliveredReplies } from '../orders/undelivered-replies';
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../queue/dead-letters';
@@ -109,7 +109,7 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
   if (action === 'replay') {
     const ids = values.id && [...new Set(values.id)];
     const result = await withSql(config, (sql) => alone(sql, () =>
-      withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, (message, unsent) => reopenDeadMessage(sql, message, unsent), ids)),
+      withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, reopenForReplay(sql, config.DATABASE_URL), ids)),
     ));
     print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue (not wagate messages; records already finished, erased or cleaned up; or records a worker changed in the last ${DEAD_LETTER_SETTLE_SECONDS} s, which a later replay takes): ${result.skipped.join(', ')}` : ''}`);
     if (result.unroutable.length > 0) {

@@ -1,4 +1,7 @@
 import amqp from 'amqplib';
+import postgres from 'postgres';
+import type { Sql } from '../../src/db/client';
+import { reopenForReplay } from '../../src/orders/reopen-dead-message';
 import type { ConfirmChannel } from 'amqplib';
 import { dropDeadLetters, listDeadLetters, replayDeadLetters } from '../../src/queue/dead-letters';
 import type { QueueMessage } from '../../src/queue/message';
@@ -60,6 +63,22 @@ describe('operator commands on the dead-letter queue', () => {
   it('dlq replay --id gives back the letters it was not asked for', async () => {
     const report = await givesBack(3, (channel) => replayDeadLetters(channel, topology, async () => true, ['whatsapp:wamid.missing']));
     expect(report).toEqual({ replayed: [], skipped: [], unroutable: [] });
+  });
+
+  it('dlq replay says it was Postgres, not the broker, that went away, and gives every letter back', async () => {
+    // Nothing listens on port 9: every connection is refused, as from a Postgres that went away.
+    const gone = postgres('postgres://postgres@127.0.0.1:9/wagate', { max: 1, connect_timeout: 2, onnotice: () => undefined }) as Sql;
+    try {
+      const replay = givesBack(3, (channel) => replayDeadLetters(channel, topology, reopenForReplay(gone, 'postgres://postgres:secret@127.0.0.1:9/wagate')));
+      await expect(replay).rejects.toMatchObject({
+        code: 'DATABASE_UNAVAILABLE',
+        message: expect.stringContaining('Postgres at postgres@127.0.0.1:9/wagate cannot be reached'),
+      });
+      await expect(replay).rejects.toThrow(/run wagate dlq replay again/);
+      await givesBack(3, async () => undefined);
+    } finally {
+      await gone.end({ timeout: 1 });
+    }
   });
 
   it('erase drops the customer’s letters and gives back the others', async () => {
