@@ -34,6 +34,14 @@ const skippedCount = async () =>
 
 const statusOf = async (id: string) => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
 
+/** A sender Meta names by number and user id orders, and the order is processed: the message's id. */
+async function orderedBy(phone: string, userId: string): Promise<string> {
+  const id = uniqueWamid();
+  await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, userId, text: '1 coke' });
+  await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+  return id;
+}
+
 describe('erase', () => {
   it('removes a customer’s personal data from messages, orders, replies and the dead-letter queue', async () => {
     const phone = '15550400001';
@@ -142,9 +150,7 @@ describe('an erase stopped while it waits for the dead-letter queue', () => {
   it('has already said which ids to erase again, the user ids its database part found among them', async () => {
     const phone = '15550400023';
     const userId = 'US.66554433221100998877';
-    const id = uniqueWamid();
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, userId, text: '1 coke' });
-    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    const id = await orderedBy(phone, userId);
     // Another reader holds the dead-letter queue (a long dlq list, say).
     let release!: () => void;
     let holding!: () => void;
@@ -175,9 +181,7 @@ describe('erase by phone number of a sender keyed on Meta\'s user id', () => {
   it('also removes the rate-limit row keyed on the user id', async () => {
     const phone = '15550400003';
     const userId = 'US.55443322110099887766';
-    const id = uniqueWamid();
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, userId, text: '1 coke' });
-    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    const id = await orderedBy(phone, userId);
     expect(await pipeline.db.sql`SELECT 1 FROM webhook_rate_limits WHERE phone_number = ${userId}`).toHaveLength(1);
 
     const report = await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, `+${phone}`);
