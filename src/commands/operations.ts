@@ -5,6 +5,7 @@ import { type ParseArgsOptionsConfig } from 'node:util';
 import type { Config } from '../config';
 import { databaseFromConfig, POOL_CLOSE_TIMEOUT_SECONDS, type Sql } from '../db/client';
 import { refuseSilentDatabase } from '../db/health';
+import { classifyPostgresError, explainPostgresFailure } from '../db/postgres-errors';
 import { startFakeProvider } from '../dev/fake-provider';
 import { UsageError, WagateError } from '../errors';
 import { parseOptions } from '../parse-options';
@@ -14,12 +15,13 @@ import { withDeadLetterLock } from '../ledger/dead-letter-lock';
 import { storedShardCount } from '../ledger/shard-count';
 import { decodeCatalogFile, importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
-import { DEAD_LETTER_SETTLE_SECONDS, reopenForReplay } from '../orders/reopen-dead-message';
+import { DEAD_LETTER_SETTLE_SECONDS, reopenDeadMessage } from '../orders/reopen-dead-message';
 import { listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
 import { listUndeliveredReplies } from '../orders/undelivered-replies';
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
 import { withOperatorChannel } from '../queue/operator-channel';
+import type { QueueMessage } from '../queue/message';
 import type { Topology } from '../queue/topology';
 import { replyClientFromConfig } from '../replies/from-config';
 import type { Logger } from '../telemetry/logger';
@@ -129,6 +131,19 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
   }
 }
 
+/**
+ * reopenDeadMessage for `dlq replay`, whose pass runs on a broker channel: there a Postgres
+ * that went away (a reset, a refused connection) read as the broker's failure, and the
+ * operator was sent to RabbitMQ. It names the database, and what is left to do.
+ */
+export function reopenForReplay(sql: Sql, databaseUrl: string) {
+  return (message: Pick<QueueMessage, 'source' | 'messageId'>, unsentAttempts: readonly string[]): Promise<boolean> =>
+    reopenDeadMessage(sql, message, unsentAttempts).catch((error: unknown) => {
+      if (classifyPostgresError(error) !== 'DATABASE_UNAVAILABLE') throw error;
+      throw new WagateError('DATABASE_UNAVAILABLE', `${explainPostgresFailure(error, databaseUrl)}; the letters not replayed yet stay in the dead-letter queue: run wagate dlq replay again once it answers`, { cause: error });
+    });
+}
+
 export async function cleanupCommand(config: Config, args: string[]): Promise<void> {
   const { values } = parseOptions({ args, options: { days: { type: 'string' } } });
   const days = values.days === undefined ? config.RETENTION_DAYS : Number(values.days);
@@ -160,13 +175,17 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   // The database part commits first; a broker that cannot be reached must not hide it.
   let deadLettersUnread: { error: Error; addresses: readonly string[] } | null = null;
   // The user ids were found through the rows just erased: a second run by number alone would not find them again.
-  const rerunFor = (addresses: readonly string[]) => `run wagate erase --phone for each of ${[phone, ...addresses.filter((address) => META_USER_ID.test(address))].join(', ')}`;
+  const userIdsBeside = (addresses: readonly string[]) => addresses.filter((address) => META_USER_ID.test(address) && address !== phone);
+  const rerunFor = (addresses: readonly string[]) => `run wagate erase --phone for each of ${[phone, ...new Set(userIdsBeside(addresses))].join(', ')}`;
   const report = await withSql(config, async (sql) => {
     const topology = await operatorTopology(config, sql);
     return eraseCustomer(sql, phone, (matches, addresses) => {
-      // Said before the wait for the queue's lock (up to a minute) and the pass: a run stopped
-      // there has committed the database part, and its report would never be printed.
-      print(`the database part is done; now dropping the customer's dead letters (if this stops before its report, ${rerunFor(addresses)})`);
+      // Said before the wait for the queue's lock (up to a minute) and the pass, when a second
+      // run by number would not find everything: a run stopped there has committed the
+      // database part, and its report would never be printed.
+      if (userIdsBeside(addresses).length > 0) {
+        print(`the database part is done; now dropping the customer's dead letters (if this stops before its report, ${rerunFor(addresses)})`);
+      }
       return withDeadLetterLock(sql, config.QUEUE_PREFIX, () =>
         withOperatorChannel({ url: config.AMQP_URL, topology, log }, (channel) => dropDeadLetters(channel, topology, matches))).catch((error: Error) => {
         deadLettersUnread = { error, addresses };

@@ -1,5 +1,6 @@
 import type { Source } from '../config';
 import { transaction, type Sql } from '../db/client';
+import { runWithDeadlockRetry } from './commit-guards';
 import { senderKeysOf } from './sender-keys';
 
 export interface ReleaseResult {
@@ -16,6 +17,13 @@ export interface ReleaseResult {
  * user id; a number also finds the user ids its messages were keyed on.
  */
 export async function releaseSender(sql: Sql, phone: string, source?: Source): Promise<ReleaseResult> {
+  // Its second pass takes the counter before messages, against an ingest batch's order: a batch
+  // with a duplicate of a message the pass wants and a new message of the sender's can deadlock
+  // with it. Either side may be the one Postgres cancels; both try again, whole.
+  return runWithDeadlockRetry(() => releaseOnce(sql, phone, source));
+}
+
+function releaseOnce(sql: Sql, phone: string, source?: Source): Promise<ReleaseResult> {
   return transaction(sql, async (tx) => {
     const senders = await senderKeysOf(tx, phone);
     const ofSender = () => tx`(sender_key = ANY(${senders}) OR phone_number = ANY(${senders}))
@@ -33,7 +41,7 @@ export async function releaseSender(sql: Sql, phone: string, source?: Source): P
       }
       return rows.length;
     };
-    // Before the counter, as an ingest's batch locks a message, then the counter.
+    // Before the counter, in an ingest batch's order: a message, then the counter.
     let released = await requeue();
     await tx`
       UPDATE webhook_rate_limits SET is_blocked = false, blocked_at = NULL, request_count = 0, window_start = now()

@@ -1,6 +1,4 @@
 import { transaction, type Sql } from '../db/client';
-import { classifyPostgresError, explainPostgresFailure } from '../db/postgres-errors';
-import { WagateError } from '../errors';
 import type { QueueMessage } from '../queue/message';
 import { ERASED } from './erasure';
 import { SETTLED_NOT_RESENT } from './reply-operations';
@@ -46,18 +44,4 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
     return messages.count;
   });
   return reopened > 0;
-}
-
-/**
- * reopenDeadMessage for `dlq replay`, whose pass runs on a broker channel: there a Postgres
- * that went away (a reset, a refused connection) read as the broker's failure, and the
- * operator was sent to RabbitMQ. It names the database, and what is left to do.
- */
-export function reopenForReplay(sql: Sql, databaseUrl: string) {
-  return (message: Pick<QueueMessage, 'source' | 'messageId'>, unsentAttempts: readonly string[]): Promise<boolean> =>
-    reopenDeadMessage(sql, message, unsentAttempts).catch((error: unknown) => {
-      if (classifyPostgresError(error) !== 'DATABASE_UNAVAILABLE') throw error;
-      const reason = explainPostgresFailure(error, databaseUrl) ?? `Postgres cannot be reached: ${(error as Error).message}`;
-      throw new WagateError('DATABASE_UNAVAILABLE', `${reason}; the letters not replayed yet stay in the dead-letter queue: run wagate dlq replay again once it answers`, { cause: error });
-    });
 }
