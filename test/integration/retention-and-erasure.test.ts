@@ -165,9 +165,13 @@ describe('an erase stopped while it waits for the dead-letter queue', () => {
       let stdout = '';
       erasing.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
       const exited = new Promise<number | null>((resolve) => erasing.once('exit', (code) => resolve(code)));
-      await waitFor('the erase to wait for the queue', () => stdout.includes('now dropping the customer\'s dead letters'), 30_000);
-      erasing.kill('SIGTERM');
-      expect(await exited).toBe(143);
+      try {
+        await waitFor('the erase to wait for the queue', () => stdout.includes('now dropping the customer\'s dead letters'), 30_000);
+        erasing.kill('SIGTERM');
+        expect(await exited).toBe(143);
+      } finally {
+        erasing.kill('SIGKILL');
+      }
       expect(stdout).toContain(`run wagate erase --phone for each of +${phone}, ${userId}`);
       expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
     } finally {
