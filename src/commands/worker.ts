@@ -9,6 +9,7 @@ import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
 import { abandonedSendAfterMs, countUnknownReplies, markAbandonedSends } from '../orders/reply-operations';
 import { failureStreak } from '../telemetry/failure-streak';
 import { countStuckMessages, stuckAfterMs } from '../ledger/stuck';
+import { countHeldMessages } from '../ledger/held-messages';
 import { countKeptThroughFailures } from '../telemetry/count-kept-through-failures';
 import { createPublisher } from '../queue/publisher';
 import { dropDeadLetters } from '../queue/dead-letters';
@@ -36,6 +37,8 @@ import { probeRoutes } from '../server/probe-routes';
 import { judgeReadiness } from '../server/readiness';
 
 const QUEUE_GAUGE_INTERVAL_MS = 5000;
+/** Held messages wait for an operator for days, and a flood may hold many: counted once a minute. */
+const HELD_COUNT_INTERVAL_MS = 60_000;
 /**
  * After the drain (WORKER_DRAIN_TIMEOUT_MS), everything SIGTERM still waits for must end within
  * the chart's grace beyond it (15 s): closing both broker connections and the pool, each of which
@@ -215,6 +218,17 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const refreshUnknownReplies = countKeptThroughFailures(() => countUnknownReplies(sql),
     (counts) => Object.entries(counts).forEach(([provider, count]) => metrics.repliesUnknown.set({ provider }, count)),
     () => metrics.repliesUnknown.reset(), COUNT_KEPT_MS);
+  const refreshHeld = countKeptThroughFailures(() => countHeldMessages(sql, config.PERSONAL_DATA_RETENTION_DAYS),
+    (counts) => Object.entries(counts).forEach(([source, count]) => {
+      metrics.messagesHeld.set({ source }, count.held);
+      metrics.messagesHeldExpiring.set({ source }, count.expiring);
+    }),
+    () => {
+      metrics.messagesHeld.reset();
+      metrics.messagesHeldExpiring.reset();
+    }, COUNT_KEPT_MS);
+  void refreshHeld();
+  const heldGauges = setInterval(() => void refreshHeld(), HELD_COUNT_INTERVAL_MS);
   const abandonedSweeps = failureStreak(log, {
     failing: 'cannot look for replies left sending with their message finished (check Postgres); tried again every 5 s, said again each minute',
     recovered: 'the look for replies left sending works again',
@@ -259,6 +273,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     async stop() {
       draining = true;
       clearInterval(gauges);
+      clearInterval(heldGauges);
       await drainWithin(config.WORKER_DRAIN_TIMEOUT_MS, coordinator!, consumer!, log);
       const within = finishedWithin(STOP_AFTER_DRAIN_MS);
       // The consuming connection closes first: the consumer has closed each shard's channel once

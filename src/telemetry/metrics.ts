@@ -255,6 +255,18 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
       labelNames: ['provider'] as const,
       registers: [registry],
     }),
+    messagesHeld: new Gauge({
+      name: 'wagate_messages_held',
+      help: 'Messages held over the rate limit whose content is still kept, so that wagate release can re-queue them, read from PostgreSQL. Every worker reports the same value: use max().',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
+    messagesHeldExpiring: new Gauge({
+      name: 'wagate_messages_held_expiring',
+      help: 'Held messages whose content cleanup may clear within a day (PERSONAL_DATA_RETENTION_DAYS), after which no release can re-queue them. Read from PostgreSQL; use max().',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
     inFlight: new Gauge({
       name: 'wagate_http_in_flight_requests',
       help: 'Webhook requests being handled by this process.',

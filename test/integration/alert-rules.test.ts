@@ -15,6 +15,7 @@ const REQUIRED_ALERTS = [
   'WagateDuplicateRateHigh',
   'WagateErrorRateHigh',
   'WagateRateLimitViolations',
+  'WagateHeldMessagesExpiring',
   'WagateDeadLettersPresent',
   'WagateWorkerLag',
   'WagateShardBacklog',
