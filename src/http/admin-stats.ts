@@ -139,7 +139,9 @@ function summarise({ statusRows, latency, hourly, replyRows }: StatsRows, depths
     // Replies by send state; "unknown" ones need an operator (wagate replies unknown).
     replies: countBy(replyRows, (row) => row.status, ['sent', 'unknown', 'failed']),
     // Sent replies by the furthest receipt the provider reported; "none" before the first.
-    deliveryStatus: countBy(replyRows.filter((row) => row.status === 'sent'), (row) => row.delivery_status ?? 'none', []),
+    // Twilio's undelivered is its failed (both final, one rank), as the alerts count it.
+    deliveryStatus: countBy(replyRows.filter((row) => row.status === 'sent'),
+      (row) => (row.delivery_status === 'undelivered' ? 'failed' : row.delivery_status ?? 'none'), []),
     hourly: hourly.map((row) => ({ ...row, hour: row.hour.toISOString() })),
   };
 }

@@ -52,7 +52,9 @@ export async function settleReplies(sql: Sql, settlements: readonly ReplySettlem
         last_error = CASE WHEN o.recipient = ${ERASED} AND i.last_error IS NOT NULL THEN ${ANSWER_NOT_KEPT} ELSE i.last_error END,
         provider_message_id = coalesce(i.provider_message_id, o.provider_message_id),
         delivery_status = CASE WHEN i.status = 'sent'
+          -- Only what a receipt can write (ranked above 0): Twilio's queued or Meta's warning is no delivery status.
           THEN (SELECT r.status FROM message_statuses r WHERE r.webhook_source = i.source AND r.message_id = i.provider_message_id
+                  AND wagate_receipt_rank(r.status) > 0
                 ORDER BY wagate_receipt_rank(r.status) DESC LIMIT 1)
           ELSE o.delivery_status END
       FROM input i

@@ -75,4 +75,15 @@ describe('the stats window', () => {
     expect(day.hourly.reduce((sum, hour) => sum + hour.messages, 0)).toBe(day.messages);
     expect(day.messages).toBe(4);
   });
+
+  it('counts Twilio\'s undelivered replies as failed, the one final failure the stats name', async () => {
+    const delivery = ['delivered', 'failed', 'undelivered', null];
+    for (const [index, status] of delivery.entries()) {
+      await db.sql`
+        INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status, delivery_status)
+        VALUES (${`reply:twilio:SMstats${index}`}, 'twilio', ${`SMstats${index}`}, '15550700009', '14155238886', 'order_confirmation', 'Order #1', 'sent', ${status})`;
+    }
+    const body = (await stats('?source=twilio&hours=1')) as Stats & { deliveryStatus: Record<string, number> };
+    expect(body.deliveryStatus).toEqual({ delivered: 1, failed: 2, none: 1 });
+  });
 });

@@ -43,12 +43,12 @@ async function replyBeingSent(): Promise<string> {
   return row!.id;
 }
 
-function delivered(providerMessageId: string): StatusItem {
+function delivered(providerMessageId: string, receipt = 'delivered'): StatusItem {
   return {
     kind: 'status',
     source: 'whatsapp',
     messageId: providerMessageId,
-    receipt: 'delivered',
+    receipt,
     recipient: '15550700001',
     timestampSeconds: Math.floor(Date.now() / 1000),
     payload: {},
@@ -92,6 +92,16 @@ async function settleWhileTheReceiptCommits(replyId: string, providerMessageId: 
     holder.release();
   }
 }
+
+it('the settle takes only a receipt that ranks: one that says nothing of delivery (queued, warning) leaves the reply without a delivery status', async () => {
+  const replyId = await replyBeingSent();
+  const providerMessageId = uniqueWamid();
+  await expect(record(delivered(providerMessageId, 'warning'))).resolves.toEqual(['status']);
+  await settleAsSent(replyId, providerMessageId);
+  expect(await deliveryStatusOf(replyId)).toBeNull();
+  await expect(record(delivered(providerMessageId, 'sent'))).resolves.toEqual(['status']);
+  expect(await deliveryStatusOf(replyId)).toBe('sent');
+});
 
 it('the settle folds in a receipt that committed while it waited, unseen by its snapshot', async () => {
   const replyId = await replyBeingSent();
