@@ -11,6 +11,7 @@ import type { Metrics } from '../telemetry/metrics';
 import { createLinger } from './linger';
 import { claimExpiredRows } from './outbox-claim';
 import type { QueuedEntry } from './recorder';
+import { createSendersBehind } from './senders-behind';
 
 /**
  * A pause lets confirms from many batches share one DELETE and one commit. Nothing waits for
@@ -73,15 +74,22 @@ export interface OutboxRelay {
 interface Outgoing {
   id: string;
   attempts: number;
+  sender: string;
   publication: Publication;
+  /**
+   * For an owner's row, whether it may still be written once the batches ahead have: by
+   * default only while no row waits for a sweep; a row published while some do, only while
+   * none of its sender's has been handed to the sweep since it was found free to go.
+   */
+  mayWrite?: () => boolean;
 }
 
 /**
  * Moves outbox rows to RabbitMQ. The owner publishes its own rows at once, inside their
  * lease; a periodic sweep claims rows whose lease expired (broker outage, crashed owner), one
- * sweep at a time across the pods (a lease row), in commit order. While rows wait for a sweep, new rows wait
- * for it too: published at once, a sender's new message would reach its queue before the one
- * it sent during the outage. Confirmed rows are deleted in batches.
+ * sweep at a time across the pods (a lease row), in commit order. While rows wait for a sweep, the
+ * new rows of their senders wait for it too: published at once, a sender's new message would
+ * reach its queue before the one it sent during the outage. Confirmed rows are deleted in batches.
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const sweepBatch = options.sweepBatch ?? 500;
@@ -100,6 +108,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    */
   let releasing = 0;
   let backlogMarks = 0;
+  const sendersBehind = createSendersBehind(options.sql);
   function markBacklog(): void {
     backlog = true;
     backlogMarks += 1;
@@ -147,7 +156,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       options.topology.exchange,
       entries.map((entry) => entry.publication),
       settleLate,
-      path === 'owner' ? ownerOrder : sweepOrder,
+      path === 'owner' ? ownerOrder(entries) : sweepOrder,
     );
     options.metrics.publishDuration.observe((performance.now() - started) / 1000);
     const failed: Outgoing[] = [];
@@ -176,11 +185,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   }
 
   /**
-   * An owner batch writes only while no row waits for a sweep: one gathered or queued behind a
-   * batch whose deadline left rows unwritten would otherwise put a sender's next message ahead
-   * of them. A sweep's batches come one at a time, in commit order, and always write.
+   * An owner batch writes only while no row waits for a sweep, or, published while some do,
+   * none of its senders' rows has been handed to the sweep since: one gathered or queued behind
+   * a batch whose deadline left rows unwritten would otherwise put a sender's next message
+   * ahead of them. A sweep's batches come one at a time, in commit order, and always write.
    */
-  const ownerOrder = { mayWrite: () => !backlog, onUnwritten: markBacklog };
+  const ownerOrder = (entries: Outgoing[]) => ({ mayWrite: () => entries.every((entry) => entry.mayWrite?.() ?? !backlog), onUnwritten: markBacklog });
   const sweepOrder = { mayWrite: () => true, onUnwritten: markBacklog };
 
   /** Whether rows wait for a sweep, by a read that a release under way or begun meanwhile cannot fool. */
@@ -203,13 +213,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * sweep has claimed the row since (its attempts unchanged): a refusal that comes late must
    * not cut short the lease of another process now publishing it.
    */
-  async function releaseLeases(entries: Pick<Outgoing, 'id' | 'attempts'>[]): Promise<void> {
+  async function releaseLeases(entries: Pick<Outgoing, 'id' | 'attempts' | 'sender'>[]): Promise<void> {
     releasing += 1;
+    const done = sendersBehind.releasing(entries.map((entry) => entry.sender));
     markBacklog();
     try {
       await releaseLeasesNow(entries);
     } finally {
       releasing -= 1;
+      done();
     }
   }
 
@@ -347,7 +359,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
       if (publishable.length > 0) {
         const results = await publish(
-          publishable.map((row) => ({ id: row.id, attempts: row.attempts, publication: toPublication(options.topology, row.payload!, row.traceparent ?? '') })),
+          publishable.map((row) => ({ id: row.id, attempts: row.attempts, sender: row.payload!.senderKey, publication: toPublication(options.topology, row.payload!, row.traceparent ?? '') })),
           'sweep',
         );
         const confirmed = results.filter(Boolean).length;
@@ -386,15 +398,51 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const leaseMs = options.leaseSeconds * 1000;
     const fresh = entries.every((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
     // The ledger commits its own rows unclaimed: attempts 0.
+    const owned: Outgoing[] = entries.map((entry) => ({
+      id: entry.rowId, attempts: 0, sender: entry.payload.senderKey, publication: toPublication(options.topology, entry.payload, entry.traceparent),
+    }));
     // Its rows now wait for the sweep, and so do those committed after them.
-    if (!fresh || !options.canPublish()) markBacklog();
-    if (backlog) {
-      await track(releaseLeases(entries.map((entry) => ({ id: entry.rowId, attempts: 0 }))));
+    if (!fresh || !options.canPublish()) {
+      markBacklog();
+      await track(releaseLeases(owned));
       return false;
     }
-    const owned = entries.map((entry) => ({ id: entry.rowId, attempts: 0, publication: toPublication(options.topology, entry.payload, entry.traceparent) }));
-    const results = await track(publishGathered(owned));
-    return results.every(Boolean);
+    // Handed on in the order of the calls, the commits' order: a commit's rows must not go
+    // ahead of an earlier commit's rows still being checked.
+    if (!backlog && checking === 0) return (await track(publishGathered(owned))).every(Boolean);
+    const handed = await inTurn(() => handOn(owned));
+    return handed();
+  }
+
+  /** Owner calls still being checked while rows waited for a sweep, and the last of them. */
+  let checking = 0;
+  let lastTurn: Promise<unknown> = Promise.resolve();
+  /** Runs `step` after the earlier calls' steps; each step only hands rows on, and gives back how to wait for them. */
+  function inTurn(step: () => Promise<() => Promise<boolean>>): Promise<() => Promise<boolean>> {
+    checking += 1;
+    const turn = lastTurn.then(step).finally(() => (checking -= 1));
+    lastTurn = turn.catch(() => undefined);
+    return track(turn);
+  }
+
+  /** Publishes the rows whose senders have none waiting for a sweep; the others wait for it too. */
+  async function handOn(owned: Outgoing[]): Promise<() => Promise<boolean>> {
+    if (!backlog) {
+      const published = track(publishGathered(owned));
+      return async () => (await published).every(Boolean);
+    }
+    const checked = await sendersBehind.check([...new Set(owned.map((entry) => entry.sender))]).catch((error: Error) => {
+      options.log.warn({ err: error.message }, 'could not read whose outbox rows wait for a sweep; this commit\'s rows wait for it too');
+      return null;
+    });
+    const waiting = owned.filter((entry) => checked === null || checked.behind.has(entry.sender));
+    const ahead = checked === null ? [] : owned.filter((entry) => !checked.behind.has(entry.sender)).map((entry) => ({ ...entry, mayWrite: checked.stillAhead }));
+    const released = waiting.length > 0 ? track(releaseLeases(waiting)) : Promise.resolve();
+    const published = ahead.length > 0 ? track(publishGathered(ahead)) : Promise.resolve([]);
+    return async () => {
+      const [, results] = await Promise.all([released, published]);
+      return waiting.length === 0 && results.every(Boolean);
+    };
   }
 
   function sweepOnce(): Promise<number> {

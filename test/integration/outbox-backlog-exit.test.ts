@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import type { QueuedEntry } from '../../src/ledger/recorder';
+import type { QueueMessage } from '../../src/queue/message';
+import { startRelayRig, type RelayRig } from '../support/relay';
+import { waitFor } from '../support/wait';
+
+/**
+ * After an outage the outbox holds a backlog, and the rows committed meanwhile wait behind it,
+ * for the sweep. Under steady traffic that wait must end once the backlog has gone: only the
+ * senders with rows still waiting need to wait. Before, every new row went to the sweep, due at
+ * once, so each poll found rows waiting again and the relay never published as owner again for
+ * as long as messages kept coming.
+ */
+let rig: RelayRig;
+let brokerUp = false;
+beforeAll(async () => {
+  rig = await startRelayRig('wagate-test backlog exit', { confirmTimeoutMs: 10_000, leaseSeconds: 30, canPublish: () => brokerUp });
+});
+afterAll(async () => rig.stop());
+
+/** A row committed by this process, as the ledger leaves it: the message queued, the row leased to its owner. */
+async function commit(sender: string, text: string): Promise<QueuedEntry> {
+  const messageId = `wamid.exit.${randomBytes(6).toString('hex')}`;
+  const payload: QueueMessage = {
+    v: 1, source: 'whatsapp', messageId, from: sender, senderKey: sender, business: '100',
+    contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: { text: { body: text } },
+  };
+  const [row] = await rig.db.sql<{ id: string }[]>`
+    WITH m AS (INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload)
+               VALUES ('whatsapp', ${messageId}, ${sender}, ${sender}, '100', 'queued', ${rig.db.sql.json(payload as never)}) RETURNING id)
+    INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() + interval '30 seconds' FROM m RETURNING webhook_message_id::text AS id`;
+  return { rowId: row!.id, source: 'whatsapp', messageId, payload, traceparent: '', leaseStartedAtMs: Date.now() };
+}
+
+const LOOPS = 4;
+const SENDERS = 40;
+const senderOf = (index: number) => `1555093${String(index).padStart(4, '0')}`;
+
+it('publishes as owner again once the backlog has gone, under steady traffic, with every sender\'s messages in order', async () => {
+  const { relay } = rig;
+  // The backlog an outage left: ten messages of each of the first 20 senders, committed while
+  // the broker was away, so handed to the sweep.
+  const sent = new Map<string, number>();
+  const next = (sender: string) => {
+    const n = (sent.get(sender) ?? 0) + 1;
+    sent.set(sender, n);
+    return `${n}`;
+  };
+  for (let round = 0; round < 10; round += 1) {
+    for (let s = 0; s < SENDERS / 2; s += 1) expect(await relay.publishOwned([await commit(senderOf(s), next(senderOf(s)))])).toBe(false);
+  }
+  brokerUp = true;
+
+  // Steady traffic from all 40 senders, each loop its own senders, each sender's commits one after another.
+  const results: boolean[] = [];
+  let going = true;
+  const traffic = Promise.all(Array.from({ length: LOOPS }, async (_, loop) => {
+    for (let i = 0; going; i += 1) {
+      const sender = senderOf(loop + LOOPS * (i % (SENDERS / LOOPS)));
+      void relay.publishOwned([await commit(sender, next(sender))]).then((ok) => results.push(ok));
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }));
+  // The relay's poll, as its timer runs it.
+  const polls = setInterval(() => void relay.sweepOnce(), 200);
+  try {
+    await waitFor('the backlog to go and the owner to publish its own rows again, while traffic goes on', async () => {
+      const [waiting] = await rig.db.sql<{ n: number }[]>`SELECT count(*)::integer AS n FROM outbox WHERE lease_until < now() OR attempts > 0`;
+      const recent = results.slice(-50);
+      return waiting!.n === 0 && recent.length === 50 && recent.every(Boolean);
+    }, 30_000);
+  } finally {
+    going = false;
+    clearInterval(polls);
+    await traffic;
+  }
+  await waitFor('every publish to settle', async () => results.length === [...sent.values()].reduce((sum, n) => sum + n, 0) - (10 * SENDERS) / 2);
+  await relay.sweepOnce();
+  await waitFor('the outbox to empty', async () => (await rig.db.sql`SELECT 1 FROM outbox`).length === 0);
+
+  // Each message once, and each sender's in the order they were committed.
+  const bySender = new Map<string, string[]>();
+  for (const message of await rig.probe.drainWork(rig.topology)) {
+    const body = JSON.parse(message.content.toString()) as QueueMessage;
+    bySender.set(body.senderKey, [...(bySender.get(body.senderKey) ?? []), (body.content as { text: { body: string } }).text.body]);
+  }
+  for (const [sender, count] of sent) expect([sender, bySender.get(sender)]).toEqual([sender, Array.from({ length: count }, (_, i) => `${i + 1}`)]);
+});
