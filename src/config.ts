@@ -208,6 +208,12 @@ const envSchema = z.object({
   // At most 100 years: a window reaching before 4714 BC made every cancel an error (timestamp out of range).
   ORDER_CANCEL_WINDOW_HOURS: int(24, 0).pipe(z.number().max(876_000, 'must be at most 876000 hours (100 years); 0 means any age')),
   MAX_BODY_BYTES: int(3 * 1024 * 1024, 1024),
+  /**
+   * The largest message the broker takes (RabbitMQ's max_message_size: 16 MiB from 4.0, 128 MiB
+   * before). A larger one closes the publishing channel every time it is tried, so the relay
+   * records such a message dead instead of publishing it.
+   */
+  BROKER_MAX_MESSAGE_BYTES: int(16 * 1024 * 1024, 4096),
 
   MAX_IN_FLIGHT: int(2000, 1),
   /** Bytes of webhook bodies buffered at once, before any signature is checked: 256 MiB. */
@@ -422,6 +428,9 @@ function crossCheck(e: ParsedEnv): string[] {
   }
   if (e.WORKER_LIVENESS_TIMEOUT_MS < 3 * e.WORKER_HEARTBEAT_MS) {
     problems.push('WORKER_LIVENESS_TIMEOUT_MS: must be at least 3 × WORKER_HEARTBEAT_MS, or one late heartbeat would move a worker\'s shards');
+  }
+  if (e.BROKER_MAX_MESSAGE_BYTES < e.MAX_BODY_BYTES) {
+    problems.push('MAX_BODY_BYTES: must be at most BROKER_MAX_MESSAGE_BYTES, or a message the body carries could be too large for the broker');
   }
   if (e.MAX_IN_FLIGHT_BYTES < e.MAX_BODY_BYTES) {
     problems.push('MAX_IN_FLIGHT_BYTES: must be at least MAX_BODY_BYTES, or the largest body could never be read');

@@ -83,6 +83,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     canPublish: () => shardCountChecked && brokerTakesPublishes(),
     leaseSeconds: config.OUTBOX_LEASE_SECONDS,
     confirmTimeoutMs: config.PUBLISH_CONFIRM_TIMEOUT_MS,
+    maxMessageBytes: config.BROKER_MAX_MESSAGE_BYTES,
     pollMs: config.OUTBOX_POLL_MS,
     publishLingerMs: config.PUBLISH_LINGER_MS ?? (config.ACK_AFTER === 'publish' ? 0 : DEFAULT_PUBLISH_LINGER_MS),
     log,

@@ -12,6 +12,7 @@ import { createLinger } from './linger';
 import { claimExpiredRows } from './outbox-claim';
 import type { QueuedEntry } from './recorder';
 import { createSendersBehind } from './senders-behind';
+import { recordTooLarge } from './outbox-too-large';
 
 /**
  * A pause lets confirms from many batches share one DELETE and one commit. Nothing waits for
@@ -24,6 +25,8 @@ const DELETE_GATHER_MS = 50;
 const MAX_RELEASE_BACKOFF_SECONDS = 30;
 /** After a failed DELETE of confirmed rows, the pause before the next try. */
 const DELETE_RETRY_MS = 1000;
+/** Owner calls that may wait for their turn to ask whose rows wait for a sweep. */
+const MAX_CHECKS_WAITING = 256;
 
 export interface OutboxRelayOptions {
   sql: Sql;
@@ -38,6 +41,8 @@ export interface OutboxRelayOptions {
   leaseSeconds: number;
   /** The publisher's confirm deadline: an owner publish must end before its rows' lease does. */
   confirmTimeoutMs: number;
+  /** The largest message the broker takes (BROKER_MAX_MESSAGE_BYTES); larger ones are recorded dead. Unbounded when absent. */
+  maxMessageBytes?: number;
   pollMs: number;
   log: Logger;
   metrics: Metrics;
@@ -108,7 +113,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    */
   let releasing = 0;
   let backlogMarks = 0;
-  const sendersBehind = createSendersBehind(options.sql);
+  const sendersBehind = createSendersBehind(options.sql, options.leaseSeconds * 1000);
   function markBacklog(): void {
     backlog = true;
     backlogMarks += 1;
@@ -190,8 +195,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * a batch whose deadline left rows unwritten would otherwise put a sender's next message
    * ahead of them. A sweep's batches come one at a time, in commit order, and always write.
    */
-  const ownerOrder = (entries: Outgoing[]) => ({ mayWrite: () => entries.every((entry) => entry.mayWrite?.() ?? !backlog), onUnwritten: markBacklog });
-  const sweepOrder = { mayWrite: () => true, onUnwritten: markBacklog };
+  const ownerOrder = (entries: Outgoing[]) => ({
+    mayWrite: () => {
+      const may = entries.every((entry) => entry.mayWrite?.() ?? !backlog);
+      if (!may) handedBack();
+      return may;
+    },
+    onUnwritten: handedBack,
+  });
+  const sweepOrder = { mayWrite: () => true, onUnwritten: handedBack };
+  /** Rows of a batch go back to the sweep: nothing queued behind them may write past them. */
+  function handedBack(): void {
+    markBacklog();
+    sendersBehind.forgetChecks();
+  }
 
   /** Whether rows wait for a sweep, by a read that a release under way or begun meanwhile cannot fool. */
   async function backlogNow(): Promise<boolean> {
@@ -203,7 +220,35 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return waiting || releasingAtStart || backlogMarks !== marks;
   }
 
-  const publishGathered = createLinger(options.publishLingerMs, (entries: Outgoing[]) => publish(entries, 'owner'));
+  const publishGathered = createLinger(options.publishLingerMs, (entries: Outgoing[]) => publishOrRecord(entries, 'owner'));
+
+  /**
+   * Publishes the rows the broker can take; one too large for it is recorded dead instead
+   * ('dead'), as the broker would refuse it every time. True where confirmed.
+   */
+  async function publishOrRecord(entries: Outgoing[], path: 'owner' | 'sweep'): Promise<(boolean | 'dead')[]> {
+    const limit = options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
+    const fits = (entry: Outgoing) => entry.publication.body.length <= limit;
+    if (entries.every(fits)) return publish(entries, path);
+    const fitting = entries.filter(fits);
+    const [published, recorded] = await Promise.all([fitting.length > 0 ? publish(fitting, path) : [], recordDead(entries.filter((entry) => !fits(entry)), limit)]);
+    let next = 0;
+    return entries.map((entry) => (fits(entry) ? published[next++]! : recorded));
+  }
+
+  async function recordDead(entries: Outgoing[], limit: number): Promise<'dead' | false> {
+    try {
+      const count = await recordTooLarge(options.sql, entries.map((entry) => ({ id: entry.id, attempts: entry.attempts, bytes: entry.publication.body.length })), limit);
+      options.metrics.messagesTooLarge.inc(count);
+      options.log.error({ count, limit, messageIds: entries.map((entry) => entry.publication.messageId) },
+        'messages too large for the broker (BROKER_MAX_MESSAGE_BYTES) recorded dead instead of published');
+      return 'dead';
+    } catch (error) {
+      options.log.warn({ err: (error as Error).message, count: entries.length }, 'could not record messages too large for the broker; a later sweep tries again');
+      await releaseLeases(entries);
+      return false;
+    }
+  }
 
   /**
    * Hands rows this process could not publish to the next sweep, on any process: at once the
@@ -217,19 +262,25 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     releasing += 1;
     const done = sendersBehind.releasing(entries.map((entry) => entry.sender));
     markBacklog();
+    let released = false;
     try {
-      await releaseLeasesNow(entries);
+      released = await releaseLeasesNow(entries);
     } finally {
       releasing -= 1;
-      done();
+      done(!released);
     }
   }
 
-  async function releaseLeasesNow(entries: Pick<Outgoing, 'id' | 'attempts'>[]): Promise<void> {
-    await options.sql`UPDATE outbox o SET lease_until = now() + make_interval(secs => least(o.attempts, ${MAX_RELEASE_BACKOFF_SECONDS}))
+  /** False where the release failed: the rows keep their lease, and are swept once it expires. */
+  async function releaseLeasesNow(entries: Pick<Outgoing, 'id' | 'attempts'>[]): Promise<boolean> {
+    return options.sql`UPDATE outbox o SET lease_until = now() + make_interval(secs => least(o.attempts, ${MAX_RELEASE_BACKOFF_SECONDS}))
                       FROM unnest(${entries.map((entry) => entry.id)}::bigint[], ${entries.map((entry) => entry.attempts)}::integer[]) AS r(id, attempts)
-                      WHERE o.webhook_message_id = r.id AND o.attempts = r.attempts`.catch(
-      (error: Error) => options.log.warn({ err: error.message }, 'could not release outbox leases; they expire on their own'),
+                      WHERE o.webhook_message_id = r.id AND o.attempts = r.attempts`.then(
+      () => true,
+      (error: Error) => {
+        options.log.warn({ err: error.message }, 'could not release outbox leases; they expire on their own');
+        return false;
+      },
     );
   }
 
@@ -358,15 +409,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         scheduleDelete();
       }
       if (publishable.length > 0) {
-        const results = await publish(
+        const results = await publishOrRecord(
           publishable.map((row) => ({ id: row.id, attempts: row.attempts, sender: row.payload!.senderKey, publication: toPublication(options.topology, row.payload!, row.traceparent ?? '') })),
           'sweep',
         );
-        const confirmed = results.filter(Boolean).length;
+        const confirmed = results.filter((result) => result === true).length;
         total += confirmed;
-        leftBehind ||= confirmed < results.length;
+        leftBehind ||= results.includes(false);
         // Nothing of a whole batch confirmed: the broker is refusing; the next poll tries again.
-        if (confirmed === 0) return total;
+        if (results.every((result) => result === false)) return total;
       }
     }
   }
@@ -409,8 +460,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
     // Handed on in the order of the calls, the commits' order: a commit's rows must not go
     // ahead of an earlier commit's rows still being checked.
-    if (!backlog && checking === 0) return (await track(publishGathered(owned))).every(Boolean);
-    const handed = await inTurn(() => handOn(owned));
+    if (!backlog && checking === 0) return (await track(publishGathered(owned))).every((result) => result === true);
+    // Checks that fall this far behind the commits hand the rows to the sweep instead (their
+    // senders then count as behind for the checks still waiting).
+    if (checking >= MAX_CHECKS_WAITING) {
+      await track(releaseLeases(owned));
+      return false;
+    }
+    const stillFresh = () => entries.every((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
+    const handed = await inTurn(() => handOn(owned, stillFresh));
     return handed();
   }
 
@@ -425,23 +483,36 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return track(turn);
   }
 
-  /** Publishes the rows whose senders have none waiting for a sweep; the others wait for it too. */
-  async function handOn(owned: Outgoing[]): Promise<() => Promise<boolean>> {
+  /**
+   * Publishes the rows whose senders have none waiting for a sweep; the others wait for it too,
+   * and so do all of them once their wait for the checks ahead has eaten into their lease.
+   */
+  async function handOn(owned: Outgoing[], stillFresh: () => boolean): Promise<() => Promise<boolean>> {
+    // Rows whose wait for their turn (and the read) ate into their lease go to the sweep, as at the start.
+    const toSweep = () => {
+      const released = track(releaseLeases(owned));
+      return async () => {
+        await released;
+        return false;
+      };
+    };
+    if (!stillFresh()) return toSweep();
     if (!backlog) {
       const published = track(publishGathered(owned));
-      return async () => (await published).every(Boolean);
+      return async () => (await published).every((result) => result === true);
     }
     const checked = await sendersBehind.check([...new Set(owned.map((entry) => entry.sender))]).catch((error: Error) => {
       options.log.warn({ err: error.message }, 'could not read whose outbox rows wait for a sweep; this commit\'s rows wait for it too');
       return null;
     });
+    if (!stillFresh()) return toSweep();
     const waiting = owned.filter((entry) => checked === null || checked.behind.has(entry.sender));
     const ahead = checked === null ? [] : owned.filter((entry) => !checked.behind.has(entry.sender)).map((entry) => ({ ...entry, mayWrite: checked.stillAhead }));
     const released = waiting.length > 0 ? track(releaseLeases(waiting)) : Promise.resolve();
     const published = ahead.length > 0 ? track(publishGathered(ahead)) : Promise.resolve([]);
     return async () => {
       const [, results] = await Promise.all([released, published]);
-      return waiting.length === 0 && results.every(Boolean);
+      return waiting.length === 0 && results.every((result) => result === true);
     };
   }
 

@@ -19,19 +19,36 @@ const SENDERS_REMEMBERED = 10_000;
  * sender with a release under way when the read starts, or begun during it, counts as behind.
  */
 export interface SendersBehind {
-  /** Marks the senders of rows being handed to the sweep until `done` is called. */
-  releasing(senders: readonly string[]): () => void;
+  /**
+   * Marks the senders of rows being handed to the sweep until `done` is called. A release that
+   * failed leaves its rows leased to this process, unseen by the read, for up to a lease: their
+   * senders stay behind that long.
+   */
+  releasing(senders: readonly string[]): (failed: boolean) => void;
+  /**
+   * Makes every check already made stale: a batch handed back unwritten (its deadline cut it,
+   * or it may not write) is released only after the batches queued behind it have asked
+   * whether to write, and none of its senders' rows may go out before it.
+   */
+  forgetChecks(): void;
   /** The senders among these that must wait, and a check that none of the others has been released since. */
   check(senders: readonly string[]): Promise<{ behind: Set<string>; stillAhead: () => boolean }>;
 }
 
-export function createSendersBehind(sql: Sql): SendersBehind {
+export function createSendersBehind(sql: Sql, leaseMs: number): SendersBehind {
   let releaseSeq = 0;
   /** Sender → the sequence number of the last release begun for it. */
   const lastRelease = new Map<string, number>();
   /** Checks taken at or before this number were made before the record was cleared. */
   let forgottenUpTo = 0;
   const underWay = new Map<string, number>();
+  /** Sender → until when a failed release keeps it behind (epoch ms). */
+  const heldUntil = new Map<string, number>();
+  const held = (sender: string) => {
+    const until = heldUntil.get(sender);
+    if (until !== undefined && until <= Date.now()) heldUntil.delete(sender);
+    return until !== undefined && until > Date.now();
+  };
 
   const releasedSince = (sender: string, seq: number) => seq < forgottenUpTo || (lastRelease.get(sender) ?? 0) > seq;
 
@@ -46,17 +63,22 @@ export function createSendersBehind(sql: Sql): SendersBehind {
         lastRelease.clear();
         forgottenUpTo = releaseSeq;
       }
-      return () => {
+      return (failed) => {
         for (const sender of senders) {
           const left = (underWay.get(sender) ?? 1) - 1;
           if (left === 0) underWay.delete(sender);
           else underWay.set(sender, left);
+          if (failed) heldUntil.set(sender, Date.now() + leaseMs);
         }
       };
     },
+    forgetChecks() {
+      releaseSeq += 1;
+      forgottenUpTo = releaseSeq;
+    },
     async check(senders) {
       const seq = releaseSeq;
-      const behind = new Set(senders.filter((sender) => underWay.has(sender)));
+      const behind = new Set(senders.filter((sender) => underWay.has(sender) || held(sender)));
       const [row] = await sql<{ waiting: number; behind: string[] }[]>`
         WITH w AS MATERIALIZED (
           SELECT webhook_message_id FROM outbox WHERE lease_until < now() OR attempts > 0 LIMIT ${WAITING_ROWS_LOOKED_AT + 1})

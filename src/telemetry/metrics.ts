@@ -100,6 +100,11 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
       help: 'Publishes not confirmed (broker away, nack, returned or timed out): outbox rows stay in the outbox (ingest), hand-overs stay held (worker).',
       registers: [registry],
     }),
+    messagesTooLarge: new Counter({
+      name: 'wagate_messages_too_large_total',
+      help: 'Recorded messages larger than BROKER_MAX_MESSAGE_BYTES once serialised for the queue: recorded dead instead of published, since the broker would refuse them every time.',
+      registers: [registry],
+    }),
     outboxPending: new Gauge({
       name: 'wagate_outbox_pending_messages',
       help: 'Rows waiting in the outbox. Read from PostgreSQL, so every pod reports the same value: use max().',

@@ -264,6 +264,7 @@ describe('values', () => {
     expect(refusal(['config.RETENTION_DAYS=8'])).toContain('config.RETENTION_DAYS (8) must keep dedupe keys longer than config.REPLAY_WINDOW_SECONDS (691200 s) plus 5 minutes');
     expect(refusal(['config.METRICS_PORT=3000'])).toContain('config.PORT and config.METRICS_PORT are both 3000');
     expect(refusal(['config.MAX_IN_FLIGHT_BYTES=1048576'])).toContain('config.MAX_IN_FLIGHT_BYTES (1048576) is below config.MAX_BODY_BYTES (3145728)');
+    expect(refusal(['config.BROKER_MAX_MESSAGE_BYTES=1048576'])).toContain('config.MAX_BODY_BYTES (3145728) is above config.BROKER_MAX_MESSAGE_BYTES (1048576)');
     expect(refusal(['config.RETRY_DELAYS_MS=5000\\,5000'])).toContain('the tiers must ascend');
     expect(refusal(['cleanup.days=8'])).toContain('cleanup.days (8) is shorter than config.REPLAY_WINDOW_SECONDS');
     expect(refusal(['config.RETENTION_DAYS=400'])).toContain('config.ORDER_RETENTION_DAYS (365) is below config.RETENTION_DAYS (400)');

@@ -22,6 +22,7 @@ const REQUIRED_ALERTS = [
   'WagateShardWithoutConsumer',
   'WagateMessagesStuck',
   'WagateOutboxBacklog',
+  'WagateMessagesTooLarge',
   'WagateUnknownConfirmations',
   'WagateIngestDown',
   'WagateAutoscalerNoLeader',

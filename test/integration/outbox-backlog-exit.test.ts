@@ -33,12 +33,16 @@ async function commit(sender: string, text: string): Promise<QueuedEntry> {
 }
 
 const LOOPS = 4;
-const SENDERS = 40;
+/**
+ * Enough that each sender writes only every 200 ms or so: a sender whose next message commits
+ * before the sweep has published the one before stays behind, as it must.
+ */
+const SENDERS = 200;
 const senderOf = (index: number) => `1555093${String(index).padStart(4, '0')}`;
 
 it('publishes as owner again once the backlog has gone, under steady traffic, with every sender\'s messages in order', async () => {
   const { relay } = rig;
-  // The backlog an outage left: ten messages of each of the first 20 senders, committed while
+  // The backlog an outage left: ten messages of each of the first 100 senders, committed while
   // the broker was away, so handed to the sweep.
   const sent = new Map<string, number>();
   const next = (sender: string) => {
@@ -51,7 +55,7 @@ it('publishes as owner again once the backlog has gone, under steady traffic, wi
   }
   brokerUp = true;
 
-  // Steady traffic from all 40 senders, each loop its own senders, each sender's commits one after another.
+  // Steady traffic from all the senders, each loop its own, each sender's commits one after another.
   const results: boolean[] = [];
   let going = true;
   const traffic = Promise.all(Array.from({ length: LOOPS }, async (_, loop) => {
@@ -75,6 +79,8 @@ it('publishes as owner again once the backlog has gone, under steady traffic, wi
     await traffic;
   }
   await waitFor('every publish to settle', async () => results.length === [...sent.values()].reduce((sum, n) => sum + n, 0) - (10 * SENDERS) / 2);
+  // A sweep under way may have made its last claim already: the next one takes what is left.
+  await relay.sweepOnce();
   await relay.sweepOnce();
   await waitFor('the outbox to empty', async () => (await rig.db.sql`SELECT 1 FROM outbox`).length === 0);
 
@@ -85,4 +91,34 @@ it('publishes as owner again once the backlog has gone, under steady traffic, wi
     bySender.set(body.senderKey, [...(bySender.get(body.senderKey) ?? []), (body.content as { text: { body: string } }).text.body]);
   }
   for (const [sender, count] of sent) expect([sender, bySender.get(sender)]).toEqual([sender, Array.from({ length: count }, (_, i) => `${i + 1}`)]);
+});
+
+it('keeps a sender behind a row whose release failed, leased to this process and unseen by the read, until its lease could have expired', async () => {
+  const { relay } = rig;
+  brokerUp = false;
+  const sender = '15550939999';
+  // A release that Postgres refuses: the row keeps its lease, with attempts 0, as if still being published.
+  await rig.db.sql.unsafe(`
+    CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'release refused by the test'; END $$;
+    CREATE TRIGGER refuse_release BEFORE UPDATE ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_release()`);
+  const first = await commit(sender, '2 pizzas');
+  try {
+    expect(await relay.publishOwned([first])).toBe(false);
+  } finally {
+    await rig.db.sql.unsafe('DROP TRIGGER refuse_release ON outbox; DROP FUNCTION refuse_release()');
+  }
+  expect((await rig.db.sql<{ attempts: number }[]>`SELECT attempts FROM outbox WHERE webhook_message_id = ${first.rowId} AND lease_until > now()`)).toEqual([{ attempts: 0 }]);
+  // Another sender's row waits for the sweep, so the relay asks whose rows wait.
+  expect(await relay.publishOwned([await commit('15550939998', 'hello')])).toBe(false);
+  brokerUp = true;
+  // Published at once, "cancel" would reach the queue long before the order it cancels.
+  expect(await relay.publishOwned([await commit(sender, 'cancel')])).toBe(false);
+  // Once the first row's lease has run out (here: made to), the sweep sends both, in order.
+  await rig.db.sql`UPDATE outbox SET lease_until = now() - interval '1 second' WHERE webhook_message_id = ${first.rowId}`;
+  expect(await relay.sweepOnce()).toBe(3);
+  const texts = (await rig.probe.drainWork(rig.topology))
+    .map((message) => JSON.parse(message.content.toString()) as QueueMessage)
+    .filter((body) => body.senderKey === sender)
+    .map((body) => (body.content as { text: { body: string } }).text.body);
+  expect(texts).toEqual(['2 pizzas', 'cancel']);
 });

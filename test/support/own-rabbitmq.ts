@@ -26,11 +26,12 @@ export interface OwnRabbitmq {
   stop(): Promise<void>;
 }
 
-export async function startOwnRabbitmq(): Promise<OwnRabbitmq> {
+/** `config`: further lines of the node's rabbitmq.conf (a lower max_message_size, say). */
+export async function startOwnRabbitmq(config = ''): Promise<OwnRabbitmq> {
   const [amqpPort, distPort] = [await freePort(), await freePort()];
   const node = `wagate-test-${process.pid}-${amqpPort}@localhost`;
   const dir = await mkdtemp(join(tmpdir(), 'wagate-rabbitmq-'));
-  await writeFile(join(dir, 'rabbitmq.conf'), `listeners.tcp.local = 127.0.0.1:${amqpPort}\nloopback_users = none\n`);
+  await writeFile(join(dir, 'rabbitmq.conf'), `listeners.tcp.local = 127.0.0.1:${amqpPort}\nloopback_users = none\n${config}`);
   await writeFile(join(dir, 'enabled_plugins'), '[].\n');
   const env = {
     RABBITMQ_NODENAME: node,

@@ -5,7 +5,7 @@ import { topologyFromConfig } from '../../src/queue/depths';
 import { createPublisher } from '../../src/queue/publisher';
 import { assertTopology } from '../../src/queue/topology';
 import { createLogger } from '../../src/telemetry/logger';
-import { createMetrics } from '../../src/telemetry/metrics';
+import { createMetrics, type Metrics } from '../../src/telemetry/metrics';
 import { openQueueProbe, TEST_AMQP_URL, type QueueProbe } from './amqp';
 import { createTestDatabase, type TestDatabase } from './database';
 import { testEnv } from './ingest';
@@ -15,6 +15,7 @@ export interface RelayRig {
   broker: Broker;
   probe: QueueProbe;
   relay: OutboxRelay;
+  metrics: Metrics;
   topology: ReturnType<typeof topologyFromConfig>;
   stop(): Promise<void>;
 }
@@ -26,12 +27,18 @@ export type RigRelayOptions = Partial<Omit<OutboxRelayOptions, 'sql' | 'topology
  * A relay of its own, on a fresh database and a queue prefix of its own, publishing to the real
  * broker through the real publisher (or one wrapping it, from `publisherOf`).
  */
-export async function startRelayRig(name: string, options: RigRelayOptions, publisherOf?: (broker: Broker, topology: RelayRig['topology']) => OutboxRelayOptions['publisher']): Promise<RelayRig> {
+export async function startRelayRig(
+  name: string,
+  options: RigRelayOptions,
+  publisherOf?: (broker: Broker, topology: RelayRig['topology']) => OutboxRelayOptions['publisher'],
+  amqpUrl = TEST_AMQP_URL,
+): Promise<RelayRig> {
   const topology = topologyFromConfig(loadConfig(testEnv('postgres://unused@127.0.0.1/unused')));
   const db = await createTestDatabase();
-  const probe = await openQueueProbe();
-  const broker = createBroker({ url: TEST_AMQP_URL, name, log: createLogger('silent', 'test'), setup: (channel) => assertTopology(channel, topology) });
+  const probe = await openQueueProbe(amqpUrl);
+  const broker = createBroker({ url: amqpUrl, name, log: createLogger('silent', 'test'), setup: (channel) => assertTopology(channel, topology) });
   await broker.waitUntilConnected(10_000);
+  const metrics = createMetrics('ingest', { processMetrics: false });
   const relay = createOutboxRelay({
     publisher: publisherOf?.(broker, topology) ?? createPublisher(broker, options.confirmTimeoutMs),
     canPublish: () => broker.isConnected(),
@@ -42,10 +49,10 @@ export async function startRelayRig(name: string, options: RigRelayOptions, publ
     sql: db.sql,
     topology,
     log: createLogger('silent', 'test'),
-    metrics: createMetrics('ingest', { processMetrics: false }),
+    metrics,
   });
   return {
-    db, broker, probe, relay, topology,
+    db, broker, probe, relay, metrics, topology,
     async stop() {
       await relay.stop();
       await broker.close();

@@ -177,6 +177,9 @@ describe('configuration', () => {
   it('bounds the bytes in flight at 256 MiB by default, and never below one body', () => {
     expect(loadConfig({}).MAX_IN_FLIGHT_BYTES).toBe(256 * 1024 * 1024);
     expectConfigError({ MAX_IN_FLIGHT_BYTES: '2048', MAX_BODY_BYTES: '4096' }, /MAX_IN_FLIGHT_BYTES: must be at least MAX_BODY_BYTES/);
+    expect(loadConfig({}).BROKER_MAX_MESSAGE_BYTES).toBe(16 * 1024 * 1024);
+    expectConfigError({ MAX_BODY_BYTES: String(32 * 1024 * 1024) }, /MAX_BODY_BYTES: must be at most BROKER_MAX_MESSAGE_BYTES/);
+    expect(loadConfig({ MAX_BODY_BYTES: String(32 * 1024 * 1024), BROKER_MAX_MESSAGE_BYTES: String(128 * 1024 * 1024) }).MAX_BODY_BYTES).toBe(32 * 1024 * 1024);
   });
 
   it('refuses a production worker without the reply credentials of a configured source', () => {

@@ -298,6 +298,9 @@ and refuses to run; failing the render instead stops a release before any pod cr
 {{- if lt (int64 $c.ORDER_RETENTION_DAYS) (int64 $c.RETENTION_DAYS) -}}
 {{- fail (printf "config.ORDER_RETENTION_DAYS (%d) is below config.RETENTION_DAYS (%d): an order and its reply removed before their message would let a dead-letter replay of that message make a second order and reply; raise it" (int64 $c.ORDER_RETENTION_DAYS) (int64 $c.RETENTION_DAYS)) -}}
 {{- end -}}
+{{- if lt (int64 $c.BROKER_MAX_MESSAGE_BYTES) (int64 $c.MAX_BODY_BYTES) -}}
+{{- fail (printf "config.MAX_BODY_BYTES (%d) is above config.BROKER_MAX_MESSAGE_BYTES (%d): a message the body carries could be too large for the broker; lower it, or raise both if your RabbitMQ's max_message_size allows" (int64 $c.MAX_BODY_BYTES) (int64 $c.BROKER_MAX_MESSAGE_BYTES)) -}}
+{{- end -}}
 {{- if lt (int64 $c.MAX_IN_FLIGHT_BYTES) (int64 $c.MAX_BODY_BYTES) -}}
 {{- fail (printf "config.MAX_IN_FLIGHT_BYTES (%d) is below config.MAX_BODY_BYTES (%d): the largest body could never be read" (int64 $c.MAX_IN_FLIGHT_BYTES) (int64 $c.MAX_BODY_BYTES)) -}}
 {{- end -}}
