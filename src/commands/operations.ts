@@ -241,13 +241,16 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     return print(`reply ${values.id}: ${result}`);
   }
   if (action === 'settle') {
-    const { values } = parseOptions({ args: rest, options: { id: { type: 'string' }, as: { type: 'string' } } });
+    const { values } = parseOptions({ args: rest, options: { id: { type: 'string' }, as: { type: 'string' }, 'provider-id': { type: 'string' } } });
     if (!values.id || (values.as !== 'sent' && values.as !== 'failed')) {
-      throw new UsageError('replies settle needs --id ID and --as sent|failed (what the provider says happened)');
+      throw new UsageError('replies settle needs --id ID and --as sent|failed (what the provider says happened), and with sent, if the console shows it, --provider-id ID');
     }
     replyId(values.id);
-    await withSql(config, (sql) => settleReply(sql, values.id!, values.as as Settlement));
-    return print(`reply ${values.id}: settled as ${values.as}`);
+    const providerId = values['provider-id'] ?? null;
+    if (providerId !== null && values.as !== 'sent') throw new UsageError('replies settle: --provider-id goes with --as sent only');
+    const receipt = await withSql(config, (sql) => settleReply(sql, values.id!, values.as as Settlement, providerId));
+    if (providerId === null) return print(`reply ${values.id}: settled as ${values.as}`);
+    return print(`reply ${values.id}: settled as sent, as provider message ${providerId}; its receipts: ${receipt ?? 'none yet'}`);
   }
   throw actionError('replies', action, ['unknown', 'undelivered', 'resend', 'settle']);
 }

@@ -17,10 +17,11 @@ export const COMMAND_USAGE: Record<string, string> = {
                                   (more than five and more than half of the menu only with --yes)`,
   dlq: `dlq list | replay [--id ID ...] | purge [--yes]
                                   inspect the dead letters and put them back`,
-  replies: `replies unknown | undelivered [--hours N] | resend --id ID | settle --id ID --as sent|failed
+  replies: `replies unknown | undelivered [--hours N] | resend --id ID | settle --id ID --as sent|failed [--provider-id ID]
                                   list replies whose outcome is unknown, or that the provider accepted and
                                   then could not deliver (last 24 hours); resend one on purpose,
-                                  or record what the provider says happened`,
+                                  or record what the provider says happened (with sent, the provider's
+                                  message id, so that its delivery receipts reach the reply)`,
   reshard: `reshard --to N                  change the number of work shards, keeping each sender's order
                                   (then deploy WORK_SHARDS=N to every ingest and worker)`,
   'requeue-stuck': 'requeue-stuck                   put back messages whose queue copy was lost (see WagateMessagesStuck)',

@@ -8,6 +8,7 @@ import { PermanentError, RetryableError, WagateError } from '../errors';
 import { ERASED, NOT_SENT_ERASED } from './erasure';
 import { failpoint } from '../failpoints';
 import { UNDELIVERED } from './undelivered-replies';
+import { foldReceipts } from '../ledger/fold-receipts';
 
 export interface UnknownReply {
   id: string;
@@ -176,18 +177,49 @@ export type Settlement = 'sent' | 'failed';
 /** The last_error of a reply an operator settled as failed: a replay of its message leaves it so. */
 export const SETTLED_NOT_RESENT = 'settled by an operator: not delivered, not resent';
 
+/** The forms a provider gives its message ids: Meta's wamid, Twilio's message SID. */
+const PROVIDER_MESSAGE_ID: Record<string, RegExp> = { whatsapp: /^wamid\.[A-Za-z0-9+/=_.-]{8,250}$/, twilio: /^(SM|MM)[0-9a-f]{32}$/ };
+
 /**
  * Closes an 'unknown' reply without sending, once an operator has found out what happened
  * (the provider's console shows it delivered, or the customer was answered another way).
+ * Settled as sent with the provider's message id (the console shows it), the reply takes the
+ * receipts stored under that id, and those still to come: without it, they reach no reply,
+ * and one that says it failed is never listed as undelivered. Returns the reply's furthest
+ * receipt then (null: none yet, or no id given).
  */
-export async function settleReply(sql: Sql, id: string, as: Settlement): Promise<void> {
+export async function settleReply(sql: Sql, id: string, as: Settlement, providerMessageId: string | null = null): Promise<string | null> {
   const note = as === 'sent' ? 'settled by an operator: delivered' : SETTLED_NOT_RESENT;
-  const [row] = await sql`
-    UPDATE outbound_messages SET status = ${as}, last_error = ${note}, updated_at = now()
-    WHERE id = ${id} AND status = 'unknown' RETURNING id`;
+  const [found] = await sql<{ status: string; source: string }[]>`SELECT status, webhook_source AS source FROM outbound_messages WHERE id = ${id}`;
+  if (found?.status !== 'unknown') throw notUnknown(id, found?.status, 'settled');
+  if (providerMessageId !== null) checkProviderMessageId(id, found.source, as, providerMessageId);
+  const [row] = await sql<{ source: string }[]>`
+    UPDATE outbound_messages o SET status = ${as}, last_error = ${note}, updated_at = now(),
+      provider_message_id = coalesce(${providerMessageId}::text, o.provider_message_id)
+    WHERE o.id = ${id} AND o.status = 'unknown'
+      AND NOT EXISTS (SELECT 1 FROM outbound_messages x
+                      WHERE x.webhook_source = o.webhook_source AND x.provider_message_id = ${providerMessageId}::text AND x.id <> o.id)
+    RETURNING o.webhook_source AS source`;
   if (!row) {
-    const [found] = await sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE id = ${id}`;
-    throw notUnknown(id, found?.status, 'settled');
+    const [now] = await sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE id = ${id}`;
+    if (now?.status !== 'unknown') throw notUnknown(id, now?.status, 'settled');
+    const [other] = await sql<{ id: string }[]>`
+      SELECT id::text FROM outbound_messages WHERE webhook_source = ${found.source} AND provider_message_id = ${providerMessageId} AND id <> ${id} LIMIT 1`;
+    throw new WagateError('OPERATION_REFUSED', `provider message id ${providerMessageId} belongs to reply ${other?.id ?? 'another'} already; check the id in the provider's console (nothing was changed)`);
+  }
+  if (providerMessageId === null) return null;
+  // After the commit, as every fold: a receipt committing meanwhile folds itself in.
+  await foldReceipts(sql, [{ source: row.source as 'whatsapp' | 'twilio', providerMessageId }]);
+  const [settled] = await sql<{ delivery_status: string | null }[]>`SELECT delivery_status FROM outbound_messages WHERE id = ${id}`;
+  return settled?.delivery_status ?? null;
+}
+
+function checkProviderMessageId(id: string, source: string, as: Settlement, providerMessageId: string): void {
+  if (as !== 'sent') throw new WagateError('OPERATION_REFUSED', `reply ${id}: a provider message id goes with --as sent only (a reply settled as failed was not sent)`);
+  const form = PROVIDER_MESSAGE_ID[source];
+  if (form && !form.test(providerMessageId)) {
+    const expected = source === 'whatsapp' ? 'Meta\'s wamid.… id' : 'Twilio\'s message SID (SM or MM and 32 hex digits)';
+    throw new WagateError('OPERATION_REFUSED', `reply ${id} went out through ${source}, whose message ids are ${expected}; ${providerMessageId} is not one (nothing was changed)`);
   }
 }
 

@@ -1,0 +1,70 @@
+import type { StatusItem } from '../../src/ledger/items';
+import type { LedgerRecorder } from '../../src/ledger/recorder';
+import { settleReply } from '../../src/orders/reply-operations';
+import { listUndeliveredReplies } from '../../src/orders/undelivered-replies';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { serialRecorder } from '../support/ledger-items';
+import { uniqueWamid } from '../support/webhooks';
+
+/**
+ * A reply whose send timed out never learnt the provider's message id, so the receipts Meta or
+ * Twilio send for it reach no reply: one saying it failed left it out of `replies undelivered`
+ * and of the alert for good. Settled as sent with the id the provider's console shows, it
+ * takes the receipts stored under that id and those still to come.
+ */
+let db: TestDatabase;
+let recorder: LedgerRecorder;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  recorder = serialRecorder(db.sql, 30_000);
+});
+afterAll(async () => db.drop());
+
+async function unknownReply(source: 'whatsapp' | 'twilio' = 'whatsapp'): Promise<string> {
+  const inbound = uniqueWamid();
+  const [row] = await db.sql<{ id: string }[]>`
+    INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status, last_error)
+    VALUES (${`reply:${source}:${inbound}`}, ${source}, ${inbound}, '15550700001', '106540352242922', 'order_confirmation', 'Order #1', 'unknown', 'timed out')
+    RETURNING id::text`;
+  return row!.id;
+}
+
+const receipt = (providerMessageId: string, status: string, payload: Record<string, unknown> = {}): StatusItem => ({
+  kind: 'status', source: 'whatsapp', messageId: providerMessageId, receipt: status, recipient: '15550700001', timestampSeconds: Math.floor(Date.now() / 1000), payload,
+});
+const record = (item: StatusItem) => recorder.record({ items: [item], receivedAtMs: Date.now(), traceparent: '' });
+const replyOf = async (id: string) =>
+  (await db.sql<{ status: string; provider_message_id: string | null; delivery_status: string | null }[]>`
+    SELECT status, provider_message_id, delivery_status FROM outbound_messages WHERE id = ${id}`)[0];
+
+it('takes the receipts stored under the provider\'s id: a failed one lists the reply as undelivered, and a later read does not undo it', async () => {
+  const id = await unknownReply();
+  const wamid = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
+  await expect(record(receipt(wamid, 'failed', { errors: [{ code: 131026, title: 'Message undeliverable' }] }))).resolves.toEqual(['status']);
+  expect(await settleReply(db.sql, id, 'sent', wamid)).toBe('failed');
+  expect(await replyOf(id)).toEqual({ status: 'sent', provider_message_id: wamid, delivery_status: 'failed' });
+  expect((await listUndeliveredReplies(db.sql, 24)).filter((reply) => reply.id === id)).toEqual([expect.objectContaining({ error_code: '131026' })]);
+  await record(receipt(wamid, 'read'));
+  expect((await replyOf(id))!.delivery_status).toBe('failed');
+});
+
+it('takes those still to come', async () => {
+  const id = await unknownReply();
+  const wamid = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
+  expect(await settleReply(db.sql, id, 'sent', wamid)).toBeNull();
+  await record(receipt(wamid, 'delivered'));
+  expect((await replyOf(id))!.delivery_status).toBe('delivered');
+});
+
+it('refuses an id another reply has, one of the other provider\'s form, and one with --as failed, changing nothing', async () => {
+  const [holder, id] = [await unknownReply(), await unknownReply()];
+  const wamid = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
+  await settleReply(db.sql, holder, 'sent', wamid);
+  await expect(settleReply(db.sql, id, 'sent', wamid)).rejects.toThrow(`provider message id ${wamid} belongs to reply ${holder} already`);
+  await expect(settleReply(db.sql, id, 'sent', `SM${'0'.repeat(32)}`)).rejects.toThrow(/went out through whatsapp, whose message ids are Meta's wamid/);
+  await expect(settleReply(db.sql, id, 'failed', wamid)).rejects.toThrow(/goes with --as sent only/);
+  expect(await replyOf(id)).toEqual({ status: 'unknown', provider_message_id: null, delivery_status: null });
+  const twilio = await unknownReply('twilio');
+  await expect(settleReply(db.sql, twilio, 'sent', wamid)).rejects.toThrow(/went out through twilio, whose message ids are Twilio's message SID/);
+  expect(await settleReply(db.sql, twilio, 'sent', `SM${'a'.repeat(32)}`)).toBeNull();
+});
