@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import type { QueuedEntry } from '../../src/ledger/recorder';
 import type { QueueMessage } from '../../src/queue/message';
-import { startRelayRig, type RelayRig } from '../support/relay';
+import { commitQueuedText, startRelayRig, type RelayRig } from '../support/relay';
 import { waitFor } from '../support/wait';
 
 /**
@@ -18,19 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => rig.stop());
 
-/** A row committed by this process, as the ledger leaves it: the message queued, the row leased to its owner. */
-async function commit(sender: string, text: string): Promise<QueuedEntry> {
-  const messageId = `wamid.exit.${randomBytes(6).toString('hex')}`;
-  const payload: QueueMessage = {
-    v: 1, source: 'whatsapp', messageId, from: sender, senderKey: sender, business: '100',
-    contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: { text: { body: text } },
-  };
-  const [row] = await rig.db.sql<{ id: string }[]>`
-    WITH m AS (INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload)
-               VALUES ('whatsapp', ${messageId}, ${sender}, ${sender}, '100', 'queued', ${rig.db.sql.json(payload as never)}) RETURNING id)
-    INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() + interval '30 seconds' FROM m RETURNING webhook_message_id::text AS id`;
-  return { rowId: row!.id, source: 'whatsapp', messageId, payload, traceparent: '', leaseStartedAtMs: Date.now() };
-}
+const commit = (sender: string, text: string) => commitQueuedText(rig.db, sender, text);
 
 const LOOPS = 4;
 /**

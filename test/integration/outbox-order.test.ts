@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
 import { loadConfig } from '../../src/config';
 import { createOutboxRelay, type OutboxRelay } from '../../src/ledger/outbox-relay';
@@ -13,6 +12,7 @@ import { createMetrics } from '../../src/telemetry/metrics';
 import { openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
 import { createTestDatabase, holdInTransaction, type TestDatabase } from '../support/database';
 import { testEnv } from '../support/ingest';
+import { commitQueuedText } from '../support/relay';
 import { waitFor } from '../support/wait';
 
 /**
@@ -46,19 +46,7 @@ function relayOf(publisher: Publisher, canPublish: () => boolean): OutboxRelay {
   });
 }
 
-/** What a commit leaves: the message queued and its outbox row leased to this process. */
-async function commit(sender: string, text: string): Promise<QueuedEntry> {
-  const messageId = `wamid.order.${text}.${randomBytes(4).toString('hex')}`;
-  const payload: QueueMessage = {
-    v: 1, source: 'whatsapp', messageId, from: sender, senderKey: sender, business: '100',
-    contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: { text: { body: text } },
-  };
-  const [row] = await db.sql<{ id: string }[]>`
-    WITH m AS (INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload)
-               VALUES ('whatsapp', ${messageId}, ${sender}, ${sender}, '100', 'queued', ${db.sql.json(payload as never)}) RETURNING id)
-    INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() + interval '30 seconds' FROM m RETURNING webhook_message_id::text AS id`;
-  return { rowId: row!.id, source: 'whatsapp', messageId, payload, traceparent: '', leaseStartedAtMs: Date.now() };
-}
+const commit = (sender: string, text: string) => commitQueuedText(db, sender, text);
 
 /** The texts in the work queues, per sender, in queue order. */
 async function queuedTexts(): Promise<Map<string, string[]>> {

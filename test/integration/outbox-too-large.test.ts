@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import type { QueuedEntry } from '../../src/ledger/recorder';
 import type { QueueMessage } from '../../src/queue/message';
-import { startRelayRig, type RelayRig } from '../support/relay';
+import { commitQueuedText, startRelayRig, type RelayRig } from '../support/relay';
 import { counterValue } from '../support/in-process';
 import { startOwnRabbitmq, type OwnRabbitmq } from '../support/own-rabbitmq';
 
@@ -23,18 +22,7 @@ afterAll(async () => {
   await rabbitmq?.stop();
 });
 
-async function commit(sender: string, text: string, db = rig.db): Promise<QueuedEntry> {
-  const messageId = `wamid.large.${randomBytes(6).toString('hex')}`;
-  const payload: QueueMessage = {
-    v: 1, source: 'whatsapp', messageId, from: sender, senderKey: sender, business: '100',
-    contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: { text: { body: text } },
-  };
-  const [row] = await db.sql<{ id: string }[]>`
-    WITH m AS (INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload)
-               VALUES ('whatsapp', ${messageId}, ${sender}, ${sender}, '100', 'queued', ${db.sql.json(payload as never)}) RETURNING id)
-    INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() + interval '30 seconds' FROM m RETURNING webhook_message_id::text AS id`;
-  return { rowId: row!.id, source: 'whatsapp', messageId, payload, traceparent: '', leaseStartedAtMs: Date.now() };
-}
+const commit = (sender: string, text: string, db = rig.db) => commitQueuedText(db, sender, text);
 
 const recordOf = async (entry: QueuedEntry, db = rig.db) =>
   (await db.sql<{ status: string; last_error: string | null }[]>`SELECT status, last_error FROM webhook_messages WHERE id = ${entry.rowId}`)[0];

@@ -1,4 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config';
+import type { QueuedEntry } from '../../src/ledger/recorder';
+import type { QueueMessage } from '../../src/queue/message';
 import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from '../../src/ledger/outbox-relay';
 import { createBroker, type Broker } from '../../src/queue/broker';
 import { topologyFromConfig } from '../../src/queue/depths';
@@ -61,4 +64,18 @@ export async function startRelayRig(
       await db.drop();
     },
   };
+}
+
+/** What a commit leaves: a text message queued, and its outbox row leased to the process that committed it. */
+export async function commitQueuedText(db: TestDatabase, sender: string, text: string): Promise<QueuedEntry> {
+  const messageId = `wamid.relay.${randomBytes(6).toString('hex')}`;
+  const payload: QueueMessage = {
+    v: 1, source: 'whatsapp', messageId, from: sender, senderKey: sender, business: '100',
+    contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: { text: { body: text } },
+  };
+  const [row] = await db.sql<{ id: string }[]>`
+    WITH m AS (INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload)
+               VALUES ('whatsapp', ${messageId}, ${sender}, ${sender}, '100', 'queued', ${db.sql.json(payload as never)}) RETURNING id)
+    INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() + interval '30 seconds' FROM m RETURNING webhook_message_id::text AS id`;
+  return { rowId: row!.id, source: 'whatsapp', messageId, payload, traceparent: '', leaseStartedAtMs: Date.now() };
 }
