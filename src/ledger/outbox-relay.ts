@@ -12,6 +12,8 @@ import { createLinger } from './linger';
 import { claimExpiredRows } from './outbox-claim';
 import type { QueuedEntry } from './recorder';
 import { createSendersBehind } from './senders-behind';
+import { createOwnerHandOn } from './owner-hand-on';
+import type { Outcome, Outgoing } from './outgoing';
 import { recordTooLarge } from './outbox-too-large';
 
 /**
@@ -25,8 +27,6 @@ const DELETE_GATHER_MS = 50;
 const MAX_RELEASE_BACKOFF_SECONDS = 30;
 /** After a failed DELETE of confirmed rows, the pause before the next try. */
 const DELETE_RETRY_MS = 1000;
-/** Owner calls that may wait for their turn to ask whose rows wait for a sweep. */
-const MAX_CHECKS_WAITING = 256;
 
 export interface OutboxRelayOptions {
   sql: Sql;
@@ -75,19 +75,6 @@ export interface OutboxRelay {
   stop(): Promise<void>;
 }
 
-/** A row on its way to the broker: attempts is the claim it goes out under (0: its owner's). */
-interface Outgoing {
-  id: string;
-  attempts: number;
-  sender: string;
-  publication: Publication;
-  /**
-   * For an owner's row, whether it may still be written once the batches ahead have: by
-   * default only while no row waits for a sweep; a row published while some do, only while
-   * none of its sender's has been handed to the sweep since it was found free to go.
-   */
-  mayWrite?: () => boolean;
-}
 
 /**
  * Moves outbox rows to RabbitMQ. The owner publishes its own rows at once, inside their
@@ -114,6 +101,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let releasing = 0;
   let backlogMarks = 0;
   const sendersBehind = createSendersBehind(options.sql, options.leaseSeconds * 1000);
+  const ownerHandOn = createOwnerHandOn({
+    backlog: () => backlog,
+    sendersBehind,
+    release: (rows) => track(releaseLeases(rows)),
+    publish: (rows) => track(publishGathered(rows)),
+    log: options.log,
+  });
   function markBacklog(): void {
     backlog = true;
     backlogMarks += 1;
@@ -161,7 +155,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       options.topology.exchange,
       entries.map((entry) => entry.publication),
       settleLate,
-      path === 'owner' ? ownerOrder(entries) : sweepOrder,
+      path === 'owner' ? ownerOrder(entries) : sweepOrder(entries),
     );
     options.metrics.publishDuration.observe((performance.now() - started) / 1000);
     const failed: Outgoing[] = [];
@@ -198,16 +192,19 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const ownerOrder = (entries: Outgoing[]) => ({
     mayWrite: () => {
       const may = entries.every((entry) => entry.mayWrite?.() ?? !backlog);
-      if (!may) handedBack();
+      if (!may) handedBack(entries);
       return may;
     },
-    onUnwritten: handedBack,
+    onUnwritten: () => handedBack(entries),
   });
-  const sweepOrder = { mayWrite: () => true, onUnwritten: handedBack };
-  /** Rows of a batch go back to the sweep: nothing queued behind them may write past them. */
-  function handedBack(): void {
+  const sweepOrder = (entries: Outgoing[]) => ({ mayWrite: () => true, onUnwritten: () => handedBack(entries) });
+  /**
+   * Rows of a batch go back to the sweep, their release still to come: nothing of their
+   * senders queued behind them may write past them meanwhile.
+   */
+  function handedBack(entries: Outgoing[]): void {
     markBacklog();
-    sendersBehind.forgetChecks();
+    sendersBehind.hold(entries.map((entry) => entry.sender));
   }
 
   /** Whether rows wait for a sweep, by a read that a release under way or begun meanwhile cannot fool. */
@@ -217,7 +214,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // first; one begun during the read has marked the backlog.
     const releasingAtStart = releasing > 0;
     const waiting = await rowsWaiting();
-    return waiting || releasingAtStart || backlogMarks !== marks;
+    // Rows handed back or whose release failed keep their lease: no read sees them until it expires.
+    return waiting || releasingAtStart || backlogMarks !== marks || sendersBehind.anyHeld();
   }
 
   const publishGathered = createLinger(options.publishLingerMs, (entries: Outgoing[]) => publishOrRecord(entries, 'owner'));
@@ -226,7 +224,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * Publishes the rows the broker can take; one too large for it is recorded dead instead
    * ('dead'), as the broker would refuse it every time. True where confirmed.
    */
-  async function publishOrRecord(entries: Outgoing[], path: 'owner' | 'sweep'): Promise<(boolean | 'dead')[]> {
+  async function publishOrRecord(entries: Outgoing[], path: 'owner' | 'sweep'): Promise<Outcome[]> {
     const limit = options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
     const fits = (entry: Outgoing) => entry.publication.body.length <= limit;
     if (entries.every(fits)) return publish(entries, path);
@@ -238,10 +236,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function recordDead(entries: Outgoing[], limit: number): Promise<'dead' | false> {
     try {
-      const count = await recordTooLarge(options.sql, entries.map((entry) => ({ id: entry.id, attempts: entry.attempts, bytes: entry.publication.body.length })), limit);
-      options.metrics.messagesTooLarge.inc(count);
-      options.log.error({ count, limit, messageIds: entries.map((entry) => entry.publication.messageId) },
-        'messages too large for the broker (BROKER_MAX_MESSAGE_BYTES) recorded dead instead of published');
+      const messageIds = await recordTooLarge(options.sql, entries.map((entry) => ({ id: entry.id, attempts: entry.attempts, bytes: entry.publication.body.length })), limit);
+      if (messageIds.length > 0) {
+        options.metrics.messagesTooLarge.inc(messageIds.length);
+        options.log.error({ count: messageIds.length, limit, messageIds }, 'messages too large for the broker (BROKER_MAX_MESSAGE_BYTES) recorded dead instead of published');
+      }
       return 'dead';
     } catch (error) {
       options.log.warn({ err: (error as Error).message, count: entries.length }, 'could not record messages too large for the broker; a later sweep tries again');
@@ -367,6 +366,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function sweep(): Promise<number> {
     let total = 0;
+    /** Batches claimed so far: the sweeper lease is renewed before each after the first. */
+    let batches = 0;
     // A row refused in this sweep waits for a later one (its lease released with a backoff).
     let leftBehind = false;
     // Where the claim looks: past windows of held-back rows only, and never at a sender with a
@@ -381,7 +382,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       // their senders' next rows from this claim (claimExpiredRows).
       await flushDeletesNow();
       // Renewed for each batch; lost (this pod stalled past it), another pod sweeps now.
-      if (total > 0 && !(await holdSweeperLease())) return total;
+      if (batches > 0 && !(await holdSweeperLease())) return total;
       const claim = await claimExpiredRows(options.sql, options.leaseSeconds, sweepBatch, { afterId, heldSenders: [...heldSenders] });
       for (const row of claim.held) heldSenders.add(row.sender);
       leftBehind ||= claim.held.length > 0;
@@ -398,6 +399,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         backlog = leftBehind || (await backlogNow());
         return total;
       }
+      batches += 1;
       markBacklog();
       // A row whose message is no longer queued with a payload (erased, cleaned up, gone) has
       // nothing to publish; it must not hold up the rows claimed with it.
@@ -459,61 +461,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       return false;
     }
     // Handed on in the order of the calls, the commits' order: a commit's rows must not go
-    // ahead of an earlier commit's rows still being checked.
-    if (!backlog && checking === 0) return (await track(publishGathered(owned))).every((result) => result === true);
-    // Checks that fall this far behind the commits hand the rows to the sweep instead (their
-    // senders then count as behind for the checks still waiting).
-    if (checking >= MAX_CHECKS_WAITING) {
-      await track(releaseLeases(owned));
-      return false;
-    }
+    // ahead of an earlier commit's rows still waiting for a read of whose rows wait.
+    if (!backlog && !ownerHandOn.busy()) return (await track(publishGathered(owned))).every((outcome) => outcome === true);
     const stillFresh = () => entries.every((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
-    const handed = await inTurn(() => handOn(owned, stillFresh));
-    return handed();
-  }
-
-  /** Owner calls still being checked while rows waited for a sweep, and the last of them. */
-  let checking = 0;
-  let lastTurn: Promise<unknown> = Promise.resolve();
-  /** Runs `step` after the earlier calls' steps; each step only hands rows on, and gives back how to wait for them. */
-  function inTurn(step: () => Promise<() => Promise<boolean>>): Promise<() => Promise<boolean>> {
-    checking += 1;
-    const turn = lastTurn.then(step).finally(() => (checking -= 1));
-    lastTurn = turn.catch(() => undefined);
-    return track(turn);
-  }
-
-  /**
-   * Publishes the rows whose senders have none waiting for a sweep; the others wait for it too,
-   * and so do all of them once their wait for the checks ahead has eaten into their lease.
-   */
-  async function handOn(owned: Outgoing[], stillFresh: () => boolean): Promise<() => Promise<boolean>> {
-    // Rows whose wait for their turn (and the read) ate into their lease go to the sweep, as at the start.
-    const toSweep = () => {
-      const released = track(releaseLeases(owned));
-      return async () => {
-        await released;
-        return false;
-      };
-    };
-    if (!stillFresh()) return toSweep();
-    if (!backlog) {
-      const published = track(publishGathered(owned));
-      return async () => (await published).every((result) => result === true);
-    }
-    const checked = await sendersBehind.check([...new Set(owned.map((entry) => entry.sender))]).catch((error: Error) => {
-      options.log.warn({ err: error.message }, 'could not read whose outbox rows wait for a sweep; this commit\'s rows wait for it too');
-      return null;
-    });
-    if (!stillFresh()) return toSweep();
-    const waiting = owned.filter((entry) => checked === null || checked.behind.has(entry.sender));
-    const ahead = checked === null ? [] : owned.filter((entry) => !checked.behind.has(entry.sender)).map((entry) => ({ ...entry, mayWrite: checked.stillAhead }));
-    const released = waiting.length > 0 ? track(releaseLeases(waiting)) : Promise.resolve();
-    const published = ahead.length > 0 ? track(publishGathered(ahead)) : Promise.resolve([]);
-    return async () => {
-      const [, results] = await Promise.all([released, published]);
-      return waiting.length === 0 && results.every((result) => result === true);
-    };
+    return track(ownerHandOn.handOn(owned, stillFresh));
   }
 
   function sweepOnce(): Promise<number> {

@@ -12,10 +12,11 @@ export interface TooLargeRow {
  * Records these messages dead, with their size and the limit, and deletes their outbox rows,
  * in one statement: the broker refuses such a message every time it is tried (RabbitMQ closes
  * the channel, and with it every publish in flight on it), so left in the outbox it would be
- * tried every 30 s for good, holding its sender's later messages behind it. Returns how many.
+ * tried every 30 s for good, holding its sender's later messages behind it. Returns the message
+ * ids recorded: a row claimed since, or a message no longer queued, is left to whoever has it.
  */
-export async function recordTooLarge(sql: Sql, rows: readonly TooLargeRow[], limit: number): Promise<number> {
-  const recorded = await sql`
+export async function recordTooLarge(sql: Sql, rows: readonly TooLargeRow[], limit: number): Promise<string[]> {
+  const recorded = await sql<{ message_id: string }[]>`
     WITH gone AS (
       DELETE FROM outbox o
       USING unnest(${rows.map((row) => row.id)}::bigint[], ${rows.map((row) => row.attempts)}::integer[], ${rows.map((row) => row.bytes)}::bigint[])
@@ -25,6 +26,7 @@ export async function recordTooLarge(sql: Sql, rows: readonly TooLargeRow[], lim
     UPDATE webhook_messages m
     SET status = 'dead', updated_at = now(),
       last_error = format('%s bytes for the queue, more than BROKER_MAX_MESSAGE_BYTES (%s): the broker would refuse it', gone.bytes, ${limit}::bigint)
-    FROM gone WHERE m.id = gone.id AND m.status = 'queued'`;
-  return recorded.count;
+    FROM gone WHERE m.id = gone.id AND m.status = 'queued'
+    RETURNING m.message_id`;
+  return recorded.map((row) => row.message_id);
 }
