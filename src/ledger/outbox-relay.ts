@@ -145,6 +145,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (unanswered.get(entry.id) === entry.attempts) unanswered.delete(entry.id);
       if (!ok) {
         markBacklog();
+        // A renewal of its lease sent before this answer may land after the release, hiding the
+        // row for a lease: its sender waits behind it that long.
+        sendersBehind.hold([entry.sender]);
         return void track(releaseLeases([entry]));
       }
       options.metrics.published.inc({ path });
@@ -207,15 +210,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     sendersBehind.hold(entries.map((entry) => entry.sender));
   }
 
-  /** Whether rows wait for a sweep, by a read that a release under way or begun meanwhile cannot fool. */
-  async function backlogNow(): Promise<boolean> {
+  /** Sets whether rows wait for a sweep, by a read that a release under way or begun meanwhile cannot fool. */
+  async function refreshBacklog(leftBehind = false): Promise<boolean> {
     const marks = backlogMarks;
     // A release under way when the read starts may commit after its snapshot, even if it ends
     // first; one begun during the read has marked the backlog.
     const releasingAtStart = releasing > 0;
     const waiting = await rowsWaiting();
     // Rows handed back or whose release failed keep their lease: no read sees them until it expires.
-    return waiting || releasingAtStart || backlogMarks !== marks || sendersBehind.anyHeld();
+    // Set here, in the step that judges it: a caller's later assignment could undo a mark made in between.
+    backlog = leftBehind || waiting || releasingAtStart || backlogMarks !== marks || sendersBehind.anyHeld();
+    return backlog;
   }
 
   const publishGathered = createLinger(options.publishLingerMs, (entries: Outgoing[]) => publishOrRecord(entries, 'owner'));
@@ -355,7 +360,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   /** A pod that cannot sweep now (the broker away, or another pod sweeping) only learns whether rows wait, for its owner publishes. */
   async function sweepAlone(): Promise<number> {
     // Read-only first: an idle poll (nothing waiting, the usual case) writes nothing.
-    backlog = await backlogNow();
+    await refreshBacklog();
     if (!backlog || stopping || !options.canPublish() || !(await holdSweeperLease())) return 0;
     try {
       return await sweep();
@@ -396,7 +401,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         }
         // Nothing more to claim: rows committed from now on may go out at once again, unless
         // some still wait (refused in this sweep or one before, or behind such a row).
-        backlog = leftBehind || (await backlogNow());
+        await refreshBacklog(leftBehind);
         return total;
       }
       batches += 1;

@@ -1,9 +1,15 @@
+import { failAfter } from '../settle-within';
 import type { Logger } from '../telemetry/logger';
 import type { Outcome, Outgoing } from './outgoing';
 import type { SendersBehind, SendersRead } from './senders-behind';
 
 /** Calls that may wait for the read ahead of them; beyond, a commit's rows go to the sweep at once. */
 const MAX_CALLS_WAITING = 10_000;
+/**
+ * How long a read may take before its calls' rows go to the sweep: one on a connection whose
+ * peer vanished would otherwise hold every later commit's rows until TCP gave up.
+ */
+const READ_DEADLINE_MS = 5000;
 
 export interface OwnerHandOnDeps {
   /** Whether rows wait for a sweep. */
@@ -51,7 +57,7 @@ export function createOwnerHandOn(deps: OwnerHandOnDeps): OwnerHandOn {
   async function readWhoWaits(calls: Call[]): Promise<SendersRead | null> {
     const senders = [...new Set(calls.flatMap((call) => call.rows.map((row) => row.sender)))];
     try {
-      return await deps.sendersBehind.read(senders);
+      return await failAfter(deps.sendersBehind.read(senders), READ_DEADLINE_MS, () => new Error(`no answer within ${READ_DEADLINE_MS} ms`));
     } catch (error) {
       deps.log.warn({ err: (error as Error).message }, 'could not read whose outbox rows wait for a sweep; these commits\' rows wait for it too');
       return null;
