@@ -247,7 +247,6 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     }
     replyId(values.id);
     const providerId = values['provider-id'] ?? null;
-    if (providerId !== null && values.as !== 'sent') throw new UsageError('replies settle: --provider-id goes with --as sent only');
     const receipt = await withSql(config, (sql) => settleReply(sql, values.id!, values.as as Settlement, providerId));
     if (providerId === null) return print(`reply ${values.id}: settled as ${values.as}`);
     return print(`reply ${values.id}: settled as sent, as provider message ${providerId}; its receipts: ${receipt ?? 'none yet'}`);

@@ -2,7 +2,7 @@ import type { Source } from '../config';
 import type { Sql } from '../db/client';
 
 /** How long before cleanup clears a held message's content it counts as expiring. */
-export const HELD_EXPIRY_NOTICE_HOURS = 24;
+const HELD_EXPIRY_NOTICE_HOURS = 24;
 
 export interface HeldCount {
   /** Messages held over the rate limit whose content is still kept: `release` can still re-queue them. */
@@ -15,7 +15,7 @@ export interface HeldCount {
  * The rate_limited messages `release` can still re-queue, per source, and how many of them
  * lose their content within a day. Held messages wait for an operator; nothing else tells one
  * that a genuine customer's order is about to become unreleasable, because the violation alert
- * resolves 15 minutes after the flood. Reads the partial index of held messages only.
+ * resolves 15 minutes after the flood. Reads only held rows, found through their partial index.
  */
 export async function countHeldMessages(sql: Sql, personalDataDays: number): Promise<Record<Source, HeldCount>> {
   const expiringAfterHours = Math.max(0, personalDataDays * 24 - HELD_EXPIRY_NOTICE_HOURS);

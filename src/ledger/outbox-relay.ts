@@ -75,7 +75,6 @@ export interface OutboxRelay {
   stop(): Promise<void>;
 }
 
-
 /**
  * Moves outbox rows to RabbitMQ. The owner publishes its own rows at once, inside their
  * lease; a periodic sweep claims rows whose lease expired (broker outage, crashed owner), one

@@ -93,8 +93,11 @@ export function createOwnerHandOn(deps: OwnerHandOnDeps): OwnerHandOn {
   return {
     busy: () => reading || waiting.length > 0,
     handOn(rows, stillFresh) {
-      // Their senders count as behind from now on, for the calls still waiting too.
-      if (waiting.length >= MAX_CALLS_WAITING) return toSweep(rows);
+      // Held, their senders count as behind for the calls still waiting too, whose reads come later.
+      if (waiting.length >= MAX_CALLS_WAITING) {
+        deps.sendersBehind.hold(rows.map((row) => row.sender));
+        return toSweep(rows);
+      }
       return new Promise<boolean>((resolve, reject) => {
         waiting.push({ rows, stillFresh, handedOn: (settled) => settled.then(resolve, reject) });
         if (!reading) void takeTurns();

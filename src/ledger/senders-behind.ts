@@ -44,6 +44,7 @@ export function createSendersBehind(sql: Sql, leaseMs: number): SendersBehind {
   const lastHandOver = new Map<string, number>();
   /** Reads taken before this number were made before the record was cleared. */
   let forgottenBefore = 0;
+  /** Sender → releases of their rows begun and not yet ended. */
   const underWay = new Map<string, number>();
   /** Sender → until when a hand-back or a failed release keeps them behind (epoch ms). */
   const heldUntil = new Map<string, number>();

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Source } from '../config';
 import type { Sql } from '../db/client';
 import { deliverReply } from './deliver-reply';
 import type { OutboundRow } from './record-decision';
@@ -190,10 +191,10 @@ const PROVIDER_MESSAGE_ID: Record<string, RegExp> = { whatsapp: /^wamid\.[A-Za-z
  */
 export async function settleReply(sql: Sql, id: string, as: Settlement, providerMessageId: string | null = null): Promise<string | null> {
   const note = as === 'sent' ? 'settled by an operator: delivered' : SETTLED_NOT_RESENT;
-  const [found] = await sql<{ status: string; source: string }[]>`SELECT status, webhook_source AS source FROM outbound_messages WHERE id = ${id}`;
+  const [found] = await sql<{ status: string; source: Source }[]>`SELECT status, webhook_source AS source FROM outbound_messages WHERE id = ${id}`;
   if (found?.status !== 'unknown') throw notUnknown(id, found?.status, 'settled');
   if (providerMessageId !== null) checkProviderMessageId(id, found.source, as, providerMessageId);
-  const [row] = await sql<{ source: string }[]>`
+  const [row] = await sql<{ source: Source }[]>`
     UPDATE outbound_messages o SET status = ${as}, last_error = ${note}, updated_at = now(),
       provider_message_id = coalesce(${providerMessageId}::text, o.provider_message_id)
     WHERE o.id = ${id} AND o.status = 'unknown'
@@ -208,8 +209,11 @@ export async function settleReply(sql: Sql, id: string, as: Settlement, provider
     throw new WagateError('OPERATION_REFUSED', `provider message id ${providerMessageId} belongs to reply ${other?.id ?? 'another'} already; check the id in the provider's console (nothing was changed)`);
   }
   if (providerMessageId === null) return null;
-  // After the commit, as every fold: a receipt committing meanwhile folds itself in.
-  await foldReceipts(sql, [{ source: row.source as 'whatsapp' | 'twilio', providerMessageId }]);
+  // After the commit, as every fold: a receipt committing meanwhile folds itself in. The reply is
+  // settled whatever the fold does; cleanup's receipt repair folds in what a failed fold left.
+  await foldReceipts(sql, [{ source: row.source, providerMessageId }]).catch((error: Error) => {
+    throw new WagateError('RETRYABLE', `reply ${id} is settled as sent, as provider message ${providerMessageId}, but its stored receipts could not be read into it (${error.message}); wagate cleanup folds in the receipts of the last three days`);
+  });
   const [settled] = await sql<{ delivery_status: string | null }[]>`SELECT delivery_status FROM outbound_messages WHERE id = ${id}`;
   return settled?.delivery_status ?? null;
 }

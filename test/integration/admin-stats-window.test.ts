@@ -77,6 +77,7 @@ describe('the stats window', () => {
   });
 
   it('counts Twilio\'s undelivered replies as failed, the one final failure the stats name', async () => {
+    await currentHourSettled();
     const delivery = ['delivered', 'failed', 'undelivered', null];
     for (const [index, status] of delivery.entries()) {
       await db.sql`

@@ -12,7 +12,7 @@ import { waitFor } from '../support/wait';
 let rig: RelayRig;
 let brokerUp = false;
 beforeAll(async () => {
-  rig = await startRelayRig('wagate-test backlog exit', { confirmTimeoutMs: 10_000, leaseSeconds: 30, canPublish: () => brokerUp });
+  rig = await startRelayRig('wagate-test backlog exit', { confirmTimeoutMs: 5_000, leaseSeconds: 12, canPublish: () => brokerUp });
 });
 afterAll(async () => rig.stop());
 
@@ -58,7 +58,7 @@ it('publishes as owner again once the backlog has gone, under steady traffic, wi
       const [waiting] = await rig.db.sql<{ n: number }[]>`SELECT count(*)::integer AS n FROM outbox WHERE lease_until < now() OR attempts > 0`;
       const recent = results.slice(-50);
       return waiting!.n === 0 && recent.length === 50 && recent.every(Boolean);
-    }, 30_000);
+    }, 60_000);
   } finally {
     going = false;
     clearInterval(polls);

@@ -46,6 +46,7 @@ it('is what the broker refuses: published anyway, it is not confirmed', async ()
 });
 
 it('records a message too large for the broker dead, with its size, and publishes its sender\'s next one as owner', async () => {
+  const counted = await tooLarge();
   const sender = '15550940001';
   const large = await commit(sender, 'x'.repeat(LIMIT));
   expect(await rig.relay.publishOwned([large])).toBe(false);
@@ -54,19 +55,20 @@ it('records a message too large for the broker dead, with its size, and publishe
     last_error: expect.stringMatching(new RegExp(`^\\d{4,} bytes for the queue, more than BROKER_MAX_MESSAGE_BYTES \\(${LIMIT}\\): the broker would refuse it$`)),
   });
   expect(await outboxRows()).toBe(0);
-  expect(await tooLarge()).toBe(1);
+  expect(await tooLarge()).toBe(counted + 1);
   expect(await rig.relay.publishOwned([await commit(sender, 'cancel')])).toBe(true);
   expect(await queuedTexts(sender)).toEqual(['cancel']);
 });
 
 it('does the same in a sweep, and the sweep goes on with the rows after it', async () => {
+  const counted = await tooLarge();
   const sender = '15550940002';
   const large = await commit(sender, 'y'.repeat(LIMIT));
-  await commit(sender, '2 pizzas');
-  await rig.db.sql`UPDATE outbox SET lease_until = now() - interval '1 second'`;
+  const order = await commit(sender, '2 pizzas');
+  await rig.db.sql`UPDATE outbox SET lease_until = now() - interval '1 second' WHERE webhook_message_id IN (${large.rowId}, ${order.rowId})`;
   expect(await rig.relay.sweepOnce()).toBe(1);
   expect((await recordOf(large))!.status).toBe('dead');
-  expect(await tooLarge()).toBe(2);
+  expect(await tooLarge()).toBe(counted + 1);
   expect(await outboxRows()).toBe(0);
   expect(await queuedTexts(sender)).toEqual(['2 pizzas']);
   expect(await rig.relay.publishOwned([await commit(sender, 'cancel')])).toBe(true);
