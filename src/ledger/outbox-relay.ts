@@ -453,13 +453,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // meantime their senders' next messages would go out ahead of them. The rows committed
     // with them and after them wait for that sweep too.
     const leaseMs = options.leaseSeconds * 1000;
-    const fresh = entries.every((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
+    const stillFresh = () => entries.every((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
     // The ledger commits its own rows unclaimed: attempts 0.
     const owned: Outgoing[] = entries.map((entry) => ({
       id: entry.rowId, attempts: 0, sender: entry.payload.senderKey, publication: toPublication(options.topology, entry.payload, entry.traceparent),
     }));
     // Its rows now wait for the sweep, and so do those committed after them.
-    if (!fresh || !options.canPublish()) {
+    if (!stillFresh() || !options.canPublish()) {
       markBacklog();
       await track(releaseLeases(owned));
       return false;
@@ -467,7 +467,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // Handed on in the order of the calls, the commits' order: a commit's rows must not go
     // ahead of an earlier commit's rows still waiting for a read of whose rows wait.
     if (!backlog && !ownerHandOn.busy()) return (await track(publishGathered(owned))).every((outcome) => outcome === true);
-    const stillFresh = () => entries.every((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
     return track(ownerHandOn.handOn(owned, stillFresh));
   }
 
