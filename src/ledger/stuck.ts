@@ -36,7 +36,7 @@ export async function requeueStuckMessages(sql: Sql, stuckAfter: number): Promis
       FOR UPDATE SKIP LOCKED
     ),
     reopened AS (
-      UPDATE webhook_messages m SET status = 'queued', waiting_until = NULL, retry_attempt = NULL, updated_at = now() FROM stuck WHERE m.id = stuck.id
+      UPDATE webhook_messages m SET status = 'queued', waiting_until = NULL, retry_attempt = NULL, retry_attempt_until = NULL, updated_at = now() FROM stuck WHERE m.id = stuck.id
     )
     INSERT INTO outbox (webhook_message_id, lease_until)
     SELECT id, now() FROM stuck

@@ -26,7 +26,7 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
     // number: reopened, its queue copy would write the personal data back and message them.
     // Past PERSONAL_DATA_RETENTION_DAYS a record's content is gone: the letter's copy would
     // write the customer's name and a reply text back, so it is not reopened (as `release`).
-    const messages = await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, waiting_until = NULL, retry_attempt = NULL, updated_at = now()
+    const messages = await tx`UPDATE webhook_messages SET status = 'queued', last_error = NULL, waiting_until = NULL, retry_attempt = NULL, retry_attempt_until = NULL, updated_at = now()
              WHERE webhook_source = ${source} AND message_id = ${messageId} AND status IN ('dead', 'processing', 'queued')
                AND phone_number IS DISTINCT FROM ${ERASED}
                AND payload IS NOT NULL

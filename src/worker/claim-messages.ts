@@ -64,7 +64,9 @@ interface ClaimRow {
  * wait is under way, is a stale copy (its ack was lost after the hand-over was confirmed) and is
  * not claimed: null, as for a finished message, and the tier's copy comes back when its wait is
  * over. Past the wait it is claimed: a replay or requeue by a release that does not reset the
- * record (0.3.4) sends a copy without a try, and it must not be skipped for good.
+ * record (0.3.4) sends a copy without a try, and it must not be skipped for good. Nor is it
+ * skipped while the wait is not the one written with the try (retry_attempt_until): such a
+ * release's own hand-over to a tier rewrites the wait and leaves an earlier life's try in place.
  */
 export async function claimMessages(sql: Sql, messages: readonly QueueMessage[], fence?: ShardFence,
   attempts: readonly number[] = messages.map(() => 0)): Promise<(Claim | null | typeof NOT_OURS)[]> {
@@ -83,7 +85,8 @@ export async function claimMessages(sql: Sql, messages: readonly QueueMessage[],
       UPDATE webhook_messages m SET status = 'processing', attempts = m.attempts + 1, updated_at = now()
       FROM ours i
       WHERE m.webhook_source = i.source AND m.message_id = i.message_id AND m.status IN ('queued', 'processing')
-        AND (m.retry_attempt IS NULL OR i.attempt >= m.retry_attempt OR m.waiting_until IS NULL OR m.waiting_until <= now())
+        AND (m.retry_attempt IS NULL OR i.attempt >= m.retry_attempt OR m.waiting_until IS NULL OR m.waiting_until <= now()
+             OR m.waiting_until IS DISTINCT FROM m.retry_attempt_until)
       RETURNING i.ord)
     SELECT i.ord::integer AS ord, false AS not_ours, o.id::text AS reply_id, o.kind, o.status, o.recipient, o.business_number, o.body,
            o.order_id::text AS order_id, o.attempts, l.language, l.updated_at < now() - interval '1 day' AS language_stale,

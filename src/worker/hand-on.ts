@@ -112,9 +112,10 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       [LAST_ERROR_HEADER]: reason,
       ...(notBefore === undefined ? {} : { [NOT_BEFORE_HEADER]: notBefore }),
     }, homeKey(payload));
+    const waitEnds = waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore);
     await deps.sql`
       UPDATE webhook_messages SET status = 'queued', last_error = ${reason}, updated_at = now(), retry_attempt = ${attempt},
-        waiting_until = ${waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore)}
+        waiting_until = ${waitEnds}, retry_attempt_until = ${waitEnds}
       WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'processing'`.catch(recordLag(payload, 'queued'));
     deps.metrics.workerMessages.inc({ outcome: 'retried' });
     deps.log.warn(
@@ -145,8 +146,11 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       safely(() => channel.ack(delivery));
       // Touched, so that a message waiting out a long Retry-After never looks stuck.
       const notBefore = numberHeader(delivery, NOT_BEFORE_HEADER);
-      await deps.sql`UPDATE webhook_messages SET updated_at = now(),
-                       waiting_until = ${waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore)}
+      // The copy keeps its try, which the record names with the new wait (a record a release
+      // before 0.3.5 handed on may hold an earlier life's try).
+      const waitEnds = waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore);
+      await deps.sql`UPDATE webhook_messages SET updated_at = now(), waiting_until = ${waitEnds},
+                       retry_attempt = ${numberHeader(delivery, ATTEMPT_HEADER) ?? 0}, retry_attempt_until = ${waitEnds}
                      WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'queued'`.catch(
         recordLag(payload, 'queued'),
       );
