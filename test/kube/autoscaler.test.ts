@@ -178,7 +178,10 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
       // Postgres goes away for the leader alone: its pool's connections are reset and new ones refused.
       proxy.setMode('refuse');
       await waitFor('the standby to take the Lease over', () => leaseState(plane)?.holder === 'autoscaler-b', 60_000);
-      expect(a.logs.some((entry) => String(entry.msg).startsWith('handing the Lease back: this autoscaler has not reached Postgres'))).toBe(true);
+      // Waited for, not read at once: the line may still be in the pipe from autoscaler-a when
+      // the poll (a synchronous kubectl) sees the standby holding the Lease a moment after it.
+      await waitFor('autoscaler-a to say it handed the Lease back', () =>
+        a.logs.some((entry) => String(entry.msg).startsWith('handing the Lease back: this autoscaler has not reached Postgres')), SETTLE_MS);
       expect(await metric(a, 'wagate_autoscaler_leader')).toBe(0);
       await waitFor('the new leader to act', async () => (await decisions(b, 'steady')) > 0, SETTLE_MS);
 
@@ -467,7 +470,8 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
       expect(await decisions(autoscaler, 'scale_up')).toBe(1);
       expect(await decisions(autoscaler, 'error')).toBe(0);
       expect(workerEvents(plane, 'Scaled')).toEqual([]);
-      expect(autoscaler.logs.some((entry) => entry.event === 'Scaled' && String(entry.msg).includes('could not record a Kubernetes Event'))).toBe(true);
+      await waitFor('the autoscaler to say the Event was refused', () =>
+        autoscaler.logs.some((entry) => entry.event === 'Scaled' && String(entry.msg).includes('could not record a Kubernetes Event')), SETTLE_MS);
     } finally {
       plane.kubectl(['patch', 'role', 'wagate-autoscaler', '-n', NAMESPACE, '--type=json', '-p', `[{"op":"add","path":"/rules/-","value":${eventRule}}]`]);
       await db.sql`DELETE FROM webhook_messages WHERE message_id LIKE 'capped.%'`;
