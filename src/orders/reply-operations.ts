@@ -194,13 +194,19 @@ export async function settleReply(sql: Sql, id: string, as: Settlement, provider
   const [found] = await sql<{ status: string; source: Source }[]>`SELECT status, webhook_source AS source FROM outbound_messages WHERE id = ${id}`;
   if (found?.status !== 'unknown') throw notUnknown(id, found?.status, 'settled');
   if (providerMessageId !== null) checkProviderMessageId(id, found.source, as, providerMessageId);
-  const [row] = await sql<{ source: Source }[]>`
-    UPDATE outbound_messages o SET status = ${as}, last_error = ${note}, updated_at = now(),
-      provider_message_id = coalesce(${providerMessageId}::text, o.provider_message_id)
-    WHERE o.id = ${id} AND o.status = 'unknown'
-      AND NOT EXISTS (SELECT 1 FROM outbound_messages x
-                      WHERE x.webhook_source = o.webhook_source AND x.provider_message_id = ${providerMessageId}::text AND x.id <> o.id)
-    RETURNING o.webhook_source AS source`;
+  const [row] = await sql.begin(async (tx) => {
+    // Two settles of one id at once would each find no other reply with it (no index makes
+    // provider ids unique): the second waits here, and its check, a statement that starts after
+    // the first's commit, then sees the first.
+    if (providerMessageId !== null) await tx`SELECT pg_advisory_xact_lock(hashtext(${`wagate.provider-message-id:${found.source}:${providerMessageId}`}))`;
+    return tx<{ source: Source }[]>`
+      UPDATE outbound_messages o SET status = ${as}, last_error = ${note}, updated_at = now(),
+        provider_message_id = coalesce(${providerMessageId}::text, o.provider_message_id)
+      WHERE o.id = ${id} AND o.status = 'unknown'
+        AND NOT EXISTS (SELECT 1 FROM outbound_messages x
+                        WHERE x.webhook_source = o.webhook_source AND x.provider_message_id = ${providerMessageId}::text AND x.id <> o.id)
+      RETURNING o.webhook_source AS source`;
+  });
   if (!row) {
     const [now] = await sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE id = ${id}`;
     if (now?.status !== 'unknown') throw notUnknown(id, now?.status, 'settled');

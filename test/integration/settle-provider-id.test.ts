@@ -4,6 +4,7 @@ import { settleReply } from '../../src/orders/reply-operations';
 import { listUndeliveredReplies } from '../../src/orders/undelivered-replies';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { serialRecorder } from '../support/ledger-items';
+import { waitFor } from '../support/wait';
 import { uniqueWamid } from '../support/webhooks';
 
 /**
@@ -67,4 +68,28 @@ it('refuses an id another reply has, one of the other provider\'s form, and one 
   const twilio = await unknownReply('twilio');
   await expect(settleReply(db.sql, twilio, 'sent', wamid)).rejects.toThrow(/went out through twilio, whose message ids are Twilio's message SID/);
   expect(await settleReply(db.sql, twilio, 'sent', `SM${'a'.repeat(32)}`)).toBeNull();
+});
+
+it('gives an id to one of two replies settled with it at once, and refuses the other', async () => {
+  const [first, second] = [await unknownReply(), await unknownReply()];
+  const wamid = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
+  // Both replies are held, so that both settles are under way at once: each waits on its reply's
+  // row, a check that ran before the other's commit would find the id free.
+  const held = await db.sql.reserve();
+  try {
+    await held`BEGIN`;
+    await held`SELECT 1 FROM outbound_messages WHERE id IN (${first}, ${second}) FOR UPDATE`;
+    const settles = [settleReply(db.sql, first, 'sent', wamid), settleReply(db.sql, second, 'sent', wamid)].map((settle) =>
+      settle.then(() => 'settled', (error: Error) => error.message));
+    await waitFor('both settles to wait on a lock', async () => (await db.sql`
+      SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).length === 2);
+    await held`COMMIT`;
+    const outcomes = await Promise.all(settles);
+    expect(outcomes.filter((outcome) => outcome === 'settled')).toHaveLength(1);
+    expect(outcomes.filter((outcome) => outcome.includes(`provider message id ${wamid} belongs to reply`))).toHaveLength(1);
+  } finally {
+    held.release();
+  }
+  const owners = await db.sql`SELECT id FROM outbound_messages WHERE provider_message_id = ${wamid}`;
+  expect(owners).toHaveLength(1);
 });
