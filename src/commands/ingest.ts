@@ -134,6 +134,7 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
     requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    answerWaitMs: commitDeadlineMs(config) + (config.ACK_AFTER === 'publish' ? config.ACK_PUBLISH_TIMEOUT_MS : 0),
   };
   const server = await listen(listener, config.PORT, config.HOST, timeouts);
   const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST);
@@ -245,7 +246,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     maxBatchItems: config.LEDGER_BATCH_MAX,
     lingerMs: config.LEDGER_LINGER_MS,
     maxConcurrentBatches: ledgerConnections(config),
-    commitDeadlineMs: config.DB_STATEMENT_TIMEOUT_MS + 2000,
+    commitDeadlineMs: commitDeadlineMs(config),
     onQueued: parts.onQueued,
     rollBack: parts.rehearsal,
     stallWatch: parts.stallWatch,
@@ -313,4 +314,9 @@ function warnAboutUnsafeSettings(config: Config, log: Logger): void {
   if (!config.PUBLIC_BASE_URL) {
     log.warn('PUBLIC_BASE_URL is not set: Twilio signs the URL it called, so every Twilio POST will be refused with 401');
   }
+}
+
+/** How long a request waits for its commit, slot and batch included, before it is answered 503. */
+function commitDeadlineMs(config: Config): number {
+  return config.DB_STATEMENT_TIMEOUT_MS + 2000;
 }

@@ -5,7 +5,12 @@ export interface ServerTimeouts {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** The longest a handler may keep a request before it answers: the socket's idle timer waits longer. */
+  answerWaitMs?: number;
 }
+
+/** Past the handler's own deadline: its answer is written before the idle timer could cut it. */
+const ANSWER_MARGIN_MS = 5000;
 
 /** Timeouts on every phase, so a slow or idle client cannot hold a socket indefinitely. */
 export function listen(handler: RequestListener, port: number, host: string | undefined, timeouts: ServerTimeouts): Promise<http.Server> {
@@ -24,7 +29,10 @@ export function listen(handler: RequestListener, port: number, host: string | un
   server.on('checkContinue', handler);
   server.headersTimeout = timeouts.headersTimeoutMs;
   server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
-  server.timeout = timeouts.requestTimeoutMs;
+  // A socket silent this long is cut (a client that stopped reading its answer). Not sooner than
+  // the handler answers: a request waiting for a slow commit was reset, where its deadline
+  // answers 503 with Retry-After, and behind a proxy the provider saw a 502.
+  server.timeout = Math.max(timeouts.requestTimeoutMs, (timeouts.answerWaitMs ?? 0) + ANSWER_MARGIN_MS);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve(server));

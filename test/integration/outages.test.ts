@@ -225,3 +225,28 @@ describe('slow statements', () => {
     expect((await postMetaText(ingest.baseUrl, {})).status).toBe(200);
   });
 });
+
+describe('a commit that outlasts HTTP_REQUEST_TIMEOUT_MS', () => {
+  let ingest: TestIngest;
+
+  beforeAll(async () => {
+    // The request timeout bounds a slow client; a statement blocked on a lock ends after 1 s.
+    ingest = await startTestIngest(db.url, { HTTP_HEADERS_TIMEOUT_MS: '400', HTTP_REQUEST_TIMEOUT_MS: '400', DB_STATEMENT_TIMEOUT_MS: '1000' });
+  });
+
+  afterAll(async () => {
+    await ingest.stop();
+    await probe.deleteTopology(ingest.topology);
+  });
+
+  it('answers 503 with Retry-After, rather than resetting the connection of a request it was still answering', async () => {
+    const lock = await lockLedger();
+    try {
+      const answer = await postMetaText(ingest.baseUrl, {});
+      expect([answer.status, answer.headers.get('retry-after')]).toEqual([503, expect.any(String)]);
+    } finally {
+      await lock.release();
+    }
+    expect((await postMetaText(ingest.baseUrl, {})).status).toBe(200);
+  });
+});
