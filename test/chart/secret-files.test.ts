@@ -123,6 +123,24 @@ describe('secrets as files', () => {
       .toContain('secrets.twilioAuthToken is required with secrets.twilioWebhookSharedKey');
   });
 
+  it('gives the migration hook the settings the pods get, so a Twilio token an extraEnv gives is checked with its PUBLIC_BASE_URL there too', () => {
+    const objects = render({ valuesFiles: [SECRET_FILES], set: [
+      'config.PUBLIC_BASE_URL=https://shop.example.com', 'config.TWILIO_ACCOUNT_SID=AC1', 'config.REPLAY_WINDOW_SECONDS=700000',
+      'extraEnv[0].name=TWILIO_AUTH_TOKEN', 'extraEnv[0].value=twilio-token',
+    ] });
+    const roles = podTemplates(objects).map(({ owner, pod }) => {
+      const role = componentOf(owner);
+      const config = loadConfig(startingEnvironment(objects, pod, secretOf(objects, role === 'migrate'), path.join(root, `extra-env-${role}`)));
+      expect([role, config.PUBLIC_BASE_URL, config.TWILIO_AUTH_TOKEN, config.REPLAY_WINDOW_SECONDS]).toEqual([role, 'https://shop.example.com', ['twilio-token'], 700000]);
+      return role;
+    });
+    expect(roles).toContain('migrate');
+    // A name an extraEnv sets is left to it, not given twice.
+    const overridden = render({ valuesFiles: [SECRET_FILES], set: ['extraEnv[0].name=LOG_LEVEL', 'extraEnv[0].value=debug'] });
+    const hookEnv = find(overridden, 'Job', '-migrate').spec.template.spec.containers[0].env as EnvEntry[];
+    expect(hookEnv.filter((entry) => entry.name === 'LOG_LEVEL')).toEqual([{ name: 'LOG_LEVEL', value: 'debug' }]);
+  });
+
   it('keeps the Twilio auth token out of ingest pods when a Webhook Rule signs every webhook (ingest.twilioAuthToken false)', () => {
     const twilio = ['secrets.twilioAuthToken=twilio-token', 'config.PUBLIC_BASE_URL=https://shop.example.com', 'config.TWILIO_ACCOUNT_SID=AC1', 'ingest.twilioAuthToken=false'];
     for (const files of [true, false]) {
