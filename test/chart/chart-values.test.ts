@@ -270,6 +270,11 @@ describe('values', () => {
     expect(refusal(['config.RETENTION_DAYS=400'])).toContain('config.ORDER_RETENTION_DAYS (365) is below config.RETENTION_DAYS (400)');
     expect(refusal(['cleanup.days=366'])).toContain('cleanup.days (366) is longer than config.ORDER_RETENTION_DAYS (365)');
     expect(refusal(['autoscaler.renewDeadlineSeconds=15'])).toContain('retryPeriodSeconds (2) < renewDeadlineSeconds (15) < leaseDurationSeconds (15) must hold');
+    // Twilio where the chart cannot see the value: a Secret of your own, an extraEnv.
+    const ownSecret = ['secrets.existingSecret=wagate-credentials', 'secrets.existingSecretKeys={TWILIO_AUTH_TOKEN}'];
+    expect(refusal(ownSecret)).toContain('config.PUBLIC_BASE_URL is required when Twilio is configured');
+    expect(refusal([...ownSecret, 'config.PUBLIC_BASE_URL=https://shop.example.com'])).toContain('config.TWILIO_ACCOUNT_SID is required when TWILIO_AUTH_TOKEN is in secrets.existingSecretKeys');
+    expect(refusal(['extraEnv[0].name=TWILIO_WEBHOOK_SHARED_KEY_FILE', 'extraEnv[0].value=/vault/twilio'])).toContain('config.PUBLIC_BASE_URL is required when Twilio is configured');
     // What each would do at start instead.
     const base = { NODE_ENV: 'test' };
     expect(() => loadConfig({ ...base, RETENTION_DAYS: '8' })).toThrow(/RETENTION_DAYS/);

@@ -272,7 +272,8 @@ describe('secrets as files', () => {
       .filter((entry: EnvEntry) => entry.name === 'OTEL_EXPORTER_OTLP_HEADERS_FILE')).toEqual([{ name: 'OTEL_EXPORTER_OTLP_HEADERS_FILE', value: '/vault/otlp' }]);
     expect(refused(['podSecurityContext.fsGroup=null'])).toContain('secrets.asFiles needs podSecurityContext.fsGroup');
     // A key the chart does not pass may still come from a file of its own (a secrets injector's).
-    const injected = render({ valuesFiles: [SECRET_FILES], set: ['secrets.asFiles=false', 'extraEnv[0].name=TWILIO_AUTH_TOKEN_FILE', 'extraEnv[0].value=/vault/secrets/twilio'] });
+    const injected = render({ valuesFiles: [SECRET_FILES], set: ['secrets.asFiles=false', 'extraEnv[0].name=TWILIO_AUTH_TOKEN_FILE', 'extraEnv[0].value=/vault/secrets/twilio',
+      'config.PUBLIC_BASE_URL=https://shop.example.com', 'config.TWILIO_ACCOUNT_SID=AC1'] });
     expect(find(injected, 'Deployment', '-ingest').spec.template.spec.containers[0].env).toContainEqual({ name: 'TWILIO_AUTH_TOKEN_FILE', value: '/vault/secrets/twilio' });
   });
 

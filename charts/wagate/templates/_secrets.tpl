@@ -136,6 +136,13 @@ as a file a secrets injector writes and an extraEnv names.
 {{- end -}}
 {{- $fromExtraEnv := include "wagate.extraEnvSecrets" . | fromJsonArray -}}
 {{- $listed := concat $s.existingSecretKeys $fromExtraEnv -}}
+{{- /* Twilio configured where the chart cannot see its value (a Secret of your own, an extraEnv): what the values check for secrets.twilioAuthToken holds for it too. */ -}}
+{{- if and (or (has "TWILIO_AUTH_TOKEN" $listed) (has "TWILIO_WEBHOOK_SHARED_KEY" $listed)) (not .Values.config.PUBLIC_BASE_URL) -}}
+{{- fail "config.PUBLIC_BASE_URL is required when Twilio is configured (TWILIO_AUTH_TOKEN or TWILIO_WEBHOOK_SHARED_KEY in secrets.existingSecretKeys or an extraEnv): Twilio signs the URL it calls, and wagate refuses Twilio in production without it" -}}
+{{- end -}}
+{{- if and (has "TWILIO_AUTH_TOKEN" $listed) (not .Values.config.TWILIO_ACCOUNT_SID) -}}
+{{- fail "config.TWILIO_ACCOUNT_SID is required when TWILIO_AUTH_TOKEN is in secrets.existingSecretKeys or an extraEnv: the worker sends Twilio replies with it, and refuses to start without it" -}}
+{{- end -}}
 {{- if $s.asFiles -}}
 {{- if and $s.existingSecret (has "WHATSAPP_APP_SECRET" $s.existingSecretKeys) (not (has "WHATSAPP_ACCESS_TOKEN" $listed)) -}}
 {{- fail "secrets.existingSecretKeys lists WHATSAPP_APP_SECRET without WHATSAPP_ACCESS_TOKEN: with secrets.asFiles only the keys listed are mounted, and the worker sends Meta replies with the access token (it would dead-letter every one)" -}}
