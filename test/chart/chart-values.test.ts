@@ -215,8 +215,15 @@ describe('values', () => {
       ['config.PUBLIC_BASE_URL=https://shop.example.com/twilio?x=1', /PUBLIC_BASE_URL/],
       ['config.TWILIO_URL_FRAGMENT=#rc=3 rp=ct', /TWILIO_URL_FRAGMENT/],
       ['secrets.adminToken=too-short', /adminToken/],
+      ['config.TRUSTED_PROXIES=10.0.0.0/8 192.168.0.0/16', /TRUSTED_PROXIES/],
+      ['config.TRUSTED_PROXIES=ingress.example.com', /TRUSTED_PROXIES/],
     ];
     for (const [set, message] of refusals) expect([set, renderError({ valuesFiles: [scenarioFile('minimal')], set: [set] })]).toEqual([set, expect.stringMatching(message)]);
+    // What wagate accepts, the schema does too.
+    const proxies = '10.0.0.0/8\\, fd00::/8\\,loopback';
+    expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, fd00::/8,loopback' }).TRUSTED_PROXIES).toHaveLength(3);
+    expect(find(render({ valuesFiles: [scenarioFile('minimal')], set: [`config.TRUSTED_PROXIES=${proxies}`] }), 'ConfigMap', '-config').data?.TRUSTED_PROXIES)
+      .toBe('10.0.0.0/8, fd00::/8,loopback');
   });
 
   it('fails with a clear message when a required secret is missing, and has no clear-text defaults', () => {
