@@ -167,7 +167,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     reason: string,
     unsent = unsentAttemptsOf(delivery),
   ): Promise<void> {
-    const before = payload ? await recordBeforeDeadLetter(payload) : null;
+    const before = payload ? await recordBeforeDeadLetter(payload, numberHeader(delivery, ATTEMPT_HEADER) ?? 0) : null;
     if (before?.status === ERASED) {
       await failUnsentErasedReply(deps.sql, payload!.source, payload!.messageId, unsent.tokens).catch(recordLag(payload!, ERASED));
       deps.metrics.workerMessages.inc({ outcome: 'skipped' });
@@ -186,6 +186,15 @@ export function createHandOn(deps: HandOnDeps): HandOn {
         ? 'not dead-lettered again: its letter is in the dead-letter queue already (a copy whose ack was lost)'
         : 'not dead-lettered: the message was finished already (a copy whose ack was lost)';
       deps.log.info({ messageId: payload?.messageId, status: before.status }, why);
+      safely(() => channel.ack(delivery));
+      return;
+    }
+    // A copy of an earlier try, whose ack was lost after its hand-over to a tier, come to the
+    // delivery limit (checked before the claim, which would skip it): the message lives on in
+    // the tier's copy, and a letter would kill it with its tries unused and its reply unsent.
+    if (before?.superseded) {
+      deps.metrics.workerMessages.inc({ outcome: 'skipped' });
+      deps.log.info({ messageId: payload?.messageId }, 'not dead-lettered: a later try of the message is in a retry tier (a copy whose ack was lost)');
       safely(() => channel.ack(delivery));
       return;
     }
@@ -289,9 +298,17 @@ export function createHandOn(deps: HandOnDeps): HandOn {
    * must not leave a dead message 'processing'. Null when Postgres does not answer: the copy is kept then (`erase` run again
    * drops it), and the dead write applies to any record still queued or processing.
    */
-  async function recordBeforeDeadLetter(payload: QueueMessage): Promise<{ status: string; version: string } | null> {
-    const [row] = await deps.sql<{ status: string; version: string }[]>`
-      SELECT status, updated_at::text AS version FROM webhook_messages
+  /**
+   * The record as a dead letter finds it. `superseded`: the message is unfinished and was handed
+   * to a retry tier for a later try than the delivery's, by a release that names tries with
+   * their wait (a record a 0.3.4 worker handed on, or a replay reset, is never superseded).
+   */
+  async function recordBeforeDeadLetter(payload: QueueMessage, attempt = 0): Promise<{ status: string; version: string; superseded: boolean } | null> {
+    const [row] = await deps.sql<{ status: string; version: string; superseded: boolean }[]>`
+      SELECT status, updated_at::text AS version,
+             (status IN ('queued', 'processing') AND retry_attempt > ${attempt}
+              AND waiting_until = retry_attempt_until) IS TRUE AS superseded
+      FROM webhook_messages
       WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId}`.catch(() => []);
     return row ?? null;
   }

@@ -79,3 +79,27 @@ describe('a worker killed mid-call on the last delivery the limit allows', () =>
     expect(letters.filter((letter) => letter.id === `whatsapp:${sent.id}`)).toHaveLength(1);
   }, TEST_TIMEOUT_MS);
 });
+
+describe('a copy of an earlier try at the last delivery the limit allows', () => {
+  it('is acked without a letter while the message\'s later try waits in a retry tier, which then finishes it', async () => {
+    const held = await rig.replace('worker', { WAGATE_FAILPOINT: 'worker.before-retry-ack' });
+    rig.fake.behave({ kind: 'status', status: 503 }, 1);
+    const sent = await rig.sendOne();
+    expect(sent.status).toBe(200);
+    await waitFor('the worker between its confirmed hand-over to a tier and its ack', () =>
+      held.logs.some((entry) => entry.failpoint === 'worker.before-retry-ack'), CALL_WAIT_MS);
+    // Its ack lost, the original comes back at the limit to the next worker.
+    const worker = await rig.replace('worker');
+    const told = await waitFor('the copy to be judged', () =>
+      worker.logs.find((entry) => entry.messageId === sent.id && /dead-lettered/.test(String(entry.msg))), TEST_TIMEOUT_MS / 2);
+    expect(told.msg).toBe('not dead-lettered: a later try of the message is in a retry tier (a copy whose ack was lost)');
+    await waitFor('the tier\'s copy to finish the message', async () => {
+      const [row] = await rig.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${sent.id}`;
+      return row?.status === 'processed';
+    }, TEST_TIMEOUT_MS / 2);
+    const [reply] = await rig.db.sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE inbound_message_id = ${sent.id}`;
+    expect(reply!.status).toBe('sent');
+    const letters = await listDead(topologyFromConfig(loadConfig(rig.env)));
+    expect(letters.map((letter) => letter.id)).not.toContain(`whatsapp:${sent.id}`);
+  }, TEST_TIMEOUT_MS);
+});
