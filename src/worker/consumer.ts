@@ -176,6 +176,11 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
           // The broker redelivers an unacked message; processing is idempotent.
           deps.log.error({ err: routeError.message, messageId: payload.messageId }, 'could not hand a failed message on; it will be redelivered');
           safely(() => channel.nack(delivery, false, true));
+          // Given back while its shard is let go: the sender's later messages in hand must not
+          // start after it went back, or its next consumer would take it after them. Fenced,
+          // they go back with the channel, behind it.
+          const entry = entryOf.get(channel);
+          if (entry && lettingGoSince.has(channel) && !fenced.has(channel)) void fenceAndClose(entry);
           return false;
         },
       );

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Sql } from '../../src/db/client';
+import { RetryableError } from '../../src/errors';
 import type { Publisher } from '../../src/queue/publisher';
 import { settleWithin } from '../../src/settle-within';
 import type { QueueMessage } from '../../src/queue/message';
@@ -166,4 +167,32 @@ it('starts nothing that a consumer let go while it started is given after the re
   expect(await subscribing).toBe(false);
   await new Promise((resolve) => setImmediate(resolve));
   expect(started).toBe(0);
+});
+
+it('starts none of a sender\'s later messages once a hand-over, given up on a shard being let go, gave its message back', async () => {
+  const started: string[] = [];
+  const consumer = createWorkerConsumer({
+    topology: topology(1),
+    // A broker that never confirms: the hand-over holds its delivery until the hold limit.
+    publisher: { publishAll: async () => [null] } as unknown as Publisher,
+    sql: {} as Sql,
+    log: createLogger('silent', 'unit'),
+    metrics: createMetrics('worker', { processMetrics: false }),
+    holdLimitMs: 100,
+    handle: async (message) => {
+      started.push(message.messageId);
+      throw new RetryableError('the provider answered 503');
+    },
+  });
+  const broker = fakeConnection({ closesAnswered: true });
+  await consumer.attach(broker.connection);
+  expect(await consumer.subscribe(0, 10)).toBe(true);
+  const queue = topology(1).shards[0]!.queue;
+  broker.deliver(queue, '15550001', 'first');
+  broker.deliver(queue, '15550001', 'second');
+  await waitFor('the first to start', () => started.includes('first'));
+  // The first goes back to its queue; the second, in hand behind it, goes back with the
+  // channel, behind it, rather than start here and reach the provider first.
+  expect(await settledWithin(consumer.release(0), 5_000)).toBe(true);
+  expect(started).toEqual(['first']);
 });
