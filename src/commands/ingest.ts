@@ -298,11 +298,18 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
   return { listener, recorder };
 }
 
+/** How long Meta goes on retrying a webhook it could not deliver. */
+const META_RETRY_SECONDS = 7 * 24 * 3600;
+
 function warnAboutUnsafeSettings(config: Config, log: Logger): void {
   if (config.TWILIO_SKIP_VALIDATION) {
     log.warn('TWILIO_SKIP_VALIDATION=true: Twilio signatures are NOT checked. Never use this outside development.');
   }
   if (config.WHATSAPP_APP_SECRET.length === 0) log.warn('WHATSAPP_APP_SECRET is not set: every Meta POST will be refused with 401');
+  else if (config.REPLAY_WINDOW_SECONDS < META_RETRY_SECONDS) {
+    log.warn({ replayWindowSeconds: config.REPLAY_WINDOW_SECONDS, metaRetrySeconds: META_RETRY_SECONDS },
+      'REPLAY_WINDOW_SECONDS is shorter than the 7 days Meta retries a webhook for: after an outage longer than the window, Meta\'s retries of messages sent before it are answered 200 and recorded replay_rejected, and never become orders. Keep the default (8 days) unless replays matter more than those messages');
+  }
   if (config.TWILIO_SKIP_VALIDATION) return;
   if (config.TWILIO_AUTH_TOKEN.length + config.TWILIO_WEBHOOK_SHARED_KEY.length === 0) {
     log.warn('neither TWILIO_AUTH_TOKEN nor TWILIO_WEBHOOK_SHARED_KEY is set: every Twilio POST will be refused with 401');
