@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Source } from '../config';
-import type { Sql } from '../db/client';
+import { transaction, type Sql } from '../db/client';
 import { deliverReply } from './deliver-reply';
 import type { OutboundRow } from './record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
@@ -194,7 +194,7 @@ export async function settleReply(sql: Sql, id: string, as: Settlement, provider
   const [found] = await sql<{ status: string; source: Source }[]>`SELECT status, webhook_source AS source FROM outbound_messages WHERE id = ${id}`;
   if (found?.status !== 'unknown') throw notUnknown(id, found?.status, 'settled');
   if (providerMessageId !== null) checkProviderMessageId(id, found.source, as, providerMessageId);
-  const [row] = await sql.begin(async (tx) => {
+  const [row] = await transaction(sql, async (tx) => {
     // Two settles of one id at once would each find no other reply with it (no index makes
     // provider ids unique): the second waits here, and its check, a statement that starts after
     // the first's commit, then sees the first.

@@ -220,10 +220,11 @@ describe('values', () => {
     ];
     for (const [set, message] of refusals) expect([set, renderError({ valuesFiles: [scenarioFile('minimal')], set: [set] })]).toEqual([set, expect.stringMatching(message)]);
     // What wagate accepts, the schema does too.
-    const proxies = '10.0.0.0/8\\, fd00::/8\\,loopback';
-    expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, fd00::/8,loopback' }).TRUSTED_PROXIES).toHaveLength(3);
-    expect(find(render({ valuesFiles: [scenarioFile('minimal')], set: [`config.TRUSTED_PROXIES=${proxies}`] }), 'ConfigMap', '-config').data?.TRUSTED_PROXIES)
-      .toBe('10.0.0.0/8, fd00::/8,loopback');
+    // Entries trimmed, empty ones dropped, an IPv6 address with its zone.
+    const proxies = '10.0.0.0/8, fd00::/8,loopback,fe80::1%eth0,';
+    expect(loadConfig({ TRUSTED_PROXIES: proxies }).TRUSTED_PROXIES).toHaveLength(4);
+    expect(find(render({ valuesFiles: [scenarioFile('minimal')], set: [`config.TRUSTED_PROXIES=${proxies.replaceAll(',', '\\,')}`] }), 'ConfigMap', '-config').data?.TRUSTED_PROXIES)
+      .toBe(proxies);
   });
 
   it('fails with a clear message when a required secret is missing, and has no clear-text defaults', () => {
