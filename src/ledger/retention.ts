@@ -81,15 +81,19 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
           AND (status_timestamp IS NULL OR status_timestamp < now() - make_interval(secs => ${secondsIn(days)}))
         LIMIT ${BATCH_ROWS})`);
   }
+  // The age checked again on the row deleted: one its sender's new message (or the worker's
+  // language) renewed while the delete waited on it is that renewed row, and stays.
   report.webhook_rate_limits = await inBatches(() => sql`
     DELETE FROM webhook_rate_limits WHERE (webhook_source, phone_number) IN (
       SELECT webhook_source, phone_number FROM webhook_rate_limits
-      WHERE last_request_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS})`);
+      WHERE last_request_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS})
+      AND last_request_at < now() - make_interval(secs => ${secondsIn(options.days)})`);
   // A customer's number, as the key of the language they last wrote in: kept as long as their messages.
   report.customer_languages = await inBatches(() => sql`
     DELETE FROM customer_languages WHERE (webhook_source, sender_key) IN (
       SELECT webhook_source, sender_key FROM customer_languages
-      WHERE updated_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS})`);
+      WHERE updated_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS})
+      AND updated_at < now() - make_interval(secs => ${secondsIn(options.days)})`);
   const personal = { sql, days: options.personalDataDays };
   report.personal_data_messages = await clearInBatches({
     ...personal, table: 'webhook_messages', set: sql`payload = NULL, raw_body = NULL`,

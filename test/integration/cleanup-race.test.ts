@@ -45,3 +45,33 @@ it('keeps an old message that release puts back on the queue while a cleanup bat
     await sql.end();
   }
 });
+
+it('keeps a sender\'s rate-limit row and language that were renewed while a cleanup batch waited on them', async () => {
+  await db.sql`
+    INSERT INTO webhook_rate_limits (webhook_source, phone_number, request_count, window_start, max_requests, window_seconds, last_request_at, is_blocked)
+    VALUES ('whatsapp', '15550900002', 100, now() - interval '60 days', 100, 3600, now() - interval '60 days', false)`;
+  await db.sql`INSERT INTO customer_languages (webhook_source, sender_key, language, updated_at) VALUES ('whatsapp', '15550900002', 'es', now() - interval '60 days')`;
+  // The sender writes again (the ingest's upsert, then the worker's language), each in a
+  // transaction held open here until the cleanup's delete waits on its row.
+  const limit = holdInTransaction(db.sql, (tx) =>
+    tx`UPDATE webhook_rate_limits SET request_count = 1, window_start = now(), last_request_at = now(), is_blocked = true WHERE phone_number = '15550900002'`);
+  const language = holdInTransaction(db.sql, (tx) => tx`UPDATE customer_languages SET language = 'pt', updated_at = now() WHERE sender_key = '15550900002'`);
+  await Promise.all([limit.held, language.held]);
+  const waitingOn = (table: string) => async () => (await db.sql`
+    SELECT 1 FROM pg_stat_activity WHERE application_name = 'wagate-test-cleanup-race' AND wait_event_type = 'Lock' AND query LIKE ${`%DELETE FROM ${table} %`}`).length > 0;
+
+  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup-race' });
+  try {
+    const cleanup = runCleanup(sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 });
+    await waitFor('the cleanup to wait on the renewed rate-limit row', waitingOn('webhook_rate_limits'));
+    await limit.release();
+    await waitFor('the cleanup to wait on the renewed language', waitingOn('customer_languages'));
+    await language.release();
+    const report = await cleanup;
+    expect([report.webhook_rate_limits, report.customer_languages]).toEqual([0, 0]);
+    expect(await db.sql`SELECT is_blocked FROM webhook_rate_limits WHERE phone_number = '15550900002'`).toEqual([{ is_blocked: true }]);
+    expect(await db.sql`SELECT language FROM customer_languages WHERE sender_key = '15550900002'`).toEqual([{ language: 'pt' }]);
+  } finally {
+    await sql.end();
+  }
+});
