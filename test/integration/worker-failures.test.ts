@@ -3,6 +3,7 @@ import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
 import { abandonedSendAfterMs, countUnknownReplies, listUnknownReplies, resendReply, SEND_ABANDONED, SETTLED_NOT_RESENT, settleReply } from '../../src/orders/reply-operations';
 import { runWagateKilledAt } from '../support/process';
 import { NOT_SENT_ERASED } from '../../src/orders/erasure';
+import { ORDER_CANCELLED_NOT_RESENT } from '../../src/orders/reopen-dead-message';
 import { createReplyClient } from '../../src/replies/reply-clients';
 import { requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
 import { routingKeyFor } from '../../src/queue/topology';
@@ -185,6 +186,30 @@ describe('worker failures', () => {
     });
     expect(await replyOf(id)).toMatchObject({ status: 'failed' });
     expect(callsTo('15550200023')).toHaveLength(1);
+  });
+
+  it('does not send, on a replay of its message, a confirmation whose order the customer cancelled since', async () => {
+    const id = uniqueWamid();
+    const from = '15550200024';
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+    await waitFor('the message to be dead', async () => (await recordOf(id))?.status === 'dead');
+    await waitFor('the dead letter', async () => (await listDead(pipeline.ingest.topology)).find((l) => l.id === `whatsapp:${id}`));
+    // Never told their order was taken, the customer cancels it.
+    const cancel = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id: cancel, from, text: 'cancel' });
+    await waitFor('the cancel processed', async () => (await recordOf(cancel))?.status === 'processed');
+    expect(await pipeline.db.sql`SELECT status FROM orders WHERE message_id = ${id}`).toEqual([{ status: 'cancelled' }]);
+
+    const replay = await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`]);
+    expect(replay.replayed).toEqual([`whatsapp:${id}`]);
+    await waitFor('the replayed message to be dead again, for the cancelled order', async () => {
+      const record = await recordOf(id);
+      return record?.status === 'dead' && record.last_error === ORDER_CANCELLED_NOT_RESENT;
+    });
+    expect(await replyOf(id)).toMatchObject({ status: 'failed' });
+    // The refused confirmation and the cancellation's reply: no late confirmation.
+    expect(callsTo(from)).toHaveLength(2);
   });
 
   it('keeps a message with a permanently failed reply dead when a lost copy is put back', async () => {
