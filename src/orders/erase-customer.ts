@@ -34,6 +34,7 @@ function bodyNeedles(addresses: readonly string[]): string[] {
 
 export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: DeadLetterDropper | null): Promise<Record<string, number>> {
   let addresses: string[] = [];
+  let replyIds: string[] = [];
   const report = (await transaction(sql, async (tx) => {
     // The number, plus the Meta user ids its messages and orders (and so its rate limit) were keyed on.
     addresses = await senderKeysOf(tx, phone);
@@ -60,11 +61,13 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
       WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})`;
     // A reply not yet sent never will be (its message is erased, or its worker finds the
     // recipient erased): failed now, rather than left waiting for a copy that is dropped.
-    const replies = await tx`
+    const replies = await tx<{ id: string }[]>`
       UPDATE outbound_messages SET recipient = ${ERASED}, body = NULL, updated_at = now(),
         last_error = CASE WHEN status IN ('pending', 'retry') THEN ${NOT_SENT_ERASED} END,
         status = CASE WHEN status IN ('pending', 'retry') THEN 'failed' ELSE status END
-      WHERE recipient = ANY(${addresses})`;
+      WHERE recipient = ANY(${addresses})
+      RETURNING id::text`;
+    replyIds = replies.map((reply) => reply.id);
     const receipts = await tx`
       UPDATE message_statuses SET recipient = NULL, payload = NULL WHERE recipient = ANY(${addresses})`;
     const limits = await tx`DELETE FROM webhook_rate_limits WHERE phone_number = ANY(${addresses})`;
@@ -72,7 +75,30 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
     return { messages: messages.count, malformed_bodies: malformed.count, orders: orders.count, replies: replies.count, receipts: receipts.count, rate_limits: limits.count,
       reply_languages: languages.count };
   })) as Record<string, number>;
+  report.receipts = (report.receipts ?? 0) + await clearReceiptsWrittenMeanwhile(sql, replyIds);
   const isTheCustomers = (message: QueueMessage) => addresses.includes(message.from) || addresses.includes(message.senderKey);
   report.dead_letters = dropDeadLetters ? await dropDeadLetters(isTheCustomers, addresses) : 0;
   return report;
+}
+
+/**
+ * A receipt the ingest wrote while the erase ran, for one of the replies it had locked, was
+ * judged against the reply as it was before (not yet erased) and kept the number and its
+ * payload; its statement then waited for the reply's lock, and commits after the erase. The
+ * ingest holds that lock until its commit: once these locks are taken, such receipts are
+ * committed, and a statement started then clears them.
+ */
+async function clearReceiptsWrittenMeanwhile(sql: Sql, replyIds: readonly string[]): Promise<number> {
+  if (replyIds.length === 0) return 0;
+  return transaction(sql, async (tx) => {
+    await tx`SELECT 1 FROM outbound_messages WHERE id = ANY(${replyIds}::bigint[]) ORDER BY id FOR UPDATE`;
+    // By the replies' provider ids, through the receipts' key: no second scan of the table.
+    const cleared = await tx`
+      UPDATE message_statuses s SET recipient = NULL, payload = NULL
+      FROM outbound_messages o
+      WHERE o.id = ANY(${replyIds}::bigint[]) AND s.webhook_source = o.webhook_source
+        AND (s.message_id = o.provider_message_id OR s.message_id = ANY(o.earlier_provider_message_ids))
+        AND (s.recipient IS NOT NULL OR s.payload IS NOT NULL)`;
+    return cleared.count;
+  });
 }

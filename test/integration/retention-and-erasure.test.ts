@@ -272,6 +272,38 @@ describe('receipts that arrive after the erase', () => {
   });
 });
 
+describe('receipts that arrive during the erase', () => {
+  it('keep neither the number nor the payload, though the ingest judged them before the erase committed', async () => {
+    const phone = '15550400007';
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    const [reply] = await pipeline.db.sql<{ provider_message_id: string }[]>`
+      SELECT provider_message_id FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    const wamid = reply!.provider_message_id;
+    const receipt = (status: string) => metaEnvelope([{ statuses: [{ id: wamid, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: phone }] }]);
+    expect((await postMeta(pipeline.ingest.baseUrl, receipt('delivered'))).status).toBe(200);
+    const waitingOnLocks = async () => (await pipeline.db.sql`
+      SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).length;
+
+    // The erase stops at the receipts, its replies locked and not yet committed ...
+    const blocker = holdInTransaction(pipeline.db.sql, (tx) => tx`SELECT 1 FROM message_statuses WHERE message_id = ${wamid} FOR UPDATE`);
+    await blocker.held;
+    const erasing = eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, phone);
+    await waitFor('the erase to wait at the receipts', async () => (await waitingOnLocks()) === 1);
+    // ... while a receipt comes: written with the number (its reply not erased yet), then waiting for the reply.
+    const reading = postMeta(pipeline.ingest.baseUrl, receipt('read'));
+    await waitFor('the ingest to wait for the reply', async () => (await waitingOnLocks()) === 2);
+    await blocker.release();
+    expect((await erasing).receipts).toBe(2);
+    expect((await reading).status).toBe(200);
+    expect(await pipeline.db.sql`SELECT status, recipient, payload FROM message_statuses WHERE message_id = ${wamid} ORDER BY status`).toEqual([
+      { status: 'delivered', recipient: null, payload: null },
+      { status: 'read', recipient: null, payload: null },
+    ]);
+  });
+});
+
 describe('erase during the provider call, answered with an unknown outcome', () => {
   it('keeps the reply unknown without the provider\'s text, which may quote the number', async () => {
     const phone = '15550400005';
