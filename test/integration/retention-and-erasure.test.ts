@@ -252,18 +252,24 @@ describe('erase during the provider call', () => {
   });
 });
 
+/** An order from `phone`, confirmed: its message's id, and a Meta receipt of the confirmation. */
+async function confirmedOrder(phone: string): Promise<{ id: string; wamid: string; receipt(status: string): ReturnType<typeof metaEnvelope> }> {
+  const id = uniqueWamid();
+  await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+  await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+  const [reply] = await pipeline.db.sql<{ provider_message_id: string }[]>`
+    SELECT provider_message_id FROM outbound_messages WHERE inbound_message_id = ${id}`;
+  const wamid = reply!.provider_message_id;
+  const receipt = (status: string) => metaEnvelope([{ statuses: [{ id: wamid, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: phone }] }]);
+  return { id, wamid, receipt };
+}
+
 describe('receipts that arrive after the erase', () => {
   it('keep neither the number nor the payload, which would tie the number back to the reply', async () => {
     const phone = '15550400006';
-    const id = uniqueWamid();
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
-    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
-    const [reply] = await pipeline.db.sql<{ provider_message_id: string }[]>`
-      SELECT provider_message_id FROM outbound_messages WHERE inbound_message_id = ${id}`;
-    const wamid = reply!.provider_message_id;
+    const { id, wamid, receipt } = await confirmedOrder(phone);
     await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, phone);
-    const read = metaEnvelope([{ statuses: [{ id: wamid, status: 'read', timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: phone }] }]);
-    expect((await postMeta(pipeline.ingest.baseUrl, read)).status).toBe(200);
+    expect((await postMeta(pipeline.ingest.baseUrl, receipt('read'))).status).toBe(200);
     expect(await pipeline.db.sql`SELECT recipient, payload FROM message_statuses WHERE message_id = ${wamid} AND status = 'read'`).toEqual([
       { recipient: null, payload: null },
     ]);
@@ -275,13 +281,7 @@ describe('receipts that arrive after the erase', () => {
 describe('receipts that arrive during the erase', () => {
   it('keep neither the number nor the payload, though the ingest judged them before the erase committed', async () => {
     const phone = '15550400007';
-    const id = uniqueWamid();
-    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
-    await waitFor('the order', async () => (await statusOf(id)) === 'processed');
-    const [reply] = await pipeline.db.sql<{ provider_message_id: string }[]>`
-      SELECT provider_message_id FROM outbound_messages WHERE inbound_message_id = ${id}`;
-    const wamid = reply!.provider_message_id;
-    const receipt = (status: string) => metaEnvelope([{ statuses: [{ id: wamid, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: phone }] }]);
+    const { wamid, receipt } = await confirmedOrder(phone);
     expect((await postMeta(pipeline.ingest.baseUrl, receipt('delivered'))).status).toBe(200);
     const waitingOnLocks = async () => (await pipeline.db.sql`
       SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).length;
