@@ -5,7 +5,7 @@ import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError } from '../errors';
 import { ERASED, NOT_SENT_ERASED } from './erasure';
 import type { OutboundRow } from './record-decision';
-import { markSending, type SendingMark } from './mark-sending';
+import { confirmsCancelledOrder, markSending, NOT_SENT_ORDER_CANCELLED, type SendingMark } from './mark-sending';
 import { settleReplies, type ReplySettlement } from './settle-replies';
 import { writeProviderAnswer } from './write-provider-answer';
 
@@ -105,6 +105,12 @@ async function claimAndSend(
         AND (status IN ('pending', 'retry') OR (status = 'sending' AND sending_attempt = ANY(${unsentAttempts}::uuid[])))
       RETURNING id`;
     if (erased) return 'already_settled';
+    const [cancelled] = await sql`
+      UPDATE outbound_messages o SET status = 'failed', last_error = ${NOT_SENT_ORDER_CANCELLED}, sending_attempt = NULL, updated_at = now()
+      WHERE o.id = ${outbound.id} AND ${confirmsCancelledOrder(sql)}
+        AND (o.status IN ('pending', 'retry') OR (o.status = 'sending' AND o.sending_attempt = ANY(${unsentAttempts}::uuid[])))
+      RETURNING o.id`;
+    if (cancelled) return 'already_settled';
     const [orphan] = await sql`
       UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, sending_attempt = NULL, updated_at = now()
       WHERE id = ${outbound.id} AND status = 'sending'

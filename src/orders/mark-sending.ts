@@ -14,10 +14,22 @@ export interface SendingMark {
   unsentAttempts: readonly string[];
 }
 
+/** The last_error of an order confirmation not sent because the customer cancelled its order first. */
+export const NOT_SENT_ORDER_CANCELLED = 'not sent: the customer cancelled the order before its confirmation went out';
+
+/**
+ * A confirmation that has not gone out by the time its order is cancelled (it waited in a retry
+ * tier while the customer's "cancel" was answered, or a dead letter replayed it days later)
+ * would confirm, after the cancellation, an order the shop shows cancelled: it is not sent.
+ * A condition on the reply `o`.
+ */
+export const confirmsCancelledOrder = (sql: Sql) => sql`
+  (o.kind = 'order_confirmation' AND EXISTS (SELECT 1 FROM orders r WHERE r.id = o.order_id AND r.status = 'cancelled'))`;
+
 /**
  * Marks replies 'sending' in one statement, for one reply or many. Only a reply that is
- * definitely not sent ('pending', 'retry', or 'sending' under an attempt that called nothing)
- * and whose customer was not erased moves; for each mark, true when it did, and then this
+ * definitely not sent ('pending', 'retry', or 'sending' under an attempt that called nothing),
+ * whose customer was not erased, and that does not confirm an order cancelled since, moves; for each mark, true when it did, and then this
  * attempt alone may call the provider. `attempts` counts the marks, a take-over's too; marking
  * again with the same token answers true again and counts nothing.
  */
@@ -28,7 +40,7 @@ export async function markSending(sql: Sql, marks: readonly SendingMark[]): Prom
     SET status = 'sending', attempts = o.attempts + CASE WHEN o.status = 'sending' AND o.sending_attempt = m.attempt THEN 0 ELSE 1 END,
         sending_attempt = m.attempt, updated_at = now()
     FROM unnest(${marks.map((mark) => mark.replyId)}::bigint[], ${marks.map((mark) => mark.attempt)}::uuid[]) AS m(id, attempt)
-    WHERE o.id = m.id AND o.recipient <> ${ERASED}
+    WHERE o.id = m.id AND o.recipient <> ${ERASED} AND NOT ${confirmsCancelledOrder(sql)}
       AND (o.status IN ('pending', 'retry')
         -- This attempt's own mark, written once already: a batch isolated after its answer was lost.
         OR (o.status = 'sending' AND o.sending_attempt = m.attempt)

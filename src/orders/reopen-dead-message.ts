@@ -11,14 +11,10 @@ import { SETTLED_NOT_RESENT } from './reply-operations';
  */
 export const DEAD_LETTER_SETTLE_SECONDS = 30;
 
-/** The last_error of a failed confirmation a replay did not send: the customer cancelled its order meanwhile. */
-export const ORDER_CANCELLED_NOT_RESENT = 'not resent: its order was cancelled after this confirmation failed';
-
 /**
  * Reopens the records of a dead letter an operator replays, so the worker takes it again:
  * the message back to queued, a reply that failed permanently back to pending (the operator
- * decided to try again), unless an operator settled it as not to be resent, or it confirms an
- * order cancelled since. A reply already sent stays sent, so nothing is duplicated. False
+ * decided to try again), unless an operator settled it as not to be resent. A reply already sent stays sent, so nothing is duplicated. False
  * when the message was cleaned up, erased or finished meanwhile (the worker would skip it),
  * or when a worker may still be recording it dead.
  */
@@ -36,12 +32,6 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
                AND payload IS NOT NULL
                AND NOT (status = 'processing' AND updated_at > now() - make_interval(secs => ${DEAD_LETTER_SETTLE_SECONDS}))`;
     if (messages.count === 0) return 0;
-    // A confirmation whose order the customer cancelled since (they had none, and wrote
-    // "cancel") would confirm, days late, an order the shop shows cancelled: it stays failed,
-    // with that reason, and the worker dead-letters its message again without a call.
-    await tx`UPDATE outbound_messages o SET last_error = ${ORDER_CANCELLED_NOT_RESENT}, updated_at = now()
-             WHERE o.webhook_source = ${source} AND o.inbound_message_id = ${messageId} AND o.status = 'failed'
-               AND o.kind = 'order_confirmation' AND EXISTS (SELECT 1 FROM orders r WHERE r.id = o.order_id AND r.status = 'cancelled')`;
     // A reply whose text retention has removed stays failed: there is nothing to send. So does
     // one an operator settled as not to be resent: a replay of its message (one of many, say)
     // does not overrule that, and the worker dead-letters the message again without a call.
@@ -49,7 +39,7 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
     // when its dead write did not land: nothing was sent, and the replayed copy carries no token.
     await tx`UPDATE outbound_messages SET status = 'pending', sending_attempt = NULL, updated_at = now()
              WHERE webhook_source = ${source} AND inbound_message_id = ${messageId} AND body IS NOT NULL
-               AND ((status = 'failed' AND (last_error IS NULL OR last_error <> ALL(${[SETTLED_NOT_RESENT, ORDER_CANCELLED_NOT_RESENT]}::text[])))
+               AND ((status = 'failed' AND last_error IS DISTINCT FROM ${SETTLED_NOT_RESENT})
                  OR (status = 'sending' AND sending_attempt = ANY(${unsentAttempts}::uuid[])))`;
     return messages.count;
   });

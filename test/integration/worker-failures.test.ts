@@ -3,7 +3,7 @@ import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
 import { abandonedSendAfterMs, countUnknownReplies, listUnknownReplies, resendReply, SEND_ABANDONED, SETTLED_NOT_RESENT, settleReply } from '../../src/orders/reply-operations';
 import { runWagateKilledAt } from '../support/process';
 import { NOT_SENT_ERASED } from '../../src/orders/erasure';
-import { ORDER_CANCELLED_NOT_RESENT } from '../../src/orders/reopen-dead-message';
+import { NOT_SENT_ORDER_CANCELLED } from '../../src/orders/mark-sending';
 import { createReplyClient } from '../../src/replies/reply-clients';
 import { requeueStuckMessages, stuckAfterMs } from '../../src/ledger/stuck';
 import { routingKeyFor } from '../../src/queue/topology';
@@ -203,12 +203,31 @@ describe('worker failures', () => {
 
     const replay = await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`]);
     expect(replay.replayed).toEqual([`whatsapp:${id}`]);
-    await waitFor('the replayed message to be dead again, for the cancelled order', async () => {
-      const record = await recordOf(id);
-      return record?.status === 'dead' && record.last_error === ORDER_CANCELLED_NOT_RESENT;
-    });
-    expect(await replyOf(id)).toMatchObject({ status: 'failed' });
+    await waitFor('the replayed message finished', async () => (await recordOf(id))?.status === 'processed');
+    expect(await pipeline.db.sql`SELECT status, last_error FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([
+      { status: 'failed', last_error: NOT_SENT_ORDER_CANCELLED },
+    ]);
     // The refused confirmation and the cancellation's reply: no late confirmation.
+    expect(callsTo(from)).toHaveLength(2);
+    expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${id}`);
+  });
+
+  it('does not send a confirmation that waited in a retry tier while the customer cancelled its order', async () => {
+    const id = uniqueWamid();
+    const from = '15550200025';
+    // The provider asks for 8 s: the confirmation waits, and the customer's "cancel" is answered meanwhile
+    // (long enough for a loaded machine to answer it first).
+    pipeline.fake.behave({ kind: 'status', status: 429, retryAfterSeconds: 8 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+    await waitFor('the confirmation to wait for its retry', async () => (await replyOf(id))?.status === 'retry');
+    const cancel = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id: cancel, from, text: 'cancel' });
+    await waitFor('the cancel processed', async () => (await recordOf(cancel))?.status === 'processed');
+    await waitFor('the waiting message finished', async () => (await recordOf(id))?.status === 'processed', 30_000);
+    expect(await pipeline.db.sql`SELECT status, last_error FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([
+      { status: 'failed', last_error: NOT_SENT_ORDER_CANCELLED },
+    ]);
+    // The refused try and the cancellation's reply.
     expect(callsTo(from)).toHaveLength(2);
   });
 
