@@ -1,6 +1,6 @@
 import type { RequestListener } from 'node:http';
 import type { Config } from '../config';
-import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
+import { closeDatabase, databaseFromConfig, INGEST_APPLICATION_NAME, type Sql } from '../db/client';
 import { createStallWatch, stallLimitMs, stallLiveness, type Liveness, type StallWatch } from '../db/stall-watch';
 import { createIngestListener } from '../http/app';
 import { assessReadiness, type HealthDeps } from '../http/health';
@@ -53,7 +53,7 @@ export interface RunningIngest {
 export async function startIngest(config: Config, log: Logger): Promise<RunningIngest> {
   warnAboutUnsafeSettings(config, log);
   const metrics = createMetrics('ingest');
-  const sql = databaseFromConfig(config, 'wagate-ingest');
+  const sql = databaseFromConfig(config, INGEST_APPLICATION_NAME);
   await refuseWrongDatabaseLogin(sql, config.DATABASE_URL).catch(async (error: unknown) => {
     await sql.end({ timeout: 1 });
     throw error;

@@ -71,6 +71,9 @@ export function databaseFromConfig(
   });
 }
 
+/** The ingest's connections' application_name: `erase` waits for their transactions by it. */
+export const INGEST_APPLICATION_NAME = 'wagate-ingest';
+
 /**
  * Runs work in a transaction on a reserved connection, committed (or, for a rehearsal,
  * rolled back) at the end. Used instead of sql.begin(), which in

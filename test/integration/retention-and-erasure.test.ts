@@ -279,25 +279,44 @@ describe('receipts that arrive after the erase', () => {
 });
 
 describe('receipts that arrive during the erase', () => {
-  it('keep neither the number nor the payload, though the ingest judged them before the erase committed', async () => {
+  it('keep neither the number nor the payload, though the ingest judged them before the erase committed and committed after it', async () => {
     const phone = '15550400007';
     const { wamid, receipt } = await confirmedOrder(phone);
     expect((await postMeta(pipeline.ingest.baseUrl, receipt('delivered'))).status).toBe(200);
-    const waitingOnLocks = async () => (await pipeline.db.sql`
-      SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).length;
-
-    // The erase stops at the receipts, its replies locked and not yet committed ...
-    const blocker = holdInTransaction(pipeline.db.sql, (tx) => tx`SELECT 1 FROM message_statuses WHERE message_id = ${wamid} FOR UPDATE`);
-    await blocker.held;
-    const erasing = eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, phone);
-    await waitFor('the erase to wait at the receipts', async () => (await waitingOnLocks()) === 1);
-    // ... while a receipt comes: written with the number (its reply not erased yet), then waiting for the reply.
-    const reading = postMeta(pipeline.ingest.baseUrl, receipt('read'));
-    await waitFor('the ingest to wait for the reply', async () => (await waitingOnLocks()) === 2);
-    await blocker.release();
-    expect((await erasing).receipts).toBe(2);
-    expect((await reading).status).toBe(200);
-    expect(await pipeline.db.sql`SELECT status, recipient, payload FROM message_statuses WHERE message_id = ${wamid} ORDER BY status`).toEqual([
+    const { sql } = pipeline.db;
+    /** A session of this database whose statement (running, waiting on a lock, or its last) holds `text`. */
+    const seen = (text: string, waitingOnLock = false) => async () => (await sql`
+      SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE ${`%${text}%`}
+        AND (NOT ${waitingOnLock}::boolean OR wait_event_type = 'Lock')`).length > 0;
+    // The ingest's statement, once it has written the 'read' receipt, waits on a lock the test
+    // holds, as a busy machine may hold it up between its snapshot and its commit.
+    await sql.unsafe(`CREATE FUNCTION hold_read_receipt() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.status = 'read' AND NEW.message_id = '${wamid}' THEN PERFORM pg_advisory_xact_lock(4207); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER hold_read_receipt AFTER INSERT ON message_statuses FOR EACH ROW EXECUTE FUNCTION hold_read_receipt()`);
+    const ingestHeld = holdInTransaction(sql, (tx) => tx`SELECT pg_advisory_xact_lock(4207)`);
+    try {
+      await ingestHeld.held;
+      // The erase stops at the receipts, its replies locked and not yet committed ...
+      const blocker = holdInTransaction(sql, (tx) => tx`SELECT 1 FROM message_statuses WHERE message_id = ${wamid} FOR UPDATE`);
+      await blocker.held;
+      const erasing = eraseEverywhere(sql, pipeline.ingest.topology, phone);
+      await waitFor('the erase to wait at the receipts', seen('UPDATE message_statuses SET recipient = NULL', true));
+      // ... while a receipt comes: written with the number, its reply not erased in the ingest's snapshot.
+      const reading = postMeta(pipeline.ingest.baseUrl, receipt('read'));
+      await waitFor('the ingest to have written the receipt', seen('wagate_record_batch', true));
+      await blocker.release();
+      // The erase commits, and checks the receipts before the ingest's commit: it waits for it.
+      let erased = false;
+      void erasing.then(() => (erased = true), () => (erased = true));
+      await waitFor('the erase to finish, or to wait for the ingest', async () => erased || (await seen('xact_start <')()));
+      await ingestHeld.release();
+      expect((await erasing).receipts).toBe(2);
+      expect((await reading).status).toBe(200);
+    } finally {
+      await ingestHeld.release();
+      await sql.unsafe('DROP TRIGGER hold_read_receipt ON message_statuses; DROP FUNCTION hold_read_receipt()');
+    }
+    expect(await sql`SELECT status, recipient, payload FROM message_statuses WHERE message_id = ${wamid} ORDER BY status`).toEqual([
       { status: 'delivered', recipient: null, payload: null },
       { status: 'read', recipient: null, payload: null },
     ]);
