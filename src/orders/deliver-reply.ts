@@ -124,6 +124,8 @@ async function claimAndSend(
     // lost copy was put back) keeps the message dead, where an operator can replay it.
     const [settled] = await sql<{ status: string; last_error: string | null }[]>`
       SELECT status, last_error FROM outbound_messages WHERE id = ${outbound.id}`;
+    // Not sent for a cancelled order, its message's finish lost: finished now, not dead-lettered.
+    if (settled?.status === 'failed' && settled.last_error === NOT_SENT_ORDER_CANCELLED) return 'already_settled';
     if (settled?.status === 'failed') throw new PermanentError(settled.last_error ?? 'the reply failed permanently earlier');
     // Another attempt held it 'sending' when this one tried, and has since put it back to be
     // sent again (the provider said retry). Finishing the message now would leave the reply

@@ -80,32 +80,39 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
   report.dead_letters = dropDeadLetters ? await dropDeadLetters(isTheCustomers, addresses) : 0;
   // Last: what it waits for must not hold up the dead letters, nor its failure hide them.
   const late = await clearReceiptsWrittenMeanwhile(sql, replyIds).catch((error: Error) => {
-    throw new WagateError('RETRYABLE', `the customer is erased (${JSON.stringify(report)}), but receipts the ingest wrote while the erase ran could not be checked (${error.message}): run erase again for the same number, which clears them`);
+    throw new WagateError('RETRYABLE', `the customer is erased (${JSON.stringify(report)}), but receipts the ingest wrote while the erase ran could not be checked (${error.message}): run erase again with the customer's number (not a user id), which clears them`);
   });
   report.receipts = (report.receipts ?? 0) + late;
   return report;
 }
 
-/** Ingest transactions are bounded by their commit deadline; this is well past any. */
+/** An ingest statement is bounded by its commit deadline; this is well past any. */
 const INGEST_CATCH_UP_MS = 60_000;
 
 /**
  * A receipt the ingest wrote while the erase ran, for one of its replies, was judged against the
  * reply as its statement's snapshot showed it (not yet erased) and kept the number and the
- * payload, to commit after the erase. Once no ingest transaction begun before the erase's commit
- * is open, every such receipt is committed, and a statement started then clears them, found
- * through the replies' provider ids (the receipts' key, no scan of the table).
+ * payload, to commit after the erase. The ingest writes in single statements: once no ingest
+ * statement begun before the erase's commit is running, every such receipt is committed, and a
+ * statement started then clears them, found through the replies' provider ids (the receipts'
+ * key, no scan of the table). Another role's sessions show no start time without
+ * pg_read_all_stats: refused then, rather than waiting for nothing.
  */
 async function clearReceiptsWrittenMeanwhile(sql: Sql, replyIds: readonly string[]): Promise<number> {
   if (replyIds.length === 0) return 0;
-  const [now] = await sql<{ since: Date }[]>`SELECT clock_timestamp() AS since`;
+  const [now] = await sql<{ since: string }[]>`SELECT clock_timestamp()::text AS since`;
   const since = now!.since;
   const deadline = Date.now() + INGEST_CATCH_UP_MS;
-  while (Date.now() < deadline) {
-    const [older] = await sql`
-      SELECT 1 FROM pg_stat_activity
-      WHERE datname = current_database() AND application_name = ${INGEST_APPLICATION_NAME} AND xact_start < ${since} LIMIT 1`;
-    if (!older) break;
+  for (;;) {
+    const [ingest] = await sql<{ running: number; hidden: number }[]>`
+      SELECT count(*) FILTER (WHERE state = 'active' AND query_start < ${since}::timestamptz)::integer AS running,
+             count(*) FILTER (WHERE state IS NULL)::integer AS hidden
+      FROM pg_stat_activity WHERE datname = current_database() AND application_name = ${INGEST_APPLICATION_NAME}`;
+    if (ingest!.hidden > 0) {
+      throw new Error('this database role cannot see the ingest\'s sessions: run erase as the role the ingest uses, or GRANT pg_read_all_stats to this one');
+    }
+    if (ingest!.running === 0) break;
+    if (Date.now() > deadline) throw new Error(`ingest statements begun before the erase's commit were still running after ${INGEST_CATCH_UP_MS / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const cleared = await sql`

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Source } from '../config';
 import { transaction, type Sql } from '../db/client';
 import { deliverReply } from './deliver-reply';
+import { confirmsCancelledOrder } from './mark-sending';
 import type { OutboundRow } from './record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
@@ -59,13 +60,18 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
       delivery_status = CASE WHEN before.was = 'sent' THEN NULL ELSE o.delivery_status END
     FROM (SELECT id, status AS was, provider_message_id AS was_provider_id, delivery_status AS was_delivery
           FROM outbound_messages WHERE id = ${id} FOR UPDATE) before
-    WHERE o.id = before.id AND ${resendable(sql)} AND o.body IS NOT NULL AND o.recipient <> ${ERASED}
+    WHERE o.id = before.id AND ${resendable(sql)} AND o.body IS NOT NULL AND o.recipient <> ${ERASED} AND NOT ${confirmsCancelledOrder(sql)}
     RETURNING o.id::text, o.kind, o.status, o.recipient, o.business_number, o.body, o.order_id::text, o.attempts, o.webhook_source,
       before.was, before.was_provider_id, before.was_delivery`;
   if (!row) {
-    const [found] = await sql<{ status: string; delivery_status: string | null; resendable: boolean; has_body: boolean }[]>`
-      SELECT o.status, o.delivery_status, ${resendable(sql)} AS resendable, o.body IS NOT NULL AND o.recipient <> ${ERASED} AS has_body
+    const [found] = await sql<{ status: string; delivery_status: string | null; resendable: boolean; has_body: boolean; cancelled_order: string | null }[]>`
+      SELECT o.status, o.delivery_status, ${resendable(sql)} AS resendable, o.body IS NOT NULL AND o.recipient <> ${ERASED} AS has_body,
+        CASE WHEN ${confirmsCancelledOrder(sql)} THEN o.order_id::text END AS cancelled_order
       FROM outbound_messages o WHERE o.id = ${id}`;
+    if (found?.resendable && found.cancelled_order !== null) {
+      const instead = found.status === 'unknown' ? `; settle it instead: wagate replies settle --id ${id} --as sent|failed` : '';
+      throw new WagateError('OPERATION_REFUSED', `reply ${id} confirms order ${found.cancelled_order}, which the customer has cancelled since: it is not resent${instead}`);
+    }
     if (found?.resendable && !found.has_body) {
       const instead = found.status === 'unknown' ? `settle it instead: wagate replies settle --id ${id} --as sent|failed` : 'reach the customer another way';
       throw new WagateError('OPERATION_REFUSED', `reply ${id} has no text any more (personal-data retention or an erasure removed it); ${instead}`);

@@ -5,8 +5,10 @@ import { withDeadLetterLock } from '../../src/ledger/dead-letter-lock';
 import { checkRetention, runCleanup } from '../../src/ledger/retention';
 import { reopenDeadMessage } from '../../src/orders/reopen-dead-message';
 import { resendReply } from '../../src/orders/reply-operations';
+import { eraseCustomer } from '../../src/orders/erase-customer';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { loadConfig } from '../../src/config';
+import { createDatabase } from '../../src/db/client';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { holdInTransaction } from '../support/database';
 import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
@@ -284,37 +286,45 @@ describe('receipts that arrive during the erase', () => {
     const { wamid, receipt } = await confirmedOrder(phone);
     expect((await postMeta(pipeline.ingest.baseUrl, receipt('delivered'))).status).toBe(200);
     const { sql } = pipeline.db;
-    /** A session of this database whose statement (running, waiting on a lock, or its last) holds `text`. */
-    const seen = (text: string, waitingOnLock = false) => async () => (await sql`
-      SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE ${`%${text}%`}
-        AND (NOT ${waitingOnLock}::boolean OR wait_event_type = 'Lock')`).length > 0;
-    // The ingest's statement, once it has written the 'read' receipt, waits on a lock the test
-    // holds, as a busy machine may hold it up between its snapshot and its commit.
-    await sql.unsafe(`CREATE FUNCTION hold_read_receipt() RETURNS trigger LANGUAGE plpgsql AS $$
+    // The locks held and the watching on connections of their own: the erase takes the pool's,
+    // and a full pool would queue a check behind the statements it watches.
+    const side = createDatabase({ url: pipeline.db.url, maxConnections: 6, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-erase-race' });
+    /** A session of this database whose statement holds `text` and waits on a lock. */
+    const waitingOnLock = (text: string) => async () => (await side`
+      SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE ${`%${text}%`}`).length > 0;
+    /** A session of this database whose statement, begun after `since` (running or its last), holds `text`. */
+    const ranSince = (text: string, since: string) => async () => (await side`
+      SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query_start > ${since}::timestamptz AND query LIKE ${`%${text}%`}`).length > 0;
+    // The ingest's statement, as it writes the 'read' receipt (before it locks the reply), waits
+    // on a lock the test holds, as a busy machine may hold it up between its snapshot and its commit.
+    await side.unsafe(`CREATE FUNCTION hold_read_receipt() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.status = 'read' AND NEW.message_id = '${wamid}' THEN PERFORM pg_advisory_xact_lock(4207); END IF; RETURN NEW; END $$;
-      CREATE TRIGGER hold_read_receipt AFTER INSERT ON message_statuses FOR EACH ROW EXECUTE FUNCTION hold_read_receipt()`);
-    const ingestHeld = holdInTransaction(sql, (tx) => tx`SELECT pg_advisory_xact_lock(4207)`);
+      CREATE TRIGGER hold_read_receipt BEFORE INSERT ON message_statuses FOR EACH ROW EXECUTE FUNCTION hold_read_receipt()`);
+    const ingestHeld = holdInTransaction(side, (tx) => tx`SELECT pg_advisory_xact_lock(4207)`);
     try {
       await ingestHeld.held;
       // The erase stops at the receipts, its replies locked and not yet committed ...
-      const blocker = holdInTransaction(sql, (tx) => tx`SELECT 1 FROM message_statuses WHERE message_id = ${wamid} FOR UPDATE`);
+      const blocker = holdInTransaction(side, (tx) => tx`SELECT 1 FROM message_statuses WHERE message_id = ${wamid} FOR UPDATE`);
       await blocker.held;
-      const erasing = eraseEverywhere(sql, pipeline.ingest.topology, phone);
-      await waitFor('the erase to wait at the receipts', seen('UPDATE message_statuses SET recipient = NULL', true));
+      // Its dead letters are another test's: none dropped here, so the held ingest waits no longer than it must.
+      const erasing = eraseCustomer(sql, phone, null);
+      await waitFor('the erase to wait at the receipts', waitingOnLock('UPDATE message_statuses SET recipient = NULL'));
       // ... while a receipt comes: written with the number, its reply not erased in the ingest's snapshot.
       const reading = postMeta(pipeline.ingest.baseUrl, receipt('read'));
-      await waitFor('the ingest to have written the receipt', seen('wagate_record_batch', true));
+      await waitFor('the ingest to write the receipt', waitingOnLock('wagate_record_batch'));
+      const [released] = await side<{ at: string }[]>`SELECT clock_timestamp()::text AS at`;
       await blocker.release();
-      // The erase commits, and checks the receipts before the ingest's commit: it waits for it.
+      // The erase commits, and must not check the receipts before the ingest's commit.
       let erased = false;
       void erasing.then(() => (erased = true), () => (erased = true));
-      await waitFor('the erase to finish, or to wait for the ingest', async () => erased || (await seen('xact_start <')()));
+      await waitFor('the erase to finish, or to wait for the ingest', async () => erased || (await ranSince('state IS NULL', released!.at)()));
       await ingestHeld.release();
       expect((await erasing).receipts).toBe(2);
       expect((await reading).status).toBe(200);
     } finally {
       await ingestHeld.release();
-      await sql.unsafe('DROP TRIGGER hold_read_receipt ON message_statuses; DROP FUNCTION hold_read_receipt()');
+      await side.unsafe('DROP TRIGGER hold_read_receipt ON message_statuses; DROP FUNCTION hold_read_receipt()');
+      await side.end();
     }
     expect(await sql`SELECT status, recipient, payload FROM message_statuses WHERE message_id = ${wamid} ORDER BY status`).toEqual([
       { status: 'delivered', recipient: null, payload: null },

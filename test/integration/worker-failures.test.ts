@@ -210,6 +210,14 @@ describe('worker failures', () => {
     // The refused confirmation and the cancellation's reply: no late confirmation.
     expect(callsTo(from)).toHaveLength(2);
     expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${id}`);
+
+    // Had the message's finish been lost after the reply's write, its next copy finishes it too.
+    await waitUntilOutOfOutbox(pipeline.db, id);
+    await pipeline.db.sql`UPDATE webhook_messages SET status = 'queued' WHERE message_id = ${id}`;
+    await pipeline.db.sql`INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() FROM webhook_messages WHERE message_id = ${id}`;
+    await waitFor('the copy to finish the message', async () => ['processed', 'dead'].includes((await recordOf(id))?.status ?? ''));
+    expect(await recordOf(id)).toMatchObject({ status: 'processed' });
+    expect(callsTo(from)).toHaveLength(2);
   });
 
   it('does not send a confirmation that waited in a retry tier while the customer cancelled its order', async () => {
@@ -229,6 +237,19 @@ describe('worker failures', () => {
     ]);
     // The refused try and the cancellation's reply.
     expect(callsTo(from)).toHaveLength(2);
+    // Nor does an operator's resend send it, had its outcome been unknown.
+    const [reply] = await pipeline.db.sql<{ id: string; order_id: string }[]>`
+      UPDATE outbound_messages SET status = 'unknown' WHERE inbound_message_id = ${id} RETURNING id::text, order_id::text`;
+    const send = createReplyClient({
+      graphApiUrl: pipeline.fake.url, graphApiVersion: 'v21.0', accessToken: ACCESS_TOKEN,
+      twilioApiUrl: pipeline.fake.url, twilioAccountSid: undefined, twilioAuthToken: undefined, timeoutMs: 2000,
+    });
+    await expect(resendReply(pipeline.db.sql, reply!.id, send, pipeline.workers[0]!.metrics)).rejects.toThrow(
+      `reply ${reply!.id} confirms order ${reply!.order_id}, which the customer has cancelled since: it is not resent; settle it instead`);
+    expect(await replyOf(id)).toMatchObject({ status: 'unknown' });
+    expect(callsTo(from)).toHaveLength(2);
+    // As it was: the unknown-replies gauge of a later test counts its own reply alone.
+    await pipeline.db.sql`UPDATE outbound_messages SET status = 'failed' WHERE id = ${reply!.id}`;
   });
 
   it('keeps a message with a permanently failed reply dead when a lost copy is put back', async () => {
