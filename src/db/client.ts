@@ -71,7 +71,7 @@ export function databaseFromConfig(
   });
 }
 
-/** The ingest's connections' application_name: `erase` waits for their transactions by it. */
+/** The ingest's connections' application_name: `erase` finds their statements by it. */
 export const INGEST_APPLICATION_NAME = 'wagate-ingest';
 
 /**

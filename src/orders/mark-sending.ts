@@ -29,9 +29,10 @@ export const confirmsCancelledOrder = (sql: Sql) => sql`
 /**
  * Marks replies 'sending' in one statement, for one reply or many. Only a reply that is
  * definitely not sent ('pending', 'retry', or 'sending' under an attempt that called nothing),
- * whose customer was not erased, and that does not confirm an order cancelled since, moves; for each mark, true when it did, and then this
- * attempt alone may call the provider. `attempts` counts the marks, a take-over's too; marking
- * again with the same token answers true again and counts nothing.
+ * whose customer was not erased, and that does not confirm an order cancelled since, moves; for
+ * each mark, true when it did, and then this attempt alone may call the provider. `attempts`
+ * counts the marks, a take-over's too; marking again with the same token answers true again and
+ * counts nothing.
  */
 export async function markSending(sql: Sql, marks: readonly SendingMark[]): Promise<boolean[]> {
   const unsent = marks.flatMap((mark) => mark.unsentAttempts.map((token) => ({ replyId: mark.replyId, token })));
