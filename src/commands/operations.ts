@@ -174,12 +174,15 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   const phone = phoneOption('erase', values.phone);
   // The database part commits first; a broker that cannot be reached must not hide it.
   let deadLettersUnread: { error: Error; addresses: readonly string[] } | null = null;
+  let lateReceiptsUnchecked: Error | null = null;
+  let erasedAddresses: readonly string[] = [];
   // The user ids were found through the rows just erased: a second run by number alone would not find them again.
   const userIdsBeside = (addresses: readonly string[]) => addresses.filter((address) => META_USER_ID.test(address) && address !== phone);
   const rerunFor = (addresses: readonly string[]) => `run wagate erase --phone for each of ${[phone, ...new Set(userIdsBeside(addresses))].join(', ')}`;
   const report = await withSql(config, async (sql) => {
     const topology = await operatorTopology(config, sql);
     return eraseCustomer(sql, phone, (matches, addresses) => {
+      erasedAddresses = addresses;
       // Said before the wait for the queue's lock (up to a minute) and the pass, when a second
       // run by number would not find everything: a run stopped there has committed the
       // database part, and its report would never be printed.
@@ -191,13 +194,23 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
         deadLettersUnread = { error, addresses };
         return Number.NaN;
       });
+    }, {
+      ingestStatementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+      onLateReceiptsUnchecked: (error) => {
+        lateReceiptsUnchecked = error;
+      },
     });
   });
   for (const [what, count] of Object.entries(report)) print(`${what}\t${Number.isNaN(count) ? 'not read' : count}`);
   if (deadLettersUnread) {
     const { error, addresses } = deadLettersUnread as { error: Error; addresses: readonly string[] };
+    const alsoReceipts = lateReceiptsUnchecked ? `, and receipts written while it ran could not be checked (${(lateReceiptsUnchecked as Error).message})` : '';
     throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
-      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once that is mended, ${rerunFor(addresses)} to drop their dead letters`);
+      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message})${alsoReceipts}: once that is mended, ${rerunFor(addresses)} to drop their dead letters`);
+  }
+  if (lateReceiptsUnchecked) {
+    throw new WagateError('RETRYABLE',
+      `the customer is erased (above), but receipts the ingest wrote while the erase ran could not be checked (${(lateReceiptsUnchecked as Error).message}): ${rerunFor(erasedAddresses)}, which clears them`);
   }
   if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: erased already, or check the number`);
 }
