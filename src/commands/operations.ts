@@ -202,16 +202,16 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
     });
   });
   for (const [what, count] of Object.entries(report)) print(`${what}\t${Number.isNaN(count) ? 'not read' : count}`);
+  // A second run finds the late receipts by the number (their replies are erased already), and waits for nothing.
+  const receiptsAgain = (error: Error) =>
+    `receipts the ingest wrote while the erase ran could not be checked (${error.message}): ${rerunFor(erasedAddresses)} again, which clears them`;
   if (deadLettersUnread) {
     const { error, addresses } = deadLettersUnread as { error: Error; addresses: readonly string[] };
-    const alsoReceipts = lateReceiptsUnchecked ? `, and receipts written while it ran could not be checked (${(lateReceiptsUnchecked as Error).message})` : '';
+    const alsoReceipts = lateReceiptsUnchecked ? `; and ${receiptsAgain(lateReceiptsUnchecked)} now` : '';
     throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
-      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message})${alsoReceipts}: once that is mended, ${rerunFor(addresses)} to drop their dead letters`);
+      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once that is mended, ${rerunFor(addresses)} to drop their dead letters${alsoReceipts}`);
   }
-  if (lateReceiptsUnchecked) {
-    throw new WagateError('RETRYABLE',
-      `the customer is erased (above), but receipts the ingest wrote while the erase ran could not be checked (${(lateReceiptsUnchecked as Error).message}): ${rerunFor(erasedAddresses)}, which clears them`);
-  }
+  if (lateReceiptsUnchecked) throw new WagateError('RETRYABLE', `the customer is erased (above), but ${receiptsAgain(lateReceiptsUnchecked)}`);
   if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: erased already, or check the number`);
 }
 

@@ -119,10 +119,10 @@ async function clearReceiptsWrittenMeanwhile(sql: Sql, replyIds: readonly string
              count(*) FILTER (WHERE query = '<insufficient privilege>' OR state = 'disabled')::integer AS unseen
       FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE ${`${INGEST_APPLICATION_NAME}%`}`;
     if (ingest!.unseen > 0) {
-      throw new Error('what the ingest\'s sessions run cannot be seen (another database role without pg_read_all_stats, or track_activities off): run erase as the role the ingest uses, or GRANT pg_read_all_stats to this one');
+      throw new Error('what the ingest\'s sessions run cannot be seen (another database role without pg_read_all_stats, or track_activities off); for later erases, run erase as the role the ingest uses, or GRANT pg_read_all_stats to this one');
     }
     if (ingest!.running === 0) break;
-    if (Date.now() > deadline) throw new Error(`ingest statements begun before the erase's commit were still running after ${Math.round(waitMs / 1000)} s`);
+    if (Date.now() > deadline) throw new Error(`ingest statements begun before the erase's commit were still running after ${Math.round(waitMs / 1000)} s; let them end first`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const cleared = await sql`

@@ -55,12 +55,20 @@ export function holdInTransaction(sql: Sql, statement: (tx: Sql) => PromiseLike<
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
   let held!: () => void;
-  const holding = new Promise<void>((resolve) => (held = resolve));
+  let failed!: (error: unknown) => void;
+  const holding = new Promise<void>((resolve, reject) => {
+    held = resolve;
+    failed = reject;
+  });
   const transaction = sql.begin(async (tx) => {
     await statement(tx as unknown as Sql);
     held();
     await released;
   });
+  // A statement that failed is said where the test waits for the hold, not left to hang it
+  // (and only there: a test that does not wait for the hold hears it from release()).
+  transaction.catch(failed);
+  holding.catch(() => undefined);
   return {
     held: holding,
     async release() {
