@@ -173,7 +173,7 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   const { values } = parseOptions({ args, options: { phone: { type: 'string', multiple: true } } });
   const phone = phoneOption('erase', values.phone);
   // The database part commits first; a broker that cannot be reached must not hide it.
-  let deadLettersUnread: { error: Error; addresses: readonly string[] } | null = null;
+  let deadLettersUnread: Error | null = null;
   let lateReceiptsUnchecked: Error | null = null;
   let erasedAddresses: readonly string[] = [];
   // The user ids were found through the rows just erased: a second run by number alone would not find them again.
@@ -191,7 +191,7 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
       }
       return withDeadLetterLock(sql, config.QUEUE_PREFIX, () =>
         withOperatorChannel({ url: config.AMQP_URL, topology, log }, (channel) => dropDeadLetters(channel, topology, matches))).catch((error: Error) => {
-        deadLettersUnread = { error, addresses };
+        deadLettersUnread = error;
         return Number.NaN;
       });
     }, {
@@ -206,10 +206,10 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   const receiptsAgain = (error: Error) =>
     `receipts the ingest wrote while the erase ran could not be checked (${error.message}): ${rerunFor(erasedAddresses)} again, which clears them`;
   if (deadLettersUnread) {
-    const { error, addresses } = deadLettersUnread as { error: Error; addresses: readonly string[] };
+    const error = deadLettersUnread as Error;
     const alsoReceipts = lateReceiptsUnchecked ? `; and ${receiptsAgain(lateReceiptsUnchecked)} now` : '';
     throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
-      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once that is mended, ${rerunFor(addresses)} to drop their dead letters${alsoReceipts}`);
+      `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once that is mended, ${rerunFor(erasedAddresses)} to drop their dead letters${alsoReceipts}`);
   }
   if (lateReceiptsUnchecked) throw new WagateError('RETRYABLE', `the customer is erased (above), but ${receiptsAgain(lateReceiptsUnchecked)}`);
   if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: erased already, or check the number`);

@@ -297,11 +297,9 @@ export function createHandOn(deps: HandOnDeps): HandOn {
    * provider's duplicate webhook writes the row too, but leaves updated_at, and a duplicate
    * must not leave a dead message 'processing'. Null when Postgres does not answer: the copy is kept then (`erase` run again
    * drops it), and the dead write applies to any record still queued or processing.
-   */
-  /**
-   * The record as a dead letter finds it. `superseded`: the message is unfinished and was handed
-   * to a retry tier for a later try than the delivery's, by a release that names tries with
-   * their wait (a record a 0.3.4 worker handed on, or a replay reset, is never superseded).
+   * `superseded`: the message is unfinished and was handed to a retry tier for a later try than
+   * the delivery's, by a release that names tries with their wait (a record a 0.3.4 worker
+   * handed on, or a replay reset, is never superseded).
    */
   async function recordBeforeDeadLetter(payload: QueueMessage, attempt = 0): Promise<{ status: string; version: string; superseded: boolean } | null> {
     const [row] = await deps.sql<{ status: string; version: string; superseded: boolean }[]>`
