@@ -148,6 +148,37 @@ describe('erase from the command line', () => {
     expect(erased.stderr).toContain(`once that is mended, run wagate erase --phone for each of +${phone} to drop their dead letters`);
     expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
   }, 60_000);
+
+  it('run by a role that cannot see the ingest\'s statements, exits 1 saying to run again now, and the second run needs no such view', async () => {
+    const phone = '15550400023';
+    const id = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+    await waitFor('the confirmation sent', async () =>
+      (await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${id}`)[0]?.status === 'sent');
+    // The ingest connects as another role: without pg_read_all_stats this one sees its
+    // sessions in pg_stat_activity, but not what they run.
+    const role = `wagate_eraser_${Math.random().toString(36).slice(2, 10)}`;
+    const password = Math.random().toString(36).slice(2);
+    await pipeline.db.sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+    try {
+      await pipeline.db.sql.unsafe(`GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role}; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+      const asRole = new URL(pipeline.env.DATABASE_URL!);
+      asRole.username = role;
+      asRole.password = password;
+      const env = { ...pipeline.env, LOG_LEVEL: 'silent', DATABASE_URL: asRole.toString() };
+      const erased = await runWagate(['erase', '--phone', `+${phone}`], env);
+      expect(erased.code).toBe(1);
+      expect(erased.stdout).toMatch(/^replies\t1$/m);
+      expect(erased.stdout).toMatch(/^late_receipts\tnot read$/m);
+      expect(erased.stderr).toContain('the customer is erased (above), but receipts the ingest wrote while the erase ran could not be checked (what the ingest\'s sessions run cannot be seen');
+      expect(erased.stderr).toContain(`run wagate erase --phone for each of +${phone} again, which clears them`);
+      expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
+      const again = await runWagate(['erase', '--phone', `+${phone}`], env);
+      expect([again.code, again.stderr]).toEqual([0, '']);
+    } finally {
+      await pipeline.db.sql.unsafe(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    }
+  }, 60_000);
 });
 
 describe('an erase stopped while it waits for the dead-letter queue', () => {
