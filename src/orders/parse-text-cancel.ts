@@ -8,10 +8,23 @@ import { CANCEL_WORDS, NEGATIONS } from './parse-text-words';
  * Bestellung", and "solo CANCELAR" as the clarification asks for it.
  */
 const CANCEL_CONTEXT_WORDS = toWordSet([
-  'whole', 'entire', 'last', 'latest', 'previous', 'everything', 'sorry', 'only',
-  'su', 'tu', 'todo', 'último', 'última', 'anterior', 'perdón', 'disculpa', 'disculpe', 'solo', 'sólo',
+  'whole', 'entire', 'last', 'latest', 'sorry', 'only',
+  'su', 'tu', 'último', 'última', 'perdón', 'disculpa', 'disculpe', 'solo', 'sólo',
   'meu', 'minha', 'seu', 'sua', 'desculpa', 'desculpe', 'só', 'apenas',
-  'mein', 'meine', 'meinen', 'letzte', 'letzten', 'ganze', 'alles', 'entschuldigung', 'nur',
+  'mein', 'meine', 'meinen', 'letzte', 'letzten', 'ganze', 'entschuldigung', 'nur',
+]);
+
+/**
+ * Beside a cancel word, these may mean an order other than the newest, or more than one: "cancel
+ * my previous order" after a corrected order, "cancel everything" with two open. A cancel reaches
+ * the newest order only, and cannot be undone, so such a message is asked about. Some are filler
+ * elsewhere ("thanks all", "tudo bem").
+ */
+const CANCEL_SCOPE_WORDS = toWordSet([
+  'all', 'everything', 'both', 'previous', 'earlier', 'first', 'other', 'older',
+  'todo', 'todos', 'todas', 'ambos', 'ambas', 'anterior', 'primer', 'primero', 'primera', 'otro', 'otra',
+  'tudo', 'primeiro', 'primeira', 'outro', 'outra',
+  'alles', 'alle', 'beide', 'beiden', 'vorherige', 'vorherigen', 'erste', 'ersten', 'andere', 'anderen',
 ]);
 
 /**
@@ -26,7 +39,7 @@ const FULFILMENT_WORDS = toWordSet([
 /**
  * A cancel word with nothing beside it but politeness and words about the order ("please cancel my
  * order", "cancelar pedido", "bitte stornieren"). Cancelling cannot be undone, so a negation ("don't
- * cancel", "nicht stornieren") or any other word ("cancel the coke", "cancel the bottle", "2 margherita, cancel") makes
+ * cancel", "nicht stornieren") or any other word ("cancel the coke", "cancel the bottle", "cancel all", "2 margherita, cancel") makes
  * the message something to ask about instead, and so does a catalog name, even one that is also
  * filler elsewhere ("cancel the mate", with a Mate on the menu).
  */
@@ -37,7 +50,7 @@ export function isPlainCancel(tokens: readonly Token[], catalog: readonly WordPh
     const courtesy = phraseAt(tokens, index, COURTESY_PHRASES);
     const key = tokens[index]!.key;
     if (CANCEL_WORDS.has(key)) cancel = true;
-    else if (FULFILMENT_WORDS.has(key) || CONTAINER_WORDS.has(key) || phraseAt(tokens, index, catalog)) return false;
+    else if (FULFILMENT_WORDS.has(key) || CONTAINER_WORDS.has(key) || CANCEL_SCOPE_WORDS.has(key) || phraseAt(tokens, index, catalog)) return false;
     else if (!courtesy && !FILLER_WORDS.has(key) && !CANCEL_CONTEXT_WORDS.has(key)) return false;
     index += courtesy?.length ?? 1;
   }

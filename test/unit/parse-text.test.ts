@@ -154,6 +154,7 @@ describe('intents', () => {
     'cancel', 'Cancel my order', 'cancelar', 'cancela el pedido', 'cancelar pedido', 'Cancelá mi pedido',
     'stornieren', 'bitte stornieren', 'please cancel my order 🙏', 'cancela meu pedido', 'quero cancelar o meu pedido',
     'storniere bitte meine Bestellung', 'I want to cancel my last order', 'solo CANCELAR', 'só CANCELAR', 'nur STORNO',
+    'cancel the whole order', 'cancela mi último pedido', 'die ganze Bestellung stornieren', 'meine letzte Bestellung stornieren',
   ])('takes "%s" as cancel', (text) => {
     expect(parseOrderText(text)).toEqual({ intent: 'cancel', items: [], excluded: [], unsure: [] });
   });
@@ -205,6 +206,18 @@ describe('intents', () => {
     'cancel the delivery, I will pick it up', 'please cancel delivery', 'cancelar a entrega, vou buscar', 'Lieferung stornieren, wir holen ab',
     'cancel the bottle', 'cancela la botella', 'cancela las latas', 'cancela a garrafa', 'die Flasche stornieren',
   ])('never takes a cancel mixed with other words as cancel: "%s" is asked about', (text) => {
+    const parsed = parseOrderText(text);
+    expect(parsed.intent).toBe('order');
+    expect(parsed.unsure.some((doubt) => /cancel|storn/.test(doubt.written))).toBe(true);
+  });
+
+  // A cancel reaches the newest order only: after a corrected order, "my previous order" is the
+  // other one, and "everything" is more than one.
+  it.each([
+    'please cancel my previous order', 'cancel the first order', 'cancel the other order', 'cancel all', 'cancel everything', 'cancel both',
+    'cancela el pedido anterior', 'cancela todo', 'cancelar o pedido anterior', 'cancela tudo',
+    'vorherige Bestellung stornieren', 'alles stornieren', 'bitte alle stornieren',
+  ])('asks about a cancel that may mean an order other than the newest, or several: "%s"', (text) => {
     const parsed = parseOrderText(text);
     expect(parsed.intent).toBe('order');
     expect(parsed.unsure.some((doubt) => /cancel|storn/.test(doubt.written))).toBe(true);
