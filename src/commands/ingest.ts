@@ -259,6 +259,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
       metrics.ledgerCommitDuration.observe(seconds);
     },
     onReplyReceipt: (source, receipt) => metrics.replyReceipts.inc({ source, status: replyReceiptStatus(receipt) }),
+    onLateCommit: (recorded) => recorded.forEach(({ source, outcome }) => metrics.ledgerLateCommits.inc({ source, outcome })),
   });
   const health: HealthDeps = {
     postgresAnswers: createSharedPostgresCheck(sql),

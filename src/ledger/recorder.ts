@@ -57,6 +57,11 @@ export interface LedgerRecorderOptions {
   onBatch?(itemCount: number, seconds: number): void;
   /** A new receipt (not a copy) that found one of wagate's replies, with what it says (sent, delivered, read, failed). */
   onReplyReceipt?(source: Source, receipt: string): void;
+  /**
+   * A batch committed after its requests were answered 503 (the answer came past their deadline):
+   * what it recorded for each item, which the answers never said.
+   */
+  onLateCommit?(recorded: { source: Source; outcome: LedgerOutcome }[]): void;
   /** A batch failed for a reason other than the database's health; its requests are being committed apart. */
   onIsolating?(error: unknown): void;
   /**
@@ -246,7 +251,10 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     // have their 503 (the provider's retry finds a duplicate), but its messages are queued.
     // Answered again, the requests change nothing; their rows go to the relay now, ahead of
     // what the same senders send next, not a lease later from a sweep behind it.
-    if (!answered && late !== null) await answer(batch, plan, late, started);
+    if (!answered && late !== null) {
+      options.onLateCommit?.(late.map((row) => ({ source: plan.items[row.ord]!.item.source, outcome: row.outcome })));
+      await answer(batch, plan, late, started);
+    }
     return failure;
   }
 

@@ -77,6 +77,12 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
       buckets: ACK_BUCKETS_SECONDS,
       registers: [registry],
     }),
+    ledgerLateCommits: new Counter({
+      name: 'wagate_ledger_late_commits_total',
+      help: 'Items recorded by a ledger commit whose answer came after their requests were answered 503, by what was recorded; the provider\'s retry of each counts as a duplicate.',
+      labelNames: ['source', 'outcome'] as const,
+      registers: [registry],
+    }),
     publishDuration: new Histogram({
       name: 'wagate_publish_duration_seconds',
       help: 'Time from publish to broker confirm for one batch of outbox messages.',

@@ -78,4 +78,10 @@ it('publishes a message whose commit answered after its deadline as soon as the 
     .toEqual([`whatsapp:${order}`, `whatsapp:${cancel}`]);
   const [duplicates] = await db.sql<{ duplicate_count: number }[]>`SELECT duplicate_count FROM webhook_messages WHERE message_id = ${order}`;
   expect(duplicates!.duplicate_count).toBe(1);
+  // Counted as recorded late, apart from the request's 503; the retry counts as a duplicate.
+  const counted = async (name: 'ledgerLateCommits' | 'webhookEvents', outcome: string) =>
+    (await ingest.metrics[name].get()).values.find((value) => value.labels.source === 'whatsapp' && value.labels.outcome === outcome)?.value ?? 0;
+  expect(await counted('ledgerLateCommits', 'queued')).toBe(1);
+  expect(await counted('webhookEvents', 'unavailable')).toBe(1);
+  expect(await counted('webhookEvents', 'duplicate')).toBe(1);
 });
