@@ -8,11 +8,11 @@ import { metaVerdict, twilioVerdict, type MetaAnswer } from './reply-verdicts';
  */
 export type SendOutcome =
   | { kind: 'sent'; providerMessageId: string }
-  /** Definitely not taken (refused connection, 429, 503, codes the provider documents as "not taken"): safe to try again later. */
+  /** Definitely not taken (refused connection, 429, the provider's own 503, codes it documents as "not taken"): safe to try again later. */
   | { kind: 'retry'; error: string; retryAfterMs?: number }
   /** No retry can fix it (bad recipient, outside the 24-hour window, bad credentials). */
   | { kind: 'permanent'; error: string }
-  /** The provider may have taken it (a timeout, a 500/502/504 that names no refusal): never resent blindly. */
+  /** The provider may have taken it (a timeout, a 500/502/504 or a proxy's 503 that names no refusal): never resent blindly. */
   | { kind: 'unknown'; error: string };
 
 export interface ReplyTarget {
@@ -185,7 +185,8 @@ function classifyMeta(response: Answer, text: string | null): SendOutcome {
   }
   const code = body?.error?.code;
   const error = `Graph API ${response.status}${code !== undefined ? ` code ${code}` : ''}: ${body?.error?.message ?? 'no error body'}`;
-  const verdict = metaVerdict(response.status, code, body?.error?.is_transient === true);
+  const fromGraph = typeof body?.error === 'object' && body.error !== null;
+  const verdict = metaVerdict(response.status, code, body?.error?.is_transient === true, fromGraph);
   return verdict === 'retry' ? { kind: 'retry', error, retryAfterMs: retryAfter(response) } : { kind: verdict, error };
 }
 

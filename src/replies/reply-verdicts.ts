@@ -1,8 +1,8 @@
 /**
  * Which provider answers mean "not taken, try again", "refused for good" or "maybe taken".
  * Only an answer that says the message was not taken may be retried: a 500, 502 or 504 can
- * come after the provider accepted the message, so, like a timeout, it is unknown and never
- * resent automatically. The README's "Provider answers" table lists the same cases.
+ * come after the provider accepted the message, and so can a 503 that is not the provider's own,
+ * so, like a timeout, it is unknown and never resent automatically. The README's "Provider answers" table lists the same cases.
  */
 export type Verdict = 'retry' | 'permanent' | 'unknown';
 
@@ -43,11 +43,24 @@ function isMetaRefusal(code: number): boolean {
   return META_REFUSED_CODES.has(code) || (code >= 200 && code <= 299);
 }
 
-export function metaVerdict(status: number, code: number | undefined, isTransient: boolean): Verdict {
+/**
+ * A 503 says "not taken" only in the provider's own words. One without them is a proxy's or a
+ * gateway's (an egress proxy, a service mesh): Envoy answers 503 when the upstream connection
+ * resets before the answer's headers, after the request went out, so the provider may have
+ * taken the message. A 429 without them is still retried: a proxy's own 429 is a local rate
+ * limit, given before anything is forwarded.
+ */
+function unavailableVerdict(fromProvider: boolean): Verdict {
+  return fromProvider ? 'retry' : 'unknown';
+}
+
+/** fromProvider: the answer carried Graph's `error` object. */
+export function metaVerdict(status: number, code: number | undefined, isTransient: boolean, fromProvider = code !== undefined): Verdict {
   if (code !== undefined && META_NOT_TAKEN_CODES.has(code)) return 'retry';
   // The code names the refusal; a 503 or `is_transient` around it does not make it go away.
   if (code !== undefined && isMetaRefusal(code)) return 'permanent';
-  if (status === 429 || status === 503 || isTransient) return 'retry';
+  if (status === 429 || isTransient) return 'retry';
+  if (status === 503) return unavailableVerdict(fromProvider);
   if (code !== undefined && META_AMBIGUOUS_CODES.has(code)) return 'unknown';
   if (status >= 500) return 'unknown';
   // Any other 4xx was refused, even with a code not listed here.
@@ -63,8 +76,10 @@ export function metaVerdict(status: number, code: number | undefined, isTransien
  */
 const TWILIO_NOT_TAKEN_CODES = new Set([20429, 20503, 21611, 21730, 63017, 63018]);
 
+/** code: the numeric `code` of Twilio's JSON error, which every answer of its own carries. */
 export function twilioVerdict(status: number, code: number | undefined): Verdict {
-  if (status === 429 || status === 503 || (code !== undefined && TWILIO_NOT_TAKEN_CODES.has(code))) return 'retry';
+  if (status === 429 || (code !== undefined && TWILIO_NOT_TAKEN_CODES.has(code))) return 'retry';
+  if (status === 503) return unavailableVerdict(code !== undefined);
   // 500 (20500 Internal Server Error), 502, 504: Twilio may have queued the message.
   if (status >= 500) return 'unknown';
   // 4xx: 20003 credentials, 21211 invalid To, 21610 unsubscribed, 63016 outside the window, ...

@@ -152,6 +152,8 @@ describe('reply clients', () => {
     ['Meta 500 carrying 131047 outside the 24-hour window', 'meta', { kind: 'status', status: 500, metaCode: 131047 }, 'permanent'],
     ['Meta 503 carrying 131047: the refusal, not the status', 'meta', { kind: 'status', status: 503, metaCode: 131047 }, 'permanent'],
     ['Meta 503 with a code it does not document: not taken', 'meta', { kind: 'status', status: 503, metaCode: 999999 }, 'retry'],
+    ['a proxy\'s 503 on the way to Meta, without Graph\'s error: maybe taken', 'meta', { kind: 'status', status: 503, bodyless: true }, 'unknown'],
+    ['a proxy\'s 429 on the way to Meta, without Graph\'s error: not taken', 'meta', { kind: 'status', status: 429, bodyless: true }, 'retry'],
     ['Meta 500 with a code it does not document', 'meta', { kind: 'status', status: 500, metaCode: 999999 }, 'unknown'],
     ['Meta 500 code 131057 account in maintenance mode', 'meta', { kind: 'status', status: 500, metaCode: 131057 }, 'retry'],
     ['Twilio 429 / 20429', 'twilio', { kind: 'status', status: 429 }, 'retry'],
@@ -162,6 +164,7 @@ describe('reply clients', () => {
     ['Twilio 400 / 21211 invalid To', 'twilio', { kind: 'status', status: 400, twilioCode: 21211 }, 'permanent'],
     ['Twilio 500 / 20500', 'twilio', { kind: 'status', status: 500 }, 'unknown'],
     ['Twilio 502 without a body', 'twilio', { kind: 'status', status: 502, bodyless: true }, 'unknown'],
+    ['a proxy\'s 503 on the way to Twilio, without Twilio\'s error: maybe taken', 'twilio', { kind: 'status', status: 503, bodyless: true }, 'unknown'],
   ];
 
   it.each(cases)('classify %s', async (_name, provider, behaviour, expected) => {

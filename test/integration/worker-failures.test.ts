@@ -83,6 +83,19 @@ describe('worker failures', () => {
     expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${id}`);
   });
 
+  it('marks the reply unknown on a 503 without the provider\'s error, a proxy\'s, which may come after the request went out, and sends it once', async () => {
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 503, bodyless: true }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200031', text: '1 coke' });
+    await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed');
+    expect(await replyOf(id)).toMatchObject({ status: 'unknown' });
+    expect(callsTo('15550200031')).toHaveLength(1);
+    const reply = (await listUnknownReplies(pipeline.db.sql)).find((unknown) => unknown.inbound_message_id === id);
+    expect(reply?.last_error).toMatch(/^Graph API 503: no error body/);
+    // As an operator would, once the provider's console says: the other tests count unknown replies.
+    await settleReply(pipeline.db.sql, reply!.id, 'sent');
+  });
+
   it('leaves a dead letter whose record was cleaned up in the queue rather than replaying it for nothing', async () => {
     const id = uniqueWamid();
     pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);

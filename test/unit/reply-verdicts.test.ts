@@ -18,10 +18,17 @@ describe('Meta verdicts, by error.code before HTTP status', () => {
     expect([200, 250, 299].map((code) => metaVerdict(500, code, false))).toEqual(['permanent', 'permanent', 'permanent']);
   });
 
-  it('retries a 503 or is_transient whose code is not documented or absent: not taken', () => {
-    expect(metaVerdict(503, undefined, false)).toBe('retry');
+  it('retries a 503 of Graph\'s own or is_transient whose code is not documented or absent: not taken', () => {
+    expect(metaVerdict(503, undefined, false, true)).toBe('retry');
     expect(metaVerdict(503, 999999, false)).toBe('retry');
     expect(metaVerdict(500, 999999, true)).toBe('retry');
+  });
+
+  it('marks a 503 without Graph\'s error unknown: a proxy\'s, which may come after the request went out', () => {
+    expect(metaVerdict(503, undefined, false)).toBe('unknown');
+    expect(metaVerdict(503, undefined, false, false)).toBe('unknown');
+    // A 429 is a proxy's own rate limit at worst, given before anything is forwarded.
+    expect(metaVerdict(429, undefined, false, false)).toBe('retry');
   });
 
   it('marks a 500, 502 or 504 unknown when its code names no refusal', () => {
@@ -57,6 +64,13 @@ describe('Twilio verdicts', () => {
 
   it('retries 21730, Twilio under maintenance', () => {
     expect(twilioVerdict(400, 21730)).toBe('retry');
+  });
+
+  it('retries a 503 of Twilio\'s own, and marks one without Twilio\'s error unknown', () => {
+    expect(twilioVerdict(503, 20503)).toBe('retry');
+    expect(twilioVerdict(503, 20001)).toBe('retry');
+    expect(twilioVerdict(503, undefined)).toBe('unknown');
+    expect(twilioVerdict(429, undefined)).toBe('retry');
   });
 
   it('keeps a 500 unknown and any other 4xx permanent', () => {
