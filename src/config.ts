@@ -181,12 +181,16 @@ const envSchema = z.object({
     .refine((entries) => entries.every(isProxyEntry), { message: 'must be a comma-separated list of addresses, CIDR ranges (10.0.0.0/8), loopback, linklocal or uniquelocal' }),
 
   WHATSAPP_VERIFY_TOKEN: z.string().min(1).optional(),
-  WHATSAPP_ACCESS_TOKEN: z.string().min(1).optional(),
+  // Trimmed, as ADMIN_TOKEN: sent with a newline, the header is refused before a byte goes out,
+  // and every reply would end unknown. Anything else a header cannot carry is refused at start.
+  WHATSAPP_ACCESS_TOKEN: z.string().trim().min(1).refine((token) => !/[^\x21-\x7e]/.test(token), {
+    message: 'holds a space or a character an Authorization header cannot carry; paste the token alone',
+  }).optional(),
   WHATSAPP_APP_SECRET: secretList,
   TWILIO_AUTH_TOKEN: secretList,
   /** The secrets of the SharedKeys that Twilio's Webhook Rules sign with, instead of the auth token. */
   TWILIO_WEBHOOK_SHARED_KEY: secretList,
-  TWILIO_ACCOUNT_SID: z.string().optional(),
+  TWILIO_ACCOUNT_SID: z.string().trim().optional(),
   TWILIO_SKIP_VALIDATION: bool(false),
   TWILIO_URL_FRAGMENT: z
     .string()

@@ -165,10 +165,20 @@ function twilioRequest(options: ReplyClientOptions, target: ReplyTarget) {
   };
 }
 
+/**
+ * Errors raised while the request is built, before anything is sent: a header value or a URL
+ * that cannot be sent as configured. Nothing went out, and the same configuration fails the
+ * same way on every try.
+ */
+const NOT_BUILT_CODES = new Set(['UND_ERR_INVALID_ARG', 'ERR_INVALID_URL', 'ERR_INVALID_CHAR', 'ERR_INVALID_HTTP_TOKEN']);
+
 function classifyNetworkError(error: unknown): SendOutcome {
   const cause = (error as { cause?: { code?: string } }).cause;
   const code = cause?.code ?? (error as { code?: string }).code ?? (error as Error).name;
   if (code && NOT_SENT_CODES.has(code)) return { kind: 'retry', error: `connection failed (${code})` };
+  if (code && NOT_BUILT_CODES.has(code)) {
+    return { kind: 'permanent', error: `the request could not be built, so nothing was sent (${code}: ${(error as Error).message}); check the provider settings` };
+  }
   // A timeout or reset after connecting: the provider may have accepted the message.
   return { kind: 'unknown', error: `no answer from the provider (${code ?? 'error'})` };
 }

@@ -50,6 +50,14 @@ describe('reply clients', () => {
     expect(await client(fake.url)(twilio)).toMatchObject({ kind: 'sent', providerMessageId: expect.stringMatching(/^SM/) });
   });
 
+  it('refuse for good a call whose header cannot be sent (a token with a newline): nothing went out, and every try would fail the same', async () => {
+    const before = fake.calls().length;
+    const send = createReplyClient({ graphApiUrl: fake.url, graphApiVersion: 'v21.0', accessToken: `${TOKEN}\n`, twilioApiUrl: fake.url,
+      twilioAccountSid: SID, twilioAuthToken: TWILIO_TOKEN, timeoutMs: 2000 });
+    expect(await send(meta)).toMatchObject({ kind: 'permanent', error: expect.stringMatching(/^the request could not be built, so nothing was sent \(UND_ERR_INVALID_ARG/) });
+    expect(fake.calls()).toHaveLength(before);
+  });
+
   it('retry a refused connection: nothing reached the provider', async () => {
     const port = await closedPort();
     expect(await client(`http://127.0.0.1:${port}`)(meta)).toEqual({ kind: 'retry', error: 'connection failed (ECONNREFUSED)' });

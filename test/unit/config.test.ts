@@ -154,6 +154,13 @@ describe('configuration', () => {
     expect(loadConfig({ ADMIN_TOKEN: `${token}\n` }).ADMIN_TOKEN).toBe(token);
   });
 
+  it('trims WHATSAPP_ACCESS_TOKEN and TWILIO_ACCOUNT_SID, and refuses a token an Authorization header cannot carry', () => {
+    const config = loadConfig({ WHATSAPP_ACCESS_TOKEN: 'EAAG-token\n', TWILIO_ACCOUNT_SID: ' AC0123456789abcdef0123456789abcdef\n' });
+    expect([config.WHATSAPP_ACCESS_TOKEN, config.TWILIO_ACCOUNT_SID]).toEqual(['EAAG-token', 'AC0123456789abcdef0123456789abcdef']);
+    expectConfigError({ WHATSAPP_ACCESS_TOKEN: 'EAAG token' }, /WHATSAPP_ACCESS_TOKEN: holds a space or a character an Authorization header cannot carry/);
+    expectConfigError({ WHATSAPP_ACCESS_TOKEN: 'EAAG\u0007token' }, /WHATSAPP_ACCESS_TOKEN: holds a space/);
+  });
+
   it('refuses a cancel window so long that Postgres could not compute its start', () => {
     expectConfigError({ ORDER_CANCEL_WINDOW_HOURS: '60000000' }, /ORDER_CANCEL_WINDOW_HOURS: must be at most 876000 hours/);
     expect(loadConfig({ ORDER_CANCEL_WINDOW_HOURS: '0' }).ORDER_CANCEL_WINDOW_HOURS).toBe(0);
