@@ -4,6 +4,7 @@ import { WagateError } from '../errors';
 import { failpoint } from '../failpoints';
 import { RESHARD_LOCK_WAIT_MS, withReshardLock } from '../ledger/reshard-lock';
 import { storedShardCount } from '../ledger/shard-count';
+import { withReshardClaim, type ReshardClaim } from '../queue/reshard-claim';
 import { checkBrokerMatches, consumedQueues, moveToShardCount, stagedMessages } from '../queue/reshard-queues';
 import { topologyNames, type TopologyOptions } from '../queue/topology';
 
@@ -27,6 +28,8 @@ export interface ReshardReport {
 }
 
 const RELEASE_POLL_MS = 250;
+/** How often, in messages put on the new shards, the move asks whether it still holds its Postgres lock. */
+const LOCK_CHECK_EVERY = 100;
 
 /** The reshard command's settings: workers get their liveness timeout plus their drain timeout to release. */
 export function reshardDepsFromConfig(config: Config, sql: Sql): ReshardDeps {
@@ -57,8 +60,10 @@ export function reshardDepsFromConfig(config: Config, sql: Sql): ReshardDeps {
  */
 export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardReport> {
   // One run at a time per group: a second run beside a first would pause, find the first's
-  // consumers on the old shards and resume the workers in the middle of its move.
-  const run = await withReshardLock(deps.sql, deps.topology.prefix, 'reshard', (lock) => reshardHeld(deps, to, lock));
+  // consumers on the old shards and resume the workers in the middle of its move. The broker's
+  // claim holds a run's place even when its Postgres lock ends mid-move (reshard-claim.ts).
+  const run = await withReshardLock(deps.sql, deps.topology.prefix, 'reshard', (lock) =>
+    withReshardClaim(deps.amqpUrl, topologyNames(deps.topology), (claim) => reshardHeld(deps, to, { lock, claim })));
   if (!run.taken) {
     throw new WagateError('OPERATION_REFUSED',
       `another wagate reshard of "${deps.topology.prefix}" is running (it holds the group's reshard lock in Postgres; ingests and workers declaring their queues hold it too, for milliseconds, and were waited for ${RESHARD_LOCK_WAIT_MS / 1000} s); let it finish, or stop it and run the command again`);
@@ -66,8 +71,13 @@ export async function reshard(deps: ReshardDeps, to: number): Promise<ReshardRep
   return run.value;
 }
 
-/** `lock`: the connection whose transaction holds the group's reshard lock. */
-async function reshardHeld(deps: ReshardDeps, to: number, lock: Sql): Promise<ReshardReport> {
+/** What makes a run the group's only one: the connection whose transaction holds the reshard lock, and the broker's claim. */
+interface Exclusive {
+  lock: Sql;
+  claim: ReshardClaim;
+}
+
+async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive): Promise<ReshardReport> {
   const { sql } = deps;
   const prefix = deps.topology.prefix;
   const from = (await storedShardCount(sql, prefix)) ?? deps.topology.shards;
@@ -122,15 +132,19 @@ async function reshardHeld(deps: ReshardDeps, to: number, lock: Sql): Promise<Re
   const newTopology = topologyNames({ ...deps.topology, shards: to });
   // A test holds the run here, the workers paused and nothing moved, to connect a process meanwhile.
   await failpoint('reshard.before-move');
-  await assertStillLocked(lock, prefix).catch(stillPaused);
+  await assertStillExclusive(exclusive, prefix).catch(stillPaused);
   const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, {
     gathered: gatheredFor === to,
     onGathered: async () => void (await sql`UPDATE work_shard_settings SET gathered_for = ${to}, updated_at = now() WHERE queue_prefix = ${prefix}`),
-    // A test holds the move here, a quarter of the way through, to kill it and run it again.
-    afterDistributed: (done, total) => (done === Math.ceil(total / 4) ? failpoint('reshard.distributing') : Promise.resolve()),
+    afterDistributed: async (done, total) => {
+      // A test holds the move here, a quarter of the way through, to kill it and run it again.
+      if (done === Math.ceil(total / 4)) await failpoint('reshard.distributing');
+      // Stopped with the message in hand unacked: it goes back to staging, for the rerun.
+      if (!exclusive.claim.held() || done % LOCK_CHECK_EVERY === 0) await assertStillExclusive(exclusive, prefix);
+    },
     progress: deps.progress,
   }).catch(stillPaused);
-  await assertStillLocked(lock, prefix).catch(stillPaused);
+  await assertStillExclusive(exclusive, prefix).catch(stillPaused);
   await recordCount(sql, prefix, to);
   deps.progress(`stored ${to} shards; the workers resume`);
   return { from, to, ...moved };
@@ -139,8 +153,12 @@ async function reshardHeld(deps: ReshardDeps, to: number, lock: Sql): Promise<Re
 /**
  * The lock's transaction is still open: a Postgres restart or a proxy's reset ends it, and the
  * lock with it, without a word, and ingests and workers would then declare queues mid-move.
+ * And the broker's claim is still held: without it a second run could move beside this one.
  */
-async function assertStillLocked(lock: Sql, prefix: string): Promise<void> {
+async function assertStillExclusive({ lock, claim }: Exclusive, prefix: string): Promise<void> {
+  if (!claim.held()) {
+    throw new WagateError('OPERATION_REFUSED', `the reshard of "${prefix}" lost its claim on the broker (its connection closed), so a second run could move beside it`);
+  }
   try {
     await lock`SELECT 1`;
   } catch (error) {

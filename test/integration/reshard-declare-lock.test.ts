@@ -10,7 +10,7 @@ import { bodyOf, deleteTopology, openQueueProbe, TEST_AMQP_URL, type QueueProbe 
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { freePort } from '../support/free-port';
 import { testEnv } from '../support/ingest';
-import { runWagatePausedAt } from '../support/process';
+import { runWagate, runWagatePausedAt } from '../support/process';
 import { waitFor } from '../support/wait';
 
 /**
@@ -169,3 +169,48 @@ it('stops, the workers paused, when its lock\'s connection is ended before the m
   expect(await existing()).toEqual(queues(4));
   expect((await db.sql`SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0]).toEqual({ shard_count: 4, paused: false });
 }, 90_000);
+
+it('refuses a second run while a first whose Postgres lock was ended still moves, and the first then stops, the workers paused, for a rerun to finish', async () => {
+  const prefix = options.prefix;
+  const four = topologyNames(options);
+  const two = topologyNames({ ...options, shards: 2 });
+  expect((await db.sql`SELECT shard_count FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0]).toEqual({ shard_count: 4 });
+  // Three numbered messages from each sender, one sender on each old shard.
+  const channel = await connection.createConfirmChannel();
+  for (let n = 1; n <= 3; n += 1) {
+    for (const sender of SENDERS) {
+      const body = { ...JSON.parse(message(sender).toString()), messageId: `wamid.${sender}.${n}` };
+      channel.publish(four.exchange, routingKeyFor(four, sender!), Buffer.from(JSON.stringify(body)), { persistent: true, mandatory: true, messageId: `whatsapp:wamid.${sender}.${n}` });
+    }
+  }
+  await channel.waitForConfirms();
+  await channel.close();
+
+  let second: { code: number | null; stdout: string; stderr: string } | null = null;
+  const first = await runWagatePausedAt('reshard.distributing', ['reshard', '--to', '2'], env, async () => {
+    // A quarter distributed: a failover or an administrator ends the first run's lock, unknown to it.
+    const ended = await db.sql`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted
+                                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+    expect(ended).toHaveLength(1);
+    // On-call, told the workers are paused, runs the same command again.
+    second = await runWagate(['reshard', '--to', '2'], { ...env, LOG_LEVEL: 'silent' });
+  });
+  expect(second!.code).not.toBe(0);
+  expect(second!.stderr).toContain(`another wagate reshard of "${prefix}" is running: its connection to the broker holds the queue ${prefix}.reshard.claim`);
+  // The first finds its lock gone and stops; whatever it had not moved waits for the rerun.
+  expect(first.code).not.toBe(0);
+  expect(first.stderr).toContain(`the reshard of "${prefix}" lost its lock in Postgres`);
+  expect((await db.sql`SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0]).toEqual({ shard_count: 4, paused: true });
+
+  const rerun = await runWagate(['reshard', '--to', '2'], { ...env, LOG_LEVEL: 'silent' });
+  expect([rerun.code, rerun.stdout]).toEqual([0, expect.stringContaining('resharded from 4 to 2')]);
+  // Every message once, and each sender's in order.
+  const found: Record<string, string[]> = {};
+  for (const shard of two.shards) {
+    for (const delivered of await probe.drain(shard.queue)) {
+      const body = bodyOf(delivered);
+      (found[String(body.senderKey)] ??= []).push(String(body.messageId));
+    }
+  }
+  expect(found).toEqual(Object.fromEntries(SENDERS.map((sender) => [sender, [1, 2, 3].map((n) => `wamid.${sender}.${n}`)])));
+}, 120_000);
