@@ -10,6 +10,13 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 const ACK_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 1.5, 2, 5];
 /** The ack's, and on to past PUBLISH_CONFIRM_TIMEOUT_MS's 10 s: a broker that confirms in 8 s must not read as 5. */
 const PUBLISH_BUCKETS_SECONDS = [...ACK_BUCKETS_SECONDS, 10, 15, 30];
+/**
+ * On past REPLY_TIMEOUT_MS's default 10 s: a provider call that times out is observed at its
+ * deadline, and with a raised timeout every such call read as 10 s, so a slow provider looked
+ * like one within the default, and the runbook's "raise it above the provider's p99" had nothing
+ * to read.
+ */
+const PROVIDER_CALL_TAIL_SECONDS = [15, 30, 60];
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -176,7 +183,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
     workerDuration: new Histogram({
       name: 'wagate_worker_processing_duration_seconds',
       help: 'Time to process one queue message, provider call included.',
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, ...PROVIDER_CALL_TAIL_SECONDS],
       registers: [registry],
     }),
     workerBatchSize: new Histogram({
@@ -208,7 +215,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
       name: 'wagate_provider_request_duration_seconds',
       help: 'Graph API or Twilio REST call duration.',
       labelNames: ['provider'] as const,
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, ...PROVIDER_CALL_TAIL_SECONDS],
       registers: [registry],
     }),
     queueReady: new Gauge({

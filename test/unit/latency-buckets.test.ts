@@ -19,4 +19,11 @@ describe('latency buckets', () => {
     const { publishDuration } = createMetrics('ingest', { processMetrics: false });
     expect(await bucketBounds(publishDuration)).toEqual(expect.arrayContaining(['5', '10', '15', '30', '+Inf']));
   });
+
+  it('read a provider call, and the message it was made for, past the default 10 s REPLY_TIMEOUT_MS up to a minute', async () => {
+    const { providerDuration, workerDuration } = createMetrics('worker', { processMetrics: false });
+    expect(await bucketBounds({ observe: (value) => providerDuration.observe({ provider: 'whatsapp' }, value), get: () => providerDuration.get() }))
+      .toEqual(expect.arrayContaining(['10', '15', '30', '60', '+Inf']));
+    expect(await bucketBounds(workerDuration)).toEqual(expect.arrayContaining(['10', '15', '30', '60', '+Inf']));
+  });
 });
