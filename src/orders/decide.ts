@@ -4,7 +4,7 @@ import { isAcknowledgement, isGreeting } from './acknowledgement';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { decideText } from './decide-text';
 import { parseOrderText } from './parse-text';
-import { exceedsTextCap } from './parse-text-limits';
+import { exceedsTextCap, MAX_ITEMS } from './parse-text-limits';
 import { certainCandidate, findProducts, isRetiredSku, type MatchOptions, type Product } from './match';
 import { toCents } from './money';
 import type { Decision, OrderLine, Problem } from './decision';
@@ -72,6 +72,8 @@ interface CartItem {
  * the other not yet), no order is placed at a price the customer did not see.
  */
 async function decideCart(sql: Sql, items: CartItem[], note: unknown, catalog: CatalogReader): Promise<Decision> {
+  // As for free text: a confirmation of more lines than that could not hold them all and the total.
+  if (new Set(items.map((item) => item.product_retailer_id)).size > MAX_ITEMS) return { kind: 'clarify', problems: [{ phrase: '', reason: 'too_long', candidates: [] }] };
   const products = await findProducts(sql, items.map((item) => item.product_retailer_id));
   const problems: Problem[] = [];
   const noteText = typeof note === 'string' ? note : '';
@@ -87,11 +89,29 @@ async function decideCart(sql: Sql, items: CartItem[], note: unknown, catalog: C
     else if (!cartPriceAgrees(item, product)) problems.push({ phrase: product.name, reason: 'price', candidates: [certainCandidate(product)] });
     else lines.push({ product, quantity });
   }
+  const merged = mergeRepeatedProducts(lines);
+  problems.push(...merged.problems);
   if (problems.length > 0) return { kind: 'clarify', problems };
-  const order = buildOrder(lines);
+  const order = buildOrder(merged.lines);
   // The rest ("for delivery at 7", "thanks!") goes on the order for the shop to read.
   if (order.kind === 'order' && noteText.trim() !== '') return { ...order, note: noteText.trim() };
   return order;
+}
+
+/**
+ * Meta's cart lists each product once. One that names a product twice (another client, a
+ * payload built by hand) is one line of their sum, so that the per-product limit holds as it
+ * does for free text, where a product named twice is asked about.
+ */
+function mergeRepeatedProducts(lines: OrderLine[]): { lines: OrderLine[]; problems: Problem[] } {
+  const bySku = new Map<string, OrderLine>();
+  for (const line of lines) {
+    const earlier = bySku.get(line.product.sku);
+    bySku.set(line.product.sku, earlier ? { ...earlier, quantity: earlier.quantity + line.quantity } : line);
+  }
+  const merged = [...bySku.values()];
+  const problems = merged.filter((line) => !validQuantity(line.quantity)).map((line): Problem => ({ phrase: line.product.name, reason: 'quantity', candidates: [] }));
+  return { lines: merged, problems };
 }
 
 /**

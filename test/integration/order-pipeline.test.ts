@@ -117,6 +117,37 @@ describe('order pipeline', () => {
     expect(reply!.body).toContain('"Pizza Pepperoni" costs EUR 9.50 now, not the price your cart showed.');
   });
 
+  /** A cart of these lines, from `from`, settled: its message's id. */
+  async function cartFrom(from: string, items: { product_retailer_id: string; quantity: number }[]): Promise<string> {
+    const id = uniqueWamid();
+    const productItems = items.map((item) => ({ ...item, item_price: 9.5, currency: 'EUR' }));
+    const body = metaEnvelope([
+      { contacts: [metaContact({ from })], messages: [{ from, id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'order', order: { product_items: productItems } }] },
+    ]);
+    expect((await postMeta(pipeline.ingest.baseUrl, body)).status).toBe(200);
+    return id;
+  }
+
+  it('adds up a product a cart names twice, and asks when the sum passes the per-product limit', async () => {
+    const twice = await cartFrom('15550107001', [{ product_retailer_id: 'PIZ-PEPP', quantity: 2 }, { product_retailer_id: 'PIZ-PEPP', quantity: 1 }]);
+    expect(await settled(twice)).toBe('processed');
+    expect(await pipeline.db.sql`SELECT i.quantity, o.total::text FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.message_id = ${twice}`)
+      .toEqual([{ quantity: 3, total: '28.50' }]);
+    const over = await cartFrom('15550107002', [{ product_retailer_id: 'PIZ-PEPP', quantity: 60 }, { product_retailer_id: 'PIZ-PEPP', quantity: 60 }]);
+    expect(await settled(over)).toBe('unmatched');
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${over}`).toEqual([]);
+  });
+
+  it('asks about a cart of more products than a confirmation can list with its total, and places nothing', async () => {
+    const skus = Array.from({ length: 21 }, (_, n) => `CART-${n}`);
+    await importCatalog(pipeline.db.sql, `sku,name,price,currency,aliases\n${skus.map((sku, n) => `${sku},Cart product number ${n},9.50,EUR,`).join('\n')}\n`);
+    const id = await cartFrom('15550107003', skus.map((sku) => ({ product_retailer_id: sku, quantity: 1 })));
+    expect(await settled(id)).toBe('unmatched');
+    expect(await pipeline.db.sql`SELECT 1 FROM orders WHERE message_id = ${id}`).toEqual([]);
+    const [reply] = await pipeline.db.sql`SELECT body FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    expect(reply!.body).toContain('please send at most 20 items');
+  });
+
   it('answers a Twilio message through Twilio REST from the number that received it', async () => {
     const params = twilioText('1 cafe con leche', 'whatsapp:+15550100003');
     const sid = params.find(([name]) => name === 'MessageSid')![1];
