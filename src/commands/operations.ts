@@ -58,7 +58,7 @@ export async function productsCommand(config: Config, args: string[]): Promise<v
   print(`imported ${result.rows} product(s): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged` +
     (deactivateMissing ? `, ${result.deactivated} not in the file switched off` : ''));
   for (const { name, skus } of result.sharedNames) {
-    print(`warning: ${skus.length} active products are named "${name}" (${skus.join(', ')}): customers who write it get a question; ` +
+    print(`warning: ${skus.length} active products answer to "${name}" as a name or alias, case and accents aside (${skus.join(', ')}): customers who write it get a question; ` +
       'switch the old ones off by importing the whole menu with --deactivate-missing');
   }
 }

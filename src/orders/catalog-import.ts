@@ -81,16 +81,21 @@ async function deactivateMissing(tx: Sql, skus: string[], allowMostOff: boolean)
 }
 
 /**
- * Two active products of one name score alike for every customer who writes it, so each such
- * order becomes a question: after a re-import with new skus, for instance, which left the old
- * ones on the menu.
+ * Two active products that answer to one name score alike for every customer who writes it, so
+ * each such order becomes a question: after a re-import with new skus, for instance, which left
+ * the old ones on the menu. Compared as matching reads them (search_terms: names and aliases,
+ * case and accents folded), so "Café Latte" beside "Cafe Latte", or one product's alias "Coke"
+ * beside another's name, is named too. `name` is the shared term as matching reads it.
  */
 async function sharedActiveNames(tx: Sql): Promise<{ name: string; skus: string[] }[]> {
   return tx<{ name: string; skus: string[] }[]>`
-    SELECT min(name) AS name, array_agg(sku ORDER BY sku) AS skus
-    FROM products WHERE active
-    GROUP BY lower(name) HAVING count(*) > 1
-    ORDER BY 1 LIMIT 20`;
+    SELECT min(term) AS name, skus FROM (
+      SELECT t.term, array_agg(DISTINCT p.sku ORDER BY p.sku) AS skus
+      FROM products p CROSS JOIN LATERAL unnest(p.search_terms) AS t(term)
+      WHERE p.active
+      GROUP BY t.term HAVING count(DISTINCT p.sku) > 1
+    ) shared
+    GROUP BY skus ORDER BY 1 LIMIT 20`;
 }
 
 /**

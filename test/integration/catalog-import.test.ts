@@ -94,6 +94,15 @@ describe('importCatalog', () => {
     expect(active).toEqual({ 'DR-COKE': true, 'DR-KEPT': true, 'DS-GONE': false, 'PZ-MARG': true, 'PZ-QF': true });
   });
 
+  it('names the products that answer to one name once case and accents are folded, or through an alias', async () => {
+    const result = await importCatalog(db.sql, 'sku,name,price,currency,aliases\nCF-LATTE-1,Café Latte,3,EUR,\nCF-LATTE-2,CAFE LATTE,3,EUR,\nDR-COLA,Coca-Cola,2,EUR,Coke|Cola\nDR-COKE-Z,Coke,2,EUR,\n');
+    expect(result.sharedNames).toEqual([
+      { name: 'cafe latte', skus: ['CF-LATTE-1', 'CF-LATTE-2'] },
+      { name: 'coke', skus: ['DR-COKE-Z', 'DR-COLA'] },
+    ]);
+    await db.sql`UPDATE products SET active = false WHERE sku IN ('CF-LATTE-1', 'CF-LATTE-2', 'DR-COLA', 'DR-COKE-Z')`;
+  });
+
   it('switches off the active products missing from a whole-menu file, and names the products that share a name', async () => {
     await db.sql`
       INSERT INTO products (sku, name, price, currency, active)
@@ -101,7 +110,7 @@ describe('importCatalog', () => {
              ('DS-GONE', 'Old dessert', 3, 'EUR', false)`;
     // A new point of sale renamed the skus: the old margherita stays on the menu beside the new one.
     const partial = await importCatalog(db.sql, fixture('menu.csv'));
-    expect(partial).toMatchObject({ deactivated: 0, sharedNames: [{ name: 'Pizza Margherita', skus: ['OLD-MARG', 'PZ-MARG'] }] });
+    expect(partial).toMatchObject({ deactivated: 0, sharedNames: [{ name: 'pizza margherita', skus: ['OLD-MARG', 'PZ-MARG'] }] });
 
     const whole = await importCatalog(db.sql, fixture('menu.csv'), { deactivateMissing: true });
     expect(whole).toEqual({ rows: 3, inserted: 0, updated: 0, unchanged: 3, deactivated: 2, sharedNames: [] });
