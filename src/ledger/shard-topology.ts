@@ -37,4 +37,22 @@ export async function declareShardTopology(sql: Sql, channel: Channel, topology:
     throw new RetryableError(
       `a wagate reshard of "${queuePrefix}" is running (it holds the group's reshard lock in Postgres): its shard queues are declared once it has finished`);
   }
+  await recordRetryTiers(sql, queuePrefix, topology.retryTiers.map((tier) => tier.delayMs)).catch((error: Error) =>
+    log.warn({ err: error.message }, 'could not record the retry tiers declared (a reshard re-addresses the recorded ones); recorded at the next connect'));
+}
+
+/**
+ * The tiers this process declared, so that a reshard run after RETRY_DELAYS_MS changed still
+ * re-addresses the retries waiting in the tiers no longer listed (migrations/041).
+ */
+async function recordRetryTiers(sql: Sql, queuePrefix: string, delaysMs: number[]): Promise<void> {
+  if (delaysMs.length === 0) return;
+  await sql`INSERT INTO retry_tier_delays (queue_prefix, delay_ms) SELECT ${queuePrefix}, unnest(${delaysMs}::integer[])
+            ON CONFLICT (queue_prefix, delay_ms) DO NOTHING`;
+}
+
+/** The retry delays any process of the group has declared a tier for. */
+export async function recordedRetryDelays(sql: Sql, queuePrefix: string): Promise<number[]> {
+  const rows = await sql<{ delay_ms: number }[]>`SELECT delay_ms FROM retry_tier_delays WHERE queue_prefix = ${queuePrefix} ORDER BY delay_ms`;
+  return rows.map((row) => row.delay_ms);
 }

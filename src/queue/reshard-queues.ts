@@ -17,6 +17,11 @@ export interface MoveOptions {
   gathered: boolean;
   /** Records that every old shard is gathered, before anything is distributed. */
   onGathered(): Promise<void>;
+  /**
+   * Tiers of retry delays the group's processes declared before, no longer in the shell's
+   * RETRY_DELAYS_MS: their waiting retries come back with their old shard's key all the same.
+   */
+  earlierTiers?: Topology['retryTiers'];
   /** After each message put on its new shard, with how many of the staged ones are done. */
   afterDistributed?(done: number, total: number): Promise<void>;
   progress(line: string): void;
@@ -109,7 +114,9 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
   progress(`took ${taken} message(s) off ${oldTopology.shards.length} old shard(s), in order`);
   // Before the surplus queues lose their bindings: a retry coming back with an old key would have nowhere to go.
   let retriesReaddressed = 0;
-  for (const tier of newTopology.retryTiers) {
+  const earlier = options.earlierTiers ?? [];
+  const earlierPresent = await existingQueues(connection, earlier.map((tier) => tier.queue));
+  for (const tier of [...newTopology.retryTiers, ...earlier.filter((tier) => earlierPresent.has(tier.queue))]) {
     retriesReaddressed += await moveReadyMessages(connection, tier.queue, (message) => ({
       exchange: tier.exchange,
       routingKey: senderRoutingKey(newTopology, message) ?? message.fields.routingKey,

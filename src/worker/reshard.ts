@@ -4,6 +4,7 @@ import { WagateError } from '../errors';
 import { failpoint } from '../failpoints';
 import { RESHARD_LOCK_WAIT_MS, withReshardLock } from '../ledger/reshard-lock';
 import { storedShardCount } from '../ledger/shard-count';
+import { recordedRetryDelays } from '../ledger/shard-topology';
 import { withReshardClaim, type ReshardClaim } from '../queue/reshard-claim';
 import { checkBrokerMatches, consumedQueues, moveToShardCount, stagedMessages } from '../queue/reshard-queues';
 import { topologyNames, type TopologyOptions } from '../queue/topology';
@@ -130,11 +131,14 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
     await refuse(`no live worker holds a shard, but these shard queues still have consumers: ${which}`, 'the worker processes still connected to the broker (kubectl scale the worker Deployment to 0)');
   }
   const newTopology = topologyNames({ ...deps.topology, shards: to });
+  const earlierDelays = (await recordedRetryDelays(sql, prefix).catch(stillPaused)).filter((delayMs) => !deps.topology.retryDelaysMs.includes(delayMs));
+  const earlierTiers = topologyNames({ ...deps.topology, retryDelaysMs: earlierDelays }).retryTiers;
   // A test holds the run here, the workers paused and nothing moved, to connect a process meanwhile.
   await failpoint('reshard.before-move');
   await assertStillExclusive(exclusive, prefix).catch(stillPaused);
   const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, {
     gathered: gatheredFor === to,
+    earlierTiers,
     onGathered: async () => void (await sql`UPDATE work_shard_settings SET gathered_for = ${to}, updated_at = now() WHERE queue_prefix = ${prefix}`),
     afterDistributed: async (done, total) => {
       // A test holds the move here, a quarter of the way through, to kill it and run it again.

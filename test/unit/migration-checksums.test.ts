@@ -48,6 +48,7 @@ const SHIPPED: Record<string, string> = {
   '038_performance_stats_utc_hours.sql': 'f137f876a9ad50573db130d249a571e534ccbae6088b302163e5dd1004696d39',
   '039_retry_attempt.sql': 'aaa7bcae167e00763b327e53f19b9699830f5ab296e8626d9a5568d63d9159be',
   '040_retry_attempt_until.sql': '19ca486be8277e78e715b782d2dfa72e9bf8bf45d0e5a755db83f340ebac175d',
+  '041_retry_tier_delays.sql': '15a6136e125bf9510ec6b466f76647fbb62b7891aa9e345c5955b0fb2e6fbb42',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {
