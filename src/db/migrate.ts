@@ -81,6 +81,12 @@ export interface MigrationLockHolder {
   state: string | null;
   /** Seconds since its current transaction (or statement) began. */
   busySeconds: number | null;
+  /**
+   * The index it is building concurrently, if that is what it runs: a run killed mid-build (a
+   * Job past its deadline) leaves its session building, and the build finishes on its own.
+   * Ended, the build is lost and starts again from nothing.
+   */
+  building: string | null;
 }
 
 const DEFAULT_LOCK_TIMEOUT_MS = 2000;
@@ -115,6 +121,7 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
         }
         continue;
       }
+      await refuseTransactionPooling(connection);
       await applyWithLockRetries(connection, migration, options);
       done.push(migration.name);
     }
@@ -164,8 +171,9 @@ async function applyOnce(connection: Sql, migration: Migration, lockTimeoutMs: n
     await connection.unsafe(record);
     return;
   }
-  await connection.unsafe(`SET lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
-  await connection.unsafe(`BEGIN; ${migration.sql}\n; ${record}; COMMIT;`).catch(async (error) => {
+  // SET LOCAL, in the same query as the DDL: a setting sent on its own could reach another
+  // server connection than the transaction behind a pooler, leaving the DDL to wait without limit.
+  await connection.unsafe(`BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}; ${migration.sql}\n; ${record}; COMMIT;`).catch(async (error) => {
     await connection.unsafe('ROLLBACK').catch(() => undefined);
     throw error;
   });
@@ -218,6 +226,24 @@ function runsOutsideTransaction(migration: Migration): boolean {
 }
 
 /**
+ * The session that took the migration lock is the one each migration runs on. Behind a pooler
+ * in transaction mode (PgBouncer's usual setting) each statement may go to another server
+ * connection: the lock then stays on one that the pooler hands to ingest and workers, two runs
+ * are no longer kept apart, and the unlock reaches a session that holds nothing. Asked before
+ * each migration, since a pooler under little load often keeps one client on one server
+ * connection for a while.
+ */
+async function refuseTransactionPooling(connection: Sql): Promise<void> {
+  const [row] = await connection<{ held: boolean }[]>`
+    SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
+      AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1) AS held`;
+  if (!row!.held) {
+    throw new WagateError('MIGRATION_FAILED',
+      'the migration lock is not held by the session this statement ran on: a pooler in transaction mode (PgBouncer) sends statements to other server connections, where migrations are neither kept apart nor bounded in how long they wait for locks. Run wagate migrate on a direct connection to PostgreSQL (the chart: migrations.databaseUrlFrom), or through a pool in session mode');
+  }
+}
+
+/**
  * Polls for the lock instead of waiting inside pg_advisory_lock: a waiting statement holds
  * a snapshot, and CREATE INDEX CONCURRENTLY in the runner that has the lock would wait for
  * that snapshot to go away, a deadlock Postgres would have to break.
@@ -241,13 +267,14 @@ async function takeMigrationLock(connection: Sql, options: MigrateOptions): Prom
 
 /** The session holding the migration lock (an advisory lock on a key below 2^32: classid 0, objsubid 1). */
 async function migrationLockHolder(connection: Sql): Promise<MigrationLockHolder | null> {
-  const [row] = await connection<{ pid: number; application_name: string; client_addr: string | null; state: string | null; busy_seconds: number | null }[]>`
+  const [row] = await connection<{ pid: number; application_name: string; client_addr: string | null; state: string | null; busy_seconds: number | null; building: string | null }[]>`
     SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr, a.state,
-           extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::integer AS busy_seconds
+           extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::integer AS busy_seconds,
+           (SELECT coalesce(p.index_relid::regclass::text, '') || ' (' || p.phase || ')' FROM pg_stat_progress_create_index p WHERE p.pid = a.pid) AS building
     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND l.classid = 0 AND l.objid = ${MIGRATION_LOCK_KEY} AND l.objsubid = 1`;
-  return row ? { pid: row.pid, applicationName: row.application_name, clientAddress: row.client_addr, state: row.state, busySeconds: row.busy_seconds } : null;
+  return row ? { pid: row.pid, applicationName: row.application_name, clientAddress: row.client_addr, state: row.state, busySeconds: row.busy_seconds, building: row.building } : null;
 }
 
 const LOCK_POLL_MS = 200;

@@ -124,6 +124,29 @@ describe('migrate against a live database', () => {
     expect(await isValid()).toBe(true);
   });
 
+  it('names the index a holder of the migration lock builds concurrently, which is to be waited for, not ended', async () => {
+    // An old snapshot (a long report, a pg_dump) that the build waits for.
+    const reader = await live.sql.reserve();
+    await reader`BEGIN ISOLATION LEVEL REPEATABLE READ`;
+    await reader`SELECT count(*) FROM orders`;
+    const migrations = [...readMigrations(), extra(9001, 'ALTER TABLE webhook_messages ADD COLUMN probe integer'),
+      extra(9004, '-- wagate: no transaction\nCREATE INDEX CONCURRENTLY probe_waiting_idx ON webhook_messages (probe)')];
+    const runner = createDatabase({ url: live.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-migrate' });
+    const building = migrate(runner, migrations);
+    await waitFor('the first run to be building', async () => (await live.sql`SELECT 1 FROM pg_stat_progress_create_index WHERE relid = 'webhook_messages'::regclass`).length > 0);
+    const told: (string | null)[] = [];
+    const waiting = migrate(live.sql, migrations, { onLockHeld: (holder) => told.push(holder.building), lockHolderReportMs: { first: 0, every: 60_000 } });
+    try {
+      await waitFor('the waiting run to name the build', () => told.some((index) => index?.startsWith('probe_waiting_idx (')));
+    } finally {
+      await reader`COMMIT`;
+      reader.release();
+    }
+    expect(await building).toContain('9004_test.sql');
+    await expect(waiting).resolves.toEqual([]);
+    await runner.end();
+  });
+
   it('records an index a run built but died before recording, instead of failing on it at every run', async () => {
     const built = extra(9003, '-- wagate: no transaction\nCREATE INDEX CONCURRENTLY probe_built_idx ON webhook_messages (message_type)');
     await live.sql.unsafe('CREATE INDEX CONCURRENTLY probe_built_idx ON webhook_messages (message_type)');
@@ -163,6 +186,35 @@ describe('the monitoring SQL that operators already run', () => {
       return tx.unsafe(`SELECT hour, total_messages FROM webhook_performance_stats WHERE webhook_source = 'twilio'`);
     });
     expect(hours.map((row) => [(row.hour as Date).toISOString(), Number(row.total_messages)])).toEqual([['2026-11-02T10:00:00.000Z', 2]]);
+  });
+});
+
+describe('migrate behind a pooler in transaction mode', () => {
+  it('refuses, naming a direct connection, when its statements reach another session than the one holding the lock, and leaves no lock behind', async () => {
+    // A pooler that sends each statement to the next free server connection.
+    const pool = createDatabase({ url: db.url, maxConnections: 2, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-test' });
+    const sessions = [await pool.reserve(), await pool.reserve()];
+    let turn = 0;
+    const next = () => sessions[turn++ % 2]! as unknown as (...args: unknown[]) => unknown;
+    const pooled = new Proxy(function pooled() {}, {
+      apply: (_target, _this, args: unknown[]) => next()(...args),
+      get: (_target, property) => {
+        if (property === 'then') return undefined;
+        if (property === 'release') return () => undefined;
+        return (...args: unknown[]) => (next() as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[property]!(...args);
+      },
+    });
+    const throughPooler = { reserve: async () => pooled } as unknown as typeof db.sql;
+    const probe = { version: 9101, name: '9101_test.sql', sql: 'CREATE TABLE pooled_probe (id integer)', checksum: 'test-9101' };
+    await expect(migrate(throughPooler, [...readMigrations(), probe])).rejects.toThrow(
+      'the migration lock is not held by the session this statement ran on: a pooler in transaction mode (PgBouncer)');
+    // The unlock went to both sessions in turn: nothing holds the lock, and nothing was applied.
+    for (const session of sessions) await session`SELECT pg_advisory_unlock_all()`;
+    sessions.forEach((session) => session.release());
+    await pool.end();
+    expect(await db.sql`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 7412001
+                          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).toEqual([]);
+    expect(await db.sql`SELECT to_regclass('pooled_probe') AS found`).toEqual([{ found: null }]);
   });
 });
 
