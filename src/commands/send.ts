@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config';
-import { ConfigError, describeFetchFailure, WagateError } from '../errors';
+import { ConfigError, describeFetchFailure, UsageError, WagateError } from '../errors';
 import { META_WEBHOOK_PATH } from '../webhooks/meta';
 import { encodeForm, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../webhooks/samples';
-import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
+import { TWILIO_MESSAGE_SID, TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
 import { TWILIO_SIGNATURE_SETTINGS_HEADER } from '../webhooks/twilio-signing';
 
 export interface SendOptions {
@@ -40,6 +40,10 @@ export async function sendSample(config: Config, options: SendOptions): Promise<
       body,
     });
     return { status: response.status, body: await response.text(), messageId };
+  }
+  // The gateway keeps a form whose MessageSid is not one of Twilio's as malformed (twilio.ts).
+  if (options.id !== undefined && !TWILIO_MESSAGE_SID.test(options.id)) {
+    throw new UsageError(`--id ${options.id} is not a Twilio message id: give SM and 32 hex digits (e.g. SM${'0'.repeat(31)}1), or leave --id out for a random one`);
   }
   const signing = twilioSampleSigning(config);
   const messageId = options.id ?? `SM${randomUUID().replace(/-/g, '')}`;

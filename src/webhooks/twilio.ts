@@ -177,8 +177,45 @@ function parseTwilioJson(rawBody: Buffer, receivedAtMs: number): LedgerItem[] {
   return 'refused' in body ? [malformedItem('twilio', rawBody, body.refused)] : parseTwilioParams(body.params, rawBody, receivedAtMs);
 }
 
+/** A Twilio message id: two letters (SM, MM) and 32 hex digits, always that long. */
+export const TWILIO_MESSAGE_SID = /^[A-Z]{2}[0-9a-fA-F]{32}$/;
+/** The parameters that make a form a receipt rather than a message. */
+const STATUS_PARAMS = ['MessageStatus', 'SmsStatus'];
+
+/**
+ * Twilio signs a form's parameters run together, each name then its value, sorted by name,
+ * with nothing between them. So the signed bytes of one genuine form can be split into other
+ * parameters and still verify, and anyone who captured one could post it split anew:
+ * `MessageSid=SM…MessageTypetext` with MessageType left out is a new message id, so a second
+ * order and a second reply; `MessageSt=atusdelivered` turns a receipt into a message from the
+ * shop's own number. A form is taken only as Twilio writes one: its MessageSid a Twilio id,
+ * SmsSid and SmsMessageSid (when present) the same one, no parameter name a piece of a status
+ * parameter's or longer than one, and a receipt's two statuses agreeing. Anything else is kept
+ * as malformed, under its bytes rather than an id it may have forged. Answers the problem, or null.
+ */
+function resplitProblem(params: Record<string, string>): string | null {
+  const sid = params.MessageSid;
+  if (sid !== undefined && !TWILIO_MESSAGE_SID.test(sid)) return 'MessageSid is not a Twilio message id (two letters and 32 hex digits)';
+  for (const alias of ['SmsSid', 'SmsMessageSid']) {
+    if (sid !== undefined && params[alias] !== undefined && params[alias] !== sid) return `${alias} differs from MessageSid`;
+  }
+  for (const name of Object.keys(params)) {
+    const piece = STATUS_PARAMS.find((status) => name !== status && (status.startsWith(name) || name.startsWith(status)) && `${name}${params[name]}`.startsWith(status));
+    if (piece) return `parameter ${name} is a piece of ${piece} run into its value, not a parameter Twilio sends`;
+  }
+  const statuses = STATUS_PARAMS.map((status) => params[status]).filter((status) => status !== undefined);
+  if (new Set(statuses).size > 1) return 'MessageStatus and SmsStatus differ';
+  return null;
+}
+
 function parseTwilioParams(params: Record<string, string>, rawBody: Buffer, receivedAtMs: number): LedgerItem[] {
-  // Status callbacks carry MessageStatus; an inbound message says "received" if anything.
+  const resplit = resplitProblem(params) ?? (params.SmsStatus && params.SmsStatus !== 'received' && !params.MessageStatus ? 'a receipt (SmsStatus) without MessageStatus' : null);
+  if (resplit) {
+    const item = malformedItem('twilio', rawBody, resplit);
+    if (params.From) item.sender = params.From;
+    return [item];
+  }
+  // Status callbacks carry MessageStatus (and SmsStatus); an inbound message says "received" if anything.
   if (params.MessageStatus && params.MessageStatus !== 'received') {
     const status = statusCallbackSchema.safeParse(params);
     if (!status.success) return [malformedItem('twilio', rawBody, describeIssues(status.error.issues))];

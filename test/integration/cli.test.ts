@@ -124,20 +124,24 @@ describe('wagate command line', () => {
     const meta = await wagate(['send', '--url', ingest.baseUrl, '--text', 'hi', '--id', 'wamid.cli-sample', '--from', '15559990000']);
     expect(meta.code).toBe(0);
     expect(meta.stdout).toMatch(/^200 EVENT_RECEIVED/);
-    const twilio = await wagate(['send', '--provider', 'twilio', '--url', ingest.baseUrl, '--text', 'hola', '--id', 'SMcli0000000000000000000000000001', '--to', '+15550009999']);
+    const twilio = await wagate(['send', '--provider', 'twilio', '--url', ingest.baseUrl, '--text', 'hola', '--id', 'SMc1100000000000000000000000000001', '--to', '+15550009999']);
     expect(twilio.code).toBe(0);
     expect(twilio.stdout).toMatch(/^200 <\?xml/);
     // In an ingest pod that holds only a Webhook Rule's shared key, signed with that key as the Rule signs.
-    const ruled = await wagate(['send', '--provider', 'twilio', '--url', ingest.baseUrl, '--text', 'hola', '--id', 'SMcli0000000000000000000000000002'], { TWILIO_AUTH_TOKEN: '', TWILIO_WEBHOOK_SHARED_KEY: 'cli-shared-key' });
+    const ruled = await wagate(['send', '--provider', 'twilio', '--url', ingest.baseUrl, '--text', 'hola', '--id', 'SMc1100000000000000000000000000002'], { TWILIO_AUTH_TOKEN: '', TWILIO_WEBHOOK_SHARED_KEY: 'cli-shared-key' });
     expect([ruled.code, ruled.stdout]).toEqual([0, expect.stringMatching(/^200 <\?xml/)]);
+    // An id the gateway would keep as malformed is refused before anything is sent.
+    const made = await wagate(['send', '--provider', 'twilio', '--url', ingest.baseUrl, '--text', 'hola', '--id', 'SMcli-sample']);
+    expect(made.code).not.toBe(0);
+    expect(made.stderr).toContain('--id SMcli-sample is not a Twilio message id: give SM and 32 hex digits');
     const rows = await db.sql`SELECT webhook_source, message_id, status FROM webhook_messages ORDER BY id`;
     expect(rows).toEqual([
       { webhook_source: 'whatsapp', message_id: 'wamid.cli-sample', status: 'queued' },
-      { webhook_source: 'twilio', message_id: 'SMcli0000000000000000000000000001', status: 'queued' },
-      { webhook_source: 'twilio', message_id: 'SMcli0000000000000000000000000002', status: 'queued' },
+      { webhook_source: 'twilio', message_id: 'SMc1100000000000000000000000000001', status: 'queued' },
+      { webhook_source: 'twilio', message_id: 'SMc1100000000000000000000000000002', status: 'queued' },
     ]);
     // The business number is addressed as Twilio addresses it, whichever form was typed.
-    const [twilioPayload] = await db.sql<{ to: string }[]>`SELECT payload->>'business' AS to FROM webhook_messages WHERE message_id = 'SMcli0000000000000000000000000001'`;
+    const [twilioPayload] = await db.sql<{ to: string }[]>`SELECT payload->>'business' AS to FROM webhook_messages WHERE message_id = 'SMc1100000000000000000000000000001'`;
     expect(twilioPayload?.to).toBe('whatsapp:+15550009999');
     const refused = await wagate(['send', '--url', ingest.baseUrl], { WHATSAPP_APP_SECRET: 'not-the-gateway-secret' });
     expect(refused.code).toBe(1);

@@ -189,3 +189,56 @@ describe('Twilio webhook', () => {
     expect(await statusOf(sid)).toBeUndefined();
   });
 });
+
+/**
+ * Twilio signs a form's parameters run together, name then value, sorted, with nothing between
+ * them: the signed bytes of one genuine form, split anew, still verify. Whoever captured one
+ * could post it again as another message id, or turn a receipt into a message.
+ */
+describe('Twilio forms split anew from a genuine one\'s signed bytes', () => {
+  const url = PUBLIC_BASE_URL + TWILIO_WEBHOOK_PATH;
+  const replace = (params: [string, string][], name: string, by: [string, string][]) => params.flatMap((param) => (param[0] === name ? by : [param]));
+  const rowsFrom = (from: string) => db.sql<{ status: string; last_error: string | null }[]>`
+    SELECT status, last_error FROM webhook_messages WHERE webhook_source = 'twilio' AND phone_number = ${from} ORDER BY id`;
+
+  it('keep a message once: a MessageSid that swallowed the parameters after it is kept as malformed, not queued as a second message', async () => {
+    const from = 'whatsapp:+15550002301';
+    const genuine = twilioText('2 margherita', from);
+    const sid = genuine.find(([name]) => name === 'MessageSid')![1];
+    const signature = twilioSignature(TWILIO_TOKEN, url, genuine);
+    expect((await postTwilio(ingest.baseUrl, genuine, { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+    const once = replace(replace(genuine, 'MessageType', []), 'MessageSid', [['MessageSid', `${sid}MessageTypetext`]]);
+    const twice = replace(replace(once, 'NumMedia', []), 'MessageSid', [['MessageSid', `${sid}MessageTypetextNumMedia0`]]);
+    for (const forged of [once, twice]) {
+      // The same signature verifies: only the reading of the form can tell.
+      expect(twilioSignature(TWILIO_TOKEN, url, forged)).toBe(signature);
+      expect((await postTwilio(ingest.baseUrl, forged, { publicBaseUrl: PUBLIC_BASE_URL, signature })).status).toBe(200);
+    }
+    expect(await rowsFrom(from)).toEqual([
+      { status: 'queued', last_error: null },
+      { status: 'malformed', last_error: expect.stringContaining('MessageSid is not a Twilio message id') },
+      { status: 'malformed', last_error: expect.stringContaining('MessageSid is not a Twilio message id') },
+    ]);
+    // Other tests' messages may wait in the queues too: these are the ones that share its id.
+    const queued = await waitFor('the queued message', async () => {
+      const got = (await probe.drainWork(ingest.topology)).filter((message) => String(message.properties.messageId).startsWith(`twilio:${sid}`));
+      return got.length > 0 ? got : null;
+    });
+    expect(queued.map((message) => message.properties.messageId)).toEqual([`twilio:${sid}`]);
+  });
+
+  it('keep a receipt a receipt: one whose statuses were split off is kept as malformed, not queued as a message from the shop\'s number', async () => {
+    const shop = 'whatsapp:+15550002302';
+    const replySid = `SM${randomUUID().replace(/-/g, '')}`;
+    const receipt: [string, string][] = [['ApiVersion', '2010-04-01'], ['MessageStatus', 'delivered'], ['SmsSid', replySid], ['SmsStatus', 'delivered'],
+      ['To', 'whatsapp:+15550002303'], ['From', shop], ['MessageSid', replySid], ['AccountSid', 'AC00000000000000000000000000000000']];
+    const signature = twilioSignature(TWILIO_TOKEN, url, receipt);
+    const forged = replace(replace(receipt, 'MessageStatus', [['MessageSt', 'atusdelivered']]), 'SmsStatus', [['SmsSt', 'atusdelivered']]);
+    expect(twilioSignature(TWILIO_TOKEN, url, forged)).toBe(signature);
+    expect((await postTwilio(ingest.baseUrl, forged, { publicBaseUrl: PUBLIC_BASE_URL, signature })).status).toBe(200);
+    expect(await rowsFrom(shop)).toEqual([{ status: 'malformed', last_error: expect.stringContaining('parameter MessageSt is a piece of MessageStatus') }]);
+    expect(await db.sql`SELECT 1 FROM webhook_messages WHERE webhook_source = 'twilio' AND message_id = ${replySid}`).toEqual([]);
+    expect(await db.sql`SELECT 1 FROM webhook_rate_limits WHERE phone_number = ${shop}`).toEqual([]);
+    expect((await probe.drainWork(ingest.topology)).filter((message) => message.properties.messageId === `twilio:${replySid}`)).toEqual([]);
+  });
+});

@@ -103,3 +103,23 @@ describe('Twilio malformed forms', () => {
     expect(parse('')[0]).toMatchObject({ kind: 'malformed' });
   });
 });
+
+/** A fixture with one param's pair replaced by these pairs, the rest byte for byte as sent. */
+function replacing(fixture: string, name: string, pairs: string[]): string {
+  return twilioFixture(fixture).toString('utf8').split('&').flatMap((pair) => (pair.startsWith(`${name}=`) ? pairs : [pair])).join('&');
+}
+
+describe('Twilio forms split anew from a genuine one\'s signed bytes', () => {
+  it.each([
+    ['a MessageSid that swallowed the next parameter', replacing('inbound-text', 'MessageSid', ['MessageSid=SM1a2b3c4d5e6f708192a3b4c5d6e7f801MessageTypetext']), 'MessageSid is not a Twilio message id'],
+    ['an SmsSid other than the MessageSid', replacing('inbound-text', 'SmsSid', ['SmsSid=SM1a2b3c4d5e6f708192a3b4c5d6e7f899']), 'SmsSid differs from MessageSid'],
+    ['a status name cut short', replacing('status-read', 'MessageStatus', ['MessageSt=atusread']), 'parameter MessageSt is a piece of MessageStatus'],
+    ['a status name run on into its value', replacing('status-read', 'SmsStatus', ['SmsStatusr=ead']), 'parameter SmsStatusr is a piece of SmsStatus'],
+    ['two statuses that differ', replacing('status-read', 'SmsStatus', ['SmsStatus=delivered']), 'MessageStatus and SmsStatus differ'],
+    ['a receipt\'s SmsStatus without its MessageStatus', without('status-read', 'MessageStatus'), 'a receipt (SmsStatus) without MessageStatus'],
+  ])('keeps %s as malformed, under its bytes', (_what, raw, reason) => {
+    const [item] = parse(raw) as MalformedItem[];
+    expect(item).toMatchObject({ kind: 'malformed', messageId: expect.stringMatching(/^malformed:/) });
+    expect(item!.reason).toContain(reason);
+  });
+});
