@@ -83,7 +83,9 @@ export async function waitForDrain(drain: Drain, settings: Settings, recorder: R
 /** The drain itself, until nothing is left or the time is up; every count read goes into reads. */
 async function watchDrain(drain: Drain, settings: Settings, recorder: Recorder, client: HttpClient, hooks: DrainHooks, reads: number[], stop?: AbortSignal) {
   const { timeoutSeconds } = drain;
-  const giveUpAt = performance.now() + timeoutSeconds * 1000;
+  // How long a read may wait out a busy stats endpoint: the same end as the drain's own wait,
+  // moved on once onBacklogBuilt has had its time.
+  let giveUpAt = performance.now() + timeoutSeconds * 1000;
   const read = async () => {
     const unfinished = await readStats(settings.baseUrl + drain.statsPath, settings, recorder, client, giveUpAt, stop);
     reads.push(unfinished);
@@ -93,6 +95,7 @@ async function watchDrain(drain: Drain, settings: Settings, recorder: Recorder, 
   hooks.log?.(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);
   await hooks.onBacklogBuilt?.(built);
   const startMs = performance.now();
+  giveUpAt = startMs + timeoutSeconds * 1000;
   const clock = createDrainClock(built, startMs);
   let left = built;
   // From when the backlog was seen built, as under k6, but after onBacklogBuilt (starting a

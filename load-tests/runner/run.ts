@@ -23,8 +23,8 @@ export const INTERRUPT_GRACE_MS = 2_000;
  * Runs a scenario as k6 would, in an open loop: iteration n starts when it is due, whatever
  * happened to earlier ones. http_req_duration is k6's; beside it, latency_from_due_ms counts
  * from when each request was due, so a stalled generator cannot hide delay (no coordinated
- * omission). An iteration due while MAX_VUS are busy is dropped and counted in
- * dropped_iterations, as k6 does. When stop aborts, no further iteration starts, the drain is
+ * omission). An iteration due while every VU started is busy is dropped and counted in
+ * dropped_iterations, and one more VU starts (up to MAX_VUS), as k6 does. When stop aborts, no further iteration starts, the drain is
  * not waited for, and the summary covers what ran.
  */
 export async function runScenario(definition: ScenarioDefinition, settings: Settings, hooks: RunHooks = {}, stop?: AbortSignal): Promise<LoadSummary> {
@@ -58,7 +58,10 @@ export async function runScenario(definition: ScenarioDefinition, settings: Sett
 
 async function runLoad(definition: ScenarioDefinition, run: RunContext, recorder: Recorder, client: HttpClient, hooks: RunHooks, stop?: AbortSignal): Promise<void> {
   const schedule = arrivalSchedule(definition.load);
-  const maxVUs = definition.load.maxVUs;
+  const { maxVUs } = definition.load;
+  // As k6's arrival-rate executors: an iteration due while every VU started so far is busy is
+  // dropped, and one more VU is started for the iterations after it, up to maxVUs.
+  let vus = Math.min(definition.load.preAllocatedVUs, maxVUs);
   // Only the iterations in flight are kept: a 30-minute soak starts close to a million.
   const inFlight = new Set<Promise<void>>();
   const iterate = createIteration(definition, run, recorder, client, hooks);
@@ -80,8 +83,9 @@ async function runLoad(definition: ScenarioDefinition, run: RunContext, recorder
       const now = performance.now();
       while (!stop?.aborted && next < schedule.total && startMs + schedule.dueMs(next) <= now) {
         const dueMs = startMs + schedule.dueMs(next++);
-        if (inFlight.size >= maxVUs) {
+        if (inFlight.size >= vus) {
           recorder.dropped();
+          if (vus < maxVUs) vus += 1;
           continue;
         }
         const running: Promise<void> = iterate(started++, dueMs).finally(() => inFlight.delete(running));

@@ -1,11 +1,11 @@
 import { metaMessageId, senderPhone, twilioMessageSid } from '../lib/ids.ts';
 import { encodeForm } from '../lib/encoding.ts';
-import { META_WEBHOOK_PATH, metaTextBody, ORDER_TEXT, TWILIO_WEBHOOK_PATH, twilioTextParams, type PlannedRequest } from '../lib/payloads.ts';
+import { META_WEBHOOK_PATH, metaTextBody, ORDER_TEXT, TWILIO_BUSINESS_NUMBER, TWILIO_WEBHOOK_PATH, twilioTextParams, type PlannedRequest } from '../lib/payloads.ts';
 import { baseThresholds, constantLoad, nowSeconds, type RunContext, type ScenarioModule } from '../lib/scenario.ts';
 import { metaSignature, twilioSignature } from '../lib/sign.ts';
 
 /** Each forgery is a genuine-looking message that one detail makes unsigned; all must get 401 and leave no row. */
-type Forgery = (id: number, run: RunContext) => Promise<PlannedRequest>;
+type Forgery = (n: number, run: RunContext) => Promise<PlannedRequest>;
 
 const WRONG_SECRET = 'not-the-gateway-secret';
 
@@ -69,16 +69,41 @@ const FORGERIES: Forgery[] = [
   },
 ];
 
-/** Forged signatures of every kind in turn: all must be answered 401 and recorded nowhere. */
+/**
+ * Genuinely signed requests beside the forgeries, with the same secrets and URL, that record no
+ * message: a Meta envelope of no entries (answered 200, counted ignored) and a Twilio receipt
+ * for a reply the gateway never sent. Half the forgeries sign with the real secret and change
+ * one detail; with a wrong secret or PUBLIC_BASE_URL they would be refused for the wrong reason
+ * and the run pass. These controls are refused then too, which fails checks and http_req_failed.
+ */
+const CONTROLS: Forgery[] = [
+  async (n, run) => {
+    const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [] });
+    const headers = { 'Content-Type': 'application/json', 'X-Hub-Signature-256': await metaSignature(run.settings.metaSecret, body) };
+    return { path: META_WEBHOOK_PATH, headers, body, expectedStatus: 200, tags: { kind: 'control-meta' }, messageId: `control.${run.runId}.${n}` };
+  },
+  async (n, run) => {
+    const sid = twilioMessageSid(run.runId, n);
+    const params: [string, string][] = [['MessageSid', sid], ['MessageStatus', 'delivered'], ['SmsSid', sid], ['SmsStatus', 'delivered'],
+      ['To', `whatsapp:+${senderPhone(run.runId, n % run.settings.senders)}`], ['From', TWILIO_BUSINESS_NUMBER], ['ApiVersion', '2010-04-01']];
+    const signature = await twilioSignature(run.settings.twilioToken, run.settings.publicBaseUrl + TWILIO_WEBHOOK_PATH, params);
+    const headers = { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': signature };
+    return { path: TWILIO_WEBHOOK_PATH, headers, body: encodeForm(params), expectedStatus: 200, tags: { kind: 'control-twilio' }, messageId: sid };
+  },
+];
+
+const ROUND = [...FORGERIES, ...CONTROLS];
+
+/** Forged signatures of every kind in turn, all to be answered 401 and recorded nowhere, and a control of each provider per round. */
 export const forgedSignatures: ScenarioModule = {
   name: 'forged-signatures',
   defaults: { rate: 200, duration: '1m', signs: ['meta', 'twilio'] },
   define: (settings) => ({
     name: 'forged-signatures',
-    description: `${FORGERIES.length} kinds of forged Meta and Twilio signatures in turn, each expecting 401`,
+    description: `${FORGERIES.length} kinds of forged Meta and Twilio signatures in turn, each expecting 401, and ${CONTROLS.length} genuinely signed controls expecting 200`,
     load: constantLoad(settings),
     thresholds: { ...baseThresholds(settings, { slo: false }), forged_accepted: ['count==0'] },
-    counters: [{ name: 'forged_accepted', perAnswer: (_request, status) => status >= 200 && status < 300 }],
-    plan: async (iteration, run) => [await FORGERIES[iteration % FORGERIES.length]!(iteration, run)],
+    counters: [{ name: 'forged_accepted', perAnswer: (request, status) => request.tags.kind!.startsWith('forged-') && status >= 200 && status < 300 }],
+    plan: async (iteration, run) => [await ROUND[iteration % ROUND.length]!(iteration, run)],
   }),
 };

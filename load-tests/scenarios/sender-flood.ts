@@ -14,6 +14,10 @@ export const senderFlood: ScenarioModule = {
   defaults: { rate: 500, duration: '1m', signs: ['meta'] },
   define: (settings) => {
     const floodShare = shareFrom(settings.env, 'FLOOD_SHARE', 0.5);
+    // Without a flooder, or without anyone else, one of its two thresholds has no sample and passes unjudged.
+    if (floodShare <= 0 || floodShare >= 1) {
+      throw new Error('FLOOD_SHARE must be above 0 and below 1: the scenario judges both the flooding sender and the others (for a run without a flooder, use meta-constant)');
+    }
     const isFlood = (iteration: number) => Math.floor((iteration + 1) * floodShare) > Math.floor(iteration * floodShare);
     const thresholds = baseThresholds(settings, { slo: true });
     thresholds['http_req_duration{sender:flood}'] = [`p(99)<${settings.ackP99Ms}`];

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadEnv } from '../support/load';
+import { PUBLIC_BASE_URL } from '../support/pipeline';
 import { useIngestSuite } from '../support/ingest';
 import { waitFor } from '../support/wait';
 
@@ -39,7 +40,8 @@ describe('npm run load -- <scenario>', () => {
     expect(scripts.load).toBe(`node ${LOAD_SCRIPT.join(' ')}`);
   });
 
-  const suite = useIngestSuite();
+  // The gateway's PUBLIC_BASE_URL is the one the runner signs Twilio requests over.
+  const suite = useIngestSuite({ PUBLIC_BASE_URL });
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'wagate-load-'));
@@ -57,6 +59,14 @@ describe('npm run load -- <scenario>', () => {
     const summary = JSON.parse(readFileSync(summaryPath, 'utf8'));
     expect(summary).toMatchObject({ scenario: 'forged-signatures', runner: 'node', ok: true, requests: 40, counters: { forged_accepted: 0 } });
     expect(JSON.stringify(summary)).not.toContain(loadEnv('').WHATSAPP_APP_SECRET);
+  }, CLI_TIMEOUT_MS);
+
+  it('refuses, before any load, a SUMMARY_PATH whose folder is missing, where k6 would lose the summary after the run', async () => {
+    const summaryPath = path.join(dir, 'missing', 'forged.json');
+    const { code, stdout, stderr } = await runLoadCommand(['forged-signatures'], { ...loadEnv(suite.ingest.baseUrl), DURATION: '1s', RATE: '40', SUMMARY_PATH: summaryPath });
+    expect(code).toBe(2);
+    expect(stderr).toContain(`the folder ${path.join(dir, 'missing')} does not exist; create it first`);
+    expect(stdout).not.toContain('run ');
   }, CLI_TIMEOUT_MS);
 
   it('exits 1 and marks the threshold that failed', async () => {

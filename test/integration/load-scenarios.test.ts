@@ -44,15 +44,26 @@ describe('load scenarios, run briefly by the Node runner against a real gateway'
     return rows;
   }
 
-  it('forged signatures: every request is refused with 401 and none leaves a row', async () => {
+  it('forged signatures: every forgery is refused with 401, each control accepted, and none leaves a message', async () => {
     const result = await runBriefly(forgedSignatures, pipeline.ingest.baseUrl);
     expectEveryThresholdPassed(result);
     expect(result.summary.counters.forged_accepted).toBe(0);
-    expect(result.answers.every((answer) => answer.status === 401)).toBe(true);
-    expect(new Set(result.answers.map((answer) => answer.kind)).size).toBe(8);
-    expect(result.summary.checks.map((check) => check.name).sort()).toEqual([...new Set(result.answers.map((answer) => `${answer.kind} answered 401`))].sort());
+    const forged = result.answers.filter((answer) => answer.kind.startsWith('forged-'));
+    const controls = result.answers.filter((answer) => answer.kind.startsWith('control-'));
+    expect(forged.every((answer) => answer.status === 401)).toBe(true);
+    expect(controls.every((answer) => answer.status === 200)).toBe(true);
+    expect([new Set(forged.map((answer) => answer.kind)).size, new Set(controls.map((answer) => answer.kind)).size]).toEqual([8, 2]);
+    expect(result.summary.checks.map((check) => check.name).sort()).toEqual([...new Set(result.answers.map((answer) => `${answer.kind} answered ${answer.kind.startsWith('forged-') ? 401 : 200}`))].sort());
     expect(result.summary.checks.every((check) => check.passes > 0 && check.fails === 0)).toBe(true);
     expect((await rowsFor(pipeline.db.sql, result.answers.map((answer) => answer.messageId))).size).toBe(0);
+  }, RUN_TIMEOUT_MS);
+
+  it('forged signatures: fails, rather than passing for the wrong reason, when it signs for another URL than the gateway\'s', async () => {
+    // Every Twilio request, the forgeries included, is then refused for its URL: only the control shows it.
+    const result = await runBriefly(forgedSignatures, pipeline.ingest.baseUrl, { PUBLIC_BASE_URL: 'https://not-the-gateway.example.com' });
+    expect(result.summary.ok).toBe(false);
+    expect(result.summary.verdicts.filter((verdict) => !verdict.ok).map((verdict) => verdict.metric).sort()).toEqual(['checks', 'http_req_failed']);
+    expect(result.summary.checks.find((check) => check.name === 'control-twilio answered 200')).toMatchObject({ passes: 0 });
   }, RUN_TIMEOUT_MS);
 
   it('backlog: acks while no worker runs, then the backlog drains once one starts', async () => {

@@ -24,6 +24,9 @@ export function loadEnv(baseUrl: string, overrides: Env = {}): Env {
     DURATION: '1s',
     ACK_P99_MS: String(REQUEST_TIMEOUT_MS),
     SLO_P99_MS: String(REQUEST_TIMEOUT_MS),
+    // Every VU started at once: as in k6, an iteration that finds every started VU busy is
+    // dropped while the pool grows, and a pause of the busy test machine must not drop any.
+    PRE_ALLOCATED_VUS: '5000',
     MAX_VUS: '5000',
     ...overrides,
   };

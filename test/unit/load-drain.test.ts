@@ -61,6 +61,20 @@ describe('the Node runner\'s backlog drain', () => {
     }
   });
 
+  it('waits out a busy stats endpoint until the drain\'s own end, counted from after onBacklogBuilt, however long that took', async () => {
+    // Before the load, the backlog built, then a poll the endpoint is busy for, then drained.
+    const stats = await statsServer(STATS_PATH, [{ status: 200, unfinished: 5 }, { status: 200, unfinished: 5 }, { status: 503, retryAfter: '1' }, { status: 200, unfinished: 0 }]);
+    try {
+      const drain = { ...drainOnly(), drain: { timeoutSeconds: 7, statsPath: STATS_PATH } };
+      // Starting the worker takes 4 s: the first drain poll, 5 s later, meets the busy endpoint 9 s after the backlog was read.
+      const summary = await runScenario(drain, { ...SETTINGS, baseUrl: stats.baseUrl }, { onBacklogBuilt: () => new Promise((resolve) => setTimeout(resolve, 4000)) });
+      expect(stats.polls).toEqual([200, 200, 503, 200]);
+      expect(summary.counters).toEqual({ backlog_messages: 5, backlog_left: 0 });
+    } finally {
+      await stats.close();
+    }
+  }, 30_000);
+
   it('asks the stats endpoint before the load, so a wrong ADMIN_TOKEN stops the run before it starts', async () => {
     const stats = await statsServer(STATS_PATH, [{ status: 401 }]);
     try {

@@ -41,6 +41,18 @@ describe('the Node runner', () => {
     expect(summary.droppedIterations).toBe(20 - started);
   });
 
+  it('drops an iteration that finds every VU started busy and starts one more, up to MAX_VUS, as k6 does', async () => {
+    const slow = scenario({
+      load: { executor: 'constant-arrival-rate', rate: RATE, durationSeconds: 0.5, preAllocatedVUs: 1, maxVUs: 50 },
+      plan: () => new Promise((resolve) => setTimeout(() => resolve([]), 120)),
+    });
+    const summary = await runScenario(slow, SETTINGS);
+    // 120 ms an iteration, one due every 25 ms: the pool grows one VU per drop until it keeps up (about five).
+    expect(summary.droppedIterations).toBeGreaterThanOrEqual(3);
+    expect(summary.droppedIterations).toBeLessThan(20);
+    expect(summary.counters.iterations_started).toBe(20 - summary.droppedIterations);
+  });
+
   it('numbers only the iterations it starts, as k6 does, so a dropped one leaves no gap', async () => {
     const numbers: number[] = [];
     const slow = scenario({

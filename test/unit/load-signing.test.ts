@@ -29,13 +29,13 @@ describe('load-test signing library', () => {
   });
 
   it.each(TEXTS)('signs a Twilio form the gateway accepts over PUBLIC_BASE_URL and the sorted params: %j', async (text) => {
-    const request = await signedTwilioRequest(TOKEN, PUBLIC_BASE_URL, { sid: 'SM0123', from: 'whatsapp:+15550002222', text }, {});
+    const request = await signedTwilioRequest(TOKEN, PUBLIC_BASE_URL, { sid: 'SM0123456789abcdef0123456789abcdef', from: 'whatsapp:+15550002222', text }, {});
     const params = parseForm(Buffer.from(request.body, 'utf8'));
     const check = { secrets: [TOKEN], url: PUBLIC_BASE_URL + TWILIO_WEBHOOK_PATH, params, signature: request.headers['X-Twilio-Signature'] };
     expect(verifyTwilioSignature(check)).toBe(true);
     expect(verifyTwilioSignature({ ...check, secrets: ['another-token'] })).toBe(false);
     expect(verifyTwilioSignature({ ...check, url: 'https://elsewhere.example.com' + TWILIO_WEBHOOK_PATH })).toBe(false);
-    expect(parseTwilioForm(Buffer.from(request.body, 'utf8'), 0)[0]).toMatchObject({ kind: 'message', messageId: 'SM0123', sender: 'whatsapp:+15550002222' });
+    expect(parseTwilioForm(Buffer.from(request.body, 'utf8'), 0)[0]).toMatchObject({ kind: 'message', messageId: 'SM0123456789abcdef0123456789abcdef', sender: 'whatsapp:+15550002222' });
   });
 
   it('builds the signed Twilio string as the gateway does, repeated names and values included', () => {

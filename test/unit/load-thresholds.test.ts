@@ -206,6 +206,14 @@ describe('load-test settings', () => {
     expect(readSettings(ENV, 'x', defaults)).toMatchObject({ rate: 100, maxVUs: 100, preAllocatedVUs: 20 });
   });
 
+  it('refuses a flood run without a flooder or without other senders: one of its thresholds would pass unjudged', () => {
+    const flood = SCENARIOS['sender-flood']!;
+    for (const share of ['0', '1']) {
+      expect(() => flood.define(readSettings({ ...ENV, FLOOD_SHARE: share }, flood.name, flood.defaults))).toThrow('FLOOD_SHARE must be above 0 and below 1');
+    }
+    expect(flood.define(readSettings({ ...ENV, FLOOD_SHARE: '0.9' }, flood.name, flood.defaults)).description).toContain('90 %');
+  });
+
   it('waits as long as the stats endpoint\'s Retry-After says, and polls it within its limit', () => {
     expect(retryAfterSeconds('7')).toBe(7);
     expect(retryAfterSeconds(null)).toBe(DEFAULT_RETRY_AFTER_SECONDS);
