@@ -58,8 +58,8 @@ export interface LedgerRecorderOptions {
   /** A new receipt (not a copy) that found one of wagate's replies, with what it says (sent, delivered, read, failed). */
   onReplyReceipt?(source: Source, receipt: string): void;
   /**
-   * A batch committed after its requests were answered 503 (the answer came past their deadline):
-   * what it recorded for each item, which the answers never said.
+   * A request answered 503 at its deadline whose batch then committed (the answer came past it):
+   * what was recorded for each of its items, which its answer never said.
    */
   onLateCommit?(recorded: { source: Source; outcome: LedgerOutcome }[]): void;
   /** A batch failed for a reason other than the database's health; its requests are being committed apart. */
@@ -251,10 +251,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     // have their 503 (the provider's retry finds a duplicate), but its messages are queued.
     // Answered again, the requests change nothing; their rows go to the relay now, ahead of
     // what the same senders send next, not a lease later from a sweep behind it.
-    if (!answered && late !== null) {
-      options.onLateCommit?.(late.map((row) => ({ source: plan.items[row.ord]!.item.source, outcome: row.outcome })));
-      await answer(batch, plan, late, started);
-    }
+    if (!answered && late !== null) await answer(batch, plan, late, started);
     return failure;
   }
 
@@ -314,6 +311,8 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
     for (const request of batch) {
       const outcomes = plan.outcomes.slice(offset, offset + request.items.length) as LedgerOutcome[];
       offset += request.items.length;
+      // Had its 503 at its own deadline, before this commit answered: its items are recorded all the same.
+      if (request.expired) options.onLateCommit?.(request.items.map((item, index) => ({ source: item.source, outcome: outcomes[index]! })));
       // A request past its deadline has had its 503: nothing waits for the publish on its behalf.
       if (publishing && options.ackAfterPublishMs !== undefined && outcomes.includes('queued') && !request.expired && Date.now() < request.deadlineAt) {
         void waitForPublish(publishing, options.ackAfterPublishMs).then((result) => {
