@@ -71,14 +71,15 @@ const FORGERIES: Forgery[] = [
 
 /**
  * Genuinely signed requests beside the forgeries, with the same secrets and URL, that record no
- * message: a Meta envelope of no entries (answered 200, counted ignored) and a Twilio receipt
+ * message: a Meta envelope whose entry holds no change (answered 200, counted ignored) and a Twilio receipt
  * for a reply the gateway never sent. Half the forgeries sign with the real secret and change
  * one detail; with a wrong secret or PUBLIC_BASE_URL they would be refused for the wrong reason
  * and the run pass. These controls are refused then too, which fails checks and http_req_failed.
  */
 const CONTROLS: Forgery[] = [
   async (n, run) => {
-    const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [] });
+    // One entry of no changes: an envelope of no entries at all is malformed, and would be kept.
+    const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: '0', changes: [] }] });
     const headers = { 'Content-Type': 'application/json', 'X-Hub-Signature-256': await metaSignature(run.settings.metaSecret, body) };
     return { path: META_WEBHOOK_PATH, headers, body, expectedStatus: 200, tags: { kind: 'control-meta' }, messageId: `control.${run.runId}.${n}` };
   },

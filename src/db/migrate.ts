@@ -100,7 +100,7 @@ const LOCK_RETRY_PAUSE_MS = 500;
 export async function migrate(sql: Sql, migrations = readMigrations(), options: MigrateOptions = {}): Promise<string[]> {
   const connection = (await sql.reserve()) as unknown as Sql & { release(): void };
   try {
-    await takeMigrationLock(connection, options);
+    const lockSession = await takeMigrationLock(connection, options);
     await connection`
       CREATE TABLE IF NOT EXISTS schema_migrations (
         version integer PRIMARY KEY,
@@ -121,7 +121,7 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
         }
         continue;
       }
-      await refuseTransactionPooling(connection);
+      await refuseTransactionPooling(connection, lockSession);
       await applyWithLockRetries(connection, migration, options);
       done.push(migration.name);
     }
@@ -233,28 +233,39 @@ function runsOutsideTransaction(migration: Migration): boolean {
  * each migration, since a pooler under little load often keeps one client on one server
  * connection for a while.
  */
-async function refuseTransactionPooling(connection: Sql): Promise<void> {
+async function refuseTransactionPooling(connection: Sql, lockSession: number): Promise<void> {
   const [row] = await connection<{ held: boolean }[]>`
     SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
       AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1) AS held`;
-  if (!row!.held) {
-    throw new WagateError('MIGRATION_FAILED',
-      'the migration lock is not held by the session this statement ran on: a pooler in transaction mode (PgBouncer) sends statements to other server connections, where migrations are neither kept apart nor bounded in how long they wait for locks. Run wagate migrate on a direct connection to PostgreSQL (the chart: migrations.databaseUrlFrom), or through a pool in session mode');
+  if (row!.held) return;
+  // The lock stays with the server connection that took it, which the pooler hands to others:
+  // given back from there if a statement reaches it again, else named for an operator to end.
+  let released = false;
+  for (let attempt = 0; attempt < POOLED_UNLOCK_ATTEMPTS && !released; attempt += 1) {
+    const [unlock] = await connection<{ released: boolean }[]>`
+      SELECT CASE WHEN pg_backend_pid() = ${lockSession} THEN pg_advisory_unlock(${MIGRATION_LOCK_KEY}) ELSE false END AS released`;
+    released = unlock!.released;
   }
+  const lock = released ? 'the lock it took was given back' : `the lock it took is still held by server connection ${lockSession}: end it with SELECT pg_terminate_backend(${lockSession}), or the next run waits for it`;
+  throw new WagateError('MIGRATION_FAILED',
+    `the migration lock is not held by the session this statement ran on: a pooler in transaction mode (PgBouncer) sends statements to other server connections, where migrations are neither kept apart nor bounded in how long they wait for locks (${lock}). Run wagate migrate on a direct connection to PostgreSQL (the chart: migrations.databaseUrlFrom), or through a pool in session mode`);
 }
+
+/** Statements sent to reach the pooled server connection that holds the lock, to give it back. */
+const POOLED_UNLOCK_ATTEMPTS = 10;
 
 /**
  * Polls for the lock instead of waiting inside pg_advisory_lock: a waiting statement holds
  * a snapshot, and CREATE INDEX CONCURRENTLY in the runner that has the lock would wait for
  * that snapshot to go away, a deadlock Postgres would have to break.
  */
-async function takeMigrationLock(connection: Sql, options: MigrateOptions): Promise<void> {
+async function takeMigrationLock(connection: Sql, options: MigrateOptions): Promise<number> {
   const report = options.lockHolderReportMs ?? { first: 5000, every: 60_000 };
   const started = performance.now();
   let nextReport = report.first;
   for (;;) {
-    const [row] = await connection<{ locked: boolean }[]>`SELECT pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) AS locked`;
-    if (row!.locked) return;
+    const [row] = await connection<{ locked: boolean; pid: number }[]>`SELECT pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) AS locked, pg_backend_pid() AS pid`;
+    if (row!.locked) return row!.pid;
     const waited = performance.now() - started;
     if (options.onLockHeld && waited >= nextReport) {
       nextReport = waited + report.every;

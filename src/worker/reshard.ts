@@ -91,6 +91,8 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
   // delays or delivery limit than the workers' stopped every worker of the group, and the
   // command failed only once they had all let go of their shards.
   await checkBrokerMatches(deps.amqpUrl, topologyNames({ ...deps.topology, shards: from }));
+  // Read before the pause too: a failure here must leave the workers as they were.
+  const earlierDelays = (await recordedRetryDelays(sql, prefix)).filter((delayMs) => !deps.topology.retryDelaysMs.includes(delayMs));
   await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${prefix}, ${from}, true)
             ON CONFLICT (queue_prefix) DO UPDATE SET paused = true, updated_at = now()`;
   deps.progress(`paused the workers of "${prefix}"; waiting for them to release ${from} shard(s)`);
@@ -131,7 +133,6 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
     await refuse(`no live worker holds a shard, but these shard queues still have consumers: ${which}`, 'the worker processes still connected to the broker (kubectl scale the worker Deployment to 0)');
   }
   const newTopology = topologyNames({ ...deps.topology, shards: to });
-  const earlierDelays = (await recordedRetryDelays(sql, prefix).catch(stillPaused)).filter((delayMs) => !deps.topology.retryDelaysMs.includes(delayMs));
   const earlierTiers = topologyNames({ ...deps.topology, retryDelaysMs: earlierDelays }).retryTiers;
   // A test holds the run here, the workers paused and nothing moved, to connect a process meanwhile.
   await failpoint('reshard.before-move');

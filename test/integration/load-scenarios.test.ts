@@ -45,6 +45,7 @@ describe('load scenarios, run briefly by the Node runner against a real gateway'
   }
 
   it('forged signatures: every forgery is refused with 401, each control accepted, and none leaves a message', async () => {
+    const malformedBefore = await pipeline.db.sql`SELECT count(*)::integer AS n FROM webhook_messages WHERE status = 'malformed'`;
     const result = await runBriefly(forgedSignatures, pipeline.ingest.baseUrl);
     expectEveryThresholdPassed(result);
     expect(result.summary.counters.forged_accepted).toBe(0);
@@ -56,6 +57,8 @@ describe('load scenarios, run briefly by the Node runner against a real gateway'
     expect(result.summary.checks.map((check) => check.name).sort()).toEqual([...new Set(result.answers.map((answer) => `${answer.kind} answered ${answer.kind.startsWith('forged-') ? 401 : 200}`))].sort());
     expect(result.summary.checks.every((check) => check.passes > 0 && check.fails === 0)).toBe(true);
     expect((await rowsFor(pipeline.db.sql, result.answers.map((answer) => answer.messageId))).size).toBe(0);
+    // Nor any row under another key: a control's body kept as malformed would be one.
+    expect(await pipeline.db.sql`SELECT count(*)::integer AS n FROM webhook_messages WHERE status = 'malformed'`).toEqual(malformedBefore);
   }, RUN_TIMEOUT_MS);
 
   it('forged signatures: fails, rather than passing for the wrong reason, when it signs for another URL than the gateway\'s', async () => {

@@ -155,6 +155,7 @@ describe('intents', () => {
     'stornieren', 'bitte stornieren', 'please cancel my order 🙏', 'cancela meu pedido', 'quero cancelar o meu pedido',
     'storniere bitte meine Bestellung', 'I want to cancel my last order', 'solo CANCELAR', 'só CANCELAR', 'nur STORNO',
     'cancel the whole order', 'cancela mi último pedido', 'die ganze Bestellung stornieren', 'meine letzte Bestellung stornieren',
+    'cancela todo el pedido', 'cancela todo mi pedido', 'cancela todo o pedido',
   ])('takes "%s" as cancel', (text) => {
     expect(parseOrderText(text)).toEqual({ intent: 'cancel', items: [], excluded: [], unsure: [] });
   });
@@ -215,7 +216,7 @@ describe('intents', () => {
   // other one, and "everything" is more than one.
   it.each([
     'please cancel my previous order', 'cancel the first order', 'cancel the other order', 'cancel all', 'cancel everything', 'cancel both',
-    'cancela el pedido anterior', 'cancela todo', 'cancelar o pedido anterior', 'cancela tudo',
+    'cancela el pedido anterior', 'cancela todo', 'cancela todos mis pedidos', 'cancelar o pedido anterior', 'cancela tudo',
     'vorherige Bestellung stornieren', 'alles stornieren', 'bitte alle stornieren',
   ])('asks about a cancel that may mean an order other than the newest, or several: "%s"', (text) => {
     const parsed = parseOrderText(text);
