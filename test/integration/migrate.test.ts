@@ -217,6 +217,33 @@ describe('migrate behind a pooler in transaction mode', () => {
   });
 });
 
+describe('migrate behind a pooler that sends a statement of its own to another server connection', () => {
+  it('bounds each migration\'s wait for locks all the same: its lock timeout travels in the DDL\'s own transaction', async () => {
+    // Session settings sent on their own go elsewhere; everything else to the session that holds the lock.
+    const pool = createDatabase({ url: db.url, maxConnections: 2, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-test' });
+    const [main, other] = [await pool.reserve(), await pool.reserve()];
+    const route = (query: unknown) => (typeof query === 'string' && /^\s*(SET|RESET)\b/i.test(query) ? other : main);
+    const pooled = new Proxy(function pooled() {}, {
+      apply: (_target, _this, args: unknown[]) => (main as unknown as (...a: unknown[]) => unknown)(...args),
+      get: (_target, property) => {
+        if (property === 'then') return undefined;
+        if (property === 'release') return () => undefined;
+        return (...args: unknown[]) => (route(args[0]) as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[property]!(...args);
+      },
+    });
+    const throughPooler = { reserve: async () => pooled } as unknown as typeof db.sql;
+    const probe = { version: 9102, name: '9102_test.sql', checksum: 'test-9102',
+      sql: "DO $$ BEGIN IF current_setting('lock_timeout') = '0' THEN RAISE EXCEPTION 'no lock timeout inside the migration'; END IF; END $$" };
+    try {
+      expect(await migrate(throughPooler, [...readMigrations(), probe])).toContain('9102_test.sql');
+    } finally {
+      main.release();
+      other.release();
+      await pool.end();
+    }
+  });
+});
+
 describe('migrate while another session holds the migration lock', () => {
   it('says who holds it while it waits, and goes ahead once it is released', async () => {
     const holderPool = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'left-from-a-killed-run' });
