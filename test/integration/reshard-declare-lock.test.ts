@@ -214,3 +214,43 @@ it('refuses a second run while a first whose Postgres lock was ended still moves
   }
   expect(found).toEqual(Object.fromEntries(SENDERS.map((sender) => [sender, [1, 2, 3].map((n) => `wamid.${sender}.${n}`)])));
 }, 120_000);
+
+it('stops while it distributes, every 100 messages, once its Postgres lock is ended, the rest left in staging for the rerun', async () => {
+  const prefix = options.prefix;
+  const two = topologyNames({ ...options, shards: 2 });
+  const four = topologyNames(options);
+  expect((await db.sql`SELECT shard_count FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0]).toEqual({ shard_count: 2 });
+  const PER_SENDER = 60;
+  const channel = await connection.createConfirmChannel();
+  for (let n = 1; n <= PER_SENDER; n += 1) {
+    for (const sender of SENDERS) {
+      const body = { ...JSON.parse(message(sender).toString()), messageId: `wamid.${sender}.many.${n}` };
+      channel.publish(two.exchange, routingKeyFor(two, sender!), Buffer.from(JSON.stringify(body)), { persistent: true, mandatory: true, messageId: `whatsapp:wamid.${sender}.many.${n}` });
+    }
+  }
+  await channel.waitForConfirms();
+  await channel.close();
+
+  // A quarter distributed (60 of 240), the lock is ended; no other run comes, and nothing else would tell it.
+  const first = await runWagatePausedAt('reshard.distributing', ['reshard', '--to', '4'], env, async () => {
+    const ended = await db.sql`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted
+                                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+    expect(ended).toHaveLength(1);
+  });
+  expect(first.code).not.toBe(0);
+  expect(first.stderr).toContain(`the reshard of "${prefix}" lost its lock in Postgres`);
+  // It stopped at its 100th message, not at the end of the move.
+  expect((await inspectQueue(connection, `${prefix}.reshard`))?.messageCount).toBe(SENDERS.length * PER_SENDER - 100);
+  expect((await db.sql`SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0]).toEqual({ shard_count: 2, paused: true });
+
+  const rerun = await runWagate(['reshard', '--to', '4'], { ...env, LOG_LEVEL: 'silent' });
+  expect([rerun.code, rerun.stdout]).toEqual([0, expect.stringContaining('resharded from 2 to 4')]);
+  const found: Record<string, string[]> = {};
+  for (const shard of four.shards) {
+    for (const delivered of await probe.drain(shard.queue)) {
+      const body = bodyOf(delivered);
+      (found[String(body.senderKey)] ??= []).push(String(body.messageId));
+    }
+  }
+  expect(found).toEqual(Object.fromEntries(SENDERS.map((sender) => [sender, Array.from({ length: PER_SENDER }, (_, n) => `wamid.${sender}.many.${n + 1}`)])));
+}, 120_000);
