@@ -71,6 +71,18 @@ async function existing(): Promise<string[]> {
 
 const queues = (count: number) => topologyNames({ ...options, shards: count }).shards.map((shard) => shard.queue);
 
+/** What the shards of `topology` hold, drained: each sender's message ids, in queue order. */
+async function idsBySender(topology: ReturnType<typeof topologyNames>): Promise<Record<string, string[]>> {
+  const found: Record<string, string[]> = {};
+  for (const shard of topology.shards) {
+    for (const delivered of await probe.drain(shard.queue)) {
+      const body = bodyOf(delivered);
+      (found[String(body.senderKey)] ??= []).push(String(body.messageId));
+    }
+  }
+  return found;
+}
+
 /** A sender on each of the four shards. */
 const SENDERS = [0, 1, 2, 3].map((shard) => {
   for (let n = 0; ; n += 1) if (shardOf(`1555001${n}`, 4) === shard) return `1555001${n}`;
@@ -205,14 +217,7 @@ it('refuses a second run while a first whose Postgres lock was ended still moves
   const rerun = await runWagate(['reshard', '--to', '2'], { ...env, LOG_LEVEL: 'silent' });
   expect([rerun.code, rerun.stdout]).toEqual([0, expect.stringContaining('resharded from 4 to 2')]);
   // Every message once, and each sender's in order.
-  const found: Record<string, string[]> = {};
-  for (const shard of two.shards) {
-    for (const delivered of await probe.drain(shard.queue)) {
-      const body = bodyOf(delivered);
-      (found[String(body.senderKey)] ??= []).push(String(body.messageId));
-    }
-  }
-  expect(found).toEqual(Object.fromEntries(SENDERS.map((sender) => [sender, [1, 2, 3].map((n) => `wamid.${sender}.${n}`)])));
+  expect(await idsBySender(two)).toEqual(Object.fromEntries(SENDERS.map((sender) => [sender, [1, 2, 3].map((n) => `wamid.${sender}.${n}`)])));
 }, 120_000);
 
 it('stops while it distributes, every 100 messages, once its Postgres lock is ended, the rest left in staging for the rerun', async () => {
@@ -245,12 +250,5 @@ it('stops while it distributes, every 100 messages, once its Postgres lock is en
 
   const rerun = await runWagate(['reshard', '--to', '4'], { ...env, LOG_LEVEL: 'silent' });
   expect([rerun.code, rerun.stdout]).toEqual([0, expect.stringContaining('resharded from 2 to 4')]);
-  const found: Record<string, string[]> = {};
-  for (const shard of four.shards) {
-    for (const delivered of await probe.drain(shard.queue)) {
-      const body = bodyOf(delivered);
-      (found[String(body.senderKey)] ??= []).push(String(body.messageId));
-    }
-  }
-  expect(found).toEqual(Object.fromEntries(SENDERS.map((sender) => [sender, Array.from({ length: PER_SENDER }, (_, n) => `wamid.${sender}.many.${n + 1}`)])));
+  expect(await idsBySender(four)).toEqual(Object.fromEntries(SENDERS.map((sender) => [sender, Array.from({ length: PER_SENDER }, (_, n) => `wamid.${sender}.many.${n + 1}`)])));
 }, 120_000);
