@@ -99,8 +99,10 @@ const LOCK_RETRY_PAUSE_MS = 500;
  */
 export async function migrate(sql: Sql, migrations = readMigrations(), options: MigrateOptions = {}): Promise<string[]> {
   const connection = (await sql.reserve()) as unknown as Sql & { release(): void };
+  // The session holding the migration lock, until it is given back.
+  const lock: HeldLock = { session: null };
   try {
-    const lockSession = await takeMigrationLock(connection, options);
+    lock.session = await takeMigrationLock(connection, options);
     await connection`
       CREATE TABLE IF NOT EXISTS schema_migrations (
         version integer PRIMARY KEY,
@@ -121,7 +123,7 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
         }
         continue;
       }
-      await refuseTransactionPooling(connection, lockSession);
+      await refuseTransactionPooling(connection, lock);
       await applyWithLockRetries(connection, migration, options);
       done.push(migration.name);
     }
@@ -129,7 +131,7 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
   } finally {
     // The connection goes back to the caller's pool: leave no lock_timeout behind.
     await connection.unsafe('RESET lock_timeout').catch(() => undefined);
-    await connection`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.catch(() => undefined);
+    await giveBackLock(connection, lock).catch(() => undefined);
     connection.release();
   }
 }
@@ -233,26 +235,42 @@ function runsOutsideTransaction(migration: Migration): boolean {
  * each migration, since a pooler under little load often keeps one client on one server
  * connection for a while.
  */
-async function refuseTransactionPooling(connection: Sql, lockSession: number): Promise<void> {
+async function refuseTransactionPooling(connection: Sql, lock: HeldLock): Promise<void> {
+  const lockSession = lock.session!;
   const [row] = await connection<{ held: boolean }[]>`
     SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
       AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1) AS held`;
   if (row!.held) return;
-  // The lock stays with the server connection that took it, which the pooler hands to others:
-  // given back from there if a statement reaches it again, else named for an operator to end.
-  let released = false;
-  for (let attempt = 0; attempt < POOLED_UNLOCK_ATTEMPTS && !released; attempt += 1) {
-    const [unlock] = await connection<{ released: boolean }[]>`
-      SELECT CASE WHEN pg_backend_pid() = ${lockSession} THEN pg_advisory_unlock(${MIGRATION_LOCK_KEY}) ELSE false END AS released`;
-    released = unlock!.released;
-  }
-  const lock = released ? 'the lock it took was given back' : `the lock it took is still held by server connection ${lockSession}: end it with SELECT pg_terminate_backend(${lockSession}), or the next run waits for it`;
+  const given = (await giveBackLock(connection, lock)) ? 'the lock it took was given back' : `the lock it took is still held by server connection ${lockSession}: end it with SELECT pg_terminate_backend(${lockSession}), or the next run waits for it`;
   throw new WagateError('MIGRATION_FAILED',
-    `the migration lock is not held by the session this statement ran on: a pooler in transaction mode (PgBouncer) sends statements to other server connections, where migrations are neither kept apart nor bounded in how long they wait for locks (${lock}). Run wagate migrate on a direct connection to PostgreSQL (the chart: migrations.databaseUrlFrom), or through a pool in session mode`);
+    `the migration lock is not held by the session this statement ran on: a pooler in transaction mode (PgBouncer) sends statements to other server connections, where migrations are neither kept apart nor bounded in how long they wait for locks (${given}). Run wagate migrate on a direct connection to PostgreSQL (the chart: migrations.databaseUrlFrom), or through a pool in session mode`);
 }
 
 /** Statements sent to reach the pooled server connection that holds the lock, to give it back. */
 const POOLED_UNLOCK_ATTEMPTS = 10;
+
+/**
+ * Unlocks on the session that took the lock, and only there: behind a pooler a bare unlock
+ * could reach a session where another run holds it. Directly connected, the first statement is
+ * that session; behind a pooler it may take several, or none reach it. Answers whether one did.
+ */
+async function giveBackLock(connection: Sql, lock: HeldLock): Promise<boolean> {
+  if (lock.session === null) return true;
+  for (let attempt = 0; attempt < POOLED_UNLOCK_ATTEMPTS; attempt += 1) {
+    const [row] = await connection<{ here: boolean }[]>`
+      SELECT pg_backend_pid() = ${lock.session} AS here,
+             CASE WHEN pg_backend_pid() = ${lock.session} THEN pg_advisory_unlock(${MIGRATION_LOCK_KEY}) END AS released`;
+    if (row!.here) {
+      lock.session = null;
+      return true;
+    }
+  }
+  return false;
+}
+
+interface HeldLock {
+  session: number | null;
+}
 
 /**
  * Polls for the lock instead of waiting inside pg_advisory_lock: a waiting statement holds

@@ -312,7 +312,10 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
       const outcomes = plan.outcomes.slice(offset, offset + request.items.length) as LedgerOutcome[];
       offset += request.items.length;
       // Had its 503 at its own deadline, before this commit answered: its items are recorded all the same.
-      if (request.expired) options.onLateCommit?.(request.items.map((item, index) => ({ source: item.source, outcome: outcomes[index]! })));
+      if (request.expired) {
+        const recorded = request.items.map((item, index) => ({ source: item.source, outcome: outcomes[index]! }));
+        options.onLateCommit?.(recorded.filter(({ outcome }) => outcome !== 'status_replay_rejected'));
+      }
       // A request past its deadline has had its 503: nothing waits for the publish on its behalf.
       if (publishing && options.ackAfterPublishMs !== undefined && outcomes.includes('queued') && !request.expired && Date.now() < request.deadlineAt) {
         void waitForPublish(publishing, options.ackAfterPublishMs).then((result) => {

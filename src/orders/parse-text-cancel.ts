@@ -18,12 +18,13 @@ const CANCEL_CONTEXT_WORDS = toWordSet([
  * Beside a cancel word, these may mean an order other than the newest, or more than one: "cancel
  * my previous order" after a corrected order, "cancel everything" with two open. A cancel reaches
  * the newest order only, and cannot be undone, so such a message is asked about. Some are filler
- * elsewhere ("thanks all", "tudo bem").
+ * elsewhere ("thanks all", "tudo bem"). Spanish "todo" is "the whole" too ("cancela todo el
+ * pedido"), but also "everything" beside it ("cancela todo, el pedido también"): asked about.
  */
 const CANCEL_SCOPE_WORDS = toWordSet([
   'all', 'everything', 'both', 'previous', 'earlier', 'first', 'other', 'older',
-  'todos', 'todas', 'ambos', 'ambas', 'anterior', 'primer', 'primero', 'primera', 'otro', 'otra',
-  'primeiro', 'primeira', 'outro', 'outra',
+  'todo', 'toda', 'todos', 'todas', 'ambos', 'ambas', 'anterior', 'primer', 'primero', 'primera', 'otro', 'otra',
+  'tudo', 'primeiro', 'primeira', 'outro', 'outra',
   'alles', 'alle', 'beide', 'beiden', 'vorherige', 'vorherigen', 'erste', 'ersten', 'andere', 'anderen',
 ]);
 
@@ -43,21 +44,14 @@ const FULFILMENT_WORDS = toWordSet([
  * the message something to ask about instead, and so does a catalog name, even one that is also
  * filler elsewhere ("cancel the mate", with a Mate on the menu).
  */
-/** "Everything" alone, but "the whole" before the one order: "cancela todo el pedido", "cancela todo o pedido". */
-const WHOLE_OR_EVERYTHING = toWordSet(['todo', 'toda', 'tudo']);
-const ONE_ORDER_WORDS = toWordSet(['pedido', 'order', 'bestellung']);
-
 export function isPlainCancel(tokens: readonly Token[], catalog: readonly WordPhrase[] = []): boolean {
   let cancel = false;
-  const namesOneOrder = tokens.some((token) => ONE_ORDER_WORDS.has(token.key));
   for (let index = 0; index < tokens.length; ) {
     if (phraseAt(tokens, index, NEGATIONS)) return false;
     const courtesy = phraseAt(tokens, index, COURTESY_PHRASES);
     const key = tokens[index]!.key;
     if (CANCEL_WORDS.has(key)) cancel = true;
-    else if (WHOLE_OR_EVERYTHING.has(key)) {
-      if (!namesOneOrder) return false;
-    } else if (FULFILMENT_WORDS.has(key) || CONTAINER_WORDS.has(key) || CANCEL_SCOPE_WORDS.has(key) || phraseAt(tokens, index, catalog)) return false;
+    else if (FULFILMENT_WORDS.has(key) || CONTAINER_WORDS.has(key) || CANCEL_SCOPE_WORDS.has(key) || phraseAt(tokens, index, catalog)) return false;
     else if (!courtesy && !FILLER_WORDS.has(key) && !CANCEL_CONTEXT_WORDS.has(key)) return false;
     index += courtesy?.length ?? 1;
   }

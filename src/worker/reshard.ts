@@ -91,8 +91,10 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
   // delays or delivery limit than the workers' stopped every worker of the group, and the
   // command failed only once they had all let go of their shards.
   await checkBrokerMatches(deps.amqpUrl, topologyNames({ ...deps.topology, shards: from }));
-  // Read before the pause too: a failure here must leave the workers as they were.
-  const earlierDelays = (await recordedRetryDelays(sql, prefix)).filter((delayMs) => !deps.topology.retryDelaysMs.includes(delayMs));
+  // Read before the pause, so that a failure leaves the workers as they were, and again once they
+  // have let go: a worker that connected just before the lock may record its tiers after the first read.
+  const earlier = (delays: number[]) => delays.filter((delayMs) => !deps.topology.retryDelaysMs.includes(delayMs));
+  const earlierBeforePause = earlier(await recordedRetryDelays(sql, prefix));
   await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${prefix}, ${from}, true)
             ON CONFLICT (queue_prefix) DO UPDATE SET paused = true, updated_at = now()`;
   deps.progress(`paused the workers of "${prefix}"; waiting for them to release ${from} shard(s)`);
@@ -133,6 +135,8 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
     await refuse(`no live worker holds a shard, but these shard queues still have consumers: ${which}`, 'the worker processes still connected to the broker (kubectl scale the worker Deployment to 0)');
   }
   const newTopology = topologyNames({ ...deps.topology, shards: to });
+  const recordedAgain = await recordedRetryDelays(sql, prefix).catch((error: Error) => refuse(`the retry tiers recorded could not be read again (${error.message})`, 'what keeps Postgres from answering'));
+  const earlierDelays = [...new Set([...earlierBeforePause, ...earlier(recordedAgain)])];
   const earlierTiers = topologyNames({ ...deps.topology, retryDelaysMs: earlierDelays }).retryTiers;
   // A test holds the run here, the workers paused and nothing moved, to connect a process meanwhile.
   await failpoint('reshard.before-move');
