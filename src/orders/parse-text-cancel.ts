@@ -40,8 +40,8 @@ const FULFILMENT_WORDS = toWordSet([
 /**
  * A cancel word with nothing beside it but politeness and words about the order ("please cancel my
  * order", "cancelar pedido", "bitte stornieren"). Cancelling cannot be undone, so a negation ("don't
- * cancel", "nicht stornieren") or any other word ("cancel the coke", "cancel the bottle", "cancel all", "2 margherita, cancel") makes
- * the message something to ask about instead, and so does a catalog name, even one that is also
+ * cancel", "nicht stornieren") or any other word ("cancel the coke", "cancel the bottle", "cancel
+ * all", "2 margherita, cancel") makes the message something to ask about instead, and so does a catalog name, even one that is also
  * filler elsewhere ("cancel the mate", with a Mate on the menu).
  */
 export function isPlainCancel(tokens: readonly Token[], catalog: readonly WordPhrase[] = []): boolean {

@@ -34,8 +34,8 @@ export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
  * Never done automatically. The reply goes straight to 'sending' in one commit before the call:
  * its message is finished, and unless a `dlq replay` reopens it, no queue copy will come to
  * settle a reply left in between. If the resend fails in a way that sent nothing (the
- * provider's own 503, a 429, a refused connection), the reply goes back to what it was, 'unknown' or sent and undelivered,
- * so that it can be resent later; so it does when the provider refuses the resend for good (an
+ * provider's own 503, a 429, a refused connection), the reply goes back to what it was,
+ * 'unknown' or sent and undelivered, so that it can be resent later; so it does when the provider refuses the resend for good (an
  * expired token), which says nothing of the first attempt. One whose resend
  * stops midway (its answer not recorded) becomes 'unknown', whatever it was: the resend's own
  * fate is unknown then; so does one whose putting back cannot be written, its error saying

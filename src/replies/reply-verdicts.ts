@@ -1,8 +1,9 @@
 /**
  * Which provider answers mean "not taken, try again", "refused for good" or "maybe taken".
  * Only an answer that says the message was not taken may be retried: a 500, 502 or 504 can
- * come after the provider accepted the message, and so can a 503 that is not the provider's own,
- * so, like a timeout, it is unknown and never resent automatically. The README's "Provider answers" table lists the same cases.
+ * come after the provider accepted the message, and so can a 503 that is not the provider's
+ * own, so, like a timeout, it is unknown and never resent automatically. The README's
+ * "Provider answers" table lists the same cases.
  */
 export type Verdict = 'retry' | 'permanent' | 'unknown';
 

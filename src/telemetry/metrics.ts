@@ -86,7 +86,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
     }),
     ledgerLateCommits: new Counter({
       name: 'wagate_ledger_late_commits_total',
-      help: 'Items recorded by a ledger commit whose answer came after their requests were answered 503, by what was recorded; the provider\'s retry of each counts as a duplicate.',
+      help: 'Items of requests answered 503 at their deadline whose batch then committed, by what was recorded; the provider\'s retry of each counts as a duplicate.',
       labelNames: ['source', 'outcome'] as const,
       registers: [registry],
     }),
