@@ -22,11 +22,24 @@ function readmeDemo(): string {
   return block[1]!;
 }
 
-/** A port with a free neighbour: the worker's metrics sit on METRICS_PORT + 1. */
+/**
+ * Below Linux's ephemeral range (32768 and up by default), from which the other test files'
+ * connections and servers take their ports: one of them took the worker's metrics port between
+ * this check and the demo's listen, and the demo stopped with EADDRINUSE.
+ */
+const LOWEST_PORT = 20000;
+const EPHEMERAL_START = 32768;
+const taken = new Set<number>();
+
+/** A port with a free neighbour, apart from the pairs already chosen: the worker's metrics sit on METRICS_PORT + 1. */
 async function freePortPair(): Promise<number> {
   for (;;) {
-    const port = 20000 + Math.floor(Math.random() * 40000);
-    if ((await portFree(port)) && (await portFree(port + 1))) return port;
+    const port = LOWEST_PORT + Math.floor(Math.random() * (EPHEMERAL_START - 1 - LOWEST_PORT));
+    if (taken.has(port) || taken.has(port + 1)) continue;
+    if ((await portFree(port)) && (await portFree(port + 1))) {
+      taken.add(port).add(port + 1);
+      return port;
+    }
   }
 }
 
