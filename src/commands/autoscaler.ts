@@ -49,8 +49,9 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
     renewDeadlineMs: settings.renewDeadlineMs,
     retryPeriodMs: settings.retryPeriodMs,
     log,
-    // Without Postgres a leader can count no backlog, and so scale nothing.
-    fitToLead: async () => (await postgresAnswers(sql)) === 'ok',
+    // Without Postgres a leader can count no backlog, and so scale nothing. It only reads, so a
+    // server that takes no writes serves it.
+    fitToLead: async () => (await postgresAnswers(sql)) !== 'unavailable',
     onLeadingChange(leading) {
       metrics.leader.set(leading ? 1 : 0);
       // Won during stop(): the Lease is being handed back, so nothing starts.
@@ -69,7 +70,7 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
   const readiness = async () => {
     const postgres = await postgresAnswers(sql);
     const kubernetes = elector.apiReachable() ? 'ok' : 'unavailable';
-    const ready = postgres === 'ok' && kubernetes === 'ok' && !stopping;
+    const ready = postgres !== 'unavailable' && kubernetes === 'ok' && !stopping;
     return { ready, body: { status: ready ? 'ready' : 'not ready', postgres, kubernetes, leader: elector.isLeader(), draining: stopping } };
   };
   const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, probeRoutes(readiness));

@@ -10,9 +10,18 @@ import { describeServer, explainPostgresFailure, isClosedUnanswered, isLoginRefu
  */
 const READY_CHECK_TIMEOUT_MS = 2000;
 
-/** Whether Postgres answers a trivial query within the probe's deadline; shared by ingest and worker. */
-export function postgresAnswers(sql: Sql): Promise<'ok' | 'unavailable'> {
-  return answersWithin(sql`SELECT 1`, READY_CHECK_TIMEOUT_MS);
+/**
+ * What Postgres answers within the probe's deadline: 'read-only' from a server that takes no
+ * writes, such as a standby the connections reached after a failover (a stale DNS name, the old
+ * primary back as a replica), where every ledger commit fails with SQLSTATE 25006. Shared by
+ * ingest and worker.
+ */
+export type PostgresAnswer = 'ok' | 'read-only' | 'unavailable';
+
+export function postgresAnswers(sql: Sql): Promise<PostgresAnswer> {
+  const asked = sql<{ read_only: boolean }[]>`SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only`
+    .then(([row]) => (row?.read_only ? 'read-only' as const : 'ok' as const));
+  return answersWithin(asked, READY_CHECK_TIMEOUT_MS);
 }
 
 /**
@@ -23,15 +32,15 @@ export function postgresAnswers(sql: Sql): Promise<'ok' | 'unavailable'> {
  */
 const READY_ANSWER_REUSE_MS = 1000;
 
-export type PostgresCheck = () => Promise<'ok' | 'unavailable'>;
+export type PostgresCheck = () => Promise<PostgresAnswer>;
 
 /**
  * postgresAnswers, asked at most once at a time and at most once a second: every caller in
  * between gets the question in flight, or the last answer.
  */
 export function createSharedPostgresCheck(sql: Sql): PostgresCheck {
-  let inFlight: Promise<'ok' | 'unavailable'> | undefined;
-  let last: { at: number; answer: 'ok' | 'unavailable' } | undefined;
+  let inFlight: Promise<PostgresAnswer> | undefined;
+  let last: { at: number; answer: PostgresAnswer } | undefined;
   return () => {
     if (inFlight) return inFlight;
     if (last && performance.now() - last.at < READY_ANSWER_REUSE_MS) return Promise.resolve(last.answer);
@@ -44,8 +53,8 @@ export function createSharedPostgresCheck(sql: Sql): PostgresCheck {
   };
 }
 
-async function answersWithin(query: Promise<unknown>, timeoutMs: number): Promise<'ok' | 'unavailable'> {
-  const answered = query.then(() => 'ok' as const, () => 'unavailable' as const);
+async function answersWithin(query: Promise<'ok' | 'read-only'>, timeoutMs: number): Promise<PostgresAnswer> {
+  const answered = query.catch(() => 'unavailable' as const);
   return settleWithin(answered, timeoutMs, 'unavailable' as const);
 }
 

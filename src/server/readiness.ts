@@ -1,5 +1,8 @@
+/** As db/health's probe answers; 'read-only': a server that takes no writes, where nothing can be recorded. */
+type PostgresAnswer = 'ok' | 'read-only' | 'unavailable';
+
 export interface ReadinessInputs {
-  postgres: 'ok' | 'unavailable';
+  postgres: PostgresAnswer;
   brokerConnected: boolean;
   /** The broker refuses our login: wrong credentials, which waiting will not fix. */
   brokerLoginRefused?: boolean;
@@ -14,7 +17,7 @@ export interface Readiness {
   ready: boolean;
   body: {
     status: 'ready' | 'not ready';
-    postgres: 'ok' | 'unavailable';
+    postgres: PostgresAnswer;
     broker: 'connected' | 'disconnected' | 'login refused: check AMQP_URL credentials';
     draining: boolean;
     warmingUp?: true;
@@ -22,7 +25,7 @@ export interface Readiness {
 }
 
 /**
- * Ready while Postgres answers and the process is neither warming up nor draining; the
+ * Ready while Postgres answers and takes writes, and the process is neither warming up nor draining; the
  * broker's state is reported and, for ingest only, tolerated.
  */
 export function judgeReadiness(inputs: ReadinessInputs): Readiness {

@@ -17,7 +17,7 @@ beforeAll(async () => {
     max: 4,
     onnotice: () => undefined,
     debug: (_connection, query) => {
-      if (query.trim() === 'SELECT 1') readinessQueries += 1;
+      if (query.includes('pg_is_in_recovery()')) readinessQueries += 1;
     },
   }) as Sql;
   ingest = createInProcessIngest(counted, db.url);

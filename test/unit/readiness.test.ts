@@ -20,6 +20,10 @@ describe('judgeReadiness', () => {
   it('is not ready while draining or when Postgres does not answer; a broker outage counts only where the broker is required', () => {
     expect(judgeReadiness({ ...healthy, draining: true }).ready).toBe(false);
     expect(judgeReadiness({ ...healthy, postgres: 'unavailable' }).ready).toBe(false);
+    expect(judgeReadiness({ ...healthy, postgres: 'read-only' })).toEqual({
+      ready: false,
+      body: { status: 'not ready', postgres: 'read-only', broker: 'connected', draining: false },
+    });
     expect(judgeReadiness({ ...healthy, brokerConnected: false }).ready).toBe(true);
     expect(judgeReadiness({ ...healthy, brokerConnected: false, brokerRequired: true }).ready).toBe(false);
   });
