@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
 import { transaction, type Sql } from '../db/client';
+import { classifyPostgresError } from '../db/postgres-errors';
 import { describeIssues } from '../errors';
 import type { AdminRateLimit } from './admin-rate-limit';
 import { secureEquals } from './secure-compare';
@@ -80,12 +81,29 @@ export function createStatsHandler(deps: StatsDeps) {
     computing = true;
     // Free again once the reserved connection is back, not when the broker's answer fails first.
     const reading = transaction(deps.sql, (tx) => readStats(tx, hours, source ?? null)).finally(() => (computing = false));
-    const [stats, depths] = await Promise.all([reading, deps.queueDepths()]);
+    const [stats, depths] = await Promise.all([reading.catch(tooSlow), deps.queueDepths()]);
+    if (stats === TOO_SLOW) {
+      // The same window would take as long again: no Retry-After, and the answer says what helps.
+      res.status(503).json({ error: `stats over ${hours} hours took longer than the database's statement timeout (DB_STATEMENT_TIMEOUT_MS); ask for fewer hours` });
+      return;
+    }
     res.json({ source: source ?? 'all', hours, ...summarise(stats, depths) });
   };
 }
 
 type StatsRows = Awaited<ReturnType<typeof readStats>>;
+
+const TOO_SLOW = Symbol('stats outlasted the statement timeout');
+
+/**
+ * A window whose rows Postgres could not read within the pool's statement timeout (a wide one
+ * on a busy shop, or one waiting on a lock) is told apart from an outage, which goes on to the
+ * error handler.
+ */
+function tooSlow(error: unknown): typeof TOO_SLOW {
+  if (classifyPostgresError(error) === 'DATABASE_STATEMENT_TIMEOUT') return TOO_SLOW;
+  throw error;
+}
 
 /**
  * The window is the `hours` whole UTC hours ending with the current, partial one; totals and
