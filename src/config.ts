@@ -162,6 +162,9 @@ const envSchema = z.object({
     .string()
     .trim()
     .min(16, 'must be at least 16 characters')
+    // Node reads a header's bytes as Latin-1: a token in UTF-8 or with a control character
+    // would never match what a client sends, and every stats call would get 401.
+    .refine((token) => !/[^\x20-\x7e]/.test(token), { message: 'holds a character outside printable ASCII, which no client can send as it is in an Authorization header; generate one, e.g. openssl rand -base64 32' })
     .refine((token) => estimatedTokenBits(token) >= MIN_ADMIN_TOKEN_BITS && !isMostlySequence(token), {
       message: 'is too guessable (repeats, a sequence or few distinct characters); generate one, e.g. openssl rand -base64 32',
     })

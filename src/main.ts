@@ -17,7 +17,7 @@ import { waitUntilReady } from './commands/wait-ready';
 import { createLogger, type Logger } from './telemetry/logger';
 import { startWorker, type RunningWorker } from './commands/worker';
 import { waitForMigrations } from './commands/wait-for-migrations';
-import { MAX_WORK_SHARDS } from './config';
+import { MAX_WAIT_MS, MAX_WORK_SHARDS } from './config';
 import { reshard, reshardDepsFromConfig } from './worker/reshard';
 import {
   cleanupCommand,
@@ -104,10 +104,8 @@ const commands: Record<string, Command> = {
   },
   'wait-ready': async (config, _log, args) => {
     const { values } = parseOptions({ args, options: { url: { type: 'string' }, timeout: { type: 'string', default: '60' } } });
-    const seconds = Number(values.timeout);
-    if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout must be a positive number of seconds');
     const url = values.url ?? `http://127.0.0.1:${config.PORT}`;
-    await waitUntilReady(url, seconds * 1000);
+    await waitUntilReady(url, timeoutOption(values.timeout));
     process.stdout.write(`ready: ${url}\n`);
   },
   help: async () => undefined,
@@ -125,10 +123,9 @@ const commands: Record<string, Command> = {
       },
     });
     if (values.provider !== 'meta' && values.provider !== 'twilio') throw new UsageError('--provider must be meta or twilio');
-    const seconds = Number(values.timeout);
-    if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout must be a positive number of seconds');
+    const timeoutMs = timeoutOption(values.timeout);
     const { timeout: _timeout, ...sample } = values;
-    const result = await sendSample(config, { ...sample, provider: values.provider, text: values.text!, from: values.from!, timeoutMs: seconds * 1000 });
+    const result = await sendSample(config, { ...sample, provider: values.provider, text: values.text!, from: values.from!, timeoutMs });
     process.stdout.write(`${result.status} ${result.body}\nmessage id: ${result.messageId}\n`);
     if (result.status >= 300) throw new WagateError('GATEWAY_REFUSED', explainGatewayAnswer(result.status, values.provider));
   },
@@ -149,6 +146,17 @@ const commands: Record<string, Command> = {
 };
 
 /** How often a worker checks whether its broker login has been refused for too long. */
+/**
+ * A --timeout in seconds, as the whole milliseconds a timer takes: 2.01 s is 2009.999… ms, which
+ * AbortSignal.timeout refuses, and past MAX_WAIT_MS Node's timers fire at once.
+ */
+function timeoutOption(text: string | undefined): number {
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout must be a positive number of seconds');
+  if (seconds * 1000 > MAX_WAIT_MS) throw new UsageError(`--timeout must be at most ${MAX_WAIT_MS / 1000} seconds (24 hours)`);
+  return Math.max(1, Math.round(seconds * 1000));
+}
+
 const LOGIN_CHECK_INTERVAL_MS = 1000;
 
 /**

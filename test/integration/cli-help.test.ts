@@ -106,11 +106,15 @@ describe('the command line', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const port = (silent.address() as net.AddressInfo).port;
     try {
-      const result = await wagate(['send', '--url', `http://127.0.0.1:${port}`, '--timeout', '0.5'], { WHATSAPP_APP_SECRET: 'devsecret' });
+      // 0.51 s is 509.999… ms, which a timer takes only rounded.
+      const result = await wagate(['send', '--url', `http://127.0.0.1:${port}`, '--timeout', '0.51'], { WHATSAPP_APP_SECRET: 'devsecret' });
       expect(result.code).toBe(1);
-      expect(result.stderr).toContain(`the gateway at http://127.0.0.1:${port}/api/v1/whatsapp-hardened/webhook took the connection but did not answer within 0.5 s`);
+      expect(result.stderr).toContain(`the gateway at http://127.0.0.1:${port}/api/v1/whatsapp-hardened/webhook took the connection but did not answer within 0.51 s`);
       const refused = await wagate(['send', '--timeout', 'soon'], { WHATSAPP_APP_SECRET: 'devsecret' });
       expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining('--timeout must be a positive number of seconds')]);
+      // Beyond what Node's timers hold, it would give up at once, saying it waited that long.
+      const tooLong = await wagate(['send', '--url', `http://127.0.0.1:${port}`, '--timeout', '3000000'], { WHATSAPP_APP_SECRET: 'devsecret' });
+      expect([tooLong.code, tooLong.stderr]).toEqual([2, expect.stringContaining('--timeout must be at most 86400 seconds (24 hours)')]);
     } finally {
       silent.close();
     }

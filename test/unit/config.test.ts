@@ -56,6 +56,8 @@ describe('configuration', () => {
       expect((error as Error).message).not.toContain(secretLooking);
     }
     expectConfigError({ ADMIN_TOKEN: 'short' }, /ADMIN_TOKEN: must be at least 16 characters/);
+    expectConfigError({ ADMIN_TOKEN: 'Pässwörter-7Gk2rQ9xLm4vT8zB' }, /ADMIN_TOKEN: holds a character outside printable ASCII/);
+    expectConfigError({ ADMIN_TOKEN: 'kQ7m2Zr9\u0007xLp4vT8zBw3' }, /ADMIN_TOKEN: holds a character outside printable ASCII/);
     expectConfigError({ TRUSTED_PROXIES: '10.0.0.0/8, ingress.local' }, /TRUSTED_PROXIES: must be a comma-separated list of addresses, CIDR ranges/);
     expectConfigError({ TRUSTED_PROXIES: '10.0.0.0/33' }, /TRUSTED_PROXIES: must be/);
     expect(loadConfig({ TRUSTED_PROXIES: ' 10.0.0.0/8,fd00::/8 ,loopback' }).TRUSTED_PROXIES).toEqual(['10.0.0.0/8', 'fd00::/8', 'loopback']);
