@@ -156,7 +156,13 @@ esac
     const kubeBin = path.join(cache, 'kube-v1.37.2', 'bin');
     mkdirSync(kubeBin, { recursive: true });
     const cached = (etcdVersion: string) => {
-      for (const [name, says] of [['kube-apiserver', 'Kubernetes v1.37.2'], ['kube-controller-manager', 'Kubernetes v1.37.2'], ['kubectl', 'Client Version: v1.37.2\nKustomize Version: v5.8.1'], ['etcd', `etcd Version: ${etcdVersion}\nGo Version: go1.26.1`]]) {
+      const versions: [string, string][] = [
+        ['kube-apiserver', 'Kubernetes v1.37.2'],
+        ['kube-controller-manager', 'Kubernetes v1.37.2'],
+        ['kubectl', 'Client Version: v1.37.2\nKustomize Version: v5.8.1'],
+        ['etcd', `etcd Version: ${etcdVersion}\nGo Version: go1.26.1`],
+      ];
+      for (const [name, says] of versions) {
         writeFileSync(path.join(kubeBin, name), `#!/bin/sh\nprintf '${says}\\n'\n`, { mode: 0o755 });
       }
     };
