@@ -11,6 +11,7 @@ export const FAILPOINTS = [
   'ingest.after-commit',
   'worker.after-claim',
   'worker.after-record',
+  'worker.in-decision',
   'worker.before-ack',
   'worker.before-retry-ack',
   'worker.before-dead-letter-publish',

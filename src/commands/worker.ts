@@ -132,7 +132,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const match = { threshold: config.MATCH_THRESHOLD, ambiguityMargin: config.MATCH_AMBIGUITY_MARGIN };
   const stallWatch = createStallWatch(stallLimitMs(config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_MS, config.DB_STALL_LIMIT_MS));
   // Claims, and decisions' writes, only on shards recorded as this worker's: see NOT_OURS and writeDecisions.
-  const fence = { queuePrefix: config.QUEUE_PREFIX, memberId, shardCount: config.WORK_SHARDS };
+  const fence = { queuePrefix: config.QUEUE_PREFIX, memberId, shardCount: config.WORK_SHARDS, idleLimitMs: decisionIdleLimitMs(config) };
   const batchers = createStatementBatchers(sql, log, metrics, match, fence, stallWatch);
   // Nothing is claimed or sent once the shards could have passed to another worker: see shardLease.
   const lease = shardLease(() => coordinator?.lease() ?? { tenure: 0, leftMs: -Infinity }, {
@@ -289,6 +289,18 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       log.info('worker stopped');
     },
   };
+}
+
+/**
+ * A decision's transaction idle this long has lost its worker: ended by Postgres before the
+ * worker's heartbeat expires (two heartbeats of margin), so its shard lock does not outlive it.
+ * At least 5 s, which no pause of a live worker between two statements comes near, even on a
+ * starved CPU; with a liveness timeout that short the take waits that long for the lock.
+ */
+const MIN_DECISION_IDLE_LIMIT_MS = 5000;
+
+function decisionIdleLimitMs(config: Config): number {
+  return Math.max(MIN_DECISION_IDLE_LIMIT_MS, config.WORKER_LIVENESS_TIMEOUT_MS - 2 * config.WORKER_HEARTBEAT_MS);
 }
 
 /** The worker cannot work without its broker connections, unlike ingest. */

@@ -5,6 +5,7 @@ import { listMenu } from './match';
 import { textOf } from './decide';
 import { repliesIn, type Replies } from './replies';
 import { chooseReplyLanguage, type ReplyTextOptions } from './reply-language';
+import { failpoint } from '../failpoints';
 
 export type ReplyKind = 'order_confirmation' | 'cancel_confirmation' | 'order_status' | 'menu' | 'clarification' | 'unsupported';
 
@@ -43,6 +44,14 @@ export interface OwnerFence {
   queuePrefix: string;
   memberId: string;
   shard: number;
+  /**
+   * How long Postgres lets this transaction sit idle between statements before it ends the
+   * session. A worker gone without a reset (its node lost, its network cut) would otherwise
+   * leave the session idle in transaction until the server's TCP keepalive gives up, two
+   * hours by default, its share lock holding back every take of the shard. Kept below the
+   * liveness timeout, so the lock is gone by the time another worker may take the shard.
+   */
+  idleLimitMs?: number;
 }
 
 /** The message's shard is no longer the writing worker's: nothing was written. */
@@ -72,11 +81,16 @@ export async function recordDecision(
 ): Promise<DecisionOutcome | null | typeof SHARD_TAKEN | typeof CATALOG_CHANGED> {
   return (await transaction(sql, async (tx) => {
     if (fence) {
+      // Set in the fence's own statement, for this transaction alone: a startup parameter
+      // would be refused by PgBouncer, and a statement of its own would cost a round trip.
       const [ours] = await tx`
-        SELECT 1 FROM work_shard_owners
+        SELECT set_config('idle_in_transaction_session_timeout',
+                          coalesce(${fence.idleLimitMs === undefined ? null : `${fence.idleLimitMs}ms`}::text, current_setting('idle_in_transaction_session_timeout')), true)
+        FROM work_shard_owners
         WHERE queue_prefix = ${fence.queuePrefix} AND shard = ${fence.shard} AND owner = ${fence.memberId}
         FOR SHARE`;
       if (!ours) return SHARD_TAKEN;
+      await failpoint('worker.in-decision');
     }
     // The row lock orders this against `wagate erase`: either erasure waits and then
     // anonymises what is written here, or it came first and nothing is written.

@@ -27,6 +27,8 @@ export interface ShardFence {
   queuePrefix: string;
   memberId: string;
   shardCount: number;
+  /** How long Postgres lets a fenced transaction sit idle before ending its session (OwnerFence.idleLimitMs). */
+  idleLimitMs?: number;
 }
 
 interface ClaimRow {

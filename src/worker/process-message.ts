@@ -137,7 +137,12 @@ async function record(deps: PipelineDeps, message: QueueMessage, decision: Answe
       return once.outbound;
     }
   }
-  const fence = deps.fence && { queuePrefix: deps.fence.queuePrefix, memberId: deps.fence.memberId, shard: shardOf(message.senderKey, deps.fence.shardCount) };
+  const fence = deps.fence && {
+    queuePrefix: deps.fence.queuePrefix,
+    memberId: deps.fence.memberId,
+    shard: shardOf(message.senderKey, deps.fence.shardCount),
+    idleLimitMs: deps.fence.idleLimitMs,
+  };
   const recorded = await recordDecision(deps.sql, message, decision, deps.replyTexts, deps.orderPolicy, fence);
   if (!recorded || recorded === SHARD_TAKEN || recorded === CATALOG_CHANGED) return recorded;
   if (recorded.orderCreated) deps.metrics.ordersCreated.inc({ source: message.source });
