@@ -12,7 +12,7 @@ import { claimMessages, type Claim, type NOT_OURS, type ShardFence } from './cla
 import { describe, isDatabaseDown, isSlowStatement } from './delivery';
 import { createMicroBatcher } from './micro-batcher';
 
-/** Items in one statement at most; the prefetch over all shards (256 by default) bounds what can wait. */
+/** Items in one statement at most; the prefetch over the shards held (up to 128 a shard, src/worker/shard-prefetch.ts) bounds what can wait. */
 export const BATCH_ITEMS = 128;
 /** Statements of each kind running at once, out of the worker's pool (DB_POOL_MAX less the group's connection: 9 by default). */
 export const BATCHES_AT_ONCE = 2;
