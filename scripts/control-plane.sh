@@ -67,10 +67,20 @@ GO
 # What each cached binary says its version is when it is the pinned one: a binary cut short by
 # an interrupted build, or an etcd built before WAGATE_ETCD_VERSION changed, is built again.
 control_plane_current() {
-  "$WAGATE_KUBE_BIN/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $WAGATE_KUBE_VERSION" \
-    && "$WAGATE_KUBE_BIN/kube-controller-manager" --version 2>/dev/null | grep -qx "Kubernetes $WAGATE_KUBE_VERSION" \
-    && "$WAGATE_KUBE_BIN/kubectl" version --client 2>/dev/null | grep -qx "Client Version: $WAGATE_KUBE_VERSION" \
-    && "$WAGATE_KUBE_BIN/etcd" --version 2>/dev/null | grep -qx "etcd Version: ${WAGATE_ETCD_VERSION#v}"
+  says "Kubernetes $WAGATE_KUBE_VERSION" "$WAGATE_KUBE_BIN/kube-apiserver" --version \
+    && says "Kubernetes $WAGATE_KUBE_VERSION" "$WAGATE_KUBE_BIN/kube-controller-manager" --version \
+    && says "Client Version: $WAGATE_KUBE_VERSION" "$WAGATE_KUBE_BIN/kubectl" version --client \
+    && says "etcd Version: ${WAGATE_ETCD_VERSION#v}" "$WAGATE_KUBE_BIN/etcd" --version
+}
+
+# Whether a command prints this line. Its output is read whole first: grep -q piped to it would
+# stop reading at the match, and under pipefail the command's SIGPIPE on its next line would
+# count as a mismatch.
+says() { # line command...
+  local line="$1" output
+  shift
+  output="$("$@" 2>/dev/null)" || return 1
+  grep -qxF "$line" <<<"$output"
 }
 
 ensure_control_plane() {

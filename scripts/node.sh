@@ -50,7 +50,8 @@ ensure_node() {
     rm -rf "$tmp"
   fi
   local running
-  running="$("$home/bin/node" --version 2>/dev/null)"
+  # Under the callers' set -e, a failed assignment would end the script before saying why.
+  running="$("$home/bin/node" --version 2>/dev/null)" || running=""
   [ "$running" = "v$WAGATE_NODE_VERSION" ] \
     || { echo "error: $home/bin/node does not run as Node.js v$WAGATE_NODE_VERSION (it says: ${running:-nothing}); delete $home and run again" >&2; return 1; }
   export PATH="$home/bin:$PATH"

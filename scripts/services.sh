@@ -84,13 +84,18 @@ ensure_postgres() { # [url]
 # does not hold (Debian's pg_hba.conf asks one on 127.0.0.1, and its postgres role has none)
 # would otherwise fail every test minutes later, each with its own connection error.
 check_postgres_login() { # [url]
-  local url="${1:-postgres://postgres@127.0.0.1:5432/postgres}" answer shown
+  local url="${1:-postgres://postgres@127.0.0.1:5432/postgres}" answer shown errors
   shown="$(printf '%s' "$url" | sed 's#://\([^:@/]*\):[^@]*@#://\1:***@#')"
-  if ! answer="$(PGCONNECT_TIMEOUT=5 psql -w -XAtq -c 'SHOW server_version_num' "$url" 2>&1)"; then
-    echo "error: the tests cannot log in to PostgreSQL at $shown: $answer" >&2
+  errors="$(mktemp)"
+  # The server's warnings (a collation version mismatch, say) go to stderr, apart from the answer.
+  if ! answer="$(PGCONNECT_TIMEOUT=5 psql -w -XAtq -c 'SHOW server_version_num' "$url" 2>"$errors")"; then
+    echo "error: the tests cannot log in to PostgreSQL at $shown: $(cat "$errors")" >&2
+    rm -f "$errors"
     echo "       set TEST_DATABASE_URL to a role that may create databases, with its password (for Debian's postgres role, which has none: sudo -u postgres psql -c \"ALTER ROLE postgres PASSWORD 'choose-one'\")" >&2
     return 1
   fi
+  rm -f "$errors"
+  answer="$(printf '%s\n' "$answer" | tail -n 1)"
   [ "$answer" -ge 150000 ] 2>/dev/null \
     || { echo "error: PostgreSQL at $shown is version $answer (server_version_num); wagate needs 15 or later" >&2; return 1; }
 }

@@ -63,6 +63,16 @@ describe('the scripts behind the two commands', () => {
     expect(refused.stderr).toContain('set TEST_DATABASE_URL');
   });
 
+  it('read the server version apart from the warnings Postgres sends at login', async () => {
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(path.join(bin, 'psql'), '#!/bin/sh\necho \'WARNING:  database "postgres" has a collation version mismatch\' >&2\necho 160004\n', { mode: 0o755 });
+    expect(await bash('source scripts/services.sh; check_postgres_login', { PATH: `${bin}:${process.env.PATH}` })).toEqual({ code: 0, stdout: '', stderr: '' });
+    writeFileSync(path.join(bin, 'psql'), '#!/bin/sh\necho 140011\n', { mode: 0o755 });
+    const old = await bash('source scripts/services.sh; check_postgres_login', { PATH: `${bin}:${process.env.PATH}` });
+    expect([old.code, old.stderr.trim()]).toEqual([1, 'error: PostgreSQL at postgres://postgres@127.0.0.1:5432/postgres is version 140011 (server_version_num); wagate needs 15 or later']);
+  });
+
   it('name the commands the tests need that are missing, and how to install them', async () => {
     const result = await bash('source scripts/services.sh; ensure_commands bash no-such-command-here');
     expect(result.code).toBe(1);
@@ -163,7 +173,9 @@ esac
         ['etcd', `etcd Version: ${etcdVersion}\nGo Version: go1.26.1`],
       ];
       for (const [name, says] of versions) {
-        writeFileSync(path.join(kubeBin, name), `#!/bin/sh\nprintf '${says}\\n'\n`, { mode: 0o755 });
+        // The version line first and more after a pause, as etcd and kubectl print theirs: a
+        // reader that stops at the match must not make the binary look broken.
+        writeFileSync(path.join(kubeBin, name), `#!/bin/sh\nprintf '${says}\\n'\nsleep 0.2\nprintf 'Git SHA: Not provided\\n'\n`, { mode: 0o755 });
       }
     };
     const bin = stubGo('go1.26.1', '{ "Error": "offline" }', 1);
