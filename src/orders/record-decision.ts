@@ -49,7 +49,8 @@ export interface OwnerFence {
    * session. A worker gone without a reset (its node lost, its network cut) would otherwise
    * leave the session idle in transaction until the server's TCP keepalive gives up, two
    * hours by default, its share lock holding back every take of the shard. Kept below the
-   * liveness timeout, so the lock is gone by the time another worker may take the shard.
+   * liveness timeout where that leaves at least 5 s, so the lock is gone by the time another
+   * worker may take the shard; below that, the take waits for the rest of this limit.
    */
   idleLimitMs?: number;
 }
@@ -82,13 +83,15 @@ export async function recordDecision(
   return (await transaction(sql, async (tx) => {
     if (fence) {
       // Set in the fence's own statement, for this transaction alone: a startup parameter
-      // would be refused by PgBouncer, and a statement of its own would cost a round trip.
+      // would be refused by PgBouncer, and a statement of its own would cost a round trip. A
+      // stricter limit the server or role already sets is kept (its setting is in ms; 0 is none).
       const [ours] = await tx`
         SELECT set_config('idle_in_transaction_session_timeout',
-                          coalesce(${fence.idleLimitMs === undefined ? null : `${fence.idleLimitMs}ms`}::text, current_setting('idle_in_transaction_session_timeout')), true)
-        FROM work_shard_owners
+                          coalesce(least(${fence.idleLimitMs ?? null}::integer, nullif(current.setting::integer, 0))::text, current.setting), true)
+        FROM work_shard_owners,
+             (SELECT setting FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout') AS current
         WHERE queue_prefix = ${fence.queuePrefix} AND shard = ${fence.shard} AND owner = ${fence.memberId}
-        FOR SHARE`;
+        FOR SHARE OF work_shard_owners`;
       if (!ours) return SHARD_TAKEN;
       await failpoint('worker.in-decision');
     }
