@@ -215,6 +215,7 @@ describe('values', () => {
       ['config.PUBLIC_BASE_URL=https://shop.example.com/twilio?x=1', /PUBLIC_BASE_URL/],
       ['config.TWILIO_URL_FRAGMENT=#rc=3 rp=ct', /TWILIO_URL_FRAGMENT/],
       ['secrets.adminToken=too-short', /adminToken/],
+      ['secrets.adminToken=Pässwörter-7Gk2rQ9xLm4vT8zB', /adminToken/],
       ['config.TRUSTED_PROXIES=10.0.0.0/8 192.168.0.0/16', /TRUSTED_PROXIES/],
       ['config.TRUSTED_PROXIES=ingress.example.com', /TRUSTED_PROXIES/],
     ];
