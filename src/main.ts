@@ -145,7 +145,6 @@ const commands: Record<string, Command> = {
   },
 };
 
-/** How often a worker checks whether its broker login has been refused for too long. */
 /**
  * A --timeout in seconds, as the whole milliseconds a timer takes: 2.01 s is 2009.999… ms, which
  * AbortSignal.timeout refuses, and past MAX_WAIT_MS Node's timers fire at once.
@@ -157,6 +156,7 @@ function timeoutOption(text: string | undefined): number {
   return Math.max(1, Math.round(seconds * 1000));
 }
 
+/** How often a worker checks whether its broker login has been refused for too long. */
 const LOGIN_CHECK_INTERVAL_MS = 1000;
 
 /**

@@ -16,14 +16,15 @@ export async function waitUntilReady(baseUrl: string, timeoutMs: number): Promis
   let last = 'no answer yet';
   for (;;) {
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      // No request outlasts the wait by more than a moment.
+      const response = await fetch(url, { signal: AbortSignal.timeout(Math.max(1, Math.min(REQUEST_TIMEOUT_MS, deadline - Date.now()))) });
       if (response.status === 200) return;
       last = `it answered ${response.status} ${(await response.text()).slice(0, 200)}`;
     } catch (error) {
       last = describeFetchFailure(error);
     }
     if (Date.now() >= deadline) {
-      throw new WagateError('GATEWAY_UNREACHABLE', `${url} was not ready after ${Math.round(timeoutMs / 1000)} s (${last}); is the gateway running (scripts/dev.sh), and on this port?`);
+      throw new WagateError('GATEWAY_UNREACHABLE', `${url} was not ready after ${timeoutMs / 1000} s (${last}); is the gateway running (scripts/dev.sh), and on this port?`);
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
   }

@@ -189,5 +189,7 @@ describe('the command line', () => {
     const result = await wagate(['wait-ready', '--url', `http://127.0.0.1:${port}`, '--timeout', '1']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`http://127.0.0.1:${port}/readyz was not ready after 1 s (ECONNREFUSED`);
+    const brief = await wagate(['wait-ready', '--url', `http://127.0.0.1:${port}`, '--timeout', '0.4']);
+    expect([brief.code, brief.stderr]).toEqual([1, expect.stringContaining(`http://127.0.0.1:${port}/readyz was not ready after 0.4 s (ECONNREFUSED`)]);
   });
 });
