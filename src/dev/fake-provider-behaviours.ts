@@ -7,6 +7,7 @@ export interface StatusBehaviour {
   status: number;
   metaCode?: number;
   twilioCode?: number;
+  /** A Retry-After header, on a bodyless answer only (see statusBehaviourSchema). */
   retryAfterSeconds?: number;
   message?: string;
   /** Graph's `is_transient` flag on the error. */
@@ -25,6 +26,12 @@ export type FakeBehaviour =
   /** Hold until release() (or reset()), then answer as `ok` would, or with `answer`'s error. */
   | { kind: 'hold'; answer?: StatusBehaviour };
 
+/**
+ * Meta and Twilio document no Retry-After on their errors (Meta's 130429 says only "until you
+ * are within your allowed level again"; Twilio's 20429, "retry after backing off"): a header
+ * comes only from something in between, a proxy or an egress gateway, whose answer carries
+ * no provider body. So the fake sends one only on a bodyless answer.
+ */
 const statusBehaviourSchema = z.object({
   kind: z.literal('status'),
   status: z.number().int().min(400).max(599),
@@ -34,6 +41,9 @@ const statusBehaviourSchema = z.object({
   message: z.string().optional(),
   isTransient: z.boolean().optional(),
   bodyless: z.boolean().optional(),
+}).refine((behaviour) => behaviour.retryAfterSeconds === undefined || behaviour.bodyless === true, {
+  message: 'retryAfterSeconds needs bodyless: true: Meta and Twilio send no Retry-After with their errors, only a proxy in between does',
+  path: ['retryAfterSeconds'],
 });
 
 export const behaviourSchema: z.ZodType<FakeBehaviour> = z.discriminatedUnion('kind', [

@@ -6,6 +6,12 @@ const MAX_BODY_BYTES = 1024 * 1024;
 export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   // A held or delayed call may outlive its client.
   if (res.writableEnded || res.destroyed) return;
+  // No body at all, as a proxy's bare answer: not even JSON's null.
+  if (body === null) {
+    res.writeHead(status, headers);
+    res.end();
+    return;
+  }
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', ...headers });
   res.end(JSON.stringify(body));
 }

@@ -35,7 +35,7 @@ test('a message waiting for a worker is backlog, and stops being once processed'
 
 test('a message parked until the provider’s Retry-After is not backlog while it waits, however often it comes back', async () => {
   const id = uniqueWamid();
-  pipeline.fake.behave({ kind: 'status', status: 429, retryAfterSeconds: 60 }, 1);
+  pipeline.fake.behave({ kind: 'status', status: 429, bodyless: true, retryAfterSeconds: 60 }, 1);
   const postedAt = Date.now();
   await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550300002', text: '1 coke' });
   const parked = await waitFor('the message to be parked in a retry tier', async () => {

@@ -138,8 +138,11 @@ describe('reply clients', () => {
     expect(await client(fake.url, 300)(meta)).toMatchObject({ kind: 'unknown' });
   });
 
-  it('retry 429 with the Retry-After, and give up on a 4xx no retry can fix', async () => {
-    fake.behave({ kind: 'status', status: 429, metaCode: 130429, retryAfterSeconds: 7 }, 1);
+  it('retry 429, with the Retry-After of a proxy in between, and give up on a 4xx no retry can fix', async () => {
+    fake.behave({ kind: 'status', status: 429, metaCode: 130429 }, 1);
+    const throttled = await client(fake.url)(meta);
+    expect([throttled.kind, (throttled as { retryAfterMs?: number }).retryAfterMs]).toEqual(['retry', undefined]);
+    fake.behave({ kind: 'status', status: 429, bodyless: true, retryAfterSeconds: 7 }, 1);
     expect(await client(fake.url)(meta)).toMatchObject({ kind: 'retry', retryAfterMs: 7000 });
     fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
     expect(await client(fake.url)(meta)).toMatchObject({ kind: 'permanent', error: expect.stringContaining('code 131047') });

@@ -34,7 +34,7 @@ it('holds a message whose hand-over is unconfirmed past the deadline, and calls 
   expect(suspended).toHaveLength(1);
 
   const failing = uniqueWamid();
-  pipeline.fake.behave({ kind: 'status', status: 429, retryAfterSeconds: 1 }, 1);
+  pipeline.fake.behave({ kind: 'status', status: 429, bodyless: true, retryAfterSeconds: 1 }, 1);
   await postMetaText(pipeline.ingest.baseUrl, { id: failing, from: '15550310001', text: '1 coke' });
   await waitFor('the hand-over past its confirm deadline', async () => (await scrapeValue(workerMetrics, 'wagate_publish_failures_total')) >= 1, 60_000);
   // Another sender's message goes through meanwhile: the worker is busy, not stuck.

@@ -238,7 +238,7 @@ describe('worker failures', () => {
     const from = '15550200025';
     // The provider asks for 8 s: the confirmation waits, and the customer's "cancel" is answered meanwhile
     // (long enough for a loaded machine to answer it first).
-    pipeline.fake.behave({ kind: 'status', status: 429, retryAfterSeconds: 8 }, 1);
+    pipeline.fake.behave({ kind: 'status', status: 429, bodyless: true, retryAfterSeconds: 8 }, 1);
     await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
     await waitFor('the confirmation to wait for its retry', async () => (await replyOf(id))?.status === 'retry');
     const cancel = uniqueWamid();
@@ -284,7 +284,7 @@ describe('worker failures', () => {
 
   it('honours a Retry-After longer than every tier without spending a try on it', async () => {
     const id = uniqueWamid();
-    pipeline.fake.behave({ kind: 'status', status: 429, retryAfterSeconds: 2 }, 1);
+    pipeline.fake.behave({ kind: 'status', status: 429, bodyless: true, retryAfterSeconds: 2 }, 1);
     await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200009', text: '1 coke' });
     await waitFor('the message to be processed', async () => (await recordOf(id))?.status === 'processed', 10_000);
     const calls = callsTo('15550200009');
@@ -298,7 +298,7 @@ describe('worker failures', () => {
     const phone = '15550200019';
     const id = uniqueWamid();
     // The provider asks for an hour: the copy cycles through the tiers, waiting, meanwhile.
-    pipeline.fake.behave({ kind: 'status', status: 429, retryAfterSeconds: 3600 }, 1);
+    pipeline.fake.behave({ kind: 'status', status: 429, bodyless: true, retryAfterSeconds: 3600 }, 1);
     await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
     await waitFor('the first provider call', () => callsTo(phone).length === 1);
     const skippedBefore = await skippedCount();

@@ -34,7 +34,7 @@ it('holds a blocked hand-over past the drain timeout while running, and gives it
   const workerMetrics = `http://127.0.0.1:${worker.metricsPort}/metrics`;
   suspended = await suspendConnection(`wagate-worker publish ${worker.memberId}`);
   expect(suspended).toHaveLength(1);
-  pipeline.fake.behave({ kind: 'status', status: 429, retryAfterSeconds: 1 }, 1);
+  pipeline.fake.behave({ kind: 'status', status: 429, bodyless: true, retryAfterSeconds: 1 }, 1);
   const held = uniqueWamid();
   await postMetaText(pipeline.ingest.baseUrl, { id: held, from: '15550320001', text: '1 coke' });
   await waitFor('the hand-over past its confirm deadline', async () => (await scrapeValue(workerMetrics, 'wagate_publish_failures_total')) >= 1, 60_000);

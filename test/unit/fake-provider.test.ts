@@ -274,26 +274,26 @@ describe('without configured credentials', () => {
 });
 
 describe('behaviours', () => {
-  it('answers a Meta-shaped error with Retry-After, then ok once the queue is used up', async () => {
-    fake.behave({ kind: 'status', status: 429, metaCode: 130429, retryAfterSeconds: 7 }, 1);
+  it('answers a Meta-shaped error, without the Retry-After Meta does not send, then ok once the queue is used up', async () => {
+    fake.behave({ kind: 'status', status: 429, metaCode: 130429 }, 1);
 
     const limited = await sendMeta(fake, metaText());
     const { error } = await json(limited);
     const next = await sendMeta(fake, metaText());
 
     expect(limited.status).toBe(429);
-    expect(limited.headers.get('retry-after')).toBe('7');
+    expect(limited.headers.get('retry-after')).toBeNull();
     expect(error).toMatchObject({ code: 130429, message: '(#130429) Rate limit hit', error_data: { messaging_product: 'whatsapp' } });
     expect(next.status).toBe(200);
   });
 
   it('answers a Twilio-shaped error with the code that goes with the status', async () => {
-    fake.behave({ kind: 'status', status: 503, retryAfterSeconds: 2 }, 1);
+    fake.behave({ kind: 'status', status: 503 }, 1);
 
     const response = await sendTwilio(fake, twilioForm());
 
     expect(response.status).toBe(503);
-    expect(response.headers.get('retry-after')).toBe('2');
+    expect(response.headers.get('retry-after')).toBeNull();
     expect(await json(response)).toMatchObject({ code: 20503, status: 503, more_info: 'https://www.twilio.com/docs/errors/20503' });
   });
 
@@ -394,11 +394,20 @@ describe('behaviours', () => {
   it('behave rejects a behaviour that does not fit the schema', () => {
     expect(() => fake.behave({ kind: 'status', status: 200 })).toThrow();
   });
+
+  it('sends Retry-After only as a proxy in between would, with no provider body', async () => {
+    expect(() => fake.behave({ kind: 'status', status: 429, metaCode: 130429, retryAfterSeconds: 7 })).toThrow(/retryAfterSeconds needs bodyless: true/);
+    fake.behave({ kind: 'status', status: 429, bodyless: true, retryAfterSeconds: 7 }, 1);
+
+    const limited = await sendMeta(fake, metaText());
+
+    expect([limited.status, limited.headers.get('retry-after'), await limited.text()]).toEqual([429, '7', '']);
+  });
 });
 
 describe('control API', () => {
   it('queues a behaviour and lists the calls', async () => {
-    const behave = await control(fake, 'behave', { behaviour: { kind: 'status', status: 429, retryAfterSeconds: 3 }, count: 1 });
+    const behave = await control(fake, 'behave', { behaviour: { kind: 'status', status: 429, bodyless: true, retryAfterSeconds: 3 }, count: 1 });
     const limited = await sendTwilio(fake, twilioForm());
     const sent = await sendMeta(fake, metaText());
     const calls = await json(await control(fake, 'calls'));
@@ -408,7 +417,7 @@ describe('control API', () => {
     expect(limited.headers.get('retry-after')).toBe('3');
     expect(sent.status).toBe(200);
     expect(calls).toMatchObject([
-      { provider: 'twilio', status: 429, responseBody: { code: 20429 } },
+      { provider: 'twilio', status: 429, responseBody: null },
       { provider: 'meta', status: 200, providerMessageId: expect.stringMatching(/^wamid\./) },
     ]);
   });
