@@ -15,8 +15,8 @@ import { waitFor } from '../support/wait';
  * the retry when it came back, and its record stayed queued until the stuck-message alert.
  */
 const prefix = randomQueuePrefix();
-/** Long enough that the retry is still waiting when the reshard has run. */
-const EARLIER_DELAY_MS = 6000;
+/** Long enough that the retry is still waiting when the reshard has run, on a busy machine too. */
+const EARLIER_DELAY_MS = 15_000;
 const before = { prefix, deliveryLimit: 5, retryDelaysMs: [1000, EARLIER_DELAY_MS], shards: 4 };
 const now = { ...before, retryDelaysMs: [1000] };
 let db: TestDatabase;
@@ -68,4 +68,4 @@ it('re-addresses the retries waiting in a tier of earlier retry delays, so a shr
     return found.length > 0 ? found : null;
   }, 3 * EARLIER_DELAY_MS);
   expect(bodyOf(back!)).toMatchObject({ messageId: 'wamid.earlier-tier', senderKey: SENDER });
-}, 60_000);
+}, 5 * EARLIER_DELAY_MS);
