@@ -13,6 +13,12 @@ const HEARTBEAT_MS = 200;
 // The lowest liveness the configuration allows: three heartbeats.
 const LIVENESS_MS = 3 * HEARTBEAT_MS;
 const PREFIX = 'wagate-takeover';
+/**
+ * For the tests that watch a worker stay live over several liveness timeouts: six heartbeats
+ * a liveness, so that one heartbeat late on a busy machine (a slow UPDATE, a GC pause) does not
+ * end it, which at the lowest liveness a single late heartbeat would.
+ */
+const PATIENT = { heartbeatMs: 250, livenessTimeoutMs: 1500 };
 
 let db: TestDatabase;
 
@@ -349,19 +355,19 @@ describe('stopping while a take waits on Postgres', () => {
 describe('a worker stopping with one shard slow to drain', () => {
   it('drops out of the assignment at once, so the shards it has released are taken while the slow one drains', async () => {
     const prefix = `${PREFIX}-leaving`;
-    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, PATIENT.livenessTimeoutMs);
     // The slow shard is the one the other worker would be given while both count as live: the
     // shard released quickly is then the stopping worker's own share, which nobody else targets.
     const [slow] = assignShards(SHARDS, ['worker-a', 'worker-b']).flatMap((target, shard) => (target === 'worker-b' ? [shard] : []));
     const quick = slow === 0 ? 1 : 0;
     let drained!: () => void;
-    const a = coordinatorFor('worker-a', store, new Map([[slow!, new Promise<void>((resolve) => (drained = resolve))]]));
+    const a = coordinatorFor('worker-a', store, new Map([[slow!, new Promise<void>((resolve) => (drained = resolve))]]), PATIENT);
     await waitFor('worker-a to take every shard', async () => (await a.tick(), a.owned().length === 2));
     expect(a.owned()).toEqual([0, 1]);
-    const b = coordinatorFor('worker-b', store);
+    const b = coordinatorFor('worker-b', store, undefined, PATIENT);
     const stopped = a.stop(20_000);
     // worker-a heartbeats while it drains; worker-b takes the released shard while the other still drains.
-    const beating = setInterval(() => void a.tick(), HEARTBEAT_MS);
+    const beating = setInterval(() => void a.tick(), PATIENT.heartbeatMs);
     try {
       await waitFor('worker-b to take the released shard while worker-a still drains', async () => {
         await b.tick();
@@ -515,12 +521,13 @@ describe('a worker whose own heartbeat has lapsed while it holds shards', () => 
 describe('a worker that lost its broker channel with a message still under way', () => {
   it('heartbeats until that work is finished and the shard released, so nobody takes the shard over beside it', async () => {
     const prefix = `${PREFIX}-no-channel`;
-    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, PATIENT.livenessTimeoutMs);
     let channel = true;
     let finished!: () => void;
     const underWay = new Promise<void>((resolve) => (finished = resolve));
     const subscribed = new Set<number>();
     const a = coordinatorFor('worker-a', store, undefined, {
+      ...PATIENT,
       consumer: {
         hasChannel: () => channel,
         isSubscribed: (shard: number) => channel && subscribed.has(shard),
@@ -532,15 +539,15 @@ describe('a worker that lost its broker channel with a message still under way',
     });
     await waitFor('worker-a to take every shard', async () => (await a.tick(), a.owned().length === SHARDS));
     channel = false;
-    const beating = setInterval(() => void a.tick(), HEARTBEAT_MS);
+    const beating = setInterval(() => void a.tick(), PATIENT.heartbeatMs);
     try {
       // The provider call still runs for several liveness timeouts: worker-a stays live, and a
       // worker that has watched the group all along cannot take its shards.
-      const b = coordinatorFor('worker-b', store);
-      const until = performance.now() + 4 * LIVENESS_MS;
+      const b = coordinatorFor('worker-b', store, undefined, PATIENT);
+      const until = performance.now() + 4 * PATIENT.livenessTimeoutMs;
       while (performance.now() < until) {
         await b.tick();
-        await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_MS));
+        await new Promise((resolve) => setTimeout(resolve, PATIENT.heartbeatMs));
       }
       expect(b.owned()).toEqual([]);
       expect(await store.acquire('worker-b', 0, true)).toBe(false);
@@ -558,7 +565,7 @@ describe('a worker that lost its broker channel with a message still under way',
 describe('a worker that loses its broker channel while it restarts a consumer with messages in hand', () => {
   it('heartbeats until the restart has finished that work, so nobody takes the shard over beside it', async () => {
     const prefix = `${PREFIX}-restart-no-channel`;
-    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
+    const store = createMembershipStore({ sql: db.sql }, prefix, PATIENT.livenessTimeoutMs);
     let channel = true;
     let prefetch = 10;
     let finished!: () => void;
@@ -566,6 +573,7 @@ describe('a worker that loses its broker channel while it restarts a consumer wi
     const subscribed = new Set<number>();
     let restarting: number | undefined;
     const a = coordinatorFor('worker-a', store, undefined, {
+      ...PATIENT,
       prefetchFor: () => prefetch,
       consumer: {
         hasChannel: () => channel,
@@ -585,11 +593,11 @@ describe('a worker that loses its broker channel while it restarts a consumer wi
     prefetch = 30;
     await waitFor('a consumer restart to begin', async () => (await a.tick(), restarting !== undefined));
     channel = false;
-    const beating = setInterval(() => void a.tick(), HEARTBEAT_MS);
+    const beating = setInterval(() => void a.tick(), PATIENT.heartbeatMs);
     try {
       await waitFor('the shard not restarting to be released', () => a.owned().length === 1);
-      const until = performance.now() + 4 * LIVENESS_MS;
-      while (performance.now() < until) await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_MS));
+      const until = performance.now() + 4 * PATIENT.livenessTimeoutMs;
+      while (performance.now() < until) await new Promise((resolve) => setTimeout(resolve, PATIENT.heartbeatMs));
       expect((await store.read()).heartbeating).toContain('worker-a');
       expect(await store.acquire('worker-b', restarting!, true)).toBe(false);
     } finally {
