@@ -15,18 +15,22 @@ export async function waitUntilReady(baseUrl: string, timeoutMs: number): Promis
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   for (;;) {
+    // No request outlasts the wait by more than a moment.
+    const cutShort = deadline - Date.now() < REQUEST_TIMEOUT_MS;
     try {
-      // No request outlasts the wait by more than a moment.
       const response = await fetch(url, { signal: AbortSignal.timeout(Math.max(1, Math.min(REQUEST_TIMEOUT_MS, deadline - Date.now()))) });
       if (response.status === 200) return;
       last = `it answered ${response.status} ${(await response.text()).slice(0, 200)}`;
     } catch (error) {
-      last = describeFetchFailure(error);
+      // Aborted only because the wait was ending: the answer before it says more.
+      const endOfWait = cutShort && (error as Error).name === 'TimeoutError' && last !== 'no answer yet';
+      if (!endOfWait) last = describeFetchFailure(error);
     }
-    if (Date.now() >= deadline) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
       throw new WagateError('GATEWAY_UNREACHABLE', `${url} was not ready after ${timeoutMs / 1000} s (${last}); is the gateway running (scripts/dev.sh), and on this port?`);
     }
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+    await new Promise((resolve) => setTimeout(resolve, Math.min(POLL_INTERVAL_MS, left)));
   }
 }
 

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import { ADMIN_DATABASE_URL, createTestDatabase, withDatabase, withPort } from '../support/database';
 import { startTestIngest } from '../support/ingest';
@@ -191,5 +192,23 @@ describe('the command line', () => {
     expect(result.stderr).toContain(`http://127.0.0.1:${port}/readyz was not ready after 1 s (ECONNREFUSED`);
     const brief = await wagate(['wait-ready', '--url', `http://127.0.0.1:${port}`, '--timeout', '0.4']);
     expect([brief.code, brief.stderr]).toEqual([1, expect.stringContaining(`http://127.0.0.1:${port}/readyz was not ready after 0.4 s (ECONNREFUSED`)]);
+  });
+
+  it('wait-ready names the gateway\'s last answer, not the end of its own wait', async () => {
+    // Not ready, and slow to say so: the request the wait's end cuts short must not hide the answers before it.
+    let asked = 0;
+    const notReady = http.createServer((_req, res) => {
+      asked += 1;
+      setTimeout(() => res.writeHead(503, { 'Content-Type': 'application/json' }).end('{"status":"not ready","warmingUp":true}'), asked === 1 ? 0 : 1500);
+    });
+    await new Promise<void>((resolve) => notReady.listen(0, '127.0.0.1', resolve));
+    const port = (notReady.address() as net.AddressInfo).port;
+    try {
+      const result = await wagate(['wait-ready', '--url', `http://localhost:${port}`, '--timeout', '1']);
+      expect([result.code, result.stderr]).toEqual([1, expect.stringContaining(`was not ready after 1 s (it answered 503 {"status":"not ready","warmingUp":true})`)]);
+    } finally {
+      notReady.closeAllConnections();
+      notReady.close();
+    }
   });
 });
