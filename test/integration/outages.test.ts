@@ -222,9 +222,11 @@ describe('slow statements', () => {
       await lock.release();
     }
     expect((await events('unavailable')) - before).toBe(1);
-    // The lock's release reaches a ledger statement under way a moment later on a busy machine,
-    // which this short statement timeout may still end once.
-    await waitFor('a 200 once the ledger is free', async () => (await postMetaText(ingest.baseUrl, {})).status === 200);
+    // Free again at once: one of the next few requests is answered 200 (a single one, under this
+    // 300 ms statement timeout, could still be ended by a busy machine's slowness alone).
+    const next = [];
+    for (let attempt = 0; attempt < 3 && next.at(-1) !== 200; attempt += 1) next.push((await postMetaText(ingest.baseUrl, {})).status);
+    expect(next.at(-1)).toBe(200);
   });
 });
 
