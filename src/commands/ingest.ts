@@ -295,6 +295,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
       rateLimit: { requests: config.ADMIN_RATE_LIMIT_PER_MINUTE, windowMs: 60_000, trustedProxies: config.TRUSTED_PROXIES },
       queueDepths: parts.queueDepths,
     },
+    untraced: parts.rehearsal,
   });
   return { listener, recorder };
 }

@@ -36,6 +36,8 @@ export interface AppDeps {
   verifyToken: string | undefined;
   health: HealthDeps;
   stats: StatsDeps;
+  /** The warm-up rehearsal's listener: its webhooks are never traced. */
+  untraced?: boolean;
 }
 
 /** One row of the route table: an express route, or a webhook POST that also has the fast path. */
@@ -65,7 +67,9 @@ function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter, path: stri
 export function createIngestListener(deps: AppDeps): RequestListener {
   const limit = createInFlightLimit(deps.maxInFlight, deps.maxInFlightBytes, deps.metrics);
   const routes = routeTable(deps, (adapter, path) =>
-    createWebhookHandler({ adapter, path, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, bodyTimeoutMs: deps.bodyTimeoutMs, metrics: deps.metrics, log: deps.log }),
+    createWebhookHandler({
+      adapter, path, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, bodyTimeoutMs: deps.bodyTimeoutMs, metrics: deps.metrics, log: deps.log, untraced: deps.untraced,
+    }),
   );
   const fastPath = new Map(routes.flatMap((route) => (route.method === 'POST' ? [[route.path, route.webhook] as const] : [])));
   const app = createExpressApp(routes, deps.stats.rateLimit.trustedProxies ?? [], deps.log);

@@ -8,7 +8,7 @@ import type { LedgerRecorder } from '../ledger/recorder';
 import { malformedItem, type InboundRequest, type ParsedWebhook, type WebhookAdapter } from '../webhooks/adapter';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
-import { endServerSpan, startServerSpan } from '../telemetry/server-span';
+import { endServerSpan, startServerSpan, untracedServerSpan } from '../telemetry/server-span';
 import { withSpan } from '../telemetry/spans';
 import { withoutNumbers } from '../telemetry/without-numbers';
 import { currentTraceparent, traceparentOf } from '../telemetry/traceparent';
@@ -26,6 +26,8 @@ export interface WebhookHandlerDeps {
   bodyTimeoutMs: number;
   metrics: Metrics;
   log: Logger;
+  /** The warm-up rehearsal's requests: never traced, whatever the sampler (untracedServerSpan). */
+  untraced?: boolean;
 }
 
 export type WebhookHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -156,7 +158,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     const startedAt = performance.now();
     const receivedAtMs = Date.now();
     // The request's one sampling decision, before any other tracing work (see startServerSpan).
-    const serverSpan = startServerSpan(req, spanName, deps.path);
+    const serverSpan = deps.untraced ? untracedServerSpan() : startServerSpan(req, spanName, deps.path);
     res.once('close', () => {
       if (res.writableFinished) metrics.webhookRequests.inc({ source, code: String(res.statusCode) });
       endServerSpan(serverSpan, res.statusCode, res.writableFinished);

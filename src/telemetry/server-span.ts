@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 
 const tracer = trace.getTracer('wagate');
 
@@ -28,6 +28,16 @@ export function startServerSpan(req: IncomingMessage, name: string, route?: stri
     });
   }
   return span;
+}
+
+/**
+ * The server span of a request that is never traced, whatever the sampler: the ingest's own
+ * warm-up rehearsal. Its unsampled traceparent keeps it out only of parent-based samplers; under
+ * always_on or traceidratio its thousands of requests would each export a trace, their
+ * publishes (returned by the broker, by design) marked failed.
+ */
+export function untracedServerSpan(): Span {
+  return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 }
 
 /**

@@ -298,6 +298,42 @@ describe('one trace from webhook to reply', () => {
       expect(receiver.requestHeaders().length).toBeGreaterThan(0);
     });
   });
+
+  describe('with every trace sampled (always_on)', () => {
+    let receiver: OtlpReceiver;
+    let ingest: ChildIngest;
+
+    beforeAll(async () => {
+      receiver = await startOtlpReceiver();
+      ingest = await spawnWagate('ingest', {
+        ...pipeline.env,
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+        OTEL_TRACES_SAMPLER: 'always_on',
+      });
+    });
+
+    afterAll(async () => {
+      await ingest.stop();
+      await receiver.close();
+    });
+
+    // A sampler that ignores the parent would otherwise export a trace for each rehearsal
+    // request, its publish marked failed, since the broker returns it by design.
+    it('leaves the warm-up rehearsal out of the traces whatever the sampler', async () => {
+      const warmedUp = ingest.logs.find((entry) => String(entry.msg).startsWith('ingest warmed up'));
+      expect(warmedUp?.rehearsed).toBeGreaterThan(0);
+      const id = uniqueWamid();
+      expect((await postMetaText(ingest.baseUrl, { id, from: '15550500010', text: '1 coke' })).status).toBe(200);
+      const trace = await waitFor('its server, ledger and publish spans', () => {
+        const inTrace = traceOfMessage(receiver.spans(), id);
+        return inTrace.length === 3 ? inTrace : null;
+      });
+      // Spans leave in export order, so the rehearsal's would have arrived before this one's.
+      expect(receiver.spans().filter((s) => s.traceId !== trace[0]!.traceId)).toEqual([]);
+    });
+  });
 });
 
 /** The spans of the trace that published this Meta message (found by the publish span's message id). */
