@@ -24,22 +24,28 @@ export interface LedgerWarmUpOptions {
  * Nothing is kept: the rows, the rate-limit counts and the outbox entry go with the rollback.
  */
 export async function warmUpLedger(options: LedgerWarmUpOptions): Promise<void> {
-  const tag = `wagate-warm-up-${randomBytes(6).toString('hex')}`;
-  const plan = planBatch([{ items: rehearsalItems(tag), receivedAtMs: Date.now(), traceparent: '' }]);
-  const parameters = [JSON.stringify(plan.rows), JSON.stringify(rateLimitsJson(options.rateLimits)), options.outboxLeaseSeconds];
+  const limits = JSON.stringify(rateLimitsJson(options.rateLimits));
   // Each transaction holds its reserved connection until it ends, so these open distinct ones.
-  await Promise.all(
-    Array.from({ length: options.connections }, () =>
-      transaction(
+  // Each has ids and a sender of its own: sharing them, each batch waited on the one before it
+  // until its rollback (the same message's unique key, the same rate-limit row), so the
+  // batches ran one after another and, on a slow database, the last ones ran out of time.
+  const batches = await Promise.allSettled(
+    Array.from({ length: options.connections }, () => {
+      const tag = `wagate-warm-up-${randomBytes(6).toString('hex')}`;
+      const plan = planBatch([{ items: rehearsalItems(tag), receivedAtMs: Date.now(), traceparent: '' }]);
+      return transaction(
         options.sql,
         async (tx) => {
-          await tx.unsafe(RECORD_BATCH_SQL, parameters, { prepare: true });
+          await tx.unsafe(RECORD_BATCH_SQL, [JSON.stringify(plan.rows), limits, options.outboxLeaseSeconds], { prepare: true });
           await foldReceipts(tx, [{ source: 'whatsapp', providerMessageId: tag }]);
         },
         'rollback',
-      ),
-    ),
+      );
+    }),
   );
+  // Every transaction has ended, its connection back in the pool, before a failure is reported.
+  const failed = batches.find((batch) => batch.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 function rehearsalItems(tag: string): LedgerItem[] {
