@@ -100,12 +100,7 @@ describe('one trace from webhook to reply', () => {
 
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
-      const env = {
-        ...pipeline.env,
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-        OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
-        OTEL_BSP_SCHEDULE_DELAY: '100',
-      };
+      const env = exportingTo(pipeline, receiver, { OTEL_EXPORTER_OTLP_PROTOCOL: protocol });
       children = [await spawnWagate('ingest', env), await spawnWagate('worker', env)];
     });
 
@@ -240,14 +235,7 @@ describe('one trace from webhook to reply', () => {
       // One header per line, as a Secret's value often holds several.
       writeFileSync(headersFile, 'authorization=Bearer collector-key\nx-scope-orgid=shop\n');
       // No worker: the test reads the queued messages themselves.
-      ingest = await spawnWagate('ingest', {
-        ...pipeline.env,
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-        OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile,
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-        OTEL_BSP_SCHEDULE_DELAY: '100',
-        OTEL_TRACES_SAMPLER: 'parentbased_always_off',
-      });
+      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile, OTEL_TRACES_SAMPLER: 'parentbased_always_off' }));
     });
 
     afterAll(async () => {
@@ -305,13 +293,7 @@ describe('one trace from webhook to reply', () => {
 
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
-      ingest = await spawnWagate('ingest', {
-        ...pipeline.env,
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-        OTEL_BSP_SCHEDULE_DELAY: '100',
-        OTEL_TRACES_SAMPLER: 'always_on',
-      });
+      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'always_on' }));
     });
 
     afterAll(async () => {
@@ -335,6 +317,11 @@ describe('one trace from webhook to reply', () => {
     });
   });
 });
+
+/** The pipeline's settings for a process that exports its spans to `receiver` (OTLP over JSON unless `extra` says otherwise), at once. */
+function exportingTo(pipeline: Pipeline, receiver: OtlpReceiver, extra: Record<string, string>): Record<string, string> {
+  return { ...pipeline.env, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100', ...extra };
+}
 
 /** The spans of the trace that published this Meta message (found by the publish span's message id). */
 function traceOfMessage(spans: ReceivedSpan[], wamid: string): ReceivedSpan[] {
