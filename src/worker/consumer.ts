@@ -11,6 +11,7 @@ import { createHandOn, type HandOnDeps } from './hand-on';
 import type { ProcessOutcome } from './process-message';
 import { tierToWaitOut } from './retry-plan';
 import { createUnsentMemory, type UnsentAttempts } from './unsent-attempts';
+import type { LeaseEnd } from './lease-watch';
 
 export interface ConsumerDeps extends HandOnDeps {
   /** `attempt`: the delivery's try (its x-wagate-attempt header; 0 before any retry). */
@@ -50,8 +51,15 @@ export interface WorkerConsumer {
    * Cancels the shard's consumer, then waits until every message of it in hand is finished
    * (acked or handed on), so that nothing is requeued and no delivery count rises, and closes
    * its channel.
+   *
+   * Once cancelled, the queue has no consumer, and whoever takes the shard when this worker's
+   * lease runs out gets the next messages at once. So when the heartbeats stall meanwhile
+   * (`lease.stalled`: cut off from Postgres, say), nothing more starts, and the channel is
+   * closed once the work under way is finished, or when the lease is about to end
+   * (`lease.ending`) if that comes first: the broker returns the messages not finished to the
+   * front of their queue, in order, before anyone else may consume it.
    */
-  release(shard: number): Promise<void>;
+  release(shard: number, lease?: LeaseEnd): Promise<void>;
   /**
    * Lets go of a shard that another worker took over while this one still consumed it. The
    * new owner's consumer waits behind this one (the queue has a single active consumer) and
@@ -247,14 +255,24 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   /**
    * Fences the channel so that nothing more starts on it, waits for the work under way on it,
    * and closes it: the broker returns every message it held but had not started to the front of
-   * its queue, in order. A channel lost meanwhile has given everything back already.
+   * its queue, in order. A channel lost meanwhile has given everything back already. With
+   * `closeBy`, the channel is closed then at the latest, work under way or not: what is under
+   * way goes back too, and its ack, if it comes, is lost with the channel.
    */
-  async function fenceAndClose(entry: ShardChannel): Promise<void> {
+  async function fenceAndClose(entry: ShardChannel, closeBy?: Promise<void>): Promise<void> {
+    // Closed already (its connection lost): the broker has given everything back.
+    if (!open.has(entry.channel)) return;
     fenced.add(entry.channel);
     letGo(entry.channel);
+    const cutOff = closeBy?.then(() => 'cut off' as const);
     const onChannel = () => [...underWay].flatMap(([work, channel]) => (channel === entry.channel ? [work] : []));
     for (let work = onChannel(); work.length > 0; work = onChannel()) {
-      if (await Promise.race([Promise.allSettled(work).then(() => false), entry.closed.then(() => true)])) break;
+      const ended = await Promise.race([Promise.allSettled(work).then(() => 'finished' as const), entry.closed.then(() => 'closed' as const), ...(cutOff ? [cutOff] : [])]);
+      if (ended === 'closed') break;
+      if (ended === 'cut off') {
+        deps.log.warn({ underWay: work.length }, 'closing a shard\'s broker channel with work still under way, since this worker\'s lease on the shard is about to end: those messages go back to the queue too');
+        break;
+      }
     }
     await closeChannel(entry);
   }
@@ -330,13 +348,17 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
         return false;
       }
     },
-    async release(shard) {
+    async release(shard, lease) {
       const current = attached;
       const entry = current?.shards.get(shard);
       if (current && entry !== undefined) current.shards.delete(shard);
       if (entry?.tag) {
         letGo(entry.channel);
         await entry.channel.cancel(entry.tag).catch(() => undefined);
+        if (lease && (await Promise.race([settled(shard).then(() => false), lease.stalled.then(() => true)]))) {
+          deps.log.warn({ shard }, 'this worker\'s heartbeats stalled while it released the shard: closing its broker channel once the messages under way are finished, so that the others in hand go back to the queue, in order, before another worker may take the shard');
+          await fenceAndClose(entry, lease.ending);
+        }
         await settled(shard, entry);
         // Every message of it is finished: closing the channel gives nothing back, and it waits
         // for the broker to take the acks sent on it.

@@ -5,6 +5,7 @@ import type { Metrics } from '../telemetry/metrics';
 import type { WorkerConsumer } from './consumer';
 import { MemberRowGone, type GroupView, type MembershipStore } from './membership-store';
 import { assignShards } from './shard-assignment';
+import { watchLease } from './lease-watch';
 
 /**
  * Reads further apart than a third of the liveness timeout count as a gap in sight of the
@@ -67,7 +68,8 @@ export interface ShardCoordinator {
  * Keeps this worker's share of the shards. Every worker computes the same assignment from
  * the sorted live members (see assignShards); the owner table in Postgres makes hand-overs
  * safe: a shard is released (consumer cancelled, its messages in hand finished, the release
- * recorded) before anyone else may subscribe, unless its owner's heartbeat has expired.
+ * recorded) before anyone else may subscribe, unless its owner's heartbeat has expired; a
+ * release whose heartbeats stall gives back what it has not finished before then (watchLease).
  *
  * A worker is live while it heartbeats, and it heartbeats only while it holds a broker
  * channel, or has work under way on shards it is letting go. When Postgres cannot be read, nothing changes: workers keep their shards. After
@@ -97,6 +99,8 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   let memberGoneTold = false;
   /** When the last heartbeat that succeeded was sent (performance.now()); null before the first, or once left. */
   let heartbeatSentAt: number | null = null;
+  /** Whether the last heartbeat sent has not gone through: it hangs, or failed (see watchLease). */
+  let heartbeatOutstanding = false;
   let tenure = 0;
   let stopping = false;
   let ticking: Promise<void> | null = null;
@@ -109,11 +113,17 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
 
   const timed = timerOf(deps.stallWatch);
 
+  /** Watches the lease for a release under way: one whose heartbeats stall gives back what it has not started in time. */
+  const leaseWatch = () => watchLease({ leftMs: leaseLeftMs, heartbeatOutstanding: () => heartbeatOutstanding }, deps);
+
   function releaseInBackground(shard: number, reason: string, takenOver = false): void {
     busy.add(shard);
+    const watch = takenOver ? null : leaseWatch();
+    // Said once per release: a retried record (its consumer gone already) has nothing to finish.
+    if (watch && consumer.isSubscribed(shard)) log.info({ shard, reason }, 'releasing a shard: its consumer is cancelled, and the release is recorded once the messages in hand are finished');
     const work = (async () => {
       // The new owner already waits on the queue: see WorkerConsumer.relinquish.
-      await (takenOver ? consumer.relinquish(shard) : consumer.release(shard));
+      await (watch ? consumer.release(shard, watch) : consumer.relinquish(shard));
       await store.release(me, [shard]);
       held.delete(shard);
       prefetchOf.delete(shard);
@@ -123,6 +133,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
     })()
       .catch((error: Error) => log.warn({ shard, err: error.message }, 'could not record a shard release; trying again'))
       .finally(() => {
+        watch?.stop();
         busy.delete(shard);
         releases.delete(work);
       });
@@ -179,17 +190,22 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   function resubscribeInBackground(shard: number, prefetch: number): void {
     busy.add(shard);
     const from = prefetchOf.get(shard);
+    const watch = leaseWatch();
+    let stalled = false;
+    void watch.stalled.then(() => (stalled = true));
     resubscribing = (async () => {
-      await consumer.release(shard);
+      await consumer.release(shard, watch);
       prefetchOf.delete(shard);
-      // Without a channel (or once stopping) the next round releases it as a lost consumer.
-      if (!stopping && (await consumer.subscribe(shard, prefetch))) {
+      // Without a channel (or once stopping) the next round releases it as a lost consumer; so
+      // with heartbeats that stalled meanwhile, rather than take deliveries only to give them back.
+      if (!stopping && !stalled && (await consumer.subscribe(shard, prefetch))) {
         prefetchOf.set(shard, prefetch);
         log.info({ shard, from, to: prefetch }, 'shard consumer restarted with the prefetch of this worker\'s share');
       }
     })()
       .catch((error: Error) => log.warn({ shard, err: error.message }, 'could not restart a shard consumer'))
       .finally(() => {
+        watch.stop();
         busy.delete(shard);
         resubscribing = null;
       });
@@ -217,7 +233,9 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       // or another worker could take a shard over and run the sender's next messages beside it.
       if ((consumer.hasChannel() || releases.size > 0 || resubscribing !== null) && !mismatched) {
         const sentAt = performance.now();
+        heartbeatOutstanding = true;
         await timed('worker group heartbeat', () => store.heartbeat(me, !stopping));
+        heartbeatOutstanding = false;
         // A heartbeat that goes through after the lease ran out does not extend it: another
         // worker may have taken the shards in the gap. It starts a new tenure instead.
         if (heartbeatSentAt === null || performance.now() - heartbeatSentAt >= deps.livenessTimeoutMs) tenure += 1;
