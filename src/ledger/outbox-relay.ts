@@ -18,8 +18,8 @@ import { recordTooLarge } from './outbox-too-large';
 
 /**
  * A pause lets confirms from many batches share one DELETE and one commit. Nothing waits for
- * the DELETE (a confirmed row is only republished if this process dies first, and the worker
- * recognises the copy), so the pause is long: at low rates a short one costs Postgres a commit
+ * the DELETE (a confirmed row is only republished if this process dies first, or stops while
+ * Postgres refuses the DELETE, and the worker recognises the copy), so the pause is long: at low rates a short one costs Postgres a commit
  * every few messages.
  */
 const DELETE_GATHER_MS = 50;
@@ -325,7 +325,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     } catch (error) {
       // Still confirmed; keep the ids and try again rather than republishing later.
       toDelete.push(...ids);
+      // Once stopping, stop() makes the last try itself: a timer armed here would go on
+      // trying, every second, after the pool has closed, for as long as the process lives.
+      if (stopping) {
+        options.log.warn({ err: (error as Error).message, count: ids.length }, 'outbox delete failed while stopping; rows whose delete still fails when the relay has stopped stay in the outbox, and a sweep publishes them again once their leases expire (the worker skips the copies)');
+        return;
+      }
       options.log.warn({ err: (error as Error).message, count: ids.length }, 'outbox delete failed; will retry');
+      if (deleteTimer) clearTimeout(deleteTimer);
       deleteTimer = setTimeout(() => void track(flushDeletes()), DELETE_RETRY_MS).unref();
     }
   }
@@ -358,6 +365,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   /** A pod that cannot sweep now (the broker away, or another pod sweeping) only learns whether rows wait, for its owner publishes. */
   async function sweepAlone(): Promise<number> {
+    // A sweep that a reconnect starts after stop() would query a closing pool.
+    if (stopping) return 0;
     // Read-only first: an idle poll (nothing waiting, the usual case) writes nothing.
     await refreshBacklog();
     if (!backlog || stopping || !options.canPublish() || !(await holdSweeperLease())) return 0;
