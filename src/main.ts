@@ -58,7 +58,7 @@ const commands: Record<string, Command> = {
     await waitForMigrations(config, log, stopRequested.signal);
     const worker = await startWorker(config, log);
     stopOnSignal(log, () => worker.stop());
-    exitOnRefusedLogin(worker.broker, config.AMQP_URL, config.AUTH_FAILURE_EXIT_SECONDS, log);
+    exitOnRefusedLogin('worker', worker.broker, config.AMQP_URL, config.AUTH_FAILURE_EXIT_SECONDS, log);
     stopOnFatal(log, worker.fatal, () => worker.stop());
   },
   autoscaler: async (config, log) => {
@@ -79,6 +79,8 @@ const commands: Record<string, Command> = {
       await worker.stop();
     };
     stopOnSignal(log, stopBoth);
+    // Its worker would consume nothing, while the ingest answers 200 from the outbox.
+    exitOnRefusedLogin('dev', worker.broker, config.AMQP_URL, config.AUTH_FAILURE_EXIT_SECONDS, log);
     stopOnFatal(log, Promise.race([ingest.fatal, worker.fatal]), stopBoth);
   },
   products: (config, _log, args) => productsCommand(config, args),
@@ -163,15 +165,15 @@ const LOGIN_CHECK_INTERVAL_MS = 1000;
  * Wrong credentials do not heal by waiting: after AUTH_FAILURE_EXIT_SECONDS of refused logins
  * the worker exits 1 with a message that says so, and the crash shows where it runs.
  */
-function exitOnRefusedLogin(broker: RunningWorker['broker'], amqpUrl: string, limitSeconds: number, log: Logger): void {
+function exitOnRefusedLogin(command: 'worker' | 'dev', broker: RunningWorker['broker'], amqpUrl: string, limitSeconds: number, log: Logger): void {
   const timer = setInterval(() => {
     const since = broker.loginRefusedSince();
     if (since === null || Date.now() - since < limitSeconds * 1000) return;
     const host = new URL(amqpUrl).host;
-    const message = `the broker at ${host} has refused this worker's login for ${limitSeconds} s: the user or password in AMQP_URL (or AMQP_URL_FILE) is wrong; correct it and start the worker again`;
+    const message = `the broker at ${host} has refused this worker's login for ${limitSeconds} s: the user or password in AMQP_URL (or AMQP_URL_FILE) is wrong; correct it and start wagate ${command} again`;
     log.error({ broker: host }, message);
     log.flush();
-    process.stderr.write(`wagate worker: failed: ${message}\n`);
+    process.stderr.write(`wagate ${command}: failed: ${message}\n`);
     process.exit(ERROR_CODES.BROKER_UNAVAILABLE.exitStatus);
   }, LOGIN_CHECK_INTERVAL_MS);
   timer.unref();

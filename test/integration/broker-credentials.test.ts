@@ -33,6 +33,19 @@ describe('wrong broker credentials', () => {
     expect(stderr).not.toContain('not-the-password');
   }, 60_000);
 
+  it('make wagate dev exit 1 as well, rather than say it is ready while its worker consumes nothing', async () => {
+    // Its ingest answers 200 from the outbox, so the README's demo would wait on orders that never come.
+    const child = spawn(process.execPath, [MAIN_JS, 'dev'], {
+      env: { PATH: process.env.PATH ?? '', ...testEnv(db.url, { AMQP_URL: wrongPassword.toString(), AUTH_FAILURE_EXIT_SECONDS: '2', PORT: '0', METRICS_PORT: '0' }) },
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/wagate dev: failed: the broker at .* has refused this worker's login for 2 s: the user or password in AMQP_URL \(or AMQP_URL_FILE\) is wrong; correct it and start wagate dev again/);
+    expect(stderr).not.toContain('not-the-password');
+  }, 60_000);
+
   it('leave ingest serving from the outbox, reporting the refusal in /readyz and a metric', async () => {
     ingest = await startTestIngest(db.url, { AMQP_URL: wrongPassword.toString() });
     const live = ingest;
