@@ -204,7 +204,10 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
   }
 
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://fake-provider');
+    // A target no URL can be made of ('//[', say) is the client's mistake: thrown here, outside
+    // the handler's promise, it ended the process (and, in a test, the test runner's worker).
+    const url = URL.parse(req.url ?? '/', 'http://fake-provider');
+    if (!url) return sendJson(res, 400, { error: `the fake provider cannot read the request target ${JSON.stringify(req.url)}` });
     const handle = url.pathname.startsWith('/_fake/') ? handleControl : handleProvider;
     handle(req, res, url)
       .then((handled) => {

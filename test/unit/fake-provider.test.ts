@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { startFakeProvider, type FakeProvider } from '../../src/dev/fake-provider';
 
 const META_TOKEN = 'EAAG-test-token';
@@ -445,6 +446,21 @@ describe('control API', () => {
 
     expect((await control(fake, 'reset')).status).toBe(204);
     expect(await json(await control(fake, 'calls'))).toEqual([]);
+    expect((await sendMeta(fake, metaText())).status).toBe(200);
+  });
+
+  it('answers 400 to a request target that is no URL, and goes on answering', async () => {
+    const { port } = new URL(fake.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      let received = '';
+      const socket = net.connect(Number(port), '127.0.0.1', () => socket.end('GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      socket.on('end', () => resolve(received));
+      socket.on('error', reject);
+    });
+
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('cannot read the request target');
     expect((await sendMeta(fake, metaText())).status).toBe(200);
   });
 
