@@ -131,19 +131,25 @@ async function clearInBatches({ sql, table, days, set, still }: Clearing): Promi
   let after = { createdAt: '-infinity', id: '0' };
   let total = 0;
   for (;;) {
-    const [batch] = await sql<{ n: number; created_at: string | null; id: string | null }[]>`
-      WITH cleared AS (
-        UPDATE ${sql(table)} SET ${set} WHERE id IN (
-          SELECT id FROM ${sql(table)}
-          WHERE created_at < now() - make_interval(secs => ${secondsIn(days)})
-            AND created_at >= ${after.createdAt}::text::timestamptz AND (created_at, id) > (${after.createdAt}::text::timestamptz, ${after.id}::text::bigint)
-            AND ${still}
-          ORDER BY created_at, id LIMIT ${BATCH_ROWS}) AND ${still}
-        RETURNING created_at, id),
-      last AS (SELECT created_at, id FROM cleared ORDER BY created_at DESC, id DESC LIMIT 1)
-      SELECT (SELECT count(*) FROM cleared)::integer AS n, (SELECT created_at::text FROM last) AS created_at, (SELECT id::text FROM last) AS id`;
+    // A full batch is one that picked BATCH_ROWS, not one that cleared as many: a picked row
+    // that changed while the update waited on it (a release, an erase) is left, and counting
+    // only the cleared ones ended the run there, every later row keeping its personal data
+    // until the next day's run. The cursor moves past what was picked, for the same reason.
+    const [batch] = await sql<{ n: number; picked: number; created_at: string | null; id: string | null }[]>`
+      WITH picked AS (
+        SELECT id, created_at FROM ${sql(table)}
+        WHERE created_at < now() - make_interval(secs => ${secondsIn(days)})
+          AND created_at >= ${after.createdAt}::text::timestamptz AND (created_at, id) > (${after.createdAt}::text::timestamptz, ${after.id}::text::bigint)
+          AND ${still}
+        ORDER BY created_at, id LIMIT ${BATCH_ROWS}),
+      cleared AS (
+        UPDATE ${sql(table)} SET ${set} WHERE id IN (SELECT id FROM picked) AND ${still}
+        RETURNING id),
+      last AS (SELECT created_at, id FROM picked ORDER BY created_at DESC, id DESC LIMIT 1)
+      SELECT (SELECT count(*) FROM cleared)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked,
+             (SELECT created_at::text FROM last) AS created_at, (SELECT id::text FROM last) AS id`;
     total += batch!.n;
-    if (batch!.n < BATCH_ROWS) return total;
+    if (batch!.picked < BATCH_ROWS) return total;
     after = { createdAt: batch!.created_at!, id: batch!.id! };
   }
 }

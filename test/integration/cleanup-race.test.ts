@@ -75,3 +75,34 @@ it('keeps a sender\'s rate-limit row and language that were renewed while a clea
     await sql.end();
   }
 });
+
+it('clears the rest of the due personal data when one row of a batch changed while the batch waited on it', async () => {
+  // More than a batch (1,000 rows) of finished messages past the personal-data retention, not
+  // yet past the ledger's; the oldest is put back on its way by a release held open here.
+  await db.sql`
+    INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload, created_at)
+    SELECT 'whatsapp', 'wamid.cleanup-batch.' || g, '15550900003', '15550900003', '100', 'processed', '{"from":"15550900003"}',
+           now() - interval '8 days' - make_interval(secs => 2000 - g)
+    FROM generate_series(1, 1200) AS g`;
+  const release = holdInTransaction(db.sql, (tx) =>
+    tx`UPDATE webhook_messages SET status = 'queued', updated_at = now() WHERE message_id = 'wamid.cleanup-batch.1'`);
+  await release.held;
+
+  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup-race' });
+  try {
+    const cleanup = runCleanup(sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 });
+    await waitFor('the cleanup to wait on the released row', async () =>
+      (await db.sql`SELECT 1 FROM pg_stat_activity WHERE application_name = 'wagate-test-cleanup-race' AND wait_event_type = 'Lock'`).length > 0);
+    await release.release();
+    const report = await cleanup;
+    expect(report.personal_data_messages).toBe(1199);
+    expect(await db.sql`
+      SELECT status, count(*)::integer AS n, count(payload)::integer AS kept FROM webhook_messages
+      WHERE message_id LIKE 'wamid.cleanup-batch.%' GROUP BY status ORDER BY status`).toEqual([
+      { status: 'processed', n: 1199, kept: 0 },
+      { status: 'queued', n: 1, kept: 1 },
+    ]);
+  } finally {
+    await sql.end();
+  }
+});
