@@ -20,6 +20,20 @@ afterAll(async () => {
   await db.drop();
 });
 
+/** Runs a cleanup on a connection of its own, lets `held` go once the cleanup waits on its row, and returns the report. */
+async function cleanupPast(held: { release(): Promise<void> }) {
+  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup-race' });
+  try {
+    const cleanup = runCleanup(sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 });
+    await waitFor('the cleanup to wait on the held row', async () =>
+      (await db.sql`SELECT 1 FROM pg_stat_activity WHERE application_name = 'wagate-test-cleanup-race' AND wait_event_type = 'Lock'`).length > 0);
+    await held.release();
+    return await cleanup;
+  } finally {
+    await sql.end();
+  }
+}
+
 it('keeps an old message that release puts back on the queue while a cleanup batch waits on it', async () => {
   const [row] = await db.sql<{ id: string }[]>`
     INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload, created_at)
@@ -32,18 +46,9 @@ it('keeps an old message that release puts back on the queue while a cleanup bat
   });
   await release.held;
 
-  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup-race' });
-  try {
-    const cleanup = runCleanup(sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 });
-    await waitFor('the cleanup to wait on the released row', async () =>
-      (await db.sql`SELECT 1 FROM pg_stat_activity WHERE application_name = 'wagate-test-cleanup-race' AND wait_event_type = 'Lock'`).length > 0);
-    await release.release();
-    const report = await cleanup;
-    expect(report.webhook_messages_whatsapp).toBe(0);
-    expect(await db.sql`SELECT status, payload IS NOT NULL AS kept FROM webhook_messages WHERE id = ${row!.id}`).toEqual([{ status: 'queued', kept: true }]);
-  } finally {
-    await sql.end();
-  }
+  const report = await cleanupPast(release);
+  expect(report.webhook_messages_whatsapp).toBe(0);
+  expect(await db.sql`SELECT status, payload IS NOT NULL AS kept FROM webhook_messages WHERE id = ${row!.id}`).toEqual([{ status: 'queued', kept: true }]);
 });
 
 it('keeps a sender\'s rate-limit row and language that were renewed while a cleanup batch waited on them', async () => {
@@ -88,21 +93,12 @@ it('clears the rest of the due personal data when one row of a batch changed whi
     tx`UPDATE webhook_messages SET status = 'queued', updated_at = now() WHERE message_id = 'wamid.cleanup-batch.1'`);
   await release.held;
 
-  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup-race' });
-  try {
-    const cleanup = runCleanup(sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 });
-    await waitFor('the cleanup to wait on the released row', async () =>
-      (await db.sql`SELECT 1 FROM pg_stat_activity WHERE application_name = 'wagate-test-cleanup-race' AND wait_event_type = 'Lock'`).length > 0);
-    await release.release();
-    const report = await cleanup;
-    expect(report.personal_data_messages).toBe(1199);
-    expect(await db.sql`
-      SELECT status, count(*)::integer AS n, count(payload)::integer AS kept FROM webhook_messages
-      WHERE message_id LIKE 'wamid.cleanup-batch.%' GROUP BY status ORDER BY status`).toEqual([
-      { status: 'processed', n: 1199, kept: 0 },
-      { status: 'queued', n: 1, kept: 1 },
-    ]);
-  } finally {
-    await sql.end();
-  }
+  const report = await cleanupPast(release);
+  expect(report.personal_data_messages).toBe(1199);
+  expect(await db.sql`
+    SELECT status, count(*)::integer AS n, count(payload)::integer AS kept FROM webhook_messages
+    WHERE message_id LIKE 'wamid.cleanup-batch.%' GROUP BY status ORDER BY status`).toEqual([
+    { status: 'processed', n: 1199, kept: 0 },
+    { status: 'queued', n: 1, kept: 1 },
+  ]);
 });
