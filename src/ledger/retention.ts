@@ -57,43 +57,49 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
   // A Meta key also waits for its message's own timestamp to pass: one signed more than 5
   // minutes ahead (replay_rejected) would, replayed once its key were gone, fall inside the
   // window, whose check allows for 5 minutes ahead only.
-  report.webhook_messages_whatsapp = await inBatches(() => sql`
-    DELETE FROM webhook_messages WHERE id IN (
-      SELECT id FROM webhook_messages m
-      WHERE webhook_source = 'whatsapp' AND created_at < now() - make_interval(secs => ${secondsIn(options.days)})
-        AND (message_timestamp IS NULL OR message_timestamp < now() - make_interval(secs => ${secondsIn(options.days)}))
-        AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
-      LIMIT ${BATCH_ROWS}) AND ${stillFinished}`);
-  report.webhook_messages_twilio = await inBatches(() => sql`
-    DELETE FROM webhook_messages WHERE id IN (
-      SELECT id FROM webhook_messages m
-      WHERE webhook_source = 'twilio' AND created_at < now() - make_interval(secs => ${secondsIn(twilioDays)})
-        AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = m.id)
-      LIMIT ${BATCH_ROWS}) AND ${stillFinished}`);
+  const old = { sql, table: 'webhook_messages' } as const;
+  report.webhook_messages_whatsapp = await deleteInBatches({
+    ...old, days: options.days,
+    which: sql`webhook_source = 'whatsapp' AND (message_timestamp IS NULL OR message_timestamp < now() - make_interval(secs => ${secondsIn(options.days)}))
+      AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = t.id)`,
+    still: stillFinished,
+  });
+  report.webhook_messages_twilio = await deleteInBatches({
+    ...old, days: twilioDays,
+    which: sql`webhook_source = 'twilio' AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = t.id)`,
+    still: stillFinished,
+  });
   // A receipt's key dedupes it as a message's key does: Twilio's status callbacks are signed
   // without a timestamp too, so their keys stay as long as Twilio's message keys.
   report.message_statuses = 0;
   for (const [source, days] of [['whatsapp', options.days], ['twilio', twilioDays]] as const) {
-    report.message_statuses += await inBatches(() => sql`
-      DELETE FROM message_statuses WHERE id IN (
-        SELECT id FROM message_statuses
-        WHERE webhook_source = ${source} AND created_at < now() - make_interval(secs => ${secondsIn(days)})
-          AND (status_timestamp IS NULL OR status_timestamp < now() - make_interval(secs => ${secondsIn(days)}))
-        LIMIT ${BATCH_ROWS})`);
+    report.message_statuses += await deleteInBatches({
+      sql, table: 'message_statuses', days,
+      which: sql`webhook_source = ${source} AND (status_timestamp IS NULL OR status_timestamp < now() - make_interval(secs => ${secondsIn(days)}))`,
+      still: sql`true`,
+    });
   }
   // The age checked again on the row deleted: one its sender's new message (or the worker's
   // language) renewed while the delete waited on it is that renewed row, and stays.
   report.webhook_rate_limits = await inBatches(() => sql`
-    DELETE FROM webhook_rate_limits WHERE (webhook_source, phone_number) IN (
+    WITH picked AS (
       SELECT webhook_source, phone_number FROM webhook_rate_limits
-      WHERE last_request_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS})
-      AND last_request_at < now() - make_interval(secs => ${secondsIn(options.days)})`);
+      WHERE last_request_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS}),
+    gone AS (
+      DELETE FROM webhook_rate_limits WHERE (webhook_source, phone_number) IN (SELECT webhook_source, phone_number FROM picked)
+        AND last_request_at < now() - make_interval(secs => ${secondsIn(options.days)})
+      RETURNING 1)
+    SELECT (SELECT count(*) FROM gone)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked`);
   // A customer's number, as the key of the language they last wrote in: kept as long as their messages.
   report.customer_languages = await inBatches(() => sql`
-    DELETE FROM customer_languages WHERE (webhook_source, sender_key) IN (
+    WITH picked AS (
       SELECT webhook_source, sender_key FROM customer_languages
-      WHERE updated_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS})
-      AND updated_at < now() - make_interval(secs => ${secondsIn(options.days)})`);
+      WHERE updated_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS}),
+    gone AS (
+      DELETE FROM customer_languages WHERE (webhook_source, sender_key) IN (SELECT webhook_source, sender_key FROM picked)
+        AND updated_at < now() - make_interval(secs => ${secondsIn(options.days)})
+      RETURNING 1)
+    SELECT (SELECT count(*) FROM gone)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked`);
   const personal = { sql, days: options.personalDataDays };
   report.personal_data_messages = await clearInBatches({
     ...personal, table: 'webhook_messages', set: sql`payload = NULL, raw_body = NULL`,
@@ -108,9 +114,11 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
   return report;
 }
 
+type WalkedTable = 'webhook_messages' | 'message_statuses' | 'outbound_messages' | 'orders';
+
 interface Clearing {
   sql: Sql;
-  table: 'webhook_messages' | 'message_statuses' | 'outbound_messages' | 'orders';
+  table: WalkedTable;
   days: number;
   /** What clearing sets. */
   set: SqlFragment;
@@ -118,35 +126,63 @@ interface Clearing {
   still: SqlFragment;
 }
 
+/** Clears personal data from rows older than `days` (see walkInBatches). */
+function clearInBatches({ sql, table, days, set, still }: Clearing): Promise<number> {
+  return walkInBatches({ sql, table, days, which: still, act: sql`UPDATE ${sql(table)} SET ${set} WHERE id IN (SELECT id FROM picked) AND ${still} RETURNING id` });
+}
+
+interface Deletion {
+  sql: Sql;
+  table: WalkedTable;
+  days: number;
+  /** Which of the rows older than `days` go; the row is `t`. */
+  which: SqlFragment;
+  /** Checked again on the row as it is when the delete has locked it. */
+  still: SqlFragment;
+}
+
+/** Deletes rows older than `days` (see walkInBatches). */
+function deleteInBatches({ sql, table, days, which, still }: Deletion): Promise<number> {
+  return walkInBatches({ sql, table, days, which, act: sql`DELETE FROM ${sql(table)} WHERE id IN (SELECT id FROM picked) AND ${still} RETURNING id` });
+}
+
+interface Walk {
+  sql: Sql;
+  table: WalkedTable;
+  days: number;
+  /** Which of the rows older than `days` to pick; the row is `t`. */
+  which: SqlFragment;
+  /** The statement that acts on the rows picked (the CTE `picked`), returning one row per row acted on. */
+  act: SqlFragment;
+}
+
 /**
- * Clears personal data from rows older than `days`, in batches taken in (created_at, id)
- * order from where the last one ended. A row keeps its place once cleared (it is deleted only
- * at the ledger's retention), so batches that each started from the oldest row read every row
- * cleared on earlier days, again for every batch: a day's 100,000 replies meant a hundred
- * reads of the months of cleared ones, and the CronJob's deadline came before the later steps.
- * Here one run reads the cleared rows once.
+ * Acts on rows older than `days`, in batches taken in (created_at, id) order from where the
+ * last one ended. Batches that each started from the oldest row read again, for every batch,
+ * the old rows that stay: cleared rows (deleted only at the ledger's retention), Twilio's keys
+ * (kept longer than Meta's), messages still on their way. A day's 100,000 replies to clear
+ * meant a hundred reads of the months of cleared ones, and the CronJob's deadline came before
+ * the later steps. Here one run reads the rows that stay once.
  */
-async function clearInBatches({ sql, table, days, set, still }: Clearing): Promise<number> {
+async function walkInBatches({ sql, table, days, which, act }: Walk): Promise<number> {
   // The cursor travels as text: a JS Date would drop created_at's microseconds, and '-infinity' is none.
   let after = { createdAt: '-infinity', id: '0' };
   let total = 0;
   for (;;) {
-    // A full batch is one that picked BATCH_ROWS, not one that cleared as many: a picked row
-    // that changed while the update waited on it (a release, an erase) is left, and counting
-    // only the cleared ones ended the run there, every later row keeping its personal data
-    // until the next day's run. The cursor moves past what was picked, for the same reason.
+    // A full batch is one that picked BATCH_ROWS, not one that acted on as many: a picked row
+    // that changed while the statement waited on it (a release, an erase) is left, and counting
+    // only the rows acted on ended the run there, every later row waiting for the next day's
+    // run. The cursor moves past what was picked, for the same reason.
     const [batch] = await sql<{ n: number; picked: number; created_at: string | null; id: string | null }[]>`
       WITH picked AS (
-        SELECT id, created_at FROM ${sql(table)}
-        WHERE created_at < now() - make_interval(secs => ${secondsIn(days)})
-          AND created_at >= ${after.createdAt}::text::timestamptz AND (created_at, id) > (${after.createdAt}::text::timestamptz, ${after.id}::text::bigint)
-          AND ${still}
-        ORDER BY created_at, id LIMIT ${BATCH_ROWS}),
-      cleared AS (
-        UPDATE ${sql(table)} SET ${set} WHERE id IN (SELECT id FROM picked) AND ${still}
-        RETURNING id),
+        SELECT t.id, t.created_at FROM ${sql(table)} t
+        WHERE t.created_at < now() - make_interval(secs => ${secondsIn(days)})
+          AND t.created_at >= ${after.createdAt}::text::timestamptz AND (t.created_at, t.id) > (${after.createdAt}::text::timestamptz, ${after.id}::text::bigint)
+          AND ${which}
+        ORDER BY t.created_at, t.id LIMIT ${BATCH_ROWS}),
+      acted AS (${act}),
       last AS (SELECT created_at, id FROM picked ORDER BY created_at DESC, id DESC LIMIT 1)
-      SELECT (SELECT count(*) FROM cleared)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked,
+      SELECT (SELECT count(*) FROM acted)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked,
              (SELECT created_at::text FROM last) AS created_at, (SELECT id::text FROM last) AS id`;
     total += batch!.n;
     if (batch!.picked < BATCH_ROWS) return total;
@@ -165,17 +201,16 @@ async function clearInBatches({ sql, table, days, set, still }: Clearing): Promi
 async function removeOldOrders(sql: Sql, orderDays: number): Promise<CleanupReport> {
   const stillOnItsWay = (source: SqlFragment, messageId: SqlFragment) => sql`EXISTS (
     SELECT 1 FROM webhook_messages m WHERE m.webhook_source = ${source} AND m.message_id = ${messageId} AND m.status = ANY(${UNFINISHED}))`;
-  const outbound_messages = await inBatches(() => sql`
-    DELETE FROM outbound_messages WHERE id IN (
-      SELECT id FROM outbound_messages o
-      WHERE created_at < now() - make_interval(secs => ${secondsIn(orderDays)}) AND status IN ('sent', 'failed', 'unknown')
-        AND NOT ${stillOnItsWay(sql`o.webhook_source`, sql`o.inbound_message_id`)}
-      LIMIT ${BATCH_ROWS}) AND status IN ('sent', 'failed', 'unknown')`);
-  const orders = await inBatches(() => sql`
-    DELETE FROM orders WHERE id IN (
-      SELECT id FROM orders o WHERE created_at < now() - make_interval(secs => ${secondsIn(orderDays)})
-        AND NOT ${stillOnItsWay(sql`o.webhook_source`, sql`o.message_id`)}
-      LIMIT ${BATCH_ROWS})`);
+  const outbound_messages = await deleteInBatches({
+    sql, table: 'outbound_messages', days: orderDays,
+    which: sql`t.status IN ('sent', 'failed', 'unknown') AND NOT ${stillOnItsWay(sql`t.webhook_source`, sql`t.inbound_message_id`)}`,
+    still: sql`status IN ('sent', 'failed', 'unknown')`,
+  });
+  const orders = await deleteInBatches({
+    sql, table: 'orders', days: orderDays,
+    which: sql`NOT ${stillOnItsWay(sql`t.webhook_source`, sql`t.message_id`)}`,
+    still: sql`true`,
+  });
   return { outbound_messages, orders };
 }
 
@@ -201,11 +236,12 @@ async function foldReceiptsLeftBehind(sql: Sql): Promise<number> {
   }
 }
 
-async function inBatches(run: () => Promise<{ count: number }>): Promise<number> {
+/** Runs a batch until one picks fewer than BATCH_ROWS (see walkInBatches for why picked, not acted on). */
+async function inBatches(run: () => Promise<{ n: number; picked: number }[]>): Promise<number> {
   let total = 0;
   for (;;) {
-    const { count } = await run();
-    total += count;
-    if (count < BATCH_ROWS) return total;
+    const [batch] = await run();
+    total += batch!.n;
+    if (batch!.picked < BATCH_ROWS) return total;
   }
 }

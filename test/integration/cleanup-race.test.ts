@@ -102,3 +102,21 @@ it('clears the rest of the due personal data when one row of a batch changed whi
     { status: 'queued', n: 1, kept: 1 },
   ]);
 });
+
+it('deletes the rest of the old messages when one row of a batch was put back on its way while the batch waited on it', async () => {
+  // More than a batch (1,000 rows) of finished messages past the ledger's retention; the
+  // oldest is put back on its way by a release held open here.
+  await db.sql`
+    INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload, created_at)
+    SELECT 'whatsapp', 'wamid.cleanup-delete.' || g, '15550900004', '15550900004', '100', 'processed', '{"from":"15550900004"}',
+           now() - interval '60 days' - make_interval(secs => 2000 - g)
+    FROM generate_series(1, 1200) AS g`;
+  const release = holdInTransaction(db.sql, (tx) =>
+    tx`UPDATE webhook_messages SET status = 'queued', updated_at = now() WHERE message_id = 'wamid.cleanup-delete.1'`);
+  await release.held;
+
+  const report = await cleanupPast(release);
+  expect(report.webhook_messages_whatsapp).toBe(1199);
+  expect(await db.sql`SELECT message_id, status FROM webhook_messages WHERE message_id LIKE 'wamid.cleanup-delete.%'`)
+    .toEqual([{ message_id: 'wamid.cleanup-delete.1', status: 'queued' }]);
+});

@@ -24,11 +24,17 @@ afterAll(async () => {
   await db.drop();
 });
 
-async function rowsRead(): Promise<{ read: number; updated: number }> {
-  const [row] = await db.sql<{ read: number; updated: number }[]>`
-    SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::integer AS read, n_tup_upd::integer AS updated
-    FROM pg_stat_user_tables WHERE relname = 'outbound_messages'`;
+async function rowsRead(table = 'outbound_messages'): Promise<{ read: number; updated: number; deleted: number }> {
+  const [row] = await db.sql<{ read: number; updated: number; deleted: number }[]>`
+    SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::integer AS read, n_tup_upd::integer AS updated, n_tup_del::integer AS deleted
+    FROM pg_stat_user_tables WHERE relname = ${table}`;
   return row!;
+}
+
+/** Runs a cleanup on a pool of its own: its backend reports its reads when it ends. */
+function cleanup() {
+  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup' });
+  return runCleanup(sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 }).finally(() => sql.end());
 }
 
 it('reads the replies it cleared on earlier days once per run, not once per batch', async () => {
@@ -43,9 +49,7 @@ it('reads the replies it cleared on earlier days once per run, not once per batc
   await db.sql`ANALYZE outbound_messages`;
   const before = await rowsRead();
 
-  // A pool of its own: its backends report their reads when they end.
-  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup' });
-  const report = await runCleanup(sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 }).finally(() => sql.end());
+  const report = await cleanup();
   expect(report.personal_data_replies).toBe(TO_CLEAR);
 
   const after = await waitFor('the cleanup backend\'s statistics', async () => {
@@ -57,4 +61,31 @@ it('reads the replies it cleared on earlier days once per run, not once per batc
   expect(after.read - before.read).toBeLessThan(3 * (CLEARED_BEFORE + TO_CLEAR));
   // Read after the count: this scan is the test's own.
   expect(await db.sql`SELECT 1 FROM outbound_messages WHERE body IS NOT NULL`).toHaveLength(0);
+}, 60_000);
+
+it('reads the Twilio keys it keeps once per run while it deletes the older Meta keys behind them', async () => {
+  // Twilio's keys stay for RETENTION_DAYS (30), Meta's go after --days (9): the Twilio rows
+  // from 20 days ago are older than the Meta rows to delete, and are kept.
+  await db.sql`
+    INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, created_at)
+    SELECT 'twilio', 'SMkept' || g, '15550900005', '15550900005', '100', 'processed', now() - interval '20 days' + g * interval '1 second'
+    FROM generate_series(1, ${CLEARED_BEFORE}) g`;
+  await db.sql`
+    INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, created_at)
+    SELECT 'whatsapp', 'wamid.due.' || g, '15550900006', '15550900006', '100', 'processed', now() - interval '15 days' + g * interval '1 second'
+    FROM generate_series(1, ${TO_CLEAR}) g`;
+  await db.sql`ANALYZE webhook_messages`;
+  const before = await rowsRead('webhook_messages');
+
+  const report = await cleanup();
+  expect([report.webhook_messages_whatsapp, report.webhook_messages_twilio]).toEqual([TO_CLEAR, 0]);
+
+  const after = await waitFor('the cleanup backend\'s statistics', async () => {
+    const now = await rowsRead('webhook_messages');
+    return now.deleted - before.deleted >= TO_CLEAR && now;
+  });
+  // About one read of the kept rows for the delete and one for the personal-data clearing.
+  // Read again for each of the three batches of the delete, the reads would be over 80,000.
+  expect(after.read - before.read).toBeLessThan(3 * (CLEARED_BEFORE + TO_CLEAR));
+  expect(await db.sql`SELECT webhook_source, count(*)::integer AS n FROM webhook_messages GROUP BY 1`).toEqual([{ webhook_source: 'twilio', n: CLEARED_BEFORE }]);
 }, 60_000);
