@@ -48,7 +48,7 @@ export interface WorkerSummary {
  */
 export function medianOfRoundRatios(numerators: PhaseResult[], denominators: PhaseResult[], of: (phase: PhaseResult) => number): number {
   const ratios = numerators.map((phase, round) => of(phase) / of(denominators[round]!));
-  return medianOf(ratios) as number;
+  return (medianOf(ratios) as number | null) ?? NaN;
 }
 
 /** With several rounds, each figure is the median of that figure over the rounds. */
@@ -72,11 +72,15 @@ export function mergeChecks(rounds: Check[][]): Check[] {
   });
 }
 
-function medianOf(values: unknown[]): unknown {
+/**
+ * A figure missing from one round (an outbox that never drained, a ratio over nothing) makes
+ * its median null, shown as '-': the median of the other rounds would hide the worst one.
+ */
+export function medianOf(values: unknown[]): unknown {
   const first = values[0];
   if (typeof first === 'number' || first === null) {
-    const numbers = values.filter((value): value is number => typeof value === 'number').sort((a, b) => a - b);
-    if (numbers.length === 0) return null;
+    const numbers = values.filter((value): value is number => typeof value === 'number' && Number.isFinite(value)).sort((a, b) => a - b);
+    if (numbers.length === 0 || numbers.length < values.length) return null;
     const middle = Math.floor(numbers.length / 2);
     return numbers.length % 2 ? numbers[middle] : (numbers[middle - 1]! + numbers[middle]!) / 2;
   }
@@ -261,7 +265,7 @@ export function backendNetCoresPerThousand(phase: PhaseResult, idle: PhaseResult
 export function medianNetBackendCostRatio(phases: { aBare: PhaseResult[]; aDurable: PhaseResult[]; bBare: PhaseResult[]; bDurable: PhaseResult[] }): number {
   const ratios = phases.bDurable.map((b, round) =>
     backendNetCoresPerThousand(b, phases.bBare[round]!) / backendNetCoresPerThousand(phases.aDurable[round]!, phases.aBare[round]!));
-  return medianOf(ratios) as number;
+  return (medianOf(ratios) as number | null) ?? NaN;
 }
 
 function backendCores(phase: PhaseResult): number {
@@ -316,6 +320,6 @@ function fixed(value: number | null | undefined, digits: number): string {
   return typeof value === 'number' && Number.isFinite(value) ? value.toFixed(digits) : '-';
 }
 
-export function percent(ratio: number): string {
-  return `${(ratio * 100).toFixed(1)} %`;
+export function percent(ratio: number | null | undefined): string {
+  return typeof ratio === 'number' && Number.isFinite(ratio) ? `${(ratio * 100).toFixed(1)} %` : '-';
 }
