@@ -477,3 +477,12 @@ export function checkWorkerConfig(config: Config): void {
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
 }
+
+/** The header, request and keep-alive timeouts that every HTTP server of a process sets. */
+export function httpTimeouts(config: Config): { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number } {
+  return {
+    headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+  };
+}

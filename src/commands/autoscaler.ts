@@ -1,4 +1,4 @@
-import type { Config } from '../config';
+import { httpTimeouts, type Config } from '../config';
 import { countBacklog } from '../autoscaler/backlog';
 import { DEFAULT_TOLERANCE } from '../autoscaler/decide';
 import { createKubeClients } from '../autoscaler/kube-client';
@@ -12,7 +12,7 @@ import { boundPort, closeServerNow } from '../server/http-server';
 import { probeRoutes } from '../server/probe-routes';
 import { createAutoscalerMetrics } from '../telemetry/autoscaler-metrics';
 import type { Logger } from '../telemetry/logger';
-import { startMetricsServer } from '../telemetry/metrics';
+import { startMetricsServer } from '../server/metrics-server';
 
 const COMPONENT = 'wagate-autoscaler';
 
@@ -73,7 +73,7 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
     const ready = postgres !== 'unavailable' && kubernetes === 'ok' && !stopping;
     return { ready, body: { status: ready ? 'ready' : 'not ready', postgres, kubernetes, leader: elector.isLeader(), draining: stopping } };
   };
-  const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, probeRoutes(readiness));
+  const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, httpTimeouts(config), probeRoutes(readiness));
   const metricsPort = boundPort(metricsServer);
   log.info({ metricsPort, namespace, deployment: settings.deployment, lease: settings.leaseName, identity: settings.identity, server: kube.server }, 'autoscaler started');
   return {

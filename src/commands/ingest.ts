@@ -1,5 +1,5 @@
 import type { RequestListener } from 'node:http';
-import type { Config } from '../config';
+import { httpTimeouts, type Config } from '../config';
 import { closeDatabase, databaseFromConfig, INGEST_APPLICATION_NAME, type Sql } from '../db/client';
 import { createStallWatch, stallLimitMs, stallLiveness, type Liveness, type StallWatch } from '../db/stall-watch';
 import { createIngestListener } from '../http/app';
@@ -17,7 +17,8 @@ import { declareShardTopology } from '../ledger/shard-topology';
 import { unroutedTopology, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { finishedWithin, settleWithin } from '../settle-within';
-import { createMetrics, replyReceiptStatus, startMetricsServer, type Metrics } from '../telemetry/metrics';
+import { createMetrics, replyReceiptStatus, type Metrics } from '../telemetry/metrics';
+import { startMetricsServer } from '../server/metrics-server';
 import { refuseWrongDatabaseLogin, createSharedPostgresCheck } from '../db/health';
 import { warmUpLedger } from '../ledger/warm-up';
 import { rehearseWebhooks } from '../http/webhook-rehearsal';
@@ -131,13 +132,11 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
   };
   const { listener, recorder } = createIngestRequestListener(config, parts);
   const timeouts = {
-    headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
-    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
-    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    ...httpTimeouts(config),
     answerWaitMs: commitDeadlineMs(config) + (config.ACK_AFTER === 'publish' ? config.ACK_PUBLISH_TIMEOUT_MS : 0),
   };
   const server = await listen(listener, config.PORT, config.HOST, timeouts);
-  const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST);
+  const metricsServer = await startMetricsServer(metrics, config.METRICS_PORT, config.HOST, httpTimeouts(config));
   relay.start();
   log.info({ port: boundPort(server), metricsPort: boundPort(metricsServer) }, 'ingest listening');
   // Listening already (liveness answers), but not ready until the pool is warm: an autoscaled

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { checkWorkerConfig, type Config } from '../config';
+import { checkWorkerConfig, httpTimeouts, type Config } from '../config';
 import { closeDatabase, databaseFromConfig, type Sql } from '../db/client';
 import { replyClientFromConfig } from '../replies/from-config';
 import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
@@ -17,7 +17,8 @@ import { withOperatorChannel } from '../queue/operator-channel';
 import type { Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { finishedWithin, settleWithin } from '../settle-within';
-import { createMetrics, startMetricsServer, type Metrics } from '../telemetry/metrics';
+import { createMetrics, type Metrics } from '../telemetry/metrics';
+import { startMetricsServer } from '../server/metrics-server';
 import { createWorkerConsumer, type WorkerConsumer } from '../worker/consumer';
 import { createMembershipStore } from '../worker/membership-store';
 import { shardPrefetch } from '../worker/shard-prefetch';
@@ -254,6 +255,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     metrics,
     config.METRICS_PORT,
     config.HOST,
+    httpTimeouts(config),
     probeRoutes(() => workerReadiness(sql, bothConnected, draining), () => {
       const { alive, body } = liveness();
       return { ready: alive, body };

@@ -1,4 +1,3 @@
-import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
@@ -307,27 +306,3 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
   return metrics;
 }
 
-/** /metrics on its own port, so the exposition never sits on the public webhook port. */
-export function startMetricsServer(
-  metrics: { registry: Registry },
-  port: number,
-  host: string | undefined,
-  /** Extra routes (the worker's health checks, which have no public port); true when handled. */
-  extra?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean,
-): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    if (extra?.(req, res)) return;
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
-    metrics.registry
-      .metrics()
-      .then((body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body))
-      .catch(() => res.writeHead(500).end());
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
-  });
-}
