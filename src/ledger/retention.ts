@@ -162,10 +162,13 @@ interface Walk {
  * the old rows that stay: cleared rows (deleted only at the ledger's retention), Twilio's keys
  * (kept longer than Meta's), messages still on their way. A day's 100,000 replies to clear
  * meant a hundred reads of the months of cleared ones, and the CronJob's deadline came before
- * the later steps. Here one run reads the rows that stay once.
+ * the later steps. Here one run reads the rows that stay once. A row passed while it was still
+ * kept (a message finishing meanwhile, a reply leaving retry) goes at the next run.
  */
 async function walkInBatches({ sql, table, days, which, act }: Walk): Promise<number> {
-  // The cursor travels as text: a JS Date would drop created_at's microseconds, and '-infinity' is none.
+  // The cursor travels as text: a JS Date would drop created_at's microseconds, and '-infinity'
+  // is none. ISO 8601 with its offset, whatever the session's DateStyle: 'SQL' style writes a
+  // zone's abbreviation (IST), which reads back as another zone and moved the cursor past due rows.
   let after = { createdAt: '-infinity', id: '0' };
   let total = 0;
   for (;;) {
@@ -183,7 +186,7 @@ async function walkInBatches({ sql, table, days, which, act }: Walk): Promise<nu
       acted AS (${act}),
       last AS (SELECT created_at, id FROM picked ORDER BY created_at DESC, id DESC LIMIT 1)
       SELECT (SELECT count(*) FROM acted)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked,
-             (SELECT created_at::text FROM last) AS created_at, (SELECT id::text FROM last) AS id`;
+             (SELECT to_json(created_at) #>> '{}' FROM last) AS created_at, (SELECT id::text FROM last) AS id`;
     total += batch!.n;
     if (batch!.picked < BATCH_ROWS) return total;
     after = { createdAt: batch!.created_at!, id: batch!.id! };

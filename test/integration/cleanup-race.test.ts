@@ -120,3 +120,38 @@ it('deletes the rest of the old messages when one row of a batch was put back on
   expect(await db.sql`SELECT message_id, status FROM webhook_messages WHERE message_id LIKE 'wamid.cleanup-delete.%'`)
     .toEqual([{ message_id: 'wamid.cleanup-delete.1', status: 'queued' }]);
 });
+
+it('deletes the rest of the old rate-limit rows and languages when one of a batch was renewed while the batch waited on it', async () => {
+  // More than a batch of each, all past the retention; the first written (the first a batch
+  // picks) is renewed by its sender, in transactions held open here.
+  await db.sql`
+    INSERT INTO webhook_rate_limits (webhook_source, phone_number, request_count, window_start, max_requests, window_seconds, last_request_at, is_blocked)
+    SELECT 'twilio', 'whatsapp:+1555091' || lpad(g::text, 4, '0'), 1, now() - interval '60 days', 100, 3600, now() - interval '60 days', false
+    FROM generate_series(1, 1200) AS g`;
+  await db.sql`
+    INSERT INTO customer_languages (webhook_source, sender_key, language, updated_at)
+    SELECT 'twilio', '1555091' || lpad(g::text, 4, '0'), 'es', now() - interval '60 days'
+    FROM generate_series(1, 1200) AS g`;
+  const limit = holdInTransaction(db.sql, (tx) =>
+    tx`UPDATE webhook_rate_limits SET last_request_at = now() WHERE phone_number = 'whatsapp:+15550910001'`);
+  const language = holdInTransaction(db.sql, (tx) => tx`UPDATE customer_languages SET updated_at = now() WHERE sender_key = '15550910001'`);
+  await Promise.all([limit.held, language.held]);
+  const waitingOn = (table: string) => async () => (await db.sql`
+    SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'wagate-test-cleanup-race'
+      AND wait_event_type = 'Lock' AND query LIKE ${`%DELETE FROM ${table} %`}`).length > 0;
+
+  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup-race' });
+  try {
+    const cleanup = runCleanup(sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 });
+    await waitFor('the cleanup to wait on the renewed rate-limit row', waitingOn('webhook_rate_limits'));
+    await limit.release();
+    await waitFor('the cleanup to wait on the renewed language', waitingOn('customer_languages'));
+    await language.release();
+    const report = await cleanup;
+    expect([report.webhook_rate_limits, report.customer_languages]).toEqual([1199, 1199]);
+  } finally {
+    await sql.end();
+  }
+  expect(await db.sql`SELECT phone_number FROM webhook_rate_limits WHERE phone_number LIKE 'whatsapp:+1555091%'`).toEqual([{ phone_number: 'whatsapp:+15550910001' }]);
+  expect(await db.sql`SELECT sender_key FROM customer_languages WHERE sender_key LIKE '1555091%'`).toEqual([{ sender_key: '15550910001' }]);
+});

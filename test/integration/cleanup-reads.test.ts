@@ -13,6 +13,7 @@ import { waitFor } from '../support/wait';
  */
 const CLEARED_BEFORE = 20_000;
 const TO_CLEAR = 2_500;
+const RECENT = 50_000;
 
 let db: TestDatabase;
 
@@ -74,6 +75,12 @@ it('reads the Twilio keys it keeps once per run while it deletes the older Meta 
     INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, created_at)
     SELECT 'whatsapp', 'wamid.due.' || g, '15550900006', '15550900006', '100', 'processed', now() - interval '15 days' + g * interval '1 second'
     FROM generate_series(1, ${TO_CLEAR}) g`;
+  // A day's recent Meta messages, which no step of the run is due to touch: with them the
+  // planner walks the created_at index, as on a shop's table, rather than scanning a small one.
+  await db.sql`
+    INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, created_at)
+    SELECT 'whatsapp', 'wamid.recent.' || g, '15550900007', '15550900007', '100', 'processed', now() - interval '1 day' + g * interval '1 millisecond'
+    FROM generate_series(1, ${RECENT}) g`;
   await db.sql`ANALYZE webhook_messages`;
   const before = await rowsRead('webhook_messages');
 
@@ -84,8 +91,32 @@ it('reads the Twilio keys it keeps once per run while it deletes the older Meta 
     const now = await rowsRead('webhook_messages');
     return now.deleted - before.deleted >= TO_CLEAR && now;
   });
-  // About one read of the kept rows for the delete and one for the personal-data clearing.
-  // Read again for each of the three batches of the delete, the reads would be over 80,000.
+  // About one read of the kept rows for the delete and one for the personal-data clearing, and
+  // none of the recent ones. Each batch of the delete starting again from the oldest row, the
+  // reads were near 300,000.
   expect(after.read - before.read).toBeLessThan(3 * (CLEARED_BEFORE + TO_CLEAR));
-  expect(await db.sql`SELECT webhook_source, count(*)::integer AS n FROM webhook_messages GROUP BY 1`).toEqual([{ webhook_source: 'twilio', n: CLEARED_BEFORE }]);
+  expect(await db.sql`SELECT webhook_source, count(*)::integer AS n FROM webhook_messages GROUP BY 1 ORDER BY 1`).toEqual([
+    { webhook_source: 'twilio', n: CLEARED_BEFORE },
+    { webhook_source: 'whatsapp', n: RECENT },
+  ]);
 }, 60_000);
+
+it('walks every due row in a session whose DateStyle writes zone abbreviations', async () => {
+  await db.sql`
+    INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, status, body, created_at)
+    SELECT 'styled-' || g, 'twilio', 'styled-' || g, '1', '2', 'order_confirmation', 'sent', 'Gracias Ana', now() - interval '8 days' - make_interval(secs => 2000 - g)
+    FROM generate_series(1, 1200) g`;
+  // 'SQL' style writes '12/01/2026 09:30:00.123456 IST'; read back, IST was taken for another
+  // zone and the cursor jumped hours past the rows of the second batch.
+  const url = new URL(db.url);
+  url.searchParams.set('DateStyle', 'SQL, DMY');
+  url.searchParams.set('TimeZone', 'Asia/Kolkata');
+  const sql = createDatabase({ url: url.toString(), maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup-style' });
+  try {
+    expect(await sql`SELECT now()::text AS now`).toEqual([{ now: expect.stringMatching(/ IST$/) }]);
+    await runCleanup(sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 });
+  } finally {
+    await sql.end();
+  }
+  expect(await db.sql`SELECT count(*)::integer AS n FROM outbound_messages WHERE idempotency_key LIKE 'styled-%' AND body IS NOT NULL`).toEqual([{ n: 0 }]);
+});
