@@ -149,6 +149,30 @@ describe('what each input gets, in-process against the real recorder', () => {
     expect(await messageCount()).toBe(rows);
   });
 
+  it('answers a change with nothing to record (another field than messages) 200, counted ignored, also while Postgres cannot be reached', async () => {
+    const unreachable = createDatabase({
+      url: withPort(db.url, CLOSED_PORT),
+      maxConnections: 1,
+      connectTimeoutSeconds: 2,
+      statementTimeoutMs: 1000,
+      applicationName: 'wagate-test',
+    });
+    const cut = createInProcessIngest(unreachable, db.url);
+    try {
+      // A template's status, which Meta sends to the same endpoint when the app subscribes to it.
+      const body = {
+        object: 'whatsapp_business_account',
+        entry: [{ id: '102290129340398', changes: [{ field: 'message_template_status_update', value: { event: 'APPROVED', message_template_id: 1 } }] }],
+      };
+      expect((await postMeta(cut, body)).statusCode).toBe(200);
+      expect(await counterValue(cut.metrics, 'wagate_webhook_events_total', { source: 'whatsapp', outcome: 'ignored' })).toBe(1);
+      // A message in the same state is refused: it has something to record.
+      expect((await postText(cut, { from: '15550500010' })).statusCode).toBe(503);
+    } finally {
+      await unreachable.end({ timeout: 0 });
+    }
+  });
+
   it('answers a signed body that is not a valid envelope 200, keeps it malformed with its raw bytes, and a retry is a duplicate', async () => {
     const raw = `{"object":"not-whatsapp","nonce":"${uniqueWamid()}"}`;
     expect((await postMeta(ingest, raw)).statusCode).toBe(200);
