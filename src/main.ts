@@ -6,7 +6,7 @@ import { checkWorkerConfig, loadConfig, type Config, type Source } from './confi
 import { explainPostgresFailure } from './db/postgres-errors';
 import { parseOptions } from './parse-options';
 import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
-import { DEV_DEFAULTS, readyLine } from './commands/dev';
+import { DEV_DEFAULTS, devWorkerMetricsPort, readyLine } from './commands/dev';
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
 import { releaseSender } from './ledger/release';
@@ -69,10 +69,10 @@ const commands: Record<string, Command> = {
     stopOnSignal(log, () => autoscaler.stop());
   },
   dev: async (config, log) => {
+    const workerMetricsPort = devWorkerMetricsPort(config);
     await runMigrate(config, log);
     const ingest = await startIngest(config, log);
-    // One process, two metrics endpoints: the worker's sits on the next port.
-    const worker = await startWorker({ ...config, METRICS_PORT: config.METRICS_PORT === 0 ? 0 : config.METRICS_PORT + 1 }, log);
+    const worker = await startWorker({ ...config, METRICS_PORT: workerMetricsPort }, log);
     process.stdout.write(`${readyLine(config.HOST, ingest.port, ingest.metricsPort, worker.metricsPort)}\n`);
     const stopBoth = async () => {
       await ingest.stop();

@@ -57,6 +57,16 @@ describe('wagate command line', () => {
     expect(result.stderr).not.toContain('eighty-eighty');
   });
 
+  it('refuses a dev METRICS_PORT whose next port, the worker\'s metrics, is no port or is PORT, before starting anything', async () => {
+    for (const env of [{ METRICS_PORT: '65535', PORT: '0' }, { METRICS_PORT: '18090', PORT: '18091' }]) {
+      const result = await wagate(['dev'], env);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/wagate dev: .*METRICS_PORT: wagate dev puts the worker's metrics on METRICS_PORT \+ 1/);
+      // Not Node's own error after the ingest was listening.
+      expect(result.stderr).not.toMatch(/ERR_SOCKET_BAD_PORT|EADDRINUSE|ingest listening/);
+    }
+  });
+
   it('refuses to start a production worker whose configured source has no reply credentials', async () => {
     const result = await wagate(['worker'], { NODE_ENV: 'production', TWILIO_AUTH_TOKEN: '', WHATSAPP_ACCESS_TOKEN: '' });
     expect(result.code).toBe(1);
