@@ -80,7 +80,15 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
   const tryAcquireOrRenew = async (now: V1MicroTime, signal: AbortSignal): Promise<'held' | 'lost' | 'conflict'> => {
     const lease = await readLease(coordination, namespace, name, signal);
     signal.throwIfAborted();
-    if (!lease) return (await createLease(coordination, namespace, name, leaseSpec(identity, options.leaseDurationMs, now, 0), signal)) ? 'held' : 'conflict';
+    if (!lease) {
+      if (await createLease(coordination, namespace, name, leaseSpec(identity, options.leaseDurationMs, now, 0), signal)) return 'held';
+      // Another candidate created it since the read (the Lease was deleted: kubectl, a GitOps
+      // prune) and holds it from now on. A leader that took this for a conflict kept acting
+      // until its next try, beside the new holder. Read again: the Lease may also be our own,
+      // from a create of an earlier try that was given up after it was sent.
+      const created = await readLease(coordination, namespace, name, signal);
+      return created && heldByOther(created, performance.now()) ? 'lost' : 'conflict';
+    }
     // Seen when the answer came, as client-go does: a read the API server held up for seconds
     // may show a renewal made late in that wait, and timed from the start of the try it would
     // look older than it is, and the Lease expire early by this standby's count.

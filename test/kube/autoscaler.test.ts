@@ -282,6 +282,23 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     });
   }, 90_000);
 
+  it('stops leading in the same try when its Lease was deleted and a standby created it first', () => {
+    // Run as the admin: the driver deletes the Lease, which the autoscaler's Role may not.
+    const result = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(__dirname, 'drivers', 'lease-recreated.ts'), NAMESPACE, `${LEASE}-recreated`], {
+      cwd: ROOT,
+      env: { ...process.env, KUBECONFIG: plane.kubeconfig },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(result.stderr).toBe('');
+    const { events } = JSON.parse(result.stdout) as { events: string[] };
+    const refused = events.indexOf('create refused');
+    expect(events.slice(events.indexOf('read found no Lease'), refused + 1)).toEqual(['read found no Lease', 'standby created the Lease', 'create refused']);
+    // Taking the refusal for a mere conflict, it went on leading until its next try read the
+    // standby's Lease: two leaders for a retry period.
+    expect(events.slice(refused + 1)).toEqual(['read held by standby', 'stopped leading']);
+  }, 90_000);
+
   it('refuses an old leader\'s decision write that lands after a new leader scaled, so the scale is not taken for a person\'s', () => {
     recreateWorker(plane, 1);
     const heldBefore = workerEvents(plane, 'ManualScaleDetected').length;
