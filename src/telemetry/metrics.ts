@@ -179,6 +179,11 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    workerRedeliveries: new Counter({
+      name: 'wagate_worker_redeliveries_total',
+      help: 'Deliveries the broker marked redelivered: given back by a consumer that stopped, crashed or lost its channel before acking.',
+      registers: [registry],
+    }),
     workerDuration: new Histogram({
       name: 'wagate_worker_processing_duration_seconds',
       help: 'Time to process one queue message, provider call included.',

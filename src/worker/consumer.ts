@@ -159,6 +159,9 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   }
 
   async function handleOne(channel: ConfirmChannel, delivery: ConsumeMessage, payload: QueueMessage): Promise<void> {
+    // The broker's own flag, not x-delivery-count: a message back from a retry tier is a new
+    // delivery on the work queue, and its headers may carry the count of an earlier one.
+    if (delivery.fields.redelivered) deps.metrics.workerRedeliveries.inc();
     const waitTier = tierToWaitOut(deps.topology, numberHeader(delivery, NOT_BEFORE_HEADER), Date.now());
     if (waitTier !== null) return waitOut(channel, delivery, payload, waitTier);
     const started = performance.now();

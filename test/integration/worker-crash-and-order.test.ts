@@ -1,4 +1,5 @@
 import { startPipeline, type Pipeline, callsTo as callsToRecipient } from '../support/pipeline';
+import { scrapeValue } from '../support/metrics';
 import { spawnWagate } from '../support/process';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
@@ -38,11 +39,17 @@ describe('worker crash', () => {
     pipeline.fake.release();
 
     const second = await spawnWagate('worker', pipeline.env);
+    let redelivered = 0;
     try {
       await waitFor('every message to settle', async () => (await statuses(ids)).every((s) => s === 'processed'), SETTLE_TIMEOUT_MS);
+      redelivered = await scrapeValue(second.metricsUrl, 'wagate_worker_redeliveries_total');
     } finally {
       await second.stop();
     }
+    // The held third message at least came back from the killed worker's channel; the two it
+    // acked did not.
+    expect(redelivered).toBeGreaterThanOrEqual(1);
+    expect(redelivered).toBeLessThanOrEqual(4);
     const orders = await pipeline.db.sql`SELECT message_id FROM orders WHERE message_id = ANY(${ids})`;
     expect(orders.map((o) => o.message_id).sort()).toEqual([...ids].sort());
     expect(callsTo(from)).toHaveLength(6);
