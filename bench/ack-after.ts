@@ -81,6 +81,6 @@ export function formatAckAfterReport(summary: AckAfterSummary): string {
       ['ACK_AFTER', 'saturation req/s', 'p50 ms at 500/s', 'p99 ms at 500/s', 'max ms at 500/s'],
       [row('commit', commit.a, commit.b), row('publish', publish.a, publish.b)],
     ),
-    `  publish / commit, the median of the rounds' ratios: throughput ${percent(throughputRatio)}, p99 at 500/s ${tailRatio.toFixed(2)}×`,
+    `  publish / commit, the median of the rounds' ratios: throughput ${percent(throughputRatio)}, p99 at 500/s ${Number.isFinite(tailRatio) ? `${tailRatio.toFixed(2)}×` : '-'}`,
   ].join('\n');
 }

@@ -295,15 +295,17 @@ function targetLines(summary: Summary): string[] {
   const p99 = summary.scenarioB.durable.latencyMs.p99;
   // The kernel counts in KiB; the target is in MB (10^6 bytes), a 5 % difference at this size.
   const rssMb = (summary.lifetimePeakRssMib.durable * 1024 * 1024) / 1e6;
-  const mark = (met: boolean) => (met ? 'met   ' : 'missed');
+  // A figure missing from a round has no median (null): neither met nor missed.
+  const mark = (met: boolean, ...figures: (number | null | undefined)[]) =>
+    (figures.some((figure) => typeof figure !== 'number' || !Number.isFinite(figure)) ? 'no data' : met ? 'met   ' : 'missed');
   const { connections } = summary.settings.a;
   const backendCost = summary.scenarioB.backendCostRatio ?? backendCoresPerThousand(summary.scenarioB.durable) / backendCoresPerThousand(summary.scenarioA.durable);
   return [
-    `${mark(ratio >= TARGETS.minThroughputRatio)} durable >= ${percent(TARGETS.minThroughputRatio)} of bare throughput ` +
+    `${mark(ratio >= TARGETS.minThroughputRatio, ratio)} durable >= ${percent(TARGETS.minThroughputRatio)} of bare throughput ` +
       `at ${connections} connections: ${percent(ratio)} (at most ${percent(durableCeiling(summary).ratio)} on these cores, see above)`,
-    `${mark(p99 < TARGETS.maxP99AtRateMs)} durable p99 < ${TARGETS.maxP99AtRateMs} ms at ${summary.settings.b.rate} req/s: ${fixed(p99, 2)} ms`,
-    `${mark(rssMb < TARGETS.maxRssMb)} durable RSS < ${TARGETS.maxRssMb} MB: ${fixed(rssMb, 0)} MB`,
-    `${mark(backendCost <= TARGETS.maxBackendCostRatio)} backend CPU per message at ${summary.settings.b.rate} req/s ` +
+    `${mark(p99 < TARGETS.maxP99AtRateMs, p99)} durable p99 < ${TARGETS.maxP99AtRateMs} ms at ${summary.settings.b.rate} req/s: ${fixed(p99, 2)} ms`,
+    `${mark(rssMb < TARGETS.maxRssMb, rssMb)} durable RSS < ${TARGETS.maxRssMb} MB: ${fixed(rssMb, 0)} MB`,
+    `${mark(backendCost <= TARGETS.maxBackendCostRatio, backendCost)} backend CPU per message at ${summary.settings.b.rate} req/s ` +
       `<= ${TARGETS.maxBackendCostRatio}x its cost at saturation: ${fixed(backendCost, 2)}x` +
       (summary.scenarioB.backendCostRatioNetOfIdle === undefined ? '' : ` (net of the backends' idle CPU: ${fixed(summary.scenarioB.backendCostRatioNetOfIdle, 2)}x)`),
   ];

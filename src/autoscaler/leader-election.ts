@@ -86,7 +86,8 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
       // prune) and holds it from now on. A leader that took this for a conflict kept acting
       // until its next try, beside the new holder. Read again: the Lease may also be our own,
       // from a create of an earlier try that was given up after it was sent.
-      const created = await readLease(coordination, namespace, name, signal);
+      // A read that fails is a conflict, as the refusal was before: the create did reach the server.
+      const created = await readLease(coordination, namespace, name, signal).catch(() => null);
       return created && heldByOther(created, performance.now()) ? 'lost' : 'conflict';
     }
     // Seen when the answer came, as client-go does: a read the API server held up for seconds
