@@ -17,6 +17,7 @@ const REQUIRED_ALERTS = [
   'WagateRateLimitViolations',
   'WagateHeldMessagesExpiring',
   'WagateDeadLettersPresent',
+  'WagateWorkerRedeliveries',
   'WagateWorkerLag',
   'WagateShardBacklog',
   'WagateShardWithoutConsumer',
