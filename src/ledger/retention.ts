@@ -81,25 +81,9 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
   }
   // The age checked again on the row deleted: one its sender's new message (or the worker's
   // language) renewed while the delete waited on it is that renewed row, and stays.
-  report.webhook_rate_limits = await inBatches(() => sql`
-    WITH picked AS (
-      SELECT webhook_source, phone_number FROM webhook_rate_limits
-      WHERE last_request_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS}),
-    gone AS (
-      DELETE FROM webhook_rate_limits WHERE (webhook_source, phone_number) IN (SELECT webhook_source, phone_number FROM picked)
-        AND last_request_at < now() - make_interval(secs => ${secondsIn(options.days)})
-      RETURNING 1)
-    SELECT (SELECT count(*) FROM gone)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked`);
+  report.webhook_rate_limits = await deleteIdle({ sql, days: options.days, table: 'webhook_rate_limits', key: 'phone_number', lastUsed: 'last_request_at' });
   // A customer's number, as the key of the language they last wrote in: kept as long as their messages.
-  report.customer_languages = await inBatches(() => sql`
-    WITH picked AS (
-      SELECT webhook_source, sender_key FROM customer_languages
-      WHERE updated_at < now() - make_interval(secs => ${secondsIn(options.days)}) LIMIT ${BATCH_ROWS}),
-    gone AS (
-      DELETE FROM customer_languages WHERE (webhook_source, sender_key) IN (SELECT webhook_source, sender_key FROM picked)
-        AND updated_at < now() - make_interval(secs => ${secondsIn(options.days)})
-      RETURNING 1)
-    SELECT (SELECT count(*) FROM gone)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked`);
+  report.customer_languages = await deleteIdle({ sql, days: options.days, table: 'customer_languages', key: 'sender_key', lastUsed: 'updated_at' });
   const personal = { sql, days: options.personalDataDays };
   report.personal_data_messages = await clearInBatches({
     ...personal, table: 'webhook_messages', set: sql`payload = NULL, raw_body = NULL`,
@@ -237,6 +221,30 @@ async function foldReceiptsLeftBehind(sql: Sql): Promise<number> {
     // Nothing moved: the rest moved meanwhile, or a concurrent fold did it; never loop on the same rows.
     if (keys.length < BATCH_ROWS || moved === 0) return total;
   }
+}
+
+interface IdleDeletion {
+  sql: Sql;
+  days: number;
+  table: 'webhook_rate_limits' | 'customer_languages';
+  /** The sender's column of the (webhook_source, sender) key. */
+  key: 'phone_number' | 'sender_key';
+  /** When the row was last renewed. */
+  lastUsed: 'last_request_at' | 'updated_at';
+}
+
+/**
+ * Deletes the rows of senders silent for `days`, checking the age again on the row deleted:
+ * one renewed while the delete waited on it is that renewed row, and stays.
+ */
+function deleteIdle({ sql, days, table, key, lastUsed }: IdleDeletion): Promise<number> {
+  const idle = sql`${sql(lastUsed)} < now() - make_interval(secs => ${secondsIn(days)})`;
+  return inBatches(() => sql`
+    WITH picked AS (SELECT webhook_source, ${sql(key)} AS sender FROM ${sql(table)} WHERE ${idle} LIMIT ${BATCH_ROWS}),
+    gone AS (
+      DELETE FROM ${sql(table)} WHERE (webhook_source, ${sql(key)}) IN (SELECT webhook_source, sender FROM picked) AND ${idle}
+      RETURNING 1)
+    SELECT (SELECT count(*) FROM gone)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked`);
 }
 
 /** Runs a batch until one picks fewer than BATCH_ROWS (see walkInBatches for why picked, not acted on). */

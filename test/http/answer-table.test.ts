@@ -58,6 +58,18 @@ async function outboxRowsOf(id: string): Promise<number> {
   return row!.n;
 }
 
+/** An ingest whose Postgres address refuses every connection at once. */
+function ingestWithoutPostgres() {
+  const unreachable = createDatabase({
+    url: withPort(db.url, CLOSED_PORT),
+    maxConnections: 1,
+    connectTimeoutSeconds: 2,
+    statementTimeoutMs: 1000,
+    applicationName: 'wagate-test',
+  });
+  return { unreachable, cut: createInProcessIngest(unreachable, db.url) };
+}
+
 const messageCount = async () => (await db.sql<{ n: number }[]>`SELECT count(*)::integer AS n FROM webhook_messages`)[0]!.n;
 
 describe('what each input gets, in-process against the real recorder', () => {
@@ -150,14 +162,7 @@ describe('what each input gets, in-process against the real recorder', () => {
   });
 
   it('answers a change with nothing to record (another field than messages) 200, counted ignored, also while Postgres cannot be reached', async () => {
-    const unreachable = createDatabase({
-      url: withPort(db.url, CLOSED_PORT),
-      maxConnections: 1,
-      connectTimeoutSeconds: 2,
-      statementTimeoutMs: 1000,
-      applicationName: 'wagate-test',
-    });
-    const cut = createInProcessIngest(unreachable, db.url);
+    const { cut, unreachable } = ingestWithoutPostgres();
     try {
       // A template's status, which Meta sends to the same endpoint when the app subscribes to it.
       const body = {
@@ -215,14 +220,7 @@ describe('what each input gets, in-process against the real recorder', () => {
   });
 
   it('answers 503 with Retry-After when Postgres cannot be reached, and records nothing', async () => {
-    const unreachable = createDatabase({
-      url: withPort(db.url, CLOSED_PORT),
-      maxConnections: 1,
-      connectTimeoutSeconds: 2,
-      statementTimeoutMs: 1000,
-      applicationName: 'wagate-test',
-    });
-    const cut = createInProcessIngest(unreachable, db.url);
+    const { cut, unreachable } = ingestWithoutPostgres();
     try {
       const id = uniqueWamid();
       const reply = await postText(cut, { id, from: '15550500009' });

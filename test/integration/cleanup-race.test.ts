@@ -63,7 +63,7 @@ it('keeps a sender\'s rate-limit row and language that were renewed while a clea
   const language = holdInTransaction(db.sql, (tx) => tx`UPDATE customer_languages SET language = 'pt', updated_at = now() WHERE sender_key = '15550900002'`);
   await Promise.all([limit.held, language.held]);
   const waitingOn = (table: string) => async () => (await db.sql`
-    SELECT 1 FROM pg_stat_activity WHERE application_name = 'wagate-test-cleanup-race' AND wait_event_type = 'Lock' AND query LIKE ${`%DELETE FROM ${table} %`}`).length > 0;
+    SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'wagate-test-cleanup-race' AND wait_event_type = 'Lock' AND query LIKE ${`%DELETE FROM "${table}" %`}`).length > 0;
 
   const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup-race' });
   try {
@@ -138,7 +138,7 @@ it('deletes the rest of the old rate-limit rows and languages when one of a batc
   await Promise.all([limit.held, language.held]);
   const waitingOn = (table: string) => async () => (await db.sql`
     SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'wagate-test-cleanup-race'
-      AND wait_event_type = 'Lock' AND query LIKE ${`%DELETE FROM ${table} %`}`).length > 0;
+      AND wait_event_type = 'Lock' AND query LIKE ${`%DELETE FROM "${table}" %`}`).length > 0;
 
   const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup-race' });
   try {
