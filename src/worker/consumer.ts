@@ -174,7 +174,7 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       // leave its record 'processing'; take it out ourselves before it does. RabbitMQ versions
       // count the limit differently (3.10 delivers limit + 1 times), so this errs a delivery early.
       if (deliveries >= deps.topology.deliveryLimit - 1) {
-        throw new PermanentError(`delivered ${deliveries + 1} times without finishing (a consumer crashed or lost its connection each time)`);
+        throw new PermanentError(`delivered ${deliveries + 1} times without finishing (each time a consumer crashed, lost its connection, or was cancelled while the broker was sending it: see wagate_worker_redeliveries_total)`);
       }
       // Continue the webhook's trace: the amqplib instrumentation's consume span when tracing
       // runs, otherwise the traceparent header the ingest wrote.
