@@ -76,10 +76,13 @@ it('gives the messages it had not finished back in order when its heartbeats sta
   const sent = await sendRounds(pipeline.ingest.baseUrl, senders, Array.from({ length: MESSAGES }, (_, n) => `${n + 1} coke`));
   await waitFor('the first worker at work on both senders', () => senders.every((from) => callsTo(pipeline, from).length > 0));
 
-  // Nothing of either sender can finish from here on, so the first worker's messages in hand stay in hand.
+  // Nothing more of either sender can start from here on, so the first worker's messages in
+  // hand stay in hand: each waits at its claim. Only the queued rows: a decision under way holds
+  // a share lock on its shard's record, and one that met a locked row of its own message would
+  // keep it until the end of the test, the taker unable to take the shard.
   const ids = [...sent.values()].flat();
   const rows = holdInTransaction(pipeline.db.sql, (tx) => tx`
-    SELECT 1 FROM webhook_messages WHERE message_id = ANY(${ids}) AND status <> 'processed' FOR UPDATE`);
+    SELECT 1 FROM webhook_messages WHERE message_id = ANY(${ids}) AND status = 'queued' FOR UPDATE`);
   let heartbeats: { release(): Promise<void> } | null = null;
   try {
     await rows.held;
