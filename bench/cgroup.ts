@@ -14,8 +14,8 @@ const CFS_PERIOD_US = 100_000;
 export interface CpuLimitedGroup {
   path: string;
   version: 1 | 2;
-  /** Moves a process (all its threads) into the group. */
-  add(pid: number): void;
+  /** The file a process writes its pid to, to join the group. */
+  procsFile: string;
   /** Changes the limit; null lifts it (the scale-out's warm-up runs unlimited). */
   setCores(cores: number | null): void;
   /** Removes the group; its processes must have exited. */
@@ -53,9 +53,7 @@ export function createCpuLimitedGroup(name: string, cores: number): CpuLimitedGr
   return {
     path: dir,
     version,
-    add(pid) {
-      writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
-    },
+    procsFile: path.join(dir, 'cgroup.procs'),
     setCores,
     remove() {
       try {
@@ -104,8 +102,20 @@ export interface MemoryLimitedGroup {
  * the memory it may use, so a process on a large machine without a limit grows far beyond
  * what the same process does in a 512 MiB pod. Null where no memory controller can be written.
  */
-export function createMemoryLimitedGroup(name: string, mib: number): MemoryLimitedGroup | null {
+export function createMemoryLimitedGroup(name: string, mib: number, cpu?: CpuLimitedGroup): MemoryLimitedGroup | null {
   const bytes = String(mib * 1024 * 1024);
+  // Under cgroup v2 a process is in one group of the unified hierarchy: one of its own for the
+  // memory limit, beside the CPU one, would take it out of the CPU group it joins (or the other
+  // way round, whichever write came last). The CPU group carries the memory limit too.
+  if (cpu?.version === 2) {
+    if (!v2HasController('memory')) return null;
+    try {
+      writeFileSync(path.join(cpu.path, 'memory.max'), bytes);
+    } catch {
+      return null;
+    }
+    return { procsFile: cpu.procsFile, remove: () => undefined };
+  }
   const v1 = existsSync(path.join(V1_MEMORY_ROOT, 'memory.limit_in_bytes'));
   if (!v1 && !v2HasController('memory')) return null;
   const dir = path.join(v1 ? V1_MEMORY_ROOT : V2_ROOT, name);

@@ -173,9 +173,9 @@ async function startLimitedWorkers(env: BenchEnvironment, spec: ScaleRunSpec, gr
       env: { WORKER_HEARTBEAT_MS: String(BENCH_HEARTBEAT_MS) },
       // A pod's memory limit beside its CPU limit: the heap is sized as in the cluster.
       memoryLimited: true,
+      // Joined before node starts: every thread it makes is in the group.
+      cpuGroup: group,
     });
-    // At once, before it has loaded anything: every thread it makes later is in the group too.
-    group.add(worker.pid);
     const releaseWorker = track(() => worker.stop());
     started.push({ worker, group, release: async () => {
       await releaseWorker();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import ts from 'typescript';
 import { parse as parseYaml } from 'yaml';
-import { createMemoryLimitedGroup, type MemoryLimitedGroup } from './cgroup';
+import { createMemoryLimitedGroup, type CpuLimitedGroup, type MemoryLimitedGroup } from './cgroup';
 import { META_WEBHOOK_PATH } from '../src/webhooks/meta';
 
 const ROOT = path.join(__dirname, '..');
@@ -39,7 +39,7 @@ export async function startBareServer(options: { memoryLimited?: boolean } = {})
   writeFileSync(file, outputText);
   const pod = asPod(options.memoryLimited ?? false);
   const env = { PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'production', WEBHOOK_PATH: META_WEBHOOK_PATH, ...pod.env };
-  const child = spawnNode([file], env, pod.memory);
+  const child = spawnNode([file], env, pod);
   const port = await firstLine(child, /^listening (\d+)$/).catch(killAndRethrow(child));
   return describe('bare express', false, child, `http://127.0.0.1:${port}${META_WEBHOOK_PATH}`);
 }
@@ -75,7 +75,7 @@ export async function startIngestServer(settings: IngestSettings): Promise<Serve
     RATE_LIMIT_MAX_REQUESTS: '1000000000',
     ...pod.env,
     ...settings.extraEnv,
-  }, pod.memory);
+  }, pod);
   // wagate logs to stdout; at LOG_LEVEL=warn anything it says during the run matters.
   child.stdout!.pipe(process.stderr);
   const base = `http://127.0.0.1:${port}`;
@@ -108,6 +108,8 @@ export interface WorkerSettings {
   env?: Record<string, string>;
   /** Run under BENCH_SERVER_MEMORY_MIB, as in a pod (the worker and system parts' workers). */
   memoryLimited?: boolean;
+  /** A CPU limit, as a pod's: the process joins the group before node starts. */
+  cpuGroup?: CpuLimitedGroup;
 }
 
 export interface WorkerProcess {
@@ -130,7 +132,7 @@ export interface WorkerProcess {
 export async function startWorkerProcess(settings: WorkerSettings): Promise<WorkerProcess> {
   const metricsPort = await freePort();
   const spawnedAt = performance.now();
-  const pod = asPod(settings.memoryLimited ?? false, 'worker');
+  const pod = asPod(settings.memoryLimited ?? false, 'worker', settings.cpuGroup);
   const child = spawnNode([...nodeFlags('BENCH_WORKER_FLAGS'), path.join(ROOT, 'dist', 'main.js'), 'worker'], {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -146,7 +148,7 @@ export async function startWorkerProcess(settings: WorkerSettings): Promise<Work
     LOG_LEVEL: 'info',
     ...pod.env,
     ...settings.env,
-  }, pod.memory);
+  }, pod);
   const loggedAt = new Map<string, number>();
   const started = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`wagate worker did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
@@ -178,13 +180,15 @@ function parseLogLine(line: string): { level?: number; time?: number; msg?: stri
   }
 }
 
-function spawnNode(args: string[], env: Record<string, string>, memory?: MemoryLimitedGroup | null): ChildProcess {
+function spawnNode(args: string[], env: Record<string, string>, pod: Pod = { env: {}, memory: null, joins: [] }): ChildProcess {
   const options = { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[] };
-  // A memory limit must hold from the first instruction, when Node sizes its heap: a shell
-  // joins the group, then execs node in its place (same pid).
-  const child = memory
-    ? spawn('/bin/sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', memory.procsFile, process.execPath, ...args], options)
+  // A memory limit must hold from the first instruction, when Node sizes its heap, and a CPU
+  // limit from the first thread: a shell joins the groups, then execs node in its place (same pid).
+  const join = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n - 1)); done; exec "$@"';
+  const child = pod.joins.length > 0
+    ? spawn('/bin/sh', ['-c', join, 'sh', String(pod.joins.length), ...pod.joins, process.execPath, ...args], options)
     : spawn(process.execPath, args, options);
+  const { memory } = pod;
   if (memory) child.once('exit', () => memory.remove());
   // Warnings and errors stay visible; a child that dies mid-run must not go unnoticed.
   child.stderr!.pipe(process.stderr);
@@ -215,11 +219,21 @@ function workerNodeOptions(): string {
 }
 
 /** How a server starts as a pod would: in its memory cgroup, with its pod's NODE_OPTIONS. */
-function asPod(limited: boolean, role: 'ingest' | 'worker' = 'ingest'): { env: Record<string, string>; memory: MemoryLimitedGroup | null } {
-  if (!limited || SERVER_MEMORY_MIB <= 0) return { env: {}, memory: null };
-  const memory = createMemoryLimitedGroup(`wagate-bench-${process.pid}-${++memoryGroups}`, SERVER_MEMORY_MIB);
+interface Pod {
+  env: Record<string, string>;
+  memory: MemoryLimitedGroup | null;
+  /** The cgroup.procs files the process joins before node starts. */
+  joins: string[];
+}
+
+function asPod(limited: boolean, role: 'ingest' | 'worker' = 'ingest', cpu?: CpuLimitedGroup): Pod {
+  const cpuJoin = cpu ? [cpu.procsFile] : [];
+  if (!limited || SERVER_MEMORY_MIB <= 0) return { env: {}, memory: null, joins: cpuJoin };
+  const memory = createMemoryLimitedGroup(`wagate-bench-${process.pid}-${++memoryGroups}`, SERVER_MEMORY_MIB, cpu);
   if (!memory) throw new Error(`no writable memory cgroup controller: run as root, or set BENCH_SERVER_MEMORY_MIB=0 to run the servers without a memory limit`);
-  return { env: { NODE_OPTIONS: role === 'worker' ? workerNodeOptions() : imageNodeOptions() }, memory };
+  // One group under cgroup v2 (the CPU group carries the memory limit); one per hierarchy under v1.
+  const joins = [...new Set([memory.procsFile, ...cpuJoin])];
+  return { env: { NODE_OPTIONS: role === 'worker' ? workerNodeOptions() : imageNodeOptions() }, memory, joins };
 }
 
 /** A child that failed to start is not yet in the caller's cleanup list, so it goes here. */
