@@ -32,6 +32,7 @@ import { formatSystemReport } from './system-report';
 import { runWorkerScenario, type Track, type WorkerRun, type WorkerRunSpec } from './worker';
 import { runScaleScenario, type ScaleRun, type ScaleRunSpec } from './scale-out';
 import { formatScaleReport, summarizeScale } from './scale-report';
+import { effectiveCores } from './cores';
 
 /**
  * `npm run bench`: its parts, each selectable with BENCH_ONLY (one, a comma-separated list, or all).
@@ -161,7 +162,7 @@ async function main(): Promise<number> {
   writeJson({
     startedAt: startedAt.toISOString(),
     durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
-    machine: { cpus: os.cpus().length, node: process.version, loadAverage: os.loadavg() },
+    machine: { cpus: os.cpus().length, effectiveCores: effectiveCores(), node: process.version, loadAverage: os.loadavg() },
     parts: [...ONLY],
     ...output,
     checks,
@@ -198,7 +199,7 @@ async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
       bare: aBare,
       durable: aDurable,
       throughputRatio: medianOfRoundRatios(phases.aDurable, phases.aBare, (p) => p.requestsPerSecond),
-      ceiling: roundCeilings(phases.aBare, phases.aDurable, os.cpus().length),
+      ceiling: roundCeilings(phases.aBare, phases.aDurable, effectiveCores()),
     },
     scenarioB: {
       bare: medianPhase(phases.bBare),
@@ -208,7 +209,7 @@ async function runIngestBench(): Promise<{ summary: Summary; phases: Phases }> {
     },
     lifetimePeakRssMib: { bare: lifetimePeakRssMib(bare.pid), durable: lifetimePeakRssMib(durable.pid) },
     serverMemoryLimitMib: SERVER_MEMORY_MIB,
-    machineCores: os.cpus().length,
+    machineCores: effectiveCores(),
     checks,
   };
   await releaseDurable();
