@@ -49,8 +49,9 @@ export interface WorkerConsumer {
   isSubscribed(shard: number): boolean;
   /**
    * Cancels the shard's consumer, then waits until every message of it in hand is finished
-   * (acked or handed on), so that nothing is requeued and no delivery count rises, and closes
-   * its channel.
+   * (acked or handed on), so that this worker requeues nothing, and closes its channel. (The
+   * broker itself returns the deliveries still on their way when the cancel reached it, each
+   * one delivery more: see the README's Hand-over.)
    *
    * Once cancelled, the queue has no consumer, and whoever takes the shard when this worker's
    * lease runs out gets the next messages at once. So when the heartbeats stall meanwhile

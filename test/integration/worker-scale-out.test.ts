@@ -143,7 +143,7 @@ describe('worker scale-out', () => {
     for (const worker of [first, added]) expect(await counter(worker, 'dead_lettered')).toBe(0);
   }, 120_000);
 
-  it('hands shards over 10 times under load at the default prefetch without dead-lettering, reordering or redelivering', async () => {
+  it('hands shards over 10 times under load at the default prefetch without dead-lettering, reordering or claiming a message twice', async () => {
     const steady = [await pipeline.startWorker(), await pipeline.startWorker()];
     await waitForSplit(steady, [3, 3]);
     // Replies take a little while, so that every hand-over finds messages in hand.
