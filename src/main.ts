@@ -100,8 +100,8 @@ const commands: Record<string, Command> = {
     process.stdout.write(`resharded from ${report.from} to ${report.to}: moved ${report.moved} message(s), re-addressed ${report.retriesReaddressed} waiting retries\n` +
       `now deploy WORK_SHARDS=${report.to} to every ingest and worker; processes with WORK_SHARDS=${report.from} refuse to start\n`);
   },
-  'fake-provider': async (_config, log, args) => {
-    const fake = await fakeProviderCommand(args);
+  'fake-provider': async (config, log, args) => {
+    const fake = await fakeProviderCommand(config, args);
     stopOnSignal(log, () => fake.stop());
   },
   'wait-ready': async (config, _log, args) => {

@@ -278,12 +278,26 @@ function replyId(id: string): void {
   if (!/^[0-9]{1,18}$/.test(id)) throw new UsageError(`--id ${id} is not a reply id: use a number from wagate replies unknown or wagate replies undelivered`);
 }
 
-export async function fakeProviderCommand(args: string[]): Promise<{ stop(): Promise<void> }> {
+/**
+ * The fake providers, checking the credentials a worker in this environment would send (its
+ * WHATSAPP_ACCESS_TOKEN; TWILIO_ACCOUNT_SID with the first TWILIO_AUTH_TOKEN), as the real ones
+ * do: a worker set up with another token is refused there too, not only in production. Any
+ * credentials pass for what is unset.
+ */
+export async function fakeProviderCommand(config: Config, args: string[]): Promise<{ stop(): Promise<void> }> {
   const { values } = parseOptions({ args, options: { port: { type: 'string', default: '4010' } } });
   const port = Number(values.port);
   if (!/^[0-9]+$/.test(values.port) || port > 65_535) throw new UsageError(`--port ${values.port} is not a port: use a number from 0 to 65535 (0: any free port)`);
-  const fake = await startFakeProvider({ port, host: '127.0.0.1' });
-  print(`fake Graph API and Twilio REST listening on ${fake.url} (calls: ${fake.url}/_fake/calls)`);
+  const fake = await startFakeProvider({
+    port,
+    host: '127.0.0.1',
+    metaAccessToken: config.WHATSAPP_ACCESS_TOKEN,
+    twilioAccountSid: config.TWILIO_ACCOUNT_SID,
+    twilioAuthToken: config.TWILIO_AUTH_TOKEN[0],
+  });
+  const checked = [config.WHATSAPP_ACCESS_TOKEN && 'WHATSAPP_ACCESS_TOKEN', config.TWILIO_ACCOUNT_SID && 'TWILIO_ACCOUNT_SID', config.TWILIO_AUTH_TOKEN[0] && 'TWILIO_AUTH_TOKEN'].filter(Boolean);
+  print(`fake Graph API and Twilio REST listening on ${fake.url} (calls: ${fake.url}/_fake/calls; ` +
+    `${checked.length > 0 ? `checking ${checked.join(', ')} from this environment` : 'any credentials accepted'})`);
   return { stop: () => fake.close() };
 }
 
