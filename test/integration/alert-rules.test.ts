@@ -18,6 +18,8 @@ const REQUIRED_ALERTS = [
   'WagateHeldMessagesExpiring',
   'WagateDeadLettersPresent',
   'WagateWorkerRedeliveries',
+  'WagateBrokerBlocked',
+  'WagateWorkerGroupPaused',
   'WagateWorkerLag',
   'WagateShardBacklog',
   'WagateShardWithoutConsumer',
