@@ -289,7 +289,9 @@ async function main(argv: string[]): Promise<void> {
   if (args.length > 0 && TAKE_NO_ARGUMENTS.has(name)) {
     return usageExit(`${name} takes no arguments (got "${args.join(' ')}"); its settings come from the environment`, usageOf(name));
   }
-  const defaults = name === 'dev' ? DEV_DEFAULTS : {};
+  // The fake providers are a development tool too: production's checks (PUBLIC_BASE_URL with a
+  // Twilio token, say) would stop one started beside a demo gateway.
+  const defaults = name === 'dev' || name === 'fake-provider' ? DEV_DEFAULTS : {};
   let log: Logger | undefined;
   let config: Config | undefined;
   releaseStartSignals = catchSignalsFromStart(name);

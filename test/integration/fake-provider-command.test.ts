@@ -20,7 +20,8 @@ afterAll(async () => {
 
 async function startFake(env: Record<string, string>): Promise<{ url: string; stdout: string }> {
   const child = spawn(process.execPath, [MAIN_JS, 'fake-provider', '--port', '0'], {
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', ...env },
+    // No NODE_ENV: the command takes development's defaults, as `wagate dev` does.
+    env: { PATH: process.env.PATH ?? '', ...env },
   });
   running.push(child);
   let stdout = '';
@@ -41,7 +42,7 @@ const twilio = (url: string, token: string) => fetch(`${url}/2010-04-01/Accounts
   body: new URLSearchParams({ To: 'whatsapp:+15551234567', From: 'whatsapp:+14155238886', Body: 'Your order is confirmed' }).toString(),
 });
 
-it('refuses the tokens a worker of this environment would not send, as the providers do', async () => {
+it('refuses the tokens a worker of this environment would not send, as the providers do, with no PUBLIC_BASE_URL needed', async () => {
   const fake = await startFake({ WHATSAPP_ACCESS_TOKEN: 'right-token', TWILIO_ACCOUNT_SID: ACCOUNT_SID, TWILIO_AUTH_TOKEN: 'right-auth,older-auth' });
   expect(fake.stdout).toContain('checking WHATSAPP_ACCESS_TOKEN, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN from this environment');
   const refused = await graph(fake.url, 'another-token');
