@@ -12,7 +12,8 @@ import {
   statsBusy,
   statsHeaders,
   statsUnreadable,
-  unfinishedMessages,
+  backlogRead,
+  type BacklogRead,
 } from '../lib/backlog.ts';
 import type { Drain } from '../lib/scenario.ts';
 
@@ -20,8 +21,8 @@ import type { Drain } from '../lib/scenario.ts';
 export const REQUEST_TIMEOUT_SECONDS = 10;
 export const REQUEST_TIMEOUT = `${REQUEST_TIMEOUT_SECONDS}s`;
 
-/** The unfinished messages the stats endpoint reports, waiting out its rate limit or another caller until giveUpAt. */
-export function readStats(url: string, adminToken: string, giveUpAt: number): number {
+/** The backlog the stats endpoint reports, waiting out its rate limit or another caller until giveUpAt. */
+export function readStats(url: string, adminToken: string, giveUpAt: number): BacklogRead {
   const get = () =>
     http.get(url, {
       headers: statsHeaders(adminToken),
@@ -30,15 +31,15 @@ export function readStats(url: string, adminToken: string, giveUpAt: number): nu
       responseCallback: http.expectedStatuses(...STATS_EXPECTED_STATUSES),
     });
   let response = get();
-  while (statsBusy(response.status)) {
+  while (statsBusy(response.status, response.headers['Retry-After'])) {
     const waitSeconds = retryAfterSeconds(response.headers['Retry-After']);
     if (Date.now() + waitSeconds * 1000 > giveUpAt) throw new Error(STATS_KEPT_BUSY);
     sleep(waitSeconds);
     response = get();
   }
-  const unfinished = response.status === 200 ? unfinishedMessages(response.json()) : null;
-  if (unfinished === null) throw new Error(statsUnreadable(url, response.status));
-  return unfinished;
+  const backlog = response.status === 200 ? backlogRead(response.json()) : null;
+  if (backlog === null) throw new Error(statsUnreadable(url, response.status));
+  return backlog;
 }
 
 /**
@@ -47,7 +48,7 @@ export function readStats(url: string, adminToken: string, giveUpAt: number): nu
  * backlog thresholds and is logged; teardown still returns, so the run ends with its verdicts.
  */
 export function waitForDrain(drain: Drain, baseUrl: string, adminToken: string, counters: Map<string, Counter>, drainSeconds: Trend): void {
-  const reads: number[] = [];
+  const reads: BacklogRead[] = [];
   let readToTheEnd = false;
   try {
     watchDrain(drain, baseUrl, adminToken, reads, drainSeconds);
@@ -58,16 +59,17 @@ export function waitForDrain(drain: Drain, baseUrl: string, adminToken: string, 
   const outcome = drainCounters(reads, readToTheEnd);
   counters.get('backlog_messages')!.add(outcome.backlog_messages);
   counters.get('backlog_left')!.add(outcome.backlog_left);
+  counters.get('backlog_dead')!.add(outcome.backlog_dead);
 }
 
-function watchDrain(drain: Drain, baseUrl: string, adminToken: string, reads: number[], drainSeconds: Trend): void {
+function watchDrain(drain: Drain, baseUrl: string, adminToken: string, reads: BacklogRead[], drainSeconds: Trend): void {
   const { timeoutSeconds } = drain;
   const url = baseUrl + drain.statsPath;
   const giveUpAt = Date.now() + timeoutSeconds * 1000;
   const read = () => {
-    const unfinished = readStats(url, adminToken, giveUpAt);
-    reads.push(unfinished);
-    return unfinished;
+    const backlog = readStats(url, adminToken, giveUpAt);
+    reads.push(backlog);
+    return backlog.unfinished;
   };
   const built = read();
   console.log(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);

@@ -16,15 +16,16 @@ export function statsPathCovering(seconds: number): string {
  * (ADMIN_RATE_LIMIT_PER_MINUTE, 30 a minute per client address by default).
  */
 export const DRAIN_POLL_SECONDS = 5;
-/** After a 429 or 503 from the stats endpoint without Retry-After, the wait before the next poll. */
+/** After a 429 from the stats endpoint without Retry-After, the wait before the next poll. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 10;
 
 /**
  * The stats endpoint's "ask again later": 429 past its rate limit, 503 while the process
- * computes stats for another caller (a dashboard, an operator); both carry Retry-After.
+ * computes stats for another caller (a dashboard, an operator); both carry Retry-After. A 503
+ * without it is the statement timeout's: the same window would take as long again.
  */
-export function statsBusy(status: number): boolean {
-  return status === 429 || status === 503;
+export function statsBusy(status: number, retryAfter: string | null | undefined): boolean {
+  return status === 429 || (status === 503 && retryAfter !== null && retryAfter !== undefined && retryAfter !== '');
 }
 
 /**
@@ -42,6 +43,9 @@ export function statsUnreadable(url: string, status: number): string {
   if (status === 0) return `no answer from the stats endpoint at ${url}: is BASE_URL the gateway's, and is it up?`;
   if (status === 200) return `the stats endpoint at ${url} answered without the counts of wagate's stats: is BASE_URL the gateway's?`;
   if (status === 401 || status === 403) return `the stats endpoint answered ${status}: is ADMIN_TOKEN the gateway's?`;
+  if (status === 503) {
+    return `the stats endpoint answered 503 without Retry-After at ${url}: reading that many hours took longer than the gateway's DB_STATEMENT_TIMEOUT_MS; a shorter DURATION and DRAIN_TIMEOUT ask for fewer`;
+  }
   return `the stats endpoint answered ${status}: see the gateway's log`;
 }
 
@@ -55,12 +59,21 @@ export function statsHeaders(adminToken: string): Record<string, string> {
   return { Authorization: `Bearer ${adminToken}` };
 }
 
-/** Messages still queued or processing in the stats window, from the stats body; null when the body is not the stats shape. */
-export function unfinishedMessages(body: unknown): number | null {
+/**
+ * What one stats read says of the backlog: the messages still queued or processing, and those
+ * dead (dead-lettered, or failed for good), in the stats window.
+ */
+export interface BacklogRead {
+  unfinished: number;
+  dead: number;
+}
+
+/** The backlog in a stats body; null when the body is not the stats shape. */
+export function backlogRead(body: unknown): BacklogRead | null {
   const counts = (body as { counts?: Record<string, unknown> } | null)?.counts;
   if (!counts || typeof counts !== 'object') return null;
   const value = (status: string) => (typeof counts[status] === 'number' ? (counts[status] as number) : 0);
-  return value('queued') + value('processing');
+  return { unfinished: value('queued') + value('processing'), dead: value('dead') };
 }
 
 /**
@@ -85,14 +98,17 @@ export function createDrainClock(built: number, nowMs: number) {
 
 /**
  * The backlog counters once the drain's wait is over, recorded alike by both runners. `reads`
- * are the unfinished counts the wait read, the first being the backlog built. A wait that could
- * not read the stats to its end verified neither that a backlog built nor that it drained, so it
- * fails both thresholds: backlog_messages 0, backlog_left the last count read and at least 1
- * (a counter without a sample would pass count==0).
+ * are the reads the wait made, the first being the backlog built. A wait that could not read
+ * the stats to its end verified neither that a backlog built nor that it drained, so it fails
+ * both thresholds: backlog_messages 0, backlog_left the last count read and at least 1 (a
+ * counter without a sample would pass count==0). backlog_dead is the messages that went dead
+ * while the wait watched: a worker that dead-letters everything (a refused Graph API token, a
+ * broken catalog) empties the queues too, and only this tells that drain from a real one.
  */
-export function drainCounters(reads: readonly number[], readToTheEnd: boolean): { backlog_messages: number; backlog_left: number } {
+export function drainCounters(reads: readonly BacklogRead[], readToTheEnd: boolean): { backlog_messages: number; backlog_left: number; backlog_dead: number } {
   const built = reads[0];
   const last = reads[reads.length - 1];
-  if (readToTheEnd && built !== undefined && last !== undefined) return { backlog_messages: built, backlog_left: last };
-  return { backlog_messages: 0, backlog_left: Math.max(last ?? 0, 1) };
+  const dead = built && last ? Math.max(0, last.dead - built.dead) : 0;
+  if (readToTheEnd && built !== undefined && last !== undefined) return { backlog_messages: built.unfinished, backlog_left: last.unfinished, backlog_dead: dead };
+  return { backlog_messages: 0, backlog_left: Math.max(last?.unfinished ?? 0, 1), backlog_dead: dead };
 }

@@ -8,7 +8,8 @@ import {
   statsBusy,
   statsHeaders,
   statsUnreadable,
-  unfinishedMessages,
+  backlogRead,
+  type BacklogRead,
 } from '../lib/backlog.ts';
 import type { Drain } from '../lib/scenario.ts';
 import type { Settings } from '../lib/settings.ts';
@@ -39,23 +40,23 @@ function pause(ms: number, stop?: AbortSignal): Promise<void> {
   });
 }
 
-/** The unfinished messages the stats endpoint reports, waiting out its rate limit or another caller until giveUpAt. */
-export async function readStats(url: string, settings: Settings, recorder: Recorder, client: HttpClient, giveUpAt: number, stop?: AbortSignal): Promise<number> {
+/** The backlog the stats endpoint reports, waiting out its rate limit or another caller until giveUpAt. */
+export async function readStats(url: string, settings: Settings, recorder: Recorder, client: HttpClient, giveUpAt: number, stop?: AbortSignal): Promise<BacklogRead> {
   const headers = statsHeaders(settings.adminToken ?? '');
   for (;;) {
     const { status, body, retryAfter, durationMs } = await client.getJson(url, headers, stop);
     if (stop?.aborted) throw new Error(INTERRUPTED);
     recorder.unchecked({ kind: 'stats' }, durationMs, !STATS_EXPECTED_STATUSES.includes(status));
     // The endpoint's own rate limit, or another caller's stats under way: wait as it says, then ask again, within the drain's time.
-    if (statsBusy(status)) {
+    if (statsBusy(status, retryAfter)) {
       const waitMs = retryAfterSeconds(retryAfter) * 1000;
       if (performance.now() + waitMs > giveUpAt) throw new Error(STATS_KEPT_BUSY);
       await pause(waitMs, stop);
       continue;
     }
-    const unfinished = unfinishedMessages(body);
-    if (status !== 200 || unfinished === null) throw new Error(statsUnreadable(url, status));
-    return unfinished;
+    const backlog = backlogRead(body);
+    if (status !== 200 || backlog === null) throw new Error(statsUnreadable(url, status));
+    return backlog;
   }
 }
 
@@ -66,7 +67,7 @@ export async function readStats(url: string, settings: Settings, recorder: Recor
  * k6, and the run still ends with its verdicts and summary.
  */
 export async function waitForDrain(drain: Drain, settings: Settings, recorder: Recorder, client: HttpClient, hooks: DrainHooks, stop?: AbortSignal): Promise<void> {
-  const reads: number[] = [];
+  const reads: BacklogRead[] = [];
   let readToTheEnd = false;
   try {
     if (stop?.aborted) throw new Error(INTERRUPTED);
@@ -78,18 +79,19 @@ export async function waitForDrain(drain: Drain, settings: Settings, recorder: R
   const counters = drainCounters(reads, readToTheEnd);
   recorder.count('backlog_messages', counters.backlog_messages);
   recorder.count('backlog_left', counters.backlog_left);
+  recorder.count('backlog_dead', counters.backlog_dead);
 }
 
 /** The drain itself, until nothing is left or the time is up; every count read goes into reads. */
-async function watchDrain(drain: Drain, settings: Settings, recorder: Recorder, client: HttpClient, hooks: DrainHooks, reads: number[], stop?: AbortSignal) {
+async function watchDrain(drain: Drain, settings: Settings, recorder: Recorder, client: HttpClient, hooks: DrainHooks, reads: BacklogRead[], stop?: AbortSignal) {
   const { timeoutSeconds } = drain;
   // How long a read may wait out a busy stats endpoint: the same end as the drain's own wait,
   // moved on once onBacklogBuilt has had its time.
   let giveUpAt = performance.now() + timeoutSeconds * 1000;
   const read = async () => {
-    const unfinished = await readStats(settings.baseUrl + drain.statsPath, settings, recorder, client, giveUpAt, stop);
-    reads.push(unfinished);
-    return unfinished;
+    const backlog = await readStats(settings.baseUrl + drain.statsPath, settings, recorder, client, giveUpAt, stop);
+    reads.push(backlog);
+    return backlog.unfinished;
   };
   const built = await read();
   hooks.log?.(`backlog built: ${built} messages queued or processing; start a worker now (waiting up to ${timeoutSeconds} s for the drain)`);

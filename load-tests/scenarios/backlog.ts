@@ -26,9 +26,11 @@ export const backlog: ScenarioModule = {
         ...baseThresholds(settings, { slo: true }),
         backlog_messages: [`count>=${Math.ceil((settings.rate * settings.durationSeconds) / 2)}`],
         backlog_left: ['count==0'],
+        backlog_dead: ['count==0'],
       },
-      // Filled after the load: what had piled up, and what was still unfinished when the wait ended.
-      counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }],
+      // Filled after the load: what had piled up, what was still unfinished when the wait ended,
+      // and what went dead meanwhile (a drain by dead-lettering is no drain).
+      counters: [{ name: 'backlog_messages' }, { name: 'backlog_left' }, { name: 'backlog_dead' }],
       plan: async (iteration, run) => [await genuineMeta('backlog', iteration, run)],
       drain: { timeoutSeconds, statsPath: statsPathCovering(settings.durationSeconds + timeoutSeconds) },
     };

@@ -25,14 +25,14 @@ function drainOnly(): ScenarioDefinition {
 }
 
 /** A gateway whose stats endpoint gives the answers in turn (then the last again), and 200 to anything else. */
-async function statsServer(path: string, answers: { status: number; unfinished?: number; retryAfter?: string }[]) {
+async function statsServer(path: string, answers: { status: number; unfinished?: number; dead?: number; retryAfter?: string }[]) {
   const polls: number[] = [];
   const server = http.createServer((req, res) => {
     if (req.url !== path) return void res.writeHead(200).end();
     const answer = answers.length > 1 ? answers.shift()! : answers[0]!;
     polls.push(answer.status);
     res.writeHead(answer.status, { 'content-type': 'application/json', ...(answer.retryAfter ? { 'retry-after': answer.retryAfter } : {}) });
-    res.end(JSON.stringify(answer.unfinished === undefined ? { error: 'no stats' } : { counts: { queued: answer.unfinished, processing: 0 } }));
+    res.end(JSON.stringify(answer.unfinished === undefined ? { error: 'no stats' } : { counts: { queued: answer.unfinished, processing: 0, dead: answer.dead ?? 0 } }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -99,8 +99,33 @@ describe('the Node runner\'s backlog drain', () => {
     try {
       const settings = readSettings({ ...BACKLOG_ENV, BASE_URL: stats.baseUrl }, 'backlog', backlog.defaults);
       const summary = await runScenario(backlog.define(settings), settings);
-      expect(summary.counters).toEqual({ backlog_messages: 0, backlog_left: 0 });
+      expect(summary.counters).toEqual({ backlog_messages: 0, backlog_left: 0, backlog_dead: 0 });
       expect(summary.verdicts.filter((verdict) => !verdict.ok).map((verdict) => verdict.metric)).toEqual(['backlog_messages']);
+    } finally {
+      await stats.close();
+    }
+  });
+
+  it('fails the backlog scenario when the queues emptied because the worker dead-lettered what it took, not because it processed it', async () => {
+    // Before the load, the backlog built (2 dead from an earlier run in the window), then nothing left but 5 more dead.
+    const stats = await statsServer(BACKLOG_STATS_PATH, [{ status: 200, unfinished: 0, dead: 2 }, { status: 200, unfinished: 5, dead: 2 }, { status: 200, unfinished: 0, dead: 7 }]);
+    try {
+      const settings = readSettings({ ...BACKLOG_ENV, BASE_URL: stats.baseUrl }, 'backlog', backlog.defaults);
+      const summary = await runScenario(backlog.define(settings), settings);
+      expect(summary.counters).toEqual({ backlog_messages: 5, backlog_left: 0, backlog_dead: 5 });
+      expect(summary.verdicts.filter((verdict) => !verdict.ok).map((verdict) => verdict.metric)).toEqual(['backlog_dead']);
+    } finally {
+      await stats.close();
+    }
+  }, 30_000);
+
+  it('stops at a 503 without Retry-After, the statement timeout\'s, instead of asking for the same slow window until the drain times out', async () => {
+    const stats = await statsServer(STATS_PATH, [{ status: 503 }]);
+    try {
+      await expect(runScenario(drainOnly(), { ...SETTINGS, baseUrl: stats.baseUrl })).rejects.toThrow(
+        "the stats endpoint answered 503 without Retry-After at " + stats.baseUrl + STATS_PATH + ": reading that many hours took longer than the gateway's DB_STATEMENT_TIMEOUT_MS",
+      );
+      expect(stats.polls).toEqual([503]);
     } finally {
       await stats.close();
     }
@@ -114,7 +139,7 @@ describe('the Node runner\'s backlog drain', () => {
       const lines: string[] = [];
       const summary = await runScenario(backlog.define(settings), settings, { log: (line) => lines.push(line) });
       // The same counters k6's teardown records for the same answers: no verified backlog, the last count read left.
-      expect(summary.counters).toEqual({ backlog_messages: 0, backlog_left: 5 });
+      expect(summary.counters).toEqual({ backlog_messages: 0, backlog_left: 5, backlog_dead: 0 });
       expect(lines).toContainEqual(expect.stringContaining('the drain could not be watched: the stats endpoint answered 500'));
       // The 500 is the one request answered otherwise than expected, among two acks and three polls: over 1 % failed.
       expect(summary.metrics.http_req_failed?.values).toMatchObject({ passes: 1, fails: 4 });

@@ -15,6 +15,7 @@ import { SCENARIOS } from '../../load-tests/scenarios/index.ts';
 interface StatsAnswer {
   status: number;
   unfinished?: number;
+  dead?: number;
   retryAfter?: string;
 }
 
@@ -41,7 +42,7 @@ jest.mock('k6/http', () => {
     get: (url: string, params: Record<string, unknown>) => {
       mockK6.gets.push({ url, params });
       const answer = mockK6.statsAnswers.shift() ?? { status: 599 };
-      const body = answer.unfinished === undefined ? { error: 'no stats' } : { counts: { queued: answer.unfinished, processing: 0 } };
+      const body = answer.unfinished === undefined ? { error: 'no stats' } : { counts: { queued: answer.unfinished, processing: 0, dead: answer.dead ?? 0 } };
       // k6 gives header names in Go's canonical form.
       return { status: answer.status, headers: answer.retryAfter ? { 'Retry-After': answer.retryAfter } : {}, json: () => body };
     },
@@ -79,7 +80,7 @@ function k6BacklogCounters(answers: StatsAnswer[], env: Record<string, string> =
   } finally {
     clock.mockRestore();
   }
-  return { backlog_messages: mockK6.metrics.get('backlog_messages'), backlog_left: mockK6.metrics.get('backlog_left') };
+  return { backlog_messages: mockK6.metrics.get('backlog_messages'), backlog_left: mockK6.metrics.get('backlog_left'), backlog_dead: mockK6.metrics.get('backlog_dead') };
 }
 
 let logged: jest.SpyInstance;
@@ -125,7 +126,7 @@ describe('the k6 script\'s setup and teardown', () => {
       { status: 200, unfinished: 2 },
       { status: 200, unfinished: 0 },
     ]);
-    expect(counters).toEqual({ backlog_messages: [5], backlog_left: [0] });
+    expect(counters).toEqual({ backlog_messages: [5], backlog_left: [0], backlog_dead: [0] });
     expect(mockK6.slept).toEqual([5, 7, 5]);
     // From the last poll that saw all 5 (the one that built it) to the one that saw none.
     expect(mockK6.metrics.get('backlog_drain_seconds')).toEqual([17]);
@@ -134,35 +135,46 @@ describe('the k6 script\'s setup and teardown', () => {
 
   it('counts what is left when the wait times out, a verified backlog that did not drain', () => {
     const counters = k6BacklogCounters([{ status: 200, unfinished: 5 }, { status: 200, unfinished: 5 }, { status: 200, unfinished: 4 }], { DRAIN_TIMEOUT: '5' });
-    expect(counters).toEqual({ backlog_messages: [5], backlog_left: [4] });
+    expect(counters).toEqual({ backlog_messages: [5], backlog_left: [4], backlog_dead: [0] });
     expect(mockK6.metrics.get('backlog_drain_seconds')).toEqual([]);
   });
 
   it.each([
-    ['the first read', [{ status: 200, unfinished: 5 }, { status: 500 }], { backlog_messages: [0], backlog_left: [1] }],
-    ['a later read', [{ status: 200, unfinished: 5 }, { status: 200, unfinished: 5 }, { status: 500 }], { backlog_messages: [0], backlog_left: [5] }],
+    ['the first read', [{ status: 200, unfinished: 5 }, { status: 500 }], { backlog_messages: [0], backlog_left: [1], backlog_dead: [0] }],
+    ['a later read', [{ status: 200, unfinished: 5 }, { status: 200, unfinished: 5 }, { status: 500 }], { backlog_messages: [0], backlog_left: [5], backlog_dead: [0] }],
   ])('fails both backlog thresholds when %s of the drain fails, logs why, and lets the run end with its summary', (_when, answers, expected) => {
     expect(k6BacklogCounters(answers)).toEqual(expected);
     expect(errors).toHaveBeenCalledWith(expect.stringContaining('the drain could not be watched: the stats endpoint answered 500'));
   });
 
+  it('stops at a 503 without Retry-After, the statement timeout\'s, and waits out one with it', () => {
+    const script = k6Script(SCENARIOS.backlog!);
+    mockK6.statsAnswers = [{ status: 503 }];
+    expect(() => script.setup()).toThrow("the stats endpoint answered 503 without Retry-After at http://gateway.test:3000/api/v1/whatsapp-hardened/stats?hours=");
+    expect(mockK6.slept).toEqual([]);
+    mockK6.statsAnswers = [{ status: 503, retryAfter: '1' }, { status: 200, unfinished: 0 }];
+    script.setup();
+    expect(mockK6.slept).toEqual([1]);
+  });
+
   it('records the same backlog counters as the Node runner for the same answers', async () => {
-    const answers = [{ status: 200, unfinished: 5 }, { status: 200, unfinished: 5 }, { status: 500 }];
+    const answers: StatsAnswer[] = [{ status: 200, unfinished: 5, dead: 1 }, { status: 200, unfinished: 5, dead: 1 }, { status: 200, unfinished: 2, dead: 3 }, { status: 200, unfinished: 0, dead: 4 }];
     const fromK6 = k6BacklogCounters(answers);
+    expect(fromK6).toEqual({ backlog_messages: [5], backlog_left: [0], backlog_dead: [3] });
     const statsPath = SCENARIOS.backlog!.define(readSettings(ENV, 'backlog', SCENARIOS.backlog!.defaults)).drain!.statsPath;
     const queue = [...answers];
     const gateway = http.createServer((req, res) => {
       if (req.url !== statsPath) return void res.end();
       const answer = queue.shift()!;
       res.writeHead(answer.status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(answer.unfinished === undefined ? { error: 'no stats' } : { counts: { queued: answer.unfinished, processing: 0 } }));
+      res.end(JSON.stringify(answer.unfinished === undefined ? { error: 'no stats' } : { counts: { queued: answer.unfinished, processing: 0, dead: answer.dead ?? 0 } }));
     });
     await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
     try {
       const settings = readSettings({ ...ENV, BASE_URL: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`, RATE: '1', DURATION: '1s' }, 'backlog', SCENARIOS.backlog!.defaults);
       const fromNode = await runScenario(SCENARIOS.backlog!.define(settings), settings);
       expect(queue).toEqual([]);
-      expect({ backlog_messages: [fromNode.counters.backlog_messages], backlog_left: [fromNode.counters.backlog_left] }).toEqual(fromK6);
+      expect({ backlog_messages: [fromNode.counters.backlog_messages], backlog_left: [fromNode.counters.backlog_left], backlog_dead: [fromNode.counters.backlog_dead] }).toEqual(fromK6);
     } finally {
       await new Promise((resolve) => gateway.close(resolve));
     }
