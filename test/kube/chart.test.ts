@@ -69,7 +69,17 @@ describe('the chart in a real API server', () => {
     const production = helmIn(['get', 'notes', 'shop', '-n', 'production']).stdout;
     expect(production).toContain('https://shop.example.com/api/v1/whatsapp-hardened/webhook');
     expect(production).toContain('https://shop.example.com/api/v1/whatsapp-hardened/twilio/webhook#rc=3&rp=ct,rt,5xx');
-    expect(production).toContain('kubectl scale deployment/shop-wagate-worker');
+    expect(production).toContain('kubectl -n production scale deployment/shop-wagate-worker');
+    // Every command names the release's namespace: notes pasted under another context (the same
+    // release name in staging and production) would otherwise scale or pause the wrong workers.
+    const keda = helmIn(['install', 'shop', CHART_DIR, '--dry-run=server', '-n', 'keda', '-f', scenarioFile('keda')]);
+    expect([keda.status, keda.status === 0 ? '' : keda.stderr]).toEqual([0, '']);
+    expect(keda.stdout).toContain('kubectl -n keda annotate scaledobject/shop-wagate-worker autoscaling.keda.sh/paused-replicas=N');
+    for (const [namespace, notes] of [['production', production], ['keda', keda.stdout.slice(keda.stdout.indexOf('NOTES:'))]] as const) {
+      const commands = notes.split('\n').filter((line) => line.includes('kubectl '));
+      expect(commands.length).toBeGreaterThanOrEqual(2);
+      expect(commands.filter((line) => !line.includes(`kubectl -n ${namespace} `))).toEqual([]);
+    }
     // The real server's API list opens the gates: the monitoring objects were installed, not skipped.
     expect(kubectl(['-n', 'production', 'get', 'servicemonitors,prometheusrules', '-o', 'name']).trim().split('\n').sort()).toEqual([
       'prometheusrule.monitoring.coreos.com/shop-wagate',
