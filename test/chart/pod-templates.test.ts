@@ -88,6 +88,34 @@ describe('commonLabels', () => {
     expect(objects.map((object) => object.metadata.labels)).toEqual(plain.map((object) => ({ ...object.metadata.labels, team: 'payments' })));
   });
 
+  it('gives way to a monitoring object\'s additionalLabels of the same key, once, which never replace the chart\'s own', () => {
+    // Each monitoring object's selector label (release: for Prometheus, a folder label for Grafana's
+    // sidecar) may also be a common label: the key was rendered twice, which does not parse.
+    const additional = (object: string) => [
+      `metrics.${object}.additionalLabels.team=monitoring`,
+      `metrics.${object}.additionalLabels.app\\.kubernetes\\.io/instance=theirs`,
+    ];
+    const labelsOf = (objects: K8sObject[], kinds: string[]) =>
+      Object.fromEntries(objects.filter((object) => kinds.includes(object.kind) && (object.kind !== 'ConfigMap' || object.metadata.name.endsWith('-dashboard'))).map((object) => [object.kind, object.metadata.labels]));
+    const instance = renderScenario('minimal').find((object) => object.kind === 'Deployment')!.metadata.labels!['app.kubernetes.io/instance'];
+    const expected = (extra: Record<string, string> = {}) => expect.objectContaining({ team: 'monitoring', 'app.kubernetes.io/instance': instance, ...extra });
+    const withServiceMonitor = renderScenario('minimal', {
+      set: [
+        'commonLabels.team=payments',
+        'metrics.serviceMonitor.enabled=true', 'metrics.prometheusRule.enabled=true', 'metrics.dashboard.enabled=true',
+        ...['serviceMonitor', 'prometheusRule', 'dashboard'].flatMap(additional),
+        'metrics.dashboard.additionalLabels.grafana_dashboard=shop',
+      ],
+    });
+    expect(labelsOf(withServiceMonitor, ['ServiceMonitor', 'PrometheusRule', 'ConfigMap'])).toEqual({
+      ServiceMonitor: expected(),
+      PrometheusRule: expected(),
+      ConfigMap: expected({ grafana_dashboard: 'shop' }),
+    });
+    const withPodMonitor = renderScenario('minimal', { set: ['commonLabels.team=payments', 'metrics.podMonitor.enabled=true', ...additional('podMonitor')] });
+    expect(labelsOf(withPodMonitor, ['PodMonitor'])).toEqual({ PodMonitor: expected() });
+  });
+
   it('keeps every Deployment\'s selector matching its pods', () => {
     const objects = renderScenario('minimal', { set: ['commonLabels.team=payments'] });
     for (const deployment of objects.filter((object) => object.kind === 'Deployment')) {

@@ -44,6 +44,18 @@ app.kubernetes.io/part-of: wagate
 {{- end }}
 {{- end -}}
 
+{{/*
+The labels of a monitoring object: the chart's (wagate.labels), then the template's own (such
+as grafana_dashboard), then the object's additionalLabels, each key once. An additional label
+replaces a common or template label of the same key, never one of the chart's own. Call with
+(list $ additionalLabels templateLabels).
+*/}}
+{{- define "wagate.labelsWithAdditional" -}}
+{{- $root := index . 0 -}}
+{{- $additional := omit (index . 1 | default dict) "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" -}}
+{{- toYaml (mustMergeOverwrite (include "wagate.labels" $root | fromYaml) (index . 2) $additional) -}}
+{{- end -}}
+
 {{/* Selector labels of a role's pods. Call with (list $ "worker"). */}}
 {{- define "wagate.selectorLabels" -}}
 {{- $root := index . 0 -}}
