@@ -111,7 +111,7 @@ describe('network policies', () => {
     expect(egress(minimal, 'worker')).toEqual([[53, 53], [5432], [5672], [443]]);
     expect(egress(minimal, 'cleanup')).toEqual([[53, 53], [5432]]);
     expect(policy(minimal, 'worker').spec.egress[3].to).toEqual([{ ipBlock: { cidr: '0.0.0.0/0' } }, { ipBlock: { cidr: '::/0' } }]);
-    expect(policy(production, 'autoscaler').spec.egress[2].to).toEqual([{ ipBlock: { cidr: '172.16.0.0/28' } }]);
+    expect(policy(production, 'autoscaler').spec.egress[2].to).toEqual([{ ipBlock: { cidr: '10.96.0.1/32' } }, { ipBlock: { cidr: '172.16.0.0/28' } }]);
     expect(policy(production, 'worker').spec.egress[1].to).toEqual([{ ipBlock: { cidr: '10.20.0.0/24' } }]);
   });
 
