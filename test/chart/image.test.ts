@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { COMMAND_USAGE } from '../../src/commands/usage';
 import { topologyNames } from '../../src/queue/topology';
 import { startFakeProvider, type FakeProvider } from '../../src/dev/fake-provider';
 import { deleteTopology } from '../support/amqp';
@@ -46,6 +47,20 @@ describe('the Dockerfile', () => {
     const nodeVersion = /NODE_VERSION=["']?([\d.]+)/.exec(readFileSync(path.join(ROOT, 'scripts', 'node.sh'), 'utf8'))?.[1];
     expect(dockerfile).toContain(`ARG NODE_IMAGE=node:${nodeVersion}-slim`);
     expect(dockerfile).toMatch(/@sha256:<digest>/);
+  });
+
+  it('runs every command the docs give through `kubectl exec` with the image\'s own entry point, since no wagate is on its PATH', () => {
+    const docs = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((file) => file.endsWith('.md')).map((file) => path.join('docs', file)), 'charts/wagate/templates/NOTES.txt'];
+    const commands = docs.flatMap((file) =>
+      readFileSync(path.join(ROOT, file), 'utf8')
+        .split('\n')
+        .flatMap((line) => [...line.matchAll(/kubectl [^`]*?\bexec [^`]*? -- (\S+) ?(\S*) ?(\S*)/g)])
+        .map(([, program, script, subcommand]) => ({ file, program, script, subcommand })),
+    );
+    expect(commands.length).toBeGreaterThanOrEqual(5);
+    const known = new Set(Object.keys(COMMAND_USAGE));
+    const wrong = commands.filter(({ program, script, subcommand }) => program !== 'node' || (script !== '-e' && (script !== 'dist/main.js' || !known.has(subcommand!))));
+    expect(wrong).toEqual([]);
   });
 
   it('keeps everything but the build inputs out of the context', () => {
