@@ -33,6 +33,10 @@ const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejecte
 const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match', 'too_many_params'];
 const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped', 'given_back'];
 const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
+/** What a late commit recorded (ledger/items.ts's outcomes; a receipt outside the replay window records nothing). */
+const LATE_COMMIT_OUTCOMES = ['queued', 'rate_limited', 'replay_rejected', 'malformed', 'duplicate', 'status', 'status_duplicate'];
+/** How an ACK_AFTER=publish wait ended (ledger/ack-after-publish.ts). */
+const PUBLISH_WAIT_RESULTS = ['confirmed', 'unconfirmed', 'timed_out'];
 /** What a provider's receipt said of a reply, as wagate_reply_receipts_total labels it. */
 export const REPLY_RECEIPT_STATUSES = ['sent', 'delivered', 'read', 'failed', 'other'] as const;
 
@@ -305,7 +309,10 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
     for (const verified of ['true', 'false']) metrics.ackDuration.zero({ source, verified });
     metrics.providerDuration.zero({ provider: source });
     metrics.repliesUnknown.set({ provider: source }, 0);
+    // Rare by design, so the first of each must show in rate() too.
+    for (const outcome of LATE_COMMIT_OUTCOMES) metrics.ledgerLateCommits.inc({ source, outcome }, 0);
   }
+  for (const result of PUBLISH_WAIT_RESULTS) metrics.ackAfterPublish.inc({ result }, 0);
   for (const outcome of WORKER_OUTCOMES) metrics.workerMessages.inc({ outcome }, 0);
   for (const direction of ['acquired', 'released']) metrics.rebalances.inc({ direction }, 0);
   return metrics;
