@@ -218,8 +218,23 @@ describe('values', () => {
       ['secrets.adminToken=Pässwörter-7Gk2rQ9xLm4vT8zB', /adminToken/],
       ['config.TRUSTED_PROXIES=10.0.0.0/8 192.168.0.0/16', /TRUSTED_PROXIES/],
       ['config.TRUSTED_PROXIES=ingress.example.com', /TRUSTED_PROXIES/],
+      // Secrets the migration hook never reads, which would stop every ingest or worker pod.
+      ['secrets.amqpUrl=wagate:password@rabbitmq:5672', /secrets.amqpUrl must be a URL such as amqp:\/\/user:password@host:5672\/vhost/],
+      ['secrets.amqpUrl=amqp:///shop', /secrets.amqpUrl must be a URL/],
+      ['secrets.databaseUrl=mysql://wagate@db/shop', /secrets.databaseUrl must be a URL such as postgres:/],
+      ['secrets.whatsappAccessToken=Bearer EAAGm0PX4ZCps', /secrets.whatsappAccessToken holds a space/],
     ];
     for (const [set, message] of refusals) expect([set, renderError({ valuesFiles: [scenarioFile('minimal')], set: [set] })]).toEqual([set, expect.stringMatching(message)]);
+    // What wagate accepts, the render does too: a socket path and a query, amqps with a vhost and a query.
+    const accepted: [string, string, string[]][] = [
+      ['DATABASE_URL', 'postgres:///shop?host=/cloudsql/project:region:db', []],
+      ['AMQP_URL', 'amqps://u:p@mq.example.com:5671/shop?heartbeat=30', ['networkPolicy.rabbitmq.port=5671']],
+    ];
+    for (const [name, url, extra] of accepted) {
+      expect(() => loadConfig({ [name]: url })).not.toThrow();
+      const value = name === 'DATABASE_URL' ? 'secrets.databaseUrl' : 'secrets.amqpUrl';
+      expect(render({ valuesFiles: [scenarioFile('minimal')], set: [`${value}=${url}`, ...extra] }).length).toBeGreaterThan(0);
+    }
     // What wagate accepts, the schema does too.
     // Entries trimmed, empty ones dropped, an IPv6 address with its zone.
     const proxies = '10.0.0.0/8, fd00::/8,loopback,fe80::1%eth0,';

@@ -217,6 +217,16 @@ volumeMounts:
 {{- if not .Values.secrets.existingSecret -}}
 {{- $_ := required "secrets.databaseUrl is required (the PostgreSQL URL), or name a Secret in secrets.existingSecret" .Values.secrets.databaseUrl -}}
 {{- $_ := required "secrets.amqpUrl is required (the RabbitMQ URL), or name a Secret in secrets.existingSecret" .Values.secrets.amqpUrl -}}
+{{- /* What every pod would refuse at start, and the migration hook, which reads only DATABASE_URL, never sees: refused here, before any pod is replaced. */ -}}
+{{- if not (regexMatch "^postgres(ql)?://\\S+$" (trim .Values.secrets.databaseUrl)) -}}
+{{- fail "secrets.databaseUrl must be a URL such as postgres://user:password@host:5432/database (scheme postgres or postgresql)" -}}
+{{- end -}}
+{{- if not (regexMatch "^amqps?://[^/\\s]+(/\\S*)?$" (trim .Values.secrets.amqpUrl)) -}}
+{{- fail "secrets.amqpUrl must be a URL such as amqp://user:password@host:5672/vhost (scheme amqp or amqps, and a host): the ingest and worker pods refuse another at start" -}}
+{{- end -}}
+{{- if regexMatch "[^\\x21-\\x7e]" (trim .Values.secrets.whatsappAccessToken) -}}
+{{- fail "secrets.whatsappAccessToken holds a space or a character an Authorization header cannot carry: paste the token alone, without \"Bearer \"; the worker pods refuse it at start" -}}
+{{- end -}}
 {{- if not (or .Values.secrets.whatsappAppSecret .Values.secrets.twilioAuthToken) -}}
 {{- fail "secrets.whatsappAppSecret or secrets.twilioAuthToken is required: without one every webhook is refused (or name a Secret in secrets.existingSecret)" -}}
 {{- end -}}
