@@ -153,7 +153,10 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
       // and cancel an earlier order the customer had long received. The reply says which case it is.
       // Newest among the orders of messages that arrived before the cancel (ledger ids follow
       // arrival): a cancel retried after Postgres came back must not reach the order the
-      // customer placed meanwhile. An order whose message row is gone (cleanup) is older.
+      // customer placed meanwhile. An order whose message row is gone (cleanup) is older; the
+      // newest is the one whose message arrived last, not the one written last, since a message
+      // back from a retry tier writes its order after a later one's.
+      if (await earlierStillUnanswered(tx, message)) return { kind: 'cancel_confirmation', body: replies.cancelEarlierUnanswered(), ...none };
       const [newest] = await tx<{ id: string; status: string; young: boolean }[]>`
         SELECT orders.id::text AS id, orders.status,
                (${policy.cancelWindowHours}::integer = 0 OR orders.created_at > now() - make_interval(hours => ${policy.cancelWindowHours}::integer)) AS young
@@ -161,7 +164,7 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
         LEFT JOIN webhook_messages placed ON placed.webhook_source = orders.webhook_source AND placed.message_id = orders.message_id
         WHERE orders.webhook_source = ${message.source} AND orders.sender_key = ${message.senderKey}
           AND (placed.id IS NULL OR placed.id < (SELECT id FROM webhook_messages WHERE webhook_source = ${message.source} AND message_id = ${message.messageId}))
-        ORDER BY orders.id DESC LIMIT 1 FOR UPDATE OF orders`;
+        ORDER BY placed.id DESC NULLS LAST, orders.id DESC LIMIT 1 FOR UPDATE OF orders`;
       if (!newest) return { kind: 'cancel_confirmation', body: replies.nothingToCancel(), ...none };
       if (newest.status !== 'open') return { kind: 'cancel_confirmation', body: replies.cancelNotOpen(newest.id, newest.status), ...none };
       if (!newest.young) return { kind: 'cancel_confirmation', body: replies.cancelTooLate(newest.id), ...none };
@@ -188,6 +191,25 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
     case 'unsupported':
       return { kind: 'unsupported', body: replies.unsupported(), ...none };
   }
+}
+
+/**
+ * Whether a message the sender sent before this one is still queued or processing with no
+ * reply recorded: one waiting in a retry tier (Postgres away, a statement timeout, a catalog
+ * changing under it), which no longer holds the sender's later messages back. It may be the
+ * order a cancel is meant for, and the cancel would reach the order before it instead. Through
+ * the index of unfinished messages (wagate_unfinished), read only for a cancel, so the cost
+ * grows with the backlog for cancels alone.
+ */
+async function earlierStillUnanswered(tx: Sql, message: QueueMessage): Promise<boolean> {
+  const [earlier] = await tx`
+    SELECT 1 FROM webhook_messages earlier
+    WHERE wagate_unfinished(earlier.status)
+      AND earlier.webhook_source = ${message.source} AND earlier.sender_key = ${message.senderKey}
+      AND earlier.id < (SELECT id FROM webhook_messages WHERE webhook_source = ${message.source} AND message_id = ${message.messageId})
+      AND NOT EXISTS (SELECT 1 FROM outbound_messages reply WHERE reply.webhook_source = earlier.webhook_source AND reply.inbound_message_id = earlier.message_id)
+    LIMIT 1`;
+  return earlier !== undefined;
 }
 
 async function createOrder(tx: Sql, message: QueueMessage, decision: Extract<Decision, { kind: 'order' }>, replies: Replies): Promise<Applied> {

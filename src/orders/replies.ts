@@ -13,6 +13,7 @@ export const DEFAULT_REPLY_TEXTS_DIR = path.join(__dirname, '..', '..', 'reply-t
 const TEXT_KEYS = [
   'thanks', 'thanksWithName', 'orderConfirmation', 'orderLine', 'clarification', 'problemQuantity', 'problemCurrency',
   'problemUnknown', 'problemSuggestion', 'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'problemNote', 'or', 'cancelled', 'cancelNotOpen', 'cancelTooLate',
+  'cancelEarlierUnanswered',
   'nothingToCancel', 'orderStatus', 'status_open', 'status_cancelled', 'status_fulfilled', 'noOrders', 'menuEmpty',
   'menu', 'unsupported',
 ] as const;
@@ -24,7 +25,9 @@ export type ReplyCatalogues = Record<ReplyLanguage, ReplyCatalogue>;
  * Texts added after shops began keeping their own catalogues: a shop's copy written before them
  * takes wagate's own, in the same language, rather than stopping the worker at the upgrade.
  */
-const LATER_KEYS = ['problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'problemNote', 'cancelNotOpen', 'cancelTooLate'] as const;
+const LATER_KEYS = [
+  'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'problemNote', 'cancelNotOpen', 'cancelTooLate', 'cancelEarlierUnanswered',
+] as const;
 
 function readCatalogueFile(dir: string, language: ReplyLanguage): Record<string, unknown> {
   const file = path.join(dir, `${language}.json`);
@@ -89,6 +92,8 @@ export function repliesIn(texts: ReplyCatalogue) {
     /** The newest order is cancelled or fulfilled already: an older one is not reached for. */
     cancelNotOpen: (orderId: string, status: string) => fill(texts.cancelNotOpen, { orderId, status: statusText(texts, status) }),
     cancelTooLate: (orderId: string) => fill(texts.cancelTooLate, { orderId }),
+    /** An earlier message of the sender is still on its way (waiting in a retry tier): it may be the order the cancel is meant for. */
+    cancelEarlierUnanswered: () => texts.cancelEarlierUnanswered,
     orderStatus(orderId: string, status: string, total: string, currency: string): string {
       return fill(texts.orderStatus, { orderId, status: statusText(texts, status), total, currency });
     },

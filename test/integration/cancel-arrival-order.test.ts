@@ -60,3 +60,40 @@ it('cancels the order placed before the cancel arrived, not one placed while the
   expect(meant.status).toBe('cancelled');
   expect((await orderOf(next)).status).toBe('open');
 });
+
+it('cancels nothing while an earlier message of the sender waits in a retry tier with no decision, and says so', async () => {
+  const from = '15550910002';
+  const first = await arrived(from);
+  await recordDecision(db.sql, first, orderFor(1), TEXTS, POLICY);
+  // The customer's next order fails before its order is written (Postgres away for it) and
+  // waits in a retry tier, which no longer holds their later messages back.
+  const waiting = await arrived(from);
+  await db.sql`UPDATE webhook_messages SET status = 'queued' WHERE message_id = ${waiting.messageId}`;
+  const cancel = await arrived(from);
+
+  const outcome = await recordDecision(db.sql, cancel, { kind: 'cancel' }, TEXTS, POLICY);
+  expect(outcome).toMatchObject({ outbound: { kind: 'cancel_confirmation', body: TEXTS.catalogues.en.cancelEarlierUnanswered, order_id: null } });
+  expect((await orderOf(first)).status).toBe('open');
+
+  // Back from its tier, the waiting order is placed; a cancel sent after its answer reaches it.
+  await db.sql`UPDATE webhook_messages SET status = 'processing' WHERE message_id = ${waiting.messageId}`;
+  await recordDecision(db.sql, waiting, orderFor(2), TEXTS, POLICY);
+  const again = await arrived(from);
+  await recordDecision(db.sql, again, { kind: 'cancel' }, TEXTS, POLICY);
+  expect([(await orderOf(first)).status, (await orderOf(waiting)).status]).toEqual(['open', 'cancelled']);
+});
+
+it('takes the order of the message that arrived last as the newest, not the one written last', async () => {
+  const from = '15550910003';
+  const earlier = await arrived(from);
+  const later = await arrived(from);
+  // The later order is placed while the earlier one waits in a retry tier; the earlier one is
+  // written after it, and has the higher order number.
+  await recordDecision(db.sql, later, orderFor(1), TEXTS, POLICY);
+  await recordDecision(db.sql, earlier, orderFor(2), TEXTS, POLICY);
+  expect(Number((await orderOf(earlier)).id)).toBeGreaterThan(Number((await orderOf(later)).id));
+
+  const cancel = await arrived(from);
+  await recordDecision(db.sql, cancel, { kind: 'cancel' }, TEXTS, POLICY);
+  expect([(await orderOf(earlier)).status, (await orderOf(later)).status]).toEqual(['open', 'cancelled']);
+});
