@@ -168,7 +168,12 @@ function joinUrl(base: string | undefined, originalUrl: string): string | undefi
 }
 
 export function parseTwilioForm(rawBody: Buffer, receivedAtMs: number): LedgerItem[] {
-  return parseTwilioParams(Object.fromEntries(parseForm(rawBody)), rawBody, receivedAtMs);
+  const pairs = parseForm(rawBody);
+  // Twilio sends each parameter once; read into one value, a repeat would let the poster pick
+  // which of the signed values counts.
+  const repeated = pairs.find(([name], index) => pairs.findIndex(([other]) => other === name) !== index);
+  if (repeated) return [malformedItem('twilio', rawBody, `parameter ${repeated[0]} appears more than once, which Twilio never sends`)];
+  return parseTwilioParams(Object.fromEntries(pairs), rawBody, receivedAtMs);
 }
 
 /** A JSON post's fields read as a form's; a body that is no JSON object is kept as malformed. */
@@ -205,6 +210,26 @@ function resplitProblem(params: Record<string, string>): string | null {
   }
   const statuses = STATUS_PARAMS.map((status) => params[status]).filter((status) => status !== undefined);
   if (new Set(statuses).size > 1) return 'MessageStatus and SmsStatus differ';
+  return foreignSignedId(params);
+}
+
+/** A message id written after a sid parameter's name, as the signed string runs them together (SmsMessageSid included). */
+const SIGNED_SID = /(?:MessageSid|SmsSid)([A-Z]{2}[0-9a-fA-F]{32})/g;
+
+/**
+ * The signed string is the same however the form is split, so it still holds the genuine form's
+ * MessageSid and its id after a new MessageSid was cut from a value the customer wrote: with the
+ * genuine tail run into the last parameter's value, a Body such as "hiFromwhatsapp:+1555…
+ * MessageSidSM…" became a new message from a sender of the poster's choosing. Every id the
+ * signed string holds after a sid's name must be the form's own, or the message it replies to.
+ * A customer who types such a run of text into a message gets it kept as malformed.
+ */
+function foreignSignedId(params: Record<string, string>): string | null {
+  const replied = params.OriginalRepliedMessageSid;
+  const own = new Set([params.MessageSid, ...(replied !== undefined && TWILIO_MESSAGE_SID.test(replied) ? [replied] : [])]);
+  for (const [, id] of twilioParamString(Object.entries(params)).matchAll(SIGNED_SID)) {
+    if (!own.has(id)) return 'the signed parameters hold a message id other than MessageSid after a sid\'s name: a form split anew from another one';
+  }
   return null;
 }
 

@@ -110,6 +110,13 @@ function replacing(fixture: string, name: string, pairs: string[]): string {
 }
 
 describe('Twilio forms split anew from a genuine one\'s signed bytes', () => {
+  it('takes a genuine reply, whose OriginalRepliedMessageSid names the message it answers', () => {
+    const raw = twilioFixture('inbound-button').toString('utf8');
+    expect(raw).toContain('OriginalRepliedMessageSid=SM');
+    expect(onlyMessage(raw)).toMatchObject({ kind: 'message', messageId: 'SM1a2b3c4d5e6f708192a3b4c5d6e7f804' });
+  });
+
+
   it.each([
     ['a MessageSid that swallowed the next parameter', replacing('inbound-text', 'MessageSid', ['MessageSid=SM1a2b3c4d5e6f708192a3b4c5d6e7f801MessageTypetext']), 'MessageSid is not a Twilio message id'],
     ['an SmsSid other than the MessageSid', replacing('inbound-text', 'SmsSid', ['SmsSid=SM1a2b3c4d5e6f708192a3b4c5d6e7f899']), 'SmsSid differs from MessageSid'],
@@ -117,6 +124,18 @@ describe('Twilio forms split anew from a genuine one\'s signed bytes', () => {
     ['a status name run on into its value', replacing('status-read', 'SmsStatus', ['SmsStatusr=ead']), 'parameter SmsStatusr is a piece of SmsStatus'],
     ['two statuses that differ', replacing('status-read', 'SmsStatus', ['SmsStatus=delivered']), 'MessageStatus and SmsStatus differ'],
     ['a receipt\'s SmsStatus without its MessageStatus', without('status-read', 'MessageStatus'), 'a receipt (SmsStatus) without MessageStatus'],
+    // The genuine form's MessageSid and id, run into a parameter's value, and a new MessageSid cut
+    // from the Body the customer wrote: the same signed string, a new message.
+    [
+      'a new MessageSid, the genuine one run into another parameter\'s value',
+      twilioFixture('inbound-text')
+        .toString('utf8')
+        .replace(/(^|&)(SmsMessageSid|SmsSid)=[^&]*/g, '')
+        .replace('&MessageSid=SM1a2b3c4d5e6f708192a3b4c5d6e7f801', '&MessageSid=SM00000000000000000000000000000bad')
+        .replace('WaId=5521987654321', 'WaId=15550009999MessageSidSM1a2b3c4d5e6f708192a3b4c5d6e7f801'),
+      'a message id other than MessageSid',
+    ],
+    ['a parameter given twice', `${twilioFixture('inbound-text').toString('utf8')}&From=whatsapp%3A%2B15550009999`, 'parameter From appears more than once'],
   ])('keeps %s as malformed, under its bytes', (_what, raw, reason) => {
     const [item] = parse(raw) as MalformedItem[];
     expect(item).toMatchObject({ kind: 'malformed', messageId: expect.stringMatching(/^malformed:/) });
