@@ -181,9 +181,16 @@ const envSchema = z.object({
     .string()
     .default('')
     .transform((text) => text.split(',').map((entry) => entry.trim()).filter(Boolean))
-    .refine((entries) => entries.every(isProxyEntry), { message: 'must be a comma-separated list of addresses, CIDR ranges (10.0.0.0/8), loopback, linklocal or uniquelocal' }),
+    .refine((entries) => entries.every(isProxyEntry), { message: 'must be a comma-separated list of addresses, CIDR ranges (10.0.0.0/8), loopback, linklocal or uniquelocal' })
+    // Trusting every address lets any client name itself in X-Forwarded-For: its own admin rate
+    // limit at will, or another client's (the operator's) used up.
+    .refine((entries) => !entries.some((entry) => /\/0+$/.test(entry)), {
+      message: 'holds a /0 range, which trusts every address and lets any client choose the address it is limited by; list your proxies\' addresses or ranges',
+    }),
 
-  WHATSAPP_VERIFY_TOKEN: z.string().min(1).optional(),
+  // Trimmed, as the tokens below: a Secret made from a file keeps its newline, and Meta's
+  // handshake would never match.
+  WHATSAPP_VERIFY_TOKEN: z.string().trim().min(1).optional(),
   // Trimmed, as ADMIN_TOKEN: sent with a newline, the header is refused before a byte goes out,
   // and every reply would end unknown. Anything else a header cannot carry is refused at start.
   WHATSAPP_ACCESS_TOKEN: z.string().trim().min(1).refine((token) => !/[^\x21-\x7e]/.test(token), {

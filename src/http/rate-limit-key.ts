@@ -1,4 +1,4 @@
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 
 /**
  * The part of a client address that one client controls. An IPv6 client is usually given a
@@ -7,10 +7,24 @@ import { isIPv6 } from 'node:net';
  * is the client. An IPv4 address, also when IPv6-mapped (::ffff:192.0.2.1), is its own key.
  */
 export function rateLimitKey(address: string): string {
-  if (!isIPv6(address)) return address;
-  const hextets = expandIPv6(address.split('%')[0]!);
+  const bare = withoutPort(address);
+  if (!isIPv6(bare)) return bare;
+  const hextets = expandIPv6(bare.split('%')[0]!);
   if (hextets.slice(0, 6).join(':') === '0:0:0:0:0:ffff') return ipv4Of(hextets);
   return `${hextets.slice(0, 4).join(':')}::/64`;
+}
+
+/**
+ * The address without a port that a trusted proxy wrote after it: Azure's Application Gateway
+ * and IIS's ARR forward "203.0.113.5:52372", which proxy-addr hands on as the client, so each
+ * new connection would have been a new client with a fresh allowance.
+ */
+function withoutPort(address: string): string {
+  if (isIP(address)) return address;
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address)?.[1];
+  if (bracketed !== undefined && isIPv6(bracketed)) return bracketed;
+  const ipv4 = /^([0-9.]+):\d+$/.exec(address)?.[1];
+  return ipv4 !== undefined && isIPv4(ipv4) ? ipv4 : address;
 }
 
 /** The eight groups as numbers in hex without leading zeros; the address is already known to be IPv6. */

@@ -63,6 +63,11 @@ describe('the key of a client address', () => {
     ['64:ff9b::192.0.2.1', '64:ff9b:0:0::/64'],
     ['192.0.2.1', '192.0.2.1'],
     ['unknown', 'unknown'],
+    // A port a trusted proxy wrote after the address (Azure's Application Gateway, IIS's ARR).
+    ['203.0.113.5:52372', '203.0.113.5'],
+    ['[2001:db8::1]:443', '2001:db8:0:0::/64'],
+    ['[::ffff:192.0.2.1]:80', '192.0.2.1'],
+    ['999.0.113.5:80', '999.0.113.5:80'],
   ])('keys %s as %s', (address, key) => {
     expect(rateLimitKey(address)).toBe(key);
   });

@@ -60,6 +60,9 @@ describe('configuration', () => {
     expectConfigError({ ADMIN_TOKEN: 'kQ7m2Zr9\u0007xLp4vT8zBw3' }, /ADMIN_TOKEN: holds a character outside printable ASCII/);
     expectConfigError({ TRUSTED_PROXIES: '10.0.0.0/8, ingress.local' }, /TRUSTED_PROXIES: must be a comma-separated list of addresses, CIDR ranges/);
     expectConfigError({ TRUSTED_PROXIES: '10.0.0.0/33' }, /TRUSTED_PROXIES: must be/);
+    expectConfigError({ TRUSTED_PROXIES: '10.0.0.0/8,0.0.0.0/0' }, /TRUSTED_PROXIES: holds a \/0 range, which trusts every address/);
+    expectConfigError({ TRUSTED_PROXIES: '::/00' }, /TRUSTED_PROXIES: holds a \/0 range/);
+    expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8,192.168.0.0/16' }).TRUSTED_PROXIES).toEqual(['10.0.0.0/8', '192.168.0.0/16']);
     expect(loadConfig({ TRUSTED_PROXIES: ' 10.0.0.0/8,fd00::/8 ,loopback' }).TRUSTED_PROXIES).toEqual(['10.0.0.0/8', 'fd00::/8', 'loopback']);
     expectConfigError({ RETRY_DELAYS_MS: '5000,soon' }, /RETRY_DELAYS_MS/);
   });
@@ -154,6 +157,11 @@ describe('configuration', () => {
   it('trims ADMIN_TOKEN, which a Secret made from a file can carry with its newline', () => {
     const token = 'Zq3v9Kx2Lm8Pw4Rt7Yb1';
     expect(loadConfig({ ADMIN_TOKEN: `${token}\n` }).ADMIN_TOKEN).toBe(token);
+  });
+
+  it('trims WHATSAPP_VERIFY_TOKEN, which Meta\'s handshake would never match with a Secret file\'s newline', () => {
+    expect(loadConfig({ WHATSAPP_VERIFY_TOKEN: 'shop-verify\n' }).WHATSAPP_VERIFY_TOKEN).toBe('shop-verify');
+    expectConfigError({ WHATSAPP_VERIFY_TOKEN: ' \n' }, /WHATSAPP_VERIFY_TOKEN/);
   });
 
   it('trims WHATSAPP_ACCESS_TOKEN and TWILIO_ACCOUNT_SID, and refuses a token an Authorization header cannot carry', () => {
