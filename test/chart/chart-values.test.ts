@@ -276,11 +276,15 @@ describe('values', () => {
     const refused = (setString: string) => renderError({ valuesFiles: [scenarioFile('minimal')], setString: [setString] });
     expect(refused('config.PUBLISH_LINGER_MS=101')).toContain('PUBLISH_LINGER_MS');
     expect(refused('config.ACK_PUBLISH_TIMEOUT_MS=0')).toContain('ACK_PUBLISH_TIMEOUT_MS');
-    for (const setString of ['config.PUBLISH_LINGER_MS=100', 'config.PUBLISH_LINGER_MS=0', 'config.ACK_PUBLISH_TIMEOUT_MS=1']) {
+    expect(refused('config.ACK_PUBLISH_TIMEOUT_MS=86400001')).toContain('ACK_PUBLISH_TIMEOUT_MS');
+    expect(refused('config.ACK_PUBLISH_TIMEOUT_MS=90000000')).toContain('ACK_PUBLISH_TIMEOUT_MS');
+    for (const setString of ['config.PUBLISH_LINGER_MS=100', 'config.PUBLISH_LINGER_MS=0', 'config.ACK_PUBLISH_TIMEOUT_MS=1', 'config.ACK_PUBLISH_TIMEOUT_MS=86400000', 'config.ACK_PUBLISH_TIMEOUT_MS=85999999']) {
       expect(renderScenario('minimal', { setString: [setString] }).length).toBeGreaterThan(0);
     }
     expect(() => loadConfig({ NODE_ENV: 'test', PUBLISH_LINGER_MS: '101' })).toThrow(/PUBLISH_LINGER_MS/);
     expect(() => loadConfig({ NODE_ENV: 'test', ACK_PUBLISH_TIMEOUT_MS: '0' })).toThrow(/ACK_PUBLISH_TIMEOUT_MS/);
+    expect(() => loadConfig({ NODE_ENV: 'test', ACK_PUBLISH_TIMEOUT_MS: '86400001' })).toThrow(/ACK_PUBLISH_TIMEOUT_MS/);
+    expect(loadConfig({ NODE_ENV: 'test', ACK_PUBLISH_TIMEOUT_MS: '86400000' }).ACK_PUBLISH_TIMEOUT_MS).toBe(86400000);
   });
 
   it('refuses settings that relate wrongly, which every process would refuse at start', () => {
