@@ -55,12 +55,22 @@ function unavailableVerdict(fromProvider: boolean): Verdict {
   return fromProvider ? 'retry' : 'unknown';
 }
 
+/**
+ * 408 Request Timeout and 425 Too Early without the provider's own words: a proxy in between
+ * (an egress proxy, a load balancer) that never had the whole request, or would not forward it
+ * yet, so nothing reached the provider. RFC 9110 lets a client repeat such a request; taken
+ * for a refusal, it sent the message to the dead letters at once.
+ */
+function notForwarded(status: number, fromProvider: boolean): boolean {
+  return !fromProvider && (status === 408 || status === 425);
+}
+
 /** fromProvider: the answer carried Graph's `error` object. */
 export function metaVerdict(status: number, code: number | undefined, isTransient: boolean, fromProvider = code !== undefined): Verdict {
   if (code !== undefined && META_NOT_TAKEN_CODES.has(code)) return 'retry';
   // The code names the refusal; a 503 or `is_transient` around it does not make it go away.
   if (code !== undefined && isMetaRefusal(code)) return 'permanent';
-  if (status === 429 || isTransient) return 'retry';
+  if (status === 429 || isTransient || notForwarded(status, fromProvider)) return 'retry';
   if (status === 503) return unavailableVerdict(fromProvider);
   if (code !== undefined && META_AMBIGUOUS_CODES.has(code)) return 'unknown';
   if (status >= 500) return 'unknown';
@@ -79,7 +89,7 @@ const TWILIO_NOT_TAKEN_CODES = new Set([20429, 20503, 21611, 21730, 63017, 63018
 
 /** code: the numeric `code` of Twilio's JSON error, which every answer of its own carries. */
 export function twilioVerdict(status: number, code: number | undefined): Verdict {
-  if (status === 429 || (code !== undefined && TWILIO_NOT_TAKEN_CODES.has(code))) return 'retry';
+  if (status === 429 || (code !== undefined && TWILIO_NOT_TAKEN_CODES.has(code)) || notForwarded(status, code !== undefined)) return 'retry';
   if (status === 503) return unavailableVerdict(code !== undefined);
   // 500 (20500 Internal Server Error), 502, 504: Twilio may have queued the message.
   if (status >= 500) return 'unknown';

@@ -54,6 +54,13 @@ describe('Meta verdicts, by error.code before HTTP status', () => {
   it('still dead-letters a 4xx with a code not listed anywhere', () => {
     expect(metaVerdict(400, 999999, false)).toBe('permanent');
   });
+
+  it('retries a 408 or 425 without Graph\'s error, a proxy\'s that never forwarded the request, and dead-letters one carrying a refusal', () => {
+    expect(metaVerdict(408, undefined, false, false)).toBe('retry');
+    expect(metaVerdict(425, undefined, false, false)).toBe('retry');
+    expect(metaVerdict(408, 100, false)).toBe('permanent');
+    expect(metaVerdict(404, undefined, false, false)).toBe('permanent');
+  });
 });
 
 describe('Twilio verdicts', () => {
@@ -76,5 +83,11 @@ describe('Twilio verdicts', () => {
   it('keeps a 500 unknown and any other 4xx permanent', () => {
     expect(twilioVerdict(500, 20500)).toBe('unknown');
     expect(twilioVerdict(400, 21211)).toBe('permanent');
+  });
+
+  it('retries a 408 or 425 without Twilio\'s error, a proxy\'s that never forwarded the request', () => {
+    expect(twilioVerdict(408, undefined)).toBe('retry');
+    expect(twilioVerdict(425, undefined)).toBe('retry');
+    expect(twilioVerdict(408, 20001)).toBe('permanent');
   });
 });
