@@ -11,6 +11,15 @@ const NUMBER_WORDS: Record<string, number> = {
   onze: 11, doze: 12, 'um par de': 2,
   ein: 1, eine: 1, einen: 1, einem: 1, eins: 1, zwei: 2, zwo: 2, drei: 3, vier: 4, 'fünf': 5, fuenf: 5,
   sechs: 6, sieben: 7, acht: 8, neun: 9, zehn: 10, elf: 11, 'zwölf': 12, zwoelf: 12,
+  // Thirteen to twenty; Spanish "once" (11) is left out, as English "once" would read as a count.
+  thirteen: 13, fourteen: 14, fifteen: 15, sixteen: 16, seventeen: 17, eighteen: 18, nineteen: 19, twenty: 20,
+  trece: 13, catorce: 14, quince: 15, 'dieciséis': 16, dieciseis: 16, diecisiete: 17, dieciocho: 18, diecinueve: 19, veinte: 20,
+  treze: 13, catorze: 14, quatorze: 14, quinze: 15, dezesseis: 16, dezasseis: 16, dezessete: 17, dezassete: 17, dezoito: 18,
+  dezenove: 19, dezanove: 19, vinte: 20,
+  dreizehn: 13, vierzehn: 14, 'fünfzehn': 15, fuenfzehn: 15, sechzehn: 16, siebzehn: 17, achtzehn: 18, neunzehn: 19, zwanzig: 20,
+  // German orders count in "-mal": "einmal Margherita und zweimal Cola".
+  einmal: 1, zweimal: 2, zwomal: 2, dreimal: 3, viermal: 4, 'fünfmal': 5, fuenfmal: 5, sechsmal: 6, siebenmal: 7, achtmal: 8,
+  neunmal: 9, zehnmal: 10, elfmal: 11, 'zwölfmal': 12, zwoelfmal: 12,
   // Dozens and half dozens, with or without the article; "2 dozen" multiplies (see DOZEN_WORDS).
   dozen: 12, 'a dozen': 12, 'one dozen': 12, 'half a dozen': 6, 'a half dozen': 6, 'half dozen': 6,
   docena: 12, 'una docena': 12, 'media docena': 6,

@@ -24,6 +24,18 @@ describe('free-text orders in four languages', () => {
     ]);
   });
 
+  it('reads German counts in "-mal", as German orders are written', () => {
+    expect(itemsOf('Einmal Margherita und zweimal Cola, bitte')).toEqual([item(1, 'margherita'), item(2, 'cola')]);
+    expect(itemsOf('dreimal Brezel')).toEqual([item(3, 'brezel')]);
+  });
+
+  it('reads thirteen to twenty in words, in every language', () => {
+    expect(itemsOf('fifteen coke')).toEqual([item(15, 'coke')]);
+    expect(itemsOf('veinte empanadas')).toEqual([item(20, 'empanadas')]);
+    expect(itemsOf('quinze pastéis')).toEqual([item(15, 'pastéis')]);
+    expect(itemsOf('zwanzig Brezeln')).toEqual([item(20, 'brezeln')]);
+  });
+
   it('reads a German order, dropping "ich hätte gerne" and splitting on "und"', () => {
     expect(itemsOf('Ich hätte gerne zwei Pizza Salami und eine Cola')).toEqual([item(2, 'pizza salami'), item(1, 'cola')]);
   });
