@@ -3,6 +3,7 @@ import { hasUnreadableCount } from './parse-text-counts';
 import { FILLER_WORDS } from './parse-text-filler';
 import { readChunk, type ChunkReading, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text-items';
 import { exceedsTextCap, MAX_ITEMS, MAX_PHRASES } from './parse-text-limits';
+import { readQuantity } from './parse-text-quantity';
 import { normalizeText, phraseAt, splitGluedNumbers, tokenize, toPhrases, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
 import {
   GREETINGS,
@@ -11,7 +12,9 @@ import {
   MENU_WORDS,
   ORDER_WORDS,
   QUESTIONS,
+  READY_WORDS,
   STATUS_WORDS,
+  WHEN_WORDS,
   WHERE_WORDS,
 } from './parse-text-words';
 
@@ -149,7 +152,8 @@ function splitChunks(text: string): string[] {
  * Keywords count only as whole words, so "cancelled" or "statusbar" never trigger a command.
  * Cancel and order status need a short message (MAX_INTENT_WORDS). Cancel needs a plain cancel
  * (isPlainCancel); any other message with a cancel word is read as an order, where that word makes
- * a doubt. Status needs a status word, or a "where" word next to an "order" word. Menu needs every
+ * a doubt. Status needs a status word, or a "where", "when" or "ready" word next to an "order"
+ * word, and no count. Menu needs every
  * word to be a menu word, a greeting or polite filler ("can I see the menu please", "hola"), so
  * "2 kids menu" stays an order.
  */
@@ -159,9 +163,20 @@ function detectIntent(normalized: string, catalog: readonly WordPhrase[]): Inten
   const short = keys.length > 0 && keys.length <= MAX_INTENT_WORDS;
   const has = (words: ReadonlySet<string>) => keys.some((key) => words.has(key));
   if (short && isPlainCancel(tokens, catalog) && !isAQuestion(normalized, tokens)) return 'cancel';
-  if (short && (has(STATUS_WORDS) || (has(WHERE_WORDS) && has(ORDER_WORDS)))) return 'order_status';
+  // A count makes it an order with a question in it ("2 coke, where is my order?"): taken for a
+  // status request, its items were dropped without a word; as an order, the question is asked about.
+  const asksAboutOrder = has(ORDER_WORDS) && (has(WHERE_WORDS) || has(WHEN_WORDS) || has(READY_WORDS));
+  if (short && (has(STATUS_WORDS) || asksAboutOrder) && !holdsCount(tokens)) return 'order_status';
   if (asksForMenu(tokens)) return 'menu';
   return 'order';
+}
+
+/** A count anywhere ("2", "dos", "zweimal"), an article aside: what an order has and a status request does not. */
+function holdsCount(tokens: readonly Token[]): boolean {
+  return tokens.some((_, index) => {
+    const quantity = readQuantity(tokens, index);
+    return quantity?.kind === 'count' && !quantity.article;
+  });
 }
 
 /** Words that open a question and never a request: "do I have to cancel", "should I cancel". */

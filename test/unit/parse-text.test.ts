@@ -174,6 +174,8 @@ describe('intents', () => {
   it.each([
     'status', 'order status', 'where is my order?', "where's my food", 'estado de mi pedido', 'dónde está mi pedido',
     'donde esta mi pedido', 'status do pedido', 'cadê meu pedido', 'wo ist meine Bestellung', 'Bestellstatus',
+    'is my order ready?', 'when will my order arrive?', '¿cuándo llega mi pedido?', 'quando chega meu pedido?',
+    'wann kommt meine Bestellung?', 'ist meine Bestellung fertig?', '¿está listo mi pedido?',
   ])('takes "%s" as order_status', (text) => {
     expect(parseOrderText(text).intent).toBe('order_status');
   });
@@ -188,6 +190,11 @@ describe('intents', () => {
 
   it('matches cancel words only whole: "2 cancelled pizzas" is an order', () => {
     expect(itemsOf('2 cancelled pizzas')).toEqual([item(2, 'cancelled pizzas')]);
+  });
+
+  it('reads a message with a count and a status question as an order, so its items are not dropped', () => {
+    expect(parseOrderText('2 coke, where is my order?').intent).toBe('order');
+    expect(parseOrderText('zweimal Cola, wann kommt meine Bestellung?').intent).toBe('order');
   });
 
   it('ignores a cancel or status word in a message longer than 8 words', () => {
