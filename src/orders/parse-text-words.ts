@@ -13,10 +13,10 @@ export const STATUS_WORDS = toWordSet([
   'bestellstatus', 'lieferstatus',
 ]);
 
-/** "where", "when" or "ready" and "order" in the same short message ask for the order status. */
+/** "where" and "order" in the same short message ask for the order status; "when" or "ready" and "order" in a short question too. */
 export const WHERE_WORDS = toWordSet(["where", "where's", 'wheres', 'dónde', 'onde', 'cadê', 'wo']);
 export const WHEN_WORDS = toWordSet(['when', 'cuándo', 'quando', 'wann']);
-export const READY_WORDS = toWordSet(['ready', 'listo', 'lista', 'pronto', 'pronta', 'fertig']);
+export const READY_WORDS = toWordSet(['ready', 'listo', 'pronto', 'pronta', 'fertig']);
 export const ORDER_WORDS = toWordSet([
   'order', 'orders', 'food', 'delivery', 'pedido', 'pedidos', 'orden', 'comida', 'entrega', 'encomenda',
   'bestellung', 'lieferung', 'essen',

@@ -152,8 +152,8 @@ function splitChunks(text: string): string[] {
  * Keywords count only as whole words, so "cancelled" or "statusbar" never trigger a command.
  * Cancel and order status need a short message (MAX_INTENT_WORDS). Cancel needs a plain cancel
  * (isPlainCancel); any other message with a cancel word is read as an order, where that word makes
- * a doubt. Status needs a status word, or a "where", "when" or "ready" word next to an "order"
- * word, and no count. Menu needs every
+ * a doubt. Status needs a status word, or a "where" word next to an "order" word ("when" and
+ * "ready" only in a question), and no item (holdsItem). Menu needs every
  * word to be a menu word, a greeting or polite filler ("can I see the menu please", "hola"), so
  * "2 kids menu" stays an order.
  */
@@ -163,19 +163,35 @@ function detectIntent(normalized: string, catalog: readonly WordPhrase[]): Inten
   const short = keys.length > 0 && keys.length <= MAX_INTENT_WORDS;
   const has = (words: ReadonlySet<string>) => keys.some((key) => words.has(key));
   if (short && isPlainCancel(tokens, catalog) && !isAQuestion(normalized, tokens)) return 'cancel';
-  // A count makes it an order with a question in it ("2 coke, where is my order?"): taken for a
-  // status request, its items were dropped without a word; as an order, the question is asked about.
-  const asksAboutOrder = has(ORDER_WORDS) && (has(WHERE_WORDS) || has(WHEN_WORDS) || has(READY_WORDS));
-  if (short && (has(STATUS_WORDS) || asksAboutOrder) && !holdsCount(tokens)) return 'order_status';
+  // "when" and "ready" are conjunctions and adjectives too ("una margherita, cuando puedan"),
+  // so they ask about the order only in a question; "where" beside "order" always did.
+  const question = /[?¿]/.test(normalized);
+  const asksAboutOrder = has(ORDER_WORDS) && (has(WHERE_WORDS) || (question && (has(WHEN_WORDS) || has(READY_WORDS))));
+  if (short && (has(STATUS_WORDS) || asksAboutOrder) && !holdsItem(tokens, catalog)) return 'order_status';
   if (asksForMenu(tokens)) return 'menu';
   return 'order';
 }
 
-/** A count anywhere ("2", "dos", "zweimal"), an article aside: what an order has and a status request does not. */
-function holdsCount(tokens: readonly Token[]): boolean {
-  return tokens.some((_, index) => {
+/** Words after a number that make it a time, not a count: "40 minutes", "vinte minutos", "2 Stunden". */
+const TIME_UNITS = toWordSet([
+  'min', 'mins', 'minute', 'minutes', 'hour', 'hours', 'hr', 'hrs', 'h', 'minuto', 'minutos', 'hora', 'horas',
+  'minuten', 'stunde', 'stunden', 'std',
+]);
+
+/**
+ * An item in a status question ("2 coke, where is my order?", "a Coca-Cola, where is my
+ * order?"): a catalog name, or a count of something, and not an order's number ("#1234",
+ * "order 1234") or a time ("40 minutes"). Taken for a status request, the items were dropped
+ * without a word; as an order, the question in it is asked about.
+ */
+function holdsItem(tokens: readonly Token[], catalog: readonly WordPhrase[]): boolean {
+  return tokens.some((token, index) => {
+    if (phraseAt(tokens, index, catalog)) return true;
     const quantity = readQuantity(tokens, index);
-    return quantity?.kind === 'count' && !quantity.article;
+    if (quantity?.kind !== 'count' || quantity.article) return false;
+    const before = tokens[index - 1]?.key ?? '';
+    const after = tokens[index + quantity.used]?.key;
+    return after !== undefined && !TIME_UNITS.has(after) && before !== 'number' && !ORDER_WORDS.has(before);
   });
 }
 

@@ -174,12 +174,14 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
       return { kind: 'cancel_confirmation', body: replies.cancelled(newest.id), orderId: newest.id, orderCreated: false };
     }
     case 'order_status': {
+      // The newest as a cancel takes it: by its message's arrival, so both name the same order.
       const [order] = await tx<{ id: string; status: string; total: string; currency: string }[]>`
-        SELECT id::text, status, total::text, currency FROM orders
-        WHERE webhook_source = ${message.source} AND sender_key = ${message.senderKey}
+        SELECT orders.id::text AS id, orders.status, orders.total::text AS total, orders.currency FROM orders
+        LEFT JOIN webhook_messages placed ON placed.webhook_source = orders.webhook_source AND placed.message_id = orders.message_id
+        WHERE orders.webhook_source = ${message.source} AND orders.sender_key = ${message.senderKey}
         -- orders.id, the number: a bare "id" is the output column, id::text, and sorted as text
         -- it took order 998 for newer than 1002.
-        ORDER BY orders.id DESC LIMIT 1`;
+        ORDER BY placed.id DESC NULLS LAST, orders.id DESC LIMIT 1`;
       return order
         ? { kind: 'order_status', body: replies.orderStatus(order.id, order.status, order.total, order.currency), orderId: order.id, orderCreated: false }
         : { kind: 'order_status', body: replies.noOrders(), ...none };

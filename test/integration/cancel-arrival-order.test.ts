@@ -93,6 +93,10 @@ it('takes the order of the message that arrived last as the newest, not the one 
   await recordDecision(db.sql, earlier, orderFor(2), TEXTS, POLICY);
   expect(Number((await orderOf(earlier)).id)).toBeGreaterThan(Number((await orderOf(later)).id));
 
+  // The status names the order a cancel would reach.
+  const status = await arrived(from);
+  const told = await recordDecision(db.sql, status, { kind: 'order_status' }, TEXTS, POLICY);
+  expect(told).toMatchObject({ outbound: { kind: 'order_status', body: expect.stringContaining(`#${(await orderOf(later)).id} `) } });
   const cancel = await arrived(from);
   await recordDecision(db.sql, cancel, { kind: 'cancel' }, TEXTS, POLICY);
   expect([(await orderOf(earlier)).status, (await orderOf(later)).status]).toEqual(['open', 'cancelled']);

@@ -192,9 +192,22 @@ describe('intents', () => {
     expect(itemsOf('2 cancelled pizzas')).toEqual([item(2, 'cancelled pizzas')]);
   });
 
-  it('reads a message with a count and a status question as an order, so its items are not dropped', () => {
+  it('reads a message with an item and a status question as an order, so its items are not dropped', () => {
     expect(parseOrderText('2 coke, where is my order?').intent).toBe('order');
     expect(parseOrderText('zweimal Cola, wann kommt meine Bestellung?').intent).toBe('order');
+    expect(parseOrderText('a Coca-Cola, where is my order?', { keepTogether: ['Coca-Cola'] }).intent).toBe('order');
+  });
+
+  it.each([
+    'where is my order #1234', 'status of order 1234', "it's been 40 minutes, where is my food?", 'cadê meu pedido? já faz vinte minutos',
+  ])('takes "%s", whose number is an order\'s or a time, as order_status', (text) => {
+    expect(parseOrderText(text).intent).toBe('order_status');
+  });
+
+  it.each([
+    'Mi pedido: una margherita, cuando puedan', 'uma pizza pra entrega quando der', 'a margherita for delivery, when ready',
+  ])('reads "%s", whose "when" or "ready" is no question, as an order', (text) => {
+    expect(parseOrderText(text).intent).toBe('order');
   });
 
   it('ignores a cancel or status word in a message longer than 8 words', () => {
