@@ -21,6 +21,15 @@ import type { Drain } from '../lib/scenario.ts';
 export const REQUEST_TIMEOUT_SECONDS = 10;
 export const REQUEST_TIMEOUT = `${REQUEST_TIMEOUT_SECONDS}s`;
 
+/** A response's JSON body, or null for one that is none (an ingress's HTML 503). */
+function jsonOf(response: { json(): unknown }): unknown {
+  try {
+    return response.json();
+  } catch {
+    return null;
+  }
+}
+
 /** The backlog the stats endpoint reports, waiting out its rate limit or another caller until giveUpAt. */
 export function readStats(url: string, adminToken: string, giveUpAt: number): BacklogRead {
   const get = () =>
@@ -31,13 +40,13 @@ export function readStats(url: string, adminToken: string, giveUpAt: number): Ba
       responseCallback: http.expectedStatuses(...STATS_EXPECTED_STATUSES),
     });
   let response = get();
-  while (statsBusy(response.status, response.headers['Retry-After'])) {
+  while (statsBusy(response.status, jsonOf(response))) {
     const waitSeconds = retryAfterSeconds(response.headers['Retry-After']);
     if (Date.now() + waitSeconds * 1000 > giveUpAt) throw new Error(STATS_KEPT_BUSY);
     sleep(waitSeconds);
     response = get();
   }
-  const backlog = response.status === 200 ? backlogRead(response.json()) : null;
+  const backlog = response.status === 200 ? backlogRead(jsonOf(response)) : null;
   if (backlog === null) throw new Error(statsUnreadable(url, response.status));
   return backlog;
 }

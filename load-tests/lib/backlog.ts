@@ -16,16 +16,23 @@ export function statsPathCovering(seconds: number): string {
  * (ADMIN_RATE_LIMIT_PER_MINUTE, 30 a minute per client address by default).
  */
 export const DRAIN_POLL_SECONDS = 5;
-/** After a 429 from the stats endpoint without Retry-After, the wait before the next poll. */
+/** After a 429 or 503 from the stats endpoint without Retry-After, the wait before the next poll. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 10;
 
 /**
  * The stats endpoint's "ask again later": 429 past its rate limit, 503 while the process
- * computes stats for another caller (a dashboard, an operator); both carry Retry-After. A 503
- * without it is the statement timeout's: the same window would take as long again.
+ * computes stats for another caller (a dashboard, an operator), or while Postgres or the
+ * ingress are briefly away. A 503 whose error names the statement timeout is no such answer:
+ * the same window would take as long again.
  */
-export function statsBusy(status: number, retryAfter: string | null | undefined): boolean {
-  return status === 429 || (status === 503 && retryAfter !== null && retryAfter !== undefined && retryAfter !== '');
+export function statsBusy(status: number, body: unknown): boolean {
+  return status === 429 || (status === 503 && !statementTimedOut(body));
+}
+
+/** The gateway's answer for a stats window that took longer than DB_STATEMENT_TIMEOUT_MS (src/http/admin-stats.ts). */
+export function statementTimedOut(body: unknown): boolean {
+  const error = (body as { error?: unknown } | null)?.error;
+  return typeof error === 'string' && error.includes('statement timeout');
 }
 
 /**
@@ -44,7 +51,7 @@ export function statsUnreadable(url: string, status: number): string {
   if (status === 200) return `the stats endpoint at ${url} answered without the counts of wagate's stats: is BASE_URL the gateway's?`;
   if (status === 401 || status === 403) return `the stats endpoint answered ${status}: is ADMIN_TOKEN the gateway's?`;
   if (status === 503) {
-    return `the stats endpoint answered 503 without Retry-After at ${url}: reading that many hours took longer than the gateway's DB_STATEMENT_TIMEOUT_MS; a shorter DURATION and DRAIN_TIMEOUT ask for fewer`;
+    return `the stats endpoint at ${url} answered that reading that many hours took longer than the gateway's DB_STATEMENT_TIMEOUT_MS; a shorter DURATION and DRAIN_TIMEOUT ask for fewer`;
   }
   return `the stats endpoint answered ${status}: see the gateway's log`;
 }
@@ -102,13 +109,15 @@ export function createDrainClock(built: number, nowMs: number) {
  * the stats to its end verified neither that a backlog built nor that it drained, so it fails
  * both thresholds: backlog_messages 0, backlog_left the last count read and at least 1 (a
  * counter without a sample would pass count==0). backlog_dead is the messages that went dead
- * while the wait watched: a worker that dead-letters everything (a refused Graph API token, a
+ * while the wait watched, the increases from read to read: a worker that dead-letters everything (a refused Graph API token, a
  * broken catalog) empties the queues too, and only this tells that drain from a real one.
  */
 export function drainCounters(reads: readonly BacklogRead[], readToTheEnd: boolean): { backlog_messages: number; backlog_left: number; backlog_dead: number } {
   const built = reads[0];
   const last = reads[reads.length - 1];
-  const dead = built && last ? Math.max(0, last.dead - built.dead) : 0;
+  // Summed read to read: the stats window is whole hours and slides during the wait, and dead
+  // messages of an earlier run leaving it would hide as many new ones in a plain difference.
+  const dead = reads.slice(1).reduce((sum, read, index) => sum + Math.max(0, read.dead - reads[index]!.dead), 0);
   if (readToTheEnd && built !== undefined && last !== undefined) return { backlog_messages: built.unfinished, backlog_left: last.unfinished, backlog_dead: dead };
   return { backlog_messages: 0, backlog_left: Math.max(last?.unfinished ?? 0, 1), backlog_dead: dead };
 }

@@ -48,7 +48,7 @@ export async function readStats(url: string, settings: Settings, recorder: Recor
     if (stop?.aborted) throw new Error(INTERRUPTED);
     recorder.unchecked({ kind: 'stats' }, durationMs, !STATS_EXPECTED_STATUSES.includes(status));
     // The endpoint's own rate limit, or another caller's stats under way: wait as it says, then ask again, within the drain's time.
-    if (statsBusy(status, retryAfter)) {
+    if (statsBusy(status, body)) {
       const waitMs = retryAfterSeconds(retryAfter) * 1000;
       if (performance.now() + waitMs > giveUpAt) throw new Error(STATS_KEPT_BUSY);
       await pause(waitMs, stop);

@@ -17,6 +17,7 @@ interface StatsAnswer {
   unfinished?: number;
   dead?: number;
   retryAfter?: string;
+  error?: string;
 }
 
 /** What the stubbed k6 was asked and answers; its clock moves only when the script sleeps. */
@@ -42,7 +43,7 @@ jest.mock('k6/http', () => {
     get: (url: string, params: Record<string, unknown>) => {
       mockK6.gets.push({ url, params });
       const answer = mockK6.statsAnswers.shift() ?? { status: 599 };
-      const body = answer.unfinished === undefined ? { error: 'no stats' } : { counts: { queued: answer.unfinished, processing: 0, dead: answer.dead ?? 0 } };
+      const body = answer.unfinished === undefined ? { error: answer.error ?? 'no stats' } : { counts: { queued: answer.unfinished, processing: 0, dead: answer.dead ?? 0 } };
       // k6 gives header names in Go's canonical form.
       return { status: answer.status, headers: answer.retryAfter ? { 'Retry-After': answer.retryAfter } : {}, json: () => body };
     },
@@ -147,18 +148,23 @@ describe('the k6 script\'s setup and teardown', () => {
     expect(errors).toHaveBeenCalledWith(expect.stringContaining('the drain could not be watched: the stats endpoint answered 500'));
   });
 
-  it('stops at a 503 without Retry-After, the statement timeout\'s, and waits out one with it', () => {
+  it('stops at a 503 that names the statement timeout, and waits out any other 503, with or without Retry-After', () => {
     const script = k6Script(SCENARIOS.backlog!);
-    mockK6.statsAnswers = [{ status: 503 }];
-    expect(() => script.setup()).toThrow("the stats endpoint answered 503 without Retry-After at http://gateway.test:3000/api/v1/whatsapp-hardened/stats?hours=");
+    mockK6.statsAnswers = [{ status: 503, error: 'stats over 2 hours took longer than the database\'s statement timeout (DB_STATEMENT_TIMEOUT_MS); ask for fewer hours' }];
+    expect(() => script.setup()).toThrow('the stats endpoint at http://gateway.test:3000/api/v1/whatsapp-hardened/stats?hours=');
     expect(mockK6.slept).toEqual([]);
-    mockK6.statsAnswers = [{ status: 503, retryAfter: '1' }, { status: 200, unfinished: 0 }];
+    mockK6.statsAnswers = [{ status: 503, retryAfter: '1' }, { status: 503, error: 'temporarily unavailable' }, { status: 200, unfinished: 0 }];
     script.setup();
-    expect(mockK6.slept).toEqual([1]);
+    expect(mockK6.slept).toEqual([1, 10]);
   });
 
   it('records the same backlog counters as the Node runner for the same answers', async () => {
-    const answers: StatsAnswer[] = [{ status: 200, unfinished: 5, dead: 1 }, { status: 200, unfinished: 5, dead: 1 }, { status: 200, unfinished: 2, dead: 3 }, { status: 200, unfinished: 0, dead: 4 }];
+    // The stats window slides past an earlier run's 3 dead messages, then 2 and 1 of this run's
+    // die: 3 in all, where the difference between the first and the last read says 0.
+    const answers: StatsAnswer[] = [
+      { status: 200, unfinished: 5, dead: 4 }, { status: 200, unfinished: 5, dead: 4 }, { status: 200, unfinished: 4, dead: 1 },
+      { status: 200, unfinished: 2, dead: 3 }, { status: 200, unfinished: 0, dead: 4 },
+    ];
     const fromK6 = k6BacklogCounters(answers);
     expect(fromK6).toEqual({ backlog_messages: [5], backlog_left: [0], backlog_dead: [3] });
     const statsPath = SCENARIOS.backlog!.define(readSettings(ENV, 'backlog', SCENARIOS.backlog!.defaults)).drain!.statsPath;
