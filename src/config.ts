@@ -133,6 +133,14 @@ function isProxyEntry(entry: string): boolean {
   return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
+/** A proxy entry whose range holds every address of a family (an entry isProxyEntry took). */
+function coversEveryAddress(entry: string): boolean {
+  const [address, prefix] = entry.split('/');
+  if (prefix === undefined) return false;
+  const bits = Number(prefix);
+  return bits === 0 || (/^::ffff:/i.test(address!) && isIP(address!) === 6 && bits <= 96);
+}
+
 /** "abcdef…", "0123…", "9876…": more than half the steps between neighbours are ±1. */
 function isMostlySequence(token: string): boolean {
   const codes = [...token].map((char) => char.codePointAt(0)!);
@@ -182,10 +190,11 @@ const envSchema = z.object({
     .default('')
     .transform((text) => text.split(',').map((entry) => entry.trim()).filter(Boolean))
     .refine((entries) => entries.every(isProxyEntry), { message: 'must be a comma-separated list of addresses, CIDR ranges (10.0.0.0/8), loopback, linklocal or uniquelocal' })
-    // Trusting every address lets any client name itself in X-Forwarded-For: its own admin rate
-    // limit at will, or another client's (the operator's) used up.
-    .refine((entries) => !entries.some((entry) => /\/0+$/.test(entry)), {
-      message: 'holds a /0 range, which trusts every address and lets any client choose the address it is limited by; list your proxies\' addresses or ranges',
+    // A range of every address: /0, which proxy-addr refuses only once the ingest starts, or an
+    // IPv4-mapped ::ffff:0:0/96, which it takes for every IPv4 client, so any client could name
+    // itself in X-Forwarded-For and choose its own admin rate limit, or use up another's.
+    .refine((entries) => !entries.some(coversEveryAddress), {
+      message: 'holds a range of every address (/0, or ::ffff:0:0/96 for all of IPv4), which would let any client choose the address it is limited by; list your proxies\' addresses or ranges',
     }),
 
   // Trimmed, as the tokens below: a Secret made from a file keeps its newline, and Meta's
