@@ -174,7 +174,7 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   const phone = phoneOption('erase', values.phone);
   // The database part commits first; a broker that cannot be reached must not hide it.
   let deadLettersUnread: Error | null = null;
-  let lateReceiptsUnchecked: Error | null = null;
+  let lateWritesUnchecked: Error | null = null;
   let erasedAddresses: readonly string[] = [];
   // The user ids were found through the rows just erased: a second run by number alone would not find them again.
   const userIdsBeside = (addresses: readonly string[]) => addresses.filter((address) => META_USER_ID.test(address) && address !== phone);
@@ -196,22 +196,22 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
       });
     }, {
       ingestStatementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-      onLateReceiptsUnchecked: (error) => {
-        lateReceiptsUnchecked = error;
+      onLateWritesUnchecked: (error) => {
+        lateWritesUnchecked = error;
       },
     });
   });
   for (const [what, count] of Object.entries(report)) print(`${what}\t${Number.isNaN(count) ? 'not read' : count}`);
-  // A second run finds the late receipts by the number (their replies are erased already), and waits for nothing.
-  const receiptsAgain = (error: Error) =>
-    `receipts the ingest wrote while the erase ran could not be checked (${error.message}): ${rerunFor(erasedAddresses)} again, which clears them`;
+  // A second run finds the late messages and receipts by the number (their replies are erased already).
+  const writesAgain = (error: Error) =>
+    `messages and receipts the ingest wrote while the erase ran could not be checked (${error.message}): ${rerunFor(erasedAddresses)} again, which clears them`;
   if (deadLettersUnread) {
     const error = deadLettersUnread as Error;
-    const alsoReceipts = lateReceiptsUnchecked ? `; and ${receiptsAgain(lateReceiptsUnchecked)} now` : '';
+    const alsoReceipts = lateWritesUnchecked ? `; and ${writesAgain(lateWritesUnchecked)} now` : '';
     throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
       `the customer's data in the database is erased (above), but the dead-letter queue could not be read (${error.message}): once that is mended, ${rerunFor(erasedAddresses)} to drop their dead letters${alsoReceipts}`);
   }
-  if (lateReceiptsUnchecked) throw new WagateError('RETRYABLE', `the customer is erased (above), but ${receiptsAgain(lateReceiptsUnchecked)}`);
+  if (lateWritesUnchecked) throw new WagateError('RETRYABLE', `the customer is erased (above), but ${writesAgain(lateWritesUnchecked)}`);
   if (Object.values(report).every((count) => count === 0)) print(`nothing held for ${phone}: erased already, or check the number`);
 }
 

@@ -35,63 +35,78 @@ function bodyNeedles(addresses: readonly string[]): string[] {
 export interface EraseOptions {
   /** The ingest's DB_STATEMENT_TIMEOUT_MS: how long one of its statements may still run. */
   ingestStatementTimeoutMs?: number;
-  /** Told why the receipts written while the erase ran could not be checked; else the erase throws it. */
-  onLateReceiptsUnchecked?(error: Error): void;
+  /** Told why what the ingest wrote while the erase ran could not be checked; else the erase throws it. */
+  onLateWritesUnchecked?(error: Error): void;
 }
 
 export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: DeadLetterDropper | null, options: EraseOptions = {}): Promise<Record<string, number>> {
   let addresses: string[] = [];
-  let replyIds: string[] = [];
-  const report = (await transaction(sql, async (tx) => {
+  const first = await transaction(sql, async (tx) => {
     // The number, plus the Meta user ids its messages and orders (and so its rate limit) were keyed on.
     addresses = await senderKeysOf(tx, phone);
-    const messages = await tx`
-      UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, last_error = NULL, updated_at = now(),
-        status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
-      WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
-         OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses})`;
-    // A malformed row keeps the raw body it came in, which may carry this customer's number (and
-    // name and texts) without naming them in its own columns: a Meta envelope that holds other
-    // messages too, or a Twilio callback addressed to them. Matched on the number's digits, and
-    // on their user ids as written; a body kept as base64 (text Postgres cannot store, bytes that
-    // are not UTF-8) is searched in its decoded bytes.
-    const needles = bodyNeedles(addresses);
-    const malformed = await tx`
-      UPDATE webhook_messages SET raw_body = NULL, last_error = NULL, updated_at = now()
-      WHERE status = 'malformed' AND raw_body IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(${needles}::text[]) AS n WHERE strpos(raw_body, n) > 0
-        OR (raw_body LIKE 'base64:%' AND position(convert_to(n, 'UTF8') IN decode(substr(raw_body, 8), 'base64')) > 0))`;
-    // Unfinished messages are not published any more (the relay drops such rows too).
-    await tx`DELETE FROM outbox o USING webhook_messages m
-             WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
-    const orders = await tx`
-      UPDATE orders SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, note = NULL, updated_at = now()
-      WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})`;
-    // A reply not yet sent never will be (its message is erased, or its worker finds the
-    // recipient erased): failed now, rather than left waiting for a copy that is dropped.
-    const replies = await tx<{ id: string }[]>`
-      UPDATE outbound_messages SET recipient = ${ERASED}, body = NULL, updated_at = now(),
-        last_error = CASE WHEN status IN ('pending', 'retry') THEN ${NOT_SENT_ERASED} END,
-        status = CASE WHEN status IN ('pending', 'retry') THEN 'failed' ELSE status END
-      WHERE recipient = ANY(${addresses})
-      RETURNING id::text`;
-    replyIds = replies.map((reply) => reply.id);
-    const receipts = await tx`
-      UPDATE message_statuses SET recipient = NULL, payload = NULL WHERE recipient = ANY(${addresses})`;
-    const limits = await tx`DELETE FROM webhook_rate_limits WHERE phone_number = ANY(${addresses})`;
-    const languages = await tx`DELETE FROM customer_languages WHERE sender_key = ANY(${addresses})`;
-    return { messages: messages.count, malformed_bodies: malformed.count, orders: orders.count, replies: replies.count, receipts: receipts.count, rate_limits: limits.count,
-      reply_languages: languages.count };
-  })) as Record<string, number>;
+    return eraseRows(tx, addresses);
+  });
+  const report: Record<string, number> = { ...first.counts };
   const isTheCustomers = (message: QueueMessage) => addresses.includes(message.from) || addresses.includes(message.senderKey);
   report.dead_letters = dropDeadLetters ? await dropDeadLetters(isTheCustomers, addresses) : 0;
   // Last: what it waits for must not hold up the dead letters, nor its failure hide them.
   const waitMs = Math.max(INGEST_CATCH_UP_MS, (options.ingestStatementTimeoutMs ?? 0) + INGEST_CATCH_UP_MARGIN_MS);
-  report.late_receipts = await clearReceiptsWrittenMeanwhile(sql, replyIds, waitMs).catch((error: Error) => {
-    if (!options.onLateReceiptsUnchecked) throw error;
-    options.onLateReceiptsUnchecked(error);
-    return Number.NaN;
+  // Nothing of theirs held (erased already, a wrong number): no statement of the ingest can
+  // have been judging their rows, and a second run needs no view of the ingest's sessions.
+  const held = Object.values(first.counts).some((count) => count > 0);
+  const late = !held ? { late_messages: 0, late_receipts: 0 } : await eraseWrittenMeanwhile(sql, addresses, first.replyIds, waitMs).catch((error: Error) => {
+    if (!options.onLateWritesUnchecked) throw error;
+    options.onLateWritesUnchecked(error);
+    return { late_messages: Number.NaN, late_receipts: Number.NaN };
   });
-  return report;
+  return { ...report, ...late };
+}
+
+/**
+ * Every personal field of the customer's rows, in one transaction. `createdBefore` limits the
+ * messages to those recorded before it: the second pass catches what the ingest wrote while the
+ * first ran, and leaves a message the customer sends after the erase to be answered.
+ */
+async function eraseRows(tx: Sql, addresses: string[], createdBefore: string | null = null): Promise<{ counts: Record<string, number>; replyIds: string[] }> {
+  const messages = await tx`
+    UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, last_error = NULL, updated_at = now(),
+      status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
+    WHERE (phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
+       OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses}))
+      AND (${createdBefore}::timestamptz IS NULL OR created_at < ${createdBefore}::timestamptz)`;
+  // A malformed row keeps the raw body it came in, which may carry this customer's number (and
+  // name and texts) without naming them in its own columns: a Meta envelope that holds other
+  // messages too, or a Twilio callback addressed to them. Matched on the number's digits, and
+  // on their user ids as written; a body kept as base64 (text Postgres cannot store, bytes that
+  // are not UTF-8) is searched in its decoded bytes.
+  const needles = bodyNeedles(addresses);
+  const malformed = await tx`
+    UPDATE webhook_messages SET raw_body = NULL, last_error = NULL, updated_at = now()
+    WHERE status = 'malformed' AND raw_body IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(${needles}::text[]) AS n WHERE strpos(raw_body, n) > 0
+      OR (raw_body LIKE 'base64:%' AND position(convert_to(n, 'UTF8') IN decode(substr(raw_body, 8), 'base64')) > 0))`;
+  // Unfinished messages are not published any more (the relay drops such rows too).
+  await tx`DELETE FROM outbox o USING webhook_messages m
+           WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
+  const orders = await tx`
+    UPDATE orders SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, note = NULL, updated_at = now()
+    WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})`;
+  // A reply not yet sent never will be (its message is erased, or its worker finds the
+  // recipient erased): failed now, rather than left waiting for a copy that is dropped.
+  const replies = await tx<{ id: string }[]>`
+    UPDATE outbound_messages SET recipient = ${ERASED}, body = NULL, updated_at = now(),
+      last_error = CASE WHEN status IN ('pending', 'retry') THEN ${NOT_SENT_ERASED} END,
+      status = CASE WHEN status IN ('pending', 'retry') THEN 'failed' ELSE status END
+    WHERE recipient = ANY(${addresses})
+    RETURNING id::text`;
+  const receipts = await tx`
+    UPDATE message_statuses SET recipient = NULL, payload = NULL WHERE recipient = ANY(${addresses})`;
+  const limits = await tx`DELETE FROM webhook_rate_limits WHERE phone_number = ANY(${addresses})`;
+  const languages = await tx`DELETE FROM customer_languages WHERE sender_key = ANY(${addresses})`;
+  return {
+    counts: { messages: messages.count, malformed_bodies: malformed.count, orders: orders.count, replies: replies.count, receipts: receipts.count,
+      rate_limits: limits.count, reply_languages: languages.count },
+    replyIds: replies.map((reply) => reply.id),
+  };
 }
 
 /** The least the erase waits for ingest statements begun before its commit, and its margin past their statement timeout. */
@@ -99,19 +114,36 @@ const INGEST_CATCH_UP_MS = 60_000;
 const INGEST_CATCH_UP_MARGIN_MS = 5_000;
 
 /**
- * A receipt the ingest wrote while the erase ran, for one of its replies, was judged against the
- * reply as its statement's snapshot showed it (not yet erased) and kept the number and the
- * payload, to commit after the erase. The ingest writes in single statements: once no ingest
- * statement begun before the erase's commit is running, every such receipt is committed, and a
- * statement started then clears them, found through the replies' provider ids (the receipts'
- * key, no scan of the table). What the ingest's sessions run cannot be seen from another role
- * without pg_read_all_stats, nor with track_activities off: refused then, rather than waiting
- * for nothing. A pooler may append to the application name (PgBouncer's application_name_add_host).
+ * What the ingest wrote while the erase ran, judged against the rows as its statement's
+ * snapshot showed them (not yet erased), to commit after the erase: a message of the customer,
+ * recorded with the number, the name and the text, and published to be answered; a receipt for
+ * one of their replies, with the number and the payload. The ingest writes in single statements:
+ * once no ingest statement begun before the erase's commit is running, every such row is
+ * committed. A receipt is found through the replies' provider ids (the receipts' key, no scan
+ * of the table); a message by a second pass over the customer's rows, limited to messages
+ * recorded before the wait began.
  */
-async function clearReceiptsWrittenMeanwhile(sql: Sql, replyIds: readonly string[], waitMs: number): Promise<number> {
-  if (replyIds.length === 0) return 0;
+async function eraseWrittenMeanwhile(sql: Sql, addresses: string[], replyIds: readonly string[], waitMs: number): Promise<{ late_messages: number; late_receipts: number }> {
   const [now] = await sql<{ since: string }[]>`SELECT clock_timestamp()::text AS since`;
   const since = now!.since;
+  await waitForIngestStatementsBefore(sql, since, waitMs);
+  const cleared = replyIds.length === 0 ? { count: 0 } : await sql`
+    UPDATE message_statuses s SET recipient = NULL, payload = NULL
+    FROM outbound_messages o
+    WHERE o.id = ANY(${replyIds}::bigint[]) AND s.webhook_source = o.webhook_source
+      AND (s.message_id = o.provider_message_id OR s.message_id = ANY(o.earlier_provider_message_ids))
+      AND (s.recipient IS NOT NULL OR s.payload IS NOT NULL)`;
+  const second = await transaction(sql, (tx) => eraseRows(tx, addresses, since));
+  return { late_messages: second.counts.messages!, late_receipts: cleared.count };
+}
+
+/**
+ * Waits until no ingest statement begun before `since` is running. What the ingest's sessions
+ * run cannot be seen from another role without pg_read_all_stats, nor with track_activities off:
+ * refused then, rather than waiting for nothing. A pooler may append to the application name
+ * (PgBouncer's application_name_add_host).
+ */
+async function waitForIngestStatementsBefore(sql: Sql, since: string, waitMs: number): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     const [ingest] = await sql<{ running: number; unseen: number }[]>`
@@ -121,15 +153,8 @@ async function clearReceiptsWrittenMeanwhile(sql: Sql, replyIds: readonly string
     if (ingest!.unseen > 0) {
       throw new Error('what the ingest\'s sessions run cannot be seen (another database role without pg_read_all_stats, or track_activities off); for later erases, run erase as the role the ingest uses, or GRANT pg_read_all_stats to this one');
     }
-    if (ingest!.running === 0) break;
+    if (ingest!.running === 0) return;
     if (Date.now() > deadline) throw new Error(`ingest statements begun before the erase's commit were still running after ${Math.round(waitMs / 1000)} s; let them end first`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  const cleared = await sql`
-    UPDATE message_statuses s SET recipient = NULL, payload = NULL
-    FROM outbound_messages o
-    WHERE o.id = ANY(${replyIds}::bigint[]) AND s.webhook_source = o.webhook_source
-      AND (s.message_id = o.provider_message_id OR s.message_id = ANY(o.earlier_provider_message_ids))
-      AND (s.recipient IS NOT NULL OR s.payload IS NOT NULL)`;
-  return cleared.count;
 }

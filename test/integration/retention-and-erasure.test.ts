@@ -170,7 +170,8 @@ describe('erase from the command line', () => {
       expect(erased.code).toBe(1);
       expect(erased.stdout).toMatch(/^replies\t1$/m);
       expect(erased.stdout).toMatch(/^late_receipts\tnot read$/m);
-      expect(erased.stderr).toContain('the customer is erased (above), but receipts the ingest wrote while the erase ran could not be checked (what the ingest\'s sessions run cannot be seen');
+      expect(erased.stdout).toMatch(/^late_messages\tnot read$/m);
+      expect(erased.stderr).toContain('the customer is erased (above), but messages and receipts the ingest wrote while the erase ran could not be checked (what the ingest\'s sessions run cannot be seen');
       expect(erased.stderr).toContain(`run wagate erase --phone for each of +${phone} again, which clears them`);
       expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
       const again = await runWagate(['erase', '--phone', `+${phone}`], env);
@@ -365,6 +366,54 @@ describe('receipts that arrive during the erase', () => {
       { status: 'delivered', recipient: null, payload: null },
       { status: 'read', recipient: null, payload: null },
     ]);
+  });
+});
+
+describe('a message that arrives during the erase', () => {
+  it('is erased too, though the ingest recorded it in a statement begun before the erase committed, and is never answered', async () => {
+    const phone = '15550400009';
+    // A customer with an order on file asks to be erased, and writes again as it runs.
+    await confirmedOrder(phone);
+    const id = uniqueWamid();
+    const { sql } = pipeline.db;
+    const side = createDatabase({ url: pipeline.db.url, maxConnections: 4, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-erase-message-race' });
+    const waitingOnLock = (text: string) => async () => (await side`
+      SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE ${`%${text}%`}`).length > 0;
+    const ranSince = (text: string, since: string) => async () => (await side`
+      SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query_start > ${since}::timestamptz AND query LIKE ${`%${text}%`}`).length > 0;
+    // The ingest's statement recording the message waits on a lock the test holds, between its
+    // snapshot (the erase not yet committed) and its commit, as a busy machine may hold it up.
+    await side.unsafe(`CREATE OR REPLACE FUNCTION hold_erased_message() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.message_id = '${id}' THEN PERFORM pg_advisory_xact_lock(4209); END IF; RETURN NEW; END $$;
+      DROP TRIGGER IF EXISTS hold_erased_message ON webhook_messages;
+      CREATE TRIGGER hold_erased_message BEFORE INSERT ON webhook_messages FOR EACH ROW EXECUTE FUNCTION hold_erased_message()`);
+    const ingestHeld = holdInTransaction(side, (tx) => tx`SELECT pg_advisory_xact_lock(4209)`);
+    try {
+      await ingestHeld.held;
+      const posting = postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+      await waitFor('the ingest to record the message', waitingOnLock('wagate_record_batch'));
+      const [started] = await side<{ at: string }[]>`SELECT clock_timestamp()::text AS at`;
+      const erasing = eraseCustomer(sql, phone, null);
+      erasing.catch(() => undefined);
+      // The erase has committed and waits for the ingest's statement; without that wait it is done.
+      let erased = false;
+      void erasing.then(() => (erased = true), () => (erased = true));
+      await waitFor('the erase to finish, or to wait for the ingest', async () => erased || (await ranSince('<insufficient privilege>', started!.at)()));
+      await ingestHeld.release();
+      expect(await erasing).toMatchObject({ late_messages: 1 });
+      expect((await posting).status).toBe(200);
+    } finally {
+      await ingestHeld.release().catch(() => undefined);
+      await side.unsafe('DROP TRIGGER IF EXISTS hold_erased_message ON webhook_messages; DROP FUNCTION IF EXISTS hold_erased_message()').catch(() => undefined);
+      await side.end({ timeout: 1 });
+    }
+    // Erased before the worker took it (it is dropped then), or after it answered it (its order
+    // and reply then lose the number, as any other of the customer's).
+    const [message] = await sql<{ status: string; phone_number: string; payload: unknown }[]>`SELECT status, phone_number, payload FROM webhook_messages WHERE message_id = ${id}`;
+    expect(message).toEqual({ status: expect.stringMatching(/^(erased|processed)$/), phone_number: 'erased', payload: null });
+    expect(await sql`SELECT phone_number, customer_name FROM orders WHERE message_id = ${id} AND (phone_number <> 'erased' OR customer_name IS NOT NULL)`).toEqual([]);
+    expect(await sql`SELECT recipient FROM outbound_messages WHERE inbound_message_id = ${id} AND (recipient <> 'erased' OR body IS NOT NULL)`).toEqual([]);
+    expect(await sql`SELECT count(*)::int AS n FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id WHERE m.message_id = ${id}`).toEqual([{ n: 0 }]);
   });
 });
 
