@@ -1,8 +1,31 @@
-/** The forms one customer's number takes: "+1555…", "1555…" (Meta wa_id), "whatsapp:+1555…" (Twilio). */
+/**
+ * The forms one customer's number takes: "+1555…", "1555…" (Meta wa_id), "whatsapp:+1555…"
+ * (Twilio), and, where WhatsApp's id of a number is not its dialled form, that form too.
+ */
 export function addressVariants(phone: string): string[] {
   const bare = phone.replace(/^whatsapp:/, '');
   const digits = bare.replace(/^\+/, '');
-  return [...new Set([phone, bare, digits, `+${digits}`, `whatsapp:+${digits}`, `whatsapp:${bare}`])];
+  const alternates = whatsAppAlternates(digits).flatMap((other) => [other, `+${other}`, `whatsapp:+${other}`]);
+  return [...new Set([phone, bare, digits, `+${digits}`, `whatsapp:+${digits}`, `whatsapp:${bare}`, ...alternates])];
+}
+
+/**
+ * The other digits WhatsApp knows the same mobile number by: Mexico's ids keep the "1" after 52
+ * that the country dropped from dialling in 2019, Argentina's the "9" of a mobile after 54 that
+ * people leave out, and Brazil's older ids lack the ninth digit its mobiles gained. A customer
+ * who gives "+52 55 1234 5678" was recorded as 5215512345678, and an erase by their word found
+ * nothing. Each alternate is the same line: Mexico's numbers never start with 1, Argentina's
+ * numbers are one pool for fixed and mobile lines, and Brazil's 8-digit mobiles (6 to 9 first)
+ * are no landline's (2 to 5).
+ */
+function whatsAppAlternates(digits: string): string[] {
+  const mexico = /^52(1?)(\d{10})$/.exec(digits);
+  if (mexico) return [mexico[1] ? `52${mexico[2]}` : `521${mexico[2]}`];
+  const argentina = /^54(9?)(\d{10})$/.exec(digits);
+  if (argentina) return [argentina[1] ? `54${argentina[2]}` : `549${argentina[2]}`];
+  const brazil = /^55(\d{2})(9?)([6-9]\d{7})$/.exec(digits);
+  if (brazil) return [brazil[2] ? `55${brazil[1]}${brazil[3]}` : `55${brazil[1]}9${brazil[3]}`];
+  return [];
 }
 
 /** Meta's business-scoped user id: a country code, a dot, then letters and digits ("US.13491208655302741918"). */
