@@ -41,11 +41,14 @@ export interface EraseOptions {
 
 export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: DeadLetterDropper | null, options: EraseOptions = {}): Promise<Record<string, number>> {
   let addresses: string[] = [];
+  const started = await databaseNow(sql);
   const first = await transaction(sql, async (tx) => {
     // The number, plus the Meta user ids its messages and orders (and so its rate limit) were keyed on.
     addresses = await senderKeysOf(tx, phone);
     return eraseRows(tx, addresses);
   });
+  // Read at once: a message recorded after this was sent after the erase, and is answered.
+  const committed = await databaseNow(sql);
   const report: Record<string, number> = { ...first.counts };
   const isTheCustomers = (message: QueueMessage) => addresses.includes(message.from) || addresses.includes(message.senderKey);
   report.dead_letters = dropDeadLetters ? await dropDeadLetters(isTheCustomers, addresses) : 0;
@@ -54,7 +57,8 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
   // Nothing of theirs held (erased already, a wrong number): no statement of the ingest can
   // have been judging their rows, and a second run needs no view of the ingest's sessions.
   const held = Object.values(first.counts).some((count) => count > 0);
-  const late = !held ? { late_messages: 0, late_receipts: 0 } : await eraseWrittenMeanwhile(sql, addresses, first.replyIds, waitMs).catch((error: Error) => {
+  const window = { from: started, until: committed, waitMs };
+  const late = !held ? { late_messages: 0, late_receipts: 0 } : await eraseWrittenMeanwhile(sql, addresses, first.replyIds, window).catch((error: Error) => {
     if (!options.onLateWritesUnchecked) throw error;
     options.onLateWritesUnchecked(error);
     return { late_messages: Number.NaN, late_receipts: Number.NaN };
@@ -62,18 +66,18 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
   return { ...report, ...late };
 }
 
-/**
- * Every personal field of the customer's rows, in one transaction. `createdBefore` limits the
- * messages to those recorded before it: the second pass catches what the ingest wrote while the
- * first ran, and leaves a message the customer sends after the erase to be answered.
- */
-async function eraseRows(tx: Sql, addresses: string[], createdBefore: string | null = null): Promise<{ counts: Record<string, number>; replyIds: string[] }> {
+async function databaseNow(sql: Sql): Promise<string> {
+  const [now] = await sql<{ at: string }[]>`SELECT clock_timestamp()::text AS at`;
+  return now!.at;
+}
+
+/** Every personal field of the customer's rows, in one transaction. */
+async function eraseRows(tx: Sql, addresses: string[]): Promise<{ counts: Record<string, number>; replyIds: string[] }> {
   const messages = await tx`
     UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, last_error = NULL, updated_at = now(),
       status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
-    WHERE (phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
-       OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses}))
-      AND (${createdBefore}::timestamptz IS NULL OR created_at < ${createdBefore}::timestamptz)`;
+    WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
+       OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses})`;
   // A malformed row keeps the raw body it came in, which may carry this customer's number (and
   // name and texts) without naming them in its own columns: a Meta envelope that holds other
   // messages too, or a Twilio callback addressed to them. Matched on the number's digits, and
@@ -113,28 +117,66 @@ async function eraseRows(tx: Sql, addresses: string[], createdBefore: string | n
 const INGEST_CATCH_UP_MS = 60_000;
 const INGEST_CATCH_UP_MARGIN_MS = 5_000;
 
+/** When the erase's first pass began and committed, and the longest an ingest statement may run. */
+interface EraseWindow {
+  from: string;
+  until: string;
+  waitMs: number;
+}
+
 /**
  * What the ingest wrote while the erase ran, judged against the rows as its statement's
  * snapshot showed them (not yet erased), to commit after the erase: a message of the customer,
  * recorded with the number, the name and the text, and published to be answered; a receipt for
  * one of their replies, with the number and the payload. The ingest writes in single statements:
  * once no ingest statement begun before the erase's commit is running, every such row is
- * committed. A receipt is found through the replies' provider ids (the receipts' key, no scan
- * of the table); a message by a second pass over the customer's rows, limited to messages
- * recorded before the wait began.
+ * committed. The late messages are those recorded before the commit (through the created_at
+ * index: at most an ingest statement's time before the erase began), with the order and the reply
+ * a worker may have made of them meanwhile; receipts are found through the replies' provider
+ * ids (the receipts' key, no scan of the table), once the late pass's own commit is in too.
  */
-async function eraseWrittenMeanwhile(sql: Sql, addresses: string[], replyIds: readonly string[], waitMs: number): Promise<{ late_messages: number; late_receipts: number }> {
-  const [now] = await sql<{ since: string }[]>`SELECT clock_timestamp()::text AS since`;
-  const since = now!.since;
-  await waitForIngestStatementsBefore(sql, since, waitMs);
-  const cleared = replyIds.length === 0 ? { count: 0 } : await sql`
+async function eraseWrittenMeanwhile(sql: Sql, addresses: string[], replyIds: readonly string[], window: EraseWindow): Promise<{ late_messages: number; late_receipts: number }> {
+  await waitForIngestStatementsBefore(sql, window.until, window.waitMs);
+  const late = await transaction(sql, (tx) => eraseLateRows(tx, addresses, window));
+  if (late.replyIds.length > 0) await waitForIngestStatementsBefore(sql, await databaseNow(sql), window.waitMs);
+  const replies = [...replyIds, ...late.replyIds];
+  const cleared = replies.length === 0 ? { count: 0 } : await sql`
     UPDATE message_statuses s SET recipient = NULL, payload = NULL
     FROM outbound_messages o
-    WHERE o.id = ANY(${replyIds}::bigint[]) AND s.webhook_source = o.webhook_source
+    WHERE o.id = ANY(${replies}::bigint[]) AND s.webhook_source = o.webhook_source
       AND (s.message_id = o.provider_message_id OR s.message_id = ANY(o.earlier_provider_message_ids))
       AND (s.recipient IS NOT NULL OR s.payload IS NOT NULL)`;
-  const second = await transaction(sql, (tx) => eraseRows(tx, addresses, since));
-  return { late_messages: second.counts.messages!, late_receipts: cleared.count };
+  return { late_messages: late.messages, late_receipts: cleared.count };
+}
+
+/** The second pass: the customer's messages recorded while the first ran, and what was made of them. */
+async function eraseLateRows(tx: Sql, addresses: string[], window: EraseWindow): Promise<{ messages: number; replyIds: string[] }> {
+  const late = await tx<{ webhook_source: string; message_id: string }[]>`
+    UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, last_error = NULL, updated_at = now(),
+      status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
+    WHERE created_at >= ${window.from}::timestamptz - make_interval(secs => ${window.waitMs / 1000}) AND created_at < ${window.until}::timestamptz
+      AND (phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
+       OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses}))
+    RETURNING webhook_source, message_id`;
+  if (late.length === 0) return { messages: 0, replyIds: [] };
+  const sources = late.map((row) => row.webhook_source);
+  const ids = late.map((row) => row.message_id);
+  await tx`DELETE FROM outbox o USING webhook_messages m
+           WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
+  await tx`
+    UPDATE orders SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, note = NULL, updated_at = now()
+    FROM unnest(${sources}::text[], ${ids}::text[]) AS l(source, message_id)
+    WHERE orders.webhook_source = l.source AND orders.message_id = l.message_id`;
+  const replies = await tx<{ id: string }[]>`
+    UPDATE outbound_messages SET recipient = ${ERASED}, body = NULL, updated_at = now(),
+      last_error = CASE WHEN status IN ('pending', 'retry') THEN ${NOT_SENT_ERASED} END,
+      status = CASE WHEN status IN ('pending', 'retry') THEN 'failed' ELSE status END
+    FROM unnest(${sources}::text[], ${ids}::text[]) AS l(source, message_id)
+    WHERE outbound_messages.webhook_source = l.source AND outbound_messages.inbound_message_id = l.message_id
+    RETURNING outbound_messages.id::text AS id`;
+  await tx`DELETE FROM webhook_rate_limits WHERE phone_number = ANY(${addresses})`;
+  await tx`DELETE FROM customer_languages WHERE sender_key = ANY(${addresses})`;
+  return { messages: late.length, replyIds: replies.map((reply) => reply.id) };
 }
 
 /**

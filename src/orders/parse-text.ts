@@ -167,7 +167,7 @@ function detectIntent(normalized: string, catalog: readonly WordPhrase[]): Inten
   // so they ask about the order only in a question; "where" beside "order" always did.
   const question = /[?¿]/.test(normalized);
   const asksAboutOrder = has(ORDER_WORDS) && (has(WHERE_WORDS) || (question && (has(WHEN_WORDS) || has(READY_WORDS))));
-  if (short && (has(STATUS_WORDS) || asksAboutOrder) && !holdsItem(tokens, catalog)) return 'order_status';
+  if (short && (has(STATUS_WORDS) || asksAboutOrder) && !holdsItem(normalized, catalog)) return 'order_status';
   if (asksForMenu(tokens)) return 'menu';
   return 'order';
 }
@@ -180,19 +180,25 @@ const TIME_UNITS = toWordSet([
 
 /**
  * An item in a status question ("2 coke, where is my order?", "a Coca-Cola, where is my
- * order?"): a catalog name, or a count of something, and not an order's number ("#1234",
- * "order 1234") or a time ("40 minutes"). Taken for a status request, the items were dropped
- * without a word; as an order, the question in it is asked about.
+ * order?"): a count of something, not an order's number ("#1234", "order 1234") nor a time
+ * ("40 minutes"); or a catalog name in a part of the message of its own, apart from the words
+ * that ask ("where is my pizza order?" asks about a pizza order). Taken for a status request,
+ * the items were dropped without a word; as an order, the question in it is asked about.
  */
-function holdsItem(tokens: readonly Token[], catalog: readonly WordPhrase[]): boolean {
-  return tokens.some((token, index) => {
-    if (phraseAt(tokens, index, catalog)) return true;
-    const quantity = readQuantity(tokens, index);
-    if (quantity?.kind !== 'count' || quantity.article) return false;
-    const before = tokens[index - 1]?.key ?? '';
-    const after = tokens[index + quantity.used]?.key;
-    return after !== undefined && !TIME_UNITS.has(after) && before !== 'number' && !ORDER_WORDS.has(before);
+function holdsItem(normalized: string, catalog: readonly WordPhrase[]): boolean {
+  return splitChunks(normalized).some((chunk) => {
+    const tokens = tokenize(chunk);
+    const asks = tokens.some(({ key }) => STATUS_WORDS.has(key) || WHERE_WORDS.has(key) || WHEN_WORDS.has(key) || READY_WORDS.has(key) || ORDER_WORDS.has(key));
+    return tokens.some((_, index) => (!asks && phraseAt(tokens, index, catalog) !== undefined) || isCountOfSomething(tokens, index));
   });
+}
+
+function isCountOfSomething(tokens: readonly Token[], index: number): boolean {
+  const quantity = readQuantity(tokens, index);
+  if (quantity?.kind !== 'count' || quantity.article) return false;
+  const before = tokens[index - 1]?.key ?? '';
+  const after = tokens[index + quantity.used]?.key;
+  return after !== undefined && !TIME_UNITS.has(after) && before !== 'number' && !ORDER_WORDS.has(before);
 }
 
 /** Words that open a question and never a request: "do I have to cancel", "should I cancel". */

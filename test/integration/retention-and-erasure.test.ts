@@ -417,6 +417,24 @@ describe('a message that arrives during the erase', () => {
   });
 });
 
+describe('a message sent once the erase has committed', () => {
+  it('is answered, and keeps what it needs to be: the erase\'s second pass takes only what came in before its commit', async () => {
+    const phone = '15550400010';
+    await confirmedOrder(phone);
+    const after = uniqueWamid();
+    // The customer writes again while the erase waits for the dead-letter queue, after its commit.
+    const report = await eraseCustomer(pipeline.db.sql, phone, async () => {
+      await postMetaText(pipeline.ingest.baseUrl, { id: after, from: phone, text: '1 coke' });
+      await waitFor('the later message to be answered', async () => (await statusOf(after)) === 'processed');
+      return 0;
+    });
+    expect(report).toMatchObject({ messages: 1, late_messages: 0 });
+    expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${after}`).toEqual([{ phone_number: phone }]);
+    expect(await pipeline.db.sql`SELECT o.phone_number, r.status FROM orders o JOIN outbound_messages r ON r.order_id = o.id WHERE o.message_id = ${after}`)
+      .toEqual([{ phone_number: phone, status: 'sent' }]);
+  });
+});
+
 describe('erase during the provider call, answered with an unknown outcome', () => {
   it('keeps the reply unknown without the provider\'s text, which may quote the number', async () => {
     const phone = '15550400005';

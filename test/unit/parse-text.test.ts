@@ -204,6 +204,13 @@ describe('intents', () => {
     expect(parseOrderText(text).intent).toBe('order_status');
   });
 
+  it.each(['where is my pizza order?', 'where is my margherita order', 'status of my pizza order', '¿dónde está mi pedido de pizza?'])(
+    'takes "%s", a product named among the words that ask, as order_status',
+    (text) => {
+      expect(parseOrderText(text, { keepTogether: ['Pizza', 'Margherita'] }).intent).toBe('order_status');
+    },
+  );
+
   it.each([
     'Mi pedido: una margherita, cuando puedan', 'uma pizza pra entrega quando der', 'a margherita for delivery, when ready',
   ])('reads "%s", whose "when" or "ready" is no question, as an order', (text) => {
