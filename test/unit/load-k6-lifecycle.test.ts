@@ -6,6 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createK6Script } from '../../load-tests/k6/script.ts';
+import { statsBusy } from '../../load-tests/lib/backlog.ts';
 import { runIdLine } from '../../load-tests/lib/ids.ts';
 import type { ScenarioModule } from '../../load-tests/lib/scenario.ts';
 import { readSettings } from '../../load-tests/lib/settings.ts';
@@ -148,14 +149,24 @@ describe('the k6 script\'s setup and teardown', () => {
     expect(errors).toHaveBeenCalledWith(expect.stringContaining('the drain could not be watched: the stats endpoint answered 500'));
   });
 
-  it('stops at a 503 that names the statement timeout, and waits out any other 503, with or without Retry-After', () => {
+  it('stops at a 503 that names the statement timeout, and waits out any other 503', () => {
     const script = k6Script(SCENARIOS.backlog!);
-    mockK6.statsAnswers = [{ status: 503, error: 'stats over 2 hours took longer than the database\'s statement timeout (DB_STATEMENT_TIMEOUT_MS); ask for fewer hours' }];
-    expect(() => script.setup()).toThrow('the stats endpoint at http://gateway.test:3000/api/v1/whatsapp-hardened/stats?hours=');
-    expect(mockK6.slept).toEqual([]);
-    mockK6.statsAnswers = [{ status: 503, retryAfter: '1' }, { status: 503, error: 'temporarily unavailable' }, { status: 200, unfinished: 0 }];
-    script.setup();
-    expect(mockK6.slept).toEqual([1, 10]);
+    // The script's clock moves only when it sleeps, as k6's would in these answers' time.
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => mockK6.nowMs);
+    try {
+      mockK6.statsAnswers = [{ status: 503, error: 'stats over 2 hours took longer than the database\'s statement timeout (DB_STATEMENT_TIMEOUT_MS); ask for fewer hours' }];
+      expect(() => script.setup()).toThrow('the stats endpoint at http://gateway.test:3000/api/v1/whatsapp-hardened/stats?hours=');
+      expect(mockK6.slept).toEqual([]);
+      mockK6.statsAnswers = [{ status: 503, retryAfter: '1' }, { status: 503, error: 'temporarily unavailable', retryAfter: '2' }, { status: 200, unfinished: 0 }];
+      script.setup();
+      expect(mockK6.slept).toEqual([1, 2]);
+    } finally {
+      clock.mockRestore();
+    }
+    // Without Retry-After, an ingress's 503 or the gateway's "temporarily unavailable" is waited out too.
+    expect(statsBusy(503, { error: 'temporarily unavailable' })).toBe(true);
+    expect(statsBusy(503, null)).toBe(true);
+    expect(statsBusy(503, { error: 'stats over 2 hours took longer than the database\'s statement timeout (DB_STATEMENT_TIMEOUT_MS); ask for fewer hours' })).toBe(false);
   });
 
   it('records the same backlog counters as the Node runner for the same answers', async () => {
