@@ -12,7 +12,7 @@ export const DEFAULT_REPLY_TEXTS_DIR = path.join(__dirname, '..', '..', 'reply-t
 
 const TEXT_KEYS = [
   'thanks', 'thanksWithName', 'orderConfirmation', 'orderLine', 'clarification', 'problemQuantity', 'problemCurrency',
-  'problemUnknown', 'problemSuggestion', 'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'problemNote', 'or', 'cancelled', 'cancelNotOpen', 'cancelTooLate',
+  'problemUnknown', 'problemSuggestion', 'suggestionHint', 'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'problemNote', 'or', 'cancelled', 'cancelNotOpen', 'cancelTooLate',
   'cancelEarlierUnanswered',
   'nothingToCancel', 'orderStatus', 'status_open', 'status_cancelled', 'status_fulfilled', 'noOrders', 'menuEmpty',
   'menu', 'unsupported',
@@ -27,6 +27,7 @@ export type ReplyCatalogues = Record<ReplyLanguage, ReplyCatalogue>;
  */
 const LATER_KEYS = [
   'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'problemNote', 'cancelNotOpen', 'cancelTooLate', 'cancelEarlierUnanswered',
+  'suggestionHint',
 ] as const;
 
 function readCatalogueFile(dir: string, language: ReplyLanguage): Record<string, unknown> {
@@ -85,7 +86,8 @@ export function repliesIn(texts: ReplyCatalogue) {
     /** At most MAX_REPLY_CHARS: the same problem once, LISTED_PROBLEMS of them written out, the rest counted. */
     clarification(problems: Problem[]): string {
       const sentences = [...new Set(problems.map((problem) => describeProblem(texts, problem)))];
-      return fitClarification(texts, sentences);
+      const suggestions = new Set(problems.filter(isSuggestion).map((problem) => describeProblem(texts, problem)));
+      return fitClarification(texts, sentences, suggestions);
     },
     cancelled: (orderId: string) => fill(texts.cancelled, { orderId }),
     nothingToCancel: () => texts.nothingToCancel,
@@ -122,17 +124,27 @@ function describeProblem(texts: ReplyCatalogue, problem: Problem): string {
   if (problem.reason === 'note') return fill(texts.problemNote, { phrase });
   if (problem.reason === 'quantity') return fill(texts.problemQuantity, { phrase });
   if (problem.reason === 'currency') return fill(texts.problemCurrency, { phrase });
+  if (!isSuggestion(problem)) return fill(texts.problemUnknown, { phrase });
   const names = problem.candidates.slice(0, 3).map((c) => shorten(c.name, QUOTED_CHARS));
-  if (names.length === 0) return fill(texts.problemUnknown, { phrase });
   return fill(texts.problemSuggestion, { phrase, names: names.join(` ${texts.or} `) });
 }
 
-/** Writes out as many of the first LISTED_PROBLEMS sentences as fit in MAX_REPLY_CHARS and counts the rest. */
-function fitClarification(texts: ReplyCatalogue, sentences: readonly string[]): string {
+/** A "did you mean …?": the rest of describeProblem's reasons carry candidates only for their own texts. */
+function isSuggestion(problem: Problem): boolean {
+  return (problem.reason === 'unknown' || problem.reason === 'ambiguous') && problem.candidates.length > 0;
+}
+
+/**
+ * Writes out as many of the first LISTED_PROBLEMS sentences as fit in MAX_REPLY_CHARS and counts the rest.
+ * A "did you mean …?" written out is followed once by how to take it up: a "yes" to it places nothing.
+ */
+function fitClarification(texts: ReplyCatalogue, sentences: readonly string[], suggestions: ReadonlySet<string>): string {
   let reply = '';
   for (let listed = Math.min(sentences.length, LISTED_PROBLEMS); listed >= 0; listed -= 1) {
     const more = sentences.length - listed;
-    const shown = more > 0 ? [...sentences.slice(0, listed), fill(texts.problemsMore, { count: more })] : sentences;
+    const written = sentences.slice(0, listed);
+    const hint = written.some((sentence) => suggestions.has(sentence)) ? [texts.suggestionHint] : [];
+    const shown = [...written, ...hint, ...(more > 0 ? [fill(texts.problemsMore, { count: more })] : [])];
     reply = fill(texts.clarification, { problems: shown.join(' ') });
     if (reply.length <= MAX_REPLY_CHARS) return reply;
   }

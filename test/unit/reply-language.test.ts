@@ -52,7 +52,24 @@ describe('reply catalogues', () => {
     expect(repliesIn(catalogues.pt).cancelled('3')).toBe('O seu pedido #3 foi cancelado.');
     expect(repliesIn(catalogues.pt).menu([product])).toMatch(/^O nosso cardápio:\n• Pizza Margherita: EUR 8\.50\n/);
     expect(repliesIn(catalogues.en).clarification([{ phrase: 'marg', reason: 'ambiguous', candidates: [{ ...product, score: 0.6, unexplained: [], named: false }, { ...product, name: 'Margarita Cocktail', score: 0.6, unexplained: [], named: false }] }]))
-      .toContain('"marg": did you mean Pizza Margherita or Margarita Cocktail? Reply MENU');
+      .toContain('"marg": did you mean Pizza Margherita or Margarita Cocktail? To order a product we suggested, send your order again with its name. Reply MENU');
+  });
+
+  it('says once, after the suggestions written out, how to take one up: a "yes" to a suggestion places nothing', () => {
+    const suggested = (phrase: string) => ({ phrase, reason: 'unknown' as const, candidates: [{ ...product, score: 0.6, unexplained: [], named: false }] });
+    const unknown = { phrase: 'fanta', reason: 'unknown' as const, candidates: [] };
+    const de = repliesIn(catalogues.de);
+    expect(de.clarification([suggested('marg'), unknown, suggested('margh')])).toBe(
+      'Leider konnten wir deine Bestellung noch nicht aufnehmen. "marg": meintest du Pizza Margherita? Wir haben nichts, was "fanta" ähnelt. '
+      + '"margh": meintest du Pizza Margherita? Um etwas Vorgeschlagenes zu bestellen, schick deine Bestellung noch einmal mit seinem Namen. '
+      + 'Antworte MENÜ, um alles zu sehen, was wir anbieten.',
+    );
+    expect(repliesIn(catalogues.es).clarification([suggested('marg')])).toContain('Para pedir algo que te sugerimos, envía tu pedido de nuevo con su nombre.');
+    expect(repliesIn(catalogues.pt).clarification([suggested('marg')])).toContain('Para pedir algo que sugerimos, envie o seu pedido de novo com o nome dele.');
+    expect(de.clarification([unknown])).not.toContain('Vorgeschlagenes');
+    // Counted, not written out, a suggestion gets no hint: the customer cannot see it.
+    const fiveUnknown = ['a', 'b', 'c', 'd', 'e'].map((phrase) => ({ ...unknown, phrase }));
+    expect(de.clarification([...fiveUnknown, suggested('marg')])).not.toContain('Vorgeschlagenes');
   });
 
   it('reads a shop\'s own copies from REPLY_TEXTS_DIR and names a file that lacks a text', () => {
@@ -71,9 +88,10 @@ describe('reply catalogues', () => {
     cpSync(DEFAULT_REPLY_TEXTS_DIR, dir, { recursive: true });
     const es = JSON.parse(readFileSync(path.join(dir, 'es.json'), 'utf8')) as Record<string, string>;
     const shipped = es.problemCancel;
-    for (const key of ['problemCancel', 'problemTooLong', 'problemsMore']) delete es[key];
+    for (const key of ['problemCancel', 'problemTooLong', 'problemsMore', 'suggestionHint']) delete es[key];
     writeFileSync(path.join(dir, 'es.json'), JSON.stringify({ ...es, problemUnknown: 'No tenemos "{phrase}".' }));
     const loaded = loadReplyCatalogues(dir).es;
     expect([loaded.problemUnknown, loaded.problemCancel]).toEqual(['No tenemos "{phrase}".', shipped]);
+    expect(loaded.suggestionHint).toContain('te sugerimos');
   });
 });
