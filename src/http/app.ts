@@ -12,6 +12,7 @@ import { endServerSpan, nameServerSpan, startServerSpan } from '../telemetry/ser
 import { isWebhookPost } from '../webhooks/paths';
 import { createAdminRateLimit } from './admin-rate-limit';
 import { createAdminAuth, createStatsHandler, type StatsDeps } from './admin-stats';
+import { callerTraceTrust } from './caller-trace';
 import { createLivenessHandler, createReadinessHandler, type HealthDeps } from './health';
 import { createInFlightLimit } from './in-flight-limit';
 import { createMetaVerificationHandler } from './meta-verification';
@@ -66,9 +67,11 @@ function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter, path: stri
  */
 export function createIngestListener(deps: AppDeps): RequestListener {
   const limit = createInFlightLimit(deps.maxInFlight, deps.maxInFlightBytes, deps.metrics);
+  const trustsCallerTrace = callerTraceTrust(deps.stats.rateLimit.trustedProxies ?? []);
   const routes = routeTable(deps, (adapter, path) =>
     createWebhookHandler({
       adapter, path, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, bodyTimeoutMs: deps.bodyTimeoutMs, metrics: deps.metrics, log: deps.log, untraced: deps.untraced,
+      trustsCallerTrace,
     }),
   );
   const fastPath = new Map(routes.flatMap((route) => (route.method === 'POST' ? [[route.path, route.webhook] as const] : [])));
@@ -82,7 +85,7 @@ export function createIngestListener(deps: AppDeps): RequestListener {
     if (handler) handler(req, res);
     // A webhook POST on a path variant opens its server span in its handler, as on the fast path.
     else if (PROBE_PATH.test(path) || isWebhookPost(req.method, req.url)) app(req, res);
-    else answerTraced(app, req, res);
+    else answerTraced(app, req, res, trustsCallerTrace(req));
   };
 }
 
@@ -93,9 +96,9 @@ export function createIngestListener(deps: AppDeps): RequestListener {
  * request and response to it, on every request. Express's own instrumentation adds the handler
  * spans under this one.
  */
-function answerTraced(app: express.Express, req: IncomingMessage, res: ServerResponse): void {
+function answerTraced(app: express.Express, req: IncomingMessage, res: ServerResponse, trustsCaller: boolean): void {
   const method = req.method ?? 'GET';
-  const span = startServerSpan(req, method);
+  const span = startServerSpan(req, method, trustsCaller);
   if (!span.isRecording()) return void app(req, res);
   res.once('close', () => {
     nameServerSpan(span, method, (req as Request).route?.path as string | undefined);

@@ -28,6 +28,8 @@ export interface WebhookHandlerDeps {
   log: Logger;
   /** The warm-up rehearsal's requests: never traced, whatever the sampler (untracedServerSpan). */
   untraced?: boolean;
+  /** Whether a request came from a trusted proxy, whose traceparent may parent its span (callerTraceTrust). */
+  trustsCallerTrace: (req: IncomingMessage) => boolean;
 }
 
 export type WebhookHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -158,7 +160,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     const startedAt = performance.now();
     const receivedAtMs = Date.now();
     // The request's one sampling decision, before any other tracing work (see startServerSpan).
-    const serverSpan = deps.untraced ? untracedServerSpan() : startServerSpan(req, spanName, deps.path);
+    const serverSpan = deps.untraced ? untracedServerSpan() : startServerSpan(req, spanName, deps.trustsCallerTrace(req), deps.path);
     res.once('close', () => {
       if (res.writableFinished) metrics.webhookRequests.inc({ source, code: String(res.statusCode) });
       endServerSpan(serverSpan, res.statusCode, res.writableFinished);

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { INVALID_SPAN_CONTEXT, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 
 const tracer = trace.getTracer('wagate');
 
@@ -9,12 +9,11 @@ const tracer = trace.getTracer('wagate');
  * configured sampler runs inside startSpan, and an unsampled request gets a non-recording
  * span that only carries ids, so the attributes below, the context and the child spans are
  * never built for it. `name` is the semantic conventions' "{method} {route}", or the method
- * alone until a route is known (nameServerSpan).
+ * alone until a route is known (nameServerSpan). `trustsCaller`: the request came from a
+ * trusted proxy, whose traceparent may be the parent (src/http/caller-trace.ts).
  */
-export function startServerSpan(req: IncomingMessage, name: string, route?: string): Span {
-  // A caller's traceparent is honoured as the parent (a parent-based sampler follows its flag).
-  const parent = req.headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, req.headers);
-  const span = tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
+export function startServerSpan(req: IncomingMessage, name: string, trustsCaller: boolean, route?: string): Span {
+  const span = req.headers.traceparent === undefined ? tracer.startSpan(name, { kind: SpanKind.SERVER }, ROOT_CONTEXT) : startUnderCaller(req, name, trustsCaller);
   if (span.isRecording()) {
     // Set after the decision rather than passed to startSpan, so an unsampled request does
     // not build them; the SDK's samplers (always_*, traceidratio, parentbased_*) do not read them.
@@ -28,6 +27,18 @@ export function startServerSpan(req: IncomingMessage, name: string, route?: stri
     });
   }
   return span;
+}
+
+/**
+ * A trusted caller's traceparent is the parent (a parent-based sampler follows its flag);
+ * anyone else's is only linked, so that it neither chooses the trace nor forces sampling.
+ */
+function startUnderCaller(req: IncomingMessage, name: string, trustsCaller: boolean): Span {
+  const caller = propagation.extract(ROOT_CONTEXT, req.headers);
+  if (trustsCaller) return tracer.startSpan(name, { kind: SpanKind.SERVER }, caller);
+  const callerSpan = trace.getSpanContext(caller);
+  const links = callerSpan && isSpanContextValid(callerSpan) ? [{ context: callerSpan }] : [];
+  return tracer.startSpan(name, { kind: SpanKind.SERVER, links }, ROOT_CONTEXT);
 }
 
 /**

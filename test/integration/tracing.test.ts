@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { SpanKind } from '@opentelemetry/api';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { isTracingConfigured, startTracing } from '../../src/telemetry/tracing';
@@ -69,29 +70,52 @@ describe('one trace from webhook to reply', () => {
     await pipeline.stop();
   });
 
-  it('carries the trace through RabbitMQ headers to the worker (in-memory exporter)', async () => {
+  describe('in this process (in-memory exporter)', () => {
+    // One SDK for these tests: the API keeps the first provider it was given, so a second SDK's
+    // spans would go to the first one, shut down.
     const exporter = new InMemorySpanExporter();
     const sdk = new NodeSDK({ serviceName: 'wagate-test', spanProcessors: [new SimpleSpanProcessor({ exporter })], instrumentations: [], metricReaders: [], logRecordProcessors: [] });
-    sdk.start();
-    try {
-      await pipeline.startWorker();
-      const id = uniqueWamid();
-      await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550500001', text: '1 coke' });
-      const spans = await waitFor('the reply span', () => {
-        const finished = exporter.getFinishedSpans();
-        return finished.some((span) => span.name === 'wagate.process') ? finished : null;
+
+    beforeAll(() => sdk.start());
+
+    afterAll(() => sdk.shutdown());
+
+    beforeEach(() => exporter.reset());
+
+    it('carries the trace through RabbitMQ headers to the worker', async () => {
+      try {
+        await pipeline.startWorker();
+        const id = uniqueWamid();
+        await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550500001', text: '1 coke' });
+        const spans = await waitFor('the reply span', () => {
+          const finished = exporter.getFinishedSpans();
+          return finished.some((span) => span.name === 'wagate.process') ? finished : null;
+        });
+        const ledger = spans.find((span) => span.name === 'wagate.ledger.record')!;
+        const traceId = ledger.spanContext().traceId;
+        const inTrace = spans.filter((span) => span.spanContext().traceId === traceId).map((span) => span.name);
+        expect(inTrace).toEqual(
+          expect.arrayContaining(['wagate.ledger.record', 'wagate.process', 'wagate.claim', 'wagate.match', 'wagate.order.record', 'wagate.reply.send']),
+        );
+      } finally {
+        // The in-process worker would otherwise stay the shards' active consumer.
+        await Promise.all(pipeline.workers.splice(0).map((worker) => worker.stop()));
+      }
+    });
+
+    it('links, not parents, the traceparent of a caller that is not a trusted proxy, so that it cannot choose the trace', async () => {
+      // The pipeline's ingest trusts no proxy (TRUSTED_PROXIES unset, the default).
+      const callerTraceId = randomBytes(16).toString('hex');
+      const callerSpanId = randomBytes(8).toString('hex');
+      const reply = await postMeta(pipeline.ingest.baseUrl, metaTextEnvelope({ id: uniqueWamid(), from: '15550500011', text: '1 coke' }), {
+        headers: { traceparent: `00-${callerTraceId}-${callerSpanId}-01` },
       });
-      const ledger = spans.find((span) => span.name === 'wagate.ledger.record')!;
-      const traceId = ledger.spanContext().traceId;
-      const inTrace = spans.filter((span) => span.spanContext().traceId === traceId).map((span) => span.name);
-      expect(inTrace).toEqual(
-        expect.arrayContaining(['wagate.ledger.record', 'wagate.process', 'wagate.claim', 'wagate.match', 'wagate.order.record', 'wagate.reply.send']),
-      );
-    } finally {
-      // The in-process worker would otherwise stay the shards' active consumer.
-      await Promise.all(pipeline.workers.splice(0).map((worker) => worker.stop()));
-      await sdk.shutdown();
-    }
+      expect(reply.status).toBe(200);
+      const server = await waitFor('the server span', () => exporter.getFinishedSpans().find((span) => span.kind === SpanKind.SERVER) ?? null);
+      expect(server.spanContext().traceId).not.toBe(callerTraceId);
+      expect(server.parentSpanContext).toBeUndefined();
+      expect(server.links.map((link) => [link.context.traceId, link.context.spanId])).toEqual([[callerTraceId, callerSpanId]]);
+    });
   });
 
   describe.each(['http/json', 'http/protobuf'])('over OTLP %s', (protocol) => {
@@ -235,7 +259,10 @@ describe('one trace from webhook to reply', () => {
       // One header per line, as a Secret's value often holds several.
       writeFileSync(headersFile, 'authorization=Bearer collector-key\nx-scope-orgid=shop\n');
       // No worker: the test reads the queued messages themselves.
-      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile, OTEL_TRACES_SAMPLER: 'parentbased_always_off' }));
+      // The test's requests come from loopback: as from a tracing ingress the ingest trusts.
+      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, {
+        OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile, OTEL_TRACES_SAMPLER: 'parentbased_always_off', TRUSTED_PROXIES: 'loopback',
+      }));
     });
 
     afterAll(async () => {
@@ -287,13 +314,51 @@ describe('one trace from webhook to reply', () => {
     });
   });
 
+  describe('with the sampler off for new traces, and callers the ingest does not trust', () => {
+    let receiver: OtlpReceiver;
+    let ingest: ChildIngest;
+    let probe: QueueProbe;
+
+    beforeAll(async () => {
+      receiver = await startOtlpReceiver();
+      probe = await openQueueProbe();
+      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'parentbased_always_off' }));
+    });
+
+    afterAll(async () => {
+      await ingest.stop();
+      await probe.close();
+      await receiver.close();
+    });
+
+    it("does not let a caller's sampled traceparent force a trace, or choose its id, before the signature is checked", async () => {
+      const callerTraceId = randomBytes(16).toString('hex');
+      const traceparent = `00-${callerTraceId}-${randomBytes(8).toString('hex')}-01`;
+      const id = uniqueWamid();
+      expect((await postMeta(ingest.baseUrl, metaTextEnvelope({ id, from: '15550500012', text: '1 coke' }), { headers: { traceparent } })).status).toBe(200);
+      const queued: GetMessage[] = [];
+      const message = await waitFor(`${id} in its work queue`, async () => {
+        queued.push(...(await probe.drainWork(pipeline.ingest.topology)));
+        return queued.find((m) => m.properties.messageId === `whatsapp:${id}`) ?? null;
+      });
+      // A trace of its own, which the sampler (off for new traces) did not sample.
+      const own = String(message.properties.headers?.traceparent);
+      expect(own).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+      expect(own).not.toContain(callerTraceId);
+      // Forged, the same: no span, whatever the caller's flag says.
+      const forged = await postMeta(ingest.baseUrl, metaTextEnvelope({ id: uniqueWamid(), from: '15550500013', text: '1 coke' }), { headers: { traceparent }, secret: 'not-the-app-secret' });
+      expect(forged.status).toBe(401);
+      expect(receiver.spans().filter((span) => span.traceId === callerTraceId)).toEqual([]);
+    });
+  });
+
   describe('with every trace sampled (always_on)', () => {
     let receiver: OtlpReceiver;
     let ingest: ChildIngest;
 
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
-      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'always_on' }));
+      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'always_on', TRUSTED_PROXIES: 'loopback' }));
     });
 
     afterAll(async () => {
