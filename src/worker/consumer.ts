@@ -390,7 +390,14 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
       attached = null;
       const entries = [...(current?.shards.values() ?? [])].filter((entry): entry is ShardChannel => entry !== null);
       for (const channel of open) letGo(channel);
-      for (const entry of entries) if (entry.tag) await entry.channel.cancel(entry.tag).catch(() => undefined);
+      // A channel being let go (relinquish, its drain timed out) is closed at once, not
+      // cancelled: the worker that took the shard waits behind its consumer, and a cancel would
+      // make that one active while this one still holds messages, a sender's earlier ones
+      // among them. Closed, it gives them all back first, in order; the acks of the work still
+      // under way are lost with it, and those messages are claimed again.
+      const held = entries.filter((entry) => !fenced.has(entry.channel));
+      for (const entry of entries) if (!held.includes(entry)) void closeChannel(entry);
+      for (const entry of held) if (entry.tag) await entry.channel.cancel(entry.tag).catch(() => undefined);
       while (chains.size > 0) await Promise.allSettled([...chains.values()]);
       for (const shard of inHand.keys()) await settled(shard);
       // Closing each channel waits for the broker to take its acks; closing only the connection

@@ -21,6 +21,8 @@ function fakeConnection(options: { closesAnswered: boolean; consumeAnswered?: Pr
   const events = new EventEmitter();
   const consumers = new Map<string, (delivery: ConsumeMessage | null) => void>();
   const channels: EventEmitter[] = [];
+  /** What the consumer asked of its channels, in order. */
+  const calls: string[] = [];
   const message = (senderKey: string, id: string) => {
     const body = { v: 1, source: 'whatsapp', messageId: id, from: senderKey, senderKey, business: '1', contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: {} };
     return { content: Buffer.from(JSON.stringify(body)), fields: { deliveryTag: 1 }, properties: { headers: {} } } as unknown as ConsumeMessage;
@@ -48,10 +50,10 @@ function fakeConnection(options: { closesAnswered: boolean; consumeAnswered?: Pr
           await options.consumeAnswered;
           return { consumerTag: `ctag-${queue}` };
         },
-        cancel: async () => undefined,
+        cancel: async () => void calls.push('cancel'),
         ack: () => undefined,
         nack: () => undefined,
-        close: () => (options.closesAnswered ? Promise.resolve(close()) : new Promise<void>(() => undefined)),
+        close: () => (calls.push('close'), options.closesAnswered ? Promise.resolve(close()) : new Promise<void>(() => undefined)),
         isClosed: () => closed,
       } as unknown as ConfirmChannel;
     },
@@ -62,6 +64,7 @@ function fakeConnection(options: { closesAnswered: boolean; consumeAnswered?: Pr
       consumers.get(queue)!(message(senderKey, id));
     },
     hasConsumer: (queue: string) => consumers.has(queue),
+    calls,
     loseConnection() {
       for (const channel of channels) channel.emit('close');
       events.emit('close');
@@ -121,6 +124,42 @@ it('ends when the broker never answers the close, once the channel is gone', asy
   expect(await settledWithin(relinquished, 300)).toBe(false);
   broker.loseConnection();
   expect(await settledWithin(relinquished, 2_000)).toBe(true);
+});
+
+it('closes, never cancels, a channel being let go when the worker stops: the new owner waits behind its consumer, and a sender\'s earlier messages are still in hand', async () => {
+  const started: string[] = [];
+  // Hung (a Postgres link gone dead), so that the release's drain cannot finish.
+  const consumer = consumerWithHandle((message) => (started.push(message.messageId), new Promise<ProcessOutcome>(() => undefined)));
+  const broker = fakeConnection({ closesAnswered: true });
+  await consumer.attach(broker.connection);
+  expect(await consumer.subscribe(0, 10)).toBe(true);
+  const queue = topology(1).shards[0]!.queue;
+  broker.deliver(queue, '15550001', 'x1');
+  broker.deliver(queue, '15550001', 'x2');
+  await waitFor('x1 to start', () => started.includes('x1'));
+
+  void consumer.relinquish(0);
+  void consumer.stop();
+  await waitFor('the channel to be closed', () => broker.calls.includes('close'));
+  expect(broker.calls).not.toContain('cancel');
+  expect(started).toEqual(['x1']);
+});
+
+it('cancels the consumers of the shards it still holds when it stops, and finishes what they were given', async () => {
+  const finishers = new Map<string, (outcome: ProcessOutcome) => void>();
+  const consumer = consumerWithHandle((message) => new Promise<ProcessOutcome>((resolve) => finishers.set(message.messageId, resolve)));
+  const broker = fakeConnection({ closesAnswered: true });
+  await consumer.attach(broker.connection);
+  expect(await consumer.subscribe(0, 10)).toBe(true);
+  broker.deliver(topology(1).shards[0]!.queue, '15550001', 'm1');
+  await waitFor('m1 to start', () => finishers.has('m1'));
+
+  const stopped = consumer.stop();
+  await waitFor('the consumer to be cancelled', () => broker.calls.includes('cancel'));
+  expect(broker.calls).toEqual(['cancel']);
+  finishers.get('m1')!('processed');
+  expect(await settledWithin(stopped, 2_000)).toBe(true);
+  expect(broker.calls).toEqual(['cancel', 'close']);
 });
 
 /** A consumer whose consume is sent but not yet answered, and a way to answer it. */
