@@ -33,8 +33,24 @@ export interface TracingOptions {
   command: string;
 }
 
+/**
+ * The commands that trace: the services a message passes through. The autoscaler's Kubernetes
+ * and Postgres calls (a lease try every 2 s) would each be a trace of one span, and a one-shot
+ * command (`send`, `replies resend`) exits without the flush that the services' stops run, so
+ * its spans were lost, leaving the gateway's spans a parent that never arrived.
+ */
+const TRACED_COMMANDS = new Set(['ingest', 'worker', 'dev']);
+
+/**
+ * How long the amqplib instrumentation lets a consume span stay open before ending it as failed
+ * (its default is 60 s). A delivery is held longer than that only during an incident (a sender's
+ * chain behind slow provider calls, a hand-over through a broker memory alarm, a Postgres stall),
+ * when traces are read; the worker always acks, nacks or closes the channel, which ends the span.
+ */
+export const CONSUME_SPAN_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+
 export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): NodeSDK | null {
-  if (!isTracingConfigured(env)) return null;
+  if (!isTracingConfigured(env) || !TRACED_COMMANDS.has(options.command)) return null;
   const protocolVariable = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL === undefined ? 'OTEL_EXPORTER_OTLP_PROTOCOL' : 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL';
   const protocol = env[protocolVariable] ?? 'http/protobuf';
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
@@ -71,7 +87,7 @@ export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): N
     // The publisher opens its own publish span, for sampled messages only (src/queue/publisher.ts),
     // where the amqplib instrumentation would wrap every publish, sampled or not. The worker
     // keeps it for the consume span, which continues the trace that publish started.
-    ...(options.command === 'worker' ? [new AmqplibInstrumentation()] : []),
+    ...(options.command === 'worker' ? [new AmqplibInstrumentation({ consumeTimeoutMs: CONSUME_SPAN_TIMEOUT_MS })] : []),
   ];
   const sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME ?? `wagate-${options.command}`,

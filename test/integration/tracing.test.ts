@@ -49,13 +49,19 @@ describe('tracing switch', () => {
 
   it('does not even load the SDK or its instrumentations without an endpoint', () => {
     const bootstrap = path.join(__dirname, '..', '..', 'dist', 'tracing-bootstrap.js');
-    const loadedOpenTelemetry = (env: Record<string, string>) => {
+    const loadedOpenTelemetry = (env: Record<string, string>, command = 'ingest') => {
       const script = `require(${JSON.stringify(bootstrap)}); console.log(JSON.stringify(Object.keys(require.cache).filter((file) => /@opentelemetry[\\/](sdk-node|instrumentation-|exporter-)/.test(file)).length))`;
-      const child = spawnSync(process.execPath, ['-e', script], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });
+      // After -e, process.argv holds node and the arguments: the command is the second, as in `node dist/main.js <command>`.
+      const child = spawnSync(process.execPath, ['-e', script, 'main.js', command], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });
       return Number(child.stdout.trim());
     };
     expect(loadedOpenTelemetry({})).toBe(0);
     expect(loadedOpenTelemetry({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' })).toBeGreaterThan(0);
+  });
+
+  it('traces only the services a message passes through, not the autoscaler or a one-shot command', () => {
+    const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' };
+    for (const command of ['autoscaler', 'send', 'replies', 'migrate']) expect(startTracing(endpoint, { command })).toBeNull();
   });
 });
 
