@@ -66,7 +66,7 @@ interface ClaimRow {
  * wait is under way, is a stale copy (its ack was lost after the hand-over was confirmed) and is
  * not claimed: null, as for a finished message, and the tier's copy comes back when its wait is
  * over. Past the wait it is claimed: a replay or requeue by a release that does not reset the
- * record (0.3.4) sends a copy without a try, and it must not be skipped for good. Nor is it
+ * record (0.3.5) sends a copy without a try, and it must not be skipped for good. Nor is it
  * skipped while the wait is not the one written with the try (retry_attempt_until): such a
  * release's own hand-over to a tier rewrites the wait and leaves an earlier life's try in place.
  */

@@ -147,7 +147,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       // Touched, so that a message waiting out a long Retry-After never looks stuck.
       const notBefore = numberHeader(delivery, NOT_BEFORE_HEADER);
       // The copy keeps its try, which the record names with the new wait (a record a release
-      // before 0.3.5 handed on may hold an earlier life's try).
+      // before 0.3.6 handed on may hold an earlier life's try).
       const waitEnds = waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore);
       await deps.sql`UPDATE webhook_messages SET updated_at = now(), waiting_until = ${waitEnds},
                        retry_attempt = ${numberHeader(delivery, ATTEMPT_HEADER) ?? 0}, retry_attempt_until = ${waitEnds}
@@ -298,7 +298,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
    * must not leave a dead message 'processing'. Null when Postgres does not answer: the copy is kept then (`erase` run again
    * drops it), and the dead write applies to any record still queued or processing.
    * `superseded`: the message is unfinished and was handed to a retry tier for a later try than
-   * the delivery's, by a release that names tries with their wait (a record a 0.3.4 worker
+   * the delivery's, by a release that names tries with their wait (a record a 0.3.5 worker
    * handed on, or a replay reset, is never superseded).
    */
   async function recordBeforeDeadLetter(payload: QueueMessage, attempt = 0): Promise<{ status: string; version: string; superseded: boolean } | null> {

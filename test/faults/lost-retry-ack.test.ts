@@ -84,7 +84,7 @@ it('takes a copy without a try once the tier\'s wait is over, as a replay by a r
   await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
   await waitFor('the message processed', async () => (await statusOf(id)) === 'processed', 30_000);
   await waitUntilOutOfOutbox(pipeline.db, id);
-  // Reopened and published again by a pod that clears the wait but not the try (0.3.4's replay).
+  // Reopened and published again by a pod that clears the wait but not the try (0.3.5's replay).
   await pipeline.db.sql`UPDATE webhook_messages SET status = 'queued', retry_attempt = 3, waiting_until = NULL WHERE message_id = ${id}`;
   await pipeline.db.sql`INSERT INTO outbox (webhook_message_id, lease_until) SELECT id, now() FROM webhook_messages WHERE message_id = ${id}`;
   await waitFor('the copy taken, and the message finished again', async () => (await statusOf(id)) === 'processed', 30_000);
@@ -92,14 +92,14 @@ it('takes a copy without a try once the tier\'s wait is over, as a replay by a r
   expect(callsTo(pipeline, from)).toHaveLength(1);
 }, 60_000);
 
-it('takes a copy of a lower try while a release that does not name tries (0.3.4) has written the record\'s wait', async () => {
+it('takes a copy of a lower try while a release that does not name tries (0.3.5) has written the record\'s wait', async () => {
   if (pipeline.workers.length === 0) await pipeline.startWorker();
   const from = '15550930004';
   const id = uniqueWamid();
   await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
   await waitFor('the message processed', async () => (await statusOf(id)) === 'processed', 30_000);
   await waitUntilOutOfOutbox(pipeline.db, id);
-  // Its record keeps the try of an earlier life (3); a 0.3.4 worker handed it to a tier and wrote
+  // Its record keeps the try of an earlier life (3); a 0.3.5 worker handed it to a tier and wrote
   // only the wait, which ends a moment after its copy (of a lower try) comes back: computed after
   // the broker's confirm. Here the wait ends far later, and the copy goes out at once.
   await pipeline.db.sql`UPDATE webhook_messages SET status = 'queued', retry_attempt = 3, retry_attempt_until = NULL,

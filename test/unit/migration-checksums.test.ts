@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { readMigrations } from '../../src/db/migrate';
 
 /**
@@ -58,4 +60,20 @@ it('ships every released migration exactly as released; new ones are added here 
   const unlisted = Object.keys(shipped).filter((name) => !(name in SHIPPED));
   // A new migration is listed in the release that ships it.
   expect(unlisted).toEqual([]);
+});
+
+/**
+ * The newest migration each published release shipped. Code that adds a migration after a
+ * release ships under a new version: under the released one, an installation that upgrades
+ * by that version's tag or chart would run the released image, without the migration, or a
+ * rebuilt image beside nodes that cached the released one.
+ */
+const RELEASED_UP_TO: Record<string, number> = { '0.3.4': 27, '0.3.5': 29 };
+
+it('ships no migration under a version already released without it, and writes upgrade notes for its own version first', () => {
+  const { version } = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  const newest = Math.max(...readMigrations().map((migration) => migration.version));
+  if (version in RELEASED_UP_TO) expect(newest).toBeLessThanOrEqual(RELEASED_UP_TO[version]!);
+  const operations = readFileSync(path.join(__dirname, '..', '..', 'docs', 'operations.md'), 'utf8');
+  expect(/\*\*Upgrading to ([0-9.]+)\*\*/.exec(operations)?.[1]).toBe(version);
 });
