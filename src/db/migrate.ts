@@ -89,9 +89,22 @@ export interface MigrationLockHolder {
   building: string | null;
 }
 
-const DEFAULT_LOCK_TIMEOUT_MS = 2000;
-const DEFAULT_LOCK_ATTEMPTS = 30;
-const LOCK_RETRY_PAUSE_MS = 500;
+/**
+ * One try's wait for its table locks: every writer of the table queues behind the DDL's
+ * request for as long, so it is what a try may add to the ingest's acks (a 2 s wait held
+ * every commit past the ack latency alert for most of a minute behind a long transaction).
+ */
+const DEFAULT_LOCK_TIMEOUT_MS = 200;
+/** Tries per migration: with the pauses below, about 90 s before giving up, saying why. */
+const DEFAULT_LOCK_ATTEMPTS = 20;
+/** The pause after a try that timed out, doubled each time up to the longest: the writers get through while a long transaction ends. */
+const FIRST_LOCK_PAUSE_MS = 500;
+const LONGEST_LOCK_PAUSE_MS = 5000;
+
+/** The pause after the `attempt`-th try (from 1) timed out. */
+export function lockRetryPauseMs(attempt: number): number {
+  return Math.min(LONGEST_LOCK_PAUSE_MS, FIRST_LOCK_PAUSE_MS * 2 ** (attempt - 1));
+}
 
 /**
  * Applies pending migrations, each in its own transaction, under a session advisory lock.
@@ -146,7 +159,7 @@ async function applyWithLockRetries(connection: Sql, migration: Migration, optio
       const lockTimeout = isLockTimeout(error);
       if (lockTimeout && attempt < attempts) {
         options.onLockTimeout?.(migration.name, attempt);
-        await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_PAUSE_MS));
+        await new Promise((resolve) => setTimeout(resolve, lockRetryPauseMs(attempt)));
         continue;
       }
       const why = lockTimeout ? `could not take its locks in ${attempts} tries (a long transaction holds them)` : (error as Error).message;

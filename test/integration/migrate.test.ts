@@ -1,5 +1,5 @@
 import { createDatabase } from '../../src/db/client';
-import { migrate, readMigrations, type Migration } from '../../src/db/migrate';
+import { lockRetryPauseMs, migrate, readMigrations, type Migration } from '../../src/db/migrate';
 import { uniqueWamid } from '../support/webhooks';
 import { ADMIN_DATABASE_URL, createTestDatabase, type TestDatabase } from '../support/database';
 import { waitFor } from '../support/wait';
@@ -107,6 +107,30 @@ describe('migrate against a live database', () => {
     expect(await migrating).toEqual(['9001_test.sql']);
     expect(lockTimeouts).toBeGreaterThan(0);
     await Promise.all([runner.end(), writer.end()]);
+  });
+
+  it('holds writers behind its lock request for 200 ms at a time by default, and pauses longer after each try', async () => {
+    const blocker = await live.sql.reserve();
+    await blocker`BEGIN`;
+    await blocker`SELECT count(*) FROM webhook_messages`;
+    const runner = createDatabase({ url: live.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-test-migrate' });
+    const timedOutAt: number[] = [];
+    const migrations = [...readMigrations(), extra(9010, 'ALTER TABLE webhook_messages ADD COLUMN probe_default integer')];
+    const migrating = migrate(runner, migrations, { onLockTimeout: () => void timedOutAt.push(Date.now()) });
+    // The waiting DDL's own statement names the lock timeout it runs with.
+    const waiting = await waitFor('the DDL to wait for its lock', async () =>
+      (await live.sql<{ query: string }[]>`
+        SELECT query FROM pg_stat_activity WHERE application_name = 'wagate-test-migrate' AND wait_event_type = 'Lock'`)[0] ?? null);
+    expect(waiting.query).toMatch(/SET LOCAL lock_timeout = 200;/);
+    await waitFor('three tries to time out', () => timedOutAt.length >= 3, 30_000);
+    await blocker`COMMIT`;
+    blocker.release();
+    expect(await migrating).toEqual(['9010_test.sql']);
+    // Each gap is the pause after a try and the next try's wait: a busy machine only lengthens it.
+    expect(timedOutAt[1]! - timedOutAt[0]!).toBeGreaterThanOrEqual(lockRetryPauseMs(1));
+    expect(timedOutAt[2]! - timedOutAt[1]!).toBeGreaterThanOrEqual(lockRetryPauseMs(2));
+    expect([lockRetryPauseMs(1), lockRetryPauseMs(2), lockRetryPauseMs(3), lockRetryPauseMs(10)]).toEqual([500, 1000, 2000, 5000]);
+    await runner.end();
   });
 
   it('drops an index a crashed CREATE INDEX CONCURRENTLY left invalid, and builds it again', async () => {
