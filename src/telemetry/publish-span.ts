@@ -1,6 +1,6 @@
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { context, defaultTextMapSetter, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
-import { contextFromTraceparent } from './spans';
+import { contextFromTraceparent, traceContextPropagator } from './spans';
 import { isSampledTraceparent } from './traceparent';
 
 const tracer = trace.getTracer('wagate');
@@ -36,9 +36,15 @@ export function startPublishSpan(traceparent: string, target: PublishTarget): Sp
   );
 }
 
-/** Writes the publish span's context into the message headers, so the consumer's spans are its children. */
+/**
+ * Writes the publish span's context into the message headers, so the consumer's spans are its
+ * children: as wagate's own traceparent, which a retry's hand-over carries on, and in the
+ * configured propagators' headers, which the worker's amqplib instrumentation reads.
+ */
 export function injectPublishSpan(span: Span, headers: Record<string, unknown>): void {
-  propagation.inject(trace.setSpan(ROOT_CONTEXT, span), headers);
+  const spanContext = trace.setSpan(ROOT_CONTEXT, span);
+  traceContextPropagator.inject(spanContext, headers, defaultTextMapSetter);
+  propagation.inject(spanContext, headers);
 }
 
 /**

@@ -1,5 +1,5 @@
-import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
-import { suppressTracing } from '@opentelemetry/core';
+import { context, defaultTextMapGetter, ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
+import { suppressTracing, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { withoutNumbers } from './without-numbers';
 
 const tracer = trace.getTracer('wagate');
@@ -29,9 +29,15 @@ export function untraced<T>(work: () => T): T {
   return context.with(suppressTracing(context.active()), work);
 }
 
+/**
+ * wagate's own header: a message carries its trace as a W3C traceparent whatever
+ * OTEL_PROPAGATORS says (b3 for a Zipkin mesh, say), so that it is read back as written.
+ */
+export const traceContextPropagator = new W3CTraceContextPropagator();
+
 /** The context a W3C traceparent header describes, to continue a trace across the queue. */
 export function contextFromTraceparent(traceparent: unknown): Context {
-  return typeof traceparent === 'string' && traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent }) : ROOT_CONTEXT;
+  return typeof traceparent === 'string' && traceparent ? traceContextPropagator.extract(ROOT_CONTEXT, { traceparent }, defaultTextMapGetter) : ROOT_CONTEXT;
 }
 
 export function activeTraceIds(): { trace_id: string; span_id: string } | Record<string, never> {

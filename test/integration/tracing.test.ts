@@ -124,13 +124,18 @@ describe('one trace from webhook to reply', () => {
     });
   });
 
-  describe.each(['http/json', 'http/protobuf'])('over OTLP %s', (protocol) => {
+  // b3multi: a Zipkin mesh's headers, where wagate still carries its own traceparent through retries.
+  describe.each([
+    ['http/json', 'tracecontext,baggage'],
+    ['http/protobuf', 'tracecontext,baggage'],
+    ['http/json', 'b3multi'],
+  ])('over OTLP %s, propagating %s', (protocol, propagators) => {
     let receiver: OtlpReceiver;
     let children: ChildIngest[] = [];
 
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
-      const env = exportingTo(pipeline, receiver, { OTEL_EXPORTER_OTLP_PROTOCOL: protocol });
+      const env = exportingTo(pipeline, receiver, { OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_PROPAGATORS: propagators });
       children = [await spawnWagate('ingest', env), await spawnWagate('worker', env)];
     });
 
