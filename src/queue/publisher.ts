@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { ConfirmChannel, Message } from 'amqplib';
-import { endPublishSpan, injectPublishSpan, inPublishSpan, startPublishSpan } from '../telemetry/publish-span';
+import { endPublishSpan, injectConfiguredPropagators, injectPublishSpan, inPublishSpan, startPublishSpan } from '../telemetry/publish-span';
 import type { Broker } from './broker';
 import { settleWithin } from '../settle-within';
 
@@ -136,6 +136,7 @@ function publishOne(channel: ConfirmChannel, exchange: string, entry: Publicatio
   const returnKey = entry.messageId || `${RETURN_TOKEN_PREFIX}${randomUUID()}`;
   if (!entry.messageId) headers[RETURN_TOKEN_HEADER] = returnKey;
   if (span) injectPublishSpan(span, headers);
+  else injectConfiguredPropagators(entry.traceparent, headers);
   const publish = () =>
     channel.publish(
       exchange,

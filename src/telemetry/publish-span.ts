@@ -47,6 +47,20 @@ export function injectPublishSpan(span: Span, headers: Record<string, unknown>):
   propagation.inject(spanContext, headers);
 }
 
+/** The headers wagate writes itself (W3C trace context and baggage). */
+const W3C_FIELDS = new Set(['traceparent', 'tracestate', 'baggage']);
+
+/**
+ * Writes an unsampled message's context in the configured propagators' headers too (`x-b3-*`
+ * for b3multi), which the worker's consume instrumentation reads: without them it started a
+ * new trace there, sampled anew, and the worker's logs lost the message's trace id. Under the
+ * default propagators its traceparent is all there is to write, and nothing is done.
+ */
+export function injectConfiguredPropagators(traceparent: string, headers: Record<string, unknown>): void {
+  if (!traceparent || propagation.fields().every((field) => W3C_FIELDS.has(field))) return;
+  propagation.inject(contextFromTraceparent(traceparent), headers);
+}
+
 /**
  * Runs the publish call with tracing suppressed below the publish span: where the amqplib
  * instrumentation is loaded (the worker, for its consume spans) it would otherwise add a

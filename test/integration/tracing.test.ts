@@ -325,7 +325,7 @@ describe('one trace from webhook to reply', () => {
     });
   });
 
-  describe('with the sampler off for new traces, and callers the ingest does not trust', () => {
+  describe('with the sampler off for new traces, callers the ingest does not trust, and b3 headers', () => {
     let receiver: OtlpReceiver;
     let ingest: ChildIngest;
     let probe: QueueProbe;
@@ -333,7 +333,7 @@ describe('one trace from webhook to reply', () => {
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
       probe = await openQueueProbe();
-      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'parentbased_always_off' }));
+      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'parentbased_always_off', OTEL_PROPAGATORS: 'b3multi' }));
     });
 
     afterAll(async () => {
@@ -356,6 +356,8 @@ describe('one trace from webhook to reply', () => {
       const own = String(message.properties.headers?.traceparent);
       expect(own).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
       expect(own).not.toContain(callerTraceId);
+      // The same unsampled context in the configured b3 headers, which the worker's consume span reads.
+      expect(message.properties.headers).toMatchObject({ 'x-b3-traceid': own.split('-')[1], 'x-b3-spanid': own.split('-')[2], 'x-b3-sampled': '0' });
       // Forged, the same: no span, whatever the caller's flag says.
       const forged = await postMeta(ingest.baseUrl, metaTextEnvelope({ id: uniqueWamid(), from: '15550500013', text: '1 coke' }), { headers: { traceparent }, secret: 'not-the-app-secret' });
       expect(forged.status).toBe(401);
