@@ -141,6 +141,21 @@ function coversEveryAddress(entry: string): boolean {
   return bits === 0 || (/^::ffff:/i.test(address!) && isIP(address!) === 6 && bits <= 96);
 }
 
+/** A comma-separated list of proxies, as proxy-addr takes them. */
+function proxyList() {
+  return z
+    .string()
+    .default('')
+    .transform((text) => text.split(',').map((entry) => entry.trim()).filter(Boolean))
+    .refine((entries) => entries.every(isProxyEntry), { message: 'must be a comma-separated list of addresses, CIDR ranges (10.0.0.0/8), loopback, linklocal or uniquelocal' })
+    // A range of every address: /0, which proxy-addr refuses only once the ingest starts, or an
+    // IPv4-mapped ::ffff:0:0/96, which it takes for every IPv4 client, so any client could name
+    // itself in X-Forwarded-For and choose its own admin rate limit, or use up another's.
+    .refine((entries) => !entries.some(coversEveryAddress), {
+      message: 'holds a range of every address (/0, or ::ffff:0:0/96 for all of IPv4), which would trust every client (choosing the address it is rate-limited by, or its trace); list your proxies\' addresses or ranges',
+    });
+}
+
 /** "abcdef…", "0123…", "9876…": more than half the steps between neighbours are ±1. */
 function isMostlySequence(token: string): boolean {
   const codes = [...token].map((char) => char.codePointAt(0)!);
@@ -185,17 +200,13 @@ const envSchema = z.object({
    * whose X-Forwarded-For names the client: behind an ingress every client arrives from the
    * ingress's address, and would share one admin rate limit.
    */
-  TRUSTED_PROXIES: z
-    .string()
-    .default('')
-    .transform((text) => text.split(',').map((entry) => entry.trim()).filter(Boolean))
-    .refine((entries) => entries.every(isProxyEntry), { message: 'must be a comma-separated list of addresses, CIDR ranges (10.0.0.0/8), loopback, linklocal or uniquelocal' })
-    // A range of every address: /0, which proxy-addr refuses only once the ingest starts, or an
-    // IPv4-mapped ::ffff:0:0/96, which it takes for every IPv4 client, so any client could name
-    // itself in X-Forwarded-For and choose its own admin rate limit, or use up another's.
-    .refine((entries) => !entries.some(coversEveryAddress), {
-      message: 'holds a range of every address (/0, or ::ffff:0:0/96 for all of IPv4), which would let any client choose the address it is limited by; list your proxies\' addresses or ranges',
-    }),
+  TRUSTED_PROXIES: proxyList(),
+  /**
+   * Proxies whose traceparent parents the ingest's server spans: a tracing ingress or mesh
+   * that replaces a client's own. Not TRUSTED_PROXIES: an ingress that only forwards passes
+   * a client's header on, and the header is read before the signature check.
+   */
+  TRACE_TRUSTED_PROXIES: proxyList(),
 
   // Trimmed, as the tokens below: a Secret made from a file keeps its newline, and Meta's
   // handshake would never match.

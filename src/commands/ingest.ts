@@ -295,6 +295,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
       queueDepths: parts.queueDepths,
     },
     untraced: parts.rehearsal,
+    traceTrustedProxies: config.TRACE_TRUSTED_PROXIES,
   });
   return { listener, recorder };
 }

@@ -39,6 +39,8 @@ export interface AppDeps {
   stats: StatsDeps;
   /** The warm-up rehearsal's listener: its webhooks are never traced. */
   untraced?: boolean;
+  /** TRACE_TRUSTED_PROXIES: the proxies whose traceparent parents a request's server span (callerTraceTrust). */
+  traceTrustedProxies?: string[];
 }
 
 /** One row of the route table: an express route, or a webhook POST that also has the fast path. */
@@ -67,7 +69,7 @@ function routeTable(deps: AppDeps, webhook: (adapter: WebhookAdapter, path: stri
  */
 export function createIngestListener(deps: AppDeps): RequestListener {
   const limit = createInFlightLimit(deps.maxInFlight, deps.maxInFlightBytes, deps.metrics);
-  const trustsCallerTrace = callerTraceTrust(deps.stats.rateLimit.trustedProxies ?? []);
+  const trustsCallerTrace = callerTraceTrust(deps.traceTrustedProxies ?? []);
   const routes = routeTable(deps, (adapter, path) =>
     createWebhookHandler({
       adapter, path, recorder: deps.recorder, limit, maxBodyBytes: deps.maxBodyBytes, bodyTimeoutMs: deps.bodyTimeoutMs, metrics: deps.metrics, log: deps.log, untraced: deps.untraced,

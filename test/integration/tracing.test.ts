@@ -110,7 +110,7 @@ describe('one trace from webhook to reply', () => {
     });
 
     it('links, not parents, the traceparent of a caller that is not a trusted proxy, so that it cannot choose the trace', async () => {
-      // The pipeline's ingest trusts no proxy (TRUSTED_PROXIES unset, the default).
+      // The pipeline's ingest trusts no proxy (TRACE_TRUSTED_PROXIES unset, the default).
       const callerTraceId = randomBytes(16).toString('hex');
       const callerSpanId = randomBytes(8).toString('hex');
       const reply = await postMeta(pipeline.ingest.baseUrl, metaTextEnvelope({ id: uniqueWamid(), from: '15550500011', text: '1 coke' }), {
@@ -272,7 +272,7 @@ describe('one trace from webhook to reply', () => {
       // No worker: the test reads the queued messages themselves.
       // The test's requests come from loopback: as from a tracing ingress the ingest trusts.
       ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, {
-        OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile, OTEL_TRACES_SAMPLER: 'parentbased_always_off', TRUSTED_PROXIES: 'loopback',
+        OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile, OTEL_TRACES_SAMPLER: 'parentbased_always_off', TRACE_TRUSTED_PROXIES: 'loopback',
       }));
     });
 
@@ -333,7 +333,8 @@ describe('one trace from webhook to reply', () => {
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
       probe = await openQueueProbe();
-      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'parentbased_always_off', OTEL_PROPAGATORS: 'b3multi' }));
+      // Trusted for X-Forwarded-For (the admin rate limit), not for traces: an ingress that forwards passes a client's header on.
+      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'parentbased_always_off', OTEL_PROPAGATORS: 'b3multi', TRUSTED_PROXIES: 'loopback' }));
     });
 
     afterAll(async () => {
@@ -371,7 +372,7 @@ describe('one trace from webhook to reply', () => {
 
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
-      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'always_on', TRUSTED_PROXIES: 'loopback' }));
+      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'always_on', TRACE_TRUSTED_PROXIES: 'loopback' }));
     });
 
     afterAll(async () => {

@@ -63,6 +63,8 @@ describe('configuration', () => {
     expectConfigError({ TRUSTED_PROXIES: '10.0.0.0/8,0.0.0.0/0' }, /TRUSTED_PROXIES: holds a range of every address/);
     expectConfigError({ TRUSTED_PROXIES: '::/00' }, /TRUSTED_PROXIES: holds a range of every address/);
     expectConfigError({ TRUSTED_PROXIES: '::ffff:0:0/96' }, /TRUSTED_PROXIES: holds a range of every address/);
+    expectConfigError({ TRACE_TRUSTED_PROXIES: '0.0.0.0/0' }, /TRACE_TRUSTED_PROXIES: holds a range of every address/);
+    expectConfigError({ TRACE_TRUSTED_PROXIES: 'ingress.example.com' }, /TRACE_TRUSTED_PROXIES: must be a comma-separated list/);
     expect(loadConfig({ TRUSTED_PROXIES: '::ffff:10.0.0.0/104' }).TRUSTED_PROXIES).toEqual(['::ffff:10.0.0.0/104']);
     expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8,192.168.0.0/16' }).TRUSTED_PROXIES).toEqual(['10.0.0.0/8', '192.168.0.0/16']);
     expect(loadConfig({ TRUSTED_PROXIES: ' 10.0.0.0/8,fd00::/8 ,loopback' }).TRUSTED_PROXIES).toEqual(['10.0.0.0/8', 'fd00::/8', 'loopback']);
