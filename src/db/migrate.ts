@@ -149,17 +149,38 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
   }
 }
 
+/**
+ * The next try's lock wait: past Postgres's deadlock_timeout while an autovacuum runs in the
+ * database. A lock request cancels an autovacuum that blocks it only at its deadlock check,
+ * deadlock_timeout (1 s by default) into its wait, so a shorter wait never gets through one
+ * that is vacuuming the table (for minutes, on a large one).
+ */
+export function lockTimeoutForTry(baseMs: number, autovacuumRunning: boolean, deadlockTimeoutMs: number): number {
+  return autovacuumRunning ? Math.max(baseMs, deadlockTimeoutMs + 200) : baseMs;
+}
+
+async function autovacuumRunning(connection: Sql): Promise<{ running: boolean; deadlockTimeoutMs: number }> {
+  const [row] = await connection<{ running: boolean; deadlockTimeoutMs: number }[]>`
+    SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND datname = current_database()) AS running,
+           (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout') AS "deadlockTimeoutMs"`;
+  return row!;
+}
+
 async function applyWithLockRetries(connection: Sql, migration: Migration, options: MigrateOptions): Promise<void> {
   const attempts = options.lockAttempts ?? DEFAULT_LOCK_ATTEMPTS;
+  const baseMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  let lockTimeoutMs = baseMs;
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await applyOnce(connection, migration, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+      return await applyOnce(connection, migration, lockTimeoutMs);
     } catch (error) {
       // The lock_timeout fired; the transaction rolled back whole.
       const lockTimeout = isLockTimeout(error);
       if (lockTimeout && attempt < attempts) {
         options.onLockTimeout?.(migration.name, attempt);
         await new Promise((resolve) => setTimeout(resolve, lockRetryPauseMs(attempt)));
+        const vacuum = await autovacuumRunning(connection);
+        lockTimeoutMs = lockTimeoutForTry(baseMs, vacuum.running, vacuum.deadlockTimeoutMs);
         continue;
       }
       const why = lockTimeout ? `could not take its locks in ${attempts} tries (a long transaction holds them)` : (error as Error).message;

@@ -1,5 +1,5 @@
 import { createDatabase } from '../../src/db/client';
-import { lockRetryPauseMs, migrate, readMigrations, type Migration } from '../../src/db/migrate';
+import { lockRetryPauseMs, lockTimeoutForTry, migrate, readMigrations, type Migration } from '../../src/db/migrate';
 import { uniqueWamid } from '../support/webhooks';
 import { ADMIN_DATABASE_URL, createTestDatabase, type TestDatabase } from '../support/database';
 import { waitFor } from '../support/wait';
@@ -130,6 +130,8 @@ describe('migrate against a live database', () => {
     expect(timedOutAt[1]! - timedOutAt[0]!).toBeGreaterThanOrEqual(lockRetryPauseMs(1));
     expect(timedOutAt[2]! - timedOutAt[1]!).toBeGreaterThanOrEqual(lockRetryPauseMs(2));
     expect([lockRetryPauseMs(1), lockRetryPauseMs(2), lockRetryPauseMs(3), lockRetryPauseMs(10)]).toEqual([500, 1000, 2000, 5000]);
+    // No autovacuum ran meanwhile, so every try waited 200 ms; with one, past the deadlock check that cancels it.
+    expect([lockTimeoutForTry(200, false, 1000), lockTimeoutForTry(200, true, 1000), lockTimeoutForTry(5000, true, 1000)]).toEqual([200, 1200, 5000]);
     await runner.end();
   });
 
