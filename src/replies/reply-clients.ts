@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { metaVerdict, twilioVerdict, type MetaAnswer } from './reply-verdicts';
 
 /**
@@ -61,6 +61,23 @@ const NOT_SENT_CODES = new Set([
   'ERR_SSL_WRONG_VERSION_NUMBER',
 ]);
 
+/** Errors a connection attempt ended with: nothing of a request goes out before it is made. */
+const failedToConnect = new WeakSet<object>();
+
+/**
+ * undici's own connector, whose failures are marked as made before any request byte: a reset
+ * during the TLS handshake (a draining load balancer, an egress filter) or a happy-eyeballs
+ * attempt that timed out carry codes that a reset after the request was written carries too.
+ */
+function connectorMarkingFailures(timeout: number): buildConnector.connector {
+  const connect = buildConnector({ timeout });
+  return (connectOptions, callback) =>
+    connect(connectOptions, (...args) => {
+      if (args[0]) failedToConnect.add(args[0]);
+      callback(...args);
+    });
+}
+
 /**
  * A connection that cannot be made must fail as such (nothing sent: retry), not run into the
  * request deadline, which reads as "maybe sent" (unknown). So connecting gets its own, shorter
@@ -92,7 +109,7 @@ const MAX_ANSWER_BYTES = 1024 * 1024;
  * worker's own CPU per reply.
  */
 export function createReplyClient(options: ReplyClientOptions) {
-  const dispatcher = new Agent({ connect: { timeout: connectTimeoutMs(options.timeoutMs) }, maxRedirections: MAX_REDIRECTS, maxResponseSize: MAX_ANSWER_BYTES });
+  const dispatcher = new Agent({ connect: connectorMarkingFailures(connectTimeoutMs(options.timeoutMs)), maxRedirections: MAX_REDIRECTS, maxResponseSize: MAX_ANSWER_BYTES });
   return async function sendReply(target: ReplyTarget): Promise<SendOutcome> {
     const request = target.source === 'whatsapp' ? metaRequest(options, target) : twilioRequest(options, target);
     if ('missing' in request) return { kind: 'permanent', error: `${request.missing} is not configured` };
@@ -175,7 +192,8 @@ const NOT_BUILT_CODES = new Set(['UND_ERR_INVALID_ARG', 'ERR_INVALID_URL', 'ERR_
 function classifyNetworkError(error: unknown): SendOutcome {
   const cause = (error as { cause?: { code?: string } }).cause;
   const code = cause?.code ?? (error as { code?: string }).code ?? (error as Error).name;
-  if (code && NOT_SENT_CODES.has(code)) return { kind: 'retry', error: `connection failed (${code})` };
+  const beforeRequest = failedToConnect.has(error as object) || (typeof cause === 'object' && cause !== null && failedToConnect.has(cause));
+  if (beforeRequest || (code && NOT_SENT_CODES.has(code))) return { kind: 'retry', error: `connection failed (${code})` };
   if (code && NOT_BUILT_CODES.has(code)) {
     return { kind: 'permanent', error: `the request could not be built, so nothing was sent (${code}: ${(error as Error).message}); check the provider settings` };
   }

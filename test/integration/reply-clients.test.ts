@@ -85,6 +85,30 @@ describe('reply clients', () => {
     }
   });
 
+  it('retry a connection reset during the TLS handshake, and call one reset after the request unknown', async () => {
+    // A draining load balancer or an egress filter: the handshake's first bytes arrive, and the
+    // connection is closed or reset before it completes. Nothing of the request went out.
+    const requestsSeen: string[] = [];
+    const cutter = (cut: (socket: net.Socket) => void) => net.createServer((socket) => socket.once('data', (bytes) => {
+      requestsSeen.push(bytes.subarray(0, 4).toString('latin1'));
+      cut(socket);
+    }));
+    const servers = [cutter((socket) => socket.destroy()), cutter((socket) => socket.resetAndDestroy())];
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))));
+    try {
+      for (const server of servers) {
+        const { port } = server.address() as net.AddressInfo;
+        expect(await client(`https://127.0.0.1:${port}`)(meta)).toMatchObject({ kind: 'retry', error: expect.stringMatching(/^connection failed \(ECONNRESET\)$/) });
+        // Over plain HTTP the same cut comes after the request was written: it may have been taken.
+        expect(await client(`http://127.0.0.1:${port}`)(twilio)).toMatchObject({ kind: 'unknown' });
+      }
+      // The TLS calls sent a handshake (0x16), the plain ones a request line.
+      expect(requestsSeen.map((first) => (first.charCodeAt(0) === 0x16 ? 'tls' : first))).toEqual(['tls', 'POST', 'tls', 'POST']);
+    } finally {
+      await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    }
+  });
+
   it('read at most 1 MiB of an answer: a body that never ends is cut, and its status judges the call; a Meta 4xx cut so is unknown', async () => {
     let sent = 0;
     const chunk = Buffer.alloc(64 * 1024, 'x');
