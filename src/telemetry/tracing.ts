@@ -50,7 +50,7 @@ const TRACED_COMMANDS = new Set(['ingest', 'worker', 'dev']);
 export const CONSUME_SPAN_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
 export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): NodeSDK | null {
-  if (!isTracingConfigured(env) || !TRACED_COMMANDS.has(options.command)) return null;
+  if (!isTracingConfigured(env)) return null;
   const protocolVariable = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL === undefined ? 'OTEL_EXPORTER_OTLP_PROTOCOL' : 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL';
   const protocol = env[protocolVariable] ?? 'http/protobuf';
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
@@ -62,6 +62,9 @@ export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): N
     const headers = readSecretFile(name, env) ?? env[name];
     if (headers !== undefined) env[name] = headerList(name, headers);
   }
+  // Checked above for every command, the migration hook's among them: a setting that stops
+  // the ingest and the worker fails the upgrade there, before any pod is replaced.
+  if (!TRACED_COMMANDS.has(options.command)) return null;
   // Loaded here, not at the top: without an endpoint none of the SDK or its instrumentations
   // is even required, so tracing costs nothing (not even start-up time or memory).
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');

@@ -62,6 +62,8 @@ describe('tracing switch', () => {
   it('traces only the services a message passes through, not the autoscaler or a one-shot command', () => {
     const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' };
     for (const command of ['autoscaler', 'send', 'replies', 'migrate']) expect(startTracing(endpoint, { command })).toBeNull();
+    // Their settings are checked all the same: the migration hook refuses what would stop the ingest.
+    expect(() => startTracing({ ...endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, { command: 'migrate' })).toThrow('OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" is not supported');
   });
 });
 
