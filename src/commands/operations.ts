@@ -149,8 +149,10 @@ export async function cleanupCommand(config: Config, args: string[]): Promise<vo
   const days = values.days === undefined ? config.RETENTION_DAYS : Number(values.days);
   const refusal = checkRetention(config, days);
   if (refusal) throw new UsageError(refusal);
-  const report = await withSql(config, (sql) => runCleanup(sql, config, { days, personalDataDays: config.PERSONAL_DATA_RETENTION_DAYS, orderDays: config.ORDER_RETENTION_DAYS }));
-  for (const [what, count] of Object.entries(report)) print(`${what}\t${count}`);
+  // Each step's line as it ends, so that a run its Job's deadline stops has said how far it got.
+  await withSql(config, (sql) => runCleanup(sql, config, {
+    days, personalDataDays: config.PERSONAL_DATA_RETENTION_DAYS, orderDays: config.ORDER_RETENTION_DAYS, onStep: (what, count) => print(`${what}\t${count}`),
+  }));
 }
 
 /**

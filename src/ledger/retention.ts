@@ -15,6 +15,8 @@ export interface CleanupOptions {
   personalDataDays: number;
   /** Orders, their items and replies go after this many days (ORDER_RETENTION_DAYS). */
   orderDays: number;
+  /** Told each step's count as it ends: a run stopped midway (its Job's deadline) has said what it did. */
+  onStep?(what: string, count: number): void;
 }
 
 export type CleanupReport = Record<string, number>;
@@ -49,7 +51,24 @@ function secondsIn(days: number): number {
 export async function runCleanup(sql: Sql, config: Config, options: CleanupOptions): Promise<CleanupReport> {
   const twilioDays = Math.max(options.days, config.RETENTION_DAYS);
   const report: CleanupReport = {};
-  report.receipts_folded = await foldReceiptsLeftBehind(sql);
+  const done = (what: string, count: number) => {
+    report[what] = count;
+    options.onStep?.(what, count);
+  };
+  // Personal data first: a run cut short (a backlog of months after the job stopped, its
+  // deadline reached) still keeps the promise of PERSONAL_DATA_RETENTION_DAYS, and the rows
+  // that stay longer for statistics and dedupe are deleted on the nights after.
+  const personal = { sql, days: options.personalDataDays };
+  done('personal_data_messages', await clearInBatches({
+    ...personal, table: 'webhook_messages', set: sql`payload = NULL, raw_body = NULL`,
+    still: sql`status = ANY(${FINISHED}) AND (payload IS NOT NULL OR raw_body IS NOT NULL)`,
+  }));
+  done('personal_data_receipts', await clearInBatches({ ...personal, table: 'message_statuses', set: sql`payload = NULL`, still: sql`payload IS NOT NULL` }));
+  done('personal_data_replies', await clearInBatches({
+    ...personal, table: 'outbound_messages', set: sql`body = NULL`, still: sql`body IS NOT NULL AND status IN ('sent', 'failed', 'unknown')`,
+  }));
+  done('personal_data_orders', await clearInBatches({ ...personal, table: 'orders', set: sql`customer_name = NULL, note = NULL`, still: sql`(customer_name IS NOT NULL OR note IS NOT NULL)` }));
+  done('receipts_folded', await foldReceiptsLeftBehind(sql));
   // Checked again on the row as it is when locked: one that release or a dlq replay put back
   // on its way after the batch chose it must stay (Postgres re-checks only these outer
   // conditions on a row changed meanwhile, not the ones of the subquery that chose it).
@@ -58,43 +77,34 @@ export async function runCleanup(sql: Sql, config: Config, options: CleanupOptio
   // minutes ahead (replay_rejected) would, replayed once its key were gone, fall inside the
   // window, whose check allows for 5 minutes ahead only.
   const old = { sql, table: 'webhook_messages' } as const;
-  report.webhook_messages_whatsapp = await deleteInBatches({
+  done('webhook_messages_whatsapp', await deleteInBatches({
     ...old, days: options.days,
     which: sql`webhook_source = 'whatsapp' AND (message_timestamp IS NULL OR message_timestamp < now() - make_interval(secs => ${secondsIn(options.days)}))
       AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = t.id)`,
     still: stillFinished,
-  });
-  report.webhook_messages_twilio = await deleteInBatches({
+  }));
+  done('webhook_messages_twilio', await deleteInBatches({
     ...old, days: twilioDays,
     which: sql`webhook_source = 'twilio' AND status = ANY(${FINISHED}) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.webhook_message_id = t.id)`,
     still: stillFinished,
-  });
+  }));
   // A receipt's key dedupes it as a message's key does: Twilio's status callbacks are signed
   // without a timestamp too, so their keys stay as long as Twilio's message keys.
-  report.message_statuses = 0;
+  let receipts = 0;
   for (const [source, days] of [['whatsapp', options.days], ['twilio', twilioDays]] as const) {
-    report.message_statuses += await deleteInBatches({
+    receipts += await deleteInBatches({
       sql, table: 'message_statuses', days,
       which: sql`webhook_source = ${source} AND (status_timestamp IS NULL OR status_timestamp < now() - make_interval(secs => ${secondsIn(days)}))`,
       still: sql`true`,
     });
   }
+  done('message_statuses', receipts);
   // The age checked again on the row deleted: one its sender's new message (or the worker's
   // language) renewed while the delete waited on it is that renewed row, and stays.
-  report.webhook_rate_limits = await deleteIdle({ sql, days: options.days, table: 'webhook_rate_limits', key: 'phone_number', lastUsed: 'last_request_at' });
+  done('webhook_rate_limits', await deleteIdle({ sql, days: options.days, table: 'webhook_rate_limits', key: 'phone_number', lastUsed: 'last_request_at' }));
   // A customer's number, as the key of the language they last wrote in: kept as long as their messages.
-  report.customer_languages = await deleteIdle({ sql, days: options.days, table: 'customer_languages', key: 'sender_key', lastUsed: 'updated_at' });
-  const personal = { sql, days: options.personalDataDays };
-  report.personal_data_messages = await clearInBatches({
-    ...personal, table: 'webhook_messages', set: sql`payload = NULL, raw_body = NULL`,
-    still: sql`status = ANY(${FINISHED}) AND (payload IS NOT NULL OR raw_body IS NOT NULL)`,
-  });
-  report.personal_data_receipts = await clearInBatches({ ...personal, table: 'message_statuses', set: sql`payload = NULL`, still: sql`payload IS NOT NULL` });
-  report.personal_data_replies = await clearInBatches({
-    ...personal, table: 'outbound_messages', set: sql`body = NULL`, still: sql`body IS NOT NULL AND status IN ('sent', 'failed', 'unknown')`,
-  });
-  Object.assign(report, await removeOldOrders(sql, options.orderDays));
-  report.personal_data_orders = await clearInBatches({ ...personal, table: 'orders', set: sql`customer_name = NULL, note = NULL`, still: sql`(customer_name IS NOT NULL OR note IS NOT NULL)` });
+  done('customer_languages', await deleteIdle({ sql, days: options.days, table: 'customer_languages', key: 'sender_key', lastUsed: 'updated_at' }));
+  for (const [what, count] of Object.entries(await removeOldOrders(sql, options.orderDays))) done(what, count);
   return report;
 }
 

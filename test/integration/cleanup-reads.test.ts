@@ -120,3 +120,24 @@ it('walks every due row in a session whose DateStyle writes zone abbreviations',
   }
   expect(await db.sql`SELECT count(*)::integer AS n FROM outbound_messages WHERE idempotency_key LIKE 'styled-%' AND body IS NOT NULL`).toEqual([{ n: 0 }]);
 });
+
+it('clears personal data before anything else, and tells each step as it ends', async () => {
+  await db.sql`
+    INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, status, body, created_at)
+    VALUES ('steps-due', 'whatsapp', 'steps-due', '1', '2', 'order_confirmation', 'sent', 'Thanks Bea!', now() - interval '8 days')`;
+  const steps: string[] = [];
+  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-cleanup-steps' });
+  try {
+    const report = await runCleanup(sql, loadConfig(testEnv(db.url)), {
+      days: 9, personalDataDays: 7, orderDays: 365,
+      onStep: (what) => void steps.push(what),
+    });
+    expect(steps).toEqual(Object.keys(report));
+    expect(report.personal_data_replies).toBeGreaterThanOrEqual(1);
+  } finally {
+    await sql.end();
+  }
+  // A run that its deadline stops after any step has cleared what PERSONAL_DATA_RETENTION_DAYS promised.
+  expect(steps.slice(0, 4).sort()).toEqual(['personal_data_messages', 'personal_data_orders', 'personal_data_receipts', 'personal_data_replies']);
+  expect(await db.sql`SELECT body FROM outbound_messages WHERE idempotency_key = 'steps-due'`).toEqual([{ body: null }]);
+});
