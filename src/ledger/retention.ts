@@ -245,24 +245,29 @@ interface IdleDeletion {
 
 /**
  * Deletes the rows of senders silent for `days`, checking the age again on the row deleted:
- * one renewed while the delete waited on it is that renewed row, and stays.
+ * one renewed while the delete waited on it is that renewed row, and stays. Batches go on in
+ * key order from where the last ended: each one started again from the table's start read the
+ * rows of active senders, and those just deleted (dead until vacuum), once per batch, and
+ * millions of senders after a long pause of the job took most of its hour.
  */
-function deleteIdle({ sql, days, table, key, lastUsed }: IdleDeletion): Promise<number> {
+async function deleteIdle({ sql, days, table, key, lastUsed }: IdleDeletion): Promise<number> {
   const idle = sql`${sql(lastUsed)} < now() - make_interval(secs => ${secondsIn(days)})`;
-  return inBatches(() => sql`
-    WITH picked AS (SELECT webhook_source, ${sql(key)} AS sender FROM ${sql(table)} WHERE ${idle} LIMIT ${BATCH_ROWS}),
-    gone AS (
-      DELETE FROM ${sql(table)} WHERE (webhook_source, ${sql(key)}) IN (SELECT webhook_source, sender FROM picked) AND ${idle}
-      RETURNING 1)
-    SELECT (SELECT count(*) FROM gone)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked`);
-}
-
-/** Runs a batch until one picks fewer than BATCH_ROWS (see walkInBatches for why picked, not acted on). */
-async function inBatches(run: () => Promise<{ n: number; picked: number }[]>): Promise<number> {
+  let after = { source: '', sender: '' };
   let total = 0;
   for (;;) {
-    const [batch] = await run();
+    const [batch] = await sql<{ n: number; picked: number; source: string | null; sender: string | null }[]>`
+      WITH picked AS (
+        SELECT webhook_source, ${sql(key)} AS sender FROM ${sql(table)}
+        WHERE (webhook_source, ${sql(key)}) > (${after.source}, ${after.sender}) AND ${idle}
+        ORDER BY webhook_source, ${sql(key)} LIMIT ${BATCH_ROWS}),
+      gone AS (
+        DELETE FROM ${sql(table)} WHERE (webhook_source, ${sql(key)}) IN (SELECT webhook_source, sender FROM picked) AND ${idle}
+        RETURNING 1),
+      last AS (SELECT webhook_source, sender FROM picked ORDER BY webhook_source DESC, sender DESC LIMIT 1)
+      SELECT (SELECT count(*) FROM gone)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked,
+             (SELECT webhook_source FROM last) AS source, (SELECT sender FROM last) AS sender`;
     total += batch!.n;
     if (batch!.picked < BATCH_ROWS) return total;
+    after = { source: batch!.source!, sender: batch!.sender! };
   }
 }
