@@ -21,6 +21,17 @@ export const ORPHANED_SEND = 'an earlier attempt stopped during the provider cal
  * is called; a row found still 'sending' means an earlier attempt died mid-call, so its fate
  * is unknown and it is not sent again. Only 'pending' and 'retry' (definitely not sent) may send.
  */
+/** A reply the provider accepted whose 'sent' could not be written (a long Postgres outage). */
+export interface AcceptedUnrecorded {
+  replyId: string;
+  providerMessageId: string;
+}
+
+/** The accepted reply a delivery's error names, for the worker's log; undefined for any other error. */
+export function acceptedUnrecordedOf(error: unknown): AcceptedUnrecorded | undefined {
+  return (error as { acceptedUnrecorded?: AcceptedUnrecorded } | null)?.acceptedUnrecorded;
+}
+
 export async function deliverReply(
   sql: Sql,
   source: 'whatsapp' | 'twilio',
@@ -162,7 +173,16 @@ async function sendMarkedReply(
   metrics.providerDuration.observe({ provider: source }, (performance.now() - started) / 1000);
   switch (outcome.kind) {
     case 'sent':
-      await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'sent', providerMessageId: outcome.providerMessageId, error: null, source, finish, attempt }));
+      await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'sent', providerMessageId: outcome.providerMessageId, error: null, source, finish, attempt }))
+        .catch((error: Error) => {
+          // The next attempt finds the reply 'sending' and marks it unknown: without the
+          // provider's id, its receipts reach no reply, and a resend would send it twice. The
+          // worker logs both ids (acceptedUnrecordedOf), so that an operator can record it as
+          // sent. The error keeps its class and code, which decide what happens to the message.
+          error.message = `the provider accepted reply ${outbound.id} as ${outcome.providerMessageId}, but that could not be recorded (${error.message}); `
+            + `once it is marked unknown, record it: wagate replies settle --id ${outbound.id} --as sent --provider-id ${outcome.providerMessageId}`;
+          throw Object.assign(error, { acceptedUnrecorded: { replyId: outbound.id, providerMessageId: outcome.providerMessageId } satisfies AcceptedUnrecorded });
+        });
       metrics.confirmations.inc({ provider: source, result: 'sent' });
       return 'sent';
     case 'unknown':

@@ -8,7 +8,7 @@ import type { Publisher } from '../queue/publisher';
 import { routingKeyFor, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
-import { ORPHANED_SEND } from '../orders/deliver-reply';
+import { acceptedUnrecordedOf, ORPHANED_SEND } from '../orders/deliver-reply';
 import { ERASED } from '../orders/erasure';
 import { writeProviderAnswer } from '../orders/write-provider-answer';
 import { failUnsentErasedReply } from '../orders/mark-sending';
@@ -98,6 +98,13 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     unsent = unsentAttemptsOf(delivery),
   ): Promise<void> {
     const reason = describe(error);
+    const accepted = acceptedUnrecordedOf(error);
+    // Named here in full: the reason below has its long digit runs masked, and a reply id or a
+    // Twilio SID can hold some, while the settle that saves a second send needs both.
+    if (accepted) {
+      deps.log.error({ source: payload.source, messageId: payload.messageId, ...accepted },
+        `the provider accepted a reply that could not be recorded as sent; once it is marked unknown, record it: wagate replies settle --id ${accepted.replyId} --as sent --provider-id ${accepted.providerMessageId}`);
+    }
     if (error instanceof PermanentError) return deadLetter(channel, delivery, payload, reason, unsent);
     const retryAfterMs = error instanceof RetryableError ? error.retryAfterMs : undefined;
     const attemptSoFar = numberHeader(delivery, ATTEMPT_HEADER) ?? 0;

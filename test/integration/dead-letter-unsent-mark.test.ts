@@ -75,13 +75,13 @@ async function expectSentOnceByAWorker(id: string, from: string): Promise<void> 
   }
 }
 
-function handOn() {
+function handOn(log = createLogger('silent', 'test-hand-on')) {
   return createHandOn({
     topology: pipeline.ingest.topology,
     publisher: createPublisher(pipeline.ingest.broker, 5_000),
     isHeld: () => true,
     sql: pipeline.db.sql,
-    log: createLogger('silent', 'test-hand-on'),
+    log,
     metrics: createMetrics('worker', { processMetrics: false }),
   });
 }
@@ -153,3 +153,16 @@ it('marks unknown a reply left sending by another attempt, which may have called
   expect(await replyOf(id)).toBe('unknown');
   await channel.get(pipeline.ingest.topology.deadQueue, { noAck: true });
 });
+
+it('names in full, in its log, a reply the provider accepted whose sent could not be recorded, for an operator to settle', async () => {
+  const from = '15550910006';
+  const { delivery, payload } = await sendingMessage(from, randomUUID());
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger('info', 'test-hand-on', { write: (line: string) => void lines.push(JSON.parse(line)) });
+  // Digit runs that the masked reason would hide: a reply id past a million, a SID that holds some.
+  const accepted = { replyId: '12345678', providerMessageId: 'SM1234567890abcdef1234567890abcdef' };
+  const error = Object.assign(new Error(`the provider accepted reply ${accepted.replyId} as ${accepted.providerMessageId}, but that could not be recorded`), { acceptedUnrecorded: accepted });
+  await handOn(log).routeFailure(channel, delivery, payload, error);
+  const named = lines.find((line) => line.replyId === accepted.replyId);
+  expect(named).toMatchObject({ ...accepted, messageId: payload.messageId, msg: expect.stringContaining(`wagate replies settle --id 12345678 --as sent --provider-id ${accepted.providerMessageId}`) });
+}, 60_000);

@@ -165,6 +165,21 @@ describe('the write of the provider answer', () => {
     expect(row).toEqual({ status: 'sent', provider_message_id: 'wamid.provider-after-deadlock' });
   });
 
+  it('names the provider\'s id, and how to record it, when a sent reply cannot be recorded', async () => {
+    const reply = await pendingReply('wamid.settle-unwritten');
+    await failOutcomeWrites(100);
+    const send: ReplyClient = async () => ({ kind: 'sent', providerMessageId: 'wamid.provider-unrecorded' });
+    const failure = deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'));
+    await expect(failure).rejects.toMatchObject({
+      code: '40P01',
+      acceptedUnrecorded: { replyId: reply.id, providerMessageId: 'wamid.provider-unrecorded' },
+      message: expect.stringMatching(new RegExp(`^the provider accepted reply ${reply.id} as wamid\\.provider-unrecorded, but that could not be recorded \\(.*injected deadlock.*\\); `
+        + `once it is marked unknown, record it: wagate replies settle --id ${reply.id} --as sent --provider-id wamid\\.provider-unrecorded$`)),
+    });
+    const [row] = await db.sql`SELECT status FROM outbound_messages WHERE id = ${reply.id}`;
+    expect(row).toEqual({ status: 'sending' });
+  });
+
   it('keeps a refusal and its reason through a passing failure of the write', async () => {
     const reply = await pendingReply('wamid.refusal-deadlock');
     await failOutcomeWrites(1);
