@@ -262,7 +262,15 @@ describe('one trace from webhook to reply', () => {
   describe('with the sampler off for new traces (parentbased_always_off)', () => {
     let receiver: OtlpReceiver;
     let ingest: ChildIngest;
+    /** Trusts no proxy's traceparent, and propagates b3 headers too. */
+    let untrusting: ChildIngest;
     let probe: QueueProbe;
+    const queued: GetMessage[] = [];
+    const queuedMessage = (id: string) =>
+      waitFor(`${id} in its work queue`, async () => {
+        queued.push(...(await probe.drainWork(pipeline.ingest.topology)));
+        return queued.find((message) => message.properties.messageId === `whatsapp:${id}`) ?? null;
+      });
 
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
@@ -276,22 +284,20 @@ describe('one trace from webhook to reply', () => {
       ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, {
         OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile, OTEL_TRACES_SAMPLER: 'parentbased_always_off', TRACE_TRUSTED_PROXIES: 'loopback',
       }));
+      // Trusted for X-Forwarded-For (the admin rate limit), not for traces: an ingress that forwards passes a client's header on.
+      untrusting = await spawnWagate('ingest', exportingTo(pipeline, receiver, {
+        OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile, OTEL_TRACES_SAMPLER: 'parentbased_always_off', OTEL_PROPAGATORS: 'b3multi', TRUSTED_PROXIES: 'loopback',
+      }));
     });
 
     afterAll(async () => {
+      await untrusting.stop();
       await ingest.stop();
       await probe.close();
       await receiver.close();
     });
 
     it('exports nothing for an unsampled webhook and queues it with an unsampled traceparent', async () => {
-      const queued: GetMessage[] = [];
-      const queuedMessage = (id: string) =>
-        waitFor(`${id} in its work queue`, async () => {
-          queued.push(...(await probe.drainWork(pipeline.ingest.topology)));
-          return queued.find((message) => message.properties.messageId === `whatsapp:${id}`) ?? null;
-        });
-
       const unsampled = uniqueWamid();
       expect((await postMetaText(ingest.baseUrl, { id: unsampled, from: '15550500004', text: '1 coke' })).status).toBe(200);
       expect(String((await queuedMessage(unsampled)).properties.headers?.traceparent)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
@@ -325,36 +331,13 @@ describe('one trace from webhook to reply', () => {
         .toEqual(receiver.requestHeaders().map(() => ['Bearer collector-key', 'shop']));
       expect(receiver.requestHeaders().length).toBeGreaterThan(0);
     });
-  });
-
-  describe('with the sampler off for new traces, callers the ingest does not trust, and b3 headers', () => {
-    let receiver: OtlpReceiver;
-    let ingest: ChildIngest;
-    let probe: QueueProbe;
-
-    beforeAll(async () => {
-      receiver = await startOtlpReceiver();
-      probe = await openQueueProbe();
-      // Trusted for X-Forwarded-For (the admin rate limit), not for traces: an ingress that forwards passes a client's header on.
-      ingest = await spawnWagate('ingest', exportingTo(pipeline, receiver, { OTEL_TRACES_SAMPLER: 'parentbased_always_off', OTEL_PROPAGATORS: 'b3multi', TRUSTED_PROXIES: 'loopback' }));
-    });
-
-    afterAll(async () => {
-      await ingest.stop();
-      await probe.close();
-      await receiver.close();
-    });
 
     it("does not let a caller's sampled traceparent force a trace, or choose its id, before the signature is checked", async () => {
       const callerTraceId = randomBytes(16).toString('hex');
       const traceparent = `00-${callerTraceId}-${randomBytes(8).toString('hex')}-01`;
       const id = uniqueWamid();
-      expect((await postMeta(ingest.baseUrl, metaTextEnvelope({ id, from: '15550500012', text: '1 coke' }), { headers: { traceparent } })).status).toBe(200);
-      const queued: GetMessage[] = [];
-      const message = await waitFor(`${id} in its work queue`, async () => {
-        queued.push(...(await probe.drainWork(pipeline.ingest.topology)));
-        return queued.find((m) => m.properties.messageId === `whatsapp:${id}`) ?? null;
-      });
+      expect((await postMeta(untrusting.baseUrl, metaTextEnvelope({ id, from: '15550500012', text: '1 coke' }), { headers: { traceparent } })).status).toBe(200);
+      const message = await queuedMessage(id);
       // A trace of its own, which the sampler (off for new traces) did not sample.
       const own = String(message.properties.headers?.traceparent);
       expect(own).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
@@ -362,7 +345,7 @@ describe('one trace from webhook to reply', () => {
       // The same unsampled context in the configured b3 headers, which the worker's consume span reads.
       expect(message.properties.headers).toMatchObject({ 'x-b3-traceid': own.split('-')[1], 'x-b3-spanid': own.split('-')[2], 'x-b3-sampled': '0' });
       // Forged, the same: no span, whatever the caller's flag says.
-      const forged = await postMeta(ingest.baseUrl, metaTextEnvelope({ id: uniqueWamid(), from: '15550500013', text: '1 coke' }), { headers: { traceparent }, secret: 'not-the-app-secret' });
+      const forged = await postMeta(untrusting.baseUrl, metaTextEnvelope({ id: uniqueWamid(), from: '15550500013', text: '1 coke' }), { headers: { traceparent }, secret: 'not-the-app-secret' });
       expect(forged.status).toBe(401);
       expect(receiver.spans().filter((span) => span.traceId === callerTraceId)).toEqual([]);
     });
