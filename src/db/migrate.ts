@@ -159,9 +159,14 @@ export function lockTimeoutForTry(baseMs: number, autovacuumRunning: boolean, de
   return autovacuumRunning ? Math.max(baseMs, deadlockTimeoutMs + 200) : baseMs;
 }
 
+/**
+ * Read from the vacuums' progress, whose database every role may see: pg_stat_activity hides
+ * an autovacuum worker's backend_type from a role without pg_read_all_stats, as a migrating
+ * role usually is. A manual VACUUM counts too; it costs a try of a second.
+ */
 async function autovacuumRunning(connection: Sql): Promise<{ running: boolean; deadlockTimeoutMs: number }> {
   const [row] = await connection<{ running: boolean; deadlockTimeoutMs: number }[]>`
-    SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND datname = current_database()) AS running,
+    SELECT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum WHERE datname = current_database()) AS running,
            (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout') AS "deadlockTimeoutMs"`;
   return row!;
 }

@@ -178,10 +178,11 @@ async function sendMarkedReply(
           // The next attempt finds the reply 'sending' and marks it unknown: without the
           // provider's id, its receipts reach no reply, and a resend would send it twice. The
           // worker logs both ids (acceptedUnrecordedOf), so that an operator can record it as
-          // sent. The error keeps its class and code, which decide what happens to the message.
-          error.message = `the provider accepted reply ${outbound.id} as ${outcome.providerMessageId}, but that could not be recorded (${error.message}); `
-            + `once it is marked unknown, record it: wagate replies settle --id ${outbound.id} --as sent --provider-id ${outcome.providerMessageId}`;
-          throw Object.assign(error, { acceptedUnrecorded: { replyId: outbound.id, providerMessageId: outcome.providerMessageId } satisfies AcceptedUnrecorded });
+          // sent. A copy of the error of its own: a shared statement rejects every reply of its
+          // batch with one error object. Its class, code and message come through unchanged
+          // (they decide what happens to the message).
+          const accepted: AcceptedUnrecorded = { replyId: outbound.id, providerMessageId: outcome.providerMessageId };
+          throw Object.assign(Object.create(error) as Error, { acceptedUnrecorded: accepted });
         });
       metrics.confirmations.inc({ provider: source, result: 'sent' });
       return 'sent';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { deliverReply } from '../../src/orders/deliver-reply';
+import { acceptedUnrecordedOf, deliverReply } from '../../src/orders/deliver-reply';
 import { ERASED, NOT_SENT_ERASED } from '../../src/orders/erasure';
 import type { SendingMark } from '../../src/orders/mark-sending';
 import { markAbandonedSends, SEND_ABANDONED } from '../../src/orders/reply-operations';
@@ -165,19 +165,34 @@ describe('the write of the provider answer', () => {
     expect(row).toEqual({ status: 'sent', provider_message_id: 'wamid.provider-after-deadlock' });
   });
 
-  it('names the provider\'s id, and how to record it, when a sent reply cannot be recorded', async () => {
+  it('names the provider\'s id when a sent reply cannot be recorded, keeping the error as it came', async () => {
     const reply = await pendingReply('wamid.settle-unwritten');
     await failOutcomeWrites(100);
     const send: ReplyClient = async () => ({ kind: 'sent', providerMessageId: 'wamid.provider-unrecorded' });
-    const failure = deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'));
-    await expect(failure).rejects.toMatchObject({
+    await expect(deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'))).rejects.toMatchObject({
       code: '40P01',
+      message: expect.stringContaining('injected deadlock'),
       acceptedUnrecorded: { replyId: reply.id, providerMessageId: 'wamid.provider-unrecorded' },
-      message: expect.stringMatching(new RegExp(`^the provider accepted reply ${reply.id} as wamid\\.provider-unrecorded, but that could not be recorded \\(.*injected deadlock.*\\); `
-        + `once it is marked unknown, record it: wagate replies settle --id ${reply.id} --as sent --provider-id wamid\\.provider-unrecorded$`)),
     });
     const [row] = await db.sql`SELECT status FROM outbound_messages WHERE id = ${reply.id}`;
     expect(row).toEqual({ status: 'sending' });
+  });
+
+  it('names each reply of a shared statement that failed them all with one error', async () => {
+    // A micro-batch of settles rejects every item with the same error object.
+    const shared = Object.assign(new Error('the shared statement failed'), { code: 'XX000' });
+    const replies = [await pendingReply('wamid.shared-a'), await pendingReply('wamid.shared-b')];
+    const failures = await Promise.all(replies.map((reply, index) => {
+      const send: ReplyClient = async () => ({ kind: 'sent', providerMessageId: `wamid.provider-shared-${index}` });
+      return deliverReply(db.sql, 'whatsapp', reply, send, createMetrics('test'), { settle: () => Promise.reject(shared) }).then(() => null, (error: unknown) => error);
+    }));
+    expect(failures.map((error) => acceptedUnrecordedOf(error))).toEqual([
+      { replyId: replies[0]!.id, providerMessageId: 'wamid.provider-shared-0' },
+      { replyId: replies[1]!.id, providerMessageId: 'wamid.provider-shared-1' },
+    ]);
+    expect(failures.map((error) => [error instanceof Error, (error as Error).message, (error as { code?: string }).code]))
+      .toEqual([[true, 'the shared statement failed', 'XX000'], [true, 'the shared statement failed', 'XX000']]);
+    expect(acceptedUnrecordedOf(shared)).toBeUndefined();
   });
 
   it('keeps a refusal and its reason through a passing failure of the write', async () => {
