@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { INVALID_SPAN_CONTEXT, isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { contextFromTraceparent } from './spans';
 
 const tracer = trace.getTracer('wagate');
 
@@ -13,7 +14,9 @@ const tracer = trace.getTracer('wagate');
  * trusted proxy, whose traceparent may be the parent (src/http/caller-trace.ts).
  */
 export function startServerSpan(req: IncomingMessage, name: string, trustsCaller: boolean, route?: string): Span {
-  const span = req.headers.traceparent === undefined ? tracer.startSpan(name, { kind: SpanKind.SERVER }, ROOT_CONTEXT) : startUnderCaller(req, name, trustsCaller);
+  // A trusted proxy's context is read in whatever headers the configured propagators name (b3
+  // for a Zipkin mesh); anyone else's traceparent is only linked, and no header costs nothing.
+  const span = trustsCaller || req.headers.traceparent !== undefined ? startUnderCaller(req, name, trustsCaller) : tracer.startSpan(name, { kind: SpanKind.SERVER }, ROOT_CONTEXT);
   if (span.isRecording()) {
     // Set after the decision rather than passed to startSpan, so an unsampled request does
     // not build them; the SDK's samplers (always_*, traceidratio, parentbased_*) do not read them.
@@ -30,13 +33,12 @@ export function startServerSpan(req: IncomingMessage, name: string, trustsCaller
 }
 
 /**
- * A trusted caller's traceparent is the parent (a parent-based sampler follows its flag);
- * anyone else's is only linked, so that it neither chooses the trace nor forces sampling.
+ * A trusted caller's context is the parent (a parent-based sampler follows its flag); anyone
+ * else's traceparent is only linked, so that it neither chooses the trace nor forces sampling.
  */
 function startUnderCaller(req: IncomingMessage, name: string, trustsCaller: boolean): Span {
-  const caller = propagation.extract(ROOT_CONTEXT, req.headers);
-  if (trustsCaller) return tracer.startSpan(name, { kind: SpanKind.SERVER }, caller);
-  const callerSpan = trace.getSpanContext(caller);
+  if (trustsCaller) return tracer.startSpan(name, { kind: SpanKind.SERVER }, propagation.extract(ROOT_CONTEXT, req.headers));
+  const callerSpan = trace.getSpanContext(contextFromTraceparent(req.headers.traceparent));
   const links = callerSpan && isSpanContextValid(callerSpan) ? [{ context: callerSpan }] : [];
   return tracer.startSpan(name, { kind: SpanKind.SERVER, links }, ROOT_CONTEXT);
 }

@@ -264,6 +264,8 @@ describe('one trace from webhook to reply', () => {
     let ingest: ChildIngest;
     /** Trusts no proxy's traceparent, and propagates b3 headers too. */
     let untrusting: ChildIngest;
+    /** Trusts loopback's b3 headers. */
+    let meshed: ChildIngest;
     let probe: QueueProbe;
     const queued: GetMessage[] = [];
     const queuedMessage = (id: string) =>
@@ -288,9 +290,14 @@ describe('one trace from webhook to reply', () => {
       untrusting = await spawnWagate('ingest', exportingTo(pipeline, receiver, {
         OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile, OTEL_TRACES_SAMPLER: 'parentbased_always_off', OTEL_PROPAGATORS: 'b3multi', TRUSTED_PROXIES: 'loopback',
       }));
+      // Behind a Zipkin mesh's sidecar, which it trusts: the sidecar's context comes in b3 headers.
+      meshed = await spawnWagate('ingest', exportingTo(pipeline, receiver, {
+        OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile, OTEL_TRACES_SAMPLER: 'parentbased_always_off', OTEL_PROPAGATORS: 'b3multi', TRACE_TRUSTED_PROXIES: 'loopback',
+      }));
     });
 
     afterAll(async () => {
+      await meshed.stop();
       await untrusting.stop();
       await ingest.stop();
       await probe.close();
@@ -348,6 +355,15 @@ describe('one trace from webhook to reply', () => {
       const forged = await postMeta(untrusting.baseUrl, metaTextEnvelope({ id: uniqueWamid(), from: '15550500013', text: '1 coke' }), { headers: { traceparent }, secret: 'not-the-app-secret' });
       expect(forged.status).toBe(401);
       expect(receiver.spans().filter((span) => span.traceId === callerTraceId)).toEqual([]);
+    });
+
+    it('continues the trace of a trusted mesh that sends its context in b3 headers only', async () => {
+      const meshTraceId = randomBytes(16).toString('hex');
+      const meshSpanId = randomBytes(8).toString('hex');
+      const headers = { 'x-b3-traceid': meshTraceId, 'x-b3-spanid': meshSpanId, 'x-b3-sampled': '1' };
+      expect((await postMeta(meshed.baseUrl, metaTextEnvelope({ id: uniqueWamid(), from: '15550500014', text: '1 coke' }), { headers })).status).toBe(200);
+      const server = await waitFor("the mesh's server span", () => receiver.spans().find((span) => span.traceId === meshTraceId && span.kind === SPAN_KIND.server) ?? null);
+      expect(server.parentSpanId).toBe(meshSpanId);
     });
   });
 
