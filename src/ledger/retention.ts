@@ -214,22 +214,25 @@ async function removeOldOrders(sql: Sql, orderDays: number): Promise<CleanupRepo
 /**
  * A receipt and its reply's settle that commit at once each fold the other in after their
  * commit (foldReceipts); a process that dies between its commit and its fold can leave a
- * recent receipt that never reached its reply. Moves such replies forward, in batches.
+ * recent receipt that never reached its reply. Moves such replies forward: walks the recent
+ * receipts in batches and looks up each one's reply. A join of the receipts to the replies was
+ * planned as a scan of every reply kept (ORDER_RETENTION_DAYS of them) once a day's receipts
+ * outnumbered a few thousand.
  */
 async function foldReceiptsLeftBehind(sql: Sql): Promise<number> {
+  // The cursor travels as text, as in walkInBatches.
+  let after = { createdAt: '-infinity', id: '0' };
   let total = 0;
   for (;;) {
-    const keys = await sql<{ source: 'whatsapp' | 'twilio'; providerMessageId: string }[]>`
-      SELECT DISTINCT r.webhook_source AS source, r.message_id AS "providerMessageId"
-      FROM message_statuses r
-      JOIN outbound_messages o ON o.webhook_source = r.webhook_source AND o.provider_message_id = r.message_id
-      WHERE r.created_at > now() - make_interval(secs => ${secondsIn(RECEIPT_REPAIR_DAYS)})
-        AND wagate_receipt_rank(r.status) > wagate_receipt_rank(o.delivery_status) AND wagate_receipt_rank(o.delivery_status) < 100
-      LIMIT ${BATCH_ROWS}`;
-    const moved = await foldReceipts(sql, keys);
-    total += moved;
-    // Nothing moved: the rest moved meanwhile, or a concurrent fold did it; never loop on the same rows.
-    if (keys.length < BATCH_ROWS || moved === 0) return total;
+    const receipts = await sql<{ source: 'whatsapp' | 'twilio'; providerMessageId: string; createdAt: string; id: string }[]>`
+      SELECT webhook_source AS source, message_id AS "providerMessageId", to_json(created_at) #>> '{}' AS "createdAt", id::text AS id
+      FROM message_statuses
+      WHERE created_at > now() - make_interval(secs => ${secondsIn(RECEIPT_REPAIR_DAYS)})
+        AND created_at >= ${after.createdAt}::text::timestamptz AND (created_at, id) > (${after.createdAt}::text::timestamptz, ${after.id}::text::bigint)
+      ORDER BY created_at, id LIMIT ${BATCH_ROWS}`;
+    total += await foldReceipts(sql, receipts);
+    if (receipts.length < BATCH_ROWS) return total;
+    after = receipts.at(-1)!;
   }
 }
 

@@ -51,6 +51,8 @@ const SHIPPED: Record<string, string> = {
   '039_retry_attempt.sql': 'aaa7bcae167e00763b327e53f19b9699830f5ab296e8626d9a5568d63d9159be',
   '040_retry_attempt_until.sql': '19ca486be8277e78e715b782d2dfa72e9bf8bf45d0e5a755db83f340ebac175d',
   '041_retry_tier_delays.sql': '15a6136e125bf9510ec6b466f76647fbb62b7891aa9e345c5955b0fb2e6fbb42',
+  '042_replies_to_clear_index.sql': 'd3e7df88e224038ce2687dbe619244bd7958d9bcce3d07f08b29c89595458917',
+  '043_orders_to_clear_index.sql': '1be9c2bf5f4f859d6575aec02b4df6b1c2c480d083b0e51825318713f0c74e9a',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {
