@@ -117,8 +117,16 @@ export function explainPostgresFailure(error: unknown, databaseUrl: string): str
   if (LOGIN_HINTS[code]) return `${LOGIN_HINTS[code]} (server ${where})`;
   if (isPgBouncerRefusal(error)) return `${PGBOUNCER_HINT} (server ${where}: ${(error as Error).message})`;
   if (classifyPostgresError(error) === 'DATABASE_UNAVAILABLE') return `Postgres at ${where} cannot be reached: check that it runs and that DATABASE_URL points at it`;
+  if (SCHEMA_MISSING.has(code)) return `the database ${where} lacks part of wagate's schema: run \`wagate migrate\` of this release against it first (a Helm install or upgrade runs it as its hook)`;
   return null;
 }
+
+/**
+ * undefined_table, undefined_column, undefined_function: a command run before `migrate`, or a
+ * release newer than the database's schema. The ingest and the worker wait for their migrations
+ * at start; operator commands meet the gap in their first statement.
+ */
+const SCHEMA_MISSING = new Set([SQLSTATE_UNDEFINED_TABLE, '42703', '42883']);
 
 /** user@host:port/database of a DATABASE_URL, never its password. */
 export function describeServer(databaseUrl: string): string {

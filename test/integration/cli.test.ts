@@ -43,6 +43,12 @@ function wagate(args: string[], env: Record<string, string> = {}): Promise<{ cod
 }
 
 describe('wagate command line', () => {
+  it('says to run migrate when a command meets a database without the schema', async () => {
+    const result = await wagate(['replies', 'unknown']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/relation "outbound_messages" does not exist\n {2}the database \S+ lacks part of wagate's schema: run `wagate migrate` of this release/);
+  });
+
   it('migrate applies the schema and is idempotent', async () => {
     expect((await wagate(['migrate'])).code).toBe(0);
     expect((await wagate(['migrate'])).code).toBe(0);
