@@ -6,7 +6,7 @@ import { checkWorkerConfig, loadConfig, type Config, type Source } from './confi
 import { explainPostgresFailure } from './db/postgres-errors';
 import { parseOptions } from './parse-options';
 import { ERROR_CODES, exitStatusOf, isWagateError, UsageError, WagateError } from './errors';
-import { DEV_DEFAULTS, devWorkerMetricsPort, readyLine } from './commands/dev';
+import { devWorkerMetricsPort, readyLine, withDevDefaults } from './commands/dev';
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
 import { releaseSender } from './ledger/release';
@@ -291,13 +291,13 @@ async function main(argv: string[]): Promise<void> {
   }
   // The fake providers are a development tool too: production's checks (PUBLIC_BASE_URL with a
   // Twilio token, say) would stop one started beside a demo gateway.
-  const defaults = name === 'dev' || name === 'fake-provider' ? DEV_DEFAULTS : {};
+  const environment = name === 'dev' || name === 'fake-provider' ? withDevDefaults(process.env) : process.env;
   let log: Logger | undefined;
   let config: Config | undefined;
   releaseStartSignals = catchSignalsFromStart(name);
   endWhenStdoutCloses(name);
   try {
-    config = loadConfig({ ...defaults, ...process.env });
+    config = loadConfig(environment);
     log = createLogger(config.LOG_LEVEL, `wagate-${name}`);
     await command(config, log, args);
   } catch (error) {

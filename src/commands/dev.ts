@@ -6,6 +6,16 @@ import { TWILIO_WEBHOOK_PATH } from '../webhooks/twilio';
 /** `wagate dev` listens on loopback unless HOST says otherwise: a development gateway is nobody else's business. */
 export const DEV_DEFAULTS = { NODE_ENV: 'development', HOST: '127.0.0.1' } as const;
 
+/**
+ * A development command's environment: DEV_DEFAULTS under the variables set. An empty variable
+ * counts as unset, as loadConfig reads it: `HOST=` passed on by a compose file replaced the
+ * default, and dev listened on every interface while its ready line said loopback.
+ */
+export function withDevDefaults(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const set = Object.entries(env).filter(([, value]) => value !== '');
+  return { ...DEV_DEFAULTS, ...Object.fromEntries(set) };
+}
+
 export function readyLine(host: string | undefined, port: number, ingestMetricsPort: number, workerMetricsPort: number): string {
   const shown = host === undefined || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const base = `http://${shown}:${port}`;
