@@ -67,8 +67,9 @@ export const metaStatusSchema = z.looseObject({
 
 /** Judged one by one (metaContacts): a contact only adds a name and a user id, so a bad one is left out, not its messages. */
 export const contactSchema = z.looseObject({
-  wa_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
-  user_id: z.string().max(MAX_ADDRESS_LENGTH).optional(),
+  // Empty is no address: an empty user_id became the sender's key, which no worker reads.
+  wa_id: address.optional(),
+  user_id: address.optional(),
   profile: z.looseObject({ name: z.string().optional() }).optional(),
 });
 

@@ -99,6 +99,27 @@ describe('Meta senders', () => {
     expect(onlyMessage(Buffer.from(JSON.stringify(body)))).toMatchObject({ sender: ANA.sender, senderKey: ANA.sender });
   });
 
+  it('keys the sender on wa_id when the contact\'s user_id is empty, and keeps the contact\'s name', () => {
+    // An empty key was queued, and the worker, which reads no message without a sender key,
+    // dead-lettered it with the message left queued for good.
+    const body = metaFixtureJson('text');
+    const value = body.entry[0].changes[0].value;
+    delete value.messages[0].from_user_id;
+    value.contacts[0].user_id = '';
+    const item = onlyMessage(Buffer.from(JSON.stringify(body)));
+    expect(item).toMatchObject({ sender: ANA.sender, senderKey: ANA.sender, verdict: 'queued' });
+    expect(item.payload.contactName).toBe(ANA.contactName);
+  });
+
+  it('refuses a message whose only sender is a contact\'s empty wa_id', () => {
+    const body = metaFixtureJson('text');
+    const value = body.entry[0].changes[0].value;
+    delete value.messages[0].from;
+    delete value.messages[0].from_user_id;
+    value.contacts[0] = { wa_id: '', profile: { name: 'Ana Souza' } };
+    expect(parse(Buffer.from(JSON.stringify(body)))).toMatchObject([{ kind: 'malformed' }]);
+  });
+
   it('accepts a username-only user whose message has no from', () => {
     const item = onlyMessage(metaFixture('username-only'));
     expect(item).toMatchObject({ sender: 'BR.1502576394655843', senderKey: 'BR.1502576394655843', verdict: 'queued' });
