@@ -53,6 +53,11 @@ export function malformedItem(source: Source, rawBody: Buffer, reason: string, m
   return { kind: 'malformed', source, messageId: messageId ?? body.key, rawBody: body.text, reason };
 }
 
+/** The dedupe key of a malformed item that has no id of its own: a hash of what identifies it. */
+export function malformedKey(identity: Buffer | string): string {
+  return `malformed:${createHash('sha256').update(identity).digest('hex').slice(0, 40)}`;
+}
+
 /**
  * A body's key and text, made once however many of its parts are malformed: its items share
  * one string, and a body of thousands of broken parts is hashed and decoded once, not per part.
@@ -66,7 +71,7 @@ function bodyOf(rawBody: Buffer): { key: string; text: string } {
     // not hold what was received (nor could it be checked against its signature again): such a
     // body is kept as base64, as one Postgres cannot store is (unstorableItem).
     const text = isUtf8(rawBody) ? rawBody.toString('utf8') : `base64:${rawBody.toString('base64')}`;
-    body = { key: `malformed:${createHash('sha256').update(rawBody).digest('hex').slice(0, 40)}`, text };
+    body = { key: malformedKey(rawBody), text };
     bodies.set(rawBody, body);
   }
   return body;

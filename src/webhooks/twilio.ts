@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { LedgerItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
 import { describeIssues } from '../errors';
-import { MAX_ADDRESS_LENGTH, malformedItem, type InboundRequest, type WebhookAdapter } from './adapter';
+import { MAX_ADDRESS_LENGTH, malformedItem, malformedKey, type InboundRequest, type WebhookAdapter } from './adapter';
 import { bodyMatchesHash, readJsonBodyParams, readSignedBodyHash } from './twilio-json-body';
 
 export { TWILIO_WEBHOOK_PATH } from './paths';
@@ -169,11 +169,16 @@ function joinUrl(base: string | undefined, originalUrl: string): string | undefi
 
 export function parseTwilioForm(rawBody: Buffer, receivedAtMs: number): LedgerItem[] {
   const pairs = parseForm(rawBody);
+  // Every encoding of one signed form verifies under its signature (a pair repeated, split
+  // anew, reordered, percent-encoded otherwise): kept under their bytes, one captured form posted
+  // in a thousand encodings made a thousand malformed rows, each counted as an error. Under the
+  // string that was signed they are one row and its duplicates, as a replay of a message is.
+  const signedKey = () => malformedKey(twilioParamString(pairs));
   // Twilio sends each parameter once; read into one value, a repeat would let the poster pick
   // which of the signed values counts.
   const repeated = pairs.find(([name], index) => pairs.findIndex(([other]) => other === name) !== index);
-  if (repeated) return [malformedItem('twilio', rawBody, `parameter ${repeated[0]} appears more than once, which Twilio never sends`)];
-  return parseTwilioParams(Object.fromEntries(pairs), rawBody, receivedAtMs);
+  if (repeated) return [malformedItem('twilio', rawBody, `parameter ${repeated[0]} appears more than once, which Twilio never sends`, signedKey())];
+  return parseTwilioParams(Object.fromEntries(pairs), rawBody, receivedAtMs, signedKey);
 }
 
 /** A JSON post's fields read as a form's; a body that is no JSON object is kept as malformed. */
@@ -233,17 +238,18 @@ function foreignSignedId(params: Record<string, string>): string | null {
   return null;
 }
 
-function parseTwilioParams(params: Record<string, string>, rawBody: Buffer, receivedAtMs: number): LedgerItem[] {
+/** `keyIfMalformed` makes a malformed form's key, the same for every encoding of what was signed; a JSON post's comes from its bytes, which its signature covers. */
+function parseTwilioParams(params: Record<string, string>, rawBody: Buffer, receivedAtMs: number, keyIfMalformed?: () => string): LedgerItem[] {
   const resplit = resplitProblem(params) ?? (params.SmsStatus && params.SmsStatus !== 'received' && !params.MessageStatus ? 'a receipt (SmsStatus) without MessageStatus' : null);
   if (resplit) {
-    const item = malformedItem('twilio', rawBody, resplit);
+    const item = malformedItem('twilio', rawBody, resplit, keyIfMalformed?.());
     if (params.From) item.sender = params.From;
     return [item];
   }
   // Status callbacks carry MessageStatus (and SmsStatus); an inbound message says "received" if anything.
   if (params.MessageStatus && params.MessageStatus !== 'received') {
     const status = statusCallbackSchema.safeParse(params);
-    if (!status.success) return [malformedItem('twilio', rawBody, describeIssues(status.error.issues))];
+    if (!status.success) return [malformedItem('twilio', rawBody, describeIssues(status.error.issues), keyIfMalformed?.())];
     return [
       {
         kind: 'status',
@@ -258,7 +264,7 @@ function parseTwilioParams(params: Record<string, string>, rawBody: Buffer, rece
   }
   const inbound = inboundSchema.safeParse(params);
   if (!inbound.success) {
-    const item = malformedItem('twilio', rawBody, describeIssues(inbound.error.issues), boundedId(params.MessageSid));
+    const item = malformedItem('twilio', rawBody, describeIssues(inbound.error.issues), boundedId(params.MessageSid) ?? keyIfMalformed?.());
     if (params.From) item.sender = params.From;
     return [item];
   }
