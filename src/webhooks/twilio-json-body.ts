@@ -29,8 +29,9 @@ export function readJsonBodyParams(rawBody: Buffer): { params: Record<string, st
   let body: unknown;
   try {
     body = JSON.parse(rawBody.toString('utf8'));
-  } catch (error) {
-    return { refused: `a JSON body (bodySHA256) that does not parse: ${(error as Error).message}` };
+  } catch {
+    // Not the parser's message: it quotes the text, and last_error outlives the personal data.
+    return { refused: 'a JSON body (bodySHA256) that does not parse' };
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return { refused: 'a JSON body (bodySHA256) that is not an object' };
   const params: Record<string, string> = {};

@@ -83,6 +83,16 @@ describe('Twilio webhook', () => {
       expect(row).toMatchObject({ status: 'malformed', last_error: expect.stringContaining('not an object') });
     });
 
+    it('keeps a signed body that does not parse as malformed, with none of its text in the error', async () => {
+      // The parser's own message quotes the text ("Unexpected token 'c', "{"Body": call me +1"..."),
+      // and last_error is not cleared with the personal data.
+      const body = '{"Body": call me +15550002229';
+      expect((await postJson(body)).status).toBe(200);
+      const [row] = await db.sql<{ status: string; last_error: string }[]>`
+        SELECT status, last_error FROM webhook_messages WHERE webhook_source = 'twilio' AND raw_body = ${body}`;
+      expect(row).toEqual({ status: 'malformed', last_error: 'a JSON body (bodySHA256) that does not parse' });
+    });
+
     it('reads a bodySHA256 only as the URL\'s last parameter, where Twilio appends it', async () => {
       const sid = `SM${randomUUID().replace(/-/g, '')}`;
       const body = JSON.stringify({ MessageSid: sid, From: 'whatsapp:+15550002225', To: 'whatsapp:+14155238886', Body: '1 coke' });
