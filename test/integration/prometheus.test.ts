@@ -280,6 +280,16 @@ describe('Grafana dashboard and alert rules against a real Prometheus', () => {
     expect(failures).toEqual([]);
   });
 
+  it('shows the overview\'s latency and shares for each source, as the alerts that share their thresholds judge them', async () => {
+    // Summed over the sources, a source answered 503 throughout read 1 % beside a busy healthy
+    // one, green, while its critical alert fired.
+    const judged = targets.filter((target) => ['Ack p99', 'Duplicate share', 'Error share', 'Duplicate and error share'].includes(target.panel));
+    expect(judged).toHaveLength(5);
+    for (const target of judged) {
+      expect([target.panel, Object.keys(await byLabel(toPromQL(target.expr!), 'source')).sort()]).toEqual([target.panel, ['twilio', 'whatsapp']]);
+    }
+  });
+
   it('evaluates every alert expression without error', async () => {
     const failures: string[] = [];
     for (const rule of alertGroups.flatMap((group) => group.rules)) {
