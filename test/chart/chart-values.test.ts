@@ -352,7 +352,7 @@ describe('values', () => {
   it('takes the image tag from appVersion unless set, and pins a digest when given', () => {
     const image = (objects: K8sObject[]) => find(objects, 'Deployment', '-ingest').spec.template.spec.containers[0].image;
     expect(image(minimal)).toBe(`ghcr.io/wagate/wagate:${PACKAGE_VERSION}`);
-    expect(image(production)).toBe('ghcr.io/wagate/wagate@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
+    expect(image(production)).toBe('registry.example.com/wagate@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
     expect(image(render({ valuesFiles: [scenarioFile('minimal')], set: ['image.tag=1.2.3', 'image.repository=registry.example/wagate'] }))).toBe('registry.example/wagate:1.2.3');
   });
 
