@@ -258,6 +258,29 @@ describe('the chart in a real API server', () => {
       expect(dryRunServer('shop', built)).toMatch(/\(server dry run\)/);
     });
 
+    it('applies the settings, then the migration Job\'s objects, alone, with the selectors docs/operations.md shows for a plain kubectl install', () => {
+      const docs = readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8');
+      const block = /```sh\n(kubectl kustomize k8s\/overlays\/production > wagate\.yaml\n[\s\S]*?)```/.exec(docs)?.[1];
+      const selectors = [...(block ?? '').matchAll(/^kubectl apply -f wagate\.yaml -l (?:'([^']+)'|(\S+))/gm)].map((match) => match[1] ?? match[2]!);
+      expect(selectors).toHaveLength(2);
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'wagate-plain-'));
+      const file = path.join(dir, 'wagate.yaml');
+      const inNamespace = () => kubectl(['-n', 'wagate', 'get', 'configmap,networkpolicy,serviceaccount,job,deployment', '-o', 'name']).trim().split('\n').filter(Boolean)
+        .filter((name) => !name.endsWith('/default') && !name.endsWith('/kube-root-ca.crt')).sort();
+      try {
+        writeFileSync(file, kubectl(['kustomize', path.join(ROOT, K8S_VARIANTS.production)]));
+        kubectl(['apply', '-f', file, '-l', selectors[0]!]);
+        // The settings the Job reads, and the production overlay's dashboard: nothing that runs.
+        expect(inNamespace()).toEqual(['configmap/wagate-config', 'configmap/wagate-dashboard']);
+        kubectl(['apply', '-f', file, '-l', selectors[1]!]);
+        expect(inNamespace()).toEqual(['configmap/wagate-config', 'configmap/wagate-dashboard', 'job.batch/wagate-migrate',
+          'networkpolicy.networking.k8s.io/wagate-migrate', 'serviceaccount/wagate-migrate']);
+      } finally {
+        kubectl(['-n', 'wagate', 'delete', '-f', file, '--ignore-not-found', '--wait=false']);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it.each(Object.entries(K8S_VARIANTS))('builds %s with kubectl kustomize into the objects the chart renders with k8s/values, and the server accepts them', (variant, dir) => {
       const built = parseObjects(kubectl(['kustomize', path.join(ROOT, dir)]));
       const chart = parseObjects(renderText({ releaseName: 'wagate', namespace: 'wagate', valuesFiles: [path.join(ROOT, 'k8s', 'values', `${variant}.yaml`)], apiVersions: GATED_API_VERSIONS.filter((api) => !api.endsWith('PodMonitor')) }));
