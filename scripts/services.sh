@@ -5,7 +5,24 @@
 set -euo pipefail
 
 # host port; bounded, since connecting to a host that drops packets can take minutes.
-port_open() { timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null; }
+port_open() {
+  if command -v timeout >/dev/null; then
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
+    return
+  fi
+  # macOS has no timeout(1): the connect runs in the background, stopped after 3 s.
+  bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null &
+  local connect=$! status=0
+  (sleep 3; kill "$connect" 2>/dev/null) &
+  local stopper=$!
+  wait "$connect" || status=$?
+  kill "$stopper" 2>/dev/null || true
+  wait "$stopper" 2>/dev/null || true
+  return "$status"
+}
+
+# macOS ships shasum, not sha256sum.
+sha256_of_stdin() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi; }
 
 wait_for_port() { # name host port seconds
   for _ in $(seq 1 "$4"); do port_open "$2" "$3" && return 0; sleep 1; done
@@ -132,7 +149,7 @@ ensure_node_modules() {
   # The Node version and the patches applied to packages (patches/, by postinstall) decide
   # whether an existing node_modules can be kept.
   local want
-  want="$(node --version) patches $(cat patches/*.patch 2>/dev/null | sha256sum | cut -c1-16)"
+  want="$(node --version) patches $(cat patches/*.patch 2>/dev/null | sha256_of_stdin | cut -c1-16)"
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
      || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     npm ci --no-audit --no-fund
