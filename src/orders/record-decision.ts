@@ -174,6 +174,9 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
       return { kind: 'cancel_confirmation', body: replies.cancelled(newest.id), orderId: newest.id, orderCreated: false };
     }
     case 'order_status': {
+      // Not while an earlier message is still on its way, as for a cancel: it may be the order
+      // asked about, and the answer named the one before it, or said there was none.
+      if (await earlierStillUnanswered(tx, message)) return { kind: 'order_status', body: replies.statusEarlierUnanswered(), ...none };
       // The newest as a cancel takes it: by its message's arrival, so both name the same order.
       const [order] = await tx<{ id: string; status: string; total: string; currency: string }[]>`
         SELECT orders.id::text AS id, orders.status, orders.total::text AS total, orders.currency FROM orders
@@ -199,9 +202,10 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
  * Whether a message the sender sent before this one is still queued or processing with no
  * reply recorded: one waiting in a retry tier (Postgres away, a statement timeout, a catalog
  * changing under it), which no longer holds the sender's later messages back. It may be the
- * order a cancel is meant for, and the cancel would reach the order before it instead. Through
- * the index of unfinished messages (wagate_unfinished), read only for a cancel, so the cost
- * grows with the backlog for cancels alone.
+ * order a cancel is meant for, and the cancel would reach the order before it instead, or the
+ * one a status question asks about. Through the index of unfinished messages
+ * (wagate_unfinished), read only for a cancel or a status question, so the cost grows with the
+ * backlog for those alone.
  */
 async function earlierStillUnanswered(tx: Sql, message: QueueMessage): Promise<boolean> {
   const [earlier] = await tx`

@@ -14,7 +14,7 @@ const TEXT_KEYS = [
   'thanks', 'thanksWithName', 'orderConfirmation', 'orderLine', 'clarification', 'problemQuantity', 'problemCurrency',
   'problemUnknown', 'problemSuggestion', 'suggestionHint', 'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'problemNote', 'or', 'cancelled', 'cancelNotOpen', 'cancelTooLate',
   'cancelEarlierUnanswered',
-  'nothingToCancel', 'orderStatus', 'status_open', 'status_cancelled', 'status_fulfilled', 'noOrders', 'menuEmpty',
+  'nothingToCancel', 'orderStatus', 'statusEarlierUnanswered', 'status_open', 'status_cancelled', 'status_fulfilled', 'noOrders', 'menuEmpty',
   'menu', 'unsupported',
 ] as const;
 const catalogueSchema = z.object(Object.fromEntries(TEXT_KEYS.map((key) => [key, z.string().min(1)])) as Record<(typeof TEXT_KEYS)[number], z.ZodString>);
@@ -27,7 +27,7 @@ export type ReplyCatalogues = Record<ReplyLanguage, ReplyCatalogue>;
  */
 const LATER_KEYS = [
   'problemCancel', 'problemTooLong', 'problemsMore', 'problemQuestion', 'problemPrice', 'problemNote', 'cancelNotOpen', 'cancelTooLate', 'cancelEarlierUnanswered',
-  'suggestionHint',
+  'suggestionHint', 'statusEarlierUnanswered',
 ] as const;
 
 function readCatalogueFile(dir: string, language: ReplyLanguage): Record<string, unknown> {
@@ -99,6 +99,8 @@ export function repliesIn(texts: ReplyCatalogue) {
     orderStatus(orderId: string, status: string, total: string, currency: string): string {
       return fill(texts.orderStatus, { orderId, status: statusText(texts, status), total, currency });
     },
+    /** An earlier message of the sender is still on its way: it may be the order the question is about. */
+    statusEarlierUnanswered: () => texts.statusEarlierUnanswered,
     noOrders: () => texts.noOrders,
     /** Every product given, in MAX_REPLY_CHARS: their names shortened as far as it takes. */
     menu(products: Product[]): string {

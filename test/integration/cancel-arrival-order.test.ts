@@ -83,6 +83,25 @@ it('cancels nothing while an earlier message of the sender waits in a retry tier
   expect([(await orderOf(first)).status, (await orderOf(waiting)).status]).toEqual(['open', 'cancelled']);
 });
 
+it('names no order for a status question while an earlier message of the sender waits in a retry tier, and says so', async () => {
+  const from = '15550910012';
+  const first = await arrived(from);
+  await recordDecision(db.sql, first, orderFor(1), TEXTS, POLICY);
+  const waiting = await arrived(from);
+  await db.sql`UPDATE webhook_messages SET status = 'queued' WHERE message_id = ${waiting.messageId}`;
+  const question = await arrived(from);
+
+  // Answered with the first order, the customer learnt of an order other than the one they had just sent.
+  const outcome = await recordDecision(db.sql, question, { kind: 'order_status' }, TEXTS, POLICY);
+  expect(outcome).toMatchObject({ outbound: { kind: 'order_status', body: TEXTS.catalogues.en.statusEarlierUnanswered, order_id: null } });
+
+  await db.sql`UPDATE webhook_messages SET status = 'processing' WHERE message_id = ${waiting.messageId}`;
+  await recordDecision(db.sql, waiting, orderFor(2), TEXTS, POLICY);
+  const again = await arrived(from);
+  const answered = await recordDecision(db.sql, again, { kind: 'order_status' }, TEXTS, POLICY);
+  expect(answered).toMatchObject({ outbound: { kind: 'order_status', body: expect.stringContaining(`#${(await orderOf(waiting)).id}`) } });
+});
+
 it('takes the order of the message that arrived last as the newest, not the one written last', async () => {
   const from = '15550910003';
   const earlier = await arrived(from);
