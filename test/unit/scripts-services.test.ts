@@ -52,6 +52,22 @@ describe('the scripts behind the two commands', () => {
     expect((await bash(`source scripts/services.sh; url_endpoint "${url}" 5432`)).stdout.trim()).toBe(endpoint);
   });
 
+  it('check a port without GNU timeout, as on macOS', async () => {
+    // Only what a Mac has of what the check uses: bash and sleep, no timeout(1).
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin);
+    for (const tool of ['bash', 'sleep']) {
+      const found = (await bash(`command -v ${tool}`)).stdout.trim();
+      writeFileSync(path.join(bin, tool), `#!/bin/sh\nexec ${found} "$@"\n`);
+      chmodSync(path.join(bin, tool), 0o755);
+    }
+    const postgres = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    const check = (port: string) => bash(`source scripts/services.sh; command -v timeout || port_open ${postgres.hostname} ${port}`, { PATH: bin });
+    // Without timeout(1) every service read as not running.
+    expect(await check(postgres.port || '5432')).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect((await check('1')).code).not.toBe(0);
+  });
+
   it('log in to PostgreSQL as the tests will before building anything, and say what to set when they cannot', async () => {
     const url = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
     expect(await bash(`source scripts/services.sh; check_postgres_login '${url}'`)).toEqual({ code: 0, stdout: '', stderr: '' });
