@@ -220,16 +220,21 @@ async function removeOldOrders(sql: Sql, orderDays: number): Promise<CleanupRepo
  * outnumbered a few thousand.
  */
 async function foldReceiptsLeftBehind(sql: Sql): Promise<number> {
-  // The cursor travels as text, as in walkInBatches.
+  // The cursor travels as text, as in walkInBatches. The walk ends at the receipts there were
+  // when it began: those the ingest writes meanwhile it folds in itself, and chasing them kept
+  // a busy shop's run going.
+  const [{ until }] = await sql<[{ until: string }]>`SELECT to_json(now()) #>> '{}' AS until`;
   let after = { createdAt: '-infinity', id: '0' };
   let total = 0;
   for (;;) {
+    // Ordered by the columns, not the output's id, which is text: '100000' sorted before
+    // '99990', and the cursor, compared as a number, skipped the rest.
     const receipts = await sql<{ source: 'whatsapp' | 'twilio'; providerMessageId: string; createdAt: string; id: string }[]>`
-      SELECT webhook_source AS source, message_id AS "providerMessageId", to_json(created_at) #>> '{}' AS "createdAt", id::text AS id
-      FROM message_statuses
-      WHERE created_at > now() - make_interval(secs => ${secondsIn(RECEIPT_REPAIR_DAYS)})
-        AND created_at >= ${after.createdAt}::text::timestamptz AND (created_at, id) > (${after.createdAt}::text::timestamptz, ${after.id}::text::bigint)
-      ORDER BY created_at, id LIMIT ${BATCH_ROWS}`;
+      SELECT r.webhook_source AS source, r.message_id AS "providerMessageId", to_json(r.created_at) #>> '{}' AS "createdAt", r.id::text AS id
+      FROM message_statuses r
+      WHERE r.created_at > now() - make_interval(secs => ${secondsIn(RECEIPT_REPAIR_DAYS)}) AND r.created_at <= ${until}::text::timestamptz
+        AND r.created_at >= ${after.createdAt}::text::timestamptz AND (r.created_at, r.id) > (${after.createdAt}::text::timestamptz, ${after.id}::text::bigint)
+      ORDER BY r.created_at, r.id LIMIT ${BATCH_ROWS}`;
     total += await foldReceipts(sql, receipts);
     if (receipts.length < BATCH_ROWS) return total;
     after = receipts.at(-1)!;

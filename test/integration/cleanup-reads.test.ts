@@ -112,6 +112,23 @@ it('repairs the replies of recent receipts by looking each one up, not by readin
     .toEqual([{ delivery_status: 'delivered', n: LEFT_BEHIND }]);
 }, 60_000);
 
+it('repairs every reply behind when the receipts of one moment cross a power of ten in their ids', async () => {
+  // One ingest batch's receipts share their created_at; sorted as text, '100000' came before
+  // '99500', and the cursor, compared as a number, skipped every receipt below it.
+  const BEHIND = 1_500;
+  await db.sql`
+    INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, status, provider_message_id, delivery_status, created_at)
+    SELECT 'tens-' || g, 'whatsapp', 'tens-' || g, '1', '2', 'order_confirmation', 'sent', 'wamid.tens.' || g, 'sent', now() - interval '1 day'
+    FROM generate_series(1, ${BEHIND}) g`;
+  await db.sql`
+    INSERT INTO message_statuses (id, webhook_source, message_id, status, created_at) OVERRIDING SYSTEM VALUE
+    SELECT 99499 + g, 'whatsapp', 'wamid.tens.' || g, 'delivered', now() - interval '1 hour'
+    FROM generate_series(1, ${BEHIND}) g`;
+  const report = await cleanup();
+  expect(report.receipts_folded).toBe(BEHIND);
+  expect(await db.sql`SELECT count(*)::integer AS n FROM outbound_messages WHERE idempotency_key LIKE 'tens-%' AND delivery_status = 'delivered'`).toEqual([{ n: BEHIND }]);
+});
+
 it('reads the Twilio keys it keeps once per run while it deletes the older Meta keys behind them', async () => {
   // Twilio's keys stay for RETENTION_DAYS (30), Meta's go after --days (9): the Twilio rows
   // from 20 days ago are older than the Meta rows to delete, and are kept.
