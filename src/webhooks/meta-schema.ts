@@ -67,9 +67,10 @@ export const metaStatusSchema = z.looseObject({
 
 /** Judged one by one (metaContacts): a contact only adds a name and a user id, so a bad one is left out, not its messages. */
 export const contactSchema = z.looseObject({
-  // Empty is no address: an empty user_id became the sender's key, which no worker reads.
-  wa_id: address.optional(),
-  user_id: address.optional(),
+  // Empty is no address: an empty user_id became the sender's key, which no worker reads. Read
+  // as left out, not refused: a refused field made the contact partial, and its name was lost.
+  wa_id: z.preprocess((value) => (value === '' ? undefined : value), address.optional()),
+  user_id: z.preprocess((value) => (value === '' ? undefined : value), address.optional()),
   profile: z.looseObject({ name: z.string().optional() }).optional(),
 });
 

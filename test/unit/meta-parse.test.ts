@@ -111,6 +111,16 @@ describe('Meta senders', () => {
     expect(item.payload.contactName).toBe(ANA.contactName);
   });
 
+  it('keys the sender on the lone contact\'s user_id when its wa_id is empty, and keeps its name', () => {
+    const body = metaFixtureJson('text');
+    const value = body.entry[0].changes[0].value;
+    delete value.messages[0].from_user_id;
+    value.contacts[0].wa_id = '';
+    const item = onlyMessage(Buffer.from(JSON.stringify(body)));
+    expect(item).toMatchObject({ sender: ANA.sender, senderKey: ANA.senderKey, verdict: 'queued' });
+    expect(item.payload.contactName).toBe(ANA.contactName);
+  });
+
   it('refuses a message whose only sender is a contact\'s empty wa_id', () => {
     const body = metaFixtureJson('text');
     const value = body.entry[0].changes[0].value;
