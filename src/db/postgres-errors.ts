@@ -117,14 +117,17 @@ export function explainPostgresFailure(error: unknown, databaseUrl: string): str
   if (LOGIN_HINTS[code]) return `${LOGIN_HINTS[code]} (server ${where})`;
   if (isPgBouncerRefusal(error)) return `${PGBOUNCER_HINT} (server ${where}: ${(error as Error).message})`;
   if (classifyPostgresError(error) === 'DATABASE_UNAVAILABLE') return `Postgres at ${where} cannot be reached: check that it runs and that DATABASE_URL points at it`;
-  if (SCHEMA_MISSING.has(code)) return `the database ${where} lacks part of wagate's schema: run \`wagate migrate\` of this release against it first (a Helm install or upgrade runs it as its hook)`;
+  if (SCHEMA_MISSING.has(code)) {
+    return `the database ${where} lacks a table, column or function wagate uses: if this release has not migrated it, run \`wagate migrate\` against it first (a Helm install or upgrade runs it as its hook); if it has, check that DATABASE_URL names wagate's database and that its role's search_path reaches wagate's schema`;
+  }
   return null;
 }
 
 /**
- * undefined_table, undefined_column, undefined_function: a command run before `migrate`, or a
- * release newer than the database's schema. The ingest and the worker wait for their migrations
- * at start; operator commands meet the gap in their first statement.
+ * undefined_table, undefined_column, undefined_function: most often a command run before
+ * `migrate`, or a release newer than the database's schema (the ingest and the worker wait for
+ * their migrations at start; operator commands meet the gap in their first statement), but also
+ * another database or search_path than wagate's, so the hint names both.
  */
 const SCHEMA_MISSING = new Set([SQLSTATE_UNDEFINED_TABLE, '42703', '42883']);
 

@@ -46,7 +46,7 @@ describe('wagate command line', () => {
   it('says to run migrate when a command meets a database without the schema', async () => {
     const result = await wagate(['replies', 'unknown']);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/relation "outbound_messages" does not exist\n {2}the database \S+ lacks part of wagate's schema: run `wagate migrate` of this release/);
+    expect(result.stderr).toMatch(/relation "outbound_messages" does not exist\n {2}the database \S+ lacks a table, column or function wagate uses: if this release has not migrated it, run `wagate migrate`/);
   });
 
   it('migrate applies the schema and is idempotent', async () => {
