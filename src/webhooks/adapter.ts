@@ -37,10 +37,6 @@ export interface WebhookAdapter {
 }
 
 /**
- * A signed body we cannot use. Its key is derived from the bytes, so a provider retry of
- * the same body is a duplicate rather than a second row.
- */
-/**
  * The longest sender, recipient or business address taken. Phone numbers and Meta's user ids
  * are a few dozen characters; a sender becomes a key of the rate-limit index, which refuses
  * rows past 2.7 kB, so a longer one failed its whole request with a 503 until the provider
@@ -48,6 +44,11 @@ export interface WebhookAdapter {
  */
 export const MAX_ADDRESS_LENGTH = 256;
 
+/**
+ * A signed body we cannot use. Its key is `messageId` when given (an id of its own, or for a
+ * Twilio form a hash of the parameters that were signed), else derived from the bytes, so a
+ * provider retry of the same body is a duplicate rather than a second row.
+ */
 export function malformedItem(source: Source, rawBody: Buffer, reason: string, messageId?: string): MalformedItem {
   const body = bodyOf(rawBody);
   return { kind: 'malformed', source, messageId: messageId ?? body.key, rawBody: body.text, reason };
