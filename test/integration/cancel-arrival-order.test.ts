@@ -3,7 +3,9 @@ import { recordDecision } from '../../src/orders/record-decision';
 import { buildOrder } from '../../src/orders/order-lines';
 import { loadReplyCatalogues } from '../../src/orders/replies';
 import type { QueueMessage } from '../../src/queue/message';
+import { createDatabase } from '../../src/db/client';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { waitFor } from '../support/wait';
 import { uniqueWamid } from '../support/webhooks';
 
 /**
@@ -120,3 +122,39 @@ it('takes the order of the message that arrived last as the newest, not the one 
   await recordDecision(db.sql, cancel, { kind: 'cancel' }, TEXTS, POLICY);
   expect([(await orderOf(earlier)).status, (await orderOf(later)).status]).toEqual(['open', 'cancelled']);
 });
+
+it('reads only the sender\'s own unfinished messages to ask whether one is still on its way, not the whole backlog', async () => {
+  // A backlog of other senders' messages, as after an outage, when status questions come in numbers.
+  const BACKLOG = 20_000;
+  await db.sql`
+    INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status)
+    SELECT 'whatsapp', 'backlog-' || g, 'backlog-' || (g % 500), 'backlog-' || (g % 500), '100', 'queued' FROM generate_series(1, ${BACKLOG}) g`;
+  await db.sql`ANALYZE webhook_messages`;
+  const from = '15550910020';
+  const first = await arrived(from);
+  await recordDecision(db.sql, first, orderFor(1), TEXTS, POLICY);
+  const question = await arrived(from);
+  const before = await reads();
+  // On a pool of its own: its backend reports its reads when it ends.
+  const sql = createDatabase({ url: db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-status' });
+  try {
+    const outcome = await recordDecision(sql, question, { kind: 'order_status' }, TEXTS, POLICY);
+    expect(outcome).toMatchObject({ outbound: { kind: 'order_status', body: expect.stringContaining(`#${(await orderOf(first)).id}`) } });
+  } finally {
+    await sql.end();
+  }
+  const after = await waitFor('the status backend\'s statistics', async () => {
+    const now = await reads();
+    return now.replies > before.replies && now;
+  });
+  // Through the index of every unfinished message, the check read each of the 20,000.
+  expect(after.index - before.index).toBeLessThan(1_000);
+});
+
+/** Entries read from webhook_messages' indexes, and replies written, as the statistics have them. */
+async function reads(): Promise<{ index: number; replies: number }> {
+  const [row] = await db.sql<{ index: number; replies: number }[]>`
+    SELECT (SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes WHERE relname = 'webhook_messages')::integer AS index,
+           (SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'outbound_messages')::integer AS replies`;
+  return row!;
+}

@@ -53,6 +53,7 @@ const SHIPPED: Record<string, string> = {
   '041_retry_tier_delays.sql': '15a6136e125bf9510ec6b466f76647fbb62b7891aa9e345c5955b0fb2e6fbb42',
   '042_replies_to_clear_index.sql': 'd3e7df88e224038ce2687dbe619244bd7958d9bcce3d07f08b29c89595458917',
   '043_orders_to_clear_index.sql': '1be9c2bf5f4f859d6575aec02b4df6b1c2c480d083b0e51825318713f0c74e9a',
+  '044_unfinished_by_sender_index.sql': '062142cd4b02daf6ef65513677a2a58484c143dc7ec02fb2e915866569e4c2d1',
 };
 
 it('ships every released migration exactly as released; new ones are added here once released', () => {
