@@ -44,6 +44,25 @@ async function arrived(from: string): Promise<QueueMessage> {
   };
 }
 
+/**
+ * A sender's first order placed, then their next message failing before its decision was
+ * written (Postgres away for it) and waiting in a retry tier, which no longer holds their later
+ * messages back.
+ */
+async function orderedThenOneWaiting(from: string): Promise<{ first: QueueMessage; waiting: QueueMessage }> {
+  const first = await arrived(from);
+  await recordDecision(db.sql, first, orderFor(1), TEXTS, POLICY);
+  const waiting = await arrived(from);
+  await db.sql`UPDATE webhook_messages SET status = 'queued' WHERE message_id = ${waiting.messageId}`;
+  return { first, waiting };
+}
+
+/** The waiting message back from its tier, its order placed. */
+async function placedFromItsTier(waiting: QueueMessage): Promise<void> {
+  await db.sql`UPDATE webhook_messages SET status = 'processing' WHERE message_id = ${waiting.messageId}`;
+  await recordDecision(db.sql, waiting, orderFor(2), TEXTS, POLICY);
+}
+
 const orderOf = async (message: QueueMessage) =>
   (await db.sql<{ id: string; status: string }[]>`SELECT id::text, status FROM orders WHERE message_id = ${message.messageId}`)[0]!;
 
@@ -65,12 +84,7 @@ it('cancels the order placed before the cancel arrived, not one placed while the
 
 it('cancels nothing while an earlier message of the sender waits in a retry tier with no decision, and says so', async () => {
   const from = '15550910002';
-  const first = await arrived(from);
-  await recordDecision(db.sql, first, orderFor(1), TEXTS, POLICY);
-  // The customer's next order fails before its order is written (Postgres away for it) and
-  // waits in a retry tier, which no longer holds their later messages back.
-  const waiting = await arrived(from);
-  await db.sql`UPDATE webhook_messages SET status = 'queued' WHERE message_id = ${waiting.messageId}`;
+  const { first, waiting } = await orderedThenOneWaiting(from);
   const cancel = await arrived(from);
 
   const outcome = await recordDecision(db.sql, cancel, { kind: 'cancel' }, TEXTS, POLICY);
@@ -78,8 +92,7 @@ it('cancels nothing while an earlier message of the sender waits in a retry tier
   expect((await orderOf(first)).status).toBe('open');
 
   // Back from its tier, the waiting order is placed; a cancel sent after its answer reaches it.
-  await db.sql`UPDATE webhook_messages SET status = 'processing' WHERE message_id = ${waiting.messageId}`;
-  await recordDecision(db.sql, waiting, orderFor(2), TEXTS, POLICY);
+  await placedFromItsTier(waiting);
   const again = await arrived(from);
   await recordDecision(db.sql, again, { kind: 'cancel' }, TEXTS, POLICY);
   expect([(await orderOf(first)).status, (await orderOf(waiting)).status]).toEqual(['open', 'cancelled']);
@@ -87,18 +100,14 @@ it('cancels nothing while an earlier message of the sender waits in a retry tier
 
 it('names no order for a status question while an earlier message of the sender waits in a retry tier, and says so', async () => {
   const from = '15550910012';
-  const first = await arrived(from);
-  await recordDecision(db.sql, first, orderFor(1), TEXTS, POLICY);
-  const waiting = await arrived(from);
-  await db.sql`UPDATE webhook_messages SET status = 'queued' WHERE message_id = ${waiting.messageId}`;
+  const { waiting } = await orderedThenOneWaiting(from);
   const question = await arrived(from);
 
   // Answered with the first order, the customer learnt of an order other than the one they had just sent.
   const outcome = await recordDecision(db.sql, question, { kind: 'order_status' }, TEXTS, POLICY);
   expect(outcome).toMatchObject({ outbound: { kind: 'order_status', body: TEXTS.catalogues.en.statusEarlierUnanswered, order_id: null } });
 
-  await db.sql`UPDATE webhook_messages SET status = 'processing' WHERE message_id = ${waiting.messageId}`;
-  await recordDecision(db.sql, waiting, orderFor(2), TEXTS, POLICY);
+  await placedFromItsTier(waiting);
   const again = await arrived(from);
   const answered = await recordDecision(db.sql, again, { kind: 'order_status' }, TEXTS, POLICY);
   expect(answered).toMatchObject({ outbound: { kind: 'order_status', body: expect.stringContaining(`#${(await orderOf(waiting)).id}`) } });

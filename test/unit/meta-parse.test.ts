@@ -99,25 +99,19 @@ describe('Meta senders', () => {
     expect(onlyMessage(Buffer.from(JSON.stringify(body)))).toMatchObject({ sender: ANA.sender, senderKey: ANA.sender });
   });
 
-  it('keys the sender on wa_id when the contact\'s user_id is empty, and keeps the contact\'s name', () => {
-    // An empty key was queued, and the worker, which reads no message without a sender key,
-    // dead-lettered it with the message left queued for good.
+  // An empty user_id became the sender's key, and the worker, which reads no message without
+  // one, dead-lettered it with the message left queued for good; refused instead of left out,
+  // an empty field made the lone contact partial, and its name and user id were lost.
+  it.each([
+    ['user_id', ANA.sender],
+    ['wa_id', ANA.senderKey],
+  ])('reads a contact\'s empty %s as left out, keeping its other fields and its name', (field, senderKey) => {
     const body = metaFixtureJson('text');
     const value = body.entry[0].changes[0].value;
     delete value.messages[0].from_user_id;
-    value.contacts[0].user_id = '';
+    value.contacts[0][field] = '';
     const item = onlyMessage(Buffer.from(JSON.stringify(body)));
-    expect(item).toMatchObject({ sender: ANA.sender, senderKey: ANA.sender, verdict: 'queued' });
-    expect(item.payload.contactName).toBe(ANA.contactName);
-  });
-
-  it('keys the sender on the lone contact\'s user_id when its wa_id is empty, and keeps its name', () => {
-    const body = metaFixtureJson('text');
-    const value = body.entry[0].changes[0].value;
-    delete value.messages[0].from_user_id;
-    value.contacts[0].wa_id = '';
-    const item = onlyMessage(Buffer.from(JSON.stringify(body)));
-    expect(item).toMatchObject({ sender: ANA.sender, senderKey: ANA.senderKey, verdict: 'queued' });
+    expect(item).toMatchObject({ sender: ANA.sender, senderKey, verdict: 'queued' });
     expect(item.payload.contactName).toBe(ANA.contactName);
   });
 
