@@ -156,7 +156,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     metrics,
     match,
     replyTexts,
-    orderPolicy: { cancelWindowHours: config.ORDER_CANCEL_WINDOW_HOURS },
+    orderPolicy: { cancelWindowHours: config.ORDER_CANCEL_WINDOW_HOURS, stuckAfterMs: stuckAfterMs(config.RETRY_DELAYS_MS) },
     catalog: createCatalogCache(sql, batchers.match),
     claim: batchers.claim,
     drawOrderId: batchers.drawOrderId,

@@ -140,6 +140,8 @@ interface Applied {
 export interface OrderPolicy {
   /** How long after it was placed the newest order can be cancelled by a message (ORDER_CANCEL_WINDOW_HOURS); 0 for any age. */
   cancelWindowHours: number;
+  /** How long an unfinished message may go untouched before it counts as stuck (stuckAfterMs): no longer on its way. */
+  stuckAfterMs: number;
 }
 
 async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredDecision, replies: Replies, policy: OrderPolicy): Promise<Applied> {
@@ -156,7 +158,7 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
       // customer placed meanwhile. An order whose message row is gone (cleanup) is older; the
       // newest is the one whose message arrived last, not the one written last, since a message
       // back from a retry tier writes its order after a later one's.
-      if (await earlierStillUnanswered(tx, message)) return { kind: 'cancel_confirmation', body: replies.cancelEarlierUnanswered(), ...none };
+      if (await earlierStillUnanswered(tx, message, policy)) return { kind: 'cancel_confirmation', body: replies.cancelEarlierUnanswered(), ...none };
       const [newest] = await tx<{ id: string; status: string; young: boolean }[]>`
         SELECT orders.id::text AS id, orders.status,
                (${policy.cancelWindowHours}::integer = 0 OR orders.created_at > now() - make_interval(hours => ${policy.cancelWindowHours}::integer)) AS young
@@ -176,7 +178,7 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
     case 'order_status': {
       // Not while an earlier message is still on its way, as for a cancel: it may be the order
       // asked about, and the answer named the one before it, or said there was none.
-      if (await earlierStillUnanswered(tx, message)) return { kind: 'order_status', body: replies.statusEarlierUnanswered(), ...none };
+      if (await earlierStillUnanswered(tx, message, policy)) return { kind: 'order_status', body: replies.statusEarlierUnanswered(), ...none };
       // The newest as a cancel takes it: by its message's arrival, so both name the same order.
       const [order] = await tx<{ id: string; status: string; total: string; currency: string }[]>`
         SELECT orders.id::text AS id, orders.status, orders.total::text AS total, orders.currency FROM orders
@@ -203,16 +205,18 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
  * reply recorded: one waiting in a retry tier (Postgres away, a statement timeout, a catalog
  * changing under it), which no longer holds the sender's later messages back. It may be the
  * order a cancel is meant for, and the cancel would reach the order before it instead, or the
- * one a status question asks about. Through the index of unfinished messages
- * (wagate_unfinished), read only for a cancel or a status question, so the cost grows with the
- * backlog for those alone.
+ * one a status question asks about. One untouched for longer than a stuck message is not on its
+ * way (its dead write failed, its queue copy was lost): counted, it had the customer told to
+ * ask again until an operator requeued it. Through the index of unfinished messages by sender
+ * (migration 044), so the cost is the sender's own.
  */
-async function earlierStillUnanswered(tx: Sql, message: QueueMessage): Promise<boolean> {
+async function earlierStillUnanswered(tx: Sql, message: QueueMessage, policy: OrderPolicy): Promise<boolean> {
   const [earlier] = await tx`
     SELECT 1 FROM webhook_messages earlier
     WHERE wagate_unfinished(earlier.status)
       AND earlier.webhook_source = ${message.source} AND earlier.sender_key = ${message.senderKey}
       AND earlier.id < (SELECT id FROM webhook_messages WHERE webhook_source = ${message.source} AND message_id = ${message.messageId})
+      AND earlier.updated_at > now() - make_interval(secs => ${policy.stuckAfterMs / 1000})
       AND NOT EXISTS (SELECT 1 FROM outbound_messages reply WHERE reply.webhook_source = earlier.webhook_source AND reply.inbound_message_id = earlier.message_id)
     LIMIT 1`;
   return earlier !== undefined;

@@ -14,7 +14,7 @@ import { uniqueWamid } from '../support/webhooks';
  * the customer's next order had been placed, and cancel that one, leaving the order it meant open.
  */
 const TEXTS = { catalogues: loadReplyCatalogues(), defaultLanguage: 'en' as const };
-const POLICY = { cancelWindowHours: 24 };
+const POLICY = { cancelWindowHours: 24, stuckAfterMs: 90 * 60_000 };
 const COKE = { sku: 'COKE-ARRIVAL', name: 'Coca-Cola', price: '2.50', currency: 'EUR' };
 let db: TestDatabase;
 
@@ -111,6 +111,20 @@ it('names no order for a status question while an earlier message of the sender 
   const again = await arrived(from);
   const answered = await recordDecision(db.sql, again, { kind: 'order_status' }, TEXTS, POLICY);
   expect(answered).toMatchObject({ outbound: { kind: 'order_status', body: expect.stringContaining(`#${(await orderOf(waiting)).id}`) } });
+});
+
+it('takes an earlier message untouched for longer than a stuck one for no longer on its way, and answers', async () => {
+  const from = '15550910013';
+  const { first, waiting } = await orderedThenOneWaiting(from);
+  // Its dead write failed, or its queue copy was lost: nothing will finish it until an operator
+  // requeues it, and every status question and cancel was told to ask again meanwhile.
+  await db.sql`UPDATE webhook_messages SET updated_at = now() - make_interval(secs => ${POLICY.stuckAfterMs / 1000 + 60}) WHERE message_id = ${waiting.messageId}`;
+  const question = await arrived(from);
+  const outcome = await recordDecision(db.sql, question, { kind: 'order_status' }, TEXTS, POLICY);
+  expect(outcome).toMatchObject({ outbound: { kind: 'order_status', body: expect.stringContaining(`#${(await orderOf(first)).id}`) } });
+  const cancel = await arrived(from);
+  await recordDecision(db.sql, cancel, { kind: 'cancel' }, TEXTS, POLICY);
+  expect((await orderOf(first)).status).toBe('cancelled');
 });
 
 it('takes the order of the message that arrived last as the newest, not the one written last', async () => {

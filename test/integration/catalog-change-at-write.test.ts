@@ -26,7 +26,7 @@ import { uniqueWamid } from '../support/webhooks';
  * against the catalog, writes nothing when one changed, and the message is decided again.
  */
 const TEXTS = { catalogues: loadReplyCatalogues(), defaultLanguage: 'en' as const };
-const POLICY = { cancelWindowHours: 24 };
+const POLICY = { cancelWindowHours: 24, stuckAfterMs: 90 * 60_000 };
 const MATCH = { threshold: 0.45, ambiguityMargin: 0.05 };
 let db: TestDatabase;
 let fake: FakeProvider;

@@ -18,7 +18,7 @@ import { uniqueWamid } from '../support/webhooks';
 const PREFIX = 'record-fence';
 const FENCE: OwnerFence = { queuePrefix: PREFIX, memberId: 'worker-a', shard: 0 };
 const TEXTS = { catalogues: loadReplyCatalogues(), defaultLanguage: 'en' as const };
-const POLICY = { cancelWindowHours: 24 };
+const POLICY = { cancelWindowHours: 24, stuckAfterMs: 90 * 60_000 };
 let db: TestDatabase;
 
 beforeAll(async () => {
