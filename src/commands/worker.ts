@@ -8,6 +8,7 @@ import { createBroker, type Broker } from '../queue/broker';
 import { refreshQueueGauges, topologyFromConfig } from '../queue/depths';
 import { abandonedSendAfterMs, countUnknownReplies, markAbandonedSends } from '../orders/reply-operations';
 import { failureStreak } from '../telemetry/failure-streak';
+import { personalDataOverdueSeconds } from '../ledger/personal-data-overdue';
 import { countStuckMessages, stuckAfterMs } from '../ledger/stuck';
 import { countHeldMessages } from '../ledger/held-messages';
 import { countKeptThroughFailures } from '../telemetry/count-kept-through-failures';
@@ -228,8 +229,14 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
       metrics.messagesHeld.reset();
       metrics.messagesHeldExpiring.reset();
     }, COUNT_KEPT_MS);
+  const refreshOverdue = countKeptThroughFailures(() => personalDataOverdueSeconds(sql, config.PERSONAL_DATA_RETENTION_DAYS),
+    (seconds) => metrics.personalDataOverdue.set(seconds), () => metrics.personalDataOverdue.set(Number.NaN), COUNT_KEPT_MS);
   void refreshHeld();
-  const heldGauges = setInterval(() => void refreshHeld(), HELD_COUNT_INTERVAL_MS);
+  void refreshOverdue();
+  const heldGauges = setInterval(() => {
+    void refreshHeld();
+    void refreshOverdue();
+  }, HELD_COUNT_INTERVAL_MS);
   const abandonedSweeps = failureStreak(log, {
     failing: 'cannot look for replies left sending with their message finished (check Postgres); tried again every 5 s, said again each minute',
     recovered: 'the look for replies left sending works again',

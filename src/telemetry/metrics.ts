@@ -293,6 +293,11 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
       labelNames: ['source'] as const,
       registers: [registry],
     }),
+    personalDataOverdue: new Gauge({
+      name: 'wagate_personal_data_overdue_seconds',
+      help: 'How long the oldest reply text or customer name that cleanup should have cleared has been past PERSONAL_DATA_RETENTION_DAYS (0 when none has), read from PostgreSQL. Every worker reports the same value: use max().',
+      registers: [registry],
+    }),
     inFlight: new Gauge({
       name: 'wagate_http_in_flight_requests',
       help: 'Webhook requests being handled by this process.',

@@ -16,6 +16,7 @@ const REQUIRED_ALERTS = [
   'WagateErrorRateHigh',
   'WagateRateLimitViolations',
   'WagateHeldMessagesExpiring',
+  'WagatePersonalDataOverdue',
   'WagateDeadLettersPresent',
   'WagateWorkerRedeliveries',
   'WagateBrokerBlocked',
