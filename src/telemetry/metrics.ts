@@ -295,7 +295,7 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
     }),
     personalDataOverdue: new Gauge({
       name: 'wagate_personal_data_overdue_seconds',
-      help: 'How long the oldest reply text or customer name that cleanup should have cleared has been past PERSONAL_DATA_RETENTION_DAYS (0 when none has), read from PostgreSQL. Every worker reports the same value: use max().',
+      help: 'How long the oldest reply text or customer name that cleanup should have cleared has been past PERSONAL_DATA_RETENTION_DAYS: about the time since cleanup last cleared, under a day while it runs nightly (0 with nothing due). Read from PostgreSQL; every worker reports the same value: use max().',
       registers: [registry],
     }),
     inFlight: new Gauge({
