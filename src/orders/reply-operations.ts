@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Source } from '../config';
 import { transaction, type Sql } from '../db/client';
-import { deliverReply } from './deliver-reply';
+import { acceptedUnrecordedOf, deliverReply } from './deliver-reply';
 import { confirmsCancelledOrder } from './mark-sending';
 import type { OutboundRow } from './record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
@@ -86,12 +86,16 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
   // the one statement that records the refusal. A refusal of the resend (an expired token)
   // says nothing of the first attempt, and the operator may fix its cause and resend. An undelivered reply takes its failed message back, as if never resent.
   let putBack = false;
+  let putBackFailed = false;
   let refusal: string | undefined;
   const putBackUnsent = async (status: 'retry' | 'failed', error: string) => {
     const reason = `resend ${status === 'failed' ? 'refused' : 'failed'}, nothing was sent: ${error}`;
     refusal = reason;
     const restore = row.was === 'sent';
     // Only from 'sending': a worker that marked it unknown meanwhile (a replay of its message) is left so.
+    // Should this write fail for good, the reply is no longer as it was and the catch below
+    // marks it unknown: a retryable refusal's error, wrapped, cannot tell it from one put back.
+    putBackFailed = true;
     const [back] = await sql`UPDATE outbound_messages SET status = ${row.was}, sending_attempt = NULL, updated_at = now(),
         last_error = CASE WHEN recipient = ${ERASED} THEN ${RESEND_NOT_SENT_ERASED} ELSE ${reason} END,
         provider_message_id = CASE WHEN ${restore} THEN ${row.was_provider_id} ELSE provider_message_id END,
@@ -101,13 +105,16 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
       WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`;
     // A try whose commit landed with its answer lost finds nothing the second time: still put back.
     putBack ||= Boolean(back);
+    putBackFailed = false;
   };
   try {
     // Marked here already: deliverReply's own mark moves only replies never sent.
     return await deliverReply(sql, row.webhook_source, row, sendReply, metrics, { markSending: async () => true, attempt, refuse: putBackUnsent });
   } catch (error) {
+    const accepted = acceptedUnrecordedOf(error);
+    if (accepted) throw await acceptedButUnrecorded(sql, id, attempt, accepted.providerMessageId, error as Error);
     const forGood = error instanceof PermanentError;
-    if (forGood || error instanceof RetryableError) {
+    if ((forGood || error instanceof RetryableError) && !putBackFailed) {
       // Not put back: the reply was no longer this resend's to write (a worker marked it unknown).
       if (!putBack) throw error;
       const reason = `resend ${forGood ? 'refused' : 'failed'}, nothing was sent: ${error.message}`;
@@ -133,6 +140,22 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     const then = refusal ? 'resend it, or settle it: wagate replies settle' : 'check the provider\'s console before resending it';
     throw new WagateError('RETRYABLE', `${reason}; the reply is unknown now: ${then}`);
   }
+}
+
+/**
+ * The provider took the resend (the customer has it) and its answer could not be written: the
+ * error names the provider's message id and the settle that records it, since a second resend
+ * would reach the customer twice and, without the id, its receipts reach no reply. The reply is
+ * marked unknown with the id in its last_error, for `wagate replies unknown`; if even that
+ * fails, a worker marks it unknown later (markAbandonedSends), and only this error has the id.
+ */
+async function acceptedButUnrecorded(sql: Sql, id: string, attempt: string, providerMessageId: string, error: Error): Promise<WagateError> {
+  const settle = `wagate replies settle --id ${id} --as sent --provider-id ${providerMessageId}`;
+  const note = `an operator's resend was accepted by the provider as ${providerMessageId} and could not be recorded: do not resend it; ${settle}`;
+  const [marked] = await sql`UPDATE outbound_messages SET status = 'unknown', sending_attempt = NULL, updated_at = now(), last_error = ${note}
+    WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`.catch(() => []);
+  const when = marked ? 'it is unknown now' : 'once a worker has marked it unknown (wagate replies unknown lists it)';
+  return new WagateError('RETRYABLE', `reply ${id} was sent: the provider accepted it as ${providerMessageId}, but that could not be recorded (${error.message}); do not resend it; ${when}, record it: ${settle}`);
 }
 
 /** A resend's refusal for a customer erased during the call: the provider's text may quote the number. */

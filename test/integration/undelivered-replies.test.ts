@@ -213,6 +213,15 @@ describe('receipts of the message a resend replaced', () => {
   });
 });
 
+/** The pipeline's database, where every try of a statement whose text matches fails with a deadlock. */
+const failing = (statement: RegExp) => new Proxy(pipeline.db.sql, {
+  apply(target, self, args: unknown[]) {
+    const text = Array.isArray(args[0]) ? args[0].join('') : '';
+    if (statement.test(text)) return Promise.reject(Object.assign(new Error('deadlock detected'), { code: '40P01' }));
+    return Reflect.apply(target, self, args);
+  },
+});
+
 describe('a resend refused while the database fails or the customer is erased', () => {
   it('makes the reply unknown, never failed, when putting it back cannot be written: nothing was sent', async () => {
     const customer = '15550300010';
@@ -221,15 +230,7 @@ describe('a resend refused while the database fails or the customer is erased', 
     // each time, and is given up after its short retries; every other statement goes through. (A
     // connection cut each time is tried for 30 s, as long as a running worker takes to mark a
     // reply left 'sending' unknown itself, and the two raced.)
-    const cutPutBack = new Proxy(pipeline.db.sql, {
-      apply(target, self, args: unknown[]) {
-        const text = Array.isArray(args[0]) ? args[0].join('') : '';
-        if (text.includes('NULLIF(earlier_provider_message_ids')) {
-          return Promise.reject(Object.assign(new Error('deadlock detected'), { code: '40P01' }));
-        }
-        return Reflect.apply(target, self, args);
-      },
-    });
+    const cutPutBack = failing(/NULLIF\(earlier_provider_message_ids/);
     pipeline.fake.behave({ kind: 'status', status: 401, metaCode: 190 }, 1);
     await expect(resendReply(cutPutBack, first.id, metaClient(), pipeline.workers[0]!.metrics))
       .rejects.toThrow(/resend refused, nothing was sent: .*; it could not be put back as it was: deadlock detected; the reply is unknown now: resend it, or settle it/);
@@ -239,6 +240,36 @@ describe('a resend refused while the database fails or the customer is erased', 
     // Unknown, so in front of an operator, who may resend it: it goes out once.
     expect(await resendReply(pipeline.db.sql, first.id, metaClient(), pipeline.workers[0]!.metrics)).toBe('sent');
     expect(callsToRecipient(pipeline, customer)).toHaveLength(3);
+  });
+
+  it('makes the reply unknown when a refusal that may be retried cannot put it back, never leaving it sending', async () => {
+    const customer = '15550300012';
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
+    pipeline.fake.behave({ kind: 'status', status: 503, metaCode: 2 }, 1);
+    await expect(resendReply(failing(/NULLIF\(earlier_provider_message_ids/), first.id, metaClient(), pipeline.workers[0]!.metrics))
+      .rejects.toThrow(/resend failed, nothing was sent: .*could not be put back as it was: .*deadlock detected.*; the reply is unknown now: resend it, or settle it/);
+    expect(await replyOf(id)).toMatchObject({ status: 'unknown', provider_message_id: null });
+    expect(callsToRecipient(pipeline, customer)).toHaveLength(2);
+  });
+
+  it('names the provider\'s id and the settle that records it when an accepted resend cannot be recorded', async () => {
+    const customer = '15550300013';
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
+    const error = await resendReply(failing(/WITH input AS/), first.id, metaClient(), pipeline.workers[0]!.metrics).catch((caught: Error) => caught);
+    // The customer has it: one call more than the first send.
+    const calls = callsToRecipient(pipeline, customer);
+    expect(calls).toHaveLength(2);
+    const providerId = (error as Error).message.match(/accepted it as (wamid\.\S+),/)?.[1];
+    expect(providerId).toBeDefined();
+    expect((error as Error).message).toMatch(new RegExp(`^reply ${first.id} was sent: .*do not resend it; it is unknown now, record it: wagate replies settle --id ${first.id} --as sent --provider-id ${providerId!.replace(/[.+]/g, '\\$&')}$`));
+    const reply = await replyOf(id);
+    expect(reply).toMatchObject({ status: 'unknown' });
+    expect(reply!.last_error).toContain(`--provider-id ${providerId}`);
+
+    // The settle it names records the send, and the resend's receipts reach the reply.
+    await settleReply(pipeline.db.sql, first.id, 'sent', providerId!);
+    expect(await replyOf(id)).toMatchObject({ status: 'sent', provider_message_id: providerId });
+    expect(callsToRecipient(pipeline, customer)).toHaveLength(2);
   });
 
   it('keeps no provider text when the customer is erased during the refused resend\'s call', async () => {
