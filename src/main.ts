@@ -10,7 +10,7 @@ import { devWorkerMetricsPort, readyLine, withDevDefaults } from './commands/dev
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
 import { releaseSender } from './ledger/release';
-import { requeueStuckMessages, stuckAfterMs } from './ledger/stuck';
+import { groupStuckAfterMs, requeueStuckMessages } from './ledger/stuck';
 import { explainGatewayAnswer, sendSample } from './commands/send';
 import { isHelpRequest, USAGE, usageOf } from './commands/usage';
 import { waitUntilReady } from './commands/wait-ready';
@@ -88,7 +88,7 @@ const commands: Record<string, Command> = {
   replies: (config, _log, args) => repliesCommand(config, args),
   cleanup: (config, _log, args) => cleanupCommand(config, args),
   'requeue-stuck': async (config) => {
-    const requeued = await withSql(config, (sql) => requeueStuckMessages(sql, stuckAfterMs(config.RETRY_DELAYS_MS)));
+    const requeued = await withSql(config, async (sql) => requeueStuckMessages(sql, await groupStuckAfterMs(sql, config.QUEUE_PREFIX, config.RETRY_DELAYS_MS)));
     process.stdout.write(`requeued ${requeued} stuck message(s); running ingest processes publish them\n`);
   },
   erase: (config, log, args) => eraseCommand(config, log, args),

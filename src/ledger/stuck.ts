@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client';
+import { recordedRetryDelays } from './shard-topology';
 
 /**
  * How long an unfinished message may go untouched before it counts as stuck: the longest
@@ -7,6 +8,17 @@ import type { Sql } from '../db/client';
  */
 export function stuckAfterMs(retryDelaysMs: readonly number[]): number {
   return Math.max(0, ...retryDelaysMs) + 60 * 60 * 1000;
+}
+
+/**
+ * The stuck threshold of the group with this queue prefix, for a command run from a shell:
+ * the longest retry tier any of its processes declared (recorded in Postgres) or the shell's
+ * own RETRY_DELAYS_MS, plus the hour. With the shell's delays alone, a checkout's defaults
+ * would take messages waiting in a group's 6-hour tier for lost after 90 minutes, and their
+ * requeued copies would skip the provider's back-off.
+ */
+export async function groupStuckAfterMs(sql: Sql, queuePrefix: string, ownDelaysMs: readonly number[]): Promise<number> {
+  return stuckAfterMs([...ownDelaysMs, ...(await recordedRetryDelays(sql, queuePrefix))]);
 }
 
 /**

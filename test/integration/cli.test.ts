@@ -232,6 +232,24 @@ describe('wagate command line', () => {
     expect(result.stdout).toMatch(/requeued 0 stuck message\(s\)/);
   });
 
+  it('requeue-stuck waits out the longest retry tier the group declared, not only the shell\'s own', async () => {
+    // The group's workers declared a 6-hour tier; this shell has the default delays (30 minutes at most).
+    await db.sql`INSERT INTO retry_tier_delays (queue_prefix, delay_ms) VALUES (${QUEUE_PREFIX}, ${6 * 3_600_000})`;
+    const waited = async (hours: number) => {
+      const messageId = `wamid.requeue-stuck-${hours}h`;
+      await db.sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload, updated_at)
+                   VALUES ('whatsapp', ${messageId}, '15550700001', '15550700001', '100', 'queued', '{}'::jsonb, now() - make_interval(hours => ${hours}))`;
+      return messageId;
+    };
+    const inTier = await waited(2);
+    const lost = await waited(8);
+    const result = await wagate(['requeue-stuck']);
+    expect([result.code, result.stdout]).toEqual([0, expect.stringMatching(/requeued 1 stuck message\(s\)/)]);
+    const requeued = await db.sql`SELECT m.message_id FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id WHERE m.message_id IN (${inTier}, ${lost})`;
+    expect(requeued.map((row) => row.message_id)).toEqual([lost]);
+    await db.sql`DELETE FROM outbox`;
+  });
+
   it('release reports how many messages it re-queued', async () => {
     const result = await wagate(['release', '--phone', ' +1 (555) 999-0000 ']);
     expect(result.code).toBe(0);
