@@ -45,7 +45,8 @@ let signalWhileStarting: NodeJS.Signals | null = null;
 const TAKE_NO_ARGUMENTS = new Set(['migrate', 'ingest', 'worker', 'autoscaler', 'dev', 'requeue-stuck']);
 
 const commands: Record<string, Command> = {
-  migrate: (config, log) => runMigrate(config, log),
+  // A shell's default WORK_SHARDS says nothing of the group's: only a count given is checked.
+  migrate: (config, log) => runMigrate(config, log, { checkShardCount: Boolean(process.env.WORK_SHARDS) }),
   ingest: async (config, log) => {
     await waitForMigrations(config, log, stopRequested.signal);
     const ingest = await startIngest(config, log);

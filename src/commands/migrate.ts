@@ -2,9 +2,20 @@ import type { Config } from '../config';
 import { databaseFromConfig } from '../db/client';
 import { refuseSilentDatabase } from '../db/health';
 import { migrate } from '../db/migrate';
+import { shardCountMismatch, storedShardCount } from '../ledger/shard-count';
 import type { Logger } from '../telemetry/logger';
 
-export async function runMigrate(config: Config, log: Logger): Promise<void> {
+export interface MigrateOptions {
+  /**
+   * WORK_SHARDS was given (the chart's hook and the manifests' Job always give it): once
+   * migrated, a count other than the stored one fails the run. Every ingest and worker refuses
+   * to start with it, so the upgrade stops here, before any pod is replaced, rather than with
+   * new pods crash-looping and old ones failing too as their containers restart.
+   */
+  checkShardCount?: boolean;
+}
+
+export async function runMigrate(config: Config, log: Logger, options: MigrateOptions = {}): Promise<void> {
   // DDL on a big table can take longer than a request may: no statement timeout.
   const sql = databaseFromConfig(config, 'wagate-migrate', { maxConnections: 1, statementTimeoutMs: 0 });
   try {
@@ -18,6 +29,10 @@ export async function runMigrate(config: Config, log: Logger): Promise<void> {
           : 'another session holds the migration lock; waiting for it. If no other wagate migrate is running, that session is left from a killed run: end it with SELECT pg_terminate_backend(<holder.pid>)'),
     });
     log.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database already up to date');
+    if (options.checkShardCount) {
+      const stored = await storedShardCount(sql, config.QUEUE_PREFIX);
+      if (stored !== null && stored !== config.WORK_SHARDS) throw shardCountMismatch(config.WORK_SHARDS, stored, config.QUEUE_PREFIX);
+    }
   } finally {
     await sql.end({ timeout: 5 });
   }

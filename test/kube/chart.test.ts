@@ -94,11 +94,24 @@ describe('the chart in a real API server', () => {
     const job = find(renderScenario('minimal'), 'Job', '-migrate');
     const args: string[] = job.spec.template.spec.containers[0].args;
     expect(args).toEqual(['migrate']);
+    // The settings the Job gives inline, as the pod would have them (the Secret's DATABASE_URL apart).
+    const jobEnv: Record<string, string> = Object.fromEntries(
+      (job.spec.template.spec.containers[0].env as { name: string; value?: string }[]).flatMap((entry) => (entry.value === undefined ? [] : [[entry.name, entry.value]])));
+    expect(jobEnv).toMatchObject({ WORK_SHARDS: '32' });
     const db = await createTestDatabase({ migrate: false });
+    const migrate = (env: Record<string, string>) =>
+      spawnSync(process.execPath, [path.join(ROOT, 'dist', 'main.js'), ...args], { env: { PATH: process.env.PATH ?? '', ...jobEnv, LOG_LEVEL: 'warn', DATABASE_URL: db.url, ...env }, encoding: 'utf8' });
     try {
-      execFileSync(process.execPath, [path.join(ROOT, 'dist', 'main.js'), ...args], { env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', DATABASE_URL: db.url }, stdio: 'pipe' });
+      expect(migrate({}).status).toBe(0);
       const [row] = await db.sql<{ count: number }[]>`SELECT count(*)::int AS count FROM schema_migrations`;
       expect(row?.count).toBe(readdirSync(path.join(ROOT, 'migrations')).filter((f) => f.endsWith('.sql')).length);
+
+      // The group's queues were built 32 ways: an upgrade to WORK_SHARDS 40 without a reshard
+      // fails here, before any pod is replaced; every ingest and worker would refuse to start.
+      await db.sql`INSERT INTO work_shard_settings (queue_prefix, shard_count) VALUES (${jobEnv.QUEUE_PREFIX ?? 'wagate'}, 32)`;
+      const refused = migrate({ WORK_SHARDS: '40' });
+      expect([refused.status, refused.stderr]).toEqual([1, expect.stringMatching(/WORK_SHARDS is 40, but the work queues of "[^"]+" are sharded 32 ways.*wagate reshard --to 40/)]);
+      expect(migrate({}).status).toBe(0);
     } finally {
       await db.drop();
     }

@@ -256,7 +256,7 @@ volumeMounts:
 {{- $mostWorkers := ternary .Values.worker.replicas .Values.worker.autoscaling.maxReplicas $fixedWorkers | int -}}
 {{- $mostWorkersFrom := ternary "worker.replicas" "worker.autoscaling.maxReplicas" $fixedWorkers -}}
 {{- if gt $mostWorkers $shards -}}
-{{- fail (printf "%s (%d) is above config.WORK_SHARDS (%d): a worker beyond the shard count owns no shard" $mostWorkersFrom $mostWorkers $shards) -}}
+{{- fail (printf "%s (%d) is above config.WORK_SHARDS (%d): a worker beyond the shard count owns no shard; lower it, or raise config.WORK_SHARDS after `wagate reshard --to N` has resharded the queues (the upgrade's migration hook refuses a count the queues were not built with)" $mostWorkersFrom $mostWorkers $shards) -}}
 {{- end -}}
 {{- if gt (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas) -}}
 {{- fail "worker.autoscaling.minReplicas is above worker.autoscaling.maxReplicas" -}}
