@@ -18,7 +18,7 @@ import { eraseCustomer } from '../orders/erase-customer';
 import { DEAD_LETTER_SETTLE_SECONDS, reopenDeadMessage } from '../orders/reopen-dead-message';
 import { listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
 import { listUndeliveredReplies } from '../orders/undelivered-replies';
-import { dropDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../queue/dead-letters';
+import { dropDeadLetters, listDeadLetters, purgeDeadLetters, purgeDeadLettersById, replayDeadLetters } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
 import { withOperatorChannel } from '../queue/operator-channel';
 import type { QueueMessage } from '../queue/message';
@@ -90,7 +90,7 @@ async function operatorTopology(config: Config, sql: Sql): Promise<Topology> {
 const DLQ_OPTIONS: Record<'list' | 'replay' | 'purge', ParseArgsOptionsConfig> = {
   list: {},
   replay: { id: { type: 'string', multiple: true } },
-  purge: { yes: { type: 'boolean', default: false } },
+  purge: { yes: { type: 'boolean', default: false }, id: { type: 'string', multiple: true } },
 };
 
 export async function dlqCommand(config: Config, log: Logger, args: string[]): Promise<void> {
@@ -124,10 +124,19 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
     return;
   }
   if (action === 'purge') {
-    if (!values.yes && !(await confirm(`Delete every message in ${topology.deadQueue}? This cannot be undone. [y/N] `))) {
+    const ids = values.id && new Set(values.id);
+    const what = ids ? `the ${ids.size} chosen letter(s) from` : 'every message in';
+    if (!values.yes && !(await confirm(`Delete ${what} ${topology.deadQueue}? This cannot be undone. [y/N] `))) {
       throw new UsageError('purge cancelled; pass --yes to purge without asking');
     }
-    print(`purged ${await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => purgeDeadLetters(channel, topology))))} message(s)`);
+    if (!ids) {
+      print(`purged ${await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => purgeDeadLetters(channel, topology))))} message(s)`);
+      return;
+    }
+    const dropped = await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => purgeDeadLettersById(channel, topology, ids))));
+    print(`purged ${dropped.length} message(s)${dropped.length ? `: ${dropped.join(', ')}` : ''}`);
+    const missing = [...ids].filter((id) => !dropped.includes(id));
+    if (missing.length > 0) throw new WagateError('NOT_FOUND', `not in the dead-letter queue (see wagate dlq list): ${missing.join(', ')}`);
   }
 }
 

@@ -15,7 +15,7 @@ export const COMMAND_USAGE: Record<string, string> = {
                                   load the catalog (header: sku,name,price,currency,aliases); with the
                                   flag the file is the whole menu, and active products not in it are switched off
                                   (more than five and more than half of the menu only with --yes)`,
-  dlq: `dlq list | replay [--id ID ...] | purge [--yes]
+  dlq: `dlq list | replay [--id ID ...] | purge [--yes] [--id ID ...]
                                   inspect the dead letters and put them back`,
   replies: `replies unknown | undelivered [--hours N] | resend --id ID | settle --id ID --as sent|failed [--provider-id ID]
                                   list replies whose outcome is unknown, or that the provider accepted and

@@ -131,6 +131,27 @@ export async function purgeDeadLetters(channel: ConfirmChannel, topology: Topolo
 }
 
 /**
+ * Drops the dead letters with the given AMQP ids (as `dlq list` shows them), whatever their
+ * body, and gives every other letter back: the ones an operator judged can never succeed go,
+ * the recoverable ones not yet replayed stay. Answers the ids dropped.
+ */
+export async function purgeDeadLettersById(channel: ConfirmChannel, topology: Topology, ids: ReadonlySet<string>): Promise<string[]> {
+  const dropped: string[] = [];
+  try {
+    for await (const message of lettersThere(channel, topology)) {
+      const id = String(message.properties.messageId ?? '');
+      if (ids.has(id)) {
+        channel.ack(message);
+        dropped.push(id);
+      }
+    }
+  } finally {
+    giveBack(channel);
+  }
+  return dropped;
+}
+
+/**
  * Acks (drops) the dead letters that `matches` picks and gives the rest back. A letter that
  * is not a wagate message is not ours to judge and stays.
  */

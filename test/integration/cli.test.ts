@@ -193,6 +193,27 @@ describe('wagate command line', () => {
     }
   });
 
+  it('dlq purge --id drops the letters named and gives the others back', async () => {
+    const topology = topologyFromConfig(loadConfig(testEnv(db.url, { QUEUE_PREFIX, WORK_SHARDS: '4' })));
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    try {
+      const channel = await connection.createConfirmChannel();
+      for (const id of ['whatsapp:wamid.purge-never', 'whatsapp:wamid.purge-keep', 'twilio:SMpurge-never']) {
+        channel.sendToQueue(topology.deadQueue, Buffer.from(`{"letter":"${id}"}`), { persistent: true, messageId: id });
+      }
+      await channel.waitForConfirms();
+      const purge = await wagate(['dlq', 'purge', '--yes', '--id', 'whatsapp:wamid.purge-never', '--id', 'twilio:SMpurge-never', '--id', 'whatsapp:wamid.not-there']);
+      expect([purge.code, purge.stdout.trim(), purge.stderr.trim()]).toEqual([1,
+        'purged 2 message(s): whatsapp:wamid.purge-never, twilio:SMpurge-never',
+        'wagate dlq: failed: not in the dead-letter queue (see wagate dlq list): whatsapp:wamid.not-there']);
+      const left = await wagate(['dlq', 'list']);
+      expect(left.stdout.trim().split('\n').map((line) => line.split('\t')[0])).toEqual(['whatsapp:wamid.purge-keep']);
+      expect((await wagate(['dlq', 'purge', '--yes'])).stdout.trim()).toBe('purged 1 message(s)');
+    } finally {
+      await connection.close();
+    }
+  });
+
   it('products import loads a catalog and reports bad rows by line, importing nothing', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'wagate-cli-'));
     writeFileSync(path.join(dir, 'good.csv'), 'sku,name,price,currency,aliases\nPIZ,Pizza,8.50,EUR,pie|pizza pie\n');
