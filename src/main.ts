@@ -36,6 +36,8 @@ type Command = (config: Config, log: Logger, args: string[]) => Promise<void>;
 
 /** Commands that serve until a signal stops them; the others run once and end. */
 const SERVICES = new Set(['ingest', 'worker', 'autoscaler', 'dev', 'fake-provider']);
+/** Commands that take a first signal as a request to stop where nothing is left half done (stopRequested). */
+const STOPS_AT_A_SAFE_POINT = new Set(['reshard']);
 
 /** Aborted by a signal that came while a service was starting (see catchSignalsFromStart). */
 const stopRequested = new AbortController();
@@ -97,7 +99,7 @@ const commands: Record<string, Command> = {
     const { values } = parseOptions({ args, options: { to: { type: 'string' } } });
     const to = Number(values.to);
     if (!Number.isInteger(to) || to < 1 || to > MAX_WORK_SHARDS) throw new UsageError(`reshard needs --to N, a whole number from 1 to ${MAX_WORK_SHARDS}`);
-    const report = await withSql(config, (sql) => reshard(reshardDepsFromConfig(config, sql), to));
+    const report = await withSql(config, (sql) => reshard({ ...reshardDepsFromConfig(config, sql), stop: stopRequested.signal }, to));
     process.stdout.write(`resharded from ${report.from} to ${report.to}: moved ${report.moved} message(s), re-addressed ${report.retriesReaddressed} waiting retries\n` +
       `now deploy WORK_SHARDS=${report.to} to every ingest and worker; processes with WORK_SHARDS=${report.from} refuse to start\n`);
   },
@@ -200,11 +202,17 @@ function stopOnFatal(log: Logger, fatal: Promise<Error>, stop: () => Promise<voi
  * PID 1, and PID 1 ignores a signal it has no handler for: a worker told to stop while it
  * waited for migrations used to start anyway, take its shards, and be killed at the end of
  * its grace period with messages in hand. A service now stops waiting at once, or stops
- * gracefully as soon as it has started (stopOnSignal); any other command ends at once, as it
- * would outside a container. A second signal always ends the process.
+ * gracefully as soon as it has started (stopOnSignal); a reshard stops at its next safe point
+ * (its pause undone if nothing was moved); any other command ends at once, as it would outside
+ * a container. A second signal always ends the process.
  */
 function catchSignalsFromStart(name: string): () => void {
   const onSignal = (signal: NodeJS.Signals) => {
+    if (STOPS_AT_A_SAFE_POINT.has(name) && !stopRequested.signal.aborted) {
+      process.stderr.write(`wagate ${name}: ${signal}: stopping at the next safe point (a second signal ends it at once; should it have begun to move messages, the workers stay paused until wagate reshard is run again)\n`);
+      stopRequested.abort(new Error(signal));
+      return;
+    }
     if (!SERVICES.has(name) || stopRequested.signal.aborted) {
       process.stderr.write(`wagate ${name}: stopped by ${signal}\n`);
       process.exit(128 + constants.signals[signal]);

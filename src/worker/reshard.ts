@@ -18,6 +18,12 @@ export interface ReshardDeps {
   /** How long the workers have to finish their messages in hand and release their shards. */
   releaseTimeoutMs: number;
   progress(line: string): void;
+  /**
+   * Aborted by an operator's Ctrl-C or a SIGTERM: before the move the run resumes the workers
+   * and ends, nothing moved; during it, it ends at the next message with the workers paused,
+   * for a rerun to finish. Without it, the workers of the group stayed paused, unexplained.
+   */
+  stop?: AbortSignal;
 }
 
 export interface ReshardReport {
@@ -101,9 +107,10 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
   const refuse = async (why: string, whom: string): Promise<never> => {
     // Half moved: most messages wait in staging, some are on the new shards already. Resumed
     // on the old count, the workers would take those out of order; the group stays paused.
+    const then = whom ? `stop ${whom}, then run` : 'run';
     if (gatheredFor !== null) {
       throw new WagateError('OPERATION_REFUSED',
-        `${why}; the interrupted move to ${gatheredFor} shards is not finished, so the workers stay paused: stop ${whom}, then run wagate reshard --to ${gatheredFor} again`);
+        `${why}; the interrupted move to ${gatheredFor} shards is not finished, so the workers stay paused: ${then} wagate reshard --to ${gatheredFor} again`);
     }
     // Interrupted while it gathered: the senders' earliest messages wait in staging, their
     // later ones on the old shards, which resumed workers would take first.
@@ -111,20 +118,22 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
       .catch((error: Error) => stillPaused(Object.assign(error, { message: `${why}; then its staging queue could not be read: ${error.message}` })));
     if (staged > 0) {
       throw new WagateError('OPERATION_REFUSED',
-        `${why}; an interrupted reshard left ${staged} message(s) in its staging queue, so the workers stay paused: stop ${whom}, then run wagate reshard again (to any count)`);
+        `${why}; an interrupted reshard left ${staged} message(s) in its staging queue, so the workers stay paused: ${then} wagate reshard again (to any count)`);
     }
     await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`;
-    throw new WagateError('OPERATION_REFUSED', `${why}; nothing was moved and the workers resume. Try again, or stop ${whom} first`);
+    throw new WagateError('OPERATION_REFUSED', `${why}; nothing was moved and the workers resume${whom ? `. Try again, or stop ${whom} first` : ''}`);
   };
+  const stopped = () => `stopped by ${(deps.stop?.reason as Error | undefined)?.message ?? 'a signal'}`;
   /**
    * A failure once the workers are paused (the broker lost, say): they stay so, since what is
    * in staging cannot be told; the error says so, and that a rerun finishes and resumes them.
    */
   const stillPaused = (error: Error): never => {
     throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
-      `${error.message}; the workers of "${prefix}" stay paused: once that is mended, run wagate reshard --to ${to} again, which finishes the move and resumes them`, { cause: error });
+      `${error.message}; the workers of "${prefix}" stay paused: ${deps.stop?.aborted ? '' : 'once that is mended, '}run wagate reshard --to ${to} again, which finishes the move and resumes them`, { cause: error });
   };
   const held = await shardsStillHeld(deps);
+  if (deps.stop?.aborted) await refuse(stopped(), '');
   if (held > 0) await refuse(`${held} shard(s) are still held by live workers after ${deps.releaseTimeoutMs} ms`, 'the workers that hold shards');
   const oldTopology = topologyNames({ ...deps.topology, shards: from });
   // A worker whose heartbeat expired (frozen, or cut off from Postgres but not from the broker)
@@ -140,6 +149,7 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
   const earlierTiers = topologyNames({ ...deps.topology, retryDelaysMs: earlierDelays }).retryTiers;
   // A test holds the run here, the workers paused and nothing moved, to connect a process meanwhile.
   await failpoint('reshard.before-move');
+  if (deps.stop?.aborted) await refuse(stopped(), '');
   await assertStillExclusive(exclusive, prefix).catch(stillPaused);
   const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, {
     gathered: gatheredFor === to,
@@ -148,6 +158,7 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
     afterDistributed: async (done, total) => {
       // A test holds the move here, a quarter of the way through, to kill it and run it again.
       if (done === Math.ceil(total / 4)) await failpoint('reshard.distributing');
+      if (deps.stop?.aborted) throw new WagateError('OPERATION_REFUSED', `${stopped()} during the move`);
       // Stopped with the message in hand unacked: it goes back to staging, for the rerun.
       if (!exclusive.claim.held() || done % LOCK_CHECK_EVERY === 0) await assertStillExclusive(exclusive, prefix);
     },
@@ -186,7 +197,7 @@ async function shardsStillHeld(deps: ReshardDeps): Promise<number> {
       WHERE o.queue_prefix = ${deps.topology.prefix} AND o.owner IS NOT NULL AND EXISTS (
         SELECT 1 FROM worker_members m WHERE m.queue_prefix = o.queue_prefix AND m.member_id = o.owner
         AND m.heartbeat_at > now() - ${liveness}::interval)`;
-    if (row!.held === 0 || Date.now() > deadline) return row!.held;
+    if (row!.held === 0 || Date.now() > deadline || deps.stop?.aborted) return row!.held;
     await new Promise((resolve) => setTimeout(resolve, RELEASE_POLL_MS));
   }
 }
