@@ -366,5 +366,11 @@ describe('metrics and monitoring', () => {
     // The Prometheus Operator refuses a ServiceMonitor whose timeout is longer than its interval.
     expect(endpoint(renderScenario('production', { set: ['metrics.serviceMonitor.interval=5s'] }))).toEqual({ port: 'metrics', path: '/metrics', interval: '5s' });
     expect(endpoint(renderScenario('production', { set: ['metrics.serviceMonitor.scrapeTimeout=4s'] }))).toMatchObject({ scrapeTimeout: '4s' });
+    expect(endpoint(renderScenario('production', { set: ['metrics.serviceMonitor.interval=1m', 'metrics.serviceMonitor.scrapeTimeout=60000ms'] }))).toMatchObject({ scrapeTimeout: '60000ms' });
+    // A timeout longer than the interval: refused at the render, naming both, not dropped by the operator.
+    for (const [interval, timeout] of [['10s', '15s'], ['1m', '61s'], ['900ms', '1s']]) {
+      expect(renderError({ valuesFiles: [scenarioFile('production')], set: [`metrics.serviceMonitor.interval=${interval}`, `metrics.serviceMonitor.scrapeTimeout=${timeout}`] }))
+        .toContain(`metrics.serviceMonitor.scrapeTimeout (${timeout}) is longer than metrics.serviceMonitor.interval (${interval})`);
+    }
   });
 });

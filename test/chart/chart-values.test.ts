@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { checkWorkerConfig, loadConfig } from '../../src/config';
-import { CHART_DIR, SCENARIOS, find, podTemplates, render, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
+import { CHART_DIR, SCENARIOS, find, helm, podTemplates, render, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
 
 /** The release in package.json, which the chart's appVersion must name. */
 const PACKAGE_VERSION = (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
@@ -230,6 +230,16 @@ describe('values', () => {
       ['DATABASE_URL', 'postgres:///shop?host=/cloudsql/project:region:db', []],
       ['AMQP_URL', 'amqps://u:p@mq.example.com:5671/shop?heartbeat=30', ['networkPolicy.rabbitmq.port=5671']],
     ];
+    // The AMQP URL the render lets through is the one the pods accept: a password with a raw /,
+    // ? or # (as base64 secrets have) ends the host early, and a % must start an escape.
+    const amqpUrls = ['amqp://wagate:ab/cd@rabbitmq:5672', 'amqp://wagate:ab?cd@rabbitmq', 'amqp://wagate:ab#cd@rabbitmq', 'amqp://wagate:50%off@rabbitmq',
+      'amqp://wagate:pw@rabbitmq:port', 'amqp://wagate:p@ss@rabbitmq:5672/shop', 'amqp://wagate:ab%2Fcd%25@rabbitmq/shop', 'amqp://rabbitmq', 'amqp://[::1]:5672/', 'amqps://@mq:5671'];
+    for (const url of amqpUrls) {
+      const podsAccept = (() => { try { loadConfig({ AMQP_URL: url }); return true; } catch { return false; } })();
+      const port = url.startsWith('amqps:') ? 5671 : 5672;
+      const result = helm(['template', 'shop', CHART_DIR, '-f', scenarioFile('minimal'), '--set-string', `secrets.amqpUrl=${url}`, '--set', `networkPolicy.rabbitmq.port=${port}`]);
+      expect([url, result.status === 0 ? 'rendered' : result.stderr]).toEqual([url, podsAccept ? 'rendered' : expect.stringContaining('secrets.amqpUrl must be a URL')]);
+    }
     for (const [name, url, extra] of accepted) {
       expect(() => loadConfig({ [name]: url })).not.toThrow();
       const value = name === 'DATABASE_URL' ? 'secrets.databaseUrl' : 'secrets.amqpUrl';

@@ -221,8 +221,11 @@ volumeMounts:
 {{- if not (regexMatch "^postgres(ql)?://\\S+$" (trim .Values.secrets.databaseUrl)) -}}
 {{- fail "secrets.databaseUrl must be a URL such as postgres://user:password@host:5432/database (scheme postgres or postgresql)" -}}
 {{- end -}}
-{{- if not (regexMatch "^amqps?://[^/\\s]+(/\\S*)?$" (trim .Values.secrets.amqpUrl)) -}}
-{{- fail "secrets.amqpUrl must be a URL such as amqp://user:password@host:5672/vhost (scheme amqp or amqps, and a host): the ingest and worker pods refuse another at start" -}}
+{{- /* As the pods parse it: the authority ends at the first /, ? or #, so a password with one of
+       them raw reads as a host and a port that is no number; every % of the user and password
+       starts an escape of two hex digits. */ -}}
+{{- if not (regexMatch "^amqps?://(([^/?#\\s%]|%[0-9A-Fa-f]{2})*@)?(\\[[0-9A-Fa-f:.]+\\]|[^/?#@\\s:\\[\\]]+)(:[0-9]*)?([/?#]\\S*)?$" (trim .Values.secrets.amqpUrl)) -}}
+{{- fail "secrets.amqpUrl must be a URL such as amqp://user:password@host:5672/vhost (scheme amqp or amqps, a host, a port that is a number, and in the user and password /, ?, # and % written %2F, %3F, %23 and %25): the ingest and worker pods refuse another at start" -}}
 {{- end -}}
 {{- if regexMatch "[^\\x21-\\x7e]" (trim .Values.secrets.whatsappAccessToken) -}}
 {{- fail "secrets.whatsappAccessToken holds a space or a character an Authorization header cannot carry: paste the token alone, without \"Bearer \"; the worker pods refuse it at start" -}}
@@ -387,3 +390,10 @@ topologySpreadConstraints:
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{- /* A Prometheus duration as the schema allows it (a whole number of ms, s or m), in milliseconds. */ -}}
+{{- define "wagate.durationMs" -}}
+{{- $number := regexFind "^[0-9]+" . | int -}}
+{{- $unit := trimPrefix (toString $number) . -}}
+{{- if eq $unit "m" }}{{ mul $number 60000 }}{{ else if eq $unit "s" }}{{ mul $number 1000 }}{{ else }}{{ $number }}{{ end -}}
+{{- end -}}
