@@ -31,6 +31,8 @@ export interface WorkerSnapshot {
   revision?: string;
   paused: boolean;
   lastDecision: LastDecision | null;
+  /** The most the chart's write guard lets the autoscaler set (MAX_REPLICAS_ANNOTATION); absent: no such bound. */
+  maxReplicas?: number;
 }
 
 export type Ownership =
@@ -88,6 +90,21 @@ export function parseLastDecision(value: string | undefined): LastDecision | nul
   } catch {
     return null;
   }
+}
+
+/**
+ * The chart's worker.autoscaling.maxReplicas, on the worker Deployment: its write guard refuses
+ * the autoscaler a count above it. The autoscaler's own AUTOSCALER_MAX_REPLICAS comes with its
+ * pod, so for a while after an upgrade lowered it (or in an overlay that changed one and not the
+ * other) the two differ, and a decision above the guard's was refused at every tick.
+ */
+export const MAX_REPLICAS_ANNOTATION = 'wagate.io/autoscaler-max-replicas';
+
+/** The guard's bound, when the annotation holds a whole number from 1. */
+export function parseMaxReplicas(annotations: Record<string, string> | undefined): number | undefined {
+  const text = annotations?.[MAX_REPLICAS_ANNOTATION]?.trim() ?? '';
+  const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  return Number.isSafeInteger(value) && value >= 1 ? value : undefined;
 }
 
 /** Which scaler the worker Deployment names (the chart and k8s/ set it); absent on a Deployment made by hand. */

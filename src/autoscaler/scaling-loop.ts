@@ -30,6 +30,7 @@ const KUBE_HINTS: Record<number, string> = {
   401: 'the API server does not accept the ServiceAccount token: check that the pod mounts one',
   403: 'the Role does not allow this: it must grant get and patch on the worker Deployment (AUTOSCALER_DEPLOYMENT) and create on events',
   404: 'no worker Deployment of that name in that namespace: check AUTOSCALER_DEPLOYMENT and AUTOSCALER_NAMESPACE',
+  422: 'the API server refused the write: the chart\'s write guard lets the autoscaler set the worker\'s replicas only from 1 to its wagate.io/autoscaler-max-replicas annotation, and never its pod template',
 };
 
 /** A conflict means someone wrote in between: read again, a few times, then wait for the next tick. */
@@ -130,7 +131,9 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     }
     // An adopted count is a new baseline: what the window remembered was asked of another one.
     if (ownership.kind === 'adopt') memory = null;
-    const decision = decide({ backlog, currentReplicas: snapshot.replicas, nowMs, memory }, policy);
+    // Within what the write guard allows too: above it, every scale would be refused (422).
+    const bounded = snapshot.maxReplicas === undefined ? policy : { ...policy, maxReplicas: Math.min(policy.maxReplicas, snapshot.maxReplicas) };
+    const decision = decide({ backlog, currentReplicas: snapshot.replicas, nowMs, memory }, bounded);
     metrics.desired.set(decision.desired);
     if (decision.desired === snapshot.replicas) {
       const baseline = ownership.kind === 'adopt' ? record(snapshot.replicas, `adopted_${ownership.why}`) : current;

@@ -6,6 +6,7 @@ import {
   REVISION_ANNOTATION,
   isPaused,
   parseLastDecision,
+  parseMaxReplicas,
   type LastDecision,
   type WorkerSnapshot,
 } from './ownership';
@@ -57,6 +58,7 @@ export function createWorkerDeployment(options: WorkerDeploymentOptions): Worker
         revision: annotations[REVISION_ANNOTATION],
         paused: isPaused(annotations),
         lastDecision: parseLastDecision(annotations[LAST_DECISION_ANNOTATION]),
+        maxReplicas: parseMaxReplicas(annotations),
         uid: deployment.metadata?.uid,
       };
     },

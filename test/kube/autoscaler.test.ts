@@ -489,6 +489,11 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
       expect(workerEvents(plane, 'Scaled')).toEqual([]);
       await waitFor('the autoscaler to say the Event was refused', () =>
         autoscaler.logs.some((entry) => entry.event === 'Scaled' && String(entry.msg).includes('could not record a Kubernetes Event')), SETTLE_MS);
+      // The chart's write guard bound on the Deployment, below the autoscaler's own maximum (an
+      // upgrade lowered worker.autoscaling.maxReplicas, this pod not yet replaced): it goes down to it.
+      plane.kubectl(['annotate', '--overwrite', 'deployment', WORKER, '-n', NAMESPACE, 'wagate.io/autoscaler-max-replicas=1']);
+      await waitFor('the workers at the write guard\'s bound', () => workerState(plane).replicas === 1, SETTLE_MS);
+      expect(lastDecision(plane)).toMatchObject({ replicas: 1, reason: 'out_of_bounds' });
     } finally {
       plane.kubectl(['patch', 'role', 'wagate-autoscaler', '-n', NAMESPACE, '--type=json', '-p', `[{"op":"add","path":"/rules/-","value":${eventRule}}]`]);
       await db.sql`DELETE FROM webhook_messages WHERE message_id LIKE 'capped.%'`;

@@ -1,6 +1,6 @@
 import { statusOf } from '../../src/autoscaler/api-status';
 import { DEFAULT_TOLERANCE } from '../../src/autoscaler/decide';
-import { isPaused, LAST_DECISION_ANNOTATION, PAUSED_ANNOTATION, parseLastDecision } from '../../src/autoscaler/ownership';
+import { isPaused, LAST_DECISION_ANNOTATION, MAX_REPLICAS_ANNOTATION, PAUSED_ANNOTATION, parseLastDecision, parseMaxReplicas } from '../../src/autoscaler/ownership';
 import { createScalingLoop } from '../../src/autoscaler/scaling-loop';
 import type { WorkerDeployment } from '../../src/autoscaler/worker-deployment';
 import { createAutoscalerMetrics } from '../../src/telemetry/autoscaler-metrics';
@@ -22,7 +22,7 @@ function deploymentInMemory(replicas: number) {
     async read() {
       return {
         replicas: state.replicas, revision: state.revision, paused: isPaused(state.annotations),
-        lastDecision: parseLastDecision(state.annotations[LAST_DECISION_ANNOTATION]),
+        lastDecision: parseLastDecision(state.annotations[LAST_DECISION_ANNOTATION]), maxReplicas: parseMaxReplicas(state.annotations),
         resourceVersion: String(state.resourceVersion), uid: 'worker-uid',
       };
     },
@@ -81,6 +81,29 @@ describe('the scaling loop', () => {
 });
 
 describe('a count set together with a rollout', () => {
+  it('scales no higher than the write guard\'s bound on the Deployment, where its own maximum is higher', async () => {
+    const clock = { now: 1_800_000_000_000 };
+    // An upgrade lowered worker.autoscaling.maxReplicas to 5; this autoscaler still runs with 8.
+    const { state, change, worker } = deploymentInMemory(3);
+    change(() => (state.annotations[MAX_REPLICAS_ANNOTATION] = '5'));
+    const loop = loopOver(worker, 5_000, clock, 300_000);
+    expect(await loop.tick()).toBe('scale_up');
+    expect(state.replicas).toBe(5);
+    clock.now += 10_000;
+    expect(await loop.tick()).toBe('steady');
+    // A person's count above it comes down to it once their hold has passed.
+    change(() => (state.replicas = 7));
+    expect(await loop.tick()).toBe('manual_scale');
+    clock.now += 1_800_001;
+    expect(await loop.tick()).toBe('out_of_bounds');
+    expect(state.replicas).toBe(5);
+    // An annotation that is no count bounds nothing.
+    change(() => (state.annotations[MAX_REPLICAS_ANNOTATION] = 'many'));
+    clock.now += 10_000;
+    expect(await loop.tick()).toBe('scale_up');
+    expect(state.replicas).toBe(8);
+  });
+
   it('is taken as the rollout\'s and scaled from, and an Event says so, since a person\'s scale at that moment looks the same', async () => {
     const clock = { now: 1_800_000_000_000 };
     const { state, change, worker } = deploymentInMemory(2);
