@@ -138,6 +138,18 @@ describe('network policies', () => {
       { ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '192.168.0.0/16'] } },
       { ipBlock: { cidr: '::/0', except: ['fd00::/8'] } },
     ]);
+    // Narrowed to the providers' ranges, with the cluster's ranges still excepted: those lie
+    // outside every block, exclude nothing, and would have the API server refuse the policy.
+    const narrowed = ['networkPolicy.providers.cidrs={157.240.0.0/16,3.0.0.0/8,::/0}', 'networkPolicy.providers.except={10.0.0.0/8,157.240.12.0/24,3.3.3.3/32,fd00::/8}'];
+    expect(policy(renderScenario('minimal', { set: narrowed }), 'worker').spec.egress[3].to).toEqual([
+      { ipBlock: { cidr: '157.240.0.0/16', except: ['157.240.12.0/24'] } },
+      { ipBlock: { cidr: '3.0.0.0/8', except: ['3.3.3.3/32'] } },
+      { ipBlock: { cidr: '::/0', except: ['fd00::/8'] } },
+    ]);
+    for (const covering of ['157.240.0.0/16', '157.0.0.0/8']) {
+      expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['networkPolicy.providers.cidrs={157.240.0.0/16}', `networkPolicy.providers.except={${covering}}`] }))
+        .toContain(`networkPolicy.providers.except ${covering} covers the whole of networkPolicy.providers.cidrs 157.240.0.0/16`);
+    }
   });
 
   it('lets every role out to the OTLP collector on its endpoint\'s port once tracing is configured, and not before', () => {

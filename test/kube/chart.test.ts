@@ -45,11 +45,16 @@ describe('the chart in a real API server', () => {
   }, 120_000);
 
   it('accepts a dual-stack provider rule with exceptions of both address families', () => {
-    const set = ['networkPolicy.providers.cidrs={0.0.0.0/0,::/0}', 'networkPolicy.providers.except={10.0.0.0/8,fd00::/8}'];
-    const policies = renderScenario('minimal', { namespace: 'minimal', set }).filter((o) => o.kind === 'NetworkPolicy');
-    const output = dryRunServer('minimal', policies);
-    expect(output.trim().split('\n')).toHaveLength(policies.length);
-    expect(output).toContain('shop-wagate-worker created (server dry run)');
+    for (const set of [
+      ['networkPolicy.providers.cidrs={0.0.0.0/0,::/0}', 'networkPolicy.providers.except={10.0.0.0/8,fd00::/8}'],
+      // Narrowed to a provider's range, the cluster's range still excepted (outside it).
+      ['networkPolicy.providers.cidrs={157.240.0.0/16,::/0}', 'networkPolicy.providers.except={10.0.0.0/8,157.240.12.0/24,fd00::/8}'],
+    ]) {
+      const policies = renderScenario('minimal', { namespace: 'minimal', set }).filter((o) => o.kind === 'NetworkPolicy');
+      const output = dryRunServer('minimal', policies);
+      expect(output.trim().split('\n')).toHaveLength(policies.length);
+      expect(output).toContain('shop-wagate-worker created (server dry run)');
+    }
   });
 
   it('refuses a broken object, so the dry run is a real check', () => {

@@ -89,3 +89,25 @@ need not let out Meta's 443. A URL that an extraEnv sets is not the chart's to r
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+"true" when the IPv4 block (list inner outer) lies inside the other, or is the same block:
+its prefix is no shorter, and the leading bits of the other's prefix are the same.
+*/}}
+{{- define "wagate.ipv4Within" -}}
+{{- $inner := splitList "/" (index . 0) -}}
+{{- $outer := splitList "/" (index . 1) -}}
+{{- $outerBits := atoi (index $outer 1) -}}
+{{- $block := 1 -}}
+{{- range until (sub 32 $outerBits | int) }}{{ $block = mul $block 2 }}{{ end -}}
+{{- if and (ge (atoi (index $inner 1)) $outerBits) (eq (div (include "wagate.ipv4Number" (index $inner 0) | int64) $block) (div (include "wagate.ipv4Number" (index $outer 0) | int64) $block)) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- /* A dotted IPv4 address as one number. */ -}}
+{{- define "wagate.ipv4Number" -}}
+{{- $number := 0 -}}
+{{- range splitList "." . }}{{ $number = add (mul $number 256) (atoi .) }}{{ end -}}
+{{- $number -}}
+{{- end -}}
