@@ -30,7 +30,7 @@ const KUBE_HINTS: Record<number, string> = {
   401: 'the API server does not accept the ServiceAccount token: check that the pod mounts one',
   403: 'the Role does not allow this: it must grant get and patch on the worker Deployment (AUTOSCALER_DEPLOYMENT) and create on events',
   404: 'no worker Deployment of that name in that namespace: check AUTOSCALER_DEPLOYMENT and AUTOSCALER_NAMESPACE',
-  422: 'the API server refused the write: the chart\'s write guard lets the autoscaler set the worker\'s replicas only from 1 to its wagate.io/autoscaler-max-replicas annotation, and never its pod template',
+  422: 'an admission policy refused the write: the chart\'s write guard lets the autoscaler change only the worker\'s replicas, from 1 to its wagate.io/autoscaler-max-replicas annotation (which must hold a whole number), and its own decision annotation',
 };
 
 /** A conflict means someone wrote in between: read again, a few times, then wait for the next tick. */

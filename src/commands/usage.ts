@@ -1,6 +1,6 @@
 /** One usage line (and its explanation) per command: `wagate help`, `wagate <command> --help` and every usage error print these. */
 export const COMMAND_USAGE: Record<string, string> = {
-  migrate: 'migrate                         apply database migrations (idempotent, safe to run concurrently)',
+  migrate: 'migrate                         apply database migrations (idempotent, safe to run concurrently; with WORK_SHARDS set, refuses a count other than the stored one)',
   ingest: 'ingest                          run the HTTP edge',
   worker: 'worker                          consume queued messages: orders and replies',
   autoscaler: 'autoscaler                      scale the worker Deployment with the backlog (Kubernetes, leader-elected)',

@@ -112,7 +112,11 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     return await deliverReply(sql, row.webhook_source, row, sendReply, metrics, { markSending: async () => true, attempt, refuse: putBackUnsent });
   } catch (error) {
     const accepted = acceptedUnrecordedOf(error);
-    if (accepted) throw await acceptedButUnrecorded(sql, id, attempt, accepted.providerMessageId, error as Error);
+    if (accepted) {
+      const unrecorded = await acceptedButUnrecorded(sql, id, attempt, accepted.providerMessageId, error as Error);
+      if (!unrecorded) return 'sent';
+      throw unrecorded;
+    }
     const forGood = error instanceof PermanentError;
     if ((forGood || error instanceof RetryableError) && !putBackFailed) {
       // Not put back: the reply was no longer this resend's to write (a worker marked it unknown).
@@ -148,13 +152,21 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
  * would reach the customer twice and, without the id, its receipts reach no reply. The reply is
  * marked unknown with the id in its last_error, for `wagate replies unknown`; if even that
  * fails, a worker marks it unknown later (markAbandonedSends), and only this error has the id.
+ * Null when the send was recorded after all (a settle whose commit landed, its answer lost).
  */
-async function acceptedButUnrecorded(sql: Sql, id: string, attempt: string, providerMessageId: string, error: Error): Promise<WagateError> {
+async function acceptedButUnrecorded(sql: Sql, id: string, attempt: string, providerMessageId: string, error: Error): Promise<WagateError | null> {
   const settle = `wagate replies settle --id ${id} --as sent --provider-id ${providerMessageId}`;
   const note = `an operator's resend was accepted by the provider as ${providerMessageId} and could not be recorded: do not resend it; ${settle}`;
-  const [marked] = await sql`UPDATE outbound_messages SET status = 'unknown', sending_attempt = NULL, updated_at = now(), last_error = ${note}
-    WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`.catch(() => []);
-  const when = marked ? 'it is unknown now' : 'once a worker has marked it unknown (wagate replies unknown lists it)';
+  const marked = await sql`UPDATE outbound_messages SET status = 'unknown', sending_attempt = NULL, updated_at = now(), last_error = ${note}
+    WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`.catch(() => null);
+  // Not 'sending' under this resend any more: a try of the settle whose commit landed with its
+  // answer lost recorded it after all, or a worker marked it unknown meanwhile.
+  if (marked?.length === 0) {
+    const [now] = await sql<{ status: string; provider_message_id: string | null }[]>`
+      SELECT status, provider_message_id FROM outbound_messages WHERE id = ${id}`.catch(() => []);
+    if (now?.status === 'sent' && now.provider_message_id === providerMessageId) return null;
+  }
+  const when = marked?.length ? 'it is unknown now' : 'once a worker has marked it unknown (wagate replies unknown lists it)';
   return new WagateError('RETRYABLE', `reply ${id} was sent: the provider accepted it as ${providerMessageId}, but that could not be recorded (${error.message}); do not resend it; ${when}, record it: ${settle}`);
 }
 

@@ -367,6 +367,8 @@ describe('metrics and monitoring', () => {
     expect(endpoint(renderScenario('production', { set: ['metrics.serviceMonitor.interval=5s'] }))).toEqual({ port: 'metrics', path: '/metrics', interval: '5s' });
     expect(endpoint(renderScenario('production', { set: ['metrics.serviceMonitor.scrapeTimeout=4s'] }))).toMatchObject({ scrapeTimeout: '4s' });
     expect(endpoint(renderScenario('production', { set: ['metrics.serviceMonitor.interval=1m', 'metrics.serviceMonitor.scrapeTimeout=60000ms'] }))).toMatchObject({ scrapeTimeout: '60000ms' });
+    // A leading zero would be read as octal by the chart's arithmetic: the schema refuses it.
+    expect(renderError({ valuesFiles: [scenarioFile('production')], set: ['metrics.serviceMonitor.interval=060s'] })).toContain('/metrics/serviceMonitor/interval');
     // A timeout longer than the interval: refused at the render, naming both, not dropped by the operator.
     for (const [interval, timeout] of [['10s', '15s'], ['1m', '61s'], ['900ms', '1s']]) {
       expect(renderError({ valuesFiles: [scenarioFile('production')], set: [`metrics.serviceMonitor.interval=${interval}`, `metrics.serviceMonitor.scrapeTimeout=${timeout}`] }))

@@ -272,6 +272,26 @@ describe('a resend refused while the database fails or the customer is erased', 
     expect(callsToRecipient(pipeline, customer)).toHaveLength(2);
   });
 
+  it('answers sent when the settle of an accepted resend committed each time with its answer lost', async () => {
+    const customer = '15550300014';
+    const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });
+    // The statement runs and commits; its answer never comes back.
+    const answerLost = new Proxy(pipeline.db.sql, {
+      apply(target, self, args: unknown[]) {
+        const text = Array.isArray(args[0]) ? args[0].join('') : '';
+        const result = Reflect.apply(target, self, args) as Promise<unknown>;
+        if (!text.includes('WITH input AS')) return result;
+        return result.then(() => Promise.reject(Object.assign(new Error('deadlock detected'), { code: '40P01' })));
+      },
+    });
+    expect(await resendReply(answerLost, first.id, metaClient(), pipeline.workers[0]!.metrics)).toBe('sent');
+    const reply = await replyOf(id);
+    expect(reply).toMatchObject({ status: 'sent', earlier_provider_message_ids: [first.provider_message_id] });
+    expect(reply!.provider_message_id).toMatch(/^wamid\./);
+    expect(reply!.provider_message_id).not.toBe(first.provider_message_id);
+    expect(callsToRecipient(pipeline, customer)).toHaveLength(2);
+  });
+
   it('keeps no provider text when the customer is erased during the refused resend\'s call', async () => {
     const customer = '15550300011';
     const { id, first } = await undeliveredReplyTo(customer, { code: 131026, title: 'Message undeliverable' });

@@ -115,7 +115,7 @@ describe('the chart in a real API server', () => {
       // fails here, before any pod is replaced; every ingest and worker would refuse to start.
       await db.sql`INSERT INTO work_shard_settings (queue_prefix, shard_count) VALUES (${jobEnv.QUEUE_PREFIX ?? 'wagate'}, 32)`;
       const refused = migrate({ WORK_SHARDS: '40' });
-      expect([refused.status, refused.stderr]).toEqual([1, expect.stringMatching(/WORK_SHARDS is 40, but the work queues of "[^"]+" are sharded 32 ways.*wagate reshard --to 40/)]);
+      expect([refused.status, refused.stderr]).toEqual([1, expect.stringMatching(/WORK_SHARDS is 40, but the work queues of "[^"]+" are sharded 32 ways.*nothing was migrated.*wagate reshard --to 40 first; if the group runs with 32 already, give this run WORK_SHARDS=32 too/)]);
       expect(migrate({}).status).toBe(0);
     } finally {
       await db.drop();
