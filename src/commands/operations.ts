@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { type ParseArgsOptionsConfig } from 'node:util';
@@ -296,18 +297,21 @@ function replyId(id: string): void {
  * credentials pass for what is unset.
  */
 export async function fakeProviderCommand(config: Config, args: string[]): Promise<{ stop(): Promise<void> }> {
-  const { values } = parseOptions({ args, options: { port: { type: 'string', default: '4010' } } });
+  // Loopback unless told otherwise: in a pod behind a Service (a staging gateway under load), `--host 0.0.0.0`.
+  const { values } = parseOptions({ args, options: { port: { type: 'string', default: '4010' }, host: { type: 'string', default: '127.0.0.1' } } });
   const port = Number(values.port);
   if (!/^[0-9]+$/.test(values.port) || port > 65_535) throw new UsageError(`--port ${values.port} is not a port: use a number from 0 to 65535 (0: any free port)`);
+  if (isIP(values.host) === 0) throw new UsageError(`--host ${values.host} is not an IP address: use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)`);
   const fake = await startFakeProvider({
     port,
-    host: '127.0.0.1',
+    host: values.host,
     metaAccessToken: config.WHATSAPP_ACCESS_TOKEN,
     twilioAccountSid: config.TWILIO_ACCOUNT_SID,
     twilioAuthToken: config.TWILIO_AUTH_TOKEN[0],
   });
   const checked = [config.WHATSAPP_ACCESS_TOKEN && 'WHATSAPP_ACCESS_TOKEN', config.TWILIO_ACCOUNT_SID && 'TWILIO_ACCOUNT_SID', config.TWILIO_AUTH_TOKEN[0] && 'TWILIO_AUTH_TOKEN'].filter(Boolean);
-  print(`fake Graph API and Twilio REST listening on ${fake.url} (calls: ${fake.url}/_fake/calls; ` +
+  const everywhere = values.host === '0.0.0.0' || values.host === '::' ? ' (every interface)' : '';
+  print(`fake Graph API and Twilio REST listening on ${fake.url}${everywhere} (calls: ${fake.url}/_fake/calls; ` +
     `${checked.length > 0 ? `checking ${checked.join(', ')} from this environment` : 'any credentials accepted'})`);
   return { stop: () => fake.close() };
 }

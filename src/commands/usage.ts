@@ -27,7 +27,7 @@ export const COMMAND_USAGE: Record<string, string> = {
   'requeue-stuck': 'requeue-stuck                   put back messages whose queue copy was lost (see WagateMessagesStuck)',
   cleanup: 'cleanup [--days N]              retention cleanup (default RETENTION_DAYS)',
   erase: 'erase --phone P                 erase one customer\'s personal data everywhere it is kept',
-  'fake-provider': 'fake-provider [--port 4010]     a local fake of the Graph API and Twilio REST, for demos',
+  'fake-provider': 'fake-provider [--port 4010] [--host 127.0.0.1]\n                                  a local fake of the Graph API and Twilio REST, for demos and load tests',
   help: 'help [COMMAND]                  this text, or one command\'s usage',
 };
 

@@ -71,6 +71,8 @@ describe('the command line', () => {
     expect([wrong.code, wrong.stderr]).toEqual([2, expect.stringContaining('replies has no action "resent"; its actions: unknown, undelivered, resend, settle')]);
     const port = await wagate(['fake-provider', '--port', 'abc']);
     expect([port.code, port.stderr]).toEqual([2, expect.stringContaining('--port abc is not a port: use a number from 0 to 65535')]);
+    const host = await wagate(['fake-provider', '--host', 'fake.local']);
+    expect([host.code, host.stderr]).toEqual([2, expect.stringContaining('--host fake.local is not an IP address')]);
     const id = await wagate(['replies', 'resend', '--id', 'abc']);
     expect([id.code, id.stderr]).toEqual([2, expect.stringContaining('--id abc is not a reply id: use a number from wagate replies unknown or wagate replies undelivered')]);
     const hours = await wagate(['replies', 'undelivered', '--hours', '0']);

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { networkInterfaces } from 'node:os';
 import { MAIN_JS } from '../support/process';
 import { waitFor } from '../support/wait';
 
@@ -18,8 +19,8 @@ afterAll(async () => {
   }
 });
 
-async function startFake(env: Record<string, string>): Promise<{ url: string; stdout: string }> {
-  const child = spawn(process.execPath, [MAIN_JS, 'fake-provider', '--port', '0'], {
+async function startFake(env: Record<string, string>, args: string[] = []): Promise<{ url: string; stdout: string }> {
+  const child = spawn(process.execPath, [MAIN_JS, 'fake-provider', '--port', '0', ...args], {
     // No NODE_ENV: the command takes development's defaults, as `wagate dev` does.
     env: { PATH: process.env.PATH ?? '', ...env },
   });
@@ -51,6 +52,16 @@ it('refuses the tokens a worker of this environment would not send, as the provi
   // The worker authenticates with the first of the auth tokens, as Twilio's REST API takes one.
   expect((await twilio(fake.url, 'older-auth')).status).toBe(401);
   expect((await twilio(fake.url, 'right-auth')).status).toBe(201);
+});
+
+it('listens on every interface when told to, as a pod behind a Service must', async () => {
+  const fake = await startFake({}, ['--host', '0.0.0.0']);
+  const port = new URL(fake.url).port;
+  expect(fake.stdout).toContain('(every interface)');
+  // Reached through an address other than loopback's, as a Service's traffic arrives.
+  const other = Object.values(networkInterfaces()).flat().find((entry) => entry && entry.family === 'IPv4' && !entry.internal);
+  const address = other?.address ?? '127.0.0.2';
+  expect((await graph(`http://${address}:${port}`, 'whatever')).status).toBe(200);
 });
 
 it('accepts any credentials where none are set', async () => {
