@@ -10,7 +10,6 @@ import { devWorkerMetricsPort, readyLine, withDevDefaults } from './commands/dev
 import { startIngest } from './commands/ingest';
 import { runMigrate } from './commands/migrate';
 import { releaseSender } from './ledger/release';
-import { groupStuckAfterMs, requeueStuckMessages } from './ledger/stuck';
 import { explainGatewayAnswer, sendSample } from './commands/send';
 import { isHelpRequest, USAGE, usageOf } from './commands/usage';
 import { waitUntilReady } from './commands/wait-ready';
@@ -27,6 +26,7 @@ import {
   phoneOption,
   productsCommand,
   repliesCommand,
+  requeueStuckCommand,
   withSql,
 } from './commands/operations';
 
@@ -90,10 +90,7 @@ const commands: Record<string, Command> = {
   dlq: (config, log, args) => dlqCommand(config, log, args),
   replies: (config, _log, args) => repliesCommand(config, args),
   cleanup: (config, _log, args) => cleanupCommand(config, args),
-  'requeue-stuck': async (config) => {
-    const requeued = await withSql(config, async (sql) => requeueStuckMessages(sql, await groupStuckAfterMs(sql, config.QUEUE_PREFIX, config.RETRY_DELAYS_MS)));
-    process.stdout.write(`requeued ${requeued} stuck message(s); running ingest processes publish them\n`);
-  },
+  'requeue-stuck': (config) => requeueStuckCommand(config),
   erase: (config, log, args) => eraseCommand(config, log, args),
   reshard: async (config, _log, args) => {
     const { values } = parseOptions({ args, options: { to: { type: 'string' } } });

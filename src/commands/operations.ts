@@ -21,6 +21,8 @@ import { listUnknownReplies, resendReply, settleReply, type Settlement } from '.
 import { listUndeliveredReplies } from '../orders/undelivered-replies';
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, purgeDeadLettersById, replayDeadLetters } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
+import { queuesHoldingMessages } from '../queue/inspect-queue';
+import { groupStuckAfterMs, requeueStuckMessages } from '../ledger/stuck';
 import { withOperatorChannel } from '../queue/operator-channel';
 import type { QueueMessage } from '../queue/message';
 import type { Topology } from '../queue/topology';
@@ -289,6 +291,30 @@ function actionError(command: string, action: string | undefined, actions: strin
 function replyId(id: string): void {
   if (!/^[0-9]{1,18}$/.test(id)) throw new UsageError(`--id ${id} is not a reply id: use a number from wagate replies unknown or wagate replies undelivered`);
 }
+
+/**
+ * Puts stuck messages back in the outbox. The tiers of earlier delays with messages waiting are
+ * asked of the broker; unreachable, every tier recorded counts, which can only requeue less.
+ */
+export async function requeueStuckCommand(config: Config): Promise<void> {
+  const tierQueue = (delayMs: number) => topologyFromConfig({ ...config, RETRY_DELAYS_MS: [delayMs] }).retryTiers[0]!.queue;
+  let unasked = '';
+  const holding = async (delaysMs: number[]) => {
+    const queues = await queuesHoldingMessages(config.AMQP_URL, delaysMs.map(tierQueue), 'wagate-requeue-stuck').catch((error: Error) => {
+      unasked = `; the broker could not be asked which earlier tiers still hold messages (${error.message}), so every one recorded counted`;
+      return null;
+    });
+    return queues === null ? delaysMs : delaysMs.filter((delayMs) => queues.includes(tierQueue(delayMs)));
+  };
+  const { requeued, threshold } = await withSql(config, async (sql) => {
+    const found = await groupStuckAfterMs(sql, config.QUEUE_PREFIX, config.RETRY_DELAYS_MS, holding);
+    return { requeued: await requeueStuckMessages(sql, found.stuckAfterMs), threshold: found };
+  });
+  print(`requeued ${requeued} stuck message(s), untouched for more than ${minutes(threshold.stuckAfterMs)} ` +
+    `(the longest retry tier with messages waiting, ${minutes(threshold.longestTierMs)}, and an hour)${unasked}; running ingest processes publish them`);
+}
+
+const minutes = (ms: number) => `${Math.round(ms / 60_000)} min`;
 
 /**
  * The fake providers, checking the credentials a worker in this environment would send (its

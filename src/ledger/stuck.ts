@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client';
+import { isUndefinedTable } from '../db/postgres-errors';
 import { recordedRetryDelays } from './shard-topology';
 
 /**
@@ -10,15 +11,37 @@ export function stuckAfterMs(retryDelaysMs: readonly number[]): number {
   return Math.max(0, ...retryDelaysMs) + 60 * 60 * 1000;
 }
 
+/** The threshold a command used, and the longest tier it waited out. */
+export interface GroupStuckThreshold {
+  stuckAfterMs: number;
+  longestTierMs: number;
+}
+
 /**
  * The stuck threshold of the group with this queue prefix, for a command run from a shell:
- * the longest retry tier any of its processes declared (recorded in Postgres) or the shell's
- * own RETRY_DELAYS_MS, plus the hour. With the shell's delays alone, a checkout's defaults
- * would take messages waiting in a group's 6-hour tier for lost after 90 minutes, and their
- * requeued copies would skip the provider's back-off.
+ * the shell's own RETRY_DELAYS_MS, and any longer tier a process of the group declared before
+ * (recorded in Postgres) whose queue still holds messages waiting, plus the hour. With the
+ * shell's delays alone, a checkout's defaults took messages waiting in a group's 6-hour tier
+ * for lost after 90 minutes, and their requeued copies skipped the provider's back-off; with
+ * every tier ever recorded, a tier given up long ago, its queue empty, held the requeue off
+ * for hours while the stuck alert fired. `holding` answers which of the delays given have
+ * messages waiting in their tier (it asks the broker).
  */
-export async function groupStuckAfterMs(sql: Sql, queuePrefix: string, ownDelaysMs: readonly number[]): Promise<number> {
-  return stuckAfterMs([...ownDelaysMs, ...(await recordedRetryDelays(sql, queuePrefix))]);
+export async function groupStuckAfterMs(
+  sql: Sql,
+  queuePrefix: string,
+  ownDelaysMs: readonly number[],
+  holding: (delaysMs: number[]) => Promise<number[]>,
+): Promise<GroupStuckThreshold> {
+  const own = Math.max(0, ...ownDelaysMs);
+  const recorded = await recordedRetryDelays(sql, queuePrefix).catch((error: unknown) => {
+    // Before migration 041 nothing is recorded.
+    if (isUndefinedTable(error)) return [];
+    throw error;
+  });
+  const longer = recorded.filter((delayMs) => delayMs > own);
+  const longestTierMs = Math.max(own, ...(longer.length > 0 ? await holding(longer) : []));
+  return { stuckAfterMs: stuckAfterMs([longestTierMs]), longestTierMs };
 }
 
 /**

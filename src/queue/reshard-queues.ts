@@ -1,7 +1,6 @@
-import amqp, { type ChannelModel } from 'amqplib';
+import type { ChannelModel } from 'amqplib';
 import { WagateError } from '../errors';
-import { redactUrl } from '../telemetry/redact-url';
-import { inspectQueue } from './inspect-queue';
+import { connectBriefly, inspectQueue } from './inspect-queue';
 import { emptyQueue, moveReadyMessages, senderRoutingKey, senderShardOrDead } from './move-messages';
 import { assertTopology, declareShardQueue, type Topology } from './topology';
 
@@ -27,18 +26,6 @@ export interface MoveOptions {
   progress(line: string): void;
 }
 
-/** How long a reshard waits for the broker's connection, each time it opens one. */
-const RESHARD_CONNECT_TIMEOUT_MS = 10_000;
-
-/** A connection of the reshard's own; one that cannot be had says where it was asked for, never with the password. */
-async function connect(amqpUrl: string): Promise<ChannelModel> {
-  try {
-    return await amqp.connect(amqpUrl, { clientProperties: { connection_name: 'wagate-reshard' }, timeout: RESHARD_CONNECT_TIMEOUT_MS });
-  } catch (error) {
-    throw new WagateError('BROKER_UNAVAILABLE', `cannot reach RabbitMQ at ${redactUrl(amqpUrl)} (${(error as Error).message}): check AMQP_URL and that RabbitMQ runs there`, { cause: error });
-  }
-}
-
 /**
  * Before the workers are paused: the broker answers, and this shell's topology is the group's.
  * The count comes from Postgres, but the retry tiers and the delivery limit come from the
@@ -48,7 +35,7 @@ async function connect(amqpUrl: string): Promise<ChannelModel> {
  * and that queue must take the shell's delivery limit.
  */
 export async function checkBrokerMatches(amqpUrl: string, topology: Topology): Promise<void> {
-  const connection = await connect(amqpUrl);
+  const connection = await connectBriefly(amqpUrl, 'wagate-reshard');
   try {
     if (!(await inspectQueue(connection, topology.shards[0]!.queue))) return;
     const tiers = topology.retryTiers.map((tier) => tier.queue);
@@ -68,7 +55,7 @@ export async function checkBrokerMatches(amqpUrl: string, topology: Topology): P
 }
 
 export async function moveToShardCount(amqpUrl: string, oldTopology: Topology, newTopology: Topology, options: MoveOptions) {
-  const connection = await connect(amqpUrl);
+  const connection = await connectBriefly(amqpUrl, 'wagate-reshard');
   try {
     return await moveQueues(connection, oldTopology, newTopology, options);
   } finally {
@@ -83,7 +70,7 @@ function stagingQueue(topology: Topology): string {
 
 /** Messages an interrupted reshard left in its staging queue (0 when there is none). */
 export async function stagedMessages(amqpUrl: string, topology: Topology): Promise<number> {
-  const connection = await connect(amqpUrl);
+  const connection = await connectBriefly(amqpUrl, 'wagate-reshard');
   try {
     return (await inspectQueue(connection, stagingQueue(topology)))?.messageCount ?? 0;
   } finally {
@@ -158,7 +145,7 @@ async function removeSurplus(connection: ChannelModel, exchange: string, shard: 
  * for messages that consumer takes, for good.
  */
 export async function consumedQueues(amqpUrl: string, queues: string[]): Promise<{ queue: string; consumers: number }[]> {
-  const connection = await connect(amqpUrl);
+  const connection = await connectBriefly(amqpUrl, 'wagate-reshard');
   try {
     const consumed: { queue: string; consumers: number }[] = [];
     for (const queue of queues) {

@@ -253,22 +253,42 @@ describe('wagate command line', () => {
     expect(result.stdout).toMatch(/requeued 0 stuck message\(s\)/);
   });
 
-  it('requeue-stuck waits out the longest retry tier the group declared, not only the shell\'s own', async () => {
+  it('requeue-stuck waits out a longer retry tier the group declared while messages wait in it, not only the shell\'s own', async () => {
     // The group's workers declared a 6-hour tier; this shell has the default delays (30 minutes at most).
-    await db.sql`INSERT INTO retry_tier_delays (queue_prefix, delay_ms) VALUES (${QUEUE_PREFIX}, ${6 * 3_600_000})`;
+    const sixHours = 6 * 3_600_000;
+    await db.sql`INSERT INTO retry_tier_delays (queue_prefix, delay_ms) VALUES (${QUEUE_PREFIX}, ${sixHours})`;
+    const tierQueue = topologyFromConfig(loadConfig(testEnv(db.url, { QUEUE_PREFIX, RETRY_DELAYS_MS: String(sixHours) }))).retryTiers[0]!.queue;
     const waited = async (hours: number) => {
       const messageId = `wamid.requeue-stuck-${hours}h`;
       await db.sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload, updated_at)
                    VALUES ('whatsapp', ${messageId}, '15550700001', '15550700001', '100', 'queued', '{}'::jsonb, now() - make_interval(hours => ${hours}))`;
       return messageId;
     };
+    const requeued = async () => (await db.sql<{ message_id: string }[]>`
+      SELECT m.message_id FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id WHERE m.message_id LIKE 'wamid.requeue-stuck-%'`).map((row) => row.message_id);
     const inTier = await waited(2);
     const lost = await waited(8);
-    const result = await wagate(['requeue-stuck']);
-    expect([result.code, result.stdout]).toEqual([0, expect.stringMatching(/requeued 1 stuck message\(s\)/)]);
-    const requeued = await db.sql`SELECT m.message_id FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id WHERE m.message_id IN (${inTier}, ${lost})`;
-    expect(requeued.map((row) => row.message_id)).toEqual([lost]);
-    await db.sql`DELETE FROM outbox`;
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    try {
+      // A retry waits in that tier: a message untouched for 2 hours may be one of them.
+      const channel = await connection.createConfirmChannel();
+      await channel.assertQueue(tierQueue, { durable: true });
+      channel.sendToQueue(tierQueue, Buffer.from('{}'), { persistent: true });
+      await channel.waitForConfirms();
+      const first = await wagate(['requeue-stuck']);
+      expect([first.code, first.stdout.trim()]).toEqual([0,
+        'requeued 1 stuck message(s), untouched for more than 420 min (the longest retry tier with messages waiting, 360 min, and an hour); running ingest processes publish them']);
+      expect(await requeued()).toEqual([lost]);
+
+      // The tier empty (given up since, its retries come back), the shell's delays are the measure again.
+      await channel.deleteQueue(tierQueue);
+      const second = await wagate(['requeue-stuck']);
+      expect([second.code, second.stdout.trim()]).toEqual([0, expect.stringMatching(/^requeued 1 stuck message\(s\), untouched for more than 90 min \(the longest retry tier with messages waiting, 30 min, and an hour\)/)]);
+      expect((await requeued()).sort()).toEqual([inTier, lost].sort());
+    } finally {
+      await connection.close();
+      await db.sql`DELETE FROM outbox`;
+    }
   });
 
   it('release reports how many messages it re-queued', async () => {
