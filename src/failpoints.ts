@@ -19,6 +19,7 @@ export const FAILPOINTS = [
   'worker.after-dead-record',
   'reshard.distributing',
   'reshard.before-move',
+  'reshard.gathering',
   'replies.resend-after-mark',
 ] as const;
 

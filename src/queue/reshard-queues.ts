@@ -21,6 +21,8 @@ export interface MoveOptions {
    * RETRY_DELAYS_MS: their waiting retries come back with their old shard's key all the same.
    */
   earlierTiers?: Topology['retryTiers'];
+  /** Asked between two old shards as they are gathered: a reason to stop there, or null to go on. */
+  stopRequested?(): string | null;
   /** After each message put on its new shard, with how many of the staged ones are done. */
   afterDistributed?(done: number, total: number): Promise<void>;
   progress(line: string): void;
@@ -95,7 +97,11 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
   let taken = 0;
   if (gathered) progress('an earlier run gathered the old shards and was interrupted; going on from there');
   else {
-    for (const shard of oldTopology.shards) taken += await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+    for (const shard of oldTopology.shards) {
+      const stop = options.stopRequested?.() ?? null;
+      if (stop !== null) throw new WagateError('OPERATION_REFUSED', stop);
+      taken += await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
+    }
     await options.onGathered();
   }
   progress(`took ${taken} message(s) off ${oldTopology.shards.length} old shard(s), in order`);

@@ -1,7 +1,7 @@
 import type { Config } from '../config';
 import { transaction, type Sql } from '../db/client';
 import { WagateError } from '../errors';
-import { failpoint } from '../failpoints';
+import { failpoint, stopsAt } from '../failpoints';
 import { RESHARD_LOCK_WAIT_MS, withReshardLock } from '../ledger/reshard-lock';
 import { storedShardCount } from '../ledger/shard-count';
 import { recordedRetryDelays } from '../ledger/shard-topology';
@@ -101,6 +101,8 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
   // have let go: a worker that connected just before the lock may record its tiers after the first read.
   const earlier = (delays: number[]) => delays.filter((delayMs) => !deps.topology.retryDelaysMs.includes(delayMs));
   const earlierBeforePause = earlier(await recordedRetryDelays(sql, prefix));
+  const stopped = () => `stopped by ${(deps.stop?.reason as Error | undefined)?.message ?? 'a signal'}`;
+  if (deps.stop?.aborted) throw new WagateError('OPERATION_REFUSED', `${stopped()} before anything was paused; the workers were left as they were`);
   await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${prefix}, ${from}, true)
             ON CONFLICT (queue_prefix) DO UPDATE SET paused = true, updated_at = now()`;
   deps.progress(`paused the workers of "${prefix}"; waiting for them to release ${from} shard(s)`);
@@ -123,14 +125,13 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
     await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`;
     throw new WagateError('OPERATION_REFUSED', `${why}; nothing was moved and the workers resume${whom ? `. Try again, or stop ${whom} first` : ''}`);
   };
-  const stopped = () => `stopped by ${(deps.stop?.reason as Error | undefined)?.message ?? 'a signal'}`;
   /**
    * A failure once the workers are paused (the broker lost, say): they stay so, since what is
    * in staging cannot be told; the error says so, and that a rerun finishes and resumes them.
    */
   const stillPaused = (error: Error): never => {
     throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
-      `${error.message}; the workers of "${prefix}" stay paused: ${deps.stop?.aborted ? '' : 'once that is mended, '}run wagate reshard --to ${to} again, which finishes the move and resumes them`, { cause: error });
+      `${error.message}; the workers of "${prefix}" stay paused: ${error.message.startsWith(stopped()) ? '' : 'once that is mended, '}run wagate reshard --to ${to} again, which finishes the move and resumes them`, { cause: error });
   };
   const held = await shardsStillHeld(deps);
   if (deps.stop?.aborted) await refuse(stopped(), '');
@@ -149,11 +150,18 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
   const earlierTiers = topologyNames({ ...deps.topology, retryDelaysMs: earlierDelays }).retryTiers;
   // A test holds the run here, the workers paused and nothing moved, to connect a process meanwhile.
   await failpoint('reshard.before-move');
+  let gatheringChecks = 0;
   if (deps.stop?.aborted) await refuse(stopped(), '');
   await assertStillExclusive(exclusive, prefix).catch(stillPaused);
   const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, {
     gathered: gatheredFor === to,
     earlierTiers,
+    // Between two old shards: a rerun gathers the rest behind what is in staging, in order.
+    stopRequested: () => {
+      // A test holds the gathering here, after the first old shard, to signal it.
+      if (++gatheringChecks === 2) stopsAt('reshard.gathering');
+      return deps.stop?.aborted ? `${stopped()} while gathering the old shards` : null;
+    },
     onGathered: async () => void (await sql`UPDATE work_shard_settings SET gathered_for = ${to}, updated_at = now() WHERE queue_prefix = ${prefix}`),
     afterDistributed: async (done, total) => {
       // A test holds the move here, a quarter of the way through, to kill it and run it again.

@@ -133,7 +133,8 @@ export function runWagatePausedAt(
   failpoint: string,
   args: string[],
   env: Record<string, string>,
-  whilePaused: () => Promise<void>,
+  /** Given the stopped process's pid, to signal it. */
+  whilePaused: (pid: number) => Promise<void>,
   timeoutMs = 60_000,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -154,7 +155,7 @@ export function runWagatePausedAt(
       paused = true;
       // The line comes just before the process stops itself: on a busy machine a SIGCONT sent
       // before it has stopped is lost, and it would stay stopped for good.
-      waitFor('the process to stop at its failpoint', () => isStopped(child.pid!)).then(whilePaused).then(
+      waitFor('the process to stop at its failpoint', () => isStopped(child.pid!)).then(() => whilePaused(child.pid!)).then(
         () => child.kill('SIGCONT'),
         (error: unknown) => {
           child.kill('SIGKILL');
