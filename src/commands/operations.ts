@@ -22,6 +22,7 @@ import { listUndeliveredReplies } from '../orders/undelivered-replies';
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, purgeDeadLettersById, replayDeadLetters } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
 import { queuesHoldingMessages } from '../queue/inspect-queue';
+import { withoutNumbers } from '../telemetry/without-numbers';
 import { groupStuckAfterMs, requeueStuckMessages } from '../ledger/stuck';
 import { withOperatorChannel } from '../queue/operator-channel';
 import type { QueueMessage } from '../queue/message';
@@ -108,7 +109,8 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
   if (action === 'list') {
     const letters = await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => listDeadLetters(channel, topology))));
     if (letters.length === 0) return print('the dead-letter queue is empty');
-    for (const letter of letters) print(`${letter.id}\tattempts=${letter.attempts}\t${letter.deadAt ?? ''}\t${letter.lastError}`);
+    // A letter dead-lettered by an earlier release carries the provider's text as it came.
+    for (const letter of letters) print(`${letter.id}\tattempts=${letter.attempts}\t${letter.deadAt ?? ''}\t${withoutNumbers(letter.lastError)}`);
     return;
   }
   if (action === 'replay') {
@@ -249,7 +251,7 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     if (rows.length === 0) return print(`no sent replies reported undelivered in the last ${hours} hours`);
     print('id\tsource\tinbound message\tprovider error\tfailed at\tcustomer-service window\tresend');
     for (const row of rows) {
-      const error = row.error_code === null ? 'not kept' : [row.error_code, row.error_title].filter(Boolean).join(' ');
+      const error = row.error_code === null ? 'not kept' : withoutNumbers([row.error_code, row.error_title].filter(Boolean).join(' '));
       const window = row.window_open_until ? `open until ${row.window_open_until.toISOString()}` : row.window;
       const resend = row.resendable ? 'possible' : 'text removed';
       print([row.id, row.source, row.inbound_message_id, error, row.failed_at?.toISOString() ?? '-', window, resend].join('\t'));

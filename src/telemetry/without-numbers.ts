@@ -6,10 +6,17 @@
 const NUMBER_LIKE = /\+?\d(?:[\s().-]*\d){6,}/g;
 
 /**
- * A provider's error text for logs and spans. Providers quote the customer's number in some
- * of them ("The 'To' number +1555… is not a valid phone number"); Postgres keeps the text,
- * where `wagate erase` can reach it, but logs and exported traces are out of its reach.
+ * A WhatsApp user id with letters in it (`US.a1b2c3d4e5f6g7h8`): a country code, a dot, and
+ * the rest; the all-digit ones are caught as numbers.
+ */
+const USER_ID_LIKE = /\b[A-Z]{2}\.[A-Za-z0-9]{6,}\b/g;
+
+/**
+ * A provider's error text for logs, spans, dead letters' headers and the command line's lists.
+ * Providers quote the customer's number in some of them ("The 'To' number +1555… is not a
+ * valid phone number"); Postgres keeps the text, where `wagate erase` can reach it, but logs,
+ * exported traces and terminals are out of its reach.
  */
 export function withoutNumbers(text: string): string {
-  return text.replace(NUMBER_LIKE, '<number>');
+  return text.replace(USER_ID_LIKE, '<user id>').replace(NUMBER_LIKE, '<number>');
 }

@@ -116,7 +116,8 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     await publishOrThrow(channel, deps.topology.retryTiers[tier]!.exchange, delivery, {
       ...unsentAttemptsHeader(unsent),
       [ATTEMPT_HEADER]: attempt,
-      [LAST_ERROR_HEADER]: reason,
+      // Shown by `dlq list` and the management UI, beyond erase's reach: without the numbers a provider's text may quote.
+      [LAST_ERROR_HEADER]: withoutNumbers(reason),
       ...(notBefore === undefined ? {} : { [NOT_BEFORE_HEADER]: notBefore }),
     }, homeKey(payload));
     const waitEnds = waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore);
@@ -208,7 +209,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     await failpoint('worker.before-dead-letter-publish');
     await publishOrThrow(channel, deps.topology.deadExchange, delivery, {
       ...unsentAttemptsHeader(unsent),
-      [LAST_ERROR_HEADER]: reason,
+      [LAST_ERROR_HEADER]: withoutNumbers(reason),
       [DEAD_AT_HEADER]: new Date().toISOString(),
     }, deps.topology.deadRoutingKey);
     await failpoint('worker.after-dead-letter-publish');

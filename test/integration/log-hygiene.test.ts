@@ -179,9 +179,9 @@ describe('a full run at LOG_LEVEL=debug', () => {
       const found = forbidden.filter((secret) => text.includes(secret));
       expect({ where, found }).toEqual({ where, found: [] });
     }
-    // Postgres keeps the provider's text, where `wagate erase` reaches it; logs and traces do not.
+    // Postgres keeps the provider's text, where `wagate erase` reaches it; logs, traces and the command line's lists do not.
     expect(everything.storedErrors).toContain(quotedNumber);
-    for (const where of ['logs', 'spans'] as const) {
+    for (const where of ['logs', 'spans', 'cli'] as const) {
       expect({ where, quoted: everything[where].includes('060-0012') || everything[where].includes('060-0014') }).toEqual({ where, quoted: false });
       expect({ where, masked: everything[where].includes('Message to <number> failed') }).toEqual({ where, masked: true });
     }
