@@ -438,6 +438,16 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   }
 
   let gaugesReadAt = Date.now();
+  let gauging: Promise<void> | null = null;
+  /**
+   * One reading at a time, as one sweep: the count reads the whole outbox, and after a long broker
+   * outage (millions of rows) one outlasts the poll; started at every poll they piled up on the
+   * pool's connections while the ledger's commits waited behind them.
+   */
+  function refreshBacklogGaugesAlone(): Promise<void> {
+    gauging ??= refreshBacklogGauges().finally(() => (gauging = null));
+    return gauging;
+  }
   async function refreshBacklogGauges(): Promise<void> {
     try {
       const [row] = await options.sql<{ pending: number; oldest: number | null }[]>`
@@ -500,7 +510,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       });
       pollTimer = setInterval(() => {
         void sweepOnce().then(() => sweeps.succeeded(), (error: Error) => sweeps.failed(error));
-        void refreshBacklogGauges().catch(() => undefined);
+        void refreshBacklogGaugesAlone().catch(() => undefined);
       }, options.pollMs);
       // Three renewals a lease, so that one failed write (Postgres away for a moment) loses none.
       renewTimer = setInterval(() => {

@@ -92,3 +92,31 @@ it('logs failing sweeps once while Postgres is away, and once when they work aga
   expect(about('outbox sweeps work again')).toHaveLength(1);
   expect(about('outbox sweeps work again')[0]!.failures).toBeGreaterThanOrEqual(5);
 }, 30_000);
+
+it('reads the outbox for its gauges once at a time, however long one reading takes', async () => {
+  // After a long broker outage the outbox holds millions of rows and one count outlasts the poll:
+  // started at every poll, the readings piled up on the pool while the ledger's commits waited.
+  let sweeps = 0;
+  let readings = 0;
+  const sql = ((strings: TemplateStringsArray) => {
+    const text = strings.join('');
+    if (text.includes('AS pending')) {
+      readings += 1;
+      return new Promise(() => undefined);
+    }
+    if (text.includes('AS any')) sweeps += 1;
+    return Promise.resolve(text.includes('AS any') ? [{ any: false }] : []);
+  }) as unknown as OutboxRelayOptions['sql'];
+  const publisher: Publisher = { publishAll: async (_exchange, entries) => entries.map(() => false) };
+  const relay = createOutboxRelay({
+    sql, publisher, topology: topologyFromConfig(loadConfig(testEnv(''))), canPublish: () => true, leaseSeconds: 30, confirmTimeoutMs: 1_000,
+    pollMs: 5, publishLingerMs: 0, log: createLogger('silent', 'wagate-test'), metrics: createMetrics('ingest', { processMetrics: false }),
+  });
+  relay.start();
+  try {
+    await waitFor('twenty polls', () => sweeps >= 20);
+    expect(readings).toBe(1);
+  } finally {
+    await relay.stop();
+  }
+});
