@@ -171,7 +171,12 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
         SETTLE_AFTER_REQUESTS_MS,
         false,
       );
-      if (!settled) log.warn({ waitedMs: SETTLE_AFTER_REQUESTS_MS }, 'stopping with commits or publishes still under way; their outbox rows go to the next sweep');
+      if (!settled) {
+        // The relay was to stop after the drain: stopped now all the same (its polls and lease
+        // renewals end at once), or a sweep could claim rows and publish them on the closing channel.
+        void relay.stop().catch(() => undefined);
+        log.warn({ waitedMs: SETTLE_AFTER_REQUESTS_MS }, 'stopping with commits or publishes still under way; their outbox rows go to the next sweep');
+      }
       const brokerClosed = await within(broker.close());
       await closeServerNow(metricsServer);
       const poolClosed = await within(closeDatabase(sql, (error) => log.warn({ err: error.message }, 'database pool closed with an error')));
