@@ -17,6 +17,12 @@ export interface Pending extends RecordRequest {
   deadlineAt: number;
   /** The caller has had its 503 at the deadline (expire). */
   expired?: boolean;
+  /**
+   * Committed, and given its outcomes, or waiting for its publish's confirm with them
+   * (ACK_AFTER=publish): a deadline that passes now, while the later parts of an isolated batch
+   * or a receipt's fold still run, must not answer it 503.
+   */
+  committed?: boolean;
 }
 
 /**
@@ -25,6 +31,7 @@ export interface Pending extends RecordRequest {
  * commit answer must ask the mark, not the clock, whether the caller still waits.
  */
 export function expire(request: Pending, error: unknown): void {
+  if (request.committed) return;
   request.expired = true;
   request.reject(error);
 }

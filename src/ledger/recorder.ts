@@ -317,8 +317,11 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
         options.onLateCommit?.(recorded.filter(({ outcome }) => outcome !== 'status_replay_rejected'));
       }
       // A request past its deadline has had its 503: nothing waits for the publish on its behalf.
-      if (publishing && options.ackAfterPublishMs !== undefined && outcomes.includes('queued') && !request.expired && Date.now() < request.deadlineAt) {
-        void waitForPublish(publishing, options.ackAfterPublishMs).then((result) => {
+      const waitMs = options.ackAfterPublishMs;
+      const waitsForPublish = publishing && waitMs !== undefined && outcomes.includes('queued') && !request.expired && Date.now() < request.deadlineAt;
+      request.committed = true;
+      if (waitsForPublish) {
+        void waitForPublish(publishing, waitMs).then((result) => {
           options.onPublishWait?.(result);
           request.resolve(outcomes);
         });

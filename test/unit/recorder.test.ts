@@ -167,3 +167,40 @@ describe('a commit answered after its requests\' deadline', () => {
     expect(publishWaits).toBe(0);
   });
 });
+
+describe('ACK_AFTER=publish while a failed batch is isolated', () => {
+  it('answers a request whose part committed once its publish is confirmed, not 503 when its deadline passes during the later parts', async () => {
+    const deadlineMs = 200;
+    const calls: { resolve(rows: unknown[]): void; reject(error: unknown): void }[] = [];
+    const sql = { unsafe: () => new Promise((resolve, reject) => calls.push({ resolve, reject })) } as unknown as Sql;
+    let confirm: (published: boolean) => void = () => undefined;
+    const recorder = createLedgerRecorder({
+      sql,
+      rateLimits: GENEROUS_LIMITS,
+      outboxLeaseSeconds: 60,
+      maxBatchItems: 10,
+      maxConcurrentBatches: 1,
+      lingerMs: 0,
+      commitDeadlineMs: deadlineMs,
+      ackAfterPublishMs: 5_000,
+      onQueued: () => new Promise<boolean>((resolve) => (confirm = resolve)),
+    });
+    const started = Date.now();
+    const settle = (promise: Promise<unknown>) => promise.then(() => 'recorded', (error: { code?: string }) => error.code);
+    const first = settle(recorder.record({ items: [queuedTextItem()], receivedAtMs: Date.now(), traceparent: '' }));
+    const second = settle(recorder.record({ items: [queuedTextItem({ sender: '15550800002' })], receivedAtMs: Date.now(), traceparent: '' }));
+    await waitFor('the batch of both', () => calls.length === 1);
+    // Not the database's health: the batch is isolated, its requests committed apart.
+    calls[0]!.reject(Object.assign(new Error('a poison item'), { code: 'XX000' }));
+    await waitFor('the first part', () => calls.length === 2);
+    calls[1]!.resolve([{ ord: 0, outcome: 'queued', row_id: '1' }]);
+    // The second part hangs past the first request's deadline; its publish is confirmed after it.
+    await waitFor('the second part', () => calls.length === 3);
+    await waitFor('the first request\'s deadline to pass', () => Date.now() > started + deadlineMs * 2);
+    confirm(true);
+    expect(await first).toBe('recorded');
+    calls[2]!.resolve([{ ord: 0, outcome: 'queued', row_id: '2' }]);
+    expect(await second).toBe('LEDGER_TIMEOUT');
+    await recorder.drain();
+  });
+});
