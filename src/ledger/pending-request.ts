@@ -23,6 +23,14 @@ export interface Pending extends RecordRequest {
    * or a receipt's fold still run, must not answer it 503.
    */
   committed?: boolean;
+  /** Marks the request committed, and the caller's own request behind a stand-in (an item of a split one, a copy that waits for a fold). */
+  markCommitted?(): void;
+}
+
+/** Marks a request committed: expire() leaves it to its answer from now on. */
+export function markCommitted(request: Pending): void {
+  request.committed = true;
+  request.markCommitted?.();
 }
 
 /**
@@ -43,6 +51,7 @@ export function expire(request: Pending, error: unknown): void {
 export function splitIntoItems(request: Pending): Pending[] {
   const outcomes: LedgerOutcome[] = [];
   let remaining = request.items.length;
+  let uncommitted = request.items.length;
   let failed = false;
   return request.items.map((item, index) => ({
     items: [item],
@@ -51,6 +60,11 @@ export function splitIntoItems(request: Pending): Pending[] {
     waiting: undefined,
     queuedAt: request.queuedAt,
     deadlineAt: request.deadlineAt,
+    // The caller's request is committed once every item of it is.
+    markCommitted() {
+      uncommitted -= 1;
+      if (uncommitted === 0) markCommitted(request);
+    },
     resolve([outcome]) {
       outcomes[index] = outcome!;
       remaining -= 1;

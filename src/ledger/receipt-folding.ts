@@ -1,7 +1,7 @@
 import type { BatchPlan } from './batch-plan';
 import type { ReceiptKey } from './fold-receipts';
 import type { LedgerOutcome } from './items';
-import type { Pending } from './pending-request';
+import { markCommitted, type Pending } from './pending-request';
 
 /** What the batch statement answered for an item: a receipt's row_id is the reply its id matched, or null. */
 export interface ReceiptRow {
@@ -49,6 +49,9 @@ export function answeredAfterFold(batch: readonly Pending[], ords: ReadonlySet<n
     if (!request.items.some((_, index) => ords.has(first + index))) return request;
     const resolve = (outcomes: LedgerOutcome[]) =>
       void folded(request).then((failure) => (failure === null ? request.resolve(outcomes) : request.reject(failure)));
-    return { ...request, resolve };
+    // The caller's request is committed once its receipts are folded in time: until then its
+    // deadline may still answer it 503, as the fold's own failure would.
+    const committed = () => void folded(request).then((failure) => failure === null && markCommitted(request));
+    return { ...request, resolve, markCommitted: committed };
   });
 }

@@ -9,7 +9,7 @@ import { foldReceipts } from './fold-receipts';
 import { answeredAfterFold, receiptsToFold, type ReceiptRow, type ReceiptsToFold } from './receipt-folding';
 import { RECORD_BATCH_SQL } from './record-batch-sql';
 import { waitForPublish, type PublishWait } from './ack-after-publish';
-import { expire, splitIntoItems, type Pending, type RecordRequest } from './pending-request';
+import { expire, markCommitted, splitIntoItems, type Pending, type RecordRequest } from './pending-request';
 
 /** A message the ledger has made durable with an outbox row, ready to publish. */
 export interface QueuedEntry {
@@ -319,7 +319,7 @@ export function createLedgerRecorder(options: LedgerRecorderOptions): LedgerReco
       // A request past its deadline has had its 503: nothing waits for the publish on its behalf.
       const waitMs = options.ackAfterPublishMs;
       const waitsForPublish = publishing && waitMs !== undefined && outcomes.includes('queued') && !request.expired && Date.now() < request.deadlineAt;
-      request.committed = true;
+      markCommitted(request);
       if (waitsForPublish) {
         void waitForPublish(publishing, waitMs).then((result) => {
           options.onPublishWait?.(result);

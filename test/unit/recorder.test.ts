@@ -203,4 +203,46 @@ describe('ACK_AFTER=publish while a failed batch is isolated', () => {
     expect(await second).toBe('LEDGER_TIMEOUT');
     await recorder.drain();
   });
+
+  it('answers a request of two messages, split into items by the isolation, once both are committed and published', async () => {
+    const deadlineMs = 200;
+    const calls: { resolve(rows: unknown[]): void; reject(error: unknown): void }[] = [];
+    const sql = { unsafe: () => new Promise((resolve, reject) => calls.push({ resolve, reject })) } as unknown as Sql;
+    const confirms: ((published: boolean) => void)[] = [];
+    const recorder = createLedgerRecorder({
+      sql,
+      rateLimits: GENEROUS_LIMITS,
+      outboxLeaseSeconds: 60,
+      maxBatchItems: 10,
+      maxConcurrentBatches: 1,
+      lingerMs: 0,
+      commitDeadlineMs: deadlineMs,
+      ackAfterPublishMs: 5_000,
+      onQueued: () => new Promise<boolean>((resolve) => confirms.push(resolve)),
+    });
+    const started = Date.now();
+    const settle = (promise: Promise<unknown>) => promise.then(() => 'recorded', (error: { code?: string }) => error.code);
+    // One Meta envelope of two messages, and another request beside it: isolated, the envelope
+    // is committed item by item, and the other request's part then hangs past the deadline.
+    const envelope = settle(recorder.record({ items: [queuedTextItem(), queuedTextItem()], receivedAtMs: Date.now(), traceparent: '' }));
+    const other = settle(recorder.record({ items: [queuedTextItem({ sender: '15550800003' })], receivedAtMs: Date.now(), traceparent: '' }));
+    const poison = Object.assign(new Error('a poison item'), { code: 'XX000' });
+    await waitFor('the batch', () => calls.length === 1);
+    calls[0]!.reject(poison);
+    await waitFor('the envelope\'s part', () => calls.length === 2);
+    calls[1]!.reject(poison);
+    await waitFor('the first item', () => calls.length === 3);
+    calls[2]!.resolve([{ ord: 0, outcome: 'queued', row_id: '1' }]);
+    await waitFor('the second item', () => calls.length === 4);
+    calls[3]!.resolve([{ ord: 0, outcome: 'queued', row_id: '2' }]);
+    await waitFor('the other request\'s part', () => calls.length === 5);
+    // Both items committed; the deadline passes while their publishes wait for the broker's confirms.
+    await waitFor('both publishes under way', () => confirms.length === 2);
+    await waitFor('the request\'s deadline to pass', () => Date.now() > started + deadlineMs * 2);
+    confirms.forEach((confirm) => confirm(true));
+    expect(await envelope).toBe('recorded');
+    calls[4]!.resolve([{ ord: 0, outcome: 'queued', row_id: '3' }]);
+    expect(await other).toBe('LEDGER_TIMEOUT');
+    await recorder.drain();
+  });
 });
