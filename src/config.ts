@@ -85,13 +85,32 @@ function serviceUrl(schemes: string[], example: string) {
     { message: `must be a URL such as ${example} (scheme ${schemes.map((scheme) => scheme.slice(0, -1)).join(' or ')}, a host, and any %-escapes in the user or password well formed)` },
   );
 }
+/** The largest value a Postgres integer column holds: rate limits and retry tiers are stored so. */
+const MAX_POSTGRES_INTEGER = 2_147_483_647;
 const commaMilliseconds = z
   .string()
   .default('5000,30000,300000,1800000')
+  .refine((value) => value.split(',').every((entry) => /^\s*\d+\s*$/.test(entry)), {
+    message: 'must be a comma-separated list of positive whole numbers of milliseconds, digits only',
+  })
   .transform((value) => value.split(',').map((entry) => Number(entry.trim())))
   .refine((delays) => delays.length > 0 && delays.every((d) => Number.isInteger(d) && d > 0), {
     message: 'must be a comma-separated list of positive integers (milliseconds)',
+  })
+  // Recorded as integers (retry_tier_delays): a longer tier failed every record, and a reshard
+  // or requeue-stuck then knew none of the group's tiers.
+  .refine((delays) => delays.every((d) => d <= MAX_POSTGRES_INTEGER), {
+    message: `each delay must be at most ${MAX_POSTGRES_INTEGER} ms (about 24.8 days)`,
   });
+/**
+ * A rate limit's count, stored as a Postgres integer: 9999999999 meant as "no limit" failed
+ * every batch of the source's messages, which were then kept as malformed and answered 200.
+ */
+const RATE_TOO_HIGH = `must be at most ${MAX_POSTGRES_INTEGER}`;
+/** A rate limit's window: at most a year (its seconds are stored as an integer too). */
+const WINDOW_TOO_LONG = 'must be at most 525600 minutes (a year)';
+/** A retention: at most 100 years; a longer one reached before the earliest date Postgres stores, and every cleanup failed. */
+const days = (fallback: number) => int(fallback, 1).pipe(z.number().max(36_500, 'must be at most 36500 days (100 years)'));
 
 /** A DNS-1123 name, as Kubernetes requires for namespaces, Deployments and Leases. */
 const kubeName = z
@@ -227,17 +246,17 @@ const envSchema = z.object({
     .regex(/^#[^#\s]+$/, 'must be the fragment of the webhook URL configured in Twilio, starting with #, e.g. #rc=3&rp=ct,rt,5xx')
     .optional(),
 
-  RATE_LIMIT_MAX_REQUESTS: int(100, 1),
-  RATE_LIMIT_WINDOW_MINUTES: int(60, 1),
-  RATE_LIMIT_WHATSAPP_MAX_REQUESTS: optionalInt(),
-  RATE_LIMIT_WHATSAPP_WINDOW_MINUTES: optionalInt(),
-  RATE_LIMIT_TWILIO_MAX_REQUESTS: optionalInt(),
-  RATE_LIMIT_TWILIO_WINDOW_MINUTES: optionalInt(),
+  RATE_LIMIT_MAX_REQUESTS: int(100, 1).pipe(z.number().max(MAX_POSTGRES_INTEGER, RATE_TOO_HIGH)),
+  RATE_LIMIT_WINDOW_MINUTES: int(60, 1).pipe(z.number().max(525_600, WINDOW_TOO_LONG)),
+  RATE_LIMIT_WHATSAPP_MAX_REQUESTS: wholeNumber.pipe(z.number().min(1).max(MAX_POSTGRES_INTEGER, RATE_TOO_HIGH)).optional(),
+  RATE_LIMIT_WHATSAPP_WINDOW_MINUTES: wholeNumber.pipe(z.number().min(1).max(525_600, WINDOW_TOO_LONG)).optional(),
+  RATE_LIMIT_TWILIO_MAX_REQUESTS: wholeNumber.pipe(z.number().min(1).max(MAX_POSTGRES_INTEGER, RATE_TOO_HIGH)).optional(),
+  RATE_LIMIT_TWILIO_WINDOW_MINUTES: wholeNumber.pipe(z.number().min(1).max(525_600, WINDOW_TOO_LONG)).optional(),
   REPLAY_WINDOW_SECONDS: int(DEFAULT_REPLAY_WINDOW_SECONDS, 60),
-  RETENTION_DAYS: int(30, 1),
-  PERSONAL_DATA_RETENTION_DAYS: int(7, 1),
+  RETENTION_DAYS: days(30),
+  PERSONAL_DATA_RETENTION_DAYS: days(7),
   /** Shops keep orders (and their replies) longer than webhooks: a year by default. */
-  ORDER_RETENTION_DAYS: int(365, 1),
+  ORDER_RETENTION_DAYS: days(365),
   /** "cancel" cancels the sender's newest order only while it is this young; 0 for any age. */
   // At most 100 years: a window reaching before 4714 BC made every cancel an error (timestamp out of range).
   ORDER_CANCEL_WINDOW_HOURS: int(24, 0).pipe(z.number().max(876_000, 'must be at most 876000 hours (100 years); 0 means any age')),
@@ -272,7 +291,8 @@ const envSchema = z.object({
   QUEUE_DELIVERY_LIMIT: int(5, 2),
   WORK_SHARDS: int(32, 1).pipe(z.number().max(MAX_WORK_SHARDS)),
   RETRY_DELAYS_MS: commaMilliseconds,
-  WORKER_PREFETCH: int(32, 1),
+  // The broker's prefetch count is 16 bits: a larger one made every shard's consumer fail to start, for good.
+  WORKER_PREFETCH: int(32, 1).pipe(z.number().max(65_535, 'must be at most 65535 (the broker\'s prefetch count is 16 bits)')),
   WORKER_MESSAGES_IN_HAND: int(DEFAULT_WORKER_MESSAGES_IN_HAND, 0),
   WORKER_HEARTBEAT_MS: milliseconds(2000, 50),
   WORKER_LIVENESS_TIMEOUT_MS: milliseconds(15000, 200),

@@ -49,13 +49,23 @@ const TRACED_COMMANDS = new Set(['ingest', 'worker', 'dev']);
  */
 export const CONSUME_SPAN_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * The OTLP protocol the traces go by: the traces' own variable, else the general one, else
+ * http/protobuf. Empty is unset, as everywhere else here and in OpenTelemetry's own rules (a
+ * compose file's `${X:-}` passes one), not a protocol to refuse.
+ */
+export function tracesProtocol(env: NodeJS.ProcessEnv): 'http/protobuf' | 'http/json' {
+  const variable = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocol = env[variable] || 'http/protobuf';
+  if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
+    throw new ConfigError(`${variable}: "${protocol}" is not supported; use http/protobuf or http/json`);
+  }
+  return protocol;
+}
+
 export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): NodeSDK | null {
   if (!isTracingConfigured(env)) return null;
-  const protocolVariable = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL === undefined ? 'OTEL_EXPORTER_OTLP_PROTOCOL' : 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL';
-  const protocol = env[protocolVariable] ?? 'http/protobuf';
-  if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
-    throw new ConfigError(`${protocolVariable}: "${protocol}" is not supported; use http/protobuf or http/json`);
-  }
+  const protocol = tracesProtocol(env);
   // The collector's credentials (an API key in a header) may come from a mounted Secret too.
   // Written into env, since the exporters read their headers from the environment themselves.
   for (const name of OTLP_HEADER_VARIABLES) {
@@ -93,7 +103,7 @@ export function startTracing(env: NodeJS.ProcessEnv, options: TracingOptions): N
     ...(options.command === 'worker' ? [new AmqplibInstrumentation({ consumeTimeoutMs: CONSUME_SPAN_TIMEOUT_MS })] : []),
   ];
   const sdk = new NodeSDK({
-    serviceName: env.OTEL_SERVICE_NAME ?? `wagate-${options.command}`,
+    serviceName: env.OTEL_SERVICE_NAME || `wagate-${options.command}`,
     traceExporter,
     metricReaders: [],
     logRecordProcessors: [],

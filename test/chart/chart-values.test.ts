@@ -216,6 +216,10 @@ describe('values', () => {
       ['worker.autoscaling.minReplicas=0', /minReplicas/],
       ['image.pullPolicy=Sometimes', /pullPolicy/],
       ['config.WORK_SHARDS=eight', /WORK_SHARDS/],
+      // What the pods would refuse: a Postgres integer's range, the broker's 16-bit prefetch, dates Postgres stores.
+      ['config.RATE_LIMIT_MAX_REQUESTS=2147483648', /RATE_LIMIT_MAX_REQUESTS/],
+      ['config.WORKER_PREFETCH=65536', /WORKER_PREFETCH/],
+      ['config.ORDER_RETENTION_DAYS=9999999', /ORDER_RETENTION_DAYS/],
       ['config.NOT_A_SETTING=1', /additional properties 'NOT_A_SETTING' not allowed/],
       ['config.ACK_AFTER=later', /ACK_AFTER/],
       ['config.WHATSAPP_GRAPH_API_URL=graph.facebook.com', /WHATSAPP_GRAPH_API_URL/],

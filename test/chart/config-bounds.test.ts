@@ -23,7 +23,7 @@ const properties = Object.entries(schema.properties.config.properties);
  * are checked by the chart at render time instead (wagate.validateConfig, and chart-values.test.ts).
  */
 const PARTNERS: Record<string, Record<string, string>> = {
-  RETENTION_DAYS: { REPLAY_WINDOW_SECONDS: '60' },
+  RETENTION_DAYS: { REPLAY_WINDOW_SECONDS: '60', ORDER_RETENTION_DAYS: '36500' },
   ORDER_RETENTION_DAYS: { RETENTION_DAYS: '1', REPLAY_WINDOW_SECONDS: '60' },
   MAX_IN_FLIGHT_BYTES: { MAX_BODY_BYTES: '1024' },
   MAX_BODY_BYTES: { BROKER_MAX_MESSAGE_BYTES: '536870912', MAX_IN_FLIGHT_BYTES: '536870912' },

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { SpanKind } from '@opentelemetry/api';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
-import { isTracingConfigured, startTracing } from '../../src/telemetry/tracing';
+import { isTracingConfigured, startTracing, tracesProtocol } from '../../src/telemetry/tracing';
 import type { GetMessage } from 'amqplib';
 import { openQueueProbe, type QueueProbe } from '../support/amqp';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver';
@@ -35,6 +35,12 @@ describe('tracing switch', () => {
     expect(start({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow('OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" is not supported; use http/protobuf or http/json');
     expect(start({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }))
       .toThrow('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "grpc" is not supported');
+  });
+
+  it('takes an empty protocol variable for unset, as a compose file\'s ${X:-} passes one', () => {
+    expect(tracesProtocol({ OTEL_EXPORTER_OTLP_PROTOCOL: '' })).toBe('http/protobuf');
+    expect(tracesProtocol({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: '' })).toBe('http/json');
+    expect(tracesProtocol({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' })).toBe('http/protobuf');
   });
 
   it('reads the collector\'s headers from a file, refusing one it cannot read or a value set twice', () => {

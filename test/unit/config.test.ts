@@ -177,6 +177,24 @@ describe('configuration', () => {
 
   it('refuses a cancel window so long that Postgres could not compute its start', () => {
     expectConfigError({ ORDER_CANCEL_WINDOW_HOURS: '60000000' }, /ORDER_CANCEL_WINDOW_HOURS: must be at most 876000 hours/);
+    // Stored as Postgres integers, or read as 16 bits by the broker, or reaching before the earliest date Postgres stores.
+    for (const [name, over, most] of [
+      ['RATE_LIMIT_MAX_REQUESTS', '2147483648', '2147483647'],
+      ['RATE_LIMIT_WHATSAPP_MAX_REQUESTS', '9999999999', '2147483647'],
+      ['RATE_LIMIT_TWILIO_MAX_REQUESTS', '2147483648', '2147483647'],
+      ['RATE_LIMIT_WINDOW_MINUTES', '525601', '525600'],
+      ['RATE_LIMIT_TWILIO_WINDOW_MINUTES', '40000000', '525600'],
+      ['WORKER_PREFETCH', '65536', '65535'],
+      ['RETENTION_DAYS', '9999999', '36500'],
+      ['PERSONAL_DATA_RETENTION_DAYS', '36501', '36500'],
+      ['ORDER_RETENTION_DAYS', '9999999', '36500'],
+    ] as const) {
+      expectConfigError({ [name]: over }, new RegExp(`${name}: must be at most`));
+      expect(() => loadConfig({ [name]: most, ...(name.endsWith('RETENTION_DAYS') ? { ORDER_RETENTION_DAYS: '36500', RETENTION_DAYS: '36500', PERSONAL_DATA_RETENTION_DAYS: '36500' } : {}) })).not.toThrow();
+    }
+    expectConfigError({ RETRY_DELAYS_MS: '5000,2592000000' }, /RETRY_DELAYS_MS: each delay must be at most 2147483647 ms/);
+    for (const written of ['1e3,30000', '0x10', '5000, ,30000']) expectConfigError({ RETRY_DELAYS_MS: written }, /RETRY_DELAYS_MS: must be a comma-separated list of positive whole numbers of milliseconds, digits only/);
+    expect(loadConfig({ RETRY_DELAYS_MS: ' 5000 , 2147483647' }).RETRY_DELAYS_MS).toEqual([5000, 2147483647]);
     expect(loadConfig({ ORDER_CANCEL_WINDOW_HOURS: '0' }).ORDER_CANCEL_WINDOW_HOURS).toBe(0);
   });
 
