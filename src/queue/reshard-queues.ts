@@ -22,7 +22,7 @@ export interface MoveOptions {
    */
   earlierTiers?: Topology['retryTiers'];
   /** Asked between two old shards as they are gathered: a reason to stop there, or null to go on. */
-  stopRequested?(): string | null;
+  stopRequested?(): Promise<string | null>;
   /** After each message put on its new shard, with how many of the staged ones are done. */
   afterDistributed?(done: number, total: number): Promise<void>;
   progress(line: string): void;
@@ -98,7 +98,7 @@ async function moveQueues(connection: ChannelModel, oldTopology: Topology, newTo
   if (gathered) progress('an earlier run gathered the old shards and was interrupted; going on from there');
   else {
     for (const shard of oldTopology.shards) {
-      const stop = options.stopRequested?.() ?? null;
+      const stop = (await options.stopRequested?.()) ?? null;
       if (stop !== null) throw new WagateError('OPERATION_REFUSED', stop);
       taken += await moveReadyMessages(connection, shard.queue, () => ({ exchange: '', routingKey: staging }));
     }

@@ -1,7 +1,7 @@
 import type { Config } from '../config';
 import { transaction, type Sql } from '../db/client';
 import { WagateError } from '../errors';
-import { failpoint, stopsAt } from '../failpoints';
+import { failpoint } from '../failpoints';
 import { RESHARD_LOCK_WAIT_MS, withReshardLock } from '../ledger/reshard-lock';
 import { storedShardCount } from '../ledger/shard-count';
 import { recordedRetryDelays } from '../ledger/shard-topology';
@@ -151,16 +151,21 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
   // A test holds the run here, the workers paused and nothing moved, to connect a process meanwhile.
   await failpoint('reshard.before-move');
   let gatheringChecks = 0;
+  let stoppedBeforeGathering = false;
   if (deps.stop?.aborted) await refuse(stopped(), '');
   await assertStillExclusive(exclusive, prefix).catch(stillPaused);
   const moved = await moveToShardCount(deps.amqpUrl, oldTopology, newTopology, {
     gathered: gatheredFor === to,
     earlierTiers,
     // Between two old shards: a rerun gathers the rest behind what is in staging, in order.
-    stopRequested: () => {
+    stopRequested: async () => {
+      gatheringChecks += 1;
       // A test holds the gathering here, after the first old shard, to signal it.
-      if (++gatheringChecks === 2) stopsAt('reshard.gathering');
-      return deps.stop?.aborted ? `${stopped()} while gathering the old shards` : null;
+      if (gatheringChecks === 2) await failpoint('reshard.gathering');
+      if (!deps.stop?.aborted) return null;
+      // Before the first old shard: nothing gathered, so the workers can resume (refuse, below).
+      stoppedBeforeGathering = gatheringChecks === 1;
+      return `${stopped()} while gathering the old shards`;
     },
     onGathered: async () => void (await sql`UPDATE work_shard_settings SET gathered_for = ${to}, updated_at = now() WHERE queue_prefix = ${prefix}`),
     afterDistributed: async (done, total) => {
@@ -171,7 +176,7 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
       if (!exclusive.claim.held() || done % LOCK_CHECK_EVERY === 0) await assertStillExclusive(exclusive, prefix);
     },
     progress: deps.progress,
-  }).catch(stillPaused);
+  }).catch((error: Error) => (stoppedBeforeGathering ? refuse(stopped(), '') : stillPaused(error)));
   await assertStillExclusive(exclusive, prefix).catch(stillPaused);
   await recordCount(sql, prefix, to);
   deps.progress(`stored ${to} shards; the workers resume`);

@@ -57,6 +57,24 @@ it('resumes the workers when stopped by SIGINT while waiting for them to let go,
   expect((await db.sql`SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0]).toEqual({ shard_count: 2, paused: false });
 });
 
+it('resumes the workers when signalled as the move begins, before it has gathered anything', async () => {
+  const group = moving();
+  const prefix = group.QUEUE_PREFIX!;
+  await ensureShardCount(db.sql, prefix, 4);
+  try {
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    const channel = await connection.createChannel();
+    await assertTopology(channel, topologyNames({ prefix, deliveryLimit: 5, retryDelaysMs: [1000], shards: 4 }));
+    await connection.close();
+    // Handled once the process goes on past this point: in the steps that open the move.
+    const stopped = await runWagatePausedAt('reshard.before-move', ['reshard', '--to', '2'], group, async (pid) => void process.kill(pid, 'SIGINT'));
+    expect([stopped.code, stopped.stderr]).toEqual([1, expect.stringContaining('failed: stopped by SIGINT; nothing was moved and the workers resume')]);
+    expect((await db.sql`SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0]).toEqual({ shard_count: 4, paused: false });
+  } finally {
+    for (const shards of [2, 4]) await deleteTopology(topologyNames({ prefix, deliveryLimit: 5, retryDelaysMs: [1000], shards }));
+  }
+}, 60_000);
+
 it('stops between two old shards when signalled while gathering, the workers paused, and a rerun keeps each sender\'s order', async () => {
   movingEnv = moving();
   const options = { prefix: movingEnv.QUEUE_PREFIX!, deliveryLimit: 5, retryDelaysMs: [1000], shards: 4 };
