@@ -445,8 +445,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * pool's connections while the ledger's commits waited behind them.
    */
   function refreshBacklogGaugesAlone(): Promise<void> {
+    // One that never answers (a connection dead without a reset) must not keep the last reading
+    // standing for this pod past the time a failed one would.
+    if (gauging && Date.now() - gaugesReadAt > (options.gaugesKeptMs ?? OUTBOX_GAUGES_KEPT_MS)) unknownGauges();
     gauging ??= refreshBacklogGauges().finally(() => (gauging = null));
     return gauging;
+  }
+  function unknownGauges(): void {
+    options.metrics.outboxPending.set(Number.NaN);
+    options.metrics.outboxOldestSeconds.set(Number.NaN);
   }
   async function refreshBacklogGauges(): Promise<void> {
     try {
@@ -458,8 +465,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     } catch {
       // NaN, which max() passes over, once the last reading is too old to stand for this pod.
       if (Date.now() - gaugesReadAt <= (options.gaugesKeptMs ?? OUTBOX_GAUGES_KEPT_MS)) return;
-      options.metrics.outboxPending.set(Number.NaN);
-      options.metrics.outboxOldestSeconds.set(Number.NaN);
+      unknownGauges();
     }
   }
 

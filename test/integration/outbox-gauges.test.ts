@@ -108,13 +108,17 @@ it('reads the outbox for its gauges once at a time, however long one reading tak
     return Promise.resolve(text.includes('AS any') ? [{ any: false }] : []);
   }) as unknown as OutboxRelayOptions['sql'];
   const publisher: Publisher = { publishAll: async (_exchange, entries) => entries.map(() => false) };
+  const metrics = createMetrics('ingest', { processMetrics: false });
   const relay = createOutboxRelay({
     sql, publisher, topology: topologyFromConfig(loadConfig(testEnv(''))), canPublish: () => true, leaseSeconds: 30, confirmTimeoutMs: 1_000,
-    pollMs: 5, publishLingerMs: 0, log: createLogger('silent', 'wagate-test'), metrics: createMetrics('ingest', { processMetrics: false }),
+    pollMs: 5, publishLingerMs: 0, log: createLogger('silent', 'wagate-test'), metrics, gaugesKeptMs: 200,
   });
   relay.start();
   try {
     await waitFor('twenty polls', () => sweeps >= 20);
+    expect(readings).toBe(1);
+    // The one reading never answers: past the time the gauges are kept, they read NaN, as after a failed one.
+    await waitFor('the gauges to read NaN', async () => Number.isNaN(await counterValue(metrics, 'wagate_outbox_pending_messages', {})));
     expect(readings).toBe(1);
   } finally {
     await relay.stop();
