@@ -312,8 +312,9 @@ export async function requeueStuckCommand(config: Config): Promise<void> {
     const found = await groupStuckAfterMs(sql, config.QUEUE_PREFIX, config.RETRY_DELAYS_MS, holding);
     return { requeued: await requeueStuckMessages(sql, found.stuckAfterMs), threshold: found };
   });
+  const tier = threshold.longestTierMs > Math.max(...config.RETRY_DELAYS_MS) ? 'an earlier, longer retry tier of the group, with messages waiting' : 'the longest tier of RETRY_DELAYS_MS';
   print(`requeued ${requeued} stuck message(s), untouched for more than ${minutes(threshold.stuckAfterMs)} ` +
-    `(the longest retry tier with messages waiting, ${minutes(threshold.longestTierMs)}, and an hour)${unasked}; running ingest processes publish them`);
+    `(${tier}, ${minutes(threshold.longestTierMs)}, and an hour)${unasked}; running ingest processes publish them`);
 }
 
 const minutes = (ms: number) => `${Math.round(ms / 60_000)} min`;

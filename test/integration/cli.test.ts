@@ -277,13 +277,13 @@ describe('wagate command line', () => {
       await channel.waitForConfirms();
       const first = await wagate(['requeue-stuck']);
       expect([first.code, first.stdout.trim()]).toEqual([0,
-        'requeued 1 stuck message(s), untouched for more than 420 min (the longest retry tier with messages waiting, 360 min, and an hour); running ingest processes publish them']);
+        'requeued 1 stuck message(s), untouched for more than 420 min (an earlier, longer retry tier of the group, with messages waiting, 360 min, and an hour); running ingest processes publish them']);
       expect(await requeued()).toEqual([lost]);
 
       // The tier empty (given up since, its retries come back), the shell's delays are the measure again.
       await channel.deleteQueue(tierQueue);
       const second = await wagate(['requeue-stuck']);
-      expect([second.code, second.stdout.trim()]).toEqual([0, expect.stringMatching(/^requeued 1 stuck message\(s\), untouched for more than 90 min \(the longest retry tier with messages waiting, 30 min, and an hour\)/)]);
+      expect([second.code, second.stdout.trim()]).toEqual([0, expect.stringMatching(/^requeued 1 stuck message\(s\), untouched for more than 90 min \(the longest tier of RETRY_DELAYS_MS, 30 min, and an hour\)/)]);
       expect((await requeued()).sort()).toEqual([inTier, lost].sort());
     } finally {
       await connection.close();
