@@ -1,5 +1,10 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
+import amqp from 'amqplib';
+import { loadConfig } from '../../src/config';
+import { topologyFromConfig } from '../../src/queue/depths';
+import { LAST_ERROR_HEADER } from '../../src/queue/headers';
+import { TEST_AMQP_URL } from '../support/amqp';
 import { STATS_PATH } from '../../src/http/app';
 import { META_WEBHOOK_PATH } from '../../src/webhooks/meta';
 import { metaEnvelope, metaSignature, metaTextEnvelope, twilioSignature, twilioTextForm } from '../../src/webhooks/samples';
@@ -70,6 +75,23 @@ function runCli(args: string[], env: Record<string, string>): Promise<string> {
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.on('exit', (code) => resolve(`${output}\nexit ${code}`));
   });
+}
+
+/** The last-error header of every letter in the queue, read without taking any away. */
+async function lastErrorHeaders(queue: string): Promise<string[]> {
+  const connection = await amqp.connect(TEST_AMQP_URL);
+  try {
+    const channel = await connection.createChannel();
+    const headers: string[] = [];
+    for (let message = await channel.get(queue); message; message = await channel.get(queue)) {
+      headers.push(String(message.properties.headers?.[LAST_ERROR_HEADER] ?? ''));
+    }
+    channel.nackAll(true);
+    await channel.close();
+    return headers;
+  } finally {
+    await connection.close();
+  }
 }
 
 async function finished(messageId: string): Promise<boolean> {
@@ -159,6 +181,9 @@ describe('a full run at LOG_LEVEL=debug', () => {
     expect(cli[4]).toMatch(/exit [1-9]/);
     expect(cli[5]).toMatch(/exit [1-9]/);
 
+    // The dead letters' last-error headers, as the management UI shows them.
+    const deadLetterHeaders = await lastErrorHeaders(topologyFromConfig(loadConfig(env)).deadQueue);
+
     const logs = debugChildren.flatMap((child) => child.logs).map((entry) => JSON.stringify(entry));
     const everything = {
       logs: logs.join('\n'),
@@ -167,6 +192,7 @@ describe('a full run at LOG_LEVEL=debug', () => {
       storedErrors: JSON.stringify(storedErrors),
       answers: answers.join('\n'),
       cli: cli.join('\n'),
+      deadLetterHeaders: deadLetterHeaders.join('\n'),
     };
     for (const [where, text] of Object.entries(everything)) expect({ where, empty: text.length === 0 }).toEqual({ where, empty: false });
     const forbidden = [
@@ -181,7 +207,7 @@ describe('a full run at LOG_LEVEL=debug', () => {
     }
     // Postgres keeps the provider's text, where `wagate erase` reaches it; logs, traces and the command line's lists do not.
     expect(everything.storedErrors).toContain(quotedNumber);
-    for (const where of ['logs', 'spans', 'cli'] as const) {
+    for (const where of ['logs', 'spans', 'cli', 'deadLetterHeaders'] as const) {
       expect({ where, quoted: everything[where].includes('060-0012') || everything[where].includes('060-0014') }).toEqual({ where, quoted: false });
       expect({ where, masked: everything[where].includes('Message to <number> failed') }).toEqual({ where, masked: true });
     }
