@@ -140,15 +140,17 @@ describe('network policies', () => {
     ]);
     // Narrowed to the providers' ranges, with the cluster's ranges still excepted: those lie
     // outside every block, exclude nothing, and would have the API server refuse the policy.
-    const narrowed = ['networkPolicy.providers.cidrs={157.240.0.0/16,3.0.0.0/8,::/0}', 'networkPolicy.providers.except={10.0.0.0/8,157.240.12.0/24,3.3.3.3/32,fd00::/8}'];
+    const narrowed = ['networkPolicy.providers.cidrs={157.240.0.0/16,3.0.0.0/8,2a03:2880::/32,::/0}',
+      'networkPolicy.providers.except={10.0.0.0/8,157.240.12.0/24,3.3.3.3/32,fd00::/8,2a03:2880:f0ff::/48,2a03:2880:0:1::1/128}'];
     expect(policy(renderScenario('minimal', { set: narrowed }), 'worker').spec.egress[3].to).toEqual([
       { ipBlock: { cidr: '157.240.0.0/16', except: ['157.240.12.0/24'] } },
       { ipBlock: { cidr: '3.0.0.0/8', except: ['3.3.3.3/32'] } },
-      { ipBlock: { cidr: '::/0', except: ['fd00::/8'] } },
+      { ipBlock: { cidr: '2a03:2880::/32', except: ['2a03:2880:f0ff::/48', '2a03:2880:0:1::1/128'] } },
+      { ipBlock: { cidr: '::/0', except: ['fd00::/8', '2a03:2880:f0ff::/48', '2a03:2880:0:1::1/128'] } },
     ]);
-    for (const covering of ['157.240.0.0/16', '157.0.0.0/8']) {
-      expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['networkPolicy.providers.cidrs={157.240.0.0/16}', `networkPolicy.providers.except={${covering}}`] }))
-        .toContain(`networkPolicy.providers.except ${covering} covers the whole of networkPolicy.providers.cidrs 157.240.0.0/16`);
+    for (const [cidr, covering] of [['157.240.0.0/16', '157.240.0.0/16'], ['157.240.0.0/16', '157.0.0.0/8'], ['2a03:2880::/32', '2a03::/16'], ['0.0.0.0/0', '0.0.0.0/0']]) {
+      expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: [`networkPolicy.providers.cidrs={${cidr}}`, `networkPolicy.providers.except={${covering}}`] }))
+        .toContain(`networkPolicy.providers.except ${covering} covers the whole of networkPolicy.providers.cidrs ${cidr}`);
     }
   });
 

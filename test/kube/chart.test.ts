@@ -48,7 +48,7 @@ describe('the chart in a real API server', () => {
     for (const set of [
       ['networkPolicy.providers.cidrs={0.0.0.0/0,::/0}', 'networkPolicy.providers.except={10.0.0.0/8,fd00::/8}'],
       // Narrowed to a provider's range, the cluster's range still excepted (outside it).
-      ['networkPolicy.providers.cidrs={157.240.0.0/16,::/0}', 'networkPolicy.providers.except={10.0.0.0/8,157.240.12.0/24,fd00::/8}'],
+      ['networkPolicy.providers.cidrs={157.240.0.0/16,2a03:2880::/32}', 'networkPolicy.providers.except={10.0.0.0/8,157.240.12.0/24,fd00::/8,2a03:2880:f0ff::/48}'],
     ]) {
       const policies = renderScenario('minimal', { namespace: 'minimal', set }).filter((o) => o.kind === 'NetworkPolicy');
       const output = dryRunServer('minimal', policies);

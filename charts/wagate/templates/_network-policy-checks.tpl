@@ -91,23 +91,34 @@ need not let out Meta's 443. A URL that an extraEnv sets is not the chart's to r
 {{- end -}}
 
 {{/*
-"true" when the IPv4 block (list inner outer) lies inside the other, or is the same block:
-its prefix is no shorter, and the leading bits of the other's prefix are the same.
+"true" when the block (list inner outer), IPv4 or IPv6, lies inside the other, or is the same
+block: its prefix is no shorter, and the leading bits of the other's prefix are the same.
 */}}
-{{- define "wagate.ipv4Within" -}}
+{{- define "wagate.cidrWithin" -}}
 {{- $inner := splitList "/" (index . 0) -}}
 {{- $outer := splitList "/" (index . 1) -}}
-{{- $outerBits := atoi (index $outer 1) -}}
-{{- $block := 1 -}}
-{{- range until (sub 32 $outerBits | int) }}{{ $block = mul $block 2 }}{{ end -}}
-{{- if and (ge (atoi (index $inner 1)) $outerBits) (eq (div (include "wagate.ipv4Number" (index $inner 0) | int64) $block) (div (include "wagate.ipv4Number" (index $outer 0) | int64) $block)) -}}
+{{- $outerLength := atoi (index $outer 1) -}}
+{{- $innerBits := include "wagate.addressBits" (index $inner 0) -}}
+{{- $outerBits := include "wagate.addressBits" (index $outer 0) -}}
+{{- if and (ge (atoi (index $inner 1)) $outerLength) (eq (substr 0 $outerLength $innerBits) (substr 0 $outerLength $outerBits)) -}}
 true
 {{- end -}}
 {{- end -}}
 
-{{- /* A dotted IPv4 address as one number. */ -}}
-{{- define "wagate.ipv4Number" -}}
-{{- $number := 0 -}}
-{{- range splitList "." . }}{{ $number = add (mul $number 256) (atoi .) }}{{ end -}}
-{{- $number -}}
+{{- /* An address as its bits, 32 of IPv4 or 128 of IPv6 (a "::" stands for the groups of zeros it leaves out). */ -}}
+{{- define "wagate.addressBits" -}}
+{{- if contains ":" . -}}
+{{- $halves := splitList "::" . -}}
+{{- $head := list -}}
+{{- if ne (index $halves 0) "" }}{{ $head = splitList ":" (index $halves 0) }}{{ end -}}
+{{- $tail := list -}}
+{{- if and (eq (len $halves) 2) (ne (index $halves 1) "") }}{{ $tail = splitList ":" (index $halves 1) }}{{ end -}}
+{{- $groups := $head -}}
+{{- range until (sub 8 (add (len $head) (len $tail)) | int) }}{{ $groups = append $groups "0" }}{{ end -}}
+{{- $groups = concat $groups $tail -}}
+{{- $nibbles := dict "0" "0000" "1" "0001" "2" "0010" "3" "0011" "4" "0100" "5" "0101" "6" "0110" "7" "0111" "8" "1000" "9" "1001" "a" "1010" "b" "1011" "c" "1100" "d" "1101" "e" "1110" "f" "1111" -}}
+{{- range $groups }}{{ range splitList "" (printf "%s%s" (repeat (sub 4 (len .) | int) "0") (lower .)) }}{{ index $nibbles . }}{{ end }}{{ end -}}
+{{- else -}}
+{{- range splitList "." . }}{{ printf "%08b" (atoi .) }}{{ end -}}
+{{- end -}}
 {{- end -}}
