@@ -312,7 +312,8 @@ export async function requeueStuckCommand(config: Config): Promise<void> {
     const found = await groupStuckAfterMs(sql, config.QUEUE_PREFIX, config.RETRY_DELAYS_MS, holding);
     return { requeued: await requeueStuckMessages(sql, found.stuckAfterMs), threshold: found };
   });
-  const tier = threshold.longestTierMs > Math.max(...config.RETRY_DELAYS_MS) ? 'an earlier, longer retry tier of the group, with messages waiting' : 'the longest tier of RETRY_DELAYS_MS';
+  const earlier = unasked ? 'an earlier, longer retry tier recorded for the group' : 'an earlier, longer retry tier of the group, with messages waiting';
+  const tier = threshold.longestTierMs > Math.max(...config.RETRY_DELAYS_MS) ? earlier : 'the longest tier of RETRY_DELAYS_MS';
   print(`requeued ${requeued} stuck message(s), untouched for more than ${minutes(threshold.stuckAfterMs)} ` +
     `(${tier}, ${minutes(threshold.longestTierMs)}, and an hour)${unasked}; running ingest processes publish them`);
 }

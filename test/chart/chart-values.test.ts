@@ -148,6 +148,11 @@ describe('network policies', () => {
       { ipBlock: { cidr: '2a03:2880::/32', except: ['2a03:2880:f0ff::/48', '2a03:2880:0:1::1/128'] } },
       { ipBlock: { cidr: '::/0', except: ['fd00::/8', '2a03:2880:f0ff::/48', '2a03:2880:0:1::1/128'] } },
     ]);
+    // An IPv4 address written inside an IPv6 one is two of its groups; a group of five digits is no address.
+    expect(policy(renderScenario('minimal', { set: ['networkPolicy.providers.except={::ffff:10.0.0.0/104,fd00::/8}'] }), 'worker').spec.egress[3].to)
+      .toEqual([{ ipBlock: { cidr: '0.0.0.0/0' } }, { ipBlock: { cidr: '::/0', except: ['::ffff:10.0.0.0/104', 'fd00::/8'] } }]);
+    expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: ['networkPolicy.providers.except={12345::/16}'] }))
+      .toContain('12345:: is not an IPv6 address: each group between colons is 1 to 4 hex digits');
     for (const [cidr, covering] of [['157.240.0.0/16', '157.240.0.0/16'], ['157.240.0.0/16', '157.0.0.0/8'], ['2a03:2880::/32', '2a03::/16'], ['0.0.0.0/0', '0.0.0.0/0']]) {
       expect(renderError({ valuesFiles: [scenarioFile('minimal')], set: [`networkPolicy.providers.cidrs={${cidr}}`, `networkPolicy.providers.except={${covering}}`] }))
         .toContain(`networkPolicy.providers.except ${covering} covers the whole of networkPolicy.providers.cidrs ${cidr}`);
@@ -222,6 +227,8 @@ describe('values', () => {
       ['config.RATE_LIMIT_MAX_REQUESTS=2147483648', /RATE_LIMIT_MAX_REQUESTS/],
       ['config.WORKER_PREFETCH=65536', /WORKER_PREFETCH/],
       ['config.ORDER_RETENTION_DAYS=9999999', /ORDER_RETENTION_DAYS/],
+      ['config.RETRY_DELAYS_MS=5000\\,2147483648', /RETRY_DELAYS_MS \(5000,2147483648\): each delay must be at most 2147483647 ms/],
+      ['config.RETRY_DELAYS_MS=5000\\,99999999999999999999', /each delay must be at most 2147483647 ms/],
       ['config.NOT_A_SETTING=1', /additional properties 'NOT_A_SETTING' not allowed/],
       ['config.ACK_AFTER=later', /ACK_AFTER/],
       ['config.WHATSAPP_GRAPH_API_URL=graph.facebook.com', /WHATSAPP_GRAPH_API_URL/],

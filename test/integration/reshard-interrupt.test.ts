@@ -72,6 +72,11 @@ it('resumes the workers when signalled as the move begins, before it has gathere
     expect((await db.sql`SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${prefix}`)[0]).toEqual({ shard_count: 4, paused: false });
   } finally {
     for (const shards of [2, 4]) await deleteTopology(topologyNames({ prefix, deliveryLimit: 5, retryDelaysMs: [1000], shards }));
+    // The move's staging queue, declared before it stopped.
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(`${topologyNames({ prefix, deliveryLimit: 5, retryDelaysMs: [1000], shards: 2 }).exchange}.reshard`);
+    await connection.close();
   }
 }, 60_000);
 

@@ -170,7 +170,8 @@ describe('a commit answered after its requests\' deadline', () => {
 
 describe('ACK_AFTER=publish while a failed batch is isolated', () => {
   it('answers a request whose part committed once its publish is confirmed, not 503 when its deadline passes during the later parts', async () => {
-    const deadlineMs = 200;
+    // Long enough for the steps before it on a busy machine; the test waits past it all the same.
+    const deadlineMs = 1_500;
     const calls: { resolve(rows: unknown[]): void; reject(error: unknown): void }[] = [];
     const sql = { unsafe: () => new Promise((resolve, reject) => calls.push({ resolve, reject })) } as unknown as Sql;
     let confirm: (published: boolean) => void = () => undefined;
@@ -205,7 +206,8 @@ describe('ACK_AFTER=publish while a failed batch is isolated', () => {
   });
 
   it('answers a request of two messages, split into items by the isolation, once both are committed and published', async () => {
-    const deadlineMs = 200;
+    // Long enough for the steps before it on a busy machine; the test waits past it all the same.
+    const deadlineMs = 1_500;
     const calls: { resolve(rows: unknown[]): void; reject(error: unknown): void }[] = [];
     const sql = { unsafe: () => new Promise((resolve, reject) => calls.push({ resolve, reject })) } as unknown as Sql;
     const confirms: ((published: boolean) => void)[] = [];

@@ -334,6 +334,9 @@ and refuses to run; failing the render instead stops a release before any pod cr
 {{- end -}}
 {{- $previous := 0 -}}
 {{- range (splitList "," (toString $c.RETRY_DELAYS_MS)) -}}
+{{- if or (gt (len .) 10) (gt (int64 .) 2147483647) -}}
+{{- fail (printf "config.RETRY_DELAYS_MS (%s): each delay must be at most 2147483647 ms (about 24.8 days; the tiers are recorded as integers)" $c.RETRY_DELAYS_MS) -}}
+{{- end -}}
 {{- if le (int64 .) (int64 $previous) -}}
 {{- fail (printf "config.RETRY_DELAYS_MS (%s): the tiers must ascend, each delay longer than the one before" $c.RETRY_DELAYS_MS) -}}
 {{- end -}}

@@ -113,11 +113,19 @@ true
 {{- if ne (index $halves 0) "" }}{{ $head = splitList ":" (index $halves 0) }}{{ end -}}
 {{- $tail := list -}}
 {{- if and (eq (len $halves) 2) (ne (index $halves 1) "") }}{{ $tail = splitList ":" (index $halves 1) }}{{ end -}}
+{{- /* A dotted IPv4 address at the end (::ffff:10.0.0.1) stands for two groups. */ -}}
+{{- $named := 0 -}}
+{{- range concat $head $tail }}{{ $named = add $named (ternary 2 1 (contains "." .)) }}{{ end -}}
 {{- $groups := $head -}}
-{{- range until (sub 8 (add (len $head) (len $tail)) | int) }}{{ $groups = append $groups "0" }}{{ end -}}
+{{- range until (sub 8 $named | int) }}{{ $groups = append $groups "0" }}{{ end -}}
 {{- $groups = concat $groups $tail -}}
 {{- $nibbles := dict "0" "0000" "1" "0001" "2" "0010" "3" "0011" "4" "0100" "5" "0101" "6" "0110" "7" "0111" "8" "1000" "9" "1001" "a" "1010" "b" "1011" "c" "1100" "d" "1101" "e" "1110" "f" "1111" -}}
-{{- range $groups }}{{ range splitList "" (printf "%s%s" (repeat (sub 4 (len .) | int) "0") (lower .)) }}{{ index $nibbles . }}{{ end }}{{ end -}}
+{{- range $groups -}}
+{{- if contains "." . }}{{ range splitList "." . }}{{ printf "%08b" (atoi .) }}{{ end -}}
+{{- else if or (gt (len .) 4) (not (regexMatch "^[0-9a-fA-F]+$" .)) }}{{ fail (printf "%s is not an IPv6 address: each group between colons is 1 to 4 hex digits" $) -}}
+{{- else }}{{ range splitList "" (printf "%s%s" (repeat (sub 4 (len .) | int) "0") (lower .)) }}{{ index $nibbles . }}{{ end -}}
+{{- end -}}
+{{- end -}}
 {{- else -}}
 {{- range splitList "." . }}{{ printf "%08b" (atoi .) }}{{ end -}}
 {{- end -}}
