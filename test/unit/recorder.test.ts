@@ -168,26 +168,36 @@ describe('a commit answered after its requests\' deadline', () => {
   });
 });
 
+/**
+ * A recorder with ACK_AFTER=publish over a database the test answers statement by statement
+ * (`calls`, in order), whose publishes wait for the test's confirms. Its deadline is long
+ * enough for the steps before it on a busy machine; the tests wait past it all the same.
+ */
+function isolatingRecorder() {
+  const deadlineMs = 1_500;
+  const calls: { resolve(rows: unknown[]): void; reject(error: unknown): void }[] = [];
+  const sql = { unsafe: () => new Promise((resolve, reject) => calls.push({ resolve, reject })) } as unknown as Sql;
+  const confirms: ((published: boolean) => void)[] = [];
+  const recorder = createLedgerRecorder({
+    sql,
+    rateLimits: GENEROUS_LIMITS,
+    outboxLeaseSeconds: 60,
+    maxBatchItems: 10,
+    maxConcurrentBatches: 1,
+    lingerMs: 0,
+    commitDeadlineMs: deadlineMs,
+    ackAfterPublishMs: 5_000,
+    onQueued: () => new Promise<boolean>((resolve) => confirms.push(resolve)),
+  });
+  const started = Date.now();
+  const settle = (promise: Promise<unknown>) => promise.then(() => 'recorded', (error: { code?: string }) => error.code);
+  const deadlinePassed = () => waitFor('the requests\' deadline to pass', () => Date.now() > started + deadlineMs * 2);
+  return { recorder, calls, confirms, settle, deadlinePassed };
+}
+
 describe('ACK_AFTER=publish while a failed batch is isolated', () => {
   it('answers a request whose part committed once its publish is confirmed, not 503 when its deadline passes during the later parts', async () => {
-    // Long enough for the steps before it on a busy machine; the test waits past it all the same.
-    const deadlineMs = 1_500;
-    const calls: { resolve(rows: unknown[]): void; reject(error: unknown): void }[] = [];
-    const sql = { unsafe: () => new Promise((resolve, reject) => calls.push({ resolve, reject })) } as unknown as Sql;
-    let confirm: (published: boolean) => void = () => undefined;
-    const recorder = createLedgerRecorder({
-      sql,
-      rateLimits: GENEROUS_LIMITS,
-      outboxLeaseSeconds: 60,
-      maxBatchItems: 10,
-      maxConcurrentBatches: 1,
-      lingerMs: 0,
-      commitDeadlineMs: deadlineMs,
-      ackAfterPublishMs: 5_000,
-      onQueued: () => new Promise<boolean>((resolve) => (confirm = resolve)),
-    });
-    const started = Date.now();
-    const settle = (promise: Promise<unknown>) => promise.then(() => 'recorded', (error: { code?: string }) => error.code);
+    const { recorder, calls, confirms, settle, deadlinePassed } = isolatingRecorder();
     const first = settle(recorder.record({ items: [queuedTextItem()], receivedAtMs: Date.now(), traceparent: '' }));
     const second = settle(recorder.record({ items: [queuedTextItem({ sender: '15550800002' })], receivedAtMs: Date.now(), traceparent: '' }));
     await waitFor('the batch of both', () => calls.length === 1);
@@ -197,8 +207,8 @@ describe('ACK_AFTER=publish while a failed batch is isolated', () => {
     calls[1]!.resolve([{ ord: 0, outcome: 'queued', row_id: '1' }]);
     // The second part hangs past the first request's deadline; its publish is confirmed after it.
     await waitFor('the second part', () => calls.length === 3);
-    await waitFor('the first request\'s deadline to pass', () => Date.now() > started + deadlineMs * 2);
-    confirm(true);
+    await deadlinePassed();
+    confirms[0]!(true);
     expect(await first).toBe('recorded');
     calls[2]!.resolve([{ ord: 0, outcome: 'queued', row_id: '2' }]);
     expect(await second).toBe('LEDGER_TIMEOUT');
@@ -206,24 +216,7 @@ describe('ACK_AFTER=publish while a failed batch is isolated', () => {
   });
 
   it('answers a request of two messages, split into items by the isolation, once both are committed and published', async () => {
-    // Long enough for the steps before it on a busy machine; the test waits past it all the same.
-    const deadlineMs = 1_500;
-    const calls: { resolve(rows: unknown[]): void; reject(error: unknown): void }[] = [];
-    const sql = { unsafe: () => new Promise((resolve, reject) => calls.push({ resolve, reject })) } as unknown as Sql;
-    const confirms: ((published: boolean) => void)[] = [];
-    const recorder = createLedgerRecorder({
-      sql,
-      rateLimits: GENEROUS_LIMITS,
-      outboxLeaseSeconds: 60,
-      maxBatchItems: 10,
-      maxConcurrentBatches: 1,
-      lingerMs: 0,
-      commitDeadlineMs: deadlineMs,
-      ackAfterPublishMs: 5_000,
-      onQueued: () => new Promise<boolean>((resolve) => confirms.push(resolve)),
-    });
-    const started = Date.now();
-    const settle = (promise: Promise<unknown>) => promise.then(() => 'recorded', (error: { code?: string }) => error.code);
+    const { recorder, calls, confirms, settle, deadlinePassed } = isolatingRecorder();
     // One Meta envelope of two messages, and another request beside it: isolated, the envelope
     // is committed item by item, and the other request's part then hangs past the deadline.
     const envelope = settle(recorder.record({ items: [queuedTextItem(), queuedTextItem()], receivedAtMs: Date.now(), traceparent: '' }));
@@ -240,7 +233,7 @@ describe('ACK_AFTER=publish while a failed batch is isolated', () => {
     await waitFor('the other request\'s part', () => calls.length === 5);
     // Both items committed; the deadline passes while their publishes wait for the broker's confirms.
     await waitFor('both publishes under way', () => confirms.length === 2);
-    await waitFor('the request\'s deadline to pass', () => Date.now() > started + deadlineMs * 2);
+    await deadlinePassed();
     confirms.forEach((confirm) => confirm(true));
     expect(await envelope).toBe('recorded');
     calls[4]!.resolve([{ ord: 0, outcome: 'queued', row_id: '3' }]);
