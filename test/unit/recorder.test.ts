@@ -176,7 +176,10 @@ describe('a commit answered after its requests\' deadline', () => {
 function isolatingRecorder() {
   const deadlineMs = 1_500;
   const calls: { resolve(rows: unknown[]): void; reject(error: unknown): void }[] = [];
-  const sql = { unsafe: () => new Promise((resolve, reject) => calls.push({ resolve, reject })) } as unknown as Sql;
+  // The batch statements answer when the test says; the fold of a receipt after one, at once.
+  const sql = Object.assign(() => Promise.resolve([]), {
+    unsafe: () => new Promise((resolve, reject) => calls.push({ resolve, reject })),
+  }) as unknown as Sql;
   const confirms: ((published: boolean) => void)[] = [];
   const recorder = createLedgerRecorder({
     sql,
@@ -237,6 +240,26 @@ describe('ACK_AFTER=publish while a failed batch is isolated', () => {
     confirms.forEach((confirm) => confirm(true));
     expect(await envelope).toBe('recorded');
     calls[4]!.resolve([{ ord: 0, outcome: 'queued', row_id: '3' }]);
+    expect(await other).toBe('LEDGER_TIMEOUT');
+    await recorder.drain();
+  });
+
+  it('answers a request with a receipt to fold once its fold is in and its publish confirmed', async () => {
+    const { recorder, calls, confirms, settle, deadlinePassed } = isolatingRecorder();
+    const receipt: LedgerItem = { kind: 'status', source: 'whatsapp', messageId: 'wamid.receipt-to-fold', receipt: 'delivered', recipient: '15550001111', timestampSeconds: null, payload: {} };
+    // A Meta envelope of a message and a receipt matching no reply yet (folded after the commit).
+    const envelope = settle(recorder.record({ items: [queuedTextItem(), receipt], receivedAtMs: Date.now(), traceparent: '' }));
+    const other = settle(recorder.record({ items: [queuedTextItem({ sender: '15550800004' })], receivedAtMs: Date.now(), traceparent: '' }));
+    await waitFor('the batch', () => calls.length === 1);
+    calls[0]!.reject(Object.assign(new Error('a poison item'), { code: 'XX000' }));
+    await waitFor('the envelope\'s part', () => calls.length === 2);
+    calls[1]!.resolve([{ ord: 0, outcome: 'queued', row_id: '1' }, { ord: 1, outcome: 'status', row_id: null }]);
+    await waitFor('the other request\'s part', () => calls.length === 3);
+    await waitFor('the publish under way', () => confirms.length === 1);
+    await deadlinePassed();
+    confirms[0]!(true);
+    expect(await envelope).toBe('recorded');
+    calls[2]!.resolve([{ ord: 0, outcome: 'queued', row_id: '2' }]);
     expect(await other).toBe('LEDGER_TIMEOUT');
     await recorder.drain();
   });
