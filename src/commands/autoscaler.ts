@@ -7,7 +7,7 @@ import { createScalingLoop } from '../autoscaler/scaling-loop';
 import { createWorkerDeployment } from '../autoscaler/worker-deployment';
 import { closeDatabase, databaseFromConfig } from '../db/client';
 import { storedShardCount } from '../ledger/shard-count';
-import { postgresAnswers } from '../db/health';
+import { createSharedPostgresCheck } from '../db/health';
 import { boundPort, closeServerNow } from '../server/http-server';
 import { probeRoutes } from '../server/probe-routes';
 import { createAutoscalerMetrics } from '../telemetry/autoscaler-metrics';
@@ -40,6 +40,9 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
   // A tick that outlives the renew deadline may outlive the leadership it started under.
   const ticker = createTicker((signal) => loop.tick(signal), settings.intervalMs, settings.renewDeadlineMs);
   let stopping = false;
+  // Asked by the elector and by /readyz on the metrics port, which any peer may reach: once a
+  // second at most, whatever the probes' rate, on a pool of two connections.
+  const postgresAnswers = createSharedPostgresCheck(sql);
   const elector = startLeaderElection({
     coordination: kube.coordination,
     namespace,
@@ -51,7 +54,7 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
     log,
     // Without Postgres a leader can count no backlog, and so scale nothing. It only reads, so a
     // server that takes no writes serves it.
-    fitToLead: async () => (await postgresAnswers(sql)) !== 'unavailable',
+    fitToLead: async () => (await postgresAnswers()) !== 'unavailable',
     onLeadingChange(leading) {
       metrics.leader.set(leading ? 1 : 0);
       // Won during stop(): the Lease is being handed back, so nothing starts.
@@ -68,7 +71,7 @@ export async function startAutoscaler(config: Config, log: Logger): Promise<Runn
     },
   });
   const readiness = async () => {
-    const postgres = await postgresAnswers(sql);
+    const postgres = await postgresAnswers();
     const kubernetes = elector.apiReachable() ? 'ok' : 'unavailable';
     const ready = postgres !== 'unavailable' && kubernetes === 'ok' && !stopping;
     return { ready, body: { status: ready ? 'ready' : 'not ready', postgres, kubernetes, leader: elector.isLeader(), draining: stopping } };

@@ -10,7 +10,7 @@ import { createLedgerRecorder, type LedgerRecorder, type QueuedEntry } from '../
 import { createMetaAdapter } from '../webhooks/meta';
 import { createTwilioAdapter } from '../webhooks/twilio';
 import { createBroker, type Broker } from '../queue/broker';
-import { queueDepths, topologyFromConfig } from '../queue/depths';
+import { createQueueDepthsLookup, topologyFromConfig } from '../queue/depths';
 import { createPublisher } from '../queue/publisher';
 import { checkShardCountAtStart, checkShardCountUntilDone } from '../ledger/shard-count';
 import { declareShardTopology } from '../ledger/shard-topology';
@@ -126,9 +126,10 @@ export async function startIngest(config: Config, log: Logger): Promise<RunningI
     onQueued: relay.publishOwned,
     isBrokerConnected: broker.isConnected,
     isBrokerLoginRefused: () => broker.loginRefusedSince() !== null,
+    isBrokerBlocked: () => broker.blockedSince() !== null,
     isDraining: () => draining,
     isWarmingUp: () => warmingUp,
-    queueDepths: () => queueDepths(broker, topology),
+    queueDepths: createQueueDepthsLookup(broker, topology),
   };
   const { listener, recorder } = createIngestRequestListener(config, parts);
   const timeouts = {
@@ -230,6 +231,7 @@ export interface IngestParts {
   onQueued(entries: QueuedEntry[]): Promise<boolean> | void;
   isBrokerConnected(): boolean;
   isBrokerLoginRefused?(): boolean;
+  isBrokerBlocked?(): boolean;
   isDraining(): boolean;
   isWarmingUp?(): boolean;
   /** Times the ledger's commits; liveness fails while one waits past its limit. */
@@ -269,6 +271,7 @@ export function createIngestRequestListener(config: Config, parts: IngestParts):
     postgresAnswers: createSharedPostgresCheck(sql),
     isBrokerConnected: parts.isBrokerConnected,
     isBrokerLoginRefused: parts.isBrokerLoginRefused,
+    isBrokerBlocked: parts.isBrokerBlocked,
     isDraining: parts.isDraining,
     isWarmingUp: parts.isWarmingUp,
     brokerRequired: false,

@@ -32,7 +32,7 @@ import { createStatementBatchers } from '../worker/statement-batchers';
 import { shardLease } from '../worker/shard-lease';
 import { createCatalogCache } from '../orders/catalog-cache';
 import { loadReplyCatalogues } from '../orders/replies';
-import { postgresAnswers, refuseWrongDatabaseLogin } from '../db/health';
+import { createSharedPostgresCheck, refuseWrongDatabaseLogin, type PostgresCheck } from '../db/health';
 import { createStallWatch, stallLimitMs, stallLiveness } from '../db/stall-watch';
 import { boundPort, closeServerNow } from '../server/http-server';
 import { probeRoutes } from '../server/probe-routes';
@@ -257,13 +257,23 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     liveness();
   }, QUEUE_GAUGE_INTERVAL_MS);
   let draining = false;
-  metrics.watchReadiness(async () => (await workerReadiness(sql, bothConnected, draining)).ready);
+  // The metrics port is reachable by any peer unless the chart's networkPolicy.metricsFrom says
+  // otherwise: a client looping on /readyz asks Postgres once a second, not once a request.
+  const postgresAnswers = createSharedPostgresCheck(sql);
+  const readiness = () => workerReadiness({
+    postgresAnswers,
+    brokerConnected: bothConnected(),
+    brokerLoginRefused: broker.loginRefusedSince() !== null || publishBroker.loginRefusedSince() !== null,
+    brokerBlocked: publishBroker.blockedSince() !== null,
+    draining,
+  });
+  metrics.watchReadiness(async () => (await readiness()).ready);
   const metricsServer = await startMetricsServer(
     metrics,
     config.METRICS_PORT,
     config.HOST,
     httpTimeouts(config),
-    probeRoutes(() => workerReadiness(sql, bothConnected, draining), () => {
+    probeRoutes(readiness, () => {
       const { alive, body } = liveness();
       return { ready: alive, body };
     }),
@@ -312,8 +322,15 @@ function decisionIdleLimitMs(config: Config): number {
   return Math.max(MIN_DECISION_IDLE_LIMIT_MS, config.WORKER_LIVENESS_TIMEOUT_MS - 2 * config.WORKER_HEARTBEAT_MS);
 }
 
+interface WorkerReadinessInputs {
+  postgresAnswers: PostgresCheck;
+  brokerConnected: boolean;
+  brokerLoginRefused: boolean;
+  brokerBlocked: boolean;
+  draining: boolean;
+}
+
 /** The worker cannot work without its broker connections, unlike ingest. */
-async function workerReadiness(sql: Sql, brokerConnected: () => boolean, draining: boolean) {
-  const postgres = await postgresAnswers(sql);
-  return judgeReadiness({ postgres, brokerConnected: brokerConnected(), draining, brokerRequired: true });
+async function workerReadiness({ postgresAnswers, ...broker }: WorkerReadinessInputs) {
+  return judgeReadiness({ postgres: await postgresAnswers(), ...broker, brokerRequired: true });
 }

@@ -8,6 +8,7 @@ export interface HealthDeps {
   postgresAnswers: PostgresCheck;
   isBrokerConnected(): boolean;
   isBrokerLoginRefused?(): boolean;
+  isBrokerBlocked?(): boolean;
   isDraining(): boolean;
   isWarmingUp?(): boolean;
   /** Ingest survives a broker outage through the outbox; the worker cannot. */
@@ -29,6 +30,7 @@ export async function assessReadiness(deps: HealthDeps): Promise<Readiness> {
     postgres: await deps.postgresAnswers(),
     brokerConnected: deps.isBrokerConnected(),
     brokerLoginRefused: deps.isBrokerLoginRefused?.() ?? false,
+    brokerBlocked: deps.isBrokerBlocked?.() ?? false,
     draining: deps.isDraining(),
     warmingUp: deps.isWarmingUp?.() ?? false,
     brokerRequired: deps.brokerRequired,

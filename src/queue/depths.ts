@@ -1,4 +1,5 @@
 import type { Config } from '../config';
+import { settleWithin } from '../settle-within';
 import type { Metrics } from '../telemetry/metrics';
 import type { Broker } from './broker';
 import { topologyNames, type Topology } from './topology';
@@ -12,11 +13,38 @@ export function topologyFromConfig(config: Config): Topology {
   });
 }
 
+export type QueueDepths = { queue: number | null; deadLetters: number | null };
+
+const UNKNOWN_DEPTHS: QueueDepths = { queue: null, deadLetters: null };
+
 /** Ready messages across all work shards, and in the dead-letter queue; null where unknown. */
-export async function queueDepths(broker: Broker, topology: Topology): Promise<{ queue: number | null; deadLetters: number | null }> {
+async function queueDepths(broker: Broker, topology: Topology): Promise<QueueDepths> {
   const counts = await Promise.all(topology.shards.map((shard) => broker.readyCount(shard.queue)));
   const queue = counts.some((count) => count === null) ? null : counts.reduce<number>((sum, count) => sum + count!, 0);
   return { queue, deadLetters: await broker.readyCount(topology.deadQueue) };
+}
+
+/**
+ * How long a caller waits for the broker's counts before it is told they are unknown. Each
+ * queue is asked in turn, with 5 s for each answer, so a broker that stops answering would
+ * otherwise hold a stats call for minutes, past the HTTP server's own timeout.
+ */
+const DEPTHS_WAIT_MS = 2_000;
+
+/**
+ * queueDepths for the admin stats: unknown at once while the broker blocks the connection (a
+ * memory or disk alarm: it reads nothing more from it, so every question would wait out its
+ * timeout), unknown after DEPTHS_WAIT_MS otherwise, and one lookup at a time, shared by every
+ * caller meanwhile, so that calls made while the broker is slow do not queue questions behind
+ * each other.
+ */
+export function createQueueDepthsLookup(broker: Broker, topology: Topology, waitMs = DEPTHS_WAIT_MS): () => Promise<QueueDepths> {
+  let inFlight: Promise<QueueDepths> | null = null;
+  return () => {
+    if (broker.blockedSince() !== null) return Promise.resolve(UNKNOWN_DEPTHS);
+    inFlight ??= queueDepths(broker, topology).catch(() => UNKNOWN_DEPTHS).finally(() => (inFlight = null));
+    return settleWithin(inFlight, waitMs, UNKNOWN_DEPTHS);
+  };
 }
 
 /**

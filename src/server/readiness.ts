@@ -6,6 +6,11 @@ export interface ReadinessInputs {
   brokerConnected: boolean;
   /** The broker refuses our login: wrong credentials, which waiting will not fix. */
   brokerLoginRefused?: boolean;
+  /**
+   * The broker blocks our publishing connection (a memory or disk alarm): connected, but it
+   * takes nothing more until the alarm clears; ingest acks from the outbox meanwhile.
+   */
+  brokerBlocked?: boolean;
   draining: boolean;
   /** Still opening its pool and preparing its statements: traffic now would meet cold connections. */
   warmingUp?: boolean;
@@ -18,18 +23,22 @@ export interface Readiness {
   body: {
     status: 'ready' | 'not ready';
     postgres: PostgresAnswer;
-    broker: 'connected' | 'disconnected' | 'login refused: check AMQP_URL credentials';
+    broker: 'connected' | 'disconnected' | 'login refused: check AMQP_URL credentials' | typeof BLOCKED;
     draining: boolean;
     warmingUp?: true;
   };
 }
+
+const BLOCKED = 'blocked by a resource alarm: check the broker\'s memory and disk';
 
 /**
  * Ready while Postgres answers and takes writes, and the process is neither warming up nor draining; the
  * broker's state is reported and, for ingest only, tolerated.
  */
 export function judgeReadiness(inputs: ReadinessInputs): Readiness {
-  const broker = inputs.brokerConnected ? 'connected' : inputs.brokerLoginRefused ? 'login refused: check AMQP_URL credentials' : 'disconnected';
+  const broker = inputs.brokerConnected
+    ? inputs.brokerBlocked ? BLOCKED : 'connected'
+    : inputs.brokerLoginRefused ? 'login refused: check AMQP_URL credentials' : 'disconnected';
   const warmingUp = inputs.warmingUp === true;
   const ready = inputs.postgres === 'ok' && !inputs.draining && !warmingUp && (!inputs.brokerRequired || inputs.brokerConnected);
   const body: Readiness['body'] = { status: ready ? 'ready' : 'not ready', postgres: inputs.postgres, broker, draining: inputs.draining };

@@ -1,5 +1,5 @@
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { startTestIngest, type TestIngest } from '../support/ingest';
+import { ADMIN_TOKEN, startTestIngest, type TestIngest } from '../support/ingest';
 import { openQueueProbe } from '../support/amqp';
 import { scrapeValue } from '../support/metrics';
 import { startOwnRabbitmq, type OwnRabbitmq } from '../support/own-rabbitmq';
@@ -57,6 +57,20 @@ test('under a broker alarm, ingest acks from the outbox, publishes nothing more,
   const discovering = uniqueWamid();
   expect((await postMetaText(ingest.baseUrl, { id: discovering, from: '15550400002' })).status).toBe(200);
   await waitFor('the ingest to see its connection blocked', async () => (await blockedGauge()) === 1);
+
+  // The broker reads nothing more from the blocked connection, so a question about a queue's
+  // depth would wait out its timeout, queue by queue: stats say the depths are unknown instead.
+  // The deadline is far beyond a database read's time and far below those timeouts' sum.
+  const stats = await fetch(`${ingest.baseUrl}/api/v1/whatsapp-hardened/stats`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  expect(stats.status).toBe(200);
+  expect(await stats.json()).toMatchObject({ queueDepth: null, deadLetterDepth: null });
+  // Ready (the outbox covers the alarm), and the body says why nothing is published.
+  const readiness = await fetch(`${ingest.baseUrl}/readyz`);
+  expect(readiness.status).toBe(200);
+  expect(await readiness.json()).toMatchObject({ broker: expect.stringMatching(/^blocked by a resource alarm/) });
 
   const blockedIds: string[] = [];
   for (let n = 0; n < WHILE_BLOCKED; n += 1) {

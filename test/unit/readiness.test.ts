@@ -27,4 +27,13 @@ describe('judgeReadiness', () => {
     expect(judgeReadiness({ ...healthy, brokerConnected: false }).ready).toBe(true);
     expect(judgeReadiness({ ...healthy, brokerConnected: false, brokerRequired: true }).ready).toBe(false);
   });
+
+  it('says the broker blocks its connection, and stays ready on it as on any broker trouble ingest survives', () => {
+    expect(judgeReadiness({ ...healthy, brokerBlocked: true })).toEqual({
+      ready: true,
+      body: { status: 'ready', postgres: 'ok', broker: "blocked by a resource alarm: check the broker's memory and disk", draining: false },
+    });
+    // Blocked is a state of a live connection: a lost one is reported as lost.
+    expect(judgeReadiness({ ...healthy, brokerConnected: false, brokerBlocked: true }).body.broker).toBe('disconnected');
+  });
 });
