@@ -31,6 +31,7 @@ import { processMessage } from '../worker/process-message';
 import { createStatementBatchers } from '../worker/statement-batchers';
 import { shardLease } from '../worker/shard-lease';
 import { createCatalogCache } from '../orders/catalog-cache';
+import { cLocaleWarning } from '../orders/match';
 import { loadReplyCatalogues } from '../orders/replies';
 import { createSharedPostgresCheck, refuseWrongDatabaseLogin, type PostgresCheck } from '../db/health';
 import { createStallWatch, stallLimitMs, stallLiveness } from '../db/stall-watch';
@@ -98,6 +99,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     await sql.end({ timeout: 1 });
     throw error;
   });
+  const localeWarning = await cLocaleWarning(sql).catch(() => null);
+  if (localeWarning) log.warn(localeWarning);
   const topology = topologyFromConfig(config);
   await checkShardCountAtStart(sql, config.QUEUE_PREFIX, config.WORK_SHARDS, log).catch(async (error: unknown) => {
     await closeDatabase(sql);

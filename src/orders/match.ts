@@ -58,8 +58,11 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
   const rows = await sql<(Candidate & { ord: number })[]>`
     SELECT q.ord::integer AS ord, c.sku, c.name, c.price::text AS price, c.currency, c.score,
            -- Only a plausible product can be taken, so only its words are checked (checking every candidate's was two fifths of the statement's time).
+           -- Words end at spaces and punctuation, not at whatever is no letter: under the C locale
+           -- (plain initdb's, CloudNativePG's) no letter beyond ASCII is one, and "без лука" would
+           -- vanish from the check, while pg_trgm, seeing no letters in it either, explains none of it.
            CASE WHEN c.score >= ${options.threshold} THEN ARRAY(
-             SELECT w FROM regexp_split_to_table(q.folded, '[^[:alnum:]]+') AS w
+             SELECT w FROM regexp_split_to_table(q.folded, '[[:space:][:punct:]]+') AS w
              WHERE w <> '' AND coalesce((SELECT max(strict_word_similarity(w, term)) FROM unnest(c.search_terms) AS term), 0) < ${options.threshold}
            ) ELSE '{}'::text[] END AS unexplained,
            c.named
@@ -153,4 +156,17 @@ export async function isRetiredSku(sql: Sql, sku: string): Promise<boolean> {
 export async function listMenu(sql: Sql, limit = 20): Promise<Product[]> {
   return sql<Product[]>`
     SELECT sku, name, price::text AS price, currency FROM products WHERE active ORDER BY name LIMIT ${limit}`;
+}
+
+/**
+ * What to tell an operator whose database was created with the C (or POSIX) character type,
+ * as plain initdb and CloudNativePG create one unless told otherwise: Postgres then counts no
+ * letter beyond ASCII as one, so pg_trgm matches no product named in another script (Cyrillic,
+ * Greek, Arabic, CJK) and `lower()` folds no capital but ASCII's. Orders in those scripts are
+ * answered with a question, never guessed; null under any other character type.
+ */
+export async function cLocaleWarning(sql: Sql): Promise<string | null> {
+  const [row] = await sql<{ ctype: string }[]>`SELECT datctype AS ctype FROM pg_database WHERE datname = current_database()`;
+  if (!row || !['C', 'POSIX'].includes(row.ctype)) return null;
+  return `the database's LC_CTYPE is ${row.ctype}: Postgres counts no letter beyond ASCII as one, so customers who write product names in another script (Cyrillic, Greek, Arabic, CJK) are asked what they meant instead of getting an order; create the database with a UTF-8 LC_CTYPE (C.UTF-8, en_US.UTF-8; in CloudNativePG, spec.bootstrap.initdb.localeCType) and restore into it`;
 }

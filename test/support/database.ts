@@ -12,11 +12,15 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, migrated database for one test file, dropped afterwards. */
-export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+/**
+ * A fresh, migrated database for one test file, dropped afterwards. `cLocale`: created with the
+ * C locale, as plain initdb and CloudNativePG make one unless told otherwise.
+ */
+export async function createTestDatabase(options: { migrate?: boolean; cLocale?: boolean } = {}): Promise<TestDatabase> {
   const name = `wagate_test_${randomBytes(6).toString('hex')}`;
   const admin = postgres(ADMIN_DATABASE_URL, { max: 1, onnotice: () => undefined });
-  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const locale = options.cLocale ? " TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'" : '';
+  await admin.unsafe(`CREATE DATABASE ${name}${locale}`);
   await admin.end();
   const url = withDatabase(ADMIN_DATABASE_URL, name);
   const sql = createDatabase({ url, maxConnections: 4, connectTimeoutSeconds: 5, statementTimeoutMs: 30000, applicationName: 'wagate-test' });
