@@ -15,6 +15,13 @@ describe('latency buckets', () => {
     );
   });
 
+  it('read an ack and a commit past the 7 s commit deadline, where a Postgres stall answers 503', async () => {
+    const { ackDuration, ledgerCommitDuration } = createMetrics('ingest', { processMetrics: false });
+    expect(await bucketBounds({ observe: (value) => ackDuration.observe({ source: 'whatsapp', verified: 'true' }, value), get: () => ackDuration.get() }))
+      .toEqual(expect.arrayContaining(['5', '7.5', '10', '30', '+Inf']));
+    expect(await bucketBounds(ledgerCommitDuration)).toEqual(expect.arrayContaining(['5', '7.5', '10', '30', '+Inf']));
+  });
+
   it('read a broker confirm past 5 s up to the 10 s confirm timeout and beyond', async () => {
     const { publishDuration } = createMetrics('ingest', { processMetrics: false });
     expect(await bucketBounds(publishDuration)).toEqual(expect.arrayContaining(['5', '10', '15', '30', '+Inf']));
