@@ -9,7 +9,8 @@ export interface ReceiptKey {
 
 /**
  * Moves each reply with one of these provider ids to its furthest stored receipt, forward
- * only (sent < delivered < read; failed is final). Returns how many replies moved.
+ * only (sent < delivered < read; failed is final), and clears the number and payload of the
+ * receipts of an erased customer's reply. Returns how many replies moved.
  *
  * Run it after a commit, never inside the transaction that wrote the receipt or the provider
  * id: a receipt and the settle of its reply that commit at once each miss the other's row,
@@ -32,7 +33,17 @@ export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promi
       FROM outbound_messages o JOIN furthest f ON o.webhook_source = f.webhook_source AND o.provider_message_id = f.message_id
       WHERE wagate_receipt_rank(f.status) > wagate_receipt_rank(o.delivery_status) AND wagate_receipt_rank(o.delivery_status) < 100
       ORDER BY o.id
-      FOR UPDATE OF o)
+      FOR UPDATE OF o),
+    -- A receipt that reached an erased customer's reply only now, the provider id recorded after
+    -- it (a settle after the erase of a reply under way, an operator's settle of an unknown one),
+    -- keeps neither the number nor the payload, which would tie the number back to the reply:
+    -- the batch write clears those of replies that held the id already. 'erased' is what
+    -- wagate erase writes as the recipient (orders/erasure).
+    unlinked AS (
+      UPDATE message_statuses r SET recipient = NULL, payload = NULL
+      FROM wanted k JOIN outbound_messages o ON o.webhook_source = k.source AND o.provider_message_id = k.message_id
+      WHERE o.recipient = 'erased' AND r.webhook_source = k.source AND r.message_id = k.message_id
+        AND (r.recipient IS NOT NULL OR r.payload IS NOT NULL))
     UPDATE outbound_messages o SET delivery_status = l.status, updated_at = now()
     FROM locked l
     WHERE o.id = l.id

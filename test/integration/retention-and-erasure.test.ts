@@ -4,7 +4,7 @@ import { metaEnvelope } from '../../src/webhooks/samples';
 import { withDeadLetterLock } from '../../src/ledger/dead-letter-lock';
 import { checkRetention, runCleanup } from '../../src/ledger/retention';
 import { reopenDeadMessage } from '../../src/orders/reopen-dead-message';
-import { resendReply } from '../../src/orders/reply-operations';
+import { resendReply, settleReply } from '../../src/orders/reply-operations';
 import { eraseCustomer } from '../../src/orders/erase-customer';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { loadConfig } from '../../src/config';
@@ -451,6 +451,25 @@ describe('erase during the provider call, answered with an unknown outcome', () 
       (await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${id}`)[0]?.status === 'unknown');
     expect(await pipeline.db.sql`SELECT last_error FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([
       { last_error: 'the provider\'s answer is not kept: the customer was erased' },
+    ]);
+  });
+
+  it('clears the number and payload of a receipt that came before the reply knew its provider id, once an operator settles it', async () => {
+    const phone = '15550400015';
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 502, message: 'upstream failed' }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+    await waitFor('the reply settled as unknown', async () =>
+      (await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${id}`)[0]?.status === 'unknown');
+    await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, phone);
+    // Meta delivered it after all: its receipt names a message id no reply holds yet.
+    const wamid = uniqueWamid();
+    const receipt = metaEnvelope([{ statuses: [{ id: wamid, status: 'delivered', timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: phone }] }]);
+    expect((await postMeta(pipeline.ingest.baseUrl, receipt)).status).toBe(200);
+    const [reply] = await pipeline.db.sql<{ id: string }[]>`SELECT id::text FROM outbound_messages WHERE inbound_message_id = ${id}`;
+    expect(await settleReply(pipeline.db.sql, reply!.id, 'sent', wamid)).toBe('delivered');
+    expect(await pipeline.db.sql`SELECT recipient, payload FROM message_statuses WHERE message_id = ${wamid}`).toEqual([
+      { recipient: null, payload: null },
     ]);
   });
 });
