@@ -63,6 +63,10 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
     options.onLateWritesUnchecked(error);
     return { late_messages: Number.NaN, late_receipts: Number.NaN };
   });
+  // A late message a worker dead-lettered before the late pass erased its row stays 'dead', so
+  // no worker drops its letter, and the sweep above came too early for it. One dead-lettered
+  // after the late pass finds its row erased, and its worker drops the letter itself.
+  if (late.late_messages > 0 && dropDeadLetters) report.dead_letters += await dropDeadLetters(isTheCustomers, addresses);
   return { ...report, ...late };
 }
 

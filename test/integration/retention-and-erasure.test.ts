@@ -8,7 +8,7 @@ import { resendReply, settleReply } from '../../src/orders/reply-operations';
 import { eraseCustomer } from '../../src/orders/erase-customer';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { loadConfig } from '../../src/config';
-import { createDatabase } from '../../src/db/client';
+import { createDatabase, INGEST_APPLICATION_NAME } from '../../src/db/client';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { holdInTransaction } from '../support/database';
 import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
@@ -417,6 +417,60 @@ describe('a message that arrives during the erase', () => {
     // message, the relay deletes it after its publish's confirm, which may come just after.
     await waitFor('no outbox row for the message', async () =>
       (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM outbox o JOIN webhook_messages m ON m.id = o.webhook_message_id WHERE m.message_id = ${id}`)[0]!.n === 0);
+  });
+});
+
+describe('a message that arrives during the erase and is dead-lettered before the erase reaches it', () => {
+  it('loses its dead letter too: the erase sweeps the queue again after its late pass', async () => {
+    const phone = '15550400016';
+    await confirmedOrder(phone);
+    const id = uniqueWamid();
+    const { sql } = pipeline.db;
+    const side = createDatabase({ url: pipeline.db.url, maxConnections: 4, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-erase-letter-race' });
+    // A statement of an ingest session begun before the erase commits, which the erase waits
+    // for before its late pass: it ends only when the test lets it.
+    const ingestLike = createDatabase({ url: pipeline.db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: `${INGEST_APPLICATION_NAME} held by the test` });
+    await side.unsafe(`CREATE OR REPLACE FUNCTION hold_lettered_message() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.message_id = '${id}' THEN PERFORM pg_advisory_xact_lock(4211); END IF; RETURN NEW; END $$;
+      DROP TRIGGER IF EXISTS hold_lettered_message ON webhook_messages;
+      CREATE TRIGGER hold_lettered_message BEFORE INSERT ON webhook_messages FOR EACH ROW EXECUTE FUNCTION hold_lettered_message()`);
+    const insertHeld = holdInTransaction(side, (tx) => tx`SELECT pg_advisory_xact_lock(4211)`);
+    const lateHeld = holdInTransaction(side, (tx) => tx`SELECT pg_advisory_xact_lock(4212)`);
+    let erasing: Promise<Record<string, number>> | undefined;
+    try {
+      await Promise.all([insertHeld.held, lateHeld.held]);
+      const blocking = ingestLike`SELECT pg_advisory_xact_lock(4212)`;
+      blocking.catch(() => undefined);
+      const waitingOnLock = async () => (await side`
+        SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%wagate_record_batch%'`).length > 0;
+      // Meta refuses the confirmation for good: the worker dead-letters the message.
+      pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131026, message: 'Message undeliverable' }, 1);
+      const posting = postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+      await waitFor('the ingest to record the message', waitingOnLock);
+      erasing = eraseEverywhere(sql, pipeline.ingest.topology, phone);
+      erasing.catch(() => undefined);
+      // Past the erase's commit and its first sweep, the message commits and is dead-lettered
+      // while the erase still waits for the ingest's statements.
+      await waitFor('the erase to commit its first pass', async () =>
+        (await sql`SELECT 1 FROM orders WHERE phone_number = 'erased' AND message_id <> ${id} LIMIT 1`).length > 0
+        && (await sql`SELECT 1 FROM orders WHERE phone_number = ${phone}`).length === 0);
+      await insertHeld.release();
+      expect((await posting).status).toBe(200);
+      await waitFor('the message dead-lettered', async () => (await statusOf(id)) === 'dead'
+        && (await listDead(pipeline.ingest.topology)).some((letter) => letter.id === `whatsapp:${id}`));
+      await lateHeld.release();
+      expect(await erasing).toMatchObject({ late_messages: 1, dead_letters: 1 });
+    } finally {
+      await insertHeld.release().catch(() => undefined);
+      await lateHeld.release().catch(() => undefined);
+      await erasing?.catch(() => undefined);
+      await side.unsafe('DROP TRIGGER IF EXISTS hold_lettered_message ON webhook_messages; DROP FUNCTION IF EXISTS hold_lettered_message()').catch(() => undefined);
+      await Promise.all([side.end({ timeout: 1 }), ingestLike.end({ timeout: 1 })]);
+    }
+    expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).not.toContain(`whatsapp:${id}`);
+    expect(await sql`SELECT status, phone_number, payload FROM webhook_messages WHERE message_id = ${id}`).toEqual([
+      { status: 'dead', phone_number: 'erased', payload: null },
+    ]);
   });
 });
 
