@@ -1,4 +1,4 @@
-import { INGEST_APPLICATION_NAME, transaction, type Sql } from '../db/client';
+import { INGEST_APPLICATION_NAME, transaction, type Sql, type SqlFragment } from '../db/client';
 import { META_USER_ID } from '../ledger/addresses';
 import { senderKeysOf } from '../ledger/sender-keys';
 import type { QueueMessage } from '../queue/message';
@@ -58,10 +58,10 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
   // have been judging their rows, and a second run needs no view of the ingest's sessions.
   const held = Object.values(first.counts).some((count) => count > 0);
   const window = { from: started, until: committed, waitMs };
-  const late = !held ? { late_messages: 0, late_receipts: 0 } : await eraseWrittenMeanwhile(sql, addresses, first.replyIds, window).catch((error: Error) => {
+  const late: LateCounts = !held ? { late_messages: 0, late_malformed_bodies: 0, late_receipts: 0 } : await eraseWrittenMeanwhile(sql, addresses, first.replyIds, window).catch((error: Error) => {
     if (!options.onLateWritesUnchecked) throw error;
     options.onLateWritesUnchecked(error);
-    return { late_messages: Number.NaN, late_receipts: Number.NaN };
+    return { late_messages: Number.NaN, late_malformed_bodies: Number.NaN, late_receipts: Number.NaN };
   });
   // A late message a worker dead-lettered before the late pass erased its row stays 'dead', so
   // no worker drops its letter, and the sweep above came too early for it. One dead-lettered
@@ -87,11 +87,7 @@ async function eraseRows(tx: Sql, addresses: string[]): Promise<{ counts: Record
   // messages too, or a Twilio callback addressed to them. Matched on the number's digits, and
   // on their user ids as written; a body kept as base64 (text Postgres cannot store, bytes that
   // are not UTF-8) is searched in its decoded bytes.
-  const needles = bodyNeedles(addresses);
-  const malformed = await tx`
-    UPDATE webhook_messages SET raw_body = NULL, last_error = NULL, updated_at = now()
-    WHERE status = 'malformed' AND raw_body IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(${needles}::text[]) AS n WHERE strpos(raw_body, n) > 0
-      OR (raw_body LIKE 'base64:%' AND position(convert_to(n, 'UTF8') IN decode(substr(raw_body, 8), 'base64')) > 0))`;
+  const malformed = await eraseMalformedBodies(tx, addresses, tx`TRUE`);
   // Unfinished messages are not published any more (the relay drops such rows too).
   await tx`DELETE FROM outbox o USING webhook_messages m
            WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
@@ -117,9 +113,25 @@ async function eraseRows(tx: Sql, addresses: string[]): Promise<{ counts: Record
   };
 }
 
+/** Clears the raw bodies of the malformed rows `within` picks that carry one of the addresses. */
+async function eraseMalformedBodies(tx: Sql, addresses: readonly string[], within: SqlFragment): Promise<{ count: number }> {
+  const needles = bodyNeedles(addresses);
+  return tx`
+    UPDATE webhook_messages SET raw_body = NULL, last_error = NULL, updated_at = now()
+    WHERE status = 'malformed' AND raw_body IS NOT NULL AND ${within} AND EXISTS (SELECT 1 FROM unnest(${needles}::text[]) AS n WHERE strpos(raw_body, n) > 0
+      OR (raw_body LIKE 'base64:%' AND position(convert_to(n, 'UTF8') IN decode(substr(raw_body, 8), 'base64')) > 0))`;
+}
+
 /** The least the erase waits for ingest statements begun before its commit, and its margin past their statement timeout. */
 const INGEST_CATCH_UP_MS = 60_000;
 const INGEST_CATCH_UP_MARGIN_MS = 5_000;
+
+/** What the erase's late pass cleared: rows the ingest wrote while the first pass ran. */
+interface LateCounts {
+  late_messages: number;
+  late_malformed_bodies: number;
+  late_receipts: number;
+}
 
 /** When the erase's first pass began and committed, and the longest an ingest statement may run. */
 interface EraseWindow {
@@ -139,7 +151,7 @@ interface EraseWindow {
  * a worker may have made of them meanwhile; receipts are found through the replies' provider
  * ids (the receipts' key, no scan of the table), once the late pass's own commit is in too.
  */
-async function eraseWrittenMeanwhile(sql: Sql, addresses: string[], replyIds: readonly string[], window: EraseWindow): Promise<{ late_messages: number; late_receipts: number }> {
+async function eraseWrittenMeanwhile(sql: Sql, addresses: string[], replyIds: readonly string[], window: EraseWindow): Promise<LateCounts> {
   await waitForIngestStatementsBefore(sql, window.until, window.waitMs);
   const late = await transaction(sql, (tx) => eraseLateRows(tx, addresses, window));
   if (late.replyIds.length > 0) await waitForIngestStatementsBefore(sql, await databaseNow(sql), window.waitMs);
@@ -150,19 +162,23 @@ async function eraseWrittenMeanwhile(sql: Sql, addresses: string[], replyIds: re
     WHERE o.id = ANY(${replies}::bigint[]) AND s.webhook_source = o.webhook_source
       AND (s.message_id = o.provider_message_id OR s.message_id = ANY(o.earlier_provider_message_ids))
       AND (s.recipient IS NOT NULL OR s.payload IS NOT NULL)`;
-  return { late_messages: late.messages, late_receipts: cleared.count };
+  return { late_messages: late.messages, late_malformed_bodies: late.malformedBodies, late_receipts: cleared.count };
 }
 
 /** The second pass: the customer's messages recorded while the first ran, and what was made of them. */
-async function eraseLateRows(tx: Sql, addresses: string[], window: EraseWindow): Promise<{ messages: number; replyIds: string[] }> {
+async function eraseLateRows(tx: Sql, addresses: string[], window: EraseWindow): Promise<{ messages: number; malformedBodies: number; replyIds: string[] }> {
+  const meanwhile = tx`created_at >= ${window.from}::timestamptz - make_interval(secs => ${window.waitMs / 1000}) AND created_at < ${window.until}::timestamptz`;
   const late = await tx<{ webhook_source: string; message_id: string }[]>`
     UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, last_error = NULL, updated_at = now(),
       status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
-    WHERE created_at >= ${window.from}::timestamptz - make_interval(secs => ${window.waitMs / 1000}) AND created_at < ${window.until}::timestamptz
+    WHERE ${meanwhile}
       AND (phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
        OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses}))
     RETURNING webhook_source, message_id`;
-  if (late.length === 0) return { messages: 0, replyIds: [] };
+  // A malformed part names no sender in its columns (a status that failed its schema, a whole
+  // envelope), so its body is searched as in the first pass.
+  const malformedBodies = (await eraseMalformedBodies(tx, addresses, meanwhile)).count;
+  if (late.length === 0) return { messages: 0, malformedBodies, replyIds: [] };
   const sources = late.map((row) => row.webhook_source);
   const ids = late.map((row) => row.message_id);
   await tx`DELETE FROM outbox o USING webhook_messages m
@@ -180,7 +196,7 @@ async function eraseLateRows(tx: Sql, addresses: string[], window: EraseWindow):
     RETURNING outbound_messages.id::text AS id`;
   await tx`DELETE FROM webhook_rate_limits WHERE phone_number = ANY(${addresses})`;
   await tx`DELETE FROM customer_languages WHERE sender_key = ANY(${addresses})`;
-  return { messages: late.length, replyIds: replies.map((reply) => reply.id) };
+  return { messages: late.length, malformedBodies, replyIds: replies.map((reply) => reply.id) };
 }
 
 /**

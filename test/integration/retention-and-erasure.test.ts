@@ -422,7 +422,7 @@ describe('a message that arrives during the erase', () => {
 
 describe('a message that arrives during the erase and is dead-lettered before the erase reaches it', () => {
   it('loses its dead letter too: the erase sweeps the queue again after its late pass', async () => {
-    const phone = '15550400016';
+    const phone = '15550400017';
     await confirmedOrder(phone);
     const id = uniqueWamid();
     const { sql } = pipeline.db;
@@ -471,6 +471,43 @@ describe('a message that arrives during the erase and is dead-lettered before th
     expect(await sql`SELECT status, phone_number, payload FROM webhook_messages WHERE message_id = ${id}`).toEqual([
       { status: 'dead', phone_number: 'erased', payload: null },
     ]);
+  });
+});
+
+describe('a malformed part recorded during the erase', () => {
+  it('loses the raw body that carries the customer\'s number, though it names no sender the late pass could look up', async () => {
+    const phone = '15550400018';
+    await confirmedOrder(phone);
+    const { sql } = pipeline.db;
+    const id = uniqueWamid();
+    // An ingest session records a malformed receipt part (its body holds the number, its columns
+    // do not) in a statement begun before the erase commits, and commits after it.
+    const ingestLike = createDatabase({ url: pipeline.db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: `${INGEST_APPLICATION_NAME} held by the test` });
+    const side = createDatabase({ url: pipeline.db.url, maxConnections: 2, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-erase-malformed-race' });
+    const commitHeld = holdInTransaction(side, (tx) => tx`SELECT pg_advisory_xact_lock(4213)`);
+    let erasing: Promise<Record<string, number>> | undefined;
+    try {
+      await commitHeld.held;
+      const recording = ingestLike.begin(async (tx) => {
+        await tx`INSERT INTO webhook_messages (webhook_source, message_id, status, raw_body, last_error) VALUES
+          ('whatsapp', ${id}, 'malformed', ${`{"entry":[{"changes":[{"value":{"statuses":[{"recipient_id":"${phone}","status":42}]}}]}]}`}, 'bad part')`;
+        await tx`SELECT pg_advisory_xact_lock(4213)`;
+      });
+      recording.catch(() => undefined);
+      await waitFor('the malformed part to wait for its commit', async () => (await side`
+        SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(%' AND application_name LIKE ${`${INGEST_APPLICATION_NAME}%`}`).length > 0);
+      erasing = eraseCustomer(sql, phone, null, { ingestStatementTimeoutMs: 60_000 });
+      erasing.catch(() => undefined);
+      await waitFor('the erase to commit its first pass', async () => (await sql`SELECT 1 FROM orders WHERE phone_number = ${phone}`).length === 0);
+      await commitHeld.release();
+      await recording;
+      expect(await erasing).toMatchObject({ late_malformed_bodies: 1 });
+    } finally {
+      await commitHeld.release().catch(() => undefined);
+      await erasing?.catch(() => undefined);
+      await Promise.all([side.end({ timeout: 1 }), ingestLike.end({ timeout: 1 })]);
+    }
+    expect(await sql`SELECT raw_body FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ raw_body: null }]);
   });
 });
 
