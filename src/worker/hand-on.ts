@@ -152,14 +152,17 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     try {
       await publishOrThrow(channel, deps.topology.retryTiers[tier]!.exchange, delivery, {}, homeKey(payload));
       safely(() => channel.ack(delivery));
-      // Touched, so that a message waiting out a long Retry-After never looks stuck.
+      // Touched, so that a message waiting out a long Retry-After never looks stuck: a record
+      // still 'processing' too, whose write of 'queued' after the hand-over to its tier failed
+      // (its updated_at would stand still, and after the longest tier and an hour it counted as
+      // stuck, and requeue-stuck sent it before the provider's time).
       const notBefore = numberHeader(delivery, NOT_BEFORE_HEADER);
       // The copy keeps its try, which the record names with the new wait (a record a release
       // before 0.3.6 handed on may hold an earlier life's try).
       const waitEnds = waitingUntil(deps.topology.retryTiers[tier]!.delayMs, notBefore);
       await deps.sql`UPDATE webhook_messages SET updated_at = now(), waiting_until = ${waitEnds},
                        retry_attempt = ${numberHeader(delivery, ATTEMPT_HEADER) ?? 0}, retry_attempt_until = ${waitEnds}
-                     WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = 'queued'`.catch(
+                     WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')`.catch(
         recordLag(payload, 'queued'),
       );
     } catch (error) {

@@ -294,6 +294,35 @@ describe('worker failures', () => {
     expect(await replyOf(id)).toMatchObject({ status: 'sent' });
   });
 
+  it('keeps touching a message that waits out a Retry-After whose record the hand-over could not mark queued, so it never looks stuck', async () => {
+    const id = uniqueWamid();
+    const phone = '15550200039';
+    await pipeline.db.sql.unsafe(`
+      CREATE FUNCTION fail_queued_write() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'injected failure of the queued write'; END $$;
+      CREATE TRIGGER fail_queued_write BEFORE UPDATE ON webhook_messages FOR EACH ROW
+        WHEN (NEW.message_id = '${id}' AND OLD.status = 'processing' AND NEW.status = 'queued') EXECUTE FUNCTION fail_queued_write();`);
+    try {
+      // The provider asks for an hour: the copy cycles through the 100 and 600 ms tiers meanwhile.
+      pipeline.fake.behave({ kind: 'status', status: 429, bodyless: true, retryAfterSeconds: 3600 }, 1);
+      await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+      await waitFor('the first provider call', () => callsTo(phone).length === 1);
+      const touched = async () => (await pipeline.db.sql<{ status: string; updated_at: Date; waiting_until: Date | null }[]>`
+        SELECT status, updated_at, waiting_until FROM webhook_messages WHERE message_id = ${id}`)[0]!;
+      const first = await touched();
+      expect(first.status).toBe('processing');
+      await waitFor('the waiting copy to touch its record', async () => (await touched()).updated_at > first.updated_at);
+      const later = await touched();
+      // Still the worker's record of it, now naming the provider's hour.
+      expect(later.status).toBe('processing');
+      expect(later.waiting_until!.getTime()).toBeGreaterThan(Date.now() + 50 * 60_000);
+      expect(callsTo(phone)).toHaveLength(1);
+    } finally {
+      await pipeline.db.sql.unsafe('DROP TRIGGER fail_queued_write ON webhook_messages; DROP FUNCTION fail_queued_write()');
+    }
+    await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, phone);
+  });
+
   it('drops the copy of an erased customer\'s message that waits out a Retry-After, instead of parking it until the provider\'s time', async () => {
     const phone = '15550200019';
     const id = uniqueWamid();
