@@ -194,6 +194,11 @@ export function createMetrics(role: string, { processMetrics = true } = {}) {
       help: 'Deliveries the broker marked redelivered: given back by a consumer that stopped, crashed or lost its channel before acking.',
       registers: [registry],
     }),
+    workerMessagesInHand: new Gauge({
+      name: 'wagate_worker_messages_in_hand',
+      help: 'Deliveries this worker has received and not yet acked or given back: being processed, or waiting behind their sender\'s earlier messages. Not in the queue\'s ready count: sum() across workers.',
+      registers: [registry],
+    }),
     workerDuration: new Histogram({
       name: 'wagate_worker_processing_duration_seconds',
       help: 'Time to process one queue message, provider call included.',

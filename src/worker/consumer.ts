@@ -119,7 +119,13 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     const set = inHand.get(shard) ?? new Set();
     inHand.set(shard, set);
     set.add(work);
-    void work.finally(() => set.delete(work));
+    // The queue's ready count leaves these out, and with the prefetch spread over 32 shards a
+    // worker holds hundreds: WagateWorkerLag adds them to its backlog.
+    deps.metrics.workerMessagesInHand.inc();
+    void work.finally(() => {
+      set.delete(work);
+      deps.metrics.workerMessagesInHand.dec();
+    });
   }
 
   /**
