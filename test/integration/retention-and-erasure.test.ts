@@ -38,6 +38,10 @@ const skippedCount = async () =>
 
 const statusOf = async (id: string) => (await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`)[0]?.status;
 
+/** A connection of the test's own beside the pipeline's, for holding locks and watching sessions. */
+const sideConnection = (applicationName: string, maxConnections: number) =>
+  createDatabase({ url: pipeline.db.url, maxConnections, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName });
+
 /** A sender Meta names by number and user id orders, and the order is processed: the message's id. */
 async function orderedBy(phone: string, userId: string): Promise<string> {
   const id = uniqueWamid();
@@ -322,7 +326,7 @@ describe('receipts that arrive during the erase', () => {
     const { sql } = pipeline.db;
     // The locks held and the watching on connections of their own: the erase takes the pool's,
     // and a full pool would queue a check behind the statements it watches.
-    const side = createDatabase({ url: pipeline.db.url, maxConnections: 6, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-erase-race' });
+    const side = sideConnection('wagate-test-erase-race', 6);
     /** A session of this database whose statement holds `text` and waits on a lock. */
     const waitingOnLock = (text: string) => async () => (await side`
       SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE ${`%${text}%`}`).length > 0;
@@ -376,7 +380,7 @@ describe('a message that arrives during the erase', () => {
     await confirmedOrder(phone);
     const id = uniqueWamid();
     const { sql } = pipeline.db;
-    const side = createDatabase({ url: pipeline.db.url, maxConnections: 4, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-erase-message-race' });
+    const side = sideConnection('wagate-test-erase-message-race', 4);
     const waitingOnLock = (text: string) => async () => (await side`
       SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE ${`%${text}%`}`).length > 0;
     const ranSince = (text: string, since: string) => async () => (await side`
@@ -426,10 +430,10 @@ describe('a message that arrives during the erase and is dead-lettered before th
     await confirmedOrder(phone);
     const id = uniqueWamid();
     const { sql } = pipeline.db;
-    const side = createDatabase({ url: pipeline.db.url, maxConnections: 4, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-erase-letter-race' });
+    const side = sideConnection('wagate-test-erase-letter-race', 4);
     // A statement of an ingest session begun before the erase commits, which the erase waits
     // for before its late pass: it ends only when the test lets it.
-    const ingestLike = createDatabase({ url: pipeline.db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: `${INGEST_APPLICATION_NAME} held by the test` });
+    const ingestLike = sideConnection(`${INGEST_APPLICATION_NAME} held by the test`, 1);
     await side.unsafe(`CREATE OR REPLACE FUNCTION hold_lettered_message() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.message_id = '${id}' THEN PERFORM pg_advisory_xact_lock(4211); END IF; RETURN NEW; END $$;
       DROP TRIGGER IF EXISTS hold_lettered_message ON webhook_messages;
@@ -482,8 +486,8 @@ describe('a malformed part recorded during the erase', () => {
     const id = uniqueWamid();
     // An ingest session records a malformed receipt part (its body holds the number, its columns
     // do not) in a statement begun before the erase commits, and commits after it.
-    const ingestLike = createDatabase({ url: pipeline.db.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: `${INGEST_APPLICATION_NAME} held by the test` });
-    const side = createDatabase({ url: pipeline.db.url, maxConnections: 2, connectTimeoutSeconds: 5, statementTimeoutMs: 60_000, applicationName: 'wagate-test-erase-malformed-race' });
+    const ingestLike = sideConnection(`${INGEST_APPLICATION_NAME} held by the test`, 1);
+    const side = sideConnection('wagate-test-erase-malformed-race', 2);
     const commitHeld = holdInTransaction(side, (tx) => tx`SELECT pg_advisory_xact_lock(4213)`);
     let erasing: Promise<Record<string, number>> | undefined;
     try {
