@@ -59,8 +59,8 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
     SELECT q.ord::integer AS ord, c.sku, c.name, c.price::text AS price, c.currency, c.score,
            -- Only a plausible product can be taken, so only its words are checked (checking every candidate's was two fifths of the statement's time).
            -- Words end at spaces and punctuation, not at whatever is no letter: under the C locale
-           -- (plain initdb's, CloudNativePG's) no letter beyond ASCII is one, and "без лука" would
-           -- vanish from the check, while pg_trgm, seeing no letters in it either, explains none of it.
+           -- (CloudNativePG's default) no letter beyond ASCII is one, and "без лука" would vanish
+           -- from the check, while pg_trgm, seeing no letters in it either, explains none of it.
            CASE WHEN c.score >= ${options.threshold} THEN ARRAY(
              SELECT w FROM regexp_split_to_table(q.folded, '[[:space:][:punct:]]+') AS w
              WHERE w <> '' AND coalesce((SELECT max(strict_word_similarity(w, term)) FROM unnest(c.search_terms) AS term), 0) < ${options.threshold}
@@ -160,8 +160,8 @@ export async function listMenu(sql: Sql, limit = 20): Promise<Product[]> {
 
 /**
  * What to tell an operator whose database was created with the C (or POSIX) character type,
- * as plain initdb and CloudNativePG create one unless told otherwise: Postgres then counts no
- * letter beyond ASCII as one, so pg_trgm matches no product named in another script (Cyrillic,
+ * as CloudNativePG creates one unless told otherwise, and initdb run without a locale in its
+ * environment: Postgres then counts no letter beyond ASCII as one, so pg_trgm matches no product named in another script (Cyrillic,
  * Greek, Arabic, CJK) and `lower()` folds no capital but ASCII's. Orders in those scripts are
  * answered with a question, never guessed; null under any other character type.
  */

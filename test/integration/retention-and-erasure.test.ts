@@ -11,7 +11,9 @@ import { loadConfig } from '../../src/config';
 import { createDatabase, INGEST_APPLICATION_NAME } from '../../src/db/client';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { holdInTransaction } from '../support/database';
-import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
+import { eraseEverywhere, listDead, operator, replayDead } from '../support/dead-letters';
+import { dropDeadLetters } from '../../src/queue/dead-letters';
+import { withOperatorChannel } from '../../src/queue/operator-channel';
 import { startPipeline, type Pipeline } from '../support/pipeline';
 import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
 import { MAIN_JS, runWagate } from '../support/process';
@@ -445,25 +447,33 @@ describe('a message that arrives during the erase and is dead-lettered before th
       await Promise.all([insertHeld.held, lateHeld.held]);
       const blocking = ingestLike`SELECT pg_advisory_xact_lock(4212)`;
       blocking.catch(() => undefined);
-      const waitingOnLock = async () => (await side`
-        SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%wagate_record_batch%'`).length > 0;
+      const waitingOnLock = async (text: string) => (await side`
+        SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE ${`%${text}%`}`).length > 0;
+      await waitFor('the held ingest statement to run', () => waitingOnLock('pg_advisory_xact_lock(4212)'));
       // Meta refuses the confirmation for good: the worker dead-letters the message.
       pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131026, message: 'Message undeliverable' }, 1);
       const posting = postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
-      await waitFor('the ingest to record the message', waitingOnLock);
-      erasing = eraseEverywhere(sql, pipeline.ingest.topology, phone);
+      await waitFor('the ingest to record the message', () => waitingOnLock('wagate_record_batch'));
+      // The erase's sweeps of the dead-letter queue, counted as they end.
+      let sweeps = 0;
+      const topology = pipeline.ingest.topology;
+      erasing = eraseCustomer(sql, phone, async (matches) => {
+        const dropped = await withOperatorChannel(operator(topology), (channel) => dropDeadLetters(channel, topology, matches));
+        sweeps += 1;
+        return dropped;
+      });
       erasing.catch(() => undefined);
       // Past the erase's commit and its first sweep, the message commits and is dead-lettered
       // while the erase still waits for the ingest's statements.
-      await waitFor('the erase to commit its first pass', async () =>
-        (await sql`SELECT 1 FROM orders WHERE phone_number = 'erased' AND message_id <> ${id} LIMIT 1`).length > 0
-        && (await sql`SELECT 1 FROM orders WHERE phone_number = ${phone}`).length === 0);
+      await waitFor('the erase\'s first sweep of the dead-letter queue', () => sweeps === 1);
       await insertHeld.release();
       expect((await posting).status).toBe(200);
-      await waitFor('the message dead-lettered', async () => (await statusOf(id)) === 'dead'
-        && (await listDead(pipeline.ingest.topology)).some((letter) => letter.id === `whatsapp:${id}`));
+      await waitFor('the message dead-lettered', async () => (await statusOf(id)) === 'dead');
+      // Its record is written dead once the broker has confirmed the letter.
+      expect((await listDead(topology)).map((letter) => letter.id)).toContain(`whatsapp:${id}`);
       await lateHeld.release();
       expect(await erasing).toMatchObject({ late_messages: 1, dead_letters: 1 });
+      expect(sweeps).toBe(2);
     } finally {
       await insertHeld.release().catch(() => undefined);
       await lateHeld.release().catch(() => undefined);

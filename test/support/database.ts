@@ -14,7 +14,7 @@ export interface TestDatabase {
 
 /**
  * A fresh, migrated database for one test file, dropped afterwards. `cLocale`: created with the
- * C locale, as plain initdb and CloudNativePG make one unless told otherwise.
+ * C locale, as CloudNativePG makes one unless told otherwise, and initdb without a locale in its environment.
  */
 export async function createTestDatabase(options: { migrate?: boolean; cLocale?: boolean } = {}): Promise<TestDatabase> {
   const name = `wagate_test_${randomBytes(6).toString('hex')}`;
