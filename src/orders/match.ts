@@ -161,9 +161,10 @@ export async function listMenu(sql: Sql, limit = 20): Promise<Product[]> {
 /**
  * What to tell an operator whose database was created with the C (or POSIX) character type,
  * as CloudNativePG creates one unless told otherwise, and initdb run without a locale in its
- * environment: Postgres then counts no letter beyond ASCII as one, so pg_trgm matches no product named in another script (Cyrillic,
- * Greek, Arabic, CJK) and `lower()` folds no capital but ASCII's. Orders in those scripts are
- * answered with a question, never guessed; null under any other character type.
+ * environment: Postgres then counts no letter beyond ASCII as one, so pg_trgm matches no product
+ * named in another script (Cyrillic, Greek, Arabic, CJK) and `lower()` folds no capital but
+ * ASCII's. Orders in those scripts are answered with a question, never guessed; null under any
+ * other character type.
  */
 export async function cLocaleWarning(sql: Sql): Promise<string | null> {
   const [row] = await sql<{ ctype: string }[]>`SELECT datctype AS ctype FROM pg_database WHERE datname = current_database()`;
