@@ -237,7 +237,7 @@ export interface IngestParts {
   /** Times the ledger's commits; liveness fails while one waits past its limit. */
   stallWatch?: StallWatch;
   liveness?(): Liveness;
-  queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
+  queueDepths(alongside?: Promise<unknown>): Promise<{ queue: number | null; deadLetters: number | null }>;
   /** The warm-up's rehearsal: the ledger rolls every batch back. */
   rehearsal?: boolean;
 }

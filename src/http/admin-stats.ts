@@ -10,8 +10,8 @@ export interface StatsDeps {
   sql: Sql;
   adminToken: string | undefined;
   rateLimit: AdminRateLimit;
-  /** Ready counts from the broker, or null when it cannot be asked. */
-  queueDepths(): Promise<{ queue: number | null; deadLetters: number | null }>;
+  /** Ready counts from the broker, or null when it cannot be asked; waited for as long as `alongside` at least. */
+  queueDepths(alongside?: Promise<unknown>): Promise<{ queue: number | null; deadLetters: number | null }>;
 }
 
 const MAX_HOURS = 24 * 90;
@@ -81,7 +81,7 @@ export function createStatsHandler(deps: StatsDeps) {
     computing = true;
     // Free again once the reserved connection is back, not when the broker's answer fails first.
     const reading = transaction(deps.sql, (tx) => readStats(tx, hours, source ?? null)).finally(() => (computing = false));
-    const [stats, depths] = await Promise.all([reading.catch(tooSlow), deps.queueDepths()]);
+    const [stats, depths] = await Promise.all([reading.catch(tooSlow), deps.queueDepths(reading)]);
     if (stats === TOO_SLOW) {
       // The same window would take as long again: no Retry-After, and the answer says what helps.
       res.status(503).json({ error: `stats over ${hours} hours took longer than the database's statement timeout (DB_STATEMENT_TIMEOUT_MS); ask for fewer hours` });

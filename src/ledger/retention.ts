@@ -1,5 +1,6 @@
 import { FUTURE_SKEW_SECONDS, type Config } from '../config';
 import type { Sql, SqlFragment } from '../db/client';
+import { runWithDeadlockRetry } from './commit-guards';
 import { foldReceipts } from './fold-receipts';
 
 const BATCH_ROWS = 1000;
@@ -235,7 +236,8 @@ async function foldReceiptsLeftBehind(sql: Sql): Promise<number> {
       WHERE r.created_at > now() - make_interval(secs => ${secondsIn(RECEIPT_REPAIR_DAYS)}) AND r.created_at <= ${until}::text::timestamptz
         AND r.created_at >= ${after.createdAt}::text::timestamptz AND (r.created_at, r.id) > (${after.createdAt}::text::timestamptz, ${after.id}::text::bigint)
       ORDER BY r.created_at, r.id LIMIT ${BATCH_ROWS}`;
-    total += await foldReceipts(sql, receipts);
+    // A fold that meets the ingest's or a settle's on the same receipts may deadlock; they retry, and so does this.
+    total += await runWithDeadlockRetry(() => foldReceipts(sql, receipts));
     if (receipts.length < BATCH_ROWS) return total;
     after = receipts.at(-1)!;
   }

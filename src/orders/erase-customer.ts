@@ -66,8 +66,11 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
   // A late message a worker dead-lettered before the late pass erased its row stays 'dead', so
   // no worker drops its letter, and the sweep above came too early for it. One dead-lettered
   // after the late pass finds its row erased, and its worker drops the letter itself.
-  if (late.late_messages > 0 && dropDeadLetters) report.dead_letters += await dropDeadLetters(isTheCustomers, addresses);
-  return { ...report, ...late };
+  // Reported apart: a sweep that failed reads NaN, and must not hide the other's count. Not
+  // tried again when the first could not read the queue: the rerun the CLI asks for does both.
+  const lateDeadLetters = late.late_messages > 0 && dropDeadLetters && !Number.isNaN(report.dead_letters)
+    ? await dropDeadLetters(isTheCustomers, addresses) : 0;
+  return { ...report, ...late, late_dead_letters: lateDeadLetters };
 }
 
 async function databaseNow(sql: Sql): Promise<string> {

@@ -1,5 +1,4 @@
 import type { Config } from '../config';
-import { settleWithin } from '../settle-within';
 import type { Metrics } from '../telemetry/metrics';
 import type { Broker } from './broker';
 import { topologyNames, type Topology } from './topology';
@@ -25,8 +24,8 @@ async function queueDepths(broker: Broker, topology: Topology): Promise<QueueDep
 }
 
 /**
- * How long a caller waits for the broker's counts before it is told they are unknown. Each
- * queue is asked in turn, with 5 s for each answer, so a broker that stops answering would
+ * How long a caller waits at least for the broker's counts before it is told they are unknown.
+ * Each queue is asked in turn, with 5 s for each answer, so a broker that stops answering would
  * otherwise hold a stats call for minutes, past the HTTP server's own timeout.
  */
 const DEPTHS_WAIT_MS = 2_000;
@@ -34,16 +33,21 @@ const DEPTHS_WAIT_MS = 2_000;
 /**
  * queueDepths for the admin stats: unknown at once while the broker blocks the connection (a
  * memory or disk alarm: it reads nothing more from it, so every question would wait out its
- * timeout), unknown after DEPTHS_WAIT_MS otherwise, and one lookup at a time, shared by every
- * caller meanwhile, so that calls made while the broker is slow do not queue questions behind
- * each other.
+ * timeout), and unknown once DEPTHS_WAIT_MS have passed and `alongside` (the stats' own
+ * database read, which the answer waits for anyway) has settled: a busy broker with many
+ * shards, slower than 2 s but no slower than the read, still gives its counts. One lookup at a
+ * time, shared by every caller meanwhile, so that calls made while the broker is slow do not
+ * queue questions behind each other.
  */
-export function createQueueDepthsLookup(broker: Broker, topology: Topology, waitMs = DEPTHS_WAIT_MS): () => Promise<QueueDepths> {
+export function createQueueDepthsLookup(broker: Broker, topology: Topology, waitMs = DEPTHS_WAIT_MS) {
   let inFlight: Promise<QueueDepths> | null = null;
-  return () => {
+  return (alongside: Promise<unknown> = Promise.resolve()): Promise<QueueDepths> => {
     if (broker.blockedSince() !== null) return Promise.resolve(UNKNOWN_DEPTHS);
     inFlight ??= queueDepths(broker, topology).catch(() => UNKNOWN_DEPTHS).finally(() => (inFlight = null));
-    return settleWithin(inFlight, waitMs, UNKNOWN_DEPTHS);
+    // A timer left pending after an early answer costs nothing here: one stats call at a time.
+    const atLeast = new Promise<void>((resolve) => setTimeout(resolve, waitMs).unref());
+    const givenUp = Promise.all([atLeast, alongside.catch(() => undefined)]).then(() => UNKNOWN_DEPTHS);
+    return Promise.race([inFlight, givenUp]);
   };
 }
 
