@@ -150,23 +150,49 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
 }
 
 /**
- * The next try's lock wait: past Postgres's deadlock_timeout while an autovacuum runs in the
- * database. A lock request cancels an autovacuum that blocks it only at its deadlock check,
- * deadlock_timeout (1 s by default) into its wait, so a shorter wait never gets through one
- * that is vacuuming the table (for minutes, on a large one).
+ * The longest a try's lock wait may grow to get past an autovacuum: every ingest commit on the
+ * table waits behind the lock request, and past a second or so the acks of those moments are
+ * late for the providers.
+ */
+const MAX_VACUUM_LOCK_WAIT_MS = 1_500;
+
+/**
+ * The next try's lock wait: past Postgres's deadlock_timeout while an autovacuum holds a table
+ * the migration changes. A lock request cancels an autovacuum that blocks it only at its
+ * deadlock check, deadlock_timeout (1 s by default) into its wait, so a shorter wait never gets
+ * through one that is vacuuming the table (for minutes, on a large one). Not past
+ * MAX_VACUUM_LOCK_WAIT_MS: with a longer deadlock_timeout the tries keep their base wait.
  */
 export function lockTimeoutForTry(baseMs: number, autovacuumRunning: boolean, deadlockTimeoutMs: number): number {
-  return autovacuumRunning ? Math.max(baseMs, deadlockTimeoutMs + 200) : baseMs;
+  const pastDeadlockCheck = deadlockTimeoutMs + 200;
+  return autovacuumRunning && pastDeadlockCheck <= MAX_VACUUM_LOCK_WAIT_MS ? Math.max(baseMs, pastDeadlockCheck) : baseMs;
+}
+
+/** The tables a migration's statements lock for a change: those its ALTER TABLE and CREATE INDEX name. */
+export function tablesChanged(sql: string): string[] {
+  const named = [...sql.matchAll(/\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([\w."]+)|\bCREATE\s+(?:UNIQUE\s+)?INDEX\b[^;]*?\bON\s+(?:ONLY\s+)?([\w."]+)/gi)]
+    .map((match) => (match[1] ?? match[2])!);
+  return [...new Set(named)];
 }
 
 /**
- * Read from the vacuums' progress, whose database every role may see: pg_stat_activity hides
- * an autovacuum worker's backend_type from a role without pg_read_all_stats, as a migrating
- * role usually is. A manual VACUUM counts too; it costs a try of a second.
+ * Whether a vacuum holds a lock on one of the tables the migration changes (on any table, when
+ * the migration names none), read from the vacuums' progress and pg_locks, which every role may
+ * see: pg_stat_activity hides an autovacuum worker's backend_type from a role without
+ * pg_read_all_stats, as a migrating role usually is. A vacuum of another table does not stand in
+ * the migration's way, and waiting longer for it only held the ingest's commits longer. A manual
+ * VACUUM counts too; it costs a try of a second.
  */
-async function autovacuumRunning(connection: Sql): Promise<{ running: boolean; deadlockTimeoutMs: number }> {
+async function autovacuumRunning(connection: Sql, tables: readonly string[]): Promise<{ running: boolean; deadlockTimeoutMs: number }> {
   const [row] = await connection<{ running: boolean; deadlockTimeoutMs: number }[]>`
-    SELECT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum WHERE datname = current_database()) AS running,
+    SELECT EXISTS (
+             SELECT 1 FROM pg_stat_progress_vacuum v
+             WHERE v.datname = current_database()
+               AND (cardinality(${tables}::text[]) = 0 OR EXISTS (
+                 SELECT 1 FROM pg_locks l
+                 WHERE l.pid = v.pid AND l.locktype = 'relation' AND l.database = v.datid
+                   AND l.relation = ANY(ARRAY(SELECT to_regclass(t)::oid FROM unnest(${tables}::text[]) AS t))))
+           ) AS running,
            (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout') AS "deadlockTimeoutMs"`;
   return row!;
 }
@@ -184,7 +210,7 @@ async function applyWithLockRetries(connection: Sql, migration: Migration, optio
       if (lockTimeout && attempt < attempts) {
         options.onLockTimeout?.(migration.name, attempt);
         await new Promise((resolve) => setTimeout(resolve, lockRetryPauseMs(attempt)));
-        const vacuum = await autovacuumRunning(connection);
+        const vacuum = await autovacuumRunning(connection, tablesChanged(migration.sql));
         lockTimeoutMs = lockTimeoutForTry(baseMs, vacuum.running, vacuum.deadlockTimeoutMs);
         continue;
       }

@@ -130,9 +130,52 @@ describe('migrate against a live database', () => {
     expect(timedOutAt[1]! - timedOutAt[0]!).toBeGreaterThanOrEqual(lockRetryPauseMs(1));
     expect(timedOutAt[2]! - timedOutAt[1]!).toBeGreaterThanOrEqual(lockRetryPauseMs(2));
     expect([lockRetryPauseMs(1), lockRetryPauseMs(2), lockRetryPauseMs(3), lockRetryPauseMs(10)]).toEqual([500, 1000, 2000, 5000]);
-    // No autovacuum ran meanwhile, so every try waited 200 ms; with one, past the deadlock check that cancels it.
-    expect([lockTimeoutForTry(200, false, 1000), lockTimeoutForTry(200, true, 1000), lockTimeoutForTry(5000, true, 1000)]).toEqual([200, 1200, 5000]);
+    // No autovacuum ran meanwhile, so every try waited 200 ms; with one, past the deadlock check
+    // that cancels it, but never past 1.5 s of held commits.
+    expect([lockTimeoutForTry(200, false, 1000), lockTimeoutForTry(200, true, 1000), lockTimeoutForTry(5000, true, 1000), lockTimeoutForTry(200, true, 5000)])
+      .toEqual([200, 1200, 5000, 200]);
     await runner.end();
+  });
+
+  it('keeps its 200 ms tries while a vacuum runs on a table it does not change, which is not in its way', async () => {
+    await live.sql`CREATE TABLE vacuum_bait AS SELECT g AS id, repeat('x', 200) AS filler FROM generate_series(1, 20000) AS g`;
+    await live.sql`DELETE FROM vacuum_bait WHERE id % 2 = 0`;
+    // A manual VACUUM slowed down as far as Postgres allows: it runs for minutes unless cancelled.
+    const vacuuming = createDatabase({ url: live.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-test-vacuum' });
+    const vacuumSession = await vacuuming.reserve();
+    await vacuumSession`SET vacuum_cost_delay = 100`;
+    await vacuumSession`SET vacuum_cost_limit = 1`;
+    const vacuum = vacuumSession`VACUUM vacuum_bait`;
+    vacuum.catch(() => undefined);
+    const blocker = await live.sql.reserve();
+    const runner = createDatabase({ url: live.url, maxConnections: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-test-migrate-vacuum' });
+    try {
+      await waitFor('the vacuum to run', async () => (await live.sql`SELECT 1 FROM pg_stat_progress_vacuum WHERE datname = current_database()`).length > 0);
+      await blocker`BEGIN`;
+      await blocker`SELECT count(*) FROM webhook_messages`;
+      let timeouts = 0;
+      const migrations = [...readMigrations(), extra(9011, 'ALTER TABLE webhook_messages ADD COLUMN probe_beside_vacuum integer')];
+      const migrating = migrate(runner, migrations, { onLockTimeout: () => void (timeouts += 1) });
+      migrating.catch(() => undefined);
+      // The try after a timed-out one, the vacuum still running, waits as the first did.
+      await waitFor('a first try to time out', () => timeouts >= 1, 30_000);
+      const waiting = await waitFor('the second try to wait for its lock', async () => {
+        const [row] = await live.sql<{ query: string }[]>`
+          SELECT query FROM pg_stat_activity WHERE application_name = 'wagate-test-migrate-vacuum' AND wait_event_type = 'Lock'`;
+        return row ?? null;
+      }, 30_000);
+      expect((await live.sql`SELECT 1 FROM pg_stat_progress_vacuum WHERE datname = current_database()`).length).toBeGreaterThan(0);
+      expect(waiting.query).toMatch(/SET LOCAL lock_timeout = 200;/);
+      await blocker`COMMIT`;
+      expect(await migrating).toEqual(['9011_test.sql']);
+    } finally {
+      blocker.release();
+      await live.sql`SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'wagate-test-vacuum'`;
+      await vacuum.catch(() => undefined);
+      vacuumSession.release();
+      await Promise.all([runner.end(), vacuuming.end()]);
+      await live.sql`DROP TABLE vacuum_bait`;
+    }
   });
 
   it('drops an index a crashed CREATE INDEX CONCURRENTLY left invalid, and builds it again', async () => {
