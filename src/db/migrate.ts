@@ -264,10 +264,17 @@ export function migrationRemedy(error: unknown): string | undefined {
   return undefined;
 }
 
-/** The indexes a no-transaction migration builds with CREATE INDEX CONCURRENTLY. */
+/**
+ * The indexes a no-transaction migration builds with CREATE INDEX CONCURRENTLY. Each must be
+ * named: a build that dies leaves its index invalid, and only a name lets the rerun find it and
+ * drop it (an unnamed one would stay, updated by every write, beside a second build).
+ */
 export function concurrentIndexNames(sql: string): string[] {
   const pattern = /CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?("?[\w.]+"?)/gi;
-  return [...sql.matchAll(pattern)].map((match) => match[1]!);
+  return [...sql.matchAll(pattern)].map((match) => {
+    if (/^on$/i.test(match[1]!)) throw new Error(`a concurrent index build without a name (${match[0]}…): name the index, so that a rerun can drop it if a build dies`);
+    return match[1]!;
+  });
 }
 
 /** Whether the index is valid; undefined when there is no such index. */

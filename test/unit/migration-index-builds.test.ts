@@ -1,4 +1,4 @@
-import { readMigrations } from '../../src/db/migrate';
+import { concurrentIndexNames, readMigrations } from '../../src/db/migrate';
 
 /**
  * A plain CREATE INDEX holds a SHARE lock on its table for the whole build, and every write to it
@@ -18,4 +18,13 @@ it('builds an index on a table that exists already only concurrently, outside a 
     return [...sql.matchAll(INDEX_BUILD)].map((match) => match[1]!.toLowerCase()).filter((table) => !created.has(table)).map((table) => `${migration.name}: ${table}`);
   });
   expect(plainBuildsOnExistingTables).toEqual([]);
+});
+
+it('names every index it builds concurrently, so that a rerun finds one a dead build left invalid', () => {
+  expect(() => concurrentIndexNames('CREATE INDEX CONCURRENTLY ON orders (created_at)')).toThrow(/without a name/);
+  expect(concurrentIndexNames('CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_created_idx ON orders (created_at)')).toEqual(['orders_created_idx']);
+  for (const migration of readMigrations()) {
+    const builds = (withoutComments(migration.sql).match(/CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY/gi) ?? []).length;
+    expect([migration.name, concurrentIndexNames(withoutComments(migration.sql)).length]).toEqual([migration.name, builds]);
+  }
 });
