@@ -168,16 +168,29 @@ export function lockTimeoutForTry(baseMs: number, autovacuumRunning: boolean, de
   return autovacuumRunning && pastDeadlockCheck <= MAX_VACUUM_LOCK_WAIT_MS ? Math.max(baseMs, pastDeadlockCheck) : baseMs;
 }
 
-/** The tables a migration's statements lock for a change: those its ALTER TABLE and CREATE INDEX name. */
+/** SQL without its `--` comments, which may quote statements. */
+function withoutComments(sql: string): string {
+  return sql.replace(/--.*$/gm, '');
+}
+
+/**
+ * The tables a migration's statements lock for a change: those its ALTER TABLE and CREATE INDEX
+ * name. Empty, meaning any table, where it may lock others in ways not read here (a foreign
+ * key, a trigger, an index dropped, LOCK, TRUNCATE) or names one in quotes.
+ */
 export function tablesChanged(sql: string): string[] {
-  const named = [...sql.matchAll(/\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([\w."]+)|\bCREATE\s+(?:UNIQUE\s+)?INDEX\b[^;]*?\bON\s+(?:ONLY\s+)?([\w."]+)/gi)]
+  const statements = withoutComments(sql);
+  if (/\b(?:REFERENCES|TRIGGER|DROP\s+INDEX|LOCK|TRUNCATE)\b|"/i.test(statements)) return [];
+  const named = [...statements.matchAll(/\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([\w.]+)|\bCREATE\s+(?:UNIQUE\s+)?INDEX\b[^;]*?\bON\s+(?:ONLY\s+)?([\w.]+)/gi)]
     .map((match) => (match[1] ?? match[2])!);
   return [...new Set(named)];
 }
 
 /**
  * Whether a vacuum holds a lock on one of the tables the migration changes (on any table, when
- * the migration names none), read from the vacuums' progress and pg_locks, which every role may
+ * the migration names none, or one that does not exist yet: the table a file creates is gone
+ * again after each try's rollback, and another it references may be the one being vacuumed),
+ * read from the vacuums' progress and pg_locks, which every role may
  * see: pg_stat_activity hides an autovacuum worker's backend_type from a role without
  * pg_read_all_stats, as a migrating role usually is. A vacuum of another table does not stand in
  * the migration's way, and waiting longer for it only held the ingest's commits longer. A manual
@@ -188,7 +201,9 @@ async function autovacuumRunning(connection: Sql, tables: readonly string[]): Pr
     SELECT EXISTS (
              SELECT 1 FROM pg_stat_progress_vacuum v
              WHERE v.datname = current_database()
-               AND (cardinality(${tables}::text[]) = 0 OR EXISTS (
+               AND (cardinality(${tables}::text[]) = 0
+                 OR EXISTS (SELECT 1 FROM unnest(${tables}::text[]) AS t WHERE to_regclass(t) IS NULL)
+                 OR EXISTS (
                  SELECT 1 FROM pg_locks l
                  WHERE l.pid = v.pid AND l.locktype = 'relation' AND l.database = v.datid
                    AND l.relation = ANY(ARRAY(SELECT to_regclass(t)::oid FROM unnest(${tables}::text[]) AS t))))
@@ -201,6 +216,7 @@ async function applyWithLockRetries(connection: Sql, migration: Migration, optio
   const attempts = options.lockAttempts ?? DEFAULT_LOCK_ATTEMPTS;
   const baseMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   let lockTimeoutMs = baseMs;
+  let vacuumSeen = false;
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await applyOnce(connection, migration, lockTimeoutMs);
@@ -211,10 +227,14 @@ async function applyWithLockRetries(connection: Sql, migration: Migration, optio
         options.onLockTimeout?.(migration.name, attempt);
         await new Promise((resolve) => setTimeout(resolve, lockRetryPauseMs(attempt)));
         const vacuum = await autovacuumRunning(connection, tablesChanged(migration.sql));
+        vacuumSeen = vacuum.running;
         lockTimeoutMs = lockTimeoutForTry(baseMs, vacuum.running, vacuum.deadlockTimeoutMs);
         continue;
       }
-      const why = lockTimeout ? `could not take its locks in ${attempts} tries (a long transaction holds them)` : (error as Error).message;
+      const holder = vacuumSeen
+        ? 'a vacuum of a table it changes, or a long transaction, holds them: a manual VACUUM, one against wraparound, or an autovacuum past a deadlock_timeout above 1.3 s is never cancelled by a 200 ms try; let it end, or cancel it (pg_cancel_backend), and run migrate again'
+        : 'a long transaction holds them';
+      const why = lockTimeout ? `could not take its locks in ${attempts} tries (${holder})` : (error as Error).message;
       const remedy = migrationRemedy(error);
       throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} failed: ${why}${remedy ? `; ${remedy}` : ''}`, { cause: error });
     }
@@ -229,7 +249,7 @@ async function applyOnce(connection: Sql, migration: Migration, lockTimeoutMs: n
     // meanwhile, so it runs without a lock timeout. A build that died left an invalid index
     // behind, which IF NOT EXISTS would keep forever: drop it and build again.
     await connection.unsafe('SET lock_timeout = 0');
-    const indexes = concurrentIndexNames(migration.sql);
+    const indexes = concurrentIndexNames(withoutComments(migration.sql));
     for (const index of indexes) await dropIfInvalid(connection, index);
     // A run that died after the build but before recording it left the index valid: without
     // IF NOT EXISTS the build would fail on it at every run from then on. Record it instead.

@@ -70,8 +70,9 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
   // after the late pass finds its row erased, and its worker drops the letter itself.
   // Reported apart: a sweep that failed reads NaN, and must not hide the other's count. Not
   // tried again when the first could not read the queue: the rerun the CLI asks for does both.
-  const lateDeadLetters = late.late_messages > 0 && dropDeadLetters && !Number.isNaN(report.dead_letters)
-    ? await dropDeadLetters(isTheCustomers, addresses) : 0;
+  const lateDeadLetters = dropDeadLetters === null || late.late_messages === 0 ? 0
+    : Number.isNaN(late.late_messages) || Number.isNaN(report.dead_letters) ? Number.NaN
+      : await dropDeadLetters(isTheCustomers, addresses);
   return { ...report, ...late, late_dead_letters: lateDeadLetters };
 }
 
@@ -170,16 +171,26 @@ async function eraseWrittenMeanwhile(sql: Sql, addresses: string[], replyIds: re
   return { late_messages: late.messages, late_malformed_bodies: late.malformedBodies, late_receipts: cleared.count };
 }
 
-/** The second pass: the customer's messages recorded while the first ran, and what was made of them. */
+/**
+ * The second pass: the customer's messages recorded while the first ran, and what was made of
+ * them. `addresses` gains the keys those messages were recorded under: a first message keyed on
+ * a Meta user id the first pass never saw (its rate-limit and language rows, its dead letter).
+ */
 async function eraseLateRows(tx: Sql, addresses: string[], window: EraseWindow): Promise<{ messages: number; malformedBodies: number; replyIds: string[] }> {
   const meanwhile = tx`created_at >= ${window.from}::timestamptz - make_interval(secs => ${window.waitMs / 1000}) AND created_at < ${window.until}::timestamptz`;
-  const late = await tx<{ webhook_source: string; message_id: string }[]>`
-    UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, last_error = NULL, updated_at = now(),
-      status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
-    WHERE ${meanwhile}
-      AND (phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
-       OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses}))
-    RETURNING webhook_source, message_id`;
+  const late = await tx<{ webhook_source: string; message_id: string; keys: (string | null)[] }[]>`
+    WITH found AS MATERIALIZED (
+      SELECT id, ARRAY[phone_number, sender_key, payload ->> 'from', payload ->> 'senderKey'] AS keys FROM webhook_messages
+      WHERE ${meanwhile}
+        AND (phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
+         OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses}))
+      FOR UPDATE)
+    UPDATE webhook_messages m SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, last_error = NULL, updated_at = now(),
+      status = CASE WHEN m.status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE m.status END
+    FROM found f WHERE m.id = f.id
+    RETURNING m.webhook_source, m.message_id, f.keys`;
+  const keys = late.flatMap((row) => row.keys).filter((key): key is string => key !== null && key !== ERASED);
+  addresses.push(...new Set(keys.filter((key) => !addresses.includes(key))));
   // A malformed part names no sender in its columns (a status that failed its schema, a whole
   // envelope), so its body is searched as in the first pass.
   const malformedBodies = (await eraseMalformedBodies(tx, addresses, meanwhile)).count;

@@ -377,10 +377,12 @@ describe('receipts that arrive during the erase', () => {
 
 describe('a message that arrives during the erase', () => {
   it.each([
-    ['with an order on file', '15550400009', true],
+    ['with an order on file', '15550400009', true, undefined],
     // The erase finds nothing to erase, and still waits for the ingest's statements under way.
-    ['with nothing on file yet', '15550400019', false],
-  ])('of a customer %s is erased too, though the ingest recorded it in a statement begun before the erase committed, and is never answered', async (_case, phone, onFile) => {
+    ['with nothing on file yet', '15550400019', false, undefined],
+    // Keyed on a user id the first pass never saw: its rate-limit row goes too.
+    ['with nothing on file yet, whom Meta names by user id', '15550400029', false, 'US.late0user1id2'],
+  ])('of a customer %s is erased too, though the ingest recorded it in a statement begun before the erase committed, and is never answered', async (_case, phone, onFile, userId) => {
     // The customer asks to be erased, and writes (again) as it runs.
     if (onFile) await confirmedOrder(phone);
     const id = uniqueWamid();
@@ -399,7 +401,7 @@ describe('a message that arrives during the erase', () => {
     const ingestHeld = holdInTransaction(side, (tx) => tx`SELECT pg_advisory_xact_lock(4209)`);
     try {
       await ingestHeld.held;
-      const posting = postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke' });
+      const posting = postMetaText(pipeline.ingest.baseUrl, { id, from: phone, text: '1 coke', ...(userId ? { userId } : {}) });
       await waitFor('the ingest to record the message', waitingOnLock('wagate_record_batch'));
       const [started] = await side<{ at: string }[]>`SELECT clock_timestamp()::text AS at`;
       const erasing = eraseCustomer(sql, phone, null);
@@ -420,6 +422,7 @@ describe('a message that arrives during the erase', () => {
     // and reply then lose the number, as any other of the customer's).
     const [message] = await sql<{ status: string; phone_number: string; payload: unknown }[]>`SELECT status, phone_number, payload FROM webhook_messages WHERE message_id = ${id}`;
     expect(message).toEqual({ status: expect.stringMatching(/^(erased|processed)$/), phone_number: 'erased', payload: null });
+    expect(await sql`SELECT phone_number FROM webhook_rate_limits WHERE phone_number IN (${phone}, ${userId ?? phone})`).toEqual([]);
     expect(await sql`SELECT phone_number, customer_name FROM orders WHERE message_id = ${id} AND (phone_number <> 'erased' OR customer_name IS NOT NULL)`).toEqual([]);
     expect(await sql`SELECT recipient FROM outbound_messages WHERE inbound_message_id = ${id} AND (recipient <> 'erased' OR body IS NOT NULL)`).toEqual([]);
     // Nothing left to publish: the erase deleted the row, or, once a worker had answered the
