@@ -78,12 +78,18 @@ export function createMembershipStore(connections: MembershipConnections, queueP
         return;
       }
       // The delete leaves this member's own row to the upsert: one statement may not change a row twice.
+      // It skips rows locked by others (a take share-locks its owner's row), rather than wait
+      // on them with this member's heartbeat; a later heartbeat forgets them. Two members
+      // forgetting each other at once cannot then deadlock either.
       await beatSql`
         WITH beat AS (
           INSERT INTO worker_members (queue_prefix, member_id, heartbeat_at) VALUES (${queuePrefix}, ${memberId}, clock_timestamp())
-          ON CONFLICT (queue_prefix, member_id) DO UPDATE SET heartbeat_at = clock_timestamp())
-        DELETE FROM worker_members WHERE queue_prefix = ${queuePrefix} AND member_id <> ${memberId}
-          AND heartbeat_at < now() - ${FORGET_AFTER_TIMEOUTS} * ${liveness}::interval`;
+          ON CONFLICT (queue_prefix, member_id) DO UPDATE SET heartbeat_at = clock_timestamp()),
+        forgotten AS (
+          SELECT member_id FROM worker_members WHERE queue_prefix = ${queuePrefix} AND member_id <> ${memberId}
+            AND heartbeat_at < now() - ${FORGET_AFTER_TIMEOUTS} * ${liveness}::interval
+          FOR UPDATE SKIP LOCKED)
+        DELETE FROM worker_members WHERE queue_prefix = ${queuePrefix} AND member_id IN (SELECT member_id FROM forgotten)`;
     },
     async read() {
       // The owners come as JSON pairs: in a text[], postgres.js reads a NULL element as the

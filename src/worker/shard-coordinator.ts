@@ -104,7 +104,9 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
   let tenure = 0;
   let stopping = false;
   let ticking: Promise<void> | null = null;
+  /** The next round's timer while the rounds run (start), null once the worker has stopped. */
   let timer: NodeJS.Timeout | null = null;
+  let running = false;
   /** WORK_SHARDS differs from the stored count: such a worker stays out of the group. */
   let mismatched = false;
   /** Since when a reshard has paused the group as this worker saw it, and when it last said so. */
@@ -356,9 +358,20 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
 
   return {
     start() {
-      timer = setInterval(() => void tick(), deps.heartbeatMs);
-      timer.unref();
-      void tick();
+      // Each round is timed from the start of the one before, and one that took longer than a
+      // heartbeat is followed at once. On a fixed interval, a round slower than a heartbeat
+      // skipped the next turn: its reads came two heartbeats apart, which at the lowest
+      // liveness is a gap in sight of the group, and an expired worker's shards never moved.
+      running = true;
+      const round = () => {
+        const startedAt = performance.now();
+        void tick().catch((error: Error) => log.error({ err: error.message }, 'a round of the worker group failed; trying again at the next heartbeat')).finally(() => {
+          if (!running) return;
+          timer = setTimeout(round, Math.max(0, deps.heartbeatMs - (performance.now() - startedAt)));
+          timer.unref();
+        });
+      };
+      round();
     },
     tick,
     owned: () => [...held].sort((a, b) => a - b),
@@ -403,7 +416,8 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
         }
       })();
       const done = await settleWithin(drained, left(), false);
-      if (timer) clearInterval(timer);
+      running = false;
+      if (timer) clearTimeout(timer);
       if (done) await settleWithin(store.leave(me).catch(() => undefined), left(), undefined);
       else log.warn({ shards: [...held] }, 'drain timed out; these shards move to other workers once this worker\'s heartbeat expires');
       metrics.shardsOwned.set(held.size);

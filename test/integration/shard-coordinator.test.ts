@@ -4,6 +4,7 @@ import { createLogger } from '../../src/telemetry/logger';
 import { createMembershipStore, type MembershipStore } from '../../src/worker/membership-store';
 import { assignShards } from '../../src/worker/shard-assignment';
 import { createShardCoordinator, type CoordinatorDeps } from '../../src/worker/shard-coordinator';
+import { settleWithin } from '../../src/settle-within';
 import { counterValue } from '../support/in-process';
 import { waitFor } from '../support/wait';
 import { createTestDatabase, holdInTransaction, stallHeartbeats, type TestDatabase } from '../support/database';
@@ -97,6 +98,33 @@ describe('taking over a dead worker\'s shards at the lowest liveness the configu
     const rows = await db.sql<{ owner: string }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${PREFIX} ORDER BY shard`;
     expect(rows.map((row) => row.owner)).toEqual(['survivor', 'survivor']);
   }, 30_000);
+
+  it('happens when each round, as the worker runs them, takes longer than a heartbeat', async () => {
+    const prefix = `${PREFIX}-slow-rounds`;
+    // Eight heartbeats a liveness: reads further apart than 2.67 heartbeats are a gap.
+    const timing = { heartbeatMs: 400, livenessTimeoutMs: 3200 };
+    const store = createMembershipStore({ sql: db.sql }, prefix, timing.livenessTimeoutMs);
+    await store.heartbeat('dead-worker');
+    for (let shard = 0; shard < SHARDS; shard += 1) expect(await store.acquire('dead-worker', shard, false)).toBe(true);
+
+    // A Postgres slow enough that the heartbeat and the read take 2.1 heartbeats together, short
+    // of a gap. Rounds that waited for the heartbeat's next turn after such a round ran three
+    // heartbeats apart: every read looked like a gap in sight of the group, and the dead
+    // worker's shards never moved.
+    const slowly = <T>(work: () => Promise<T>) => new Promise((resolve) => setTimeout(resolve, 1.05 * timing.heartbeatMs)).then(work);
+    const slowStore: MembershipStore = {
+      ...store,
+      heartbeat: (memberId, join) => slowly(() => store.heartbeat(memberId, join)),
+      read: () => slowly(() => store.read()),
+    };
+    const coordinator = coordinatorFor('survivor', slowStore, undefined, timing);
+    coordinator.start();
+    try {
+      await waitFor('the survivor to take the dead worker\'s shards', () => coordinator.owned().length === SHARDS, 6 * timing.livenessTimeoutMs);
+    } finally {
+      await coordinator.stop(2000);
+    }
+  }, 60_000);
 });
 
 /**
@@ -154,6 +182,29 @@ describe('a take that meets the owner\'s heartbeat under way', () => {
       await stall.release();
     }
     await beating;
+  }, 30_000);
+});
+
+describe('a heartbeat that forgets a long-silent member', () => {
+  it('goes through while that member\'s row is locked, and forgets it on a later heartbeat', async () => {
+    const prefix = `${PREFIX}-forget`;
+    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
+    await store.heartbeat('ghost');
+    await db.sql`UPDATE worker_members SET heartbeat_at = now() - interval '1 hour' WHERE queue_prefix = ${prefix} AND member_id = 'ghost'`;
+    // A take of the ghost's shard share-locks its row: a heartbeat of another member that waited
+    // to delete the row would stop that member's heartbeats, and with them its lease and its takes.
+    const lock = stallHeartbeats(db.sql, prefix, 'ghost');
+    await lock.held;
+    try {
+      expect(await settleWithin(store.heartbeat('live'), 5000, 'hung')).toBeUndefined();
+    } finally {
+      await lock.release();
+    }
+    const members = async () => (await db.sql<{ member_id: string }[]>`
+      SELECT member_id FROM worker_members WHERE queue_prefix = ${prefix} ORDER BY member_id`).map((row) => row.member_id);
+    expect(await members()).toEqual(['ghost', 'live']);
+    await store.heartbeat('live');
+    expect(await members()).toEqual(['live']);
   }, 30_000);
 });
 
