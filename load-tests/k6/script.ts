@@ -9,8 +9,8 @@ import http, { type ObjectBatchRequest, type RefinedResponse, type ResponseType 
 import { Counter, Trend } from 'k6/metrics';
 import type { Options, Scenario } from 'k6/options';
 import { newRunId, runIdLine } from '../lib/ids.ts';
-import { checkName, type PlannedRequest } from '../lib/payloads.ts';
-import { ITERATION_ERRORS, type ArrivalLoad, type ScenarioModule } from '../lib/scenario.ts';
+import { checkName, webhookTags, type PlannedRequest } from '../lib/payloads.ts';
+import { ITERATION_ERRORS, refuseEmptyLoad, type ArrivalLoad, type ScenarioModule } from '../lib/scenario.ts';
 import { readSettings } from '../lib/settings.ts';
 import { buildSummary, formatSummary, type CheckTally } from '../lib/summary.ts';
 import { TREND_STATS, type MetricSummary } from '../lib/thresholds.ts';
@@ -56,6 +56,7 @@ export function executorOptions(load: ArrivalLoad): Scenario {
 export function createK6Script(scenario: ScenarioModule) {
   const settings = readSettings(__ENV, scenario.name, scenario.defaults);
   const definition = scenario.define(settings);
+  refuseEmptyLoad(definition.load);
   // Custom metrics must exist in the init context.
   const counters = new Map(definition.counters.map((counter) => [counter.name, new Counter(counter.name)]));
   const iterationErrors = new Counter(ITERATION_ERRORS);
@@ -81,7 +82,7 @@ export function createK6Script(scenario: ScenarioModule) {
     method: 'POST',
     url: settings.baseUrl + request.path,
     body: request.body,
-    params: { headers: request.headers, tags: request.tags, timeout: REQUEST_TIMEOUT, responseCallback: expecting(request.expectedStatus) },
+    params: { headers: request.headers, tags: webhookTags(request), timeout: REQUEST_TIMEOUT, responseCallback: expecting(request.expectedStatus) },
   });
 
   const record = (request: PlannedRequest, response: RefinedResponse<ResponseType | undefined>) => {

@@ -8,11 +8,15 @@ export interface ArrivalSchedule {
   dueMs(iteration: number): number;
 }
 
+/** Float slack when comparing areas: a stage's area in k6 is a sum of floats too. */
+const AREA_EPSILON = 1e-9;
+
 export function arrivalSchedule(load: ArrivalLoad): ArrivalSchedule {
   if (load.executor === 'constant-arrival-rate') {
-    // As k6's constant-arrival-rate: the first iteration at the start, then one every 1/rate s.
+    // As k6's constant-arrival-rate: the first iteration at the start, then one every 1/rate s
+    // while within the duration, so 3/s for 1.1 s starts 4 (at 0, ⅓, ⅔ and 1 s).
     return {
-      total: Math.floor(load.rate * load.durationSeconds),
+      total: Math.ceil(load.rate * load.durationSeconds - AREA_EPSILON),
       durationMs: load.durationSeconds * 1000,
       dueMs: (iteration) => (iteration * 1000) / load.rate,
     };
@@ -29,9 +33,6 @@ interface Segment {
   before: number;
   count: number;
 }
-
-/** Float slack when comparing areas: a stage's area in k6 is a sum of floats too. */
-const AREA_EPSILON = 1e-9;
 
 /**
  * As k6's ramping-arrival-rate: the n-th iteration (counting from 1) starts when the area

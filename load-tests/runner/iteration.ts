@@ -1,4 +1,4 @@
-import { checkName, type PlannedRequest } from '../lib/payloads.ts';
+import { checkName, webhookTags, type PlannedRequest } from '../lib/payloads.ts';
 import { ITERATION_ERRORS, type RunContext, type ScenarioDefinition } from '../lib/scenario.ts';
 import type { HttpClient } from './http.ts';
 import type { Recorder } from './recorder.ts';
@@ -33,7 +33,7 @@ export function createIteration(definition: ScenarioDefinition, run: RunContext,
     recorder.trend(LATENCY_FROM_DUE, performance.now() - dueMs);
     hooks.onAnswer?.({ messageId: request.messageId, kind: request.tags.kind ?? '', status: answer.status });
     const ok = answer.error === null && answer.status === request.expectedStatus;
-    recorder.request(request.tags, checkName(request), answer.durationMs, ok);
+    recorder.request(webhookTags(request), checkName(request), answer.durationMs, ok);
     for (const counter of definition.counters) {
       if (counter.perAnswer) recorder.count(counter.name, counter.perAnswer(request, answer.status) ? 1 : 0);
     }

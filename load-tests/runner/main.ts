@@ -1,10 +1,11 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
+import { refuseEmptyLoad } from '../lib/scenario.ts';
 import { readSettings } from '../lib/settings.ts';
 import { formatSummary } from '../lib/summary.ts';
 import { SCENARIOS } from '../scenarios/index.ts';
-import { INTERRUPT_GRACE_MS, runScenario } from './run.ts';
+import { INTERRUPT_GRACE_MS, runScenario, StartRefused } from './run.ts';
 
 /**
  * Exit codes as wagate's: 0 every threshold passed, 1 one failed (or the run broke), 2 a
@@ -42,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     settings = readSettings(process.env, scenario.name, scenario.defaults);
     definition = scenario.define(settings);
+    refuseEmptyLoad(definition.load);
     // k6's handleSummary writes no file into a folder that is missing, and says so only after
     // the load (a 30-minute soak): refused here before it, for the same SUMMARY_PATH to serve both.
     const folder = path.dirname(path.resolve(settings.summaryPath));
@@ -62,6 +64,12 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (error: unknown) => {
+    // A setting refused before the load is the user's to correct: its message, and no stack.
+    if (error instanceof StartRefused) {
+      process.stderr.write(`the run could not start: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
     process.stderr.write(`load run failed: ${(error as Error).stack ?? String(error)}\n`);
     process.exitCode = 1;
   },

@@ -19,6 +19,9 @@ export interface RunHooks extends IterationHooks, DrainHooks {}
  */
 export const INTERRUPT_GRACE_MS = 2_000;
 
+/** The run could not start: a setting to correct (a stats endpoint that refuses ADMIN_TOKEN, a BASE_URL nobody answers). */
+export class StartRefused extends Error {}
+
 /**
  * Runs a scenario as k6 would, in an open loop: iteration n starts when it is due, whatever
  * happened to earlier ones. http_req_duration is k6's; beside it, latency_from_due_ms counts
@@ -33,7 +36,11 @@ export async function runScenario(definition: ScenarioDefinition, settings: Sett
   const client = createHttpClient();
   try {
     // A wrong ADMIN_TOKEN found now, not after the whole load.
-    if (definition.drain) await readStats(settings.baseUrl + definition.drain.statsPath, settings, recorder, client, performance.now() + REQUEST_TIMEOUT_MS);
+    if (definition.drain) {
+      await readStats(settings.baseUrl + definition.drain.statsPath, settings, recorder, client, performance.now() + REQUEST_TIMEOUT_MS).catch((error: Error) => {
+        throw new StartRefused(error.message);
+      });
+    }
     hooks.log?.(runIdLine(definition.name, run.runId));
     await runLoad(definition, run, recorder, client, hooks, stop);
     if (definition.drain) await waitForDrain(definition.drain, settings, recorder, client, hooks, stop);

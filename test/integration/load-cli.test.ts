@@ -73,7 +73,7 @@ describe('npm run load -- <scenario>', () => {
     const env = { ...loadEnv(suite.ingest.baseUrl), DURATION: '1s', RATE: '20', ACK_P99_MS: '0.001', SUMMARY_PATH: path.join(dir, 'failed.json') };
     const { code, stdout } = await runLoadCommand(['meta-constant'], env);
     expect(code).toBe(1);
-    expect(stdout).toMatch(/✗ http_req_duration p\(99\)<0\.001 {2}p\(99\)=[\d.]+ms/);
+    expect(stdout).toMatch(/✗ http_req_duration\{webhook:yes\} p\(99\)<0\.001 {2}p\(99\)=[\d.]+ms/);
     expect(stdout).toContain('verdict: 1 threshold(s) FAILED');
   }, CLI_TIMEOUT_MS);
 
@@ -92,6 +92,20 @@ describe('npm run load -- <scenario>', () => {
     expect(summary).toMatchObject({ scenario: 'meta-constant', runId, interrupted: 'SIGINT' });
     // 1200 were due over the minute.
     expect(summary.requests).toBeLessThan(1200);
+  }, CLI_TIMEOUT_MS);
+
+  it('exits 2 before any load for a ramp too short to start an iteration, which would pass every threshold having sent nothing', async () => {
+    const { code, stdout, stderr } = await runLoadCommand(['mixed-ramping'], { ...loadEnv(suite.ingest.baseUrl), DURATION: '1s', RATE: '1', SUMMARY_PATH: path.join(dir, 'empty.json') });
+    expect(code).toBe(2);
+    expect(stderr).toContain('RATE and DURATION give this load 0.75 iterations in all, so it would send nothing and pass every threshold: raise RATE or DURATION');
+    expect(stdout).toBe('');
+  }, CLI_TIMEOUT_MS);
+
+  it('exits 2 with what to correct, and no stack, when the stats endpoint refuses ADMIN_TOKEN before the backlog\'s load', async () => {
+    const { code, stdout, stderr } = await runLoadCommand(['backlog'], { ...loadEnv(suite.ingest.baseUrl), ADMIN_TOKEN: 'not-the-gateways', SUMMARY_PATH: path.join(dir, 'refused.json') });
+    expect(code).toBe(2);
+    expect(stderr).toBe('the run could not start: the stats endpoint answered 401: is ADMIN_TOKEN the gateway\'s?\n');
+    expect(stdout).not.toContain('run ');
   }, CLI_TIMEOUT_MS);
 
   it('exits 2 with the scenarios listed for an unknown one', async () => {

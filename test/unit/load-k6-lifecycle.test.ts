@@ -218,7 +218,8 @@ function k6SummaryData() {
     metrics: {
       http_reqs: { type: 'counter', contains: 'default', values: { count: 50, rate: 0.83 } },
       dropped_iterations: { type: 'counter', contains: 'default', values: { count: 2, rate: 0.03 } },
-      http_req_duration: { type: 'trend', contains: 'time', values: trend(12.5, 50), thresholds: { 'p(99)<300': { ok: true } } },
+      http_req_duration: { type: 'trend', contains: 'time', values: trend(14, 52) },
+      'http_req_duration{webhook:yes}': { type: 'trend', contains: 'time', values: trend(12.5, 50), thresholds: { 'p(99)<300': { ok: true } } },
       http_req_failed: { type: 'rate', contains: 'default', values: { rate: 0.02, passes: 1, fails: 49 }, thresholds: { 'rate<0.01': { ok: false } } },
       checks: { type: 'rate', contains: 'default', values: { rate: 0.98, passes: 49, fails: 1 }, thresholds: { 'rate>0.99': { ok: false } } },
       // k6 keeps a metric that has a threshold in the summary, samples or not.
@@ -250,7 +251,7 @@ describe('the k6 script\'s handleSummary', () => {
       metrics: data.metrics,
     });
     expect(summary.verdicts.map((verdict: { metric: string; ok: boolean; actual: number }) => [verdict.metric, verdict.ok, verdict.actual])).toEqual([
-      ['http_req_duration', true, 12.5],
+      ['http_req_duration{webhook:yes}', true, 12.5],
       ['http_req_failed', false, 0.02],
       ['checks', false, 0.98],
       ['iteration_errors', true, 0],

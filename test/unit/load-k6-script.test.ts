@@ -100,7 +100,7 @@ describe('the k6 script\'s options', () => {
     expect(options).toEqual({
       scenarios: { 'meta-constant': { executor: 'constant-arrival-rate', rate: 50, timeUnit: '1s', duration: '30s', preAllocatedVUs: 10, maxVUs: 60 } },
       thresholds: {
-        http_req_duration: ['p(99)<300'],
+        'http_req_duration{webhook:yes}': ['p(99)<300'],
         http_req_failed: ['rate<0.01'],
         checks: ['rate>0.99'],
         iteration_errors: ['count==0'],
