@@ -386,7 +386,6 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       // Every wait counts toward the timeout, so that nothing keeps the worker past its grace
       // period. A tick normally takes milliseconds: one hung on Postgres (a locked member row,
       // a starved pool) is given a heartbeat, and the shards it is not taking are released meanwhile.
-      await settleWithin(Promise.resolve(resubscribing), left(), undefined);
       await settleWithin(Promise.resolve(ticking), Math.min(left(), deps.heartbeatMs), undefined);
       // A take already past its record is subscribing: once it has, its shard is released below.
       await settleWithin(Promise.allSettled([...taking]), left(), undefined);
@@ -399,10 +398,20 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       // messages not yet started.
       // So is every shard when this worker's own heartbeat has lapsed, as in a tick.
       const view = await settleWithin(store.read().catch(() => null), Math.min(left(), Math.max(deps.heartbeatMs, OWNERS_READ_AT_STOP_MS)), null);
-      for (const shard of held) {
-        if (busy.has(shard)) continue;
-        const ours = view !== null && view.owners.get(shard) === me && view.heartbeating.includes(me) && leaseLeftMs() > 0;
-        releaseInBackground(shard, ours ? 'worker stopping' : `worker stopping; ${whyNotOurs(view, shard)}, so handed on as if taken over`, !ours);
+      const releaseForStop = () => {
+        for (const shard of held) {
+          if (busy.has(shard)) continue;
+          const ours = view !== null && view.owners.get(shard) === me && view.heartbeating.includes(me) && leaseLeftMs() > 0;
+          releaseInBackground(shard, ours ? 'worker stopping' : `worker stopping; ${whyNotOurs(view, shard)}, so handed on as if taken over`, !ours);
+        }
+      };
+      releaseForStop();
+      // A consumer restart under way finishes its shard's messages in hand (up to a sender's
+      // prefetch) and, once stopping, does not subscribe again: its shard is released after it,
+      // while the others, released above, already move to other workers.
+      if (resubscribing) {
+        await settleWithin(Promise.resolve(resubscribing), left(), undefined);
+        releaseForStop();
       }
       const drained = (async () => {
         for (;;) {

@@ -445,6 +445,35 @@ describe('a worker stopping with one shard slow to drain', () => {
   }, 30_000);
 });
 
+describe('a worker stopping while it restarts a consumer', () => {
+  it('releases its other shards at once, not once the restart has finished its messages in hand', async () => {
+    const prefix = `${PREFIX}-stop-restart`;
+    const store = createMembershipStore({ sql: db.sql }, prefix, PATIENT.livenessTimeoutMs);
+    let restarted!: () => void;
+    // Shard 0's messages in hand take until the test lets them go, in any release of it.
+    const finishing = new Map([[0, new Promise<void>((resolve) => (restarted = resolve))]]);
+    let prefetch = 10;
+    const a = coordinatorFor('worker-a', store, finishing, { ...PATIENT, prefetchFor: () => prefetch });
+    try {
+      await waitFor('worker-a to take every shard', async () => (await a.tick(), a.owned().length === SHARDS));
+      // Twice the prefetch: the next round restarts a consumer (shard 0's, the first) to take it.
+      prefetch = 20;
+      await a.tick();
+      const stopped = a.stop(20_000);
+      await waitFor('shard 1 released while shard 0\'s restart still finishes its messages', async () => {
+        const [row] = await db.sql<{ owner: string | null }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard = 1`;
+        return row!.owner === null;
+      }, 5_000);
+      expect(a.owned()).toEqual([0]);
+      restarted();
+      expect(await stopped).toBe(true);
+      expect(a.owned()).toEqual([]);
+    } finally {
+      restarted();
+    }
+  }, 30_000);
+});
+
 describe('a stopping worker whose member row is gone', () => {
   it('says so, rather than that it cannot read the group from Postgres, and hands its shards on as if taken over', async () => {
     const prefix = `${PREFIX}-row-gone`;
