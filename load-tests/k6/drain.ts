@@ -12,6 +12,7 @@ import {
   statsBusy,
   statsHeaders,
   statsUnreadable,
+  StatsUnreadable,
   backlogRead,
   type BacklogRead,
 } from '../lib/backlog.ts';
@@ -42,12 +43,12 @@ export function readStats(url: string, adminToken: string, giveUpAt: number): Ba
   let response = get();
   while (statsBusy(response.status, jsonOf(response))) {
     const waitSeconds = retryAfterSeconds(response.headers['Retry-After']);
-    if (Date.now() + waitSeconds * 1000 > giveUpAt) throw new Error(STATS_KEPT_BUSY);
+    if (Date.now() + waitSeconds * 1000 > giveUpAt) throw new StatsUnreadable(STATS_KEPT_BUSY, response.status);
     sleep(waitSeconds);
     response = get();
   }
   const backlog = response.status === 200 ? backlogRead(jsonOf(response)) : null;
-  if (backlog === null) throw new Error(statsUnreadable(url, response.status));
+  if (backlog === null) throw new StatsUnreadable(statsUnreadable(url, response.status), response.status);
   return backlog;
 }
 

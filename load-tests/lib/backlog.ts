@@ -45,6 +45,21 @@ export const STATS_EXPECTED_STATUSES: readonly number[] = [200, 429, 503];
 export const STATS_KEPT_BUSY =
   'the stats endpoint kept answering 429 or 503 for longer than it could be waited for (10 s at the start, the drain timeout after the load): another client uses up its rate limit, or reads stats from the same pod all the time';
 
+/**
+ * A stats read that gave no count: status 0 for no answer, else what the endpoint answered
+ * (429 or 503 for one busy until the read gave up).
+ */
+export class StatsUnreadable extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+
+  /** No answer, an answer without wagate's counts, or a refused token: BASE_URL or ADMIN_TOKEN to correct. */
+  get settingToCorrect(): boolean {
+    return [0, 200, 401, 403].includes(this.status);
+  }
+}
+
 /** Why a stats read that was not busy gave no count: no answer at all, a refused token, or anything else. */
 export function statsUnreadable(url: string, status: number): string {
   if (status === 0) return `no answer from the stats endpoint at ${url}: is BASE_URL the gateway's, and is it up?`;

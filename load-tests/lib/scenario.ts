@@ -56,17 +56,28 @@ export interface ScenarioModule {
   define(settings: Settings): ScenarioDefinition;
 }
 
+/** Float slack when comparing areas: a stage's area in k6 is a sum of floats too. */
+export const AREA_EPSILON = 1e-9;
+
+/**
+ * How many iterations a load starts, as k6's executors count them: a constant rate starts one
+ * at 0 and one every 1/rate s while within the duration (3/s for 1.1 s: 4); a ramp starts the
+ * n-th when the area under its rate reaches n.
+ */
+export function plannedIterations(load: ArrivalLoad): number {
+  if (load.executor === 'constant-arrival-rate') return Math.ceil(load.rate * load.durationSeconds - AREA_EPSILON);
+  const area = load.stages.reduce((sum, stage, n) => sum + ((n === 0 ? load.startRate : load.stages[n - 1]!.target) + stage.target) / 2 * stage.durationSeconds, 0);
+  return Math.floor(area + AREA_EPSILON);
+}
+
 /**
  * Refuses a load that starts no iteration (a ramp whose area is under one: RATE=1 over 1 s).
  * With no request sent, every threshold passes, in k6 as in the Node runner, and the run would
  * say the gateway met them. Both runners call it once the scenario is defined.
  */
 export function refuseEmptyLoad(load: ArrivalLoad): void {
-  const iterations = load.executor === 'constant-arrival-rate'
-    ? load.rate * load.durationSeconds
-    : load.stages.reduce((area, stage, n) => area + ((n === 0 ? load.startRate : load.stages[n - 1]!.target) + stage.target) / 2 * stage.durationSeconds, 0);
-  if (iterations + 1e-9 < 1) {
-    throw new Error(`RATE and DURATION give this load ${Number(iterations.toFixed(2))} iterations in all, so it would send nothing and pass every threshold: raise RATE or DURATION`);
+  if (plannedIterations(load) < 1) {
+    throw new Error('RATE and DURATION give this load no iteration to start, so it would send nothing and pass every threshold: raise RATE or DURATION');
   }
 }
 

@@ -19,7 +19,7 @@ export interface Settings {
   rate: number;
   durationSeconds: number;
   senders: number;
-  /** The target for every ack (http_req_duration p99). */
+  /** The target for every webhook's answer (http_req_duration{webhook:yes} p99). */
   ackP99Ms: number;
   /** wagate's SLO (p99 < 20 ms at 500 req/s on 2 cores), for requests tagged slo:ack. */
   sloP99Ms: number;

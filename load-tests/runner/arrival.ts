@@ -1,4 +1,4 @@
-import type { ArrivalLoad } from '../lib/scenario.ts';
+import { AREA_EPSILON, plannedIterations, type ArrivalLoad } from '../lib/scenario.ts';
 
 /** When each iteration of an open-loop load is due, in ms from the start, as k6's arrival-rate executors start them. */
 export interface ArrivalSchedule {
@@ -8,15 +8,11 @@ export interface ArrivalSchedule {
   dueMs(iteration: number): number;
 }
 
-/** Float slack when comparing areas: a stage's area in k6 is a sum of floats too. */
-const AREA_EPSILON = 1e-9;
-
 export function arrivalSchedule(load: ArrivalLoad): ArrivalSchedule {
   if (load.executor === 'constant-arrival-rate') {
-    // As k6's constant-arrival-rate: the first iteration at the start, then one every 1/rate s
-    // while within the duration, so 3/s for 1.1 s starts 4 (at 0, ⅓, ⅔ and 1 s).
+    // As k6's constant-arrival-rate: the first iteration at the start, then one every 1/rate s.
     return {
-      total: Math.ceil(load.rate * load.durationSeconds - AREA_EPSILON),
+      total: plannedIterations(load),
       durationMs: load.durationSeconds * 1000,
       dueMs: (iteration) => (iteration * 1000) / load.rate,
     };
@@ -53,7 +49,7 @@ function rampingSchedule(startRate: number, stages: { target: number; durationSe
     fromRate = stage.target;
   }
   return {
-    total: Math.floor(before + AREA_EPSILON),
+    total: plannedIterations({ executor: 'ramping-arrival-rate', startRate, stages, preAllocatedVUs: 0, maxVUs: 0 }),
     durationMs: startMs,
     dueMs(iteration) {
       const area = iteration + 1;

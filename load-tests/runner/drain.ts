@@ -8,6 +8,7 @@ import {
   statsBusy,
   statsHeaders,
   statsUnreadable,
+  StatsUnreadable,
   backlogRead,
   type BacklogRead,
 } from '../lib/backlog.ts';
@@ -50,12 +51,12 @@ export async function readStats(url: string, settings: Settings, recorder: Recor
     // The endpoint's own rate limit, or another caller's stats under way: wait as it says, then ask again, within the drain's time.
     if (statsBusy(status, body)) {
       const waitMs = retryAfterSeconds(retryAfter) * 1000;
-      if (performance.now() + waitMs > giveUpAt) throw new Error(STATS_KEPT_BUSY);
+      if (performance.now() + waitMs > giveUpAt) throw new StatsUnreadable(STATS_KEPT_BUSY, status);
       await pause(waitMs, stop);
       continue;
     }
     const backlog = backlogRead(body);
-    if (status !== 200 || backlog === null) throw new Error(statsUnreadable(url, status));
+    if (status !== 200 || backlog === null) throw new StatsUnreadable(statsUnreadable(url, status), status);
     return backlog;
   }
 }

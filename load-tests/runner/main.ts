@@ -64,10 +64,10 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (error: unknown) => {
-    // A setting refused before the load is the user's to correct: its message, and no stack.
+    // Refused before the load: its message, and no stack; 2 when a setting is the user's to correct.
     if (error instanceof StartRefused) {
       process.stderr.write(`the run could not start: ${error.message}\n`);
-      process.exitCode = 2;
+      process.exitCode = error.settingToCorrect ? 2 : 1;
       return;
     }
     process.stderr.write(`load run failed: ${(error as Error).stack ?? String(error)}\n`);

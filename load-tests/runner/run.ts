@@ -3,6 +3,7 @@ import type { RunContext, ScenarioDefinition } from '../lib/scenario.ts';
 import type { Settings } from '../lib/settings.ts';
 import { buildSummary, type LoadSummary } from '../lib/summary.ts';
 import { arrivalSchedule } from './arrival.ts';
+import { StatsUnreadable } from '../lib/backlog.ts';
 import { readStats, waitForDrain, type DrainHooks } from './drain.ts';
 import { createHttpClient, REQUEST_TIMEOUT_MS, type HttpClient } from './http.ts';
 import { createIteration, type IterationHooks } from './iteration.ts';
@@ -19,8 +20,16 @@ export interface RunHooks extends IterationHooks, DrainHooks {}
  */
 export const INTERRUPT_GRACE_MS = 2_000;
 
-/** The run could not start: a setting to correct (a stats endpoint that refuses ADMIN_TOKEN, a BASE_URL nobody answers). */
-export class StartRefused extends Error {}
+/**
+ * The run could not start: the stats endpoint gave no count before the load. settingToCorrect
+ * when BASE_URL or ADMIN_TOKEN is wrong (nobody answers, or the token is refused), not when the
+ * gateway failed or stayed busy.
+ */
+export class StartRefused extends Error {
+  constructor(message: string, readonly settingToCorrect: boolean, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
 
 /**
  * Runs a scenario as k6 would, in an open loop: iteration n starts when it is due, whatever
@@ -38,7 +47,7 @@ export async function runScenario(definition: ScenarioDefinition, settings: Sett
     // A wrong ADMIN_TOKEN found now, not after the whole load.
     if (definition.drain) {
       await readStats(settings.baseUrl + definition.drain.statsPath, settings, recorder, client, performance.now() + REQUEST_TIMEOUT_MS).catch((error: Error) => {
-        throw new StartRefused(error.message);
+        throw error instanceof StatsUnreadable ? new StartRefused(error.message, error.settingToCorrect, { cause: error }) : error;
       });
     }
     hooks.log?.(runIdLine(definition.name, run.runId));

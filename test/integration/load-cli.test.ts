@@ -97,7 +97,7 @@ describe('npm run load -- <scenario>', () => {
   it('exits 2 before any load for a ramp too short to start an iteration, which would pass every threshold having sent nothing', async () => {
     const { code, stdout, stderr } = await runLoadCommand(['mixed-ramping'], { ...loadEnv(suite.ingest.baseUrl), DURATION: '1s', RATE: '1', SUMMARY_PATH: path.join(dir, 'empty.json') });
     expect(code).toBe(2);
-    expect(stderr).toContain('RATE and DURATION give this load 0.75 iterations in all, so it would send nothing and pass every threshold: raise RATE or DURATION');
+    expect(stderr).toContain('RATE and DURATION give this load no iteration to start, so it would send nothing and pass every threshold: raise RATE or DURATION');
     expect(stdout).toBe('');
   }, CLI_TIMEOUT_MS);
 

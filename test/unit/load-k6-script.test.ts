@@ -95,6 +95,10 @@ beforeEach(() => {
 });
 
 describe('the k6 script\'s options', () => {
+  it('refuses in its init context a load that starts no iteration, as npm run load does, rather than pass every threshold having sent nothing', () => {
+    expect(() => k6Script(SCENARIOS['mixed-ramping']!, { RATE: '1', DURATION: '1s' })).toThrow('RATE and DURATION give this load no iteration to start');
+  });
+
   it('gives a constant scenario k6\'s constant-arrival-rate executor, the thresholds and the trend stats the summary reads', () => {
     const { options } = k6Script(SCENARIOS['meta-constant']!, { RATE: '50', DURATION: '30s', PRE_ALLOCATED_VUS: '10', MAX_VUS: '60' });
     expect(options).toEqual({

@@ -4,6 +4,7 @@ import { readSettings, parseDuration, shareFrom } from '../../load-tests/lib/set
 import { buildSummary, formatSummary } from '../../load-tests/lib/summary.ts';
 import { judge, parseThreshold, percentile, trendValues } from '../../load-tests/lib/thresholds.ts';
 import { SCENARIOS } from '../../load-tests/scenarios/index.ts';
+import { refuseEmptyLoad } from '../../load-tests/lib/scenario.ts';
 
 const ENV = { WHATSAPP_APP_SECRET: 'a', TWILIO_AUTH_TOKEN: 'b', ADMIN_TOKEN: 'c' };
 
@@ -126,6 +127,19 @@ describe('load-test arrival schedule', () => {
     expect(dues.every((due, n) => n === 0 || due > dues[n - 1]!)).toBe(true);
     // The 250th when the whole area is reached, at the very end.
     expect(dues[249]!).toBeCloseTo(4000);
+  });
+
+  it('refuses a load that starts no iteration, whatever its stages, and takes one that starts a single one', () => {
+    const ramp = (startRate: number, stages: { target: number; durationSeconds: number }[]) =>
+      ({ executor: 'ramping-arrival-rate' as const, startRate, stages, preAllocatedVUs: 1, maxVUs: 1 });
+    // 0 → 1/s over 0.25 s, 1/s for 0.5 s, 1 → 0/s over 0.25 s: three quarters of an iteration.
+    expect(() => refuseEmptyLoad(ramp(0, [{ target: 1, durationSeconds: 0.25 }, { target: 1, durationSeconds: 0.5 }, { target: 0, durationSeconds: 0.25 }])))
+      .toThrow('RATE and DURATION give this load no iteration to start');
+    // From 1/s down to 0 over 2 s: one, as the schedule starts it.
+    const single = ramp(1, [{ target: 0, durationSeconds: 2 }]);
+    expect(() => refuseEmptyLoad(single)).not.toThrow();
+    expect(arrivalSchedule(single).total).toBe(1);
+    expect(() => refuseEmptyLoad({ executor: 'constant-arrival-rate', rate: 1, durationSeconds: 0.5, preAllocatedVUs: 1, maxVUs: 1 })).not.toThrow();
   });
 
   it('starts a ramp from a non-zero rate one interval in, not at the start', () => {
