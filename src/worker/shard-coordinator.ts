@@ -362,6 +362,7 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       // heartbeat is followed at once. On a fixed interval, a round slower than a heartbeat
       // skipped the next turn: its reads came two heartbeats apart, which at the lowest
       // liveness is a gap in sight of the group, and an expired worker's shards never moved.
+      if (running) return;
       running = true;
       const round = () => {
         const startedAt = performance.now();
@@ -397,21 +398,22 @@ export function createShardCoordinator(deps: CoordinatorDeps): ShardCoordinator 
       // the ones in hand. Relinquishing a shard nobody took costs only the return of the
       // messages not yet started.
       // So is every shard when this worker's own heartbeat has lapsed, as in a tick.
-      const view = await settleWithin(store.read().catch(() => null), Math.min(left(), Math.max(deps.heartbeatMs, OWNERS_READ_AT_STOP_MS)), null);
-      const releaseForStop = () => {
+      const readOwners = () => settleWithin(store.read().catch(() => null), Math.min(left(), Math.max(deps.heartbeatMs, OWNERS_READ_AT_STOP_MS)), null);
+      const releaseForStop = (view: GroupView | null) => {
         for (const shard of held) {
           if (busy.has(shard)) continue;
           const ours = view !== null && view.owners.get(shard) === me && view.heartbeating.includes(me) && leaseLeftMs() > 0;
           releaseInBackground(shard, ours ? 'worker stopping' : `worker stopping; ${whyNotOurs(view, shard)}, so handed on as if taken over`, !ours);
         }
       };
-      releaseForStop();
+      releaseForStop(await readOwners());
       // A consumer restart under way finishes its shard's messages in hand (up to a sender's
       // prefetch) and, once stopping, does not subscribe again: its shard is released after it,
-      // while the others, released above, already move to other workers.
+      // while the others, released above, already move to other workers. Who owns it is read
+      // again: the restart may have outlasted this worker's lease.
       if (resubscribing) {
         await settleWithin(Promise.resolve(resubscribing), left(), undefined);
-        releaseForStop();
+        releaseForStop(await readOwners());
       }
       const drained = (async () => {
         for (;;) {

@@ -102,7 +102,7 @@ describe('taking over a dead worker\'s shards at the lowest liveness the configu
   it('happens when each round, as the worker runs them, takes longer than a heartbeat', async () => {
     const prefix = `${PREFIX}-slow-rounds`;
     // Eight heartbeats a liveness: reads further apart than 2.67 heartbeats are a gap.
-    const timing = { heartbeatMs: 400, livenessTimeoutMs: 3200 };
+    const timing = { heartbeatMs: 600, livenessTimeoutMs: 4800 };
     const store = createMembershipStore({ sql: db.sql }, prefix, timing.livenessTimeoutMs);
     await store.heartbeat('dead-worker');
     for (let shard = 0; shard < SHARDS; shard += 1) expect(await store.acquire('dead-worker', shard, false)).toBe(true);
@@ -124,7 +124,7 @@ describe('taking over a dead worker\'s shards at the lowest liveness the configu
     } finally {
       await coordinator.stop(2000);
     }
-  }, 60_000);
+  }, 90_000);
 });
 
 /**
@@ -449,22 +449,34 @@ describe('a worker stopping while it restarts a consumer', () => {
   it('releases its other shards at once, not once the restart has finished its messages in hand', async () => {
     const prefix = `${PREFIX}-stop-restart`;
     const store = createMembershipStore({ sql: db.sql }, prefix, PATIENT.livenessTimeoutMs);
+    // The first shard whose consumer is released, the restart's, finishes its messages in hand
+    // only when the test lets it; any later release at once.
+    let restarting: number | undefined;
     let restarted!: () => void;
-    // Shard 0's messages in hand take until the test lets them go, in any release of it.
-    const finishing = new Map([[0, new Promise<void>((resolve) => (restarted = resolve))]]);
+    const finished = new Promise<void>((resolve) => (restarted = resolve));
+    const consumer = consumerOfShards();
+    const slowFirstRelease = { ...consumer, release: async (shard: number) => {
+      if (restarting === undefined) {
+        restarting = shard;
+        await finished;
+      }
+      await consumer.release(shard);
+    } };
     let prefetch = 10;
-    const a = coordinatorFor('worker-a', store, finishing, { ...PATIENT, prefetchFor: () => prefetch });
+    const a = coordinatorFor('worker-a', store, undefined, { ...PATIENT, prefetchFor: () => prefetch, consumer: slowFirstRelease });
     try {
       await waitFor('worker-a to take every shard', async () => (await a.tick(), a.owned().length === SHARDS));
-      // Twice the prefetch: the next round restarts a consumer (shard 0's, the first) to take it.
+      // Twice the prefetch: a round restarts one consumer to take it.
       prefetch = 20;
-      await a.tick();
+      await waitFor('a consumer restart under way', async () => (await a.tick(), restarting !== undefined));
+      const restart = restarting!;
+      const other = restart === 0 ? 1 : 0;
       const stopped = a.stop(20_000);
-      await waitFor('shard 1 released while shard 0\'s restart still finishes its messages', async () => {
-        const [row] = await db.sql<{ owner: string | null }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard = 1`;
+      await waitFor('the other shard released while the restart still finishes its messages', async () => {
+        const [row] = await db.sql<{ owner: string | null }[]>`SELECT owner FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard = ${other}`;
         return row!.owner === null;
       }, 5_000);
-      expect(a.owned()).toEqual([0]);
+      expect(a.owned()).toEqual([restart]);
       restarted();
       expect(await stopped).toBe(true);
       expect(a.owned()).toEqual([]);
