@@ -137,6 +137,8 @@ export function metaAddresseeOf(body: { to?: unknown; recipient?: unknown }): Me
   return typeof body.to === 'string' && body.to.trim() !== '' ? { to: body.to } : { recipient: String(body.recipient) };
 }
 
+const META_CALLBACK_DATA_MAX_CHARS = 512;
+
 /** A phone number as Meta reads `to`: digits, with any punctuation. A user id ("US.1349…") holds letters. */
 const META_PHONE_NUMBER = /^[+\d\s().-]+$/;
 
@@ -162,6 +164,11 @@ export function findMetaBodyError(body: unknown): string | undefined {
   }
   if (type === 'text' && (content as { body: string }).body.length > META_TEXT_MAX_CHARS) {
     return `(#100) Param text['body'] must be at most ${META_TEXT_MAX_CHARS} characters long.`;
+  }
+  // Echoed in the message's status webhooks; Meta takes a string of at most 512 characters.
+  const callbackData = fields.biz_opaque_callback_data;
+  if (callbackData !== undefined && (typeof callbackData !== 'string' || callbackData.length > META_CALLBACK_DATA_MAX_CHARS)) {
+    return `(#100) Param biz_opaque_callback_data must be a string of at most ${META_CALLBACK_DATA_MAX_CHARS} characters.`;
   }
   return undefined;
 }

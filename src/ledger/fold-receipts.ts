@@ -8,9 +8,27 @@ export interface ReceiptKey {
 }
 
 /**
+ * What a Meta reply is sent with as `biz_opaque_callback_data`, which Meta echoes in every
+ * receipt of the message: a reply whose send answer was lost (unknown, without a provider id)
+ * is found by it.
+ */
+export function replyReference(replyId: string): string {
+  return `wagate:reply:${replyId}`;
+}
+
+/** The reply id in a receipt's biz_opaque_callback_data, as replyReference writes it. */
+const REPLY_REFERENCE = '^wagate:reply:([0-9]{1,18})$';
+
+/** The last_error of an unknown reply that a receipt settled as sent. */
+export const SETTLED_BY_RECEIPT = 'settled as sent by the provider\'s receipt: the answer to its send was lost, and the provider sent it';
+
+/**
  * Moves each reply with one of these provider ids to its furthest stored receipt, forward
  * only (sent < delivered < read; failed is final), and clears the number and payload of the
- * receipts of an erased customer's reply. Returns how many replies moved.
+ * receipts of an erased customer's reply. A Meta receipt that names an unknown reply without a
+ * provider id (replyReference) settles it as sent under the receipt's message id: the provider
+ * sent it, and `wagate replies resend` would send it twice. An erased customer's reply is left
+ * unknown, so that no receipt keeps their number tied to it. Returns how many replies moved.
  *
  * Run it after a commit, never inside the transaction that wrote the receipt or the provider
  * id: a receipt and the settle of its reply that commit at once each miss the other's row,
@@ -43,12 +61,47 @@ export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promi
       UPDATE message_statuses r SET recipient = NULL, payload = NULL
       FROM wanted k JOIN outbound_messages o ON o.webhook_source = k.source AND o.provider_message_id = k.message_id
       WHERE o.recipient = 'erased' AND r.webhook_source = k.source AND r.message_id = k.message_id
-        AND (r.recipient IS NOT NULL OR r.payload IS NOT NULL))
-    UPDATE outbound_messages o SET delivery_status = l.status, updated_at = now()
-    FROM locked l
-    WHERE o.id = l.id
-      AND wagate_receipt_rank(l.status) > wagate_receipt_rank(o.delivery_status)
-      AND wagate_receipt_rank(o.delivery_status) < 100
-    RETURNING o.id::text`;
+        AND (r.recipient IS NOT NULL OR r.payload IS NOT NULL)),
+    -- Unknown replies the receipts name, and the message id the provider sent each as. Disjoint
+    -- from the replies above, which hold a provider id already; one id never goes to two replies.
+    referenced AS MATERIALIZED (
+      SELECT DISTINCT ON (o.id) o.id, f.message_id, f.status
+      FROM furthest f
+      JOIN message_statuses r ON r.webhook_source = f.webhook_source AND r.message_id = f.message_id
+      JOIN outbound_messages o ON o.id = substring(r.payload->>'biz_opaque_callback_data' from ${REPLY_REFERENCE})::bigint
+      WHERE f.webhook_source = 'whatsapp' AND r.payload->>'biz_opaque_callback_data' ~ ${REPLY_REFERENCE}
+        AND o.webhook_source = f.webhook_source AND o.status = 'unknown' AND o.provider_message_id IS NULL AND o.recipient <> 'erased'
+        AND NOT EXISTS (SELECT 1 FROM outbound_messages y WHERE y.webhook_source = f.webhook_source AND y.provider_message_id = f.message_id)
+      ORDER BY o.id, f.message_id),
+    settled AS (
+      UPDATE outbound_messages o SET status = 'sent', provider_message_id = x.message_id, last_error = ${SETTLED_BY_RECEIPT},
+        sending_attempt = NULL, updated_at = now(),
+        delivery_status = CASE WHEN wagate_receipt_rank(x.status) > 0 THEN x.status ELSE o.delivery_status END
+      FROM referenced x
+      WHERE o.id = x.id AND o.status = 'unknown' AND o.provider_message_id IS NULL
+      RETURNING o.id),
+    folded AS (
+      UPDATE outbound_messages o SET delivery_status = l.status, updated_at = now()
+      FROM locked l
+      WHERE o.id = l.id
+        AND wagate_receipt_rank(l.status) > wagate_receipt_rank(o.delivery_status)
+        AND wagate_receipt_rank(o.delivery_status) < 100
+      RETURNING o.id)
+    SELECT id::text FROM folded UNION ALL SELECT id::text FROM settled`;
   return rows.length;
+}
+
+/**
+ * Folds in the stored Meta receipts that name this reply (replyReference) and arrived within
+ * the last `withinSeconds`: run once the reply is marked unknown. Its receipts often come
+ * before that (Meta's 'sent' a second after it accepted the message, while the answer was
+ * still on its way or lost), and no later fold of the ingest's would then see them; cleanup's
+ * receipt repair would, hours later. By created_at, so that the lookup reads only recent rows.
+ */
+export async function foldReceiptsNamingReply(sql: Sql, replyId: string, withinSeconds: number): Promise<number> {
+  const receipts = await sql<ReceiptKey[]>`
+    SELECT DISTINCT webhook_source AS source, message_id AS "providerMessageId" FROM message_statuses
+    WHERE created_at > now() - make_interval(secs => ${withinSeconds}) AND webhook_source = 'whatsapp'
+      AND payload->>'biz_opaque_callback_data' = ${replyReference(replyId)}`;
+  return foldReceipts(sql, receipts);
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../db/client';
+import { foldReceiptsNamingReply, replyReference } from '../ledger/fold-receipts';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError } from '../errors';
@@ -150,6 +151,20 @@ async function claimAndSend(
 }
 
 /**
+ * Meta receipts of a reply marked unknown that arrived while its send was under way settle it
+ * as sent (foldReceipts); true when they did. Left undone when it fails: the reply's next receipt, or cleanup's
+ * receipt repair, does it. Twilio's callbacks carry no reference of ours.
+ */
+async function settleFromEarlierReceipts(sql: Sql, source: 'whatsapp' | 'twilio', replyId: string, sendStartedAt: number): Promise<boolean> {
+  if (source !== 'whatsapp') return false;
+  const withinSeconds = (performance.now() - sendStartedAt) / 1000 + RECEIPT_CLOCK_MARGIN_SECONDS;
+  return (await foldReceiptsNamingReply(sql, replyId, withinSeconds).catch(() => 0)) > 0;
+}
+
+/** Slack for the lookup's window: Postgres's clock and the receipts' created_at against this process's timer. */
+const RECEIPT_CLOCK_MARGIN_SECONDS = 60;
+
+/**
  * Calls the provider for a reply this attempt has marked 'sending' (and committed), and records
  * what it answered: sent or unknown together with the message's finish (settleReplies); retry
  * or failed apart, and then throws a RetryableError or PermanentError for the consumer to
@@ -169,7 +184,7 @@ async function sendMarkedReply(
   const refuse = finishing.refuse ?? ((status: 'retry' | 'failed', error: string) => settleFailure(sql, outbound.id, status, error, attempt));
   const finish = finishing.finish ?? null;
   const started = performance.now();
-  const outcome = await sendReply({ source, to: outbound.recipient, from: outbound.business_number, body: outbound.body });
+  const outcome = await sendReply({ source, to: outbound.recipient, from: outbound.business_number, body: outbound.body, reference: replyReference(outbound.id) });
   metrics.providerDuration.observe({ provider: source }, (performance.now() - started) / 1000);
   switch (outcome.kind) {
     case 'sent':
@@ -189,7 +204,8 @@ async function sendMarkedReply(
     case 'unknown':
       await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'unknown', providerMessageId: null, error: outcome.error, source, finish, attempt }));
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
-      return 'unknown';
+      // Settled after all by a receipt that came while the send was under way: the provider sent it.
+      return (await settleFromEarlierReceipts(sql, source, outbound.id, started)) ? 'sent' : 'unknown';
     case 'retry':
       // Unrecorded, the refusal still holds: the next attempt must not ask before its Retry-After.
       await writeRefusal(() => refuse('retry', outcome.error), finishing, attempt,

@@ -22,6 +22,11 @@ export interface ReplyTarget {
   /** Business number: Meta phone_number_id, Twilio "whatsapp:+..." that received the message. */
   from: string;
   body: string;
+  /**
+   * What the provider echoes in the message's receipts, so that they name the reply even when
+   * the answer to the send was lost: Meta's biz_opaque_callback_data (at most 512 characters).
+   */
+  reference?: string;
 }
 
 export interface ReplyClientOptions {
@@ -149,6 +154,7 @@ function metaRequest(options: ReplyClientOptions, target: ReplyTarget) {
         ...metaAddressee(target.to),
         type: 'text',
         text: { body: target.body, preview_url: false },
+        ...(target.reference ? { biz_opaque_callback_data: target.reference } : {}),
       }),
     },
   };

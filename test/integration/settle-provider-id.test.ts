@@ -1,9 +1,13 @@
 import type { StatusItem } from '../../src/ledger/items';
 import type { LedgerRecorder } from '../../src/ledger/recorder';
+import { loadConfig } from '../../src/config';
+import { replyReference } from '../../src/ledger/fold-receipts';
+import { runCleanup } from '../../src/ledger/retention';
 import { settleReply } from '../../src/orders/reply-operations';
 import { listUndeliveredReplies } from '../../src/orders/undelivered-replies';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { serialRecorder } from '../support/ledger-items';
+import { testEnv } from '../support/ingest';
 import { waitFor } from '../support/wait';
 import { uniqueWamid } from '../support/webhooks';
 
@@ -92,4 +96,48 @@ it('gives an id to one of two replies settled with it at once, and refuses the o
   }
   const owners = await db.sql`SELECT id FROM outbound_messages WHERE provider_message_id = ${wamid}`;
   expect(owners).toHaveLength(1);
+});
+
+describe('a receipt that names an unknown reply (biz_opaque_callback_data)', () => {
+  const named = (wamid: string, status: string, replyId: string) => receipt(wamid, status, { biz_opaque_callback_data: replyReference(replyId) });
+
+  it('settles it as sent under the receipt\'s message id', async () => {
+    const id = await unknownReply();
+    const wamid = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
+    await record(named(wamid, 'failed', id));
+    expect(await replyOf(id)).toEqual({ status: 'sent', provider_message_id: wamid, delivery_status: 'failed' });
+  });
+
+  it('leaves an erased customer\'s reply unknown, a reply sent already, and one whose message id another reply holds', async () => {
+    const erased = await unknownReply();
+    await db.sql`UPDATE outbound_messages SET recipient = 'erased' WHERE id = ${erased}`;
+    const [sent, holder, other] = [await unknownReply(), await unknownReply(), await unknownReply()];
+    const sentAs = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
+    await settleReply(db.sql, sent, 'sent', sentAs);
+    const held = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
+    await settleReply(db.sql, holder, 'sent', held);
+
+    await record(named(`wamid.${uniqueWamid().replace(/\W/g, '')}`, 'delivered', erased));
+    await record(named(`wamid.${uniqueWamid().replace(/\W/g, '')}`, 'delivered', sent));
+    await record(named(held, 'delivered', other));
+    expect(await replyOf(erased)).toEqual({ status: 'unknown', provider_message_id: null, delivery_status: null });
+    expect(await replyOf(sent)).toEqual({ status: 'sent', provider_message_id: sentAs, delivery_status: null });
+    expect(await replyOf(other)).toEqual({ status: 'unknown', provider_message_id: null, delivery_status: null });
+    // The holder's own receipt reaches it as before.
+    expect(await replyOf(holder)).toEqual({ status: 'sent', provider_message_id: held, delivery_status: 'delivered' });
+  });
+
+  it('is found by cleanup\'s receipt repair when it was stored before the reply became unknown', async () => {
+    const inbound = uniqueWamid();
+    const [row] = await db.sql<{ id: string }[]>`
+      INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status)
+      VALUES (${`reply:whatsapp:${inbound}`}, 'whatsapp', ${inbound}, '15550700001', '106540352242922', 'order_confirmation', 'Order #1', 'sending')
+      RETURNING id::text`;
+    const wamid = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
+    await record(named(wamid, 'sent', row!.id));
+    await db.sql`UPDATE outbound_messages SET status = 'unknown' WHERE id = ${row!.id}`;
+    expect((await replyOf(row!.id))!.status).toBe('unknown');
+    await runCleanup(db.sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 });
+    expect(await replyOf(row!.id)).toEqual({ status: 'sent', provider_message_id: wamid, delivery_status: 'sent' });
+  });
 });

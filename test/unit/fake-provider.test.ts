@@ -160,6 +160,7 @@ describe('Meta send message', () => {
     ['an unknown type', { ...metaText(), type: 'fax' }, 'type'],
     ['a text without body', { ...metaText(), text: { preview_url: false } }, "text['body']"],
     ['a text over 4096 characters', { ...metaText(), text: { body: 'x'.repeat(4097) } }, "text['body'] must be at most 4096 characters"],
+    ['callback data over 512 characters', { ...metaText(), biz_opaque_callback_data: 'x'.repeat(513) }, 'biz_opaque_callback_data must be a string of at most 512'],
     ['a body that is not JSON', '{"messaging_product":', 'messaging_product'],
   ])('rejects %s with 400 and code 100', async (_name, body, parameter) => {
     const response = await sendMeta(fake, body);

@@ -1,0 +1,79 @@
+import { SETTLED_BY_RECEIPT } from '../../src/ledger/fold-receipts';
+import { listUnknownReplies } from '../../src/orders/reply-operations';
+import { metaEnvelope } from '../../src/webhooks/samples';
+import { startPipeline, type Pipeline } from '../support/pipeline';
+import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
+import { waitFor } from '../support/wait';
+
+/**
+ * A Meta reply whose send answer never came is unknown: resending it could send it twice, and
+ * Meta has no console that finds one message. Meta echoes the reply's reference, sent as
+ * biz_opaque_callback_data, in every receipt of the message, so a receipt settles it as sent,
+ * with the message id the provider sent it as.
+ */
+const REPLY_TIMEOUT_MS = 4000;
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  pipeline = await startPipeline();
+  await pipeline.startWorker({ REPLY_TIMEOUT_MS: String(REPLY_TIMEOUT_MS) });
+});
+
+afterAll(async () => {
+  await pipeline.stop();
+});
+
+interface ReplyRow { id: string; status: string; provider_message_id: string | null; delivery_status: string | null; last_error: string | null }
+const replyOf = async (inbound: string) =>
+  (await pipeline.db.sql<ReplyRow[]>`
+    SELECT id::text, status, provider_message_id, delivery_status, last_error FROM outbound_messages WHERE inbound_message_id = ${inbound}`)[0];
+
+/** The send of the reply to `to` that the fake holds unanswered: what it was sent with. */
+async function heldSend(to: string): Promise<{ reference: string }> {
+  const call = await waitFor('the reply\'s send to reach the provider', () =>
+    pipeline.fake.calls().find((c) => (c.body as { to?: string }).to === to));
+  return { reference: (call.body as { biz_opaque_callback_data: string }).biz_opaque_callback_data };
+}
+
+const receipt = (wamid: string, status: string, reference: string, to: string) => metaEnvelope([{ statuses: [{
+  id: wamid, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: to, biz_opaque_callback_data: reference,
+}] }]);
+
+it('settles an unknown reply as sent when a receipt that names it arrives', async () => {
+  const inbound = uniqueWamid();
+  const to = '15550801001';
+  pipeline.fake.behave({ kind: 'hang' }, 1);
+  await postMetaText(pipeline.ingest.baseUrl, { id: inbound, from: to, text: '1 coke' });
+  const { reference } = await heldSend(to);
+  const unknown = await waitFor('the reply to be unknown', async () => {
+    const reply = await replyOf(inbound);
+    return reply?.status === 'unknown' ? reply : null;
+  }, 3 * REPLY_TIMEOUT_MS);
+  expect(reference).toBe(`wagate:reply:${unknown.id}`);
+
+  const wamid = `wamid.HBgL${inbound.replace(/\W/g, '')}`;
+  expect((await postMeta(pipeline.ingest.baseUrl, receipt(wamid, 'delivered', reference, to))).status).toBe(200);
+  // The ingest answers once its receipts are folded in.
+  expect(await replyOf(inbound)).toEqual({ ...unknown, status: 'sent', provider_message_id: wamid, delivery_status: 'delivered', last_error: SETTLED_BY_RECEIPT });
+  expect((await listUnknownReplies(pipeline.db.sql)).map((reply) => reply.id)).not.toContain(unknown.id);
+  // Its later receipts reach it as any sent reply's do.
+  await postMeta(pipeline.ingest.baseUrl, receipt(wamid, 'read', reference, to));
+  expect((await replyOf(inbound))!.delivery_status).toBe('read');
+}, 60_000);
+
+it('settles it from a receipt that came while the send was still under way, once the send times out', async () => {
+  const inbound = uniqueWamid();
+  const to = '15550801002';
+  pipeline.fake.behave({ kind: 'hang' }, 1);
+  await postMetaText(pipeline.ingest.baseUrl, { id: inbound, from: to, text: '1 coke' });
+  const { reference } = await heldSend(to);
+  const wamid = `wamid.HBgL${inbound.replace(/\W/g, '')}`;
+  expect((await postMeta(pipeline.ingest.baseUrl, receipt(wamid, 'sent', reference, to))).status).toBe(200);
+  // Recorded before the reply was marked unknown: no fold of the ingest's can settle it later.
+  expect((await replyOf(inbound))!.status).toBe('sending');
+  const settled = await waitFor('the reply to be settled', async () => {
+    const reply = await replyOf(inbound);
+    return reply?.status === 'sending' ? null : reply;
+  }, 3 * REPLY_TIMEOUT_MS);
+  expect(settled).toMatchObject({ status: 'sent', provider_message_id: wamid, delivery_status: 'sent', last_error: SETTLED_BY_RECEIPT });
+}, 60_000);
