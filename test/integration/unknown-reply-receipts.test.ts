@@ -28,11 +28,18 @@ const replyOf = async (inbound: string) =>
   (await pipeline.db.sql<ReplyRow[]>`
     SELECT id::text, status, provider_message_id, delivery_status, last_error FROM outbound_messages WHERE inbound_message_id = ${inbound}`)[0];
 
-/** The send of the reply to `to` that the fake holds unanswered: what it was sent with. */
-async function heldSend(to: string): Promise<{ reference: string }> {
+/**
+ * An order from `to` whose reply's send the fake never answers: the inbound id, the reference
+ * the send carried, and the message id Meta would give it, once the send has reached the fake.
+ */
+async function unansweredSend(to: string): Promise<{ inbound: string; reference: string; wamid: string }> {
+  const inbound = uniqueWamid();
+  pipeline.fake.behave({ kind: 'hang' }, 1);
+  await postMetaText(pipeline.ingest.baseUrl, { id: inbound, from: to, text: '1 coke' });
   const call = await waitFor('the reply\'s send to reach the provider', () =>
     pipeline.fake.calls().find((c) => (c.body as { to?: string }).to === to));
-  return { reference: (call.body as { biz_opaque_callback_data: string }).biz_opaque_callback_data };
+  const { biz_opaque_callback_data: reference } = call.body as { biz_opaque_callback_data: string };
+  return { inbound, reference, wamid: `wamid.HBgL${inbound.replace(/\W/g, '')}` };
 }
 
 const receipt = (wamid: string, status: string, reference: string, to: string) => metaEnvelope([{ statuses: [{
@@ -40,18 +47,14 @@ const receipt = (wamid: string, status: string, reference: string, to: string) =
 }] }]);
 
 it('settles an unknown reply as sent when a receipt that names it arrives', async () => {
-  const inbound = uniqueWamid();
   const to = '15550801001';
-  pipeline.fake.behave({ kind: 'hang' }, 1);
-  await postMetaText(pipeline.ingest.baseUrl, { id: inbound, from: to, text: '1 coke' });
-  const { reference } = await heldSend(to);
+  const { inbound, reference, wamid } = await unansweredSend(to);
   const unknown = await waitFor('the reply to be unknown', async () => {
     const reply = await replyOf(inbound);
     return reply?.status === 'unknown' ? reply : null;
   }, 3 * REPLY_TIMEOUT_MS);
   expect(reference).toBe(`wagate:reply:${unknown.id}`);
 
-  const wamid = `wamid.HBgL${inbound.replace(/\W/g, '')}`;
   expect((await postMeta(pipeline.ingest.baseUrl, receipt(wamid, 'delivered', reference, to))).status).toBe(200);
   // The ingest answers once its receipts are folded in.
   expect(await replyOf(inbound)).toEqual({ ...unknown, status: 'sent', provider_message_id: wamid, delivery_status: 'delivered', last_error: SETTLED_BY_RECEIPT });
@@ -62,12 +65,8 @@ it('settles an unknown reply as sent when a receipt that names it arrives', asyn
 }, 60_000);
 
 it('settles it from a receipt that came while the send was still under way, once the send times out', async () => {
-  const inbound = uniqueWamid();
   const to = '15550801002';
-  pipeline.fake.behave({ kind: 'hang' }, 1);
-  await postMetaText(pipeline.ingest.baseUrl, { id: inbound, from: to, text: '1 coke' });
-  const { reference } = await heldSend(to);
-  const wamid = `wamid.HBgL${inbound.replace(/\W/g, '')}`;
+  const { inbound, reference, wamid } = await unansweredSend(to);
   expect((await postMeta(pipeline.ingest.baseUrl, receipt(wamid, 'sent', reference, to))).status).toBe(200);
   // Recorded before the reply was marked unknown: no fold of the ingest's can settle it later.
   expect((await replyOf(inbound))!.status).toBe('sending');
