@@ -9,15 +9,17 @@ export interface ReceiptKey {
 
 /**
  * What a Meta reply is sent with as `biz_opaque_callback_data`, which Meta echoes in every
- * receipt of the message: a reply whose send answer was lost (unknown, without a provider id)
- * is found by it.
+ * receipt of the message: the reply and the attempt (its sending token) that sent it. A reply
+ * whose send answer was lost (unknown, without a provider id) is found by it, and only by its
+ * last attempt's: a receipt of an earlier attempt (one an operator resent after it failed, or
+ * after it was unknown) says nothing of the last.
  */
-export function replyReference(replyId: string): string {
-  return `wagate:reply:${replyId}`;
+export function replyReference(replyId: string, attempt: string): string {
+  return `wagate:reply:${replyId}:${attempt}`;
 }
 
-/** The reply id in a receipt's biz_opaque_callback_data, as replyReference writes it. */
-const REPLY_REFERENCE = '^wagate:reply:([0-9]{1,18})$';
+/** The reply id and attempt in a receipt's biz_opaque_callback_data, as replyReference writes them. */
+const REPLY_REFERENCE = '^wagate:reply:([0-9]{1,18}):([0-9a-f-]{36})$';
 
 /** The last_error of an unknown reply that a receipt settled as sent. */
 export const SETTLED_BY_RECEIPT = 'settled as sent by the provider\'s receipt: the answer to its send was lost, and the provider sent it';
@@ -26,15 +28,17 @@ export const SETTLED_BY_RECEIPT = 'settled as sent by the provider\'s receipt: t
  * Moves each reply with one of these provider ids to its furthest stored receipt, forward
  * only (sent < delivered < read; failed is final), and clears the number and payload of the
  * receipts of an erased customer's reply. A Meta receipt that names an unknown reply without a
- * provider id (replyReference) settles it as sent under the receipt's message id: the provider
- * sent it, and `wagate replies resend` would send it twice. An erased customer's reply is left
- * unknown, so that no receipt keeps their number tied to it. Returns how many replies moved.
+ * provider id and the attempt it was left unknown by (replyReference) settles it as sent under
+ * the receipt's message id: the provider sent it, and `wagate replies resend` would send it
+ * twice. An erased customer's reply is left unknown, and the receipts that name it keep neither
+ * number nor payload. Returns how many replies moved.
  *
  * Run it after a commit, never inside the transaction that wrote the receipt or the provider
  * id: a receipt and the settle of its reply that commit at once each miss the other's row,
  * and only a statement that starts after both commits sees both. Both sides run it, so
  * whichever commits last repairs the pair (migrations/020). Replies are locked in id order,
- * as the batch write locks them, and only those that would move.
+ * as the batch write locks them, and only those that would move: those holding a provider id,
+ * then the unknown ones settled.
  */
 export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promise<number> {
   if (keys.length === 0) return 0;
@@ -62,22 +66,37 @@ export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promi
       FROM wanted k JOIN outbound_messages o ON o.webhook_source = k.source AND o.provider_message_id = k.message_id
       WHERE o.recipient = 'erased' AND r.webhook_source = k.source AND r.message_id = k.message_id
         AND (r.recipient IS NOT NULL OR r.payload IS NOT NULL)),
+    -- So do the receipts that name an erased customer's reply that holds no provider id (one
+    -- unknown, or under way when the erase ran): the batch write could not match them to it.
+    unlinked_named AS (
+      UPDATE message_statuses r SET recipient = NULL, payload = NULL
+      FROM wanted k, outbound_messages o
+      WHERE r.webhook_source = k.source AND r.message_id = k.message_id
+        AND r.payload->>'biz_opaque_callback_data' ~ ${REPLY_REFERENCE}
+        AND o.id = substring(r.payload->>'biz_opaque_callback_data' from ${REPLY_REFERENCE})::bigint AND o.recipient = 'erased'),
     -- Unknown replies the receipts name, and the message id the provider sent each as. Disjoint
     -- from the replies above, which hold a provider id already; one id never goes to two replies.
-    referenced AS MATERIALIZED (
-      SELECT DISTINCT ON (o.id) o.id, f.message_id, f.status
+    naming AS (
+      SELECT DISTINCT f.webhook_source, f.message_id, f.status,
+             substring(r.payload->>'biz_opaque_callback_data' from ${REPLY_REFERENCE})::bigint AS reply_id,
+             (regexp_match(r.payload->>'biz_opaque_callback_data', ${REPLY_REFERENCE}))[2]::uuid AS attempt
       FROM furthest f
       JOIN message_statuses r ON r.webhook_source = f.webhook_source AND r.message_id = f.message_id
-      JOIN outbound_messages o ON o.id = substring(r.payload->>'biz_opaque_callback_data' from ${REPLY_REFERENCE})::bigint
-      WHERE f.webhook_source = 'whatsapp' AND r.payload->>'biz_opaque_callback_data' ~ ${REPLY_REFERENCE}
-        AND o.webhook_source = f.webhook_source AND o.status = 'unknown' AND o.provider_message_id IS NULL AND o.recipient <> 'erased'
-        AND NOT EXISTS (SELECT 1 FROM outbound_messages y WHERE y.webhook_source = f.webhook_source AND y.provider_message_id = f.message_id)
-      ORDER BY o.id, f.message_id),
+      WHERE f.webhook_source = 'whatsapp' AND r.payload->>'biz_opaque_callback_data' ~ ${REPLY_REFERENCE}),
+    referenced AS MATERIALIZED (
+      SELECT o.id, x.message_id, x.status
+      FROM naming x JOIN outbound_messages o ON o.id = x.reply_id
+      WHERE o.webhook_source = x.webhook_source AND o.status = 'unknown' AND o.provider_message_id IS NULL
+        AND o.sending_attempt = x.attempt AND o.recipient <> 'erased'
+        AND NOT EXISTS (SELECT 1 FROM outbound_messages y WHERE y.webhook_source = x.webhook_source AND y.provider_message_id = x.message_id)
+        AND NOT EXISTS (SELECT 1 FROM outbound_messages y WHERE y.webhook_source = x.webhook_source AND x.message_id = ANY(y.earlier_provider_message_ids))
+      ORDER BY o.id
+      FOR UPDATE OF o),
     settled AS (
       UPDATE outbound_messages o SET status = 'sent', provider_message_id = x.message_id, last_error = ${SETTLED_BY_RECEIPT},
         sending_attempt = NULL, updated_at = now(),
         delivery_status = CASE WHEN wagate_receipt_rank(x.status) > 0 THEN x.status ELSE o.delivery_status END
-      FROM referenced x
+      FROM (SELECT DISTINCT ON (id) * FROM referenced ORDER BY id, message_id) x
       WHERE o.id = x.id AND o.status = 'unknown' AND o.provider_message_id IS NULL
       RETURNING o.id),
     folded AS (
@@ -92,16 +111,20 @@ export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promi
 }
 
 /**
- * Folds in the stored Meta receipts that name this reply (replyReference) and arrived within
- * the last `withinSeconds`: run once the reply is marked unknown. Its receipts often come
+ * Folds in the stored Meta receipts that name this reply's attempt (replyReference) and arrived
+ * within the last `withinSeconds`: run once the reply is marked unknown. Its receipts often come
  * before that (Meta's 'sent' a second after it accepted the message, while the answer was
  * still on its way or lost), and no later fold of the ingest's would then see them; cleanup's
  * receipt repair would, hours later. By created_at, so that the lookup reads only recent rows.
+ * True when the reply is sent now.
  */
-export async function foldReceiptsNamingReply(sql: Sql, replyId: string, withinSeconds: number): Promise<number> {
+export async function foldReceiptsNamingReply(sql: Sql, replyId: string, attempt: string, withinSeconds: number): Promise<boolean> {
   const receipts = await sql<ReceiptKey[]>`
     SELECT DISTINCT webhook_source AS source, message_id AS "providerMessageId" FROM message_statuses
     WHERE created_at > now() - make_interval(secs => ${withinSeconds}) AND webhook_source = 'whatsapp'
-      AND payload->>'biz_opaque_callback_data' = ${replyReference(replyId)}`;
-  return foldReceipts(sql, receipts);
+      AND payload->>'biz_opaque_callback_data' = ${replyReference(replyId, attempt)}`;
+  if (receipts.length === 0) return false;
+  await foldReceipts(sql, receipts);
+  const [reply] = await sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE id = ${replyId}`;
+  return reply?.status === 'sent';
 }

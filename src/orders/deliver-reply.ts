@@ -124,7 +124,7 @@ async function claimAndSend(
       RETURNING o.id`;
     if (cancelled) return 'already_settled';
     const [orphan] = await sql`
-      UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, sending_attempt = NULL, updated_at = now()
+      UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
       WHERE id = ${outbound.id} AND status = 'sending'
       RETURNING id`;
     if (orphan) {
@@ -155,14 +155,14 @@ async function claimAndSend(
  * as sent (foldReceipts); true when they did. Left undone when it fails: the reply's next receipt, or cleanup's
  * receipt repair, does it. Twilio's callbacks carry no reference of ours.
  */
-async function settleFromEarlierReceipts(sql: Sql, source: 'whatsapp' | 'twilio', replyId: string, sendStartedAt: number): Promise<boolean> {
+async function settleFromEarlierReceipts(sql: Sql, source: 'whatsapp' | 'twilio', replyId: string, attempt: string, sendStartedAt: number): Promise<boolean> {
   if (source !== 'whatsapp') return false;
-  const withinSeconds = (performance.now() - sendStartedAt) / 1000 + RECEIPT_CLOCK_MARGIN_SECONDS;
-  return (await foldReceiptsNamingReply(sql, replyId, withinSeconds).catch(() => 0)) > 0;
+  const withinSeconds = (performance.now() - sendStartedAt) / 1000 + RECEIPT_WINDOW_MARGIN_SECONDS;
+  return foldReceiptsNamingReply(sql, replyId, attempt, withinSeconds).catch(() => false);
 }
 
-/** Slack for the lookup's window: Postgres's clock and the receipts' created_at against this process's timer. */
-const RECEIPT_CLOCK_MARGIN_SECONDS = 60;
+/** Slack for the lookup's window, measured on this process's timer, against the receipts' created_at. */
+const RECEIPT_WINDOW_MARGIN_SECONDS = 5;
 
 /**
  * Calls the provider for a reply this attempt has marked 'sending' (and committed), and records
@@ -184,7 +184,7 @@ async function sendMarkedReply(
   const refuse = finishing.refuse ?? ((status: 'retry' | 'failed', error: string) => settleFailure(sql, outbound.id, status, error, attempt));
   const finish = finishing.finish ?? null;
   const started = performance.now();
-  const outcome = await sendReply({ source, to: outbound.recipient, from: outbound.business_number, body: outbound.body, reference: replyReference(outbound.id) });
+  const outcome = await sendReply({ source, to: outbound.recipient, from: outbound.business_number, body: outbound.body, reference: replyReference(outbound.id, attempt) });
   metrics.providerDuration.observe({ provider: source }, (performance.now() - started) / 1000);
   switch (outcome.kind) {
     case 'sent':
@@ -205,7 +205,7 @@ async function sendMarkedReply(
       await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'unknown', providerMessageId: null, error: outcome.error, source, finish, attempt }));
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
       // Settled after all by a receipt that came while the send was under way: the provider sent it.
-      return (await settleFromEarlierReceipts(sql, source, outbound.id, started)) ? 'sent' : 'unknown';
+      return (await settleFromEarlierReceipts(sql, source, outbound.id, attempt, started)) ? 'sent' : 'unknown';
     case 'retry':
       // Unrecorded, the refusal still holds: the next attempt must not ask before its Retry-After.
       await writeRefusal(() => refuse('retry', outcome.error), finishing, attempt,

@@ -135,7 +135,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     // marks it unknown later (markAbandonedSends).
     const cause = (error as Error).message;
     const reason = refusal ? `${refusal}; it could not be put back as it was: ${cause}` : `${RESEND_STOPPED}: ${cause}`;
-    const [back] = await sql`UPDATE outbound_messages SET status = 'unknown', sending_attempt = NULL, updated_at = now(),
+    const [back] = await sql`UPDATE outbound_messages SET status = 'unknown', updated_at = now(),
         last_error = CASE WHEN recipient = ${ERASED} THEN ${refusal ? RESEND_NOT_SENT_ERASED : RESEND_STOPPED} ELSE ${reason} END
       WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`.catch(() => []);
     if (!back) {
@@ -157,7 +157,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
 async function acceptedButUnrecorded(sql: Sql, id: string, attempt: string, providerMessageId: string, error: Error): Promise<WagateError | null> {
   const settle = `wagate replies settle --id ${id} --as sent --provider-id ${providerMessageId}`;
   const note = `an operator's resend was accepted by the provider as ${providerMessageId} and could not be recorded: do not resend it; ${settle}`;
-  const marked = await sql`UPDATE outbound_messages SET status = 'unknown', sending_attempt = NULL, updated_at = now(), last_error = ${note}
+  const marked = await sql`UPDATE outbound_messages SET status = 'unknown', updated_at = now(), last_error = ${note}
     WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`.catch(() => null);
   // Not 'sending' under this resend any more: a try of the settle whose commit landed with its
   // answer lost recorded it after all, or a worker marked it unknown meanwhile.
@@ -205,7 +205,7 @@ export async function markAbandonedSends(sql: Sql, olderThanMs: number): Promise
     UPDATE outbound_messages o
     SET status = CASE WHEN o.status = 'retry' AND o.recipient = ${ERASED} THEN 'failed' ELSE 'unknown' END,
         last_error = CASE WHEN o.status = 'retry' AND o.recipient = ${ERASED} THEN ${NOT_SENT_ERASED} ELSE ${SEND_ABANDONED} END,
-        sending_attempt = NULL, updated_at = now()
+        updated_at = now()
     WHERE o.status IN ('sending', 'retry') AND o.updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
       AND NOT EXISTS (SELECT 1 FROM webhook_messages m
                       WHERE m.webhook_source = o.webhook_source AND m.message_id = o.inbound_message_id

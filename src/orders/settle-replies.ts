@@ -47,7 +47,8 @@ export async function settleReplies(sql: Sql, settlements: readonly ReplySettlem
                            ${column((s) => s.finish?.outcome ?? null)}::text[], ${column((s) => s.attempt ?? null)}::uuid[])
         AS i(reply_id, status, provider_message_id, last_error, source, message_id, outcome, attempt)),
     reply AS (
-      UPDATE outbound_messages o SET status = i.status, sending_attempt = NULL, updated_at = now(),
+      -- An unknown reply keeps its last attempt's token: only that attempt's receipts may settle it (foldReceipts).
+      UPDATE outbound_messages o SET status = i.status, sending_attempt = CASE WHEN i.status = 'unknown' THEN o.sending_attempt END, updated_at = now(),
         -- The provider's text may quote the number of a customer erased during the call.
         last_error = CASE WHEN o.recipient = ${ERASED} AND i.last_error IS NOT NULL THEN ${ANSWER_NOT_KEPT} ELSE i.last_error END,
         provider_message_id = coalesce(i.provider_message_id, o.provider_message_id),

@@ -251,7 +251,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
           AND (${version}::text IS NULL OR updated_at::text = ${version})
         RETURNING id),
       orphaned AS (
-        UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, sending_attempt = NULL, updated_at = now()
+        UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
         WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId} AND status = 'sending'
           AND (sending_attempt IS NULL OR sending_attempt <> ALL(${unsentAttempts}::uuid[]))
           AND EXISTS (SELECT 1 FROM dead)

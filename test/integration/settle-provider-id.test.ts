@@ -1,5 +1,6 @@
 import type { StatusItem } from '../../src/ledger/items';
 import type { LedgerRecorder } from '../../src/ledger/recorder';
+import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../src/config';
 import { replyReference } from '../../src/ledger/fold-receipts';
 import { runCleanup } from '../../src/ledger/retention';
@@ -99,45 +100,66 @@ it('gives an id to one of two replies settled with it at once, and refuses the o
 });
 
 describe('a receipt that names an unknown reply (biz_opaque_callback_data)', () => {
-  const named = (wamid: string, status: string, replyId: string) => receipt(wamid, status, { biz_opaque_callback_data: replyReference(replyId) });
+  /** An unknown reply left so by the attempt (its token) whose send's answer was lost. */
+  async function unknownAttempt(): Promise<{ id: string; attempt: string }> {
+    const id = await unknownReply();
+    const attempt = randomUUID();
+    await db.sql`UPDATE outbound_messages SET sending_attempt = ${attempt} WHERE id = ${id}`;
+    return { id, attempt };
+  }
+  const named = (wamid: string, status: string, reply: { id: string; attempt: string }) =>
+    receipt(wamid, status, { biz_opaque_callback_data: replyReference(reply.id, reply.attempt) });
+  const newWamid = () => `wamid.${uniqueWamid().replace(/\W/g, '')}`;
 
   it('settles it as sent under the receipt\'s message id', async () => {
-    const id = await unknownReply();
-    const wamid = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
-    await record(named(wamid, 'failed', id));
-    expect(await replyOf(id)).toEqual({ status: 'sent', provider_message_id: wamid, delivery_status: 'failed' });
+    const reply = await unknownAttempt();
+    const wamid = newWamid();
+    await record(named(wamid, 'failed', reply));
+    expect(await replyOf(reply.id)).toEqual({ status: 'sent', provider_message_id: wamid, delivery_status: 'failed' });
   });
 
-  it('leaves an erased customer\'s reply unknown, a reply sent already, and one whose message id another reply holds', async () => {
-    const erased = await unknownReply();
-    await db.sql`UPDATE outbound_messages SET recipient = 'erased' WHERE id = ${erased}`;
-    const [sent, holder, other] = [await unknownReply(), await unknownReply(), await unknownReply()];
-    const sentAs = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
-    await settleReply(db.sql, sent, 'sent', sentAs);
-    const held = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
-    await settleReply(db.sql, holder, 'sent', held);
+  it('takes only the receipts of the attempt that left it unknown, not those of one before it', async () => {
+    const reply = await unknownAttempt();
+    // An earlier attempt's message: sent as W1, reported failed, then resent by an operator.
+    const earlier = newWamid();
+    await db.sql`UPDATE outbound_messages SET earlier_provider_message_ids = ARRAY[${earlier}] WHERE id = ${reply.id}`;
+    await record(named(earlier, 'failed', reply));
+    await record(named(newWamid(), 'delivered', { id: reply.id, attempt: randomUUID() }));
+    expect(await replyOf(reply.id)).toEqual({ status: 'unknown', provider_message_id: null, delivery_status: null });
+  });
 
-    await record(named(`wamid.${uniqueWamid().replace(/\W/g, '')}`, 'delivered', erased));
-    await record(named(`wamid.${uniqueWamid().replace(/\W/g, '')}`, 'delivered', sent));
+  it('leaves an erased customer\'s reply unknown, and keeps neither the number nor the payload of the receipt naming it', async () => {
+    const erased = await unknownAttempt();
+    await db.sql`UPDATE outbound_messages SET recipient = 'erased' WHERE id = ${erased.id}`;
+    const wamid = newWamid();
+    await record(named(wamid, 'delivered', erased));
+    expect(await replyOf(erased.id)).toEqual({ status: 'unknown', provider_message_id: null, delivery_status: null });
+    expect(await db.sql`SELECT recipient, payload FROM message_statuses WHERE message_id = ${wamid}`).toEqual([{ recipient: null, payload: null }]);
+  });
+
+  it('leaves a reply sent already, and one whose message id another reply holds', async () => {
+    const [sent, holder, other] = [await unknownAttempt(), await unknownAttempt(), await unknownAttempt()];
+    const sentAs = newWamid();
+    await settleReply(db.sql, sent.id, 'sent', sentAs);
+    const held = newWamid();
+    await settleReply(db.sql, holder.id, 'sent', held);
+
+    await record(named(newWamid(), 'delivered', sent));
     await record(named(held, 'delivered', other));
-    expect(await replyOf(erased)).toEqual({ status: 'unknown', provider_message_id: null, delivery_status: null });
-    expect(await replyOf(sent)).toEqual({ status: 'sent', provider_message_id: sentAs, delivery_status: null });
-    expect(await replyOf(other)).toEqual({ status: 'unknown', provider_message_id: null, delivery_status: null });
+    expect(await replyOf(sent.id)).toEqual({ status: 'sent', provider_message_id: sentAs, delivery_status: null });
+    expect(await replyOf(other.id)).toEqual({ status: 'unknown', provider_message_id: null, delivery_status: null });
     // The holder's own receipt reaches it as before.
-    expect(await replyOf(holder)).toEqual({ status: 'sent', provider_message_id: held, delivery_status: 'delivered' });
+    expect(await replyOf(holder.id)).toEqual({ status: 'sent', provider_message_id: held, delivery_status: 'delivered' });
   });
 
   it('is found by cleanup\'s receipt repair when it was stored before the reply became unknown', async () => {
-    const inbound = uniqueWamid();
-    const [row] = await db.sql<{ id: string }[]>`
-      INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status)
-      VALUES (${`reply:whatsapp:${inbound}`}, 'whatsapp', ${inbound}, '15550700001', '106540352242922', 'order_confirmation', 'Order #1', 'sending')
-      RETURNING id::text`;
-    const wamid = `wamid.${uniqueWamid().replace(/\W/g, '')}`;
-    await record(named(wamid, 'sent', row!.id));
-    await db.sql`UPDATE outbound_messages SET status = 'unknown' WHERE id = ${row!.id}`;
-    expect((await replyOf(row!.id))!.status).toBe('unknown');
+    const reply = await unknownAttempt();
+    await db.sql`UPDATE outbound_messages SET status = 'sending' WHERE id = ${reply.id}`;
+    const wamid = newWamid();
+    await record(named(wamid, 'sent', reply));
+    await db.sql`UPDATE outbound_messages SET status = 'unknown' WHERE id = ${reply.id}`;
+    expect((await replyOf(reply.id))!.status).toBe('unknown');
     await runCleanup(db.sql, loadConfig(testEnv(db.url)), { days: 9, personalDataDays: 7, orderDays: 365 });
-    expect(await replyOf(row!.id)).toEqual({ status: 'sent', provider_message_id: wamid, delivery_status: 'sent' });
+    expect(await replyOf(reply.id)).toEqual({ status: 'sent', provider_message_id: wamid, delivery_status: 'sent' });
   });
 });
