@@ -1,5 +1,6 @@
 import type { Source } from '../config';
 import type { Sql } from '../db/client';
+import { runWithDeadlockRetry } from './commit-guards';
 
 /** A provider message id whose receipts may not have reached its reply yet. */
 export interface ReceiptKey {
@@ -19,7 +20,7 @@ export function replyReference(replyId: string, attempt: string): string {
 }
 
 /** The reply id and attempt in a receipt's biz_opaque_callback_data, as replyReference writes them. */
-const REPLY_REFERENCE = '^wagate:reply:([0-9]{1,18}):([0-9a-f-]{36})$';
+const REPLY_REFERENCE = '^wagate:reply:([0-9]{1,18}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$';
 
 /** The last_error of an unknown reply that a receipt settled as sent. */
 export const SETTLED_BY_RECEIPT = 'settled as sent by the provider\'s receipt: the answer to its send was lost, and the provider sent it';
@@ -89,7 +90,6 @@ export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promi
       WHERE o.webhook_source = x.webhook_source AND o.status = 'unknown' AND o.provider_message_id IS NULL
         AND o.sending_attempt = x.attempt AND o.recipient <> 'erased'
         AND NOT EXISTS (SELECT 1 FROM outbound_messages y WHERE y.webhook_source = x.webhook_source AND y.provider_message_id = x.message_id)
-        AND NOT EXISTS (SELECT 1 FROM outbound_messages y WHERE y.webhook_source = x.webhook_source AND x.message_id = ANY(y.earlier_provider_message_ids))
       ORDER BY o.id
       FOR UPDATE OF o),
     settled AS (
@@ -124,7 +124,7 @@ export async function foldReceiptsNamingReply(sql: Sql, replyId: string, attempt
     WHERE created_at > now() - make_interval(secs => ${withinSeconds}) AND webhook_source = 'whatsapp'
       AND payload->>'biz_opaque_callback_data' = ${replyReference(replyId, attempt)}`;
   if (receipts.length === 0) return false;
-  await foldReceipts(sql, receipts);
+  await runWithDeadlockRetry(() => foldReceipts(sql, receipts));
   const [reply] = await sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE id = ${replyId}`;
   return reply?.status === 'sent';
 }

@@ -51,18 +51,18 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
   // must not read as undelivered, and be resent once more).
   // The resend's own token: its writes settle only its own mark, and no retried message carries it.
   const attempt = randomUUID();
-  const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio'; was: 'unknown' | 'sent'; was_provider_id: string | null; was_delivery: string | null })[]>`
+  const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio'; was: 'unknown' | 'sent'; was_provider_id: string | null; was_delivery: string | null; was_attempt: string | null })[]>`
     UPDATE outbound_messages o SET status = 'sending', attempts = o.attempts + 1, updated_at = now(),
       sending_attempt = ${attempt},
       earlier_provider_message_ids = CASE WHEN before.was = 'sent'
         THEN array_append(o.earlier_provider_message_ids, o.provider_message_id) ELSE o.earlier_provider_message_ids END,
       provider_message_id = CASE WHEN before.was = 'sent' THEN NULL ELSE o.provider_message_id END,
       delivery_status = CASE WHEN before.was = 'sent' THEN NULL ELSE o.delivery_status END
-    FROM (SELECT id, status AS was, provider_message_id AS was_provider_id, delivery_status AS was_delivery
+    FROM (SELECT id, status AS was, provider_message_id AS was_provider_id, delivery_status AS was_delivery, sending_attempt AS was_attempt
           FROM outbound_messages WHERE id = ${id} FOR UPDATE) before
     WHERE o.id = before.id AND ${resendable(sql)} AND o.body IS NOT NULL AND o.recipient <> ${ERASED} AND NOT ${confirmsCancelledOrder(sql)}
     RETURNING o.id::text, o.kind, o.status, o.recipient, o.business_number, o.body, o.order_id::text, o.attempts, o.webhook_source,
-      before.was, before.was_provider_id, before.was_delivery`;
+      before.was, before.was_provider_id, before.was_delivery, before.was_attempt::text`;
   if (!row) {
     const [found] = await sql<{ status: string; delivery_status: string | null; resendable: boolean; has_body: boolean; cancelled_order: string | null }[]>`
       SELECT o.status, o.delivery_status, ${resendable(sql)} AS resendable, o.body IS NOT NULL AND o.recipient <> ${ERASED} AS has_body,
@@ -96,7 +96,8 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     // Should this write fail for good, the reply is no longer as it was and the catch below
     // marks it unknown: a retryable refusal's error, wrapped, cannot tell it from one put back.
     putBackFailed = true;
-    const [back] = await sql`UPDATE outbound_messages SET status = ${row.was}, sending_attempt = NULL, updated_at = now(),
+    // An unknown reply takes back the token of the attempt that left it so: its receipts may still settle it.
+    const [back] = await sql`UPDATE outbound_messages SET status = ${row.was}, sending_attempt = ${row.was === 'unknown' ? row.was_attempt : null}::uuid, updated_at = now(),
         last_error = CASE WHEN recipient = ${ERASED} THEN ${RESEND_NOT_SENT_ERASED} ELSE ${reason} END,
         provider_message_id = CASE WHEN ${restore} THEN ${row.was_provider_id} ELSE provider_message_id END,
         delivery_status = CASE WHEN ${restore} THEN ${row.was_delivery} ELSE delivery_status END,
@@ -135,7 +136,9 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     // marks it unknown later (markAbandonedSends).
     const cause = (error as Error).message;
     const reason = refusal ? `${refusal}; it could not be put back as it was: ${cause}` : `${RESEND_STOPPED}: ${cause}`;
+    // Refused, the resend sent nothing: the reply keeps the earlier attempt's token, whose receipts may settle it.
     const [back] = await sql`UPDATE outbound_messages SET status = 'unknown', updated_at = now(),
+        sending_attempt = CASE WHEN ${refusal !== undefined && row.was === 'unknown'} THEN ${row.was_attempt}::uuid ELSE sending_attempt END,
         last_error = CASE WHEN recipient = ${ERASED} THEN ${refusal ? RESEND_NOT_SENT_ERASED : RESEND_STOPPED} ELSE ${reason} END
       WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`.catch(() => []);
     if (!back) {

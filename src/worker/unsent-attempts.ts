@@ -13,8 +13,9 @@ const MESSAGES_REMEMBERED = 10_000;
  * What one delivery knows of its message's attempts that called no provider (SendingMark): the
  * tokens its retry header brought, and any its own unanswered mark adds, for the next retry.
  * A token stays true for as long as it is carried: it matches only while the reply is still
- * 'sending' under it, and every mark that succeeds writes a new one (every move out of
- * 'sending' clears it). A dlq replay settles the letter's tokens and drops them.
+ * 'sending' under it (every comparison asks for 'sending': a move to 'unknown' keeps the token,
+ * for that attempt's receipts, and every other move out of 'sending' clears it), and every mark
+ * that succeeds writes a new one. A dlq replay settles the letter's tokens and drops them.
  */
 export interface UnsentAttempts {
   readonly tokens: readonly string[];

@@ -4,7 +4,9 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../src/config';
 import { replyReference } from '../../src/ledger/fold-receipts';
 import { runCleanup } from '../../src/ledger/retention';
-import { settleReply } from '../../src/orders/reply-operations';
+import { resendReply, settleReply } from '../../src/orders/reply-operations';
+import type { ReplyClient, SendOutcome } from '../../src/replies/reply-clients';
+import { createMetrics } from '../../src/telemetry/metrics';
 import { listUndeliveredReplies } from '../../src/orders/undelivered-replies';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { serialRecorder } from '../support/ledger-items';
@@ -118,14 +120,34 @@ describe('a receipt that names an unknown reply (biz_opaque_callback_data)', () 
     expect(await replyOf(reply.id)).toEqual({ status: 'sent', provider_message_id: wamid, delivery_status: 'failed' });
   });
 
-  it('takes only the receipts of the attempt that left it unknown, not those of one before it', async () => {
+  /** A reply client that answers as given and keeps the reference each send carried. */
+  const clientAnswering = (outcome: SendOutcome, references: string[]): ReplyClient => async (target) => {
+    references.push(target.reference!);
+    return outcome;
+  };
+
+  it('takes only the receipts of the attempt that left it unknown, not those of an attempt an operator resent it after', async () => {
     const reply = await unknownAttempt();
-    // An earlier attempt's message: sent as W1, reported failed, then resent by an operator.
-    const earlier = newWamid();
-    await db.sql`UPDATE outbound_messages SET earlier_provider_message_ids = ARRAY[${earlier}] WHERE id = ${reply.id}`;
-    await record(named(earlier, 'failed', reply));
-    await record(named(newWamid(), 'delivered', { id: reply.id, attempt: randomUUID() }));
+    const references: string[] = [];
+    // Resent, and unknown again: the second attempt's receipts decide, not the first's.
+    await expect(resendReply(db.sql, reply.id, clientAnswering({ kind: 'unknown', error: 'timed out' }, references), createMetrics('test'))).resolves.toBe('unknown');
+    expect(references).toHaveLength(1);
+    expect(references[0]).not.toBe(replyReference(reply.id, reply.attempt));
+    const first = newWamid();
+    await record(named(first, 'failed', reply));
     expect(await replyOf(reply.id)).toEqual({ status: 'unknown', provider_message_id: null, delivery_status: null });
+    const second = newWamid();
+    await record(receipt(second, 'delivered', { biz_opaque_callback_data: references[0] }));
+    expect(await replyOf(reply.id)).toEqual({ status: 'sent', provider_message_id: second, delivery_status: 'delivered' });
+  });
+
+  it('keeps the attempt it was left unknown by when a resend of it is refused, so that attempt\'s receipts still settle it', async () => {
+    const reply = await unknownAttempt();
+    await expect(resendReply(db.sql, reply.id, clientAnswering({ kind: 'retry', error: 'Graph API 429 code 130429' }, []), createMetrics('test')))
+      .rejects.toThrow(/resend failed, nothing was sent/);
+    const wamid = newWamid();
+    await record(named(wamid, 'delivered', reply));
+    expect(await replyOf(reply.id)).toEqual({ status: 'sent', provider_message_id: wamid, delivery_status: 'delivered' });
   });
 
   it('leaves an erased customer\'s reply unknown, and keeps neither the number nor the payload of the receipt naming it', async () => {
