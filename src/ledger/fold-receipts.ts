@@ -1,6 +1,7 @@
 import type { Source } from '../config';
 import type { Sql } from '../db/client';
 import { runWithDeadlockRetry } from './commit-guards';
+import { TWILIO_REPLY_REFERENCE_PARAM } from './items';
 
 /** A provider message id whose receipts may not have reached its reply yet. */
 export interface ReceiptKey {
@@ -9,8 +10,9 @@ export interface ReceiptKey {
 }
 
 /**
- * What a Meta reply is sent with as `biz_opaque_callback_data`, which Meta echoes in every
- * receipt of the message: the reply and the attempt (its sending token) that sent it. A reply
+ * What a reply is sent with, which the provider echoes in every receipt of the message (Meta's
+ * `biz_opaque_callback_data`, a parameter of Twilio's status callback URL): the reply and the
+ * attempt (its sending token) that sent it. A reply
  * whose send answer was lost (unknown, without a provider id) is found by it, and only by its
  * last attempt's: a receipt of an earlier attempt (one an operator resent after it failed, or
  * after it was unknown) says nothing of the last.
@@ -22,13 +24,16 @@ export function replyReference(replyId: string, attempt: string): string {
 /** The reply id and attempt in a receipt's biz_opaque_callback_data, as replyReference writes them. */
 const REPLY_REFERENCE = '^wagate:reply:([0-9]{1,18}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$';
 
+/** The reference a stored receipt `r` carries, of either provider. */
+const receiptReference = (sql: Sql) => sql`coalesce(r.payload->>'biz_opaque_callback_data', r.payload->>${TWILIO_REPLY_REFERENCE_PARAM}::text)`;
+
 /** The last_error of an unknown reply that a receipt settled as sent. */
 export const SETTLED_BY_RECEIPT = 'settled as sent by the provider\'s receipt: the answer to its send was lost, and the provider sent it';
 
 /**
  * Moves each reply with one of these provider ids to its furthest stored receipt, forward
  * only (sent < delivered < read; failed is final), and clears the number and payload of the
- * receipts of an erased customer's reply. A Meta receipt that names an unknown reply without a
+ * receipts of an erased customer's reply. A receipt that names an unknown reply without a
  * provider id and the attempt it was left unknown by (replyReference) settles it as sent under
  * the receipt's message id: the provider sent it, and `wagate replies resend` would send it
  * twice. An erased customer's reply is left unknown, and the receipts that name it keep neither
@@ -73,17 +78,17 @@ export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promi
       UPDATE message_statuses r SET recipient = NULL, payload = NULL
       FROM wanted k, outbound_messages o
       WHERE r.webhook_source = k.source AND r.message_id = k.message_id
-        AND r.payload->>'biz_opaque_callback_data' ~ ${REPLY_REFERENCE}
-        AND o.id = substring(r.payload->>'biz_opaque_callback_data' from ${REPLY_REFERENCE})::bigint AND o.recipient = 'erased'),
+        AND ${receiptReference(sql)} ~ ${REPLY_REFERENCE}
+        AND o.id = substring(${receiptReference(sql)} from ${REPLY_REFERENCE})::bigint AND o.recipient = 'erased'),
     -- Unknown replies the receipts name, and the message id the provider sent each as. Disjoint
     -- from the replies above, which hold a provider id already; one id never goes to two replies.
     naming AS (
       SELECT DISTINCT f.webhook_source, f.message_id, f.status,
-             substring(r.payload->>'biz_opaque_callback_data' from ${REPLY_REFERENCE})::bigint AS reply_id,
-             (regexp_match(r.payload->>'biz_opaque_callback_data', ${REPLY_REFERENCE}))[2]::uuid AS attempt
+             substring(${receiptReference(sql)} from ${REPLY_REFERENCE})::bigint AS reply_id,
+             (regexp_match(${receiptReference(sql)}, ${REPLY_REFERENCE}))[2]::uuid AS attempt
       FROM furthest f
       JOIN message_statuses r ON r.webhook_source = f.webhook_source AND r.message_id = f.message_id
-      WHERE f.webhook_source = 'whatsapp' AND r.payload->>'biz_opaque_callback_data' ~ ${REPLY_REFERENCE}),
+      WHERE ${receiptReference(sql)} ~ ${REPLY_REFERENCE}),
     referenced AS MATERIALIZED (
       SELECT o.id, x.message_id, x.status
       FROM naming x JOIN outbound_messages o ON o.id = x.reply_id
@@ -111,7 +116,7 @@ export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promi
 }
 
 /**
- * Folds in the stored Meta receipts that name this reply's attempt (replyReference) and arrived
+ * Folds in the stored receipts that name this reply's attempt (replyReference) and arrived
  * within the last `withinSeconds`: run once the reply is marked unknown. Its receipts often come
  * before that (Meta's 'sent' a second after it accepted the message, while the answer was
  * still on its way or lost), and no later fold of the ingest's would then see them; cleanup's
@@ -120,9 +125,8 @@ export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promi
  */
 export async function foldReceiptsNamingReply(sql: Sql, replyId: string, attempt: string, withinSeconds: number): Promise<boolean> {
   const receipts = await sql<ReceiptKey[]>`
-    SELECT DISTINCT webhook_source AS source, message_id AS "providerMessageId" FROM message_statuses
-    WHERE created_at > now() - make_interval(secs => ${withinSeconds}) AND webhook_source = 'whatsapp'
-      AND payload->>'biz_opaque_callback_data' = ${replyReference(replyId, attempt)}`;
+    SELECT DISTINCT r.webhook_source AS source, r.message_id AS "providerMessageId" FROM message_statuses r
+    WHERE r.created_at > now() - make_interval(secs => ${withinSeconds}) AND ${receiptReference(sql)} = ${replyReference(replyId, attempt)}`;
   if (receipts.length === 0) return false;
   await runWithDeadlockRetry(() => foldReceipts(sql, receipts));
   const [reply] = await sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE id = ${replyId}`;

@@ -30,6 +30,13 @@ export interface MalformedItem extends ItemBase {
   sender?: string;
 }
 
+/**
+ * Where a Twilio receipt keeps the reference its status callback URL carried (the ingest adds
+ * it to the stored parameters, webhooks/twilio.ts; the fold reads it, ledger/fold-receipts.ts);
+ * a Meta receipt has Meta's own field, biz_opaque_callback_data.
+ */
+export const TWILIO_REPLY_REFERENCE_PARAM = 'wagate_reply';
+
 export interface StatusItem extends ItemBase {
   kind: 'status';
   receipt: string;

@@ -151,12 +151,11 @@ async function claimAndSend(
 }
 
 /**
- * Meta receipts of a reply marked unknown that arrived while its send was under way settle it
- * as sent (foldReceipts); true when they did. Left undone when it fails: the reply's next receipt, or cleanup's
- * receipt repair, does it. Twilio's callbacks carry no reference of ours.
+ * Receipts of a reply marked unknown that arrived while its send was under way settle it as
+ * sent (foldReceipts); true when they did. Left undone when it fails: the reply's next receipt,
+ * or cleanup's receipt repair, does it.
  */
-async function settleFromEarlierReceipts(sql: Sql, source: 'whatsapp' | 'twilio', replyId: string, attempt: string, sendStartedAt: number): Promise<boolean> {
-  if (source !== 'whatsapp') return false;
+async function settleFromEarlierReceipts(sql: Sql, replyId: string, attempt: string, sendStartedAt: number): Promise<boolean> {
   const withinSeconds = (performance.now() - sendStartedAt) / 1000 + RECEIPT_WINDOW_MARGIN_SECONDS;
   return foldReceiptsNamingReply(sql, replyId, attempt, withinSeconds).catch(() => false);
 }
@@ -205,7 +204,7 @@ async function sendMarkedReply(
       await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'unknown', providerMessageId: null, error: outcome.error, source, finish, attempt }));
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
       // Settled after all by a receipt that came while the send was under way: the provider sent it.
-      return (await settleFromEarlierReceipts(sql, source, outbound.id, attempt, started)) ? 'sent' : 'unknown';
+      return (await settleFromEarlierReceipts(sql, outbound.id, attempt, started)) ? 'sent' : 'unknown';
     case 'retry':
       // Unrecorded, the refusal still holds: the next attempt must not ask before its Retry-After.
       await writeRefusal(() => refuse('retry', outcome.error), finishing, attempt,

@@ -24,7 +24,8 @@ export interface ReplyTarget {
   body: string;
   /**
    * What the provider echoes in the message's receipts, so that they name the reply even when
-   * the answer to the send was lost: Meta's biz_opaque_callback_data (at most 512 characters).
+   * the answer to the send was lost: Meta's biz_opaque_callback_data (at most 512 characters),
+   * and a parameter of Twilio's StatusCallback URL.
    */
   reference?: string;
 }
@@ -169,6 +170,22 @@ function metaAddressee(address: string): { to: string } | { recipient: string } 
   return /^\+?\d+$/.test(address) ? { to: address } : { recipient: address };
 }
 
+/**
+ * The query parameter of a reply's status callback URL that carries its reference: Twilio posts
+ * the callbacks to that URL and signs it whole, so the ingest reads the reference from it as
+ * signed (webhooks/twilio.ts; the fold reads it from the receipt as ledger/fold-receipts.ts's
+ * TWILIO_REPLY_REFERENCE_PARAM, the same name).
+ */
+const TWILIO_REPLY_REFERENCE_PARAM = 'wagate_reply';
+
+/** The callback URL with the reference in its query, ahead of any #fragment (Twilio's connection overrides). */
+function statusCallbackFor(callback: string, reference: string | undefined): string {
+  if (!reference) return callback;
+  const url = new URL(callback);
+  url.searchParams.set(TWILIO_REPLY_REFERENCE_PARAM, reference);
+  return url.toString();
+}
+
 function twilioRequest(options: ReplyClientOptions, target: ReplyTarget) {
   if (!options.twilioAccountSid) return { missing: 'TWILIO_ACCOUNT_SID' } as const;
   if (!options.twilioAuthToken) return { missing: 'TWILIO_AUTH_TOKEN' } as const;
@@ -182,7 +199,7 @@ function twilioRequest(options: ReplyClientOptions, target: ReplyTarget) {
         To: target.to,
         From: target.from,
         Body: target.body,
-        ...(options.twilioStatusCallback ? { StatusCallback: options.twilioStatusCallback } : {}),
+        ...(options.twilioStatusCallback ? { StatusCallback: statusCallbackFor(options.twilioStatusCallback, target.reference) } : {}),
       }).toString(),
     },
   };

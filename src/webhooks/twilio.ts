@@ -1,7 +1,7 @@
 import { exceedsFormParams, MAX_TWILIO_FORM_PARAMS, twilioRejection } from './signature-rejection';
 import { TWILIO_SIGNATURE_FORMATS, TWILIO_SIGNATURE_SETTINGS_HEADER, twilioSigning } from './twilio-signing';
 import { z } from 'zod';
-import type { LedgerItem } from '../ledger/items';
+import { TWILIO_REPLY_REFERENCE_PARAM, type LedgerItem } from '../ledger/items';
 import { verifyHmac } from './hmac';
 import { describeIssues } from '../errors';
 import { MAX_ADDRESS_LENGTH, malformedItem, malformedKey, type InboundRequest, type WebhookAdapter } from './adapter';
@@ -76,10 +76,25 @@ export function createTwilioAdapter(options: TwilioAdapterOptions): WebhookAdapt
     },
     rejection: (request) => twilioRejection(request, secrets),
     parse: (request, receivedAtMs) => ({
-      items: readSignedBodyHash(request.originalUrl) === undefined ? parseTwilioForm(request.rawBody, receivedAtMs) : parseTwilioJson(request.rawBody, receivedAtMs),
+      items: withReplyReference(
+        readSignedBodyHash(request.originalUrl) === undefined ? parseTwilioForm(request.rawBody, receivedAtMs) : parseTwilioJson(request.rawBody, receivedAtMs),
+        request.originalUrl,
+      ),
       providerErrors: [],
     }),
   };
+}
+
+/**
+ * A reply's status callbacks come to the URL its send named, which carries the reply's
+ * reference in its query (replies/reply-clients.ts), signed with the rest of the URL: kept with
+ * each receipt's parameters, where the fold looks for it (ledger/fold-receipts.ts).
+ */
+function withReplyReference(items: LedgerItem[], originalUrl: string): LedgerItem[] {
+  const query = originalUrl.indexOf('?');
+  const reference = query === -1 ? null : new URLSearchParams(originalUrl.slice(query + 1)).get(TWILIO_REPLY_REFERENCE_PARAM);
+  if (!reference) return items;
+  return items.map((item) => (item.kind === 'status' ? { ...item, payload: { ...(item.payload as Record<string, string>), [TWILIO_REPLY_REFERENCE_PARAM]: reference } } : item));
 }
 
 /**

@@ -157,8 +157,9 @@ describe('order pipeline', () => {
     expect(call).toBeDefined();
     expect(call!.body).toMatchObject({
       From: 'whatsapp:+14155238886',
-      // Twilio posts the reply's receipts to our own webhook only when the send asks for them.
-      StatusCallback: `${PUBLIC_BASE_URL}/api/v1/whatsapp-hardened/twilio/webhook`,
+      // Twilio posts the reply's receipts to our own webhook only when the send asks for them,
+      // to a URL that names the reply and its attempt.
+      StatusCallback: expect.stringMatching(new RegExp(`^${PUBLIC_BASE_URL}/api/v1/whatsapp-hardened/twilio/webhook\\?wagate_reply=wagate%3Areply%3A\\d+%3A[0-9a-f-]{36}$`)),
     });
     expect((call!.body as Record<string, string>).Body).toContain('Café con leche');
     const [order] = await pipeline.db.sql`SELECT total::text FROM orders WHERE message_id = ${sid}`;

@@ -50,6 +50,20 @@ describe('reply clients', () => {
     expect(await client(fake.url)(twilio)).toMatchObject({ kind: 'sent', providerMessageId: expect.stringMatching(/^SM/) });
   });
 
+  it('send the reply\'s reference: Meta\'s biz_opaque_callback_data, and Twilio\'s status callback URL\'s query, ahead of its #fragment', async () => {
+    const reference = 'wagate:reply:7:0f8c5e1a-2b3c-4d5e-8f90-a1b2c3d4e5f6';
+    const callback = 'https://shop.example.com/api/v1/whatsapp-hardened/twilio/webhook#rc=3&rp=ct,rt,5xx';
+    const send = createReplyClient({ graphApiUrl: fake.url, graphApiVersion: 'v21.0', accessToken: TOKEN, twilioApiUrl: fake.url,
+      twilioAccountSid: SID, twilioAuthToken: TWILIO_TOKEN, twilioStatusCallback: callback, timeoutMs: 2000 });
+    const sent = fake.calls().length;
+    expect(await send({ ...meta, to: '15550001112', reference })).toMatchObject({ kind: 'sent' });
+    expect(await send({ ...twilio, to: 'whatsapp:+15550001112', reference })).toMatchObject({ kind: 'sent' });
+    const [metaCall, twilioCall] = fake.calls().slice(sent);
+    expect(metaCall!.body).toMatchObject({ biz_opaque_callback_data: reference });
+    expect((twilioCall!.body as Record<string, string>).StatusCallback).toBe(
+      `https://shop.example.com/api/v1/whatsapp-hardened/twilio/webhook?wagate_reply=${encodeURIComponent(reference)}#rc=3&rp=ct,rt,5xx`);
+  });
+
   it('refuse for good a call whose header cannot be sent (a token with a newline): nothing went out, and every try would fail the same', async () => {
     const before = fake.calls().length;
     const send = createReplyClient({ graphApiUrl: fake.url, graphApiVersion: 'v21.0', accessToken: `${TOKEN}\n`, twilioApiUrl: fake.url,

@@ -1,15 +1,15 @@
 import { SETTLED_BY_RECEIPT } from '../../src/ledger/fold-receipts';
 import { listUnknownReplies } from '../../src/orders/reply-operations';
 import { metaEnvelope } from '../../src/webhooks/samples';
-import { startPipeline, type Pipeline } from '../support/pipeline';
-import { postMeta, postMetaText, uniqueWamid } from '../support/webhooks';
+import { PUBLIC_BASE_URL, startPipeline, type Pipeline } from '../support/pipeline';
+import { postMeta, postMetaText, postTwilio, twilioText, uniqueWamid } from '../support/webhooks';
 import { waitFor } from '../support/wait';
 
 /**
- * A Meta reply whose send answer never came is unknown: resending it could send it twice, and
- * Meta has no console that finds one message. Meta echoes the reply's reference, sent as
- * biz_opaque_callback_data, in every receipt of the message, so a receipt settles it as sent,
- * with the message id the provider sent it as.
+ * A reply whose send answer never came is unknown: resending it could send it twice, and Meta
+ * has no console that finds one message. The provider echoes the reply's reference in every
+ * receipt of the message (Meta's biz_opaque_callback_data, the query of Twilio's status callback
+ * URL), so a receipt settles it as sent, with the message id the provider sent it as.
  */
 const REPLY_TIMEOUT_MS = 6000;
 let pipeline: Pipeline;
@@ -76,4 +76,22 @@ it('settles it from a receipt that came while the send was still under way, once
     return reply?.status === 'sent' ? reply : null;
   }, 3 * REPLY_TIMEOUT_MS);
   expect(settled).toMatchObject({ status: 'sent', provider_message_id: wamid, delivery_status: 'sent', last_error: SETTLED_BY_RECEIPT });
+}, 60_000);
+
+it('settles an unknown Twilio reply from a status callback to the URL its send named', async () => {
+  const to = 'whatsapp:+15550801003';
+  const params = twilioText('1 coke', to);
+  const inbound = params.find(([name]) => name === 'MessageSid')![1];
+  pipeline.fake.behave({ kind: 'hang' }, 1);
+  expect((await postTwilio(pipeline.ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
+  const call = await waitFor('the reply\'s send to reach the provider', () =>
+    pipeline.fake.calls().find((c) => c.provider === 'twilio' && (c.body as Record<string, string>).To === to));
+  const callback = new URL((call.body as Record<string, string>).StatusCallback!);
+  await waitFor('the reply to be unknown', async () => (await replyOf(inbound))?.status === 'unknown', 3 * REPLY_TIMEOUT_MS);
+
+  const sid = `SM${inbound.slice(2).split('').reverse().join('')}`;
+  const delivered: [string, string][] = [['MessageSid', sid], ['MessageStatus', 'delivered'], ['To', to], ['From', 'whatsapp:+14155238886']];
+  // Signed over the URL Twilio posts to, its query included, as Twilio signs it.
+  expect((await postTwilio(pipeline.ingest.baseUrl, delivered, { publicBaseUrl: PUBLIC_BASE_URL, query: callback.search })).status).toBe(200);
+  expect(await replyOf(inbound)).toMatchObject({ status: 'sent', provider_message_id: sid, delivery_status: 'delivered', last_error: SETTLED_BY_RECEIPT });
 }, 60_000);
