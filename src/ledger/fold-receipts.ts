@@ -12,16 +12,16 @@ export interface ReceiptKey {
 /**
  * What a reply is sent with, which the provider echoes in every receipt of the message (Meta's
  * `biz_opaque_callback_data`, a parameter of Twilio's status callback URL): the reply and the
- * attempt (its sending token) that sent it. A reply
- * whose send answer was lost (unknown, without a provider id) is found by it, and only by its
- * last attempt's: a receipt of an earlier attempt (one an operator resent after it failed, or
- * after it was unknown) says nothing of the last.
+ * attempt (its sending token) that sent it. A reply whose send answer was lost (unknown,
+ * without a provider id) is found by it, and only by its last attempt's: a receipt of an earlier
+ * attempt (one an operator resent after it failed, or after it was unknown) says nothing of the
+ * last.
  */
 export function replyReference(replyId: string, attempt: string): string {
   return `wagate:reply:${replyId}:${attempt}`;
 }
 
-/** The reply id and attempt in a receipt's biz_opaque_callback_data, as replyReference writes them. */
+/** The reply id and attempt in a receipt's reference, as replyReference writes them. */
 const REPLY_REFERENCE = '^wagate:reply:([0-9]{1,18}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$';
 
 /** The reference a stored receipt `r` carries, of either provider. */
