@@ -178,12 +178,17 @@ function metaAddressee(address: string): { to: string } | { recipient: string } 
  */
 const TWILIO_REPLY_REFERENCE_PARAM = 'wagate_reply';
 
-/** The callback URL with the reference in its query, ahead of any #fragment (Twilio's connection overrides). */
+/**
+ * The callback URL with the reference in its query, ahead of any #fragment (Twilio's connection
+ * overrides). Spliced into the text as configured, not rebuilt: Twilio signs the URL as given,
+ * and the ingest checks it against PUBLIC_BASE_URL as written, which URL would rewrite (a host
+ * in capitals or in Unicode, characters of the fragment).
+ */
 function statusCallbackFor(callback: string, reference: string | undefined): string {
   if (!reference) return callback;
-  const url = new URL(callback);
-  url.searchParams.set(TWILIO_REPLY_REFERENCE_PARAM, reference);
-  return url.toString();
+  const hash = callback.indexOf('#');
+  const [base, fragment] = hash === -1 ? [callback, ''] : [callback.slice(0, hash), callback.slice(hash)];
+  return `${base}${base.includes('?') ? '&' : '?'}${TWILIO_REPLY_REFERENCE_PARAM}=${encodeURIComponent(reference)}${fragment}`;
 }
 
 function twilioRequest(options: ReplyClientOptions, target: ReplyTarget) {

@@ -52,7 +52,8 @@ describe('reply clients', () => {
 
   it('send the reply\'s reference: Meta\'s biz_opaque_callback_data, and Twilio\'s status callback URL\'s query, ahead of its #fragment', async () => {
     const reference = 'wagate:reply:7:0f8c5e1a-2b3c-4d5e-8f90-a1b2c3d4e5f6';
-    const callback = 'https://shop.example.com/api/v1/whatsapp-hardened/twilio/webhook#rc=3&rp=ct,rt,5xx';
+    // As configured: a host in capitals stays so, since the ingest checks the signature against it as written.
+    const callback = 'https://Shop.Example.com/api/v1/whatsapp-hardened/twilio/webhook#rc=3&rp=ct,rt,5xx';
     const send = createReplyClient({ graphApiUrl: fake.url, graphApiVersion: 'v21.0', accessToken: TOKEN, twilioApiUrl: fake.url,
       twilioAccountSid: SID, twilioAuthToken: TWILIO_TOKEN, twilioStatusCallback: callback, timeoutMs: 2000 });
     const sent = fake.calls().length;
@@ -61,7 +62,7 @@ describe('reply clients', () => {
     const [metaCall, twilioCall] = fake.calls().slice(sent);
     expect(metaCall!.body).toMatchObject({ biz_opaque_callback_data: reference });
     expect((twilioCall!.body as Record<string, string>).StatusCallback).toBe(
-      `https://shop.example.com/api/v1/whatsapp-hardened/twilio/webhook?wagate_reply=${encodeURIComponent(reference)}#rc=3&rp=ct,rt,5xx`);
+      `https://Shop.Example.com/api/v1/whatsapp-hardened/twilio/webhook?wagate_reply=${encodeURIComponent(reference)}#rc=3&rp=ct,rt,5xx`);
   });
 
   it('refuse for good a call whose header cannot be sent (a token with a newline): nothing went out, and every try would fail the same', async () => {

@@ -1,4 +1,7 @@
 import { SETTLED_BY_RECEIPT } from '../../src/ledger/fold-receipts';
+import { TWILIO_WEBHOOK_PATH } from '../../src/webhooks/twilio';
+import { twilioSignature } from '../../src/webhooks/samples';
+import { TWILIO_TOKEN } from '../support/ingest';
 import { listUnknownReplies } from '../../src/orders/reply-operations';
 import { metaEnvelope } from '../../src/webhooks/samples';
 import { PUBLIC_BASE_URL, startPipeline, type Pipeline } from '../support/pipeline';
@@ -86,12 +89,15 @@ it('settles an unknown Twilio reply from a status callback to the URL its send n
   expect((await postTwilio(pipeline.ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL })).status).toBe(200);
   const call = await waitFor('the reply\'s send to reach the provider', () =>
     pipeline.fake.calls().find((c) => c.provider === 'twilio' && (c.body as Record<string, string>).To === to));
-  const callback = new URL((call.body as Record<string, string>).StatusCallback!);
+  // Where Twilio posts the callbacks, and the URL it signs them over: the StatusCallback as the send gave it.
+  const callback = (call.body as Record<string, string>).StatusCallback!;
+  expect(callback.startsWith(`${PUBLIC_BASE_URL}${TWILIO_WEBHOOK_PATH}?`)).toBe(true);
   await waitFor('the reply to be unknown', async () => (await replyOf(inbound))?.status === 'unknown', 3 * REPLY_TIMEOUT_MS);
 
   const sid = `SM${inbound.slice(2).split('').reverse().join('')}`;
   const delivered: [string, string][] = [['MessageSid', sid], ['MessageStatus', 'delivered'], ['To', to], ['From', 'whatsapp:+14155238886']];
-  // Signed over the URL Twilio posts to, its query included, as Twilio signs it.
-  expect((await postTwilio(pipeline.ingest.baseUrl, delivered, { publicBaseUrl: PUBLIC_BASE_URL, query: callback.search })).status).toBe(200);
+  const query = callback.slice(callback.indexOf('?'));
+  const signature = twilioSignature(TWILIO_TOKEN, callback, delivered);
+  expect((await postTwilio(pipeline.ingest.baseUrl, delivered, { publicBaseUrl: PUBLIC_BASE_URL, query, signature })).status).toBe(200);
   expect(await replyOf(inbound)).toMatchObject({ status: 'sent', provider_message_id: sid, delivery_status: 'delivered', last_error: SETTLED_BY_RECEIPT });
 }, 60_000);
