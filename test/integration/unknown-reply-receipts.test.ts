@@ -81,8 +81,8 @@ it('settles it from a receipt that came while the send was still under way, once
   expect(settled).toMatchObject({ status: 'sent', provider_message_id: wamid, delivery_status: 'sent', last_error: SETTLED_BY_RECEIPT });
 }, 60_000);
 
-it('settles an unknown Twilio reply from a status callback to the URL its send named', async () => {
-  const to = 'whatsapp:+15550801003';
+/** As unansweredSend, for a Twilio message: the inbound sid, and the status callback URL its reply's send named. */
+async function unansweredTwilioSend(to: string): Promise<{ inbound: string; callback: string; sid: string }> {
   const params = twilioText('1 coke', to);
   const inbound = params.find(([name]) => name === 'MessageSid')![1];
   pipeline.fake.behave({ kind: 'hang' }, 1);
@@ -92,12 +92,33 @@ it('settles an unknown Twilio reply from a status callback to the URL its send n
   // Where Twilio posts the callbacks, and the URL it signs them over: the StatusCallback as the send gave it.
   const callback = (call.body as Record<string, string>).StatusCallback!;
   expect(callback.startsWith(`${PUBLIC_BASE_URL}${TWILIO_WEBHOOK_PATH}?`)).toBe(true);
-  await waitFor('the reply to be unknown', async () => (await replyOf(inbound))?.status === 'unknown', 3 * REPLY_TIMEOUT_MS);
+  return { inbound, callback, sid: `SM${inbound.slice(2).split('').reverse().join('')}` };
+}
 
-  const sid = `SM${inbound.slice(2).split('').reverse().join('')}`;
-  const delivered: [string, string][] = [['MessageSid', sid], ['MessageStatus', 'delivered'], ['To', to], ['From', 'whatsapp:+14155238886']];
+/** Twilio's status callback for the message `sid`, posted to `callback` and signed over it. */
+async function postCallback(callback: string, sid: string, status: string, to: string): Promise<number> {
+  const params: [string, string][] = [['MessageSid', sid], ['MessageStatus', status], ['To', to], ['From', 'whatsapp:+14155238886']];
   const query = callback.slice(callback.indexOf('?'));
-  const signature = twilioSignature(TWILIO_TOKEN, callback, delivered);
-  expect((await postTwilio(pipeline.ingest.baseUrl, delivered, { publicBaseUrl: PUBLIC_BASE_URL, query, signature })).status).toBe(200);
+  const signature = twilioSignature(TWILIO_TOKEN, callback, params);
+  return (await postTwilio(pipeline.ingest.baseUrl, params, { publicBaseUrl: PUBLIC_BASE_URL, query, signature })).status;
+}
+
+it('settles an unknown Twilio reply from a status callback to the URL its send named', async () => {
+  const to = 'whatsapp:+15550801003';
+  const { inbound, callback, sid } = await unansweredTwilioSend(to);
+  await waitFor('the reply to be unknown', async () => (await replyOf(inbound))?.status === 'unknown', 3 * REPLY_TIMEOUT_MS);
+  expect(await postCallback(callback, sid, 'delivered', to)).toBe(200);
   expect(await replyOf(inbound)).toMatchObject({ status: 'sent', provider_message_id: sid, delivery_status: 'delivered', last_error: SETTLED_BY_RECEIPT });
+}, 60_000);
+
+it('settles a Twilio reply from a callback that came while its send was still under way, once the send times out', async () => {
+  const to = 'whatsapp:+15550801004';
+  const { inbound, callback, sid } = await unansweredTwilioSend(to);
+  expect(await postCallback(callback, sid, 'sent', to)).toBe(200);
+  expect((await replyOf(inbound))!.status).toBe('sending');
+  const settled = await waitFor('the reply to be settled as sent', async () => {
+    const reply = await replyOf(inbound);
+    return reply?.status === 'sent' ? reply : null;
+  }, 3 * REPLY_TIMEOUT_MS);
+  expect(settled).toMatchObject({ provider_message_id: sid, delivery_status: 'sent', last_error: SETTLED_BY_RECEIPT });
 }, 60_000);
