@@ -49,6 +49,20 @@ async function takerWaitingOnLocks(): Promise<number> {
 }
 
 /**
+ * What holds a take up, said when the wait for one times out: every statement of the database
+ * with what blocks it, and the group's records as Postgres sees them.
+ */
+async function groupState() {
+  const statements = await pipeline.db.sql`
+    SELECT pid, application_name, state, wait_event_type, wait_event, pg_blocking_pids(pid) AS blocked_by,
+           round(extract(epoch FROM now() - query_start)::numeric, 1) AS seconds, left(query, 160) AS query
+    FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`;
+  const owners = await pipeline.db.sql`SELECT shard, owner, round(extract(epoch FROM now() - changed_at)::numeric, 1) AS changed_ago FROM work_shard_owners`;
+  const members = await pipeline.db.sql`SELECT member_id, leaving, round(extract(epoch FROM now() - heartbeat_at)::numeric, 1) AS heartbeat_ago FROM worker_members`;
+  return { statements, owners, members };
+}
+
+/**
  * A worker as `wagate worker` runs it, with its log lines kept. The taker's connections to
  * Postgres are named, so that the test can tell its statements from the first one's. Not
  * through pipeline.startWorker, which waits for the group to settle: here it cannot, until the
@@ -86,7 +100,8 @@ it('gives the messages it had not finished back in order when its heartbeats sta
   let heartbeats: { release(): Promise<void> } | null = null;
   try {
     await rows.held;
-    const taker = await startLoggedWorker([], TAKER_APPLICATION);
+    const takerLines: { msg: string; shard?: number }[] = [];
+    const taker = await startLoggedWorker(takerLines, TAKER_APPLICATION);
     const { shard } = await waitFor('the first worker to release a shard', () => lines.find((line) => line.msg.startsWith('releasing a shard')));
     expect(shard).toBeDefined();
     expect(callsTo(pipeline, senders[shard!]!).length).toBeLessThan(MESSAGES - 8);
@@ -95,7 +110,10 @@ it('gives the messages it had not finished back in order when its heartbeats sta
     const stall = stallHeartbeats(pipeline.db.sql, pipeline.env.QUEUE_PREFIX!, releasing.memberId);
     heartbeats = stall;
     await stall.held;
-    await waitFor('the second worker to take the shard once the first one\'s heartbeat expired', () => taker.coordinator.owned().includes(shard!), 30_000);
+    await waitFor('the second worker to take the shard once the first one\'s heartbeat expired', () => taker.coordinator.owned().includes(shard!), 30_000)
+      .catch(async (error: Error) => {
+        throw new Error(`${error.message}; ${JSON.stringify(await groupState())}; the taker logged: ${JSON.stringify(takerLines.slice(-20))}`);
+      });
     // The taker was given messages of the sender, and waits on the first one's row.
     await waitFor('the second worker to claim a message of the shard', async () => (await takerWaitingOnLocks()) > 0, 30_000);
 
