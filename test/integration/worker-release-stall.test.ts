@@ -5,7 +5,7 @@ import { shardOf } from '../../src/queue/topology';
 import { callsTo, startPipeline, type Pipeline } from '../support/pipeline';
 import { orderAndCallsPerSender, overlapping, sendRounds } from '../support/scale-out';
 import { waitFor } from '../support/wait';
-import { holdInTransaction, stallHeartbeats } from '../support/database';
+import { holdQueuedMessages, stallHeartbeats } from '../support/database';
 
 /**
  * A worker cut off from Postgres in the middle of a plain release: it has cancelled the shard's
@@ -59,7 +59,15 @@ async function groupState() {
     FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`;
   const owners = await pipeline.db.sql`SELECT shard, owner, round(extract(epoch FROM now() - changed_at)::numeric, 1) AS changed_ago FROM work_shard_owners`;
   const members = await pipeline.db.sql`SELECT member_id, leaving, round(extract(epoch FROM now() - heartbeat_at)::numeric, 1) AS heartbeat_ago FROM worker_members`;
-  return { statements, owners, members };
+  // The rows the waiting statements wait on: a waiter holds the tuple's lock while it waits for its locker.
+  const tuples = await pipeline.db.sql`
+    SELECT l.pid, l.granted, m.message_id, m.status, m.attempts, round(extract(epoch FROM now() - m.updated_at)::numeric, 1) AS updated_ago
+    FROM pg_locks l JOIN webhook_messages m ON m.ctid = ('(' || l.page || ',' || l.tuple || ')')::tid
+    WHERE l.locktype = 'tuple' AND l.relation = 'webhook_messages'::regclass`;
+  const messages = await pipeline.db.sql`
+    SELECT message_id, status, attempts, round(extract(epoch FROM now() - updated_at)::numeric, 1) AS updated_ago
+    FROM webhook_messages WHERE status <> 'queued' ORDER BY id`;
+  return { statements, owners, members, tuples, messages };
 }
 
 /**
@@ -95,11 +103,9 @@ it('gives the messages it had not finished back in order when its heartbeats sta
   // a share lock on its shard's record, and one that met a locked row of its own message would
   // keep it until the end of the test, the taker unable to take the shard.
   const ids = [...sent.values()].flat();
-  const rows = holdInTransaction(pipeline.db.sql, (tx) => tx`
-    SELECT 1 FROM webhook_messages WHERE message_id = ANY(${ids}) AND status = 'queued' FOR UPDATE`);
+  const rows = await holdQueuedMessages(pipeline.db.sql, ids);
   let heartbeats: { release(): Promise<void> } | null = null;
   try {
-    await rows.held;
     const takerLines: { msg: string; shard?: number }[] = [];
     const taker = await startLoggedWorker(takerLines, TAKER_APPLICATION);
     const { shard } = await waitFor('the first worker to release a shard', () => lines.find((line) => line.msg.startsWith('releasing a shard')));
@@ -112,7 +118,7 @@ it('gives the messages it had not finished back in order when its heartbeats sta
     await stall.held;
     await waitFor('the second worker to take the shard once the first one\'s heartbeat expired', () => taker.coordinator.owned().includes(shard!), 30_000)
       .catch(async (error: Error) => {
-        throw new Error(`${error.message}; ${JSON.stringify(await groupState())}; the taker logged: ${JSON.stringify(takerLines.slice(-20))}`);
+        throw new Error(`${error.message}; ${JSON.stringify(await groupState())}; the taker logged: ${JSON.stringify(takerLines.slice(-20))}; the first worker logged: ${JSON.stringify(lines.slice(-30))}`);
       });
     // The taker was given messages of the sender, and waits on the first one's row.
     await waitFor('the second worker to claim a message of the shard', async () => (await takerWaitingOnLocks()) > 0, 30_000);

@@ -82,6 +82,42 @@ export function holdInTransaction(sql: Sql, statement: (tx: Sql) => PromiseLike<
   };
 }
 
+/** The hold's statement locked a row it did not return (see holdQueuedMessages). */
+class StrayRowLock extends Error {}
+
+/** How many times holdQueuedMessages takes the lock again when it caught a row it did not mean to. */
+const QUEUED_HOLD_ATTEMPTS = 50;
+
+/**
+ * Holds the rows of these messages that are still 'queued' locked until released, so that a
+ * worker's claim of any of them waits. Only those: a row that a claim made 'processing' while the
+ * lock statement ran is locked too, though the statement does not return it. READ COMMITTED
+ * locks the newest version of a row changed under it before it checks the row again, and keeps
+ * that lock when the row no longer matches. The decision write of that message would then wait
+ * for the hold, keeping its shard's record share-locked and every take of the shard waiting.
+ * A hold that caught such a row (one not queued whose locker is this transaction) is rolled
+ * back and taken again.
+ */
+export async function holdQueuedMessages(sql: Sql, messageIds: string[]): Promise<{ release(): Promise<void> }> {
+  for (let attempt = 1; ; attempt += 1) {
+    const hold = holdInTransaction(sql, async (tx) => {
+      await tx`SELECT 1 FROM webhook_messages WHERE message_id = ANY(${messageIds}) AND status = 'queued' FOR UPDATE`;
+      // A row locked by one transaction alone names it in xmax, as a 32-bit id.
+      const [row] = await tx<{ stray: number }[]>`
+        SELECT count(*)::integer AS stray FROM webhook_messages
+        WHERE message_id = ANY(${messageIds}) AND status <> 'queued'
+          AND xmax::text::bigint = pg_current_xact_id()::text::bigint % 4294967296`;
+      if (row!.stray > 0) throw new StrayRowLock(`the hold locked ${row!.stray} message rows that are no longer queued`);
+    });
+    try {
+      await hold.held;
+      return hold;
+    } catch (error) {
+      if (!(error instanceof StrayRowLock) || attempt === QUEUED_HOLD_ATTEMPTS) throw error;
+    }
+  }
+}
+
 /**
  * Stalls a worker's heartbeats, as a Postgres out of its reach would, until released: its member
  * row is held share-locked, which the heartbeat's update waits for. A take of its shards locks
