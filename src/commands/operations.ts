@@ -19,13 +19,12 @@ import { eraseCustomer } from '../orders/erase-customer';
 import { DEAD_LETTER_SETTLE_SECONDS, reopenDeadMessage } from '../orders/reopen-dead-message';
 import { listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
 import { listUndeliveredReplies } from '../orders/undelivered-replies';
-import { dropDeadLetters, listDeadLetters, purgeDeadLetters, purgeDeadLettersById, replayDeadLetters } from '../queue/dead-letters';
+import { dropDeadLetters, listDeadLetters, purgeDeadLetters, purgeDeadLettersById, replayDeadLetters, type ReopenDeadMessage } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
 import { queuesHoldingMessages } from '../queue/inspect-queue';
 import { withoutNumbers } from '../telemetry/without-numbers';
 import { groupStuckAfterMs, requeueStuckMessages } from '../ledger/stuck';
 import { withOperatorChannel } from '../queue/operator-channel';
-import type { QueueMessage } from '../queue/message';
 import type { Topology } from '../queue/topology';
 import { replyClientFromConfig } from '../replies/from-config';
 import type { Logger } from '../telemetry/logger';
@@ -148,14 +147,21 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
 /**
  * reopenDeadMessage for `dlq replay`, whose pass runs on a broker channel: there a Postgres
  * that went away (a reset, a refused connection) read as the broker's failure, and the
- * operator was sent to RabbitMQ. It names the database, and what is left to do.
+ * operator was sent to RabbitMQ. It names the database, and what is left to do. The
+ * republish's own failure is the broker's, and stays so.
  */
-export function reopenForReplay(sql: Sql, databaseUrl: string) {
-  return (message: Pick<QueueMessage, 'source' | 'messageId'>, unsentAttempts: readonly string[]): Promise<boolean> =>
-    reopenDeadMessage(sql, message, unsentAttempts).catch((error: unknown) => {
-      if (classifyPostgresError(error) !== 'DATABASE_UNAVAILABLE') throw error;
+export function reopenForReplay(sql: Sql, databaseUrl: string): ReopenDeadMessage {
+  return (message, unsentAttempts, republish) => {
+    const publishFailures = new Set<unknown>();
+    const publishing = () => republish().catch((error: unknown) => {
+      publishFailures.add(error);
+      throw error;
+    });
+    return reopenDeadMessage(sql, message, unsentAttempts, publishing).catch((error: unknown) => {
+      if (publishFailures.has(error) || classifyPostgresError(error) !== 'DATABASE_UNAVAILABLE') throw error;
       throw new WagateError('DATABASE_UNAVAILABLE', `${explainPostgresFailure(error, databaseUrl)}; the letters not replayed yet stay in the dead-letter queue: run wagate dlq replay again once it answers`, { cause: error });
     });
+  };
 }
 
 export async function cleanupCommand(config: Config, args: string[]): Promise<void> {

@@ -53,17 +53,23 @@ function giveBack(channel: ConfirmChannel): void {
   }
 }
 
+/** What became of one dead letter's replay. */
+export type ReplayOutcome = 'replayed' | 'skipped' | 'unroutable';
+
 /**
- * Reopens a dead message's records so the worker takes it again; false when they are finished,
- * erased or gone. `unsentAttempts`: the letter's tokens of attempts that marked its reply and
- * called nothing (UNSENT_ATTEMPTS_HEADER); the replayed copy goes without them.
+ * Reopens a dead message's records so the worker takes it again, around `republish`, which
+ * puts its copy back on its work queue: the records change only if the copy went ('replayed').
+ * 'skipped' when they are finished, erased or gone, and nothing is published; 'unroutable' when
+ * no queue took the copy, and the records stay as they were: dead, with their reason.
+ * `unsentAttempts`: the letter's tokens of attempts that marked its reply and called nothing
+ * (UNSENT_ATTEMPTS_HEADER); the replayed copy goes without them.
  */
-export type ReopenDeadMessage = (message: QueueMessage, unsentAttempts: readonly string[]) => Promise<boolean>;
+export type ReopenDeadMessage = (message: QueueMessage, unsentAttempts: readonly string[], republish: () => Promise<boolean>) => Promise<ReplayOutcome>;
 
 /**
  * Puts dead letters (all, or those with the given AMQP ids) back on their sender's work
  * queue with a fresh attempt count. Each is republished with a confirm before it is acked
- * from the dead-letter queue, and its records are reopened first (`reopen`) so the worker
+ * from the dead-letter queue, while its records are reopened (`reopen`) so the worker
  * takes it again. Each dead letter present when it starts is replayed at most once.
  */
 export async function replayDeadLetters(
@@ -100,20 +106,19 @@ async function replayTaken(
       skipped.push(id || '(no id)');
       continue;
     }
-    // Its record was cleaned up, erased or finished meanwhile: the worker would skip it.
-    if (!(await reopen(payload.data, unsentAttemptsIn(message.properties.headers)))) {
-      skipped.push(id);
-      continue;
-    }
     const headers = { ...withoutBrokerHeaders(message.properties.headers, [LAST_ERROR_HEADER, DEAD_AT_HEADER, NOT_BEFORE_HEADER, UNSENT_ATTEMPTS_HEADER]), [ATTEMPT_HEADER]: 0 };
     const options = { persistent: true, mandatory: true as const, messageId: id, contentType: 'application/json', headers };
-    if (!(await publishRouted(channel, topology.exchange, routingKeyFor(topology, payload.data.senderKey), message.content, options))) {
-      // Left unacked, the letter is given back to the dead-letter queue.
-      unroutable.push(id);
-      continue;
+    const republish = () => publishRouted(channel, topology.exchange, routingKeyFor(topology, payload.data.senderKey), message.content, options);
+    const outcome = await reopen(payload.data, unsentAttemptsIn(message.properties.headers), republish);
+    // Skipped: its record was cleaned up, erased or finished meanwhile, and the worker would
+    // skip it. Unroutable: no queue took the copy. Left unacked, the letter is given back to the
+    // dead-letter queue.
+    if (outcome === 'skipped') skipped.push(id);
+    else if (outcome === 'unroutable') unroutable.push(id);
+    else {
+      channel.ack(message);
+      replayed.push(id);
     }
-    channel.ack(message);
-    replayed.push(id);
   }
 }
 

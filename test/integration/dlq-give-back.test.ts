@@ -61,7 +61,7 @@ describe('operator commands on the dead-letter queue', () => {
   });
 
   it('dlq replay --id gives back the letters it was not asked for', async () => {
-    const report = await givesBack(3, (channel) => replayDeadLetters(channel, topology, async () => true, ['whatsapp:wamid.missing']));
+    const report = await givesBack(3, (channel) => replayDeadLetters(channel, topology, async (_message, _unsent, republish) => ((await republish()) ? 'replayed' : 'unroutable'), ['whatsapp:wamid.missing']));
     expect(report).toEqual({ replayed: [], skipped: [], unroutable: [] });
   });
 

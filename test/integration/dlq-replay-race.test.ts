@@ -139,4 +139,31 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
     expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).not.toContain(`whatsapp:${id}`);
     expect(await statusOf(id)).toBe('erased');
   });
+  it('keeps the record dead with its reason, and its reply failed, when no queue takes the replayed copy', async () => {
+    await pipeline.startWorker();
+    const from = '15550700005';
+    const id = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 400, metaCode: 131047 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from, text: '1 coke' });
+    await waitFor('the message recorded dead', async () => (await statusOf(id)) === 'dead', 30_000);
+    // No worker declares the shard queue again meanwhile.
+    for (const running of pipeline.workers.splice(0)) await running.stop();
+    const before = await pipeline.db.sql`
+      SELECT m.status, m.last_error, o.status AS reply FROM webhook_messages m JOIN outbound_messages o ON o.inbound_message_id = m.message_id
+      WHERE m.message_id = ${id}`;
+    expect(before).toEqual([{ status: 'dead', last_error: expect.stringContaining('131047'), reply: 'failed' }]);
+    const shardQueue = pipeline.ingest.topology.shards[shardOf(from, pipeline.ingest.topology.shards.length)]!.queue;
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    try {
+      await (await connection.createChannel()).deleteQueue(shardQueue);
+    } finally {
+      await connection.close();
+    }
+    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`])).toEqual({ replayed: [], skipped: [], unroutable: [`whatsapp:${id}`] });
+    // As before the replay: a letter the operator now drops is not brought back as a queued record.
+    expect(await pipeline.db.sql`
+      SELECT m.status, m.last_error, o.status AS reply FROM webhook_messages m JOIN outbound_messages o ON o.inbound_message_id = m.message_id
+      WHERE m.message_id = ${id}`).toEqual(before);
+    expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).toContain(`whatsapp:${id}`);
+  });
 });

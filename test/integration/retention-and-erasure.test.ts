@@ -83,7 +83,7 @@ describe('erase', () => {
     // A provider's error text may quote the number: it goes too.
     expect(await pipeline.db.sql`SELECT last_error FROM webhook_messages WHERE message_id = ${dead}`).toEqual([{ last_error: null }]);
     // Its dead letter, replayed from a copy the erase missed, does not reopen it.
-    expect(await reopenDeadMessage(pipeline.db.sql, { source: 'whatsapp', messageId: dead })).toBe(false);
+    expect(await reopenDeadMessage(pipeline.db.sql, { source: 'whatsapp', messageId: dead }, [], async () => true)).toBe('skipped');
     expect(await statusOf(dead)).toBe('dead');
     expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).not.toContain(`whatsapp:${dead}`);
     // Dedupe keys survive erasure: a replay is still a duplicate.
@@ -636,7 +636,7 @@ describe('a reply whose text retention removed', () => {
               VALUES ('twilio', ${inbound}, 'whatsapp:+15550400009', 'whatsapp:+15550400009', 'dead', 'reply failed for good', '{"Body":"1 coke"}')`;
     const [failed] = await sql`INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, status, body)
               VALUES (${`reply:twilio:${inbound}`}, 'twilio', ${inbound}, 'whatsapp:+15550400009', 'whatsapp:+15550000000', 'order_confirmation', 'failed', NULL) RETURNING id::text`;
-    expect(await reopenDeadMessage(sql, { source: 'twilio', messageId: inbound })).toBe(true);
+    expect(await reopenDeadMessage(sql, { source: 'twilio', messageId: inbound }, [], async () => true)).toBe('replayed');
     expect(await sql`SELECT status FROM outbound_messages WHERE id = ${failed!.id}`).toEqual([{ status: 'failed' }]);
     await sql`UPDATE webhook_messages SET status = 'dead' WHERE message_id = ${inbound}`;
 

@@ -14,7 +14,7 @@ export function listDead(topology: Topology): Promise<DeadLetter[]> {
 
 /** What `wagate dlq replay --id …` does: reopen the records, republish, ack. */
 export function replayDead(sql: Sql, topology: Topology, ids?: string[]): Promise<ReplayReport> {
-  return withOperatorChannel(operator(topology), (channel) => replayDeadLetters(channel, topology, (message, unsent) => reopenDeadMessage(sql, message, unsent), ids));
+  return withOperatorChannel(operator(topology), (channel) => replayDeadLetters(channel, topology, (message, unsent, republish) => reopenDeadMessage(sql, message, unsent, republish), ids));
 }
 
 export function operator(topology: Topology) {
