@@ -15,7 +15,7 @@ import { countKeptThroughFailures } from '../telemetry/count-kept-through-failur
 import { createPublisher } from '../queue/publisher';
 import { dropDeadLetters } from '../queue/dead-letters';
 import { withOperatorChannel } from '../queue/operator-channel';
-import type { Topology } from '../queue/topology';
+import { declareHandOverTarget, type Topology } from '../queue/topology';
 import type { Logger } from '../telemetry/logger';
 import { finishedWithin, settleWithin } from '../settle-within';
 import { createMetrics, type Metrics } from '../telemetry/metrics';
@@ -178,6 +178,11 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log,
     metrics,
     handle: (message, unsent, attempt) => processMessage(pipeline, message, unsent, attempt),
+    redeclare: async (exchange) => {
+      let declared = false;
+      await publishBroker.declareApart(async (channel) => void (declared = await declareHandOverTarget(channel, topology, exchange)));
+      return declared;
+    },
     // Rare (an erase during a dead-lettering): a connection of its own, as `wagate erase` opens.
     dropDeadLetter: async (message) => {
       // Waited for briefly: the message's sender waits meanwhile, and the log says how to drop it later.

@@ -1,8 +1,9 @@
-import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { isWagateError, WagateError } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import { createQueueInspector } from './queue-inspector';
 import { redactUrl } from '../telemetry/redact-url';
+import { failAfter } from '../settle-within';
 
 export interface BrokerOptions {
   url: string;
@@ -37,6 +38,12 @@ export interface Broker {
   /** Resolves when connected, or rejects after timeoutMs. */
   waitUntilConnected(timeoutMs: number): Promise<void>;
   onConnected(listener: (channel: ConfirmChannel) => void): void;
+  /**
+   * Runs declarations on a channel opened for them and closed after, within a few seconds: a
+   * declaration the broker refuses (a queue declared with other arguments) closes that channel,
+   * not the one publishes or deliveries go on. Throws while disconnected.
+   */
+  declareApart(work: (channel: Channel) => Promise<void>): Promise<void>;
   /** Ready-message count of a queue via passive declare, or null if the broker is unreachable. */
   readyCount(queue: string): Promise<number | null>;
   /** Ready messages and consumers of a queue via passive declare, or null. */
@@ -52,6 +59,8 @@ export interface Broker {
  */
 /** How long close() waits for a connection attempt under way, and for each close it sends. */
 const CLOSE_WAIT_MS = 5000;
+/** How long a declaration on a channel of its own (declareApart) may take, its channel's opening included. */
+const DECLARE_APART_TIMEOUT_MS = 5000;
 /** AMQP heartbeat, in seconds: a silent peer is declared dead after about twice this. */
 const HEARTBEAT_SECONDS = 15;
 /**
@@ -196,6 +205,20 @@ export function createBroker(options: BrokerOptions): Broker {
           resolve();
         });
       });
+    },
+    async declareApart(work) {
+      const model = connection;
+      if (!model) throw new WagateError('BROKER_UNAVAILABLE', `not connected to the broker at ${redactUrl(options.url)}`);
+      const opening = model.createChannel();
+      const declared = opening.then(async (channel) => {
+        channel.on('error', () => undefined);
+        try {
+          await work(channel);
+        } finally {
+          await channel.close().catch(() => undefined);
+        }
+      });
+      await failAfter(declared, DECLARE_APART_TIMEOUT_MS, () => new WagateError('BROKER_UNAVAILABLE', `the broker did not answer a declaration within ${DECLARE_APART_TIMEOUT_MS} ms`));
     },
     async readyCount(queue) {
       return (await this.inspect(queue))?.messageCount ?? null;

@@ -113,23 +113,45 @@ export async function declareShardQueue(channel: Channel, topology: Topology, in
 /** `shardLimit`: only the first so many shard queues are declared (declarableShardCount). */
 export async function assertTopology(channel: Channel, topology: Topology, shardLimit = topology.shards.length): Promise<void> {
   await channel.assertExchange(topology.exchange, 'direct', { durable: true });
+  await declareDeadQueue(channel, topology);
+  for (const shard of topology.shards.slice(0, shardLimit)) await declareShardQueue(channel, topology, shard.index);
+  for (const tier of topology.retryTiers) await declareRetryTier(channel, topology, tier);
+}
+
+async function declareDeadQueue(channel: Channel, topology: Topology): Promise<void> {
   await channel.assertExchange(topology.deadExchange, 'direct', { durable: true });
   await declareQueue(channel, topology.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await channel.bindQueue(topology.deadQueue, topology.deadExchange, DEAD_ROUTING_KEY);
+}
 
-  for (const shard of topology.shards.slice(0, shardLimit)) await declareShardQueue(channel, topology, shard.index);
+async function declareRetryTier(channel: Channel, topology: Topology, tier: Topology['retryTiers'][number]): Promise<void> {
+  await channel.assertExchange(tier.exchange, 'fanout', { durable: true });
+  await declareQueue(channel, tier.queue, {
+    durable: true,
+    arguments: {
+      'x-queue-type': 'classic',
+      'x-message-ttl': tier.delayMs,
+      // No dead-letter routing key: the message keeps its work.N key and returns to its shard.
+      'x-dead-letter-exchange': topology.exchange,
+    },
+  });
+  await channel.bindQueue(tier.queue, tier.exchange, '');
+}
 
-  for (const tier of topology.retryTiers) {
-    await channel.assertExchange(tier.exchange, 'fanout', { durable: true });
-    await declareQueue(channel, tier.queue, {
-      durable: true,
-      arguments: {
-        'x-queue-type': 'classic',
-        'x-message-ttl': tier.delayMs,
-        // No dead-letter routing key: the message keeps its work.N key and returns to its shard.
-        'x-dead-letter-exchange': topology.exchange,
-      },
-    });
-    await channel.bindQueue(tier.queue, tier.exchange, '');
+/**
+ * Declares again the queue behind a hand-over's exchange, a retry tier's or the dead-letter
+ * queue's, after the broker returned a hand-over to it: deleted by hand (the README says an old
+ * tier's queue may go once empty), it would otherwise hold the message, and its sender, for
+ * good. False for the work exchange: a shard queue may be missing on purpose (a shrinking
+ * reshard deletes them), and only a worker that takes the shard declares it again.
+ */
+export async function declareHandOverTarget(channel: Channel, topology: Topology, exchange: string): Promise<boolean> {
+  if (exchange === topology.deadExchange) {
+    await declareDeadQueue(channel, topology);
+    return true;
   }
+  const tier = topology.retryTiers.find((candidate) => candidate.exchange === exchange);
+  if (!tier) return false;
+  await declareRetryTier(channel, topology, tier);
+  return true;
 }

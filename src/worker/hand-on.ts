@@ -39,6 +39,11 @@ export interface HandOnDeps {
   log: Logger;
   metrics: Metrics;
   /**
+   * Declares again the queue behind a hand-over's exchange (declareHandOverTarget), on a
+   * channel of its own; false when that exchange's queues are not declared so.
+   */
+  redeclare?(exchange: string): Promise<boolean>;
+  /**
    * Drops a message's letters from the dead-letter queue, on a channel of its own
    * (dropDeadLetters): for a customer erased while their message was being dead-lettered.
    */
@@ -366,8 +371,19 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       if (ok) return;
       if (!held()) throw new WagateError('BROKER_UNAVAILABLE', `the broker did not confirm the hand-over to ${exchange}`);
       deps.log.warn({ messageId: publication.messageId, exchange, attempt }, 'the hand-over was not confirmed; holding the message and publishing it again');
+      // Refused or returned: a tier's queue, or the dead-letter queue, deleted by hand returns
+      // every hand-over to it until it is declared again.
+      if (answer === false) await redeclareTarget(exchange);
       await pause(Math.min(HAND_OVER_RETRY_MIN_MS * 2 ** attempt, HAND_OVER_RETRY_MAX_MS));
       if (!held()) throw new WagateError('BROKER_UNAVAILABLE', `the broker did not confirm the hand-over to ${exchange}`);
+    }
+  }
+
+  async function redeclareTarget(exchange: string): Promise<void> {
+    try {
+      if (await deps.redeclare?.(exchange)) deps.log.info({ exchange }, 'declared the queue behind a hand-over\'s exchange again, in case it was deleted');
+    } catch (error) {
+      deps.log.warn({ exchange, err: (error as Error).message }, 'could not declare the queue behind a hand-over\'s exchange again');
     }
   }
 

@@ -381,6 +381,29 @@ describe('worker failures', () => {
     expect(callsTo('15550200003')).toHaveLength(2);
   });
 
+  it('declares a retry tier\'s queue again when it was deleted, so that a hand-over to it goes through and its sender goes on', async () => {
+    const tierQueue = pipeline.ingest.topology.retryTiers[0]!.queue;
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    try {
+      await (await connection.createChannel()).deleteQueue(tierQueue);
+    } finally {
+      await connection.close();
+    }
+    const id = uniqueWamid();
+    const next = uniqueWamid();
+    pipeline.fake.behave({ kind: 'status', status: 429 }, 1);
+    await postMetaText(pipeline.ingest.baseUrl, { id, from: '15550200049', text: '1 coke' });
+    await postMetaText(pipeline.ingest.baseUrl, { id: next, from: '15550200049', text: '2 coke' });
+    await waitFor('both messages processed', async () => (await recordOf(id))?.status === 'processed' && (await recordOf(next))?.status === 'processed', 30_000);
+    expect(callsTo('15550200049')).toHaveLength(3);
+    const check = await amqp.connect(TEST_AMQP_URL);
+    try {
+      expect((await (await check.createChannel()).checkQueue(tierQueue)).queue).toBe(tierQueue);
+    } finally {
+      await check.close();
+    }
+  });
+
   it('marks a reply unknown on a 502 that does not say the message was refused, and never resends it', async () => {
     const id = uniqueWamid();
     pipeline.fake.behave({ kind: 'status', status: 502, bodyless: true }, 1);
