@@ -27,7 +27,8 @@ class BodyTimedOut extends Error {
  * whole HTTP_REQUEST_TIMEOUT_MS while thousands like it keep genuine webhooks out.
  */
 export async function readRawBody(req: IncomingMessage, maxBytes: number, timeoutMs: number, sendContinue: () => void): Promise<BodyResult> {
-  const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  // An empty header, as some proxies send, names no coding: the bytes are as sent.
+  const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase() || 'identity';
   if (encoding !== 'identity') {
     req.resume();
     return { ok: false, failure: { outcome: 'bad_request', status: 415, message: `content-encoding "${encoding}" is not supported` } };

@@ -219,6 +219,13 @@ describe('what each input gets, in-process against the real recorder', () => {
     expect(await rowOf(id)).toBeUndefined();
   });
 
+  it('records a body whose Content-Encoding header is empty, as some proxies send it: it names no coding', async () => {
+    const id = uniqueWamid();
+    const reply = await postMeta(ingest, metaTextEnvelope({ id, from: '15550500018', text: 'x' }), { 'content-encoding': '' });
+    expect(reply.statusCode).toBe(200);
+    expect(await rowOf(id)).toMatchObject({ status: 'queued' });
+  });
+
   it('answers 503 with Retry-After when Postgres cannot be reached, and records nothing', async () => {
     const { cut, unreachable } = ingestWithoutPostgres();
     try {
