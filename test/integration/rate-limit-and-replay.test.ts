@@ -43,6 +43,20 @@ describe('rate limits', () => {
     expect((await drainedIds()).sort()).toEqual(ids.slice(0, 3).map((id) => `whatsapp:${id}`).sort());
   });
 
+  it('starts a new window once the sender\'s has passed: the count starts again and the block is lifted without a release', async () => {
+    const ids = Array.from({ length: 4 }, () => uniqueWamid());
+    for (const id of ids) await postMetaText(ingest.baseUrl, { id, from: '15550009010' });
+    expect(await statuses(ids)).toEqual(['queued', 'queued', 'queued', 'rate_limited']);
+    // The window (60 minutes) began 61 minutes ago.
+    await db.sql`UPDATE webhook_rate_limits SET window_start = now() - interval '61 minutes' WHERE phone_number = '15550009010'`;
+    const later = uniqueWamid();
+    await postMetaText(ingest.baseUrl, { id: later, from: '15550009010' });
+    expect(await statuses([later])).toEqual(['queued']);
+    const [limit] = await db.sql`SELECT request_count, is_blocked, blocked_at, total_requests::integer AS total_requests, window_start > now() - interval '1 minute' AS fresh
+                                 FROM webhook_rate_limits WHERE phone_number = '15550009010'`;
+    expect(limit).toMatchObject({ request_count: 1, is_blocked: false, blocked_at: null, total_requests: 5, fresh: true });
+  });
+
   it('counts provider retries of the same message only once against the sender', async () => {
     const id = uniqueWamid();
     for (let i = 0; i < 5; i += 1) await postMetaText(ingest.baseUrl, { id, from: '15550009002' });
