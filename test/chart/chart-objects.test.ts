@@ -184,6 +184,13 @@ describe('worker', () => {
     expect(envOf(worker(unrelated).spec.template.spec.containers[0]).TZ.value).toBe('Europe/Berlin');
   });
 
+  it('refuses the autoscaler\'s identity, lease and target in an extraEnv: a shared identity would make two leaders', () => {
+    for (const [list, name] of [['autoscaler.extraEnv', 'AUTOSCALER_IDENTITY'], ['extraEnv', 'AUTOSCALER_LEASE_NAME'], ['autoscaler.extraEnv', 'AUTOSCALER_DEPLOYMENT'], ['extraEnv', 'AUTOSCALER_NAMESPACE']]) {
+      const error = renderError({ valuesFiles: [scenarioFile('minimal')], set: [`${list}[0].name=${name}`, `${list}[0].value=wagate`] });
+      expect([list, name, error]).toEqual([list, name, expect.stringContaining(`${name} is set in an extraEnv: the chart sets it from the autoscaler's pod and the release`)]);
+    }
+  });
+
   it('is probed on METRICS_PORT /healthz and /readyz', () => {
     const container = worker(minimal).spec.template.spec.containers[0];
     expect(container.args).toEqual(['worker']);

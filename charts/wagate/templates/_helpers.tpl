@@ -305,6 +305,16 @@ volumeMounts:
 {{- fail (printf "%s is set in an extraEnv: set %s instead, from which the chart also derives the pods' ports, probes, grace period, connection budget, write guard or KEDA trigger" $name (get $derived $name)) -}}
 {{- end -}}
 {{- end -}}
+{{- /* The autoscaler's identity, lease and target come from its pod and the release: one
+       identity in an extraEnv would be every replica's, and each would renew the one lease as
+       its own, two leaders scaling at once; another lease, Deployment or namespace would be
+       refused by its Role, which names the chart's. */ -}}
+{{- range (concat .Values.extraEnv .Values.autoscaler.extraEnv) -}}
+{{- $name := get . "name" -}}
+{{- if has $name (list "AUTOSCALER_IDENTITY" "AUTOSCALER_LEASE_NAME" "AUTOSCALER_DEPLOYMENT" "AUTOSCALER_NAMESPACE") -}}
+{{- fail (printf "%s is set in an extraEnv: the chart sets it from the autoscaler's pod and the release (a shared AUTOSCALER_IDENTITY would make every replica the lease's holder, two leaders at once; another lease, Deployment or namespace is outside its Role); remove it" $name) -}}
+{{- end -}}
+{{- end -}}
 {{- include "wagate.validateSecretFiles" . -}}
 {{- include "wagate.validateConfig" . -}}
 {{- include "wagate.validateConnectionBudget" . -}}
