@@ -24,6 +24,11 @@ export interface LastDecision {
   atMs: number;
   /** Until when it yields to a manual scale, in epoch ms. */
   holdUntilMs?: number;
+  /**
+   * False on a hold whose ManualScaleDetected Event may not exist yet: written before the Event,
+   * so that a hold recorded while its answer was lost is still announced, by a later tick.
+   */
+  announced?: boolean;
 }
 
 export interface WorkerSnapshot {
@@ -79,6 +84,7 @@ const lastDecisionSchema = z.object({
   reason: z.string(),
   atMs: z.number(),
   holdUntilMs: z.number().optional(),
+  announced: z.boolean().optional(),
 });
 
 /** The annotation's value; anything unreadable counts as no decision, so it is adopted afresh. */

@@ -61,6 +61,24 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     }
   };
 
+  /**
+   * The ManualScaleDetected Event of a recorded hold, named after the hold (its atMs), so that
+   * it is created once however often it is tried. True once it exists. A hold is recorded as
+   * owing it first: one whose write went through while its answer was lost (the tick's
+   * deadline, a leadership lost) is announced by a later tick, rather than never.
+   */
+  const announceHold = async (hold: LastDecision, snapshot: Snapshot, signal?: AbortSignal): Promise<boolean> => {
+    const message = `manual scale to ${hold.replicas} detected; holding until ${clockTime(hold.holdUntilMs ?? hold.atMs)}`;
+    try {
+      const event = await worker.recordEvent({ reason: 'ManualScaleDetected', message, type: 'Normal', uid: snapshot.uid, key: `manual-scale-${hold.atMs}` }, signal);
+      if (event === 'created') metrics.manualHolds.inc();
+      return true;
+    } catch (error) {
+      log.warn({ err: (error as Error).message, event: 'ManualScaleDetected' }, 'could not record a Kubernetes Event (the Role grants create on events); the hold stands, and the next tick tries again');
+      return false;
+    }
+  };
+
   /** Writes a decision that changes no count against the snapshot read; false when the Deployment changed since. */
   const recorded = async (decision: LastDecision, snapshot: Snapshot, signal?: AbortSignal): Promise<boolean> =>
     (await worker.recordDecision(decision, snapshot.resourceVersion, signal)) === 'recorded';
@@ -79,11 +97,11 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     }
     if (ownership.kind === 'holding') return 'manual_hold';
     if (ownership.kind !== 'manual_scale') return null;
-    if (!(await recorded(record(snapshot.replicas, 'manual_scale', ownership.holdUntilMs), snapshot, signal))) return 'conflict';
-    metrics.manualHolds.inc();
-    const message = `manual scale to ${snapshot.replicas} detected; holding until ${clockTime(ownership.holdUntilMs)}`;
-    log.info({ replicas: snapshot.replicas, holdUntil: new Date(ownership.holdUntilMs).toISOString() }, message);
-    await announce({ reason: 'ManualScaleDetected', message, type: 'Normal', uid: snapshot.uid }, signal);
+    const hold = record(snapshot.replicas, 'manual_scale', ownership.holdUntilMs);
+    if (!(await recorded({ ...hold, announced: false }, snapshot, signal))) return 'conflict';
+    log.info({ replicas: snapshot.replicas, holdUntil: new Date(ownership.holdUntilMs).toISOString() }, `manual scale to ${snapshot.replicas} detected; holding until ${clockTime(ownership.holdUntilMs)}`);
+    // Marked announced by the next tick (this one's snapshot is stale now): its Event then exists already.
+    await announceHold(hold, snapshot, signal);
     return 'manual_scale';
   };
 
@@ -120,9 +138,12 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     // The first tick after a pause ended at the count the pause left: recorded, so that a count
     // set from now on is a person's again (one set since the last paused tick is adopted instead).
     const resumed = ownership.kind === 'own' && snapshot.lastDecision?.reason === PAUSED_REASON;
-    const current = resumed
+    let current = resumed
       ? record(snapshot.replicas, RESUMED_REASON)
       : ownership.kind === 'own' || ownership.kind === 'holding' ? decisionAtCurrentRevision(snapshot) : null;
+    // A hold that may not have been announced yet is, and then recorded so.
+    const owed = snapshot.lastDecision?.announced === false ? snapshot.lastDecision : null;
+    if (owed && ownership.kind === 'holding' && (await announceHold(owed, snapshot, signal))) current = { ...(current ?? owed), announced: true };
     const yielded = await yieldToPeople(ownership, snapshot, record, signal);
     if (yielded) {
       if (yielded === 'conflict' || (current && !(await recorded(current, snapshot, signal)))) return 'conflict';

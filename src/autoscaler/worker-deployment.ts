@@ -32,7 +32,11 @@ export interface WorkerDeployment {
    * take that scale for a person's and hold for it.
    */
   recordDecision(decision: LastDecision, resourceVersion: string, signal?: AbortSignal): Promise<'recorded' | 'conflict'>;
-  recordEvent(event: { reason: string; message: string; type: 'Normal' | 'Warning'; uid?: string }, signal?: AbortSignal): Promise<void>;
+  /**
+   * Creates an Event about the Deployment. With `key`, the Event's name is the Deployment's and
+   * the key's, so that it is created once however often it is tried: 'exists' when it was.
+   */
+  recordEvent(event: { reason: string; message: string; type: 'Normal' | 'Warning'; uid?: string; key?: string }, signal?: AbortSignal): Promise<'created' | 'exists'>;
 }
 
 export interface WorkerDeploymentOptions {
@@ -89,22 +93,29 @@ export function createWorkerDeployment(options: WorkerDeploymentOptions): Worker
     },
     async recordEvent(event, signal) {
       const now = new Date();
-      await core.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { generateName: `${name}.`, namespace },
-          involvedObject: { apiVersion: 'apps/v1', kind: 'Deployment', name, namespace, uid: event.uid },
-          reason: event.reason,
-          message: event.message,
-          type: event.type,
-          source: { component: options.component },
-          reportingComponent: `wagate.io/${options.component}`,
-          reportingInstance: options.identity,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      }, abortedBy(signal));
+      const metadata = event.key === undefined ? { generateName: `${name}.`, namespace } : { name: `${name}.${event.key}`, namespace };
+      try {
+        await core.createNamespacedEvent({
+          namespace,
+          body: {
+            metadata,
+            involvedObject: { apiVersion: 'apps/v1', kind: 'Deployment', name, namespace, uid: event.uid },
+            reason: event.reason,
+            message: event.message,
+            type: event.type,
+            source: { component: options.component },
+            reportingComponent: `wagate.io/${options.component}`,
+            reportingInstance: options.identity,
+            firstTimestamp: now,
+            lastTimestamp: now,
+            count: 1,
+          },
+        }, abortedBy(signal));
+        return 'created';
+      } catch (error) {
+        if (event.key !== undefined && statusOf(error) === 409) return 'exists';
+        throw error;
+      }
     },
   };
 }

@@ -5,6 +5,7 @@ import { createScalingLoop } from '../../src/autoscaler/scaling-loop';
 import type { WorkerDeployment } from '../../src/autoscaler/worker-deployment';
 import { createAutoscalerMetrics } from '../../src/telemetry/autoscaler-metrics';
 import { createLogger } from '../../src/telemetry/logger';
+import { seriesValue } from '../support/metrics';
 
 /**
  * The worker Deployment as the API server keeps it, for the scaling loop alone: every write
@@ -12,7 +13,7 @@ import { createLogger } from '../../src/telemetry/logger';
  * test/kube/autoscaler.test.ts runs the loop against a real API server.
  */
 function deploymentInMemory(replicas: number) {
-  const state = { replicas, revision: '1', annotations: {} as Record<string, string>, resourceVersion: 1, events: [] as { reason: string; message: string }[] };
+  const state = { replicas, revision: '1', annotations: {} as Record<string, string>, resourceVersion: 1, events: [] as { reason: string; message: string }[], eventKeys: new Set<string>() };
   /** What a person or a controller does: any write moves the resourceVersion. */
   const change = (edit: () => void) => {
     edit();
@@ -39,8 +40,12 @@ function deploymentInMemory(replicas: number) {
       change(() => (state.annotations[LAST_DECISION_ANNOTATION] = JSON.stringify(decision)));
       return 'recorded';
     },
+    // As the API server does: an Event's name is taken once.
     async recordEvent(event) {
+      if (event.key !== undefined && state.eventKeys.has(event.key)) return 'exists';
+      if (event.key !== undefined) state.eventKeys.add(event.key);
       state.events.push({ reason: event.reason, message: event.message });
+      return 'created';
     },
   };
   return { state, change, worker };
@@ -60,6 +65,40 @@ function loopOver(worker: WorkerDeployment, backlog: number, clock: { now: numbe
 }
 
 describe('the scaling loop', () => {
+  it('announces a manual scale whose hold was recorded while the answer was lost, once, at the next tick', async () => {
+    const clock = { now: 1_800_000_000_000 };
+    const { state, change, worker } = deploymentInMemory(2);
+    const metrics = createAutoscalerMetrics();
+    const loop = createScalingLoop({
+      countBacklog: async () => 200, worker, metrics, log: createLogger('silent', 'test'), now: () => clock.now, manualHoldMs: 1_800_000,
+      policy: { targetPerReplica: 100, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 300_000, tickGapMs: 20_000, tolerance: DEFAULT_TOLERANCE },
+    });
+    expect(await loop.tick()).toBe('steady');
+    // The hold's write goes through, and its answer is lost (the tick's deadline aborted it).
+    const recordDecision = worker.recordDecision.bind(worker);
+    let lose = true;
+    worker.recordDecision = async (decision, resourceVersion, signal) => {
+      const result = await recordDecision(decision, resourceVersion, signal);
+      if (lose && decision.reason === 'manual_scale') {
+        lose = false;
+        throw new DOMException('This operation was aborted', 'AbortError');
+      }
+      return result;
+    };
+    clock.now += 10_000;
+    change(() => (state.replicas = 3));
+    expect(await loop.tick()).toBe('error');
+    expect(state.events).toEqual([]);
+    for (const _ of [1, 2, 3]) {
+      clock.now += 10_000;
+      expect(await loop.tick()).toBe('manual_hold');
+    }
+    expect(state.events).toEqual([{ reason: 'ManualScaleDetected', message: expect.stringContaining('manual scale to 3 detected; holding until') }]);
+    expect(parseLastDecision(state.annotations[LAST_DECISION_ANNOTATION])).toMatchObject({ reason: 'manual_scale', replicas: 3, announced: true });
+    expect(seriesValue(await metrics.registry.metrics(), 'wagate_autoscaler_manual_holds_total')).toBe(1);
+  });
+
+
   it('resumes at once, without the earlier hold, when the pause annotation is removed', async () => {
     const clock = { now: 1_800_000_000_000 };
     const { state, change, worker } = deploymentInMemory(2);
