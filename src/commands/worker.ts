@@ -178,9 +178,11 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log,
     metrics,
     handle: (message, unsent, attempt) => processMessage(pipeline, message, unsent, attempt),
+    // On the consuming connection: a memory alarm blocks the publishing one, where the
+    // declaration would wait as long as the hand-over does.
     redeclare: async (exchange) => {
       let declared = false;
-      await publishBroker.declareApart(async (channel) => void (declared = await declareHandOverTarget(channel, topology, exchange)));
+      await broker.declareApart(async (channel) => void (declared = await declareHandOverTarget(channel, topology, exchange)));
       return declared;
     },
     // Rare (an erase during a dead-lettering): a connection of its own, as `wagate erase` opens.

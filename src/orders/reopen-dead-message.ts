@@ -1,4 +1,5 @@
 import { transaction, type Sql } from '../db/client';
+import { WagateError } from '../errors';
 import type { ReplayOutcome } from '../queue/dead-letters';
 import type { QueueMessage } from '../queue/message';
 import { ERASED } from './erasure';
@@ -12,7 +13,11 @@ import { SETTLED_NOT_RESENT } from './reply-operations';
  */
 export const DEAD_LETTER_SETTLE_SECONDS = 30;
 
-/** What a reopen changed, to put back if the copy does not go (the record's fields as text, so that nothing is rounded). */
+/**
+ * What a reopen changed, to put back if the copy does not go. Times as Postgres's text, and
+ * sent back as text: postgres.js sends a parameter it is told is a timestamp through a JS Date,
+ * which keeps milliseconds only.
+ */
 interface Reopened {
   id: string;
   /** The record's updated_at as the reopen wrote it: the undo applies only while nothing changed it since. */
@@ -36,9 +41,9 @@ interface Reopened {
  * The reopen commits before the copy is published (`republish`, with the broker's confirm): a
  * worker's claim reads the reply in the snapshot it starts with, and one that began before the
  * commit would find the reply still failed. When no queue takes the copy ('unroutable'), or
- * its publish fails, the reopen is undone, unless a worker has changed the records since (the
- * copy went after all): the message stays dead with its reason, its reply failed, and a
- * letter an operator then drops is not brought back by requeue-stuck as a queued record.
+ * its publish fails, a dead record's reopen is undone, unless a worker has changed the records
+ * since (the copy went after all): the message stays dead with its reason, its reply failed,
+ * and a letter an operator then drops is not brought back by requeue-stuck as a queued record.
  */
 export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 'source' | 'messageId'>, unsentAttempts: readonly string[],
   republish: () => Promise<boolean>): Promise<ReplayOutcome> {
@@ -48,7 +53,9 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
   try {
     routed = await republish();
   } catch (error) {
-    await undoReopen(sql, reopened).catch(() => undefined);
+    await undoReopen(sql, reopened).catch((undoError: unknown) => {
+      throw new WagateError('BROKER_UNAVAILABLE', `${(error as Error).message}; and the record of ${message.source}:${message.messageId} could not be put back (${(undoError as Error).message}): it stays queued, so replay its letter again once both answer, rather than purge it`, { cause: error });
+    });
     throw error;
   }
   if (routed) return 'replayed';
@@ -103,10 +110,15 @@ async function reopen(sql: Sql, message: Pick<QueueMessage, 'source' | 'messageI
  * next replay's settle period and a worker's dead write (applied to the version it read) go by.
  */
 async function undoReopen(sql: Sql, reopened: Reopened): Promise<void> {
+  // Only a dead record is put back. One still queued or processing (its worker died before
+  // recording it dead, or a replay of 0.3.5 left it so) stays reopened, as it always did: a
+  // worker's dead write that the reopen's newer version refused meanwhile would be undone too.
+  if (reopened.status !== 'dead') return;
   await transaction(sql, async (tx) => {
     const undone = await tx`
-      UPDATE webhook_messages SET status = ${reopened.status}, last_error = ${reopened.last_error}, waiting_until = ${reopened.waiting_until}::timestamptz,
-             retry_attempt = ${reopened.retry_attempt}, retry_attempt_until = ${reopened.retry_attempt_until}::timestamptz, updated_at = ${reopened.updated_at}::timestamptz
+      UPDATE webhook_messages SET status = ${reopened.status}, last_error = ${reopened.last_error}, waiting_until = ${reopened.waiting_until}::text::timestamptz,
+             retry_attempt = ${reopened.retry_attempt}, retry_attempt_until = ${reopened.retry_attempt_until}::text::timestamptz,
+             updated_at = ${reopened.updated_at}::text::timestamptz
       WHERE id = ${reopened.id}::bigint AND status = 'queued' AND updated_at::text = ${reopened.version}`;
     if (undone.count === 0 || reopened.replies.length === 0) return;
     await tx`

@@ -58,9 +58,9 @@ export type ReplayOutcome = 'replayed' | 'skipped' | 'unroutable';
 
 /**
  * Reopens a dead message's records so the worker takes it again, around `republish`, which
- * puts its copy back on its work queue: the records change only if the copy went ('replayed').
- * 'skipped' when they are finished, erased or gone, and nothing is published; 'unroutable' when
- * no queue took the copy, and the records stay as they were: dead, with their reason.
+ * puts its copy back on its work queue ('replayed'). 'skipped' when they are finished, erased
+ * or gone, and nothing is published; 'unroutable' when no queue took the copy, and a dead
+ * record is put back as it was, with its reason.
  * `unsentAttempts`: the letter's tokens of attempts that marked its reply and called nothing
  * (UNSENT_ATTEMPTS_HEADER); the replayed copy goes without them.
  */

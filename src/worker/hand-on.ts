@@ -1,6 +1,6 @@
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Sql } from '../db/client';
-import { PermanentError, RetryableError, WagateError } from '../errors';
+import { isWagateError, PermanentError, RetryableError, WagateError } from '../errors';
 import { failpoint } from '../failpoints';
 import { ATTEMPT_HEADER, DEAD_AT_HEADER, LAST_ERROR_HEADER, NOT_BEFORE_HEADER, withoutBrokerHeaders } from '../queue/headers';
 import type { QueueMessage } from '../queue/message';
@@ -379,12 +379,25 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     }
   }
 
-  async function redeclareTarget(exchange: string): Promise<void> {
-    try {
-      if (await deps.redeclare?.(exchange)) deps.log.info({ exchange }, 'declared the queue behind a hand-over\'s exchange again, in case it was deleted');
-    } catch (error) {
-      deps.log.warn({ exchange, err: (error as Error).message }, 'could not declare the queue behind a hand-over\'s exchange again');
-    }
+  /** Declarations under way, by exchange: every hand-over held on one waits for the same one. */
+  const redeclaring = new Map<string, Promise<void>>();
+
+  function redeclareTarget(exchange: string): Promise<void> {
+    const under = redeclaring.get(exchange);
+    if (under) return under;
+    const work = (async () => {
+      try {
+        if (await deps.redeclare?.(exchange)) deps.log.info({ exchange }, 'declared the queue behind a hand-over\'s exchange again, in case it was deleted');
+      } catch (error) {
+        // Declared by hand with other arguments: no retry helps, and the sender waits until someone acts.
+        const conflict = isWagateError(error, 'TOPOLOGY_CONFLICT');
+        deps.log[conflict ? 'error' : 'warn']({ exchange, err: (error as Error).message }, 'could not declare the queue behind a hand-over\'s exchange again');
+      } finally {
+        redeclaring.delete(exchange);
+      }
+    })();
+    redeclaring.set(exchange, work);
+    return work;
   }
 
   return { forward, routeFailure, waitOut, deadLetter };

@@ -149,9 +149,10 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
     // No worker declares the shard queue again meanwhile.
     for (const running of pipeline.workers.splice(0)) await running.stop();
     const before = await pipeline.db.sql`
-      SELECT m.status, m.last_error, o.status AS reply FROM webhook_messages m JOIN outbound_messages o ON o.inbound_message_id = m.message_id
+      SELECT m.status, m.last_error, m.updated_at::text AS updated_at, o.status AS reply, o.updated_at::text AS reply_updated_at
+      FROM webhook_messages m JOIN outbound_messages o ON o.inbound_message_id = m.message_id
       WHERE m.message_id = ${id}`;
-    expect(before).toEqual([{ status: 'dead', last_error: expect.stringContaining('131047'), reply: 'failed' }]);
+    expect(before).toEqual([expect.objectContaining({ status: 'dead', last_error: expect.stringContaining('131047'), reply: 'failed' })]);
     const shardQueue = pipeline.ingest.topology.shards[shardOf(from, pipeline.ingest.topology.shards.length)]!.queue;
     const connection = await amqp.connect(TEST_AMQP_URL);
     try {
@@ -162,7 +163,8 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
     expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`])).toEqual({ replayed: [], skipped: [], unroutable: [`whatsapp:${id}`] });
     // As before the replay: a letter the operator now drops is not brought back as a queued record.
     expect(await pipeline.db.sql`
-      SELECT m.status, m.last_error, o.status AS reply FROM webhook_messages m JOIN outbound_messages o ON o.inbound_message_id = m.message_id
+      SELECT m.status, m.last_error, m.updated_at::text AS updated_at, o.status AS reply, o.updated_at::text AS reply_updated_at
+      FROM webhook_messages m JOIN outbound_messages o ON o.inbound_message_id = m.message_id
       WHERE m.message_id = ${id}`).toEqual(before);
     expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).toContain(`whatsapp:${id}`);
   });
