@@ -177,7 +177,9 @@ async function eraseWrittenMeanwhile(sql: Sql, addresses: string[], replyIds: re
  * a Meta user id the first pass never saw (its rate-limit and language rows, its dead letter).
  */
 async function eraseLateRows(tx: Sql, addresses: string[], window: EraseWindow): Promise<{ messages: number; malformedBodies: number; replyIds: string[] }> {
-  const meanwhile = tx`created_at >= ${window.from}::timestamptz - make_interval(secs => ${window.waitMs / 1000}) AND created_at < ${window.until}::timestamptz`;
+  // The times go back as text: postgres.js sends a parameter typed timestamptz through a JS Date,
+  // which keeps milliseconds only, and a message recorded in the last one before the commit was missed.
+  const meanwhile = tx`created_at >= ${window.from}::text::timestamptz - make_interval(secs => ${window.waitMs / 1000}) AND created_at < ${window.until}::text::timestamptz`;
   const late = await tx<{ webhook_source: string; message_id: string; keys: (string | null)[] }[]>`
     WITH found AS MATERIALIZED (
       SELECT id, ARRAY[phone_number, sender_key, payload ->> 'from', payload ->> 'senderKey'] AS keys FROM webhook_messages
@@ -231,7 +233,7 @@ async function waitForIngestStatementsBefore(sql: Sql, since: string, waitMs: nu
   const deadline = Date.now() + waitMs;
   for (;;) {
     const [ingest] = await sql<{ running: number; unseen: number }[]>`
-      SELECT count(*) FILTER (WHERE state = 'active' AND query_start < ${since}::timestamptz)::integer AS running,
+      SELECT count(*) FILTER (WHERE state = 'active' AND query_start < ${since}::text::timestamptz)::integer AS running,
              count(*) FILTER (WHERE query = '<insufficient privilege>' OR state = 'disabled')::integer AS unseen
       FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE ${`${INGEST_APPLICATION_NAME}%`}`;
     if (ingest!.unseen > 0) throw new IngestSessionsUnseen();
