@@ -1,4 +1,5 @@
 import { INGEST_APPLICATION_NAME, transaction, type Sql, type SqlFragment } from '../db/client';
+import { runWithDeadlockRetry } from '../ledger/commit-guards';
 import { META_USER_ID } from '../ledger/addresses';
 import { senderKeysOf } from '../ledger/sender-keys';
 import type { QueueMessage } from '../queue/message';
@@ -42,11 +43,13 @@ export interface EraseOptions {
 export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: DeadLetterDropper | null, options: EraseOptions = {}): Promise<Record<string, number>> {
   let addresses: string[] = [];
   const started = await databaseNow(sql);
-  const first = await transaction(sql, async (tx) => {
+  // Tried again after a deadlock: a worker settling one of the customer's replies locks its row
+  // before the message's, the erase the other way round.
+  const first = await runWithDeadlockRetry(() => transaction(sql, async (tx) => {
     // The number, plus the Meta user ids its messages and orders (and so its rate limit) were keyed on.
     addresses = await senderKeysOf(tx, phone);
     return eraseRows(tx, addresses);
-  });
+  }));
   // Read at once: a message recorded after this was sent after the erase, and is answered.
   const committed = await databaseNow(sql);
   const report: Record<string, number> = { ...first.counts };
@@ -159,7 +162,7 @@ interface EraseWindow {
  */
 async function eraseWrittenMeanwhile(sql: Sql, addresses: string[], replyIds: readonly string[], window: EraseWindow): Promise<LateCounts> {
   await waitForIngestStatementsBefore(sql, window.until, window.waitMs);
-  const late = await transaction(sql, (tx) => eraseLateRows(tx, addresses, window));
+  const late = await runWithDeadlockRetry(() => transaction(sql, (tx) => eraseLateRows(tx, addresses, window)));
   if (late.replyIds.length > 0) await waitForIngestStatementsBefore(sql, await databaseNow(sql), window.waitMs);
   const replies = [...replyIds, ...late.replyIds];
   const cleared = replies.length === 0 ? { count: 0 } : await sql`

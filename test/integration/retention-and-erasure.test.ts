@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import amqp from 'amqplib';
+import postgres from 'postgres';
 import { metaEnvelope } from '../../src/webhooks/samples';
 import { withDeadLetterLock } from '../../src/ledger/dead-letter-lock';
 import { checkRetention, runCleanup } from '../../src/ledger/retention';
@@ -8,7 +9,7 @@ import { resendReply, settleReply } from '../../src/orders/reply-operations';
 import { eraseCustomer } from '../../src/orders/erase-customer';
 import { createMetrics } from '../../src/telemetry/metrics';
 import { loadConfig } from '../../src/config';
-import { createDatabase, INGEST_APPLICATION_NAME } from '../../src/db/client';
+import { createDatabase, INGEST_APPLICATION_NAME, type Sql } from '../../src/db/client';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { holdInTransaction } from '../support/database';
 import { eraseEverywhere, listDead, operator, replayDead } from '../support/dead-letters';
@@ -372,6 +373,47 @@ describe('receipts that arrive during the erase', () => {
       { status: 'delivered', recipient: null, payload: null },
       { status: 'read', recipient: null, payload: null },
     ]);
+  });
+});
+
+describe('an erase that deadlocks with a worker writing the same customer\'s rows', () => {
+  it('is tried again, and erases everything', async () => {
+    const phone = '15550400039';
+    const { id } = await confirmedOrder(phone);
+    const { sql } = pipeline.db;
+    const side = sideConnection('wagate-test-erase-deadlock', 2);
+    // The erase is the deadlock's victim, whatever the machine's pace: Postgres looks for a
+    // deadlock once a wait has lasted deadlock_timeout, and the waiter that looks first, once the
+    // cycle has formed, gives up. The erase's looks after 3 s, the settle's after a minute.
+    const eraser = postgres(pipeline.db.url, { max: 2, onnotice: () => undefined, connection: { application_name: 'wagate-test-eraser', deadlock_timeout: '3s' } }) as unknown as Sql;
+    try {
+      // As a worker's settle does: the reply's row first, then the message's.
+      let messageTurn!: () => void;
+      const turn = new Promise<void>((resolve) => (messageTurn = resolve));
+      let replyLocked!: () => void;
+      const locked = new Promise<void>((resolve) => (replyLocked = resolve));
+      const settling = side.begin(async (tx) => {
+        await tx`SET LOCAL deadlock_timeout = '60s'`;
+        await tx`SELECT 1 FROM outbound_messages WHERE inbound_message_id = ${id} FOR UPDATE`;
+        replyLocked();
+        await turn;
+        await tx`SELECT 1 FROM webhook_messages WHERE message_id = ${id} FOR UPDATE`;
+      });
+      await locked;
+      const erasing = eraseCustomer(eraser, phone, null);
+      erasing.catch(() => undefined);
+      // The erase holds the message's row and waits on the reply's; the settle then waits on it.
+      await waitFor('the erase to wait on the reply\'s row', async () => (await side`
+        SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE outbound_messages%'`).length > 0);
+      messageTurn();
+      await settling;
+      expect(await erasing).toMatchObject({ messages: 1, orders: 1, replies: 1 });
+    } finally {
+      await side.end({ timeout: 1 });
+      await eraser.end({ timeout: 1 });
+    }
+    expect(await sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
+    expect(await sql`SELECT recipient, body FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([{ recipient: 'erased', body: null }]);
   });
 });
 
