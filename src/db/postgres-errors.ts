@@ -44,6 +44,18 @@ export function isClosedUnanswered(error: unknown): boolean {
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'CONNECTION_CLOSED';
 }
 
+/**
+ * 53200 out of memory and 53400 configuration limit exceeded (temp_file_limit, say): raised by
+ * one statement that needed more than it was allowed, not by a server that cannot serve. A
+ * smaller statement (half a worker's batch) may go through, and one message's that keeps
+ * failing so must use up its tries, not wait for a database that is up.
+ */
+const SQLSTATE_STATEMENT_OUT_OF_RESOURCES = ['53200', '53400'];
+
+export function isStatementOutOfResources(error: unknown): boolean {
+  return SQLSTATE_STATEMENT_OUT_OF_RESOURCES.includes(String((error as { code?: unknown } | null)?.code));
+}
+
 /** "The database cannot serve us now", as opposed to a bug in our SQL: down, or too slow for this query. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const kind = classifyPostgresError(error);

@@ -6,7 +6,7 @@ import { ConfigError, ERROR_CODES, exitStatusOf, PermanentError, RetryableError,
 import { asBrokerError, classifyAmqpError } from '../../src/queue/amqp-errors';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { createTestDatabase, holdInTransaction, withPort, type TestDatabase } from '../support/database';
-import { isSlowStatement } from '../../src/worker/delivery';
+import { isDatabaseDown, isSlowStatement } from '../../src/worker/delivery';
 
 /** A port nothing listens on: connecting to it is refused at once. */
 const CLOSED_PORT = 1;
@@ -48,6 +48,19 @@ describe('Postgres failures, classified in db/postgres-errors', () => {
     const error = await failureOf(db.sql.unsafe(`DO $$ BEGIN RAISE EXCEPTION '${message}' USING ERRCODE = '${sqlstate}'; END $$`));
     expect((error as { code: string }).code).toBe(sqlstate);
     expect(classifyPostgresError(error)).toBe('DATABASE_UNAVAILABLE');
+  });
+
+  it('calls a statement past its own temp-file limit unavailable for a request, but not the database down for a worker (which splits its batch and spends its tries)', async () => {
+    const error = await failureOf(transaction(db.sql, async (tx) => {
+      await tx`SET LOCAL work_mem = '64kB'`;
+      await tx`SET LOCAL temp_file_limit = '64kB'`;
+      await tx`SELECT g FROM generate_series(1, 200000) AS g ORDER BY g DESC`;
+    }));
+    expect((error as { code: string }).code).toBe('53400');
+    expect(isDatabaseUnavailable(error)).toBe(true);
+    expect(isDatabaseDown(error)).toBe(false);
+    // A server out of connections is down, for the worker too.
+    expect(isDatabaseDown(await failureOf(db.sql.unsafe(`DO $$ BEGIN RAISE EXCEPTION 'too many connections' USING ERRCODE = '53300'; END $$`)))).toBe(true);
   });
 
   it.each(['no such database: shop', 'unsupported startup parameter: search_path'])(
