@@ -109,13 +109,22 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
    * A count that changed with a new revision is taken as a rollout's (a manifest that sets
    * `replicas`), not held for as a person's. A person who scaled during a rollout (a restart
    * after a secret rotation, say) would otherwise see their count scaled away without a word.
+   * Said before the decision is written, under a name of the revision and the count: a write
+   * whose answer was lost leaves the count owned, and no later tick would say it; one that
+   * conflicts is tried again, and finds the Event there.
    */
   const announceAdoption = async (ownership: Ownership, snapshot: Snapshot, signal?: AbortSignal): Promise<void> => {
     if (ownership.kind !== 'adopt' || ownership.why !== 'rollout') return;
     const message = `took ${snapshot.replicas} replicas, set together with rollout revision ${snapshot.revision ?? '?'}, as its own count, not as a manual scale to hold for; `
       + `to keep a count set by hand, scale again or annotate ${PAUSED_ANNOTATION}=true`;
-    log.info({ replicas: snapshot.replicas, revision: snapshot.revision }, message);
-    await announce({ reason: 'RolloutCountAdopted', message, type: 'Normal', uid: snapshot.uid }, signal);
+    const key = `rollout-count-${String(snapshot.revision ?? 'none').toLowerCase().replace(/[^a-z0-9-]/g, '-')}-${snapshot.replicas}`;
+    try {
+      if ((await worker.recordEvent({ reason: 'RolloutCountAdopted', message, type: 'Normal', uid: snapshot.uid, key }, signal)) === 'created') {
+        log.info({ replicas: snapshot.replicas, revision: snapshot.revision }, message);
+      }
+    } catch (error) {
+      log.warn({ err: (error as Error).message, event: 'RolloutCountAdopted' }, `could not record a Kubernetes Event (the Role grants create on events); ${message}`);
+    }
   };
 
   const attempt = async (backlog: number, policy: ScalingPolicy, signal?: AbortSignal): Promise<AutoscalerReason> => {
@@ -152,6 +161,7 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     }
     // An adopted count is a new baseline: what the window remembered was asked of another one.
     if (ownership.kind === 'adopt') memory = null;
+    await announceAdoption(ownership, snapshot, signal);
     // Within what the write guard allows too: above it, every scale would be refused (422).
     const bounded = snapshot.maxReplicas === undefined ? policy : { ...policy, maxReplicas: Math.min(policy.maxReplicas, snapshot.maxReplicas) };
     const decision = decide({ backlog, currentReplicas: snapshot.replicas, nowMs, memory }, bounded);
@@ -160,11 +170,9 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
       const baseline = ownership.kind === 'adopt' ? record(snapshot.replicas, `adopted_${ownership.why}`) : current;
       if (baseline && !(await recorded(baseline, snapshot, signal))) return 'conflict';
       memory = decision.memory;
-      await announceAdoption(ownership, snapshot, signal);
       return decision.reason;
     }
     if ((await worker.scale(record(decision.desired, decision.reason), snapshot.resourceVersion, signal)) === 'conflict') return 'conflict';
-    await announceAdoption(ownership, snapshot, signal);
     memory = decision.memory;
     metrics.current.set(decision.desired);
     const message = `scaled from ${snapshot.replicas} to ${decision.desired} replicas (${decision.reason}): backlog ${backlog}`;

@@ -143,6 +143,35 @@ describe('a count set together with a rollout', () => {
     expect(state.replicas).toBe(8);
   });
 
+  it('says so once, though the write that took the count lost its answer', async () => {
+    const clock = { now: 1_800_000_000_000 };
+    const { state, change, worker } = deploymentInMemory(4);
+    const loop = loopOver(worker, 400, clock, 0);
+    expect(await loop.tick()).toBe('steady');
+    // The scale back to 4 goes through, and its answer is lost (the tick's deadline aborted it).
+    const scale = worker.scale.bind(worker);
+    let lose = true;
+    worker.scale = async (decision, resourceVersion, signal) => {
+      const result = await scale(decision, resourceVersion, signal);
+      if (lose) {
+        lose = false;
+        throw new DOMException('This operation was aborted', 'AbortError');
+      }
+      return result;
+    };
+    clock.now += 10_000;
+    change(() => {
+      state.revision = '2';
+      state.replicas = 6;
+    });
+    expect(await loop.tick()).toBe('error');
+    for (const _ of [1, 2]) {
+      clock.now += 10_000;
+      expect(await loop.tick()).toBe('steady');
+    }
+    expect(state.events.map((event) => event.reason)).toEqual(['RolloutCountAdopted']);
+  });
+
   it('is taken as the rollout\'s and scaled from, and an Event says so, since a person\'s scale at that moment looks the same', async () => {
     const clock = { now: 1_800_000_000_000 };
     const { state, change, worker } = deploymentInMemory(2);
