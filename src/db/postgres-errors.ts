@@ -45,15 +45,16 @@ export function isClosedUnanswered(error: unknown): boolean {
 }
 
 /**
- * 53200 out of memory and 53400 configuration limit exceeded (temp_file_limit, say): raised by
- * one statement that needed more than it was allowed, not by a server that cannot serve. A
- * smaller statement (half a worker's batch) may go through, and one message's that keeps
- * failing so must use up its tries, not wait for a database that is up.
+ * 53400 configuration limit exceeded (temp_file_limit, say): raised by one statement that
+ * needed more than it was allowed, not by a server that cannot serve. A smaller statement (half
+ * a worker's batch) may go through, and one message's that keeps failing so must use up its
+ * tries, not wait for a database that is up. Not 53200 out of memory: the server's own
+ * shortage (or its shared lock table full), which fails every statement until it passes.
  */
-const SQLSTATE_STATEMENT_OUT_OF_RESOURCES = ['53200', '53400'];
+const SQLSTATE_STATEMENT_OVER_LIMIT = '53400';
 
-export function isStatementOutOfResources(error: unknown): boolean {
-  return SQLSTATE_STATEMENT_OUT_OF_RESOURCES.includes(String((error as { code?: unknown } | null)?.code));
+export function isStatementOverLimit(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === SQLSTATE_STATEMENT_OVER_LIMIT;
 }
 
 /** "The database cannot serve us now", as opposed to a bug in our SQL: down, or too slow for this query. */

@@ -1,14 +1,14 @@
 import type { ConsumeMessage } from 'amqplib';
-import { classifyPostgresError, isLockTimeout, isStatementOutOfResources } from '../db/postgres-errors';
+import { classifyPostgresError, isLockTimeout, isStatementOverLimit } from '../db/postgres-errors';
 import { amqpMessageId, queueMessageSchema, type QueueMessage } from '../queue/message';
 
 /**
  * Postgres cannot be reached at all. A statement timeout is not that, nor a statement past its
- * own memory or temp-file limit: one message's slow or large query must use up its tries like
- * any other failure, or it would wait forever, and a batch that fails so is split.
+ * own temp-file limit: one message's slow or large query must use up its tries like any other
+ * failure, or it would wait forever, and a batch that fails so is split.
  */
 export function isDatabaseDown(error: unknown): boolean {
-  return classifyPostgresError(error) === 'DATABASE_UNAVAILABLE' && !isStatementOutOfResources(error);
+  return classifyPostgresError(error) === 'DATABASE_UNAVAILABLE' && !isStatementOverLimit(error);
 }
 
 /** A statement timed out, or gave up waiting for a lock: Postgres was slow, or a row was held. */

@@ -25,7 +25,7 @@ it('sends times back to Postgres as text, never cast straight from a parameter t
   const cast = sources(root).flatMap((file) => {
     const relative = path.relative(root, file).split(path.sep).join('/');
     if (DATE_PARAMETERS[relative]) return [];
-    return [...readFileSync(file, 'utf8').matchAll(/\$\{[^}]*\}::timestamptz/g)].map((match) => `${relative}: ${match[0]}`);
+    return [...readFileSync(file, 'utf8').matchAll(/\$\{[^}]*\}::timestamp(?:tz)?\b/gi)].map((match) => `${relative}: ${match[0]}`);
   });
   expect(cast).toEqual([]);
 });

@@ -59,8 +59,10 @@ describe('Postgres failures, classified in db/postgres-errors', () => {
     expect((error as { code: string }).code).toBe('53400');
     expect(isDatabaseUnavailable(error)).toBe(true);
     expect(isDatabaseDown(error)).toBe(false);
-    // A server out of connections is down, for the worker too.
-    expect(isDatabaseDown(await failureOf(db.sql.unsafe(`DO $$ BEGIN RAISE EXCEPTION 'too many connections' USING ERRCODE = '53300'; END $$`)))).toBe(true);
+    // A server out of connections, or of memory, is down, for the worker too.
+    for (const sqlstate of ['53300', '53200']) {
+      expect([sqlstate, isDatabaseDown(await failureOf(db.sql.unsafe(`DO $$ BEGIN RAISE EXCEPTION 'out of resources' USING ERRCODE = '${sqlstate}'; END $$`)))]).toEqual([sqlstate, true]);
+    }
   });
 
   it.each(['no such database: shop', 'unsupported startup parameter: search_path'])(
