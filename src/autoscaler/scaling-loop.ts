@@ -42,6 +42,8 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
   const now = deps.now ?? Date.now;
   // Kept in memory only: a new leader starts its scale-down window afresh, which errs on the side of capacity.
   let memory: ScaleDownMemory | null = null;
+  /** The hold whose Event could not be recorded, as told in the log (its atMs). */
+  let holdWarned: number | null = null;
 
   const count = (reason: AutoscalerReason) => {
     metrics.decisions.inc({ reason });
@@ -70,11 +72,12 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
   const announceHold = async (hold: LastDecision, snapshot: Snapshot, signal?: AbortSignal): Promise<boolean> => {
     const message = `manual scale to ${hold.replicas} detected; holding until ${clockTime(hold.holdUntilMs ?? hold.atMs)}`;
     try {
-      const event = await worker.recordEvent({ reason: 'ManualScaleDetected', message, type: 'Normal', uid: snapshot.uid, key: `manual-scale-${hold.atMs}` }, signal);
-      if (event === 'created') metrics.manualHolds.inc();
+      await worker.recordEvent({ reason: 'ManualScaleDetected', message, type: 'Normal', uid: snapshot.uid, key: `manual-scale-${hold.atMs}` }, signal);
       return true;
     } catch (error) {
-      log.warn({ err: (error as Error).message, event: 'ManualScaleDetected' }, 'could not record a Kubernetes Event (the Role grants create on events); the hold stands, and the next tick tries again');
+      // Once a hold: a Role without create on events would otherwise say so at every tick of it.
+      if (holdWarned !== hold.atMs) log.warn({ err: (error as Error).message, event: 'ManualScaleDetected' }, 'could not record a Kubernetes Event (the Role grants create on events); the hold stands, and later ticks try again');
+      holdWarned = hold.atMs;
       return false;
     }
   };
@@ -99,6 +102,7 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     if (ownership.kind !== 'manual_scale') return null;
     const hold = record(snapshot.replicas, 'manual_scale', ownership.holdUntilMs);
     if (!(await recorded({ ...hold, announced: false }, snapshot, signal))) return 'conflict';
+    metrics.manualHolds.inc();
     log.info({ replicas: snapshot.replicas, holdUntil: new Date(ownership.holdUntilMs).toISOString() }, `manual scale to ${snapshot.replicas} detected; holding until ${clockTime(ownership.holdUntilMs)}`);
     // Marked announced by the next tick (this one's snapshot is stale now): its Event then exists already.
     await announceHold(hold, snapshot, signal);

@@ -410,6 +410,8 @@ describe('wagate autoscaler on a real Kubernetes API server', () => {
     await a.stop('SIGKILL');
     await waitFor('the standby to hold off as leader', async () => (await decisions(b, 'manual_hold')) >= 2, SETTLE_MS);
     expect(workerState(plane).replicas).toBe(3);
+    // The hold is recorded as announced once a later tick has found its Event: created once, the API server's 409 after.
+    await waitFor('the hold recorded as announced', () => lastDecision(plane)?.announced === true, SETTLE_MS);
     expect(workerEvents(plane, 'ManualScaleDetected')).toHaveLength(1);
     expect(await metric(b, 'wagate_autoscaler_hold_until_timestamp_seconds')).toBe(hold.holdUntilMs! / 1000);
 

@@ -56,7 +56,7 @@ export function workerState(plane: ControlPlane): { replicas: number; annotation
   return { replicas: deployment.spec.replicas, annotations: deployment.metadata.annotations ?? {} };
 }
 
-export function lastDecision(plane: ControlPlane): { replicas: number; reason: string; revision?: string; holdUntilMs?: number } | undefined {
+export function lastDecision(plane: ControlPlane): { replicas: number; reason: string; revision?: string; holdUntilMs?: number; announced?: boolean } | undefined {
   const value = workerState(plane).annotations['wagate.io/autoscaler-last-decision'];
   return value ? (JSON.parse(value) as { replicas: number; reason: string; revision?: string; holdUntilMs?: number }) : undefined;
 }
