@@ -52,14 +52,20 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
 
   /**
    * An Event says what the autoscaler did; the decision it reports is already written. A failed
-   * Event is logged and the tick goes on: failing it would count a scale that happened as an
-   * error, and a manual scale, once its hold is recorded, would never be announced.
+   * Event is logged (with `consequence`, unless null) and the tick goes on: failing it would
+   * count a scale that happened as an error, and a manual scale, once its hold is recorded,
+   * would never be announced. Null when the Event could not be recorded.
    */
-  const announce = async (event: Parameters<WorkerDeployment['recordEvent']>[0], signal?: AbortSignal): Promise<void> => {
+  const announce = async (
+    event: Parameters<WorkerDeployment['recordEvent']>[0],
+    signal: AbortSignal | undefined,
+    consequence: string | null = 'the decision stands',
+  ): Promise<'created' | 'exists' | null> => {
     try {
-      await worker.recordEvent(event, signal);
+      return await worker.recordEvent(event, signal);
     } catch (error) {
-      log.warn({ err: (error as Error).message, event: event.reason }, 'could not record a Kubernetes Event (the Role grants create on events); the decision stands');
+      if (consequence !== null) log.warn({ err: (error as Error).message, event: event.reason }, `could not record a Kubernetes Event (the Role grants create on events); ${consequence}`);
+      return null;
     }
   };
 
@@ -71,15 +77,11 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
    */
   const announceHold = async (hold: LastDecision, snapshot: Snapshot, signal?: AbortSignal): Promise<boolean> => {
     const message = `manual scale to ${hold.replicas} detected; holding until ${clockTime(hold.holdUntilMs ?? hold.atMs)}`;
-    try {
-      await worker.recordEvent({ reason: 'ManualScaleDetected', message, type: 'Normal', uid: snapshot.uid, key: `manual-scale-${hold.atMs}` }, signal);
-      return true;
-    } catch (error) {
-      // Once a hold: a Role without create on events would otherwise say so at every tick of it.
-      if (holdWarned !== hold.atMs) log.warn({ err: (error as Error).message, event: 'ManualScaleDetected' }, 'could not record a Kubernetes Event (the Role grants create on events); the hold stands, and later ticks try again');
-      holdWarned = hold.atMs;
-      return false;
-    }
+    // Warned of once a hold: a Role without create on events would otherwise say so at every tick of it.
+    const consequence = holdWarned === hold.atMs ? null : 'the hold stands, and later ticks try again';
+    const outcome = await announce({ reason: 'ManualScaleDetected', message, type: 'Normal', uid: snapshot.uid, key: `manual-scale-${hold.atMs}` }, signal, consequence);
+    if (outcome === null) holdWarned = hold.atMs;
+    return outcome !== null;
   };
 
   /** Writes a decision that changes no count against the snapshot read; false when the Deployment changed since. */
@@ -122,12 +124,8 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     const message = `took ${snapshot.replicas} replicas, set together with rollout revision ${snapshot.revision ?? '?'}, as its own count, not as a manual scale to hold for; `
       + `to keep a count set by hand, scale again or annotate ${PAUSED_ANNOTATION}=true`;
     const key = `rollout-count-${String(snapshot.revision ?? 'none').toLowerCase().replace(/[^a-z0-9-]/g, '-')}-${snapshot.replicas}`;
-    try {
-      if ((await worker.recordEvent({ reason: 'RolloutCountAdopted', message, type: 'Normal', uid: snapshot.uid, key }, signal)) === 'created') {
-        log.info({ replicas: snapshot.replicas, revision: snapshot.revision }, message);
-      }
-    } catch (error) {
-      log.warn({ err: (error as Error).message, event: 'RolloutCountAdopted' }, `could not record a Kubernetes Event (the Role grants create on events); ${message}`);
+    if ((await announce({ reason: 'RolloutCountAdopted', message, type: 'Normal', uid: snapshot.uid, key }, signal, message)) === 'created') {
+      log.info({ replicas: snapshot.replicas, revision: snapshot.revision }, message);
     }
   };
 

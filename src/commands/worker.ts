@@ -180,11 +180,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     handle: (message, unsent, attempt) => processMessage(pipeline, message, unsent, attempt),
     // On the consuming connection: a memory alarm blocks the publishing one, where the
     // declaration would wait as long as the hand-over does.
-    redeclare: async (exchange) => {
-      let declared = false;
-      await broker.declareApart(async (channel) => void (declared = await declareHandOverTarget(channel, topology, exchange)));
-      return declared;
-    },
+    redeclare: (exchange) => broker.declareApart((channel) => declareHandOverTarget(channel, topology, exchange)),
     // Rare (an erase during a dead-lettering): a connection of its own, as `wagate erase` opens.
     dropDeadLetter: async (message) => {
       // Waited for briefly: the message's sender waits meanwhile, and the log says how to drop it later.

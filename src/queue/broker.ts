@@ -41,9 +41,10 @@ export interface Broker {
   /**
    * Runs declarations on a channel opened for them and closed after, within a few seconds: a
    * declaration the broker refuses (a queue declared with other arguments) closes that channel,
-   * not the one publishes or deliveries go on. Throws while disconnected.
+   * not the one publishes or deliveries go on. Resolves to what the work returns; throws while
+   * disconnected.
    */
-  declareApart(work: (channel: Channel) => Promise<void>): Promise<void>;
+  declareApart<T>(work: (channel: Channel) => Promise<T>): Promise<T>;
   /** Ready-message count of a queue via passive declare, or null if the broker is unreachable. */
   readyCount(queue: string): Promise<number | null>;
   /** Ready messages and consumers of a queue via passive declare, or null. */
@@ -206,19 +207,19 @@ export function createBroker(options: BrokerOptions): Broker {
         });
       });
     },
-    async declareApart(work) {
+    async declareApart<T>(work: (channel: Channel) => Promise<T>): Promise<T> {
       const model = connection;
       if (!model) throw new WagateError('BROKER_UNAVAILABLE', `not connected to the broker at ${redactUrl(options.url)}`);
       const opening = model.createChannel();
       const declared = opening.then(async (channel) => {
         channel.on('error', () => undefined);
         try {
-          await work(channel);
+          return await work(channel);
         } finally {
           await channel.close().catch(() => undefined);
         }
       });
-      await failAfter(declared, DECLARE_APART_TIMEOUT_MS, () => new WagateError('BROKER_UNAVAILABLE', `the broker did not answer a declaration within ${DECLARE_APART_TIMEOUT_MS} ms`));
+      return failAfter(declared, DECLARE_APART_TIMEOUT_MS, () => new WagateError('BROKER_UNAVAILABLE', `the broker did not answer a declaration within ${DECLARE_APART_TIMEOUT_MS} ms`));
     },
     async readyCount(queue) {
       return (await this.inspect(queue))?.messageCount ?? null;
