@@ -1,4 +1,4 @@
-import { classifyPostgresError } from '../db/postgres-errors';
+import { classifyPostgresError, isStatementOverLimit } from '../db/postgres-errors';
 
 /** Pauses between tries of the write: about 2 s in all, well inside a message's processing. */
 const PAUSES_MS = [100, 400, 1600];
@@ -29,13 +29,16 @@ export async function writeProviderAnswer<T>(write: () => Promise<T>): Promise<T
       const kind = classifyPostgresError(error);
       if (kind === null) throw error;
       if (attempt < PAUSES_MS.length) await pause(PAUSES_MS[attempt]!);
-      else if (kind === 'DATABASE_UNAVAILABLE' && !poolClosed(error) && Date.now() < patienceEndsAt) await pause(OUTAGE_PAUSE_MS);
+      else if (kind === 'DATABASE_UNAVAILABLE' && !poolClosed(error) && !isStatementOverLimit(error) && Date.now() < patienceEndsAt) await pause(OUTAGE_PAUSE_MS);
       else throw error;
     }
   }
 }
 
-/** The worker closed its own pool (it is stopping): Postgres will not come back to it. */
+/**
+ * The worker closed its own pool (it is stopping): Postgres will not come back to it. A
+ * statement past its own limit (53400) is no outage either: waiting does not shrink it.
+ */
 function poolClosed(error: unknown): boolean {
   return (error as { code?: unknown }).code === 'CONNECTION_ENDED';
 }
