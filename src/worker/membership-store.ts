@@ -115,6 +115,9 @@ export function createMembershipStore(connections: MembershipConnections, queueP
       // Nothing is taken while a reshard pauses the group. The settings row is locked for it: a
       // take that read "not paused" before the pause then either commits first, and the reshard
       // sees the shard held and waits for its release, or waits for the pause and finds it.
+      // Nor is a shard taken beyond the count stored: a take that read the group before a
+      // reshard to fewer shards, and reached Postgres after it, would declare again the shard
+      // queue the reshard deleted, where old-count ingests' publishes would then wait unread.
       // The owner's member row is locked too, and its heartbeat read from the row as locked: a
       // heartbeat of the owner's under way then commits first and is seen (this statement's
       // snapshot, taken before it, would call the owner expired while the owner renews its lease
@@ -128,7 +131,7 @@ export function createMembershipStore(connections: MembershipConnections, queueP
       const rows = await sql`
         INSERT INTO work_shard_owners AS o (queue_prefix, shard, owner)
         SELECT ${queuePrefix}, ${shard}, ${memberId}
-        WHERE NOT coalesce((SELECT paused FROM work_shard_settings WHERE queue_prefix = ${queuePrefix} FOR SHARE), false)
+        WHERE coalesce((SELECT NOT paused AND ${shard} < shard_count FROM work_shard_settings WHERE queue_prefix = ${queuePrefix} FOR SHARE), true)
         ON CONFLICT (queue_prefix, shard) DO UPDATE SET owner = ${memberId}, changed_at = now()
         WHERE o.owner IS NULL OR o.owner = ${memberId} OR (${takeExpired}::boolean AND o.changed_at < now() - ${liveness}::interval AND NOT EXISTS (
                 SELECT 1 FROM (SELECT heartbeat_at FROM worker_members m

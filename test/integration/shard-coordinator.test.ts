@@ -284,6 +284,26 @@ describe('a take racing a reshard\'s pause', () => {
   }, 30_000);
 });
 
+describe('a take racing a reshard to fewer shards', () => {
+  it('takes no shard beyond the count stored, though its worker still counts more', async () => {
+    const prefix = `${PREFIX}-shrunk`;
+    const store = createMembershipStore({ sql: db.sql }, prefix, LIVENESS_MS);
+    await db.sql`INSERT INTO work_shard_settings (queue_prefix, shard_count) VALUES (${prefix}, 4)`;
+    await store.heartbeat('worker-a');
+    expect(await store.acquire('worker-a', 3, false)).toBe(true);
+    await store.release('worker-a', [3]);
+
+    // A reshard to 2 finished between the worker's read of the group and its take of shard 3.
+    await db.sql`UPDATE work_shard_settings SET shard_count = 2 WHERE queue_prefix = ${prefix}`;
+    await db.sql`DELETE FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard >= 2`;
+    expect(await store.acquire('worker-a', 3, false)).toBe(false);
+    expect(await store.acquire('worker-a', 2, false)).toBe(false);
+    const beyond = await db.sql`SELECT shard FROM work_shard_owners WHERE queue_prefix = ${prefix} AND shard >= 2`;
+    expect(beyond).toHaveLength(0);
+    expect(await store.acquire('worker-a', 1, false)).toBe(true);
+  }, 30_000);
+});
+
 describe('stopping a worker whose tick hangs on Postgres', () => {
   it('releases its shards within the drain timeout instead of waiting for the tick', async () => {
     const prefix = `${PREFIX}-stop`;
