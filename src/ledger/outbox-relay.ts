@@ -27,6 +27,11 @@ const DELETE_GATHER_MS = 50;
 const MAX_RELEASE_BACKOFF_SECONDS = 30;
 /** After a failed DELETE of confirmed rows, the pause before the next try. */
 const DELETE_RETRY_MS = 1000;
+/**
+ * The most an owner publish keeps of its rows' lease past the confirm deadline, for the renewal
+ * sent then to commit; half of what the lease leaves past the deadline when that is less.
+ */
+const MAX_RENEWAL_ROOM_MS = 5000;
 
 export interface OutboxRelayOptions {
   sql: Sql;
@@ -477,8 +482,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // Such rows are released to the sweep at once rather than left to their lease: in the
     // meantime their senders' next messages would go out ahead of them. The rows committed
     // with them and after them wait for that sweep too.
+    // And room is kept after the deadline for the renewal it then sends to commit: landing
+    // after the lease ran out, a sweep could claim the row first, and publish it again.
     const leaseMs = options.leaseSeconds * 1000;
-    const stillFresh = () => entries.every((entry) => Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs < leaseMs);
+    const renewalRoomMs = Math.min(MAX_RENEWAL_ROOM_MS, (leaseMs - options.confirmTimeoutMs) / 2);
+    const stillFresh = () => entries.every((entry) =>
+      Date.now() - entry.leaseStartedAtMs + options.publishLingerMs + options.confirmTimeoutMs + renewalRoomMs < leaseMs);
     // The ledger commits its own rows unclaimed: attempts 0.
     const owned: Outgoing[] = entries.map((entry) => ({
       id: entry.rowId, attempts: 0, sender: entry.payload.senderKey, publication: toPublication(options.topology, entry.payload, entry.traceparent),

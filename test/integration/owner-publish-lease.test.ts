@@ -68,3 +68,18 @@ it('publishes a row whose lease outlasts the confirm deadline, and hands one who
   expect(await rig.relay.publishOwned([after])).toBe(true);
   expect((await rig.probe.drainWork(rig.topology)).map((message) => message.properties.messageId)).toEqual([`whatsapp:${after.messageId}`]);
 });
+
+it('leaves to the sweep a row whose confirm could end just inside its lease, with no room for the renewal sent at the deadline', async () => {
+  // 1.5 s gone: a confirm at the 10 s deadline leaves 0.5 s of the 12 s lease. The renewal sent
+  // then has to reach Postgres and commit within it, or a sweep could claim the row and
+  // publish it again while the owner's copy is still on its way.
+  const tight = await committed(1_500);
+  expect(await rig.relay.publishOwned([tight])).toBe(false);
+  expect(await rig.probe.drainWork(rig.topology)).toEqual([]);
+  expect(await rig.relay.sweepOnce()).toBe(1);
+  expect((await rig.probe.drainWork(rig.topology)).map((message) => message.properties.messageId)).toEqual([`whatsapp:${tight.messageId}`]);
+  // Half of the 2 s the lease leaves past the deadline is kept for the renewal: 0.2 s gone still publishes.
+  const roomy = await committed(200);
+  expect(await rig.relay.publishOwned([roomy])).toBe(true);
+  expect((await rig.probe.drainWork(rig.topology)).map((message) => message.properties.messageId)).toEqual([`whatsapp:${roomy.messageId}`]);
+});
