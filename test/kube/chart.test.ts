@@ -95,6 +95,15 @@ describe('the chart in a real API server', () => {
     expect(replicas).toBe('1');
   }, 120_000);
 
+  it('prints the providers\' URLs without a doubled slash when PUBLIC_BASE_URL ends in one, as wagate joins them', () => {
+    const result = helmIn(['install', 'slash', CHART_DIR, '--dry-run=server', '-n', 'keda', '-f', scenarioFile('minimal'), '--set', 'config.PUBLIC_BASE_URL=https://shop.example.com//']);
+    expect([result.status, result.status === 0 ? '' : result.stderr]).toEqual([0, '']);
+    const notes = result.stdout.slice(result.stdout.indexOf('NOTES:'));
+    expect(notes).toContain('https://shop.example.com/api/v1/whatsapp-hardened/webhook\n');
+    expect(notes).toContain('https://shop.example.com/api/v1/whatsapp-hardened/twilio/webhook');
+    expect(notes).not.toMatch(/example\.com\/\/+api/);
+  }, 60_000);
+
   it('runs the migration hook\'s command line as `wagate migrate` against a real database', async () => {
     const job = find(renderScenario('minimal'), 'Job', '-migrate');
     const args: string[] = job.spec.template.spec.containers[0].args;
