@@ -1,6 +1,6 @@
 import type { Config } from '../config';
 import { transaction, type Sql } from '../db/client';
-import { WagateError } from '../errors';
+import { WagateError, type ErrorCode } from '../errors';
 import { failpoint } from '../failpoints';
 import { RESHARD_LOCK_WAIT_MS, withReshardLock } from '../ledger/reshard-lock';
 import { storedShardCount } from '../ledger/shard-count';
@@ -122,18 +122,19 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
       throw new WagateError('OPERATION_REFUSED',
         `${why}; an interrupted reshard left ${staged} message(s) in its staging queue, so the workers stay paused: ${then} wagate reshard again (to any count)`);
     }
-    await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`;
+    await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`
+      .catch((error: Error) => stillPaused(Object.assign(error, { message: `${why}; nothing was moved, but the workers could not be resumed (${error.message})` }), 'DATABASE_UNAVAILABLE'));
     throw new WagateError('OPERATION_REFUSED', `${why}; nothing was moved and the workers resume${whom ? `. Try again, or stop ${whom} first` : ''}`);
   };
   /**
    * A failure once the workers are paused (the broker lost, say): they stay so, since what is
    * in staging cannot be told; the error says so, and that a rerun finishes and resumes them.
    */
-  const stillPaused = (error: Error): never => {
-    throw new WagateError(error instanceof WagateError ? error.code : 'BROKER_UNAVAILABLE',
+  const stillPaused = (error: Error, code: ErrorCode = 'BROKER_UNAVAILABLE'): never => {
+    throw new WagateError(error instanceof WagateError ? error.code : code,
       `${error.message}; the workers of "${prefix}" stay paused: ${error.message.startsWith(stopped()) ? '' : 'once that is mended, '}run wagate reshard --to ${to} again, which finishes the move and resumes them`, { cause: error });
   };
-  const held = await shardsStillHeld(deps);
+  const held = await shardsStillHeld(deps).catch((error: Error) => refuse(`the workers' release could not be read (${error.message})`, 'what keeps Postgres from answering'));
   if (deps.stop?.aborted) await refuse(stopped(), '');
   if (held > 0) await refuse(`${held} shard(s) are still held by live workers after ${deps.releaseTimeoutMs} ms`, 'the workers that hold shards');
   const oldTopology = topologyNames({ ...deps.topology, shards: from });
@@ -178,7 +179,10 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
     progress: deps.progress,
   }).catch((error: Error) => (stoppedBeforeGathering ? refuse(stopped(), '') : stillPaused(error)));
   await assertStillExclusive(exclusive, prefix).catch(stillPaused);
-  await recordCount(sql, prefix, to);
+  // Every message is on the new shards by now: resumed on the old count, the workers would
+  // read the wrong queues, so a failure here leaves them paused for a rerun to store the count.
+  await recordCount(sql, prefix, to)
+    .catch((error: Error) => stillPaused(Object.assign(error, { message: `the messages are on ${to} shards, but the count could not be stored (${error.message})` }), 'DATABASE_UNAVAILABLE'));
   deps.progress(`stored ${to} shards; the workers resume`);
   return { from, to, ...moved };
 }
