@@ -492,9 +492,12 @@ function crossCheck(e: ParsedEnv): string[] {
   if (e.RETRY_DELAYS_MS.some((delay, index) => index > 0 && delay <= e.RETRY_DELAYS_MS[index - 1]!)) {
     problems.push('RETRY_DELAYS_MS: the tiers must ascend (each delay longer than the one before)');
   }
-  if (e.OUTBOX_LEASE_SECONDS * 1000 <= e.PUBLISH_CONFIRM_TIMEOUT_MS) {
+  // By a second at least: an ingest publishes its own rows only while their lease leaves time
+  // past the confirm deadline for a renewal to commit (outbox-relay.ts); with less, every row
+  // would wait for the sweep.
+  if (e.OUTBOX_LEASE_SECONDS * 1000 - e.PUBLISH_CONFIRM_TIMEOUT_MS < 1000) {
     problems.push(
-      'OUTBOX_LEASE_SECONDS: must exceed PUBLISH_CONFIRM_TIMEOUT_MS, or another relay could publish a row whose confirm is still awaited',
+      'OUTBOX_LEASE_SECONDS: must exceed PUBLISH_CONFIRM_TIMEOUT_MS by 1 s or more, or another relay could publish a row whose confirm is still awaited, or every row wait for the sweep',
     );
   }
   if (e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {

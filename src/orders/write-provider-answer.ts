@@ -29,18 +29,19 @@ export async function writeProviderAnswer<T>(write: () => Promise<T>): Promise<T
       const kind = classifyPostgresError(error);
       if (kind === null) throw error;
       if (attempt < PAUSES_MS.length) await pause(PAUSES_MS[attempt]!);
-      else if (kind === 'DATABASE_UNAVAILABLE' && !poolClosed(error) && !isStatementOverLimit(error) && Date.now() < patienceEndsAt) await pause(OUTAGE_PAUSE_MS);
+      else if (isOutage(kind, error) && Date.now() < patienceEndsAt) await pause(OUTAGE_PAUSE_MS);
       else throw error;
     }
   }
 }
 
 /**
- * The worker closed its own pool (it is stopping): Postgres will not come back to it. A
- * statement past its own limit (53400) is no outage either: waiting does not shrink it.
+ * A Postgres that cannot be reached, and may come back. Not the worker's own pool closed (it
+ * is stopping): Postgres will not come back to it. Nor a statement past its own limit (53400):
+ * waiting does not shrink it.
  */
-function poolClosed(error: unknown): boolean {
-  return (error as { code?: unknown }).code === 'CONNECTION_ENDED';
+function isOutage(kind: ReturnType<typeof classifyPostgresError>, error: unknown): boolean {
+  return kind === 'DATABASE_UNAVAILABLE' && (error as { code?: unknown }).code !== 'CONNECTION_ENDED' && !isStatementOverLimit(error);
 }
 
 function pause(ms: number): Promise<void> {

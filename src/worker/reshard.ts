@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import { transaction, type Sql } from '../db/client';
+import { classifyPostgresError } from '../db/postgres-errors';
 import { WagateError, type ErrorCode } from '../errors';
 import { failpoint } from '../failpoints';
 import { RESHARD_LOCK_WAIT_MS, withReshardLock } from '../ledger/reshard-lock';
@@ -106,7 +107,7 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
   await sql`INSERT INTO work_shard_settings (queue_prefix, shard_count, paused) VALUES (${prefix}, ${from}, true)
             ON CONFLICT (queue_prefix) DO UPDATE SET paused = true, updated_at = now()`;
   deps.progress(`paused the workers of "${prefix}"; waiting for them to release ${from} shard(s)`);
-  const refuse = async (why: string, whom: string): Promise<never> => {
+  const refuse = async (why: string, whom: string, code: ErrorCode = 'OPERATION_REFUSED'): Promise<never> => {
     // Half moved: most messages wait in staging, some are on the new shards already. Resumed
     // on the old count, the workers would take those out of order; the group stays paused.
     const then = whom ? `stop ${whom}, then run` : 'run';
@@ -122,9 +123,11 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
       throw new WagateError('OPERATION_REFUSED',
         `${why}; an interrupted reshard left ${staged} message(s) in its staging queue, so the workers stay paused: ${then} wagate reshard again (to any count)`);
     }
-    await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`
-      .catch((error: Error) => stillPaused(Object.assign(error, { message: `${why}; nothing was moved, but the workers could not be resumed (${error.message})` }), 'DATABASE_UNAVAILABLE'));
-    throw new WagateError('OPERATION_REFUSED', `${why}; nothing was moved and the workers resume${whom ? `. Try again, or stop ${whom} first` : ''}`);
+    await sql`UPDATE work_shard_settings SET paused = false, updated_at = now() WHERE queue_prefix = ${prefix}`.catch((error: Error) => {
+      throw new WagateError(postgresCode(error),
+        `${why}; nothing was moved, but the workers could not be resumed (${error.message}), so they stay paused: once Postgres answers, run wagate reshard --to ${to} again (or --to ${from}, to keep the count), which resumes them`, { cause: error });
+    });
+    throw new WagateError(code, `${why}; nothing was moved and the workers resume${whom ? `. Try again, or stop ${whom} first` : ''}`);
   };
   /**
    * A failure once the workers are paused (the broker lost, say): they stay so, since what is
@@ -134,7 +137,8 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
     throw new WagateError(error instanceof WagateError ? error.code : code,
       `${error.message}; the workers of "${prefix}" stay paused: ${error.message.startsWith(stopped()) ? '' : 'once that is mended, '}run wagate reshard --to ${to} again, which finishes the move and resumes them`, { cause: error });
   };
-  const held = await shardsStillHeld(deps).catch((error: Error) => refuse(`the workers' release could not be read (${error.message})`, 'what keeps Postgres from answering'));
+  const held = await shardsStillHeld(deps)
+    .catch((error: Error) => refuse(`the workers' release could not be read (${error.message})`, 'what keeps Postgres from answering', postgresCode(error)));
   if (deps.stop?.aborted) await refuse(stopped(), '');
   if (held > 0) await refuse(`${held} shard(s) are still held by live workers after ${deps.releaseTimeoutMs} ms`, 'the workers that hold shards');
   const oldTopology = topologyNames({ ...deps.topology, shards: from });
@@ -181,8 +185,8 @@ async function reshardHeld(deps: ReshardDeps, to: number, exclusive: Exclusive):
   await assertStillExclusive(exclusive, prefix).catch(stillPaused);
   // Every message is on the new shards by now: resumed on the old count, the workers would
   // read the wrong queues, so a failure here leaves them paused for a rerun to store the count.
-  await recordCount(sql, prefix, to)
-    .catch((error: Error) => stillPaused(Object.assign(error, { message: `the messages are on ${to} shards, but the count could not be stored (${error.message})` }), 'DATABASE_UNAVAILABLE'));
+  await recordCount(sql, prefix, to).catch((error: Error) =>
+    stillPaused(new Error(`the messages are on ${to} shards, but the count could not be stored (${error.message})`, { cause: error }), postgresCode(error)));
   deps.progress(`stored ${to} shards; the workers resume`);
   return { from, to, ...moved };
 }
@@ -209,14 +213,24 @@ async function shardsStillHeld(deps: ReshardDeps): Promise<number> {
   const deadline = Date.now() + deps.releaseTimeoutMs;
   const liveness = `${deps.livenessTimeoutMs} milliseconds`;
   for (;;) {
-    const [row] = await deps.sql<{ held: number }[]>`
+    const held = await deps.sql<{ held: number }[]>`
       SELECT count(*)::integer AS held FROM work_shard_owners o
       WHERE o.queue_prefix = ${deps.topology.prefix} AND o.owner IS NOT NULL AND EXISTS (
         SELECT 1 FROM worker_members m WHERE m.queue_prefix = o.queue_prefix AND m.member_id = o.owner
-        AND m.heartbeat_at > now() - ${liveness}::interval)`;
-    if (row!.held === 0 || Date.now() > deadline || deps.stop?.aborted) return row!.held;
+        AND m.heartbeat_at > now() - ${liveness}::interval)`.then(([row]) => row!.held, (error: unknown) => {
+      // A reset or a failover during a wait of minutes is waited out, as the workers do; a
+      // statement Postgres refuses, or one still failing at the deadline, ends the wait.
+      if (classifyPostgresError(error) === null || Date.now() > deadline) throw error;
+      return null;
+    });
+    if (held === 0 || (held !== null && Date.now() > deadline) || deps.stop?.aborted) return held ?? 0;
     await new Promise((resolve) => setTimeout(resolve, RELEASE_POLL_MS));
   }
+}
+
+/** The code of a Postgres failure: passing (down, too slow, a deadlock) or, for anything else, INTERNAL. */
+function postgresCode(error: unknown): ErrorCode {
+  return classifyPostgresError(error) ?? 'INTERNAL';
 }
 
 /** The settings row first: a take locks it before its owner row (MembershipStore.acquire), so the other order could deadlock. */

@@ -1,4 +1,5 @@
 import amqp from 'amqplib';
+import { closeDatabase, createDatabase } from '../../src/db/client';
 import { ensureShardCount } from '../../src/ledger/shard-count';
 import { declareShardTopology } from '../../src/ledger/shard-topology';
 import { routingKeyFor, shardOf, topologyNames, type TopologyOptions } from '../../src/queue/topology';
@@ -46,28 +47,35 @@ afterAll(async () => {
 });
 
 const settings = async () => (await db.sql`SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${options.prefix}`)[0];
-const ownersAway = () => db.sql`ALTER TABLE work_shard_owners RENAME TO work_shard_owners_away`;
-const ownersBack = () => db.sql`ALTER TABLE work_shard_owners_away RENAME TO work_shard_owners`;
+const ownersAway = async () => void (await db.sql`ALTER TABLE work_shard_owners RENAME TO work_shard_owners_away`);
+const ownersBack = async () => void (await db.sql`ALTER TABLE IF EXISTS work_shard_owners_away RENAME TO work_shard_owners`);
+
+/** A run of the first test still under way, should it fail early: stopped, so that it lets go of the group's lock. */
+let running: { stop: AbortController; ended: Promise<unknown> } | null = null;
+
+afterEach(async () => {
+  running?.stop.abort(new Error('the test ended'));
+  await running?.ended;
+  running = null;
+  await ownersBack();
+  await db.sql`UPDATE work_shard_owners SET owner = NULL WHERE queue_prefix = ${options.prefix}`;
+  await db.sql`DELETE FROM worker_members WHERE queue_prefix = ${options.prefix}`;
+});
 
 it('resumes the workers, nothing moved, when the workers\' release cannot be read', async () => {
   // A live worker holds shard 0, so the command waits for its release, reading the owners.
   await db.sql`INSERT INTO worker_members (queue_prefix, member_id) VALUES (${options.prefix}, 'worker-a')`;
   await db.sql`UPDATE work_shard_owners SET owner = 'worker-a' WHERE queue_prefix = ${options.prefix} AND shard = 0`;
-  const lines: string[] = [];
-  const running = reshard({ sql: db.sql, amqpUrl: TEST_AMQP_URL, topology: options, livenessTimeoutMs: 60_000, releaseTimeoutMs: 60_000, progress: (line) => void lines.push(line) }, 2);
-  const outcome = running.then(() => null, (error: Error) => error);
+  const stop = new AbortController();
+  const outcome = reshard({ sql: db.sql, amqpUrl: TEST_AMQP_URL, topology: options, livenessTimeoutMs: 60_000, releaseTimeoutMs: 60_000, progress: () => undefined, stop: stop.signal }, 2)
+    .then(() => null, (error: Error) => error);
+  running = { stop, ended: outcome };
   await waitFor('the workers to be paused', async () => (await settings())?.paused === true);
   await ownersAway();
-  try {
-    const error = await outcome;
-    expect(error?.message).toContain('the workers\' release could not be read');
-    expect(error?.message).toContain('nothing was moved and the workers resume');
-  } finally {
-    await ownersBack();
-  }
+  const error = await outcome;
+  expect(error?.message).toContain('the workers\' release could not be read');
+  expect(error?.message).toContain('nothing was moved and the workers resume');
   expect(await settings()).toEqual({ shard_count: 4, paused: false });
-  await db.sql`UPDATE work_shard_owners SET owner = NULL WHERE queue_prefix = ${options.prefix}`;
-  await db.sql`DELETE FROM worker_members WHERE queue_prefix = ${options.prefix}`;
 }, 90_000);
 
 it('keeps the workers paused, and says to run it again, when the count cannot be stored after the move; the rerun stores it', async () => {
@@ -84,12 +92,8 @@ it('keeps the workers paused, and says to run it again, when the count cannot be
   await channel.close();
 
   // Held a quarter of the way through putting them on two shards: the count's write will fail.
-  let result: Awaited<ReturnType<typeof runWagatePausedAt>>;
-  try {
-    result = await runWagatePausedAt('reshard.distributing', ['reshard', '--to', '2'], env, ownersAway);
-  } finally {
-    await ownersBack();
-  }
+  const result = await runWagatePausedAt('reshard.distributing', ['reshard', '--to', '2'], env, ownersAway);
+  await ownersBack();
   expect(result.code).not.toBe(0);
   expect(result.stderr).toContain('the messages are on 2 shards, but the count could not be stored');
   expect(result.stderr).toContain(`the workers of "${options.prefix}" stay paused`);
@@ -110,4 +114,41 @@ it('keeps the workers paused, and says to run it again, when the count cannot be
     }
   }
   expect(found.sort()).toEqual([...senders].sort());
+}, 120_000);
+
+it('waits out a poll of the workers\' release that fails for a passing reason, and goes on once they let go', async () => {
+  // Its own pool, whose statements time out quickly: a poll that waits on a lock fails with 57014.
+  const impatient = createDatabase({ url: db.url, maxConnections: 2, connectTimeoutSeconds: 5, statementTimeoutMs: 300, applicationName: 'reshard-under-test' });
+  try {
+    expect(await settings()).toEqual({ shard_count: 2, paused: false });
+    const two = { ...options, shards: 2 };
+    await db.sql`INSERT INTO worker_members (queue_prefix, member_id) VALUES (${options.prefix}, 'worker-a')`;
+    await db.sql`UPDATE work_shard_owners SET owner = 'worker-a' WHERE queue_prefix = ${options.prefix} AND shard = 0`;
+    const stop = new AbortController();
+    const outcome = reshard({ sql: impatient, amqpUrl: TEST_AMQP_URL, topology: two, livenessTimeoutMs: 60_000, releaseTimeoutMs: 60_000, progress: () => undefined, stop: stop.signal }, 4)
+      .then((report) => report, (error: Error) => error);
+    running = { stop, ended: outcome };
+    await waitFor('the workers to be paused', async () => (await settings())?.paused === true);
+
+    await db.sql.begin(async (tx) => {
+      await tx`LOCK TABLE work_shard_owners IN ACCESS EXCLUSIVE MODE`;
+      // Two polls seen waiting on the lock: the first of them has failed by its statement timeout.
+      const polls = new Set<string>();
+      await waitFor('a poll to fail on its statement timeout and the next to wait', async () => {
+        const waiting = await db.sql<{ started: string }[]>`
+          SELECT query_start::text AS started FROM pg_stat_activity
+          WHERE application_name = 'reshard-under-test' AND wait_event_type = 'Lock' AND query LIKE '%work_shard_owners%'`;
+        for (const row of waiting) polls.add(row.started);
+        return polls.size >= 2;
+      });
+      // Worker A lets go of its shard.
+      await tx`UPDATE work_shard_owners SET owner = NULL WHERE queue_prefix = ${options.prefix}`;
+    });
+    await expect(outcome).resolves.toMatchObject({ from: 2, to: 4 });
+    expect(await settings()).toEqual({ shard_count: 4, paused: false });
+  } finally {
+    running?.stop.abort(new Error('the test ended'));
+    await running?.ended;
+    await closeDatabase(impatient);
+  }
 }, 120_000);

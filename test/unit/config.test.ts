@@ -210,6 +210,7 @@ describe('configuration', () => {
 
   it('refuses an outbox lease no longer than the publish-confirm timeout', () => {
     expectConfigError({ OUTBOX_LEASE_SECONDS: '10', PUBLISH_CONFIRM_TIMEOUT_MS: '10000' }, /OUTBOX_LEASE_SECONDS: must exceed PUBLISH_CONFIRM_TIMEOUT_MS/);
+    expectConfigError({ OUTBOX_LEASE_SECONDS: '11', PUBLISH_CONFIRM_TIMEOUT_MS: '10500' }, /OUTBOX_LEASE_SECONDS: must exceed PUBLISH_CONFIRM_TIMEOUT_MS by 1 s or more/);
     expect(loadConfig({ OUTBOX_LEASE_SECONDS: '11', PUBLISH_CONFIRM_TIMEOUT_MS: '10000' }).OUTBOX_LEASE_SECONDS).toBe(11);
   });
 
