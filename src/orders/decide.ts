@@ -134,8 +134,11 @@ function cartPriceAgrees(item: CartItem, product: Product): boolean {
   if (item.currency !== undefined && item.currency.trim().toUpperCase() !== product.currency.toUpperCase()) return false;
   const shown = Number(item.item_price);
   if (item.item_price === undefined || item.item_price === '' || !Number.isFinite(shown)) return true;
-  // Meta sends the price as a JSON number (9.5): compared in cents, rounded, never as floats.
-  return Math.round(shown * 100) === toCents(product.price);
+  // Meta sends the price as a JSON number (9.5), read back as the shortest decimal that is that
+  // number ("9.5", "0.125") and compared in cents, never as floats. A price with more decimals
+  // than the catalog keeps (0.125 KWD against 0.13) differs: rounded to cents, it agreed.
+  const decimal = String(shown);
+  return /^\d+(\.\d{1,2})?$/.test(decimal) && toCents(decimal) === toCents(product.price);
 }
 
 /** A tapped button or list row: its id may be a sku; otherwise its title is read as text. */

@@ -212,6 +212,13 @@ function readGroup(group: Group, negation: Negation | undefined, reading: ChunkR
   else reading.items.push({ quantity: read?.value ?? 1, phrase });
 }
 
+/**
+ * Number words that, after a product's words, are as likely a word of the product: Portuguese
+ * "doce" is "sweet" ("pão doce", "empanada doce"), Spanish "doce" is twelve. Before them
+ * ("doce empanadas") they count.
+ */
+const NOT_COUNTS_AFTER_WORDS = new Set(['doce']);
+
 function groupByQuantity(part: readonly Element[]): Group[] | undefined {
   const counts = part.filter((element) => element.kind === 'quantity').length;
   const meaningful = part.filter((element) => element.kind !== 'filler');
@@ -228,6 +235,7 @@ function groupByQuantity(part: readonly Element[]): Group[] | undefined {
   let words: string[] = [];
   for (const element of part) {
     if (element.kind === 'word') words.push(element.text);
+    else if (element.kind === 'quantity' && NOT_COUNTS_AFTER_WORDS.has(element.text)) return undefined;
     else if (element.kind === 'quantity') {
       groups.push({ quantity: element, words, fillers: 0 });
       words = [];

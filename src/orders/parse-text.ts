@@ -3,7 +3,7 @@ import { hasUnreadableCount } from './parse-text-counts';
 import { FILLER_WORDS } from './parse-text-filler';
 import { readChunk, type ChunkReading, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text-items';
 import { exceedsTextCap, MAX_ITEMS, MAX_PHRASES } from './parse-text-limits';
-import { readQuantity } from './parse-text-quantity';
+import { ARTICLES, readQuantity } from './parse-text-quantity';
 import { normalizeText, phraseAt, splitGluedNumbers, tokenize, toPhrases, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
 import {
   GREETINGS,
@@ -256,10 +256,10 @@ const phrasesOfTerms = new WeakMap<readonly string[], CatalogPhrases>();
 export function catalogPhrases(terms: readonly string[]): CatalogPhrases {
   const known = phrasesOfTerms.get(terms);
   if (known) return known;
-  const phrases = terms
+  const names = terms
     .map((term) => tokenize(normalizeText(term).replace(SYMBOL_CONJUNCTIONS, ' and ')).map((token: Token) => token.key))
-    .filter((words) => words.length > 0)
-    .sort((a, b) => b.length - a.length);
+    .filter((words) => words.length > 0);
+  const phrases = [...names, ...names.flatMap(partsFromNumberWords)].sort((a, b) => b.length - a.length);
   const dotted = terms
     .map((term) => normalizeText(term).replace(SYMBOL_CONJUNCTIONS, ' and ').trim())
     .filter((term) => SENTENCE_END_INSIDE.test(term))
@@ -268,4 +268,21 @@ export function catalogPhrases(terms: readonly string[]): CatalogPhrases {
   const built = { phrases, words: new Set(phrases.flat()), oneWordNames, dotted };
   phrasesOfTerms.set(terms, built);
   return built;
+}
+
+/**
+ * The runs of a name's words that begin with a number word ("cuatro quesos" of "Pizza Cuatro
+ * Quesos", "four cheese" of "Four Cheese Pizza"), kept together as the whole name is: read as a
+ * count, "cuatro quesos por favor" ordered four of the pizza, its "quesos" alone matching the
+ * name. Not digits ("Pack 6 Beers": "6 beers" is as likely six beers) nor articles.
+ */
+function partsFromNumberWords(name: WordPhrase): WordPhrase[] {
+  const tokens = name.map((key) => ({ key, text: key }));
+  const parts: WordPhrase[] = [];
+  for (let start = 0; start < name.length - 1; start += 1) {
+    const word = name[start]!;
+    if (/\d/.test(word) || ARTICLES.has(word) || readQuantity(tokens, start)?.kind !== 'count') continue;
+    for (let end = start + 2; end <= name.length; end += 1) if (end - start < name.length) parts.push(name.slice(start, end));
+  }
+  return parts;
 }

@@ -100,6 +100,8 @@ describe('order pipeline', () => {
   it.each([
     ['a price', { item_price: 8, currency: 'EUR' }],
     ['a currency', { item_price: 9.5, currency: 'USD' }],
+    // Rounded to cents it was 9.50, the catalog's: its third decimal differs all the same.
+    ['a price, to a third decimal,', { item_price: 9.496, currency: 'EUR' }],
   ])('places no order from a cart that showed %s other than the catalog\'s, and says what it costs', async (_what, shown) => {
     const id = uniqueWamid();
     const from = '15550100023';
