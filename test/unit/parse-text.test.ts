@@ -553,6 +553,20 @@ describe('recall: realistic text', () => {
   });
 
   it.each([
+    ['cuatro quesos por favor', [item(1, 'cuatro quesos')]],
+    ['2 cuatro quesos', [item(2, 'cuatro quesos')]],
+    ['cuatro pizzas cuatro quesos', [item(4, 'pizzas cuatro quesos')]],
+    ['cuatro empanadas', [item(4, 'empanadas')]],
+  ])('reads a number word that begins words of a name as the name: "%s"', (text, items) => {
+    expect(itemsOf(text, ['Pizza Cuatro Quesos', 'Empanada'])).toEqual(items);
+  });
+
+  it('asks about Portuguese "doce" (sweet) after a product, and counts Spanish "doce" before one', () => {
+    expect(parseOrderText('pão doce').unsure).toEqual([expect.objectContaining({ reason: 'quantity' })]);
+    expect(itemsOf('doce empanadas')).toEqual([item(12, 'empanadas')]);
+  });
+
+  it.each([
     ['a dozen empanadas', 12], ['half a dozen empanadas', 6], ['two dozen empanadas', 24], ['2 dozen empanadas', 24],
     ['una docena de empanadas', 12], ['media docena de empanadas', 6], ['uma dúzia de empanadas', 12],
     ['meia dúzia de empanadas', 6], ['ein Dutzend Empanadas', 12], ['ein halbes Dutzend Empanadas', 6],
