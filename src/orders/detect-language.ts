@@ -12,7 +12,7 @@ const MARKERS: Record<ReplyLanguage, string[]> = {
     'thanks', 'thank', 'hi', 'hello', 'hey', 'good', 'morning', 'evening', 'want', 'would', 'like', 'the', 'where', 'my',
     'order', 'cancel', 'status', 'help', 'i', 'some', 'of', 'you'],
   es: ['uno', 'una', 'dos', 'tres', 'cuatro', 'cinco', 'seis', 'siete', 'ocho', 'nueve', 'diez', 'y', 'con', 'sin',
-    'por', 'favor', 'gracias', 'hola', 'buenas', 'buenos', 'dias', 'quiero', 'quisiera', 'dame', 'donde', 'mi', 'pedido',
+    'por', 'favor', 'gracias', 'hola', 'buen', 'buenas', 'buenos', 'dias', 'quiero', 'quisiera', 'dame', 'donde', 'mi', 'pedido',
     'cancelar', 'estado', 'ayuda', 'carta', 'el', 'los', 'las', 'del', 'necesito'],
   pt: ['um', 'uma', 'dois', 'duas', 'tres', 'quatro', 'cinco', 'seis', 'sete', 'oito', 'nove', 'dez', 'e', 'com', 'sem',
     'obrigado', 'obrigada', 'ola', 'oi', 'bom', 'boa', 'dia', 'quero', 'queria', 'gostaria', 'onde', 'meu', 'minha',
@@ -24,9 +24,10 @@ const MARKERS: Record<ReplyLanguage, string[]> = {
 
 /**
  * Words that two languages share, scored for neither. Portuguese "do" and "as" are English
- * words too: "Do you deliver?" was answered in Portuguese, and every later reply with it.
+ * words too: "Do you deliver?" was answered in Portuguese, and every later reply with it. So
+ * are Spanish "día", "quería" and "da" Portuguese: "Buen día, quería 2 empanadas" was.
  */
-const AMBIGUOUS = new Set(['cinco', 'seis', 'cancelar', 'menu', 'o', 'a', 'de', 'no', 'tres', 'por', 'favor', 'do', 'as']);
+const AMBIGUOUS = new Set(['cinco', 'seis', 'cancelar', 'menu', 'o', 'a', 'de', 'no', 'tres', 'por', 'favor', 'do', 'as', 'dia', 'queria', 'da']);
 
 const LOOKUP = new Map<string, ReplyLanguage[]>();
 for (const language of REPLY_LANGUAGES) {

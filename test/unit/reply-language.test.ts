@@ -17,6 +17,8 @@ describe('the language of a message', () => {
     ['Do you have tiramisu?', 'en'],
     ['Do you deliver?', 'en'],
     ['pizza do dia, por favor, obrigado', 'pt'],
+    ['Buen día, quería 2 empanadas', 'es'],
+    ['bom dia, queria 2 empanadas', 'pt'],
   ])('reads %j as %s', (text, language) => {
     expect(detectLanguage(text)).toBe(language);
   });
