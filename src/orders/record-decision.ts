@@ -179,11 +179,13 @@ async function applyDecision(tx: Sql, message: QueueMessage, decision: AnsweredD
       // Not while an earlier message is still on its way, as for a cancel: it may be the order
       // asked about, and the answer named the one before it, or said there was none.
       if (await earlierStillUnanswered(tx, message, policy)) return { kind: 'order_status', body: replies.statusEarlierUnanswered(), ...none };
-      // The newest as a cancel takes it: by its message's arrival, so both name the same order.
+      // The newest as a cancel takes it: by its message's arrival, among those that arrived
+      // before the question, so both name the same order.
       const [order] = await tx<{ id: string; status: string; total: string; currency: string }[]>`
         SELECT orders.id::text AS id, orders.status, orders.total::text AS total, orders.currency FROM orders
         LEFT JOIN webhook_messages placed ON placed.webhook_source = orders.webhook_source AND placed.message_id = orders.message_id
         WHERE orders.webhook_source = ${message.source} AND orders.sender_key = ${message.senderKey}
+          AND (placed.id IS NULL OR placed.id < (SELECT id FROM webhook_messages WHERE webhook_source = ${message.source} AND message_id = ${message.messageId}))
         -- orders.id, the number: a bare "id" is the output column, id::text, and sorted as text
         -- it took order 998 for newer than 1002.
         ORDER BY placed.id DESC NULLS LAST, orders.id DESC LIMIT 1`;

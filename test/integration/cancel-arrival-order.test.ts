@@ -82,6 +82,20 @@ it('cancels the order placed before the cancel arrived, not one placed while the
   expect((await orderOf(next)).status).toBe('open');
 });
 
+it('answers a status question with the order placed before it arrived, as a cancel sent with it would take', async () => {
+  const from = '15550910021';
+  const first = await arrived(from);
+  await recordDecision(db.sql, first, orderFor(1), TEXTS, POLICY);
+  const question = await arrived(from);
+  // The customer's next order arrives, and is placed, while the question waits in its retry tier.
+  const next = await arrived(from);
+  await recordDecision(db.sql, next, orderFor(2), TEXTS, POLICY);
+
+  const outcome = await recordDecision(db.sql, question, { kind: 'order_status' }, TEXTS, POLICY);
+  expect(outcome).toMatchObject({ outbound: { kind: 'order_status', body: expect.stringContaining(`#${(await orderOf(first)).id}`) } });
+  expect(outcome).not.toMatchObject({ outbound: { body: expect.stringContaining(`#${(await orderOf(next)).id}`) } });
+});
+
 it('cancels nothing while an earlier message of the sender waits in a retry tier with no decision, and says so', async () => {
   const from = '15550910002';
   const { first, waiting } = await orderedThenOneWaiting(from);
