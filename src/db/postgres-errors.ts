@@ -44,6 +44,19 @@ export function isClosedUnanswered(error: unknown): boolean {
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'CONNECTION_CLOSED';
 }
 
+/** Failures of the connect itself (refused, no such host, none within the connect timeout). */
+const CONNECT_FAILURES = ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'CONNECT_TIMEOUT'];
+
+/**
+ * The statement never left this process: the connection it waited for could not be made, or
+ * its login was refused. Unlike a connection lost after the statement went out, Postgres
+ * cannot have run it, let alone committed it.
+ */
+export function neverReachedServer(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return (typeof code === 'string' && CONNECT_FAILURES.includes(code)) || isLoginRefused(error);
+}
+
 /**
  * 53400 configuration limit exceeded (temp_file_limit, say): raised by one statement that
  * needed more than it was allowed, not by a server that cannot serve. A smaller statement (half

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../db/client';
+import { neverReachedServer } from '../db/postgres-errors';
 import { foldReceiptsNamingReply, replyReference } from '../ledger/fold-receipts';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
@@ -99,7 +100,10 @@ async function claimAndSend(
   try {
     marked = await mark({ replyId: outbound.id, attempt, unsentAttempts });
   } catch (error) {
-    finishing.onMarkUnanswered?.(attempt);
+    // Only a mark that may have committed leaves its token for the next attempt: during an
+    // outage, marks that never reached Postgres would crowd out of the carried tokens the one
+    // the reply is 'sending' under, and the reply would end unknown, never sent.
+    if (!neverReachedServer(error)) finishing.onMarkUnanswered?.(attempt);
     throw error;
   }
   if (marked && finishing.mayCall && !(await finishing.mayCall())) {

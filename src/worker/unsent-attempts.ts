@@ -2,10 +2,12 @@ import type { ConsumeMessage } from 'amqplib';
 import { UNSENT_ATTEMPTS_HEADER, unsentAttemptsIn } from '../queue/headers';
 
 /**
- * Tokens carried at most. Each stands for one attempt in a row whose mark went unanswered; the
- * reply can be 'sending' under one of them only, so a longer trail would add bytes, not reach.
+ * Tokens carried at most. Each stands for one attempt in a row whose mark went unanswered. The
+ * reply can be 'sending' under one of them only, that of the last mark that committed, which
+ * need not be the last one tried: the first is always kept (the one a first lost answer left,
+ * the likeliest), with the latest after it.
  */
-const TOKENS_KEPT = 8;
+const TOKENS_KEPT = 16;
 /** Messages remembered at most, the oldest forgotten first: far more than a worker holds in hand. */
 const MESSAGES_REMEMBERED = 10_000;
 
@@ -28,7 +30,7 @@ export function unsentAttemptsOf(delivery: ConsumeMessage, remembered: readonly 
   for (const token of remembered) if (!tokens.includes(token)) tokens.push(token);
   return {
     get tokens() {
-      return tokens.slice(-TOKENS_KEPT);
+      return tokens.length <= TOKENS_KEPT ? [...tokens] : [tokens[0]!, ...tokens.slice(1 - TOKENS_KEPT)];
     },
     add: (token) => void tokens.push(token),
   };

@@ -1,0 +1,39 @@
+import { createDatabase, closeDatabase, type Sql } from '../../src/db/client';
+import { deliverReply } from '../../src/orders/deliver-reply';
+import type { OutboundRow } from '../../src/orders/record-decision';
+import type { ReplyClient } from '../../src/replies/reply-clients';
+import { createMetrics } from '../../src/telemetry/metrics';
+import { freePort } from '../support/free-port';
+
+/**
+ * A mark that may have committed leaves its token for the message's next attempt; one whose
+ * statement never reached Postgres (the connection refused) does not: during an outage such
+ * marks crowded the token the reply was 'sending' under out of the few a retry carries.
+ */
+const OUTBOUND: OutboundRow = { id: '1', kind: 'order_confirmation', status: 'pending', recipient: '15550700001', business_number: '100', body: 'ok', order_id: null, attempts: 0 };
+const metrics = createMetrics('worker', { processMetrics: false });
+const neverCalled: ReplyClient = { send: async () => { throw new Error('the provider must not be called'); } } as unknown as ReplyClient;
+let nowhere: Sql;
+
+beforeAll(async () => {
+  nowhere = createDatabase({ url: `postgres://postgres@127.0.0.1:${await freePort()}/nothing`, maxConnections: 1, connectTimeoutSeconds: 2, statementTimeoutMs: 5000, applicationName: 'test' });
+});
+
+afterAll(async () => {
+  await closeDatabase(nowhere);
+});
+
+it('carries no token of a mark whose connection was refused', async () => {
+  const told: string[] = [];
+  await expect(deliverReply(nowhere, 'whatsapp', OUTBOUND, neverCalled, metrics, { onMarkUnanswered: (token) => void told.push(token) }))
+    .rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  expect(told).toEqual([]);
+});
+
+it('carries the token of a mark whose connection closed after the statement went out', async () => {
+  const told: string[] = [];
+  const closed = async () => { throw Object.assign(new Error('Connection closed'), { code: 'CONNECTION_CLOSED' }); };
+  await expect(deliverReply(nowhere, 'whatsapp', OUTBOUND, neverCalled, metrics, { markSending: closed, attempt: 'attempt-1', onMarkUnanswered: (token) => void told.push(token) }))
+    .rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+  expect(told).toEqual(['attempt-1']);
+});
