@@ -17,7 +17,7 @@ import { storedShardCount } from '../ledger/shard-count';
 import { decodeCatalogFile, importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
 import { DEAD_LETTER_SETTLE_SECONDS, reopenDeadMessage } from '../orders/reopen-dead-message';
-import { listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
+import { ACCEPTED_UNRECORDED, listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
 import { listUndeliveredReplies } from '../orders/undelivered-replies';
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, purgeDeadLettersById, replayDeadLetters, type ReopenDeadMessage } from '../queue/dead-letters';
 import { topologyFromConfig } from '../queue/depths';
@@ -244,7 +244,7 @@ export async function repliesCommand(config: Config, args: string[]): Promise<vo
     parseOptions({ args: rest, options: {} });
     const rows = await withSql(config, listUnknownReplies);
     if (rows.length === 0) return print('no replies with an unknown outcome');
-    for (const row of rows) print(`${row.id}\t${row.source}\t${row.inbound_message_id}\t${row.last_error ?? ''}`);
+    for (const row of rows) print(`${row.id}\t${row.source}\t${row.inbound_message_id}\t${shownReplyError(row.last_error)}`);
     return;
   }
   if (action === 'undelivered') {
@@ -360,4 +360,14 @@ async function confirm(question: string): Promise<boolean> {
   } finally {
     prompt.close();
   }
+}
+
+/**
+ * A reply's last error for the terminal: a provider's words may quote the customer's number,
+ * kept in Postgres, where `wagate erase` reaches it, but not printed. wagate's note of a resend
+ * the provider took is printed whole: its ids are what the operator settles it with.
+ */
+function shownReplyError(lastError: string | null): string {
+  if (lastError === null) return '';
+  return lastError.startsWith(ACCEPTED_UNRECORDED) ? lastError : withoutNumbers(lastError);
 }

@@ -6,6 +6,7 @@ import { confirmsCancelledOrder } from './mark-sending';
 import type { OutboundRow } from './record-decision';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
+import { withoutNumbers } from '../telemetry/without-numbers';
 import { PermanentError, RetryableError, WagateError } from '../errors';
 import { ERASED, NOT_SENT_ERASED } from './erasure';
 import { failpoint } from '../failpoints';
@@ -20,6 +21,12 @@ export interface UnknownReply {
   last_error: string | null;
   updated_at: Date;
 }
+
+/**
+ * How wagate's own note of a resend the provider took begins: it names the reply's and the
+ * provider's ids, which the operator needs whole, and no word of the provider's.
+ */
+export const ACCEPTED_UNRECORDED = 'an operator\'s resend was accepted by the provider as';
 
 export async function listUnknownReplies(sql: Sql): Promise<UnknownReply[]> {
   return sql<UnknownReply[]>`
@@ -122,7 +129,8 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     if ((forGood || error instanceof RetryableError) && !putBackFailed) {
       // Not put back: the reply was no longer this resend's to write (a worker marked it unknown).
       if (!putBack) throw error;
-      const reason = `resend ${forGood ? 'refused' : 'failed'}, nothing was sent: ${error.message}`;
+      // The provider's words may quote the customer's number: not on the operator's terminal.
+      const reason = `resend ${forGood ? 'refused' : 'failed'}, nothing was sent: ${withoutNumbers(error.message)}`;
       const state = row.was === 'sent' ? 'sent and undelivered as before' : 'unknown as before';
       if (forGood) {
         const then = row.was === 'sent' ? 'reach the customer another way' : `settle it: wagate replies settle --id ${id} --as sent|failed`;
@@ -142,10 +150,10 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
         last_error = CASE WHEN recipient = ${ERASED} THEN ${refusal ? RESEND_NOT_SENT_ERASED : RESEND_STOPPED} ELSE ${reason} END
       WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`.catch(() => []);
     if (!back) {
-      throw new WagateError('RETRYABLE', `${reason}; the reply could not be marked unknown either: a running worker marks it so once it has been left longer than a provider call lasts, and wagate replies unknown lists it then`);
+      throw new WagateError('RETRYABLE', `${withoutNumbers(reason)}; the reply could not be marked unknown either: a running worker marks it so once it has been left longer than a provider call lasts, and wagate replies unknown lists it then`);
     }
     const then = refusal ? 'resend it, or settle it: wagate replies settle' : 'check the provider\'s console before resending it';
-    throw new WagateError('RETRYABLE', `${reason}; the reply is unknown now: ${then}`);
+    throw new WagateError('RETRYABLE', `${withoutNumbers(reason)}; the reply is unknown now: ${then}`);
   }
 }
 
@@ -159,7 +167,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
  */
 async function acceptedButUnrecorded(sql: Sql, id: string, attempt: string, providerMessageId: string, error: Error): Promise<WagateError | null> {
   const settle = `wagate replies settle --id ${id} --as sent --provider-id ${providerMessageId}`;
-  const note = `an operator's resend was accepted by the provider as ${providerMessageId} and could not be recorded: do not resend it; ${settle}`;
+  const note = `${ACCEPTED_UNRECORDED} ${providerMessageId} and could not be recorded: do not resend it; ${settle}`;
   const marked = await sql`UPDATE outbound_messages SET status = 'unknown', updated_at = now(), last_error = ${note}
     WHERE id = ${id} AND status = 'sending' AND sending_attempt = ${attempt} RETURNING id`.catch(() => null);
   // Not 'sending' under this resend any more: a try of the settle whose commit landed with its
