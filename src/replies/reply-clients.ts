@@ -136,7 +136,7 @@ export function createReplyClient(options: ReplyClientOptions) {
       ok: response.statusCode >= 200 && response.statusCode < 300,
       retryAfter: Array.isArray(header) ? header[0] : header,
     };
-    return target.source === 'whatsapp' ? classifyMeta(answer, text) : classifyTwilio(answer, text ?? '');
+    return target.source === 'whatsapp' ? classifyMeta(answer, text) : classifyTwilio(answer, text);
   };
 }
 
@@ -219,7 +219,8 @@ const NOT_BUILT_CODES = new Set(['UND_ERR_INVALID_ARG', 'ERR_INVALID_URL', 'ERR_
 
 function classifyNetworkError(error: unknown): SendOutcome {
   const cause = (error as { cause?: { code?: string } }).cause;
-  const code = cause?.code ?? (error as { code?: string }).code ?? (error as Error).name;
+  // The first that is a string: a timeout's DOMException has a numeric code (23), and its name says it.
+  const code = [cause?.code, (error as { code?: unknown }).code, (error as Error).name].find((candidate): candidate is string => typeof candidate === 'string');
   const beforeRequest = failedToConnect.has(error as object) || (typeof cause === 'object' && cause !== null && failedToConnect.has(cause));
   if (beforeRequest || (code && NOT_SENT_CODES.has(code))) return { kind: 'retry', error: `connection failed (${code})` };
   if (code && NOT_BUILT_CODES.has(code)) {
@@ -246,10 +247,15 @@ function classifyMeta(response: Answer, text: string | null): SendOutcome {
   return verdict === 'retry' ? { kind: 'retry', error, retryAfterMs: retryAfter(response) } : { kind: verdict, error };
 }
 
-function classifyTwilio(response: Answer, text: string): SendOutcome {
-  const body = parseJson(text) as { sid?: string; code?: number; message?: string } | null;
+function classifyTwilio(response: Answer, text: string | null): SendOutcome {
+  const body = parseJson(text ?? '') as { sid?: string; code?: number; message?: string } | null;
   if (response.ok && body?.sid) return { kind: 'sent', providerMessageId: body.sid };
   if (response.ok) return { kind: 'unknown', error: 'Twilio answered 2xx without a message sid' };
+  // A Twilio 4xx creates no message, whatever its code; cut before its code, the answer does
+  // not say whether the refusal is for good (21211) or for now (63018), so it is tried again.
+  if (text === null && response.status >= 400 && response.status < 500) {
+    return { kind: 'retry', error: `Twilio ${response.status}: its body was cut or did not arrive, so whether the refusal is for good is unknown`, retryAfterMs: retryAfter(response) };
+  }
   const error = `Twilio ${response.status}${body?.code !== undefined ? ` code ${body.code}` : ''}: ${body?.message ?? 'no error body'}`;
   const verdict = twilioVerdict(response.status, body?.code);
   return verdict === 'retry' ? { kind: 'retry', error, retryAfterMs: retryAfter(response) } : { kind: verdict, error };

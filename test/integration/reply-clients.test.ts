@@ -136,8 +136,8 @@ describe('reply clients', () => {
       more();
     });
     // A Meta 400 may carry code 1, "maybe taken": cut before its code, it is unknown. Twilio's
-    // 4xx are refusals whatever their code.
-    for (const [status, target, kind] of [[200, meta, 'unknown'], [400, meta, 'unknown'], [400, twilio, 'permanent']] as const) {
+    // 4xx create nothing whatever their code: cut before it, whether for good is not known, so tried again.
+    for (const [status, target, kind] of [[200, meta, 'unknown'], [400, meta, 'unknown'], [400, twilio, 'retry']] as const) {
       sent = 0;
       const server = endless(status);
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -155,7 +155,7 @@ describe('reply clients', () => {
     }
   });
 
-  it('mark a Meta 4xx unknown when its body stalls past the deadline, and a Twilio one refused', async () => {
+  it('mark a Meta 4xx unknown when its body stalls past the deadline, and a Twilio one to try again', async () => {
     const stalled = http.createServer((_req, res) => {
       res.writeHead(400, { 'content-type': 'application/json' });
       res.write('{"error":{"message":"An unknown error');
@@ -165,16 +165,16 @@ describe('reply clients', () => {
       const { port } = stalled.address() as net.AddressInfo;
       // A deadline a busy machine meets for the connection and the headers; the body never comes.
       expect(await client(`http://127.0.0.1:${port}`, 3000)(meta)).toMatchObject({ kind: 'unknown', error: expect.stringContaining('Graph API 400') });
-      expect(await client(`http://127.0.0.1:${port}`, 3000)(twilio)).toMatchObject({ kind: 'permanent' });
+      expect(await client(`http://127.0.0.1:${port}`, 3000)(twilio)).toMatchObject({ kind: 'retry', error: expect.stringContaining('Twilio 400') });
     } finally {
       stalled.closeAllConnections();
       await new Promise<void>((resolve) => stalled.close(() => resolve()));
     }
   });
 
-  it('mark a call unknown when the provider took it and never answered', async () => {
+  it('mark a call unknown when the provider took it and never answered, saying it timed out', async () => {
     fake.behave({ kind: 'hang' }, 1);
-    expect(await client(fake.url, 300)(meta)).toMatchObject({ kind: 'unknown' });
+    expect(await client(fake.url, 300)(meta)).toMatchObject({ kind: 'unknown', error: 'no answer from the provider (TimeoutError)' });
   });
 
   it('retry 429, with the Retry-After of a proxy in between, and give up on a 4xx no retry can fix', async () => {
