@@ -171,7 +171,9 @@ async function walkInBatches({ sql, table, days, which, act }: Walk): Promise<nu
     // that changed while the statement waited on it (a release, an erase) is left, and counting
     // only the rows acted on ended the run there, every later row waiting for the next day's
     // run. The cursor moves past what was picked, for the same reason.
-    const [batch] = await sql<{ n: number; picked: number; created_at: string | null; id: string | null }[]>`
+    // A batch meets an erase or a worker locking the same rows in another order now and then:
+    // its one statement is tried again rather than failing the night's run.
+    const [batch] = await runWithDeadlockRetry(() => sql<{ n: number; picked: number; created_at: string | null; id: string | null }[]>`
       WITH picked AS (
         SELECT t.id, t.created_at FROM ${sql(table)} t
         WHERE t.created_at < now() - make_interval(secs => ${secondsIn(days)})
@@ -181,7 +183,7 @@ async function walkInBatches({ sql, table, days, which, act }: Walk): Promise<nu
       acted AS (${act}),
       last AS (SELECT created_at, id FROM picked ORDER BY created_at DESC, id DESC LIMIT 1)
       SELECT (SELECT count(*) FROM acted)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked,
-             (SELECT to_json(created_at) #>> '{}' FROM last) AS created_at, (SELECT id::text FROM last) AS id`;
+             (SELECT to_json(created_at) #>> '{}' FROM last) AS created_at, (SELECT id::text FROM last) AS id`);
     total += batch!.n;
     if (batch!.picked < BATCH_ROWS) return total;
     after = { createdAt: batch!.created_at!, id: batch!.id! };
@@ -265,7 +267,8 @@ async function deleteIdle({ sql, days, table, key, lastUsed }: IdleDeletion): Pr
   let after = { source: '', sender: '' };
   let total = 0;
   for (;;) {
-    const [batch] = await sql<{ n: number; picked: number; source: string | null; sender: string | null }[]>`
+    // Tried again after a deadlock, as walkInBatches's batches are.
+    const [batch] = await runWithDeadlockRetry(() => sql<{ n: number; picked: number; source: string | null; sender: string | null }[]>`
       WITH picked AS (
         SELECT webhook_source, ${sql(key)} AS sender FROM ${sql(table)}
         WHERE (webhook_source, ${sql(key)}) > (${after.source}, ${after.sender}) AND ${idle}
@@ -275,7 +278,7 @@ async function deleteIdle({ sql, days, table, key, lastUsed }: IdleDeletion): Pr
         RETURNING 1),
       last AS (SELECT webhook_source, sender FROM picked ORDER BY webhook_source DESC, sender DESC LIMIT 1)
       SELECT (SELECT count(*) FROM gone)::integer AS n, (SELECT count(*) FROM picked)::integer AS picked,
-             (SELECT webhook_source FROM last) AS source, (SELECT sender FROM last) AS sender`;
+             (SELECT webhook_source FROM last) AS source, (SELECT sender FROM last) AS sender`);
     total += batch!.n;
     if (batch!.picked < BATCH_ROWS) return total;
     after = { source: batch!.source!, sender: batch!.sender! };
