@@ -132,7 +132,7 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   const skipped = phraseAt(tokens, index, COURTESY_PHRASES)?.length ?? timeOfDayLength(tokens, index);
   if (skipped) return { used: skipped };
   // Before conjunctions, so that "una docena y media" is one count.
-  const quantity = readQuantity(tokens, index);
+  const quantity = countBeforeName(tokens, index, catalogPhrases);
   if (quantity) return { element: { kind: 'quantity', text: text(quantity.used), read: quantity }, used: quantity.used };
   if (CONJUNCTIONS.has(key)) return { element: { kind: 'separator' }, used: 1 };
   if (ALTERNATIVES.has(key) || (key === AMBIGUOUS_OR && isQuantityNear(tokens, index))) {
@@ -151,6 +151,23 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
     return { element: { kind: 'unsure', text: text(1) }, used: 1 };
   }
   return { element: { kind: FILLER_WORDS.has(key) ? 'filler' : 'word', text: text(1) }, used: 1 };
+}
+
+/**
+ * The count at `index`, ending where a catalog name begins: "a dozen donuts", with "Dozen
+ * Donuts" on the menu, is one box ("a", then the name), where reading "a dozen" took the name's
+ * first word and ordered twelve boxes. A count that cannot end there ("half a", with "A Dozen
+ * Roses") is unsure.
+ */
+function countBeforeName(tokens: readonly Token[], index: number, catalogPhrases: readonly WordPhrase[]): QuantityRead | undefined {
+  const quantity = readQuantity(tokens, index);
+  if (!quantity) return undefined;
+  for (let length = 1; length < quantity.used; length += 1) {
+    if (!phraseAt(tokens, index + length, catalogPhrases)) continue;
+    const shorter = readQuantity(tokens.slice(0, index + length), index);
+    return shorter?.used === length ? shorter : { kind: 'vague', used: length };
+  }
+  return quantity;
 }
 
 /** Nothing but filler from `index` to the chunk's end: no word of the catalog ("Mate" is also filler), no count. */

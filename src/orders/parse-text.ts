@@ -259,7 +259,8 @@ export function catalogPhrases(terms: readonly string[]): CatalogPhrases {
   const names = terms
     .map((term) => tokenize(normalizeText(term).replace(SYMBOL_CONJUNCTIONS, ' and ')).map((token: Token) => token.key))
     .filter((words) => words.length > 0);
-  const phrases = [...names, ...names.flatMap(partsFromNumberWords)].sort((a, b) => b.length - a.length);
+  const whole = new Set(names.map((words) => words.join(' ')));
+  const phrases = [...names, ...names.flatMap((name) => partsFromNumberWords(name, whole))].sort((a, b) => b.length - a.length);
   const dotted = terms
     .map((term) => normalizeText(term).replace(SYMBOL_CONJUNCTIONS, ' and ').trim())
     .filter((term) => SENTENCE_END_INSIDE.test(term))
@@ -274,15 +275,21 @@ export function catalogPhrases(terms: readonly string[]): CatalogPhrases {
  * The runs of a name's words that begin with a number word ("cuatro quesos" of "Pizza Cuatro
  * Quesos", "four cheese" of "Four Cheese Pizza"), kept together as the whole name is: read as a
  * count, "cuatro quesos por favor" ordered four of the pizza, its "quesos" alone matching the
- * name. Not digits ("Pack 6 Beers": "6 beers" is as likely six beers) nor articles.
+ * name. None with a digit ("Pack 6 Beers", "Coca-Cola x 6": "coca x 6" is as likely six cokes)
+ * nor an article, and none whose words after the number begin with another name or alias: with
+ * a Taco (alias "tacos") beside a "Two Tacos Combo", "two tacos" is two tacos, not the combo.
  */
-function partsFromNumberWords(name: WordPhrase): WordPhrase[] {
+function partsFromNumberWords(name: WordPhrase, wholeNames: ReadonlySet<string>): WordPhrase[] {
   const tokens = name.map((key) => ({ key, text: key }));
   const parts: WordPhrase[] = [];
   for (let start = 0; start < name.length - 1; start += 1) {
-    const word = name[start]!;
-    if (/\d/.test(word) || ARTICLES.has(word) || readQuantity(tokens, start)?.kind !== 'count') continue;
-    for (let end = start + 2; end <= name.length; end += 1) if (end - start < name.length) parts.push(name.slice(start, end));
+    if (ARTICLES.has(name[start]!) || readQuantity(tokens, start)?.kind !== 'count') continue;
+    for (let end = start + 2; end <= name.length && end - start < name.length; end += 1) {
+      const run = name.slice(start, end);
+      const namesAnother = run.slice(1).some((_, length) => wholeNames.has(run.slice(1, length + 2).join(' ')));
+      if (namesAnother || run.some((word) => /\d/.test(word))) break;
+      parts.push(run);
+    }
   }
   return parts;
 }

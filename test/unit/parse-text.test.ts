@@ -561,6 +561,29 @@ describe('recall: realistic text', () => {
     expect(itemsOf(text, ['Pizza Cuatro Quesos', 'Empanada'])).toEqual(items);
   });
 
+  it.each([
+    // With a Taco whose alias is "tacos" beside a "Two Tacos Combo", "two tacos" counts tacos.
+    ['two tacos please', [item(2, 'tacos')]],
+    ['two tacos combo', [item(1, 'two tacos combo')]],
+    // "x 6" is a count even inside a name: "coca x 6" is six cokes, as before.
+    ['coca x 6', [item(6, 'coca')]],
+  ])('reads no run of a name as the name when a count of another product is as likely: "%s"', (text, items) => {
+    expect(itemsOf(text, ['Taco', 'tacos', 'Two Tacos Combo', 'Coca-Cola', 'coca', 'Coca-Cola x 6'])).toEqual(items);
+  });
+
+  it.each([
+    ['a dozen donuts', [item(1, 'dozen donuts')]],
+    ['2 dozen roses', [item(2, 'dozen roses')]],
+    ['two dozen donuts', [item(2, 'dozen donuts')]],
+    ['a dozen empanadas', [item(12, 'empanadas')]],
+  ])('ends a count where a name begins: "%s"', (text, items) => {
+    expect(itemsOf(text, ['Dozen Donuts', 'A Dozen Roses', 'Empanada'])).toEqual(items);
+  });
+
+  it('asks about a count that cannot end where a name begins: "half a dozen donuts"', () => {
+    expect(parseOrderText('half a dozen donuts', { keepTogether: ['Dozen Donuts'] }).items).toEqual([]);
+  });
+
   it('asks about Portuguese "doce" (sweet) after a product, and counts Spanish "doce" before one', () => {
     expect(parseOrderText('pão doce').unsure).toEqual([expect.objectContaining({ reason: 'quantity' })]);
     expect(itemsOf('doce empanadas')).toEqual([item(12, 'empanadas')]);
