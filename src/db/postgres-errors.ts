@@ -44,17 +44,16 @@ export function isClosedUnanswered(error: unknown): boolean {
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'CONNECTION_CLOSED';
 }
 
-/** Failures of the connect itself (refused, no such host, none within the connect timeout). */
-const CONNECT_FAILURES = ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'CONNECT_TIMEOUT'];
-
 /**
- * The statement never left this process: the connection it waited for could not be made, or
- * its login was refused. Unlike a connection lost after the statement went out, Postgres
- * cannot have run it, let alone committed it.
+ * The statement never left this process: the connection it waited for could not be made (a
+ * socket error of the connect or the address lookup, or postgres.js's connect timeout), or its
+ * login was refused. Unlike a connection lost after the statement went out, Postgres cannot
+ * have run it, let alone committed it. Not by errno alone: EHOSTUNREACH or ETIMEDOUT also ends
+ * an established socket whose peer vanished, a commit's answer with it.
  */
 export function neverReachedServer(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return (typeof code === 'string' && CONNECT_FAILURES.includes(code)) || isLoginRefused(error);
+  const { code, syscall } = (error as { code?: unknown; syscall?: unknown } | null) ?? {};
+  return code === 'CONNECT_TIMEOUT' || syscall === 'connect' || syscall === 'getaddrinfo' || isLoginRefused(error);
 }
 
 /**

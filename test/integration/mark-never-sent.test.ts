@@ -30,10 +30,14 @@ it('carries no token of a mark whose connection was refused', async () => {
   expect(told).toEqual([]);
 });
 
-it('carries the token of a mark whose connection closed after the statement went out', async () => {
+it.each([
+  ['its connection closed', { code: 'CONNECTION_CLOSED' }],
+  // A peer that vanished ends an established socket with the errno a failed connect has too.
+  ['its established socket lost its host', { code: 'EHOSTUNREACH', errno: -113, syscall: 'read' }],
+])('carries the token of a mark whose statement went out, and %s', async (_how, failure) => {
   const told: string[] = [];
-  const closed = async () => { throw Object.assign(new Error('Connection closed'), { code: 'CONNECTION_CLOSED' }); };
-  await expect(deliverReply(nowhere, 'whatsapp', OUTBOUND, neverCalled, metrics, { markSending: closed, attempt: 'attempt-1', onMarkUnanswered: (token) => void told.push(token) }))
-    .rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+  const lost = async () => { throw Object.assign(new Error('lost'), failure); };
+  await expect(deliverReply(nowhere, 'whatsapp', OUTBOUND, neverCalled, metrics, { markSending: lost, attempt: 'attempt-1', onMarkUnanswered: (token) => void told.push(token) }))
+    .rejects.toMatchObject({ code: failure.code });
   expect(told).toEqual(['attempt-1']);
 });
