@@ -128,7 +128,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
     const forGood = error instanceof PermanentError;
     if ((forGood || error instanceof RetryableError) && !putBackFailed) {
       // Not put back: the reply was no longer this resend's to write (a worker marked it unknown).
-      if (!putBack) throw error;
+      if (!putBack) throw forGood ? new PermanentError(withoutNumbers(error.message)) : new RetryableError(withoutNumbers(error.message), (error as RetryableError).retryAfterMs);
       // The provider's words may quote the customer's number: not on the operator's terminal.
       const reason = `resend ${forGood ? 'refused' : 'failed'}, nothing was sent: ${withoutNumbers(error.message)}`;
       const state = row.was === 'sent' ? 'sent and undelivered as before' : 'unknown as before';

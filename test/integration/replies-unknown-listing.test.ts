@@ -1,3 +1,6 @@
+import { resendReply } from '../../src/orders/reply-operations';
+import type { ReplyClient } from '../../src/replies/reply-clients';
+import { createMetrics } from '../../src/telemetry/metrics';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { testEnv } from '../support/ingest';
 import { runWagate } from '../support/process';
@@ -39,4 +42,17 @@ it('masks a number the provider quoted, and prints whole the ids of wagate\'s no
   // Postgres keeps the provider's words.
   const [stored] = await db.sql`SELECT last_error FROM outbound_messages WHERE inbound_message_id = 'wamid.quoted'`;
   expect(stored!.last_error).toContain('+1 (555) 060-0099');
+});
+
+it('masks a number the provider quoted in the error of a resend whose reply a worker marked unknown meanwhile', async () => {
+  await unknownReply('wamid.resent', 'no answer from the provider (TimeoutError)');
+  const [reply] = await db.sql<{ id: string }[]>`SELECT id::text FROM outbound_messages WHERE inbound_message_id = 'wamid.resent'`;
+  // The provider refuses, quoting the number; meanwhile a worker took the reply for abandoned.
+  const refusing = (async () => {
+    await db.sql`UPDATE outbound_messages SET status = 'unknown', sending_attempt = NULL WHERE id = ${reply!.id}`;
+    return { kind: 'permanent', error: 'Twilio 400 code 21211: The \'To\' number +1 (555) 030-0002 is not a valid phone number' };
+  }) as unknown as ReplyClient;
+  const refused = await resendReply(db.sql, reply!.id, refusing, createMetrics('worker', { processMetrics: false })).then(() => null, (error: Error) => error);
+  expect(refused?.message).toContain('The \'To\' number <number> is not a valid phone number');
+  expect(refused?.message).not.toContain('030-0002');
 });
