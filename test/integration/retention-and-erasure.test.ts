@@ -382,10 +382,11 @@ describe('an erase that deadlocks with a worker writing the same customer\'s row
     const { id } = await confirmedOrder(phone);
     const { sql } = pipeline.db;
     const side = sideConnection('wagate-test-erase-deadlock', 2);
-    // The erase is the deadlock's victim, whatever the machine's pace: Postgres looks for a
-    // deadlock once a wait has lasted deadlock_timeout, and the waiter that looks first, once the
-    // cycle has formed, gives up. The erase's looks after 3 s, the settle's after a minute.
-    const eraser = postgres(pipeline.db.url, { max: 2, onnotice: () => undefined, connection: { application_name: 'wagate-test-eraser', deadlock_timeout: '3s' } }) as unknown as Sql;
+    // The erase is the deadlock's victim: Postgres looks for a deadlock once, when a wait has
+    // lasted deadlock_timeout, and the waiter that looks first, once the cycle has formed, gives
+    // up. The erase waits first and looks after 10 s, ample for the settle to join the cycle on
+    // a busy machine; the settle looks after two minutes.
+    const eraser = postgres(pipeline.db.url, { max: 2, onnotice: () => undefined, connection: { application_name: 'wagate-test-eraser', deadlock_timeout: '10s' } }) as unknown as Sql;
     try {
       // As a worker's settle does: the reply's row first, then the message's.
       let messageTurn!: () => void;
@@ -393,7 +394,7 @@ describe('an erase that deadlocks with a worker writing the same customer\'s row
       let replyLocked!: () => void;
       const locked = new Promise<void>((resolve) => (replyLocked = resolve));
       const settling = side.begin(async (tx) => {
-        await tx`SET LOCAL deadlock_timeout = '60s'`;
+        await tx`SET LOCAL deadlock_timeout = '120s'`;
         await tx`SELECT 1 FROM outbound_messages WHERE inbound_message_id = ${id} FOR UPDATE`;
         replyLocked();
         await turn;
@@ -414,7 +415,7 @@ describe('an erase that deadlocks with a worker writing the same customer\'s row
     }
     expect(await sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
     expect(await sql`SELECT recipient, body FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([{ recipient: 'erased', body: null }]);
-  });
+  }, 180_000);
 });
 
 describe('a message that arrives during the erase', () => {
