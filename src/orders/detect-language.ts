@@ -24,10 +24,16 @@ const MARKERS: Record<ReplyLanguage, string[]> = {
 
 /**
  * Words that two languages share, scored for neither. Portuguese "do" and "as" are English
- * words too: "Do you deliver?" was answered in Portuguese, and every later reply with it. So
- * are Spanish "día", "quería" and "da" Portuguese: "Buen día, quería 2 empanadas" was.
+ * words too: "Do you deliver?" was answered in Portuguese, and every later reply with it.
  */
-const AMBIGUOUS = new Set(['cinco', 'seis', 'cancelar', 'menu', 'o', 'a', 'de', 'no', 'tres', 'por', 'favor', 'do', 'as', 'dia', 'queria', 'da']);
+const AMBIGUOUS = new Set(['cinco', 'seis', 'cancelar', 'menu', 'o', 'a', 'de', 'no', 'tres', 'por', 'favor', 'do', 'as']);
+
+/**
+ * Words that, written with their accent, are of one language, and folded, of another: Spanish
+ * "día" and "quería" are Portuguese "dia" and "queria" without it. Looked up before folding:
+ * "Buen día, quería 2 empanadas" was answered in Portuguese, and every later reply with it.
+ */
+const ACCENTED: ReadonlyMap<string, ReplyLanguage> = new Map([['día', 'es'], ['quería', 'es']]);
 
 const LOOKUP = new Map<string, ReplyLanguage[]>();
 for (const language of REPLY_LANGUAGES) {
@@ -47,8 +53,9 @@ function fold(text: string): string {
  */
 export function detectLanguage(text: string): ReplyLanguage | null {
   const scores = new Map<ReplyLanguage, number>();
-  for (const word of fold(text).split(/[^\p{L}]+/u)) {
-    for (const language of LOOKUP.get(word) ?? []) scores.set(language, (scores.get(language) ?? 0) + 1);
+  for (const word of text.normalize('NFC').toLowerCase().split(/[^\p{L}\p{M}]+/u)) {
+    const accented = ACCENTED.get(word);
+    for (const language of accented ? [accented] : LOOKUP.get(fold(word)) ?? []) scores.set(language, (scores.get(language) ?? 0) + 1);
   }
   const ranked = [...scores.entries()].sort((a, b) => b[1] - a[1]);
   if (ranked.length === 0 || (ranked.length > 1 && ranked[0]![1] === ranked[1]![1])) return null;

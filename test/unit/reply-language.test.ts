@@ -19,6 +19,8 @@ describe('the language of a message', () => {
     ['pizza do dia, por favor, obrigado', 'pt'],
     ['Buen día, quería 2 empanadas', 'es'],
     ['bom dia, queria 2 empanadas', 'pt'],
+    ['Queria 2 coxinhas', 'pt'],
+    ['pizza da casa, 2', 'pt'],
   ])('reads %j as %s', (text, language) => {
     expect(detectLanguage(text)).toBe(language);
   });
