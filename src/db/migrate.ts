@@ -48,7 +48,9 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
         version: Number(file.split('_')[0]),
         name: file,
         sql,
-        checksum: createHash('sha256').update(sql).digest('hex'),
+        // Of the text with LF line ends: a checkout that wrote CRLF (git's autocrlf on Windows)
+        // would otherwise find every applied migration changed, and refuse to migrate.
+        checksum: createHash('sha256').update(sql.replace(/\r\n/g, '\n')).digest('hex'),
       };
     });
 }
