@@ -118,6 +118,9 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
   const lock: HeldLock = { session: null };
   try {
     lock.session = await takeMigrationLock(connection, options);
+    // At once, not only before a pending migration: behind a pooler, a run with nothing to
+    // apply left its lock on a server connection it could not reach again, and exited 0.
+    await refuseTransactionPooling(connection, lock);
     await connection`
       CREATE TABLE IF NOT EXISTS schema_migrations (
         version integer PRIMARY KEY,
@@ -141,6 +144,11 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
       await refuseTransactionPooling(connection, lock);
       await applyWithLockRetries(connection, migration, options);
       done.push(migration.name);
+    }
+    const lockSession = lock.session;
+    if (!(await giveBackLock(connection, lock))) {
+      throw new WagateError('MIGRATION_FAILED',
+        `the migrations ran, but the migration lock could not be given back: server connection ${lockSession} still holds it, and the next run waits for it; end it with SELECT pg_terminate_backend(${lockSession}), and run wagate migrate on a direct connection to PostgreSQL`);
     }
     return done;
   } finally {

@@ -288,6 +288,33 @@ describe('migrate behind a pooler in transaction mode', () => {
   });
 });
 
+describe('migrate behind a pooler in transaction mode, with nothing to apply', () => {
+  it('refuses all the same, and leaves no lock behind', async () => {
+    await migrate(db.sql);
+    expect(await migrate(db.sql)).toEqual([]);
+    // A pooler that sends each statement to the next free server connection.
+    const pool = createDatabase({ url: db.url, maxConnections: 2, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-test' });
+    const sessions = [await pool.reserve(), await pool.reserve()];
+    let turn = 0;
+    const next = () => sessions[turn++ % 2]! as unknown as (...args: unknown[]) => unknown;
+    const pooled = new Proxy(function pooled() {}, {
+      apply: (_target, _this, args: unknown[]) => next()(...args),
+      get: (_target, property) => {
+        if (property === 'then') return undefined;
+        if (property === 'release') return () => undefined;
+        return (...args: unknown[]) => (next() as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[property]!(...args);
+      },
+    });
+    const throughPooler = { reserve: async () => pooled } as unknown as typeof db.sql;
+    // Up to date: the run used to find nothing pending, never check where its lock was, and exit 0.
+    await expect(migrate(throughPooler, readMigrations())).rejects.toThrow('the migration lock is not held by the session this statement ran on');
+    expect(await db.sql`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 7412001
+                          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).toEqual([]);
+    sessions.forEach((session) => session.release());
+    await pool.end();
+  });
+});
+
 describe('migrate behind a pooler that sends a statement of its own to another server connection', () => {
   it('bounds each migration\'s wait for locks all the same: its lock timeout travels in the DDL\'s own transaction', async () => {
     // Session settings sent on their own go elsewhere; everything else to the session that holds the lock.
