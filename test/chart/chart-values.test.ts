@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { checkWorkerConfig, loadConfig } from '../../src/config';
+import { SCHEMA_WAIT_MS } from '../../src/db/schema-check';
 import { CHART_DIR, SCENARIOS, find, helm, podTemplates, render, renderError, renderScenario, scenarioFile, type K8sObject } from './helm';
 
 /** The release in package.json, which the chart's appVersion must name. */
@@ -47,6 +48,11 @@ describe('security', () => {
   it('probes every long-running container, and rolls pods on a changed Secret or setting', () => {
     for (const { owner, pod } of podTemplates(all).filter(({ owner }) => LONG_RUNNING.includes(componentOf(owner)))) {
       expect([owner.metadata.name, pod.spec.containers[0].livenessProbe?.httpGet?.path, pod.spec.containers[0].readinessProbe?.httpGet?.path]).toEqual([owner.metadata.name, '/healthz', '/readyz']);
+      // Liveness is held off for longer than a start may wait for its schema, with room for the
+      // start itself: killed first, the process would never say which migrations it waited for.
+      const startup = pod.spec.containers[0].startupProbe;
+      expect([owner.metadata.name, startup?.httpGet?.path]).toEqual([owner.metadata.name, '/healthz']);
+      expect(startup.periodSeconds * startup.failureThreshold).toBeGreaterThanOrEqual(SCHEMA_WAIT_MS / 1000 + 20);
       expect(Object.keys(pod.metadata.annotations)).toEqual(expect.arrayContaining(['checksum/config', 'checksum/secret']));
     }
     const checksum = (objects: K8sObject[], key: string) => find(objects, 'Deployment', '-worker').spec.template.metadata.annotations[key];
