@@ -1,6 +1,6 @@
 import { COURTESY_PHRASES, FILLER_WORDS } from './parse-text-filler';
-import { readQuantity, timeOfDayLength, type QuantityRead } from './parse-text-quantity';
-import { phraseAt, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
+import { DOZEN_WORDS, QUANTITY_LINKS, readQuantity, timeOfDayLength, type QuantityRead } from './parse-text-quantity';
+import { isReadTwoWays, phraseAt, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
 import { ALTERNATIVES, AMBIGUOUS_OR, CLOSING_PHRASES, CONJUNCTIONS, CONTRASTS, CORRECTIONS, NEGATIONS, UNSURE_WORDS } from './parse-text-words';
 
 export interface ItemPhrase {
@@ -120,7 +120,7 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
   const key = tokens[index]!.key;
   const text = (length: number) => tokens.slice(index, index + length).map((t) => t.text).join(' ');
   const catalog = phraseAt(tokens, index, catalogPhrases);
-  if (catalog) return { element: { kind: 'word', text: text(catalog.length) }, used: catalog.length };
+  if (catalog) return { element: { kind: isReadTwoWays(catalog) ? 'unsure' : 'word', text: text(catalog.length) }, used: catalog.length };
   // "una coca no más", "2 pizzas nada mais", "nothing else": the order ends here, nothing refused.
   const closing = phraseAt(tokens, index, CLOSING_PHRASES);
   if (closing && onlyFillerFrom(tokens, index + closing.length, catalogPhrases)) return { used: closing.length };
@@ -156,18 +156,38 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
 /**
  * The count at `index`, ending where a catalog name begins: "a dozen donuts", with "Dozen
  * Donuts" on the menu, is one box ("a", then the name), where reading "a dozen" took the name's
- * first word and ordered twelve boxes. A count that cannot end there ("half a", with "A Dozen
- * Roses") is unsure.
+ * first word and ordered twelve boxes. Unsure instead: a count that cannot end there ("half a",
+ * with "A Dozen Roses"); a name that begins at the count's link ("2 x salada", with an "X
+ * Salada" and a Salada); and a count in dozens while a name holds a dozen word ("dos docenas
+ * de medialunas", with a "Docena de Medialunas": 24 boxes, or 2?).
  */
 function countBeforeName(tokens: readonly Token[], index: number, catalogPhrases: readonly WordPhrase[]): QuantityRead | undefined {
   const quantity = readQuantity(tokens, index);
   if (!quantity) return undefined;
   for (let length = 1; length < quantity.used; length += 1) {
     if (!phraseAt(tokens, index + length, catalogPhrases)) continue;
-    const shorter = readQuantity(tokens.slice(0, index + length), index);
+    const shorter = QUANTITY_LINKS.has(tokens[index + length]!.key) ? undefined : readQuantity(tokens.slice(0, index + length), index);
     return shorter?.used === length ? shorter : { kind: 'vague', used: length };
   }
-  return quantity;
+  const inDozens = tokens.slice(index, index + quantity.used).some((token) => DOZEN_WORDS.has(token.key));
+  const next = tokens[index + quantity.used]?.key;
+  return inDozens && next !== undefined && wordsOfDozenNames(catalogPhrases).has(next) ? { kind: 'vague', used: quantity.used } : quantity;
+}
+
+const dozenNameWords = new WeakMap<readonly WordPhrase[], ReadonlySet<string>>();
+
+/**
+ * The other words of the names and aliases that hold a dozen word ("medialunas" of "Docena de
+ * Medialunas"): a count in dozens before one of them may count the boxes. Worked out once a catalogue.
+ */
+function wordsOfDozenNames(catalogPhrases: readonly WordPhrase[]): ReadonlySet<string> {
+  let words = dozenNameWords.get(catalogPhrases);
+  if (words === undefined) {
+    words = new Set(catalogPhrases.filter((phrase) => phrase.some((word) => DOZEN_WORDS.has(word)))
+      .flatMap((phrase) => phrase.filter((word) => !DOZEN_WORDS.has(word) && !QUANTITY_LINKS.has(word))));
+    dozenNameWords.set(catalogPhrases, words);
+  }
+  return words;
 }
 
 /** Nothing but filler from `index` to the chunk's end: no word of the catalog ("Mate" is also filler), no count. */

@@ -32,10 +32,10 @@ const NUMBER_WORDS: Record<string, number> = {
 /** Articles read as 1; an article before a word that is not a product ("an order") says nothing. */
 export const ARTICLES = new Set(['a', 'an', 'un', 'una', 'um', 'uma', 'ein', 'eine', 'einen', 'einem']);
 
-const DOZEN_WORDS = new Set(['dozen', 'dozens', 'docena', 'docenas', 'duzia', 'duzias', 'dutzend']);
+export const DOZEN_WORDS = new Set(['dozen', 'dozens', 'docena', 'docenas', 'duzia', 'duzias', 'dutzend']);
 
 /** Words after a quantity that belong to it: "a dozen of", "una docena de", "2 x". */
-const QUANTITY_LINKS = new Set(['of', 'de', 'x']);
+export const QUANTITY_LINKS = new Set(['of', 'de', 'x']);
 
 /** Quantities nobody can count: halves, "some", "a few". They make the item unsure. */
 const VAGUE = toPhrases([

@@ -56,6 +56,22 @@ export function toWordSet(entries: readonly string[]): ReadonlySet<string> {
   return new Set(entries.map(foldAccents));
 }
 
+/**
+ * Catalog phrases that read two ways at once: the words of one name ("tres leches" of "Torta
+ * Tres Leches"), or a count of another product ("leches", a Leche's alias). Kept together, and
+ * asked about, never ordered. Marked by identity: a catalogue's phrases are built once.
+ */
+const twoWayPhrases = new WeakSet<WordPhrase>();
+
+export function readsTwoWays(phrase: WordPhrase): WordPhrase {
+  twoWayPhrases.add(phrase);
+  return phrase;
+}
+
+export function isReadTwoWays(phrase: WordPhrase): boolean {
+  return twoWayPhrases.has(phrase);
+}
+
 /** The longest phrase that starts at `index`, if any. */
 export function phraseAt(tokens: readonly Token[], index: number, phrases: readonly WordPhrase[]): WordPhrase | undefined {
   return phrases.find((phrase) => phrase.every((word, offset) => tokens[index + offset]?.key === word));

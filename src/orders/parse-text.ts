@@ -4,7 +4,7 @@ import { FILLER_WORDS } from './parse-text-filler';
 import { readChunk, type ChunkReading, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text-items';
 import { exceedsTextCap, MAX_ITEMS, MAX_PHRASES } from './parse-text-limits';
 import { ARTICLES, readQuantity } from './parse-text-quantity';
-import { normalizeText, phraseAt, splitGluedNumbers, tokenize, toPhrases, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
+import { normalizeText, phraseAt, readsTwoWays, splitGluedNumbers, tokenize, toPhrases, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
 import {
   GREETINGS,
   MENU_CONTEXT_WORDS,
@@ -276,8 +276,9 @@ export function catalogPhrases(terms: readonly string[]): CatalogPhrases {
  * Quesos", "four cheese" of "Four Cheese Pizza"), kept together as the whole name is: read as a
  * count, "cuatro quesos por favor" ordered four of the pizza, its "quesos" alone matching the
  * name. None with a digit ("Pack 6 Beers", "Coca-Cola x 6": "coca x 6" is as likely six cokes)
- * nor an article, and none whose words after the number begin with another name or alias: with
- * a Taco (alias "tacos") beside a "Two Tacos Combo", "two tacos" is two tacos, not the combo.
+ * nor an article. A run whose words after the number begin another name or alias reads two
+ * ways ("tres leches", beside a Leche aliased "leches"; "two tacos", beside a Taco aliased
+ * "tacos" and a "Two Tacos Combo"): it is marked so, and asked about.
  */
 function partsFromNumberWords(name: WordPhrase, wholeNames: ReadonlySet<string>): WordPhrase[] {
   const tokens = name.map((key) => ({ key, text: key }));
@@ -286,9 +287,9 @@ function partsFromNumberWords(name: WordPhrase, wholeNames: ReadonlySet<string>)
     if (ARTICLES.has(name[start]!) || readQuantity(tokens, start)?.kind !== 'count') continue;
     for (let end = start + 2; end <= name.length && end - start < name.length; end += 1) {
       const run = name.slice(start, end);
+      if (run.some((word) => /\d/.test(word))) break;
       const namesAnother = run.slice(1).some((_, length) => wholeNames.has(run.slice(1, length + 2).join(' ')));
-      if (namesAnother || run.some((word) => /\d/.test(word))) break;
-      parts.push(run);
+      parts.push(namesAnother ? readsTwoWays(run) : run);
     }
   }
   return parts;

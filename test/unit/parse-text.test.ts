@@ -562,13 +562,35 @@ describe('recall: realistic text', () => {
   });
 
   it.each([
-    // With a Taco whose alias is "tacos" beside a "Two Tacos Combo", "two tacos" counts tacos.
-    ['two tacos please', [item(2, 'tacos')]],
     ['two tacos combo', [item(1, 'two tacos combo')]],
     // "x 6" is a count even inside a name: "coca x 6" is six cokes, as before.
     ['coca x 6', [item(6, 'coca')]],
-  ])('reads no run of a name as the name when a count of another product is as likely: "%s"', (text, items) => {
+  ])('reads a whole name as the name, and a run with a digit as a count: "%s"', (text, items) => {
     expect(itemsOf(text, ['Taco', 'tacos', 'Two Tacos Combo', 'Coca-Cola', 'coca', 'Coca-Cola x 6'])).toEqual(items);
+  });
+
+  it.each([
+    // With a Taco aliased "tacos" beside a "Two Tacos Combo": two tacos, or the combo?
+    ['two tacos please', ['Taco', 'tacos', 'Two Tacos Combo']],
+    // With a Leche aliased "leches" beside a "Torta Tres Leches": the cake, or three milks?
+    ['tres leches por favor', ['Torta Tres Leches', 'Leche', 'leches']],
+    ['2 tres leches', ['Torta Tres Leches', 'Leche', 'leches']],
+    // A name that begins at the count's link: two X Saladas, or two Saladas?
+    ['2 x salada', ['X Salada', 'Salada']],
+    // A count in dozens before a name that holds one: 24 boxes, or 2?
+    ['dos docenas de medialunas', ['Docena de Medialunas']],
+  ])('asks about "%s", which reads two ways with this catalogue', (text, catalog) => {
+    const parsed = parseOrderText(text, { keepTogether: catalog });
+    expect(parsed.items).toEqual([]);
+    expect(parsed.unsure.length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['2x salada', ['X Salada', 'Salada'], [item(2, 'salada')]],
+    ['una docena de medialunas', ['Docena de Medialunas'], [item(1, 'docena de medialunas')]],
+    ['dos docenas de empanadas', ['Docena de Medialunas', 'Empanada'], [item(24, 'empanadas')]],
+  ])('reads "%s" one way with this catalogue', (text, catalog, items) => {
+    expect(itemsOf(text, catalog)).toEqual(items);
   });
 
   it.each([
