@@ -52,8 +52,11 @@ export function isClosedUnanswered(error: unknown): boolean {
  * an established socket whose peer vanished, a commit's answer with it.
  */
 export function neverReachedServer(error: unknown): boolean {
-  const { code, syscall } = (error as { code?: unknown; syscall?: unknown } | null) ?? {};
-  return code === 'CONNECT_TIMEOUT' || syscall === 'connect' || syscall === 'getaddrinfo' || isLoginRefused(error);
+  const { code, syscall, errors } = (error as { code?: unknown; syscall?: unknown; errors?: unknown } | null) ?? {};
+  // A host of several addresses (localhost, a dual-stack Service) is tried at each: failing at
+  // every one, the connect raises them together, or times out on them as a whole.
+  if (Array.isArray(errors) && errors.length > 0) return errors.every(neverReachedServer);
+  return code === 'CONNECT_TIMEOUT' || code === 'ERR_SOCKET_CONNECTION_TIMEOUT' || syscall === 'connect' || syscall === 'getaddrinfo' || isLoginRefused(error);
 }
 
 /**

@@ -30,6 +30,19 @@ it('carries no token of a mark whose connection was refused', async () => {
   expect(told).toEqual([]);
 });
 
+it('carries no token of a mark whose connection was refused at every address of its host', async () => {
+  // Refused at each address a name resolves to, the connect raises the errors together.
+  const everywhere = Object.assign(new AggregateError([
+    Object.assign(new Error('connect ECONNREFUSED ::1:5432'), { code: 'ECONNREFUSED', syscall: 'connect' }),
+    Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED', syscall: 'connect' }),
+  ]), { code: 'ECONNREFUSED' });
+  const told: string[] = [];
+  const refused = async () => { throw everywhere; };
+  await expect(deliverReply(nowhere, 'whatsapp', OUTBOUND, neverCalled, metrics, { markSending: refused, onMarkUnanswered: (token) => void told.push(token) }))
+    .rejects.toBe(everywhere);
+  expect(told).toEqual([]);
+});
+
 it.each([
   ['its connection closed', { code: 'CONNECTION_CLOSED' }],
   // A peer that vanished ends an established socket with the errno a failed connect has too.
