@@ -116,47 +116,63 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
   const connection = (await sql.reserve()) as unknown as Sql & { release(): void };
   // The session holding the migration lock, until it is given back.
   const lock: HeldLock = { session: null };
+  let done: string[];
   try {
-    lock.session = await takeMigrationLock(connection, options);
-    // At once, not only before a pending migration: behind a pooler, a run with nothing to
-    // apply left its lock on a server connection it could not reach again, and exited 0.
-    await refuseTransactionPooling(connection, lock);
-    await connection`
-      CREATE TABLE IF NOT EXISTS schema_migrations (
-        version integer PRIMARY KEY,
-        name text NOT NULL,
-        checksum text NOT NULL,
-        applied_at timestamptz NOT NULL DEFAULT now()
-      )`;
-    const applied = new Map(
-      (await connection<{ version: number; checksum: string; name: string }[]>`
-        SELECT version, checksum, name FROM schema_migrations`).map((row) => [row.version, row]),
-    );
-    const done: string[] = [];
-    for (const migration of migrations) {
-      const previous = applied.get(migration.version);
-      if (previous) {
-        if (!appliedAsShipped(migration, previous.checksum)) {
-          throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} was changed after it was applied (checksum differs); add a new migration instead`);
-        }
-        continue;
-      }
-      await refuseTransactionPooling(connection, lock);
-      await applyWithLockRetries(connection, migration, options);
-      done.push(migration.name);
-    }
-    const lockSession = lock.session;
-    if (!(await giveBackLock(connection, lock))) {
-      throw new WagateError('MIGRATION_FAILED',
-        `the migrations ran, but the migration lock could not be given back: server connection ${lockSession} still holds it, and the next run waits for it; end it with SELECT pg_terminate_backend(${lockSession}), and run wagate migrate on a direct connection to PostgreSQL`);
-    }
-    return done;
-  } finally {
-    // The connection goes back to the caller's pool: leave no lock_timeout behind.
-    await connection.unsafe('RESET lock_timeout').catch(() => undefined);
-    await giveBackLock(connection, lock).catch(() => undefined);
-    connection.release();
+    done = await applyPending(connection, lock, migrations, options);
+  } catch (error) {
+    await letGo(connection, lock);
+    throw error;
   }
+  const lockSession = lock.session;
+  if (!(await letGo(connection, lock))) {
+    throw new WagateError('MIGRATION_FAILED',
+      `the migrations ran, but the migration lock could not be given back: server connection ${lockSession} still holds it, and the next run waits for it; end it with SELECT pg_terminate_backend(${lockSession}), and run wagate migrate on a direct connection to PostgreSQL`);
+  }
+  return done;
+}
+
+async function applyPending(connection: Sql, lock: HeldLock, migrations: Migration[], options: MigrateOptions): Promise<string[]> {
+  lock.session = await takeMigrationLock(connection, options);
+  // At once, not only before a pending migration: behind a pooler, a run with nothing to
+  // apply left its lock on a server connection it could not reach again, and exited 0.
+  await refuseTransactionPooling(connection, lock);
+  await connection`
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      checksum text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`;
+  const applied = new Map(
+    (await connection<{ version: number; checksum: string; name: string }[]>`
+      SELECT version, checksum, name FROM schema_migrations`).map((row) => [row.version, row]),
+  );
+  const done: string[] = [];
+  for (const migration of migrations) {
+    const previous = applied.get(migration.version);
+    if (previous) {
+      if (!appliedAsShipped(migration, previous.checksum)) {
+        throw new WagateError('MIGRATION_FAILED', `migration ${migration.name} was changed after it was applied (checksum differs); add a new migration instead`);
+      }
+      continue;
+    }
+    await refuseTransactionPooling(connection, lock);
+    await applyWithLockRetries(connection, migration, options);
+    done.push(migration.name);
+  }
+  return done;
+}
+
+/**
+ * Gives the lock back and the connection to the caller's pool, with no lock_timeout left on it.
+ * False when the lock is still held on a server connection the unlock could not reach; a
+ * connection lost meanwhile took the lock with it.
+ */
+async function letGo(connection: Sql & { release(): void }, lock: HeldLock): Promise<boolean> {
+  await connection.unsafe('RESET lock_timeout').catch(() => undefined);
+  const given = await giveBackLock(connection, lock).catch(() => true);
+  connection.release();
+  return given;
 }
 
 /**

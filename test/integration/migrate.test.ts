@@ -306,12 +306,15 @@ describe('migrate behind a pooler in transaction mode, with nothing to apply', (
       },
     });
     const throughPooler = { reserve: async () => pooled } as unknown as typeof db.sql;
-    // Up to date: the run used to find nothing pending, never check where its lock was, and exit 0.
-    await expect(migrate(throughPooler, readMigrations())).rejects.toThrow('the migration lock is not held by the session this statement ran on');
-    expect(await db.sql`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 7412001
-                          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).toEqual([]);
-    sessions.forEach((session) => session.release());
-    await pool.end();
+    try {
+      // Up to date: the run used to find nothing pending, never check where its lock was, and exit 0.
+      await expect(migrate(throughPooler, readMigrations())).rejects.toThrow('the migration lock is not held by the session this statement ran on');
+      expect(await db.sql`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 7412001
+                            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).toEqual([]);
+    } finally {
+      sessions.forEach((session) => session.release());
+      await pool.end();
+    }
   });
 });
 
