@@ -139,13 +139,15 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   // Claims, and decisions' writes, only on shards recorded as this worker's: see NOT_OURS and writeDecisions.
   const fence = { queuePrefix: config.QUEUE_PREFIX, memberId, shardCount: config.WORK_SHARDS, idleLimitMs: decisionIdleLimitMs(config) };
   const batchers = createStatementBatchers(sql, log, metrics, match, fence, stallWatch);
-  // Nothing is claimed or sent once the shards could have passed to another worker: see shardLease.
+  // Nothing is claimed or sent once the shards could have passed to another worker, nor sent
+  // once the call could outlast the stop's drain: see shardLease.
+  let drainEndsAt: number | null = null;
   const lease = shardLease(() => coordinator?.lease() ?? { tenure: 0, leftMs: -Infinity }, {
     replyTimeoutMs: config.REPLY_TIMEOUT_MS,
     livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS,
     heartbeatMs: config.WORKER_HEARTBEAT_MS,
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-  });
+  }, () => drainEndsAt);
   if (!lease.coversCalls && config.NODE_ENV === 'production') {
     log.warn({ replyTimeoutMs: config.REPLY_TIMEOUT_MS, livenessTimeoutMs: config.WORKER_LIVENESS_TIMEOUT_MS, heartbeatMs: config.WORKER_HEARTBEAT_MS },
       'REPLY_TIMEOUT_MS is more than WORKER_LIVENESS_TIMEOUT_MS less two WORKER_HEARTBEAT_MS: a worker cut off from Postgres during a provider call could still be in it when its shard passes to another worker; raise WORKER_LIVENESS_TIMEOUT_MS');
@@ -297,6 +299,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     fatal,
     async stop() {
       draining = true;
+      drainEndsAt = Date.now() + config.WORKER_DRAIN_TIMEOUT_MS;
       clearInterval(gauges);
       clearInterval(heldGauges);
       await drainWithin(config.WORKER_DRAIN_TIMEOUT_MS, coordinator!, consumer!, log);

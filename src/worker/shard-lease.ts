@@ -49,7 +49,16 @@ const LEASE_POLL_MS = 100;
  * it a delivery each time, and bring it nearer the delivery limit. Only a lease that runs out,
  * or a new tenure, gives the work up.
  */
-export function shardLease(current: () => { tenure: number; leftMs: number }, settings: LeaseSettings): ShardLease {
+export function shardLease(
+  current: () => { tenure: number; leftMs: number },
+  settings: LeaseSettings,
+  /**
+   * When the worker's stop ends its drain (null while not stopping): no call starts that could
+   * outlast it. Cut off at the exit, its reply was left 'sending', and the next worker took it
+   * for a call that died mid-way: unknown, and never sent.
+   */
+  callsEndAt: () => number | null = () => null,
+): ShardLease {
   const coversCalls = settings.replyTimeoutMs <= settings.livenessTimeoutMs - 2 * settings.heartbeatMs;
   const callNeedsMs = coversCalls ? settings.replyTimeoutMs : settings.heartbeatMs;
   const statementMs = settings.statementTimeoutMs ?? 0;
@@ -74,7 +83,11 @@ export function shardLease(current: () => { tenure: number; leftMs: number }, se
         await delay(LEASE_POLL_MS);
       }
     },
-    mayCall: (began) => leaves(began, callNeedsMs),
+    mayCall: async (began) => {
+      const end = callsEndAt();
+      if (end !== null && Date.now() + settings.replyTimeoutMs > end) return false;
+      return leaves(began, callNeedsMs);
+    },
     mayWrite: (began) => leaves(began, writeNeedsMs),
     coversCalls,
     coversWrites,

@@ -81,6 +81,39 @@ describe('worker lifecycle', () => {
     expect(child.logs.some((entry) => entry.msg === 'worker stopped')).toBe(true);
   });
 
+  it('starts no provider call on SIGTERM that could outlast the drain, and the next worker sends that reply once', async () => {
+    for (const worker of pipeline.workers.splice(0)) await worker.stop();
+    // A call may last 10 s, the drain 3 s: no call begun after the signal could end within it.
+    const child = await spawnWagate('worker', { ...pipeline.env, WORKER_DRAIN_TIMEOUT_MS: '3000', REPLY_TIMEOUT_MS: '10000' });
+    pipeline.fake.behave({ kind: 'hold' }, 2);
+    const from = '15550600003';
+    const first = uniqueWamid();
+    const second = uniqueWamid();
+    await postMetaText(pipeline.ingest.baseUrl, { id: first, from, text: '1 coke' });
+    await postMetaText(pipeline.ingest.baseUrl, { id: second, from, text: '2 coke' });
+    await waitFor('the first reply to be held at the provider', () => callsTo(from).length === 1);
+
+    child.child.kill('SIGTERM');
+    await waitFor('the worker to take the signal', () => child.logs.some((entry) => entry.msg === 'shutting down gracefully'));
+    // The first call, begun before the signal, ends; the second message, in hand behind it, is
+    // given back unsent. Begun, its call would have been held past the drain and cut off by
+    // the exit, its reply left 'sending' for the next worker to call unknown.
+    pipeline.fake.release();
+    expect(await child.exited).toBe(0);
+    expect(callsTo(from)).toHaveLength(1);
+    const [held] = await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${second}`;
+    expect(held?.status ?? 'not yet decided').not.toBe('sending');
+
+    // The second hold was never used: the next worker's call is answered (the calls seen so far are forgotten too).
+    pipeline.fake.reset();
+    await pipeline.startWorker();
+    await waitFor('the second message', async () => (await statusOf(second)) === 'processed', 20_000);
+    const replies = await pipeline.db.sql`SELECT inbound_message_id, status FROM outbound_messages WHERE inbound_message_id IN (${first}, ${second}) ORDER BY id`;
+    expect(replies.map((reply) => reply.status)).toEqual(['sent', 'sent']);
+    // One call since: the second reply's, sent once.
+    expect(callsTo(from).map((call) => (call.body as { text: { body: string } }).text.body)).toEqual([expect.stringContaining('2 × Coca-Cola')]);
+  });
+
   it('hands a sender to the standby when the active worker loses its broker mid-call, once that call is settled: in order, without a second send', async () => {
     for (const worker of pipeline.workers.splice(0)) await worker.stop();
     proxy.setMode('forward');
