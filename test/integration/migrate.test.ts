@@ -1,4 +1,4 @@
-import { createDatabase } from '../../src/db/client';
+import { createDatabase, type Sql } from '../../src/db/client';
 import { lockRetryPauseMs, lockTimeoutForTry, migrate, readMigrations, type Migration } from '../../src/db/migrate';
 import { uniqueWamid } from '../support/webhooks';
 import { ADMIN_DATABASE_URL, createTestDatabase, type TestDatabase } from '../support/database';
@@ -260,22 +260,30 @@ describe('the monitoring SQL that operators already run', () => {
   });
 });
 
+/**
+ * A pooler in transaction mode, as the migration sees it: each statement goes to the next of
+ * `sessions` in turn, whatever session the one before ran on.
+ */
+function roundRobinPooler(sessions: unknown[]): Sql {
+  let turn = 0;
+  const next = () => sessions[turn++ % sessions.length]! as (...args: unknown[]) => unknown;
+  const pooled = new Proxy(function pooled() {}, {
+    apply: (_target, _this, args: unknown[]) => next()(...args),
+    get: (_target, property) => {
+      if (property === 'then') return undefined;
+      if (property === 'release') return () => undefined;
+      return (...args: unknown[]) => (next() as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[property]!(...args);
+    },
+  });
+  return { reserve: async () => pooled } as unknown as Sql;
+}
+
 describe('migrate behind a pooler in transaction mode', () => {
   it('refuses, naming a direct connection, when its statements reach another session than the one holding the lock, and leaves no lock behind', async () => {
     // A pooler that sends each statement to the next free server connection.
     const pool = createDatabase({ url: db.url, maxConnections: 2, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-test' });
     const sessions = [await pool.reserve(), await pool.reserve()];
-    let turn = 0;
-    const next = () => sessions[turn++ % 2]! as unknown as (...args: unknown[]) => unknown;
-    const pooled = new Proxy(function pooled() {}, {
-      apply: (_target, _this, args: unknown[]) => next()(...args),
-      get: (_target, property) => {
-        if (property === 'then') return undefined;
-        if (property === 'release') return () => undefined;
-        return (...args: unknown[]) => (next() as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[property]!(...args);
-      },
-    });
-    const throughPooler = { reserve: async () => pooled } as unknown as typeof db.sql;
+    const throughPooler = roundRobinPooler(sessions);
     const probe = { version: 9101, name: '9101_test.sql', sql: 'CREATE TABLE pooled_probe (id integer)', checksum: 'test-9101' };
     await expect(migrate(throughPooler, [...readMigrations(), probe])).rejects.toThrow(
       'the migration lock is not held by the session this statement ran on: a pooler in transaction mode (PgBouncer) sends statements to other server connections, where migrations are neither kept apart nor bounded in how long they wait for locks (the lock it took was given back)');
@@ -295,17 +303,7 @@ describe('migrate behind a pooler in transaction mode, with nothing to apply', (
     // A pooler that sends each statement to the next free server connection.
     const pool = createDatabase({ url: db.url, maxConnections: 2, connectTimeoutSeconds: 5, statementTimeoutMs: 0, applicationName: 'wagate-test' });
     const sessions = [await pool.reserve(), await pool.reserve()];
-    let turn = 0;
-    const next = () => sessions[turn++ % 2]! as unknown as (...args: unknown[]) => unknown;
-    const pooled = new Proxy(function pooled() {}, {
-      apply: (_target, _this, args: unknown[]) => next()(...args),
-      get: (_target, property) => {
-        if (property === 'then') return undefined;
-        if (property === 'release') return () => undefined;
-        return (...args: unknown[]) => (next() as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[property]!(...args);
-      },
-    });
-    const throughPooler = { reserve: async () => pooled } as unknown as typeof db.sql;
+    const throughPooler = roundRobinPooler(sessions);
     try {
       // Up to date: the run used to find nothing pending, never check where its lock was, and exit 0.
       await expect(migrate(throughPooler, readMigrations())).rejects.toThrow('the migration lock is not held by the session this statement ran on');
