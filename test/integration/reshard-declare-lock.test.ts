@@ -6,11 +6,11 @@ import { inspectQueue } from '../../src/queue/inspect-queue';
 import { routingKeyFor, shardOf, topologyNames, type TopologyOptions } from '../../src/queue/topology';
 import { createLogger } from '../../src/telemetry/logger';
 import { reshard } from '../../src/worker/reshard';
-import { bodyOf, deleteTopology, openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { bodyOf, deleteTopology, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
+import { type TestDatabase } from '../support/database';
 import { freePort } from '../support/free-port';
-import { testEnv } from '../support/ingest';
 import { runWagate, runWagatePausedAt } from '../support/process';
+import { startReshardGroup, type ReshardGroup } from '../support/reshard-group';
 import { waitFor } from '../support/wait';
 
 /**
@@ -20,6 +20,7 @@ import { waitFor } from '../support/wait';
  * came. Each process now reads the count and declares its queues under the group's reshard
  * lock, shared, so a reshard runs wholly before or wholly after.
  */
+let group: ReshardGroup;
 let db: TestDatabase;
 let connection: amqp.ChannelModel;
 let probe: QueueProbe;
@@ -28,18 +29,12 @@ let options: TopologyOptions;
 const log = createLogger('silent', 'test');
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  env = testEnv(db.url, { WORK_SHARDS: '4', RETRY_DELAYS_MS: '1000', QUEUE_DELIVERY_LIMIT: '5' });
-  options = { prefix: env.QUEUE_PREFIX!, deliveryLimit: 5, retryDelaysMs: [1000], shards: 4 };
-  connection = await amqp.connect(TEST_AMQP_URL);
-  probe = await openQueueProbe();
+  group = await startReshardGroup();
+  ({ db, connection, probe, env, options } = group);
 });
 
 afterAll(async () => {
-  await deleteTopology(topologyNames(options));
-  await probe.close();
-  await connection.close();
-  await db.drop();
+  await group?.close();
 });
 
 /** A process on `count` shards connecting: what its broker setup runs (on a channel `wrap` may hold up). */

@@ -5,10 +5,10 @@ import { declareShardTopology } from '../../src/ledger/shard-topology';
 import { routingKeyFor, shardOf, topologyNames, type TopologyOptions } from '../../src/queue/topology';
 import { createLogger } from '../../src/telemetry/logger';
 import { reshard } from '../../src/worker/reshard';
-import { bodyOf, deleteTopology, openQueueProbe, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { testEnv } from '../support/ingest';
+import { bodyOf, TEST_AMQP_URL, type QueueProbe } from '../support/amqp';
+import { type TestDatabase } from '../support/database';
 import { runWagatePausedAt } from '../support/process';
+import { startReshardGroup, type ReshardGroup } from '../support/reshard-group';
 import { waitFor } from '../support/wait';
 
 /**
@@ -20,6 +20,7 @@ import { waitFor } from '../support/wait';
  * The failure is a table renamed away under the command, and back: a statement that fails
  * there every time, where a connection ended between two statements would only reconnect.
  */
+let group: ReshardGroup;
 let db: TestDatabase;
 let connection: amqp.ChannelModel;
 let probe: QueueProbe;
@@ -28,11 +29,8 @@ let options: TopologyOptions;
 const log = createLogger('silent', 'test');
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  env = testEnv(db.url, { WORK_SHARDS: '4', RETRY_DELAYS_MS: '1000', QUEUE_DELIVERY_LIMIT: '5' });
-  options = { prefix: env.QUEUE_PREFIX!, deliveryLimit: 5, retryDelaysMs: [1000], shards: 4 };
-  connection = await amqp.connect(TEST_AMQP_URL);
-  probe = await openQueueProbe();
+  group = await startReshardGroup();
+  ({ db, connection, probe, env, options } = group);
   const channel = await connection.createChannel();
   await declareShardTopology(db.sql, channel, topologyNames(options), options.prefix, log);
   await channel.close();
@@ -40,10 +38,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await deleteTopology(topologyNames(options));
-  await probe.close();
-  await connection.close();
-  await db.drop();
+  await group?.close();
 });
 
 const settings = async () => (await db.sql`SELECT shard_count, paused FROM work_shard_settings WHERE queue_prefix = ${options.prefix}`)[0];
