@@ -1,6 +1,6 @@
 import { COURTESY_PHRASES, FILLER_WORDS } from './parse-text-filler';
 import { DOZEN_WORDS, QUANTITY_LINKS, readQuantity, timeOfDayLength, type QuantityRead } from './parse-text-quantity';
-import { isReadTwoWays, phraseAt, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
+import { foldAccents, isReadTwoWays, phraseAt, toWordSet, type Token, type WordPhrase } from './parse-text-tokens';
 import { ALTERNATIVES, AMBIGUOUS_OR, CLOSING_PHRASES, CONJUNCTIONS, CONTRASTS, CORRECTIONS, NEGATIONS, UNSURE_WORDS } from './parse-text-words';
 
 export interface ItemPhrase {
@@ -8,6 +8,8 @@ export interface ItemPhrase {
   quantity: number;
   /** The product words, lower-cased, accents kept, quantity and filler words removed; never empty. */
   phrase: string;
+  /** Counted in dozens ("2 dozen", "dos docenas"): of a product sold by the dozen, boxes or pieces? */
+  inDozens?: true;
 }
 
 /** Something the customer said not to include ("no coke", "0 cola", "sin cebolla"). */
@@ -157,37 +159,27 @@ function classify(tokens: readonly Token[], index: number, catalogPhrases: reado
  * The count at `index`, ending where a catalog name begins: "a dozen donuts", with "Dozen
  * Donuts" on the menu, is one box ("a", then the name), where reading "a dozen" took the name's
  * first word and ordered twelve boxes. Unsure instead: a count that cannot end there ("half a",
- * with "A Dozen Roses"); a name that begins at the count's link ("2 x salada", with an "X
- * Salada" and a Salada); and a count in dozens while a name holds a dozen word ("dos docenas
- * de medialunas", with a "Docena de Medialunas": 24 boxes, or 2?).
+ * with "A Dozen Roses"), and a name that begins at the count's link when another name begins
+ * after it ("2 x salada", with an "X Salada" and a Salada). A count in dozens of a product sold
+ * by the dozen is asked about once matched (decide-text.ts).
  */
 function countBeforeName(tokens: readonly Token[], index: number, catalogPhrases: readonly WordPhrase[]): QuantityRead | undefined {
   const quantity = readQuantity(tokens, index);
   if (!quantity) return undefined;
   for (let length = 1; length < quantity.used; length += 1) {
     if (!phraseAt(tokens, index + length, catalogPhrases)) continue;
-    const shorter = QUANTITY_LINKS.has(tokens[index + length]!.key) ? undefined : readQuantity(tokens.slice(0, index + length), index);
+    const atLink = QUANTITY_LINKS.has(tokens[index + length]!.key);
+    // "2 x salada" with an X Salada alone is two of it, as before: only one name is there to read.
+    if (atLink && !phraseAt(tokens, index + length + 1, catalogPhrases)) return quantity;
+    const shorter = atLink ? undefined : readQuantity(tokens.slice(0, index + length), index);
     return shorter?.used === length ? shorter : { kind: 'vague', used: length };
   }
-  const inDozens = tokens.slice(index, index + quantity.used).some((token) => DOZEN_WORDS.has(token.key));
-  const next = tokens[index + quantity.used]?.key;
-  return inDozens && next !== undefined && wordsOfDozenNames(catalogPhrases).has(next) ? { kind: 'vague', used: quantity.used } : quantity;
+  return quantity;
 }
 
-const dozenNameWords = new WeakMap<readonly WordPhrase[], ReadonlySet<string>>();
-
-/**
- * The other words of the names and aliases that hold a dozen word ("medialunas" of "Docena de
- * Medialunas"): a count in dozens before one of them may count the boxes. Worked out once a catalogue.
- */
-function wordsOfDozenNames(catalogPhrases: readonly WordPhrase[]): ReadonlySet<string> {
-  let words = dozenNameWords.get(catalogPhrases);
-  if (words === undefined) {
-    words = new Set(catalogPhrases.filter((phrase) => phrase.some((word) => DOZEN_WORDS.has(word)))
-      .flatMap((phrase) => phrase.filter((word) => !DOZEN_WORDS.has(word) && !QUANTITY_LINKS.has(word))));
-    dozenNameWords.set(catalogPhrases, words);
-  }
-  return words;
+/** Whether a count, as written, is in dozens. */
+function countsDozens(written: string | undefined): boolean {
+  return written !== undefined && written.split(' ').some((word) => DOZEN_WORDS.has(foldAccents(word)));
 }
 
 /** Nothing but filler from `index` to the chunk's end: no word of the catalog ("Mate" is also filler), no count. */
@@ -246,7 +238,7 @@ function readGroup(group: Group, negation: Negation | undefined, reading: ChunkR
     if (read !== undefined && read.value > 0 && (!read.article || negation.carried)) return doubt();
     reading.excluded.push(negation.afterItems && !negation.carried ? { phrase, written, afterItem: true } : { phrase, written });
   } else if (read?.value === 0) reading.excluded.push({ phrase, written });
-  else reading.items.push({ quantity: read?.value ?? 1, phrase });
+  else reading.items.push({ quantity: read?.value ?? 1, phrase, ...(countsDozens(group.quantity?.text) ? { inDozens: true as const } : {}) });
 }
 
 /**

@@ -284,8 +284,10 @@ function partsFromNumberWords(name: WordPhrase, wholeNames: ReadonlySet<string>)
   const tokens = name.map((key) => ({ key, text: key }));
   const parts: WordPhrase[] = [];
   for (let start = 0; start < name.length - 1; start += 1) {
-    if (ARTICLES.has(name[start]!) || readQuantity(tokens, start)?.kind !== 'count') continue;
-    for (let end = start + 2; end <= name.length && end - start < name.length; end += 1) {
+    const count = readQuantity(tokens, start);
+    if (ARTICLES.has(name[start]!) || count?.kind !== 'count') continue;
+    // Past the words the count itself takes: "docena de", of "Docena de Medialunas", is only a count.
+    for (let end = start + count.used + 1; end <= name.length && end - start < name.length; end += 1) {
       const run = name.slice(start, end);
       if (run.some((word) => /\d/.test(word))) break;
       const namesAnother = run.slice(1).some((_, length) => wholeNames.has(run.slice(1, length + 2).join(' ')));

@@ -577,8 +577,6 @@ describe('recall: realistic text', () => {
     ['2 tres leches', ['Torta Tres Leches', 'Leche', 'leches']],
     // A name that begins at the count's link: two X Saladas, or two Saladas?
     ['2 x salada', ['X Salada', 'Salada']],
-    // A count in dozens before a name that holds one: 24 boxes, or 2?
-    ['dos docenas de medialunas', ['Docena de Medialunas']],
   ])('asks about "%s", which reads two ways with this catalogue', (text, catalog) => {
     const parsed = parseOrderText(text, { keepTogether: catalog });
     expect(parsed.items).toEqual([]);
@@ -587,8 +585,12 @@ describe('recall: realistic text', () => {
 
   it.each([
     ['2x salada', ['X Salada', 'Salada'], [item(2, 'salada')]],
+    // With an X Salada alone, only one name is there to read.
+    ['2 x salada', ['X Salada'], [item(2, 'salada')]],
     ['una docena de medialunas', ['Docena de Medialunas'], [item(1, 'docena de medialunas')]],
-    ['dos docenas de empanadas', ['Docena de Medialunas', 'Empanada'], [item(24, 'empanadas')]],
+    // "docena de", the count's own words, is no part of the name to keep together.
+    ['una docena de empanadas', ['Docena de Medialunas', 'Empanada'], [{ ...item(12, 'empanadas'), inDozens: true }]],
+    ['dos docenas de empanadas', ['Docena de Medialunas', 'Empanada'], [{ ...item(24, 'empanadas'), inDozens: true }]],
   ])('reads "%s" one way with this catalogue', (text, catalog, items) => {
     expect(itemsOf(text, catalog)).toEqual(items);
   });
@@ -597,7 +599,7 @@ describe('recall: realistic text', () => {
     ['a dozen donuts', [item(1, 'dozen donuts')]],
     ['2 dozen roses', [item(2, 'dozen roses')]],
     ['two dozen donuts', [item(2, 'dozen donuts')]],
-    ['a dozen empanadas', [item(12, 'empanadas')]],
+    ['a dozen empanadas', [{ ...item(12, 'empanadas'), inDozens: true }]],
   ])('ends a count where a name begins: "%s"', (text, items) => {
     expect(itemsOf(text, ['Dozen Donuts', 'A Dozen Roses', 'Empanada'])).toEqual(items);
   });
@@ -618,7 +620,9 @@ describe('recall: realistic text', () => {
     ['zwölf Empanadas', 12], ['doce empanadas', 12], ['doze empanadas', 12], ['una docena y media de empanadas', 18],
     ['a dozen and a half empanadas', 18], ['uma dúzia e meia de empanadas', 18],
   ])('reads "%s" as %i', (text, quantity) => {
-    expect(itemsOf(text)).toEqual([item(quantity, 'empanadas')]);
+    // A count in dozens says so: of a product sold by the dozen, the order is asked about.
+    const inDozens = /dozen|docena|dúzia|dutzend/i.test(text) ? { inDozens: true } : {};
+    expect(itemsOf(text)).toEqual([{ ...item(quantity, 'empanadas'), ...inDozens }]);
   });
 
   it.each([
