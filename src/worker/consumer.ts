@@ -229,7 +229,12 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     deps.metrics.workerMessages.inc({ outcome: 'given_back' });
     if (!entry || fenced.has(channel)) return;
     const shard = shardOf(payload.senderKey, deps.topology.shards.length);
-    deps.log.warn({ shard }, 'this shard may be another worker\'s now (recorded so, or this worker\'s lease on it ran out with its heartbeats): giving its messages in hand back to the queue unprocessed');
+    if (lettingGoSince.has(channel)) {
+      // A release or the stop's drain under way, its time too short for a provider call: expected, not a takeover.
+      deps.log.info({ shard }, 'letting go of this shard: its messages in hand go back to the queue unprocessed, since a provider call begun now could outlast the drain or the lease');
+    } else {
+      deps.log.warn({ shard }, 'this shard may be another worker\'s now (recorded so, or this worker\'s lease on it ran out with its heartbeats): giving its messages in hand back to the queue unprocessed');
+    }
     void fenceAndClose(entry);
   }
 

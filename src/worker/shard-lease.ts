@@ -66,8 +66,15 @@ export function shardLease(
   const coversWrites = statementMs <= settings.livenessTimeoutMs - 2 * settings.heartbeatMs;
   const writeNeedsMs = coversWrites ? Math.max(statementMs, settings.heartbeatMs) : settings.heartbeatMs;
   /** Waits while the lease is short of `needsMs`; false once the tenure changed or the lease ran out. */
-  async function leaves(began: number, needsMs: number): Promise<boolean> {
+  /** Whether a call begun now ends before the stop's drain does (always, while not stopping). */
+  const callEndsInTime = () => {
+    const end = callsEndAt();
+    return end === null || Date.now() + settings.replyTimeoutMs <= end;
+  };
+  async function leaves(began: number, needsMs: number, inTime: () => boolean = () => true): Promise<boolean> {
     for (;;) {
+      // Asked again at each look: a wait for a late heartbeat may last into the drain.
+      if (!inTime()) return false;
       const { tenure, leftMs } = current();
       if (tenure !== began || leftMs <= 0) return false;
       if (leftMs > needsMs) return true;
@@ -83,11 +90,7 @@ export function shardLease(
         await delay(LEASE_POLL_MS);
       }
     },
-    mayCall: async (began) => {
-      const end = callsEndAt();
-      if (end !== null && Date.now() + settings.replyTimeoutMs > end) return false;
-      return leaves(began, callNeedsMs);
-    },
+    mayCall: (began) => leaves(began, callNeedsMs, callEndsInTime),
     mayWrite: (began) => leaves(began, writeNeedsMs),
     coversCalls,
     coversWrites,

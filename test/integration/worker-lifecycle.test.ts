@@ -83,8 +83,8 @@ describe('worker lifecycle', () => {
 
   it('starts no provider call on SIGTERM that could outlast the drain, and the next worker sends that reply once', async () => {
     for (const worker of pipeline.workers.splice(0)) await worker.stop();
-    // A call may last 10 s, the drain 3 s: no call begun after the signal could end within it.
-    const child = await spawnWagate('worker', { ...pipeline.env, WORKER_DRAIN_TIMEOUT_MS: '3000', REPLY_TIMEOUT_MS: '10000' });
+    // A call may last 10 s, the drain 8 s: no call begun after the signal could end within it.
+    const child = await spawnWagate('worker', { ...pipeline.env, WORKER_DRAIN_TIMEOUT_MS: '8000', REPLY_TIMEOUT_MS: '10000' });
     pipeline.fake.behave({ kind: 'hold' }, 2);
     const from = '15550600003';
     const first = uniqueWamid();
@@ -92,6 +92,8 @@ describe('worker lifecycle', () => {
     await postMetaText(pipeline.ingest.baseUrl, { id: first, from, text: '1 coke' });
     await postMetaText(pipeline.ingest.baseUrl, { id: second, from, text: '2 coke' });
     await waitFor('the first reply to be held at the provider', () => callsTo(from).length === 1);
+    // The second message is in hand behind it, in the sender's turn.
+    await waitFor('both messages in hand', async () => /^wagate_worker_messages_in_hand(\{[^}]*\})? 2$/m.test(await (await fetch(child.metricsUrl)).text()));
 
     child.child.kill('SIGTERM');
     await waitFor('the worker to take the signal', () => child.logs.some((entry) => entry.msg === 'shutting down gracefully'));
@@ -102,7 +104,8 @@ describe('worker lifecycle', () => {
     expect(await child.exited).toBe(0);
     expect(callsTo(from)).toHaveLength(1);
     const [held] = await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${second}`;
-    expect(held?.status ?? 'not yet decided').not.toBe('sending');
+    expect(held?.status).toBe('pending');
+    expect(child.logs.some((entry) => String(entry.msg).startsWith('letting go of this shard'))).toBe(true);
 
     // The second hold was never used: the next worker's call is answered (the calls seen so far are forgotten too).
     pipeline.fake.reset();
