@@ -120,13 +120,13 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
   try {
     done = await applyPending(connection, lock, migrations, options);
   } catch (error) {
-    await letGo(connection, lock);
+    await letGo(connection, lock, sql);
     throw error;
   }
   const lockSession = lock.session;
-  if (!(await letGo(connection, lock))) {
+  if (!(await letGo(connection, lock, sql))) {
     throw new WagateError('MIGRATION_FAILED',
-      `the migrations ran, but the migration lock could not be given back: server connection ${lockSession} still holds it, and the next run waits for it; end it with SELECT pg_terminate_backend(${lockSession}), and run wagate migrate on a direct connection to PostgreSQL`);
+      `the migrations ran, but the migration lock could not be given back: server connection ${lockSession} may still hold it, and the next run would wait for it; if SELECT pid FROM pg_locks WHERE objid = ${MIGRATION_LOCK_KEY} names it, end it with SELECT pg_terminate_backend(${lockSession}), and run wagate migrate on a direct connection to PostgreSQL`);
   }
   return done;
 }
@@ -165,12 +165,22 @@ async function applyPending(connection: Sql, lock: HeldLock, migrations: Migrati
 
 /**
  * Gives the lock back and the connection to the caller's pool, with no lock_timeout left on it.
- * False when the lock is still held on a server connection the unlock could not reach; a
- * connection lost meanwhile took the lock with it.
+ * False when the lock may still be held on a server connection the unlock could not reach. An
+ * unlock that failed (the connection lost) is judged by what Postgres shows through the pool: a
+ * session that ended took the lock with it; behind a pooler, it may live on, lock and all.
  */
-async function letGo(connection: Sql & { release(): void }, lock: HeldLock): Promise<boolean> {
+async function letGo(connection: Sql & { release(): void }, lock: HeldLock, pool: Sql): Promise<boolean> {
+  const session = lock.session;
   await connection.unsafe('RESET lock_timeout').catch(() => undefined);
-  const given = await giveBackLock(connection, lock).catch(() => true);
+  const given = await giveBackLock(connection, lock).catch(async () => {
+    try {
+      const held = await pool`
+        SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = ${session} AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1`;
+      return held.length === 0;
+    } catch {
+      return false;
+    }
+  });
   connection.release();
   return given;
 }

@@ -316,6 +316,30 @@ describe('migrate behind a pooler in transaction mode, with nothing to apply', (
   });
 });
 
+describe('migrate whose connection is lost as it gives its lock back', () => {
+  it('succeeds, since the session took the lock with it', async () => {
+    await migrate(db.sql);
+    // The session is ended just as the unlock is sent: the unlock fails, and the lock is gone with the session.
+    const original = db.sql.reserve.bind(db.sql);
+    const losing = Object.assign((...args: unknown[]) => (db.sql as unknown as (...a: unknown[]) => unknown)(...args), db.sql, {
+      reserve: async () => {
+        const session = await original();
+        const pid = (await session`SELECT pg_backend_pid() AS pid`)[0]!.pid as number;
+        return new Proxy(session, {
+          apply: (target, that, args: unknown[]) => {
+            const text = Array.isArray(args[0]) ? (args[0] as string[]).join('') : '';
+            if (!text.includes('pg_advisory_unlock')) return Reflect.apply(target as unknown as (...a: unknown[]) => unknown, that, args);
+            return db.sql`SELECT pg_terminate_backend(${pid})`.then(() => Reflect.apply(target as unknown as (...a: unknown[]) => unknown, that, args));
+          },
+        });
+      },
+    }) as unknown as Sql;
+    await expect(migrate(losing, readMigrations())).resolves.toEqual([]);
+    expect(await db.sql`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 7412001
+                          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).toEqual([]);
+  });
+});
+
 describe('migrate behind a pooler that sends a statement of its own to another server connection', () => {
   it('bounds each migration\'s wait for locks all the same: its lock timeout travels in the DDL\'s own transaction', async () => {
     // Session settings sent on their own go elsewhere; everything else to the session that holds the lock.
