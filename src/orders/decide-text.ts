@@ -2,11 +2,9 @@ import type { Sql } from '../db/client';
 import type { Decision, OrderLine, Problem } from './decision';
 import { isAcknowledgement } from './acknowledgement';
 import { liveCatalog, type CatalogReader } from './catalog-cache';
-import { certainCandidate, type Candidate, type MatchOptions, type PhraseVerdict, type Product } from './match';
+import { certainCandidate, type Candidate, type MatchOptions, type PhraseVerdict } from './match';
 import { buildOrder, validQuantity } from './order-lines';
 import { parseOrderText, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text';
-import { DOZEN_WORDS } from './parse-text-quantity';
-import { normalizeText, tokenize } from './parse-text-tokens';
 
 /**
  * Free text: parse, then match every phrase in Postgres. An order is created only when every item
@@ -43,8 +41,9 @@ function readLines(items: readonly ItemPhrase[], verdicts: readonly PhraseVerdic
     if (verdict.verdict !== 'matched') problems.push({ phrase: item.phrase, reason: verdict.verdict, candidates: verdict.candidates });
     else if (verdict.product.unexplained.length > 0) problems.push({ phrase: item.phrase, reason: 'unknown', candidates: [verdict.product] });
     else if (!validQuantity(item.quantity)) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [] });
-    // "2 dozen donut" of a "Dozen Donuts": 24 boxes, or 2? Asked; "2 dozen donuts" names the box, and is 2 of it.
-    else if (item.inDozens && soldByTheDozen(verdict.product)) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [verdict.product] });
+    // A count in dozens of a product sold by the dozen: "2 dozen donut" of a "Dozen Donuts", 24
+    // boxes or 2? Asked; "2 dozen donuts" names the box, and is 2 of it.
+    else if (item.inDozens && verdict.product.byTheDozen) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [verdict.product] });
     // The same product twice ("1 margherita ... 2 margherita") may be a correction: ask rather than add up.
     else if (lines.some((line) => line.product.sku === verdict.product.sku)) problems.push({ phrase: verdict.product.name, reason: 'quantity', candidates: [] });
     else lines.push({ product: verdict.product, quantity: item.quantity });
@@ -90,9 +89,4 @@ function unsureProblem(doubt: UnsurePhrase, verdict: PhraseVerdict): Problem {
   if (doubt.reason !== 'unknown') return { phrase: doubt.written, reason: doubt.reason, candidates: [] };
   const candidates = verdict.verdict === 'matched' ? [verdict.product] : verdict.candidates;
   return { phrase: doubt.written, reason: 'unknown', candidates };
-}
-
-/** A product whose name is counted in dozens ("Dozen Donuts", "Docena de Medialunas"). */
-function soldByTheDozen(product: Product): boolean {
-  return tokenize(normalizeText(product.name)).some((token) => DOZEN_WORDS.has(token.key));
 }

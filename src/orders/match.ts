@@ -17,6 +17,11 @@ export interface Candidate extends Product {
    */
   unexplained: string[];
   /**
+   * A name or alias of the product counts it in dozens ("Dozen Donuts", an alias "docena de
+   * medialunas"): an order of it counted in dozens may mean boxes or pieces.
+   */
+  byTheDozen?: boolean;
+  /**
    * The phrase is this product's name or one of its aliases, once folded: "coke" names Coke, not
    * Coke Zero, though word similarity scores both 1. An equality, not a trigram similarity, which
    * ignores word order ("milk chocolate" against "chocolate milk").
@@ -65,7 +70,8 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
              SELECT w FROM regexp_split_to_table(q.folded, '[[:space:][:punct:]]+') AS w
              WHERE w <> '' AND coalesce((SELECT max(strict_word_similarity(w, term)) FROM unnest(c.search_terms) AS term), 0) < ${options.threshold}
            ) ELSE '{}'::text[] END AS unexplained,
-           c.named
+           c.named,
+           EXISTS (SELECT 1 FROM unnest(c.search_terms) AS term WHERE term ~ '\\m(dozens?|docenas?|duzias?|dutzend)\\M') AS "byTheDozen"
     -- Folded once per phrase, not once per product and term (unaccent is the costly part).
     FROM (SELECT ord, wagate_fold(phrase) AS folded FROM unnest(${phrases}::text[]) WITH ORDINALITY AS u(phrase, ord) OFFSET 0) AS q
     CROSS JOIN LATERAL (

@@ -286,6 +286,9 @@ function partsFromNumberWords(name: WordPhrase, wholeNames: ReadonlySet<string>)
   for (let start = 0; start < name.length - 1; start += 1) {
     const count = readQuantity(tokens, start);
     if (ARTICLES.has(name[start]!) || count?.kind !== 'count') continue;
+    // Not from inside a count that begins earlier: "dozen donuts" of "Half Dozen Donuts" would
+    // read "a dozen donuts" as one half-dozen box.
+    if (Array.from({ length: start }, (_, earlier) => readQuantity(tokens, earlier)).some((read, earlier) => read !== undefined && earlier + read.used > start)) continue;
     // Past the words the count itself takes: "docena de", of "Docena de Medialunas", is only a count.
     for (let end = start + count.used + 1; end <= name.length && end - start < name.length; end += 1) {
       const run = name.slice(start, end);
