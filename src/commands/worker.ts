@@ -176,6 +176,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     topology,
     publisher: createPublisher(publishBroker, config.PUBLISH_CONFIRM_TIMEOUT_MS),
     holdLimitMs: config.WORKER_DRAIN_TIMEOUT_MS,
+    stopping: () => drainEndsAt !== null,
     sql,
     log,
     metrics,

@@ -24,6 +24,8 @@ export interface ConsumerDeps extends HandOnDeps {
    * channel is open: given back, it would come straight back to call the provider again.
    */
   holdLimitMs?: number;
+  /** Whether the worker is stopping: a message given back then is the drain's, not a takeover. */
+  stopping?(): boolean;
 }
 
 /** The hold limit when none is given: WORKER_DRAIN_TIMEOUT_MS's default. */
@@ -229,9 +231,9 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
     deps.metrics.workerMessages.inc({ outcome: 'given_back' });
     if (!entry || fenced.has(channel)) return;
     const shard = shardOf(payload.senderKey, deps.topology.shards.length);
-    if (lettingGoSince.has(channel)) {
-      // A release or the stop's drain under way, its time too short for a provider call: expected, not a takeover.
-      deps.log.info({ shard }, 'letting go of this shard: its messages in hand go back to the queue unprocessed, since a provider call begun now could outlast the drain or the lease');
+    if (deps.stopping?.() && lettingGoSince.has(channel)) {
+      // The stop's drain has too little time left for a provider call: expected, not a takeover.
+      deps.log.info({ shard }, 'letting go of this shard on stopping: its messages in hand go back to the queue unprocessed, since a provider call begun now could outlast the drain');
     } else {
       deps.log.warn({ shard }, 'this shard may be another worker\'s now (recorded so, or this worker\'s lease on it ran out with its heartbeats): giving its messages in hand back to the queue unprocessed');
     }

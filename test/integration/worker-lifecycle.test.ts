@@ -105,7 +105,7 @@ describe('worker lifecycle', () => {
     expect(callsTo(from)).toHaveLength(1);
     const [held] = await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${second}`;
     expect(held?.status).toBe('pending');
-    expect(child.logs.some((entry) => String(entry.msg).startsWith('letting go of this shard'))).toBe(true);
+    expect(child.logs.some((entry) => String(entry.msg).startsWith('letting go of this shard on stopping'))).toBe(true);
 
     // The second hold was never used: the next worker's call is answered (the calls seen so far are forgotten too).
     pipeline.fake.reset();
