@@ -126,7 +126,7 @@ export async function migrate(sql: Sql, migrations = readMigrations(), options: 
   const lockSession = lock.session;
   if (!(await letGo(connection, lock, sql))) {
     throw new WagateError('MIGRATION_FAILED',
-      `the migrations ran, but the migration lock could not be given back: server connection ${lockSession} may still hold it, and the next run would wait for it; if SELECT pid FROM pg_locks WHERE objid = ${MIGRATION_LOCK_KEY} names it, end it with SELECT pg_terminate_backend(${lockSession}), and run wagate migrate on a direct connection to PostgreSQL`);
+      `the migrations ran, but the migration lock could not be given back: server connection ${lockSession} may still hold it, and the next run would wait for it; if SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1 names it, end it with SELECT pg_terminate_backend(${lockSession}), and run wagate migrate on a direct connection to PostgreSQL`);
   }
   return done;
 }

@@ -65,12 +65,12 @@ export function shardLease(
   // Like a call's: a statement timeout the lease cannot cover asks only for a heartbeat's time.
   const coversWrites = statementMs <= settings.livenessTimeoutMs - 2 * settings.heartbeatMs;
   const writeNeedsMs = coversWrites ? Math.max(statementMs, settings.heartbeatMs) : settings.heartbeatMs;
-  /** Waits while the lease is short of `needsMs`; false once the tenure changed or the lease ran out. */
   /** Whether a call begun now ends before the stop's drain does (always, while not stopping). */
   const callEndsInTime = () => {
     const end = callsEndAt();
     return end === null || Date.now() + settings.replyTimeoutMs <= end;
   };
+  /** Waits while the lease is short of `needsMs`; false once the tenure changed, the lease ran out, or `inTime` says no. */
   async function leaves(began: number, needsMs: number, inTime: () => boolean = () => true): Promise<boolean> {
     for (;;) {
       // Asked again at each look: a wait for a late heartbeat may last into the drain.

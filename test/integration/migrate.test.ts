@@ -340,6 +340,34 @@ describe('migrate whose connection is lost as it gives its lock back', () => {
   });
 });
 
+describe('migrate whose unlock fails while its session lives on', () => {
+  it('fails, naming the server connection that may still hold the lock', async () => {
+    await migrate(db.sql);
+    let pid = 0;
+    const original = db.sql.reserve.bind(db.sql);
+    const refusing = Object.assign((...args: unknown[]) => (db.sql as unknown as (...a: unknown[]) => unknown)(...args), db.sql, {
+      reserve: async () => {
+        const session = await original();
+        pid = (await session`SELECT pg_backend_pid() AS pid`)[0]!.pid as number;
+        return new Proxy(session, {
+          apply: (target, that, args: unknown[]) => {
+            const text = Array.isArray(args[0]) ? (args[0] as string[]).join('') : '';
+            if (text.includes('pg_advisory_unlock')) return Promise.reject(Object.assign(new Error('server conn crashed?'), { code: '08P01' }));
+            return Reflect.apply(target as unknown as (...a: unknown[]) => unknown, that, args);
+          },
+        });
+      },
+    }) as unknown as Sql;
+    try {
+      await expect(migrate(refusing, readMigrations())).rejects.toThrow(/the migration lock could not be given back: server connection \d+ may still hold it/);
+      expect(await db.sql`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 7412001`).toEqual([{ pid }]);
+    } finally {
+      // Ends the session that holds it; run on that very session (back in the pool), it ends itself, as well.
+      await db.sql`SELECT pg_terminate_backend(${pid})`.catch(() => undefined);
+    }
+  });
+});
+
 describe('migrate behind a pooler that sends a statement of its own to another server connection', () => {
   it('bounds each migration\'s wait for locks all the same: its lock timeout travels in the DDL\'s own transaction', async () => {
     // Session settings sent on their own go elsewhere; everything else to the session that holds the lock.
