@@ -5,6 +5,8 @@ import { liveCatalog, type CatalogReader } from './catalog-cache';
 import { certainCandidate, type Candidate, type MatchOptions, type PhraseVerdict } from './match';
 import { buildOrder, validQuantity } from './order-lines';
 import { parseOrderText, type ExcludedPhrase, type ItemPhrase, type UnsurePhrase } from './parse-text';
+import { DOZEN_WORDS } from './parse-text-quantity';
+import { normalizeText, tokenize } from './parse-text-tokens';
 
 /**
  * Free text: parse, then match every phrase in Postgres. An order is created only when every item
@@ -44,6 +46,9 @@ function readLines(items: readonly ItemPhrase[], verdicts: readonly PhraseVerdic
     // A count in dozens of a product sold by the dozen: "2 dozen donut" of a "Dozen Donuts", 24
     // boxes or 2? Asked; "2 dozen donuts" names the box, and is 2 of it.
     else if (item.inDozens && verdict.product.byTheDozen) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [verdict.product] });
+    // Matched only through a name that says its dozen, by words that do not: "12 donuts" of a
+    // "Dozen Donuts", 12 boxes or one? Asked; "2 cajas de medialunas" names the box otherwise.
+    else if (verdict.product.onlyByItsDozen && !saysADozen(item.phrase)) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [verdict.product] });
     // The same product twice ("1 margherita ... 2 margherita") may be a correction: ask rather than add up.
     else if (lines.some((line) => line.product.sku === verdict.product.sku)) problems.push({ phrase: verdict.product.name, reason: 'quantity', candidates: [] });
     else lines.push({ product: verdict.product, quantity: item.quantity });
@@ -89,4 +94,9 @@ function unsureProblem(doubt: UnsurePhrase, verdict: PhraseVerdict): Problem {
   if (doubt.reason !== 'unknown') return { phrase: doubt.written, reason: doubt.reason, candidates: [] };
   const candidates = verdict.verdict === 'matched' ? [verdict.product] : verdict.candidates;
   return { phrase: doubt.written, reason: 'unknown', candidates };
+}
+
+/** Whether an item's words say a dozen ("dozen donuts", "docena de medialunas"). */
+function saysADozen(phrase: string): boolean {
+  return tokenize(normalizeText(phrase)).some((token) => DOZEN_WORDS.has(token.key));
 }

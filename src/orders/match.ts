@@ -22,6 +22,11 @@ export interface Candidate extends Product {
    */
   byTheDozen?: boolean;
   /**
+   * Only the product's names or aliases that count it in dozens match the phrase as well as any
+   * ("donuts" of "Dozen Donuts"): said without its dozen, "12 donuts" may mean boxes or donuts.
+   */
+  onlyByItsDozen?: boolean;
+  /**
    * The phrase is this product's name or one of its aliases, once folded: "coke" names Coke, not
    * Coke Zero, though word similarity scores both 1. An equality, not a trigram similarity, which
    * ignores word order ("milk chocolate" against "chocolate milk").
@@ -58,6 +63,9 @@ export type PhraseVerdict =
  * inside "large coffee with milk". For the three best products it also lists the phrase's
  * words that the product does not explain. One statement for all phrases of a message.
  */
+/** A folded name or alias that counts its product in dozens, as a Postgres regular expression. */
+const DOZEN_TERM = '\\m(dozens?|docenas?|duzias?|dutzend)\\M';
+
 export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOptions): Promise<PhraseVerdict[]> {
   if (phrases.length === 0) return [];
   const rows = await sql<(Candidate & { ord: number })[]>`
@@ -71,7 +79,9 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
              WHERE w <> '' AND coalesce((SELECT max(strict_word_similarity(w, term)) FROM unnest(c.search_terms) AS term), 0) < ${options.threshold}
            ) ELSE '{}'::text[] END AS unexplained,
            c.named,
-           EXISTS (SELECT 1 FROM unnest(c.search_terms) AS term WHERE term ~ '\\m(dozens?|docenas?|duzias?|dutzend)\\M') AS "byTheDozen"
+           EXISTS (SELECT 1 FROM unnest(c.search_terms) AS term WHERE term ~ ${DOZEN_TERM}) AS "byTheDozen",
+           NOT EXISTS (SELECT 1 FROM unnest(c.search_terms) AS term WHERE term !~ ${DOZEN_TERM}
+                         AND greatest(word_similarity(q.folded, term), word_similarity(term, q.folded)) >= c.score) AS "onlyByItsDozen"
     -- Folded once per phrase, not once per product and term (unaccent is the costly part).
     FROM (SELECT ord, wagate_fold(phrase) AS folded FROM unnest(${phrases}::text[]) WITH ORDINALITY AS u(phrase, ord) OFFSET 0) AS q
     CROSS JOIN LATERAL (

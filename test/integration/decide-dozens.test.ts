@@ -18,7 +18,8 @@ afterEach(async () => {
 });
 
 it.each([
-  ['Dozen Donuts', '', [['a dozen donuts', { P: 1 }], ['2 dozen donuts', { P: 2 }], ['a dozen donuts and 2 cokes', { P: 1, COKE: 2 }], ['2 dozen donut', 'clarify']]],
+  // "12 donuts" made 12 boxes: only the name that says its dozen matched it.
+  ['Dozen Donuts', '', [['a dozen donuts', { P: 1 }], ['2 dozen donuts', { P: 2 }], ['a dozen donuts and 2 cokes', { P: 1, COKE: 2 }], ['2 dozen donut', 'clarify'], ['12 donuts', 'clarify']]],
   // Counted in dozens through its alias only: "dos docenas de medialunas" made 24 boxes.
   ['Caja de Medialunas', 'docena de medialunas', [['una docena de medialunas', { P: 1 }], ['2 cajas de medialunas', { P: 2 }], ['dos docenas de medialunas', 'clarify']]],
   // "dozen donuts" is no run of "Half Dozen Donuts" to keep together: "a dozen donuts" made one half-dozen box.
