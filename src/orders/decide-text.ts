@@ -46,9 +46,9 @@ function readLines(items: readonly ItemPhrase[], verdicts: readonly PhraseVerdic
     // A count in dozens of a product sold by the dozen: "2 dozen donut" of a "Dozen Donuts", 24
     // boxes or 2? Asked; "2 dozen donuts" names the box, and is 2 of it.
     else if (item.inDozens && verdict.product.byTheDozen) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [verdict.product] });
-    // Matched only through a name that says its dozen, by words that do not: "12 donuts" of a
-    // "Dozen Donuts", 12 boxes or one? Asked; "2 cajas de medialunas" names the box otherwise.
-    else if (verdict.product.onlyByItsDozen && !saysADozen(item.phrase)) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [verdict.product] });
+    // Words that only say what its dozen holds, not the dozen: "12 donuts" of a "Dozen Donuts",
+    // 12 boxes or one? Asked; "2 cajas de medialunas" names the box.
+    else if (verdict.product.saysOnlyWhatItsDozenHolds && !saysADozen(item.phrase)) problems.push({ phrase: item.phrase, reason: 'quantity', candidates: [verdict.product] });
     // The same product twice ("1 margherita ... 2 margherita") may be a correction: ask rather than add up.
     else if (lines.some((line) => line.product.sku === verdict.product.sku)) problems.push({ phrase: verdict.product.name, reason: 'quantity', candidates: [] });
     else lines.push({ product: verdict.product, quantity: item.quantity });

@@ -22,10 +22,12 @@ export interface Candidate extends Product {
    */
   byTheDozen?: boolean;
   /**
-   * Only the product's names or aliases that count it in dozens match the phrase as well as any
-   * ("donuts" of "Dozen Donuts"): said without its dozen, "12 donuts" may mean boxes or donuts.
+   * Every word of the phrase is a word of one of the product's names or aliases that count it in
+   * dozens: "donuts" of "Dozen Donuts", "medialunas" of a "Caja de Medialunas" aliased "docena de
+   * medialunas". Said without its dozen, "12 medialunas" may mean boxes or pieces; "cajas de
+   * medialunas" names the box.
    */
-  onlyByItsDozen?: boolean;
+  saysOnlyWhatItsDozenHolds?: boolean;
   /**
    * The phrase is this product's name or one of its aliases, once folded: "coke" names Coke, not
    * Coke Zero, though word similarity scores both 1. An equality, not a trigram similarity, which
@@ -80,8 +82,11 @@ export async function matchPhrases(sql: Sql, phrases: string[], options: MatchOp
            ) ELSE '{}'::text[] END AS unexplained,
            c.named,
            EXISTS (SELECT 1 FROM unnest(c.search_terms) AS term WHERE term ~ ${DOZEN_TERM}) AS "byTheDozen",
-           NOT EXISTS (SELECT 1 FROM unnest(c.search_terms) AS term WHERE term !~ ${DOZEN_TERM}
-                         AND greatest(word_similarity(q.folded, term), word_similarity(term, q.folded)) >= c.score) AS "onlyByItsDozen"
+           -- Judged word by word, not by the best score: "medialunas" scores 1 against the box's
+           -- own name "caja de medialunas" too, and made 12 boxes of "12 medialunas".
+           EXISTS (SELECT 1 FROM unnest(c.search_terms) AS term WHERE term ~ ${DOZEN_TERM}
+                     AND NOT EXISTS (SELECT 1 FROM regexp_split_to_table(q.folded, '[[:space:][:punct:]]+') AS w
+                                     WHERE w <> '' AND strict_word_similarity(w, term) < ${options.threshold})) AS "saysOnlyWhatItsDozenHolds"
     -- Folded once per phrase, not once per product and term (unaccent is the costly part).
     FROM (SELECT ord, wagate_fold(phrase) AS folded FROM unnest(${phrases}::text[]) WITH ORDINALITY AS u(phrase, ord) OFFSET 0) AS q
     CROSS JOIN LATERAL (
