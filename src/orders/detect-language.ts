@@ -35,6 +35,13 @@ const AMBIGUOUS = new Set(['cinco', 'seis', 'cancelar', 'menu', 'o', 'a', 'de', 
  */
 const ACCENTED: ReadonlyMap<string, ReplyLanguage> = new Map([['día', 'es'], ['quería', 'es']]);
 
+/**
+ * Those words without their accent: Portuguese, or Spanish typed without accents, as it often is
+ * on a phone. They count only where no other word leads: "Buen dia, queria 2 empanadas" is
+ * Spanish by "buen", and "Queria 2 coxinhas" Portuguese.
+ */
+const UNACCENTED = new Set([...ACCENTED.keys()].map(fold));
+
 const LOOKUP = new Map<string, ReplyLanguage[]>();
 for (const language of REPLY_LANGUAGES) {
   for (const word of MARKERS[language]) {
@@ -52,12 +59,19 @@ function fold(text: string): string {
  * "1 coke", a tie): the caller then uses the customer's last language or the default.
  */
 export function detectLanguage(text: string): ReplyLanguage | null {
-  const scores = new Map<ReplyLanguage, number>();
+  const scores = new Map<ReplyLanguage, { words: number; unaccented: number }>();
   for (const word of text.normalize('NFC').toLowerCase().split(/[^\p{L}\p{M}]+/u)) {
     const accented = ACCENTED.get(word);
-    for (const language of accented ? [accented] : LOOKUP.get(fold(word)) ?? []) scores.set(language, (scores.get(language) ?? 0) + 1);
+    const folded = fold(word);
+    for (const language of accented ? [accented] : LOOKUP.get(folded) ?? []) {
+      const score = scores.get(language) ?? { words: 0, unaccented: 0 };
+      if (UNACCENTED.has(folded) && !accented) score.unaccented += 1;
+      else score.words += 1;
+      scores.set(language, score);
+    }
   }
-  const ranked = [...scores.entries()].sort((a, b) => b[1] - a[1]);
-  if (ranked.length === 0 || (ranked.length > 1 && ranked[0]![1] === ranked[1]![1])) return null;
-  return ranked[0]![0];
+  const ranked = [...scores.entries()].sort(([, a], [, b]) => b.words - a.words || b.unaccented - a.unaccented);
+  const [first, second] = ranked;
+  if (!first || (second && second[1].words === first[1].words && second[1].unaccented === first[1].unaccented)) return null;
+  return first[0];
 }

@@ -19,6 +19,9 @@ describe('the language of a message', () => {
     ['pizza do dia, por favor, obrigado', 'pt'],
     ['Buen día, quería 2 empanadas', 'es'],
     ['bom dia, queria 2 empanadas', 'pt'],
+    // Spanish typed without its accents: "dia" and "queria" are Portuguese words too.
+    ['Buen dia, queria 2 empanadas', 'es'],
+    ['hola, queria una pizza', 'es'],
     ['Queria 2 coxinhas', 'pt'],
     ['pizza da casa, 2', 'pt'],
   ])('reads %j as %s', (text, language) => {
