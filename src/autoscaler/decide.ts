@@ -29,7 +29,7 @@ export interface ScalingPolicy {
  * followed a tick after each step leaves the window, not one whole window per step.
  */
 export interface ScaleDownMemory {
-  /** The first tick this memory saw, in epoch ms: nothing is removed before a whole window has been seen. */
+  /** The first tick this memory saw, in ms of a clock that only goes forward: nothing is removed before a whole window has been seen. */
   sinceMs: number;
   /** Each tick within the window, oldest first: when, and the count it asked for (the current one inside the tolerance). */
   recent: { atMs: number; wanted: number }[];
@@ -40,6 +40,7 @@ export type DecisionReason = 'scale_up' | 'scale_down' | 'steady' | 'within_tole
 export interface DecideInput {
   backlog: number;
   currentReplicas: number;
+  /** Now, on the clock the memory is kept in. */
   nowMs: number;
   memory: ScaleDownMemory | null;
 }
@@ -99,13 +100,15 @@ function withinTolerance(backlog: number, current: number, policy: ScalingPolicy
 function remember(memory: ScaleDownMemory | null, wanted: number, nowMs: number, policy: ScalingPolicy): ScaleDownMemory {
   const windowMs = policy.scaleDownStabilizationMs;
   const recent = (memory?.recent ?? []).filter((tick) => tick.atMs >= nowMs - windowMs);
-  // Ticks failed for longer than the window (an outage): the window is seen afresh, or the
-  // first reading after the gap alone would decide a scale-down. A window shorter than the gap
-  // between ticks holds no earlier reading even when every tick succeeds, so the gap, not an
-  // empty window, tells an outage; judged by the window alone, each tick would start it anew
-  // and nothing would ever be removed.
+  // Ticks failed (an outage, a backlog count past its statement timeout): the window is seen
+  // afresh, or the readings after the gap alone would decide a scale-down. A gap just shorter
+  // than the window kept its first reading until that left too, and then scaled 10 replicas to
+  // 1 on twenty seconds of readings. Any failed tick is a gap: erring on the side of capacity. A window
+  // shorter than the gap between ticks holds no earlier reading even when every tick succeeds,
+  // so the gap, not an empty window, tells an outage; judged by the window alone, each tick
+  // would start it anew and nothing would ever be removed.
   const lastAtMs = memory?.recent.at(-1)?.atMs;
-  const continuous = lastAtMs !== undefined && nowMs - lastAtMs <= Math.max(windowMs, policy.tickGapMs);
+  const continuous = lastAtMs !== undefined && nowMs - lastAtMs <= policy.tickGapMs;
   const sinceMs = memory && continuous ? memory.sinceMs : nowMs;
   return { sinceMs, recent: [...recent, { atMs: nowMs, wanted }] };
 }

@@ -22,7 +22,13 @@ export interface ScalingLoopDeps {
   manualHoldMs: number;
   metrics: AutoscalerMetrics;
   log: Logger;
+  /** The wall clock, for what is written on the Deployment (decisions, holds) and read back by the next leader. */
   now?: () => number;
+  /**
+   * A clock that only goes forward, for the scale-down window kept in memory: a wall clock
+   * stepped forward (NTP, a resumed VM) would age the window's readings and scale down early.
+   */
+  monotonicNow?: () => number;
 }
 
 /** What an operator can do about the API server's answers that repeat at every tick until someone acts. */
@@ -40,6 +46,7 @@ const MAX_CONFLICT_RETRIES = 3;
 export function createScalingLoop(deps: ScalingLoopDeps) {
   const { worker, metrics, log } = deps;
   const now = deps.now ?? Date.now;
+  const monotonicNow = deps.monotonicNow ?? (() => performance.now());
   // Kept in memory only: a new leader starts its scale-down window afresh, which errs on the side of capacity.
   let memory: ScaleDownMemory | null = null;
   /** The hold whose Event could not be recorded, as told in the log (its atMs). */
@@ -166,7 +173,7 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
     await announceAdoption(ownership, snapshot, signal);
     // Within what the write guard allows too: above it, every scale would be refused (422).
     const bounded = snapshot.maxReplicas === undefined ? policy : { ...policy, maxReplicas: Math.min(policy.maxReplicas, snapshot.maxReplicas) };
-    const decision = decide({ backlog, currentReplicas: snapshot.replicas, nowMs, memory }, bounded);
+    const decision = decide({ backlog, currentReplicas: snapshot.replicas, nowMs: monotonicNow(), memory }, bounded);
     metrics.desired.set(decision.desired);
     if (decision.desired === snapshot.replicas) {
       const baseline = ownership.kind === 'adopt' ? record(snapshot.replicas, `adopted_${ownership.why}`) : current;

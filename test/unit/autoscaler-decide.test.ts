@@ -11,6 +11,8 @@ const policy: ScalingPolicy = {
   tickGapMs: 20_000,
   tolerance: DEFAULT_TOLERANCE,
 };
+/** Ticks up to a window apart, every one of them succeeding (an interval of minutes). */
+const sparse: ScalingPolicy = { ...policy, tickGapMs: WINDOW_MS };
 
 describe('autoscaler decision', () => {
   it.each([
@@ -66,7 +68,7 @@ describe('autoscaler decision', () => {
 
   it('keeps the replicas through the stabilisation window, then scales down to the highest count asked for in it', () => {
     const at = (offsetMs: number, backlog: number, memory: ScaleDownMemory | null) =>
-      decide({ backlog, currentReplicas: 8, nowMs: NOW + offsetMs, memory }, policy);
+      decide({ backlog, currentReplicas: 8, nowMs: NOW + offsetMs, memory }, sparse);
     const first = at(0, 100, null);
     expect(first).toMatchObject({ desired: 8, reason: 'stabilising', memory: { sinceMs: NOW, recent: [{ atMs: NOW, wanted: 1 }] } });
     const second = at(60_000, 300, first.memory);
@@ -77,19 +79,20 @@ describe('autoscaler decision', () => {
   });
 
   it('holds while a reading of the last window asked for the count running or more', () => {
-    const low = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW, memory: null }, policy);
-    const back = decide({ backlog: 400, currentReplicas: 4, nowMs: NOW + 100_000, memory: low.memory }, policy);
+    const low = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW, memory: null }, sparse);
+    const back = decide({ backlog: 400, currentReplicas: 4, nowMs: NOW + 100_000, memory: low.memory }, sparse);
     expect(back).toMatchObject({ reason: 'steady' });
-    const lowAgain = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 200_000, memory: back.memory }, policy);
+    const lowAgain = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 200_000, memory: back.memory }, sparse);
     expect(lowAgain).toMatchObject({ reason: 'stabilising' });
-    const held = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 400_000, memory: lowAgain.memory }, policy);
+    const held = decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 400_000, memory: lowAgain.memory }, sparse);
     expect(held).toMatchObject({ reason: 'stabilising', desired: 4 });
     // Once the reading of 4 has left the window, the lows decide.
-    expect(decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 400_001, memory: held.memory }, policy)).toMatchObject({ reason: 'scale_down', desired: 1 });
+    expect(decide({ backlog: 100, currentReplicas: 4, nowMs: NOW + 400_001, memory: held.memory }, sparse)).toMatchObject({ reason: 'scale_down', desired: 1 });
   });
 
   it('follows a backlog that fell in steps a tick after each step leaves the window, not a whole window per step', () => {
-    const wide = { ...policy, maxReplicas: 16, shards: 16 };
+    // Ticks a minute apart: an interval of a minute, and up to 10 s a tick.
+    const wide = { ...policy, maxReplicas: 16, shards: 16, tickGapMs: 70_000 };
     const minute = 60_000;
     let replicas = 10;
     let memory: ScaleDownMemory | null = null;
@@ -109,6 +112,21 @@ describe('autoscaler decision', () => {
     // Postgres out for six minutes: no tick succeeds, then the queues read nearly empty.
     const after = decide({ backlog: 50, currentReplicas: 10, nowMs: NOW + 360_000, memory: steady.memory }, { ...policy, maxReplicas: 16, shards: 16 });
     expect(after).toMatchObject({ desired: 10, reason: 'stabilising', memory: { sinceMs: NOW + 360_000 } });
+  });
+
+  it('sees a whole window afresh after ticks failed for less than one, rather than scale down on the readings after the gap', () => {
+    const wide = { ...policy, maxReplicas: 16, shards: 16 };
+    let { memory } = decide({ backlog: 1000, currentReplicas: 10, nowMs: NOW, memory: null }, wide);
+    // The backlog count timed out for 290 s (under a 300 s window), then read nearly empty: the
+    // reading of 10 left the window at 300 s, and 10 replicas went to 1 at 310 s.
+    const reasons: string[] = [];
+    for (const atMs of [290_000, 300_000, 310_000]) {
+      const decision = decide({ backlog: 50, currentReplicas: 10, nowMs: NOW + atMs, memory }, wide);
+      ({ memory } = decision);
+      reasons.push(decision.reason);
+    }
+    expect(reasons).toEqual(['stabilising', 'stabilising', 'stabilising']);
+    expect(memory?.sinceMs).toBe(NOW + 290_000);
   });
 
   it.each([

@@ -50,8 +50,8 @@ function deploymentInMemory(replicas: number) {
   return { state, change, worker };
 }
 
-/** The loop over that Deployment, a fixed backlog and a clock the test moves. */
-function loopOver(worker: WorkerDeployment, backlog: number, clock: { now: number }, scaleDownStabilizationMs: number) {
+/** The loop over that Deployment, a fixed backlog and clocks the test moves (the wall clock, and one that only goes forward). */
+function loopOver(worker: WorkerDeployment, backlog: number, clock: { now: number; monotonic?: number }, scaleDownStabilizationMs: number) {
   return createScalingLoop({
     countBacklog: async () => backlog,
     worker,
@@ -60,6 +60,7 @@ function loopOver(worker: WorkerDeployment, backlog: number, clock: { now: numbe
     metrics: createAutoscalerMetrics(),
     log: createLogger('silent', 'test'),
     now: () => clock.now,
+    monotonicNow: () => clock.monotonic ?? clock.now,
   });
 }
 
@@ -113,6 +114,23 @@ describe('the scaling loop', () => {
     change(() => delete state.annotations[PAUSED_ANNOTATION]);
     expect(await loop.tick()).toBe('scale_up');
     expect(state.replicas).toBe(6);
+  });
+});
+
+describe('the scale-down window', () => {
+  it('runs on a clock that only goes forward: a wall clock set back an hour does not hold the replicas for that hour', async () => {
+    const clock = { now: 1_800_000_000_000, monotonic: 5_000 };
+    const { state, worker } = deploymentInMemory(4);
+    const loop = loopOver(worker, 100, clock, 300_000);
+    const reasons = new Set<string>();
+    // Ticks 10 s apart; after the first, NTP sets the wall clock back an hour.
+    for (let tick = 0; tick <= 31; tick += 1) {
+      reasons.add(await loop.tick());
+      clock.now += tick === 0 ? -3_600_000 : 10_000;
+      clock.monotonic += 10_000;
+    }
+    expect(reasons).toEqual(new Set(['stabilising', 'scale_down', 'steady']));
+    expect(state.replicas).toBe(1);
   });
 });
 
