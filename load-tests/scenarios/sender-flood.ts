@@ -1,7 +1,7 @@
 import { metaMessageId, senderPhone } from '../lib/ids.ts';
 import { genuineMeta } from '../lib/messages.ts';
 import { ORDER_TEXT, signedMetaRequest } from '../lib/payloads.ts';
-import { baseThresholds, constantLoad, nowSeconds, type ScenarioModule } from '../lib/scenario.ts';
+import { baseThresholds, constantLoad, nowSeconds, plannedIterations, type ScenarioModule } from '../lib/scenario.ts';
 import { shareFrom } from '../lib/settings.ts';
 
 /**
@@ -19,6 +19,12 @@ export const senderFlood: ScenarioModule = {
       throw new Error('FLOOD_SHARE must be above 0 and below 1: the scenario judges both the flooding sender and the others (for a run without a flooder, use meta-constant)');
     }
     const isFlood = (iteration: number) => Math.floor((iteration + 1) * floodShare) > Math.floor(iteration * floodShare);
+    // Nor with a load too small to hold both: RATE=1 over 1 s starts one iteration, the others' alone.
+    const planned = plannedIterations(constantLoad(settings));
+    const floods = Math.floor(planned * floodShare);
+    if (floods < 1 || floods >= planned) {
+      throw new Error(`RATE × DURATION starts ${planned} iteration(s), too few for FLOOD_SHARE ${floodShare} to give both the flooding sender and the others one: raise RATE or DURATION`);
+    }
     const thresholds = baseThresholds(settings, { slo: true });
     thresholds['http_req_duration{sender:flood}'] = [`p(99)<${settings.ackP99Ms}`];
     return {

@@ -108,6 +108,8 @@ describe('the k6 script\'s options', () => {
         http_req_failed: ['rate<0.01'],
         checks: ['rate>0.99'],
         iteration_errors: ['count==0'],
+        // 1 % of 50 a second for 30 s.
+        dropped_iterations: ['count<=15'],
         'http_req_duration{slo:ack}': ['p(99)<20'],
       },
       summaryTrendStats: ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)', 'count'],

@@ -100,6 +100,24 @@ describe('the Node runner', () => {
     expect(summary.verdicts.filter((verdict) => !verdict.ok)).toEqual([expect.objectContaining({ metric: 'iteration_errors', threshold: 'count==0', actual: 20 })]);
   });
 
+  it('fails a run that dropped more than 1 % of its iterations, whose few in-flight requests alone timed a stall', async () => {
+    // Every answer takes 200 ms, two VUs at most, one iteration due every 25 ms: most are dropped unsent.
+    const server = await startLocalServer((_req, res) => void setTimeout(() => res.end(), 200));
+    try {
+      const load = { executor: 'constant-arrival-rate', rate: RATE, durationSeconds: 0.5, preAllocatedVUs: 1, maxVUs: 2 } as const;
+      const stalled = scenario({ load, thresholds: baseThresholds(SETTINGS, { slo: false, load }), plan: async (iteration) => [request('/', iteration)] });
+      const summary = await runScenario(stalled, { ...SETTINGS, baseUrl: server.baseUrl });
+      expect(summary.droppedIterations).toBeGreaterThan(0);
+      expect(summary.ok).toBe(false);
+      // 20 planned: not one may be dropped. Every answer came within the 300 ms target, so only the drops fail it.
+      expect(summary.verdicts.filter((verdict) => !verdict.ok)).toEqual([
+        expect.objectContaining({ metric: 'dropped_iterations', threshold: 'count<=0', actual: summary.droppedIterations }),
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('prints the run id before the first request, as k6\'s setup does', async () => {
     const server = await startLocalServer((_req, res) => res.end());
     try {

@@ -229,6 +229,18 @@ describe('load-test settings', () => {
       expect(() => flood.define(readSettings({ ...ENV, FLOOD_SHARE: share }, flood.name, flood.defaults))).toThrow('FLOOD_SHARE must be above 0 and below 1');
     }
     expect(flood.define(readSettings({ ...ENV, FLOOD_SHARE: '0.9' }, flood.name, flood.defaults)).description).toContain('90 %');
+    // One iteration in all: the others' alone, the flooder's threshold unjudged. Two at a share of a half hold one each.
+    expect(() => flood.define(readSettings({ ...ENV, RATE: '1', DURATION: '1s' }, flood.name, flood.defaults))).toThrow('too few for FLOOD_SHARE 0.5');
+    expect(() => flood.define(readSettings({ ...ENV, RATE: '5', DURATION: '1s', FLOOD_SHARE: '0.1' }, flood.name, flood.defaults))).toThrow('too few for FLOOD_SHARE 0.1');
+    expect(flood.define(readSettings({ ...ENV, RATE: '2', DURATION: '1s' }, flood.name, flood.defaults)).load).toMatchObject({ rate: 2 });
+  });
+
+  it('allows each scenario at most 1 % of its iterations dropped, of a ramp as of a constant rate', () => {
+    const judged = (name: string, env: Record<string, string>) => SCENARIOS[name]!.define(readSettings({ ...ENV, ...env }, name, SCENARIOS[name]!.defaults)).thresholds.dropped_iterations;
+    expect(judged('meta-constant', { RATE: '500', DURATION: '1m' })).toEqual(['count<=300']);
+    // Half of 400 a second for 40 s (the ramps), and 400 a second for 40 s.
+    expect(judged('mixed-ramping', { RATE: '400', DURATION: '80s' })).toEqual(['count<=240']);
+    expect(judged('twilio-constant', { RATE: '10', DURATION: '5s' })).toEqual(['count<=0']);
   });
 
   it('waits as long as the stats endpoint\'s Retry-After says, and polls it within its limit', () => {
