@@ -363,6 +363,26 @@ describe('order pipeline', () => {
     expect((calls[0]!.body as { text: { body: string } }).text.body).toContain('Our menu:');
   });
 
+  it('stays silent on what is written in a WhatsApp group the business is in, an order as much as a greeting', async () => {
+    const from = '15550100018';
+    const now = String(Math.floor(Date.now() / 1000));
+    const [inGroup, greeting, direct] = [uniqueWamid(), uniqueWamid(), uniqueWamid()];
+    // As Meta's group messages webhook reference shows them: the participant in from, the group in group_id.
+    const groupMessages = [
+      { from, group_id: 'Y2FwaV9ncm91cDoxNTU1MDEwMDAxODoxMjAzNjMwMjk2NjAyNjQ4NDU', id: inGroup, timestamp: now, type: 'text', text: { body: '2 margherita' } },
+      { from, group_id: 'Y2FwaV9ncm91cDoxNTU1MDEwMDAxODoxMjAzNjMwMjk2NjAyNjQ4NDU', id: greeting, timestamp: now, type: 'text', text: { body: 'hi all' } },
+    ];
+    await postMeta(pipeline.ingest.baseUrl, metaEnvelope([{ messages: groupMessages, contacts: [metaContact({ from })] }]));
+    // The sender's messages are processed in arrival order: once the direct one is answered, the group's are done.
+    await postMeta(pipeline.ingest.baseUrl, metaEnvelope([{ messages: [{ from, id: direct, timestamp: now, type: 'text', text: { body: '1 margherita' } }], contacts: [metaContact({ from })] }]));
+    expect(await settled(direct)).toBe('processed');
+    for (const id of [inGroup, greeting]) expect(await messageStatus(id)).toBe('processed');
+    const orders = await pipeline.db.sql`SELECT message_id FROM orders WHERE message_id IN ${pipeline.db.sql([inGroup, greeting, direct])}`;
+    expect(orders).toEqual([{ message_id: direct }]);
+    const replies = await pipeline.db.sql`SELECT inbound_message_id, kind FROM outbound_messages WHERE recipient = ${from}`;
+    expect(replies).toEqual([{ inbound_message_id: direct, kind: 'order_confirmation' }]);
+  });
+
   it('reports replies by send state in the admin stats', async () => {
     const response = await fetch(`${pipeline.ingest.baseUrl}/api/v1/whatsapp-hardened/stats?source=whatsapp`, {
       headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
