@@ -65,14 +65,15 @@ function notForwarded(status: number, fromProvider: boolean): boolean {
   return !fromProvider && (status === 408 || status === 425);
 }
 
-/** fromProvider: the answer carried Graph's `error` object. */
+/** fromProvider: the answer carried Graph's own `error` object (code undefined otherwise). */
 export function metaVerdict(status: number, code: number | undefined, isTransient: boolean, fromProvider = code !== undefined): Verdict {
   if (code !== undefined && META_NOT_TAKEN_CODES.has(code)) return 'retry';
   // The code names the refusal; a 503 or `is_transient` around it does not make it go away.
   if (code !== undefined && isMetaRefusal(code)) return 'permanent';
   if (status === 429 || isTransient || notForwarded(status, fromProvider)) return 'retry';
-  if (status === 503) return unavailableVerdict(fromProvider);
+  // Before the 503: "something went wrong" around a 503 still does not say the message was refused.
   if (code !== undefined && META_AMBIGUOUS_CODES.has(code)) return 'unknown';
+  if (status === 503) return unavailableVerdict(fromProvider);
   if (status >= 500) return 'unknown';
   // Any other 4xx was refused, even with a code not listed here.
   return 'permanent';
@@ -87,7 +88,7 @@ export function metaVerdict(status: number, code: number | undefined, isTransien
  */
 const TWILIO_NOT_TAKEN_CODES = new Set([20429, 20503, 21611, 21730, 63017, 63018]);
 
-/** code: the numeric `code` of Twilio's JSON error, which every answer of its own carries. */
+/** code: the numeric `code` of Twilio's own JSON error, which every answer of its own carries; undefined for anyone else's. */
 export function twilioVerdict(status: number, code: number | undefined): Verdict {
   if (status === 429 || (code !== undefined && TWILIO_NOT_TAKEN_CODES.has(code)) || notForwarded(status, code !== undefined)) return 'retry';
   if (status === 503) return unavailableVerdict(code !== undefined);

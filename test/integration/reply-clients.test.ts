@@ -172,6 +172,26 @@ describe('reply clients', () => {
     }
   });
 
+  it('take a proxy\'s JSON 503 for no word of the provider\'s: maybe taken, never resent as not taken', async () => {
+    const bodies = {
+      // Envoy's local reply in JSON (ESPv2, a mesh's JSON format) after the upstream reset, and Google's front end.
+      twilio: { code: 14, message: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination' },
+      meta: { error: { code: 503, message: 'The service is currently unavailable.', status: 'UNAVAILABLE' } },
+    };
+    const proxy = http.createServer((req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(req.url!.includes('/Messages.json') ? bodies.twilio : bodies.meta));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = proxy.address() as net.AddressInfo;
+      expect(await client(`http://127.0.0.1:${port}`)(meta)).toMatchObject({ kind: 'unknown', error: 'Graph API 503: The service is currently unavailable.' });
+      expect(await client(`http://127.0.0.1:${port}`)(twilio)).toMatchObject({ kind: 'unknown', error: expect.stringMatching(/^Twilio 503: upstream connect error/) });
+    } finally {
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
+  });
+
   it('mark a call unknown when the provider took it and never answered, saying it timed out', async () => {
     fake.behave({ kind: 'hang' }, 1);
     expect(await client(fake.url, 300)(meta)).toMatchObject({ kind: 'unknown', error: 'no answer from the provider (TimeoutError)' });
