@@ -46,6 +46,7 @@ const TWILIO_ERRORS: Record<number, string> = {
   21604: "A 'To' phone number is required.",
   21610: 'Attempt to send to unsubscribed recipient',
   21617: 'The concatenated message body exceeds the 1600 character limit',
+  21910: "Invalid From and To pair. From and To should be of the same channel",
 };
 
 /** The longest text Graph takes in a text message, and Twilio in a Body; both count UTF-16 units, as wagate does. */
@@ -188,7 +189,15 @@ export function parseForm(raw: string): FormBody {
   return form;
 }
 
-/** Twilio's validation order: To, then a sender, then content, then the To format. */
+/** The channel an address names ("whatsapp" of "whatsapp:+1415…"), or "sms" for a bare number. */
+function channelOf(address: string): string {
+  return /^([a-z]+):/.exec(address)?.[1] ?? 'sms';
+}
+
+/**
+ * Twilio's validation order: To, then a sender, then content, then the To format, then From and
+ * To on one channel (a business number that lost its `whatsapp:` prefix is refused, 21910).
+ */
 export function findTwilioBodyError(form: FormBody): ShapedError | undefined {
   const to = formValue(form, 'To');
   const fail = (code: number, message?: string): ShapedError => ({ status: 400, body: twilioErrorBody(400, code, message) });
@@ -196,6 +205,8 @@ export function findTwilioBodyError(form: FormBody): ShapedError | undefined {
   if (!formValue(form, 'From') && !formValue(form, 'MessagingServiceSid')) return fail(21603);
   if (!formValue(form, 'Body') && !formValue(form, 'MediaUrl') && !formValue(form, 'ContentSid')) return fail(21602);
   if (!TWILIO_ADDRESS.test(to)) return fail(21211, `Invalid 'To' Phone Number: ${to}`);
+  const from = formValue(form, 'From');
+  if (from !== undefined && channelOf(from) !== channelOf(to)) return fail(21910);
   if ((formValue(form, 'Body') ?? '').length > TWILIO_BODY_MAX_CHARS) return fail(21617);
   return undefined;
 }

@@ -243,6 +243,8 @@ describe('Twilio create message', () => {
     ['no Body', 21602, { Body: '' }],
     ['an invalid To', 21211, { To: 'whatsapp:12' }],
     ['a Body over 1600 characters', 21617, { Body: '🍕'.repeat(801) }],
+    // A business number configured without its whatsapp: prefix: every confirmation refused for good.
+    ['a From of another channel than To', 21910, { From: '+14155238886' }],
   ])('rejects %s with 400 and code %i', async (_name, code, fields) => {
     const response = await sendTwilio(fake, twilioForm(fields));
 
