@@ -119,9 +119,9 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     name: `wagate-worker consume ${memberId}`,
     log,
     onFatal: (error) => reportFatal(error),
-    setup: async (channel, connection) => {
+    setup: async (channel, connection, lost) => {
       await declareShardTopology(sql, channel, topology, config.QUEUE_PREFIX, log);
-      await consumer!.attach(connection);
+      await consumer!.attach(connection, lost);
     },
   });
   // Hand-overs go on a connection of their own: the broker blocks a publishing connection

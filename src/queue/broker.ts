@@ -9,8 +9,13 @@ export interface BrokerOptions {
   url: string;
   name: string;
   log: Logger;
-  /** Runs on every new connection, with its channel: declare topology, open consumers' channels. */
-  setup(channel: ConfirmChannel, connection: ChannelModel): Promise<void>;
+  /**
+   * Runs on every new connection, with its channel: declare topology, open consumers' channels.
+   * `lost` aborts once the connection or that channel closes while setup runs: a listener for
+   * its close added after it closed would never hear of it, so what setup hands the connection
+   * to checks this first.
+   */
+  setup(channel: ConfirmChannel, connection: ChannelModel, lost: AbortSignal): Promise<void>;
   reconnectDelayMs?: { min: number; max: number };
   /**
    * Called once when a retry cannot help (setup threw an error whose `fatal` is true, such as
@@ -109,9 +114,9 @@ export function createBroker(options: BrokerOptions): Broker {
       model.on('error', (error: Error) => options.log.warn({ err: error.message }, 'broker connection error'));
       // A close while setup runs finds no `connection` to lose yet; remembered here, it makes
       // this attempt fail and reconnect rather than keep a dead channel as the live one.
-      let closedDuringSetup = false;
+      const closedDuringSetup = new AbortController();
       model.on('close', () => {
-        closedDuringSetup = true;
+        closedDuringSetup.abort();
         handleLoss(model!);
       });
       latest = model;
@@ -129,15 +134,15 @@ export function createBroker(options: BrokerOptions): Broker {
       channel.on('error', (error: Error) => options.log.warn({ err: error.message }, 'broker channel error'));
       // A channel closed by the broker (e.g. a protocol error) is recovered with a fresh connection.
       channel.on('close', () => {
-        closedDuringSetup = true;
+        closedDuringSetup.abort();
         if (current === channel) model?.close().catch(() => undefined);
       });
-      await options.setup(channel, model);
+      await options.setup(channel, model, closedDuringSetup.signal);
       if (closing) {
         await model.close().catch(() => undefined);
         return;
       }
-      if (closedDuringSetup) throw new WagateError('BROKER_UNAVAILABLE', 'the broker connection closed while its topology was being declared');
+      if (closedDuringSetup.signal.aborted) throw new WagateError('BROKER_UNAVAILABLE', 'the broker connection closed while its topology was being declared');
       connection = model;
       current = channel;
       attempt = 0;

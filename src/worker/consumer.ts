@@ -38,8 +38,11 @@ export interface ConsumingConnection {
 }
 
 export interface WorkerConsumer {
-  /** Takes the connection of each (re)connect; shards are subscribed one by one (subscribe). */
-  attach(connection: ConsumingConnection): Promise<void>;
+  /**
+   * Takes the connection of each (re)connect; shards are subscribed one by one (subscribe). A
+   * connection whose `lost` has aborted closed before it was handed over, and is not taken.
+   */
+  attach(connection: ConsumingConnection, lost?: AbortSignal): Promise<void>;
   /** True while a broker connection is attached. */
   hasChannel(): boolean;
   /**
@@ -339,8 +342,10 @@ export function createWorkerConsumer(deps: ConsumerDeps): WorkerConsumer {
   }
 
   return {
-    async attach(connection) {
-      if (stopped) return;
+    async attach(connection, lost) {
+      // Closed while the topology was declared: its close has been heard already, and a listener
+      // added now would never be, so it would stay attached, dead, until the next reconnect.
+      if (stopped || lost?.aborted) return;
       const current = { connection, shards: new Map<number, ShardChannel | null>() };
       attached = current;
       connection.once('close', () => {

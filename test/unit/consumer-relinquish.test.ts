@@ -235,3 +235,19 @@ it('starts none of a sender\'s later messages once a hand-over, given up on a sh
   expect(await settledWithin(consumer.release(0), 5_000)).toBe(true);
   expect(started).toEqual(['first']);
 });
+
+it('does not take a connection that closed while the topology was declared, and takes the next', async () => {
+  const consumer = consumerWithHandle(async () => 'processed');
+  const dead = fakeConnection({ closesAnswered: true });
+  // The close came before attach could listen for it: only the broker's setup signal knows.
+  dead.loseConnection();
+  const lost = new AbortController();
+  lost.abort();
+  await consumer.attach(dead.connection, lost.signal);
+  expect(consumer.hasChannel()).toBe(false);
+  expect(await consumer.subscribe(0, 10)).toBe(false);
+  const live = fakeConnection({ closesAnswered: true });
+  await consumer.attach(live.connection, new AbortController().signal);
+  expect(consumer.hasChannel()).toBe(true);
+  expect(await consumer.subscribe(0, 10)).toBe(true);
+});
