@@ -71,9 +71,8 @@ export function metaVerdict(status: number, code: number | undefined, isTransien
   // The code names the refusal; a 503 or `is_transient` around it does not make it go away.
   if (code !== undefined && isMetaRefusal(code)) return 'permanent';
   if (status === 429 || isTransient || notForwarded(status, fromProvider)) return 'retry';
-  // Before the 503: "something went wrong" around a 503 still does not say the message was refused.
-  if (code !== undefined && META_AMBIGUOUS_CODES.has(code)) return 'unknown';
   if (status === 503) return unavailableVerdict(fromProvider);
+  if (code !== undefined && META_AMBIGUOUS_CODES.has(code)) return 'unknown';
   if (status >= 500) return 'unknown';
   // Any other 4xx was refused, even with a code not listed here.
   return 'permanent';

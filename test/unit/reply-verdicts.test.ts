@@ -36,9 +36,6 @@ describe('Meta verdicts, by error.code before HTTP status', () => {
     expect(metaVerdict(502, 999999, false)).toBe('unknown');
     expect(metaVerdict(500, 131000, false)).toBe('unknown');
     expect(metaVerdict(400, 1, false)).toBe('unknown');
-    // "Something went wrong" around a 503 says no more: retried, the message could go twice.
-    expect(metaVerdict(503, 131000, false)).toBe('unknown');
-    expect(metaVerdict(503, 1, false)).toBe('unknown');
   });
 
   it('retries 131057, an account in maintenance mode during a throughput upgrade, whatever the status', () => {
