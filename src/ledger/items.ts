@@ -18,7 +18,12 @@ export interface MessageItem extends ItemBase {
   type: string;
   /** Provider timestamp in epoch seconds; Twilio sends none. */
   timestampSeconds: number | null;
-  verdict: 'queued' | 'replay_rejected';
+  /**
+   * processed: written in a WhatsApp group the business is in, members talking among
+   * themselves; recorded finished, never queued, and not counted against its writer's rate
+   * limit, where a chatty member's own orders would have been held.
+   */
+  verdict: 'queued' | 'replay_rejected' | 'processed';
   payload: QueueMessage;
 }
 
@@ -52,6 +57,8 @@ export type LedgerOutcome =
   | 'queued'
   | 'rate_limited'
   | 'replay_rejected'
+  /** A group's message: recorded finished (MessageItem's verdict). */
+  | 'processed'
   | 'malformed'
   | 'duplicate'
   | 'status'

@@ -24,6 +24,8 @@ export async function decide(sql: Sql, message: QueueMessage, options: MatchOpti
   // A message written in a WhatsApp group the business is in (Meta's Groups API marks it with the
   // group's id): chatter among its members, not an order to the shop. Answered, each message would
   // have made an order or a private reply to whoever wrote it, mostly outside their 24-hour window.
+  // The ingest records such a message finished (webhooks/meta.ts); this is for copies it queued
+  // before it did.
   if (message.source === 'whatsapp' && content.group_id !== undefined) return { kind: 'no_reply', type: 'group' };
   if (message.source === 'whatsapp' && UNANSWERED_META_TYPES.has(message.type)) return { kind: 'no_reply', type: message.type };
   // A customer opening the chat for the first time: Meta expects the business to greet them, and the menu is the greeting.

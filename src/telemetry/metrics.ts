@@ -33,14 +33,14 @@ export interface BrokerProbes {
 }
 
 const SOURCES = ['whatsapp', 'twilio'];
-const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejected', 'malformed', 'status', 'status_duplicate',
+const WEBHOOK_OUTCOMES = ['queued', 'duplicate', 'rate_limited', 'replay_rejected', 'processed', 'malformed', 'status', 'status_duplicate',
   'status_replay_rejected', 'ignored', 'provider_error', 'invalid_signature', 'too_large', 'bad_request', 'unavailable', 'overloaded', 'aborted'];
 /** Why a signature was refused (webhooks/signature-rejection.ts; telemetry may not import that layer). */
 const SIGNATURE_REASONS = ['missing_header', 'bad_format', 'no_secret_configured', 'no_match', 'too_many_params'];
 const WORKER_OUTCOMES = ['processed', 'unmatched', 'retried', 'dead_lettered', 'skipped', 'given_back'];
 const REPLY_RESULTS = ['sent', 'retry', 'failed', 'unknown'];
 /** What a late commit recorded (ledger/items.ts's outcomes; a receipt outside the replay window records nothing). */
-const LATE_COMMIT_OUTCOMES = ['queued', 'rate_limited', 'replay_rejected', 'malformed', 'duplicate', 'status', 'status_duplicate'];
+const LATE_COMMIT_OUTCOMES = ['queued', 'rate_limited', 'replay_rejected', 'processed', 'malformed', 'duplicate', 'status', 'status_duplicate'];
 /** How an ACK_AFTER=publish wait ended (ledger/ack-after-publish.ts). */
 const PUBLISH_WAIT_RESULTS = ['confirmed', 'unconfirmed', 'timed_out'];
 /** What a provider's receipt said of a reply, as wagate_reply_receipts_total labels it. */

@@ -55,6 +55,8 @@ export const metaMessageSchema = z.looseObject({
   from_user_id: address.optional(),
   timestamp: epochSeconds,
   type: z.string().min(1).max(64),
+  /** Set on a message written in a WhatsApp group the business is in (Meta's Groups API). */
+  group_id: z.string().min(1).max(256).optional(),
 });
 
 export const metaStatusSchema = z.looseObject({

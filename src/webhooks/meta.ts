@@ -192,7 +192,7 @@ function toMessageItem(raw: unknown, context: ChangeContext, at: string): Ledger
     ...base,
     kind: 'message',
     sender: from,
-    verdict: isOutsideWindow(timestampSeconds, context) ? 'replay_rejected' : 'queued',
+    verdict: isOutsideWindow(timestampSeconds, context) ? 'replay_rejected' : message.group_id !== undefined ? 'processed' : 'queued',
     payload: {
       ...base,
       v: 1,

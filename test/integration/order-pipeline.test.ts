@@ -381,6 +381,9 @@ describe('order pipeline', () => {
     expect(orders).toEqual([{ message_id: direct }]);
     const replies = await pipeline.db.sql`SELECT inbound_message_id, kind FROM outbound_messages WHERE recipient = ${from}`;
     expect(replies).toEqual([{ inbound_message_id: direct, kind: 'order_confirmation' }]);
+    // Recorded finished by the ingest, never queued, and not counted against the writer's own limit.
+    expect(await pipeline.db.sql`SELECT count(*)::int AS n FROM outbox WHERE webhook_message_id IN (SELECT id FROM webhook_messages WHERE message_id IN ${pipeline.db.sql([inGroup, greeting])})`).toEqual([{ n: 0 }]);
+    expect(await pipeline.db.sql`SELECT request_count FROM webhook_rate_limits WHERE webhook_source = 'whatsapp' AND phone_number = ${from}`).toEqual([{ request_count: 1 }]);
   });
 
   it('reports replies by send state in the admin stats', async () => {

@@ -66,6 +66,15 @@ describe('Meta message types', () => {
     expect(onlyMessage(withBom).type).toBe('text');
   });
 
+  it('records a message written in a group the business is in as finished, never queued; a group id that is no string is malformed', () => {
+    const body = metaFixtureJson('text');
+    const message = body.entry[0].changes[0].value.messages[0];
+    message.group_id = 'Y2FwaV9ncm91cDoxNjUwNTU1MTIzNDoxMjAzNjMwMjk2NjAyNjQ4NDU';
+    expect(onlyMessage(Buffer.from(JSON.stringify(body)))).toMatchObject({ type: 'text', senderKey: ANA.senderKey, verdict: 'processed' });
+    message.group_id = 42;
+    expect(parse(Buffer.from(JSON.stringify(body)))).toEqual([expect.objectContaining({ kind: 'malformed', messageId: message.id })]);
+  });
+
   it('queues a message type it has never heard of inside a valid envelope', () => {
     const body = metaFixtureJson('text');
     const message = body.entry[0].changes[0].value.messages[0];
