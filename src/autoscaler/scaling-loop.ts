@@ -206,8 +206,13 @@ export function createScalingLoop(deps: ScalingLoopDeps) {
           if (reason !== 'conflict') return reason;
           log.info('the worker Deployment changed while deciding; reading it again');
         }
+        // A tick that decided nothing is a gap in the window's readings: seen afresh, as after any failure.
+        memory = null;
         return 'conflict';
       } catch (error) {
+        // The window starts afresh after a failed tick (see remember in decide.ts): told here, not
+        // guessed from the gap between readings, which one quick failure may not widen enough.
+        memory = null;
         const status = statusOf(error);
         log.warn({ err: (error as Error).message, status, hint: KUBE_HINTS[status] }, 'autoscaler tick failed; trying again at the next one');
         return count('error');

@@ -118,6 +118,31 @@ describe('the scaling loop', () => {
 });
 
 describe('the scale-down window', () => {
+  it('starts afresh after a failed tick, however soon the next one comes', async () => {
+    const clock = { now: 1_800_000_000_000 };
+    const { state, worker } = deploymentInMemory(4);
+    let failing = false;
+    const loop = createScalingLoop({
+      countBacklog: async () => {
+        if (failing) throw new Error('canceling statement due to statement timeout');
+        return 100;
+      },
+      worker, metrics: createAutoscalerMetrics(), log: createLogger('silent', 'test'), now: () => clock.now, monotonicNow: () => clock.now, manualHoldMs: 1_800_000,
+      // An interval of 1 s and a renew deadline of 2 s: one failed tick leaves a gap shorter than the 3 s allowed.
+      policy: { targetPerReplica: 100, minReplicas: 1, maxReplicas: 8, shards: 8, scaleDownStabilizationMs: 30_000, tickGapMs: 3_000, tolerance: DEFAULT_TOLERANCE },
+    });
+    const reasons: string[] = [];
+    for (let second = 0; second <= 46; second += 1) {
+      failing = second === 15;
+      reasons.push(await loop.tick());
+      clock.now += 1_000;
+    }
+    expect(reasons[15]).toBe('error');
+    // Without the failure the window would have ended at 30 s; it restarted at 16 s.
+    expect(reasons.indexOf('scale_down')).toBe(46);
+    expect(state.replicas).toBe(1);
+  });
+
   it('runs on a clock that only goes forward: a wall clock set back an hour does not hold the replicas for that hour', async () => {
     const clock = { now: 1_800_000_000_000, monotonic: 5_000 };
     const { state, worker } = deploymentInMemory(4);

@@ -229,7 +229,7 @@ describe('load-test settings', () => {
       expect(() => flood.define(readSettings({ ...ENV, FLOOD_SHARE: share }, flood.name, flood.defaults))).toThrow('FLOOD_SHARE must be above 0 and below 1');
     }
     expect(flood.define(readSettings({ ...ENV, FLOOD_SHARE: '0.9' }, flood.name, flood.defaults)).description).toContain('90 %');
-    // One iteration in all: the others' alone, the flooder's threshold unjudged. Two at a share of a half hold one each.
+    // One iteration in all: the others' alone, the flooder's threshold unjudged. Two at a share of a half give each one.
     expect(() => flood.define(readSettings({ ...ENV, RATE: '1', DURATION: '1s' }, flood.name, flood.defaults))).toThrow('too few for FLOOD_SHARE 0.5');
     expect(() => flood.define(readSettings({ ...ENV, RATE: '5', DURATION: '1s', FLOOD_SHARE: '0.1' }, flood.name, flood.defaults))).toThrow('too few for FLOOD_SHARE 0.1');
     expect(flood.define(readSettings({ ...ENV, RATE: '2', DURATION: '1s' }, flood.name, flood.defaults)).load).toMatchObject({ rate: 2 });
