@@ -1,4 +1,5 @@
 import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { graphError, twilioError } from './provider-errors';
 import { metaVerdict, twilioVerdict, type MetaAnswer } from './reply-verdicts';
 
 /**
@@ -240,10 +241,10 @@ function classifyMeta(response: Answer, text: string | null): SendOutcome {
   if (text === null && metaVerdict(response.status, undefined, false) === 'permanent') {
     return { kind: 'unknown', error: `Graph API ${response.status}: its body was cut or did not arrive, so whether the message was taken is unknown` };
   }
-  const fromGraph = isGraphError(body?.error);
-  const code = fromGraph ? body!.error!.code : undefined;
+  const own = graphError(body?.error);
+  const code = own?.code;
   const error = `Graph API ${response.status}${code !== undefined ? ` code ${code}` : ''}: ${body?.error?.message ?? 'no error body'}`;
-  const verdict = metaVerdict(response.status, code, fromGraph && body!.error!.is_transient === true, fromGraph);
+  const verdict = metaVerdict(response.status, code, own?.isTransient === true, own !== null);
   return verdict === 'retry' ? { kind: 'retry', error, retryAfterMs: retryAfter(response) } : { kind: verdict, error };
 }
 
@@ -256,33 +257,10 @@ function classifyTwilio(response: Answer, text: string | null): SendOutcome {
   if (text === null && response.status >= 400 && response.status < 500) {
     return { kind: 'retry', error: `Twilio ${response.status}: its body was cut or did not arrive, so whether the refusal is for good is unknown`, retryAfterMs: retryAfter(response) };
   }
-  const code = isTwilioError(body) ? body.code : undefined;
+  const code = twilioError(body)?.code;
   const error = `Twilio ${response.status}${code !== undefined ? ` code ${code}` : ''}: ${body?.message ?? 'no error body'}`;
   const verdict = twilioVerdict(response.status, code);
   return verdict === 'retry' ? { kind: 'retry', error, retryAfterMs: retryAfter(response) } : { kind: verdict, error };
-}
-
-/**
- * Graph's own error object: a numeric code, with the trace id or the exception type Graph puts
- * beside it. A proxy in between may answer JSON with an `error` of its own (Google's front ends:
- * `{"error":{"code":503,"status":"UNAVAILABLE"}}`) after the request went out; read as Graph's,
- * its 503 said "not taken" and the reply was sent twice.
- */
-function isGraphError(error: unknown): error is { code: number; message?: string; is_transient?: boolean } {
-  if (typeof error !== 'object' || error === null) return false;
-  const fields = error as Record<string, unknown>;
-  return typeof fields.code === 'number' && (typeof fields.fbtrace_id === 'string' || typeof fields.type === 'string');
-}
-
-/**
- * Twilio's own error: a numeric code and the link to its page in Twilio's docs, which every one
- * carries. An Envoy-based proxy's JSON answer (`{"code":14,"message":"upstream connect error"}`)
- * has a code too, and its 503 would otherwise have said "not taken".
- */
-function isTwilioError(body: unknown): body is { code: number } {
-  if (typeof body !== 'object' || body === null) return false;
-  const fields = body as Record<string, unknown>;
-  return typeof fields.code === 'number' && typeof fields.more_info === 'string' && fields.more_info.startsWith('https://www.twilio.com/docs/errors/');
 }
 
 function retryAfter(response: Answer): number | undefined {
