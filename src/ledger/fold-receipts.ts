@@ -123,6 +123,23 @@ export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promi
  * receipt repair would, hours later. By created_at, so that the lookup reads only recent rows.
  * True when the reply is sent now.
  */
+/**
+ * For a reply that is unknown, as a worker's mark of an orphaned send, or an operator's resend,
+ * finds it: folds in the stored receipts naming the attempt it keeps, from any time since the
+ * reply was written. Its receipts came while it was still `sending` (a worker that crashed after
+ * the provider took the message), when no fold could settle it; the nightly repair would, but
+ * meanwhile it raised the unknown-replies alert, and a resend sent the customer a second copy.
+ * True when the reply is sent now.
+ */
+export async function foldReceiptsOfUnknownReply(sql: Sql, replyId: string): Promise<boolean> {
+  const [reply] = await sql<{ attempt: string; ageSeconds: number }[]>`
+    SELECT sending_attempt::text AS attempt, extract(epoch FROM now() - created_at)::float8 AS "ageSeconds"
+    FROM outbound_messages WHERE id = ${replyId} AND status = 'unknown' AND sending_attempt IS NOT NULL`;
+  if (!reply) return false;
+  // A minute more than the reply's age: clocks of the rows' writers are one (the database's now()).
+  return foldReceiptsNamingReply(sql, replyId, reply.attempt, reply.ageSeconds + 60);
+}
+
 export async function foldReceiptsNamingReply(sql: Sql, replyId: string, attempt: string, withinSeconds: number): Promise<boolean> {
   const receipts = await sql<ReceiptKey[]>`
     SELECT DISTINCT r.webhook_source AS source, r.message_id AS "providerMessageId" FROM message_statuses r

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../db/client';
 import { neverReachedServer } from '../db/postgres-errors';
-import { foldReceiptsNamingReply, replyReference } from '../ledger/fold-receipts';
+import { foldReceiptsNamingReply, foldReceiptsOfUnknownReply, replyReference } from '../ledger/fold-receipts';
 import type { ReplyClient } from '../replies/reply-clients';
 import type { Metrics } from '../telemetry/metrics';
 import { PermanentError, RetryableError } from '../errors';
@@ -134,7 +134,9 @@ async function claimAndSend(
     if (orphan) {
       if (finishing.finish) await finishMessage(sql, source, finishing.finish);
       metrics.confirmations.inc({ provider: source, result: 'unknown' });
-      return 'unknown';
+      // The provider took the orphaned send if a receipt names its attempt: settled sent now,
+      // not by the nightly repair.
+      return (await foldReceiptsOfUnknownReply(sql, outbound.id).catch(() => false)) ? 'sent' : 'unknown';
     }
     // A reply that failed for good earlier (its message's dead-lettering did not finish, or a
     // lost copy was put back) keeps the message dead, where an operator can replay it.

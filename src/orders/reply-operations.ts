@@ -11,7 +11,7 @@ import { PermanentError, RetryableError, WagateError } from '../errors';
 import { ERASED, NOT_SENT_ERASED } from './erasure';
 import { failpoint } from '../failpoints';
 import { UNDELIVERED } from './undelivered-replies';
-import { foldReceipts } from '../ledger/fold-receipts';
+import { foldReceipts, foldReceiptsOfUnknownReply } from '../ledger/fold-receipts';
 
 export interface UnknownReply {
   id: string;
@@ -58,6 +58,9 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
   // must not read as undelivered, and be resent once more).
   // The resend's own token: its writes settle only its own mark, and no retried message carries it.
   const attempt = randomUUID();
+  // A receipt stored while the reply was still `sending` says the provider took it: resent, the
+  // customer would get it twice. Settled sent by that receipt, and refused below as sent.
+  await foldReceiptsOfUnknownReply(sql, id);
   const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio'; was: 'unknown' | 'sent'; was_provider_id: string | null; was_delivery: string | null; was_attempt: string | null })[]>`
     UPDATE outbound_messages o SET status = 'sending', attempts = o.attempts + 1, updated_at = now(),
       sending_attempt = ${attempt},

@@ -4,6 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../src/config';
 import { replyReference } from '../../src/ledger/fold-receipts';
 import { runCleanup } from '../../src/ledger/retention';
+import { deliverReply } from '../../src/orders/deliver-reply';
+import type { OutboundRow } from '../../src/orders/record-decision';
 import { resendReply, settleReply } from '../../src/orders/reply-operations';
 import type { ReplyClient, SendOutcome } from '../../src/replies/reply-clients';
 import { createMetrics } from '../../src/telemetry/metrics';
@@ -172,6 +174,38 @@ describe('a receipt that names an unknown reply (biz_opaque_callback_data)', () 
     expect(await replyOf(other.id)).toEqual({ status: 'unknown', provider_message_id: null, delivery_status: null });
     // The holder's own receipt reaches it as before.
     expect(await replyOf(holder.id)).toEqual({ status: 'sent', provider_message_id: held, delivery_status: 'delivered' });
+  });
+
+  /** A reply the provider took, whose worker died before it recorded so: still 'sending', its receipt already stored. */
+  async function takenWhileSending(status: string): Promise<{ id: string; attempt: string; wamid: string }> {
+    const reply = await unknownAttempt();
+    await db.sql`UPDATE outbound_messages SET status = 'sending' WHERE id = ${reply.id}`;
+    const wamid = newWamid();
+    await record(named(wamid, status, reply));
+    expect((await replyOf(reply.id))!.status).toBe('sending');
+    return { ...reply, wamid };
+  }
+
+  it('settles an orphaned send as sent at once when a receipt naming its attempt came while it was sending', async () => {
+    const reply = await takenWhileSending('delivered');
+    const [row] = await db.sql<OutboundRow[]>`
+      SELECT id::text, kind, status, recipient, business_number, body, order_id::text, attempts FROM outbound_messages WHERE id = ${reply.id}`;
+    const references: string[] = [];
+    // The message's next attempt finds the reply in a dead attempt's hands: no call, and no wait for the nightly repair.
+    await expect(deliverReply(db.sql, 'whatsapp', row!, clientAnswering({ kind: 'sent', providerMessageId: newWamid() }, references), createMetrics('test'))).resolves.toBe('sent');
+    expect(references).toEqual([]);
+    expect(await replyOf(reply.id)).toEqual({ status: 'sent', provider_message_id: reply.wamid, delivery_status: 'delivered' });
+  });
+
+  it('refuses to resend an unknown reply whose receipt came while it was sending, and settles it sent: resent, the customer had it twice', async () => {
+    const reply = await takenWhileSending('read');
+    // Marked unknown by a path that folds nothing: a dead-lettered message's orphaned reply.
+    await db.sql`UPDATE outbound_messages SET status = 'unknown' WHERE id = ${reply.id}`;
+    const references: string[] = [];
+    await expect(resendReply(db.sql, reply.id, clientAnswering({ kind: 'sent', providerMessageId: newWamid() }, references), createMetrics('test')))
+      .rejects.toThrow(`reply ${reply.id} was sent and its furthest receipt says read`);
+    expect(references).toEqual([]);
+    expect(await replyOf(reply.id)).toEqual({ status: 'sent', provider_message_id: reply.wamid, delivery_status: 'read' });
   });
 
   it('is found by cleanup\'s receipt repair when it was stored before the reply became unknown', async () => {
