@@ -17,6 +17,7 @@ import { storedShardCount } from '../ledger/shard-count';
 import { decodeCatalogFile, importCatalog } from '../orders/catalog-import';
 import { eraseCustomer } from '../orders/erase-customer';
 import { DEAD_LETTER_SETTLE_SECONDS, reopenDeadMessage } from '../orders/reopen-dead-message';
+import { recordPurgedMessage } from '../orders/purge-dead-message';
 import { ACCEPTED_UNRECORDED, listUnknownReplies, resendReply, settleReply, type Settlement } from '../orders/reply-operations';
 import { listUndeliveredReplies } from '../orders/undelivered-replies';
 import { dropDeadLetters, listDeadLetters, purgeDeadLetters, purgeDeadLettersById, replayDeadLetters, type ReopenDeadMessage } from '../queue/dead-letters';
@@ -134,10 +135,11 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
       throw new UsageError('purge cancelled; pass --yes to purge without asking');
     }
     if (!ids) {
-      print(`purged ${await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => purgeDeadLetters(channel, topology))))} message(s)`);
+      const dropped = await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => purgeDeadLetters(channel, topology, (message) => recordPurgedMessage(sql, message)))));
+      print(`purged ${dropped.length} message(s)`);
       return;
     }
-    const dropped = await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => purgeDeadLettersById(channel, topology, ids))));
+    const dropped = await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => purgeDeadLettersById(channel, topology, ids, (message) => recordPurgedMessage(sql, message)))));
     print(`purged ${dropped.length} message(s)${dropped.length ? `: ${dropped.join(', ')}` : ''}`);
     const missing = [...ids].filter((id) => !dropped.includes(id));
     if (missing.length > 0) throw new WagateError('NOT_FOUND', `not in the dead-letter queue (see wagate dlq list): ${missing.join(', ')}`);

@@ -214,6 +214,33 @@ describe('wagate command line', () => {
     }
   });
 
+  it('dlq purge records a purged letter\'s message dead, so that requeue-stuck does not bring it back', async () => {
+    const topology = topologyFromConfig(loadConfig(testEnv(db.url, { QUEUE_PREFIX, WORK_SHARDS: '4' })));
+    // A worker published this letter and could not record it (Postgres away past its write's
+    // retries): the record is still processing two hours on, its reply never sent.
+    const messageId = 'wamid.purged-while-processing';
+    const sender = '15550700002';
+    await db.sql`INSERT INTO webhook_messages (webhook_source, message_id, phone_number, sender_key, business_number, status, payload, updated_at)
+                 VALUES ('whatsapp', ${messageId}, ${sender}, ${sender}, '100', 'processing', '{}'::jsonb, now() - interval '2 hours')`;
+    await db.sql`INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status)
+                 VALUES (${`reply:whatsapp:${messageId}`}, 'whatsapp', ${messageId}, ${sender}, '100', 'order_confirmation', 'Order #9', 'pending')`;
+    const letter = { v: 1, source: 'whatsapp', messageId, from: sender, senderKey: sender, business: '100', contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: {} };
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    try {
+      const channel = await connection.createConfirmChannel();
+      channel.sendToQueue(topology.deadQueue, Buffer.from(JSON.stringify(letter)), { persistent: true, messageId: `whatsapp:${messageId}` });
+      await channel.waitForConfirms();
+    } finally {
+      await connection.close();
+    }
+    const purge = await wagate(['dlq', 'purge', '--yes', '--id', `whatsapp:${messageId}`]);
+    expect([purge.code, purge.stdout.trim()]).toEqual([0, `purged 1 message(s): whatsapp:${messageId}`]);
+    expect(await db.sql`SELECT status, last_error FROM webhook_messages WHERE message_id = ${messageId}`).toEqual([{ status: 'dead', last_error: 'its dead letter was purged by an operator' }]);
+    expect(await db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${messageId}`).toEqual([{ status: 'failed' }]);
+    const requeue = await wagate(['requeue-stuck']);
+    expect([requeue.code, requeue.stdout]).toEqual([0, expect.stringMatching(/^requeued 0 stuck message\(s\)/)]);
+  });
+
   it('products import loads a catalog and reports bad rows by line, importing nothing', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'wagate-cli-'));
     writeFileSync(path.join(dir, 'good.csv'), 'sku,name,price,currency,aliases\nPIZ,Pizza,8.50,EUR,pie|pizza pie\n');
