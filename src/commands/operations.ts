@@ -10,7 +10,7 @@ import { classifyPostgresError, explainPostgresFailure } from '../db/postgres-er
 import { startFakeProvider } from '../dev/fake-provider';
 import { UsageError, WagateError } from '../errors';
 import { parseOptions } from '../parse-options';
-import { META_USER_ID, normalisePhone } from '../ledger/addresses';
+import { addressVariants, META_USER_ID, normalisePhone } from '../ledger/addresses';
 import { checkRetention, runCleanup } from '../ledger/retention';
 import { withDeadLetterLock } from '../ledger/dead-letter-lock';
 import { storedShardCount } from '../ledger/shard-count';
@@ -193,6 +193,26 @@ export function phoneOption(command: string, phones: string[] | undefined): stri
   return customer;
 }
 
+/**
+ * The customer's other keys the erase found, each once: user ids as written, numbers in
+ * +digits form, none a form of `phone` or of one listed. They were found through the rows just
+ * erased, so a second run by `phone` alone would not find them again: given a user id, the
+ * number its older messages were keyed on, which their dead letters carry, is one of them.
+ */
+function othersFound(phone: string, addresses: readonly string[]): string[] {
+  // A number by its digits, whatever its prefix ("whatsapp:", "+"); a user id as written.
+  const keyOf = (address: string) => (META_USER_ID.test(address) ? address : address.replace(/^whatsapp:/, '').replace(/^\+/, ''));
+  const formsOf = (address: string) => (META_USER_ID.test(address) ? [address] : addressVariants(address).map(keyOf));
+  const listed: string[] = [];
+  const covered = new Set(formsOf(phone));
+  for (const address of addresses) {
+    if (covered.has(keyOf(address))) continue;
+    listed.push(META_USER_ID.test(address) ? address : `+${keyOf(address)}`);
+    for (const form of formsOf(address)) covered.add(form);
+  }
+  return listed;
+}
+
 export async function eraseCommand(config: Config, log: Logger, args: string[]): Promise<void> {
   const { values } = parseOptions({ args, options: { phone: { type: 'string', multiple: true } } });
   const phone = phoneOption('erase', values.phone);
@@ -200,9 +220,7 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
   let deadLettersUnread: Error | null = null;
   let lateWritesUnchecked: Error | null = null;
   let erasedAddresses: readonly string[] = [];
-  // The user ids were found through the rows just erased: a second run by number alone would not find them again.
-  const userIdsBeside = (addresses: readonly string[]) => addresses.filter((address) => META_USER_ID.test(address) && address !== phone);
-  const rerunFor = (addresses: readonly string[]) => `run wagate erase --phone for each of ${[phone, ...new Set(userIdsBeside(addresses))].join(', ')}`;
+  const rerunFor = (addresses: readonly string[]) => `run wagate erase --phone for each of ${[phone, ...othersFound(phone, addresses)].join(', ')}`;
   const report = await withSql(config, async (sql) => {
     const topology = await operatorTopology(config, sql);
     return eraseCustomer(sql, phone, (matches, addresses) => {
@@ -210,7 +228,7 @@ export async function eraseCommand(config: Config, log: Logger, args: string[]):
       // Said before the wait for the queue's lock (up to a minute) and the pass, when a second
       // run by number would not find everything: a run stopped there has committed the
       // database part, and its report would never be printed.
-      if (userIdsBeside(addresses).length > 0) {
+      if (othersFound(phone, addresses).length > 0) {
         print(`the database part is done; now dropping the customer's dead letters (if this stops before its report, ${rerunFor(addresses)})`);
       }
       return withDeadLetterLock(sql, config.QUEUE_PREFIX, () =>

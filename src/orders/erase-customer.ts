@@ -1,6 +1,6 @@
 import { INGEST_APPLICATION_NAME, transaction, type Sql, type SqlFragment } from '../db/client';
 import { runWithDeadlockRetry } from '../ledger/commit-guards';
-import { META_USER_ID } from '../ledger/addresses';
+import { addressVariants, META_USER_ID } from '../ledger/addresses';
 import { senderKeysOf } from '../ledger/sender-keys';
 import type { QueueMessage } from '../queue/message';
 import { ERASED, NOT_SENT_ERASED } from './erasure';
@@ -48,7 +48,9 @@ export async function eraseCustomer(sql: Sql, phone: string, dropDeadLetters: De
   const first = await runWithDeadlockRetry(() => transaction(sql, async (tx) => {
     // The number, plus the Meta user ids its messages and orders (and so its rate limit) were keyed on.
     addresses = await senderKeysOf(tx, phone);
-    return eraseRows(tx, addresses);
+    const erased = await eraseRows(tx, addresses);
+    addresses = erased.addresses;
+    return erased;
   }));
   // Read at once: a message recorded after this was sent after the erase, and is answered.
   const committed = await databaseNow(sql);
@@ -84,25 +86,40 @@ async function databaseNow(sql: Sql): Promise<string> {
   return now!.at;
 }
 
-/** Every personal field of the customer's rows, in one transaction. */
-async function eraseRows(tx: Sql, addresses: string[]): Promise<{ counts: Record<string, number>; replyIds: string[] }> {
-  const messages = await tx`
-    UPDATE webhook_messages SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, last_error = NULL, updated_at = now(),
-      status = CASE WHEN status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE status END
-    WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})
-       OR (payload ->> 'from') = ANY(${addresses}) OR (payload ->> 'senderKey') = ANY(${addresses})`;
+/**
+ * Every personal field of the customer's rows, in one transaction. `given`: the customer's
+ * keys as senderKeysOf found them. Answers them widened by every key the erased messages and
+ * orders carried: a customer whose Meta user id changed wrote under two, and an erase by the new
+ * one found the number through the messages, but not the old id, which only the rate-limit and
+ * language rows carry, and those kept it. One step only, through rows erased here: going on from
+ * there could reach the earlier owner of a recycled number.
+ */
+async function eraseRows(tx: Sql, given: string[]): Promise<{ counts: Record<string, number>; replyIds: string[]; addresses: string[] }> {
+  const messages = await tx<CarriedKeys[]>`
+    UPDATE webhook_messages w SET payload = NULL, raw_body = NULL, phone_number = ${ERASED}, sender_key = ${ERASED}, last_error = NULL, updated_at = now(),
+      status = CASE WHEN w.status IN ('queued', 'processing', 'rate_limited') THEN ${ERASED} ELSE w.status END
+    FROM (SELECT id, ARRAY[phone_number, sender_key, payload ->> 'from', payload ->> 'senderKey'] AS keys FROM webhook_messages
+          WHERE phone_number = ANY(${given}) OR sender_key = ANY(${given})
+             OR (payload ->> 'from') = ANY(${given}) OR (payload ->> 'senderKey') = ANY(${given})
+          FOR UPDATE) before
+    WHERE w.id = before.id
+    RETURNING before.keys`;
+  // Unfinished messages are not published any more (the relay drops such rows too).
+  await tx`DELETE FROM outbox o USING webhook_messages m
+           WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
+  const orders = await tx<CarriedKeys[]>`
+    UPDATE orders o SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, note = NULL, updated_at = now()
+    FROM (SELECT id, ARRAY[phone_number, sender_key] AS keys FROM orders
+          WHERE phone_number = ANY(${given}) OR sender_key = ANY(${given}) FOR UPDATE) before
+    WHERE o.id = before.id
+    RETURNING before.keys`;
+  const addresses = widened(given, [...messages, ...orders]);
   // A malformed row keeps the raw body it came in, which may carry this customer's number (and
   // name and texts) without naming them in its own columns: a Meta envelope that holds other
   // messages too, or a Twilio callback addressed to them. Matched on the number's digits, and
   // on their user ids as written; a body kept as base64 (text Postgres cannot store, bytes that
   // are not UTF-8) is searched in its decoded bytes.
   const malformed = await eraseMalformedBodies(tx, addresses, tx`TRUE`);
-  // Unfinished messages are not published any more (the relay drops such rows too).
-  await tx`DELETE FROM outbox o USING webhook_messages m
-           WHERE o.webhook_message_id = m.id AND m.status = ${ERASED} AND m.payload IS NULL`;
-  const orders = await tx`
-    UPDATE orders SET phone_number = ${ERASED}, sender_key = ${ERASED}, customer_name = NULL, note = NULL, updated_at = now()
-    WHERE phone_number = ANY(${addresses}) OR sender_key = ANY(${addresses})`;
   // A reply not yet sent never will be (its message is erased, or its worker finds the
   // recipient erased): failed now, rather than left waiting for a copy that is dropped.
   const replies = await tx<{ id: string }[]>`
@@ -119,7 +136,19 @@ async function eraseRows(tx: Sql, addresses: string[]): Promise<{ counts: Record
     counts: { messages: messages.count, malformed_bodies: malformed.count, orders: orders.count, replies: replies.count, receipts: receipts.count,
       rate_limits: limits.count, reply_languages: languages.count },
     replyIds: replies.map((reply) => reply.id),
+    addresses,
   };
+}
+
+/** The keys an erased row carried before it was erased: number, sender key, and its payload's. */
+interface CarriedKeys {
+  keys: (string | null)[];
+}
+
+function widened(given: readonly string[], rows: readonly CarriedKeys[]): string[] {
+  const carried = rows.flatMap((row) => row.keys).filter((key): key is string => key !== null && key !== ERASED);
+  const found = carried.flatMap((key) => (META_USER_ID.test(key) ? [key] : addressVariants(key)));
+  return [...new Set([...given, ...found])];
 }
 
 /** Clears the raw bodies of the malformed rows `within` picks that carry one of the addresses. */

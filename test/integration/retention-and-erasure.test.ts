@@ -224,6 +224,57 @@ describe('an erase stopped while it waits for the dead-letter queue', () => {
   }, 60_000);
 });
 
+describe('erase of a customer whose Meta user id changed', () => {
+  it('given the new id, reaches the rate-limit and language rows of the old one, which carry no number', async () => {
+    const phone = '15550400031';
+    const [oldId, newId] = ['US.11223344556677889900', 'US.11223344556677889911'];
+    for (const userId of [oldId, newId]) {
+      const id = uniqueWamid();
+      await postMetaText(pipeline.ingest.baseUrl, { id, from: phone, userId, text: 'hola, una coca por favor' });
+      await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    }
+    const keyed = async (table: 'webhook_rate_limits' | 'customer_languages') => (table === 'webhook_rate_limits'
+      ? await pipeline.db.sql`SELECT phone_number AS key FROM webhook_rate_limits WHERE phone_number IN ${pipeline.db.sql([oldId, newId])} ORDER BY 1`
+      : await pipeline.db.sql`SELECT sender_key AS key FROM customer_languages WHERE sender_key IN ${pipeline.db.sql([oldId, newId])} ORDER BY 1`).map((row) => row.key);
+    expect([await keyed('webhook_rate_limits'), await keyed('customer_languages')]).toEqual([[oldId, newId], [oldId, newId]]);
+    const report = await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, newId);
+    expect(report).toMatchObject({ messages: 2, orders: 2, rate_limits: 2, reply_languages: 2 });
+    expect([await keyed('webhook_rate_limits'), await keyed('customer_languages')]).toEqual([[], []]);
+  });
+
+  it('given a user id, names the number found through it among the ids to erase again', async () => {
+    const phone = '15550400033';
+    const userId = 'US.11223344556677889933';
+    await orderedBy(phone, userId);
+    let release!: () => void;
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const reader = withDeadLetterLock(pipeline.db.sql, pipeline.env.QUEUE_PREFIX!, () => {
+      holding();
+      return new Promise<void>((resolve) => (release = resolve));
+    });
+    await held;
+    try {
+      const erasing = spawn(process.execPath, [MAIN_JS, 'erase', '--phone', userId], { env: { PATH: process.env.PATH ?? '', ...pipeline.env, LOG_LEVEL: 'silent' } });
+      let stdout = '';
+      erasing.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => erasing.once('exit', (code) => resolve(code)));
+      try {
+        // A dead letter keyed on the number (a message from before Meta sent user ids) is found by the number alone once the rows are erased.
+        await waitFor('the erase to wait for the queue', () => stdout.includes('now dropping the customer\'s dead letters'), 30_000);
+        erasing.kill('SIGTERM');
+        expect(await exited).toBe(143);
+      } finally {
+        erasing.kill('SIGKILL');
+      }
+      expect(stdout).toContain(`run wagate erase --phone for each of ${userId}, +${phone})`);
+    } finally {
+      release();
+      await reader;
+    }
+  }, 60_000);
+});
+
 describe('erase by phone number of a sender keyed on Meta\'s user id', () => {
   it('also removes the rate-limit row keyed on the user id', async () => {
     const phone = '15550400003';
