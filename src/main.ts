@@ -106,7 +106,7 @@ const commands: Record<string, Command> = {
   },
   'wait-ready': async (config, _log, args) => {
     const { values } = parseOptions({ args, options: { url: { type: 'string' }, timeout: { type: 'string', default: '60' } } });
-    const url = values.url ?? `http://127.0.0.1:${config.PORT}`;
+    const url = urlOption(values.url) ?? `http://127.0.0.1:${config.PORT}`;
     await waitUntilReady(url, timeoutOption(values.timeout));
     process.stdout.write(`ready: ${url}\n`);
   },
@@ -127,7 +127,7 @@ const commands: Record<string, Command> = {
     if (values.provider !== 'meta' && values.provider !== 'twilio') throw new UsageError('--provider must be meta or twilio');
     const timeoutMs = timeoutOption(values.timeout);
     const { timeout: _timeout, ...sample } = values;
-    const result = await sendSample(config, { ...sample, provider: values.provider, text: values.text!, from: values.from!, timeoutMs });
+    const result = await sendSample(config, { ...sample, url: urlOption(values.url), provider: values.provider, text: values.text!, from: values.from!, timeoutMs });
     process.stdout.write(`${result.status} ${result.body}\nmessage id: ${result.messageId}\n`);
     if (result.status >= 300) throw new WagateError('GATEWAY_REFUSED', explainGatewayAnswer(result.status, values.provider));
   },
@@ -141,11 +141,28 @@ const commands: Record<string, Command> = {
     const result = await withSql(config, (sql) => releaseSender(sql, phone, values.source as Source | undefined));
     log.info({ released: result.released }, 'released rate-limited messages');
     process.stdout.write(`released ${result.released} rate_limited message(s); running ingest processes publish them\n`);
+    // A mistyped number looked like a release that found nothing to do.
+    if (result.released === 0 && result.withoutContent === 0 && result.countersReset === 0) {
+      process.stdout.write(`nothing held or counted for ${phone}: check the number (or its Meta user id)\n`);
+    }
     if (result.withoutContent > 0) {
       process.stdout.write(`${result.withoutContent} more could not be released: held past PERSONAL_DATA_RETENTION_DAYS, their content is gone\n`);
     }
   },
 };
+
+/**
+ * A --url as the gateway's base, http or https: "127.0.0.1:8080" without its scheme was polled
+ * until the timeout, failing each time, and then blamed on a gateway not running.
+ */
+function urlOption(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const url = URL.parse(text);
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new UsageError(`--url must be the gateway's address with its scheme, such as http://127.0.0.1:3000 (got ${JSON.stringify(text)})`);
+  }
+  return text;
+}
 
 /**
  * A --timeout in seconds, as the whole milliseconds a timer takes: 2.01 s is 2009.999… ms, which

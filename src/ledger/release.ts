@@ -7,6 +7,8 @@ export interface ReleaseResult {
   released: number;
   /** Held longer than the personal-data retention: their content is gone, so they stay rate_limited. */
   withoutContent: number;
+  /** Rate-limit counters reset: 0, with nothing released, for a number wagate does not know. */
+  countersReset: number;
 }
 
 /**
@@ -43,7 +45,7 @@ function releaseOnce(sql: Sql, phone: string, source?: Source): Promise<ReleaseR
     };
     // Before the counter, in an ingest batch's order: a message, then the counter.
     let released = await requeue();
-    await tx`
+    const reset = await tx`
       UPDATE webhook_rate_limits SET is_blocked = false, blocked_at = NULL, request_count = 0, window_start = now()
       WHERE phone_number = ANY(${senders}) AND (${source ?? null}::text IS NULL OR webhook_source = ${source ?? null})`;
     // Again after it: an ingest's batch that recorded a message rate_limited while the first
@@ -53,6 +55,6 @@ function releaseOnce(sql: Sql, phone: string, source?: Source): Promise<ReleaseR
     const [empty] = await tx<{ n: number }[]>`
       SELECT count(*)::integer AS n FROM webhook_messages
       WHERE status = 'rate_limited' AND payload IS NULL AND ${ofSender()}`;
-    return { released, withoutContent: empty!.n };
+    return { released, withoutContent: empty!.n, countersReset: reset.count };
   }) as Promise<ReleaseResult>;
 }

@@ -196,6 +196,13 @@ describe('the command line', () => {
     expect([brief.code, brief.stderr]).toEqual([1, expect.stringContaining(`http://127.0.0.1:${port}/readyz was not ready after 0.4 s (ECONNREFUSED`)]);
   });
 
+  it('wait-ready and send refuse a --url without its scheme at once, with exit 2, rather than poll it until the timeout', async () => {
+    for (const args of [['wait-ready', '--url', '127.0.0.1:1', '--timeout', '600'], ['wait-ready', '--url', 'localhost:8080'], ['send', '--url', 'ftp://127.0.0.1:1']]) {
+      const result = await wagate(args);
+      expect([args, result.code, result.stderr]).toEqual([args, 2, expect.stringContaining('--url must be the gateway\'s address with its scheme, such as http://127.0.0.1:3000')]);
+    }
+  });
+
   it('wait-ready names the gateway\'s last answer, not the end of its own wait', async () => {
     // Not ready, and slow to say so: the request the wait's end cuts short must not hide the answers before it.
     let asked = 0;

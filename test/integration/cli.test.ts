@@ -322,6 +322,10 @@ describe('wagate command line', () => {
     const result = await wagate(['release', '--phone', ' +1 (555) 999-0000 ']);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/released 0 rate_limited message\(s\)/);
+    // A number wagate has never seen: said so, rather than a release with nothing to do.
+    const unknown = await wagate(['release', '--phone', '+15559990404']);
+    expect([unknown.code, unknown.stdout]).toEqual([0, expect.stringContaining('nothing held or counted for +15559990404: check the number (or its Meta user id)')]);
+    expect(result.stdout).not.toContain('nothing held or counted');
     const byUserId = await wagate(['release', '--phone', 'US.13491208655302741918']);
     expect([byUserId.code, byUserId.stdout]).toEqual([0, expect.stringMatching(/released 0 rate_limited message\(s\)/)]);
   });

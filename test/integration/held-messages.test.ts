@@ -44,7 +44,7 @@ describe('held messages', () => {
     expect(text).toMatch(/wagate_messages_held_expiring\{source="twilio",role="worker"\} 0\b/);
 
     // Released, they are no longer held; the one whose content is gone stays rate_limited and is not counted.
-    expect(await releaseSender(pipeline.db.sql, meta)).toEqual({ released: 2, withoutContent: 1 });
+    expect(await releaseSender(pipeline.db.sql, meta)).toMatchObject({ released: 2, withoutContent: 1 });
     expect(await countHeldMessages(pipeline.db.sql, 3)).toEqual({ whatsapp: { held: 0, expiring: 0 }, twilio: { held: 1, expiring: 0 } });
   });
 });
