@@ -1,6 +1,6 @@
 import { INGEST_APPLICATION_NAME, transaction, type Sql, type SqlFragment } from '../db/client';
 import { runWithDeadlockRetry } from '../ledger/commit-guards';
-import { addressVariants, META_USER_ID } from '../ledger/addresses';
+import { META_USER_ID } from '../ledger/addresses';
 import { senderKeysOf } from '../ledger/sender-keys';
 import type { QueueMessage } from '../queue/message';
 import { ERASED, NOT_SENT_ERASED } from './erasure';
@@ -88,11 +88,12 @@ async function databaseNow(sql: Sql): Promise<string> {
 
 /**
  * Every personal field of the customer's rows, in one transaction. `given`: the customer's
- * keys as senderKeysOf found them. Answers them widened by every key the erased messages and
- * orders carried: a customer whose Meta user id changed wrote under two, and an erase by the new
+ * keys as senderKeysOf found them. Answers them widened by the Meta user ids the erased messages
+ * and orders carried: a customer whose user id changed wrote under two, and an erase by the new
  * one found the number through the messages, but not the old id, which only the rate-limit and
- * language rows carry, and those kept it. One step only, through rows erased here: going on from
- * there could reach the earlier owner of a recycled number.
+ * language rows carry, and those kept it. User ids only: senderKeysOf has found the numbers a
+ * user id reaches, and a number taken from the rows of a user id found through a recycled number
+ * would be its earlier owner's new one, another customer's.
  */
 async function eraseRows(tx: Sql, given: string[]): Promise<{ counts: Record<string, number>; replyIds: string[]; addresses: string[] }> {
   const messages = await tx<CarriedKeys[]>`
@@ -146,9 +147,8 @@ interface CarriedKeys {
 }
 
 function widened(given: readonly string[], rows: readonly CarriedKeys[]): string[] {
-  const carried = rows.flatMap((row) => row.keys).filter((key): key is string => key !== null && key !== ERASED);
-  const found = carried.flatMap((key) => (META_USER_ID.test(key) ? [key] : addressVariants(key)));
-  return [...new Set([...given, ...found])];
+  const userIds = rows.flatMap((row) => row.keys).filter((key): key is string => key !== null && META_USER_ID.test(key));
+  return [...new Set([...given, ...userIds])];
 }
 
 /** Clears the raw bodies of the malformed rows `within` picks that carry one of the addresses. */

@@ -242,6 +242,21 @@ describe('erase of a customer whose Meta user id changed', () => {
     expect([await keyed('webhook_rate_limits'), await keyed('customer_languages')]).toEqual([[], []]);
   });
 
+  it('does not go on from a recycled number\'s earlier owner to their new number: that is another customer', async () => {
+    const recycled = '15550400035';
+    const [earlierOwner, newOwner] = ['US.11223344556677889935', 'US.11223344556677889936'];
+    const earlierOwnersNewNumber = '15550400036';
+    const ids = { before: uniqueWamid(), moved: uniqueWamid(), now: uniqueWamid() };
+    for (const [id, from, userId] of [[ids.before, recycled, earlierOwner], [ids.moved, earlierOwnersNewNumber, earlierOwner], [ids.now, recycled, newOwner]] as const) {
+      await postMetaText(pipeline.ingest.baseUrl, { id, from, userId, text: '1 coke' });
+      await waitFor('the order', async () => (await statusOf(id)) === 'processed');
+    }
+    await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, `+${recycled}`);
+    // The earlier owner's reply to their new number, and its rate limit, are theirs: kept.
+    expect(await pipeline.db.sql`SELECT recipient FROM outbound_messages WHERE inbound_message_id = ${ids.moved}`).toEqual([{ recipient: earlierOwnersNewNumber }]);
+    expect(await pipeline.db.sql`SELECT recipient FROM outbound_messages WHERE inbound_message_id = ${ids.now}`).toEqual([{ recipient: 'erased' }]);
+  });
+
   it('given a user id, names the number found through it among the ids to erase again', async () => {
     const phone = '15550400033';
     const userId = 'US.11223344556677889933';
