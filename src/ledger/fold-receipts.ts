@@ -123,23 +123,6 @@ export async function foldReceipts(sql: Sql, keys: readonly ReceiptKey[]): Promi
  * receipt repair would, hours later. By created_at, so that the lookup reads only recent rows.
  * True when the reply is sent now.
  */
-/**
- * For a reply that is unknown, as a worker's mark of an orphaned send, or an operator's resend,
- * finds it: folds in the stored receipts naming the attempt it keeps, from any time since the
- * reply was written. Its receipts came while it was still `sending` (a worker that crashed after
- * the provider took the message), when no fold could settle it; the nightly repair would, but
- * meanwhile it raised the unknown-replies alert, and a resend sent the customer a second copy.
- * True when the reply is sent now.
- */
-export async function foldReceiptsOfUnknownReply(sql: Sql, replyId: string): Promise<boolean> {
-  const [reply] = await sql<{ attempt: string; ageSeconds: number }[]>`
-    SELECT sending_attempt::text AS attempt, extract(epoch FROM now() - created_at)::float8 AS "ageSeconds"
-    FROM outbound_messages WHERE id = ${replyId} AND status = 'unknown' AND sending_attempt IS NOT NULL`;
-  if (!reply) return false;
-  // A minute more than the reply's age: clocks of the rows' writers are one (the database's now()).
-  return foldReceiptsNamingReply(sql, replyId, reply.attempt, reply.ageSeconds + 60);
-}
-
 export async function foldReceiptsNamingReply(sql: Sql, replyId: string, attempt: string, withinSeconds: number): Promise<boolean> {
   const receipts = await sql<ReceiptKey[]>`
     SELECT DISTINCT r.webhook_source AS source, r.message_id AS "providerMessageId" FROM message_statuses r
@@ -149,3 +132,27 @@ export async function foldReceiptsNamingReply(sql: Sql, replyId: string, attempt
   const [reply] = await sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE id = ${replyId}`;
   return reply?.status === 'sent';
 }
+
+/**
+ * For a reply just marked unknown (a worker's orphaned send, its message's dead-lettering, an
+ * abandoned resend) or about to be resent: folds in the stored receipts naming the attempt it
+ * keeps. They came while it was still `sending` (its worker died after the provider took the
+ * message), when no fold could settle it; the nightly repair would, but meanwhile it raised the
+ * unknown-replies alert, and a resend sent the customer a second copy. `markedAt`: when the
+ * attempt marked it `sending` (Postgres's text), where the caller knows; else receipts of the
+ * reply's lifetime, up to RECEIPT_LOOKBACK_DAYS, are read (the lookup reads receipts by their
+ * created_at, and a reply weeks old would read weeks of them). True when the reply is sent now.
+ */
+export async function foldReceiptsOfUnknownReply(sql: Sql, replyId: string, markedAt?: string): Promise<boolean> {
+  const [reply] = await sql<{ attempt: string; withinSeconds: number }[]>`
+    SELECT sending_attempt::text AS attempt,
+      extract(epoch FROM now() - greatest(coalesce(${markedAt ?? null}::text::timestamptz, created_at), now() - make_interval(days => ${RECEIPT_LOOKBACK_DAYS})))::float8 AS "withinSeconds"
+    FROM outbound_messages WHERE id = ${replyId} AND status = 'unknown' AND sending_attempt IS NOT NULL`;
+  if (!reply) return false;
+  return foldReceiptsNamingReply(sql, replyId, reply.attempt, reply.withinSeconds + RECEIPT_LOOKUP_MARGIN_SECONDS);
+}
+
+/** How far back a reply's receipts are looked for without its mark's time: as far as cleanup's nightly repair reads. */
+const RECEIPT_LOOKBACK_DAYS = 3;
+/** Slack past the mark: one clock (the database's), but a receipt's row is created after its provider sent it. */
+const RECEIPT_LOOKUP_MARGIN_SECONDS = 60;

@@ -127,16 +127,19 @@ async function claimAndSend(
         AND (o.status IN ('pending', 'retry') OR (o.status = 'sending' AND o.sending_attempt = ANY(${unsentAttempts}::uuid[])))
       RETURNING o.id`;
     if (cancelled) return 'already_settled';
-    const [orphan] = await sql`
-      UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
-      WHERE id = ${outbound.id} AND status = 'sending'
-      RETURNING id`;
+    // The mark's time, from the row as it was: a 'sending' row was last written by its mark.
+    const [orphan] = await sql<{ markedAt: string }[]>`
+      UPDATE outbound_messages o SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
+      FROM (SELECT id, updated_at FROM outbound_messages WHERE id = ${outbound.id} FOR UPDATE) before
+      WHERE o.id = before.id AND o.status = 'sending'
+      RETURNING before.updated_at::text AS "markedAt"`;
     if (orphan) {
       if (finishing.finish) await finishMessage(sql, source, finishing.finish);
-      metrics.confirmations.inc({ provider: source, result: 'unknown' });
       // The provider took the orphaned send if a receipt names its attempt: settled sent now,
       // not by the nightly repair.
-      return (await foldReceiptsOfUnknownReply(sql, outbound.id).catch(() => false)) ? 'sent' : 'unknown';
+      const sent = await foldReceiptsOfUnknownReply(sql, outbound.id, orphan.markedAt).catch(() => false);
+      metrics.confirmations.inc({ provider: source, result: sent ? 'sent' : 'unknown' });
+      return sent ? 'sent' : 'unknown';
     }
     // A reply that failed for good earlier (its message's dead-lettering did not finish, or a
     // lost copy was put back) keeps the message dead, where an operator can replay it.

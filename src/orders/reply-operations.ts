@@ -215,7 +215,7 @@ export const SEND_ABANDONED = 'an attempt stopped before its outcome was recorde
  * of an erased customer was never sent and never will be: failed. Answers how many became unknown.
  */
 export async function markAbandonedSends(sql: Sql, olderThanMs: number): Promise<number> {
-  const rows = await sql<{ status: string }[]>`
+  const rows = await sql<{ id: string; status: string }[]>`
     UPDATE outbound_messages o
     SET status = CASE WHEN o.status = 'retry' AND o.recipient = ${ERASED} THEN 'failed' ELSE 'unknown' END,
         last_error = CASE WHEN o.status = 'retry' AND o.recipient = ${ERASED} THEN ${NOT_SENT_ERASED} ELSE ${SEND_ABANDONED} END,
@@ -224,8 +224,13 @@ export async function markAbandonedSends(sql: Sql, olderThanMs: number): Promise
       AND NOT EXISTS (SELECT 1 FROM webhook_messages m
                       WHERE m.webhook_source = o.webhook_source AND m.message_id = o.inbound_message_id
                         AND wagate_unfinished(m.status))
-    RETURNING o.status`;
-  return rows.filter((row) => row.status === 'unknown').length;
+    RETURNING o.id::text, o.status`;
+  // One a receipt names was taken by the provider after all: settled sent, not left unknown.
+  let settled = 0;
+  for (const row of rows.filter((marked) => marked.status === 'unknown')) {
+    if (await foldReceiptsOfUnknownReply(sql, row.id).catch(() => false)) settled += 1;
+  }
+  return rows.filter((row) => row.status === 'unknown').length - settled;
 }
 
 export type Settlement = 'sent' | 'failed';

@@ -16,6 +16,7 @@ import { describe, isDatabaseDown, numberHeader, safely } from './delivery';
 import { planRetry, planWait } from './retry-plan';
 import { unsentAttemptsHeader, unsentAttemptsOf, type UnsentAttempts } from './unsent-attempts';
 import { withoutNumbers } from '../telemetry/without-numbers';
+import { foldReceiptsOfUnknownReply } from '../ledger/fold-receipts';
 
 /** Pauses between publishes of a hand-over the broker refused, doubling up to the most. */
 const HAND_OVER_RETRY_MIN_MS = 250;
@@ -249,7 +250,7 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     { version, status }: { version: string | null; status: string | null },
     unsentAttempts: readonly string[],
   ): Promise<'erased' | void> {
-    const [row] = await deps.sql<{ dead: number; orphaned: number; unsent: number; erased: number }[]>`
+    const [row] = await deps.sql<{ dead: number; orphaned: string[]; unsent: number; erased: number }[]>`
       WITH dead AS (
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
         WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')
@@ -272,13 +273,18 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       erased AS (
         SELECT 1 FROM webhook_messages
         WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = ${ERASED})
-      SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT count(*) FROM orphaned)::integer AS orphaned, (SELECT count(*) FROM unsent)::integer AS unsent,
+      SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT coalesce(array_agg(id::text), '{}') FROM orphaned) AS orphaned, (SELECT count(*) FROM unsent)::integer AS unsent,
         (SELECT count(*) FROM erased)::integer AS erased`;
     if (row!.erased > 0) return 'erased';
     if (row!.dead === 0 && version !== null && (status === 'queued' || status === 'processing')) {
       deps.log.info({ messageId: payload.messageId }, 'the message record changed while its dead letter went out (a dlq replay reopened it); left as the replay made it');
     }
-    if (row!.orphaned > 0) {
+    for (const replyId of row!.orphaned) {
+      // A receipt naming the earlier attempt says the provider took it: settled sent, not left unknown.
+      if (await foldReceiptsOfUnknownReply(deps.sql, replyId).catch(() => false)) {
+        deps.metrics.confirmations.inc({ provider: payload.source, result: 'sent' });
+        continue;
+      }
       deps.metrics.confirmations.inc({ provider: payload.source, result: 'unknown' });
       deps.log.warn({ messageId: payload.messageId }, 'the dead-lettered message\'s reply was left mid-call by an earlier attempt; marked unknown, not sent again');
     }

@@ -3,6 +3,7 @@ import { waitFor } from '../support/wait';
 import { loadConfig } from '../../src/config';
 import { topologyFromConfig } from '../../src/queue/depths';
 import { listDead } from '../support/dead-letters';
+import { replyReference } from '../../src/ledger/fold-receipts';
 
 /**
  * A worker killed during a provider call, at the last delivery the limit allows: the next
@@ -45,6 +46,32 @@ describe('a worker killed mid-call on the last delivery the limit allows', () =>
     expect(reply).toEqual({ status: 'unknown', last_error: 'an earlier attempt stopped during the provider call' });
     // The one held call is all the provider got.
     expect(rig.fake.calls()).toHaveLength(1);
+  }, TEST_TIMEOUT_MS);
+
+  it('settles the reply sent, not unknown, when a receipt naming the killed call\'s attempt came before the dead-lettering', async () => {
+    const callsBefore = rig.fake.calls().length;
+    rig.fake.behave({ kind: 'hold' }, 1);
+    const sent = await rig.sendOne();
+    expect(sent.status).toBe(200);
+    await rig.fake.waitForCalls(callsBefore + 1, CALL_WAIT_MS);
+    // The provider took the message and said so, the worker dying before it heard.
+    const [reply] = await rig.db.sql<{ id: string; attempt: string; recipient: string }[]>`
+      SELECT id::text, sending_attempt::text AS attempt, recipient FROM outbound_messages WHERE inbound_message_id = ${sent.id} AND status = 'sending'`;
+    const wamid = `wamid.taken${reply!.id}x${Date.now()}`;
+    await rig.db.sql`INSERT INTO message_statuses (webhook_source, message_id, status, recipient, payload)
+                     VALUES ('whatsapp', ${wamid}, 'sent', ${reply!.recipient}, ${rig.db.sql.json({ biz_opaque_callback_data: replyReference(reply!.id, reply!.attempt) })})`;
+    await rig.replace('worker');
+    rig.fake.release();
+    await waitFor('the message to be dead-lettered', async () => {
+      const [row] = await rig.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${sent.id}`;
+      return row?.status === 'dead';
+    }, TEST_TIMEOUT_MS / 2);
+    await waitFor('the reply to be settled', async () => {
+      const [row] = await rig.db.sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE id = ${reply!.id}`;
+      return row?.status !== 'sending';
+    }, TEST_TIMEOUT_MS / 4);
+    expect(await rig.db.sql`SELECT status, provider_message_id, delivery_status FROM outbound_messages WHERE id = ${reply!.id}`)
+      .toEqual([{ status: 'sent', provider_message_id: wamid, delivery_status: 'sent' }]);
   }, TEST_TIMEOUT_MS);
 
   it('acks, without a dead letter, a copy of a finished message whose ack was lost at the last delivery the limit allows', async () => {

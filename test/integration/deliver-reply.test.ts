@@ -6,6 +6,7 @@ import { markAbandonedSends, SEND_ABANDONED } from '../../src/orders/reply-opera
 import type { OutboundRow } from '../../src/orders/record-decision';
 import type { ReplyClient, SendOutcome } from '../../src/replies/reply-clients';
 import { createMetrics } from '../../src/telemetry/metrics';
+import { replyReference } from '../../src/ledger/fold-receipts';
 import { PermanentError, RetryableError } from '../../src/errors';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
@@ -256,5 +257,17 @@ describe('the workers\' look for replies left in between', () => {
     expect([killedResend, resendPutBackFailed, cleanedUp].map((id) => byId[id])).toEqual(Array(3).fill(['unknown', SEND_ABANDONED]));
     expect(byId[erasedRetry]).toEqual(['failed', NOT_SENT_ERASED]);
     expect([inTier, inCall, recent].map((id) => byId[id]![0])).toEqual(['retry', 'sending', 'sending']);
+  });
+
+  it('settles as sent, not unknown, a reply left sending whose receipt, naming its attempt, came meanwhile', async () => {
+    const id = await replyLeft('sending', 60, 'processed', '15550700003');
+    const attempt = randomUUID();
+    await db.sql`UPDATE outbound_messages SET sending_attempt = ${attempt} WHERE id = ${id}`;
+    const wamid = `wamid.abandoned${randomUUID().replace(/-/g, '')}`;
+    await db.sql`INSERT INTO message_statuses (webhook_source, message_id, status, recipient, payload)
+                 VALUES ('whatsapp', ${wamid}, 'delivered', '15550700003', ${db.sql.json({ biz_opaque_callback_data: replyReference(id, attempt) })})`;
+    expect(await markAbandonedSends(db.sql, 30_000)).toBe(0);
+    expect(await db.sql`SELECT status, provider_message_id, delivery_status FROM outbound_messages WHERE id = ${id}`)
+      .toEqual([{ status: 'sent', provider_message_id: wamid, delivery_status: 'delivered' }]);
   });
 });
