@@ -134,15 +134,15 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
     if (!values.yes && !(await confirm(`Delete ${what} ${topology.deadQueue}? This cannot be undone. [y/N] `))) {
       throw new UsageError('purge cancelled; pass --yes to purge without asking');
     }
-    if (!ids) {
-      const dropped = await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => purgeDeadLetters(channel, topology, (message) => recordPurgedMessage(sql, message)))));
-      print(`purged ${dropped.length} message(s)`);
-      return;
-    }
-    const dropped = await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => purgeDeadLettersById(channel, topology, ids, (message) => recordPurgedMessage(sql, message)))));
-    print(`purged ${dropped.length} message(s)${dropped.length ? `: ${dropped.join(', ')}` : ''}`);
-    const missing = [...ids].filter((id) => !dropped.includes(id));
+    const { dropped, left } = await withSql(config, (sql) => alone(sql, () => withOperatorChannel(broker, (channel) => ids
+      ? purgeDeadLettersById(channel, topology, ids, (message) => recordPurgedMessage(sql, message))
+      : purgeDeadLetters(channel, topology, (message) => recordPurgedMessage(sql, message)))));
+    print(`purged ${dropped.length} message(s)${ids && dropped.length ? `: ${dropped.join(', ')}` : ''}`);
+    const missing = ids ? [...ids].filter((id) => !dropped.includes(id) && !left.includes(id)) : [];
     if (missing.length > 0) throw new WagateError('NOT_FOUND', `not in the dead-letter queue (see wagate dlq list): ${missing.join(', ')}`);
+    if (left.length > 0) {
+      throw new WagateError('RETRYABLE', `kept, since a worker may still be recording their message dead: ${left.join(', ')}; purge them again in a minute`);
+    }
   }
 }
 

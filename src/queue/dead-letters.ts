@@ -134,16 +134,23 @@ export interface ReplayReport {
 /**
  * Records a purged letter's message dead before its letter goes (orders/purge-dead-message.ts):
  * a record left 'queued' or 'processing' would be put back on the queue by `requeue-stuck`.
+ * False while a worker may still be recording it: the letter stays.
  */
-export type RecordPurged = (message: QueueMessage) => Promise<void>;
+export type RecordPurged = (message: QueueMessage) => Promise<boolean>;
+
+export interface PurgeReport {
+  dropped: string[];
+  /** Letters whose message a worker may still be recording dead: kept, to purge again in a minute. */
+  left: string[];
+}
 
 /**
  * Drops the dead letters there when it starts, each once `recordPurged` has recorded its
  * message (a letter that is no wagate message is dropped as it is), letter by letter rather
  * than with a queue purge, which would leave their records unread. A failure stops it with
- * the letters not yet dropped given back. Answers the ids dropped.
+ * the letters not yet dropped given back.
  */
-export async function purgeDeadLetters(channel: ConfirmChannel, topology: Topology, recordPurged: RecordPurged): Promise<string[]> {
+export async function purgeDeadLetters(channel: ConfirmChannel, topology: Topology, recordPurged: RecordPurged): Promise<PurgeReport> {
   return dropEach(channel, topology, () => true, recordPurged);
 }
 
@@ -152,25 +159,28 @@ export async function purgeDeadLetters(channel: ConfirmChannel, topology: Topolo
  * body, and gives every other letter back: the ones an operator judged can never succeed go,
  * the recoverable ones not yet replayed stay. Answers the ids dropped.
  */
-export async function purgeDeadLettersById(channel: ConfirmChannel, topology: Topology, ids: ReadonlySet<string>, recordPurged: RecordPurged): Promise<string[]> {
+export async function purgeDeadLettersById(channel: ConfirmChannel, topology: Topology, ids: ReadonlySet<string>, recordPurged: RecordPurged): Promise<PurgeReport> {
   return dropEach(channel, topology, (id) => ids.has(id), recordPurged);
 }
 
-async function dropEach(channel: ConfirmChannel, topology: Topology, picked: (id: string) => boolean, recordPurged: RecordPurged): Promise<string[]> {
-  const dropped: string[] = [];
+async function dropEach(channel: ConfirmChannel, topology: Topology, picked: (id: string) => boolean, recordPurged: RecordPurged): Promise<PurgeReport> {
+  const report: PurgeReport = { dropped: [], left: [] };
   try {
     for await (const message of lettersThere(channel, topology)) {
       const id = String(message.properties.messageId ?? '');
       if (!picked(id)) continue;
       const payload = queueMessageSchema.safeParse(safeJson(message.content));
-      if (payload.success) await recordPurged(payload.data);
+      if (payload.success && !(await recordPurged(payload.data))) {
+        report.left.push(id);
+        continue;
+      }
       channel.ack(message);
-      dropped.push(id || '(no id)');
+      report.dropped.push(id || '(no id)');
     }
   } finally {
     giveBack(channel);
   }
-  return dropped;
+  return report;
 }
 
 /**

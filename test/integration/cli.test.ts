@@ -239,6 +239,25 @@ describe('wagate command line', () => {
     expect(await db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${messageId}`).toEqual([{ status: 'failed' }]);
     const requeue = await wagate(['requeue-stuck']);
     expect([requeue.code, requeue.stdout]).toEqual([0, expect.stringMatching(/^requeued 0 stuck message\(s\)/)]);
+
+    // Its worker is still recording it dead (the record changed a moment ago): that write may
+    // yet fail, so the letter stays, and the record is left to it.
+    await db.sql`UPDATE webhook_messages SET status = 'processing', last_error = NULL, updated_at = now() WHERE message_id = ${messageId}`;
+    const again = await amqp.connect(TEST_AMQP_URL);
+    try {
+      const channel = await again.createConfirmChannel();
+      channel.sendToQueue(topology.deadQueue, Buffer.from(JSON.stringify(letter)), { persistent: true, messageId: `whatsapp:${messageId}` });
+      await channel.waitForConfirms();
+    } finally {
+      await again.close();
+    }
+    const early = await wagate(['dlq', 'purge', '--yes', '--id', `whatsapp:${messageId}`]);
+    expect([early.code, early.stdout.trim(), early.stderr.trim()]).toEqual([1, 'purged 0 message(s)',
+      `wagate dlq: failed: kept, since a worker may still be recording their message dead: whatsapp:${messageId}; purge them again in a minute`]);
+    expect(await db.sql`SELECT status FROM webhook_messages WHERE message_id = ${messageId}`).toEqual([{ status: 'processing' }]);
+    expect((await wagate(['dlq', 'list'])).stdout).toContain(`whatsapp:${messageId}`);
+    await db.sql`UPDATE webhook_messages SET updated_at = now() - interval '2 hours' WHERE message_id = ${messageId}`;
+    expect((await wagate(['dlq', 'purge', '--yes'])).stdout.trim()).toBe('purged 1 message(s)');
   });
 
   it('products import loads a catalog and reports bad rows by line, importing nothing', async () => {
