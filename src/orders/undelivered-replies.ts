@@ -48,12 +48,14 @@ export async function listUndeliveredReplies(sql: Sql, hours: number): Promise<U
     -- The customer's latest message to the business number that sent the reply (the window is
     -- per customer and business number), by when they sent it where the provider says (Meta),
     -- never later than its arrival, else when it arrived; only the last day's can still hold the
-    -- window open. A refused replay or a malformed body is no message of the customer's.
+    -- window open. A refused replay or a malformed body is no message of the customer's, nor is
+    -- one written in a WhatsApp group: it opens no window for messages to them alone.
     latest AS (
       SELECT l.webhook_source, l.sender_key, l.business_number, max(least(coalesce(l.message_timestamp, l.created_at), l.created_at)) AS at
       FROM webhook_messages l
       WHERE l.created_at > now() - make_interval(hours => ${SERVICE_WINDOW_HOURS}::integer)
         AND l.status NOT IN ('malformed', 'replay_rejected')
+        AND NOT coalesce(l.payload -> 'content' ? 'group_id', false)
         AND (l.webhook_source, l.sender_key) IN (SELECT webhook_source, sender_key FROM undelivered)
       GROUP BY 1, 2, 3),
     windows AS (

@@ -333,6 +333,12 @@ describe('the list of undelivered replies', () => {
       UPDATE webhook_messages SET business_number = ${shopNumber}, status = 'replay_rejected', message_timestamp = now() + interval '2 hours'
       WHERE message_id = ${later}`;
     expect(await listedIn(24, first.id)).toMatchObject({ window: 'closed', window_open_until: null });
+    // Written in a WhatsApp group the shop is in: a group's message opens no window to the customer alone.
+    await pipeline.db.sql`
+      UPDATE webhook_messages SET status = 'processed', payload = jsonb_set(payload, '{content,group_id}', '"Y2FwaV9ncm91cDox"')
+      WHERE message_id = ${later}`;
+    expect(await listedIn(24, first.id)).toMatchObject({ window: 'closed', window_open_until: null });
+    await pipeline.db.sql`UPDATE webhook_messages SET payload = payload #- '{content,group_id}' WHERE message_id = ${later}`;
     // Accepted, its window runs from its arrival, however far ahead its timestamp.
     await pipeline.db.sql`UPDATE webhook_messages SET status = 'processed' WHERE message_id = ${later}`;
     const open = await listedIn(24, first.id);
