@@ -118,11 +118,14 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
     const result = await withSql(config, (sql) => alone(sql, () =>
       withOperatorChannel(broker, (channel) => replayDeadLetters(channel, topology, reopenForReplay(sql, config.DATABASE_URL), ids)),
     ));
-    print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue (not wagate messages; records already finished, erased or cleaned up; or records a worker changed in the last ${DEAD_LETTER_SETTLE_SECONDS} s, which a later replay takes): ${result.skipped.join(', ')}` : ''}`);
+    print(`replayed ${result.replayed.length} message(s)${result.skipped.length ? `; left ${result.skipped.length} in the dead-letter queue that no replay takes (not wagate messages, or records already finished, erased or cleaned up): purge them with wagate dlq purge --id: ${result.skipped.join(', ')}` : ''}`);
     if (result.unroutable.length > 0) {
       throw new WagateError('BROKER_UNAVAILABLE', `${result.unroutable.length} letter(s) stay in the dead-letter queue: no work queue took them (a shard queue missing, as during a reshard; finish it with wagate reshard), so replay again after: ${result.unroutable.join(', ')}`);
     }
-    const seen = new Set([...result.replayed, ...result.skipped, ...result.unroutable]);
+    if (result.settling.length > 0) {
+      throw new WagateError('RETRYABLE', `${result.settling.length} letter(s) stay in the dead-letter queue: a worker changed their record in the last ${DEAD_LETTER_SETTLE_SECONDS} s and may still be recording it dead, so replay again in a minute: ${result.settling.join(', ')}`);
+    }
+    const seen = new Set([...result.replayed, ...result.skipped, ...result.settling, ...result.unroutable]);
     const missing = ids?.filter((id) => !seen.has(id)) ?? [];
     if (missing.length > 0) throw new WagateError('NOT_FOUND', `not in the dead-letter queue (see wagate dlq list): ${missing.join(', ')}`);
     if (ids && result.skipped.length > 0) throw new WagateError('OPERATION_REFUSED', `not replayed, for the reasons above: ${result.skipped.join(', ')}`);

@@ -36,7 +36,7 @@ interface Reopened {
  * the message back to queued, a reply that failed permanently back to pending (the operator
  * decided to try again), unless an operator settled it as not to be resent. A reply already sent stays sent, so nothing is duplicated.
  * 'skipped', and nothing published, when the message was cleaned up, erased or finished
- * meanwhile (the worker would skip it), or when a worker may still be recording it dead.
+ * meanwhile (the worker would skip it); 'settling' when a worker may still be recording it dead.
  *
  * The reopen commits before the copy is published (`republish`, with the broker's confirm): a
  * worker's claim reads the reply in the snapshot it starts with, and one that began before the
@@ -48,6 +48,7 @@ interface Reopened {
 export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 'source' | 'messageId'>, unsentAttempts: readonly string[],
   republish: () => Promise<boolean>): Promise<ReplayOutcome> {
   const reopened = await reopen(sql, message, unsentAttempts);
+  if (reopened === 'settling') return 'settling';
   if (!reopened) return 'skipped';
   let routed: boolean;
   try {
@@ -63,7 +64,7 @@ export async function reopenDeadMessage(sql: Sql, message: Pick<QueueMessage, 's
   return 'unroutable';
 }
 
-async function reopen(sql: Sql, message: Pick<QueueMessage, 'source' | 'messageId'>, unsentAttempts: readonly string[]): Promise<Reopened | null> {
+async function reopen(sql: Sql, message: Pick<QueueMessage, 'source' | 'messageId'>, unsentAttempts: readonly string[]): Promise<Reopened | 'settling' | null> {
   const { source, messageId } = message;
   return transaction(sql, async (tx) => {
     // 'queued' is taken too: a replay of 0.3.5 or earlier that committed but could not publish left it so.
@@ -80,7 +81,14 @@ async function reopen(sql: Sql, message: Pick<QueueMessage, 'source' | 'messageI
         AND payload IS NOT NULL
         AND NOT (status = 'processing' AND updated_at > now() - make_interval(secs => ${DEAD_LETTER_SETTLE_SECONDS}))
       FOR UPDATE`;
-    if (!before) return null;
+    if (!before) {
+      // Told apart from a record no replay will reopen: this one a replay in a minute will.
+      const [settling] = await tx`
+        SELECT 1 FROM webhook_messages
+        WHERE webhook_source = ${source} AND message_id = ${messageId} AND status = 'processing'
+          AND phone_number IS DISTINCT FROM ${ERASED} AND payload IS NOT NULL`;
+      return settling ? 'settling' : null;
+    }
     const [after] = await tx<{ version: string }[]>`
       UPDATE webhook_messages SET status = 'queued', last_error = NULL, waiting_until = NULL, retry_attempt = NULL, retry_attempt_until = NULL, updated_at = now()
       WHERE id = ${before.id}::bigint

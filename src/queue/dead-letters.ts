@@ -54,11 +54,12 @@ function giveBack(channel: ConfirmChannel): void {
 }
 
 /** What became of one dead letter's replay. */
-export type ReplayOutcome = 'replayed' | 'skipped' | 'unroutable';
+export type ReplayOutcome = 'replayed' | 'skipped' | 'settling' | 'unroutable';
 
 /**
  * Reopens a dead message's records so the worker takes it again, around `republish`, which
- * puts its copy back on its work queue ('replayed'). 'skipped' when they are finished, erased
+ * puts its copy back on its work queue ('replayed'). 'settling' while a worker may still be
+ * recording it dead (a later replay takes it). 'skipped' when they are finished, erased
  * or gone, and nothing is published; 'unroutable' when no queue took the copy, and a dead
  * record is put back as it was, with its reason.
  * `unsentAttempts`: the letter's tokens of attempts that marked its reply and called nothing
@@ -80,15 +81,16 @@ export async function replayDeadLetters(
 ): Promise<ReplayReport> {
   const replayed: string[] = [];
   const skipped: string[] = [];
+  const settling: string[] = [];
   const unroutable: string[] = [];
   // Only what is there now: a replayed message that fails again while this runs lands at
   // the back of the queue, and taking it again would replay it twice in one go.
   try {
-    await replayTaken(channel, topology, reopen, ids, { replayed, skipped, unroutable });
+    await replayTaken(channel, topology, reopen, ids, { replayed, skipped, settling, unroutable });
   } finally {
     giveBack(channel);
   }
-  return { replayed, skipped, unroutable };
+  return { replayed, skipped, settling, unroutable };
 }
 
 async function replayTaken(
@@ -96,7 +98,7 @@ async function replayTaken(
   topology: Topology,
   reopen: ReopenDeadMessage,
   ids: string[] | undefined,
-  { replayed, skipped, unroutable }: ReplayReport,
+  { replayed, skipped, settling, unroutable }: ReplayReport,
 ): Promise<void> {
   for await (const message of lettersThere(channel, topology)) {
     const id = String(message.properties.messageId ?? '');
@@ -114,6 +116,7 @@ async function replayTaken(
     // skip it. Unroutable: no queue took the copy. Left unacked, the letter is given back to the
     // dead-letter queue.
     if (outcome === 'skipped') skipped.push(id);
+    else if (outcome === 'settling') settling.push(id);
     else if (outcome === 'unroutable') unroutable.push(id);
     else {
       channel.ack(message);
@@ -124,8 +127,10 @@ async function replayTaken(
 
 export interface ReplayReport {
   replayed: string[];
-  /** Not wagate messages, or records finished, erased, cleaned up or still being recorded dead. */
+  /** Not wagate messages, or records finished, erased or cleaned up: for `dlq purge`, not a replay. */
   skipped: string[];
+  /** Records a worker changed in the last moments (it may still be recording them dead): for a later replay. */
+  settling: string[];
   /** No queue took them (a shard queue deleted by a reshard under way): still dead letters. */
   unroutable: string[];
 }

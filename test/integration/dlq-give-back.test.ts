@@ -62,7 +62,7 @@ describe('operator commands on the dead-letter queue', () => {
 
   it('dlq replay --id gives back the letters it was not asked for', async () => {
     const report = await givesBack(3, (channel) => replayDeadLetters(channel, topology, async (_message, _unsent, republish) => ((await republish()) ? 'replayed' : 'unroutable'), ['whatsapp:wamid.missing']));
-    expect(report).toEqual({ replayed: [], skipped: [], unroutable: [] });
+    expect(report).toEqual({ replayed: [], skipped: [], settling: [], unroutable: [] });
   });
 
   it('dlq replay says it was Postgres, not the broker, that went away, and gives every letter back', async () => {

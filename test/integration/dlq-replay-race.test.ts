@@ -3,7 +3,7 @@ import { shardOf } from '../../src/queue/topology';
 import amqp from 'amqplib';
 import { TEST_AMQP_URL } from '../support/amqp';
 import { eraseEverywhere, listDead, replayDead } from '../support/dead-letters';
-import { resumeStopped, spawnWagate } from '../support/process';
+import { resumeStopped, runWagate, spawnWagate } from '../support/process';
 import { waitFor } from '../support/wait';
 import { postMetaText, uniqueWamid } from '../support/webhooks';
 
@@ -30,9 +30,12 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
       // The letter is confirmed in the dead-letter queue; the record is not yet marked dead.
       await waitFor('the worker between its dead letter and its record', () => worker.logs.some((entry) => entry.failpoint === 'worker.after-dead-letter-publish'), 30_000);
       expect(await statusOf(id)).toBe('processing');
-      expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [], skipped: [`whatsapp:${id}`], unroutable: [] });
+      expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [], skipped: [], settling: [`whatsapp:${id}`], unroutable: [] });
       expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).toEqual([`whatsapp:${id}`]);
       expect(await statusOf(id)).toBe('processing');
+      // The command says so and exits 1: a script's `dlq replay && …` must not go on as if it were done.
+      const replay = await runWagate(['dlq', 'replay'], { ...pipeline.env, LOG_LEVEL: 'silent' });
+      expect([replay.code, replay.stderr]).toEqual([1, expect.stringContaining(`may still be recording it dead, so replay again in a minute: whatsapp:${id}`)]);
     } finally {
       worker.child.kill('SIGKILL');
       await worker.exited;
@@ -49,7 +52,7 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
     } finally {
       await connection.close();
     }
-    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [], skipped: [], unroutable: [`whatsapp:${id}`] });
+    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [], skipped: [], settling: [], unroutable: [`whatsapp:${id}`] });
     expect((await listDead(pipeline.ingest.topology)).map((letter) => letter.id)).toEqual([`whatsapp:${id}`]);
     // Neither command brought the queue back: a shrinking reshard may have deleted it meanwhile.
     const check = await amqp.connect(TEST_AMQP_URL);
@@ -61,7 +64,7 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
       await check.close().catch(() => undefined);
     }
     await pipeline.startWorker();
-    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [`whatsapp:${id}`], skipped: [], unroutable: [] });
+    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [`whatsapp:${id}`], skipped: [], settling: [], unroutable: [] });
     await waitFor('the replayed message processed', async () => (await statusOf(id)) === 'processed', 30_000);
     expect(callsTo(pipeline, from)).toHaveLength(2);
     expect(await pipeline.db.sql`SELECT status FROM outbound_messages WHERE inbound_message_id = ${id}`).toEqual([{ status: 'sent' }]);
@@ -81,7 +84,7 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
       // Its claim is older than the settle period (a slow provider call, then a confirm held
       // up by the broker): the replay reopens the record and publishes the message again.
       await pipeline.db.sql`UPDATE webhook_messages SET updated_at = now() - interval '1 minute' WHERE message_id = ${id}`;
-      expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [`whatsapp:${id}`], skipped: [], unroutable: [] });
+      expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology)).toEqual({ replayed: [`whatsapp:${id}`], skipped: [], settling: [], unroutable: [] });
       expect(await statusOf(id)).toBe('queued');
       await resumeStopped(worker.child);
       // The dead write finds the record changed and leaves it: the replayed copy is processed.
@@ -160,7 +163,7 @@ describe('dlq replay beside a worker that is dead-lettering the same message', (
     } finally {
       await connection.close();
     }
-    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`])).toEqual({ replayed: [], skipped: [], unroutable: [`whatsapp:${id}`] });
+    expect(await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`])).toEqual({ replayed: [], skipped: [], settling: [], unroutable: [`whatsapp:${id}`] });
     // As before the replay: a letter the operator now drops is not brought back as a queued record.
     expect(await pipeline.db.sql`
       SELECT m.status, m.last_error, m.updated_at::text AS updated_at, o.status AS reply, o.updated_at::text AS reply_updated_at

@@ -107,7 +107,7 @@ describe('worker failures', () => {
     await pipeline.db.sql`DELETE FROM orders WHERE message_id = ${id}`;
     await pipeline.db.sql`DELETE FROM webhook_messages WHERE message_id = ${id}`;
     const result = await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`]);
-    expect(result).toEqual({ replayed: [], skipped: [`whatsapp:${id}`], unroutable: [] });
+    expect(result).toEqual({ replayed: [], skipped: [`whatsapp:${id}`], settling: [], unroutable: [] });
     expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
     expect(callsTo('15550200007')).toHaveLength(1);
   });
@@ -121,7 +121,7 @@ describe('worker failures', () => {
     // What cleanup does to a finished record after PERSONAL_DATA_RETENTION_DAYS.
     await pipeline.db.sql`UPDATE webhook_messages SET payload = NULL, raw_body = NULL WHERE message_id = ${id}`;
     const result = await replayDead(pipeline.db.sql, pipeline.ingest.topology, [`whatsapp:${id}`]);
-    expect(result).toEqual({ replayed: [], skipped: [`whatsapp:${id}`], unroutable: [] });
+    expect(result).toEqual({ replayed: [], skipped: [`whatsapp:${id}`], settling: [], unroutable: [] });
     expect(await pipeline.db.sql`SELECT status FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ status: 'dead' }]);
     expect((await listDead(pipeline.ingest.topology)).map((l) => l.id)).toContain(`whatsapp:${id}`);
     expect(callsTo('15550200017')).toHaveLength(1);
