@@ -26,19 +26,30 @@ afterAll(async () => {
   await rig?.stop();
 });
 
+/** A message whose reply's provider call the fake holds, once the call has come. */
+async function oneHeldCall(): Promise<{ id: string }> {
+  const callsBefore = rig.fake.calls().length;
+  rig.fake.behave({ kind: 'hold' }, 1);
+  const sent = await rig.sendOne();
+  expect(sent.status).toBe(200);
+  await rig.fake.waitForCalls(callsBefore + 1, CALL_WAIT_MS);
+  return sent;
+}
+
+async function deadLettered(messageId: string): Promise<void> {
+  await waitFor('the message to be dead-lettered', async () => {
+    const [row] = await rig.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${messageId}`;
+    return row?.status === 'dead';
+  }, TEST_TIMEOUT_MS / 2);
+}
+
 describe('a worker killed mid-call on the last delivery the limit allows', () => {
   it('leaves the message dead and its reply unknown, never sent again', async () => {
-    rig.fake.behave({ kind: 'hold' }, 1);
-    const sent = await rig.sendOne();
-    expect(sent.status).toBe(200);
-    await rig.fake.waitForCalls(1, CALL_WAIT_MS);
+    const sent = await oneHeldCall();
     await rig.replace('worker');
     rig.fake.release();
 
-    await waitFor('the message to be dead-lettered', async () => {
-      const [row] = await rig.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${sent.id}`;
-      return row?.status === 'dead';
-    }, TEST_TIMEOUT_MS / 2);
+    await deadLettered(sent.id);
     const [message] = await rig.db.sql<{ last_error: string }[]>`SELECT last_error FROM webhook_messages WHERE message_id = ${sent.id}`;
     expect(message!.last_error).toContain('without finishing');
     const [reply] = await rig.db.sql<{ status: string; last_error: string }[]>`
@@ -49,11 +60,7 @@ describe('a worker killed mid-call on the last delivery the limit allows', () =>
   }, TEST_TIMEOUT_MS);
 
   it('settles the reply sent, not unknown, when a receipt naming the killed call\'s attempt came before the dead-lettering', async () => {
-    const callsBefore = rig.fake.calls().length;
-    rig.fake.behave({ kind: 'hold' }, 1);
-    const sent = await rig.sendOne();
-    expect(sent.status).toBe(200);
-    await rig.fake.waitForCalls(callsBefore + 1, CALL_WAIT_MS);
+    const sent = await oneHeldCall();
     // The provider took the message and said so, the worker dying before it heard.
     const [reply] = await rig.db.sql<{ id: string; attempt: string; recipient: string }[]>`
       SELECT id::text, sending_attempt::text AS attempt, recipient FROM outbound_messages WHERE inbound_message_id = ${sent.id} AND status = 'sending'`;
@@ -62,10 +69,7 @@ describe('a worker killed mid-call on the last delivery the limit allows', () =>
                      VALUES ('whatsapp', ${wamid}, 'sent', ${reply!.recipient}, ${rig.db.sql.json({ biz_opaque_callback_data: replyReference(reply!.id, reply!.attempt) })})`;
     await rig.replace('worker');
     rig.fake.release();
-    await waitFor('the message to be dead-lettered', async () => {
-      const [row] = await rig.db.sql<{ status: string }[]>`SELECT status FROM webhook_messages WHERE message_id = ${sent.id}`;
-      return row?.status === 'dead';
-    }, TEST_TIMEOUT_MS / 2);
+    await deadLettered(sent.id);
     await waitFor('the reply to be settled', async () => {
       const [row] = await rig.db.sql<{ status: string }[]>`SELECT status FROM outbound_messages WHERE id = ${reply!.id}`;
       return row?.status !== 'sending';

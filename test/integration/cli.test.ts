@@ -42,6 +42,18 @@ function wagate(args: string[], env: Record<string, string> = {}): Promise<{ cod
   });
 }
 
+/** Puts a letter in the dead-letter queue, as a worker's dead-lettering would, confirmed. */
+async function deadLetter(queue: string, body: unknown, messageId: string): Promise<void> {
+  const connection = await amqp.connect(TEST_AMQP_URL);
+  try {
+    const channel = await connection.createConfirmChannel();
+    channel.sendToQueue(queue, Buffer.from(JSON.stringify(body)), { persistent: true, messageId });
+    await channel.waitForConfirms();
+  } finally {
+    await connection.close();
+  }
+}
+
 describe('wagate command line', () => {
   it('says to run migrate when a command meets a database without the schema', async () => {
     const result = await wagate(['replies', 'unknown']);
@@ -225,14 +237,7 @@ describe('wagate command line', () => {
     await db.sql`INSERT INTO outbound_messages (idempotency_key, webhook_source, inbound_message_id, recipient, business_number, kind, body, status)
                  VALUES (${`reply:whatsapp:${messageId}`}, 'whatsapp', ${messageId}, ${sender}, '100', 'order_confirmation', 'Order #9', 'pending')`;
     const letter = { v: 1, source: 'whatsapp', messageId, from: sender, senderKey: sender, business: '100', contactName: null, type: 'text', timestampSeconds: null, receivedAt: new Date().toISOString(), content: {} };
-    const connection = await amqp.connect(TEST_AMQP_URL);
-    try {
-      const channel = await connection.createConfirmChannel();
-      channel.sendToQueue(topology.deadQueue, Buffer.from(JSON.stringify(letter)), { persistent: true, messageId: `whatsapp:${messageId}` });
-      await channel.waitForConfirms();
-    } finally {
-      await connection.close();
-    }
+    await deadLetter(topology.deadQueue, letter, `whatsapp:${messageId}`);
     const purge = await wagate(['dlq', 'purge', '--yes', '--id', `whatsapp:${messageId}`]);
     expect([purge.code, purge.stdout.trim()]).toEqual([0, `purged 1 message(s): whatsapp:${messageId}`]);
     expect(await db.sql`SELECT status, last_error FROM webhook_messages WHERE message_id = ${messageId}`).toEqual([{ status: 'dead', last_error: 'its dead letter was purged by an operator' }]);
@@ -243,14 +248,7 @@ describe('wagate command line', () => {
     // Its worker is still recording it dead (the record changed a moment ago): that write may
     // yet fail, so the letter stays, and the record is left to it.
     await db.sql`UPDATE webhook_messages SET status = 'processing', last_error = NULL, updated_at = now() WHERE message_id = ${messageId}`;
-    const again = await amqp.connect(TEST_AMQP_URL);
-    try {
-      const channel = await again.createConfirmChannel();
-      channel.sendToQueue(topology.deadQueue, Buffer.from(JSON.stringify(letter)), { persistent: true, messageId: `whatsapp:${messageId}` });
-      await channel.waitForConfirms();
-    } finally {
-      await again.close();
-    }
+    await deadLetter(topology.deadQueue, letter, `whatsapp:${messageId}`);
     const early = await wagate(['dlq', 'purge', '--yes', '--id', `whatsapp:${messageId}`]);
     expect([early.code, early.stdout.trim(), early.stderr.trim()]).toEqual([1, 'purged 0 message(s)',
       `wagate dlq: failed: kept, since a worker may still be recording their message dead: whatsapp:${messageId}; purge them again in a minute`]);

@@ -53,6 +53,38 @@ async function orderedBy(phone: string, userId: string): Promise<string> {
   return id;
 }
 
+/**
+ * What `wagate erase --phone customer` printed before it was stopped while it waited for the
+ * dead-letter queue, which another reader (a long dlq list, say) holds: its database part done.
+ */
+async function eraseStoppedAtTheQueue(customer: string): Promise<string> {
+  let release!: () => void;
+  let holding!: () => void;
+  const held = new Promise<void>((resolve) => (holding = resolve));
+  const reader = withDeadLetterLock(pipeline.db.sql, pipeline.env.QUEUE_PREFIX!, () => {
+    holding();
+    return new Promise<void>((resolve) => (release = resolve));
+  });
+  await held;
+  try {
+    const erasing = spawn(process.execPath, [MAIN_JS, 'erase', '--phone', customer], { env: { PATH: process.env.PATH ?? '', ...pipeline.env, LOG_LEVEL: 'silent' } });
+    let stdout = '';
+    erasing.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => erasing.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor('the erase to wait for the queue', () => stdout.includes('now dropping the customer\'s dead letters'), 30_000);
+      erasing.kill('SIGTERM');
+      expect(await exited).toBe(143);
+    } finally {
+      erasing.kill('SIGKILL');
+    }
+    return stdout;
+  } finally {
+    release();
+    await reader;
+  }
+}
+
 describe('erase', () => {
   it('removes a customer’s personal data from messages, orders, replies and the dead-letter queue', async () => {
     const phone = '15550400001';
@@ -194,33 +226,9 @@ describe('an erase stopped while it waits for the dead-letter queue', () => {
     const phone = '15550400023';
     const userId = 'US.66554433221100998877';
     const id = await orderedBy(phone, userId);
-    // Another reader holds the dead-letter queue (a long dlq list, say).
-    let release!: () => void;
-    let holding!: () => void;
-    const held = new Promise<void>((resolve) => (holding = resolve));
-    const reader = withDeadLetterLock(pipeline.db.sql, pipeline.env.QUEUE_PREFIX!, () => {
-      holding();
-      return new Promise<void>((resolve) => (release = resolve));
-    });
-    await held;
-    try {
-      const erasing = spawn(process.execPath, [MAIN_JS, 'erase', '--phone', `+${phone}`], { env: { PATH: process.env.PATH ?? '', ...pipeline.env, LOG_LEVEL: 'silent' } });
-      let stdout = '';
-      erasing.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      const exited = new Promise<number | null>((resolve) => erasing.once('exit', (code) => resolve(code)));
-      try {
-        await waitFor('the erase to wait for the queue', () => stdout.includes('now dropping the customer\'s dead letters'), 30_000);
-        erasing.kill('SIGTERM');
-        expect(await exited).toBe(143);
-      } finally {
-        erasing.kill('SIGKILL');
-      }
-      expect(stdout).toContain(`run wagate erase --phone for each of +${phone}, ${userId}`);
-      expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
-    } finally {
-      release();
-      await reader;
-    }
+    const stdout = await eraseStoppedAtTheQueue(`+${phone}`);
+    expect(stdout).toContain(`run wagate erase --phone for each of +${phone}, ${userId}`);
+    expect(await pipeline.db.sql`SELECT phone_number FROM webhook_messages WHERE message_id = ${id}`).toEqual([{ phone_number: 'erased' }]);
   }, 60_000);
 });
 
@@ -261,32 +269,8 @@ describe('erase of a customer whose Meta user id changed', () => {
     const phone = '15550400033';
     const userId = 'US.11223344556677889933';
     await orderedBy(phone, userId);
-    let release!: () => void;
-    let holding!: () => void;
-    const held = new Promise<void>((resolve) => (holding = resolve));
-    const reader = withDeadLetterLock(pipeline.db.sql, pipeline.env.QUEUE_PREFIX!, () => {
-      holding();
-      return new Promise<void>((resolve) => (release = resolve));
-    });
-    await held;
-    try {
-      const erasing = spawn(process.execPath, [MAIN_JS, 'erase', '--phone', userId], { env: { PATH: process.env.PATH ?? '', ...pipeline.env, LOG_LEVEL: 'silent' } });
-      let stdout = '';
-      erasing.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      const exited = new Promise<number | null>((resolve) => erasing.once('exit', (code) => resolve(code)));
-      try {
-        // A dead letter keyed on the number (a message from before Meta sent user ids) is found by the number alone once the rows are erased.
-        await waitFor('the erase to wait for the queue', () => stdout.includes('now dropping the customer\'s dead letters'), 30_000);
-        erasing.kill('SIGTERM');
-        expect(await exited).toBe(143);
-      } finally {
-        erasing.kill('SIGKILL');
-      }
-      expect(stdout).toContain(`run wagate erase --phone for each of ${userId}, +${phone})`);
-    } finally {
-      release();
-      await reader;
-    }
+    // A dead letter keyed on the number (a message from before Meta sent user ids) is found by the number alone once the rows are erased.
+    expect(await eraseStoppedAtTheQueue(userId)).toContain(`run wagate erase --phone for each of ${userId}, +${phone})`);
   }, 60_000);
 });
 
