@@ -122,13 +122,14 @@ export async function dlqCommand(config: Config, log: Logger, args: string[]): P
     if (result.unroutable.length > 0) {
       throw new WagateError('BROKER_UNAVAILABLE', `${result.unroutable.length} letter(s) stay in the dead-letter queue: no work queue took them (a shard queue missing, as during a reshard; finish it with wagate reshard), so replay again after: ${result.unroutable.join(', ')}`);
     }
-    if (result.settling.length > 0) {
-      throw new WagateError('RETRYABLE', `${result.settling.length} letter(s) stay in the dead-letter queue: a worker changed their record in the last ${DEAD_LETTER_SETTLE_SECONDS} s and may still be recording it dead, so replay again in a minute: ${result.settling.join(', ')}`);
-    }
     const seen = new Set([...result.replayed, ...result.skipped, ...result.settling, ...result.unroutable]);
     const missing = ids?.filter((id) => !seen.has(id)) ?? [];
     if (missing.length > 0) throw new WagateError('NOT_FOUND', `not in the dead-letter queue (see wagate dlq list): ${missing.join(', ')}`);
     if (ids && result.skipped.length > 0) throw new WagateError('OPERATION_REFUSED', `not replayed, for the reasons above: ${result.skipped.join(', ')}`);
+    // Last: an id mistyped or refused beside it is named first.
+    if (result.settling.length > 0) {
+      throw new WagateError('RETRYABLE', `${result.settling.length} letter(s) stay in the dead-letter queue: a worker changed their record in the last ${DEAD_LETTER_SETTLE_SECONDS} s and may still be recording it dead, so replay again in a minute: ${result.settling.join(', ')}`);
+    }
     return;
   }
   if (action === 'purge') {

@@ -139,20 +139,18 @@ export async function foldReceiptsNamingReply(sql: Sql, replyId: string, attempt
  * keeps. They came while it was still `sending` (its worker died after the provider took the
  * message), when no fold could settle it; the nightly repair would, but meanwhile it raised the
  * unknown-replies alert, and a resend sent the customer a second copy. `markedAt`: when the
- * attempt marked it `sending` (Postgres's text), where the caller knows; else receipts of the
- * reply's lifetime, up to RECEIPT_LOOKBACK_DAYS, are read (the lookup reads receipts by their
- * created_at, and a reply weeks old would read weeks of them). True when the reply is sent now.
+ * attempt marked it `sending` (Postgres's text), as the workers' marks know it, so that only the
+ * receipts since are read (by their created_at); null for an operator's resend, which reads
+ * those of the reply's whole life rather than send a second copy. True when the reply is sent now.
  */
-export async function foldReceiptsOfUnknownReply(sql: Sql, replyId: string, markedAt?: string): Promise<boolean> {
+export async function foldReceiptsOfUnknownReply(sql: Sql, replyId: string, markedAt: string | null): Promise<boolean> {
   const [reply] = await sql<{ attempt: string; withinSeconds: number }[]>`
     SELECT sending_attempt::text AS attempt,
-      extract(epoch FROM now() - greatest(coalesce(${markedAt ?? null}::text::timestamptz, created_at), now() - make_interval(days => ${RECEIPT_LOOKBACK_DAYS})))::float8 AS "withinSeconds"
+      extract(epoch FROM now() - coalesce(${markedAt}::text::timestamptz, created_at))::float8 AS "withinSeconds"
     FROM outbound_messages WHERE id = ${replyId} AND status = 'unknown' AND sending_attempt IS NOT NULL`;
   if (!reply) return false;
   return foldReceiptsNamingReply(sql, replyId, reply.attempt, reply.withinSeconds + RECEIPT_LOOKUP_MARGIN_SECONDS);
 }
 
-/** How far back a reply's receipts are looked for without its mark's time: as far as cleanup's nightly repair reads. */
-const RECEIPT_LOOKBACK_DAYS = 3;
 /** Slack past the mark: one clock (the database's), but a receipt's row is created after its provider sent it. */
 const RECEIPT_LOOKUP_MARGIN_SECONDS = 60;

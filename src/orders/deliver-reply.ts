@@ -211,9 +211,13 @@ async function sendMarkedReply(
       return 'sent';
     case 'unknown':
       await writeProviderAnswer(() => settle({ replyId: outbound.id, status: 'unknown', providerMessageId: null, error: outcome.error, source, finish, attempt }));
-      metrics.confirmations.inc({ provider: source, result: 'unknown' });
       // Settled after all by a receipt that came while the send was under way: the provider sent it.
-      return (await settleFromEarlierReceipts(sql, outbound.id, attempt, started)) ? 'sent' : 'unknown';
+      if (await settleFromEarlierReceipts(sql, outbound.id, attempt, started)) {
+        metrics.confirmations.inc({ provider: source, result: 'sent' });
+        return 'sent';
+      }
+      metrics.confirmations.inc({ provider: source, result: 'unknown' });
+      return 'unknown';
     case 'retry':
       // Unrecorded, the refusal still holds: the next attempt must not ask before its Retry-After.
       await writeRefusal(() => refuse('retry', outcome.error), finishing, attempt,

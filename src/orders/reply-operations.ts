@@ -60,7 +60,7 @@ export async function resendReply(sql: Sql, id: string, sendReply: ReplyClient, 
   const attempt = randomUUID();
   // A receipt stored while the reply was still `sending` says the provider took it: resent, the
   // customer would get it twice. Settled sent by that receipt, and refused below as sent.
-  await foldReceiptsOfUnknownReply(sql, id);
+  await foldReceiptsOfUnknownReply(sql, id, null);
   const [row] = await sql<(OutboundRow & { webhook_source: 'whatsapp' | 'twilio'; was: 'unknown' | 'sent'; was_provider_id: string | null; was_delivery: string | null; was_attempt: string | null })[]>`
     UPDATE outbound_messages o SET status = 'sending', attempts = o.attempts + 1, updated_at = now(),
       sending_attempt = ${attempt},
@@ -215,20 +215,23 @@ export const SEND_ABANDONED = 'an attempt stopped before its outcome was recorde
  * of an erased customer was never sent and never will be: failed. Answers how many became unknown.
  */
 export async function markAbandonedSends(sql: Sql, olderThanMs: number): Promise<number> {
-  const rows = await sql<{ id: string; status: string }[]>`
+  // The mark's time, from the row as it was: a 'sending' row was last written by its mark.
+  const rows = await sql<{ id: string; status: string; markedAt: string }[]>`
     UPDATE outbound_messages o
     SET status = CASE WHEN o.status = 'retry' AND o.recipient = ${ERASED} THEN 'failed' ELSE 'unknown' END,
         last_error = CASE WHEN o.status = 'retry' AND o.recipient = ${ERASED} THEN ${NOT_SENT_ERASED} ELSE ${SEND_ABANDONED} END,
         updated_at = now()
-    WHERE o.status IN ('sending', 'retry') AND o.updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
+    FROM (SELECT id, updated_at FROM outbound_messages
+          WHERE status IN ('sending', 'retry') AND updated_at < now() - make_interval(secs => ${olderThanMs / 1000}) FOR UPDATE) before
+    WHERE o.id = before.id AND o.status IN ('sending', 'retry') AND o.updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
       AND NOT EXISTS (SELECT 1 FROM webhook_messages m
                       WHERE m.webhook_source = o.webhook_source AND m.message_id = o.inbound_message_id
                         AND wagate_unfinished(m.status))
-    RETURNING o.id::text, o.status`;
+    RETURNING o.id::text, o.status, before.updated_at::text AS "markedAt"`;
   // One a receipt names was taken by the provider after all: settled sent, not left unknown.
   let settled = 0;
   for (const row of rows.filter((marked) => marked.status === 'unknown')) {
-    if (await foldReceiptsOfUnknownReply(sql, row.id).catch(() => false)) settled += 1;
+    if (await foldReceiptsOfUnknownReply(sql, row.id, row.markedAt).catch(() => false)) settled += 1;
   }
   return rows.filter((row) => row.status === 'unknown').length - settled;
 }

@@ -162,7 +162,7 @@ export async function purgeDeadLetters(channel: ConfirmChannel, topology: Topolo
 /**
  * Drops the dead letters with the given AMQP ids (as `dlq list` shows them), whatever their
  * body, and gives every other letter back: the ones an operator judged can never succeed go,
- * the recoverable ones not yet replayed stay. Answers the ids dropped.
+ * the recoverable ones not yet replayed stay.
  */
 export async function purgeDeadLettersById(channel: ConfirmChannel, topology: Topology, ids: ReadonlySet<string>, recordPurged: RecordPurged): Promise<PurgeReport> {
   return dropEach(channel, topology, (id) => ids.has(id), recordPurged);

@@ -250,18 +250,21 @@ export function createHandOn(deps: HandOnDeps): HandOn {
     { version, status }: { version: string | null; status: string | null },
     unsentAttempts: readonly string[],
   ): Promise<'erased' | void> {
-    const [row] = await deps.sql<{ dead: number; orphaned: string[]; unsent: number; erased: number }[]>`
+    const [row] = await deps.sql<{ dead: number; orphaned: { id: string; markedAt: string }[]; unsent: number; erased: number }[]>`
       WITH dead AS (
         UPDATE webhook_messages SET status = 'dead', last_error = ${reason}, updated_at = now()
         WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status IN ('queued', 'processing')
           AND (${version}::text IS NULL OR updated_at::text = ${version})
         RETURNING id),
+      -- With the mark's time, from the row as it was: a 'sending' row was last written by its mark.
       orphaned AS (
-        UPDATE outbound_messages SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
-        WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId} AND status = 'sending'
-          AND (sending_attempt IS NULL OR sending_attempt <> ALL(${unsentAttempts}::uuid[]))
+        UPDATE outbound_messages o SET status = 'unknown', last_error = ${ORPHANED_SEND}, updated_at = now()
+        FROM (SELECT id, updated_at FROM outbound_messages
+              WHERE webhook_source = ${payload.source} AND inbound_message_id = ${payload.messageId} AND status = 'sending' FOR UPDATE) before
+        WHERE o.id = before.id AND o.status = 'sending'
+          AND (o.sending_attempt IS NULL OR o.sending_attempt <> ALL(${unsentAttempts}::uuid[]))
           AND EXISTS (SELECT 1 FROM dead)
-        RETURNING id),
+        RETURNING o.id, before.updated_at::text AS marked_at),
       -- Definitely not sent, and nothing will try again until a replay (which reopens failed
       -- replies): left 'pending' or 'retry', its text and number outlived every retention.
       unsent AS (
@@ -273,15 +276,15 @@ export function createHandOn(deps: HandOnDeps): HandOn {
       erased AS (
         SELECT 1 FROM webhook_messages
         WHERE webhook_source = ${payload.source} AND message_id = ${payload.messageId} AND status = ${ERASED})
-      SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT coalesce(array_agg(id::text), '{}') FROM orphaned) AS orphaned, (SELECT count(*) FROM unsent)::integer AS unsent,
+      SELECT (SELECT count(*) FROM dead)::integer AS dead, (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id::text, 'markedAt', marked_at)), '[]') FROM orphaned) AS orphaned, (SELECT count(*) FROM unsent)::integer AS unsent,
         (SELECT count(*) FROM erased)::integer AS erased`;
     if (row!.erased > 0) return 'erased';
     if (row!.dead === 0 && version !== null && (status === 'queued' || status === 'processing')) {
       deps.log.info({ messageId: payload.messageId }, 'the message record changed while its dead letter went out (a dlq replay reopened it); left as the replay made it');
     }
-    for (const replyId of row!.orphaned) {
+    for (const orphan of row!.orphaned) {
       // A receipt naming the earlier attempt says the provider took it: settled sent, not left unknown.
-      if (await foldReceiptsOfUnknownReply(deps.sql, replyId).catch(() => false)) {
+      if (await foldReceiptsOfUnknownReply(deps.sql, orphan.id, orphan.markedAt).catch(() => false)) {
         deps.metrics.confirmations.inc({ provider: payload.source, result: 'sent' });
         continue;
       }

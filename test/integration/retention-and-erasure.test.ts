@@ -260,7 +260,8 @@ describe('erase of a customer whose Meta user id changed', () => {
       await waitFor('the order', async () => (await statusOf(id)) === 'processed');
     }
     await eraseEverywhere(pipeline.db.sql, pipeline.ingest.topology, `+${recycled}`);
-    // The earlier owner's reply to their new number, and its rate limit, are theirs: kept.
+    // The earlier owner's reply to their new number is theirs: kept. (Their messages and orders
+    // keyed on their user id, which wrote from the recycled number too, are reached still.)
     expect(await pipeline.db.sql`SELECT recipient FROM outbound_messages WHERE inbound_message_id = ${ids.moved}`).toEqual([{ recipient: earlierOwnersNewNumber }]);
     expect(await pipeline.db.sql`SELECT recipient FROM outbound_messages WHERE inbound_message_id = ${ids.now}`).toEqual([{ recipient: 'erased' }]);
   });
