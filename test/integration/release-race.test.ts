@@ -38,7 +38,7 @@ it('release also re-queues a message an ingest recorded rate_limited while it ra
       return waiting.length > 0;
     });
     await ingest`COMMIT`;
-    expect(await release).toEqual({ released: 2, withoutContent: 0 });
+    expect(await release).toMatchObject({ released: 2, withoutContent: 0 });
   } finally {
     ingest.release();
   }
